@@ -1,0 +1,250 @@
+"""The event as an investor-relations team writes it, and as callbridge shows it.
+
+``EventFile`` is the contract of ``callbridge event create FILE`` (TOML) and of
+``POST /api/events`` (JSON): the same keys, the same validation, the same
+messages naming the field at fault. ``EventRecord`` is what the store hands
+back: every later part (the announcement, the investor page, the IVR) reads
+that and never the ORM rows.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    model_validator,
+)
+
+from callbridge.events.phones import InvalidPhoneNumber, to_e164
+
+PASSCODE_PATTERN = re.compile(r"^[0-9]{4,12}$")
+MAX_DIAL_INS = 20
+MAX_CONTACTS = 20
+
+
+class EventState(enum.StrEnum):
+    """Where an event is in its life; only the bridge moves it past SCHEDULED."""
+
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+    ARCHIVED = "archived"
+
+
+class EventKind(enum.StrEnum):
+    EARNINGS = "earnings"
+    INVESTOR_DAY = "investor_day"
+    CONFERENCE = "conference"
+    OTHER = "other"
+
+
+def _phone(value: str) -> str:
+    try:
+        return to_e164(value)
+    except InvalidPhoneNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _passcode(value: str) -> str:
+    if not PASSCODE_PATTERN.match(value):
+        raise ValueError("a passcode is 4 to 12 digits, nothing else")
+    return value
+
+
+def _zone(value: str) -> str:
+    # ZoneInfo accepts file-system paths such as "../etc"; only real IANA keys pass.
+    if value not in available_timezones():
+        raise ValueError(f"{value!r} is not an IANA time zone such as 'America/New_York'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone") from None
+    return value
+
+
+PhoneNumber = Annotated[str, AfterValidator(_phone)]
+Passcode = Annotated[str, AfterValidator(_passcode)]
+ZoneName = Annotated[str, AfterValidator(_zone)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are refused so a typo ("pascode") is not silently ignored.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CompanyIn(_Strict):
+    name: ShortText
+    ticker: Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[A-Za-z0-9.\-]+$")]
+    exchange: ShortText
+    website: HttpUrl | None = None
+    city: ShortText = Field(description="The dateline, e.g. 'CAMBRIDGE, Mass.'")
+    about: Annotated[str, Field(min_length=1, max_length=5000)]
+
+
+class ContactIn(_Strict):
+    group: ShortText = Field(description="Investors, Media, ...; contacts print grouped")
+    name: ShortText
+    title: ShortText | None = None
+    organization: ShortText | None = None
+    phone: PhoneNumber | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
+        None
+    )
+
+
+class DialIn(_Strict):
+    label: ShortText = Field(description="e.g. 'U.S./Canada toll-free', 'International'")
+    number: PhoneNumber
+
+
+class EventIn(_Strict):
+    title: ShortText
+    period: Annotated[str, Field(min_length=1, max_length=300)]
+    kind: EventKind = EventKind.EARNINGS
+    starts_at: datetime = Field(
+        description="Wall-clock start in `timezone` (an offset, if given, is honoured)"
+    )
+    timezone: ZoneName
+    duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
+    announced_on: date | None = None
+    passcode: Passcode | None = None
+    speaker_passcode: Passcode | None = None
+    replay_until: date | None = Field(
+        default=None, description="Last day of the replay, inclusive, in the event's zone"
+    )
+    replay_passcode: Passcode | None = None
+    webcast_url: HttpUrl | None = None
+    dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)]
+    replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventIn:
+        zone = ZoneInfo(self.timezone)
+        start = self.start_utc()
+        wall = self.starts_at.replace(tzinfo=None)
+        if self.starts_at.tzinfo is None:
+            # A wall-clock time that does not exist (skipped by a spring-forward
+            # change) would silently move by an hour; refuse it instead.
+            roundtrip = start.astimezone(zone).replace(tzinfo=None)
+            if roundtrip != wall:
+                raise ValueError(
+                    f"starts_at: {wall:%Y-%m-%d %H:%M} does not exist in {self.timezone} "
+                    "(the clocks skip it)"
+                )
+        if self.replay_until is not None and self.replay_until < start.astimezone(zone).date():
+            raise ValueError("replay_until: the replay cannot end before the call")
+        if (
+            self.passcode is not None
+            and self.speaker_passcode is not None
+            and self.passcode == self.speaker_passcode
+        ):
+            raise ValueError("speaker_passcode: must differ from the listener passcode")
+        return self
+
+    def start_utc(self) -> datetime:
+        """The start as an aware UTC datetime, reading a naive time in `timezone`."""
+        if self.starts_at.tzinfo is None:
+            return self.starts_at.replace(tzinfo=ZoneInfo(self.timezone)).astimezone(UTC)
+        return self.starts_at.astimezone(UTC)
+
+
+class EventFile(_Strict):
+    """One event with its company and contacts: the TOML file and the POST body."""
+
+    company: CompanyIn
+    contacts: Annotated[list[ContactIn], Field(max_length=MAX_CONTACTS)] = []
+    event: EventIn
+
+
+class EventPatch(_Strict):
+    """Fields an operator may change while the event is still scheduled."""
+
+    title: ShortText | None = None
+    period: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    starts_at: datetime | None = None
+    timezone: ZoneName | None = None
+    duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
+    replay_until: date | None = None
+    webcast_url: HttpUrl | None = None
+    dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)] | None = None
+    replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] | None = None
+
+
+class Company(BaseModel):
+    id: int
+    name: str
+    ticker: str
+    exchange: str
+    website: str | None
+    city: str
+    about: str
+
+
+class Contact(BaseModel):
+    group: str
+    name: str
+    title: str | None
+    organization: str | None
+    phone: str | None
+    email: str | None
+
+
+class EventRecord(BaseModel):
+    """An event as stored, with everything a release or a page needs."""
+
+    id: int
+    company: Company
+    contacts: list[Contact]
+    title: str
+    period: str
+    kind: EventKind
+    starts_at: datetime = Field(description="Aware, UTC")
+    timezone: str
+    duration_minutes: int
+    announced_on: date
+    passcode: str
+    speaker_passcode: str
+    replay_until: date | None
+    replay_passcode: str
+    webcast_url: str | None
+    dial_in: list[DialIn]
+    replay_dial_in: list[DialIn]
+    state: EventState
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def local_start(self) -> datetime:
+        """The start in the event's own zone."""
+        return self.starts_at.astimezone(self.zone)
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    def replay_available(self, now: datetime) -> bool:
+        """True from the call's end through the last day of the replay window."""
+        if self.replay_until is None or self.state not in (EventState.ENDED, EventState.ARCHIVED):
+            return False
+        return now.astimezone(self.zone).date() <= self.replay_until
+
+
+class EventSummary(BaseModel):
+    id: int
+    ticker: str
+    title: str
+    starts_at: datetime
+    timezone: str
+    state: EventState
