@@ -1,0 +1,75 @@
+"""Opening the database and bringing its schema up to date.
+
+SQLite (a file) is the embedded default; PostgreSQL is named with
+``--db postgresql://…``. Every start runs the Alembic migrations, so an
+upgraded callbridge never meets an old schema.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_SQLITE_PATH = Path("var") / "callbridge.sqlite3"
+ENV_VAR = "CALLBRIDGE_DB"
+MIGRATIONS = "callbridge.store:migrations"
+
+
+def default_url() -> str:
+    """The database URL from ``CALLBRIDGE_DB``, else a SQLite file under ./var."""
+    return os.environ.get(ENV_VAR) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def normalise_url(url: str) -> str:
+    """Map the URL people write to the driver we ship (psycopg 3 for PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _enable_sqlite_foreign_keys(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        # Foreign keys are off by default in SQLite; WAL lets readers (the web
+        # pages) go on while the bridge writes.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+class Database:
+    """One engine and its session factory; hand it to services, not the URL."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = normalise_url(url or default_url())
+        parsed = make_url(self.url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            _enable_sqlite_foreign_keys(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def upgrade(self) -> None:
+        """Apply every pending migration (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,157 @@
+"""The tables. Alembic migrations in ``store/migrations`` create and change them.
+
+Times are stored in UTC. SQLite keeps no zone with a timestamp, so
+``UtcDateTime`` puts one back on every read: code above the store only ever
+sees aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime in, an aware UTC datetime out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a zone first")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CompanyRow(Base):
+    __tablename__ = "company"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ticker: Mapped[str] = mapped_column(String(12), unique=True)
+    exchange: Mapped[str] = mapped_column(String(200))
+    website: Mapped[str | None] = mapped_column(String(500))
+    city: Mapped[str] = mapped_column(String(200))
+    about: Mapped[str] = mapped_column(Text)
+
+    events: Mapped[list[EventRow]] = relationship(back_populates="company")
+
+
+class EventRow(Base):
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    announced_on: Mapped[date] = mapped_column(Date)
+    passcode: Mapped[str] = mapped_column(String(12), index=True)
+    speaker_passcode: Mapped[str] = mapped_column(String(12), index=True)
+    replay_until: Mapped[date | None] = mapped_column(Date)
+    replay_passcode: Mapped[str] = mapped_column(String(12))
+    webcast_url: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    company: Mapped[CompanyRow] = relationship(back_populates="events")
+    contacts: Mapped[list[ContactRow]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", order_by="ContactRow.position"
+    )
+    dial_ins: Mapped[list[DialInRow]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", order_by="DialInRow.position"
+    )
+
+
+class ContactRow(Base):
+    """A contact printed under a release; kept per event, as the release was issued."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    group: Mapped[str] = mapped_column("contact_group", String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    organization: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+
+    event: Mapped[EventRow] = relationship(back_populates="contacts")
+
+
+class DialInRow(Base):
+    """A number that reaches the event: ``live`` for the call, ``replay`` afterwards."""
+
+    __tablename__ = "dial_in"
+    __table_args__ = (UniqueConstraint("event_id", "purpose", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    number: Mapped[str] = mapped_column(String(32), index=True)
+
+    event: Mapped[EventRow] = relationship(back_populates="dial_ins")
+
+
+class UserRow(Base):
+    """An operator who may create events and moderate calls."""
+
+    __tablename__ = "operator"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApiTokenRow(Base):
+    """A bearer token for the API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    user: Mapped[UserRow] = relationship()
