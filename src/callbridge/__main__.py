@@ -1,0 +1,5 @@
+import sys
+
+from callbridge.cli.main import main
+
+sys.exit(main())

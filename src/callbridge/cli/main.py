@@ -1,0 +1,223 @@
+"""The ``callbridge`` command.
+
+Every subcommand takes the database from ``--db URL`` or ``CALLBRIDGE_DB``;
+the default is a SQLite file under ./var. A refused input exits non-zero
+with one line that names the field and the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from callbridge.events.schema import EventFile
+from callbridge.store.db import ENV_VAR, Database, default_url
+from callbridge.store.events import EventStore, StoreError
+
+EXIT_INPUT = 2
+
+
+class CliError(Exception):
+    """One line for the operator; the command exits with EXIT_INPUT."""
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as 'field.path: reason'."""
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
+    message = first["msg"].removeprefix("Value error, ")
+    if ": " in message and not loc:
+        return message
+    return f"{loc}: {message}" if loc else message
+
+
+def load_event_file(path: Path) -> EventFile:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return EventFile.model_validate(data)
+    except ValidationError as exc:
+        raise CliError(f"{path}: {describe_validation(exc)}") from None
+
+
+def _database(args: argparse.Namespace) -> Database:
+    database = Database(args.db)
+    database.upgrade()
+    return database
+
+
+def cmd_event_create(args: argparse.Namespace) -> int:
+    spec = load_event_file(Path(args.file))
+    record = EventStore(_database(args)).create(spec)
+    print(record.id)
+    return 0
+
+
+def cmd_event_list(args: argparse.Namespace) -> int:
+    store = EventStore(_database(args))
+    records = store.list_events()
+    if args.json:
+        print(json.dumps([json.loads(s.model_dump_json()) for s in store.summaries()], indent=2))
+        return 0
+    if not records:
+        print("no events")
+        return 0
+    for r in records:
+        local = r.local_start
+        print(
+            f"{r.id:>4}  {r.company.ticker:<6} {local:%Y-%m-%d %H:%M} {local.tzname():<5} "
+            f"{r.state.value:<9} {r.title}"
+        )
+    return 0
+
+
+def cmd_event_show(args: argparse.Namespace) -> int:
+    record = EventStore(_database(args)).get(args.id)
+    print(record.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    from callbridge.announce import render as announce
+
+    record = EventStore(_database(args)).get(args.id)
+    if args.format == "ics":
+        sys.stdout.buffer.write(announce.render_ics(record, datetime.now(UTC)))
+        return 0
+    renderers = {
+        "text": announce.render_text,
+        "html": announce.render_html,
+        "md": announce.render_markdown,
+    }
+    print(renderers[args.format](record), end="")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    password = os.environ.get("CALLBRIDGE_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if getpass.getpass("Again: ") != password:
+                raise CliError("password: the two entries differ")
+    operator = UserStore(_database(args)).add(args.name, password)
+    print(f"operator {operator.name} saved")
+    return 0
+
+
+def cmd_user_token(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    print(UserStore(_database(args)).issue_token(args.name, args.label))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from callbridge.config import Settings
+    from callbridge.server import serve
+
+    settings = Settings(
+        db_url=args.db,
+        http_host=args.host,
+        http_port=args.port,
+        sip_host=args.sip_host,
+        sip_port=args.sip_port,
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
+        data_dir=Path(args.data_dir),
+    )
+    serve(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callbridge", description="Earnings calls: announce, host, webcast, replay."
+    )
+    parser.add_argument(
+        "--db",
+        default=default_url(),
+        help=f"database URL (sqlite:///FILE or postgresql://...); default ${ENV_VAR} or ./var",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web app and the SIP server")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--sip-host", default="127.0.0.1", help="SIP address (default 127.0.0.1)")
+    serve.add_argument("--sip-port", type=int, default=5060, help="SIP port; 0 picks a free one")
+    serve.add_argument("--public-url", default=None, help="the URL listeners reach us at")
+    serve.add_argument("--data-dir", default="var", help="recordings, keys (default ./var)")
+    serve.set_defaults(func=cmd_serve)
+
+    event = sub.add_parser("event", help="create and list events").add_subparsers(
+        dest="event_command", required=True
+    )
+    create = event.add_parser("create", help="create an event from a TOML file")
+    create.add_argument("file")
+    create.set_defaults(func=cmd_event_create)
+    listing = event.add_parser("list", help="list events")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_event_list)
+    show = event.add_parser("show", help="print one event as JSON")
+    show.add_argument("id", type=int)
+    show.set_defaults(func=cmd_event_show)
+
+    announce = sub.add_parser("announce", help="render an event's press release or invite")
+    announce.add_argument("id", type=int)
+    announce.add_argument("--format", choices=["text", "html", "md", "ics"], default="text")
+    announce.set_defaults(func=cmd_announce)
+
+    user = sub.add_parser("user", help="operator accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    add = user.add_parser("add", help="add an operator or set a password")
+    add.add_argument("name")
+    add.set_defaults(func=cmd_user_add)
+    token = user.add_parser("token", help="issue an API bearer token for an operator")
+    token.add_argument("name")
+    token.add_argument("--label", default="api")
+    token.set_defaults(func=cmd_user_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.func(args)
+    except CliError as exc:
+        print(f"callbridge: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except StoreError as exc:
+        where = f"{exc.field}: " if exc.field else ""
+        print(f"callbridge: {where}{exc.message}", file=sys.stderr)
+        return EXIT_INPUT
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Settings for one callbridge server, from the command line and the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callbridge.store.db import default_url
+
+LOOPBACK_TRUNKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The key that signs session cookies: from the environment, else kept in data_dir.
+
+    Keeping it on disk means a restart does not log every operator out.
+    """
+    if key := os.environ.get("CALLBRIDGE_SECRET_KEY"):
+        return key
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass
+class Settings:
+    """Everything a server needs to start; defaults suit one machine on loopback."""
+
+    db_url: str = field(default_factory=default_url)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path("var")
+    trunk_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK_TRUNKS
+    secure_cookies: bool = False
+    # Seconds a failed login waits before answering, so guessing is slow.
+    login_failure_delay: float = 1.0
+    secret_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.secret_key:
+            self.secret_key = _secret_key(self.data_dir)

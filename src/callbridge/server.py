@@ -1,0 +1,42 @@
+"""``callbridge serve``: the web app and the telephony side in one event loop.
+
+uvloop runs the loop: the default asyncio loop reads one datagram per
+readiness event, which an RTP receive path cannot afford (see FACTS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+import uvloop
+
+from callbridge.config import Settings
+from callbridge.store.db import Database
+from callbridge.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings) -> None:
+    """Serve until cancelled or until uvicorn stops on a signal."""
+    database = Database(settings.db_url)
+    app = create_app(settings, database)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        lifespan="on",
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    log.info("web on http://%s:%d", settings.http_host, settings.http_port)
+    try:
+        await server.serve()
+    finally:
+        database.dispose()
+
+
+def serve(settings: Settings) -> None:
+    uvloop.run(run(settings))

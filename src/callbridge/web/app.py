@@ -1,0 +1,64 @@
+"""The web application factory: API, investor pages, operator console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from callbridge.config import Settings
+from callbridge.store.db import Database
+from callbridge.store.events import EventStore, StoreError
+from callbridge.store.users import UserStore
+from callbridge.web import api, auth, pages
+from callbridge.web.auth import LoginRequired, login_redirect
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """Build the app around one database; the schema is upgraded here, on start."""
+    db = database or Database(settings.db_url)
+    db.upgrade()
+    app = FastAPI(
+        title="callbridge",
+        summary="Earnings calls: announcement, dial-in, webcast and replay",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.database = db
+    app.state.events = EventStore(db)
+    app.state.users = UserStore(db)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="callbridge_session",
+        same_site="lax",
+        https_only=settings.secure_cookies,
+        max_age=12 * 3600,
+    )
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> Response:
+        status_code = exc.status
+        if exc.field is not None and status_code == 400:
+            status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+        loc = ["body", *exc.field.split(".")] if exc.field else []
+        return JSONResponse(
+            {"detail": [{"loc": loc, "msg": exc.message, "type": type(exc).__name__}]},
+            status_code=status_code,
+        )
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return login_redirect(exc.next_url)
+
+    app.include_router(api.router)
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
