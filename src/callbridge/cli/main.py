@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
@@ -29,16 +30,6 @@ EXIT_INPUT = 2
 
 class CliError(Exception):
     """One line for the operator; the command exits with EXIT_INPUT."""
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """The first problem of a pydantic error as 'field.path: reason'."""
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
-    message = first["msg"].removeprefix("Value error, ")
-    if ": " in message and not loc:
-        return message
-    return f"{loc}: {message}" if loc else message
 
 
 def load_event_file(path: Path) -> EventFile:
@@ -52,7 +43,7 @@ def load_event_file(path: Path) -> EventFile:
     try:
         return EventFile.model_validate(data)
     except ValidationError as exc:
-        raise CliError(f"{path}: {describe_validation(exc)}") from None
+        raise CliError(f"{path}: {describe(exc.errors())}") from None
 
 
 def _database(args: argparse.Namespace) -> Database:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from callbridge.config import Settings
+from callbridge.events.errors import normalise_errors
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import UserStore
@@ -51,6 +54,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": [{"loc": loc, "msg": exc.message, "type": type(exc).__name__}]},
             status_code=status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse(
+            {"detail": jsonable_encoder(normalise_errors(exc.errors()))},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
     @app.exception_handler(LoginRequired)

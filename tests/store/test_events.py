@@ -1,0 +1,167 @@
+"""The event store on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from callbridge.events.schema import EventFile, EventPatch, EventState
+from callbridge.store.db import Database
+from callbridge.store.events import Conflict, EventNotFound, EventStore
+from callbridge.store.models import CompanyRow, ContactRow, DialInRow, EventRow
+from tests.conftest import example_data
+
+
+def _count(db: Database, model: type) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_create_round_trips_every_field(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    again = store.get(record.id)
+    assert again == record
+    assert record.company.name == "Northwind Biologics, Inc."
+    assert record.company.ticker == "NWBX"
+    assert record.company.city == "CAMBRIDGE, Mass."
+    assert record.starts_at == datetime(2026, 11, 5, 21, 30, tzinfo=UTC)
+    assert record.starts_at.tzinfo is not None
+    assert record.local_start.strftime("%H:%M %Z") == "16:30 EST"
+    assert record.timezone == "America/New_York"
+    assert record.duration_minutes == 60
+    assert record.announced_on == date(2026, 10, 29)
+    assert record.passcode == "8024721"
+    assert record.speaker_passcode == "5550123"
+    assert record.replay_passcode == "4417"
+    assert record.replay_until == date(2026, 11, 12)
+    assert [(d.label, d.number) for d in record.dial_in] == [
+        ("U.S./Canada", "+18665550199"),
+        ("International", "+19135550123"),
+    ]
+    assert [(d.label, d.number) for d in record.replay_dial_in] == [("U.S./Canada", "+18665550188")]
+    assert [(c.group, c.name) for c in record.contacts] == [
+        ("Investors", "Dana Whitfield"),
+        ("Media", "Sam Ortiz"),
+    ]
+    assert record.contacts[0].phone == "+16175550142"
+    assert record.state is EventState.SCHEDULED
+
+
+def test_generated_passcodes_are_seven_digits_distinct_and_unique(database: Database) -> None:
+    store = EventStore(database)
+    data = example_data()
+    event = data["event"]
+    assert isinstance(event, dict)
+    for key in ("passcode", "speaker_passcode", "replay_passcode"):
+        event.pop(key)
+    seen: set[str] = set()
+    for _ in range(15):
+        record = store.create(EventFile.model_validate(data))
+        codes = {record.passcode, record.speaker_passcode, record.replay_passcode}
+        assert len(codes) == 3
+        for code in codes:
+            assert len(code) == 7 and code.isdigit()
+        assert not (codes & seen)
+        seen |= codes
+
+
+def test_taken_passcode_is_refused_and_nothing_is_written(
+    database: Database, example_spec: EventFile
+) -> None:
+    store = EventStore(database)
+    store.create(example_spec)
+    before = [_count(database, m) for m in (EventRow, ContactRow, DialInRow, CompanyRow)]
+    with pytest.raises(Conflict) as refused:
+        store.create(example_spec)
+    assert refused.value.field == "event.passcode"
+    after = [_count(database, m) for m in (EventRow, ContactRow, DialInRow, CompanyRow)]
+    assert after == before
+
+
+def test_archived_events_release_their_passcodes(
+    database: Database, example_spec: EventFile
+) -> None:
+    store = EventStore(database)
+    first = store.create(example_spec)
+    store.set_state(first.id, EventState.ENDED)
+    store.set_state(first.id, EventState.ARCHIVED)
+    second = store.create(example_spec)
+    assert second.passcode == first.passcode
+
+
+def test_state_moves_follow_the_table(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    assert store.set_state(record.id, EventState.LIVE).state is EventState.LIVE
+    with pytest.raises(Conflict):
+        store.set_state(record.id, EventState.SCHEDULED)
+    assert store.set_state(record.id, EventState.ENDED).state is EventState.ENDED
+
+
+def test_update_keeps_wall_clock_and_validates(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    moved = store.update(record.id, EventPatch(timezone="America/Chicago"))
+    assert moved.local_start.strftime("%H:%M") == "16:30"
+    assert moved.starts_at == datetime(2026, 11, 5, 22, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="replay_until"):
+        store.update(record.id, EventPatch(replay_until=date(2026, 1, 1)))
+    assert store.get(record.id).replay_until == date(2026, 11, 12)
+
+
+def test_live_events_cannot_change_or_delete(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    store.set_state(record.id, EventState.LIVE)
+    with pytest.raises(Conflict):
+        store.update(record.id, EventPatch(title="Something else"))
+    with pytest.raises(Conflict):
+        store.delete(record.id)
+
+
+def test_delete_removes_children(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    store.delete(record.id)
+    with pytest.raises(EventNotFound):
+        store.get(record.id)
+    assert _count(database, ContactRow) == 0
+    assert _count(database, DialInRow) == 0
+
+
+def test_match_passcode_by_dialled_number(database: Database, example_spec: EventFile) -> None:
+    store = EventStore(database)
+    record = store.create(example_spec)
+    listener = store.match_passcode("+19135550123", "8024721")
+    assert listener is not None and (listener.event_id, listener.role) == (record.id, "listener")
+    speaker = store.match_passcode("+18665550199", "5550123")
+    assert speaker is not None and speaker.role == "speaker"
+    replay = store.match_passcode("+18665550188", "4417")
+    assert replay is not None and replay.role == "replay"
+    # The right code on the wrong number opens nothing.
+    assert store.match_passcode("+18665550188", "8024721") is None
+    assert store.match_passcode("+19135550123", "4417") is None
+    assert store.match_passcode("+19135550123", "1111111") is None
+    assert store.match_passcode("+12125551234", "8024721") is None
+    # A trunk that sends no number: the code alone decides.
+    loose = store.match_passcode(None, "8024721")
+    assert loose is not None and loose.role == "listener"
+
+
+def test_list_orders_by_start(database: Database) -> None:
+    store = EventStore(database)
+    data = example_data()
+    event = data["event"]
+    assert isinstance(event, dict)
+    for key in ("passcode", "speaker_passcode", "replay_passcode"):
+        event.pop(key)
+    event["starts_at"] = datetime(2026, 12, 1, 9, 0)
+    event["replay_until"] = date(2026, 12, 8)
+    later = store.create(EventFile.model_validate(data))
+    event["starts_at"] = datetime(2026, 11, 1, 9, 0)
+    event["replay_until"] = date(2026, 11, 8)
+    sooner = store.create(EventFile.model_validate(data))
+    assert [r.id for r in store.list_events()] == [sooner.id, later.id]
