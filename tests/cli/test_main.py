@@ -1,0 +1,95 @@
+"""The `callbridge` command, run as a real subprocess where the exit code matters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def run(
+    *args: str, db: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "CALLBRIDGE_DB": db, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "callbridge", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=environment,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+
+def test_create_list_show(db: str) -> None:
+    created = run("event", "create", str(EXAMPLE), db=db)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "1"
+    listing = run("event", "list", db=db)
+    assert listing.returncode == 0
+    assert "NWBX" in listing.stdout
+    assert "2026-11-05 16:30 EST" in listing.stdout
+    shown = run("event", "show", "1", db=db)
+    assert '"passcode": "8024721"' in shown.stdout
+
+
+def test_global_db_option_wins_over_the_environment(tmp_path: Path, db: str) -> None:
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    assert run("--db", other, "event", "create", str(EXAMPLE), db=db).returncode == 0
+    assert "no events" in run("event", "list", db=db).stdout
+    assert "NWBX" in run("--db", other, "event", "list", db=db).stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('timezone = "America/New_York"', 'timezone = "Mars/Olympus"'), "event.timezone:"),
+        (('number = "+1 913-555-0123"', 'number = "+1 555-123-4567"'), "event.dial_in.1.number:"),
+        (("replay_until = 2026-11-12", "replay_until = 2026-11-01"), "event.replay_until:"),
+        (('passcode = "8024721"', 'passcode = "80-24721"'), "event.passcode:"),
+        (('title = "Third Quarter', 'tile = "Third Quarter'), "event.title: Field required"),
+        (('ticker = "NWBX"', "ticker = [1"), "not valid TOML"),
+    ],
+)
+def test_bad_file_exits_non_zero_with_one_line(
+    tmp_path: Path, db: str, edit: tuple[str, str], message: str
+) -> None:
+    text = EXAMPLE.read_text()
+    assert edit[0] in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(edit[0], edit[1], 1))
+    result = run("event", "create", str(bad), db=db)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "no events" in run("event", "list", db=db).stdout
+
+
+def test_taken_passcode_is_refused(db: str) -> None:
+    assert run("event", "create", str(EXAMPLE), db=db).returncode == 0
+    again = run("event", "create", str(EXAMPLE), db=db)
+    assert again.returncode == 2
+    assert "event.passcode: is already in use" in again.stderr
+
+
+def test_user_add_reads_the_password_from_stdin(db: str) -> None:
+    added = run("user", "add", "dana", db=db, stdin="correct horse battery\n")
+    assert added.returncode == 0, added.stderr
+    short = run("user", "add", "sam", db=db, stdin="short\n")
+    assert short.returncode == 2
+    assert "password:" in short.stderr
+    token = run("user", "token", "dana", db=db)
+    assert token.stdout.startswith("cb_")

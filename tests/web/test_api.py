@@ -1,0 +1,195 @@
+"""The JSON API: create, read, change, delete; who may; what bad input gets."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from callbridge.store.models import EventRow
+from tests.conftest import example_data
+from tests.web.conftest import OPERATOR, PASSWORD
+
+
+def body() -> dict[str, Any]:
+    """The example event file as a JSON body."""
+    data: dict[str, Any] = json.loads(json.dumps(example_data(), default=str))
+    return data
+
+
+def _rows(client: TestClient) -> int:
+    with client.app.state.database.session() as session:  # type: ignore[attr-defined]
+        return int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
+
+
+def test_create_get_list(client: TestClient, auth: dict[str, str]) -> None:
+    created = client.post("/api/events", json=body(), headers=auth)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["passcode"] == "8024721"
+    assert event["starts_at"].startswith("2026-11-05T21:30:00")
+    assert event["dial_in"][0] == {"label": "U.S./Canada", "number": "+18665550199"}
+    fetched = client.get(f"/api/events/{event['id']}", headers=auth)
+    assert fetched.json() == event
+    listing = client.get("/api/events", headers=auth).json()
+    assert [e["id"] for e in listing] == [event["id"]]
+
+
+def test_generated_passcodes(client: TestClient, auth: dict[str, str]) -> None:
+    data = body()
+    for key in ("passcode", "speaker_passcode", "replay_passcode"):
+        del data["event"][key]
+    event = client.post("/api/events", json=data, headers=auth).json()
+    assert len(event["passcode"]) == 7 and event["passcode"].isdigit()
+    assert event["speaker_passcode"] != event["passcode"]
+
+
+def test_the_public_may_not_write_or_read_passcodes(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    assert client.post("/api/events", json=body()).status_code == 401
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    assert client.get(f"/api/events/{event['id']}").status_code == 401
+    assert client.delete(f"/api/events/{event['id']}").status_code == 401
+    bad = {"Authorization": "Bearer cb_not-a-token"}
+    assert client.get("/api/events", headers=bad).status_code == 401
+
+
+def test_session_requests_need_the_csrf_header(client: TestClient) -> None:
+    login_page = client.get("/login")
+    token = login_page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    logged_in = client.post(
+        "/login",
+        data={"name": OPERATOR, "password": PASSWORD, "csrf_token": token, "next": "/console"},
+        follow_redirects=False,
+    )
+    assert logged_in.status_code == 303
+    assert client.get("/api/events").status_code == 200
+    refused = client.post("/api/events", json=body())
+    assert refused.status_code == 403
+    assert "X-CSRF-Token" in refused.json()["detail"]
+
+
+def test_patch_and_delete(client: TestClient, auth: dict[str, str]) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    patched = client.patch(
+        f"/api/events/{event['id']}",
+        json={"starts_at": "2026-11-06T08:00:00", "timezone": "Europe/London"},
+        headers=auth,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["starts_at"].startswith("2026-11-06T08:00:00")
+    assert client.delete(f"/api/events/{event['id']}", headers=auth).status_code == 204
+    assert client.get(f"/api/events/{event['id']}", headers=auth).status_code == 404
+
+
+def test_live_events_cannot_be_deleted(client: TestClient, auth: dict[str, str]) -> None:
+    from callbridge.events.schema import EventState
+
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    client.app.state.events.set_state(event["id"], EventState.LIVE)  # type: ignore[attr-defined]
+    response = client.delete(f"/api/events/{event['id']}", headers=auth)
+    assert response.status_code == 409
+    assert "live" in response.json()["detail"][0]["msg"]
+
+
+def _without(data: dict[str, Any], *path: str) -> dict[str, Any]:
+    changed = copy.deepcopy(data)
+    target = changed
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return changed
+
+
+def _with(data: dict[str, Any], value: Any, *path: str | int) -> dict[str, Any]:
+    changed = copy.deepcopy(data)
+    target: Any = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return changed
+
+
+BAD_INPUTS = [
+    pytest.param(
+        _without(body(), "event", "title"),
+        ["body", "event", "title"],
+        "required",
+        id="missing-field",
+    ),
+    pytest.param(
+        _with(body(), "America/Gotham", "event", "timezone"),
+        ["body", "event", "timezone"],
+        "IANA",
+        id="unknown-zone",
+    ),
+    pytest.param(
+        _with(body(), "+1 555-123-4567", "event", "dial_in", 0, "number"),
+        ["body", "event", "dial_in", 0, "number"],
+        "not a valid phone number",
+        id="invalid-phone",
+    ),
+    pytest.param(
+        _with(body(), "2026-10-01", "event", "replay_until"),
+        ["body", "event", "replay_until"],
+        "cannot end before the call",
+        id="replay-before-call",
+    ),
+    pytest.param(
+        _with(body(), "80247a1", "event", "passcode"),
+        ["body", "event", "passcode"],
+        "digits",
+        id="passcode-not-digits",
+    ),
+    pytest.param(
+        _with(body(), "2026-03-08T02:30:00", "event", "starts_at"),
+        ["body", "event", "starts_at"],
+        "does not exist",
+        id="time-skipped-by-dst",
+    ),
+    pytest.param(
+        _with(body(), "x", "event", "pascode"),
+        ["body", "event", "pascode"],
+        "not permitted",
+        id="unknown-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "loc", "reason"), BAD_INPUTS)
+def test_bad_input_names_the_field_and_writes_nothing(
+    client: TestClient, auth: dict[str, str], data: dict[str, Any], loc: list[Any], reason: str
+) -> None:
+    response = client.post("/api/events", json=data, headers=auth)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert any(p["loc"] == loc and reason in p["msg"] for p in problems), problems
+    assert _rows(client) == 0
+
+
+def test_taken_passcode_is_a_conflict_naming_the_field(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    assert client.post("/api/events", json=body(), headers=auth).status_code == 201
+    again = client.post("/api/events", json=body(), headers=auth)
+    assert again.status_code == 409
+    assert again.json()["detail"][0]["loc"] == ["body", "event", "passcode"]
+    assert _rows(client) == 1
+
+
+def test_openapi_describes_the_event_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/api/events", "/api/events/{event_id}"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/events/{event_id}"]) >= {"get", "patch", "delete"}
+
+
+def test_example_dates_parse(client: TestClient) -> None:
+    # The JSON body carries dates as ISO strings; the TOML file as native values.
+    assert body()["event"]["starts_at"] == str(datetime(2026, 11, 5, 16, 30))
+    assert body()["event"]["replay_until"] == str(date(2026, 11, 12))
