@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 
 Pcm = npt.NDArray[np.int16]
+K = TypeVar("K", bound=Hashable)
 
 # Above the knee, a sample is squeezed instead of cut: a burst of several
 # loud speakers then sounds louder, not broken.
@@ -43,12 +45,12 @@ SILENCE.flags.writeable = False
 
 
 @dataclass
-class MixResult:
+class MixResult(Generic[K]):
     """One tick's output: the full mix for listeners, and each speaker's N−1 mix."""
 
     full: Pcm
-    minus: dict[Hashable, Pcm] = field(default_factory=dict)
-    talkers: frozenset[Hashable] = frozenset()
+    minus: dict[K, Pcm] = field(default_factory=dict)
+    talkers: frozenset[K] = frozenset()
 
 
 class Mixer:
@@ -64,7 +66,7 @@ class Mixer:
         # (the console's talk indicator); about −40 dBFS.
         self.talk_threshold = talk_threshold
 
-    def mix(self, frames: Mapping[Hashable, Pcm]) -> MixResult:
+    def mix(self, frames: Mapping[K, Pcm]) -> MixResult[K]:
         if not frames:
             return MixResult(full=SILENCE)
         stacked = np.stack([np.asarray(f, dtype=np.int16) for f in frames.values()]).astype(

@@ -1,0 +1,246 @@
+"""One event's conference: who is in it, in which role, and what each one hears.
+
+The conference is driven by its clock: every 20 ms ``tick`` pulls one frame
+from each speaker who may talk, mixes, and hands every leg its audio. The
+full mix for listeners is encoded once per codec and the same payload goes
+to all of them; only the RTP header differs per leg (the leg's own sender
+rewrites sequence number, timestamp and SSRC). Until the host starts the
+call, everyone hears hold music instead.
+
+No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from callbridge.media.mixer import SILENCE, Mixer, Pcm
+
+MAX_PARTICIPANTS = 5000
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+class ParticipantState(enum.StrEnum):
+    HOLD = "hold"  # joined before the host started the call
+    CONNECTED = "connected"
+    LEFT = "left"
+
+
+class ConferenceState(enum.StrEnum):
+    WAITING = "waiting"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+_CONFERENCE_TRANSITIONS: dict[ConferenceState, frozenset[ConferenceState]] = {
+    ConferenceState.WAITING: frozenset({ConferenceState.LIVE, ConferenceState.ENDED}),
+    ConferenceState.LIVE: frozenset({ConferenceState.ENDED}),
+    ConferenceState.ENDED: frozenset(),
+}
+
+
+class ConferenceError(Exception):
+    """An action the conference refuses in its present state."""
+
+
+class ConferenceLeg(Protocol):
+    """What the conference needs of a call leg."""
+
+    codec_name: str
+
+    def pull_frame(self, now: float) -> Pcm | None:
+        """The caller's next 20 ms of audio, or None when there is none (silence, loss)."""
+
+    def send_payload(self, payload: bytes, now: float) -> None:
+        """Send one encoded 20 ms frame to the caller."""
+
+
+Encoder = Callable[[str, Pcm], bytes]
+
+
+@dataclass
+class Participant:
+    id: str
+    role: Role
+    caller_id: str
+    leg: ConferenceLeg
+    joined_at: datetime
+    state: ParticipantState
+    muted: bool = False
+    talking: bool = False
+    left_at: datetime | None = None
+    name: str | None = None
+
+    @property
+    def may_talk(self) -> bool:
+        return self.role is not Role.LISTENER and not self.muted
+
+
+@dataclass
+class TickStats:
+    ticks: int = 0
+    frames_sent: int = 0
+    encodes: int = 0
+
+
+class Conference:
+    """The participants of one event and the mix they hear."""
+
+    def __init__(
+        self,
+        event_id: int,
+        encoder: Encoder,
+        hold_music: Callable[[], Iterator[Pcm]] | None = None,
+        max_participants: int = MAX_PARTICIPANTS,
+    ) -> None:
+        self.event_id = event_id
+        self.encoder = encoder
+        self.state = ConferenceState.WAITING
+        self.participants: dict[str, Participant] = {}
+        self.mixer = Mixer()
+        self.max_participants = max_participants
+        self.stats = TickStats()
+        self.locked = False
+        self._ids = itertools.count(1)
+        self._hold_source = hold_music
+        self._hold: Iterator[Pcm] | None = None
+
+    # -- membership -------------------------------------------------------
+
+    def join(self, leg: ConferenceLeg, role: Role, caller_id: str, now: datetime) -> Participant:
+        """Add a caller who passed the IVR; returns their participant record."""
+        if self.state is ConferenceState.ENDED:
+            raise ConferenceError("the conference has ended")
+        if self.locked and role is Role.LISTENER:
+            raise ConferenceError("the conference is locked")
+        if len(self.active()) >= self.max_participants:
+            raise ConferenceError("the conference is full")
+        participant = Participant(
+            id=f"p{self.event_id}-{next(self._ids)}",
+            role=role,
+            caller_id=caller_id,
+            leg=leg,
+            joined_at=now,
+            state=ParticipantState.CONNECTED
+            if self.state is ConferenceState.LIVE
+            else ParticipantState.HOLD,
+        )
+        self.participants[participant.id] = participant
+        return participant
+
+    def leave(self, participant_id: str, now: datetime) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.state is ParticipantState.LEFT:
+            return
+        participant.state = ParticipantState.LEFT
+        participant.left_at = now
+        participant.talking = False
+
+    def active(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.state is not ParticipantState.LEFT]
+
+    # -- control ----------------------------------------------------------
+
+    def _move(self, target: ConferenceState) -> None:
+        if target not in _CONFERENCE_TRANSITIONS[self.state]:
+            raise ConferenceError(f"the conference cannot go from {self.state} to {target}")
+        self.state = target
+
+    def start(self) -> None:
+        """The host opens the call: everyone on hold is connected."""
+        self._move(ConferenceState.LIVE)
+        for participant in self.active():
+            participant.state = ParticipantState.CONNECTED
+
+    def end(self, now: datetime) -> list[Participant]:
+        """End the call; returns the participants who were still in it."""
+        remaining = self.active()
+        self._move(ConferenceState.ENDED)
+        for participant in remaining:
+            self.leave(participant.id, now)
+        return remaining
+
+    def set_muted(self, participant_id: str, muted: bool) -> None:
+        self.participants[participant_id].muted = muted
+
+    # -- media ------------------------------------------------------------
+
+    def _hold_frame(self) -> Pcm:
+        if self._hold_source is None:
+            return SILENCE
+        if self._hold is None:
+            self._hold = self._hold_source()
+        try:
+            return next(self._hold)
+        except StopIteration:
+            self._hold = self._hold_source()
+            return next(self._hold, SILENCE)
+
+    def tick(self, now: float) -> None:
+        """Mix and send one 20 ms frame to everyone; call it from the media clock."""
+        self.stats.ticks += 1
+        active = self.active()
+        if not active:
+            return
+        held = [p for p in active if p.state is ParticipantState.HOLD]
+        connected = [p for p in active if p.state is ParticipantState.CONNECTED]
+        if held:
+            self._send_same(held, self._hold_frame(), now)
+        if not connected:
+            return
+        frames: dict[str, Pcm] = {}
+        for participant in connected:
+            frame = participant.leg.pull_frame(now)
+            if frame is not None and participant.may_talk:
+                frames[participant.id] = frame
+        result = self.mixer.mix(frames)
+        for participant in connected:
+            participant.talking = participant.id in result.talkers
+        listeners: list[Participant] = []
+        for participant in connected:
+            own = result.minus.get(participant.id)
+            if own is None:
+                listeners.append(participant)
+            else:
+                self._send_one(participant, own, now)
+        self._send_same(listeners, result.full, now)
+
+    def _send_one(self, participant: Participant, pcm: Pcm, now: float) -> None:
+        payload = self.encoder(participant.leg.codec_name, pcm)
+        self.stats.encodes += 1
+        participant.leg.send_payload(payload, now)
+        self.stats.frames_sent += 1
+
+    def _send_same(self, participants: list[Participant], pcm: Pcm, now: float) -> None:
+        """One encode per codec, the same payload to every leg that uses it."""
+        encoded: dict[str, bytes] = {}
+        for participant in participants:
+            codec = participant.leg.codec_name
+            payload = encoded.get(codec)
+            if payload is None:
+                payload = encoded[codec] = self.encoder(codec, np.asarray(pcm, dtype=np.int16))
+                self.stats.encodes += 1
+            participant.leg.send_payload(payload, now)
+            self.stats.frames_sent += 1
+
+
+@dataclass
+class ConferenceRegistry:
+    """The live conferences of one server, by event id."""
+
+    conferences: dict[int, Conference] = field(default_factory=dict)
+
+    def get(self, event_id: int) -> Conference | None:
+        return self.conferences.get(event_id)

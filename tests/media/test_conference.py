@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from callbridge.media.conference import (
+    Conference,
+    ConferenceError,
+    ConferenceState,
+    ParticipantState,
+    Role,
+)
+from callbridge.media.mixer import FRAME_SAMPLES, Pcm
+
+NOW = datetime(2026, 11, 5, 21, 30, tzinfo=UTC)
+
+
+class RecordingLeg:
+    """A leg that talks a fixed frame and keeps what it was sent."""
+
+    def __init__(self, codec: str = "PCMU", level: int = 0) -> None:
+        self.codec_name = codec
+        self.frame = np.full(FRAME_SAMPLES, level, dtype=np.int16) if level else None
+        self.received: list[bytes] = []
+
+    def pull_frame(self, now: float) -> Pcm | None:
+        return self.frame
+
+    def send_payload(self, payload: bytes, now: float) -> None:
+        self.received.append(payload)
+
+
+def encoder(codec: str, pcm: Pcm) -> bytes:
+    # The test encoder keeps the first sample's value readable.
+    return codec.encode() + b":" + str(int(pcm[0])).encode()
+
+
+def hold() -> Iterator[Pcm]:
+    yield np.full(FRAME_SAMPLES, 7, dtype=np.int16)
+
+
+def test_listeners_share_one_encode_per_codec() -> None:
+    conf = Conference(1, encoder)
+    conf.start()
+    speaker = RecordingLeg(level=1000)
+    conf.join(speaker, Role.SPEAKER, "sip:ceo@x", NOW)
+    listeners = [RecordingLeg("PCMU") for _ in range(50)] + [RecordingLeg("PCMA") for _ in range(5)]
+    for leg in listeners:
+        conf.join(leg, Role.LISTENER, "sip:analyst@x", NOW)
+    conf.tick(0.0)
+    # One encode for the speaker's N-1 mix, one per listener codec.
+    assert conf.stats.encodes == 3
+    assert all(leg.received == [b"PCMU:1000"] for leg in listeners[:50])
+    assert all(leg.received == [b"PCMA:1000"] for leg in listeners[50:])
+    # The lone speaker hears nobody, not themself.
+    assert speaker.received == [b"PCMU:0"]
+
+
+def test_speakers_hear_each_other_and_listeners_do_not_talk() -> None:
+    conf = Conference(1, encoder)
+    conf.start()
+    a, b = RecordingLeg(level=100), RecordingLeg(level=200)
+    noisy_listener = RecordingLeg(level=5000)
+    conf.join(a, Role.HOST, "a", NOW)
+    conf.join(b, Role.SPEAKER, "b", NOW)
+    conf.join(noisy_listener, Role.LISTENER, "l", NOW)
+    conf.tick(0.0)
+    assert a.received == [b"PCMU:200"]
+    assert b.received == [b"PCMU:100"]
+    assert noisy_listener.received == [b"PCMU:300"]
+
+
+def test_muted_speaker_is_left_out_of_the_mix() -> None:
+    conf = Conference(1, encoder)
+    conf.start()
+    a, b = RecordingLeg(level=100), RecordingLeg(level=200)
+    pa = conf.join(a, Role.SPEAKER, "a", NOW)
+    conf.join(b, Role.SPEAKER, "b", NOW)
+    conf.set_muted(pa.id, True)
+    conf.tick(0.0)
+    assert b.received == [b"PCMU:0"]
+    assert a.received == [b"PCMU:200"]
+
+
+def test_early_callers_hear_hold_until_the_host_starts() -> None:
+    conf = Conference(1, encoder, hold_music=hold)
+    leg = RecordingLeg()
+    participant = conf.join(leg, Role.LISTENER, "l", NOW)
+    assert participant.state is ParticipantState.HOLD
+    conf.tick(0.0)
+    assert leg.received == [b"PCMU:7"]
+    conf.start()
+    assert participant.state is ParticipantState.CONNECTED
+
+
+def test_end_and_transitions() -> None:
+    conf = Conference(1, encoder)
+    leg = RecordingLeg()
+    conf.join(leg, Role.LISTENER, "l", NOW)
+    conf.start()
+    with pytest.raises(ConferenceError):
+        conf.start()
+    remaining = conf.end(NOW)
+    assert len(remaining) == 1
+    assert conf.state is ConferenceState.ENDED
+    assert conf.active() == []
+    with pytest.raises(ConferenceError):
+        conf.join(RecordingLeg(), Role.LISTENER, "late", NOW)
+
+
+def test_lock_keeps_new_listeners_out() -> None:
+    conf = Conference(1, encoder)
+    conf.locked = True
+    with pytest.raises(ConferenceError, match="locked"):
+        conf.join(RecordingLeg(), Role.LISTENER, "l", NOW)
+    conf.join(RecordingLeg(), Role.SPEAKER, "s", NOW)
+
+
+def test_capacity_is_bounded() -> None:
+    conf = Conference(1, encoder, max_participants=2)
+    conf.join(RecordingLeg(), Role.LISTENER, "1", NOW)
+    conf.join(RecordingLeg(), Role.LISTENER, "2", NOW)
+    with pytest.raises(ConferenceError, match="full"):
+        conf.join(RecordingLeg(), Role.LISTENER, "3", NOW)
