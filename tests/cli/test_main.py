@@ -93,3 +93,18 @@ def test_user_add_reads_the_password_from_stdin(db: str) -> None:
     assert "password:" in short.stderr
     token = run("user", "token", "dana", db=db)
     assert token.stdout.startswith("cb_")
+
+
+def test_announce_prints_the_release_and_the_invite(db: str) -> None:
+    assert run("event", "create", str(EXAMPLE), db=db).returncode == 0
+    text = run("announce", "1", "--format", "text", db=db)
+    assert text.returncode == 0
+    assert text.stdout.startswith(
+        "Northwind Biologics, Inc. Announces Conference Call to Discuss its Third Quarter"
+    )
+    assert "4:30 p.m. ET on Thursday, November 5, 2026" in text.stdout
+    ics = run("announce", "1", "--format", "ics", db=db)
+    assert "DTSTART:20261105T213000Z" in ics.stdout
+    missing = run("announce", "7", db=db)
+    assert missing.returncode == 2
+    assert "there is no event 7" in missing.stderr

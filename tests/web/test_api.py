@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import json
 from datetime import date, datetime
 from typing import Any
@@ -193,3 +194,41 @@ def test_example_dates_parse(client: TestClient) -> None:
     # The JSON body carries dates as ISO strings; the TOML file as native values.
     assert body()["event"]["starts_at"] == str(datetime(2026, 11, 5, 16, 30))
     assert body()["event"]["replay_until"] == str(date(2026, 11, 12))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "media_type", "needle"),
+    [
+        ("txt", "text/plain", "Announces Conference Call"),
+        ("html", "text/html", "<h1"),
+        ("md", "text/markdown", "# Northwind"),
+        ("ics", "text/calendar", "BEGIN:VCALENDAR"),
+    ],
+)
+def test_announcement_is_public_in_every_format(
+    client: TestClient, auth: dict[str, str], fmt: str, media_type: str, needle: str
+) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    response = client.get(f"/api/events/{event['id']}/announcement.{fmt}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media_type)
+    assert needle in response.text
+    assert "8024721" in response.text
+    # The speaker passcode stays secret (it also ends a phone number: look for it alone).
+    assert not re.search(r"(?<!\d)5550123(?!\d)", response.text)
+
+
+def test_announcement_ics_has_the_utc_start(client: TestClient, auth: dict[str, str]) -> None:
+    from icalendar import Calendar
+
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    response = client.get(f"/api/events/{event['id']}/announcement.ics")
+    assert "attachment" in response.headers["content-disposition"]
+    vevent = next(iter(Calendar.from_ical(response.content).walk("VEVENT")))
+    start = vevent.decoded("DTSTART")
+    assert start.isoformat() == "2026-11-05T21:30:00+00:00"
+
+
+def test_announcement_of_a_missing_event_is_404(client: TestClient) -> None:
+    assert client.get("/api/events/999/announcement.txt").status_code == 404
+    assert client.get("/api/events/1/announcement.pdf").status_code == 422
