@@ -1,0 +1,84 @@
+"""sipp, the SIP traffic generator, run against our server with scenarios kept in the repo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SIPP = shutil.which("sipp")
+SCENARIOS = Path(__file__).resolve().parent.parent / "telephony" / "scenarios"
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        # sipp exits 0 only when every call completed its scenario.
+        return self.returncode == 0
+
+
+def run_sipp(
+    scenario: Path,
+    target: str,
+    workdir: Path,
+    *,
+    service: str = "19135550123",
+    calls: int = 1,
+    rate: float = 1.0,
+    limit: int | None = None,
+    timeout: float = 60,
+    transport: str = "u1",
+    extra: list[str] | None = None,
+    substitutions: dict[str, str] | None = None,
+) -> SippResult:
+    """Run ``scenario`` (a file in the repo, {placeholders} filled in) until done or timeout."""
+    if SIPP is None:
+        raise RuntimeError("sipp is not installed (Debian package sip-tester)")
+    text = scenario.read_text()
+    for key, value in (substitutions or {}).items():
+        text = text.replace("{" + key + "}", value)
+    scenario_file = workdir / scenario.name
+    scenario_file.write_text(text)
+    error_file = workdir / f"{scenario.stem}_errors.log"
+    command = [
+        SIPP,
+        target,
+        "-sf",
+        str(scenario_file),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-mp",
+        "0",
+        "-s",
+        service,
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-t",
+        transport,
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        str(error_file),
+        "-max_recv_loops",
+        "1000",
+        *(["-l", str(limit)] if limit else []),
+        *(extra or []),
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout + 30, cwd=workdir
+    )
+    errors = error_file.read_text(errors="replace") if error_file.exists() else ""
+    return SippResult(completed.returncode, completed.stdout + completed.stderr, errors)
