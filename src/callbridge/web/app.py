@@ -16,7 +16,7 @@ from callbridge.events.errors import normalise_errors
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import UserStore
-from callbridge.web import api, auth, pages
+from callbridge.web import api, auth, calls, pages
 from callbridge.web.auth import LoginRequired, login_redirect
 
 STATIC = Path(__file__).parent / "static"
@@ -68,6 +68,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         return login_redirect(exc.next_url)
 
     app.include_router(api.router)
+    app.include_router(calls.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,57 @@
+"""What the web app may ask of the bridge: who is on a call, start it, end it.
+
+The web app sees this interface only; the bridge behind it runs the SIP and
+RTP side in the same event loop (``callbridge serve``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from callbridge.media.conference import Participant, ParticipantState, Role
+
+
+class ParticipantView(BaseModel):
+    """A participant as the API and the console show it."""
+
+    id: str
+    role: Role
+    caller_id: str
+    name: str | None
+    joined_at: datetime
+    left_at: datetime | None
+    state: ParticipantState
+    muted: bool
+    talking: bool
+
+    @classmethod
+    def of(cls, participant: Participant) -> ParticipantView:
+        return cls(
+            id=participant.id,
+            role=participant.role,
+            caller_id=participant.caller_id,
+            name=participant.name,
+            joined_at=participant.joined_at,
+            left_at=participant.left_at,
+            state=participant.state,
+            muted=participant.muted,
+            talking=participant.talking,
+        )
+
+
+class BridgeError(Exception):
+    """An action the bridge refuses, with the reason for the operator."""
+
+
+class BridgeControl(Protocol):
+    def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]:
+        """Everyone on the event's call now (and, if asked, those who left)."""
+
+    async def start_call(self, event_id: int) -> None:
+        """The host opens the call: callers on hold are connected, the event goes live."""
+
+    async def end_call(self, event_id: int) -> None:
+        """End the call for everyone with a closing prompt; the event is ended."""
