@@ -9,6 +9,7 @@ import pytest
 
 from callbridge.announce.render import (
     MEDIA_TYPES,
+    Format,
     markdown_escape,
     possessive,
     render,
@@ -441,9 +442,15 @@ def test_render_dispatches(northwind: EventRecord) -> None:
     assert set(MEDIA_TYPES) == {"text", "html", "md", "ics"}
 
 
+def test_render_takes_a_format_chosen_at_run_time(northwind: EventRecord) -> None:
+    formats: list[Format] = ["text", "html", "md", "ics"]
+    bodies = [render(northwind, fmt, now=NOW) for fmt in formats]
+    assert [type(body) for body in bodies] == [str, str, str, bytes]
+
+
 def test_render_ics_needs_now(northwind: EventRecord) -> None:
     with pytest.raises(ValueError, match="now"):
-        render(northwind, "ics")  # type: ignore[call-overload]
+        render(northwind, "ics")
 
 
 def test_render_refuses_an_unknown_format(northwind: EventRecord) -> None:

@@ -174,7 +174,7 @@ def release_of(record: EventRecord) -> Release:
         city=record.company.city,
         title=record.title,
         period=record.period,
-        is_earnings=record.kind is EventKind.EARNINGS,
+        is_earnings=record.kind == EventKind.EARNINGS,
         announced_on=timefmt.dateline_date(record.announced_on),
         announced_on_iso=record.announced_on.isoformat(),
         start_phrase=timefmt.start_phrase(start, record.timezone),
@@ -254,6 +254,8 @@ def render_ics(record: EventRecord, now: datetime) -> bytes:
 def render(record: EventRecord, fmt: Literal["text", "html", "md"]) -> str: ...
 @overload
 def render(record: EventRecord, fmt: Literal["ics"], *, now: datetime) -> bytes: ...
+@overload
+def render(record: EventRecord, fmt: Format, *, now: datetime | None = None) -> str | bytes: ...
 def render(record: EventRecord, fmt: Format, *, now: datetime | None = None) -> str | bytes:
     """Render ``record`` as ``fmt``; "ics" needs ``now`` for its DTSTAMP.
 
