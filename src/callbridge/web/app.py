@@ -13,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
+from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import UserStore
@@ -35,6 +36,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.database = db
     app.state.events = EventStore(db)
     app.state.users = UserStore(db)
+    app.state.call_log = CallLog(db)
 
     app.add_middleware(
         SessionMiddleware,

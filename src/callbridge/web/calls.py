@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.bridge.control import BridgeControl, BridgeError, ParticipantView
 from callbridge.events.schema import EventRecord
+from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventStore
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
@@ -61,3 +66,70 @@ async def end_call(event_id: int, store: Store, control: BridgeDep, _: OperatorD
     except BridgeError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return await run_in_threadpool(store.get, event_id)
+
+
+@router.get("/attendance.csv", response_class=Response)
+async def attendance_csv(event_id: int, store: Store, request: Request, _: OperatorDep) -> Response:
+    """Per participant, phone and web: join, leave, duration in seconds, role, reason."""
+    record = await run_in_threadpool(store.get, event_id)
+    log: CallLog = request.app.state.call_log
+    rows = await run_in_threadpool(log.attendance, event_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["participant", "channel", "caller_id", "role", "joined_at", "left_at", "seconds", "reason"]
+    )
+    for row in rows:
+        duration = row.duration
+        writer.writerow(
+            [
+                row.participant_id,
+                row.channel,
+                row.caller_id or "",
+                row.role or "",
+                row.joined_at.isoformat(),
+                row.left_at.isoformat() if row.left_at else "",
+                f"{duration.total_seconds():.0f}" if duration is not None else "",
+                row.reason or "",
+            ]
+        )
+    filename = f"{record.company.ticker.lower()}-event-{event_id}-attendance.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class LogEntryView(BaseModel):
+    kind: LogKind
+    at: datetime
+    participant_id: str | None
+    channel: str
+    caller_id: str | None
+    role: str | None
+    actor: str
+    detail: dict[str, Any]
+
+
+@router.get("/audit", response_model=list[LogEntryView])
+async def audit(
+    event_id: int, store: Store, request: Request, _: OperatorDep
+) -> list[LogEntryView]:
+    """The call's audit trail: every join, leave, role change, mute, queue move, failed code."""
+    await run_in_threadpool(store.get, event_id)
+    log: CallLog = request.app.state.call_log
+    entries = await run_in_threadpool(log.entries, event_id)
+    return [
+        LogEntryView(
+            kind=e.kind,
+            at=e.at,
+            participant_id=e.participant_id,
+            channel=e.channel,
+            caller_id=e.caller_id,
+            role=e.role,
+            actor=e.actor,
+            detail=e.detail,
+        )
+        for e in entries
+    ]

@@ -1,0 +1,150 @@
+"""The call log: every join, leave, role change, mute, queue move and failed passcode.
+
+The bridge appends to it (from a writer task, off the media path); the audit
+trail and the attendance report read it. Entries are never changed.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from callbridge.store.db import Database
+from callbridge.store.models import CallLogRow
+
+
+class LogKind(enum.StrEnum):
+    JOIN = "join"
+    LEAVE = "leave"
+    ROLE = "role"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    QUEUE = "queue"
+    WITHDRAW = "withdraw"
+    LINE_OPEN = "line_open"
+    LINE_CLOSE = "line_close"
+    QUEUE_MOVE = "queue_move"
+    PASSCODE_FAILED = "passcode_failed"
+    BLOCKED = "blocked"
+    START = "start"
+    END = "end"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    kind: LogKind
+    at: datetime
+    event_id: int | None = None
+    participant_id: str | None = None
+    channel: str = "phone"
+    caller_id: str | None = None
+    role: str | None = None
+    actor: str = "system"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Attendance:
+    """One participant's time on the call."""
+
+    participant_id: str
+    channel: str
+    caller_id: str | None
+    role: str | None
+    joined_at: datetime
+    left_at: datetime | None
+    reason: str | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.left_at is None else self.left_at - self.joined_at
+
+
+class CallLog:
+    """Append entries; read them back as an audit trail or an attendance report."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def append(self, entries: Iterable[LogEntry]) -> int:
+        """Write entries in one transaction; returns how many."""
+        rows = [
+            CallLogRow(
+                event_id=e.event_id,
+                at=e.at,
+                kind=e.kind.value,
+                participant_id=e.participant_id,
+                channel=e.channel,
+                caller_id=e.caller_id,
+                role=e.role,
+                actor=e.actor,
+                detail=json.dumps(e.detail, sort_keys=True) if e.detail else "",
+            )
+            for e in entries
+        ]
+        if not rows:
+            return 0
+        with self.database.session() as session, session.begin():
+            session.add_all(rows)
+        return len(rows)
+
+    def entries(self, event_id: int) -> list[LogEntry]:
+        """The event's log in the order it happened."""
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(CallLogRow)
+                .where(CallLogRow.event_id == event_id)
+                .order_by(CallLogRow.at, CallLogRow.id)
+            ).all()
+        return [
+            LogEntry(
+                kind=LogKind(r.kind),
+                at=r.at,
+                event_id=r.event_id,
+                participant_id=r.participant_id,
+                channel=r.channel,
+                caller_id=r.caller_id,
+                role=r.role,
+                actor=r.actor,
+                detail=json.loads(r.detail) if r.detail else {},
+            )
+            for r in rows
+        ]
+
+    def attendance(self, event_id: int) -> list[Attendance]:
+        """Per participant: when they joined, when they left, and why, phone and web alike."""
+        report: dict[str, Attendance] = {}
+        for entry in self.entries(event_id):
+            if entry.participant_id is None:
+                continue
+            if entry.kind is LogKind.JOIN:
+                report[entry.participant_id] = Attendance(
+                    participant_id=entry.participant_id,
+                    channel=entry.channel,
+                    caller_id=entry.caller_id,
+                    role=entry.role,
+                    joined_at=entry.at,
+                    left_at=None,
+                    reason=None,
+                )
+            elif entry.kind is LogKind.LEAVE and entry.participant_id in report:
+                row = report[entry.participant_id]
+                row.left_at = entry.at
+                row.reason = str(entry.detail.get("reason", "")) or None
+            elif (
+                entry.kind in (LogKind.ROLE, LogKind.LINE_OPEN, LogKind.LINE_CLOSE)
+                and entry.participant_id in report
+                and entry.role
+            ):
+                # The report shows the part someone ended up playing: an analyst
+                # whose line was opened spoke on the call.
+                report[entry.participant_id].role = entry.role
+        return sorted(report.values(), key=lambda a: (a.joined_at, a.participant_id))

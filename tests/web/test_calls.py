@@ -1,0 +1,59 @@
+"""Call endpoints that read the call log; the live ones are exercised with real callers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from callbridge.store.calllog import CallLog, LogEntry, LogKind
+from tests.web.test_api import body
+
+T0 = datetime(2026, 11, 5, 21, 30, tzinfo=UTC)
+
+
+def test_attendance_csv(client: TestClient, auth: dict[str, str]) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    log: CallLog = client.app.state.call_log  # type: ignore[attr-defined]
+    log.append(
+        [
+            LogEntry(
+                LogKind.JOIN, T0, event["id"], "p1", caller_id="+12125551234", role="listener"
+            ),
+            LogEntry(
+                LogKind.LEAVE,
+                T0 + timedelta(seconds=90),
+                event["id"],
+                "p1",
+                detail={"reason": "bye"},
+            ),
+        ]
+    )
+    assert client.get(f"/api/events/{event['id']}/attendance.csv").status_code == 401
+    response = client.get(f"/api/events/{event['id']}/attendance.csv", headers=auth)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows == [
+        {
+            "participant": "p1",
+            "channel": "phone",
+            "caller_id": "+12125551234",
+            "role": "listener",
+            "joined_at": "2026-11-05T21:30:00+00:00",
+            "left_at": "2026-11-05T21:31:30+00:00",
+            "seconds": "90",
+            "reason": "bye",
+        }
+    ]
+    audit = client.get(f"/api/events/{event['id']}/audit", headers=auth).json()
+    assert [e["kind"] for e in audit] == ["join", "leave"]
+
+
+def test_live_controls_say_when_no_bridge_runs(client: TestClient, auth: dict[str, str]) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    response = client.get(f"/api/events/{event['id']}/participants", headers=auth)
+    assert response.status_code == 503
+    assert "bridge" in response.json()["detail"]
