@@ -1,0 +1,272 @@
+"""The passcode IVR of one call, as an explicit state machine.
+
+The machine is pure: the glue feeds it inputs (the call was answered, a
+prompt finished, a key was pressed, a timer fired, the store answered a
+lookup) with the time, and carries out the actions it queues (play or stop
+a prompt, look a passcode up, join the conference, hang up). Which state may
+follow which on which input is the table ``TRANSITIONS``; anything it does
+not list raises ``IvrTransitionError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from callbridge.media.prompts import PromptName
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    PROMPTING = "prompting"  # a prompt the caller may key over
+    COLLECTING = "collecting"
+    LOOKING_UP = "looking_up"
+    JOINING = "joining"  # the "you are joining" prompt, then into the call
+    FAREWELL = "farewell"  # a goodbye prompt, then hang up
+    DONE = "done"
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answered:
+    now: float
+
+
+@dataclass(frozen=True)
+class PromptFinished:
+    now: float
+
+
+@dataclass(frozen=True)
+class Digit:
+    digit: str
+    now: float
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    now: float
+
+
+class Outcome(enum.Enum):
+    JOINED = "joined"
+    INVALID = "invalid"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    BLOCKED = "blocked"
+    LOCKED = "locked"
+    EXPIRED = "expired"  # a replay code after the replay window
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    outcome: Outcome
+    now: float
+    event_id: int | None = None
+    role: str | None = None  # "speaker", "listener" or "replay"
+    hold: bool = False  # joined before the host started the call
+
+
+Input = Answered | PromptFinished | Digit | TimerFired | LookupResult
+
+# -- actions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayPrompt:
+    prompt: PromptName
+    barge_in: bool
+
+
+@dataclass(frozen=True)
+class StopPrompt:
+    pass
+
+
+@dataclass(frozen=True)
+class LookupPasscode:
+    passcode: str
+
+
+@dataclass(frozen=True)
+class Join:
+    event_id: int
+    role: str
+    hold: bool
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str
+
+
+Action = PlayPrompt | StopPrompt | LookupPasscode | Join | Hangup
+
+
+class IvrTransitionError(Exception):
+    """An input the machine does not expect in its present state."""
+
+
+@dataclass(frozen=True)
+class IvrRules:
+    max_digits: int = 7
+    max_tries: int = 3
+    first_digit_timeout: float = 10.0
+    inter_digit_timeout: float = 5.0
+    terminator: str = "#"
+
+
+# state → input type → the states the handler may move to.
+TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
+    State.IDLE: {Answered: frozenset({State.PROMPTING})},
+    State.PROMPTING: {
+        PromptFinished: frozenset({State.COLLECTING}),
+        # '#' with nothing keyed counts as a try: back to a prompt, or goodbye.
+        Digit: frozenset({State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}),
+    },
+    State.COLLECTING: {
+        Digit: frozenset({State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}),
+        TimerFired: frozenset(
+            {State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}
+        ),
+    },
+    State.LOOKING_UP: {
+        LookupResult: frozenset({State.JOINING, State.PROMPTING, State.FAREWELL}),
+        Digit: frozenset({State.LOOKING_UP}),
+    },
+    State.JOINING: {PromptFinished: frozenset({State.DONE}), Digit: frozenset({State.JOINING})},
+    State.FAREWELL: {PromptFinished: frozenset({State.DONE}), Digit: frozenset({State.FAREWELL})},
+    State.DONE: {Digit: frozenset({State.DONE}), PromptFinished: frozenset({State.DONE})},
+}
+
+_FAREWELLS: dict[Outcome, PromptName] = {
+    Outcome.NOT_STARTED: PromptName.NOT_STARTED,
+    Outcome.ENDED: PromptName.ENDED,
+    Outcome.BLOCKED: PromptName.BLOCKED,
+    Outcome.LOCKED: PromptName.LOCKED,
+    Outcome.EXPIRED: PromptName.REPLAY_EXPIRED,
+}
+_JOINING: dict[str, PromptName] = {
+    "speaker": PromptName.JOINING_SPEAKER,
+    "listener": PromptName.JOINING_LISTENER,
+    "replay": PromptName.REPLAY_WELCOME,
+}
+
+
+class IvrSession:
+    """One caller's way from answer to the conference (or to a polite goodbye)."""
+
+    def __init__(self, rules: IvrRules = IvrRules()) -> None:
+        self.rules = rules
+        self.state = State.IDLE
+        self.digits = ""
+        self.tries = 0
+        self.joined: Join | None = None
+        self.hangup_reason: str | None = None
+        self._actions: deque[Action] = deque()
+        self._timer: float | None = None
+        self._handlers: dict[type, Callable[[Input], State]] = {
+            Answered: self._on_answered,  # type: ignore[dict-item]
+            PromptFinished: self._on_prompt_finished,  # type: ignore[dict-item]
+            Digit: self._on_digit,  # type: ignore[dict-item]
+            TimerFired: self._on_timer,  # type: ignore[dict-item]
+            LookupResult: self._on_lookup,  # type: ignore[dict-item]
+        }
+
+    # -- the public surface ----------------------------------------------------
+
+    def handle(self, event: Input) -> None:
+        """Feed one input; then drain ``next_action`` and re-read ``get_timer``."""
+        allowed = TRANSITIONS[self.state].get(type(event))
+        if allowed is None:
+            raise IvrTransitionError(f"{type(event).__name__} is not expected in {self.state.name}")
+        target = self._handlers[type(event)](event)
+        if target not in allowed:
+            raise IvrTransitionError(f"{self.state.name} cannot move to {target.name}")
+        self.state = target
+
+    def next_action(self) -> Action | None:
+        return self._actions.popleft() if self._actions else None
+
+    def get_timer(self) -> float | None:
+        """When to feed TimerFired, or None."""
+        return self._timer
+
+    # -- handlers ---------------------------------------------------------------
+
+    def _play(self, prompt: PromptName, barge_in: bool) -> None:
+        self._timer = None
+        self._actions.append(PlayPrompt(prompt, barge_in))
+
+    def _on_answered(self, event: Answered) -> State:
+        self._play(PromptName.WELCOME, barge_in=True)
+        return State.PROMPTING
+
+    def _on_prompt_finished(self, event: PromptFinished) -> State:
+        if self.state is State.PROMPTING:
+            self._timer = event.now + self.rules.first_digit_timeout
+            return State.COLLECTING
+        if self.state is State.JOINING:
+            assert self.joined is not None
+            self._actions.append(self.joined)
+            return State.DONE
+        if self.state is State.FAREWELL:
+            self._actions.append(Hangup(self.hangup_reason or "goodbye"))
+            return State.DONE
+        return self.state
+
+    def _on_digit(self, event: Digit) -> State:
+        if self.state in (State.LOOKING_UP, State.JOINING, State.FAREWELL, State.DONE):
+            return self.state  # keys pressed while we talk or look up are ignored
+        if self.state is State.PROMPTING:
+            self._actions.append(StopPrompt())  # barge-in: the key is the code's first
+        if event.digit == self.rules.terminator:
+            return self._submit(event.now)
+        if event.digit.isdigit():
+            self.digits += event.digit
+        if len(self.digits) >= self.rules.max_digits:
+            return self._submit(event.now)
+        self._timer = event.now + self.rules.inter_digit_timeout
+        return State.COLLECTING
+
+    def _on_timer(self, event: TimerFired) -> State:
+        if self._timer is None or event.now < self._timer:
+            return self.state
+        if self.digits:
+            # Short codes (a 4-digit replay code) need no '#': silence submits them.
+            return self._submit(event.now)
+        return self._failed(PromptName.NO_INPUT, "no input")
+
+    def _submit(self, now: float) -> State:
+        self._timer = None
+        if not self.digits:
+            return self._failed(PromptName.NO_INPUT, "no input")
+        self._actions.append(LookupPasscode(self.digits))
+        return State.LOOKING_UP
+
+    def _failed(self, retry_prompt: PromptName, reason: str) -> State:
+        self.tries += 1
+        self.digits = ""
+        if self.tries >= self.rules.max_tries:
+            self.hangup_reason = f"{reason}, {self.tries} tries"
+            self._play(PromptName.INVALID_GOODBYE, barge_in=False)
+            return State.FAREWELL
+        self._play(retry_prompt, barge_in=True)
+        return State.PROMPTING
+
+    def _on_lookup(self, event: LookupResult) -> State:
+        if event.outcome is Outcome.JOINED:
+            if event.event_id is None or event.role not in _JOINING:
+                raise IvrTransitionError("a joined lookup needs an event id and a known role")
+            self.joined = Join(event.event_id, event.role, event.hold)
+            self._play(_JOINING[event.role], barge_in=False)
+            return State.JOINING
+        if event.outcome is Outcome.INVALID:
+            return self._failed(PromptName.INVALID_RETRY, "invalid passcode")
+        self.hangup_reason = event.outcome.value
+        self._play(_FAREWELLS[event.outcome], barge_in=False)
+        return State.FAREWELL

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import pytest
+
+from callbridge.ivr.machine import (
+    Action,
+    Answered,
+    Digit,
+    Hangup,
+    IvrRules,
+    IvrSession,
+    IvrTransitionError,
+    Join,
+    LookupPasscode,
+    LookupResult,
+    Outcome,
+    PlayPrompt,
+    PromptFinished,
+    State,
+    StopPrompt,
+    TimerFired,
+)
+from callbridge.media.prompts import PromptName
+
+
+def actions(ivr: IvrSession) -> list[Action]:
+    out = []
+    while (action := ivr.next_action()) is not None:
+        out.append(action)
+    return out
+
+
+def answered(ivr: IvrSession | None = None) -> IvrSession:
+    ivr = ivr or IvrSession()
+    ivr.handle(Answered(0.0))
+    assert actions(ivr) == [PlayPrompt(PromptName.WELCOME, barge_in=True)]
+    ivr.handle(PromptFinished(5.0))
+    assert ivr.state is State.COLLECTING
+    return ivr
+
+
+def key(ivr: IvrSession, digits: str, now: float = 6.0) -> list[Action]:
+    for d in digits:
+        ivr.handle(Digit(d, now))
+    return actions(ivr)
+
+
+def test_listener_code_with_pound_joins_listen_only() -> None:
+    ivr = answered()
+    assert key(ivr, "8024721#") == [LookupPasscode("8024721")]
+    ivr.handle(LookupResult(Outcome.JOINED, 7.0, event_id=4, role="listener"))
+    assert actions(ivr) == [PlayPrompt(PromptName.JOINING_LISTENER, barge_in=False)]
+    ivr.handle(PromptFinished(9.0))
+    assert actions(ivr) == [Join(4, "listener", hold=False)]
+    assert ivr.state is State.DONE
+
+
+def test_max_length_submits_without_pound() -> None:
+    ivr = answered()
+    assert key(ivr, "5550123") == [LookupPasscode("5550123")]
+    ivr.handle(LookupResult(Outcome.JOINED, 7.0, event_id=4, role="speaker", hold=True))
+    assert actions(ivr) == [PlayPrompt(PromptName.JOINING_SPEAKER, barge_in=False)]
+    ivr.handle(PromptFinished(9.0))
+    assert actions(ivr) == [Join(4, "speaker", hold=True)]
+
+
+def test_barge_in_keeps_the_key() -> None:
+    ivr = IvrSession()
+    ivr.handle(Answered(0.0))
+    actions(ivr)
+    ivr.handle(Digit("8", 1.0))
+    assert actions(ivr) == [StopPrompt()]
+    assert ivr.digits == "8"
+    assert key(ivr, "024721#") == [LookupPasscode("8024721")]
+
+
+def test_short_code_submits_on_inter_digit_timeout() -> None:
+    ivr = answered()
+    key(ivr, "4417", now=6.0)
+    assert ivr.get_timer() == 11.0
+    ivr.handle(TimerFired(10.0))  # early: nothing happens
+    assert actions(ivr) == []
+    ivr.handle(TimerFired(11.0))
+    assert actions(ivr) == [LookupPasscode("4417")]
+
+
+def test_wrong_code_three_times_then_goodbye() -> None:
+    ivr = answered()
+    for attempt in range(1, 4):
+        assert key(ivr, "1111111") == [LookupPasscode("1111111")]
+        ivr.handle(LookupResult(Outcome.INVALID, 7.0))
+        if attempt < 3:
+            assert actions(ivr) == [PlayPrompt(PromptName.INVALID_RETRY, barge_in=True)]
+            ivr.handle(PromptFinished(8.0))
+    assert actions(ivr) == [PlayPrompt(PromptName.INVALID_GOODBYE, barge_in=False)]
+    assert ivr.state is State.FAREWELL
+    ivr.handle(PromptFinished(10.0))
+    assert actions(ivr) == [Hangup("invalid passcode, 3 tries")]
+
+
+def test_no_input_counts_as_a_try() -> None:
+    ivr = answered()
+    assert ivr.get_timer() == 15.0
+    ivr.handle(TimerFired(15.0))
+    assert actions(ivr) == [PlayPrompt(PromptName.NO_INPUT, barge_in=True)]
+    assert ivr.tries == 1
+
+
+def test_pound_alone_counts_as_a_try() -> None:
+    ivr = answered()
+    assert key(ivr, "#") == [PlayPrompt(PromptName.NO_INPUT, barge_in=True)]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "prompt"),
+    [
+        (Outcome.NOT_STARTED, PromptName.NOT_STARTED),
+        (Outcome.ENDED, PromptName.ENDED),
+        (Outcome.BLOCKED, PromptName.BLOCKED),
+        (Outcome.LOCKED, PromptName.LOCKED),
+        (Outcome.EXPIRED, PromptName.REPLAY_EXPIRED),
+    ],
+)
+def test_refusals_say_why_and_hang_up(outcome: Outcome, prompt: PromptName) -> None:
+    ivr = answered()
+    key(ivr, "8024721#")
+    ivr.handle(LookupResult(outcome, 7.0))
+    assert actions(ivr) == [PlayPrompt(prompt, barge_in=False)]
+    ivr.handle(PromptFinished(9.0))
+    assert actions(ivr) == [Hangup(outcome.value)]
+
+
+def test_keys_during_lookup_are_ignored() -> None:
+    ivr = answered()
+    key(ivr, "8024721#")
+    assert key(ivr, "99") == []
+    assert ivr.state is State.LOOKING_UP
+
+
+def test_unlisted_transitions_raise() -> None:
+    ivr = IvrSession()
+    with pytest.raises(IvrTransitionError):
+        ivr.handle(Digit("1", 0.0))
+    ivr = answered()
+    with pytest.raises(IvrTransitionError):
+        ivr.handle(Answered(1.0))
+    with pytest.raises(IvrTransitionError):
+        ivr.handle(LookupResult(Outcome.INVALID, 1.0))
+
+
+def test_digit_buffer_is_capped() -> None:
+    ivr = answered(IvrSession(IvrRules(max_digits=12)))
+    actions_seen = key(ivr, "1" * 40)
+    assert actions_seen == [LookupPasscode("1" * 12)]
