@@ -1,0 +1,538 @@
+"""SIP messages (RFC 3261 section 7): parse from bytes, serialize to bytes.
+
+The parser is strict where a wrong guess would misroute a call (start line,
+Via, CSeq, Content-Length) and lenient where real phones differ (case,
+whitespace, compact names, folded lines). Every buffer has a limit. A
+malformed message raises ``SipError`` with the status to answer; nothing
+else escapes ``parse_message``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from callbridge.sip.errors import REASONS, SipError
+from callbridge.sip.grammar import (
+    CSEQ_RE,
+    HEADER_LINE_RE,
+    METHOD_RE,
+    REQUEST_LINE_RE,
+    STATUS_LINE_RE,
+    VIA_RE,
+)
+
+MAX_MESSAGE = 65535
+MAX_HEADERS = 128
+MAX_LINE = 8192
+MAX_FRAMER_BUFFER = 2 * MAX_MESSAGE
+
+COMPACT: dict[str, str] = {
+    "i": "Call-ID",
+    "m": "Contact",
+    "f": "From",
+    "t": "To",
+    "v": "Via",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "k": "Supported",
+    "s": "Subject",
+    "e": "Content-Encoding",
+    "o": "Event",
+    "r": "Refer-To",
+    "u": "Allow-Events",
+    "x": "Session-Expires",
+}
+# Canonical spelling for headers we print; others keep the sender's case.
+CANONICAL: dict[str, str] = {
+    name.lower(): name
+    for name in (
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Max-Forwards",
+        "Content-Type",
+        "Content-Length",
+        "Route",
+        "Record-Route",
+        "Allow",
+        "Supported",
+        "Accept",
+        "User-Agent",
+        "Server",
+        "Require",
+        "Unsupported",
+        "Expires",
+        "Session-Expires",
+        "Retry-After",
+        "Warning",
+        "Subject",
+        "Content-Encoding",
+        "Event",
+        "Reason",
+    )
+}
+CANONICAL["cseq"] = "CSeq"
+CANONICAL["call-id"] = "Call-ID"
+# Headers whose value is a comma-separated list (section 7.3.1).
+LIST_HEADERS = frozenset(
+    {"via", "route", "record-route", "contact", "allow", "supported", "require", "accept"}
+)
+MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def canonical_name(name: str) -> str:
+    lowered = name.lower()
+    if lowered in COMPACT:
+        return COMPACT[lowered]
+    return CANONICAL.get(lowered, name)
+
+
+def split_list(value: str) -> list[str]:
+    """Split a header value on commas that are outside quotes and angle brackets."""
+    parts: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    current: list[str] = []
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth = max(0, depth - 1)
+        elif not quoted and depth == 0 and ch == ",":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map of header fields."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = []
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((canonical_name(name), value))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (for a list header, its first element)."""
+        values = self.get_all(name)
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        key = canonical_name(name).lower()
+        values: list[str] = []
+        for item_name, value in self._items:
+            if item_name.lower() == key:
+                values.extend(split_list(value) if key in LIST_HEADERS else [value])
+        return values
+
+    def set(self, name: str, value: str) -> None:
+        self.remove(name)
+        self.add(name, value)
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name).lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self.get_all(name))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def copy(self) -> Headers:
+        return Headers(self._items)
+
+
+# -- URIs and addresses ---------------------------------------------------------
+
+_URI_RE = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):"
+    r"(?:(?P<user>[^@;?]*)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;?]+)?"
+    r"(?::(?P<port>\d{1,5}))?"
+    r"(?P<params>;[^?]*)?"
+    r"(?:\?(?P<headers>.*))?$"
+)
+
+
+def _params(text: str | None) -> dict[str, str | None]:
+    params: dict[str, str | None] = {}
+    for part in (text or "").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"') if sep else None
+    return params
+
+
+def _format_params(params: dict[str, str | None]) -> str:
+    return "".join(f";{k}={v}" if v is not None else f";{k}" for k, v in params.items())
+
+
+@dataclass
+class SipUri:
+    scheme: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    headers: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SipUri:
+        """Read a sip:, sips: or tel: URI; any other scheme is a 416."""
+        match = _URI_RE.match(text.strip())
+        if match is None:
+            raise SipError(400, f"malformed URI {text[:60]!r}")
+        scheme = match["scheme"].lower()
+        if scheme == "tel":
+            # tel:+19133120379;phone-context=... - the number is the user part.
+            number = (match["host"] or "") if match["user"] is None else match["user"]
+            return cls(scheme="tel", host="", user=number, params=_params(match["params"]))
+        if scheme not in ("sip", "sips"):
+            raise SipError(416, f"URI scheme {scheme!r}")
+        host = match["host"]
+        if not host:
+            raise SipError(400, "URI without a host")
+        port = int(match["port"]) if match["port"] else None
+        if port is not None and not 0 < port < 65536:
+            raise SipError(400, f"URI port {port}")
+        return cls(
+            scheme=scheme,
+            host=host,
+            user=match["user"],
+            port=port,
+            params=_params(match["params"]),
+            headers=match["headers"],
+        )
+
+    def __str__(self) -> str:
+        if self.scheme == "tel":
+            return f"tel:{self.user}{_format_params(self.params)}"
+        user = f"{self.user}@" if self.user is not None else ""
+        port = f":{self.port}" if self.port is not None else ""
+        headers = f"?{self.headers}" if self.headers else ""
+        return f"{self.scheme}:{user}{self.host}{port}{_format_params(self.params)}{headers}"
+
+
+@dataclass
+class NameAddr:
+    """``"Display" <sip:user@host>;tag=abc`` - From, To, Contact, Route."""
+
+    uri: SipUri
+    display: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        text = text.strip()
+        if "<" in text:
+            raw_display, _, rest = text.partition("<")
+            uri_text, closed, params = rest.partition(">")
+            if not closed:
+                raise SipError(400, "unclosed '<' in an address")
+            display = raw_display.strip().strip('"').strip() or None
+            return cls(SipUri.parse(uri_text), display, _params(params))
+        # addr-spec form: URI parameters belong to the header here (section 20.10).
+        uri_text, _, params = text.partition(";")
+        return cls(SipUri.parse(uri_text), None, _params(params))
+
+    @property
+    def tag(self) -> str | None:
+        return self.params.get("tag")
+
+    def __str__(self) -> str:
+        display = f'"{self.display}" ' if self.display else ""
+        return f"{display}<{self.uri}>{_format_params(self.params)}"
+
+
+@dataclass
+class Via:
+    transport: str
+    host: str
+    port: int | None
+    params: dict[str, str | None]
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        match = VIA_RE.match(text.strip())
+        if match is None:
+            raise SipError(400, f"malformed Via {text[:60]!r}")
+        if match[1] != "2.0":
+            raise SipError(505, f"Via SIP version {match[1]}")
+        sent_by = match[3]
+        host, port = sent_by, None
+        if sent_by.startswith("["):
+            host, _, rest = sent_by.partition("]")
+            host += "]"
+            if rest.startswith(":"):
+                port = _port(rest[1:])
+        elif sent_by.count(":") == 1:
+            host, port_text = sent_by.split(":")
+            port = _port(port_text)
+        return cls(match[2].upper(), host, port, _params(match[4]))
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    @property
+    def sent_by(self) -> str:
+        return f"{self.host}:{self.port or 5060}"
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SipError(400, f"bad port {text[:10]!r}")
+    return int(text)
+
+
+def parse_cseq(value: str | None) -> tuple[int, str]:
+    match = CSEQ_RE.match((value or "").strip())
+    if match is None:
+        raise SipError(400, "malformed CSeq")
+    number = int(match[1])
+    if number >= 2**31:
+        raise SipError(400, "CSeq number out of range")
+    return number, match[2]
+
+
+# -- messages -----------------------------------------------------------------
+
+
+@dataclass
+class SipRequest:
+    method: str
+    uri: str
+    headers: Headers
+    body: bytes = b""
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("CSeq"))
+
+    @property
+    def top_via(self) -> Via:
+        return Via.parse(self.headers.get("Via") or "")
+
+    def serialize(self) -> bytes:
+        return _serialize(f"{self.method} {self.uri} SIP/2.0", self.headers, self.body)
+
+    __bytes__ = serialize
+
+
+@dataclass
+class SipResponse:
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("CSeq"))
+
+    def serialize(self) -> bytes:
+        return _serialize(f"SIP/2.0 {self.status} {self.reason}", self.headers, self.body)
+
+    __bytes__ = serialize
+
+
+SipMessage = SipRequest | SipResponse
+
+
+def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
+    lines = [start]
+    for name, value in headers:
+        if name.lower() != "content-length":
+            lines.append(f"{name}: {value}")
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        index = data.find(separator)
+        if index >= 0:
+            return data[:index], data[index + len(separator) :]
+    # No blank line: a datagram may end after the last header.
+    return data, b""
+
+
+def _unfold(head: str) -> list[str]:
+    lines: list[str] = []
+    for raw in re.split(r"\r?\n", head):
+        if len(raw) > MAX_LINE:
+            raise SipError(513, "a header line is longer than 8 KiB")
+        if raw[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + raw.strip()  # folded continuation (section 7.3.1)
+        else:
+            lines.append(raw)
+    return lines
+
+
+def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
+    """Parse one whole message; raises SipError with the status to answer.
+
+    ``stream`` is True on TCP, where Content-Length is mandatory and exact.
+    """
+    if len(data) > MAX_MESSAGE:
+        raise SipError(513, f"message of {len(data)} bytes")
+    data = data.lstrip(b"\r\n")
+    if not data:
+        raise SipError(400, "empty message")
+    raw_head, body = _split_head(data)
+    try:
+        head = raw_head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SipError(400, "header bytes are not UTF-8") from None
+    if "\x00" in head:
+        raise SipError(400, "NUL in the header")
+    lines = _unfold(head)
+    start, header_lines = lines[0].strip(), [line for line in lines[1:] if line.strip()]
+    if len(header_lines) > MAX_HEADERS:
+        raise SipError(513, f"{len(header_lines)} header fields")
+    headers = Headers()
+    for line in header_lines:
+        match = HEADER_LINE_RE.match(line)
+        if match is None:
+            raise SipError(400, f"malformed header line {line[:40]!r}")
+        headers.add(match[1], match[2].strip())
+
+    declared = headers.get("Content-Length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise SipError(400, "Content-Length is not a number")
+        length = int(declared)
+        if length > len(body):
+            raise SipError(400, f"Content-Length {length} but {len(body)} bytes of body")
+        # A datagram may carry trailing bytes past the body; they are ignored (18.3).
+        body = body[:length]
+    elif stream:
+        raise SipError(400, "no Content-Length on a stream transport")
+
+    status_match = STATUS_LINE_RE.match(start)
+    if status_match is not None:
+        if status_match[1] != "2.0":
+            raise SipError(505, f"SIP/{status_match[1]}")
+        response = SipResponse(int(status_match[2]), status_match[3], headers, body)
+        for name in MANDATORY:
+            if name not in headers:
+                raise SipError(400, f"missing {name}")
+        response.cseq  # noqa: B018 - validates
+        return response
+
+    request_match = REQUEST_LINE_RE.match(start)
+    if request_match is None:
+        raise SipError(400, "malformed start line")
+    method, uri, version = request_match[1], request_match[2], request_match[3]
+    if not METHOD_RE.match(method):
+        raise SipError(400, "malformed method")
+    if version != "2.0":
+        raise SipError(505, f"SIP/{version}")
+    request = SipRequest(method, uri, headers, body)
+    for name in MANDATORY:
+        if name not in headers:
+            raise SipError(400, f"missing {name}")
+    _, cseq_method = request.cseq
+    if cseq_method != method:
+        raise SipError(400, f"CSeq method {cseq_method} does not match {method}")
+    request.top_via  # noqa: B018 - validates
+    max_forwards = headers.get("Max-Forwards")
+    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
+        raise SipError(400, "malformed Max-Forwards")
+    SipUri.parse(uri)
+    return request
+
+
+class StreamFramer:
+    """Cuts a TCP byte stream into messages by Content-Length (section 18.3)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; returns the whole messages now complete. Raises SipError on overflow."""
+        self._buffer += data
+        if len(self._buffer) > MAX_FRAMER_BUFFER:
+            self._buffer.clear()
+            raise SipError(513, "stream buffer overflow")
+        messages: list[bytes] = []
+        while True:
+            # CRLF keep-alives (RFC 5626) between messages are skipped.
+            while self._buffer[:2] == b"\r\n":
+                del self._buffer[:2]
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > MAX_MESSAGE:
+                    self._buffer.clear()
+                    raise SipError(513, "header section too long")
+                return messages
+            head = bytes(self._buffer[:end])
+            match = re.search(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", head)
+            if match is None:
+                self._buffer.clear()
+                raise SipError(400, "no Content-Length on a stream transport")
+            total = end + 4 + int(match[1])
+            if total > MAX_MESSAGE:
+                self._buffer.clear()
+                raise SipError(513, "message too large")
+            if len(self._buffer) < total:
+                return messages
+            messages.append(bytes(self._buffer[:total]))
+            del self._buffer[:total]
+
+
+def make_response(
+    request: SipRequest,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> SipResponse:
+    """A response copying Via, From, To, Call-ID and CSeq from the request (section 8.2.6)."""
+    out = Headers()
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        for name_seen, value in request.headers:
+            if name_seen.lower() == name.lower():
+                if name == "To" and to_tag and ";tag=" not in value.replace(" ", "").lower():
+                    value = f"{value};tag={to_tag}"
+                out.add(name, value)
+    for name, value in headers:
+        out.add(name, value)
+    if body:
+        out.set("Content-Type", content_type or "application/sdp")
+    return SipResponse(status, reason or REASONS.get(status, "Unknown"), out, body)

@@ -1,0 +1,237 @@
+"""SDP (RFC 4566) for one audio stream, and the offer/answer rules of RFC 3264.
+
+We speak G.711 (PCMU, PCMA) at 8 kHz with RFC 4733 telephone-events. The
+answer honours the offerer's payload type numbers, codec order and ptime,
+mirrors its direction, and an offer with no common codec is a 488.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+from callbridge.sip.errors import SipError
+
+MAX_SDP = 16384
+SUPPORTED = {"PCMU": 0, "PCMA": 8}
+
+
+class Direction(enum.StrEnum):
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    def mirrored(self) -> Direction:
+        return {
+            Direction.SENDONLY: Direction.RECVONLY,
+            Direction.RECVONLY: Direction.SENDONLY,
+        }.get(self, self)
+
+
+@dataclass
+class MediaDescription:
+    media: str
+    port: int
+    protocol: str
+    formats: list[int]
+    rtpmap: dict[int, tuple[str, int]] = field(default_factory=dict)
+    fmtp: dict[int, str] = field(default_factory=dict)
+    connection: str | None = None
+    direction: Direction | None = None
+    ptime: int | None = None
+
+
+@dataclass
+class SessionDescription:
+    origin: str
+    connection: str | None
+    media: list[MediaDescription]
+    direction: Direction = Direction.SENDRECV
+
+    @classmethod
+    def parse(cls, data: bytes) -> SessionDescription:
+        """Read an SDP body; raises SipError(400) on anything malformed."""
+        if len(data) > MAX_SDP:
+            raise SipError(400, "SDP body too large")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SipError(400, "SDP is not UTF-8") from None
+        origin = ""
+        connection: str | None = None
+        direction = Direction.SENDRECV
+        media: list[MediaDescription] = []
+        seen_version = False
+        for number, raw in enumerate(text.replace("\r\n", "\n").split("\n")):
+            line = raw.strip()
+            if not line:
+                continue
+            if len(line) < 2 or line[1] != "=":
+                raise SipError(400, f"SDP line {number + 1} is not type=value")
+            kind, value = line[0], line[2:]
+            if kind == "v":
+                if value.strip() != "0":
+                    raise SipError(400, "SDP version is not 0")
+                seen_version = True
+            elif kind == "o":
+                origin = value
+            elif kind == "c":
+                address = _connection(value)
+                if media:
+                    media[-1].connection = address
+                else:
+                    connection = address
+            elif kind == "m":
+                media.append(_media_line(value))
+            elif kind == "a":
+                _attribute(value, media[-1] if media else None)
+                if not media and value in Direction.__members__.values():
+                    direction = Direction(value)
+        if not seen_version:
+            raise SipError(400, "SDP without v=0")
+        return cls(origin=origin, connection=connection, media=media, direction=direction)
+
+
+def _connection(value: str) -> str:
+    parts = value.split()
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+        raise SipError(400, "malformed c= line")
+    return parts[2].split("/")[0]
+
+
+def _media_line(value: str) -> MediaDescription:
+    parts = value.split()
+    if len(parts) < 4:
+        raise SipError(400, "malformed m= line")
+    port_text = parts[1].split("/")[0]
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise SipError(400, "malformed m= port")
+    formats: list[int] = []
+    for fmt in parts[3:]:
+        if fmt.isdigit() and int(fmt) < 128:
+            formats.append(int(fmt))
+    return MediaDescription(parts[0], int(port_text), parts[2], formats)
+
+
+def _attribute(value: str, media: MediaDescription | None) -> None:
+    name, _, rest = value.partition(":")
+    if media is None:
+        return
+    if name == "rtpmap":
+        pt_text, _, encoding = rest.partition(" ")
+        enc_name, _, clock = encoding.partition("/")
+        if pt_text.isdigit() and clock.split("/")[0].isdigit():
+            media.rtpmap[int(pt_text)] = (enc_name.strip(), int(clock.split("/")[0]))
+    elif name == "fmtp":
+        pt_text, _, params = rest.partition(" ")
+        if pt_text.isdigit():
+            media.fmtp[int(pt_text)] = params.strip()
+    elif name == "ptime":
+        if rest.strip().isdigit():
+            media.ptime = int(rest.strip())
+    elif name in Direction.__members__.values():
+        media.direction = Direction(name)
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """What an answer settled: the codec, the numbers, where to send, which way."""
+
+    codec: str
+    payload_type: int
+    dtmf_payload_type: int | None
+    ptime: int
+    remote_host: str
+    remote_port: int
+    direction: Direction
+    answer: bytes
+
+    @property
+    def on_hold(self) -> bool:
+        """The caller put us on hold: send nothing (or only what a=recvonly allows)."""
+        return self.direction in (Direction.RECVONLY, Direction.INACTIVE) or self.remote_host in (
+            "0.0.0.0",
+            "::",
+        )
+
+
+class SdpSession:
+    """Our side of one call's SDP: the origin line, whose version rises with each answer."""
+
+    def __init__(self, local_host: str, session_id: int | None = None) -> None:
+        self.local_host = local_host
+        self.session_id = session_id if session_id is not None else secrets.randbelow(2**31)
+        self.version = self.session_id
+
+    def negotiate(self, offer_body: bytes, local_port: int) -> Negotiated:
+        """Answer an offer for one audio stream; SipError(488) if nothing fits."""
+        offer = SessionDescription.parse(offer_body)
+        audio = next((m for m in offer.media if m.media == "audio" and m.port != 0), None)
+        if audio is None:
+            raise SipError(488, "no audio stream offered")
+        if audio.protocol not in ("RTP/AVP", "RTP/AVPF"):
+            raise SipError(488, f"media protocol {audio.protocol}")
+        codec: tuple[str, int] | None = None
+        dtmf_pt: int | None = None
+        for pt in audio.formats:
+            name, clock = audio.rtpmap.get(pt, _static(pt))
+            if codec is None and name.upper() in SUPPORTED and clock == 8000:
+                codec = (name.upper(), pt)
+            if name.lower() == "telephone-event" and clock == 8000 and dtmf_pt is None:
+                dtmf_pt = pt
+        if codec is None:
+            raise SipError(488, "no common codec (we take PCMU or PCMA)")
+        host = audio.connection or offer.connection
+        if host is None:
+            raise SipError(400, "SDP without a connection address")
+        direction = audio.direction or offer.direction
+        if host in ("0.0.0.0", "::") and direction is Direction.SENDRECV:
+            direction = Direction.SENDONLY  # RFC 2543 hold
+        ptime = audio.ptime or 20
+        if ptime not in (10, 20, 30, 40, 60):
+            ptime = 20
+        self.version += 1
+        answer = self._answer(codec, dtmf_pt, ptime, local_port, direction.mirrored())
+        return Negotiated(
+            codec=codec[0],
+            payload_type=codec[1],
+            dtmf_payload_type=dtmf_pt,
+            ptime=ptime,
+            remote_host=host,
+            remote_port=audio.port,
+            direction=direction.mirrored(),
+            answer=answer,
+        )
+
+    def _answer(
+        self,
+        codec: tuple[str, int],
+        dtmf_pt: int | None,
+        ptime: int,
+        port: int,
+        direction: Direction,
+    ) -> bytes:
+        ip = "IP6" if ":" in self.local_host else "IP4"
+        formats = [codec[1]] + ([dtmf_pt] if dtmf_pt is not None else [])
+        lines = [
+            "v=0",
+            f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
+            "s=callbridge",
+            f"c=IN {ip} {self.local_host}",
+            "t=0 0",
+            f"m=audio {port} RTP/AVP {' '.join(str(f) for f in formats)}",
+            f"a=rtpmap:{codec[1]} {codec[0]}/8000",
+        ]
+        if dtmf_pt is not None:
+            lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
+        lines += [f"a=ptime:{ptime}", f"a={direction.value}"]
+        return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _static(pt: int) -> tuple[str, int]:
+    """The static payload types of RFC 3551 that matter to us."""
+    return {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 18: ("G729", 8000)}.get(
+        pt, ("", 0)
+    )
