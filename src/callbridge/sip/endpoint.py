@@ -249,7 +249,7 @@ class SipEndpoint:
                 continue
             self._out.append((pending.data, pending.address))
             pending.interval = min(pending.interval * 2, T2)
-            pending.next_at = now + pending.interval
+            pending.next_at = min(now + pending.interval, pending.give_up_at)
 
     # -- the application's side ---------------------------------------------------
 
@@ -462,7 +462,9 @@ class SipEndpoint:
                 break
             name, sep, value = line.partition(":")
             if sep and canonical_name(name.strip()) in needed:
-                needed[canonical_name(name.strip())].append(value.strip())
+                # Echo what correlates the answer, minus bytes that would break it.
+                clean = "".join(ch for ch in value.strip() if ch.isprintable())
+                needed[canonical_name(name.strip())].append(clean)
         if not all(needed.values()) or start.split(" ")[0] == "ACK":
             self.stats.dropped += 1
             return

@@ -468,6 +468,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     if cseq_method != method:
         raise SipError(400, f"CSeq method {cseq_method} does not match {method}")
     request.top_via  # noqa: B018 - validates
+    for name in ("From", "To"):
+        NameAddr.parse(headers.get(name) or "")
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
         raise SipError(400, "malformed Max-Forwards")

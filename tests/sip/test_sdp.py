@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import Direction, SdpSession, SessionDescription
+from tests.sip.uac import OFFER
+
+BARESIP_OFFER = (
+    b"v=0\r\no=- 1411112 3426226 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 10004 RTP/AVP 8 0 96\r\nb=AS:64\r\na=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n"
+    b"a=sendrecv\r\na=label:1\r\na=ssrc:2238301235 cname:x\r\na=rtcp-rsize\r\n"
+)
+
+
+def test_answer_keeps_the_offerers_order_and_numbers() -> None:
+    result = SdpSession("127.0.0.1", 1).negotiate(BARESIP_OFFER, 20000)
+    assert (result.codec, result.payload_type, result.dtmf_payload_type) == ("PCMA", 8, 96)
+    assert (result.remote_host, result.remote_port, result.ptime) == ("127.0.0.1", 10004, 20)
+    assert b"m=audio 20000 RTP/AVP 8 96\r\n" in result.answer
+    assert b"a=rtpmap:96 telephone-event/8000" in result.answer
+    assert b"a=sendrecv" in result.answer
+
+
+def test_version_rises_with_each_answer() -> None:
+    session = SdpSession("127.0.0.1", 7)
+    first = session.negotiate(OFFER.encode(), 20000).answer
+    second = session.negotiate(OFFER.encode(), 20000).answer
+    assert b"o=callbridge 7 8 " in first and b"o=callbridge 7 9 " in second
+
+
+@pytest.mark.parametrize(
+    ("change", "direction", "hold"),
+    [
+        (("a=sendrecv", "a=sendonly"), Direction.RECVONLY, True),
+        (("a=sendrecv", "a=inactive"), Direction.INACTIVE, True),
+        (("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"), Direction.RECVONLY, True),
+        (("a=sendrecv", "a=recvonly"), Direction.SENDONLY, False),
+    ],
+)
+def test_hold_is_mirrored(change: tuple[str, str], direction: Direction, hold: bool) -> None:
+    offer = OFFER.replace(*change).encode()
+    result = SdpSession("127.0.0.1").negotiate(offer, 20000)
+    assert result.direction is direction
+    assert result.on_hold is hold
+
+
+def test_ptime_is_honoured() -> None:
+    result = SdpSession("127.0.0.1").negotiate(OFFER.replace("ptime:20", "ptime:30").encode(), 1)
+    assert result.ptime == 30
+
+
+@pytest.mark.parametrize(
+    ("offer", "status"),
+    [
+        (OFFER.replace("0 8 101", "18 101"), 488),
+        (OFFER.replace("m=audio 40000 RTP/AVP", "m=video 40000 RTP/AVP"), 488),
+        (OFFER.replace("RTP/AVP", "RTP/SAVP"), 488),
+        (OFFER.replace("v=0", "v=1"), 400),
+        (OFFER.replace("c=IN IP4 127.0.0.1\r\n", ""), 400),
+    ],
+)
+def test_refusals(offer: str, status: int) -> None:
+    with pytest.raises(SipError) as error:
+        SdpSession("127.0.0.1").negotiate(offer.encode(), 20000)
+    assert error.value.status == status
+
+
+@given(st.binary(max_size=400))
+def test_sdp_parser_returns_or_raises_sip_error(data: bytes) -> None:
+    with contextlib.suppress(SipError):
+        SessionDescription.parse(data)
