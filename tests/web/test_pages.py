@@ -273,8 +273,9 @@ def test_missing_event_is_an_html_404(client: TestClient, path: str) -> None:
     assert "There is no event 999" in response.text
 
 
-def test_webcast_page_before_the_call(client: TestClient) -> None:
+def test_webcast_page_before_the_call(client: TestClient, app: FastAPI) -> None:
     record = make_event(client, title="Third quarter")
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 1, tzinfo=UTC)
     response = client.get(f"/events/{record.id}/webcast")
     assert response.status_code == 200
     page = response.text
@@ -283,6 +284,13 @@ def test_webcast_page_before_the_call(client: TestClient) -> None:
     assert "866-555-0199" in page and "8024721" in page
     assert SPEAKER not in page
     assert "<audio" not in page and "<video" not in page
+
+
+def test_webcast_page_when_the_start_has_passed_but_the_call_has_not(client: TestClient) -> None:
+    record = make_event(client, title="Third quarter")  # Nov 5; today is Nov 25
+    page = client.get(f"/events/{record.id}/webcast").text
+    assert "The webcast begins" not in page
+    assert "was due to begin at" in page and "has not started yet" in page
 
 
 def test_webcast_page_live_and_after(client: TestClient) -> None:

@@ -132,6 +132,7 @@ class EventView:
     webcast_external: bool
     announcement_href: str
     ics_href: str
+    start_passed: bool
     replay_until: str | None
     replay_available: bool
     replay_dial_ins: tuple[Phone, ...]
@@ -197,6 +198,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         webcast_external=record.webcast_url is not None,
         announcement_href=f"/events/{record.id}/announcement",
         ics_href=f"/api/events/{record.id}/announcement.ics",
+        start_passed=now >= record.starts_at,
         replay_until=timefmt.weekday_date(replay_until) if replay_until is not None else None,
         replay_available=record.replay_available(now),
         replay_dial_ins=_phones(record.replay_dial_in),
