@@ -44,6 +44,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     data_dir: Path = Path("var")
     trunk_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK_TRUNKS
+    # Seconds without RTP after which a leg is taken to be gone.
+    media_timeout: float = 30.0
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow.
     login_failure_delay: float = 1.0

@@ -11,6 +11,7 @@ import logging
 import uvicorn
 import uvloop
 
+from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.config import Settings
 from callbridge.store.db import Database
 from callbridge.web.app import create_app
@@ -31,10 +32,25 @@ async def run(settings: Settings) -> None:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    bridge = Bridge(
+        BridgeConfig(
+            sip_host=settings.sip_host,
+            sip_port=settings.sip_port,
+            rtp_port_min=settings.rtp_port_min,
+            rtp_port_max=settings.rtp_port_max,
+            trunk_networks=settings.trunk_networks,
+            media_timeout=settings.media_timeout,
+        ),
+        app.state.events,
+        app.state.call_log,
+    )
+    await bridge.start()
+    app.state.bridge = bridge
     log.info("web on http://%s:%d", settings.http_host, settings.http_port)
     try:
         await server.serve()
     finally:
+        await bridge.stop()
         database.dispose()
 
 

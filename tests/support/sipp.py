@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SIPP = shutil.which("sipp")
 SCENARIOS = Path(__file__).resolve().parent.parent / "telephony" / "scenarios"
@@ -16,6 +19,7 @@ class SippResult:
     returncode: int
     output: str
     errors: str
+    background: Any = None
 
     @property
     def ok(self) -> bool:
@@ -36,6 +40,7 @@ def run_sipp(
     transport: str = "u1",
     extra: list[str] | None = None,
     substitutions: dict[str, str] | None = None,
+    background_check: Callable[[], Any] | None = None,
 ) -> SippResult:
     """Run ``scenario`` (a file in the repo, {placeholders} filled in) until done or timeout."""
     if SIPP is None:
@@ -77,8 +82,20 @@ def run_sipp(
         *(["-l", str(limit)] if limit else []),
         *(extra or []),
     ]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout + 30, cwd=workdir
-    )
+    output_file = workdir / f"{scenario.stem}_output.log"
+    background: Any = None
+    with output_file.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=workdir)
+        deadline = time.monotonic() + timeout + 30
+        # While the calls run, the test may watch the server (e.g. its participant list).
+        while process.poll() is None:
+            if time.monotonic() > deadline:
+                process.kill()
+                break
+            if background_check is not None and not background:
+                background = background_check()
+            time.sleep(0.25)
+        process.wait()
     errors = error_file.read_text(errors="replace") if error_file.exists() else ""
-    return SippResult(completed.returncode, completed.stdout + completed.stderr, errors)
+    text = output_file.read_text(errors="replace")
+    return SippResult(process.returncode, text, errors, background)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import json
 import logging
 import os
@@ -123,7 +124,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from callbridge.config import Settings
+    from callbridge.config import LOOPBACK_TRUNKS, Settings
     from callbridge.server import serve
 
     settings = Settings(
@@ -134,9 +135,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip_port=args.sip_port,
         public_url=args.public_url or f"http://{args.host}:{args.port}",
         data_dir=Path(args.data_dir),
+        rtp_port_min=args.rtp_ports[0],
+        rtp_port_max=args.rtp_ports[1],
+        trunk_networks=tuple(args.trunk) if args.trunk else LOOPBACK_TRUNKS,
+        media_timeout=args.media_timeout,
     )
     serve(settings)
     return 0
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or not 0 < int(low) < int(high) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port range such as 20000-29999")
+    return int(low), int(high)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip-port", type=int, default=5060, help="SIP port; 0 picks a free one")
     serve.add_argument("--public-url", default=None, help="the URL listeners reach us at")
     serve.add_argument("--data-dir", default="var", help="recordings, keys (default ./var)")
+    serve.add_argument(
+        "--rtp-ports",
+        type=_port_range,
+        default=(20000, 29999),
+        metavar="LOW-HIGH",
+        help="UDP ports for call media (default 20000-29999)",
+    )
+    serve.add_argument(
+        "--trunk",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="a network allowed to send INVITEs (repeat; default loopback only)",
+    )
+    serve.add_argument(
+        "--media-timeout",
+        type=float,
+        default=30.0,
+        help="seconds without RTP before a call is dropped (default 30)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(

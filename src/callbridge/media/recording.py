@@ -185,8 +185,11 @@ def chunk_files(directory: Path) -> list[Path]:
 class ChunkSink(Protocol):
     """Where a recorder's finished files go."""
 
-    def write(self, path: Path, data: bytes) -> None:
-        """Store ``data`` at ``path`` atomically, now or soon; must not raise on the tick."""
+    def write(self, path: Path, data: bytes, *, wait: bool = False) -> None:
+        """Store ``data`` at ``path`` atomically, now or soon; never raises.
+
+        ``wait=True`` (off the tick: ``close``) may block rather than drop.
+        """
 
     def drain(self) -> None:
         """Return once everything handed to ``write`` so far is on disk (or has failed)."""
@@ -210,7 +213,7 @@ class SyncChunkWriter:
     def __init__(self) -> None:
         self.stats = WriterStats()
 
-    def write(self, path: Path, data: bytes) -> None:
+    def write(self, path: Path, data: bytes, *, wait: bool = False) -> None:
         try:
             atomic_write(path, data)
         except OSError:
@@ -253,8 +256,10 @@ class ChunkWriterThread:
         with self._cond:
             return len(self._pending) + self._busy
 
-    def write(self, path: Path, data: bytes) -> None:
+    def write(self, path: Path, data: bytes, *, wait: bool = False) -> None:
         with self._cond:
+            while wait and len(self._pending) >= self.max_pending and not self.exited.is_set():
+                self._cond.wait(0.5)
             if self._closing or self.exited.is_set() or len(self._pending) >= self.max_pending:
                 self.stats.dropped += 1
                 dropped = True
@@ -469,9 +474,9 @@ class CallRecorder:
             return
         self.closed = True
         try:
-            self._flush(self._mix)
+            self._flush(self._mix, wait=True)
             for stream in self._stems.values():
-                self._flush(stream)
+                self._flush(stream, wait=True)
             self._manifest["ended_at"] = _utc_iso(ended_at or datetime.now(UTC))
             self.writer.drain()
             atomic_write(self.directory / MANIFEST, self._manifest_bytes())
@@ -511,7 +516,7 @@ class CallRecorder:
         stream.samples[stream.count] = pcm
         stream.count += 1
 
-    def _flush(self, stream: _Stream) -> None:
+    def _flush(self, stream: _Stream, *, wait: bool = False) -> None:
         if not stream.count:
             return
         data = encode_chunk(stream.indices[: stream.count], stream.samples[: stream.count])
@@ -519,7 +524,7 @@ class CallRecorder:
         stream.seq += 1
         stream.count = 0
         self.stats.chunks += 1
-        self.writer.write(path, data)
+        self.writer.write(path, data, wait=wait)
 
     def _new_stem(self, participant_id: str) -> _Stream | None:
         if len(self._stems) >= self.max_stems:

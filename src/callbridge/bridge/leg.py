@@ -1,0 +1,164 @@
+"""One caller's media: RTP in and out, keys pressed, what they hear next.
+
+A leg starts in the IVR (prompts from the lobby clock), moves into a
+conference (the conference clock pulls its audio and hands it the mix), and
+may leave with a farewell prompt. RTP parsing and the jitter buffer are the
+sans-IO pieces from ``rtp/``; the leg only wires them together.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from callbridge.ivr.machine import IvrSession
+from callbridge.media.conference import Participant
+from callbridge.media.mixer import SILENCE, Pcm
+from callbridge.media.prompts import PromptPlayer
+from callbridge.rtp.dtmf import DtmfReceiver
+from callbridge.rtp.g711 import Codec
+from callbridge.rtp.jitter import JitterBuffer, conceal
+from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
+from callbridge.rtp.stream import RtpSender
+from callbridge.sip.sdp import Negotiated
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class LegMode(enum.Enum):
+    IVR = "ivr"
+    CONFERENCE = "conference"
+    FAREWELL = "farewell"  # a last prompt, then BYE
+    ENDED = "ended"
+
+
+_LEG_TRANSITIONS: dict[LegMode, frozenset[LegMode]] = {
+    LegMode.IVR: frozenset({LegMode.CONFERENCE, LegMode.FAREWELL, LegMode.ENDED}),
+    LegMode.CONFERENCE: frozenset({LegMode.FAREWELL, LegMode.ENDED}),
+    LegMode.FAREWELL: frozenset({LegMode.ENDED}),
+    LegMode.ENDED: frozenset(),
+}
+
+
+@dataclass
+class LegStats:
+    packets_in: int = 0
+    packets_out: int = 0
+    bad_packets: int = 0
+    wrong_payload_type: int = 0
+    rtcp: int = 0
+
+
+class CallLeg:
+    """The media side of one SIP call."""
+
+    def __init__(
+        self,
+        call_id: str,
+        dialled: str | None,
+        caller: str,
+        source: Address,
+        negotiated: Negotiated,
+        local_port: int,
+        send: Callable[[bytes, Address], None],
+        prompt_player: PromptPlayer,
+        ivr: IvrSession,
+        now: float,
+    ) -> None:
+        self.call_id = call_id
+        self.dialled = dialled
+        self.caller = caller
+        self.source = source
+        self.negotiated = negotiated
+        self.codec = Codec.by_name(negotiated.codec)
+        self.codec_name = self.codec.encoding
+        self.local_port = local_port
+        self._send = send
+        self.prompt = prompt_player
+        self.ivr = ivr
+        self.mode = LegMode.IVR
+        self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
+        self.jitter = JitterBuffer(target=2, capacity=25)
+        self.dtmf = DtmfReceiver()
+        self.stats = LegStats()
+        self.participant: Participant | None = None
+        self.event_id: int | None = None
+        self.last_rx = now
+        self.on_digit: Callable[[CallLeg, str, float], None] = lambda leg, digit, now: None
+        self._last_frame: Pcm | None = None
+        self._concealed = 0
+        self.keypad: str = ""  # "*" commands in the conference
+
+    def move(self, target: LegMode) -> None:
+        if target not in _LEG_TRANSITIONS[self.mode]:
+            raise ValueError(f"leg {self.call_id}: {self.mode.value} cannot become {target.value}")
+        self.mode = target
+
+    @property
+    def remote(self) -> Address:
+        return (self.negotiated.remote_host, self.negotiated.remote_port)
+
+    def update_media(self, negotiated: Negotiated) -> None:
+        """A re-INVITE changed the far end (hold, unhold, new address)."""
+        self.negotiated = negotiated
+
+    # -- in -----------------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Address, now: float) -> None:
+        """One datagram from the leg's RTP socket."""
+        self.last_rx = now
+        if is_rtcp(data):
+            self.stats.rtcp += 1
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError as error:
+            self.stats.bad_packets += 1
+            log.debug("leg %s: dropped a bad RTP packet: %s", self.call_id, error)
+            return
+        self.stats.packets_in += 1
+        if packet.payload_type == self.negotiated.dtmf_payload_type:
+            pressed = self.dtmf.receive(packet)
+            if pressed is not None:
+                self.on_digit(self, pressed.digit, now)
+            return
+        if packet.payload_type != self.negotiated.payload_type:
+            self.stats.wrong_payload_type += 1
+            return
+        # Only someone who may talk is buffered: a listener's audio costs nothing.
+        participant = self.participant
+        if self.mode is LegMode.CONFERENCE and participant is not None and participant.may_talk:
+            self.jitter.put(packet)
+
+    # -- ConferenceLeg --------------------------------------------------------
+
+    def pull_frame(self, now: float) -> Pcm | None:
+        payload = self.jitter.pop()
+        if payload is None:
+            self._concealed += 1
+            return conceal(self._last_frame, self._concealed)
+        if len(payload) != 160:
+            return None  # a ptime we did not agree to: skip rather than misalign
+        self._concealed = 0
+        frame = self.codec.decode(payload)
+        self._last_frame = frame
+        return frame
+
+    def send_payload(self, payload: bytes, now: float) -> None:
+        if self.negotiated.on_hold:
+            self.sender.skip()
+            return
+        self._send(self.sender.next_packet(payload), self.remote)
+        self.stats.packets_out += 1
+
+    # -- prompts (IVR and farewell) -------------------------------------------------
+
+    def send_pcm(self, pcm: Pcm | None, now: float) -> None:
+        frame = SILENCE if pcm is None else np.asarray(pcm, dtype=np.int16)
+        self.send_payload(self.codec.encode(frame), now)

@@ -1,0 +1,610 @@
+"""The bridge: SIP calls in, through the IVR, into the event's conference.
+
+This is the glue of the telephony side, run by ``callbridge serve`` in the
+web app's event loop. It owns the SIP endpoints (UDP and TCP), one RTP
+socket per leg, the lobby clock that plays IVR prompts, one clock per live
+conference, and the writer that puts the call log into the store. The
+protocol and media decisions are made by the sans-IO pieces it wires
+together: ``sip/``, ``rtp/``, ``ivr/`` and ``media/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from callbridge.bridge.control import BridgeError, ParticipantView
+from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool, RtpProtocol
+from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
+from callbridge.events.phones import normalise_dialled
+from callbridge.events.schema import EventRecord, EventState
+from callbridge.ivr.guard import GuardRules, PasscodeGuard
+from callbridge.ivr.machine import (
+    Action,
+    Answered,
+    Digit,
+    Hangup,
+    Input,
+    IvrRules,
+    IvrSession,
+    IvrTransitionError,
+    Join,
+    LookupPasscode,
+    LookupResult,
+    Outcome,
+    PlayPrompt,
+    PromptFinished,
+    StopPrompt,
+    TimerFired,
+)
+from callbridge.ivr.window import Window, conference_window
+from callbridge.media.clock import MediaClock
+from callbridge.media.conference import (
+    Conference,
+    ConferenceError,
+    ConferenceState,
+    ParticipantState,
+    Role,
+)
+from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer, default_library
+from callbridge.rtp.g711 import encode
+from callbridge.sip.endpoint import (
+    CallCancelled,
+    CallConfirmed,
+    CallEnded,
+    DtmfInfo,
+    EndpointConfig,
+    Event,
+    IncomingCall,
+    ReInvite,
+    SipEndpoint,
+)
+from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import SdpSession
+from callbridge.store.calllog import CallLog, LogEntry, LogKind
+from callbridge.store.events import EventNotFound, EventStore
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class BridgeConfig:
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    trunk_networks: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    # A leg that sends no RTP for this long is gone (no BYE reached us).
+    media_timeout: float = 30.0
+    ivr: IvrRules = field(default_factory=IvrRules)
+    guard: GuardRules = field(default_factory=GuardRules)
+    max_calls: int = 2000
+    enable_tcp: bool = True
+
+
+class Bridge:
+    """Runs the phone side of every event; implements ``BridgeControl`` for the web app."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        events: EventStore,
+        call_log: CallLog,
+        library: PromptLibrary | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events
+        self.call_log = call_log
+        self.library = library or default_library()
+        self.guard = PasscodeGuard(config.guard)
+        self.ports = RtpPortPool(config.rtp_port_min, config.rtp_port_max)
+        self.legs: dict[str, CallLeg] = {}
+        self.conferences: dict[int, Conference] = {}
+        self._clocks: dict[int, MediaClock] = {}
+        self._endpoint_of: dict[str, SipEndpoint] = {}
+        self._drivers: dict[SipEndpoint, EndpointDriver] = {}
+        self._rtp: dict[str, RtpProtocol] = {}
+        self._sdp: dict[str, SdpSession] = {}
+        self._log_queue: asyncio.Queue[LogEntry] = asyncio.Queue(maxsize=100_000)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._lobby: MediaClock | None = None
+        self.sip_port = config.sip_port
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the SIP sockets (port 0 picks one: see ``sip_port``) and start the clocks."""
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        udp_endpoint = self._endpoint("UDP", self.config.sip_port)
+        driver = EndpointDriver(udp_endpoint, self._on_sip_event, loop)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: SipUdpProtocol(driver),
+            local_addr=(self.config.sip_host, self.config.sip_port),
+        )
+        self._udp = transport
+        self.sip_port = transport.get_extra_info("sockname")[1]
+        udp_endpoint.config.port = self.sip_port
+        self._drivers[udp_endpoint] = driver
+        if self.config.enable_tcp:
+            tcp_endpoint = self._endpoint("TCP", self.sip_port)
+            tcp_driver = EndpointDriver(tcp_endpoint, self._on_sip_event, loop)
+            server = SipTcpServer(tcp_driver)
+            self._tcp = await asyncio.start_server(
+                server.handle, self.config.sip_host, self.sip_port
+            )
+            self._drivers[tcp_endpoint] = tcp_driver
+        self._lobby = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby.start()
+        self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"))
+        log.info(
+            "SIP on %s:%d (UDP%s)",
+            self.config.sip_host,
+            self.sip_port,
+            " and TCP" if self._tcp else "",
+        )
+
+    def _endpoint(self, transport: str, port: int) -> SipEndpoint:
+        return SipEndpoint(
+            EndpointConfig(
+                host=self.config.sip_host,
+                port=port,
+                transport=transport,
+                allowed_networks=self.config.trunk_networks,
+                max_calls=self.config.max_calls,
+            )
+        )
+
+    async def stop(self) -> None:
+        """Hang up every call, stop the clocks, flush the call log."""
+        now = self._now()
+        for leg in list(self.legs.values()):
+            self._hangup(leg, "server stopping", now)
+        for driver in self._drivers.values():
+            driver.flush()
+            driver.close()
+        if self._lobby is not None:
+            self._lobby.stop()
+        for clock in self._clocks.values():
+            clock.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._flush_log()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+    def _now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    # -- BridgeControl --------------------------------------------------------------------
+
+    def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]:
+        conference = self.conferences.get(event_id)
+        if conference is None:
+            return []
+        return [
+            ParticipantView.of(p)
+            for p in conference.participants.values()
+            if include_left or p.state is not ParticipantState.LEFT
+        ]
+
+    async def start_call(self, event_id: int) -> None:
+        record = await self._record(event_id)
+        if record.state is not EventState.SCHEDULED:
+            raise BridgeError(f"the call is {record.state.value}; it cannot start again")
+        conference = self._conference(event_id)
+        try:
+            conference.start()
+        except ConferenceError as error:
+            raise BridgeError(str(error)) from None
+        await asyncio.to_thread(self.events.set_state, event_id, EventState.LIVE)
+        self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
+
+    async def end_call(self, event_id: int) -> None:
+        record = await self._record(event_id)
+        if record.state in (EventState.ENDED, EventState.ARCHIVED):
+            raise BridgeError(f"the call has already {record.state.value}")
+        conference = self.conferences.get(event_id)
+        if conference is not None and conference.state is not ConferenceState.ENDED:
+            now = datetime.now(UTC)
+            for participant in conference.end(now):
+                self._log_leave(event_id, participant.id, participant.caller_id, "call ended")
+            for leg in list(self.legs.values()):
+                if leg.event_id == event_id and leg.mode is LegMode.CONFERENCE:
+                    self._farewell(leg, PromptName.CONFERENCE_ENDING)
+            clock = self._clocks.pop(event_id, None)
+            if clock is not None:
+                clock.stop()
+        await asyncio.to_thread(self.events.set_state, event_id, EventState.ENDED)
+        self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
+
+    async def _record(self, event_id: int) -> EventRecord:
+        try:
+            return await asyncio.to_thread(self.events.get, event_id)
+        except EventNotFound:
+            raise BridgeError(f"there is no event {event_id}") from None
+
+    # -- SIP events -----------------------------------------------------------------------
+
+    def _on_sip_event(self, endpoint: SipEndpoint, event: Event) -> None:
+        now = self._now()
+        if isinstance(event, IncomingCall):
+            self._incoming(endpoint, event, now)
+        elif isinstance(event, CallConfirmed):
+            pass  # media started with the 200 OK; nothing waits for the ACK
+        elif isinstance(event, (CallEnded, CallCancelled)):
+            reason = event.reason if isinstance(event, CallEnded) else "cancelled"
+            self._cleanup(event.call_id, reason)
+        elif isinstance(event, ReInvite):
+            self._reinvite(endpoint, event, now)
+        elif isinstance(event, DtmfInfo):
+            leg = self.legs.get(event.call_id)
+            if leg is not None:
+                self._digit(leg, event.digit, now)
+
+    def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
+        source_ip = call.source[0]
+        if self.guard.is_blocked(source_ip, call.from_uri, now):
+            log.warning(
+                "call from %s (%s) refused: too many wrong passcodes", source_ip, call.from_uri
+            )
+            self._log(
+                LogEntry(
+                    LogKind.BLOCKED,
+                    datetime.now(UTC),
+                    caller_id=call.from_uri,
+                    detail={"source": source_ip},
+                )
+            )
+            endpoint.reject(call.call_id, 403, now, "Forbidden (too many wrong passcodes)")
+            return
+        local_host = self.config.sip_host
+        try:
+            sock, port = self.ports.bind(local_host)
+        except PortRangeExhausted:
+            endpoint.reject(call.call_id, 503, now)
+            return
+        sdp = SdpSession(local_host)
+        try:
+            negotiated = sdp.negotiate(call.offer, port)
+        except SipError as error:
+            sock.close()
+            self.ports.release(port)
+            endpoint.reject(call.call_id, error.status, now, error.reason)
+            return
+        assert self.loop is not None
+        protocol = RtpProtocol(lambda data, addr, t: None, self.loop)
+        # The socket is already bound; asyncio only wraps it.
+        self.loop.create_task(self._open_rtp(call.call_id, sock, protocol))
+        leg = CallLeg(
+            call_id=call.call_id,
+            dialled=normalise_dialled(call.dialled),
+            caller=call.caller,
+            source=call.source,
+            negotiated=negotiated,
+            local_port=port,
+            send=protocol.sendto,
+            prompt_player=PromptPlayer(self.library),
+            ivr=IvrSession(self.config.ivr),
+            now=now,
+        )
+        leg.on_digit = self._digit
+        protocol.handler = leg.receive
+        self.legs[call.call_id] = leg
+        self._rtp[call.call_id] = protocol
+        self._sdp[call.call_id] = sdp
+        self._endpoint_of[call.call_id] = endpoint
+        endpoint.answer(call.call_id, negotiated.answer, now)
+        self._run_ivr(leg, Answered(now))
+
+    async def _open_rtp(self, call_id: str, sock: object, protocol: RtpProtocol) -> None:
+        assert self.loop is not None
+        try:
+            await self.loop.create_datagram_endpoint(lambda: protocol, sock=sock)  # type: ignore[arg-type]
+        except OSError:
+            log.exception("could not open the RTP socket of %s", call_id)
+        if call_id not in self.legs:
+            protocol.close()  # the call ended while the socket opened
+
+    def _reinvite(self, endpoint: SipEndpoint, event: ReInvite, now: float) -> None:
+        leg = self.legs.get(event.call_id)
+        sdp = self._sdp.get(event.call_id)
+        if leg is None or sdp is None:
+            endpoint.reject_reinvite(event.call_id, 481, now)
+            return
+        try:
+            negotiated = sdp.negotiate(event.offer, leg.local_port)
+        except SipError as error:
+            endpoint.reject_reinvite(event.call_id, error.status, now)
+            return
+        leg.update_media(negotiated)
+        endpoint.answer_reinvite(event.call_id, negotiated.answer, now)
+
+    # -- the IVR ---------------------------------------------------------------------------------
+
+    def _run_ivr(self, leg: CallLeg, event: Input) -> None:
+        if leg.mode is not LegMode.IVR:
+            return
+        try:
+            leg.ivr.handle(event)
+        except IvrTransitionError as error:
+            log.debug("leg %s: %s", leg.call_id, error)
+            return
+        while (action := leg.ivr.next_action()) is not None:
+            self._ivr_action(leg, action)
+
+    def _ivr_action(self, leg: CallLeg, action: Action) -> None:
+        if isinstance(action, PlayPrompt):
+            leg.prompt.start(action.prompt, action.barge_in)
+        elif isinstance(action, StopPrompt):
+            leg.prompt.stop()
+        elif isinstance(action, LookupPasscode):
+            assert self.loop is not None
+            self.loop.create_task(self._lookup(leg, action.passcode))
+        elif isinstance(action, Join):
+            self._join(leg, action)
+        elif isinstance(action, Hangup):
+            self._hangup(leg, action.reason, self._now())
+
+    async def _lookup(self, leg: CallLeg, passcode: str) -> None:
+        outcome, event_id, role, hold = await self._decide(leg, passcode)
+        if leg.call_id not in self.legs:
+            return
+        self._run_ivr(
+            leg, LookupResult(outcome, self._now(), event_id=event_id, role=role, hold=hold)
+        )
+
+    async def _decide(
+        self, leg: CallLeg, passcode: str
+    ) -> tuple[Outcome, int | None, str | None, bool]:
+        now = self._now()
+        source_ip = leg.source[0]
+        if self.guard.is_blocked(source_ip, leg.caller, now):
+            return Outcome.BLOCKED, None, None, False
+        match = await asyncio.to_thread(self.events.match_passcode, leg.dialled, passcode)
+        if match is None:
+            blocked = self.guard.record_failure(source_ip, leg.caller, now)
+            self._log(
+                LogEntry(
+                    LogKind.PASSCODE_FAILED,
+                    datetime.now(UTC),
+                    caller_id=leg.caller,
+                    detail={
+                        "source": source_ip,
+                        "dialled": leg.dialled or "",
+                        "tries": leg.ivr.tries + 1,
+                    },
+                )
+            )
+            if blocked:
+                log.warning(
+                    "blocking %s / %s after repeated wrong passcodes", source_ip, leg.caller
+                )
+                return Outcome.BLOCKED, None, None, False
+            return Outcome.INVALID, None, None, False
+        self.guard.record_success(source_ip, leg.caller)
+        record = await asyncio.to_thread(self.events.get, match.event_id)
+        wall = datetime.now(UTC)
+        if match.role == "replay":
+            # Replay by phone arrives with the replay work; until then, an honest no.
+            return Outcome.EXPIRED, None, None, False
+        window = conference_window(
+            record.starts_at, timedelta(minutes=record.duration_minutes), record.state, wall
+        )
+        if window is Window.TOO_EARLY:
+            return Outcome.NOT_STARTED, None, None, False
+        if window is Window.CLOSED:
+            return Outcome.ENDED, None, None, False
+        conference = self.conferences.get(match.event_id)
+        if conference is not None and conference.locked and match.role == "listener":
+            return Outcome.LOCKED, None, None, False
+        hold = window is Window.EARLY_HOLD and (
+            conference is None or conference.state is ConferenceState.WAITING
+        )
+        return Outcome.JOINED, match.event_id, match.role, hold
+
+    def _join(self, leg: CallLeg, action: Join) -> None:
+        conference = self._conference(action.event_id)
+        role = Role.SPEAKER if action.role == "speaker" else Role.LISTENER
+        wall = datetime.now(UTC)
+        try:
+            participant = conference.join(leg, role, leg.caller, wall)
+        except ConferenceError as error:
+            log.info("leg %s could not join event %d: %s", leg.call_id, action.event_id, error)
+            self._farewell(leg, PromptName.LOCKED if "locked" in str(error) else PromptName.ENDED)
+            return
+        leg.participant = participant
+        leg.event_id = action.event_id
+        leg.move(LegMode.CONFERENCE)
+        self._log(
+            LogEntry(
+                LogKind.JOIN,
+                wall,
+                action.event_id,
+                participant.id,
+                caller_id=leg.caller,
+                role=role.value,
+                detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
+            )
+        )
+
+    def _conference(self, event_id: int) -> Conference:
+        conference = self.conferences.get(event_id)
+        if conference is None or conference.state is ConferenceState.ENDED:
+            hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
+            conference = Conference(event_id, encode, hold_music=lambda: iter(hold_frames))
+            self.conferences[event_id] = conference
+            assert self.loop is not None
+            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            self._clocks[event_id] = clock
+            clock.start()
+        return conference
+
+    def _ticker(self, conference: Conference) -> Callable[[int], None]:
+        def tick(n: int) -> None:
+            conference.tick(self._now())
+
+        return tick
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def _digit(self, leg: CallLeg, digit: str, now: float) -> None:
+        if leg.mode is LegMode.IVR:
+            self._run_ivr(leg, Digit(digit, now))
+            return
+        if leg.mode is not LegMode.CONFERENCE or leg.participant is None:
+            return
+        # Keypad commands in the call: "*" then one key.
+        if digit == "*":
+            leg.keypad = "*"
+            return
+        command, leg.keypad = leg.keypad + digit, ""
+        participant = leg.participant
+        if command == "*6" and participant.role is not Role.LISTENER and leg.event_id is not None:
+            participant.muted = not participant.muted
+            kind = LogKind.MUTE if participant.muted else LogKind.UNMUTE
+            self._log(
+                LogEntry(
+                    kind,
+                    datetime.now(UTC),
+                    leg.event_id,
+                    participant.id,
+                    caller_id=leg.caller,
+                    role=participant.role.value,
+                    actor="keypad",
+                )
+            )
+
+    # -- the lobby clock: prompts for legs that are not in a conference ---------------------
+
+    def _lobby_tick(self, n: int) -> None:
+        now = self._now()
+        for leg in list(self.legs.values()):
+            if leg.mode not in (LegMode.IVR, LegMode.FAREWELL):
+                continue
+            was_playing = leg.prompt.playing
+            frame = leg.prompt.next_frame()
+            leg.send_pcm(frame, now)
+            if was_playing and not leg.prompt.playing:
+                if leg.mode is LegMode.FAREWELL:
+                    self._hangup(leg, leg.ivr.hangup_reason or "goodbye", now)
+                    continue
+                self._run_ivr(leg, PromptFinished(now))
+            timer = leg.ivr.get_timer()
+            if leg.mode is LegMode.IVR and timer is not None and timer <= now:
+                self._run_ivr(leg, TimerFired(now))
+
+    def _farewell(self, leg: CallLeg, prompt: PromptName) -> None:
+        """Leave the conference (if in it), say ``prompt``, then hang up."""
+        if leg.mode in (LegMode.FAREWELL, LegMode.ENDED):
+            return
+        leg.move(LegMode.FAREWELL)
+        leg.prompt.start(prompt, barge_in=False)
+
+    # -- endings -------------------------------------------------------------------------------
+
+    def _hangup(self, leg: CallLeg, reason: str, now: float) -> None:
+        endpoint = self._endpoint_of.get(leg.call_id)
+        if endpoint is not None:
+            endpoint.hangup(leg.call_id, now)  # emits CallEnded, which cleans up
+            driver = self._drivers.get(endpoint)
+            if driver is not None:
+                driver.flush()
+        self._cleanup(leg.call_id, reason)
+
+    def _cleanup(self, call_id: str, reason: str) -> None:
+        leg = self.legs.pop(call_id, None)
+        self._endpoint_of.pop(call_id, None)
+        self._sdp.pop(call_id, None)
+        protocol = self._rtp.pop(call_id, None)
+        if protocol is not None:
+            protocol.close()
+        if leg is None:
+            return
+        self.ports.release(leg.local_port)
+        if leg.mode is not LegMode.ENDED:
+            leg.mode = LegMode.ENDED
+        participant = leg.participant
+        if participant is not None and leg.event_id is not None:
+            conference = self.conferences.get(leg.event_id)
+            if conference is not None and participant.state is not ParticipantState.LEFT:
+                conference.leave(participant.id, datetime.now(UTC))
+                self._log_leave(leg.event_id, participant.id, leg.caller, reason)
+
+    def _log_leave(self, event_id: int, participant_id: str, caller: str, reason: str) -> None:
+        self._log(
+            LogEntry(
+                LogKind.LEAVE,
+                datetime.now(UTC),
+                event_id,
+                participant_id,
+                caller_id=caller,
+                detail={"reason": reason},
+            )
+        )
+
+    async def _housekeeping(self) -> None:
+        """Drop legs whose media stopped without a BYE."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = self._now()
+            for leg in list(self.legs.values()):
+                if now - leg.last_rx > self.config.media_timeout:
+                    log.info(
+                        "leg %s: no RTP for %.0f s; hanging up",
+                        leg.call_id,
+                        self.config.media_timeout,
+                    )
+                    self._hangup(leg, "media timeout", now)
+
+    # -- the call log -----------------------------------------------------------------------------
+
+    def _log(self, entry: LogEntry) -> None:
+        try:
+            self._log_queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            log.error("call log queue full; dropped %s", entry.kind.value)
+
+    async def _write_log(self) -> None:
+        while True:
+            first = await self._log_queue.get()
+            batch = [first]
+            while not self._log_queue.empty() and len(batch) < 500:
+                batch.append(self._log_queue.get_nowait())
+            try:
+                await asyncio.to_thread(self.call_log.append, batch)
+            except Exception:
+                log.exception("could not write %d call log entries", len(batch))
+
+    async def _flush_log(self) -> None:
+        batch: list[LogEntry] = []
+        while not self._log_queue.empty():
+            batch.append(self._log_queue.get_nowait())
+        if batch:
+            await asyncio.to_thread(self.call_log.append, batch)
+
+    async def flush_log(self) -> None:
+        """Write pending call log entries now (tests and shutdown)."""
+        await self._flush_log()

@@ -1,0 +1,168 @@
+"""A real `callbridge serve` process for the telephony tests, and events to call into."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callbridge.events.schema import EventFile, EventRecord
+from callbridge.store.db import Database
+from callbridge.store.events import EventStore
+from callbridge.store.users import UserStore
+
+DID = "+19135550123"  # the dial-in number the tests call
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on loopback."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket() as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class RunningServer:
+    http_url: str
+    sip_port: int
+    database: Database
+    token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def sip_target(self) -> str:
+        return f"127.0.0.1:{self.sip_port}"
+
+    def create_event(
+        self, starts_in: timedelta = timedelta(minutes=5), **event: Any
+    ) -> EventRecord:
+        start = datetime.now(UTC) + starts_in
+        spec = {
+            "company": {
+                "name": "Northwind Biologics, Inc.",
+                "ticker": "NWBX",
+                "exchange": "Nasdaq",
+                "city": "CAMBRIDGE, Mass.",
+                "about": "Northwind Biologics develops targeted biologic therapies.",
+            },
+            "event": {
+                "title": "Third Quarter Fiscal Year 2026 Financial Results",
+                "period": "the three-month period ended September 30, 2026",
+                "starts_at": start.replace(tzinfo=None, microsecond=0),
+                "timezone": "UTC",
+                "duration_minutes": 60,
+                "replay_until": (start + timedelta(days=7)).date(),
+                "dial_in": [{"label": "International", "number": DID}],
+                **event,
+            },
+        }
+        return EventStore(self.database).create(EventFile.model_validate(spec))
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, self.http_url + path, headers=headers, timeout=10, **kwargs)
+
+    def participants(self, event_id: int, include_left: bool = False) -> list[dict[str, Any]]:
+        query = "?include_left=true" if include_left else ""
+        response = self.api("GET", f"/api/events/{event_id}/participants{query}")
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; server log:\n{self.log()[-3000:]}")
+            time.sleep(interval)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    tmp = tmp_path_factory.mktemp("server")
+    database = Database(f"sqlite:///{tmp / 'callbridge.sqlite3'}")
+    database.upgrade()
+    users = UserStore(database)
+    users.add("operator", "correct horse battery")
+    token = users.issue_token("operator")
+    http_port, sip_port = free_port(), free_port()
+    rtp_low = 30000 + (os.getpid() % 100) * 200
+    log_path = tmp / "server.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callbridge",
+            "--db",
+            database.url,
+            "serve",
+            "--port",
+            str(http_port),
+            "--sip-port",
+            str(sip_port),
+            "--data-dir",
+            str(tmp / "var"),
+            "--rtp-ports",
+            f"{rtp_low}-{rtp_low + 199}",
+            "--media-timeout",
+            "8",
+        ],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    )
+    running = RunningServer(
+        f"http://127.0.0.1:{http_port}", sip_port, database, token, process, log_path
+    )
+    try:
+        running.wait_for(lambda: _up(running), timeout=30)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        database.dispose()
+
+
+def _up(server: RunningServer) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(f"the server exited:\n{server.log()}")
+    try:
+        return httpx.get(server.http_url + "/events", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed (scripts/install-system installs it)")
+        pytest.skip(f"{tool} is not installed")
