@@ -413,7 +413,13 @@ def test_sigkill_mid_call_loses_at_most_the_last_chunk(tmp_path: Path) -> None:
     assert result.gaps == [] and result.damaged == []
     expected = np.concatenate([tone(n) for n in range(result.frames)])
     assert np.array_equal(read_wav(result.wav), expected)
-    assert np.array_equal(read_wav(result.stems["p42-1"]), expected)
+    # The stem's chunk for a window is written just after the mix's: a kill between
+    # the two leaves the stem one chunk short, padded with silence to the mix's length.
+    stem = read_wav(result.stems["p42-1"])
+    assert len(stem) == len(expected)
+    whole = (result.frames - 50) * FRAME_SAMPLES
+    assert np.array_equal(stem[:whole], expected[:whole])
+    assert np.array_equal(stem[whole:], expected[whole:]) or not stem[whole:].any()
     with av.open(str(result.compressed)) as container:
         assert container.duration is not None
         assert container.duration / av.time_base == pytest.approx(result.duration_s, abs=0.1)

@@ -267,8 +267,13 @@ class ChunkWriterThread:
                 self._pending.append((path, data))
                 self._cond.notify()
                 dropped = False
-        if dropped:
-            log.error("recording: writer queue full or closed, dropped %s", path)
+        # Powers of two only: a stalled disk must not also flood the log.
+        if dropped and self.stats.dropped & (self.stats.dropped - 1) == 0:
+            log.error(
+                "recording: writer queue full or closed, dropped %s (%d dropped so far)",
+                path,
+                self.stats.dropped,
+            )
 
     def drain(self) -> None:
         with self._cond:
@@ -367,7 +372,9 @@ class CallRecorder:
     the mix enters a new window, every stream's earlier window is written, so
     a crash loses at most the current window (plus, with ``ChunkWriterThread``,
     what is still queued). A stream never holds more than one chunk in memory.
-    ``directory`` must hold no chunks yet: a recording is written once.
+    ``directory`` must hold no chunks yet: a recording is written once. Not
+    thread-safe: call everything but ``close`` from the tick's thread.
+    Raises ``RecordingError`` if the directory is in use or already recorded.
     """
 
     def __init__(
@@ -411,8 +418,12 @@ class CallRecorder:
             "participants": {},
         }
         self._unstemmed: set[str] = set()
-        # Written synchronously: it must exist before the first chunk does.
-        atomic_write(self.directory / MANIFEST, self._manifest_bytes())
+        try:
+            # Written synchronously: it must exist before the first chunk does.
+            atomic_write(self.directory / MANIFEST, self._manifest_bytes())
+        except OSError:
+            self._release_lock()
+            raise
 
     # -- the tick ---------------------------------------------------------
 
