@@ -46,6 +46,8 @@ class Settings:
     trunk_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK_TRUNKS
     # Seconds without RTP after which a leg is taken to be gone.
     media_timeout: float = 30.0
+    answer_delay: float = 0.25
+    max_passcode_failures: int = 6
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow.
     login_failure_delay: float = 1.0

@@ -13,6 +13,7 @@ import uvloop
 
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.config import Settings
+from callbridge.ivr.guard import GuardRules
 from callbridge.store.db import Database
 from callbridge.web.app import create_app
 
@@ -40,6 +41,8 @@ async def run(settings: Settings) -> None:
             rtp_port_max=settings.rtp_port_max,
             trunk_networks=settings.trunk_networks,
             media_timeout=settings.media_timeout,
+            answer_delay=settings.answer_delay,
+            guard=GuardRules(max_failures=settings.max_passcode_failures),
         ),
         app.state.events,
         app.state.call_log,

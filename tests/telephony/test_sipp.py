@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from callbridge.store.models import CallLogRow
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import RunningServer, need
@@ -43,3 +45,132 @@ def test_listener_keys_the_passcode_and_joins(server: RunningServer, tmp_path: P
     assert left[0]["state"] == "left"
     audit = server.api("GET", f"/api/events/{event.id}/audit").json()
     assert [e["kind"] for e in audit if e["kind"] in ("join", "leave")] == ["join", "leave"]
+
+
+def test_speaker_passcode_joins_as_speaker(server: RunningServer, tmp_path: Path) -> None:
+    event = server.create_event()
+    pcap = tmp_path / "code.pcap"
+    # No '#': seven digits are the whole code.
+    write_pcap(pcap, passcode_stream([event.speaker_passcode]))
+    result = run_sipp(
+        SCENARIOS / "dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "stay_ms": "9000"},
+        timeout=40,
+        background_check=lambda: server.participants(event.id),
+    )
+    assert result.ok, result.output[-2000:]
+    assert result.background[0]["role"] == "speaker"
+    # Before the host starts the call, early callers wait on hold.
+    assert result.background[0]["state"] == "hold"
+
+
+def test_wrong_code_three_times_then_goodbye(server: RunningServer, tmp_path: Path) -> None:
+    event = server.create_event()
+    wrong = "1" if not event.passcode.startswith("1") else "2"
+    pcap = tmp_path / "wrong.pcap"
+    write_pcap(pcap, passcode_stream([wrong * 7] * 3, between_codes=2.0))
+    result = run_sipp(
+        SCENARIOS / "hung_up_on.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        timeout=45,
+    )
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert server.participants(event.id, include_left=True) == []
+    # Each wrong code is on the record, with where it came from.
+    with server.database.session() as session:
+        failed = session.scalars(
+            select(CallLogRow).where(CallLogRow.kind == "passcode_failed")
+        ).all()
+    assert len(failed) >= 3
+    assert '"source": "127.0.0.1"' in failed[-1].detail
+    assert '"dialled": "+19135550123"' in failed[-1].detail
+
+
+def test_cancel_before_answer(server: RunningServer, tmp_path: Path) -> None:
+    result = run_sipp(SCENARIOS / "cancel.xml", server.sip_target, tmp_path, timeout=20)
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+
+
+def test_options_ping(server: RunningServer, tmp_path: Path) -> None:
+    result = run_sipp(SCENARIOS / "options.xml", server.sip_target, tmp_path, calls=5, rate=10)
+    assert result.ok, result.output[-2000:]
+
+
+def test_ending_the_call_says_goodbye_and_hangs_up(server: RunningServer, tmp_path: Path) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    pcap = tmp_path / "code.pcap"
+    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
+    ended: list[int] = []
+
+    def end_when_joined() -> bool:
+        if server.participants(event.id) and not ended:
+            ended.append(server.api("POST", f"/api/events/{event.id}/end").status_code)
+        return bool(ended)
+
+    result = run_sipp(
+        SCENARIOS / "hung_up_on.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        timeout=45,
+        background_check=end_when_joined,
+    )
+    assert ended == [200]
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert (
+        server.api(
+            "GET",
+            f"/api/events/{event.id}",
+        ).json()["state"]
+        == "ended"
+    )
+    again = server.api("POST", f"/api/events/{event.id}/end")
+    assert again.status_code == 409
+
+
+def test_a_silent_caller_is_dropped_after_the_media_timeout(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    pcap = tmp_path / "nothing.pcap"
+    write_pcap(pcap, passcode_stream([], lead_in=0.1))
+    result = run_sipp(
+        SCENARIOS / "hung_up_on.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        timeout=45,
+    )
+    assert result.ok, result.output[-2000:]
+    assert "no RTP for" in server.log()
+
+
+def test_a_burst_of_callers(server: RunningServer, tmp_path: Path) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    pcap = tmp_path / "code.pcap"
+    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
+    peak: list[int] = []
+
+    def count() -> bool:
+        peak.append(len(server.participants(event.id)))
+        return False
+
+    result = run_sipp(
+        SCENARIOS / "dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        calls=20,
+        rate=10,
+        substitutions={"pcap": str(pcap), "stay_ms": "8000"},
+        timeout=60,
+        background_check=count,
+    )
+    assert result.ok, result.output[-3000:] + result.errors[-2000:]
+    assert max(peak) >= 15
+    attendance = server.api("GET", f"/api/events/{event.id}/attendance.csv").text
+    assert len(attendance.strip().splitlines()) == 21

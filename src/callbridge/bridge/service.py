@@ -91,6 +91,9 @@ class BridgeConfig:
     guard: GuardRules = field(default_factory=GuardRules)
     max_calls: int = 2000
     enable_tcp: bool = True
+    # Ring briefly before answering: carriers play ringback meanwhile, and a
+    # caller who changes their mind can still CANCEL.
+    answer_delay: float = 0.25
 
 
 class Bridge:
@@ -316,7 +319,20 @@ class Bridge:
         self._rtp[call.call_id] = protocol
         self._sdp[call.call_id] = sdp
         self._endpoint_of[call.call_id] = endpoint
-        endpoint.answer(call.call_id, negotiated.answer, now)
+        endpoint.ring(call.call_id, now)
+        self.loop.call_later(self.config.answer_delay, self._answer, call.call_id)
+
+    def _answer(self, call_id: str) -> None:
+        leg = self.legs.get(call_id)
+        endpoint = self._endpoint_of.get(call_id)
+        if leg is None or endpoint is None:
+            return  # cancelled while ringing
+        now = self._now()
+        leg.last_rx = now
+        endpoint.answer(call_id, leg.negotiated.answer, now)
+        driver = self._drivers.get(endpoint)
+        if driver is not None:
+            driver.flush()
         self._run_ivr(leg, Answered(now))
 
     async def _open_rtp(self, call_id: str, sock: object, protocol: RtpProtocol) -> None:

@@ -139,6 +139,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rtp_port_max=args.rtp_ports[1],
         trunk_networks=tuple(args.trunk) if args.trunk else LOOPBACK_TRUNKS,
         media_timeout=args.media_timeout,
+        answer_delay=args.answer_delay,
+        max_passcode_failures=args.max_passcode_failures,
     )
     serve(settings)
     return 0
@@ -189,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds without RTP before a call is dropped (default 30)",
+    )
+    serve.add_argument(
+        "--answer-delay",
+        type=float,
+        default=0.25,
+        help="seconds to ring before answering (default 0.25)",
+    )
+    serve.add_argument(
+        "--max-passcode-failures",
+        type=int,
+        default=6,
+        help="wrong passcodes from one source or caller within 10 minutes before "
+        "its calls are refused for 15 minutes (default 6)",
     )
     serve.set_defaults(func=cmd_serve)
 
