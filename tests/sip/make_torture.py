@@ -11,7 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).parent / "data" / "torture"
 
 BASE = {
-    "Via": "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{n}",
+    "Via": "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{n};rport",
     "Max-Forwards": "70",
     "From": "<sip:tester@127.0.0.1>;tag=t{n}",
     "To": "<sip:19135550123@127.0.0.1>",
@@ -43,8 +43,9 @@ CASES: dict[str, tuple[str | bytes, str]] = {
     "plain_options": (request(), "200"),
     "compact_forms": (
         "OPTIONS sip:19135550123@127.0.0.1 SIP/2.0\r\n"
-        "v: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{n}\r\n"
-        "f: <sip:tester@127.0.0.1>;tag=t{n}\r\nt: <sip:19135550123@127.0.0.1>\r\ni: torture-{n}\r\n"
+        "v: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{n};rport\r\n"
+        "f: <sip:tester@127.0.0.1>;tag=t{n}\r\nt: <sip:19135550123@127.0.0.1>\r\n"
+        "i: torture-{n}@127.0.0.1\r\n"
         "CSeq: 1 OPTIONS\r\nl: 0\r\n\r\n",
         "200",
     ),

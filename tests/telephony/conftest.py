@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -105,7 +106,13 @@ class RunningServer:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("server")
+    with start_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
+    """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve."""
     database = Database(f"sqlite:///{tmp / 'callbridge.sqlite3'}")
     database.upgrade()
     users = UserStore(database)
@@ -132,6 +139,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             f"{rtp_low}-{rtp_low + 199}",
             "--media-timeout",
             "8",
+            *extra,
         ],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

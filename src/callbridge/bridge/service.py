@@ -402,6 +402,7 @@ class Bridge:
         match = await asyncio.to_thread(self.events.match_passcode, leg.dialled, passcode)
         if match is None:
             blocked = self.guard.record_failure(source_ip, leg.caller, now)
+            log.info("leg %s from %s: wrong passcode", leg.call_id, source_ip)
             self._log(
                 LogEntry(
                     LogKind.PASSCODE_FAILED,
