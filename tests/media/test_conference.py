@@ -125,3 +125,17 @@ def test_capacity_is_bounded() -> None:
     conf.join(RecordingLeg(), Role.LISTENER, "2", NOW)
     with pytest.raises(ConferenceError, match="full"):
         conf.join(RecordingLeg(), Role.LISTENER, "3", NOW)
+
+
+def test_a_whisper_reaches_one_listener_over_the_call() -> None:
+    conf = Conference(1, encoder)
+    conf.start()
+    conf.join(RecordingLeg(level=1000), Role.SPEAKER, "s", NOW)
+    whispered, other = RecordingLeg(), RecordingLeg()
+    target = conf.join(whispered, Role.LISTENER, "w", NOW)
+    conf.join(other, Role.LISTENER, "o", NOW)
+    conf.whisper(target.id, iter([np.full(FRAME_SAMPLES, 5, dtype=np.int16)]))
+    conf.tick(0.0)
+    conf.tick(0.02)
+    assert whispered.received == [b"PCMU:1005", b"PCMU:1000"]
+    assert other.received == [b"PCMU:1000", b"PCMU:1000"]

@@ -174,3 +174,12 @@ def test_a_burst_of_callers(server: RunningServer, tmp_path: Path) -> None:
     assert max(peak) >= 15
     attendance = server.api("GET", f"/api/events/{event.id}/attendance.csv").text
     assert len(attendance.strip().splitlines()) == 21
+
+
+def test_bridge_stats_report_join_latency(server: RunningServer) -> None:
+    stats = server.api("GET", "/api/bridge/stats")
+    assert stats.status_code == 200
+    body = stats.json()
+    assert body["join_latency_ms"]["count"] >= 1
+    # Keys to call audio: a store lookup and a tick, well under the 300 ms target.
+    assert body["join_latency_ms"]["p50"] < 300

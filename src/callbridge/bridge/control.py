@@ -42,6 +42,37 @@ class ParticipantView(BaseModel):
         )
 
 
+class Percentiles(BaseModel):
+    count: int
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: list[float]) -> Percentiles:
+        if not values:
+            return cls(count=0, p50=None, p99=None, max=None)
+        ordered = sorted(values)
+
+        def pick(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+        return cls(count=len(ordered), p50=pick(0.5), p99=pick(0.99), max=round(ordered[-1], 3))
+
+
+class BridgeStats(BaseModel):
+    """How the phone side is doing: for operators, monitoring and the benchmarks."""
+
+    legs: int
+    legs_in_conferences: int
+    conferences: int
+    join_latency_ms: Percentiles
+    tick_lateness_ms: Percentiles
+    lobby_tick_lateness_ms: Percentiles
+    ticks_skipped: int
+    rtp_ports_in_use: int
+
+
 class BridgeError(Exception):
     """An action the bridge refuses, with the reason for the operator."""
 
@@ -49,6 +80,9 @@ class BridgeError(Exception):
 class BridgeControl(Protocol):
     def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]:
         """Everyone on the event's call now (and, if asked, those who left)."""
+
+    def stats(self) -> BridgeStats:
+        """Counts and percentiles of the live bridge."""
 
     async def start_call(self, event_id: int) -> None:
         """The host opens the call: callers on hold are connected, the event goes live."""

@@ -94,6 +94,7 @@ class CallLeg:
         self._last_frame: Pcm | None = None
         self._concealed = 0
         self.keypad: str = ""  # "*" commands in the conference
+        self.last_digit_at: float | None = None
 
     def move(self, target: LegMode) -> None:
         if target not in _LEG_TRANSITIONS[self.mode]:

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from callbridge.bridge.control import BridgeError, ParticipantView
+from callbridge.bridge.control import BridgeError, BridgeStats, ParticipantView, Percentiles
 from callbridge.bridge.leg import CallLeg, LegMode
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool, RtpProtocol
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
@@ -126,6 +127,8 @@ class Bridge:
         self._lobby: MediaClock | None = None
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Seconds from a caller's last passcode key to their first frame of the call.
+        self.join_latency: deque[float] = deque(maxlen=10_000)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -242,6 +245,24 @@ class Bridge:
                 clock.stop()
         await asyncio.to_thread(self.events.set_state, event_id, EventState.ENDED)
         self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
+
+    def stats(self) -> BridgeStats:
+        lateness = [t for clock in self._clocks.values() for t in clock.lateness]
+        lobby = list(self._lobby.lateness) if self._lobby is not None else []
+        return BridgeStats(
+            legs=len(self.legs),
+            legs_in_conferences=sum(
+                1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE
+            ),
+            conferences=sum(
+                1 for c in self.conferences.values() if c.state is not ConferenceState.ENDED
+            ),
+            join_latency_ms=Percentiles.of([1000 * x for x in self.join_latency]),
+            tick_lateness_ms=Percentiles.of([1000 * x for x in lateness]),
+            lobby_tick_lateness_ms=Percentiles.of([1000 * x for x in lobby]),
+            ticks_skipped=sum(clock.skipped for clock in self._clocks.values()),
+            rtp_ports_in_use=self.ports.in_use,
+        )
 
     async def _record(self, event_id: int) -> EventRecord:
         try:
@@ -363,6 +384,8 @@ class Bridge:
     def _run_ivr(self, leg: CallLeg, event: Input) -> None:
         if leg.mode is not LegMode.IVR:
             return
+        if isinstance(event, LookupResult) and event.outcome is Outcome.JOINED:
+            leg.prompt.stop()
         try:
             leg.ivr.handle(event)
         except IvrTransitionError as error:
@@ -372,7 +395,11 @@ class Bridge:
             self._ivr_action(leg, action)
 
     def _ivr_action(self, leg: CallLeg, action: Action) -> None:
-        if isinstance(action, PlayPrompt):
+        if isinstance(action, PlayPrompt) and leg.mode is LegMode.CONFERENCE:
+            conference = self.conferences.get(leg.event_id or -1)
+            if conference is not None and leg.participant is not None:
+                conference.whisper(leg.participant.id, iter(self.library.frames(action.prompt)))
+        elif isinstance(action, PlayPrompt):
             leg.prompt.start(action.prompt, action.barge_in)
         elif isinstance(action, StopPrompt):
             leg.prompt.stop()
@@ -455,6 +482,9 @@ class Bridge:
         leg.participant = participant
         leg.event_id = action.event_id
         leg.move(LegMode.CONFERENCE)
+        if leg.last_digit_at is not None:
+            # The caller hears the call from the next tick of its clock on.
+            self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
         self._log(
             LogEntry(
                 LogKind.JOIN,
@@ -489,6 +519,7 @@ class Bridge:
 
     def _digit(self, leg: CallLeg, digit: str, now: float) -> None:
         if leg.mode is LegMode.IVR:
+            leg.last_digit_at = now
             self._run_ivr(leg, Digit(digit, now))
             return
         if leg.mode is not LegMode.CONFERENCE or leg.participant is None:

@@ -23,7 +23,6 @@ class State(enum.Enum):
     PROMPTING = "prompting"  # a prompt the caller may key over
     COLLECTING = "collecting"
     LOOKING_UP = "looking_up"
-    JOINING = "joining"  # the "you are joining" prompt, then into the call
     FAREWELL = "farewell"  # a goodbye prompt, then hang up
     DONE = "done"
 
@@ -135,10 +134,9 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
         ),
     },
     State.LOOKING_UP: {
-        LookupResult: frozenset({State.JOINING, State.PROMPTING, State.FAREWELL}),
+        LookupResult: frozenset({State.DONE, State.PROMPTING, State.FAREWELL}),
         Digit: frozenset({State.LOOKING_UP}),
     },
-    State.JOINING: {PromptFinished: frozenset({State.DONE}), Digit: frozenset({State.JOINING})},
     State.FAREWELL: {PromptFinished: frozenset({State.DONE}), Digit: frozenset({State.FAREWELL})},
     State.DONE: {Digit: frozenset({State.DONE}), PromptFinished: frozenset({State.DONE})},
 }
@@ -210,17 +208,13 @@ class IvrSession:
         if self.state is State.PROMPTING:
             self._timer = event.now + self.rules.first_digit_timeout
             return State.COLLECTING
-        if self.state is State.JOINING:
-            assert self.joined is not None
-            self._actions.append(self.joined)
-            return State.DONE
         if self.state is State.FAREWELL:
             self._actions.append(Hangup(self.hangup_reason or "goodbye"))
             return State.DONE
         return self.state
 
     def _on_digit(self, event: Digit) -> State:
-        if self.state in (State.LOOKING_UP, State.JOINING, State.FAREWELL, State.DONE):
+        if self.state in (State.LOOKING_UP, State.FAREWELL, State.DONE):
             return self.state  # keys pressed while we talk or look up are ignored
         if self.state is State.PROMPTING:
             self._actions.append(StopPrompt())  # barge-in: the key is the code's first
@@ -262,9 +256,11 @@ class IvrSession:
         if event.outcome is Outcome.JOINED:
             if event.event_id is None or event.role not in _JOINING:
                 raise IvrTransitionError("a joined lookup needs an event id and a known role")
+            # Into the call at once; "you are now joining" is spoken over it.
             self.joined = Join(event.event_id, event.role, event.hold)
+            self._actions.append(self.joined)
             self._play(_JOINING[event.role], barge_in=False)
-            return State.JOINING
+            return State.DONE
         if event.outcome is Outcome.INVALID:
             return self._failed(PromptName.INVALID_RETRY, "invalid passcode")
         self.hangup_reason = event.outcome.value

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from callbridge.media.mixer import SILENCE, Mixer, Pcm
+from callbridge.media.mixer import SILENCE, Mixer, Pcm, limit
 
 MAX_PARTICIPANTS = 5000
 
@@ -116,6 +116,7 @@ class Conference:
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
+        self._whispers: dict[str, Iterator[Pcm]] = {}
 
     # -- membership -------------------------------------------------------
 
@@ -217,7 +218,28 @@ class Conference:
                 self._send_one(participant, own, now)
         self._send_same(listeners, result.full, now)
 
+    def whisper(self, participant_id: str, frames: Iterator[Pcm]) -> None:
+        """Play ``frames`` to one participant only, over what the call sends them.
+
+        A caller who has just joined hears the call at once, with "you are
+        now joining" spoken over it, instead of waiting for the prompt first.
+        """
+        self._whispers[participant_id] = frames
+
+    def _overlay(self, participant: Participant, pcm: Pcm) -> Pcm | None:
+        frames = self._whispers.get(participant.id)
+        if frames is None:
+            return None
+        frame = next(frames, None)
+        if frame is None:
+            del self._whispers[participant.id]
+            return None
+        return limit(pcm.astype(np.int32) + frame.astype(np.int32))
+
     def _send_one(self, participant: Participant, pcm: Pcm, now: float) -> None:
+        overlaid = self._overlay(participant, pcm) if self._whispers else None
+        if overlaid is not None:
+            pcm = overlaid
         payload = self.encoder(participant.leg.codec_name, pcm)
         self.stats.encodes += 1
         participant.leg.send_payload(payload, now)
@@ -227,6 +249,9 @@ class Conference:
         """One encode per codec, the same payload to every leg that uses it."""
         encoded: dict[str, bytes] = {}
         for participant in participants:
+            if self._whispers and participant.id in self._whispers:
+                self._send_one(participant, pcm, now)
+                continue
             codec = participant.leg.codec_name
             payload = encoded.get(codec)
             if payload is None:

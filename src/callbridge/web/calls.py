@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from callbridge.bridge.control import BridgeControl, BridgeError, ParticipantView
+from callbridge.bridge.control import BridgeControl, BridgeError, BridgeStats, ParticipantView
 from callbridge.events.schema import EventRecord
 from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventStore
@@ -35,6 +35,15 @@ def bridge(request: Request) -> BridgeControl:
 
 
 BridgeDep = Annotated[BridgeControl, Depends(bridge)]
+
+
+stats_router = APIRouter(prefix="/api/bridge", tags=["calls"])
+
+
+@stats_router.get("/stats", response_model=BridgeStats)
+async def bridge_stats(control: BridgeDep, _: OperatorDep) -> BridgeStats:
+    """Legs, conferences, join latency and media clock lateness of the running bridge."""
+    return control.stats()
 
 
 @router.get("/participants", response_model=list[ParticipantView])
