@@ -7,7 +7,7 @@ RTP side in the same event loop (``callbridge serve``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -26,6 +26,7 @@ class ParticipantView(BaseModel):
     state: ParticipantState
     muted: bool
     talking: bool
+    line_open: bool
 
     @classmethod
     def of(cls, participant: Participant) -> ParticipantView:
@@ -39,6 +40,7 @@ class ParticipantView(BaseModel):
             state=participant.state,
             muted=participant.muted,
             talking=participant.talking,
+            line_open=participant.line_open,
         )
 
 
@@ -73,6 +75,45 @@ class BridgeStats(BaseModel):
     rtp_ports_in_use: int
 
 
+class QueueEntry(BaseModel):
+    participant_id: str
+    position: int
+    name: str  # the registered name and firm when known, else the caller id
+    caller_id: str
+
+
+class LiveView(BaseModel):
+    """Everything the moderator console shows of one call, at one moment."""
+
+    event_id: int
+    state: str  # the conference: waiting, live, ended; "idle" before anyone dialled
+    locked: bool
+    participants: list[ParticipantView]
+    queue: list[QueueEntry]
+    listeners_by_channel: dict[str, int]
+    version: int
+
+
+class Action(BaseModel):
+    """A moderator's action on a live call."""
+
+    action: Literal[
+        "mute",
+        "unmute",
+        "mute_all",
+        "unmute_all",
+        "lock",
+        "unlock",
+        "open_line",
+        "close_line",
+        "dequeue",
+        "move",
+        "disconnect",
+    ]
+    participant_id: str | None = None
+    position: int | None = None
+
+
 class BridgeError(Exception):
     """An action the bridge refuses, with the reason for the operator."""
 
@@ -83,6 +124,12 @@ class BridgeControl(Protocol):
 
     def stats(self) -> BridgeStats:
         """Counts and percentiles of the live bridge."""
+
+    def live(self, event_id: int) -> LiveView:
+        """The console's view of the call now."""
+
+    async def act(self, event_id: int, action: Action, actor: str) -> LiveView:
+        """Carry out a moderator's action; BridgeError says why one is refused."""
 
     async def start_call(self, event_id: int) -> None:
         """The host opens the call: callers on hold are connected, the event goes live."""

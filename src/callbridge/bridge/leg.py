@@ -114,6 +114,21 @@ class CallLeg:
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
         self.last_rx = now
+        if len(data) < 12:
+            self.stats.bad_packets += 1
+            return
+        # Fast path: a listener's audio is only proof of life. Thousands of
+        # listeners send 50 packets a second each; none of it is parsed.
+        payload_type = data[1] & 0x7F
+        participant = self.participant
+        if (
+            payload_type == self.negotiated.payload_type
+            and self.mode is LegMode.CONFERENCE
+            and participant is not None
+            and not participant.may_talk
+        ):
+            self.stats.packets_in += 1
+            return
         if is_rtcp(data):
             self.stats.rtcp += 1
             return
@@ -132,8 +147,7 @@ class CallLeg:
         if packet.payload_type != self.negotiated.payload_type:
             self.stats.wrong_payload_type += 1
             return
-        # Only someone who may talk is buffered: a listener's audio costs nothing.
-        participant = self.participant
+        # Only someone who may talk is buffered.
         if self.mode is LegMode.CONFERENCE and participant is not None and participant.may_talk:
             self.jitter.put(packet)
 

@@ -19,7 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from callbridge.bridge.control import BridgeError, BridgeStats, ParticipantView, Percentiles
+from callbridge.bridge.control import (
+    Action as ModeratorAction,
+)
+from callbridge.bridge.control import (
+    BridgeError,
+    BridgeStats,
+    LiveView,
+    ParticipantView,
+    Percentiles,
+    QueueEntry,
+)
 from callbridge.bridge.leg import CallLeg, LegMode
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool, RtpProtocol
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
@@ -127,6 +137,7 @@ class Bridge:
         self._lobby: MediaClock | None = None
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.versions: dict[int, int] = {}
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
 
@@ -225,6 +236,7 @@ class Bridge:
             conference.start()
         except ConferenceError as error:
             raise BridgeError(str(error)) from None
+        self._changed(event_id)
         await asyncio.to_thread(self.events.set_state, event_id, EventState.LIVE)
         self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
 
@@ -243,8 +255,140 @@ class Bridge:
             clock = self._clocks.pop(event_id, None)
             if clock is not None:
                 clock.stop()
+        self._changed(event_id)
         await asyncio.to_thread(self.events.set_state, event_id, EventState.ENDED)
         self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
+
+    def live(self, event_id: int) -> LiveView:
+        conference = self.conferences.get(event_id)
+        if conference is None:
+            return LiveView(
+                event_id=event_id,
+                state="idle",
+                locked=False,
+                participants=[],
+                queue=[],
+                listeners_by_channel={"phone": 0, "web": 0},
+                version=self.versions.get(event_id, 0),
+            )
+        active = conference.active()
+        queue = [
+            QueueEntry(
+                participant_id=pid,
+                position=i,
+                name=", ".join(x for x in (p.name, p.firm) if x) or p.caller_id,
+                caller_id=p.caller_id,
+            )
+            for i, pid in enumerate(conference.queue)
+            if (p := conference.participants[pid])
+        ]
+        return LiveView(
+            event_id=event_id,
+            state=conference.state.value,
+            locked=conference.locked,
+            participants=[ParticipantView.of(p) for p in active],
+            queue=queue,
+            listeners_by_channel={
+                "phone": sum(1 for p in active if p.role is Role.LISTENER),
+                "web": 0,
+            },
+            version=self.versions.get(event_id, 0),
+        )
+
+    async def act(self, event_id: int, action: ModeratorAction, actor: str) -> LiveView:
+        conference = self.conferences.get(event_id)
+        if conference is None or conference.state is ConferenceState.ENDED:
+            record = await self._record(event_id)
+            if record.state in (EventState.ENDED, EventState.ARCHIVED) or (conference is not None):
+                raise BridgeError("the call has ended; there is nothing to moderate")
+            conference = self._conference(event_id)
+        wall = datetime.now(UTC)
+        pid = action.participant_id
+        try:
+            entries = self._apply(conference, action, wall, actor)
+        except ConferenceError as error:
+            raise BridgeError(str(error)) from None
+        except KeyError:
+            raise BridgeError(f"{pid} is not on the call") from None
+        for entry in entries:
+            self._log(entry)
+        self._changed(event_id)
+        return self.live(event_id)
+
+    def _apply(
+        self, conference: Conference, action: ModeratorAction, wall: datetime, actor: str
+    ) -> list[LogEntry]:
+        event_id = conference.event_id
+        kind = action.action
+        if kind in ("lock", "unlock"):
+            conference.locked = kind == "lock"
+            return [
+                LogEntry(
+                    LogKind.LOCK if conference.locked else LogKind.UNLOCK,
+                    wall,
+                    event_id,
+                    actor=actor,
+                )
+            ]
+        if kind in ("mute_all", "unmute_all"):
+            muted = kind == "mute_all"
+            return [
+                LogEntry(
+                    LogKind.MUTE if muted else LogKind.UNMUTE,
+                    wall,
+                    event_id,
+                    p.id,
+                    caller_id=p.caller_id,
+                    role=p.role.value,
+                    actor=actor,
+                )
+                for p in conference.mute_all(muted)
+            ]
+        if action.participant_id is None:
+            raise ConferenceError(f"{kind} needs a participant_id")
+        pid = action.participant_id
+        participant = conference.participants[pid]
+
+        def entry(log_kind: LogKind, **detail: object) -> LogEntry:
+            return LogEntry(
+                log_kind,
+                wall,
+                event_id,
+                pid,
+                caller_id=participant.caller_id,
+                role=participant.role.value,
+                actor=actor,
+                detail=dict(detail),
+            )
+
+        if kind in ("mute", "unmute"):
+            conference.set_muted(pid, kind == "mute")
+            self._whisper(
+                conference, pid, PromptName.MUTED if kind == "mute" else PromptName.UNMUTED
+            )
+            return [entry(LogKind.MUTE if kind == "mute" else LogKind.UNMUTE)]
+        if kind == "open_line":
+            conference.open_line(pid)
+            self._whisper(conference, pid, PromptName.LINE_OPEN)
+            return [entry(LogKind.LINE_OPEN)]
+        if kind == "close_line":
+            conference.close_line(pid)
+            self._whisper(conference, pid, PromptName.LINE_CLOSED)
+            return [entry(LogKind.LINE_CLOSE)]
+        if kind == "dequeue":
+            if not conference.withdraw(pid):
+                raise ConferenceError(f"{pid} is not in the question queue")
+            return [entry(LogKind.WITHDRAW)]
+        if kind == "move":
+            conference.move_in_queue(pid, action.position or 0)
+            return [entry(LogKind.QUEUE_MOVE, position=action.position or 0)]
+        if kind == "disconnect":
+            leg = next((leg for leg in self.legs.values() if leg.participant is participant), None)
+            conference.active_participant(pid)
+            if leg is not None:
+                self._hangup(leg, f"disconnected by {actor}", self._now())
+            return []
+        raise ConferenceError(f"unknown action {kind}")
 
     def stats(self) -> BridgeStats:
         lateness = [t for clock in self._clocks.values() for t in clock.lateness]
@@ -482,6 +626,7 @@ class Bridge:
         leg.participant = participant
         leg.event_id = action.event_id
         leg.move(LegMode.CONFERENCE)
+        self._changed(action.event_id)
         if leg.last_digit_at is not None:
             # The caller hears the call from the next tick of its clock on.
             self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
@@ -530,20 +675,63 @@ class Bridge:
             return
         command, leg.keypad = leg.keypad + digit, ""
         participant = leg.participant
-        if command == "*6" and participant.role is not Role.LISTENER and leg.event_id is not None:
+        event_id = leg.event_id
+        conference = self.conferences.get(event_id) if event_id is not None else None
+        if conference is None or event_id is None:
+            return
+        wall = datetime.now(UTC)
+        if command == "*6" and participant.role is not Role.LISTENER:
             participant.muted = not participant.muted
             kind = LogKind.MUTE if participant.muted else LogKind.UNMUTE
+            self._changed(event_id)
             self._log(
                 LogEntry(
                     kind,
-                    datetime.now(UTC),
-                    leg.event_id,
+                    wall,
+                    event_id,
                     participant.id,
                     caller_id=leg.caller,
                     role=participant.role.value,
                     actor="keypad",
                 )
             )
+            self._whisper(
+                conference,
+                participant.id,
+                PromptName.MUTED if participant.muted else PromptName.UNMUTED,
+            )
+        elif command == "*1" and conference.raise_hand(participant.id):
+            self._changed(event_id)
+            self._log(
+                LogEntry(
+                    LogKind.QUEUE,
+                    wall,
+                    event_id,
+                    participant.id,
+                    caller_id=leg.caller,
+                    actor="keypad",
+                )
+            )
+            self._whisper(conference, participant.id, PromptName.QUESTION_QUEUED)
+        elif command == "*2" and conference.withdraw(participant.id):
+            self._changed(event_id)
+            self._log(
+                LogEntry(
+                    LogKind.WITHDRAW,
+                    wall,
+                    event_id,
+                    participant.id,
+                    caller_id=leg.caller,
+                    actor="keypad",
+                )
+            )
+            self._whisper(conference, participant.id, PromptName.QUESTION_WITHDRAWN)
+
+    def _whisper(self, conference: Conference, participant_id: str, prompt: PromptName) -> None:
+        conference.whisper(participant_id, iter(self.library.frames(prompt)))
+
+    def _changed(self, event_id: int) -> None:
+        self.versions[event_id] = self.versions.get(event_id, 0) + 1
 
     # -- the lobby clock: prompts for legs that are not in a conference ---------------------
 
@@ -599,6 +787,7 @@ class Bridge:
             conference = self.conferences.get(leg.event_id)
             if conference is not None and participant.state is not ParticipantState.LEFT:
                 conference.leave(participant.id, datetime.now(UTC))
+                self._changed(leg.event_id)
                 self._log_leave(leg.event_id, participant.id, leg.caller, reason)
 
     def _log_leave(self, event_id: int, participant_id: str, caller: str, reason: str) -> None:

@@ -82,6 +82,8 @@ class Participant:
     talking: bool = False
     left_at: datetime | None = None
     name: str | None = None
+    firm: str | None = None
+    line_open: bool = False  # a listener whose line the moderator opened for a question
 
     @property
     def may_talk(self) -> bool:
@@ -113,6 +115,7 @@ class Conference:
         self.max_participants = max_participants
         self.stats = TickStats()
         self.locked = False
+        self.queue: list[str] = []
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
@@ -148,6 +151,8 @@ class Conference:
         participant.state = ParticipantState.LEFT
         participant.left_at = now
         participant.talking = False
+        self.withdraw(participant_id)
+        self._whispers.pop(participant_id, None)
 
     def active(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.state is not ParticipantState.LEFT]
@@ -173,8 +178,73 @@ class Conference:
             self.leave(participant.id, now)
         return remaining
 
+    def active_participant(self, participant_id: str) -> Participant:
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.state is ParticipantState.LEFT:
+            raise ConferenceError(f"{participant_id} is not on the call")
+        return participant
+
     def set_muted(self, participant_id: str, muted: bool) -> None:
-        self.participants[participant_id].muted = muted
+        participant = self.active_participant(participant_id)
+        participant.muted = muted
+        participant.talking = participant.talking and not muted
+
+    def mute_all(self, muted: bool) -> list[Participant]:
+        """Mute (or unmute) every speaker who is not a host; returns those changed."""
+        changed = []
+        for participant in self.active():
+            if participant.role is Role.SPEAKER and participant.muted != muted:
+                participant.muted = muted
+                participant.talking = participant.talking and not muted
+                changed.append(participant)
+        return changed
+
+    # -- the question queue -------------------------------------------------
+
+    def raise_hand(self, participant_id: str) -> bool:
+        """Queue a listener for a question (*1); False if already queued or a speaker."""
+        participant = self.active_participant(participant_id)
+        if participant.role is not Role.LISTENER or participant_id in self.queue:
+            return False
+        if len(self.queue) >= self.max_participants:
+            raise ConferenceError("the question queue is full")
+        self.queue.append(participant_id)
+        return True
+
+    def withdraw(self, participant_id: str) -> bool:
+        """Leave the queue (*2, or the moderator's "remove"); False if not queued."""
+        if participant_id not in self.queue:
+            return False
+        self.queue.remove(participant_id)
+        return True
+
+    def move_in_queue(self, participant_id: str, position: int) -> None:
+        """Reorder: put a queued caller at ``position`` (0 is next)."""
+        if participant_id not in self.queue:
+            raise ConferenceError(f"{participant_id} is not in the question queue")
+        self.queue.remove(participant_id)
+        self.queue.insert(max(0, min(position, len(self.queue))), participant_id)
+
+    def open_line(self, participant_id: str) -> Participant:
+        """Give a listener the floor: they become a speaker until the line is closed."""
+        participant = self.active_participant(participant_id)
+        if participant.role is not Role.LISTENER:
+            raise ConferenceError(f"{participant_id} is already a {participant.role.value}")
+        self.withdraw(participant_id)
+        participant.role = Role.SPEAKER
+        participant.line_open = True
+        participant.muted = False
+        return participant
+
+    def close_line(self, participant_id: str) -> Participant:
+        """Take the floor back: the questioner listens again."""
+        participant = self.active_participant(participant_id)
+        if not participant.line_open:
+            raise ConferenceError(f"{participant_id} has no open line")
+        participant.role = Role.LISTENER
+        participant.line_open = False
+        participant.talking = False
+        return participant
 
     # -- media ------------------------------------------------------------
 
@@ -201,13 +271,15 @@ class Conference:
             self._send_same(held, self._hold_frame(), now)
         if not connected:
             return
+        talkers = [p for p in connected if p.may_talk]
         frames: dict[str, Pcm] = {}
-        for participant in connected:
+        for participant in talkers:
+            # Only those who may talk are read: listeners and the muted cost nothing.
             frame = participant.leg.pull_frame(now)
-            if frame is not None and participant.may_talk:
+            if frame is not None:
                 frames[participant.id] = frame
         result = self.mixer.mix(frames)
-        for participant in connected:
+        for participant in talkers:
             participant.talking = participant.id in result.talkers
         listeners: list[Participant] = []
         for participant in connected:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import secrets
 
-from callbridge.rtp.packet import HEADER_SIZE, write_header
+from callbridge.rtp.packet import HEADER, RTP_VERSION
 
 
 class RtpSender:
     def __init__(self, payload_type: int, samples_per_frame: int = 160) -> None:
-        self.payload_type = payload_type
+        self.payload_type = payload_type & 0x7F
         self.samples_per_frame = samples_per_frame
         self.ssrc = secrets.randbits(32)
         # Random starting points (RFC 3550 5.1) make known-plaintext attacks harder.
@@ -26,21 +26,14 @@ class RtpSender:
 
     def next_packet(self, payload: bytes, marker: bool = False) -> bytes:
         """Header plus ``payload`` for the next frame; advances the numbering by one frame."""
-        buffer = bytearray(HEADER_SIZE + len(payload))
-        write_header(
-            buffer,
-            self.payload_type,
-            self.sequence_number,
-            self.timestamp,
-            self.ssrc,
-            marker=marker or self._first,
-        )
-        buffer[HEADER_SIZE:] = payload
+        first = RTP_VERSION << 6
+        second = (0x80 if marker or self._first else 0) | self.payload_type
+        packet = HEADER.pack(first, second, self.sequence_number, self.timestamp, self.ssrc)
         self._first = False
         self.sequence_number = (self.sequence_number + 1) & 0xFFFF
         self.timestamp = (self.timestamp + self.samples_per_frame) & 0xFFFFFFFF
         self.packets_sent += 1
-        return bytes(buffer)
+        return packet + payload
 
     def skip(self, frames: int = 1) -> None:
         """Let time pass without sending (silence suppression keeps the timestamp honest)."""

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from callbridge.bridge.control import BridgeControl, BridgeError, BridgeStats, ParticipantView
+from callbridge.bridge.control import (
+    Action,
+    BridgeControl,
+    BridgeError,
+    BridgeStats,
+    LiveView,
+    ParticipantView,
+)
 from callbridge.events.schema import EventRecord
 from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventStore
@@ -20,6 +30,10 @@ from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
+
+# How often the live stream looks for changes: the console shows a key press
+# well within a second.
+LIVE_INTERVAL = 0.2
 
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -53,6 +67,54 @@ async def participants(
     """Who is on the call: id, role, caller id, joined at, state."""
     await run_in_threadpool(store.get, event_id)
     return control.participants(event_id, include_left=include_left)
+
+
+@router.get("/live", response_model=LiveView)
+async def live(event_id: int, store: Store, control: BridgeDep, _: OperatorDep) -> LiveView:
+    """The console's view of the call: participants, question queue, counts, lock."""
+    await run_in_threadpool(store.get, event_id)
+    return control.live(event_id)
+
+
+@router.get("/live/stream", response_class=StreamingResponse)
+async def live_stream(
+    event_id: int, request: Request, store: Store, control: BridgeDep, _: OperatorDep
+) -> StreamingResponse:
+    """Server-Sent Events: a new LiveView whenever anything on the call changes."""
+    await run_in_threadpool(store.get, event_id)
+
+    async def events() -> AsyncIterator[str]:
+        last = ""
+        quiet = 0.0
+        while not await request.is_disconnected():
+            view = control.live(event_id).model_dump_json()
+            if view != last:
+                last = view
+                quiet = 0.0
+                yield f"data: {view}\n\n"
+            elif quiet >= 15:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(LIVE_INTERVAL)
+            quiet += LIVE_INTERVAL
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/actions", response_model=LiveView)
+async def act(
+    event_id: int, action: Action, store: Store, control: BridgeDep, operator: OperatorDep
+) -> LiveView:
+    """Moderate: mute, lock, open and close lines, reorder or clear the queue, disconnect."""
+    await run_in_threadpool(store.get, event_id)
+    try:
+        return await control.act(event_id, action, operator.name)
+    except BridgeError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
 @router.post("/start", response_model=EventRecord)

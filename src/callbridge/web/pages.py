@@ -347,6 +347,25 @@ async def console(request: Request, store: Store, operator: OperatorPage, now: N
     return await _console(request, store, operator, now)
 
 
+@router.get("/console/events/{event_id}", response_class=HTMLResponse)
+async def moderate_page(
+    request: Request, event_id: int, store: Store, operator: OperatorPage, now: Now
+) -> Response:
+    """The live call: participants, the question queue and the moderator's controls."""
+    record = await _record(store, event_id)
+    if record is None:
+        return _not_found(request, event_id)
+    return _page(
+        request,
+        "moderate.html",
+        {
+            "operator": operator,
+            "event": view_of(record, now),
+            "csrf_token": csrf_token(request),
+        },
+    )
+
+
 def _parse_event(text: str) -> EventFile:
     """The console's TOML as an event; ValueError says which field is wrong and why."""
     if len(text) > MAX_EVENT_TOML:

@@ -1,0 +1,120 @@
+// The moderator's live view: Server-Sent Events in, actions out with the CSRF header.
+"use strict";
+(function () {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+  const eventId = meta("event-id");
+  const csrf = meta("csrf-token");
+  const base = `/api/events/${eventId}`;
+  const problem = document.getElementById("problem");
+
+  function say(text) {
+    problem.textContent = text;
+    problem.hidden = !text;
+  }
+
+  async function post(path, body) {
+    const response = await fetch(base + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        const data = await response.json();
+        detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+      } catch (error) { /* not JSON */ }
+      say(detail);
+      return null;
+    }
+    say("");
+    return response.json();
+  }
+
+  function button(label, action, participantId, extra) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.className = "secondary small";
+    b.dataset.action = action;
+    b.dataset.participant = participantId;
+    if (extra !== undefined) b.dataset.position = extra;
+    return b;
+  }
+
+  function time(iso) {
+    return new Date(iso).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+  }
+
+  function render(view) {
+    document.getElementById("call-state").textContent = view.state;
+    document.getElementById("lock-state").hidden = !view.locked;
+    document.getElementById("count-phone").textContent = view.listeners_by_channel.phone || 0;
+    document.getElementById("count-web").textContent = view.listeners_by_channel.web || 0;
+
+    const queue = document.getElementById("queue");
+    queue.replaceChildren();
+    view.queue.forEach((entry, index) => {
+      const li = document.createElement("li");
+      li.dataset.participant = entry.participant_id;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = entry.name;
+      li.append(name, " ", button("Open line", "open_line", entry.participant_id));
+      if (index > 0) li.append(" ", button("Up", "move", entry.participant_id, index - 1));
+      if (index < view.queue.length - 1) li.append(" ", button("Down", "move", entry.participant_id, index + 1));
+      li.append(" ", button("Remove", "dequeue", entry.participant_id));
+      queue.append(li);
+    });
+    document.getElementById("queue-empty").hidden = view.queue.length > 0;
+
+    const rows = document.getElementById("participants");
+    rows.replaceChildren();
+    for (const p of view.participants) {
+      const tr = document.createElement("tr");
+      tr.dataset.participant = p.id;
+      const cells = [
+        p.name || p.caller_id,
+        p.line_open ? "question (line open)" : p.role + (p.state === "hold" ? " (on hold)" : ""),
+        p.talking ? "talking" : p.muted ? "muted" : "",
+        time(p.joined_at),
+      ];
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      const actions = document.createElement("td");
+      if (p.line_open) actions.append(button("Close line", "close_line", p.id), " ");
+      if (p.role !== "listener") {
+        actions.append(button(p.muted ? "Unmute" : "Mute", p.muted ? "unmute" : "mute", p.id), " ");
+      }
+      actions.append(button("Disconnect", "disconnect", p.id));
+      tr.append(actions);
+      rows.append(tr);
+    }
+  }
+
+  document.addEventListener("click", async (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    if (target.dataset.confirm && !window.confirm(target.dataset.confirm)) return;
+    if (target.dataset.call) {
+      await post(`/${target.dataset.call}`);
+      return;
+    }
+    if (target.dataset.action) {
+      const body = { action: target.dataset.action };
+      if (target.dataset.participant) body.participant_id = target.dataset.participant;
+      if (target.dataset.position !== undefined) body.position = Number(target.dataset.position);
+      const view = await post("/actions", body);
+      if (view) render(view);
+    }
+  });
+
+  const stream = new EventSource(`${base}/live/stream`);
+  stream.onmessage = (message) => render(JSON.parse(message.data));
+  stream.onerror = () => say("The live connection dropped; reconnecting…");
+  stream.onopen = () => say("");
+})();
