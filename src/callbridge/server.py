@@ -43,6 +43,7 @@ async def run(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             guard=GuardRules(max_failures=settings.max_passcode_failures),
+            recordings=settings.data_dir / "recordings",
         ),
         app.state.events,
         app.state.call_log,

@@ -49,6 +49,7 @@ class RunningServer:
     token: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    data_dir: Path
 
     @property
     def sip_target(self) -> str:
@@ -146,7 +147,13 @@ def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
     )
     running = RunningServer(
-        f"http://127.0.0.1:{http_port}", sip_port, database, token, process, log_path
+        f"http://127.0.0.1:{http_port}",
+        sip_port,
+        database,
+        token,
+        process,
+        log_path,
+        tmp / "var",
     )
     try:
         running.wait_for(lambda: _up(running), timeout=30)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from callbridge.store.models import CallLogRow
+from tests.support.baresip import read_wav, tone_power
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import RunningServer, need
@@ -183,3 +185,33 @@ def test_bridge_stats_report_join_latency(server: RunningServer) -> None:
     assert body["join_latency_ms"]["count"] >= 1
     # Keys to call audio: a store lookup and a tick, well under the 300 ms target.
     assert body["join_latency_ms"]["p50"] < 300
+
+
+def test_the_call_is_recorded_and_assembled_when_it_ends(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    t = np.arange(160) / 8000
+    tone = (8000 * np.sin(2 * np.pi * 600 * t)).astype(np.int16)
+    pcap = tmp_path / "speaker.pcap"
+    write_pcap(pcap, passcode_stream([event.speaker_passcode], tone=tone, talk_after=6))
+    result = run_sipp(
+        SCENARIOS / "dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "stay_ms": "8000"},
+        timeout=40,
+    )
+    assert result.ok, result.output[-2000:]
+    assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    done = server.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=20)
+    recording = done[0].parent
+    heard, rate = read_wav(recording / "recording.wav")
+    assert rate == 8000
+    assert len(heard) > 3 * rate
+    assert tone_power(heard, rate, 600) > 0.5
+    assert (recording / "recording.m4a").stat().st_size > 1000
+    stems = list((recording / "stems").glob("*.wav"))
+    assert len(stems) == 1

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from callbridge.bridge.control import (
     Action as ModeratorAction,
@@ -64,6 +65,13 @@ from callbridge.media.conference import (
     Role,
 )
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer, default_library
+from callbridge.media.recording import (
+    CallRecorder,
+    ChunkWriterThread,
+    RecordingError,
+    assemble,
+    recover_all,
+)
 from callbridge.rtp.g711 import encode
 from callbridge.sip.endpoint import (
     CallCancelled,
@@ -105,6 +113,8 @@ class BridgeConfig:
     # Ring briefly before answering: carriers play ringback meanwhile, and a
     # caller who changes their mind can still CANCEL.
     answer_delay: float = 0.25
+    # Where calls are recorded (one folder per call); None records nothing.
+    recordings: Path | None = None
 
 
 class Bridge:
@@ -135,6 +145,8 @@ class Bridge:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._lobby: MediaClock | None = None
+        self._chunk_writer: ChunkWriterThread | None = None
+        self._recorders: dict[int, CallRecorder] = {}
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.versions: dict[int, int] = {}
@@ -165,6 +177,18 @@ class Bridge:
                 server.handle, self.config.sip_host, self.sip_port
             )
             self._drivers[tcp_endpoint] = tcp_driver
+        if self.config.recordings is not None:
+            self.config.recordings.mkdir(parents=True, exist_ok=True)
+            # A call cut short by a crash is assembled before new calls come in.
+            recovered = await asyncio.to_thread(recover_all, self.config.recordings)
+            for item in recovered:
+                log.info(
+                    "recovered the recording of event %s: %.0f s in %s",
+                    item.event_id,
+                    item.duration_s,
+                    item.wav,
+                )
+            self._chunk_writer = ChunkWriterThread()
         self._lobby = MediaClock(self._lobby_tick, loop=loop)
         self._lobby.start()
         self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
@@ -205,6 +229,11 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flush_log()
+        for recorder in self._recorders.values():
+            # Closed, not assembled: the next start assembles it (recover_all).
+            await asyncio.to_thread(recorder.close)
+        if self._chunk_writer is not None:
+            await asyncio.to_thread(self._chunk_writer.close)
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:
@@ -236,6 +265,7 @@ class Bridge:
             conference.start()
         except ConferenceError as error:
             raise BridgeError(str(error)) from None
+        self._start_recording(conference)
         self._changed(event_id)
         await asyncio.to_thread(self.events.set_state, event_id, EventState.LIVE)
         self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
@@ -255,6 +285,11 @@ class Bridge:
             clock = self._clocks.pop(event_id, None)
             if clock is not None:
                 clock.stop()
+            conference.recorder = None
+            recorder = self._recorders.pop(event_id, None)
+            if recorder is not None:
+                assert self.loop is not None
+                self.loop.create_task(self._finish_recording(recorder))
         self._changed(event_id)
         await asyncio.to_thread(self.events.set_state, event_id, EventState.ENDED)
         self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
@@ -369,6 +404,7 @@ class Bridge:
             return [entry(LogKind.MUTE if kind == "mute" else LogKind.UNMUTE)]
         if kind == "open_line":
             conference.open_line(pid)
+            self._annotate(conference, pid)
             self._whisper(conference, pid, PromptName.LINE_OPEN)
             return [entry(LogKind.LINE_OPEN)]
         if kind == "close_line":
@@ -615,6 +651,11 @@ class Bridge:
 
     def _join(self, leg: CallLeg, action: Join) -> None:
         conference = self._conference(action.event_id)
+        if not action.hold and conference.state is ConferenceState.WAITING:
+            # The event is live but this process has not seen it start (a restart
+            # mid-call): open the conference rather than hold everyone.
+            conference.start()
+            self._start_recording(conference)
         role = Role.SPEAKER if action.role == "speaker" else Role.LISTENER
         wall = datetime.now(UTC)
         try:
@@ -627,6 +668,7 @@ class Bridge:
         leg.event_id = action.event_id
         leg.move(LegMode.CONFERENCE)
         self._changed(action.event_id)
+        self._annotate(conference, participant.id)
         if leg.last_digit_at is not None:
             # The caller hears the call from the next tick of its clock on.
             self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
@@ -654,9 +696,55 @@ class Bridge:
             clock.start()
         return conference
 
+    def _start_recording(self, conference: Conference) -> None:
+        root = self.config.recordings
+        if root is None or conference.event_id in self._recorders:
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        directory = root / f"event-{conference.event_id}" / stamp
+        try:
+            recorder = CallRecorder(directory, conference.event_id, writer=self._chunk_writer)
+        except (OSError, RecordingError):
+            log.exception("event %d: the call is NOT being recorded", conference.event_id)
+            return
+        self._recorders[conference.event_id] = recorder
+        conference.recorder = recorder
+        for participant in conference.active():
+            self._annotate(conference, participant.id)
+        log.info("event %d: recording to %s", conference.event_id, directory)
+
+    def _annotate(self, conference: Conference, participant_id: str) -> None:
+        recorder = self._recorders.get(conference.event_id)
+        participant = conference.participants.get(participant_id)
+        if recorder is None or participant is None or participant.role is Role.LISTENER:
+            return
+        recorder.annotate_stem(
+            participant_id,
+            role=participant.role.value,
+            caller_id=participant.caller_id,
+            display_name=participant.name,
+        )
+
+    async def _finish_recording(self, recorder: CallRecorder) -> None:
+        try:
+            await asyncio.to_thread(recorder.close)
+            assembled = await asyncio.to_thread(assemble, recorder.directory)
+        except Exception:
+            log.exception(
+                "the recording in %s could not be assembled now; the next start will try again",
+                recorder.directory,
+            )
+            return
+        log.info(
+            "event %s: recording assembled, %.0f s in %s",
+            assembled.event_id,
+            assembled.duration_s,
+            assembled.wav,
+        )
+
     def _ticker(self, conference: Conference) -> Callable[[int], None]:
         def tick(n: int) -> None:
-            conference.tick(self._now())
+            conference.tick(self._now(), n)
 
         return tick
 

@@ -70,6 +70,14 @@ class ConferenceLeg(Protocol):
 Encoder = Callable[[str, Pcm], bytes]
 
 
+class Recorder(Protocol):
+    """Where a live call's audio goes as it happens (``media.recording.CallRecorder``)."""
+
+    def write_mix(self, frame_index: int, pcm: Pcm) -> None: ...
+
+    def write_stem(self, participant_id: str, frame_index: int, pcm: Pcm) -> None: ...
+
+
 @dataclass
 class Participant:
     id: str
@@ -116,6 +124,7 @@ class Conference:
         self.stats = TickStats()
         self.locked = False
         self.queue: list[str] = []
+        self.recorder: Recorder | None = None
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
@@ -259,8 +268,12 @@ class Conference:
             self._hold = self._hold_source()
             return next(self._hold, SILENCE)
 
-    def tick(self, now: float) -> None:
-        """Mix and send one 20 ms frame to everyone; call it from the media clock."""
+    def tick(self, now: float, frame_index: int | None = None) -> None:
+        """Mix and send one 20 ms frame to everyone; call it from the media clock.
+
+        ``frame_index`` (the clock's tick number) places the frame in the
+        recording, so a stalled tick leaves a gap rather than shifting time.
+        """
         self.stats.ticks += 1
         active = self.active()
         if not active:
@@ -279,6 +292,10 @@ class Conference:
             if frame is not None:
                 frames[participant.id] = frame
         result = self.mixer.mix(frames)
+        if self.recorder is not None and frame_index is not None:
+            self.recorder.write_mix(frame_index, result.full)
+            for participant_id, frame in frames.items():
+                self.recorder.write_stem(participant_id, frame_index, frame)
         for participant in talkers:
             participant.talking = participant.id in result.talkers
         listeners: list[Participant] = []
