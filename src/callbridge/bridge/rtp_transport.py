@@ -72,10 +72,20 @@ class RtpPortPool:
 class RtpProtocol(asyncio.DatagramProtocol):
     """Feeds every datagram to ``handler(data, addr, now)``; sends what it is given."""
 
-    def __init__(self, handler: DatagramHandler, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        handler: DatagramHandler,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.handler = handler
         self.loop = loop
         self.transport: asyncio.DatagramTransport | None = None
+        # Media goes out through the socket itself: a 20 ms frame that cannot be
+        # sent at once is better dropped (and counted) than queued behind the
+        # next one, which the transport's buffering would do.
+        self.sock = sock
+        self.dropped = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport does not subclass asyncio.DatagramTransport.
@@ -93,9 +103,19 @@ class RtpProtocol(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
     def sendto(self, data: bytes, addr: Address) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:
+                # Full buffer (BlockingIOError), or the caller's port is gone.
+                self.dropped += 1
+            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data, addr)
 
     def close(self) -> None:
+        sock, self.sock = self.sock, None
         if self.transport is not None:
             self.transport.close()
+        elif sock is not None:
+            sock.close()

@@ -499,7 +499,7 @@ class Bridge:
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
         assert self.loop is not None
-        protocol = RtpProtocol(lambda data, addr, t: None, self.loop)
+        protocol = RtpProtocol(lambda data, addr, t: None, self.loop, sock)
         # The socket is already bound; asyncio only wraps it.
         self.loop.create_task(self._open_rtp(call.call_id, sock, protocol))
         leg = CallLeg(
