@@ -215,3 +215,41 @@ def test_the_call_is_recorded_and_assembled_when_it_ends(
     assert (recording / "recording.m4a").stat().st_size > 1000
     stems = list((recording / "stems").glob("*.wav"))
     assert len(stems) == 1
+
+
+def test_sip_over_tcp(server: RunningServer, tmp_path: Path) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    ping = run_sipp(SCENARIOS / "options.xml", server.sip_target, tmp_path, transport="t1")
+    assert ping.ok, ping.output[-2000:]
+    pcap = tmp_path / "code.pcap"
+    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
+    call = run_sipp(
+        SCENARIOS / "dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        transport="t1",
+        substitutions={"pcap": str(pcap), "stay_ms": "6000"},
+        timeout=30,
+        background_check=lambda: server.participants(event.id),
+    )
+    assert call.ok, call.output[-2000:] + call.errors[-2000:]
+    assert call.background and call.background[0]["role"] == "listener"
+
+
+def test_moderating_an_ended_call_is_refused_clearly(server: RunningServer) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    locked = server.api("POST", f"/api/events/{event.id}/actions", json={"action": "lock"})
+    assert locked.status_code == 200 and locked.json()["locked"] is True
+    missing = server.api(
+        "POST", f"/api/events/{event.id}/actions", json={"action": "mute", "participant_id": "p0"}
+    )
+    assert missing.status_code == 409
+    assert "not on the call" in missing.json()["detail"]
+    assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    refused = server.api("POST", f"/api/events/{event.id}/actions", json={"action": "unlock"})
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "the call has ended; there is nothing to moderate"
+    bad = server.api("POST", f"/api/events/{event.id}/actions", json={"action": "explode"})
+    assert bad.status_code == 422
