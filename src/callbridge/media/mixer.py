@@ -73,10 +73,14 @@ class Mixer:
             np.int32
         )
         total = stacked.sum(axis=0, dtype=np.int32)
+        # Row 0 is the full mix, row i+1 speaker i's N-1 mix: one limiter pass for all.
+        rows = np.empty((len(stacked) + 1, stacked.shape[1]), dtype=np.int32)
+        rows[0] = total
+        np.subtract(total, stacked, out=rows[1:])
+        limited = limit(rows)
         loudness = np.abs(stacked).mean(axis=1)
         talkers = frozenset(
             key for key, level in zip(frames, loudness, strict=True) if level >= self.talk_threshold
         )
-        full = limit(total)
-        minus = {key: limit(total - stacked[i]) for i, key in enumerate(frames)}
-        return MixResult(full=full, minus=minus, talkers=talkers)
+        minus = {key: limited[i + 1] for i, key in enumerate(frames)}
+        return MixResult(full=limited[0], minus=minus, talkers=talkers)
