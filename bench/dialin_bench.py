@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -115,6 +116,9 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=60.0, help="seconds each held leg stays")
     parser.add_argument("--rate", type=float, default=25.0, help="calls per second offered")
     parser.add_argument("--setup-calls", type=int, default=200, help="calls in the set-up phase")
+    parser.add_argument(
+        "--speakers", type=int, default=0, help="speakers talking (a tone) while the legs hold"
+    )
     args = parser.parse_args()
     for tool in ("sipp", "taskset"):
         if shutil.which(tool) is None:
@@ -251,6 +255,36 @@ def main() -> int:
                 args.hold + 120,
             )
 
+        speaking: dict[str, Any] = {}
+        speakers_thread: threading.Thread | None = None
+        if args.speakers:
+            tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(160) / 8000)).astype(np.int16)
+            talk = work / "talk.pcap"
+            write_pcap(
+                talk,
+                passcode_stream([event.speaker_passcode], tone=tone, talk_after=args.hold + 3),
+            )
+            speakers_dir = work / "speakers"
+            speakers_dir.mkdir()
+            (speakers_dir / "dial_in.xml").write_text(
+                scenario_text.replace("{pcap}", str(talk)).replace(
+                    "{stay_ms}", str(int(args.hold * 1000))
+                )
+            )
+
+            def speak() -> None:
+                speaking["rc"], _ = sipp(
+                    speakers_dir / "dial_in.xml",
+                    target,
+                    speakers_dir,
+                    args.speakers,
+                    5,
+                    args.speakers,
+                    args.hold + 120,
+                )
+
+            speakers_thread = threading.Thread(target=speak, daemon=True)
+            speakers_thread.start()
         thread = threading.Thread(target=load)
         thread.start()
         ramp = args.legs / min(args.rate, 50) + 8
@@ -289,6 +323,10 @@ def main() -> int:
             f"{held_failed} failed, peak {peak_legs} legs in the conference at once "
             f"(sipp rc {result.get('rc')})"
         )
+        if args.speakers:
+            print(
+                f"  with {args.speakers} speakers talking throughout (sipp rc {speaking.get('rc')})"
+            )
         print(f"  server CPU while held (one core = 100 %): {percentiles(cpu)}")
         print(
             f"  conference tick lateness (ms): p50 {lateness.get('p50')}, "
@@ -298,7 +336,7 @@ def main() -> int:
         print(
             "  reproduce: .venv/bin/python bench/dialin_bench.py "
             f"--legs {args.legs} --hold {args.hold:.0f} --rate {args.rate} "
-            f"--setup-calls {args.setup_calls}"
+            f"--setup-calls {args.setup_calls} --speakers {args.speakers}"
         )
         if rc != 0 or result.get("rc") != 0:
             print(f"  (sipp output kept in {work})")
