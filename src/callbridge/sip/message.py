@@ -322,12 +322,10 @@ def parse_cseq(value: str | None) -> tuple[int, str]:
 # -- messages -----------------------------------------------------------------
 
 
-@dataclass
-class SipRequest:
-    method: str
-    uri: str
+class _Dialogue:
+    """What requests and responses share: the fields that tie them to a call."""
+
     headers: Headers
-    body: bytes = b""
 
     @property
     def call_id(self) -> str:
@@ -336,6 +334,14 @@ class SipRequest:
     @property
     def cseq(self) -> tuple[int, str]:
         return parse_cseq(self.headers.get("CSeq"))
+
+
+@dataclass
+class SipRequest(_Dialogue):
+    method: str
+    uri: str
+    headers: Headers
+    body: bytes = b""
 
     @property
     def top_via(self) -> Via:
@@ -348,19 +354,11 @@ class SipRequest:
 
 
 @dataclass
-class SipResponse:
+class SipResponse(_Dialogue):
     status: int
     reason: str
     headers: Headers
     body: bytes = b""
-
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        return parse_cseq(self.headers.get("CSeq"))
 
     def serialize(self) -> bytes:
         return _serialize(f"SIP/2.0 {self.status} {self.reason}", self.headers, self.body)
