@@ -1,9 +1,15 @@
 """G.711 µ-law (PCMU) and A-law (PCMA) with lookup tables.
 
-Decoding is one 256-entry table, encoding one 65,536-entry table indexed by
-the 16-bit sample; both are built once, at import, from the reference
-algorithms (ITU-T G.711, as in the widely used Sun reference code), so a
-20 ms frame costs two numpy fancy-index operations.
+Decoding is one 256-entry int16 table, encoding one 65,536-entry uint8
+table indexed by the 16-bit sample read as uint16, so a 20 ms frame costs
+one numpy fancy-index operation. The tables are built once, at import, by
+vectorised versions of the ITU-T reference (``g711.c`` of the G.191
+Software Tools Library): a 16-bit sample is cut to the 14 (µ-law) or 13
+(A-law) bits G.711 defines, and negative values are taken in one's
+complement (``~x``), which is what makes -1 encode to the negative zero
+code (µ-law 0x7F, A-law 0x55). The older Sun code and Python's ``audioop``
+negate in two's complement instead and differ from G.711 by one step at the
+segment edges of negative samples.
 """
 
 from __future__ import annotations
@@ -14,137 +20,161 @@ import numpy as np
 import numpy.typing as npt
 
 Pcm = npt.NDArray[np.int16]
-
-_ULAW_BIAS = 0x84
-_ULAW_CLIP = 32635
-_ALAW_SEG_END = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
+Codes = npt.NDArray[np.uint8]
+_Wide = npt.NDArray[np.int64]
 
 
-def ulaw_encode_sample(pcm: int) -> int:
-    """The reference µ-law encoder for one 16-bit sample."""
-    sign = 0x80 if pcm < 0 else 0
-    magnitude = min(-pcm if pcm < 0 else pcm, _ULAW_CLIP) + _ULAW_BIAS
-    exponent = min(max((magnitude >> 7).bit_length() - 1, 0), 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+def _ulaw_compress(pcm: _Wide) -> _Wide:
+    """G.191 ``ulaw_compress`` over an array of 16-bit samples (held in int64)."""
+    absno = np.where(pcm < 0, (~pcm) >> 2, pcm >> 2) + 33
+    absno = np.minimum(absno, 0x1FFF)
+    # segno = 1 + bit length of (absno >> 6): the segment, counted from 1.
+    segno = np.ones_like(absno)
+    rest = absno >> 6
+    while np.any(rest):
+        segno += rest != 0
+        rest >>= 1
+    high = 8 - segno
+    low = 0x0F - ((absno >> segno) & 0x0F)
+    code = (high << 4) | low
+    signed: _Wide = np.where(pcm >= 0, code | 0x80, code)
+    return signed
 
 
-def ulaw_decode_sample(code: int) -> int:
-    code = ~code & 0xFF
-    sign = code & 0x80
-    exponent = (code >> 4) & 0x07
-    mantissa = code & 0x0F
-    sample = (((mantissa << 3) + _ULAW_BIAS) << exponent) - _ULAW_BIAS
-    return -sample if sign else sample
+def _ulaw_expand(code: _Wide) -> _Wide:
+    """G.191 ``ulaw_expand`` over an array of codes 0..255."""
+    sign = np.where(code < 0x80, -1, 1)
+    mantissa = ~code
+    exponent = (mantissa >> 4) & 0x07
+    segment = exponent + 1
+    mantissa &= 0x0F
+    step = 4 << segment
+    linear: _Wide = sign * ((0x80 << exponent) + step * mantissa + step // 2 - 4 * 33)
+    return linear
 
 
-def alaw_encode_sample(pcm: int) -> int:
-    """The reference A-law encoder for one 16-bit sample (13-bit magnitude)."""
-    value = pcm >> 3
-    if value >= 0:
-        mask = 0xD5
-    else:
-        mask = 0x55
-        value = -value - 1
-    segment = next((i for i, end in enumerate(_ALAW_SEG_END) if value <= end), 8)
-    if segment >= 8:
-        return 0x7F ^ mask
-    code = segment << 4
-    code |= (value >> 1) & 0x0F if segment < 2 else (value >> segment) & 0x0F
-    return code ^ mask
+def _alaw_compress(pcm: _Wide) -> _Wide:
+    """G.191 ``alaw_compress`` over an array of 16-bit samples (held in int64)."""
+    ix = np.where(pcm < 0, (~pcm) >> 4, pcm >> 4)
+    exponent = np.ones_like(ix)
+    big = ix > 15
+    while np.any(wide := ix > 16 + 15):
+        ix = np.where(wide, ix >> 1, ix)
+        exponent += wide
+    ix = np.where(big, ix - 16 + (exponent << 4), ix)
+    ix = np.where(pcm >= 0, ix | 0x80, ix)
+    return ix ^ 0x55
 
 
-def alaw_decode_sample(code: int) -> int:
-    code ^= 0x55
-    value = (code & 0x0F) << 4
-    segment = (code & 0x70) >> 4
-    if segment == 0:
-        value += 8
-    elif segment == 1:
-        value += 0x108
-    else:
-        value = (value + 0x108) << (segment - 1)
-    return value if code & 0x80 else -value
+def _alaw_expand(code: _Wide) -> _Wide:
+    """G.191 ``alaw_expand`` over an array of codes 0..255."""
+    ix = (code ^ 0x55) & 0x7F
+    exponent = ix >> 4
+    mantissa = ix & 0x0F
+    mantissa = np.where(exponent > 0, mantissa + 16, mantissa)
+    mantissa = (mantissa << 4) + 0x08
+    mantissa = np.where(exponent > 1, mantissa << np.maximum(exponent - 1, 0), mantissa)
+    return np.where(code > 127, mantissa, -mantissa)
 
 
-def _ulaw_encode_all(samples: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """The reference µ-law encoder, vectorised over every 16-bit value."""
-    sign = np.where(samples < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(samples), _ULAW_CLIP) + _ULAW_BIAS
-    exponent = np.clip(np.floor(np.log2(np.maximum(magnitude >> 7, 1))).astype(np.int64), 0, 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    code: npt.NDArray[np.int64] = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    return code.astype(np.uint8)
-
-
-def _alaw_encode_all(samples: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """The reference A-law encoder, vectorised over every 16-bit value."""
-    value = samples >> 3
-    mask = np.where(value >= 0, 0xD5, 0x55)
-    value = np.where(value >= 0, value, -value - 1)
-    segment = np.searchsorted(np.array(_ALAW_SEG_END), value, side="left")
-    shift = np.where(segment < 2, 1, np.minimum(segment, 7))
-    code = np.where(segment >= 8, 0x7F, (np.minimum(segment, 7) << 4) | ((value >> shift) & 0x0F))
-    return (code ^ mask).astype(np.uint8)
-
-
-def _build_tables() -> tuple[Pcm, npt.NDArray[np.uint8], Pcm, npt.NDArray[np.uint8]]:
+def _build() -> tuple[Pcm, Codes, Pcm, Codes]:
     samples = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int64)
-    ulaw_dec = np.array([ulaw_decode_sample(c) for c in range(256)], dtype=np.int16)
-    alaw_dec = np.array([alaw_decode_sample(c) for c in range(256)], dtype=np.int16)
-    return ulaw_dec, _ulaw_encode_all(samples), alaw_dec, _alaw_encode_all(samples)
+    codes = np.arange(256, dtype=np.int64)
+    tables = (
+        _ulaw_expand(codes).astype(np.int16),
+        _ulaw_compress(samples).astype(np.uint8),
+        _alaw_expand(codes).astype(np.int16),
+        _alaw_compress(samples).astype(np.uint8),
+    )
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
-_ULAW_DEC, _ULAW_ENC, _ALAW_DEC, _ALAW_ENC = _build_tables()
-for _table in (_ULAW_DEC, _ULAW_ENC, _ALAW_DEC, _ALAW_ENC):
-    _table.flags.writeable = False
+ULAW_DECODE, ULAW_ENCODE, ALAW_DECODE, ALAW_ENCODE = _build()
+
+ULAW_SILENCE = 0xFF
+ALAW_SILENCE = 0xD5
 
 
-def _index(pcm: Pcm) -> npt.NDArray[np.uint16]:
+def _index(pcm: npt.ArrayLike) -> npt.NDArray[np.uint16]:
     return np.ascontiguousarray(pcm, dtype=np.int16).view(np.uint16)
 
 
-def ulaw_encode(pcm: Pcm) -> bytes:
-    return _ULAW_ENC[_index(pcm)].tobytes()
+def ulaw_encode(pcm: npt.ArrayLike) -> bytes:
+    """µ-law bytes for int16 samples (one byte per sample)."""
+    return ULAW_ENCODE[_index(pcm)].tobytes()
 
 
-def ulaw_decode(data: bytes) -> Pcm:
-    return _ULAW_DEC[np.frombuffer(data, dtype=np.uint8)]
+def ulaw_decode(data: bytes | bytearray | memoryview) -> Pcm:
+    """int16 samples for µ-law bytes; a new array the caller may modify."""
+    return ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
 
 
-def alaw_encode(pcm: Pcm) -> bytes:
-    return _ALAW_ENC[_index(pcm)].tobytes()
+def alaw_encode(pcm: npt.ArrayLike) -> bytes:
+    """A-law bytes for int16 samples (one byte per sample)."""
+    return ALAW_ENCODE[_index(pcm)].tobytes()
 
 
-def alaw_decode(data: bytes) -> Pcm:
-    return _ALAW_DEC[np.frombuffer(data, dtype=np.uint8)]
+def alaw_decode(data: bytes | bytearray | memoryview) -> Pcm:
+    """int16 samples for A-law bytes; a new array the caller may modify."""
+    return ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
 
 
 class Codec(enum.Enum):
-    """The G.711 codecs we speak, with their static payload types (RFC 3551)."""
+    """The G.711 codecs callbridge speaks, with their static payload types (RFC 3551).
 
-    PCMU = ("PCMU", 0, 0xFF)
-    PCMA = ("PCMA", 8, 0xD5)
+    ``Codec.by_name(sdp_encoding_name)`` after SDP negotiation, then
+    ``encode``/``decode`` per frame. ``encode_table``/``decode_table`` are
+    for callers that index many frames at once (the mixer's fan-out).
+    """
+
+    PCMU = ("PCMU", 0, ULAW_SILENCE)
+    PCMA = ("PCMA", 8, ALAW_SILENCE)
 
     def __init__(self, encoding: str, payload_type: int, silence: int) -> None:
         self.encoding = encoding
         self.static_payload_type = payload_type
         self.silence_byte = silence
+        self.clock_rate = 8000
 
     @classmethod
     def by_name(cls, name: str) -> Codec:
+        """The codec for an SDP encoding name, case-insensitive; ValueError if unknown."""
         try:
             return cls[name.upper()]
         except KeyError:
             raise ValueError(f"unsupported codec {name!r}") from None
 
-    def encode(self, pcm: Pcm) -> bytes:
-        return ulaw_encode(pcm) if self is Codec.PCMU else alaw_encode(pcm)
+    @classmethod
+    def by_payload_type(cls, payload_type: int) -> Codec:
+        """The codec with this static payload type (0 or 8); ValueError otherwise."""
+        for codec in cls:
+            if codec.static_payload_type == payload_type:
+                return codec
+        raise ValueError(f"no G.711 codec has static payload type {payload_type}")
 
-    def decode(self, data: bytes) -> Pcm:
-        return ulaw_decode(data) if self is Codec.PCMU else alaw_decode(data)
+    @property
+    def encode_table(self) -> Codes:
+        return ULAW_ENCODE if self is Codec.PCMU else ALAW_ENCODE
+
+    @property
+    def decode_table(self) -> Pcm:
+        return ULAW_DECODE if self is Codec.PCMU else ALAW_DECODE
+
+    def encode(self, pcm: npt.ArrayLike) -> bytes:
+        """Payload bytes for int16 samples."""
+        return self.encode_table[_index(pcm)].tobytes()
+
+    def decode(self, data: bytes | bytearray | memoryview) -> Pcm:
+        """int16 samples for payload bytes."""
+        return self.decode_table[np.frombuffer(data, dtype=np.uint8)]
+
+    def silence(self, samples: int = 160) -> bytes:
+        """A payload of ``samples`` samples of silence (one 20 ms frame by default)."""
+        return bytes([self.silence_byte]) * samples
 
 
-def encode(codec_name: str, pcm: Pcm) -> bytes:
+def encode(codec_name: str, pcm: npt.ArrayLike) -> bytes:
     """Encode by codec name ("PCMU" or "PCMA"); the conference's encoder."""
     return Codec.by_name(codec_name).encode(pcm)
