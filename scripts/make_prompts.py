@@ -3,6 +3,8 @@
 
 Run from the repository root after changing a text in media/prompts.py:
     .venv/bin/python scripts/make_prompts.py
+or, to make only some prompts and leave the others' files untouched:
+    .venv/bin/python scripts/make_prompts.py replay_ended replay_paused
 The WAV files are committed; neither the server nor CI runs this.
 """
 
@@ -77,15 +79,22 @@ def hold_music(target: Path, seconds: float = 8.0) -> None:
         wav.writeframes(samples.tobytes())
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    try:
+        wanted = {PromptName(arg) for arg in argv} or set(PromptName)
+    except ValueError as exc:
+        print(f"make_prompts: {exc}", file=sys.stderr)
+        return 2
     PROMPT_DIR.mkdir(parents=True, exist_ok=True)
     for name, text in PROMPT_TEXT.items():
-        speak(text, PROMPT_DIR / f"{name.value}.wav")
-        print(f"{name.value}.wav: {text}")
-    hold_music(PROMPT_DIR / f"{PromptName.HOLD_MUSIC.value}.wav")
-    print("hold_music.wav")
+        if name in wanted:
+            speak(text, PROMPT_DIR / f"{name.value}.wav")
+            print(f"{name.value}.wav: {text}")
+    if PromptName.HOLD_MUSIC in wanted:
+        hold_music(PROMPT_DIR / f"{PromptName.HOLD_MUSIC.value}.wav")
+        print("hold_music.wav")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -43,6 +43,9 @@ class PromptName(enum.StrEnum):
     REPLAY_WELCOME = "replay_welcome"
     REPLAY_CONTROLS = "replay_controls"
     REPLAY_EXPIRED = "replay_expired"
+    REPLAY_NOT_YET = "replay_not_yet"
+    REPLAY_PAUSED = "replay_paused"
+    REPLAY_ENDED = "replay_ended"
     HOLD_MUSIC = "hold_music"
 
 
@@ -73,6 +76,10 @@ PROMPT_TEXT: dict[PromptName, str] = {
     PromptName.REPLAY_CONTROLS: "Press one to go back ten seconds, three to go forward "
     "ten seconds, two to pause or resume.",
     PromptName.REPLAY_EXPIRED: "This replay is no longer available. Goodbye.",
+    PromptName.REPLAY_NOT_YET: "The replay of this call is not available yet. "
+    "Please call back later. Goodbye.",
+    PromptName.REPLAY_PAUSED: "The replay is paused. Press two to resume.",
+    PromptName.REPLAY_ENDED: "This concludes the replay. Thank you for listening. Goodbye.",
 }
 
 
