@@ -29,6 +29,7 @@ from callbridge.events.phones import InvalidPhoneNumber, to_e164
 PASSCODE_PATTERN = re.compile(r"^[0-9]{4,12}$")
 MAX_DIAL_INS = 20
 MAX_CONTACTS = 20
+MAX_GLOSSARY = 200
 
 
 class EventState(enum.StrEnum):
@@ -38,6 +39,14 @@ class EventState(enum.StrEnum):
     LIVE = "live"
     ENDED = "ended"
     ARCHIVED = "archived"
+
+
+class Registration(enum.StrEnum):
+    """Whether the webcast asks for name, firm and email before it plays."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    OFF = "off"
 
 
 class EventKind(enum.StrEnum):
@@ -75,6 +84,7 @@ PhoneNumber = Annotated[str, AfterValidator(_phone)]
 Passcode = Annotated[str, AfterValidator(_passcode)]
 ZoneName = Annotated[str, AfterValidator(_zone)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+GlossaryTerm = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
 
 
 class _Strict(BaseModel):
@@ -124,6 +134,13 @@ class EventIn(_Strict):
     )
     replay_passcode: Passcode | None = None
     webcast_url: HttpUrl | None = None
+    registration: Registration = Field(
+        default=Registration.REQUIRED,
+        description="Webcast registration: required, optional or off",
+    )
+    glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] = Field(
+        default=[], description="Names and terms the transcript should get right"
+    )
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)]
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] = []
 
@@ -176,6 +193,8 @@ class EventPatch(_Strict):
     duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
     replay_until: date | None = None
     webcast_url: HttpUrl | None = None
+    registration: Registration | None = None
+    glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] | None = None
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)] | None = None
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] | None = None
 
@@ -217,6 +236,8 @@ class EventRecord(BaseModel):
     replay_until: date | None
     replay_passcode: str
     webcast_url: str | None
+    registration: Registration = Registration.REQUIRED
+    glossary: list[str] = []
     dial_in: list[DialIn]
     replay_dial_in: list[DialIn]
     state: EventState

@@ -25,6 +25,7 @@ from callbridge.events.schema import (
     EventRecord,
     EventState,
     EventSummary,
+    Registration,
 )
 from callbridge.store.db import Database
 from callbridge.store.models import CompanyRow, ContactRow, DialInRow, EventRow, utcnow
@@ -114,6 +115,8 @@ def to_record(row: EventRow) -> EventRecord:
         replay_until=row.replay_until,
         replay_passcode=row.replay_passcode,
         webcast_url=row.webcast_url,
+        registration=Registration(row.registration),
+        glossary=[line for line in row.glossary.splitlines() if line],
         dial_in=[DialIn(label=d.label, number=d.number) for d in row.dial_ins if d.purpose == LIVE],
         replay_dial_in=[
             DialIn(label=d.label, number=d.number) for d in row.dial_ins if d.purpose == REPLAY
@@ -218,6 +221,8 @@ class EventStore:
                 replay_passcode=codes["replay_passcode"],
                 replay_until=ev.replay_until,
                 webcast_url=str(ev.webcast_url) if ev.webcast_url else None,
+                registration=ev.registration.value,
+                glossary="\n".join(ev.glossary),
                 state=EventState.SCHEDULED.value,
                 contacts=[
                     ContactRow(
@@ -304,6 +309,8 @@ class EventStore:
                         "replay_passcode": current.replay_passcode,
                         "replay_until": merged["replay_until"],
                         "webcast_url": merged["webcast_url"],
+                        "registration": merged["registration"],
+                        "glossary": merged["glossary"],
                         "dial_in": merged["dial_in"],
                         "replay_dial_in": merged["replay_dial_in"],
                     },
@@ -317,6 +324,8 @@ class EventStore:
             row.duration_minutes = ev.duration_minutes
             row.replay_until = ev.replay_until
             row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
+            row.registration = ev.registration.value
+            row.glossary = "\n".join(ev.glossary)
             if "dial_in" in changes or "replay_dial_in" in changes:
                 row.dial_ins.clear()
                 session.flush()

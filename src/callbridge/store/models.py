@@ -85,6 +85,9 @@ class EventRow(Base):
     replay_until: Mapped[date | None] = mapped_column(Date)
     replay_passcode: Mapped[str] = mapped_column(String(12))
     webcast_url: Mapped[str | None] = mapped_column(String(500))
+    registration: Mapped[str] = mapped_column(String(16), default="required")
+    # One term a line: what the transcript engine is biased towards.
+    glossary: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -174,3 +177,22 @@ class CallLogRow(Base):
     role: Mapped[str | None] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(100))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebcastListenerRow(Base):
+    """One browser that registered for (or opened) an event's webcast, and how long it listened."""
+
+    __tablename__ = "webcast_listener"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    # The listener's cookie holds a random token; only its SHA-256 is kept.
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    firm: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    first_heard_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_heard_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    live_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    replay_seconds: Mapped[int] = mapped_column(Integer, default=0)
