@@ -119,7 +119,7 @@ TRANSITIONS: dict[State, dict[Input, frozenset[State]]] = {
 }
 
 
-# -------------------------------------------------------------------------------------------------
+# -- actions: what the bridge is told -------------------------------------------------------------
 
 
 class EndReason(enum.StrEnum):
@@ -215,7 +215,7 @@ class ReplayPlayback:
             self._play(rules.intro)
             self.state = State.INTRO
 
-    # ---------------------------------------------------------------------------------------------
+    # -- the public surface -----------------------------------------------------------------------
 
     @property
     def length(self) -> int:
@@ -259,7 +259,7 @@ class ReplayPlayback:
         """When a paused caller will be let go (``next_frame`` acts on it), or None."""
         return self._pause_deadline if self.state is State.PAUSED else None
 
-    # ---------------------------------------------------------------------------------------------
+    # -- the machine ------------------------------------------------------------------------------
 
     def _check_timer(self, now: float) -> None:
         deadline = self.get_timer()
@@ -341,7 +341,7 @@ class ReplayPlayback:
         self._prompt_at = 0
         self._actions.append(PromptStarted(prompt))
 
-    # ---------------------------------------------------------------------------------------------
+    # -- frames -----------------------------------------------------------------------------------
 
     def _prompt_frame(self) -> Pcm | None:
         """The current prompt's next frame; SILENCE once a pause prompt is over; None at its end."""
@@ -364,7 +364,7 @@ class ReplayPlayback:
         return frame
 
 
-# -------------------------------------------------------------------------------------------------
+# -- loading the recording ------------------------------------------------------------------------
 
 
 class RecordingError(Exception):
