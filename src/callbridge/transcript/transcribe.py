@@ -1,0 +1,387 @@
+"""The transcript of an assembled recording: per-speaker text, captions and search.
+
+Call ``transcribe_recording`` after ``media.recording.assemble`` (off the event
+loop: it takes a fraction of the call's length in CPU time). Each speaker stem
+is transcribed on its own, so every segment knows who spoke; silence is skipped
+by an energy detector before the engine sees it. The result is written next to
+the recording::
+
+    transcript.json    {"format", "engine", "duration_s", "elapsed_s", "real_time_factor",
+                        "segments": [{"start", "end", "speaker", "text"}, …]}
+    captions.vtt       WebVTT, cues of at most two lines and seven seconds
+
+both atomically (temp file, fsync, ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+import wave
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from callbridge.media.recording import MANIFEST, atomic_write, load_assembled
+from callbridge.transcript.engine import (
+    Segment,
+    SpeechEngine,
+    get_engine,
+    speech_regions,
+)
+from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
+
+TRANSCRIPT = "transcript.json"
+CAPTIONS = "captions.vtt"
+FORMAT_VERSION = 1
+MAX_QUERY_CHARS = 200
+MAX_HITS = 1000
+
+Progress = Callable[[float], None]
+
+
+class TranscriptError(RuntimeError):
+    """A directory with nothing to transcribe (no recording.wav and no stem)."""
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """What one speaker said between ``start`` and ``end`` seconds of recording.wav."""
+
+    start: float
+    end: float
+    speaker: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A recording's transcript, as written to ``transcript.json``."""
+
+    segments: list[TranscriptSegment]
+    engine: str
+    duration_s: float
+    elapsed_s: float
+    glossary: list[str] = field(default_factory=list)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of CPU wall time per second of recording (below 1: faster than real time)."""
+        return self.elapsed_s / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text for segment in self.segments)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "engine": self.engine,
+            "duration_s": round(self.duration_s, 3),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "real_time_factor": round(self.real_time_factor, 4),
+            "glossary": list(self.glossary),
+            "segments": [
+                {
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "speaker": s.speaker,
+                    "text": s.text,
+                }
+                for s in self.segments
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Transcript:
+        return cls(
+            segments=[
+                TranscriptSegment(
+                    float(s["start"]),
+                    float(s["end"]),
+                    None if s["speaker"] is None else str(s["speaker"]),
+                    str(s["text"]),
+                )
+                for s in data["segments"]
+            ],
+            engine=str(data["engine"]),
+            duration_s=float(data["duration_s"]),
+            elapsed_s=float(data["elapsed_s"]),
+            glossary=[str(t) for t in data.get("glossary", [])],
+        )
+
+
+# -- reading the recording ---------------------------------------------------
+
+
+def read_wav(path: Path) -> tuple[npt.NDArray[np.int16], int]:
+    """Mono 16-bit samples and the sample rate of a PCM WAV (the recorder writes only these)."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise TranscriptError(f"{path}: not 16-bit PCM")
+        channels = wav.getnchannels()
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+        rate = wav.getframerate()
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return data, rate
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    keys: tuple[str, ...]  # participant id and stem name, for looking up a name
+    name: str | None
+
+
+def _sources(directory: Path, speaker_names: Mapping[str, str]) -> list[_Source]:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        participants = manifest.get("participants", {}) if isinstance(manifest, dict) else {}
+    except (OSError, ValueError):
+        participants = {}
+    by_stem: dict[str, tuple[str, dict[str, Any]]] = {
+        str(entry["stem"]): (str(pid), entry)
+        for pid, entry in participants.items()
+        if isinstance(entry, dict) and "stem" in entry
+    }
+    assembled = load_assembled(directory)
+    if assembled is not None:
+        stem_paths = sorted(assembled.stems.values())
+    else:
+        stem_paths = sorted((directory / "stems").glob("*.wav"))
+    sources = []
+    for path in stem_paths:
+        if not path.is_file():
+            continue
+        stem = path.stem
+        pid, entry = by_stem.get(stem, (stem, {}))
+        name = speaker_names.get(pid) or speaker_names.get(stem)
+        if not name and isinstance(entry.get("display_name"), str):
+            name = entry["display_name"].strip() or None
+        sources.append(_Source(path, (pid, stem), name))
+    return sources
+
+
+# -- transcribing ------------------------------------------------------------------
+
+
+def transcribe_recording(
+    directory: Path,
+    *,
+    engine: str | SpeechEngine | None = None,
+    glossary: Sequence[str] = (),
+    speaker_names: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> Transcript:
+    """Transcribe the recording in ``directory`` and write transcript.json and captions.vtt.
+
+    ``engine`` is an engine name (None: the best installed) or an engine object
+    to reuse. ``speaker_names`` maps participant ids or stem names ("s001") to
+    labels and wins over the manifest's ``display_name``; speakers without a
+    name are "Speaker 1", "Speaker 2"… in order of first speech. Without stems
+    the mix is transcribed and segments have no speaker. ``progress`` gets the
+    fraction done, 0..1. Raises ``TranscriptError`` when there is no audio and
+    ``EngineUnavailable`` when the engine cannot be loaded.
+    """
+    directory = Path(directory)
+    started = time.perf_counter()
+    recognizer = (
+        engine if engine is not None and not isinstance(engine, str) else get_engine(engine)
+    )
+    sources = _sources(directory, speaker_names or {})
+    mix = directory / "recording.wav"
+    if not sources:
+        if not mix.is_file():
+            raise TranscriptError(f"{directory} has no recording.wav and no stems")
+        sources = [_Source(mix, (), None)]
+        labelled = False
+    else:
+        labelled = True
+
+    audio = [read_wav(source.path) for source in sources]
+    duration = max((len(samples) / rate for samples, rate in audio), default=0.0)
+    regions = [speech_regions(samples, rate) for samples, rate in audio]
+    total = sum(end - start for spans in regions for start, end in spans) or 1
+    done = 0
+
+    def report(fraction: float, size: int) -> None:
+        if progress is not None:
+            progress(min(1.0, (done + fraction * size) / total))
+
+    spoken: list[list[Segment]] = []
+    for (samples, rate), spans in zip(audio, regions, strict=True):
+        found: list[Segment] = []
+        for start, end in spans:
+            size = end - start
+            pieces = recognizer.transcribe(
+                samples[start:end],
+                rate,
+                glossary,
+                lambda fraction, size=size: report(fraction, size),  # type: ignore[misc]
+            )
+            offset = start / rate
+            found.extend(Segment(offset + p.start, offset + p.end, p.text) for p in pieces)
+            done += size
+        spoken.append(found)
+
+    labels = _labels(sources, spoken) if labelled else [None] * len(sources)
+    segments = sorted(
+        (
+            TranscriptSegment(round(s.start, 3), round(s.end, 3), label, s.text)
+            for label, found in zip(labels, spoken, strict=True)
+            for s in found
+            if s.text.strip()
+        ),
+        key=lambda s: (s.start, s.end),
+    )
+    transcript = Transcript(
+        segments=segments,
+        engine=recognizer.name,
+        duration_s=duration,
+        elapsed_s=time.perf_counter() - started,
+        glossary=[t for t in glossary if t.strip()],
+    )
+    write_transcript(directory, transcript)
+    if progress is not None:
+        progress(1.0)
+    return transcript
+
+
+def _labels(sources: list[_Source], spoken: list[list[Segment]]) -> list[str | None]:
+    """Each source's name, or "Speaker N" numbered by when the unnamed ones first spoke."""
+    first = [min((s.start for s in found), default=float("inf")) for found in spoken]
+    order = sorted(range(len(sources)), key=lambda i: (first[i], i))
+    labels: list[str | None] = [source.name for source in sources]
+    taken = {name for name in labels if name}
+    number = 0
+    for index in order:
+        if labels[index]:
+            continue
+        number += 1
+        while f"Speaker {number}" in taken:
+            number += 1
+        labels[index] = f"Speaker {number}"
+    return labels
+
+
+def write_transcript(directory: Path, transcript: Transcript) -> None:
+    """transcript.json, then captions.vtt, each replaced atomically."""
+    data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
+    atomic_write(directory / TRANSCRIPT, data.encode())
+    atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
+
+
+def load_transcript(directory: Path) -> Transcript | None:
+    """The transcript written for ``directory``, or None if there is none (or it is unreadable)."""
+    try:
+        return Transcript.from_json(json.loads((Path(directory) / TRANSCRIPT).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# -- captions --------------------------------------------------------------------
+
+
+def caption_cues(
+    transcript: Transcript,
+    max_chars: int = LINE_CHARS * MAX_LINES,
+    max_seconds: float = MAX_CUE_S,
+) -> list[Cue]:
+    """Segments cut into cues of at most ``max_chars`` and ``max_seconds``.
+
+    A segment's time is shared among its words by their length (engines that
+    give one time per phrase give no better), so cue boundaries fall between words.
+    """
+    cues: list[Cue] = []
+    for segment in transcript.segments:
+        words = segment.text.split()
+        if not words:
+            continue
+        span = max(segment.end - segment.start, 0.001)
+        weights = [len(word) + 1 for word in words]
+        per_weight = span / sum(weights)
+        groups: list[list[int]] = [[]]
+        chars = 0
+        for index, word in enumerate(words):
+            group = groups[-1]
+            group_start = sum(weights[: group[0]]) * per_weight if group else 0.0
+            word_end = sum(weights[: index + 1]) * per_weight
+            if group and (
+                chars + 1 + len(word) > max_chars or word_end - group_start > max_seconds
+            ):
+                groups.append([])
+                chars = 0
+            groups[-1].append(index)
+            chars += len(word) + (1 if chars else 0)
+        for group in groups:
+            start = segment.start + sum(weights[: group[0]]) * per_weight
+            end = segment.start + sum(weights[: group[-1] + 1]) * per_weight
+            cues.append(
+                Cue(
+                    round(start, 3),
+                    round(end, 3),
+                    " ".join(words[i] for i in group),
+                    segment.speaker,
+                )
+            )
+    return cues
+
+
+# -- search ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A segment that contains the query; ``spans`` are (start, end) offsets into ``text``."""
+
+    segment: int
+    start: float
+    speaker: str | None
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+    def marked(self, open_tag: str = "<mark>", close_tag: str = "</mark>") -> str:
+        """``text`` HTML-escaped with each match wrapped in ``<mark>``: safe to put in a page."""
+        parts: list[str] = []
+        at = 0
+        for start, end in self.spans:
+            parts.append(html.escape(self.text[at:start]))
+            parts.append(open_tag + html.escape(self.text[start:end]) + close_tag)
+            at = end
+        parts.append(html.escape(self.text[at:]))
+        return "".join(parts)
+
+
+def query_pattern(query: str) -> re.Pattern[str] | None:
+    """Whole words of ``query`` in order, any punctuation or spacing between them, any case."""
+    words = re.findall(r"\w+", query[:MAX_QUERY_CHARS])
+    if not words:
+        return None
+    body = r"[\W_]+".join(re.escape(word) for word in words)
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+
+
+def search(transcript: Transcript, query: str) -> list[Hit]:
+    """Segments containing ``query`` as whole words (a phrase: words in order), in time order.
+
+    Case and punctuation are ignored: "t-dm1" finds "T-DM1" and "T DM1". An
+    empty query finds nothing; at most ``MAX_HITS`` hits are returned.
+    """
+    pattern = query_pattern(query)
+    if pattern is None:
+        return []
+    hits: list[Hit] = []
+    for index, segment in enumerate(transcript.segments):
+        spans = tuple(match.span() for match in pattern.finditer(segment.text))
+        if spans:
+            hits.append(Hit(index, segment.start, segment.speaker, segment.text, spans))
+            if len(hits) >= MAX_HITS:
+                break
+    return hits
