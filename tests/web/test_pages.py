@@ -299,7 +299,7 @@ def test_webcast_page_live_and_after(client: TestClient) -> None:
     assert ">LIVE</span>" in live and "The call is live now." in live
     store(client).set_state(record.id, EventState.ENDED)
     ended = client.get(f"/events/{record.id}/webcast").text
-    assert "The webcast has ended." in ended
+    assert "The call has ended." in ended
     assert "The webcast begins" not in ended
     assert "Replay expired" in ended  # through Nov 12; today is Nov 25
 

@@ -13,11 +13,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
+from callbridge.store.audience import Audience
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import UserStore
-from callbridge.web import api, auth, calls, pages
+from callbridge.web import api, auth, calls, media, pages, webcast
 from callbridge.web.auth import LoginRequired, login_redirect
 
 STATIC = Path(__file__).parent / "static"
@@ -37,6 +38,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.events = EventStore(db)
     app.state.users = UserStore(db)
     app.state.call_log = CallLog(db)
+    app.state.audience = Audience(db)
+    app.state.webcast_media = media.WebcastMedia(settings.data_dir)
 
     app.add_middleware(
         SessionMiddleware,
@@ -74,5 +77,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(calls.stats_router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(webcast.router)
+    app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -284,15 +284,6 @@ async def announcement_page(request: Request, event_id: int, store: Store, now: 
     )
 
 
-@router.get("/events/{event_id}/webcast", response_class=HTMLResponse)
-async def webcast_page(request: Request, event_id: int, store: Store, now: Now) -> Response:
-    """The event's webcast page: when it begins, or that it has ended, and how to dial in."""
-    record = await _record(store, event_id)
-    if record is None:
-        return _not_found(request, event_id)
-    return _page(request, "webcast.html", {"event": view_of(record, now)})
-
-
 def _new_event_text(now: datetime) -> str:
     day = (now + timedelta(days=14)).date()
     return NEW_EVENT_TEMPLATE.substitute(

@@ -1,0 +1,273 @@
+"""The webcast's media over HTTP: the live LL-HLS files, the replay, captions.
+
+Both are plain files on disk (nginx or a CDN can serve the same folders); this
+module adds what a static server cannot: blocking playlist reload for the
+live call (``_HLS_msn``/``_HLS_part``, answered as soon as the part exists),
+the registration check, and the replay window — after it closes every
+replay URL answers 410 Gone.
+
+On disk, under the server's data folder::
+
+    webcast/event-<id>/live/           the live packager's output (LIVE_PLAYLIST)
+    recordings/event-<id>/<stamp>/     one recording (media.recording), and after the call
+        hls/                           the on-demand replay (REPLAY_PLAYLIST)
+        recording.m4a                  the download
+        captions.vtt, transcript.json  the transcript, when it is done
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Protocol
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from callbridge.events.schema import EventRecord, EventState
+from callbridge.store.events import EventNotFound, EventStore
+from callbridge.web.deps import event_store
+from callbridge.web.pages import clock
+from callbridge.web.webcast import may_listen
+
+router = APIRouter(tags=["webcast"], include_in_schema=False)
+
+LIVE_PLAYLIST = "live.m3u8"
+REPLAY_DIR = "hls"
+REPLAY_PLAYLIST = "replay.m3u8"
+REPLAY_READY = "replay.json"
+# A blocking playlist request waits at most this long (the spec asks for three
+# target durations; ours is short).
+BLOCK_TIMEOUT = 6.0
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mp4": "audio/mp4",
+    ".m4s": "audio/mp4",
+    ".m4a": "audio/mp4",
+    ".vtt": "text/vtt; charset=utf-8",
+}
+
+Now = Annotated[datetime, Depends(clock)]
+Store = Annotated[EventStore, Depends(event_store)]
+
+
+class LiveStream(Protocol):
+    """What the bridge's live packager offers the web layer for one event."""
+
+    async def playlist(self, msn: int | None, part: int | None, timeout: float) -> str:
+        """The playlist text, once it holds (msn, part); raises ``BlockingRefused`` (400)."""
+        ...
+
+
+class BlockingRefused(Exception):
+    """A blocking request the spec says to refuse (e.g. an msn far in the future)."""
+
+
+@dataclass(frozen=True)
+class ReplayFiles:
+    directory: Path
+
+    @property
+    def hls(self) -> Path:
+        return self.directory / REPLAY_DIR
+
+    @property
+    def playlist_name(self) -> str:
+        return REPLAY_PLAYLIST
+
+    @property
+    def m4a(self) -> Path:
+        return self.directory / "recording.m4a"
+
+    @property
+    def captions(self) -> Path | None:
+        path = self.directory / "captions.vtt"
+        return path if path.is_file() else None
+
+    @property
+    def transcript_dir(self) -> Path:
+        return self.directory
+
+
+class WebcastMedia:
+    """Finds an event's live and replay files under the data folder."""
+
+    LIVE_PLAYLIST = LIVE_PLAYLIST
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def live_dir(self, event_id: int) -> Path:
+        return self.data_dir / "webcast" / f"event-{event_id}" / "live"
+
+    def live_ready(self, event_id: int) -> bool:
+        return (self.live_dir(event_id) / LIVE_PLAYLIST).is_file()
+
+    def recordings(self, event_id: int) -> list[Path]:
+        """The event's recording folders, newest first."""
+        root = self.data_dir / "recordings" / f"event-{event_id}"
+        if not root.is_dir():
+            return []
+        return sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
+
+    def replay(self, event_id: int) -> ReplayFiles | None:
+        """The newest recording whose replay is packaged, if any."""
+        for directory in self.recordings(event_id):
+            if (directory / REPLAY_DIR / REPLAY_READY).is_file():
+                return ReplayFiles(directory)
+        return None
+
+
+def webcast_media(request: Request) -> WebcastMedia:
+    value: WebcastMedia = request.app.state.webcast_media
+    return value
+
+
+MediaDep = Annotated[WebcastMedia, Depends(webcast_media)]
+
+
+def _gone(what: str) -> Response:
+    return PlainTextResponse(f"{what} has expired", status.HTTP_410_GONE)
+
+
+def _file(path: Path, *, cache: str) -> Response:
+    if not path.is_file():
+        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+    media_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
+
+
+async def _event(store: EventStore, event_id: int) -> EventRecord | None:
+    try:
+        return await run_in_threadpool(store.get, event_id)
+    except EventNotFound:
+        return None
+
+
+async def _gate(
+    request: Request, store: EventStore, event_id: int
+) -> tuple[EventRecord | None, Response | None]:
+    record = await _event(store, event_id)
+    if record is None:
+        return None, PlainTextResponse("no such event", status.HTTP_404_NOT_FOUND)
+    if not may_listen(request, record):
+        return record, PlainTextResponse(
+            "register on the webcast page to listen", status.HTTP_403_FORBIDDEN
+        )
+    return record, None
+
+
+@router.get("/webcast/{event_id}/live/{name}")
+async def live_file(
+    request: Request,
+    event_id: int,
+    name: str,
+    store: Store,
+    media: MediaDep,
+    _HLS_msn: str | None = None,
+    _HLS_part: str | None = None,
+) -> Response:
+    """A live playlist (blocking reload when asked) or one of its init/part/segment files."""
+    if not _SAFE_NAME.match(name) or name.startswith("."):
+        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+    record, refused = await _gate(request, store, event_id)
+    if refused is not None:
+        return refused
+    assert record is not None
+    if name != LIVE_PLAYLIST:
+        # Parts and segments never change once written: caches may keep them.
+        return _file(media.live_dir(event_id) / name, cache="public, max-age=300")
+    stream: LiveStream | None = None
+    bridge = getattr(request.app.state, "bridge", None)
+    if bridge is not None and record.state is EventState.LIVE:
+        stream = bridge.live_stream(event_id)
+    if stream is None:
+        return _file(media.live_dir(event_id) / name, cache="no-cache")
+    try:
+        text = await stream.playlist(_int(_HLS_msn), _int(_HLS_part), timeout=BLOCK_TIMEOUT)
+    except BlockingRefused as error:
+        return PlainTextResponse(str(error), status.HTTP_400_BAD_REQUEST)
+    except TimeoutError:
+        return PlainTextResponse(
+            "the requested part did not arrive in time", status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    except ValueError as error:
+        return PlainTextResponse(str(error), status.HTTP_400_BAD_REQUEST)
+    return Response(
+        text,
+        media_type=_CONTENT_TYPES[".m3u8"],
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise ValueError(f"{value!r} is not a non-negative integer")
+    return int(value)
+
+
+async def _replay(
+    request: Request, store: EventStore, media: WebcastMedia, event_id: int, now: datetime
+) -> tuple[ReplayFiles | None, Response | None]:
+    record, refused = await _gate(request, store, event_id)
+    if refused is not None:
+        return None, refused
+    assert record is not None
+    if record.state not in (EventState.ENDED, EventState.ARCHIVED):
+        return None, PlainTextResponse("the call has not ended", status.HTTP_404_NOT_FOUND)
+    if record.replay_until is None or not record.replay_available(now):
+        return None, _gone("the replay")
+    found = media.replay(event_id)
+    if found is None:
+        return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND)
+    return found, None
+
+
+@router.get("/webcast/{event_id}/replay/{name}")
+async def replay_file(
+    request: Request, event_id: int, name: str, store: Store, media: MediaDep, now: Now
+) -> Response:
+    """The on-demand replay's playlist and segments, within the replay window; 410 after."""
+    if not _SAFE_NAME.match(name) or name.startswith(".") or name == REPLAY_READY:
+        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+    found, refused = await _replay(request, store, media, event_id, now)
+    if refused is not None:
+        return refused
+    assert found is not None
+    # Short caching: the replay must stop being served when its window closes.
+    return _file(found.hls / name, cache="private, max-age=60")
+
+
+@router.get("/webcast/{event_id}/replay.m4a")
+async def replay_download(
+    request: Request, event_id: int, store: Store, media: MediaDep, now: Now
+) -> Response:
+    """The whole recording as one AAC file, within the replay window; 410 after."""
+    found, refused = await _replay(request, store, media, event_id, now)
+    if refused is not None:
+        return refused
+    assert found is not None
+    response = _file(found.m4a, cache="private, max-age=60")
+    response.headers["Content-Disposition"] = f'attachment; filename="event-{event_id}-replay.m4a"'
+    return response
+
+
+@router.get("/webcast/{event_id}/captions.vtt")
+async def captions(
+    request: Request, event_id: int, store: Store, media: MediaDep, now: Now
+) -> Response:
+    """WebVTT captions of the replay, from the transcript."""
+    found, refused = await _replay(request, store, media, event_id, now)
+    if refused is not None:
+        return refused
+    assert found is not None
+    if found.captions is None:
+        return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
+    return _file(found.captions, cache="private, max-age=60")

@@ -1,0 +1,195 @@
+// The webcast page: plays the live call (LL-HLS through hls.js, or the browser's
+// own HLS), then the replay, and sends a listening beacon while it plays.
+// The server decides what there is to play: /api/events/{id}/webcast.
+(function () {
+  "use strict";
+  const root = document.getElementById("webcast");
+  const player = document.getElementById("player");
+  if (!root || !player) return;
+  const eventId = root.dataset.event;
+  const beaconSeconds = Number(root.dataset.beacon || "15");
+  const media = document.getElementById("media");
+  const playButton = document.getElementById("play");
+  const volume = document.getElementById("volume");
+  const elapsed = document.getElementById("elapsed");
+  const seek = document.getElementById("seek");
+  const badge = document.getElementById("live-badge");
+  const title = document.getElementById("player-title");
+  const captions = document.getElementById("captions");
+  const downloads = document.getElementById("downloads");
+  const download = document.getElementById("download");
+  const statusBox = document.getElementById("webcast-status");
+
+  let hls = null;
+  let mode = null; // "live" | "replay" | null
+  let source = null;
+  let pendingSeek = null;
+  const wanted = new URLSearchParams(location.search).get("t");
+  if (wanted !== null && !Number.isNaN(Number(wanted))) pendingSeek = Number(wanted);
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+  }
+
+  function say(html) {
+    statusBox.innerHTML = html;
+  }
+
+  function stop() {
+    if (hls) { hls.destroy(); hls = null; }
+    media.pause();
+    media.removeAttribute("src");
+    for (const t of Array.from(media.querySelectorAll("track"))) t.remove();
+    media.load();
+    mode = null;
+    source = null;
+  }
+
+  function attach(url, live) {
+    // Our own low-latency settings: start at the live edge less the server's
+    // PART-HOLD-BACK, and catch up by playing slightly faster when behind.
+    if (window.Hls && window.Hls.isSupported()) {
+      hls = new window.Hls({
+        lowLatencyMode: live,
+        backBufferLength: live ? 30 : 90,
+        maxLiveSyncPlaybackRate: 1.1,
+        enableWorker: true,
+        xhrSetup: function (xhr) { xhr.withCredentials = true; },
+      });
+      hls.on(window.Hls.Events.ERROR, function (_e, data) {
+        if (!data.fatal) return;
+        if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+        else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      });
+      hls.loadSource(url);
+      hls.attachMedia(media);
+    } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
+      media.src = url;
+    } else {
+      say("<p><strong>This browser cannot play the webcast.</strong> Dial in by phone instead.</p>");
+      return false;
+    }
+    return true;
+  }
+
+  function start(kind, status) {
+    const url = kind === "live" ? status.live_playlist : status.replay_playlist;
+    if (mode === kind && source === url) return;
+    stop();
+    mode = kind;
+    source = url;
+    player.hidden = false;
+    root.dataset.playing = kind;
+    badge.hidden = kind !== "live";
+    title.textContent = kind === "live" ? "Live call" : "Replay";
+    seek.hidden = kind !== "replay";
+    if (kind === "replay") {
+      if (status.captions) {
+        const track = document.createElement("track");
+        track.kind = "captions";
+        track.srclang = "en";
+        track.label = "English";
+        track.src = status.captions;
+        track.default = true;
+        media.appendChild(track);
+        track.addEventListener("load", function () { track.track.mode = "hidden"; });
+        track.track.mode = "hidden";
+        track.track.addEventListener("cuechange", function () {
+          const cues = track.track.activeCues;
+          captions.textContent = cues && cues.length ? Array.from(cues).map(function (c) {
+            return c.text.replace(/<[^>]*>/g, "");
+          }).join(" ") : "";
+        });
+      }
+      if (status.replay_download) {
+        download.href = status.replay_download;
+        downloads.hidden = false;
+      }
+      if (status.replay_until) {
+        const until = new Date(status.replay_until + "T12:00:00");
+        say("<p><strong>Replay.</strong> Available through " +
+          until.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" }) + ".</p>");
+      }
+    } else {
+      downloads.hidden = true;
+      say("<p><strong>The call is live now.</strong></p>");
+    }
+    if (!attach(url, kind === "live")) return;
+    media.play().then(function () { playButton.textContent = "Pause"; playButton.setAttribute("aria-pressed", "true"); })
+      .catch(function () { playButton.textContent = "Play"; });
+  }
+
+  playButton.addEventListener("click", function () {
+    if (media.paused) media.play(); else media.pause();
+  });
+  media.addEventListener("play", function () { playButton.textContent = "Pause"; playButton.setAttribute("aria-pressed", "true"); });
+  media.addEventListener("pause", function () { playButton.textContent = "Play"; playButton.setAttribute("aria-pressed", "false"); });
+  volume.addEventListener("input", function () { media.volume = Number(volume.value); });
+  media.addEventListener("timeupdate", function () {
+    elapsed.textContent = clock(media.currentTime);
+    if (mode === "replay" && !seek.matches(":active")) seek.value = String(Math.floor(media.currentTime));
+  });
+  media.addEventListener("loadedmetadata", function () {
+    if (mode === "replay" && Number.isFinite(media.duration)) seek.max = String(Math.floor(media.duration));
+    if (mode === "replay" && pendingSeek !== null) { media.currentTime = pendingSeek; pendingSeek = null; }
+  });
+  seek.addEventListener("change", function () { media.currentTime = Number(seek.value); });
+  document.addEventListener("click", function (e) {
+    const link = e.target.closest("[data-seek]");
+    if (!link || mode !== "replay") return;
+    e.preventDefault();
+    media.currentTime = Number(link.dataset.seek);
+    media.play();
+    player.scrollIntoView({ block: "nearest" });
+  });
+
+  function sendBeacon() {
+    if (!mode || media.paused) return;
+    fetch("/api/events/" + eventId + "/webcast/beacon", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ mode: mode }),
+      keepalive: true,
+    }).catch(function () {});
+  }
+  setInterval(sendBeacon, beaconSeconds * 1000);
+  media.addEventListener("playing", function once() {
+    media.removeEventListener("playing", once);
+    sendBeacon();
+  });
+
+  async function poll() {
+    let delay = 5000;
+    try {
+      const response = await fetch("/api/events/" + eventId + "/webcast", { credentials: "same-origin", cache: "no-store" });
+      if (response.ok) {
+        const status = await response.json();
+        root.dataset.state = status.state;
+        if (status.may_listen && status.live_playlist) {
+          start("live", status);
+        } else if (status.may_listen && status.replay === "ready") {
+          start("replay", status);
+          delay = 30000;
+        } else if (mode === "live" && status.state !== "live") {
+          stop();
+          player.hidden = true;
+          root.dataset.playing = "";
+          say("<p><strong>The call has ended.</strong> The replay will appear here shortly.</p>");
+          delay = 2000;
+        } else if (status.replay === "preparing") {
+          delay = 2000;
+        } else if (status.replay === "expired" && mode === "replay") {
+          stop();
+          player.hidden = true;
+          say("<p><strong>The replay has expired.</strong></p>");
+        }
+      }
+    } catch (_e) { /* the next poll tries again */ }
+    setTimeout(poll, delay);
+  }
+  poll();
+})();
