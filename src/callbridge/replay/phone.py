@@ -194,7 +194,6 @@ class ReplayPlayback:
         self,
         recording: Pcm,
         prompts: PromptSource,
-        now: float,
         rules: ReplayRules = ReplayRules(),
     ) -> None:
         if recording.ndim != 1:
@@ -306,7 +305,7 @@ class ReplayPlayback:
         if event is Input.PAUSE:
             if underlying is State.PAUSED:
                 self._actions.append(Resumed(self.position_s))
-                return State.PLAYING
+                return self._back_to(State.PLAYING, now)
             self._actions.append(Paused(self.position_s))
             return self._pause(now)
         step = -self._skip if event is Input.BACK else self._skip

@@ -83,28 +83,15 @@ REFUSAL_PROMPTS: dict[ReplayStatus, PromptName] = {
 
 
 def day_ends(day: date, timezone: str) -> datetime:
-    """The first instant (UTC) at which ``day`` is over in ``timezone``.
+    """The first instant (UTC) at which ``day`` is over in ``timezone``: midnight after it.
 
-    Usually local midnight after it. Where a spring-forward change skips that
-    midnight the day ends when the clocks jump; and midnight with ``fold=0``
-    is the first of two when a fall-back change repeats it.
+    ``fold=0`` reads a midnight that a fall-back change repeats as the first
+    of the two, and one that a spring-forward change skips with the offset
+    before the change, which is the instant the clocks jump: in every zone of
+    the tz database the jumps that skip midnight start at it.
     """
-    zone = ZoneInfo(timezone)
-    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    late = midnight.astimezone(UTC)  # read with the offset before any change
-    early = midnight.replace(fold=1).astimezone(UTC)  # with the offset after it
-    if late.astimezone(zone).time() == time(0) or early >= late:
-        return late
-    # Midnight falls in a gap: the jump lies between ``early`` (still ``day``)
-    # and ``late`` (already past it); find the first second past ``day``.
-    low, high = 0, int((late - early).total_seconds())
-    while low < high:
-        middle = (low + high) // 2
-        if (early + timedelta(seconds=middle)).astimezone(zone).date() > day:
-            high = middle
-        else:
-            low = middle + 1
-    return early + timedelta(seconds=low)
+    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=ZoneInfo(timezone))
+    return midnight.astimezone(UTC)
 
 
 def replay_window(
