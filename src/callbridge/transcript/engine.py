@@ -254,6 +254,7 @@ class MoonshineEngine:
     HEAD_DIM = 52
     TOKENS_PER_SECOND = 8.0  # a cap against runaway decoding; speech averages 3-5
     MAX_INPUT_S = 30.0
+    PAD_S = 0.5
 
     def __init__(self, model_dir: Path | None = None, threads: int | None = None) -> None:
         try:
@@ -313,6 +314,10 @@ class MoonshineEngine:
         peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
         if 0.0 < peak < 0.25:
             audio = audio * (0.5 / peak)
+        # Speech that starts at the first sample is often decoded as nothing at
+        # all (end-of-text first): half a second of silence either side fixes it.
+        pad = np.zeros(int(self.PAD_S * ENGINE_RATE), dtype=np.float32)
+        audio = np.concatenate([pad, audio, pad])
         hidden = self._encoder.run(None, {"input_values": audio[None, :].astype(np.float32)})[0]
         empty = np.zeros((1, self.HEADS, 0, self.HEAD_DIM), dtype=np.float32)
         past: dict[str, Any] = dict.fromkeys(self._past_names, empty)

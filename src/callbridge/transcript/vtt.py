@@ -54,7 +54,8 @@ def parse_timestamp(value: str) -> float:
     if match is None:
         raise VttError(f"bad timestamp {value!r}")
     hours, minutes, secs, millis = match.groups()
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(secs) + int(millis) / 1000
+    total_ms = ((int(hours or 0) * 60 + int(minutes)) * 60 + int(secs)) * 1000 + int(millis)
+    return total_ms / 1000  # from whole milliseconds: a written time reads back unchanged
 
 
 def escape(text: str) -> str:

@@ -1,0 +1,94 @@
+"""Test recordings made of espeak-ng speech placed at known times, through the real recorder."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from callbridge.media.recording import CallRecorder, assemble
+
+ESPEAK = shutil.which("espeak-ng")
+SOX = shutil.which("sox")
+# American voice, a little slower than espeak's default: closer to a speaker on a call.
+VOICE = ("-v", "en-us", "-s", "150")
+
+needs_espeak = pytest.mark.skipif(
+    ESPEAK is None or SOX is None, reason="needs Debian's espeak-ng and sox"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def speak(text: str) -> npt.NDArray[np.int16]:
+    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono samples (resampled by sox)."""
+    assert ESPEAK is not None and SOX is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, narrow = Path(tmp) / "raw.wav", Path(tmp) / "narrow.wav"
+        subprocess.run([ESPEAK, *VOICE, "-w", str(raw), text], check=True, capture_output=True)
+        subprocess.run(
+            [SOX, str(raw), "-r", str(SAMPLE_RATE), "-b", "16", "-c", "1", str(narrow)],
+            check=True,
+            capture_output=True,
+        )
+        with wave.open(str(narrow), "rb") as wav:
+            return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One utterance: who says it (participant id), from when (seconds), and what."""
+
+    participant: str
+    at: float
+    text: str
+
+
+def build_recording(
+    directory: Path,
+    lines: list[Line],
+    names: dict[str, str | None],
+    *,
+    tail_s: float = 1.0,
+    stems: bool = True,
+) -> None:
+    """Record ``lines`` with ``CallRecorder`` as the bridge would, then ``assemble``.
+
+    Each participant's stem gets only the frames in which they speak; the mix
+    gets every frame. ``names`` gives each participant's display name (or None).
+    """
+    voices = {line: speak(line.text) for line in lines}
+    end_s = max(line.at + len(voices[line]) / SAMPLE_RATE for line in lines) + tail_s
+    frames = int(end_s * SAMPLE_RATE) // FRAME_SAMPLES + 1
+    total = frames * FRAME_SAMPLES
+    tracks: dict[str, npt.NDArray[np.int32]] = {}
+    talking: dict[str, npt.NDArray[np.bool_]] = {}
+    for line in lines:
+        track = tracks.setdefault(line.participant, np.zeros(total, dtype=np.int32))
+        mask = talking.setdefault(line.participant, np.zeros(frames, dtype=np.bool_))
+        start = round(line.at * SAMPLE_RATE)
+        samples = voices[line]
+        track[start : start + len(samples)] += samples
+        mask[start // FRAME_SAMPLES : (start + len(samples)) // FRAME_SAMPLES + 1] = True
+    mix = np.clip(sum(tracks.values()), -32768, 32767).astype(np.int16)
+    recorder = CallRecorder(directory, event_id=7)
+    if stems:
+        for participant, name in names.items():
+            recorder.annotate_stem(participant, role="speaker", caller_id=None, display_name=name)
+    for index in range(frames):
+        window = slice(index * FRAME_SAMPLES, (index + 1) * FRAME_SAMPLES)
+        recorder.write_mix(index, mix[window])
+        if stems:
+            for participant, track in tracks.items():
+                if talking[participant][index]:
+                    recorder.write_stem(participant, index, track[window].astype(np.int16))
+    recorder.close()
+    assemble(directory)
