@@ -14,8 +14,9 @@ were, playing or paused. Every other key (``4``-``9``, ``*``, ``#``, ``A``-
 interrupt the call with a prompt. Keys during the closing prompt are ignored
 too. Going back stops at the start; going forward past the end plays the
 closing prompt, then queues ``Hangup``, as the end of the recording does. A
-caller paused for ``pause_timeout_s`` (5 minutes) since the pause or their
-last key gets the closing prompt and the hangup.
+caller who stays paused for ``pause_timeout_s`` (5 minutes) since the pause,
+or since their last ``0``, ``1`` or ``3`` while paused, gets the closing
+prompt and the hangup; an ignored key does not count.
 
 Which state may follow which on which input is the table ``TRANSITIONS``;
 anything it does not list raises ``ReplayTransitionError``.
@@ -311,8 +312,10 @@ class ReplayPlayback:
         step = -self._skip if event is Input.BACK else self._skip
         self.position = min(max(self.position + step, 0), self.length)
         self._actions.append(Seeked(self.position_s))
-        if self.position >= self.length:
+        if event is Input.FORWARD and self.position >= self.length:
             return self._close(EndReason.FINISHED)
+        # Back, even with nothing to go back over (an empty recording): the tick
+        # that finds the position at the end closes, as it always does.
         return self._back_to(underlying, now)
 
     def _back_to(self, state: State, now: float) -> State:
