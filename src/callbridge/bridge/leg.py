@@ -19,6 +19,7 @@ from callbridge.ivr.machine import IvrSession
 from callbridge.media.conference import Participant
 from callbridge.media.mixer import SILENCE, Pcm
 from callbridge.media.prompts import PromptPlayer
+from callbridge.replay.phone import ReplayPlayback
 from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
 from callbridge.rtp.jitter import JitterBuffer, conceal
@@ -34,13 +35,15 @@ Address = tuple[str, int]
 class LegMode(enum.Enum):
     IVR = "ivr"
     CONFERENCE = "conference"
+    REPLAY = "replay"  # listening to a recorded call, by itself
     FAREWELL = "farewell"  # a last prompt, then BYE
     ENDED = "ended"
 
 
 _LEG_TRANSITIONS: dict[LegMode, frozenset[LegMode]] = {
-    LegMode.IVR: frozenset({LegMode.CONFERENCE, LegMode.FAREWELL, LegMode.ENDED}),
+    LegMode.IVR: frozenset({LegMode.CONFERENCE, LegMode.REPLAY, LegMode.FAREWELL, LegMode.ENDED}),
     LegMode.CONFERENCE: frozenset({LegMode.FAREWELL, LegMode.ENDED}),
+    LegMode.REPLAY: frozenset({LegMode.FAREWELL, LegMode.ENDED}),
     LegMode.FAREWELL: frozenset({LegMode.ENDED}),
     LegMode.ENDED: frozenset(),
 }
@@ -88,6 +91,8 @@ class CallLeg:
         self.dtmf = DtmfReceiver()
         self.stats = LegStats()
         self.participant: Participant | None = None
+        self.replay: ReplayPlayback | None = None  # set once the recording is loaded
+        self.replay_id: str | None = None  # the replay caller's id in the call log
         self.event_id: int | None = None
         self.last_rx = now
         self.on_digit: Callable[[CallLeg, str, float], None] = lambda leg, digit, now: None

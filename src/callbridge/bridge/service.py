@@ -64,14 +64,20 @@ from callbridge.media.conference import (
     ParticipantState,
     Role,
 )
+from callbridge.media.mixer import Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer, default_library
 from callbridge.media.recording import (
+    MARKER,
     CallRecorder,
     ChunkWriterThread,
     RecordingError,
     assemble,
+    load_assembled,
     recover_all,
 )
+from callbridge.replay import phone as replay_phone
+from callbridge.replay.phone import ReplayPlayback, ReplayRules, load_recording
+from callbridge.replay.window import ReplayStatus, replay_window_of
 from callbridge.rtp.g711 import encode
 from callbridge.sip.endpoint import (
     CallCancelled,
@@ -147,6 +153,9 @@ class Bridge:
         self._lobby: MediaClock | None = None
         self._chunk_writer: ChunkWriterThread | None = None
         self._recorders: dict[int, CallRecorder] = {}
+        # Recordings that replay callers are listening to, memory-mapped, by path.
+        self._replays: dict[Path, Pcm] = {}
+        self._replay_ids = 0
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.versions: dict[int, int] = {}
@@ -575,6 +584,8 @@ class Bridge:
             self._ivr_action(leg, action)
 
     def _ivr_action(self, leg: CallLeg, action: Action) -> None:
+        if isinstance(action, PlayPrompt) and leg.mode is LegMode.REPLAY:
+            return  # the replay plays its own welcome, in its own frames
         if isinstance(action, PlayPrompt) and leg.mode is LegMode.CONFERENCE:
             conference = self.conferences.get(leg.event_id or -1)
             if conference is not None and leg.participant is not None:
@@ -632,7 +643,13 @@ class Bridge:
         record = await asyncio.to_thread(self.events.get, match.event_id)
         wall = datetime.now(UTC)
         if match.role == "replay":
-            # Replay by phone arrives with the replay work; until then, an honest no.
+            found = await asyncio.to_thread(self.replay_recording, match.event_id)
+            ended_at = found[1] if found is not None else None
+            status = replay_window_of(record, ended_at).status(wall)
+            if status is ReplayStatus.OPEN:
+                return Outcome.JOINED, match.event_id, "replay", False
+            if status is ReplayStatus.NOT_YET:
+                return Outcome.REPLAY_NOT_YET, None, None, False
             return Outcome.EXPIRED, None, None, False
         window = conference_window(
             record.starts_at, timedelta(minutes=record.duration_minutes), record.state, wall
@@ -650,6 +667,9 @@ class Bridge:
         return Outcome.JOINED, match.event_id, match.role, hold
 
     def _join(self, leg: CallLeg, action: Join) -> None:
+        if action.role == "replay":
+            self._start_replay(leg, action.event_id)
+            return
         conference = self._conference(action.event_id)
         if not action.hold and conference.state is ConferenceState.WAITING:
             # The event is live but this process has not seen it start (a restart
@@ -751,6 +771,12 @@ class Bridge:
     # -- keys ------------------------------------------------------------------------------------
 
     def _digit(self, leg: CallLeg, digit: str, now: float) -> None:
+        if leg.mode is LegMode.REPLAY:
+            if leg.replay is not None:
+                with contextlib.suppress(ValueError):  # not a keypad digit: nothing to do
+                    leg.replay.press(digit, now)
+                self._replay_actions(leg, now)
+            return
         if leg.mode is LegMode.IVR:
             leg.last_digit_at = now
             self._run_ivr(leg, Digit(digit, now))
@@ -826,6 +852,13 @@ class Bridge:
     def _lobby_tick(self, n: int) -> None:
         now = self._now()
         for leg in list(self.legs.values()):
+            if leg.mode is LegMode.REPLAY:
+                # Each replay caller is at their own place in the recording.
+                playback = leg.replay
+                leg.send_pcm(playback.next_frame(now) if playback is not None else None, now)
+                if playback is not None:
+                    self._replay_actions(leg, now)
+                continue
             if leg.mode not in (LegMode.IVR, LegMode.FAREWELL):
                 continue
             was_playing = leg.prompt.playing
@@ -839,6 +872,70 @@ class Bridge:
             timer = leg.ivr.get_timer()
             if leg.mode is LegMode.IVR and timer is not None and timer <= now:
                 self._run_ivr(leg, TimerFired(now))
+
+    # -- replay by phone ---------------------------------------------------------------------------
+
+    def replay_recording(self, event_id: int) -> tuple[Path, datetime] | None:
+        """The newest assembled recording of ``event_id`` and when it was ready (blocking)."""
+        root = self.config.recordings
+        folder = root / f"event-{event_id}" if root is not None else None
+        if folder is None or not folder.is_dir():
+            return None
+        for directory in sorted((d for d in folder.iterdir() if d.is_dir()), reverse=True):
+            assembled = load_assembled(directory)
+            if assembled is not None and assembled.wav.is_file():
+                ready = datetime.fromtimestamp((directory / MARKER).stat().st_mtime, UTC)
+                return assembled.wav, ready
+        return None
+
+    def _start_replay(self, leg: CallLeg, event_id: int) -> None:
+        leg.event_id = event_id
+        leg.move(LegMode.REPLAY)
+        self._replay_ids += 1
+        leg.replay_id = f"r{event_id}-{self._replay_ids}"
+        assert self.loop is not None
+        self.loop.create_task(self._load_replay(leg, event_id))
+        self._log(
+            LogEntry(
+                LogKind.JOIN,
+                datetime.now(UTC),
+                event_id,
+                leg.replay_id,
+                caller_id=leg.caller,
+                role="replay",
+                detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
+            )
+        )
+
+    async def _load_replay(self, leg: CallLeg, event_id: int) -> None:
+        found = await asyncio.to_thread(self.replay_recording, event_id)
+        samples: Pcm | None = None
+        if found is not None:
+            samples = self._replays.get(found[0])
+            if samples is None:
+                try:
+                    samples = await asyncio.to_thread(load_recording, found[0])
+                except (OSError, replay_phone.RecordingError):
+                    log.exception("event %d: the replay recording cannot be read", event_id)
+                else:
+                    self._replays[found[0]] = samples
+        if self.legs.get(leg.call_id) is not leg or leg.mode is not LegMode.REPLAY:
+            return
+        if samples is None:
+            self._farewell(leg, PromptName.REPLAY_NOT_YET)
+            return
+        leg.replay = ReplayPlayback(
+            samples, self.library, ReplayRules(intro=PromptName.REPLAY_WELCOME)
+        )
+
+    def _replay_actions(self, leg: CallLeg, now: float) -> None:
+        playback = leg.replay
+        if playback is None:
+            return
+        while (action := playback.next_action()) is not None:
+            if isinstance(action, replay_phone.Hangup):
+                self._hangup(leg, action.reason.value, now)
+                return
 
     def _farewell(self, leg: CallLeg, prompt: PromptName) -> None:
         """Leave the conference (if in it), say ``prompt``, then hang up."""
@@ -870,6 +967,9 @@ class Bridge:
         self.ports.release(leg.local_port)
         if leg.mode is not LegMode.ENDED:
             leg.mode = LegMode.ENDED
+        if leg.replay_id is not None and leg.event_id is not None:
+            self._log_leave(leg.event_id, leg.replay_id, leg.caller, reason)
+            leg.replay_id = None
         participant = leg.participant
         if participant is not None and leg.event_id is not None:
             conference = self.conferences.get(leg.event_id)

@@ -59,6 +59,7 @@ class Outcome(enum.Enum):
     BLOCKED = "blocked"
     LOCKED = "locked"
     EXPIRED = "expired"  # a replay code after the replay window
+    REPLAY_NOT_YET = "replay_not_yet"  # a replay code before the recording is ready
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ _FAREWELLS: dict[Outcome, PromptName] = {
     Outcome.BLOCKED: PromptName.BLOCKED,
     Outcome.LOCKED: PromptName.LOCKED,
     Outcome.EXPIRED: PromptName.REPLAY_EXPIRED,
+    Outcome.REPLAY_NOT_YET: PromptName.REPLAY_NOT_YET,
 }
 _JOINING: dict[str, PromptName] = {
     "speaker": PromptName.JOINING_SPEAKER,
