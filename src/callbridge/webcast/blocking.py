@@ -73,7 +73,7 @@ class PlaylistWaiter:
 
         ``msn``/``part`` are the ``_HLS_msn``/``_HLS_part`` query values
         (``playlist.parse_blocking_query`` reads them); with both None it
-        answers at once, or waits for the first part when there is no playlist
+        answers at once, or waits for the first segment when there is no playlist
         yet. Raises ``BlockingRequestError`` (its ``status``: 400) for a request
         that cannot be satisfied, ``PlaylistTimeout`` after ``timeout`` seconds.
         A good timeout is three target durations.

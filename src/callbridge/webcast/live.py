@@ -8,7 +8,8 @@ pure) and writes, each atomically (temporary file, then ``os.replace``):
 * ``init.mp4``           the CMAF header (EXT-X-MAP), written once;
 * ``part{M}.{N}.m4s``    part N of segment M (EXT-X-PART, INDEPENDENT=YES);
 * ``seg{M}.m4s``         segment M, the bytes of its parts back to back;
-* ``index.m3u8``         the media playlist, last, once the files it names exist.
+* ``index.m3u8``         the media playlist, last, once the files it names exist
+                         (and from the first complete segment on).
 
 The only file a playlist names before it exists is the next part, in
 EXT-X-PRELOAD-HINT: the web layer holds a request for it until it lands
@@ -279,8 +280,9 @@ class LiveWebcast:
     Create it when the call starts (the worker starts at once), call
     ``push`` from the media tick, and ``close`` (blocking; call it off the
     event loop, e.g. with ``asyncio.to_thread``) when the call ends.
-    ``snapshot()`` gives the latest playlist, or None until the first part is
-    out. Set ``on_update`` to be told, on the worker thread, after each new
+    ``snapshot()`` gives the latest playlist, or None until the first
+    segment is out (about two seconds after the first ``push``); the playlist
+    file does not exist until then either. Set ``on_update`` to be told, on the worker thread, after each new
     playlist is published; wrap it with ``loop.call_soon_threadsafe`` (see
     ``PlaylistWaiter.attach``).
     """
@@ -324,7 +326,7 @@ class LiveWebcast:
         self._queue.put((frame_index, pcm.copy()))
 
     def snapshot(self) -> RenderedPlaylist | None:
-        """The playlist last published (and its text), or None before the first part."""
+        """The playlist last published (and its text), or None before the first segment."""
         return self._snapshot
 
     @property
@@ -407,6 +409,10 @@ class LiveWebcast:
             else:
                 self.stats.segments += 1
         playlist = segmenter.playlist()
+        if not playlist.segments and not final:
+            # hls.js and Chromium's own player give up on a playlist without a
+            # whole segment (levelEmptyError): the first one waits for seg0.
+            return
         text = render(playlist)
         write_atomic(self.directory / PLAYLIST, text.encode(), durable=final)
         self._snapshot = RenderedPlaylist(playlist, text)
