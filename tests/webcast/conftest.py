@@ -121,7 +121,8 @@ def _handler(directory: Path, webcast: LiveWebcast, pages: dict[str, bytes]) -> 
 class Origin:
     def __init__(self, directory: Path, webcast: LiveWebcast) -> None:
         self.pages: dict[str, bytes] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(directory, webcast, self.pages))
+        handler = _handler(directory, webcast, self.pages)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -282,9 +282,9 @@ class LiveWebcast:
     event loop, e.g. with ``asyncio.to_thread``) when the call ends.
     ``snapshot()`` gives the latest playlist, or None until the first
     segment is out (about two seconds after the first ``push``); the playlist
-    file does not exist until then either. Set ``on_update`` to be told, on the worker thread, after each new
-    playlist is published; wrap it with ``loop.call_soon_threadsafe`` (see
-    ``PlaylistWaiter.attach``).
+    file does not exist until then either. Set ``on_update`` to be told, on
+    the worker thread, after each new playlist is published; wrap it with
+    ``loop.call_soon_threadsafe`` (see ``PlaylistWaiter.attach``).
     """
 
     def __init__(
