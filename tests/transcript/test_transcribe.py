@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callbridge.transcript.cli import ProgressBar, run
 from callbridge.transcript.engine import Samples, Segment, speech_regions, to_float
 from callbridge.transcript.transcribe import (
     CAPTIONS,
@@ -149,3 +151,21 @@ def test_long_segments_become_short_cues() -> None:
         assert cue.voice == "A"
     assert cues[0].start == 10.0 and cues[-1].end == pytest.approx(40.0)
     assert all(a.end <= b.start + 1e-6 for a, b in itertools.pairwise(cues))
+
+
+def test_cli_reports_a_directory_without_audio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "pocketsphinx", []) == 1
+    assert "no recording.wav and no stems" in capsys.readouterr().err
+
+
+def test_progress_bar_redraws_in_place() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    for fraction in (0.0, 0.5, 1.0):
+        bar(fraction)
+    bar.close()
+    drawn = stream.getvalue()
+    assert drawn.startswith("\rtranscribing [") and drawn.endswith("100.0%\n")
+    assert "\n" not in drawn[:-1]
