@@ -6,6 +6,7 @@ readiness event, which an RTP receive path cannot afford (see FACTS.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import uvicorn
@@ -14,6 +15,7 @@ import uvloop
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.config import Settings
 from callbridge.ivr.guard import GuardRules
+from callbridge.replay import library
 from callbridge.store.db import Database
 from callbridge.web.app import create_app
 
@@ -44,6 +46,10 @@ async def run(settings: Settings) -> None:
             answer_delay=settings.answer_delay,
             guard=GuardRules(max_failures=settings.max_passcode_failures),
             recordings=settings.data_dir / "recordings",
+            webcasts=settings.data_dir / "webcast",
+            transcribe_command=functools.partial(
+                library.transcribe_command, settings.db_url, settings.data_dir
+            ),
         ),
         app.state.events,
         app.state.call_log,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import shutil
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ from callbridge.media.recording import (
     load_assembled,
     recover_all,
 )
+from callbridge.replay import library
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules, load_recording
 from callbridge.replay.window import ReplayStatus, replay_window_of
@@ -94,6 +96,8 @@ from callbridge.sip.errors import SipError
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import EventNotFound, EventStore
+from callbridge.webcast.blocking import PlaylistWaiter
+from callbridge.webcast.live import LiveWebcast
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,10 @@ class BridgeConfig:
     answer_delay: float = 0.25
     # Where calls are recorded (one folder per call); None records nothing.
     recordings: Path | None = None
+    # Where the live webcast of each call is packaged (LL-HLS); None: no webcast.
+    webcasts: Path | None = None
+    # The child process that transcribes an event's recording; None: no transcripts.
+    transcribe_command: Callable[[int], list[str]] | None = None
 
 
 class Bridge:
@@ -153,6 +161,7 @@ class Bridge:
         self._lobby: MediaClock | None = None
         self._chunk_writer: ChunkWriterThread | None = None
         self._recorders: dict[int, CallRecorder] = {}
+        self._webcasts: dict[int, tuple[LiveWebcast, PlaylistWaiter]] = {}
         # Recordings that replay callers are listening to, memory-mapped, by path.
         self._replays: dict[Path, Pcm] = {}
         self._replay_ids = 0
@@ -198,6 +207,11 @@ class Bridge:
                     item.wav,
                 )
             self._chunk_writer = ChunkWriterThread()
+            self._tasks.append(
+                asyncio.create_task(
+                    self._prepare_pending(self.config.recordings), name="replay-backlog"
+                )
+            )
         self._lobby = MediaClock(self._lobby_tick, loop=loop)
         self._lobby.start()
         self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
@@ -238,6 +252,8 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flush_log()
+        for webcast, _ in self._webcasts.values():
+            await asyncio.to_thread(webcast.close)
         for recorder in self._recorders.values():
             # Closed, not assembled: the next start assembles it (recover_all).
             await asyncio.to_thread(recorder.close)
@@ -275,6 +291,7 @@ class Bridge:
         except ConferenceError as error:
             raise BridgeError(str(error)) from None
         self._start_recording(conference)
+        self._start_webcast(conference)
         self._changed(event_id)
         await asyncio.to_thread(self.events.set_state, event_id, EventState.LIVE)
         self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
@@ -295,6 +312,12 @@ class Bridge:
             if clock is not None:
                 clock.stop()
             conference.recorder = None
+            conference.webcast = None
+            webcast = self._webcasts.pop(event_id, None)
+            if webcast is not None:
+                # The last segment and EXT-X-ENDLIST: players stop at the end.
+                await asyncio.to_thread(webcast[0].close)
+                webcast[1].notify()
             recorder = self._recorders.pop(event_id, None)
             if recorder is not None:
                 assert self.loop is not None
@@ -676,6 +699,7 @@ class Bridge:
             # mid-call): open the conference rather than hold everyone.
             conference.start()
             self._start_recording(conference)
+            self._start_webcast(conference)
         role = Role.SPEAKER if action.role == "speaker" else Role.LISTENER
         wall = datetime.now(UTC)
         try:
@@ -733,6 +757,32 @@ class Bridge:
             self._annotate(conference, participant.id)
         log.info("event %d: recording to %s", conference.event_id, directory)
 
+    def _start_webcast(self, conference: Conference) -> None:
+        root = self.config.webcasts
+        if root is None or conference.event_id in self._webcasts:
+            return
+        directory = root / f"event-{conference.event_id}" / "live"
+        try:
+            # A webcast restarts from segment 0: files of an earlier run would
+            # be mistaken for this one's.
+            if directory.exists():
+                shutil.rmtree(directory)
+            webcast = LiveWebcast(directory)
+        except OSError:
+            log.exception("event %d: the webcast could not start", conference.event_id)
+            return
+        waiter = PlaylistWaiter(webcast)
+        assert self.loop is not None
+        waiter.attach(webcast, self.loop)
+        self._webcasts[conference.event_id] = (webcast, waiter)
+        conference.webcast = webcast
+        log.info("event %d: webcast packaged in %s", conference.event_id, directory)
+
+    def live_stream(self, event_id: int) -> PlaylistWaiter | None:
+        """The blocking-reload waiter of the event's live webcast, if it is running."""
+        found = self._webcasts.get(event_id)
+        return found[1] if found is not None else None
+
     def _annotate(self, conference: Conference, participant_id: str) -> None:
         recorder = self._recorders.get(conference.event_id)
         participant = conference.participants.get(participant_id)
@@ -761,6 +811,43 @@ class Bridge:
             assembled.duration_s,
             assembled.wav,
         )
+        await self._prepare_replay(recorder.directory, assembled.event_id)
+
+    async def _prepare_replay(self, directory: Path, event_id: int | None) -> None:
+        """Package the web replay, then start the transcript; both after the call."""
+        try:
+            await asyncio.to_thread(library.package, directory)
+        except Exception:
+            log.exception("the replay in %s could not be packaged", directory)
+            return
+        command = self.config.transcribe_command
+        if command is None or event_id is None:
+            return
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command(event_id),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError:
+            log.exception("event %d: the transcript could not start", event_id)
+            return
+        _, errors = await process.communicate()
+        if process.returncode != 0:
+            log.error(
+                "event %d: the transcript failed (%s): %s",
+                event_id,
+                process.returncode,
+                errors.decode(errors="replace")[-2000:],
+            )
+        else:
+            log.info("event %d: transcript written in %s", event_id, directory)
+
+    async def _prepare_pending(self, recordings: Path) -> None:
+        """Replays not packaged at the last stop (a crash, a restart) are packaged now."""
+        for directory in await asyncio.to_thread(library.unpackaged, recordings):
+            assembled = load_assembled(directory)
+            await self._prepare_replay(directory, assembled.event_id if assembled else None)
 
     def _ticker(self, conference: Conference) -> Callable[[int], None]:
         def tick(n: int) -> None:

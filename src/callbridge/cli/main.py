@@ -100,6 +100,50 @@ def cmd_announce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Transcribe an event's newest recording: transcript.json and captions.vtt beside it."""
+    import time
+
+    from callbridge.replay import library
+    from callbridge.transcript.cli import ProgressBar
+    from callbridge.transcript.engine import EngineUnavailable
+    from callbridge.transcript.transcribe import TranscriptError, transcribe_recording
+
+    record = EventStore(_database(args)).get(args.id)
+    recordings = Path(args.data_dir) / "recordings"
+    directory = library.newest_assembled(recordings, record.id)
+    if directory is None:
+        raise CliError(f"event {record.id} has no assembled recording under {recordings}")
+    bar = ProgressBar(sys.stderr)
+    written = [0.0]
+
+    def progress(fraction: float) -> None:
+        bar(fraction)
+        now = time.monotonic()
+        if now - written[0] >= 0.5:  # the console polls; twice a second is plenty
+            written[0] = now
+            library.write_progress(directory, library.Progress("running", fraction))
+
+    library.write_progress(directory, library.Progress("running", 0.0))
+    try:
+        transcript = transcribe_recording(
+            directory, engine=args.engine, glossary=record.glossary, progress=progress
+        )
+    except (TranscriptError, EngineUnavailable, OSError) as error:
+        bar.close()
+        library.write_progress(directory, library.Progress("failed", 0.0, str(error)))
+        raise CliError(f"cannot transcribe event {record.id}: {error}") from None
+    bar.close()
+    library.write_progress(directory, library.Progress("done", 1.0))
+    print(
+        f"event {record.id}: {len(transcript.segments)} segments, "
+        f"{transcript.duration_s:.0f} s of audio in {transcript.elapsed_s:.1f} s with "
+        f"{transcript.engine} (real-time factor {transcript.real_time_factor:.2f})"
+    )
+    print(f"transcript: {directory / library.TRANSCRIPT}")
+    return 0
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from callbridge.store.users import UserStore
 
@@ -224,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     announce.add_argument("id", type=int)
     announce.add_argument("--format", choices=["text", "html", "md", "ics"], default="text")
     announce.set_defaults(func=cmd_announce)
+
+    transcribe = sub.add_parser(
+        "transcribe", help="transcribe an event's recording (captions and transcript page)"
+    )
+    transcribe.add_argument("id", type=int)
+    transcribe.add_argument("--data-dir", default="var", help="where serve keeps recordings")
+    transcribe.add_argument("--engine", default=None, help="moonshine or pocketsphinx")
+    transcribe.set_defaults(func=cmd_transcribe)
 
     user = sub.add_parser("user", help="operator accounts").add_subparsers(
         dest="user_command", required=True

@@ -70,6 +70,12 @@ class ConferenceLeg(Protocol):
 Encoder = Callable[[str, Pcm], bytes]
 
 
+class MixTap(Protocol):
+    """Gets the full mix of every tick of a live call (``webcast.live.LiveWebcast``)."""
+
+    def push(self, frame_index: int, pcm: Pcm) -> None: ...
+
+
 class Recorder(Protocol):
     """Where a live call's audio goes as it happens (``media.recording.CallRecorder``)."""
 
@@ -125,6 +131,7 @@ class Conference:
         self.locked = False
         self.queue: list[str] = []
         self.recorder: Recorder | None = None
+        self.webcast: MixTap | None = None
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
@@ -276,13 +283,19 @@ class Conference:
         """
         self.stats.ticks += 1
         active = self.active()
-        if not active:
-            return
         held = [p for p in active if p.state is ParticipantState.HOLD]
         connected = [p for p in active if p.state is ParticipantState.CONNECTED]
         if held:
             self._send_same(held, self._hold_frame(), now)
         if not connected:
+            # The webcast runs on through a silent stretch of a live call: its
+            # listeners' players would stall on a gap.
+            if (
+                self.webcast is not None
+                and frame_index is not None
+                and self.state is ConferenceState.LIVE
+            ):
+                self.webcast.push(frame_index, SILENCE)
             return
         talkers = [p for p in connected if p.may_talk]
         frames: dict[str, Pcm] = {}
@@ -292,6 +305,8 @@ class Conference:
             if frame is not None:
                 frames[participant.id] = frame
         result = self.mixer.mix(frames)
+        if self.webcast is not None and frame_index is not None:
+            self.webcast.push(frame_index, result.full)
         if self.recorder is not None and frame_index is not None:
             self.recorder.write_mix(frame_index, result.full)
             for participant_id, frame in frames.items():

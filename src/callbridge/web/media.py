@@ -28,17 +28,21 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.replay import library
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.web.deps import event_store
 from callbridge.web.pages import clock
 from callbridge.web.webcast import may_listen
+from callbridge.webcast import live, vod
+from callbridge.webcast.blocking import PlaylistTimeout
+from callbridge.webcast.playlist import BlockingRequestError, parse_blocking_query
 
 router = APIRouter(tags=["webcast"], include_in_schema=False)
 
-LIVE_PLAYLIST = "live.m3u8"
-REPLAY_DIR = "hls"
-REPLAY_PLAYLIST = "replay.m3u8"
-REPLAY_READY = "replay.json"
+LIVE_PLAYLIST = live.PLAYLIST
+REPLAY_DIR = library.REPLAY_DIR
+REPLAY_PLAYLIST = live.PLAYLIST
+REPLAY_READY = vod.MARKER
 # A blocking playlist request waits at most this long (the spec asks for three
 # target durations; ours is short).
 BLOCK_TIMEOUT = 6.0
@@ -57,15 +61,9 @@ Store = Annotated[EventStore, Depends(event_store)]
 
 
 class LiveStream(Protocol):
-    """What the bridge's live packager offers the web layer for one event."""
+    """What the bridge offers for one live webcast (``webcast.blocking.PlaylistWaiter``)."""
 
-    async def playlist(self, msn: int | None, part: int | None, timeout: float) -> str:
-        """The playlist text, once it holds (msn, part); raises ``BlockingRefused`` (400)."""
-        ...
-
-
-class BlockingRefused(Exception):
-    """A blocking request the spec says to refuse (e.g. an msn far in the future)."""
+    async def wait_for(self, msn: int | None, part: int | None, timeout: float) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -110,17 +108,18 @@ class WebcastMedia:
 
     def recordings(self, event_id: int) -> list[Path]:
         """The event's recording folders, newest first."""
-        root = self.data_dir / "recordings" / f"event-{event_id}"
-        if not root.is_dir():
-            return []
-        return sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
+        return library.recording_dirs(self.data_dir / "recordings", event_id)
 
     def replay(self, event_id: int) -> ReplayFiles | None:
         """The newest recording whose replay is packaged, if any."""
         for directory in self.recordings(event_id):
-            if (directory / REPLAY_DIR / REPLAY_READY).is_file():
+            if library.replay_ready(directory):
                 return ReplayFiles(directory)
         return None
+
+    def transcript_progress(self, event_id: int) -> library.Progress | None:
+        directory = library.newest_assembled(self.data_dir / "recordings", event_id)
+        return library.read_progress(directory) if directory is not None else None
 
 
 def webcast_media(request: Request) -> WebcastMedia:
@@ -179,38 +178,36 @@ async def live_file(
     if refused is not None:
         return refused
     assert record is not None
-    if name != LIVE_PLAYLIST:
-        # Parts and segments never change once written: caches may keep them.
-        return _file(media.live_dir(event_id) / name, cache="public, max-age=300")
     stream: LiveStream | None = None
     bridge = getattr(request.app.state, "bridge", None)
     if bridge is not None and record.state is EventState.LIVE:
         stream = bridge.live_stream(event_id)
+    path = media.live_dir(event_id) / name
+    if name != LIVE_PLAYLIST:
+        position = live.media_position(name)
+        if stream is not None and position is not None and not path.is_file():
+            # The preload hint names the next part before it exists: hold the
+            # request until the packager writes it.
+            try:
+                await stream.wait_for(position[0], position[1], timeout=BLOCK_TIMEOUT)
+            except BlockingRequestError as error:
+                return PlainTextResponse(str(error), error.status)
+            except PlaylistTimeout:
+                return PlainTextResponse("not yet", status.HTTP_404_NOT_FOUND)
+        # Parts and segments never change once written: caches may keep them.
+        return _file(path, cache="public, max-age=300")
     if stream is None:
-        return _file(media.live_dir(event_id) / name, cache="no-cache")
+        return _file(path, cache="no-cache")
     try:
-        text = await stream.playlist(_int(_HLS_msn), _int(_HLS_part), timeout=BLOCK_TIMEOUT)
-    except BlockingRefused as error:
-        return PlainTextResponse(str(error), status.HTTP_400_BAD_REQUEST)
-    except TimeoutError:
+        msn, part = parse_blocking_query(_HLS_msn, _HLS_part)
+        text = await stream.wait_for(msn, part, timeout=BLOCK_TIMEOUT)
+    except BlockingRequestError as error:
+        return PlainTextResponse(str(error), error.status)
+    except PlaylistTimeout:
         return PlainTextResponse(
             "the requested part did not arrive in time", status.HTTP_503_SERVICE_UNAVAILABLE
         )
-    except ValueError as error:
-        return PlainTextResponse(str(error), status.HTTP_400_BAD_REQUEST)
-    return Response(
-        text,
-        media_type=_CONTENT_TYPES[".m3u8"],
-        headers={"Cache-Control": "no-cache"},
-    )
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit() or len(value) > 12:
-        raise ValueError(f"{value!r} is not a non-negative integer")
-    return int(value)
+    return Response(text, media_type=_CONTENT_TYPES[".m3u8"], headers={"Cache-Control": "no-cache"})
 
 
 async def _replay(

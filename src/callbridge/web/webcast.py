@@ -14,17 +14,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.events.schema import EventRecord, EventState, Registration
 from callbridge.store.audience import BEACON_INTERVAL, Audience, ListenMode, WebListener
 from callbridge.store.events import EventNotFound, EventStore, StoreError
+from callbridge.transcript.transcribe import Hit, load_transcript, search
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.pages import clock, view_of
@@ -172,10 +175,63 @@ async def _webcast_page(
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
             "beacon_interval": BEACON_INTERVAL,
-            "transcript": getattr(request.state, "transcript_context", None),
+            "transcript": await _transcript_view(request, record, now),
         },
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if error else 200,
     )
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    start: float
+    clock: str
+    speaker: str | None
+    html: Markup
+
+
+@dataclass(frozen=True)
+class TranscriptView:
+    query: str
+    segments: list[SegmentView]
+    hits: list[Hit]
+
+    @property
+    def hit_indices(self) -> frozenset[int]:
+        return frozenset(hit.segment for hit in self.hits)
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+async def _transcript_view(
+    request: Request, record: EventRecord, now: datetime
+) -> TranscriptView | None:
+    """The replay's transcript, searched for ``?q=``; None outside the replay window."""
+    media = getattr(request.app.state, "webcast_media", None)
+    if media is None or not record.replay_available(now) or not may_listen(request, record):
+        return None
+    found = await run_in_threadpool(media.replay, record.id)
+    if found is None:
+        return None
+    transcript = await run_in_threadpool(load_transcript, found.directory)
+    if transcript is None:
+        return None
+    query = request.query_params.get("q", "")[:200]
+    hits = search(transcript, query) if query.strip() else []
+    marked = {hit.segment: Markup(hit.marked()) for hit in hits}
+    segments = [
+        SegmentView(
+            start=segment.start,
+            clock=_clock(segment.start),
+            speaker=segment.speaker,
+            html=marked.get(index, Markup.escape(segment.text)),
+        )
+        for index, segment in enumerate(transcript.segments)
+    ]
+    return TranscriptView(query=query, segments=segments, hits=hits)
 
 
 def _not_found(request: Request, event_id: int) -> Response:
