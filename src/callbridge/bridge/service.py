@@ -97,7 +97,7 @@ from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.webcast.blocking import PlaylistWaiter
-from callbridge.webcast.live import LiveWebcast
+from callbridge.webcast.live import LiveConfig, LiveWebcast
 
 log = logging.getLogger(__name__)
 
@@ -767,7 +767,7 @@ class Bridge:
             # be mistaken for this one's.
             if directory.exists():
                 shutil.rmtree(directory)
-            webcast = LiveWebcast(directory)
+            webcast = LiveWebcast(directory, LiveConfig(part_units=10, parts_per_segment=9))
         except OSError:
             log.exception("event %d: the webcast could not start", conference.event_id)
             return

@@ -55,7 +55,14 @@
       hls = new window.Hls({
         lowLatencyMode: live,
         backBufferLength: live ? 30 : 90,
-        maxLiveSyncPlaybackRate: 1.1,
+        // Aim about a second behind the newest part; after a stall, play up
+        // to 20% faster to catch up, and jump ahead if more than 4 s behind.
+        liveSyncDuration: live ? 1.0 : undefined,
+        liveMaxLatencyDuration: live ? 4.0 : undefined,
+        maxLiveSyncPlaybackRate: 1.2,
+        // hls.js adds this to its target after each stall (1 s by default):
+        // the start of playback counts as one, which would double our delay.
+        liveSyncOnStallIncrease: 0.25,
         enableWorker: true,
         xhrSetup: function (xhr) { xhr.withCredentials = true; },
       });
@@ -64,6 +71,7 @@
         if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
         else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
       });
+      root.hlsPlayer = hls; // for the page's tests and for support: hls.latency
       hls.loadSource(url);
       hls.attachMedia(media);
     } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
