@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 from callbridge.webcast.playlist import (
@@ -28,7 +29,9 @@ class PlaylistSource(Protocol):
 
 
 class UpdateNotifier(Protocol):
-    on_update: object
+    """What ``attach`` sets its callback on: ``LiveWebcast`` is one."""
+
+    on_update: Callable[[], None] | None
 
 
 class PlaylistTimeout(TimeoutError):
