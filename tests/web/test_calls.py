@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from callbridge.store.audience import Audience, ListenMode
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from tests.web.test_api import body
 
@@ -31,23 +32,37 @@ def test_attendance_csv(client: TestClient, auth: dict[str, str]) -> None:
             ),
         ]
     )
+    people: Audience = client.app.state.audience  # type: ignore[attr-defined]
+    token, _ = people.register(
+        event["id"], name="Ada Analyst", firm="Acme", email="ada@acme.example", now=T0
+    )
+    people.heard(event["id"], token, ListenMode.LIVE, T0 + timedelta(seconds=10))
+    people.heard(event["id"], token, ListenMode.LIVE, T0 + timedelta(seconds=25))
+    people.register(event["id"], name="Bo", firm=None, email="bo@x.example", now=T0)
     assert client.get(f"/api/events/{event['id']}/attendance.csv").status_code == 401
     response = client.get(f"/api/events/{event['id']}/attendance.csv", headers=auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert rows == [
-        {
-            "participant": "p1",
-            "channel": "phone",
-            "caller_id": "+12125551234",
-            "role": "listener",
-            "joined_at": "2026-11-05T21:30:00+00:00",
-            "left_at": "2026-11-05T21:31:30+00:00",
-            "seconds": "90",
-            "reason": "bye",
-        }
+    phone = {"name": "", "firm": "", "email": ""}
+    assert rows[0] == {
+        "participant": "p1",
+        "channel": "phone",
+        "caller_id": "+12125551234",
+        **phone,
+        "role": "listener",
+        "joined_at": "2026-11-05T21:30:00+00:00",
+        "left_at": "2026-11-05T21:31:30+00:00",
+        "seconds": "90",
+        "reason": "bye",
+    }
+    web = rows[1:]
+    assert [(r["channel"], r["name"], r["firm"], r["seconds"]) for r in web] == [
+        ("web", "Ada Analyst", "Acme", "15"),
+        ("web", "Bo", "", "0"),
     ]
+    assert web[0]["joined_at"] == "2026-11-05T21:30:10+00:00"
+    assert web[1]["reason"] == "registered, did not listen"
     audit = client.get(f"/api/events/{event['id']}/audit", headers=auth).json()
     assert [e["kind"] for e in audit] == ["join", "leave"]
 

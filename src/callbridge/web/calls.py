@@ -6,12 +6,12 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.bridge.control import (
@@ -23,17 +23,21 @@ from callbridge.bridge.control import (
     ParticipantView,
 )
 from callbridge.events.schema import EventRecord
+from callbridge.store.audience import Audience
 from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventStore
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
+from callbridge.web.webcast import listening_since
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
 
 # How often the live stream looks for changes: the console shows a key press
 # well within a second.
 LIVE_INTERVAL = 0.2
+# Web listeners are counted from the database, so less often.
+WEB_COUNT_INTERVAL = 5.0
 
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -70,10 +74,24 @@ async def participants(
 
 
 @router.get("/live", response_model=LiveView)
-async def live(event_id: int, store: Store, control: BridgeDep, _: OperatorDep) -> LiveView:
+async def live(
+    event_id: int, request: Request, store: Store, control: BridgeDep, _: OperatorDep
+) -> LiveView:
     """The console's view of the call: participants, question queue, counts, lock."""
     await run_in_threadpool(store.get, event_id)
-    return control.live(event_id)
+    return _with_web(control.live(event_id), await _web_listeners(request, event_id))
+
+
+async def _web_listeners(request: Request, event_id: int) -> int:
+    people: Audience = request.app.state.audience
+    since = listening_since(datetime.now(UTC))
+    return await run_in_threadpool(people.count_listening, event_id, since)
+
+
+def _with_web(view: LiveView, web: int) -> LiveView:
+    """The bridge counts phone legs; the webcast's beacons count browsers."""
+    view.listeners_by_channel["web"] = web
+    return view
 
 
 @router.get("/live/stream", response_class=StreamingResponse)
@@ -86,8 +104,14 @@ async def live_stream(
     async def events() -> AsyncIterator[str]:
         last = ""
         quiet = 0.0
+        web = 0
+        web_checked = -WEB_COUNT_INTERVAL
+        loop = asyncio.get_running_loop()
         while not await request.is_disconnected():
-            view = control.live(event_id).model_dump_json()
+            if loop.time() - web_checked >= WEB_COUNT_INTERVAL:
+                web_checked = loop.time()
+                web = await _web_listeners(request, event_id)
+            view = _with_web(control.live(event_id), web).model_dump_json()
             if view != last:
                 last = view
                 quiet = 0.0
@@ -141,14 +165,32 @@ async def end_call(event_id: int, store: Store, control: BridgeDep, _: OperatorD
 
 @router.get("/attendance.csv", response_class=Response)
 async def attendance_csv(event_id: int, store: Store, request: Request, _: OperatorDep) -> Response:
-    """Per participant, phone and web: join, leave, duration in seconds, role, reason."""
+    """Per participant, phone and web: join, leave, seconds listened, role, reason.
+
+    Web listeners come from the webcast's registrations and beacons: their
+    seconds are what the page reported playing (live and replay together).
+    """
     record = await run_in_threadpool(store.get, event_id)
     log: CallLog = request.app.state.call_log
+    people: Audience = request.app.state.audience
     rows = await run_in_threadpool(log.attendance, event_id)
+    web = await run_in_threadpool(people.listeners, event_id)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["participant", "channel", "caller_id", "role", "joined_at", "left_at", "seconds", "reason"]
+        [
+            "participant",
+            "channel",
+            "caller_id",
+            "name",
+            "firm",
+            "email",
+            "role",
+            "joined_at",
+            "left_at",
+            "seconds",
+            "reason",
+        ]
     )
     for row in rows:
         duration = row.duration
@@ -157,6 +199,9 @@ async def attendance_csv(event_id: int, store: Store, request: Request, _: Opera
                 row.participant_id,
                 row.channel,
                 row.caller_id or "",
+                "",
+                "",
+                "",
                 row.role or "",
                 row.joined_at.isoformat(),
                 row.left_at.isoformat() if row.left_at else "",
@@ -164,11 +209,49 @@ async def attendance_csv(event_id: int, store: Store, request: Request, _: Opera
                 row.reason or "",
             ]
         )
+    for listener in web:
+        heard = listener.first_heard_at is not None
+        writer.writerow(
+            [
+                f"w{listener.id}",
+                "web",
+                "",
+                listener.name or "",
+                listener.firm or "",
+                listener.email or "",
+                "listener" if listener.live_seconds or not listener.replay_seconds else "replay",
+                (listener.first_heard_at or listener.registered_at).isoformat(),
+                listener.last_heard_at.isoformat() if listener.last_heard_at else "",
+                str(listener.live_seconds + listener.replay_seconds),
+                "" if heard else "registered, did not listen",
+            ]
+        )
     filename = f"{record.company.ticker.lower()}-event-{event_id}-attendance.csv"
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class TranscriptProgress(BaseModel):
+    state: str = Field(description="running, done or failed")
+    fraction: float
+    detail: str = ""
+
+
+@router.get("/transcript/progress", response_model=TranscriptProgress)
+async def transcript_progress(
+    event_id: int, request: Request, store: Store, _: OperatorDep
+) -> TranscriptProgress:
+    """How far the transcript of the call's recording has got (the console's progress bar)."""
+    await run_in_threadpool(store.get, event_id)
+    media = request.app.state.webcast_media
+    progress = await run_in_threadpool(media.transcript_progress, event_id)
+    if progress is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no transcript has started for this call")
+    return TranscriptProgress(
+        state=progress.state, fraction=progress.fraction, detail=progress.detail
     )
 
 

@@ -47,6 +47,26 @@
     return new Date(iso).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
   }
 
+  // After the call the recording is transcribed; show how far it has got.
+  async function transcriptProgress() {
+    let again = 10000;
+    try {
+      const response = await fetch(base + "/transcript/progress", { credentials: "same-origin" });
+      if (response.ok) {
+        const p = await response.json();
+        document.getElementById("transcript-card").hidden = false;
+        document.getElementById("transcript-progress").value = p.fraction;
+        document.getElementById("transcript-state").textContent =
+          p.state === "running" ? Math.round(p.fraction * 100) + "% transcribed"
+          : p.state === "done" ? "Done: captions and the searchable transcript are on the webcast page."
+          : "Failed: " + (p.detail || "see the server log");
+        again = p.state === "running" ? 2000 : 0;
+      }
+    } catch (error) { /* the next poll tries again */ }
+    if (again) setTimeout(transcriptProgress, again);
+  }
+  transcriptProgress();
+
   function render(view) {
     document.getElementById("call-state").textContent = view.state;
     document.getElementById("lock-state").hidden = !view.locked;
