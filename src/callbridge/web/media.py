@@ -18,6 +18,7 @@ On disk, under the server's data folder::
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ REPLAY_READY = vod.MARKER
 # A blocking playlist request waits at most this long (the spec asks for three
 # target durations; ours is short).
 BLOCK_TIMEOUT = 6.0
+SMALL_FILE = 256 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _CONTENT_TYPES = {
@@ -135,23 +137,61 @@ def _gone(what: str) -> Response:
 
 
 def _file(path: Path, *, cache: str) -> Response:
-    if not path.is_file():
-        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
     media_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
-
-
-async def _event(store: EventStore, event_id: int) -> EventRecord | None:
+    headers = {"Cache-Control": cache}
     try:
-        return await run_in_threadpool(store.get, event_id)
-    except EventNotFound:
-        return None
+        if not path.is_file():
+            return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+        if path.stat().st_size <= SMALL_FILE:
+            # Parts are a few kilobytes in the page cache: reading them here
+            # costs less than handing the file to a worker thread.
+            return Response(path.read_bytes(), media_type=media_type, headers=headers)
+    except OSError:
+        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+class EventCache:
+    """Events as the media routes need them, kept for ``ttl`` seconds.
+
+    Every listener asks for a playlist and a part several times a second;
+    reading the event from the database for each would cost more than the
+    media. A change of state (live, ended) or of the replay window shows
+    within ``ttl``.
+    """
+
+    def __init__(self, store: EventStore, ttl: float = 2.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, EventRecord | None]] = {}
+
+    async def get(self, event_id: int) -> EventRecord | None:
+        now = time.monotonic()
+        entry = self._entries.get(event_id)
+        if entry is not None and now - entry[0] < self.ttl:
+            return entry[1]
+        try:
+            record: EventRecord | None = await run_in_threadpool(self.store.get, event_id)
+        except EventNotFound:
+            record = None
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[event_id] = (now, record)
+        return record
+
+
+def _cache(request: Request, store: EventStore) -> EventCache:
+    cache: EventCache | None = getattr(request.app.state, "media_events", None)
+    if cache is None or cache.store is not store:
+        cache = EventCache(store)
+        request.app.state.media_events = cache
+    return cache
 
 
 async def _gate(
     request: Request, store: EventStore, event_id: int
 ) -> tuple[EventRecord | None, Response | None]:
-    record = await _event(store, event_id)
+    record = await _cache(request, store).get(event_id)
     if record is None:
         return None, PlainTextResponse("no such event", status.HTTP_404_NOT_FOUND)
     if not may_listen(request, record):
