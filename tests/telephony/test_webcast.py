@@ -202,10 +202,12 @@ def test_live_webcast_then_replay(server: RunningServer, tmp_path: Path, browser
     assert report["bridge_to_page_s_p50"] < 3.0, report
 
     # The call ends: the page says so, then switches to the replay when it is packaged.
+    ended = time.monotonic()
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     page.wait_for_function(
         "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=60_000
     )
+    print("REPLAY ON THE PAGE", round(time.monotonic() - ended, 2), "s after the call ended")
     page.wait_for_function(
         "() => Number.isFinite(document.getElementById('media').duration)"
         " && document.getElementById('media').duration > 10",

@@ -106,9 +106,14 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright."""
+    """Debian's headless Chromium driven by Playwright.
+
+    Module-scoped, not session-scoped: while Playwright's sync API is open it
+    holds an asyncio loop running on the main thread, and later tests that
+    call ``asyncio.run`` would fail.
+    """
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail("Chromium is not installed (scripts/test installs Debian's chromium)")
