@@ -116,6 +116,20 @@ class CallLeg:
 
     # -- in -----------------------------------------------------------------
 
+    @property
+    def quiet(self) -> bool:
+        """Nobody hears this caller: their audio is only proof that they are still there."""
+        participant = self.participant
+        return (
+            self.mode is LegMode.CONFERENCE and participant is not None and not participant.may_talk
+        )
+
+    def heard(self, packets: int, now: float) -> None:
+        """``packets`` of the caller's audio arrived and were counted unread (a quiet leg)."""
+        if packets:
+            self.stats.packets_in += packets
+            self.last_rx = now
+
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
         self.last_rx = now

@@ -33,7 +33,7 @@ from callbridge.bridge.control import (
     QueueEntry,
 )
 from callbridge.bridge.leg import CallLeg, LegMode
-from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool, RtpProtocol
+from callbridge.bridge.rtp_transport import BatchReader, PortRangeExhausted, RtpPortPool, RtpSocket
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
@@ -103,6 +103,10 @@ log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# How often the sockets of quiet legs (listeners) are read: a key a listener
+# presses (*1) is seen this much later at most, which nobody notices.
+QUIET_DRAIN_INTERVAL = 0.1
+
 
 @dataclass
 class BridgeConfig:
@@ -152,7 +156,10 @@ class Bridge:
         self._clocks: dict[int, MediaClock] = {}
         self._endpoint_of: dict[str, SipEndpoint] = {}
         self._drivers: dict[SipEndpoint, EndpointDriver] = {}
-        self._rtp: dict[str, RtpProtocol] = {}
+        self._rtp: dict[str, RtpSocket] = {}
+        self._rtp_reader = BatchReader()
+        # Legs the lobby clock serves: in the IVR, listening to a replay, or saying goodbye.
+        self._lobby_legs: dict[str, CallLeg] = {}
         self._sdp: dict[str, SdpSession] = {}
         self._log_queue: asyncio.Queue[LogEntry] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
@@ -216,6 +223,7 @@ class Bridge:
         self._lobby.start()
         self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"))
+        self._tasks.append(asyncio.create_task(self._drain_quiet(), name="rtp-quiet-drain"))
         log.info(
             "SIP on %s:%d (UDP%s)",
             self.config.sip_host,
@@ -531,9 +539,7 @@ class Bridge:
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
         assert self.loop is not None
-        protocol = RtpProtocol(lambda data, addr, t: None, self.loop, sock)
-        # The socket is already bound; asyncio only wraps it.
-        self.loop.create_task(self._open_rtp(call.call_id, sock, protocol))
+        rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
         leg = CallLeg(
             call_id=call.call_id,
             dialled=normalise_dialled(call.dialled),
@@ -541,15 +547,16 @@ class Bridge:
             source=call.source,
             negotiated=negotiated,
             local_port=port,
-            send=protocol.sendto,
+            send=rtp.sendto,
             prompt_player=PromptPlayer(self.library),
             ivr=IvrSession(self.config.ivr),
             now=now,
         )
         leg.on_digit = self._digit
-        protocol.handler = leg.receive
+        rtp.handler = leg.receive
         self.legs[call.call_id] = leg
-        self._rtp[call.call_id] = protocol
+        self._lobby_legs[call.call_id] = leg
+        self._rtp[call.call_id] = rtp
         self._sdp[call.call_id] = sdp
         self._endpoint_of[call.call_id] = endpoint
         endpoint.ring(call.call_id, now)
@@ -567,15 +574,6 @@ class Bridge:
         if driver is not None:
             driver.flush()
         self._run_ivr(leg, Answered(now))
-
-    async def _open_rtp(self, call_id: str, sock: object, protocol: RtpProtocol) -> None:
-        assert self.loop is not None
-        try:
-            await self.loop.create_datagram_endpoint(lambda: protocol, sock=sock)  # type: ignore[arg-type]
-        except OSError:
-            log.exception("could not open the RTP socket of %s", call_id)
-        if call_id not in self.legs:
-            protocol.close()  # the call ended while the socket opened
 
     def _reinvite(self, endpoint: SipEndpoint, event: ReInvite, now: float) -> None:
         leg = self.legs.get(event.call_id)
@@ -711,6 +709,7 @@ class Bridge:
         leg.participant = participant
         leg.event_id = action.event_id
         leg.move(LegMode.CONFERENCE)
+        self._lobby_legs.pop(leg.call_id, None)
         self._changed(action.event_id)
         self._annotate(conference, participant.id)
         if leg.last_digit_at is not None:
@@ -938,7 +937,7 @@ class Bridge:
 
     def _lobby_tick(self, n: int) -> None:
         now = self._now()
-        for leg in list(self.legs.values()):
+        for leg in list(self._lobby_legs.values()):
             if leg.mode is LegMode.REPLAY:
                 # Each replay caller is at their own place in the recording.
                 playback = leg.replay
@@ -1029,6 +1028,7 @@ class Bridge:
         if leg.mode in (LegMode.FAREWELL, LegMode.ENDED):
             return
         leg.move(LegMode.FAREWELL)
+        self._lobby_legs[leg.call_id] = leg
         leg.prompt.start(prompt, barge_in=False)
 
     # -- endings -------------------------------------------------------------------------------
@@ -1046,9 +1046,10 @@ class Bridge:
         leg = self.legs.pop(call_id, None)
         self._endpoint_of.pop(call_id, None)
         self._sdp.pop(call_id, None)
-        protocol = self._rtp.pop(call_id, None)
-        if protocol is not None:
-            protocol.close()
+        self._lobby_legs.pop(call_id, None)
+        rtp = self._rtp.pop(call_id, None)
+        if rtp is not None:
+            rtp.close()
         if leg is None:
             return
         self.ports.release(leg.local_port)
@@ -1076,6 +1077,25 @@ class Bridge:
                 detail={"reason": reason},
             )
         )
+
+    async def _drain_quiet(self) -> None:
+        """Read the sockets of legs nobody hears, a few times a second.
+
+        A leg becomes quiet (a listener, a muted speaker) or attentive again
+        (a line opened) within one sweep; whatever arrived meanwhile waits
+        in the socket's buffer and is read then, keys (*1) included.
+        """
+        while True:
+            await asyncio.sleep(QUIET_DRAIN_INTERVAL)
+            now = self._now()
+            for call_id, rtp in list(self._rtp.items()):
+                leg = self.legs.get(call_id)
+                if leg is None:
+                    continue
+                quiet = leg.quiet
+                rtp.attend(not quiet)
+                if quiet:
+                    leg.heard(rtp.drain(leg.negotiated.payload_type), now)
 
     async def _housekeeping(self) -> None:
         """Drop legs whose media stopped without a BYE."""

@@ -1,0 +1,158 @@
+"""RTP sockets: batched reading of real UDP sockets, attentive and quiet legs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from callbridge.bridge import rtp_transport
+from callbridge.bridge.rtp_transport import (
+    BATCH,
+    DATAGRAM_MAX,
+    BatchReader,
+    RtpPortPool,
+    RtpSocket,
+)
+from callbridge.rtp.packet import RtpPacket
+
+Address = tuple[str, int]
+
+
+def rtp(payload_type: int, seq: int, size: int = 160) -> bytes:
+    return RtpPacket(payload_type, seq, seq * 160, 0x1234, b"\xff" * size).serialize()
+
+
+def pair(family: socket.AddressFamily = socket.AF_INET) -> tuple[socket.socket, socket.socket]:
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    receiver = socket.socket(family, socket.SOCK_DGRAM)
+    receiver.bind((host, 0))
+    receiver.setblocking(False)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sender = socket.socket(family, socket.SOCK_DGRAM)
+    sender.bind((host, 0))
+    return receiver, sender
+
+
+@pytest.fixture(params=["recvmmsg", "recvfrom"])
+def reader(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BatchReader]:
+    if request.param == "recvmmsg":
+        if rtp_transport._recvmmsg is None:
+            pytest.skip("recvmmsg is Linux only")
+    else:
+        monkeypatch.setattr(rtp_transport, "_recvmmsg", None)
+    yield BatchReader()
+
+
+def test_drain_reads_more_than_one_batch_and_counts_the_audio(reader: BatchReader) -> None:
+    receiver, sender = pair()
+    target = receiver.getsockname()
+    audio = BATCH * 2 + 5
+    for seq in range(audio):
+        sender.sendto(rtp(0, seq), target)
+    sender.sendto(rtp(101, 9999, size=4), target)  # a key, which must be read
+    sender.sendto(b"\x81\xc8" + b"\x00" * 26, target)  # RTCP sender report
+    got: list[tuple[bytes, Address]] = []
+    counted = reader.drain(receiver, lambda data, addr: got.append((data, addr)), 0)
+    assert counted == audio
+    assert [data[1] for data, _ in got] == [101, 0xC8]
+    assert RtpPacket.parse(got[0][0]).sequence_number == 9999
+    assert all(addr == sender.getsockname() for _, addr in got)
+    # Nothing is left: a second drain reads nothing.
+    assert reader.drain(receiver, lambda data, addr: got.append((data, addr)), 0) == 0
+    assert len(got) == 2
+
+
+def test_drain_without_a_type_to_count_delivers_everything_in_order(reader: BatchReader) -> None:
+    receiver, sender = pair()
+    for seq in range(100):
+        sender.sendto(rtp(8, seq), receiver.getsockname())
+    got: list[bytes] = []
+    assert reader.drain(receiver, lambda data, addr: got.append(data)) == 0
+    assert [RtpPacket.parse(data).sequence_number for data in got] == list(range(100))
+
+
+def test_short_and_oversized_datagrams(reader: BatchReader) -> None:
+    receiver, sender = pair()
+    sender.sendto(b"\x80\x00", receiver.getsockname())  # too short to carry a type: delivered
+    sender.sendto(b"\x80\x00" + b"\x01" * 3000, receiver.getsockname())
+    got: list[bytes] = []
+    assert reader.drain(receiver, lambda data, addr: got.append(data), 0) == 1
+    assert got == [b"\x80\x00"]
+    sender.sendto(b"\x80\x08" + b"\x01" * 3000, receiver.getsockname())
+    reader.drain(receiver, lambda data, addr: got.append(data), 0)
+    assert len(got[1]) == DATAGRAM_MAX  # cut short, and the leg will count it bad
+
+
+def test_ipv6_addresses_are_decoded(reader: BatchReader) -> None:
+    try:
+        receiver, sender = pair(socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    sender.sendto(rtp(101, 1), receiver.getsockname())
+    got: list[Address] = []
+    reader.drain(receiver, lambda data, addr: got.append(addr), 0)
+    assert got == [sender.getsockname()[:2]]
+
+
+def test_drain_stops_when_a_handler_closes_the_socket(reader: BatchReader) -> None:
+    receiver, sender = pair()
+    for seq in range(BATCH * 2):
+        sender.sendto(rtp(101, seq), receiver.getsockname())
+    got: list[bytes] = []
+
+    def deliver(data: bytes, addr: Address) -> None:
+        got.append(data)
+        receiver.close()
+
+    reader.drain(receiver, deliver)
+    assert 1 <= len(got) <= BATCH
+
+
+async def attentive_then_quiet() -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(42000, 42100)
+    sock, port = pool.bind("127.0.0.1")
+    arrived: list[tuple[bytes, float]] = []
+    got = asyncio.Event()
+
+    def handler(data: bytes, addr: Address, now: float) -> None:
+        arrived.append((data, now))
+        got.set()
+
+    rtp_socket = RtpSocket(sock, handler, loop, BatchReader())
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert rtp_socket.attentive
+        sender.sendto(rtp(0, 1), ("127.0.0.1", port))
+        await asyncio.wait_for(got.wait(), 2)
+        assert len(arrived) == 1
+
+        rtp_socket.attend(False)
+        for seq in range(2, 12):
+            sender.sendto(rtp(0, seq), ("127.0.0.1", port))
+        sender.sendto(rtp(101, 50, size=4), ("127.0.0.1", port))
+        await asyncio.sleep(0.1)
+        assert len(arrived) == 1  # nobody reads a quiet socket by itself
+        assert rtp_socket.drain(0) == 10
+        assert [RtpPacket.parse(data).sequence_number for data, _ in arrived] == [1, 50]
+
+        # Sending to a vanished port is counted, not raised.
+        rtp_socket.sendto(rtp(0, 1), ("127.0.0.1", 9))
+        rtp_socket.close()
+        rtp_socket.sendto(rtp(0, 2), ("127.0.0.1", port))
+        assert rtp_socket.dropped >= 1
+        assert rtp_socket.drain(0) == 0
+        rtp_socket.attend(True)  # a closed socket stays unwatched
+        assert not rtp_socket.attentive
+    finally:
+        sender.close()
+        pool.release(port)
+
+
+def test_attentive_socket_delivers_on_arrival_and_a_quiet_one_waits() -> None:
+    asyncio.run(attentive_then_quiet())
