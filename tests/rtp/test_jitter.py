@@ -260,4 +260,3 @@ def test_conceal_fades_then_stops() -> None:
     assert conceal(last, 0) is None
     assert conceal(None, 1) is None
     assert last[0] == 1000  # the caller's frame is untouched
-

@@ -74,3 +74,18 @@ def test_forwarding_drops_what_came_before_the_switch() -> None:
     sender = RtpSender(payload_type=0, sequence_number=0, timestamp=0, ssrc=1)
     assert sender.forward(RtpPacket(0, 500, 0, 8, b"")) is not None
     assert sender.forward(RtpPacket(0, 499, 0, 8, b"")) is None
+
+
+def test_frame_is_next_packet_without_the_cost() -> None:
+    """The fan-out's fast path builds exactly what ``next_packet`` builds, across both wraps."""
+    fast = RtpSender(payload_type=8, sequence_number=65530, timestamp=0xFFFFFC00, ssrc=0xDEADBEEF)
+    slow = RtpSender(payload_type=8, sequence_number=65530, timestamp=0xFFFFFC00, ssrc=0xDEADBEEF)
+    for n in range(20):
+        payload = bytes([n]) * 160
+        if n == 7:
+            fast.skip(3)
+            slow.skip(3)
+        assert fast.frame(payload) == slow.next_packet(payload)
+    assert RtpPacket.parse(RtpSender(0, ssrc=1).frame(b"\xff" * 160)).marker  # the first one
+    assert (fast.packets_sent, fast.octets_sent) == (slow.packets_sent, slow.octets_sent)
+    assert (fast.sequence_number, fast.timestamp) == (slow.sequence_number, slow.timestamp)

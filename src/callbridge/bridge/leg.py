@@ -78,7 +78,7 @@ class CallLeg:
         self.dialled = dialled
         self.caller = caller
         self.source = source
-        self.negotiated = negotiated
+        self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
         self.local_port = local_port
@@ -106,13 +106,12 @@ class CallLeg:
             raise ValueError(f"leg {self.call_id}: {self.mode.value} cannot become {target.value}")
         self.mode = target
 
-    @property
-    def remote(self) -> Address:
-        return (self.negotiated.remote_host, self.negotiated.remote_port)
-
     def update_media(self, negotiated: Negotiated) -> None:
-        """A re-INVITE changed the far end (hold, unhold, new address)."""
+        """The offer/answer (the first, or a re-INVITE's: hold, unhold, new address)."""
         self.negotiated = negotiated
+        # Read for every frame sent: worked out once here.
+        self.remote: Address = (negotiated.remote_host, negotiated.remote_port)
+        self._on_hold = negotiated.on_hold
 
     # -- in -----------------------------------------------------------------
 
@@ -185,10 +184,10 @@ class CallLeg:
         return frame
 
     def send_payload(self, payload: bytes, now: float) -> None:
-        if self.negotiated.on_hold:
+        if self._on_hold:
             self.sender.skip()
             return
-        self._send(self.sender.next_packet(payload), self.remote)
+        self._send(self.sender.frame(payload), self.remote)
         self.stats.packets_out += 1
 
     # -- prompts (IVR and farewell) -------------------------------------------------

@@ -12,9 +12,13 @@ that one numbering.
 from __future__ import annotations
 
 import secrets
+import struct
 
 from callbridge.rtp.packet import HEADER, RTP_VERSION, RtpPacket
-from callbridge.rtp.seq import seq_add, seq_diff, ts_add, ts_diff
+from callbridge.rtp.seq import SEQ_MOD, TS_MOD, seq_add, seq_diff, ts_add, ts_diff
+
+# The header of an ordinary frame: version and payload type as one 16-bit word.
+_FRAME_HEADER = struct.Struct("!HHII")
 
 
 class RtpSender:
@@ -49,6 +53,22 @@ class RtpSender:
         self._seq_offset = 0
         self._ts_offset = 0
         self._segment_start = 0
+        self._frame_word = (RTP_VERSION << 14) | self.payload_type
+
+    def frame(self, payload: bytes) -> bytes:
+        """``next_packet(payload)`` for an ordinary frame, at a fraction of the cost.
+
+        A conference sends one of these to every listener every 20 ms: it is
+        the hottest line of the bridge, so it does the same arithmetic inline.
+        """
+        if self._first:
+            return self.next_packet(payload)
+        seq, ts = self.sequence_number, self.timestamp
+        self.sequence_number = (seq + 1) % SEQ_MOD
+        self.timestamp = (ts + self.samples_per_frame) % TS_MOD
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        return _FRAME_HEADER.pack(self._frame_word, seq, ts, self.ssrc) + payload
 
     def next_packet(
         self,
