@@ -45,9 +45,11 @@ from callbridge.store.users import UserStore  # noqa: E402
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def percentiles(values: list[float]) -> str:
@@ -97,6 +99,9 @@ def sipp(
         "1",
         "-max_socket",
         "10000",
+        "-trace_err",
+        "-error_file",
+        str(work / "errors.log"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, cwd=work)
     return done.returncode, done.stdout + done.stderr
@@ -242,6 +247,7 @@ def main() -> int:
         )
         samples: list[dict[str, Any]] = []
         cpu: list[float] = []
+        kernel: list[float] = []
         result: dict[str, Any] = {}
 
         def load() -> None:
@@ -290,12 +296,14 @@ def main() -> int:
         ramp = args.legs / min(args.rate, 50) + 8
         time.sleep(ramp)
         steady_from = time.monotonic()
-        previous = cpu_seconds(server.pid)
+        previous, previous_at = cpu_seconds(server.pid), time.monotonic()
         while time.monotonic() - steady_from < args.hold - ramp - 5 and thread.is_alive():
             time.sleep(5)
-            now_cpu = cpu_seconds(server.pid)
-            cpu.append((now_cpu - previous) / 5 * 100)
-            previous = now_cpu
+            (user, system), at = cpu_seconds(server.pid), time.monotonic()
+            span = at - previous_at
+            cpu.append((user + system - sum(previous)) / span * 100)
+            kernel.append((system - previous[1]) / span * 100)
+            previous, previous_at = (user, system), at
             samples.append(api.get("/api/bridge/stats").json())
         thread.join()
         held_stat = last_stat(held)
@@ -329,6 +337,10 @@ def main() -> int:
             )
         print(f"  server CPU while held (one core = 100 %): {percentiles(cpu)}")
         print(
+            f"    of which in the kernel (system calls; on loopback a send also pays for "
+            f"delivering to sipp's socket): {percentiles(kernel)}"
+        )
+        print(
             f"  conference tick lateness (ms): p50 {lateness.get('p50')}, "
             f"p99 {lateness.get('p99')}, max {lateness.get('max')}; "
             f"ticks skipped {samples[-1]['ticks_skipped'] if samples else 'n/a'}"
@@ -340,6 +352,8 @@ def main() -> int:
         )
         if rc != 0 or result.get("rc") != 0:
             print(f"  (sipp output kept in {work})")
+            timeouts = (work / "server.log").read_text(errors="replace").count("no RTP for")
+            print(f"  legs the server dropped for want of RTP: {timeouts}")
         return 0 if held_failed == 0 and setup_failed == 0 else 1
     finally:
         server.terminate()

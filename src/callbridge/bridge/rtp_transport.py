@@ -25,7 +25,9 @@ import errno
 import logging
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +166,15 @@ class BatchReader:
             header.msg_name = names + i * _NAME_MAX
             header.msg_iov = ctypes.pointer(self._iov[i])
             header.msg_iovlen = 1
+            header.msg_namelen = _NAME_MAX
         self._view = memoryview(self._data).cast("B")
         self._name_view = memoryview(self._names).cast("B")
+        # numpy views of the headers: the kernel's answers are read (and the
+        # name lengths reset) a column at a time, not through ctypes fields.
+        words = np.frombuffer(memoryview(self._msgs).cast("B"), dtype=np.uint32).reshape(batch, -1)
+        self._name_lengths = words[:, _MsgHdr.msg_namelen.offset // 4]
+        self._lengths = words[:, _MMsgHdr.msg_len.offset // 4]
+        self._second_octets = np.frombuffer(self._view, dtype=np.uint8)[1::DATAGRAM_MAX]
         # Peers are few and stable: decode each address once.
         self._addresses: dict[bytes, Address] = {}
 
@@ -185,30 +194,30 @@ class BatchReader:
             return self._drain_slowly(sock, deliver, count_only_type)
         counted = 0
         fd = sock.fileno()
-        msgs = self._msgs
         view = self._view
         while True:
             if sock.fileno() != fd:
                 return counted  # closed by a handler while draining
-            for i in range(self.batch):
-                msgs[i].msg_hdr.msg_namelen = _NAME_MAX
-            received = _recvmmsg(fd, msgs, self.batch, _MSG_DONTWAIT, None)
+            received = _recvmmsg(fd, self._msgs, self.batch, _MSG_DONTWAIT, None)
             if received < 0:
                 code = ctypes.get_errno()
                 if code not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                     # ICMP port unreachable from a caller who hung up, and the like.
                     log.debug("RTP socket error: %s", errno.errorcode.get(code, code))
                 return counted
-            for i in range(received):
-                length = msgs[i].msg_len
+            lengths = self._lengths[:received]
+            rest: Iterable[int]
+            if count_only_type is None:
+                rest = range(received)
+            else:
+                audio = (lengths >= 12) & (
+                    (self._second_octets[:received] & 0x7F) == count_only_type
+                )
+                counted += int(np.count_nonzero(audio))
+                rest = np.flatnonzero(~audio).tolist()
+            for i in rest:
+                length = int(lengths[i])
                 offset = i * DATAGRAM_MAX
-                if (
-                    count_only_type is not None
-                    and length >= 12
-                    and view[offset + 1] & 0x7F == count_only_type
-                ):
-                    counted += 1
-                    continue
                 name = self._name_view[i * _NAME_MAX : i * _NAME_MAX + _NAME_MAX].tobytes()
                 address = self._addresses.get(name)
                 if address is None:
@@ -216,6 +225,7 @@ class BatchReader:
                         self._addresses.clear()
                     address = self._addresses[name] = _decode_name(name)
                 deliver(view[offset : offset + length].tobytes(), address)
+            self._name_lengths[:received] = _NAME_MAX  # the kernel wrote the actual ones
             if received < self.batch:
                 return counted
 
