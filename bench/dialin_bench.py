@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,81 @@ def sipp(
     return done.returncode, done.stdout + done.stderr
 
 
+RTP_LOW = 40000  # the server's --rtp-ports start
+PROBES = 10  # listener legs whose streams are captured off the wire
+
+
+def capture(pcap: Path, first_port: int) -> subprocess.Popen[bytes] | None:
+    """tcpdump, on the load core, of what the server sends from ``PROBES`` leg ports."""
+    if shutil.which("tcpdump") is None:
+        return None
+    last = first_port + 2 * (PROBES - 1)
+    return subprocess.Popen(
+        [
+            *("taskset", "-c", LOAD_CORE, "tcpdump", "-i", "lo", "-n", "-s", "64", "-B", "8192"),
+            *("-w", str(pcap), f"udp and src portrange {first_port}-{last}"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def listener_streams(pcap: Path) -> dict[int, list[tuple[float, int, int]]]:
+    """(arrival seconds, RTP sequence number, RTP timestamp) per source port, from a pcap."""
+    data = pcap.read_bytes()
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
+    link = struct.unpack(endian + "I", data[20:24])[0]
+    link_header = {1: 14, 113: 16, 0: 4}.get(link, 14)  # Ethernet, Linux cooked, BSD loopback
+    streams: dict[int, list[tuple[float, int, int]]] = {}
+    offset = 24
+    while offset + 16 <= len(data):
+        seconds, fraction, captured, _ = struct.unpack(endian + "IIII", data[offset : offset + 16])
+        frame = data[offset + 16 : offset + 16 + captured]
+        offset += 16 + captured
+        ip = frame[link_header:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 0x0F) * 4 :]
+        if len(udp) < 8 + 12:
+            continue
+        source_port = struct.unpack("!H", udp[:2])[0]
+        sequence, timestamp = struct.unpack("!HI", udp[10:16])
+        streams.setdefault(source_port, []).append(
+            (seconds + fraction * scale, sequence, timestamp)
+        )
+    return streams
+
+
+def jitter_report(streams: dict[int, list[tuple[float, int, int]]]) -> list[str]:
+    """Interval jitter, RFC 3550 jitter and loss of the captured listener streams."""
+    deviations: list[float] = []
+    rfc3550: list[float] = []
+    sent = lost = 0
+    for packets in streams.values():
+        if len(packets) < 50:
+            continue
+        packets.sort()
+        jitter = 0.0
+        for (t0, s0, ts0), (t1, s1, ts1) in pairwise(packets):
+            gap = (s1 - s0) % 65536
+            lost += max(0, gap - 1) if gap < 3000 else 0
+            deviations.append(abs((t1 - t0) - 0.020 * gap) * 1000)
+            transit = (t1 - t0) - ((ts1 - ts0) % (1 << 32)) / 8000
+            jitter += (abs(transit) - jitter) / 16
+        sent += (packets[-1][1] - packets[0][1]) % 65536 + 1
+        rfc3550.append(jitter * 1000)
+    if not deviations:
+        return ["  listener streams on the wire: none captured (tcpdump missing or no probe legs)"]
+    return [
+        f"  at {len(rfc3550)} listeners, captured off the wire (tcpdump on lo): packet interval "
+        f"deviation from 20 ms (ms) {percentiles(deviations)}",
+        f"    RFC 3550 interarrival jitter per stream (ms): {percentiles(rfc3550)}; "
+        f"packets lost {lost} of {sent} ({lost / max(sent, 1) * 100:.2f} %)",
+    ]
+
+
 def last_stat(work: Path) -> dict[str, str]:
     lines = (work / "stat.csv").read_text().strip().splitlines()
     header, last = lines[0].split(";"), lines[-1].split(";")
@@ -175,7 +252,7 @@ def main() -> int:
             "--sip-port",
             str(sip_port),
             "--rtp-ports",
-            "40000-59999",
+            f"{RTP_LOW}-59999",
             "--data-dir",
             str(work / "var"),
             "--media-timeout",
@@ -295,6 +372,10 @@ def main() -> int:
         thread.start()
         ramp = args.legs / min(args.rate, 50) + 8
         time.sleep(ramp)
+        # Ports go round robin from the bottom of the range: these belong to held legs.
+        first_probe = RTP_LOW + 2 * (args.setup_calls + args.speakers + args.legs // 2)
+        wire = work / "listeners.pcap"
+        tcpdump = capture(wire, first_probe)
         steady_from = time.monotonic()
         previous, previous_at = cpu_seconds(server.pid), time.monotonic()
         while time.monotonic() - steady_from < args.hold - ramp - 5 and thread.is_alive():
@@ -305,6 +386,9 @@ def main() -> int:
             kernel.append((system - previous[1]) / span * 100)
             previous, previous_at = (user, system), at
             samples.append(api.get("/api/bridge/stats").json())
+        if tcpdump is not None:
+            tcpdump.terminate()
+            tcpdump.wait(timeout=10)
         thread.join()
         held_stat = last_stat(held)
         held_ok = int(held_stat.get("SuccessfulCall(C)", 0))
@@ -340,6 +424,12 @@ def main() -> int:
             f"    of which in the kernel (system calls; on loopback a send also pays for "
             f"delivering to sipp's socket): {percentiles(kernel)}"
         )
+        for line in (
+            jitter_report(listener_streams(wire))
+            if wire.exists()
+            else ["  listener streams on the wire: not captured (no tcpdump)"]
+        ):
+            print(line)
         print(
             f"  conference tick lateness (ms): p50 {lateness.get('p50')}, "
             f"p99 {lateness.get('p99')}, max {lateness.get('max')}; "
