@@ -116,6 +116,10 @@ class CallLeg:
     # -- in -----------------------------------------------------------------
 
     @property
+    def audio_payload_type(self) -> int:
+        return self.negotiated.payload_type
+
+    @property
     def quiet(self) -> bool:
         """Nobody hears this caller: their audio is only proof that they are still there."""
         participant = self.participant

@@ -88,8 +88,8 @@ class RtpPortPool:
 
 BATCH = 64  # datagrams per recvmmsg call
 DATAGRAM_MAX = 2048  # RTP over UDP on a 1500-byte path; longer is cut and counted bad
-_NAME_MAX = 28  # sizeof(struct sockaddr_in6)
-_MSG_DONTWAIT = 0x40
+NAME_MAX = 28  # sizeof(struct sockaddr_in6)
+MSG_DONTWAIT = 0x40
 _MSG_TRUNC = 0x20
 
 
@@ -109,7 +109,7 @@ class _MsgHdr(ctypes.Structure):
     ]
 
 
-class _MMsgHdr(ctypes.Structure):
+class MMsgHdr(ctypes.Structure):
     _fields_ = [("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint)]
 
 
@@ -123,7 +123,7 @@ def _load_recvmmsg() -> Callable[..., int] | None:
         return None
     function.argtypes = [
         ctypes.c_int,
-        ctypes.POINTER(_MMsgHdr),
+        ctypes.POINTER(MMsgHdr),
         ctypes.c_uint,
         ctypes.c_int,
         ctypes.c_void_p,
@@ -133,6 +133,7 @@ def _load_recvmmsg() -> Callable[..., int] | None:
 
 
 _recvmmsg = _load_recvmmsg()
+HAVE_MMSG = _recvmmsg is not None  # Linux: recvmmsg and sendmmsg
 
 
 def _decode_name(raw: bytes) -> Address:
@@ -141,6 +142,47 @@ def _decode_name(raw: bytes) -> Address:
     if family == socket.AF_INET6:
         return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
     return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+
+
+class MessageArray:
+    """Buffers for ``recvmmsg``/``sendmmsg``: ``size`` datagrams with their addresses.
+
+    The kernel's answers (lengths, address lengths, the RTP payload type
+    octet) are read and written as numpy columns, not through ctypes fields.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data = ctypes.create_string_buffer(size * DATAGRAM_MAX)
+        self._names = ctypes.create_string_buffer(size * NAME_MAX)
+        self._iov = (_IoVec * size)()
+        self.msgs = (MMsgHdr * size)()
+        base = ctypes.addressof(self._data)
+        names = ctypes.addressof(self._names)
+        for i in range(size):
+            self._iov[i].iov_base = base + i * DATAGRAM_MAX
+            self._iov[i].iov_len = DATAGRAM_MAX
+            header = self.msgs[i].msg_hdr
+            header.msg_name = names + i * NAME_MAX
+            header.msg_iov = ctypes.pointer(self._iov[i])
+            header.msg_iovlen = 1
+            header.msg_namelen = NAME_MAX
+        self.data = memoryview(self._data).cast("B")
+        self.names = memoryview(self._names).cast("B")
+        words = np.frombuffer(memoryview(self.msgs).cast("B"), dtype=np.uint32).reshape(size, -1)
+        self.name_lengths = words[:, _MsgHdr.msg_namelen.offset // 4]
+        self.lengths = words[:, MMsgHdr.msg_len.offset // 4]
+        iov_words = np.frombuffer(memoryview(self._iov).cast("B"), dtype=np.uint64)
+        self.iov_lengths = iov_words.reshape(size, -1)[:, _IoVec.iov_len.offset // 8]
+        self.second_octets = np.frombuffer(self.data, dtype=np.uint8)[1::DATAGRAM_MAX]
+
+    def name(self, i: int) -> bytes:
+        """The address of datagram ``i`` as the kernel wrote it (the mux's lookup key)."""
+        return self.names[i * NAME_MAX : i * NAME_MAX + int(self.name_lengths[i])].tobytes()
+
+    def at(self, i: int) -> int:
+        """The offset of datagram ``i`` in ``data``."""
+        return i * DATAGRAM_MAX
 
 
 class BatchReader:
@@ -153,30 +195,33 @@ class BatchReader:
 
     def __init__(self, batch: int = BATCH) -> None:
         self.batch = batch
-        self._data = ctypes.create_string_buffer(batch * DATAGRAM_MAX)
-        self._names = ctypes.create_string_buffer(batch * _NAME_MAX)
-        self._iov = (_IoVec * batch)()
-        self._msgs = (_MMsgHdr * batch)()
-        base = ctypes.addressof(self._data)
-        names = ctypes.addressof(self._names)
-        for i in range(batch):
-            self._iov[i].iov_base = base + i * DATAGRAM_MAX
-            self._iov[i].iov_len = DATAGRAM_MAX
-            header = self._msgs[i].msg_hdr
-            header.msg_name = names + i * _NAME_MAX
-            header.msg_iov = ctypes.pointer(self._iov[i])
-            header.msg_iovlen = 1
-            header.msg_namelen = _NAME_MAX
-        self._view = memoryview(self._data).cast("B")
-        self._name_view = memoryview(self._names).cast("B")
-        # numpy views of the headers: the kernel's answers are read (and the
-        # name lengths reset) a column at a time, not through ctypes fields.
-        words = np.frombuffer(memoryview(self._msgs).cast("B"), dtype=np.uint32).reshape(batch, -1)
-        self._name_lengths = words[:, _MsgHdr.msg_namelen.offset // 4]
-        self._lengths = words[:, _MMsgHdr.msg_len.offset // 4]
-        self._second_octets = np.frombuffer(self._view, dtype=np.uint8)[1::DATAGRAM_MAX]
+        self.array = MessageArray(batch)
         # Peers are few and stable: decode each address once.
         self._addresses: dict[bytes, Address] = {}
+
+    def address(self, name: bytes) -> Address:
+        """``name`` (a raw sockaddr) as a (host, port) tuple."""
+        address = self._addresses.get(name)
+        if address is None:
+            if len(self._addresses) > 10_000:
+                self._addresses.clear()
+            address = self._addresses[name] = _decode_name(name)
+        return address
+
+    def receive(self, fd: int) -> int:
+        """One ``recvmmsg`` into ``array``; how many arrived (0 when none is queued)."""
+        assert _recvmmsg is not None
+        array = self.array
+        # The kernel wrote the actual address lengths of the last batch.
+        array.name_lengths[:] = NAME_MAX
+        received = _recvmmsg(fd, array.msgs, self.batch, MSG_DONTWAIT, None)
+        if received < 0:
+            code = ctypes.get_errno()
+            if code not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                # ICMP port unreachable from a caller who hung up, and the like.
+                log.debug("RTP socket error: %s", errno.errorcode.get(code, code))
+            return 0
+        return received
 
     def drain(
         self,
@@ -194,38 +239,25 @@ class BatchReader:
             return self._drain_slowly(sock, deliver, count_only_type)
         counted = 0
         fd = sock.fileno()
-        view = self._view
+        array = self.array
         while True:
             if sock.fileno() != fd:
                 return counted  # closed by a handler while draining
-            received = _recvmmsg(fd, self._msgs, self.batch, _MSG_DONTWAIT, None)
-            if received < 0:
-                code = ctypes.get_errno()
-                if code not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
-                    # ICMP port unreachable from a caller who hung up, and the like.
-                    log.debug("RTP socket error: %s", errno.errorcode.get(code, code))
-                return counted
-            lengths = self._lengths[:received]
+            received = self.receive(fd)
+            lengths = array.lengths[:received]
             rest: Iterable[int]
             if count_only_type is None:
                 rest = range(received)
             else:
                 audio = (lengths >= 12) & (
-                    (self._second_octets[:received] & 0x7F) == count_only_type
+                    (array.second_octets[:received] & 0x7F) == count_only_type
                 )
                 counted += int(np.count_nonzero(audio))
                 rest = np.flatnonzero(~audio).tolist()
             for i in rest:
-                length = int(lengths[i])
-                offset = i * DATAGRAM_MAX
-                name = self._name_view[i * _NAME_MAX : i * _NAME_MAX + _NAME_MAX].tobytes()
-                address = self._addresses.get(name)
-                if address is None:
-                    if len(self._addresses) > 10_000:
-                        self._addresses.clear()
-                    address = self._addresses[name] = _decode_name(name)
-                deliver(view[offset : offset + length].tobytes(), address)
-            self._name_lengths[:received] = _NAME_MAX  # the kernel wrote the actual ones
+                offset = array.at(i)
+                data = array.data[offset : offset + int(lengths[i])].tobytes()
+                deliver(data, self.address(array.name(i)))
             if received < self.batch:
                 return counted
 
