@@ -41,8 +41,6 @@ class Settings:
     sip_port: int = 5060
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
-    # One UDP port (the range's first) for every call's media: bridge.rtp_mux.
-    rtp_mux: bool = False
     public_url: str = "http://127.0.0.1:8000"
     data_dir: Path = Path("var")
     trunk_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK_TRUNKS

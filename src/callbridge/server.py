@@ -41,7 +41,6 @@ async def run(settings: Settings) -> None:
             sip_port=settings.sip_port,
             rtp_port_min=settings.rtp_port_min,
             rtp_port_max=settings.rtp_port_max,
-            rtp_mux=settings.rtp_mux,
             trunk_networks=settings.trunk_networks,
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,

@@ -26,6 +26,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import numpy as np
 
@@ -33,6 +34,19 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address, float], None]
+
+
+class QuietPeer(Protocol):
+    """What reading a leg's socket needs of the leg."""
+
+    @property
+    def quiet(self) -> bool:
+        """Nobody hears this caller: their audio is only counted."""
+
+    @property
+    def audio_payload_type(self) -> int: ...
+
+    def heard(self, packets: int, now: float) -> None: ...
 
 
 class PortRangeExhausted(Exception):
@@ -133,7 +147,6 @@ def _load_recvmmsg() -> Callable[..., int] | None:
 
 
 _recvmmsg = _load_recvmmsg()
-HAVE_MMSG = _recvmmsg is not None  # Linux: recvmmsg and sendmmsg
 
 
 def _decode_name(raw: bytes) -> Address:
@@ -145,7 +158,7 @@ def _decode_name(raw: bytes) -> Address:
 
 
 class MessageArray:
-    """Buffers for ``recvmmsg``/``sendmmsg``: ``size`` datagrams with their addresses.
+    """Buffers for ``recvmmsg``: ``size`` datagrams with their addresses.
 
     The kernel's answers (lengths, address lengths, the RTP payload type
     octet) are read and written as numpy columns, not through ctypes fields.
@@ -172,12 +185,10 @@ class MessageArray:
         words = np.frombuffer(memoryview(self.msgs).cast("B"), dtype=np.uint32).reshape(size, -1)
         self.name_lengths = words[:, _MsgHdr.msg_namelen.offset // 4]
         self.lengths = words[:, MMsgHdr.msg_len.offset // 4]
-        iov_words = np.frombuffer(memoryview(self._iov).cast("B"), dtype=np.uint64)
-        self.iov_lengths = iov_words.reshape(size, -1)[:, _IoVec.iov_len.offset // 8]
         self.second_octets = np.frombuffer(self.data, dtype=np.uint8)[1::DATAGRAM_MAX]
 
     def name(self, i: int) -> bytes:
-        """The address of datagram ``i`` as the kernel wrote it (the mux's lookup key)."""
+        """The address of datagram ``i``, a raw sockaddr as the kernel wrote it."""
         return self.names[i * NAME_MAX : i * NAME_MAX + int(self.name_lengths[i])].tobytes()
 
     def at(self, i: int) -> int:
@@ -252,8 +263,10 @@ class BatchReader:
                 audio = (lengths >= 12) & (
                     (array.second_octets[:received] & 0x7F) == count_only_type
                 )
-                counted += int(np.count_nonzero(audio))
-                rest = np.flatnonzero(~audio).tolist()
+                audio_count = int(np.count_nonzero(audio))
+                counted += audio_count
+                # A listener's socket holds nothing but audio, nearly always.
+                rest = () if audio_count == received else np.flatnonzero(~audio).tolist()
             for i in rest:
                 offset = array.at(i)
                 data = array.data[offset : offset + int(lengths[i])].tobytes()
@@ -351,3 +364,12 @@ class RtpSocket:
             self.loop.remove_reader(sock.fileno())
             self.attentive = False
         sock.close()
+
+
+def sweep(legs: Iterable[tuple[QuietPeer, RtpSocket]], now: float) -> None:
+    """Watch the sockets of legs someone hears; drain (and count) the quiet ones."""
+    for leg, rtp in legs:
+        quiet = leg.quiet
+        rtp.attend(not quiet)
+        if quiet:
+            leg.heard(rtp.drain(leg.audio_payload_type), now)

@@ -15,7 +15,6 @@ import contextlib
 import ipaddress
 import logging
 import shutil
-import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +33,13 @@ from callbridge.bridge.control import (
     QueueEntry,
 )
 from callbridge.bridge.leg import CallLeg, LegMode
-from callbridge.bridge.rtp_mux import MuxedRtp, RtpMux
-from callbridge.bridge.rtp_transport import BatchReader, PortRangeExhausted, RtpPortPool, RtpSocket
+from callbridge.bridge.rtp_transport import (
+    BatchReader,
+    PortRangeExhausted,
+    RtpPortPool,
+    RtpSocket,
+    sweep,
+)
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
@@ -116,8 +120,6 @@ class BridgeConfig:
     sip_port: int = 5060
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
-    # Every call's media on one port, the range's first (bridge.rtp_mux).
-    rtp_mux: bool = False
     trunk_networks: tuple[Network, ...] = (
         ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
@@ -160,8 +162,7 @@ class Bridge:
         self._clocks: dict[int, MediaClock] = {}
         self._endpoint_of: dict[str, SipEndpoint] = {}
         self._drivers: dict[SipEndpoint, EndpointDriver] = {}
-        self._rtp: dict[str, RtpSocket | MuxedRtp] = {}
-        self._mux: RtpMux | None = None
+        self._rtp: dict[str, RtpSocket] = {}
         self._rtp_reader = BatchReader()
         # Legs the lobby clock serves: in the IVR, listening to a replay, or saying goodbye.
         self._lobby_legs: dict[str, CallLeg] = {}
@@ -224,16 +225,11 @@ class Bridge:
                     self._prepare_pending(self.config.recordings), name="replay-backlog"
                 )
             )
-        if self.config.rtp_mux:
-            mux_socket, port = self.ports.bind(self.config.sip_host)
-            self._mux = RtpMux(mux_socket, loop)
-            log.info("media of every call on UDP port %d", port)
         self._lobby = MediaClock(self._lobby_tick, loop=loop)
         self._lobby.start()
         self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"))
-        if self._mux is None:
-            self._tasks.append(asyncio.create_task(self._drain_quiet(), name="rtp-quiet-drain"))
+        self._tasks.append(asyncio.create_task(self._drain_quiet(), name="rtp-quiet-drain"))
         log.info(
             "SIP on %s:%d (UDP%s)",
             self.config.sip_host,
@@ -270,8 +266,6 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flush_log()
-        if self._mux is not None:
-            self._mux.close()
         for webcast, _ in self._webcasts.values():
             await asyncio.to_thread(webcast.close)
         for recorder in self._recorders.values():
@@ -537,32 +531,21 @@ class Bridge:
             endpoint.reject(call.call_id, 403, now, "Forbidden (too many wrong passcodes)")
             return
         local_host = self.config.sip_host
-        sock: socket.socket | None = None
-        if self._mux is not None:
-            port = self._mux.port
-        else:
-            try:
-                sock, port = self.ports.bind(local_host)
-            except PortRangeExhausted:
-                endpoint.reject(call.call_id, 503, now)
-                return
+        try:
+            sock, port = self.ports.bind(local_host)
+        except PortRangeExhausted:
+            endpoint.reject(call.call_id, 503, now)
+            return
         sdp = SdpSession(local_host)
         try:
             negotiated = sdp.negotiate(call.offer, port)
         except SipError as error:
-            if sock is not None:
-                sock.close()
-                self.ports.release(port)
+            sock.close()
+            self.ports.release(port)
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
         assert self.loop is not None
-        rtp: RtpSocket | MuxedRtp | None = None
-        if sock is not None:
-            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
-            send = rtp.sendto
-        else:
-            assert self._mux is not None
-            send = self._mux.sendto
+        rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
         leg = CallLeg(
             call_id=call.call_id,
             dialled=normalise_dialled(call.dialled),
@@ -570,17 +553,13 @@ class Bridge:
             source=call.source,
             negotiated=negotiated,
             local_port=port,
-            send=send,
+            send=rtp.sendto,
             prompt_player=PromptPlayer(self.library),
             ivr=IvrSession(self.config.ivr),
             now=now,
         )
         leg.on_digit = self._digit
-        if isinstance(rtp, RtpSocket):
-            rtp.handler = leg.receive
-        else:
-            assert self._mux is not None
-            rtp = MuxedRtp(self._mux, leg, leg.remote)
+        rtp.handler = leg.receive
         self.legs[call.call_id] = leg
         self._lobby_legs[call.call_id] = leg
         self._rtp[call.call_id] = rtp
@@ -614,9 +593,6 @@ class Bridge:
             endpoint.reject_reinvite(event.call_id, error.status, now)
             return
         leg.update_media(negotiated)
-        rtp = self._rtp.get(event.call_id)
-        if isinstance(rtp, MuxedRtp):
-            rtp.moved(leg.remote)
         endpoint.answer_reinvite(event.call_id, negotiated.answer, now)
 
     # -- the IVR ---------------------------------------------------------------------------------
@@ -967,9 +943,6 @@ class Bridge:
 
     def _lobby_tick(self, n: int) -> None:
         now = self._now()
-        if self._mux is not None:
-            # Every caller's packets, once per 20 ms: keys, speakers' audio, proof of life.
-            self._mux.drain(now)
         for leg in list(self._lobby_legs.values()):
             if leg.mode is LegMode.REPLAY:
                 # Each replay caller is at their own place in the recording.
@@ -1085,8 +1058,7 @@ class Bridge:
             rtp.close()
         if leg is None:
             return
-        if self._mux is None:
-            self.ports.release(leg.local_port)
+        self.ports.release(leg.local_port)
         if leg.mode is not LegMode.ENDED:
             leg.mode = LegMode.ENDED
         if leg.replay_id is not None and leg.event_id is not None:
@@ -1121,15 +1093,12 @@ class Bridge:
         """
         while True:
             await asyncio.sleep(QUIET_DRAIN_INTERVAL)
-            now = self._now()
-            for call_id, rtp in list(self._rtp.items()):
-                leg = self.legs.get(call_id)
-                if leg is None:
-                    continue
-                quiet = leg.quiet
-                rtp.attend(not quiet)
-                if quiet:
-                    leg.heard(rtp.drain(leg.negotiated.payload_type), now)
+            legs = [
+                (leg, rtp)
+                for call_id, rtp in self._rtp.items()
+                if (leg := self.legs.get(call_id)) is not None
+            ]
+            sweep(legs, self._now())
 
     async def _housekeeping(self) -> None:
         """Drop legs whose media stopped without a BYE."""

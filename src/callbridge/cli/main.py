@@ -184,7 +184,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trunk_networks=tuple(args.trunk) if args.trunk else LOOPBACK_TRUNKS,
         media_timeout=args.media_timeout,
         answer_delay=args.answer_delay,
-        rtp_mux=args.rtp_mux,
         max_passcode_failures=args.max_passcode_failures,
     )
     serve(settings)
@@ -242,13 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.25,
         help="seconds to ring before answering (default 0.25)",
-    )
-    serve.add_argument(
-        "--rtp-mux",
-        action="store_true",
-        help="carry every call's media on one UDP port, the first of --rtp-ports "
-        "(far cheaper with many listeners; needs callers that send RTP from the "
-        "address their SDP offers, as trunks and phones do)",
     )
     serve.add_argument(
         "--max-passcode-failures",

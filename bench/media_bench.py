@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""The bridge's media path with many listeners: the headline scenario without SIP.
+
+5 talking speakers and 1,000 listen-only legs in one conference, measured on
+the media path alone: the real ``Conference`` (mixer, G.711, fan-out) on the
+real ``MediaClock``, real ``CallLeg`` objects (RTP in, jitter buffer, keys,
+RTP out) on real ``RtpSocket``s, a port per leg, quiet legs drained ten
+times a second as the bridge does. SIP is left out: once a leg is in the
+call it costs nothing there (bench/dialin_bench.py measures the whole
+server with sipp callers, but sipp, one process on one core, cannot keep
+1,000 RTP streams going: its watchdog trips and calls starve).
+
+The far end is a plain process on the other core with one UDP socket per
+caller: it sends 20 ms of PCMU every 20 ms from that socket (a tone from the
+speakers, silence from the listeners) and timestamps what comes back for
+ten listeners.
+
+    .venv/bin/python bench/media_bench.py                 # 1,000 listeners
+    .venv/bin/python bench/media_bench.py --listeners 500 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+SERVER_CORE, LOAD_CORE = "0", "1"
+PROBES = 10
+WARM_UP = 5.0
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50 {at(0.5):.2f}, p99 {at(0.99):.2f}, max {ordered[-1]:.2f}"
+
+
+def offer(port: int) -> bytes:
+    return (
+        "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n"
+    ).encode()
+
+
+# -- the bridge side ------------------------------------------------------------------------
+
+
+async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> None:
+    from callbridge.bridge.leg import CallLeg, LegMode
+    from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
+    from callbridge.ivr.machine import IvrSession
+    from callbridge.media.clock import MediaClock
+    from callbridge.media.conference import Conference, Role
+    from callbridge.media.prompts import PromptPlayer, default_library
+    from callbridge.rtp.g711 import encode
+    from callbridge.sip.sdp import SdpSession
+
+    loop = asyncio.get_running_loop()
+    library = default_library()
+    conference = Conference(1, encode)
+    conference.start()
+    pool = RtpPortPool(41000, 45999)
+    reader = BatchReader()
+    legs: list[tuple[CallLeg, RtpSocket]] = []
+    local: list[int] = []
+    wall = datetime.now(UTC)
+    for index, port in enumerate(far):
+        sock, local_port = pool.bind("127.0.0.1")
+        negotiated = SdpSession("127.0.0.1").negotiate(offer(port), local_port)
+        rtp = RtpSocket(sock, lambda d, a, t: None, loop, reader)
+        leg = CallLeg(
+            call_id=f"leg-{index}",
+            dialled=None,
+            caller=f"caller {index}",
+            source=("127.0.0.1", port),
+            negotiated=negotiated,
+            local_port=local_port,
+            send=rtp.sendto,
+            prompt_player=PromptPlayer(library),
+            ivr=IvrSession(),
+            now=loop.time(),
+        )
+        role = Role.SPEAKER if index < speakers else Role.LISTENER
+        leg.participant = conference.join(leg, role, leg.caller, wall)
+        leg.move(LegMode.CONFERENCE)
+        rtp.handler = leg.receive
+        legs.append((leg, rtp))
+        local.append(local_port)
+
+    clock = MediaClock(lambda n: conference.tick(loop.time(), n), loop=loop)
+    clock.start()
+
+    async def drain_quiet() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            sweep(legs, loop.time())
+
+    sweeper = asyncio.create_task(drain_quiet())
+    (out / "server-ports.json").write_text(json.dumps(local))
+    await asyncio.sleep(WARM_UP)
+    clock.lateness.clear()
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    await asyncio.sleep(seconds)
+    after, span = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - started
+    lateness = [1000 * x for x in clock.lateness]
+    talkers = sum(1 for p in conference.active() if p.talking)
+    clock.stop()
+    sweeper.cancel()
+    result = {
+        "user": (after.ru_utime - before.ru_utime) / span * 100,
+        "system": (after.ru_stime - before.ru_stime) / span * 100,
+        "lateness": lateness,
+        "skipped": clock.skipped,
+        "talking": talkers,
+        "dropped": sum(r.dropped for _, r in legs),
+    }
+    (out / "server.json").write_text(json.dumps(result))
+
+
+# -- the far end: one socket per caller ---------------------------------------------------------
+
+
+def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        socks.append(sock)
+    (out / "far-ports.json").write_text(json.dumps([s.getsockname()[1] for s in socks]))
+    ports_file = out / "server-ports.json"
+    while not ports_file.exists():
+        time.sleep(0.05)
+    targets = [("127.0.0.1", port) for port in json.loads(ports_file.read_text())]
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(160) / 8000)).astype(np.int16)
+    sys.path.insert(0, str(ROOT / "src"))
+    from callbridge.rtp.g711 import encode
+
+    talk, silence = encode("PCMU", tone), b"\xff" * 160
+    poller = select.epoll()
+    probes = {socks[i].fileno(): i for i in range(speakers, speakers + PROBES)}
+    by_fd = {s.fileno(): s for s in socks}
+    for sock in socks:
+        poller.register(sock.fileno(), select.EPOLLIN)
+    arrivals: dict[int, list[tuple[float, int]]] = {i: [] for i in probes.values()}
+    received = 0
+    start = time.monotonic()
+    end = start + WARM_UP + seconds
+    measure_from = start + WARM_UP
+    seq = 0
+    next_send = start
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if now >= next_send:
+            header_seq = seq & 0xFFFF
+            for index, (sock, target) in enumerate(zip(socks, targets, strict=True)):
+                header = bytes([0x80, 0]) + header_seq.to_bytes(2, "big")
+                header += (seq * 160 & 0xFFFFFFFF).to_bytes(4, "big") + index.to_bytes(4, "big")
+                with contextlib.suppress(OSError):
+                    sock.sendto(header + (talk if index < speakers else silence), target)
+            seq += 1
+            next_send += 0.020
+        for fd, _ in poller.poll(max(0.0, next_send - time.monotonic())):
+            sock = by_fd[fd]
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except BlockingIOError:
+                    break
+                received += 1
+                probe = probes.get(fd)
+                if probe is not None and time.monotonic() >= measure_from and len(data) >= 12:
+                    arrivals[probe].append((time.monotonic(), int.from_bytes(data[2:4], "big")))
+    deviations: list[float] = []
+    lost = expected = 0
+    for packets in arrivals.values():
+        for (t0, s0), (t1, s1) in itertools.pairwise(packets):
+            gap = (s1 - s0) % 65536
+            if gap < 3000:
+                lost += gap - 1
+                deviations.append(abs((t1 - t0) - 0.020 * gap) * 1000)
+        if packets:
+            expected += (packets[-1][1] - packets[0][1]) % 65536 + 1
+    (out / "far.json").write_text(
+        json.dumps(
+            {"deviations": deviations, "lost": lost, "expected": expected, "received": received}
+        )
+    )
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(tempfile.mkdtemp(prefix="callbridge-media-"))
+    count = args.listeners + args.speakers
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--listeners", str(args.listeners), "--speakers", str(args.speakers)]
+    common += ["--seconds", str(args.seconds), "--out", str(out)]
+    far = subprocess.Popen(["taskset", "-c", LOAD_CORE, *me, "--role", "far", *common])
+    while not (out / "far-ports.json").exists():
+        time.sleep(0.05)
+    server = subprocess.Popen(["taskset", "-c", SERVER_CORE, *me, "--role", "server", *common])
+    server.wait(timeout=args.seconds + 120)
+    far.wait(timeout=args.seconds + 120)
+    result: dict[str, Any] = json.loads((out / "server.json").read_text())
+    result.update(json.loads((out / "far.json").read_text()))
+    result["legs"] = count
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--listeners", type=int, default=1000)
+    parser.add_argument("--speakers", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured, after warm-up")
+    parser.add_argument("--role", choices=["run", "server", "far"], default="run")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.role == "far":
+        far_end(args.listeners + args.speakers, args.speakers, args.seconds, args.out)
+        return 0
+    if args.role == "server":
+        import uvloop
+
+        far_ports = json.loads((args.out / "far-ports.json").read_text())
+        uvloop.run(serve(far_ports, args.speakers, args.seconds, args.out))
+        return 0
+
+    print(
+        f"callbridge media benchmark: {args.speakers} talking speakers + {args.listeners} "
+        f"listeners, {args.seconds:.0f} s measured after {WARM_UP:.0f} s\n"
+        f"  machine: {os.cpu_count()} cores; bridge on core {SERVER_CORE}, far end on core "
+        f"{LOAD_CORE}"
+    )
+    r = run(args)
+    print(
+        f"  bridge CPU {r['user'] + r['system']:.1f} % of a core "
+        f"(user {r['user']:.1f} %, kernel {r['system']:.1f} %)"
+    )
+    print(
+        f"  tick lateness (ms) {percentiles(r['lateness'])}; ticks skipped {r['skipped']}; "
+        f"speakers talking at the end {r['talking']}/{args.speakers}; send drops {r['dropped']}"
+    )
+    print(
+        f"  at {PROBES} listeners: packet interval deviation from 20 ms (ms) "
+        f"{percentiles(r['deviations'])}; lost {r['lost']} of {r['expected']}"
+    )
+    print(
+        "  reproduce: .venv/bin/python bench/media_bench.py "
+        f"--listeners {args.listeners} --speakers {args.speakers} --seconds {args.seconds:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
