@@ -4,8 +4,8 @@
 5 talking speakers and 1,000 listen-only legs in one conference, measured on
 the media path alone: the real ``Conference`` (mixer, G.711, fan-out) on the
 real ``MediaClock``, real ``CallLeg`` objects (RTP in, jitter buffer, keys,
-RTP out) on real ``RtpSocket``s, a port per leg, quiet legs drained ten
-times a second as the bridge does. SIP is left out: once a leg is in the
+RTP out) on real ``RtpSocket``s, a port per leg, quiet legs drained as the
+bridge does (``rtp_transport.sweep``). SIP is left out: once a leg is in the
 call it costs nothing there (bench/dialin_bench.py measures the whole
 server with sipp callers, but sipp, one process on one core, cannot keep
 1,000 RTP streams going: its watchdog trips and calls starve).
@@ -73,6 +73,7 @@ def offer(port: int) -> bytes:
 async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> None:
     from callbridge.bridge.leg import CallLeg, LegMode
     from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
+    from callbridge.bridge.service import QUIET_DRAIN_INTERVAL
     from callbridge.ivr.machine import IvrSession
     from callbridge.media.clock import MediaClock
     from callbridge.media.conference import Conference, Role
@@ -117,7 +118,7 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> Non
 
     async def drain_quiet() -> None:
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(QUIET_DRAIN_INTERVAL)
             sweep(legs, loop.time())
 
     sweeper = asyncio.create_task(drain_quiet())

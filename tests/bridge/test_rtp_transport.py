@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -15,6 +16,7 @@ from callbridge.bridge.rtp_transport import (
     BatchReader,
     RtpPortPool,
     RtpSocket,
+    sweep,
 )
 from callbridge.rtp.packet import RtpPacket
 
@@ -156,3 +158,58 @@ async def attentive_then_quiet() -> None:
 
 def test_attentive_socket_delivers_on_arrival_and_a_quiet_one_waits() -> None:
     asyncio.run(attentive_then_quiet())
+
+
+@dataclass(eq=False)
+class Leg:
+    """What ``sweep`` needs of a leg, with what reached it."""
+
+    quiet: bool
+    audio_payload_type: int = 0
+    counted: int = 0
+    delivered: list[int] = field(default_factory=list)
+
+    def heard(self, packets: int, now: float) -> None:
+        self.counted += packets
+
+    def receive(self, data: bytes, addr: Address, now: float) -> None:
+        self.delivered.append(RtpPacket.parse(data).sequence_number)
+
+
+async def quiet_then_open() -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(42200, 42300)
+    sock, port = pool.bind("127.0.0.1")
+    leg = Leg(quiet=True)
+    rtp_socket = RtpSocket(sock, leg.receive, loop, BatchReader())
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target = ("127.0.0.1", port)
+    try:
+        sweep([(leg, rtp_socket)], loop.time())
+        assert not rtp_socket.attentive
+        for seq in range(10):
+            sender.sendto(rtp(0, seq), target)
+        await asyncio.sleep(0.05)
+        sweep([(leg, rtp_socket)], loop.time())
+        assert (leg.counted, leg.delivered) == (10, [])
+
+        # The line opens: what queued meanwhile is counted, a key in it still delivered.
+        for seq in range(10, 15):
+            sender.sendto(rtp(0, seq), target)
+        sender.sendto(rtp(101, 15), target)
+        await asyncio.sleep(0.05)
+        leg.quiet = False
+        sweep([(leg, rtp_socket)], loop.time())
+        assert rtp_socket.attentive
+        assert (leg.counted, leg.delivered) == (15, [15])
+        sender.sendto(rtp(0, 16), target)
+        await asyncio.sleep(0.05)
+        assert leg.delivered == [15, 16]  # read by the loop now, as it arrives
+    finally:
+        rtp_socket.close()
+        sender.close()
+        pool.release(port)
+
+
+def test_sweep_counts_quiet_legs_and_drops_the_backlog_of_a_line_just_opened() -> None:
+    asyncio.run(quiet_then_open())

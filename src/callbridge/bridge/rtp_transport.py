@@ -367,9 +367,15 @@ class RtpSocket:
 
 
 def sweep(legs: Iterable[tuple[QuietPeer, RtpSocket]], now: float) -> None:
-    """Watch the sockets of legs someone hears; drain (and count) the quiet ones."""
+    """Watch the sockets of legs someone hears; drain (and count) the quiet ones.
+
+    A leg that stops being quiet (the moderator opened a questioner's line)
+    has its backlog counted, not played: up to one sweep of audio from
+    before the line opened would otherwise sit in its jitter buffer as delay
+    for the whole question. Keys in the backlog still count.
+    """
     for leg, rtp in legs:
         quiet = leg.quiet
-        rtp.attend(not quiet)
-        if quiet:
+        if quiet or not rtp.attentive:
             leg.heard(rtp.drain(leg.audio_payload_type), now)
+        rtp.attend(not quiet)
