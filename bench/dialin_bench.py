@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import Arrival, percentiles, stream_figures  # noqa: E402
 from tests.support.pcap import passcode_stream, write_pcap  # noqa: E402
 from tests.support.sipp import SCENARIOS  # noqa: E402
 from tests.telephony.conftest import DID, free_port  # noqa: E402
@@ -52,17 +52,6 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return f"p50 {at(0.5):.1f}, p99 {at(0.99):.1f}, max {ordered[-1]:.1f}"
 
 
 def sipp(
@@ -128,7 +117,7 @@ def capture(pcap: Path, first_port: int) -> subprocess.Popen[bytes] | None:
     )
 
 
-def listener_streams(pcap: Path) -> dict[int, list[tuple[float, int, int]]]:
+def listener_streams(pcap: Path) -> dict[int, list[Arrival]]:
     """(arrival seconds, RTP sequence number, RTP timestamp) per source port, from a pcap."""
     data = pcap.read_bytes()
     magic = struct.unpack("<I", data[:4])[0]
@@ -136,7 +125,7 @@ def listener_streams(pcap: Path) -> dict[int, list[tuple[float, int, int]]]:
     scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
     link = struct.unpack(endian + "I", data[20:24])[0]
     link_header = {1: 14, 113: 16, 0: 4}.get(link, 14)  # Ethernet, Linux cooked, BSD loopback
-    streams: dict[int, list[tuple[float, int, int]]] = {}
+    streams: dict[int, list[Arrival]] = {}
     offset = 24
     while offset + 16 <= len(data):
         seconds, fraction, captured, _ = struct.unpack(endian + "IIII", data[offset : offset + 16])
@@ -156,31 +145,17 @@ def listener_streams(pcap: Path) -> dict[int, list[tuple[float, int, int]]]:
     return streams
 
 
-def jitter_report(streams: dict[int, list[tuple[float, int, int]]]) -> list[str]:
+def jitter_report(streams: dict[int, list[Arrival]]) -> list[str]:
     """Interval jitter, RFC 3550 jitter and loss of the captured listener streams."""
-    deviations: list[float] = []
-    rfc3550: list[float] = []
-    sent = lost = 0
-    for packets in streams.values():
-        if len(packets) < 50:
-            continue
-        packets.sort()
-        jitter = 0.0
-        for (t0, s0, ts0), (t1, s1, ts1) in pairwise(packets):
-            gap = (s1 - s0) % 65536
-            lost += max(0, gap - 1) if gap < 3000 else 0
-            deviations.append(abs((t1 - t0) - 0.020 * gap) * 1000)
-            transit = (t1 - t0) - ((ts1 - ts0) % (1 << 32)) / 8000
-            jitter += (abs(transit) - jitter) / 16
-        sent += (packets[-1][1] - packets[0][1]) % 65536 + 1
-        rfc3550.append(jitter * 1000)
-    if not deviations:
+    figures = stream_figures(streams.values())
+    if not figures.streams:
         return ["  listener streams on the wire: none captured (tcpdump missing or no probe legs)"]
     return [
-        f"  at {len(rfc3550)} listeners, captured off the wire (tcpdump on lo): packet interval "
-        f"deviation from 20 ms (ms) {percentiles(deviations)}",
-        f"    RFC 3550 interarrival jitter per stream (ms): {percentiles(rfc3550)}; "
-        f"packets lost {lost} of {sent} ({lost / max(sent, 1) * 100:.2f} %)",
+        f"  at {figures.streams} listeners, captured off the wire (tcpdump on lo): packet "
+        f"interval deviation from 20 ms (ms) {percentiles(figures.deviations_ms)}",
+        f"    RFC 3550 interarrival jitter per stream (ms): {percentiles(figures.jitter_ms)}; "
+        f"packets lost {figures.lost} of {figures.expected} "
+        f"({figures.lost / max(figures.expected, 1) * 100:.2f} %)",
     ]
 
 

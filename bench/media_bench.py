@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import resource
@@ -43,20 +42,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from figures import Arrival, percentiles, stream_figures  # noqa: E402
+
 SERVER_CORE, LOAD_CORE = "0", "1"
 PROBES = 10
 WARM_UP = 5.0
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return f"p50 {at(0.5):.2f}, p99 {at(0.99):.2f}, max {ordered[-1]:.2f}"
 
 
 def offer(port: int) -> bytes:
@@ -169,7 +159,7 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
     by_fd = {s.fileno(): s for s in socks}
     for sock in socks:
         poller.register(sock.fileno(), select.EPOLLIN)
-    arrivals: dict[int, list[tuple[float, int]]] = {i: [] for i in probes.values()}
+    arrivals: dict[int, list[Arrival]] = {i: [] for i in probes.values()}
     received = 0
     start = time.monotonic()
     end = start + WARM_UP + seconds
@@ -199,20 +189,23 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
                 received += 1
                 probe = probes.get(fd)
                 if probe is not None and time.monotonic() >= measure_from and len(data) >= 12:
-                    arrivals[probe].append((time.monotonic(), int.from_bytes(data[2:4], "big")))
-    deviations: list[float] = []
-    lost = expected = 0
-    for packets in arrivals.values():
-        for (t0, s0), (t1, s1) in itertools.pairwise(packets):
-            gap = (s1 - s0) % 65536
-            if gap < 3000:
-                lost += gap - 1
-                deviations.append(abs((t1 - t0) - 0.020 * gap) * 1000)
-        if packets:
-            expected += (packets[-1][1] - packets[0][1]) % 65536 + 1
+                    arrivals[probe].append(
+                        (
+                            time.monotonic(),
+                            int.from_bytes(data[2:4], "big"),
+                            int.from_bytes(data[4:8], "big"),
+                        )
+                    )
+    figures = stream_figures(arrivals.values())
     (out / "far.json").write_text(
         json.dumps(
-            {"deviations": deviations, "lost": lost, "expected": expected, "received": received}
+            {
+                "deviations": figures.deviations_ms,
+                "jitter": figures.jitter_ms,
+                "lost": figures.lost,
+                "expected": figures.expected,
+                "received": received,
+            }
         )
     )
 
@@ -275,7 +268,8 @@ def main() -> int:
     )
     print(
         f"  at {PROBES} listeners: packet interval deviation from 20 ms (ms) "
-        f"{percentiles(r['deviations'])}; lost {r['lost']} of {r['expected']}"
+        f"{percentiles(r['deviations'])}; RFC 3550 jitter per stream (ms) "
+        f"{percentiles(r['jitter'])}; lost {r['lost']} of {r['expected']}"
     )
     print(
         "  reproduce: .venv/bin/python bench/media_bench.py "
