@@ -15,8 +15,14 @@ caller: it sends 20 ms of PCMU every 20 ms from that socket (a tone from the
 speakers, silence from the listeners) and timestamps what comes back for
 ten listeners.
 
+The same far end can call a reference bridge instead: ``--reference janus``
+runs Janus's AudioBridge (Debian package ``janus``) on the bridge's core,
+with every caller a plain-RTP participant in one PCMU room at 8 kHz
+(speakers unmuted, listeners muted), and prints both, side by side.
+
     .venv/bin/python bench/media_bench.py                 # 1,000 listeners
     .venv/bin/python bench/media_bench.py --listeners 500 --seconds 30
+    .venv/bin/python bench/media_bench.py --reference janus
 """
 
 from __future__ import annotations
@@ -160,7 +166,7 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
     for sock in socks:
         poller.register(sock.fileno(), select.EPOLLIN)
     arrivals: dict[int, list[Arrival]] = {i: [] for i in probes.values()}
-    received = 0
+    received = audible = 0
     start = time.monotonic()
     end = start + WARM_UP + seconds
     measure_from = start + WARM_UP
@@ -196,6 +202,9 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
                             int.from_bytes(data[4:8], "big"),
                         )
                     )
+                    # The speakers' tone, not silence (0xFF/0x7F are PCMU zero):
+                    # proof the bridge really mixed what it was sent.
+                    audible += any(octet not in (0xFF, 0x7F, 0xFE, 0x7E) for octet in data[12:])
     figures = stream_figures(arrivals.values())
     (out / "far.json").write_text(
         json.dumps(
@@ -205,9 +214,195 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
                 "lost": figures.lost,
                 "expected": figures.expected,
                 "received": received,
+                "audible": audible / max(sum(len(a) for a in arrivals.values()), 1),
             }
         )
     )
+
+
+# -- the reference: Janus AudioBridge -----------------------------------------------------------
+
+JANUS_CONFIG = """general: {{
+  configs_folder = "{folder}"
+  plugins_folder = "{lib}/plugins"
+  transports_folder = "{lib}/transports"
+  events_folder = "{lib}/events"
+  loggers_folder = "{lib}/loggers"
+  debug_level = 3
+  session_timeout = 600
+}}
+media: {{
+  rtp_port_range = "46000-49999"
+}}
+plugins: {{
+  disable = "{plugins}"
+}}
+transports: {{
+  disable = "{transports}"
+}}
+events: {{
+  broadcast = false
+}}
+"""
+
+
+class Janus:
+    """A Janus process with the AudioBridge and the plain-HTTP API, and one session on it."""
+
+    def __init__(self, work: Path) -> None:
+        import httpx
+
+        lib = Path("/usr/lib") / f"{os.uname().machine}-linux-gnu" / "janus"
+        keep_plugin, keep_transport = "libjanus_audiobridge.so", "libjanus_http.so"
+        plugins = [p.name for p in (lib / "plugins").glob("*.so") if p.name != keep_plugin]
+        transports = [p.name for p in (lib / "transports").glob("*.so")]
+        transports = [t for t in transports if t != keep_transport]
+        folder = work / "janus"
+        folder.mkdir()
+        (folder / "janus.jcfg").write_text(
+            JANUS_CONFIG.format(
+                folder=folder,
+                lib=lib,
+                plugins=",".join(plugins),
+                transports=",".join(transports),
+            )
+        )
+        self.port = free_port()
+        (folder / "janus.transport.http.jcfg").write_text(
+            f'general: {{\n  base_path = "/janus"\n  http = true\n  port = {self.port}\n'
+            '  ip = "127.0.0.1"\n  https = false\n}\nadmin: {\n  admin_http = false\n}\n'
+        )
+        (folder / "janus.plugin.audiobridge.jcfg").write_text(
+            'general: {\n  rtp_port_range = "50000-59999"\n  local_ip = "127.0.0.1"\n}\n'
+        )
+        self.log = (work / "janus.log").open("wb")
+        self.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, "janus", "-F", str(folder)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}/janus", timeout=30)
+        for _ in range(100):
+            try:
+                self.session = self.call("", {"janus": "create"})["data"]["id"]
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("Janus did not start: see " + str(work / "janus.log"))
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = {"transaction": os.urandom(6).hex(), **body}
+        reply: dict[str, Any] = self.http.post(path, json=body).json()
+        if reply.get("janus") == "error":
+            raise RuntimeError(f"Janus: {reply}")
+        return reply
+
+    def events(self) -> list[dict[str, Any]]:
+        """Pending events of the session (the long poll also keeps it alive)."""
+        reply = self.http.get(f"/{self.session}", params={"maxev": 100}).json()
+        return reply if isinstance(reply, list) else [reply]
+
+    def room(self, far: list[int], speakers: int) -> list[int]:
+        """One room, every far socket a plain-RTP participant; the ports Janus listens on."""
+        handles = [
+            self.call(
+                f"/{self.session}", {"janus": "attach", "plugin": "janus.plugin.audiobridge"}
+            )["data"]["id"]
+            for _ in far
+        ]
+        created = self.call(
+            f"/{self.session}/{handles[0]}",
+            {
+                "janus": "message",
+                "body": {
+                    "request": "create",
+                    "room": 4242,
+                    "sampling_rate": 8000,
+                    "allow_rtp_participants": True,
+                    "audiolevel_ext": False,
+                    "default_prebuffering": 2,
+                },
+            },
+        )
+        assert created["plugindata"]["data"].get("audiobridge") == "created", created
+        for index, (handle, port) in enumerate(zip(handles, far, strict=True)):
+            self.call(
+                f"/{self.session}/{handle}",
+                {
+                    "janus": "message",
+                    "body": {
+                        "request": "join",
+                        "room": 4242,
+                        "codec": "pcmu",
+                        "muted": index >= speakers,
+                        "rtp": {"ip": "127.0.0.1", "port": port, "payload_type": 0},
+                    },
+                },
+            )
+        ports: dict[int, int] = {}
+        deadline = time.monotonic() + 120
+        while len(ports) < len(handles) and time.monotonic() < deadline:
+            for event in self.events():
+                data = event.get("plugindata", {}).get("data", {})
+                if data.get("audiobridge") == "joined" and "rtp" in data:
+                    ports[event["sender"]] = data["rtp"]["port"]
+        if len(ports) < len(handles):
+            raise RuntimeError(f"only {len(ports)} of {len(handles)} joined the Janus room")
+        return [ports[handle] for handle in handles]
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.http.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def run_janus(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(tempfile.mkdtemp(prefix="callbridge-media-janus-"))
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--listeners", str(args.listeners), "--speakers", str(args.speakers)]
+    common += ["--seconds", str(args.seconds), "--out", str(out)]
+    janus = Janus(out)
+    far_process: subprocess.Popen[bytes] | None = None
+    try:
+        far_process = subprocess.Popen(["taskset", "-c", LOAD_CORE, *me, "--role", "far", *common])
+        while not (out / "far-ports.json").exists():
+            time.sleep(0.05)
+        ports = janus.room(json.loads((out / "far-ports.json").read_text()), args.speakers)
+        (out / "server-ports.json").write_text(json.dumps(ports))
+        time.sleep(WARM_UP)
+        before, started = cpu_seconds(janus.process.pid), time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            janus.events()  # keeps the session alive
+            time.sleep(1)
+        after, span = cpu_seconds(janus.process.pid), time.monotonic() - started
+        far_process.wait(timeout=args.seconds + 120)
+        result: dict[str, Any] = {
+            "user": (after[0] - before[0]) / span * 100,
+            "system": (after[1] - before[1]) / span * 100,
+        }
+        result.update(json.loads((out / "far.json").read_text()))
+        return result
+    finally:
+        if far_process is not None and far_process.poll() is None:
+            far_process.kill()
+        janus.close()
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -231,6 +426,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def listener_line(r: dict[str, Any]) -> str:
+    return (
+        f"    at {PROBES} listeners: packet interval deviation from 20 ms (ms) "
+        f"{percentiles(r['deviations'])}; RFC 3550 jitter per stream (ms) "
+        f"{percentiles(r['jitter'])}; lost {r['lost']} of {r['expected']}; "
+        f"packets received by the far end {r['received']}; "
+        f"probe packets carrying the speakers' tone {r['audible'] * 100:.0f} %"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -238,6 +443,7 @@ def main() -> int:
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--speakers", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured, after warm-up")
+    parser.add_argument("--reference", choices=["janus"], help="also run a reference bridge")
     parser.add_argument("--role", choices=["run", "server", "far"], default="run")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -258,22 +464,30 @@ def main() -> int:
         f"{LOAD_CORE}"
     )
     r = run(args)
+    print("  callbridge:")
     print(
-        f"  bridge CPU {r['user'] + r['system']:.1f} % of a core "
+        f"    CPU {r['user'] + r['system']:.1f} % of a core "
         f"(user {r['user']:.1f} %, kernel {r['system']:.1f} %)"
     )
     print(
-        f"  tick lateness (ms) {percentiles(r['lateness'])}; ticks skipped {r['skipped']}; "
+        f"    tick lateness (ms) {percentiles(r['lateness'])}; ticks skipped {r['skipped']}; "
         f"speakers talking at the end {r['talking']}/{args.speakers}; send drops {r['dropped']}"
     )
-    print(
-        f"  at {PROBES} listeners: packet interval deviation from 20 ms (ms) "
-        f"{percentiles(r['deviations'])}; RFC 3550 jitter per stream (ms) "
-        f"{percentiles(r['jitter'])}; lost {r['lost']} of {r['expected']}"
-    )
+    print(listener_line(r))
+    if args.reference == "janus":
+        j = run_janus(args)
+        print("  Janus AudioBridge (plain-RTP participants, PCMU room at 8 kHz):")
+        print(
+            f"    CPU {j['user'] + j['system']:.1f} % of a core "
+            f"(user {j['user']:.1f} %, kernel {j['system']:.1f} %)"
+        )
+        print(listener_line(j))
+        ratio = (r["user"] + r["system"]) / max(j["user"] + j["system"], 0.1)
+        print(f"  CPU ratio callbridge : Janus = {ratio:.2f}")
     print(
         "  reproduce: .venv/bin/python bench/media_bench.py "
         f"--listeners {args.listeners} --speakers {args.speakers} --seconds {args.seconds:.0f}"
+        + (f" --reference {args.reference}" if args.reference else "")
     )
     return 0
 
