@@ -280,6 +280,10 @@ class Janus:
             ["taskset", "-c", SERVER_CORE, "janus", "-F", str(folder)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            cwd=work,
+            # Janus 1.1 may crash while stopping with a thousand participants: its core
+            # dump (tens of GB, one stack per participant thread) is of no use here.
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
         )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}/janus", timeout=30)
         for _ in range(100):
