@@ -22,24 +22,17 @@ from callbridge.rtp.packet import (
 # A PCMU packet as baresip sends it: V=2, M=1, PT=0, seq 0x1234, ts 0x0a0b0c0d, ssrc 0xdeadbeef.
 WIRE = bytes.fromhex("808012340a0b0c0ddeadbeef") + b"\xff" * 160
 # A compound RTCP datagram: SR with one report block, then SDES with a CNAME.
+# fmt: off
 SR_RR = bytes.fromhex(
     "81c8000c"  # V=2 RC=1 SR, 13 words
     "deadbeef"  # sender SSRC
-    "e8a1b2c3"
-    "80000000"  # NTP timestamp
+    "e8a1b2c3" "80000000"  # NTP timestamp
     "0a0b0c0d"  # RTP timestamp
-    "00000064"
-    "00003e80"  # 100 packets, 16000 octets
-    "11223344"
-    "00000000"
-    "00001234"
-    "00000000"
-    "00000000"
-    "00000000"  # report block
-    "81ca0003"
-    "deadbeef"
-    "0104616263000000"  # SDES: CNAME "abc"
+    "00000064" "00003e80"  # 100 packets, 16000 octets
+    "11223344" "00000000" "00001234" "00000000" "00000000" "00000000"  # report block
+    "81ca0003" "deadbeef" "0104616263000000"  # SDES: CNAME "abc"
 )
+# fmt: on
 RR_ONLY = bytes.fromhex("80c90001cafebabe")
 BYE_EMPTY = bytes.fromhex("80cb0000")
 
