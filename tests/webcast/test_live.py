@@ -91,6 +91,11 @@ def test_segmenter_cuts_parts_and_segments_without_io() -> None:
     assert playlist.segments[1].program_date_time == datetime(
         2026, 11, 24, 14, tzinfo=UTC
     ) + timedelta(seconds=9 * 1.92)
+    # Segments a whole window behind the playlist's (8..11) may go: 0..3 here.
+    expired = segmenter.take_expired()
+    assert expired[:7] == ["seg0.m4s"] + [part_name(0, i) for i in range(6)]
+    assert sorted({media_position(n)[0] for n in expired}) == [0, 1, 2, 3]  # type: ignore[index]
+    assert segmenter.take_expired() == []  # each only once
     files = segmenter.finish([unit] * 3)
     assert [f.name for f in files] == ["part12.1.m4s", "seg12.m4s"]
     ended = segmenter.playlist()
@@ -201,3 +206,22 @@ def test_push_is_cheap_and_bounded(tmp_path: Path) -> None:
     assert webcast.stats.dropped > 0  # the queue held at most 100 frames at a time
     webcast.push(2000, frame)  # after close: counted, ignored
     assert webcast.error is None
+
+
+def test_files_a_window_behind_the_playlist_are_deleted(tmp_path: Path) -> None:
+    config = LiveConfig(part_units=5, parts_per_segment=2, window_segments=2)
+    webcast = LiveWebcast(tmp_path, config)
+    ticks = 16 * 12  # 12 segments of 10 AAC frames (a little over 0.2 s each)
+    for n in range(ticks):
+        webcast.push(n, tone(n, 0))
+    webcast.close(timeout=30)
+    snapshot = webcast.snapshot()
+    assert snapshot is not None
+    listed = [media_position(s.uri)[0] for s in snapshot.playlist.segments]  # type: ignore[index]
+    newest = max(listed)
+    assert newest >= 8
+    on_disk = {media_position(p.name)[0] for p in tmp_path.glob("*.m4s")}  # type: ignore[index]
+    # What the playlist names and one more window stay; everything older is gone.
+    assert on_disk == set(range(newest - 2 * config.window_segments + 1, newest + 1))
+    for segment in listed:
+        assert (tmp_path / segment_name(segment)).is_file()

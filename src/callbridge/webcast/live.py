@@ -13,8 +13,11 @@ pure) and writes, each atomically (temporary file, then ``os.replace``):
 
 The only file a playlist names before it exists is the next part, in
 EXT-X-PRELOAD-HINT: the web layer holds a request for it until it lands
-(``blocking.PlaylistWaiter``). Files stay on disk after they leave the
-playlist's sliding window.
+(``blocking.PlaylistWaiter``). A segment and its parts are deleted one whole
+window after they leave the playlist's sliding window: a player late by that
+much has long reloaded the playlist, and a two-hour call would otherwise
+leave some 40,000 small files behind (the replay is made from the recording,
+not from these).
 """
 
 from __future__ import annotations
@@ -157,6 +160,12 @@ class LiveSegmenter:
         self._next_msn = 0
         self._building: _Building | None = None
         self._last_part: tuple[int, int] | None = None
+        self._expired: list[str] = []
+
+    def take_expired(self) -> list[str]:
+        """Files no playlist has named for a whole window: safe to delete (once)."""
+        expired, self._expired = self._expired, []
+        return expired
 
     def add(self, units: list[bytes]) -> list[FileOut]:
         """Queue access units; returns the files of the parts (and segments) they complete."""
@@ -211,6 +220,10 @@ class LiveSegmenter:
         self._segments.append(Segment(name, duration, tuple(building.parts), building.pdt))
         self._next_msn = building.msn + 1
         self._building = None
+        old = building.msn - 2 * self.config.window_segments
+        if old >= 0:
+            self._expired.append(segment_name(old))
+            self._expired.extend(part_name(old, i) for i in range(self.config.parts_per_segment))
         return FileOut(name, b"".join(building.data))
 
     def playlist(self) -> MediaPlaylist:
@@ -415,6 +428,11 @@ class LiveWebcast:
             return
         text = render(playlist)
         write_atomic(self.directory / PLAYLIST, text.encode(), durable=final)
+        for name in segmenter.take_expired():
+            try:
+                (self.directory / name).unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("webcast: could not delete %s: %s", name, error)
         self._snapshot = RenderedPlaylist(playlist, text)
         self.stats.worker_cpu_s = time.thread_time()
         callback = self.on_update
