@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from tests.support.baresip import Baresip, tone_power, write_wav
+from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.sipp import SCENARIOS, SippResult, run_sipp
 from tests.telephony.conftest import DID, RunningServer, need
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.baresip]
 
@@ -31,17 +31,8 @@ TONE_HZ = 700.0
 
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        need("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        try:
-            yield page
-        finally:
-            browser.close()
+    with launch() as browser:
+        yield browser.new_page(viewport={"width": 1200, "height": 900})
 
 
 def test_question_queue_and_open_line(

@@ -24,10 +24,10 @@ import pytest
 
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
+from tests.support.chromium import launch
 from tests.support.pcap import Timed, passcode_stream, write_pcap
 from tests.support.sipp import SCENARIOS, SippResult, run_sipp
 from tests.telephony.conftest import RunningServer, need
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
 
@@ -95,17 +95,8 @@ def speaker_stream(code: str) -> tuple[list[Timed], float]:
 
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        need("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 420, "height": 900})
-        try:
-            yield page
-        finally:
-            browser.close()
+    with launch() as browser:
+        yield browser.new_page(viewport={"width": 420, "height": 900})
 
 
 def _talking_onsets(server: RunningServer, event_id: int, stop: threading.Event) -> list[float]:

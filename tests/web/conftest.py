@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -21,21 +19,10 @@ from callbridge.config import Settings
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from callbridge.web.app import create_app
+from tests.support.chromium import launch
 
 OPERATOR = "dana"
 PASSWORD = "correct horse battery"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def make_settings(tmp_path: Path, db: Database, **overrides: Any) -> Settings:
@@ -108,24 +95,8 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright.
-
-    Module-scoped, not session-scoped: while Playwright's sync API is open it
-    holds an asyncio loop running on the main thread, and later tests that
-    call ``asyncio.run`` would fail.
-    """
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (scripts/test installs Debian's chromium)")
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch() as browser:
+        yield browser
 
 
 @pytest.fixture

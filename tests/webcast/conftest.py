@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -24,19 +23,8 @@ from callbridge.webcast.playlist import (
     blocking_decision,
     parse_blocking_query,
 )
+from tests.support.chromium import launch
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 VENDOR = Path(__file__).resolve().parents[2] / "src/callbridge/web/static/vendor"
 
 
@@ -148,18 +136,7 @@ def live_origin(tmp_path: Path) -> Iterator[tuple[Origin, LiveWebcast]]:
         origin.server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (scripts/test installs Debian's chromium)")
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch() as browser:
+        yield browser
