@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from figures import Arrival, percentiles, stream_figures  # noqa: E402
+from figures import Arrival, cpu_seconds, percentiles, stream_figures  # noqa: E402
 from tests.support.pcap import passcode_stream, write_pcap  # noqa: E402
 from tests.support.sipp import SCENARIOS  # noqa: E402
 from tests.telephony.conftest import DID, free_port  # noqa: E402
@@ -45,13 +45,6 @@ from callbridge.store.events import EventStore  # noqa: E402
 from callbridge.store.users import UserStore  # noqa: E402
 
 SERVER_CORE, LOAD_CORE = "0", "1"
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def sipp(

@@ -1,13 +1,22 @@
-"""Figures the benchmarks share: percentiles, and what a listener's RTP stream looked like."""
+"""Figures the benchmarks share: CPU time, percentiles, what a listener's RTP stream looked like."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 
 # (arrival in seconds, RTP sequence number, RTP timestamp) of one packet
 Arrival = tuple[float, int, int]
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def percentiles(values: list[float]) -> str:

@@ -47,8 +47,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from figures import Arrival, percentiles, stream_figures  # noqa: E402
+from figures import Arrival, cpu_seconds, percentiles, stream_figures  # noqa: E402
+from tests.telephony.conftest import free_port  # noqa: E402
 
 SERVER_CORE, LOAD_CORE = "0", "1"
 PROBES = 10
@@ -156,7 +158,6 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
         time.sleep(0.05)
     targets = [("127.0.0.1", port) for port in json.loads(ports_file.read_text())]
     tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(160) / 8000)).astype(np.int16)
-    sys.path.insert(0, str(ROOT / "src"))
     from callbridge.rtp.g711 import encode
 
     talk, silence = encode("PCMU", tone), b"\xff" * 160
@@ -362,19 +363,6 @@ class Janus:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.http.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def run_janus(args: argparse.Namespace) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import cpu_seconds  # noqa: E402
 from tests.telephony.conftest import DID, free_port  # noqa: E402
 
 from callbridge.events.schema import EventFile  # noqa: E402
@@ -47,11 +48,6 @@ from callbridge.store.users import UserStore  # noqa: E402
 
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"')
 PART_TARGET = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([0-9.]+)")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Connection:
@@ -220,10 +216,10 @@ def main() -> int:
         print(f"listeners simulated on core {args.client_core}; {args.seconds:.0f} s per step\n")
         rows = []
         for count in args.listeners:
-            before, wall = cpu_seconds(server.pid), time.monotonic()
+            before, wall = sum(cpu_seconds(server.pid)), time.monotonic()
             row = asyncio.run(step(http_port, event.id, count, args.seconds, part_s))
             row["server_cpu_pct"] = (
-                100 * (cpu_seconds(server.pid) - before) / (time.monotonic() - wall)
+                100 * (sum(cpu_seconds(server.pid)) - before) / (time.monotonic() - wall)
             )
             rows.append(row)
             print(

@@ -139,16 +139,10 @@ class CallLeg:
         if len(data) < 12:
             self.stats.bad_packets += 1
             return
-        # Fast path: a listener's audio is only proof of life. Thousands of
-        # listeners send 50 packets a second each; none of it is parsed.
-        payload_type = data[1] & 0x7F
-        participant = self.participant
-        if (
-            payload_type == self.negotiated.payload_type
-            and self.mode is LegMode.CONFERENCE
-            and participant is not None
-            and not participant.may_talk
-        ):
+        # Fast path: a listener's audio is only proof of life, not parsed. (The
+        # sweep counts it unread; this covers a leg read by the loop until the
+        # next sweep notices it went quiet.)
+        if data[1] & 0x7F == self.negotiated.payload_type and self.quiet:
             self.stats.packets_in += 1
             return
         if is_rtcp(data):
@@ -170,6 +164,7 @@ class CallLeg:
             self.stats.wrong_payload_type += 1
             return
         # Only someone who may talk is buffered.
+        participant = self.participant
         if self.mode is LegMode.CONFERENCE and participant is not None and participant.may_talk:
             self.jitter.put(packet)
 

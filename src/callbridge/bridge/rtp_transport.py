@@ -104,7 +104,6 @@ BATCH = 64  # datagrams per recvmmsg call
 DATAGRAM_MAX = 2048  # RTP over UDP on a 1500-byte path; longer is cut and counted bad
 NAME_MAX = 28  # sizeof(struct sockaddr_in6)
 MSG_DONTWAIT = 0x40
-_MSG_TRUNC = 0x20
 
 
 class _IoVec(ctypes.Structure):
