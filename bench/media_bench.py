@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
 import select
 import socket
@@ -68,7 +69,9 @@ def offer(port: int) -> bytes:
 # -- the bridge side ------------------------------------------------------------------------
 
 
-async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> None:
+async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender: str) -> None:
+    from callbridge.bridge.batch_send import batch_sender
+    from callbridge.bridge.fanout import FanOut
     from callbridge.bridge.leg import CallLeg, LegMode
     from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
     from callbridge.bridge.service import QUIET_DRAIN_INTERVAL
@@ -81,7 +84,8 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> Non
 
     loop = asyncio.get_running_loop()
     library = default_library()
-    conference = Conference(1, encode)
+    media_sender = batch_sender(sender)
+    conference = Conference(1, encode, audience=lambda: FanOut(media_sender))
     conference.start()
     pool = RtpPortPool(41000, 45999)
     reader = BatchReader()
@@ -103,6 +107,7 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> Non
             prompt_player=PromptPlayer(library),
             ivr=IvrSession(),
             now=loop.time(),
+            rtp=rtp,
         )
         role = Role.SPEAKER if index < speakers else Role.LISTENER
         leg.participant = conference.join(leg, role, leg.caller, wall)
@@ -137,6 +142,7 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path) -> Non
         "skipped": clock.skipped,
         "talking": talkers,
         "dropped": sum(r.dropped for _, r in legs),
+        "sender": media_sender.name,
     }
     (out / "server.json").write_text(json.dumps(result))
 
@@ -172,14 +178,16 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
     end = start + WARM_UP + seconds
     measure_from = start + WARM_UP
     seq = 0
+    starts = [random.getrandbits(16) for _ in socks]
     next_send = start
     while True:
         now = time.monotonic()
         if now >= end:
             break
         if now >= next_send:
-            header_seq = seq & 0xFFFF
             for index, (sock, target) in enumerate(zip(socks, targets, strict=True)):
+                # Each phone starts its numbering at random (RFC 3550 5.1).
+                header_seq = (seq + starts[index]) & 0xFFFF
                 header = bytes([0x80, 0]) + header_seq.to_bytes(2, "big")
                 header += (seq * 160 & 0xFFFFFFFF).to_bytes(4, "big") + index.to_bytes(4, "big")
                 with contextlib.suppress(OSError):
@@ -409,7 +417,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     far = subprocess.Popen(["taskset", "-c", LOAD_CORE, *me, "--role", "far", *common])
     while not (out / "far-ports.json").exists():
         time.sleep(0.05)
-    server = subprocess.Popen(["taskset", "-c", SERVER_CORE, *me, "--role", "server", *common])
+    server = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, *me, "--role", "server", *common, "--sender", args.sender]
+    )
     server.wait(timeout=args.seconds + 120)
     far.wait(timeout=args.seconds + 120)
     result: dict[str, Any] = json.loads((out / "server.json").read_text())
@@ -438,6 +448,12 @@ def main() -> int:
     parser.add_argument("--reference", choices=["janus"], help="also run a reference bridge")
     parser.add_argument("--role", choices=["run", "server", "far"], default="run")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--sender",
+        choices=["auto", "io_uring", "sendto"],
+        default="auto",
+        help="how the bridge sends listeners' frames (BridgeConfig.media_sender)",
+    )
     args = parser.parse_args()
     if args.role == "far":
         far_end(args.listeners + args.speakers, args.speakers, args.seconds, args.out)
@@ -446,7 +462,7 @@ def main() -> int:
         import uvloop
 
         far_ports = json.loads((args.out / "far-ports.json").read_text())
-        uvloop.run(serve(far_ports, args.speakers, args.seconds, args.out))
+        uvloop.run(serve(far_ports, args.speakers, args.seconds, args.out, args.sender))
         return 0
 
     print(
@@ -456,7 +472,7 @@ def main() -> int:
         f"{LOAD_CORE}"
     )
     r = run(args)
-    print("  callbridge:")
+    print(f"  callbridge (listeners' frames sent with {r['sender']}):")
     print(
         f"    CPU {r['user'] + r['system']:.1f} % of a core "
         f"(user {r['user']:.1f} %, kernel {r['system']:.1f} %)"
@@ -479,6 +495,7 @@ def main() -> int:
     print(
         "  reproduce: .venv/bin/python bench/media_bench.py "
         f"--listeners {args.listeners} --speakers {args.speakers} --seconds {args.seconds:.0f}"
+        + (f" --sender {args.sender}" if args.sender != "auto" else "")
         + (f" --reference {args.reference}" if args.reference else "")
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from callbridge.bridge.rtp_transport import (
     BatchReader,
     RtpPortPool,
     RtpSocket,
+    audio_sampler,
     sweep,
 )
 from callbridge.rtp.packet import RtpPacket
@@ -182,6 +184,7 @@ async def quiet_then_open() -> None:
     sock, port = pool.bind("127.0.0.1")
     leg = Leg(quiet=True)
     rtp_socket = RtpSocket(sock, leg.receive, loop, BatchReader())
+    rtp_socket.filters = False  # as where there are no socket filters
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     target = ("127.0.0.1", port)
     try:
@@ -211,5 +214,49 @@ async def quiet_then_open() -> None:
         pool.release(port)
 
 
-def test_sweep_counts_quiet_legs_and_drops_the_backlog_of_a_line_just_opened() -> None:
+def test_without_filters_sweep_counts_quiet_legs_and_drops_the_backlog_of_a_line_opened() -> None:
     asyncio.run(quiet_then_open())
+
+
+async def filtered_then_open() -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(42400, 42500)
+    sock, port = pool.bind("127.0.0.1")
+    leg = Leg(quiet=True)
+    rtp_socket = RtpSocket(sock, leg.receive, loop, BatchReader())
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target = ("127.0.0.1", port)
+    try:
+        sweep([(leg, rtp_socket)], loop.time())
+        # Watched by the loop: the kernel lets only a sample of the audio through.
+        assert rtp_socket.attentive
+        for seq in range(200):
+            sender.sendto(rtp(0, seq), target)
+        sender.sendto(rtp(101, 200), target)  # a key always passes
+        sender.sendto(rtp(8, 201), target)  # as does a payload type not filtered
+        await asyncio.sleep(0.05)
+        assert leg.delivered == [0, 64, 128, 192, 200, 201]
+
+        # The line opens: all of the caller's audio comes in again.
+        leg.quiet = False
+        sweep([(leg, rtp_socket)], loop.time())
+        for seq in range(202, 206):
+            sender.sendto(rtp(0, seq), target)
+        await asyncio.sleep(0.05)
+        assert leg.delivered[6:] == [202, 203, 204, 205]
+    finally:
+        rtp_socket.close()
+        sender.close()
+        pool.release(port)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters are Linux's")
+def test_quiet_legs_audio_is_sampled_by_a_socket_filter_and_let_in_when_the_line_opens() -> None:
+    asyncio.run(filtered_then_open())
+
+
+def test_audio_sampler_refuses_what_it_cannot_express() -> None:
+    with pytest.raises(ValueError):
+        audio_sampler(0, sample=48)
+    with pytest.raises(ValueError):
+        audio_sampler(128)

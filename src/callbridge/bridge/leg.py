@@ -12,6 +12,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from callbridge.rtp.jitter import JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
+
+if TYPE_CHECKING:
+    from callbridge.bridge.fanout import FanOut
+    from callbridge.bridge.rtp_transport import RtpSocket
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +78,16 @@ class CallLeg:
         prompt_player: PromptPlayer,
         ivr: IvrSession,
         now: float,
+        rtp: RtpSocket | None = None,
     ) -> None:
         self.call_id = call_id
         self.dialled = dialled
         self.caller = caller
         self.source = source
+        # The fan-out that builds this leg's packets while it hears the common mix.
+        self.fanout: FanOut | None = None
+        # The leg's own socket, for senders that batch (``send`` stays the way to send one).
+        self.rtp = rtp
         self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
@@ -108,10 +118,20 @@ class CallLeg:
 
     def update_media(self, negotiated: Negotiated) -> None:
         """The offer/answer (the first, or a re-INVITE's: hold, unhold, new address)."""
+        self.leave_fanout()
         self.negotiated = negotiated
         # Read for every frame sent: worked out once here.
         self.remote: Address = (negotiated.remote_host, negotiated.remote_port)
         self._on_hold = negotiated.on_hold
+
+    @property
+    def on_hold(self) -> bool:
+        return self._on_hold
+
+    def leave_fanout(self) -> None:
+        """Build this leg's packets itself again (before it sends alone, or closes)."""
+        if self.fanout is not None:
+            self.fanout.release(self)
 
     # -- in -----------------------------------------------------------------
 
@@ -183,6 +203,8 @@ class CallLeg:
         return frame
 
     def send_payload(self, payload: bytes, now: float) -> None:
+        if self.fanout is not None:
+            self.fanout.release(self)
         if self._on_hold:
             self.sender.skip()
             return

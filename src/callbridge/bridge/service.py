@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.control import (
     Action as ModeratorAction,
 )
@@ -32,6 +33,7 @@ from callbridge.bridge.control import (
     Percentiles,
     QueueEntry,
 )
+from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import CallLeg, LegMode
 from callbridge.bridge.rtp_transport import (
     BatchReader,
@@ -140,6 +142,9 @@ class BridgeConfig:
     webcasts: Path | None = None
     # The child process that transcribes an event's recording; None: no transcripts.
     transcribe_command: Callable[[int], list[str]] | None = None
+    # How a frame goes to many listeners: "auto" (io_uring where the kernel
+    # allows it, else one sendto each), "io_uring" (or fail), "sendto".
+    media_sender: str = "auto"
 
 
 class Bridge:
@@ -165,6 +170,7 @@ class Bridge:
         self._drivers: dict[SipEndpoint, EndpointDriver] = {}
         self._rtp: dict[str, RtpSocket] = {}
         self._rtp_reader = BatchReader()
+        self._batch_sender = batch_sender(config.media_sender)
         # Legs the lobby clock serves: in the IVR, listening to a replay, or saying goodbye.
         self._lobby_legs: dict[str, CallLeg] = {}
         self._sdp: dict[str, SdpSession] = {}
@@ -279,6 +285,7 @@ class Bridge:
         if self._tcp is not None:
             self._tcp.close()
             await self._tcp.wait_closed()
+        self._batch_sender.close()
 
     def _now(self) -> float:
         assert self.loop is not None
@@ -558,6 +565,7 @@ class Bridge:
             prompt_player=PromptPlayer(self.library),
             ivr=IvrSession(self.config.ivr),
             now=now,
+            rtp=rtp,
         )
         leg.on_digit = self._digit
         rtp.handler = leg.receive
@@ -738,7 +746,12 @@ class Bridge:
         conference = self.conferences.get(event_id)
         if conference is None or conference.state is ConferenceState.ENDED:
             hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
-            conference = Conference(event_id, encode, hold_music=lambda: iter(hold_frames))
+            conference = Conference(
+                event_id,
+                encode,
+                hold_music=lambda: iter(hold_frames),
+                audience=lambda: FanOut(self._batch_sender),
+            )
             self.conferences[event_id] = conference
             assert self.loop is not None
             clock = MediaClock(self._ticker(conference), loop=self.loop)
@@ -888,7 +901,7 @@ class Bridge:
             return
         wall = datetime.now(UTC)
         if command == "*6" and participant.role is not Role.LISTENER:
-            participant.muted = not participant.muted
+            conference.set_muted(participant.id, not participant.muted)
             kind = LogKind.MUTE if participant.muted else LogKind.UNMUTE
             self._changed(event_id)
             self._log(
@@ -1054,6 +1067,8 @@ class Bridge:
         self._endpoint_of.pop(call_id, None)
         self._sdp.pop(call_id, None)
         self._lobby_legs.pop(call_id, None)
+        if leg is not None:
+            leg.leave_fanout()  # before its socket closes and the number is reused
         rtp = self._rtp.pop(call_id, None)
         if rtp is not None:
             rtp.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -70,6 +70,39 @@ class ConferenceLeg(Protocol):
 Encoder = Callable[[str, Pcm], bytes]
 
 
+class Audience(Protocol):
+    """Sends one frame to many legs at once (``bridge.fanout.FanOut``).
+
+    ``payloads`` holds the frame encoded once for each codec the legs use;
+    ``own`` gives some legs a payload of their own this frame (a prompt
+    spoken over the call to them alone). Returns how many frames went out.
+    """
+
+    def send(
+        self,
+        legs: Sequence[ConferenceLeg],
+        payloads: Mapping[str, bytes],
+        own: Mapping[ConferenceLeg, bytes],
+        now: float,
+    ) -> int: ...
+
+    def close(self) -> None:
+        """The conference is done with it: every leg's numbering goes back to the leg."""
+
+
+@dataclass
+class _Roster:
+    """Who gets what, worked out again only when someone joins, leaves or changes role."""
+
+    held: list[Participant]
+    talkers: list[Participant]  # connected, may talk: mixed, and hear all but themself
+    audience: list[Participant]  # connected, cannot talk: all hear the same full mix
+    held_legs: list[ConferenceLeg]
+    audience_legs: list[ConferenceLeg]
+    held_codecs: list[str]
+    audience_codecs: list[str]
+
+
 class MixTap(Protocol):
     """Gets the full mix of every tick of a live call (``webcast.live.LiveWebcast``)."""
 
@@ -120,6 +153,7 @@ class Conference:
         encoder: Encoder,
         hold_music: Callable[[], Iterator[Pcm]] | None = None,
         max_participants: int = MAX_PARTICIPANTS,
+        audience: Callable[[], Audience] | None = None,
     ) -> None:
         self.event_id = event_id
         self.encoder = encoder
@@ -136,6 +170,10 @@ class Conference:
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
         self._whispers: dict[str, Iterator[Pcm]] = {}
+        self._roster: _Roster | None = None
+        # Without a factory every leg is sent its frame one by one.
+        self._audience_factory = audience
+        self._audiences: dict[str, Audience] = {}
 
     # -- membership -------------------------------------------------------
 
@@ -158,6 +196,7 @@ class Conference:
             else ParticipantState.HOLD,
         )
         self.participants[participant.id] = participant
+        self._roster = None
         return participant
 
     def leave(self, participant_id: str, now: datetime) -> None:
@@ -167,6 +206,7 @@ class Conference:
         participant.state = ParticipantState.LEFT
         participant.left_at = now
         participant.talking = False
+        self._roster = None
         self.withdraw(participant_id)
         self._whispers.pop(participant_id, None)
 
@@ -185,6 +225,7 @@ class Conference:
         self._move(ConferenceState.LIVE)
         for participant in self.active():
             participant.state = ParticipantState.CONNECTED
+        self._roster = None
 
     def end(self, now: datetime) -> list[Participant]:
         """End the call; returns the participants who were still in it."""
@@ -192,6 +233,9 @@ class Conference:
         self._move(ConferenceState.ENDED)
         for participant in remaining:
             self.leave(participant.id, now)
+        for audience in self._audiences.values():
+            audience.close()
+        self._audiences.clear()
         return remaining
 
     def active_participant(self, participant_id: str) -> Participant:
@@ -204,6 +248,7 @@ class Conference:
         participant = self.active_participant(participant_id)
         participant.muted = muted
         participant.talking = participant.talking and not muted
+        self._roster = None
 
     def mute_all(self, muted: bool) -> list[Participant]:
         """Mute (or unmute) every speaker who is not a host; returns those changed."""
@@ -213,6 +258,7 @@ class Conference:
                 participant.muted = muted
                 participant.talking = participant.talking and not muted
                 changed.append(participant)
+        self._roster = None
         return changed
 
     # -- the question queue -------------------------------------------------
@@ -250,6 +296,7 @@ class Conference:
         participant.role = Role.SPEAKER
         participant.line_open = True
         participant.muted = False
+        self._roster = None
         return participant
 
     def close_line(self, participant_id: str) -> Participant:
@@ -260,6 +307,7 @@ class Conference:
         participant.role = Role.LISTENER
         participant.line_open = False
         participant.talking = False
+        self._roster = None
         return participant
 
     # -- media ------------------------------------------------------------
@@ -275,6 +323,30 @@ class Conference:
             self._hold = self._hold_source()
             return next(self._hold, SILENCE)
 
+    def roster(self) -> _Roster:
+        """Who is held, who talks, who listens; kept until the next change of membership or role.
+
+        Change roles, mutes and states through the conference's methods:
+        they are what tells it to work the roster out again.
+        """
+        roster = self._roster
+        if roster is None:
+            active = self.active()
+            held = [p for p in active if p.state is ParticipantState.HOLD]
+            connected = [p for p in active if p.state is ParticipantState.CONNECTED]
+            talkers = [p for p in connected if p.may_talk]
+            audience = [p for p in connected if not p.may_talk]
+            roster = self._roster = _Roster(
+                held=held,
+                talkers=talkers,
+                audience=audience,
+                held_legs=[p.leg for p in held],
+                audience_legs=[p.leg for p in audience],
+                held_codecs=sorted({p.leg.codec_name for p in held}),
+                audience_codecs=sorted({p.leg.codec_name for p in audience}),
+            )
+        return roster
+
     def tick(self, now: float, frame_index: int | None = None) -> None:
         """Mix and send one 20 ms frame to everyone; call it from the media clock.
 
@@ -282,12 +354,12 @@ class Conference:
         recording, so a stalled tick leaves a gap rather than shifting time.
         """
         self.stats.ticks += 1
-        active = self.active()
-        held = [p for p in active if p.state is ParticipantState.HOLD]
-        connected = [p for p in active if p.state is ParticipantState.CONNECTED]
-        if held:
-            self._send_same(held, self._hold_frame(), now)
-        if not connected:
+        roster = self.roster()
+        if roster.held:
+            self._send_same(
+                "held", roster.held, roster.held_legs, roster.held_codecs, self._hold_frame(), now
+            )
+        if not roster.talkers and not roster.audience:
             # The webcast runs on through a silent stretch of a live call: its
             # listeners' players would stall on a gap.
             if (
@@ -297,9 +369,8 @@ class Conference:
             ):
                 self.webcast.push(frame_index, SILENCE)
             return
-        talkers = [p for p in connected if p.may_talk]
         frames: dict[str, Pcm] = {}
-        for participant in talkers:
+        for participant in roster.talkers:
             # Only those who may talk are read: listeners and the muted cost nothing.
             frame = participant.leg.pull_frame(now)
             if frame is not None:
@@ -311,16 +382,19 @@ class Conference:
             self.recorder.write_mix(frame_index, result.full)
             for participant_id, frame in frames.items():
                 self.recorder.write_stem(participant_id, frame_index, frame)
-        for participant in talkers:
+        for participant in roster.talkers:
             participant.talking = participant.id in result.talkers
-        listeners: list[Participant] = []
-        for participant in connected:
-            own = result.minus.get(participant.id)
-            if own is None:
-                listeners.append(participant)
-            else:
-                self._send_one(participant, own, now)
-        self._send_same(listeners, result.full, now)
+            # A talker who sent nothing this tick is not in the mix: they hear all of it.
+            self._send_one(participant, result.minus.get(participant.id, result.full), now)
+        if roster.audience:
+            self._send_same(
+                "audience",
+                roster.audience,
+                roster.audience_legs,
+                roster.audience_codecs,
+                result.full,
+                now,
+            )
 
     def whisper(self, participant_id: str, frames: Iterator[Pcm]) -> None:
         """Play ``frames`` to one participant only, over what the call sends them.
@@ -349,20 +423,36 @@ class Conference:
         participant.leg.send_payload(payload, now)
         self.stats.frames_sent += 1
 
-    def _send_same(self, participants: list[Participant], pcm: Pcm, now: float) -> None:
-        """One encode per codec, the same payload to every leg that uses it."""
-        encoded: dict[str, bytes] = {}
-        for participant in participants:
-            if self._whispers and participant.id in self._whispers:
-                self._send_one(participant, pcm, now)
-                continue
-            codec = participant.leg.codec_name
-            payload = encoded.get(codec)
-            if payload is None:
-                payload = encoded[codec] = self.encoder(codec, np.asarray(pcm, dtype=np.int16))
-                self.stats.encodes += 1
-            participant.leg.send_payload(payload, now)
-            self.stats.frames_sent += 1
+    def _send_same(
+        self,
+        group: str,
+        participants: list[Participant],
+        legs: list[ConferenceLeg],
+        codecs: list[str],
+        pcm: Pcm,
+        now: float,
+    ) -> None:
+        """One encode per codec, the same payload to every leg of ``group``."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        payloads = {codec: self.encoder(codec, pcm) for codec in codecs}
+        self.stats.encodes += len(payloads)
+        own: dict[ConferenceLeg, bytes] = {}
+        if self._whispers:
+            for participant in participants:
+                if participant.id in self._whispers:
+                    overlaid = self._overlay(participant, pcm)
+                    if overlaid is not None:
+                        own[participant.leg] = self.encoder(participant.leg.codec_name, overlaid)
+                        self.stats.encodes += 1
+        if self._audience_factory is not None:
+            audience = self._audiences.get(group)
+            if audience is None:
+                audience = self._audiences[group] = self._audience_factory()
+            self.stats.frames_sent += audience.send(legs, payloads, own, now)
+            return
+        for leg in legs:
+            leg.send_payload(own.get(leg) or payloads[leg.codec_name], now)
+        self.stats.frames_sent += len(legs)
 
 
 @dataclass

@@ -55,6 +55,24 @@ class RtpSender:
         self._segment_start = 0
         self._frame_word = (RTP_VERSION << 14) | self.payload_type
 
+    @property
+    def first(self) -> bool:
+        """No packet sent yet: the next one carries the marker bit."""
+        return self._first
+
+    def take_over(
+        self, sequence_number: int, timestamp: int, first: bool, packets: int, octets: int
+    ) -> None:
+        """Continue from numbering kept elsewhere meanwhile (``rtp.batch.RtpBatch``).
+
+        ``packets`` and ``octets`` were sent on this stream's behalf and are added.
+        """
+        self.sequence_number = sequence_number & 0xFFFF
+        self.timestamp = timestamp & 0xFFFFFFFF
+        self._first = first
+        self.packets_sent += packets
+        self.octets_sent += octets
+
     def frame(self, payload: bytes) -> bytes:
         """``next_packet(payload)`` for an ordinary frame, at a fraction of the cost.
 
