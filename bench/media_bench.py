@@ -74,7 +74,7 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     from callbridge.bridge.fanout import FanOut
     from callbridge.bridge.leg import CallLeg, LegMode
     from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-    from callbridge.bridge.service import QUIET_DRAIN_INTERVAL
+    from callbridge.bridge.service import QUIET_DRAIN_INTERVAL, SWEEP_SHARES
     from callbridge.ivr.machine import IvrSession
     from callbridge.media.clock import MediaClock
     from callbridge.media.conference import Conference, Role
@@ -120,9 +120,11 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     clock.start()
 
     async def drain_quiet() -> None:
+        turn = 0
         while True:
-            await asyncio.sleep(QUIET_DRAIN_INTERVAL)
-            sweep(legs, loop.time())
+            await asyncio.sleep(QUIET_DRAIN_INTERVAL / SWEEP_SHARES)
+            sweep(legs[turn::SWEEP_SHARES], loop.time())
+            turn = (turn + 1) % SWEEP_SHARES
 
     sweeper = asyncio.create_task(drain_quiet())
     (out / "server-ports.json").write_text(json.dumps(local))

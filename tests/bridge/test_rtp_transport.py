@@ -170,12 +170,20 @@ class Leg:
     audio_payload_type: int = 0
     counted: int = 0
     delivered: list[int] = field(default_factory=list)
+    remote: Address = ("127.0.0.1", 9)
+    last_source: Address | None = None
+    last_rx: float = 0.0
+    route_changes: int = 0
 
     def heard(self, packets: int, now: float) -> None:
         self.counted += packets
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
+        self.last_source, self.last_rx = addr, now
         self.delivered.append(RtpPacket.parse(data).sequence_number)
+
+    def route_changed(self) -> None:
+        self.route_changes += 1
 
 
 async def quiet_then_open() -> None:

@@ -73,7 +73,11 @@ def sockaddr(host: str, port: int) -> bytes:
 
 
 class BatchTarget(Protocol):
-    """One datagram per row of a buffer, row ``i`` from ``sockets[i]`` to ``remotes[i]``."""
+    """One datagram per row of a buffer, row ``i`` from ``sockets[i]`` to ``remotes[i]``.
+
+    Where ``connected[i]``, the socket is connected to ``remotes[i]`` and
+    the datagram goes without an address (no route lookup in the kernel).
+    """
 
     def send(self, rows: Rows, lengths: Lengths) -> Rows:
         """Send ``buffer[row, :lengths[row]]`` for every row; returns the rows that failed."""
@@ -85,7 +89,11 @@ class BatchSender(Protocol):
     name: str
 
     def target(
-        self, sockets: Sequence[socket.socket], remotes: Sequence[Address], buffer: Buffer
+        self,
+        sockets: Sequence[socket.socket],
+        remotes: Sequence[Address],
+        buffer: Buffer,
+        connected: Sequence[bool] | None = None,
     ) -> BatchTarget:
         """Prepare sending the rows of ``buffer`` (which must not move while the target lives)."""
 
@@ -124,8 +132,13 @@ class LoopSender:
     name = "sendto"
 
     def target(
-        self, sockets: Sequence[socket.socket], remotes: Sequence[Address], buffer: Buffer
+        self,
+        sockets: Sequence[socket.socket],
+        remotes: Sequence[Address],
+        buffer: Buffer,
+        connected: Sequence[bool] | None = None,
     ) -> BatchTarget:
+        # sendto with the address a connected socket already has is allowed (Linux).
         return _LoopTarget(sockets, remotes, buffer)
 
     def close(self) -> None:
@@ -142,6 +155,7 @@ _IORING_FEAT_SINGLE_MMAP = 1 << 0
 _IORING_SETUP_SUBMIT_ALL = 1 << 7  # keep submitting past a failed entry (5.18)
 _IORING_SETUP_COOP_TASKRUN = 1 << 8
 _IORING_OP_SENDMSG = 9
+_IORING_OP_SEND = 26
 
 
 class _RingOffsets(ctypes.Structure):
@@ -226,6 +240,7 @@ class _UringTarget:
         sockets: Sequence[socket.socket],
         remotes: Sequence[Address],
         buffer: Buffer,
+        connected: Sequence[bool] | None = None,
     ) -> None:
         count = len(sockets)
         if buffer.shape[0] != count or not buffer.flags.c_contiguous:
@@ -259,12 +274,24 @@ class _UringTarget:
         self.entries["len"] = 1
         self.entries["msg_flags"] = MSG_DONTWAIT
         self.entries["user_data"] = np.arange(count, dtype=np.uint64)
+        # A connected socket's row is a plain send of the buffer row, no message header.
+        self.connected = np.zeros(count, dtype=bool)
+        if connected is not None:
+            self.connected[:] = connected
+        self.entries["opcode"][self.connected] = _IORING_OP_SEND
+        self.entries["addr"][self.connected] = self.iovecs["base"][self.connected]
+        self.entries["len"][self.connected] = 0
+        self._any_connected = bool(self.connected.any())
 
     def send(self, rows: Rows, lengths: Lengths) -> Rows:
         if len(rows) == len(self.entries):
             self.iovecs["len"] = lengths
+            if self._any_connected:
+                self.entries["len"][self.connected] = lengths[self.connected]
             return self.ring.submit(self.entries)
         self.iovecs["len"][rows] = lengths[rows]
+        if self._any_connected:
+            self.entries["len"][self.connected] = lengths[self.connected]
         return self.ring.submit(self.entries[rows])
 
     def close(self) -> None:
@@ -338,9 +365,13 @@ class UringSender:
         )
 
     def target(
-        self, sockets: Sequence[socket.socket], remotes: Sequence[Address], buffer: Buffer
+        self,
+        sockets: Sequence[socket.socket],
+        remotes: Sequence[Address],
+        buffer: Buffer,
+        connected: Sequence[bool] | None = None,
     ) -> BatchTarget:
-        return _UringTarget(self, sockets, remotes, buffer)
+        return _UringTarget(self, sockets, remotes, buffer, connected)
 
     def submit(self, entries: npt.NDArray[np.void]) -> Rows:
         """Submit ``entries`` (at most a ring's worth at a time); the user_data of failures."""

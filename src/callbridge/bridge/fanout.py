@@ -83,6 +83,10 @@ class FanOut:
             sent += 1
         return sent
 
+    def retarget(self) -> None:
+        """A member's socket was latched or let go: prepare the sends again before the next."""
+        self._target_buffer = None
+
     def close(self) -> None:
         self._store_all()
         self._synced = None
@@ -145,7 +149,10 @@ class FanOut:
             assert leg.rtp is not None and leg.rtp.sock is not None
             sockets.append(leg.rtp.sock)
         self._target = self.sender.target(
-            sockets, [leg.remote for leg in self._legs], self._batch.buffer
+            sockets,
+            [leg.remote for leg in self._legs],
+            self._batch.buffer,
+            [leg.rtp is not None and leg.rtp.peer == leg.remote for leg in self._legs],
         )
         self._target_buffer = self._batch.buffer
 

@@ -105,6 +105,7 @@ class CallLeg:
         self.replay_id: str | None = None  # the replay caller's id in the call log
         self.event_id: int | None = None
         self.last_rx = now
+        self.last_source: Address | None = None
         self.on_digit: Callable[[CallLeg, str, float], None] = lambda leg, digit, now: None
         self._last_frame: Pcm | None = None
         self._concealed = 0
@@ -127,6 +128,11 @@ class CallLeg:
     @property
     def on_hold(self) -> bool:
         return self._on_hold
+
+    def route_changed(self) -> None:
+        """Its socket was connected to the caller, or disconnected: the fan-out sends anew."""
+        if self.fanout is not None:
+            self.fanout.retarget()
 
     def leave_fanout(self) -> None:
         """Build this leg's packets itself again (before it sends alone, or closes)."""
@@ -156,6 +162,7 @@ class CallLeg:
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
         self.last_rx = now
+        self.last_source = addr
         if len(data) < 12:
             self.stats.bad_packets += 1
             return

@@ -111,10 +111,12 @@ log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# How often the sockets of quiet legs (listeners) are read: a key a listener
-# presses (*1) is seen this much later at most, which nobody notices, and
-# each read takes ten packets in one system call.
+# How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
+# that turned quiet gets its filter (or, without filters, its socket drained)
+# this much later at most. A tenth of the legs is looked at each time, so no
+# one sweep holds up the media clock.
 QUIET_DRAIN_INTERVAL = 0.2
+SWEEP_SHARES = 10
 
 
 @dataclass
@@ -1101,20 +1103,22 @@ class Bridge:
         )
 
     async def _drain_quiet(self) -> None:
-        """Read the sockets of legs nobody hears, a few times a second.
+        """Look at every leg's socket five times a second, a share at a time.
 
-        A leg becomes quiet (a listener, a muted speaker) or attentive again
-        (a line opened) within one sweep; whatever arrived meanwhile waits
-        in the socket's buffer and is read then, keys (*1) included.
+        A leg becomes quiet (a listener, a muted speaker: the kernel filters
+        their audio, the socket latches onto them) or attentive again (a line
+        opened: all their audio comes in) within one sweep.
         """
+        turn = 0
         while True:
-            await asyncio.sleep(QUIET_DRAIN_INTERVAL)
+            await asyncio.sleep(QUIET_DRAIN_INTERVAL / SWEEP_SHARES)
             legs = [
                 (leg, rtp)
-                for call_id, rtp in self._rtp.items()
+                for call_id, rtp in list(self._rtp.items())[turn::SWEEP_SHARES]
                 if (leg := self.legs.get(call_id)) is not None
             ]
             sweep(legs, self._now())
+            turn = (turn + 1) % SWEEP_SHARES
 
     async def _housekeeping(self) -> None:
         """Drop legs whose media stopped without a BYE."""
