@@ -268,3 +268,55 @@ def test_audio_sampler_refuses_what_it_cannot_express() -> None:
         audio_sampler(0, sample=48)
     with pytest.raises(ValueError):
         audio_sampler(128)
+
+
+async def latch_and_let_go() -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(42600, 42700)
+    sock, port = pool.bind("127.0.0.1")
+    phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    phone.bind(("127.0.0.1", 0))
+    elsewhere = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    elsewhere.bind(("127.0.0.1", 0))
+    leg = Leg(quiet=True, remote=phone.getsockname())
+    rtp_socket = RtpSocket(sock, leg.receive, loop, BatchReader())
+    target = ("127.0.0.1", port)
+    try:
+        sweep([(leg, rtp_socket)], loop.time())
+        assert rtp_socket.peer is None  # nothing seen from the caller yet
+        phone.sendto(rtp(101, 1), target)
+        await asyncio.sleep(0.05)
+        sweep([(leg, rtp_socket)], loop.time())
+        assert (rtp_socket.peer, leg.route_changes) == (phone.getsockname(), 1)
+        # Latched: a stranger's datagrams no longer reach the leg; the caller's do.
+        elsewhere.sendto(rtp(101, 2), target)
+        phone.sendto(rtp(101, 3), target)
+        await asyncio.sleep(0.05)
+        assert leg.delivered == [1, 3]
+        # Silence from the caller for LATCH_SILENCE: let go, hear from anywhere again.
+        sweep([(leg, rtp_socket)], loop.time() + rtp_transport.LATCH_SILENCE + 1)
+        assert (rtp_socket.peer, leg.route_changes) == (None, 2)
+        elsewhere.sendto(rtp(101, 4), target)
+        await asyncio.sleep(0.05)
+        assert leg.delivered == [1, 3, 4]
+        # A caller whose packets come from elsewhere than their SDP is never latched.
+        sweep([(leg, rtp_socket)], loop.time())
+        assert rtp_socket.peer is None
+        # Someone hears a latched caller (their line opened): let go at once.
+        phone.sendto(rtp(101, 5), target)
+        await asyncio.sleep(0.05)
+        sweep([(leg, rtp_socket)], loop.time())
+        assert rtp_socket.peer == phone.getsockname()
+        leg.quiet = False
+        sweep([(leg, rtp_socket)], loop.time())
+        assert rtp_socket.peer is None
+    finally:
+        rtp_socket.close()
+        phone.close()
+        elsewhere.close()
+        pool.release(port)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters are Linux's")
+def test_a_quiet_leg_latches_onto_its_caller_and_lets_go_when_they_fall_silent() -> None:
+    asyncio.run(latch_and_let_go())

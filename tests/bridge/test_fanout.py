@@ -1,0 +1,197 @@
+"""The fan-out with real legs on real sockets: what each caller's phone receives."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from callbridge.bridge.batch_send import BatchSender, LoopSender, UringSender, UringUnavailable
+from callbridge.bridge.fanout import FanOut
+from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
+from callbridge.ivr.machine import IvrSession
+from callbridge.media.conference import Conference, Role
+from callbridge.media.mixer import FRAME_SAMPLES
+from callbridge.media.prompts import PromptPlayer, default_library
+from callbridge.rtp.g711 import encode
+from callbridge.rtp.packet import RtpPacket
+from callbridge.sip.sdp import SdpSession
+
+NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
+
+
+def uring() -> UringSender:
+    try:
+        return UringSender(64)
+    except UringUnavailable as error:
+        pytest.skip(f"io_uring not available here: {error}")
+
+
+SENDERS: dict[str, Callable[[], BatchSender]] = {"sendto": LoopSender, "io_uring": uring}
+
+
+@pytest.fixture(params=sorted(SENDERS))
+def sender(request: pytest.FixtureRequest) -> Iterator[BatchSender]:
+    made = SENDERS[request.param]()
+    yield made
+    made.close()
+
+
+def offer(port: int, codec: int = 0) -> bytes:
+    name = {0: "PCMU", 8: "PCMA"}[codec]
+    return (
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP {codec} 101\r\na=rtpmap:{codec} {name}/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n"
+    ).encode()
+
+
+class Phone:
+    """The far end of one leg: a socket that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+
+    def packets(self) -> list[RtpPacket]:
+        received = []
+        while True:
+            try:
+                received.append(RtpPacket.parse(self.sock.recv(2048)))
+            except BlockingIOError:
+                return received
+
+
+def leg_for(
+    phone: Phone, pool: RtpPortPool, loop: asyncio.AbstractEventLoop, codec: int = 0
+) -> CallLeg:
+    sock, port = pool.bind("127.0.0.1")
+    rtp = RtpSocket(sock, lambda data, addr, now: None, loop, BatchReader())
+    negotiated = SdpSession("127.0.0.1").negotiate(offer(phone.port, codec), port)
+    leg = CallLeg(
+        call_id=f"call-{port}",
+        dialled=None,
+        caller=f"caller {port}",
+        source=("127.0.0.1", phone.port),
+        negotiated=negotiated,
+        local_port=port,
+        send=rtp.sendto,
+        prompt_player=PromptPlayer(default_library()),
+        ivr=IvrSession(),
+        now=0.0,
+        rtp=rtp,
+    )
+    rtp.handler = leg.receive
+    return leg
+
+
+def assert_continuous(packets: list[RtpPacket]) -> None:
+    """One stream as a phone wants it: one SSRC, +1 per packet, +160 per frame, one marker."""
+    assert len({p.ssrc for p in packets}) == 1
+    assert [p.marker for p in packets] == [True] + [False] * (len(packets) - 1)
+    for before, after in itertools.pairwise(packets):
+        assert after.sequence_number == (before.sequence_number + 1) % 65536
+        assert after.timestamp == (before.timestamp + 160) % 2**32
+
+
+async def through_the_call(sender: BatchSender) -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(43000, 43100)
+    phones = [Phone() for _ in range(3)]
+    legs = [
+        leg_for(phone, pool, loop, codec) for phone, codec in zip(phones, (0, 0, 8), strict=True)
+    ]
+    tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
+    conference = Conference(1, encode, audience=lambda: FanOut(sender))
+    conference.start()
+    speaker = conference.join(legs[0], Role.HOST, "host", NOW)
+    listeners = [conference.join(leg, Role.LISTENER, leg.caller, NOW) for leg in legs[1:]]
+    for leg in legs:
+        leg.move(LegMode.CONFERENCE)
+        leg.participant = speaker if leg is legs[0] else listeners[legs.index(leg) - 1]
+    legs[0].pull_frame = lambda now: tone  # type: ignore[method-assign]
+
+    # The IVR first: two prompt frames sent by the leg itself.
+    for _ in range(2):
+        legs[1].send_pcm(None, 0.0)
+    for _ in range(3):
+        conference.tick(0.0)
+    assert legs[1].fanout is not None and legs[2].fanout is legs[1].fanout
+    # The moderator opens listener 1's line: it sends alone, then listens again.
+    conference.open_line(listeners[0].id)
+    conference.tick(0.0)
+    assert legs[1].fanout is None
+    conference.close_line(listeners[0].id)
+    conference.whisper(listeners[1].id, iter([np.full(FRAME_SAMPLES, 3000, dtype=np.int16)]))
+    for _ in range(2):
+        conference.tick(0.0)
+    await asyncio.sleep(0.05)
+
+    first, second = phones[1].packets(), phones[2].packets()
+    assert len(first) == 2 + 3 + 1 + 2
+    assert len(second) == 3 + 1 + 2
+    assert_continuous(first)
+    assert_continuous(second)
+    # The speaker's tone reached both listeners, each in their own codec.
+    assert first[2].payload == encode("PCMU", tone)
+    assert second[0].payload_type == 8 and second[0].payload == encode("PCMA", tone)
+    # The prompt whispered to listener 2 is in their frame only.
+    assert second[4].payload != encode("PCMA", tone)
+    assert first[6].payload == encode("PCMU", tone)
+    # Counted once, wherever the packet was built.
+    conference.end(NOW)
+    assert legs[1].stats.packets_out == len(first)
+    assert legs[1].sender.packets_sent == len(first)
+    for leg in legs:
+        assert leg.rtp is not None
+        leg.rtp.close()
+    for phone in phones:
+        phone.sock.close()
+
+
+def test_numbering_is_continuous_through_prompts_an_open_line_and_a_whisper(
+    sender: BatchSender,
+) -> None:
+    asyncio.run(through_the_call(sender))
+
+
+async def held_and_closed(sender: BatchSender) -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(43200, 43300)
+    phones = [Phone() for _ in range(2)]
+    legs = [leg_for(phone, pool, loop) for phone in phones]
+    fanout = FanOut(sender)
+    payload = {"PCMU": b"\x55" * 160}
+    assert fanout.send(legs, payload, {}, 0.0) == 2
+    # A re-INVITE puts leg 0 on hold: it leaves the batch, and the next send skips it.
+    held = SdpSession("127.0.0.1").negotiate(
+        offer(phones[0].port).replace(b"a=ptime:20", b"a=ptime:20\r\na=sendonly"),
+        legs[0].local_port,
+    )
+    legs[0].update_media(held)
+    assert legs[0].fanout is None and legs[0].on_hold
+    assert fanout.send(legs, payload, {}, 0.0) == 1
+    # A leg whose socket is closing leaves first; the batch never sends on a stale socket.
+    legs[1].leave_fanout()
+    assert legs[1].rtp is not None
+    legs[1].rtp.close()
+    assert fanout.send([legs[0]], payload, {}, 0.0) == 0
+    await asyncio.sleep(0.05)
+    assert len(phones[0].packets()) == 1
+    assert len(phones[1].packets()) == 2
+    assert legs[0].rtp is not None
+    legs[0].rtp.close()
+    for phone in phones:
+        phone.sock.close()
+
+
+def test_a_held_leg_is_skipped_and_a_leg_that_leaves_is_released(sender: BatchSender) -> None:
+    asyncio.run(held_and_closed(sender))
