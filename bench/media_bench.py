@@ -165,35 +165,70 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
     while not ports_file.exists():
         time.sleep(0.05)
     targets = [("127.0.0.1", port) for port in json.loads(ports_file.read_text())]
+    probes = set(range(speakers, speakers + PROBES))
+    # The probes' phones are a process of their own: with little to do, it reads
+    # each packet as it lands, so its timestamps are the network's, not the
+    # far end's own backlog (the far end is busy sending a thousand packets).
+    child = os.fork()
+    if child == 0:
+        try:
+            phones(socks, targets, speakers, probes, seconds, out / "probes.json")
+        finally:
+            os._exit(0)
+    others = [i for i in range(count) if i not in probes]
+    phones(socks, targets, speakers, set(), seconds, out / "others.json", only=others)
+    os.waitpid(child, 0)
+    result = json.loads((out / "probes.json").read_text())
+    result["received"] += json.loads((out / "others.json").read_text())["received"]
+    (out / "far.json").write_text(json.dumps(result))
+
+
+def phones(
+    socks: list[socket.socket],
+    targets: list[tuple[str, int]],
+    speakers: int,
+    probes: set[int],
+    seconds: float,
+    report: Path,
+    only: list[int] | None = None,
+) -> None:
+    """Phones that send 20 ms of PCMU every 20 ms (a tone from speakers) and read all they get.
+
+    Arrivals are timestamped on the ``probes``; ``report`` gets their figures
+    and how many packets these phones received.
+    """
+    mine = sorted(probes) if only is None else only
     tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(160) / 8000)).astype(np.int16)
     from callbridge.rtp.g711 import encode
 
     talk, silence = encode("PCMU", tone), b"\xff" * 160
     poller = select.epoll()
-    probes = {socks[i].fileno(): i for i in range(speakers, speakers + PROBES)}
-    by_fd = {s.fileno(): s for s in socks}
-    for sock in socks:
-        poller.register(sock.fileno(), select.EPOLLIN)
-    arrivals: dict[int, list[Arrival]] = {i: [] for i in probes.values()}
+    by_fd = {socks[i].fileno(): socks[i] for i in mine}
+    probe_of = {socks[i].fileno(): i for i in probes}
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    arrivals: dict[int, list[Arrival]] = {i: [] for i in probes}
     received = audible = 0
     start = time.monotonic()
     end = start + WARM_UP + seconds
     measure_from = start + WARM_UP
     seq = 0
-    starts = [random.getrandbits(16) for _ in socks]
+    # Each phone starts its numbering at random (RFC 3550 5.1).
+    starts = {i: random.getrandbits(16) for i in mine}
     next_send = start
     while True:
         now = time.monotonic()
         if now >= end:
             break
         if now >= next_send:
-            for index, (sock, target) in enumerate(zip(socks, targets, strict=True)):
-                # Each phone starts its numbering at random (RFC 3550 5.1).
+            for index in mine:
                 header_seq = (seq + starts[index]) & 0xFFFF
                 header = bytes([0x80, 0]) + header_seq.to_bytes(2, "big")
                 header += (seq * 160 & 0xFFFFFFFF).to_bytes(4, "big") + index.to_bytes(4, "big")
                 with contextlib.suppress(OSError):
-                    sock.sendto(header + (talk if index < speakers else silence), target)
+                    socks[index].sendto(
+                        header + (talk if index < speakers else silence), targets[index]
+                    )
             seq += 1
             next_send += 0.020
         for fd, _ in poller.poll(max(0.0, next_send - time.monotonic())):
@@ -204,7 +239,7 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
                 except BlockingIOError:
                     break
                 received += 1
-                probe = probes.get(fd)
+                probe = probe_of.get(fd)
                 if probe is not None and time.monotonic() >= measure_from and len(data) >= 12:
                     arrivals[probe].append(
                         (
@@ -217,7 +252,7 @@ def far_end(count: int, speakers: int, seconds: float, out: Path) -> None:
                     # proof the bridge really mixed what it was sent.
                     audible += any(octet not in (0xFF, 0x7F, 0xFE, 0x7E) for octet in data[12:])
     figures = stream_figures(arrivals.values())
-    (out / "far.json").write_text(
+    report.write_text(
         json.dumps(
             {
                 "deviations": figures.deviations_ms,

@@ -48,6 +48,8 @@ class Settings:
     media_timeout: float = 30.0
     answer_delay: float = 0.25
     max_passcode_failures: int = 6
+    # How a frame goes to many listeners (BridgeConfig.media_sender).
+    media_sender: str = "auto"
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow.
     login_failure_delay: float = 1.0

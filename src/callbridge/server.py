@@ -44,6 +44,7 @@ async def run(settings: Settings) -> None:
             trunk_networks=settings.trunk_networks,
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
+            media_sender=settings.media_sender,
             guard=GuardRules(max_failures=settings.max_passcode_failures),
             recordings=settings.data_dir / "recordings",
             webcasts=settings.data_dir / "webcast",

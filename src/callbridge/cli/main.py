@@ -185,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_timeout=args.media_timeout,
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
+        media_sender=args.media_sender,
     )
     serve(settings)
     return 0
@@ -248,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=6,
         help="wrong passcodes from one source or caller within 10 minutes before "
         "its calls are refused for 15 minutes (default 6)",
+    )
+    serve.add_argument(
+        "--media-sender",
+        choices=["auto", "io_uring", "sendto"],
+        default="auto",
+        help="how a frame goes to many listeners: io_uring where the kernel allows it, "
+        "else one sendto each (default auto)",
     )
     serve.set_defaults(func=cmd_serve)
 
