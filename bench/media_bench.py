@@ -87,7 +87,7 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     media_sender = batch_sender(sender)
     conference = Conference(1, encode, audience=lambda: FanOut(media_sender))
     conference.start()
-    pool = RtpPortPool(41000, 45999)
+    pool = RtpPortPool(20000, 29999)
     reader = BatchReader()
     legs: list[tuple[CallLeg, RtpSocket]] = []
     local: list[int] = []

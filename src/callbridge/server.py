@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import resource
 
 import uvicorn
 import uvloop
@@ -65,5 +66,34 @@ async def run(settings: Settings) -> None:
         database.dispose()
 
 
+# Per call: its RTP socket; beside them the web's connections, recordings, the database.
+_FILES_PER_CALL = 1
+_FILES_BESIDE_CALLS = 1024
+
+
+def raise_file_limit(calls: int) -> int:
+    """Let the process open a socket per call: the soft limit up to the hard one.
+
+    A common soft limit is 1,024 open files, which a call with a thousand
+    listeners would exhaust (each leg has its own RTP socket). Returns the
+    limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = calls * _FILES_PER_CALL + _FILES_BESIDE_CALLS
+    target = wanted if hard == resource.RLIM_INFINITY else min(max(soft, wanted), hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < wanted:
+        log.warning(
+            "open files are limited to %d: fewer than %d calls at once will fit "
+            "(raise the hard limit, e.g. LimitNOFILE= in a systemd unit)",
+            soft,
+            calls,
+        )
+    return soft
+
+
 def serve(settings: Settings) -> None:
+    raise_file_limit(BridgeConfig.max_calls)
     uvloop.run(run(settings))
