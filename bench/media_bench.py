@@ -116,7 +116,9 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
         legs.append((leg, rtp))
         local.append(local_port)
 
-    clock = MediaClock(lambda n: conference.tick(loop.time(), n), loop=loop)
+    # Every tick of the run is kept, not only the last minute.
+    ticks = int((WARM_UP + seconds) / 0.020) + 100
+    clock = MediaClock(lambda n: conference.tick(loop.time(), n), loop=loop, history=ticks)
     clock.start()
 
     async def drain_quiet() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import resource
+import sys
 
 import uvicorn
 import uvloop
@@ -96,4 +97,8 @@ def raise_file_limit(calls: int) -> int:
 
 def serve(settings: Settings) -> None:
     raise_file_limit(BridgeConfig.max_calls)
+    # A thread busy in Python (a database query, the webcast's packager) keeps
+    # the GIL for up to this long each time the loop lets it go (a send, a
+    # read): 5 ms by default, a quarter of a media tick.
+    sys.setswitchinterval(0.001)
     uvloop.run(run(settings))

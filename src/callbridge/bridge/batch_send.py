@@ -228,7 +228,10 @@ class UringUnavailable(Exception):
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # PyDLL keeps the GIL through the call. io_uring_enter here never waits, and
+    # a call that let the GIL go would hand it to any busy thread (a database
+    # query) for a whole switch interval before the media clock got it back.
+    return ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 class _UringTarget:

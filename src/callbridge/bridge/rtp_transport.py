@@ -207,7 +207,9 @@ def _load_recvmmsg() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # PyDLL: the GIL is kept through the call (MSG_DONTWAIT, it never waits);
+        # letting it go would hand it to any busy thread for a switch interval.
+        libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         function = libc.recvmmsg
     except (OSError, AttributeError):
         return None

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import shutil
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.control import (
@@ -103,11 +106,13 @@ from callbridge.sip.endpoint import (
 from callbridge.sip.errors import SipError
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
-from callbridge.store.events import EventNotFound, EventStore
+from callbridge.store.events import EventNotFound, EventStore, PasscodeMatch
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.live import LiveConfig, LiveWebcast
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -117,6 +122,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # one sweep holds up the media clock.
 QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
+# A burst of callers joining one event reads the event once, not once each;
+# starting and ending the call forget it at once.
+JOIN_RECORD_TTL = 2.0
 
 
 @dataclass
@@ -173,6 +181,15 @@ class Bridge:
         self._rtp: dict[str, RtpSocket] = {}
         self._rtp_reader = BatchReader()
         self._batch_sender = batch_sender(config.media_sender)
+        # The database is used from one thread: every thread that runs Python
+        # competes with the loop (and the media clock) for the GIL, and a burst
+        # of callers keying passcodes kept six of them busy (100 ms stalls).
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="callbridge-db")
+        # Events as a joining caller's checks saw them, for JOIN_RECORD_TTL seconds,
+        # and the passcodes that matched (a passcode changed meanwhile opens for
+        # that long still).
+        self._join_records: dict[int, tuple[float, EventRecord]] = {}
+        self._passcode_matches: dict[tuple[str | None, str], tuple[float, PasscodeMatch]] = {}
         # Legs the lobby clock serves: in the IVR, listening to a replay, or saying goodbye.
         self._lobby_legs: dict[str, CallLeg] = {}
         self._sdp: dict[str, SdpSession] = {}
@@ -288,6 +305,7 @@ class Bridge:
             self._tcp.close()
             await self._tcp.wait_closed()
         self._batch_sender.close()
+        self._db_thread.shutdown(wait=True)
 
     def _now(self) -> float:
         assert self.loop is not None
@@ -317,7 +335,8 @@ class Bridge:
         self._start_recording(conference)
         self._start_webcast(conference)
         self._changed(event_id)
-        await asyncio.to_thread(self.events.set_state, event_id, EventState.LIVE)
+        await self._database(self.events.set_state, event_id, EventState.LIVE)
+        self._join_records.pop(event_id, None)
         self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
 
     async def end_call(self, event_id: int) -> None:
@@ -347,7 +366,9 @@ class Bridge:
                 assert self.loop is not None
                 self.loop.create_task(self._finish_recording(recorder))
         self._changed(event_id)
-        await asyncio.to_thread(self.events.set_state, event_id, EventState.ENDED)
+        await self._database(self.events.set_state, event_id, EventState.ENDED)
+        self._join_records.pop(event_id, None)
+        self._passcode_matches.clear()
         self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
 
     def live(self, event_id: int) -> LiveView:
@@ -500,11 +521,40 @@ class Bridge:
             rtp_ports_in_use=self.ports.in_use,
         )
 
+    async def _database(self, call: Callable[..., T], *args: object) -> T:
+        """``call(*args)`` on the bridge's database thread."""
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self._db_thread, functools.partial(call, *args))
+
     async def _record(self, event_id: int) -> EventRecord:
         try:
-            return await asyncio.to_thread(self.events.get, event_id)
+            return await self._database(self.events.get, event_id)
         except EventNotFound:
             raise BridgeError(f"there is no event {event_id}") from None
+
+    async def _match_passcode(self, dialled: str | None, passcode: str) -> PasscodeMatch | None:
+        """What ``passcode`` opens; a match is remembered for JOIN_RECORD_TTL seconds."""
+        now = self._now()
+        key = (dialled, passcode)
+        cached = self._passcode_matches.get(key)
+        if cached is not None and now - cached[0] < JOIN_RECORD_TTL:
+            return cached[1]
+        match = await self._database(self.events.match_passcode, dialled, passcode)
+        if match is not None:
+            if len(self._passcode_matches) > 10_000:
+                self._passcode_matches.clear()
+            self._passcode_matches[key] = (now, match)
+        return match
+
+    async def _join_record(self, event_id: int) -> EventRecord:
+        """The event as a joining caller's checks need it (windows, state), at most 2 s old."""
+        now = self._now()
+        cached = self._join_records.get(event_id)
+        if cached is not None and now - cached[0] < JOIN_RECORD_TTL:
+            return cached[1]
+        record = await self._database(self.events.get, event_id)
+        self._join_records[event_id] = (now, record)
+        return record
 
     # -- SIP events -----------------------------------------------------------------------
 
@@ -655,7 +705,7 @@ class Bridge:
         source_ip = leg.source[0]
         if self.guard.is_blocked(source_ip, leg.caller, now):
             return Outcome.BLOCKED, None, None, False
-        match = await asyncio.to_thread(self.events.match_passcode, leg.dialled, passcode)
+        match = await self._match_passcode(leg.dialled, passcode)
         if match is None:
             blocked = self.guard.record_failure(source_ip, leg.caller, now)
             log.info("leg %s from %s: wrong passcode", leg.call_id, source_ip)
@@ -678,7 +728,7 @@ class Bridge:
                 return Outcome.BLOCKED, None, None, False
             return Outcome.INVALID, None, None, False
         self.guard.record_success(source_ip, leg.caller)
-        record = await asyncio.to_thread(self.events.get, match.event_id)
+        record = await self._join_record(match.event_id)
         wall = datetime.now(UTC)
         if match.role == "replay":
             found = await asyncio.to_thread(self.replay_recording, match.event_id)
@@ -1149,7 +1199,7 @@ class Bridge:
             while not self._log_queue.empty() and len(batch) < 500:
                 batch.append(self._log_queue.get_nowait())
             try:
-                await asyncio.to_thread(self.call_log.append, batch)
+                await self._database(self.call_log.append, batch)
             except Exception:
                 log.exception("could not write %d call log entries", len(batch))
 
@@ -1158,7 +1208,7 @@ class Bridge:
         while not self._log_queue.empty():
             batch.append(self._log_queue.get_nowait())
         if batch:
-            await asyncio.to_thread(self.call_log.append, batch)
+            await self._database(self.call_log.append, batch)
 
     async def flush_log(self) -> None:
         """Write pending call log entries now (tests and shutdown)."""
