@@ -195,3 +195,50 @@ async def held_and_closed(sender: BatchSender) -> None:
 
 def test_a_held_leg_is_skipped_and_a_leg_that_leaves_is_released(sender: BatchSender) -> None:
     asyncio.run(held_and_closed(sender))
+
+
+async def joining_and_leaving(sender: BatchSender) -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(43400, 43600)
+    phones = [Phone() for _ in range(24)]
+    legs = [leg_for(phone, pool, loop, 8 if i == 23 else 0) for i, phone in enumerate(phones)]
+    fanout = FanOut(sender)
+    payloads = {"PCMU": b"\x55" * 160, "PCMA": b"\xd5" * 160}
+    # One by one, as callers join: each joins the batch without the others noticing.
+    for count in range(1, 21):
+        assert fanout.send(legs[:count], payloads, {}, 0.0) == count
+    batch = fanout._batch
+    # A caller in another codec: the rows are laid out afresh, numbering kept.
+    assert fanout.send([*legs[:20], legs[23]], payloads, {}, 0.0) == 21
+    assert fanout._batch is not batch
+    # Most leave: their rows die, then the batch is laid out again for the rest.
+    remaining = [*legs[18:20], legs[23]]
+    assert fanout.send(remaining, payloads, {}, 0.0) == 3
+    assert fanout.send(remaining, payloads, {}, 0.0) == 3
+    assert legs[0].fanout is None and legs[19].fanout is fanout
+    assert len(fanout) == 3
+    await asyncio.sleep(0.05)
+    for index, phone in enumerate(phones):
+        packets = phone.packets()
+        expected = {18: 5, 19: 4, 20: 0, 21: 0, 22: 0, 23: 3}.get(index, 21 - index)
+        assert len(packets) == expected, index
+        if packets:
+            assert_continuous(packets)
+    # A leg that left got its numbering back and carries on from there.
+    legs[0].send_payload(b"\xff" * 160, 0.0)
+    await asyncio.sleep(0.05)
+    after = phones[0].packets()
+    assert len(after) == 1
+    assert after[0].ssrc == legs[0].sender.ssrc
+    assert legs[0].stats.packets_out == 21 + 1
+    for leg in legs:
+        assert leg.rtp is not None
+        leg.rtp.close()
+    for phone in phones:
+        phone.sock.close()
+
+
+def test_callers_join_and_leave_one_at_a_time_without_a_break_in_anyones_stream(
+    sender: BatchSender,
+) -> None:
+    asyncio.run(joining_and_leaving(sender))

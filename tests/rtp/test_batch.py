@@ -109,3 +109,19 @@ def test_every_stream_stays_continuous_whatever_is_held(
     for row, sender in enumerate(senders):
         batch.store(row, sender)
         assert (sender.sequence_number, sender.timestamp) == expected[row]
+
+
+def test_streams_added_later_keep_the_rows_before_them() -> None:
+    batch = RtpBatch([RtpSender(0, ssrc=1, sequence_number=5, timestamp=0)], [0])
+    batch.build([b"a" * 160], np.ones(1, dtype=bool))
+    batch.extend([RtpSender(8, ssrc=2, sequence_number=70, timestamp=0)], [1])
+    rows = batch.build([b"u" * 160, b"x" * 160], np.ones(2, dtype=bool))
+    first, second = rows_of(batch, rows)
+    assert (first.ssrc, first.sequence_number, first.timestamp, first.marker) == (1, 6, 160, False)
+    assert (second.ssrc, second.sequence_number, second.payload_type, second.marker) == (
+        2,
+        70,
+        8,
+        True,
+    )
+    assert second.payload == b"x" * 160

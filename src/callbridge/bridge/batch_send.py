@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -50,6 +51,7 @@ SOCKADDR_SIZE = 28  # sizeof(struct sockaddr_in6), room for either family
 MSG_DONTWAIT = 0x40
 
 
+@functools.lru_cache(maxsize=65536)
 def sockaddr(host: str, port: int) -> bytes:
     """``(host, port)`` as the kernel's ``struct sockaddr_in`` or ``sockaddr_in6``.
 
@@ -250,12 +252,14 @@ class _UringTarget:
             raise ValueError("one contiguous buffer row per socket")
         self.ring = ring
         self.buffer = buffer
-        self.names = np.zeros((count, SOCKADDR_SIZE), dtype=np.uint8)
-        name_lengths = np.zeros(count, dtype=np.uint32)
-        for row, (host, port) in enumerate(remotes):
-            packed = sockaddr(host, port)
-            self.names[row, : len(packed)] = np.frombuffer(packed, dtype=np.uint8)
-            name_lengths[row] = len(packed)
+        # Laid out in one go: a listener joining re-prepares every row.
+        packed = [sockaddr(host, port) for host, port in remotes]
+        self.names = (
+            np.frombuffer(b"".join(p.ljust(SOCKADDR_SIZE, b"\0") for p in packed), dtype=np.uint8)
+            .reshape(count, SOCKADDR_SIZE)
+            .copy()
+        )
+        name_lengths = np.fromiter((len(p) for p in packed), dtype=np.uint32, count=count)
         stride = buffer.strides[0]
         self.iovecs = np.zeros(count, dtype=_IOVEC)
         self.iovecs["base"] = buffer.ctypes.data + np.arange(count, dtype=np.uint64) * stride

@@ -6,6 +6,12 @@ it builds every leg's packet in one ``rtp.batch.RtpBatch`` and sends the
 rows, each from the leg's own socket, through a ``batch_send`` sender
 (io_uring where the kernel allows it).
 
+Membership follows the conference's list of legs: a leg that joins gets a
+new row at the end, one that leaves leaves a dead row behind (not sent),
+and the rows are laid out afresh only when a quarter of them are dead or a
+codec appears that the batch has no payload for: a thousand listeners
+joining one by one must not cost a thousand rebuilds.
+
 A leg's RTP numbering lives in the batch while the leg is a member, and in
 the leg's own ``RtpSender`` otherwise: a leg that sends anything by itself
 (its line opened, a farewell prompt, a re-INVITE) is released first, and
@@ -44,7 +50,9 @@ class FanOut:
         self._target: BatchTarget | None = None
         self._target_buffer: object = None
         self._codecs: list[str] = []
+        self._codec_index: dict[str, int] = {}
         self._sending = np.zeros(0, dtype=bool)
+        self._dead = 0  # rows of legs that left
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -66,7 +74,9 @@ class FanOut:
             rows_own = {
                 self._rows[leg]: payload for leg, payload in own.items() if leg in self._rows
             }
-            rows = batch.build([payloads[codec] for codec in self._codecs], self._sending, rows_own)
+            # A codec only dead rows still use has no payload this frame: nobody sends it.
+            frame = [payloads.get(codec, b"") for codec in self._codecs]
+            rows = batch.build(frame, self._sending, rows_own)
             if self._target is None or self._target_buffer is not batch.buffer:
                 self._retarget()
             assert self._target is not None
@@ -103,6 +113,7 @@ class FanOut:
         self._batch.store(row, leg.sender)
         leg.fanout = None
         self._sending[row] = False
+        self._dead += 1
         self._stale = True
 
     def _store_all(self) -> None:
@@ -115,6 +126,47 @@ class FanOut:
         self._legs = []
 
     def _sync(self, legs: Sequence[ConferenceLeg]) -> None:
+        """Follow the list: release who left, append who joined."""
+        batch = self._batch
+        if batch is None or self._dead > max(16, len(batch) // 4):
+            self._rebuild(legs)
+            return
+        wanted = set(legs)
+        for gone in [leg for leg in self._rows if leg not in wanted]:
+            self.release(gone)
+        added: list[CallLeg] = []
+        others: list[ConferenceLeg] = []
+        for leg in legs:
+            if leg in self._rows:
+                continue
+            if isinstance(leg, CallLeg) and _batchable(leg):
+                if leg.codec_name not in self._codec_index:
+                    self._rebuild(legs)
+                    return
+                added.append(leg)
+            else:
+                others.append(leg)
+        if added:
+            for leg in added:
+                if leg.fanout is not None:
+                    leg.fanout.release(leg)
+            first = len(batch)
+            batch.extend(
+                [leg.sender for leg in added], [self._codec_index[leg.codec_name] for leg in added]
+            )
+            for offset, leg in enumerate(added):
+                self._rows[leg] = first + offset
+                leg.fanout = self
+            self._legs.extend(added)
+            self._sending = np.concatenate(
+                [self._sending, np.array([not leg.on_hold for leg in added], dtype=bool)]
+            )
+        self._others = others
+        self._synced = legs
+        self._stale = False
+
+    def _rebuild(self, legs: Sequence[ConferenceLeg]) -> None:
+        """Lay the rows out afresh: one per batchable leg, in the list's order."""
         self._store_all()
         members: list[CallLeg] = []
         others: list[ConferenceLeg] = []
@@ -126,7 +178,7 @@ class FanOut:
             else:
                 others.append(leg)
         self._codecs = sorted({leg.codec_name for leg in members})
-        index = {codec: i for i, codec in enumerate(self._codecs)}
+        index = self._codec_index = {codec: i for i, codec in enumerate(self._codecs)}
         self._batch = RtpBatch(
             [leg.sender for leg in members], [index[leg.codec_name] for leg in members]
         )
@@ -138,6 +190,7 @@ class FanOut:
         self._others = others
         self._synced = legs
         self._stale = False
+        self._dead = 0
         self._retarget()
 
     def _retarget(self) -> None:

@@ -58,6 +58,27 @@ class RtpBatch:
     def __len__(self) -> int:
         return len(self.seq)
 
+    def extend(self, senders: Sequence[RtpSender], codecs: Sequence[int]) -> None:
+        """Take over the numbering of more streams, as rows ``len(self)`` onwards.
+
+        The buffer is laid out again (``buffer`` moves).
+        """
+        more = RtpBatch(senders, codecs)
+        for name in (
+            "seq",
+            "ts",
+            "first",
+            "packets",
+            "octets",
+            "codecs",
+            "samples",
+            "_payload_type",
+            "_ssrc",
+            "lengths",
+        ):
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(more, name)]))
+        self._allocate(max(self.payload_size, DEFAULT_PAYLOAD))
+
     def _allocate(self, payload_size: int) -> None:
         count = len(self.seq)
         self.buffer = np.zeros((count, HEADER_SIZE + payload_size), dtype=np.uint8)
