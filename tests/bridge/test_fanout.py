@@ -211,6 +211,12 @@ async def joining_and_leaving(sender: BatchSender) -> None:
     # A caller in another codec: the rows are laid out afresh, numbering kept.
     assert fanout.send([*legs[:20], legs[23]], payloads, {}, 0.0) == 21
     assert fanout._batch is not batch
+    # One leaves and hangs up (its socket closes), another joins: the dead row is never sent.
+    assert legs[1].rtp is not None
+    legs[1].leave_fanout()
+    legs[1].rtp.close()
+    assert fanout.send([legs[0], *legs[2:20], legs[23], legs[20]], payloads, {}, 0.0) == 21
+    legs[20].leave_fanout()
     # Most leave: their rows die, then the batch is laid out again for the rest.
     remaining = [*legs[18:20], legs[23]]
     assert fanout.send(remaining, payloads, {}, 0.0) == 3
@@ -220,7 +226,7 @@ async def joining_and_leaving(sender: BatchSender) -> None:
     await asyncio.sleep(0.05)
     for index, phone in enumerate(phones):
         packets = phone.packets()
-        expected = {18: 5, 19: 4, 20: 0, 21: 0, 22: 0, 23: 3}.get(index, 21 - index)
+        expected = {1: 20, 18: 6, 19: 5, 20: 1, 21: 0, 22: 0, 23: 4}.get(index, 22 - index)
         assert len(packets) == expected, index
         if packets:
             assert_continuous(packets)
@@ -230,7 +236,7 @@ async def joining_and_leaving(sender: BatchSender) -> None:
     after = phones[0].packets()
     assert len(after) == 1
     assert after[0].ssrc == legs[0].sender.ssrc
-    assert legs[0].stats.packets_out == 21 + 1
+    assert legs[0].stats.packets_out == 22 + 1
     for leg in legs:
         assert leg.rtp is not None
         leg.rtp.close()

@@ -182,3 +182,35 @@ def test_mute_all_and_leaving_clears_the_queue() -> None:
     assert conf.queue == []
     with pytest.raises(ConferenceError):
         conf.set_muted(listener.id, True)
+
+
+class BrokenAudience:
+    """An Audience whose batched send fails (a fault in the fast path)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def send(self, legs: object, payloads: object, own: object, now: float) -> int:
+        raise RuntimeError("broken")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failing_batched_send_falls_back_to_leg_by_leg_for_good() -> None:
+    made: list[BrokenAudience] = []
+
+    def factory() -> BrokenAudience:
+        made.append(BrokenAudience())
+        return made[-1]
+
+    conf = Conference(1, encoder, audience=factory)
+    conf.start()
+    conf.join(RecordingLeg(level=100), Role.HOST, "host", NOW)
+    listeners = [RecordingLeg() for _ in range(3)]
+    for leg in listeners:
+        conf.join(leg, Role.LISTENER, "l", NOW)
+    conf.tick(0.0)
+    conf.tick(0.0)
+    assert all(leg.received == [b"PCMU:100", b"PCMU:100"] for leg in listeners)
+    assert len(made) == 1 and made[0].closed

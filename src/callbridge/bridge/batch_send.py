@@ -77,6 +77,8 @@ def sockaddr(host: str, port: int) -> bytes:
 class BatchTarget(Protocol):
     """One datagram per row of a buffer, row ``i`` from ``sockets[i]`` to ``remotes[i]``.
 
+    A row whose socket is None is never sent (a leg that left; its socket may be closed).
+
     Where ``connected[i]``, the socket is connected to ``remotes[i]`` and
     the datagram goes without an address (no route lookup in the kernel).
     """
@@ -92,7 +94,7 @@ class BatchSender(Protocol):
 
     def target(
         self,
-        sockets: Sequence[socket.socket],
+        sockets: Sequence[socket.socket | None],
         remotes: Sequence[Address],
         buffer: Buffer,
         connected: Sequence[bool] | None = None,
@@ -105,11 +107,15 @@ class BatchSender(Protocol):
 # -- one sendto per datagram ----------------------------------------------------------------
 
 
+def _never_sent(data: memoryview, address: Address) -> int:
+    raise OSError("a row without a socket is not sent")
+
+
 class _LoopTarget:
     def __init__(
-        self, sockets: Sequence[socket.socket], remotes: Sequence[Address], buffer: Buffer
+        self, sockets: Sequence[socket.socket | None], remotes: Sequence[Address], buffer: Buffer
     ) -> None:
-        self._sends = [s.sendto for s in sockets]
+        self._sends = [_never_sent if s is None else s.sendto for s in sockets]
         self._remotes = list(remotes)
         self._rows = [memoryview(row) for row in buffer]
 
@@ -135,7 +141,7 @@ class LoopSender:
 
     def target(
         self,
-        sockets: Sequence[socket.socket],
+        sockets: Sequence[socket.socket | None],
         remotes: Sequence[Address],
         buffer: Buffer,
         connected: Sequence[bool] | None = None,
@@ -242,7 +248,7 @@ class _UringTarget:
     def __init__(
         self,
         ring: UringSender,
-        sockets: Sequence[socket.socket],
+        sockets: Sequence[socket.socket | None],
         remotes: Sequence[Address],
         buffer: Buffer,
         connected: Sequence[bool] | None = None,
@@ -274,7 +280,7 @@ class _UringTarget:
         self.headers["iovlen"] = 1
         self.entries = np.zeros(count, dtype=_SQE)
         self.entries["opcode"] = _IORING_OP_SENDMSG
-        self.entries["fd"] = [s.fileno() for s in sockets]
+        self.entries["fd"] = [-1 if s is None else s.fileno() for s in sockets]
         self.entries["addr"] = self.headers.ctypes.data + np.arange(count, dtype=np.uint64) * (
             _MSGHDR.itemsize
         )
@@ -373,7 +379,7 @@ class UringSender:
 
     def target(
         self,
-        sockets: Sequence[socket.socket],
+        sockets: Sequence[socket.socket | None],
         remotes: Sequence[Address],
         buffer: Buffer,
         connected: Sequence[bool] | None = None,

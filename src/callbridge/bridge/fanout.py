@@ -197,10 +197,11 @@ class FanOut:
         if self._target is not None:
             self._target.close()
         assert self._batch is not None
-        sockets = []
-        for leg in self._legs:
-            assert leg.rtp is not None and leg.rtp.sock is not None
-            sockets.append(leg.rtp.sock)
+        # A dead row's socket may be closed (and its number reused): never sent, it gets none.
+        sockets = [
+            leg.rtp.sock if leg.rtp is not None and self._rows.get(leg) == row else None
+            for row, leg in enumerate(self._legs)
+        ]
         self._target = self.sender.target(
             sockets,
             [leg.remote for leg in self._legs],

@@ -12,8 +12,10 @@ No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +24,8 @@ from typing import Protocol
 import numpy as np
 
 from callbridge.media.mixer import SILENCE, Mixer, Pcm, limit
+
+log = logging.getLogger(__name__)
 
 MAX_PARTICIPANTS = 5000
 
@@ -448,8 +452,20 @@ class Conference:
             audience = self._audiences.get(group)
             if audience is None:
                 audience = self._audiences[group] = self._audience_factory()
-            self.stats.frames_sent += audience.send(legs, payloads, own, now)
-            return
+            try:
+                self.stats.frames_sent += audience.send(legs, payloads, own, now)
+                return
+            except Exception:
+                # Nobody may go without the call for a fault in the fast path:
+                # this conference sends leg by leg from now on.
+                log.exception(
+                    "event %d: the batched send failed; sending leg by leg", self.event_id
+                )
+                self._audience_factory = None
+                for broken in self._audiences.values():
+                    with contextlib.suppress(Exception):
+                        broken.close()
+                self._audiences.clear()
         for leg in legs:
             leg.send_payload(own.get(leg) or payloads[leg.codec_name], now)
         self.stats.frames_sent += len(legs)
