@@ -167,6 +167,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=25.0, help="calls per second offered")
     parser.add_argument("--setup-calls", type=int, default=200, help="calls in the set-up phase")
     parser.add_argument(
+        "--sender",
+        choices=["auto", "io_uring", "sendto"],
+        default="auto",
+        help="serve --media-sender: how listeners' frames are sent",
+    )
+    parser.add_argument(
         "--speakers", type=int, default=0, help="speakers talking (a tone) while the legs hold"
     )
     args = parser.parse_args()
@@ -227,6 +233,8 @@ def main() -> int:
             "30",
             "--max-passcode-failures",
             "1000000",
+            "--media-sender",
+            args.sender,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -407,6 +415,7 @@ def main() -> int:
             "  reproduce: .venv/bin/python bench/dialin_bench.py "
             f"--legs {args.legs} --hold {args.hold:.0f} --rate {args.rate} "
             f"--setup-calls {args.setup_calls} --speakers {args.speakers}"
+            + (f" --sender {args.sender}" if args.sender != "auto" else "")
         )
         if rc != 0 or result.get("rc") != 0:
             print(f"  (sipp output kept in {work})")
