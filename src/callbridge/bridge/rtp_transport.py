@@ -493,12 +493,18 @@ class RtpSocket:
 
 
 def sweep(legs: Iterable[tuple[QuietPeer, RtpSocket]], now: float) -> None:
-    """Filter the audio of quiet legs (or drain their sockets), let the others' in.
+    """Set how each leg's socket is read, and whether it is latched onto its caller.
 
-    A leg that stops being quiet (the moderator opened a questioner's line)
-    has its backlog counted, not played: up to one sweep of audio from
-    before the line opened would otherwise sit in its jitter buffer as delay
-    for the whole question. Keys in the backlog still count.
+    A quiet leg's audio is filtered in the kernel, and its socket latches
+    onto the caller once their datagrams come from their SDP address; it
+    lets go after LATCH_SILENCE without one, or when the address moves. A
+    leg someone hears gets all of its audio, from wherever it comes.
+
+    Without socket filters a quiet leg is drained here instead, and one that
+    stops being quiet (the moderator opened a questioner's line) has its
+    backlog counted, not played: up to one sweep of audio from before the
+    line opened would otherwise sit in its jitter buffer as delay for the
+    whole question. Keys in the backlog still count.
     """
     for leg, rtp in legs:
         quiet = leg.quiet
