@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -119,6 +120,9 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     # Every tick of the run is kept, not only the last minute.
     ticks = int((WARM_UP + seconds) / 0.020) + 100
     clock = MediaClock(lambda n: conference.tick(loop.time(), n), loop=loop, history=ticks)
+    # As serve does once started (server.run).
+    gc.collect()
+    gc.freeze()
     clock.start()
 
     async def drain_quiet() -> None:
