@@ -2,36 +2,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
-from callbridge.bridge.batch_send import (
-    BatchSender,
-    LoopSender,
-    UringSender,
-    UringUnavailable,
-    batch_sender,
-    sockaddr,
-)
-
-
-def uring(entries: int = 4096) -> UringSender:
-    try:
-        return UringSender(entries)
-    except UringUnavailable as error:
-        pytest.skip(f"io_uring not available here: {error}")
-
-
-SENDERS: dict[str, Callable[[], BatchSender]] = {"sendto": LoopSender, "io_uring": uring}
-
-
-@pytest.fixture(params=sorted(SENDERS))
-def sender(request: pytest.FixtureRequest) -> Iterator[BatchSender]:
-    made = SENDERS[request.param]()
-    yield made
-    made.close()
+from callbridge.bridge.batch_send import BatchSender, batch_sender, sockaddr
+from tests.support.uring import uring
 
 
 def sockets(count: int) -> tuple[list[socket.socket], list[socket.socket]]:

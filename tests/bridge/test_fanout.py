@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import numpy as np
-import pytest
 
-from callbridge.bridge.batch_send import BatchSender, LoopSender, UringSender, UringUnavailable
+from callbridge.bridge.batch_send import BatchSender
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import CallLeg, LegMode
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
@@ -24,23 +22,6 @@ from callbridge.rtp.packet import RtpPacket
 from callbridge.sip.sdp import SdpSession
 
 NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
-
-
-def uring() -> UringSender:
-    try:
-        return UringSender(64)
-    except UringUnavailable as error:
-        pytest.skip(f"io_uring not available here: {error}")
-
-
-SENDERS: dict[str, Callable[[], BatchSender]] = {"sendto": LoopSender, "io_uring": uring}
-
-
-@pytest.fixture(params=sorted(SENDERS))
-def sender(request: pytest.FixtureRequest) -> Iterator[BatchSender]:
-    made = SENDERS[request.param]()
-    yield made
-    made.close()
 
 
 def offer(port: int, codec: int = 0) -> bytes:
@@ -91,6 +72,15 @@ def leg_for(
     )
     rtp.handler = leg.receive
     return leg
+
+
+def hang_up(legs: list[CallLeg], phones: list[Phone]) -> None:
+    """Close every leg's socket (closing twice is harmless) and every phone."""
+    for leg in legs:
+        if leg.rtp is not None:
+            leg.rtp.close()
+    for phone in phones:
+        phone.sock.close()
 
 
 def assert_continuous(packets: list[RtpPacket]) -> None:
@@ -150,11 +140,7 @@ async def through_the_call(sender: BatchSender) -> None:
     conference.end(NOW)
     assert legs[1].stats.packets_out == len(first)
     assert legs[1].sender.packets_sent == len(first)
-    for leg in legs:
-        assert leg.rtp is not None
-        leg.rtp.close()
-    for phone in phones:
-        phone.sock.close()
+    hang_up(legs, phones)
 
 
 def test_numbering_is_continuous_through_prompts_an_open_line_and_a_whisper(
@@ -187,10 +173,7 @@ async def held_and_closed(sender: BatchSender) -> None:
     await asyncio.sleep(0.05)
     assert len(phones[0].packets()) == 1
     assert len(phones[1].packets()) == 2
-    assert legs[0].rtp is not None
-    legs[0].rtp.close()
-    for phone in phones:
-        phone.sock.close()
+    hang_up(legs, phones)
 
 
 def test_a_held_leg_is_skipped_and_a_leg_that_leaves_is_released(sender: BatchSender) -> None:
@@ -237,11 +220,7 @@ async def joining_and_leaving(sender: BatchSender) -> None:
     assert len(after) == 1
     assert after[0].ssrc == legs[0].sender.ssrc
     assert legs[0].stats.packets_out == 22 + 1
-    for leg in legs:
-        assert leg.rtp is not None
-        leg.rtp.close()
-    for phone in phones:
-        phone.sock.close()
+    hang_up(legs, phones)
 
 
 def test_callers_join_and_leave_one_at_a_time_without_a_break_in_anyones_stream(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import functools
 import logging
@@ -39,6 +38,8 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from callbridge.bridge.rtp_transport import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +236,6 @@ class UringUnavailable(Exception):
     """io_uring cannot be used here (missing, refused or disabled)."""
 
 
-def _libc() -> ctypes.CDLL:
-    # PyDLL keeps the GIL through the call. io_uring_enter here never waits, and
-    # a call that let the GIL go would hand it to any busy thread (a database
-    # query) for a whole switch interval before the media clock got it back.
-    return ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
 class _UringTarget:
     """The submission entries, message headers and addresses of one buffer's rows."""
 
@@ -321,13 +315,16 @@ class UringSender:
     def __init__(self, entries: int = 4096) -> None:
         if not sys.platform.startswith("linux"):
             raise UringUnavailable("io_uring is Linux only")
-        self._libc = _libc()
-        self._libc.syscall.restype = ctypes.c_long
+        # io_uring_enter here never waits: the GIL is kept through it.
+        syscall = libc_function("syscall", None, ctypes.c_long, keep_gil=True)
+        if syscall is None:
+            raise UringUnavailable("no syscall() in the C library")
+        self._syscall = syscall
         params = _Params()
         fd = -1
         for flags in (_IORING_SETUP_SUBMIT_ALL | _IORING_SETUP_COOP_TASKRUN, 0):
             params = _Params(flags=flags)
-            fd = int(self._libc.syscall(_SYS_IO_URING_SETUP, entries, ctypes.byref(params)))
+            fd = int(self._syscall(_SYS_IO_URING_SETUP, entries, ctypes.byref(params)))
             if fd >= 0:
                 break
             code = ctypes.get_errno()
@@ -405,7 +402,7 @@ class UringSender:
             if first < count:
                 self._sqes[: count - first] = entries[done + first : done + count]
             self._sq_tail[0] = (tail + count) & 0xFFFFFFFF
-            submitted = int(self._libc.syscall(_SYS_IO_URING_ENTER, self.fd, count, 0, 0, None, 0))
+            submitted = int(self._syscall(_SYS_IO_URING_ENTER, self.fd, count, 0, 0, None, 0))
             if submitted < 0:
                 code = ctypes.get_errno()
                 log.warning("io_uring_enter: %s", os.strerror(code))

@@ -31,7 +31,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -158,21 +158,32 @@ LATCH_SILENCE = 5.0
 _AF_UNSPEC_NAME = struct.pack("=H14x", socket.AF_UNSPEC)
 
 
-def _load_connect() -> Callable[[int, bytes, int], int] | None:
+def libc_function(
+    name: str, argtypes: list[Any] | None, restype: Any, keep_gil: bool = False
+) -> Callable[..., int] | None:
+    """The C library's ``name`` with its signature, or None where it is missing (not Linux).
+
+    ``argtypes`` None leaves the arguments unchecked (``syscall`` takes any).
+
+    ``keep_gil`` (PyDLL) keeps the GIL through the call: for calls that never
+    wait, since letting the GIL go hands it to any busy thread (a database
+    query) for a whole switch interval before the media clock gets it back.
+    """
     if not sys.platform.startswith("linux"):
         return None
+    path = ctypes.util.find_library("c") or "libc.so.6"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.connect
+        library = (ctypes.PyDLL if keep_gil else ctypes.CDLL)(path, use_errno=True)
+        function = getattr(library, name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    function.restype = ctypes.c_int
-    return function
+    function.argtypes = argtypes
+    function.restype = restype
+    return function  # type: ignore[no-any-return]
 
 
 # ``socket.connect`` cannot take AF_UNSPEC, which is how a UDP socket is disconnected.
-_connect = _load_connect()
+_connect = libc_function("connect", [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int)
 
 
 # -- batched reading -----------------------------------------------------------------
@@ -203,28 +214,13 @@ class MMsgHdr(ctypes.Structure):
     _fields_ = [("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint)]
 
 
-def _load_recvmmsg() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        # PyDLL: the GIL is kept through the call (MSG_DONTWAIT, it never waits);
-        # letting it go would hand it to any busy thread for a switch interval.
-        libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.recvmmsg
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.POINTER(MMsgHdr),
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_void_p,
-    ]
-    function.restype = ctypes.c_int
-    return function
-
-
-_recvmmsg = _load_recvmmsg()
+# Never waits (MSG_DONTWAIT): the GIL is kept.
+_recvmmsg = libc_function(
+    "recvmmsg",
+    [ctypes.c_int, ctypes.POINTER(MMsgHdr), ctypes.c_uint, ctypes.c_int, ctypes.c_void_p],
+    ctypes.c_int,
+    keep_gil=True,
+)
 
 
 def _decode_name(raw: bytes) -> Address:
