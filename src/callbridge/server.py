@@ -1,43 +1,96 @@
-"""``callbridge serve``: the web app and the telephony side in one event loop.
+"""``callbridge serve``: the media plane and the web app, each in a process of its own.
 
-uvloop runs the loop: the default asyncio loop reads one datagram per
+The media plane — SIP, RTP, the 20 ms mixer clocks, the recorder and the
+webcast packager — owns one event loop in one process, and the web app
+(uvicorn) another: a burst of logins (argon2), a thousand webcast requests a
+second or a slow database query in the web process cannot delay a media tick.
+They talk over a Unix socket (``control.server``, ``control.client``); the
+database is shared as before.
+
+The process ``serve`` starts is a small supervisor: it upgrades the schema,
+starts the media plane and the web app side by side (the web app listens once
+it reaches the media plane, whose SIP socket is then bound); a child that
+dies is started again, and a signal stops both, the web app first.
+Children die with the supervisor (a SIGKILL to it is a crash for them too:
+recordings survive it and are assembled on the next start).
+
+uvloop runs both loops: the default asyncio loop reads one datagram per
 readiness event, which an RTP receive path cannot afford (see FACTS.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import functools
 import gc
+import hashlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import resource
+import signal
 import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 import uvloop
 
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.config import Settings
+from callbridge.control.client import RemoteBridge
+from callbridge.control.server import ControlServer
 from callbridge.ivr.guard import GuardRules
 from callbridge.replay import library
+from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
+from callbridge.store.events import EventStore
 from callbridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 
+# A child that dies this many times within RESTART_WINDOW seconds is not started again.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+MEDIA_READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+# sun_path is 108 bytes on Linux.
+_MAX_SOCKET_PATH = 100
 
-async def run(settings: Settings) -> None:
-    """Serve until cancelled or until uvicorn stops on a signal."""
+
+def control_socket(data_dir: Path) -> Path:
+    """Where the media plane listens for the web app: in the data folder, if the path fits."""
+    path = (data_dir / "run" / "control.sock").absolute()
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"callbridge-{digest}" / "control.sock"
+
+
+# -- the media plane's process ---------------------------------------------------------------
+
+
+def run_media_plane(settings: Settings, log_level: int) -> None:
+    """Entry point of the media plane's process (SIP, RTP, mixer, recorder, packager)."""
+    _child_setup(log_level)
+    raise_file_limit(BridgeConfig.max_calls)
+    # A thread busy in Python (a database query, the webcast's packager) keeps
+    # the GIL for up to this long each time the loop lets it go (a send, a
+    # read): 5 ms by default, a quarter of a media tick.
+    sys.setswitchinterval(0.001)
+    uvloop.run(_media_plane(settings))
+
+
+async def _media_plane(settings: Settings) -> None:
     database = Database(settings.db_url)
-    app = create_app(settings, database)
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level="info",
-        lifespan="on",
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
     bridge = Bridge(
         BridgeConfig(
             sip_host=settings.sip_host,
@@ -55,22 +108,184 @@ async def run(settings: Settings) -> None:
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
         ),
-        app.state.events,
-        app.state.call_log,
+        EventStore(database),
+        CallLog(database),
     )
+    control = ControlServer(bridge, control_socket(settings.data_dir))
+    bridge.on_playlist = control.playlist_updated
+    stop = _stop_on_signals()
     await bridge.start()
-    app.state.bridge = bridge
-    # What start-up built lives as long as the process: kept out of the
-    # collector's full passes, which otherwise walk it all and stall the
-    # loop (45-140 ms seen during a burst of joins).
+    try:
+        await control.start()
+        # What start-up built lives as long as the process: kept out of the
+        # collector's full passes, which otherwise walk it all and stall the
+        # loop (45-140 ms seen during a burst of joins).
+        gc.collect()
+        gc.freeze()
+        await stop.wait()
+        log.info("media plane stopping")
+    finally:
+        await control.close()
+        await bridge.stop()
+        database.dispose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+# -- the web app's process -------------------------------------------------------------------
+
+
+def run_web(settings: Settings, log_level: int) -> None:
+    """Entry point of the web app's process (API, pages, console, webcast files)."""
+    _child_setup(log_level)
+    uvloop.run(_web(settings))
+
+
+async def _web(settings: Settings) -> None:
+    database = Database(settings.db_url)
+    app = create_app(settings, database)
+    remote = RemoteBridge(control_socket(settings.data_dir))
+    app.state.bridge = remote
+    link = asyncio.create_task(remote.run(), name="control-link")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="info",
+            lifespan="on",
+            proxy_headers=False,
+        )
+    )
     gc.collect()
     gc.freeze()
+    # The web app answers once the bridge can: a page that offers dial-in is
+    # not up while the SIP side is not.
+    if not await remote.wait_connected(MEDIA_READY_TIMEOUT):
+        log.warning("the media plane is not reachable yet: serving without it")
     log.info("web on http://%s:%d", settings.http_host, settings.http_port)
     try:
         await server.serve()
     finally:
-        await bridge.stop()
+        await remote.close()
+        link.cancel()
         database.dispose()
+
+
+# -- the supervisor --------------------------------------------------------------------------
+
+
+class _Child:
+    """One supervised process: how to start it, and when it last died."""
+
+    def __init__(self, name: str, start: Callable[[], BaseProcess]) -> None:
+        self.name = name
+        self._start = start
+        self.process: BaseProcess | None = None
+        self.deaths: deque[float] = deque(maxlen=MAX_RESTARTS)
+
+    def start(self) -> BaseProcess:
+        self.process = self._start()
+        return self.process
+
+    def may_restart(self, now: float) -> bool:
+        self.deaths.append(now)
+        return len(self.deaths) < MAX_RESTARTS or now - self.deaths[0] > RESTART_WINDOW
+
+
+def serve(settings: Settings) -> None:
+    """Run the media plane and the web app until a signal; returns when both have stopped."""
+    database = Database(settings.db_url)
+    database.upgrade()
+    database.dispose()
+    context = multiprocessing.get_context("spawn")
+    level = logging.getLogger().getEffectiveLevel()
+    supervisor = os.getpid()
+
+    def start_media() -> BaseProcess:
+        process = context.Process(
+            target=_child, args=(supervisor, run_media_plane, settings, level), name="media"
+        )
+        process.start()
+        return process
+
+    def start_web() -> BaseProcess:
+        process = context.Process(
+            target=_child, args=(supervisor, run_web, settings, level), name="web"
+        )
+        process.start()
+        return process
+
+    children = [_Child("media", start_media), _Child("web", start_web)]
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        while not stopping:
+            sentinels = [c.process.sentinel for c in children if c.process is not None]
+            multiprocessing.connection.wait(sentinels, timeout=0.5)
+            for child in children:
+                process = child.process
+                if stopping or process is None or process.is_alive():
+                    continue
+                log.error("the %s process exited (%s)", child.name, process.exitcode)
+                if not child.may_restart(time.monotonic()):
+                    log.error("the %s process keeps dying: stopping", child.name)
+                    stopping = True
+                    break
+                log.info("starting the %s process again", child.name)
+                child.start()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        # The web app first: nothing new reaches the bridge while it ends its calls.
+        for child in reversed(children):
+            _stop(child.process)
+
+
+def _stop(process: BaseProcess | None) -> None:
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(STOP_TIMEOUT)
+    if process.is_alive():
+        log.error("the %s process did not stop in %.0f s: killing it", process.name, STOP_TIMEOUT)
+        process.kill()
+        process.join()
+
+
+def _child(supervisor: int, target: Callable[..., None], *args: Any) -> None:
+    """Run ``target`` in a child that dies with its supervisor."""
+    _die_with_parent(supervisor)
+    target(*args)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(supervisor: int) -> None:
+    # SIGKILL, not SIGTERM: a supervisor that vanished is a crash, and a child
+    # that went on would hold the SIP and HTTP ports its replacement needs.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor:  # the supervisor died before prctl took effect
+        os._exit(1)
+
+
+def _child_setup(log_level: int) -> None:
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)
 
 
 # Per call: its RTP socket; beside them the web's connections, recordings, the database.
@@ -99,12 +314,3 @@ def raise_file_limit(calls: int) -> int:
             calls,
         )
     return soft
-
-
-def serve(settings: Settings) -> None:
-    raise_file_limit(BridgeConfig.max_calls)
-    # A thread busy in Python (a database query, the webcast's packager) keeps
-    # the GIL for up to this long each time the loop lets it go (a send, a
-    # read): 5 ms by default, a quarter of a media tick.
-    sys.setswitchinterval(0.001)
-    uvloop.run(run(settings))

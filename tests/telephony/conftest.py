@@ -156,7 +156,8 @@ def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         tmp / "var",
     )
     try:
-        running.wait_for(lambda: _up(running), timeout=30)
+        # Two processes start side by side; on a loaded 2-core machine that can take a while.
+        running.wait_for(lambda: _up(running), timeout=60)
         yield running
     finally:
         process.terminate()

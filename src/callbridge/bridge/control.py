@@ -1,7 +1,8 @@
 """What the web app may ask of the bridge: who is on a call, start it, end it.
 
-The web app sees this interface only; the bridge behind it runs the SIP and
-RTP side in the same event loop (``callbridge serve``).
+The web app sees this interface only. The bridge behind it runs in the media
+plane's own process (``callbridge serve``); ``control.client.RemoteBridge``
+implements this interface over the control channel to it.
 """
 
 from __future__ import annotations
@@ -118,15 +119,30 @@ class BridgeError(Exception):
     """An action the bridge refuses, with the reason for the operator."""
 
 
+class BridgeUnavailable(Exception):
+    """The media plane cannot be reached now (starting, restarting): answer 503."""
+
+
+class LiveStream(Protocol):
+    """Blocking playlist reload for one live webcast (``webcast.blocking.PlaylistWaiter``)."""
+
+    async def wait_for(self, msn: int | None, part: int | None, timeout: float) -> str: ...
+
+
 class BridgeControl(Protocol):
-    def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]:
+    async def participants(
+        self, event_id: int, include_left: bool = False
+    ) -> list[ParticipantView]:
         """Everyone on the event's call now (and, if asked, those who left)."""
 
-    def stats(self) -> BridgeStats:
+    async def stats(self) -> BridgeStats:
         """Counts and percentiles of the live bridge."""
 
-    def live(self, event_id: int) -> LiveView:
+    async def live(self, event_id: int) -> LiveView:
         """The console's view of the call now."""
+
+    def live_stream(self, event_id: int) -> LiveStream | None:
+        """The event's live playlist to wait on, while its webcast runs."""
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView:
         """Carry out a moderator's action; BridgeError says why one is refused."""

@@ -158,7 +158,7 @@ class BridgeConfig:
 
 
 class Bridge:
-    """Runs the phone side of every event; implements ``BridgeControl`` for the web app."""
+    """Runs the phone side of every event; ``control.server`` serves it to the web processes."""
 
     def __init__(
         self,
@@ -207,6 +207,9 @@ class Bridge:
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.versions: dict[int, int] = {}
+        # Told of every live playlist published (event id, text, still live): the
+        # control server pushes them to the web processes.
+        self.on_playlist: Callable[[int, str | None, bool], None] | None = None
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
 
@@ -361,6 +364,9 @@ class Bridge:
                 # The last segment and EXT-X-ENDLIST: players stop at the end.
                 await asyncio.to_thread(webcast[0].close)
                 webcast[1].notify()
+                if self.on_playlist is not None:
+                    final = webcast[0].snapshot()
+                    self.on_playlist(event_id, final.text if final is not None else None, False)
             recorder = self._recorders.pop(event_id, None)
             if recorder is not None:
                 assert self.loop is not None
@@ -844,15 +850,31 @@ class Bridge:
             return
         waiter = PlaylistWaiter(webcast)
         assert self.loop is not None
-        waiter.attach(webcast, self.loop)
-        self._webcasts[conference.event_id] = (webcast, waiter)
+        event_id = conference.event_id
+        waiter.attach(webcast, self.loop, then=lambda: self._playlist_published(event_id))
+        self._webcasts[event_id] = (webcast, waiter)
         conference.webcast = webcast
+        self._playlist_published(event_id)
         log.info("event %d: webcast packaged in %s", conference.event_id, directory)
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""
         found = self._webcasts.get(event_id)
         return found[1] if found is not None else None
+
+    def live_playlists(self) -> dict[int, str | None]:
+        """The playlist text of every running webcast (None before its first part)."""
+        return {
+            event_id: snapshot.text if (snapshot := webcast.snapshot()) is not None else None
+            for event_id, (webcast, _) in self._webcasts.items()
+        }
+
+    def _playlist_published(self, event_id: int, live: bool = True) -> None:
+        found = self._webcasts.get(event_id) if live else None
+        if self.on_playlist is None or (live and found is None):
+            return
+        snapshot = found[0].snapshot() if found is not None else None
+        self.on_playlist(event_id, snapshot.text if snapshot is not None else None, live)
 
     def _annotate(self, conference: Conference, participant_id: str) -> None:
         recorder = self._recorders.get(conference.event_id)

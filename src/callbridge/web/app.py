@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from callbridge.bridge.control import BridgeUnavailable
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
 from callbridge.store.audience import Audience
@@ -66,6 +67,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": jsonable_encoder(normalise_errors(exc.errors()))},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(BridgeUnavailable)
+    async def _bridge_unavailable(request: Request, exc: BridgeUnavailable) -> Response:
+        return JSONResponse(
+            {"detail": str(exc)},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(LoginRequired)

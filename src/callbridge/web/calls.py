@@ -19,6 +19,7 @@ from callbridge.bridge.control import (
     BridgeControl,
     BridgeError,
     BridgeStats,
+    BridgeUnavailable,
     LiveView,
     ParticipantView,
 )
@@ -61,7 +62,7 @@ stats_router = APIRouter(prefix="/api/bridge", tags=["calls"])
 @stats_router.get("/stats", response_model=BridgeStats)
 async def bridge_stats(control: BridgeDep, _: OperatorDep) -> BridgeStats:
     """Legs, conferences, join latency and media clock lateness of the running bridge."""
-    return control.stats()
+    return await control.stats()
 
 
 @router.get("/participants", response_model=list[ParticipantView])
@@ -70,7 +71,7 @@ async def participants(
 ) -> list[ParticipantView]:
     """Who is on the call: id, role, caller id, joined at, state."""
     await run_in_threadpool(store.get, event_id)
-    return control.participants(event_id, include_left=include_left)
+    return await control.participants(event_id, include_left=include_left)
 
 
 @router.get("/live", response_model=LiveView)
@@ -79,7 +80,7 @@ async def live(
 ) -> LiveView:
     """The console's view of the call: participants, question queue, counts, lock."""
     await run_in_threadpool(store.get, event_id)
-    return _with_web(control.live(event_id), await _web_listeners(request, event_id))
+    return _with_web(await control.live(event_id), await _web_listeners(request, event_id))
 
 
 async def _web_listeners(request: Request, event_id: int) -> int:
@@ -111,7 +112,11 @@ async def live_stream(
             if loop.time() - web_checked >= WEB_COUNT_INTERVAL:
                 web_checked = loop.time()
                 web = await _web_listeners(request, event_id)
-            view = _with_web(control.live(event_id), web).model_dump_json()
+            try:
+                view = _with_web(await control.live(event_id), web).model_dump_json()
+            except BridgeUnavailable:
+                # The media plane is restarting: the console keeps its last view.
+                view = last
             if view != last:
                 last = view
                 quiet = 0.0

@@ -54,15 +54,26 @@ class PlaylistWaiter:
         self._event = asyncio.Event()
 
     def attach(
-        self, webcast: UpdateNotifier, loop: asyncio.AbstractEventLoop | None = None
+        self,
+        webcast: UpdateNotifier,
+        loop: asyncio.AbstractEventLoop | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
-        """Make ``webcast`` wake this waiter after each playlist it publishes."""
+        """Make ``webcast`` wake this waiter after each playlist it publishes.
+
+        ``then``, if given, runs on the loop right after each wake-up.
+        """
         loop = loop or asyncio.get_running_loop()
+
+        def published() -> None:
+            self.notify()
+            if then is not None:
+                then()
 
         def on_update() -> None:
             # Runs on the packager's thread; a closed loop only means nobody waits.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.notify)
+                loop.call_soon_threadsafe(published)
 
         webcast.on_update = on_update
 

@@ -1,0 +1,210 @@
+"""The media plane's end of the control channel: a Unix socket the web processes connect to.
+
+The media plane (SIP, RTP, the mixer clocks, the recorder, the webcast
+packager) runs in a process of its own so that nothing on the web side —
+a burst of logins, a thousand webcast requests a second, a slow query —
+can take the event loop from the media clock. The web app reaches the
+bridge only through this socket: the console's questions and the
+moderator's actions as JSON-RPC requests, and the live webcast's playlist
+pushed to it as notifications, which its blocking playlist requests wait on.
+
+What this costs the media loop is kept small and bounded: a console's view
+of a call is built at most once per ``LIVE_VIEW_TTL`` whatever the number of
+consoles, a web process that stops reading is cut off rather than buffered
+for, and only the owner may open the socket (it is created 0600 inside a
+0700 folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from callbridge.bridge.control import (
+    Action,
+    BridgeError,
+    BridgeStats,
+    LiveView,
+    ParticipantView,
+)
+from callbridge.control import rpc
+
+log = logging.getLogger(__name__)
+
+# The console polls five times a second; two consoles on one call share one view.
+LIVE_VIEW_TTL = 0.1
+# A web process this far behind in reading is dropped (it reconnects and catches up).
+MAX_WRITE_BUFFER = 8 * 1024 * 1024
+MAX_CONNECTIONS = 64
+
+
+class ControlledBridge(Protocol):
+    """What the control server asks of the bridge (``bridge.service.Bridge`` is one)."""
+
+    def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]: ...
+
+    def stats(self) -> BridgeStats: ...
+
+    def live(self, event_id: int) -> LiveView: ...
+
+    async def act(self, event_id: int, action: Action, actor: str) -> LiveView: ...
+
+    async def start_call(self, event_id: int) -> None: ...
+
+    async def end_call(self, event_id: int) -> None: ...
+
+    def live_playlists(self) -> dict[int, str | None]: ...
+
+
+class _Peer:
+    """One connected web process."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.connection = rpc.RpcConnection()
+
+    def send(self, data: bytes) -> bool:
+        """Queue ``data``; False (and the connection closed) when the peer has stopped reading."""
+        if self.writer.is_closing():
+            return False
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("control: a web process stopped reading; disconnecting it")
+            transport.abort()
+            return False
+        self.writer.write(data)
+        return True
+
+
+class ControlServer:
+    """Serves ``BridgeControl`` on a Unix socket and pushes live playlists to every web process.
+
+    ``start()`` binds the socket (replacing a stale one); ``playlist_updated``
+    is the bridge's ``on_playlist`` hook; ``close()`` ends every connection.
+    """
+
+    def __init__(self, bridge: ControlledBridge, path: Path) -> None:
+        self.bridge = bridge
+        self.path = path
+        self._server: asyncio.Server | None = None
+        self._peers: set[_Peer] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._live_cache: dict[int, tuple[float, Any]] = {}
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        log.info("control channel on %s", self.path)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self._peers):
+            peer.writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def playlist_updated(self, event_id: int, text: str | None, live: bool) -> None:
+        """Push the event's playlist to every web process (``live`` False: the webcast ended)."""
+        data = rpc.RpcConnection.notify(
+            "playlist", {"event_id": event_id, "text": text, "live": live}
+        )
+        for peer in list(self._peers):
+            if not peer.send(data):
+                self._peers.discard(peer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._peers) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        peer = _Peer(writer)
+        self._peers.add(peer)
+        try:
+            while data := await reader.read(256 * 1024):
+                for message in peer.connection.receive_data(data):
+                    if isinstance(message, rpc.Request):
+                        task = asyncio.create_task(self._answer(peer, message))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+        except rpc.RpcProtocolError as error:
+            log.warning("control: closing a connection that broke the protocol: %s", error)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._peers.discard(peer)
+            writer.close()
+
+    async def _answer(self, peer: _Peer, request: rpc.Request) -> None:
+        try:
+            value = await self._call(request.method, request.params)
+        except BridgeError as error:
+            peer.send(rpc.RpcConnection.error(request.id, rpc.REFUSED, str(error)))
+        except (KeyError, TypeError, ValueError, ValidationError) as error:
+            peer.send(rpc.RpcConnection.error(request.id, rpc.INVALID_PARAMS, repr(error)))
+        except LookupError as error:
+            peer.send(rpc.RpcConnection.error(request.id, rpc.METHOD_NOT_FOUND, str(error)))
+        except Exception as error:  # the web process gets a 500; the media plane goes on
+            log.exception("control: %s failed", request.method)
+            peer.send(rpc.RpcConnection.error(request.id, rpc.INTERNAL_ERROR, repr(error)))
+        else:
+            peer.send(rpc.RpcConnection.result(request.id, value))
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        bridge = self.bridge
+        if method == "live":
+            return self._live(int(params["event_id"]))
+        if method == "participants":
+            people = bridge.participants(
+                int(params["event_id"]), include_left=bool(params.get("include_left", False))
+            )
+            return [p.model_dump(mode="json") for p in people]
+        if method == "stats":
+            return bridge.stats().model_dump(mode="json")
+        if method == "act":
+            action = Action.model_validate(params["action"])
+            view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
+            self._live_cache.pop(view.event_id, None)
+            return view.model_dump(mode="json")
+        if method == "start_call":
+            await bridge.start_call(int(params["event_id"]))
+            return None
+        if method == "end_call":
+            await bridge.end_call(int(params["event_id"]))
+            return None
+        if method == "playlists":
+            return [
+                {"event_id": event_id, "text": text, "live": True}
+                for event_id, text in bridge.live_playlists().items()
+            ]
+        if method == "ping":
+            return "pong"
+        raise LookupError(f"no method {method!r}")
+
+    def _live(self, event_id: int) -> Any:
+        loop = asyncio.get_running_loop()
+        cached = self._live_cache.get(event_id)
+        if cached is not None and loop.time() - cached[0] < LIVE_VIEW_TTL:
+            return cached[1]
+        value = self.bridge.live(event_id).model_dump(mode="json")
+        if len(self._live_cache) > 1000:
+            self._live_cache.clear()
+        self._live_cache[event_id] = (loop.time(), value)
+        return value
