@@ -1,0 +1,182 @@
+"""The control channel end to end: a real bridge behind a Unix socket, the web's client before it.
+
+The bridge here is the media plane's own ``Bridge`` (SIP on a free port, the
+mixer clock, the webcast packager), not a stand-in; only its process is
+shared with the test, so the test can watch both ends of the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from callbridge.bridge.control import Action, BridgeError, BridgeUnavailable
+from callbridge.bridge.service import Bridge, BridgeConfig
+from callbridge.control.client import RemoteBridge
+from callbridge.control.server import ControlServer
+from callbridge.events.schema import EventFile, EventRecord, EventState
+from callbridge.store.calllog import CallLog
+from callbridge.store.db import Database
+from callbridge.store.events import EventStore
+
+
+@dataclass
+class Channel:
+    bridge: Bridge
+    server: ControlServer
+    remote: RemoteBridge
+    events: EventStore
+
+    def create_event(self) -> EventRecord:
+        start = datetime.now(UTC) + timedelta(minutes=5)
+        spec = {
+            "company": {
+                "name": "Northwind Biologics, Inc.",
+                "ticker": "NWBX",
+                "exchange": "Nasdaq",
+                "city": "CAMBRIDGE, Mass.",
+                "about": "Northwind Biologics develops targeted biologic therapies.",
+            },
+            "event": {
+                "title": "Third Quarter Results",
+                "period": "the third quarter",
+                "starts_at": start.replace(tzinfo=None, microsecond=0),
+                "timezone": "UTC",
+                "duration_minutes": 60,
+                "replay_until": (start + timedelta(days=7)).date(),
+                "dial_in": [{"label": "International", "number": "+19135550123"}],
+            },
+        }
+        return self.events.create(EventFile.model_validate(spec))
+
+
+@contextlib.asynccontextmanager
+async def open_channel(tmp_path: Path, database: Database) -> AsyncIterator[Channel]:
+    events = EventStore(database)
+    bridge = Bridge(
+        BridgeConfig(
+            sip_port=0,
+            rtp_port_min=41000,
+            rtp_port_max=41099,
+            webcasts=tmp_path / "webcast",
+            recordings=tmp_path / "recordings",
+        ),
+        events,
+        CallLog(database),
+    )
+    await bridge.start()
+    server = ControlServer(bridge, tmp_path / "run" / "control.sock")
+    bridge.on_playlist = server.playlist_updated
+    await server.start()
+    remote = RemoteBridge(server.path, timeout=5)
+    link = asyncio.create_task(remote.run())
+    assert await remote.wait_connected(5)
+    try:
+        yield Channel(bridge, server, remote, events)
+    finally:
+        await remote.close()
+        link.cancel()
+        await server.close()
+        await bridge.stop()
+
+
+Scenario = Callable[[Channel], Awaitable[None]]
+
+
+@pytest.fixture
+def run(tmp_path: Path, sqlite_database: Database) -> Callable[[Scenario], None]:
+    """Run a scenario against a fresh channel on its own event loop."""
+
+    def run_scenario(scenario: Scenario) -> None:
+        async def main() -> None:
+            async with open_channel(tmp_path, sqlite_database) as channel:
+                await scenario(channel)
+
+        asyncio.run(main())
+
+    return run_scenario
+
+
+def test_the_socket_is_the_owners_alone(run: Callable[[Scenario], None]) -> None:
+    async def scenario(channel: Channel) -> None:
+        assert channel.server.path.stat().st_mode & 0o777 == 0o600
+        assert channel.server.path.parent.stat().st_mode & 0o777 == 0o700
+
+    run(scenario)
+
+
+async def moderating(channel: Channel) -> None:
+    event = channel.create_event()
+    view = await channel.remote.live(event.id)
+    assert (view.event_id, view.state, view.participants) == (event.id, "idle", [])
+    assert (await channel.remote.stats()).legs == 0
+    assert await channel.remote.participants(event.id) == []
+    await channel.remote.start_call(event.id)
+    assert channel.events.get(event.id).state is EventState.LIVE
+    assert (await channel.remote.live(event.id)).state == "live"
+    locked = await channel.remote.act(event.id, Action(action="lock"), "dana")
+    assert locked.locked
+    # What the bridge refuses reaches the web as the bridge's own reason.
+    with pytest.raises(BridgeError, match="not on the call"):
+        await channel.remote.act(event.id, Action(action="mute", participant_id="p9"), "dana")
+    with pytest.raises(BridgeError, match="cannot start again"):
+        await channel.remote.start_call(event.id)
+    await channel.remote.end_call(event.id)
+    assert channel.events.get(event.id).state is EventState.ENDED
+
+
+def test_the_console_reads_and_moderates_through_the_channel(
+    run: Callable[[Scenario], None],
+) -> None:
+    run(moderating)
+
+
+async def blocking_reload(channel: Channel) -> None:
+    event = channel.create_event()
+    await channel.remote.start_call(event.id)
+    for _ in range(50):
+        stream = channel.remote.live_stream(event.id)
+        if stream is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert stream is not None
+    # Held until the media plane has packaged part 2 of segment 0, then answered.
+    text = await stream.wait_for(0, 2, timeout=5)
+    assert "#EXT-X-PART:" in text
+    assert text.count("#EXT-X-PART:") >= 3
+    published = channel.bridge.live_playlists()[event.id]
+    assert published is not None and published.startswith("#EXTM3U")
+    await channel.remote.end_call(event.id)
+    # The last playlist (with EXT-X-ENDLIST) went out, and the stream is gone.
+    assert channel.remote.live_stream(event.id) is None
+
+
+def test_blocking_playlist_reloads_wait_in_the_web_process(
+    run: Callable[[Scenario], None],
+) -> None:
+    run(blocking_reload)
+
+
+async def reconnecting(channel: Channel) -> None:
+    await channel.server.close()
+    for _ in range(100):
+        if not channel.remote._connected.is_set():
+            break
+        await asyncio.sleep(0.02)
+    with pytest.raises(BridgeUnavailable):
+        await channel.remote.stats()
+    await channel.server.start()
+    assert await channel.remote.wait_connected(5)
+    assert (await channel.remote.stats()).legs == 0
+
+
+def test_the_web_reconnects_when_the_media_plane_comes_back(
+    run: Callable[[Scenario], None],
+) -> None:
+    run(reconnecting)
