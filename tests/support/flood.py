@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -30,6 +31,8 @@ import numpy as np
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
 from tests.support.pcap import passcode_stream
+from tests.support.sipp import SCENARIOS, SippResult, run_sipp
+from tests.telephony.conftest import RunningServer
 
 T = TypeVar("T")
 
@@ -249,3 +252,68 @@ def in_another_process(target: Callable[..., T], *args: Any) -> T:
     finally:
         process.join(30)
     return result
+
+
+@dataclass
+class Heard:
+    """What the listener heard while a flood ran, and how late the media clock was."""
+
+    seconds: float
+    frames: int
+    longest_gap: float
+    p99_lateness_ms: float
+    flood: Any
+    ticks_skipped: int
+    lateness_ms: dict[str, Any]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.flood}: {self.seconds:.1f} s, the listener got {self.frames} frames, "
+            f"longest gap {self.longest_gap * 1000:.1f} ms; media clock lateness "
+            f"p50 {self.lateness_ms['p50']} / p99 {self.lateness_ms['p99']} / "
+            f"max {self.lateness_ms['max']} ms, ticks skipped {self.ticks_skipped}"
+        )
+
+
+def listen_through(server: RunningServer, tmp_path: Path, flood: Callable[[], Any]) -> Heard:
+    """Join a listener to a live call, run ``flood``, and say what the listener heard meanwhile."""
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    listener = WireListener()
+    listener.start()
+    done: list[SippResult] = []
+    sipp = threading.Thread(
+        target=lambda: done.append(
+            run_sipp(
+                SCENARIOS / "listen_on_port.xml",
+                server.sip_target,
+                tmp_path,
+                substitutions={"media_port": str(listener.port), "stay_ms": "40000"},
+                timeout=70,
+            )
+        ),
+        daemon=True,
+    )
+    sipp.start()
+    try:
+        listener.key_in(event.passcode + "#")
+        server.wait_for(
+            lambda: any(p["state"] == "connected" for p in server.participants(event.id)),
+            timeout=20,
+        )
+        time.sleep(1.0)
+        skipped_before = server.api("GET", "/api/bridge/stats").json()["ticks_skipped"]
+        start = time.monotonic()
+        outcome = flood()
+        end = time.monotonic()
+        time.sleep(0.5)
+        stats = server.api("GET", "/api/bridge/stats").json()
+        skipped = stats["ticks_skipped"] - skipped_before
+        gap = listener.arrivals.longest_gap(start, end)
+        frames = len(listener.arrivals.between(start, end))
+        lateness = stats["tick_lateness_ms"]
+        return Heard(end - start, frames, gap, lateness["p99"], outcome, skipped, lateness)
+    finally:
+        listener.close()
+        server.api("POST", f"/api/events/{event.id}/end")
+        sipp.join(80)

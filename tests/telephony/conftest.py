@@ -112,8 +112,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 @contextlib.contextmanager
-def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
-    """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve."""
+def start_server(
+    tmp: Path, *extra: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve.
+
+    ``prefix`` runs it under another command (the benches' ``taskset -c 0``);
+    ``env`` adds to its environment.
+    """
     database = Database(f"sqlite:///{tmp / 'callbridge.sqlite3'}")
     database.upgrade()
     users = UserStore(database)
@@ -124,6 +130,7 @@ def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
     log_path = tmp / "server.log"
     process = subprocess.Popen(
         [
+            *prefix,
             sys.executable,
             "-m",
             "callbridge",
@@ -144,7 +151,7 @@ def start_server(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         ],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40, **(env or {})},
     )
     running = RunningServer(
         f"http://127.0.0.1:{http_port}",
