@@ -16,11 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.bridge.control import Action, BridgeError, BridgeUnavailable
+from callbridge.bridge.control import (
+    Action,
+    BridgeError,
+    BridgeUnavailable,
+    LiveView,
+    ParticipantView,
+)
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
 from callbridge.events.schema import EventFile, EventRecord, EventState
+from callbridge.media.conference import Participant, ParticipantState, Role
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
@@ -180,3 +187,49 @@ def test_the_web_reconnects_when_the_media_plane_comes_back(
     run: Callable[[Scenario], None],
 ) -> None:
     run(reconnecting)
+
+
+def test_the_consoles_view_is_the_bridges_own_row_for_row() -> None:
+    """Rows encoded once and joined give the same view as the bridge builds in full."""
+
+    class Roster:
+        def __init__(self) -> None:
+            now = datetime.now(UTC)
+            self.people = [
+                Participant(
+                    id=f"p{i}",
+                    role=Role.SPEAKER if i < 2 else Role.LISTENER,
+                    caller_id=f"Analyst {i}",
+                    leg=None,  # type: ignore[arg-type]
+                    joined_at=now,
+                    state=ParticipantState.CONNECTED,
+                    name="Mark Chen" if i == 0 else None,
+                )
+                for i in range(50)
+            ]
+
+        def live_parts(self, event_id: int) -> tuple[LiveView, list[Participant]]:
+            view = LiveView(
+                event_id=event_id,
+                state="live",
+                locked=True,
+                participants=[],
+                queue=[],
+                listeners_by_channel={"phone": 48, "web": 0},
+                version=3,
+            )
+            return view, self.people
+
+    async def scenario() -> None:
+        roster = Roster()
+        server = ControlServer(roster, Path("unused.sock"))  # type: ignore[arg-type]
+        for change in range(3):
+            roster.people[change].talking = True
+            roster.people[10 + change].muted = True
+            server._live_cache.clear()
+            seen = LiveView.model_validate_json(server._live(7))
+            view, people = roster.live_parts(7)
+            view.participants = [ParticipantView.of(p) for p in people]
+            assert seen == view
+
+    asyncio.run(scenario())

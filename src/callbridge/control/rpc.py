@@ -113,6 +113,11 @@ class RpcConnection:
         return _line({"jsonrpc": "2.0", "id": request_id, "result": value})
 
     @staticmethod
+    def result_json(request_id: int, value: bytes) -> bytes:
+        """A result whose value is already JSON (no raw newline: JSON escapes them)."""
+        return b'{"jsonrpc":"2.0","id":%d,"result":%s}\n' % (request_id, value)
+
+    @staticmethod
     def error(request_id: int | None, code: int, message: str) -> bytes:
         return _line(
             {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
