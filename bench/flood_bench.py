@@ -4,7 +4,8 @@ One `callbridge serve` holds a live call with one listener (sipp for SIP, a
 socket of the bench's own for RTP that times every frame). While a flood
 runs — ``--flood login``: 120 strangers guessing the operator's password
 (GET /login, POST /login) for 10 s; ``--flood sip``: INVITEs from 127.0.0.2
-over UDP and TCP for 10 s, the trunk being 127.0.0.1 — the bench prints the
+over UDP and TCP for 10 s, the trunk being 127.0.0.1; ``--flood webcast``:
+``--concurrency`` LL-HLS listeners (webcast_bench's) arriving at once — it prints the
 listener's frames and longest gap, the media clock's lateness (p50/p99/max
 over its last 60 s) and ticks skipped, and the server's peak memory.
 
@@ -15,6 +16,7 @@ worktree) for a before/after comparison.
 Reproduce:
     .venv/bin/python bench/flood_bench.py --flood login
     .venv/bin/python bench/flood_bench.py --flood sip
+    .venv/bin/python bench/flood_bench.py --flood webcast --concurrency 250
 """
 
 from __future__ import annotations
@@ -29,32 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import rss_kib  # noqa: E402
 from tests.support.flood import in_another_process, listen_through, login_flood, sip_flood  # noqa: E402
 from tests.telephony.conftest import start_server  # noqa: E402
-
-
-def tree_rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and its children (KiB)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if int(entry.name) != pid and ppid != pid:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+from webcast_bench import crowd  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--flood", choices=("login", "sip"), default="login")
+    parser.add_argument("--flood", choices=("login", "sip", "webcast"), default="login")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=120)
     parser.add_argument("--source", type=Path, help="a checkout whose src/ the server runs")
@@ -67,12 +52,12 @@ def main() -> None:
             Path(tmp), "--trunk", "127.0.0.1/32", prefix=("taskset", "-c", "0"), env=env
         ) as server,
     ):
-        peak = [tree_rss_kib(server.process.pid)]
+        peak = [rss_kib(server.process.pid)]
         stop = threading.Event()
 
         def watch_memory() -> None:
             while not stop.wait(0.2):
-                peak[0] = max(peak[0], tree_rss_kib(server.process.pid))
+                peak[0] = max(peak[0], rss_kib(server.process.pid))
 
         watcher = threading.Thread(target=watch_memory, daemon=True)
         watcher.start()
@@ -81,28 +66,38 @@ def main() -> None:
             heard = listen_through(
                 server,
                 Path(tmp),
-                lambda: in_another_process(
+                lambda _: in_another_process(
                     login_flood, server.http_url, args.concurrency, args.seconds
                 ),
             )
-        else:
+        elif args.flood == "sip":
             heard = listen_through(
                 server,
                 Path(tmp),
-                lambda: in_another_process(sip_flood, server.sip_port, "127.0.0.2", args.seconds),
+                lambda _: in_another_process(sip_flood, server.sip_port, "127.0.0.2", args.seconds),
+            )
+        else:
+            port = int(server.http_url.rsplit(":", 1)[1])
+            heard = listen_through(
+                server,
+                Path(tmp),
+                lambda event_id: in_another_process(
+                    crowd, port, event_id, args.concurrency, args.seconds
+                ),
+                registration="off",
             )
         stop.set()
         watcher.join()
-        print(
-            f"flood {args.flood} ({'source ' + str(args.source) if args.source else 'this tree'})"
-        )
+        where = f"source {args.source}" if args.source else "this tree"
+        print(f"flood {args.flood} ({where})")
         print(f"  {heard}")
         print(
             f"  server memory (all its processes): {before / 1024:.0f} MiB before, "
             f"peak {peak[0] / 1024:.0f} MiB"
         )
         print(
-            f"reproduce: .venv/bin/python bench/flood_bench.py --flood {args.flood}"
+            f"reproduce: .venv/bin/python bench/flood_bench.py --flood {args.flood} "
+            f"--seconds {args.seconds:g} --concurrency {args.concurrency}"
             + (f" --source {args.source}" if args.source else "")
         )
 

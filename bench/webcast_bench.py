@@ -144,6 +144,11 @@ async def step(
     }
 
 
+def crowd(port: int, event_id: int, count: int, seconds: float) -> dict[str, float]:
+    """``count`` LL-HLS listeners for ``seconds`` (run in a process of its own: flood_bench)."""
+    return asyncio.run(step(port, event_id, count, seconds, part_s=0.213))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--listeners", type=int, nargs="+", default=[25, 50, 100, 200])

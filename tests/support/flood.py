@@ -275,9 +275,11 @@ class Heard:
         )
 
 
-def listen_through(server: RunningServer, tmp_path: Path, flood: Callable[[], Any]) -> Heard:
-    """Join a listener to a live call, run ``flood``, and say what the listener heard meanwhile."""
-    event = server.create_event()
+def listen_through(
+    server: RunningServer, tmp_path: Path, flood: Callable[[int], Any], **event_options: Any
+) -> Heard:
+    """Join a listener to a live call, run ``flood(event_id)``, say what the listener heard."""
+    event = server.create_event(**event_options)
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     listener = WireListener()
     listener.start()
@@ -304,7 +306,7 @@ def listen_through(server: RunningServer, tmp_path: Path, flood: Callable[[], An
         time.sleep(1.0)
         skipped_before = server.api("GET", "/api/bridge/stats").json()["ticks_skipped"]
         start = time.monotonic()
-        outcome = flood()
+        outcome = flood(event.id)
         end = time.monotonic()
         time.sleep(0.5)
         stats = server.api("GET", "/api/bridge/stats").json()

@@ -44,7 +44,7 @@ def test_a_login_flood_does_not_reach_the_calls_audio(
     heard = listen_through(
         guarded,
         tmp_path,
-        lambda: in_another_process(login_flood, guarded.http_url, 120, FLOOD_SECONDS),
+        lambda _: in_another_process(login_flood, guarded.http_url, 120, FLOOD_SECONDS),
     )
     assert heard.flood.attempts >= 120
     assert_undisturbed(heard)
@@ -56,7 +56,7 @@ def test_a_sip_flood_from_a_stranger_does_not_reach_the_calls_audio(
     heard = listen_through(
         guarded,
         tmp_path,
-        lambda: in_another_process(sip_flood, guarded.sip_port, "127.0.0.2", FLOOD_SECONDS),
+        lambda _: in_another_process(sip_flood, guarded.sip_port, "127.0.0.2", FLOOD_SECONDS),
     )
     assert heard.flood.tcp_connections + heard.flood.udp_datagrams > 1000
     assert_undisturbed(heard)
