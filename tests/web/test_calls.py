@@ -48,7 +48,8 @@ def test_attendance_csv(client: TestClient, auth: dict[str, str]) -> None:
     assert rows[0] == {
         "participant": "p1",
         "channel": "phone",
-        "caller_id": "+12125551234",
+        # A leading "+" could start a formula: quoted, as OWASP advises for every such cell.
+        "caller_id": "'+12125551234",
         **phone,
         "role": "listener",
         "joined_at": "2026-11-05T21:30:00+00:00",
@@ -72,3 +73,27 @@ def test_live_controls_say_when_no_bridge_runs(client: TestClient, auth: dict[st
     response = client.get(f"/api/events/{event['id']}/participants", headers=auth)
     assert response.status_code == 503
     assert "bridge" in response.json()["detail"]
+
+
+def test_attendance_csv_cells_cannot_be_formulas(client: TestClient, auth: dict[str, str]) -> None:
+    """A registrant who names themselves '=HYPERLINK(...)' gets a quoted cell, not a formula."""
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    people: Audience = client.app.state.audience  # type: ignore[attr-defined]
+    hostile = {
+        '=HYPERLINK("http://evil.example","x")': "+cmd|' /C calc'!A0",
+        "-2+3": "@SUM(A1:A9)",
+        "\tTabbed": "\rReturned",
+    }
+    for name, firm in hostile.items():
+        people.register(event["id"], name=name, firm=firm, email="x@y.example", now=T0)
+    people.register(event["id"], name="Ada Analyst", firm="Acme", email="a@b.example", now=T0)
+    response = client.get(f"/api/events/{event['id']}/attendance.csv", headers=auth)
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    cells = [(row["name"], row["firm"]) for row in rows]
+    assert cells == [("'" + name, "'" + firm) for name, firm in hostile.items()] + [
+        ("Ada Analyst", "Acme")
+    ]
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value

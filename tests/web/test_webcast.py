@@ -120,21 +120,123 @@ def test_a_forged_cookie_is_not_a_registration(client: TestClient) -> None:
     assert beacon.status_code == 403
 
 
-def test_without_registration_a_beacon_makes_an_anonymous_listener(client: TestClient) -> None:
+def _beacon(client: TestClient, event_id: int, mode: str = "live") -> int:
+    return client.post(f"/api/events/{event_id}/webcast/beacon", json={"mode": mode}).status_code
+
+
+def _at(app: FastAPI, seconds: float) -> None:
+    app.dependency_overrides[pages.clock] = lambda: TODAY + timedelta(seconds=seconds)
+
+
+def test_without_registration_the_page_gives_a_signed_browser_id(
+    client: TestClient, app: FastAPI
+) -> None:
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
     assert record.registration is Registration.OFF
-    page = client.get(f"/events/{record.id}/webcast").text
-    assert "Register to listen" not in page and 'id="player"' in page
-    assert (
-        client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"}).status_code
-        == 204
-    )
-    assert (
-        client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"}).status_code
-        == 204
-    )
+    response = client.get(f"/events/{record.id}/webcast")
+    assert "Register to listen" not in response.text and 'id="player"' in response.text
+    assert f"cb_wc_{record.id}=" in response.headers["set-cookie"]
+    assert audience(client).listeners(record.id) == []  # no row until it plays
+    assert _beacon(client, record.id) == 204
+    _at(app, 15)
+    assert _beacon(client, record.id) == 204
     (listener,) = audience(client).listeners(record.id)  # one browser, one listener
-    assert listener.name is None
+    assert listener.name is None and listener.live_seconds == 15
+    # The same page again keeps its id: still one listener.
+    assert "set-cookie" not in client.get(f"/events/{record.id}/webcast").headers
+    _at(app, 30)
+    assert _beacon(client, record.id) == 204
+    assert len(audience(client).listeners(record.id)) == 1
+
+
+def test_anonymous_beacons_cannot_inflate_the_audience(client: TestClient, app: FastAPI) -> None:
+    """Beacons without the server's cookie, or faster than a page sends them, count nothing."""
+    record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
+    client.cookies.clear()
+    for _ in range(20):  # a script that never loaded the page
+        assert _beacon(client, record.id) == 403
+    client.cookies.set(f"cb_wc_{record.id}", "wl_madeup.0123456789abcdef0123456789abcdef")
+    assert _beacon(client, record.id) == 403  # an id this server did not sign
+    # Another event's signed id does not count here either.
+    other = make_event(
+        client,
+        title="Q4",
+        state=EventState.LIVE,
+        registration="off",
+        codes=("5550001", "5550002", "5550003"),
+    )
+    client.cookies.clear()
+    client.get(f"/events/{other.id}/webcast")
+    foreign = client.cookies.get(f"cb_wc_{other.id}")
+    assert foreign
+    client.cookies.clear()
+    client.cookies.set(f"cb_wc_{record.id}", foreign)
+    assert _beacon(client, record.id) == 403
+    assert audience(client).listeners(record.id) == []
+    # One real browser, hammering: the first beacon counts, the burst is refused.
+    client.cookies.clear()
+    client.get(f"/events/{record.id}/webcast")
+    assert _beacon(client, record.id) == 204
+    refused = client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"})
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    for tenth in range(1, 15):
+        _at(app, tenth / 10)
+        assert _beacon(client, record.id) == 429
+    _at(app, 15)
+    assert _beacon(client, record.id) == 204
+    (listener,) = audience(client).listeners(record.id)
+    assert listener.live_seconds == 15  # the refused beacons neither counted nor reset the gap
+    assert audience(client).count_listening(record.id, TODAY) == 1
+
+
+def test_beacons_count_only_while_live_or_during_the_replay(
+    client: TestClient, app: FastAPI
+) -> None:
+    scheduled = make_event(client, title="Q3", registration="off")
+    client.get(f"/events/{scheduled.id}/webcast")
+    assert _beacon(client, scheduled.id, "live") == 409
+    assert _beacon(client, scheduled.id, "replay") == 409
+    live = make_event(
+        client,
+        title="Q4",
+        state=EventState.LIVE,
+        registration="off",
+        codes=("5550001", "5550002", "5550003"),
+    )
+    client.get(f"/events/{live.id}/webcast")
+    assert _beacon(client, live.id, "replay") == 409
+    ended = make_event(
+        client,
+        title="Q2",
+        state=EventState.ENDED,
+        registration="off",
+        replay_until="2026-11-30",
+        codes=("5550011", "5550012", "5550013"),
+    )
+    client.get(f"/events/{ended.id}/webcast")
+    assert _beacon(client, ended.id, "live") == 409
+    assert _beacon(client, ended.id, "replay") == 204
+    _at(app, 10)
+    assert _beacon(client, ended.id, "replay") == 204
+    # December 1 in New York: the replay window has closed.
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 12, 1, 5, 1, tzinfo=UTC)
+    assert _beacon(client, ended.id, "replay") == 409
+    assert audience(client).listeners(scheduled.id) == []
+    assert audience(client).listeners(live.id) == []
+    (listener,) = audience(client).listeners(ended.id)
+    assert (listener.live_seconds, listener.replay_seconds) == (0, 10)
+
+
+def test_registration_fields_refuse_control_characters(client: TestClient) -> None:
+    record = make_event(client, title="Q3", state=EventState.LIVE)
+    token = csrf(client.get(f"/events/{record.id}/webcast").text)
+    response = client.post(
+        f"/events/{record.id}/webcast/register",
+        data={"csrf_token": token, "name": "Ada\x00", "email": "ada@acme.example"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 422 and "Name cannot hold control characters" in response.text
+    assert audience(client).listeners(record.id) == []
 
 
 def _replay_on_disk(client: TestClient, event_id: int) -> None:

@@ -1,11 +1,15 @@
 """The webcast's audience: who registered, and how long each browser listened.
 
-A browser that registers (or opens a webcast whose registration is off) gets
-a random token in a cookie; only its SHA-256 is stored. While the player
+A browser that registers gets a random token in a signed cookie; one that
+opens a webcast whose registration is not required gets such a token (a
+browser id) with the page. Only the token's SHA-256 is stored, and an
+anonymous browser gets its row with its first beacon. While the player
 plays, the page sends a beacon every ``BEACON_INTERVAL`` seconds. Time is
 counted on the server, from the gap since the listener's previous beacon and
 never more than ``MAX_CREDIT``, so a page that claims hours, or one left
-paused, earns nothing it did not spend listening.
+paused, earns nothing it did not spend listening; a beacon sooner than
+``MIN_BEACON_GAP`` after the last one counted is refused (``BeaconTooSoon``)
+and counts nothing, so one id cannot be replayed to look like many.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from callbridge.store.db import Database
 from callbridge.store.events import StoreError
@@ -25,6 +30,9 @@ from callbridge.store.models import EventRow, WebcastListenerRow
 BEACON_INTERVAL = 15
 # A beacon credits at most this many seconds: one interval, a late timer, some slack.
 MAX_CREDIT = 2 * BEACON_INTERVAL
+# The page sends one beacon when it starts playing and then one per interval,
+# so two may come a moment apart; anything faster is not a page.
+MIN_BEACON_GAP = 2.0
 
 
 class ListenMode(enum.StrEnum):
@@ -48,6 +56,17 @@ class WebListener:
     @property
     def registered(self) -> bool:
         return self.name is not None
+
+
+class BeaconTooSoon(StoreError):
+    """A beacon within ``MIN_BEACON_GAP`` of the listener's last one; nothing was counted."""
+
+    status = 429
+
+
+def new_token() -> str:
+    """A fresh listener token (a browser id) for a cookie; unguessable, stored only hashed."""
+    return "wl_" + secrets.token_urlsafe(24)
 
 
 def _digest(token: str) -> str:
@@ -85,7 +104,7 @@ class Audience:
         now: datetime,
     ) -> tuple[str, WebListener]:
         """A new listener for ``event_id``; returns the cookie token (shown once) and the row."""
-        token = "wl_" + secrets.token_urlsafe(24)
+        token = new_token()
         with self.database.session() as session, session.begin():
             if session.get(EventRow, event_id) is None:
                 raise StoreError(f"no event {event_id}", field="event_id")
@@ -116,8 +135,33 @@ class Audience:
             )
             return None if row is None else _view(row)
 
-    def heard(self, event_id: int, token: str, mode: ListenMode, now: datetime) -> WebListener:
-        """Credit a beacon: the time since the previous one, capped; the first credits nothing."""
+    def heard(
+        self,
+        event_id: int,
+        token: str,
+        mode: ListenMode,
+        now: datetime,
+        *,
+        anonymous: bool = False,
+    ) -> WebListener:
+        """Credit a beacon: the time since the previous one, capped; the first credits nothing.
+
+        ``token`` must come from a cookie the server signed. With ``anonymous``
+        (registration is not required) a token seen for the first time gets
+        its listener row here; otherwise it must have registered. Raises
+        ``StoreError`` for an unknown token and ``BeaconTooSoon`` for a
+        beacon too close to the last one counted; neither changes anything.
+        """
+        try:
+            return self._heard(event_id, token, mode, now, anonymous=anonymous)
+        except IntegrityError:
+            # Two first beacons of one browser raced to create its row: the
+            # loser finds the winner's row and is refused as too soon.
+            return self._heard(event_id, token, mode, now, anonymous=False)
+
+    def _heard(
+        self, event_id: int, token: str, mode: ListenMode, now: datetime, *, anonymous: bool
+    ) -> WebListener:
         with self.database.session() as session, session.begin():
             row = session.scalar(
                 select(WebcastListenerRow)
@@ -128,12 +172,27 @@ class Audience:
                 .with_for_update()
             )
             if row is None:
-                raise StoreError("not a listener of this webcast; register first", field="token")
+                if not anonymous:
+                    raise StoreError(
+                        "not a listener of this webcast; register first", field="token"
+                    )
+                row = WebcastListenerRow(
+                    event_id=event_id,
+                    token_sha256=_digest(token),
+                    registered_at=now,
+                    live_seconds=0,
+                    replay_seconds=0,
+                )
+                session.add(row)
             if row.first_heard_at is None:
                 row.first_heard_at = now
             elif row.last_heard_at is not None:
                 gap = (now - row.last_heard_at).total_seconds()
-                credit = round(gap) if 0 < gap <= MAX_CREDIT else 0
+                if gap < MIN_BEACON_GAP:
+                    raise BeaconTooSoon(
+                        f"one beacon per {MIN_BEACON_GAP:g} s at most", field="beacon"
+                    )
+                credit = round(gap) if gap <= MAX_CREDIT else 0
                 if mode is ListenMode.LIVE:
                     row.live_seconds += credit
                 else:

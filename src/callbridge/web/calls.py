@@ -168,6 +168,24 @@ async def end_call(event_id: int, store: Store, control: BridgeDep, _: OperatorD
     return await run_in_threadpool(store.get, event_id)
 
 
+# A cell a spreadsheet would read as a formula (OWASP, "CSV Injection"): a
+# registrant named "=HYPERLINK(...)" must not run in the IR team's Excel.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: a leading ``'`` if it could be a formula.
+
+    Phone numbers such as ``+19135550100`` get the quote too, as OWASP advises:
+    a spreadsheet shows them as text, which is what they are.
+    """
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _csv_row(cells: list[str]) -> list[str]:
+    return [spreadsheet_safe(cell) for cell in cells]
+
+
 @router.get("/attendance.csv", response_class=Response)
 async def attendance_csv(event_id: int, store: Store, request: Request, _: OperatorDep) -> Response:
     """Per participant, phone and web: join, leave, seconds listened, role, reason.
@@ -200,36 +218,42 @@ async def attendance_csv(event_id: int, store: Store, request: Request, _: Opera
     for row in rows:
         duration = row.duration
         writer.writerow(
-            [
-                row.participant_id,
-                row.channel,
-                row.caller_id or "",
-                "",
-                "",
-                "",
-                row.role or "",
-                row.joined_at.isoformat(),
-                row.left_at.isoformat() if row.left_at else "",
-                f"{duration.total_seconds():.0f}" if duration is not None else "",
-                row.reason or "",
-            ]
+            _csv_row(
+                [
+                    row.participant_id,
+                    row.channel,
+                    row.caller_id or "",
+                    "",
+                    "",
+                    "",
+                    row.role or "",
+                    row.joined_at.isoformat(),
+                    row.left_at.isoformat() if row.left_at else "",
+                    f"{duration.total_seconds():.0f}" if duration is not None else "",
+                    row.reason or "",
+                ]
+            )
         )
     for listener in web:
         heard = listener.first_heard_at is not None
         writer.writerow(
-            [
-                f"w{listener.id}",
-                "web",
-                "",
-                listener.name or "",
-                listener.firm or "",
-                listener.email or "",
-                "listener" if listener.live_seconds or not listener.replay_seconds else "replay",
-                (listener.first_heard_at or listener.registered_at).isoformat(),
-                listener.last_heard_at.isoformat() if listener.last_heard_at else "",
-                str(listener.live_seconds + listener.replay_seconds),
-                "" if heard else "registered, did not listen",
-            ]
+            _csv_row(
+                [
+                    f"w{listener.id}",
+                    "web",
+                    "",
+                    listener.name or "",
+                    listener.firm or "",
+                    listener.email or "",
+                    "listener"
+                    if listener.live_seconds or not listener.replay_seconds
+                    else "replay",
+                    (listener.first_heard_at or listener.registered_at).isoformat(),
+                    listener.last_heard_at.isoformat() if listener.last_heard_at else "",
+                    str(listener.live_seconds + listener.replay_seconds),
+                    "" if heard else "registered, did not listen",
+                ]
+            )
         )
     filename = f"{record.company.ticker.lower()}-event-{event_id}-attendance.csv"
     return Response(

@@ -6,7 +6,11 @@ a cookie ``cb_wc_<event>``: the listener's random token and an HMAC of it
 under the server's secret key, so the media routes check access without a
 database read per playlist request (hundreds of listeners poll every part).
 Listening time comes from beacons the page sends while it plays
-(``store.audience``).
+(``store.audience``). A webcast that does not require registration hands
+each browser a signed id of the same form with the page; a beacon counts
+only with a cookie the server signed, only while the call is live (``live``)
+or its replay is open (``replay``), and at most one per id per
+``MIN_BEACON_GAP`` — so anonymous requests cannot inflate the audience.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -25,7 +30,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.events.schema import EventRecord, EventState, Registration
-from callbridge.store.audience import BEACON_INTERVAL, Audience, ListenMode, WebListener
+from callbridge.store.audience import (
+    BEACON_INTERVAL,
+    MIN_BEACON_GAP,
+    Audience,
+    BeaconTooSoon,
+    ListenMode,
+    WebListener,
+    new_token,
+)
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.transcript.transcribe import Hit, load_transcript, search
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
@@ -115,6 +128,8 @@ def _clean(value: str, field: str, *, required: bool, limit: int = 200) -> str |
         return None
     if len(value) > limit:
         raise RegistrationError(field, f"is at most {limit} characters")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise RegistrationError(field, "cannot hold control characters")
     return value
 
 
@@ -254,7 +269,14 @@ async def webcast_page(
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
-    return await _webcast_page(request, record, people, now)
+    response = await _webcast_page(request, record, people, now)
+    if (
+        record.registration is not Registration.REQUIRED
+        and listener_token(request, event_id) is None
+    ):
+        # The browser id its beacons will count under; no row until it plays.
+        _set_cookie(response, request, event_id, new_token())
+    return response
 
 
 @router.post("/events/{event_id}/webcast/register", include_in_schema=False)
@@ -321,27 +343,42 @@ async def beacon(
     people: AudienceDep,
     now: Now,
 ) -> Response:
-    """Count listening time: the page sends this every ``beacon_interval`` s while it plays."""
+    """Count listening time: the page sends this every ``beacon_interval`` s while it plays.
+
+    204 when counted. 403 without a cookie this server signed (the page
+    gives one; registration gives one), 409 when the event is not live
+    (``live``) or its replay is not open (``replay``), 429 for a second
+    beacon within ``MIN_BEACON_GAP`` s; none of these counts anything.
+    """
     record = await _record(store, event_id)
     if record is None:
         return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
     token = listener_token(request, event_id)
-    response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if token is None:
-        if record.registration is Registration.REQUIRED:
-            return JSONResponse(
-                {"detail": "register for the webcast first"}, status.HTTP_403_FORBIDDEN
-            )
-        issued, _ = await run_in_threadpool(
-            lambda: people.register(event_id, name=None, firm=None, email=None, now=now)
+        detail = (
+            "register for the webcast first"
+            if record.registration is Registration.REQUIRED
+            else "open the webcast page first"
         )
-        _set_cookie(response, request, event_id, issued)
-        token = issued
+        return JSONResponse({"detail": detail}, status.HTTP_403_FORBIDDEN)
+    if body.mode is ListenMode.LIVE and record.state is not EventState.LIVE:
+        return JSONResponse({"detail": "the call is not live"}, status.HTTP_409_CONFLICT)
+    if body.mode is ListenMode.REPLAY and not record.replay_available(now):
+        return JSONResponse({"detail": "the replay is not open"}, status.HTTP_409_CONFLICT)
+    anonymous = record.registration is not Registration.REQUIRED
     try:
-        await run_in_threadpool(people.heard, event_id, token, body.mode, now)
+        await run_in_threadpool(
+            lambda: people.heard(event_id, token, body.mode, now, anonymous=anonymous)
+        )
+    except BeaconTooSoon as error:
+        return JSONResponse(
+            {"detail": error.message},
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(max(1, round(MIN_BEACON_GAP)))},
+        )
     except StoreError as error:
         return JSONResponse({"detail": error.message}, status.HTTP_403_FORBIDDEN)
-    return response
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def status_of(request: Request, record: EventRecord, now: datetime) -> WebcastStatus:
