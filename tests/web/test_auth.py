@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,14 +17,18 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from callbridge.events.schema import EventState
 from callbridge.store.db import Database
 from callbridge.store.models import utcnow
 from callbridge.store.users import UserStore
 from callbridge.web.app import create_app
 from callbridge.web.security import PAGE_POLICY
 from callbridge.web.throttle import ACCOUNT_RULE, SOURCE_RULE
+from callbridge.webcast.live import LiveWebcast
 from tests.telephony.conftest import RunningServer, start_server
-from tests.web.conftest import OPERATOR, PASSWORD, _free_port, make_settings
+from tests.web.conftest import OPERATOR, PASSWORD, LiveServer, _free_port, make_settings
+from tests.web.test_browser import make_event
+from tests.webcast.conftest import RealTimeFeed
 
 COOKIE = "callbridge_session"
 
@@ -311,3 +316,76 @@ def test_server_sent_events_stream_through_the_headers(served: RunningServer) ->
         assert stream.headers["x-frame-options"] == "DENY"
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert next(stream.iter_text()).startswith("data: ")
+
+
+# The pages under their policy, in real Chromium --------------------------------
+
+# Installed before any page script runs: every CSP refusal lands in window.cspViolations.
+WATCH_CSP = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+def visit(page: Any, url: str) -> list[str]:
+    """Open ``url``, check its answer carries the policy; the page's CSP refusals so far."""
+    response = page.goto(url)
+    assert response is not None and response.ok, url
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.wait_for_load_state("load")
+    violations: list[str] = page.evaluate("window.cspViolations")
+    return violations
+
+
+@pytest.mark.browser
+def test_no_page_breaks_its_policy_and_the_webcast_plays(
+    page: Any, live_server: LiveServer, app: FastAPI
+) -> None:
+    record = make_event(live_server, registration="off")
+    app.state.events.set_state(record.id, EventState.LIVE)
+    webcast = LiveWebcast(app.state.webcast_media.live_dir(record.id))
+    feed = RealTimeFeed(webcast)
+    feed.thread.start()
+    page.add_init_script(WATCH_CSP)
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    base = live_server.url
+    try:
+        for path in ("/login", "/events", f"/events/{record.id}/announcement"):
+            assert visit(page, base + path) == [], path
+        assert visit(page, f"{base}/events/{record.id}/webcast") == []
+        # hls.js plays the live call (MSE from blob: URLs, perhaps a blob: worker).
+        # (polled from here: wait_for_function would need 'unsafe-eval' in the page)
+        deadline = time.monotonic() + 30
+        while page.evaluate("document.getElementById('media').currentTime") < 2:
+            assert page.evaluate("window.cspViolations") == []
+            assert time.monotonic() < deadline, "the live webcast did not play"
+            page.wait_for_timeout(200)
+        assert page.evaluate("window.cspViolations") == []
+        page.goto(f"{base}/login?next=/console")
+        page.fill("input[name=name]", OPERATOR)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console")
+        assert page.evaluate("window.cspViolations") == []
+        assert visit(page, f"{base}/console/events/{record.id}") == []
+    finally:
+        feed.stop.set()
+        feed.thread.join()
+        webcast.close()
+    assert refused == []
+
+
+@pytest.mark.browser
+def test_another_site_cannot_frame_the_console(page: Any, live_server: LiveServer) -> None:
+    page.set_content(f'<iframe id="f" src="{live_server.url}/login"></iframe>')
+    page.wait_for_timeout(1500)
+    framed = [f for f in page.frames if f != page.main_frame]
+    assert framed, "the iframe exists"
+    # Chromium refuses to render it: the frame holds an error page, not the form.
+    assert all("Operator login" not in frame.content() for frame in framed)
