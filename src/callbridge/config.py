@@ -50,9 +50,15 @@ class Settings:
     max_passcode_failures: int = 6
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
+    # The session cookie gets Secure (HTTPS only), and responses get HSTS.
     secure_cookies: bool = False
-    # Seconds a failed login waits before answering, so guessing is slow.
+    # Seconds a failed login waits before answering, so guessing is slow; the
+    # login throttle (web/throttle.py) refuses repeated failures outright.
     login_failure_delay: float = 1.0
+    # argon2 checks at once (19 MiB each), and how many more may wait before
+    # a login is answered 503 at once.
+    password_checks: int = 2
+    password_check_queue: int = 8
     secret_key: str = ""
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,50 @@ def test_an_id_beyond_64_bits_is_one_line(db: str) -> None:
     for command in (("event", "show"), ("announce",)):
         line = _one_line_error(run(*command, "99999999999999999999", db=db))
         assert line == "callbridge: there is no event 99999999999999999999"
+
+
+def test_user_tokens_expire_are_listed_and_revoked(db: str) -> None:
+    assert run("user", "add", "dana", db=db, stdin="correct horse battery\n").returncode == 0
+    forever = run("user", "token", "dana", "--label", "ci", db=db).stdout.strip()
+    monthly = run("user", "token", "dana", "--expires", "30d", db=db).stdout.strip()
+    assert forever.startswith("cb_") and monthly.startswith("cb_")
+    for bad in ("30", "0d", "²d", "30y"):
+        refused = run("user", "token", "dana", "--expires", bad, db=db)
+        assert refused.returncode == 2 and "--expires" in refused.stderr, bad
+    listing = run("user", "tokens", "dana", db=db)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["ID", "KIND", "CREATED", "LAST", "USED", "EXPIRES", "LABEL"]
+    ids = [line.split()[0] for line in lines[1:]]
+    assert ids == ["t1", "t2"]
+    stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z"
+    assert lines[1].split()[-1] == "ci" and len(re.findall(stamp, lines[1])) == 1
+    # The 30-day token shows when it was made and when it expires.
+    assert len(re.findall(stamp, lines[2])) == 2
+    assert run("user", "revoke", "dana", "t1", db=db).returncode == 0
+    assert [
+        line.split()[0] for line in run("user", "tokens", "dana", db=db).stdout.splitlines()[1:]
+    ] == ["t2"]
+    missing = run("user", "revoke", "dana", "t1", db=db)
+    assert missing.returncode == 2 and "id:" in missing.stderr
+    assert run("user", "revoke", "dana", db=db).returncode == 2
+    assert run("user", "revoke", "dana", "--all", db=db).returncode == 0
+    assert "no sessions or tokens" in run("user", "tokens", "dana", db=db).stdout
+    nobody = run("user", "tokens", "nobody", db=db)
+    assert nobody.returncode == 2 and "name:" in nobody.stderr
+
+
+def test_user_passwd_ends_every_token(db: str) -> None:
+    run("user", "add", "dana", db=db, stdin="correct horse battery\n")
+    run("user", "token", "dana", db=db)
+    changed = run("user", "passwd", "dana", db=db, stdin="a brand new password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "no sessions or tokens" in run("user", "tokens", "dana", db=db).stdout
+    assert run("user", "passwd", "nobody", db=db, stdin="a brand new password\n").returncode == 2
+
+
+def test_serve_takes_secure_cookies() -> None:
+    from callbridge.cli.main import build_parser
+
+    assert build_parser().parse_args(["serve", "--secure-cookies"]).secure_cookies is True
+    assert build_parser().parse_args(["serve"]).secure_cookies is False

@@ -16,7 +16,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -165,26 +165,90 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_add(args: argparse.Namespace) -> int:
-    from callbridge.store.users import UserStore
-
+def _read_password(name: str) -> str:
     password = os.environ.get("CALLBRIDGE_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
             password = sys.stdin.readline().rstrip("\n")
         else:
-            password = getpass.getpass(f"Password for {args.name}: ")
+            password = getpass.getpass(f"Password for {name}: ")
             if getpass.getpass("Again: ") != password:
                 raise CliError("password: the two entries differ")
-    operator = UserStore(_database(args)).add(args.name, password)
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    operator = UserStore(_database(args)).add(args.name, _read_password(args.name))
     print(f"operator {operator.name} saved")
     return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    operator = UserStore(_database(args)).set_password(args.name, _read_password(args.name))
+    print(f"operator {operator.name}: password changed; every session and token ended")
+    return 0
+
+
+def _duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``: a positive span for ``--expires``."""
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span such as 90m, 12h, 30d or 2w")
+    if int(number) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a token must last a positive time")
+    return timedelta(seconds=int(number) * units[unit])
 
 
 def cmd_user_token(args: argparse.Namespace) -> int:
     from callbridge.store.users import UserStore
 
-    print(UserStore(_database(args)).issue_token(args.name, args.label))
+    print(UserStore(_database(args)).issue_token(args.name, args.label, expires_in=args.expires))
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def cmd_user_tokens(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    now = datetime.now(UTC)
+    found = UserStore(_database(args)).credentials(args.name, now)
+    if not found:
+        print(f"{args.name} has no sessions or tokens")
+        return 0
+    print(f"{'ID':<8} {'KIND':<8} {'CREATED':<20} {'LAST USED':<20} {'EXPIRES':<20} LABEL")
+    for c in found:
+        expires = _when(c.expires_at)
+        if c.expires_at is not None and c.expires_at <= now:
+            expires += " (expired)"
+        print(
+            f"{c.id:<8} {c.kind:<8} {_when(c.created_at):<20} {_when(c.last_used_at):<20} "
+            f"{expires:<20} {c.label}"
+        )
+    return 0
+
+
+def cmd_user_revoke(args: argparse.Namespace) -> int:
+    from callbridge.store.users import UserStore
+
+    users = UserStore(_database(args))
+    if args.all:
+        if args.id is not None:
+            raise CliError("revoke: give an id or --all, not both")
+        users.revoke_all(args.name)
+        print(f"every session and token of {args.name} revoked")
+    elif args.id is None:
+        raise CliError("revoke: give an id (see `callbridge user tokens NAME`) or --all")
+    else:
+        users.revoke(args.name, args.id)
+        print(f"{args.id} of {args.name} revoked")
     return 0
 
 
@@ -207,6 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
         media_sender=args.media_sender,
+        secure_cookies=args.secure_cookies,
     )
     serve(settings)
     return 0
@@ -278,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how a frame goes to many listeners: io_uring where the kernel allows it, "
         "else one sendto each (default auto)",
     )
+    serve.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="behind HTTPS: the session cookie is sent over HTTPS only, and responses "
+        "carry Strict-Transport-Security",
+    )
     serve.set_defaults(func=cmd_serve)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
@@ -312,10 +383,30 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="add an operator or set a password")
     add.add_argument("name")
     add.set_defaults(func=cmd_user_add)
+    passwd = user.add_parser(
+        "passwd", help="set an operator's password; ends all their sessions and tokens"
+    )
+    passwd.add_argument("name")
+    passwd.set_defaults(func=cmd_user_passwd)
     token = user.add_parser("token", help="issue an API bearer token for an operator")
     token.add_argument("name")
     token.add_argument("--label", default="api")
+    token.add_argument(
+        "--expires",
+        type=_duration,
+        default=None,
+        metavar="SPAN",
+        help="refuse the token after this long: 90m, 12h, 30d, 2w (default: never)",
+    )
     token.set_defaults(func=cmd_user_token)
+    tokens = user.add_parser("tokens", help="list an operator's sessions and tokens")
+    tokens.add_argument("name")
+    tokens.set_defaults(func=cmd_user_tokens)
+    revoke = user.add_parser("revoke", help="end one of an operator's sessions or tokens")
+    revoke.add_argument("name")
+    revoke.add_argument("id", nargs="?", help="s<n> or t<n>, as `user tokens` lists them")
+    revoke.add_argument("--all", action="store_true", help="end every session and token")
+    revoke.set_defaults(func=cmd_user_revoke)
     return parser
 
 

@@ -156,6 +156,29 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Written at most once a minute, so a busy script does not write on every call.
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # None: the token lasts until it is revoked or the password changes.
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    user: Mapped[UserRow] = relationship()
+
+
+class SessionRow(Base):
+    """An operator's login in one browser; the signed cookie holds a secret whose SHA-256 is here.
+
+    Deleting the row ends the session, whatever cookie the browser still has.
+    """
+
+    __tablename__ = "operator_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
     user: Mapped[UserRow] = relationship()
 

@@ -18,9 +18,12 @@ from callbridge.store.audience import Audience
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
-from callbridge.store.users import UserStore
+from callbridge.store.users import SESSION_LIFETIME, UserStore
 from callbridge.web import api, auth, calls, media, pages, webcast
 from callbridge.web.auth import LoginRequired, login_redirect
+from callbridge.web.security import SecurityHeaders
+from callbridge.web.throttle import LoginThrottle
+from callbridge.web.workpool import BoundedPool
 
 STATIC = Path(__file__).parent / "static"
 
@@ -41,6 +44,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.call_log = CallLog(db)
     app.state.audience = Audience(db)
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
+    app.state.login_throttle = LoginThrottle()
+    app.state.password_pool = BoundedPool(settings.password_checks, settings.password_check_queue)
 
     app.add_middleware(
         SessionMiddleware,
@@ -48,8 +53,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         session_cookie="callbridge_session",
         same_site="lax",
         https_only=settings.secure_cookies,
-        max_age=12 * 3600,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
     )
+    # Added last, so it wraps everything, errors included.
+    app.add_middleware(SecurityHeaders, secure=settings.secure_cookies)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> Response:

@@ -6,13 +6,23 @@ by a signed session cookie, scripts by ``Authorization: Bearer``. A request
 that rides on the cookie and changes state must also carry the session's
 CSRF token (a form field, or the ``X-CSRF-Token`` header from the console's
 scripts), so another site cannot make an operator's browser act.
+
+The cookie holds a session secret, not the operator: the session lives in
+the database (``UserStore.open_session``), so logout, ``callbridge user
+revoke`` and a password change end it whatever the browser keeps. A login
+attempt first passes the ``LoginThrottle`` (429 with ``Retry-After`` when a
+name or an address has failed too often) and then the bounded argon2 pool
+(503 at once when it is full), so a login flood costs neither memory nor
+the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import secrets
+import time
 from typing import Annotated
 from urllib.parse import quote
 
@@ -22,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from callbridge.store.users import Operator, UserStore
 from callbridge.web.deps import TEMPLATES, settings, user_store
+from callbridge.web.throttle import LoginThrottle
+from callbridge.web.workpool import BoundedPool, PoolBusy
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -62,10 +74,10 @@ async def optional_operator(request: Request) -> Operator | None:
             )
         request.state.auth = "token"
         return operator
-    operator_id = request.session.get("operator_id")
-    if not isinstance(operator_id, int):
+    secret = request.session.get("sid")
+    if not isinstance(secret, str):
         return None
-    operator = await run_in_threadpool(users.get, operator_id)
+    operator = await run_in_threadpool(users.check_session, secret)
     if operator is None:
         request.session.clear()
         return None
@@ -128,6 +140,23 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     )
 
 
+def _login_answer(
+    request: Request,
+    next_url: str | None,
+    error: str,
+    status_code: int,
+    retry_after: float | None = None,
+) -> Response:
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
+    return TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {"csrf_token": csrf_token(request), "next": _safe_next(next_url), "error": error},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -139,32 +168,53 @@ async def login(
 ) -> Response:
     if not csrf_valid(request, csrf_token_field):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page")
-    operator = await run_in_threadpool(users.authenticate, name, password)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    pool: BoundedPool = request.app.state.password_pool
+    source = request.client.host if request.client else "unknown"
+    wait = throttle.begin(name, source, time.monotonic())
+    if wait is not None:
+        return _login_answer(
+            request,
+            next,
+            f"Too many failed logins. Try again in {math.ceil(wait)} seconds.",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            retry_after=wait,
+        )
+    try:
+        operator = await pool.run(users.authenticate, name, password)
+    except PoolBusy:
+        return _login_answer(
+            request,
+            next,
+            "The server is busy. Try again in a moment.",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            retry_after=1,
+        )
     if operator is None:
         # The same words and the same delay whether or not the name exists.
         await asyncio.sleep(settings(request).login_failure_delay)
-        return TEMPLATES.TemplateResponse(
-            request,
-            "login.html",
-            {
-                "csrf_token": csrf_token(request),
-                "next": _safe_next(next),
-                "error": "Wrong name or password.",
-            },
-            status_code=status.HTTP_401_UNAUTHORIZED,
-        )
+        return _login_answer(request, next, "Wrong name or password.", status.HTTP_401_UNAUTHORIZED)
+    throttle.succeeded(name, source)
+    previous = request.session.get("sid")
+    if isinstance(previous, str):
+        await run_in_threadpool(users.end_session, previous)
     # A fresh session on login, so a token planted before it is worthless.
     request.session.clear()
-    request.session["operator_id"] = operator.id
+    request.session["sid"] = await run_in_threadpool(users.open_session, operator, source)
     csrf_token(request)
     return RedirectResponse(_safe_next(next), status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/logout")
 async def logout(
-    request: Request, csrf_token_field: Annotated[str, Form(alias=CSRF_FIELD)] = ""
+    request: Request,
+    csrf_token_field: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    users: UserStore = Depends(user_store),  # noqa: B008
 ) -> Response:
     if not csrf_valid(request, csrf_token_field):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page")
+    secret = request.session.get("sid")
+    if isinstance(secret, str):
+        await run_in_threadpool(users.end_session, secret)
     request.session.clear()
     return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
