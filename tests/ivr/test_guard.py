@@ -4,6 +4,8 @@ import pytest
 
 from callbridge.ivr.guard import (
     TRANSITIONS,
+    Alert,
+    AlertBoard,
     GuardRules,
     GuardTransitionError,
     PasscodeGuard,
@@ -107,3 +109,14 @@ def test_the_table_refuses_an_unlisted_move() -> None:
     assert Standing.WATCHED not in TRANSITIONS[Standing.SLOWED][Trigger.FAILURE]
     with pytest.raises(GuardTransitionError):
         guard._move(record, Trigger.FAILURE, Standing.WATCHED)
+
+
+def test_the_alert_board_files_alerts_per_event_and_forgets_the_oldest() -> None:
+    board = AlertBoard(limit=3)
+    first = Alert("user:a", Standing.SLOWED, 3, 1.0, delay=2)
+    board.post(first, [1, 2])
+    for n in range(3):
+        board.post(Alert(f"user:{n}", Standing.REFUSED, 6, 2.0 + n, until=900), [2])
+    assert board.for_event(1) == []  # pushed out
+    assert [a.identity for a in board.for_event(2)] == ["user:2", "user:1", "user:0"]
+    assert board.for_event(3) == []

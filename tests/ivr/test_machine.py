@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from callbridge.events.schema import MAX_PASSCODE_DIGITS, MIN_PASSCODE_DIGITS
 from callbridge.ivr.machine import (
     Action,
     Answered,
@@ -21,7 +22,6 @@ from callbridge.ivr.machine import (
     StopPrompt,
     TimerFired,
 )
-from callbridge.events.schema import MAX_PASSCODE_DIGITS, MIN_PASSCODE_DIGITS
 from callbridge.media.prompts import PromptName
 
 

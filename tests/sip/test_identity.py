@@ -62,7 +62,10 @@ def test_a_different_user_behind_the_same_trunk_is_a_different_identity() -> Non
 
 
 def test_withheld_numbers_share_the_anonymous_key() -> None:
-    assert caller_identity(invite('"Anonymous" <sip:anonymous@anonymous.invalid>'), "10.0.0.1", True) == ANONYMOUS
+    assert (
+        caller_identity(invite('"Anonymous" <sip:anonymous@anonymous.invalid>'), "10.0.0.1", True)
+        == ANONYMOUS
+    )
     assert caller_identity(invite("<sip:restricted@sbc>"), "10.0.0.1", True) == ANONYMOUS
 
 

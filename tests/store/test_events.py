@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventFile, EventPatch, EventState
 from callbridge.store.db import Database
-from callbridge.events.errors import normalise_errors
 from callbridge.store.events import Conflict, DialPlan, EventNotFound, EventStore
 from callbridge.store.models import CompanyRow, ContactRow, DialInRow, EventRow, PasscodeClaimRow
 from tests.conftest import example_data
@@ -181,9 +181,8 @@ def test_the_database_itself_refuses_a_second_claim_on_a_code(
     database: Database, example_spec: EventFile
 ) -> None:
     first = EventStore(database).create(example_spec)
-    with database.session() as session, pytest.raises(IntegrityError):
-        with session.begin():
-            session.add(PasscodeClaimRow(code=first.passcode, event_id=first.id, role="replay"))
+    with database.session() as session, pytest.raises(IntegrityError), session.begin():
+        session.add(PasscodeClaimRow(code=first.passcode, event_id=first.id, role="replay"))
     with database.session() as session:
         claims = session.scalars(select(PasscodeClaimRow).order_by(PasscodeClaimRow.role)).all()
         assert {(c.role, c.code) for c in claims} == {
@@ -235,7 +234,11 @@ def test_a_code_taken_as_another_events_replay_code_is_refused(
     first = store.create(example_spec)
     with pytest.raises(Conflict) as refused:
         store.create(
-            _spec_with(passcode="6000001", speaker_passcode="6000002", replay_passcode=first.speaker_passcode)
+            _spec_with(
+                passcode="6000001",
+                speaker_passcode="6000002",
+                replay_passcode=first.speaker_passcode,
+            )
         )
     assert refused.value.field == "event.replay_passcode"
 

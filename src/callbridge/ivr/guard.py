@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -70,7 +71,10 @@ class GuardTransitionError(Exception):
 
 @dataclass(frozen=True)
 class GuardRules:
-    """``max_failures`` (failures in ``window`` before a refusal) is ``serve --max-passcode-failures``."""
+    """How the guard counts; ``max_failures`` is ``serve --max-passcode-failures``.
+
+    ``max_failures`` failures within ``window`` seconds refuse an identity.
+    """
 
     max_failures: int = 6
     # Failures before answers are slowed; None: half of max_failures (at least 1).
@@ -210,3 +214,22 @@ class PasscodeGuard:
     def _trim(self) -> None:
         while len(self._records) > self.rules.max_identities:
             self._records.popitem(last=False)
+
+
+class AlertBoard:
+    """The latest alerts, filed under the events a guesser's number reaches.
+
+    The console of each event shows its alerts (``Bridge.live``); only the
+    newest ``limit`` are kept.
+    """
+
+    def __init__(self, limit: int = 200) -> None:
+        self._posted: deque[tuple[frozenset[int], Alert]] = deque(maxlen=limit)
+
+    def post(self, alert: Alert, event_ids: Iterable[int]) -> None:
+        self._posted.append((frozenset(event_ids), alert))
+
+    def for_event(self, event_id: int, newest: int = 20) -> list[Alert]:
+        """The event's alerts, newest first."""
+        found = [alert for ids, alert in reversed(self._posted) if event_id in ids]
+        return found[:newest]

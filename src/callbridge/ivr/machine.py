@@ -279,9 +279,12 @@ class IvrSession:
     def _on_code_lengths(self, event: CodeLengths) -> State:
         usable = [n for n in event.lengths if 0 < n <= self.rules.max_digits]
         self.longest_code = max(usable) if usable else None
-        if self.state is State.COLLECTING and self.digits:
-            if len(self.digits) >= self._complete_at():
-                return self._submit(event.now)
+        if (
+            self.state is State.COLLECTING
+            and self.digits
+            and len(self.digits) >= self._complete_at()
+        ):
+            return self._submit(event.now)
         return self.state
 
     def _on_timer(self, event: TimerFired) -> State:

@@ -213,8 +213,7 @@ class EventStore:
                     raise
                 if attempt == CREATE_ATTEMPTS - 1:
                     raise Conflict(
-                        "another event took a passcode or the company at the same moment; "
-                        "try again"
+                        "another event took a passcode or the company at the same moment; try again"
                     ) from None
         raise AssertionError("unreachable")
 
