@@ -214,3 +214,29 @@ def test_only_ascii_digits_are_collected() -> None:
     ivr = answered()
     key(ivr, "12\u00b234")
     assert ivr.digits == "1234"
+
+
+def test_a_pound_after_a_code_its_length_ended_is_not_a_try() -> None:
+    ivr = answered()
+    ivr.handle(CodeLengths(frozenset({7}), 5.5))
+    assert key(ivr, "1111111") == [LookupPasscode("1111111")]
+    ivr.handle(LookupResult(Outcome.INVALID, 7.0))
+    assert actions(ivr) == [PlayPrompt(PromptName.INVALID_RETRY, barge_in=True)]
+    assert key(ivr, "#", now=7.1) == []  # the habitual '#' arrives during the retry prompt
+    assert ivr.tries == 1 and ivr.state is State.PROMPTING
+    # A '#' on its own later is a try, as before.
+    assert key(ivr, "#", now=8.0) == [StopPrompt(), PlayPrompt(PromptName.NO_INPUT, barge_in=True)]
+    assert ivr.tries == 2
+
+
+def test_a_pound_during_the_lookup_is_swallowed_once() -> None:
+    ivr = answered()
+    ivr.handle(CodeLengths(frozenset({7}), 5.5))
+    assert key(ivr, "8024721#") == [LookupPasscode("8024721")]
+    ivr.handle(LookupResult(Outcome.INVALID, 7.0))
+    actions(ivr)
+    assert key(ivr, "8024721#", now=8.0) == [StopPrompt(), LookupPasscode("8024721")]
+    ivr.handle(LookupResult(Outcome.INVALID, 9.0))
+    actions(ivr)
+    key(ivr, "#", now=9.5)  # a lone '#' later is a try again: the third
+    assert ivr.tries == 3 and ivr.state is State.FAREWELL

@@ -205,6 +205,8 @@ class IvrSession:
         self.tries = 0
         # The longest code on the number dialled, once known (``CodeLengths``).
         self.longest_code: int | None = None
+        # A code ended by its length: a '#' keyed next belongs to it.
+        self._pound_expected = False
         self.joined: Join | None = None
         self.hangup_reason: str | None = None
         self._actions: deque[Action] = deque()
@@ -258,7 +260,14 @@ class IvrSession:
 
     def _on_digit(self, event: Digit) -> State:
         if self.state in (State.LOOKING_UP, State.FAREWELL, State.DONE):
+            self._pound_expected = False  # whatever it was, it is spent here
             return self.state  # keys pressed while we talk or look up are ignored
+        if self._pound_expected:
+            self._pound_expected = False
+            if event.digit == self.rules.terminator:
+                # The '#' after a code that its length already ended (the
+                # release says "followed by #"): not an empty try.
+                return self.state
         if self.state is State.PROMPTING:
             self._actions.append(StopPrompt())  # barge-in: the key is the code's first
         if event.digit == self.rules.terminator:
@@ -266,6 +275,7 @@ class IvrSession:
         if event.digit in _DIGITS:  # ASCII only: '²'.isdigit() is True
             self.digits += event.digit
         if len(self.digits) >= self._complete_at():
+            self._pound_expected = True
             return self._submit(event.now)
         self._timer = event.now + self.rules.inter_digit_timeout
         return State.COLLECTING
@@ -284,6 +294,7 @@ class IvrSession:
             and self.digits
             and len(self.digits) >= self._complete_at()
         ):
+            self._pound_expected = True
             return self._submit(event.now)
         return self.state
 
