@@ -271,3 +271,56 @@ def test_the_dial_plan_names_the_events_and_code_lengths(database: Database) -> 
     assert store.dial_plan(replay).code_lengths == {4}
     assert store.dial_plan(None).code_lengths == {4, 8, 12}
     assert store.dial_plan("+12125550000") == DialPlan((), frozenset())
+
+
+def test_the_migration_claims_the_codes_of_events_already_stored(database: Database) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from callbridge.store.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO company (id, name, ticker, exchange, city, about) "
+                "VALUES (1, 'N', 'NWBX', 'Nasdaq', 'C', 'A')"
+            )
+        )
+        for event_id, state, codes in (
+            (1, "scheduled", ("1000001", "1000002", "1003")),
+            (2, "archived", ("2000001", "2000002", "2003")),
+            (3, "live", ("1000001", "3000002", "3003")),  # a code a past race gave twice
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO event (id, company_id, title, period, kind, starts_at, "
+                    "timezone, duration_minutes, announced_on, passcode, speaker_passcode, "
+                    "replay_passcode, state, created_at, updated_at) VALUES (:id, 1, 't', 'p', "
+                    "'earnings', :now, 'UTC', 60, :day, :l, :s, :r, :state, :now, :now)"
+                ),
+                {
+                    "id": event_id,
+                    "now": datetime(2026, 11, 1, tzinfo=UTC),
+                    "day": date(2026, 11, 1),
+                    "l": codes[0],
+                    "s": codes[1],
+                    "r": codes[2],
+                    "state": state,
+                },
+            )
+    database.upgrade()
+    with database.session() as session:
+        claims = {(c.code, c.event_id) for c in session.scalars(select(PasscodeClaimRow))}
+    assert claims == {
+        ("1000001", 1),
+        ("1000002", 1),
+        ("1003", 1),
+        ("3000002", 3),
+        ("3003", 3),
+    }
