@@ -768,7 +768,11 @@ class Bridge:
             alert.standing.value,
             alert.failures,
         )
-        plan = await self._dial_plan(leg.dialled)
+        try:
+            plan = await self._dial_plan(leg.dialled)
+        except Exception:  # the alert still reaches the log and the audit trail
+            log.exception("could not read the dial plan of %s", leg.dialled)
+            plan = DialPlan((), frozenset())
         self.guard_alerts.post(alert, plan.event_ids)
         wall = datetime.now(UTC)
         kind = (
