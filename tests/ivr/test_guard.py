@@ -39,10 +39,19 @@ def test_the_delay_grows_with_each_failure_up_to_a_ceiling() -> None:
     guard = PasscodeGuard(GuardRules(max_failures=10, slow_after=2, first_delay=1, max_delay=4))
     delays = []
     for t in range(9):
-        guard.record_failure("user:guesser", float(t))
-        delays.append(guard.delay("user:guesser", float(t)))
+        guard.record_failure("user:guesser", 10.0 * t)
+        delays.append(guard.admit("user:guesser", 10.0 * t))
     assert delays == [0, 1, 2, 4, 4, 4, 4, 4, 4]
-    assert guard.delay("user:someone-else", 9) == 0
+    assert guard.admit("user:someone-else", 90) == 0
+
+
+def test_parallel_attempts_of_a_slowed_identity_queue_up() -> None:
+    guard = PasscodeGuard(GuardRules(max_failures=10, slow_after=2, first_delay=2, max_delay=8))
+    guard.record_failure("user:guesser", 0)
+    guard.record_failure("user:guesser", 0)
+    # Five calls key a code at the same moment: their answers come 2 s apart.
+    assert [guard.admit("user:guesser", 1.0) for _ in range(5)] == [2, 4, 6, 8, 10]
+    assert guard.admit("user:other", 1.0) == 0
 
 
 def test_one_identitys_failures_never_refuse_another() -> None:
@@ -51,7 +60,7 @@ def test_one_identitys_failures_never_refuse_another() -> None:
         guard.record_failure("user:guesser", float(t))
     assert guard.is_refused("user:guesser", 10)
     assert not guard.is_refused("user:+12125550000", 10)
-    assert guard.delay("user:+12125550000", 10) == 0
+    assert guard.admit("user:+12125550000", 10) == 0
 
 
 def test_a_right_passcode_does_not_reset_the_count() -> None:
@@ -71,7 +80,7 @@ def test_failures_age_out_of_the_window() -> None:
     assert guard.standing("user:a", 21) is Standing.SLOWED
     assert guard.standing("user:a", 605) is Standing.WATCHED
     assert guard.standing("user:a", 621) is Standing.CLEAR
-    assert guard.delay("user:a", 621) == 0
+    assert guard.admit("user:a", 621) == 0
 
 
 def test_a_refusal_ends_and_the_count_starts_again() -> None:

@@ -819,11 +819,13 @@ class Bridge:
             return Outcome.BLOCKED, None, None, False
         # A slowed caller waits before every answer, right or wrong: the wait
         # says nothing about the code.
-        delay = self.guard.delay(key, self._now())
+        delay = self.guard.admit(key, self._now())
         if delay > 0:
             await asyncio.sleep(delay)
             if leg.call_id not in self.legs:
                 return Outcome.INVALID, None, None, False
+            if self.guard.is_refused(key, self._now()):  # refused while it waited
+                return Outcome.BLOCKED, None, None, False
         match = await self._match_passcode(leg.dialled, passcode)
         if match is None:
             alert = self.guard.record_failure(key, self._now())

@@ -7,9 +7,10 @@ under. Each identity has a standing, an explicit state machine:
 
 - CLEAR: no failure within ``window`` seconds.
 - WATCHED: fewer than ``slow_after`` failures in the window.
-- SLOWED: the answer to each further attempt waits ``delay`` seconds, which
-  doubles with every failure (``first_delay`` … ``max_delay``); the delay is
-  the same whether the code is right or wrong, so the wait tells nothing.
+- SLOWED: the answer to each further attempt waits, ``first_delay`` seconds
+  doubling with every failure up to ``max_delay``; the wait is the same
+  whether the code is right or wrong, so it tells nothing, and attempts
+  from parallel calls queue behind each other.
 - REFUSED: ``refuse_after`` failures in the window: calls from the identity
   are refused (403 at the INVITE, a goodbye on a call in progress) for
   ``refusal`` seconds; then the identity is CLEAR again.
@@ -109,6 +110,7 @@ class _Record:
     standing: Standing = Standing.CLEAR
     failures: deque[float] = field(default_factory=deque)
     refused_until: float = 0.0
+    next_answer: float = 0.0  # when a slowed identity's queued attempts are answered
 
 
 class PasscodeGuard:
@@ -138,15 +140,22 @@ class PasscodeGuard:
             return None
         return record.refused_until
 
-    def delay(self, identity: str, now: float) -> float:
-        """Seconds to wait before answering this attempt, right or wrong (0 unless slowed)."""
+    def admit(self, identity: str, now: float) -> float:
+        """Call once per attempt, before the lookup: the seconds to wait before answering.
+
+        0 unless the identity is slowed. A slowed identity's attempts queue
+        behind each other, so parallel calls wait as long as serial ones.
+        The wait is the same for a right and a wrong code.
+        """
         record = self._records.get(identity)
         if record is None:
             return 0.0
         self._age(identity, record, now)
         if record.standing is not Standing.SLOWED:
             return 0.0
-        return self._delay_for(len(record.failures))
+        answer_at = max(now, record.next_answer) + self._delay_for(len(record.failures))
+        record.next_answer = answer_at
+        return answer_at - now
 
     def record_failure(self, identity: str, now: float) -> Alert | None:
         """Count a wrong passcode; returns an Alert when this failure slows or refuses."""
