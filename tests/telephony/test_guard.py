@@ -1,4 +1,5 @@
-"""Guessing is not allowed, strangers may not call, and malformed SIP stops nothing."""
+"""Guessing is slowed and refused per caller, never per trunk; strangers may not call;
+malformed SIP stops nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import socket
 import time
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,9 @@ TORTURE = Path(__file__).resolve().parent.parent / "sip" / "data" / "torture"
 
 
 @pytest.fixture(scope="module")
-def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with start_server(tmp_path_factory.mktemp("strict"), "--max-passcode-failures", "3") as s:
+def guard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # Four wrong codes refuse an identity; two slow it (2 s, then 4 s before each answer).
+    with start_server(tmp_path_factory.mktemp("guard"), "--max-passcode-failures", "4") as s:
         yield s
 
 
@@ -30,26 +33,93 @@ def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         yield s
 
 
+GUESSER = "+12125550101"
+SPEAKER = "+12125550199"
+
+
+def _guess(
+    server: RunningServer, tmp_path: Path, codes: list[str], display: str, header: str
+) -> tuple[float, datetime]:
+    """One guesser's call keying ``codes``; returns how long the keys take and when it began."""
+    stream = passcode_stream(codes, between_codes=5.0)
+    pcap = tmp_path / f"guess-{len(codes)}-{display.split()[0]}.pcap"
+    write_pcap(pcap, stream)
+    began = datetime.now(UTC)
+    call = run_sipp(
+        SCENARIOS / "guesser.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={
+            "pcap": str(pcap),
+            "bye_timeout_ms": "60000",
+            "display": display,
+            "from_user": GUESSER,
+            "extra_header": header,
+        },
+        timeout=80,
+    )
+    assert call.ok, call.output[-2000:] + call.errors[-2000:]
+    return stream[-1].at, began
+
+
 @pytest.mark.sipp
-def test_repeated_wrong_codes_get_the_source_refused(
-    strict_server: RunningServer, tmp_path: Path
+def test_a_guesser_is_counted_by_identity_slowed_refused_and_the_speaker_still_joins(
+    guard_server: RunningServer, tmp_path: Path
 ) -> None:
     need("sipp")
-    event = strict_server.create_event()
-    wrong = "1" if not event.passcode.startswith("1") else "2"
-    pcap = tmp_path / "wrong.pcap"
-    write_pcap(pcap, passcode_stream([wrong * 7] * 3, between_codes=2.0))
-    guessing = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
-        strict_server.sip_target,
+    server = guard_server
+    event = server.create_event()
+    wrong = ("1" if not event.passcode.startswith("1") else "2") * 7 + "#"
+    # Every call from the same trunk address, and the display name changes each time.
+    _guess(server, tmp_path, [wrong] * 3, "Analyst One", "Subject: guess")
+    keys_took, began = _guess(server, tmp_path, [wrong], "Jane Doe CEO", "Subject: again")
+    refused = run_sipp(
+        SCENARIOS / "guesser_refused.xml",
+        server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
-        timeout=45,
+        substitutions={"display": "Someone Else", "from_user": GUESSER},
+        timeout=20,
     )
-    assert guessing.ok, guessing.output[-2000:]
-    refused = run_sipp(SCENARIOS / "refused.xml", strict_server.sip_target, tmp_path, timeout=20)
     assert refused.ok, refused.output[-2000:] + refused.errors[-2000:]
-    assert "too many wrong passcodes" in strict_server.log()
+
+    # The operator hears of it: the audit trail and the console.
+    audit = server.api("GET", f"/api/events/{event.id}/audit").json()
+    alerts = [e for e in audit if e["kind"] in ("guesser_slowed", "guesser_refused")]
+    assert [(e["kind"], e["caller_id"], e["detail"]["failures"]) for e in alerts] == [
+        ("guesser_slowed", f"user:{GUESSER}", 2),
+        ("guesser_refused", f"user:{GUESSER}", 4),
+    ]
+    assert alerts[0]["detail"]["delay_s"] == 2.0
+    # The fourth code's answer waited (4 s) before the refusal: the guesser was slowed.
+    refused_at = datetime.fromisoformat(alerts[1]["at"])
+    assert (refused_at - began).total_seconds() >= keys_took + 4.0 - 0.2
+    live = server.api("GET", f"/api/events/{event.id}/live").json()
+    assert [(a["standing"], a["identity"]) for a in live["alerts"]] == [
+        ("refused", f"user:{GUESSER}"),
+        ("slowed", f"user:{GUESSER}"),
+    ]
+    assert live["alerts"][0]["until"] is not None
+
+    # The trunk is not blocked: the speaker, from the same address and even
+    # with the guesser's From (the trunk asserts who they are), still joins.
+    pcap = tmp_path / "speaker.pcap"
+    write_pcap(pcap, passcode_stream([event.speaker_passcode]))
+    speaker = run_sipp(
+        SCENARIOS / "named_dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={
+            "pcap": str(pcap),
+            "stay_ms": "6000",
+            "display": "Analyst One",
+            "from_user": GUESSER,
+            "extra_header": f"P-Asserted-Identity: <sip:{SPEAKER}@carrier.example>",
+        },
+        timeout=40,
+        background_check=lambda: server.participants(event.id),
+    )
+    assert speaker.ok, speaker.output[-2000:] + speaker.errors[-2000:]
+    assert speaker.background and speaker.background[0]["role"] == "speaker"
 
 
 @pytest.mark.sipp

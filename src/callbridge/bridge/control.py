@@ -83,6 +83,17 @@ class QueueEntry(BaseModel):
     caller_id: str
 
 
+class GuardAlertView(BaseModel):
+    """A caller slowed or refused for guessing passcodes on this event's numbers."""
+
+    identity: str  # the caller as the trunk asserts them ("user:+12125551234")
+    standing: Literal["slowed", "refused"]
+    failures: int
+    at: datetime
+    until: datetime | None  # when a refusal ends
+    delay_s: float  # the wait before each answer, when slowed
+
+
 class LiveView(BaseModel):
     """Everything the moderator console shows of one call, at one moment."""
 
@@ -93,6 +104,7 @@ class LiveView(BaseModel):
     queue: list[QueueEntry]
     listeners_by_channel: dict[str, int]
     version: int
+    alerts: list[GuardAlertView] = []
 
 
 class Action(BaseModel):

@@ -31,6 +31,7 @@ from callbridge.bridge.control import (
 from callbridge.bridge.control import (
     BridgeError,
     BridgeStats,
+    GuardAlertView,
     LiveView,
     ParticipantView,
     Percentiles,
@@ -48,10 +49,11 @@ from callbridge.bridge.rtp_transport import (
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.ivr.guard import GuardRules, PasscodeGuard
+from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
 from callbridge.ivr.machine import (
     Action,
     Answered,
+    CodeLengths,
     Digit,
     Hangup,
     Input,
@@ -67,6 +69,7 @@ from callbridge.ivr.machine import (
     StopPrompt,
     TimerFired,
 )
+from callbridge.ivr.machine import State as IvrState
 from callbridge.ivr.window import Window, conference_window
 from callbridge.media.clock import MediaClock
 from callbridge.media.conference import (
@@ -105,9 +108,10 @@ from callbridge.sip.endpoint import (
     SipEndpoint,
 )
 from callbridge.sip.errors import SipError
+from callbridge.sip.identity import CallerIdentity, IdentitySource, caller_identity
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
-from callbridge.store.events import EventNotFound, EventStore, PasscodeMatch
+from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.live import LiveConfig, LiveWebcast
 
@@ -172,7 +176,13 @@ class Bridge:
         self.events = events
         self.call_log = call_log
         self.library = library or default_library()
+        # Wrong passcodes are counted per caller identity (sip/identity.py),
+        # never per trunk address; slowed and refused callers are posted for
+        # the console of every event on the number they dialled.
         self.guard = PasscodeGuard(config.guard)
+        self.guard_alerts = AlertBoard()
+        self._identity_of: dict[str, CallerIdentity] = {}
+        self._dial_plans: dict[str | None, tuple[float, DialPlan]] = {}
         self.ports = RtpPortPool(config.rtp_port_min, config.rtp_port_max)
         self.legs: dict[str, CallLeg] = {}
         self.conferences: dict[int, Conference] = {}
@@ -399,6 +409,7 @@ class Bridge:
                 queue=[],
                 listeners_by_channel={"phone": 0, "web": 0},
                 version=self.versions.get(event_id, 0),
+                alerts=self._alert_views(event_id),
             )
             return idle, []
         active = conference.active()
@@ -423,6 +434,7 @@ class Bridge:
                 "web": 0,
             },
             version=self.versions.get(event_id, 0),
+            alerts=self._alert_views(event_id),
         )
         return view, active
 
@@ -594,21 +606,24 @@ class Bridge:
                 self._digit(leg, event.digit, now)
 
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
-        source_ip = call.source[0]
-        if self.guard.is_blocked(source_ip, call.from_uri, now):
-            log.warning(
-                "call from %s (%s) refused: too many wrong passcodes", source_ip, call.from_uri
-            )
+        identity = self._identity(call)
+        if self.guard.is_refused(identity.key, now):
+            log.warning("call from %s refused: too many wrong passcodes", identity)
             self._log(
                 LogEntry(
                     LogKind.BLOCKED,
                     datetime.now(UTC),
-                    caller_id=call.from_uri,
-                    detail={"source": source_ip},
+                    caller_id=identity.key,
+                    detail={"source": call.source[0], "identity": identity.source.value},
                 )
             )
             endpoint.reject(call.call_id, 403, now, "Forbidden (too many wrong passcodes)")
             return
+        self._remember_identity(call.call_id, identity)
+        assert self.loop is not None
+        self.loop.create_task(
+            self._feed_code_lengths(call.call_id, normalise_dialled(call.dialled))
+        )
         local_host = self.config.sip_host
         try:
             sock, port = self.ports.bind(local_host)
@@ -712,41 +727,146 @@ class Bridge:
     async def _lookup(self, leg: CallLeg, passcode: str) -> None:
         outcome, event_id, role, hold = await self._decide(leg, passcode)
         if leg.call_id not in self.legs:
+            self._identity_of.pop(leg.call_id, None)
             return
         self._run_ivr(
             leg, LookupResult(outcome, self._now(), event_id=event_id, role=role, hold=hold)
         )
+        if leg.ivr.state in (IvrState.DONE, IvrState.FAREWELL):
+            self._identity_of.pop(leg.call_id, None)  # no more attempts on this call
+
+    # -- the guessing guard ------------------------------------------------------------
+
+    def _identity(self, call: IncomingCall) -> CallerIdentity:
+        """Who the trunk says is calling: the key the guard counts under."""
+        source_ip = call.source[0]
+        try:
+            address = ipaddress.ip_address(source_ip)
+            trusted = any(address in net for net in self.config.trunk_networks)
+        except ValueError:
+            trusted = False
+        if call.request is None:
+            return CallerIdentity(f"address:{source_ip}", IdentitySource.ADDRESS)
+        return caller_identity(call.request, source_ip, trusted)
+
+    def _remember_identity(self, call_id: str, identity: CallerIdentity) -> None:
+        self._identity_of[call_id] = identity
+        if len(self._identity_of) > 2 * self.config.max_calls:
+            # Legs that ended without a lookup: forget them (live legs stay).
+            for stale in [c for c in self._identity_of if c not in self.legs and c != call_id]:
+                del self._identity_of[stale]
+
+    async def _dial_plan(self, dialled: str | None) -> DialPlan:
+        """The events and code lengths on ``dialled``, at most JOIN_RECORD_TTL seconds old."""
+        now = self._now()
+        cached = self._dial_plans.get(dialled)
+        if cached is not None and now - cached[0] < JOIN_RECORD_TTL:
+            return cached[1]
+        plan = await self._database(self.events.dial_plan, dialled)
+        if len(self._dial_plans) > 10_000:
+            self._dial_plans.clear()
+        self._dial_plans[dialled] = (now, plan)
+        return plan
+
+    async def _feed_code_lengths(self, call_id: str, dialled: str | None) -> None:
+        """Tell a new leg's IVR how long the codes on its number are (it ends a code on them)."""
+        try:
+            plan = await self._dial_plan(dialled)
+        except Exception:  # the IVR still ends codes on '#', silence or 12 digits
+            log.exception("could not read the dial plan of %s", dialled)
+            return
+        leg = self.legs.get(call_id)
+        if leg is not None:
+            self._run_ivr(leg, CodeLengths(plan.code_lengths, self._now()))
+
+    async def _post_alert(self, alert: Alert, leg: CallLeg, source_ip: str) -> None:
+        """An identity was slowed or refused: the audit trail and the consoles hear of it."""
+        log.warning(
+            "caller %s %s after %d wrong passcodes",
+            alert.identity,
+            alert.standing.value,
+            alert.failures,
+        )
+        try:
+            plan = await self._dial_plan(leg.dialled)
+        except Exception:  # the alert still reaches the log and the audit trail
+            log.exception("could not read the dial plan of %s", leg.dialled)
+            plan = DialPlan((), frozenset())
+        self.guard_alerts.post(alert, plan.event_ids)
+        wall = datetime.now(UTC)
+        kind = (
+            LogKind.GUESSER_REFUSED
+            if alert.standing is Standing.REFUSED
+            else LogKind.GUESSER_SLOWED
+        )
+        detail: dict[str, object] = {
+            "source": source_ip,
+            "dialled": leg.dialled or "",
+            "failures": alert.failures,
+        }
+        if alert.until is not None:
+            detail["refused_for_s"] = round(alert.until - alert.at)
+        if alert.delay:
+            detail["delay_s"] = alert.delay
+        for event_id in plan.event_ids or (None,):
+            self._log(LogEntry(kind, wall, event_id, caller_id=alert.identity, detail=detail))
+        for event_id in plan.event_ids:
+            self._changed(event_id)
+
+    def _alert_views(self, event_id: int) -> list[GuardAlertView]:
+        """The event's guard alerts as the console shows them, newest first."""
+        wall, now = datetime.now(UTC), self._now()
+        return [
+            GuardAlertView(
+                identity=alert.identity,
+                standing="refused" if alert.standing is Standing.REFUSED else "slowed",
+                failures=alert.failures,
+                at=wall - timedelta(seconds=now - alert.at),
+                until=None if alert.until is None else wall + timedelta(seconds=alert.until - now),
+                delay_s=alert.delay,
+            )
+            for alert in self.guard_alerts.for_event(event_id)
+        ]
 
     async def _decide(
         self, leg: CallLeg, passcode: str
     ) -> tuple[Outcome, int | None, str | None, bool]:
-        now = self._now()
         source_ip = leg.source[0]
-        if self.guard.is_blocked(source_ip, leg.caller, now):
+        identity = self._identity_of.get(leg.call_id)
+        key = identity.key if identity is not None else f"address:{source_ip}"
+        if self.guard.is_refused(key, self._now()):
             return Outcome.BLOCKED, None, None, False
+        # A slowed caller waits before every answer, right or wrong: the wait
+        # says nothing about the code.
+        delay = self.guard.admit(key, self._now())
+        if delay > 0:
+            await asyncio.sleep(delay)
+            if leg.call_id not in self.legs:
+                return Outcome.INVALID, None, None, False
+            if self.guard.is_refused(key, self._now()):  # refused while it waited
+                return Outcome.BLOCKED, None, None, False
         match = await self._match_passcode(leg.dialled, passcode)
         if match is None:
-            blocked = self.guard.record_failure(source_ip, leg.caller, now)
-            log.info("leg %s from %s: wrong passcode", leg.call_id, source_ip)
+            alert = self.guard.record_failure(key, self._now())
+            log.info("leg %s (%s): wrong passcode", leg.call_id, key)
             self._log(
                 LogEntry(
                     LogKind.PASSCODE_FAILED,
                     datetime.now(UTC),
-                    caller_id=leg.caller,
+                    caller_id=key,
                     detail={
                         "source": source_ip,
                         "dialled": leg.dialled or "",
                         "tries": leg.ivr.tries + 1,
+                        "display_name": leg.caller,
                     },
                 )
             )
-            if blocked:
-                log.warning(
-                    "blocking %s / %s after repeated wrong passcodes", source_ip, leg.caller
-                )
-                return Outcome.BLOCKED, None, None, False
+            if alert is not None:
+                await self._post_alert(alert, leg, source_ip)
+                if alert.standing is Standing.REFUSED:
+                    return Outcome.BLOCKED, None, None, False
             return Outcome.INVALID, None, None, False
-        self.guard.record_success(source_ip, leg.caller)
         record = await self._join_record(match.event_id)
         wall = datetime.now(UTC)
         if match.role == "replay":

@@ -333,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-passcode-failures",
         type=int,
         default=6,
-        help="wrong passcodes from one source or caller within 10 minutes before "
-        "its calls are refused for 15 minutes (default 6)",
+        help="wrong passcodes from one caller (as the trunk asserts them) within 10 minutes "
+        "before their calls are refused for 15 minutes; half as many slow their answers "
+        "(default 6)",
     )
     serve.add_argument(
         "--media-sender",

@@ -27,7 +27,9 @@ from pydantic import (
 
 from callbridge.events.phones import InvalidPhoneNumber, to_e164
 
-PASSCODE_PATTERN = re.compile(r"^[0-9]{4,12}$")
+MIN_PASSCODE_DIGITS = 4
+MAX_PASSCODE_DIGITS = 12  # the IVR collects up to this many (``ivr/machine.py``)
+PASSCODE_PATTERN = re.compile(rf"^[0-9]{{{MIN_PASSCODE_DIGITS},{MAX_PASSCODE_DIGITS}}}$")
 MAX_DIAL_INS = 20
 MAX_CONTACTS = 20
 MAX_GLOSSARY = 200
@@ -66,7 +68,9 @@ def _phone(value: str) -> str:
 
 def _passcode(value: str) -> str:
     if not PASSCODE_PATTERN.match(value):
-        raise ValueError("a passcode is 4 to 12 digits, nothing else")
+        raise ValueError(
+            f"a passcode is {MIN_PASSCODE_DIGITS} to {MAX_PASSCODE_DIGITS} digits, nothing else"
+        )
     return value
 
 
@@ -201,6 +205,13 @@ class EventIn(_Strict):
             and self.passcode == self.speaker_passcode
         ):
             raise ValueError("speaker_passcode: must differ from the listener passcode")
+        # A replay code is printed in the release too: equal to the speaker's,
+        # it would hand the floor to anyone with the release.
+        if self.replay_passcode is not None:
+            if self.replay_passcode == self.speaker_passcode:
+                raise ValueError("replay_passcode: must differ from the speaker passcode")
+            if self.replay_passcode == self.passcode:
+                raise ValueError("replay_passcode: must differ from the listener passcode")
         return self
 
     def start_utc(self) -> datetime:

@@ -6,6 +6,21 @@ lookup) with the time, and carries out the actions it queues (play or stop
 a prompt, look a passcode up, join the conference, hang up). Which state may
 follow which on which input is the table ``TRANSITIONS``; anything it does
 not list raises ``IvrTransitionError``.
+
+When a code is complete. Passcodes are 4 to 12 digits (``events/schema.py``)
+and one dial-in number may carry codes of several lengths (a 7-digit
+listener code, a 10-digit speaker code, another event's 4-digit replay code).
+Collection ends on whichever comes first:
+
+- ``#``;
+- the longest code length in use on the number dialled (``CodeLengths``,
+  fed once the store has answered): no longer code could match, and with
+  one length in use this is simply "the code's length";
+- the inter-digit timeout (a shorter code keyed without ``#``);
+- ``max_digits`` (the schema's longest code) before the lengths are known.
+
+The machine is told lengths only, never codes: ending a code early because
+no code starts with the digits so far would tell a guesser about prefixes.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callbridge.events.schema import MAX_PASSCODE_DIGITS
 from callbridge.media.prompts import PromptName
 
 
@@ -51,6 +67,14 @@ class TimerFired:
     now: float
 
 
+@dataclass(frozen=True)
+class CodeLengths:
+    """The lengths of the codes that open something on the number dialled."""
+
+    lengths: frozenset[int]
+    now: float
+
+
 class Outcome(enum.Enum):
     JOINED = "joined"
     INVALID = "invalid"
@@ -71,7 +95,7 @@ class LookupResult:
     hold: bool = False  # joined before the host started the call
 
 
-Input = Answered | PromptFinished | Digit | TimerFired | LookupResult
+Input = Answered | PromptFinished | Digit | TimerFired | LookupResult | CodeLengths
 
 # -- actions ------------------------------------------------------------------
 
@@ -113,7 +137,7 @@ class IvrTransitionError(Exception):
 
 @dataclass(frozen=True)
 class IvrRules:
-    max_digits: int = 7
+    max_digits: int = MAX_PASSCODE_DIGITS
     max_tries: int = 3
     first_digit_timeout: float = 10.0
     inter_digit_timeout: float = 5.0
@@ -122,13 +146,16 @@ class IvrRules:
 
 # state → input type → the states the handler may move to.
 TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
-    State.IDLE: {Answered: frozenset({State.PROMPTING})},
+    State.IDLE: {Answered: frozenset({State.PROMPTING}), CodeLengths: frozenset({State.IDLE})},
     State.PROMPTING: {
         PromptFinished: frozenset({State.COLLECTING}),
+        CodeLengths: frozenset({State.PROMPTING}),
         # '#' with nothing keyed counts as a try: back to a prompt, or goodbye.
         Digit: frozenset({State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}),
     },
     State.COLLECTING: {
+        # The lengths may arrive after the caller keyed a whole code.
+        CodeLengths: frozenset({State.COLLECTING, State.LOOKING_UP}),
         Digit: frozenset({State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}),
         TimerFired: frozenset(
             {State.COLLECTING, State.LOOKING_UP, State.PROMPTING, State.FAREWELL}
@@ -137,10 +164,21 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
     State.LOOKING_UP: {
         LookupResult: frozenset({State.DONE, State.PROMPTING, State.FAREWELL}),
         Digit: frozenset({State.LOOKING_UP}),
+        CodeLengths: frozenset({State.LOOKING_UP}),
     },
-    State.FAREWELL: {PromptFinished: frozenset({State.DONE}), Digit: frozenset({State.FAREWELL})},
-    State.DONE: {Digit: frozenset({State.DONE}), PromptFinished: frozenset({State.DONE})},
+    State.FAREWELL: {
+        PromptFinished: frozenset({State.DONE}),
+        Digit: frozenset({State.FAREWELL}),
+        CodeLengths: frozenset({State.FAREWELL}),
+    },
+    State.DONE: {
+        Digit: frozenset({State.DONE}),
+        PromptFinished: frozenset({State.DONE}),
+        CodeLengths: frozenset({State.DONE}),
+    },
 }
+
+_DIGITS = frozenset("0123456789")
 
 _FAREWELLS: dict[Outcome, PromptName] = {
     Outcome.NOT_STARTED: PromptName.NOT_STARTED,
@@ -165,6 +203,10 @@ class IvrSession:
         self.state = State.IDLE
         self.digits = ""
         self.tries = 0
+        # The longest code on the number dialled, once known (``CodeLengths``).
+        self.longest_code: int | None = None
+        # A code ended by its length: a '#' keyed next belongs to it.
+        self._pound_expected = False
         self.joined: Join | None = None
         self.hangup_reason: str | None = None
         self._actions: deque[Action] = deque()
@@ -175,6 +217,7 @@ class IvrSession:
             Digit: self._on_digit,  # type: ignore[dict-item]
             TimerFired: self._on_timer,  # type: ignore[dict-item]
             LookupResult: self._on_lookup,  # type: ignore[dict-item]
+            CodeLengths: self._on_code_lengths,  # type: ignore[dict-item]
         }
 
     # -- the public surface ----------------------------------------------------
@@ -217,17 +260,43 @@ class IvrSession:
 
     def _on_digit(self, event: Digit) -> State:
         if self.state in (State.LOOKING_UP, State.FAREWELL, State.DONE):
+            self._pound_expected = False  # whatever it was, it is spent here
             return self.state  # keys pressed while we talk or look up are ignored
+        if self._pound_expected:
+            self._pound_expected = False
+            if event.digit == self.rules.terminator:
+                # The '#' after a code that its length already ended (the
+                # release says "followed by #"): not an empty try.
+                return self.state
         if self.state is State.PROMPTING:
             self._actions.append(StopPrompt())  # barge-in: the key is the code's first
         if event.digit == self.rules.terminator:
             return self._submit(event.now)
-        if event.digit.isdigit():
+        if event.digit in _DIGITS:  # ASCII only: '²'.isdigit() is True
             self.digits += event.digit
-        if len(self.digits) >= self.rules.max_digits:
+        if len(self.digits) >= self._complete_at():
+            self._pound_expected = True
             return self._submit(event.now)
         self._timer = event.now + self.rules.inter_digit_timeout
         return State.COLLECTING
+
+    def _complete_at(self) -> int:
+        """How many digits end a code without ``#``: see the module's docstring."""
+        if self.longest_code is None:
+            return self.rules.max_digits
+        return min(self.longest_code, self.rules.max_digits)
+
+    def _on_code_lengths(self, event: CodeLengths) -> State:
+        usable = [n for n in event.lengths if 0 < n <= self.rules.max_digits]
+        self.longest_code = max(usable) if usable else None
+        if (
+            self.state is State.COLLECTING
+            and self.digits
+            and len(self.digits) >= self._complete_at()
+        ):
+            self._pound_expected = True
+            return self._submit(event.now)
+        return self.state
 
     def _on_timer(self, event: TimerFired) -> State:
         if self._timer is None or event.now < self._timer:

@@ -86,6 +86,8 @@ class IncomingCall:
     from_uri: str
     offer: bytes  # the SDP offer
     source: Address
+    # The INVITE itself: the guard reads the caller's asserted identity from it.
+    request: SipRequest | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -584,6 +586,7 @@ class SipEndpoint:
                 from_uri=str(from_addr.uri),
                 offer=request.body,
                 source=addr,
+                request=request,
             )
         )
 

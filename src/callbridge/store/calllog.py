@@ -31,7 +31,9 @@ class LogKind(enum.StrEnum):
     LINE_CLOSE = "line_close"
     QUEUE_MOVE = "queue_move"
     PASSCODE_FAILED = "passcode_failed"
-    BLOCKED = "blocked"
+    BLOCKED = "blocked"  # a call refused at the INVITE: its caller guessed too often
+    GUESSER_SLOWED = "guesser_slowed"  # a caller's answers now wait (repeated wrong codes)
+    GUESSER_REFUSED = "guesser_refused"  # a caller is refused for a while
     START = "start"
     END = "end"
     LOCK = "lock"

@@ -4,6 +4,12 @@
 keeps them unique among events that are not archived, and writes an event
 with its contacts and numbers in one transaction, so a refused event leaves
 no row behind.
+
+Uniqueness is the database's: every code of an event that is not archived
+is a row of ``passcode_claim`` whose primary key is the code. The check
+before the insert only names the field at fault; two creates that race past
+it meet at the primary key, and the loser's transaction is retried, where
+the check then names the field (a 409).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from callbridge.events.schema import (
@@ -28,9 +35,20 @@ from callbridge.events.schema import (
     Registration,
 )
 from callbridge.store.db import Database, valid_id
-from callbridge.store.models import CompanyRow, ContactRow, DialInRow, EventRow, utcnow
+from callbridge.store.models import (
+    CompanyRow,
+    ContactRow,
+    DialInRow,
+    EventRow,
+    PasscodeClaimRow,
+    utcnow,
+)
 
 PASSCODE_DIGITS = 7
+# A create that lost a race (a claimed code, a company inserted meanwhile,
+# SQLite's stale snapshot) is run again this many times before it gives up.
+CREATE_ATTEMPTS = 3
+ROLE_OF_FIELD = {"passcode": "listener", "speaker_passcode": "speaker", "replay_passcode": "replay"}
 LIVE = "live"
 REPLAY = "replay"
 
@@ -60,6 +78,14 @@ class EventNotFound(StoreError):
 
 class Conflict(StoreError):
     status = 409
+
+
+@dataclass(frozen=True)
+class DialPlan:
+    """What a dialled number opens: the events on it and the lengths of their codes."""
+
+    event_ids: tuple[int, ...]
+    code_lengths: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -178,8 +204,22 @@ class EventStore:
         """Store a validated event with its company and contacts; return it with its id.
 
         Raises Conflict naming the field when a given passcode is already in
-        use by another event that is not archived.
+        use by another event that is not archived, also when another create
+        took it a moment earlier.
         """
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self._create(spec)
+            except (IntegrityError, OperationalError) as error:
+                if isinstance(error, OperationalError) and "locked" not in str(error):
+                    raise
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise Conflict(
+                        "another event took a passcode or the company at the same moment; try again"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _create(self, spec: EventFile) -> EventRecord:
         with self.database.session() as session, session.begin():
             taken = self._codes_in_use(session)
             ev = spec.event
@@ -191,7 +231,7 @@ class EventStore:
             codes: dict[str, str] = {}
             for field in ("passcode", "speaker_passcode", "replay_passcode"):
                 code = getattr(ev, field) or _generate_code(chosen)
-                if field != "replay_passcode" and code in codes.values():
+                if code in codes.values():
                     raise Conflict("must differ from the other passcodes", field=f"event.{field}")
                 codes[field] = code
                 chosen.add(code)
@@ -239,6 +279,10 @@ class EventStore:
                     for i, c in enumerate(spec.contacts)
                 ],
                 dial_ins=_dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in),
+                claims=[
+                    PasscodeClaimRow(code=code, role=ROLE_OF_FIELD[field])
+                    for field, code in codes.items()
+                ],
             )
             session.add(row)
             session.flush()
@@ -353,8 +397,31 @@ class EventStore:
             if state not in TRANSITIONS[current]:
                 raise Conflict(f"event {event_id} cannot go from {current} to {state}")
             row.state = state.value
+            if state is EventState.ARCHIVED:
+                row.claims.clear()  # an archived event's codes open nothing: free them
             session.flush()
             return to_record(row)
+
+    def dial_plan(self, dialled_e164: str | None) -> DialPlan:
+        """The events a caller of ``dialled_e164`` may reach, and the lengths of their codes.
+
+        The IVR ends a code on the longest length (``ivr/machine.py``); the
+        guard files its alerts under these events. None: every event.
+        """
+        with self.database.session() as session:
+            query = select(EventRow).where(EventRow.state != EventState.ARCHIVED.value)
+            if dialled_e164 is not None:
+                query = query.join(DialInRow).where(DialInRow.number == dialled_e164)
+            ids: list[int] = []
+            lengths: set[int] = set()
+            for row in session.scalars(query.options(selectinload(EventRow.dial_ins)).distinct()):
+                ids.append(row.id)
+                purposes = {d.purpose for d in row.dial_ins if d.number == dialled_e164}
+                if dialled_e164 is None or LIVE in purposes:
+                    lengths.update((len(row.passcode), len(row.speaker_passcode)))
+                if dialled_e164 is None or REPLAY in purposes:
+                    lengths.add(len(row.replay_passcode))
+            return DialPlan(tuple(sorted(ids)), frozenset(lengths))
 
     def match_passcode(self, dialled_e164: str | None, passcode: str) -> PasscodeMatch | None:
         """Find what ``passcode`` opens on the number dialled, or None.

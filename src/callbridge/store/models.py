@@ -99,6 +99,9 @@ class EventRow(Base):
     dial_ins: Mapped[list[DialInRow]] = relationship(
         back_populates="event", cascade="all, delete-orphan", order_by="DialInRow.position"
     )
+    claims: Mapped[list[PasscodeClaimRow]] = relationship(
+        back_populates="event", cascade="all, delete-orphan"
+    )
 
 
 class ContactRow(Base):
@@ -133,6 +136,23 @@ class DialInRow(Base):
     number: Mapped[str] = mapped_column(String(32), index=True)
 
     event: Mapped[EventRow] = relationship(back_populates="dial_ins")
+
+
+class PasscodeClaimRow(Base):
+    """A passcode in use by an event that is not archived.
+
+    The primary key is the code: two events (or two roles of one event) can
+    never hold the same code, however their writes interleave. Archiving an
+    event deletes its claims, freeing its codes.
+    """
+
+    __tablename__ = "passcode_claim"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # "listener", "speaker" or "replay"
+
+    event: Mapped[EventRow] = relationship(back_populates="claims")
 
 
 class UserRow(Base):

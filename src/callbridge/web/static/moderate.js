@@ -89,6 +89,22 @@
     });
     document.getElementById("queue-empty").hidden = view.queue.length > 0;
 
+    const alerts = view.alerts || [];
+    const alertList = document.getElementById("alerts");
+    alertList.replaceChildren();
+    alerts.forEach((alert) => {
+      const li = document.createElement("li");
+      li.className = "alert-" + alert.standing;
+      const what = alert.standing === "refused"
+        ? "refused until " + time(alert.until)
+        : "slowed (" + alert.delay_s + " s before each answer)";
+      // The identity comes from the caller's signalling: text, never markup.
+      li.textContent = time(alert.at) + " · " + alert.identity + " · " + alert.failures +
+        " wrong passcodes · " + what;
+      alertList.append(li);
+    });
+    document.getElementById("alerts-card").hidden = alerts.length === 0;
+
     const rows = document.getElementById("participants");
     rows.replaceChildren();
     for (const p of view.participants) {
