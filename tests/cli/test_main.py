@@ -108,3 +108,78 @@ def test_announce_prints_the_release_and_the_invite(db: str) -> None:
     missing = run("announce", "7", db=db)
     assert missing.returncode == 2
     assert "there is no event 7" in missing.stderr
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    # Opening the database logs its migrations (INFO lines); the error is the one other line.
+    lines = [line for line in result.stderr.strip().splitlines() if " INFO alembic." not in line]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_event_file_that_is_not_utf8_is_one_line(tmp_path: Path, db: str) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(EXAMPLE.read_text().replace("tumours", "tumeurs \xe9").encode("latin-1"))
+    line = _one_line_error(run("event", "create", str(latin1), db=db))
+    assert f"{latin1}: not UTF-8 text (byte 0xe9" in line
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x80")
+    assert "not UTF-8" in _one_line_error(run("event", "create", str(binary), db=db))
+    assert "no events" in run("event", "list", db=db).stdout
+
+
+def test_a_directory_or_a_missing_file_is_one_line(tmp_path: Path, db: str) -> None:
+    line = _one_line_error(run("event", "create", str(tmp_path), db=db))
+    assert line == f"callbridge: {tmp_path}: is a directory, not an event file"
+    missing = tmp_path / "nope.toml"
+    line = _one_line_error(run("event", "create", str(missing), db=db))
+    assert line == f"callbridge: {missing}: no such file"
+    unreadable = tmp_path / "locked.toml"
+    unreadable.write_text(EXAMPLE.read_text())
+    unreadable.chmod(0)
+    if os.access(unreadable, os.R_OK):  # root reads anything: nothing to see here
+        return
+    assert "cannot be read" in _one_line_error(run("event", "create", str(unreadable), db=db))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            ("starts_at = 2026-11-05T16:30:00", "starts_at = 9999-12-31T23:30:00"),
+            "event.starts_at: must fall between the years 1970 and 2999",
+        ),
+        (
+            ("replay_until = 2026-11-12", "replay_until = 9999-12-31"),
+            "event.replay_until: must fall between the years",
+        ),
+        (
+            ('title = "Third Quarter', 'title = "Third\\r\\nQuarter'),
+            "event.title: must be one line, without control characters (found U+000D)",
+        ),
+        (
+            ('city = "CAMBRIDGE, Mass."', 'city = "CAMBRIDGE,\\nMass."'),
+            "company.city: must be one line",
+        ),
+        (
+            ('exchange = "Nasdaq"', 'exchange = "Nas\\u0000daq"'),
+            "company.exchange: must be one line",
+        ),
+    ],
+)
+def test_out_of_range_dates_and_line_breaks_are_one_line(
+    tmp_path: Path, db: str, edit: tuple[str, str], message: str
+) -> None:
+    text = EXAMPLE.read_text()
+    assert edit[0] in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(edit[0], edit[1], 1))
+    assert message in _one_line_error(run("event", "create", str(bad), db=db))
+
+
+def test_an_id_beyond_64_bits_is_one_line(db: str) -> None:
+    for command in (("event", "show"), ("announce",)):
+        line = _one_line_error(run(*command, "99999999999999999999", db=db))
+        assert line == "callbridge: there is no event 99999999999999999999"

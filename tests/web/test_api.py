@@ -232,3 +232,120 @@ def test_announcement_ics_has_the_utc_start(client: TestClient, auth: dict[str, 
 def test_announcement_of_a_missing_event_is_404(client: TestClient) -> None:
     assert client.get("/api/events/999/announcement.txt").status_code == 404
     assert client.get("/api/events/1/announcement.pdf").status_code == 422
+
+
+BEYOND_64_BITS = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/events/{BEYOND_64_BITS}",
+        f"/api/events/{BEYOND_64_BITS}/announcement.txt",
+        f"/api/events/{BEYOND_64_BITS}/attendance.csv",
+        f"/api/events/{BEYOND_64_BITS}/webcast",
+        f"/events/{BEYOND_64_BITS}/webcast",
+        f"/events/{BEYOND_64_BITS}/announcement",
+        f"/console/events/{BEYOND_64_BITS}",
+        f"/webcast/{BEYOND_64_BITS}/live/live.m3u8",
+        f"/webcast/{BEYOND_64_BITS}/replay/index.m3u8",
+        f"/webcast/{BEYOND_64_BITS}/replay.m4a",
+        f"/webcast/{BEYOND_64_BITS}/captions.vtt",
+        "/api/events/9223372036854775808",  # 2**63: one past what the databases store
+        "/api/events/0",
+        "/api/events/-1",
+    ],
+)
+def test_ids_beyond_64_bits_are_not_found(
+    client: TestClient, auth: dict[str, str], path: str
+) -> None:
+    """The in-process client re-raises any server error, so a 500 fails here loudly."""
+    response = client.get(path, headers=auth, follow_redirects=False)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE", "POST"])
+def test_changes_to_an_id_beyond_64_bits_are_not_found(
+    client: TestClient, auth: dict[str, str], method: str
+) -> None:
+    path = {
+        "PATCH": f"/api/events/{BEYOND_64_BITS}",
+        "DELETE": f"/api/events/{BEYOND_64_BITS}",
+        "POST": f"/api/events/{BEYOND_64_BITS}/webcast/beacon",
+    }[method]
+    payload = {"PATCH": {"title": "x"}, "DELETE": None, "POST": {"mode": "live"}}[method]
+    response = client.request(method, path, json=payload, headers=auth)
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("starts_at", "9999-12-31T23:00:00"),
+        ("starts_at", "0001-01-01T00:00:00"),
+        ("replay_until", "9999-12-31"),
+        ("announced_on", "9999-12-31"),
+    ],
+)
+def test_dates_out_of_the_calendar_are_a_field_error(
+    client: TestClient, auth: dict[str, str], key: str, value: str
+) -> None:
+    data = body()
+    data["event"][key] = value
+    response = client.post("/api/events", json=data, headers=auth)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "event", key]
+    assert "between the years" in problem["msg"]
+    assert _rows(client) == 0
+
+
+def test_a_change_to_year_9999_is_a_field_error(client: TestClient, auth: dict[str, str]) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    for patch in ({"starts_at": "9999-12-31T23:00:00"}, {"replay_until": "9999-12-31"}):
+        response = client.patch(f"/api/events/{event['id']}", json=patch, headers=auth)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"][-1] == next(iter(patch))
+    assert client.get(f"/api/events/{event['id']}", headers=auth).json() == event
+
+
+ONE_LINE_FIELDS = [
+    ("company", "name"),
+    ("company", "exchange"),
+    ("company", "city"),
+    ("company", "ticker"),
+    ("event", "title"),
+    ("event", "period"),
+    ("contacts", 0, "name"),
+    ("contacts", 0, "title"),
+    ("contacts", 0, "organization"),
+    ("contacts", 0, "group"),
+    ("event", "dial_in", 0, "label"),
+]
+
+
+@pytest.mark.parametrize("bad", ["\r\n", "\n", "\r", "\x00", "\x1b", "\u2028"], ids=repr)
+def test_line_breaks_and_control_characters_are_refused_in_one_line_fields(
+    client: TestClient, auth: dict[str, str], bad: str
+) -> None:
+    for path in ONE_LINE_FIELDS:
+        data = body()
+        holder: Any = data
+        for part in path[:-1]:
+            holder = holder[part]
+        holder[path[-1]] = f"Q3{bad}BCC: everyone"
+        response = client.post("/api/events", json=data, headers=auth)
+        assert response.status_code == 422, (path, response.text)
+        problems = response.json()["detail"]
+        assert any(p["loc"] == ["body", *path] for p in problems), (path, problems)
+    assert _rows(client) == 0
+
+
+def test_a_title_changed_to_two_lines_is_refused(client: TestClient, auth: dict[str, str]) -> None:
+    event = client.post("/api/events", json=body(), headers=auth).json()
+    response = client.patch(
+        f"/api/events/{event['id']}", json={"title": "Q3\r\nX-Injected: 1"}, headers=auth
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "title"
+    assert "one line" in response.json()["detail"][0]["msg"]

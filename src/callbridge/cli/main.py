@@ -25,6 +25,7 @@ from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
+from callbridge.store.files import restrict_umask
 
 EXIT_INPUT = 2
 
@@ -33,12 +34,32 @@ class CliError(Exception):
     """One line for the operator; the command exits with EXIT_INPUT."""
 
 
+# An event file is a page of TOML; anything much larger is not one.
+MAX_EVENT_FILE = 1024 * 1024
+
+
 def load_event_file(path: Path) -> EventFile:
+    """The event in ``path``, validated; raises ``CliError`` with one line saying what is wrong."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            raw = handle.read(MAX_EVENT_FILE + 1)
     except FileNotFoundError:
         raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory, not an event file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_EVENT_FILE:
+        raise CliError(f"{path}: larger than {MAX_EVENT_FILE // 1024} KiB; not an event file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "TOML files are UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CliError(f"{path}: not valid TOML ({exc})") from None
     try:
@@ -299,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever any subcommand writes (the database, recordings, webcast files,
+    # transcripts) is for the server's user only.
+    restrict_umask()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -69,6 +70,37 @@ def _passcode(value: str) -> str:
     return value
 
 
+# Control characters (CR and LF among them) and the Unicode line and paragraph
+# separators: none belongs in a one-line field, and CR/LF in a title would
+# break the .ics invite's lines and the CSV export's rows.
+_NOT_ONE_LINE = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _one_line(value: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in _NOT_ONE_LINE:
+            raise ValueError(
+                f"must be one line, without control characters (found U+{ord(char):04X})"
+            )
+    return value
+
+
+# The calendar every date and time here must stay inside, with room for the
+# arithmetic done on it (the end of the call, the replay window, the local
+# zone): year 9999 passes a date parser and overflows the first timedelta.
+FIRST_YEAR = 1970
+LAST_YEAR = 2999
+
+
+_When = TypeVar("_When", date, datetime)
+
+
+def _in_calendar(value: _When) -> _When:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must fall between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
 def _zone(value: str) -> str:
     # ZoneInfo accepts file-system paths such as "../etc"; only real IANA keys pass.
     if value not in available_timezones():
@@ -83,7 +115,10 @@ def _zone(value: str) -> str:
 PhoneNumber = Annotated[str, AfterValidator(_phone)]
 Passcode = Annotated[str, AfterValidator(_passcode)]
 ZoneName = Annotated[str, AfterValidator(_zone)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+PeriodText = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_one_line)]
+EventDate = Annotated[date, AfterValidator(_in_calendar)]
+EventTime = Annotated[datetime, AfterValidator(_in_calendar)]
 GlossaryTerm = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
 
 
@@ -119,17 +154,17 @@ class DialIn(_Strict):
 
 class EventIn(_Strict):
     title: ShortText
-    period: Annotated[str, Field(min_length=1, max_length=300)]
+    period: PeriodText
     kind: EventKind = EventKind.EARNINGS
-    starts_at: datetime = Field(
+    starts_at: EventTime = Field(
         description="Wall-clock start in `timezone` (an offset, if given, is honoured)"
     )
     timezone: ZoneName
     duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
-    announced_on: date | None = None
+    announced_on: EventDate | None = None
     passcode: Passcode | None = None
     speaker_passcode: Passcode | None = None
-    replay_until: date | None = Field(
+    replay_until: EventDate | None = Field(
         default=None, description="Last day of the replay, inclusive, in the event's zone"
     )
     replay_passcode: Passcode | None = None
@@ -187,11 +222,11 @@ class EventPatch(_Strict):
     """Fields an operator may change while the event is still scheduled."""
 
     title: ShortText | None = None
-    period: Annotated[str, Field(min_length=1, max_length=300)] | None = None
-    starts_at: datetime | None = None
+    period: PeriodText | None = None
+    starts_at: EventTime | None = None
     timezone: ZoneName | None = None
     duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
-    replay_until: date | None = None
+    replay_until: EventDate | None = None
     webcast_url: HttpUrl | None = None
     registration: Registration | None = None
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] | None = None

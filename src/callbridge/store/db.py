@@ -3,6 +3,10 @@
 SQLite (a file) is the embedded default; PostgreSQL is named with
 ``--db postgresql://…``. Every start runs the Alembic migrations, so an
 upgraded callbridge never meets an old schema.
+
+A SQLite file is created ``0600`` in a folder created ``0700``
+(``store.files``); SQLite gives its ``-wal`` and ``-shm`` files the mode of
+the database file, so they are private too.
 """
 
 from __future__ import annotations
@@ -16,9 +20,19 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from callbridge.store.files import create_private_file, private_dir
+
 DEFAULT_SQLITE_PATH = Path("var") / "callbridge.sqlite3"
 ENV_VAR = "CALLBRIDGE_DB"
 MIGRATIONS = "callbridge.store:migrations"
+# The largest id either database stores (SQLite INTEGER, PostgreSQL BIGINT): a
+# larger one in a URL can name nothing, and asking the driver for it overflows.
+MAX_ID = 2**63 - 1
+
+
+def valid_id(value: int) -> bool:
+    """Whether ``value`` can be a row id; check ids from URLs and commands before a query."""
+    return 0 < value <= MAX_ID
 
 
 def default_url() -> str:
@@ -54,7 +68,10 @@ class Database:
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            # The folder may be the operator's (it is not tightened); the file is ours.
+            private_dir(path.parent, tighten=False)
+            create_private_file(path)
         self.engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
         if self.is_sqlite:
             _enable_sqlite_foreign_keys(self.engine)

@@ -27,7 +27,7 @@ from callbridge.events.schema import (
     EventSummary,
     Registration,
 )
-from callbridge.store.db import Database
+from callbridge.store.db import Database, valid_id
 from callbridge.store.models import CompanyRow, ContactRow, DialInRow, EventRow, utcnow
 
 PASSCODE_DIGITS = 7
@@ -148,6 +148,8 @@ class EventStore:
         self.database = database
 
     def _load(self, session: Session, event_id: int) -> EventRow:
+        if not valid_id(event_id):
+            raise EventNotFound(f"there is no event {event_id}")
         row = session.scalar(
             select(EventRow)
             .where(EventRow.id == event_id)
