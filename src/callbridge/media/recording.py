@@ -32,6 +32,8 @@ file is written under a temporary name (``.NAME.tmp``), fsync'ed, renamed
 over its final name with ``os.replace`` and then the directory is fsync'ed,
 so a crash leaves complete chunks and perhaps one temp file, never a torn
 chunk. Raw chunks are never deleted here: retention is a policy elsewhere.
+Every folder is created ``0700`` and every file ``0600`` (``store.files``):
+a recording is nobody else's business on this machine.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.store.files import PRIVATE_DIR, PRIVATE_FILE, open_private
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,8 @@ def _ensure_dir(directory: Path) -> None:
     if directory.is_dir():
         return
     _ensure_dir(directory.parent)
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    directory.chmod(PRIVATE_DIR)  # mkdir's mode passes through the umask
     # A chunk renamed into a directory whose own entry was never synced can
     # vanish with it after a power cut.
     _fsync_dir(directory.parent)
@@ -115,7 +119,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """
     _ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = open_private(tmp)
     try:
         view = memoryview(data)
         while view:
@@ -319,7 +323,7 @@ class _DirectoryLock:
     """The recorder's flock, taken without waiting: busy means someone writes here."""
 
     def __init__(self, directory: Path) -> None:
-        self.fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = open_private(directory / LOCK, os.O_RDWR)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -690,7 +694,7 @@ def _wav_header(samples: int) -> bytes:
 def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> None:
     """Place each chunk's frames at their index; what no chunk covers stays zero (silence)."""
     tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as f:
+    with os.fdopen(open_private(tmp, os.O_RDWR | os.O_TRUNC), "w+b") as f:
         f.write(_wav_header(frames * FRAME_SAMPLES))
         f.truncate(_WAV_HEADER_BYTES + frames * _FRAME_BYTES)
         for path in chunks:
@@ -706,6 +710,15 @@ def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> Non
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, out)
+
+
+def encode_aac(wav: Path, out: Path) -> float:
+    """Encode a WAV this module wrote (44-byte header, 8 kHz mono) as ``out``, an M4A.
+
+    Blocking; returns the M4A's duration in seconds. ``replay.library`` uses
+    it for a replay stitched from several recordings.
+    """
+    return _encode_aac(wav, out)
 
 
 def _encode_aac(wav: Path, out: Path) -> float:
@@ -730,6 +743,7 @@ def _encode_aac(wav: Path, out: Path) -> float:
         for resampled in resampler.resample(None):
             container.mux(stream.encode(resampled))
         container.mux(stream.encode(None))
+    os.chmod(tmp, PRIVATE_FILE)  # FFmpeg created it with the default mode
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     with av.open(str(tmp)) as probe:

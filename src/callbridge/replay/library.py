@@ -13,6 +13,14 @@ A recording folder, after all of it::
     hls/index.m3u8, hls/packaged.json       the replay, by web
     transcript.json, captions.vtt           the transcript
     transcript.progress.json                {"fraction": 0..1, "state": "running"|"done"|"failed"}
+    replay.wav, replay.m4a                  only when a crash split the call (below)
+
+A crash in the middle of a call leaves the call in several recording folders
+of the event, one per run of the server (their names are UTC timestamps, so
+name order is time order). The replay packaged beside the newest then covers
+all of them, oldest first: their audio is joined into ``replay.wav`` and
+``replay.m4a``, which the replay, the download and the phone replay use
+(``replay_audio``) instead of that folder's own recording.
 """
 
 from __future__ import annotations
@@ -22,11 +30,14 @@ import logging
 import os
 import sys
 import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callbridge.media.recording import load_assembled
+from callbridge.media.recording import encode_aac, load_assembled
+from callbridge.store.db import ENV_VAR
+from callbridge.store.files import open_private
 from callbridge.webcast import vod
 
 log = logging.getLogger(__name__)
@@ -34,6 +45,9 @@ log = logging.getLogger(__name__)
 REPLAY_DIR = "hls"
 PROGRESS = "transcript.progress.json"
 TRANSCRIPT = "transcript.json"
+# The whole call, when it spans several recording folders.
+JOINED_WAV = "replay.wav"
+JOINED_M4A = "replay.m4a"
 
 
 def event_folder(recordings: Path, event_id: int) -> Path:
@@ -55,6 +69,46 @@ def newest_assembled(recordings: Path, event_id: int) -> Path | None:
     return None
 
 
+def call_parts(directory: Path) -> list[Path]:
+    """The assembled recordings of the call that ended in ``directory``, oldest first.
+
+    One folder, unless a crash split the call: then the event's earlier
+    folders too (the folders newer than ``directory`` are not part of it).
+    """
+    parts = [
+        sibling
+        for sibling in sorted(p for p in directory.parent.iterdir() if p.is_dir())
+        if sibling.name <= directory.name and load_assembled(sibling) is not None
+    ]
+    return parts if directory in parts else [directory]
+
+
+def replay_audio(directory: Path) -> Path:
+    """The WAV a replay of the call in ``directory`` plays: the joined call, or its recording."""
+    joined = directory / JOINED_WAV
+    return joined if joined.is_file() else directory / "recording.wav"
+
+
+def _join_wavs(parts: list[Path], out: Path) -> None:
+    """Write the parts' ``recording.wav`` one after the other as ``out`` (8 kHz mono PCM)."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    with os.fdopen(open_private(tmp), "wb") as raw, wave.open(raw, "wb") as joined:
+        joined.setnchannels(1)
+        joined.setsampwidth(2)
+        joined.setframerate(8000)
+        for part in parts:
+            with wave.open(str(part / "recording.wav"), "rb") as source:
+                if (source.getnchannels(), source.getsampwidth(), source.getframerate()) != (
+                    1,
+                    2,
+                    8000,
+                ):
+                    raise vod.VodError(f"{part} is not 8 kHz 16-bit mono")
+                while block := source.readframes(8000 * 60):
+                    joined.writeframes(block)
+    os.replace(tmp, out)
+
+
 def replay_ready(directory: Path) -> bool:
     return (directory / REPLAY_DIR / vod.MARKER).is_file()
 
@@ -66,6 +120,16 @@ def package(directory: Path) -> vod.VodResult:
         raise vod.VodError(f"{directory} is not assembled")
     source = assembled.compressed if assembled.compressed.is_file() else assembled.wav
     started = time.perf_counter()
+    parts = call_parts(directory)
+    if len(parts) > 1:
+        log.warning(
+            "the call in %s was split by a restart: its replay joins %s",
+            directory,
+            ", ".join(part.name for part in parts),
+        )
+        _join_wavs(parts, directory / JOINED_WAV)
+        encode_aac(directory / JOINED_WAV, directory / JOINED_M4A)
+        source = directory / JOINED_M4A
     result = vod.package_replay(source, directory / REPLAY_DIR)
     log.info(
         "replay packaged: %.0f s of audio in %.2f s, in %s",
@@ -104,7 +168,8 @@ def write_progress(directory: Path, progress: Progress) -> None:
     body = {"state": progress.state, "fraction": round(progress.fraction, 4)}
     if progress.detail:
         body["detail"] = progress.detail
-    temporary.write_text(json.dumps(body))
+    with os.fdopen(open_private(temporary), "w") as handle:
+        handle.write(json.dumps(body))
     os.replace(temporary, path)
 
 
@@ -117,13 +182,19 @@ def read_progress(directory: Path) -> Progress | None:
 
 
 def transcribe_command(database_url: str, data_dir: Path, event_id: int) -> list[str]:
-    """The child process that transcribes an event's newest recording, at low priority."""
+    """The child process that transcribes an event's newest recording, at low priority.
+
+    The database URL may hold a password, and any user can read a process's
+    command line (``/proc/PID/cmdline``), so it travels in the environment
+    (``/proc/PID/environ`` is the owner's only): this puts it in this
+    process's ``CALLBRIDGE_DB``, which the child inherits and reads as its
+    default ``--db``. The command itself names no database.
+    """
+    os.environ[ENV_VAR] = database_url
     command = [
         sys.executable,
         "-m",
         "callbridge",
-        "--db",
-        database_url,
         "transcribe",
         str(event_id),
         "--data-dir",

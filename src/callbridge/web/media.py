@@ -10,8 +10,9 @@ On disk, under the server's data folder::
 
     webcast/event-<id>/live/           the live packager's output (LIVE_PLAYLIST)
     recordings/event-<id>/<stamp>/     one recording (media.recording), and after the call
-        hls/                           the on-demand replay (REPLAY_PLAYLIST)
-        recording.m4a                  the download
+        hls/                           the on-demand replay (REPLAY_PLAYLIST) of the whole
+                                       call, every folder of it if a crash split it
+        recording.m4a                  the download (replay.m4a when the call was split)
         captions.vtt, transcript.json  the transcript, when it is done
 """
 
@@ -82,7 +83,9 @@ class ReplayFiles:
 
     @property
     def m4a(self) -> Path:
-        return self.directory / "recording.m4a"
+        """The download: the whole call, joined when a crash split it (``library.call_parts``)."""
+        joined = self.directory / library.JOINED_M4A
+        return joined if joined.is_file() else self.directory / "recording.m4a"
 
     @property
     def captions(self) -> Path | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, Pcm
+from callbridge.store.files import open_private, private_dir
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
 from callbridge.webcast.playlist import (
@@ -266,7 +267,9 @@ class LiveSegmenter:
 def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, whole."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    # 0600: the web app serves these files itself (a cache in front fetches
+    # them over HTTP), so no other user on the machine needs to read them.
+    with os.fdopen(open_private(tmp), "wb") as f:
         f.write(data)
         if durable:
             f.flush()
@@ -309,7 +312,7 @@ class LiveWebcast:
         on_update: Callable[[], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self.config = config or LiveConfig()
         self.on_update = on_update
         self.stats = LiveStats()
