@@ -154,6 +154,26 @@ def test_without_registration_the_page_gives_a_signed_browser_id(
     assert len(audience(client).listeners(record.id)) == 1
 
 
+def test_a_browser_that_listened_then_registers_stays_one_listener(
+    client: TestClient, app: FastAPI
+) -> None:
+    record = make_event(client, title="Q3", state=EventState.LIVE, registration="optional")
+    page = client.get(f"/events/{record.id}/webcast").text
+    assert _beacon(client, record.id) == 204
+    _at(app, 15)
+    assert _beacon(client, record.id) == 204
+    response = client.post(
+        f"/events/{record.id}/webcast/register",
+        data={"csrf_token": csrf(page), "name": "Ada", "email": "ada@acme.example"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    _at(app, 30)
+    assert _beacon(client, record.id) == 204
+    (listener,) = audience(client).listeners(record.id)
+    assert (listener.name, listener.live_seconds) == ("Ada", 30)
+
+
 def test_anonymous_beacons_cannot_inflate_the_audience(client: TestClient, app: FastAPI) -> None:
     """Beacons without the server's cookie, or faster than a page sends them, count nothing."""
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
