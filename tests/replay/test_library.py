@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.events.schema import EventFile
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.media.recording import CallRecorder, assemble
 from callbridge.replay import library
+from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
 from callbridge.web.media import WebcastMedia
@@ -139,3 +141,19 @@ def test_vod_marker_names_the_joined_source(tmp_path: Path) -> None:
     library.package(folder / "20261105T213412Z")
     marker = (folder / "20261105T213412Z" / library.REPLAY_DIR / vod.MARKER).read_text()
     assert f'"source": "{library.JOINED_M4A}"' in marker
+
+
+def test_the_phone_replay_plays_the_whole_split_call(tmp_path: Path) -> None:
+    recordings = tmp_path / "recordings"
+    folder = library.event_folder(recordings, 7)
+    _record(folder / "20261105T213000Z", 7, 600, 1.0)
+    _record(folder / "20261105T213412Z", 7, 900, 1.0)
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    database.upgrade()
+    bridge = Bridge(BridgeConfig(recordings=recordings), EventStore(database), CallLog(database))
+    found = bridge.replay_recording(7)
+    assert found is not None and found[0] == folder / "20261105T213412Z" / "recording.wav"
+    library.package(folder / "20261105T213412Z")
+    found = bridge.replay_recording(7)
+    assert found is not None and found[0] == folder / "20261105T213412Z" / library.JOINED_WAV
+    database.dispose()

@@ -9,7 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from callbridge.events.schema import EventFile, EventPatch, Registration
-from callbridge.store.audience import MAX_CREDIT, Audience, ListenMode
+from callbridge.store.audience import (
+    BEACON_INTERVAL,
+    MAX_CREDIT,
+    MIN_BEACON_GAP,
+    Audience,
+    BeaconTooSoon,
+    ListenMode,
+    new_token,
+)
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.models import Base
@@ -72,3 +80,36 @@ def test_beacons_need_a_token_of_this_event(database: Database, example_spec: Ev
     listeners = audience.listeners(event.id)
     assert [listener.registered for listener in listeners] == [False]
     assert token.startswith("wl_")
+
+
+def test_an_anonymous_browser_id_is_one_listener_and_beacons_are_rate_limited(
+    database: Database, example_spec: EventFile
+) -> None:
+    event = EventStore(database).create(example_spec)
+    audience = Audience(database)
+    browser = new_token()
+    with pytest.raises(StoreError):  # registration required: an unknown id is refused
+        audience.heard(event.id, browser, ListenMode.LIVE, T0)
+    assert audience.listeners(event.id) == []
+    audience.heard(event.id, browser, ListenMode.LIVE, T0, anonymous=True)
+    for tenth in range(1, 20):
+        with pytest.raises(BeaconTooSoon):
+            audience.heard(
+                event.id,
+                browser,
+                ListenMode.LIVE,
+                T0 + timedelta(seconds=tenth / 10),
+                anonymous=True,
+            )
+    heard = audience.heard(
+        event.id, browser, ListenMode.LIVE, T0 + timedelta(seconds=15), anonymous=True
+    )
+    assert heard.live_seconds == 15 and not heard.registered
+    # The same browser registers: its row gets the name, still one listener.
+    token, listener = audience.register(
+        event.id, name="Ada", firm=None, email="a@b.example", now=T0, browser=browser
+    )
+    assert token == browser and listener.id == heard.id
+    (only,) = audience.listeners(event.id)
+    assert (only.name, only.live_seconds) == ("Ada", 15)
+    assert MIN_BEACON_GAP < BEACON_INTERVAL

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventState, Registration
-from callbridge.store.audience import Audience
+from callbridge.store.audience import MIN_BEACON_GAP, Audience
 from callbridge.web import pages
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
+from tests.telephony.conftest import start_server
 from tests.web.test_pages import make_event
 
 TODAY = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -149,6 +154,26 @@ def test_without_registration_the_page_gives_a_signed_browser_id(
     assert len(audience(client).listeners(record.id)) == 1
 
 
+def test_a_browser_that_listened_then_registers_stays_one_listener(
+    client: TestClient, app: FastAPI
+) -> None:
+    record = make_event(client, title="Q3", state=EventState.LIVE, registration="optional")
+    page = client.get(f"/events/{record.id}/webcast").text
+    assert _beacon(client, record.id) == 204
+    _at(app, 15)
+    assert _beacon(client, record.id) == 204
+    response = client.post(
+        f"/events/{record.id}/webcast/register",
+        data={"csrf_token": csrf(page), "name": "Ada", "email": "ada@acme.example"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    _at(app, 30)
+    assert _beacon(client, record.id) == 204
+    (listener,) = audience(client).listeners(record.id)
+    assert (listener.name, listener.live_seconds) == ("Ada", 30)
+
+
 def test_anonymous_beacons_cannot_inflate_the_audience(client: TestClient, app: FastAPI) -> None:
     """Beacons without the server's cookie, or faster than a page sends them, count nothing."""
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
@@ -271,3 +296,43 @@ def test_replay_within_its_window_and_410_after(client: TestClient, app: FastAPI
     assert client.get(f"/webcast/{record.id}/replay/{REPLAY_PLAYLIST}").status_code == 410
     assert client.get(f"/webcast/{record.id}/replay.m4a").status_code == 410
     assert client.get(f"/webcast/{record.id}/captions.vtt").status_code == 410
+
+
+def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: Path) -> None:
+    """`callbridge serve` on loopback; the stranger sends from 127.0.0.2 over real HTTP."""
+    with start_server(tmp_path) as server:
+        event = server.create_event(registration="off")
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        beacon = f"{server.http_url}/api/events/{event.id}/webcast/beacon"
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport, timeout=10) as stranger:
+            codes = Counter(
+                stranger.post(beacon, json={"mode": "live"}).status_code for _ in range(200)
+            )
+            assert codes == {403: 200}  # no page, no signed id: nothing counted
+            stranger.get(f"{server.http_url}/events/{event.id}/webcast")
+            assert f"cb_wc_{event.id}" in stranger.cookies
+            started = time.monotonic()
+            codes = Counter(
+                stranger.post(beacon, json={"mode": "live"}).status_code for _ in range(200)
+            )
+            elapsed = time.monotonic() - started
+            # One id: one listener, and one beacon counted per MIN_BEACON_GAP at most.
+            assert set(codes) == {204, 429}
+            assert codes[204] <= 1 + elapsed / MIN_BEACON_GAP, (codes, elapsed)
+            replay = stranger.post(beacon, json={"mode": "replay"})
+            assert replay.status_code == 409  # no replay while the call is live
+            for path in (
+                "/api/events/99999999999999999999/webcast",
+                "/events/99999999999999999999/webcast",
+                "/webcast/99999999999999999999/live/live.m3u8",
+                "/api/events/99999999999999999999/webcast/beacon",
+            ):
+                method = "POST" if path.endswith("beacon") else "GET"
+                response = stranger.request(method, server.http_url + path, json={"mode": "live"})
+                assert response.status_code == 404, (path, response.status_code)
+        live = server.api("GET", f"/api/events/{event.id}/live").json()
+        assert live["listeners_by_channel"]["web"] == 1
+        (listener,) = Audience(server.database).listeners(event.id)
+        assert listener.live_seconds <= elapsed + 1  # credited no more than the time spent
+        assert "Traceback" not in server.log()

@@ -1198,7 +1198,8 @@ class Bridge:
             assembled = load_assembled(directory)
             if assembled is not None and assembled.wav.is_file():
                 ready = datetime.fromtimestamp((directory / MARKER).stat().st_mtime, UTC)
-                return assembled.wav, ready
+                # The whole call when a crash split it into several folders.
+                return library.replay_audio(directory), ready
         return None
 
     def _start_replay(self, leg: CallLeg, event_id: int) -> None:

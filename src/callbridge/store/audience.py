@@ -102,12 +102,31 @@ class Audience:
         firm: str | None,
         email: str | None,
         now: datetime,
+        browser: str | None = None,
     ) -> tuple[str, WebListener]:
-        """A new listener for ``event_id``; returns the cookie token (shown once) and the row."""
-        token = new_token()
+        """A new listener for ``event_id``; returns the cookie token (shown once) and the row.
+
+        ``browser`` is the signed browser id the page gave (registration
+        optional): if it has listened anonymously, that row gets the name, so
+        one browser stays one listener.
+        """
         with self.database.session() as session, session.begin():
             if session.get(EventRow, event_id) is None:
                 raise StoreError(f"no event {event_id}", field="event_id")
+            if browser is not None:
+                row = session.scalar(
+                    select(WebcastListenerRow)
+                    .where(
+                        WebcastListenerRow.token_sha256 == _digest(browser),
+                        WebcastListenerRow.event_id == event_id,
+                    )
+                    .with_for_update()
+                )
+                if row is not None and row.name is None:
+                    row.name, row.firm, row.email = name, firm, email
+                    session.flush()
+                    return browser, _view(row)
+            token = new_token()
             row = WebcastListenerRow(
                 event_id=event_id,
                 token_sha256=_digest(token),

@@ -303,8 +303,11 @@ async def register(
         clean = validate_registration(name, firm, email, record.registration)
     except RegistrationError as error:
         return await _webcast_page(request, record, people, now, error=error, form=form)
+    browser = listener_token(request, event_id)
     token, _ = await run_in_threadpool(
-        lambda: people.register(event_id, name=clean[0], firm=clean[1], email=clean[2], now=now)
+        lambda: people.register(
+            event_id, name=clean[0], firm=clean[1], email=clean[2], now=now, browser=browser
+        )
     )
     response = RedirectResponse(f"/events/{event_id}/webcast", status.HTTP_303_SEE_OTHER)
     _set_cookie(response, request, event_id, token)
