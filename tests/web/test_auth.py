@@ -130,6 +130,31 @@ def test_failed_logins_back_off_then_get_429_with_retry_after(client: TestClient
     assert log_in(client).status_code == 429
 
 
+def test_strangers_spraying_a_name_cannot_lock_out_the_operators_browser(
+    client: TestClient, app: FastAPI
+) -> None:
+    assert log_in(client).status_code == 303  # this browser is now known for OPERATOR
+    throttle = app.state.login_throttle
+
+    def strangers_spray() -> None:
+        for n in range(ACCOUNT_RULE.free_failures):
+            throttle.begin(OPERATOR, f"198.51.100.{n}", time.monotonic())
+
+    strangers_spray()
+    with TestClient(app) as stranger:
+        assert log_in(stranger).status_code == 429
+    assert log_in(client).status_code == 303
+    # The cookie is signed: a forged one counts for nothing.
+    strangers_spray()
+    genuine = client.cookies["callbridge_known"]
+    client.cookies.clear()
+    client.cookies.set("callbridge_known", genuine + "x")
+    assert log_in(client).status_code == 429
+    client.cookies.clear()
+    client.cookies.set("callbridge_known", genuine)
+    assert log_in(client).status_code == 303
+
+
 SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",

@@ -13,7 +13,9 @@ revoke`` and a password change end it whatever the browser keeps. A login
 attempt first passes the ``LoginThrottle`` (429 with ``Retry-After`` when a
 name or an address has failed too often) and then the bounded argon2 pool
 (503 at once when it is full), so a login flood costs neither memory nor
-the event loop.
+the event loop. A browser that logged in before carries a signed cookie
+(``KNOWN_BROWSER_COOKIE``, the operator's name) that spares it the account's
+lock: a stranger spraying an operator's name slows only strangers.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.store.users import Operator, UserStore
@@ -38,6 +41,8 @@ from callbridge.web.workpool import BoundedPool, PoolBusy
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+KNOWN_BROWSER_COOKIE = "callbridge_known"
+KNOWN_BROWSER_DAYS = 90
 
 router = APIRouter(include_in_schema=False)
 
@@ -157,6 +162,22 @@ def _login_answer(
     )
 
 
+def _known_browsers(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings(request).secret_key, salt="known-browser")
+
+
+def is_known_browser(request: Request, name: str) -> bool:
+    """Whether this browser logged in as ``name`` within KNOWN_BROWSER_DAYS."""
+    cookie = request.cookies.get(KNOWN_BROWSER_COOKIE)
+    if not cookie or len(cookie) > 512:
+        return False
+    try:
+        known = _known_browsers(request).loads(cookie, max_age=KNOWN_BROWSER_DAYS * 86400)
+    except BadSignature:
+        return False
+    return bool(known == name)
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -171,7 +192,7 @@ async def login(
     throttle: LoginThrottle = request.app.state.login_throttle
     pool: BoundedPool = request.app.state.password_pool
     source = request.client.host if request.client else "unknown"
-    wait = throttle.begin(name, source, time.monotonic())
+    wait = throttle.begin(name, source, time.monotonic(), is_known_browser(request, name))
     if wait is not None:
         return _login_answer(
             request,
@@ -202,7 +223,17 @@ async def login(
     request.session.clear()
     request.session["sid"] = await run_in_threadpool(users.open_session, operator, source)
     csrf_token(request)
-    return RedirectResponse(_safe_next(next), status.HTTP_303_SEE_OTHER)
+    answer = RedirectResponse(_safe_next(next), status.HTTP_303_SEE_OTHER)
+    answer.set_cookie(
+        KNOWN_BROWSER_COOKIE,
+        _known_browsers(request).dumps(operator.name),
+        max_age=KNOWN_BROWSER_DAYS * 86400,
+        path="/login",
+        secure=settings(request).secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+    return answer
 
 
 @router.post("/logout")
