@@ -16,11 +16,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from callbridge.events.schema import EventState
 from callbridge.store.db import Database
-from callbridge.store.models import utcnow
-from callbridge.store.users import UserStore
+from callbridge.store.models import UserRow, utcnow
+from callbridge.store.users import Operator, UserStore
 from callbridge.web.app import create_app
 from callbridge.web.security import PAGE_POLICY
 from callbridge.web.throttle import ACCOUNT_RULE, SOURCE_RULE
@@ -128,6 +129,90 @@ def test_failed_logins_back_off_then_get_429_with_retry_after(client: TestClient
     assert "Too many failed logins" in refused.text
     # While the account is locked even the right password waits: nothing is checked.
     assert log_in(client).status_code == 429
+
+
+def test_strangers_spraying_a_name_cannot_lock_out_the_operators_browser(
+    client: TestClient, app: FastAPI
+) -> None:
+    assert log_in(client).status_code == 303  # this browser is now known for OPERATOR
+    throttle = app.state.login_throttle
+
+    def strangers_spray() -> None:
+        for n in range(ACCOUNT_RULE.free_failures):
+            throttle.begin(OPERATOR, f"198.51.100.{n}", time.monotonic())
+
+    strangers_spray()
+    with TestClient(app) as stranger:
+        assert log_in(stranger).status_code == 429
+    assert log_in(client).status_code == 303
+    # The cookie is signed: a forged one counts for nothing.
+    strangers_spray()
+    genuine = client.cookies["callbridge_known"]
+    client.cookies.clear()
+    client.cookies.set("callbridge_known", genuine + "x")
+    assert log_in(client).status_code == 429
+    client.cookies.clear()
+    client.cookies.set("callbridge_known", genuine)
+    assert log_in(client).status_code == 303
+
+
+def test_the_account_page_lists_and_revokes_sessions_and_tokens(client: TestClient) -> None:
+    log_in(client)
+    users = users_of(client)
+    token = users.issue_token(OPERATOR, "ci", expires_in=timedelta(days=30))
+    elsewhere = users.open_session(_operator(client), "192.0.2.9")
+    page = client.get("/console/account")
+    assert page.status_code == 200
+    ids = re.findall(r'id="credential-([st]\d+)"', page.text)
+    assert len(ids) == 3 and "(this browser)" in page.text and "192.0.2.9" in page.text
+    token_id = next(i for i in ids if i.startswith("t"))
+    forged = client.post("/console/account/revoke", data={"id": token_id, "csrf_token": "x"})
+    assert forged.status_code == 403
+    csrf = csrf_of(page.text)
+    revoked = client.post("/console/account/revoke", data={"id": token_id, "csrf_token": csrf})
+    assert revoked.status_code == 200 and f"{token_id} revoked." in revoked.text
+    assert users.check_token(token) is None
+    other = next(c.id for c in users.credentials(OPERATOR) if c.label == "192.0.2.9")
+    client.post("/console/account/revoke", data={"id": other, "csrf_token": csrf})
+    assert users.check_session(elsewhere) is None
+    missing = client.post("/console/account/revoke", data={"id": "t999", "csrf_token": csrf})
+    assert "has no session or token t999" in missing.text
+    (mine,) = [c.id for c in users.credentials(OPERATOR)]
+    out = client.post(
+        "/console/account/revoke", data={"id": mine, "csrf_token": csrf}, follow_redirects=False
+    )
+    assert out.headers["location"] == "/login" and not logged_in(client)
+
+
+def _operator(client: TestClient) -> Operator:
+    with users_of(client).database.session() as session:
+        row = session.scalars(select(UserRow).where(UserRow.name == OPERATOR)).one()
+        return Operator(row.id, row.name)
+
+
+def test_changing_the_password_on_the_web_ends_every_other_session(client: TestClient) -> None:
+    log_in(client)
+    users = users_of(client)
+    token = users.issue_token(OPERATOR)
+    other = users.open_session(_operator(client), "192.0.2.9")
+    csrf = csrf_of(client.get("/console/account").text)
+
+    def change(current: str, new: str, again: str) -> httpx.Response:
+        return client.post(
+            "/console/account/password",
+            data={"current": current, "new": new, "again": again, "csrf_token": csrf},
+        )
+
+    assert change(PASSWORD, "a brand new password", "a brand new typo!").status_code == 422
+    assert change(PASSWORD, "short", "short").status_code == 422
+    wrong = change("not my password", "a brand new password", "a brand new password")
+    assert wrong.status_code == 401 and "The current password is wrong." in wrong.text
+    done = change(PASSWORD, "a brand new password", "a brand new password")
+    assert done.status_code == 200 and "Password changed." in done.text
+    assert users.check_token(token) is None and users.check_session(other) is None
+    assert logged_in(client)  # this browser got a fresh session
+    assert [c.kind for c in users.credentials(OPERATOR)] == ["session"]
+    assert users.authenticate(OPERATOR, "a brand new password") is not None
 
 
 SECURITY_HEADERS = {
@@ -374,6 +459,7 @@ def test_no_page_breaks_its_policy_and_the_webcast_plays(
         page.wait_for_url(f"{base}/console")
         assert page.evaluate("window.cspViolations") == []
         assert visit(page, f"{base}/console/events/{record.id}") == []
+        assert visit(page, f"{base}/console/account") == []
     finally:
         feed.stop.set()
         feed.thread.join()

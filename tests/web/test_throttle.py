@@ -79,6 +79,19 @@ def test_a_success_clears_the_account() -> None:
     assert throttle.begin("dana", "192.0.2.2", 0.0) is None
 
 
+def test_a_known_browser_is_spared_the_accounts_lock_but_not_its_sources() -> None:
+    throttle = LoginThrottle(ACCOUNT, SOURCE)
+    for n in range(3):
+        assert throttle.begin("dana", f"203.0.113.{n}", 0.0) is None
+    assert throttle.begin("dana", "192.0.2.1", 0.5) == pytest.approx(0.5)
+    assert throttle.begin("dana", "192.0.2.1", 0.5, known_browser=True) is None
+    # Its attempts do not lengthen the account's lock either.
+    assert throttle.accounts.counts["dana"].attempts == 3
+    for _ in range(4):
+        assert throttle.begin("dana", "192.0.2.1", 0.5, known_browser=True) is None
+    assert throttle.begin("dana", "192.0.2.1", 0.5, known_browser=True) == pytest.approx(1.0)
+
+
 def test_ipv6_sources_count_by_their_64() -> None:
     assert source_key("2001:db8:1:2::1") == source_key("2001:db8:1:2:ffff::9")
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")

@@ -207,6 +207,14 @@ class UserStore:
                 session.commit()
             return operator
 
+    def session_id(self, secret: str) -> str | None:
+        """The ``s<n>`` id ``credentials`` lists for this session secret, or None."""
+        with self.database.session() as session:
+            number = session.scalar(
+                select(SessionRow.id).where(SessionRow.secret_sha256 == _digest(secret))
+            )
+        return None if number is None else f"s{number}"
+
     def end_session(self, secret: str) -> None:
         """Log out: the session's row goes, so its cookie is worthless from now on."""
         with self.database.session() as session, session.begin():

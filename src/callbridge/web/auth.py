@@ -13,7 +13,9 @@ revoke`` and a password change end it whatever the browser keeps. A login
 attempt first passes the ``LoginThrottle`` (429 with ``Retry-After`` when a
 name or an address has failed too often) and then the bounded argon2 pool
 (503 at once when it is full), so a login flood costs neither memory nor
-the event loop.
+the event loop. A browser that logged in before carries a signed cookie
+(``KNOWN_BROWSER_COOKIE``, the operator's name) that spares it the account's
+lock: a stranger spraying an operator's name slows only strangers.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ import hmac
 import math
 import secrets
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
-from callbridge.store.users import Operator, UserStore
+from callbridge.store.events import StoreError
+from callbridge.store.users import MAX_PASSWORD, MIN_PASSWORD, Operator, UserStore
 from callbridge.web.deps import TEMPLATES, settings, user_store
 from callbridge.web.throttle import LoginThrottle
 from callbridge.web.workpool import BoundedPool, PoolBusy
@@ -38,6 +44,8 @@ from callbridge.web.workpool import BoundedPool, PoolBusy
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+KNOWN_BROWSER_COOKIE = "callbridge_known"
+KNOWN_BROWSER_DAYS = 90
 
 router = APIRouter(include_in_schema=False)
 
@@ -157,6 +165,86 @@ def _login_answer(
     )
 
 
+def _known_browsers(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings(request).secret_key, salt="known-browser")
+
+
+def is_known_browser(request: Request, name: str) -> bool:
+    """Whether this browser logged in as ``name`` within KNOWN_BROWSER_DAYS."""
+    cookie = request.cookies.get(KNOWN_BROWSER_COOKIE)
+    if not cookie or len(cookie) > 512:
+        return False
+    try:
+        known = _known_browsers(request).loads(cookie, max_age=KNOWN_BROWSER_DAYS * 86400)
+    except BadSignature:
+        return False
+    return bool(known == name)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a password was not checked or not right, and how to answer."""
+
+    error: str
+    status_code: int
+    retry_after: float | None = None
+
+
+async def checked_password(
+    request: Request, users: UserStore, name: str, password: str
+) -> Operator | Refusal:
+    """The operator if the password is right; else a Refusal (throttled, busy or wrong).
+
+    Every password check of the web app goes through here: the throttle first,
+    then the bounded argon2 pool, then the fixed delay on a wrong answer.
+    """
+    throttle: LoginThrottle = request.app.state.login_throttle
+    pool: BoundedPool = request.app.state.password_pool
+    source = request.client.host if request.client else "unknown"
+    wait = throttle.begin(name, source, time.monotonic(), is_known_browser(request, name))
+    if wait is not None:
+        return Refusal(
+            f"Too many failed logins. Try again in {math.ceil(wait)} seconds.",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            wait,
+        )
+    try:
+        operator = await pool.run(users.authenticate, name, password)
+    except PoolBusy:
+        return Refusal(
+            "The server is busy. Try again in a moment.", status.HTTP_503_SERVICE_UNAVAILABLE, 1
+        )
+    if operator is None:
+        # The same words and the same delay whether or not the name exists.
+        await asyncio.sleep(settings(request).login_failure_delay)
+        return Refusal("Wrong name or password.", status.HTTP_401_UNAUTHORIZED)
+    throttle.succeeded(name, source)
+    return operator
+
+
+async def _start_session(request: Request, users: UserStore, operator: Operator) -> None:
+    previous = request.session.get("sid")
+    if isinstance(previous, str):
+        await run_in_threadpool(users.end_session, previous)
+    # A fresh session on login, so a token planted before it is worthless.
+    request.session.clear()
+    source = request.client.host if request.client else None
+    request.session["sid"] = await run_in_threadpool(users.open_session, operator, source)
+    csrf_token(request)
+
+
+def _remember_browser(request: Request, answer: Response, operator: Operator) -> None:
+    answer.set_cookie(
+        KNOWN_BROWSER_COOKIE,
+        _known_browsers(request).dumps(operator.name),
+        max_age=KNOWN_BROWSER_DAYS * 86400,
+        path="/login",
+        secure=settings(request).secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -168,41 +256,13 @@ async def login(
 ) -> Response:
     if not csrf_valid(request, csrf_token_field):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page")
-    throttle: LoginThrottle = request.app.state.login_throttle
-    pool: BoundedPool = request.app.state.password_pool
-    source = request.client.host if request.client else "unknown"
-    wait = throttle.begin(name, source, time.monotonic())
-    if wait is not None:
-        return _login_answer(
-            request,
-            next,
-            f"Too many failed logins. Try again in {math.ceil(wait)} seconds.",
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            retry_after=wait,
-        )
-    try:
-        operator = await pool.run(users.authenticate, name, password)
-    except PoolBusy:
-        return _login_answer(
-            request,
-            next,
-            "The server is busy. Try again in a moment.",
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            retry_after=1,
-        )
-    if operator is None:
-        # The same words and the same delay whether or not the name exists.
-        await asyncio.sleep(settings(request).login_failure_delay)
-        return _login_answer(request, next, "Wrong name or password.", status.HTTP_401_UNAUTHORIZED)
-    throttle.succeeded(name, source)
-    previous = request.session.get("sid")
-    if isinstance(previous, str):
-        await run_in_threadpool(users.end_session, previous)
-    # A fresh session on login, so a token planted before it is worthless.
-    request.session.clear()
-    request.session["sid"] = await run_in_threadpool(users.open_session, operator, source)
-    csrf_token(request)
-    return RedirectResponse(_safe_next(next), status.HTTP_303_SEE_OTHER)
+    result = await checked_password(request, users, name, password)
+    if isinstance(result, Refusal):
+        return _login_answer(request, next, result.error, result.status_code, result.retry_after)
+    await _start_session(request, users, result)
+    answer = RedirectResponse(_safe_next(next), status.HTTP_303_SEE_OTHER)
+    _remember_browser(request, answer, result)
+    return answer
 
 
 @router.post("/logout")
@@ -218,3 +278,129 @@ async def logout(
         await run_in_threadpool(users.end_session, secret)
     request.session.clear()
     return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+
+
+# The operator's own account page: sessions, tokens, password -------------------
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+async def _account_page(
+    request: Request,
+    users: UserStore,
+    operator: Operator,
+    error: str | None = None,
+    status_code: int = status.HTTP_200_OK,
+    retry_after: float | None = None,
+) -> Response:
+    credentials = await run_in_threadpool(users.credentials, operator.name)
+    secret = request.session.get("sid")
+    current = await run_in_threadpool(users.session_id, secret) if isinstance(secret, str) else None
+    flash = request.session.pop("flash", None)
+    if not (isinstance(flash, dict) and {"kind", "text"} <= flash.keys()):
+        flash = None
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
+    return TEMPLATES.TemplateResponse(
+        request,
+        "account.html",
+        {
+            "operator": operator,
+            "credentials": credentials,
+            "current": current,
+            "when": _when,
+            "csrf_token": csrf_token(request),
+            "flash": flash,
+            "error": error,
+        },
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+OperatorPage = Annotated[Operator, Depends(require_operator_page)]
+
+
+@router.get("/console/account", response_class=HTMLResponse)
+async def account(
+    request: Request,
+    operator: OperatorPage,
+    users: UserStore = Depends(user_store),  # noqa: B008
+) -> Response:
+    """The operator's sessions and tokens, each with a Revoke button, and the password form."""
+    return await _account_page(request, users, operator)
+
+
+def _back_to_account(request: Request, kind: str, text: str) -> Response:
+    request.session["flash"] = {"kind": kind, "text": text}
+    return RedirectResponse("/console/account", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/console/account/revoke")
+async def revoke(
+    request: Request,
+    operator: OperatorPage,
+    credential_id: Annotated[str, Form(alias="id", max_length=24)],
+    csrf_token_field: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    users: UserStore = Depends(user_store),  # noqa: B008
+) -> Response:
+    """End one of the operator's own sessions or tokens; ending this browser's logs it out."""
+    if not csrf_valid(request, csrf_token_field):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page")
+    secret = request.session.get("sid")
+    current = await run_in_threadpool(users.session_id, secret) if isinstance(secret, str) else None
+    try:
+        await run_in_threadpool(users.revoke, operator.name, credential_id)
+    except StoreError as error:
+        return _back_to_account(request, "error", error.message)
+    if credential_id == current:
+        request.session.clear()
+        return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    return _back_to_account(request, "ok", f"{credential_id} revoked.")
+
+
+@router.post("/console/account/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request,
+    operator: OperatorPage,
+    current: Annotated[str, Form(max_length=MAX_PASSWORD)],
+    new: Annotated[str, Form(max_length=MAX_PASSWORD)],
+    again: Annotated[str, Form(max_length=MAX_PASSWORD)],
+    csrf_token_field: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    users: UserStore = Depends(user_store),  # noqa: B008
+) -> Response:
+    """A new password: every session and token ends, and this browser gets a fresh session."""
+    if not csrf_valid(request, csrf_token_field):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page")
+    unprocessable = status.HTTP_422_UNPROCESSABLE_CONTENT
+    if new != again:
+        return await _account_page(
+            request, users, operator, "The two new passwords differ.", unprocessable
+        )
+    if len(new) < MIN_PASSWORD:
+        return await _account_page(
+            request, users, operator, f"Use at least {MIN_PASSWORD} characters.", unprocessable
+        )
+    result = await checked_password(request, users, operator.name, current)
+    if isinstance(result, Refusal):
+        error = "The current password is wrong." if result.status_code == 401 else result.error
+        return await _account_page(
+            request, users, operator, error, result.status_code, result.retry_after
+        )
+    pool: BoundedPool = request.app.state.password_pool
+    try:
+        await pool.run(users.set_password, operator.name, new)
+    except PoolBusy:
+        return await _account_page(
+            request,
+            users,
+            operator,
+            "The server is busy. Try again in a moment.",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            1,
+        )
+    await _start_session(request, users, operator)
+    return _back_to_account(
+        request, "ok", "Password changed. Every other session and every token has ended."
+    )

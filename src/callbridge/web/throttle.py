@@ -12,7 +12,8 @@ after that every attempt locks the key for a delay that doubles each time,
 up to a ceiling. A key with no attempt for ``forget_after`` seconds starts
 clean. The account ceiling is short, so a stranger who sprays an operator's
 name can slow that operator down but not lock them out; a source's ceiling
-is long. A success clears the account's count and takes back only its own
+is long; a browser that has logged in to the account before is spared the
+account's lock (``known_browser``). A success clears the account's count and takes back only its own
 attempt from the source's, so an attacker who owns one account cannot wipe
 the failures their address ran up against the others.
 
@@ -125,13 +126,24 @@ class LoginThrottle:
         self.accounts = _Table(account_rule, max_keys)
         self.sources = _Table(source_rule, max_keys)
 
-    def begin(self, account: str, source: str, now: float) -> float | None:
-        """None and the attempt is counted, or the seconds to wait (the attempt is not counted)."""
+    def begin(
+        self, account: str, source: str, now: float, known_browser: bool = False
+    ) -> float | None:
+        """None and the attempt is counted, or the seconds to wait (the attempt is not counted).
+
+        ``known_browser``: the browser has logged in to this account before (it
+        carries a signed cookie saying so). Its attempts neither wait for nor
+        count against the account, so strangers spraying the name cannot lock
+        the operator out of their own browser; the source limit still applies.
+        """
         source = source_key(source)
-        wait = max(self.accounts.wait(account, now), self.sources.wait(source, now))
+        wait = self.sources.wait(source, now)
+        if not known_browser:
+            wait = max(wait, self.accounts.wait(account, now))
         if wait > 0:
             return wait
-        self.accounts.count(account, now)
+        if not known_browser:
+            self.accounts.count(account, now)
         self.sources.count(source, now)
         return None
 
