@@ -171,6 +171,7 @@ class Leg:
     counted: int = 0
     delivered: list[int] = field(default_factory=list)
     remote: Address = ("127.0.0.1", 9)
+    peer_host: str = "127.0.0.1"
     last_source: Address | None = None
     last_rx: float = 0.0
     route_changes: int = 0

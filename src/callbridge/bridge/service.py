@@ -209,6 +209,8 @@ class Bridge:
         self.versions: dict[int, int] = {}
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
+        # RTP from strangers dropped by legs that have ended (live legs count their own).
+        self._foreign_dropped = 0
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -230,9 +232,7 @@ class Bridge:
             tcp_endpoint = self._endpoint("TCP", self.sip_port)
             tcp_driver = EndpointDriver(tcp_endpoint, self._on_sip_event, loop)
             server = SipTcpServer(tcp_driver)
-            self._tcp = await asyncio.start_server(
-                server.handle, self.config.sip_host, self.sip_port
-            )
+            self._tcp = await server.listen(self.config.sip_host, self.sip_port)
             self._drivers[tcp_endpoint] = tcp_driver
         if self.config.recordings is not None:
             self.config.recordings.mkdir(parents=True, exist_ok=True)
@@ -519,6 +519,9 @@ class Bridge:
             lobby_tick_lateness_ms=Percentiles.of([1000 * x for x in lobby]),
             ticks_skipped=sum(clock.skipped for clock in self._clocks.values()),
             rtp_ports_in_use=self.ports.in_use,
+            rtp_dropped_foreign=self._foreign_dropped
+            + sum(leg.stats.foreign for leg in self.legs.values()),
+            sip_refused_foreign=sum(endpoint.gate.refused for endpoint in self._drivers),
         )
 
     async def _database(self, call: Callable[..., T], *args: object) -> T:
@@ -561,7 +564,13 @@ class Bridge:
     def _on_sip_event(self, endpoint: SipEndpoint, event: Event) -> None:
         now = self._now()
         if isinstance(event, IncomingCall):
-            self._incoming(endpoint, event, now)
+            try:
+                self._incoming(endpoint, event, now)
+            except Exception:
+                # A bug: the caller gets a final answer, and the leg (and its port) goes.
+                self._cleanup(event.call_id, "server error")
+                endpoint.reject(event.call_id, 500, now, "Server Internal Error")
+                raise
         elif isinstance(event, CallConfirmed):
             pass  # media started with the 200 OK; nothing waits for the ACK
         elif isinstance(event, (CallEnded, CallCancelled)):
@@ -599,13 +608,17 @@ class Bridge:
         sdp = SdpSession(local_host)
         try:
             negotiated = sdp.negotiate(call.offer, port)
-        except SipError as error:
+            assert self.loop is not None
+            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
+        except Exception as error:
+            # Whatever went wrong, the port goes back: ports in use equal live legs.
             sock.close()
             self.ports.release(port)
+            if not isinstance(error, SipError):
+                log.warning("call %s: an offer we could not read: %r", call.call_id, error)
+                error = SipError(488, "Not Acceptable Here (unreadable SDP)")
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
-        assert self.loop is not None
-        rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
         leg = CallLeg(
             call_id=call.call_id,
             dialled=normalise_dialled(call.dialled),
@@ -1127,6 +1140,7 @@ class Bridge:
         if leg is None:
             return
         self.ports.release(leg.local_port)
+        self._foreign_dropped += leg.stats.foreign
         if leg.mode is not LegMode.ENDED:
             leg.mode = LegMode.ENDED
         if leg.replay_id is not None and leg.event_id is not None:
