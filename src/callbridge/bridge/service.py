@@ -45,7 +45,12 @@ from callbridge.bridge.rtp_transport import (
     RtpSocket,
     sweep,
 )
-from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
+from callbridge.bridge.sip_transport import (
+    EndpointDriver,
+    SipTcpServer,
+    SipUdpProtocol,
+    log_failure,
+)
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.guard import GuardRules, PasscodeGuard
@@ -606,32 +611,35 @@ class Bridge:
             endpoint.reject(call.call_id, 503, now)
             return
         sdp = SdpSession(local_host)
+        rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(call.offer, port)
             assert self.loop is not None
             rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
+            leg = CallLeg(
+                call_id=call.call_id,
+                dialled=normalise_dialled(call.dialled),
+                caller=call.caller,
+                source=call.source,
+                negotiated=negotiated,
+                local_port=port,
+                send=rtp.sendto,
+                prompt_player=PromptPlayer(self.library),
+                ivr=IvrSession(self.config.ivr),
+                now=now,
+                rtp=rtp,
+            )
         except Exception as error:
             # Whatever went wrong, the port goes back: ports in use equal live legs.
+            if rtp is not None:
+                rtp.close()  # stops watching the socket, then closes it
             sock.close()
             self.ports.release(port)
             if not isinstance(error, SipError):
-                log.warning("call %s: an offer we could not read: %r", call.call_id, error)
+                log_failure(f"call {call.call_id}: taking the offer", call.source, now)
                 error = SipError(488, "Not Acceptable Here (unreadable SDP)")
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
-        leg = CallLeg(
-            call_id=call.call_id,
-            dialled=normalise_dialled(call.dialled),
-            caller=call.caller,
-            source=call.source,
-            negotiated=negotiated,
-            local_port=port,
-            send=rtp.sendto,
-            prompt_player=PromptPlayer(self.library),
-            ivr=IvrSession(self.config.ivr),
-            now=now,
-            rtp=rtp,
-        )
         leg.on_digit = self._digit
         rtp.handler = leg.receive
         self.legs[call.call_id] = leg
@@ -663,8 +671,10 @@ class Bridge:
             return
         try:
             negotiated = sdp.negotiate(event.offer, leg.local_port)
-        except SipError as error:
-            endpoint.reject_reinvite(event.call_id, error.status, now)
+        except Exception as error:
+            # Any failure answers the offer: an unanswered one blocks the next (491).
+            status = error.status if isinstance(error, SipError) else 488
+            endpoint.reject_reinvite(event.call_id, status, now)
             return
         leg.update_media(negotiated)
         endpoint.answer_reinvite(event.call_id, negotiated.answer, now)
