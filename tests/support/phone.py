@@ -80,6 +80,7 @@ class Phone:
         self.heard = Heard()
         self.bridge_rtp: tuple[str, int] | None = None
         self.voice: list[npt.NDArray[np.int16]] = [SILENCE]
+        self.sending = True  # False: the phone goes silent (sends nothing) until set again
         self._keys: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,7 +136,9 @@ class Phone:
                 continue
             payload = ulaw_encode(self.voice[frame % len(self.voice)])
             frame += 1
-            self.rtp.sendto(bytes(RtpPacket(0, seq & 0xFFFF, ts, ssrc, payload)), self.bridge_rtp)
+            if self.sending:
+                packet = RtpPacket(0, seq & 0xFFFF, ts, ssrc, payload)
+                self.rtp.sendto(bytes(packet), self.bridge_rtp)
             seq, ts = seq + 1, ts + 160
             next_at += 0.02
             time.sleep(max(0.0, next_at - time.monotonic()))
