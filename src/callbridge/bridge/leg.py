@@ -227,7 +227,10 @@ class CallLeg:
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:
         """A datagram not from the latched address: latch onto it, or drop it and count it."""
-        if addr[0] == self.peer_host:
+        host = addr[0]
+        if host.startswith("::ffff:"):
+            host = host[7:]  # an IPv4 peer heard on a dual-stack socket
+        if host == self.peer_host:
             if self.latched is None or now - self.last_rx > RELATCH_AFTER:
                 self.latched = addr
                 return True
