@@ -375,3 +375,36 @@ def test_every_port_of_the_range_can_be_had_and_then_none() -> None:
     sock.close()
     for sock, _ in bound:
         sock.close()
+
+
+def test_a_handler_that_fails_on_a_flood_logs_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rtp_transport, "_failures", rtp_transport.Throttle(60.0, max_keys=1))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        receiver, sender = pair()
+        calls: list[int] = []
+
+        def broken(data: bytes, addr: Address, now: float) -> None:
+            calls.append(1)
+            raise RuntimeError("a bug")
+
+        rtp_socket = RtpSocket(receiver, broken, loop, BatchReader())
+        try:
+            for seq in range(200):
+                sender.sendto(rtp(0, seq), receiver.getsockname())
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if len(calls) == 200:
+                    break
+        finally:
+            rtp_socket.close()
+            sender.close()
+        assert len(calls) == 200  # every datagram was handled, and the socket still read
+
+    with caplog.at_level("ERROR", logger="callbridge.bridge.rtp_transport"):
+        asyncio.run(run())
+    failures = [r for r in caplog.records if "RTP handler failed" in r.getMessage()]
+    assert len(failures) == 1
