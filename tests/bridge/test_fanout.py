@@ -253,6 +253,12 @@ def test_a_leg_hears_only_its_peer_and_latches_its_port() -> None:
             # Silent for RELATCH_AFTER: another port of the peer's host may take over.
             leg.receive(voice, ("127.0.0.1", phone.port), 1.3 + 5.5)
             assert leg.latched == ("127.0.0.1", phone.port)
+            # A re-INVITE: the first datagram after it latches again, at once.
+            moved = SdpSession("127.0.0.1").negotiate(offer(phone.port + 4), leg.local_port)
+            leg.update_media(moved)
+            leg.receive(voice, ("127.0.0.1", phone.port + 4), 7.0)
+            assert leg.latched == ("127.0.0.1", phone.port + 4)
+            assert leg.stats.foreign == 3
         finally:
             hang_up([leg], [phone])
 

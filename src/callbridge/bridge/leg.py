@@ -147,11 +147,10 @@ class CallLeg:
         # Read for every frame sent: worked out once here.
         self.remote: Address = (negotiated.remote_host, negotiated.remote_port)
         self._on_hold = negotiated.on_hold
-        host = peer_host(negotiated.remote_host)
-        if host != self.peer_host:
-            # Only the SDP's host is heard; its first datagram latches the port.
-            self.peer_host = host
-            self.latched = None
+        # Only the SDP's host is heard; its first datagram (after every offer:
+        # the port may have moved) latches the port.
+        self.peer_host = peer_host(negotiated.remote_host)
+        self.latched = None
 
     @property
     def on_hold(self) -> bool:
