@@ -144,9 +144,35 @@ FLOOD = textwrap.dedent(
     print(connections)
     """
 )
+UDP_FLOOD = textwrap.dedent(
+    """
+    import socket, sys, time
+    port, seconds = int(sys.argv[1]), float(sys.argv[2])
+    invite = (
+        "INVITE sip:19135550123@127.0.0.1 SIP/2.0\\r\\n"
+        "Via: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx;rport\\r\\n"
+        "From: <sip:x@127.0.0.2>;tag=1\\r\\nTo: <sip:19135550123@127.0.0.1>\\r\\n"
+        "Call-ID: flood\\r\\nCSeq: 1 INVITE\\r\\nContent-Length: 0\\r\\n\\r\\n"
+    ).encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.2", 0))
+    end, sent = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        for _ in range(100):
+            try:
+                sock.sendto(invite, ("127.0.0.1", port))
+            except OSError:
+                pass
+        sent += 100
+    print(sent)
+    """
+)
 
 
-def test_a_listener_keeps_its_audio_through_a_sip_tcp_flood(guarded: RunningServer) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_a_listener_keeps_its_audio_through_a_sip_flood(
+    guarded: RunningServer, transport: str
+) -> None:
     event = guarded.create_event()
     assert guarded.api("POST", f"/api/events/{event.id}/start").status_code == 200
     with Phone(guarded.sip_port, DID) as listener:
@@ -155,9 +181,10 @@ def test_a_listener_keeps_its_audio_through_a_sip_tcp_flood(guarded: RunningServ
         guarded.wait_for(lambda: guarded.participants(event.id))
         time.sleep(1.0)
         refused_before = stats(guarded).get("sip_refused_foreign", 0)
+        script = FLOOD if transport == "tcp" else UDP_FLOOD
         start = time.monotonic()
         flood = subprocess.run(
-            [sys.executable, "-c", FLOOD, str(guarded.sip_port), "10"],
+            [sys.executable, "-c", script, str(guarded.sip_port), "10"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -171,12 +198,14 @@ def test_a_listener_keeps_its_audio_through_a_sip_tcp_flood(guarded: RunningServ
     loss = max(0.0, 1 - received / expected)
     lateness = stats(guarded)["tick_lateness_ms"]
     print(
-        f"\nSIP/TCP flood from 127.0.0.2: {connections} connections in {end - start:.1f} s; "
+        f"\nSIP/{transport.upper()} flood from 127.0.0.2: {connections} "
+        f"{'connections' if transport == 'tcp' else 'datagrams'} in {end - start:.1f} s; "
         f"listener got {received} of {expected:.0f} frames ({100 * loss:.1f}% lost), "
         f"longest gap {1000 * gap:.0f} ms; tick lateness p99 {lateness['p99']} ms"
     )
     assert connections > 100, flood.stderr
-    assert stats(guarded)["sip_refused_foreign"] >= refused_before + connections // 2
+    # (UDP: what the socket's queue held; the rest the kernel dropped.)
+    assert stats(guarded)["sip_refused_foreign"] >= refused_before + min(connections // 2, 1000)
     # Before: two thirds lost. The machine running the tests is shared, so the
     # bound is loose; the figure printed above is the measurement.
     assert loss < 0.10
