@@ -147,6 +147,7 @@ class SipTcpServer:
         self.per_source: dict[str, int] = {}
         self.closed_idle = 0
         self.refused_over_cap = 0
+        self._cap_logs = Throttle(60.0, max_keys=64)  # once per source per minute
         driver.send = self._send
 
     async def listen(self, host: str, port: int) -> asyncio.Server:
@@ -177,7 +178,7 @@ class SipTcpServer:
             return False
         if self.per_source.get(addr[0], 0) >= MAX_PER_SOURCE:
             self.refused_over_cap += 1
-            if _failures.allow(("cap", addr[0]), now):
+            if self._cap_logs.allow(addr[0], now):
                 log.warning(
                     "SIP over TCP from %s refused: %d connections open", addr[0], MAX_PER_SOURCE
                 )
