@@ -227,3 +227,39 @@ def test_callers_join_and_leave_one_at_a_time_without_a_break_in_anyones_stream(
     sender: BatchSender,
 ) -> None:
     asyncio.run(joining_and_leaving(sender))
+
+
+def test_a_leg_hears_only_its_peer_and_latches_its_port() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        pool = RtpPortPool(43700, 43720)
+        phone = Phone()
+        leg = leg_for(phone, pool, loop)
+        digits: list[str] = []
+        leg.on_digit = lambda leg, digit, now: digits.append(digit)
+        voice = RtpPacket(0, 1, 160, 7, b"\xff" * 160).serialize()
+        key = RtpPacket(101, 2, 320, 7, bytes([1, 0x80 | 10, 0, 160])).serialize()
+        try:
+            leg.receive(voice, ("127.0.0.2", phone.port), 1.0)  # a stranger: dropped
+            leg.receive(key, ("127.0.0.2", phone.port), 1.0)
+            assert leg.stats.foreign == 2 and leg.stats.packets_in == 0 and digits == []
+            assert leg.last_rx == 0.0 and leg.latched is None  # strangers keep nothing alive
+            leg.receive(voice, ("127.0.0.1", phone.port + 2), 1.1)  # the peer: latched
+            assert leg.latched == ("127.0.0.1", phone.port + 2) and leg.stats.packets_in == 1
+            leg.receive(voice, ("127.0.0.1", phone.port), 1.2)  # same host, another port
+            assert leg.stats.foreign == 3
+            leg.receive(key, ("127.0.0.1", phone.port + 2), 1.3)
+            assert digits == ["1"]
+            # Silent for RELATCH_AFTER: another port of the peer's host may take over.
+            leg.receive(voice, ("127.0.0.1", phone.port), 1.3 + 5.5)
+            assert leg.latched == ("127.0.0.1", phone.port)
+            # A re-INVITE: the first datagram after it latches again, at once.
+            moved = SdpSession("127.0.0.1").negotiate(offer(phone.port + 4), leg.local_port)
+            leg.update_media(moved)
+            leg.receive(voice, ("127.0.0.1", phone.port + 4), 7.0)
+            assert leg.latched == ("127.0.0.1", phone.port + 4)
+            assert leg.stats.foreign == 3
+        finally:
+            hang_up([leg], [phone])
+
+    asyncio.run(run())

@@ -171,6 +171,7 @@ class Leg:
     counted: int = 0
     delivered: list[int] = field(default_factory=list)
     remote: Address = ("127.0.0.1", 9)
+    peer_host: str = "127.0.0.1"
     last_source: Address | None = None
     last_rx: float = 0.0
     route_changes: int = 0
@@ -320,3 +321,90 @@ async def latch_and_let_go() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters are Linux's")
 def test_a_quiet_leg_latches_onto_its_caller_and_lets_go_when_they_fall_silent() -> None:
     asyncio.run(latch_and_let_go())
+
+
+def test_drain_counts_audio_only_from_the_peer_host(reader: BatchReader) -> None:
+    receiver, sender = pair()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    try:
+        for seq in range(BATCH + 3):
+            sender.sendto(rtp(0, seq), receiver.getsockname())
+            if seq % 8 == 0:
+                stranger.sendto(rtp(0, seq), receiver.getsockname())
+        got: list[Address] = []
+        counted = reader.drain(receiver, lambda data, addr: got.append(addr), 0, "127.0.0.1")
+        assert counted == BATCH + 3
+        assert {addr[0] for addr in got} == {"127.0.0.2"}
+        assert len(got) == (BATCH + 3 + 7) // 8
+    finally:
+        stranger.close()
+        receiver.close()
+        sender.close()
+
+
+def test_ports_come_at_random_and_a_released_one_rests() -> None:
+    pool = RtpPortPool(42800, 42898)  # fifty ports
+    bound = [pool.bind("127.0.0.1") for _ in range(10)]
+    ports = [port for _, port in bound]
+    assert all(port % 2 == 0 and 42800 <= port <= 42898 for port in ports)
+    assert len(set(ports)) == 10
+    assert sorted(ports) != ports or max(ports) - min(ports) > 18  # not handed out in order
+    for sock, port in bound:
+        sock.close()
+        pool.release(port)
+    again = [pool.bind("127.0.0.1") for _ in range(30)]
+    assert not {port for _, port in again[:5]} & set(ports[-pool._resting.maxlen :])  # type: ignore[operator]
+    assert pool.in_use == 30
+    for sock, port in again:
+        sock.close()
+        pool.release(port)
+
+
+def test_every_port_of_the_range_can_be_had_and_then_none() -> None:
+    pool = RtpPortPool(42900, 42918)  # ten ports
+    bound = [pool.bind("127.0.0.1") for _ in range(10)]
+    assert sorted(port for _, port in bound) == list(range(42900, 42919, 2))
+    with pytest.raises(rtp_transport.PortRangeExhausted):
+        pool.bind("127.0.0.1")
+    sock, port = bound.pop()
+    sock.close()
+    pool.release(port)
+    sock, again = pool.bind("127.0.0.1")
+    assert again == port  # the only one free, resting or not
+    sock.close()
+    for sock, _ in bound:
+        sock.close()
+
+
+def test_a_handler_that_fails_on_a_flood_logs_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rtp_transport, "_failures", rtp_transport.Throttle(60.0, max_keys=1))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        receiver, sender = pair()
+        calls: list[int] = []
+
+        def broken(data: bytes, addr: Address, now: float) -> None:
+            calls.append(1)
+            raise RuntimeError("a bug")
+
+        rtp_socket = RtpSocket(receiver, broken, loop, BatchReader())
+        try:
+            for seq in range(200):
+                sender.sendto(rtp(0, seq), receiver.getsockname())
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if len(calls) == 200:
+                    break
+        finally:
+            rtp_socket.close()
+            sender.close()
+        assert len(calls) == 200  # every datagram was handled, and the socket still read
+
+    with caplog.at_level("ERROR", logger="callbridge.bridge.rtp_transport"):
+        asyncio.run(run())
+    failures = [r for r in caplog.records if "RTP handler failed" in r.getMessage()]
+    assert len(failures) == 1

@@ -248,3 +248,68 @@ def test_garbage_is_dropped_and_counted() -> None:
     ep.receive_datagram(b"\x00\xff garbage \r\n\r\n", ("127.0.0.1", 5070), 0.0)
     assert ep.datagrams_to_send() == []
     assert ep.stats.dropped == 1
+
+
+def test_a_stranger_gets_one_stateless_403_at_most_and_nothing_is_kept() -> None:
+    ep = endpoint(allowed_networks=(ipaddress.ip_network("10.1.0.0/16"),))
+    uac = Uac()
+    invite = uac.invite()
+    ep.receive_datagram(invite, uac.addr, 0.0)
+    assert [r.status for r in responses(ep)] == [403]
+    # No transaction: nothing to repeat, no timer, no call.
+    assert ep.get_timer() is None
+    for now in (0.1, 0.5, 0.9):
+        ep.receive_datagram(invite, uac.addr, now)  # retransmissions within the second
+        ep.handle_timer(now)
+    assert responses(ep) == []
+    assert ep.active_calls == 0 and events(ep) == []
+    assert ep.gate.refused == 4
+    # Another source is answered (once) too; the same one again a second later.
+    ep.receive_datagram(invite, ("127.0.0.9", 5070), 1.0)
+    ep.receive_datagram(invite, uac.addr, 1.5)
+    assert [r.status for r in responses(ep)] == [403, 403]
+
+
+def test_answers_to_strangers_are_bounded_in_all() -> None:
+    ep = endpoint(allowed_networks=(ipaddress.ip_network("10.1.0.0/16"),))
+    invite = Uac().invite()
+    for n in range(1000):  # as many forged sources
+        ep.receive_datagram(invite, (f"127.0.{n // 250}.{n % 250 + 1}", 5060), 0.5)
+    assert 0 < len(ep.datagrams_to_send()) <= 16
+    assert ep.gate.refused == 1000
+
+
+def test_refusing_a_stranger_is_cheap() -> None:
+    import time
+
+    ep = endpoint(allowed_networks=(ipaddress.ip_network("10.1.0.0/16"),))
+    invite = Uac().invite()
+    count = 20_000
+    started = time.perf_counter()
+    for n in range(count):
+        ep.receive_datagram(invite, ("127.0.0.2", 5070), n / 10_000)  # a flood: 10,000/s
+    refused = (time.perf_counter() - started) / count
+    ep.datagrams_to_send()
+    trunk = endpoint()
+    started = time.perf_counter()
+    for _ in range(200):
+        trunk.receive_datagram(Uac().invite(), ("127.0.0.1", 5070), 0.0)
+    served = (time.perf_counter() - started) / 200
+    print(
+        f"\nrefusing a stranger's INVITE: {refused * 1e6:.1f} us "
+        f"(a trunk's INVITE: {served * 1e6:.0f} us to parse and open)"
+    )
+    assert refused < served / 3
+
+
+def test_a_message_that_breaks_the_handling_is_answered_500() -> None:
+    ep, uac = endpoint(), Uac()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    ep._receive_invite = broken  # type: ignore[method-assign]
+    ep.receive_datagram(uac.invite(), uac.addr, 0.0)
+    assert [r.status for r in responses(ep)] == [500]
+    ep.receive_datagram(Uac().options(), uac.addr, 0.1)
+    assert [r.status for r in responses(ep)] == [200]

@@ -74,6 +74,10 @@ class BridgeStats(BaseModel):
     lobby_tick_lateness_ms: Percentiles
     ticks_skipped: int
     rtp_ports_in_use: int
+    # RTP datagrams from anyone but a leg's negotiated peer, dropped (since start).
+    rtp_dropped_foreign: int = 0
+    # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
+    sip_refused_foreign: int = 0
 
 
 class QueueEntry(BaseModel):

@@ -4,11 +4,27 @@ A leg starts in the IVR (prompts from the lobby clock), moves into a
 conference (the conference clock pulls its audio and hands it the mix), and
 may leave with a farewell prompt. RTP parsing and the jitter buffer are the
 sans-IO pieces from ``rtp/``; the leg only wires them together.
+
+Media is taken only from the peer the offer/answer named: a datagram whose
+source address is not the SDP's c= address is dropped before the jitter
+buffer, the keypad or the mixer, and counted (``LegStats.foreign``). The
+first datagram from that address latches its port (symmetric RTP, RFC
+4961); after that, only that port is heard, until it has been silent for
+``RELATCH_AFTER`` seconds (a NAT rebinding) or a re-INVITE names a new
+address. So a stranger can neither speak as a caller, nor silence them with
+a parallel stream, nor press keys for them (wrong passcodes, ``*6``).
+
+This is strict on purpose: a caller behind a NAT whose SDP names a private
+address (and whose packets come from the NAT's public one) is not heard.
+Trunks put a session border controller in front of callers, which anchors
+the media and names its own public address; a leg that drops foreign
+packets says so in the log once, with both addresses.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +52,9 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
+# A latched port silent this long gives way to another port of the same host.
+RELATCH_AFTER = 5.0
+
 
 class LegMode(enum.Enum):
     IVR = "ivr"
@@ -61,6 +80,7 @@ class LegStats:
     bad_packets: int = 0
     wrong_payload_type: int = 0
     rtcp: int = 0
+    foreign: int = 0  # datagrams from anyone but the negotiated peer, dropped
 
 
 class CallLeg:
@@ -88,6 +108,9 @@ class CallLeg:
         self.fanout: FanOut | None = None
         # The leg's own socket, for senders that batch (``send`` stays the way to send one).
         self.rtp = rtp
+        # Where the peer's media comes from: its SDP host, and the port its first datagram latched.
+        self.peer_host = ""
+        self.latched: Address | None = None
         self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
@@ -124,6 +147,10 @@ class CallLeg:
         # Read for every frame sent: worked out once here.
         self.remote: Address = (negotiated.remote_host, negotiated.remote_port)
         self._on_hold = negotiated.on_hold
+        # Only the SDP's host is heard; its first datagram (after every offer:
+        # the port may have moved) latches the port.
+        self.peer_host = peer_host(negotiated.remote_host)
+        self.latched = None
 
     @property
     def on_hold(self) -> bool:
@@ -161,6 +188,8 @@ class CallLeg:
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
+        if addr != self.latched and not self._admit(data, addr, now):
+            return
         self.last_rx = now
         self.last_source = addr
         if len(data) < 12:
@@ -195,6 +224,30 @@ class CallLeg:
         if self.mode is LegMode.CONFERENCE and participant is not None and participant.may_talk:
             self.jitter.put(packet)
 
+    def _admit(self, data: bytes, addr: Address, now: float) -> bool:
+        """A datagram not from the latched address: latch onto it, or drop it and count it."""
+        host = addr[0]
+        if host.startswith("::ffff:"):
+            host = host[7:]  # an IPv4 peer heard on a dual-stack socket
+        if host == self.peer_host:
+            if self.latched is None or now - self.last_rx > RELATCH_AFTER:
+                self.latched = addr
+                return True
+            if is_rtcp(data):
+                self.stats.rtcp += 1  # from the peer's RTCP port: never read anyway
+                return False
+        self.stats.foreign += 1
+        if self.stats.foreign == 1:
+            log.info(
+                "leg %s: RTP from %s:%d dropped: the SDP named %s:%d (counted from now on)",
+                self.call_id,
+                addr[0],
+                addr[1],
+                self.peer_host,
+                self.remote[1],
+            )
+        return False
+
     # -- ConferenceLeg --------------------------------------------------------
 
     def pull_frame(self, now: float) -> Pcm | None:
@@ -223,3 +276,11 @@ class CallLeg:
     def send_pcm(self, pcm: Pcm | None, now: float) -> None:
         frame = SILENCE if pcm is None else np.asarray(pcm, dtype=np.int16)
         self.send_payload(self.codec.encode(frame), now)
+
+
+def peer_host(host: str) -> str:
+    """``host`` as a socket writes a source address (IPv6 in its canonical form)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host  # a name: nothing will come from it, and nothing is heard

@@ -18,6 +18,16 @@ drained by the bridge a few times a second instead, one ``recvmmsg`` for
 all that is queued, its audio counted in numpy. Reading one datagram per
 readiness event was most of the bridge's CPU with 500 listeners; reading
 all of them in batches was still a sixth of it at 1,000.
+
+Media is only heard from the leg's negotiated peer (``bridge.leg``). A
+latched socket is connected to the peer, so the kernel drops everyone
+else's datagrams (uncounted); an unlatched one hands strangers' datagrams to
+the leg, which drops and counts them, and ``drain`` counts audio as proof
+of life only when it comes from the peer's host (one numpy compare per
+batch; a stranger's audio goes to the leg to be dropped).
+
+Ports are handed out at random from the range (``RtpPortPool``): a port
+cannot be guessed from the last call's.
 """
 
 from __future__ import annotations
@@ -27,15 +37,21 @@ import ctypes
 import ctypes.util
 import errno
 import logging
+import secrets
 import socket
 import struct
 import sys
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
 
+from callbridge.throttle import Throttle
+
 log = logging.getLogger(__name__)
+# One traceback a minute for a handler that fails on datagrams.
+_failures = Throttle(60.0, max_keys=1)
 
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address, float], None]
@@ -51,8 +67,10 @@ class QuietPeer(Protocol):
     @property
     def audio_payload_type(self) -> int: ...
 
-    # Where the leg sends (its SDP), where its last datagram came from, and when.
+    # Where the leg sends (its SDP), the host its media may come from, where
+    # its last datagram came from, and when.
     remote: Address
+    peer_host: str
     last_source: Address | None
     last_rx: float
 
@@ -67,29 +85,44 @@ class PortRangeExhausted(Exception):
 
 
 class RtpPortPool:
-    """Hands out even UDP ports from [low, high], round robin so a port rests before reuse."""
+    """Hands out even UDP ports from [low, high] at random, so a call's port cannot be guessed.
 
-    def __init__(self, low: int, high: int) -> None:
+    A released port rests (is not handed out again) while ``rest`` others
+    are released after it, so late datagrams of one call do not land in
+    the next; when the range is nearly full, resting ports are used too.
+    """
+
+    RANDOM_TRIES = 32
+
+    def __init__(self, low: int, high: int, rest: int | None = None) -> None:
         if low % 2:
             low += 1
         if high <= low:
             raise ValueError("the RTP port range is empty")
         self.low, self.high = low, high
+        self.size = (high - low) // 2 + 1
         self._in_use: set[int] = set()
-        self._next = low
+        self._resting: deque[int] = deque(maxlen=min(256, self.size // 4) if rest is None else rest)
+        self._random = secrets.SystemRandom()
 
-    def _candidates(self) -> list[int]:
+    def _candidates(self) -> Iterator[int]:
+        """Random ports first; then, if those were taken, every port in a random order."""
+        for _ in range(self.RANDOM_TRIES):
+            port = self.low + 2 * self._random.randrange(self.size)
+            if port not in self._in_use and port not in self._resting:
+                yield port
         ports = list(range(self.low, self.high + 1, 2))
-        start = (self._next - self.low) // 2
-        return ports[start:] + ports[:start]
+        self._random.shuffle(ports)
+        yield from (port for port in ports if port not in self._in_use)
 
     def bind(self, host: str) -> tuple[socket.socket, int]:
         """A bound, non-blocking UDP socket on a free port of the range."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for port in self._candidates():
-            if port in self._in_use:
-                continue
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+            except OSError as error:  # out of file descriptors, or the like
+                raise PortRangeExhausted(f"no RTP socket: {error}") from error
             try:
                 sock.bind((host, port))
             except OSError:
@@ -99,12 +132,13 @@ class RtpPortPool:
             # A burst of a thousand listeners' silence must not overflow the queue.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
             self._in_use.add(port)
-            self._next = port + 2 if port + 2 <= self.high else self.low
             return sock, port
         raise PortRangeExhausted(f"no free RTP port in {self.low}-{self.high}")
 
     def release(self, port: int) -> None:
-        self._in_use.discard(port)
+        if port in self._in_use:
+            self._in_use.discard(port)
+            self._resting.append(port)
 
     @property
     def in_use(self) -> int:
@@ -260,6 +294,9 @@ class MessageArray:
         self.name_lengths = words[:, _MsgHdr.msg_namelen.offset // 4]
         self.lengths = words[:, MMsgHdr.msg_len.offset // 4]
         self.second_octets = np.frombuffer(self.data, dtype=np.uint8)[1::DATAGRAM_MAX]
+        self.name_octets = np.frombuffer(self.names, dtype=np.uint8).reshape(size, NAME_MAX)
+        # Word 1 of a sockaddr_in is its IPv4 address: one compare per batch.
+        self.name_words = np.frombuffer(self.names, dtype=np.uint32).reshape(size, NAME_MAX // 4)
 
     def name(self, i: int) -> bytes:
         """The address of datagram ``i``, a raw sockaddr as the kernel wrote it."""
@@ -283,6 +320,31 @@ class BatchReader:
         self.array = MessageArray(batch)
         # Peers are few and stable: decode each address once.
         self._addresses: dict[bytes, Address] = {}
+        self._host_patterns: dict[str, int | np.ndarray | None] = {}
+
+    def _host_pattern(self, host: str) -> int | np.ndarray | None:
+        """``host`` as a raw sockaddr holds it: an IPv4 address as word 1, an IPv6 one
+        as octets 8-23 (with the family in octets 0-1); None: not an IP address."""
+        if host in self._host_patterns:
+            return self._host_patterns[host]
+        pattern: int | np.ndarray | None = None
+        try:
+            pattern = int.from_bytes(socket.inet_pton(socket.AF_INET, host), sys.byteorder)
+        except OSError:
+            try:
+                packed = socket.inet_pton(socket.AF_INET6, host)
+            except OSError:
+                pass
+            else:
+                octets = np.zeros(24, dtype=np.uint8)
+                family = int(socket.AF_INET6).to_bytes(2, sys.byteorder)
+                octets[0:2] = np.frombuffer(family, dtype=np.uint8)
+                octets[8:] = np.frombuffer(packed, dtype=np.uint8)
+                pattern = octets
+        if len(self._host_patterns) > 10_000:
+            self._host_patterns.clear()
+        self._host_patterns[host] = pattern
+        return pattern
 
     def address(self, name: bytes) -> Address:
         """``name`` (a raw sockaddr) as a (host, port) tuple."""
@@ -313,22 +375,28 @@ class BatchReader:
         sock: socket.socket,
         deliver: Callable[[bytes, Address], None],
         count_only_type: int | None = None,
+        count_only_from: str | None = None,
     ) -> int:
         """Read everything queued on ``sock``; returns how many datagrams were only counted.
 
-        A datagram of RTP payload type ``count_only_type`` is counted and
-        dropped; every other one goes to ``deliver(data, addr)``. A
-        datagram longer than ``DATAGRAM_MAX`` arrives cut short.
+        A datagram of RTP payload type ``count_only_type`` from the host
+        ``count_only_from`` (any host if None) is counted and dropped; every
+        other one goes to ``deliver(data, addr)``, which judges it (a
+        stranger's audio is not proof that the caller is there). A datagram
+        longer than ``DATAGRAM_MAX`` arrives cut short.
         """
         if _recvmmsg is None:
-            return self._drain_slowly(sock, deliver, count_only_type)
+            return self._drain_slowly(sock, deliver, count_only_type, count_only_from)
         counted = 0
         fd = sock.fileno()
         array = self.array
+        pattern = None if count_only_from is None else self._host_pattern(count_only_from)
         while True:
             if sock.fileno() != fd:
                 return counted  # closed by a handler while draining
             received = self.receive(fd)
+            if not received:
+                return counted  # the usual case for a filtered socket: no numpy at all
             lengths = array.lengths[:received]
             rest: Iterable[int]
             if count_only_type is None:
@@ -337,6 +405,16 @@ class BatchReader:
                 audio = (lengths >= 12) & (
                     (array.second_octets[:received] & 0x7F) == count_only_type
                 )
+                if count_only_from is not None:
+                    if pattern is None:
+                        audio[:] = False
+                    elif isinstance(pattern, int):
+                        # An IPv4 socket only hears IPv4: the address word is enough.
+                        audio &= array.name_words[:received, 1] == pattern
+                    else:
+                        names = array.name_octets[:received, :24]
+                        audio &= (names[:, 0:2] == pattern[0:2]).all(axis=1)
+                        audio &= (names[:, 8:] == pattern[8:]).all(axis=1)
                 audio_count = int(np.count_nonzero(audio))
                 counted += audio_count
                 # A listener's socket holds nothing but audio, nearly always.
@@ -353,6 +431,7 @@ class BatchReader:
         sock: socket.socket,
         deliver: Callable[[bytes, Address], None],
         count_only_type: int | None,
+        count_only_from: str | None = None,
     ) -> int:
         counted = 0
         while True:
@@ -367,6 +446,7 @@ class BatchReader:
                 count_only_type is not None
                 and len(data) >= 12
                 and data[1] & 0x7F == count_only_type
+                and (count_only_from is None or address[0] == count_only_from)
             ):
                 counted += 1
             else:
@@ -458,18 +538,30 @@ class RtpSocket:
     def _readable(self) -> None:
         self.drain()
 
-    def drain(self, count_only_type: int | None = None) -> int:
-        """Hand every queued datagram to the handler; returns those only counted."""
+    def drain(self, count_only_type: int | None = None, count_only_from: str | None = None) -> int:
+        """Hand every queued datagram to the handler; returns those only counted.
+
+        Audio (``count_only_type``) is only counted when it comes from the
+        host ``count_only_from``; the handler gets the rest.
+        """
         if self.sock is None:
             return 0
-        return self.reader.drain(self.sock, self._deliver, count_only_type)
+        return self.reader.drain(self.sock, self._deliver, count_only_type, count_only_from)
 
     def _deliver(self, data: bytes, addr: Address) -> None:
         try:
             self.handler(data, addr, self.loop.time())
         except Exception:
-            # A bad packet on one leg must never take the loop down.
-            log.exception("RTP handler failed for a datagram from %s", addr)
+            # A bad packet on one leg must never take the loop down, nor a
+            # flood of them fill the log with tracebacks.
+            now = self.loop.time()
+            if _failures.allow("rtp", now):
+                more = _failures.take_suppressed()
+                log.exception(
+                    "RTP handler failed for a datagram from %s%s",
+                    addr,
+                    f" ({more} more failures since the last one logged)" if more else "",
+                )
 
     def sendto(self, data: bytes, addr: Address) -> None:
         try:
@@ -519,5 +611,5 @@ def sweep(legs: Iterable[tuple[QuietPeer, RtpSocket]], now: float) -> None:
             if rtp.latch(None):
                 leg.route_changed()
         if quiet or not rtp.attentive:
-            leg.heard(rtp.drain(leg.audio_payload_type), now)
+            leg.heard(rtp.drain(leg.audio_payload_type, leg.peer_host), now)
         rtp.attend(not quiet)

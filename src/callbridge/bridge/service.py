@@ -46,7 +46,12 @@ from callbridge.bridge.rtp_transport import (
     RtpSocket,
     sweep,
 )
-from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
+from callbridge.bridge.sip_transport import (
+    EndpointDriver,
+    SipTcpServer,
+    SipUdpProtocol,
+    log_failure,
+)
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
@@ -223,6 +228,8 @@ class Bridge:
         self.on_playlist: Callable[[int, str | None, bool], None] | None = None
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
+        # RTP from strangers dropped by legs that have ended (live legs count their own).
+        self._foreign_dropped = 0
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -244,9 +251,7 @@ class Bridge:
             tcp_endpoint = self._endpoint("TCP", self.sip_port)
             tcp_driver = EndpointDriver(tcp_endpoint, self._on_sip_event, loop)
             server = SipTcpServer(tcp_driver)
-            self._tcp = await asyncio.start_server(
-                server.handle, self.config.sip_host, self.sip_port
-            )
+            self._tcp = await server.listen(self.config.sip_host, self.sip_port)
             self._drivers[tcp_endpoint] = tcp_driver
         if self.config.recordings is not None:
             self.config.recordings.mkdir(parents=True, exist_ok=True)
@@ -550,6 +555,9 @@ class Bridge:
             lobby_tick_lateness_ms=Percentiles.of([1000 * x for x in lobby]),
             ticks_skipped=sum(clock.skipped for clock in self._clocks.values()),
             rtp_ports_in_use=self.ports.in_use,
+            rtp_dropped_foreign=self._foreign_dropped
+            + sum(leg.stats.foreign for leg in self.legs.values()),
+            sip_refused_foreign=sum(endpoint.gate.refused for endpoint in self._drivers),
         )
 
     async def _database(self, call: Callable[..., T], *args: object) -> T:
@@ -592,7 +600,13 @@ class Bridge:
     def _on_sip_event(self, endpoint: SipEndpoint, event: Event) -> None:
         now = self._now()
         if isinstance(event, IncomingCall):
-            self._incoming(endpoint, event, now)
+            try:
+                self._incoming(endpoint, event, now)
+            except Exception:
+                # A bug: the caller gets a final answer, and the leg (and its port) goes.
+                self._cleanup(event.call_id, "server error")
+                endpoint.reject(event.call_id, 500, now, "Server Internal Error")
+                raise
         elif isinstance(event, CallConfirmed):
             pass  # media started with the 200 OK; nothing waits for the ACK
         elif isinstance(event, (CallEnded, CallCancelled)):
@@ -631,28 +645,35 @@ class Bridge:
             endpoint.reject(call.call_id, 503, now)
             return
         sdp = SdpSession(local_host)
+        rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(call.offer, port)
-        except SipError as error:
+            assert self.loop is not None
+            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
+            leg = CallLeg(
+                call_id=call.call_id,
+                dialled=normalise_dialled(call.dialled),
+                caller=call.caller,
+                source=call.source,
+                negotiated=negotiated,
+                local_port=port,
+                send=rtp.sendto,
+                prompt_player=PromptPlayer(self.library),
+                ivr=IvrSession(self.config.ivr),
+                now=now,
+                rtp=rtp,
+            )
+        except Exception as error:
+            # Whatever went wrong, the port goes back: ports in use equal live legs.
+            if rtp is not None:
+                rtp.close()  # stops watching the socket, then closes it
             sock.close()
             self.ports.release(port)
+            if not isinstance(error, SipError):
+                log_failure(f"call {call.call_id}: taking the offer", call.source, now)
+                error = SipError(488, "Not Acceptable Here (unreadable SDP)")
             endpoint.reject(call.call_id, error.status, now, error.reason)
             return
-        assert self.loop is not None
-        rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._rtp_reader)
-        leg = CallLeg(
-            call_id=call.call_id,
-            dialled=normalise_dialled(call.dialled),
-            caller=call.caller,
-            source=call.source,
-            negotiated=negotiated,
-            local_port=port,
-            send=rtp.sendto,
-            prompt_player=PromptPlayer(self.library),
-            ivr=IvrSession(self.config.ivr),
-            now=now,
-            rtp=rtp,
-        )
         leg.on_digit = self._digit
         rtp.handler = leg.receive
         self.legs[call.call_id] = leg
@@ -684,8 +705,10 @@ class Bridge:
             return
         try:
             negotiated = sdp.negotiate(event.offer, leg.local_port)
-        except SipError as error:
-            endpoint.reject_reinvite(event.call_id, error.status, now)
+        except Exception as error:
+            # Any failure answers the offer: an unanswered one blocks the next (491).
+            status = error.status if isinstance(error, SipError) else 488
+            endpoint.reject_reinvite(event.call_id, status, now)
             return
         leg.update_media(negotiated)
         endpoint.answer_reinvite(event.call_id, negotiated.answer, now)
@@ -1283,6 +1306,7 @@ class Bridge:
         if leg is None:
             return
         self.ports.release(leg.local_port)
+        self._foreign_dropped += leg.stats.foreign
         if leg.mode is not LegMode.ENDED:
             leg.mode = LegMode.ENDED
         if leg.replay_id is not None and leg.event_id is not None:

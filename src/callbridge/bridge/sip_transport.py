@@ -3,6 +3,14 @@
 Nothing here parses SIP. Bytes go into the endpoint with the loop's time;
 what the endpoint wants sent is sent; its one timer is re-armed after every
 call; its events go to the bridge.
+
+Strangers (sources outside the trunk allow-list, ``sip.trunk``) cost as
+little as the glue can make them: a UDP datagram is refused from its source
+address before anything else (no parse, no event, no timer re-armed); a TCP
+connection is closed on accept. TCP connections are capped per source
+(``MAX_PER_SOURCE``) and in all, and closed after ``IDLE_TIMEOUT`` without
+a complete message or a CRLF keep-alive (RFC 5626) unless a call they
+carry is still up; the framer caps what one connection may buffer.
 """
 
 from __future__ import annotations
@@ -15,11 +23,26 @@ from typing import cast
 from callbridge.sip.endpoint import Event, SipEndpoint
 from callbridge.sip.errors import SipError
 from callbridge.sip.message import StreamFramer
+from callbridge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 EventSink = Callable[[SipEndpoint, Event], None]
+
+# Seconds a TCP connection may go without a whole message or a keep-alive.
+IDLE_TIMEOUT = 60.0
+# TCP connections one address may hold open (a carrier's SBC uses a few).
+MAX_PER_SOURCE = 32
+# One traceback a minute for failures the endpoint did not catch (bugs).
+_failures = Throttle(60.0, max_keys=1)
+
+
+def log_failure(what: str, addr: Address, now: float) -> None:
+    """Log the exception being handled, with its traceback at most once a minute."""
+    if _failures.allow("failure", now):
+        more = _failures.take_suppressed()
+        log.exception("%s from %s failed%s", what, addr, f" ({more} more since)" if more else "")
 
 
 class EndpointDriver:
@@ -39,7 +62,14 @@ class EndpointDriver:
         self._timer_at: float | None = None
 
     def receive(self, data: bytes, addr: Address) -> None:
-        self.endpoint.receive_datagram(data, addr, self.loop.time())
+        endpoint = self.endpoint
+        if not endpoint.gate.allowed(addr[0]):
+            # A stranger: refused without a parse, an event or a timer.
+            endpoint.refuse(data, addr, self.loop.time())
+            for out, to in endpoint.datagrams_to_send():
+                self.send(out, to)
+            return
+        endpoint.receive_datagram(data, addr, self.loop.time())
         self.flush()
 
     def flush(self) -> None:
@@ -50,7 +80,7 @@ class EndpointDriver:
             try:
                 self.on_event(self.endpoint, event)
             except Exception:
-                log.exception("handling %s failed", type(event).__name__)
+                log_failure(f"handling {type(event).__name__}", ("bridge", 0), self.loop.time())
             # Handling an event may queue responses (an answer, a BYE).
             for data, addr in self.endpoint.datagrams_to_send():
                 self.send(data, addr)
@@ -97,7 +127,7 @@ class SipUdpProtocol(asyncio.DatagramProtocol):
             self.driver.receive(data, (addr[0], addr[1]))
         except Exception:
             # The endpoint catches protocol errors; this is a bug, and the server goes on.
-            log.exception("SIP datagram from %s crashed the endpoint", addr)
+            log_failure("a SIP datagram", addr, self.driver.loop.time())
 
     def error_received(self, exc: Exception) -> None:
         log.debug("SIP UDP socket error: %s", exc)
@@ -107,41 +137,128 @@ class SipTcpServer:
     """SIP over TCP: one framer per connection, responses back on the same connection."""
 
     MAX_CONNECTIONS = 1000
+    # A peer that stops reading its answers is cut off rather than buffered for.
+    MAX_WRITE_BUFFER = 1 << 20
 
-    def __init__(self, driver: EndpointDriver) -> None:
+    def __init__(self, driver: EndpointDriver, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.driver = driver
-        self.connections: dict[Address, asyncio.StreamWriter] = {}
+        self.idle_timeout = idle_timeout
+        self.connections: dict[Address, asyncio.Transport] = {}
+        self.per_source: dict[str, int] = {}
+        self.closed_idle = 0
+        self.refused_over_cap = 0
+        self._cap_logs = Throttle(60.0, max_keys=64)  # once per source per minute
         driver.send = self._send
 
+    async def listen(self, host: str, port: int) -> asyncio.Server:
+        """Accept connections on ``host:port``."""
+        return await self.driver.loop.create_server(lambda: SipTcpConnection(self), host, port)
+
     def _send(self, data: bytes, addr: Address) -> None:
-        writer = self.connections.get(addr)
-        if writer is None or writer.is_closing():
+        transport = self.connections.get(addr)
+        if transport is None or transport.is_closing():
             log.debug("no TCP connection to %s for a SIP message", addr)
             return
-        writer.write(data)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        addr: Address = (peer[0], peer[1])
-        if len(self.connections) >= self.MAX_CONNECTIONS:
-            writer.close()
+        if transport.get_write_buffer_size() > self.MAX_WRITE_BUFFER:
+            log.info("closing SIP TCP connection to %s: it does not read", addr)
+            transport.abort()
             return
-        self.connections[addr] = writer
-        framer = StreamFramer()
+        transport.write(data)
+
+    def admit(self, addr: Address) -> bool:
+        """May a connection from ``addr`` stay open? (Asked once, on accept.)"""
+        endpoint = self.driver.endpoint
+        now = self.driver.loop.time()
+        if not endpoint.gate.allowed(addr[0]):
+            refusal = endpoint.gate.refuse(addr[0], now)
+            if refusal.log:
+                log.warning("SIP over TCP from %s refused: not an allowed trunk address", addr[0])
+            return False
+        if len(self.connections) >= self.MAX_CONNECTIONS:
+            return False
+        if self.per_source.get(addr[0], 0) >= MAX_PER_SOURCE:
+            self.refused_over_cap += 1
+            if self._cap_logs.allow(addr[0], now):
+                log.warning(
+                    "SIP over TCP from %s refused: %d connections open", addr[0], MAX_PER_SOURCE
+                )
+            return False
+        return True
+
+    def opened(self, addr: Address, transport: asyncio.Transport) -> None:
+        self.connections[addr] = transport
+        self.per_source[addr[0]] = self.per_source.get(addr[0], 0) + 1
+
+    def closed(self, addr: Address) -> None:
+        if self.connections.pop(addr, None) is None:
+            return
+        left = self.per_source.get(addr[0], 1) - 1
+        if left:
+            self.per_source[addr[0]] = left
+        else:
+            self.per_source.pop(addr[0], None)
+
+
+class SipTcpConnection(asyncio.Protocol):
+    """One accepted connection: screened on accept, framed, timed out when idle."""
+
+    def __init__(self, server: SipTcpServer) -> None:
+        self.server = server
+        self.loop = server.driver.loop
+        self.transport: asyncio.Transport | None = None
+        self.addr: Address = ("", 0)
+        self.framer = StreamFramer()
+        self.last_active = self.loop.time()
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.addr = (peer[0], peer[1])
+        if not self.server.admit(self.addr):
+            transport.abort()  # at once: nothing read, nothing kept
+            return
+        self.transport = transport
+        self.server.opened(self.addr, transport)
+        self._idle = self.loop.call_at(
+            self.last_active + self.server.idle_timeout, self._check_idle
+        )
+
+    def _check_idle(self) -> None:
+        due = self.last_active + self.server.idle_timeout
+        now = self.loop.time()
+        if now >= due and not self.server.driver.endpoint.has_calls_from(self.addr):
+            self.server.closed_idle += 1
+            log.info("closing SIP TCP connection from %s: idle", self.addr)
+            self._abort()
+            return
+        self._idle = self.loop.call_at(max(due, now + 1.0), self._check_idle)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
         try:
-            while data := await reader.read(65536):
-                try:
-                    messages = framer.feed(data)
-                except SipError as error:
-                    log.info("closing SIP TCP connection from %s: %s", addr, error)
-                    break
-                for message in messages:
-                    try:
-                        self.driver.receive(message, addr)
-                    except Exception:
-                        log.exception("SIP message from %s crashed the endpoint", addr)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.connections.pop(addr, None)
-            writer.close()
+            messages = self.framer.feed(data)
+        except SipError as error:
+            log.info("closing SIP TCP connection from %s: %s", self.addr, error)
+            self._abort()
+            return
+        if messages or not data.strip(b"\r\n"):
+            # A whole message, or a keep-alive: a dribbled partial one is not activity.
+            self.last_active = self.loop.time()
+        for message in messages:
+            try:
+                self.server.driver.receive(message, self.addr)
+            except Exception:
+                log_failure("a SIP message over TCP", self.addr, self.loop.time())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.transport is not None:
+            self.server.closed(self.addr)
+            self.transport = None

@@ -10,10 +10,17 @@ with ``hangup``.
 Automatic behaviour: 100 Trying at once; OPTIONS answered 200; CANCEL
 answered 200 with a 487 for the INVITE; BYE answered 200; SIP INFO DTMF
 answered 200 and reported; unknown dialogs 481; unknown methods 501,
-known-but-unsupported ones 405. Requests from outside the allowed trunk
-networks get 403 (OPTIONS included: the server does not reveal itself to
-strangers). Every SipError is caught here and answered; a datagram that
-cannot be answered is dropped and counted. Nothing else escapes.
+known-but-unsupported ones 405. Datagrams from outside the allowed trunk
+networks are refused before they are parsed (``sip.trunk.TrunkGate``): no
+transaction, at most one stateless 403 per source per second, never
+repeated (OPTIONS included: the server does not reveal itself to
+strangers). Every SipError is caught here and answered; any other exception
+in handling one message is logged (rate-limited) and the request answered
+500, or the datagram dropped. A datagram that cannot be answered is dropped
+and counted. Nothing escapes.
+
+(Over the ~500 lines of the style guide: the user-agent core is one state
+machine over calls and transactions; splitting it would split the state.)
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ from callbridge.sip.message import (
     SipResponse,
     SipUri,
     Via,
-    canonical_name,
     make_response,
     parse_message,
 )
@@ -46,6 +52,8 @@ from callbridge.sip.transaction import (
     ServerNonInviteTransaction,
     TxState,
 )
+from callbridge.sip.trunk import TrunkGate, echo_response
+from callbridge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -186,18 +194,29 @@ class SipEndpoint:
         self._calls: dict[str, _Call] = {}
         self._server_txns: dict[str, ServerInviteTransaction | ServerNonInviteTransaction] = {}
         self._client_txns: dict[str, ClientNonInviteTransaction] = {}
+        # Strangers are refused from their address alone, before parsing.
+        self.gate = TrunkGate(config.allowed_networks)
+        self._failures = Throttle(60.0, max_keys=1)  # one traceback a minute
 
     # -- the glue's side ---------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Take one datagram (or one framed TCP message) from ``addr``."""
         self.stats.received += 1
+        if not self.gate.allowed(addr[0]):
+            self.refuse(data, addr, now)
+            return
         if not data.strip(b"\r\n\x00 "):
             return  # keep-alive
         try:
             message = parse_message(data, stream=self.reliable)
         except SipError as error:
             self._answer_malformed(data, addr, error)
+            return
+        except Exception:
+            # A parser bug: the message is malformed as far as anyone can tell.
+            self._failed("parsing a message", addr, now)
+            self._answer_malformed(data, addr, SipError(400, "Bad Request"))
             return
         try:
             if isinstance(message, SipResponse):
@@ -209,6 +228,52 @@ class SipEndpoint:
                 self._reply(message, addr, error.status, error.reason, now)
             else:
                 self.stats.dropped += 1
+        except Exception:
+            self._failed(f"handling a {getattr(message, 'method', 'response')}", addr, now)
+            self._answer_failed(message, addr, now)
+
+    def refuse(self, data: bytes, addr: Address, now: float) -> None:
+        """A datagram from outside the trunk networks: counted, answered once at most, no state."""
+        refusal = self.gate.refuse(addr[0], now)
+        if refusal.log:
+            more = self.gate.suppressed_logs()
+            log.warning(
+                "SIP from %s refused: not an allowed trunk address%s",
+                addr[0],
+                f" ({more} more refusals not logged)" if more else "",
+            )
+        if refusal.answer and not self.reliable:
+            answer = echo_response(data, 403, "Forbidden (not an allowed trunk)")
+            if answer is not None:
+                self.stats.rejected[403] = self.stats.rejected.get(403, 0) + 1
+                self._out.append((answer, addr))
+                return
+        self.stats.dropped += 1
+
+    def _failed(self, doing: str, addr: Address, now: float) -> None:
+        """Log an unexpected exception, with its traceback at most once a minute."""
+        if self._failures.allow("failure", now):
+            more = self._failures.take_suppressed()
+            log.exception(
+                "SIP: %s from %s failed%s",
+                doing,
+                addr,
+                f" ({more} more failures since the last one logged)" if more else "",
+            )
+
+    def _answer_failed(self, message: SipRequest | SipResponse, addr: Address, now: float) -> None:
+        """500 for a request whose handling failed; a half-made call is let go."""
+        if not isinstance(message, SipRequest) or message.method == "ACK":
+            self.stats.dropped += 1
+            return
+        try:
+            call = self._calls.get(message.call_id)
+            if message.method == "INVITE" and call is not None and call.invite is message:
+                self.reject(call.call_id, 500, now, "Server Internal Error")
+                return
+            self._reply(message, addr, 500, "Server Internal Error", now)
+        except Exception:
+            self.stats.dropped += 1
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         out = list(self._out)
@@ -356,12 +421,9 @@ class SipEndpoint:
             self._out.append((out, txn.address))
         return data
 
-    def _allowed(self, addr: Address) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr[0])
-        except ValueError:
-            return False
-        return any(ip in net for net in self.config.allowed_networks)
+    def has_calls_from(self, addr: Address) -> bool:
+        """Is a call in progress whose INVITE came from ``addr`` (a TCP connection's peer)?"""
+        return any(call.source == addr for call in self._calls.values())
 
     def _response_address(self, request: SipRequest, source: Address) -> Address:
         """RFC 3261 18.2.2 with RFC 3581: the source IP; its port if rport was asked."""
@@ -449,36 +511,12 @@ class SipEndpoint:
 
     def _answer_malformed(self, data: bytes, addr: Address, error: SipError) -> None:
         """400 (or the error's status) when enough survives to address a response."""
-        try:
-            text = data[:8192].decode("utf-8", errors="replace")
-        except Exception:  # pragma: no cover - decode with replace does not raise
-            text = ""
-        lines = re.split(r"\r?\n", text)
-        start = lines[0] if lines else ""
-        if start.startswith("SIP/") or not start.strip():
+        response = echo_response(data, error.status, error.reason)
+        if response is None:
             self.stats.dropped += 1
             return
-        needed: dict[str, list[str]] = {"Via": [], "From": [], "To": [], "Call-ID": [], "CSeq": []}
-        for line in lines[1:]:
-            if not line.strip():
-                break
-            name, sep, value = line.partition(":")
-            if sep and canonical_name(name.strip()) in needed:
-                # Echo what correlates the answer, minus bytes that would break it.
-                clean = "".join(ch for ch in value.strip() if ch.isprintable())
-                needed[canonical_name(name.strip())].append(clean)
-        if not all(needed.values()) or start.split(" ")[0] == "ACK":
-            self.stats.dropped += 1
-            return
-        headers = Headers()
-        for name, values in needed.items():
-            for value in values:
-                headers.add(name, value)
-        response = SipResponse(error.status, error.reason, headers)
-        if ";tag=" not in needed["To"][0]:
-            response.headers.set("To", f"{needed['To'][0]};tag={new_tag()}")
         self.stats.rejected[error.status] = self.stats.rejected.get(error.status, 0) + 1
-        self._out.append((response.serialize(), addr))
+        self._out.append((response, addr))
 
     # -- requests ---------------------------------------------------------------------
 
@@ -493,10 +531,6 @@ class SipEndpoint:
             # A retransmission: the transaction repeats its last response.
             for out in existing.receive_request(now):
                 self._out.append((out, existing.address))
-            return
-        if not self._allowed(addr):
-            log.warning("%s from %s refused: not an allowed trunk address", method, addr[0])
-            self._reply(request, addr, 403, "Forbidden (not an allowed trunk)", now)
             return
         if method == "INVITE":
             self._receive_invite(request, addr, now)
