@@ -191,10 +191,12 @@ class ControlServer:
             self._live_cache.pop(view.event_id, None)
             return view.model_dump(mode="json")
         if method == "start_call":
-            await bridge.start_call(int(params["event_id"]))
+            await bridge.start_call(event_id := int(params["event_id"]))
+            self._live_cache.pop(event_id, None)
             return None
         if method == "end_call":
-            await bridge.end_call(int(params["event_id"]))
+            await bridge.end_call(event_id := int(params["event_id"]))
+            self._live_cache.pop(event_id, None)
             return None
         if method == "playlists":
             return [
