@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,11 +26,12 @@ from callbridge.bridge.control import (
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
-from callbridge.events.schema import EventFile, EventRecord, EventState
+from callbridge.events.schema import EventRecord, EventState
 from callbridge.media.conference import Participant, ParticipantState, Role
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
+from tests.telephony.conftest import event_spec
 
 
 @dataclass
@@ -41,26 +42,7 @@ class Channel:
     events: EventStore
 
     def create_event(self) -> EventRecord:
-        start = datetime.now(UTC) + timedelta(minutes=5)
-        spec = {
-            "company": {
-                "name": "Northwind Biologics, Inc.",
-                "ticker": "NWBX",
-                "exchange": "Nasdaq",
-                "city": "CAMBRIDGE, Mass.",
-                "about": "Northwind Biologics develops targeted biologic therapies.",
-            },
-            "event": {
-                "title": "Third Quarter Results",
-                "period": "the third quarter",
-                "starts_at": start.replace(tzinfo=None, microsecond=0),
-                "timezone": "UTC",
-                "duration_minutes": 60,
-                "replay_until": (start + timedelta(days=7)).date(),
-                "dial_in": [{"label": "International", "number": "+19135550123"}],
-            },
-        }
-        return self.events.create(EventFile.model_validate(spec))
+        return self.events.create(event_spec())
 
 
 @contextlib.asynccontextmanager

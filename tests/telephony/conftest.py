@@ -41,6 +41,31 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def event_spec(starts_in: timedelta = timedelta(minutes=5), **event: Any) -> EventFile:
+    """Northwind's third-quarter call on the tests' number, ``starts_in`` from now."""
+    start = datetime.now(UTC) + starts_in
+    spec = {
+        "company": {
+            "name": "Northwind Biologics, Inc.",
+            "ticker": "NWBX",
+            "exchange": "Nasdaq",
+            "city": "CAMBRIDGE, Mass.",
+            "about": "Northwind Biologics develops targeted biologic therapies.",
+        },
+        "event": {
+            "title": "Third Quarter Fiscal Year 2026 Financial Results",
+            "period": "the three-month period ended September 30, 2026",
+            "starts_at": start.replace(tzinfo=None, microsecond=0),
+            "timezone": "UTC",
+            "duration_minutes": 60,
+            "replay_until": (start + timedelta(days=7)).date(),
+            "dial_in": [{"label": "International", "number": DID}],
+            **event,
+        },
+    }
+    return EventFile.model_validate(spec)
+
+
 @dataclass
 class RunningServer:
     http_url: str
@@ -58,27 +83,7 @@ class RunningServer:
     def create_event(
         self, starts_in: timedelta = timedelta(minutes=5), **event: Any
     ) -> EventRecord:
-        start = datetime.now(UTC) + starts_in
-        spec = {
-            "company": {
-                "name": "Northwind Biologics, Inc.",
-                "ticker": "NWBX",
-                "exchange": "Nasdaq",
-                "city": "CAMBRIDGE, Mass.",
-                "about": "Northwind Biologics develops targeted biologic therapies.",
-            },
-            "event": {
-                "title": "Third Quarter Fiscal Year 2026 Financial Results",
-                "period": "the three-month period ended September 30, 2026",
-                "starts_at": start.replace(tzinfo=None, microsecond=0),
-                "timezone": "UTC",
-                "duration_minutes": 60,
-                "replay_until": (start + timedelta(days=7)).date(),
-                "dial_in": [{"label": "International", "number": DID}],
-                **event,
-            },
-        }
-        return EventStore(self.database).create(EventFile.model_validate(spec))
+        return EventStore(self.database).create(event_spec(starts_in, **event))
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
