@@ -6,8 +6,9 @@ real phones send and we can serve.
 Where the ABNF says DIGIT it means the ASCII digits 0-9 (RFC 5234 B.1:
 ``DIGIT = %x30-39``). Python's ``\\d`` and ``str.isdigit()`` also take "٣"
 and "²" (the second of which ``int()`` refuses), so every regex here spells
-``[0-9]`` and is compiled with ``re.ASCII``; numbers are read with
-``ascii_number``, which bounds the digit count before ``int()`` sees it.
+``[0-9]`` and is compiled with ``re.ASCII``, and every run of digits read
+as a number has a bound, so that ``int()`` sees neither a stranger's digit
+nor a 5,000-digit number (which it refuses for its length).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ CSEQ_RE = re.compile(rf"^({DIGIT}{{1,10}})[ \t]+({TOKEN})$", re.ASCII)
 
 # Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT
 # Max-Forwards = "Max-Forwards" HCOLON 1*DIGIT
-# (1*DIGIT is unbounded; ten digits hold any length or count we could accept.)
-DIGITS_RE = re.compile(rf"^{DIGIT}{{1,10}}$", re.ASCII)
+# (1*DIGIT is unbounded; ten digits hold any length or count we could accept.
+# The new patterns end in \Z: "$" also matches before a final newline.)
+DIGITS_RE = re.compile(rf"^{DIGIT}{{1,10}}\Z", re.ASCII)
 
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params )
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport
@@ -66,7 +68,7 @@ URI_RE = re.compile(
     r"(?:\?(?P<headers>.*))?$",
     re.ASCII,
 )
-PORT_RE = re.compile(rf"^{DIGIT}{{1,5}}$", re.ASCII)
+PORT_RE = re.compile(rf"^{DIGIT}{{1,5}}\Z", re.ASCII)
 
 # The magic cookie of RFC 3261 branches (section 8.1.1.7).
 BRANCH_COOKIE = "z9hG4bK"
@@ -75,31 +77,20 @@ BRANCH_COOKIE = "z9hG4bK"
 
 # media-field = %x6d "=" media SP port ["/" integer] SP proto 1*(SP fmt) CRLF
 # port = 1*DIGIT (a port is 0..65535: five digits at most, the range is checked after)
-SDP_PORT_RE = re.compile(rf"^({DIGIT}{{1,5}})(?:/{DIGIT}{{1,5}})?$", re.ASCII)
+SDP_PORT_RE = re.compile(rf"^({DIGIT}{{1,5}})(?:/{DIGIT}{{1,5}})?\Z", re.ASCII)
 
 # An RTP/AVP fmt is a payload type, 0..127 (RFC 3551 section 3).
-SDP_PAYLOAD_TYPE_RE = re.compile(rf"^{DIGIT}{{1,3}}$", re.ASCII)
+SDP_PAYLOAD_TYPE_RE = re.compile(rf"^{DIGIT}{{1,3}}\Z", re.ASCII)
 
 # a=rtpmap:<payload type> <encoding name>/<clock rate> [/<encoding parameters>]
 SDP_RTPMAP_RE = re.compile(
-    rf"^({DIGIT}{{1,3}}) +([^/ ]+)/({DIGIT}{{1,10}})(?:/(\S*))?$",
+    rf"^({DIGIT}{{1,3}}) +([^/ ]+)/({DIGIT}{{1,10}})(?:/(\S*))?\Z",
     re.ASCII,
 )
 
 # a=fmtp:<format> <format specific parameters>
-SDP_FMTP_RE = re.compile(rf"^({DIGIT}{{1,3}})(?: +(.*))?$", re.ASCII)
+SDP_FMTP_RE = re.compile(rf"^({DIGIT}{{1,3}})(?: +(.*))?\Z", re.ASCII)
 
 # a=ptime:<packet time> (milliseconds; RFC 4566 section 6 shows an integer)
-SDP_PTIME_RE = re.compile(rf"^{DIGIT}{{1,5}}$", re.ASCII)
+SDP_PTIME_RE = re.compile(rf"^{DIGIT}{{1,5}}\Z", re.ASCII)
 
-
-def ascii_number(text: str, max_digits: int = 10) -> int | None:
-    """``int(text)`` when ``text`` is 1..max_digits ASCII digits, else None.
-
-    Call instead of ``text.isdigit()`` then ``int(text)`` on anything a
-    peer sent: those two disagree about "²", and ``int()`` of a long enough
-    string raises for its length.
-    """
-    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
-        return int(text)
-    return None
