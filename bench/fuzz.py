@@ -155,7 +155,7 @@ def report(name: str, counts: Counts, elapsed: float, seed: int, engine: str) ->
 
 def atheris_child(name: str, count: int, seed: int) -> None:
     """One parser under libFuzzer; prints one ``report`` line, then exits the process."""
-    import atheris
+    import atheris  # type: ignore[import-untyped]
 
     if "callbridge" in sys.modules:
         raise RuntimeError("callbridge was imported before atheris could instrument it")

@@ -93,4 +93,3 @@ SDP_FMTP_RE = re.compile(rf"^({DIGIT}{{1,3}})(?: +(.*))?\Z", re.ASCII)
 
 # a=ptime:<packet time> (milliseconds; RFC 4566 section 6 shows an integer)
 SDP_PTIME_RE = re.compile(rf"^{DIGIT}{{1,5}}\Z", re.ASCII)
-

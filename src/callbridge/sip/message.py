@@ -4,7 +4,11 @@ The parser is strict where a wrong guess would misroute a call (start line,
 Via, CSeq, Content-Length) and lenient where real phones differ (case,
 whitespace, compact names, folded lines). Every buffer has a limit. A
 malformed message raises ``SipError`` with the status to answer; nothing
-else escapes ``parse_message``.
+else escapes ``parse_message`` (tests/fuzz and bench/fuzz.py check it).
+
+Over 500 lines because ``StreamFramer`` lives here: it must read the
+Content-Length with the very code ``parse_message`` uses (``_unfold``,
+``_content_length``), or the two could disagree about where a message ends.
 """
 
 from __future__ import annotations
