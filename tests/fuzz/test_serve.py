@@ -12,6 +12,7 @@ trunk that puts it first, or writes ``l:``, was never answered over TCP.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from callbridge.sip.message import SipResponse, StreamFramer, parse_message
+from tests.fuzz.targets import SDP_SAMPLES, SIP_SAMPLES, mutate
 from tests.sip.uac import OFFER, Uac
 from tests.telephony.conftest import DID, RunningServer, start_server
 
@@ -127,3 +129,34 @@ def test_tcp_content_length_anywhere_and_compact(server: RunningServer, tmp_path
                 answers.append(response)
     assert [a.status for a in answers] == [200] * 4
     assert [a.call_id for a in answers] == [u.call_id for u in uacs]
+
+
+def test_after_a_fuzz_run_ports_in_use_equal_live_legs(server: RunningServer) -> None:
+    """300 mutated INVITEs (the SDP or the whole message), then the invariant of issue 11."""
+    rng = random.Random(11)
+    number = DID.lstrip("+")
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        for i in range(300):
+            uac = Uac(port, number)
+            if i % 2:
+                body = mutate(OFFER.encode(), rng, SDP_SAMPLES).decode("utf-8", "replace")
+                data = uac.invite(body)
+            else:
+                data = mutate(uac.invite(), rng, SIP_SAMPLES)
+            sock.sendto(data, ("127.0.0.1", server.sip_port))
+            sent += 1
+            if i % 20 == 19:
+                time.sleep(0.05)  # a burst, not a flood: this is about parsing
+        # Every call the server did answer is hung up on by its media timeout;
+        # until then, and after, each port in use belongs to a live leg.
+        time.sleep(1.0)
+        first = _stats(server)
+        assert first["ports"] == first["legs"], first
+        server.wait_for(lambda: _stats(server) == {"legs": 0, "ports": 0}, timeout=30)
+    assert sent == 300
+    log = server.log()
+    assert "Traceback" not in log
+    assert "crashed" not in log
