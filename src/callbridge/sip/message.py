@@ -537,7 +537,8 @@ class StreamFramer:
                 self._expected = None
                 self._scanned = 0
             # CRLF keep-alives (RFC 5626 section 3.5.1) between messages are skipped.
-            skip = _LEADING_NEWLINES_RE.match(self._buffer).end()  # type: ignore[union-attr]
+            newlines = _LEADING_NEWLINES_RE.match(self._buffer)
+            skip = newlines.end() if newlines is not None else 0
             if skip:
                 del self._buffer[:skip]
                 self._scanned = 0
