@@ -133,3 +133,136 @@ def test_framer_fed_byte_by_byte_raises_only_sip_error(data: bytes, step: int) -
                     parse_message(message, stream=True)
     except SipError:
         pass
+
+
+# -- ASCII digits only (issue 11) -------------------------------------------------
+
+
+@pytest.mark.parametrize("digit", ["²", "٣", "０", "𝟗"])
+@pytest.mark.parametrize(
+    ("field", "number"),
+    [
+        (b"Content-Length:   129", b"129"),
+        (b"Via: SIP/2.0/UDP 127.0.0.1:5061", b"5061"),
+        (b"Max-Forwards: 70", b"70"),
+        (b"CSeq: 1 INVITE", b"1"),
+        (b"INVITE sip:19135550123@127.0.0.1:5060 SIP", b"5060"),
+    ],
+)
+def test_a_unicode_digit_is_a_400(field: bytes, number: bytes, digit: str) -> None:
+    data = SIPP_INVITE.replace(field, field.replace(number, number[:-1] + digit.encode()), 1)
+    assert data != SIPP_INVITE
+    with pytest.raises(SipError) as error:
+        parse_message(data)
+    assert error.value.status == 400
+
+
+def test_a_unicode_digit_in_a_status_code_is_not_a_response() -> None:
+    response = make_response(parse_message(SIPP_INVITE), 200).serialize()  # type: ignore[arg-type]
+    with pytest.raises(SipError) as error:
+        parse_message(response.replace(b"SIP/2.0 200", "SIP/2.0 2٠0".encode()))
+    assert error.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (b"Content-Length: 4294967296", 513),
+        (b"Content-Length: 12345678901", 400),  # more digits than any length we take
+        (b"Content-Length: 70000", 513),
+        (b"Content-Length: -1", 400),
+        (b"Content-Length: 1" + b"0" * 5000, 400),  # int() would refuse it for its length
+        (b"Content-Length: 0\r\nl: 0", 400),  # a duplicate, even an agreeing one
+    ],
+)
+def test_content_length_bounds(header: bytes, status: int) -> None:
+    data = SIPP_INVITE.replace(b"Content-Length:   129", header)
+    with pytest.raises(SipError) as error:
+        parse_message(data)
+    assert error.value.status == status
+
+
+def test_cseq_and_max_forwards_bounds() -> None:
+    for old, new in [
+        (b"CSeq: 1 INVITE", b"CSeq: 2147483648 INVITE"),
+        (b"CSeq: 1 INVITE", b"CSeq: 12345678901 INVITE"),
+        (b"Max-Forwards: 70", b"Max-Forwards: 256"),
+        (b"Via: SIP/2.0/UDP 127.0.0.1:5061", b"Via: SIP/2.0/UDP 127.0.0.1:65536"),
+    ]:
+        with pytest.raises(SipError) as error:
+            parse_message(SIPP_INVITE.replace(old, new))
+        assert error.value.status == 400, new
+
+
+# -- the TCP framer ------------------------------------------------------------------
+
+
+def _with_length(first: bytes, where: int) -> bytes:
+    """SIPP_INVITE with its Content-Length line spelt ``first`` and moved to header ``where``."""
+    head, _, body = SIPP_INVITE.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.startswith(b"Content-Length")]
+    lines.insert(where, first + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("where", [1, 4, 9, 10])
+@pytest.mark.parametrize(
+    "spelling",
+    [b"Content-Length: ", b"content-length:", b"CONTENT-LENGTH \t: ", b"l: ", b"L:", b"l:\r\n "],
+)
+def test_framer_finds_content_length_anywhere(where: int, spelling: bytes) -> None:
+    message = _with_length(spelling, where)
+    stream = message + b"\r\n" + OPTIONS_WITH_BODY
+    for step in (len(stream), 1, 5):
+        framer = StreamFramer()
+        messages: list[bytes] = []
+        for i in range(0, len(stream), step):
+            messages += framer.feed(stream[i : i + step])
+        assert messages == [message, OPTIONS_WITH_BODY]
+        parsed = parse_message(messages[0], stream=True)
+        assert len(parsed.body) == 129
+
+
+OPTIONS_WITH_BODY = (
+    b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nl: 4\r\n"
+    b"Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+    b"From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\nbody"
+)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Content-Length: 129\r\nl: 0",  # conflicting
+        b"Content-Length: 129\r\ncontent-length: 129",  # repeated
+        "Content-Length: 1٢9".encode(),
+        "Content-Length: 12²".encode(),
+        b"Content-Length: 12 9",
+        b"Content-Length: 0x81",
+        b"Content-Length: 99999",
+        b"X-Content-Length: 129",  # not a Content-Length at all: none is missing
+    ],
+)
+def test_framer_refuses_a_bad_content_length(header: bytes) -> None:
+    data = SIPP_INVITE.replace(b"Content-Length:   129", header)
+    with pytest.raises(SipError):
+        StreamFramer().feed(data)
+
+
+def test_framer_buffer_is_capped() -> None:
+    framer = StreamFramer()
+    with pytest.raises(SipError) as error:
+        for _ in range(100):
+            framer.feed(b"X" * 1000)  # no blank line ever comes
+    assert error.value.status == 513
+    with pytest.raises(SipError):
+        StreamFramer().feed(b"\r\n" * 70000)  # one chunk past the buffer's bound
+
+
+def test_framer_keeps_alive_and_waits_for_the_body() -> None:
+    framer = StreamFramer()
+    assert framer.feed(b"\r\n\r\n\r\n") == []
+    assert framer.feed(SIPP_INVITE[:-10]) == []
+    assert framer.feed(SIPP_INVITE[-10:] + b"\r\n") == [SIPP_INVITE]
+    assert framer.feed(OPTIONS_WITH_BODY[:-1]) == []
+    assert framer.feed(OPTIONS_WITH_BODY[-1:]) == [OPTIONS_WITH_BODY]

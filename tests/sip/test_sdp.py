@@ -75,3 +75,58 @@ def test_refusals(offer: str, status: int) -> None:
 def test_sdp_parser_returns_or_raises_sip_error(data: bytes) -> None:
     with contextlib.suppress(SipError):
         SessionDescription.parse(data)
+
+
+# -- ASCII digits only (issue 11): the five places of the SDP parser ----------------
+
+
+@pytest.mark.parametrize("digit", ["²", "٣", "０"])
+@pytest.mark.parametrize(
+    ("old", "new", "status"),
+    [
+        ("m=audio 40000 ", "m=audio 4000{d} ", 400),
+        ("RTP/AVP 0 8 101", "RTP/AVP {d} 8 101", None),  # fmt: skipped, PCMA remains
+        ("a=rtpmap:0 PCMU/8000", "a=rtpmap:{d} PCMU/8000", None),
+        ("a=rtpmap:101 telephone-event/8000", "a=rtpmap:101 telephone-event/800{d}", None),
+        ("a=fmtp:101 0-16", "a=fmtp:10{d} 0-16", None),
+        ("a=ptime:20", "a=ptime:2{d}", None),
+    ],
+)
+def test_a_unicode_digit_is_refused_or_ignored(
+    old: str, new: str, status: int | None, digit: str
+) -> None:
+    offer = OFFER.replace(old, new.format(d=digit)).encode()
+    if status is None:
+        result = SdpSession("127.0.0.1").negotiate(offer, 20000)
+        assert result.codec in ("PCMU", "PCMA") and result.ptime == 20
+    else:
+        with pytest.raises(SipError) as error:
+            SdpSession("127.0.0.1").negotiate(offer, 20000)
+        assert error.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (("m=audio 40000", "m=audio 65536"), 400),
+        (("m=audio 40000", "m=audio 4294967296"), 400),
+        (("m=audio 40000", "m=audio -1"), 400),
+        (("c=IN IP4 127.0.0.1", "c=IN IP4 stranger.example"), 488),
+        (("c=IN IP4 127.0.0.1", "c=IN IP4 ::1"), 488),
+        (("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.٣"), 488),
+    ],
+)
+def test_bounds_and_addresses(change: tuple[str, str], status: int) -> None:
+    with pytest.raises(SipError) as error:
+        SdpSession("127.0.0.1").negotiate(OFFER.replace(*change).encode(), 20000)
+    assert error.value.status == status
+
+
+def test_odd_but_valid_forms_are_read() -> None:
+    offer = (
+        OFFER.replace("m=audio 40000 RTP/AVP", "m=audio 40000/2 RTP/AVP")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:0  PCMU/8000/1")
+        .replace("c=IN IP4 127.0.0.1", "c=IN IP4 224.2.1.1/127")
+    )
+    result = SdpSession("127.0.0.1").negotiate(offer.encode(), 20000)
+    assert (result.codec, result.remote_host, result.remote_port) == ("PCMU", "224.2.1.1", 40000)

@@ -300,3 +300,28 @@ def test_parse_blocking_query() -> None:
     for bad in ("-1", "1.5", "", "x", "1" * 30):
         with pytest.raises(BlockingRequestError):
             parse_blocking_query(bad, None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("#EXTINF:1.92000,", "#EXTINF:" + "9" * 400 + ","),  # float() gives infinity
+        ("#EXTINF:1.92000,", "#EXTINF:1.9²,"),
+        ("#EXTINF:1.92000,", "#EXTINF:١.92000,"),
+        ("#EXT-X-TARGETDURATION:2", "#EXT-X-TARGETDURATION:２"),
+        ("#EXT-X-MEDIA-SEQUENCE:10", "#EXT-X-MEDIA-SEQUENCE:1" + "0" * 5000),
+        ("PART-TARGET=0.32000", "PART-TARGET=0.3²"),
+    ],
+)
+def test_numbers_are_ascii_and_bounded(change: tuple[str, str]) -> None:
+    with pytest.raises(PlaylistSyntaxError):
+        parse(render(live()).replace(*change, 1))
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "1٣", "1" * 19, "-1", "+1", " 1", "1.0", ""])
+def test_blocking_query_takes_ascii_integers_only(raw: str) -> None:
+    with pytest.raises(BlockingRequestError) as error:
+        parse_blocking_query(raw, None)
+    assert error.value.status == 400
+    with pytest.raises(BlockingRequestError):
+        parse_blocking_query("12", raw)

@@ -4,7 +4,11 @@ The parser is strict where a wrong guess would misroute a call (start line,
 Via, CSeq, Content-Length) and lenient where real phones differ (case,
 whitespace, compact names, folded lines). Every buffer has a limit. A
 malformed message raises ``SipError`` with the status to answer; nothing
-else escapes ``parse_message``.
+else escapes ``parse_message`` (tests/fuzz and bench/fuzz.py check it).
+
+Over 500 lines because ``StreamFramer`` lives here: it must read the
+Content-Length with the very code ``parse_message`` uses (``_unfold``,
+``_content_length``), or the two could disagree about where a message ends.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from dataclasses import dataclass, field
 from callbridge.sip.errors import REASONS, SipError
 from callbridge.sip.grammar import (
     CSEQ_RE,
+    DIGITS_RE,
     HEADER_LINE_RE,
     METHOD_RE,
+    PORT_RE,
     REQUEST_LINE_RE,
     STATUS_LINE_RE,
+    URI_RE,
     VIA_RE,
 )
 
@@ -166,15 +173,6 @@ class Headers:
 
 # -- URIs and addresses ---------------------------------------------------------
 
-_URI_RE = re.compile(
-    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):"
-    r"(?:(?P<user>[^@;?]*)@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;?]+)?"
-    r"(?::(?P<port>\d{1,5}))?"
-    r"(?P<params>;[^?]*)?"
-    r"(?:\?(?P<headers>.*))?$"
-)
-
 
 def _params(text: str | None) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
@@ -203,7 +201,7 @@ class SipUri:
     @classmethod
     def parse(cls, text: str) -> SipUri:
         """Read a sip:, sips: or tel: URI; any other scheme is a 416."""
-        match = _URI_RE.match(text.strip())
+        match = URI_RE.match(text.strip())
         if match is None:
             raise SipError(400, f"malformed URI {text[:60]!r}")
         scheme = match["scheme"].lower()
@@ -304,7 +302,8 @@ class Via:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # port = 1*DIGIT, ASCII digits only (RFC 5234 B.1), and a TCP/UDP port.
+    if not PORT_RE.match(text) or not 0 < int(text) < 65536:
         raise SipError(400, f"bad port {text[:10]!r}")
     return int(text)
 
@@ -378,13 +377,39 @@ def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+# The empty line that ends the header section: CRLF CRLF, or bare LFs from
+# lenient senders. The first one wins, in a datagram and on a stream alike.
+_BLANK_LINE_RE = re.compile(rb"\r?\n\r?\n")
+_LEADING_NEWLINES_RE = re.compile(rb"[\r\n]*")
+
+
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = data.find(separator)
-        if index >= 0:
-            return data[:index], data[index + len(separator) :]
+    blank = _BLANK_LINE_RE.search(data)
+    if blank is not None:
+        return data[: blank.start()], data[blank.end() :]
     # No blank line: a datagram may end after the last header.
     return data, b""
+
+
+def _content_length(values: list[str]) -> int | None:
+    """The one Content-Length a message declares, or None; SipError(400) otherwise.
+
+    ``values`` are every Content-Length (or ``l``) field of the message. Two
+    of them are refused even when they agree: a message framed one way by us
+    and another way by a proxy is how requests are smuggled.
+    """
+    if not values:
+        return None
+    if len(values) > 1:
+        raise SipError(400, f"{len(values)} Content-Length fields")
+    # Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT
+    text = values[0].strip()
+    if not DIGITS_RE.match(text):
+        raise SipError(400, "Content-Length is not a number")
+    length = int(text)
+    if length > MAX_MESSAGE:
+        raise SipError(513, f"Content-Length {length}")
+    return length
 
 
 def _unfold(head: str) -> list[str]:
@@ -427,11 +452,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
             raise SipError(400, f"malformed header line {line[:40]!r}")
         headers.add(match[1], match[2].strip())
 
-    declared = headers.get("Content-Length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise SipError(400, "Content-Length is not a number")
-        length = int(declared)
+    length = _content_length(headers.get_all("Content-Length"))
+    if length is not None:
         if length > len(body):
             raise SipError(400, f"Content-Length {length} but {len(body)} bytes of body")
         # A datagram may carry trailing bytes past the body; they are ignored (18.3).
@@ -469,48 +491,95 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     for name in ("From", "To"):
         NameAddr.parse(headers.get(name) or "")
     max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
+    # Max-Forwards = "Max-Forwards" HCOLON 1*DIGIT (and 0..255, section 20.22)
+    if max_forwards is not None and (not DIGITS_RE.match(max_forwards) or int(max_forwards) > 255):
         raise SipError(400, "malformed Max-Forwards")
     SipUri.parse(uri)
     return request
 
 
 class StreamFramer:
-    """Cuts a TCP byte stream into messages by Content-Length (section 18.3)."""
+    """Cuts a TCP byte stream into messages by Content-Length (section 18.3).
+
+    Call ``feed`` with each chunk read from the connection; it returns the
+    messages now complete, each for ``parse_message(..., stream=True)``.
+    The Content-Length is read from the whole header section, wherever it
+    stands, in either spelling and any case, folded or not: the same reading
+    as ``parse_message``'s, so the two cannot disagree about where a message
+    ends. A missing, repeated, non-decimal or oversized Content-Length, a
+    header section over ``MAX_MESSAGE`` bytes or a chunk that would take the
+    buffer past ``MAX_FRAMER_BUFFER`` raises ``SipError``; the connection
+    is then beyond resynchronising, and the caller closes it.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        # How far the buffer is known to hold no blank line: a peer that
+        # trickles a header byte by byte costs one scan, not one per byte.
+        self._scanned = 0
+        # The size of the message whose header section is whole but whose
+        # body is still arriving: the head is read once, not once per chunk.
+        self._expected: int | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; returns the whole messages now complete. Raises SipError on overflow."""
-        self._buffer += data
-        if len(self._buffer) > MAX_FRAMER_BUFFER:
-            self._buffer.clear()
+        """Add bytes; returns the whole messages now complete. Raises SipError only."""
+        if len(self._buffer) + len(data) > MAX_FRAMER_BUFFER:
+            self._fail()
             raise SipError(513, "stream buffer overflow")
+        self._buffer += data
         messages: list[bytes] = []
         while True:
-            # CRLF keep-alives (RFC 5626) between messages are skipped.
-            while self._buffer[:2] == b"\r\n":
-                del self._buffer[:2]
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
+            if self._expected is not None:
+                if len(self._buffer) < self._expected:
+                    return messages
+                messages.append(bytes(self._buffer[: self._expected]))
+                del self._buffer[: self._expected]
+                self._expected = None
+                self._scanned = 0
+            # CRLF keep-alives (RFC 5626 section 3.5.1) between messages are skipped.
+            newlines = _LEADING_NEWLINES_RE.match(self._buffer)
+            skip = newlines.end() if newlines is not None else 0
+            if skip:
+                del self._buffer[:skip]
+                self._scanned = 0
+            # A blank line is at most 4 bytes: look again from 3 before the end.
+            blank = _BLANK_LINE_RE.search(self._buffer, max(0, self._scanned - 3), MAX_MESSAGE + 4)
+            if blank is None:
                 if len(self._buffer) > MAX_MESSAGE:
-                    self._buffer.clear()
+                    self._fail()
                     raise SipError(513, "header section too long")
+                self._scanned = len(self._buffer)
                 return messages
-            head = bytes(self._buffer[:end])
-            match = re.search(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", head)
-            if match is None:
-                self._buffer.clear()
-                raise SipError(400, "no Content-Length on a stream transport")
-            total = end + 4 + int(match[1])
+            try:
+                length = _framing_length(bytes(self._buffer[: blank.start()]))
+            except SipError:
+                self._fail()
+                raise
+            total = blank.end() + length
             if total > MAX_MESSAGE:
-                self._buffer.clear()
+                self._fail()
                 raise SipError(513, "message too large")
-            if len(self._buffer) < total:
-                return messages
-            messages.append(bytes(self._buffer[:total]))
-            del self._buffer[:total]
+            self._expected = total
+
+    def _fail(self) -> None:
+        self._buffer.clear()
+        self._scanned = 0
+        self._expected = None
+
+
+def _framing_length(head: bytes) -> int:
+    """The Content-Length of a header section (start line first); SipError if none or bad."""
+    # Latin-1 maps every byte to one character: the framer never fails on
+    # encoding; parse_message refuses what is not UTF-8 afterwards.
+    values = []
+    for line in _unfold(head.decode("latin-1"))[1:]:
+        match = HEADER_LINE_RE.match(line)
+        if match is not None and canonical_name(match[1]) == "Content-Length":
+            values.append(match[2])
+    length = _content_length(values)
+    if length is None:
+        raise SipError(400, "no Content-Length on a stream transport")
+    return length
 
 
 def make_response(

@@ -8,10 +8,18 @@ mirrors its direction, and an offer with no common codec is a 488.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
 from callbridge.sip.errors import SipError
+from callbridge.sip.grammar import (
+    SDP_FMTP_RE,
+    SDP_PAYLOAD_TYPE_RE,
+    SDP_PORT_RE,
+    SDP_PTIME_RE,
+    SDP_RTPMAP_RE,
+)
 
 MAX_SDP = 16384
 SUPPORTED = {"PCMU": 0, "PCMA": 8}
@@ -52,7 +60,12 @@ class SessionDescription:
 
     @classmethod
     def parse(cls, data: bytes) -> SessionDescription:
-        """Read an SDP body; raises SipError(400) on anything malformed."""
+        """Read an SDP body; raises SipError on anything malformed, and nothing else.
+
+        The status is 400 for a body that breaks the grammar and 488 for one
+        we could read but will not act on (a connection address that is not
+        an IP literal).
+        """
         if len(data) > MAX_SDP:
             raise SipError(400, "SDP body too large")
         try:
@@ -95,41 +108,58 @@ class SessionDescription:
 
 
 def _connection(value: str) -> str:
+    # connection-field = [%x63 "=" nettype SP addrtype SP connection-address CRLF]
+    # nettype = token ("IN") ; addrtype = token ("IP4" / "IP6") ; the multicast
+    # forms of connection-address add "/" ttl ["/" integer] after the address.
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SipError(400, "malformed c= line")
-    return parts[2].split("/")[0]
+    address = parts[2].split("/")[0]
+    # Only an IP literal of the named family: an FQDN would have us resolve a
+    # name a stranger chose before sending media to it.
+    family: type[ipaddress.IPv4Address | ipaddress.IPv6Address] = (
+        ipaddress.IPv4Address if parts[1] == "IP4" else ipaddress.IPv6Address
+    )
+    try:
+        family(address)
+    except ValueError:
+        raise SipError(488, f"c= address {address[:40]!r} is not an {parts[1]} literal") from None
+    return address
 
 
 def _media_line(value: str) -> MediaDescription:
+    # media-field = "m=" media SP port ["/" integer] SP proto 1*(SP fmt)
     parts = value.split()
     if len(parts) < 4:
         raise SipError(400, "malformed m= line")
-    port_text = parts[1].split("/")[0]
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise SipError(400, "malformed m= port")
+    port_match = SDP_PORT_RE.match(parts[1])
+    if port_match is None or int(port_match[1]) > 65535:
+        raise SipError(400, f"malformed m= port {parts[1][:12]!r}")
     formats: list[int] = []
     for fmt in parts[3:]:
-        if fmt.isdigit() and int(fmt) < 128:
+        # Non-numeric formats belong to non-RTP media; they are not ours to refuse.
+        if SDP_PAYLOAD_TYPE_RE.match(fmt) and int(fmt) < 128:
             formats.append(int(fmt))
-    return MediaDescription(parts[0], int(port_text), parts[2], formats)
+    return MediaDescription(parts[0], int(port_match[1]), parts[2], formats)
 
 
 def _attribute(value: str, media: MediaDescription | None) -> None:
+    # Attributes we cannot read are skipped, as RFC 4566 section 5.13 asks of
+    # unknown ones: a wrong rtpmap leaves its payload type without a codec,
+    # and the offer is then answered (or refused with 488) on what remains.
     name, _, rest = value.partition(":")
     if media is None:
         return
     if name == "rtpmap":
-        pt_text, _, encoding = rest.partition(" ")
-        enc_name, _, clock = encoding.partition("/")
-        if pt_text.isdigit() and clock.split("/")[0].isdigit():
-            media.rtpmap[int(pt_text)] = (enc_name.strip(), int(clock.split("/")[0]))
+        rtpmap = SDP_RTPMAP_RE.match(rest.strip())
+        if rtpmap is not None and int(rtpmap[1]) < 128:
+            media.rtpmap[int(rtpmap[1])] = (rtpmap[2], int(rtpmap[3]))
     elif name == "fmtp":
-        pt_text, _, params = rest.partition(" ")
-        if pt_text.isdigit():
-            media.fmtp[int(pt_text)] = params.strip()
+        fmtp = SDP_FMTP_RE.match(rest.strip())
+        if fmtp is not None and int(fmtp[1]) < 128:
+            media.fmtp[int(fmtp[1])] = (fmtp[2] or "").strip()
     elif name == "ptime":
-        if rest.strip().isdigit():
+        if SDP_PTIME_RE.match(rest.strip()):
             media.ptime = int(rest.strip())
     elif name in Direction.__members__.values():
         media.direction = Direction(name)

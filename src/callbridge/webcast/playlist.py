@@ -236,8 +236,10 @@ def validate(playlist: MediaPlaylist) -> None:
 # AttributeName = [A-Z0-9-]+; a value is a quoted-string ("..." without " or
 # CR/LF), or an unquoted token without commas (numbers, enumerated strings).
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]*)')
-# decimal-floating-point: [0-9]+.[0-9]+ (also accept an integer)
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# decimal-floating-point: [0-9]+.[0-9]+ (also accept an integer). Bounded:
+# "9" * 400 is a valid decimal that float() turns into infinity, which then
+# breaks round() in ``validate``; no duration we write needs more digits.
+_DECIMAL = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,20})?")
 _INTEGER = re.compile(r"[0-9]{1,18}")
 
 
