@@ -50,6 +50,8 @@ class Settings:
     max_passcode_failures: int = 6
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
+    # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
+    media_priority: str = "realtime"
     # The session cookie gets Secure (HTTPS only), and responses get HSTS.
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow; the

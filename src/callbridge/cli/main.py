@@ -271,6 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
         media_sender=args.media_sender,
+        media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
     )
     serve(settings)
@@ -343,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="how a frame goes to many listeners: io_uring where the kernel allows it, "
         "else one sendto each (default auto)",
+    )
+    serve.add_argument(
+        "--media-priority",
+        choices=["realtime", "nice", "normal"],
+        default="realtime",
+        help="how the media plane's clock is scheduled: realtime (SCHED_RR for its event "
+        "loop, else nice -10), nice (-10), normal (default realtime; both need CAP_SYS_NICE "
+        "and fall back quietly)",
     )
     serve.add_argument(
         "--secure-cookies",
