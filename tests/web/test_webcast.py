@@ -302,7 +302,8 @@ def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: 
     """`callbridge serve` on loopback; the stranger sends from 127.0.0.2 over real HTTP."""
     with start_server(tmp_path) as server:
         event = server.create_event(registration="off")
-        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        started = server.api("POST", f"/api/events/{event.id}/start")
+        assert started.status_code == 200, started.text
         beacon = f"{server.http_url}/api/events/{event.id}/webcast/beacon"
         transport = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(transport=transport, timeout=10) as stranger:
