@@ -85,9 +85,11 @@ class RunningServer:
     ) -> EventRecord:
         return EventStore(self.database).create(event_spec(starts_in, **event))
 
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def api(self, method: str, path: str, timeout: float = 10, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.request(method, self.http_url + path, headers=headers, timeout=10, **kwargs)
+        return httpx.request(
+            method, self.http_url + path, headers=headers, timeout=timeout, **kwargs
+        )
 
     def participants(self, event_id: int, include_left: bool = False) -> list[dict[str, Any]]:
         query = "?include_left=true" if include_left else ""
