@@ -117,6 +117,7 @@ from callbridge.sip.identity import CallerIdentity, IdentitySource, caller_ident
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
+from callbridge.throttle import Throttle
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.live import LiveConfig, LiveWebcast
 
@@ -186,6 +187,7 @@ class Bridge:
         # the console of every event on the number they dialled.
         self.guard = PasscodeGuard(config.guard)
         self.guard_alerts = AlertBoard()
+        self._refusals_noted = Throttle(60.0)
         self._identity_of: dict[str, CallerIdentity] = {}
         self._dial_plans: dict[str | None, tuple[float, DialPlan]] = {}
         self.ports = RtpPortPool(config.rtp_port_min, config.rtp_port_max)
@@ -622,15 +624,18 @@ class Bridge:
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
         identity = self._identity(call)
         if self.guard.is_refused(identity.key, now):
-            log.warning("call from %s refused: too many wrong passcodes", identity)
-            self._log(
-                LogEntry(
-                    LogKind.BLOCKED,
-                    datetime.now(UTC),
-                    caller_id=identity.key,
-                    detail={"source": call.source[0], "identity": identity.source.value},
+            # A refused guesser who keeps dialling is logged and audited once a
+            # minute, not once per INVITE: a flood must not become database writes.
+            if self._refusals_noted.allow(identity.key, now):
+                log.warning("call from %s refused: too many wrong passcodes", identity)
+                self._log(
+                    LogEntry(
+                        LogKind.BLOCKED,
+                        datetime.now(UTC),
+                        caller_id=identity.key,
+                        detail={"source": call.source[0], "identity": identity.source.value},
+                    )
                 )
-            )
             endpoint.reject(call.call_id, 403, now, "Forbidden (too many wrong passcodes)")
             return
         self._remember_identity(call.call_id, identity)
