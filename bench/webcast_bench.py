@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -39,9 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from figures import cpu_seconds  # noqa: E402
-from tests.telephony.conftest import DID, free_port  # noqa: E402
+from tests.telephony.conftest import event_spec, free_port  # noqa: E402
 
-from callbridge.events.schema import EventFile  # noqa: E402
 from callbridge.store.db import Database  # noqa: E402
 from callbridge.store.events import EventStore  # noqa: E402
 from callbridge.store.users import UserStore  # noqa: E402
@@ -164,26 +163,10 @@ def main() -> int:
     users = UserStore(database)
     users.add("operator", "correct horse battery")
     token = users.issue_token("operator")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    spec = {
-        "company": {
-            "name": "Northwind Biologics, Inc.",
-            "ticker": "NWBX",
-            "exchange": "Nasdaq",
-            "city": "CAMBRIDGE, Mass.",
-            "about": "Northwind Biologics develops targeted biologic therapies.",
-        },
-        "event": {
-            "title": "Webcast benchmark",
-            "period": "the quarter",
-            "starts_at": start.replace(tzinfo=None, microsecond=0),
-            "timezone": "UTC",
-            "registration": "off",
-            "replay_until": (start + timedelta(days=7)).date(),
-            "dial_in": [{"label": "International", "number": DID}],
-        },
-    }
-    event = EventStore(database).create(EventFile.model_validate(spec))
+    spec = event_spec(
+        timedelta(minutes=-1), title="Webcast benchmark", period="the quarter", registration="off"
+    )
+    event = EventStore(database).create(spec)
     http_port, sip_port = free_port(), free_port()
     server = subprocess.Popen(
         [
