@@ -136,12 +136,11 @@ def test_a_listeners_keys_are_their_own(guarded: RunningServer, stranger: Strang
 # -- no port leaks --------------------------------------------------------------------------
 
 # Offers (and messages) that broke parsers: each must get a final 4xx and keep no port.
+# (A Unicode digit in an optional part — one format of several, ptime, an rtpmap —
+# only drops that part, and the call is answered with the rest: tests/sip/test_sdp.py.)
 BAD_OFFERS = {
     "unicode digit in the port": OFFER.replace("m=audio 40000", "m=audio ²0000"),
     "unicode digit after the port": OFFER.replace("m=audio 40000", "m=audio 4000²"),
-    "unicode digit as a format": OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP ² 8 101"),
-    "unicode digit in ptime": OFFER.replace("a=ptime:20", "a=ptime:²0"),
-    "unicode digit in rtpmap": OFFER.replace("a=rtpmap:101", "a=rtpmap:¹01"),
     "c= without an address": OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4"),
     "c= garbage": OFFER.replace("c=IN IP4 127.0.0.1", "c=garbage"),
     "port out of range": OFFER.replace("m=audio 40000", "m=audio 99999"),

@@ -300,7 +300,9 @@ def test_replay_within_its_window_and_410_after(client: TestClient, app: FastAPI
 
 def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: Path) -> None:
     """`callbridge serve` on loopback; the stranger sends from 127.0.0.2 over real HTTP."""
-    with start_server(tmp_path) as server:
+    # A folder of its own: tmp_path already holds the in-process app's database
+    # (the autouse clock fixture builds that app), which must not be this server's.
+    with start_server(tmp_path / "served") as server:
         event = server.create_event(registration="off")
         started = server.api("POST", f"/api/events/{event.id}/start")
         assert started.status_code == 200, started.text
