@@ -1,11 +1,18 @@
 """The bridge: SIP calls in, through the IVR, into the event's conference.
 
 This is the glue of the telephony side, run by ``callbridge serve`` in the
-web app's event loop. It owns the SIP endpoints (UDP and TCP), one RTP
-socket per leg, the lobby clock that plays IVR prompts, one clock per live
-conference, and the writer that puts the call log into the store. The
-protocol and media decisions are made by the sans-IO pieces it wires
-together: ``sip/``, ``rtp/``, ``ivr/`` and ``media/``.
+media plane's process (``control.server`` serves it to the web app). It owns
+the SIP endpoints (UDP and TCP), one RTP socket per leg, the lobby clock that
+plays IVR prompts, one clock per live conference, and the writer that puts
+the call log into the store. The protocol and media decisions are made by
+the sans-IO pieces it wires together: ``sip/``, ``rtp/``, ``ivr/`` and
+``media/``.
+
+It is well over the house's ~500 lines, and grew again with the defences of
+issue 11 (the guard's identities and alerts, a leg's cleanup on every failed
+INVITE): the decisions still made here (who joins, keys, moderator actions)
+are to move into a pure call controller (issue 13), which shrinks it back to
+an adapter.
 """
 
 from __future__ import annotations
