@@ -278,7 +278,8 @@ def _chunks(data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
-def _frame(chunks: Sequence[bytes]) -> tuple[list[bytes], bool]:
+def frame(chunks: Sequence[bytes]) -> tuple[list[bytes], bool]:
+    """The messages a fresh framer cuts from ``chunks``, and whether it raised none."""
     framer = StreamFramer()
     messages: list[bytes] = []
     try:
@@ -294,8 +295,8 @@ def tcp_framing(data: bytes) -> bool:
 
     Raises SipError when the framer refused the stream (fed either way).
     """
-    whole, whole_ok = _frame([data])
-    pieces, pieces_ok = _frame(_chunks(data))
+    whole, whole_ok = frame([data])
+    pieces, pieces_ok = frame(_chunks(data))
     if whole_ok != pieces_ok or (whole_ok and pieces != whole):
         raise AssertionError(
             f"whole: {len(whole)} messages (refused: {not whole_ok}); "

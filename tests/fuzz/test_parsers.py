@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callbridge.sip.errors import SipError
-from callbridge.sip.message import MAX_MESSAGE, StreamFramer
+from callbridge.sip.message import MAX_MESSAGE
 from tests.fuzz.targets import (
     MUTATIONS,
     TARGETS,
     UNICODE_DIGITS,
     Target,
+    frame,
     mutate,
 )
 
@@ -86,24 +86,14 @@ def test_every_digit_replaced_by_every_unicode_digit(name: str) -> None:
                 outcome(target, sample[:i] + digit.encode() + sample[i + 1 :])
 
 
-def _feed(framer: StreamFramer, chunks: list[bytes]) -> tuple[list[bytes], bool]:
-    messages: list[bytes] = []
-    try:
-        for chunk in chunks:
-            messages += framer.feed(chunk)
-    except SipError:
-        return messages, False
-    return messages, True
-
-
 @settings(max_examples=200, deadline=None)
 @given(index=st.integers(0, 100), rng=st.randoms(use_true_random=False))
 def test_framer_byte_by_byte_equals_whole(index: int, rng: random.Random) -> None:
     samples = TARGETS["tcp-framing"].samples
     data = mutate(samples[index % len(samples)], rng, samples)
     assert len(data) < MAX_MESSAGE
-    whole, whole_ok = _feed(StreamFramer(), [data])
-    single, single_ok = _feed(StreamFramer(), [data[i : i + 1] for i in range(len(data))])
+    whole, whole_ok = frame([data])
+    single, single_ok = frame([data[i : i + 1] for i in range(len(data))])
     assert whole_ok == single_ok
     if whole_ok:
         assert single == whole
