@@ -31,7 +31,7 @@ import numpy as np
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
 from tests.support.pcap import passcode_stream
-from tests.support.sipp import SCENARIOS, SippResult, run_sipp
+from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import RunningServer
 
 T = TypeVar("T")
@@ -283,17 +283,14 @@ def listen_through(
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     listener = WireListener()
     listener.start()
-    done: list[SippResult] = []
+    # sipp is only the phone's SIP half here: what the listener hears is the measure.
     sipp = threading.Thread(
-        target=lambda: done.append(
-            run_sipp(
-                SCENARIOS / "listen_on_port.xml",
-                server.sip_target,
-                tmp_path,
-                substitutions={"media_port": str(listener.port), "stay_ms": "40000"},
-                timeout=70,
-            )
-        ),
+        target=run_sipp,
+        args=(SCENARIOS / "listen_on_port.xml", server.sip_target, tmp_path),
+        kwargs={
+            "substitutions": {"media_port": str(listener.port), "stay_ms": "40000"},
+            "timeout": 70,
+        },
         daemon=True,
     )
     sipp.start()
