@@ -40,19 +40,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-import uvloop
-
-from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.config import Settings
-from callbridge.control.client import RemoteBridge
-from callbridge.control.server import ControlServer
-from callbridge.ivr.guard import GuardRules
-from callbridge.replay import library
-from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
-from callbridge.store.events import EventStore
-from callbridge.web.app import create_app
+
+# The supervisor needs only the database (to upgrade it) and multiprocessing:
+# each child imports its own side (the bridge and numpy/PyAV, or uvicorn and
+# the web app) inside its entry point, so the supervisor stays small.
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +73,10 @@ def control_socket(data_dir: Path) -> Path:
 
 def run_media_plane(settings: Settings, log_level: int) -> None:
     """Entry point of the media plane's process (SIP, RTP, mixer, recorder, packager)."""
+    import uvloop
+
+    from callbridge.bridge.service import BridgeConfig
+
     _child_setup(log_level)
     _raise_priority(settings.media_priority)
     raise_file_limit(BridgeConfig.max_calls)
@@ -91,6 +88,13 @@ def run_media_plane(settings: Settings, log_level: int) -> None:
 
 
 async def _media_plane(settings: Settings) -> None:
+    from callbridge.bridge.service import Bridge, BridgeConfig
+    from callbridge.control.server import ControlServer
+    from callbridge.ivr.guard import GuardRules
+    from callbridge.replay import library
+    from callbridge.store.calllog import CallLog
+    from callbridge.store.events import EventStore
+
     database = Database(settings.db_url)
     bridge = Bridge(
         BridgeConfig(
@@ -144,11 +148,18 @@ def _stop_on_signals() -> asyncio.Event:
 
 def run_web(settings: Settings, log_level: int) -> None:
     """Entry point of the web app's process (API, pages, console, webcast files)."""
+    import uvloop
+
     _child_setup(log_level)
     uvloop.run(_web(settings))
 
 
 async def _web(settings: Settings) -> None:
+    import uvicorn
+
+    from callbridge.control.client import RemoteBridge
+    from callbridge.web.app import create_app
+
     database = Database(settings.db_url)
     app = create_app(settings, database)
     remote = RemoteBridge(control_socket(settings.data_dir))
