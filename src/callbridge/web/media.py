@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from callbridge.bridge.control import LiveStream
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.replay import library
 from callbridge.store.events import EventNotFound, EventStore
@@ -61,12 +62,6 @@ _CONTENT_TYPES = {
 
 Now = Annotated[datetime, Depends(clock)]
 Store = Annotated[EventStore, Depends(event_store)]
-
-
-class LiveStream(Protocol):
-    """What the bridge offers for one live webcast (``webcast.blocking.PlaylistWaiter``)."""
-
-    async def wait_for(self, msn: int | None, part: int | None, timeout: float) -> str: ...
 
 
 @dataclass(frozen=True)
