@@ -62,6 +62,10 @@ class Settings:
     password_checks: int = 2
     password_check_queue: int = 8
     secret_key: str = ""
+    # Addresses of the cache tier in front (callbridge cache): their
+    # X-Forwarded-For names the real client, which the login throttle and the
+    # audit need. Nobody else's is believed.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

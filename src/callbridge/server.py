@@ -38,10 +38,13 @@ from collections import deque
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callbridge.config import Settings
 from callbridge.store.db import Database
+
+if TYPE_CHECKING:
+    from callbridge.edge.varnish import CacheNode
 
 # The supervisor needs only the database (to upgrade it) and multiprocessing:
 # each child imports its own side (the bridge and numpy/PyAV, or uvicorn and
@@ -172,7 +175,10 @@ async def _web(settings: Settings) -> None:
             port=settings.http_port,
             log_level="info",
             lifespan="on",
-            proxy_headers=False,
+            # Behind the cache tier the client is the one its X-Forwarded-For
+            # names; only the tier's own addresses are believed.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=[str(net) for net in settings.trusted_proxies] or None,
         )
     )
     gc.collect()
@@ -188,6 +194,17 @@ async def _web(settings: Settings) -> None:
         await remote.close()
         link.cancel()
         database.dispose()
+
+
+# -- the cache node's process --------------------------------------------------------------
+
+
+def run_cache(node: CacheNode, log_level: int) -> None:
+    """Entry point of the cache node's process: Varnish (and hitch) in front of the web app."""
+    from callbridge.edge.node import run_cache_node
+
+    _child_setup(log_level)
+    sys.exit(run_cache_node(node))
 
 
 # -- the supervisor --------------------------------------------------------------------------
@@ -211,8 +228,12 @@ class _Child:
         return len(self.deaths) < MAX_RESTARTS or now - self.deaths[0] > RESTART_WINDOW
 
 
-def serve(settings: Settings) -> None:
-    """Run the media plane and the web app until a signal; returns when both have stopped."""
+def serve(settings: Settings, cache: CacheNode | None = None) -> None:
+    """Run the media plane and the web app until a signal; returns when both have stopped.
+
+    With ``cache``, a cache node (``edge.node``) runs in front of the web app
+    as a third child, started last and stopped first.
+    """
     database = Database(settings.db_url)
     database.upgrade()
     database.dispose()
@@ -235,6 +256,16 @@ def serve(settings: Settings) -> None:
         return process
 
     children = [_Child("media", start_media), _Child("web", start_web)]
+    if cache is not None:
+
+        def start_cache() -> BaseProcess:
+            process = context.Process(
+                target=_child, args=(supervisor, run_cache, cache, level), name="cache"
+            )
+            process.start()
+            return process
+
+        children.append(_Child("cache", start_cache))
     stopping = False
 
     def on_signal(signum: int, _frame: Any) -> None:

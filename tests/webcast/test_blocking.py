@@ -10,7 +10,7 @@ import pytest
 
 from callbridge.webcast.blocking import PlaylistTimeout, PlaylistWaiter
 from callbridge.webcast.live import LiveWebcast
-from callbridge.webcast.playlist import BlockingRequestError, RenderedPlaylist, render
+from callbridge.webcast.playlist import BlockingRequestError, RenderedPlaylist, parse, render
 from tests.webcast.conftest import tone
 from tests.webcast.test_playlist import live
 
@@ -82,12 +82,13 @@ async def _attached_to_a_live_webcast(tmp_path: Path) -> None:
             webcast.push(n, tone(n, 0))
 
     threading.Thread(target=feed).start()
-    first = await waiter.wait_for(None, None, timeout=10)  # waits for seg0
-    assert "seg0.m4s" in first
-    text = await waiter.wait_for(1, 1, timeout=10)
-    assert 'URI="part1.1.m4s"' in text
+    first = await waiter.wait_for(None, None, timeout=10)  # waits for the first segment
+    msn = parse(first).media_sequence  # numbered from the wall clock
+    assert f"seg{msn}.m4s" in first
+    text = await waiter.wait_for(msn + 1, 1, timeout=10)
+    assert f'URI="part{msn + 1}.1.m4s"' in text
     await asyncio.to_thread(webcast.close, 30)
-    assert (await waiter.wait_for(1, 5, timeout=1)).endswith("#EXT-X-ENDLIST\n")
+    assert (await waiter.wait_for(msn + 1, 5, timeout=1)).endswith("#EXT-X-ENDLIST\n")
 
 
 def test_wait_returns_when_the_part_lands() -> None:

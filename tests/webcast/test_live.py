@@ -124,7 +124,12 @@ def test_tone_comes_back_at_its_time(tmp_path: Path) -> None:
     playlist = parse((tmp_path / "index.m3u8").read_text())
     assert playlist.ended
     names = [s.uri for s in playlist.segments]
-    assert names == ["seg0.m4s", "seg1.m4s", "seg2.m4s", "seg3.m4s"]
+    # Numbered from the wall clock, so a webcast started again never reuses a name.
+    first = playlist.media_sequence
+    assert (
+        abs(first * LiveConfig().segment_duration - 1_000_000.0) < 2 * LiveConfig().segment_duration
+    )
+    assert names == [f"seg{first + n}.m4s" for n in range(4)]
     assert sum(s.duration for s in playlist.segments) == pytest.approx(
         (300 * 960 + PRIMING) / RATE, abs=AAC_FRAME / RATE
     )
@@ -141,7 +146,7 @@ def test_tone_comes_back_at_its_time(tmp_path: Path) -> None:
     assert pdt is not None  # written to the millisecond
     assert abs((pdt - (origin + timedelta(seconds=2 * 1.92))).total_seconds()) < 0.001
     # The parts of a segment are its bytes, and decode alone to the same audio.
-    seg1 = (tmp_path / "seg1.m4s").read_bytes()
+    seg1 = (tmp_path / names[1]).read_bytes()
     parts = [p.uri for p in playlist.segments[1].parts]
     assert seg1 == b"".join((tmp_path / p).read_bytes() for p in parts)
     assert not list(tmp_path.glob(".*.tmp"))
@@ -178,15 +183,18 @@ def test_live_playlist_updates_and_notifies(tmp_path: Path) -> None:
     for n in range(16 * 5, 16 * 7 + 4):
         webcast.push(n, tone(n, 0))
     deadline = time.monotonic() + 10
+    msn = -1  # the first segment's number, from the wall clock
     while time.monotonic() < deadline:
         snapshot = webcast.snapshot()
-        if snapshot is not None and snapshot.playlist.newest_part() == (1, 0):
+        if snapshot is not None and snapshot.playlist.newest_part() == (msn + 1, 0):
             break
+        if snapshot is not None:
+            msn = snapshot.playlist.media_sequence
         time.sleep(0.01)
     assert snapshot is not None
     assert snapshot.text == (tmp_path / "index.m3u8").read_text()
-    assert snapshot.playlist.preload_hint == "part1.1.m4s"
-    assert snapshot.playlist.newest_part() == (1, 0)
+    assert snapshot.playlist.preload_hint == f"part{msn + 1}.1.m4s"
+    assert snapshot.playlist.newest_part() == (msn + 1, 0)
     assert updates[0] == 6  # from the first whole segment on
     webcast.close(timeout=30)
     assert webcast.snapshot() is not None and webcast.snapshot().playlist.ended  # type: ignore[union-attr]

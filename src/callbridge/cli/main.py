@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -26,6 +27,9 @@ from callbridge.events.schema import EventFile
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.files import restrict_umask
+
+if TYPE_CHECKING:
+    from callbridge.edge.varnish import CacheNode
 
 EXIT_INPUT = 2
 
@@ -252,14 +256,62 @@ def cmd_user_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_node(args: argparse.Namespace, origin: tuple[str, int], workdir: Path) -> CacheNode:
+    from callbridge.edge.node import free_loopback_port
+    from callbridge.edge.varnish import DEFAULT_VCL, CacheNode, parse_address
+
+    tls = parse_address(args.tls_listen, args.host) if args.tls_listen else None
+    if (tls is None) != (args.tls_cert is None):
+        raise CliError("HTTPS needs both --tls-listen and --tls-cert")
+    return CacheNode(
+        listen=(args.host, args.port),
+        origin=origin,
+        workdir=workdir,
+        tls_listen=tls,
+        tls_pem=Path(args.tls_cert).resolve() if args.tls_cert else None,
+        proxy_port=free_loopback_port() if tls else 0,
+        memory_mb=args.cache_memory,
+        vcl=Path(args.vcl).resolve() if args.vcl else DEFAULT_VCL,
+    )
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from callbridge.edge.node import CacheUnavailable, run_cache_node
+    from callbridge.edge.varnish import default_workdir, parse_address
+
+    try:
+        origin = parse_address(args.origin)
+        listen = (args.host, args.port)
+        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, Path("var/cache"))
+        node = _cache_node(args, origin, workdir.resolve())
+        return run_cache_node(node)
+    except (ValueError, CacheUnavailable) as error:
+        raise CliError(str(error)) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from callbridge.config import LOOPBACK_TRUNKS, Settings
+    from callbridge.edge.varnish import default_workdir
     from callbridge.server import serve
 
+    cache = None
+    host, port = args.host, args.port
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    if args.cache:
+        # Browsers reach the cache on --host/--port; the origin listens
+        # privately behind it and believes only its X-Forwarded-For.
+        host, port = "127.0.0.1", args.origin_port or args.port + 1
+        trusted = (ipaddress.ip_network("127.0.0.1/32"),)
+        try:
+            workdir = default_workdir((args.host, args.port), Path(args.data_dir) / "cache")
+            cache = _cache_node(args, (host, port), workdir.resolve())
+        except ValueError as error:
+            raise CliError(str(error)) from None
     settings = Settings(
         db_url=args.db,
-        http_host=args.host,
-        http_port=args.port,
+        http_host=host,
+        http_port=port,
+        trusted_proxies=trusted,
         sip_host=args.sip_host,
         sip_port=args.sip_port,
         public_url=args.public_url or f"http://{args.host}:{args.port}",
@@ -274,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
     )
-    serve(settings)
+    serve(settings, cache=cache)
     return 0
 
 
@@ -283,6 +335,22 @@ def _port_range(text: str) -> tuple[int, int]:
     if not sep or not low.isdigit() or not high.isdigit() or not 0 < int(low) < int(high) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port range such as 20000-29999")
     return int(low), int(high)
+
+
+def _cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls-listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="also serve HTTPS (HTTP/2 by ALPN) here, through hitch",
+    )
+    parser.add_argument(
+        "--tls-cert", default=None, metavar="PEM", help="certificate chain and key, one PEM file"
+    )
+    parser.add_argument(
+        "--cache-memory", type=int, default=256, help="cache size in MiB (default 256)"
+    )
+    parser.add_argument("--vcl", default=None, help="VCL file (default deploy/varnish)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,7 +427,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="behind HTTPS: the session cookie is sent over HTTPS only, and responses "
         "carry Strict-Transport-Security",
     )
+    serve.add_argument(
+        "--cache",
+        action="store_true",
+        help="put the cache tier (Varnish) in front: browsers reach it on --host/--port, "
+        "the origin listens on 127.0.0.1:--origin-port behind it",
+    )
+    serve.add_argument(
+        "--origin-port", type=int, default=0, help="with --cache: the origin's port (--port + 1)"
+    )
+    _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+    cache = sub.add_parser(
+        "cache", help="run a cache node (Varnish) in front of a callbridge origin"
+    )
+    cache.add_argument("--origin", required=True, help="the origin's HOST:PORT")
+    cache.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    cache.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    cache.add_argument(
+        "--workdir",
+        default=None,
+        help="Varnish's working folder (default /var/lib/varnish/callbridge-HOST-PORT as "
+        "root, else ./var/cache)",
+    )
+    _cache_arguments(cache)
+    cache.set_defaults(func=cmd_cache)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
         dest="event_command", required=True

@@ -1,10 +1,16 @@
 """The webcast's media over HTTP: the live LL-HLS files, the replay, captions.
 
-Both are plain files on disk (nginx or a CDN can serve the same folders); this
-module adds what a static server cannot: blocking playlist reload for the
-live call (``_HLS_msn``/``_HLS_part``, answered as soon as the part exists),
-the registration check, and the replay window — after it closes every
-replay URL answers 410 Gone.
+Both are plain files on disk; this module adds what a static server cannot:
+blocking playlist reload for the live call (``_HLS_msn``/``_HLS_part``,
+answered as soon as the part exists), the registration check, and the replay
+window — after it closes every replay URL answers 410 Gone.
+
+This is the **origin** of the webcast. A crowd is served by the cache tier in
+front of it (``deploy/varnish/callbridge.vcl``, run by ``callbridge cache``):
+each answer says in ``Surrogate-Control`` how long that tier may keep it
+(``edge_ttl``), and ``/webcast/<id>/access`` answers the tier's registration
+check once per listener cookie, so the tier serves the media without asking
+here per request.
 
 On disk, under the server's data folder::
 
@@ -21,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from callbridge.bridge.control import LiveStream
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.replay import library
+from callbridge.replay.window import day_ends
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.web.deps import event_store
 from callbridge.web.pages import clock
@@ -50,6 +57,18 @@ REPLAY_READY = vod.MARKER
 # target durations; ours is short).
 BLOCK_TIMEOUT = 6.0
 SMALL_FILE = 256 * 1024
+# How long the cache tier may keep an answer (Surrogate-Control, seconds).
+# Parts and segments never change; a blocking playlist answers its own
+# _HLS_msn/_HLS_part key, which nobody asks for again a few parts later; a
+# plain playlist request (a player starting) may be a part behind.
+EDGE_MEDIA_TTL = 300
+EDGE_BLOCKING_TTL = 2
+EDGE_PLAYLIST_TTL = 0.1
+EDGE_ENDED_TTL = 1
+# The registration check's answer per cookie: a cookie's signature does not
+# change, so only a change of the event's registration setting waits this long.
+EDGE_ACCESS_TTL = 300
+EDGE_REPLAY_TTL = 3600
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _CONTENT_TYPES = {
@@ -130,8 +149,15 @@ def webcast_media(request: Request) -> WebcastMedia:
 MediaDep = Annotated[WebcastMedia, Depends(webcast_media)]
 
 
+def edge_ttl(response: Response, seconds: float) -> Response:
+    """Let the cache tier keep ``response`` for ``seconds`` (browsers see Cache-Control only)."""
+    response.headers["Surrogate-Control"] = f"max-age={seconds:g}"
+    return response
+
+
 def _gone(what: str) -> Response:
-    return PlainTextResponse(f"{what} has expired", status.HTTP_410_GONE)
+    # An expired replay stays expired (unless its window is moved: a minute).
+    return edge_ttl(PlainTextResponse(f"{what} has expired", status.HTTP_410_GONE), 60)
 
 
 def _file(path: Path, *, cache: str) -> Response:
@@ -199,6 +225,24 @@ async def _gate(
     return record, None
 
 
+@router.get("/webcast/{event_id}/access")
+async def access(request: Request, event_id: int, store: Store) -> Response:
+    """The cache tier's registration check: 204 when this browser may listen, else 403.
+
+    The tier asks once per listener cookie and keeps the answer
+    ``EDGE_ACCESS_TTL`` seconds, so it serves the webcast's files to a crowd
+    without a request here per file, and refuses the unregistered itself.
+    """
+    _, refused = await _gate(request, store, event_id)
+    if refused is not None:
+        ttl = EDGE_ACCESS_TTL if refused.status_code == status.HTTP_403_FORBIDDEN else 10
+        refused.headers["Cache-Control"] = "no-store"
+        return edge_ttl(refused, ttl)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.headers["Cache-Control"] = "no-store"
+    return edge_ttl(response, EDGE_ACCESS_TTL)
+
+
 @router.get("/webcast/{event_id}/live/{name}")
 async def live_file(
     request: Request,
@@ -233,9 +277,11 @@ async def live_file(
             except PlaylistTimeout:
                 return PlainTextResponse("not yet", status.HTTP_404_NOT_FOUND)
         # Parts and segments never change once written: caches may keep them.
-        return _file(path, cache="public, max-age=300")
+        found = _file(path, cache="public, max-age=300")
+        return edge_ttl(found, EDGE_MEDIA_TTL) if found.status_code == 200 else found
     if stream is None:
-        return _file(path, cache="no-cache")
+        found = _file(path, cache="no-cache")
+        return edge_ttl(found, EDGE_ENDED_TTL) if found.status_code == 200 else found
     try:
         msn, part = parse_blocking_query(_HLS_msn, _HLS_part)
         text = await stream.wait_for(msn, part, timeout=BLOCK_TIMEOUT)
@@ -245,24 +291,42 @@ async def live_file(
         return PlainTextResponse(
             "the requested part did not arrive in time", status.HTTP_503_SERVICE_UNAVAILABLE
         )
-    return Response(text, media_type=_CONTENT_TYPES[".m3u8"], headers={"Cache-Control": "no-cache"})
+    response = Response(
+        text, media_type=_CONTENT_TYPES[".m3u8"], headers={"Cache-Control": "no-cache"}
+    )
+    return edge_ttl(response, EDGE_PLAYLIST_TTL if msn is None else EDGE_BLOCKING_TTL)
+
+
+def _replay_ttl(record: EventRecord, now: datetime, longest: float) -> int:
+    """Seconds a replay answer may be kept: ``longest``, but never past the replay window."""
+    if record.replay_until is None:
+        return 0
+    left = (day_ends(record.replay_until, record.timezone) - now.astimezone(UTC)).total_seconds()
+    return max(0, int(min(longest, left)))
 
 
 async def _replay(
     request: Request, store: EventStore, media: WebcastMedia, event_id: int, now: datetime
-) -> tuple[ReplayFiles | None, Response | None]:
+) -> tuple[ReplayFiles | None, Response | None, int]:
+    """The replay's files, or the answer instead; and how long the cache tier may keep them."""
     record, refused = await _gate(request, store, event_id)
     if refused is not None:
-        return None, refused
+        return None, refused, 0
     assert record is not None
     if record.state not in (EventState.ENDED, EventState.ARCHIVED):
-        return None, PlainTextResponse("the call has not ended", status.HTTP_404_NOT_FOUND)
+        return None, PlainTextResponse("the call has not ended", status.HTTP_404_NOT_FOUND), 0
     if record.replay_until is None or not record.replay_available(now):
-        return None, _gone("the replay")
+        return None, _gone("the replay"), 0
     found = media.replay(event_id)
     if found is None:
-        return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND)
-    return found, None
+        return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND), 0
+    return found, None, _replay_ttl(record, now, EDGE_REPLAY_TTL)
+
+
+def _replay_file(path: Path, edge: int) -> Response:
+    # Browsers keep it a minute at most, and never past the window either.
+    response = _file(path, cache=f"private, max-age={min(60, edge)}")
+    return edge_ttl(response, edge) if response.status_code == 200 and edge > 0 else response
 
 
 @router.get("/webcast/{event_id}/replay/{name}")
@@ -272,12 +336,11 @@ async def replay_file(
     """The on-demand replay's playlist and segments, within the replay window; 410 after."""
     if not _SAFE_NAME.match(name) or name.startswith(".") or name == REPLAY_READY:
         return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
-    found, refused = await _replay(request, store, media, event_id, now)
+    found, refused, edge = await _replay(request, store, media, event_id, now)
     if refused is not None:
         return refused
     assert found is not None
-    # Short caching: the replay must stop being served when its window closes.
-    return _file(found.hls / name, cache="private, max-age=60")
+    return _replay_file(found.hls / name, edge)
 
 
 @router.get("/webcast/{event_id}/replay.m4a")
@@ -285,11 +348,11 @@ async def replay_download(
     request: Request, event_id: int, store: Store, media: MediaDep, now: Now
 ) -> Response:
     """The whole recording as one AAC file, within the replay window; 410 after."""
-    found, refused = await _replay(request, store, media, event_id, now)
+    found, refused, edge = await _replay(request, store, media, event_id, now)
     if refused is not None:
         return refused
     assert found is not None
-    response = _file(found.m4a, cache="private, max-age=60")
+    response = _replay_file(found.m4a, edge)
     response.headers["Content-Disposition"] = f'attachment; filename="event-{event_id}-replay.m4a"'
     return response
 
@@ -299,10 +362,11 @@ async def captions(
     request: Request, event_id: int, store: Store, media: MediaDep, now: Now
 ) -> Response:
     """WebVTT captions of the replay, from the transcript."""
-    found, refused = await _replay(request, store, media, event_id, now)
+    found, refused, edge = await _replay(request, store, media, event_id, now)
     if refused is not None:
         return refused
     assert found is not None
     if found.captions is None:
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
-    return _file(found.captions, cache="private, max-age=60")
+    # Short at the tier: a transcript redone after the call replaces this file.
+    return _replay_file(found.captions, min(edge, 60))

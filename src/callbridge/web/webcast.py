@@ -425,7 +425,12 @@ async def webcast_status(request: Request, event_id: int, store: Store, now: Now
     if record is None:
         return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
     body = status_of(request, record, now)
-    return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    # Every waiting page polls this: the cache tier answers it for a second
+    # (once per access answer, see deploy/varnish/callbridge.vcl).
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        headers={"Cache-Control": "no-store", "Surrogate-Control": "max-age=1"},
+    )
 
 
 def listening_since(now: datetime) -> datetime:

@@ -148,9 +148,10 @@ class LiveSegmenter:
     part and segment and ends the playlist. ``playlist()`` is the state to
     publish after writing those files. ``origin`` is the wall-clock time of
     decode time zero; move it forward when the timeline skips input.
+    ``first_msn`` numbers the first segment (and so names its files).
     """
 
-    def __init__(self, config: LiveConfig, origin: datetime) -> None:
+    def __init__(self, config: LiveConfig, origin: datetime, first_msn: int = 0) -> None:
         self.config = config
         self.origin = origin
         self.ended = False
@@ -158,7 +159,8 @@ class LiveSegmenter:
         self._decode_time = 0  # of the first unit not yet in a part
         self._sequence = 1  # moof sequence number
         self._segments: deque[Segment] = deque(maxlen=config.window_segments)
-        self._next_msn = 0
+        self._first_msn = first_msn
+        self._next_msn = first_msn
         self._building: _Building | None = None
         self._last_part: tuple[int, int] | None = None
         self._expired: list[str] = []
@@ -222,7 +224,7 @@ class LiveSegmenter:
         self._next_msn = building.msn + 1
         self._building = None
         old = building.msn - 2 * self.config.window_segments
-        if old >= 0:
+        if old >= self._first_msn:
             self._expired.append(segment_name(old))
             self._expired.extend(part_name(old, i) for i in range(self.config.parts_per_segment))
         return FileOut(name, b"".join(building.data))
@@ -392,7 +394,14 @@ class LiveWebcast:
                 assert self._first_wall is not None
                 # Decode time zero is the priming frame, before the first input sample.
                 origin = self._first_wall - encoder.priming / config.sample_rate
-                segmenter = LiveSegmenter(config, datetime.fromtimestamp(origin, UTC))
+                # Numbered from the wall clock, not from zero: a webcast started
+                # again (a media process restarted, a call restarted) never reuses
+                # a file name that a cache in front may still hold for the last run.
+                segmenter = LiveSegmenter(
+                    config,
+                    datetime.fromtimestamp(origin, UTC),
+                    first_msn=int(origin // config.segment_duration),
+                )
                 expected = index
             assert expected is not None
             if index < expected:

@@ -1,0 +1,187 @@
+"""One cache node as files and command lines: Varnish, and hitch in front of it for HTTPS.
+
+Varnish caches and coalesces (``deploy/varnish/callbridge.vcl`` says what and
+why). It does not speak TLS; hitch, made by the same people for this, ends
+TLS (HTTP/2 offered by ALPN) and hands the connection to Varnish over the
+PROXY protocol, so Varnish still knows the browser's address. Nothing here
+starts a process: ``edge.node`` does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The repository's deploy/ folder; an installed copy can name its VCL with --vcl.
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+DEFAULT_VCL = DEPLOY / "varnish" / "callbridge.vcl"
+
+Address = tuple[str, int]
+
+
+def parse_address(text: str, default_host: str = "127.0.0.1") -> Address:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` as (host, port); raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not an address such as 127.0.0.1:8000")
+    return host, int(port)
+
+
+def _join(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class CacheNode:
+    """What one cache node needs to know.
+
+    ``listen`` is where browsers reach it over HTTP; ``tls_listen`` (with
+    ``tls_pem``, certificate chain and key in one PEM file) over HTTPS.
+    ``proxy_port`` is the loopback port hitch hands TLS connections to
+    Varnish on. ``workdir`` holds Varnish's working files and its
+    configuration (``default_workdir`` gives one).
+    """
+
+    listen: Address
+    origin: Address
+    workdir: Path
+    tls_listen: Address | None = None
+    tls_pem: Path | None = None
+    proxy_port: int = 0
+    memory_mb: int = 256
+    vcl: Path = DEFAULT_VCL
+    extra_params: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.tls_listen is None) != (self.tls_pem is None):
+            raise ValueError("HTTPS needs both an address and a certificate (PEM)")
+        if self.tls_listen is not None and not self.proxy_port:
+            raise ValueError("HTTPS needs a loopback port between hitch and Varnish")
+
+
+def default_workdir(listen: Address, fallback: Path) -> Path:
+    """Where a node keeps its files: somewhere Varnish's own user can read, when run as root.
+
+    As root, Varnish compiles the VCL (and runs) as its unprivileged user,
+    which must read the configuration: not inside callbridge's private data
+    folder, then, but beside Varnish's own state. Otherwise ``fallback``.
+    """
+    if os.geteuid() == 0:
+        name = f"callbridge-{listen[0]}-{listen[1]}".replace(":", "_")
+        return Path("/var/lib/varnish") / name
+    return fallback
+
+
+HITCH_USER = "_hitch"  # made by Debian's hitch package
+
+# Varnish's parameters for a crowd of LL-HLS listeners (varnishd -p).
+PARAMETERS: dict[str, str] = {
+    # Browsers ask for HTTP/2 over TLS (hitch offers it by ALPN).
+    "feature": "+http2",
+    # A listener's connection is busy for most of every part (its blocking
+    # reload waits at the origin); idle ones between parts last milliseconds.
+    "timeout_idle": "30",
+    # A crowd joining at the top of the hour opens thousands of connections at once.
+    "listen_depth": "4096",
+    "thread_pool_min": "200",
+    "thread_pool_max": "5000",
+    # No stale answers: a live playlist must be the newest (the VCL sets grace 0 too).
+    "default_grace": "0",
+    "default_keep": "0",
+}
+
+
+def backend_vcl(origin: Address) -> str:
+    """``backend.vcl``: the origin, as the VCL includes it.
+
+    The timeouts leave room for a blocking playlist request, which the origin
+    holds until the next part exists (at most ``web.media.BLOCK_TIMEOUT``).
+    """
+    host, port = origin
+    ipaddress.ip_address(host)  # Varnish resolves names once, at load: ask for an address
+    return (
+        "backend origin {\n"
+        f'    .host = "{host}";\n'
+        f'    .port = "{port}";\n'
+        "    .connect_timeout = 2s;\n"
+        "    .first_byte_timeout = 15s;\n"
+        "    .between_bytes_timeout = 10s;\n"
+        "    .max_connections = 1000;\n"
+        "}\n"
+    )
+
+
+def hitch_conf(node: CacheNode) -> str:
+    """hitch's configuration: TLS on ``tls_listen``, PROXY v2 to Varnish's loopback port."""
+    assert node.tls_listen is not None and node.tls_pem is not None
+    return (
+        f'frontend = "[{node.tls_listen[0]}]:{node.tls_listen[1]}"\n'
+        f'backend = "[127.0.0.1]:{node.proxy_port}"\n'
+        f'pem-file = "{node.tls_pem}"\n'
+        'alpn-protos = "h2, http/1.1"\n'
+        "write-proxy-v2 = on\n"
+        "workers = 1\n"
+        "backlog = 4096\n"
+        "daemon = off\n"
+        'ciphers = "EECDH+AESGCM:EDH+AESGCM"\n'
+        "tls-protos = TLSv1.2 TLSv1.3\n"
+        # hitch reads the key as the user that starts it, then refuses to
+        # serve as root: its workers run as the Debian package's own user.
+        + (f'user = "{HITCH_USER}"\ngroup = "{HITCH_USER}"\n' if os.geteuid() == 0 else "")
+    )
+
+
+def varnishd_command(node: CacheNode, varnishd: str = "varnishd") -> list[str]:
+    """``varnishd`` in the foreground with the callbridge VCL and this node's origin."""
+    command = [
+        varnishd,
+        "-F",
+        "-n",
+        str(node.workdir / "varnish"),
+        "-a",
+        f"http={_join(node.listen)}",
+        "-f",
+        str(node.workdir / VCL_NAME),
+        "-p",
+        f"vcl_path={node.workdir}",
+        "-s",
+        f"malloc,{node.memory_mb}m",
+    ]
+    if node.tls_listen is not None:
+        command += ["-a", f"tls=127.0.0.1:{node.proxy_port},PROXY"]
+    for name, value in {**PARAMETERS, **node.extra_params}.items():
+        command += ["-p", f"{name}={value}"]
+    if os.geteuid() != 0:
+        # Only root can hand the worker to Varnish's own user.
+        command += ["-j", "none"]
+    return command
+
+
+def hitch_command(node: CacheNode, hitch: str = "hitch") -> list[str]:
+    return [hitch, f"--config={node.workdir / 'hitch.conf'}"]
+
+
+VCL_NAME = "callbridge.vcl"
+
+
+def write_files(node: CacheNode) -> None:
+    """Put the VCL, ``backend.vcl`` (and ``hitch.conf``) in the node's working folder.
+
+    Readable by all (Varnish's user compiles them); they hold no secret. The
+    certificate stays where it is, read by hitch as the user that runs it.
+    """
+    node.workdir.mkdir(parents=True, exist_ok=True)
+    node.workdir.chmod(0o755)
+    files = {VCL_NAME: node.vcl.read_text(), "backend.vcl": backend_vcl(node.origin)}
+    if node.tls_listen is not None:
+        files["hitch.conf"] = hitch_conf(node)
+    for name, text in files.items():
+        path = node.workdir / name
+        path.write_text(text)
+        path.chmod(0o644)
