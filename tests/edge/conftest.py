@@ -35,6 +35,12 @@ def self_signed(folder: Path) -> Path:
     return both
 
 
+def origin_requests(server: RunningServer, prefix: str) -> Counter[str]:
+    """Requests for paths starting with ``prefix`` that reached the origin, by path."""
+    found = _ORIGIN_REQUEST.findall(server.log())
+    return Counter(path for path, _ in found if path.startswith(prefix))
+
+
 class CachedServer:
     """The running server, with the cache's HTTP and HTTPS addresses and the origin's log."""
 

@@ -296,12 +296,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cache = None
     host, port = args.host, args.port
-    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+        args.trusted_proxy or ()
+    )
     if args.cache:
         # Browsers reach the cache on --host/--port; the origin listens
         # privately behind it and believes only its X-Forwarded-For.
         host, port = "127.0.0.1", args.origin_port or args.port + 1
-        trusted = (ipaddress.ip_network("127.0.0.1/32"),)
+        trusted += (ipaddress.ip_network("127.0.0.1/32"),)
         try:
             workdir = default_workdir((args.host, args.port), Path(args.data_dir) / "cache")
             cache = _cache_node(args, (host, port), workdir.resolve())
@@ -426,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="behind HTTPS: the session cookie is sent over HTTPS only, and responses "
         "carry Strict-Transport-Security",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="cache nodes in front (callbridge cache on other hosts): their X-Forwarded-For "
+        "names the client (repeat; --cache adds its own)",
     )
     serve.add_argument(
         "--cache",
