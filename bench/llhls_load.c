@@ -343,45 +343,52 @@ static void fault(struct client *c, enum fault f, double now) {
 
 /* ------------------------------------------------------- playlist parsing */
 
-static const char *find(const char *hay, size_t n, const char *needle) {
-    return memmem(hay, n, needle, strlen(needle));
+/* Digits after optional blanks, never reading at or past `end`. */
+static uint64_t parse_number(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    uint64_t v = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && v < (1ULL << 60); p++) v = v * 10 + (uint64_t)(*p - '0');
+    return v;
 }
+
+static int starts(const char *p, const char *end, const char *tag, size_t len) {
+    return (size_t)(end - p) >= len && memcmp(p, tag, len) == 0;
+}
+#define STARTS(p, end, tag) starts(p, end, tag, sizeof tag - 1)
 
 /* The part hinted by EXT-X-PRELOAD-HINT: its URI, and its media sequence number
  * and part index counted as hls.js does (segments since EXT-X-MEDIA-SEQUENCE,
- * parts since the last EXTINF). Returns 0 when the playlist has no part hint. */
+ * parts since the last EXTINF). One pass over the tags (a '#' starts each):
+ * a full live window is ~5 KB, read twice a second by every client.
+ * Returns 0 when the playlist has no part hint. */
 static int parse_hint(struct client *c, const char *text, size_t n) {
     static const char HINT[] = "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"";
-    const char *hint = find(text, n, HINT);
-    if (hint == NULL) return 0;
-    const char *uri = hint + sizeof HINT - 1, *end = memchr(uri, '"', (size_t)(text + n - uri));
-    if (end == NULL || end - uri >= URI_MAX || end == uri) return 0;
-    const char *seq = find(text, n, "#EXT-X-MEDIA-SEQUENCE:");
-    long msn = seq ? strtol(seq + 22, NULL, 10) : 0;
-    const char *p = text, *last_inf = text;
-    size_t left = n;
-    for (const char *inf; (inf = find(p, left, "#EXTINF:")) != NULL;) {
-        msn++;
-        last_inf = inf;
-        left -= (size_t)(inf + 8 - p);
-        p = inf + 8;
+    const char *end = text + n, *uri = NULL, *uri_end = NULL;
+    long msn = 0, part = 0;
+    for (const char *p = text; (p = memchr(p, '#', (size_t)(end - p))) != NULL; p++) {
+        if (STARTS(p, end, "#EXTINF:")) {
+            msn++;
+            part = 0;
+        } else if (STARTS(p, end, "#EXT-X-PART:")) {
+            part++;
+        } else if (STARTS(p, end, HINT)) {
+            uri = p + sizeof HINT - 1;
+            uri_end = memchr(uri, '"', (size_t)(end - uri));
+            break;
+        } else if (STARTS(p, end, "#EXT-X-MEDIA-SEQUENCE:")) {
+            msn += (long)parse_number(p + 22, end);
+        } else if (g.part_target == 0 && STARTS(p, end, "#EXT-X-PART-INF:PART-TARGET=")) {
+            char number[32] = {0}; /* bounded: the text is not NUL-terminated */
+            size_t len = (size_t)(end - p - 28) < sizeof number - 1 ? (size_t)(end - p - 28) : sizeof number - 1;
+            memcpy(number, p + 28, len);
+            g.part_target = strtod(number, NULL);
+        }
     }
-    long part = 0;
-    p = last_inf;
-    left = (size_t)(hint - last_inf);
-    for (const char *ext; (ext = find(p, left, "#EXT-X-PART:")) != NULL;) {
-        part++;
-        left -= (size_t)(ext + 12 - p);
-        p = ext + 12;
-    }
-    if (g.part_target == 0) {
-        const char *inf = find(text, n, "#EXT-X-PART-INF:PART-TARGET=");
-        if (inf) g.part_target = strtod(inf + 28, NULL);
-    }
+    if (uri == NULL || uri_end == NULL || uri_end == uri || uri_end - uri >= URI_MAX) return 0;
     c->next_msn = msn;
     c->next_part = part;
-    memcpy(c->next_uri, uri, (size_t)(end - uri));
-    c->next_uri[end - uri] = 0;
+    memcpy(c->next_uri, uri, (size_t)(uri_end - uri));
+    c->next_uri[uri_end - uri] = 0;
     return 1;
 }
 
@@ -405,7 +412,8 @@ static void check_stall(struct client *c, double now) {
 
 /* -------------------------------------------------------------- responses */
 
-static void on_response(struct client *c, double now) {
+/* A whole response; `body` is the playlist's text (parts are only counted). */
+static void on_response(struct client *c, const char *body, size_t body_len, double now) {
     c->deadline = 0;
     c->reused = 1;
     g.responses++;
@@ -420,7 +428,7 @@ static void on_response(struct client *c, double now) {
         return;
     }
     if (r == R_PLAYLIST || r == R_BLOCKING) {
-        if (!parse_hint(c, c->buf, c->len)) {
+        if (!parse_hint(c, body, body_len)) {
             g_faults[F_NO_HINT]++;
             c->request = R_PLAYLIST;
             fail_later(c, now);
@@ -455,28 +463,38 @@ static void on_response(struct client *c, double now) {
     send_request(c, R_BLOCKING, now);
 }
 
-/* Parses a complete response head in c->buf[0..head_len). Returns 0 if malformed. */
-static int parse_head(struct client *c, size_t head_len) {
-    char *p = c->buf, *end = c->buf + head_len;
-    if (head_len < 12 || memcmp(p, "HTTP/1.", 7) != 0) return 0;
-    int status = atoi(p + 9);
+/* Where the head ends (past its empty line) in p[0..n), looking from `from`; 0 if not yet. */
+static size_t head_end(const char *p, size_t n, size_t from) {
+    for (const char *nl = p + from; (nl = memchr(nl, '\n', (size_t)(p + n - nl))) != NULL; nl++) {
+        size_t at = (size_t)(nl - p);
+        if (at + 1 < n && nl[1] == '\n') return at + 2;
+        if (at + 2 < n && nl[1] == '\r' && nl[2] == '\n') return at + 3;
+    }
+    return 0;
+}
+
+/* Parses a complete response head p[0..head_len). Returns 0 if malformed. */
+static int parse_head(struct client *c, const char *p, size_t head_len) {
+    const char *end = p + head_len;
+    if (head_len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') return 0;
+    int status = (int)parse_number(p + 9, p + 12);
     if (status < 100 || status > 599) return 0;
-    int http10 = p[7] == '0';
     c->status = status;
     c->mode = B_UNTIL_CLOSE;
-    c->close_after = http10;
+    c->close_after = p[7] == '0'; /* HTTP/1.0 */
     int has_length = 0;
-    for (char *line = memchr(p, '\n', head_len); line && line + 1 < end;) {
+    for (const char *line = memchr(p, '\n', head_len); line && line + 1 < end;) {
         line++;
-        char *eol = memchr(line, '\n', (size_t)(end - line));
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
         if (eol == NULL) break;
         size_t n = (size_t)(eol - line);
-        if (n >= 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            c->remaining = strtoull(line + 15, NULL, 10);
+        char first = (char)(*line | 32); /* only three headers matter */
+        if (first == 'c' && n >= 15 && strncasecmp(line, "content-length:", 15) == 0) {
+            c->remaining = parse_number(line + 15, eol);
             has_length = 1;
-        } else if (n >= 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
+        } else if (first == 't' && n >= 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
             if (memmem(line, n, "chunked", 7)) c->mode = B_CHUNKED;
-        } else if (n >= 11 && strncasecmp(line, "connection:", 11) == 0) {
+        } else if (first == 'c' && n >= 11 && strncasecmp(line, "connection:", 11) == 0) {
             if (memmem(line, n, "close", 5)) c->close_after = 1;
             else if (memmem(line, n, "eep-alive", 9)) c->close_after = 0;
         }
@@ -487,6 +505,7 @@ static int parse_head(struct client *c, size_t head_len) {
         c->remaining = 0;
     } else if (has_length) {
         c->mode = B_LENGTH;
+        if (c->remaining > BODY_MAX * 16ULL) return 0;
     } else if (status == 204 || status == 304 || status < 200) {
         c->mode = B_LENGTH;
         c->remaining = 0;
@@ -590,27 +609,33 @@ too_big:
     return -1;
 }
 
-/* Bytes from the connection. */
+/* Bytes from the connection. A head or a playlist that arrives whole in one read
+ * (nearly always) is parsed where it lies; only pieces are copied into c->buf. */
 static void on_data(struct client *c, const char *data, size_t n, double now) {
     c->got_bytes = 1;
     while (n > 0) {
         if (c->phase == PH_HEAD) {
-            size_t old = c->len;
-            if (!grow(c, old + n, HEAD_MAX)) {
-                fault(c, F_TOO_BIG, now);
-                return;
+            const char *head = data;
+            size_t used, head_len = c->len == 0 ? head_end(data, n, 0) : 0;
+            if (head_len > 0) {
+                used = head_len;
+            } else {
+                size_t old = c->len;
+                if (!grow(c, old + n, HEAD_MAX)) {
+                    fault(c, F_TOO_BIG, now);
+                    return;
+                }
+                memcpy(c->buf + old, data, n);
+                c->len += n;
+                head_len = head_end(c->buf, c->len, old > 2 ? old - 2 : 0);
+                if (head_len == 0) return;
+                head = c->buf;
+                used = head_len - old;
             }
-            memcpy(c->buf + old, data, n);
-            c->len += n;
-            size_t from = old > 3 ? old - 3 : 0;
-            char *eoh = memmem(c->buf + from, c->len - from, "\r\n\r\n", 4);
-            if (eoh == NULL) return;
-            size_t head_len = (size_t)(eoh + 4 - c->buf);
-            if (!parse_head(c, head_len)) {
+            if (!parse_head(c, head, head_len)) {
                 fault(c, F_BAD_RESPONSE, now);
                 return;
             }
-            size_t used = head_len - old; /* of this chunk */
             data += used;
             n -= used;
             c->len = 0;
@@ -620,7 +645,12 @@ static void on_data(struct client *c, const char *data, size_t n, double now) {
                     fault(c, F_BAD_RESPONSE, now); /* bytes nobody asked for */
                     return;
                 }
-                on_response(c, now);
+                on_response(c, NULL, 0, now);
+                return;
+            }
+            if (c->mode == B_LENGTH && n == c->remaining) { /* the whole body, here */
+                c->body_bytes = n;
+                on_response(c, data, n, now);
                 return;
             }
             continue;
@@ -639,7 +669,7 @@ static void on_data(struct client *c, const char *data, size_t n, double now) {
                 fault(c, F_BAD_RESPONSE, now);
                 return;
             }
-            on_response(c, now);
+            on_response(c, c->buf, c->len, now);
             return;
         }
     }
@@ -649,7 +679,7 @@ static void on_data(struct client *c, const char *data, size_t n, double now) {
 static void on_closed(struct client *c, int reset, double now) {
     if (c->phase == PH_BODY && c->mode == B_UNTIL_CLOSE) {
         close_connection(c);
-        on_response(c, now);
+        on_response(c, c->buf, c->len, now);
         return;
     }
     if (c->phase == PH_IDLE) { /* an idle keep-alive connection timed out: not an error */
