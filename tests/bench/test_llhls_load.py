@@ -3,15 +3,25 @@
 A handful of listeners for a few seconds: each must receive parts at the
 stream's own rate, every part in turn, without a stall or an error, and the
 figures the benchmarks read (requests, latencies, CPU) must be there.
+
+callbridge answers with Content-Length; a cache in front may answer chunked,
+close a connection after a response, or split a head across reads. A small
+LL-HLS origin on the standard library's HTTP server does all of that, with
+other file names, so that the generator's framing and its hint arithmetic
+are checked on what callbridge never sends.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -79,3 +89,112 @@ def test_refusals_count_by_status(live: tuple[RunningServer, str]) -> None:
     assert set(result.errors) == {"404"}
     # Retried after a delay (0.2 s), not in a tight loop.
     assert 4 <= result.errors["404"] <= 2 * 1.0 / 0.2 + 4
+
+
+PART_S = 0.2
+PARTS_PER_SEGMENT = 4
+
+
+class OddOrigin(BaseHTTPRequestHandler):
+    """A live stream of 0.2 s parts, four to a segment, from the clock; blocking reloads.
+
+    Playlists go out chunked (with a chunk extension and a trailer) in small
+    pieces, the head in two writes; every fifth part is answered with
+    ``Connection: close``.
+    """
+
+    protocol_version = "HTTP/1.1"
+    started = time.monotonic() - 2.05  # ten parts exist when the test starts
+    answered = 0
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    @classmethod
+    def available(cls) -> int:
+        """How many parts exist now."""
+        return math.floor((time.monotonic() - cls.started) / PART_S)
+
+    @classmethod
+    def wait_for(cls, index: int) -> None:
+        while cls.available() <= index:
+            time.sleep(0.005)
+
+    def send_head(self, lines: list[str]) -> None:
+        head = ("HTTP/1.1 200 OK\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+        self.wfile.write(head[:20])
+        self.wfile.flush()
+        time.sleep(0.002)
+        self.wfile.write(head[20:])
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/live/stream.m3u8":
+            query = parse_qs(url.query)
+            if "_HLS_msn" in query:
+                msn, part = int(query["_HLS_msn"][0]), int(query["_HLS_part"][0])
+                self.wait_for(msn * PARTS_PER_SEGMENT + part)
+            self.send_playlist(self.playlist(self.available()))
+        elif url.path.startswith("/live/p") and url.path.endswith(".mp4"):
+            msn, part = (int(n) for n in url.path[7:-4].split("_"))
+            self.wait_for(msn * PARTS_PER_SEGMENT + part)
+            OddOrigin.answered += 1
+            close = OddOrigin.answered % 5 == 0
+            body = bytes(300)
+            lines = [f"Content-Length: {len(body)}"] + (["Connection: close"] if close else [])
+            self.send_head(lines)
+            self.wfile.write(body)
+            self.close_connection = close
+        else:
+            self.send_error(404)
+
+    @staticmethod
+    def playlist(parts: int) -> str:
+        msn, part = divmod(parts, PARTS_PER_SEGMENT)
+        first = max(0, msn - 2)
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:9",
+            "#EXT-X-TARGETDURATION:1",
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6",
+            f"#EXT-X-PART-INF:PART-TARGET={PART_S}",
+            f"#EXT-X-MEDIA-SEQUENCE:{first}",
+        ]
+        for segment in range(first, msn + 1):
+            for index in range(PARTS_PER_SEGMENT if segment < msn else part):
+                lines.append(f'#EXT-X-PART:DURATION={PART_S},URI="p{segment}_{index}.mp4"')
+            if segment < msn:
+                lines += [f"#EXTINF:{PART_S * PARTS_PER_SEGMENT},", f"s{segment}.mp4"]
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p{msn}_{part}.mp4"')
+        return "\n".join(lines) + "\n"
+
+    def send_playlist(self, text: str) -> None:
+        body = text.encode()
+        self.send_head(["Content-Type: application/x-mpegurl", "Transfer-Encoding: chunked"])
+        for at in range(0, len(body), 100):
+            piece = body[at : at + 100]
+            self.wfile.write(f"{len(piece):x};piece=yes\r\n".encode() + piece + b"\r\n")
+        self.wfile.write(b"0\r\nX-Trailer: ok\r\n\r\n")
+
+
+@pytest.fixture
+def odd_origin() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OddOrigin)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_chunked_playlists_split_heads_and_closes(odd_origin: int) -> None:
+    result = run("127.0.0.1", odd_origin, "/live/stream.m3u8", 4, 3.0, ramp_s=0.2)
+    assert result.errors == {}, result.raw
+    assert result.part_target == pytest.approx(PART_S)
+    assert result.clients_without_parts == 0 and result.parts_skipped == 0, result.raw
+    assert result.stalled_clients == 0, result.raw
+    assert 0.85 * 5 < result.client_parts_per_s_min <= result.client_parts_per_s_max < 1.15 * 5
+    assert result.bytes == 300 * result.parts
