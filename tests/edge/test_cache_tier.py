@@ -90,7 +90,7 @@ def test_the_unregistered_are_refused_at_the_tier_and_the_crowd_shares_one_copy(
     }
     print("\nCACHE TIER", json.dumps(report))
     assert not errors, errors[:5]
-    # Every listener got every part it asked for, in time (0.32 s parts).
+    # Every listener got parts at the stream's rate (parts are 0.21 s; 0.32 s bounds it).
     assert min(got) >= (SECONDS - 2) / 0.32 * 0.8, report
     assert report["worst_lag_s"] < 1.5, report
     # The origin saw each blocking key and each part about once, not once per listener.

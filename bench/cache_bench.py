@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Cache tier benchmark: LL-HLS listeners through Varnish; the origin's CPU whatever their number.
+
+`callbridge serve --cache` runs pinned to one core (the origin's media and web
+processes and Varnish share it), the load generator (bench/llhls_load.c, one
+keep-alive connection per listener, epoll) to the other. A live call is
+started; each step holds N listeners doing what hls.js does in low-latency
+mode (blocking playlist reload, then the part) through the cache, and
+measures the origin's CPU (media + web processes), Varnish's CPU, requests,
+parts per listener against the stream's rate, stalls and latencies. A last
+step sends listeners straight to the origin (today's path without the tier)
+for the side-by-side ratio.
+
+    .venv/bin/python bench/cache_bench.py                              # 500 2000 5000, direct 500
+    .venv/bin/python bench/cache_bench.py --listeners 500 2000 5000 --direct 200 --seconds 30
+
+Prints one line per step and a JSON summary; the machine is shared and noisy,
+so read ratios and percentiles, and run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from figures import process_tree  # noqa: E402
+from llhls import LoadResult, build, command  # noqa: E402
+from tests.telephony.conftest import event_spec, free_port  # noqa: E402
+
+from callbridge.store.db import Database  # noqa: E402
+from callbridge.store.events import EventStore  # noqa: E402
+from callbridge.store.users import UserStore  # noqa: E402
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def own_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` alone (all its threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the origin (supervisor, media, web) and of Varnish (and hitch)."""
+    totals = {"origin": 0.0, "cache": 0.0}
+    for pid in process_tree(server_pid):
+        name = _name(pid)
+        part = "cache" if name.startswith(("varnish", "cache-", "hitch")) else "origin"
+        totals[part] += own_cpu(pid)
+    return totals
+
+
+def step(
+    server_pid: int, port: int, path: str, listeners: int, seconds: float, ramp: float, core: int
+) -> dict[str, object]:
+    argv = command("127.0.0.1", port, path, listeners, seconds, ramp_s=ramp, core=core)
+    generator = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    time.sleep(ramp)  # the generator measures only after its ramp: so do we
+    before, wall = cpu_by_part(server_pid), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = cpu_by_part(server_pid), time.monotonic() - wall
+    out, _ = generator.communicate(timeout=120)
+    result = LoadResult.from_json(json.loads(out))
+    return {
+        "listeners": listeners,
+        "requests_per_s": round(result.requests_per_s),
+        "origin_cpu_pct": round(100 * (after["origin"] - before["origin"]) / elapsed, 1),
+        "cache_cpu_pct": round(100 * (after["cache"] - before["cache"]) / elapsed, 1),
+        "parts_per_listener_per_s": round(result.parts_per_client_per_s, 3),
+        "stream_parts_per_s": round(result.stream_parts_per_s, 3),
+        "slowest_listener_parts_per_s": round(result.client_parts_per_s_min, 3),
+        "connected": result.connected,
+        "listeners_without_parts": result.clients_without_parts,
+        "stalled_listeners": result.stalled_clients,
+        "errors": result.error_total,
+        "part_ms_p50": round(result.part_latency.p50, 1),
+        "part_ms_p99": round(result.part_latency.p99, 1),
+        "playlist_ms_p50": round(result.playlist_latency.p50, 1),
+        "playlist_ms_p99": round(result.playlist_latency.p99, 1),
+        "generator_us_per_request": round(result.cpu_us_per_request, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--listeners", type=int, nargs="+", default=[500, 2000, 5000])
+    parser.add_argument("--direct", type=int, nargs="*", default=[500])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--ramp", type=float, default=10.0)
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--client-core", type=int, default=1)
+    args = parser.parse_args()
+    build()
+
+    tmp = Path(tempfile.mkdtemp(prefix="cache-bench-"))
+    database = Database(f"sqlite:///{tmp / 'bench.sqlite3'}")
+    database.upgrade()
+    users = UserStore(database)
+    users.add("operator", "correct horse battery")
+    token = users.issue_token("operator")
+    spec = event_spec(
+        timedelta(minutes=-1), title="Cache benchmark", period="the quarter", registration="off"
+    )
+    event = EventStore(database).create(spec)
+    cache_port, origin_port, sip_port = free_port(), free_port(), free_port()
+    server = subprocess.Popen(
+        [
+            "taskset", "-c", str(args.server_core), sys.executable, "-m", "callbridge",
+            "--db", database.url, "serve", "--cache", "--port", str(cache_port),
+            "--origin-port", str(origin_port), "--sip-port", str(sip_port),
+            "--data-dir", str(tmp / "var"), "--cache-memory", "128",
+        ],
+        stdout=(tmp / "server.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{cache_port}"
+    path = f"/webcast/{event.id}/live/index.m3u8"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/events", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        httpx.post(
+            f"{url}/api/events/{event.id}/start",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        for _ in range(100):
+            if httpx.get(url + path, timeout=5).status_code == 200:
+                break
+            time.sleep(0.2)
+        print(
+            f"server (origin + Varnish) on core {args.server_core}, generator on core "
+            f"{args.client_core}; {args.ramp:.0f} s ramp, {args.seconds:.0f} s measured per step\n"
+        )
+        rows = []
+        plan = [("cache", cache_port, n) for n in args.listeners]
+        plan += [("direct", origin_port, n) for n in args.direct]
+        for how, port, count in plan:
+            row = {"path": how} | step(
+                server.pid, port, path, count, args.seconds, args.ramp, args.client_core
+            )
+            rows.append(row)
+            print(
+                f"{how:6s} {count:5d} listeners: {row['requests_per_s']:6d} req/s, "
+                f"origin CPU {row['origin_cpu_pct']:5.1f}%, Varnish {row['cache_cpu_pct']:5.1f}%, "
+                f"parts/s {row['parts_per_listener_per_s']}/{row['stream_parts_per_s']} "
+                f"(slowest {row['slowest_listener_parts_per_s']}), stalled "
+                f"{row['stalled_listeners']}, errors {row['errors']}, part p50/p99 "
+                f"{row['part_ms_p50']}/{row['part_ms_p99']} ms, playlist p50/p99 "
+                f"{row['playlist_ms_p50']}/{row['playlist_ms_p99']} ms"
+            )
+            time.sleep(3)  # let connections close between steps
+        by_count = {r["listeners"]: r for r in rows if r["path"] == "cache"}
+        for row in rows:
+            cached = by_count.get(row["listeners"])
+            if row["path"] == "direct" and cached is not None and row["origin_cpu_pct"]:
+                ratio = float(cached["origin_cpu_pct"]) / float(row["origin_cpu_pct"])  # type: ignore[arg-type]
+                print(f"\n{row['listeners']} listeners: origin CPU cached/straight {ratio:.3f}")
+        print("\n" + json.dumps(rows))
+        print(
+            "\nreproduce: .venv/bin/python bench/cache_bench.py --listeners "
+            + " ".join(str(n) for n in args.listeners)
+            + " --direct "
+            + " ".join(str(n) for n in args.direct)
+            + f" --seconds {args.seconds:.0f} --ramp {args.ramp:.0f}"
+        )
+        return 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
