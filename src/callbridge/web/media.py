@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -297,11 +297,14 @@ async def live_file(
     return edge_ttl(response, EDGE_PLAYLIST_TTL if msn is None else EDGE_BLOCKING_TTL)
 
 
-def _replay_ttl(record: EventRecord, now: datetime, longest: float) -> int:
-    """Seconds a replay answer may be kept: ``longest``, but never past the replay window."""
-    if record.replay_until is None:
+def replay_edge_ttl(last_day: date | None, timezone: str, now: datetime, longest: float) -> int:
+    """Seconds a replay answer may be kept: ``longest``, but never past the replay window.
+
+    ``last_day`` is the event's ``replay_until`` (inclusive, in ``timezone``).
+    """
+    if last_day is None:
         return 0
-    left = (day_ends(record.replay_until, record.timezone) - now.astimezone(UTC)).total_seconds()
+    left = (day_ends(last_day, timezone) - now.astimezone(UTC)).total_seconds()
     return max(0, int(min(longest, left)))
 
 
@@ -320,7 +323,8 @@ async def _replay(
     found = media.replay(event_id)
     if found is None:
         return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND), 0
-    return found, None, _replay_ttl(record, now, EDGE_REPLAY_TTL)
+    ttl = replay_edge_ttl(record.replay_until, record.timezone, now, EDGE_REPLAY_TTL)
+    return found, None, ttl
 
 
 def _replay_file(path: Path, edge: int) -> Response:
