@@ -73,7 +73,7 @@ class CachedServer:
             return f"cb_wc_{event_id}={value}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def cached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CachedServer]:
     need("varnishd")
     need("hitch")
