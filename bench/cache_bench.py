@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,8 @@ from callbridge.store.db import Database  # noqa: E402
 from callbridge.store.events import EventStore  # noqa: E402
 from callbridge.store.users import UserStore  # noqa: E402
 
+PID_LINE = re.compile(r"the (\w+) process is pid (\d+)")
+
 
 def _name(pid: int) -> str:
     try:
@@ -61,32 +64,46 @@ def own_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_part(server_pid: int) -> dict[str, float]:
-    """CPU seconds so far of the origin (supervisor, media, web) and of Varnish (and hitch)."""
-    totals = {"origin": 0.0, "cache": 0.0}
+def cpu_by_part(server_pid: int, log: Path) -> dict[str, float]:
+    """CPU seconds so far of the origin's web and media processes, and of the cache node's."""
+    named = {int(pid): name for name, pid in PID_LINE.findall(log.read_text(errors="replace"))}
+    totals = {"web": 0.0, "media": 0.0, "cache": 0.0, "supervisor": 0.0}
     for pid in process_tree(server_pid):
-        name = _name(pid)
-        part = "cache" if name.startswith(("varnish", "cache-", "hitch")) else "origin"
-        totals[part] += own_cpu(pid)
+        name = named.get(pid)
+        if name is None:  # a grandchild: Varnish's or hitch's processes, or a worker
+            name = "cache" if _name(pid).startswith(("varnish", "cache-", "hitch")) else "media"
+        totals[name if pid != server_pid else "supervisor"] += own_cpu(pid)
     return totals
 
 
 def step(
-    server_pid: int, port: int, path: str, listeners: int, seconds: float, ramp: float, core: int
+    server_pid: int,
+    log: Path,
+    port: int,
+    path: str,
+    listeners: int,
+    seconds: float,
+    ramp: float,
+    core: int,
 ) -> dict[str, object]:
     argv = command("127.0.0.1", port, path, listeners, seconds, ramp_s=ramp, core=core)
     generator = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     time.sleep(ramp)  # the generator measures only after its ramp: so do we
-    before, wall = cpu_by_part(server_pid), time.monotonic()
+    before, wall = cpu_by_part(server_pid, log), time.monotonic()
     time.sleep(seconds)
-    after, elapsed = cpu_by_part(server_pid), time.monotonic() - wall
+    after, elapsed = cpu_by_part(server_pid, log), time.monotonic() - wall
     out, _ = generator.communicate(timeout=120)
     result = LoadResult.from_json(json.loads(out))
     return {
         "listeners": listeners,
         "requests_per_s": round(result.requests_per_s),
-        "origin_cpu_pct": round(100 * (after["origin"] - before["origin"]) / elapsed, 1),
-        "cache_cpu_pct": round(100 * (after["cache"] - before["cache"]) / elapsed, 1),
+        **{
+            f"{part}_cpu_pct": round(100 * (after[part] - before[part]) / elapsed, 1)
+            for part in after
+        },
+        "origin_cpu_pct": round(
+            100 * sum(after[p] - before[p] for p in ("web", "media", "supervisor")) / elapsed, 1
+        ),
         "parts_per_listener_per_s": round(result.parts_per_client_per_s, 3),
         "stream_parts_per_s": round(result.stream_parts_per_s, 3),
         "slowest_listener_parts_per_s": round(result.client_parts_per_s_min, 3),
@@ -163,12 +180,20 @@ def main() -> int:
         plan += [("direct", origin_port, n) for n in args.direct]
         for how, port, count in plan:
             row = {"path": how} | step(
-                server.pid, port, path, count, args.seconds, args.ramp, args.client_core
+                server.pid,
+                tmp / "server.log",
+                port,
+                path,
+                count,
+                args.seconds,
+                args.ramp,
+                args.client_core,
             )
             rows.append(row)
             print(
                 f"{how:6s} {count:5d} listeners: {row['requests_per_s']:6d} req/s, "
-                f"origin CPU {row['origin_cpu_pct']:5.1f}%, Varnish {row['cache_cpu_pct']:5.1f}%, "
+                f"origin CPU {row['origin_cpu_pct']:5.1f}% (web {row['web_cpu_pct']:4.1f}, media "
+                f"{row['media_cpu_pct']:4.1f}), Varnish {row['cache_cpu_pct']:5.1f}%, "
                 f"parts/s {row['parts_per_listener_per_s']}/{row['stream_parts_per_s']} "
                 f"(slowest {row['slowest_listener_parts_per_s']}), stalled "
                 f"{row['stalled_listeners']}, errors {row['errors']}, part p50/p99 "

@@ -221,6 +221,7 @@ class _Child:
 
     def start(self) -> BaseProcess:
         self.process = self._start()
+        log.info("the %s process is pid %s", self.name, self.process.pid)
         return self.process
 
     def may_restart(self, now: float) -> bool:
