@@ -188,8 +188,10 @@ def run(
     seconds, then measured together for ``seconds``. Blocks for ``ramp_s + seconds``.
 
     ``cookie`` is sent as the Cookie header (a registration), ``core`` pins the
-    generator to one CPU. Raises ``subprocess.CalledProcessError`` if the
-    generator fails (bad arguments, file descriptor limit).
+    generator to one CPU. ``host`` may be ``unix:/path`` for a cache that
+    listens on a Unix socket (``port`` is then unused; give ``host_header``).
+    Raises ``subprocess.CalledProcessError`` if the generator fails (bad
+    arguments, file descriptor limit).
     """
     argv = command(host, port, path, clients, seconds, cookie, ramp_s, core, host_header)
     done = subprocess.run(

@@ -12,6 +12,9 @@
  *   llhls_load HOST PORT PATH CLIENTS SECONDS [--cookie V] [--ramp S]
  *              [--host-header H] [--timeout S] [--stall-bound S]
  *
+ * HOST may be unix:/path/to/socket (a cache listening on a Unix socket:
+ * half the kernel's cost per request of loopback TCP; send --host-header).
+ *
  * Clients start spread over --ramp seconds, then all run together for
  * SECONDS (the measured window). At the end one JSON object goes to stdout.
  *
@@ -42,6 +45,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,7 +165,9 @@ struct client {
 };
 
 static struct {
-    struct addrinfo *addr;
+    struct sockaddr_storage addr; /* where to connect: TCP, or a Unix socket */
+    socklen_t addr_len;
+    int family;
     char host_header[512];
     char cookie[4096];
     char playlist_path[PATH_MAX_LEN];
@@ -222,19 +228,19 @@ static void epoll_set(struct client *c, uint32_t events, int op) {
 }
 
 static void start_connect(struct client *c, double now) {
-    int fd = socket(g.addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(g.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         perror("socket");
         exit(2);
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (g.family != AF_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
     c->generation++;
     g.connected++;
     c->reused = 0;
     c->deadline = now + g.timeout;
-    if (connect(fd, g.addr->ai_addr, g.addr->ai_addrlen) == 0) {
+    if (connect(fd, (struct sockaddr *)&g.addr, g.addr_len) == 0) {
         c->phase = PH_IDLE;
         epoll_set(c, EPOLLIN, EPOLL_CTL_ADD);
         return;
@@ -803,11 +809,24 @@ int main(int argc, char **argv) {
     memcpy(g.part_dir, g.playlist_path, dir);
     g.part_dir[dir] = 0;
 
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-    int rc = getaddrinfo(host, port, &hints, &g.addr);
-    if (rc != 0) {
-        fprintf(stderr, "llhls_load: %s: %s\n", host, gai_strerror(rc));
-        return 2;
+    if (strncmp(host, "unix:", 5) == 0) { /* a cache listening on a Unix socket; PORT unused */
+        struct sockaddr_un *un = (struct sockaddr_un *)&g.addr;
+        if (strlen(host + 5) >= sizeof un->sun_path) usage();
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, host + 5);
+        g.addr_len = sizeof *un;
+        g.family = AF_UNIX;
+    } else {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *found;
+        int rc = getaddrinfo(host, port, &hints, &found);
+        if (rc != 0) {
+            fprintf(stderr, "llhls_load: %s: %s\n", host, gai_strerror(rc));
+            return 2;
+        }
+        memcpy(&g.addr, found->ai_addr, found->ai_addrlen);
+        g.addr_len = found->ai_addrlen;
+        g.family = found->ai_family;
+        freeaddrinfo(found);
     }
     raise_nofile((rlim_t)clients + 64);
     g.epoll = epoll_create1(EPOLL_CLOEXEC);

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import ThreadingUnixStreamServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -198,3 +199,18 @@ def test_chunked_playlists_split_heads_and_closes(odd_origin: int) -> None:
     assert result.stalled_clients == 0, result.raw
     assert 0.85 * 5 < result.client_parts_per_s_min <= result.client_parts_per_s_max < 1.15 * 5
     assert result.bytes == 300 * result.parts
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    """A cache may listen on a Unix socket (half the kernel's work per request of TCP)."""
+    path = tmp_path / "cache.sock"
+    server = ThreadingUnixStreamServer(str(path), OddOrigin)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run(f"unix:{path}", 0, "/live/stream.m3u8", 2, 1.5, host_header="cache")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.errors == {} and result.clients_without_parts == 0, result.raw
+    assert result.parts >= 2 * 5
