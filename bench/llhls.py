@@ -76,8 +76,9 @@ class LoadResult:
     """What the generator printed; rates are over the window after the ramp.
 
     ``client_parts_per_s_min``/``_max``: each client's own rate from its
-    first part to its last; ``parts_skipped``: playlist hints that did not
-    name the successor of the part before (a client that missed parts).
+    first part to its last. A client that falls behind fetches the parts a
+    blocking reload lists after the one it asked for before it blocks again
+    (``parts_late``); ``parts_skipped`` counts parts it never fetched.
     """
 
     clients: int
@@ -96,6 +97,7 @@ class LoadResult:
     client_parts_per_s_min: float
     client_parts_per_s_max: float
     parts_skipped: int
+    parts_late: int
     errors: dict[str, int]
     error_total: int
     reconnects: int
@@ -133,6 +135,7 @@ class LoadResult:
             client_parts_per_s_min=float(data["client_parts_per_s"]["min"]),
             client_parts_per_s_max=float(data["client_parts_per_s"]["max"]),
             parts_skipped=int(data["parts_skipped"]),
+            parts_late=int(data["parts_late"]),
             errors={str(k): int(v) for k, v in data["errors"].items()},
             error_total=int(data["error_total"]),
             reconnects=int(data["reconnects"]),

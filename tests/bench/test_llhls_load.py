@@ -70,12 +70,14 @@ def test_listeners_get_every_part_in_time(live: tuple[RunningServer, str]) -> No
     rate = result.stream_parts_per_s
     assert 0.9 * rate < result.client_parts_per_s_min <= result.client_parts_per_s_max < 1.1 * rate
     assert 0.85 * rate < result.parts_per_client_per_s < 1.15 * rate, result.raw
-    # Two requests per part (the blocking reload and the part), all answered.
-    assert result.requests >= 2 * result.parts
+    # Two requests per part (the blocking reload and the part), all answered;
+    # a part listed late (the origin slow for a moment) is fetched without a reload.
+    assert result.requests >= 2 * result.parts - result.parts_late
+    assert result.parts_late < result.parts / 4
     assert result.requests_per_s == pytest.approx(2 * rate * CLIENTS, rel=0.2)
     assert result.bytes > 100 * result.parts  # AAC parts, not empty answers
     # The blocking reload waits for the next part: about one part's time, not more.
-    assert result.playlist_latency.count >= result.parts
+    assert result.playlist_latency.count >= result.parts - result.parts_late
     assert 0 < result.playlist_latency.p50 < 2000 * result.part_target
     assert result.cycle_latency.max < 1000 * result.stall_bound_s
     assert result.cpu_user_s + result.cpu_system_s < 1.0
