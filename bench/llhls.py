@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,14 @@ SOURCE = Path(__file__).resolve().with_name("llhls_load.c")
 
 
 def cache_dir() -> Path:
-    """Where built binaries are kept: $XDG_CACHE_HOME/callbridge (~/.cache/callbridge)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "callbridge"
+    """Where built binaries are kept: $XDG_CACHE_HOME/callbridge (~/.cache/callbridge),
+    or the temporary folder where that cannot be written."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "callbridge"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.gettempdir()) / "callbridge-build"
+    return base
 
 
 def build(source: Path = SOURCE, into: Path | None = None) -> Path:
