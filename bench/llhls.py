@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,14 @@ SOURCE = Path(__file__).resolve().with_name("llhls_load.c")
 
 
 def cache_dir() -> Path:
-    """Where built binaries are kept: $XDG_CACHE_HOME/callbridge (~/.cache/callbridge)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "callbridge"
+    """Where built binaries are kept: $XDG_CACHE_HOME/callbridge (~/.cache/callbridge),
+    or the temporary folder where that cannot be written."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "callbridge"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.gettempdir()) / "callbridge-build"
+    return base
 
 
 def build(source: Path = SOURCE, into: Path | None = None) -> Path:
@@ -76,8 +82,9 @@ class LoadResult:
     """What the generator printed; rates are over the window after the ramp.
 
     ``client_parts_per_s_min``/``_max``: each client's own rate from its
-    first part to its last; ``parts_skipped``: playlist hints that did not
-    name the successor of the part before (a client that missed parts).
+    first part to its last. A client that falls behind fetches the parts a
+    blocking reload lists after the one it asked for before it blocks again
+    (``parts_late``); ``parts_skipped`` counts parts it never fetched.
     """
 
     clients: int
@@ -96,6 +103,7 @@ class LoadResult:
     client_parts_per_s_min: float
     client_parts_per_s_max: float
     parts_skipped: int
+    parts_late: int
     errors: dict[str, int]
     error_total: int
     reconnects: int
@@ -133,6 +141,7 @@ class LoadResult:
             client_parts_per_s_min=float(data["client_parts_per_s"]["min"]),
             client_parts_per_s_max=float(data["client_parts_per_s"]["max"]),
             parts_skipped=int(data["parts_skipped"]),
+            parts_late=int(data["parts_late"]),
             errors={str(k): int(v) for k, v in data["errors"].items()},
             error_total=int(data["error_total"]),
             reconnects=int(data["reconnects"]),
@@ -188,8 +197,10 @@ def run(
     seconds, then measured together for ``seconds``. Blocks for ``ramp_s + seconds``.
 
     ``cookie`` is sent as the Cookie header (a registration), ``core`` pins the
-    generator to one CPU. Raises ``subprocess.CalledProcessError`` if the
-    generator fails (bad arguments, file descriptor limit).
+    generator to one CPU. ``host`` may be ``unix:/path`` for a cache that
+    listens on a Unix socket (``port`` is then unused; give ``host_header``).
+    Raises ``subprocess.CalledProcessError`` if the generator fails (bad
+    arguments, file descriptor limit).
     """
     argv = command(host, port, path, clients, seconds, cookie, ramp_s, core, host_header)
     done = subprocess.run(

@@ -14,20 +14,20 @@ are checked on what callbridge never sends.
 from __future__ import annotations
 
 import math
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import ThreadingUnixStreamServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from bench.llhls import build, run
 
-from tests.telephony.conftest import RunningServer, start_server
+from tests.telephony.conftest import RunningServer, need, start_server
 
 CLIENTS = 5
 SECONDS = 5.0
@@ -44,9 +44,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServ
         yield server, path
 
 
+@pytest.fixture(autouse=True)
+def gcc() -> None:
+    need("gcc")  # the bench compiles the generator when it runs
+
+
 def test_builds_once(tmp_path: Path) -> None:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
     binary = build(into=tmp_path)
     built_at = binary.stat().st_mtime_ns
     assert build(into=tmp_path) == binary
@@ -69,12 +72,14 @@ def test_listeners_get_every_part_in_time(live: tuple[RunningServer, str]) -> No
     rate = result.stream_parts_per_s
     assert 0.9 * rate < result.client_parts_per_s_min <= result.client_parts_per_s_max < 1.1 * rate
     assert 0.85 * rate < result.parts_per_client_per_s < 1.15 * rate, result.raw
-    # Two requests per part (the blocking reload and the part), all answered.
-    assert result.requests >= 2 * result.parts
+    # Two requests per part (the blocking reload and the part), all answered;
+    # a part listed late (the origin slow for a moment) is fetched without a reload.
+    assert result.requests >= 2 * result.parts - result.parts_late
+    assert result.parts_late < result.parts / 4
     assert result.requests_per_s == pytest.approx(2 * rate * CLIENTS, rel=0.2)
     assert result.bytes > 100 * result.parts  # AAC parts, not empty answers
     # The blocking reload waits for the next part: about one part's time, not more.
-    assert result.playlist_latency.count >= result.parts
+    assert result.playlist_latency.count >= result.parts - result.parts_late
     assert 0 < result.playlist_latency.p50 < 2000 * result.part_target
     assert result.cycle_latency.max < 1000 * result.stall_bound_s
     assert result.cpu_user_s + result.cpu_system_s < 1.0
@@ -198,3 +203,18 @@ def test_chunked_playlists_split_heads_and_closes(odd_origin: int) -> None:
     assert result.stalled_clients == 0, result.raw
     assert 0.85 * 5 < result.client_parts_per_s_min <= result.client_parts_per_s_max < 1.15 * 5
     assert result.bytes == 300 * result.parts
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    """A cache may listen on a Unix socket (half the kernel's work per request of TCP)."""
+    path = tmp_path / "cache.sock"
+    server = ThreadingUnixStreamServer(str(path), OddOrigin)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run(f"unix:{path}", 0, "/live/stream.m3u8", 2, 1.5, host_header="cache")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.errors == {} and result.clients_without_parts == 0, result.raw
+    assert result.parts >= 2 * 5
