@@ -282,12 +282,14 @@ def test_the_lock_and_the_limit_turn_callers_away_at_the_door() -> None:
     node.act("lock", event_state=EventState.SCHEDULED)
     # Let in before the lock by the IVR, refused by the call itself.
     assert node.enter("a", "listener", hold=True) == [
-        Farewell("a", PromptName.LOCKED, "it is locked")
+        Farewell("a", PromptName.LOCKED, "event 7 is locked")
     ]
     assert node.controller.member("a") is None
     node.join("b", "speaker", hold=True)
     node.join("c", "speaker", hold=True)
-    assert node.enter("d", "speaker", hold=True) == [Farewell("d", PromptName.ENDED, "it is full")]
+    assert node.enter("d", "speaker", hold=True) == [
+        Farewell("d", PromptName.ENDED, "event 7 is full")
+    ]
 
 
 def test_entering_twice_is_a_bug() -> None:

@@ -446,9 +446,15 @@ class CallController:
             commands.append(StartConference(event.event_id))
         role = Role.SPEAKER if event.role == "speaker" else Role.LISTENER
         if call.locked and role is Role.LISTENER:
-            return [*commands, Farewell(event.call_id, PromptName.LOCKED, "it is locked")]
+            return [
+                *commands,
+                Farewell(event.call_id, PromptName.LOCKED, f"event {call.event_id} is locked"),
+            ]
         if len(call.active()) >= call.max_participants:
-            return [*commands, Farewell(event.call_id, PromptName.ENDED, "it is full")]
+            return [
+                *commands,
+                Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
+            ]
         member = self._member_of[event.call_id] = call.add(event.call_id, role, event.caller)
         return [
             *commands,
