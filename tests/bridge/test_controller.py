@@ -7,6 +7,8 @@ replay windows, and listener against speaker passcodes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import typing
 from datetime import datetime, timedelta
 
@@ -287,6 +289,8 @@ def test_the_lock_and_the_limit_turn_callers_away_at_the_door() -> None:
     assert node.controller.member("a") is None
     node.join("b", "speaker", hold=True)
     node.join("c", "speaker", hold=True)
+    node.leave("b")  # a place is free again
+    node.join("e", "speaker", hold=True)
     assert node.enter("d", "speaker", hold=True) == [
         Farewell("d", PromptName.ENDED, "event 7 is full")
     ]
@@ -657,6 +661,8 @@ def test_ending_says_goodbye_to_everyone_and_ends_the_event() -> None:
         audits(commands)[-1],
     ]
     assert (audits(commands)[-1].kind, audits(commands)[-1].actor) == (AuditKind.END, "operator")
+    call = node.controller.call(EVENT)
+    assert call is not None and call.on_call == 0 == len(call.active())
     # The farewells end the legs: nothing more is written for them.
     assert node.leave("a") == [] and node.leave("c") == []
     with pytest.raises(BridgeError, match="the call has already ended"):
@@ -680,3 +686,17 @@ def test_a_caller_after_the_end_opens_a_new_conference() -> None:
 
 def test_audit_kinds_are_call_log_kinds() -> None:
     assert {kind.value for kind in AuditKind} <= {kind.value for kind in LogKind}
+
+
+def test_the_controller_needs_no_event_loop_socket_or_store() -> None:
+    """Edge and origin nodes share it: importing it brings in none of the I/O."""
+    probe = (
+        "import sys, callbridge.bridge.controller\n"
+        "print(' '.join(sorted(m for m in sys.modules if m in {'asyncio', 'sqlalchemy'}"
+        " or m.startswith(('callbridge.store', 'callbridge.sip', 'callbridge.bridge.service',"
+        " 'callbridge.bridge.rtp_transport', 'callbridge.webcast')))))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.split() == []

@@ -121,6 +121,7 @@ class Call:
         self.members: dict[str, Member] = {}
         self.queue = QuestionQueue(limit=max_participants)
         self.max_participants = max_participants
+        self.on_call = 0  # len(active()), kept: a burst of joins asks it once each
         self._ids = itertools.count(1)
 
     def active(self) -> list[Member]:
@@ -158,11 +159,13 @@ class Call:
             else ParticipantState.HOLD,
         )
         self.members[member.id] = member
+        self.on_call += 1
         self.queue.arrive(member.id, speaking=role is not Role.LISTENER)
         return member
 
     def leave(self, member: Member) -> None:
         member.state = ParticipantState.LEFT
+        self.on_call -= 1
         self.queue.leave(member.id)
 
 
@@ -450,7 +453,7 @@ class CallController:
                 *commands,
                 Farewell(event.call_id, PromptName.LOCKED, f"event {call.event_id} is locked"),
             ]
-        if len(call.active()) >= call.max_participants:
+        if call.on_call >= call.max_participants:
             return [
                 *commands,
                 Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
