@@ -1250,12 +1250,14 @@ class Bridge:
 
     def _hangup(self, leg: CallLeg, reason: str, now: float) -> None:
         endpoint = self._endpoint_of.get(leg.call_id)
+        # Cleaned up before the BYE: the CallEnded it emits ("hangup") finds the
+        # leg gone, and the leave is written with this reason.
+        self._cleanup(leg.call_id, reason)
         if endpoint is not None:
-            endpoint.hangup(leg.call_id, now)  # emits CallEnded, which cleans up
+            endpoint.hangup(leg.call_id, now)
             driver = self._drivers.get(endpoint)
             if driver is not None:
                 driver.flush()
-        self._cleanup(leg.call_id, reason)
 
     def _cleanup(self, call_id: str, reason: str) -> None:
         leg = self.legs.pop(call_id, None)
