@@ -20,6 +20,9 @@ A moderator's action the call cannot take raises ``BridgeError`` with the
 reason for the operator, before anything has changed. A keypad press that
 does not apply where the caller stands (``*1`` from a speaker, ``*2`` from
 someone not queued) does nothing, as a phone menu does.
+
+A little over the house's ~500 lines, by one small handler per keypad and
+console command beside its table; the vocabulary is in ``bridge.commands``.
 """
 
 from __future__ import annotations
