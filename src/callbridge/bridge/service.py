@@ -4,15 +4,16 @@ This is the glue of the telephony side, run by ``callbridge serve`` in the
 media plane's process (``control.server`` serves it to the web app). It owns
 the SIP endpoints (UDP and TCP), one RTP socket per leg, the lobby clock that
 plays IVR prompts, one clock per live conference, and the writer that puts
-the call log into the store. The protocol and media decisions are made by
-the sans-IO pieces it wires together: ``sip/``, ``rtp/``, ``ivr/`` and
-``media/``.
+the call log into the store. The decisions are made by the sans-IO pieces it
+wires together: ``sip/``, ``rtp/``, ``ivr/``, ``media/``, and the call
+controller (``bridge.controller``: who may join, the keypad and moderator
+commands, the question queue, start and end), whose events this class feeds
+and whose commands it carries out (``_carry_out``).
 
-It is well over the house's ~500 lines, and grew again with the defences of
-issue 11 (the guard's identities and alerts, a leg's cleanup on every failed
-INVITE): the decisions still made here (who joins, keys, moderator actions)
-are to move into a pure call controller (issue 13), which shrinks it back to
-an adapter.
+It is still over the house's ~500 lines: what remains is I/O with no other
+home yet: the guard's waits, dial plans and alerts (``ivr.guard`` decides),
+replay by phone, each conference's recording and webcast, the call log's
+writer.
 """
 
 from __future__ import annotations
@@ -24,14 +25,39 @@ import ipaddress
 import logging
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from callbridge.bridge.batch_send import batch_sender
+from callbridge.bridge.commands import (
+    AnswerCaller,
+    Changed,
+    CloseLine,
+    Command,
+    Disconnect,
+    EndCall,
+    EndConference,
+    EnterCall,
+    Farewell,
+    JoinConference,
+    KeyPressed,
+    LeaveConference,
+    LeftCall,
+    Moderate,
+    OpenConference,
+    OpenLine,
+    PasscodeMatched,
+    RecordAudit,
+    SetEventState,
+    SetMuted,
+    StartCall,
+    StartConference,
+    Whisper,
+)
 from callbridge.bridge.control import (
     Action as ModeratorAction,
 )
@@ -44,6 +70,7 @@ from callbridge.bridge.control import (
     Percentiles,
     QueueEntry,
 )
+from callbridge.bridge.controller import CallController
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import CallLeg, LegMode
 from callbridge.bridge.rtp_transport import (
@@ -82,11 +109,9 @@ from callbridge.ivr.machine import (
     TimerFired,
 )
 from callbridge.ivr.machine import State as IvrState
-from callbridge.ivr.window import Window, conference_window
 from callbridge.media.clock import MediaClock
 from callbridge.media.conference import (
     Conference,
-    ConferenceError,
     ConferenceState,
     Participant,
     ParticipantState,
@@ -106,7 +131,6 @@ from callbridge.media.recording import (
 from callbridge.replay import library
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules, load_recording
-from callbridge.replay.window import ReplayStatus, replay_window_of
 from callbridge.rtp.g711 import encode
 from callbridge.sip.endpoint import (
     CallCancelled,
@@ -175,6 +199,16 @@ class BridgeConfig:
     media_sender: str = "auto"
 
 
+C = TypeVar("C")
+
+
+def _carrier(
+    kind: type[C], carry_out: Callable[[C], object]
+) -> tuple[type, Callable[[Any], object]]:
+    """One row of ``Bridge._command_carriers``, checked: ``carry_out`` takes a ``kind``."""
+    return kind, carry_out
+
+
 class Bridge:
     """Runs the phone side of every event; ``control.server`` serves it to the web processes."""
 
@@ -200,6 +234,10 @@ class Bridge:
         self.ports = RtpPortPool(config.rtp_port_min, config.rtp_port_max)
         self.legs: dict[str, CallLeg] = {}
         self.conferences: dict[int, Conference] = {}
+        # Who may join, the keys, the moderator and the queue are decided there;
+        # this class carries its commands out.
+        self.controller = CallController()
+        self._carriers = self._command_carriers()
         self._clocks: dict[int, MediaClock] = {}
         self._endpoint_of: dict[str, SipEndpoint] = {}
         self._drivers: dict[SipEndpoint, EndpointDriver] = {}
@@ -353,54 +391,15 @@ class Bridge:
 
     async def start_call(self, event_id: int) -> None:
         record = await self._record(event_id)
-        if record.state is not EventState.SCHEDULED:
-            raise BridgeError(f"the call is {record.state.value}; it cannot start again")
-        conference = self._conference(event_id)
-        try:
-            conference.start()
-        except ConferenceError as error:
-            raise BridgeError(str(error)) from None
-        self._start_recording(conference)
-        self._start_webcast(conference)
-        self._changed(event_id)
-        await self._database(self.events.set_state, event_id, EventState.LIVE)
-        self._join_records.pop(event_id, None)
-        self._log(LogEntry(LogKind.START, datetime.now(UTC), event_id, actor="operator"))
+        now = datetime.now(UTC)
+        await self._carry_out_awaiting(
+            self.controller.handle(StartCall(event_id, record.state, now))
+        )
 
     async def end_call(self, event_id: int) -> None:
         record = await self._record(event_id)
-        if record.state in (EventState.ENDED, EventState.ARCHIVED):
-            raise BridgeError(f"the call has already {record.state.value}")
-        conference = self.conferences.get(event_id)
-        if conference is not None and conference.state is not ConferenceState.ENDED:
-            now = datetime.now(UTC)
-            for participant in conference.end(now):
-                self._log_leave(event_id, participant.id, participant.caller_id, "call ended")
-            for leg in list(self.legs.values()):
-                if leg.event_id == event_id and leg.mode is LegMode.CONFERENCE:
-                    self._farewell(leg, PromptName.CONFERENCE_ENDING)
-            clock = self._clocks.pop(event_id, None)
-            if clock is not None:
-                clock.stop()
-            conference.recorder = None
-            conference.webcast = None
-            webcast = self._webcasts.pop(event_id, None)
-            if webcast is not None:
-                # The last segment and EXT-X-ENDLIST: players stop at the end.
-                await asyncio.to_thread(webcast[0].close)
-                webcast[1].notify()
-                if self.on_playlist is not None:
-                    final = webcast[0].snapshot()
-                    self.on_playlist(event_id, final.text if final is not None else None, False)
-            recorder = self._recorders.pop(event_id, None)
-            if recorder is not None:
-                assert self.loop is not None
-                self.loop.create_task(self._finish_recording(recorder))
-        self._changed(event_id)
-        await self._database(self.events.set_state, event_id, EventState.ENDED)
-        self._join_records.pop(event_id, None)
-        self._passcode_matches.clear()
-        self._log(LogEntry(LogKind.END, datetime.now(UTC), event_id, actor="operator"))
+        now = datetime.now(UTC)
+        await self._carry_out_awaiting(self.controller.handle(EndCall(event_id, record.state, now)))
 
     def live(self, event_id: int) -> LiveView:
         view, active = self.live_parts(event_id)
@@ -413,8 +412,9 @@ class Bridge:
         Building a thousand participants' rows takes tens of milliseconds:
         ``control.server`` encodes each row once and again only when it changes.
         """
+        call = self.controller.call(event_id)
         conference = self.conferences.get(event_id)
-        if conference is None:
+        if call is None or conference is None:
             idle = LiveView(
                 event_id=event_id,
                 state="idle",
@@ -434,13 +434,13 @@ class Bridge:
                 name=", ".join(x for x in (p.name, p.firm) if x) or p.caller_id,
                 caller_id=p.caller_id,
             )
-            for i, pid in enumerate(conference.queue)
+            for i, pid in enumerate(call.queue.order)
             if (p := conference.participants[pid])
         ]
         view = LiveView(
             event_id=event_id,
-            state=conference.state.value,
-            locked=conference.locked,
+            state=call.state.value,
+            locked=call.locked,
             participants=[],
             queue=queue,
             listeners_by_channel={
@@ -453,100 +453,146 @@ class Bridge:
         return view, active
 
     async def act(self, event_id: int, action: ModeratorAction, actor: str) -> LiveView:
-        conference = self.conferences.get(event_id)
-        if conference is None or conference.state is ConferenceState.ENDED:
-            record = await self._record(event_id)
-            if record.state in (EventState.ENDED, EventState.ARCHIVED) or (conference is not None):
-                raise BridgeError("the call has ended; there is nothing to moderate")
-            conference = self._conference(event_id)
-        wall = datetime.now(UTC)
-        pid = action.participant_id
-        try:
-            entries = self._apply(conference, action, wall, actor)
-        except ConferenceError as error:
-            raise BridgeError(str(error)) from None
-        except KeyError:
-            raise BridgeError(f"{pid} is not on the call") from None
-        for entry in entries:
-            self._log(entry)
-        self._changed(event_id)
+        # The store is asked only about a call not open here (ended, or nobody dialled yet).
+        state = (
+            (await self._record(event_id)).state if self.controller.wants_record(event_id) else None
+        )
+        now = datetime.now(UTC)
+        self._carry_out(self.controller.handle(Moderate(event_id, action, actor, now, state)))
         return self.live(event_id)
 
-    def _apply(
-        self, conference: Conference, action: ModeratorAction, wall: datetime, actor: str
-    ) -> list[LogEntry]:
-        event_id = conference.event_id
-        kind = action.action
-        if kind in ("lock", "unlock"):
-            conference.locked = kind == "lock"
-            return [
-                LogEntry(
-                    LogKind.LOCK if conference.locked else LogKind.UNLOCK,
-                    wall,
-                    event_id,
-                    actor=actor,
-                )
-            ]
-        if kind in ("mute_all", "unmute_all"):
-            muted = kind == "mute_all"
-            return [
-                LogEntry(
-                    LogKind.MUTE if muted else LogKind.UNMUTE,
-                    wall,
-                    event_id,
-                    p.id,
-                    caller_id=p.caller_id,
-                    role=p.role.value,
-                    actor=actor,
-                )
-                for p in conference.mute_all(muted)
-            ]
-        if action.participant_id is None:
-            raise ConferenceError(f"{kind} needs a participant_id")
-        pid = action.participant_id
-        participant = conference.participants[pid]
+    # -- carrying out the controller's commands ---------------------------------------------
 
-        def entry(log_kind: LogKind, **detail: object) -> LogEntry:
-            return LogEntry(
-                log_kind,
-                wall,
-                event_id,
-                pid,
-                caller_id=participant.caller_id,
-                role=participant.role.value,
-                actor=actor,
-                detail=dict(detail),
-            )
+    def _carry_out(self, commands: Iterable[Command]) -> None:
+        """Do what the controller decided, in order (all but the commands that wait)."""
+        for command in commands:
+            carrier = self._carriers.get(type(command))
+            if carrier is None:
+                raise TypeError(f"{type(command).__name__} waits: use _carry_out_awaiting")
+            carrier(command)
 
-        if kind in ("mute", "unmute"):
-            conference.set_muted(pid, kind == "mute")
-            self._whisper(
-                conference, pid, PromptName.MUTED if kind == "mute" else PromptName.UNMUTED
+    async def _carry_out_awaiting(self, commands: Iterable[Command]) -> None:
+        """``_carry_out``, with the commands that wait for the store or a file awaited in turn."""
+        for command in commands:
+            if isinstance(command, SetEventState):
+                await self._database(self.events.set_state, command.event_id, command.state)
+                self._join_records.pop(command.event_id, None)
+                if command.state is EventState.ENDED:
+                    self._passcode_matches.clear()
+            elif isinstance(command, EndConference):
+                await self._end_conference(command)
+            else:
+                self._carry_out((command,))
+
+    def _media(self, event_id: int) -> Conference:
+        conference = self.conferences.get(event_id)
+        if conference is None:
+            raise LookupError(f"the controller named event {event_id}, which has no conference")
+        return conference
+
+    def _start_conference(self, command: StartConference) -> None:
+        conference = self._media(command.event_id)
+        conference.start()
+        self._start_recording(conference)
+        self._start_webcast(conference)
+
+    async def _end_conference(self, command: EndConference) -> None:
+        event_id = command.event_id
+        conference = self._media(event_id)
+        conference.end(command.at)
+        clock = self._clocks.pop(event_id, None)
+        if clock is not None:
+            clock.stop()
+        conference.recorder = None
+        conference.webcast = None
+        webcast = self._webcasts.pop(event_id, None)
+        if webcast is not None:
+            # The last segment and EXT-X-ENDLIST: players stop at the end.
+            await asyncio.to_thread(webcast[0].close)
+            webcast[1].notify()
+            if self.on_playlist is not None:
+                final = webcast[0].snapshot()
+                self.on_playlist(event_id, final.text if final is not None else None, False)
+        recorder = self._recorders.pop(event_id, None)
+        if recorder is not None:
+            assert self.loop is not None
+            self.loop.create_task(self._finish_recording(recorder))
+
+    def _join_conference(self, command: JoinConference) -> None:
+        leg = self.legs[command.call_id]
+        conference = self._media(command.event_id)
+        participant = conference.join(
+            leg, command.role, leg.caller, command.at, participant_id=command.participant_id
+        )
+        leg.participant = participant
+        leg.event_id = command.event_id
+        leg.move(LegMode.CONFERENCE)
+        self._lobby_legs.pop(leg.call_id, None)
+        self._annotate(conference, participant.id)
+        if leg.last_digit_at is not None:
+            # The caller hears the call from the next tick of its clock on.
+            self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
+
+    def _leave_conference(self, command: LeaveConference) -> None:
+        conference = self.conferences.get(command.event_id)
+        if conference is not None:
+            conference.leave(command.participant_id, command.at)
+
+    def _open_line(self, command: OpenLine) -> None:
+        conference = self._media(command.event_id)
+        conference.open_line(command.participant_id)
+        self._annotate(conference, command.participant_id)
+
+    def _leg_farewell(self, command: Farewell) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None:
+            return
+        if command.reason:
+            log.info("leg %s could not join: %s", leg.call_id, command.reason)
+        self._farewell(leg, command.prompt)
+
+    def _disconnect(self, command: Disconnect) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is not None:
+            self._hangup(leg, command.reason, self._now())
+
+    def _record_audit(self, row: RecordAudit) -> None:
+        self._log(
+            LogEntry(
+                LogKind(row.kind.value),
+                row.at,
+                row.event_id,
+                row.participant_id,
+                caller_id=row.caller_id,
+                role=row.role,
+                actor=row.actor,
+                detail=dict(row.detail),
             )
-            return [entry(LogKind.MUTE if kind == "mute" else LogKind.UNMUTE)]
-        if kind == "open_line":
-            conference.open_line(pid)
-            self._annotate(conference, pid)
-            self._whisper(conference, pid, PromptName.LINE_OPEN)
-            return [entry(LogKind.LINE_OPEN)]
-        if kind == "close_line":
-            conference.close_line(pid)
-            self._whisper(conference, pid, PromptName.LINE_CLOSED)
-            return [entry(LogKind.LINE_CLOSE)]
-        if kind == "dequeue":
-            if not conference.withdraw(pid):
-                raise ConferenceError(f"{pid} is not in the question queue")
-            return [entry(LogKind.WITHDRAW)]
-        if kind == "move":
-            conference.move_in_queue(pid, action.position or 0)
-            return [entry(LogKind.QUEUE_MOVE, position=action.position or 0)]
-        if kind == "disconnect":
-            leg = next((leg for leg in self.legs.values() if leg.participant is participant), None)
-            conference.active_participant(pid)
-            if leg is not None:
-                self._hangup(leg, f"disconnected by {actor}", self._now())
-            return []
-        raise ConferenceError(f"unknown action {kind}")
+        )
+
+    def _command_carriers(self) -> dict[type, Callable[[Any], object]]:
+        """Each command the controller returns, and what carries it out here."""
+        return dict(
+            (
+                _carrier(OpenConference, lambda c: self._conference(c.event_id)),
+                _carrier(StartConference, self._start_conference),
+                _carrier(JoinConference, self._join_conference),
+                _carrier(LeaveConference, self._leave_conference),
+                _carrier(
+                    SetMuted, lambda c: self._media(c.event_id).set_muted(c.participant_id, c.muted)
+                ),
+                _carrier(OpenLine, self._open_line),
+                _carrier(CloseLine, lambda c: self._media(c.event_id).close_line(c.participant_id)),
+                _carrier(
+                    Whisper,
+                    lambda c: self._whisper(self._media(c.event_id), c.participant_id, c.prompt),
+                ),
+                _carrier(Farewell, self._leg_farewell),
+                _carrier(Disconnect, self._disconnect),
+                _carrier(RecordAudit, self._record_audit),
+                _carrier(Changed, lambda c: self._changed(c.event_id)),
+            )
+        )
 
     def stats(self) -> BridgeStats:
         lateness = [t for clock in self._clocks.values() for t in clock.lateness]
@@ -903,70 +949,31 @@ class Bridge:
                     return Outcome.BLOCKED, None, None, False
             return Outcome.INVALID, None, None, False
         record = await self._join_record(match.event_id)
-        wall = datetime.now(UTC)
+        ready: datetime | None = None
         if match.role == "replay":
             found = await asyncio.to_thread(self.replay_recording, match.event_id)
-            ended_at = found[1] if found is not None else None
-            status = replay_window_of(record, ended_at).status(wall)
-            if status is ReplayStatus.OPEN:
-                return Outcome.JOINED, match.event_id, "replay", False
-            if status is ReplayStatus.NOT_YET:
-                return Outcome.REPLAY_NOT_YET, None, None, False
-            return Outcome.EXPIRED, None, None, False
-        window = conference_window(
-            record.starts_at, timedelta(minutes=record.duration_minutes), record.state, wall
+            ready = found[1] if found is not None else None
+        matched = PasscodeMatched(
+            leg.call_id, match.event_id, match.role, record, datetime.now(UTC), ready
         )
-        if window is Window.TOO_EARLY:
-            return Outcome.NOT_STARTED, None, None, False
-        if window is Window.CLOSED:
-            return Outcome.ENDED, None, None, False
-        conference = self.conferences.get(match.event_id)
-        if conference is not None and conference.locked and match.role == "listener":
-            return Outcome.LOCKED, None, None, False
-        hold = window is Window.EARLY_HOLD and (
-            conference is None or conference.state is ConferenceState.WAITING
-        )
-        return Outcome.JOINED, match.event_id, match.role, hold
+        (answer,) = self.controller.handle(matched)
+        assert isinstance(answer, AnswerCaller)
+        return answer.outcome, answer.event_id, answer.role, answer.hold
 
     def _join(self, leg: CallLeg, action: Join) -> None:
         if action.role == "replay":
             self._start_replay(leg, action.event_id)
             return
-        conference = self._conference(action.event_id)
-        if not action.hold and conference.state is ConferenceState.WAITING:
-            # The event is live but this process has not seen it start (a restart
-            # mid-call): open the conference rather than hold everyone.
-            conference.start()
-            self._start_recording(conference)
-            self._start_webcast(conference)
-        role = Role.SPEAKER if action.role == "speaker" else Role.LISTENER
-        wall = datetime.now(UTC)
-        try:
-            participant = conference.join(leg, role, leg.caller, wall)
-        except ConferenceError as error:
-            log.info("leg %s could not join event %d: %s", leg.call_id, action.event_id, error)
-            self._farewell(leg, PromptName.LOCKED if "locked" in str(error) else PromptName.ENDED)
-            return
-        leg.participant = participant
-        leg.event_id = action.event_id
-        leg.move(LegMode.CONFERENCE)
-        self._lobby_legs.pop(leg.call_id, None)
-        self._changed(action.event_id)
-        self._annotate(conference, participant.id)
-        if leg.last_digit_at is not None:
-            # The caller hears the call from the next tick of its clock on.
-            self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
-        self._log(
-            LogEntry(
-                LogKind.JOIN,
-                wall,
-                action.event_id,
-                participant.id,
-                caller_id=leg.caller,
-                role=role.value,
-                detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
-            )
+        entered = EnterCall(
+            leg.call_id,
+            action.event_id,
+            action.role,
+            action.hold,
+            leg.caller,
+            leg.dialled,
+            datetime.now(UTC),
         )
+        self._carry_out(self.controller.handle(entered))
 
     def _conference(self, event_id: int) -> Conference:
         conference = self.conferences.get(event_id)
@@ -1129,65 +1136,10 @@ class Bridge:
             leg.last_digit_at = now
             self._run_ivr(leg, Digit(digit, now))
             return
-        if leg.mode is not LegMode.CONFERENCE or leg.participant is None:
-            return
-        # Keypad commands in the call: "*" then one key.
-        if digit == "*":
-            leg.keypad = "*"
-            return
-        command, leg.keypad = leg.keypad + digit, ""
-        participant = leg.participant
-        event_id = leg.event_id
-        conference = self.conferences.get(event_id) if event_id is not None else None
-        if conference is None or event_id is None:
-            return
-        wall = datetime.now(UTC)
-        if command == "*6" and participant.role is not Role.LISTENER:
-            conference.set_muted(participant.id, not participant.muted)
-            kind = LogKind.MUTE if participant.muted else LogKind.UNMUTE
-            self._changed(event_id)
-            self._log(
-                LogEntry(
-                    kind,
-                    wall,
-                    event_id,
-                    participant.id,
-                    caller_id=leg.caller,
-                    role=participant.role.value,
-                    actor="keypad",
-                )
+        if leg.mode is LegMode.CONFERENCE:
+            self._carry_out(
+                self.controller.handle(KeyPressed(leg.call_id, digit, datetime.now(UTC)))
             )
-            self._whisper(
-                conference,
-                participant.id,
-                PromptName.MUTED if participant.muted else PromptName.UNMUTED,
-            )
-        elif command == "*1" and conference.raise_hand(participant.id):
-            self._changed(event_id)
-            self._log(
-                LogEntry(
-                    LogKind.QUEUE,
-                    wall,
-                    event_id,
-                    participant.id,
-                    caller_id=leg.caller,
-                    actor="keypad",
-                )
-            )
-            self._whisper(conference, participant.id, PromptName.QUESTION_QUEUED)
-        elif command == "*2" and conference.withdraw(participant.id):
-            self._changed(event_id)
-            self._log(
-                LogEntry(
-                    LogKind.WITHDRAW,
-                    wall,
-                    event_id,
-                    participant.id,
-                    caller_id=leg.caller,
-                    actor="keypad",
-                )
-            )
-            self._whisper(conference, participant.id, PromptName.QUESTION_WITHDRAWN)
 
     def _whisper(self, conference: Conference, participant_id: str, prompt: PromptName) -> None:
         conference.whisper(participant_id, iter(self.library.frames(prompt)))
@@ -1298,12 +1250,14 @@ class Bridge:
 
     def _hangup(self, leg: CallLeg, reason: str, now: float) -> None:
         endpoint = self._endpoint_of.get(leg.call_id)
+        # Cleaned up before the BYE: the CallEnded it emits ("hangup") finds the
+        # leg gone, and the leave is written with this reason.
+        self._cleanup(leg.call_id, reason)
         if endpoint is not None:
-            endpoint.hangup(leg.call_id, now)  # emits CallEnded, which cleans up
+            endpoint.hangup(leg.call_id, now)
             driver = self._drivers.get(endpoint)
             if driver is not None:
                 driver.flush()
-        self._cleanup(leg.call_id, reason)
 
     def _cleanup(self, call_id: str, reason: str) -> None:
         leg = self.legs.pop(call_id, None)
@@ -1324,13 +1278,7 @@ class Bridge:
         if leg.replay_id is not None and leg.event_id is not None:
             self._log_leave(leg.event_id, leg.replay_id, leg.caller, reason)
             leg.replay_id = None
-        participant = leg.participant
-        if participant is not None and leg.event_id is not None:
-            conference = self.conferences.get(leg.event_id)
-            if conference is not None and participant.state is not ParticipantState.LEFT:
-                conference.leave(participant.id, datetime.now(UTC))
-                self._changed(leg.event_id)
-                self._log_leave(leg.event_id, participant.id, leg.caller, reason)
+        self._carry_out(self.controller.handle(LeftCall(call_id, reason, datetime.now(UTC))))
 
     def _log_leave(self, event_id: int, participant_id: str, caller: str, reason: str) -> None:
         self._log(

@@ -181,8 +181,19 @@ class Conference:
 
     # -- membership -------------------------------------------------------
 
-    def join(self, leg: ConferenceLeg, role: Role, caller_id: str, now: datetime) -> Participant:
-        """Add a caller who passed the IVR; returns their participant record."""
+    def join(
+        self,
+        leg: ConferenceLeg,
+        role: Role,
+        caller_id: str,
+        now: datetime,
+        participant_id: str | None = None,
+    ) -> Participant:
+        """Add a caller who passed the IVR; returns their participant record.
+
+        ``participant_id`` is the id the call controller gave them (``bridge.controller``);
+        without one the conference numbers them itself.
+        """
         if self.state is ConferenceState.ENDED:
             raise ConferenceError("the conference has ended")
         if self.locked and role is Role.LISTENER:
@@ -190,7 +201,7 @@ class Conference:
         if len(self.active()) >= self.max_participants:
             raise ConferenceError("the conference is full")
         participant = Participant(
-            id=f"p{self.event_id}-{next(self._ids)}",
+            id=participant_id or f"p{self.event_id}-{next(self._ids)}",
             role=role,
             caller_id=caller_id,
             leg=leg,

@@ -1,0 +1,273 @@
+"""What the call controller (``bridge.controller``) takes and what it returns.
+
+Events say what happened to a caller or a call; commands say what the node
+is to do about it, carried out in order by ``bridge.service.Bridge`` (and,
+later, by the edge and origin nodes). Callers are named by their SIP
+Call-ID, participants by the id the controller gave them, events by id.
+Every event carries ``now``, an aware ``datetime`` (the wall clock).
+
+Plain data only: no sockets, no clock, no store.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from callbridge.bridge.control import Action as ModeratorAction
+from callbridge.events.schema import EventRecord, EventState
+from callbridge.ivr.machine import Outcome
+from callbridge.media.conference import Role
+from callbridge.media.prompts import PromptName
+
+# -- events: what happened --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasscodeMatched:
+    """The store found what a caller's passcode opens; may they in, and how?
+
+    ``replay_ready`` is when the event's recording was ready (replay codes
+    only; None while there is none). Answered with one ``AnswerCaller``.
+    """
+
+    call_id: str
+    event_id: int
+    role: str  # "speaker", "listener" or "replay"
+    record: EventRecord
+    now: datetime
+    replay_ready: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EnterCall:
+    """The IVR let a caller in (its ``Join``): put them on the event's call."""
+
+    call_id: str
+    event_id: int
+    role: str  # "speaker" or "listener"
+    hold: bool
+    caller: str
+    dialled: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class LeftCall:
+    """A caller's leg ended (BYE, timeout, hangup); any call_id may be fed, known or not."""
+
+    call_id: str
+    reason: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    """A key (DTMF) from a caller who is on a call."""
+
+    call_id: str
+    key: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Moderate:
+    """A moderator's action from the console.
+
+    ``event_state`` is the event's state in the store, needed only when the
+    controller holds no open call for it (``wants_record``).
+    """
+
+    event_id: int
+    action: ModeratorAction
+    actor: str
+    now: datetime
+    event_state: EventState | None = None
+
+
+@dataclass(frozen=True)
+class StartCall:
+    """The operator opens the call; ``event_state`` is the event's state in the store."""
+
+    event_id: int
+    event_state: EventState
+    now: datetime
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """The operator ends the call; ``event_state`` is the event's state in the store."""
+
+    event_id: int
+    event_state: EventState
+    now: datetime
+
+
+Event = PasscodeMatched | EnterCall | LeftCall | KeyPressed | Moderate | StartCall | EndCall
+
+# -- commands: what the adapter is to do ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerCaller:
+    """Tell the caller's IVR what their passcode opened (its ``LookupResult``)."""
+
+    call_id: str
+    outcome: Outcome
+    event_id: int | None = None
+    role: str | None = None
+    hold: bool = False
+
+
+@dataclass(frozen=True)
+class OpenConference:
+    """Set up the event's media conference (waiting, hold music) and its clock."""
+
+    event_id: int
+
+
+@dataclass(frozen=True)
+class StartConference:
+    """Connect everyone held; start recording and the webcast."""
+
+    event_id: int
+
+
+@dataclass(frozen=True)
+class EndConference:
+    """Stop the event's conference, its clock, recording and webcast."""
+
+    event_id: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class JoinConference:
+    """Put the caller's leg into the event's conference as ``participant_id``, in ``role``."""
+
+    call_id: str
+    event_id: int
+    participant_id: str
+    role: Role
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LeaveConference:
+    event_id: int
+    participant_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SetMuted:
+    event_id: int
+    participant_id: str
+    muted: bool
+
+
+@dataclass(frozen=True)
+class OpenLine:
+    """The listener talks in the mix (as a speaker, unmuted) until ``CloseLine``."""
+
+    event_id: int
+    participant_id: str
+
+
+@dataclass(frozen=True)
+class CloseLine:
+    event_id: int
+    participant_id: str
+
+
+@dataclass(frozen=True)
+class Whisper:
+    """Play ``prompt`` to one participant, over what the call sends them."""
+
+    event_id: int
+    participant_id: str
+    prompt: PromptName
+
+
+@dataclass(frozen=True)
+class Farewell:
+    """Take the caller off the call (if on it), say ``prompt``, then hang up."""
+
+    call_id: str
+    prompt: PromptName
+    reason: str = ""  # for the log, when the caller was turned away
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """Hang the caller up now."""
+
+    call_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetEventState:
+    """Write the event's state to the store."""
+
+    event_id: int
+    state: EventState
+
+
+class AuditKind(enum.StrEnum):
+    """The call log rows the controller writes (the same values as ``store.calllog.LogKind``)."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    QUEUE = "queue"
+    WITHDRAW = "withdraw"
+    LINE_OPEN = "line_open"
+    LINE_CLOSE = "line_close"
+    QUEUE_MOVE = "queue_move"
+    START = "start"
+    END = "end"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+
+
+@dataclass(frozen=True)
+class RecordAudit:
+    """Append one row to the call log (``store.calllog.LogEntry``'s fields)."""
+
+    kind: AuditKind
+    at: datetime
+    event_id: int
+    participant_id: str | None = None
+    caller_id: str | None = None
+    role: str | None = None
+    actor: str = "system"
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The console's view of the event changed: bump its version."""
+
+    event_id: int
+
+
+Command = (
+    AnswerCaller
+    | OpenConference
+    | StartConference
+    | EndConference
+    | JoinConference
+    | LeaveConference
+    | SetMuted
+    | OpenLine
+    | CloseLine
+    | Whisper
+    | Farewell
+    | Disconnect
+    | SetEventState
+    | RecordAudit
+    | Changed
+)

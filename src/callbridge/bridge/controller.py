@@ -1,0 +1,566 @@
+"""The bridge's decisions about its calls, sans-IO: events and ``now`` in, commands out.
+
+Who may join and how (the passcode's role, the event's window, the lock),
+who is on which call, what the keypad commands in a call do (``KEYPAD``),
+what the moderator's actions do (``MODERATOR``), the question queue
+(``bridge.queue``), starting and ending a call: all of it is decided here,
+by one ``CallController`` per node. It knows callers by their SIP Call-ID
+and events by id; it holds no sockets, runs no clock of its own, never
+reads or writes the store. ``bridge.service.Bridge`` feeds it what happens
+(``handle(event)``, the events of ``bridge.commands``) and carries out the
+commands it returns, in order: joining a leg to the media conference,
+whispering a prompt, hanging up, writing the call log, setting the event's
+state in the store.
+
+Every event carries ``now``, an aware ``datetime``: the windows are on the
+wall clock and every audit row is stamped with it, so a test runs the
+controller on a clock it sets itself.
+
+A moderator's action the call cannot take raises ``BridgeError`` with the
+reason for the operator, before anything has changed. A keypad press that
+does not apply where the caller stands (``*1`` from a speaker, ``*2`` from
+someone not queued) does nothing, as a phone menu does.
+
+A little over the house's ~500 lines, by one small handler per keypad and
+console command beside its table; the vocabulary is in ``bridge.commands``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from callbridge.bridge.commands import (
+    AnswerCaller,
+    AuditKind,
+    Changed,
+    CloseLine,
+    Command,
+    Disconnect,
+    EndCall,
+    EndConference,
+    EnterCall,
+    Event,
+    Farewell,
+    JoinConference,
+    KeyPressed,
+    LeaveConference,
+    LeftCall,
+    Moderate,
+    OpenConference,
+    OpenLine,
+    PasscodeMatched,
+    RecordAudit,
+    SetEventState,
+    SetMuted,
+    StartCall,
+    StartConference,
+    Whisper,
+)
+from callbridge.bridge.control import Action as ModeratorAction
+from callbridge.bridge.control import BridgeError
+from callbridge.bridge.queue import Floor, Move, QuestionQueue, QueueFull
+from callbridge.events.schema import EventState
+from callbridge.ivr.machine import Outcome
+from callbridge.ivr.window import Window, WindowRules, conference_window
+from callbridge.media.conference import (
+    MAX_PARTICIPANTS,
+    ConferenceState,
+    ParticipantState,
+    Role,
+)
+from callbridge.media.prompts import PromptName
+from callbridge.replay.window import ReplayStatus, replay_window_of
+
+# -- the calls as the controller sees them ----------------------------------------------------
+
+
+@dataclass
+class Member:
+    """One caller on one call."""
+
+    id: str
+    call_id: str
+    event_id: int
+    role: Role
+    caller_id: str
+    state: ParticipantState
+    muted: bool = False
+    keypad: str = ""  # "*" while a keypad command is being keyed
+
+    def audit(
+        self, kind: AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
+    ) -> RecordAudit:
+        """A call log row about this caller as they stand now (with their role, if ``role``)."""
+        return RecordAudit(
+            kind,
+            now,
+            self.event_id,
+            self.id,
+            caller_id=self.caller_id,
+            role=self.role.value if role else None,
+            actor=actor,
+            detail=dict(detail),
+        )
+
+
+# The call's own states: which may follow which.
+CALL_TRANSITIONS: dict[ConferenceState, frozenset[ConferenceState]] = {
+    ConferenceState.WAITING: frozenset({ConferenceState.LIVE, ConferenceState.ENDED}),
+    ConferenceState.LIVE: frozenset({ConferenceState.ENDED}),
+    ConferenceState.ENDED: frozenset(),
+}
+
+
+class Call:
+    """One event's call: its state, lock, members and question queue."""
+
+    def __init__(self, event_id: int, max_participants: int) -> None:
+        self.event_id = event_id
+        self.state = ConferenceState.WAITING
+        self.locked = False
+        self.members: dict[str, Member] = {}
+        self.queue = QuestionQueue(limit=max_participants)
+        self.max_participants = max_participants
+        self.on_call = 0  # len(active()), kept: a burst of joins asks it once each
+        self._ids = itertools.count(1)
+
+    def active(self) -> list[Member]:
+        """Everyone on the call now (held or connected), in the order they joined."""
+        return [m for m in self.members.values() if m.state is not ParticipantState.LEFT]
+
+    def member(self, participant_id: str) -> Member:
+        """The participant, if still on the call; BridgeError otherwise."""
+        member = self.members.get(participant_id)
+        if member is None or member.state is ParticipantState.LEFT:
+            raise BridgeError(f"{participant_id} is not on the call")
+        return member
+
+    def line_open(self, participant_id: str) -> bool:
+        return self.queue.floor(participant_id) is Floor.ON_AIR
+
+    def move(self, target: ConferenceState) -> None:
+        """Change the call's state, as ``CALL_TRANSITIONS`` allows; BridgeError otherwise."""
+        if target not in CALL_TRANSITIONS[self.state]:
+            raise BridgeError(f"the conference cannot go from {self.state} to {target}")
+        self.state = target
+        if target is ConferenceState.LIVE:
+            for member in self.active():
+                member.state = ParticipantState.CONNECTED
+
+    def add(self, call_id: str, role: Role, caller_id: str) -> Member:
+        member = Member(
+            id=f"p{self.event_id}-{next(self._ids)}",
+            call_id=call_id,
+            event_id=self.event_id,
+            role=role,
+            caller_id=caller_id,
+            state=ParticipantState.CONNECTED
+            if self.state is ConferenceState.LIVE
+            else ParticipantState.HOLD,
+        )
+        self.members[member.id] = member
+        self.on_call += 1
+        self.queue.arrive(member.id, speaking=role is not Role.LISTENER)
+        return member
+
+    def leave(self, member: Member) -> None:
+        member.state = ParticipantState.LEFT
+        self.on_call -= 1
+        self.queue.leave(member.id)
+
+
+# -- the keypad: "*" then one key ---------------------------------------------------------------
+
+
+def _raise_hand(call: Call, member: Member, now: datetime) -> list[Command]:
+    try:
+        call.queue.raise_hand(member.id)
+    except QueueFull:
+        return []
+    return [
+        Changed(call.event_id),
+        member.audit(AuditKind.QUEUE, now, "keypad", role=False),
+        Whisper(call.event_id, member.id, PromptName.QUESTION_QUEUED),
+    ]
+
+
+def _withdraw(call: Call, member: Member, now: datetime) -> list[Command]:
+    call.queue.withdraw(member.id)
+    return [
+        Changed(call.event_id),
+        member.audit(AuditKind.WITHDRAW, now, "keypad", role=False),
+        Whisper(call.event_id, member.id, PromptName.QUESTION_WITHDRAWN),
+    ]
+
+
+def _toggle_mute(call: Call, member: Member, now: datetime) -> list[Command]:
+    member.muted = not member.muted
+    muted = member.muted
+    return [
+        SetMuted(call.event_id, member.id, muted),
+        Changed(call.event_id),
+        member.audit(AuditKind.MUTE if muted else AuditKind.UNMUTE, now, "keypad"),
+        Whisper(call.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
+    ]
+
+
+@dataclass(frozen=True)
+class KeypadCommand:
+    """What a key sequence does, and where on the floor the caller must stand for it to."""
+
+    floors: frozenset[Floor]
+    run: Callable[[Call, Member, datetime], list[Command]]
+
+
+KEYPAD: dict[str, KeypadCommand] = {
+    "*1": KeypadCommand(frozenset({Floor.LISTENING}), _raise_hand),  # queue for a question
+    "*2": KeypadCommand(frozenset({Floor.QUEUED}), _withdraw),  # leave the queue
+    # Mute or unmute oneself: whoever may talk (a listener is silent by their role).
+    "*6": KeypadCommand(frozenset({Floor.SPEAKING, Floor.ON_AIR}), _toggle_mute),
+}
+KEYPAD_PREFIX = "*"
+
+# -- the moderator's actions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Order:
+    """One moderator's action as its handler sees it."""
+
+    call: Call
+    action: ModeratorAction
+    actor: str
+    now: datetime
+    target: Member | None  # the participant it names, on the call (checked)
+
+    @property
+    def member(self) -> Member:
+        assert self.target is not None, "MODERATOR says this action names a participant"
+        return self.target
+
+    def refuse_unless(self, move: Move, reason: str) -> None:
+        """BridgeError(reason) unless the queue allows ``move`` for the participant now."""
+        if not self.call.queue.allows(self.member.id, move):
+            raise BridgeError(f"{self.member.id} {reason}")
+
+
+def _lock(order: Order) -> list[Command]:
+    call = order.call
+    call.locked = order.action.action == "lock"
+    kind = AuditKind.LOCK if call.locked else AuditKind.UNLOCK
+    return [RecordAudit(kind, order.now, call.event_id, actor=order.actor)]
+
+
+def _mute_all(order: Order) -> list[Command]:
+    """Every speaker, callers on the air among them, muted or unmuted; never the host."""
+    muted = order.action.action == "mute_all"
+    kind = AuditKind.MUTE if muted else AuditKind.UNMUTE
+    commands: list[Command] = []
+    for member in order.call.active():
+        if member.role is Role.SPEAKER and member.muted != muted:
+            member.muted = muted
+            commands.append(SetMuted(member.event_id, member.id, muted))
+            commands.append(member.audit(kind, order.now, order.actor))
+    return commands
+
+
+def _mute(order: Order) -> list[Command]:
+    member = order.member
+    member.muted = muted = order.action.action == "mute"
+    return [
+        SetMuted(member.event_id, member.id, muted),
+        Whisper(member.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
+        member.audit(AuditKind.MUTE if muted else AuditKind.UNMUTE, order.now, order.actor),
+    ]
+
+
+def _open_line(order: Order) -> list[Command]:
+    member = order.member
+    order.refuse_unless(Move.OPEN_LINE, f"is already a {member.role.value}")
+    order.call.queue.open_line(member.id)
+    member.role = Role.SPEAKER
+    member.muted = False
+    return [
+        OpenLine(member.event_id, member.id),
+        Whisper(member.event_id, member.id, PromptName.LINE_OPEN),
+        member.audit(AuditKind.LINE_OPEN, order.now, order.actor),
+    ]
+
+
+def _close_line(order: Order) -> list[Command]:
+    member = order.member
+    order.refuse_unless(Move.CLOSE_LINE, "has no open line")
+    order.call.queue.close_line(member.id)
+    member.role = Role.LISTENER
+    return [
+        CloseLine(member.event_id, member.id),
+        Whisper(member.event_id, member.id, PromptName.LINE_CLOSED),
+        member.audit(AuditKind.LINE_CLOSE, order.now, order.actor),
+    ]
+
+
+def _dequeue(order: Order) -> list[Command]:
+    order.refuse_unless(Move.DEQUEUE, "is not in the question queue")
+    order.call.queue.dequeue(order.member.id)
+    return [order.member.audit(AuditKind.WITHDRAW, order.now, order.actor)]
+
+
+def _reorder(order: Order) -> list[Command]:
+    order.refuse_unless(Move.REORDER, "is not in the question queue")
+    position = order.action.position or 0
+    order.call.queue.reorder(order.member.id, position)
+    return [order.member.audit(AuditKind.QUEUE_MOVE, order.now, order.actor, position=position)]
+
+
+def _disconnect(order: Order) -> list[Command]:
+    # The leave is written once the leg has ended (``LeftCall``), with this reason.
+    return [Disconnect(order.member.call_id, f"disconnected by {order.actor}")]
+
+
+@dataclass(frozen=True)
+class ModeratorCommand:
+    """What a console action does, and whether it names a participant."""
+
+    names_participant: bool
+    run: Callable[[Order], list[Command]]
+
+
+MODERATOR: dict[str, ModeratorCommand] = {
+    "lock": ModeratorCommand(False, _lock),
+    "unlock": ModeratorCommand(False, _lock),
+    "mute_all": ModeratorCommand(False, _mute_all),
+    "unmute_all": ModeratorCommand(False, _mute_all),
+    "mute": ModeratorCommand(True, _mute),
+    "unmute": ModeratorCommand(True, _mute),
+    "open_line": ModeratorCommand(True, _open_line),
+    "close_line": ModeratorCommand(True, _close_line),
+    "dequeue": ModeratorCommand(True, _dequeue),
+    "move": ModeratorCommand(True, _reorder),
+    "disconnect": ModeratorCommand(True, _disconnect),
+}
+
+# -- who may join -------------------------------------------------------------------------------
+
+# The conference window, where it turns a valid live-call passcode away.
+WINDOW_REFUSALS: dict[Window, Outcome] = {
+    Window.TOO_EARLY: Outcome.NOT_STARTED,
+    Window.CLOSED: Outcome.ENDED,
+}
+# A replay code, by where the replay window stands.
+REPLAY_OUTCOMES: dict[ReplayStatus, Outcome] = {
+    ReplayStatus.OPEN: Outcome.JOINED,
+    ReplayStatus.NOT_YET: Outcome.REPLAY_NOT_YET,
+    ReplayStatus.EXPIRED: Outcome.EXPIRED,
+    ReplayStatus.NOT_OFFERED: Outcome.EXPIRED,
+}
+_OVER = (EventState.ENDED, EventState.ARCHIVED)
+
+
+class CallController:
+    """Every call of one node, and the decisions about them."""
+
+    def __init__(
+        self, max_participants: int = MAX_PARTICIPANTS, window: WindowRules | None = None
+    ) -> None:
+        self.max_participants = max_participants
+        self.window = window or WindowRules()
+        self.calls: dict[int, Call] = {}
+        self._member_of: dict[str, Member] = {}  # by Call-ID, until the leg ends
+        self._handlers: dict[type, Callable[[Event], list[Command]]] = {
+            PasscodeMatched: self._admit,  # type: ignore[dict-item]
+            EnterCall: self._enter,  # type: ignore[dict-item]
+            LeftCall: self._left,  # type: ignore[dict-item]
+            KeyPressed: self._key,  # type: ignore[dict-item]
+            Moderate: self._moderate,  # type: ignore[dict-item]
+            StartCall: self._start,  # type: ignore[dict-item]
+            EndCall: self._end,  # type: ignore[dict-item]
+        }
+
+    def handle(self, event: Event) -> list[Command]:
+        """Feed one event; returns the commands to carry out, in order.
+
+        Raises ``BridgeError`` (for the operator) when a moderator's action,
+        a start or an end is refused; nothing has changed then.
+        """
+        return self._handlers[type(event)](event)
+
+    def call(self, event_id: int) -> Call | None:
+        """The event's call as the controller holds it (ended ones too), or None."""
+        return self.calls.get(event_id)
+
+    def wants_record(self, event_id: int) -> bool:
+        """Whether a ``Moderate`` for the event needs the event's state from the store."""
+        call = self.calls.get(event_id)
+        return call is None or call.state is ConferenceState.ENDED
+
+    def member(self, call_id: str) -> Member | None:
+        """The caller with this Call-ID, from joining until their leg ends."""
+        return self._member_of.get(call_id)
+
+    def _open(self, event_id: int, commands: list[Command]) -> Call:
+        """The event's call, opened anew (with its media conference) if none is open."""
+        call = self.calls.get(event_id)
+        if call is None or call.state is ConferenceState.ENDED:
+            call = self.calls[event_id] = Call(event_id, self.max_participants)
+            commands.append(OpenConference(event_id))
+        return call
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def _admit(self, event: PasscodeMatched) -> list[Command]:
+        def answer(outcome: Outcome, hold: bool = False) -> list[Command]:
+            if outcome is not Outcome.JOINED:
+                return [AnswerCaller(event.call_id, outcome)]
+            return [AnswerCaller(event.call_id, outcome, event.event_id, event.role, hold)]
+
+        record = event.record
+        if event.role == "replay":
+            return answer(
+                REPLAY_OUTCOMES[replay_window_of(record, event.replay_ready).status(event.now)]
+            )
+        window = conference_window(
+            record.starts_at,
+            timedelta(minutes=record.duration_minutes),
+            record.state,
+            event.now,
+            self.window,
+        )
+        refusal = WINDOW_REFUSALS.get(window)
+        if refusal is not None:
+            return answer(refusal)
+        call = self.calls.get(event.event_id)
+        if call is not None and call.locked and event.role == "listener":
+            return answer(Outcome.LOCKED)
+        # Early callers wait on hold until the host starts the call.
+        hold = window is Window.EARLY_HOLD and (
+            call is None or call.state is ConferenceState.WAITING
+        )
+        return answer(Outcome.JOINED, hold)
+
+    def _enter(self, event: EnterCall) -> list[Command]:
+        if event.call_id in self._member_of:
+            raise ValueError(f"call {event.call_id} is on a call already")
+        commands: list[Command] = []
+        call = self._open(event.event_id, commands)
+        if not event.hold and call.state is ConferenceState.WAITING:
+            # The event is live but this node has not seen it start (a restart
+            # mid-call): open the conference rather than hold everyone.
+            call.move(ConferenceState.LIVE)
+            commands.append(StartConference(event.event_id))
+        role = Role.SPEAKER if event.role == "speaker" else Role.LISTENER
+        if call.locked and role is Role.LISTENER:
+            return [
+                *commands,
+                Farewell(event.call_id, PromptName.LOCKED, f"event {call.event_id} is locked"),
+            ]
+        if call.on_call >= call.max_participants:
+            return [
+                *commands,
+                Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
+            ]
+        member = self._member_of[event.call_id] = call.add(event.call_id, role, event.caller)
+        return [
+            *commands,
+            JoinConference(event.call_id, event.event_id, member.id, role, event.now),
+            Changed(event.event_id),
+            member.audit(
+                AuditKind.JOIN,
+                event.now,
+                "system",
+                call_id=event.call_id,
+                dialled=event.dialled or "",
+            ),
+        ]
+
+    def _left(self, event: LeftCall) -> list[Command]:
+        member = self._member_of.pop(event.call_id, None)
+        call = self.calls.get(member.event_id) if member is not None else None
+        if member is None or call is None or member.state is ParticipantState.LEFT:
+            return []
+        call.leave(member)
+        return [
+            LeaveConference(call.event_id, member.id, event.now),
+            Changed(call.event_id),
+            member.audit(AuditKind.LEAVE, event.now, "system", role=False, reason=event.reason),
+        ]
+
+    def _key(self, event: KeyPressed) -> list[Command]:
+        member = self._member_of.get(event.call_id)
+        call = self.calls.get(member.event_id) if member is not None else None
+        if member is None or call is None or member.state is ParticipantState.LEFT:
+            return []
+        if event.key == KEYPAD_PREFIX:
+            member.keypad = KEYPAD_PREFIX
+            return []
+        sequence, member.keypad = member.keypad + event.key, ""
+        command = KEYPAD.get(sequence)
+        if command is None or call.queue.floor(member.id) not in command.floors:
+            return []
+        return command.run(call, member, event.now)
+
+    def _moderate(self, event: Moderate) -> list[Command]:
+        kind = event.action.action
+        command = MODERATOR.get(kind)
+        if command is None:
+            raise BridgeError(f"unknown action {kind}")
+        call = self.calls.get(event.event_id)
+        if call is None or call.state is ConferenceState.ENDED:
+            if event.event_state is None:
+                raise ValueError("moderating a call not open here needs the event's state")
+            if call is not None or event.event_state in _OVER:
+                raise BridgeError("the call has ended; there is nothing to moderate")
+        target: Member | None = None
+        if command.names_participant:
+            pid = event.action.participant_id
+            if pid is None:
+                raise BridgeError(f"{kind} needs a participant_id")
+            if call is None:
+                raise BridgeError(f"{pid} is not on the call")
+            target = call.member(pid)
+        # The handler refuses, if it does, before it changes anything.
+        opened: list[Command] = []
+        call = self._open(event.event_id, opened)
+        order = Order(call, event.action, event.actor, event.now, target)
+        return [*opened, *command.run(order), Changed(event.event_id)]
+
+    def _start(self, event: StartCall) -> list[Command]:
+        if event.event_state is not EventState.SCHEDULED:
+            raise BridgeError(f"the call is {event.event_state.value}; it cannot start again")
+        commands: list[Command] = []
+        call = self._open(event.event_id, commands)
+        # A call already live here refuses (a fresh one cannot): nothing has changed then.
+        call.move(ConferenceState.LIVE)
+        return [
+            *commands,
+            StartConference(event.event_id),
+            Changed(event.event_id),
+            SetEventState(event.event_id, EventState.LIVE),
+            RecordAudit(AuditKind.START, event.now, event.event_id, actor="operator"),
+        ]
+
+    def _end(self, event: EndCall) -> list[Command]:
+        if event.event_state in _OVER:
+            raise BridgeError(f"the call has already {event.event_state.value}")
+        commands: list[Command] = []
+        call = self.calls.get(event.event_id)
+        if call is not None and call.state is not ConferenceState.ENDED:
+            remaining = call.active()
+            call.move(ConferenceState.ENDED)
+            for member in remaining:
+                call.leave(member)
+                commands.append(
+                    member.audit(
+                        AuditKind.LEAVE, event.now, "system", role=False, reason="call ended"
+                    )
+                )
+            commands += [Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining]
+            commands.append(EndConference(event.event_id, event.now))
+        return [
+            *commands,
+            Changed(event.event_id),
+            SetEventState(event.event_id, EventState.ENDED),
+            RecordAudit(AuditKind.END, event.now, event.event_id, actor="operator"),
+        ]

@@ -1,0 +1,120 @@
+"""The moderator's actions on real sipp callers: the call controller decides, the bridge does it.
+
+The lock turns a listener away at the door (the "locked" prompt, then BYE)
+while a speaker still gets in; "mute" and "disconnect" reach a caller on the
+call, who is hung up on, and the audit trail names the moderator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.pcap import passcode_stream, write_pcap
+from tests.support.sipp import SCENARIOS, run_sipp
+from tests.telephony.conftest import RunningServer, need
+
+pytestmark = pytest.mark.sipp
+
+
+@pytest.fixture(autouse=True)
+def _sipp() -> None:
+    need("sipp")
+
+
+def audit(server: RunningServer, event_id: int, kinds: set[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = server.api("GET", f"/api/events/{event_id}/audit").json()
+    return [row for row in rows if row["kind"] in kinds]
+
+
+def act(server: RunningServer, event_id: int, **action: Any) -> Any:
+    return server.api("POST", f"/api/events/{event_id}/actions", json=action)
+
+
+def test_a_locked_call_sends_a_listener_away_and_lets_a_speaker_in(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    locked = act(server, event.id, action="lock")
+    assert locked.status_code == 200 and locked.json()["locked"] is True
+    listener = tmp_path / "listener.pcap"
+    write_pcap(listener, passcode_stream([event.passcode + "#"]))
+    refused = run_sipp(
+        SCENARIOS / "hung_up_on.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(listener), "bye_timeout_ms": "30000"},
+        timeout=45,
+    )
+    assert refused.ok, refused.output[-2000:] + refused.errors[-2000:]
+    assert server.participants(event.id, include_left=True) == []
+    speaker = tmp_path / "speaker.pcap"
+    write_pcap(speaker, passcode_stream([event.speaker_passcode + "#"]))
+    joined = run_sipp(
+        SCENARIOS / "dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(speaker), "stay_ms": "6000"},
+        timeout=40,
+        background_check=lambda: server.participants(event.id),
+    )
+    assert joined.ok, joined.output[-2000:] + joined.errors[-2000:]
+    assert joined.background and joined.background[0]["role"] == "speaker"
+    rows = server.wait_for(
+        lambda: (
+            (found := audit(server, event.id, {"lock", "join", "leave"}))
+            and found[-1]["kind"] == "leave"
+            and found
+        )
+    )
+    assert [(row["kind"], row["role"]) for row in rows] == [
+        ("lock", None),
+        ("join", "speaker"),
+        ("leave", None),
+    ]
+    assert rows[0]["actor"] == "operator"
+
+
+def test_the_moderator_mutes_a_caller_then_disconnects_them(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    pcap = tmp_path / "speaker.pcap"
+    write_pcap(pcap, passcode_stream([event.speaker_passcode + "#"]))
+    done: list[tuple[str, int, Any]] = []
+
+    def moderate() -> bool:
+        people = server.participants(event.id)
+        if people and not done:
+            pid = people[0]["id"]
+            muted = act(server, event.id, action="mute", participant_id=pid)
+            done.append(
+                ("mute", muted.status_code, [p["muted"] for p in muted.json()["participants"]])
+            )
+            cut = act(server, event.id, action="disconnect", participant_id=pid)
+            done.append(("disconnect", cut.status_code, cut.json()["participants"]))
+        return bool(done)
+
+    result = run_sipp(
+        SCENARIOS / "hung_up_on.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        timeout=45,
+        background_check=moderate,
+    )
+    # The BYE came from the bridge: the caller was hung up on.
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert done == [("mute", 200, [True]), ("disconnect", 200, [])]
+    rows = server.wait_for(
+        lambda: (found := audit(server, event.id, {"mute", "leave"})) and len(found) == 2 and found
+    )
+    assert [(row["kind"], row["actor"], row["role"]) for row in rows] == [
+        ("mute", "operator", "speaker"),
+        ("leave", "system", None),
+    ]
+    assert rows[1]["detail"] == {"reason": "disconnected by operator"}
