@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from callbridge.events.schema import EventFile, EventRecord, EventState
 from callbridge.store.events import EventStore
+from callbridge.web import pages
 from tests.conftest import example_data
 from tests.web.conftest import OPERATOR, PASSWORD, LiveServer
 
@@ -54,6 +56,8 @@ def log_in(page: Any, server: LiveServer, name: str, password: str) -> None:
 
 
 def test_events_page_on_a_phone(page: Any, live_server: LiveServer, tmp_path: Path) -> None:
+    # Four days before the call: it is still upcoming.
+    live_server.app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 1, tzinfo=UTC)
     make_event(live_server)
     ended = make_event(
         live_server,

@@ -147,8 +147,9 @@ def test_upcoming_soonest_first_and_past_newest_first(client: TestClient) -> Non
     assert ">LIVE</span>" in live_card
 
 
-def test_event_card_time_numbers_passcode_links(client: TestClient) -> None:
+def test_event_card_time_numbers_passcode_links(client: TestClient, app: FastAPI) -> None:
     record = make_event(client, title="Third quarter")
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 1, tzinfo=UTC)
     page = client.get("/events").text
     assert "Northwind Biologics, Inc." in page and "NWBX" in page
     # In the event's own zone, with the zone named ...
@@ -286,11 +287,60 @@ def test_webcast_page_before_the_call(client: TestClient, app: FastAPI) -> None:
     assert "<audio" not in page and "<video" not in page
 
 
-def test_webcast_page_when_the_start_has_passed_but_the_call_has_not(client: TestClient) -> None:
-    record = make_event(client, title="Third quarter")  # Nov 5; today is Nov 25
+def test_webcast_page_when_the_start_has_passed_but_the_call_has_not(
+    client: TestClient, app: FastAPI
+) -> None:
+    record = make_event(client, title="Third quarter")  # Nov 5, 4:30 p.m. EST, for an hour
+    # Twenty minutes late: still expected.
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 5, 21, 50, tzinfo=UTC)
     page = client.get(f"/events/{record.id}/webcast").text
     assert "The webcast begins" not in page
     assert "was due to begin at" in page and "has not started yet" in page
+    assert "866-555-0199" in page and "8024721" in page
+    assert "did not take place" not in page
+    assert "Third quarter" in section(client.get("/events").text, "upcoming")
+
+
+def test_an_event_never_started_is_past_and_not_held(client: TestClient, app: FastAPI) -> None:
+    """Scheduled for Nov 5, never started; today is Nov 25: not upcoming, and said so."""
+    record = make_event(client, title="Third quarter")
+    make_event(
+        client, title="Later call", starts_at="2027-02-10T16:30:00", codes=("1111", "1112", "1113")
+    )
+    page = client.get("/events").text
+    upcoming, past = section(page, "upcoming"), section(page, "past")
+    assert "Third quarter" not in upcoming and "Later call" in upcoming
+    card = past[past.index(f'id="event-{record.id}"') :]
+    assert "Third quarter" in card and "NOT HELD" in card
+    assert "Did not take place." in text_of(card)
+    assert "was not held; there is no recording or replay" in text_of(card)
+    # Neither a number to dial nor a calendar entry for a call that is not coming.
+    assert "866-555-0199" not in card and "8024721" not in card
+    assert f"/api/events/{record.id}/announcement.ics" not in card
+
+    webcast = client.get(f"/events/{record.id}/webcast").text
+    assert "has not started yet" not in webcast and "The webcast begins" not in webcast
+    assert "This call did not take place." in text_of(webcast)
+    assert "866-555-0199" not in webcast and "8024721" not in webcast
+    assert "Register to listen" not in webcast and "<audio" not in webcast
+
+    announcement = client.get(f"/events/{record.id}/announcement").text
+    assert "This call did not take place." in text_of(announcement)
+
+    login(client)
+    console = client.get("/console").text
+    row = console[console.index(f'id="console-event-{record.id}"') :]
+    assert ">not held</span>" in row[: row.index("</tr>")]
+
+
+def test_not_held_from_twelve_hours_after_the_scheduled_end(
+    client: TestClient, app: FastAPI
+) -> None:
+    make_event(client, title="Third quarter")  # ends Nov 5, 5:30 p.m. EST = 22:30 UTC
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 6, 10, 29, tzinfo=UTC)
+    assert "Third quarter" in section(client.get("/events").text, "upcoming")
+    app.dependency_overrides[pages.clock] = lambda: datetime(2026, 11, 6, 10, 30, tzinfo=UTC)
+    assert "Third quarter" in section(client.get("/events").text, "past")
 
 
 def test_webcast_page_live_and_after(client: TestClient) -> None:

@@ -1,7 +1,9 @@
 """The ``callbridge`` command.
 
-Every subcommand takes the database from ``--db URL`` or ``CALLBRIDGE_DB``;
-the default is a SQLite file under ./var. A refused input exits non-zero
+Every subcommand takes the database from ``--db URL`` (before or after the
+subcommand's name) or ``CALLBRIDGE_DB``; the default is a SQLite file under
+./var. One-shot commands are quiet on stderr unless ``-v`` is given or a
+migration runs (one line). A refused input exits non-zero
 with one line that names the field and the reason.
 """
 
@@ -18,7 +20,7 @@ import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -355,17 +357,38 @@ def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vcl", default=None, help="VCL file (default deploy/varnish)")
 
 
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--db`` and ``-v``: on the command itself with their defaults, and on every
+    subcommand with none (SUPPRESS), so that ``serve --db URL`` works as
+    ``--db URL serve`` does and an option not repeated keeps the value given before."""
+    parser.add_argument(
+        "--db",
+        default=default_url() if top else argparse.SUPPRESS,
+        help=f"database URL (sqlite:///FILE or postgresql://...); default ${ENV_VAR} or ./var",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="log at debug level",
+    )
+
+
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser: takes the global options too (nested ones inherit the class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _global_options(self, top=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callbridge", description="Earnings calls: announce, host, webcast, replay."
     )
-    parser.add_argument(
-        "--db",
-        default=default_url(),
-        help=f"database URL (sqlite:///FILE or postgresql://...); default ${ENV_VAR} or ./var",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
 
     serve = sub.add_parser("serve", help="run the web app and the SIP server")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
@@ -523,16 +546,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands that run until stopped log as a server does; the others print
+# their answer and stay quiet on stderr unless something is wrong.
+SERVERS = frozenset({"serve", "cache"})
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Debug with ``-v``; else INFO for servers, warnings only for one-shot commands.
+
+    Either way, a migration that actually runs is said in one line
+    (``store.db`` logs it at INFO).
+    """
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    elif args.command in SERVERS:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    else:
+        logging.basicConfig(level=logging.WARNING, format="callbridge: %(message)s")
+        logging.getLogger("callbridge.store.db").setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Whatever any subcommand writes (the database, recordings, webcast files,
     # transcripts) is for the server's user only.
     restrict_umask()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args)
     try:
         result: int = args.func(args)
     except CliError as exc:

@@ -2,7 +2,9 @@
 
 SQLite (a file) is the embedded default; PostgreSQL is named with
 ``--db postgresql://…``. Every start runs the Alembic migrations, so an
-upgraded callbridge never meets an old schema.
+upgraded callbridge never meets an old schema. A schema already at the head
+is left alone without starting Alembic, so nothing is logged; a real
+migration is logged as one line (Alembic's own lines at debug level only).
 
 A SQLite file is created ``0600`` in a folder created ``0700``
 (``store.files``); SQLite gives its ``-wal`` and ``-shm`` files the mode of
@@ -11,12 +13,15 @@ the database file, so they are private too.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,9 +30,36 @@ from callbridge.store.files import create_private_file, private_dir
 DEFAULT_SQLITE_PATH = Path("var") / "callbridge.sqlite3"
 ENV_VAR = "CALLBRIDGE_DB"
 MIGRATIONS = "callbridge.store:migrations"
+VERSION_TABLE = "alembic_version"  # where Alembic keeps the schema's revision
 # The largest id either database stores (SQLite INTEGER, PostgreSQL BIGINT): a
 # larger one in a URL can name nothing, and asking the driver for it overflows.
 MAX_ID = 2**63 - 1
+
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``Database.upgrade`` changed: the revisions before (none: a new database) and after."""
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    def __str__(self) -> str:
+        after = ", ".join(self.after)
+        if not self.before:
+            return f"database created (schema {after})"
+        return f"database schema upgraded from {', '.join(self.before)} to {after}"
+
+
+def _revisions(connection: Connection) -> tuple[str, ...]:
+    # Read straight from Alembic's table: starting Alembic only to ask logs
+    # lines of its own.
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return ()
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    return tuple(sorted(str(row[0]) for row in rows))
 
 
 def valid_id(value: int) -> bool:
@@ -80,13 +112,32 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
-    def upgrade(self) -> None:
-        """Apply every pending migration (idempotent)."""
+    def upgrade(self) -> SchemaUpgrade | None:
+        """Apply every pending migration (idempotent); call before using the database.
+
+        Returns what changed, or None when the schema was already at the head.
+        """
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)
+        heads = tuple(sorted(ScriptDirectory.from_config(config).get_heads()))
         with self.engine.begin() as connection:
+            before = _revisions(connection)
+            if before == heads:
+                return None
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            alembic_log = logging.getLogger("alembic")
+            quiet = not alembic_log.isEnabledFor(logging.DEBUG)
+            saved = alembic_log.level
+            if quiet:
+                # One line below says what happened; Alembic's step by step is for -v.
+                alembic_log.setLevel(logging.WARNING)
+            try:
+                command.upgrade(config, "head")
+            finally:
+                alembic_log.setLevel(saved)
+            done = SchemaUpgrade(before, _revisions(connection))
+        log.info("%s", done)
+        return done
 
     def dispose(self) -> None:
         self.engine.dispose()

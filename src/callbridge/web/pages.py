@@ -44,6 +44,10 @@ MAX_EVENT_TOML = 64 * 1024
 UPCOMING = (EventState.SCHEDULED, EventState.LIVE)
 PAST = (EventState.ENDED, EventState.ARCHIVED)
 
+# A call may start late; one still not started this long after its scheduled
+# end did not take place, and the pages stop calling it upcoming.
+NOT_HELD_AFTER = timedelta(hours=12)
+
 # Prefilled in the console's "New event" form; passcodes are left out so that
 # the store generates unique ones.
 NEW_EVENT_TEMPLATE = string.Template('''\
@@ -137,6 +141,7 @@ class EventView:
     replay_available: bool
     replay_dial_ins: tuple[Phone, ...]
     replay_passcode: str
+    not_held: bool
 
     @property
     def live(self) -> bool:
@@ -145,6 +150,11 @@ class EventView:
     @property
     def over(self) -> bool:
         return self.state in PAST
+
+    @property
+    def upcoming(self) -> bool:
+        """Live, or scheduled and not yet given up on; the events page lists it first."""
+        return self.state in UPCOMING and not self.not_held
 
 
 def _phones(numbers: list[DialIn]) -> tuple[Phone, ...]:
@@ -176,6 +186,11 @@ def _utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def not_held(record: EventRecord, now: datetime) -> bool:
+    """True when ``record`` was never started and its scheduled end is ``NOT_HELD_AFTER`` past."""
+    return record.state is EventState.SCHEDULED and now >= record.ends_at + NOT_HELD_AFTER
+
+
 def view_of(record: EventRecord, now: datetime) -> EventView:
     """The public view of ``record``; ``now`` decides whether the replay is still open."""
     replay_until: date | None = record.replay_until
@@ -203,6 +218,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         replay_available=record.replay_available(now),
         replay_dial_ins=_phones(record.replay_dial_in),
         replay_passcode=record.replay_passcode,
+        not_held=not_held(record, now),
     )
 
 
@@ -259,10 +275,12 @@ async def home() -> RedirectResponse:
 
 @router.get("/events", response_class=HTMLResponse)
 async def events_page(request: Request, store: Store, now: Now) -> Response:
-    """Upcoming events (scheduled or live), soonest first; past events, newest first."""
+    """Upcoming events (live, or scheduled and not long past), soonest first; past events
+    (held, or scheduled long ago and never started), newest first."""
     records = await run_in_threadpool(store.list_events)
-    upcoming = [view_of(r, now) for r in records if r.state in UPCOMING]
-    past = [view_of(r, now) for r in reversed(records) if r.state in PAST]
+    views = [view_of(r, now) for r in records]
+    upcoming = [v for v in views if v.upcoming]
+    past = [v for v in reversed(views) if not v.upcoming]
     return _page(request, "events.html", {"upcoming": upcoming, "past": past})
 
 

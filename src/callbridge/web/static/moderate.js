@@ -67,8 +67,25 @@
   }
   transcriptProgress();
 
+  // One primary action at a time: "Start call" only before the call,
+  // "End call" only while it is live, neither after it has ended.
+  const startButton = document.querySelector('button[data-call="start"]');
+  const endButton = document.querySelector('button[data-call="end"]');
+  const callButtons = document.getElementById("call-buttons");
+  function showCallState(state) {
+    callButtons.dataset.eventState = state;
+    document.getElementById("call-state").textContent = state;
+    startButton.hidden = startButton.disabled = state !== "scheduled";
+    endButton.hidden = endButton.disabled = state !== "live";
+  }
+
   function render(view) {
-    document.getElementById("call-state").textContent = view.state;
+    // The conference's own "waiting" and "idle" say nothing about the event's
+    // state; "live" and "ended" do.
+    if (view.state === "live" || view.state === "ended") showCallState(view.state);
+    else if (callButtons.dataset.eventState === "scheduled") {
+      document.getElementById("call-state").textContent = view.state;
+    }
     document.getElementById("lock-state").hidden = !view.locked;
     document.getElementById("count-phone").textContent = view.listeners_by_channel.phone || 0;
     document.getElementById("count-web").textContent = view.listeners_by_channel.web || 0;
@@ -137,7 +154,10 @@
     if (!target) return;
     if (target.dataset.confirm && !window.confirm(target.dataset.confirm)) return;
     if (target.dataset.call) {
-      await post(`/${target.dataset.call}`);
+      target.disabled = true; // one click, one request
+      const record = await post(`/${target.dataset.call}`);
+      if (record) showCallState(record.state);
+      else target.disabled = false;
       return;
     }
     if (target.dataset.action) {

@@ -1,0 +1,51 @@
+"""The moderator's call buttons on a real `callbridge serve`, clicked in real Chromium.
+
+Before the call "Start call" is the one primary action; once clicked it is
+gone and "End call" takes its place; after the end neither is offered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.chromium import launch
+from tests.telephony.conftest import start_server
+
+pytestmark = pytest.mark.browser
+
+
+def _offered(page: Any, name: str) -> bool:
+    button = page.get_by_role("button", name=name)
+    return bool(button.is_visible() and button.is_enabled())
+
+
+def test_start_call_gives_way_to_end_call(tmp_path: Path) -> None:
+    with start_server(tmp_path) as server, launch() as browser:
+        event = server.create_event()
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())  # "End the call for everyone?"
+        page.goto(f"{server.http_url}/login?next=/console/events/{event.id}")
+        page.fill("input[name=name]", "operator")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"**/console/events/{event.id}")
+
+        assert _offered(page, "Start call") and not _offered(page, "End call")
+        page.get_by_role("button", name="Start call").click()
+        page.wait_for_selector("#call-state:text('live')")
+        page.wait_for_selector("button[data-call=start]", state="hidden")
+        assert not _offered(page, "Start call") and _offered(page, "End call")
+        assert server.api("GET", f"/api/events/{event.id}").json()["state"] == "live"
+        # A reload renders the same from the event's state.
+        page.reload()
+        page.wait_for_selector("#call-state:text('live')")
+        assert not _offered(page, "Start call") and _offered(page, "End call")
+
+        page.get_by_role("button", name="End call").click()
+        page.wait_for_selector("#call-state:text('ended')")
+        page.wait_for_selector("button[data-call=end]", state="hidden")
+        assert not _offered(page, "Start call") and not _offered(page, "End call")
+        assert server.api("GET", f"/api/events/{event.id}").json()["state"] == "ended"
