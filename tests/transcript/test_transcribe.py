@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from callbridge.transcript.cli import ProgressBar, run
-from callbridge.transcript.engine import Samples, Segment, speech_regions, to_float
+from callbridge.transcript.engine import Segment
 from callbridge.transcript.transcribe import (
     CAPTIONS,
     TRANSCRIPT,
@@ -23,6 +23,7 @@ from callbridge.transcript.transcribe import (
     load_transcript,
     transcribe_recording,
 )
+from callbridge.transcript.vad import Samples, speech_regions, to_float
 from callbridge.transcript.vtt import parse_vtt
 from tests.transcript.speech import Line, build_recording, needs_espeak
 
