@@ -17,7 +17,7 @@ from callbridge.transcript.engine import available_engines
 from callbridge.transcript.pieces import INAUDIBLE, spoken_words
 from callbridge.transcript.transcribe import Transcript, transcribe_recording
 from callbridge.transcript.wer import normalise
-from tests.transcript.speech import Line, build_recording, needs_espeak
+from tests.transcript.speech import VOICE, Line, build_recording, needs_espeak
 
 NORTHWIND = (
     "Good afternoon everyone, and welcome to the Northwind Biologics third quarter call. "
@@ -40,8 +40,9 @@ pytestmark = [
 ]
 
 
-def phone_call(directory: Path, text: str) -> Transcript:
-    build_recording(directory, [Line("cfo", 0.5, text)], {"cfo": "CFO"}, phone=True)
+def phone_call(directory: Path, text: str, voice: tuple[str, ...] = VOICE) -> Transcript:
+    lines = [Line("cfo", 0.5, text)]
+    build_recording(directory, lines, {"cfo": "CFO"}, phone=True, voice=voice)
     return transcribe_recording(directory)
 
 
@@ -58,6 +59,14 @@ def test_every_sentence_of_the_northwind_call_comes_back(tmp_path: Path) -> None
     assert {s.speaker for s in transcript.segments} == {"CFO"}
 
 
+def test_the_figure_in_it_is_written_as_a_figure(tmp_path: Path) -> None:
+    # espeak-ng's American "forty two" often reaches Moonshine as "to"; its British voice not.
+    transcript = phone_call(tmp_path, NORTHWIND, ("-v", "en-gb-x-rp", "-s", "150"))
+    assert len(transcript.segments) == 3
+    assert "$42 million." in transcript.segments[1].text
+    assert "third quarter call" in transcript.segments[0].text.lower()
+
+
 def test_a_breathless_run_of_figures_comes_back_whole(tmp_path: Path) -> None:
     transcript = phone_call(tmp_path, BREATHLESS)
     segments = transcript.segments
@@ -72,6 +81,8 @@ def test_a_breathless_run_of_figures_comes_back_whole(tmp_path: Path) -> None:
     assert "twelve percent" in words or "twelve per cent" in words
     assert "million dollar" in said_as_words(segments[-1].text)
     assert "cash" in words
+    # And its figures are written as figures.
+    assert "$218 million" in transcript.text and "12%" in transcript.text
 
 
 def said_as_words(text: str) -> str:
