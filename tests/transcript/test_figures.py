@@ -50,6 +50,10 @@ def year(value: int) -> str:
         ("net loss of 31 cents per share", "net loss of $0.31 per share"),
         ("up 12 per cent", "up 12%"),
         ("ten thousand customers", "10,000 customers"),
+        # What engines make of what was said.
+        ("fifty eight points two percent", "58.2%"),
+        ("results for the third quarter on twenty twenty six", "results for Q3 2026"),
+        ("the Third Quarter 2026 results", "Q3 2026 results"),
         ("Revenue Rooter Forty Two Million Dollars.", "Revenue Rooter $42 million."),
         # What is not a figure stays as said.
         ("Welcome to the third quarter call.", "Welcome to the third quarter call."),

@@ -81,6 +81,16 @@ _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
     6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
 }  # fmt: skip
+_QUARTER = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "1st": 1,
+    "2nd": 2,
+    "3rd": 3,
+    "4th": 4,
+}
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _AMOUNT = r"\d[\d,]*(?:\.\d+)?"
 _SCALE = r"thousand|million|billion|trillion"
@@ -124,6 +134,17 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"(?<![$\d.,])\b(\d{1,2}) cents?\b"), _cents),
     # A range in one currency and scale: "$850 to $870 million".
     (re.compile(rf"\$?(?<![\d.])({_AMOUNT}) to \$({_AMOUNT}) ({_SCALE})\b"), r"$\1 \3 to $\2 \3"),
+    # "58 points 2%": an engine's plural of "point" in a decimal.
+    (re.compile(r"\b(\d+) points? (\d)%"), r"\1.\2%"),
+    # "the third quarter on 2026" (an engine's "of"), "third quarter 2026": as the grammar
+    # writes "the third quarter of 2026".
+    (
+        re.compile(
+            r"\b(first|second|third|fourth|1st|2nd|3rd|4th) quarter (?:of |on |in )?(\d{4})\b",
+            re.IGNORECASE,
+        ),
+        lambda m: f"Q{_QUARTER[m.group(1).lower()]} {m.group(2)}",
+    ),
     # "the Q3 2026": the grammar replaced "third quarter of" but kept the article.
     (re.compile(r"\b[Tt]he (Q[1-4] \d{4})\b"), r"\1"),
     # Integers of five digits or more (not decimals or money already grouped).
