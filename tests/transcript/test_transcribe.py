@@ -122,6 +122,10 @@ def test_files_are_written_and_load_back(recording: Path) -> None:
     cues = parse_vtt((recording / CAPTIONS).read_text())
     assert [cue.voice for cue in cues] == [s.speaker for s in transcript.segments]
     assert not list(recording.glob(".*.tmp"))
+    text = (recording / "transcript.txt").read_text()
+    assert text.startswith("Transcript\n") and "[0:00] Speaker 1\npiece " in text
+    assert "] Dave Chief\npiece " in text
+    assert "Dave Chief" in (recording / "transcript.html").read_text()
 
 
 @needs_espeak

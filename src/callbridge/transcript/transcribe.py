@@ -9,6 +9,8 @@ the recording::
     transcript.json    {"format", "engine", "duration_s", "elapsed_s", "real_time_factor",
                         "segments": [{"start", "end", "speaker", "text"}, …]}
     captions.vtt       WebVTT, cues of at most two lines and seven seconds
+    transcript.txt     paragraphs by speaker turn, each led by its time and speaker
+    transcript.html    the same as a standalone page an IR team can post
 
 both atomically (temp file, fsync, ``os.replace``).
 """
@@ -29,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.media.recording import MANIFEST, atomic_write, load_assembled
+from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
 from callbridge.transcript.figures import write_figures
 from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
@@ -316,10 +319,12 @@ def _labels(sources: list[_Source], spoken: list[list[Segment]]) -> list[str | N
 
 
 def write_transcript(directory: Path, transcript: Transcript) -> None:
-    """transcript.json, then captions.vtt, each replaced atomically."""
+    """transcript.json, captions.vtt, transcript.txt and transcript.html, each atomically."""
     data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
     atomic_write(directory / TRANSCRIPT, data.encode())
     atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
+    atomic_write(directory / turns.TEXT, turns.as_text(transcript).encode())
+    atomic_write(directory / turns.HTML, turns.as_html(transcript).encode())
 
 
 def load_transcript(directory: Path) -> Transcript | None:
