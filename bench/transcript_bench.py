@@ -49,6 +49,7 @@ from callbridge.transcript.engine import (
     get_engine,
     resample,
 )
+from callbridge.transcript.figures import write_figures
 from callbridge.transcript.pieces import INAUDIBLE
 from callbridge.transcript.transcribe import transcribe_samples
 from callbridge.transcript.vad import to_float
@@ -117,6 +118,7 @@ class Tally:
 
     audio_s: float = 0.0
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time: fair even on a machine others are busy on
     figures: int = 0
     found: int = 0
     sentences: int = 0
@@ -165,9 +167,10 @@ def read_script(engine: SpeechEngine, voice: tuple[str, int], tally: Tally) -> s
     pause = np.zeros(round(PAUSE_S * RATE), dtype=np.int16)
     spoken = [speak(text, ("-v", name, "-s", str(speed))) for text, _ in SCRIPT]
     audio = through_phone(np.concatenate([part for said in spoken for part in (said, pause)]))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     segments = transcribe_samples(engine, audio, RATE)
     tally.elapsed_s += time.perf_counter() - started
+    tally.cpu_s += time.process_time() - cpu
     tally.audio_s += len(audio) / RATE
     text = " ".join(s.text for s in segments)
     tally.inaudible += sum(s.text == INAUDIBLE for s in segments)
@@ -216,9 +219,10 @@ def real_speech(engine: SpeechEngine, tally: Tally) -> tuple[float, int] | None:
         narrow = resample(to_float(samples), rate, RATE)
         pcm = np.clip(np.round(narrow * 32768.0), -32768, 32767).astype(np.int16)
         audio = through_phone(pcm)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         segments = transcribe_samples(engine, audio, RATE)
         tally.elapsed_s += time.perf_counter() - started
+        tally.cpu_s += time.process_time() - cpu
         tally.audio_s += len(audio) / RATE
         references.append(match.group(1))
         hypotheses.append(" ".join(s.text for s in segments))
@@ -247,6 +251,10 @@ def main() -> int:
         text = read_script(engine, voice, script)
         if args.show:
             print(f"    {text}")
+    # The same measure on the script's own words: what the normaliser alone gets right.
+    wanted = Counter(figure for _, figures in SCRIPT for figure in figures)
+    written_out = figure_counts(" ".join(write_figures(said) for said, _ in SCRIPT))
+    alone = sum(min(count, written_out[figure]) for figure, count in wanted.items())
     real = Tally()
     wer = real_speech(engine, real)
     total_audio = script.audio_s + real.audio_s
@@ -254,6 +262,7 @@ def main() -> int:
     print()
     recall = script.found / max(1, script.figures)
     print(f"figure recall        {recall:.3f}  ({script.found}/{script.figures})   goal ≥ 0.95")
+    print(f"  on the script's own words (normaliser alone): {alone / sum(wanted.values()):.3f}")
     print(f"sentences dropped    {script.dropped} of {script.sentences}   goal 0")
     print(f"[inaudible] marks    {script.inaudible}")
     if wer is None:
@@ -264,6 +273,10 @@ def main() -> int:
     rtf = total_elapsed / max(total_audio, 1e-9)
     took = f"({total_elapsed:.0f} s for {total_audio:.0f} s)"
     print(f"real-time factor     {rtf:.3f}  {took}   goal ≤ 0.25")
+    # ONNX Runtime runs on two threads: on an idle machine wall time is about CPU time / 2.
+    cpu = (script.cpu_s + real.cpu_s) / max(total_audio, 1e-9)
+    load = os.getloadavg()[0]
+    print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
     quick = " --quick" if args.quick else ""
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{quick} --engine {name}")
     return 0
