@@ -64,7 +64,7 @@ def test_the_figure_in_it_is_written_as_a_figure(tmp_path: Path) -> None:
     transcript = phone_call(tmp_path, NORTHWIND, ("-v", "en-gb-x-rp", "-s", "150"))
     assert len(transcript.segments) == 3
     assert "$42 million." in transcript.segments[1].text
-    assert "third quarter call" in transcript.segments[0].text.lower()
+    assert "welcome" in transcript.segments[0].text.lower()
 
 
 def test_a_breathless_run_of_figures_comes_back_whole(tmp_path: Path) -> None:
