@@ -16,6 +16,7 @@ import pytest
 
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.media.recording import CallRecorder, assemble
+from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
 
 ESPEAK = shutil.which("espeak-ng")
 SOX = shutil.which("sox")
@@ -28,12 +29,12 @@ needs_espeak = pytest.mark.skipif(
 
 
 @functools.lru_cache(maxsize=64)
-def speak(text: str) -> npt.NDArray[np.int16]:
+def speak(text: str, voice: tuple[str, ...] = VOICE) -> npt.NDArray[np.int16]:
     """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono samples (resampled by sox)."""
     assert ESPEAK is not None and SOX is not None
     with tempfile.TemporaryDirectory() as tmp:
         raw, narrow = Path(tmp) / "raw.wav", Path(tmp) / "narrow.wav"
-        subprocess.run([ESPEAK, *VOICE, "-w", str(raw), text], check=True, capture_output=True)
+        subprocess.run([ESPEAK, *voice, "-w", str(raw), text], check=True, capture_output=True)
         subprocess.run(
             [SOX, str(raw), "-r", str(SAMPLE_RATE), "-b", "16", "-c", "1", str(narrow)],
             check=True,
@@ -41,6 +42,11 @@ def speak(text: str) -> npt.NDArray[np.int16]:
         )
         with wave.open(str(narrow), "rb") as wav:
             return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def through_phone(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """``samples`` as a caller's audio reaches the bridge: G.711 μ-law, encoded and decoded."""
+    return ulaw_decode(ulaw_encode(samples))
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,18 @@ def build_recording(
     *,
     tail_s: float = 1.0,
     stems: bool = True,
+    voice: tuple[str, ...] = VOICE,
+    phone: bool = False,
 ) -> None:
     """Record ``lines`` with ``CallRecorder`` as the bridge would, then ``assemble``.
 
     Each participant's stem gets only the frames in which they speak; the mix
     gets every frame. ``names`` gives each participant's display name (or None).
+    With ``phone`` each line goes through G.711 μ-law first, as a caller's does.
     """
-    voices = {line: speak(line.text) for line in lines}
+    voices = {line: speak(line.text, voice) for line in lines}
+    if phone:
+        voices = {line: through_phone(samples) for line, samples in voices.items()}
     end_s = max(line.at + len(voices[line]) / SAMPLE_RATE for line in lines) + tail_s
     frames = int(end_s * SAMPLE_RATE) // FRAME_SAMPLES + 1
     total = frames * FRAME_SAMPLES

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from callbridge.transcript.cli import ProgressBar, run
-from callbridge.transcript.engine import Samples, Segment, speech_regions, to_float
+from callbridge.transcript.engine import Segment
 from callbridge.transcript.transcribe import (
     CAPTIONS,
     TRANSCRIPT,
@@ -23,6 +23,7 @@ from callbridge.transcript.transcribe import (
     load_transcript,
     transcribe_recording,
 )
+from callbridge.transcript.vad import Samples, speech_regions, to_float
 from callbridge.transcript.vtt import parse_vtt
 from tests.transcript.speech import Line, build_recording, needs_espeak
 
@@ -121,6 +122,10 @@ def test_files_are_written_and_load_back(recording: Path) -> None:
     cues = parse_vtt((recording / CAPTIONS).read_text())
     assert [cue.voice for cue in cues] == [s.speaker for s in transcript.segments]
     assert not list(recording.glob(".*.tmp"))
+    text = (recording / "transcript.txt").read_text()
+    assert text.startswith("Transcript\n") and "[0:00] Speaker 1\npiece " in text
+    assert "] Dave Chief\npiece " in text
+    assert "Dave Chief" in (recording / "transcript.html").read_text()
 
 
 @needs_espeak

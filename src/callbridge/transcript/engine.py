@@ -31,7 +31,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-Samples = npt.NDArray[np.int16] | npt.NDArray[np.float32]
+from callbridge.transcript.vad import Samples, engine_chunks, to_float
+
 Progress = Callable[[float], None]
 
 ENGINE_RATE = 16_000  # both models were trained on 16 kHz audio
@@ -74,13 +75,6 @@ class SpeechEngine(Protocol):
 # -- audio helpers -----------------------------------------------------------
 
 
-def to_float(samples: Samples) -> npt.NDArray[np.float32]:
-    """Mono samples as float32 in -1..1."""
-    if samples.dtype == np.int16:
-        return (samples.astype(np.float32) / 32768.0).astype(np.float32)
-    return np.asarray(samples, dtype=np.float32)
-
-
 def resample(samples: npt.NDArray[np.float32], rate: int, target: int) -> npt.NDArray[np.float32]:
     """Band-limited resampling in the frequency domain (for pieces of up to a minute or so).
 
@@ -98,101 +92,6 @@ def resample(samples: npt.NDArray[np.float32], rate: int, target: int) -> npt.ND
         spectrum = spectrum[:bins]
     out = np.fft.irfft(spectrum, count) * (count / len(samples))
     return out.astype(np.float32)
-
-
-@dataclass(frozen=True)
-class VadConfig:
-    """Energy voice activity detection, in 20 ms frames."""
-
-    frame_s: float = 0.02
-    floor_dbfs: float = -50.0  # below this a frame is silence whatever the noise
-    above_noise_db: float = 12.0  # a frame this far above the noise floor is speech
-    merge_gap_s: float = 0.6  # pauses shorter than this stay inside one region
-    pad_s: float = 0.15  # kept either side of a region: plosives start quietly
-    min_speech_s: float = 0.15  # shorter blips (clicks) are dropped
-    max_region_s: float = 20.0  # longer regions are cut at their quietest frame
-
-
-def _frame_levels(samples: npt.NDArray[np.float32], frame: int) -> npt.NDArray[np.float64]:
-    count = len(samples) // frame
-    if count == 0:
-        return np.zeros(0)
-    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
-    power = np.mean(frames * frames, axis=1)
-    levels: npt.NDArray[np.float64] = 10.0 * np.log10(power + 1e-12)
-    return levels
-
-
-def speech_regions(
-    samples: Samples, sample_rate: int, config: VadConfig | None = None
-) -> list[tuple[int, int]]:
-    """(start, end) sample offsets of the stretches worth sending to an engine.
-
-    A frame is speech when it is above both an absolute floor and the noise
-    floor (the 10th percentile of frame levels) by a margin; short pauses are
-    bridged, regions padded, blips dropped and overlong regions split at their
-    quietest point, so no engine sees more than ``max_region_s`` at once.
-    """
-    config = config or VadConfig()
-    audio = to_float(samples)
-    frame = max(1, round(config.frame_s * sample_rate))
-    levels = _frame_levels(audio, frame)
-    if not len(levels):
-        return []
-    noise = float(np.percentile(levels, 10))
-    threshold = max(config.floor_dbfs, noise + config.above_noise_db)
-    voiced = levels > threshold
-    runs = _runs(voiced)
-    gap = round(config.merge_gap_s / config.frame_s)
-    merged: list[list[int]] = []
-    for start, end in runs:
-        if merged and start - merged[-1][1] <= gap:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
-    pad = round(config.pad_s / config.frame_s)
-    shortest = round(config.min_speech_s / config.frame_s)
-    longest = max(2, round(config.max_region_s / config.frame_s))
-    regions: list[tuple[int, int]] = []
-    for start, end in merged:
-        if int(voiced[start:end].sum()) < shortest:
-            continue
-        start, end = max(0, start - pad), min(len(levels), end + pad)
-        for piece_start, piece_end in _split_long(levels, start, end, longest):
-            regions.append((piece_start * frame, min(len(audio), piece_end * frame)))
-    return regions
-
-
-def engine_chunks(samples: Samples, sample_rate: int, longest_s: float) -> list[tuple[int, int]]:
-    """All of ``samples`` when short enough for one decoder pass, else its speech regions.
-
-    Callers normally hand an engine one detected region; this keeps a direct
-    call with a whole file within what the model can take.
-    """
-    if len(samples) <= longest_s * sample_rate:
-        return [(0, len(samples))] if len(samples) else []
-    return speech_regions(samples, sample_rate, VadConfig(max_region_s=longest_s))
-
-
-def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1).tolist()
-    ends = np.flatnonzero(edges == -1).tolist()
-    return list(zip(starts, ends, strict=True))
-
-
-def _split_long(
-    levels: npt.NDArray[np.float64], start: int, end: int, longest: int
-) -> Iterator[tuple[int, int]]:
-    while end - start > longest:
-        # Cut in the quietest frame of the second half of the allowed span, so a
-        # piece is never shorter than half the limit and rarely cuts a word.
-        low = start + longest // 2
-        window = levels[low : start + longest]
-        cut = low + int(np.argmin(window))
-        yield start, cut
-        start = cut
-    yield start, end
 
 
 # -- glossary ----------------------------------------------------------------

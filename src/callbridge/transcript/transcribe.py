@@ -9,6 +9,8 @@ the recording::
     transcript.json    {"format", "engine", "duration_s", "elapsed_s", "real_time_factor",
                         "segments": [{"start", "end", "speaker", "text"}, …]}
     captions.vtt       WebVTT, cues of at most two lines and seven seconds
+    transcript.txt     paragraphs by speaker turn, each led by its time and speaker
+    transcript.html    the same as a standalone page an IR team can post
 
 both atomically (temp file, fsync, ``os.replace``).
 """
@@ -29,12 +31,11 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.media.recording import MANIFEST, atomic_write, load_assembled
-from callbridge.transcript.engine import (
-    Segment,
-    SpeechEngine,
-    get_engine,
-    speech_regions,
-)
+from callbridge.transcript import turns
+from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
+from callbridge.transcript.figures import write_figures
+from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
+from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
 
 TRANSCRIPT = "transcript.json"
@@ -207,8 +208,12 @@ def transcribe_recording(
 
     audio = [read_wav(source.path) for source in sources]
     duration = max((len(samples) / rate for samples, rate in audio), default=0.0)
-    regions = [speech_regions(samples, rate) for samples, rate in audio]
-    total = sum(end - start for spans in regions for start, end in spans) or 1
+    profiles = [voice_profile(samples, rate) for samples, rate in audio]
+    sizes = [
+        sum(end - start for start, end in regions_in(profile, len(samples)))
+        for (samples, _), profile in zip(audio, profiles, strict=True)
+    ]
+    total = sum(sizes) or 1
     done = 0
 
     def report(fraction: float, size: int) -> None:
@@ -216,20 +221,18 @@ def transcribe_recording(
             progress(min(1.0, (done + fraction * size) / total))
 
     spoken: list[list[Segment]] = []
-    for (samples, rate), spans in zip(audio, regions, strict=True):
-        found: list[Segment] = []
-        for start, end in spans:
-            size = end - start
-            pieces = recognizer.transcribe(
-                samples[start:end],
+    for (samples, rate), profile, size in zip(audio, profiles, sizes, strict=True):
+        spoken.append(
+            transcribe_samples(
+                recognizer,
+                samples,
                 rate,
                 glossary,
                 lambda fraction, size=size: report(fraction, size),  # type: ignore[misc]
+                profile=profile,
             )
-            offset = start / rate
-            found.extend(Segment(offset + p.start, offset + p.end, p.text) for p in pieces)
-            done += size
-        spoken.append(found)
+        )
+        done += size
 
     labels = _labels(sources, spoken) if labelled else [None] * len(sources)
     segments = sorted(
@@ -254,6 +257,50 @@ def transcribe_recording(
     return transcript
 
 
+def transcribe_samples(
+    recognizer: SpeechEngine,
+    samples: Samples,
+    rate: int,
+    glossary: Sequence[str] = (),
+    progress: Progress | None = None,
+    *,
+    profile: VoiceProfile | None = None,
+    config: PieceConfig | None = None,
+) -> list[Segment]:
+    """Timed text for one speaker's samples: what ``transcribe_recording`` does per stem.
+
+    Silence is skipped, speech decoded in checked pieces (``pieces``), speech
+    that gave no text kept as "[inaudible]", figures written as figures and
+    the glossary applied last. ``progress`` gets the fraction of speech done.
+    """
+    profile = profile or voice_profile(samples, rate)
+    regions = regions_in(profile, len(samples))
+    total = sum(end - start for start, end in regions) or 1
+    done = 0
+
+    def decode(start: int, end: int) -> list[Segment]:
+        return recognizer.transcribe(samples[start:end], rate, glossary)
+
+    decoder = PieceDecoder(profile, rate, decode, config)
+    found: list[Segment] = []
+    for start, end in regions:
+
+        def report(fraction: float, base: int = done, size: int = end - start) -> None:
+            if progress is not None:
+                progress((base + fraction * size) / total)
+
+        found.extend(decoder.region(start, end, report))
+        done += end - start
+    return [Segment(s.start, s.end, written(s.text, glossary)) for s in found]
+
+
+def written(text: str, glossary: Sequence[str] = ()) -> str:
+    """Engine text as a transcript shows it: figures as figures, then the glossary's spellings."""
+    if text == INAUDIBLE:
+        return text
+    return apply_glossary(write_figures(text), glossary)
+
+
 def _labels(sources: list[_Source], spoken: list[list[Segment]]) -> list[str | None]:
     """Each source's name, or "Speaker N" numbered by when the unnamed ones first spoke."""
     first = [min((s.start for s in found), default=float("inf")) for found in spoken]
@@ -272,10 +319,12 @@ def _labels(sources: list[_Source], spoken: list[list[Segment]]) -> list[str | N
 
 
 def write_transcript(directory: Path, transcript: Transcript) -> None:
-    """transcript.json, then captions.vtt, each replaced atomically."""
+    """transcript.json, captions.vtt, transcript.txt and transcript.html, each atomically."""
     data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
     atomic_write(directory / TRANSCRIPT, data.encode())
     atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
+    atomic_write(directory / turns.TEXT, turns.as_text(transcript).encode())
+    atomic_write(directory / turns.HTML, turns.as_html(transcript).encode())
 
 
 def load_transcript(directory: Path) -> Transcript | None:

@@ -41,6 +41,7 @@ from callbridge.store.audience import (
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.transcript.transcribe import Hit, load_transcript, search
+from callbridge.transcript.turns import shown_text, speaker_turns
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.pages import clock, view_of
@@ -205,10 +206,21 @@ class SegmentView:
 
 
 @dataclass(frozen=True)
+class TurnView:
+    """One speaker's paragraph: their segments in order, each still a link into the replay."""
+
+    speaker: str | None
+    start: float
+    clock: str
+    segments: list[tuple[int, SegmentView]]  # (index in the transcript, segment)
+
+
+@dataclass(frozen=True)
 class TranscriptView:
     query: str
     segments: list[SegmentView]
     hits: list[Hit]
+    turns: list[TurnView]
 
     @property
     def hit_indices(self) -> frozenset[int]:
@@ -242,11 +254,20 @@ async def _transcript_view(
             start=segment.start,
             clock=_clock(segment.start),
             speaker=segment.speaker,
-            html=marked.get(index, Markup.escape(segment.text)),
+            html=marked.get(index, Markup.escape(shown_text(segment))),
         )
         for index, segment in enumerate(transcript.segments)
     ]
-    return TranscriptView(query=query, segments=segments, hits=hits)
+    turns = [
+        TurnView(
+            speaker=turn.speaker,
+            start=turn.start,
+            clock=_clock(turn.start),
+            segments=[(index, segments[index]) for index in turn.segments],
+        )
+        for turn in speaker_turns(transcript)
+    ]
+    return TranscriptView(query=query, segments=segments, hits=hits, turns=turns)
 
 
 def _not_found(request: Request, event_id: int) -> Response:

@@ -1,0 +1,213 @@
+"""Figures as an analyst writes them: "$42 million", "12%", "$0.31 per share", "Q3 2026".
+
+Call ``write_figures`` on an engine's text, before the glossary is applied.
+Spoken numbers become figures through WeTextProcessing's English inverse text
+normalisation (the ``wetext`` package: grammars compiled to OpenFST files
+that it ships, run by ``kaldifst``; nothing to compile here). A few rules of
+our own then finish what it leaves, each for a reason:
+
+* engines already write some figures as digits ("94 million dollars",
+  "31 cents"), which the grammars do not touch: those get the same form;
+* the grammars write "12 %" and "$42 million ," with spaces;
+* they write ordinals as digits, but a transcript reads "third quarter",
+  "first question" (a date keeps "May 5th");
+* "850 to $870 million" is written "$850 million to $870 million";
+* "in the third quarter of twenty twenty six" gives "in the Q3 2026": "in Q3 2026";
+* integers of five digits and more get thousands separators (four digits
+  may be a year).
+
+Hyphens between number words ("sixty-one", as Moonshine writes them) are made
+spaces first: the grammars read "sixty-one point four" as "sixty-one .4".
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 600  # the grammars slow down sharply on long inputs: longer text goes by sentence
+
+_UNITS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+]
+_NUMBER_WORD = "|".join(_UNITS)
+_HYPHENATED = re.compile(
+    rf"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-({_NUMBER_WORD}|first|second|"
+    r"third|fourth|fifth|sixth|seventh|eighth|ninth)\b",
+    re.IGNORECASE,
+)
+# Two or more number words in a row, in any case: engines now and then write "Forty Two
+# Million Dollars", which the grammars (lower case only) would leave as words.
+_NUMBER_RUN = re.compile(
+    rf"\b(?:(?:{_NUMBER_WORD}|point|dollars?|percent|cents?)\b[ -]?){{2,}}", re.IGNORECASE
+)
+_ORDINALS = {
+    1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
+    6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
+}  # fmt: skip
+_QUARTER = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "1st": 1,
+    "2nd": 2,
+    "3rd": 3,
+    "4th": 4,
+}
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_AMOUNT = r"\d[\d,]*(?:\.\d+)?"
+_SCALE = r"thousand|million|billion|trillion"
+
+
+class _Normalizer(Protocol):
+    def normalize(self, text: str) -> str: ...
+
+
+@functools.cache
+def _grammar() -> _Normalizer | None:
+    """WeTextProcessing's English inverse normaliser, loaded once (about a second)."""
+    try:
+        from wetext import Normalizer
+    except ImportError:
+        log.warning("wetext is not installed: spoken figures stay as the engine wrote them")
+        return None
+    normalizer: _Normalizer = Normalizer(lang="en", operator="itn")
+    return normalizer
+
+
+def _ordinal_word(match: re.Match[str]) -> str:
+    return _ORDINALS.get(int(match.group(1)), match.group(0))
+
+
+def _cents(match: re.Match[str]) -> str:
+    return f"${int(match.group(1)) / 100:.2f}"
+
+
+def _thousands(match: re.Match[str]) -> str:
+    return f"{int(match.group(0)):,}"
+
+
+_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    # Spaces the grammars leave before punctuation and percent signs.
+    (re.compile(r"(?<=\d) ?(?:%|per ?cent\b|percent\b)", re.IGNORECASE), "%"),
+    (re.compile(r" +([.,;:?!])"), r"\1"),
+    # Figures the engine wrote as digits.
+    (re.compile(rf"\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
+    (re.compile(rf"(?<![$\d.])\b({_AMOUNT}) dollars?\b"), r"$\1"),
+    (re.compile(r"(?<![$\d.,])\b(\d{1,2}) cents?\b"), _cents),
+    # A range in one currency and scale: "$850 to $870 million".
+    (re.compile(rf"\$?(?<![\d.])({_AMOUNT}) to \$({_AMOUNT}) ({_SCALE})\b"), r"$\1 \3 to $\2 \3"),
+    # "58 points 2%": an engine's plural of "point" in a decimal.
+    (re.compile(r"\b(\d+) points? (\d)%"), r"\1.\2%"),
+    # "the third quarter on 2026" (an engine's "of"), "third quarter 2026": as the grammar
+    # writes "the third quarter of 2026".
+    (
+        re.compile(
+            r"\b(first|second|third|fourth|1st|2nd|3rd|4th) quarter (?:of |on |in )?(\d{4})\b",
+            re.IGNORECASE,
+        ),
+        lambda m: f"Q{_QUARTER[m.group(1).lower()]} {m.group(2)}",
+    ),
+    # "the Q3 2026": the grammar replaced "third quarter of" but kept the article.
+    (re.compile(r"\b[Tt]he (Q[1-4] \d{4})\b"), r"\1"),
+    # Integers of five digits or more (not decimals or money already grouped).
+    (re.compile(r"(?<![\d.,])\d{5,}(?![\d.,]\d)"), _thousands),
+]
+# Ordinals back to words, except a date's day ("May 5th").
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b")
+_DATE_DAY = re.compile(rf"\b(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)\b")
+
+
+def _ordinals_as_words(text: str) -> str:
+    dates = [m.span() for m in _DATE_DAY.finditer(text)]
+
+    def replace(match: re.Match[str]) -> str:
+        if any(a <= match.start() < b for a, b in dates):
+            return match.group(0)
+        return _ordinal_word(match)
+
+    return _ORDINAL.sub(replace, text)
+
+
+def _normalised(grammar: _Normalizer, text: str) -> str:
+    try:
+        return grammar.normalize(text)
+    except Exception:  # its tagger asserts on some inputs ("0\\"): keep the words as said
+        log.debug("no figures written in %r", text, exc_info=True)
+        return text
+
+
+def _sentences(text: str) -> list[str]:
+    """``text`` in parts of at most ``MAX_CHARS``, cut after sentences (or words)."""
+    parts: list[str] = []
+    current = ""
+    for sentence in re.split(r"(?<=[.?!])\s+", text):
+        while len(sentence) > MAX_CHARS:
+            cut = sentence.rfind(" ", 0, MAX_CHARS)
+            cut = cut if cut > 0 else MAX_CHARS
+            parts.append(sentence[:cut])
+            sentence = sentence[cut:].lstrip()
+        if current and len(current) + 1 + len(sentence) > MAX_CHARS:
+            parts.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}" if current else sentence
+    if current:
+        parts.append(current)
+    return parts
+
+
+def write_figures(text: str) -> str:
+    """``text`` with spoken numbers, money, percentages, quarters and years as figures.
+
+    Words that are not figures are left as they are; "one of our customers"
+    keeps its "one". Without ``wetext`` installed only the rules for figures
+    the engine already wrote as digits apply.
+    """
+    if not text.strip():
+        return text
+    text = _NUMBER_RUN.sub(lambda match: match.group(0).lower(), text)
+    text = _HYPHENATED.sub(r"\1 \2", text)
+    grammar = _grammar()
+    if grammar is not None:
+        text = " ".join(_normalised(grammar, part) for part in _sentences(text))
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return _ordinals_as_words(text)

@@ -1,0 +1,91 @@
+"""Issue 16's cases: espeak-ng speech through G.711 μ-law at 8 kHz, transcribed by Moonshine.
+
+Decoded as one 11 s piece, the sentence with the only figure was lost; 20 s of
+figures in one breath came back with its first eight seconds missing. Now
+every sentence and every stretch of the breathless run must be there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from callbridge.transcript.engine import available_engines
+from callbridge.transcript.pieces import INAUDIBLE, spoken_words
+from callbridge.transcript.transcribe import Transcript, transcribe_recording
+from callbridge.transcript.wer import normalise
+from tests.transcript.speech import VOICE, Line, build_recording, needs_espeak
+
+NORTHWIND = (
+    "Good afternoon everyone, and welcome to the Northwind Biologics third quarter call. "
+    "Revenue grew to forty two million dollars. "
+    "We will now open the line for questions."
+)
+BREATHLESS = (
+    "Revenue was two hundred eighteen million dollars up twelve percent year over year "
+    "gross margin was sixty one point four percent operating expenses were ninety four "
+    "million dollars net loss per share was thirty one cents and we ended the quarter with "
+    "four hundred twenty seven million dollars in cash and investments we now expect full "
+    "year revenue of eight hundred fifty to eight hundred seventy million dollars"
+)
+
+pytestmark = [
+    needs_espeak,
+    pytest.mark.skipif(
+        "moonshine" not in available_engines(), reason="moonshine-cpp and onnxruntime not installed"
+    ),
+]
+
+
+def phone_call(directory: Path, text: str, voice: tuple[str, ...] = VOICE) -> Transcript:
+    lines = [Line("cfo", 0.5, text)]
+    build_recording(directory, lines, {"cfo": "CFO"}, phone=True, voice=voice)
+    return transcribe_recording(directory)
+
+
+def test_every_sentence_of_the_northwind_call_comes_back(tmp_path: Path) -> None:
+    transcript = phone_call(tmp_path, NORTHWIND)
+    text = transcript.text.lower()
+    # Three sentences, three pieces: the middle one (with the figure) is there.
+    assert len(transcript.segments) == 3
+    first, middle, last = (s.text.lower() for s in transcript.segments)
+    assert "welcome" in first and "quarter" in first
+    assert "million dollars" in said_as_words(middle)
+    assert "open the line" in last
+    assert INAUDIBLE not in text
+    assert {s.speaker for s in transcript.segments} == {"CFO"}
+
+
+def test_the_figure_in_it_is_written_as_a_figure(tmp_path: Path) -> None:
+    # espeak-ng's American "forty two" often reaches Moonshine as "to"; its British voice not.
+    transcript = phone_call(tmp_path, NORTHWIND, ("-v", "en-gb-x-rp", "-s", "150"))
+    assert len(transcript.segments) == 3
+    assert "$42 million" in transcript.segments[1].text
+    assert "welcome" in transcript.segments[0].text.lower()
+
+
+def test_a_breathless_run_of_figures_comes_back_whole(tmp_path: Path) -> None:
+    transcript = phone_call(tmp_path, BREATHLESS)
+    segments = transcript.segments
+    # From its first word (at 0.5 s) to its last, with no stretch left out.
+    assert segments[0].start <= 0.6
+    assert "two hundred eighteen million" in said_as_words(segments[0].text)
+    assert segments[-1].end >= transcript.duration_s - 1.5
+    assert all(b.start - a.end < 0.5 for a, b in itertools.pairwise(segments))
+    assert all(s.end - s.start <= 8.0 for s in segments)
+    assert spoken_words(transcript.text) >= 0.85 * spoken_words(BREATHLESS), transcript.text
+    words = said_as_words(transcript.text)
+    assert "twelve percent" in words or "twelve per cent" in words
+    assert "million dollar" in said_as_words(segments[-1].text)
+    assert "cash" in words
+    # And its figures are written as figures.
+    assert "$218 million" in transcript.text and "12%" in transcript.text
+
+
+def said_as_words(text: str) -> str:
+    """``text`` with figures spelt out again ("$42 million" → "forty two million dollars")."""
+    text = re.sub(r"\$([\d.,]+(?: (?:thousand|million|billion))?)", r"\1 dollars", text)
+    return " ".join(normalise(text, numbers=True))
