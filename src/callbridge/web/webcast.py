@@ -21,7 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,6 +34,7 @@ from callbridge.store.audience import (
     BEACON_INTERVAL,
     MIN_BEACON_GAP,
     Audience,
+    AudienceFull,
     BeaconTooSoon,
     ListenMode,
     WebListener,
@@ -44,6 +45,9 @@ from callbridge.transcript.transcribe import Hit, load_transcript, search
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.pages import clock, view_of
+
+if TYPE_CHECKING:
+    from callbridge.web.media import EventCache
 
 router = APIRouter(include_in_schema=True, tags=["webcast"])
 
@@ -337,6 +341,18 @@ class WebcastStatus(BaseModel):
     beacon_interval: int = BEACON_INTERVAL
 
 
+def _beacon_events(request: Request, store: EventStore) -> EventCache:
+    # The media routes' cache of events: a beacon reads no event from the
+    # database, so a call that ends stops counting within the cache's TTL.
+    from callbridge.web.media import EventCache  # media imports this module
+
+    cache: EventCache | None = getattr(request.app.state, "beacon_events", None)
+    if cache is None or cache.store is not store:
+        cache = EventCache(store)
+        request.app.state.beacon_events = cache
+    return cache
+
+
 @router.post("/api/events/{event_id}/webcast/beacon", status_code=status.HTTP_204_NO_CONTENT)
 async def beacon(
     request: Request,
@@ -352,8 +368,10 @@ async def beacon(
     gives one; registration gives one), 409 when the event is not live
     (``live``) or its replay is not open (``replay``), 429 for a second
     beacon within ``MIN_BEACON_GAP`` s; none of these counts anything.
+    A listener this process has heard before is counted in memory, on the
+    event loop; its first beacon reads its row in a thread.
     """
-    record = await _record(store, event_id)
+    record = await _beacon_events(request, store).get(event_id)
     if record is None:
         return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
     token = listener_token(request, event_id)
@@ -370,14 +388,21 @@ async def beacon(
         return JSONResponse({"detail": "the replay is not open"}, status.HTTP_409_CONFLICT)
     anonymous = record.registration is not Registration.REQUIRED
     try:
-        await run_in_threadpool(
-            lambda: people.heard(event_id, token, body.mode, now, anonymous=anonymous)
-        )
+        if people.heard_held(event_id, token, body.mode, now) is None:
+            await run_in_threadpool(
+                lambda: people.heard(event_id, token, body.mode, now, anonymous=anonymous)
+            )
     except BeaconTooSoon as error:
         return JSONResponse(
             {"detail": error.message},
             status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(max(1, round(MIN_BEACON_GAP)))},
+        )
+    except AudienceFull as error:
+        return JSONResponse(
+            {"detail": error.message},
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(BEACON_INTERVAL)},
         )
     except StoreError as error:
         return JSONResponse({"detail": error.message}, status.HTTP_403_FORBIDDEN)
