@@ -69,6 +69,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         https_only=settings.secure_cookies,
         max_age=int(SESSION_LIFETIME.total_seconds()),
     )
+    # Beacons (thousands a minute) skip the session and the router.
+    app.add_middleware(webcast.BeaconRoute)
     # Added last, so it wraps everything, errors included.
     app.add_middleware(SecurityHeaders, secure=settings.secure_cookies)
 
