@@ -54,7 +54,7 @@ from callbridge.store.db import Database  # noqa: E402
 from callbridge.store.events import EventStore  # noqa: E402
 from callbridge.store.users import UserStore  # noqa: E402
 
-SET_COOKIE = re.compile(rb"^set-cookie:\s*(cb_wc_\d+=[^;\r\n]+)", re.IGNORECASE | re.MULTILINE)
+SET_COOKIE = re.compile(rb"^set-cookie:\s*([^=;\r\n]+)=([^;\r\n]*)", re.IGNORECASE | re.MULTILINE)
 BODY = b'{"mode":"live"}'
 
 
@@ -85,13 +85,18 @@ class Connection:
 
 @dataclass
 class Listener:
-    cookie: str
+    cookies: dict[str, str]  # what the page set: its browser id, and its session (CSRF)
     counted: list[float] = field(default_factory=list)  # when each 204 came back
     refused: int = 0
 
     @property
+    def cookie(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+    @property
     def token(self) -> str:
-        return self.cookie.split("=", 1)[1].rpartition(".")[0]
+        (browser,) = (v for k, v in self.cookies.items() if k.startswith("cb_wc_"))
+        return browser.rpartition(".")[0]
 
     def earned(self) -> tuple[int, int]:
         """Seconds its counted beacons earn as the server counts them, and how many credited."""
@@ -113,10 +118,10 @@ async def open_pages(port: int, event_id: int, count: int, pool: int) -> list[Li
         conn = Connection(port)
         while len(listeners) < count:
             status, headers = await conn.request(head)
-            match = SET_COOKIE.search(headers)
-            if status != 200 or match is None:
+            cookies = {m[1].decode(): m[2].decode() for m in SET_COOKIE.finditer(headers)}
+            if status != 200 or not any(name.startswith("cb_wc_") for name in cookies):
                 raise RuntimeError(f"the page answered {status} without a browser id")
-            listeners.append(Listener(match.group(1).decode()))
+            listeners.append(Listener(cookies))
         conn.close()
 
     await asyncio.gather(*(worker() for _ in range(pool)))
@@ -124,9 +129,12 @@ async def open_pages(port: int, event_id: int, count: int, pool: int) -> list[Li
 
 
 async def beacon_for(
-    listeners: list[Listener], port: int, event_id: int, interval: float, until: float, pool: int
+    listeners: list[Listener], port: int, event_id: int, interval: float, seconds: float, pool: int
 ) -> list[float]:
-    """Each listener beacons once per ``interval``, spread evenly; returns how late each went."""
+    """Each listener beacons once per ``interval`` for ``seconds``, spread evenly.
+
+    Returns how late each beacon was sent (the pool waits for each answer).
+    """
     path = f"POST /api/events/{event_id}/webcast/beacon HTTP/1.1\r\nHost: bench\r\n"
     heads = [
         (
@@ -143,7 +151,7 @@ async def beacon_for(
         start, k = time.monotonic(), 0
         while True:
             at = start + k * step
-            if at >= until:
+            if k * step >= seconds - step / 2:
                 break
             delay = at - time.monotonic()
             if delay > 0:
@@ -247,25 +255,22 @@ def main() -> int:
             f"{args.client_core}; beacons every {interval:.0f} s, {args.connections} connections"
         )
         print(f"measured {args.seconds:.0f} s after one interval of warm-up")
-        before = cpu_seconds(web)
+        idle = cpu_seconds(web)
         time.sleep(5)
-        after_idle = cpu_seconds(web)
-        print(
-            f"web process idle (the call live, no listener): user "
-            f"{20 * (after_idle[0] - before[0]):.1f}% sys {20 * (after_idle[1] - before[1]):.1f}%\n"
-        )
+        user, system = (now - then for now, then in zip(cpu_seconds(web), idle, strict=True))
+        print(f"web process idle (the call live, no listener): user {20 * user:.1f}% ", end="")
+        print(f"sys {20 * system:.1f}%\n")
         for count in args.listeners:
             clock = time.monotonic()
             listeners = asyncio.run(open_pages(http_port, event.id, count, args.connections))
             pages_s = time.monotonic() - clock
             everyone += listeners
             # Warm-up: every listener's first beacon (it finds or makes its row).
-            warm_until = time.monotonic() + interval
-            before = sum(cpu_seconds(web))
+            before, wall = sum(cpu_seconds(web)), time.monotonic()
             asyncio.run(
-                beacon_for(listeners, http_port, event.id, interval, warm_until, args.connections)
+                beacon_for(listeners, http_port, event.id, interval, interval, args.connections)
             )
-            warm_cpu = 100 * (sum(cpu_seconds(web)) - before) / interval
+            warm_cpu = 100 * (sum(cpu_seconds(web)) - before) / (time.monotonic() - wall)
             split, wall = cpu_seconds(web), time.monotonic()
             before = sum(split)
             late = asyncio.run(
@@ -274,7 +279,7 @@ def main() -> int:
                     http_port,
                     event.id,
                     interval,
-                    wall + args.seconds,
+                    args.seconds,
                     args.connections,
                 )
             )
