@@ -279,15 +279,14 @@ class Audience:
     """Registrations and listening time for every event's webcast.
 
     Safe to call from several threads: the book has a lock, flushes run one
-    at a time, and a listener's first beacon (a read, perhaps an insert) one
-    at a time, so two first beacons of one browser make one row.
+    at a time, and two first beacons of one browser make one row (the
+    token's digest is unique; the loser of the insert reads the winner's).
     """
 
     def __init__(self, database: Database, *, limit: int = HELD_LIMIT) -> None:
         self.database = database
         self._book = BeaconBook(limit)
         self._lock = threading.Lock()  # the book
-        self._loading = threading.Lock()  # first beacons
         self._flushing = threading.Lock()  # flushes
 
     def register(
@@ -393,14 +392,13 @@ class Audience:
         with self._lock:
             if self._book.holds(key):
                 return self._book.credit(key, mode, now)
-        with self._loading:
-            with self._lock:
-                if self._book.holds(key):  # another thread read it meanwhile
-                    return self._book.credit(key, mode, now)
-            row = self._row(event_id, key[1], now, anonymous=anonymous)
-            with self._lock:
-                self._book.hold(key, row)
-                return self._book.credit(key, mode, now)
+        # Outside the lock, so that first beacons read rows side by side. Two
+        # of one browser both read (the second insert finds the first's row);
+        # the book holds the first read, and the second beacon is too soon.
+        row = self._row(event_id, key[1], now, anonymous=anonymous)
+        with self._lock:
+            self._book.hold(key, row)
+            return self._book.credit(key, mode, now)
 
     def _row(self, event_id: int, digest: str, now: datetime, *, anonymous: bool) -> WebListener:
         found = self._read(event_id, digest)
