@@ -21,6 +21,11 @@ flush in one transaction, as increments. The web app flushes every
 when it stops, so a crash loses at most one interval's beacons; the readers
 (``listeners``, ``count_listening``) flush first, so reports and the console
 see every beacon counted.
+
+Over 500 lines because the pure ``BeaconBook`` lives beside the store that
+locks and writes it: both share the listener's types and the rules above.
+Moving the book (with ``WebListener`` and the errors) to a module of its own
+is the next step if either grows.
 """
 
 from __future__ import annotations

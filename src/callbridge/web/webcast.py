@@ -11,6 +11,10 @@ each browser a signed id of the same form with the page; a beacon counts
 only with a cookie the server signed, only while the call is live (``live``)
 or its replay is open (``replay``), and at most one per id per
 ``MIN_BEACON_GAP`` — so anonymous requests cannot inflate the audience.
+
+Over 500 lines since the beacon got its fast way in (``BeaconRoute``,
+``BeaconEvents``: the one request every listener sends that a cache tier
+cannot absorb); that part is the first to move to a module of its own.
 """
 
 from __future__ import annotations
