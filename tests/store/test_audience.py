@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import event, text
 
 from callbridge.events.schema import EventFile, EventPatch, Registration
 from callbridge.store.audience import (
     BEACON_INTERVAL,
+    HELD_QUIET,
     MAX_CREDIT,
     MIN_BEACON_GAP,
     Audience,
+    AudienceFull,
+    BeaconBook,
+    BeaconFlusher,
     BeaconTooSoon,
     ListenMode,
+    WebListener,
     new_token,
 )
 from callbridge.store.db import Database
@@ -113,3 +122,215 @@ def test_an_anonymous_browser_id_is_one_listener_and_beacons_are_rate_limited(
     (only,) = audience.listeners(event.id)
     assert (only.name, only.live_seconds) == ("Ada", 15)
     assert MIN_BEACON_GAP < BEACON_INTERVAL
+
+
+# -- counted in memory, written in batches ------------------------------------------------------
+
+
+class Statements:
+    """The SQL a database runs, as (statement, executemany) pairs: what a beacon costs it."""
+
+    def __init__(self, database: Database) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        self.database = database
+
+    def __enter__(self) -> Statements:
+        event.listen(self.database.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.database.engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self,
+        _conn: object,
+        _cursor: object,
+        statement: str,
+        _params: object,
+        _ctx: object,
+        many: bool,
+    ) -> None:
+        self.seen.append((statement.split()[0].upper(), many))
+
+    def writes(self) -> list[tuple[str, bool]]:
+        return [(verb, many) for verb, many in self.seen if verb in ("INSERT", "UPDATE")]
+
+
+def _stored(database: Database, event_id: int) -> dict[int, tuple[int, int]]:
+    """Live and replay seconds as the database holds them, read without any Audience."""
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, live_seconds, replay_seconds FROM webcast_listener"
+                " WHERE event_id = :event"
+            ),
+            {"event": event_id},
+        ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_beacons_are_written_in_one_batch_per_flush(
+    database: Database, example_spec: EventFile
+) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    browsers = [new_token() for _ in range(300)]
+    for browser in browsers:  # first beacons: each reads (here: makes) its row
+        audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    audience.flush()
+    with Statements(database) as sql:
+        for n in (1, 2):
+            for index, browser in enumerate(browsers):
+                mode = ListenMode.LIVE if index % 2 else ListenMode.REPLAY
+                when = T0 + timedelta(seconds=15 * n)
+                heard = audience.heard(event_id, browser, mode, when, anonymous=True)
+                assert heard.live_seconds + heard.replay_seconds == 15 * n
+        assert sql.seen == []  # counted in memory: no SQL at all
+        assert set(_stored(database, event_id).values()) == {(0, 0)}
+        assert audience.flush() == 300
+        assert sql.writes() == [("UPDATE", True)]  # one executemany, one transaction
+    stored = _stored(database, event_id)
+    assert len(stored) == 300
+    assert sorted(stored.values()) == [(0, 30)] * 150 + [(30, 0)] * 150
+    assert audience.flush() == 0  # nothing new: nothing written
+
+
+def test_the_gap_rule_holds_in_memory(database: Database, example_spec: EventFile) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    browser = new_token()
+    audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    with Statements(database) as sql:
+        for tenth in range(1, 20):
+            with pytest.raises(BeaconTooSoon):
+                when = T0 + timedelta(seconds=tenth / 10)
+                audience.heard(event_id, browser, ListenMode.LIVE, when, anonymous=True)
+        assert sql.seen == []
+    # The refused ones did not move the gap: 15 s after the first, 15 s counted.
+    heard = audience.heard_held(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=15))
+    assert heard is not None and heard.live_seconds == 15
+    # Paused: a gap past MAX_CREDIT counts nothing, as in the database.
+    later = T0 + timedelta(seconds=15 + MAX_CREDIT + 1)
+    heard = audience.heard_held(event_id, browser, ListenMode.LIVE, later)
+    assert heard is not None and heard.live_seconds == 15
+    assert audience.heard_held(event_id, new_token(), ListenMode.LIVE, T0) is None  # not held
+    (only,) = audience.listeners(event_id)  # readers see it all: they flush first
+    assert (only.live_seconds, only.first_heard_at, only.last_heard_at) == (15, T0, later)
+
+
+def test_a_new_process_goes_on_from_the_database(
+    database: Database, example_spec: EventFile
+) -> None:
+    """A restart: the next beacon's gap runs from the last one written, and is still capped."""
+    event_id = EventStore(database).create(example_spec).id
+    token, _ = Audience(database).register(event_id, name="Ada", firm=None, email=None, now=T0)
+    before = Audience(database)
+    before.heard(event_id, token, ListenMode.LIVE, T0)
+    before.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=15))
+    before.flush()
+    # Counted after the last flush and then the process died: lost, nothing more.
+    before.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=30))
+    after = Audience(database)
+    with pytest.raises(BeaconTooSoon):  # the gap rule reads the database's last beacon
+        after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=16))
+    heard = after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=46))
+    assert heard.live_seconds == 15  # 15 s written before; 31 s since then is past MAX_CREDIT
+    heard = after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=61))
+    assert heard.live_seconds == 30 and heard.name == "Ada"
+    (listener,) = after.listeners(event_id)
+    assert listener.live_seconds == 30
+
+
+def test_the_flusher_writes_on_its_interval_and_when_stopped(
+    database: Database, example_spec: EventFile
+) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    browser = new_token()
+    audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    flusher = BeaconFlusher(audience, interval=0.05).start()
+    try:
+        audience.heard(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=15))
+        deadline = time.monotonic() + 10
+        while list(_stored(database, event_id).values()) != [(15, 0)]:
+            assert time.monotonic() < deadline, "the flusher did not write"
+            time.sleep(0.02)
+    finally:
+        flusher.stop()
+    slow = BeaconFlusher(audience, interval=3600).start()
+    audience.heard(event_id, browser, ListenMode.REPLAY, T0 + timedelta(seconds=25))
+    slow.stop()  # the app stops: what is held is written, nothing lost
+    assert list(_stored(database, event_id).values()) == [(15, 10)]
+
+
+def test_a_browser_that_registers_while_held_keeps_its_time(
+    database: Database, example_spec: EventFile
+) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    browser = new_token()
+    audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    audience.heard(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=15))
+    token, listener = audience.register(
+        event_id, name="Ada", firm="Acme", email="a@b.example", now=T0, browser=browser
+    )
+    assert token == browser and (listener.name, listener.live_seconds) == ("Ada", 15)
+    heard = audience.heard(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=30))
+    assert (heard.name, heard.firm, heard.live_seconds) == ("Ada", "Acme", 30)
+    (only,) = audience.listeners(event_id)
+    assert (only.name, only.live_seconds) == ("Ada", 30)
+
+
+def test_the_console_count_includes_beacons_not_yet_written(
+    database: Database, example_spec: EventFile
+) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    for _ in range(3):
+        audience.heard(event_id, new_token(), ListenMode.LIVE, T0, anonymous=True)
+    assert audience.count_listening(event_id, T0) == 3
+    assert audience.count_listening(event_id, T0 + timedelta(seconds=1)) == 0
+
+
+def test_the_book_has_a_limit_and_forgets_quiet_listeners() -> None:
+    book = BeaconBook(limit=2)
+    rows = {n: WebListener(n, 1, None, None, None, T0, None, None, 0, 0) for n in range(1, 4)}
+    book.hold((1, "a"), rows[1])
+    book.hold((1, "b"), rows[2])
+    with pytest.raises(AudienceFull):
+        book.hold((1, "c"), rows[3])
+    book.credit((1, "a"), ListenMode.LIVE, T0)
+    book.credit((1, "b"), ListenMode.LIVE, T0)
+    book.written(book.due())
+    # "a" keeps listening; "b" went quiet: once written and quiet, it leaves memory.
+    book.credit((1, "a"), ListenMode.LIVE, T0 + HELD_QUIET + timedelta(seconds=1))
+    assert book.forget_quiet() == 1
+    assert book.holds((1, "a")) and not book.holds((1, "b"))
+    assert [due.live_seconds for due in book.due()] == [0]  # past MAX_CREDIT: 0, but due
+    # Held but not yet written: never forgotten, however quiet.
+    book.credit((1, "a"), ListenMode.LIVE, T0 + 10 * HELD_QUIET)
+    book.hold((1, "c"), rows[3])
+    assert book.forget_quiet() == 0 and len(book) == 2
+
+
+def test_first_beacons_racing_in_threads_make_one_listener(
+    database: Database, example_spec: EventFile
+) -> None:
+    event_id = EventStore(database).create(example_spec).id
+    audience = Audience(database)
+    browser = new_token()
+    start = threading.Barrier(8)
+
+    def first_beacon() -> str:
+        start.wait()
+        try:
+            audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+        except BeaconTooSoon:
+            return "too soon"
+        return "counted"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = sorted(pool.map(lambda _: first_beacon(), range(8)))
+    assert answers == ["counted"] + ["too soon"] * 7
+    (only,) = audience.listeners(event_id)
+    assert only.first_heard_at == T0

@@ -13,9 +13,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from callbridge.events.schema import EventState, Registration
-from callbridge.store.audience import MIN_BEACON_GAP, Audience
+from callbridge.store.audience import FLUSH_INTERVAL, MIN_BEACON_GAP, Audience
+from callbridge.store.db import Database
 from callbridge.web import pages
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
 from tests.telephony.conftest import start_server
@@ -338,4 +340,73 @@ def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: 
         assert live["listeners_by_channel"]["web"] == 1
         (listener,) = Audience(server.database).listeners(event.id)
         assert listener.live_seconds <= elapsed + 1  # credited no more than the time spent
+        assert "Traceback" not in server.log()
+
+
+def _stored_seconds(database: Database, event_id: int) -> list[tuple[int, int]]:
+    """Live and replay seconds as the database holds them, read without any Audience."""
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT live_seconds, replay_seconds FROM webcast_listener WHERE event_id = :event"
+            ),
+            {"event": event_id},
+        ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def test_the_app_writes_the_beacons_it_holds_when_it_stops(
+    app: FastAPI, sqlite_database: Database
+) -> None:
+    with TestClient(app) as client:
+        record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
+        client.get(f"/events/{record.id}/webcast")
+        for seconds in (0, 15, 30):
+            _at(app, seconds)
+            assert _beacon(client, record.id) == 204
+        # Held in memory: the flusher writes every FLUSH_INTERVAL s, this test is quicker.
+        assert _stored_seconds(sqlite_database, record.id) in ([(0, 0)], [(15, 0)], [(30, 0)])
+    assert _stored_seconds(sqlite_database, record.id) == [(30, 0)]  # the lifespan's last flush
+
+
+def test_the_beacon_route_keeps_its_contract(client: TestClient) -> None:
+    record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
+    client.get(f"/events/{record.id}/webcast")
+    url = f"/api/events/{record.id}/webcast/beacon"
+    huge = client.post(url, content=b'{"mode": "live", "pad": "' + b"x" * 5000 + b'"}')
+    assert huge.status_code == 422 and huge.json()["detail"][0]["loc"] == ["body"]
+    assert client.post(url, content=b"not json").status_code == 422
+    missing = client.post(url, json={})
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "mode"]
+    # An id too long for the fast path reaches the documented route: the same answer.
+    far = client.post(f"/api/events/{'9' * 30}/webcast/beacon", json={"mode": "live"})
+    assert far.status_code == 404
+    assert client.post(url, json={"mode": "live"}).headers["x-content-type-options"] == "nosniff"
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/events/{event_id}/webcast/beacon"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["properties"]["mode"]
+    assert audience(client).listeners(record.id)[0].first_heard_at == TODAY
+
+
+def test_a_real_server_writes_beacons_in_batches_and_on_stop(tmp_path: Path) -> None:
+    """`callbridge serve`: counted time reaches the database within a flush, and on SIGTERM."""
+    with start_server(tmp_path / "served") as server:
+        event = server.create_event(registration="off")
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        beacon = f"{server.http_url}/api/events/{event.id}/webcast/beacon"
+        with httpx.Client(timeout=10) as browser:
+            browser.get(f"{server.http_url}/events/{event.id}/webcast")
+            assert browser.post(beacon, json={"mode": "live"}).status_code == 204
+            time.sleep(MIN_BEACON_GAP + 0.6)
+            assert browser.post(beacon, json={"mode": "live"}).status_code == 204
+            # No reader asks: the flusher alone writes it, within FLUSH_INTERVAL.
+            deadline = time.monotonic() + FLUSH_INTERVAL + 10
+            while _stored_seconds(server.database, event.id) != [(3, 0)]:
+                assert time.monotonic() < deadline, _stored_seconds(server.database, event.id)
+                time.sleep(0.2)
+            time.sleep(MIN_BEACON_GAP + 0.6)
+            assert browser.post(beacon, json={"mode": "live"}).status_code == 204
+        server.process.terminate()  # at once: only the shutdown's flush can write it
+        server.process.wait(timeout=30)
+        assert _stored_seconds(server.database, event.id) == [(6, 0)]
         assert "Traceback" not in server.log()

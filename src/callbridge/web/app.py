@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, status
@@ -9,12 +11,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from callbridge.bridge.control import BridgeUnavailable
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
-from callbridge.store.audience import Audience
+from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
@@ -28,6 +31,16 @@ from callbridge.web.workpool import BoundedPool
 STATIC = Path(__file__).parent / "static"
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves: the webcast's beacons are written in batches, the last on stop."""
+    flusher = BeaconFlusher(app.state.audience).start()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(flusher.stop)
+
+
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     """Build the app around one database; the schema is upgraded here, on start."""
     db = database or Database(settings.db_url)
@@ -36,6 +49,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         title="callbridge",
         summary="Earnings calls: announcement, dial-in, webcast and replay",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.database = db
@@ -55,6 +69,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         https_only=settings.secure_cookies,
         max_age=int(SESSION_LIFETIME.total_seconds()),
     )
+    # Beacons (thousands a minute) skip the session and the router.
+    app.add_middleware(webcast.BeaconRoute)
     # Added last, so it wraps everything, errors included.
     app.add_middleware(SecurityHeaders, secure=settings.secure_cookies)
 

@@ -11,29 +11,39 @@ each browser a signed id of the same form with the page; a beacon counts
 only with a cookie the server signed, only while the call is live (``live``)
 or its replay is open (``replay``), and at most one per id per
 ``MIN_BEACON_GAP`` — so anonymous requests cannot inflate the audience.
+
+Over 500 lines since the beacon got its fast way in (``BeaconRoute``,
+``BeaconEvents``: the one request every listener sends that a cache tier
+cannot absorb); that part is the first to move to a module of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventRecord, EventState, Registration
 from callbridge.store.audience import (
     BEACON_INTERVAL,
     MIN_BEACON_GAP,
     Audience,
+    AudienceFull,
     BeaconTooSoon,
     ListenMode,
     WebListener,
@@ -358,23 +368,90 @@ class WebcastStatus(BaseModel):
     beacon_interval: int = BEACON_INTERVAL
 
 
-@router.post("/api/events/{event_id}/webcast/beacon", status_code=status.HTTP_204_NO_CONTENT)
-async def beacon(
-    request: Request,
-    event_id: int,
-    body: Beacon,
-    store: Store,
-    people: AudienceDep,
-    now: Now,
-) -> Response:
-    """Count listening time: the page sends this every ``beacon_interval`` s while it plays.
+class BeaconEvents:
+    """Events as the beacon route needs them: read at most once per ``ttl`` s per event.
 
-    204 when counted. 403 without a cookie this server signed (the page
-    gives one; registration gives one), 409 when the event is not live
-    (``live``) or its replay is not open (``replay``), 429 for a second
-    beacon within ``MIN_BEACON_GAP`` s; none of these counts anything.
+    Hundreds of beacons a second ask for the same event. Past ``ttl`` the
+    first one starts a read and every beacon meanwhile is answered from the
+    entry it replaces, so a busy webcast costs one database read per ``ttl``
+    however many beacons arrive; a change of state (live, ended) or of the
+    replay window shows within ``ttl`` and one read.
     """
-    record = await _record(store, event_id)
+
+    def __init__(self, store: EventStore, ttl: float = 2.0, limit: int = 10_000) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.limit = limit
+        self._entries: dict[int, tuple[float, EventRecord | None]] = {}
+        self._reading: dict[int, asyncio.Future[EventRecord | None]] = {}
+
+    async def get(self, event_id: int) -> EventRecord | None:
+        """The event, or None if there is none; from memory while it is fresh enough."""
+        entry = self._entries.get(event_id)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        reading = self._reading.get(event_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(event_id))
+            self._reading[event_id] = reading
+        if entry is not None:
+            return entry[1]  # the read refreshes it for the beacons after this one
+        return await asyncio.shield(reading)
+
+    async def _read(self, event_id: int) -> EventRecord | None:
+        try:
+            record: EventRecord | None = await run_in_threadpool(self.store.get, event_id)
+        except EventNotFound:
+            record = None
+        finally:
+            del self._reading[event_id]
+        if len(self._entries) >= self.limit:
+            self._entries.clear()  # ids that name nothing must not fill memory
+        self._entries[event_id] = (time.monotonic(), record)
+        return record
+
+
+def _beacon_events(request: Request) -> BeaconEvents:
+    store: EventStore = request.app.state.events
+    cache: BeaconEvents | None = getattr(request.app.state, "beacon_events", None)
+    if cache is None or cache.store is not store:
+        cache = BeaconEvents(store)
+        request.app.state.beacon_events = cache
+    return cache
+
+
+# A beacon's body is {"mode": "live"}; anything much longer is not one.
+BEACON_BODY_LIMIT = 256
+_BEACON_PATH = re.compile(r"/api/events/([0-9]{1,20})/webcast/beacon")
+
+
+async def _beacon_body(request: Request) -> Beacon | Response:
+    """The beacon's JSON body, or the 422 that names what is wrong with it."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > BEACON_BODY_LIMIT:
+            problem = {"type": "too_long", "loc": ["body"], "msg": "not a beacon"}
+            return JSONResponse({"detail": [problem]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        return Beacon.model_validate_json(body)
+    except ValidationError as error:
+        problems = [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+        return JSONResponse(
+            {"detail": jsonable_encoder(normalise_errors(problems))},
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+
+async def count_beacon(request: Request, event_id: int) -> Response:
+    """Count one beacon; the answer for the page (see ``beacon``). Used by both ways in."""
+    people: Audience = request.app.state.audience
+    # pages.clock, as the app's overrides have it (tests fix the time there).
+    now: datetime = request.app.dependency_overrides.get(clock, clock)()
+    body = await _beacon_body(request)
+    if isinstance(body, Response):
+        return body
+    record = await _beacon_events(request).get(event_id)
     if record is None:
         return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
     token = listener_token(request, event_id)
@@ -390,19 +467,76 @@ async def beacon(
     if body.mode is ListenMode.REPLAY and not record.replay_available(now):
         return JSONResponse({"detail": "the replay is not open"}, status.HTTP_409_CONFLICT)
     anonymous = record.registration is not Registration.REQUIRED
+    mode = body.mode
     try:
-        await run_in_threadpool(
-            lambda: people.heard(event_id, token, body.mode, now, anonymous=anonymous)
-        )
+        if people.heard_held(event_id, token, mode, now) is None:
+            await run_in_threadpool(
+                lambda: people.heard(event_id, token, mode, now, anonymous=anonymous)
+            )
     except BeaconTooSoon as error:
         return JSONResponse(
             {"detail": error.message},
             status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(max(1, round(MIN_BEACON_GAP)))},
         )
+    except AudienceFull as error:
+        return JSONResponse(
+            {"detail": error.message},
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(BEACON_INTERVAL)},
+        )
     except StoreError as error:
         return JSONResponse({"detail": error.message}, status.HTTP_403_FORBIDDEN)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/api/events/{event_id}/webcast/beacon",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": Beacon.model_json_schema()}},
+        }
+    },
+)
+async def beacon(request: Request, event_id: int) -> Response:
+    """Count listening time: the page sends this every ``beacon_interval`` s while it plays.
+
+    The body is ``{"mode": "live"}`` or ``{"mode": "replay"}``. 204 when
+    counted. 403 without a cookie this server signed (the page gives one;
+    registration gives one), 409 when the event is not live (``live``) or
+    its replay is not open (``replay``), 429 for a second beacon within
+    ``MIN_BEACON_GAP`` s; none of these counts anything. In the app
+    ``BeaconRoute`` answers it before the router; this route documents it.
+    """
+    return await count_beacon(request, event_id)
+
+
+class BeaconRoute:
+    """The beacon route ahead of the session and the router, as a pure ASGI middleware.
+
+    Every listener sends a beacon each interval and a cache tier passes them
+    all to the origin (they are POSTs), so they are the origin's one cost
+    that grows with the audience. Matching ~40 routes, resolving
+    dependencies (each sync one a hop to the threadpool) and opening the
+    session cost several times the beacon itself; here a beacon costs a
+    path match, the event from memory (``BeaconEvents``) and, for a
+    listener this process has heard before, a count in memory on the event
+    loop. Add it inside ``SecurityHeaders``, so its answers carry them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _BEACON_PATH.fullmatch(scope["path"])
+            if match is not None:
+                response = await count_beacon(Request(scope, receive), int(match.group(1)))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def status_of(request: Request, record: EventRecord, now: datetime) -> WebcastStatus:
