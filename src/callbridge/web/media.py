@@ -24,6 +24,7 @@ On disk, under the server's data folder::
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -188,16 +189,35 @@ class EventCache:
         self.store = store
         self.ttl = ttl
         self._entries: dict[int, tuple[float, EventRecord | None]] = {}
+        # One database read per event at a time: the requests that find the
+        # entry stale together wait for it instead of each reading.
+        self._reading: dict[int, asyncio.Future[EventRecord | None]] = {}
 
     async def get(self, event_id: int) -> EventRecord | None:
         now = time.monotonic()
         entry = self._entries.get(event_id)
         if entry is not None and now - entry[0] < self.ttl:
             return entry[1]
+        pending = self._reading.get(event_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[EventRecord | None] = asyncio.get_running_loop().create_future()
+        self._reading[event_id] = future
         try:
-            record: EventRecord | None = await run_in_threadpool(self.store.get, event_id)
-        except EventNotFound:
-            record = None
+            try:
+                record: EventRecord | None = await run_in_threadpool(self.store.get, event_id)
+            except EventNotFound:
+                record = None
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: a failed read with no other waiter is not an error
+            raise
+        finally:
+            del self._reading[event_id]
+        future.set_result(record)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[event_id] = (now, record)
