@@ -54,7 +54,8 @@ def test_a_registered_browser_plays_the_call_through_the_tier(
     report["through"] = "varnish+hitch, HTTP/2"
     report["origin_requests_for_live_media"] = sum(reached.values())
     print("\nWEBCAST LATENCY THROUGH THE CACHE", json.dumps(report))
-    assert set(hops) == {"h2"}, set(hops)
+    # Every request that went out went over HTTP/2 ('' is one the browser's own cache answered).
+    assert "h2" in hops and not set(hops) - {"h2", ""}, set(hops)
     assert report["bridge_to_page_s_p50"] < 2.5, report
     # Each blocking key and part reached the origin about once.
     assert max(reached.values()) <= 2, reached
