@@ -91,7 +91,7 @@ class Cluster:
         )  # fmt: skip
         self.processes.append(again.process)
         self.nodes[self.nodes.index(node)] = again
-        again.wait_for(lambda: _up(again), timeout=90)
+        again.wait_for(lambda: _up(again), timeout=180)
         return again
 
     def call(
@@ -141,7 +141,13 @@ def _node(
     )
 
 
-def _proxy(host: Host, carrier: Host, nodes: list[Host], tmp: Path) -> Proxy:
+def _proxy(
+    host: Host,
+    carrier: Host,
+    nodes: list[Host],
+    tmp: Path,
+    probes: tuple[int, int, float] = (PROBE_INTERVAL, PROBE_THRESHOLD, INVITE_TIMEOUT),
+) -> Proxy:
     workdir, log_path = tmp / "proxy", tmp / "proxy.log"
     process = subprocess.Popen(
         host.command(
@@ -150,9 +156,9 @@ def _proxy(host: Host, carrier: Host, nodes: list[Host], tmp: Path) -> Proxy:
             *(f"--node={node.address}:{SIP_PORT}" for node in nodes),
             "--carrier", f"{carrier.address}/32",
             "--workdir", str(workdir),
-            "--probe-interval", str(PROBE_INTERVAL),
-            "--probe-threshold", str(PROBE_THRESHOLD),
-            "--invite-timeout", str(INVITE_TIMEOUT),
+            "--probe-interval", str(probes[0]),
+            "--probe-threshold", str(probes[1]),
+            "--invite-timeout", str(probes[2]),
         ),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
@@ -171,8 +177,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def cluster(tmp: Path) -> Iterator[Cluster]:
-    """The carrier, the proxy, two nodes and a stranger, running; all gone afterwards."""
+def cluster(
+    tmp: Path,
+    probes: tuple[int, int, float] = (PROBE_INTERVAL, PROBE_THRESHOLD, INVITE_TIMEOUT),
+) -> Iterator[Cluster]:
+    """The carrier, the proxy, two nodes and a stranger, running; all gone afterwards.
+
+    ``probes``: the proxy's probe interval (s), threshold and INVITE timeout (s).
+    """
     need("sipp")
     need("kamailio")
     bin_dir = find_bin_dir()
@@ -200,10 +212,10 @@ def cluster(tmp: Path) -> Iterator[Cluster]:
                 for n, host in enumerate((node_a, node_b), start=1)
             ]
             processes += [node.process for node in nodes]
-            proxy = _proxy(proxy_host, carrier, [node_a, node_b], tmp)
+            proxy = _proxy(proxy_host, carrier, [node_a, node_b], tmp, probes)
             processes.append(proxy.process)
             for node in nodes:
-                node.wait_for(lambda node=node: _up(node), timeout=90)  # type: ignore[misc]
+                node.wait_for(lambda node=node: _up(node), timeout=180)  # type: ignore[misc]
             running = Cluster(
                 carrier, stranger, proxy, nodes,
                 {node.http_url: host for node, host in zip(nodes, (node_a, node_b), strict=True)},
