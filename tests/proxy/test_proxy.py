@@ -2,14 +2,17 @@
 
 The carrier's calls go to the proxy, which spreads them over both nodes;
 each caller keys the passcode (RTP straight to the node the SDP names: the
-proxy carries no media) and joins. A node killed with SIGKILL leaves the
-rotation within seconds and new calls all land on the other, while the
-calls already there go on; it comes back when it answers again. Only the
-proxy may reach a node, and only the carrier may reach the proxy.
+proxy carries no media) and joins; INFO, re-INVITEs and BYE follow the
+recorded route. A node that stops answering (frozen with SIGSTOP) leaves
+the rotation within seconds and comes back when it answers again. A node
+killed with SIGKILL leaves it too, a call still sent to it goes to the
+other, new calls all land on the other, and the calls already there go on.
+Only the proxy may reach a node, and only the carrier may reach the proxy.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -23,6 +26,7 @@ from tests.proxy.conftest import (
     PROBE_INTERVAL,
     PROBE_THRESHOLD,
     Cluster,
+    process_tree,
     wait_in_service,
 )
 from tests.support.pcap import passcode_stream, write_pcap
@@ -94,6 +98,23 @@ def test_calls_through_the_proxy_land_on_both_nodes_and_join(
         node.wait_for(lambda node=node: not _callers(node, event.id, "spread"), timeout=10)
 
 
+def test_info_and_re_invites_follow_the_recorded_route(running: Cluster, tmp_path: Path) -> None:
+    """The passcode keyed by SIP INFO alone (no RTP at all) joins: the INFOs reached the node
+    that answered, through the proxy; so do the hold and unhold re-INVITEs and the BYE."""
+    event = running.nodes[0].create_event(passcode="4343")
+    keys = {f"key{i}": key for i, key in enumerate("4343#")}
+
+    def joined() -> list[dict[str, Any]]:
+        return [p for on in _snapshot(running, event.id, "indialog") for p in on]
+
+    result = running.call(
+        tmp_path, "in_dialog.xml", timeout=40, background_check=joined,
+        substitutions={"caller": "indialog", "stay_ms": "1000", **keys},
+    )  # fmt: skip
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.background and result.background[0]["role"] == "listener", result.background
+
+
 def test_an_invite_straight_to_a_node_is_refused(running: Cluster, tmp_path: Path) -> None:
     node = running.nodes[0]
     target = f"{running.host_of(node).address}:{node.sip_port}"
@@ -115,7 +136,31 @@ def test_an_invite_to_the_proxy_from_outside_the_carrier_networks_is_refused(
     assert not any(running.stranger.address in node.log() for node in running.nodes)
 
 
-def test_a_killed_node_leaves_the_rotation_and_comes_back(running: Cluster, tmp_path: Path) -> None:
+def test_a_frozen_node_leaves_the_rotation_and_comes_back_when_it_answers_again(
+    running: Cluster,
+) -> None:
+    node = running.nodes[1]
+    everyone = {running.host_of(n).address for n in running.nodes}
+    frozen = process_tree(node.process.pid)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        wait_in_service(running, everyone - {running.host_of(node).address}, timeout=20)
+        out_after = time.monotonic() - stopped
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    thawed = time.monotonic()
+    wait_in_service(running, everyone, timeout=PROBE_INTERVAL * 2 + 5)
+    back_after = time.monotonic() - thawed
+    assert out_after <= PROBE_INTERVAL * PROBE_THRESHOLD + INVITE_TIMEOUT + 2, out_after
+    print(f"\nPROXY: a frozen node was out after {out_after:.1f} s, back {back_after:.1f} s after")
+
+
+def test_a_killed_node_leaves_the_rotation_and_its_calls_go_to_the_other(
+    running: Cluster, tmp_path: Path
+) -> None:
     event = running.nodes[0].create_event(passcode="5151")
     # A caller who stays through the whole test: whichever node takes it survives.
     stayer: dict[str, SippResult] = {}
@@ -171,7 +216,3 @@ def test_a_killed_node_leaves_the_rotation_and_comes_back(running: Cluster, tmp_
         thread.join(timeout=60)
     result = stayer["result"]
     assert result.ok, result.output[-2000:] + result.errors[-2000:]
-
-    # The node comes back: started again, it answers the probes and is in rotation.
-    running.restart(killed)
-    wait_in_service(running, {running.host_of(n).address for n in running.nodes}, timeout=20)
