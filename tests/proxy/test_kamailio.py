@@ -16,6 +16,7 @@ import pytest
 
 from callbridge.cli.main import main
 from callbridge.proxy.kamailio import (
+    DEFAULT_CFG,
     Proxy,
     carriers_list,
     check_command,
@@ -25,6 +26,7 @@ from callbridge.proxy.kamailio import (
     parse_node,
     write_files,
 )
+from callbridge.proxy.run import ProxyUnavailable, check, kamailio_program
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import free_port, need
 
@@ -75,6 +77,7 @@ def test_node_addresses() -> None:
         ({"nodes": (("node.example", 5060),)}, "does not appear to be an IPv4 or IPv6"),
         ({"probe_interval": 0}, "an interval of 1-300 s"),
         ({"invite_timeout": 60.0}, "0.5-30 s"),
+        ({"listen": ("0.0.0.0", 5060)}, "one address that carriers and nodes reach"),
     ],
 )
 def test_a_proxy_that_cannot_work_is_refused(
@@ -98,6 +101,16 @@ def test_kamailio_accepts_the_configuration(tmp_path: Path) -> None:
     write_files(proxy)
     done = subprocess.run(check_command(proxy), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_script_kamailio_refuses_is_reported_with_its_complaint(tmp_path: Path) -> None:
+    need("kamailio")
+    broken = tmp_path / "broken.cfg"
+    broken.write_text(DEFAULT_CFG.read_text().replace("record_route();", "record_route(;"))
+    proxy = _proxy(tmp_path, listen=("127.0.0.1", free_port()), cfg=broken)
+    write_files(proxy)
+    with pytest.raises(ProxyUnavailable, match="refuses the configuration"):
+        check(proxy, kamailio_program())
 
 
 def test_a_stranger_gets_the_proxys_403(tmp_path: Path) -> None:

@@ -291,7 +291,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import Proxy, parse_node
+    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_node
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
@@ -303,6 +303,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             probe_interval=args.probe_interval,
             probe_threshold=args.probe_threshold,
             invite_timeout=args.invite_timeout,
+            cfg=Path(args.cfg).resolve() if args.cfg else DEFAULT_CFG,
         )
         return run_proxy(proxy)
     except (ValueError, ProxyUnavailable) as error:
@@ -524,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a node has to answer a probe or a new INVITE before the next is tried "
         "(default 2)",
     )
+    proxy.add_argument("--cfg", default=None, help="routing script (default deploy/kamailio)")
     proxy.set_defaults(func=cmd_proxy)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(

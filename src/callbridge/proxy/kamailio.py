@@ -79,6 +79,9 @@ class Proxy:
         for host, _ in (self.listen, *self.nodes):
             # Kamailio here resolves nothing (dns=no): addresses only.
             ipaddress.ip_address(host)
+        if ipaddress.ip_address(self.listen[0]).is_unspecified:
+            # The address goes into Record-Route: callers and nodes must reach it.
+            raise ValueError("the proxy listens on one address that carriers and nodes reach")
         if not 1 <= self.probe_interval <= 300 or not 1 <= self.probe_threshold <= 10:
             raise ValueError("probes: an interval of 1-300 s and a threshold of 1-10")
         if not 0.5 <= self.invite_timeout <= 30:
