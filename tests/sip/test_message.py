@@ -90,6 +90,25 @@ def test_make_response_copies_what_it_must() -> None:
     assert response.serialize().startswith(b"SIP/2.0 486 Busy Here\r\n")
 
 
+def test_answers_to_an_invite_through_a_proxy_copy_its_record_route_in_order() -> None:
+    routed = SIPP_INVITE.replace(
+        b"Max-Forwards: 70\r\n",
+        b"Record-Route: <sip:10.0.0.3;lr>\r\nRecord-Route: <sip:192.0.2.1;lr;ftag=x>\r\n"
+        b"Max-Forwards: 69\r\n",
+    )
+    request = parse_message(routed)
+    assert isinstance(request, SipRequest)
+    for status in (180, 200):
+        response = make_response(request, status, to_tag="abc")
+        assert response.headers.get_all("Record-Route") == [
+            "<sip:10.0.0.3;lr>",
+            "<sip:192.0.2.1;lr;ftag=x>",
+        ]
+    # Refusals and the 100 establish no dialog: no route to copy.
+    assert make_response(request, 486, to_tag="abc").headers.get_all("Record-Route") == []
+    assert make_response(request, 100).headers.get_all("Record-Route") == []
+
+
 def test_stream_framer_cuts_by_content_length() -> None:
     framer = StreamFramer()
     two = SIPP_INVITE + b"\r\n\r\n" + Uac().options()

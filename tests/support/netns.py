@@ -2,7 +2,10 @@
 
 ``hosts(2)`` makes two namespaces; host N has address 10.<net>.N.2 and
 reaches this (the "origin's") namespace at 10.<net>.N.1, as two machines on
-two links would. Everything is removed on the way out. It needs root (CI
+two links would. ``lan(n)`` puts n hosts and this namespace on one Ethernet
+segment instead (a bridge in a namespace of its own), so that the hosts
+reach each other too, as machines in one rack do, without this namespace
+forwarding anything. Everything is removed on the way out. It needs root (CI
 runs as root); elsewhere the tests that use it skip.
 """
 
@@ -66,3 +69,49 @@ def hosts(count: int) -> Iterator[list[Host]]:
         for host in made:
             # Deleting the namespace deletes its end of the veth pair, and so the pair.
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def lan(count: int) -> Iterator[list[Host]]:
+    """``count`` hosts and this namespace on one segment; removed afterwards.
+
+    Host N is 10.<net>.0.N+1/24; this namespace is 10.<net>.0.1 (every
+    host's ``gateway``). The segment is a bridge inside a namespace of its
+    own, so this namespace's firewall and forwarding settings play no part.
+    """
+    need_namespaces()
+    tag = os.getpid() % 10_000
+    net = 100 + (os.getpid() + 75) % 150  # not the 10.<net> that hosts() picks
+    switch = f"cb{tag}sw"
+    gateway = f"10.{net}.0.1"
+    made: list[Host] = []
+    _ip("netns", "add", switch)
+    try:
+        _ip("-n", switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", switch, "link", "set", "br0", "up")
+        # This namespace's own port on the segment.
+        here, port = f"cb{tag}l0", f"cb{tag}p0"
+        _ip("link", "add", here, "type", "veth", "peer", "name", port)
+        _ip("link", "set", port, "netns", switch)
+        _ip("-n", switch, "link", "set", port, "master", "br0", "up")
+        _ip("addr", "add", f"{gateway}/24", "dev", here)
+        _ip("link", "set", here, "up")
+        for n in range(1, count + 1):
+            name, there, port = f"cb{tag}n{n}", f"cb{tag}l{n}", f"cb{tag}p{n}"
+            _ip("netns", "add", name)
+            host = Host(name, f"10.{net}.0.{n + 1}", gateway)
+            made.append(host)
+            _ip("link", "add", there, "type", "veth", "peer", "name", port)
+            _ip("link", "set", there, "netns", name)
+            _ip("link", "set", port, "netns", switch)
+            _ip("-n", switch, "link", "set", port, "master", "br0", "up")
+            _ip("-n", name, "addr", "add", f"{host.address}/24", "dev", there)
+            _ip("-n", name, "link", "set", there, "up")
+            _ip("-n", name, "link", "set", "lo", "up")
+        yield made
+    finally:
+        for host in made:
+            subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
+        # The switch's namespace holds the bridge and the other ends of every pair.
+        subprocess.run(["ip", "netns", "del", switch], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", f"cb{tag}l0"], capture_output=True, timeout=10)

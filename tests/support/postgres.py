@@ -2,7 +2,9 @@
 
 It runs as the ``postgres`` system user when the tests run as root (the
 server refuses root), listens on a free loopback port and trusts local
-connections. Each test gets a database of its own.
+connections. Each test gets a database of its own. ``listen`` and
+``trust`` open it to test hosts in network namespaces too (the SIP proxy's
+nodes share one database).
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(
+        self, bin_dir: Path, listen: tuple[str, ...] = (), trust: tuple[str, ...] = ()
+    ) -> None:
         self.bin_dir = bin_dir
+        self.listen = ("127.0.0.1", *listen)  # addresses besides loopback
+        self.trust = trust  # networks (CIDR) whose connections are trusted, besides loopback
         self.root = Path(tempfile.mkdtemp(prefix="callbridge-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -65,6 +71,9 @@ class PostgresServer:
             "--encoding=UTF8",
             "--no-sync",
         )
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            for network in self.trust:
+                hba.write(f"host all all {network} trust\n")
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",
@@ -75,7 +84,7 @@ class PostgresServer:
             "-l",
             str(self.root / "server.log"),
             "-o",
-            f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.root} -h {','.join(self.listen)} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off",
             "start",
         )

@@ -41,8 +41,14 @@ def run_sipp(
     extra: list[str] | None = None,
     substitutions: dict[str, str] | None = None,
     background_check: Callable[[], Any] | None = None,
+    local_ip: str = "127.0.0.1",
+    prefix: tuple[str, ...] = (),
 ) -> SippResult:
-    """Run ``scenario`` (a file in the repo, {placeholders} filled in) until done or timeout."""
+    """Run ``scenario`` (a file in the repo, {placeholders} filled in) until done or timeout.
+
+    ``prefix`` runs sipp under another command (``ip netns exec HOST``, a
+    test host's), where it sends from ``local_ip``.
+    """
     if SIPP is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester)")
     text = scenario.read_text()
@@ -52,12 +58,13 @@ def run_sipp(
     scenario_file.write_text(text)
     error_file = workdir / f"{scenario.stem}_errors.log"
     command = [
+        *prefix,
         SIPP,
         target,
         "-sf",
         str(scenario_file),
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         "0",
         "-mp",

@@ -291,6 +291,27 @@ def cmd_cache(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from callbridge.edge.varnish import parse_address
+    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_node
+    from callbridge.proxy.run import ProxyUnavailable, run_proxy
+
+    try:
+        proxy = Proxy(
+            listen=parse_address(args.listen, "127.0.0.1"),
+            nodes=tuple(parse_node(node) for node in args.node),
+            carriers=tuple(args.carrier or ()),
+            workdir=Path(args.workdir).resolve(),
+            probe_interval=args.probe_interval,
+            probe_threshold=args.probe_threshold,
+            invite_timeout=args.invite_timeout,
+            cfg=Path(args.cfg).resolve() if args.cfg else DEFAULT_CFG,
+        )
+        return run_proxy(proxy)
+    except (ValueError, ProxyUnavailable) as error:
+        raise CliError(str(error)) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from callbridge.config import LOOPBACK_TRUNKS, Settings
     from callbridge.edge.varnish import default_workdir
@@ -486,6 +507,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cache_arguments(cache)
     cache.set_defaults(func=cmd_cache)
+
+    proxy = sub.add_parser(
+        "proxy", help="run the SIP proxy (Kamailio) in front of bridge nodes (callbridge serve)"
+    )
+    proxy.add_argument(
+        "--listen", default="5060", metavar="[HOST:]PORT", help="SIP (UDP) address (default 5060)"
+    )
+    proxy.add_argument(
+        "--node",
+        action="append",
+        required=True,
+        metavar="HOST[:PORT]",
+        help="a bridge node's SIP address (repeat); run each with --trunk <proxy>/32",
+    )
+    proxy.add_argument(
+        "--carrier",
+        type=ipaddress.ip_network,
+        action="append",
+        required=True,
+        metavar="CIDR",
+        help="a carrier network allowed to place calls (repeat)",
+    )
+    proxy.add_argument(
+        "--workdir", default="var/proxy", help="Kamailio's files (default ./var/proxy)"
+    )
+    proxy.add_argument(
+        "--probe-interval", type=int, default=5, help="seconds between OPTIONS probes (default 5)"
+    )
+    proxy.add_argument(
+        "--probe-threshold",
+        type=int,
+        default=2,
+        help="unanswered probes in a row that take a node out (default 2)",
+    )
+    proxy.add_argument(
+        "--invite-timeout",
+        type=float,
+        default=2.0,
+        help="seconds a node has to answer a probe or a new INVITE before the next is tried "
+        "(default 2)",
+    )
+    proxy.add_argument("--cfg", default=None, help="routing script (default deploy/kamailio)")
+    proxy.set_defaults(func=cmd_proxy)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
         dest="event_command", required=True

@@ -592,9 +592,17 @@ def make_response(
     body: bytes = b"",
     content_type: str | None = None,
 ) -> SipResponse:
-    """A response copying Via, From, To, Call-ID and CSeq from the request (section 8.2.6)."""
+    """A response copying Via, From, To, Call-ID and CSeq from the request (section 8.2.6).
+
+    A provisional or 2xx answer to an INVITE also copies its Record-Route
+    headers, in order (section 12.1.1): a proxy in front records its route
+    so that the caller's ACK and BYE come back through it.
+    """
     out = Headers()
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+    copied = ["Via", "From", "To", "Call-ID", "CSeq"]
+    if request.method == "INVITE" and 100 < status < 300:
+        copied.append("Record-Route")
+    for name in copied:
         for name_seen, value in request.headers:
             if name_seen.lower() == name.lower():
                 if name == "To" and to_tag and ";tag=" not in value.replace(" ", "").lower():

@@ -1,0 +1,192 @@
+"""One SIP proxy as files and a command line: Kamailio with its dispatcher in front of the nodes.
+
+Kamailio spreads new INVITEs over the bridge nodes (``callbridge serve``
+processes), probes them with OPTIONS, record-routes so a call's in-dialog
+requests reach the node that took it, and refuses SIP from anyone but the
+carriers' networks and the nodes (``deploy/kamailio/kamailio.cfg`` says how
+and why). Nothing here starts a process: ``proxy.run`` does.
+
+The routing script is the same everywhere; what differs between proxies is
+written beside it into the working folder:
+
+- ``callbridge-local.cfg``: the listen address, the control socket, the
+  timers, and where the two lists are;
+- ``dispatcher.list``: the nodes, dispatcher set 1 (``1 sip:HOST:PORT 0 0``);
+- ``carriers.list``: the carrier networks, permissions group 1
+  (``1 NETWORK PREFIX 0``: any port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from callbridge.edge.varnish import Address, parse_address
+
+# The repository's deploy/ folder; an installed copy can name its script with --cfg.
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+DEFAULT_CFG = DEPLOY / "kamailio" / "kamailio.cfg"
+
+CFG_NAME = "kamailio.cfg"
+LOCAL_NAME = "callbridge-local.cfg"
+DISPATCHER_LIST = "dispatcher.list"
+CARRIERS_LIST = "carriers.list"
+CTL_NAME = "kamailio_ctl"
+
+KAMAILIO_USER = "kamailio"  # made by Debian's kamailio package
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_NODES = 64  # one dispatcher set; more would want weights and a database
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """What one proxy needs to know.
+
+    ``listen`` is where carriers send SIP (UDP) and the address the proxy
+    record-routes; ``nodes`` are the bridge nodes' SIP addresses;
+    ``carriers`` the networks allowed to place calls. A node is probed every
+    ``probe_interval`` s and leaves the rotation after ``probe_threshold``
+    probes in a row go unanswered, each allowed ``invite_timeout`` s (a new
+    INVITE a node leaves unanswered that long goes to the next node).
+    ``workdir`` holds the configuration and the control socket.
+    """
+
+    listen: Address
+    nodes: tuple[Address, ...]
+    carriers: tuple[Network, ...]
+    workdir: Path
+    probe_interval: int = 5
+    probe_threshold: int = 2
+    invite_timeout: float = 2.0
+    children: int = 4
+    memory_mb: int = 64
+    cfg: Path = DEFAULT_CFG
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ValueError("a proxy needs at least one bridge node (--node)")
+        if len(self.nodes) > MAX_NODES:
+            raise ValueError(f"at most {MAX_NODES} bridge nodes")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a bridge node is named twice")
+        if not self.carriers:
+            raise ValueError("a proxy needs at least one carrier network (--carrier)")
+        for host, _ in (self.listen, *self.nodes):
+            # Kamailio here resolves nothing (dns=no): addresses only.
+            ipaddress.ip_address(host)
+        if ipaddress.ip_address(self.listen[0]).is_unspecified:
+            # The address goes into Record-Route: callers and nodes must reach it.
+            raise ValueError("the proxy listens on one address that carriers and nodes reach")
+        if not 1 <= self.probe_interval <= 300 or not 1 <= self.probe_threshold <= 10:
+            raise ValueError("probes: an interval of 1-300 s and a threshold of 1-10")
+        if not 0.5 <= self.invite_timeout <= 30:
+            raise ValueError("a node's time to answer an INVITE: 0.5-30 s")
+
+    @property
+    def ctl_socket(self) -> Path:
+        """The control socket ``kamcmd -s unix:PATH`` talks to (``dispatcher.list`` and more)."""
+        return self.workdir / CTL_NAME
+
+    def failover_bound(self) -> float:
+        """Seconds at most from a node's death to its leaving the rotation.
+
+        The last answered probe may have just gone out: ``probe_threshold``
+        more intervals, the last probe's timeout on top.
+        """
+        return self.probe_interval * self.probe_threshold + self.invite_timeout
+
+
+def _sip_uri(address: Address) -> str:
+    host, port = address
+    return f"sip:[{host}]:{port}" if ":" in host else f"sip:{host}:{port}"
+
+
+def dispatcher_list(proxy: Proxy) -> str:
+    """``dispatcher.list``: set 1, one node a line, in the order given."""
+    return "".join(f"1 {_sip_uri(node)} 0 0\n" for node in proxy.nodes)
+
+
+def carriers_list(proxy: Proxy) -> str:
+    """``carriers.list``: permissions group 1, one network a line, any port."""
+    return "".join(f"1 {net.network_address} {net.prefixlen} 0\n" for net in proxy.carriers)
+
+
+def local_cfg(proxy: Proxy) -> str:
+    """``callbridge-local.cfg``: what the routing script includes about this proxy."""
+    host, port = proxy.listen
+    listen = f"udp:[{host}]:{port}" if ":" in host else f"udp:{host}:{port}"
+    workdir = proxy.workdir
+    return (
+        "# Written by `callbridge proxy` at start; changes here are lost.\n"
+        f"listen={listen}\n"
+        f"children={proxy.children}\n"
+        f"#!define INVITE_TIMEOUT {round(proxy.invite_timeout * 1000)}\n"
+        f"#!define PROBE_INTERVAL {proxy.probe_interval}\n"
+        f"#!define PROBE_THRESHOLD {proxy.probe_threshold}\n"
+        f'#!define CTL_SOCKET "unix:{proxy.ctl_socket}"\n'
+        f'modparam("dispatcher", "list_file", "{workdir / DISPATCHER_LIST}")\n'
+        f'modparam("permissions", "address_file", "{workdir / CARRIERS_LIST}")\n'
+    )
+
+
+def kamailio_command(proxy: Proxy, kamailio: str = "kamailio") -> list[str]:
+    """``kamailio`` in the foreground, logging to stderr, with this proxy's configuration."""
+    command = [
+        kamailio,
+        "-DD",  # no daemon: the caller holds the process
+        "-E",  # log to stderr
+        "-f",
+        str(proxy.workdir / CFG_NAME),
+        "-Y",
+        str(proxy.workdir),
+        "-P",
+        str(proxy.workdir / "kamailio.pid"),
+        "-m",
+        str(proxy.memory_mb),
+        "-M",
+        "8",
+    ]
+    if os.geteuid() == 0:
+        # It binds the port as root, then works as the Debian package's own user.
+        command += ["-u", KAMAILIO_USER, "-g", KAMAILIO_USER]
+    return command
+
+
+def check_command(proxy: Proxy, kamailio: str = "kamailio") -> list[str]:
+    """``kamailio -c``: parse the configuration and load its modules, start nothing."""
+    return [kamailio, "-c", "-f", str(proxy.workdir / CFG_NAME)]
+
+
+def write_files(proxy: Proxy) -> None:
+    """Put the routing script, the local part and the two lists in the working folder.
+
+    Readable by all (Kamailio's user reads them); they hold no secret. As
+    root, the folder belongs to Kamailio's user, which creates its control
+    socket and pid file there.
+    """
+    proxy.workdir.mkdir(parents=True, exist_ok=True)
+    proxy.workdir.chmod(0o755)
+    files = {
+        CFG_NAME: proxy.cfg.read_text(),
+        LOCAL_NAME: local_cfg(proxy),
+        DISPATCHER_LIST: dispatcher_list(proxy),
+        CARRIERS_LIST: carriers_list(proxy),
+    }
+    for name, text in files.items():
+        path = proxy.workdir / name
+        path.write_text(text)
+        path.chmod(0o644)
+    if os.geteuid() == 0:
+        shutil.chown(proxy.workdir, KAMAILIO_USER, KAMAILIO_USER)
+
+
+def parse_node(text: str, default_port: int = 5060) -> Address:
+    """A node's ``HOST[:PORT]`` (IPv6 as ``[V6]`` or ``[V6]:PORT``); raises ValueError."""
+    if text.count(":") == 0 or (text.startswith("[") and text.endswith("]")):
+        return parse_address(f"{text}:{default_port}")
+    return parse_address(text)

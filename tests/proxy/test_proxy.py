@@ -1,0 +1,219 @@
+"""Kamailio in front of two bridge nodes on hosts of their own, driven by sipp callers.
+
+The carrier's calls go to the proxy, which spreads them over both nodes;
+each caller keys the passcode (RTP straight to the node the SDP names: the
+proxy carries no media) and joins; INFO, re-INVITEs and BYE follow the
+recorded route. A node that stops answering (frozen with SIGSTOP) leaves
+the rotation within seconds and comes back when it answers again. A node
+killed with SIGKILL leaves it too, a call still sent to it goes to the
+other, new calls all land on the other, and the calls already there go on.
+Only the proxy may reach a node, and only the carrier may reach the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.proxy.conftest import (
+    INVITE_TIMEOUT,
+    PROBE_INTERVAL,
+    PROBE_THRESHOLD,
+    Cluster,
+    process_tree,
+    wait_in_service,
+)
+from tests.support.pcap import passcode_stream, write_pcap
+from tests.support.sipp import SCENARIOS as TELEPHONY
+from tests.support.sipp import SippResult
+from tests.telephony.conftest import RunningServer
+
+pytestmark = pytest.mark.sipp
+
+
+def _pcap(tmp: Path, code: str) -> Path:
+    pcap = tmp / f"code-{code}.pcap"
+    write_pcap(pcap, passcode_stream([code + "#"]))
+    return pcap
+
+
+def _callers(node: RunningServer, event_id: int, prefix: str) -> list[dict[str, Any]]:
+    return [
+        p for p in node.participants(event_id) if str(p.get("caller_id", "")).startswith(prefix)
+    ]
+
+
+def _snapshot(cluster: Cluster, event_id: int, prefix: str) -> list[list[dict[str, Any]]]:
+    return [_callers(node, event_id, prefix) for node in cluster.nodes]
+
+
+def _dial(
+    cluster: Cluster,
+    tmp: Path,
+    code: str,
+    caller: str,
+    *,
+    calls: int = 1,
+    stay_ms: int = 4000,
+    rate: float = 1.0,
+    timeout: float = 40,
+    background_check: Any = None,
+) -> SippResult:
+    return cluster.call(
+        tmp / caller, "dial_in.xml", calls=calls, rate=rate, limit=calls, timeout=timeout,
+        substitutions={"pcap": str(_pcap(tmp, code)), "stay_ms": str(stay_ms), "caller": caller},
+        background_check=background_check,
+    )  # fmt: skip
+
+
+def test_calls_through_the_proxy_land_on_both_nodes_and_join(
+    running: Cluster, tmp_path: Path
+) -> None:
+    event = running.nodes[0].create_event(passcode="4242")
+    seen: list[list[list[dict[str, Any]]]] = []
+
+    def all_joined() -> bool:
+        snapshot = _snapshot(running, event.id, "spread")
+        seen.append(snapshot)
+        return sum(len(on_node) for on_node in snapshot) == 4
+
+    result = _dial(
+        running, tmp_path, event.passcode, "spread", calls=4, rate=4, stay_ms=6000,
+        background_check=all_joined,
+    )  # fmt: skip
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.background, seen[-1:]
+    on_nodes = seen[-1]
+    # Round robin over two nodes: both took calls (two each, unless one was slow to answer
+    # and the proxy moved a call on), every one a listener who keyed the code.
+    assert all(on_nodes), on_nodes
+    assert all(p["role"] == "listener" for on_node in on_nodes for p in on_node), on_nodes
+    # In-dialog requests followed the recorded route: each BYE reached its node.
+    for node in running.nodes:
+        node.wait_for(lambda node=node: not _callers(node, event.id, "spread"), timeout=10)
+
+
+def test_info_and_re_invites_follow_the_recorded_route(running: Cluster, tmp_path: Path) -> None:
+    """The passcode keyed by SIP INFO alone (no RTP at all) joins: the INFOs reached the node
+    that answered, through the proxy; so do the hold and unhold re-INVITEs and the BYE."""
+    event = running.nodes[0].create_event(passcode="4343")
+    keys = {f"key{i}": key for i, key in enumerate("4343#")}
+
+    def joined() -> list[dict[str, Any]]:
+        return [p for on in _snapshot(running, event.id, "indialog") for p in on]
+
+    result = running.call(
+        tmp_path, "in_dialog.xml", timeout=40, background_check=joined,
+        substitutions={"caller": "indialog", "stay_ms": "1000", **keys},
+    )  # fmt: skip
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.background and result.background[0]["role"] == "listener", result.background
+
+
+def test_an_invite_straight_to_a_node_is_refused(running: Cluster, tmp_path: Path) -> None:
+    node = running.nodes[0]
+    target = f"{running.host_of(node).address}:{node.sip_port}"
+    result = running.call(tmp_path, str(TELEPHONY / "refused.xml"), target=target, timeout=10)
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    node.wait_for(lambda: f"SIP from {running.carrier.address} refused" in node.log())
+
+
+def test_an_invite_to_the_proxy_from_outside_the_carrier_networks_is_refused(
+    running: Cluster, tmp_path: Path
+) -> None:
+    result = running.call(
+        tmp_path, str(TELEPHONY / "refused.xml"), source=running.stranger, timeout=10
+    )
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    refused = f"refused INVITE from {running.stranger.address}"
+    running.nodes[0].wait_for(lambda: refused in running.proxy.log(), timeout=5)
+    # Nothing reached a node.
+    assert not any(running.stranger.address in node.log() for node in running.nodes)
+
+
+def test_a_frozen_node_leaves_the_rotation_and_comes_back_when_it_answers_again(
+    running: Cluster,
+) -> None:
+    node = running.nodes[1]
+    everyone = {running.host_of(n).address for n in running.nodes}
+    frozen = process_tree(node.process.pid)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        wait_in_service(running, everyone - {running.host_of(node).address}, timeout=20)
+        out_after = time.monotonic() - stopped
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    thawed = time.monotonic()
+    wait_in_service(running, everyone, timeout=PROBE_INTERVAL * 2 + 5)
+    back_after = time.monotonic() - thawed
+    assert out_after <= PROBE_INTERVAL * PROBE_THRESHOLD + INVITE_TIMEOUT + 2, out_after
+    print(f"\nPROXY: a frozen node was out after {out_after:.1f} s, back {back_after:.1f} s after")
+
+
+def test_a_killed_node_leaves_the_rotation_and_its_calls_go_to_the_other(
+    running: Cluster, tmp_path: Path
+) -> None:
+    event = running.nodes[0].create_event(passcode="5151")
+    # A caller who stays through the whole test: whichever node takes it survives.
+    stayer: dict[str, SippResult] = {}
+    thread = threading.Thread(
+        target=lambda: stayer.update(
+            result=_dial(running, tmp_path, event.passcode, "stayer", stay_ms=25_000, timeout=50)
+        )
+    )
+    thread.start()
+    try:
+
+        def holding() -> list[bool] | None:
+            on = [bool(callers) for callers in _snapshot(running, event.id, "stayer")]
+            return on if any(on) else None
+
+        holder = running.nodes[0].wait_for(holding, timeout=20)
+        survivor, killed = running.nodes if holder[0] else running.nodes[::-1]
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait(timeout=10)
+        died = time.monotonic()
+
+        # The probes alone take the dead node out.
+        alive = {running.host_of(survivor).address}
+        wait_in_service(running, alive, timeout=20)
+        detected = time.monotonic() - died
+        # Probed every PROBE_INTERVAL s, out after PROBE_THRESHOLD misses (each INVITE_TIMEOUT).
+        assert detected <= PROBE_INTERVAL * PROBE_THRESHOLD + INVITE_TIMEOUT + 2, detected
+
+        # Put the dead node back in rotation by hand, as if the probes had not caught it
+        # yet: a new call sent to it gets no answer, and the proxy tries the next node.
+        dead_uri = f"sip:{running.host_of(killed).address}:{killed.sip_port}"
+        running.proxy.rpc("dispatcher.set_state", "a", "1", dead_uri)
+        started = time.monotonic()
+        early = _dial(running, tmp_path, event.passcode, "early", calls=2, rate=4, stay_ms=2000)
+        assert early.ok, early.output[-2000:] + early.errors[-2000:]
+        assert f"node {dead_uri} did not answer" in running.proxy.log()
+        failover_calls_s = time.monotonic() - started
+        wait_in_service(running, alive, timeout=20)
+
+        late = _dial(
+            running, tmp_path, event.passcode, "late", calls=4, rate=4, stay_ms=3000,
+            background_check=lambda: len(_callers(survivor, event.id, "late")) == 4,
+        )  # fmt: skip
+        assert late.ok, late.output[-2000:] + late.errors[-2000:]
+        assert late.background, "the late callers were not all on the surviving node"
+        # The caller on the survivor was there all along.
+        assert _callers(survivor, event.id, "stayer")
+        print(
+            f"\nPROXY FAILOVER: the dead node left the rotation {detected:.1f} s after SIGKILL; "
+            f"two calls failed over to the other node in {failover_calls_s:.1f} s"
+        )
+    finally:
+        thread.join(timeout=60)
+    result = stayer["result"]
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
