@@ -1,17 +1,21 @@
-"""`scripts/serve --cache`: the README's cached set-up, run as a user runs it."""
+"""`serve --cache`: the README's cached set-up, started and stopped as a user does.
+
+`scripts/serve --cache` is `callbridge serve --cache` after the install
+steps (tests/test_readme.py runs `scripts/serve` itself); this starts the
+command directly, so the test does not reinstall the package.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
 from tests.telephony.conftest import free_port, need
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _varnishd_on(port: int) -> bool:
@@ -25,7 +29,7 @@ def test_serve_with_the_cache_in_front_and_stop_it(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
         [
-            str(ROOT / "scripts" / "serve"), "--cache", "--port", str(port),
+            sys.executable, "-m", "callbridge", "serve", "--cache", "--port", str(port),
             "--origin-port", str(origin), "--sip-port", "0", "--data-dir", str(tmp_path / "var"),
         ],
         stdout=log.open("wb"),
