@@ -298,6 +298,25 @@ def test_replay_within_its_window_and_410_after(client: TestClient, app: FastAPI
     assert client.get(f"/webcast/{record.id}/replay/{REPLAY_PLAYLIST}").status_code == 410
     assert client.get(f"/webcast/{record.id}/replay.m4a").status_code == 410
     assert client.get(f"/webcast/{record.id}/captions.vtt").status_code == 410
+    assert client.get(f"/webcast/{record.id}/transcript.txt").status_code == 410
+
+
+def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
+    record = make_event(
+        client, title="Q3", state=EventState.ENDED, registration="off", replay_until="2026-12-31"
+    )
+    _replay_on_disk(client, record.id)
+    assert client.get(f"/webcast/{record.id}/transcript.txt").status_code == 404  # not yet
+    directory = media(client).data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    (directory / "transcript.txt").write_text("0:00 Speaker 1\nRevenue grew to $42 million.\n")
+    (directory / "transcript.html").write_text("<!doctype html><p>Revenue grew to $42 million.</p>")
+    text = client.get(f"/webcast/{record.id}/transcript.txt")
+    assert text.status_code == 200 and "$42 million" in text.text
+    assert text.headers["content-type"].startswith("text/plain")
+    page = client.get(f"/webcast/{record.id}/transcript.html")
+    assert page.status_code == 200 and "attachment" in page.headers["content-disposition"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert client.get(f"/webcast/{record.id}/transcript.pdf").status_code == 404
 
 
 def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from callbridge.events.schema import EventRecord, EventState
 from callbridge.replay import library
 from callbridge.replay.window import day_ends
 from callbridge.store.events import EventNotFound, EventStore
+from callbridge.transcript import turns
 from callbridge.web.deps import event_store
 from callbridge.web.pages import clock
 from callbridge.web.webcast import may_listen
@@ -78,7 +79,11 @@ _CONTENT_TYPES = {
     ".m4s": "audio/mp4",
     ".m4a": "audio/mp4",
     ".vtt": "text/vtt; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
 }
+# The transcript as an IR team posts it (transcript.turns writes both).
+TRANSCRIPT_FILES = {"txt": turns.TEXT, "html": turns.HTML}
 
 Now = Annotated[datetime, Depends(clock)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -394,3 +399,30 @@ async def captions(
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
     # Short at the tier: a transcript redone after the call replaces this file.
     return _replay_file(found.captions, min(edge, 60))
+
+
+@router.get("/webcast/{event_id}/transcript.{kind}")
+async def transcript_file(
+    request: Request, event_id: int, kind: str, store: Store, media: MediaDep, now: Now
+) -> Response:
+    """The replay's transcript by speaker turn, as plain text or a standalone HTML page."""
+    name = TRANSCRIPT_FILES.get(kind)
+    if name is None:
+        return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
+    found, refused, edge = await _replay(request, store, media, event_id, now)
+    if refused is not None:
+        return refused
+    assert found is not None
+    path = found.directory / name
+    if not path.is_file():
+        return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
+    response = _replay_file(path, min(edge, 60))
+    if kind == "html":
+        # A page of its own, with no script: nothing in it may run or be framed.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'"
+        )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="event-{event_id}-transcript.{kind}"'
+    )
+    return response
