@@ -26,7 +26,7 @@ from tests.telephony.conftest import RunningServer, need, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_NODE = 60
-SECONDS = 8.0
+SECONDS = 6.0
 NODE_PORT = 8080
 
 

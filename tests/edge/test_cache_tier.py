@@ -19,7 +19,7 @@ from tests.edge.conftest import CachedServer
 from tests.support.llhls import Connection, crowd
 
 LISTENERS = 120
-SECONDS = 8.0
+SECONDS = 6.0
 
 
 def _live(cached: CachedServer, **event: object) -> int:
