@@ -29,6 +29,9 @@ from bench.llhls import build, run
 
 from tests.telephony.conftest import RunningServer, need, start_server
 
+# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
+pytestmark = pytest.mark.serial
+
 CLIENTS = 5
 SECONDS = 5.0
 

@@ -24,6 +24,9 @@ from tests.edge.conftest import origin_requests
 from tests.support.netns import Host, hosts
 from tests.telephony.conftest import RunningServer, need, start_server
 
+# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 PER_NODE = 60
 SECONDS = 6.0

@@ -14,9 +14,13 @@ import subprocess
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.edge.conftest import CachedServer
 from tests.support.llhls import Connection, crowd
+
+# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
+pytestmark = pytest.mark.serial
 
 LISTENERS = 120
 SECONDS = 6.0

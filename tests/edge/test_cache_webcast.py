@@ -20,7 +20,7 @@ from tests.support.chromium import launch
 from tests.support.webcast_audio import hear_live
 from tests.telephony.conftest import need
 
-pytestmark = [pytest.mark.browser, pytest.mark.sipp]
+pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.serial]
 
 
 def test_a_registered_browser_plays_the_call_through_the_tier(

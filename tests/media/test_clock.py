@@ -3,7 +3,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from callbridge.media.clock import MediaClock
+
+# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
+pytestmark = pytest.mark.serial
 
 
 def test_ticks_do_not_drift() -> None:

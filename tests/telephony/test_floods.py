@@ -17,7 +17,7 @@ import pytest
 from tests.support.flood import Heard, in_another_process, listen_through, login_flood, sip_flood
 from tests.telephony.conftest import RunningServer, need, start_server
 
-pytestmark = pytest.mark.sipp
+pytestmark = [pytest.mark.sipp, pytest.mark.serial]
 
 FLOOD_SECONDS = 10.0
 MAX_GAP = 0.060

@@ -23,6 +23,9 @@ from tests.sip.uac import Uac
 from tests.support.phone import Phone
 from tests.telephony.conftest import DID, RunningServer, start_server
 
+# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:

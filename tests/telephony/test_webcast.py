@@ -24,7 +24,7 @@ from tests.support.chromium import launch
 from tests.support.webcast_audio import hear_live
 from tests.telephony.conftest import RunningServer, need
 
-pytestmark = [pytest.mark.browser, pytest.mark.sipp]
+pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_the_live_call_is_live_and_offers_no_download(page: Any, live_server: Li
     (live / LIVE_PLAYLIST).write_text("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n")
 
     page.goto(f"{live_server.url}/events/{record.id}/webcast")
-    page.wait_for_function("document.getElementById('webcast').dataset.playing === 'live'")
+    page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'live'")
     assert page.locator("#player-title").inner_text() == "Live call"
     assert _visible(page, "#live-badge")
     assert "The call is live now." in page.locator("#webcast-status").inner_text()
@@ -82,7 +82,7 @@ def test_the_replay_says_replay_without_the_live_badge(page: Any, live_server: L
     (directory / "recording.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
 
     page.goto(f"{live_server.url}/events/{record.id}/webcast")
-    page.wait_for_function("document.getElementById('webcast').dataset.playing === 'replay'")
+    page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'replay'")
     assert page.locator("#player-title").inner_text() == "Replay"
     assert _visible_texts(page, ".badge") == []  # no LIVE anywhere on the page
     assert "LIVE" not in page.locator("body").inner_text()

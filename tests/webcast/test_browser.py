@@ -11,7 +11,7 @@ import pytest
 from callbridge.webcast.live import LiveWebcast
 from tests.webcast.conftest import VENDOR, Origin
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.serial]
 
 # The settings that keep hls.js near the live edge; the webcast page should use them.
 HLS_CONFIG = """{
