@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from figures import process_tree  # noqa: E402
+from figures import cpu_seconds, process_tree  # noqa: E402
 from llhls import LoadResult, build, command  # noqa: E402
 from tests.telephony.conftest import event_spec, free_port  # noqa: E402
 
@@ -55,15 +55,6 @@ def _name(pid: int) -> str:
         return ""
 
 
-def own_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` alone (all its threads, not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_by_part(server_pid: int, log: Path) -> dict[str, float]:
     """CPU seconds so far of the origin's web and media processes, and of the cache node's."""
     named = {int(pid): name for name, pid in PID_LINE.findall(log.read_text(errors="replace"))}
@@ -72,7 +63,7 @@ def cpu_by_part(server_pid: int, log: Path) -> dict[str, float]:
         name = named.get(pid)
         if name is None:  # a grandchild: Varnish's or hitch's processes, or a worker
             name = "cache" if _name(pid).startswith(("varnish", "cache-", "hitch")) else "media"
-        totals[name if pid != server_pid else "supervisor"] += own_cpu(pid)
+        totals[name if pid != server_pid else "supervisor"] += sum(cpu_seconds(pid, children=False))
     return totals
 
 

@@ -1,60 +1,21 @@
-"""Figures the benchmarks share: CPU time, percentiles, what a listener's RTP stream looked like."""
+"""Figures the benchmarks share: CPU time, percentiles, what a listener's RTP stream looked like.
+
+CPU and memory of a process tree come from ``tests.support.procs`` (the tests measure
+the same way); they are re-exported here for the benches.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
+
+from tests.support.procs import cpu_seconds, process_tree, rss_kib
+
+__all__ = ["cpu_seconds", "process_tree", "rss_kib"]
 
 # (arrival in seconds, RTP sequence number, RTP timestamp) of one packet
 Arrival = tuple[float, int, int]
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its live descendants (``callbridge serve`` is a supervisor and two children)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process and its live children (all their threads)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    user = system = 0.0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user += int(fields[11]) / tick
-        system += int(fields[12]) / tick
-    return user, system
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and its live children (KiB)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        total += sum(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
-        )
-    return total
 
 
 def percentiles(values: list[float]) -> str:

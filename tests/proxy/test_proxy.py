@@ -26,10 +26,10 @@ from tests.proxy.conftest import (
     PROBE_INTERVAL,
     PROBE_THRESHOLD,
     Cluster,
-    process_tree,
     wait_in_service,
 )
 from tests.support.pcap import passcode_stream, write_pcap
+from tests.support.procs import process_tree
 from tests.support.sipp import SCENARIOS as TELEPHONY
 from tests.support.sipp import SippResult
 from tests.telephony.conftest import RunningServer

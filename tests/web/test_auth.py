@@ -26,6 +26,7 @@ from callbridge.web.app import create_app
 from callbridge.web.security import PAGE_POLICY
 from callbridge.web.throttle import ACCOUNT_RULE, SOURCE_RULE
 from callbridge.webcast.live import LiveWebcast
+from tests.support.procs import peak_rss_kib
 from tests.telephony.conftest import RunningServer, start_server
 from tests.web.conftest import OPERATOR, PASSWORD, LiveServer, _free_port, make_settings
 from tests.web.test_browser import make_event
@@ -286,34 +287,9 @@ def test_a_full_password_pool_answers_503_at_once(small_pool_app: FastAPI) -> No
 # A login flood against a real `callbridge serve` ------------------------------
 
 
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and every process below it (the server may run children)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(parents.get(current, []))
-    return tree
-
-
 def peak_rss_mib(pid: int) -> float:
     """The high-water resident memory (VmHWM) of the server's processes, summed, in MiB."""
-    total = 0
-    for member in _process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
+    return peak_rss_kib(pid) / 1024
 
 
 async def login_flood(url: str, attempts: list[tuple[str, str]]) -> list[int]:
