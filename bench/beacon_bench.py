@@ -32,7 +32,6 @@ import asyncio
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from figures import cpu_seconds, process_tree  # noqa: E402
-from tests.telephony.conftest import event_spec, free_port  # noqa: E402
+from tests.telephony.conftest import start_server  # noqa: E402
 
 from callbridge.store.audience import MAX_CREDIT  # noqa: E402
-from callbridge.store.db import Database  # noqa: E402
-from callbridge.store.events import EventStore  # noqa: E402
-from callbridge.store.users import UserStore  # noqa: E402
 
 SET_COOKIE = re.compile(rb"^set-cookie:\s*([^=;\r\n]+)=([^;\r\n]*)", re.IGNORECASE | re.MULTILINE)
 BODY = b'{"mode":"live"}'
@@ -209,47 +205,22 @@ def main() -> int:
     os.sched_setaffinity(0, {args.client_core})
 
     tmp = Path(tempfile.mkdtemp(prefix="beacon-bench-"))
-    database = Database(f"sqlite:///{tmp / 'bench.sqlite3'}")
-    database.upgrade()
-    users = UserStore(database)
-    users.add("operator", "correct horse battery")
-    token = users.issue_token("operator")
-    spec = event_spec(
-        timedelta(minutes=-1), title="Beacon benchmark", period="the quarter", registration="off"
-    )
-    event = EventStore(database).create(spec)
-    http_port, sip_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            "taskset", "-c", str(args.server_core), sys.executable, "-m", "callbridge",
-            "--db", database.url, "serve", "--port", str(http_port), "--sip-port", str(sip_port),
-            "--data-dir", str(tmp / "var"),
-        ],
-        stdout=(tmp / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{http_port}"
     everyone: list[Listener] = []
-    stopped = False
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(url + "/events", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        started = httpx.post(
-            f"{url}/api/events/{event.id}/start",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
+    with start_server(tmp, prefix=("taskset", "-c", str(args.server_core))) as server:
+        event = server.create_event(
+            timedelta(minutes=-1),
+            title="Beacon benchmark",
+            period="the quarter",
+            registration="off",
         )
+        url, http_port = server.http_url, server.http_port
+        started = server.api("POST", f"/api/events/{event.id}/start")
         if started.status_code != 200:
             print("could not start the call:", started.text)
             return 1
         status = httpx.get(f"{url}/api/events/{event.id}/webcast", timeout=5).json()
         interval = float(status["beacon_interval"])
-        web = web_process(server.pid, http_port)
+        web = web_process(server.process.pid, http_port)
         print(
             f"server on core {args.server_core} (web process {web}), load on core "
             f"{args.client_core}; beacons every {interval:.0f} s, {args.connections} connections"
@@ -299,11 +270,10 @@ def main() -> int:
             )
         # What a crash now would leave: the database as the server last wrote it.
         time.sleep(interval / 3)
-        before_stop = _heard(tmp / "bench.sqlite3", event.id)
-        server.terminate()
-        server.wait(timeout=30)
-        stopped = True
-        after = _heard(tmp / "bench.sqlite3", event.id)
+        before_stop = _heard(tmp / "callbridge.sqlite3", event.id)
+        server.process.terminate()
+        server.process.wait(timeout=30)
+        after = _heard(tmp / "callbridge.sqlite3", event.id)
         expected = credited = missing = worst = 0
         for listener in everyone:
             seconds, beacons = listener.earned()
@@ -329,10 +299,6 @@ def main() -> int:
             + f" --seconds {args.seconds:.0f} --connections {args.connections}"
         )
         return 0 if ok else 1
-    finally:
-        if not stopped:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def _heard(path: Path, event_id: int) -> dict[str, int]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -39,11 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from figures import cpu_seconds, process_tree  # noqa: E402
 from llhls import LoadResult, build, command  # noqa: E402
-from tests.telephony.conftest import event_spec, free_port  # noqa: E402
-
-from callbridge.store.db import Database  # noqa: E402
-from callbridge.store.events import EventStore  # noqa: E402
-from callbridge.store.users import UserStore  # noqa: E402
+from tests.telephony.conftest import free_port, start_server  # noqa: E402
 
 PID_LINE = re.compile(r"the (\w+) process is pid (\d+)")
 
@@ -122,42 +117,21 @@ def main() -> int:
     build()
 
     tmp = Path(tempfile.mkdtemp(prefix="cache-bench-"))
-    database = Database(f"sqlite:///{tmp / 'bench.sqlite3'}")
-    database.upgrade()
-    users = UserStore(database)
-    users.add("operator", "correct horse battery")
-    token = users.issue_token("operator")
-    spec = event_spec(
-        timedelta(minutes=-1), title="Cache benchmark", period="the quarter", registration="off"
-    )
-    event = EventStore(database).create(spec)
-    cache_port, origin_port, sip_port = free_port(), free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            "taskset", "-c", str(args.server_core), sys.executable, "-m", "callbridge",
-            "--db", database.url, "serve", "--cache", "--port", str(cache_port),
-            "--origin-port", str(origin_port), "--sip-port", str(sip_port),
-            "--data-dir", str(tmp / "var"), "--cache-memory", "128",
-        ],
-        stdout=(tmp / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{cache_port}"
-    path = f"/webcast/{event.id}/live/index.m3u8"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/events", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        httpx.post(
-            f"{url}/api/events/{event.id}/start",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
+    origin_port = free_port()
+    with start_server(
+        tmp,
+        *("--cache", "--origin-port", str(origin_port), "--cache-memory", "128"),
+        prefix=("taskset", "-c", str(args.server_core)),
+    ) as server:
+        event = server.create_event(
+            timedelta(minutes=-1),
+            title="Cache benchmark",
+            period="the quarter",
+            registration="off",
         )
+        url, cache_port = server.http_url, server.http_port
+        path = f"/webcast/{event.id}/live/index.m3u8"
+        server.api("POST", f"/api/events/{event.id}/start")
         for _ in range(100):
             if httpx.get(url + path, timeout=5).status_code == 200:
                 break
@@ -171,8 +145,8 @@ def main() -> int:
         plan += [("direct", origin_port, n) for n in args.direct]
         for how, port, count in plan:
             row = {"path": how} | step(
-                server.pid,
-                tmp / "server.log",
+                server.process.pid,
+                server.log_path,
                 port,
                 path,
                 count,
@@ -207,9 +181,6 @@ def main() -> int:
             + f" --seconds {args.seconds:.0f} --ramp {args.ramp:.0f}"
         )
         return 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

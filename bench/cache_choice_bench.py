@@ -23,8 +23,8 @@ Needs nginx (Debian nginx or nginx-light) besides the cache set-up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -40,11 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from llhls import build, run  # noqa: E402
-from tests.telephony.conftest import event_spec, free_port  # noqa: E402
-
-from callbridge.store.db import Database  # noqa: E402
-from callbridge.store.events import EventStore  # noqa: E402
-from callbridge.store.users import UserStore  # noqa: E402
+from tests.telephony.conftest import free_port, start_server  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 1;
@@ -117,41 +113,27 @@ def main() -> int:
     build()
     tmp = Path(tempfile.mkdtemp(prefix="cache-choice-"))
     tmp.chmod(0o755)
-    database = Database(f"sqlite:///{tmp / 'bench.sqlite3'}")
-    database.upgrade()
-    users = UserStore(database)
-    users.add("operator", "correct horse battery")
-    token = users.issue_token("operator")
-    spec = event_spec(timedelta(minutes=-1), title="Cache choice", registration="off")
-    event = EventStore(database).create(spec)
-    origin, varnish, nginx_port = free_port(), free_port(), free_port()
-    pin = ["taskset", "-c", str(args.server_core)]
-    env = {**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40}
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, origin=origin, port=nginx_port))
-    processes = [
-        subprocess.Popen(
-            [*pin, sys.executable, "-m", "callbridge", "--db", database.url, "serve",
-             "--port", str(origin), "--sip-port", str(free_port()), "--data-dir", str(tmp / "var")],
-            stdout=(tmp / "origin.log").open("wb"), stderr=subprocess.STDOUT, env=env,
-        ),
-        subprocess.Popen(
-            [*pin, sys.executable, "-m", "callbridge", "cache", "--origin", f"127.0.0.1:{origin}",
-             "--port", str(varnish)],
-            stdout=(tmp / "varnish.log").open("wb"), stderr=subprocess.STDOUT, env=env,
-        ),
-        subprocess.Popen(
-            [*pin, nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
-            stdout=(tmp / "nginx.log").open("wb"), stderr=subprocess.STDOUT,
-        ),
-    ]  # fmt: skip
-    path = f"/webcast/{event.id}/live/index.m3u8"
-    try:
-        wait_ok(f"http://127.0.0.1:{origin}/events")
-        httpx.post(
-            f"http://127.0.0.1:{origin}/api/events/{event.id}/start",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+    varnish, nginx_port = free_port(), free_port()
+    pin = ("taskset", "-c", str(args.server_core))
+    processes: list[subprocess.Popen[bytes]] = []
+    with start_server(tmp, prefix=pin) as server, contextlib.ExitStack() as stop:
+        stop.callback(_stop_all, processes)
+        event = server.create_event(timedelta(minutes=-1), title="Cache choice", registration="off")
+        origin = server.http_port
+        (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, origin=origin, port=nginx_port))
+        processes += [
+            subprocess.Popen(
+                [*pin, sys.executable, "-m", "callbridge", "cache", "--origin",
+                 f"127.0.0.1:{origin}", "--port", str(varnish)],
+                stdout=(tmp / "varnish.log").open("wb"), stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [*pin, nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
+                stdout=(tmp / "nginx.log").open("wb"), stderr=subprocess.STDOUT,
+            ),
+        ]  # fmt: skip
+        path = f"/webcast/{event.id}/live/index.m3u8"
+        server.api("POST", f"/api/events/{event.id}/start")
         wait_ok(f"http://127.0.0.1:{origin}{path}")
         wait_ok(f"http://127.0.0.1:{varnish}{path}")
         wait_ok(f"http://127.0.0.1:{nginx_port}{path}")
@@ -189,13 +171,15 @@ def main() -> int:
             f"{args.listeners} --seconds {args.seconds:.0f}"
         )
         return 0
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,11 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from figures import cpu_seconds  # noqa: E402
-from tests.telephony.conftest import event_spec, free_port  # noqa: E402
-
-from callbridge.store.db import Database  # noqa: E402
-from callbridge.store.events import EventStore  # noqa: E402
-from callbridge.store.users import UserStore  # noqa: E402
+from tests.telephony.conftest import start_server  # noqa: E402
 
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"')
 PART_TARGET = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([0-9.]+)")
@@ -158,36 +153,15 @@ def main() -> int:
     os.sched_setaffinity(0, {args.client_core})
 
     tmp = Path(tempfile.mkdtemp(prefix="webcast-bench-"))
-    database = Database(f"sqlite:///{tmp / 'bench.sqlite3'}")
-    database.upgrade()
-    users = UserStore(database)
-    users.add("operator", "correct horse battery")
-    token = users.issue_token("operator")
-    spec = event_spec(
-        timedelta(minutes=-1), title="Webcast benchmark", period="the quarter", registration="off"
-    )
-    event = EventStore(database).create(spec)
-    http_port, sip_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            "taskset", "-c", str(args.server_core), sys.executable, "-m", "callbridge",
-            "--db", database.url, "serve", "--port", str(http_port), "--sip-port", str(sip_port),
-            "--data-dir", str(tmp / "var"),
-        ],
-        stdout=(tmp / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{http_port}"
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(url + "/events", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        httpx.post(f"{url}/api/events/{event.id}/start", headers=headers, timeout=10)
+    with start_server(tmp, prefix=("taskset", "-c", str(args.server_core))) as server:
+        event = server.create_event(
+            timedelta(minutes=-1),
+            title="Webcast benchmark",
+            period="the quarter",
+            registration="off",
+        )
+        url, http_port = server.http_url, server.http_port
+        server.api("POST", f"/api/events/{event.id}/start")
         playlist = ""
         for _ in range(100):
             response = httpx.get(f"{url}/webcast/{event.id}/live/index.m3u8", timeout=5)
@@ -197,17 +171,17 @@ def main() -> int:
             time.sleep(0.2)
         match = PART_TARGET.search(playlist)
         if match is None:
-            print("no live playlist:", (tmp / "server.log").read_text()[-2000:])
+            print("no live playlist:", server.log()[-2000:])
             return 1
         part_s = float(match.group(1))
         print(f"live playlist up; part target {part_s:.3f} s; server on core {args.server_core},")
         print(f"listeners simulated on core {args.client_core}; {args.seconds:.0f} s per step\n")
         rows = []
         for count in args.listeners:
-            before, wall = sum(cpu_seconds(server.pid)), time.monotonic()
+            before, wall = sum(cpu_seconds(server.process.pid)), time.monotonic()
             row = asyncio.run(step(http_port, event.id, count, args.seconds, part_s))
             row["server_cpu_pct"] = (
-                100 * (sum(cpu_seconds(server.pid)) - before) / (time.monotonic() - wall)
+                100 * (sum(cpu_seconds(server.process.pid)) - before) / (time.monotonic() - wall)
             )
             rows.append(row)
             print(
@@ -224,9 +198,6 @@ def main() -> int:
             + f" --seconds {args.seconds:.0f}"
         )
         return 0
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ class RunningServer:
     data_dir: Path
 
     @property
+    def http_port(self) -> int:
+        return int(self.http_url.rsplit(":", 1)[1])
+
+    @property
     def sip_target(self) -> str:
         return f"127.0.0.1:{self.sip_port}"
 
