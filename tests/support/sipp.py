@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.pcap import Timed, write_pcap
+
 SIPP = shutil.which("sipp")
 SCENARIOS = Path(__file__).resolve().parent.parent / "telephony" / "scenarios"
 
@@ -25,6 +27,11 @@ class SippResult:
     def ok(self) -> bool:
         # sipp exits 0 only when every call completed its scenario.
         return self.returncode == 0
+
+    @property
+    def report(self) -> str:
+        """The tail of sipp's screen and error log, for an assertion's message."""
+        return self.output[-3000:] + self.errors[-2000:]
 
 
 def run_sipp(
@@ -106,3 +113,35 @@ def run_sipp(
     errors = error_file.read_text(errors="replace") if error_file.exists() else ""
     text = output_file.read_text(errors="replace")
     return SippResult(process.returncode, text, errors, background)
+
+
+def call_in(
+    target: str,
+    workdir: Path,
+    stream: list[Timed],
+    *,
+    stay_ms: int | None = None,
+    timeout: float = 45,
+    **options: Any,
+) -> SippResult:
+    """Callers who dial ``target`` and play ``stream`` (keys, speech: ``tests.support.pcap``).
+
+    With ``stay_ms`` each caller hangs up that long after the answer
+    (dial_in.xml); without it, it waits for the server to hang up (hung_up_on.xml).
+    ``options`` go to :func:`run_sipp` (``calls``, ``background_check``, ...).
+    """
+    pcap = workdir / "caller.pcap"
+    write_pcap(pcap, stream)
+    if stay_ms is None:
+        scenario, hold = "hung_up_on.xml", {"bye_timeout_ms": "30000"}
+    else:
+        scenario, hold = "dial_in.xml", {"stay_ms": str(stay_ms)}
+    substitutions = {"pcap": str(pcap), **hold}
+    return run_sipp(
+        SCENARIOS / scenario,
+        target,
+        workdir,
+        substitutions=substitutions,
+        timeout=timeout,
+        **options,
+    )

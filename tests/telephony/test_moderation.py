@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
 
 pytestmark = pytest.mark.sipp
@@ -40,28 +40,23 @@ def test_a_locked_call_sends_a_listener_away_and_lets_a_speaker_in(
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     locked = act(server, event.id, action="lock")
     assert locked.status_code == 200 and locked.json()["locked"] is True
-    listener = tmp_path / "listener.pcap"
-    write_pcap(listener, passcode_stream([event.passcode + "#"]))
-    refused = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    refused = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(listener), "bye_timeout_ms": "30000"},
+        passcode_stream([event.passcode + "#"]),
         timeout=45,
     )
-    assert refused.ok, refused.output[-2000:] + refused.errors[-2000:]
+    assert refused.ok, refused.report
     assert server.participants(event.id, include_left=True) == []
-    speaker = tmp_path / "speaker.pcap"
-    write_pcap(speaker, passcode_stream([event.speaker_passcode + "#"]))
-    joined = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    joined = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(speaker), "stay_ms": "6000"},
+        passcode_stream([event.speaker_passcode + "#"]),
+        stay_ms=6000,
         timeout=40,
         background_check=lambda: server.participants(event.id),
     )
-    assert joined.ok, joined.output[-2000:] + joined.errors[-2000:]
+    assert joined.ok, joined.report
     assert joined.background and joined.background[0]["role"] == "speaker"
     rows = server.wait_for(
         lambda: (
@@ -83,8 +78,6 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
 ) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, passcode_stream([event.speaker_passcode + "#"]))
     done: list[tuple[str, int, Any]] = []
 
     def moderate() -> bool:
@@ -99,16 +92,15 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
             done.append(("disconnect", cut.status_code, cut.json()["participants"]))
         return bool(done)
 
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        passcode_stream([event.speaker_passcode + "#"]),
         timeout=45,
         background_check=moderate,
     )
     # The BYE came from the bridge: the caller was hung up on.
-    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.ok, result.report
     assert done == [("mute", 200, [True]), ("disconnect", 200, [])]
     rows = server.wait_for(
         lambda: (found := audit(server, event.id, {"mute", "leave"})) and len(found) == 2 and found

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from callbridge.store.models import CallLogRow
 from tests.support.baresip import read_wav, tone_power
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import SCENARIOS, call_in, run_sipp
 from tests.telephony.conftest import RunningServer, need
 
 pytestmark = pytest.mark.sipp
@@ -25,17 +25,15 @@ def _sipp() -> None:
 def test_listener_keys_the_passcode_and_joins(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    pcap = tmp_path / "code.pcap"
-    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "9000"},
+        passcode_stream([event.passcode + "#"]),
+        stay_ms=9000,
         timeout=40,
         background_check=lambda: server.participants(event.id),
     )
-    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.ok, result.report
     seen = result.background
     assert seen, "the caller never appeared in the participant list"
     assert seen[0]["role"] == "listener"
@@ -51,18 +49,15 @@ def test_listener_keys_the_passcode_and_joins(server: RunningServer, tmp_path: P
 
 def test_speaker_passcode_joins_as_speaker(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
-    pcap = tmp_path / "code.pcap"
-    # No '#': seven digits are the whole code.
-    write_pcap(pcap, passcode_stream([event.speaker_passcode]))
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "9000"},
+        passcode_stream([event.speaker_passcode]),  # no '#': seven digits are the whole code
+        stay_ms=9000,
         timeout=40,
         background_check=lambda: server.participants(event.id),
     )
-    assert result.ok, result.output[-2000:]
+    assert result.ok, result.report
     assert result.background[0]["role"] == "speaker"
     # Before the host starts the call, early callers wait on hold.
     assert result.background[0]["state"] == "hold"
@@ -71,16 +66,13 @@ def test_speaker_passcode_joins_as_speaker(server: RunningServer, tmp_path: Path
 def test_wrong_code_three_times_then_goodbye(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
     wrong = "1" if not event.passcode.startswith("1") else "2"
-    pcap = tmp_path / "wrong.pcap"
-    write_pcap(pcap, passcode_stream([wrong * 7] * 3, between_codes=2.0))
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        passcode_stream([wrong * 7] * 3, between_codes=2.0),
         timeout=45,
     )
-    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.ok, result.report
     assert server.participants(event.id, include_left=True) == []
     # Each wrong code is on the record, with where it came from.
     with server.database.session() as session:
@@ -94,19 +86,17 @@ def test_wrong_code_three_times_then_goodbye(server: RunningServer, tmp_path: Pa
 
 def test_cancel_before_answer(server: RunningServer, tmp_path: Path) -> None:
     result = run_sipp(SCENARIOS / "cancel.xml", server.sip_target, tmp_path, timeout=20)
-    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.ok, result.report
 
 
 def test_options_ping(server: RunningServer, tmp_path: Path) -> None:
     result = run_sipp(SCENARIOS / "options.xml", server.sip_target, tmp_path, calls=5, rate=10)
-    assert result.ok, result.output[-2000:]
+    assert result.ok, result.report
 
 
 def test_ending_the_call_says_goodbye_and_hangs_up(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    pcap = tmp_path / "code.pcap"
-    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
     ended: list[int] = []
 
     def end_when_joined() -> bool:
@@ -114,16 +104,15 @@ def test_ending_the_call_says_goodbye_and_hangs_up(server: RunningServer, tmp_pa
             ended.append(server.api("POST", f"/api/events/{event.id}/end").status_code)
         return bool(ended)
 
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        passcode_stream([event.passcode + "#"]),
         timeout=45,
         background_check=end_when_joined,
     )
     assert ended == [200]
-    assert result.ok, result.output[-2000:] + result.errors[-2000:]
+    assert result.ok, result.report
     assert (
         server.api(
             "GET",
@@ -138,41 +127,36 @@ def test_ending_the_call_says_goodbye_and_hangs_up(server: RunningServer, tmp_pa
 def test_a_silent_caller_is_dropped_after_the_media_timeout(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    pcap = tmp_path / "nothing.pcap"
-    write_pcap(pcap, passcode_stream([], lead_in=0.1))
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "30000"},
+        passcode_stream([], lead_in=0.1),
         timeout=45,
     )
-    assert result.ok, result.output[-2000:]
+    assert result.ok, result.report
     assert "no RTP for" in server.log()
 
 
 def test_a_burst_of_callers(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    pcap = tmp_path / "code.pcap"
-    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
     peak: list[int] = []
 
     def count() -> bool:
         peak.append(len(server.participants(event.id)))
         return False
 
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
+        passcode_stream([event.passcode + "#"]),
+        stay_ms=8000,
         calls=20,
         rate=10,
-        substitutions={"pcap": str(pcap), "stay_ms": "8000"},
         timeout=60,
         background_check=count,
     )
-    assert result.ok, result.output[-3000:] + result.errors[-2000:]
+    assert result.ok, result.report
     assert max(peak) >= 15
     attendance = server.api("GET", f"/api/events/{event.id}/attendance.csv").text
     assert len(attendance.strip().splitlines()) == 21
@@ -194,16 +178,14 @@ def test_the_call_is_recorded_and_assembled_when_it_ends(
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     t = np.arange(160) / 8000
     tone = (8000 * np.sin(2 * np.pi * 600 * t)).astype(np.int16)
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, passcode_stream([event.speaker_passcode], tone=tone, talk_after=6))
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "8000"},
+        passcode_stream([event.speaker_passcode], tone=tone, talk_after=6),
+        stay_ms=8000,
         timeout=40,
     )
-    assert result.ok, result.output[-2000:]
+    assert result.ok, result.report
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     folder = server.data_dir / "recordings" / f"event-{event.id}"
     done = server.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=20)
@@ -221,19 +203,17 @@ def test_sip_over_tcp(server: RunningServer, tmp_path: Path) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     ping = run_sipp(SCENARIOS / "options.xml", server.sip_target, tmp_path, transport="t1")
-    assert ping.ok, ping.output[-2000:]
-    pcap = tmp_path / "code.pcap"
-    write_pcap(pcap, passcode_stream([event.passcode + "#"]))
-    call = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    assert ping.ok, ping.report
+    call = call_in(
         server.sip_target,
         tmp_path,
+        passcode_stream([event.passcode + "#"]),
+        stay_ms=6000,
         transport="t1",
-        substitutions={"pcap": str(pcap), "stay_ms": "6000"},
         timeout=30,
         background_check=lambda: server.participants(event.id),
     )
-    assert call.ok, call.output[-2000:] + call.errors[-2000:]
+    assert call.ok, call.report
     assert call.background and call.background[0]["role"] == "listener"
 
 
