@@ -8,38 +8,22 @@ the one that started them, and stop on SIGTERM or SIGINT.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
-import os
-import shutil
-import signal
 import socket
-import subprocess
 import time
-from typing import Any
 
 from callbridge.edge.varnish import Address, CacheNode, hitch_command, varnishd_command, write_files
+from callbridge.engines import program, run_engines
 
 log = logging.getLogger(__name__)
-
-STOP_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 class CacheUnavailable(RuntimeError):
     """What the cache tier needs is not installed; the message says what to install."""
 
 
-def _child_setup() -> None:
-    # Varnish compiles the VCL as its own user inside its working folder: the
-    # files it makes there must not inherit callbridge's private umask (077).
-    os.umask(0o022)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def _program(name: str, package: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    path = program(name)
     if path is None:
         raise CacheUnavailable(
             f"{name} is not installed (Debian package {package}: scripts/install-system cache)"
@@ -86,44 +70,13 @@ def run_cache_node(node: CacheNode) -> int:
     # A node started again right after its last run (the supervisor restarts
     # it) may find the old Varnish still letting go of the port.
     _wait_free(node.listen, timeout=15)
-    stopping = False
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for command in commands:
-            log.info("cache: %s", " ".join(command))
-            processes.append(subprocess.Popen(command, preexec_fn=_child_setup))
+    def started() -> None:
         log.info(
             "cache on http://%s:%d%s, origin %s:%d",
             *node.listen,
             f" and https://{node.tls_listen[0]}:{node.tls_listen[1]}" if node.tls_listen else "",
             *node.origin,
         )
-        while not stopping:
-            for process in processes:
-                if process.poll() is not None:
-                    log.error("cache: %s exited (%s)", process.args, process.returncode)
-                    return process.returncode or 1
-            time.sleep(0.2)
-        return 0
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for process in reversed(processes):
-            _stop(process)
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return run_engines("cache", commands, started)
