@@ -13,6 +13,7 @@ import typing
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from callbridge.bridge.commands import (
     AnswerCaller,
@@ -30,6 +31,7 @@ from callbridge.bridge.commands import (
     LeaveConference,
     LeftCall,
     Moderate,
+    NameParticipant,
     OpenConference,
     OpenLine,
     PasscodeMatched,
@@ -121,11 +123,12 @@ class Node:
         participant_id: str | None = None,
         position: int | None = None,
         event_state: EventState | None = None,
+        name: str | None = None,
     ) -> list[Command]:
         return self.controller.handle(
             Moderate(
                 EVENT,
-                Action(action=action, participant_id=participant_id, position=position),  # type: ignore[arg-type]
+                Action(action=action, participant_id=participant_id, position=position, name=name),  # type: ignore[arg-type]
                 "dana",
                 self.now,
                 event_state,
@@ -700,3 +703,52 @@ def test_the_controller_needs_no_event_loop_socket_or_store() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert found.split() == []
+
+
+def test_the_moderator_names_a_participant_for_the_console_and_the_transcript() -> None:
+    node = Node()
+    node.start()
+    pid = node.join("a", "speaker")
+    commands = node.act("name", pid, name="Mark Chen, Chief Financial Officer")
+    assert commands[0] == NameParticipant(EVENT, pid, "Mark Chen, Chief Financial Officer")
+    row = only_audit(commands)
+    assert (row.kind, row.participant_id, row.actor, row.detail) == (
+        AuditKind.NAME,
+        pid,
+        "dana",
+        {"name": "Mark Chen, Chief Financial Officer"},
+    )
+    call = node.controller.call(EVENT)
+    assert call is not None and call.member(pid).name == "Mark Chen, Chief Financial Officer"
+    assert LogKind(AuditKind.NAME.value) is LogKind.NAME  # the call log stores the row
+
+
+def test_naming_needs_a_name_and_someone_on_the_call() -> None:
+    node = Node()
+    node.start()
+    pid = node.join("a", "speaker")
+    before = node.snapshot()
+    with pytest.raises(BridgeError, match="needs the participant's name"):
+        node.act("name", pid)
+    with pytest.raises(BridgeError, match="not on the call"):
+        node.act("name", "p1-99", name="Nobody")
+    assert node.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ("   ", "cannot be blank"),
+        ("Mark\u200bChen", "control characters"),
+        ("Mark\x07Chen", "control characters"),
+        ("x" * 101, "at most 100 characters"),
+    ],
+)
+def test_a_name_is_plain_text_of_bounded_length(given: str, refusal: str) -> None:
+    with pytest.raises(ValidationError, match=refusal):
+        Action(action="name", participant_id="p1-1", name=given)
+
+
+def test_a_names_spacing_is_tidied_and_markup_kept_as_text() -> None:
+    action = Action(action="name", participant_id="p1-1", name="  Mark   <b>Chen</b>\n")
+    assert action.name == "Mark <b>Chen</b>"  # the console and exports show it as text

@@ -175,7 +175,7 @@ def start_server(
     )
     try:
         # Two processes start side by side; on a loaded 2-core machine that can take a while.
-        running.wait_for(lambda: _up(running), timeout=60)
+        running.wait_for(lambda: _up(running), timeout=120)
         yield running
     finally:
         process.terminate()

@@ -2,16 +2,23 @@
 
 The lock turns a listener away at the door (the "locked" prompt, then BYE)
 while a speaker still gets in; "mute" and "disconnect" reach a caller on the
-call, who is hung up on, and the audit trail names the moderator.
+call, who is hung up on, and the audit trail names the moderator. The
+moderator names a speaker in the console (real Chromium); the name is what
+the console, the audit trail and the recording's manifest (from which the
+transcript and the replay's captions take their speaker labels) say.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from callbridge.media.recording import MANIFEST
+from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream
 from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
@@ -110,3 +117,51 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
         ("leave", "system", None),
     ]
     assert rows[1]["detail"] == {"reason": "disconnected by operator"}
+
+
+@pytest.mark.browser
+def test_the_moderator_names_a_speaker_in_the_console(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    speaker = threading.Thread(
+        target=call_in,
+        args=(server.sip_target, tmp_path, passcode_stream([event.speaker_passcode + "#"])),
+        kwargs={"stay_ms": 60000, "timeout": 75},
+    )
+    speaker.start()
+    try:
+        (joined,) = server.wait_for(lambda: server.participants(event.id), timeout=20)
+        with launch() as browser:
+            page = browser.new_page()
+            page.goto(f"{server.http_url}/login?next=/console/events/{event.id}")
+            page.fill("input[name=name]", "operator")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"**/console/events/{event.id}")
+            row = page.locator(f"tr[data-participant='{joined['id']}']")
+            row.get_by_role("button", name="Name").click()
+            dialog = page.get_by_role("dialog")
+            # A blank name is refused with the field and the reason; nothing changes.
+            dialog.get_by_role("textbox").fill("   ")
+            dialog.get_by_role("button", name="Save").click()
+            page.wait_for_selector("#problem:text('name: ')")
+            assert server.participants(event.id)[0]["name"] is None
+            # Markup in a name is text wherever it is shown.
+            named = "Mark Chen <CFO>"
+            dialog.get_by_role("textbox").fill(named)
+            dialog.get_by_role("button", name="Save").click()
+            page.wait_for_selector("#name-dialog:not([open])", state="attached")
+            assert row.locator("td").first.inner_text() == named
+        assert server.participants(event.id)[0]["name"] == named
+        (entry,) = audit(server, event.id, {"name"})
+        assert (entry["actor"], entry["detail"]) == ("operator", {"name": named})
+        # Ending the call hangs the speaker up and closes the recording.
+        assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    finally:
+        speaker.join(timeout=90)
+    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
+    participants = json.loads(manifest.read_text())["participants"]
+    assert participants[joined["id"]]["display_name"] == named

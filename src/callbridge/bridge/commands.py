@@ -168,6 +168,15 @@ class SetMuted:
 
 
 @dataclass(frozen=True)
+class NameParticipant:
+    """The moderator named the participant: the console, manifest and transcript use the name."""
+
+    event_id: int
+    participant_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class OpenLine:
     """The listener talks in the mix (as a speaker, unmuted) until ``CloseLine``."""
 
@@ -231,6 +240,7 @@ class AuditKind(enum.StrEnum):
     END = "end"
     LOCK = "lock"
     UNLOCK = "unlock"
+    NAME = "name"
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,7 @@ Command = (
     | JoinConference
     | LeaveConference
     | SetMuted
+    | NameParticipant
     | OpenLine
     | CloseLine
     | Whisper

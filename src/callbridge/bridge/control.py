@@ -7,10 +7,11 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from callbridge.media.conference import Participant, ParticipantState, Role
 
@@ -111,6 +112,9 @@ class LiveView(BaseModel):
     alerts: list[GuardAlertView] = []
 
 
+MAX_NAME = 100  # characters of a participant's name and title
+
+
 class Action(BaseModel):
     """A moderator's action on a live call."""
 
@@ -126,9 +130,25 @@ class Action(BaseModel):
         "dequeue",
         "move",
         "disconnect",
+        "name",
     ]
     participant_id: str | None = None
     position: int | None = None
+    # "name": how the console, the transcript and the captions call the
+    # participant ("Mark Chen, Chief Financial Officer"); shown as text everywhere.
+    name: str | None = Field(default=None, max_length=MAX_NAME)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("a name cannot be blank")
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+            raise ValueError("a name cannot hold control characters")
+        return value
 
 
 class BridgeError(Exception):

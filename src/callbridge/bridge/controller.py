@@ -49,6 +49,7 @@ from callbridge.bridge.commands import (
     LeaveConference,
     LeftCall,
     Moderate,
+    NameParticipant,
     OpenConference,
     OpenLine,
     PasscodeMatched,
@@ -89,6 +90,7 @@ class Member:
     state: ParticipantState
     muted: bool = False
     keypad: str = ""  # "*" while a keypad command is being keyed
+    name: str | None = None  # as the moderator named them
 
     def audit(
         self, kind: AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
@@ -315,6 +317,18 @@ def _reorder(order: Order) -> list[Command]:
     return [order.member.audit(AuditKind.QUEUE_MOVE, order.now, order.actor, position=position)]
 
 
+def _name(order: Order) -> list[Command]:
+    name = order.action.name
+    if name is None:
+        raise BridgeError("name needs the participant's name")
+    member = order.member
+    member.name = name
+    return [
+        NameParticipant(member.event_id, member.id, name),
+        member.audit(AuditKind.NAME, order.now, order.actor, name=name),
+    ]
+
+
 def _disconnect(order: Order) -> list[Command]:
     # The leave is written once the leg has ended (``LeftCall``), with this reason.
     return [Disconnect(order.member.call_id, f"disconnected by {order.actor}")]
@@ -340,6 +354,7 @@ MODERATOR: dict[str, ModeratorCommand] = {
     "dequeue": ModeratorCommand(True, _dequeue),
     "move": ModeratorCommand(True, _reorder),
     "disconnect": ModeratorCommand(True, _disconnect),
+    "name": ModeratorCommand(True, _name),
 }
 
 # -- who may join -------------------------------------------------------------------------------

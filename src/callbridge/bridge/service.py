@@ -48,6 +48,7 @@ from callbridge.bridge.commands import (
     LeaveConference,
     LeftCall,
     Moderate,
+    NameParticipant,
     OpenConference,
     OpenLine,
     PasscodeMatched,
@@ -538,6 +539,13 @@ class Bridge:
         if conference is not None:
             conference.leave(command.participant_id, command.at)
 
+    def _name_participant(self, command: NameParticipant) -> None:
+        conference = self._media(command.event_id)
+        participant = conference.participants.get(command.participant_id)
+        if participant is not None:
+            participant.name = command.name
+            self._annotate(conference, command.participant_id)
+
     def _open_line(self, command: OpenLine) -> None:
         conference = self._media(command.event_id)
         conference.open_line(command.participant_id)
@@ -581,6 +589,7 @@ class Bridge:
                 _carrier(
                     SetMuted, lambda c: self._media(c.event_id).set_muted(c.participant_id, c.muted)
                 ),
+                _carrier(NameParticipant, self._name_participant),
                 _carrier(OpenLine, self._open_line),
                 _carrier(CloseLine, lambda c: self._media(c.event_id).close_line(c.participant_id)),
                 _carrier(

@@ -38,6 +38,7 @@ class LogKind(enum.StrEnum):
     END = "end"
     LOCK = "lock"
     UNLOCK = "unlock"
+    NAME = "name"  # the moderator named a participant
 
 
 @dataclass(frozen=True)

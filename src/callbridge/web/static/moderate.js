@@ -23,7 +23,11 @@
       let detail = response.statusText;
       try {
         const data = await response.json();
-        detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+        if (typeof data.detail === "string") detail = data.detail;
+        else if (Array.isArray(data.detail)) {
+          // A refused field: which one and why ("name: a name cannot be blank").
+          detail = data.detail.map((e) => `${(e.loc || []).slice(-1)[0]}: ${e.msg}`).join("; ");
+        } else detail = JSON.stringify(data.detail);
       } catch (error) { /* not JSON */ }
       say(detail);
       return null;
@@ -143,15 +147,45 @@
       if (p.role !== "listener") {
         actions.append(button(p.muted ? "Unmute" : "Mute", p.muted ? "unmute" : "mute", p.id), " ");
       }
-      actions.append(button("Disconnect", "disconnect", p.id));
+      const rename = document.createElement("button");
+      rename.type = "button";
+      rename.className = "secondary";
+      rename.textContent = "Name";
+      rename.dataset.rename = p.id;
+      rename.dataset.current = p.name || "";
+      rename.dataset.who = p.name || p.caller_id;
+      actions.append(rename, " ", button("Disconnect", "disconnect", p.id));
       tr.append(actions);
       rows.append(tr);
     }
   }
 
+  // Naming happens in a dialog: the table under it is redrawn on every change.
+  const nameDialog = document.getElementById("name-dialog");
+  const nameInput = document.getElementById("name-input");
+  document.getElementById("name-cancel").addEventListener("click", () => nameDialog.close());
+  document.getElementById("name-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const view = await post("/actions", {
+      action: "name", participant_id: nameDialog.dataset.participant, name: nameInput.value,
+    });
+    if (view) {
+      nameDialog.close();
+      render(view);
+    }
+  });
+
   document.addEventListener("click", async (event) => {
     const target = event.target.closest("button");
     if (!target) return;
+    if (target.dataset.rename) {
+      nameDialog.dataset.participant = target.dataset.rename;
+      document.getElementById("name-who").textContent = target.dataset.who;
+      nameInput.value = target.dataset.current;
+      nameDialog.showModal();
+      nameInput.focus();
+      return;
+    }
     if (target.dataset.confirm && !window.confirm(target.dataset.confirm)) return;
     if (target.dataset.call) {
       target.disabled = true; // one click, one request
