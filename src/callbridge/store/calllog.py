@@ -38,6 +38,8 @@ class LogKind(enum.StrEnum):
     END = "end"
     LOCK = "lock"
     UNLOCK = "unlock"
+    REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
+    ARCHIVE = "archive"
 
 
 @dataclass(frozen=True)
