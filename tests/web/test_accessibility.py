@@ -243,9 +243,13 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     assert _media(page, "volume") == pytest.approx(0.8)
 
     _tab_to(page, "seek")
+    # Paused, the slider sits on the whole second played; each arrow moves it one more.
+    start = int(page.evaluate("document.getElementById('seek').value"))
     for _ in range(5):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => Math.abs(document.getElementById('media').currentTime - 5) < 0.5")
+    page.wait_for_function(
+        "(to) => Math.abs(document.getElementById('media').currentTime - to) < 0.5", arg=start + 5
+    )
     page.keyboard.press("Home")
     page.wait_for_function("() => document.getElementById('media').currentTime < 0.5")
     assert _media(page, "paused") is True  # seeking does not start it
