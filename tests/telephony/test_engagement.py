@@ -21,7 +21,7 @@ from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import RunningServer, need
 from tests.telephony.test_replay import REPLAY_DID
 
-pytestmark = [pytest.mark.sipp]
+pytestmark = [pytest.mark.sipp, pytest.mark.browser]
 
 REPLAY_CODE = "44191"
 

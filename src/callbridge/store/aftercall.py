@@ -101,8 +101,9 @@ class AfterCall:
         with self.database.session() as session, session.begin():
             row: EventRow = self.events._load(session, event_id)
             current = EventState(row.state)
-            if current is not EventState.ENDED or EventState.ARCHIVED not in TRANSITIONS[current]:
+            if current is not EventState.ENDED:
                 raise Conflict(f"event {event_id} is {current}; only an ended event is archived")
+            assert EventState.ARCHIVED in TRANSITIONS[current]
             row.state = EventState.ARCHIVED.value
             row.claims.clear()  # an archived event's codes open nothing: free them
             session.add(
