@@ -39,6 +39,8 @@ class LogKind(enum.StrEnum):
     LOCK = "lock"
     UNLOCK = "unlock"
     NAME = "name"  # the moderator named a participant
+    REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
+    ARCHIVE = "archive"
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,20 @@ from fastapi import APIRouter, Depends, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.announce import render as announce
-from callbridge.events.schema import EventFile, EventPatch, EventRecord, EventSummary
-from callbridge.store.events import EventStore
+from callbridge.events.schema import EventFile, EventPatch, EventRecord, EventState, EventSummary
+from callbridge.store.aftercall import AfterCall
+from callbridge.store.events import Conflict, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
-from callbridge.web.deps import event_store
+from callbridge.web.deps import after_call, event_store
+from callbridge.web.pages import clock
 
 router = APIRouter(prefix="/api", tags=["events"])
 
 Store = Annotated[EventStore, Depends(event_store)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
+AfterCallDep = Annotated[AfterCall, Depends(after_call)]
+Now = Annotated[datetime, Depends(clock)]
 
 MEDIA_TYPES: dict[str, str] = {
     "txt": "text/plain; charset=utf-8",
@@ -54,10 +58,46 @@ async def get_event(event_id: int, store: Store, _: OperatorDep) -> EventRecord:
 
 @router.patch("/events/{event_id}", response_model=EventRecord)
 async def update_event(
-    event_id: int, patch: EventPatch, store: Store, _: OperatorDep
+    event_id: int,
+    patch: EventPatch,
+    store: Store,
+    changes: AfterCallDep,
+    operator: OperatorDep,
+    now: Now,
 ) -> EventRecord:
-    """Change a scheduled event; 409 once it is live or over."""
-    return await run_in_threadpool(store.update, event_id, patch)
+    """Change a scheduled event; once its call has started, only ``replay_until`` changes.
+
+    After the call the replay's last day may move later or earlier, but not
+    before the day the call ended (422 naming ``replay_until``); every such
+    change is in the audit trail. Any other field of a live or past event: 409.
+    """
+    record = await run_in_threadpool(store.get, event_id)
+    if record.state is EventState.SCHEDULED:
+        return await run_in_threadpool(store.update, event_id, patch)
+    fields = patch.model_dump(exclude_unset=True)
+    others = sorted(set(fields) - {"replay_until"})
+    if others:
+        raise Conflict(
+            f"event {event_id} is {record.state}; only replay_until changes after the call "
+            f"starts (not {', '.join(others)})"
+        )
+    if patch.replay_until is None:
+        raise StoreError(
+            "give the replay's last day; to end the replay now, give the day the call ended",
+            field="replay_until",
+        )
+    last_day = patch.replay_until
+    return await run_in_threadpool(
+        lambda: changes.change_replay(event_id, last_day, actor=operator.name, now=now)
+    )
+
+
+@router.post("/events/{event_id}/archive", response_model=EventRecord)
+async def archive_event(
+    event_id: int, changes: AfterCallDep, operator: OperatorDep, now: Now
+) -> EventRecord:
+    """Archive an ended event: its passcodes are freed and open nothing; 409 unless ended."""
+    return await run_in_threadpool(lambda: changes.archive(event_id, actor=operator.name, now=now))
 
 
 @router.delete("/events/{event_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -17,12 +17,13 @@ from starlette.middleware.sessions import SessionMiddleware
 from callbridge.bridge.control import BridgeUnavailable
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
+from callbridge.store.aftercall import AfterCall
 from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import SESSION_LIFETIME, UserStore
-from callbridge.web import api, auth, calls, media, pages, webcast
+from callbridge.web import aftercall, api, auth, calls, media, pages, report, webcast
 from callbridge.web.auth import LoginRequired, login_redirect
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
@@ -54,6 +55,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = db
     app.state.events = EventStore(db)
+    app.state.after_call = AfterCall(db, app.state.events)
     app.state.users = UserStore(db)
     app.state.call_log = CallLog(db)
     app.state.audience = Audience(db)
@@ -109,6 +111,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(calls.stats_router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(aftercall.router)
+    app.include_router(report.router)
     app.include_router(webcast.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from callbridge.config import Settings
+from callbridge.store.aftercall import AfterCall
 from callbridge.store.events import EventStore
 from callbridge.store.users import UserStore
 
@@ -26,4 +27,9 @@ def event_store(request: Request) -> EventStore:
 
 def user_store(request: Request) -> UserStore:
     value: UserStore = request.app.state.users
+    return value
+
+
+def after_call(request: Request) -> AfterCall:
+    value: AfterCall = request.app.state.after_call
     return value

@@ -31,6 +31,7 @@ from callbridge.announce import timefmt
 from callbridge.events.errors import describe
 from callbridge.events.phones import display
 from callbridge.events.schema import DialIn, EventFile, EventRecord, EventState
+from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
@@ -229,6 +230,9 @@ class ConsoleRow:
     view: EventView
     speaker_passcode: str
     deletable: bool
+    replay_until_iso: str = ""
+    replay_changeable: bool = False  # the call has started: the replay window moves alone
+    archivable: bool = False
 
 
 def _page(
@@ -328,7 +332,14 @@ async def _console(
 ) -> Response:
     records = await run_in_threadpool(store.list_events)
     rows = [
-        ConsoleRow(view_of(r, now), r.speaker_passcode, r.state is EventState.SCHEDULED)
+        ConsoleRow(
+            view_of(r, now),
+            r.speaker_passcode,
+            r.state is EventState.SCHEDULED,
+            replay_until_iso=r.replay_until.isoformat() if r.replay_until else "",
+            replay_changeable=r.state in AFTER_START,
+            archivable=r.state is EventState.ENDED,
+        )
         for r in records
     ]
     flash = request.session.pop("flash", None)

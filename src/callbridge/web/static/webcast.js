@@ -154,6 +154,18 @@
     player.scrollIntoView({ block: "nearest" });
   });
 
+  // Captions show by default; this button hides or shows them, and appears with a track.
+  const captionsToggle = document.getElementById("captions-toggle");
+  media.textTracks.addEventListener("addtrack", function () { captionsToggle.hidden = false; });
+  media.textTracks.addEventListener("removetrack", function () {
+    captionsToggle.hidden = media.textTracks.length === 0;
+  });
+  captionsToggle.addEventListener("click", function () {
+    const on = captionsToggle.getAttribute("aria-pressed") !== "true";
+    captionsToggle.setAttribute("aria-pressed", on ? "true" : "false");
+    captions.hidden = !on;
+  });
+
   function sendBeacon() {
     if (!mode || media.paused) return;
     fetch("/api/events/" + eventId + "/webcast/beacon", {

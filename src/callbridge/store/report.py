@@ -1,0 +1,154 @@
+"""The engagement report: who was on the call, by channel, live and on the replay.
+
+Per event: how many registered for the webcast; how many listened live and
+to the replay, by phone and on the web, and for how many minutes; how many
+questions were asked. Phone figures come from the call log (a caller's time
+is from their join to their leave; a caller whose leave was never written,
+the node having stopped, counts until the call's end, or nothing); web
+figures from the webcast's beacons (``store.audience``: time the page spent
+playing, counted on the server). Speakers are counted apart from listeners:
+they talk rather than hear. Questions are the keypad's ``*1`` (``queue`` in
+the log); written questions are not collected yet, so their count is None.
+
+``engagement`` is pure (rows in, figures out); ``EngagementReport`` reads the
+rows from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from callbridge.store.audience import Audience, WebListener
+from callbridge.store.calllog import Attendance, CallLog, LogEntry, LogKind
+from callbridge.store.db import Database
+
+PHONE = "phone"
+WEB = "web"
+REPLAY_ROLE = "replay"
+SPEAKER_ROLES = frozenset({"host", "speaker"})
+
+
+@dataclass(frozen=True)
+class Heard:
+    """Listeners on one channel in one mode, and the seconds they heard together."""
+
+    listeners: int = 0
+    seconds: int = 0
+
+    @property
+    def minutes(self) -> float:
+        return self.seconds / 60
+
+
+@dataclass(frozen=True)
+class Engagement:
+    """One event's figures; ``written_questions`` is None while none are collected."""
+
+    event_id: int
+    registrations: int
+    live_phone: Heard
+    live_web: Heard
+    replay_phone: Heard
+    replay_web: Heard
+    speakers: int
+    phone_questions: int
+    written_questions: int | None = None
+
+    @property
+    def live(self) -> Heard:
+        return _sum(self.live_phone, self.live_web)
+
+    @property
+    def replay(self) -> Heard:
+        return _sum(self.replay_phone, self.replay_web)
+
+    @property
+    def questions(self) -> int:
+        return self.phone_questions + (self.written_questions or 0)
+
+
+def _sum(*parts: Heard) -> Heard:
+    return Heard(sum(p.listeners for p in parts), sum(p.seconds for p in parts))
+
+
+def _seconds(row: Attendance, ended_at: datetime | None) -> int:
+    left = row.left_at or ended_at
+    if left is None or left < row.joined_at:
+        return 0
+    return round((left - row.joined_at).total_seconds())
+
+
+def engagement(
+    event_id: int,
+    attendance: Iterable[Attendance],
+    entries: Iterable[LogEntry],
+    web: Iterable[WebListener],
+) -> Engagement:
+    """The figures of one event from its attendance, its call log and its web listeners.
+
+    A web listener counts live if the server credited it live seconds, on
+    the replay if replay seconds, both if both; one who opened the player
+    and left before a second beacon heard nothing and counts in neither.
+    """
+    log = list(entries)
+    ends = [e.at for e in log if e.kind is LogKind.END]
+    ended_at = max(ends) if ends else None
+    live = [0, 0]
+    replay = [0, 0]
+    speakers = 0
+    # The part each caller joined in: an analyst whose line was opened for a
+    # question still came to listen (the attendance report shows them as speaking).
+    joined_as = {e.participant_id: e.role for e in log if e.kind is LogKind.JOIN}
+    for row in attendance:
+        if row.channel == WEB:
+            continue  # the web's listeners are the beacons' (below), not the log's
+        seconds = _seconds(row, ended_at)
+        role = joined_as.get(row.participant_id, row.role)
+        if role == REPLAY_ROLE:
+            replay[0] += 1
+            replay[1] += seconds
+        elif role in SPEAKER_ROLES:
+            speakers += 1
+        else:
+            live[0] += 1
+            live[1] += seconds
+    listeners = list(web)
+    return Engagement(
+        event_id=event_id,
+        registrations=sum(1 for w in listeners if w.registered),
+        live_phone=Heard(live[0], live[1]),
+        live_web=Heard(
+            sum(1 for w in listeners if w.live_seconds > 0),
+            sum(w.live_seconds for w in listeners),
+        ),
+        replay_phone=Heard(replay[0], replay[1]),
+        replay_web=Heard(
+            sum(1 for w in listeners if w.replay_seconds > 0),
+            sum(w.replay_seconds for w in listeners),
+        ),
+        speakers=speakers,
+        phone_questions=sum(1 for e in log if e.kind is LogKind.QUEUE),
+        written_questions=None,
+    )
+
+
+class EngagementReport:
+    """Reads an event's figures from the call log and the webcast's audience."""
+
+    def __init__(
+        self, database: Database, call_log: CallLog | None = None, audience: Audience | None = None
+    ) -> None:
+        self.call_log = call_log or CallLog(database)
+        self.audience = audience or Audience(database)
+
+    def of(self, event_id: int) -> Engagement:
+        """The event's figures now (the web's beacons held in memory are flushed first)."""
+        entries = self.call_log.entries(event_id)
+        return engagement(
+            event_id,
+            self.call_log.attendance(event_id),
+            entries,
+            self.audience.listeners(event_id),
+        )
