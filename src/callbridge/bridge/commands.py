@@ -104,7 +104,27 @@ class EndCall:
     now: datetime
 
 
-Event = PasscodeMatched | EnterCall | LeftCall | KeyPressed | Moderate | StartCall | EndCall
+@dataclass(frozen=True)
+class QuestionWritten:
+    """A registered web listener's question (stored already, as ``question_id``)."""
+
+    event_id: int
+    question_id: str
+    asker: str  # "Name, Firm"
+    text: str
+    now: datetime
+
+
+Event = (
+    PasscodeMatched
+    | EnterCall
+    | LeftCall
+    | KeyPressed
+    | Moderate
+    | StartCall
+    | EndCall
+    | QuestionWritten
+)
 
 # -- commands: what the adapter is to do ---------------------------------------------------
 
@@ -177,6 +197,16 @@ class NameParticipant:
 
 
 @dataclass(frozen=True)
+class SetQuestionState:
+    """Store where a written question stands (``bridge.queue.Asked``'s value)."""
+
+    event_id: int
+    question_id: str
+    state: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class OpenLine:
     """The listener talks in the mix (as a speaker, unmuted) until ``CloseLine``."""
 
@@ -241,6 +271,10 @@ class AuditKind(enum.StrEnum):
     LOCK = "lock"
     UNLOCK = "unlock"
     NAME = "name"
+    QUESTION_WRITTEN = "question_written"
+    QUESTION_READ = "question_read"
+    QUESTION_ANSWERED = "question_answered"
+    QUESTION_DISMISSED = "question_dismissed"
 
 
 @dataclass(frozen=True)
@@ -273,6 +307,7 @@ Command = (
     | LeaveConference
     | SetMuted
     | NameParticipant
+    | SetQuestionState
     | OpenLine
     | CloseLine
     | Whisper

@@ -82,10 +82,13 @@ class BridgeStats(BaseModel):
 
 
 class QueueEntry(BaseModel):
-    participant_id: str
+    participant_id: str  # a caller's participant id, or a written question's id ("q17")
     position: int
     name: str  # the registered name and firm when known, else the caller id
     caller_id: str
+    kind: Literal["phone", "written"] = "phone"
+    text: str | None = None  # a written question's words (shown as text, never markup)
+    reading: bool = False  # a written question the moderator is reading out
 
 
 class GuardAlertView(BaseModel):
@@ -131,8 +134,14 @@ class Action(BaseModel):
         "move",
         "disconnect",
         "name",
+        # written questions, by question_id
+        "read_out",
+        "answer",
+        "dismiss",
+        "move_question",
     ]
     participant_id: str | None = None
+    question_id: str | None = Field(default=None, max_length=40)
     position: int | None = None
     # "name": how the console, the transcript and the captions call the
     # participant ("Mark Chen, Chief Financial Officer"); shown as text everywhere.
@@ -182,6 +191,11 @@ class BridgeControl(Protocol):
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView:
         """Carry out a moderator's action; BridgeError says why one is refused."""
+
+    async def question_written(
+        self, event_id: int, question_id: str, asker: str, text: str
+    ) -> None:
+        """A stored written question joins the live call's queue; BridgeError if it cannot."""
 
     async def start_call(self, event_id: int) -> None:
         """The host opens the call: callers on hold are connected, the event goes live."""

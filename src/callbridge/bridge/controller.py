@@ -53,16 +53,24 @@ from callbridge.bridge.commands import (
     OpenConference,
     OpenLine,
     PasscodeMatched,
+    QuestionWritten,
     RecordAudit,
     SetEventState,
     SetMuted,
+    SetQuestionState,
     StartCall,
     StartConference,
     Whisper,
 )
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import BridgeError
-from callbridge.bridge.queue import Floor, Move, QuestionQueue, QueueFull
+from callbridge.bridge.queue import (
+    Floor,
+    Move,
+    QuestionQueue,
+    QueueFull,
+    QueueTransitionError,
+)
 from callbridge.events.schema import EventState
 from callbridge.ivr.machine import Outcome
 from callbridge.ivr.window import Window, WindowRules, conference_window
@@ -108,6 +116,15 @@ class Member:
         )
 
 
+@dataclass
+class WrittenQuestion:
+    """A web listener's question, as the console shows it."""
+
+    id: str
+    asker: str
+    text: str
+
+
 # The call's own states: which may follow which.
 CALL_TRANSITIONS: dict[ConferenceState, frozenset[ConferenceState]] = {
     ConferenceState.WAITING: frozenset({ConferenceState.LIVE, ConferenceState.ENDED}),
@@ -124,6 +141,7 @@ class Call:
         self.state = ConferenceState.WAITING
         self.locked = False
         self.members: dict[str, Member] = {}
+        self.written: dict[str, WrittenQuestion] = {}
         self.queue = QuestionQueue(limit=max_participants)
         self.max_participants = max_participants
         self.on_call = 0  # len(active()), kept: a burst of joins asks it once each
@@ -329,6 +347,43 @@ def _name(order: Order) -> list[Command]:
     ]
 
 
+# What the moderator's action does to a written question, and the row it writes.
+_QUESTION_MOVES: dict[str, tuple[Move, AuditKind]] = {
+    "read_out": (Move.READ_OUT, AuditKind.QUESTION_READ),
+    "answer": (Move.ANSWER, AuditKind.QUESTION_ANSWERED),
+    "dismiss": (Move.DISMISS, AuditKind.QUESTION_DISMISSED),
+    "move_question": (Move.REORDER, AuditKind.QUEUE_MOVE),
+}
+
+
+def _settle_question(order: Order) -> list[Command]:
+    call, kind = order.call, order.action.action
+    qid = order.action.question_id
+    question = call.written.get(qid or "")
+    if qid is None or question is None:
+        raise BridgeError(f"{kind} needs the question_id of a written question on this call")
+    move, audit = _QUESTION_MOVES[kind]
+    position = order.action.position or 0
+    try:
+        if move is Move.READ_OUT:
+            call.queue.read_out(qid)
+        elif move is Move.REORDER:
+            call.queue.reorder(qid, position)
+        else:
+            call.queue.settle(qid, move)
+    except QueueTransitionError as error:
+        raise BridgeError(f"question {qid} cannot be {kind.replace('_', ' ')}: {error}") from None
+    asked = call.queue.asked(qid)
+    assert asked is not None
+    detail: dict[str, object] = {"question_id": qid, "asker": question.asker}
+    if move is Move.REORDER:
+        detail["position"] = position
+    return [
+        SetQuestionState(call.event_id, qid, asked.value, order.now),
+        RecordAudit(audit, order.now, call.event_id, actor=order.actor, detail=detail),
+    ]
+
+
 def _disconnect(order: Order) -> list[Command]:
     # The leave is written once the leg has ended (``LeftCall``), with this reason.
     return [Disconnect(order.member.call_id, f"disconnected by {order.actor}")]
@@ -355,6 +410,7 @@ MODERATOR: dict[str, ModeratorCommand] = {
     "move": ModeratorCommand(True, _reorder),
     "disconnect": ModeratorCommand(True, _disconnect),
     "name": ModeratorCommand(True, _name),
+    **{kind: ModeratorCommand(False, _settle_question) for kind in _QUESTION_MOVES},
 }
 
 # -- who may join -------------------------------------------------------------------------------
@@ -392,6 +448,7 @@ class CallController:
             Moderate: self._moderate,  # type: ignore[dict-item]
             StartCall: self._start,  # type: ignore[dict-item]
             EndCall: self._end,  # type: ignore[dict-item]
+            QuestionWritten: self._written,  # type: ignore[dict-item]
         }
 
     def handle(self, event: Event) -> list[Command]:
@@ -540,6 +597,28 @@ class CallController:
         call = self._open(event.event_id, opened)
         order = Order(call, event.action, event.actor, event.now, target)
         return [*opened, *command.run(order), Changed(event.event_id)]
+
+    def _written(self, event: QuestionWritten) -> list[Command]:
+        call = self.calls.get(event.event_id)
+        if call is None or call.state is not ConferenceState.LIVE:
+            raise BridgeError("questions are taken while the call is live")
+        try:
+            call.queue.ask_in_writing(event.question_id)
+        except QueueFull:
+            raise BridgeError("the question queue is full; try again in a while") from None
+        call.written[event.question_id] = WrittenQuestion(
+            event.question_id, event.asker, event.text
+        )
+        return [
+            Changed(event.event_id),
+            RecordAudit(
+                AuditKind.QUESTION_WRITTEN,
+                event.now,
+                event.event_id,
+                actor="web",
+                detail={"question_id": event.question_id, "asker": event.asker},
+            ),
+        ]
 
     def _start(self, event: StartCall) -> list[Command]:
         if event.event_state is not EventState.SCHEDULED:

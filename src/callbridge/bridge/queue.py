@@ -9,9 +9,14 @@ list raises ``QueueTransitionError``, and the caller of ``QuestionQueue``
 decides what that means (a keypad press that does not apply is ignored, a
 moderator's action is refused with the reason).
 
-The order of the queued callers is kept beside the machine: the console
-shows it and the moderator may reorder it. Pure: no clock is needed, since
-nothing here expires.
+Written questions from web listeners wait in the same order as the ``*1``
+callers, so the moderator takes them in one sequence. A written question
+has its own, shorter life (``Asked``, table ``WRITTEN_TRANSITIONS``): it
+waits, may be read out, and ends answered or dismissed.
+
+The order of the queued callers and questions is kept beside the machines:
+the console shows it and the moderator may reorder it. Pure: no clock is
+needed, since nothing here expires.
 """
 
 from __future__ import annotations
@@ -35,6 +40,19 @@ class Move(enum.Enum):
     OPEN_LINE = "open_line"
     CLOSE_LINE = "close_line"
     LEAVE = "leave"
+    # A written question's moves (the moderator's).
+    READ_OUT = "read_out"
+    ANSWER = "answer"
+    DISMISS = "dismiss"
+
+
+class Asked(enum.Enum):
+    """Where a written question stands."""
+
+    WAITING = "waiting"  # in the queue
+    READING = "reading"  # the moderator is reading it out (first in the queue)
+    ANSWERED = "answered"
+    DISMISSED = "dismissed"
 
 
 # place → move → the place it leads to; anything unlisted raises.
@@ -60,6 +78,19 @@ TRANSITIONS: dict[Floor, dict[Move, Floor]] = {
     Floor.LEFT: {},
 }
 
+# question → move → where it leads; anything unlisted raises.
+WRITTEN_TRANSITIONS: dict[Asked, dict[Move, Asked]] = {
+    Asked.WAITING: {
+        Move.REORDER: Asked.WAITING,
+        Move.READ_OUT: Asked.READING,
+        Move.ANSWER: Asked.ANSWERED,
+        Move.DISMISS: Asked.DISMISSED,
+    },
+    Asked.READING: {Move.ANSWER: Asked.ANSWERED, Move.DISMISS: Asked.DISMISSED},
+    Asked.ANSWERED: {},
+    Asked.DISMISSED: {},
+}
+
 # At most this many callers wait in one queue (it never holds more than the call's listeners).
 MAX_QUEUED = 5000
 
@@ -67,7 +98,7 @@ MAX_QUEUED = 5000
 class QueueTransitionError(Exception):
     """A move the queue does not allow from the caller's present place."""
 
-    def __init__(self, participant_id: str, floor: Floor | None, move: Move) -> None:
+    def __init__(self, participant_id: str, floor: Floor | Asked | None, move: Move) -> None:
         where = floor.value if floor is not None else "not on the call"
         super().__init__(f"{participant_id} ({where}) cannot {move.value}")
         self.participant_id = participant_id
@@ -85,6 +116,7 @@ class QuestionQueue:
     def __init__(self, limit: int = MAX_QUEUED) -> None:
         self.limit = limit
         self._floor: dict[str, Floor] = {}
+        self._asked: dict[str, Asked] = {}
         self._order: list[str] = []
 
     # -- reading ------------------------------------------------------------------------
@@ -97,6 +129,10 @@ class QuestionQueue:
     def order(self) -> list[str]:
         """The queued callers, next first (a copy)."""
         return list(self._order)
+
+    def asked(self, question_id: str) -> Asked | None:
+        """Where a written question stands; None for one the queue was never given."""
+        return self._asked.get(question_id)
 
     def position(self, participant_id: str) -> int | None:
         """The caller's place in the queue (0 is next), or None when not queued."""
@@ -135,8 +171,11 @@ class QuestionQueue:
         self._order.remove(participant_id)
 
     def reorder(self, participant_id: str, position: int) -> None:
-        """The moderator puts a queued caller at ``position`` (0 is next; clamped)."""
-        self._move(participant_id, Move.REORDER)
+        """The moderator puts a queued caller or question at ``position`` (0 is next; clamped)."""
+        if participant_id in self._asked:
+            self._answer_move(participant_id, Move.REORDER)
+        else:
+            self._move(participant_id, Move.REORDER)
         self._order.remove(participant_id)
         self._order.insert(max(0, min(position, len(self._order))), participant_id)
 
@@ -155,6 +194,37 @@ class QuestionQueue:
         was = self._move(participant_id, Move.LEAVE)
         if was is Floor.QUEUED:
             self._order.remove(participant_id)
+
+    # -- written questions ------------------------------------------------------------------
+
+    def ask_in_writing(self, question_id: str) -> None:
+        """A web listener's question joins the end of the queue. Raises QueueFull at the limit."""
+        if question_id in self._asked or question_id in self._floor:
+            raise ValueError(f"{question_id} is in the queue already")
+        if len(self._order) >= self.limit:
+            raise QueueFull("the question queue is full")
+        self._asked[question_id] = Asked.WAITING
+        self._order.append(question_id)
+
+    def read_out(self, question_id: str) -> None:
+        """The moderator reads the question out: it goes first, marked as being read."""
+        self._answer_move(question_id, Move.READ_OUT)
+        self._order.remove(question_id)
+        self._order.insert(0, question_id)
+
+    def settle(self, question_id: str, move: Move) -> None:
+        """``Move.ANSWER`` or ``Move.DISMISS``: the question leaves the queue for good."""
+        if move not in (Move.ANSWER, Move.DISMISS):
+            raise QueueTransitionError(question_id, self._asked.get(question_id), move)
+        self._answer_move(question_id, move)
+        self._order.remove(question_id)
+
+    def _answer_move(self, question_id: str, move: Move) -> Asked:
+        asked = self._asked.get(question_id)
+        if asked is None or move not in WRITTEN_TRANSITIONS[asked]:
+            raise QueueTransitionError(question_id, asked, move)
+        was, self._asked[question_id] = asked, WRITTEN_TRANSITIONS[asked][move]
+        return was
 
     # -- the machine ------------------------------------------------------------------------
 

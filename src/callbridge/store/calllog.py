@@ -39,6 +39,10 @@ class LogKind(enum.StrEnum):
     LOCK = "lock"
     UNLOCK = "unlock"
     NAME = "name"  # the moderator named a participant
+    QUESTION_WRITTEN = "question_written"  # a web listener's written question (store.questions)
+    QUESTION_READ = "question_read"
+    QUESTION_ANSWERED = "question_answered"
+    QUESTION_DISMISSED = "question_dismissed"
     REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
     ARCHIVE = "archive"
 

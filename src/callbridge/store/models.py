@@ -239,3 +239,22 @@ class WebcastListenerRow(Base):
     last_heard_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     live_seconds: Mapped[int] = mapped_column(Integer, default=0)
     replay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WrittenQuestionRow(Base):
+    """A question a registered web listener typed, and what the moderator did with it."""
+
+    __tablename__ = "written_question"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    listener_id: Mapped[int] = mapped_column(
+        ForeignKey("webcast_listener.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    firm: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # bridge.queue.Asked: waiting, reading, answered, dismissed
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
