@@ -22,6 +22,7 @@ import asyncio
 import logging
 import socket
 import struct
+import typing
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -103,8 +104,8 @@ class MediaPort(asyncio.DatagramProtocol):
         self.address = transport.get_extra_info("sockname")[:2]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport is not an asyncio.DatagramTransport subclass, but is one.
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host = str(addr[0])
