@@ -123,3 +123,6 @@ def test_the_cascade(running: Cascade) -> None:
         heard = _heard_since(listener_a, killed + 1.0)
         assert len(heard) > 8000 and tone_level(heard, SPEAKER_HZ) > 0.5
         assert listener_a.heard.longest_gap(since=killed) < 0.5
+        # The origin takes edge b's callers off its call once edge b is silent on the bus.
+        _wait(lambda: len(running.live(event.id)["participants"]) == 2, 15, "edge b's leave")
+        assert all(p["id"].endswith("@edge-a") for p in running.live(event.id)["participants"])

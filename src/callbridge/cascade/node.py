@@ -42,6 +42,7 @@ from callbridge.cascade.controller import (
     remote_call_id,
 )
 from callbridge.cascade.feed import (
+    SUBSCRIPTION_TTL,
     Address,
     MediaPort,
     MixFeed,
@@ -165,12 +166,40 @@ class OriginBridge(_CascadeBridge):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.controller = OriginController()
+        self.origin_controller = OriginController()
+        self.controller = self.origin_controller
         self.feeds: dict[int, MixFeed] = {}
         self._remote: dict[int, RemoteLeg] = {}  # by the SSRC of the caller's audio
         self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
+        self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
         self._carriers[JoinConference] = self._join_anywhere
         self._carriers[LeaveConference] = self._leave_anywhere
+
+    async def start(self) -> None:
+        await super().start()
+        self._tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
+
+    async def _watch_edges(self) -> None:
+        """An edge silent on the bus for ``SUBSCRIPTION_TTL`` (dead, cut off) loses its callers.
+
+        Its callers cannot be reached any more: they leave the origin's call
+        (console, call log) as a caller whose leg timed out does.
+        """
+        while True:
+            await asyncio.sleep(SUBSCRIBE_INTERVAL)
+            now = self._now()
+            for node, seen in list(self._last_heard.items()):
+                if now - seen <= SUBSCRIPTION_TTL:
+                    continue
+                del self._last_heard[node]
+                remote = self.origin_controller.remote
+                gone = [key for key, (where, _) in remote.items() if where == node]
+                log.warning("%s went silent on the bus: its %d callers leave", node, len(gone))
+                at = datetime.now(UTC)
+                for call_id in gone:
+                    self._carry_out(
+                        self.controller.handle(LeftCall(call_id, f"{node} went silent", at))
+                    )
 
     def _feed(self, event_id: int) -> MixFeed:
         feed = self.feeds.get(event_id)
@@ -216,6 +245,7 @@ class OriginBridge(_CascadeBridge):
             self._feed(message.event_id).subscribe(
                 sender, (message.host, message.port), self._now()
             )
+            self._last_heard[sender] = self._now()
             host, port = self.media.address
             self.bus.send(sender, Feeding(message.event_id, host, port))
             call = self.controller.call(message.event_id)
