@@ -8,6 +8,11 @@ rewrites sequence number, timestamp and SSRC). Until the host starts the
 call, everyone hears hold music instead.
 
 No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
+
+A cascade's origin lists the callers of its edges here too (``elsewhere``:
+never sent the common mix) and taps the mix for them (``taps``); an edge's
+``cascade.relayed.RelayedConference`` sends a mix it did not make through
+``_send_same``. That keeps this module a little over the house's ~500 lines.
 """
 
 from __future__ import annotations
