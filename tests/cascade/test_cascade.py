@@ -3,8 +3,10 @@
 Listeners on both edges hear the speaker's tone (mixed on the origin, sent
 once to each edge, fanned out there); ``*1`` from an edge's listener reaches
 the origin's queue; the moderator opens that line and the questioner's
-tone reaches a listener on the other edge; a SIGKILLed edge leaves the other
-edge's callers hearing the call.
+tone reaches a listener on the other edge, and is gone once the line is
+closed; a SIGKILLed edge leaves the other edge's callers hearing the call,
+and its own callers leave the origin's call; ending the call on the origin
+says goodbye to the edges' callers.
 """
 
 from __future__ import annotations
@@ -115,6 +117,17 @@ def test_the_cascade(running: Cascade) -> None:
         own = _heard_since(listener_b, since + 1.0)
         assert tone_level(own, QUESTION_HZ) < 0.1, "the questioner heard themself"
 
+        # The moderator closes the line: the questioner is not heard any more.
+        closed = origin.api(
+            "POST", f"/api/events/{event.id}/actions",
+            json={"action": "close_line", "participant_id": pid},
+        )  # fmt: skip
+        assert closed.status_code == 200, closed.text
+        since = time.monotonic()
+        time.sleep(2.5)
+        heard = _heard_since(listener_a, since + 1.0)
+        assert len(heard) > 4000 and tone_level(heard, QUESTION_HZ) < 0.1, "the line stayed open"
+
         # Edge b dies: edge a's callers go on hearing the call.
         speaker.sending = True
         edge_b.process.send_signal(signal.SIGKILL)
@@ -126,3 +139,13 @@ def test_the_cascade(running: Cascade) -> None:
         # The origin takes edge b's callers off its call once edge b is silent on the bus.
         _wait(lambda: len(running.live(event.id)["participants"]) == 2, 15, "edge b's leave")
         assert all(p["id"].endswith("@edge-a") for p in running.live(event.id)["participants"])
+
+        # The operator ends the call on the origin: edge a's callers are said goodbye to.
+        assert origin.api("POST", f"/api/events/{event.id}/end").status_code == 200
+
+        def in_calls() -> int:
+            stats = edge_a.api("GET", "/api/bridge/stats").json()
+            return int(stats["legs_in_conferences"])
+
+        _wait(lambda: in_calls() == 0, 20, "edge a's callers leaving at the end")
+        assert not running.live(event.id)["participants"]
