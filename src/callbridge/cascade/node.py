@@ -31,6 +31,7 @@ from callbridge.bridge.commands import (
     LeftCall,
     Tell,
 )
+from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import LegMode
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.cascade.bus import Bus
@@ -294,8 +295,6 @@ class EdgeBridge(_CascadeBridge):
         conference = self.conferences.get(event_id)
         if conference is None or conference.state is ConferenceState.ENDED:
             hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
-            from callbridge.bridge.fanout import FanOut
-
             conference = RelayedConference(
                 event_id,
                 encode,
