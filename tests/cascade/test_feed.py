@@ -75,3 +75,20 @@ def test_the_media_port_hears_only_trusted_hosts() -> None:
     port.datagram_received(packet, ("10.0.0.2", 5000))
     assert heard == [9]
     assert (port.stats.foreign, port.stats.malformed, port.stats.received) == (1, 1, 1)
+
+
+def _frame(seq: int, ssrc: int = 9) -> bytes:
+    header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + bytes(4) + ssrc.to_bytes(4, "big")
+    return header + bytes(160)
+
+
+def test_late_and_repeated_frames_are_dropped_and_a_restarted_stream_is_heard() -> None:
+    heard: list[int] = []
+    port = MediaPort(lambda ssrc, payload, src, now: heard.append(ssrc), bool, float)
+    source = ("10.0.0.2", 5000)
+    for seq in (65534, 65535, 0, 0, 65535, 1, 3, 2):  # across the wrap, one repeat, two late
+        port.datagram_received(_frame(seq), source)
+    assert port.stats.received == 5 and port.stats.late == 3
+    port.datagram_received(_frame(7, ssrc=10), source)  # another stream: its own numbering
+    port.datagram_received(_frame(1000), source)  # far behind or ahead: a new start
+    assert heard == [9] * 5 + [10, 9]

@@ -32,6 +32,7 @@ import numpy as np
 
 from callbridge.media.mixer import Pcm
 from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
+from callbridge.rtp.seq import MAX_MISORDER, seq_diff
 from callbridge.rtp.stream import RtpSender
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,18 @@ def parse_frame(data: bytes) -> tuple[int, int, bytes] | None:
     return ssrc, seq, data[HEADER.size :]
 
 
+# A frame up to MAX_MISORDER numbers behind its stream's newest is late (or a
+# duplicate) and dropped: relayed, it would reach every listener twice or out
+# of order. Further behind, the stream has restarted (a node restarted).
+MAX_STREAMS = 10_000
+
+
 @dataclass
 class PortStats:
     received: int = 0
     foreign: int = 0  # from an address that is no known node's
     malformed: int = 0
+    late: int = 0  # behind its stream's newest frame, or a duplicate
     sent: int = 0
     send_errors: int = 0
 
@@ -79,7 +87,7 @@ class MediaPort(asyncio.DatagramProtocol):
     """One node's UDP port for the cascade's media.
 
     ``on_frame(ssrc, payload, source, now)`` gets each well-formed frame from
-    a host ``trusted`` allows.
+    a host ``trusted`` allows, once, in order: a late or repeated frame is dropped.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class MediaPort(asyncio.DatagramProtocol):
         self.stats = PortStats()
         self.transport: asyncio.DatagramTransport | None = None
         self.address: Address = ("", 0)
+        self._newest: dict[int, int] = {}  # SSRC → the newest sequence number seen
 
     async def open(self, host: str) -> None:
         loop = asyncio.get_running_loop()
@@ -116,8 +125,15 @@ class MediaPort(asyncio.DatagramProtocol):
         if frame is None:
             self.stats.malformed += 1
             return
+        ssrc, seq, payload = frame
+        newest = self._newest.get(ssrc)
+        if newest is not None and -MAX_MISORDER < seq_diff(seq, newest) <= 0:
+            self.stats.late += 1
+            return
+        if len(self._newest) >= MAX_STREAMS and ssrc not in self._newest:
+            self._newest.clear()
+        self._newest[ssrc] = seq
         self.stats.received += 1
-        ssrc, _seq, payload = frame
         self.on_frame(ssrc, payload, (host, int(str(addr[1]))), self.clock())
 
     def send(self, packet: bytes, target: Address) -> None:
