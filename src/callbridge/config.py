@@ -66,6 +66,10 @@ class Settings:
     # X-Forwarded-For names the real client, which the login throttle and the
     # audit need. Nobody else's is believed.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # A cascade's node (callbridge.cascade): "standalone" (no cascade), "origin" or "edge",
+    # and its name on the bus (default: hostname-port).
+    role: str = "standalone"
+    node_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -99,7 +99,13 @@ async def _media_plane(settings: Settings) -> None:
     from callbridge.store.events import EventStore
 
     database = Database(settings.db_url)
-    bridge = Bridge(
+    bridge_class: Callable[[BridgeConfig, EventStore, CallLog], Bridge] = Bridge
+    if settings.role != "standalone":
+        from callbridge.cascade.node import NodeConfig, cascade_bridge
+
+        node = NodeConfig(settings.node_id, settings.role, settings.db_url)
+        bridge_class = functools.partial(cascade_bridge, node=node)
+    bridge = bridge_class(
         BridgeConfig(
             sip_host=settings.sip_host,
             sip_port=settings.sip_port,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from callbridge.bridge.control import Action as ModeratorAction
+from callbridge.cascade.messages import Message
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.machine import Outcome
 from callbridge.media.conference import Role
@@ -51,6 +52,9 @@ class EnterCall:
     caller: str
     dialled: str | None
     now: datetime
+    # A caller of another node (an edge of the cascade): the node, and the id it gave them.
+    node: str | None = None
+    participant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,14 @@ class Changed:
     event_id: int
 
 
+@dataclass(frozen=True)
+class Tell:
+    """Send ``message`` over the bus to ``to`` (a node id, the origin, or every node)."""
+
+    to: str
+    message: Message
+
+
 Command = (
     AnswerCaller
     | OpenConference
@@ -316,4 +328,5 @@ Command = (
     | SetEventState
     | RecordAudit
     | Changed
+    | Tell
 )

@@ -99,6 +99,7 @@ class Member:
     muted: bool = False
     keypad: str = ""  # "*" while a keypad command is being keyed
     name: str | None = None  # as the moderator named them
+    node: str | None = None  # on another node of the cascade (an edge), not here
 
     def audit(
         self, kind: AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
@@ -136,8 +137,9 @@ CALL_TRANSITIONS: dict[ConferenceState, frozenset[ConferenceState]] = {
 class Call:
     """One event's call: its state, lock, members and question queue."""
 
-    def __init__(self, event_id: int, max_participants: int) -> None:
+    def __init__(self, event_id: int, max_participants: int, tag: str = "") -> None:
         self.event_id = event_id
+        self.tag = tag  # after every id given here: ids stay unique across the cascade's nodes
         self.state = ConferenceState.WAITING
         self.locked = False
         self.members: dict[str, Member] = {}
@@ -170,9 +172,18 @@ class Call:
             for member in self.active():
                 member.state = ParticipantState.CONNECTED
 
-    def add(self, call_id: str, role: Role, caller_id: str) -> Member:
+    def add(
+        self,
+        call_id: str,
+        role: Role,
+        caller_id: str,
+        participant_id: str | None = None,
+        node: str | None = None,
+    ) -> Member:
+        """Put a caller on the call, with ``participant_id`` if another node gave them one."""
         member = Member(
-            id=f"p{self.event_id}-{next(self._ids)}",
+            id=participant_id or f"p{self.event_id}-{next(self._ids)}{self.tag}",
+            node=node,
             call_id=call_id,
             event_id=self.event_id,
             role=role,
@@ -439,6 +450,7 @@ class CallController:
         self.max_participants = max_participants
         self.window = window or WindowRules()
         self.calls: dict[int, Call] = {}
+        self.tag = ""  # after every participant id (an edge's: "@" and its node id)
         self._member_of: dict[str, Member] = {}  # by Call-ID, until the leg ends
         self._handlers: dict[type, Callable[[Event], list[Command]]] = {
             PasscodeMatched: self._admit,  # type: ignore[dict-item]
@@ -476,7 +488,7 @@ class CallController:
         """The event's call, opened anew (with its media conference) if none is open."""
         call = self.calls.get(event_id)
         if call is None or call.state is ConferenceState.ENDED:
-            call = self.calls[event_id] = Call(event_id, self.max_participants)
+            call = self.calls[event_id] = Call(event_id, self.max_participants, self.tag)
             commands.append(OpenConference(event_id))
         return call
 
@@ -533,7 +545,9 @@ class CallController:
                 *commands,
                 Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
             ]
-        member = self._member_of[event.call_id] = call.add(event.call_id, role, event.caller)
+        member = self._member_of[event.call_id] = call.add(
+            event.call_id, role, event.caller, event.participant_id, event.node
+        )
         return [
             *commands,
             JoinConference(event.call_id, event.event_id, member.id, role, event.now),

@@ -350,9 +350,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_sender=args.media_sender,
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
+        role=args.role,
+        node_id=_node_id(args),
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _node_id(args: argparse.Namespace) -> str:
+    """The node's name on the cascade's bus; a cascade needs the shared PostgreSQL store."""
+    if args.role == "standalone":
+        return ""
+    from callbridge.cascade.messages import BusError, valid_node_id
+    from callbridge.cascade.node import default_node_id
+    from callbridge.store.db import normalise_url
+
+    if not normalise_url(args.db).startswith("postgresql"):
+        raise CliError(f"--role {args.role} needs the shared PostgreSQL store (--db)")
+    try:
+        return valid_node_id(args.node_id) if args.node_id else default_node_id(args.sip_port)
+    except BusError as error:
+        raise CliError(str(error)) from None
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -489,6 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--origin-port", type=int, default=0, help="with --cache: the origin's port (--port + 1)"
+    )
+    serve.add_argument(
+        "--role",
+        choices=["standalone", "origin", "edge"],
+        default="standalone",
+        help="in a cascade of nodes sharing one PostgreSQL: the origin mixes each call, "
+        "edges answer its listeners (default standalone: one node does everything)",
+    )
+    serve.add_argument(
+        "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
     )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)

@@ -8,6 +8,11 @@ rewrites sequence number, timestamp and SSRC). Until the host starts the
 call, everyone hears hold music instead.
 
 No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
+
+A cascade's origin lists the callers of its edges here too (``elsewhere``:
+never sent the common mix) and taps the mix for them (``taps``); an edge's
+``cascade.relayed.RelayedConference`` sends a mix it did not make through
+``_send_same``. That keeps this module a little over the house's ~500 lines.
 """
 
 from __future__ import annotations
@@ -135,6 +140,9 @@ class Participant:
     name: str | None = None
     firm: str | None = None
     line_open: bool = False  # a listener whose line the moderator opened for a question
+    # A caller of another node of the cascade: listed and, while they may talk,
+    # mixed (their leg carries their audio both ways); never sent the common mix here.
+    elsewhere: bool = False
 
     @property
     def may_talk(self) -> bool:
@@ -170,6 +178,8 @@ class Conference:
         self.queue: list[str] = []
         self.recorder: Recorder | None = None
         self.webcast: MixTap | None = None
+        # Also get the full mix of every tick (the cascade's feeds to its edges).
+        self.taps: list[MixTap] = []
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
@@ -188,6 +198,7 @@ class Conference:
         caller_id: str,
         now: datetime,
         participant_id: str | None = None,
+        elsewhere: bool = False,
     ) -> Participant:
         """Add a caller who passed the IVR; returns their participant record.
 
@@ -209,6 +220,7 @@ class Conference:
             state=ParticipantState.CONNECTED
             if self.state is ConferenceState.LIVE
             else ParticipantState.HOLD,
+            elsewhere=elsewhere,
         )
         self.participants[participant.id] = participant
         self._roster = None
@@ -347,10 +359,10 @@ class Conference:
         roster = self._roster
         if roster is None:
             active = self.active()
-            held = [p for p in active if p.state is ParticipantState.HOLD]
+            held = [p for p in active if p.state is ParticipantState.HOLD and not p.elsewhere]
             connected = [p for p in active if p.state is ParticipantState.CONNECTED]
             talkers = [p for p in connected if p.may_talk]
-            audience = [p for p in connected if not p.may_talk]
+            audience = [p for p in connected if not p.may_talk and not p.elsewhere]
             roster = self._roster = _Roster(
                 held=held,
                 talkers=talkers,
@@ -377,12 +389,11 @@ class Conference:
         if not roster.talkers and not roster.audience:
             # The webcast runs on through a silent stretch of a live call: its
             # listeners' players would stall on a gap.
-            if (
-                self.webcast is not None
-                and frame_index is not None
-                and self.state is ConferenceState.LIVE
-            ):
-                self.webcast.push(frame_index, SILENCE)
+            if frame_index is not None and self.state is ConferenceState.LIVE:
+                if self.webcast is not None:
+                    self.webcast.push(frame_index, SILENCE)
+                for tap in self.taps:
+                    tap.push(frame_index, SILENCE)
             return
         frames: dict[str, Pcm] = {}
         for participant in roster.talkers:
@@ -393,6 +404,9 @@ class Conference:
         result = self.mixer.mix(frames)
         if self.webcast is not None and frame_index is not None:
             self.webcast.push(frame_index, result.full)
+        if frame_index is not None:
+            for tap in self.taps:
+                tap.push(frame_index, result.full)
         if self.recorder is not None and frame_index is not None:
             self.recorder.write_mix(frame_index, result.full)
             for participant_id, frame in frames.items():
@@ -446,11 +460,18 @@ class Conference:
         codecs: list[str],
         pcm: Pcm,
         now: float,
+        encoded: Mapping[str, bytes] | None = None,
     ) -> None:
-        """One encode per codec, the same payload to every leg of ``group``."""
+        """One encode per codec, the same payload to every leg of ``group``.
+
+        ``encoded`` gives payloads already encoded (a frame relayed as it came).
+        """
         pcm = np.asarray(pcm, dtype=np.int16)
-        payloads = {codec: self.encoder(codec, pcm) for codec in codecs}
-        self.stats.encodes += len(payloads)
+        payloads = dict(encoded or {})
+        for codec in codecs:
+            if codec not in payloads:
+                payloads[codec] = self.encoder(codec, pcm)
+                self.stats.encodes += 1
         own: dict[ConferenceLeg, bytes] = {}
         if self._whispers:
             for participant in participants:

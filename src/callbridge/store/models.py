@@ -258,3 +258,20 @@ class WrittenQuestionRow(Base):
     # bridge.queue.Asked: waiting, reading, answered, dismissed
     state: Mapped[str] = mapped_column(String(16), default="waiting")
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class BridgeNodeRow(Base):
+    """One bridge node of a cascade (origin or edge) and when it was last heard of.
+
+    Each node writes its own row every few seconds (``store.nodes``); the
+    origin's console reads them all as the nodes' health.
+    """
+
+    __tablename__ = "bridge_node"
+
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    sip: Mapped[str] = mapped_column(String(64))
+    callers: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

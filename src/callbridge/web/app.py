@@ -23,7 +23,7 @@ from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import SESSION_LIFETIME, UserStore
-from callbridge.web import aftercall, api, auth, calls, media, pages, report, webcast
+from callbridge.web import aftercall, api, auth, calls, media, nodes, pages, report, webcast
 from callbridge.web.auth import LoginRequired, login_redirect
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
@@ -109,6 +109,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(calls.router)
     app.include_router(calls.stats_router)
+    app.include_router(nodes.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(aftercall.router)

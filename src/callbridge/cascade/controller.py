@@ -1,0 +1,250 @@
+"""The call controller of a cascade's nodes: the origin decides, edges ask and obey.
+
+The origin's ``OriginController`` holds every node's callers: an edge's
+caller is a ``Member`` with ``node`` set (fed as an ``EnterCall`` naming the
+node and the id the edge gave them). Its decisions are the standalone
+controller's, with every command about an edge's caller turned into what
+the origin does about them (the mix, the console, the call log) and a
+``Tell`` for what the edge must do (a prompt, the line, hanging up).
+Starting and ending the call are told to every node at once.
+
+An edge's ``EdgeController`` admits its callers by the passcode and the
+window as any node does, puts them on its own relayed conference, and tells
+the origin who joined, who left and which keys they pressed: the keypad,
+the question queue and the moderator are the origin's. What the origin tells
+it comes back as ``FromOrigin`` and becomes commands on its own callers.
+
+Pure, as ``bridge.controller`` is: events and ``now`` in, commands out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from callbridge.bridge.commands import (
+    AuditKind,
+    CloseLine,
+    Command,
+    Disconnect,
+    EndCall,
+    EndConference,
+    EnterCall,
+    Event,
+    Farewell,
+    KeyPressed,
+    LeftCall,
+    Moderate,
+    OpenLine,
+    RecordAudit,
+    StartCall,
+    StartConference,
+    Tell,
+    Whisper,
+)
+from callbridge.bridge.control import BridgeError
+from callbridge.bridge.controller import CallController, Member
+from callbridge.cascade.messages import (
+    EVERYONE,
+    ORIGIN,
+    CallState,
+    Directive,
+    Joined,
+    Keyed,
+    Left,
+    Message,
+)
+from callbridge.media.conference import ConferenceState, ParticipantState, Role
+from callbridge.media.prompts import PromptName
+
+
+def remote_call_id(node: str, participant_id: str) -> str:
+    """The key the origin knows an edge's caller by, where a local caller has a Call-ID."""
+    return f"{node}/{participant_id}"
+
+
+class OriginController(CallController):
+    """Every node's calls, decided on the origin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # An edge's caller by the key ``remote_call_id`` gives them: (node, participant id).
+        # Kept from their EnterCall until they leave, refused or not.
+        self.remote: dict[str, tuple[str, str]] = {}
+
+    def handle(self, event: Event) -> list[Command]:
+        if isinstance(event, EnterCall) and event.node is not None:
+            self.remote[event.call_id] = (event.node, event.participant_id or event.call_id)
+        commands = self._route(super().handle(event))
+        if isinstance(event, LeftCall):
+            self.remote.pop(event.call_id, None)
+        return commands
+
+    def _node_of(self, command: Command) -> tuple[str, str] | None:
+        """The edge that ``command``'s caller is on, with their id; None for a caller here."""
+        if isinstance(command, Farewell | Disconnect):
+            return self.remote.get(command.call_id)
+        if isinstance(command, Whisper | OpenLine | CloseLine):
+            call = self.calls.get(command.event_id)
+            member = call.members.get(command.participant_id) if call is not None else None
+            if member is not None and member.node is not None:
+                return member.node, member.id
+        return None
+
+    def _route(self, commands: list[Command]) -> list[Command]:
+        ending = any(isinstance(c, EndConference) for c in commands)
+        routed: list[Command] = []
+        for command in commands:
+            remote = self._node_of(command)
+            if isinstance(command, StartConference):
+                routed += [command, Tell(EVERYONE, CallState(command.event_id, "live"))]
+            elif isinstance(command, EndConference):
+                routed += [command, Tell(EVERYONE, CallState(command.event_id, "ended"))]
+            elif remote is None:
+                routed.append(command)
+            elif isinstance(command, Farewell):
+                # The call's end is told once to every node, not once per caller.
+                if not ending:
+                    routed.append(_tell(remote, "farewell", command.prompt, command.reason))
+            elif isinstance(command, Disconnect):
+                routed.append(_tell(remote, "disconnect", reason=command.reason))
+            elif isinstance(command, Whisper):
+                routed.append(_tell(remote, "whisper", command.prompt))
+            else:
+                # The line: the origin mixes them (or stops) and the edge sends their audio.
+                action = "open_line" if isinstance(command, OpenLine) else "close_line"
+                routed += [command, _tell(remote, action)]
+        return routed
+
+
+def _tell(remote: tuple[str, str], action: str, prompt: str = "", reason: str = "") -> Tell:
+    node, participant_id = remote
+    return Tell(node, Directive(action, participant_id, prompt, reason))
+
+
+def entered_from(node: str, message: Joined, now: datetime) -> EnterCall:
+    """The origin's ``EnterCall`` for an edge's caller who joined."""
+    return EnterCall(
+        remote_call_id(node, message.participant_id),
+        message.event_id,
+        message.role,
+        message.hold,
+        message.caller_id,
+        message.dialled or None,
+        now,
+        node=node,
+        participant_id=message.participant_id,
+    )
+
+
+@dataclass(frozen=True)
+class FromOrigin:
+    """What the origin told this edge (a ``Directive`` or a ``CallState``)."""
+
+    message: Message
+    now: datetime
+
+
+class EdgeController(CallController):
+    """An edge's callers: admitted here, their floor decided on the origin."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.tag = f"@{node_id}"
+
+    def handle(self, event: Event | FromOrigin) -> list[Command]:
+        if isinstance(event, FromOrigin):
+            return self._from_origin(event)
+        if isinstance(event, Moderate | StartCall | EndCall):
+            raise BridgeError(f"{self.node_id} is an edge: the call is run on its origin")
+        if isinstance(event, KeyPressed):
+            member = self.member(event.call_id)
+            if member is None or member.state is ParticipantState.LEFT:
+                return []
+            return [Tell(ORIGIN, Keyed(member.id, event.key, event.now.timestamp()))]
+        commands = super().handle(event)
+        if isinstance(event, EnterCall):
+            return [self._told_joined(event, c) for c in commands]
+        if isinstance(event, LeftCall):
+            return [self._told_left(event, c) for c in commands]
+        return commands
+
+    def _told_joined(self, event: EnterCall, command: Command) -> Command:
+        """The origin writes the call log: the join is told to it instead."""
+        if not (isinstance(command, RecordAudit) and command.kind is AuditKind.JOIN):
+            return command
+        member = self.member(event.call_id)
+        assert member is not None, "a JOIN row names the caller who joined"
+        joined = Joined(
+            event.event_id,
+            member.id,
+            member.role.value,
+            member.caller_id,
+            event.dialled or "",
+            member.state is ParticipantState.HOLD,
+            event.now.timestamp(),
+        )
+        return Tell(ORIGIN, joined)
+
+    def _told_left(self, event: LeftCall, command: Command) -> Command:
+        if not (isinstance(command, RecordAudit) and command.kind is AuditKind.LEAVE):
+            return command
+        assert command.participant_id is not None
+        return Tell(ORIGIN, Left(command.participant_id, event.reason, event.now.timestamp()))
+
+    def _from_origin(self, event: FromOrigin) -> list[Command]:
+        message = event.message
+        if isinstance(message, CallState):
+            return self._call_state(message, event.now)
+        if not isinstance(message, Directive):
+            return []
+        member = self._find(message.participant_id)
+        if member is None:
+            return []  # they left meanwhile: the origin hears of it from their Left
+        prompt = _prompt(message.prompt)
+        if message.action == "whisper":
+            return [Whisper(member.event_id, member.id, prompt)] if prompt is not None else []
+        if message.action == "farewell":
+            return [Farewell(member.call_id, prompt or PromptName.ENDED, message.reason)]
+        if message.action == "disconnect":
+            return [Disconnect(member.call_id, message.reason or "disconnected by the origin")]
+        if message.action == "open_line" and member.role is Role.LISTENER:
+            member.role = Role.SPEAKER
+            return [OpenLine(member.event_id, member.id)]
+        if message.action == "close_line" and member.role is Role.SPEAKER:
+            member.role = Role.LISTENER
+            return [CloseLine(member.event_id, member.id)]
+        return []
+
+    def _find(self, participant_id: str) -> Member | None:
+        for call in self.calls.values():
+            member = call.members.get(participant_id)
+            if member is not None and member.state is not ParticipantState.LEFT:
+                return member
+        return None
+
+    def _call_state(self, message: CallState, now: datetime) -> list[Command]:
+        call = self.calls.get(message.event_id)
+        if call is None:
+            return []
+        if message.state == "live" and call.state is ConferenceState.WAITING:
+            call.move(ConferenceState.LIVE)
+            return [StartConference(call.event_id)]
+        if message.state == "ended" and call.state is not ConferenceState.ENDED:
+            remaining = call.active()
+            call.move(ConferenceState.ENDED)
+            for member in remaining:
+                call.leave(member)
+            return [
+                *(Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining),
+                EndConference(call.event_id, now),
+            ]
+        return []
+
+
+def _prompt(name: str) -> PromptName | None:
+    try:
+        return PromptName(name)
+    except ValueError:
+        return None

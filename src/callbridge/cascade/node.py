@@ -1,0 +1,381 @@
+"""A bridge node of a cascade: the origin of an event's call, or one of its edges.
+
+``OriginBridge`` and ``EdgeBridge`` are ``bridge.service.Bridge`` with the
+cascade's controller (``cascade.controller``), the bus (``cascade.bus``), one
+media port (``cascade.feed``) and a heartbeat row (``store.nodes``). They
+add carriers for the commands only a cascade has (``Tell``) and change how
+a few others are carried out; the decisions stay in the controllers.
+
+The origin mixes, records and packages the webcast, as a standalone node
+does; an edge's callers are participants of its conference too (listed,
+logged, mixed while they may talk), but the listeners among them cost the
+origin nothing: the mix goes once to each edge.
+
+An edge answers callers and checks passcodes against the shared store as
+any node does; it records nothing and packages no webcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from callbridge.bridge.commands import (
+    JoinConference,
+    KeyPressed,
+    LeaveConference,
+    LeftCall,
+    Tell,
+)
+from callbridge.bridge.fanout import FanOut
+from callbridge.bridge.leg import LegMode
+from callbridge.bridge.service import Bridge, BridgeConfig
+from callbridge.cascade.bus import Bus
+from callbridge.cascade.controller import (
+    EdgeController,
+    FromOrigin,
+    OriginController,
+    entered_from,
+    remote_call_id,
+)
+from callbridge.cascade.feed import (
+    SUBSCRIPTION_TTL,
+    Address,
+    MediaPort,
+    MixFeed,
+    RemoteLeg,
+    Uplink,
+    line_ssrc,
+    mix_ssrc,
+)
+from callbridge.cascade.messages import (
+    ORIGIN,
+    CallState,
+    Directive,
+    Feeding,
+    Joined,
+    Keyed,
+    Left,
+    Message,
+    Subscribe,
+    Unsubscribe,
+    valid_node_id,
+)
+from callbridge.cascade.relayed import RelayedConference
+from callbridge.media.clock import MediaClock
+from callbridge.media.conference import Conference, ConferenceState, Participant
+from callbridge.media.mixer import Pcm
+from callbridge.media.prompts import PromptLibrary, PromptName
+from callbridge.rtp.g711 import encode
+from callbridge.store.calllog import CallLog
+from callbridge.store.events import EventStore
+from callbridge.store.nodes import HEARTBEAT_INTERVAL, NodeStore
+
+log = logging.getLogger(__name__)
+
+ROLES = ("standalone", "origin", "edge")
+# An edge asks for the mix again this often while it has callers on the call.
+SUBSCRIBE_INTERVAL = 1.0
+
+
+def default_node_id(sip_port: int) -> str:
+    """``hostname-port``, cut to a node id's 32 characters."""
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return valid_node_id(f"{host[: 31 - len(str(sip_port))] or 'node'}-{sip_port}")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    role: str  # "origin" or "edge"
+    db_url: str
+
+
+class _CascadeBridge(Bridge):
+    """What origin and edge share: the bus, the media port, the heartbeat."""
+
+    is_origin = False
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        events: EventStore,
+        call_log: CallLog,
+        node: NodeConfig,
+        library: PromptLibrary | None = None,
+    ) -> None:
+        super().__init__(config, events, call_log, library)
+        self.node = node
+        self.nodes = NodeStore(events.database)
+        self.bus = Bus(node.db_url, node.node_id, self.is_origin, self._on_bus)
+        self.media = MediaPort(self._on_frame, self._trusted, self._now)
+        self._started_at = datetime.now(UTC)
+        self._carriers[Tell] = lambda command: self.bus.send(command.to, command.message)
+
+    async def start(self) -> None:
+        await super().start()
+        await self.media.open(self.config.sip_host)
+        self.bus.start()
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="node-heartbeat"))
+        log.info(
+            "cascade %s %s: media on %s:%d", self.node.role, self.node.node_id, *self.media.address
+        )
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+        await super().stop()
+        self.media.close()
+
+    def _callers(self) -> int:
+        return sum(1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE)
+
+    async def _heartbeat(self) -> None:
+        sip = f"{self.config.sip_host}:{self.sip_port}"
+        while True:
+            try:
+                await self._database(
+                    self.nodes.beat,
+                    self.node.node_id,
+                    self.node.role,
+                    sip,
+                    self._callers(),
+                    self._started_at,
+                    datetime.now(UTC),
+                )
+            except Exception:
+                log.exception("the heartbeat row could not be written")
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    def _on_bus(self, sender: str, message: Message) -> None:
+        raise NotImplementedError
+
+    def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
+        raise NotImplementedError
+
+    def _trusted(self, host: str) -> bool:
+        raise NotImplementedError
+
+
+class OriginBridge(_CascadeBridge):
+    """The node that mixes the call, with every edge's callers in its controller."""
+
+    is_origin = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.origin_controller = OriginController()
+        self.controller = self.origin_controller
+        self.feeds: dict[int, MixFeed] = {}
+        self._remote: dict[int, RemoteLeg] = {}  # by the SSRC of the caller's audio
+        self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
+        self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
+        self._carriers[JoinConference] = self._join_anywhere
+        self._carriers[LeaveConference] = self._leave_anywhere
+
+    async def start(self) -> None:
+        await super().start()
+        self._tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
+
+    async def _watch_edges(self) -> None:
+        """An edge silent on the bus for ``SUBSCRIPTION_TTL`` (dead, cut off) loses its callers.
+
+        Its callers cannot be reached any more: they leave the origin's call
+        (console, call log) as a caller whose leg timed out does.
+        """
+        while True:
+            await asyncio.sleep(SUBSCRIBE_INTERVAL)
+            now = self._now()
+            for node, seen in list(self._last_heard.items()):
+                if now - seen <= SUBSCRIPTION_TTL:
+                    continue
+                del self._last_heard[node]
+                remote = self.origin_controller.remote
+                gone = [key for key, (where, _) in remote.items() if where == node]
+                log.warning("%s went silent on the bus: its %d callers leave", node, len(gone))
+                at = datetime.now(UTC)
+                for call_id in gone:
+                    self._carry_out(
+                        self.controller.handle(LeftCall(call_id, f"{node} went silent", at))
+                    )
+
+    def _feed(self, event_id: int) -> MixFeed:
+        feed = self.feeds.get(event_id)
+        if feed is None:
+            feed = self.feeds[event_id] = MixFeed(event_id, self.media, self._now)
+        return feed
+
+    def _conference(self, event_id: int) -> Conference:
+        conference = super()._conference(event_id)
+        feed = self._feed(event_id)
+        if feed not in conference.taps:
+            conference.taps.append(feed)
+        return conference
+
+    def _join_anywhere(self, command: JoinConference) -> None:
+        member = self.controller.member(command.call_id)
+        if member is None or member.node is None:
+            self._join_conference(command)
+            return
+        node = member.node
+        feed = self._feed(command.event_id)
+        leg = RemoteLeg(command.participant_id, self.media, lambda: feed.address(node))
+        self._remote[line_ssrc(command.participant_id)] = leg
+        conference = self._media(command.event_id)
+        conference.join(
+            leg,
+            command.role,
+            member.caller_id,
+            command.at,
+            participant_id=command.participant_id,
+            elsewhere=True,
+        )
+        self._annotate(conference, command.participant_id)
+
+    def _leave_anywhere(self, command: LeaveConference) -> None:
+        self._remote.pop(line_ssrc(command.participant_id), None)
+        self._leave_conference(command)
+
+    def _on_bus(self, sender: str, message: Message) -> None:
+        now = datetime.now(UTC)
+        if isinstance(message, Subscribe):
+            self._edge_hosts[sender] = message.host
+            self._feed(message.event_id).subscribe(
+                sender, (message.host, message.port), self._now()
+            )
+            self._last_heard[sender] = self._now()
+            host, port = self.media.address
+            self.bus.send(sender, Feeding(message.event_id, host, port))
+            call = self.controller.call(message.event_id)
+            if call is not None and call.state is ConferenceState.LIVE:
+                self.bus.send(sender, CallState(message.event_id, "live"))
+        elif isinstance(message, Unsubscribe):
+            self._feed(message.event_id).drop(sender)
+        elif isinstance(message, Joined):
+            self._carry_out(self.controller.handle(entered_from(sender, message, now)))
+        elif isinstance(message, Keyed):
+            call_id = remote_call_id(sender, message.participant_id)
+            self._carry_out(self.controller.handle(KeyPressed(call_id, message.key, now)))
+        elif isinstance(message, Left):
+            call_id = remote_call_id(sender, message.participant_id)
+            self._carry_out(self.controller.handle(LeftCall(call_id, message.reason, now)))
+
+    def _trusted(self, host: str) -> bool:
+        return host in self._edge_hosts.values()
+
+    def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
+        leg = self._remote.get(ssrc)
+        if leg is not None:
+            leg.receive(payload)
+
+
+class EdgeBridge(_CascadeBridge):
+    """A node that answers listeners and relays the origin's mix to them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.edge_controller = EdgeController(self.node.node_id)
+        self.controller = self.edge_controller
+        self.uplink = Uplink(self.media)
+        self._origin_host: str | None = None
+        self._mixes: dict[int, int] = {}  # SSRC of an event's mix → event id
+        self._lines: dict[int, tuple[int, str]] = {}  # SSRC of a caller's line → (event, id)
+        self._carriers[JoinConference] = self._join_here
+        self._carriers[LeaveConference] = self._leave_here
+        self.relay_delay: list[float] = []
+
+    async def start(self) -> None:
+        await super().start()
+        self._tasks.append(asyncio.create_task(self._subscriptions(), name="edge-subscribe"))
+
+    def _conference(self, event_id: int) -> Conference:
+        conference = self.conferences.get(event_id)
+        if conference is None or conference.state is ConferenceState.ENDED:
+            hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
+            conference = RelayedConference(
+                event_id,
+                encode,
+                hold_music=lambda: iter(hold_frames),
+                audience=lambda: FanOut(self._batch_sender),
+                uplink=self._uplink,
+            )
+            self.conferences[event_id] = conference
+            self._mixes[mix_ssrc(event_id)] = event_id
+            assert self.loop is not None
+            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            self._clocks[event_id] = clock
+            clock.start()
+        return conference
+
+    def _uplink(self, participant: Participant, pcm: Pcm) -> None:
+        self.uplink.send(participant.id, pcm)
+
+    def _join_here(self, command: JoinConference) -> None:
+        self._join_conference(command)
+        self._lines[line_ssrc(command.participant_id)] = (
+            command.event_id,
+            command.participant_id,
+        )
+        self._subscribe(command.event_id)
+
+    def _leave_here(self, command: LeaveConference) -> None:
+        self._leave_conference(command)
+        self._lines.pop(line_ssrc(command.participant_id), None)
+        self.uplink.forget(command.participant_id)
+        conference = self.conferences.get(command.event_id)
+        if conference is not None and not conference.active():
+            self.bus.send(ORIGIN, Unsubscribe(command.event_id))
+
+    def _subscribe(self, event_id: int) -> None:
+        host, port = self.media.address
+        self.bus.send(ORIGIN, Subscribe(event_id, host, port))
+
+    async def _subscriptions(self) -> None:
+        while True:
+            await asyncio.sleep(SUBSCRIBE_INTERVAL)
+            for event_id, conference in list(self.conferences.items()):
+                if conference.state is not ConferenceState.ENDED and conference.active():
+                    self._subscribe(event_id)
+
+    def _on_bus(self, sender: str, message: Message) -> None:
+        if isinstance(message, Feeding):
+            self._origin_host = sender_host = message.host
+            self.uplink.origin = (sender_host, message.port)
+            return
+        if isinstance(message, Directive | CallState):
+            commands = self.edge_controller.handle(FromOrigin(message, datetime.now(UTC)))
+            assert self.loop is not None
+            self.loop.create_task(self._carry_out_awaiting(commands))
+
+    def _trusted(self, host: str) -> bool:
+        return host == self._origin_host
+
+    def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
+        event_id = self._mixes.get(ssrc)
+        if event_id is not None:
+            conference = self.conferences.get(event_id)
+            if isinstance(conference, RelayedConference):
+                conference.relay_mix(payload, now)
+            return
+        line = self._lines.get(ssrc)
+        if line is not None:
+            conference = self.conferences.get(line[0])
+            if isinstance(conference, RelayedConference):
+                conference.relay_line(line[1], payload, now)
+
+
+def cascade_bridge(
+    config: BridgeConfig, events: EventStore, call_log: CallLog, node: NodeConfig
+) -> Bridge:
+    """The bridge for ``node``'s role; an edge records nothing and packages no webcast."""
+    if node.role == "origin":
+        return OriginBridge(config, events, call_log, node)
+    if node.role == "edge":
+        config.recordings = None
+        config.webcasts = None
+        config.transcribe_command = None
+        return EdgeBridge(config, events, call_log, node)
+    raise ValueError(f"a cascade node is an origin or an edge, not {node.role!r}")

@@ -1,0 +1,125 @@
+"""An origin and two edges (`callbridge serve --role ...`) sharing one PostgreSQL, on loopback.
+
+Each node is a real `callbridge serve` with ports of its own; the nodes talk
+over the store's ``LISTEN/NOTIFY`` and send each other RTP. The callers are
+``tests.support.phone.Phone``s that dial a node straight (the Kamailio in
+front is tests/proxy's concern: which node a call lands on changes nothing
+here). The operator's API is the origin's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callbridge.store.db import Database
+from callbridge.store.users import UserStore
+from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.telephony.conftest import RunningServer, _up, free_port, need
+
+
+@dataclass
+class Cascade:
+    origin: RunningServer
+    edges: list[RunningServer]
+    database: Database
+
+    def live(self, event_id: int) -> dict[str, Any]:
+        response = self.origin.api("GET", f"/api/events/{event_id}/live")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def _node(
+    tmp: Path, url: str, database: Database, token: str, role: str, name: str, rtp_low: int
+) -> RunningServer:
+    http_port, sip_port = free_port(), free_port()
+    log_path = tmp / f"{name}.log"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "callbridge", "--db", url, "serve",
+            "--port", str(http_port), "--sip-port", str(sip_port),
+            "--data-dir", str(tmp / name), "--rtp-ports", f"{rtp_low}-{rtp_low + 99}",
+            "--media-timeout", "20", "--media-priority", "normal",
+            "--role", role, "--node-id", name,
+        ],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    )  # fmt: skip
+    return RunningServer(
+        f"http://127.0.0.1:{http_port}", sip_port, database, token, process, log_path, tmp / name
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def cascade(tmp: Path) -> Iterator[Cascade]:
+    """The origin and edges ``edge-a`` and ``edge-b``, up; all stopped afterwards."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        need("initdb")
+        raise AssertionError("unreachable")
+    postgres = PostgresServer(bin_dir)
+    postgres.start()
+    nodes: list[RunningServer] = []
+    database: Database | None = None
+    try:
+        url = postgres.create_database()
+        database = Database(url)
+        database.upgrade()
+        users = UserStore(database)
+        users.add("operator", "correct horse battery")
+        token = users.issue_token("operator")
+        rtp_low = 31000 + (os.getpid() % 50) * 300
+        for n, (role, name) in enumerate(
+            (("origin", "origin"), ("edge", "edge-a"), ("edge", "edge-b"))
+        ):
+            nodes.append(_node(tmp, url, database, token, role, name, rtp_low + 100 * n))
+        for node in nodes:
+            node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+        yield Cascade(nodes[0], nodes[1:], database)
+    finally:
+        for node in nodes:
+            stop(node.process)
+        if database is not None:
+            database.dispose()
+        postgres.stop()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cascade]:
+    with cascade(tmp_path_factory.mktemp("cascade")) as up:
+        yield up
+
+
+def tone_level(audio: npt.NDArray[np.int16], hz: float, rate: int = 8000) -> float:
+    """The share of ``audio``'s energy within 20 Hz of ``hz`` (0 to 1)."""
+    if len(audio) < rate // 10:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(audio.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+    total = float(spectrum[1:].sum())
+    band = float(spectrum[(freqs > hz - 20) & (freqs < hz + 20)].sum())
+    return band / total if total > 0 else 0.0

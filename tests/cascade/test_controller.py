@@ -1,0 +1,213 @@
+"""The cascade's controllers in memory: an edge and the origin, wired by hand as the bus would.
+
+The edge's caller joins on the edge, which tells the origin; ``*1`` on the
+edge reaches the origin's queue; the moderator's actions on the origin come
+back to the edge as directives; the call's end is told once to every node.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from callbridge.bridge.commands import (
+    AuditKind,
+    CloseLine,
+    Command,
+    Disconnect,
+    EndCall,
+    EndConference,
+    EnterCall,
+    Farewell,
+    JoinConference,
+    KeyPressed,
+    LeaveConference,
+    LeftCall,
+    Moderate,
+    OpenLine,
+    RecordAudit,
+    StartCall,
+    StartConference,
+    Tell,
+    Whisper,
+)
+from callbridge.bridge.control import Action, BridgeError
+from callbridge.bridge.queue import Floor
+from callbridge.cascade.controller import EdgeController, FromOrigin, OriginController, entered_from
+from callbridge.cascade.messages import (
+    EVERYONE,
+    ORIGIN,
+    CallState,
+    Directive,
+    Joined,
+    Keyed,
+    Left,
+)
+from callbridge.events.schema import EventState
+from callbridge.media.conference import ConferenceState, Role
+from callbridge.media.prompts import PromptName
+from tests.bridge.test_controller import EVENT, START
+
+EDGE = "edge-a"
+
+
+class Cascade:
+    """One origin and one edge; what the edge tells the origin is handed over at once."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+        self.origin = OriginController()
+        self.edge = EdgeController(EDGE)
+        self.to_edge: list[Tell] = []
+
+    def origin_does(self, commands: list[Command]) -> list[Command]:
+        self.to_edge += [c for c in commands if isinstance(c, Tell)]
+        return commands
+
+    def told(self, commands: list[Command]) -> list[Command]:
+        """The edge's commands; its ``Tell``s to the origin are fed to the origin."""
+        for command in commands:
+            if not isinstance(command, Tell):
+                continue
+            assert command.to == ORIGIN
+            message = command.message
+            if isinstance(message, Joined):
+                self.origin_does(self.origin.handle(entered_from(EDGE, message, self.now)))
+            elif isinstance(message, Keyed):
+                call_id = f"{EDGE}/{message.participant_id}"
+                self.origin_does(self.origin.handle(KeyPressed(call_id, message.key, self.now)))
+            elif isinstance(message, Left):
+                call_id = f"{EDGE}/{message.participant_id}"
+                self.origin_does(self.origin.handle(LeftCall(call_id, message.reason, self.now)))
+        return commands
+
+    def enter(self, call_id: str, role: str = "listener", hold: bool = False) -> str:
+        commands = self.told(
+            self.edge.handle(EnterCall(call_id, EVENT, role, hold, "+1555", "+1800", self.now))
+        )
+        (joined,) = [c for c in commands if isinstance(c, JoinConference)]
+        return joined.participant_id
+
+    def deliver(self) -> list[Command]:
+        """What the origin told the edge so far, carried out by the edge's controller."""
+        commands: list[Command] = []
+        for tell in self.to_edge:
+            assert tell.to in (EDGE, EVERYONE)
+            commands += self.edge.handle(FromOrigin(tell.message, self.now))
+        self.to_edge.clear()
+        return commands
+
+    def act(self, action: str, participant_id: str | None = None) -> list[Command]:
+        moderate = Moderate(
+            EVENT,
+            Action(action=action, participant_id=participant_id),
+            "dana",
+            self.now,  # type: ignore[arg-type]
+        )
+        return self.origin_does(self.origin.handle(moderate))
+
+
+def test_an_edge_caller_joins_the_origins_call_with_the_edges_id() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1")
+    assert pid.endswith(f"@{EDGE}")
+    call = cascade.origin.call(EVENT)
+    assert call is not None
+    member = call.members[pid]
+    assert member.node == EDGE and member.role is Role.LISTENER
+    # The origin writes the call log for every node's callers; the edge writes none.
+    assert cascade.origin.member(f"{EDGE}/{pid}") is member
+
+
+def test_the_edge_logs_nothing_and_tells_the_origin_instead() -> None:
+    cascade = Cascade()
+    commands = cascade.edge.handle(
+        EnterCall("sip-1", EVENT, "listener", False, "+1555", "+1800", cascade.now)
+    )
+    assert not [c for c in commands if isinstance(c, RecordAudit)]
+    (tell,) = [c for c in commands if isinstance(c, Tell)]
+    assert isinstance(tell.message, Joined) and tell.message.hold is False
+    origin = cascade.origin.handle(entered_from(EDGE, tell.message, cascade.now))
+    (join,) = [c for c in origin if isinstance(c, RecordAudit)]
+    assert join.kind is AuditKind.JOIN and join.participant_id == tell.message.participant_id
+
+
+def test_star_one_on_an_edge_queues_on_the_origin_and_whispers_back() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1")
+    for key in "*1":
+        assert cascade.told(cascade.edge.handle(KeyPressed("sip-1", key, cascade.now)))
+    call = cascade.origin.call(EVENT)
+    assert call is not None and call.queue.order == [pid]
+    assert call.queue.floor(pid) is Floor.QUEUED
+    (whisper,) = cascade.deliver()
+    assert whisper == Whisper(EVENT, pid, PromptName.QUESTION_QUEUED)
+
+
+def test_opening_and_closing_an_edge_callers_line() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1")
+    origin = cascade.act("open_line", pid)
+    # The origin mixes them; the edge is told to send their audio.
+    assert OpenLine(EVENT, pid) in origin
+    assert Tell(EDGE, Directive("open_line", pid)) in origin
+    on_edge = cascade.deliver()
+    assert OpenLine(EVENT, pid) in on_edge
+    assert Whisper(EVENT, pid, PromptName.LINE_OPEN) in on_edge
+    origin = cascade.act("close_line", pid)
+    assert CloseLine(EVENT, pid) in origin
+    assert CloseLine(EVENT, pid) in cascade.deliver()
+
+
+def test_mute_disconnect_and_leave_across_nodes() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1", role="speaker")
+    cascade.act("mute", pid)
+    assert Whisper(EVENT, pid, PromptName.MUTED) in cascade.deliver()
+    cascade.act("disconnect", pid)
+    (hang_up,) = cascade.deliver()
+    assert isinstance(hang_up, Disconnect) and hang_up.call_id == "sip-1"
+    left = cascade.told(cascade.edge.handle(LeftCall("sip-1", "disconnected", cascade.now)))
+    assert LeaveConference in {type(c) for c in left}
+    call = cascade.origin.call(EVENT)
+    assert call is not None and call.active() == []
+
+
+def test_start_and_end_are_told_once_to_every_node() -> None:
+    cascade = Cascade()
+    pids = [cascade.enter(f"sip-{n}", hold=True) for n in range(3)]
+    started = cascade.origin_does(
+        cascade.origin.handle(StartCall(EVENT, EventState.SCHEDULED, cascade.now))
+    )
+    assert Tell(EVERYONE, CallState(EVENT, "live")) in started
+    assert cascade.deliver() == [StartConference(EVENT)]
+    ended = cascade.origin_does(cascade.origin.handle(EndCall(EVENT, EventState.LIVE, cascade.now)))
+    # One message for the whole call, however many callers the edge has.
+    assert [c for c in ended if isinstance(c, Tell)] == [Tell(EVERYONE, CallState(EVENT, "ended"))]
+    leaves = [c for c in ended if isinstance(c, RecordAudit) and c.kind is AuditKind.LEAVE]
+    assert sorted(r.participant_id or "" for r in leaves) == sorted(pids)
+    on_edge = cascade.deliver()
+    assert [c.call_id for c in on_edge if isinstance(c, Farewell)] == ["sip-0", "sip-1", "sip-2"]
+    assert isinstance(on_edge[-1], EndConference)
+    call = cascade.edge.call(EVENT)
+    assert call is not None and call.state is ConferenceState.ENDED
+
+
+def test_a_locked_call_turns_an_edge_listener_away_through_the_edge() -> None:
+    cascade = Cascade()
+    cascade.enter("sip-1", role="speaker")
+    cascade.act("lock")
+    cascade.enter("sip-2")
+    (farewell,) = cascade.deliver()
+    assert isinstance(farewell, Farewell) and farewell.call_id == "sip-2"
+    assert farewell.prompt is PromptName.LOCKED
+
+
+def test_an_edge_refuses_the_moderator() -> None:
+    cascade = Cascade()
+    cascade.enter("sip-1")
+    try:
+        cascade.edge.handle(StartCall(EVENT, EventState.SCHEDULED, cascade.now))
+    except BridgeError as error:
+        assert "edge" in str(error)
+    else:
+        raise AssertionError("an edge started a call")

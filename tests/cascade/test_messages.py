@@ -1,0 +1,134 @@
+"""The bus's messages: every kind round-trips; anything else is a BusError, never another error."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callbridge.cascade.messages import (
+    EVERYONE,
+    MAX_PAYLOAD,
+    ORIGIN,
+    VERSION,
+    BusError,
+    CallState,
+    Directive,
+    Envelope,
+    Feeding,
+    Joined,
+    Keyed,
+    Left,
+    Message,
+    Subscribe,
+    Unsubscribe,
+    decode,
+    encode,
+    valid_node_id,
+)
+
+EXAMPLES: list[Message] = [
+    Subscribe(7, "10.0.0.3", 40000),
+    Unsubscribe(7),
+    Feeding(7, "10.0.0.2", 41000),
+    Joined(7, "p7-3@edge-a", "listener", "+15555550100", "+18665550199", False, 1.8e9),
+    Left("p7-3@edge-a", "BYE", 1.8e9),
+    Keyed("p7-3@edge-a", "*", 1.8e9),
+    Directive("whisper", "p7-3@edge-a", "question_queued"),
+    CallState(7, "ended"),
+]
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.kind)
+def test_every_kind_round_trips(message: Message) -> None:
+    envelope = Envelope("edge-a", ORIGIN, message)
+    assert decode(encode(envelope)) == envelope
+    assert decode(encode(envelope).encode()) == envelope
+
+
+def test_who_reads_what() -> None:
+    to_origin = Envelope("edge-a", ORIGIN, Unsubscribe(7))
+    assert to_origin.for_node("origin-1", is_origin=True)
+    assert not to_origin.for_node("edge-b", is_origin=False)
+    to_all = Envelope("origin-1", EVERYONE, CallState(7, "live"))
+    assert to_all.for_node("edge-a", False) and to_all.for_node("edge-b", False)
+    assert not to_all.for_node("origin-1", True)  # nobody hears themself
+    to_b = Envelope("origin-1", "edge-b", Directive("disconnect", "p1"))
+    assert to_b.for_node("edge-b", False) and not to_b.for_node("edge-a", False)
+
+
+def _body(**changes: object) -> str:
+    body: dict[str, object] = {
+        "v": VERSION, "from": "edge-a", "to": ORIGIN, "kind": "keyed",
+        "participant_id": "p1", "key": "1", "at": 1.0,
+    }  # fmt: skip
+    body.update(changes)
+    return json.dumps({k: v for k, v in body.items() if v is not None})
+
+
+def _subscribe(**changes: object) -> str:
+    body = {"v": 1, "from": "e", "to": EVERYONE, "kind": "subscribe", "event_id": 1}
+    return json.dumps({**body, "host": "h", "port": 1, **changes})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "not JSON"),
+        ("[1]", "not a JSON object"),
+        (_body(v=2), "version 2 is not spoken here"),
+        (_body(v=None), "version None"),
+        (_body(kind="reboot"), "unknown message kind"),
+        (_body(key="x"), "not a key"),
+        (_body(key=None), "key is missing"),
+        (_body(at="soon"), "keyed.at is not a number"),
+        (_body(at=float("inf")), "out of range"),
+        (_body(extra=1), "unknown fields"),
+        (_body(**{"from": "no spaces please"}), "not a node id"),
+        (_body(to="x" * 300), "over 200 characters"),
+        (_subscribe(port=70000), "out of range"),
+        (_subscribe(event_id=True), "whole number"),
+        ("x" * (MAX_PAYLOAD + 1), "over the limit"),
+    ],
+)
+def test_junk_is_refused_with_its_reason(text: str, reason: str) -> None:
+    with pytest.raises(BusError, match=reason):
+        decode(text)
+
+
+def test_a_message_over_the_limit_is_not_sent() -> None:
+    with pytest.raises(BusError, match="over the limit"):
+        encode(Envelope("edge-a", ORIGIN, Left("p1", "x" * MAX_PAYLOAD, 1.0)))
+
+
+def test_node_ids() -> None:
+    assert valid_node_id("edge-1.dc2_a") == "edge-1.dc2_a"
+    for bad in ("", "-edge", "a" * 33, "edge 1", "@origin"):
+        with pytest.raises(BusError):
+            valid_node_id(bad)
+
+
+@given(st.text(max_size=300))
+def test_decoding_any_text_returns_or_raises_bus_error(text: str) -> None:
+    with contextlib.suppress(BusError):
+        decode(text)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "from", "to", "kind", "event_id", "participant_id", "key", "at",
+                         "host", "port", "role", "state", "action", "hold", "prompt", "x"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                  st.sampled_from(["keyed", "subscribe", "joined", "directive", "call_state",
+                                   "edge-a", ORIGIN, "listener", "1", "live"])),
+    )
+)  # fmt: skip
+def test_decoding_any_object_returns_or_raises_bus_error(body: dict[str, object]) -> None:
+    try:
+        envelope = decode(json.dumps(body))
+    except BusError:
+        return
+    assert decode(encode(envelope)) == envelope

@@ -1,0 +1,308 @@
+"""The cascade behind Kamailio, each node on a host of its own (network namespaces).
+
+One segment holds the proxy, the origin and two edges; this namespace is
+the carrier (its phones dial the proxy) and runs the shared PostgreSQL.
+Kamailio spreads every call over the two edges; the speaker's call lands on
+one of them and is sent up to the origin as an open line is, the origin
+mixes and sends the mix once to each edge, and the edges' listeners hear
+it. ``*1`` from a listener reaches the origin's queue, the opened line is
+heard on the other edge, and an edge killed with SIGKILL leaves the
+rotation: new calls land on the other edge, whose callers hear on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callbridge.store.db import Database
+from callbridge.store.users import UserStore
+from tests.cascade.conftest import stop, tone_level
+from tests.proxy.conftest import Proxy, _proxy
+from tests.support.netns import Host, lan
+from tests.support.phone import Phone, final_response, tone
+from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.telephony.conftest import DID, RunningServer, need
+
+# It asserts gaps and the time the proxy takes to take a dead edge out.
+pytestmark = pytest.mark.serial
+
+SIP_PORT, HTTP_PORT = 5060, 8000
+SPEAKER_HZ, QUESTION_HZ = 440.0, 1000.0
+
+
+class ProxiedPhone(Phone):
+    """A ``Phone`` on this namespace's address that dials the proxy and follows its route."""
+
+    def __init__(self, proxy: Host, carrier: str) -> None:
+        super().__init__(0, DID, host=carrier)
+        self.server = (proxy.address, SIP_PORT)
+        self.route = ""
+        self.target = ""
+
+    def call(self, timeout: float = 15.0) -> None:
+        offer_port = self.rtp.getsockname()[1]
+        from tests.sip.uac import OFFER
+
+        offer = OFFER.replace("m=audio 40000", f"m=audio {offer_port}")
+        offer = offer.replace("127.0.0.1", self.rtp.getsockname()[0])
+        self.sip.sendto(self.uac.invite(offer), self.server)
+        answer = final_response(self.sip, self.uac.call_id, timeout)
+        assert answer.startswith(b"SIP/2.0 200"), answer[:300]
+        self.uac.learn(answer)
+        text = answer.decode()
+        routes = re.findall(r"^Record-Route: (.+?)\r$", text, re.MULTILINE)
+        self.route = f"Route: {', '.join(routes)}" if routes else ""
+        contact = re.search(r"^Contact: *<([^>]+)>", text, re.MULTILINE)
+        assert contact, text
+        self.target = contact[1]
+        self.sip.sendto(self._in_dialog("ACK", self.uac.cseq), self.server)
+        port = re.search(r"m=audio (\d+)", text)
+        host = re.search(r"c=IN IP4 (\S+)", text)
+        assert port and host, text
+        self.bridge_rtp = (host[1], int(port[1]))
+        self._start_media()
+
+    def _in_dialog(self, method: str, cseq: int) -> bytes:
+        """A request in the call: to the node's Contact, along the proxy's recorded route."""
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        request = self.uac._request(method, branch, cseq, extra=self.route)
+        _, rest = request.split(b"\r\n", 1)
+        return f"{method} {self.target} SIP/2.0".encode() + b"\r\n" + rest
+
+    def _start_media(self) -> None:
+        import threading
+
+        for target in (self._send_loop, self._hear_loop):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def hang_up(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        if self.bridge_rtp is not None:
+            self.uac.cseq += 1
+            self.sip.sendto(self._in_dialog("BYE", self.uac.cseq), self.server)
+            final_response(self.sip, self.uac.call_id, 2.0)
+        self.sip.close()
+        self.rtp.close()
+
+
+@dataclass
+class Cluster:
+    carrier: str
+    proxy: Proxy
+    origin: RunningServer
+    edges: dict[str, RunningServer]  # by node id
+    hosts: dict[str, Host]
+
+    def live(self, event_id: int) -> dict[str, Any]:
+        response = self.origin.api("GET", f"/api/events/{event_id}/live")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def on(self, event_id: int) -> dict[str, str]:
+        """Each caller's participant id → the node it is on."""
+        return {p["id"]: p["id"].rsplit("@", 1)[-1] for p in self.live(event_id)["participants"]}
+
+    def in_service(self) -> set[str]:
+        view = dict(re.findall(r"URI: (\S+)\s+FLAGS: (\S+)", self.proxy.rpc("dispatcher.list")))
+        return {uri.split(":")[1] for uri, flags in view.items() if flags.startswith("A")}
+
+
+def _node(host: Host, proxy: Host, url: str, db: Database, token: str, tmp: Path, role: str,
+          name: str) -> RunningServer:  # fmt: skip
+    log_path = tmp / f"{name}.log"
+    process = subprocess.Popen(
+        host.command(
+            sys.executable, "-m", "callbridge", "--db", url, "serve",
+            "--host", host.address, "--port", str(HTTP_PORT),
+            "--sip-host", host.address, "--sip-port", str(SIP_PORT),
+            "--data-dir", str(tmp / name), "--rtp-ports", "30000-30199",
+            "--trunk", f"{proxy.address}/32", "--media-timeout", "30",
+            "--media-priority", "normal", "--role", role, "--node-id", name,
+        ),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    )  # fmt: skip
+    return RunningServer(
+        f"http://{host.address}:{HTTP_PORT}", SIP_PORT, db, token, process, log_path, tmp / name
+    )
+
+
+def _up(node: RunningServer) -> bool:
+    if node.process.poll() is not None:
+        raise AssertionError(f"a node exited:\n{node.log()[-3000:]}")
+    try:
+        return httpx.get(node.http_url + "/events", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    need("kamailio")
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        need("initdb")
+        raise AssertionError("unreachable")
+    tmp = tmp_path_factory.mktemp("cascade-proxy")
+    with lan(4) as (proxy_host, origin_host, edge_a, edge_b):
+        carrier = proxy_host.gateway  # this namespace: the phones and PostgreSQL
+        postgres = PostgresServer(bin_dir, listen=(carrier,), trust=(f"{carrier}/24",))
+        postgres.start()
+        processes: list[subprocess.Popen[bytes]] = []
+        database: Database | None = None
+        try:
+            url = postgres.create_database()
+            database = Database(url)
+            database.upgrade()
+            users = UserStore(database)
+            users.add("operator", "correct horse battery")
+            token = users.issue_token("operator")
+            node_url = url.replace("127.0.0.1", carrier)
+            hosts = {"origin": origin_host, "edge-a": edge_a, "edge-b": edge_b}
+            nodes = {
+                name: _node(
+                    host,
+                    proxy_host,
+                    node_url,
+                    database,
+                    token,
+                    tmp,
+                    "origin" if name == "origin" else "edge",
+                    name,
+                )
+                for name, host in hosts.items()
+            }
+            processes += [node.process for node in nodes.values()]
+            carrier_host = Host("", carrier, carrier)
+            proxy = _proxy(proxy_host, carrier_host, [edge_a, edge_b], tmp)
+            processes.append(proxy.process)
+            for node in nodes.values():
+                node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+            up = Cluster(
+                carrier, proxy, nodes["origin"],
+                {n: nodes[n] for n in ("edge-a", "edge-b")}, hosts,
+            )  # fmt: skip
+            _wait(lambda: up.in_service() == {edge_a.address, edge_b.address}, 40, "rotation")
+            yield up
+        finally:
+            for process in reversed(processes):
+                stop(process)
+            if database is not None:
+                database.dispose()
+            postgres.stop()
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        time.sleep(0.05)
+
+
+def _heard_since(phone: Phone, since: float) -> npt.NDArray[np.int16]:
+    frames = [f for t, f in zip(phone.heard.times, phone.heard.frames, strict=False) if t >= since]
+    return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+
+def _join(up: Cluster, phone: ProxiedPhone, code: str, event_id: int) -> str:
+    """Dial the proxy and key ``code``; returns the caller's participant id."""
+    before = set(up.on(event_id))
+    phone.call()
+    time.sleep(1.0)
+    phone.press(code + "#")
+    new = _wait(lambda: set(up.on(event_id)) - before, 20, "the caller on the origin's call")
+    (pid,) = new
+    return str(pid)
+
+
+def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
+    up = cluster
+    event = up.origin.create_event(passcode="4242")
+    assert up.origin.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    phones: list[ProxiedPhone] = []
+    try:
+        speaker = ProxiedPhone(up.proxy.host, up.carrier)
+        phones.append(speaker)
+        speaker.voice = tone(SPEAKER_HZ)
+        assert event.speaker_passcode is not None
+        speaker_id = _join(up, speaker, event.speaker_passcode, event.id)
+        listeners: dict[str, ProxiedPhone] = {}
+        for _ in range(4):  # round robin: both edges take some
+            phone = ProxiedPhone(up.proxy.host, up.carrier)
+            phones.append(phone)
+            listeners[_join(up, phone, "4242", event.id)] = phone
+        on = up.on(event.id)
+        assert {on[pid] for pid in listeners} == {"edge-a", "edge-b"}, on
+        time.sleep(3.0)
+        now = time.monotonic()
+        for pid, phone in listeners.items():
+            heard = _heard_since(phone, now - 2.0)
+            assert tone_level(heard, SPEAKER_HZ) > 0.5, f"{pid} did not hear the speaker"
+
+        # *1 from a listener on the edge without the speaker; the line opens; a listener
+        # on the speaker's edge hears the question.
+        speaker_edge = on[speaker_id]
+        asker_id = next(pid for pid in listeners if on[pid] != speaker_edge)
+        hearer_id = next(pid for pid in listeners if on[pid] == speaker_edge)
+        asker, hearer = listeners[asker_id], listeners[hearer_id]
+        asker.press("*1")
+        queue = _wait(lambda: up.live(event.id)["queue"], 5, "the queue entry")
+        assert queue[0]["participant_id"] == asker_id
+        speaker.sending = False
+        asker.voice = tone(QUESTION_HZ)
+        opened = up.origin.api(
+            "POST", f"/api/events/{event.id}/actions",
+            json={"action": "open_line", "participant_id": asker_id},
+        )  # fmt: skip
+        assert opened.status_code == 200, opened.text
+        time.sleep(3.0)
+        heard = _heard_since(hearer, time.monotonic() - 2.0)
+        assert tone_level(heard, QUESTION_HZ) > 0.5, "the open line was not heard"
+        speaker.sending = True
+
+        # The edge without the speaker dies; its place in the rotation goes with it.
+        dead = up.edges[asker_edge := on[asker_id]]
+        survivor = "edge-a" if asker_edge == "edge-b" else "edge-b"
+        dead.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _wait(lambda: up.in_service() == {up.hosts[survivor].address}, 30, "out of rotation")
+        late = ProxiedPhone(up.proxy.host, up.carrier)
+        phones.append(late)
+        late_id = _join(up, late, "4242", event.id)
+        assert late_id.endswith(f"@{survivor}")
+        time.sleep(3.0)
+        for pid in [*(p for p in listeners if on[p] == survivor), late_id]:
+            phone = late if pid == late_id else listeners[pid]
+            heard = _heard_since(phone, time.monotonic() - 2.0)
+            assert tone_level(heard, SPEAKER_HZ) > 0.5, f"{pid} stopped hearing"
+        assert hearer.heard.longest_gap(since=killed) < 0.5
+    finally:
+        for phone in phones:
+            phone.hang_up()
