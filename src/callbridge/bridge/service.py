@@ -52,9 +52,11 @@ from callbridge.bridge.commands import (
     OpenConference,
     OpenLine,
     PasscodeMatched,
+    QuestionWritten,
     RecordAudit,
     SetEventState,
     SetMuted,
+    SetQuestionState,
     StartCall,
     StartConference,
     Whisper,
@@ -71,9 +73,10 @@ from callbridge.bridge.control import (
     Percentiles,
     QueueEntry,
 )
-from callbridge.bridge.controller import CallController
+from callbridge.bridge.controller import Call, CallController
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.queue import Asked
 from callbridge.bridge.rtp_transport import (
     BatchReader,
     PortRangeExhausted,
@@ -149,6 +152,7 @@ from callbridge.sip.identity import CallerIdentity, IdentitySource, caller_ident
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
+from callbridge.store.questions import QuestionStore
 from callbridge.throttle import Throttle
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.live import LiveConfig, LiveWebcast
@@ -259,6 +263,7 @@ class Bridge:
         self._sdp: dict[str, SdpSession] = {}
         self._log_queue: asyncio.Queue[LogEntry] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending_writes: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._lobby: MediaClock | None = None
@@ -429,14 +434,7 @@ class Bridge:
             return idle, []
         active = conference.active()
         queue = [
-            QueueEntry(
-                participant_id=pid,
-                position=i,
-                name=", ".join(x for x in (p.name, p.firm) if x) or p.caller_id,
-                caller_id=p.caller_id,
-            )
-            for i, pid in enumerate(call.queue.order)
-            if (p := conference.participants[pid])
+            self._queue_entry(call, conference, key, i) for i, key in enumerate(call.queue.order)
         ]
         view = LiveView(
             event_id=event_id,
@@ -452,6 +450,36 @@ class Bridge:
             alerts=self._alert_views(event_id),
         )
         return view, active
+
+    @staticmethod
+    def _queue_entry(call: Call, conference: Conference, key: str, position: int) -> QueueEntry:
+        """A queued caller (by participant id) or written question (by its "q…" id)."""
+        written = call.written.get(key)
+        if written is not None:
+            return QueueEntry(
+                participant_id=key,
+                position=position,
+                name=written.asker,
+                caller_id="",
+                kind="written",
+                text=written.text,
+                reading=call.queue.asked(key) is Asked.READING,
+            )
+        p = conference.participants[key]
+        return QueueEntry(
+            participant_id=key,
+            position=position,
+            name=", ".join(x for x in (p.name, p.firm) if x) or p.caller_id,
+            caller_id=p.caller_id,
+        )
+
+    async def question_written(
+        self, event_id: int, question_id: str, asker: str, text: str
+    ) -> None:
+        now = datetime.now(UTC)
+        self._carry_out(
+            self.controller.handle(QuestionWritten(event_id, question_id, asker, text, now))
+        )
 
     async def act(self, event_id: int, action: ModeratorAction, actor: str) -> LiveView:
         # The store is asked only about a call not open here (ended, or nobody dialled yet).
@@ -539,6 +567,15 @@ class Bridge:
         if conference is not None:
             conference.leave(command.participant_id, command.at)
 
+    def _set_question_state(self, command: SetQuestionState) -> None:
+        questions = QuestionStore(self.events.database)
+        assert self.loop is not None
+        task = self.loop.create_task(
+            self._database(questions.settle, command.question_id, command.state, command.at)
+        )
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
+
     def _name_participant(self, command: NameParticipant) -> None:
         conference = self._media(command.event_id)
         participant = conference.participants.get(command.participant_id)
@@ -590,6 +627,7 @@ class Bridge:
                     SetMuted, lambda c: self._media(c.event_id).set_muted(c.participant_id, c.muted)
                 ),
                 _carrier(NameParticipant, self._name_participant),
+                _carrier(SetQuestionState, self._set_question_state),
                 _carrier(OpenLine, self._open_line),
                 _carrier(CloseLine, lambda c: self._media(c.event_id).close_line(c.participant_id)),
                 _carrier(

@@ -88,6 +88,12 @@ class RemoteBridge:
         params = {"event_id": event_id, "action": action.model_dump(mode="json"), "actor": actor}
         return LiveView.model_validate(await self._call("act", params))
 
+    async def question_written(
+        self, event_id: int, question_id: str, asker: str, text: str
+    ) -> None:
+        params = {"event_id": event_id, "question_id": question_id, "asker": asker, "text": text}
+        await self._call("question_written", params)
+
     async def start_call(self, event_id: int) -> None:
         await self._call("start_call", {"event_id": event_id})
 

@@ -59,6 +59,10 @@ class ControlledBridge(Protocol):
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView: ...
 
+    async def question_written(
+        self, event_id: int, question_id: str, asker: str, text: str
+    ) -> None: ...
+
     async def start_call(self, event_id: int) -> None: ...
 
     async def end_call(self, event_id: int) -> None: ...
@@ -190,6 +194,15 @@ class ControlServer:
             view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
             self._live_cache.pop(view.event_id, None)
             return view.model_dump(mode="json")
+        if method == "question_written":
+            await bridge.question_written(
+                event_id := int(params["event_id"]),
+                str(params["question_id"]),
+                str(params["asker"]),
+                str(params["text"]),
+            )
+            self._live_cache.pop(event_id, None)
+            return None
         if method == "start_call":
             await bridge.start_call(event_id := int(params["event_id"]))
             self._live_cache.pop(event_id, None)

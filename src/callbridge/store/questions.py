@@ -33,7 +33,8 @@ class QuestionRefused(StoreError):
     def __init__(
         self, message: str, status: int = 422, field: str | None = "text", retry_after: int = 0
     ) -> None:
-        super().__init__(message, status=status, field=field)
+        super().__init__(message, field=field)
+        self.status = status
         self.retry_after = retry_after
 
 

@@ -23,7 +23,18 @@ from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.users import SESSION_LIFETIME, UserStore
-from callbridge.web import aftercall, api, auth, calls, media, nodes, pages, report, webcast
+from callbridge.web import (
+    aftercall,
+    api,
+    auth,
+    calls,
+    media,
+    nodes,
+    pages,
+    questions,
+    report,
+    webcast,
+)
 from callbridge.web.auth import LoginRequired, login_redirect
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
@@ -114,6 +125,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(aftercall.router)
     app.include_router(report.router)
+    app.include_router(questions.router)
     app.include_router(webcast.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

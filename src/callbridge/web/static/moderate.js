@@ -47,6 +47,13 @@
     return b;
   }
 
+  function questionButton(label, action, questionId, position) {
+    const b = button(label, action, "", position);
+    delete b.dataset.participant;
+    b.dataset.question = questionId;
+    return b;
+  }
+
   function time(iso) {
     return new Date(iso).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
   }
@@ -99,13 +106,32 @@
     view.queue.forEach((entry, index) => {
       const li = document.createElement("li");
       li.dataset.participant = entry.participant_id;
+      const kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = entry.kind === "written" ? (entry.reading ? "written · reading" : "written") : "phone";
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = entry.name;
-      li.append(name, " ", button("Open line", "open_line", entry.participant_id));
-      if (index > 0) li.append(" ", button("Up", "move", entry.participant_id, index - 1));
-      if (index < view.queue.length - 1) li.append(" ", button("Down", "move", entry.participant_id, index + 1));
-      li.append(" ", button("Remove", "dequeue", entry.participant_id));
+      li.append(kind, " ", name);
+      const last = view.queue.length - 1;
+      if (entry.kind === "written") {
+        // A written question: its words as text, never markup.
+        li.className = "written";
+        const words = document.createElement("span");
+        words.className = "question";
+        words.textContent = entry.text;
+        li.append(words);
+        const id = entry.participant_id;
+        if (!entry.reading) li.append(questionButton("Read out", "read_out", id), " ");
+        li.append(questionButton("Answered", "answer", id), " ", questionButton("Dismiss", "dismiss", id));
+        if (index > 0) li.append(" ", questionButton("Up", "move_question", id, index - 1));
+        if (index < last) li.append(" ", questionButton("Down", "move_question", id, index + 1));
+      } else {
+        li.append(" ", button("Open line", "open_line", entry.participant_id));
+        if (index > 0) li.append(" ", button("Up", "move", entry.participant_id, index - 1));
+        if (index < last) li.append(" ", button("Down", "move", entry.participant_id, index + 1));
+        li.append(" ", button("Remove", "dequeue", entry.participant_id));
+      }
       queue.append(li);
     });
     document.getElementById("queue-empty").hidden = view.queue.length > 0;
@@ -197,6 +223,7 @@
     if (target.dataset.action) {
       const body = { action: target.dataset.action };
       if (target.dataset.participant) body.participant_id = target.dataset.participant;
+      if (target.dataset.question) body.question_id = target.dataset.question;
       if (target.dataset.position !== undefined) body.position = Number(target.dataset.position);
       const view = await post("/actions", body);
       if (view) render(view);

@@ -1,0 +1,130 @@
+"""Written questions: a registered web listener asks; operators read them and export them.
+
+The question is stored first (``store.questions``: its rules, its row), then
+handed to the media plane's call controller, which puts it in the call's
+queue beside the ``*1`` callers; the moderator takes it from the console
+(``read_out``, ``answer``, ``dismiss``, ``move_question``).
+
+The listener's request carries their webcast cookie and a JSON body: a
+cross-site form cannot send JSON without the browser asking first, and the
+cookie is SameSite=Lax, so no CSRF token is needed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from callbridge.bridge.control import BridgeError
+from callbridge.events.schema import EventState
+from callbridge.store.questions import MAX_TEXT, QuestionRefused, QuestionStore, WrittenQuestion
+from callbridge.web.calls import BridgeDep, OperatorDep, Store, spreadsheet_safe
+from callbridge.web.webcast import AudienceDep, Now, listener_token
+
+router = APIRouter(prefix="/api/events/{event_id}/questions", tags=["questions"])
+
+
+class Ask(BaseModel):
+    # The bound is the store's after tidying; this one only keeps a flood of bytes out.
+    text: str = Field(max_length=4 * MAX_TEXT)
+
+
+class QuestionView(BaseModel):
+    id: str
+    name: str
+    firm: str | None
+    text: str
+    asked_at: datetime
+    state: str
+    settled_at: datetime | None
+
+
+def _refused(error: QuestionRefused) -> HTTPException:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    if error.field is not None:
+        detail: object = [{"loc": ["body", error.field], "msg": error.message, "type": "refused"}]
+    else:
+        detail = error.message
+    return HTTPException(error.status, detail, headers=headers)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=QuestionView)
+async def ask(
+    event_id: int,
+    body: Ask,
+    request: Request,
+    store: Store,
+    people: AudienceDep,
+    control: BridgeDep,
+    now: Now,
+) -> QuestionView:
+    """A registered listener's question, for the moderator's queue (429 if asked too often)."""
+    record = await run_in_threadpool(store.get, event_id)
+    token = listener_token(request, event_id)
+    listener = await run_in_threadpool(people.identify, event_id, token) if token else None
+    if listener is None or not listener.registered:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "register for the webcast to ask a question")
+    if record.state is not EventState.LIVE:
+        raise HTTPException(status.HTTP_409_CONFLICT, "questions are taken while the call is live")
+    questions = QuestionStore(store.database)
+    try:
+        question = await run_in_threadpool(questions.ask, listener, body.text, now)
+    except QuestionRefused as error:
+        raise _refused(error) from None
+    try:
+        await control.question_written(event_id, question.key, question.asker, question.text)
+    except BridgeError as error:
+        await run_in_threadpool(questions.settle, question.key, "dismissed", now)
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    return _view(question)
+
+
+def _view(question: WrittenQuestion) -> QuestionView:
+    return QuestionView(
+        id=question.key,
+        name=question.name,
+        firm=question.firm,
+        text=question.text,
+        asked_at=question.asked_at,
+        state=question.state,
+        settled_at=question.settled_at,
+    )
+
+
+@router.get("", response_model=list[QuestionView])
+async def questions(event_id: int, store: Store, _: OperatorDep) -> list[QuestionView]:
+    """Every written question of the event, first asked first, with what became of it."""
+    await run_in_threadpool(store.get, event_id)
+    found = await run_in_threadpool(QuestionStore(store.database).of_event, event_id)
+    return [_view(question) for question in found]
+
+
+@router.get(".csv", response_class=Response)
+async def questions_csv(event_id: int, store: Store, _: OperatorDep) -> Response:
+    """The written questions as CSV, with cells no spreadsheet evaluates."""
+    record = await run_in_threadpool(store.get, event_id)
+    found = await run_in_threadpool(QuestionStore(store.database).of_event, event_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["asked_at", "name", "firm", "question", "outcome", "settled_at"])
+    for q in found:
+        cells = [
+            q.asked_at.isoformat(),
+            q.name,
+            q.firm or "",
+            q.text,
+            q.state,
+            q.settled_at.isoformat() if q.settled_at else "",
+        ]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
+    filename = f"{record.company.ticker.lower()}-event-{event_id}-questions.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
