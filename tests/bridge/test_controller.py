@@ -35,9 +35,11 @@ from callbridge.bridge.commands import (
     OpenConference,
     OpenLine,
     PasscodeMatched,
+    QuestionWritten,
     RecordAudit,
     SetEventState,
     SetMuted,
+    SetQuestionState,
     StartCall,
     StartConference,
     Whisper,
@@ -752,3 +754,81 @@ def test_a_name_is_plain_text_of_bounded_length(given: str, refusal: str) -> Non
 def test_a_names_spacing_is_tidied_and_markup_kept_as_text() -> None:
     action = Action(action="name", participant_id="p1-1", name="  Mark   <b>Chen</b>\n")
     assert action.name == "Mark <b>Chen</b>"  # the console and exports show it as text
+
+
+# -- written questions ----------------------------------------------------------------------------
+
+
+def write(node: Node, qid: str, text: str = "What drove the margin?") -> list[Command]:
+    return node.controller.handle(
+        QuestionWritten(EVENT, qid, "Ana Ruiz, Fjord Capital", text, node.now)
+    )
+
+
+def question_act(node: Node, action: str, qid: str, position: int | None = None) -> list[Command]:
+    return node.controller.handle(
+        Moderate(
+            EVENT,
+            Action(action=action, question_id=qid, position=position),  # type: ignore[arg-type]
+            "dana",
+            node.now,
+        )
+    )
+
+
+def test_a_written_question_waits_with_the_callers_and_is_answered() -> None:
+    node = Node()
+    node.start()
+    caller = node.join("a")
+    node.keys("a", "*1")
+    commands = write(node, "q7")
+    assert Changed(EVENT) in commands
+    row = only_audit(commands)
+    assert (row.kind, row.actor, row.detail) == (
+        AuditKind.QUESTION_WRITTEN,
+        "web",
+        {"question_id": "q7", "asker": "Ana Ruiz, Fjord Capital"},
+    )
+    assert node.queue() == [caller, "q7"]
+    moved = question_act(node, "move_question", "q7", 0)
+    assert node.queue() == ["q7", caller]
+    assert moved[0] == SetQuestionState(EVENT, "q7", "waiting", node.now)
+    read = question_act(node, "read_out", "q7")
+    assert read[0] == SetQuestionState(EVENT, "q7", "reading", node.now)
+    assert only_audit(read).kind is AuditKind.QUESTION_READ
+    answered = question_act(node, "answer", "q7")
+    assert answered[0] == SetQuestionState(EVENT, "q7", "answered", node.now)
+    assert only_audit(answered).kind is AuditKind.QUESTION_ANSWERED
+    assert node.queue() == [caller]
+
+
+def test_a_dismissed_question_leaves_and_cannot_be_answered_after() -> None:
+    node = Node()
+    node.start()
+    write(node, "q1")
+    dismissed = question_act(node, "dismiss", "q1")
+    assert dismissed[0] == SetQuestionState(EVENT, "q1", "dismissed", node.now)
+    before = node.snapshot()
+    with pytest.raises(BridgeError, match="cannot be answer"):
+        question_act(node, "answer", "q1")
+    assert node.snapshot() == before
+
+
+def test_questions_are_taken_while_the_call_is_live_only() -> None:
+    node = Node()
+    with pytest.raises(BridgeError, match="while the call is live"):
+        write(node, "q1")
+    node.start()
+    node.end()
+    with pytest.raises(BridgeError, match="while the call is live"):
+        write(node, "q2")
+
+
+def test_a_question_action_needs_a_question_of_this_call() -> None:
+    node = Node()
+    node.start()
+    pid = node.join("a")
+    with pytest.raises(BridgeError, match="needs the question_id"):
+        question_act(node, "answer", "q404")
+    with pytest.raises(BridgeError, match="needs the question_id"):
+        question_act(node, "read_out", pid)  # a caller is not a written question

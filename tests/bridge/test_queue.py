@@ -8,6 +8,8 @@ import pytest
 
 from callbridge.bridge.queue import (
     TRANSITIONS,
+    WRITTEN_TRANSITIONS,
+    Asked,
     Floor,
     Move,
     QuestionQueue,
@@ -88,6 +90,9 @@ MOVES: dict[Move, Callable[[QuestionQueue, str], None]] = {
     Move.OPEN_LINE: QuestionQueue.open_line,
     Move.CLOSE_LINE: QuestionQueue.close_line,
     Move.LEAVE: QuestionQueue.leave,
+    Move.READ_OUT: QuestionQueue.read_out,
+    Move.ANSWER: lambda queue, pid: queue.settle(pid, Move.ANSWER),
+    Move.DISMISS: lambda queue, pid: queue.settle(pid, Move.DISMISS),
 }
 
 
@@ -144,3 +149,82 @@ def test_the_queue_has_a_limit() -> None:
     with pytest.raises(QueueFull):
         queue.raise_hand("c")
     assert queue.floor("c") is Floor.LISTENING and queue.order == ["a", "b"]
+
+
+# -- written questions --------------------------------------------------------------------------
+
+
+def asked_at(asked: Asked) -> tuple[QuestionQueue, str]:
+    """A queue with a caller and a written question "q1" standing at ``asked``."""
+    queue = queue_with("a")
+    queue.raise_hand("a")
+    queue.ask_in_writing("q1")
+    if asked is Asked.READING:
+        queue.read_out("q1")
+    elif asked is not Asked.WAITING:
+        queue.settle("q1", Move.ANSWER if asked is Asked.ANSWERED else Move.DISMISS)
+    return queue, "q1"
+
+
+@pytest.mark.parametrize("asked", list(Asked))
+@pytest.mark.parametrize("move", list(Move))
+def test_a_written_question_moves_where_its_table_says_or_raises(asked: Asked, move: Move) -> None:
+    queue, qid = asked_at(asked)
+    assert queue.asked(qid) is asked
+    before = queue.order
+    target = WRITTEN_TRANSITIONS[asked].get(move)
+    if target is None:
+        with pytest.raises(QueueTransitionError):
+            MOVES[move](queue, qid)
+        assert queue.asked(qid) is asked and queue.order == before
+    else:
+        MOVES[move](queue, qid)
+        assert queue.asked(qid) is target
+        assert (qid in queue.order) == (target in (Asked.WAITING, Asked.READING))
+
+
+def test_written_questions_wait_in_one_order_with_the_callers() -> None:
+    queue = queue_with("a", "b")
+    queue.raise_hand("a")
+    queue.ask_in_writing("q1")
+    queue.raise_hand("b")
+    assert queue.order == ["a", "q1", "b"]
+    queue.reorder("q1", 0)
+    assert queue.order == ["q1", "a", "b"]
+    queue.reorder("b", 1)
+    assert queue.order == ["q1", "b", "a"]
+    queue.read_out("q1")
+    assert queue.order[0] == "q1" and queue.asked("q1") is Asked.READING
+    queue.settle("q1", Move.ANSWER)
+    assert queue.order == ["b", "a"] and queue.asked("q1") is Asked.ANSWERED
+    with pytest.raises(ValueError, match="already"):
+        queue.ask_in_writing("q1")
+
+
+def test_reading_a_question_out_puts_it_first() -> None:
+    queue = queue_with("a")
+    queue.raise_hand("a")
+    queue.ask_in_writing("q1")
+    queue.ask_in_writing("q2")
+    queue.read_out("q2")
+    assert queue.order == ["q2", "a", "q1"]
+
+
+def test_written_questions_count_towards_the_limit() -> None:
+    queue = QuestionQueue(limit=1)
+    queue.ask_in_writing("q1")
+    with pytest.raises(QueueFull):
+        queue.ask_in_writing("q2")
+
+
+def test_settle_takes_only_an_answer_or_a_dismissal() -> None:
+    queue = QuestionQueue()
+    queue.ask_in_writing("q1")
+    with pytest.raises(QueueTransitionError):
+        queue.settle("q1", Move.REORDER)
+    assert queue.asked("q1") is Asked.WAITING
+
+
+def test_the_written_table_lists_every_place() -> None:
+    assert set(WRITTEN_TRANSITIONS) == set(Asked)
+    assert WRITTEN_TRANSITIONS[Asked.ANSWERED] == WRITTEN_TRANSITIONS[Asked.DISMISSED] == {}

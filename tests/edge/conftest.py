@@ -11,7 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.telephony.conftest import RunningServer, free_port, need, start_server
+from tests.telephony.conftest import (
+    RunningServer,
+    free_port,
+    need,
+    register_for_webcast,
+    start_server,
+)
 
 # The origin's access log (uvicorn) names every request that reached it.
 _ORIGIN_REQUEST = re.compile(r'"GET (/webcast/\d+/[^ ]+) HTTP/1\.1" (\d{3})')
@@ -60,17 +66,7 @@ class CachedServer:
     def register(self, event_id: int, name: str) -> str:
         """Register for the webcast through the cache, as a browser does; the Cookie to send."""
         with httpx.Client(base_url=self.http_url, timeout=10) as client:
-            page = client.get(f"/events/{event_id}/webcast").text
-            match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-            assert match, page[:500]
-            answer = client.post(
-                f"/events/{event_id}/webcast/register",
-                data={"csrf_token": match.group(1), "name": name, "email": "ir@example.com"},
-            )
-            assert answer.status_code == 303, answer.text[:500]
-            value = client.cookies.get(f"cb_wc_{event_id}")
-            assert value
-            return f"cb_wc_{event_id}={value}"
+            return f"cb_wc_{event_id}={register_for_webcast(client, event_id, name)}"
 
 
 @pytest.fixture(scope="package")

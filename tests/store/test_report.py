@@ -30,6 +30,7 @@ def test_figures_by_channel_live_and_replay(database: Database, example_spec: Ev
             LogEntry(LogKind.WITHDRAW, _at(25), event.id, "p2", actor="keypad"),
             LogEntry(LogKind.QUEUE, _at(30), event.id, "p2", actor="keypad"),
             LogEntry(LogKind.LINE_OPEN, _at(40), event.id, "p2", role="speaker", actor="dana"),
+            LogEntry(LogKind.QUESTION_WRITTEN, _at(45), event.id, actor="web"),
             LogEntry(LogKind.LEAVE, _at(130), event.id, "p2", detail={"reason": "hung up"}),
             # A caller whose leave was never written counts until the call's end.
             LogEntry(LogKind.JOIN, _at(60), event.id, "p3", role="listener"),
@@ -64,8 +65,8 @@ def test_figures_by_channel_live_and_replay(database: Database, example_spec: Ev
     assert figures.replay_phone == Heard(listeners=1, seconds=90)
     assert figures.replay_web == Heard(listeners=1, seconds=15)
     assert figures.live == Heard(4, 700) and figures.replay == Heard(2, 105)
-    assert figures.phone_questions == 2 and figures.written_questions is None
-    assert figures.questions == 2
+    assert figures.phone_questions == 2 and figures.written_questions == 1
+    assert figures.questions == 3
     assert ada.name == "Ada"
 
 

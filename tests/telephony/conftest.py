@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,24 @@ def event_spec(starts_in: timedelta = timedelta(minutes=5), **event: Any) -> Eve
         },
     }
     return EventFile.model_validate(spec)
+
+
+def register_for_webcast(client: httpx.Client, event_id: int, name: str, firm: str = "") -> str:
+    """Register on the event's webcast page as a browser does (its CSRF token, its form).
+
+    ``client`` keeps the listener's cookie; returns the cookie's value.
+    """
+    page = client.get(f"/events/{event_id}/webcast").text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page[:500]
+    answer = client.post(
+        f"/events/{event_id}/webcast/register",
+        data={"csrf_token": match.group(1), "name": name, "firm": firm, "email": "ir@example.com"},
+    )
+    assert answer.status_code == 303, answer.text[:500]
+    value = client.cookies.get(f"cb_wc_{event_id}")
+    assert value
+    return value
 
 
 @dataclass

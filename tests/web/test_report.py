@@ -61,7 +61,7 @@ def test_the_csv_is_quoted_and_no_cell_is_a_formula(
     assert figures["live listeners"] == ["1", "1", "2"]
     assert figures["live minutes heard"] == ["1.5", "0.8", "2.2"]
     assert figures["replay listeners"] == ["0", "0", "0"]
-    assert figures["questions asked"] == ["1", "", "1"]  # written questions: not collected yet
+    assert figures["questions asked"] == ["1", "0", "1"]  # *1 by phone, none written
     # The title comes back whole, as text: the quote, the comma and the inner quotes survive.
     assert {row[2] for row in rows[1:]} == {"'" + title}
     for row in rows[1:]:
@@ -94,6 +94,6 @@ def test_the_report_page_draws_its_chart_on_the_server(client: TestClient) -> No
     assert [width for _, width in bars] == [400, 400, 0, 0, 400, 200, 0, 0]
     assert bars[0][0] == "Live, by phone" and bars[5][0] == "Live, on the web"
     assert 'role="img"' in page and "Listeners by channel, live and replay" in page
-    assert "written questions are not collected yet" in page
+    assert "written questions are those typed on the webcast page" in page
     assert f'href="/api/events/{event_id}/report.csv"' in page
     assert "Report" in client.get("/console").text

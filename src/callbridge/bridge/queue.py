@@ -222,7 +222,8 @@ class QuestionQueue:
     def _answer_move(self, question_id: str, move: Move) -> Asked:
         asked = self._asked.get(question_id)
         if asked is None or move not in WRITTEN_TRANSITIONS[asked]:
-            raise QueueTransitionError(question_id, asked, move)
+            # A caller's id names the caller's place: the move is still not theirs.
+            raise QueueTransitionError(question_id, asked or self._floor.get(question_id), move)
         was, self._asked[question_id] = asked, WRITTEN_TRANSITIONS[asked][move]
         return was
 

@@ -74,7 +74,7 @@ def clean_text(text: str) -> str:
     kept = "".join(
         c
         for c in text.replace("\r\n", "\n")
-        if c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs")
+        if c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Cn", "Co", "Cs")
     )
     lines = [" ".join(line.split()) for line in kept.split("\n")]
     cleaned = "\n".join(line for line in lines if line).strip()

@@ -8,7 +8,7 @@ the node having stopped, counts until the call's end, or nothing); web
 figures from the webcast's beacons (``store.audience``: time the page spent
 playing, counted on the server). Speakers are counted apart from listeners:
 they talk rather than hear. Questions are the keypad's ``*1`` (``queue`` in
-the log); written questions are not collected yet, so their count is None.
+the log) and the web's written questions (``question_written``).
 
 ``engagement`` is pure (rows in, figures out); ``EngagementReport`` reads the
 rows from the database.
@@ -130,7 +130,7 @@ def engagement(
         ),
         speakers=speakers,
         phone_questions=sum(1 for e in log if e.kind is LogKind.QUEUE),
-        written_questions=None,
+        written_questions=sum(1 for e in log if e.kind is LogKind.QUESTION_WRITTEN),
     )
 
 

@@ -37,7 +37,7 @@ LABEL_WIDTH = 150
 BAR_SPACE = 400
 BAR_HEIGHT = 22
 BAR_GAP = 10
-WRITTEN_NOT_COLLECTED = "written questions are not collected yet"
+WRITTEN_NOT_COLLECTED = "written questions are those typed on the webcast page"
 
 
 def reports(request: Request) -> EngagementReport:
@@ -163,10 +163,7 @@ def csv_rows(record: EventRecord, figures: Engagement) -> list[list[str]]:
 async def report_csv(
     event_id: int, store: Store, report: Reports, _: Annotated[Operator, Depends(require_operator)]
 ) -> Response:
-    """Registrations, listeners and minutes by channel (live, replay), questions asked.
-
-    Written questions are not collected yet: their cell is empty.
-    """
+    """Registrations, listeners and minutes by channel (live, replay), questions asked."""
     record = await run_in_threadpool(store.get, event_id)
     figures = await run_in_threadpool(report.of, event_id)
     out = io.StringIO()
