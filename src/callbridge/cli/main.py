@@ -350,6 +350,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_sender=args.media_sender,
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
+        live_captions=args.live_captions,
     )
     serve(settings, cache=cache)
     return 0
@@ -489,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--origin-port", type=int, default=0, help="with --cache: the origin's port (--port + 1)"
+    )
+    serve.add_argument(
+        "--no-live-captions",
+        dest="live_captions",
+        action="store_false",
+        help="no live captions (by default a caption worker transcribes each live call)",
     )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)
