@@ -49,14 +49,6 @@ COLLECT = """
     });
   }
   for (const track of Array.from(media.textTracks)) watch(track);
-  window.__frags = [];
-  const hls = document.getElementById('webcast').hlsPlayer;
-  if (hls) {
-    hls.on('hlsSubtitleFragProcessed', (_e, d) => window.__frags.push(
-      [d.frag.sn, Math.round(d.frag.start * 100) / 100, Date.now(), media.currentTime]));
-    hls.on('hlsCuesParsed', (_e, d) => window.__frags.push(
-      ['cues', d.cues.map((c) => [c.startTime, c.endTime, c.text.slice(0, 12)]), Date.now(), media.currentTime]));
-  }
   media.textTracks.addEventListener('addtrack', (e) => watch(e.track));
   setInterval(() => {
     if (!media.paused) window.__positions.push([Date.now(), media.currentTime]);
