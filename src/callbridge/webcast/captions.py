@@ -154,14 +154,20 @@ class LiveCaptions:
         if self._closing:
             return
         self._closing = True
-        self._queue.put(None)
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=1.0)
         self._feeder.join(timeout)
+        process = self._process
+        if process is not None and (self._feeder.is_alive() or process.poll() is None):
+            # A worker that stopped reading, or will not finish: its last words are lost.
+            for reader in self._readers:
+                reader.join(0 if self._feeder.is_alive() else timeout)
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            self._feeder.join(timeout)
         for reader in self._readers:
             reader.join(timeout)
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
         with self._lock:
             if self.track is not None:
                 self._write(self.track.finish(self.fed))
@@ -199,7 +205,12 @@ class LiveCaptions:
     def _feed(self) -> None:
         try:
             while True:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    if self._closing:
+                        break
+                    continue
                 if item is None:
                     break
                 offset, pcm = item
@@ -233,6 +244,8 @@ class LiveCaptions:
             return process.stdin
         if process is not None:
             self._reap()
+        if self._closing:
+            return None
         now = time.monotonic()
         if now - self._last_start < self._min_restart_s:
             return None
