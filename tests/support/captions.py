@@ -58,7 +58,9 @@ COLLECT = """
 """
 
 
-def speech_stream(code: str, gap_s: float = 5.0) -> tuple[list[Timed], list[tuple[float, float]]]:
+def speech_stream(
+    code: str, gap_s: float = 5.0, parts: tuple[str, ...] = PARTS
+) -> tuple[list[Timed], list[tuple[float, float]]]:
     """The speaker's packets, and (start, end) seconds into the stream of each part's speech."""
     packets = passcode_stream([code])
     last = packets[-1]
@@ -76,14 +78,14 @@ def speech_stream(code: str, gap_s: float = 5.0) -> tuple[list[Timed], list[tupl
 
     spans = []
     pause(2.0)
-    for index, text in enumerate(PARTS):
+    for index, text in enumerate(parts):
         samples = speak(text)
         samples = np.concatenate([samples, np.zeros(-len(samples) % FRAME_SAMPLES, np.int16)])
         start = at
         for i in range(0, len(samples), FRAME_SAMPLES):
             send(ulaw_encode(samples[i : i + FRAME_SAMPLES]))
         spans.append((start, start + len(samples) / SAMPLE_RATE))
-        pause(gap_s if index < len(PARTS) - 1 else 3.0)
+        pause(gap_s if index < len(parts) - 1 else 3.0)
     return packets, spans
 
 

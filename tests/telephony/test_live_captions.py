@@ -108,7 +108,9 @@ def test_live_captions_on_the_webcast_and_console(
 ) -> None:
     need("sipp")
     page = browser_page
-    event = server.create_event(starts_in=timedelta(minutes=-1), registration="off")
+    event = server.create_event(
+        starts_in=timedelta(minutes=-1), registration="off", glossary=["Operating Margin"]
+    )
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     live = server.wait_for(
         lambda: server.api("GET", f"/api/events/{event.id}/webcast").json()["live_playlist"],
@@ -210,6 +212,9 @@ def test_live_captions_on_the_webcast_and_console(
 
     # The console's live transcript holds the same text, labelled, and finds a phrase in it.
     assert all(c["speaker"] == "Speaker" for c in made if c["text"] != SKIPPED)
+    # The event's glossary applies to live captions: its spelling wins.
+    margins = [c["text"] for c in made if "operating margin" in c["text"].lower()]
+    assert all("Operating Margin" in text for text in margins), margins
     found = server.api(
         "GET", f"/api/events/{event.id}/captions/live", params={"q": "earnings call"}
     ).json()

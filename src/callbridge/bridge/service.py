@@ -1053,9 +1053,23 @@ class Bridge:
         command = self.config.caption_command
         if command is None:
             return None
-        cached = self._join_records.get(event_id)
-        glossary = list(cached[1].glossary) if cached is not None else []
-        captions = LiveCaptions(directory, lambda: command(glossary))
+
+        def worker() -> list[str]:
+            # Runs on the captions' feeder thread when a worker starts: the event's
+            # glossary as it is then, read on the database's own thread.
+            try:
+                record = self._db_thread.submit(self.events.get, event_id).result(timeout=5)
+            except Exception:
+                log.warning("event %d: live captions start without the glossary", event_id)
+                return command([])
+            return command(record.glossary)
+
+        try:
+            captions = LiveCaptions(directory, worker)
+        except OSError:
+            # The webcast goes on without captions.
+            log.exception("event %d: live captions could not start", event_id)
+            return None
         self._captions[event_id] = captions
         return captions
 
