@@ -42,6 +42,7 @@ from callbridge.transcript.transcribe import written
 CHUNK_HEADER = struct.Struct("<qI")
 MAX_CHUNK = 48_000  # samples in one chunk (six seconds): larger is a broken stream
 MAX_QUEUED = 1500  # chunks waiting (thirty seconds of frames)
+HORIZON_STEP = 2560  # samples: 0.32 s at 8 kHz
 
 Chunk = tuple[int, npt.NDArray[np.int16]] | None
 
@@ -159,10 +160,13 @@ def run(
             # What arrived during the decode first: a cue's ``ready`` is the edge now.
             take(block=False)
             captioner.decoded(written(text, glossary) if text else "")
-        for cue in captioner.take_cues():
+        cues = captioner.take_cues()
+        for cue in cues:
             say(cue_message(cue))
         horizon = captioner.horizon()
-        if horizon != last_horizon:
+        # A third of a second at least between horizons (each wakes a thread in the
+        # media plane's process), unless a cue just went out.
+        if horizon > last_horizon and (cues or horizon - last_horizon >= HORIZON_STEP):
             say(json.dumps({"horizon": horizon}))
             last_horizon = horizon
         if dropped[0] != last_dropped:

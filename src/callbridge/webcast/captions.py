@@ -87,7 +87,6 @@ class CaptionStats:
     dropped: int = 0  # frames not handed to a worker (queue full, worker down)
     cues: int = 0
     skips: int = 0
-    worker_cpu_s: float = 0.0  # CPU time of workers that have exited
 
 
 class LiveCaptions:
