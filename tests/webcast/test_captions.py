@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from callbridge.transcript.vtt import parse_vtt
 from callbridge.webcast.captions import LIVE_VTT, STATUS, TRANSCRIPT, LiveCaptions, read_transcript
@@ -121,6 +122,7 @@ def test_a_killed_worker_is_started_again_and_captions_resume(tmp_path: Path) ->
     assert captions.stats.restarts >= 1
 
 
+@pytest.mark.serial  # times the pushes
 def test_push_never_waits_for_a_stalled_worker(tmp_path: Path) -> None:
     live = tmp_path / "event-3" / "live"
     captions = LiveCaptions(live, lambda: [sys.executable, "-c", STALLED], max_queue_frames=50)
