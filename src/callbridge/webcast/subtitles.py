@@ -73,7 +73,7 @@ class SubtitleConfig:
     """The subtitle rendition's segments and how long a late cue stays up."""
 
     segment_s: float = 0.64
-    window_segments: int = 90
+    window_segments: int = 30  # 19 s: the player needs a few; each costs a line to render
     hold_s: float = 3.0
     # The player is about 1.3 s behind the live edge: a segment out this soon after
     # the edge passed it is loaded before the player gets there.
