@@ -221,6 +221,7 @@ def main() -> int:
             "--db",
             database.url,
             "serve",
+            "--no-live-captions",
             "--port",
             str(http_port),
             "--sip-port",

@@ -52,6 +52,8 @@ class Settings:
     media_sender: str = "auto"
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
     media_priority: str = "realtime"
+    # Live captions on the webcast and the console (a caption worker per live call).
+    live_captions: bool = True
     # The session cookie gets Secure (HTTPS only), and responses get HSTS.
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow; the

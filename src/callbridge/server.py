@@ -97,6 +97,7 @@ async def _media_plane(settings: Settings) -> None:
     from callbridge.replay import library
     from callbridge.store.calllog import CallLog
     from callbridge.store.events import EventStore
+    from callbridge.webcast.captions import worker_command
 
     database = Database(settings.db_url)
     bridge_class: Callable[[BridgeConfig, EventStore, CallLog], Bridge] = Bridge
@@ -121,6 +122,7 @@ async def _media_plane(settings: Settings) -> None:
             transcribe_command=functools.partial(
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
+            caption_command=worker_command if settings.live_captions else None,
         ),
         EventStore(database),
         CallLog(database),

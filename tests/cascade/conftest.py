@@ -49,7 +49,7 @@ def _node(
     log_path = tmp / f"{name}.log"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "callbridge", "--db", url, "serve",
+            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
             "--port", str(http_port), "--sip-port", str(sip_port),
             "--data-dir", str(tmp / name), "--rtp-ports", f"{rtp_low}-{rtp_low + 99}",
             "--media-timeout", "20", "--media-priority", "normal",

@@ -134,7 +134,7 @@ def _node(host: Host, proxy: Host, url: str, db: Database, token: str, tmp: Path
     log_path = tmp / f"{name}.log"
     process = subprocess.Popen(
         host.command(
-            sys.executable, "-m", "callbridge", "--db", url, "serve",
+            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
             "--host", host.address, "--port", str(HTTP_PORT),
             "--sip-host", host.address, "--sip-port", str(SIP_PORT),
             "--data-dir", str(tmp / name), "--rtp-ports", "30000-30199",

@@ -125,7 +125,7 @@ def _node(
     data = tmp / f"node{n}"  # its own recordings and keys; the database is shared
     process = subprocess.Popen(
         host.command(
-            sys.executable, "-m", "callbridge", "--db", url, "serve",
+            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
             "--host", host.address, "--port", str(HTTP_PORT),
             "--sip-host", host.address, "--sip-port", str(SIP_PORT),
             "--data-dir", str(data), "--rtp-ports", "30000-30199",

@@ -143,12 +143,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @contextlib.contextmanager
 def start_server(
-    tmp: Path, *extra: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+    tmp: Path,
+    *extra: str,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    live_captions: bool = False,
 ) -> Iterator[RunningServer]:
     """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve.
 
     ``prefix`` runs it under another command (the benches' ``taskset -c 0``);
-    ``env`` adds to its environment.
+    ``env`` adds to its environment. Live captions (a speech engine per live
+    call) are off unless asked for: the tests that measure them ask.
     """
     database = Database(f"sqlite:///{tmp / 'callbridge.sqlite3'}")
     database.upgrade()
@@ -177,6 +182,7 @@ def start_server(
             f"{rtp_low}-{rtp_low + 199}",
             "--media-timeout",
             "8",
+            *([] if live_captions else ["--no-live-captions"]),
             *extra,
         ],
         stdout=log_path.open("wb"),

@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -155,6 +155,7 @@ from callbridge.store.events import DialPlan, EventNotFound, EventStore, Passcod
 from callbridge.store.questions import QuestionStore
 from callbridge.throttle import Throttle
 from callbridge.webcast.blocking import PlaylistWaiter
+from callbridge.webcast.captions import LiveCaptions
 from callbridge.webcast.live import LiveConfig, LiveWebcast
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,8 @@ class BridgeConfig:
     webcasts: Path | None = None
     # The child process that transcribes an event's recording; None: no transcripts.
     transcribe_command: Callable[[int], list[str]] | None = None
+    # The live caption worker's command for a glossary; None: no live captions.
+    caption_command: Callable[[Sequence[str]], list[str]] | None = None
     # How a frame goes to many listeners: "auto" (io_uring where the kernel
     # allows it, else one sendto each), "io_uring" (or fail), "sendto".
     media_sender: str = "auto"
@@ -270,6 +273,7 @@ class Bridge:
         self._chunk_writer: ChunkWriterThread | None = None
         self._recorders: dict[int, CallRecorder] = {}
         self._webcasts: dict[int, tuple[LiveWebcast, PlaylistWaiter]] = {}
+        self._captions: dict[int, LiveCaptions] = {}
         # Recordings that replay callers are listening to, memory-mapped, by path.
         self._replays: dict[Path, Pcm] = {}
         self._replay_ids = 0
@@ -366,6 +370,8 @@ class Bridge:
         await self._flush_log()
         for webcast, _ in self._webcasts.values():
             await asyncio.to_thread(webcast.close)
+        for captions in self._captions.values():
+            await asyncio.to_thread(captions.close)
         for recorder in self._recorders.values():
             # Closed, not assembled: the next start assembles it (recover_all).
             await asyncio.to_thread(recorder.close)
@@ -542,7 +548,14 @@ class Bridge:
             if self.on_playlist is not None:
                 final = webcast[0].snapshot()
                 self.on_playlist(event_id, final.text if final is not None else None, False)
+        captions = self._captions.pop(event_id, None)
         recorder = self._recorders.pop(event_id, None)
+        if captions is not None:
+            # The live text is kept beside the recording: the offline pass replaces it.
+            # The worker may take seconds over its last words: the call ends without it.
+            keep = recorder.directory if recorder is not None else None
+            closing = asyncio.to_thread(captions.close_and_keep, keep)
+            self._tasks.append(asyncio.ensure_future(closing))
         if recorder is not None:
             assert self.loop is not None
             self.loop.create_task(self._finish_recording(recorder))
@@ -1066,7 +1079,10 @@ class Bridge:
             # be mistaken for this one's.
             if directory.exists():
                 shutil.rmtree(directory)
-            webcast = LiveWebcast(directory, LiveConfig(part_units=10, parts_per_segment=9))
+            captions = self._live_captions(conference.event_id, directory)
+            webcast = LiveWebcast(
+                directory, LiveConfig(part_units=10, parts_per_segment=9), tap=captions
+            )
         except OSError:
             log.exception("event %d: the webcast could not start", conference.event_id)
             return
@@ -1078,6 +1094,31 @@ class Bridge:
         conference.webcast = webcast
         self._playlist_published(event_id)
         log.info("event %d: webcast packaged in %s", conference.event_id, directory)
+
+    def _live_captions(self, event_id: int, directory: Path) -> LiveCaptions | None:
+        """The call's caption worker (``webcast.captions``), if live captions are on."""
+        command = self.config.caption_command
+        if command is None:
+            return None
+
+        def worker() -> list[str]:
+            # Runs on the captions' feeder thread when a worker starts: the event's
+            # glossary as it is then, read on the database's own thread.
+            try:
+                record = self._db_thread.submit(self.events.get, event_id).result(timeout=5)
+            except Exception:
+                log.warning("event %d: live captions start without the glossary", event_id)
+                return command([])
+            return command(record.glossary)
+
+        try:
+            captions = LiveCaptions(directory, worker)
+        except OSError:
+            # The webcast goes on without captions.
+            log.exception("event %d: live captions could not start", event_id)
+            return None
+        self._captions[event_id] = captions
+        return captions
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""

@@ -352,6 +352,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         secure_cookies=args.secure_cookies,
         role=args.role,
         node_id=_node_id(args),
+        live_captions=args.live_captions,
     )
     serve(settings, cache=cache)
     return 0
@@ -517,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
+    )
+    serve.add_argument(
+        "--no-live-captions",
+        dest="live_captions",
+        action="store_false",
+        help="no live captions (by default a caption worker transcribes each live call)",
     )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)

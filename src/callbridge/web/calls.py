@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -282,6 +282,45 @@ async def transcript_progress(
     return TranscriptProgress(
         state=progress.state, fraction=progress.fraction, detail=progress.detail
     )
+
+
+class LiveCaption(BaseModel):
+    index: int = Field(description="position in the live transcript; ask with after=index+1")
+    start: float = Field(description="seconds from the start of the call")
+    end: float
+    speaker: str | None = Field(description='"Speaker" (the mix names nobody); None for a note')
+    text: str
+    delay: float | None = Field(None, description="seconds from the words' end to the cue")
+
+
+class LiveCaptions(BaseModel):
+    cues: list[LiveCaption]
+    next: int = Field(description="the after= that asks for only what is new")
+
+
+@router.get("/captions/live", response_model=LiveCaptions)
+async def live_captions(
+    event_id: int,
+    request: Request,
+    store: Store,
+    _: OperatorDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> LiveCaptions:
+    """The live captions of the call so far, those matching ``q`` (whole words) if given.
+
+    The console polls it with ``after`` set to the last ``next`` to get only new cues.
+    """
+    await run_in_threadpool(store.get, event_id)
+    media = request.app.state.webcast_media
+    found = await run_in_threadpool(media.live_transcript, event_id, q, after)
+    cues = [LiveCaption.model_validate(cue) for cue in found]
+    last = max((cue.index for cue in cues), default=after - 1)
+    if q.strip():
+        # A search reads everything; "next" still moves past the whole transcript.
+        everything = await run_in_threadpool(media.live_transcript, event_id, "", after)
+        last = max((int(cue["index"]) for cue in everything), default=last)
+    return LiveCaptions(cues=cues, next=max(after, last + 1))
 
 
 class LogEntryView(BaseModel):

@@ -45,13 +45,16 @@ from callbridge.transcript import turns
 from callbridge.web.deps import event_store
 from callbridge.web.pages import clock
 from callbridge.web.webcast import may_listen
-from callbridge.webcast import live, vod
+from callbridge.webcast import captions as live_captions
+from callbridge.webcast import live, subtitles, vod
 from callbridge.webcast.blocking import PlaylistTimeout
 from callbridge.webcast.playlist import BlockingRequestError, parse_blocking_query
 
 router = APIRouter(tags=["webcast"], include_in_schema=False)
 
 LIVE_PLAYLIST = live.PLAYLIST
+# Playlists of the live captions (webcast.subtitles): they change, so nobody keeps them.
+LIVE_CAPTION_PLAYLISTS = frozenset({subtitles.MASTER, subtitles.SUBTITLES})
 REPLAY_DIR = library.REPLAY_DIR
 REPLAY_PLAYLIST = live.PLAYLIST
 REPLAY_READY = vod.MARKER
@@ -109,8 +112,12 @@ class ReplayFiles:
 
     @property
     def captions(self) -> Path | None:
-        path = self.directory / "captions.vtt"
-        return path if path.is_file() else None
+        """The offline pass's captions, or until they are done the live ones (live.vtt)."""
+        for name in ("captions.vtt", live_captions.LIVE_VTT):
+            path = self.directory / name
+            if path.is_file():
+                return path
+        return None
 
     @property
     def transcript_dir(self) -> Path:
@@ -130,6 +137,18 @@ class WebcastMedia:
 
     def live_ready(self, event_id: int) -> bool:
         return (self.live_dir(event_id) / LIVE_PLAYLIST).is_file()
+
+    def live_entry(self, event_id: int) -> str:
+        """The playlist a player starts from: the multivariant one when there are live
+        captions (audio and subtitles), else the audio's own."""
+        master = self.live_dir(event_id) / subtitles.MASTER
+        return subtitles.MASTER if master.is_file() else LIVE_PLAYLIST
+
+    def live_transcript(
+        self, event_id: int, query: str = "", after: int = 0
+    ) -> list[dict[str, object]]:
+        """The live captions so far (``webcast.captions.read_transcript``)."""
+        return live_captions.read_transcript(self.live_dir(event_id).parent, query, after)
 
     def recordings(self, event_id: int) -> list[Path]:
         """The event's recording folders, newest first."""
@@ -290,6 +309,9 @@ async def live_file(
     if bridge is not None and record.state is EventState.LIVE:
         stream = bridge.live_stream(event_id)
     path = media.live_dir(event_id) / name
+    if name in LIVE_CAPTION_PLAYLISTS:
+        found = _file(path, cache="no-cache")
+        return edge_ttl(found, EDGE_PLAYLIST_TTL) if found.status_code == 200 else found
     if name != LIVE_PLAYLIST:
         position = live.media_position(name)
         if stream is not None and position is not None and not path.is_file():

@@ -546,7 +546,7 @@ def status_of(request: Request, record: EventRecord, now: datetime) -> WebcastSt
     replay: Literal["not_yet", "preparing", "ready", "expired", "none"] = "not_yet"
     replay_playlist = download = captions = None
     if record.state is EventState.LIVE and media is not None and media.live_ready(record.id):
-        live = f"/webcast/{record.id}/live/{media.LIVE_PLAYLIST}"
+        live = f"/webcast/{record.id}/live/{media.live_entry(record.id)}"
     if record.state in (EventState.ENDED, EventState.ARCHIVED):
         if record.replay_until is None:
             replay = "none"

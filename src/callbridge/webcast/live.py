@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -266,6 +267,22 @@ class LiveSegmenter:
 # --- the threaded packager ------------------------------------------------------
 
 
+class CaptionTap(Protocol):
+    """Gets the mix as the packager encodes it (``webcast.captions.LiveCaptions``).
+
+    Both are called on the packager's thread and must not block.
+    """
+
+    def begin(
+        self, origin: datetime, first_msn: int, segment_s: float, media_offset_s: float
+    ) -> None:
+        """The timeline: decode time zero's wall-clock time, the first segment's number and
+        the segments' length, and the decode time (s) at which input sample zero plays."""
+
+    def push(self, offset: int, pcm: Pcm) -> None:
+        """Samples of the mix from input sample ``offset`` on (silence fills included)."""
+
+
 def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, whole."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -312,8 +329,11 @@ class LiveWebcast:
         *,
         wall_clock: Callable[[], float] = time.time,
         on_update: Callable[[], None] | None = None,
+        tap: CaptionTap | None = None,
     ) -> None:
         self.directory = Path(directory)
+        # The live captions get the mix on this thread, on the encoder's sample clock.
+        self.tap = tap
         private_dir(self.directory)
         self.config = config or LiveConfig()
         self.on_update = on_update
@@ -397,12 +417,18 @@ class LiveWebcast:
                 # Numbered from the wall clock, not from zero: a webcast started
                 # again (a media process restarted, a call restarted) never reuses
                 # a file name that a cache in front may still hold for the last run.
+                first_msn = int(origin // config.segment_duration)
                 segmenter = LiveSegmenter(
-                    config,
-                    datetime.fromtimestamp(origin, UTC),
-                    first_msn=int(origin // config.segment_duration),
+                    config, datetime.fromtimestamp(origin, UTC), first_msn=first_msn
                 )
                 expected = index
+                if self.tap is not None:
+                    self.tap.begin(
+                        segmenter.origin,
+                        first_msn,
+                        config.segment_duration,
+                        encoder.priming / config.sample_rate,
+                    )
             assert expected is not None
             if index < expected:
                 self.stats.late += 1
@@ -415,9 +441,16 @@ class LiveWebcast:
                     segmenter.origin += timedelta(milliseconds=(gap - filled) * FRAME_MS)
                 for _ in range(filled):
                     units += encoder.encode(silence)
+                if self.tap is not None:
+                    self.tap.push(
+                        self.stats.frames * FRAME_SAMPLES,
+                        np.zeros(filled * FRAME_SAMPLES, np.int16),
+                    )
                 self.stats.filled += filled
                 self.stats.frames += filled
             units += encoder.encode(pcm)
+            if self.tap is not None:
+                self.tap.push(self.stats.frames * FRAME_SAMPLES, pcm)
             self.stats.frames += 1
             expected = index + 1
             self._publish(segmenter.add(units), segmenter)
@@ -458,6 +491,7 @@ class LiveWebcast:
 __all__ = [
     "INIT",
     "PLAYLIST",
+    "CaptionTap",
     "FileOut",
     "LiveConfig",
     "LiveSegmenter",

@@ -19,6 +19,8 @@
   const downloads = document.getElementById("downloads");
   const download = document.getElementById("download");
   const statusBox = document.getElementById("webcast-status");
+  const captionsToggle = document.getElementById("captions-toggle");
+  let captionsOn = true;
 
   let hls = null;
   let mode = null; // "live" | "replay" | null
@@ -43,10 +45,50 @@
     media.pause();
     media.removeAttribute("src");
     for (const t of Array.from(media.querySelectorAll("track"))) t.remove();
+    captions.textContent = "";
+    captionsToggle.hidden = true;
     media.load();
     mode = null;
     source = null;
   }
+
+  // Captions: the replay's <track>, or the live call's subtitle rendition that
+  // hls.js adds as a text track. An <audio> element draws no cues, so the page
+  // shows the active ones itself, and the toggle turns them off and on.
+  function showCues(track) {
+    if (!captionsOn || track.mode === "disabled") { captions.textContent = ""; return; }
+    const cues = track.activeCues;
+    captions.textContent = cues && cues.length ? Array.from(cues).map(function (c) {
+      return c.text.replace(/<[^>]*>/g, "");
+    }).join(" ") : "";
+  }
+
+  function wireTrack(track) {
+    if (!track || (track.kind !== "subtitles" && track.kind !== "captions") || track.cbWired) return;
+    track.cbWired = true;
+    track.addEventListener("cuechange", function () { showCues(track); });
+    captionsToggle.hidden = false;
+  }
+
+  media.textTracks.addEventListener("addtrack", function (e) { wireTrack(e.track); });
+
+  function setCaptions(on) {
+    captionsOn = on;
+    captionsToggle.setAttribute("aria-pressed", on ? "true" : "false");
+    captionsToggle.textContent = on ? "Captions on" : "Captions off";
+    if (hls) {
+      if (on && hls.subtitleTrack < 0 && hls.subtitleTracks.length) hls.subtitleTrack = 0;
+      hls.subtitleDisplay = on;
+    }
+    for (const track of Array.from(media.textTracks)) {
+      if (track.kind !== "subtitles" && track.kind !== "captions") continue;
+      if (!hls) track.mode = on ? "hidden" : "disabled";
+      showCues(track);
+    }
+    if (!on) captions.textContent = "";
+    captions.hidden = !on;
+  }
+  captionsToggle.addEventListener("click", function () { setCaptions(!captionsOn); });
 
   function attach(url, live) {
     // Our own low-latency settings: start at the live edge less the server's
@@ -64,12 +106,19 @@
         // the start of playback counts as one, which would double our delay.
         liveSyncOnStallIncrease: 0.25,
         enableWorker: true,
+        // The live captions are a subtitle rendition: shown from the start.
+        subtitleDisplay: captionsOn,
         xhrSetup: function (xhr) { xhr.withCredentials = true; },
       });
       hls.on(window.Hls.Events.ERROR, function (_e, data) {
         if (!data.fatal) return;
         if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
         else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      });
+      hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, function (_e, data) {
+        if (!data.subtitleTracks.length) return;
+        captionsToggle.hidden = false;
+        for (const track of Array.from(media.textTracks)) wireTrack(track);
       });
       root.hlsPlayer = hls; // for the page's tests and for support: hls.latency
       hls.loadSource(url);
@@ -103,14 +152,8 @@
         track.src = status.captions;
         track.default = true;
         media.appendChild(track);
-        track.addEventListener("load", function () { track.track.mode = "hidden"; });
-        track.track.mode = "hidden";
-        track.track.addEventListener("cuechange", function () {
-          const cues = track.track.activeCues;
-          captions.textContent = cues && cues.length ? Array.from(cues).map(function (c) {
-            return c.text.replace(/<[^>]*>/g, "");
-          }).join(" ") : "";
-        });
+        track.addEventListener("load", function () { track.track.mode = captionsOn ? "hidden" : "disabled"; });
+        wireTrack(track.track);
       }
       if (status.replay_download) {
         download.href = status.replay_download;
@@ -152,18 +195,6 @@
     media.currentTime = Number(link.dataset.seek);
     media.play();
     player.scrollIntoView({ block: "nearest" });
-  });
-
-  // Captions show by default; this button hides or shows them, and appears with a track.
-  const captionsToggle = document.getElementById("captions-toggle");
-  media.textTracks.addEventListener("addtrack", function () { captionsToggle.hidden = false; });
-  media.textTracks.addEventListener("removetrack", function () {
-    captionsToggle.hidden = media.textTracks.length === 0;
-  });
-  captionsToggle.addEventListener("click", function () {
-    const on = captionsToggle.getAttribute("aria-pressed") !== "true";
-    captionsToggle.setAttribute("aria-pressed", on ? "true" : "false");
-    captions.hidden = !on;
   });
 
   function sendBeacon() {

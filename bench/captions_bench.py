@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Live captions: delay in the player, word error rate live and offline, CPU, media clock.
+
+One run, two calls on fresh servers, everything real: ``callbridge serve``
+on loopback, a sipp speaker playing an espeak-ng paragraph (the same one as
+tests/telephony/test_live_captions.py, read ``--repeats`` times, a pause
+between its parts) and headless Chromium playing the webcast through hls.js.
+
+* captions on: the page records each cue as it becomes active and the
+  player's position over time. The caption delay is from the player reaching
+  a cue's last word to the cue showing (p50 and p90), and from its first word;
+  the worker's part of it (cue made after the words ended, on the mix's clock)
+  is shown beside it. After the call the offline pass transcribes the
+  recording: word error rate of each against the paragraph, and of the live
+  text against the offline one.
+* CPU: the caption worker's CPU seconds per second of call, and the whole
+  server's (its process tree) with captions on and off.
+* the media clock: p99 (and max) tick lateness from ``/api/bridge/stats`` of
+  each call, captions on and off.
+
+    .venv/bin/python bench/captions_bench.py               # paragraph read twice
+    .venv/bin/python bench/captions_bench.py --repeats 4 --json out.json
+
+On a machine shared with other work the worker (nice 10 by default) gets a
+small share of the CPU: ``--nice 0`` gives it an even one. The load average
+is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from figures import cpu_seconds  # noqa: E402
+from tests.support.captions import COLLECT, PARTS, heard_at, speech_stream  # noqa: E402
+from tests.support.chromium import launch  # noqa: E402
+from tests.support.pcap import write_pcap  # noqa: E402
+from tests.support.sipp import SCENARIOS, run_sipp  # noqa: E402
+from tests.telephony.conftest import RunningServer, start_server  # noqa: E402
+
+from callbridge.transcript.live import SKIPPED  # noqa: E402
+from callbridge.transcript.transcribe import transcribe_recording  # noqa: E402
+from callbridge.transcript.wer import word_error_rate  # noqa: E402
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def settle(server: RunningServer, event_id: int, quiet_s: float = 8.0) -> list[dict[str, Any]]:
+    """The console's live transcript once nothing new has come for ``quiet_s``."""
+    last: list[dict[str, Any]] = []
+    since = time.monotonic()
+    deadline = since + 120
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = server.api("GET", f"/api/events/{event_id}/captions/live").json()["cues"]
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, Any]:
+    parts = PARTS * repeats
+    reference = " ".join(parts)
+    result: dict[str, Any] = {"captions": captions}
+    with (
+        start_server(tmp, env={"CALLBRIDGE_CAPTION_NICE": nice}, live_captions=captions) as server,
+        launch() as browser,
+    ):
+        page = browser.new_page()
+        event = server.create_event(starts_in=timedelta(minutes=-1), registration="off")
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        server.wait_for(
+            lambda: server.api("GET", f"/api/events/{event.id}/webcast").json()["live_playlist"],
+            timeout=20,
+        )
+        page.goto(f"{server.http_url}/events/{event.id}/webcast")
+        page.wait_for_function(
+            "() => document.getElementById('webcast').dataset.playing === 'live'"
+        )
+        page.evaluate(COLLECT)
+        page.wait_for_function(
+            "() => document.getElementById('media').currentTime > 0.5", timeout=30_000
+        )
+        packets, _ = speech_stream(event.speaker_passcode, gap_s=2.0, parts=parts)
+        pcap = tmp / "speaker.pcap"
+        write_pcap(pcap, packets)
+        talk = packets[-1].at + 1
+        cpu_before = sum(cpu_seconds(server.process.pid))
+        started = time.monotonic()
+        outcome = run_sipp(
+            SCENARIOS / "dial_in.xml",
+            server.sip_target,
+            tmp,
+            substitutions={"pcap": str(pcap), "stay_ms": str(int(talk * 1000) + 1000)},
+            timeout=talk + 60,
+        )
+        assert outcome.ok, outcome.output[-2000:]
+        call_s = time.monotonic() - started
+        status_path = server.data_dir / "webcast" / f"event-{event.id}" / "captions.json"
+        worker_cpu = None
+        if captions:
+            made = settle(server, event.id)
+            pid = json.loads(status_path.read_text()).get("pid")
+            if pid:
+                worker_cpu = sum(cpu_seconds(int(pid)))
+        server_cpu = sum(cpu_seconds(server.process.pid)) - cpu_before
+        stats = server.api("GET", "/api/bridge/stats").json()
+        result.update(
+            call_s=round(call_s, 1),
+            tick_lateness_ms=stats["tick_lateness_ms"],
+            ticks_skipped=stats["ticks_skipped"],
+            server_cpu_per_call_s=round(server_cpu / call_s, 3),
+        )
+        if captions:
+            time.sleep(3.0)
+            cues = page.evaluate("window.__cues")
+            positions = page.evaluate("window.__positions")
+            spoken = [c for c in cues if c["text"] != SKIPPED]
+            by_text = {words(c["text"]): c for c in made}
+            after_end, after_start, worker = [], [], []
+            for cue in spoken:
+                source = by_text.get(words(cue["text"]))
+                if source is None:
+                    continue
+                start = heard_at(positions, cue["start"])
+                end = heard_at(positions, cue["start"] + source["end"] - source["start"])
+                if start is not None:
+                    after_start.append(cue["shownAt"] / 1000 - start)
+                if end is not None:
+                    after_end.append(cue["shownAt"] / 1000 - end)
+                    worker.append(source["delay"])
+            live_text = " ".join(c["text"] for c in made if c["text"] != SKIPPED)
+            page_text = " ".join(c["text"] for c in spoken)
+            result.update(
+                cues_made=len(made),
+                cues_shown=len(cues),
+                skips=sum(1 for c in made if c["text"] == SKIPPED),
+                delay_after_last_word_s={
+                    "p50": quantile(after_end, 0.5),
+                    "p90": quantile(after_end, 0.9),
+                },
+                delay_after_first_word_s_p50=quantile(after_start, 0.5),
+                worker_delay_s_p50=quantile(worker, 0.5),
+                worker_cpu_per_call_s=round(worker_cpu / call_s, 3) if worker_cpu else None,
+                wer_live=round(word_error_rate(reference, live_text, numbers=True), 3),
+                wer_page=round(word_error_rate(reference, page_text, numbers=True), 3),
+            )
+        assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+        if captions:
+            recordings = server.data_dir / "recordings" / f"event-{event.id}"
+            kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=60)
+            directory = kept[0].parent
+            server.wait_for(lambda: (directory / "recording.wav").is_file(), timeout=60)
+            offline = transcribe_recording(directory)
+            result.update(
+                wer_offline=round(word_error_rate(reference, offline.text, numbers=True), 3),
+                wer_live_vs_offline=round(
+                    word_error_rate(offline.text, live_text, numbers=True), 3
+                ),
+                offline_real_time_factor=round(offline.real_time_factor, 3),
+            )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2, help="times the paragraph is read")
+    parser.add_argument("--nice", default="10", help="the caption worker's niceness")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {"load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="captions-bench-") as tmp:
+        for captions in (True, False):
+            folder = Path(tmp) / ("on" if captions else "off")
+            folder.mkdir()
+            figures["on" if captions else "off"] = one_call(
+                folder, captions, args.repeats, args.nice
+            )
+    figures["load_after"] = os.getloadavg()[0]
+    on, off = figures["on"], figures["off"]
+    print(json.dumps(figures, indent=2))
+    print(
+        f"\ncaption delay after the last word p50 {on['delay_after_last_word_s']['p50']} s "
+        f"(worker {on['worker_delay_s_p50']} s), after the first word "
+        f"{on['delay_after_first_word_s_p50']} s; WER live {on['wer_live']}, offline "
+        f"{on.get('wer_offline')}, live vs offline {on.get('wer_live_vs_offline')}; worker CPU "
+        f"{on['worker_cpu_per_call_s']} s/s; server CPU {on['server_cpu_per_call_s']} s/s on, "
+        f"{off['server_cpu_per_call_s']} s/s off; tick lateness p99 "
+        f"{on['tick_lateness_ms']['p99']} ms on, {off['tick_lateness_ms']['p99']} ms off"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Live captions, sans IO: the conference mix in, speech pieces to decode out, cues back.
+
+The caption worker (``live_worker``) feeds ``LiveCaptioner`` the mix as it
+arrives, each chunk with its offset on the webcast packager's sample clock
+(8 kHz input samples since the webcast began, silence fills included), and
+asks it for the next piece to decode whenever the engine is free. Nothing
+here knows the time of day: the only clock is the samples fed so far.
+
+* ``PieceCutter`` is a streaming form of ``vad`` and ``pieces``: 20 ms frame
+  levels against a threshold above a rolling noise floor. A stretch of speech
+  becomes a piece when a pause of ``pause_s`` follows it; speech that runs on
+  past ``longest_s`` is cut by ``pieces.plan_pieces`` at its best gap, and
+  only the rest waits. Nothing voiced is dropped, except by a skip ahead.
+* ``LiveCaptioner`` queues the pieces. When the engine is free but the oldest
+  piece ended more than ``max_behind_s`` before the newest sample, the worker
+  has fallen behind: every such piece is dropped and one
+  ``SKIPPED`` cue says so, rather than drifting further behind.
+* ``horizon`` is the sample before which no cue can still come: the subtitle
+  rendition publishes a segment once the horizon has passed its end.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from callbridge.transcript.pieces import PieceConfig, plan_pieces
+from callbridge.transcript.vad import VoiceProfile, frame_levels, to_float
+
+SKIPPED = "[captions skipped ahead]"
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """How the live mix is cut and how far captions may fall behind."""
+
+    rate: int = 8000
+    frame_s: float = 0.02
+    floor_dbfs: float = -50.0  # below this a frame is silence whatever the noise
+    above_noise_db: float = 12.0  # this far above the rolling noise floor is speech
+    noise_window_s: float = 30.0  # the noise floor is the 10th percentile of this much
+    pause_s: float = 0.35  # a quiet run this long after speech ends a piece
+    pad_s: float = 0.15  # kept either side of speech: plosives start quietly
+    min_voiced_s: float = 0.15  # less speech than this in a piece is a click: dropped
+    # Long speech is cut here, not at the offline 8 s: each piece is decoded
+    # only once it ends, so its length is the captions' delay.
+    longest_s: float = 5.0
+    max_behind_s: float = 8.0  # a piece ending further back than this is skipped
+    max_pending_s: float = 60.0  # at most this much speech waits (every buffer has a limit)
+
+    @property
+    def frame(self) -> int:
+        return max(1, round(self.frame_s * self.rate))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Speech to decode: ``samples`` from ``start`` to ``end`` on the caption clock."""
+
+    start: int
+    end: int
+    samples: npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True)
+class LiveCue:
+    """A caption: speech from ``start`` to ``end`` (samples on the caption clock), its text,
+    and ``ready``, how many samples had been fed when it was made (the delay's measure)."""
+
+    start: int
+    end: int
+    text: str
+    ready: int
+    speaker: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.text == SKIPPED
+
+
+class PieceCutter:
+    """Cuts a stream of samples into speech pieces at pauses; see the module docstring.
+
+    Call ``feed(offset, samples)`` with consecutive chunks; it returns the
+    pieces they complete. A chunk whose offset is not where the last ended
+    (the packager restarted, or the feed dropped some) first closes any
+    speech in progress.
+    """
+
+    def __init__(self, config: CaptionConfig | None = None, first: int = 0) -> None:
+        self.config = config or CaptionConfig()
+        c = self.config
+        self.position = first  # the next sample expected
+        self._frame = c.frame
+        self._noise: deque[float] = deque(maxlen=max(10, round(c.noise_window_s / c.frame_s)))
+        self._threshold = c.floor_dbfs
+        self._frames_seen = 0
+        # Samples not yet in a whole frame.
+        self._tail = np.zeros(0, dtype=np.int16)
+        # The speech in progress: its samples (from ``_start``) and frame levels.
+        self._start: int | None = None
+        self._samples: list[npt.NDArray[np.int16]] = []
+        self._levels: list[float] = []
+        self._quiet = 0  # frames since the last voiced one
+        self._voiced = 0  # voiced frames in the speech in progress
+        # A little of what came before speech, so a piece starts ``pad_s`` early.
+        self._before: deque[npt.NDArray[np.int16]] = deque(
+            maxlen=max(1, round(c.pad_s / c.frame_s))
+        )
+
+    @property
+    def speech_start(self) -> int | None:
+        """Where the speech in progress began (pad included), or None in silence."""
+        return self._start
+
+    def feed(self, offset: int, samples: npt.NDArray[np.int16]) -> list[Piece]:
+        """Add ``samples`` starting at sample ``offset``; the pieces this completes."""
+        pieces: list[Piece] = []
+        if offset != self.position:
+            pieces.extend(self.flush())
+            self._tail = np.zeros(0, dtype=np.int16)
+            self._before.clear()
+            self.position = offset
+        data = np.concatenate([self._tail, samples.astype(np.int16, copy=False)])
+        count = len(data) // self._frame
+        self._tail = data[count * self._frame :].copy()
+        frames = data[: count * self._frame].reshape(count, self._frame) if count else None
+        levels = frame_levels(to_float(data[: count * self._frame]), self._frame)
+        # The offset of data[0]: the tail from last time comes first.
+        at = self.position - (len(data) - len(samples))
+        for index in range(count):
+            assert frames is not None
+            piece = self._frame_in(at + index * self._frame, frames[index], float(levels[index]))
+            if piece is not None:
+                pieces.extend(piece)
+        self.position = offset + len(samples)
+        return pieces
+
+    def flush(self) -> list[Piece]:
+        """End the speech in progress now (the stream stops or jumps); its pieces."""
+        if self._start is None:
+            return []
+        return self._close(len(self._levels))
+
+    # -- per frame --
+
+    def _frame_in(self, at: int, frame: npt.NDArray[np.int16], level: float) -> list[Piece] | None:
+        c = self.config
+        self._noise.append(level)
+        self._frames_seen += 1
+        if self._frames_seen % 25 == 1:
+            # The percentile costs more than a frame's worth: twice a second is enough.
+            noise = float(np.percentile(np.fromiter(self._noise, float), 10))
+            self._threshold = max(c.floor_dbfs, noise + c.above_noise_db)
+        voiced = level > self._threshold
+        if self._start is None:
+            if not voiced:
+                self._before.append(frame.copy())
+                return None
+            # Speech begins: keep the pad that came before it.
+            self._samples = list(self._before)
+            self._levels = [self._threshold - 1.0] * len(self._samples)
+            self._start = at - self._frame * len(self._samples)
+            self._before.clear()
+            self._quiet = 0
+            self._voiced = 0
+        self._samples.append(frame.copy())
+        self._levels.append(level)
+        if voiced:
+            self._quiet = 0
+            self._voiced += 1
+        else:
+            self._quiet += 1
+        pause = max(1, round(c.pause_s / c.frame_s))
+        if self._quiet >= pause:
+            # The pause is long enough: the piece ends ``pad_s`` after its last voiced frame.
+            pad = round(c.pad_s / c.frame_s)
+            keep = len(self._levels) - self._quiet + min(pad, self._quiet)
+            return self._close(keep)
+        if len(self._levels) * self._frame >= c.longest_s * c.rate:
+            return self._cut_long()
+        return None
+
+    def _close(self, frames: int) -> list[Piece]:
+        """The first ``frames`` of the speech in progress as pieces; the rest is silence."""
+        assert self._start is not None
+        start = self._start
+        voiced = self._voiced
+        samples = np.concatenate(self._samples[:frames]) if frames else np.zeros(0, dtype=np.int16)
+        rest = self._samples[frames:]
+        self._start = None
+        self._samples, self._levels = [], []
+        self._quiet = self._voiced = 0
+        for frame in rest[-(self._before.maxlen or 1) :]:
+            self._before.append(frame)
+        if voiced * self.config.frame_s < self.config.min_voiced_s or not len(samples):
+            return []
+        return self._planned(start, samples)
+
+    def _cut_long(self) -> list[Piece]:
+        """Speech past ``longest_s``: all but its last planned piece go out now."""
+        assert self._start is not None
+        samples = np.concatenate(self._samples)
+        pieces = self._planned(self._start, samples)
+        if len(pieces) < 2:
+            return []
+        done, last = pieces[:-1], pieces[-1]
+        frames = (last.start - self._start) // self._frame
+        levels = self._levels[frames:]
+        self._samples = self._samples[frames:]
+        self._levels = levels
+        self._voiced = sum(1 for level in levels if level > self._threshold)
+        self._start = last.start
+        return done
+
+    def _planned(self, start: int, samples: npt.NDArray[np.int16]) -> list[Piece]:
+        """``samples`` (from ``start``) cut by ``pieces.plan_pieces`` at its pauses and gaps."""
+        c = self.config
+        levels = frame_levels(to_float(samples), self._frame)
+        profile = VoiceProfile(levels, self._threshold, self._frame)
+        plan = plan_pieces(
+            profile,
+            0,
+            len(samples),
+            c.rate,
+            PieceConfig(longest_s=c.longest_s, pause_s=c.pause_s, shortest_s=1.0),
+        )
+        return [Piece(start + a, start + b, samples[a:b]) for a, b in plan if b > a]
+
+
+class LiveCaptioner:
+    """The worker's core: samples in, pieces to decode out, skip-ahead cues; see the module.
+
+    ``feed`` as the mix arrives, ``next_piece`` when the engine is free,
+    ``decoded`` with the engine's text when it is done; ``take_cues`` gives
+    the cues to send, in order.
+    """
+
+    def __init__(self, config: CaptionConfig | None = None, first: int = 0) -> None:
+        self.config = config or CaptionConfig()
+        self.cutter = PieceCutter(self.config, first)
+        self.pending: deque[Piece] = deque()
+        self.decoding: Piece | None = None
+        self.skipped_pieces = 0
+        self.skips = 0
+        self._cues: list[LiveCue] = []
+
+    @property
+    def fed(self) -> int:
+        """The newest sample's offset (plus one): the live edge on the caption clock."""
+        return self.cutter.position
+
+    def feed(self, offset: int, samples: npt.NDArray[np.int16]) -> None:
+        """Add a chunk of the mix that starts at sample ``offset``."""
+        self.pending.extend(self.cutter.feed(offset, samples))
+        limit = self.config.max_pending_s * self.config.rate
+        while self.pending and sum(p.end - p.start for p in self.pending) > limit:
+            self._skip([self.pending.popleft()])
+
+    def flush(self) -> None:
+        """The mix has ended: the speech in progress becomes a piece to decode."""
+        self.pending.extend(self.cutter.flush())
+
+    def next_piece(self) -> Piece | None:
+        """The next piece to decode, or None; pieces too far behind are skipped first."""
+        assert self.decoding is None, "decoded() was not called for the last piece"
+        bound = self.fed - self.config.max_behind_s * self.config.rate
+        late = []
+        while self.pending and self.pending[0].end < bound:
+            late.append(self.pending.popleft())
+        if late:
+            self._skip(late)
+        if not self.pending:
+            return None
+        self.decoding = self.pending.popleft()
+        return self.decoding
+
+    def decoded(self, text: str, speaker: str | None = None) -> None:
+        """The engine's (written) text for the piece ``next_piece`` gave; empty for none."""
+        piece = self.decoding
+        assert piece is not None, "no piece is being decoded"
+        self.decoding = None
+        if text.strip():
+            self._cues.append(
+                LiveCue(piece.start, piece.end, " ".join(text.split()), self.fed, speaker)
+            )
+
+    def take_cues(self) -> list[LiveCue]:
+        """The cues made since the last call, in the order made."""
+        cues, self._cues = self._cues, []
+        return cues
+
+    def horizon(self) -> int:
+        """No cue still to come starts before this sample."""
+        candidates = [self.fed]
+        if self.decoding is not None:
+            candidates.append(self.decoding.start)
+        if self.pending:
+            candidates.append(self.pending[0].start)
+        if self.cutter.speech_start is not None:
+            candidates.append(self.cutter.speech_start)
+        else:
+            # Speech starting in the next frame keeps its pad from before it.
+            candidates.append(self.fed - round(self.config.pad_s * self.config.rate))
+        return max(0, min(candidates))
+
+    def _skip(self, pieces: list[Piece]) -> None:
+        self.skips += 1
+        self.skipped_pieces += len(pieces)
+        self._cues.append(LiveCue(pieces[0].start, pieces[-1].end, SKIPPED, self.fed))

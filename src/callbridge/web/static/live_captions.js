@@ -1,0 +1,86 @@
+// The moderator's live transcript: polls /api/events/{id}/captions/live for new
+// cues, and filters them as the moderator types (whole words, any case).
+"use strict";
+(function () {
+  const card = document.getElementById("live-captions-card");
+  const list = document.getElementById("live-captions");
+  const box = document.getElementById("live-captions-q");
+  const hits = document.getElementById("live-captions-hits");
+  const form = document.getElementById("live-captions-search");
+  if (!card || !list || !box) return;
+  const eventId = document.querySelector('meta[name="event-id"]').content;
+  const base = "/api/events/" + eventId + "/captions/live";
+  const MAX_SHOWN = 2000;
+  let next = 0;
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + String(r).padStart(2, "0");
+  }
+
+  function words(text) {
+    return (text.toLowerCase().match(/\w+/g) || []).join(" ");
+  }
+
+  function matches(item, query) {
+    if (!query) return true;
+    return (" " + item.dataset.words + " ").includes(" " + query + " ");
+  }
+
+  function filter() {
+    const query = words(box.value);
+    let count = 0;
+    for (const item of list.children) {
+      const shown = matches(item, query);
+      item.hidden = !shown;
+      if (shown) count += 1;
+    }
+    hits.textContent = query ? count + (count === 1 ? " match" : " matches") + " for “" + box.value.trim() + "”" : "";
+  }
+
+  function add(cue) {
+    const item = document.createElement("li");
+    item.dataset.index = String(cue.index);
+    item.dataset.words = words(cue.text);
+    const at = document.createElement("span");
+    at.className = "ts";
+    at.textContent = clock(cue.start);
+    item.appendChild(at);
+    if (cue.speaker) {
+      const who = document.createElement("span");
+      who.className = "speaker";
+      who.textContent = " " + cue.speaker + ": ";
+      item.appendChild(who);
+    }
+    const said = document.createElement("span");
+    said.className = "text";
+    said.textContent = cue.text;
+    item.appendChild(said);
+    list.appendChild(item);
+    while (list.children.length > MAX_SHOWN) list.removeChild(list.firstChild);
+  }
+
+  async function poll() {
+    let again = 1000;
+    try {
+      const response = await fetch(base + "?after=" + next, { credentials: "same-origin", cache: "no-store" });
+      if (response.ok) {
+        const data = await response.json();
+        for (const cue of data.cues) add(cue);
+        if (data.cues.length) {
+          card.hidden = false;
+          filter();
+        }
+        next = data.next;
+      } else {
+        again = 5000;
+      }
+    } catch (error) { again = 5000; }
+    setTimeout(poll, again);
+  }
+
+  box.addEventListener("input", filter);
+  form.addEventListener("submit", function (e) { e.preventDefault(); filter(); });
+  poll();
+})();

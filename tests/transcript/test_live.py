@@ -1,0 +1,189 @@
+"""The live caption core: real espeak-ng speech fed frame by frame on a clock the test controls.
+
+The clock is the samples fed: ``LiveCaptioner`` knows no other. A test that
+"decodes slowly" simply feeds more samples before calling ``decoded``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import struct
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callbridge.transcript.engine import available_engines
+from callbridge.transcript.live import SKIPPED, CaptionConfig, LiveCaptioner, PieceCutter
+from callbridge.transcript.live_worker import CHUNK_HEADER, run
+from callbridge.transcript.vad import speech_regions
+from callbridge.transcript.wer import word_error_rate
+from tests.transcript.speech import needs_espeak, speak
+
+RATE = 8000
+FRAME = 160
+
+pytestmark = needs_espeak
+
+FIRST = "Good morning, and welcome to our third quarter earnings call."
+SECOND = "Operating margin improved to eighteen percent."
+
+
+def said(text: str) -> npt.NDArray[np.int16]:
+    """``text`` spoken, without espeak-ng's own silence before and after it."""
+    samples = speak(text)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)
+    return samples[loud[0] : loud[-1] + 1]
+
+
+def silence(seconds: float) -> npt.NDArray[np.int16]:
+    return np.zeros(round(seconds * RATE), np.int16)
+
+
+def call(*parts: npt.NDArray[np.int16] | float) -> npt.NDArray[np.int16]:
+    """Speech and pauses (seconds) back to back, as the mix carries them."""
+    return np.concatenate([silence(p) if isinstance(p, float) else p for p in parts])
+
+
+def feed(captioner: LiveCaptioner, samples: npt.NDArray[np.int16], start: int = 0) -> None:
+    for offset in range(0, len(samples), FRAME):
+        captioner.feed(start + offset, samples[offset : offset + FRAME])
+
+
+def test_pieces_end_at_pauses_and_cover_all_speech() -> None:
+    first, second = said(FIRST), said(SECOND)
+    mix = call(1.0, first, 1.5, second, 1.0)
+    captioner = LiveCaptioner()
+    feed(captioner, mix)
+    pieces = list(captioner.pending)
+    # Every stretch of speech the offline detector finds lies inside a piece: nothing dropped.
+    for start, end in speech_regions(mix, RATE):
+        covered = sum(max(0, min(end, p.end) - max(start, p.start)) for p in pieces)
+        assert covered >= 0.9 * (end - start), (start, end, pieces)
+    # The pause between the sentences is a cut: no piece spans it.
+    gap_start, gap_end = RATE + len(first), RATE + len(first) + round(1.5 * RATE)
+    assert not any(p.start < gap_start + RATE // 4 and p.end > gap_end - RATE // 4 for p in pieces)
+    # Pieces are the samples of the mix at their place on the clock.
+    for piece in pieces:
+        assert np.array_equal(piece.samples, mix[piece.start : piece.end])
+        assert piece.end - piece.start <= CaptionConfig().longest_s * RATE + FRAME
+
+
+def test_a_piece_is_out_as_soon_as_the_pause_is_heard() -> None:
+    first = said(FIRST)
+    config = CaptionConfig()
+    captioner = LiveCaptioner(config)
+    feed(captioner, call(0.5, first))
+    speech_end = round(0.5 * RATE) + len(first)
+    # Long speech was already cut into pieces; the rest waits for the pause.
+    waiting = list(captioner.pending)
+    feed(captioner, silence(config.pause_s + 0.1), start=speech_end)
+    assert len(captioner.pending) > len(waiting)
+    assert captioner.pending[-1].end <= speech_end + round((config.pad_s + 0.1) * RATE)
+    # The horizon: nothing to come starts before the oldest piece not yet captioned.
+    assert captioner.horizon() == captioner.pending[0].start
+
+
+def test_long_speech_is_cut_within_the_longest_piece() -> None:
+    long = np.concatenate([said(FIRST), said(SECOND)])  # no pause worth the name between
+    config = CaptionConfig(longest_s=3.0, pause_s=0.6)
+    captioner = LiveCaptioner(config)
+    feed(captioner, call(0.5, long, 1.0))
+    lengths = [(p.end - p.start) / RATE for p in captioner.pending]
+    assert len(lengths) >= 3, lengths
+    assert max(lengths) <= 3.0 + 0.02, lengths
+    # Consecutive pieces of one stretch of speech meet exactly: no sample is lost.
+    pieces = list(captioner.pending)
+    joined = [(a.end, b.start) for a, b in itertools.pairwise(pieces) if b.start - a.end < RATE]
+    assert all(a == b for a, b in joined), joined
+
+
+def test_times_are_on_the_packagers_clock_from_the_first_offset() -> None:
+    # The worker may start mid-call (a restart): offsets are the packager's, not from zero.
+    first = said(FIRST)
+    start = 123 * RATE
+    captioner = LiveCaptioner(first=start)
+    feed(captioner, call(0.5, first, 1.0), start=start)
+    piece = captioner.next_piece()
+    assert piece is not None
+    assert start + 0.3 * RATE <= piece.start <= start + 0.5 * RATE
+    captioner.decoded("good morning")
+    cue = captioner.take_cues()[0]
+    assert (cue.start, cue.end) == (piece.start, piece.end)
+    assert cue.ready == captioner.fed == start + round(0.5 * RATE) + len(first) + RATE
+
+
+def test_a_gap_in_the_feed_closes_the_speech_in_progress() -> None:
+    first = said(FIRST)
+    cutter = PieceCutter()
+    half = len(first) // 2 // FRAME * FRAME
+    pieces = []
+    for offset in range(0, half, FRAME):
+        pieces += cutter.feed(offset, first[offset : offset + FRAME])
+    # Chunks went missing (the feed dropped them): what was heard is captioned, not joined.
+    after = cutter.feed(half + 5 * RATE, silence(0.02))
+    assert after and after[-1].end <= half
+
+
+def test_a_worker_too_far_behind_skips_ahead_and_says_so() -> None:
+    first, second = said(FIRST), said(SECOND)
+    config = CaptionConfig(max_behind_s=3.0)
+    captioner = LiveCaptioner(config)
+    feed(captioner, call(0.5, first, 1.0, second, 1.0))
+    assert len(captioner.pending) >= 2
+    # The engine was busy for 10 s: every piece that ended over 3 s ago is dropped at once.
+    fed = captioner.fed
+    feed(captioner, silence(10.0), start=fed)
+    assert captioner.next_piece() is None
+    cues = captioner.take_cues()
+    assert [c.text for c in cues] == [SKIPPED]
+    assert cues[0].start == 0 or cues[0].start < RATE
+    assert captioner.skips == 1 and captioner.skipped_pieces >= 2
+    # Captions resume with the next speech.
+    feed(captioner, call(first, 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    pad = round(CaptionConfig().pad_s * RATE)
+    assert piece is not None and piece.start >= fed + 10 * RATE - pad - FRAME
+
+
+def test_a_piece_within_the_bound_is_still_decoded() -> None:
+    first = said(FIRST)
+    captioner = LiveCaptioner(CaptionConfig(max_behind_s=8.0))
+    feed(captioner, call(0.5, first, 1.0))
+    feed(captioner, silence(3.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None
+    captioner.decoded("")  # no text: no cue
+    assert captioner.take_cues() == []
+
+
+@pytest.mark.skipif("moonshine" not in available_engines(), reason="needs Moonshine")
+def test_the_worker_captions_a_stream_with_figures_and_glossary() -> None:
+    text = "Good morning, and welcome to our call. Sales were forty two million dollars."
+    mix = call(0.5, said(text), 1.0)
+    stream = io.BytesIO()
+    for offset in range(0, len(mix), FRAME):
+        chunk = mix[offset : offset + FRAME]
+        stream.write(CHUNK_HEADER.pack(1000 + offset, len(chunk)) + chunk.astype("<i2").tobytes())
+    stream.seek(0)
+    out = io.StringIO()
+    # A glossary term is written as the glossary writes it, wherever the engine put it.
+    assert run(stream, out, glossary=["WELCOME"]) == 0
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    cues = [m["cue"] for m in messages if "cue" in m]
+    words = " ".join(c["text"] for c in cues)
+    assert "$42 million" in words, words
+    assert "WELCOME" in words, words
+    assert word_error_rate(text, words, numbers=True) < 0.5, words
+    assert all(c["start"] >= 1000 for c in cues)
+    horizons = [m["horizon"] for m in messages if "horizon" in m]
+    assert horizons == sorted(horizons) and horizons[-1] == 1000 + len(mix)
+
+
+def test_the_worker_stops_at_a_broken_stream() -> None:
+    stream = io.BytesIO(struct.pack("<qI", 0, 10**9))
+    out = io.StringIO()
+    assert run(stream, out, engine_name="no-such-engine") == 0
+    assert "error" in out.getvalue()
