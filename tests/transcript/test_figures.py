@@ -61,6 +61,9 @@ def year(value: int) -> str:
         ("five points, five million dollars", "$5.5 million"),
         ("It points to forty percent.", "It points to 40%."),
         ("a point to a thousand people", "a point to a thousand people"),
+        ("the third quarter on 20 twenty-five.", "Q3 2025."),
+        ("the second quarter on twenty-twenty-five.", "Q2 2025."),
+        ("the second quarter on 20-twenty-five.", "Q2 2025."),
         # What is not a figure stays as said.
         ("Welcome to the third quarter call.", "Welcome to the third quarter call."),
         (
