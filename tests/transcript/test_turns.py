@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
 from callbridge.transcript.pieces import INAUDIBLE
-from callbridge.transcript.transcribe import Transcript, TranscriptSegment
+from callbridge.transcript.transcribe import Transcript, TranscriptSegment, qa_start_in
 from callbridge.transcript.turns import (
     QA,
     as_docx,
@@ -153,3 +156,15 @@ def test_the_word_document_holds_the_turns_and_figures() -> None:
     assert "$42 million" in turns[0] and "61.4%" in turns[2] and "$0.31 per share" in turns[3]
     prompt = document.paragraphs[[t for _, t in paragraphs].index(turns[1])]
     assert prompt.runs[0].bold and prompt.runs[-1].italic
+
+
+def test_the_qa_starts_at_the_first_line_opened_while_recording(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"started_at": "2026-11-05T21:30:00Z"}))
+    start = datetime(2026, 11, 5, 21, 30, tzinfo=UTC)
+    opened = [start - timedelta(minutes=5), start + timedelta(seconds=95.5), start + timedelta(60)]
+    assert qa_start_in(tmp_path, opened) == 95.5  # a line opened on an earlier call is not it
+    assert qa_start_in(tmp_path, []) is None
+    assert qa_start_in(tmp_path / "nowhere", opened) is None
+    # Kept in transcript.json, so the documents written again later keep their parts.
+    again = Transcript.from_json(json.loads(json.dumps(CALL.to_json())))
+    assert again.qa_start == 60.0 and as_text(again) == as_text(CALL)
