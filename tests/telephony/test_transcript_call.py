@@ -100,11 +100,8 @@ def transcript_of_call(server: RunningServer, tmp_path: Path, sentences: list[st
         assert document.status_code == 200, document.text
         paragraphs = docx.Document(io.BytesIO(document.content)).paragraphs
         said = " ".join(p.text.split("\n", 1)[-1] for p in paragraphs[1:])
-        assert said == " ".join(
-            block.split("\n", 1)[1].replace("\n", " ")
-            for block in response.text.split("\n\n")[1:]
-            if block.strip()
-        )
+        blocks = response.text.strip().split("\n\n")[1:]
+        assert said.split() == " ".join(block.split("\n", 1)[1] for block in blocks).split()
     return response.text
 
 
