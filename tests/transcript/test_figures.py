@@ -55,6 +55,15 @@ def year(value: int) -> str:
         ("results for the third quarter on twenty twenty six", "results for Q3 2026"),
         ("the Third Quarter 2026 results", "Q3 2026 results"),
         ("Revenue Rooter Forty Two Million Dollars.", "Revenue Rooter $42 million."),
+        # A digit after "point" heard as its homophone, where only a figure fits (bench).
+        ("about one point to a billion dollars", "about $1.2 billion"),
+        ("sixty-one points for Percent, compared with", "61.4%, compared with"),
+        ("five points, five million dollars", "$5.5 million"),
+        ("It points to forty percent.", "It points to 40%."),
+        ("a point to a thousand people", "a point to a thousand people"),
+        ("the third quarter on 20 twenty-five.", "Q3 2025."),
+        ("the second quarter on twenty-twenty-five.", "Q2 2025."),
+        ("the second quarter on 20-twenty-five.", "Q2 2025."),
         # What is not a figure stays as said.
         ("Welcome to the third quarter call.", "Welcome to the third quarter call."),
         (

@@ -299,6 +299,7 @@ def test_replay_within_its_window_and_410_after(client: TestClient, app: FastAPI
     assert client.get(f"/webcast/{record.id}/replay.m4a").status_code == 410
     assert client.get(f"/webcast/{record.id}/captions.vtt").status_code == 410
     assert client.get(f"/webcast/{record.id}/transcript.txt").status_code == 410
+    assert client.get(f"/webcast/{record.id}/transcript.docx").status_code == 410
 
 
 def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
@@ -317,6 +318,15 @@ def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
     assert page.status_code == 200 and "attachment" in page.headers["content-disposition"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert client.get(f"/webcast/{record.id}/transcript.pdf").status_code == 404
+    assert client.get(f"/webcast/{record.id}/transcript.docx").status_code == 404  # not yet
+    # The route serves what transcript.turns.as_docx wrote (tests/transcript parse it back).
+    (directory / "transcript.docx").write_bytes(b"PK\x03\x04 a zip, as every .docx is")
+    document = client.get(f"/webcast/{record.id}/transcript.docx")
+    assert document.status_code == 200 and "attachment" in document.headers["content-disposition"]
+    assert document.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+    assert document.content.startswith(b"PK\x03\x04")
 
 
 def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: Path) -> None:

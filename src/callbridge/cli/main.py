@@ -132,15 +132,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import time
 
     from callbridge.replay import library
+    from callbridge.store.calllog import CallLog, LogKind
     from callbridge.transcript.cli import ProgressBar
     from callbridge.transcript.engine import EngineUnavailable
-    from callbridge.transcript.transcribe import TranscriptError, transcribe_recording
+    from callbridge.transcript.transcribe import TranscriptError, qa_start_in, transcribe_recording
 
-    record = EventStore(_database(args)).get(args.id)
+    database = _database(args)
+    record = EventStore(database).get(args.id)
     recordings = Path(args.data_dir) / "recordings"
     directory = library.newest_assembled(recordings, record.id)
     if directory is None:
         raise CliError(f"event {record.id} has no assembled recording under {recordings}")
+    # The Q&A starts when the first analyst's line was opened (the transcript marks it).
+    opened = [e.at for e in CallLog(database).entries(record.id) if e.kind is LogKind.LINE_OPEN]
     bar = ProgressBar(sys.stderr)
     written = [0.0]
 
@@ -154,7 +158,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     library.write_progress(directory, library.Progress("running", 0.0))
     try:
         transcript = transcribe_recording(
-            directory, engine=args.engine, glossary=record.glossary, progress=progress
+            directory,
+            engine=args.engine,
+            glossary=record.glossary,
+            progress=progress,
+            qa_start=qa_start_in(directory, opened),
         )
     except (TranscriptError, EngineUnavailable, OSError) as error:
         bar.close()

@@ -18,6 +18,11 @@ our own then finish what it leaves, each for a reason:
 
 Hyphens between number words ("sixty-one", as Moonshine writes them) are made
 spaces first: the grammars read "sixty-one point four" as "sixty-one .4".
+Engines write a digit after "point" as its homophone now and then ("one point
+to billion dollars", "sixty-one points for percent"): where a scale, "percent"
+or "dollars" follows, nothing else can be meant, so those are put right first,
+and "points" between numbers is read as "point"; a year written half in digits
+("20 twenty-five") is read as said.
 """
 
 from __future__ import annotations
@@ -76,6 +81,24 @@ _HYPHENATED = re.compile(
 # Million Dollars", which the grammars (lower case only) would leave as words.
 _NUMBER_RUN = re.compile(
     rf"\b(?:(?:{_NUMBER_WORD}|point|dollars?|percent|cents?)\b[ -]?){{2,}}", re.IGNORECASE
+)
+# "point to billion", "points for percent": a homophone of a digit after "point" where a
+# figure's unit follows (an engine's "a" before the scale is dropped too).
+_POINT_HOMOPHONE = re.compile(
+    rf"\b((?:{_NUMBER_WORD})|\d+)[ -]points?,? (to|too|for)(?: a)? "
+    r"(?=(?:thousand|million|billion|percent|per ?cent|dollars?)\b)",
+    re.IGNORECASE,
+)
+# "20 twenty-five": a year's first half written in digits, its second in words (an engine's).
+_YEAR_HALF = re.compile(
+    r"\b(19|20)[ -](?=(?:ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    r"nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)",
+    re.IGNORECASE,
+)
+_HOMOPHONE_DIGIT = {"to": "two", "too": "two", "for": "four"}
+# "sixty one points four", "five points, five million": the decimal point, as said.
+_POINTS = re.compile(
+    rf"\b((?:{_NUMBER_WORD})|\d+) points?,? (?=(?:{_NUMBER_WORD})\b|\d)", re.IGNORECASE
 )
 _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
@@ -203,8 +226,14 @@ def write_figures(text: str) -> str:
     """
     if not text.strip():
         return text
+    text = _POINT_HOMOPHONE.sub(
+        lambda m: f"{m.group(1)} point {_HOMOPHONE_DIGIT[m.group(2).lower()]} ", text
+    )
+    text = _POINTS.sub(r"\1 point ", text)
+    text = _YEAR_HALF.sub(lambda m: "nineteen " if m.group(1) == "19" else "twenty ", text)
     text = _NUMBER_RUN.sub(lambda match: match.group(0).lower(), text)
-    text = _HYPHENATED.sub(r"\1 \2", text)
+    # Twice: "twenty-twenty-five" (a year, as Moonshine writes it) overlaps itself.
+    text = _HYPHENATED.sub(r"\1 \2", _HYPHENATED.sub(r"\1 \2", text))
     grammar = _grammar()
     if grammar is not None:
         text = " ".join(_normalised(grammar, part) for part in _sentences(text))

@@ -11,19 +11,22 @@ the recording::
     captions.vtt       WebVTT, cues of at most two lines and seven seconds
     transcript.txt     paragraphs by speaker turn, each led by its time and speaker
     transcript.html    the same as a standalone page an IR team can post
+    transcript.docx    the same as a Word document (when python-docx is installed)
 
-both atomically (temp file, fsync, ``os.replace``).
+each atomically (temp file, fsync, ``os.replace``).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import time
 import wave
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,8 @@ from callbridge.transcript.figures import write_figures
 from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
+
+log = logging.getLogger(__name__)
 
 TRANSCRIPT = "transcript.json"
 CAPTIONS = "captions.vtt"
@@ -70,6 +75,9 @@ class Transcript:
     duration_s: float
     elapsed_s: float
     glossary: list[str] = field(default_factory=list)
+    # Seconds into the recording when the first analyst's line was opened (the call log's
+    # first "line_open"): where the question-and-answer session starts. None: not known.
+    qa_start: float | None = None
 
     @property
     def real_time_factor(self) -> float:
@@ -88,6 +96,7 @@ class Transcript:
             "elapsed_s": round(self.elapsed_s, 3),
             "real_time_factor": round(self.real_time_factor, 4),
             "glossary": list(self.glossary),
+            "qa_start": None if self.qa_start is None else round(self.qa_start, 3),
             "segments": [
                 {
                     "start": round(s.start, 3),
@@ -115,6 +124,7 @@ class Transcript:
             duration_s=float(data["duration_s"]),
             elapsed_s=float(data["elapsed_s"]),
             glossary=[str(t) for t in data.get("glossary", [])],
+            qa_start=None if data.get("qa_start") is None else float(data["qa_start"]),
         )
 
 
@@ -180,6 +190,7 @@ def transcribe_recording(
     glossary: Sequence[str] = (),
     speaker_names: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    qa_start: float | None = None,
 ) -> Transcript:
     """Transcribe the recording in ``directory`` and write transcript.json and captions.vtt.
 
@@ -188,8 +199,10 @@ def transcribe_recording(
     labels and wins over the manifest's ``display_name``; speakers without a
     name are "Speaker 1", "Speaker 2"… in order of first speech. Without stems
     the mix is transcribed and segments have no speaker. ``progress`` gets the
-    fraction done, 0..1. Raises ``TranscriptError`` when there is no audio and
-    ``EngineUnavailable`` when the engine cannot be loaded.
+    fraction done, 0..1. ``qa_start`` is where the question-and-answer
+    session starts, in seconds (``qa_start_in``). Raises ``TranscriptError``
+    when there is no audio and ``EngineUnavailable`` when the engine cannot
+    be loaded.
     """
     directory = Path(directory)
     started = time.perf_counter()
@@ -250,6 +263,7 @@ def transcribe_recording(
         duration_s=duration,
         elapsed_s=time.perf_counter() - started,
         glossary=[t for t in glossary if t.strip()],
+        qa_start=qa_start,
     )
     write_transcript(directory, transcript)
     if progress is not None:
@@ -319,12 +333,37 @@ def _labels(sources: list[_Source], spoken: list[list[Segment]]) -> list[str | N
 
 
 def write_transcript(directory: Path, transcript: Transcript) -> None:
-    """transcript.json, captions.vtt, transcript.txt and transcript.html, each atomically."""
+    """transcript.json, captions.vtt, .txt, .html and .docx, each atomically.
+
+    Without python-docx the Word document is left out (and logged).
+    """
     data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
     atomic_write(directory / TRANSCRIPT, data.encode())
     atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
     atomic_write(directory / turns.TEXT, turns.as_text(transcript).encode())
     atomic_write(directory / turns.HTML, turns.as_html(transcript).encode())
+    try:
+        document = turns.as_docx(transcript)
+    except ImportError:
+        log.warning("python-docx is not installed: no %s in %s", turns.DOCX, directory)
+    else:
+        atomic_write(directory / turns.DOCX, document)
+
+
+def qa_start_in(directory: Path, lines_opened: Sequence[datetime]) -> float | None:
+    """Seconds into the recording in ``directory`` when the first of ``lines_opened`` was.
+
+    ``lines_opened`` are the call log's "line_open" times (UTC); the recording
+    starts at its manifest's ``started_at``. None when no line was opened
+    while the recording ran, or the manifest has no start.
+    """
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST).read_text())
+        started = datetime.fromisoformat(str(manifest["started_at"]).replace("Z", "+00:00"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    after = [(at - started).total_seconds() for at in lines_opened if at >= started]
+    return min(after) if after else None
 
 
 def load_transcript(directory: Path) -> Transcript | None:

@@ -84,9 +84,10 @@ _CONTENT_TYPES = {
     ".vtt": "text/vtt; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-# The transcript as an IR team posts it (transcript.turns writes both).
-TRANSCRIPT_FILES = {"txt": turns.TEXT, "html": turns.HTML}
+# The transcript as an IR team posts it (transcript.turns writes all three).
+TRANSCRIPT_FILES = {"txt": turns.TEXT, "html": turns.HTML, "docx": turns.DOCX}
 
 Now = Annotated[datetime, Depends(clock)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -427,7 +428,7 @@ async def captions(
 async def transcript_file(
     request: Request, event_id: int, kind: str, store: Store, media: MediaDep, now: Now
 ) -> Response:
-    """The replay's transcript by speaker turn, as plain text or a standalone HTML page."""
+    """The replay's transcript by speaker turn: plain text, a standalone HTML page or DOCX."""
     name = TRANSCRIPT_FILES.get(kind)
     if name is None:
         return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
