@@ -17,7 +17,7 @@ the event page, as IR teams post their decks.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response, UploadFile, status
@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.events.schema import EventState
-from callbridge.media.recording import MANIFEST
+from callbridge.media.mixer import FRAME_MS
+from callbridge.media.recording import MANIFEST, MARKER
 from callbridge.slides.deck import (
     DECK_PDF,
     MAX_BYTES,
@@ -41,9 +42,11 @@ from callbridge.store.slides import SlideLog
 from callbridge.web.calls import OperatorDep, Store
 from callbridge.web.deps import settings
 from callbridge.web.media import MediaDep, WebcastMedia, _gate, edge_ttl
+from callbridge.web.slide_marks import slide_board
 from callbridge.web.webcast import Now
 
 router = APIRouter(tags=["slides"])
+
 
 # Listeners poll the changes every two seconds while live; the tier keeps one answer a second.
 EDGE_SLIDES_TTL = 1
@@ -161,16 +164,26 @@ async def show_slide(
         LogKind.SLIDE, now, event_id, actor=operator.name, detail={"slide": body.slide}
     )
     await run_in_threadpool(CallLog(database).append, [entry])
+    board = slide_board(request)
+    if board.known(event_id):
+        board.add(event_id, change)
     return ChangeView(slide=change.slide, at=change.at, offset=None)
 
 
 def _recording_start(media: WebcastMedia, event_id: int) -> datetime | None:
+    """The wall-clock time of the replay's first sample.
+
+    The recorder starts with the call (``started_at``); the files it assembles
+    begin at their first recorded frame (``first_frame``, 20 ms each), which is
+    later when the first caller joined after the start.
+    """
     found = media.replay(event_id)
     if found is None:
         return None
     try:
         started = json.loads((found.directory / MANIFEST).read_text())["started_at"]
-        return datetime.fromisoformat(started)
+        first = json.loads((found.directory / MARKER).read_text())["first_frame"]
+        return datetime.fromisoformat(started) + timedelta(milliseconds=FRAME_MS * int(first))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

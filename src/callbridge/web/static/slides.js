@@ -20,25 +20,42 @@
     } catch (error) { /* the next poll tries again */ }
   }
 
+  // Changes the live playlist carries (EXT-X-DATERANGE): known with the next part,
+  // sooner than the next poll of the API.
+  function playlistChanges(player) {
+    const found = [];
+    const ranges = player.dateRanges();
+    for (const id of Object.keys(ranges)) {
+      const range = ranges[id];
+      const slide = Number(range.attr && range.attr["X-CB-SLIDE"]);
+      if (slide && range.startDate) found.push({ slide: slide, atMs: range.startDate.getTime() });
+    }
+    return found;
+  }
+
   // The slide the audio playing now has reached, and where the audio is (ms or s).
   function reached() {
-    if (!view || !view.changes.length) return null;
+    if (!view) return null;
     const playing = webcast.dataset.playing;
+    let changes = view.changes;
     let now;
     let key;
     if (playing === "live") {
-      const date = window.callbridgePlayer && window.callbridgePlayer.playingDate();
+      const player = window.callbridgePlayer;
+      const date = player && player.playingDate();
       if (!date) return null;
       now = date.getTime();
-      key = (change) => Date.parse(change.at);
+      key = (change) => (change.atMs !== undefined ? change.atMs : Date.parse(change.at));
+      changes = changes.concat(playlistChanges(player));
     } else if (playing === "replay") {
       now = media.currentTime;
       key = (change) => change.offset;
     } else return null;
     let slide = 0;
-    for (const change of view.changes) {
+    let latest = -Infinity;
+    for (const change of changes) {
       const at = key(change);
-      if (at !== null && at <= now) slide = change.slide;
+      if (at !== null && at <= now && at >= latest) { latest = at; slide = change.slide; }
     }
     return slide ? { slide: slide, now: now } : null;
   }
@@ -56,7 +73,9 @@
   }
 
   load();
-  setInterval(function () { if (webcast.dataset.playing !== "replay" || !view) load(); }, 2000);
+  // The API gives every change (a page that joins late, the replay's offsets); while
+  // live the playlist brings new ones sooner, so the API is asked only now and then.
+  setInterval(function () { if (webcast.dataset.playing !== "replay" || !view) load(); }, 5000);
   setInterval(tick, 100);
   media.addEventListener("seeked", tick);
 })();

@@ -28,6 +28,11 @@
   // wall-clock time (EXT-X-PROGRAM-DATE-TIME) of the audio playing now.
   window.callbridgePlayer = {
     playingDate: function () { return hls && hls.playingDate ? hls.playingDate : null; },
+    // The live playlist's EXT-X-DATERANGE tags (slide changes), by id.
+    dateRanges: function () {
+      const details = hls && hls.latestLevelDetails;
+      return details && details.dateRanges ? details.dateRanges : {};
+    },
   };
   let source = null;
   let pendingSeek = null;
