@@ -66,7 +66,12 @@ sub vcl_recv {
         call callbridge_gate;
         return (hash);
     }
-    if (req.url ~ "^/api/events/[0-9]{1,12}/webcast$") {
+    if (req.url ~ "^/webcast/[0-9]{1,12}/slides/[0-9]{1,4}\.png$") {
+        # The deck's images: one copy for the crowd, like the media.
+        call callbridge_gate;
+        return (hash);
+    }
+    if (req.url ~ "^/api/events/[0-9]{1,12}/(webcast|slides)$") {
         # The status says whether this browser may listen: cached once per
         # access answer (granted, refused), never per listener.
         call callbridge_gate;

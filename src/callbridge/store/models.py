@@ -275,3 +275,15 @@ class BridgeNodeRow(Base):
     callers: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class SlideChangeRow(Base):
+    """The moderator showed slide ``slide`` from ``at``: listeners see it when their audio does."""
+
+    __tablename__ = "slide_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    slide: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(100))

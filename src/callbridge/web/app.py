@@ -33,6 +33,7 @@ from callbridge.web import (
     pages,
     questions,
     report,
+    slides,
     webcast,
 )
 from callbridge.web.auth import LoginRequired, login_redirect
@@ -126,6 +127,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)
+    app.include_router(slides.router)
     app.include_router(webcast.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -44,6 +44,7 @@ from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
 from callbridge.web.deps import event_store
 from callbridge.web.pages import clock
+from callbridge.web.slide_marks import with_slides
 from callbridge.web.webcast import may_listen
 from callbridge.webcast import captions as live_captions
 from callbridge.webcast import live, subtitles, vod
@@ -339,6 +340,7 @@ async def live_file(
         return PlainTextResponse(
             "the requested part did not arrive in time", status.HTTP_503_SERVICE_UNAVAILABLE
         )
+    text = await with_slides(request, store, event_id, text)
     response = Response(
         text, media_type=_CONTENT_TYPES[".m3u8"], headers={"Cache-Control": "no-cache"}
     )

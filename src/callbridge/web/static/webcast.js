@@ -24,6 +24,16 @@
 
   let hls = null;
   let mode = null; // "live" | "replay" | null
+  // What other scripts of the page (slides.js) may ask of the player: the
+  // wall-clock time (EXT-X-PROGRAM-DATE-TIME) of the audio playing now.
+  window.callbridgePlayer = {
+    playingDate: function () { return hls && hls.playingDate ? hls.playingDate : null; },
+    // The live playlist's EXT-X-DATERANGE tags (slide changes), by id.
+    dateRanges: function () {
+      const details = hls && hls.latestLevelDetails;
+      return details && details.dateRanges ? details.dateRanges : {};
+    },
+  };
   let source = null;
   let pendingSeek = null;
   const wanted = new URLSearchParams(location.search).get("t");

@@ -1,0 +1,1 @@
+"""Slides: the presenters' deck, rendered for the webcast, and the moments each slide was shown."""
