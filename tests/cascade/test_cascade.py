@@ -17,14 +17,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 
 from tests.cascade.conftest import Cascade, tone_level
 from tests.support.phone import Phone, tone
 from tests.telephony.conftest import DID
-
-# It asserts gaps and the time *1 takes to reach the console.
-pytestmark = pytest.mark.serial
 
 SPEAKER_HZ = 440.0
 QUESTION_HZ = 1000.0

@@ -38,9 +38,6 @@ from tests.support.phone import Phone, final_response, tone
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.telephony.conftest import DID, RunningServer, need
 
-# It asserts gaps and the time the proxy takes to take a dead edge out.
-pytestmark = pytest.mark.serial
-
 SIP_PORT, HTTP_PORT = 5060, 8000
 SPEAKER_HZ, QUESTION_HZ = 440.0, 1000.0
 

@@ -12,9 +12,6 @@ from callbridge.transcript.vtt import parse_vtt
 from callbridge.transcript.wer import word_error_rate
 from tests.transcript.speech import Line, build_recording, needs_espeak
 
-# Timing-sensitive: runs alone, after the parallel part of the suite (scripts/test).
-pytestmark = pytest.mark.serial
-
 SCRIPT = [
     Line("host", 0.5, "Good morning and welcome to the Northwind third quarter earnings call."),
     Line("cfo", 6.0, "Thank you. Our subscriber numbers rose again this quarter."),
