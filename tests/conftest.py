@@ -68,17 +68,6 @@ def example_spec() -> EventFile:
     return EventFile.model_validate(example_data())
 
 
-# Files whose tests drive real peers take the longest (a call, a browser, a cluster).
-_SLOW_MARKERS = ("sipp", "browser", "baresip", "postgres")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow files first: xdist hands files to workers in this order (``--dist
-    loadfile``), and a slow one handed out last keeps the whole run waiting on it."""
-    if getattr(config.option, "numprocesses", None):
-        items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _SLOW_MARKERS))
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if any(_POSTGRES_MISSING in str(getattr(r, "longrepr", "")) for r in skipped):

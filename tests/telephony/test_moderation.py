@@ -141,7 +141,9 @@ def test_the_moderator_names_a_speaker_in_the_console(
             page.click("button[type=submit]")
             page.wait_for_url(f"**/console/events/{event.id}")
             row = page.locator(f"tr[data-participant='{joined['id']}']")
-            row.get_by_role("button", name="Name").click()
+            # The console's live stream may take a while on a loaded machine.
+            row.wait_for(timeout=60_000)
+            row.get_by_role("button", name="Name", exact=True).click(timeout=60_000)
             dialog = page.get_by_role("dialog")
             # A blank name is refused with the field and the reason; nothing changes.
             dialog.get_by_role("textbox").fill("   ")
