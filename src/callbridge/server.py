@@ -162,6 +162,7 @@ def run_web(settings: Settings, log_level: int) -> None:
     import uvloop
 
     _child_setup(log_level)
+    _lower_priority(settings.media_priority)
     uvloop.run(_web(settings))
 
 
@@ -366,6 +367,22 @@ def _raise_priority(policy: str) -> None:
         log.info("the media clock runs at nice %d, not real-time: %s", MEDIA_NICE, error)
     else:
         log.info("the media clock's thread runs real-time (SCHED_RR %d)", MEDIA_RT_PRIORITY)
+
+
+# The web app gives way to the media plane even where the media plane may not
+# raise its own priority (no CAP_SYS_NICE, as in a default container): lowering
+# one's own needs no privilege. Nice 5 weighs it a third of a normal task, so a
+# login flood's argon2 checks and a crowd's requests wait for a due tick.
+WEB_NICE = 5
+
+
+def _lower_priority(policy: str) -> None:
+    if policy == "normal":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, WEB_NICE)
+    except OSError as error:
+        log.info("the web app runs at normal priority: %s", error)
 
 
 def _child_setup(log_level: int) -> None:

@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="realtime",
         help="how the media plane's clock is scheduled: realtime (SCHED_RR for its event "
         "loop, else nice -10), nice (-10), normal (default realtime; both need CAP_SYS_NICE "
-        "and fall back quietly)",
+        "and fall back quietly; unless normal, the web app lowers itself to nice 5)",
     )
     serve.add_argument(
         "--secure-cookies",
