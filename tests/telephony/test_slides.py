@@ -122,6 +122,9 @@ def test_slides_switch_with_the_audio_live_and_on_the_replay(
     assert image.get_attribute("alt") == "Slide 2 of 3"
     assert page.evaluate("document.getElementById('slide').naturalWidth") == 1280
 
+    # Some audio after the last change, so the replay runs on past it whatever its last
+    # part's length (it once ended less than a second after the change).
+    time.sleep(3)
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     speaker.join(timeout=60)
     server.wait_for(

@@ -54,7 +54,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-import av
 import numpy as np
 import numpy.typing as npt
 
@@ -723,6 +722,8 @@ def encode_aac(wav: Path, out: Path) -> float:
 
 def _encode_aac(wav: Path, out: Path) -> float:
     """AAC-LC at 16 kHz in MP4 with the index first; returns the container's duration."""
+    import av  # FFmpeg: loaded by the processes that encode, not by every reader of recordings
+
     tmp = out.with_name(f".{out.name}.tmp")
     block = SAMPLE_RATE  # one second at a time keeps memory flat for long calls
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -865,6 +866,8 @@ def recover_all(root: Path) -> list[Assembled]:
     live recorder) are left alone; one that fails is logged and skipped so the
     others are still recovered. Returns what was assembled.
     """
+    import av
+
     done: list[Assembled] = []
     if not root.is_dir():
         return done

@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pypdfium2 as pdfium
-
 MAX_BYTES = 50 * 1024 * 1024  # a 40-page deck with photographs is a few MB
 MAX_PAGES = 150
 RENDER_WIDTH = 1280  # pixels: sharp on a laptop, a few hundred KB a slide
@@ -97,6 +95,8 @@ def render_deck(
                         f"{MAX_BYTES // 2**20} MB")  # fmt: skip
     if not data[:1024].lstrip().startswith(b"%PDF-"):
         raise DeckError("the file is not a PDF (it does not begin with %PDF-)")
+    import pypdfium2 as pdfium  # loaded by the first upload, not by every web process start
+
     started = time.perf_counter()
     try:
         document = pdfium.PdfDocument(data)

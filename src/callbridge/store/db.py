@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +29,10 @@ DEFAULT_SQLITE_PATH = Path("var") / "callbridge.sqlite3"
 ENV_VAR = "CALLBRIDGE_DB"
 MIGRATIONS = "callbridge.store:migrations"
 VERSION_TABLE = "alembic_version"  # where Alembic keeps the schema's revision
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+# Revisions are numbered in their file names (0008_slide_change.py has revision
+# "0008"), one after another; tests check this agrees with Alembic's own view.
+_REVISION_FILE = re.compile(r"(\d{4})_\w+\.py")
 # The largest id either database stores (SQLite INTEGER, PostgreSQL BIGINT): a
 # larger one in a URL can name nothing, and asking the driver for it overflows.
 MAX_ID = 2**63 - 1
@@ -60,6 +62,16 @@ def _revisions(connection: Connection) -> tuple[str, ...]:
         return ()
     rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
     return tuple(sorted(str(row[0]) for row in rows))
+
+
+def schema_head() -> tuple[str, ...]:
+    """The newest revision, read from the migration files' names.
+
+    Alembic (half a second to import) is loaded only when a migration runs:
+    every CLI command and each of serve's processes opens the database.
+    """
+    numbers = [m.group(1) for p in VERSIONS.iterdir() if (m := _REVISION_FILE.fullmatch(p.name))]
+    return (max(numbers),)
 
 
 def valid_id(value: int) -> bool:
@@ -117,13 +129,15 @@ class Database:
 
         Returns what changed, or None when the schema was already at the head.
         """
-        config = Config()
-        config.set_main_option("script_location", MIGRATIONS)
-        heads = tuple(sorted(ScriptDirectory.from_config(config).get_heads()))
         with self.engine.begin() as connection:
             before = _revisions(connection)
-            if before == heads:
+            if before == schema_head():
                 return None
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", MIGRATIONS)
             config.attributes["connection"] = connection
             alembic_log = logging.getLogger("alembic")
             quiet = not alembic_log.isEnabledFor(logging.DEBUG)
