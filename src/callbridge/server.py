@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callbridge.config import Settings
+from callbridge.media import priority
 from callbridge.store.db import Database
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def run_media_plane(settings: Settings, log_level: int) -> None:
     from callbridge.bridge.service import BridgeConfig
 
     _child_setup(log_level)
-    _raise_priority(settings.media_priority)
+    priority.raise_media_priority(settings.media_priority)
     raise_file_limit(BridgeConfig.max_calls)
     # A thread busy in Python (a database query, the webcast's packager) keeps
     # the GIL for up to this long each time the loop lets it go (a send, a
@@ -91,6 +92,8 @@ def run_media_plane(settings: Settings, log_level: int) -> None:
 
 
 async def _media_plane(settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.control.server import ControlServer
     from callbridge.ivr.guard import GuardRules
@@ -99,6 +102,10 @@ async def _media_plane(settings: Settings) -> None:
     from callbridge.store.events import EventStore
     from callbridge.webcast.captions import worker_command
 
+    # asyncio.to_thread's workers (assembling, packaging) at the media plane's nice too.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(thread_name_prefix="media-worker", initializer=priority.as_media_worker)
+    )
     database = Database(settings.db_url)
     bridge_class: Callable[[BridgeConfig, EventStore, CallLog], Bridge] = Bridge
     if settings.role != "standalone":
@@ -335,38 +342,6 @@ def _die_with_parent(supervisor: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != supervisor:  # the supervisor died before prctl took effect
         os._exit(1)
-
-
-# The media plane before anything else on the machine: on a busy host the web
-# app (or a flood it is answering) would otherwise hold the core a tick is due
-# on. Nice -10 weighs it ten to one, but a woken task still waits for the
-# running one's slice (1-3 ms seen under a login flood); a real-time policy
-# for the event loop's thread runs the tick at once. Its worker threads
-# (database, recorder, packager) are left out of it by SCHED_RESET_ON_FORK,
-# and the kernel's real-time throttling keeps a runaway loop from the rest.
-MEDIA_NICE = -10
-MEDIA_RT_PRIORITY = 10
-
-
-def _raise_priority(policy: str) -> None:
-    """Raise the media plane's priority as ``policy`` says, as far as the system allows."""
-    if policy == "normal":
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, MEDIA_NICE)
-    except PermissionError:
-        log.info("the media plane runs at normal priority (raising it needs CAP_SYS_NICE)")
-        return
-    if policy != "realtime":
-        return
-    try:
-        os.sched_setscheduler(
-            0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(MEDIA_RT_PRIORITY)
-        )
-    except OSError as error:
-        log.info("the media clock runs at nice %d, not real-time: %s", MEDIA_NICE, error)
-    else:
-        log.info("the media clock's thread runs real-time (SCHED_RR %d)", MEDIA_RT_PRIORITY)
 
 
 # The web app gives way to the media plane even where the media plane may not

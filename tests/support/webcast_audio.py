@@ -25,8 +25,8 @@ from tests.telephony.conftest import RunningServer
 
 TONE_HZ = 600.0
 # Bursts of tone, one second each, this far apart once the speaker has keyed in.
-BURST_EVERY = 4.0
-BURSTS = 6
+BURST_EVERY = 3.0
+BURSTS = 5
 
 # Runs in the page: an analyser on the <audio> element records when sound starts.
 LISTEN = """

@@ -91,6 +91,8 @@ def transcript_of_call(server: RunningServer, tmp_path: Path, sentences: list[st
     server.wait_for(transcribed, timeout=600, interval=1.0)
     response = httpx.get(f"{server.http_url}/webcast/{event.id}/transcript.txt", timeout=10)
     assert response.status_code == 200, response.text
+    captions = httpx.get(f"{server.http_url}/webcast/{event.id}/captions.vtt", timeout=10)
+    assert captions.status_code == 200 and captions.text.startswith("WEBVTT")
     print(response.text)
     # The Word document an IR team posts holds the same turns.
     document = httpx.get(f"{server.http_url}/webcast/{event.id}/transcript.docx", timeout=10)

@@ -113,6 +113,7 @@ from callbridge.ivr.machine import (
     TimerFired,
 )
 from callbridge.ivr.machine import State as IvrState
+from callbridge.media import priority
 from callbridge.media.clock import MediaClock
 from callbridge.media.conference import (
     Conference,
@@ -255,7 +256,9 @@ class Bridge:
         # The database is used from one thread: every thread that runs Python
         # competes with the loop (and the media clock) for the GIL, and a burst
         # of callers keying passcodes kept six of them busy (100 ms stalls).
-        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="callbridge-db")
+        self._db_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="callbridge-db", initializer=priority.as_media_worker
+        )
         # Events as a joining caller's checks saw them, for JOIN_RECORD_TTL seconds,
         # and the passcodes that matched (a passcode changed meanwhile opens for
         # that long still).

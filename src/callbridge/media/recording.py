@@ -57,6 +57,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from callbridge.media import priority
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from callbridge.store.files import PRIVATE_DIR, PRIVATE_FILE, open_private
 
@@ -291,6 +292,7 @@ class ChunkWriterThread:
         self._thread.join()
 
     def _run(self) -> None:
+        priority.as_media_worker()
         try:
             while True:
                 with self._cond:

@@ -38,6 +38,7 @@ from typing import Protocol
 
 import numpy as np
 
+from callbridge.media import priority
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, Pcm
 from callbridge.store.files import open_private, private_dir
 from callbridge.webcast import fmp4
@@ -384,6 +385,7 @@ class LiveWebcast:
     # -- the worker's side --
 
     def _run(self) -> None:
+        priority.as_media_worker()
         try:
             self._work()
         except Exception as exc:
