@@ -173,6 +173,8 @@ SWEEP_SHARES = 10
 # A burst of callers joining one event reads the event once, not once each;
 # starting and ending the call forget it at once.
 JOIN_RECORD_TTL = 2.0
+# Identities a trusted trunk vouches for: their user part is the caller's number.
+_VOUCHED = frozenset({IdentitySource.ASSERTED, IdentitySource.FROM_URI})
 
 
 @dataclass
@@ -1024,6 +1026,10 @@ class Bridge:
         if action.role == "replay":
             self._start_replay(leg, action.event_id)
             return
+        identity = self._identity_of.get(leg.call_id)
+        number = None
+        if identity is not None and identity.source in _VOUCHED:
+            number = identity.key.removeprefix("user:")
         entered = EnterCall(
             leg.call_id,
             action.event_id,
@@ -1032,6 +1038,7 @@ class Bridge:
             leg.caller,
             leg.dialled,
             datetime.now(UTC),
+            number=number,
         )
         self._carry_out(self.controller.handle(entered))
 
