@@ -20,6 +20,7 @@ from callbridge.bridge.commands import (
     NameParticipant,
 )
 from callbridge.bridge.controller import SPEAKER_LIST, listed_speaker
+from callbridge.cascade.controller import EdgeController
 from callbridge.events.schema import EventState, Speaker
 from tests.bridge.test_controller import EVENT, Node, audits, northwind
 
@@ -116,3 +117,11 @@ def test_a_number_listed_twice_names_no_one() -> None:
     assert listed_speaker(twice, "+12125551234") is None
     assert listed_speaker((CFO,), "+12125551234") == CFO
     assert listed_speaker((IR,), None) is None
+
+
+def test_an_edge_of_a_cascade_leaves_naming_to_its_origin() -> None:
+    node = Node(LISTED.starts_at)
+    node.controller = EdgeController("edge-1")
+    commands = dial_in(node, "a", "speaker", "+12125551234")
+    assert [c for c in commands if isinstance(c, JoinConference)]
+    assert named(commands) == []

@@ -468,6 +468,10 @@ _OVER = (EventState.ENDED, EventState.ARCHIVED)
 class CallController:
     """Every call of one node, and the decisions about them."""
 
+    # Whether a speaker from a listed phone is named here as they join: where
+    # the call log and the console are (not on a cascade's edge).
+    names_listed_speakers = True
+
     def __init__(
         self, max_participants: int = MAX_PARTICIPANTS, window: WindowRules | None = None
     ) -> None:
@@ -589,7 +593,7 @@ class CallController:
         # A speaker calling from a listed number is named as they join, as
         # the console would name them. Only the speaker passcode names: the
         # list says who speaks, and a listener is heard by no transcript.
-        if role is Role.SPEAKER:
+        if role is Role.SPEAKER and self.names_listed_speakers:
             listed = listed_speaker(self._speakers.get(event.event_id, ()), event.number)
             if listed is not None:
                 commands += _named(member, listed.label, event.now, SPEAKER_LIST)
