@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventState
 from tests.web.test_api import _with, body
-from tests.web.test_pages import login
+from tests.web.test_pages import login, store, textarea
 
 CFO = {"name": "Mark Chen", "title": "Chief Financial Officer", "phone": "+1 (212) 555-1234"}
 MARKUP = {"name": "<script>alert(1)</script> Ana", "title": "<b>CEO</b>"}
@@ -132,3 +132,28 @@ def test_the_moderators_page_lists_the_speakers_as_text(
     # And editable in the speakers form, numbers as stored.
     assert 'value="+12125551234"' in page
     assert 'id="speakers-form"' in page
+
+
+def test_the_console_form_creates_the_speaker_list_and_names_a_bad_entry(
+    client: TestClient,
+) -> None:
+    token = login(client)
+    template = textarea(client.get("/console").text)
+    # The prefilled event lists a speaker: it is kept, its phone in E.164.
+    assert (
+        client.post(
+            "/console/events", data={"event_toml": template, "csrf_token": token}
+        ).status_code
+        == 200
+    )
+    [record] = store(client).list_events()
+    assert [(s.label, s.phone) for s in record.speakers] == [
+        ("Mark Chen, Chief Financial Officer", "+16175550147")
+    ]
+    bad = template.replace('phone = "+1 617-555-0147"', 'phone = "+1 555"').replace(
+        'name = "Mark Chen"', 'name = "Mark <i>Chen</i>"'
+    )
+    response = client.post("/console/events", data={"event_toml": bad, "csrf_token": token})
+    assert response.status_code == 422
+    assert "event.speakers.0.phone: &#39;+1 555&#39; is not a valid phone number" in response.text
+    assert "Mark <i>Chen" not in response.text  # the TOML comes back as text
