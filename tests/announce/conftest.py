@@ -16,6 +16,7 @@ from callbridge.events.schema import (
     EventFile,
     EventRecord,
     EventState,
+    Speaker,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "northwind-q3.toml"
@@ -69,6 +70,7 @@ def to_record(
         webcast_url=str(ev.webcast_url) if ev.webcast_url else None,
         dial_in=list(ev.dial_in),
         replay_dial_in=list(ev.replay_dial_in),
+        speakers=[Speaker(name=s.name, title=s.title, phone=s.phone) for s in ev.speakers],
         state=state,
     )
 

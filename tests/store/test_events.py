@@ -324,3 +324,26 @@ def test_the_migration_claims_the_codes_of_events_already_stored(database: Datab
         ("3000002", 3),
         ("3003", 3),
     }
+
+
+def test_the_speaker_list_round_trips_and_changes_while_live(database: Database) -> None:
+    store = EventStore(database)
+    data = example_data()
+    data["event"]["speakers"] = [
+        {"name": "Mark Chen", "title": "Chief Financial Officer", "phone": "212-555-1234"},
+        {"name": "Dana Fox"},
+    ]
+    record = store.create(EventFile.model_validate(data))
+    assert [(s.label, s.phone) for s in store.get(record.id).speakers] == [
+        ("Mark Chen, Chief Financial Officer", "+12125551234"),
+        ("Dana Fox", None),
+    ]
+    store.set_state(record.id, EventState.LIVE)
+    late = EventPatch.model_validate({"speakers": [{"name": "Lee Park", "phone": "+16175550147"}]})
+    assert late.speakers is not None
+    changed = store.set_speakers(record.id, late.speakers)
+    assert [(s.name, s.phone) for s in changed.speakers] == [("Lee Park", "+16175550147")]
+    assert store.get(record.id).speakers == changed.speakers
+    store.set_state(record.id, EventState.ENDED)
+    with pytest.raises(Conflict, match="speakers no longer change"):
+        store.set_speakers(record.id, [])

@@ -3,9 +3,10 @@
 The lock turns a listener away at the door (the "locked" prompt, then BYE)
 while a speaker still gets in; "mute" and "disconnect" reach a caller on the
 call, who is hung up on, and the audit trail names the moderator. The
-moderator names a speaker in the console (real Chromium); the name is what
-the console, the audit trail and the recording's manifest (from which the
-transcript and the replay's captions take their speaker labels) say.
+moderator adds a speaker to the event's list and names a caller with one
+click on it in the console (real Chromium); the name is what the console,
+the audit trail and the recording's manifest (from which the transcript
+and the replay's captions take their speaker labels) say.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from callbridge.media.recording import MANIFEST
@@ -125,18 +127,25 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
 def test_the_moderator_names_a_speaker_in_the_console(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    event = server.create_event()
+    event = server.create_event(speakers=[{"name": "Dana Fox", "title": "Investor Relations"}])
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    # The speaker sends RTP (silence) all along: a caller who sends nothing is
+    # hung up after the server's media timeout (8 s here), row and all.
+    keys = passcode_stream(
+        [event.speaker_passcode + "#"], tone=np.zeros(160, np.int16), talk_after=110
+    )
     speaker = threading.Thread(
         target=call_in,
-        args=(server.sip_target, tmp_path, passcode_stream([event.speaker_passcode + "#"])),
-        kwargs={"stay_ms": 60000, "timeout": 75},
+        args=(server.sip_target, tmp_path, keys),
+        kwargs={"stay_ms": 120_000, "timeout": 135},  # the call is ended by the test
     )
     speaker.start()
     try:
         (joined,) = server.wait_for(lambda: server.participants(event.id), timeout=20)
         with launch() as browser:
             page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(f"{server.http_url}/login?next=/console/events/{event.id}")
             page.fill("input[name=name]", "operator")
             page.fill("input[name=password]", "correct horse battery")
@@ -145,26 +154,43 @@ def test_the_moderator_names_a_speaker_in_the_console(
             row = page.locator(f"tr[data-participant='{joined['id']}']")
             # The console's live stream may take a while on a loaded machine.
             row.wait_for(timeout=60_000)
+            # A late speaker joins the list while the call is live; a bad phone is
+            # refused naming the entry and the field.
+            page.get_by_label("Speaker 2: name").fill("Mark Chen")
+            page.get_by_label("Speaker 2: title").fill("<CFO>")
+            page.get_by_label("Speaker 2: phone they call from").fill("555")
+            page.get_by_role("button", name="Save speakers").click()
+            page.wait_for_selector("#speakers-state:text('speaker 2 phone: ')")
+            page.get_by_label("Speaker 2: phone they call from").fill("+1 212 555 1234")
+            page.get_by_role("button", name="Save speakers").click()
+            page.wait_for_selector("#speakers-state:text('Saved 2 speakers.')")
+            assert page.get_by_label("Speaker 2: phone they call from").input_value() == (
+                "+12125551234"
+            )
             row.get_by_role("button", name="Name", exact=True).click(timeout=60_000)
             dialog = page.get_by_role("dialog")
             # A blank name is refused with the field and the reason; nothing changes.
-            dialog.get_by_role("textbox").fill("   ")
+            dialog.get_by_role("combobox").fill("   ")  # a text box with suggestions
             dialog.get_by_role("button", name="Save").click()
             page.wait_for_selector("#problem:text('name: ')")
             assert server.participants(event.id)[0]["name"] is None
-            # Markup in a name is text wherever it is shown.
-            named = "Mark Chen <CFO>"
-            dialog.get_by_role("textbox").fill(named)
-            dialog.get_by_role("button", name="Save").click()
+            # The listed speakers are one click each; markup in a name is text wherever shown.
+            named = "Mark Chen, <CFO>"
+            assert dialog.locator("[data-speaker-label]").all_inner_texts() == [
+                "Dana Fox, Investor Relations",
+                named,
+            ]
+            dialog.get_by_role("button", name=named).click()
             page.wait_for_selector("#name-dialog:not([open])", state="attached")
             assert row.locator("td").first.inner_text() == named
+            assert errors == []
         assert server.participants(event.id)[0]["name"] == named
         (entry,) = audit(server, event.id, {"name"})
         assert (entry["actor"], entry["detail"]) == ("operator", {"name": named})
         # Ending the call hangs the speaker up and closes the recording.
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     finally:
-        speaker.join(timeout=90)
+        speaker.join(timeout=150)
     folder = server.data_dir / "recordings" / f"event-{event.id}"
     (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
     participants = json.loads(manifest.read_text())["participants"]

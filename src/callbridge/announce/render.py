@@ -26,7 +26,7 @@ from phonenumbers import PhoneNumberFormat
 
 from callbridge.announce import timefmt
 from callbridge.events.phones import display
-from callbridge.events.schema import Contact, DialIn, EventKind, EventRecord
+from callbridge.events.schema import Contact, DialIn, EventKind, EventRecord, Speaker
 
 Format = Literal["text", "html", "md", "ics"]
 
@@ -141,6 +141,7 @@ class Release:
     replay_passcode: str
     about: tuple[str, ...]
     contact_groups: tuple[ContactGroup, ...]
+    hosts: str | None = None  # "Mark Chen, Chief Financial Officer, will host the call."
 
 
 def short_name(company: str) -> str:
@@ -156,6 +157,29 @@ def short_name(company: str) -> str:
 def possessive(name: str) -> str:
     """AP-style possessive: "ImmunoGen's", but "Northwind Biologics'"."""
     return f"{name}'" if name.endswith(("s", "S")) else f"{name}'s"
+
+
+def hosts_sentence(speakers: list[Speaker]) -> str | None:
+    """Who will host the call, as a wire release says it; None with no speakers listed.
+
+    "Mark Chen, Chief Financial Officer, will host the call." Two names join
+    with "and"; three or more, whose titles hold commas, go in a series
+    separated by semicolons.
+    """
+    if not speakers:
+        return None
+    people = [s.label for s in speakers]
+    titled = any(s.title for s in speakers)
+    if len(people) == 1:
+        named = people[0]
+    elif len(people) == 2:
+        named = f"{people[0]}{',' if speakers[0].title else ''} and {people[1]}"
+    else:
+        mark = ";" if titled else ","
+        named = f"{mark} ".join(people[:-1]) + f"{mark} and {people[-1]}"
+    # The last title's closing comma sets it off from the verb, as the first's does.
+    closing = "," if speakers[-1].title else ""
+    return f"{named}{closing} will host the call."
 
 
 def release_of(record: EventRecord) -> Release:
@@ -193,6 +217,7 @@ def release_of(record: EventRecord) -> Release:
         replay_passcode=record.replay_passcode,
         about=_paragraphs(record.company.about),
         contact_groups=_groups(record.contacts),
+        hosts=hosts_sentence(record.speakers),
     )
 
 

@@ -55,6 +55,10 @@ class EnterCall:
     # A caller of another node (an edge of the cascade): the node, and the id it gave them.
     node: str | None = None
     participant_id: str | None = None
+    # The caller's number as a trusted trunk asserts it (P-Asserted-Identity,
+    # else the From URI's user part); None when nobody vouches for it. A
+    # speaker whose number is on the event's speaker list is named by it.
+    number: str | None = None
 
 
 @dataclass(frozen=True)

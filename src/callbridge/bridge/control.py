@@ -7,12 +7,12 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
+from callbridge.events.names import MAX_NAME, plain_name
 from callbridge.media.conference import Participant, ParticipantState, Role
 
 
@@ -115,9 +115,6 @@ class LiveView(BaseModel):
     alerts: list[GuardAlertView] = []
 
 
-MAX_NAME = 100  # characters of a participant's name and title
-
-
 class Action(BaseModel):
     """A moderator's action on a live call."""
 
@@ -150,14 +147,7 @@ class Action(BaseModel):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("a name cannot be blank")
-        if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
-            raise ValueError("a name cannot hold control characters")
-        return value
+        return None if value is None else plain_name(value)
 
 
 class BridgeError(Exception):

@@ -3,14 +3,14 @@
 Who may join and how (the passcode's role, the event's window, the lock),
 who is on which call, what the keypad commands in a call do (``KEYPAD``),
 what the moderator's actions do (``MODERATOR``), the question queue
-(``bridge.queue``), starting and ending a call: all of it is decided here,
-by one ``CallController`` per node. It knows callers by their SIP Call-ID
-and events by id; it holds no sockets, runs no clock of its own, never
-reads or writes the store. ``bridge.service.Bridge`` feeds it what happens
-(``handle(event)``, the events of ``bridge.commands``) and carries out the
-commands it returns, in order: joining a leg to the media conference,
-whispering a prompt, hanging up, writing the call log, setting the event's
-state in the store.
+(``bridge.queue``), naming a listed speaker as they join, starting and
+ending a call: all of it is decided here, by one ``CallController`` per
+node. It knows callers by their SIP Call-ID and events by id; it holds no
+sockets, runs no clock of its own, never reads or writes the store.
+``bridge.service.Bridge`` feeds it what happens (``handle(event)``, the
+events of ``bridge.commands``) and carries out the commands it returns, in
+order: joining a leg to the media conference, whispering a prompt, hanging
+up, writing the call log, setting the event's state in the store.
 
 Every event carries ``now``, an aware ``datetime``: the windows are on the
 wall clock and every audit row is stamped with it, so a test runs the
@@ -21,8 +21,9 @@ reason for the operator, before anything has changed. A keypad press that
 does not apply where the caller stands (``*1`` from a speaker, ``*2`` from
 someone not queued) does nothing, as a phone menu does.
 
-A little over the house's ~500 lines, by one small handler per keypad and
-console command beside its table; the vocabulary is in ``bridge.commands``.
+Over the house's ~500 lines, by one small handler per keypad and console
+command beside its table (and the speaker list's match, beside the naming);
+the vocabulary is in ``bridge.commands``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ from callbridge.bridge.queue import (
     QueueFull,
     QueueTransitionError,
 )
-from callbridge.events.schema import EventState
+from callbridge.events.phones import normalise_dialled
+from callbridge.events.schema import EventState, Speaker
 from callbridge.ivr.machine import Outcome
 from callbridge.ivr.window import Window, WindowRules, conference_window
 from callbridge.media.conference import (
@@ -346,16 +348,38 @@ def _reorder(order: Order) -> list[Command]:
     return [order.member.audit(AuditKind.QUEUE_MOVE, order.now, order.actor, position=position)]
 
 
+def _named(member: Member, name: str, now: datetime, actor: str) -> list[Command]:
+    """Name a caller: the console, the manifest, the transcript and the captions follow."""
+    member.name = name
+    return [
+        NameParticipant(member.event_id, member.id, name),
+        member.audit(AuditKind.NAME, now, actor, name=name),
+    ]
+
+
 def _name(order: Order) -> list[Command]:
     name = order.action.name
     if name is None:
         raise BridgeError("name needs the participant's name")
-    member = order.member
-    member.name = name
-    return [
-        NameParticipant(member.event_id, member.id, name),
-        member.audit(AuditKind.NAME, order.now, order.actor, name=name),
-    ]
+    return _named(order.member, name, order.now, order.actor)
+
+
+SPEAKER_LIST = "speaker list"  # the actor of a name the event's speaker list gave
+
+
+def listed_speaker(speakers: tuple[Speaker, ...], number: str | None) -> Speaker | None:
+    """The one listed speaker whose phone is ``number`` (a trunk's user part), or None.
+
+    None, too, when the number is not a phone number or more than one
+    speaker lists it: a guess would put the wrong name in the transcript.
+    """
+    if number is None:
+        return None
+    e164 = normalise_dialled(number)
+    if e164 is None:
+        return None
+    found = [s for s in speakers if s.phone == e164]
+    return found[0] if len(found) == 1 else None
 
 
 # What the moderator's action does to a written question, and the row it writes.
@@ -444,6 +468,10 @@ _OVER = (EventState.ENDED, EventState.ARCHIVED)
 class CallController:
     """Every call of one node, and the decisions about them."""
 
+    # Whether a speaker from a listed phone is named here as they join: where
+    # the call log and the console are (not on a cascade's edge).
+    names_listed_speakers = True
+
     def __init__(
         self, max_participants: int = MAX_PARTICIPANTS, window: WindowRules | None = None
     ) -> None:
@@ -452,6 +480,8 @@ class CallController:
         self.calls: dict[int, Call] = {}
         self.tag = ""  # after every participant id (an edge's: "@" and its node id)
         self._member_of: dict[str, Member] = {}  # by Call-ID, until the leg ends
+        # Each event's speaker list, as the store gave it with the last caller let in.
+        self._speakers: dict[int, tuple[Speaker, ...]] = {}
         self._handlers: dict[type, Callable[[Event], list[Command]]] = {
             PasscodeMatched: self._admit,  # type: ignore[dict-item]
             EnterCall: self._enter,  # type: ignore[dict-item]
@@ -501,6 +531,7 @@ class CallController:
             return [AnswerCaller(event.call_id, outcome, event.event_id, event.role, hold)]
 
         record = event.record
+        self._speakers[event.event_id] = tuple(record.speakers)
         if event.role == "replay":
             return answer(
                 REPLAY_OUTCOMES[replay_window_of(record, event.replay_ready).status(event.now)]
@@ -548,8 +579,7 @@ class CallController:
         member = self._member_of[event.call_id] = call.add(
             event.call_id, role, event.caller, event.participant_id, event.node
         )
-        return [
-            *commands,
+        commands += [
             JoinConference(event.call_id, event.event_id, member.id, role, event.now),
             Changed(event.event_id),
             member.audit(
@@ -560,6 +590,14 @@ class CallController:
                 dialled=event.dialled or "",
             ),
         ]
+        # A speaker calling from a listed number is named as they join, as
+        # the console would name them. Only the speaker passcode names: the
+        # list says who speaks, and a listener is heard by no transcript.
+        if role is Role.SPEAKER and self.names_listed_speakers:
+            listed = listed_speaker(self._speakers.get(event.event_id, ()), event.number)
+            if listed is not None:
+                commands += _named(member, listed.label, event.now, SPEAKER_LIST)
+        return commands
 
     def _left(self, event: LeftCall) -> list[Command]:
         member = self._member_of.pop(event.call_id, None)

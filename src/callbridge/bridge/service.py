@@ -174,6 +174,8 @@ SWEEP_SHARES = 10
 # A burst of callers joining one event reads the event once, not once each;
 # starting and ending the call forget it at once.
 JOIN_RECORD_TTL = 2.0
+# Identities a trusted trunk vouches for: their user part is the caller's number.
+_VOUCHED = frozenset({IdentitySource.ASSERTED, IdentitySource.FROM_URI})
 
 
 @dataclass
@@ -1027,6 +1029,10 @@ class Bridge:
         if action.role == "replay":
             self._start_replay(leg, action.event_id)
             return
+        identity = self._identity_of.get(leg.call_id)
+        number = None
+        if identity is not None and identity.source in _VOUCHED:
+            number = identity.key.removeprefix("user:")
         entered = EnterCall(
             leg.call_id,
             action.event_id,
@@ -1035,6 +1041,7 @@ class Bridge:
             leg.caller,
             leg.dialled,
             datetime.now(UTC),
+            number=number,
         )
         self._carry_out(self.controller.handle(entered))
 

@@ -148,6 +148,8 @@ class FromOrigin:
 class EdgeController(CallController):
     """An edge's callers: admitted here, their floor decided on the origin."""
 
+    names_listed_speakers = False  # names are the origin's (``Joined`` carries no number yet)
+
     def __init__(self, node_id: str) -> None:
         super().__init__()
         self.node_id = node_id

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from callbridge.events.names import MAX_NAME, plain_name, speaker_label
 from callbridge.events.phones import InvalidPhoneNumber, to_e164
 
 MIN_PASSCODE_DIGITS = 4
@@ -33,6 +34,7 @@ PASSCODE_PATTERN = re.compile(rf"^[0-9]{{{MIN_PASSCODE_DIGITS},{MAX_PASSCODE_DIG
 MAX_DIAL_INS = 20
 MAX_CONTACTS = 20
 MAX_GLOSSARY = 200
+MAX_SPEAKERS = 20
 
 
 class EventState(enum.StrEnum):
@@ -151,6 +153,47 @@ class ContactIn(_Strict):
     )
 
 
+# The raw text is bounded first (white space collapses after), then held to plain_name's rule.
+SpeakerName = Annotated[str, Field(max_length=4 * MAX_NAME), AfterValidator(plain_name)]
+
+
+class SpeakerIn(_Strict):
+    """Who will speak on the call, named in the console (and the transcript) when they dial in.
+
+    A caller on the speaker passcode whose number (as the trunk asserts it)
+    is ``phone`` is named "name, title" as they join.
+    """
+
+    name: SpeakerName = Field(description="e.g. 'Mark Chen'")
+    title: SpeakerName | None = Field(default=None, description="e.g. 'Chief Financial Officer'")
+    phone: PhoneNumber | None = Field(
+        default=None, description="The number they will call from; any usual form, kept in E.164"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> SpeakerIn:
+        # The console, the transcript and the captions show "name, title": one name.
+        if len(speaker_label(self.name, self.title)) > MAX_NAME:
+            raise ValueError(
+                f"title: the name and title together are at most {MAX_NAME} characters"
+            )
+        return self
+
+
+def _distinct_phones(speakers: list[SpeakerIn]) -> None:
+    # A caller from a number listed twice could not be told apart: name them by hand.
+    listed: dict[str, str] = {}
+    for speaker in speakers:
+        if speaker.phone is None:
+            continue
+        if speaker.phone in listed:
+            raise ValueError(
+                f"speakers: {speaker.phone} is listed for both {listed[speaker.phone]} and "
+                f"{speaker.name}; give it to one of them"
+            )
+        listed[speaker.phone] = speaker.name
+
+
 class DialIn(_Strict):
     label: ShortText = Field(description="e.g. 'U.S./Canada toll-free', 'International'")
     number: PhoneNumber
@@ -182,6 +225,9 @@ class EventIn(_Strict):
     )
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)]
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] = []
+    speakers: Annotated[list[SpeakerIn], Field(max_length=MAX_SPEAKERS)] = Field(
+        default=[], description="Who will speak; callers from their numbers are named at join"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EventIn:
@@ -212,6 +258,7 @@ class EventIn(_Strict):
                 raise ValueError("replay_passcode: must differ from the speaker passcode")
             if self.replay_passcode == self.passcode:
                 raise ValueError("replay_passcode: must differ from the listener passcode")
+        _distinct_phones(self.speakers)
         return self
 
     def start_utc(self) -> datetime:
@@ -230,7 +277,7 @@ class EventFile(_Strict):
 
 
 class EventPatch(_Strict):
-    """Fields an operator may change while the event is still scheduled."""
+    """Fields an operator may change while the event is still scheduled (speakers: or live)."""
 
     title: ShortText | None = None
     period: PeriodText | None = None
@@ -243,6 +290,13 @@ class EventPatch(_Strict):
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] | None = None
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)] | None = None
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] | None = None
+    speakers: Annotated[list[SpeakerIn], Field(max_length=MAX_SPEAKERS)] | None = None
+
+    @model_validator(mode="after")
+    def _speakers_apart(self) -> EventPatch:
+        if self.speakers is not None:
+            _distinct_phones(self.speakers)
+        return self
 
 
 class Company(BaseModel):
@@ -262,6 +316,19 @@ class Contact(BaseModel):
     organization: str | None
     phone: str | None
     email: str | None
+
+
+class Speaker(BaseModel):
+    """A listed speaker as stored (``phone`` in E.164)."""
+
+    name: str
+    title: str | None = None
+    phone: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the console names them: "Mark Chen, Chief Financial Officer"."""
+        return speaker_label(self.name, self.title)
 
 
 class EventRecord(BaseModel):
@@ -286,6 +353,7 @@ class EventRecord(BaseModel):
     glossary: list[str] = []
     dial_in: list[DialIn]
     replay_dial_in: list[DialIn]
+    speakers: list[Speaker] = []
     state: EventState
 
     @property

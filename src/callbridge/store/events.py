@@ -33,6 +33,8 @@ from callbridge.events.schema import (
     EventState,
     EventSummary,
     Registration,
+    Speaker,
+    SpeakerIn,
 )
 from callbridge.store.db import Database, valid_id
 from callbridge.store.models import (
@@ -41,6 +43,7 @@ from callbridge.store.models import (
     DialInRow,
     EventRow,
     PasscodeClaimRow,
+    SpeakerRow,
     utcnow,
 )
 
@@ -147,6 +150,7 @@ def to_record(row: EventRow) -> EventRecord:
         replay_dial_in=[
             DialIn(label=d.label, number=d.number) for d in row.dial_ins if d.purpose == REPLAY
         ],
+        speakers=[Speaker(name=s.name, title=s.title, phone=s.phone) for s in row.speakers],
         state=EventState(row.state),
     )
 
@@ -167,6 +171,13 @@ def _dial_in_rows(purpose: str, numbers: Iterable[DialIn]) -> list[DialInRow]:
     return rows
 
 
+def _speaker_rows(speakers: Iterable[SpeakerIn]) -> list[SpeakerRow]:
+    return [
+        SpeakerRow(position=i, name=s.name, title=s.title, phone=s.phone)
+        for i, s in enumerate(speakers)
+    ]
+
+
 class EventStore:
     """Create, read, change and delete events; look passcodes up for the IVR."""
 
@@ -183,6 +194,7 @@ class EventStore:
                 selectinload(EventRow.company),
                 selectinload(EventRow.contacts),
                 selectinload(EventRow.dial_ins),
+                selectinload(EventRow.speakers),
             )
         )
         if row is None:
@@ -279,6 +291,7 @@ class EventStore:
                     for i, c in enumerate(spec.contacts)
                 ],
                 dial_ins=_dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in),
+                speakers=_speaker_rows(ev.speakers),
                 claims=[
                     PasscodeClaimRow(code=code, role=ROLE_OF_FIELD[field])
                     for field, code in codes.items()
@@ -301,6 +314,7 @@ class EventStore:
                     selectinload(EventRow.company),
                     selectinload(EventRow.contacts),
                     selectinload(EventRow.dial_ins),
+                    selectinload(EventRow.speakers),
                 )
                 .order_by(EventRow.starts_at, EventRow.id)
             )
@@ -359,6 +373,7 @@ class EventStore:
                         "glossary": merged["glossary"],
                         "dial_in": merged["dial_in"],
                         "replay_dial_in": merged["replay_dial_in"],
+                        "speakers": merged["speakers"],
                     },
                 }
             )
@@ -378,8 +393,30 @@ class EventStore:
                 row.dial_ins.extend(
                     _dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in)
                 )
+            if "speakers" in changes:
+                self._replace_speakers(session, row, ev.speakers)
             session.flush()
             return to_record(row)
+
+    def set_speakers(self, event_id: int, speakers: list[SpeakerIn]) -> EventRecord:
+        """Replace the speaker list of a scheduled or live event (a late speaker joins the list).
+
+        ``speakers`` come validated (``EventPatch``: no number listed twice);
+        raises Conflict once the call is over.
+        """
+        with self.database.session() as session, session.begin():
+            row = self._load(session, event_id)
+            if row.state not in (EventState.SCHEDULED.value, EventState.LIVE.value):
+                raise Conflict(f"event {event_id} is {row.state}; its speakers no longer change")
+            self._replace_speakers(session, row, speakers)
+            session.flush()
+            return to_record(row)
+
+    @staticmethod
+    def _replace_speakers(session: Session, row: EventRow, speakers: list[SpeakerIn]) -> None:
+        row.speakers.clear()
+        session.flush()
+        row.speakers.extend(_speaker_rows(speakers))
 
     def delete(self, event_id: int) -> None:
         """Delete an event that has not yet happened; a held call is history and stays."""

@@ -102,6 +102,9 @@ class EventRow(Base):
     claims: Mapped[list[PasscodeClaimRow]] = relationship(
         back_populates="event", cascade="all, delete-orphan"
     )
+    speakers: Mapped[list[SpeakerRow]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", order_by="SpeakerRow.position"
+    )
 
 
 class ContactRow(Base):
@@ -120,6 +123,21 @@ class ContactRow(Base):
     email: Mapped[str | None] = mapped_column(String(254))
 
     event: Mapped[EventRow] = relationship(back_populates="contacts")
+
+
+class SpeakerRow(Base):
+    """A listed speaker of an event: a caller from ``phone`` on the speaker passcode is named."""
+
+    __tablename__ = "speaker"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+    event: Mapped[EventRow] = relationship(back_populates="speakers")
 
 
 class DialInRow(Base):

@@ -67,14 +67,22 @@ async def update_event(
 ) -> EventRecord:
     """Change a scheduled event; once its call has started, only ``replay_until`` changes.
 
-    After the call the replay's last day may move later or earlier, but not
-    before the day the call ended (422 naming ``replay_until``); every such
-    change is in the audit trail. Any other field of a live or past event: 409.
+    While the call is live its ``speakers`` may still change (alone), so a
+    late speaker is named as they dial in. After the call the replay's last
+    day may move later or earlier, but not before the day the call ended
+    (422 naming ``replay_until``); every such change is in the audit trail.
+    Any other field of a live or past event: 409.
     """
     record = await run_in_threadpool(store.get, event_id)
     if record.state is EventState.SCHEDULED:
         return await run_in_threadpool(store.update, event_id, patch)
     fields = patch.model_dump(exclude_unset=True)
+    if (
+        record.state is EventState.LIVE
+        and set(fields) == {"speakers"}
+        and patch.speakers is not None
+    ):
+        return await run_in_threadpool(store.set_speakers, event_id, patch.speakers)
     others = sorted(set(fields) - {"replay_until"})
     if others:
         raise Conflict(

@@ -29,8 +29,9 @@ from starlette.concurrency import run_in_threadpool
 from callbridge.announce import render as announce
 from callbridge.announce import timefmt
 from callbridge.events.errors import describe
+from callbridge.events.names import MAX_NAME
 from callbridge.events.phones import display
-from callbridge.events.schema import DialIn, EventFile, EventRecord, EventState
+from callbridge.events.schema import MAX_SPEAKERS, DialIn, EventFile, EventRecord, EventState
 from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
@@ -87,6 +88,12 @@ number = "+1 913-555-0123"
 [[event.replay_dial_in]]
 label = "U.S./Canada"
 number = "+1 866-555-0188"
+
+# Who speaks: a caller on the speaker passcode from `phone` is named "name, title".
+[[event.speakers]]
+name = "Mark Chen"
+title = "Chief Financial Officer"
+phone = "+1 617-555-0147"             # optional: the number they will call from
 ''')
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
@@ -382,6 +389,11 @@ async def moderate_page(
             "operator": operator,
             "event": view_of(record, now),
             "csrf_token": csrf_token(request),
+            # The speaker list: named at join from their numbers, offered in the name dialog.
+            "speakers": record.speakers,
+            "speakers_editable": record.state in (EventState.SCHEDULED, EventState.LIVE),
+            "max_speakers": MAX_SPEAKERS,
+            "max_name": MAX_NAME,
         },
     )
 

@@ -12,9 +12,16 @@
     problem.hidden = !text;
   }
 
-  async function post(path, body) {
+  // Where a refused field is: "name", or "speaker 2 phone" for an entry of a list.
+  function where(loc) {
+    const field = String(loc[loc.length - 1]);
+    const index = loc.findIndex((part) => typeof part === "number");
+    return index >= 0 && index < loc.length - 1 ? `speaker ${loc[index] + 1} ${field}` : field;
+  }
+
+  async function post(path, body, method = "POST") {
     const response = await fetch(base + path, {
-      method: "POST",
+      method,
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
@@ -26,7 +33,7 @@
         if (typeof data.detail === "string") detail = data.detail;
         else if (Array.isArray(data.detail)) {
           // A refused field: which one and why ("name: a name cannot be blank").
-          detail = data.detail.map((e) => `${(e.loc || []).slice(-1)[0]}: ${e.msg}`).join("; ");
+          detail = data.detail.map((e) => `${where(e.loc || [])}: ${e.msg}`).join("; ");
         } else detail = JSON.stringify(data.detail);
       } catch (error) { /* not JSON */ }
       say(detail);
@@ -190,20 +197,88 @@
   const nameDialog = document.getElementById("name-dialog");
   const nameInput = document.getElementById("name-input");
   document.getElementById("name-cancel").addEventListener("click", () => nameDialog.close());
-  document.getElementById("name-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  async function saveName(name) {
     const view = await post("/actions", {
-      action: "name", participant_id: nameDialog.dataset.participant, name: nameInput.value,
+      action: "name", participant_id: nameDialog.dataset.participant, name,
     });
     if (view) {
       nameDialog.close();
       render(view);
     }
+  }
+  document.getElementById("name-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveName(nameInput.value);
   });
+
+  // The event's speaker list, offered in the name dialog (text only, never markup).
+  function offerSpeakers(speakers) {
+    const labels = speakers.map((s) => (s.title ? `${s.name}, ${s.title}` : s.name));
+    const list = document.getElementById("speaker-labels");
+    list.replaceChildren(...labels.map((label) => {
+      const option = document.createElement("option");
+      option.value = label;
+      return option;
+    }));
+    const choices = document.getElementById("name-choices");
+    choices.querySelector(".buttons").replaceChildren(...labels.map((label) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary small";
+      b.dataset.speakerLabel = label;
+      b.textContent = label;
+      return b;
+    }));
+    choices.hidden = labels.length === 0;
+  }
+
+  const speakersForm = document.getElementById("speakers-form");
+  if (speakersForm) {
+    const rows = document.getElementById("speaker-rows");
+    const saved = document.getElementById("speakers-state");
+    document.getElementById("speaker-add").addEventListener("click", () => {
+      if (rows.rows.length >= Number(speakersForm.dataset.max)) {
+        saved.textContent = `At most ${speakersForm.dataset.max} speakers.`;
+        return;
+      }
+      const row = rows.rows[rows.rows.length - 1].cloneNode(true);
+      const n = rows.rows.length + 1;
+      for (const input of row.querySelectorAll("input")) {
+        input.value = "";
+        input.setAttribute("aria-label", input.getAttribute("aria-label").replace(/^Speaker \d+/, `Speaker ${n}`));
+      }
+      rows.append(row);
+      row.querySelector("input").focus();
+    });
+    speakersForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const speakers = [];
+      for (const row of rows.rows) {
+        const value = (field) => row.querySelector(`input[name=${field}]`).value.trim();
+        if (!value("name") && !value("title") && !value("phone")) continue; // a blank row
+        speakers.push({ name: value("name"), title: value("title") || null, phone: value("phone") || null });
+      }
+      saved.textContent = "";
+      const record = await post("", { speakers }, "PATCH");
+      if (record) {
+        offerSpeakers(record.speakers);
+        // Numbers come back as stored (E.164), so the operator sees what callers must match.
+        const filled = [...rows.rows].filter((row) => [...row.querySelectorAll("input")].some((i) => i.value.trim()));
+        record.speakers.forEach((s, i) => { filled[i].querySelector("input[name=phone]").value = s.phone || ""; });
+        saved.textContent = `Saved ${record.speakers.length} speaker${record.speakers.length === 1 ? "" : "s"}.`;
+      } else {
+        saved.textContent = problem.textContent;
+      }
+    });
+  }
 
   document.addEventListener("click", async (event) => {
     const target = event.target.closest("button");
     if (!target) return;
+    if (target.dataset.speakerLabel) {
+      saveName(target.dataset.speakerLabel); // one click names them
+      return;
+    }
     if (target.dataset.rename) {
       nameDialog.dataset.participant = target.dataset.rename;
       document.getElementById("name-who").textContent = target.dataset.who;

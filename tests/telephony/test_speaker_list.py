@@ -1,0 +1,75 @@
+"""A listed speaker is named as they dial in: sipp against a real `callbridge serve`.
+
+The event lists Mark Chen, Chief Financial Officer, with his phone. A sipp
+caller keys the speaker passcode while the trunk (loopback, trusted) asserts
+that number; the participants API shows him named from the moment he is
+on the call, the audit trail says the speaker list named him, and the
+recording's manifest (whence the transcript's and captions' labels) carries
+the name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callbridge.media.recording import MANIFEST
+from tests.support.pcap import passcode_stream, write_pcap
+from tests.support.sipp import SCENARIOS, run_sipp
+from tests.telephony.conftest import RunningServer, need
+
+pytestmark = pytest.mark.sipp
+
+LABEL = "Mark Chen, Chief Financial Officer"
+
+
+def test_a_speaker_from_a_listed_phone_is_named_at_join(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    need("sipp")
+    event = server.create_event(
+        speakers=[
+            {"name": "Mark Chen", "title": "Chief Financial Officer", "phone": "212-555-1234"},
+            {"name": "Dana Fox", "title": "Investor Relations"},
+        ]
+    )
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    pcap = tmp_path / "speaker.pcap"
+    write_pcap(pcap, passcode_stream([event.speaker_passcode + "#"]))
+
+    def named() -> list[dict[str, Any]]:
+        return [p for p in server.participants(event.id) if p["name"]]
+
+    # The From user is not a number; the trunk's P-Asserted-Identity is his phone.
+    speaker = run_sipp(
+        SCENARIOS / "named_dial_in.xml",
+        server.sip_target,
+        tmp_path,
+        substitutions={
+            "pcap": str(pcap),
+            "stay_ms": "4000",
+            "display": "Conference Room",
+            "from_user": "room4",
+            "extra_header": "P-Asserted-Identity: <sip:+12125551234@carrier.example>",
+        },
+        timeout=40,
+        background_check=named,
+    )
+    assert speaker.ok, speaker.report
+    (joined,) = speaker.background
+    assert (joined["name"], joined["role"]) == (LABEL, "speaker")
+    rows = server.api("GET", f"/api/events/{event.id}/audit").json()
+    (entry,) = [row for row in rows if row["kind"] == "name"]
+    assert (entry["actor"], entry["detail"], entry["participant_id"]) == (
+        "speaker list",
+        {"name": LABEL},
+        joined["id"],
+    )
+    assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
+    stems = json.loads(manifest.read_text())["participants"]
+    assert stems[joined["id"]]["display_name"] == LABEL
