@@ -121,9 +121,7 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
     assert rows[1]["detail"] == {"reason": "disconnected by operator"}
 
 
-# Alone: beside two other workers the console's row was twice slow to appear (not yet explained).
 @pytest.mark.browser
-@pytest.mark.serial
 def test_the_moderator_names_a_speaker_in_the_console(
     server: RunningServer, tmp_path: Path
 ) -> None:
