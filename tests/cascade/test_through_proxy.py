@@ -2,7 +2,7 @@
 
 One segment holds the proxy, the origin and two edges; this namespace is
 the carrier (its phones dial the proxy) and runs the shared PostgreSQL.
-Kamailio spreads every call over the two edges; the speaker's call lands on
+Kamailio spreads every call over the two edges by load; the speaker's call lands on
 one of them and is sent up to the origin as an open line is, the origin
 mixes and sends the mix once to each edge, and the edges' listeners hear
 it. ``*1`` from a listener reaches the origin's queue, the opened line is
@@ -251,7 +251,7 @@ def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
         assert event.speaker_passcode is not None
         speaker_id = _join(up, speaker, event.speaker_passcode, event.id)
         listeners: dict[str, ProxiedPhone] = {}
-        for _ in range(4):  # round robin: both edges take some
+        for _ in range(4):  # spread by load: both edges take some
             phone = ProxiedPhone(up.proxy.host, up.carrier)
             phones.append(phone)
             listeners[_join(up, phone, "4242", event.id)] = phone

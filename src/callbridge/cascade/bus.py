@@ -50,7 +50,12 @@ class BusStats:
 
 
 class Bus:
-    """One node's end of the bus; ``on_message(sender, message)`` gets what is meant for it."""
+    """One node's end of the bus; ``on_message(sender, message)`` gets what is meant for it.
+
+    ``on_listening()`` is called each time the node starts listening, the
+    first time and after each lost connection: what was sent to the node
+    meanwhile never reached it, and it may ask to be told again.
+    """
 
     def __init__(
         self,
@@ -58,11 +63,13 @@ class Bus:
         node_id: str,
         is_origin: bool,
         on_message: Callable[[str, Message], None],
+        on_listening: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = libpq_url(url)
         self.node_id = node_id
         self.is_origin = is_origin
         self.on_message = on_message
+        self.on_listening = on_listening
         self.stats = BusStats()
         self.listening = asyncio.Event()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=MAX_OUTBOX)
@@ -120,6 +127,10 @@ class Bus:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     attempt = 0
+                    try:
+                        self.on_listening()
+                    except Exception:
+                        log.exception("bus: on_listening failed")
                     async for notify in connection.notifies():
                         self._deliver(notify.payload)
             except (psycopg.Error, OSError) as error:
