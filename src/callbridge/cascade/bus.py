@@ -9,6 +9,18 @@ matters (``Subscribe`` every second, the heartbeat row), the rest (a key, a
 directive) is lost as a packet on a lost link is.
 
 Only PostgreSQL has a bus: a node on SQLite is alone, and never builds one.
+
+What guards it: PostgreSQL's own authentication. Only a client that logs
+in to the store's database can ``LISTEN`` or ``NOTIFY`` there (NOTIFY
+needs no privilege beyond that), so the nodes trust every payload on the
+channel to come from a holder of the store's credentials: another node, or
+whoever else holds them (the web app does). Keep the database on a network
+the nodes alone reach, with a password or certificate per deployment. What
+comes in is still read as untrusted: a payload that does not decode
+(malformed, oversized, another version, an unknown kind) is dropped,
+counted in ``stats.rejected`` and logged (a warning for the first and
+every ``REJECTED_LOG_EVERY``-th, so a flood cannot flood the log), and the
+node goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ CHANNEL = "callbridge_bus"
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 # Messages waiting to be sent; past this, the newest are dropped (and counted).
 MAX_OUTBOX = 10_000
+# A refused payload is logged as a warning the first time and every this many after.
+REJECTED_LOG_EVERY = 100
 
 
 def libpq_url(url: str) -> str:
@@ -107,7 +121,10 @@ class Bus:
             envelope = decode(payload)
         except BusError as error:
             self.stats.rejected += 1
-            log.debug("bus: dropped a payload: %s", error)
+            level = (
+                logging.WARNING if self.stats.rejected % REJECTED_LOG_EVERY == 1 else logging.DEBUG
+            )
+            log.log(level, "bus: refused a payload (%d so far): %s", self.stats.rejected, error)
             return
         if not envelope.for_node(self.node_id, self.is_origin):
             return
