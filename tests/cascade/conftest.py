@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
+from tests.support.nodes import start_node, stop
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.telephony.conftest import RunningServer, _up, free_port, need
 
@@ -45,33 +43,12 @@ class Cascade:
 def _node(
     tmp: Path, url: str, database: Database, token: str, role: str, name: str, rtp_low: int
 ) -> RunningServer:
-    http_port, sip_port = free_port(), free_port()
-    log_path = tmp / f"{name}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
-            "--port", str(http_port), "--sip-port", str(sip_port),
-            "--data-dir", str(tmp / name), "--rtp-ports", f"{rtp_low}-{rtp_low + 99}",
-            "--media-timeout", "20", "--media-priority", "normal",
-            "--role", role, "--node-id", name,
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    return start_node(
+        url, database, token, tmp / name, tmp / f"{name}.log",
+        http=("127.0.0.1", free_port()), sip=("127.0.0.1", free_port()),
+        rtp_ports=f"{rtp_low}-{rtp_low + 99}", media_timeout=20,
+        extra=("--role", role, "--node-id", name),
     )  # fmt: skip
-    return RunningServer(
-        f"http://127.0.0.1:{http_port}", sip_port, database, token, process, log_path, tmp / name
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager
