@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class Cascade:
     origin: RunningServer
     edges: list[RunningServer]
     database: Database
+    # Processes a test started in a node's place (an origin started again): stopped at the end.
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def live(self, event_id: int) -> dict[str, Any]:
         response = self.origin.api("GET", f"/api/events/{event_id}/live")
@@ -62,6 +65,7 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
     postgres.start()
     nodes: list[RunningServer] = []
     database: Database | None = None
+    up: Cascade | None = None
     try:
         url = postgres.create_database()
         database = Database(url)
@@ -76,10 +80,13 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
             nodes.append(_node(tmp, url, database, token, role, name, rtp_low + 100 * n))
         for node in nodes:
             node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-        yield Cascade(nodes[0], nodes[1:], database)
+        up = Cascade(nodes[0], nodes[1:], database)
+        yield up
     finally:
         for node in nodes:
             stop(node.process)
+        for process in up.others if up is not None else ():
+            stop(process)
         if database is not None:
             database.dispose()
         postgres.stop()

@@ -1,4 +1,5 @@
-"""The origin's media process dies mid-call and its supervisor starts it again.
+"""The origin dies mid-call and starts again: its media process, started again by its
+supervisor, or the whole of `callbridge serve`, SIGKILLed and started again by hand.
 
 The new process knows nobody: it announces itself on the bus (a new
 incarnation), the edges tell it their callers again and ask for the mix, and
@@ -13,14 +14,20 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from tests.cascade.conftest import Cascade, tone_level
+from tests.support.nodes import start_again
 from tests.support.phone import Phone, tone
+from tests.support.procs import process_tree
 from tests.telephony.conftest import DID
 
 SPEAKER_HZ = 440.0
@@ -66,9 +73,35 @@ def _media_pids(log: str) -> list[int]:
     return [int(pid) for pid in MEDIA_PID.findall(log)]
 
 
-def test_a_restarted_origin_learns_the_edges_callers_again(running: Cascade) -> None:
+def _kill_media(running: Cascade) -> None:
+    """SIGKILL the origin's media process; its supervisor starts another."""
+    *_, media = _media_pids(running.origin.log())  # the one running now
+    os.kill(media, signal.SIGKILL)
+
+
+def _kill_and_start_again(running: Cascade) -> None:
+    """SIGKILL the origin's `callbridge serve` (its children go with it); start it again."""
+    old = running.origin
+    tree = process_tree(old.process.pid)
+    old.process.send_signal(signal.SIGKILL)
+    old.process.wait(timeout=10)
+    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), 20, "the children gone")
+    running.origin = start_again(old)
+    running.others.append(running.origin.process)
+
+
+@pytest.mark.parametrize(
+    ("kill", "passcode"),
+    [
+        pytest.param(_kill_media, "4242", id="media"),
+        pytest.param(_kill_and_start_again, "4343", id="serve"),
+    ],
+)
+def test_a_restarted_origin_learns_the_edges_callers_again(
+    running: Cascade, kill: Callable[[Cascade], None], passcode: str
+) -> None:
     origin, (edge_a, edge_b) = running.origin, running.edges
-    event = origin.create_event(passcode="4242")
+    event = origin.create_event(passcode=passcode)
     assert origin.api("POST", f"/api/events/{event.id}/start").status_code == 200
     assert event.speaker_passcode is not None
     with (
@@ -78,7 +111,7 @@ def test_a_restarted_origin_learns_the_edges_callers_again(running: Cascade) -> 
     ):
         speaker.voice = tone(SPEAKER_HZ)
         for phone, code in (
-            (speaker, event.speaker_passcode), (listener_a, "4242"), (listener_b, "4242"),
+            (speaker, event.speaker_passcode), (listener_a, passcode), (listener_b, passcode),
         ):  # fmt: skip
             _join(phone, code)
         _wait(lambda: len(running.live(event.id)["participants"]) == 3, 20, "three on the call")
@@ -86,16 +119,15 @@ def test_a_restarted_origin_learns_the_edges_callers_again(running: Cascade) -> 
         for listener in (listener_a, listener_b):
             _wait(lambda listener=listener: _hears_speaker(listener), 10, "the speaker heard")
 
-        # The origin's media process dies; the supervisor starts another.
-        (media,) = _media_pids(origin.log())
-        os.kill(media, signal.SIGKILL)
+        starts = len(_media_pids(origin.log()))
+        kill(running)
         killed = time.monotonic()
         _wait(
             lambda: not _hears_speaker(listener_b), 5, "silence once the origin is gone",
             lambda: _heard(listener_b),
         )  # fmt: skip
         silent = time.monotonic()
-        _wait(lambda: len(_media_pids(origin.log())) == 2, 30, "the media process again")
+        _wait(lambda: len(_media_pids(origin.log())) > starts, 60, "the media process again")
         restarted = time.monotonic()
         for listener in (listener_a, listener_b):
             _wait(
@@ -114,14 +146,17 @@ def test_a_restarted_origin_learns_the_edges_callers_again(running: Cascade) -> 
 
         # The console lists every caller again, as they were.
         def everyone() -> dict[str, str] | None:
-            response = origin.api("GET", f"/api/events/{event.id}/live")
+            try:
+                response = origin.api("GET", f"/api/events/{event.id}/live")
+            except httpx.HTTPError:
+                return None  # the web app is not up yet
             if response.status_code == 503:
                 return None  # the web app has yet to reach the new media process
             response.raise_for_status()
             found = {p["id"]: p["role"] for p in response.json()["participants"]}
             return found if found == before else None
 
-        _wait(everyone, 20, "every edge caller on the restarted origin's console")
+        _wait(everyone, 60, "every edge caller on the restarted origin's console")
         # *1 from an edge's listener reaches the new origin's queue.
         listener_b.press("*1")
         queue = _wait(lambda: running.live(event.id)["queue"], 5, "the queue entry")
@@ -134,7 +169,8 @@ def test_a_restarted_origin_learns_the_edges_callers_again(running: Cascade) -> 
         ]
         assert sorted(joins) == sorted(before), joins
         print(
-            f"\nORIGIN RESTART: the media process was started again {restarted - killed:.1f} s"
+            f"\nORIGIN RESTART ({kill.__name__}): the media process was started again"
+            f" {restarted - killed:.1f} s"
             f" after SIGKILL; the edges' listeners heard the speaker again"
             f" {heard_again - killed:.1f} s after the kill,"
             f" {heard_again - bus_up_at:.2f} s after the new process's bus was up"

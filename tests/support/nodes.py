@@ -8,6 +8,7 @@ that enters its namespace), its addresses and ports, and its role.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from callbridge.store.db import Database
 from tests.telephony.conftest import RunningServer
 
 STOP_TIMEOUT = 15.0
+# The nodes share one secret key, as a deployment's nodes do.
+ENV = {**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40}
 
 
 def start_node(
@@ -53,7 +56,7 @@ def start_node(
         command,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+        env=ENV,
     )
     return RunningServer(
         f"http://{http[0]}:{http[1]}", sip[1], database, token, process, log_path, data_dir
@@ -69,3 +72,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def start_again(node: RunningServer) -> RunningServer:
+    """``node`` (killed) started again with the same command line, logging to the same file."""
+    process = subprocess.Popen(
+        node.process.args,
+        stdout=node.log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=ENV,
+    )
+    return dataclasses.replace(node, process=process)
