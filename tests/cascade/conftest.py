@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
+from tests.support.nodes import start_node, stop
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.telephony.conftest import RunningServer, _up, free_port, need
 
@@ -34,6 +33,8 @@ class Cascade:
     origin: RunningServer
     edges: list[RunningServer]
     database: Database
+    # Processes a test started in a node's place (an origin started again): stopped at the end.
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def live(self, event_id: int) -> dict[str, Any]:
         response = self.origin.api("GET", f"/api/events/{event_id}/live")
@@ -45,33 +46,12 @@ class Cascade:
 def _node(
     tmp: Path, url: str, database: Database, token: str, role: str, name: str, rtp_low: int
 ) -> RunningServer:
-    http_port, sip_port = free_port(), free_port()
-    log_path = tmp / f"{name}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
-            "--port", str(http_port), "--sip-port", str(sip_port),
-            "--data-dir", str(tmp / name), "--rtp-ports", f"{rtp_low}-{rtp_low + 99}",
-            "--media-timeout", "20", "--media-priority", "normal",
-            "--role", role, "--node-id", name,
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    return start_node(
+        url, database, token, tmp / name, tmp / f"{name}.log",
+        http=("127.0.0.1", free_port()), sip=("127.0.0.1", free_port()),
+        rtp_ports=f"{rtp_low}-{rtp_low + 99}", media_timeout=20,
+        extra=("--role", role, "--node-id", name),
     )  # fmt: skip
-    return RunningServer(
-        f"http://127.0.0.1:{http_port}", sip_port, database, token, process, log_path, tmp / name
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -85,6 +65,7 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
     postgres.start()
     nodes: list[RunningServer] = []
     database: Database | None = None
+    up: Cascade | None = None
     try:
         url = postgres.create_database()
         database = Database(url)
@@ -99,10 +80,13 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
             nodes.append(_node(tmp, url, database, token, role, name, rtp_low + 100 * n))
         for node in nodes:
             node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-        yield Cascade(nodes[0], nodes[1:], database)
+        up = Cascade(nodes[0], nodes[1:], database)
+        yield up
     finally:
         for node in nodes:
             stop(node.process)
+        for process in up.others if up is not None else ():
+            stop(process)
         if database is not None:
             database.dispose()
         postgres.stop()

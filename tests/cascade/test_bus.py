@@ -1,15 +1,17 @@
-"""The bus on a real PostgreSQL: messages reach the nodes they name, and only those."""
+"""The bus on a real PostgreSQL: messages reach the nodes they name, and only those; junk
+NOTIFYed on the channel by another client is refused, logged and survived."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import psycopg
 import pytest
 
-from callbridge.cascade.bus import Bus, libpq_url
-from callbridge.cascade.messages import EVERYONE, ORIGIN, CallState, Keyed, Message
+from callbridge.cascade.bus import CHANNEL, Bus, libpq_url
+from callbridge.cascade.messages import EVERYONE, MAX_PAYLOAD, ORIGIN, CallState, Keyed, Message
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -104,3 +106,48 @@ def test_the_bus_reconnects(url: str) -> None:
     got, reconnects = asyncio.run(_reconnect(url))
     assert got["origin"] and got["origin"][0] == ("edge-a", Keyed("p1@edge-a", "*", 2.0))
     assert reconnects >= 1
+
+
+async def _intruder(url: str) -> tuple[Inbox, Bus]:
+    """Payloads NOTIFYed on the channel by another client of the database, then a real one."""
+    got: Inbox = {"origin": [], "edge-a": []}
+    buses = _buses(url, got)
+    for bus in buses.values():
+        bus.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(b.listening.wait() for b in buses.values())), 30)
+        junk = [
+            "not json",
+            '{"v": 1, "from": "edge-a", "to": "@origin", "kind": "reboot"}',
+            '{"v": 99, "from": "edge-a", "to": "@origin", "kind": "keyed"}',
+            # Under PostgreSQL's 8000 bytes, over the bus's own limit.
+            '{"v": 1, "pad": "' + "x" * (MAX_PAYLOAD + 50) + '"}',
+        ]
+        async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as other:
+            for payload in junk:
+                await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            # PostgreSQL itself refuses a payload of 8000 bytes or more.
+            with pytest.raises(psycopg.Error, match="payload string too long"):
+                await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "x" * 8000))
+        buses["edge-a"].send(ORIGIN, Keyed("p1@edge-a", "1", 1.0))
+        await _until(lambda: got["origin"] and buses["origin"].stats.rejected == len(junk))
+        return got, buses["origin"]
+    finally:
+        for bus in buses.values():
+            await bus.stop()
+
+
+def test_junk_on_the_channel_is_refused_and_logged_and_the_node_goes_on(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="callbridge.cascade.bus")
+    got, origin = asyncio.run(_intruder(url))
+    assert origin.stats.rejected == 4
+    # The node still hears the real message after the junk.
+    assert got["origin"] == [("edge-a", Keyed("p1@edge-a", "1", 1.0))]
+    refused = [r for r in caplog.records if "refused a payload" in r.getMessage()]
+    origin_refused = [r.getMessage() for r in refused][:8]
+    assert any("over the limit" in m for m in origin_refused), origin_refused
+    assert any("not JSON" in m for m in origin_refused), origin_refused
+    # The first refusal is a warning; the rest wait for every REJECTED_LOG_EVERY-th.
+    assert [r.levelno for r in refused].count(logging.WARNING) == 2  # one per listening node

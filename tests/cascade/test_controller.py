@@ -3,6 +3,7 @@
 The edge's caller joins on the edge, which tells the origin; ``*1`` on the
 edge reaches the origin's queue; the moderator's actions on the origin come
 back to the edge as directives; the call's end is told once to every node.
+An origin that restarts is told every edge caller again, once.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from callbridge.cascade.messages import (
     ORIGIN,
     CallState,
     Directive,
+    Feeding,
     Joined,
     Keyed,
     Left,
+    OriginUp,
 )
 from callbridge.events.schema import EventState
 from callbridge.media.conference import ConferenceState, Role
@@ -71,7 +74,7 @@ class Cascade:
             assert command.to == ORIGIN
             message = command.message
             if isinstance(message, Joined):
-                self.origin_does(self.origin.handle(entered_from(EDGE, message, self.now)))
+                self.origin_does(self.origin.joined(EDGE, message, self.now))
             elif isinstance(message, Keyed):
                 call_id = f"{EDGE}/{message.participant_id}"
                 self.origin_does(self.origin.handle(KeyPressed(call_id, message.key, self.now)))
@@ -211,3 +214,74 @@ def test_an_edge_refuses_the_moderator() -> None:
         assert "edge" in str(error)
     else:
         raise AssertionError("an edge started a call")
+
+
+FIRST, SECOND = "0123456789abcdef", "fedcba9876543210"
+
+
+def _joins(commands: list[Command]) -> list[str]:
+    return [
+        c.participant_id or ""
+        for c in commands
+        if isinstance(c, RecordAudit) and c.kind is AuditKind.JOIN
+    ]
+
+
+def test_a_restarted_origin_is_told_every_edge_caller_again() -> None:
+    cascade = Cascade()
+    speaker = cascade.enter("sip-1", role="speaker")
+    listener = cascade.enter("sip-2")
+    asker = cascade.enter("sip-3")
+    cascade.deliver()
+    # The origin's first answer: the callers it has already are no news to it.
+    cascade.told(cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.2", 4000, FIRST), START)))
+    assert not cascade.to_edge
+    call = cascade.origin.call(EVENT)
+    assert call is not None and len(call.active()) == 3
+    cascade.act("open_line", asker)
+    cascade.deliver()
+    cascade.told(cascade.edge.handle(LeftCall("sip-2", "BYE", START)))
+
+    # The origin's process dies and starts again, knowing nobody.
+    cascade.origin = OriginController()
+    told = cascade.edge.handle(FromOrigin(OriginUp(SECOND), START))
+    again = [c.message for c in told if isinstance(c, Tell) and isinstance(c.message, Joined)]
+    assert [(j.participant_id, j.role, j.again) for j in again] == [
+        (speaker, "speaker", True), (asker, "speaker", True),
+    ]  # fmt: skip
+    recovered: list[Command] = []
+    for message in again:
+        recovered += cascade.origin.joined(EDGE, message, START)
+    # Back on the live call (the speaker in the mix, the opened line open), not logged twice.
+    assert StartConference(EVENT) in recovered
+    assert {c.participant_id for c in recovered if isinstance(c, JoinConference)} == {
+        speaker, asker,
+    }  # fmt: skip
+    assert not _joins(recovered)
+    call = cascade.origin.call(EVENT)
+    assert call is not None and call.state is ConferenceState.LIVE
+    assert {m.id: m.role for m in call.active()} == {speaker: Role.SPEAKER, asker: Role.SPEAKER}
+    assert listener not in call.members
+    # The same incarnation again (each Feeding names it): nothing more.
+    assert not cascade.edge.handle(FromOrigin(Feeding(EVENT, "h", 1, SECOND), START))
+    # Told twice all the same (a message crossing a restart): no news.
+    assert cascade.origin.joined(EDGE, again[0], START) == []
+
+
+def test_a_caller_who_joined_while_no_origin_answered_is_logged_as_a_new_join() -> None:
+    cascade = Cascade()
+    before = cascade.enter("sip-1")
+    cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.2", 4000, FIRST), START))
+    cascade.edge.origin_silent()
+    # The origin is down: this Joined reaches nobody.
+    cascade.edge.handle(EnterCall("sip-2", EVENT, "listener", False, "+1556", "+1800", START))
+    cascade.origin = OriginController()
+    told = cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.2", 4001, SECOND), START))
+    recovered: list[Command] = []
+    for command in told:
+        assert isinstance(command, Tell) and isinstance(command.message, Joined)
+        recovered += cascade.origin.joined(EDGE, command.message, START)
+    (new,) = _joins(recovered)
+    assert new != before and new.endswith(f"@{EDGE}")
+    call = cascade.origin.call(EVENT)
+    assert call is not None and len(call.active()) == 2

@@ -23,6 +23,7 @@ from callbridge.cascade.messages import (
     Keyed,
     Left,
     Message,
+    OriginUp,
     Subscribe,
     Unsubscribe,
     decode,
@@ -33,8 +34,9 @@ from callbridge.cascade.messages import (
 EXAMPLES: list[Message] = [
     Subscribe(7, "10.0.0.3", 40000),
     Unsubscribe(7),
-    Feeding(7, "10.0.0.2", 41000),
-    Joined(7, "p7-3@edge-a", "listener", "+15555550100", "+18665550199", False, 1.8e9),
+    Feeding(7, "10.0.0.2", 41000, "0123456789abcdef"),
+    OriginUp("0123456789abcdef"),
+    Joined(7, "p7-3@edge-a", "listener", "+15555550100", "+18665550199", False, 1.8e9, True),
     Left("p7-3@edge-a", "BYE", 1.8e9),
     Keyed("p7-3@edge-a", "*", 1.8e9),
     Directive("whisper", "p7-3@edge-a", "question_queued"),
@@ -74,13 +76,23 @@ def _subscribe(**changes: object) -> str:
     return json.dumps({**body, "host": "h", "port": 1, **changes})
 
 
+def _origin_up(**changes: object) -> str:
+    body = {"v": VERSION, "from": "o", "to": EVERYONE, "kind": "origin_up"}
+    return json.dumps({**body, "incarnation": "0123456789abcdef", **changes})
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
         ("", "not JSON"),
         ("[1]", "not a JSON object"),
-        (_body(v=2), "version 2 is not spoken here"),
+        (_body(v=VERSION + 1), f"version {VERSION + 1} is not spoken here"),
         (_body(v=None), "version None"),
+        (_body(v=True), "version True"),
+        (_body(v=0), "version 0"),
+        (_origin_up(v=1), "not a message of version"),
+        (_origin_up(incarnation="ABC"), "not an incarnation"),
+        (_subscribe(kind="feeding", incarnation="x" * 16), "not an incarnation"),
         (_body(kind="reboot"), "unknown message kind"),
         (_body(key="x"), "not a key"),
         (_body(key=None), "key is missing"),
@@ -97,6 +109,19 @@ def _subscribe(**changes: object) -> str:
 def test_junk_is_refused_with_its_reason(text: str, reason: str) -> None:
     with pytest.raises(BusError, match=reason):
         decode(text)
+
+
+def test_a_version_1_message_reads_as_before() -> None:
+    """Version 2 added fields with defaults: a version-1 node's messages still read."""
+    envelope = decode(_subscribe(v=1, kind="feeding"))
+    assert envelope.message == Feeding(1, "h", 1, "")
+    joined = {
+        "v": 1, "from": "edge-a", "to": ORIGIN, "kind": "joined", "event_id": 7,
+        "participant_id": "p1", "role": "listener", "caller_id": "", "dialled": "",
+        "hold": False, "at": 1.0,
+    }  # fmt: skip
+    message = decode(json.dumps(joined)).message
+    assert isinstance(message, Joined) and message.again is False
 
 
 def test_a_message_over_the_limit_is_not_sent() -> None:
@@ -120,9 +145,11 @@ def test_decoding_any_text_returns_or_raises_bus_error(text: str) -> None:
 @given(
     st.dictionaries(
         st.sampled_from(["v", "from", "to", "kind", "event_id", "participant_id", "key", "at",
-                         "host", "port", "role", "state", "action", "hold", "prompt", "x"]),
+                         "host", "port", "role", "state", "action", "hold", "prompt", "x",
+                         "incarnation", "again"]),
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
                   st.sampled_from(["keyed", "subscribe", "joined", "directive", "call_state",
+                                   "origin_up", "feeding", "0123456789abcdef",
                                    "edge-a", ORIGIN, "listener", "1", "live"])),
     )
 )  # fmt: skip

@@ -2,7 +2,7 @@
 
 One segment holds the proxy, the origin and two edges; this namespace is
 the carrier (its phones dial the proxy) and runs the shared PostgreSQL.
-Kamailio spreads every call over the two edges; the speaker's call lands on
+Kamailio spreads every call over the two edges by load; the speaker's call lands on
 one of them and is sent up to the origin as an open line is, the origin
 mixes and sends the mix once to each edge, and the edges' listeners hear
 it. ``*1`` from a listener reaches the origin's queue, the opened line is
@@ -12,12 +12,10 @@ rotation: new calls land on the other edge, whose callers hear on.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,9 +29,10 @@ import pytest
 
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
-from tests.cascade.conftest import stop, tone_level
+from tests.cascade.conftest import tone_level
 from tests.proxy.conftest import Proxy, _proxy
 from tests.support.netns import Host, lan
+from tests.support.nodes import start_node, stop
 from tests.support.phone import Phone, final_response, tone
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.telephony.conftest import DID, RunningServer, need
@@ -128,23 +127,13 @@ class Cluster:
 
 def _node(host: Host, proxy: Host, url: str, db: Database, token: str, tmp: Path, role: str,
           name: str) -> RunningServer:  # fmt: skip
-    log_path = tmp / f"{name}.log"
-    process = subprocess.Popen(
-        host.command(
-            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
-            "--host", host.address, "--port", str(HTTP_PORT),
-            "--sip-host", host.address, "--sip-port", str(SIP_PORT),
-            "--data-dir", str(tmp / name), "--rtp-ports", "30000-30199",
-            "--trunk", f"{proxy.address}/32", "--media-timeout", "30",
-            "--media-priority", "normal", "--role", role, "--node-id", name,
-        ),
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    return start_node(
+        url, db, token, tmp / name, tmp / f"{name}.log",
+        http=(host.address, HTTP_PORT), sip=(host.address, SIP_PORT), rtp_ports="30000-30199",
+        media_timeout=30,
+        extra=("--trunk", f"{proxy.address}/32", "--role", role, "--node-id", name),
+        prefix=host.command(),
     )  # fmt: skip
-    return RunningServer(
-        f"http://{host.address}:{HTTP_PORT}", SIP_PORT, db, token, process, log_path, tmp / name
-    )
 
 
 def _up(node: RunningServer) -> bool:
@@ -251,7 +240,7 @@ def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
         assert event.speaker_passcode is not None
         speaker_id = _join(up, speaker, event.speaker_passcode, event.id)
         listeners: dict[str, ProxiedPhone] = {}
-        for _ in range(4):  # round robin: both edges take some
+        for _ in range(4):  # spread by load: both edges take some
             phone = ProxiedPhone(up.proxy.host, up.carrier)
             phones.append(phone)
             listeners[_join(up, phone, "4242", event.id)] = phone

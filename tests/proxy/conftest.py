@@ -12,9 +12,7 @@ SQLite file shared by two writers on two machines is no deployment).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ import pytest
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from tests.support.netns import Host, lan
+from tests.support.nodes import start_node, stop
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.support.sipp import SippResult, run_sipp
 from tests.telephony.conftest import RunningServer, _up, need
@@ -121,26 +120,15 @@ class Cluster:
 def _node(
     host: Host, proxy: Host, database: Database, url: str, token: str, tmp: Path, n: int
 ) -> RunningServer:
-    log_path = tmp / f"node{n}.log"
-    data = tmp / f"node{n}"  # its own recordings and keys; the database is shared
-    process = subprocess.Popen(
-        host.command(
-            sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
-            "--host", host.address, "--port", str(HTTP_PORT),
-            "--sip-host", host.address, "--sip-port", str(SIP_PORT),
-            "--data-dir", str(data), "--rtp-ports", "30000-30199",
-            "--trunk", f"{proxy.address}/32",
-            # Callers here send RTP only while they key their code.
-            "--media-timeout", "60",
-            "--media-priority", "normal",
-        ),
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40},
+    # Its own recordings and keys; the database is shared.
+    return start_node(
+        url, database, token, tmp / f"node{n}", tmp / f"node{n}.log",
+        http=(host.address, HTTP_PORT), sip=(host.address, SIP_PORT), rtp_ports="30000-30199",
+        # Callers here send RTP only while they key their code.
+        media_timeout=60,
+        extra=("--trunk", f"{proxy.address}/32"),
+        prefix=host.command(),
     )  # fmt: skip
-    return RunningServer(
-        f"http://{host.address}:{HTTP_PORT}", SIP_PORT, database, token, process, log_path, data
-    )
 
 
 def _proxy(
@@ -166,16 +154,6 @@ def _proxy(
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     return Proxy(host, process, workdir, log_path)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -227,7 +205,7 @@ def cluster(
             yield running
         finally:
             for process in reversed(processes):
-                _stop(process)
+                stop(process)
             if database is not None:
                 database.dispose()
             postgres.stop()

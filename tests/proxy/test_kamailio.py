@@ -46,7 +46,9 @@ def _proxy(tmp: Path, **changes: object) -> Proxy:
 
 def test_nodes_and_carriers_as_kamailio_reads_them(tmp_path: Path) -> None:
     proxy = _proxy(tmp_path)
-    assert dispatcher_list(proxy) == "1 sip:10.0.0.4:5060 0 0\n1 sip:10.0.0.5:5070 0 0\n"
+    assert dispatcher_list(proxy) == (
+        "1 sip:10.0.0.4:5060 0 0 duid=node1\n1 sip:10.0.0.5:5070 0 0 duid=node2\n"
+    )
     assert carriers_list(proxy) == "1 192.0.2.0 24 0\n1 2001:db8:: 32 0\n"
     local = local_cfg(proxy)
     assert "listen=udp:10.0.0.3:5060\n" in local

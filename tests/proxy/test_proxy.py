@@ -1,6 +1,7 @@
 """Kamailio in front of two bridge nodes on hosts of their own, driven by sipp callers.
 
-The carrier's calls go to the proxy, which spreads them over both nodes;
+The carrier's calls go to the proxy, which spreads them over both nodes by
+their calls (a node holding calls gets the newcomers until it is even);
 each caller keys the passcode (RTP straight to the node the SDP names: the
 proxy carries no media) and joins; INFO, re-INVITEs and BYE follow the
 recorded route. A node that stops answering (frozen with SIGSTOP) leaves
@@ -90,13 +91,59 @@ def test_calls_through_the_proxy_land_on_both_nodes_and_join(
     assert result.ok, result.output[-2000:] + result.errors[-2000:]
     assert result.background, seen[-1:]
     on_nodes = seen[-1]
-    # Round robin over two nodes: both took calls (two each, unless one was slow to answer
+    # By load over two idle nodes: both took calls (two each, unless one was slow to answer
     # and the proxy moved a call on), every one a listener who keyed the code.
     assert all(on_nodes), on_nodes
     assert all(p["role"] == "listener" for on_node in on_nodes for p in on_node), on_nodes
     # In-dialog requests followed the recorded route: each BYE reached its node.
     for node in running.nodes:
         node.wait_for(lambda node=node: not _callers(node, event.id, "spread"), timeout=10)
+
+
+def test_new_calls_go_to_the_node_holding_fewer_calls(running: Cluster, tmp_path: Path) -> None:
+    """Spread by load: one node holds calls (the other was drained, then put back), and the
+    next calls all go to the other until it has as many; round robin would split them."""
+    event = running.nodes[0].create_event(passcode="6161")
+    first, second = running.nodes
+    second_uri = f"sip:{running.host_of(second).address}:{second.sip_port}"
+    everyone = {running.host_of(n).address for n in running.nodes}
+    # The second node drained by hand (a disabled node is not probed back in).
+    running.proxy.rpc("dispatcher.set_state", "d", "1", second_uri)
+    wait_in_service(running, {running.host_of(first).address}, timeout=10)
+    held: dict[str, SippResult] = {}
+    thread = threading.Thread(
+        target=lambda: held.update(
+            result=_dial(
+                running, tmp_path, event.passcode, "holder", calls=3, rate=4,
+                stay_ms=25_000, timeout=60,
+            )
+        )
+    )  # fmt: skip
+    thread.start()
+    try:
+        first.wait_for(lambda: len(_callers(first, event.id, "holder")) == 3, timeout=30)
+        running.proxy.rpc("dispatcher.set_state", "a", "1", second_uri)
+        wait_in_service(running, everyone, timeout=10)
+
+        def spread() -> list[int] | None:
+            counts = [len(on_node) for on_node in _snapshot(running, event.id, "newcomer")]
+            return counts if sum(counts) == 3 else None
+
+        newcomers = _dial(
+            running, tmp_path, event.passcode, "newcomer", calls=3, rate=4, stay_ms=4000,
+            background_check=spread,
+        )  # fmt: skip
+        assert newcomers.ok, newcomers.output[-2000:] + newcomers.errors[-2000:]
+        counts = newcomers.background
+        # The node with three calls took none of the three new ones.
+        assert counts == [0, 3], counts
+        assert len(_callers(first, event.id, "holder")) == 3
+        print(f"\nPROXY SPREAD: three holders on one node; the three newcomers went {counts}")
+    finally:
+        running.proxy.rpc("dispatcher.set_state", "a", "1", second_uri)
+        thread.join(timeout=70)
+    result = held["result"]
+    assert result.ok, result.output[-2000:] + result.errors[-2000:]
 
 
 def test_info_and_re_invites_follow_the_recorded_route(running: Cluster, tmp_path: Path) -> None:

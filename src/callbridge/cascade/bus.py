@@ -9,6 +9,18 @@ matters (``Subscribe`` every second, the heartbeat row), the rest (a key, a
 directive) is lost as a packet on a lost link is.
 
 Only PostgreSQL has a bus: a node on SQLite is alone, and never builds one.
+
+What guards it: PostgreSQL's own authentication. Only a client that logs
+in to the store's database can ``LISTEN`` or ``NOTIFY`` there (NOTIFY
+needs no privilege beyond that), so the nodes trust every payload on the
+channel to come from a holder of the store's credentials: another node, or
+whoever else holds them (the web app does). Keep the database on a network
+the nodes alone reach, with a password or certificate per deployment. What
+comes in is still read as untrusted: a payload that does not decode
+(malformed, oversized, another version, an unknown kind) is dropped,
+counted in ``stats.rejected`` and logged (a warning for the first and
+every ``REJECTED_LOG_EVERY``-th, so a flood cannot flood the log), and the
+node goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ CHANNEL = "callbridge_bus"
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 # Messages waiting to be sent; past this, the newest are dropped (and counted).
 MAX_OUTBOX = 10_000
+# A refused payload is logged as a warning the first time and every this many after.
+REJECTED_LOG_EVERY = 100
 
 
 def libpq_url(url: str) -> str:
@@ -50,7 +64,12 @@ class BusStats:
 
 
 class Bus:
-    """One node's end of the bus; ``on_message(sender, message)`` gets what is meant for it."""
+    """One node's end of the bus; ``on_message(sender, message)`` gets what is meant for it.
+
+    ``on_listening()`` is called each time the node starts listening, the
+    first time and after each lost connection: what was sent to the node
+    meanwhile never reached it, and it may ask to be told again.
+    """
 
     def __init__(
         self,
@@ -58,11 +77,13 @@ class Bus:
         node_id: str,
         is_origin: bool,
         on_message: Callable[[str, Message], None],
+        on_listening: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = libpq_url(url)
         self.node_id = node_id
         self.is_origin = is_origin
         self.on_message = on_message
+        self.on_listening = on_listening
         self.stats = BusStats()
         self.listening = asyncio.Event()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=MAX_OUTBOX)
@@ -100,7 +121,10 @@ class Bus:
             envelope = decode(payload)
         except BusError as error:
             self.stats.rejected += 1
-            log.debug("bus: dropped a payload: %s", error)
+            level = (
+                logging.WARNING if self.stats.rejected % REJECTED_LOG_EVERY == 1 else logging.DEBUG
+            )
+            log.log(level, "bus: refused a payload (%d so far): %s", self.stats.rejected, error)
             return
         if not envelope.for_node(self.node_id, self.is_origin):
             return
@@ -120,6 +144,10 @@ class Bus:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     attempt = 0
+                    try:
+                        self.on_listening()
+                    except Exception:
+                        log.exception("bus: on_listening failed")
                     async for notify in connection.notifies():
                         self._deliver(notify.payload)
             except (psycopg.Error, OSError) as error:

@@ -14,11 +14,21 @@ the origin who joined, who left and which keys they pressed: the keypad,
 the question queue and the moderator are the origin's. What the origin tells
 it comes back as ``FromOrigin`` and becomes commands on its own callers.
 
+An origin that restarts (its process killed, then started again by the
+supervisor or by hand) has forgotten every edge's callers. It draws a new
+incarnation when it starts and names it in ``OriginUp`` and in each
+``Feeding``; an edge that hears a new one tells it each caller again
+(``Joined`` with ``again``), and the origin takes a caller it already has
+as no news, so telling twice is harmless. A caller first told while the
+edge heard no origin at all is told as a new join (the call log's row was
+never written).
+
 Pure, as ``bridge.controller`` is: events and ``now`` in, commands out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,10 +59,12 @@ from callbridge.cascade.messages import (
     ORIGIN,
     CallState,
     Directive,
+    Feeding,
     Joined,
     Keyed,
     Left,
     Message,
+    OriginUp,
 )
 from callbridge.media.conference import ConferenceState, ParticipantState, Role
 from callbridge.media.prompts import PromptName
@@ -78,6 +90,21 @@ class OriginController(CallController):
         commands = self._route(super().handle(event))
         if isinstance(event, LeftCall):
             self.remote.pop(event.call_id, None)
+        return commands
+
+    def joined(self, node: str, message: Joined, now: datetime) -> list[Command]:
+        """An edge's ``Joined``: the caller enters the call, unless they are on it already.
+
+        Told ``again`` (to this origin after a restart), the caller's join is
+        in the call log already: no second row.
+        """
+        if self.member(remote_call_id(node, message.participant_id)) is not None:
+            return []
+        commands = self.handle(entered_from(node, message, now))
+        if message.again:
+            commands = [
+                c for c in commands if not (isinstance(c, RecordAudit) and c.kind is AuditKind.JOIN)
+            ]
         return commands
 
     def _node_of(self, command: Command) -> tuple[str, str] | None:
@@ -139,7 +166,8 @@ def entered_from(node: str, message: Joined, now: datetime) -> EnterCall:
 
 @dataclass(frozen=True)
 class FromOrigin:
-    """What the origin told this edge (a ``Directive`` or a ``CallState``)."""
+    """What the origin told this edge: a ``Directive``, a ``CallState``, a ``Feeding`` or an
+    ``OriginUp``."""
 
     message: Message
     now: datetime
@@ -154,6 +182,11 @@ class EdgeController(CallController):
         super().__init__()
         self.node_id = node_id
         self.tag = f"@{node_id}"
+        # The origin's incarnation this edge last heard; None before the first
+        # and once the origin has gone silent (``origin_silent``).
+        self.origin: str | None = None
+        # Each caller's Joined as told, with the incarnation it was told to.
+        self._told: dict[str, tuple[Joined, str | None]] = {}
 
     def handle(self, event: Event | FromOrigin) -> list[Command]:
         if isinstance(event, FromOrigin):
@@ -187,16 +220,53 @@ class EdgeController(CallController):
             member.state is ParticipantState.HOLD,
             event.now.timestamp(),
         )
+        self._told[member.id] = (joined, self.origin)
         return Tell(ORIGIN, joined)
 
     def _told_left(self, event: LeftCall, command: Command) -> Command:
         if not (isinstance(command, RecordAudit) and command.kind is AuditKind.LEAVE):
             return command
         assert command.participant_id is not None
+        self._told.pop(command.participant_id, None)
         return Tell(ORIGIN, Left(command.participant_id, event.reason, event.now.timestamp()))
+
+    def origin_silent(self) -> None:
+        """Call when the origin has not answered a ``Subscribe`` for ``SUBSCRIPTION_TTL``.
+
+        Callers who join from now on are told to no origin known: when one
+        answers, they are told as new joins, not ``again``.
+        """
+        self.origin = None
+
+    def _origin_is(self, incarnation: str) -> list[Command]:
+        """The origin answered as ``incarnation``; a new one is told every caller again."""
+        if not incarnation or incarnation == self.origin:
+            return []
+        self.origin = incarnation
+        commands: list[Command] = []
+        for call in self.calls.values():
+            if call.state is ConferenceState.ENDED:
+                continue
+            for member in call.active():
+                told = self._told.get(member.id)
+                if told is None:
+                    continue
+                joined, told_to = told
+                # As they stand now: an opened line is a speaker's, a held caller may be let in.
+                again = dataclasses.replace(
+                    joined,
+                    role=member.role.value,
+                    hold=member.state is ParticipantState.HOLD,
+                    again=told_to is not None,
+                )
+                self._told[member.id] = (joined, incarnation)
+                commands.append(Tell(ORIGIN, again))
+        return commands
 
     def _from_origin(self, event: FromOrigin) -> list[Command]:
         message = event.message
+        if isinstance(message, Feeding | OriginUp):
+            return self._origin_is(message.incarnation)
         if isinstance(message, CallState):
             return self._call_state(message, event.now)
         if not isinstance(message, Directive):

@@ -7,6 +7,12 @@ check). A payload is at most ``MAX_PAYLOAD`` bytes (PostgreSQL refuses 8000
 or more) and carries the protocol's ``VERSION``; a node that receives a
 version it does not speak drops the message with that error.
 
+Versions: each adds to the one before and takes nothing away, so a node
+reads every version from 1 to its own. Version 2 added the origin's
+incarnation (``OriginUp``, ``Feeding.incarnation``) and ``Joined.again``:
+the fields it added have defaults (a version-1 message reads as before),
+and a kind it added is refused in an envelope of version 1.
+
 Every message travels in an ``Envelope`` naming its sender and its
 addressee: a node id, ``ORIGIN`` (whichever node has the origin role) or
 ``EVERYONE``. Field values are checked as they are decoded (types, lengths,
@@ -21,13 +27,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-VERSION = 1
+VERSION = 2
+# The version each kind first appeared in; the others are version 1's.
+KIND_SINCE = {"origin_up": 2}
 # PostgreSQL's limit on a NOTIFY payload is 8000 bytes; keep clear of it.
 MAX_PAYLOAD = 7900
 ORIGIN = "@origin"
 EVERYONE = "@all"
 MAX_TEXT = 200
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+# An origin process's incarnation: 16 hex digits drawn when it starts.
+INCARNATION = re.compile(r"^[0-9a-f]{16}$")
 
 
 class BusError(ValueError):
@@ -68,12 +78,31 @@ class Unsubscribe:
 
 @dataclass(frozen=True)
 class Feeding:
-    """Origin → edge, answering ``Subscribe``: the origin's media address for callers' audio."""
+    """Origin → edge, answering ``Subscribe``: the origin's media address for callers' audio.
+
+    ``incarnation`` names the origin process that answers (empty from a
+    version-1 origin): an edge that sees it change tells the new one its
+    callers again.
+    """
 
     kind: ClassVar[str] = "feeding"
     event_id: int
     host: str
     port: int
+    incarnation: str = ""
+
+
+@dataclass(frozen=True)
+class OriginUp:
+    """Origin → everyone, once its bus is up: an origin process started (after a crash too).
+
+    Every edge with callers tells it about them again (``Joined`` with
+    ``again``) and asks for the mix (``Subscribe``), without waiting for its
+    next ``Subscribe``'s answer to show the new ``incarnation``.
+    """
+
+    kind: ClassVar[str] = "origin_up"
+    incarnation: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,9 @@ class Joined:
     dialled: str
     hold: bool  # the edge holds them: the call has not started by its window
     at: float  # POSIX seconds
+    # Told again to an origin that restarted: it is not a new join (no second
+    # row in the call log), and a caller the origin has already is no news.
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,11 +169,15 @@ class CallState:
     state: str  # "live" or "ended"
 
 
-Message = Subscribe | Unsubscribe | Feeding | Joined | Left | Keyed | Directive | CallState
+Message = (
+    Subscribe | Unsubscribe | Feeding | OriginUp | Joined | Left | Keyed | Directive | CallState
+)
 KINDS: dict[str, type[Message]] = {
     cls.kind: cls
-    for cls in (Subscribe, Unsubscribe, Feeding, Joined, Left, Keyed, Directive, CallState)
-}
+    for cls in (
+        Subscribe, Unsubscribe, Feeding, OriginUp, Joined, Left, Keyed, Directive, CallState
+    )
+}  # fmt: skip
 _CALL_STATES = frozenset({"live", "ended"})
 _ROLES = frozenset({"speaker", "listener"})
 _KEYS = frozenset("0123456789*#")
@@ -187,8 +223,8 @@ def decode(text: str | bytes) -> Envelope:
     if not isinstance(body, dict):
         raise BusError("not a JSON object")
     version = body.pop("v", None)
-    if version != VERSION:
-        raise BusError(f"version {version!r} is not spoken here (this node speaks {VERSION})")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise BusError(f"version {version!r} is not spoken here (this node speaks 1-{VERSION})")
     sender = valid_node_id(_text(body.pop("from", None), "from"))
     to = _text(body.pop("to", None), "to")
     if to not in (ORIGIN, EVERYONE):
@@ -197,6 +233,8 @@ def decode(text: str | bytes) -> Envelope:
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise BusError(f"unknown message kind {kind!r}"[:100])
+    if KIND_SINCE.get(cls.kind, 1) > version:
+        raise BusError(f"{cls.kind} is not a message of version {version}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     extra = set(body) - set(fields)
     if extra:
@@ -254,3 +292,8 @@ def _check(message: Message) -> None:
         raise BusError(f"directive: unknown action {message.action!r}")
     if isinstance(message, CallState) and message.state not in _CALL_STATES:
         raise BusError(f"call_state: unknown state {message.state!r}")
+    if isinstance(message, OriginUp | Feeding):
+        # A version-1 origin's Feeding names none.
+        named = isinstance(message, OriginUp) or bool(message.incarnation)
+        if named and not INCARNATION.match(message.incarnation):
+            raise BusError(f"{message.kind}: not an incarnation: {message.incarnation[:40]!r}")

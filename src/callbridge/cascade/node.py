@@ -13,12 +13,18 @@ origin nothing: the mix goes once to each edge.
 
 An edge answers callers and checks passcodes against the shared store as
 any node does; it records nothing and packages no webcast.
+
+An origin process draws an incarnation when it starts and announces it
+(``OriginUp``); the edges tell a new incarnation their callers again, so an
+origin restarted mid-call has every edge's callers back on its console and
+in its mix within a second of its bus being up (``cascade.controller``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +45,6 @@ from callbridge.cascade.controller import (
     EdgeController,
     FromOrigin,
     OriginController,
-    entered_from,
     remote_call_id,
 )
 from callbridge.cascade.feed import (
@@ -53,6 +58,7 @@ from callbridge.cascade.feed import (
     mix_ssrc,
 )
 from callbridge.cascade.messages import (
+    EVERYONE,
     ORIGIN,
     CallState,
     Directive,
@@ -61,6 +67,7 @@ from callbridge.cascade.messages import (
     Keyed,
     Left,
     Message,
+    OriginUp,
     Subscribe,
     Unsubscribe,
     valid_node_id,
@@ -111,7 +118,7 @@ class _CascadeBridge(Bridge):
         super().__init__(config, events, call_log, library)
         self.node = node
         self.nodes = NodeStore(events.database)
-        self.bus = Bus(node.db_url, node.node_id, self.is_origin, self._on_bus)
+        self.bus = Bus(node.db_url, node.node_id, self.is_origin, self._on_bus, self._on_listening)
         self.media = MediaPort(self._on_frame, self._trusted, self._now)
         self._started_at = datetime.now(UTC)
         self._carriers[Tell] = lambda command: self.bus.send(command.to, command.message)
@@ -153,6 +160,9 @@ class _CascadeBridge(Bridge):
     def _on_bus(self, sender: str, message: Message) -> None:
         raise NotImplementedError
 
+    def _on_listening(self) -> None:
+        """The bus listens (again): what came meanwhile was lost."""
+
     def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
         raise NotImplementedError
 
@@ -167,6 +177,9 @@ class OriginBridge(_CascadeBridge):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # This origin as the edges know it: a new one each time its bus starts
+        # listening (``_on_listening``).
+        self.incarnation = secrets.token_hex(8)
         self.origin_controller = OriginController()
         self.controller = self.origin_controller
         self.feeds: dict[int, MixFeed] = {}
@@ -179,6 +192,17 @@ class OriginBridge(_CascadeBridge):
     async def start(self) -> None:
         await super().start()
         self._tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
+
+    def _on_listening(self) -> None:
+        """Announce a new incarnation once the bus listens: the edges' answers must find it.
+
+        A process just started knows no edge's callers; one whose connection
+        dropped may have missed some joins. Either way every edge tells its
+        callers again, and those already known are no news.
+        """
+        self.incarnation = secrets.token_hex(8)
+        self.bus.send(EVERYONE, OriginUp(self.incarnation))
+        log.info("origin %s is incarnation %s", self.node.node_id, self.incarnation)
 
     async def _watch_edges(self) -> None:
         """An edge silent on the bus for ``SUBSCRIPTION_TTL`` (dead, cut off) loses its callers.
@@ -248,14 +272,14 @@ class OriginBridge(_CascadeBridge):
             )
             self._last_heard[sender] = self._now()
             host, port = self.media.address
-            self.bus.send(sender, Feeding(message.event_id, host, port))
+            self.bus.send(sender, Feeding(message.event_id, host, port, self.incarnation))
             call = self.controller.call(message.event_id)
             if call is not None and call.state is ConferenceState.LIVE:
                 self.bus.send(sender, CallState(message.event_id, "live"))
         elif isinstance(message, Unsubscribe):
             self._feed(message.event_id).drop(sender)
         elif isinstance(message, Joined):
-            self._carry_out(self.controller.handle(entered_from(sender, message, now)))
+            self._carry_out(self.origin_controller.joined(sender, message, now))
         elif isinstance(message, Keyed):
             call_id = remote_call_id(sender, message.participant_id)
             self._carry_out(self.controller.handle(KeyPressed(call_id, message.key, now)))
@@ -281,6 +305,7 @@ class EdgeBridge(_CascadeBridge):
         self.controller = self.edge_controller
         self.uplink = Uplink(self.media)
         self._origin_host: str | None = None
+        self._origin_heard: float | None = None  # when a Feeding last came
         self._mixes: dict[int, int] = {}  # SSRC of an event's mix → event id
         self._lines: dict[int, tuple[int, str]] = {}  # SSRC of a caller's line → (event, id)
         self._carriers[JoinConference] = self._join_here
@@ -333,22 +358,36 @@ class EdgeBridge(_CascadeBridge):
         host, port = self.media.address
         self.bus.send(ORIGIN, Subscribe(event_id, host, port))
 
+    def _subscribe_all(self) -> None:
+        for event_id, conference in list(self.conferences.items()):
+            if conference.state is not ConferenceState.ENDED and conference.active():
+                self._subscribe(event_id)
+
     async def _subscriptions(self) -> None:
         while True:
             await asyncio.sleep(SUBSCRIBE_INTERVAL)
-            for event_id, conference in list(self.conferences.items()):
-                if conference.state is not ConferenceState.ENDED and conference.active():
-                    self._subscribe(event_id)
+            heard = self._origin_heard
+            if heard is not None and self._now() - heard > SUBSCRIPTION_TTL:
+                log.warning("the origin has not answered for %.0f s", self._now() - heard)
+                self._origin_heard = None
+                self.edge_controller.origin_silent()
+            self._subscribe_all()
 
     def _on_bus(self, sender: str, message: Message) -> None:
         if isinstance(message, Feeding):
             self._origin_host = sender_host = message.host
             self.uplink.origin = (sender_host, message.port)
-            return
-        if isinstance(message, Directive | CallState):
+            self._origin_heard = self._now()
+        elif isinstance(message, OriginUp):
+            log.info("the origin %s started as incarnation %s", sender, message.incarnation)
+        if isinstance(message, Feeding | OriginUp | Directive | CallState):
             commands = self.edge_controller.handle(FromOrigin(message, datetime.now(UTC)))
-            assert self.loop is not None
-            self.loop.create_task(self._carry_out_awaiting(commands))
+            if commands:
+                assert self.loop is not None
+                self.loop.create_task(self._carry_out_awaiting(commands))
+        if isinstance(message, OriginUp):
+            # Ask for the mix at once, not at the next round.
+            self._subscribe_all()
 
     def _trusted(self, host: str) -> bool:
         return host == self._origin_host

@@ -11,7 +11,9 @@ written beside it into the working folder:
 
 - ``callbridge-local.cfg``: the listen address, the control socket, the
   timers, and where the two lists are;
-- ``dispatcher.list``: the nodes, dispatcher set 1 (``1 sip:HOST:PORT 0 0``);
+- ``dispatcher.list``: the nodes, dispatcher set 1
+  (``1 sip:HOST:PORT 0 0 duid=nodeN``: the unique id the call-load count
+  is kept under);
 - ``carriers.list``: the carrier networks, permissions group 1
   (``1 NETWORK PREFIX 0``: any port).
 """
@@ -107,8 +109,15 @@ def _sip_uri(address: Address) -> str:
 
 
 def dispatcher_list(proxy: Proxy) -> str:
-    """``dispatcher.list``: set 1, one node a line, in the order given."""
-    return "".join(f"1 {_sip_uri(node)} 0 0\n" for node in proxy.nodes)
+    """``dispatcher.list``: set 1, one node a line, in the order given.
+
+    Each node carries a ``duid``: the dispatcher counts a node's active calls
+    under it (algorithm 10, call-load distribution) and sends a new call to
+    the node with the fewest, the first listed among equals.
+    """
+    return "".join(
+        f"1 {_sip_uri(node)} 0 0 duid=node{n}\n" for n, node in enumerate(proxy.nodes, start=1)
+    )
 
 
 def carriers_list(proxy: Proxy) -> str:
