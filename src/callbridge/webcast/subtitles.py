@@ -134,6 +134,11 @@ class SubtitleTrack:
         self._open.append(timed)
         return timed
 
+    def resume(self, published: int) -> None:
+        """Go on after ``published`` segments another track wrote (a worker started again):
+        the playlist lists them, and the next one out is the first after them."""
+        self._published = max(self._published, published)
+
     def _bounds(self, index: int) -> tuple[float, float]:
         return index * self.config.segment_s, (index + 1) * self.config.segment_s
 
