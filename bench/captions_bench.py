@@ -17,6 +17,15 @@ between its parts) and headless Chromium playing the webcast through hls.js.
   server's (its process tree) with captions on and off.
 * the media clock: p99 (and max) tick lateness from ``/api/bridge/stats`` of
   each call, captions on and off.
+* where the delay goes, per cue, on the one wall clock of the machine: the
+  words end in the mix; the worker cuts the piece (the pause heard, plus the
+  hand-off); its decode; the cue made until the page's first subtitle
+  playlist that lists its segment (the segment's publication and hls.js's
+  reload); that segment loaded; the cue shown. Beside them the player's
+  latency (the words in the mix to the words heard).
+
+The server (and its caption worker) runs on ``--server-core``, Chromium,
+sipp and this script on ``--client-core`` (taskset)::
 
     .venv/bin/python bench/captions_bench.py               # paragraph read twice
     .venv/bin/python bench/captions_bench.py --repeats 4 --json out.json
@@ -78,12 +87,90 @@ def settle(server: RunningServer, event_id: int, quiet_s: float = 8.0) -> list[d
     return last
 
 
-def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, Any]:
+# The page's subtitle playlist loads and fragment loads (hls.js events), and how its
+# player's position maps to the mix's wall clock (program date-time less position).
+STAGES = """
+() => {
+  window.__subsLoaded = [];
+  window.__subsFrags = [];
+  window.__pdtOffsets = [];
+  const hls = document.getElementById('webcast').hlsPlayer;
+  const media = document.getElementById('media');
+  hls.on(window.Hls.Events.SUBTITLE_TRACK_LOADED, (_e, data) => {
+    window.__subsLoaded.push([Date.now(), data.details.endSN]);
+  });
+  hls.on(window.Hls.Events.SUBTITLE_FRAG_PROCESSED, (_e, data) => {
+    window.__subsFrags.push([Date.now(), data.frag.sn]);
+  });
+  setInterval(() => {
+    const date = hls.playingDate;
+    if (date && !media.paused) {
+      window.__pdtOffsets.push(date.getTime() / 1000 - media.currentTime);
+    }
+  }, 200);
+}
+"""
+
+
+def stages(
+    lines: list[dict[str, Any]],
+    shown: dict[str, dict[str, Any]],
+    positions: list[list[float]],
+    loaded: list[list[float]],
+    frags: list[list[float]],
+    offsets: list[float],
+) -> dict[str, float | None]:
+    """Median seconds of each stage of the caption delay (see the module docstring)."""
+    if not offsets:
+        return {}
+    offset = sorted(offsets)[len(offsets) // 2]  # mix wall clock = offset + media time
+    cut, decode, listed, fragment, show, latency, total = [], [], [], [], [], [], []
+    for line in lines:
+        cue = shown.get(words(str(line.get("text", ""))))
+        if cue is None or "decode_s" not in line:
+            continue
+        words_end = cue["start"] + line["end"] - line["start"]  # media time
+        in_mix = offset + words_end
+        made = line["made_at"]
+        began = made - line["decode_s"]
+        cut.append(began - in_mix)
+        decode.append(line["decode_s"])
+        listing = next(
+            (at / 1000 for at, end in loaded if end >= line["msn"] and at / 1000 >= made), None
+        )
+        if listing is not None:
+            listed.append(listing - made)
+        frag = next(
+            (at / 1000 for at, sn in frags if sn >= line["msn"] and at / 1000 >= made), None
+        )
+        if frag is not None and listing is not None:
+            fragment.append(frag - listing)
+            show.append(cue["shownAt"] / 1000 - frag)
+        heard = heard_at(positions, words_end)
+        if heard is not None:
+            latency.append(heard - in_mix)
+            total.append(cue["shownAt"] / 1000 - heard)
+    return {
+        "words_to_cut": quantile(cut, 0.5),
+        "decode": quantile(decode, 0.5),
+        "made_to_listed": quantile(listed, 0.5),
+        "listed_to_fragment": quantile(fragment, 0.5),
+        "fragment_to_shown": quantile(show, 0.5),
+        "player_latency": quantile(latency, 0.5),
+        "delay_after_last_word": quantile(total, 0.5),
+    }
+
+
+def one_call(
+    tmp: Path, captions: bool, repeats: int, nice: str, prefix: tuple[str, ...]
+) -> dict[str, Any]:
     parts = PARTS * repeats
     reference = " ".join(parts)
     result: dict[str, Any] = {"captions": captions}
     with (
-        start_server(tmp, env={"CALLBRIDGE_CAPTION_NICE": nice}, live_captions=captions) as server,
+        start_server(
+            tmp, env={"CALLBRIDGE_CAPTION_NICE": nice}, live_captions=captions, prefix=prefix
+        ) as server,
         launch() as browser,
     ):
         page = browser.new_page()
@@ -101,6 +188,7 @@ def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, An
         page.wait_for_function(
             "() => document.getElementById('media').currentTime > 0.5", timeout=30_000
         )
+        page.evaluate(STAGES)
         packets, _ = speech_stream(event.speaker_passcode, gap_s=2.0, parts=parts)
         pcap = tmp / "speaker.pcap"
         write_pcap(pcap, packets)
@@ -149,6 +237,22 @@ def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, An
                 if end is not None:
                     after_end.append(cue["shownAt"] / 1000 - end)
                     worker.append(source["delay"])
+            lines = [
+                json.loads(line)
+                for line in (status_path.parent / "captions.jsonl").read_text().splitlines()
+            ]
+            first_shown = {}
+            for cue in spoken:
+                first_shown.setdefault(words(cue["text"]), cue)
+            result["stages_p50_s"] = stages(
+                lines,
+                first_shown,
+                positions,
+                page.evaluate("window.__subsLoaded"),
+                page.evaluate("window.__subsFrags"),
+                page.evaluate("window.__pdtOffsets"),
+            )
+            result["delay_after_last_word_max_s"] = round(max(after_end), 3) if after_end else None
             live_text = " ".join(c["text"] for c in made if c["text"] != SKIPPED)
             page_text = " ".join(c["text"] for c in spoken)
             result.update(
@@ -187,14 +291,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="times the paragraph is read")
     parser.add_argument("--nice", default="10", help="the caption worker's niceness")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--server-core", type=int, default=0, help="taskset core of the server")
+    parser.add_argument("--client-core", type=int, default=1, help="core of Chromium and sipp")
     args = parser.parse_args()
     figures: dict[str, Any] = {"load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
+    os.sched_setaffinity(0, {args.client_core})  # Chromium and sipp inherit it
+    prefix = ("taskset", "-c", str(args.server_core))
     with tempfile.TemporaryDirectory(prefix="captions-bench-") as tmp:
         for captions in (True, False):
             folder = Path(tmp) / ("on" if captions else "off")
             folder.mkdir()
             figures["on" if captions else "off"] = one_call(
-                folder, captions, args.repeats, args.nice
+                folder, captions, args.repeats, args.nice, prefix
             )
     figures["load_after"] = os.getloadavg()[0]
     on, off = figures["on"], figures["off"]
@@ -207,6 +315,12 @@ def main() -> None:
         f"{on['worker_cpu_per_call_s']} s/s; server CPU {on['server_cpu_per_call_s']} s/s on, "
         f"{off['server_cpu_per_call_s']} s/s off; tick lateness p99 "
         f"{on['tick_lateness_ms']['p99']} ms on, {off['tick_lateness_ms']['p99']} ms off"
+    )
+    print(f"stages (p50 s): {json.dumps(on.get('stages_p50_s'))}")
+    print(
+        f"load {figures['load_before']:.2f} before, {figures['load_after']:.2f} after; "
+        f"reproduce: .venv/bin/python bench/captions_bench.py --repeats {args.repeats} "
+        f"--nice {args.nice} --server-core {args.server_core} --client-core {args.client_core}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -7,7 +7,8 @@ read as they become active. Their words match the paragraph within a word
 error rate bound, they show soon after the words are heard, the console's
 live transcript holds the same text, a worker killed between the two halves
 is started again and captions resume, and the call's live text is kept
-beside the recording when it ends.
+beside the recording when it ends. And the media clock keeps time as well
+with captions on as without: two calls at once, one on each kind of server.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.serial, needs_e
 # The machine may be shared and slow: bounds that still fail when captions break.
 MAX_WER = 0.4
 MAX_DELAY_P50_S = 3.0
+# p99 tick lateness with captions on, against the same call on a server without them
+# at the same time: at most this much more (ms), or twice as much, whichever is larger
+# (caption work in the media plane's process made it 7 ms against 1 ms).
+LATENESS_NOISE_MS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +237,62 @@ def test_live_captions_on_the_webcast_and_console(
     recordings = server.data_dir / "recordings" / f"event-{event.id}"
     kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=30)
     assert "WEBVTT" in kept[0].read_text()
+
+
+def test_the_media_clock_keeps_time_with_captions_on(server: RunningServer, tmp_path: Path) -> None:
+    need("sipp")
+    talk_seconds = 0.0
+    (tmp_path / "plain").mkdir()
+    with start_server(tmp_path / "plain", live_captions=False) as plain:
+        calls = []
+        for running in (server, plain):
+            event = running.create_event(starts_in=timedelta(minutes=-1), registration="off")
+            assert running.api("POST", f"/api/events/{event.id}/start").status_code == 200
+            running.wait_for(
+                lambda r=running, e=event: r.api("GET", f"/api/events/{e.id}/webcast").json()[
+                    "live_playlist"
+                ],
+                timeout=15,
+            )
+            packets, _ = speech_stream(event.speaker_passcode, gap_s=1.0)
+            folder = tmp_path / f"call-{len(calls)}"
+            folder.mkdir()
+            write_pcap(folder / "speaker.pcap", packets)
+            talk_seconds = max(talk_seconds, packets[-1].at + 1)
+            calls.append((running, event, folder))
+        results: list[Any] = [None, None]
+
+        def dial(index: int) -> None:
+            running, _, folder = calls[index]
+            results[index] = run_sipp(
+                SCENARIOS / "dial_in.xml",
+                running.sip_target,
+                folder,
+                substitutions={
+                    "pcap": str(folder / "speaker.pcap"),
+                    "stay_ms": str(int(talk_seconds * 1000)),
+                },
+                timeout=talk_seconds + 30,
+            )
+
+        # The same speech into both calls at once: the same load on the machine for both.
+        dialers = [threading.Thread(target=dial, args=(i,)) for i in range(2)]
+        for dialer in dialers:
+            dialer.start()
+        for dialer in dialers:
+            dialer.join()
+        assert all(r is not None and r.ok for r in results), [r.output[-800:] for r in results]
+        # Read while the calls are live: a clock's figures go when its call ends.
+        on, off = (r.api("GET", "/api/bridge/stats").json() for r, _, _ in calls)
+        captioned = _transcript(server, calls[0][1].id)
+        for running, event, _ in calls:
+            assert running.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    p99_on, p99_off = on["tick_lateness_ms"]["p99"], off["tick_lateness_ms"]["p99"]
+    print(
+        f"\nTICK LATENESS p99 {p99_on} ms with captions, {p99_off} ms without; "
+        f"max {on['tick_lateness_ms']['max']} and {off['tick_lateness_ms']['max']} ms; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    assert "earnings" in captioned.lower(), captioned  # the captions were at work
+    assert p99_on <= max(2 * p99_off, p99_off + LATENESS_NOISE_MS), (on, off)
+    assert on["ticks_skipped"] <= off["ticks_skipped"] + 5, (on, off)

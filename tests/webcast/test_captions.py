@@ -165,10 +165,11 @@ def test_a_worker_started_again_goes_on_after_the_last_segment(tmp_path: Path) -
     config = SubtitleConfig(segment_s=0.64)
     first = CaptionFiles(live, config, ORIGIN, 3000, 0.0)
     first.at_edge(4 * RATE)  # four seconds: five segments out (0.8 s wait)
-    first.add(LiveCue(0, RATE, "hello", RATE))
+    assert first.track.published == 5
+    first.add(LiveCue(0, RATE, "hello", RATE))  # and the sixth with it, to the edge
     # Killed here. The next worker's first chunk is two seconds later.
     second = CaptionFiles(live, config, ORIGIN, 3000, 0.0)
-    assert second.track.published == 5
+    assert second.track.published == 6
     second.at_edge(6 * RATE)
     second.add(LiveCue(5 * RATE, 6 * RATE, "again", 6 * RATE))
     second.finish()

@@ -444,6 +444,10 @@ class CaptionFiles:
             if track.ended:
                 return
             timed = track.add(cue, self.edge)
+            msn = track.first_msn + track.published  # the first segment that carries it
+            before = track.published
+            self._write(track.publish_to_edge(self.edge))
+            self._expire(before)
             self._lines += 1
             if self._lines > MAX_TRANSCRIPT_CUES:
                 return
@@ -456,7 +460,7 @@ class CaptionFiles:
                 "speaker": None if cue.text == SKIPPED else SPEAKER,
                 "text": cue.text,
                 # The first subtitle segment that carries it, and when it was made.
-                "msn": track.first_msn + track.published,
+                "msn": msn,
                 "made_at": round(self._clock(), 3),
                 **{name: round(value, 3) for name, value in timing.items()},
             }
@@ -470,11 +474,14 @@ class CaptionFiles:
             self._write(self.track.finish(self.edge))
 
     def _advance(self) -> None:
-        track = self.track
-        before = track.published
-        self._write(track.advance(self._horizon, self.edge))
-        for index in range(before, track.published):
-            for name in track.expired(index):
+        before = self.track.published
+        self._write(self.track.advance(self._horizon, self.edge))
+        self._expire(before)
+
+    def _expire(self, before: int) -> None:
+        """Delete the segments that left the playlist as segments ``before`` on went out."""
+        for index in range(before, self.track.published):
+            for name in self.track.expired(index):
                 (self.live_dir / name).unlink(missing_ok=True)
 
     def _write(self, files: Sequence[FileOut]) -> None:
