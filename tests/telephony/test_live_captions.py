@@ -27,7 +27,7 @@ import pytest
 
 from callbridge.transcript.live import SKIPPED
 from callbridge.transcript.wer import normalise, word_error_rate
-from tests.support.captions import COLLECT, PARAGRAPH, heard_at, speech_stream
+from tests.support.captions import COLLECT, PARAGRAPH, heard_at, side_by_side, speech_stream
 from tests.support.chromium import launch
 from tests.support.pcap import write_pcap
 from tests.support.sipp import SCENARIOS, run_sipp
@@ -241,52 +241,10 @@ def test_live_captions_on_the_webcast_and_console(
 
 def test_the_media_clock_keeps_time_with_captions_on(server: RunningServer, tmp_path: Path) -> None:
     need("sipp")
-    talk_seconds = 0.0
     (tmp_path / "plain").mkdir()
     with start_server(tmp_path / "plain", live_captions=False) as plain:
-        calls = []
-        for running in (server, plain):
-            event = running.create_event(starts_in=timedelta(minutes=-1), registration="off")
-            assert running.api("POST", f"/api/events/{event.id}/start").status_code == 200
-            running.wait_for(
-                lambda r=running, e=event: r.api("GET", f"/api/events/{e.id}/webcast").json()[
-                    "live_playlist"
-                ],
-                timeout=15,
-            )
-            packets, _ = speech_stream(event.speaker_passcode, gap_s=1.0)
-            folder = tmp_path / f"call-{len(calls)}"
-            folder.mkdir()
-            write_pcap(folder / "speaker.pcap", packets)
-            talk_seconds = max(talk_seconds, packets[-1].at + 1)
-            calls.append((running, event, folder))
-        results: list[Any] = [None, None]
-
-        def dial(index: int) -> None:
-            running, _, folder = calls[index]
-            results[index] = run_sipp(
-                SCENARIOS / "dial_in.xml",
-                running.sip_target,
-                folder,
-                substitutions={
-                    "pcap": str(folder / "speaker.pcap"),
-                    "stay_ms": str(int(talk_seconds * 1000)),
-                },
-                timeout=talk_seconds + 30,
-            )
-
-        # The same speech into both calls at once: the same load on the machine for both.
-        dialers = [threading.Thread(target=dial, args=(i,)) for i in range(2)]
-        for dialer in dialers:
-            dialer.start()
-        for dialer in dialers:
-            dialer.join()
-        assert all(r is not None and r.ok for r in results), [r.output[-800:] for r in results]
-        # Read while the calls are live: a clock's figures go when its call ends.
-        on, off = (r.api("GET", "/api/bridge/stats").json() for r, _, _ in calls)
-        captioned = _transcript(server, calls[0][1].id)
-        for running, event, _ in calls:
-            assert running.api("POST", f"/api/events/{event.id}/end").status_code == 200
+        (event_id, on), (_, off) = side_by_side([server, plain], tmp_path)
+    captioned = _transcript(server, event_id)
     p99_on, p99_off = on["tick_lateness_ms"]["p99"], off["tick_lateness_ms"]["p99"]
     print(
         f"\nTICK LATENESS p99 {p99_on} ms with captions, {p99_off} ms without; "
