@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.serial, needs_e
 
 # The machine may be shared and slow: bounds that still fail when captions break.
 MAX_WER = 0.4
+# The delay goal itself: 0.49 s p50 here at load 17 (the worker's part 1.84 s; the
+# listener is about 1.4 s behind the mix, which the caption pipeline spends).
 MAX_DELAY_P50_S = 3.0
 # p99 tick lateness with captions on, against the same call on a server without them
 # at the same time: at most this much more (ms), or twice as much, whichever is larger
@@ -202,8 +204,8 @@ def test_live_captions_on_the_webcast_and_console(
     # The page shows the active cue in its caption line.
     assert any(c["shownText"] for c in cues), cues
     assert delays, report
-    # Delivery (packager to page) adds at most the goal to what the worker took.
-    assert delays[len(delays) // 2] <= MAX_DELAY_P50_S + worker[len(worker) // 2], report
+    # The goal: the cue shows within 3 s of its last words heard, at the median.
+    assert delays[len(delays) // 2] <= MAX_DELAY_P50_S, report
     if skipped == 0:
         assert wer <= MAX_WER, report
     else:
