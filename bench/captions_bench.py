@@ -41,6 +41,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -295,6 +297,19 @@ def one_call(
     return result
 
 
+def media_pid(server: RunningServer) -> int:
+    """The media plane's process: the one bound to the server's SIP port."""
+    found = subprocess.run(
+        ["ss", "-H", "-lunp", f"sport = :{server.sip_port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"pid=(\d+)", found)
+    assert match is not None, found
+    return int(match.group(1))
+
+
 def clocks(tmp: Path, repeats: int, nice: str, prefix: tuple[str, ...]) -> dict[str, Any]:
     """Two servers on the server core, captions on and off, a call on each at once with the
     same speaker: each one's p99 tick lateness and CPU per second of call, under one load."""
@@ -306,11 +321,17 @@ def clocks(tmp: Path, repeats: int, nice: str, prefix: tuple[str, ...]) -> dict[
         start_server(on_dir, env=env, live_captions=True, prefix=prefix) as on,
         start_server(off_dir, live_captions=False, prefix=prefix) as off,
     ):
+        media = [media_pid(s) for s in (on, off)]
         before = [sum(cpu_seconds(s.process.pid)) for s in (on, off)]
+        media_before = [sum(cpu_seconds(pid, children=False)) for pid in media]
         started = time.monotonic()
         (_, on_stats), (_, off_stats) = side_by_side([on, off], tmp, parts=PARTS * repeats)
         call_s = time.monotonic() - started
         cpu = [sum(cpu_seconds(s.process.pid)) - b for s, b in zip((on, off), before, strict=True)]
+        media_cpu = [
+            sum(cpu_seconds(pid, children=False)) - b
+            for pid, b in zip(media, media_before, strict=True)
+        ]
     return {
         "tick_lateness_ms": {
             "on": on_stats["tick_lateness_ms"],
@@ -320,6 +341,12 @@ def clocks(tmp: Path, repeats: int, nice: str, prefix: tuple[str, ...]) -> dict[
         "server_cpu_per_call_s": {
             "on": round(cpu[0] / call_s, 3),
             "off": round(cpu[1] / call_s, 3),
+        },
+        # The media plane's process alone (its caption worker not counted): what the
+        # captions cost where the clock runs.
+        "media_process_cpu_per_call_s": {
+            "on": round(media_cpu[0] / call_s, 4),
+            "off": round(media_cpu[1] / call_s, 4),
         },
     }
 
@@ -362,7 +389,9 @@ def main() -> None:
             f"side by side: tick lateness p99 {clock['tick_lateness_ms']['on']['p99']} ms with "
             f"captions, {clock['tick_lateness_ms']['off']['p99']} ms without; server CPU "
             f"{clock['server_cpu_per_call_s']['on']} and "
-            f"{clock['server_cpu_per_call_s']['off']} s/s"
+            f"{clock['server_cpu_per_call_s']['off']} s/s; the media plane's process alone "
+            f"{clock['media_process_cpu_per_call_s']['on']} and "
+            f"{clock['media_process_cpu_per_call_s']['off']} s/s"
         )
     print(
         f"load {figures['load_before']:.2f} before, {figures['load_after']:.2f} after; "
