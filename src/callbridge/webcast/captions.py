@@ -27,6 +27,10 @@ Files, each written atomically (``live.write_atomic``)::
     <event>/captions.jsonl         the live transcript, one cue a line (call seconds): the worker
     <event>/captions.json          the worker's pid, restarts, frames dropped: the host
     <event>/live.vtt               the live text at the end of the call: the host
+
+Both halves are in this one module (over 500 lines) because they share the
+pipe's record format and the files' names and layout; the worker's loop is
+``transcript.live_worker``.
 """
 
 from __future__ import annotations
