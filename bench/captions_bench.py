@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Live captions: delay in the player, word error rate live and offline, CPU, media clock.
 
-One run, two calls on fresh servers, everything real: ``callbridge serve``
+One run, three calls on fresh servers, everything real: ``callbridge serve``
 on loopback, a sipp speaker playing an espeak-ng paragraph (the same one as
 tests/telephony/test_live_captions.py, read ``--repeats`` times, a pause
 between its parts) and headless Chromium playing the webcast through hls.js.
@@ -15,8 +15,18 @@ between its parts) and headless Chromium playing the webcast through hls.js.
   text against the offline one.
 * CPU: the caption worker's CPU seconds per second of call, and the whole
   server's (its process tree) with captions on and off.
-* the media clock: p99 (and max) tick lateness from ``/api/bridge/stats`` of
-  each call, captions on and off.
+* the media clock: two more servers, captions on and off, each with a call
+  of the same speaker at the same time (so under the same load): p99 (and
+  max) tick lateness from ``/api/bridge/stats`` of each.
+* where the delay goes, per cue, on the one wall clock of the machine: the
+  words end in the mix; the worker cuts the piece (the pause heard, plus the
+  hand-off); its decode; the cue made until the page's first subtitle
+  playlist that lists its segment (the segment's publication and hls.js's
+  reload); that segment loaded; the cue shown. Beside them the player's
+  latency (the words in the mix to the words heard).
+
+The server (and its caption worker) runs on ``--server-core``, Chromium,
+sipp and this script on ``--client-core`` (taskset)::
 
     .venv/bin/python bench/captions_bench.py               # paragraph read twice
     .venv/bin/python bench/captions_bench.py --repeats 4 --json out.json
@@ -31,6 +41,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +55,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from figures import cpu_seconds  # noqa: E402
-from tests.support.captions import COLLECT, PARTS, heard_at, speech_stream  # noqa: E402
+from tests.support.captions import COLLECT, PARTS, heard_at, side_by_side, speech_stream  # noqa: E402
 from tests.support.chromium import launch  # noqa: E402
 from tests.support.pcap import write_pcap  # noqa: E402
 from tests.support.sipp import SCENARIOS, run_sipp  # noqa: E402
@@ -78,12 +90,94 @@ def settle(server: RunningServer, event_id: int, quiet_s: float = 8.0) -> list[d
     return last
 
 
-def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, Any]:
+# The page's subtitle playlist loads and fragment loads (hls.js events), and how its
+# player's position maps to the mix's wall clock (program date-time less position).
+STAGES = """
+() => {
+  window.__subsLoaded = [];
+  window.__subsFrags = [];
+  window.__pdtOffsets = [];
+  const hls = document.getElementById('webcast').hlsPlayer;
+  const media = document.getElementById('media');
+  hls.on(window.Hls.Events.SUBTITLE_TRACK_LOADED, (_e, data) => {
+    window.__subsLoaded.push([Date.now(), data.details.endSN]);
+  });
+  hls.on(window.Hls.Events.SUBTITLE_FRAG_PROCESSED, (_e, data) => {
+    window.__subsFrags.push([Date.now(), data.frag.sn]);
+  });
+  setInterval(() => {
+    const date = hls.playingDate;
+    if (date && !media.paused) {
+      window.__pdtOffsets.push(date.getTime() / 1000 - media.currentTime);
+    }
+  }, 200);
+}
+"""
+
+
+def stages(
+    lines: list[dict[str, Any]],
+    shown: dict[tuple[str, int], dict[str, Any]],
+    positions: list[list[float]],
+    loaded: list[list[float]],
+    frags: list[list[float]],
+    offsets: list[float],
+) -> dict[str, float | None]:
+    """Median seconds of each stage of the caption delay (see the module docstring)."""
+    if not offsets:
+        return {}
+    offset = sorted(offsets)[len(offsets) // 2]  # mix wall clock = offset + media time
+    cut, decode, listed, fragment, show, latency, total = [], [], [], [], [], [], []
+    seen: dict[str, int] = {}
+    for line in lines:
+        key = words(str(line.get("text", "")))
+        index = seen.get(key, 0)
+        seen[key] = index + 1
+        cue = shown.get((key, index))
+        if cue is None or "decode_s" not in line:
+            continue
+        words_end = cue["start"] + line["end"] - line["start"]  # media time
+        in_mix = offset + words_end
+        made = line["made_at"]
+        began = made - line["decode_s"]
+        cut.append(began - in_mix)
+        decode.append(line["decode_s"])
+        listing = next(
+            (at / 1000 for at, end in loaded if end >= line["msn"] and at / 1000 >= made), None
+        )
+        if listing is not None:
+            listed.append(listing - made)
+        frag = next(
+            (at / 1000 for at, sn in frags if sn >= line["msn"] and at / 1000 >= made), None
+        )
+        if frag is not None and listing is not None:
+            fragment.append(frag - listing)
+            show.append(cue["shownAt"] / 1000 - frag)
+        heard = heard_at(positions, words_end)
+        if heard is not None:
+            latency.append(heard - in_mix)
+            total.append(cue["shownAt"] / 1000 - heard)
+    return {
+        "words_to_cut": quantile(cut, 0.5),
+        "decode": quantile(decode, 0.5),
+        "made_to_listed": quantile(listed, 0.5),
+        "listed_to_fragment": quantile(fragment, 0.5),
+        "fragment_to_shown": quantile(show, 0.5),
+        "player_latency": quantile(latency, 0.5),
+        "delay_after_last_word": quantile(total, 0.5),
+    }
+
+
+def one_call(
+    tmp: Path, captions: bool, repeats: int, nice: str, prefix: tuple[str, ...]
+) -> dict[str, Any]:
     parts = PARTS * repeats
     reference = " ".join(parts)
     result: dict[str, Any] = {"captions": captions}
     with (
-        start_server(tmp, env={"CALLBRIDGE_CAPTION_NICE": nice}, live_captions=captions) as server,
+        start_server(
+            tmp, env={"CALLBRIDGE_CAPTION_NICE": nice}, live_captions=captions, prefix=prefix
+        ) as server,
         launch() as browser,
     ):
         page = browser.new_page()
@@ -101,6 +195,7 @@ def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, An
         page.wait_for_function(
             "() => document.getElementById('media').currentTime > 0.5", timeout=30_000
         )
+        page.evaluate(STAGES)
         packets, _ = speech_stream(event.speaker_passcode, gap_s=2.0, parts=parts)
         pcap = tmp / "speaker.pcap"
         write_pcap(pcap, packets)
@@ -149,6 +244,26 @@ def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, An
                 if end is not None:
                     after_end.append(cue["shownAt"] / 1000 - end)
                     worker.append(source["delay"])
+            lines = [
+                json.loads(line)
+                for line in (status_path.parent / "captions.jsonl").read_text().splitlines()
+            ]
+            # The paragraph is read more than once: the n-th cue of a text is its n-th showing.
+            first_shown: dict[tuple[str, int], dict[str, Any]] = {}
+            seen: dict[str, int] = {}
+            for cue in sorted(spoken, key=lambda c: c["start"]):
+                key = words(cue["text"])
+                first_shown[(key, seen.get(key, 0))] = cue
+                seen[key] = seen.get(key, 0) + 1
+            result["stages_p50_s"] = stages(
+                lines,
+                first_shown,
+                positions,
+                page.evaluate("window.__subsLoaded"),
+                page.evaluate("window.__subsFrags"),
+                page.evaluate("window.__pdtOffsets"),
+            )
+            result["delay_after_last_word_max_s"] = round(max(after_end), 3) if after_end else None
             live_text = " ".join(c["text"] for c in made if c["text"] != SKIPPED)
             page_text = " ".join(c["text"] for c in spoken)
             result.update(
@@ -182,31 +297,107 @@ def one_call(tmp: Path, captions: bool, repeats: int, nice: str) -> dict[str, An
     return result
 
 
+def media_pid(server: RunningServer) -> int:
+    """The media plane's process: the one bound to the server's SIP port."""
+    found = subprocess.run(
+        ["ss", "-H", "-lunp", f"sport = :{server.sip_port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"pid=(\d+)", found)
+    assert match is not None, found
+    return int(match.group(1))
+
+
+def clocks(tmp: Path, repeats: int, nice: str, prefix: tuple[str, ...]) -> dict[str, Any]:
+    """Two servers on the server core, captions on and off, a call on each at once with the
+    same speaker: each one's p99 tick lateness and CPU per second of call, under one load."""
+    on_dir, off_dir = tmp / "clock-on", tmp / "clock-off"
+    on_dir.mkdir()
+    off_dir.mkdir()
+    env = {"CALLBRIDGE_CAPTION_NICE": nice}
+    with (
+        start_server(on_dir, env=env, live_captions=True, prefix=prefix) as on,
+        start_server(off_dir, live_captions=False, prefix=prefix) as off,
+    ):
+        media = [media_pid(s) for s in (on, off)]
+        before = [sum(cpu_seconds(s.process.pid)) for s in (on, off)]
+        media_before = [sum(cpu_seconds(pid, children=False)) for pid in media]
+        started = time.monotonic()
+        (_, on_stats), (_, off_stats) = side_by_side([on, off], tmp, parts=PARTS * repeats)
+        call_s = time.monotonic() - started
+        cpu = [sum(cpu_seconds(s.process.pid)) - b for s, b in zip((on, off), before, strict=True)]
+        media_cpu = [
+            sum(cpu_seconds(pid, children=False)) - b
+            for pid, b in zip(media, media_before, strict=True)
+        ]
+    return {
+        "tick_lateness_ms": {
+            "on": on_stats["tick_lateness_ms"],
+            "off": off_stats["tick_lateness_ms"],
+        },
+        "ticks_skipped": {"on": on_stats["ticks_skipped"], "off": off_stats["ticks_skipped"]},
+        "server_cpu_per_call_s": {
+            "on": round(cpu[0] / call_s, 3),
+            "off": round(cpu[1] / call_s, 3),
+        },
+        # The media plane's process alone (its caption worker not counted): what the
+        # captions cost where the clock runs.
+        "media_process_cpu_per_call_s": {
+            "on": round(media_cpu[0] / call_s, 4),
+            "off": round(media_cpu[1] / call_s, 4),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2, help="times the paragraph is read")
     parser.add_argument("--nice", default="10", help="the caption worker's niceness")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--server-core", type=int, default=0, help="taskset core of the server")
+    parser.add_argument("--client-core", type=int, default=1, help="core of Chromium and sipp")
+    parser.add_argument("--phase", choices=("all", "delay", "clock"), default="all")
     args = parser.parse_args()
     figures: dict[str, Any] = {"load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
+    os.sched_setaffinity(0, {args.client_core})  # Chromium and sipp inherit it
+    prefix = ("taskset", "-c", str(args.server_core))
     with tempfile.TemporaryDirectory(prefix="captions-bench-") as tmp:
-        for captions in (True, False):
-            folder = Path(tmp) / ("on" if captions else "off")
+        if args.phase in ("all", "delay"):
+            folder = Path(tmp) / "on"
             folder.mkdir()
-            figures["on" if captions else "off"] = one_call(
-                folder, captions, args.repeats, args.nice
-            )
+            figures["on"] = one_call(folder, True, args.repeats, args.nice, prefix)
+        if args.phase in ("all", "clock"):
+            figures["clock"] = clocks(Path(tmp), args.repeats, args.nice, prefix)
     figures["load_after"] = os.getloadavg()[0]
-    on, off = figures["on"], figures["off"]
     print(json.dumps(figures, indent=2))
+    if "on" in figures:
+        on = figures["on"]
+        print(
+            f"\ncaption delay after the last word p50 {on['delay_after_last_word_s']['p50']} s, "
+            f"max {on['delay_after_last_word_max_s']} s (worker {on['worker_delay_s_p50']} s), "
+            f"after the first word {on['delay_after_first_word_s_p50']} s; WER live "
+            f"{on['wer_live']}, offline {on.get('wer_offline')}, live vs offline "
+            f"{on.get('wer_live_vs_offline')}; worker CPU {on['worker_cpu_per_call_s']} s/s, "
+            f"server with it {on['server_cpu_per_call_s']} s/s"
+        )
+        print(f"stages (p50 s): {json.dumps(on.get('stages_p50_s'))}")
+    if "clock" in figures:
+        clock = figures["clock"]
+        print(
+            f"side by side: tick lateness p99 {clock['tick_lateness_ms']['on']['p99']} ms with "
+            f"captions, {clock['tick_lateness_ms']['off']['p99']} ms without; server CPU "
+            f"{clock['server_cpu_per_call_s']['on']} and "
+            f"{clock['server_cpu_per_call_s']['off']} s/s; the media plane's process alone "
+            f"{clock['media_process_cpu_per_call_s']['on']} and "
+            f"{clock['media_process_cpu_per_call_s']['off']} s/s"
+        )
     print(
-        f"\ncaption delay after the last word p50 {on['delay_after_last_word_s']['p50']} s "
-        f"(worker {on['worker_delay_s_p50']} s), after the first word "
-        f"{on['delay_after_first_word_s_p50']} s; WER live {on['wer_live']}, offline "
-        f"{on.get('wer_offline')}, live vs offline {on.get('wer_live_vs_offline')}; worker CPU "
-        f"{on['worker_cpu_per_call_s']} s/s; server CPU {on['server_cpu_per_call_s']} s/s on, "
-        f"{off['server_cpu_per_call_s']} s/s off; tick lateness p99 "
-        f"{on['tick_lateness_ms']['p99']} ms on, {off['tick_lateness_ms']['p99']} ms off"
+        f"load {figures['load_before']:.2f} before, {figures['load_after']:.2f} after; "
+        f"reproduce: .venv/bin/python bench/captions_bench.py --repeats {args.repeats} "
+        f"--nice {args.nice} --server-core {args.server_core} --client-core {args.client_core} "
+        f"--phase {args.phase}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

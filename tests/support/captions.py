@@ -2,22 +2,28 @@
 
 ``speech_stream`` builds the speaker's RTP (the passcode, then espeak-ng
 speech of each part of the paragraph, a pause between parts) for sipp's
-``play_pcap_audio``; ``COLLECT`` runs in the page and records every cue of
-every text track when it first becomes active, with the page's clock and the
-player's position, and the player's position over time (to tell when the
-words of a cue were heard).
+``play_pcap_audio``; ``side_by_side`` plays it into a call on each of
+several servers at once and reads their media clocks; ``COLLECT`` runs in
+the page and records every cue of every text track when it first becomes
+active, with the page's clock and the player's position, and the player's
+position over time (to tell when the words of a cue were heard).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
-from tests.support.pcap import Timed, passcode_stream
+from tests.support.pcap import Timed, passcode_stream, write_pcap
+from tests.support.sipp import SCENARIOS, run_sipp
 from tests.transcript.speech import speak
 
 PARTS = (
@@ -95,3 +101,56 @@ def heard_at(positions: list[list[float]], media_time: float) -> float | None:
         if t_a <= media_time <= t_b and t_b > t_a:
             return (wall_a + (media_time - t_a) / (t_b - t_a) * (wall_b - wall_a)) / 1000
     return None
+
+
+def side_by_side(
+    servers: list[Any], tmp: Path, parts: tuple[str, ...] = PARTS, gap_s: float = 1.0
+) -> list[tuple[int, dict[str, Any]]]:
+    """A live call on each of ``servers`` (``RunningServer``), a sipp speaker reading
+    ``parts`` into all of them at once (the same load on the machine for each); each
+    call's event id and its server's ``/api/bridge/stats``, read before the calls end."""
+    calls = []
+    talk_seconds = 0.0
+    for index, server in enumerate(servers):
+        event = server.create_event(starts_in=timedelta(minutes=-1), registration="off")
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        server.wait_for(
+            lambda s=server, e=event: s.api("GET", f"/api/events/{e.id}/webcast").json()[
+                "live_playlist"
+            ],
+            timeout=20,
+        )
+        packets, _ = speech_stream(event.speaker_passcode, gap_s=gap_s, parts=parts)
+        folder = tmp / f"side-{index}"
+        folder.mkdir()
+        write_pcap(folder / "speaker.pcap", packets)
+        talk_seconds = max(talk_seconds, packets[-1].at + 1)
+        calls.append((server, event.id, folder))
+    results: list[Any] = [None] * len(calls)
+
+    def dial(index: int) -> None:
+        server, _, folder = calls[index]
+        results[index] = run_sipp(
+            SCENARIOS / "dial_in.xml",
+            server.sip_target,
+            folder,
+            substitutions={
+                "pcap": str(folder / "speaker.pcap"),
+                "stay_ms": str(int(talk_seconds * 1000)),
+            },
+            timeout=talk_seconds + 30,
+        )
+
+    dialers = [threading.Thread(target=dial, args=(i,)) for i in range(len(calls))]
+    for dialer in dialers:
+        dialer.start()
+    for dialer in dialers:
+        dialer.join()
+    assert all(r is not None and r.ok for r in results), [r.output[-800:] for r in results if r]
+    # Read while the calls are live: a clock's figures go when its call ends.
+    stats = [
+        (event_id, server.api("GET", "/api/bridge/stats").json()) for server, event_id, _ in calls
+    ]
+    for server, event_id, _ in calls:
+        assert server.api("POST", f"/api/events/{event_id}/end").status_code == 200
+    return stats

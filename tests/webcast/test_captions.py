@@ -1,9 +1,10 @@
 """The live captions' host: a real worker process on pipes, its restarts, and a clock never held.
 
-The worker here is a small stand-in process that speaks the worker's protocol
-(chunks in, JSON lines out) with no engine: a cue for every second of mix it
-reads. The real worker is tested in tests/transcript/test_live.py and end to
-end in tests/telephony/test_live_captions.py.
+The worker here is a small stand-in process that reads the worker's protocol
+with the worker's own reader and writes through the worker's own files
+(``CaptionFiles``), with no engine: a cue for every second of mix it reads.
+The real worker is tested in tests/transcript/test_live.py and end to end in
+tests/telephony/test_live_captions.py.
 """
 
 from __future__ import annotations
@@ -19,34 +20,47 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callbridge.transcript.live import LiveCue
 from callbridge.transcript.vtt import parse_vtt
-from callbridge.webcast.captions import LIVE_VTT, STATUS, TRANSCRIPT, LiveCaptions, read_transcript
+from callbridge.webcast.captions import (
+    LIVE_VTT,
+    STATUS,
+    TRANSCRIPT,
+    CaptionFiles,
+    LiveCaptions,
+    end_playlist,
+    read_transcript,
+)
 from callbridge.webcast.playlist import parse
-from callbridge.webcast.subtitles import MASTER, SUBTITLES
+from callbridge.webcast.subtitles import MASTER, SUBTITLES, SubtitleConfig
 
 FRAME = 160
 RATE = 8000
+ORIGIN = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
-# Reads chunks; after each whole second of mix, a cue for it and the horizon.
+# Reads the records; after each whole second of mix, a cue for it; the horizon at the edge.
 STAND_IN = r"""
-import json, struct, sys
-header = struct.Struct("<qI")
+import queue, sys, threading
+from callbridge.transcript.live import LiveCue
+from callbridge.transcript.live_worker import Outlet, read_chunks
+outlet = Outlet(sys.stdout)
+chunks = queue.Queue(100000)
+threading.Thread(target=read_chunks, args=(sys.stdin.buffer, chunks, [0], outlet)).start()
 next_cue = None
-while True:
-    raw = sys.stdin.buffer.read(header.size)
-    if len(raw) < header.size:
-        break
-    offset, count = header.unpack(raw)
-    sys.stdin.buffer.read(count * 2)
-    end = offset + count
+while (item := chunks.get()) is not None:
+    offset, samples = item
+    end = offset + len(samples)
     if next_cue is None:
         next_cue = (offset // 8000 + 1) * 8000
+    files = outlet.files
+    if files is None:
+        continue
     if end >= next_cue:
-        cue = {"start": next_cue - 8000, "end": next_cue, "ready": end,
-               "text": "second %d" % (next_cue // 8000)}
-        print(json.dumps({"cue": cue}))
+        files.add(LiveCue(next_cue - 8000, next_cue, "second %d" % (next_cue // 8000), end))
         next_cue += 8000
-    print(json.dumps({"horizon": end}), flush=True)
+    files.advance(end)
+if outlet.files is not None:
+    outlet.files.finish()
 """
 
 STALLED = "import time\ntime.sleep(60)\n"
@@ -76,7 +90,7 @@ def push_seconds(captions: LiveCaptions, start: int, seconds: float, pace: bool 
 
 
 def begin(captions: LiveCaptions) -> None:
-    captions.begin(datetime(2026, 11, 29, 12, tzinfo=UTC), 1000, 1.92, 1024 / 48_000)
+    captions.begin(ORIGIN, 1000, 1.92, 1024 / 48_000)
 
 
 def test_cues_become_subtitles_and_the_console_transcript(tmp_path: Path) -> None:
@@ -120,6 +134,12 @@ def test_a_killed_worker_is_started_again_and_captions_resume(tmp_path: Path) ->
     status = json.loads((live.parent / STATUS).read_text())
     assert status["restarts"] >= 1 and status["pid"] != first.pid
     assert captions.stats.restarts >= 1
+    # The second worker went on from the first one's segments: one playlist, every file there.
+    playlist = parse((live / SUBTITLES).read_text())
+    assert playlist.ended and playlist.media_sequence == 3000
+    assert all((live / s.uri).is_file() for s in playlist.segments)
+    total = sum(s.duration for s in playlist.segments)
+    assert abs(total - (offset / RATE + 1024 / 48_000)) < 0.7
 
 
 @pytest.mark.serial  # times the pushes
@@ -132,8 +152,41 @@ def test_push_never_waits_for_a_stalled_worker(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0, elapsed
     assert captions.stats.dropped > 0
-    # The subtitles still keep up with the audio, empty, while the worker says nothing.
-    wait_for(lambda: (live / SUBTITLES).is_file())
-    process = captions.process
+    process = wait_for(lambda: captions.process)
+    started = time.perf_counter()
     captions.close(timeout=2.0)
+    assert time.perf_counter() - started < 8.0
     assert process is not None and process.poll() is not None
+
+
+def test_a_worker_started_again_goes_on_after_the_last_segment(tmp_path: Path) -> None:
+    live = tmp_path / "event-4" / "live"
+    live.mkdir(parents=True)
+    config = SubtitleConfig(segment_s=0.64)
+    first = CaptionFiles(live, config, ORIGIN, 3000, 0.0)
+    first.at_edge(4 * RATE)  # four seconds: five segments out (0.8 s wait)
+    assert first.track.published == 5
+    first.add(LiveCue(0, RATE, "hello", RATE))  # and the sixth with it, to the edge
+    # Killed here. The next worker's first chunk is two seconds later.
+    second = CaptionFiles(live, config, ORIGIN, 3000, 0.0)
+    assert second.track.published == 6
+    second.at_edge(6 * RATE)
+    second.add(LiveCue(5 * RATE, 6 * RATE, "again", 6 * RATE))
+    second.finish()
+    playlist = parse((live / SUBTITLES).read_text())
+    assert playlist.media_sequence == 3000 and playlist.ended
+    assert [s.uri for s in playlist.segments] == [f"sub{3000 + i}.vtt" for i in range(10)]
+    assert all((live / s.uri).is_file() for s in playlist.segments)
+    assert [c["text"] for c in read_transcript(live.parent)] == ["hello", "again"]
+    assert not end_playlist(live)  # ended already
+
+
+def test_a_playlist_left_open_is_ended(tmp_path: Path) -> None:
+    live = tmp_path / "event-5" / "live"
+    live.mkdir(parents=True)
+    files = CaptionFiles(live, SubtitleConfig(), ORIGIN, 30, 0.0)
+    files.at_edge(3 * RATE)
+    assert not parse((live / SUBTITLES).read_text()).ended
+    assert end_playlist(live)
+    assert parse((live / SUBTITLES).read_text()).ended
+    assert not end_playlist(tmp_path)  # no playlist: nothing to end

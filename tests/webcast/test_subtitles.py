@@ -141,3 +141,20 @@ def test_the_live_text_is_on_the_calls_clock() -> None:
 
 def test_an_empty_segment_is_valid_webvtt() -> None:
     assert parse_vtt(segment_vtt(0.64, []).decode()) == []
+
+
+def test_a_new_cue_goes_out_at_once_with_every_segment_the_edge_has_passed() -> None:
+    subs = SubtitleTrack(SubtitleConfig(), ORIGIN, 0, 0.0)
+    subs.advance(horizon=0, edge=2 * RATE)  # (2 - 0.8) / 0.64: one segment out
+    assert subs.published == 1
+    cue = LiveCue(int(0.5 * RATE), int(1.5 * RATE), "revenue grew", 2 * RATE)
+    subs.add(cue, 2 * RATE)
+    out = subs.publish_to_edge(2 * RATE)
+    # Segments 1 and 2 (to 1.92 s) go now, not at 2.72 s; both carry the cue.
+    assert [f.name for f in out] == [subtitle_name(1), subtitle_name(2), SUBTITLES]
+    for segment in out[:2]:
+        assert [c.text for c in parse_vtt(segment.data.decode())] == ["revenue grew"]
+    assert subs.publish_to_edge(2 * RATE) == []  # nothing new
+    # The segment in progress is not out: the next one carries the cue too.
+    (next_out,) = [f for f in subs.advance(0, int(3.5 * RATE)) if f.name != SUBTITLES]
+    assert [c.text for c in parse_vtt(next_out.data.decode())] == ["revenue grew"]

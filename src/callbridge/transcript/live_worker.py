@@ -1,18 +1,24 @@
 """The live caption worker: ``python -m callbridge.transcript.live_worker [--term T]...``.
 
-Started per live call by ``webcast.captions.LiveCaptions``. Reads chunks of
-the mix on stdin (``CHUNK_HEADER``: sample offset and count, then 16-bit
-little-endian samples at 8 kHz) and writes JSON lines on stdout:
+Started per live call by ``webcast.captions.LiveCaptions``. Reads records
+on stdin (``CHUNK_HEADER``: sample offset and count, then 16-bit
+little-endian samples at 8 kHz; first, a timeline record naming the live
+folder, ``captions.timeline_record``) and writes the captions' files itself
+(``captions.CaptionFiles``: subtitle segments and playlist, the transcript),
+so the media plane's process does no caption work but the hand-off. Without
+a timeline it writes JSON lines on stdout instead:
 
     {"cue": {"start", "end", "ready", "text"}}   samples on the caption clock
     {"horizon": N}                               no cue to come starts before N
     {"dropped": N}                               chunks it could not keep up reading
+    {"error": "..."}                             (with or without a timeline)
 
 A thread reads stdin into a bounded queue, so the host's writes never wait on
-a decode; the main thread cuts and decodes (``live.LiveCaptioner``), writes
-figures as figures and applies the glossary (``transcribe.written``). The
-engine is loaded first, while the reader thread queues the mix.
-At end of input it decodes what it has heard and exits.
+a decode, and publishes subtitle segments as the audio passes them; the main
+thread cuts and decodes (``live.LiveCaptioner``), writes figures as figures
+and applies the glossary (``transcribe.written``). The engine is loaded
+first, while the reader thread queues the mix. At end of input it decodes
+what it has heard, ends the subtitle playlist and exits.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import struct
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import IO
 
@@ -38,8 +44,8 @@ from callbridge.transcript.engine import (
 )
 from callbridge.transcript.live import CaptionConfig, LiveCaptioner, LiveCue
 from callbridge.transcript.transcribe import written
+from callbridge.webcast.captions import CHUNK_HEADER, MAX_TIMELINE, TIMELINE, CaptionFiles
 
-CHUNK_HEADER = struct.Struct("<qI")
 MAX_CHUNK = 48_000  # samples in one chunk (six seconds): larger is a broken stream
 MAX_QUEUED = 1500  # chunks waiting (thirty seconds of frames)
 HORIZON_STEP = 2560  # samples: 0.32 s at 8 kHz
@@ -47,14 +53,42 @@ HORIZON_STEP = 2560  # samples: 0.32 s at 8 kHz
 Chunk = tuple[int, npt.NDArray[np.int16]] | None
 
 
-def read_chunks(stream: IO[bytes], chunks: queue.Queue[Chunk], dropped: list[int]) -> None:
-    """Read chunks from ``stream`` into ``chunks`` until end of input (then put None)."""
+class Outlet:
+    """Where the worker's captions go: ``CaptionFiles`` once the host's timeline has come,
+    JSON lines on ``out`` until then (or for a host that sends none)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.files: CaptionFiles | None = None
+        self._lock = threading.Lock()
+
+    def say(self, message: dict[str, object]) -> None:
+        with self._lock:
+            self.out.write(json.dumps(message) + "\n")
+            self.out.flush()
+
+
+def read_chunks(
+    stream: IO[bytes], chunks: queue.Queue[Chunk], dropped: list[int], outlet: Outlet | None = None
+) -> None:
+    """Read records from ``stream`` until end of input (then put None): chunks of the mix
+    into ``chunks`` (each moves the files' edge), a timeline into ``outlet``."""
     try:
         while True:
             header = stream.read(CHUNK_HEADER.size)
             if len(header) < CHUNK_HEADER.size:
                 break
             offset, count = CHUNK_HEADER.unpack(header)
+            if offset == TIMELINE and count <= MAX_TIMELINE:
+                payload = stream.read(count)
+                if len(payload) < count:
+                    break
+                if outlet is not None:
+                    try:
+                        outlet.files = CaptionFiles.from_record(payload)
+                    except ValueError as error:
+                        outlet.say({"error": str(error)})
+                continue
             if count > MAX_CHUNK or offset < 0:
                 break
             data = stream.read(count * 2)
@@ -65,6 +99,10 @@ def read_chunks(stream: IO[bytes], chunks: queue.Queue[Chunk], dropped: list[int
                 chunks.put_nowait((offset, samples))
             except queue.Full:
                 dropped[0] += 1
+            files = outlet.files if outlet is not None else None
+            if files is not None:
+                # Segments go out as the audio passes them, even while a decode runs.
+                files.at_edge(offset + count)
     finally:
         chunks.put(None)
 
@@ -90,12 +128,14 @@ def run(
     config: CaptionConfig | None = None,
     threads: int = 1,
 ) -> int:
-    """Caption ``source`` into ``out`` until end of input; returns the exit status."""
+    """Caption ``source`` into ``out`` (or the files its timeline names) until end of
+    input; returns the exit status."""
     config = config or CaptionConfig()
     chunks: queue.Queue[Chunk] = queue.Queue(MAX_QUEUED)
     dropped = [0]
+    outlet = Outlet(out)
     reader = threading.Thread(
-        target=read_chunks, args=(source, chunks, dropped), name="read", daemon=True
+        target=read_chunks, args=(source, chunks, dropped, outlet), name="read", daemon=True
     )
     reader.start()
     captioner: LiveCaptioner | None = None
@@ -106,16 +146,11 @@ def run(
         # mid-call captions the next sentence without a load's delay.
         engine = load_engine(engine_name, threads)
     except EngineUnavailable as error:
-        out.write(json.dumps({"error": str(error)}) + "\n")
-        out.flush()
+        outlet.say({"error": str(error)})
         broken = True
     ended = False
     last_horizon = -1
     last_dropped = 0
-
-    def say(line: str) -> None:
-        out.write(line + "\n")
-        out.flush()
 
     def take(block: bool) -> None:
         """Feed the captioner everything that has arrived (waiting a little if ``block``)."""
@@ -142,38 +177,55 @@ def run(
         take(block=captioner is None or not captioner.pending)
         if captioner is None:
             if ended:
+                if outlet.files is not None:
+                    outlet.files.finish()
                 return 0
             continue
         piece = captioner.next_piece()
+        timing: dict[str, float] = {}
         if piece is not None:
             if engine is None and not broken:
                 try:
                     engine = load_engine(engine_name, threads)
                 except EngineUnavailable as error:
                     # No captions, but the horizon still moves: the subtitles stay live.
-                    say(json.dumps({"error": str(error)}))
+                    outlet.say({"error": str(error)})
                     broken = True
             text = ""
+            began = time.perf_counter()
             if engine is not None:
                 segments = engine.transcribe(piece.samples, config.rate, glossary)
                 text = " ".join(s.text for s in segments if s.text.strip())
+            timing = {
+                # How far the edge was past the piece's end when it was cut, and the decode.
+                "cut_s": (captioner.fed - piece.end) / config.rate,
+                "decode_s": time.perf_counter() - began,
+            }
             # What arrived during the decode first: a cue's ``ready`` is the edge now.
             take(block=False)
             captioner.decoded(written(text, glossary) if text else "")
         cues = captioner.take_cues()
+        files = outlet.files
         for cue in cues:
-            say(cue_message(cue))
+            if files is not None:
+                files.add(cue, **timing)
+            else:
+                outlet.say(json.loads(cue_message(cue)))
         horizon = captioner.horizon()
-        # A third of a second at least between horizons (each wakes a thread in the
-        # media plane's process), unless a cue just went out.
-        if horizon > last_horizon and (cues or horizon - last_horizon >= HORIZON_STEP):
-            say(json.dumps({"horizon": horizon}))
+        if files is not None:
+            files.advance(horizon)
+        elif horizon > last_horizon and (cues or horizon - last_horizon >= HORIZON_STEP):
+            # A third of a second at least between horizons, unless a cue just went out.
+            outlet.say({"horizon": horizon})
             last_horizon = horizon
         if dropped[0] != last_dropped:
             last_dropped = dropped[0]
-            say(json.dumps({"dropped": last_dropped}))
+            outlet.say({"dropped": last_dropped})
         if ended and not captioner.pending and captioner.decoding is None:
-            say(json.dumps({"horizon": captioner.fed}))
+            if files is not None:
+                files.finish()
+            else:
+                outlet.say({"horizon": captioner.fed})
             return 0
 
 

@@ -1,27 +1,36 @@
 """Live captions of a webcast: the caption worker process, fed the mix, and its files.
 
-``LiveCaptions`` is the live packager's ``CaptionTap``: the packager's thread
-hands it each frame of the mix with its offset on the packager's sample clock
-(``push``, which never blocks: a full queue drops the frame and counts it),
-and tells it the timeline once the first segment is numbered (``begin``).
+Two halves, in two processes, so the media plane's process does no caption
+work beyond handing the mix on (its event loop shares the GIL with every
+thread there, and a thread busy in Python for a few milliseconds is a tick
+that many milliseconds late):
 
-Two threads of its own do the rest, so nothing here can stall the media clock
-or the packager:
-
-* the feeder writes the frames to the worker (``transcript.live_worker``, a
-  separate process at low priority) over its stdin, and starts the worker
-  again when it has died (``restarts``), at most once a second;
-* the reader takes the worker's cues and horizons (JSON lines on its stdout),
-  writes the subtitle segments and playlist (``subtitles.SubtitleTrack``), and
-  appends each cue to ``captions.jsonl`` beside the live folder, which the
-  console reads (``read_transcript``).
+* ``LiveCaptions``, in the media plane's process, is the live packager's
+  ``CaptionTap``. The packager's thread hands it each frame of the mix with
+  its offset on the packager's sample clock (``push``: a queue put, never
+  blocking; a full queue drops the frame and counts it) and the timeline once
+  the first segment is numbered (``begin``). One feeder thread writes the
+  frames to the worker (``transcript.live_worker``, a separate process at low
+  priority) over its stdin, a tenth of a second at a time, the timeline
+  first, and starts the worker again when it has died (``restarts``), at most
+  once a second. A reader thread only drains the worker's stdout (errors).
+* ``CaptionFiles``, in the worker, writes everything the captions make: the
+  subtitle segments and playlist (``subtitles.SubtitleTrack``) as the mix
+  arrives and as cues are made, and each cue appended to ``captions.jsonl``,
+  which the console reads (``read_transcript``). A worker started again
+  mid-call goes on from the segments the last one published.
 
 Files, each written atomically (``live.write_atomic``)::
 
-    <event>/live/master.m3u8       the multivariant playlist (audio + subtitles)
-    <event>/live/subs.m3u8         the subtitle playlist; sub{N}.vtt its segments
-    <event>/captions.jsonl         the live transcript, one cue a line (call seconds)
-    <event>/captions.json          the worker's pid, restarts, frames dropped, skips
+    <event>/live/master.m3u8       the multivariant playlist (audio + subtitles): the host
+    <event>/live/subs.m3u8         the subtitle playlist; sub{N}.vtt its segments: the worker
+    <event>/captions.jsonl         the live transcript, one cue a line (call seconds): the worker
+    <event>/captions.json          the worker's pid, restarts, frames dropped: the host
+    <event>/live.vtt               the live text at the end of the call: the host
+
+Both halves are in this one module (over 500 lines) because they share the
+pipe's record format and the files' names and layout; the worker's loop is
+``transcript.live_worker``.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import json
 import logging
 import os
 import queue
+import re
 import struct
 import subprocess
 import sys
@@ -47,8 +57,15 @@ import numpy as np
 from callbridge.media.mixer import Pcm
 from callbridge.store.files import private_dir
 from callbridge.transcript.live import SKIPPED, LiveCue
-from callbridge.webcast.live import write_atomic
-from callbridge.webcast.subtitles import MASTER, SubtitleConfig, SubtitleTrack, master_playlist
+from callbridge.transcript.vtt import Cue, write_vtt
+from callbridge.webcast.live import FileOut, write_atomic
+from callbridge.webcast.subtitles import (
+    MASTER,
+    SUBTITLES,
+    SubtitleConfig,
+    SubtitleTrack,
+    master_playlist,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +74,18 @@ STATUS = "captions.json"
 LIVE_VTT = "live.vtt"
 # The worker's niceness (10 unless this says otherwise): below the media plane's.
 NICE_VAR = "CALLBRIDGE_CAPTION_NICE"
-CHUNK_HEADER = struct.Struct("<qI")  # sample offset, sample count; then int16 samples
+# The worker's stdin: records of a header (sample offset, count) and then ``count``
+# int16 samples; a header whose offset is ``TIMELINE`` is followed by ``count``
+# bytes of JSON instead (``timeline_record``), where the worker writes its files.
+CHUNK_HEADER = struct.Struct("<qI")
+TIMELINE = -1
+MAX_TIMELINE = 16 * 1024
 MAX_LINE = 64 * 1024
 MAX_TRANSCRIPT_CUES = 20_000
 SPEAKER = "Speaker"  # the mix says nothing of who speaks
 MAX_BATCH_FRAMES = 50  # frames in one write to the worker (a second of mix)
 BATCH_WAIT_S = 0.1
+_SEGMENT_FILE = re.compile(r"^sub(\d+)\.vtt$")
 
 
 def worker_command(glossary: Sequence[str] = (), engine: str | None = None) -> list[str]:
@@ -77,6 +100,26 @@ def worker_command(glossary: Sequence[str] = (), engine: str | None = None) -> l
     return [nice, "-n", niceness, *command] if os.path.exists(nice) else command
 
 
+def timeline_record(
+    live_dir: Path,
+    config: SubtitleConfig,
+    origin: datetime,
+    first_msn: int,
+    media_offset_s: float,
+) -> bytes:
+    """The record that tells a worker where its files go and the audio's timeline."""
+    payload = json.dumps(
+        {
+            "live_dir": str(live_dir),
+            "origin": origin.isoformat(),
+            "first_msn": first_msn,
+            "media_offset_s": media_offset_s,
+            "subtitles": asdict(config),
+        }
+    ).encode()
+    return CHUNK_HEADER.pack(TIMELINE, len(payload)) + payload
+
+
 @dataclass
 class CaptionStats:
     """Counters of the live captions (approximate while running)."""
@@ -85,12 +128,12 @@ class CaptionStats:
     starts: int = 0
     restarts: int = 0
     dropped: int = 0  # frames not handed to a worker (queue full, worker down)
-    cues: int = 0
+    cues: int = 0  # counted from the transcript when the call ends
     skips: int = 0
 
 
 class LiveCaptions:
-    """Runs the caption worker for one live call and writes what it says; see the module.
+    """Runs the caption worker for one live call; see the module.
 
     Create it before the live packager (whose ``tap`` it is), ``close`` it
     after the packager has closed (blocking: call it off the event loop).
@@ -114,17 +157,17 @@ class LiveCaptions:
         self.config = config or SubtitleConfig(rate=sample_rate)
         self.rate = sample_rate
         self.stats = CaptionStats()
-        self.track: SubtitleTrack | None = None
         self.fed = 0  # samples pushed to the tap (the live edge)
-        self._horizon = 0  # the worker's: no cue to come starts before it
+        self.media_offset_s = 0.0
+        self._timeline: bytes | None = None
         self._min_restart_s = min_restart_s
         self._queue: queue.Queue[tuple[int, Pcm] | None] = queue.Queue(max_queue_frames)
-        self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._readers: list[threading.Thread] = []
         self._last_start = -1e9
         self._closing = False
-        self._transcript = (self.event_dir / TRANSCRIPT).open("w", encoding="utf-8")
+        # Each worker appends to the call's transcript: it starts empty here.
+        write_atomic(self.event_dir / TRANSCRIPT, b"")
         self._feeder = threading.Thread(target=self._feed, name="captions-feed", daemon=True)
         self._feeder.start()
 
@@ -136,9 +179,11 @@ class LiveCaptions:
         """The audio's timeline: decode time zero's wall-clock time, its first segment's
         number and length, and where input sample zero plays (the encoder's priming)."""
         per_segment = max(1, round(segment_s / self.config.segment_s))
-        with self._lock:
-            self.track = SubtitleTrack(self.config, origin, first_msn * per_segment, media_offset_s)
-            write_atomic(self.live_dir / MASTER, master_playlist().encode())
+        self.media_offset_s = media_offset_s
+        self._timeline = timeline_record(
+            self.live_dir, self.config, origin, first_msn * per_segment, media_offset_s
+        )
+        write_atomic(self.live_dir / MASTER, master_playlist().encode())
 
     def push(self, offset: int, pcm: Pcm) -> None:
         """Queue samples of the mix starting at ``offset``. Never blocks; drops when full."""
@@ -151,7 +196,7 @@ class LiveCaptions:
     # -- life cycle --
 
     def close(self, timeout: float = 20.0) -> None:
-        """Let the worker finish what it heard, end the subtitle playlist. Blocks."""
+        """Let the worker finish what it heard (it ends the subtitle playlist). Blocks."""
         if self._closing:
             return
         self._closing = True
@@ -159,20 +204,23 @@ class LiveCaptions:
             self._queue.put(None, timeout=1.0)
         self._feeder.join(timeout)
         process = self._process
-        if process is not None and (self._feeder.is_alive() or process.poll() is None):
-            # A worker that stopped reading, or will not finish: its last words are lost.
-            for reader in self._readers:
-                reader.join(0 if self._feeder.is_alive() else timeout)
-            if process.poll() is None:
+        if process is not None:
+            if self._feeder.is_alive():
+                # A worker that stopped reading: its last words are lost.
                 process.kill()
-            process.wait()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             self._feeder.join(timeout)
         for reader in self._readers:
             reader.join(timeout)
-        with self._lock:
-            if self.track is not None:
-                self._write(self.track.finish(self.fed))
-            self._transcript.close()
+        # A worker killed or stopped before its end left the playlist open.
+        end_playlist(self.live_dir)
+        cues = transcript_lines(self.event_dir)
+        self.stats.cues = len(cues)
+        self.stats.skips = sum(1 for cue in cues if cue.get("text") == SKIPPED)
         self._write_status()
 
     def close_and_keep(self, recording: Path | None) -> None:
@@ -191,11 +239,11 @@ class LiveCaptions:
                 log.exception("live captions: could not keep %s in %s", LIVE_VTT, directory)
 
     def live_vtt(self) -> str | None:
-        """Every live cue as WebVTT on the call's clock (input sample zero at 0 s)."""
-        with self._lock:
-            if self.track is None:
-                return None
-            return self.track.as_vtt(-self.track.media_offset_s)
+        """Every live cue as WebVTT on the call's clock (input sample zero at 0 s), or None
+        before the timeline is known."""
+        if self._timeline is None:
+            return None
+        return transcript_vtt(self.event_dir, -self.media_offset_s)
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -236,25 +284,21 @@ class LiveCaptions:
                     process.stdin.close()
 
     def _send(self, chunks: list[tuple[int, Pcm]]) -> None:
-        """Write ``chunks`` to the worker (starting one if need be), then publish subtitles."""
+        """Write ``chunks`` to the worker, starting one if need be: a bytes copy, no more."""
         stdin = self._worker_stdin()
         if stdin is None:
             self.stats.dropped += len(chunks)
-        else:
-            data = b"".join(
-                CHUNK_HEADER.pack(offset, len(pcm)) + np.asarray(pcm, dtype="<i2").tobytes()
-                for offset, pcm in chunks
-            )
-            try:
-                stdin.write(data)
-                stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                self.stats.dropped += len(chunks)
-                self._reap()
-        # The subtitles keep up with the audio while the worker is busy or down.
-        with self._lock:
-            if self.track is not None and not self.track.ended:
-                self._advance(self.track)
+            return
+        data = b"".join(
+            CHUNK_HEADER.pack(offset, len(pcm)) + np.asarray(pcm, dtype="<i2").tobytes()
+            for offset, pcm in chunks
+        )
+        try:
+            stdin.write(data)
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self.stats.dropped += len(chunks)
+            self._reap()
 
     def _worker_stdin(self) -> IO[bytes] | None:
         """The running worker's stdin, starting one if none runs (at most once a second)."""
@@ -292,6 +336,12 @@ class LiveCaptions:
         self._readers = [r for r in self._readers if r.is_alive()] + [reader]
         reader.start()
         self._write_status()
+        if self._timeline is not None and process.stdin is not None:
+            try:
+                process.stdin.write(self._timeline)
+            except (BrokenPipeError, OSError, ValueError):
+                self._reap()
+                return None
         return process.stdin
 
     def _reap(self) -> None:
@@ -309,70 +359,182 @@ class LiveCaptions:
     # -- the reader thread --
 
     def _read(self, process: subprocess.Popen[bytes]) -> None:
+        """Drain the worker's stdout; it speaks only to say what went wrong."""
         assert process.stdout is not None
         try:
             for line in iter(lambda: process.stdout.readline(MAX_LINE), b""):  # type: ignore[union-attr]
-                try:
-                    message = json.loads(line)
-                except ValueError:
+                if b'"error"' in line:
                     log.warning("live captions: the worker said %r", line[:200])
-                    continue
-                if isinstance(message, dict):
-                    self._heard(message)
         except Exception:
             log.exception("live captions: the reader stopped")
-
-    def _heard(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            track = self.track
-            if track is None or track.ended:
-                return
-            cue_data = message.get("cue")
-            if isinstance(cue_data, dict):
-                cue = LiveCue(
-                    int(cue_data["start"]),
-                    int(cue_data["end"]),
-                    str(cue_data["text"]),
-                    int(cue_data["ready"]),
-                )
-                timed = track.add(cue, self.fed)
-                self.stats.cues += 1
-                if cue.text == SKIPPED:
-                    self.stats.skips += 1
-                if self.stats.cues <= MAX_TRANSCRIPT_CUES:
-                    line = {
-                        "start": round(cue.start / self.rate, 3),
-                        "end": round(cue.end / self.rate, 3),
-                        "media_start": timed.start,
-                        "media_end": timed.end,
-                        "delay": round((cue.ready - cue.end) / self.rate, 3),
-                        "speaker": None if cue.text == SKIPPED else SPEAKER,
-                        "text": cue.text,
-                    }
-                    self._transcript.write(json.dumps(line) + "\n")
-                    self._transcript.flush()
-            horizon = message.get("horizon")
-            if isinstance(horizon, int):
-                self._horizon = max(self._horizon, min(horizon, self.fed))
-                self._advance(track)
-
-    def _advance(self, track: SubtitleTrack) -> None:
-        """Publish what the horizon or the live edge allows (with the lock held)."""
-        before = track.published
-        self._write(track.advance(self._horizon, self.fed))
-        for index in range(before, track.published):
-            for name in track.expired(index):
-                (self.live_dir / name).unlink(missing_ok=True)
-
-    def _write(self, files: Sequence[Any]) -> None:
-        for out in files:
-            write_atomic(self.live_dir / out.name, out.data)
 
     def _write_status(self) -> None:
         try:
             write_atomic(self.event_dir / STATUS, json.dumps(asdict(self.stats)).encode())
         except OSError:
             log.warning("live captions: could not write %s", STATUS)
+
+
+class CaptionFiles:
+    """The caption worker's files: subtitle segments, their playlist and the transcript.
+
+    Made from the host's ``timeline_record`` (``from_record``). ``at_edge``
+    as the mix arrives (the reader thread: segments go out ``wait_s`` after
+    the edge passes them, whatever the decoder is doing), ``add`` each cue and
+    ``advance`` to each horizon (the decoding thread), ``finish`` at the end.
+    Thread-safe. ``clock`` stamps each cue's line with when it was made.
+    """
+
+    def __init__(
+        self,
+        live_dir: Path,
+        config: SubtitleConfig,
+        origin: datetime,
+        first_msn: int,
+        media_offset_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.live_dir = Path(live_dir)
+        self.event_dir = self.live_dir.parent
+        self.config = config
+        self.track = SubtitleTrack(config, origin, first_msn, media_offset_s)
+        # A worker started again goes on after the last segment the one before wrote.
+        written = [
+            int(match.group(1))
+            for name in os.listdir(self.live_dir)
+            if (match := _SEGMENT_FILE.match(name)) is not None
+        ]
+        if written:
+            self.track.resume(max(written) - first_msn + 1)
+        self.edge = 0  # samples of the mix read so far
+        self._horizon = 0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._lines = 0
+
+    @classmethod
+    def from_record(cls, payload: bytes) -> CaptionFiles:
+        """The files a ``timeline_record``'s JSON names. Raises ValueError on a bad one."""
+        try:
+            data = json.loads(payload)
+            config = SubtitleConfig(**data["subtitles"])
+            return cls(
+                Path(data["live_dir"]),
+                config,
+                datetime.fromisoformat(data["origin"]),
+                int(data["first_msn"]),
+                float(data["media_offset_s"]),
+            )
+        except (KeyError, TypeError, OSError) as error:
+            raise ValueError(f"bad timeline record: {error}") from error
+
+    def at_edge(self, edge: int) -> None:
+        """The mix has been read up to sample ``edge``: publish what that allows."""
+        with self._lock:
+            self.edge = max(self.edge, edge)
+            self._advance()
+
+    def advance(self, horizon: int) -> None:
+        """No cue still to come starts before sample ``horizon``: publish what that allows."""
+        with self._lock:
+            self._horizon = max(self._horizon, min(horizon, self.edge))
+            self._advance()
+
+    def add(self, cue: LiveCue, **timing: float) -> None:
+        """A cue the worker made: into the segments not yet out, and the transcript
+        (with ``timing``, seconds the bench reads: when the piece was cut, its decode)."""
+        with self._lock:
+            track = self.track
+            if track.ended:
+                return
+            timed = track.add(cue, self.edge)
+            msn = track.first_msn + track.published  # the first segment that carries it
+            before = track.published
+            self._write(track.publish_to_edge(self.edge))
+            self._expire(before)
+            self._lines += 1
+            if self._lines > MAX_TRANSCRIPT_CUES:
+                return
+            line = {
+                "start": round(cue.start / self.config.rate, 3),
+                "end": round(cue.end / self.config.rate, 3),
+                "media_start": timed.start,
+                "media_end": timed.end,
+                "delay": round((cue.ready - cue.end) / self.config.rate, 3),
+                "speaker": None if cue.text == SKIPPED else SPEAKER,
+                "text": cue.text,
+                # The first subtitle segment that carries it, and when it was made.
+                "msn": msn,
+                "made_at": round(self._clock(), 3),
+                **{name: round(value, 3) for name, value in timing.items()},
+            }
+            # Opened for each cue (about one a second): a worker killed leaves no half line.
+            with (self.event_dir / TRANSCRIPT).open("a", encoding="utf-8") as transcript:
+                transcript.write(json.dumps(line) + "\n")
+
+    def finish(self) -> None:
+        """The mix has ended: the last segments and a playlist with ENDLIST."""
+        with self._lock:
+            self._write(self.track.finish(self.edge))
+
+    def _advance(self) -> None:
+        before = self.track.published
+        self._write(self.track.advance(self._horizon, self.edge))
+        self._expire(before)
+
+    def _expire(self, before: int) -> None:
+        """Delete the segments that left the playlist as segments ``before`` on went out."""
+        for index in range(before, self.track.published):
+            for name in self.track.expired(index):
+                (self.live_dir / name).unlink(missing_ok=True)
+
+    def _write(self, files: Sequence[FileOut]) -> None:
+        for out in files:
+            write_atomic(self.live_dir / out.name, out.data)
+
+
+def end_playlist(live_dir: Path) -> bool:
+    """End the subtitle playlist in ``live_dir`` if a worker left it open; True if it did."""
+    path = Path(live_dir) / SUBTITLES
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    if "#EXT-X-ENDLIST" in text:
+        return False
+    write_atomic(path, (text.rstrip("\n") + "\n#EXT-X-ENDLIST\n").encode())
+    return True
+
+
+def transcript_lines(event_dir: Path) -> list[dict[str, Any]]:
+    """Every whole line of the live transcript (a line still being written is left out)."""
+    try:
+        data = (Path(event_dir) / TRANSCRIPT).read_bytes()
+    except OSError:
+        return []
+    lines: list[dict[str, Any]] = []
+    for line in data.split(b"\n")[:-1][:MAX_TRANSCRIPT_CUES]:
+        try:
+            cue = json.loads(line)
+        except ValueError:
+            cue = {}
+        lines.append(cue if isinstance(cue, dict) else {})
+    return lines
+
+
+def transcript_vtt(event_dir: Path, shift_s: float = 0.0) -> str:
+    """The live transcript as one WebVTT file, as players got it, times moved by ``shift_s``."""
+    cues = []
+    for line in transcript_lines(event_dir):
+        try:
+            start = float(line["media_start"]) + shift_s
+            end = float(line["media_end"]) + shift_s
+            text = str(line["text"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        speaker = line.get("speaker")
+        cues.append(Cue(max(0.0, start), max(0.0, end), text, speaker if speaker else None))
+    return write_vtt(cues)
 
 
 def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[dict[str, Any]]:
@@ -384,19 +546,10 @@ def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[di
     """
     from callbridge.transcript.transcribe import query_pattern
 
-    path = Path(event_dir) / TRANSCRIPT
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return []
     pattern = query_pattern(query) if query.strip() else None
     cues: list[dict[str, Any]] = []
-    for index, line in enumerate(data.split(b"\n")[:-1][:MAX_TRANSCRIPT_CUES]):
-        if index < after:
-            continue
-        try:
-            cue = json.loads(line)
-        except ValueError:
+    for index, cue in enumerate(transcript_lines(event_dir)):
+        if index < after or not cue:
             continue
         if pattern is not None and not pattern.search(str(cue.get("text", ""))):
             continue

@@ -17,7 +17,10 @@ by each segment's ``X-TIMESTAMP-MAP`` on the audio's own timeline. So:
   in each (players drop the repeats);
 * a cue is shown from its speech's start until ``hold_s`` after it was made at
   the earliest, so a caption made late (after its segments went out) is in
-  the next ones and still shows, from when it arrives.
+  the next ones and still shows, from when it arrives;
+* a new cue does not wait for its segment's turn: every segment up to the
+  audio's live edge goes out with it (``publish_to_edge``), which takes the
+  publication's share (up to a segment) out of the captions' delay.
 
 Cue times are seconds on the decode timeline (``media_offset_s`` plus the
 caption clock's samples at ``rate``), so every segment's ``X-TIMESTAMP-MAP``
@@ -134,6 +137,11 @@ class SubtitleTrack:
         self._open.append(timed)
         return timed
 
+    def resume(self, published: int) -> None:
+        """Go on after ``published`` segments another track wrote (a worker started again):
+        the playlist lists them, and the next one out is the first after them."""
+        self._published = max(self._published, published)
+
     def _bounds(self, index: int) -> tuple[float, float]:
         return index * self.config.segment_s, (index + 1) * self.config.segment_s
 
@@ -146,6 +154,15 @@ class SubtitleTrack:
         seconds = max(horizon / rate, edge / rate - self.config.wait_s) + self.media_offset_s
         ready = math.floor(seconds / self.config.segment_s + 1e-9)
         return self._publish(ready)
+
+    def publish_to_edge(self, edge: int) -> list[FileOut]:
+        """Files of every segment the live ``edge`` has passed, at once: call it after
+        ``add``, so a new cue goes out with the audio's newest whole segment rather than
+        ``wait_s`` later (the cues still to come go in the segments after it)."""
+        if self.ended:
+            return []
+        seconds = edge / self.config.rate + self.media_offset_s
+        return self._publish(math.floor(seconds / self.config.segment_s + 1e-9))
 
     def finish(self, horizon: int) -> list[FileOut]:
         """The last segments (up to ``horizon``, partly filled) and a playlist with ENDLIST."""
