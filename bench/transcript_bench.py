@@ -284,6 +284,9 @@ def main() -> int:
     parser.add_argument("--engine", help="engine to run (default: the best installed)")
     parser.add_argument("--show", action="store_true", help="print each transcript")
     parser.add_argument(
+        "--one-reading", action="store_true", help="one reading per piece, as live captions"
+    )
+    parser.add_argument(
         "--wideband", action="store_true", help="also the espeak-ng voices at 16 kHz, no phone"
     )
     args = parser.parse_args()
@@ -292,9 +295,10 @@ def main() -> int:
         return 1
     name = args.engine or available_engines()[0]
     started = time.perf_counter()
-    engine = get_engine(name)
+    engine = get_engine(name, careful=not args.one_reading)
     loaded = time.perf_counter() - started
-    print(f"engine {name} (loaded in {loaded:.1f} s); machine: {os.cpu_count()} cores")
+    readings = "one reading" if args.one_reading else "two readings"
+    print(f"engine {name}, {readings} per piece (loaded in {loaded:.1f} s); {os.cpu_count()} cores")
     families = {
         "flite": FLITE_VOICES[:2] if args.quick else FLITE_VOICES,
         "espeak-ng": ESPEAK_VOICES[:1] if args.quick else ESPEAK_VOICES,
@@ -347,7 +351,11 @@ def main() -> int:
     cpu = sum(t.cpu_s for t in timed) / max(total_audio, 1e-9)
     load = os.getloadavg()[0]
     print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
-    flags = "".join(f" --{flag}" for flag in ("quick", "wideband") if getattr(args, flag))
+    flags = "".join(
+        f" --{flag.replace('_', '-')}"
+        for flag in ("quick", "one_reading", "wideband")
+        if getattr(args, flag)
+    )
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")
     return 0
 

@@ -207,7 +207,9 @@ def transcribe_recording(
     directory = Path(directory)
     started = time.perf_counter()
     recognizer = (
-        engine if engine is not None and not isinstance(engine, str) else get_engine(engine)
+        engine
+        if engine is not None and not isinstance(engine, str)
+        else get_engine(engine, careful=True)
     )
     sources = _sources(directory, speaker_names or {})
     mix = directory / "recording.wav"
