@@ -284,7 +284,7 @@ def main() -> int:
     parser.add_argument("--engine", help="engine to run (default: the best installed)")
     parser.add_argument("--show", action="store_true", help="print each transcript")
     parser.add_argument(
-        "--one-reading", action="store_true", help="one reading per piece, as live captions"
+        "--careful", action="store_true", help="read unsure pieces twice (get_engine(careful))"
     )
     parser.add_argument(
         "--wideband", action="store_true", help="also the espeak-ng voices at 16 kHz, no phone"
@@ -295,10 +295,10 @@ def main() -> int:
         return 1
     name = args.engine or available_engines()[0]
     started = time.perf_counter()
-    engine = get_engine(name, careful=not args.one_reading)
+    engine = get_engine(name, careful=args.careful)
     loaded = time.perf_counter() - started
-    readings = "one reading" if args.one_reading else "two readings"
-    print(f"engine {name}, {readings} per piece (loaded in {loaded:.1f} s); {os.cpu_count()} cores")
+    readings = "unsure pieces read twice" if args.careful else "one reading per piece"
+    print(f"engine {name}, {readings} (loaded in {loaded:.1f} s); {os.cpu_count()} cores")
     families = {
         "flite": FLITE_VOICES[:2] if args.quick else FLITE_VOICES,
         "espeak-ng": ESPEAK_VOICES[:1] if args.quick else ESPEAK_VOICES,
@@ -353,7 +353,7 @@ def main() -> int:
     print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
     flags = "".join(
         f" --{flag.replace('_', '-')}"
-        for flag in ("quick", "one_reading", "wideband")
+        for flag in ("quick", "careful", "wideband")
         if getattr(args, flag)
     )
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")

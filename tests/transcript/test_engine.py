@@ -1,4 +1,4 @@
-"""Moonshine's readings: one per piece for live captions, the surer of two for recordings."""
+"""Moonshine's readings: one per piece, or with ``careful`` the surer of two for unsure ones."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_of_two_unsure_readings_the_surer_is_kept() -> None:
 
 @needs_moonshine
 @needs_espeak
-def test_recordings_get_two_readings_and_captions_one() -> None:
+def test_careful_engines_read_unsure_pieces_twice_and_others_once() -> None:
     careful = get_engine("moonshine", careful=True)
     assert isinstance(careful, MoonshineEngine)
     assert careful.pads_s == MoonshineEngine.CAREFUL_PADS_S

@@ -10,13 +10,15 @@ Two engines run offline on the CPU with weights that an installed package ships:
     decoding loop of our own, read back as ONNX first (``ortformat``: their
     8-bit weights are then made floats once, not on every token). No glossary
     biasing: glossary terms are restored (case and spelling) in its output by
-    ``apply_glossary``. ``get_engine(careful=True)``, for recordings, reads a
-    piece again with a second of silence around it instead of half a second
-    when the model is unsure of its first reading, and keeps the surer one:
-    telephone-band speech is misheard differently with different padding
-    ("flinty blounty seven" and "twenty twenty seven"), and the right reading
-    was the surer one in most of the benchmark's cases
-    (``bench/transcript_bench.py``). It costs CPU, so live captions read once.
+    ``apply_glossary``. ``get_engine(careful=True)`` reads a piece again with
+    a second of silence around it instead of half a second when the model is
+    unsure of its first reading, and keeps the surer one: telephone-band
+    speech is misheard differently with different padding ("flinty blounty
+    seven" and "twenty twenty seven"). Not on by default: on Flite's voices
+    it raised figure recall from 0.935 to 0.972 (``bench/transcript_bench.py
+    --careful``), but on an espeak-ng voice in a real call the surer reading
+    was the wrong one ("sixty one points for Perth", where one reading gave
+    "61.4%"), and it costs about twice the CPU.
 ``pocketsphinx``
     CMU PocketSphinx 5 with the US English model in its wheel: the floor. The
     glossary is added to its dictionary (letter by letter for acronyms) and its
@@ -445,8 +447,8 @@ def available_engines() -> list[str]:
 def get_engine(name: str | None = None, *, careful: bool = False) -> SpeechEngine:
     """The engine called ``name``, or the best installed one when ``name`` is None.
 
-    ``careful``: for recordings, where time allows two readings of each piece
-    (Moonshine's ``CAREFUL_PADS_S``; see the module); live captions leave it off.
+    ``careful``: a second reading of unsure pieces (Moonshine's ``CAREFUL_PADS_S``;
+    see the module for why it is off by default).
 
     Raises ``EngineUnavailable`` for an unknown name or one that is not installed.
     Loading takes about half a second: keep the engine for a batch of recordings.

@@ -207,9 +207,7 @@ def transcribe_recording(
     directory = Path(directory)
     started = time.perf_counter()
     recognizer = (
-        engine
-        if engine is not None and not isinstance(engine, str)
-        else get_engine(engine, careful=True)
+        engine if engine is not None and not isinstance(engine, str) else get_engine(engine)
     )
     sources = _sources(directory, speaker_names or {})
     mix = directory / "recording.wav"
