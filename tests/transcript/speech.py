@@ -19,6 +19,7 @@ from callbridge.media.recording import CallRecorder, assemble
 from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
 
 ESPEAK = shutil.which("espeak-ng")
+FLITE = shutil.which("flite")  # the transcript benchmark's second family of voices
 SOX = shutil.which("sox")
 # American voice, a little slower than espeak's default: closer to a speaker on a call.
 VOICE = ("-v", "en-us", "-s", "150")
@@ -29,14 +30,39 @@ needs_espeak = pytest.mark.skipif(
 
 
 @functools.lru_cache(maxsize=64)
-def speak(text: str, voice: tuple[str, ...] = VOICE) -> npt.NDArray[np.int16]:
-    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono samples (resampled by sox)."""
+def speak(
+    text: str, voice: tuple[str, ...] = VOICE, rate: int = SAMPLE_RATE
+) -> npt.NDArray[np.int16]:
+    """``text`` spoken by espeak-ng, as 16-bit mono samples at ``rate`` (resampled by sox)."""
     assert ESPEAK is not None and SOX is not None
     with tempfile.TemporaryDirectory() as tmp:
         raw, narrow = Path(tmp) / "raw.wav", Path(tmp) / "narrow.wav"
         subprocess.run([ESPEAK, *voice, "-w", str(raw), text], check=True, capture_output=True)
         subprocess.run(
-            [SOX, str(raw), "-r", str(SAMPLE_RATE), "-b", "16", "-c", "1", str(narrow)],
+            [SOX, str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
+            check=True,
+            capture_output=True,
+        )
+        with wave.open(str(narrow), "rb") as wav:
+            return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def speak_flite(
+    text: str, voice: str, stretch: float = 1.0, rate: int = SAMPLE_RATE
+) -> npt.NDArray[np.int16]:
+    """``text`` spoken by Flite's ``voice`` ("slt", "rms"…), 16-bit mono at ``rate``.
+
+    ``stretch`` above 1 speaks slower. Flite's voices are built from recordings of
+    one speaker each (diphones or a statistical model of them): nearer a person on
+    a call than espeak-ng's formant voices.
+    """
+    assert FLITE is not None and SOX is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, narrow = Path(tmp) / "raw.wav", Path(tmp) / "narrow.wav"
+        command = [FLITE, "-voice", voice, "--setf", f"duration_stretch={stretch}"]
+        subprocess.run([*command, "-t", text, "-o", str(raw)], check=True, capture_output=True)
+        subprocess.run(
+            [SOX, str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
             check=True,
             capture_output=True,
         )

@@ -171,3 +171,23 @@ def test_the_glossary_is_applied_last() -> None:
     assert written(said, glossary) == "NorthWind sold T-DM1 worth $42 million"
     assert written("[inaudible]", glossary) == "[inaudible]"
     assert apply_glossary(write_figures(said), glossary) == written(said, glossary)
+
+
+@pytest.mark.parametrize(
+    ("said", "written_as"),
+    [
+        # An engine's quotes once left the whole sentence's figures as words.
+        (
+            'Her name for "Shower Fourteen" sent in the second quarter of twenty twenty six.',
+            'Her name for "Shower Fourteen" sent in Q2 2026.',
+        ),
+        (
+            'a "best" year: revenue of forty two million dollars',
+            'a "best" year: revenue of $42 million',
+        ),
+        ("R&D rose nine percent", "R&D rose 9%"),
+        ("up twelve percent — a record", "up 12% — a record"),
+    ],
+)
+def test_symbols_the_grammar_mishandles_cost_no_figure(said: str, written_as: str) -> None:
+    assert write_figures(said) == written_as

@@ -189,12 +189,37 @@ def _ordinals_as_words(text: str) -> str:
     return _ORDINAL.sub(replace, text)
 
 
-def _normalised(grammar: _Normalizer, text: str) -> str:
+# A double quote makes the grammars' tagger assert, and the whole sentence around it then
+# keeps its figures as words (an engine quoting a phrase cost "Q2 2026" in the bench).
+# So the text between such symbols is normalised run by run, the symbols kept as they are.
+_UNSAFE = re.compile(r"[^\w\s.,;:?!'%$()\-]+")
+
+
+def _normalised_run(grammar: _Normalizer, text: str, *, first: bool, last: bool) -> str:
+    """``text`` (no unsafe characters) normalised; spaces beside a kept symbol stay."""
+    body = text.strip()
+    if not body:
+        return "" if first or last else text
     try:
-        return grammar.normalize(text)
+        done = grammar.normalize(body)
     except Exception:  # its tagger asserts on some inputs ("0\\"): keep the words as said
-        log.debug("no figures written in %r", text, exc_info=True)
-        return text
+        log.debug("no figures written in %r", body, exc_info=True)
+        done = body
+    left = "" if first else text[: len(text) - len(text.lstrip())]
+    right = "" if last else text[len(text.rstrip()) :]
+    return left + done + right
+
+
+def _normalised(grammar: _Normalizer, text: str) -> str:
+    """``text`` normalised run by run between the characters the grammars mishandle."""
+    parts: list[str] = []
+    at = 0
+    for match in _UNSAFE.finditer(text):
+        parts.append(_normalised_run(grammar, text[at : match.start()], first=at == 0, last=False))
+        parts.append(match.group(0))
+        at = match.end()
+    parts.append(_normalised_run(grammar, text[at:], first=at == 0, last=True))
+    return "".join(parts)
 
 
 def _sentences(text: str) -> list[str]:
