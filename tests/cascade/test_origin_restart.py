@@ -69,6 +69,19 @@ def _heard(phone: Phone) -> str:
     return f"(heard {len(heard)} samples in 0.5 s, tone {tone_level(heard, SPEAKER_HZ):.2f})"
 
 
+def _alive(pids: list[int]) -> str:
+    """What is left of ``pids``: each one's state and command line, to say why it stays."""
+    left = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        left.append(f"{pid} {state} {command.decode(errors='replace')[:120]}")
+    return "; ".join(left)
+
+
 def _media_pids(log: str) -> list[int]:
     return [int(pid) for pid in MEDIA_PID.findall(log)]
 
@@ -85,7 +98,12 @@ def _kill_and_start_again(running: Cascade) -> None:
     tree = process_tree(old.process.pid)
     old.process.send_signal(signal.SIGKILL)
     old.process.wait(timeout=10)
-    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), 20, "the children gone")
+    _wait(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree),
+        20,
+        "the children gone",
+        lambda: _alive(tree),
+    )
     running.origin = start_again(old)
     running.others.append(running.origin.process)
 
