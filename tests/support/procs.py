@@ -7,8 +7,12 @@ measures one process alone (all its threads).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -31,6 +35,38 @@ def process_tree(pid: int) -> list[int]:
         frontier = [child for parent in frontier for child in children.get(parent, [])]
         tree += frontier
     return tree
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def stop_tree(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM ``process``, then whatever it started that outlives it; SIGKILL after ``timeout``.
+
+    A wrapper (``faketime``, ``taskset`` that forks, ``ip netns exec``) may run
+    serve as its child: stopping the wrapper alone orphaned serve, which then
+    ticked on for the rest of the suite.
+    """
+    tree = process_tree(process.pid)
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    left = [pid for pid in tree[1:] if _running(pid)]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in left if _running(pid)]) and (time.monotonic() < deadline):
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def cpu_seconds(pid: int, *, children: bool = True) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from callbridge.events.schema import EventFile, EventRecord
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
 from callbridge.store.users import UserStore
+from tests.support.procs import stop_tree
 
 DID = "+19135550123"  # the dial-in number the tests call
 
@@ -203,11 +204,7 @@ def start_server(
         running.wait_for(lambda: _up(running), timeout=120)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_tree(process)
         database.dispose()
 
 
