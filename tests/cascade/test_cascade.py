@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from tests.cascade.conftest import Cascade, tone_level
 from tests.support.phone import Phone, tone
+from tests.support.wait import wait_until
 from tests.telephony.conftest import DID
 
 SPEAKER_HZ = 440.0
@@ -37,17 +38,6 @@ def _heard_since(phone: Phone, since: float) -> npt.NDArray[np.int16]:
     return np.concatenate(frames) if frames else np.zeros(0, np.int16)
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        time.sleep(0.05)
-
-
 def test_the_cascade(running: Cascade) -> None:
     origin, (edge_a, edge_b) = running.origin, running.edges
     event = origin.create_event(passcode="4242")
@@ -62,7 +52,9 @@ def test_the_cascade(running: Cascade) -> None:
         for phone, code in ((speaker, speaker_code), (listener_a, "4242"), (listener_b, "4242")):
             _join(phone, code)
         # Every node's callers are on the origin's console, and in its call log.
-        _wait(lambda: len(running.live(event.id)["participants"]) == 3, 20, "three on the call")
+        wait_until(
+            lambda: len(running.live(event.id)["participants"]) == 3, 20, "three on the call"
+        )
         joins = [
             e["participant_id"]
             for e in origin.api("GET", f"/api/events/{event.id}/audit").json()
@@ -75,7 +67,7 @@ def test_the_cascade(running: Cascade) -> None:
             found = origin.api("GET", "/api/bridge/nodes").json()
             return {n["node_id"]: n for n in found}
 
-        _wait(lambda: nodes().get("edge-a", {}).get("callers") == 2, 10, "edge-a heartbeat")
+        wait_until(lambda: nodes().get("edge-a", {}).get("callers") == 2, 10, "edge-a heartbeat")
         health = nodes()
         assert {n: h["role"] for n, h in health.items()} == {
             "origin": "origin", "edge-a": "edge", "edge-b": "edge",
@@ -91,7 +83,7 @@ def test_the_cascade(running: Cascade) -> None:
         # *1 on edge b reaches the origin's queue.
         listener_b.press("*1")
         pressed = time.monotonic()
-        queue = _wait(lambda: running.live(event.id)["queue"], 5, "the queue entry")
+        queue = wait_until(lambda: running.live(event.id)["queue"], 5, "the queue entry")
         reached = time.monotonic() - pressed
         pid = queue[0]["participant_id"]
         assert pid.endswith("@edge-b")
@@ -133,7 +125,7 @@ def test_the_cascade(running: Cascade) -> None:
         assert len(heard) > 8000 and tone_level(heard, SPEAKER_HZ) > 0.5
         assert listener_a.heard.longest_gap(since=killed) < 0.5
         # The origin takes edge b's callers off its call once edge b is silent on the bus.
-        _wait(lambda: len(running.live(event.id)["participants"]) == 2, 15, "edge b's leave")
+        wait_until(lambda: len(running.live(event.id)["participants"]) == 2, 15, "edge b's leave")
         assert all(p["id"].endswith("@edge-a") for p in running.live(event.id)["participants"])
 
         # The operator ends the call on the origin: edge a's callers are said goodbye to.
@@ -143,5 +135,5 @@ def test_the_cascade(running: Cascade) -> None:
             stats = edge_a.api("GET", "/api/bridge/stats").json()
             return int(stats["legs_in_conferences"])
 
-        _wait(lambda: in_calls() == 0, 20, "edge a's callers leaving at the end")
+        wait_until(lambda: in_calls() == 0, 20, "edge a's callers leaving at the end")
         assert not running.live(event.id)["participants"]

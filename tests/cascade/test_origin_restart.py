@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -28,6 +27,7 @@ from tests.cascade.conftest import Cascade, tone_level
 from tests.support.nodes import start_again
 from tests.support.phone import Phone, tone
 from tests.support.procs import process_tree
+from tests.support.wait import wait_until
 from tests.telephony.conftest import DID
 
 SPEAKER_HZ = 440.0
@@ -39,17 +39,6 @@ def _join(phone: Phone, passcode: str) -> None:
     phone.call()
     time.sleep(1.0)
     phone.press(passcode + "#")
-
-
-def _wait(predicate: Any, timeout: float, what: str, detail: Any = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what} {detail()}")
-        time.sleep(0.05)
 
 
 def _recent(phone: Phone, seconds: float) -> npt.NDArray[np.int16]:
@@ -98,7 +87,7 @@ def _kill_and_start_again(running: Cascade) -> None:
     tree = process_tree(old.process.pid)
     old.process.send_signal(signal.SIGKILL)
     old.process.wait(timeout=10)
-    _wait(
+    wait_until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree),
         20,
         "the children gone",
@@ -132,23 +121,25 @@ def test_a_restarted_origin_learns_the_edges_callers_again(
             (speaker, event.speaker_passcode), (listener_a, passcode), (listener_b, passcode),
         ):  # fmt: skip
             _join(phone, code)
-        _wait(lambda: len(running.live(event.id)["participants"]) == 3, 20, "three on the call")
+        wait_until(
+            lambda: len(running.live(event.id)["participants"]) == 3, 20, "three on the call"
+        )
         before = {p["id"]: p["role"] for p in running.live(event.id)["participants"]}
         for listener in (listener_a, listener_b):
-            _wait(lambda listener=listener: _hears_speaker(listener), 10, "the speaker heard")
+            wait_until(lambda listener=listener: _hears_speaker(listener), 10, "the speaker heard")
 
         starts = len(_media_pids(origin.log()))
         kill(running)
         killed = time.monotonic()
-        _wait(
+        wait_until(
             lambda: not _hears_speaker(listener_b), 5, "silence once the origin is gone",
             lambda: _heard(listener_b),
         )  # fmt: skip
         silent = time.monotonic()
-        _wait(lambda: len(_media_pids(origin.log())) > starts, 60, "the media process again")
+        wait_until(lambda: len(_media_pids(origin.log())) > starts, 60, "the media process again")
         restarted = time.monotonic()
         for listener in (listener_a, listener_b):
-            _wait(
+            wait_until(
                 lambda listener=listener: _hears_speaker(listener), 40, "the speaker again",
                 lambda listener=listener: _heard(listener),
             )  # fmt: skip
@@ -174,10 +165,10 @@ def test_a_restarted_origin_learns_the_edges_callers_again(
             found = {p["id"]: p["role"] for p in response.json()["participants"]}
             return found if found == before else None
 
-        _wait(everyone, 60, "every edge caller on the restarted origin's console")
+        wait_until(everyone, 60, "every edge caller on the restarted origin's console")
         # *1 from an edge's listener reaches the new origin's queue.
         listener_b.press("*1")
-        queue = _wait(lambda: running.live(event.id)["queue"], 5, "the queue entry")
+        queue = wait_until(lambda: running.live(event.id)["queue"], 5, "the queue entry")
         assert queue[0]["participant_id"].endswith("@edge-b")
         # One join per caller in the call log, though the new origin was told them again.
         joins = [

@@ -35,6 +35,7 @@ from tests.support.netns import Host, lan
 from tests.support.nodes import start_node, stop
 from tests.support.phone import Phone, final_response, tone
 from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.wait import wait_until
 from tests.telephony.conftest import DID, RunningServer, need
 
 SIP_PORT, HTTP_PORT = 5060, 8000
@@ -191,7 +192,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 carrier, proxy, nodes["origin"],
                 {n: nodes[n] for n in ("edge-a", "edge-b")}, hosts,
             )  # fmt: skip
-            _wait(lambda: up.in_service() == {edge_a.address, edge_b.address}, 40, "rotation")
+            wait_until(lambda: up.in_service() == {edge_a.address, edge_b.address}, 40, "rotation")
             yield up
         finally:
             for process in reversed(processes):
@@ -199,17 +200,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             if database is not None:
                 database.dispose()
             postgres.stop()
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        time.sleep(0.05)
 
 
 def _heard_since(phone: Phone, since: float) -> npt.NDArray[np.int16]:
@@ -223,7 +213,7 @@ def _join(up: Cluster, phone: ProxiedPhone, code: str, event_id: int) -> str:
     phone.call()
     time.sleep(1.0)
     phone.press(code + "#")
-    new = _wait(lambda: set(up.on(event_id)) - before, 20, "the caller on the origin's call")
+    new = wait_until(lambda: set(up.on(event_id)) - before, 20, "the caller on the origin's call")
     (pid,) = new
     return str(pid)
 
@@ -259,7 +249,7 @@ def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
         hearer_id = next(pid for pid in listeners if on[pid] == speaker_edge)
         asker, hearer = listeners[asker_id], listeners[hearer_id]
         asker.press("*1")
-        queue = _wait(lambda: up.live(event.id)["queue"], 5, "the queue entry")
+        queue = wait_until(lambda: up.live(event.id)["queue"], 5, "the queue entry")
         assert queue[0]["participant_id"] == asker_id
         speaker.sending = False
         asker.voice = tone(QUESTION_HZ)
@@ -278,7 +268,7 @@ def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
         survivor = "edge-a" if asker_edge == "edge-b" else "edge-b"
         dead.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        _wait(lambda: up.in_service() == {up.hosts[survivor].address}, 30, "out of rotation")
+        wait_until(lambda: up.in_service() == {up.hosts[survivor].address}, 30, "out of rotation")
         late = ProxiedPhone(up.proxy.host, up.carrier)
         phones.append(late)
         late_id = _join(up, late, "4242", event.id)

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from callbridge.store.db import Database
 from callbridge.store.events import EventStore
 from callbridge.store.users import UserStore
 from tests.support.procs import stop_tree
+from tests.support.wait import wait_until
 
 DID = "+19135550123"  # the dial-in number the tests call
 
@@ -123,14 +123,9 @@ class RunningServer:
         return result
 
     def wait_for(self, predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; server log:\n{self.log()[-3000:]}")
-            time.sleep(interval)
+        return wait_until(
+            predicate, timeout, "; server log:", lambda: "\n" + self.log()[-3000:], interval
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
