@@ -26,7 +26,7 @@ import pytest
 from tests.cascade.conftest import Cascade, tone_level
 from tests.support.nodes import start_again
 from tests.support.phone import Phone, tone
-from tests.support.procs import process_tree
+from tests.support.procs import is_running, process_tree
 from tests.support.wait import wait_until
 from tests.telephony.conftest import DID
 
@@ -88,7 +88,7 @@ def _kill_and_start_again(running: Cascade) -> None:
     old.process.send_signal(signal.SIGKILL)
     old.process.wait(timeout=10)
     wait_until(
-        lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree),
+        lambda: not any(is_running(pid) for pid in tree),
         20,
         "the children gone",
         lambda: _alive(tree),

@@ -37,7 +37,7 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
     fields = _stat_fields(pid)
     return fields is not None and fields[0] != "Z"
@@ -57,12 +57,12 @@ def stop_tree(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    left = [pid for pid in tree[1:] if _running(pid)]
+    left = [pid for pid in tree[1:] if is_running(pid)]
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while (left := [pid for pid in left if _running(pid)]) and (time.monotonic() < deadline):
+    while (left := [pid for pid in left if is_running(pid)]) and (time.monotonic() < deadline):
         time.sleep(0.05)
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
