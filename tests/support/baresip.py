@@ -19,15 +19,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from tests.support.ports import free_port
+
 BARESIP = shutil.which("baresip")
 MODULES = Path("/usr/lib/baresip/modules")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_wav(path: Path, samples: npt.NDArray[np.int16], rate: int = 8000) -> None:
@@ -57,7 +52,7 @@ class Baresip:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.recordings = folder / "rec"
         self.recordings.mkdir(exist_ok=True)
-        self.ctrl_port = _free_port()
+        self.ctrl_port = free_port()
         (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
         (folder / "config").write_text(
             "\n".join(

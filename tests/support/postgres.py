@@ -13,7 +13,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+
+from tests.support.ports import free_port
 
 
 def find_bin_dir() -> Path | None:
@@ -32,13 +33,6 @@ def find_bin_dir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     def __init__(
         self, bin_dir: Path, listen: tuple[str, ...] = (), trust: tuple[str, ...] = ()
@@ -48,7 +42,7 @@ class PostgresServer:
         self.trust = trust  # networks (CIDR) whose connections are trusted, besides loopback
         self.root = Path(tempfile.mkdtemp(prefix="callbridge-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._run_as: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")

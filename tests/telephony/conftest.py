@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,25 +21,11 @@ from callbridge.events.schema import EventFile, EventRecord
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
 from callbridge.store.users import UserStore
+from tests.support.ports import free_port
 from tests.support.procs import stop_tree
 from tests.support.wait import wait_until
 
 DID = "+19135550123"  # the dial-in number the tests call
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on loopback."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def event_spec(starts_in: timedelta = timedelta(minutes=5), **event: Any) -> EventFile:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from callbridge.web.app import create_app
 from tests.support.chromium import launch
+from tests.support.ports import free_port
 
 OPERATOR = "dana"
 PASSWORD = "correct horse battery"
@@ -65,17 +65,10 @@ class LiveServer:
     app: FastAPI
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[LiveServer]:
     """The app served by uvicorn on a free loopback port, in a thread."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -26,9 +26,10 @@ from callbridge.web.app import create_app
 from callbridge.web.security import PAGE_POLICY
 from callbridge.web.throttle import ACCOUNT_RULE, SOURCE_RULE
 from callbridge.webcast.live import LiveWebcast
+from tests.support.ports import free_port
 from tests.support.procs import peak_rss_kib
 from tests.telephony.conftest import RunningServer, start_server
-from tests.web.conftest import OPERATOR, PASSWORD, LiveServer, _free_port, make_settings
+from tests.web.conftest import OPERATOR, PASSWORD, LiveServer, make_settings
 from tests.web.test_browser import make_event
 from tests.webcast.conftest import RealTimeFeed
 
@@ -264,7 +265,7 @@ def small_pool_app(tmp_path: Path, sqlite_database: Database) -> FastAPI:
 
 
 def test_a_full_password_pool_answers_503_at_once(small_pool_app: FastAPI) -> None:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(small_pool_app, host="127.0.0.1", port=port, log_level="warning")
     )
