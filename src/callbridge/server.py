@@ -176,7 +176,7 @@ def run_web(settings: Settings, log_level: int) -> None:
     import uvloop
 
     _child_setup(log_level)
-    _lower_priority(settings.media_priority)
+    priority.lower_web_priority(settings.media_priority)
     uvloop.run(_web(settings))
 
 
@@ -380,22 +380,6 @@ def _die_with_parent(supervisor: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != supervisor:  # the supervisor died before prctl took effect
         os._exit(1)
-
-
-# The web app gives way to the media plane even where the media plane may not
-# raise its own priority (no CAP_SYS_NICE, as in a default container): lowering
-# one's own needs no privilege. Nice 5 weighs it a third of a normal task, so a
-# login flood's argon2 checks and a crowd's requests wait for a due tick.
-WEB_NICE = 5
-
-
-def _lower_priority(policy: str) -> None:
-    if policy == "normal":
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, WEB_NICE)
-    except OSError as error:
-        log.info("the web app runs at normal priority: %s", error)
 
 
 def _child_setup(log_level: int) -> None:

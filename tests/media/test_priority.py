@@ -50,3 +50,17 @@ def test_outside_the_media_plane_nothing_changes() -> None:
     before = os.getpriority(os.PRIO_PROCESS, 0)
     priority.as_media_worker()
     assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+def _web_nice(policy: str) -> int:
+    priority.lower_web_priority(policy)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_the_web_app_gives_way_unless_told_normal() -> None:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        lowered = pool.apply(_web_nice, ("realtime",))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        left = pool.apply(_web_nice, ("normal",))
+    assert lowered == priority.WEB_NICE
+    assert left == os.getpriority(os.PRIO_PROCESS, 0)  # as the test's own process

@@ -14,6 +14,11 @@ when the host is busy waits its turn behind every other process while the
 loop waits for the GIL: ticks 100 ms late under load. So each worker thread
 takes the media plane's nice again when it starts (``as_media_worker``).
 The kernel's real-time throttling keeps a runaway loop from the rest.
+
+The web app gives way too, even where the media plane may not raise its own
+priority (no CAP_SYS_NICE, as in a default container): lowering one's own
+needs no privilege. Nice 5 weighs it a third of a normal task, so a login
+flood's argon2 checks and a crowd's requests wait for a due tick.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MEDIA_NICE = -10
 MEDIA_RT_PRIORITY = 10
+WEB_NICE = 5
 
 # The nice that the media plane's worker threads take; None outside the media
 # plane, or where it could not be raised.
@@ -71,3 +77,16 @@ def as_media_worker() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, _worker_nice)
     except OSError as error:
         log.debug("a media worker thread keeps its priority: %s", error)
+
+
+def lower_web_priority(policy: str) -> None:
+    """Lower the calling process (the web app) to ``WEB_NICE`` unless ``policy`` is normal.
+
+    Call once, first thing in the web app's process, before any thread starts.
+    """
+    if policy == "normal":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, WEB_NICE)
+    except OSError as error:
+        log.info("the web app runs at normal priority: %s", error)
