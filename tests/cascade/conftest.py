@@ -23,8 +23,9 @@ import pytest
 
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
-from tests.support.nodes import start_node, stop
+from tests.support.nodes import start_node
 from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.procs import stop_tree
 from tests.telephony.conftest import RunningServer, _up, free_port, need
 
 
@@ -84,9 +85,9 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
         yield up
     finally:
         for node in nodes:
-            stop(node.process)
+            stop_tree(node.process)
         for process in up.others if up is not None else ():
-            stop(process)
+            stop_tree(process)
         if database is not None:
             database.dispose()
         postgres.stop()

@@ -32,9 +32,10 @@ from callbridge.store.users import UserStore
 from tests.cascade.conftest import tone_level
 from tests.proxy.conftest import Proxy, _proxy
 from tests.support.netns import Host, lan
-from tests.support.nodes import start_node, stop
+from tests.support.nodes import start_node
 from tests.support.phone import Phone, final_response, tone
 from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.procs import stop_tree
 from tests.support.wait import wait_until
 from tests.telephony.conftest import DID, RunningServer, need
 
@@ -196,7 +197,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield up
         finally:
             for process in reversed(processes):
-                stop(process)
+                stop_tree(process)
             if database is not None:
                 database.dispose()
             postgres.stop()

@@ -25,8 +25,9 @@ import pytest
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from tests.support.netns import Host, lan
-from tests.support.nodes import start_node, stop
+from tests.support.nodes import start_node
 from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.procs import stop_tree
 from tests.support.sipp import SippResult, run_sipp
 from tests.telephony.conftest import RunningServer, _up, need
 
@@ -205,7 +206,7 @@ def cluster(
             yield running
         finally:
             for process in reversed(processes):
-                stop(process)
+                stop_tree(process)
             if database is not None:
                 database.dispose()
             postgres.stop()

@@ -1,16 +1,16 @@
-"""Bridge nodes (``callbridge serve``) for the tests that run several: started and stopped.
+"""Bridge nodes (``callbridge serve``) for the tests that run several, started alike.
 
 tests/proxy (two nodes behind Kamailio) and tests/cascade (an origin and two
 edges, on loopback or each on a network namespace's host) start their nodes
 the same way; what differs is where a node runs (``prefix``: the command
-that enters its namespace), its addresses and ports, and its role.
+that enters its namespace), its addresses and ports, and its role. They
+are stopped with ``tests.support.procs.stop_tree``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,7 +19,6 @@ from pathlib import Path
 from callbridge.store.db import Database
 from tests.telephony.conftest import RunningServer
 
-STOP_TIMEOUT = 15.0
 # The nodes share one secret key, as a deployment's nodes do.
 ENV = {**os.environ, "CALLBRIDGE_SECRET_KEY": "k" * 40}
 
@@ -61,17 +60,6 @@ def start_node(
     return RunningServer(
         f"http://{http[0]}:{http[1]}", sip[1], database, token, process, log_path, data_dir
     )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``STOP_TIMEOUT`` seconds."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def start_again(node: RunningServer) -> RunningServer:

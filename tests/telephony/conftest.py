@@ -100,6 +100,13 @@ class RunningServer:
             method, self.http_url + path, headers=headers, timeout=timeout, **kwargs
         )
 
+    def stats(self) -> dict[str, Any]:
+        """The media plane's counters (``/api/bridge/stats``): refusals, tick lateness, ..."""
+        response = self.api("GET", "/api/bridge/stats")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def participants(self, event_id: int, include_left: bool = False) -> list[dict[str, Any]]:
         query = "?include_left=true" if include_left else ""
         response = self.api("GET", f"/api/events/{event_id}/participants{query}")

@@ -18,7 +18,6 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,13 +48,6 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     need("sipp")
     with start_server(tmp_path_factory.mktemp("floods"), "--trunk", "127.0.0.1/32") as running:
         yield running
-
-
-def stats(server: RunningServer) -> dict[str, Any]:
-    response = server.api("GET", "/api/bridge/stats")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
 
 
 def test_a_login_flood_does_not_reach_the_calls_audio(
@@ -131,7 +123,7 @@ def test_a_listener_keeps_its_audio_through_a_sip_flood(
         listener.press(event.passcode + "#")
         guarded.wait_for(lambda: guarded.participants(event.id))
         time.sleep(1.0)
-        refused_before = stats(guarded).get("sip_refused_foreign", 0)
+        refused_before = guarded.stats().get("sip_refused_foreign", 0)
         script = FLOOD if transport == "tcp" else UDP_FLOOD
         start = time.monotonic()
         # nice: the flood stands for a stranger's own machine (see tests/support/flood.py).
@@ -149,7 +141,7 @@ def test_a_listener_keeps_its_audio_through_a_sip_flood(
     connections = int(flood.stdout.strip() or 0)
     expected = (end - start) / 0.020
     loss = max(0.0, 1 - received / expected)
-    lateness = stats(guarded)["tick_lateness_ms"]
+    lateness = guarded.stats()["tick_lateness_ms"]
     print(
         f"\nSIP/{transport.upper()} flood from 127.0.0.2: {connections} "
         f"{'connections' if transport == 'tcp' else 'datagrams'} in {end - start:.1f} s; "
@@ -158,7 +150,7 @@ def test_a_listener_keeps_its_audio_through_a_sip_flood(
     )
     assert connections > 100, flood.stderr
     # (UDP: what the socket's queue held; the rest the kernel dropped.)
-    assert stats(guarded)["sip_refused_foreign"] >= refused_before + min(connections // 2, 1000)
+    assert guarded.stats()["sip_refused_foreign"] >= refused_before + min(connections // 2, 1000)
     # Before: two thirds lost. The machine running the tests is shared, so the
     # bound is loose; the figure printed above is the measurement.
     assert loss < 0.10

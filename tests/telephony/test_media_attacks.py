@@ -36,13 +36,6 @@ def stranger() -> Iterator[Stranger]:
     someone.close()
 
 
-def stats(server: RunningServer) -> dict[str, Any]:
-    response = server.api("GET", "/api/bridge/stats")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def joined(server: RunningServer, event_id: int, count: int) -> list[dict[str, Any]]:
     return server.wait_for(  # type: ignore[no-any-return]
         lambda: (found := server.participants(event_id)) and len(found) >= count and found,
@@ -55,7 +48,7 @@ def test_keys_from_a_stranger_are_not_passcode_attempts(
 ) -> None:
     event = guarded.create_event()
     assert guarded.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    dropped_before = stats(guarded)["rtp_dropped_foreign"]
+    dropped_before = guarded.stats()["rtp_dropped_foreign"]
     wrong = ("1" if not event.passcode.startswith("1") else "2") * len(event.passcode)
     with Phone(guarded.sip_port, DID) as phone:
         phone.call()
@@ -72,7 +65,7 @@ def test_keys_from_a_stranger_are_not_passcode_attempts(
     audit = guarded.api("GET", f"/api/events/{event.id}/audit").json()
     assert not [e for e in audit if e["kind"] == "passcode_failed"]
     assert "wrong passcode" not in guarded.log()
-    assert stats(guarded)["rtp_dropped_foreign"] >= dropped_before + 3 * len(wrong)
+    assert guarded.stats()["rtp_dropped_foreign"] >= dropped_before + 3 * len(wrong)
 
 
 def test_a_stranger_cannot_speak_for_silence_or_mute_the_speaker(
@@ -90,7 +83,7 @@ def test_a_stranger_cannot_speak_for_silence_or_mute_the_speaker(
         joined(guarded, event.id, 2)
         time.sleep(1.0)
         mark = len(listener.heard.frames)
-        dropped_before = stats(guarded)["rtp_dropped_foreign"]
+        dropped_before = guarded.stats()["rtp_dropped_foreign"]
         assert speaker.bridge_rtp is not None
         # A louder voice in parallel, and *6 to mute the real one.
         stranger.stream(speaker.bridge_rtp, tone(1500, level=16000))
@@ -103,7 +96,7 @@ def test_a_stranger_cannot_speak_for_silence_or_mute_the_speaker(
     assert tone_power(heard, 8000, 1500) < 0.01, "the stranger was heard"
     (on_stage,) = [p for p in participants if p["role"] == "speaker"]
     assert not on_stage["muted"]
-    assert stats(guarded)["rtp_dropped_foreign"] > dropped_before + 100
+    assert guarded.stats()["rtp_dropped_foreign"] > dropped_before + 100
 
 
 def test_a_listeners_keys_are_their_own(guarded: RunningServer, stranger: Stranger) -> None:
@@ -176,13 +169,13 @@ def test_no_invite_that_fails_keeps_its_port(guarded: RunningServer) -> None:
                     sock.sendto(uac.ack_error(), ("127.0.0.1", guarded.sip_port))
     unanswered = {name: got for name, got in statuses.items() if not got <= set(range(400, 500))}
     assert not unanswered, unanswered
-    now = stats(guarded)
+    now = guarded.stats()
     assert now["rtp_ports_in_use"] == now["legs"] == 0, now
     # The server is still taking calls, and a call's port goes with its BYE.
     with Phone(guarded.sip_port, DID) as phone:
         phone.call()
-        assert stats(guarded)["rtp_ports_in_use"] == 1
-    guarded.wait_for(lambda: stats(guarded)["rtp_ports_in_use"] == stats(guarded)["legs"] == 0)
+        assert guarded.stats()["rtp_ports_in_use"] == 1
+    guarded.wait_for(lambda: guarded.stats()["rtp_ports_in_use"] == guarded.stats()["legs"] == 0)
     assert guarded.process.poll() is None
 
 

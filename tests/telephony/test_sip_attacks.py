@@ -12,7 +12,6 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -24,13 +23,6 @@ from tests.telephony.conftest import DID, RunningServer, start_server
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with start_server(tmp_path_factory.mktemp("guarded"), "--trunk", "127.0.0.1/32") as s:
         yield s
-
-
-def stats(server: RunningServer) -> dict[str, Any]:
-    response = server.api("GET", "/api/bridge/stats")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
 
 
 def answers(sock: socket.socket, wait: float) -> list[bytes]:
@@ -46,7 +38,7 @@ def answers(sock: socket.socket, wait: float) -> list[bytes]:
 
 
 def test_a_strangers_invite_over_udp_gets_one_403_never_repeated(guarded: RunningServer) -> None:
-    refused_before = stats(guarded)["sip_refused_foreign"]
+    refused_before = guarded.stats()["sip_refused_foreign"]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.2", 0))
         uac = Uac(sock.getsockname()[1], number=DID.lstrip("+"))
@@ -65,12 +57,12 @@ def test_a_strangers_invite_over_udp_gets_one_403_never_repeated(guarded: Runnin
         later = answers(sock, 4.5)
     print(f"\na stranger's INVITE refused in {1000 * refused_in:.2f} ms (UDP round trip)")
     assert later == [], [a[:40] for a in later]
-    assert stats(guarded)["sip_refused_foreign"] >= refused_before + 6
+    assert guarded.stats()["sip_refused_foreign"] >= refused_before + 6
     assert guarded.log().count("SIP from 127.0.0.2 refused") <= 1
 
 
 def test_a_strangers_tcp_connection_is_closed_on_accept(guarded: RunningServer) -> None:
-    refused_before = stats(guarded)["sip_refused_foreign"]
+    refused_before = guarded.stats()["sip_refused_foreign"]
     with socket.socket() as sock:
         sock.bind(("127.0.0.2", 0))
         sock.connect(("127.0.0.1", guarded.sip_port))
@@ -82,7 +74,7 @@ def test_a_strangers_tcp_connection_is_closed_on_accept(guarded: RunningServer) 
         except (ConnectionResetError, BrokenPipeError):
             data = b""
         assert data == b""
-    assert stats(guarded)["sip_refused_foreign"] > refused_before
+    assert guarded.stats()["sip_refused_foreign"] > refused_before
 
 
 def test_a_trunk_may_hold_only_so_many_connections(guarded: RunningServer) -> None:
