@@ -31,11 +31,18 @@ PART = re.compile(r'#EXT-X-PART:[^\n]*URI="([^"]+)"')
 STRANGER = "127.0.0.2"
 
 
-def ask(port: int, path: str, cookies: Sequence[str], source: str = "127.0.0.1") -> int:
-    """GET ``path`` with one Cookie header per item, exactly as written; the status."""
+def ask(
+    port: int,
+    path: str,
+    cookies: Sequence[str],
+    source: str = "127.0.0.1",
+    more: Sequence[str] = (),
+) -> int:
+    """GET ``path``, one Cookie header per item exactly as written, and ``more``; the status."""
     head = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "".join(f"Cookie: {cookie}\r\n" for cookie in cookies)
+        + "".join(f"{line}\r\n" for line in more)
         + "Connection: close\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", port), 10, source_address=(source, 0)) as sock:
