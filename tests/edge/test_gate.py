@@ -16,10 +16,11 @@ import itertools
 import re
 import socket
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -58,10 +59,14 @@ def _port(url: str) -> int:
 
 
 class LiveEvent:
-    """A live webcast that asks for registration, with a deck, and one registered browser."""
+    """A live webcast that asks for registration, with a deck, and one registered browser.
+
+    Use it in a ``with``: the call ends after, so the server's later tests do
+    not share its media plane with a webcast nobody listens to.
+    """
 
     def __init__(self, cached: CachedServer) -> None:
-        server = cached.server
+        self.server = server = cached.server
         record = server.create_event(starts_in=timedelta(minutes=-1))  # registration required
         self.id = record.id
         deck = server.api(
@@ -88,11 +93,23 @@ class LiveEvent:
 
         self.part = f"/webcast/{self.id}/live/" + server.wait_for(first_part, timeout=30)
 
+    def __enter__(self) -> LiveEvent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.api("POST", f"/api/events/{self.id}/end")
+
+
+@pytest.fixture
+def event(cached: CachedServer) -> Iterator[LiveEvent]:
+    """A live event of its own: nobody cookie-less has asked for it yet."""
+    with LiveEvent(cached) as live:
+        yield live
+
 
 def test_the_tier_and_the_origin_read_the_same_cookie_headers_alike(
-    cached: CachedServer,
+    cached: CachedServer, event: LiveEvent
 ) -> None:
-    event = LiveEvent(cached)
     tier, origin = _port(cached.http_url), cached.origin_port
     other = "wl_" + "Z" * 32 + "." + "0" * 32  # well-formed, signed by nobody
     names = [
@@ -192,9 +209,8 @@ ODD_FORMS = [
 
 
 def test_odd_cookie_forms_from_a_registered_browser_leave_the_gate_shut(
-    cached: CachedServer,
+    cached: CachedServer, event: LiveEvent
 ) -> None:
-    event = LiveEvent(cached)  # its own: nobody cookie-less has asked for it yet
     tier = _port(cached.http_url)
     gated = [event.playlist, event.part, event.slide, event.slides, event.access]
     # The registered browser, before anyone cookie-less has asked: its odd
@@ -219,3 +235,30 @@ def test_odd_cookie_forms_from_a_registered_browser_leave_the_gate_shut(
     assert by_hand == 204
     for path in (event.playlist, event.part, event.slide, event.slides):
         assert ask(tier, path, [event.cookie]) == 200, path
+
+
+def test_the_origin_decides_the_tiers_check_on_the_tiers_value_alone(
+    cached: CachedServer,
+) -> None:
+    event = cached.server.create_event(starts_in=timedelta(minutes=5))  # registration required
+    cookie = cached.register(event.id, "Ada Analyst")
+    value = cookie.split("=", 1)[1]
+    url = f"http://127.0.0.1:{cached.origin_port}/webcast/{event.id}/access"
+
+    def access(source: str, headers: dict[str, str]) -> httpx.Response:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, timeout=5) as client:
+            return client.get(url, headers=headers)
+
+    # From the tier's address: the value it sends decides, and is named back.
+    granted = access("127.0.0.1", {"X-CB-Gate-Cookie": value})
+    assert granted.status_code == 204 and granted.headers["x-cb-gate-decided"] == value
+    refused = access("127.0.0.1", {"X-CB-Gate-Cookie": "", "Cookie": cookie})
+    assert refused.status_code == 403 and refused.headers["x-cb-gate-decided"] == ""
+    # From the tier without its value: refused, and not for the tier to keep.
+    unsaid = access("127.0.0.1", {"Cookie": cookie})
+    assert unsaid.status_code == 403 and "surrogate-control" not in unsaid.headers
+    # From anyone else the header means nothing: their Cookie is read, by the same rule.
+    assert access(STRANGER, {"X-CB-Gate-Cookie": value}).status_code == 403
+    assert access(STRANGER, {"Cookie": cookie}).status_code == 204
+    assert access(STRANGER, {"Cookie": cookie.replace("=", " =", 1)}).status_code == 403
