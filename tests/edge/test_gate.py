@@ -150,7 +150,7 @@ def test_the_tier_and_the_origin_read_the_same_cookie_headers_alike(
         crumbs = draw(st.lists(gate_crumb, max_size=3)) + draw(st.lists(other_crumb, max_size=1))
         fillers = draw(st.sampled_from([0, 0, 1, 3, 40, 300]))
         crumbs += [f"f{n}=v{n}" for n in range(fillers)] + draw(
-            st.lists(st.sampled_from(["e=", 'q="x y"', "p=a%3Bb", "n"]), max_size=2)
+            st.lists(st.sampled_from(["e=", 'q="x y"', "p=a%3Bb", "n", "u=\xfc\xe9"]), max_size=2)
         )
         crumbs = draw(st.permutations(crumbs))
         sep = draw(separator)
@@ -182,6 +182,7 @@ def test_the_tier_and_the_origin_read_the_same_cookie_headers_alike(
     @example(["a=1", event.cookie])
     @example(["; ".join([*(f"f{n}=v{n}" for n in range(300)), event.cookie])])
     @example([])
+    @example([f"u=\xfc\xe9; {event.cookie}"])
     def agree(headers: list[str]) -> None:
         through_tier = ask(tier, event.playlist, headers)
         by_hand = ask(tier, event.access, headers)
