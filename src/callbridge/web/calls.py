@@ -19,7 +19,6 @@ from callbridge.bridge.control import (
     BridgeControl,
     BridgeError,
     BridgeStats,
-    BridgeUnavailable,
     LiveView,
     ParticipantView,
 )
@@ -34,11 +33,10 @@ from callbridge.web.webcast import listening_since
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
 
-# How often the live stream looks for changes: the console shows a key press
-# well within a second.
-LIVE_INTERVAL = 0.2
-# Web listeners are counted from the database, so less often.
+# Web listeners are counted from the web's database, every so often.
 WEB_COUNT_INTERVAL = 5.0
+# A quiet stream says it is still there this often (proxies close idle connections).
+KEEP_ALIVE = 15.0
 
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -99,33 +97,42 @@ def _with_web(view: LiveView, web: int) -> LiveView:
 async def live_stream(
     event_id: int, request: Request, store: Store, control: BridgeDep, _: OperatorDep
 ) -> StreamingResponse:
-    """Server-Sent Events: a new LiveView whenever anything on the call changes."""
+    """Server-Sent Events: a new LiveView whenever anything on the call changes.
+
+    The media plane pushes the view when it changes (``BridgeControl.watch_live``);
+    nothing here asks it again. Only the web listener count, which the web's
+    own database holds, is read every WEB_COUNT_INTERVAL.
+    """
     await run_in_threadpool(store.get, event_id)
 
     async def events() -> AsyncIterator[str]:
         last = ""
-        quiet = 0.0
         web = 0
-        web_checked = -WEB_COUNT_INTERVAL
         loop = asyncio.get_running_loop()
-        while not await request.is_disconnected():
-            if loop.time() - web_checked >= WEB_COUNT_INTERVAL:
-                web_checked = loop.time()
-                web = await _web_listeners(request, event_id)
-            try:
-                view = _with_web(await control.live(event_id), web).model_dump_json()
-            except BridgeUnavailable:
-                # The media plane is restarting: the console keeps its last view.
-                view = last
-            if view != last:
-                last = view
-                quiet = 0.0
-                yield f"data: {view}\n\n"
-            elif quiet >= 15:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(LIVE_INTERVAL)
-            quiet += LIVE_INTERVAL
+        web_checked = -WEB_COUNT_INTERVAL
+        sent_at = loop.time()
+        async with control.watch_live(event_id) as feed:
+            while not await request.is_disconnected():
+                now = loop.time()
+                if now - web_checked >= WEB_COUNT_INTERVAL:
+                    web_checked = now
+                    web = await _web_listeners(request, event_id)
+                pushed, seen = feed.view, feed.version
+                if pushed is not None:
+                    # The pushed view is shared by every console in this process: copied.
+                    channels = {**pushed.listeners_by_channel, "web": web}
+                    view = pushed.model_copy(
+                        update={"listeners_by_channel": channels}
+                    ).model_dump_json()
+                    if view != last:
+                        last = view
+                        sent_at = now
+                        yield f"data: {view}\n\n"
+                if now - sent_at >= KEEP_ALIVE:
+                    sent_at = now
+                    yield ": keep-alive\n\n"
+                # A view pushed while the last one was being sent is not missed: `seen`.
+                await feed.wait(seen, timeout=max(0.05, WEB_COUNT_INTERVAL - (now - web_checked)))
 
     return StreamingResponse(
         events(),
