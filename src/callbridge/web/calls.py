@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +29,7 @@ from callbridge.store.events import EventStore
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
+from callbridge.web.folder_watch import FolderWatches
 from callbridge.web.webcast import listening_since
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
@@ -316,7 +317,8 @@ async def live_captions(
 ) -> LiveCaptions:
     """The live captions of the call so far, those matching ``q`` (whole words) if given.
 
-    The console polls it with ``after`` set to the last ``next`` to get only new cues.
+    ``after`` set to the last ``next`` gives only the newer cues; the console
+    follows them as they come on ``/captions/live/stream``.
     """
     await run_in_threadpool(store.get, event_id)
     media = request.app.state.webcast_media
@@ -328,6 +330,52 @@ async def live_captions(
         everything = await run_in_threadpool(media.live_transcript, event_id, "", after)
         last = max((int(cue["index"]) for cue in everything), default=last)
     return LiveCaptions(cues=cues, next=max(after, last + 1))
+
+
+@router.get("/captions/live/stream", response_class=StreamingResponse)
+async def live_captions_stream(
+    event_id: int,
+    request: Request,
+    store: Store,
+    _: OperatorDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: the live captions from ``after`` on, each new cue as it is made.
+
+    Each message is a ``LiveCaptions`` whose ``next`` is also its SSE id, so a
+    browser that reconnects (``Last-Event-ID``) goes on where it was. The
+    stream waits on the transcript's folder (``web.folder_watch``), not a timer.
+    """
+    await run_in_threadpool(store.get, event_id)
+    media = request.app.state.webcast_media
+    watches: FolderWatches = request.app.state.folder_watches
+    start = last_event_id if last_event_id is not None else after
+
+    async def events() -> AsyncIterator[str]:
+        position = start
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        async with watches.watch(media.live_dir(event_id).parent) as folder:
+            while not await request.is_disconnected():
+                seen = folder.version
+                found = await run_in_threadpool(media.live_transcript, event_id, "", position)
+                if found:
+                    cues = [LiveCaption.model_validate(cue) for cue in found]
+                    position = max(position, max(cue.index for cue in cues) + 1)
+                    message = LiveCaptions(cues=cues, next=position).model_dump_json()
+                    sent_at = loop.time()
+                    yield f"id: {position}\ndata: {message}\n\n"
+                elif loop.time() - sent_at >= KEEP_ALIVE:
+                    sent_at = loop.time()
+                    yield ": keep-alive\n\n"
+                await folder.wait(seen, timeout=KEEP_ALIVE)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 class LogEntryView(BaseModel):
