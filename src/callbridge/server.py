@@ -153,6 +153,7 @@ async def _media_plane(settings: Settings) -> None:
     )
     control = ControlServer(bridge, control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
+    bridge.on_changed = control.view_changed
     stop = _stop_on_signals()
     await bridge.start()
     try:
