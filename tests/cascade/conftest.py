@@ -47,7 +47,7 @@ class Cascade:
 
 
 # The origin's registered edges (``serve --edge``): the two that run, and edge-c, which
-# no process runs: a key holder that tests/cascade/test_forgery.py speaks as.
+# no process runs: a key holder that test_cascade.py's forger test speaks as.
 EDGES = {"edge-a": "127.0.0.1", "edge-b": "127.0.0.1", "edge-c": "127.0.0.1"}
 
 

@@ -35,12 +35,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from callbridge.cascade.messages import BusError, Envelope, Message, decode, encode
-from callbridge.cascade.seal import KEY_BYTES, Refused, ReplayGuard, Stamper, seal, unseal
+from callbridge.cascade.seal import (
+    KEY_BYTES,
+    Reason,
+    Refused,
+    ReplayGuard,
+    Stamper,
+    seal,
+    unseal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,9 @@ MAX_OUTBOX = 10_000
 # A refused payload is logged as a warning the first time and every this many after
 # (counted for each reason apart).
 REJECTED_LOG_EVERY = 100
+# Why a payload was refused: its seal's reasons, not a message at all, or a
+# sender the node's logic does not take it from.
+Refusal = Reason | Literal["rejected", "unregistered"]
 
 
 def libpq_url(url: str) -> str:
@@ -152,7 +164,7 @@ class Bus:
         except asyncio.QueueFull:
             self.stats.dropped += 1
 
-    def refuse(self, reason: str, why: object) -> None:
+    def refuse(self, reason: Refusal, why: object) -> None:
         """Count a refused payload under ``reason`` (a ``BusStats`` counter) and log it.
 
         A warning the first time and every ``REJECTED_LOG_EVERY``-th time for

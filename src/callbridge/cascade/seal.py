@@ -36,7 +36,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from callbridge.cascade.messages import BusError
 
@@ -53,26 +53,29 @@ _SEALED = re.compile(r"\A([0-9a-f]{64}):([0-9a-f]{16}):([0-9]{1,19}):([0-9]{1,15
 _DOMAIN = b"callbridge-bus-v1\n"
 
 
+Reason = Literal["unsigned", "forged", "replayed", "stale"]
+
+
 class Refused(BusError):
     """A payload the bus drops for who sent it or when, not for what it says."""
 
-    reason: ClassVar[str] = "refused"
+    reason: ClassVar[Reason]
 
 
 class Unsigned(Refused):
-    reason = "unsigned"
+    reason: ClassVar[Reason] = "unsigned"
 
 
 class Forged(Refused):
-    reason = "forged"
+    reason: ClassVar[Reason] = "forged"
 
 
 class Replayed(Refused):
-    reason = "replayed"
+    reason: ClassVar[Reason] = "replayed"
 
 
 class Stale(Refused):
-    reason = "stale"
+    reason: ClassVar[Reason] = "stale"
 
 
 class KeyFileError(ValueError):
