@@ -80,6 +80,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
+    # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
+    bus: dict[str, int] = {}
 
 
 class QueueEntry(BaseModel):
