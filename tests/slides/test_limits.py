@@ -1,4 +1,4 @@
-"""The page limits, decided from page sizes alone: what a slide may be, and what each refusal says."""
+"""The page limits, from page sizes alone: what a slide may be, and what each refusal says."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def test_the_slides_people_make_pass(size: tuple[float, float], rendered: tuple[
         ((14400, 14400), "page 3 is 14,400 × 14,400 pt; a slide may be at most 3,600 pt"),
         ((50, 40), "page 3 is 50 × 40 pt; a slide's sides must be at least 72 pt (1 in)"),
         ((0, 540), "page 3 is 0 × 540 pt; a slide's sides must be at least 72 pt"),
-        ((3600, 720), "page 3 is 3,600 × 720 pt, 5.0:1; a slide's long side may be at most 4 times"),
-        ((200, 1000), "page 3 is 200 × 1,000 pt, 5.0:1; a slide's long side may be at most 4 times"),
+        ((3600, 720), "page 3 is 3,600 × 720 pt, 5.0:1; a slide's long side may be at most 4"),
+        ((200, 1000), "page 3 is 200 × 1,000 pt, 5.0:1; a slide's long side may be at most 4"),
         (
             (800, 3000),
             "page 3 is 800 × 3,000 pt and would be 1,280 × 4,800 px; a slide may be at most "
@@ -66,7 +66,7 @@ def test_a_page_out_of_bounds_is_refused_naming_the_page_and_the_limit(
 
 
 def test_the_first_page_out_of_bounds_is_the_one_named() -> None:
-    with pytest.raises(DeckError, match="^page 2 is 100 × 14,400 pt"):
+    with pytest.raises(DeckError, match=r"^page 2 is 100 × 14,400 pt"):
         check_pages([(960, 540), (100, 14400), (1, 14400)], DEFAULT_LIMITS)
 
 
