@@ -34,7 +34,7 @@ from callbridge.slides.limits import DeckError, PageLimits, check_count, check_p
 # (PDFium's own allocator aborts instead: SIGABRT).
 MEMORY_EXIT = 3
 _PR_SET_PDEATHSIG = 1
-RENDER_NICE = 10  # added to the web app's
+RENDER_NICE = 5  # added to the web app's
 
 
 def slide_name(number: int) -> str:
@@ -54,7 +54,7 @@ def confine(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # Batch work: behind the web app (nice 5) and far behind the media plane.
+    # Batch work: behind the web app (nice 5, so 10) and far behind the media plane.
     os.nice(RENDER_NICE)
     # Linux: killed with the web process rather than left running to its limits.
     with contextlib.suppress(OSError, AttributeError):
