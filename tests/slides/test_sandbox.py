@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from callbridge.slides.deck import Deck, DeckError, render_deck
 from callbridge.slides.sandbox import RenderBudget
-from tests.slides.pdfs import concatenation_bomb, form_bomb, pdf
+from tests.slides.pdfs import concatenation_bomb, form_bomb, pages, pdf
 
 NOW = datetime(2026, 11, 5, 21, 0, tzinfo=UTC)
 
@@ -108,3 +110,27 @@ def test_one_renderer_renders_the_whole_deck_and_a_photograph_fits_its_budget(
     assert len(logs) == 1  # one child for the deck, not one a page
     print(f"two 12-megapixel photographs: {deck.render_seconds} s, peak {peak_mib(logs[0])} MiB")
     assert peak_mib(logs[0]) < 512
+
+
+SEED = pages(b"/MediaBox [0 0 960 540]", b"/MediaBox [0 0 720 540] /Rotate 90")
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.binary(max_size=8)), max_size=6))
+def test_a_mangled_pdf_is_a_deck_or_a_refusal_and_never_anything_else(
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, bytes]]
+) -> None:
+    data = bytearray(SEED)
+    for offset, replacement in edits:
+        data[offset : offset + len(replacement)] = replacement
+    folder = tmp_path_factory.mktemp("fuzz") / "event-1"
+    try:
+        deck = render_deck(bytes(data), folder, "mangled.pdf", NOW, budget=RenderBudget(
+            memory_bytes=256 << 20, cpu_seconds=5, wall_seconds=20))  # fmt: skip
+    except DeckError as refusal:
+        assert str(refusal)
+        assert not folder.exists()
+    else:
+        assert Deck.load(folder) == deck and 1 <= deck.pages <= 2

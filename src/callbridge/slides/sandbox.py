@@ -80,7 +80,11 @@ def _wait(child: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, 
     """The child's exit code and resource use, or (None, None) once ``deadline`` passes."""
     pause = 0.005
     while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        try:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its exit status is lost
+            child.returncode = 255
+            return child.returncode, None
         if pid:
             child.returncode = os.waitstatus_to_exitcode(status)
             return child.returncode, usage
@@ -151,7 +155,9 @@ def render_in_child(pdf: Path, out: Path, limits: PageLimits, budget: RenderBudg
             if "done" in message:
                 sizes = [(int(w), int(h)) for w, h in message["done"]]
                 return Rendered(sizes, round(seconds, 3), round(cpu, 3), peak)
-    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+    # SIGXCPU at the soft limit, SIGKILL a second later at the hard one (a SIGKILL
+    # short of it is the host's out-of-memory killer: a failure, below).
+    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= budget.cpu_seconds):
         limit = f"{budget.cpu_seconds} s of processor time"
     elif code in (MEMORY_EXIT, -signal.SIGABRT) or (
         code in (-signal.SIGSEGV, -signal.SIGBUS) and peak >= budget.memory_bytes // 2
