@@ -25,7 +25,7 @@ import pytest
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from tests.conftest import example_data
-from tests.slides.pdfs import concatenation_bomb, form_bomb, pages, pdf
+from tests.slides.pdfs import concatenation_bomb, form_bomb, pages, pdf, stream, write
 from tests.support.ports import free_port
 from tests.support.procs import process_tree, stop_tree
 from tests.support.wait import wait_until
@@ -229,3 +229,29 @@ def test_one_deck_renders_at_a_time_one_more_waits_and_a_third_is_told_to_retry(
     busy = next(answer for answer in answers if answer.status_code == 503)
     assert busy.headers["Retry-After"] == "30" and "another deck" in busy.text
     assert_kept(web, event_id)
+
+
+def test_a_large_upload_is_held_once_and_one_over_50_mb_is_refused_unread(
+    web: WebProcess, event_id: int
+) -> None:
+    # Two slides and 40 MB that nothing refers to (as an export with unused pictures).
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 960 540] >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 960 540] >>",
+        stream(b"", bytes(40 << 20)),
+    ]
+    data = write(objects)
+    answer, elapsed, growth_kib = web.upload(event_id, "large.pdf", data)
+    assert answer.status_code == 201, answer.text
+    print(
+        f"a {len(data) / 2**20:.0f} MiB deck: 201 in {elapsed:.2f} s; "
+        f"the web process's peak RSS rose {growth_kib / 1024:.1f} MiB"
+    )
+    assert growth_kib < (len(data) >> 10) + RSS_GROWTH_LIMIT_MIB * 1024 // 4
+    answer, elapsed, growth_kib = web.upload(event_id, "huge.pdf", data + bytes(11 << 20))
+    assert answer.status_code == 413 and "over 50 MB" in answer.text
+    assert growth_kib < RSS_GROWTH_LIMIT_MIB * 1024
+    info = web.api("GET", f"/api/events/{event_id}/deck").json()
+    assert info["filename"] == "large.pdf"
