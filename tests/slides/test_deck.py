@@ -94,7 +94,7 @@ def test_a_page_14400_pt_tall_is_refused_by_its_size_and_nothing_changes(tmp_pat
     assert str(refused.value) == (
         "page 1 is 1 × 14,400 pt; a slide may be at most 3,600 pt (50 in) on a side"
     )
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # a child's start; seconds on a loaded host
     kept = Deck.load(folder)
     assert kept is not None and kept.filename == "kept.pdf"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["event-1"]
@@ -107,7 +107,7 @@ def test_150_pages_of_100_by_14400_pt_are_refused_within_seconds(tmp_path: Path)
         render_deck(data, tmp_path / "event-1", "tall.pdf", NOW)
     elapsed = time.monotonic() - started
     print(f"150 pages of 100 × 14,400 pt refused in {elapsed:.2f} s")
-    assert elapsed < 10  # was minutes, rendering 1280 × 184,320 px each
+    assert elapsed < 20  # was minutes, rendering 1280 × 184,320 px each
     assert list(tmp_path.iterdir()) == []
 
 
