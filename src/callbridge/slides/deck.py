@@ -24,7 +24,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -78,8 +78,6 @@ def render_deck(
     filename: str,
     uploaded_at: datetime,
     *,
-    max_pages: int = MAX_PAGES,
-    width: int = RENDER_WIDTH,
     limits: PageLimits = DEFAULT_LIMITS,
     budget: RenderBudget | None = None,
 ) -> Deck:
@@ -98,7 +96,6 @@ def render_deck(
                         f"{MAX_BYTES // 2**20} MB")  # fmt: skip
     if not data[:1024].lstrip().startswith(b"%PDF-"):
         raise DeckError("the file is not a PDF (it does not begin with %PDF-)")
-    limits = replace(limits, max_pages=max_pages, render_width=width)
     folder.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".deck-", dir=folder.parent))
     try:
