@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.edge.conftest import CachedServer
-from tests.slides.test_deck import pdf
+from tests.slides.pdfs import pdf
 
 PART = re.compile(r'#EXT-X-PART:[^\n]*URI="([^"]+)"')
 # Not a cache node: the origin reads this client's Cookie itself.
