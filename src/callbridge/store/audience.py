@@ -267,6 +267,12 @@ class BeaconBook:
 # Listened: a later beacon credited time. The first beacon (sent when the audio
 # starts) credits nothing, so one page load and one request are not a listener.
 LISTENED = (WebcastListenerRow.live_seconds + WebcastListenerRow.replay_seconds) > 0
+# Registered with something to show for it (a name, a firm or an email).
+GAVE_DETAILS = (
+    WebcastListenerRow.name.is_not(None)
+    | WebcastListenerRow.firm.is_not(None)
+    | WebcastListenerRow.email.is_not(None)
+)
 
 # One flush: an executemany of this, increments so that nothing else's writes are lost.
 _Row = WebcastListenerRow
@@ -475,9 +481,9 @@ class Audience:
     def listeners(self, event_id: int) -> list[WebListener]:
         """Every listener of the event with its time heard, the beacons held in memory included.
 
-        A listener is a browser that registered or that has been credited
-        listening time (``LISTENED``); an anonymous browser whose first
-        beacon is all there is has not listened yet, and is not one.
+        A listener is a browser that registered (``GAVE_DETAILS``) or that
+        has been credited listening time (``LISTENED``); an anonymous browser
+        whose first beacon is all there is has not listened yet, and is not one.
         """
         self.flush()
         with self.database.session() as session:
@@ -485,7 +491,7 @@ class Audience:
                 select(WebcastListenerRow)
                 .where(
                     WebcastListenerRow.event_id == event_id,
-                    WebcastListenerRow.name.is_not(None) | LISTENED,
+                    GAVE_DETAILS | LISTENED,
                 )
                 .order_by(WebcastListenerRow.registered_at, WebcastListenerRow.id)
             ).all()
