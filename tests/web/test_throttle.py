@@ -109,7 +109,7 @@ def test_a_success_does_not_wipe_the_sources_failures_against_others() -> None:
 
 def test_a_success_clears_the_account_and_its_pair() -> None:
     throttle = throttle_of()
-    for n in range(3):
+    for _ in range(3):
         go(throttle, "dana", "192.0.2.1", 0.0)
     for n in range(3):
         go(throttle, "dana", f"203.0.113.{n}", 0.0)
@@ -153,7 +153,9 @@ def test_memory_is_bounded(steps: list[tuple[str, str, float, bool]]) -> None:
             assert 0 <= answer.hold <= ACCOUNT.max_delay
         if success:
             throttle.succeeded(account, source)
-        assert all(len(t.counts) <= 16 for t in (throttle.accounts, throttle.sources, throttle.pairs))
+        assert all(
+            len(t.counts) <= 16 for t in (throttle.accounts, throttle.sources, throttle.pairs)
+        )
 
 
 def test_a_rate_limit_lets_a_burst_through_then_one_per_interval() -> None:

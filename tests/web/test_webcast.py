@@ -377,9 +377,12 @@ def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: 
             print(f"\n100 fresh clients from one address in {spent:.1f} s: {dict(codes)}")
             assert set(codes) == {204, 429} and len(ids) <= bound, (codes, spent)
             # None has listened yet: no listener anywhere.
-            assert server.api("GET", f"/api/events/{event.id}/live").json()[
-                "listeners_by_channel"
-            ]["web"] == 0
+            assert (
+                server.api("GET", f"/api/events/{event.id}/live").json()["listeners_by_channel"][
+                    "web"
+                ]
+                == 0
+            )
             assert "web" not in server.api("GET", f"/api/events/{event.id}/attendance.csv").text
             report = server.api("GET", f"/api/events/{event.id}/report.csv").text
             live_row = next(r for r in csv.reader(io.StringIO(report)) if r[4] == "live listeners")
