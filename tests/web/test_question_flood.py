@@ -1,6 +1,6 @@
 """Issue 27's finding 5 against a real `callbridge serve`: a question flood from one
 address that registers again for each question, a registration flood, and the
-moderator silencing one asker (the API the console's button calls; audited).
+moderator silencing one asker (the API, and the console's button in Chromium; audited).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from callbridge.web.limits import QUESTIONS_PER_ADDRESS, REGISTRATIONS_PER_ADDRESS
+from tests.support.chromium import launch
 from tests.telephony.conftest import RunningServer, start_server
 
 
@@ -128,3 +129,27 @@ def test_the_moderator_silences_one_asker(served: RunningServer) -> None:
         ).status_code
         == 401
     )  # operators only
+
+
+@pytest.mark.browser
+def test_the_console_silences_an_asker_from_their_questions_row(served: RunningServer) -> None:
+    event_id = live_event(served)
+    with client_at(served, "127.0.0.8") as heckler:
+        assert register(heckler, event_id, "Heckler", "loud@example.com").status_code == 303
+        assert ask(heckler, event_id, "Buy my newsletter?").status_code == 201
+        with launch() as browser:
+            console = browser.new_page()
+            console.goto(f"{served.http_url}/login?next=/console/events/{event_id}")
+            console.fill("input[name=name]", "operator")
+            console.fill("input[name=password]", "correct horse battery")
+            console.click("button[type=submit]")
+            console.wait_for_url(f"**/console/events/{event_id}")
+            row = console.locator("#queue li.written")
+            row.wait_for(timeout=10_000)
+            console.once("dialog", lambda dialog: dialog.accept())
+            row.get_by_role("button", name="Silence asker").click()
+            console.wait_for_selector("#problem:text('No further written questions from')")
+        refused = ask(heckler, event_id, "And again?")
+        assert refused.status_code == 403, refused.text
+    audit = served.api("GET", f"/api/events/{event_id}/audit").json()
+    assert [e["actor"] for e in audit if e["kind"] == "asker_silenced"] == ["operator"]
