@@ -10,10 +10,12 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.requests import HTTPConnection
 
 from callbridge.throttle import Rate
-from callbridge.web.forwarded import MAX_HOPS, ClientAddress, forwarded_client
+from callbridge.web.forwarded import MAX_HOPS, forwarded_client
 from callbridge.web.limits import WebLimits
+from callbridge.web.tier import TierPeer, via_tier
 
 CACHE = [ipaddress.ip_network("10.0.1.0/24")]
 
@@ -67,8 +69,10 @@ def _client_seen(scope: dict[str, Any], **kwargs: Any) -> Any:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen["client"] = scope["client"]
+        seen["tier"] = via_tier(HTTPConnection(scope))
 
-    asyncio.run(ClientAddress(app, **kwargs)(scope, None, None))  # type: ignore[arg-type]
+    asyncio.run(TierPeer(app, **kwargs)(scope, None, None))  # type: ignore[arg-type]
+    assert seen["tier"] == (seen["client"] != scope.get("_peer"))
     return seen["client"]
 
 
@@ -77,7 +81,14 @@ def test_only_the_caches_socket_and_trusted_proxies_are_believed(tmp_path: Any) 
     header = [(b"x-forwarded-for", b"203.0.113.9")]
 
     def scope(client: Any, server: Any) -> dict[str, Any]:
-        return {"type": "http", "headers": header, "client": client, "server": server}
+        # _peer: the connection's own client, for the check that only the tier is rewritten.
+        return {
+            "type": "http",
+            "headers": header,
+            "client": client,
+            "server": server,
+            "_peer": client,
+        }
 
     local = ("127.0.0.1", 40000)
     # A local process on the TCP port: itself, whatever it claims.
@@ -89,5 +100,5 @@ def test_only_the_caches_socket_and_trusted_proxies_are_believed(tmp_path: Any) 
     assert _client_seen(scope(None, ("/tmp/other.sock", None)), cache_socket=socket) is None
     # A cache node on another host, given with --trusted-proxy.
     node = ("10.0.1.5", 50000)
-    assert _client_seen(scope(node, ("10.0.0.5", 8000)), trusted=CACHE) == ("203.0.113.9", 0)
-    assert _client_seen(scope(("10.0.2.5", 1), ("10.0.0.5", 8000)), trusted=CACHE)[0] == "10.0.2.5"
+    assert _client_seen(scope(node, ("10.0.0.5", 8000)), nodes=CACHE) == ("203.0.113.9", 0)
+    assert _client_seen(scope(("10.0.2.5", 1), ("10.0.0.5", 8000)), nodes=CACHE)[0] == "10.0.2.5"

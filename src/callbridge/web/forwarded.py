@@ -23,17 +23,16 @@ from (127.0.0.1), and is limited as such. From the right, the first address
 that is not itself a trusted proxy is the client; a malformed entry ends
 the search (nothing left of it is believed).
 
-A pure ASGI middleware that sets ``scope["client"]`` in place, so uvicorn's
-access log names the client too.
+``tier.TierPeer`` applies this, outermost in the app, and sets
+``scope["client"]`` in place, so uvicorn's access log names the client too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -55,41 +54,24 @@ def forwarded_client(values: Iterable[bytes], trusted: tuple[Network, ...]) -> s
     return str(ipaddress.ip_address(entries[0].strip())) if entries else None
 
 
-class ClientAddress:
-    """Sets ``scope["client"]`` from ``X-Forwarded-For`` for the cache and trusted proxies only."""
+def on_socket(scope: Scope, path: str | None) -> bool:
+    """Whether the request came in on the Unix socket ``path`` (the origin's own cache's)."""
+    server = scope.get("server")
+    # On a Unix socket uvicorn names the server by its path, and no port.
+    return path is not None and server is not None and server[1] is None and server[0] == path
 
-    def __init__(
-        self, app: ASGIApp, trusted: Iterable[Network] = (), cache_socket: Path | None = None
-    ) -> None:
-        self.app = app
-        self.trusted = tuple(trusted)
-        self.cache_socket = str(cache_socket) if cache_socket is not None else None
 
-    def _believed(self, scope: Scope) -> bool:
-        server = scope.get("server")
-        if self.cache_socket is not None and server is not None and server[1] is None:
-            # A Unix socket: uvicorn names the server by its path and no port.
-            return bool(server[0] == self.cache_socket)
-        client = scope.get("client")
-        if not self.trusted or not client:
-            return False
-        try:
-            peer = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        return any(peer in net for net in self.trusted)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and self._believed(scope):
-            values = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
-            client = forwarded_client(values, self.trusted) if values else None
-            if client is not None:
-                scope["client"] = (client, 0)
-            for name, value in scope["headers"]:
-                if (
-                    scope["type"] == "http"
-                    and name == b"x-forwarded-proto"
-                    and value in (b"http", b"https")
-                ):
-                    scope["scheme"] = value.decode()
-        await self.app(scope, receive, send)
+def apply_forwarded(scope: Scope, trusted: tuple[Network, ...]) -> None:
+    """Put the client the (believed) ``X-Forwarded-For`` names in ``scope``; call only for the
+    tier's own requests. ``X-Forwarded-Proto`` sets the scheme of an HTTP request."""
+    values = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    client = forwarded_client(values, trusted) if values else None
+    if client is not None:
+        scope["client"] = (client, 0)
+    for name, value in scope["headers"]:
+        if (
+            scope["type"] == "http"
+            and name == b"x-forwarded-proto"
+            and value in (b"http", b"https")
+        ):
+            scope["scheme"] = value.decode()
