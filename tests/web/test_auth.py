@@ -24,7 +24,14 @@ from callbridge.store.models import UserRow, utcnow
 from callbridge.store.users import Operator, UserStore
 from callbridge.web.app import create_app
 from callbridge.web.security import PAGE_POLICY
-from callbridge.web.throttle import ACCOUNT_RULE, MAX_HOLD, PAIR_RULE, SOURCE_RULE
+from callbridge.web.throttle import (
+    ACCOUNT_RULE,
+    MAX_HOLD,
+    PAIR_RULE,
+    SOURCE_RULE,
+    BackoffRule,
+    LoginThrottle,
+)
 from callbridge.webcast.live import LiveWebcast
 from tests.support.ports import free_port
 from tests.support.procs import peak_rss_kib
@@ -121,6 +128,9 @@ def test_an_expired_token_is_refused(client: TestClient) -> None:
 
 
 def test_failed_logins_back_off_then_get_429_with_retry_after(client: TestClient) -> None:
+    # The first lock as long as the ceiling allows, so a slow machine cannot outlast it.
+    slow = BackoffRule(PAIR_RULE.free_failures, PAIR_RULE.max_delay / 2, PAIR_RULE.max_delay, 900)
+    client.app.state.login_throttle = LoginThrottle(pair_rule=slow)  # type: ignore[attr-defined]
     answers = [
         log_in(client, "wrong password!").status_code for _ in range(PAIR_RULE.free_failures)
     ]
