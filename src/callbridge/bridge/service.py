@@ -92,7 +92,7 @@ from callbridge.bridge.sip_transport import (
 )
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
+from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing, Vouch
 from callbridge.ivr.machine import (
     Action,
     Answered,
@@ -235,8 +235,9 @@ class Bridge:
         self.call_log = call_log
         self.library = library or default_library()
         # Wrong passcodes are counted per caller identity (sip/identity.py),
-        # never per trunk address; slowed and refused callers are posted for
-        # the console of every event on the number they dialled.
+        # and against each dialled number's and trunk's guessing budget, which
+        # slows and never refuses; slowed and refused callers and slowing
+        # budgets are posted for the console of every event on the number dialled.
         self.guard = PasscodeGuard(config.guard)
         self.guard_alerts = AlertBoard()
         self._refusals_noted = Throttle(60.0)
@@ -741,7 +742,9 @@ class Bridge:
 
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
         identity = self._identity(call)
-        if self.guard.is_refused(identity.key, now):
+        cached = self._dial_plans.get(normalise_dialled(call.dialled))
+        vouch = self._vouch(identity, cached[1] if cached is not None else None)
+        if self.guard.is_refused(identity.key, now, vouch):
             # A refused guesser who keeps dialling is logged and audited once a
             # minute, not once per INVITE: a flood must not become database writes.
             if self._refusals_noted.allow(identity.key, now):
@@ -902,6 +905,28 @@ class Bridge:
             for stale in [c for c in self._identity_of if c not in self.legs and c != call_id]:
                 del self._identity_of[stale]
 
+    def _vouch(self, identity: CallerIdentity | None, plan: DialPlan | None) -> Vouch:
+        """LISTED_PHONE when the trunk asserts a phone that ``plan`` lists for a speaker.
+
+        ``plan`` None (not read yet, at an INVITE): the benefit of the doubt;
+        the lookup decides again with the plan read.
+        """
+        if identity is None or identity.source not in _VOUCHED:
+            return Vouch.NONE
+        if plan is None:
+            return Vouch.LISTED_PHONE
+        phone = normalise_dialled(identity.key.removeprefix("user:"))
+        return Vouch.LISTED_PHONE if phone in plan.speaker_phones else Vouch.NONE
+
+    def _trunk_of(self, source_ip: str) -> str:
+        """The trunk a call came in on, for its guessing budget: its allowed network."""
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(source_ip)
+            for network in self.config.trunk_networks:
+                if address in network:
+                    return str(network)
+        return source_ip
+
     async def _dial_plan(self, dialled: str | None) -> DialPlan:
         """The events and code lengths on ``dialled``, at most JOIN_RECORD_TTL seconds old."""
         now = self._now()
@@ -928,7 +953,7 @@ class Bridge:
     async def _post_alert(self, alert: Alert, leg: CallLeg, source_ip: str) -> None:
         """An identity was slowed or refused: the audit trail and the consoles hear of it."""
         log.warning(
-            "caller %s %s after %d wrong passcodes",
+            "%s %s after %d wrong passcodes",
             alert.identity,
             alert.standing.value,
             alert.failures,
@@ -954,6 +979,10 @@ class Bridge:
             detail["refused_for_s"] = round(alert.until - alert.at)
         if alert.delay:
             detail["delay_s"] = alert.delay
+        if alert.is_budget:
+            detail["budget"] = alert.identity.split(":", 1)[0]
+        if alert.vouch is not Vouch.NONE:
+            detail["vouched"] = alert.vouch.value  # slowed, never refused
         for event_id in plan.event_ids or (None,):
             self._log(LogEntry(kind, wall, event_id, caller_id=alert.identity, detail=detail))
         for event_id in plan.event_ids:
@@ -980,20 +1009,32 @@ class Bridge:
         source_ip = leg.source[0]
         identity = self._identity_of.get(leg.call_id)
         key = identity.key if identity is not None else f"address:{source_ip}"
-        if self.guard.is_refused(key, self._now()):
+        plan = await self._dial_plan(leg.dialled)
+        vouch = self._vouch(identity, plan)
+        if self.guard.is_refused(key, self._now(), vouch):
             return Outcome.BLOCKED, None, None, False
-        # A slowed caller waits before every answer, right or wrong: the wait
-        # says nothing about the code.
-        delay = self.guard.admit(key, self._now())
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # The code is checked first, unseen: a wrong one takes a token of the
+        # number's and the trunk's budgets. The wait before the answer is the
+        # same for a right and a wrong code: it says nothing about the code.
+        match = await self._match_passcode(leg.dialled, passcode)
+        admission = self.guard.admit(
+            key,
+            self._now(),
+            number=(leg.dialled or "any") if plan.event_ids else None,
+            trunk=self._trunk_of(source_ip),
+            wrong=match is None,
+            vouch=vouch,
+        )
+        for budget_alert in admission.alerts:
+            await self._post_alert(budget_alert, leg, source_ip)
+        if admission.wait > 0:
+            await asyncio.sleep(admission.wait)
             if leg.call_id not in self.legs:
                 return Outcome.INVALID, None, None, False
-            if self.guard.is_refused(key, self._now()):  # refused while it waited
+            if self.guard.is_refused(key, self._now(), vouch):  # refused while it waited
                 return Outcome.BLOCKED, None, None, False
-        match = await self._match_passcode(leg.dialled, passcode)
         if match is None:
-            alert = self.guard.record_failure(key, self._now())
+            alert = self.guard.record_failure(key, self._now(), vouch)
             log.info("leg %s (%s): wrong passcode", leg.call_id, key)
             self._log(
                 LogEntry(

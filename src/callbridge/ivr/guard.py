@@ -1,9 +1,11 @@
-"""Passcode guessing is slowed, then refused, per caller identity; never per trunk.
+"""Passcode guessing: slowed, then refused, per caller; slowed per number and per trunk.
 
-Failures are counted per caller identity (``sip/identity.py``: what the
-trusted trunk asserts, never the display name, never the trunk's address),
-and the check at INVITE time reads the same key the failures were counted
-under. Each identity has a standing, an explicit state machine:
+Two layers, both pure (``now`` is always a parameter):
+
+**Per caller identity** (``sip/identity.py``: what the trusted trunk asserts,
+never the display name, never the trunk's address). The check at INVITE time
+reads the same key the failures were counted under. Each identity has a
+standing, an explicit state machine:
 
 - CLEAR: no failure within ``window`` seconds.
 - WATCHED: fewer than ``slow_after`` failures in the window.
@@ -19,9 +21,67 @@ A right passcode does not clear the count: the listener passcode is printed
 in the press release, so clearing on success would let a guesser reset
 their count at will. Failures age out of the window instead.
 
-Moving into SLOWED or REFUSED returns an ``Alert`` for the operator.
-Memory is bounded: beyond ``max_identities`` the identity touched longest
-ago is forgotten. Pure: ``now`` is always a parameter.
+A caller ID costs a guesser nothing to change, so this layer only stops the
+careless; and anyone can spoof a number into REFUSED. Hence **vouched
+callers** (``Vouch``): a listed speaker's own phone, calling the number of
+the event that lists it, is never refused by this layer (its answers may
+wait, ``max_delay`` at most and never queued behind a spoofer's parallel
+calls), so a right code always admits it. A registered PIN, once there is
+one, is the seam's second member.
+
+**Per dialled number and per trunk: the guessing budget**, which no caller
+ID can dodge. Each is a token bucket (``Budget``): ``burst`` wrong codes,
+one more every ``interval`` seconds. Every answer on the number (and on the
+trunk), right or wrong, from whoever, is scheduled against it:
+
+- while more than half the burst is left, answers are not slowed;
+- below half, each answer waits longer as the bucket drains, up to one
+  ``interval`` when it is empty;
+- an answer is never given before the bucket holds a token for it, so
+  once it is spent, answers come one ``interval`` apart, first come first
+  answered (the schedule is a FIFO).
+
+Only a wrong code takes the token, but the wait is fixed before the code
+is checked and never depends on it: it tells nothing about the code. A
+later answer is never scheduled before an earlier one, so the token an
+earlier wrong code took shows in no wait before that code's own answer.
+(The identity's own wait comes on top and is not part of the schedule:
+a single slowed caller must not hold up everyone on the number.) Whatever
+the identities, the wrong codes answered on one number within any ``T``
+seconds are at most ``burst + T / interval``. Nothing is refused for the
+budget: it slows. It alerts the moderator (``Alert`` with the scope's key,
+``number:...`` or ``trunk:...``) when answers start to slow and again when
+the bucket is empty; it re-arms once the bucket is full again.
+
+Sizing, at the defaults (60 wrong codes, then one every 120 s: 720 a day
+on a number). A generated code of L digits starts with 1-9 (9·10^(L-1)
+codes); guessing one takes half of them on average, at the sustained rate:
+
+====== ===================== ======================
+digits expected wrong codes  expected time
+====== ===================== ======================
+4      4,500                 6.25 days
+5      45,000                62.5 days
+6      450,000               625 days (1.7 years)
+7      4,500,000             6,250 days (17 years)
+8      45,000,000            171 years
+12     4.5·10^11             1.7 million years
+====== ===================== ======================
+
+A speaker code opens an oracle from the event's creation to its archiving,
+about a month: a 7-digit code (the generated default) holds about 200
+times that (a 0.24 % chance of being found within the month), a 6-digit
+one about 20 times (2.4 %); 4- and 5-digit speaker codes are not protected
+well at the default and need a smaller budget (``serve --guess-budget``).
+Several events on one number are several targets: divide by their count.
+The trunk's budget (200, then one every 20 s) caps a guesser who spreads
+over many numbers from one carrier.
+
+Moving into SLOWED or REFUSED, and a budget starting to slow or running
+empty, returns an ``Alert`` for the operator. Memory is bounded: beyond
+``max_identities`` the identity touched longest ago is forgotten; beyond
+``max_budgets`` full buckets are forgotten first (they hold nothing), then
+the one touched longest ago.
 """
 
 from __future__ import annotations
@@ -42,6 +102,19 @@ class Standing(enum.Enum):
 class Trigger(enum.Enum):
     FAILURE = "failure"  # a wrong passcode
     AGED = "aged"  # failures left the window, or the refusal ran out
+
+
+class Vouch(enum.Enum):
+    """Why a caller is known beyond the caller ID they send; such a caller is never refused."""
+
+    NONE = "none"
+    # The trunk asserts a number that the speaker list of an event on the
+    # number dialled names. It can be spoofed, so it is slowed like anyone;
+    # it is never refused, so a spoofer cannot lock the speaker out.
+    LISTED_PHONE = "listed_phone"
+    # The seam for registered PINs (not built yet): a speaker's own PIN would be
+    # a member here, treated like LISTED_PHONE by the guard (and, being
+    # unspoofable, a candidate to skip the identity's wait too).
 
 
 # standing → trigger → the standings it may move to.
@@ -71,10 +144,29 @@ class GuardTransitionError(Exception):
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A token bucket of wrong codes: ``burst`` at once, then one every ``interval`` seconds."""
+
+    burst: int
+    interval: float
+
+    def __post_init__(self) -> None:
+        if self.burst < 1 or not self.interval > 0:
+            raise ValueError("a guessing budget needs a burst of at least 1 and an interval > 0")
+
+    @property
+    def slow_mark(self) -> float:
+        """Below this many tokens left, every answer waits."""
+        return self.burst / 2
+
+
+@dataclass(frozen=True)
 class GuardRules:
     """How the guard counts; ``max_failures`` is ``serve --max-passcode-failures``.
 
     ``max_failures`` failures within ``window`` seconds refuse an identity.
+    ``number_budget`` and ``trunk_budget`` are ``serve --guess-budget`` and
+    ``--trunk-guess-budget``.
     """
 
     max_failures: int = 6
@@ -85,6 +177,9 @@ class GuardRules:
     max_delay: float = 16.0
     refusal: float = 900.0
     max_identities: int = 10_000
+    number_budget: Budget = Budget(60, 120.0)
+    trunk_budget: Budget = Budget(200, 20.0)
+    max_budgets: int = 1_000
 
     @property
     def slow_threshold(self) -> int:
@@ -95,7 +190,11 @@ class GuardRules:
 
 @dataclass(frozen=True)
 class Alert:
-    """An identity was slowed or refused: for the audit trail and the console."""
+    """An identity was slowed or refused, or a budget began to slow: for the audit and console.
+
+    ``identity`` is the caller's key, or the budget's (``number:+1913…``,
+    ``trunk:192.0.2.0/24``); ``failures`` counts the wrong codes behind it.
+    """
 
     identity: str
     standing: Standing
@@ -103,6 +202,24 @@ class Alert:
     at: float
     until: float | None = None  # when a refusal ends
     delay: float = 0.0  # the wait before the next answer, when slowed
+    vouch: Vouch = Vouch.NONE  # set when a vouched caller was slowed instead of refused
+
+    @property
+    def is_budget(self) -> bool:
+        """The alert is about a number's or a trunk's budget, not one caller."""
+        return self.identity.startswith((NUMBER, TRUNK))
+
+
+NUMBER = "number:"
+TRUNK = "trunk:"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What ``PasscodeGuard.admit`` decided: how long to wait before answering, and alerts."""
+
+    wait: float
+    alerts: tuple[Alert, ...] = ()
 
 
 @dataclass
@@ -113,12 +230,38 @@ class _Record:
     next_answer: float = 0.0  # when a slowed identity's queued attempts are answered
 
 
+class _Stage(enum.IntEnum):
+    QUIET = 0
+    SLOWING = 1
+    EMPTY = 2
+
+
+@dataclass
+class _Bucket:
+    """One budget's schedule: the tokens left right after its latest scheduled answer."""
+
+    level: float
+    at: float  # the latest scheduled answer (the FIFO's tail)
+    stage: _Stage = _Stage.QUIET  # the alerts sent since it was last full
+    spent: int = 0  # wrong codes since it was last full
+
+    def level_at(self, budget: Budget, when: float) -> float:
+        """Tokens at ``when`` (not before the tail), if nothing more is scheduled."""
+        return min(float(budget.burst), self.level + (when - self.at) / budget.interval)
+
+
 class PasscodeGuard:
-    """Counts wrong passcodes per caller identity; says who waits and who is refused."""
+    """Counts wrong passcodes per caller identity and against each number's and trunk's budget.
+
+    Per attempt: ``is_refused`` at the INVITE and before the lookup,
+    ``admit`` once the code is known (wait ``Admission.wait`` before
+    answering), ``record_failure`` when a wrong code is answered.
+    """
 
     def __init__(self, rules: GuardRules = GuardRules()) -> None:
         self.rules = rules
         self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     # -- the public surface ----------------------------------------------------
 
@@ -130,9 +273,14 @@ class PasscodeGuard:
         self._age(identity, record, now)
         return record.standing
 
-    def is_refused(self, identity: str, now: float) -> bool:
-        """Call at the INVITE and before each lookup: True means refuse this caller."""
-        return self.standing(identity, now) is Standing.REFUSED
+    def is_refused(self, identity: str, now: float, vouch: Vouch = Vouch.NONE) -> bool:
+        """Call at the INVITE and before each lookup: True means refuse this caller.
+
+        A vouched caller is never refused (someone else may have spoofed
+        their number into a refusal).
+        """
+        refused = self.standing(identity, now) is Standing.REFUSED
+        return refused and vouch is Vouch.NONE
 
     def refused_until(self, identity: str) -> float | None:
         record = self._records.get(identity)
@@ -140,25 +288,58 @@ class PasscodeGuard:
             return None
         return record.refused_until
 
-    def admit(self, identity: str, now: float) -> float:
-        """Call once per attempt, before the lookup: the seconds to wait before answering.
+    def admit(
+        self,
+        identity: str,
+        now: float,
+        *,
+        number: str | None = None,
+        trunk: str | None = None,
+        wrong: bool = False,
+        vouch: Vouch = Vouch.NONE,
+    ) -> Admission:
+        """Call once per attempt, before answering it: how long the answer waits.
 
-        0 unless the identity is slowed. A slowed identity's attempts queue
-        behind each other, so parallel calls wait as long as serial ones.
-        The wait is the same for a right and a wrong code.
+        ``number`` (the dialled number, or any name for "no number") and
+        ``trunk`` (the trunk's network) name the budgets the attempt draws
+        on; ``wrong`` says whether the code keyed was wrong (it takes a
+        token when it is answered). The wait does not depend on ``wrong``:
+        right and wrong codes wait alike. It is the longest of the
+        identity's wait (slowed callers; their attempts queue behind each
+        other, a vouched caller's do not) and the budgets' schedule.
         """
-        record = self._records.get(identity)
-        if record is None:
-            return 0.0
-        self._age(identity, record, now)
-        if record.standing is not Standing.SLOWED:
-            return 0.0
-        answer_at = max(now, record.next_answer) + self._delay_for(len(record.failures))
-        record.next_answer = answer_at
-        return answer_at - now
+        wait = self._identity_wait(identity, now, vouch)
+        keyed: list[tuple[str, Budget]] = []
+        if number is not None:
+            keyed.append((NUMBER + number, self.rules.number_budget))
+        if trunk is not None:
+            keyed.append((TRUNK + trunk, self.rules.trunk_budget))
+        answer_at = now
+        buckets: list[tuple[str, Budget, _Bucket]] = []
+        for key, budget in keyed:
+            bucket = self._bucket(key, budget, now)
+            answer_at = max(answer_at, self._schedule(bucket, budget, now))
+            buckets.append((key, budget, bucket))
+        alerts: list[Alert] = []
+        # Every budget takes the same answer time, so each one's schedule stays a FIFO.
+        for key, budget, bucket in buckets:
+            bucket.level = bucket.level_at(budget, answer_at) - (1.0 if wrong else 0.0)
+            bucket.at = answer_at
+            if wrong:
+                bucket.spent += 1
+                alert = self._budget_alert(key, budget, bucket, now)
+                if alert is not None:
+                    alerts.append(alert)
+        self._trim_buckets(now)
+        return Admission(max(wait, answer_at - now), tuple(alerts))
 
-    def record_failure(self, identity: str, now: float) -> Alert | None:
-        """Count a wrong passcode; returns an Alert when this failure slows or refuses."""
+    def record_failure(self, identity: str, now: float, vouch: Vouch = Vouch.NONE) -> Alert | None:
+        """Count a wrong passcode; returns an Alert when this failure slows or refuses.
+
+        A vouched caller's record may reach REFUSED (the same number calling
+        elsewhere is refused), but the alert says what happens on this call:
+        slowed, never refused.
+        """
         record = self._records.pop(identity, None) or _Record()
         self._records[identity] = record  # the most recently touched last
         self._age(identity, record, now)
@@ -180,16 +361,41 @@ class PasscodeGuard:
         self._trim()
         if target is before:
             return None
+        if target is Standing.REFUSED and vouch is not Vouch.NONE:
+            return Alert(
+                identity, Standing.SLOWED, count, now, delay=self._delay_for(count), vouch=vouch
+            )
         if target is Standing.REFUSED:
             return Alert(identity, target, count, now, until=record.refused_until)
         if target is Standing.SLOWED:
-            return Alert(identity, target, count, now, delay=self._delay_for(count))
+            return Alert(identity, target, count, now, delay=self._delay_for(count), vouch=vouch)
         return None
+
+    def budget_left(self, key: str, now: float) -> float | None:
+        """Tokens a budget (``number:…``/``trunk:…``) has at ``now``; None if it is full."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        return bucket.level_at(self._budget_of(key), max(now, bucket.at))
 
     def __len__(self) -> int:
         return len(self._records)
 
-    # -- internals -------------------------------------------------------------
+    # -- internals: identities -------------------------------------------------
+
+    def _identity_wait(self, identity: str, now: float, vouch: Vouch) -> float:
+        record = self._records.get(identity)
+        if record is None:
+            return 0.0
+        self._age(identity, record, now)
+        if vouch is not Vouch.NONE and record.standing in (Standing.SLOWED, Standing.REFUSED):
+            # Not queued: a spoofer's parallel calls must not hold the speaker up.
+            return self._delay_for(len(record.failures))
+        if record.standing is not Standing.SLOWED:
+            return 0.0
+        answer_at = max(now, record.next_answer) + self._delay_for(len(record.failures))
+        record.next_answer = answer_at
+        return answer_at - now
 
     def _delay_for(self, failures: int) -> float:
         steps = max(0, failures - self.rules.slow_threshold)
@@ -223,6 +429,52 @@ class PasscodeGuard:
     def _trim(self) -> None:
         while len(self._records) > self.rules.max_identities:
             self._records.popitem(last=False)
+
+    # -- internals: budgets ----------------------------------------------------
+
+    def _budget_of(self, key: str) -> Budget:
+        return self.rules.number_budget if key.startswith(NUMBER) else self.rules.trunk_budget
+
+    def _bucket(self, key: str, budget: Budget, now: float) -> _Bucket:
+        bucket = self._buckets.pop(key, None) or _Bucket(float(budget.burst), now)
+        self._buckets[key] = bucket  # the most recently touched last
+        if bucket.at <= now and bucket.level_at(budget, now) >= budget.burst:
+            bucket.stage, bucket.spent = _Stage.QUIET, 0  # full again: alerts re-armed
+        return bucket
+
+    @staticmethod
+    def _schedule(bucket: _Bucket, budget: Budget, now: float) -> float:
+        """The earliest answer time this budget allows an attempt made at ``now``."""
+        earliest = max(now, bucket.at)  # never before an earlier attempt's answer
+        level = bucket.level_at(budget, earliest)
+        # Never before a token is there for it (it may turn out to be wrong)...
+        token_at = earliest + max(0.0, 1.0 - level) * budget.interval
+        # ... and, below the slow mark, later the emptier the bucket: one interval when empty.
+        slow = 0.0
+        if level < budget.slow_mark:
+            slow = budget.interval * min(1.0, (budget.slow_mark - level) / budget.slow_mark)
+        return max(token_at, now + slow)
+
+    def _budget_alert(self, key: str, budget: Budget, bucket: _Bucket, now: float) -> Alert | None:
+        if bucket.level < 1.0 and bucket.stage < _Stage.EMPTY:
+            bucket.stage = _Stage.EMPTY
+            return Alert(key, Standing.SLOWED, bucket.spent, now, delay=budget.interval)
+        if bucket.level < budget.slow_mark and bucket.stage < _Stage.SLOWING:
+            bucket.stage = _Stage.SLOWING
+            wait = max(0.0, self._schedule(bucket, budget, bucket.at) - bucket.at)
+            return Alert(key, Standing.SLOWED, bucket.spent, now, delay=round(wait, 3))
+        return None
+
+    def _trim_buckets(self, now: float) -> None:
+        if len(self._buckets) <= self.rules.max_budgets:
+            return
+        # A full bucket with nothing scheduled holds nothing: forgetting it loses nothing.
+        for key, bucket in list(self._buckets.items()):
+            budget = self._budget_of(key)
+            if bucket.at <= now and bucket.level_at(budget, now) >= budget.burst:
+                del self._buckets[key]
+        while len(self._buckets) > self.rules.max_budgets:
+            self._buckets.popitem(last=False)
 
 
 class AlertBoard:
