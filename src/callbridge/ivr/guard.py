@@ -315,16 +315,15 @@ class PasscodeGuard:
         if trunk is not None:
             keyed.append((TRUNK + trunk, self.rules.trunk_budget))
         answer_at = now
-        buckets: list[tuple[str, Budget, _Bucket]] = []
-        for key, budget in keyed:
-            bucket = self._bucket(key, budget, now)
-            answer_at = max(answer_at, self._schedule(bucket, budget, now))
-            buckets.append((key, budget, bucket))
         alerts: list[Alert] = []
-        # Every budget takes the same answer time, so each one's schedule stays a FIFO.
-        for key, budget, bucket in buckets:
-            bucket.level = bucket.level_at(budget, answer_at) - (1.0 if wrong else 0.0)
-            bucket.at = answer_at
+        for key, budget in keyed:
+            # Each budget keeps its own schedule: one drained number must not
+            # hold up the other numbers on its trunk.
+            bucket = self._bucket(key, budget, now)
+            at = self._schedule(bucket, budget, now)
+            bucket.level = bucket.level_at(budget, at) - (1.0 if wrong else 0.0)
+            bucket.at = at
+            answer_at = max(answer_at, at)
             if wrong:
                 bucket.spent += 1
                 alert = self._budget_alert(key, budget, bucket, now)
