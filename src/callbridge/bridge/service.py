@@ -742,8 +742,15 @@ class Bridge:
 
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
         identity = self._identity(call)
-        cached = self._dial_plans.get(normalise_dialled(call.dialled))
-        vouch = self._vouch(identity, cached[1] if cached is not None else None)
+        vouch = Vouch.NONE
+        if self.guard.is_refused(identity.key, now):
+            # A listed speaker's phone is never refused: a guesser may have spoofed it.
+            cached = self._dial_plans.get(normalise_dialled(call.dialled))
+            vouch = self._vouch(identity, cached[1] if cached is not None else None)
+            if cached is None and vouch is not Vouch.NONE:
+                assert self.loop is not None
+                self.loop.create_task(self._incoming_when_planned(endpoint, call))
+                return
         if self.guard.is_refused(identity.key, now, vouch):
             # A refused guesser who keeps dialling is logged and audited once a
             # minute, not once per INVITE: a flood must not become database writes.
@@ -809,6 +816,19 @@ class Bridge:
         self._endpoint_of[call.call_id] = endpoint
         endpoint.ring(call.call_id, now)
         self.loop.call_later(self.config.answer_delay, self._answer, call.call_id)
+
+    async def _incoming_when_planned(self, endpoint: SipEndpoint, call: IncomingCall) -> None:
+        """Read the dialled number's plan (its listed speakers), then take the INVITE again."""
+        dialled = normalise_dialled(call.dialled)
+        try:
+            await self._dial_plan(dialled)
+        except Exception:  # no plan: nobody is listed, and the refusal stands
+            log.exception("could not read the dial plan of %s", dialled)
+            self._dial_plans[dialled] = (self._now(), DialPlan((), frozenset()))
+        self._on_sip_event(endpoint, call)
+        driver = self._drivers.get(endpoint)
+        if driver is not None:
+            driver.flush()
 
     def _answer(self, call_id: str) -> None:
         leg = self.legs.get(call_id)
