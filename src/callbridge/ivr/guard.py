@@ -41,17 +41,22 @@ trunk), right or wrong, from whoever, is scheduled against it:
   once it is spent, answers come one ``interval`` apart, first come first
   answered (the schedule is a FIFO).
 
-Only a wrong code takes the token, but the wait is fixed before the code
-is checked and never depends on it: it tells nothing about the code. A
-later answer is never scheduled before an earlier one, so the token an
-earlier wrong code took shows in no wait before that code's own answer.
-(The identity's own wait comes on top and is not part of the schedule:
-a single slowed caller must not hold up everyone on the number.) Whatever
-the identities, the wrong codes answered on one number within any ``T``
-seconds are at most ``burst + T / interval``. Nothing is refused for the
-budget: it slows. It alerts the moderator (``Alert`` with the scope's key,
-``number:...`` or ``trunk:...``) when answers start to slow and again when
-the bucket is empty; it re-arms once the bucket is full again.
+Only a wrong code takes the token, but an attempt's wait never depends on
+its own code: it tells nothing about the code. On
+each budget a later answer is never scheduled before an earlier one, so
+the token an earlier wrong code took shows in no wait on that budget before
+that code's own answer. Each budget keeps its own schedule (one drained
+number must not hold up the trunk's other numbers); an answer waits for
+the latest of them. The identity's own wait comes on top and is no part of
+the schedules: a single slowed caller must not hold up everyone on the
+number. Whatever the identities, the wrong codes answered on one number
+(or trunk) within any ``T`` seconds are at most ``burst + T / interval``.
+Nothing is refused for the budget: it slows. It alerts the moderator
+(``Alert`` with the budget's key, ``number:...`` or ``trunk:...``) when
+answers start to slow and again when it is empty; it re-arms once full.
+What it costs: while a guesser keeps a number's budget empty, every caller
+on it waits behind the answers queued before theirs, about one
+``interval`` for each (each call has one attempt pending at a time).
 
 Sizing, at the defaults (60 wrong codes, then one every 120 s: 720 a day
 on a number). A generated code of L digits starts with 1-9 (9·10^(L-1)
