@@ -215,9 +215,11 @@ def test_rotating_caller_ids_meet_the_numbers_budget_and_a_listed_speaker_still_
     # the budget all ten come within the calls' spread, a fraction of a second).
     times = [(at - answered[0][0]).total_seconds() for at, _ in answered]
     assert times[-1] >= (10 - 4) * 0.5 - 0.1, times
+    # Within any window: 4 + its length / 0.5, give or take one answer whose
+    # wake-up the machine's load made late.
     for i, start in enumerate(times):
         for j in range(i, len(times)):
-            assert j - i + 1 <= 4 + (times[j] - start) / 0.5 + 0.5, times
+            assert j - i + 1 <= 4 + (times[j] - start) / 0.5 + 1, times
 
     # The moderator hears of it: the console and the audit trail.
     number = f"number:{DID}"
