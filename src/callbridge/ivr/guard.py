@@ -376,7 +376,7 @@ class PasscodeGuard:
         return None
 
     def budget_left(self, key: str, now: float) -> float | None:
-        """Tokens a budget (``number:…``/``trunk:…``) has at ``now``; None if it is full."""
+        """Tokens a budget (``number:…``/``trunk:…``) has at ``now``; None: not held (full)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             return None
