@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -297,6 +299,26 @@ def test_slowed_identities_only_answer_later(attempts: list[tuple[float, int, bo
     answered.sort()
     for n, at in enumerate(answered, start=1):
         assert n <= 3 + at / 1.0 + 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(attempts=ATTEMPTS, caller=st.integers(min_value=0, max_value=5), gap=st.floats(0, 3))
+def test_no_history_makes_the_wait_tell_a_right_code_from_a_wrong_one(
+    attempts: list[tuple[float, int, bool, str]], caller: int, gap: float
+) -> None:
+    guard = PasscodeGuard(GuardRules(max_failures=4, number_budget=Budget(3, 1.0)))
+    now = 0.0
+    for step, who, wrong, number in attempts:
+        now += step
+        wait = guard.admit(f"user:{who % 6}", now, number=number, trunk=TRUNK, wrong=wrong).wait
+        if wrong:
+            guard.record_failure(f"user:{who % 6}", now + wait)
+    on_right, on_wrong = copy.deepcopy(guard), copy.deepcopy(guard)
+    identity, at = f"user:{caller}", now + gap
+    assert (
+        on_right.admit(identity, at, number=NUMBER, trunk=TRUNK, wrong=False).wait
+        == on_wrong.admit(identity, at, number=NUMBER, trunk=TRUNK, wrong=True).wait
+    )
 
 
 def test_a_budget_needs_a_burst_and_an_interval() -> None:
