@@ -205,7 +205,7 @@ def test_rotating_caller_ids_meet_the_numbers_budget_and_a_listed_speaker_still_
     # Ten calls, each from a new caller ID (+1212555 and the call's number),
     # key a wrong code within a fraction of a second.
     began = datetime.now(UTC)
-    attack = _calls(server, tmp_path, "rotating", wrong, "+1212555[call_number]", 10, stay_ms=6000)
+    attack = _calls(server, tmp_path, "rotating", wrong, "+1212555[call_number]", 10, stay_ms=7000)
     assert attack.ok, attack.report
     answered = server.wait_for(
         lambda: (found := _failures_answered(server, began)) and len(found) >= 10 and found
@@ -240,7 +240,8 @@ def test_rotating_caller_ids_meet_the_numbers_budget_and_a_listed_speaker_still_
     # Six calls spoofing the listed speaker's number key wrong codes: that
     # identity is refused anywhere else ...
     spoofed_at = datetime.now(UTC)
-    spoof = _calls(server, tmp_path, "spoof", wrong, SPEAKER, 6, stay_ms=5000)
+    # (Calls keyed after two of them were answered wait 4 s: a slowed identity.)
+    spoof = _calls(server, tmp_path, "spoof", wrong, SPEAKER, 6, stay_ms=9000)
     assert spoof.ok, spoof.report
     server.wait_for(lambda: len(_failures_answered(server, spoofed_at)) >= 6)
     elsewhere = run_sipp(
@@ -267,7 +268,7 @@ def test_rotating_caller_ids_meet_the_numbers_budget_and_a_listed_speaker_still_
         SPEAKER,
         1,
         header=f"P-Asserted-Identity: <sip:{SPEAKER}@carrier.example>",
-        stay_ms=9000,
+        stay_ms=10000,
         watch=lambda: server.participants(event.id),
     )
     assert speaker.ok, speaker.report

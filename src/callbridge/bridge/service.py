@@ -1036,28 +1036,28 @@ class Bridge:
         vouch = self._vouch(identity, plan)
         if self.guard.is_refused(key, self._now(), vouch):
             return Outcome.BLOCKED, None, None, False
-        # The code is checked first, unseen: a wrong one takes a token of the
-        # number's and the trunk's budgets. The wait before the answer is the
-        # same for a right and a wrong code: it says nothing about the code.
+        # A code the release prints (the listener's, the replay's) is no secret:
+        # it skips the guessing budgets, so the crowd keeps joining while a
+        # guesser has drained them. Any other code, right or wrong, waits alike
+        # (the wait says nothing about it) and holds a token of the number's
+        # and the trunk's budgets until it is settled.
         match = await self._match_passcode(leg.dialled, passcode)
+        secret = match is None or match.role == "speaker"
         admission = self.guard.admit(
             key,
             self._now(),
-            number=(leg.dialled or "any") if plan.event_ids else None,
-            trunk=self._trunk_of(source_ip),
-            wrong=match is None,
+            number=(leg.dialled or "any") if secret and plan.event_ids else None,
+            trunk=self._trunk_of(source_ip) if secret else None,
             vouch=vouch,
         )
-        for budget_alert in admission.alerts:
-            await self._post_alert(budget_alert, leg, source_ip)
         if admission.wait > 0:
             await asyncio.sleep(admission.wait)
-            if leg.call_id not in self.legs:
-                return Outcome.INVALID, None, None, False
-            if self.guard.is_refused(key, self._now(), vouch):  # refused while it waited
-                return Outcome.BLOCKED, None, None, False
+            refused = self.guard.is_refused(key, self._now(), vouch)  # while it waited
+            if leg.call_id not in self.legs or refused:
+                self.guard.release(admission, self._now())  # never answered: tokens back
+                return (Outcome.BLOCKED if refused else Outcome.INVALID), None, None, False
+        alerts = self.guard.settle(admission, self._now(), wrong=match is None)
         if match is None:
-            alert = self.guard.record_failure(key, self._now(), vouch)
             log.info("leg %s (%s): wrong passcode", leg.call_id, key)
             self._log(
                 LogEntry(
@@ -1072,10 +1072,10 @@ class Bridge:
                     },
                 )
             )
-            if alert is not None:
+            for alert in alerts:
                 await self._post_alert(alert, leg, source_ip)
-                if alert.standing is Standing.REFUSED:
-                    return Outcome.BLOCKED, None, None, False
+            if self.guard.is_refused(key, self._now(), vouch):
+                return Outcome.BLOCKED, None, None, False
             return Outcome.INVALID, None, None, False
         record = await self._join_record(match.event_id)
         ready: datetime | None = None

@@ -461,7 +461,7 @@ def _guess_budget(text: str) -> tuple[int, float]:
         budget = (0, 0.0)
     if not sep or budget[0] < 1 or not 0 < budget[1] < 86400:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a guessing budget such as 60:120 (wrong codes, then seconds each)"
+            f"{text!r} is not a guessing budget such as 100:120 (wrong codes, then seconds each)"
         )
     return budget
 
@@ -559,18 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--guess-budget",
         type=_guess_budget,
-        default=(60, 120.0),
+        default=(100, 120.0),
         metavar="BURST:SECONDS",
         help="wrong passcodes a dialled number takes from all callers together before "
         "every answer on it slows down; once they are spent, one more every SECONDS "
-        "(default 60:120)",
+        "(default 100:120)",
     )
     serve.add_argument(
         "--trunk-guess-budget",
         type=_guess_budget,
-        default=(200, 20.0),
+        default=(300, 10.0),
         metavar="BURST:SECONDS",
-        help="the same for each trunk network, over all the numbers it calls (default 200:20)",
+        help="the same for each trunk network, over all the numbers it calls (default 300:10)",
     )
     serve.add_argument(
         "--media-sender",

@@ -30,37 +30,35 @@ calls), so a right code always admits it. A registered PIN, once there is
 one, is the seam's second member.
 
 **Per dialled number and per trunk: the guessing budget**, which no caller
-ID can dodge. Each is a token bucket (``Budget``): ``burst`` wrong codes,
-one more every ``interval`` seconds. Every answer on the number (and on the
-trunk), right or wrong, from whoever, is scheduled against it:
+ID can dodge (``ivr/budget.py`` has the mechanism): a token bucket of wrong
+codes for each number dialled and each trunk network, over all callers
+(``Budget``: ``burst``, then one every ``interval`` seconds). As it drains,
+every answer on the number waits longer, right or wrong, from whoever;
+once it is empty, answers come one ``interval`` apart, first come first
+answered. Every attempt reserves a token before its code is checked and a
+right code gives it back once answered, so no wait tells anything of a
+code not yet answered. Nothing is refused for the budget: it slows, and it
+alerts the moderator (``Alert`` with the budget's key, ``number:...`` or
+``trunk:...``) when answers start to slow and again when it is empty.
+Whatever the identities, the wrong codes answered on one number within any
+``T`` seconds are at most ``burst + T / interval``. The identity's own wait
+comes on top and is no part of the budget's schedule: a single slowed
+caller must not hold up everyone on the number.
 
-- while more than half the burst is left, answers are not slowed;
-- below half, each answer waits longer as the bucket drains, up to one
-  ``interval`` when it is empty;
-- an answer is never given before the bucket holds a token for it, so
-  once it is spent, answers come one ``interval`` apart, first come first
-  answered (the schedule is a FIFO).
+The caller of the guard decides which attempts draw on the budgets: the
+bridge leaves out the codes the release prints (listener, replay), which
+are no secret, so the crowd keeps joining while a guesser has drained a
+number; the speaker code and wrong codes wait alike. What it costs: while
+a guesser keeps a number's budget empty, a speaker (or a caller who
+mistyped) on it waits behind the secret-code answers queued before theirs,
+about one ``interval`` for each (each call has one attempt pending at a
+time). A registered PIN, unlike a listed phone, could not be spoofed and
+so could skip that queue.
 
-Only a wrong code takes the token, but an attempt's wait never depends on
-its own code: it tells nothing about the code. On
-each budget a later answer is never scheduled before an earlier one, so
-the token an earlier wrong code took shows in no wait on that budget before
-that code's own answer. Each budget keeps its own schedule (one drained
-number must not hold up the trunk's other numbers); an answer waits for
-the latest of them. The identity's own wait comes on top and is no part of
-the schedules: a single slowed caller must not hold up everyone on the
-number. Whatever the identities, the wrong codes answered on one number
-(or trunk) within any ``T`` seconds are at most ``burst + T / interval``.
-Nothing is refused for the budget: it slows. It alerts the moderator
-(``Alert`` with the budget's key, ``number:...`` or ``trunk:...``) when
-answers start to slow and again when it is empty; it re-arms once full.
-What it costs: while a guesser keeps a number's budget empty, every caller
-on it waits behind the answers queued before theirs, about one
-``interval`` for each (each call has one attempt pending at a time).
-
-Sizing, at the defaults (60 wrong codes, then one every 120 s: 720 a day
-on a number). A generated code of L digits starts with 1-9 (9·10^(L-1)
-codes); guessing one takes half of them on average, at the sustained rate:
+Sizing, at the defaults (100 wrong codes, then one every 120 s: 720 a day
+on a number; the burst covers a big call's mistyped codes at its start).
+A generated code of L digits starts with 1-9 (9·10^(L-1) codes); guessing
+one takes half of them on average, at the sustained rate:
 
 ====== ===================== ======================
 digits expected wrong codes  expected time
@@ -79,14 +77,15 @@ times that (a 0.24 % chance of being found within the month), a 6-digit
 one about 20 times (2.4 %); 4- and 5-digit speaker codes are not protected
 well at the default and need a smaller budget (``serve --guess-budget``).
 Several events on one number are several targets: divide by their count.
-The trunk's budget (200, then one every 20 s) caps a guesser who spreads
-over many numbers from one carrier.
+The trunk's budget (300, then one every 10 s: 8,640 a day) caps a guesser
+who spreads over many numbers from one carrier. Each bridge node keeps its
+own guard: behind a proxy that spreads calls over N nodes, multiply the
+rates by N.
 
 Moving into SLOWED or REFUSED, and a budget starting to slow or running
 empty, returns an ``Alert`` for the operator. Memory is bounded: beyond
-``max_identities`` the identity touched longest ago is forgotten; beyond
-``max_budgets`` full buckets are forgotten first (they hold nothing), then
-the one touched longest ago.
+``max_identities`` the identity touched longest ago is forgotten, beyond
+``max_budgets`` a bucket (full ones first).
 """
 
 from __future__ import annotations
@@ -95,6 +94,9 @@ import enum
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from callbridge.ivr.budget import NUMBER, TRUNK, GuessBudgets, Reservation
+from callbridge.ivr.budget import Budget as Budget  # GuardRules is written with it
 
 
 class Standing(enum.Enum):
@@ -148,21 +150,9 @@ class GuardTransitionError(Exception):
     """A move the standing table does not list (a bug, not a caller's doing)."""
 
 
-@dataclass(frozen=True)
-class Budget:
-    """A token bucket of wrong codes: ``burst`` at once, then one every ``interval`` seconds."""
-
-    burst: int
-    interval: float
-
-    def __post_init__(self) -> None:
-        if self.burst < 1 or not self.interval > 0:
-            raise ValueError("a guessing budget needs a burst of at least 1 and an interval > 0")
-
-    @property
-    def slow_mark(self) -> float:
-        """Below this many tokens left, every answer waits."""
-        return self.burst / 2
+# The defaults: serve --guess-budget 100:120 and --trunk-guess-budget 300:10.
+NUMBER_BUDGET = Budget(100, 120.0)
+TRUNK_BUDGET = Budget(300, 10.0)
 
 
 @dataclass(frozen=True)
@@ -182,8 +172,8 @@ class GuardRules:
     max_delay: float = 16.0
     refusal: float = 900.0
     max_identities: int = 10_000
-    number_budget: Budget = Budget(60, 120.0)
-    trunk_budget: Budget = Budget(200, 20.0)
+    number_budget: Budget = NUMBER_BUDGET
+    trunk_budget: Budget = TRUNK_BUDGET
     max_budgets: int = 1_000
 
     @property
@@ -215,16 +205,17 @@ class Alert:
         return self.identity.startswith((NUMBER, TRUNK))
 
 
-NUMBER = "number:"
-TRUNK = "trunk:"
-
-
 @dataclass(frozen=True)
 class Admission:
-    """What ``PasscodeGuard.admit`` decided: how long to wait before answering, and alerts."""
+    """An attempt let through ``PasscodeGuard.admit``: wait ``wait`` seconds, then answer.
 
+    Hand it back to ``settle`` (the code was checked) or ``release`` (it was not).
+    """
+
+    identity: str
     wait: float
-    alerts: tuple[Alert, ...] = ()
+    vouch: Vouch = Vouch.NONE
+    reservations: tuple[Reservation, ...] = ()
 
 
 @dataclass
@@ -235,38 +226,18 @@ class _Record:
     next_answer: float = 0.0  # when a slowed identity's queued attempts are answered
 
 
-class _Stage(enum.IntEnum):
-    QUIET = 0
-    SLOWING = 1
-    EMPTY = 2
-
-
-@dataclass
-class _Bucket:
-    """One budget's schedule: the tokens left right after its latest scheduled answer."""
-
-    level: float
-    at: float  # the latest scheduled answer (the FIFO's tail)
-    stage: _Stage = _Stage.QUIET  # the alerts sent since it was last full
-    spent: int = 0  # wrong codes since it was last full
-
-    def level_at(self, budget: Budget, when: float) -> float:
-        """Tokens at ``when`` (not before the tail), if nothing more is scheduled."""
-        return min(float(budget.burst), self.level + (when - self.at) / budget.interval)
-
-
 class PasscodeGuard:
     """Counts wrong passcodes per caller identity and against each number's and trunk's budget.
 
-    Per attempt: ``is_refused`` at the INVITE and before the lookup,
-    ``admit`` once the code is known (wait ``Admission.wait`` before
-    answering), ``record_failure`` when a wrong code is answered.
+    Per attempt: ``is_refused`` at the INVITE and before the lookup;
+    ``admit`` when a code is keyed, then wait ``Admission.wait``; then
+    check the code and ``settle`` (or ``release``, if the caller is gone).
     """
 
     def __init__(self, rules: GuardRules = GuardRules()) -> None:
         self.rules = rules
         self._records: OrderedDict[str, _Record] = OrderedDict()
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.budgets = GuessBudgets(rules.number_budget, rules.trunk_budget, rules.max_budgets)
 
     # -- the public surface ----------------------------------------------------
 
@@ -300,42 +271,45 @@ class PasscodeGuard:
         *,
         number: str | None = None,
         trunk: str | None = None,
-        wrong: bool = False,
         vouch: Vouch = Vouch.NONE,
     ) -> Admission:
-        """Call once per attempt, before answering it: how long the answer waits.
+        """Call once per attempt, before checking the code: how long its answer waits.
 
         ``number`` (the dialled number, or any name for "no number") and
         ``trunk`` (the trunk's network) name the budgets the attempt draws
-        on; ``wrong`` says whether the code keyed was wrong (it takes a
-        token when it is answered). The wait does not depend on ``wrong``:
-        right and wrong codes wait alike. It is the longest of the
-        identity's wait (slowed callers; their attempts queue behind each
-        other, a vouched caller's do not) and the budgets' schedule.
+        on: it reserves a token in each, which ``settle`` keeps for a wrong
+        code and gives back for a right one. Nothing here depends on the
+        code, so neither can the wait: the longest of the identity's wait
+        (slowed callers; their attempts queue behind each other, a vouched
+        caller's do not) and the budgets' schedules.
         """
         wait = self._identity_wait(identity, now, vouch)
-        keyed: list[tuple[str, Budget]] = []
-        if number is not None:
-            keyed.append((NUMBER + number, self.rules.number_budget))
-        if trunk is not None:
-            keyed.append((TRUNK + trunk, self.rules.trunk_budget))
-        answer_at = now
-        alerts: list[Alert] = []
-        for key, budget in keyed:
-            # Each budget keeps its own schedule: one drained number must not
-            # hold up the other numbers on its trunk.
-            bucket = self._bucket(key, budget, now)
-            at = self._schedule(bucket, budget, now)
-            bucket.level = bucket.level_at(budget, at) - (1.0 if wrong else 0.0)
-            bucket.at = at
-            answer_at = max(answer_at, at)
-            if wrong:
-                bucket.spent += 1
-                alert = self._budget_alert(key, budget, bucket, now)
-                if alert is not None:
-                    alerts.append(alert)
-        self._trim_buckets(now)
-        return Admission(max(wait, answer_at - now), tuple(alerts))
+        keys = [NUMBER + number] if number is not None else []
+        keys += [TRUNK + trunk] if trunk is not None else []
+        answer_at, reservations = self.budgets.reserve(keys, now)
+        return Admission(identity, max(wait, answer_at - now), vouch, reservations)
+
+    def settle(self, admission: Admission, now: float, *, wrong: bool) -> list[Alert]:
+        """Call when the admitted code was checked and answered: the alerts it raises.
+
+        A wrong code keeps its tokens and counts against the identity; a
+        right one gives its tokens back.
+        """
+        if not wrong:
+            self.release(admission, now)
+            return []
+        alerts = [
+            Alert(d.key, Standing.SLOWED, d.spent, now, delay=d.delay)
+            for d in self.budgets.spend(admission.reservations)
+        ]
+        alert = self.record_failure(admission.identity, now, admission.vouch)
+        if alert is not None:
+            alerts.append(alert)
+        return alerts
+
+    def release(self, admission: Admission, now: float) -> None:
+        """Call for an admitted code that was right, or never checked: its tokens come back."""
+        self.budgets.refund(admission.reservations, now)
 
     def record_failure(self, identity: str, now: float, vouch: Vouch = Vouch.NONE) -> Alert | None:
         """Count a wrong passcode; returns an Alert when this failure slows or refuses.
@@ -377,10 +351,7 @@ class PasscodeGuard:
 
     def budget_left(self, key: str, now: float) -> float | None:
         """Tokens a budget (``number:…``/``trunk:…``) has at ``now``; None: not held (full)."""
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            return None
-        return bucket.level_at(self._budget_of(key), max(now, bucket.at))
+        return self.budgets.left(key, now)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -433,52 +404,6 @@ class PasscodeGuard:
     def _trim(self) -> None:
         while len(self._records) > self.rules.max_identities:
             self._records.popitem(last=False)
-
-    # -- internals: budgets ----------------------------------------------------
-
-    def _budget_of(self, key: str) -> Budget:
-        return self.rules.number_budget if key.startswith(NUMBER) else self.rules.trunk_budget
-
-    def _bucket(self, key: str, budget: Budget, now: float) -> _Bucket:
-        bucket = self._buckets.pop(key, None) or _Bucket(float(budget.burst), now)
-        self._buckets[key] = bucket  # the most recently touched last
-        if bucket.at <= now and bucket.level_at(budget, now) >= budget.burst:
-            bucket.stage, bucket.spent = _Stage.QUIET, 0  # full again: alerts re-armed
-        return bucket
-
-    @staticmethod
-    def _schedule(bucket: _Bucket, budget: Budget, now: float) -> float:
-        """The earliest answer time this budget allows an attempt made at ``now``."""
-        earliest = max(now, bucket.at)  # never before an earlier attempt's answer
-        level = bucket.level_at(budget, earliest)
-        # Never before a token is there for it (it may turn out to be wrong)...
-        token_at = earliest + max(0.0, 1.0 - level) * budget.interval
-        # ... and, below the slow mark, later the emptier the bucket: one interval when empty.
-        slow = 0.0
-        if level < budget.slow_mark:
-            slow = budget.interval * min(1.0, (budget.slow_mark - level) / budget.slow_mark)
-        return max(token_at, now + slow)
-
-    def _budget_alert(self, key: str, budget: Budget, bucket: _Bucket, now: float) -> Alert | None:
-        if bucket.level < 1.0 and bucket.stage < _Stage.EMPTY:
-            bucket.stage = _Stage.EMPTY
-            return Alert(key, Standing.SLOWED, bucket.spent, now, delay=budget.interval)
-        if bucket.level < budget.slow_mark and bucket.stage < _Stage.SLOWING:
-            bucket.stage = _Stage.SLOWING
-            wait = max(0.0, self._schedule(bucket, budget, bucket.at) - bucket.at)
-            return Alert(key, Standing.SLOWED, bucket.spent, now, delay=round(wait, 3))
-        return None
-
-    def _trim_buckets(self, now: float) -> None:
-        if len(self._buckets) <= self.rules.max_budgets:
-            return
-        # A full bucket with nothing scheduled holds nothing: forgetting it loses nothing.
-        for key, bucket in list(self._buckets.items()):
-            budget = self._budget_of(key)
-            if bucket.at <= now and bucket.level_at(budget, now) >= budget.burst:
-                del self._buckets[key]
-        while len(self._buckets) > self.rules.max_budgets:
-            self._buckets.popitem(last=False)
 
 
 class AlertBoard:
