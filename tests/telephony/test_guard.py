@@ -8,6 +8,7 @@ import socket
 import time
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -202,24 +203,44 @@ def test_rotating_caller_ids_meet_the_numbers_budget_and_a_listed_speaker_still_
     event = server.create_event(speakers=[{"name": "Mark Chen", "phone": SPEAKER}])
     wrong = ("1" if not event.passcode.startswith("1") else "2") * 7 + "#"
 
-    # Ten calls, each from a new caller ID (+1212555 and the call's number),
-    # key a wrong code within a fraction of a second.
+    # Fourteen calls, each from a new caller ID (+1212555 and the call's
+    # number), key a wrong code within a fraction of a second; once the first
+    # answers come, a listener keys the listener code, which the release prints.
     began = datetime.now(UTC)
-    attack = _calls(server, tmp_path, "rotating", wrong, "+1212555[call_number]", 10, stay_ms=7000)
+    with ThreadPoolExecutor(1) as pool:
+        attacking = pool.submit(
+            _calls, server, tmp_path, "rotating", wrong, "+1212555[call_number]", 14, stay_ms=9000
+        )
+        server.wait_for(lambda: _failures_answered(server, began), timeout=30)
+        listener = _calls(
+            server,
+            tmp_path,
+            "listener",
+            event.passcode + "#",
+            "+12125559876",
+            1,
+            stay_ms=6000,
+            watch=lambda: server.participants(event.id),
+        )
+        attack = attacking.result()
     assert attack.ok, attack.report
+    assert listener.ok and listener.background, listener.report
     answered = server.wait_for(
-        lambda: (found := _failures_answered(server, began)) and len(found) >= 10 and found
+        lambda: (found := _failures_answered(server, began)) and len(found) >= 14 and found
     )
-    assert len({caller for _, caller in answered}) == 10  # no caller ID twice
+    assert len({caller for _, caller in answered}) == 14  # no caller ID twice
     # The answers slowed down: 4 at once at most, then one per 0.5 s (without
-    # the budget all ten come within the calls' spread, a fraction of a second).
+    # the budget all of them come within the calls' spread, a fraction of a second).
     times = [(at - answered[0][0]).total_seconds() for at, _ in answered]
-    assert times[-1] >= (10 - 4) * 0.5 - 0.1, times
+    assert times[-1] >= (14 - 4) * 0.5 - 0.1, times
     # Within any window: 4 + its length / 0.5, give or take one answer whose
     # wake-up the machine's load made late.
     for i, start in enumerate(times):
         for j in range(i, len(times)):
             assert j - i + 1 <= 4 + (times[j] - start) / 0.5 + 1, times
+    # The listener did not queue behind the guesses: that code is no secret.
+    joined = datetime.fromisoformat(listener.background[0]["joined_at"])
+    assert joined < answered[-1][0], (joined, answered[-1][0])
 
     # The moderator hears of it: the console and the audit trail.
     number = f"number:{DID}"
