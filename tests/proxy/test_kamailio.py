@@ -17,6 +17,7 @@ import pytest
 from callbridge.cli.main import main
 from callbridge.proxy.kamailio import (
     DEFAULT_CFG,
+    Carrier,
     Proxy,
     carriers_list,
     check_command,
@@ -30,7 +31,10 @@ from callbridge.proxy.run import ProxyUnavailable, check, kamailio_program
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import free_port, need
 
-CARRIERS = (ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::/32"))
+CARRIERS = (
+    Carrier(ipaddress.ip_network("192.0.2.0/24")),
+    Carrier(ipaddress.ip_network("2001:db8::/32"), 5060),
+)
 
 
 def _proxy(tmp: Path, **changes: object) -> Proxy:
@@ -49,7 +53,8 @@ def test_nodes_and_carriers_as_kamailio_reads_them(tmp_path: Path) -> None:
     assert dispatcher_list(proxy) == (
         "1 sip:10.0.0.4:5060 0 0 duid=node1\n1 sip:10.0.0.5:5070 0 0 duid=node2\n"
     )
-    assert carriers_list(proxy) == "1 192.0.2.0 24 0\n1 2001:db8:: 32 0\n"
+    # Any port for the first carrier, 5060 only for the second.
+    assert carriers_list(proxy) == "1 192.0.2.0 24 0\n1 2001:db8:: 32 5060\n"
     local = local_cfg(proxy)
     assert "listen=udp:10.0.0.3:5060\n" in local
     assert "#!define PROBE_INTERVAL 5\n" in local and "#!define INVITE_TIMEOUT 2000\n" in local
@@ -108,7 +113,7 @@ def test_kamailio_accepts_the_configuration(tmp_path: Path) -> None:
 def test_a_script_kamailio_refuses_is_reported_with_its_complaint(tmp_path: Path) -> None:
     need("kamailio")
     broken = tmp_path / "broken.cfg"
-    broken.write_text(DEFAULT_CFG.read_text().replace("record_route();", "record_route(;"))
+    broken.write_text(DEFAULT_CFG.read_text().replace("if (!t_relay()) {", "if (!t_relay() {"))
     proxy = _proxy(tmp_path, listen=("127.0.0.1", free_port()), cfg=broken)
     write_files(proxy)
     with pytest.raises(ProxyUnavailable, match="refuses the configuration"):
