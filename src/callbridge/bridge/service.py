@@ -288,6 +288,9 @@ class Bridge:
         # Told of every live playlist published (event id, text, still live): the
         # control server pushes them to the web processes.
         self.on_playlist: Callable[[int, str | None, bool], None] | None = None
+        # Told of every change to what a call's console shows (event id): the control
+        # server pushes the new view to the consoles watching it.
+        self.on_changed: Callable[[int], None] | None = None
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
@@ -1216,8 +1219,14 @@ class Bridge:
             await self._prepare_replay(directory, assembled.event_id if assembled else None)
 
     def _ticker(self, conference: Conference) -> Callable[[int], None]:
+        seen = conference.talk_changes
+
         def tick(n: int) -> None:
+            nonlocal seen
             conference.tick(self._now(), n)
+            if conference.talk_changes != seen:  # a talk indicator on the console flipped
+                seen = conference.talk_changes
+                self._changed(conference.event_id)
 
         return tick
 
@@ -1244,6 +1253,8 @@ class Bridge:
 
     def _changed(self, event_id: int) -> None:
         self.versions[event_id] = self.versions.get(event_id, 0) + 1
+        if self.on_changed is not None:
+            self.on_changed(event_id)
 
     # -- the lobby clock: prompts for legs that are not in a conference ---------------------
 
