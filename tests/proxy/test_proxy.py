@@ -446,9 +446,11 @@ def test_a_flood_of_refused_packets_leaves_a_few_log_lines(
         # A burst over UDP loses some (a tenth here, on a loaded machine); most must arrive.
         return seen if settled and min(seen) >= 1000 else None
 
-    strangers_seen, refused = wait_until(
+    taken_in = wait_until(
         counted, 20, "the flood counted", lambda: f"{running.proxy.refusals()}", interval=0.5
     )
+    assert taken_in is not None
+    strangers_seen, refused = taken_in
     added = running.proxy.log()[len(before) :]
     # A minute logs at most REFUSALS_LOGGED (10) refusals and a line saying the rest are
     # counted, and Kamailio's parser complains (about 1 kB) of the few strangers' packets it
