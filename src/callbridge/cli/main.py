@@ -355,6 +355,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_timeout=args.media_timeout,
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
+        guess_budget=args.guess_budget,
+        trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
@@ -451,6 +453,19 @@ def _port_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _guess_budget(text: str) -> tuple[int, float]:
+    burst, sep, interval = text.partition(":")
+    try:
+        budget = int(burst), float(interval)
+    except ValueError:
+        budget = (0, 0.0)
+    if not sep or budget[0] < 1 or not 0 < budget[1] < 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a guessing budget such as 100:120 (wrong codes, then seconds each)"
+        )
+    return budget
+
+
 def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-listen",
@@ -540,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wrong passcodes from one caller (as the trunk asserts them) within 10 minutes "
         "before their calls are refused for 15 minutes; half as many slow their answers "
         "(default 6)",
+    )
+    serve.add_argument(
+        "--guess-budget",
+        type=_guess_budget,
+        default=(100, 120.0),
+        metavar="BURST:SECONDS",
+        help="wrong passcodes a dialled number takes from all callers together before "
+        "every answer on it slows down; once they are spent, one more every SECONDS "
+        "(default 100:120)",
+    )
+    serve.add_argument(
+        "--trunk-guess-budget",
+        type=_guess_budget,
+        default=(300, 10.0),
+        metavar="BURST:SECONDS",
+        help="the same for each trunk network, over all the numbers it calls (default 300:10)",
     )
     serve.add_argument(
         "--media-sender",
