@@ -176,7 +176,8 @@ def test_a_guessing_flood_from_elsewhere_does_not_keep_the_operator_out(
     total = sum(crowd, Counter())
     print(f"\nguessing flood {dict(total)}; the operator got in after {took:.1f} s: {answers}")
     assert total[401] >= 7 * 2, total  # the strangers did get their guesses in
-    # Each stranger's address got its own few guesses at the name, then 429s.
+    # Each stranger's address got only a few guesses at the name in: each waited for the
+    # name's hold, and its pair (name at address) locks after PAIR_RULE's free failures.
     assert all(c[401] <= PAIR_RULE.free_failures + 4 for c in crowd), crowd
     assert answers[-1] == 303 and 429 not in answers, answers
     # The stated wait (README: at most MAX_HOLD s), plus checking passwords on a loaded machine.
