@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
@@ -123,19 +123,7 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _per_worker(fixture_name: str, config: pytest.Config) -> Literal["session", "module"]:
-    """One server per xdist worker in the parallel part; one per module when run alone.
-
-    Each test makes an event of its own on it, so modules do not disturb each other,
-    and a start (5-11 s on 2 loaded cores) is paid once per worker, not once per file.
-    Run alone (the serial part: timing-sensitive tests), a module gets a fresh server:
-    the last module's calls would still be transcribing there, and skew its timings.
-    Tests that break or flood a server start their own (start_server).
-    """
-    return "session" if hasattr(config, "workerinput") else "module"
-
-
-@pytest.fixture(scope=_per_worker)
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with start_server(tmp_path_factory.mktemp("server")) as running:
         yield running
