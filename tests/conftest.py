@@ -74,51 +74,55 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED: not installed", red=True)
 
 
-# The parallel part's slowest files (whole-file seconds on 2 loaded cores: a server or
-# several started, calls placed, floods run), slowest first. scripts/test passes
-# --no-loadscope-reorder so xdist hands files out in this order: its default of the
-# most tests first had sent these one- to three-test files out last, where a 60-100 s
-# file starting as the other workers ran dry set the part's length. A file not listed
-# keeps its place after these; a new slow file belongs here.
+# The parallel part's slowest files, slowest first: seconds per file (setup, calls and
+# teardown) measured at load 10-20 with 3 workers (--durations=0; a server or several
+# started, calls placed, floods run, subprocesses). scripts/test passes
+# --no-loadscope-reorder so xdist hands files out in this order: its default, the files
+# with the most tests first, sent these one- to three-test files out last. A file not
+# listed keeps its place after these; a new slow file belongs here.
 SLOW_FILES = (
-    "tests/telephony/test_guard.py",
-    "tests/web/test_auth.py",
-    "tests/cli/test_main.py",
-    "tests/proxy/test_proxy.py",
-    "tests/cascade/test_through_proxy.py",
-    "tests/edge/test_varnish.py",
-    "tests/web/test_webcast.py",
-    "tests/telephony/test_crash.py",
-    "tests/telephony/test_sipp.py",
-    "tests/web/test_console_states.py",
-    "tests/web/test_forwarded_and_logins.py",
-    "tests/cli/test_options.py",
-    "tests/telephony/test_replay_window.py",
-    "tests/telephony/test_media_attacks.py",
-    "tests/cascade/test_cascade.py",
-    "tests/cascade/test_origin_restart.py",
-    "tests/cascade/test_relayed.py",
-    "tests/cascade/test_bus.py",
-    "tests/telephony/test_moderation.py",
-    "tests/telephony/test_replay.py",
-    "tests/telephony/test_engagement.py",
-    "tests/telephony/test_console.py",
-    "tests/telephony/test_transcript_call.py",
-    "tests/transcript/test_end_to_end.py",
-    "tests/transcript/test_no_speech_dropped.py",
-    "tests/web/test_question_flood.py",
-    "tests/telephony/test_baresip.py",
-    "tests/telephony/test_speaker_list.py",
-    "tests/telephony/test_passcodes.py",
-    "tests/telephony/test_written_questions.py",
-    "tests/telephony/test_sip_attacks.py",
-    "tests/fuzz/test_serve.py",
-    "tests/web/test_accessibility.py",
-    "tests/web/test_browser.py",
-    "tests/web/test_page_states.py",
-    "tests/edge/test_gate.py",
-    "tests/edge/test_gate_vcl.py",
-    "tests/edge/test_serve_script.py",
+    "tests/cli/test_main.py",  # 221 s
+    "tests/web/test_auth.py",  # 136 s
+    "tests/proxy/test_proxy.py",  # 127 s
+    "tests/telephony/test_guard.py",  # 111 s
+    "tests/telephony/test_sipp.py",  # 103 s
+    "tests/cli/test_options.py",  # 85 s
+    "tests/cascade/test_cascade.py",  # 82 s
+    "tests/cascade/test_through_proxy.py",  # 82 s
+    "tests/telephony/test_replay_window.py",  # 71 s
+    "tests/telephony/test_media_attacks.py",  # 64 s
+    "tests/web/test_deck.py",  # 58 s
+    "tests/telephony/test_crash.py",  # 55 s
+    "tests/web/test_browser.py",  # 49 s
+    "tests/telephony/test_engagement.py",  # 47 s
+    "tests/transcript/test_end_to_end.py",  # 47 s
+    "tests/web/test_api.py",  # 46 s
+    "tests/telephony/test_replay.py",  # 46 s
+    "tests/test_readme.py",  # 45 s
+    "tests/telephony/test_moderation.py",  # 43 s
+    "tests/cascade/test_origin_restart.py",  # 42 s
+    "tests/edge/test_gate.py",  # 39 s
+    "tests/web/test_page_states.py",  # 38 s
+    "tests/web/test_pages.py",  # 35 s
+    "tests/web/test_accessibility.py",  # 35 s
+    "tests/fuzz/test_serve.py",  # 34 s
+    "tests/telephony/test_console.py",  # 33 s
+    "tests/slides/test_sandbox.py",  # 32 s
+    "tests/store/test_users.py",  # 32 s
+    "tests/web/test_forwarded_and_logins.py",  # 30 s
+    "tests/telephony/test_transcript_call.py",  # 30 s
+    "tests/web/test_question_flood.py",  # 28 s
+    "tests/web/test_webcast.py",  # 28 s
+    "tests/store/test_events.py",  # 24 s
+    "tests/telephony/test_baresip.py",  # 20 s
+    "tests/store/test_audience.py",  # 20 s
+    "tests/transcript/test_no_speech_dropped.py",  # 20 s
+    "tests/web/test_console_states.py",  # 18 s
+    "tests/transcript/test_engine.py",  # 17 s
+    "tests/webcast/test_playlist.py",  # 16 s
+    "tests/telephony/test_sip_attacks.py",  # 15 s
+    "tests/replay/test_library.py",  # 13 s
+    "tests/telephony/test_passcodes.py",  # 13 s
 )
 
 
