@@ -340,6 +340,18 @@ class EventStore:
         row.registration = ev.registration.value
         row.glossary = "\n".join(ev.glossary)
 
+    def fresh_passcodes(self) -> tuple[str, str, str]:
+        """Three distinct codes no event that is not archived holds: the editor's suggestions.
+
+        Nothing is claimed: a create or change that meets one taken meanwhile
+        is refused naming the field, as with any typed code.
+        """
+        with self.database.session() as session:
+            taken = self._codes_in_use(session)
+        listener = _generate_code(taken)
+        speaker = _generate_code(taken | {listener})
+        return listener, speaker, _generate_code(taken | {listener, speaker})
+
     def get(self, event_id: int) -> EventRecord:
         with self.database.session() as session:
             return to_record(self._load(session, event_id))
