@@ -84,8 +84,10 @@ def next_quarter(values: Mapping[str, str]) -> Values:
     period = values.get("event.period", "")
     # The period names its own end date; a quarter word there moves too, but no year.
     draft["event.period"] = _QUARTER_WORD.sub(
-        lambda m: _ORDINALS[([o.lower() for o in _ORDINALS].index(m.group(1).lower()) + 1) % 4]
-        + m.group(2),
+        lambda m: (
+            _ORDINALS[([o.lower() for o in _ORDINALS].index(m.group(1).lower()) + 1) % 4]
+            + m.group(2)
+        ),
         _long_dates_on(period),
     )
     for key in NEW_CODES:
