@@ -87,10 +87,7 @@ def _defaults(now: datetime, codes: tuple[str, str, str]) -> Values:
         "event.passcode": codes[0],
         "event.speaker_passcode": codes[1],
         "event.replay_passcode": codes[2],
-        "event.dial_in.0.label": "U.S./Canada",
-        "event.dial_in.1.label": "International",
-        "event.replay_dial_in.0.label": "U.S./Canada",
-        "contacts.0.group": "Investors",
+        # No row is prefilled: a row with a label and no number would be refused.
     }
 
 
@@ -99,8 +96,10 @@ def _shown_rows(values: Values) -> dict[str, list[int]]:
     shown: dict[str, list[int]] = {}
     for group in form.ROWS:
         indices = form.row_indices(values, group)
-        if len(indices) < ROW_LIMITS[group]:
-            indices = [*indices, (indices[-1] + 1) if indices else 0]
+        # A release has a toll-free and an international number: two rows to start with.
+        wanted = max(len(indices) + 1, 2 if group == "event.dial_in" else 1)
+        while len(indices) < min(wanted, ROW_LIMITS[group]):
+            indices.append((indices[-1] + 1) if indices else 0)
         shown[group] = indices
     return shown
 
