@@ -301,14 +301,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_node
+    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
         proxy = Proxy(
             listen=parse_address(args.listen, "127.0.0.1"),
             nodes=tuple(parse_node(node) for node in args.node),
-            carriers=tuple(args.carrier or ()),
+            carriers=tuple(parse_carrier(carrier) for carrier in args.carrier or ()),
             workdir=Path(args.workdir).resolve(),
             probe_interval=args.probe_interval,
             probe_threshold=args.probe_threshold,
@@ -642,11 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument(
         "--carrier",
-        type=ipaddress.ip_network,
         action="append",
         required=True,
-        metavar="CIDR",
-        help="a carrier network allowed to place calls (repeat)",
+        metavar="CIDR[:PORT]",
+        help="a carrier network allowed to place calls, and its SIP port where it has one "
+        "(192.0.2.0/24:5060; repeat)",
     )
     proxy.add_argument(
         "--workdir", default="var/proxy", help="Kamailio's files (default ./var/proxy)"
