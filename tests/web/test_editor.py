@@ -204,7 +204,7 @@ def test_create_edit_and_duplicate_through_the_form(
 
 
 def test_the_second_editor_sees_what_the_first_changed(
-    chromium: Any, live_server: LiveServer
+    chromium: Any, live_server: LiveServer, tmp_path: Path
 ) -> None:
     record: EventRecord = make_event(live_server)
     contexts = [chromium.new_context(viewport=WIDE, locale="en-US") for _ in range(2)]
@@ -230,6 +230,7 @@ def test_the_second_editor_sees_what_the_first_changed(
         kept = _store(live_server).get(record.id)
         assert kept.title == "Changed by the first editor" and kept.period == record.period
         assert _field(second, "event.period").input_value() == "the second editor's period"
+        second.screenshot(path=str(_shots(tmp_path) / "editor-conflict-1366.png"))
         # Saving again is a decision: it puts the second editor's form over the first's.
         second.get_by_role("button", name="Save changes").click()
         second.wait_for_url(saved)
