@@ -257,10 +257,22 @@ def field_errors(
 def validate(values: Mapping[str, str]) -> tuple[EventFile | None, dict[str, list[str]]]:
     """The event the fields describe, or None and the refusals by field."""
     built = to_data(values)
+    own: dict[str, list[str]] = {}
+    day, clock = values.get(START_DATE, "").strip(), values.get(START_TIME, "").strip()
+    if bool(day) != bool(clock):
+        # pydantic would read a date alone as midnight: a call nobody meant.
+        own[STARTS_AT] = ["give both the date and the time"]
+        built.data["event"].pop("starts_at", None)
     try:
-        return EventFile.model_validate(built.data), {}
+        spec = EventFile.model_validate(built.data)
     except ValidationError as exc:
-        return None, field_errors(exc.errors(), built.rows)
+        found = field_errors(exc.errors(), built.rows)
+        if STARTS_AT in own:
+            found[STARTS_AT] = own[STARTS_AT]
+        return None, found
+    if own:
+        return None, own
+    return spec, {}
 
 
 def label(key: str) -> str:
