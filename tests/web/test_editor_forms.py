@@ -57,3 +57,15 @@ def test_an_unknown_event_is_404(client: TestClient) -> None:
     login(client)
     for path in ("/console/events/999/edit", "/console/events/999/duplicate"):
         assert client.get(path).status_code == 404
+
+
+def test_a_flood_of_fields_is_refused_and_nothing_changes(client: TestClient) -> None:
+    token = login(client)
+    flood = "&".join(f"event.speakers.{i}.name=x" for i in range(700))
+    answer = client.post(
+        "/console/new-event",
+        content=f"csrf_token={token}&{flood}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert _store(client).list_events() == []
