@@ -191,11 +191,17 @@ def test_create_edit_and_duplicate_through_the_form(
     )
     assert copy.local_start.strftime("%Y-%m-%d %H:%M %Z") == "2027-02-05 16:30 EST"
 
+    page.screenshot(path=str(shots / "console-1366.png"))
     page.goto(f"{live_server.url}/console/events/{copy.id}/edit")
     page.screenshot(path=str(shots / "editor-1366.png"), full_page=False)
     page.set_viewport_size(PHONE)
     page.reload()
     page.screenshot(path=str(shots / "editor-390.png"), full_page=True)
+    _field(page, "event.speakers.0.phone").fill("555")
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_selector("#errors")
+    assert "is not a valid phone number" in _error(page, "event.speakers.0.phone")
+    page.screenshot(path=str(shots / "editor-refused-390.png"))
     assert no_horizontal_overflow(page)
     assert _csp(page) == []
     # The refused saves answer 422 on purpose; Chromium logs each. Nothing else may be logged.
