@@ -61,6 +61,7 @@ from tests.support.pcap import write_pcap  # noqa: E402
 from tests.support.sipp import SCENARIOS, run_sipp  # noqa: E402
 from tests.telephony.conftest import RunningServer, start_server  # noqa: E402
 
+from callbridge.store import layout  # noqa: E402
 from callbridge.transcript.live import SKIPPED  # noqa: E402
 from callbridge.transcript.transcribe import transcribe_recording  # noqa: E402
 from callbridge.transcript.wer import word_error_rate  # noqa: E402
@@ -211,7 +212,7 @@ def one_call(
         )
         assert outcome.ok, outcome.output[-2000:]
         call_s = time.monotonic() - started
-        status_path = server.data_dir / "webcast" / f"event-{event.id}" / "captions.json"
+        status_path = layout.event_webcast(server.data_dir, event.id) / captions.STATUS
         worker_cpu = None
         if captions:
             made = settle(server, event.id)
@@ -282,7 +283,7 @@ def one_call(
             )
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
         if captions:
-            recordings = server.data_dir / "recordings" / f"event-{event.id}"
+            recordings = layout.event_recordings(server.data_dir, event.id)
             kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=60)
             directory = kept[0].parent
             server.wait_for(lambda: (directory / "recording.wav").is_file(), timeout=60)

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callbridge.store import layout
 from callbridge.store.db import default_url
 
 LOOPBACK_TRUNKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -20,7 +21,7 @@ def _secret_key(data_dir: Path) -> str:
     """
     if key := os.environ.get("CALLBRIDGE_SECRET_KEY"):
         return key
-    path = data_dir / "secret_key"
+    path = layout.secret_key(data_dir)
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from callbridge.media.recording import (
     load_assembled,
     recover_all,
 )
+from callbridge.store import layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,8 +241,8 @@ def test_torn_and_damaged_chunks_are_ignored(tmp_path: Path) -> None:
 
 
 def test_assembly_is_idempotent_and_redone_after_a_crash_in_it(tmp_path: Path) -> None:
-    root = tmp_path / "recordings"
-    directory = root / "event-7" / "call-1"
+    root = layout.recordings(tmp_path)
+    directory = layout.recording_under(root, 7, "call-1")
     with CallRecorder(directory, 7, chunk_seconds=0.2) as recorder:
         for n in range(50):
             recorder.write_mix(n, tone(n))
@@ -385,7 +386,7 @@ print("finished", flush=True)
 
 
 def test_sigkill_mid_call_loses_at_most_the_last_chunk(tmp_path: Path) -> None:
-    directory = tmp_path / "event-42"
+    directory = layout.event_folder(tmp_path, 42)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(directory)],

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from callbridge.store import layout
 from callbridge.store.db import Database
 from callbridge.store.files import create_private_file, private_dir
 
@@ -55,7 +56,7 @@ def test_an_existing_database_file_is_tightened(tmp_path: Path) -> None:
 
 
 def test_private_dir_creates_every_missing_folder_0700(tmp_path: Path) -> None:
-    leaf = private_dir(tmp_path / "var" / "webcast" / "event-7" / "live")
+    leaf = private_dir(layout.live_dir(tmp_path / "var", 7))
     for folder in (leaf, leaf.parent, leaf.parent.parent, leaf.parent.parent.parent):
         assert _mode(folder) == 0o700, folder
     loose = tmp_path / "loose"

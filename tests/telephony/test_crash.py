@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from callbridge.replay import library
+from callbridge.store import layout
 from callbridge.webcast import vod
 from tests.support.baresip import read_wav, tone_power
 from tests.support.pcap import passcode_stream, write_pcap
@@ -46,7 +47,7 @@ def test_recording_survives_sigkill_and_is_assembled_on_restart(tmp_path: Path) 
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
         killed_after = time.monotonic() - joined
-        folder = server.data_dir / "recordings" / f"event-{event.id}"
+        folder = layout.event_recordings(server.data_dir, event.id)
         assert list(folder.glob("*/mix/*.chunk")), "nothing was on disk at the crash"
         assert not list(folder.glob("*/assembled.json"))
 
@@ -101,7 +102,7 @@ def test_after_a_crash_the_replay_covers_the_whole_call_and_files_stay_private(
         time.sleep(7.0)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
 
     with start_server(home) as restarted:
         restarted.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=20)
@@ -131,5 +132,5 @@ def test_after_a_crash_the_replay_covers_the_whole_call_and_files_stay_private(
                 assert _mode(path) == 0o700, path
             else:
                 assert _mode(path) == 0o600, path
-        assert (restarted.data_dir / "webcast").is_dir()
+        assert layout.webcasts(restarted.data_dir).is_dir()
     before.join(timeout=60)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callbridge.store import layout
 from callbridge.store.audience import BEACON_INTERVAL
 from callbridge.web.media import REPLAY_DIR, REPLAY_READY
 from tests.support.chromium import launch
@@ -83,7 +84,7 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
         server.wait_for(lambda: report()["live listeners"][1] == "1", timeout=2 * BEACON_INTERVAL)
 
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event.id}"
+    recordings = layout.event_recordings(server.data_dir, event.id)
     server.wait_for(lambda: list(recordings.glob(f"*/{REPLAY_DIR}/{REPLAY_READY}")), 60)
     # Another browser (its signed id from the page) plays the replay.
     with httpx.Client(timeout=10) as web:

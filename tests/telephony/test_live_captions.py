@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from callbridge.store import layout
 from callbridge.transcript.live import SKIPPED
 from callbridge.transcript.wer import normalise, word_error_rate
+from callbridge.webcast import captions
 from tests.support.captions import COLLECT, PARAGRAPH, heard_at, side_by_side, speech_stream
 from tests.support.chromium import launch
 from tests.support.pcap import write_pcap
@@ -66,7 +68,7 @@ def browser_page() -> Iterator[Any]:
 
 
 def _status(server: RunningServer, event_id: int) -> dict[str, Any]:
-    path = server.data_dir / "webcast" / f"event-{event_id}" / "captions.json"
+    path = layout.event_webcast(server.data_dir, event_id) / captions.STATUS
     try:
         found: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -75,7 +77,7 @@ def _status(server: RunningServer, event_id: int) -> dict[str, Any]:
 
 
 def _transcript(server: RunningServer, event_id: int) -> str:
-    path = server.data_dir / "webcast" / f"event-{event_id}" / "captions.jsonl"
+    path = layout.event_webcast(server.data_dir, event_id) / captions.TRANSCRIPT
     return path.read_text() if path.is_file() else ""
 
 
@@ -236,7 +238,7 @@ def test_live_captions_on_the_webcast_and_console(
 
     # The call ends: the live text is kept beside the recording for comparison.
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event.id}"
+    recordings = layout.event_recordings(server.data_dir, event.id)
     kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=30)
     assert "WEBVTT" in kept[0].read_text()
 

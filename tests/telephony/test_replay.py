@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from tests.support.baresip import Baresip, rms_windows, tone_power, write_wav
 from tests.support.pcap import passcode_stream, write_pcap
@@ -82,7 +83,7 @@ def test_the_replay_plays_the_recorded_call(server: RunningServer, tmp_path: Pat
     )
     assert spoke.ok, spoke.output[-2000:]
     assert server.api("POST", f"/api/events/{event_id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event_id}"
+    recordings = layout.event_recordings(server.data_dir, event_id)
     server.wait_for(lambda: list(recordings.glob("*/assembled.json")), timeout=30)
 
     # The replay: baresip dials the replay number, keys the code, and listens.

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY
 from tests.support.pcap import passcode_stream, write_pcap
@@ -95,7 +96,7 @@ def test_an_extended_replay_plays_on_the_extended_days_and_is_gone_after(
         )
         assert spoke.ok, spoke.output[-2000:]
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-        recordings = server.data_dir / "recordings" / f"event-{event.id}"
+        recordings = layout.event_recordings(server.data_dir, event.id)
         server.wait_for(lambda: list(recordings.glob(f"*/{REPLAY_DIR}/{REPLAY_READY}")), 60)
 
         today = datetime.now(UTC).date()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from callbridge.media.recording import MANIFEST
+from callbridge.store import layout
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import RunningServer, need
@@ -69,7 +70,7 @@ def test_a_speaker_from_a_listed_phone_is_named_at_join(
         joined["id"],
     )
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
     (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
     stems = json.loads(manifest.read_text())["participants"]
     assert stems[joined["id"]]["display_name"] == LABEL

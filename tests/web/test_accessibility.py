@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.web import pages
 from callbridge.web.media import LIVE_PLAYLIST, REPLAY_DIR
 from callbridge.webcast.vod import package_replay
@@ -86,7 +87,7 @@ def _event(
 def _replay_on_disk(server: LiveServer, event_id: int) -> None:
     """A real recording, packaged as the replay, with captions."""
     media = server.app.state.webcast_media
-    directory = media.data_dir / "recordings" / f"event-{event_id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media.data_dir, event_id, "20261105T213000Z")
     directory.mkdir(parents=True)
     package_replay(make_recording(directory), directory / REPLAY_DIR)
     (directory / "captions.vtt").write_text(

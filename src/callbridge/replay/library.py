@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from callbridge.media.recording import encode_aac, load_assembled
+from callbridge.store import layout
 from callbridge.store.db import ENV_VAR
 from callbridge.store.files import open_private
 from callbridge.webcast import vod
@@ -50,13 +51,9 @@ JOINED_WAV = "replay.wav"
 JOINED_M4A = "replay.m4a"
 
 
-def event_folder(recordings: Path, event_id: int) -> Path:
-    return recordings / f"event-{event_id}"
-
-
 def recording_dirs(recordings: Path, event_id: int) -> list[Path]:
     """The event's recording folders, newest first (their names are UTC timestamps)."""
-    folder = event_folder(recordings, event_id)
+    folder = layout.event_folder(recordings, event_id)
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
@@ -143,9 +140,7 @@ def package(directory: Path) -> vod.VodResult:
 def unpackaged(recordings: Path) -> list[Path]:
     """Assembled recordings under ``recordings`` whose replay is not packaged yet."""
     found: list[Path] = []
-    if not recordings.is_dir():
-        return found
-    for folder in sorted(recordings.glob("event-*")):
+    for folder in layout.event_folders(recordings):
         for directory in sorted(p for p in folder.iterdir() if p.is_dir()):
             if load_assembled(directory) is not None and not replay_ready(directory):
                 found.append(directory)

@@ -58,11 +58,6 @@ class Deck:
             return None
 
 
-def deck_dir(data_dir: Path, event_id: int) -> Path:
-    """Where the event's deck is kept."""
-    return data_dir / "decks" / f"event-{event_id}"
-
-
 def slide_name(number: int) -> str:
     """The image of slide ``number`` (1-based)."""
     return f"slide-{number:03d}.png"

@@ -39,7 +39,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventRecord, EventState, Registration
-from callbridge.slides.deck import Deck, deck_dir
+from callbridge.slides.deck import Deck
+from callbridge.store import layout
 from callbridge.store.audience import (
     BEACON_INTERVAL,
     MIN_BEACON_GAP,
@@ -196,7 +197,7 @@ async def _webcast_page(
             "registration": record.registration.value,
             "show_form": needs_form,
             "may_listen": may_listen(request, record),
-            "deck": Deck.load(deck_dir(settings(request).data_dir, record.id)),
+            "deck": Deck.load(layout.deck_dir(settings(request).data_dir, record.id)),
             "listener": listener,
             "error": error,
             "form": form or {},
