@@ -10,6 +10,7 @@ from pathlib import Path
 
 from callbridge.store import layout
 from callbridge.store.db import default_url
+from callbridge.store.files import write_atomic
 
 LOOPBACK_TRUNKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
@@ -24,10 +25,9 @@ def _secret_key(data_dir: Path) -> str:
     path = layout.secret_key(data_dir)
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    # Whole or absent: a key file cut short by a crash would sign with a shorter key.
+    write_atomic(path, key.encode())
     return key
 
 

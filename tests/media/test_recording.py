@@ -227,7 +227,7 @@ def test_torn_and_damaged_chunks_are_ignored(tmp_path: Path) -> None:
             recorder.write_mix(n, tone(n))
     mix = directory / "mix"
     whole = (mix / "000001.chunk").read_bytes()
-    # What a crash inside atomic_write leaves: a temp file, half written.
+    # What a crash inside write_atomic leaves: a temp file, half written.
     (mix / ".000004.chunk.tmp").write_bytes(whole[: len(whole) // 2])
     # What no crash should leave, but a bad disk might: a final name with bad bytes.
     (mix / "000002.chunk").write_bytes(whole[:-7] + b"garbage")
@@ -329,7 +329,7 @@ def test_writer_thread_drops_rather_than_block_when_the_disk_stalls(
 ) -> None:
     writing = threading.Event()
     stalled = threading.Event()
-    real_write = recording.atomic_write
+    real_write = recording.write_atomic
 
     def slow_write(path: Path, data: bytes) -> None:
         if path.name.endswith(".chunk"):
@@ -337,7 +337,7 @@ def test_writer_thread_drops_rather_than_block_when_the_disk_stalls(
             stalled.wait(5)
         real_write(path, data)
 
-    monkeypatch.setattr(recording, "atomic_write", slow_write)
+    monkeypatch.setattr(recording, "write_atomic", slow_write)
     writer = ChunkWriterThread(max_pending=2)
     recorder = CallRecorder(tmp_path / "rec", 7, chunk_seconds=0.1, writer=writer)
     for n in range(6):

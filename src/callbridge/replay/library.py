@@ -38,7 +38,7 @@ from typing import Any
 from callbridge.media.recording import encode_aac, load_assembled
 from callbridge.store import layout
 from callbridge.store.db import ENV_VAR
-from callbridge.store.files import open_private
+from callbridge.store.files import open_private, replacing, write_atomic
 from callbridge.webcast import vod
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,11 @@ def replay_audio(directory: Path) -> Path:
 
 def _join_wavs(parts: list[Path], out: Path) -> None:
     """Write the parts' ``recording.wav`` one after the other as ``out`` (8 kHz mono PCM)."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    with os.fdopen(open_private(tmp), "wb") as raw, wave.open(raw, "wb") as joined:
+    with (
+        replacing(out) as tmp,
+        os.fdopen(open_private(tmp), "wb") as raw,
+        wave.open(raw, "wb") as joined,
+    ):
         joined.setnchannels(1)
         joined.setsampwidth(2)
         joined.setframerate(8000)
@@ -103,7 +106,6 @@ def _join_wavs(parts: list[Path], out: Path) -> None:
                     raise vod.VodError(f"{part} is not 8 kHz 16-bit mono")
                 while block := source.readframes(8000 * 60):
                     joined.writeframes(block)
-    os.replace(tmp, out)
 
 
 def replay_ready(directory: Path) -> bool:
@@ -158,14 +160,10 @@ class Progress:
 
 
 def write_progress(directory: Path, progress: Progress) -> None:
-    path = directory / PROGRESS
-    temporary = directory / f".{PROGRESS}.tmp"
     body = {"state": progress.state, "fraction": round(progress.fraction, 4)}
     if progress.detail:
         body["detail"] = progress.detail
-    with os.fdopen(open_private(temporary), "w") as handle:
-        handle.write(json.dumps(body))
-    os.replace(temporary, path)
+    write_atomic(directory / PROGRESS, json.dumps(body).encode())
 
 
 def read_progress(directory: Path) -> Progress | None:

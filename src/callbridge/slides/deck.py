@@ -19,6 +19,7 @@ Files, under the data folder's ``decks/event-ID/``::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+
+from callbridge.store.files import durable_dir, fsync_dir, write_atomic
 
 MAX_BYTES = 50 * 1024 * 1024  # a 40-page deck with photographs is a few MB
 MAX_PAGES = 150
@@ -103,7 +106,7 @@ def render_deck(
             raise DeckError("the PDF has no pages")
         if pages > max_pages:
             raise DeckError(f"the PDF has {pages} pages; a deck may have at most {max_pages}")
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        durable_dir(folder.parent)
         building = Path(tempfile.mkdtemp(prefix=".deck-", dir=folder.parent))
         try:
             size = (0, 0)
@@ -114,10 +117,12 @@ def render_deck(
                     image = page.render(scale=width / max(page_width, 1.0)).to_pil()
                     if index == 0:
                         size = image.size
-                    image.save(building / slide_name(index + 1), "PNG")
+                    png = io.BytesIO()
+                    image.save(png, "PNG")
+                    write_atomic(building / slide_name(index + 1), png.getvalue())
                 finally:
                     page.close()
-            (building / DECK_PDF).write_bytes(data)
+            write_atomic(building / DECK_PDF, data)
             deck = Deck(
                 pages=pages,
                 width=size[0],
@@ -128,7 +133,7 @@ def render_deck(
                 uploaded_at=uploaded_at.isoformat(),
                 render_seconds=round(time.perf_counter() - started, 3),
             )
-            (building / DECK_JSON).write_text(json.dumps(asdict(deck)))
+            write_atomic(building / DECK_JSON, json.dumps(asdict(deck)).encode())
             building.chmod(0o700)
             # Swap: the old deck goes only once the new one is whole.
             old = folder.with_name(folder.name + ".old")
@@ -136,6 +141,7 @@ def render_deck(
             if folder.exists():
                 folder.rename(old)
             building.rename(folder)
+            fsync_dir(folder.parent)
             shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)

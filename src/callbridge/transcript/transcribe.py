@@ -13,7 +13,7 @@ the recording::
     transcript.html    the same as a standalone page an IR team can post
     transcript.docx    the same as a Word document (when python-docx is installed)
 
-each atomically (temp file, fsync, ``os.replace``).
+each atomically (``store.files.write_atomic``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callbridge.media.recording import MANIFEST, atomic_write, load_assembled
+from callbridge.media.recording import MANIFEST, load_assembled
+from callbridge.store.files import write_atomic
 from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
 from callbridge.transcript.figures import write_figures
@@ -338,16 +339,16 @@ def write_transcript(directory: Path, transcript: Transcript) -> None:
     Without python-docx the Word document is left out (and logged).
     """
     data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(directory / TRANSCRIPT, data.encode())
-    atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
-    atomic_write(directory / turns.TEXT, turns.as_text(transcript).encode())
-    atomic_write(directory / turns.HTML, turns.as_html(transcript).encode())
+    write_atomic(directory / TRANSCRIPT, data.encode())
+    write_atomic(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
+    write_atomic(directory / turns.TEXT, turns.as_text(transcript).encode())
+    write_atomic(directory / turns.HTML, turns.as_html(transcript).encode())
     try:
         document = turns.as_docx(transcript)
     except ImportError:
         log.warning("python-docx is not installed: no %s in %s", turns.DOCX, directory)
     else:
-        atomic_write(directory / turns.DOCX, document)
+        write_atomic(directory / turns.DOCX, document)
 
 
 def qa_start_in(directory: Path, lines_opened: Sequence[datetime]) -> float | None:

@@ -20,7 +20,7 @@ that many milliseconds late):
   which the console reads (``read_transcript``). A worker started again
   mid-call goes on from the segments the last one published.
 
-Files, each written atomically (``live.write_atomic``)::
+Files, each written atomically (``store.files.write_atomic``)::
 
     <event>/live/master.m3u8       the multivariant playlist (audio + subtitles): the host
     <event>/live/subs.m3u8         the subtitle playlist; sub{N}.vtt its segments: the worker
@@ -55,10 +55,10 @@ from typing import IO, Any
 import numpy as np
 
 from callbridge.media.mixer import Pcm
-from callbridge.store.files import private_dir
+from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
 from callbridge.transcript.vtt import Cue, write_vtt
-from callbridge.webcast.live import FileOut, write_atomic
+from callbridge.webcast.live import FileOut
 from callbridge.webcast.subtitles import (
     MASTER,
     SUBTITLES,
@@ -234,7 +234,7 @@ class LiveCaptions:
             if directory is None:
                 continue
             try:
-                write_atomic(directory / LIVE_VTT, text.encode(), durable=True)
+                write_atomic(directory / LIVE_VTT, text.encode())
             except OSError:
                 log.exception("live captions: could not keep %s in %s", LIVE_VTT, directory)
 
