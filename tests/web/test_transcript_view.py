@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventState
 from callbridge.store import layout
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE
-from callbridge.transcript.transcribe import Transcript, TranscriptSegment, write_transcript
+from callbridge.transcript.transcribe import write_transcript
 from callbridge.web import pages
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
 from tests.web.test_pages import make_event

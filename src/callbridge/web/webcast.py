@@ -52,7 +52,8 @@ from callbridge.store.audience import (
     new_token,
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
-from callbridge.transcript.transcribe import Hit, load_transcript, search
+from callbridge.transcript.model import Hit, search
+from callbridge.transcript.transcribe import load_transcript
 from callbridge.transcript.turns import shown_text, speaker_turns
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings

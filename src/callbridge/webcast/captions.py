@@ -57,6 +57,7 @@ import numpy as np
 from callbridge.media.mixer import Pcm
 from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
+from callbridge.transcript.model import query_pattern
 from callbridge.transcript.vtt import Cue, write_vtt
 from callbridge.webcast.live import FileOut
 from callbridge.webcast.subtitles import (
@@ -544,8 +545,6 @@ def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[di
     ``delay``: how long after the words ended the worker made the cue). A line
     still being written (no newline yet) is left for the next read.
     """
-    from callbridge.transcript.transcribe import query_pattern
-
     pattern = query_pattern(query) if query.strip() else None
     cues: list[dict[str, Any]] = []
     for index, cue in enumerate(transcript_lines(event_dir)):
