@@ -43,7 +43,7 @@ ORIGIN = datetime(2026, 11, 29, 12, tzinfo=UTC)
 STAND_IN = r"""
 import queue, sys, threading
 from callbridge.transcript.live import LiveCue
-from callbridge.transcript.live_worker import Outlet, read_chunks
+from callbridge.webcast.caption_worker import Outlet, read_chunks
 outlet = Outlet(sys.stdout)
 chunks = queue.Queue(100000)
 threading.Thread(target=read_chunks, args=(sys.stdin.buffer, chunks, [0], outlet)).start()

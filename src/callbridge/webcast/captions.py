@@ -10,7 +10,7 @@ that many milliseconds late):
   its offset on the packager's sample clock (``push``: a queue put, never
   blocking; a full queue drops the frame and counts it) and the timeline once
   the first segment is numbered (``begin``). One feeder thread writes the
-  frames to the worker (``transcript.live_worker``, a separate process at low
+  frames to the worker (``caption_worker``, a separate process at low
   priority) over its stdin, a tenth of a second at a time, the timeline
   first, and starts the worker again when it has died (``restarts``), at most
   once a second. A reader thread only drains the worker's stdout (errors).
@@ -30,7 +30,7 @@ Files, each written atomically (``store.files.write_atomic``)::
 
 Both halves are in this one module (over 500 lines) because they share the
 pipe's record format and the files' names and layout; the worker's loop is
-``transcript.live_worker``.
+``caption_worker``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ _SEGMENT_FILE = re.compile(r"^sub(\d+)\.vtt$")
 
 def worker_command(glossary: Sequence[str] = (), engine: str | None = None) -> list[str]:
     """The caption worker's command line, at low priority: it must never compete with media."""
-    command = [sys.executable, "-m", "callbridge.transcript.live_worker"]
+    command = [sys.executable, "-m", "callbridge.webcast.caption_worker"]
     if engine:
         command += ["--engine", engine]
     for term in glossary:
