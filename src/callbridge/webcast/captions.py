@@ -59,7 +59,7 @@ from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
 from callbridge.transcript.model import query_pattern
 from callbridge.transcript.vtt import Cue, write_vtt
-from callbridge.webcast.live import FileOut
+from callbridge.webcast.playlist import FileOut
 from callbridge.webcast.subtitles import (
     MASTER,
     SUBTITLES,

@@ -43,6 +43,7 @@ from callbridge.store.files import private_dir, write_atomic
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
 from callbridge.webcast.playlist import (
+    FileOut,
     MediaPlaylist,
     Part,
     PartialSegment,
@@ -122,14 +123,6 @@ class LiveConfig:
 
 
 # --- the pure core ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileOut:
-    """A file the packager must write (atomically) before publishing the playlist."""
-
-    name: str
-    data: bytes
 
 
 @dataclass
