@@ -199,6 +199,14 @@ def _media(page: Any, prop: str) -> Any:
     return page.evaluate(f"document.getElementById('media').{prop}")
 
 
+def _wait_pressed(page: Any, element_id: str, value: str) -> None:
+    """Wait until the toggle button says ``aria-pressed=value`` (it fails after the timeout)."""
+    page.wait_for_function(
+        "([id, value]) => document.getElementById(id).getAttribute('aria-pressed') === value",
+        arg=[element_id, value],
+    )
+
+
 def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     axe_page: Any, live_server: LiveServer
 ) -> None:
@@ -224,19 +232,22 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     _tab_to(page, "play")
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
+    _wait_pressed(page, "play", "false")
     assert page.locator("#play").inner_text() == "Play"
     page.keyboard.press("Enter")
     page.wait_for_function("() => !document.getElementById('media').paused")
-    assert page.locator("#play").get_attribute("aria-pressed") == "true"
+    _wait_pressed(page, "play", "true")
+    assert page.locator("#play").inner_text() == "Pause"
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
+    _wait_pressed(page, "play", "false")
 
     _tab_to(page, "captions-toggle")
     page.keyboard.press("Space")
-    assert toggle.get_attribute("aria-pressed") == "false"
+    _wait_pressed(page, "captions-toggle", "false")
     assert not page.locator("#captions").is_visible()
     page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-pressed") == "true"
+    _wait_pressed(page, "captions-toggle", "true")
 
     _tab_to(page, "volume")
     for _ in range(4):
