@@ -57,8 +57,7 @@ sys.path.insert(0, str(ROOT))
 from figures import cpu_seconds  # noqa: E402
 from tests.support.captions import COLLECT, PARTS, heard_at, side_by_side, speech_stream  # noqa: E402
 from tests.support.chromium import launch  # noqa: E402
-from tests.support.pcap import write_pcap  # noqa: E402
-from tests.support.sipp import SCENARIOS, run_sipp  # noqa: E402
+from tests.support.sipp import call_in  # noqa: E402
 from tests.telephony.conftest import RunningServer, start_server  # noqa: E402
 
 from callbridge.store import layout  # noqa: E402
@@ -198,16 +197,15 @@ def one_call(
         )
         page.evaluate(STAGES)
         packets, _ = speech_stream(event.speaker_passcode, gap_s=2.0, parts=parts)
-        pcap = tmp / "speaker.pcap"
-        write_pcap(pcap, packets)
         talk = packets[-1].at + 1
         cpu_before = sum(cpu_seconds(server.process.pid))
         started = time.monotonic()
-        outcome = run_sipp(
-            SCENARIOS / "dial_in.xml",
+        outcome = call_in(
             server.sip_target,
             tmp,
-            substitutions={"pcap": str(pcap), "stay_ms": str(int(talk * 1000) + 1000)},
+            packets,
+            name="speaker",
+            stay_ms=int(talk * 1000) + 1000,
             timeout=talk + 60,
         )
         assert outcome.ok, outcome.output[-2000:]

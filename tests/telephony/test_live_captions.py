@@ -31,8 +31,7 @@ from callbridge.transcript.wer import normalise, word_error_rate
 from callbridge.webcast import captions
 from tests.support.captions import COLLECT, PARAGRAPH, heard_at, side_by_side, speech_stream
 from tests.support.chromium import launch
-from tests.support.pcap import write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need, start_server
 from tests.transcript.speech import needs_espeak
 
@@ -138,8 +137,6 @@ def test_live_captions_on_the_webcast_and_console(
     assert page.is_visible("#captions-toggle")
 
     packets, _ = speech_stream(event.speaker_passcode, gap_s=8.0)
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, packets)
     talk_seconds = packets[-1].at + 1
     killed: list[float] = []
     # The worker dies in the pause between the two parts; the second must still be captioned.
@@ -148,11 +145,12 @@ def test_live_captions_on_the_webcast_and_console(
         args=(server, event.id, "million", killed),
     )
     killer.start()
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": str(int(talk_seconds * 1000) + 1000)},
+        packets,
+        name="speaker",
+        stay_ms=int(talk_seconds * 1000) + 1000,
         timeout=talk_seconds + 30,
     )
     killer.join()
