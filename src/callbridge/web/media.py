@@ -151,7 +151,9 @@ class WebcastMedia:
         self, event_id: int, query: str = "", after: int = 0
     ) -> list[dict[str, object]]:
         """The live captions so far (``webcast.captions.read_transcript``)."""
-        return live_captions.read_transcript(self.live_dir(event_id).parent, query, after)
+        return live_captions.read_transcript(
+            layout.event_webcast(self.data_dir, event_id), query, after
+        )
 
     def recordings(self, event_id: int) -> list[Path]:
         """The event's recording folders, newest first."""
