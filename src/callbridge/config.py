@@ -49,6 +49,10 @@ class Settings:
     media_timeout: float = 30.0
     answer_delay: float = 0.25
     max_passcode_failures: int = 6
+    # Guessing budgets (ivr/guard.py): wrong codes at once, then seconds each;
+    # per dialled number and per trunk network, over all callers.
+    guess_budget: tuple[int, float] = (100, 120.0)
+    trunk_guess_budget: tuple[int, float] = (300, 10.0)
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
@@ -73,6 +77,11 @@ class Settings:
     # and its name on the bus (default: hostname-port).
     role: str = "standalone"
     node_id: str = ""
+    # A cascade node's bus key (cascade.seal): its path only. The media plane
+    # reads it; the web app, forked with these settings, never holds the key.
+    bus_key_file: Path | None = None
+    # On a cascade's origin: each edge's node id and the host its mix is sent to.
+    cascade_edges: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -88,7 +88,7 @@ async def _media_plane(settings: Settings) -> None:
 
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.control.server import ControlServer
-    from callbridge.ivr.guard import GuardRules
+    from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
     from callbridge.store.calllog import CallLog
     from callbridge.store.events import EventStore
@@ -102,8 +102,18 @@ async def _media_plane(settings: Settings) -> None:
     bridge_class: Callable[[BridgeConfig, EventStore, CallLog], Bridge] = Bridge
     if settings.role != "standalone":
         from callbridge.cascade.node import NodeConfig, cascade_bridge
+        from callbridge.cascade.seal import read_key
 
-        node = NodeConfig(settings.node_id, settings.role, settings.db_url)
+        # Read here, in the media plane only: the web app has the database's
+        # credentials, and whoever has those must not be able to seal.
+        assert settings.bus_key_file is not None, "a cascade node has a bus key (cli)"
+        node = NodeConfig(
+            settings.node_id,
+            settings.role,
+            settings.db_url,
+            bus_key=read_key(settings.bus_key_file),
+            edges=dict(settings.cascade_edges),
+        )
         bridge_class = functools.partial(cascade_bridge, node=node)
     bridge = bridge_class(
         BridgeConfig(
@@ -115,7 +125,11 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
-            guard=GuardRules(max_failures=settings.max_passcode_failures),
+            guard=GuardRules(
+                max_failures=settings.max_passcode_failures,
+                number_budget=Budget(*settings.guess_budget),
+                trunk_budget=Budget(*settings.trunk_guess_budget),
+            ),
             recordings=layout.recordings(settings.data_dir),
             webcasts=layout.webcasts(settings.data_dir),
             transcribe_command=functools.partial(
@@ -128,6 +142,7 @@ async def _media_plane(settings: Settings) -> None:
     )
     control = ControlServer(bridge, layout.control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
+    bridge.on_changed = control.view_changed
     stop = _stop_on_signals()
     await bridge.start()
     try:
@@ -184,9 +199,9 @@ async def _web(settings: Settings) -> None:
             log_level="info",
             lifespan="on",
             # Behind the cache tier the client is the one its X-Forwarded-For
-            # names; only the tier's own addresses are believed.
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=[str(net) for net in settings.trusted_proxies] or None,
+            # names: the app applies it (web/tier.py), after noting which
+            # requests the tier itself sent.
+            proxy_headers=False,
         )
     )
     gc.collect()

@@ -95,7 +95,7 @@ def begin(captions: LiveCaptions) -> None:
 
 
 def test_cues_become_subtitles_and_the_console_transcript(tmp_path: Path) -> None:
-    live = layout.deck_dir(tmp_path, 1) / "live"
+    live = layout.live_under(tmp_path, 1)
     captions = LiveCaptions(live, stand_in)
     begin(captions)
     assert (live / MASTER).is_file()

@@ -7,6 +7,7 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -79,6 +80,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
+    # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
+    bus: dict[str, int] = {}
 
 
 class QueueEntry(BaseModel):
@@ -92,9 +96,14 @@ class QueueEntry(BaseModel):
 
 
 class GuardAlertView(BaseModel):
-    """A caller slowed or refused for guessing passcodes on this event's numbers."""
+    """A caller slowed or refused for guessing passcodes on this event's numbers, or a budget.
 
-    identity: str  # the caller as the trunk asserts them ("user:+12125551234")
+    A number's or trunk's guessing budget running low (``ivr/guard.py``)
+    slows every answer on it; its identity is ``number:...`` or ``trunk:...``.
+    """
+
+    # The caller as the trunk asserts them ("user:+12125551234"), or the budget.
+    identity: str
     standing: Literal["slowed", "refused"]
     failures: int
     at: datetime
@@ -164,6 +173,21 @@ class LiveStream(Protocol):
     async def wait_for(self, msn: int | None, part: int | None, timeout: float) -> str: ...
 
 
+class LiveFeed(Protocol):
+    """A call's console view as the media plane pushes it (``control.client.LiveWatch``)."""
+
+    @property
+    def view(self) -> LiveView | None:
+        """The newest view pushed (None until the media plane has answered)."""
+
+    @property
+    def version(self) -> int:
+        """Counts the views pushed; ``wait`` returns when it moves past ``seen``."""
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        """The version once it differs from ``seen``, or after ``timeout`` seconds."""
+
+
 class BridgeControl(Protocol):
     async def participants(
         self, event_id: int, include_left: bool = False
@@ -178,6 +202,9 @@ class BridgeControl(Protocol):
 
     def live_stream(self, event_id: int) -> LiveStream | None:
         """The event's live playlist to wait on, while its webcast runs."""
+
+    def watch_live(self, event_id: int) -> AbstractAsyncContextManager[LiveFeed]:
+        """The call's console view, pushed on every change while the context is open."""
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView:
         """Carry out a moderator's action; BridgeError says why one is refused."""

@@ -26,7 +26,8 @@ import asyncio
 import logging
 import secrets
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from callbridge.bridge.commands import (
     LeftCall,
     Tell,
 )
+from callbridge.bridge.control import BridgeStats
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import LegMode
 from callbridge.bridge.service import Bridge, BridgeConfig
@@ -100,6 +102,11 @@ class NodeConfig:
     node_id: str
     role: str  # "origin" or "edge"
     db_url: str
+    # What seals the bus's messages (cascade.seal); the media plane's alone.
+    bus_key: bytes = field(repr=False)
+    # On the origin: each edge's node id → the host its mix is sent to, as the
+    # operator registered it (``serve --edge``); a Subscribe names only the port.
+    edges: Mapping[str, str] = field(default_factory=dict)
 
 
 class _CascadeBridge(Bridge):
@@ -118,7 +125,14 @@ class _CascadeBridge(Bridge):
         super().__init__(config, events, call_log, library)
         self.node = node
         self.nodes = NodeStore(events.database)
-        self.bus = Bus(node.db_url, node.node_id, self.is_origin, self._on_bus, self._on_listening)
+        self.bus = Bus(
+            node.db_url,
+            node.node_id,
+            self.is_origin,
+            self._on_bus,
+            self._on_listening,
+            key=node.bus_key,
+        )
         self.media = MediaPort(self._on_frame, self._trusted, self._now)
         self._started_at = datetime.now(UTC)
         self._carriers[Tell] = lambda command: self.bus.send(command.to, command.message)
@@ -139,6 +153,9 @@ class _CascadeBridge(Bridge):
 
     def _callers(self) -> int:
         return sum(1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE)
+
+    def stats(self) -> BridgeStats:
+        return super().stats().model_copy(update={"bus": self.bus.stats.counters()})
 
     async def _heartbeat(self) -> None:
         sip = f"{self.config.sip_host}:{self.sip_port}"
@@ -186,6 +203,7 @@ class OriginBridge(_CascadeBridge):
         self._remote: dict[int, RemoteLeg] = {}  # by the SSRC of the caller's audio
         self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
         self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
+        self._misnamed: set[tuple[str, str]] = set()  # (node, host) warned of
         self._carriers[JoinConference] = self._join_anywhere
         self._carriers[LeaveConference] = self._leave_anywhere
 
@@ -266,10 +284,17 @@ class OriginBridge(_CascadeBridge):
     def _on_bus(self, sender: str, message: Message) -> None:
         now = datetime.now(UTC)
         if isinstance(message, Subscribe):
-            self._edge_hosts[sender] = message.host
-            self._feed(message.event_id).subscribe(
-                sender, (message.host, message.port), self._now()
-            )
+            # The mix goes only to a host the operator registered for the
+            # sender, whatever host the message names.
+            edge_host = self.node.edges.get(sender)
+            if edge_host is None:
+                self.bus.refuse("unregistered", f"{sender} is no registered edge (serve --edge)")
+                return
+            if message.host != edge_host and (sender, message.host) not in self._misnamed:
+                self._misnamed.add((sender, message.host))
+                log.warning("%s named %s; its mix goes to %s", sender, message.host, edge_host)
+            self._edge_hosts[sender] = edge_host
+            self._feed(message.event_id).subscribe(sender, (edge_host, message.port), self._now())
             self._last_heard[sender] = self._now()
             host, port = self.media.address
             self.bus.send(sender, Feeding(message.event_id, host, port, self.incarnation))

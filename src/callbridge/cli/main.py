@@ -303,14 +303,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_node
+    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
         proxy = Proxy(
             listen=parse_address(args.listen, "127.0.0.1"),
             nodes=tuple(parse_node(node) for node in args.node),
-            carriers=tuple(args.carrier or ()),
+            carriers=tuple(parse_carrier(carrier) for carrier in args.carrier or ()),
             workdir=Path(args.workdir).resolve(),
             probe_interval=args.probe_interval,
             probe_threshold=args.probe_threshold,
@@ -357,14 +357,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_timeout=args.media_timeout,
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
+        guess_budget=args.guess_budget,
+        trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
         role=args.role,
         node_id=_node_id(args),
+        bus_key_file=_bus_key_file(args),
+        cascade_edges=_cascade_edges(args),
         live_captions=args.live_captions,
     )
     serve(settings, cache=cache)
+    return 0
+
+
+def _bus_key_file(args: argparse.Namespace) -> Path | None:
+    """A cascade node's bus key file, checked (looked at, not read: ``seal.check_key_file``)."""
+    if args.role == "standalone":
+        if args.bus_key_file:
+            raise CliError("--bus-key-file is for a cascade node (--role origin or edge)")
+        return None
+    from callbridge.cascade.seal import KeyFileError, check_key_file
+
+    if not args.bus_key_file:
+        raise CliError(
+            f"--role {args.role} needs --bus-key-file: make one with "
+            "`callbridge cascade keygen PATH` and copy it to every node of the cascade"
+        )
+    path = Path(args.bus_key_file).absolute()
+    try:
+        check_key_file(path)
+    except KeyFileError as error:
+        raise CliError(str(error)) from None
+    return path
+
+
+def _cascade_edges(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The origin's registered edges: ``--edge NAME=HOST``, the host an IP address."""
+    if not args.edge:
+        if args.role == "origin":
+            logging.getLogger(__name__).warning(
+                "no --edge given: no edge of this origin will be sent its calls' mix"
+            )
+        return ()
+    if args.role != "origin":
+        raise CliError("--edge is for a cascade's origin (--role origin)")
+    from callbridge.cascade.messages import BusError, valid_node_id
+
+    edges: dict[str, str] = {}
+    for text in args.edge:
+        name, _, host = text.partition("=")
+        try:
+            valid_node_id(name)
+            address = ipaddress.ip_address(host)
+        except (BusError, ValueError):
+            raise CliError(
+                f"--edge {text!r}: not NODE_ID=IP_ADDRESS (e.g. edge-1=10.0.0.5)"
+            ) from None
+        if name in edges:
+            raise CliError(f"--edge: {name} is given twice")
+        edges[name] = str(address)
+    return tuple(edges.items())
+
+
+def cmd_cascade_keygen(args: argparse.Namespace) -> int:
+    from callbridge.cascade.seal import KeyFileError, generate_key_file
+
+    try:
+        generate_key_file(Path(args.path))
+    except KeyFileError as error:
+        raise CliError(str(error)) from None
+    print(f"{args.path}: a new bus key; copy it (mode 0600) to every node of the cascade")
     return 0
 
 
@@ -389,6 +453,19 @@ def _port_range(text: str) -> tuple[int, int]:
     if not sep or not low.isdigit() or not high.isdigit() or not 0 < int(low) < int(high) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port range such as 20000-29999")
     return int(low), int(high)
+
+
+def _guess_budget(text: str) -> tuple[int, float]:
+    burst, sep, interval = text.partition(":")
+    try:
+        budget = int(burst), float(interval)
+    except ValueError:
+        budget = (0, 0.0)
+    if not sep or budget[0] < 1 or not 0 < budget[1] < 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a guessing budget such as 100:120 (wrong codes, then seconds each)"
+        )
+    return budget
 
 
 def _cache_arguments(parser: argparse.ArgumentParser) -> None:
@@ -482,6 +559,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 6)",
     )
     serve.add_argument(
+        "--guess-budget",
+        type=_guess_budget,
+        default=(100, 120.0),
+        metavar="BURST:SECONDS",
+        help="wrong passcodes a dialled number takes from all callers together before "
+        "every answer on it slows down; once they are spent, one more every SECONDS "
+        "(default 100:120)",
+    )
+    serve.add_argument(
+        "--trunk-guess-budget",
+        type=_guess_budget,
+        default=(300, 10.0),
+        metavar="BURST:SECONDS",
+        help="the same for each trunk network, over all the numbers it calls (default 300:10)",
+    )
+    serve.add_argument(
         "--media-sender",
         choices=["auto", "io_uring", "sendto"],
         default="auto",
@@ -530,6 +623,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
     )
     serve.add_argument(
+        "--bus-key-file",
+        default=None,
+        metavar="PATH",
+        help="a cascade node's key for the bus (callbridge cascade keygen; the same on every "
+        "node, mode 0600, never in the database); needed with --role origin or edge",
+    )
+    serve.add_argument(
+        "--edge",
+        action="append",
+        metavar="NODE_ID=HOST",
+        help="on a cascade's origin: an edge (its --node-id) and the IP address its calls' mix "
+        "is sent to (repeat); a Subscribe from any other node is refused",
+    )
+    serve.add_argument(
         "--no-live-captions",
         dest="live_captions",
         action="store_false",
@@ -568,11 +675,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument(
         "--carrier",
-        type=ipaddress.ip_network,
         action="append",
         required=True,
-        metavar="CIDR",
-        help="a carrier network allowed to place calls (repeat)",
+        metavar="CIDR[:PORT]",
+        help="a carrier network allowed to place calls, and its SIP port where it has one "
+        "(192.0.2.0/24:5060; repeat)",
     )
     proxy.add_argument(
         "--workdir", default="var/proxy", help="Kamailio's files (default ./var/proxy)"
@@ -595,6 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument("--cfg", default=None, help="routing script (default deploy/kamailio)")
     proxy.set_defaults(func=cmd_proxy)
+
+    cascade = sub.add_parser("cascade", help="a cascade's bus key").add_subparsers(
+        dest="cascade_command", required=True
+    )
+    keygen = cascade.add_parser(
+        "keygen", help="write a new key for the cascade's bus to PATH (mode 0600)"
+    )
+    keygen.add_argument("path")
+    keygen.set_defaults(func=cmd_cascade_keygen)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
         dest="event_command", required=True
