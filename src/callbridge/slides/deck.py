@@ -31,7 +31,7 @@ from pathlib import Path
 from callbridge.slides.limits import DEFAULT_LIMITS, RENDER_WIDTH, DeckError, PageLimits
 from callbridge.slides.render import slide_name
 from callbridge.slides.sandbox import RenderBudget, render_in_child
-from callbridge.store.files import durable_dir, fsync_dir, write_atomic
+from callbridge.store.files import durable_dir, fsync_dir, fsync_file, write_atomic
 
 __all__ = [
     "MAX_BYTES", "MAX_PAGES", "RENDER_WIDTH", "Deck", "DeckError", "render_deck", "slide_name"
@@ -98,6 +98,9 @@ def render_deck(
         write_atomic(building / DECK_PDF, data)
         rendered = render_in_child(building / DECK_PDF, building, limits, budget or RenderBudget())
         width_px, height_px = rendered.sizes[0]
+        # The child wrote the pages; they are on disk before the folder is swapped in.
+        for number in range(1, len(rendered.sizes) + 1):
+            fsync_file(building / slide_name(number))
         deck = Deck(
             pages=len(rendered.sizes),
             width=width_px,

@@ -107,6 +107,21 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Put a file written by other means (a library, a child process) on disk, as ``0600``.
+
+    For files about to be renamed into place, alone (``replacing``) or with
+    their folder (a deck's pages, rendered into a folder that then replaces
+    the old one).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)  # a library may have created it with the default mode
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def durable_dir(directory: Path) -> Path:
     """Create ``directory`` and missing parents as ``0700``, each fsync'ed into its parent.
 
@@ -140,12 +155,7 @@ def replacing(path: Path) -> Iterator[Path]:
     tmp = temporary_name(path)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fchmod(fd, PRIVATE_FILE)  # a library may have created it with the default mode
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
