@@ -85,7 +85,7 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     recordings = layout.event_recordings(server.data_dir, event.id)
     server.wait_for(lambda: list(recordings.glob(f"*/{REPLAY_DIR}/{REPLAY_READY}")), 60)
-    # Another browser (its signed id from the page) plays the replay.
+    # Another browser (its signed id from its first beacon) plays the replay.
     with httpx.Client(timeout=10) as web:
         assert web.get(f"{server.http_url}/events/{event.id}/webcast").status_code == 200
         _beacons(web, server, event.id, "replay")
