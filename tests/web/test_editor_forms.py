@@ -69,3 +69,21 @@ def test_a_flood_of_fields_is_refused_and_nothing_changes(client: TestClient) ->
     )
     assert answer.status_code == 400
     assert _store(client).list_events() == []
+
+
+def test_an_ended_event_is_archived_from_its_page(client: TestClient) -> None:
+    login(client)
+    record = make_event(client)  # type: ignore[arg-type]
+    for step in (EventState.LIVE, EventState.ENDED):
+        _store(client).set_state(record.id, step)
+    page = client.get(f"/console/events/{record.id}/edit")
+    action = f'action="/console/events/{record.id}/archive"'
+    assert action in page.text
+    answer = client.post(
+        f"/console/events/{record.id}/archive",
+        data={"csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert _store(client).get(record.id).state is EventState.ARCHIVED
+    assert action not in client.get(f"/console/events/{record.id}/edit").text
