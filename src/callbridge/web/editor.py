@@ -97,7 +97,13 @@ def _shown_rows(values: Values) -> dict[str, list[int]]:
     """Each group's rows as typed, and one blank row more (the page's "add" without script)."""
     shown: dict[str, list[int]] = {}
     for group in form.ROWS:
-        indices = form.row_indices(values, group)
+        columns = form.ROWS[group]
+        # Rows sent blank were dropped; showing them again would grow the page each time.
+        indices = [
+            i
+            for i in form.row_indices(values, group)
+            if any(values.get(f"{group}.{i}.{c}", "").strip() for c in columns)
+        ]
         # A release has a toll-free and an international number: two rows to start with.
         wanted = max(len(indices) + 1, 2 if group == "event.dial_in" else 1)
         while len(indices) < min(wanted, ROW_LIMITS[group]):
