@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.announce import render as announce
 from callbridge.events.schema import EventFile, EventPatch, EventRecord, EventState, EventSummary
 from callbridge.store.aftercall import AfterCall
-from callbridge.store.events import Conflict, EventStore, StoreError
+from callbridge.store.events import Conflict, EventStore, StoreError, VersionConflict
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
 from callbridge.web.deps import after_call, event_store
@@ -51,12 +53,48 @@ async def create_event(spec: EventFile, store: Store, _: OperatorDep) -> EventRe
     return await run_in_threadpool(store.create, spec)
 
 
+def etag(record: EventRecord) -> str:
+    """The event's version as a strong entity tag: what ``If-Match`` sends back."""
+    return f'"{record.version}"'
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` names; None for no header or ``*`` (any version).
+
+    A tag that names no version of ours can match none: -1.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() and len(tag) < 12 else -1
+
+
+def _precondition_failed(refused: VersionConflict) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": [
+                {"loc": ["header", "If-Match"], "msg": refused.message, "type": "VersionConflict"}
+            ],
+            "current": jsonable_encoder(refused.current),
+        },
+        status_code=status.HTTP_412_PRECONDITION_FAILED,
+        headers={"ETag": etag(refused.current)},
+    )
+
+
 @router.get("/events/{event_id}", response_model=EventRecord)
-async def get_event(event_id: int, store: Store, _: OperatorDep) -> EventRecord:
-    return await run_in_threadpool(store.get, event_id)
+async def get_event(event_id: int, store: Store, _: OperatorDep, response: Response) -> EventRecord:
+    """The event with its version, also as the ``ETag`` to send back in ``If-Match``."""
+    record = await run_in_threadpool(store.get, event_id)
+    response.headers["ETag"] = etag(record)
+    return record
 
 
-@router.patch("/events/{event_id}", response_model=EventRecord)
+@router.patch(
+    "/events/{event_id}",
+    response_model=EventRecord,
+    responses={412: {"description": "If-Match names a version the event has moved past"}},
+)
 async def update_event(
     event_id: int,
     patch: EventPatch,
@@ -64,8 +102,14 @@ async def update_event(
     changes: AfterCallDep,
     operator: OperatorDep,
     now: Now,
-) -> EventRecord:
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> EventRecord | JSONResponse:
     """Change a scheduled event; once its call has started, only ``replay_until`` changes.
+
+    With ``If-Match: "<version>"`` (the ``ETag`` of the GET), a change someone
+    else made since is never written over: 412 with the event as it is now
+    under ``current``. Without it the change applies to whatever is stored.
 
     While the call is live its ``speakers`` may still change (alone), so a
     late speaker is named as they dial in. After the call the replay's last
@@ -73,9 +117,29 @@ async def update_event(
     (422 naming ``replay_until``); every such change is in the audit trail.
     Any other field of a live or past event: 409.
     """
+    expected = _expected_version(if_match)
+    try:
+        changed = await _update(event_id, patch, store, changes, operator, now, expected)
+    except VersionConflict as refused:
+        return _precondition_failed(refused)
+    response.headers["ETag"] = etag(changed)
+    return changed
+
+
+async def _update(
+    event_id: int,
+    patch: EventPatch,
+    store: EventStore,
+    changes: AfterCall,
+    operator: Operator,
+    now: datetime,
+    expected: int | None,
+) -> EventRecord:
     record = await run_in_threadpool(store.get, event_id)
+    if expected is not None and record.version != expected:
+        raise VersionConflict(record, expected)
     if record.state is EventState.SCHEDULED:
-        return await run_in_threadpool(store.update, event_id, patch)
+        return await run_in_threadpool(store.update, event_id, patch, expected)
     fields = patch.model_dump(exclude_unset=True)
     if (
         record.state is EventState.LIVE

@@ -28,6 +28,7 @@ from callbridge.web import (
     api,
     auth,
     calls,
+    editor,
     media,
     nodes,
     pages,
@@ -133,6 +134,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(nodes.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(editor.router)
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)
