@@ -28,6 +28,7 @@ from callbridge.web import (
     api,
     auth,
     calls,
+    exports,
     media,
     nodes,
     pages,
@@ -123,6 +124,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(calls.router)
     app.include_router(calls.stats_router)
+    app.include_router(exports.router)
     app.include_router(nodes.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
