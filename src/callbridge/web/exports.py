@@ -10,8 +10,8 @@
   and the written ones, first asked first.
 - ``audit.csv``: the call log as the audit trail shows it, one row per entry.
 
-Every cell passes ``spreadsheet_safe``. ``export_links`` lists them, the
-engagement report and the transcript's downloads for the console's pages.
+Every cell passes ``spreadsheet_safe``. ``web.downloads`` links them from
+the console's pages.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from callbridge.store.calllog import Attendance, CallLog, LogEntry
 from callbridge.store.phonelog import Caller, KeypadQuestion, callers, keypad_questions
 from callbridge.store.questions import QuestionStore, WrittenQuestion
 from callbridge.web.calls import OperatorDep, Store, spreadsheet_safe
-from callbridge.web.media import TRANSCRIPT_FILES
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
 
@@ -253,47 +252,3 @@ async def audit_csv(event_id: int, store: Store, request: Request, _: OperatorDe
     log: CallLog = request.app.state.call_log
     entries = await run_in_threadpool(log.entries, event_id)
     return _csv(record, "audit", audit_rows(entries))
-
-
-@dataclass(frozen=True)
-class ExportLink:
-    label: str
-    href: str
-    kind: str  # "CSV", "page", "TXT", ...
-
-
-TRANSCRIPT_LABELS = {
-    "txt": "Transcript (text)",
-    "html": "Transcript (web page)",
-    "docx": "Transcript (Word)",
-}
-
-
-def export_links(event_id: int, *, transcript_ready: bool, report: bool = True) -> list[ExportLink]:
-    """The console's downloads for an event; the transcript's only once it is done."""
-    api = f"/api/events/{event_id}"
-    links = []
-    if report:
-        links.append(ExportLink("Engagement report", f"/console/events/{event_id}/report", "page"))
-    links += [
-        ExportLink("Engagement report", f"{api}/report.csv", "CSV"),
-        ExportLink("Attendance", f"{api}/attendance.csv", "CSV"),
-        ExportLink("Questions", f"{api}/questions.csv", "CSV"),
-        ExportLink("Audit trail", f"{api}/audit.csv", "CSV"),
-    ]
-    if transcript_ready:
-        links += [
-            ExportLink(
-                TRANSCRIPT_LABELS[kind], f"/webcast/{event_id}/transcript.{kind}", kind.upper()
-            )
-            for kind in TRANSCRIPT_FILES
-        ]
-    return links
-
-
-async def links_for(request: Request, event_id: int, *, report: bool = True) -> list[ExportLink]:
-    """``export_links`` with the transcript's state read from the recordings' folder."""
-    media = request.app.state.webcast_media
-    progress = await run_in_threadpool(media.transcript_progress, event_id)
-    ready = progress is not None and progress.state == "done"
-    return export_links(event_id, transcript_ready=ready, report=report)

@@ -37,6 +37,7 @@ from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
 from callbridge.web.deps import TEMPLATES, event_store
+from callbridge.web.downloads import downloads_for
 
 router = APIRouter(include_in_schema=False)
 
@@ -394,6 +395,7 @@ async def moderate_page(
             "speakers_editable": record.state in (EventState.SCHEDULED, EventState.LIVE),
             "max_speakers": MAX_SPEAKERS,
             "max_name": MAX_NAME,
+            "downloads": await downloads_for(request, event_id),
         },
     )
 

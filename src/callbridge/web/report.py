@@ -25,6 +25,7 @@ from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator, require_operator_page
 from callbridge.web.calls import spreadsheet_safe
 from callbridge.web.deps import TEMPLATES, event_store
+from callbridge.web.downloads import downloads_for
 from callbridge.web.pages import Now, _not_found, view_of
 
 router = APIRouter(include_in_schema=True, tags=["calls"])
@@ -206,5 +207,6 @@ async def report_page(
             "bar_height": BAR_HEIGHT,
             "written_note": WRITTEN_NOT_COLLECTED,
             "csv_href": f"/api/events/{event_id}/report.csv",
+            "downloads": await downloads_for(request, event_id, report_page=False),
         },
     )
