@@ -30,13 +30,13 @@ from callbridge.announce import render as announce
 from callbridge.announce import timefmt
 from callbridge.events.errors import describe
 from callbridge.events.names import MAX_NAME
-from callbridge.events.phones import display
+from callbridge.events.phones import dial_in_display, home_region
 from callbridge.events.schema import MAX_SPEAKERS, DialIn, EventFile, EventRecord, EventState
 from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
-from callbridge.web.deps import TEMPLATES, event_store
+from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.downloads import downloads_for
 
 router = APIRouter(include_in_schema=False)
@@ -166,8 +166,11 @@ class EventView:
         return self.state in UPCOMING and not self.not_held
 
 
-def _phones(numbers: list[DialIn]) -> tuple[Phone, ...]:
-    return tuple(Phone(n.label, display(n.number), n.number) for n in numbers)
+def _phones(numbers: list[DialIn], home: str) -> tuple[Phone, ...]:
+    """As the release prints them: a number for callers abroad with its country code."""
+    return tuple(
+        Phone(n.label, dial_in_display(n.number, n.label, home), n.number) for n in numbers
+    )
 
 
 def _zone_abbreviation(moment: datetime, timezone: str) -> str:
@@ -216,7 +219,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         zone=record.timezone,
         start_iso=_utc_iso(record.starts_at),
         start_utc=moment_in_zone(record.starts_at, "UTC"),
-        dial_ins=_phones(record.dial_in),
+        dial_ins=_phones(record.dial_in, home_region([n.number for n in record.dial_in])),
         passcode=record.passcode,
         webcast_href=record.webcast_url or f"/events/{record.id}/webcast",
         webcast_external=record.webcast_url is not None,
@@ -225,7 +228,9 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         start_passed=now >= record.starts_at,
         replay_until=timefmt.weekday_date(replay_until) if replay_until is not None else None,
         replay_available=record.replay_available(now),
-        replay_dial_ins=_phones(record.replay_dial_in),
+        replay_dial_ins=_phones(
+            record.replay_dial_in, home_region([n.number for n in record.dial_in])
+        ),
         replay_passcode=record.replay_passcode,
         not_held=not_held(record, now),
     )
@@ -302,7 +307,7 @@ async def announcement_page(request: Request, event_id: int, store: Store, now: 
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
-    document = announce.render_html(record)
+    document = announce.render_html(record, settings(request).public_url)
     match = _BODY.search(document)
     # The renderer escapes every value it prints, so its body is safe to embed.
     body = Markup(match.group(1) if match else document)
