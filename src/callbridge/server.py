@@ -210,9 +210,9 @@ async def _web(settings: Settings) -> None:
             log_level="info",
             lifespan="on",
             # Behind the cache tier the client is the one its X-Forwarded-For
-            # names; only the tier's own addresses are believed.
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=[str(net) for net in settings.trusted_proxies] or None,
+            # names: the app applies it (web/tier.py), after noting which
+            # requests the tier itself sent.
+            proxy_headers=False,
         )
     )
     gc.collect()
