@@ -131,8 +131,10 @@ def test_slides_switch_with_the_audio_live_and_on_the_replay(
         lambda: server.api("GET", f"/api/events/{event.id}/webcast").json()["replay"] == "ready",
         timeout=90,
     )
+    # The page offers the replay; the listener plays it.
+    page.click("#replay-start", timeout=90_000)
     page.wait_for_function(
-        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=90_000
+        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=30_000
     )
     changes = server.api("GET", f"/api/events/{event.id}/slides").json()["changes"]
     second = changes[1]["offset"]

@@ -179,6 +179,14 @@
     start("replay", status);
   }
 
+  // The page was drawn while the call was live: what only a live call has goes
+  // (the LIVE badge and border, the question form, the live dial-in and passcode).
+  function markEnded() {
+    root.classList.remove("is-live");
+    for (const b of Array.from(root.querySelectorAll(".badge.live:not(#live-badge)"))) b.remove();
+    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in"))) s.hidden = true;
+  }
+
   function untilText(day) {
     const until = new Date(day + "T12:00:00");
     return until.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
@@ -281,6 +289,7 @@
       if (response.ok) {
         const status = await response.json();
         root.dataset.state = status.state;
+        if (status.state === "ended" || status.state === "archived") markEnded();
         if (status.may_listen && status.live_playlist) {
           start("live", status);
         } else if (mode === "live" && status.state !== "live") {
