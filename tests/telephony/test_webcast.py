@@ -54,7 +54,7 @@ def test_live_webcast_then_replay(server: RunningServer, tmp_path: Path, browser
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     page.wait_for_selector("#replay-start", timeout=60_000)
     print("REPLAY OFFERED ON THE PAGE", round(time.monotonic() - ended, 2), "s after the end")
-    assert page.evaluate("document.getElementById('webcast').dataset.playing") == ""
+    assert not page.evaluate("document.getElementById('webcast').dataset.playing")
     page.click("#replay-start")
     page.wait_for_function(
         "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=10_000

@@ -229,7 +229,8 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     _tab_to(page, "play")
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
-    assert page.locator("#play").inner_text() == "Play"
+    # The button follows the media's "pause" event, a task after `paused` turns true.
+    page.wait_for_function("() => document.getElementById('play').textContent === 'Play'")
     page.keyboard.press("Enter")
     page.wait_for_function("() => !document.getElementById('media').paused")
     assert page.locator("#play").get_attribute("aria-pressed") == "true"

@@ -84,7 +84,7 @@ def test_the_replay_says_replay_without_the_live_badge(page: Any, live_server: L
     page.goto(f"{live_server.url}/events/{record.id}/webcast")
     offer = page.get_by_role("button", name="Play the replay")
     offer.wait_for()
-    assert page.evaluate("document.getElementById('webcast').dataset.playing") == ""
+    assert not page.evaluate("document.getElementById('webcast').dataset.playing")
     assert "The replay is ready" in page.locator("#webcast-status").inner_text()
     offer.click()
     page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'replay'")
