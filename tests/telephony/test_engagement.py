@@ -144,7 +144,7 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
         assert figures["questions asked"] == ["1", "0", "1"]
         phone_live, web_live = (float(v) for v in figures["live minutes heard"][:2])
         assert 4 / 60 < phone_live < 30 / 60  # the caller stayed about 7 s after the IVR
-        assert 0.2 <= web_live <= 0.6  # one beacon interval or two, as the page played
+        assert 0 < web_live <= 0.6  # up to two beacon intervals, as the page played
         assert float(figures["replay minutes heard"][0]) > 0
         assert float(figures["replay minutes heard"][1]) < 0.2  # the other browser's 2.5 s
 

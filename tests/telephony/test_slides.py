@@ -140,7 +140,9 @@ def test_slides_switch_with_the_audio_live_and_on_the_replay(
     second = changes[1]["offset"]
     assert second is not None and second > changes[0]["offset"] >= 0
     page.wait_for_function(
-        f"() => document.getElementById('media').duration > {second + 1}", timeout=20_000
+        f"() => document.getElementById('media').duration > {second + 1}",
+        timeout=20_000,
+        polling=200,
     )
     for seek, slide in ((second - 0.6, "1"), (second + 0.6, "2")):
         page.evaluate(f"document.getElementById('media').currentTime = {seek}")
