@@ -92,7 +92,7 @@ from callbridge.bridge.sip_transport import (
 )
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
+from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing, Vouch
 from callbridge.ivr.machine import (
     Action,
     Answered,
@@ -235,8 +235,9 @@ class Bridge:
         self.call_log = call_log
         self.library = library or default_library()
         # Wrong passcodes are counted per caller identity (sip/identity.py),
-        # never per trunk address; slowed and refused callers are posted for
-        # the console of every event on the number they dialled.
+        # and against each dialled number's and trunk's guessing budget, which
+        # slows and never refuses; slowed and refused callers and slowing
+        # budgets are posted for the console of every event on the number dialled.
         self.guard = PasscodeGuard(config.guard)
         self.guard_alerts = AlertBoard()
         self._refusals_noted = Throttle(60.0)
@@ -744,7 +745,16 @@ class Bridge:
 
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
         identity = self._identity(call)
+        vouch = Vouch.NONE
         if self.guard.is_refused(identity.key, now):
+            # A listed speaker's phone is never refused: a guesser may have spoofed it.
+            cached = self._dial_plans.get(normalise_dialled(call.dialled))
+            vouch = self._vouch(identity, cached[1] if cached is not None else None)
+            if cached is None and vouch is not Vouch.NONE:
+                assert self.loop is not None
+                self.loop.create_task(self._incoming_when_planned(endpoint, call))
+                return
+        if self.guard.is_refused(identity.key, now, vouch):
             # A refused guesser who keeps dialling is logged and audited once a
             # minute, not once per INVITE: a flood must not become database writes.
             if self._refusals_noted.allow(identity.key, now):
@@ -809,6 +819,19 @@ class Bridge:
         self._endpoint_of[call.call_id] = endpoint
         endpoint.ring(call.call_id, now)
         self.loop.call_later(self.config.answer_delay, self._answer, call.call_id)
+
+    async def _incoming_when_planned(self, endpoint: SipEndpoint, call: IncomingCall) -> None:
+        """Read the dialled number's plan (its listed speakers), then take the INVITE again."""
+        dialled = normalise_dialled(call.dialled)
+        try:
+            await self._dial_plan(dialled)
+        except Exception:  # no plan: nobody is listed, and the refusal stands
+            log.exception("could not read the dial plan of %s", dialled)
+            self._dial_plans[dialled] = (self._now(), DialPlan((), frozenset()))
+        self._on_sip_event(endpoint, call)
+        driver = self._drivers.get(endpoint)
+        if driver is not None:
+            driver.flush()
 
     def _answer(self, call_id: str) -> None:
         leg = self.legs.get(call_id)
@@ -905,6 +928,28 @@ class Bridge:
             for stale in [c for c in self._identity_of if c not in self.legs and c != call_id]:
                 del self._identity_of[stale]
 
+    def _vouch(self, identity: CallerIdentity | None, plan: DialPlan | None) -> Vouch:
+        """LISTED_PHONE when the trunk asserts a phone that ``plan`` lists for a speaker.
+
+        ``plan`` None (not read yet, at an INVITE): the benefit of the doubt;
+        the lookup decides again with the plan read.
+        """
+        if identity is None or identity.source not in _VOUCHED:
+            return Vouch.NONE
+        if plan is None:
+            return Vouch.LISTED_PHONE
+        phone = normalise_dialled(identity.key.removeprefix("user:"))
+        return Vouch.LISTED_PHONE if phone in plan.speaker_phones else Vouch.NONE
+
+    def _trunk_of(self, source_ip: str) -> str:
+        """The trunk a call came in on, for its guessing budget: its allowed network."""
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(source_ip)
+            for network in self.config.trunk_networks:
+                if address in network:
+                    return str(network)
+        return source_ip
+
     async def _dial_plan(self, dialled: str | None) -> DialPlan:
         """The events and code lengths on ``dialled``, at most JOIN_RECORD_TTL seconds old."""
         now = self._now()
@@ -931,7 +976,7 @@ class Bridge:
     async def _post_alert(self, alert: Alert, leg: CallLeg, source_ip: str) -> None:
         """An identity was slowed or refused: the audit trail and the consoles hear of it."""
         log.warning(
-            "caller %s %s after %d wrong passcodes",
+            "%s %s after %d wrong passcodes",
             alert.identity,
             alert.standing.value,
             alert.failures,
@@ -957,6 +1002,10 @@ class Bridge:
             detail["refused_for_s"] = round(alert.until - alert.at)
         if alert.delay:
             detail["delay_s"] = alert.delay
+        if alert.is_budget:
+            detail["budget"] = alert.identity.split(":", 1)[0]
+        if alert.vouch is not Vouch.NONE:
+            detail["vouched"] = alert.vouch.value  # slowed, never refused
         for event_id in plan.event_ids or (None,):
             self._log(LogEntry(kind, wall, event_id, caller_id=alert.identity, detail=detail))
         for event_id in plan.event_ids:
@@ -983,20 +1032,32 @@ class Bridge:
         source_ip = leg.source[0]
         identity = self._identity_of.get(leg.call_id)
         key = identity.key if identity is not None else f"address:{source_ip}"
-        if self.guard.is_refused(key, self._now()):
+        plan = await self._dial_plan(leg.dialled)
+        vouch = self._vouch(identity, plan)
+        if self.guard.is_refused(key, self._now(), vouch):
             return Outcome.BLOCKED, None, None, False
-        # A slowed caller waits before every answer, right or wrong: the wait
-        # says nothing about the code.
-        delay = self.guard.admit(key, self._now())
-        if delay > 0:
-            await asyncio.sleep(delay)
-            if leg.call_id not in self.legs:
-                return Outcome.INVALID, None, None, False
-            if self.guard.is_refused(key, self._now()):  # refused while it waited
-                return Outcome.BLOCKED, None, None, False
+        # A code the release prints (the listener's, the replay's) is no secret:
+        # it skips the guessing budgets, so the crowd keeps joining while a
+        # guesser has drained them. Any other code, right or wrong, waits alike
+        # (the wait says nothing about it) and holds a token of the number's
+        # and the trunk's budgets until it is settled.
         match = await self._match_passcode(leg.dialled, passcode)
+        secret = match is None or match.role == "speaker"
+        admission = self.guard.admit(
+            key,
+            self._now(),
+            number=(leg.dialled or "any") if secret and plan.event_ids else None,
+            trunk=self._trunk_of(source_ip) if secret else None,
+            vouch=vouch,
+        )
+        if admission.wait > 0:
+            await asyncio.sleep(admission.wait)
+            refused = self.guard.is_refused(key, self._now(), vouch)  # while it waited
+            if leg.call_id not in self.legs or refused:
+                self.guard.release(admission, self._now())  # never answered: tokens back
+                return (Outcome.BLOCKED if refused else Outcome.INVALID), None, None, False
+        alerts = self.guard.settle(admission, self._now(), wrong=match is None)
         if match is None:
-            alert = self.guard.record_failure(key, self._now())
             log.info("leg %s (%s): wrong passcode", leg.call_id, key)
             self._log(
                 LogEntry(
@@ -1011,10 +1072,10 @@ class Bridge:
                     },
                 )
             )
-            if alert is not None:
+            for alert in alerts:
                 await self._post_alert(alert, leg, source_ip)
-                if alert.standing is Standing.REFUSED:
-                    return Outcome.BLOCKED, None, None, False
+            if self.guard.is_refused(key, self._now(), vouch):
+                return Outcome.BLOCKED, None, None, False
             return Outcome.INVALID, None, None, False
         record = await self._join_record(match.event_id)
         ready: datetime | None = None
