@@ -19,7 +19,7 @@ from callbridge.announce.render import (
     render_text,
     short_name,
 )
-from callbridge.events.phones import dial_in_display, home_region
+from callbridge.events.phones import dial_in_display
 from callbridge.events.schema import EventRecord
 from tests.announce.conftest import NOW
 from tests.announce.formats import html_text, markdown_text, plain_text, read_page
@@ -509,21 +509,21 @@ def test_a_public_url_of_this_machine_only_is_never_printed(
 def test_a_number_for_callers_abroad_prints_with_its_country_code(
     make_record: MakeRecord,
 ) -> None:
-    """Outside the event's country (its main number's), or labelled for callers abroad."""
+    """A U.S. number labelled for callers abroad gets its +1; other countries' always have one."""
     record = make_record(
         event={
             "dial_in": [
-                {"label": "United Kingdom", "number": "+44 20 7946 0999"},
                 {"label": "U.S./Canada", "number": "+1 866-555-0199"},
-                {"label": "Outside the UK", "number": "+44 20 7946 0111"},
+                {"label": "Outside the U.S.", "number": "+1 913-555-0123"},
+                {"label": "United Kingdom", "number": "+44 20 7946 0999"},
             ]
         }
     )
     text = plain_text(render_text(record))
     assert (
-        "dial 020 7946 0999 (United Kingdom), +1 866-555-0199 (U.S./Canada) or "
-        "+44 20 7946 0111 (Outside the UK)"
+        "dial 866-555-0199 (U.S./Canada), +1 913-555-0123 (Outside the U.S.) or "
+        "+44 20 7946 0999 (United Kingdom)"
     ) in text
-    assert dial_in_display("+19135550123", "Intl. toll", "US") == "+1 913-555-0123"
-    assert dial_in_display("+19135550123", "Toll", "US") == "913-555-0123"
-    assert home_region([]) == "US" and home_region(["+16135550100"]) == "US"  # Canada: NANP
+    assert dial_in_display("+19135550123", "Intl. toll") == "+1 913-555-0123"
+    assert dial_in_display("+19135550123", "Toll") == "913-555-0123"
+    assert dial_in_display("+442079460999", "London", "GB") == "020 7946 0999"

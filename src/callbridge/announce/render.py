@@ -26,7 +26,7 @@ from icalendar import Alarm, Calendar, Event
 from phonenumbers import PhoneNumberFormat
 
 from callbridge.announce import timefmt
-from callbridge.events.phones import dial_in_display, display, home_region
+from callbridge.events.phones import dial_in_display, display
 from callbridge.events.schema import Contact, DialIn, EventKind, EventRecord, Speaker
 
 Format = Literal["text", "html", "md", "ics"]
@@ -221,7 +221,6 @@ def release_of(record: EventRecord, public_url: str | None = None) -> Release:
     """
     start = record.starts_at
     website = _web_url(record.company.website)
-    home = home_region([n.number for n in record.dial_in])
     return Release(
         company=record.company.name,
         possessive=possessive(short_name(record.company.name)),
@@ -235,7 +234,7 @@ def release_of(record: EventRecord, public_url: str | None = None) -> Release:
         announced_on_iso=record.announced_on.isoformat(),
         start_phrase=timefmt.start_phrase(start, record.timezone),
         start_iso=_utc_iso(start),
-        dial_ins=_phones(record.dial_in, home),
+        dial_ins=_phones(record.dial_in),
         list_dial_ins=len(record.dial_in) > INLINE_NUMBERS,
         passcode=record.passcode,
         webcast_url=hosted_webcast_url(record, public_url),
@@ -244,7 +243,7 @@ def release_of(record: EventRecord, public_url: str | None = None) -> Release:
         replay_until=(
             timefmt.long_date(record.replay_until) if record.replay_until is not None else None
         ),
-        replay_dial_ins=_phones(record.replay_dial_in, home),
+        replay_dial_ins=_phones(record.replay_dial_in),
         list_replay_dial_ins=len(record.replay_dial_in) > INLINE_NUMBERS,
         replay_passcode=record.replay_passcode,
         about=_paragraphs(record.company.about),
@@ -349,10 +348,8 @@ def render(
     raise ValueError(f"unknown announcement format {fmt!r}")
 
 
-def _phones(numbers: Iterable[DialIn], home: str) -> tuple[Phone, ...]:
-    return tuple(
-        Phone(n.label, dial_in_display(n.number, n.label, home), n.number) for n in numbers
-    )
+def _phones(numbers: Iterable[DialIn]) -> tuple[Phone, ...]:
+    return tuple(Phone(n.label, dial_in_display(n.number, n.label), n.number) for n in numbers)
 
 
 def _international(e164: str) -> str:

@@ -10,7 +10,6 @@ else.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -59,22 +58,13 @@ def display(e164: str, reader_region: str = HOME_REGION) -> str:
 _ABROAD = re.compile(r"\b(international|intl|outside|abroad|overseas|global|worldwide)\b", re.I)
 
 
-def home_region(numbers: Sequence[str]) -> str:
-    """The event's country: the region of its first (main) dial-in number, else ``HOME_REGION``."""
-    for e164 in numbers:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
-        if region and region != "001":
-            return "US" if region == "CA" else str(region)
-    return HOME_REGION
-
-
 def dial_in_display(e164: str, label: str, home: str = HOME_REGION) -> str:
     """A dial-in number as the release and the event page print it.
 
     In international form ("+1 913-555-0123") when the number is outside
-    the event's country ``home`` (``home_region``) or its label says it is
-    for callers abroad: they must dial the country code. Otherwise as
-    ``display`` prints it for a reader at home ("866-555-0199").
+    the country the release is written for (``home``, as ``display``) or its
+    label says it is for callers abroad: they must dial the country code.
+    Otherwise as ``display`` prints it for a reader at home ("866-555-0199").
     """
     if _ABROAD.search(label):
         number = phonenumbers.parse(e164, None)

@@ -30,7 +30,7 @@ from callbridge.announce import render as announce
 from callbridge.announce import timefmt
 from callbridge.events.errors import describe
 from callbridge.events.names import MAX_NAME
-from callbridge.events.phones import dial_in_display, home_region
+from callbridge.events.phones import dial_in_display
 from callbridge.events.schema import MAX_SPEAKERS, DialIn, EventFile, EventRecord, EventState
 from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
@@ -166,11 +166,9 @@ class EventView:
         return self.state in UPCOMING and not self.not_held
 
 
-def _phones(numbers: list[DialIn], home: str) -> tuple[Phone, ...]:
+def _phones(numbers: list[DialIn]) -> tuple[Phone, ...]:
     """As the release prints them: a number for callers abroad with its country code."""
-    return tuple(
-        Phone(n.label, dial_in_display(n.number, n.label, home), n.number) for n in numbers
-    )
+    return tuple(Phone(n.label, dial_in_display(n.number, n.label), n.number) for n in numbers)
 
 
 def _zone_abbreviation(moment: datetime, timezone: str) -> str:
@@ -219,7 +217,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         zone=record.timezone,
         start_iso=_utc_iso(record.starts_at),
         start_utc=moment_in_zone(record.starts_at, "UTC"),
-        dial_ins=_phones(record.dial_in, home_region([n.number for n in record.dial_in])),
+        dial_ins=_phones(record.dial_in),
         passcode=record.passcode,
         webcast_href=record.webcast_url or f"/events/{record.id}/webcast",
         webcast_external=record.webcast_url is not None,
@@ -228,9 +226,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         start_passed=now >= record.starts_at,
         replay_until=timefmt.weekday_date(replay_until) if replay_until is not None else None,
         replay_available=record.replay_available(now),
-        replay_dial_ins=_phones(
-            record.replay_dial_in, home_region([n.number for n in record.dial_in])
-        ),
+        replay_dial_ins=_phones(record.replay_dial_in),
         replay_passcode=record.replay_passcode,
         not_held=not_held(record, now),
     )
