@@ -63,6 +63,7 @@ def test_the_csv_is_quoted_and_no_cell_is_a_formula(
     assert figures["live listeners"] == ["1", "1", "2"]
     assert figures["live minutes heard"] == ["1.5", "0.8", "2.2"]
     assert figures["replay listeners"] == ["0", "0", "0"]
+    assert figures["listeners live and on the replay"] == ["0", "0", "0"]
     assert figures["questions asked"] == ["1", "0", "1"]  # *1 by phone, none written
     # The title comes back whole, as text: the quote, the comma and the inner quotes survive.
     assert {row[2] for row in rows[1:]} == {"'" + title}

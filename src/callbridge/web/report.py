@@ -151,6 +151,12 @@ def csv_rows(record: EventRecord, figures: Engagement) -> list[list[str]]:
             _minutes(figures.replay_web),
             _minutes(figures.replay),
         ),
+        (
+            "listeners live and on the replay",
+            str(figures.both_phone),
+            str(figures.both_web),
+            str(figures.both),
+        ),
         ("speakers", str(figures.speakers), "", str(figures.speakers)),
         ("questions asked", str(figures.phone_questions), written, str(figures.questions)),
     ]
