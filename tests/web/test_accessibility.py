@@ -233,7 +233,9 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     page.wait_for_function("() => document.getElementById('play').textContent === 'Play'")
     page.keyboard.press("Enter")
     page.wait_for_function("() => !document.getElementById('media').paused")
-    assert page.locator("#play").get_attribute("aria-pressed") == "true"
+    page.wait_for_function(
+        "() => document.getElementById('play').getAttribute('aria-pressed') === 'true'"
+    )
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
 
