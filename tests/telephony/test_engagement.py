@@ -114,7 +114,7 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
         assert not page.locator("section.ask").is_visible()
         assert not page.locator("section.dial-in").is_visible()
 
-        # Another browser (its signed id from the page) plays the replay.
+        # Another browser (its signed id from its first beacon) plays the replay.
         with httpx.Client(timeout=10) as web:
             assert web.get(f"{server.http_url}/events/{event.id}/webcast").status_code == 200
             _beacons(web, server, event.id, "replay")
