@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
+from callbridge.store import layout
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.files import restrict_umask
@@ -139,7 +140,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     database = _database(args)
     record = EventStore(database).get(args.id)
-    recordings = Path(args.data_dir) / "recordings"
+    recordings = layout.recordings(Path(args.data_dir))
     directory = library.newest_assembled(recordings, record.id)
     if directory is None:
         raise CliError(f"event {record.id} has no assembled recording under {recordings}")
@@ -298,7 +299,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     try:
         origin = parse_address(args.origin)
         listen = (args.host, args.port)
-        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, Path("var/cache"))
+        default = layout.cache_dir(Path("var"))
+        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, default)
         node = _cache_node(args, origin, workdir.resolve())
         return run_cache_node(node)
     except (ValueError, CacheUnavailable) as error:
@@ -344,7 +346,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Unix socket only the cache can open, whose X-Forwarded-For it believes.
         host, port = "127.0.0.1", args.origin_port or args.port + 1
         try:
-            workdir = default_workdir((args.host, args.port), Path(args.data_dir) / "cache")
+            workdir = default_workdir((args.host, args.port), layout.cache_dir(Path(args.data_dir)))
             socket, socket_group = origin_socket(workdir.resolve())
             cache = _cache_node(args, (host, port), workdir.resolve(), socket)
         except ValueError as error:
