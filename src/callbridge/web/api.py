@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +20,7 @@ from callbridge.store.aftercall import AfterCall
 from callbridge.store.events import Conflict, EventStore, StoreError, VersionConflict
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
-from callbridge.web.deps import after_call, event_store
+from callbridge.web.deps import after_call, event_store, settings
 from callbridge.web.pages import clock
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -184,21 +184,26 @@ async def delete_event(event_id: int, store: Store, _: OperatorDep) -> Response:
     responses={200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}}},
 )
 async def announcement(
-    event_id: int, fmt: Literal["txt", "html", "md", "ics"], store: Store
+    event_id: int, fmt: Literal["txt", "html", "md", "ics"], store: Store, request: Request
 ) -> Response:
-    """The press release (text, HTML, Markdown) or the calendar invite (.ics). Public."""
+    """The press release (text, HTML, Markdown) or the calendar invite (.ics). Public.
+
+    The webcast's address is the event's ``webcast_url``, else this server's
+    own webcast page under ``serve --public-url``.
+    """
     record = await run_in_threadpool(store.get, event_id)
+    public_url = settings(request).public_url
     body: str | bytes
     headers: dict[str, str] = {}
     if fmt == "ics":
-        body = announce.render_ics(record, datetime.now(UTC))
+        body = announce.render_ics(record, datetime.now(UTC), public_url)
         headers["Content-Disposition"] = (
             f'attachment; filename="{record.company.ticker.lower()}-event-{record.id}.ics"'
         )
     elif fmt == "html":
-        body = announce.render_html(record)
+        body = announce.render_html(record, public_url)
     elif fmt == "md":
-        body = announce.render_markdown(record)
+        body = announce.render_markdown(record, public_url)
     else:
-        body = announce.render_text(record)
+        body = announce.render_text(record, public_url)
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)

@@ -29,6 +29,7 @@ from callbridge.web import (
     auth,
     calls,
     editor,
+    exports,
     media,
     nodes,
     pages,
@@ -131,6 +132,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(calls.router)
     app.include_router(calls.stats_router)
+    app.include_router(exports.router)
     app.include_router(nodes.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
