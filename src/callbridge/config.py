@@ -8,8 +8,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callbridge.store import layout
 from callbridge.store.db import default_url
-from callbridge.store.files import private_dir
+from callbridge.store.files import private_dir, write_atomic
 
 LOOPBACK_TRUNKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
@@ -21,13 +22,13 @@ def _secret_key(data_dir: Path) -> str:
     """
     if key := os.environ.get("CALLBRIDGE_SECRET_KEY"):
         return key
-    path = data_dir / "secret_key"
+    path = layout.secret_key(data_dir)
     if path.exists():
         return path.read_text().strip()
     private_dir(data_dir)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    # Whole or absent: a key file cut short by a crash would sign with a shorter key.
+    write_atomic(path, key.encode())
     return key
 
 

@@ -31,7 +31,6 @@ import asyncio
 import ctypes
 import functools
 import gc
-import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -40,7 +39,6 @@ import resource
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from callbridge.config import Settings
 from callbridge.media import priority
+from callbridge.store import layout
 from callbridge.store.db import Database
 from callbridge.store.files import private_dir
 
@@ -68,17 +67,6 @@ RESTART_WINDOW = 60.0
 MEDIA_READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
-# sun_path is 108 bytes on Linux.
-_MAX_SOCKET_PATH = 100
-
-
-def control_socket(data_dir: Path) -> Path:
-    """Where the media plane listens for the web app: in the data folder, if the path fits."""
-    path = (data_dir / "run" / "control.sock").absolute()
-    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"callbridge-{digest}" / "control.sock"
 
 
 # -- the media plane's process ---------------------------------------------------------------
@@ -147,8 +135,8 @@ async def _media_plane(settings: Settings) -> None:
                 number_budget=Budget(*settings.guess_budget),
                 trunk_budget=Budget(*settings.trunk_guess_budget),
             ),
-            recordings=settings.data_dir / "recordings",
-            webcasts=settings.data_dir / "webcast",
+            recordings=layout.recordings(settings.data_dir),
+            webcasts=layout.webcasts(settings.data_dir),
             transcribe_command=functools.partial(
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
@@ -157,7 +145,7 @@ async def _media_plane(settings: Settings) -> None:
         EventStore(database),
         CallLog(database),
     )
-    control = ControlServer(bridge, control_socket(settings.data_dir))
+    control = ControlServer(bridge, layout.control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
     bridge.on_changed = control.view_changed
     stop = _stop_on_signals()
@@ -205,7 +193,7 @@ async def _web(settings: Settings) -> None:
 
     database = Database(settings.db_url)
     app = create_app(settings, database)
-    remote = RemoteBridge(control_socket(settings.data_dir))
+    remote = RemoteBridge(layout.control_socket(settings.data_dir))
     app.state.bridge = remote
     link = asyncio.create_task(remote.run(), name="control-link")
     config = uvicorn.Config(

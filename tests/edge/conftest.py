@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from callbridge.edge.varnish import default_workdir, origin_socket
+from callbridge.store import layout
 from tests.telephony.conftest import (
     RunningServer,
     free_port,
@@ -57,7 +58,8 @@ class CachedServer:
         self.https_url = https_url
         self.origin_port = origin_port  # on 127.0.0.1, behind the tier
         # Where the tier itself reaches the origin (web/forwarded.py): only there is it the tier.
-        workdir = default_workdir(("127.0.0.1", server.http_port), server.data_dir / "cache")
+        cache = layout.cache_dir(server.data_dir)
+        workdir = default_workdir(("127.0.0.1", server.http_port), cache)
         self.origin_socket = origin_socket(workdir.resolve())[0]
 
     def origin_requests(self, prefix: str) -> Counter[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.web import pages
 from callbridge.web.media import LIVE_PLAYLIST, REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY
 from tests.web.conftest import OPERATOR, PASSWORD, LiveServer
@@ -75,13 +76,18 @@ def test_the_live_call_is_live_and_offers_no_download(page: Any, live_server: Li
 def test_the_replay_says_replay_without_the_live_badge(page: Any, live_server: LiveServer) -> None:
     record = _event(live_server, EventState.ENDED)
     media = live_server.app.state.webcast_media
-    directory = media.data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media.data_dir, record.id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n#EXT-X-ENDLIST\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("{}")
     (directory / "recording.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
 
     page.goto(f"{live_server.url}/events/{record.id}/webcast")
+    offer = page.get_by_role("button", name="Play the replay")
+    offer.wait_for()
+    assert not page.evaluate("document.getElementById('webcast').dataset.playing")
+    assert "The replay is ready" in page.locator("#webcast-status").inner_text()
+    offer.click()
     page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'replay'")
     assert page.locator("#player-title").inner_text() == "Replay"
     assert _visible_texts(page, ".badge") == []  # no LIVE anywhere on the page

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from callbridge.events.schema import EventState, Registration
+from callbridge.store import layout
 from callbridge.store.audience import FLUSH_INTERVAL, MIN_BEACON_GAP, Audience
 from callbridge.store.db import Database
 from callbridge.web import pages
@@ -281,7 +282,7 @@ def test_registration_fields_refuse_control_characters(client: TestClient) -> No
 
 
 def _replay_on_disk(client: TestClient, event_id: int) -> None:
-    directory = media(client).data_dir / "recordings" / f"event-{event_id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media(client).data_dir, event_id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("{}")
@@ -322,7 +323,7 @@ def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
     )
     _replay_on_disk(client, record.id)
     assert client.get(f"/webcast/{record.id}/transcript.txt").status_code == 404  # not yet
-    directory = media(client).data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media(client).data_dir, record.id, "20261105T213000Z")
     (directory / "transcript.txt").write_text("0:00 Speaker 1\nRevenue grew to $42 million.\n")
     (directory / "transcript.html").write_text("<!doctype html><p>Revenue grew to $42 million.</p>")
     text = client.get(f"/webcast/{record.id}/transcript.txt")

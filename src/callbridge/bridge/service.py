@@ -1090,13 +1090,13 @@ class Bridge:
         return answer.outcome, answer.event_id, answer.role, answer.hold
 
     def _join(self, leg: CallLeg, action: Join) -> None:
-        if action.role == "replay":
-            self._start_replay(leg, action.event_id)
-            return
         identity = self._identity_of.get(leg.call_id)
         number = None
         if identity is not None and identity.source in _VOUCHED:
             number = identity.key.removeprefix("user:")
+        if action.role == "replay":
+            self._start_replay(leg, action.event_id, number)
+            return
         entered = EnterCall(
             leg.call_id,
             action.event_id,
@@ -1359,7 +1359,7 @@ class Bridge:
                 return library.replay_audio(directory), ready
         return None
 
-    def _start_replay(self, leg: CallLeg, event_id: int) -> None:
+    def _start_replay(self, leg: CallLeg, event_id: int, number: str | None) -> None:
         leg.event_id = event_id
         leg.move(LegMode.REPLAY)
         self._replay_ids += 1
@@ -1374,7 +1374,11 @@ class Bridge:
                 leg.replay_id,
                 caller_id=leg.caller,
                 role="replay",
-                detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
+                detail={
+                    "call_id": leg.call_id,
+                    "dialled": leg.dialled or "",
+                    "number": number or "",
+                },
             )
         )
 

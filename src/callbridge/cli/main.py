@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
+from callbridge.store import layout
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.files import restrict_umask
@@ -116,14 +117,14 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
     record = EventStore(_database(args)).get(args.id)
     if args.format == "ics":
-        sys.stdout.buffer.write(announce.render_ics(record, datetime.now(UTC)))
+        sys.stdout.buffer.write(announce.render_ics(record, datetime.now(UTC), args.public_url))
         return 0
     renderers = {
         "text": announce.render_text,
         "html": announce.render_html,
         "md": announce.render_markdown,
     }
-    print(renderers[args.format](record), end="")
+    print(renderers[args.format](record, args.public_url), end="")
     return 0
 
 
@@ -139,7 +140,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     database = _database(args)
     record = EventStore(database).get(args.id)
-    recordings = Path(args.data_dir) / "recordings"
+    recordings = layout.recordings(Path(args.data_dir))
     directory = library.newest_assembled(recordings, record.id)
     if directory is None:
         raise CliError(f"event {record.id} has no assembled recording under {recordings}")
@@ -298,7 +299,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     try:
         origin = parse_address(args.origin)
         listen = (args.host, args.port)
-        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, Path("var/cache"))
+        default = layout.cache_dir(Path("var"))
+        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, default)
         node = _cache_node(args, origin, workdir.resolve())
         return run_cache_node(node)
     except (ValueError, CacheUnavailable) as error:
@@ -344,7 +346,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Unix socket only the cache can open, whose X-Forwarded-For it believes.
         host, port = "127.0.0.1", args.origin_port or args.port + 1
         try:
-            workdir = default_workdir((args.host, args.port), Path(args.data_dir) / "cache")
+            workdir = default_workdir((args.host, args.port), layout.cache_dir(Path(args.data_dir)))
             socket, socket_group = origin_socket(workdir.resolve())
             cache = _cache_node(args, (host, port), workdir.resolve(), socket)
         except ValueError as error:
@@ -738,6 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
     announce = sub.add_parser("announce", help="render an event's press release or invite")
     announce.add_argument("id", type=int)
     announce.add_argument("--format", choices=["text", "html", "md", "ics"], default="text")
+    announce.add_argument(
+        "--public-url",
+        default=None,
+        help="where listeners reach the server (as serve's): the webcast page's address "
+        "when the event names no webcast_url",
+    )
     announce.set_defaults(func=cmd_announce)
 
     transcribe = sub.add_parser(

@@ -45,7 +45,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventRecord, EventState, Registration
-from callbridge.slides.deck import Deck, deck_dir
+from callbridge.slides.deck import Deck
+from callbridge.store import layout
 from callbridge.store.audience import (
     BEACON_INTERVAL,
     MIN_BEACON_GAP,
@@ -57,7 +58,8 @@ from callbridge.store.audience import (
     new_token,
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
-from callbridge.transcript.transcribe import Hit, load_transcript, search
+from callbridge.transcript.model import Hit, search
+from callbridge.transcript.transcribe import load_transcript
 from callbridge.transcript.turns import shown_text, speaker_turns
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
@@ -223,7 +225,7 @@ async def _webcast_page(
             "registration": record.registration.value,
             "show_form": needs_form,
             "may_listen": may_listen(request, record),
-            "deck": Deck.load(deck_dir(settings(request).data_dir, record.id)),
+            "deck": Deck.load(layout.deck_dir(settings(request).data_dir, record.id)),
             "listener": listener,
             "error": error,
             "form": form or {},
