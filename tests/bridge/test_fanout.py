@@ -11,9 +11,8 @@ import numpy as np
 
 from callbridge.bridge.batch_send import BatchSender
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.leg import CallLeg
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
-from callbridge.ivr.machine import IvrSession
 from callbridge.media.conference import Conference, Role
 from callbridge.media.mixer import FRAME_SAMPLES
 from callbridge.media.prompts import PromptPlayer, default_library
@@ -66,7 +65,6 @@ def leg_for(
         local_port=port,
         send=rtp.sendto,
         prompt_player=PromptPlayer(default_library()),
-        ivr=IvrSession(),
         now=0.0,
         rtp=rtp,
     )
@@ -105,7 +103,6 @@ async def through_the_call(sender: BatchSender) -> None:
     speaker = conference.join(legs[0], Role.HOST, "host", NOW)
     listeners = [conference.join(leg, Role.LISTENER, leg.caller, NOW) for leg in legs[1:]]
     for leg in legs:
-        leg.move(LegMode.CONFERENCE)
         leg.participant = speaker if leg is legs[0] else listeners[legs.index(leg) - 1]
     legs[0].pull_frame = lambda now: tone  # type: ignore[method-assign]
 

@@ -42,6 +42,26 @@ class PasscodeMatched:
 
 
 @dataclass(frozen=True)
+class Admit:
+    """A caller's passcode matched: admit them and, if they may in, put them on the call.
+
+    One question for one admission (``PasscodeMatched`` then ``EnterCall`` in
+    one): answered with the ``EnterCall``'s commands, if they join a call,
+    and one ``AnswerCaller`` last, for the caller's IVR.
+    """
+
+    call_id: str
+    event_id: int
+    role: str  # "speaker", "listener" or "replay"
+    record: EventRecord
+    now: datetime
+    caller: str
+    dialled: str | None
+    replay_ready: datetime | None = None
+    number: str | None = None  # as ``EnterCall.number``
+
+
+@dataclass(frozen=True)
 class EnterCall:
     """The IVR let a caller in (its ``Join``): put them on the event's call."""
 
@@ -125,6 +145,7 @@ class QuestionWritten:
 
 Event = (
     PasscodeMatched
+    | Admit
     | EnterCall
     | LeftCall
     | KeyPressed
@@ -283,6 +304,11 @@ class AuditKind(enum.StrEnum):
     QUESTION_READ = "question_read"
     QUESTION_ANSWERED = "question_answered"
     QUESTION_DISMISSED = "question_dismissed"
+    # The lobby's (``bridge.lobby``): a guesser's calls and their standing.
+    PASSCODE_FAILED = "passcode_failed"
+    BLOCKED = "blocked"
+    GUESSER_SLOWED = "guesser_slowed"
+    GUESSER_REFUSED = "guesser_refused"
 
 
 @dataclass(frozen=True)
@@ -291,7 +317,7 @@ class RecordAudit:
 
     kind: AuditKind
     at: datetime
-    event_id: int
+    event_id: int | None  # None: a row about a caller who reached no event
     participant_id: str | None = None
     caller_id: str | None = None
     role: str | None = None

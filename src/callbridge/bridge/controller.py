@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from callbridge.bridge.commands import (
+    Admit,
     AnswerCaller,
     AuditKind,
     Changed,
@@ -484,6 +485,7 @@ class CallController:
         self._speakers: dict[int, tuple[Speaker, ...]] = {}
         self._handlers: dict[type, Callable[[Event], list[Command]]] = {
             PasscodeMatched: self._admit,  # type: ignore[dict-item]
+            Admit: self._admit_and_enter,  # type: ignore[dict-item]
             EnterCall: self._enter,  # type: ignore[dict-item]
             LeftCall: self._left,  # type: ignore[dict-item]
             KeyPressed: self._key,  # type: ignore[dict-item]
@@ -524,7 +526,36 @@ class CallController:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def _admit(self, event: PasscodeMatched) -> list[Command]:
+    def _admit_and_enter(self, event: Admit) -> list[Command]:
+        """``_admit``, then ``_enter`` for a caller let into a call: one question, one answer.
+
+        A caller refused as they enter (the call locked or full meanwhile)
+        is answered so, and their IVR says goodbye; the ``AnswerCaller`` is
+        the last command either way.
+        """
+        (answer,) = self._admit(event)
+        assert isinstance(answer, AnswerCaller)
+        if answer.outcome is not Outcome.JOINED or answer.role == "replay":
+            return [answer]
+        entered = EnterCall(
+            event.call_id,
+            event.event_id,
+            event.role,
+            answer.hold,
+            event.caller,
+            event.dialled,
+            event.now,
+            number=event.number,
+        )
+        commands = self._enter(entered)
+        refused = [c for c in commands if isinstance(c, Farewell) and c.call_id == event.call_id]
+        if refused:
+            outcome = Outcome.LOCKED if refused[0].prompt is PromptName.LOCKED else Outcome.ENDED
+            kept = [c for c in commands if c not in refused]
+            return [*kept, AnswerCaller(event.call_id, outcome)]
+        return [*commands, answer]
+
+    def _admit(self, event: PasscodeMatched | Admit) -> list[Command]:
         def answer(outcome: Outcome, hold: bool = False) -> list[Command]:
             if outcome is not Outcome.JOINED:
                 return [AnswerCaller(event.call_id, outcome)]

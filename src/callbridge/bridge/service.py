@@ -3,17 +3,17 @@
 This is the glue of the telephony side, run by ``callbridge serve`` in the
 media plane's process (``control.server`` serves it to the web app). It owns
 the SIP endpoints (UDP and TCP), one RTP socket per leg, the lobby clock that
-plays IVR prompts, one clock per live conference, and the writer that puts
-the call log into the store. The decisions are made by the sans-IO pieces it
-wires together: ``sip/``, ``rtp/``, ``ivr/``, ``media/``, and the call
-controller (``bridge.controller``: who may join, the keypad and moderator
-commands, the question queue, start and end), whose events this class feeds
-and whose commands it carries out (``_carry_out``).
+plays prompts to legs outside a call, one clock per live conference, and the
+writer that puts the call log into the store. The decisions are made by the
+sans-IO pieces it wires together: ``sip/``, ``rtp/``, ``media/``, the lobby
+(``bridge.lobby``: a leg's life outside a call: ring, IVR, guard, replay
+keys, farewell, media timeout) and the call controller (``bridge.controller``:
+who may join, the keypad and moderator commands, the question queue, start
+and end). It feeds both their events and carries out the commands they
+return, each by its row in ``_carriers``.
 
-It is still over the house's ~500 lines: what remains is I/O with no other
-home yet: the guard's waits, dial plans and alerts (``ivr.guard`` decides),
-replay by phone, each conference's recording and webcast, the call log's
-writer.
+It is still over the house's ~500 lines: each conference's recording and
+webcast, replay by phone and the call log's writer have no other home yet.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import (
+    Admit,
     AnswerCaller,
     Changed,
     CloseLine,
@@ -41,7 +43,6 @@ from callbridge.bridge.commands import (
     Disconnect,
     EndCall,
     EndConference,
-    EnterCall,
     Farewell,
     JoinConference,
     KeyPressed,
@@ -51,7 +52,6 @@ from callbridge.bridge.commands import (
     NameParticipant,
     OpenConference,
     OpenLine,
-    PasscodeMatched,
     QuestionWritten,
     RecordAudit,
     SetEventState,
@@ -75,7 +75,8 @@ from callbridge.bridge.control import (
 )
 from callbridge.bridge.controller import Call, CallController
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.leg import CallLeg
+from callbridge.bridge.lobby import Lobby, LobbyRules, Stage
 from callbridge.bridge.queue import Asked
 from callbridge.bridge.rtp_transport import (
     BatchReader,
@@ -92,27 +93,10 @@ from callbridge.bridge.sip_transport import (
 )
 from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
+from callbridge.ivr.guard import GuardRules, Standing
 from callbridge.ivr.machine import (
-    Action,
-    Answered,
-    CodeLengths,
-    Digit,
-    Hangup,
-    Input,
     IvrRules,
-    IvrSession,
-    IvrTransitionError,
-    Join,
-    LookupPasscode,
-    LookupResult,
-    Outcome,
-    PlayPrompt,
-    PromptFinished,
-    StopPrompt,
-    TimerFired,
 )
-from callbridge.ivr.machine import State as IvrState
 from callbridge.media import priority
 from callbridge.media.clock import MediaClock
 from callbridge.media.conference import (
@@ -149,12 +133,10 @@ from callbridge.sip.endpoint import (
     SipEndpoint,
 )
 from callbridge.sip.errors import SipError
-from callbridge.sip.identity import CallerIdentity, IdentitySource, caller_identity
 from callbridge.sip.sdp import SdpSession
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
 from callbridge.store.questions import QuestionStore
-from callbridge.throttle import Throttle
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.captions import LiveCaptions
 from callbridge.webcast.live import LiveConfig, LiveWebcast
@@ -174,8 +156,6 @@ SWEEP_SHARES = 10
 # A burst of callers joining one event reads the event once, not once each;
 # starting and ending the call forget it at once.
 JOIN_RECORD_TTL = 2.0
-# Identities a trusted trunk vouches for: their user part is the caller's number.
-_VOUCHED = frozenset({IdentitySource.ASSERTED, IdentitySource.FROM_URI})
 
 
 @dataclass
@@ -234,13 +214,19 @@ class Bridge:
         self.events = events
         self.call_log = call_log
         self.library = library or default_library()
-        # Wrong passcodes are counted per caller identity (sip/identity.py),
-        # never per trunk address; slowed and refused callers are posted for
-        # the console of every event on the number they dialled.
-        self.guard = PasscodeGuard(config.guard)
-        self.guard_alerts = AlertBoard()
-        self._refusals_noted = Throttle(60.0)
-        self._identity_of: dict[str, CallerIdentity] = {}
+        # Each leg's life outside a call (ring, IVR, guard, replay, farewell) is
+        # decided there; ``_carriers`` carries out its commands as the controller's.
+        self.lobby = Lobby(
+            LobbyRules(
+                answer_delay=config.answer_delay,
+                media_timeout=config.media_timeout,
+                ivr=config.ivr,
+                guard=config.guard,
+                trunk_networks=config.trunk_networks,
+            )
+        )
+        # INVITEs the lobby is deciding on (Ring or Refuse carries them out).
+        self._invites: dict[str, tuple[SipEndpoint, IncomingCall]] = {}
         self._dial_plans: dict[str | None, tuple[float, DialPlan]] = {}
         self.ports = RtpPortPool(config.rtp_port_min, config.rtp_port_max)
         self.legs: dict[str, CallLeg] = {}
@@ -266,7 +252,7 @@ class Bridge:
         # that long still).
         self._join_records: dict[int, tuple[float, EventRecord]] = {}
         self._passcode_matches: dict[tuple[str | None, str], tuple[float, PasscodeMatch]] = {}
-        # Legs the lobby clock serves: in the IVR, listening to a replay, or saying goodbye.
+        # Legs the lobby clock plays to: ringing, in the IVR, in a replay, saying goodbye.
         self._lobby_legs: dict[str, CallLeg] = {}
         self._sdp: dict[str, SdpSession] = {}
         self._log_queue: asyncio.Queue[LogEntry] = asyncio.Queue(maxsize=100_000)
@@ -274,14 +260,13 @@ class Bridge:
         self._pending_writes: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
-        self._lobby: MediaClock | None = None
+        self._lobby_clock: MediaClock | None = None
         self._chunk_writer: ChunkWriterThread | None = None
         self._recorders: dict[int, CallRecorder] = {}
         self._webcasts: dict[int, tuple[LiveWebcast, PlaylistWaiter]] = {}
         self._captions: dict[int, LiveCaptions] = {}
         # Recordings that replay callers are listening to, memory-mapped, by path.
         self._replays: dict[Path, Pcm] = {}
-        self._replay_ids = 0
         self.sip_port = config.sip_port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.versions: dict[int, int] = {}
@@ -332,8 +317,8 @@ class Bridge:
                     self._prepare_pending(self.config.recordings), name="replay-backlog"
                 )
             )
-        self._lobby = MediaClock(self._lobby_tick, loop=loop)
-        self._lobby.start()
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock.start()
         self._tasks.append(asyncio.create_task(self._write_log(), name="call-log-writer"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"))
         self._tasks.append(asyncio.create_task(self._drain_quiet(), name="rtp-quiet-drain"))
@@ -363,8 +348,8 @@ class Bridge:
         for driver in self._drivers.values():
             driver.flush()
             driver.close()
-        if self._lobby is not None:
-            self._lobby.stop()
+        if self._lobby_clock is not None:
+            self._lobby_clock.stop()
         for clock in self._clocks.values():
             clock.stop()
         for task in self._tasks:
@@ -503,7 +488,7 @@ class Bridge:
 
     # -- carrying out the controller's commands ---------------------------------------------
 
-    def _carry_out(self, commands: Iterable[Command]) -> None:
+    def _carry_out(self, commands: Iterable[Command | lobby.Command]) -> None:
         """Do what the controller decided, in order (all but the commands that wait)."""
         for command in commands:
             carrier = self._carriers.get(type(command))
@@ -572,13 +557,12 @@ class Bridge:
             leg, command.role, leg.caller, command.at, participant_id=command.participant_id
         )
         leg.participant = participant
-        leg.event_id = command.event_id
-        leg.move(LegMode.CONFERENCE)
         self._lobby_legs.pop(leg.call_id, None)
         self._annotate(conference, participant.id)
-        if leg.last_digit_at is not None:
+        waiting = self.lobby.leg(leg.call_id)
+        if waiting is not None and waiting.last_digit_at is not None:
             # The caller hears the call from the next tick of its clock on.
-            self.join_latency.append(self._now() - leg.last_digit_at + 0.020)
+            self.join_latency.append(self._now() - waiting.last_digit_at + 0.020)
 
     def _leave_conference(self, command: LeaveConference) -> None:
         conference = self.conferences.get(command.event_id)
@@ -605,14 +589,6 @@ class Bridge:
         conference = self._media(command.event_id)
         conference.open_line(command.participant_id)
         self._annotate(conference, command.participant_id)
-
-    def _leg_farewell(self, command: Farewell) -> None:
-        leg = self.legs.get(command.call_id)
-        if leg is None:
-            return
-        if command.reason:
-            log.info("leg %s could not join: %s", leg.call_id, command.reason)
-        self._farewell(leg, command.prompt)
 
     def _disconnect(self, command: Disconnect) -> None:
         leg = self.legs.get(command.call_id)
@@ -652,7 +628,21 @@ class Bridge:
                     Whisper,
                     lambda c: self._whisper(self._media(c.event_id), c.participant_id, c.prompt),
                 ),
-                _carrier(Farewell, self._leg_farewell),
+                _carrier(Farewell, self._tell_lobby),
+                _carrier(AnswerCaller, self._tell_lobby),
+                _carrier(Admit, lambda c: self._carry_out(self.controller.handle(c))),
+                _carrier(KeyPressed, lambda c: self._carry_out(self.controller.handle(c))),
+                _carrier(lobby.Refuse, self._refuse),
+                _carrier(lobby.Ring, self._ring),
+                _carrier(lobby.ReadDialPlan, self._read_dial_plan),
+                _carrier(lobby.Answer, self._answer),
+                _carrier(lobby.Play, self._play),
+                _carrier(lobby.Silence, self._silence),
+                _carrier(lobby.WhisperTo, self._whisper_to),
+                _carrier(lobby.MatchPasscode, self._match),
+                _carrier(lobby.StartReplay, self._start_replay),
+                _carrier(lobby.ReplayKey, self._replay_key),
+                _carrier(lobby.HangUp, self._hang_up),
                 _carrier(Disconnect, self._disconnect),
                 _carrier(RecordAudit, self._record_audit),
                 _carrier(Changed, lambda c: self._changed(c.event_id)),
@@ -661,11 +651,11 @@ class Bridge:
 
     def stats(self) -> BridgeStats:
         lateness = [t for clock in self._clocks.values() for t in clock.lateness]
-        lobby = list(self._lobby.lateness) if self._lobby is not None else []
+        lobby = list(self._lobby_clock.lateness) if self._lobby_clock is not None else []
         return BridgeStats(
             legs=len(self.legs),
             legs_in_conferences=sum(
-                1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE
+                1 for call_id in self.legs if self.lobby.stage(call_id) is Stage.CONFERENCE
             ),
             conferences=sum(
                 1 for c in self.conferences.values() if c.state is not ConferenceState.ENDED
@@ -740,31 +730,28 @@ class Bridge:
                 self._digit(leg, event.digit, now)
 
     def _incoming(self, endpoint: SipEndpoint, call: IncomingCall, now: float) -> None:
-        identity = self._identity(call)
-        if self.guard.is_refused(identity.key, now):
-            # A refused guesser who keeps dialling is logged and audited once a
-            # minute, not once per INVITE: a flood must not become database writes.
-            if self._refusals_noted.allow(identity.key, now):
-                log.warning("call from %s refused: too many wrong passcodes", identity)
-                self._log(
-                    LogEntry(
-                        LogKind.BLOCKED,
-                        datetime.now(UTC),
-                        caller_id=identity.key,
-                        detail={"source": call.source[0], "identity": identity.source.value},
-                    )
-                )
-            endpoint.reject(call.call_id, 403, now, "Forbidden (too many wrong passcodes)")
-            return
-        self._remember_identity(call.call_id, identity)
-        assert self.loop is not None
-        self.loop.create_task(
-            self._feed_code_lengths(call.call_id, normalise_dialled(call.dialled))
+        self._invites[call.call_id] = (endpoint, call)
+        invite = lobby.Invite(
+            call.call_id, call.request, call.source[0], normalise_dialled(call.dialled), call.caller
         )
+        try:
+            self._tell_lobby(invite)
+        finally:
+            self._invites.pop(call.call_id, None)
+
+    def _refuse(self, command: lobby.Refuse) -> None:
+        endpoint, _ = self._invites[command.call_id]
+        endpoint.reject(command.call_id, command.status, self._now(), command.reason)
+
+    def _ring(self, command: lobby.Ring) -> None:
+        """A leg for the INVITE (a port, the SDP answer), then 180 Ringing."""
+        endpoint, call = self._invites[command.call_id]
+        now = self._now()
         local_host = self.config.sip_host
         try:
             sock, port = self.ports.bind(local_host)
         except PortRangeExhausted:
+            self._tell_lobby(lobby.Gone(call.call_id, "no port"))
             endpoint.reject(call.call_id, 503, now)
             return
         sdp = SdpSession(local_host)
@@ -782,7 +769,6 @@ class Bridge:
                 local_port=port,
                 send=rtp.sendto,
                 prompt_player=PromptPlayer(self.library),
-                ivr=IvrSession(self.config.ivr),
                 now=now,
                 rtp=rtp,
             )
@@ -792,6 +778,7 @@ class Bridge:
                 rtp.close()  # stops watching the socket, then closes it
             sock.close()
             self.ports.release(port)
+            self._tell_lobby(lobby.Gone(call.call_id, "unreadable offer"))
             if not isinstance(error, SipError):
                 log_failure(f"call {call.call_id}: taking the offer", call.source, now)
                 error = SipError(488, "Not Acceptable Here (unreadable SDP)")
@@ -805,20 +792,77 @@ class Bridge:
         self._sdp[call.call_id] = sdp
         self._endpoint_of[call.call_id] = endpoint
         endpoint.ring(call.call_id, now)
-        self.loop.call_later(self.config.answer_delay, self._answer, call.call_id)
 
-    def _answer(self, call_id: str) -> None:
-        leg = self.legs.get(call_id)
-        endpoint = self._endpoint_of.get(call_id)
+    def _answer(self, command: lobby.Answer) -> None:
+        leg = self.legs.get(command.call_id)
+        endpoint = self._endpoint_of.get(command.call_id)
         if leg is None or endpoint is None:
-            return  # cancelled while ringing
+            return
         now = self._now()
         leg.last_rx = now
-        endpoint.answer(call_id, leg.negotiated.answer, now)
+        endpoint.answer(leg.call_id, leg.negotiated.answer, now)
         driver = self._drivers.get(endpoint)
         if driver is not None:
             driver.flush()
-        self._run_ivr(leg, Answered(now))
+
+    def _read_dial_plan(self, command: lobby.ReadDialPlan) -> None:
+        assert self.loop is not None
+        self.loop.create_task(self._feed_dial_plan(command.call_id, command.dialled))
+
+    async def _feed_dial_plan(self, call_id: str, dialled: str | None) -> None:
+        """Tell a new leg how long the codes on its number are (its IVR ends a code on them)."""
+        try:
+            plan = await self._dial_plan(dialled)
+        except Exception:  # the IVR still ends codes on '#', silence or 12 digits
+            log.exception("could not read the dial plan of %s", dialled)
+            return
+        self._tell_lobby(lobby.DialPlanRead(call_id, plan.event_ids, plan.code_lengths))
+
+    def _match(self, command: lobby.MatchPasscode) -> None:
+        assert self.loop is not None
+        self.loop.create_task(self._lookup(command))
+
+    async def _lookup(self, command: lobby.MatchPasscode) -> None:
+        """What the caller's passcode opens, and what admitting them needs to know."""
+        match = await self._match_passcode(command.dialled, command.passcode)
+        found: lobby.Found | None = None
+        if match is not None:
+            record = await self._join_record(match.event_id)
+            ready: datetime | None = None
+            if match.role == "replay":
+                recording = await asyncio.to_thread(self.replay_recording, match.event_id)
+                ready = recording[1] if recording is not None else None
+            found = lobby.Found(match.event_id, match.role, record, ready)
+        self._tell_lobby(lobby.Matched(command.call_id, found))
+
+    def _play(self, command: lobby.Play) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None:
+            return
+        # Off the call's mix (a farewell), onto the lobby clock.
+        leg.participant = None
+        self._lobby_legs[leg.call_id] = leg
+        leg.prompt.start(command.prompt, command.barge_in)
+
+    def _silence(self, command: lobby.Silence) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is not None:
+            leg.prompt.stop()
+
+    def _whisper_to(self, command: lobby.WhisperTo) -> None:
+        member = self.controller.member(command.call_id)
+        conference = self.conferences.get(member.event_id) if member is not None else None
+        if member is not None and conference is not None:
+            self._whisper(conference, member.id, command.prompt)
+
+    def _hang_up(self, command: lobby.HangUp) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is not None:
+            self._hangup(leg, command.reason, self._now())
+
+    def _tell_lobby(self, event: lobby.Event) -> None:
+        """Tell the lobby what happened; carry out what it decides."""
+        self._carry_out(self.lobby.handle(event, self._now(), datetime.now(UTC)))
 
     def _reinvite(self, endpoint: SipEndpoint, event: ReInvite, now: float) -> None:
         leg = self.legs.get(event.call_id)
@@ -838,69 +882,7 @@ class Bridge:
 
     # -- the IVR ---------------------------------------------------------------------------------
 
-    def _run_ivr(self, leg: CallLeg, event: Input) -> None:
-        if leg.mode is not LegMode.IVR:
-            return
-        if isinstance(event, LookupResult) and event.outcome is Outcome.JOINED:
-            leg.prompt.stop()
-        try:
-            leg.ivr.handle(event)
-        except IvrTransitionError as error:
-            log.debug("leg %s: %s", leg.call_id, error)
-            return
-        while (action := leg.ivr.next_action()) is not None:
-            self._ivr_action(leg, action)
-
-    def _ivr_action(self, leg: CallLeg, action: Action) -> None:
-        if isinstance(action, PlayPrompt) and leg.mode is LegMode.REPLAY:
-            return  # the replay plays its own welcome, in its own frames
-        if isinstance(action, PlayPrompt) and leg.mode is LegMode.CONFERENCE:
-            conference = self.conferences.get(leg.event_id or -1)
-            if conference is not None and leg.participant is not None:
-                conference.whisper(leg.participant.id, iter(self.library.frames(action.prompt)))
-        elif isinstance(action, PlayPrompt):
-            leg.prompt.start(action.prompt, action.barge_in)
-        elif isinstance(action, StopPrompt):
-            leg.prompt.stop()
-        elif isinstance(action, LookupPasscode):
-            assert self.loop is not None
-            self.loop.create_task(self._lookup(leg, action.passcode))
-        elif isinstance(action, Join):
-            self._join(leg, action)
-        elif isinstance(action, Hangup):
-            self._hangup(leg, action.reason, self._now())
-
-    async def _lookup(self, leg: CallLeg, passcode: str) -> None:
-        outcome, event_id, role, hold = await self._decide(leg, passcode)
-        if leg.call_id not in self.legs:
-            self._identity_of.pop(leg.call_id, None)
-            return
-        self._run_ivr(
-            leg, LookupResult(outcome, self._now(), event_id=event_id, role=role, hold=hold)
-        )
-        if leg.ivr.state in (IvrState.DONE, IvrState.FAREWELL):
-            self._identity_of.pop(leg.call_id, None)  # no more attempts on this call
-
     # -- the guessing guard ------------------------------------------------------------
-
-    def _identity(self, call: IncomingCall) -> CallerIdentity:
-        """Who the trunk says is calling: the key the guard counts under."""
-        source_ip = call.source[0]
-        try:
-            address = ipaddress.ip_address(source_ip)
-            trusted = any(address in net for net in self.config.trunk_networks)
-        except ValueError:
-            trusted = False
-        if call.request is None:
-            return CallerIdentity(f"address:{source_ip}", IdentitySource.ADDRESS)
-        return caller_identity(call.request, source_ip, trusted)
-
-    def _remember_identity(self, call_id: str, identity: CallerIdentity) -> None:
-        self._identity_of[call_id] = identity
-        if len(self._identity_of) > 2 * self.config.max_calls:
-            # Legs that ended without a lookup: forget them (live legs stay).
-            for stale in [c for c in self._identity_of if c not in self.legs and c != call_id]:
-                del self._identity_of[stale]
 
     async def _dial_plan(self, dialled: str | None) -> DialPlan:
         """The events and code lengths on ``dialled``, at most JOIN_RECORD_TTL seconds old."""
@@ -914,51 +896,6 @@ class Bridge:
         self._dial_plans[dialled] = (now, plan)
         return plan
 
-    async def _feed_code_lengths(self, call_id: str, dialled: str | None) -> None:
-        """Tell a new leg's IVR how long the codes on its number are (it ends a code on them)."""
-        try:
-            plan = await self._dial_plan(dialled)
-        except Exception:  # the IVR still ends codes on '#', silence or 12 digits
-            log.exception("could not read the dial plan of %s", dialled)
-            return
-        leg = self.legs.get(call_id)
-        if leg is not None:
-            self._run_ivr(leg, CodeLengths(plan.code_lengths, self._now()))
-
-    async def _post_alert(self, alert: Alert, leg: CallLeg, source_ip: str) -> None:
-        """An identity was slowed or refused: the audit trail and the consoles hear of it."""
-        log.warning(
-            "caller %s %s after %d wrong passcodes",
-            alert.identity,
-            alert.standing.value,
-            alert.failures,
-        )
-        try:
-            plan = await self._dial_plan(leg.dialled)
-        except Exception:  # the alert still reaches the log and the audit trail
-            log.exception("could not read the dial plan of %s", leg.dialled)
-            plan = DialPlan((), frozenset())
-        self.guard_alerts.post(alert, plan.event_ids)
-        wall = datetime.now(UTC)
-        kind = (
-            LogKind.GUESSER_REFUSED
-            if alert.standing is Standing.REFUSED
-            else LogKind.GUESSER_SLOWED
-        )
-        detail: dict[str, object] = {
-            "source": source_ip,
-            "dialled": leg.dialled or "",
-            "failures": alert.failures,
-        }
-        if alert.until is not None:
-            detail["refused_for_s"] = round(alert.until - alert.at)
-        if alert.delay:
-            detail["delay_s"] = alert.delay
-        for event_id in plan.event_ids or (None,):
-            self._log(LogEntry(kind, wall, event_id, caller_id=alert.identity, detail=detail))
-        for event_id in plan.event_ids:
-            self._changed(event_id)
-
     def _alert_views(self, event_id: int) -> list[GuardAlertView]:
         """The event's guard alerts as the console shows them, newest first."""
         wall, now = datetime.now(UTC), self._now()
@@ -971,79 +908,8 @@ class Bridge:
                 until=None if alert.until is None else wall + timedelta(seconds=alert.until - now),
                 delay_s=alert.delay,
             )
-            for alert in self.guard_alerts.for_event(event_id)
+            for alert in self.lobby.alerts.for_event(event_id)
         ]
-
-    async def _decide(
-        self, leg: CallLeg, passcode: str
-    ) -> tuple[Outcome, int | None, str | None, bool]:
-        source_ip = leg.source[0]
-        identity = self._identity_of.get(leg.call_id)
-        key = identity.key if identity is not None else f"address:{source_ip}"
-        if self.guard.is_refused(key, self._now()):
-            return Outcome.BLOCKED, None, None, False
-        # A slowed caller waits before every answer, right or wrong: the wait
-        # says nothing about the code.
-        delay = self.guard.admit(key, self._now())
-        if delay > 0:
-            await asyncio.sleep(delay)
-            if leg.call_id not in self.legs:
-                return Outcome.INVALID, None, None, False
-            if self.guard.is_refused(key, self._now()):  # refused while it waited
-                return Outcome.BLOCKED, None, None, False
-        match = await self._match_passcode(leg.dialled, passcode)
-        if match is None:
-            alert = self.guard.record_failure(key, self._now())
-            log.info("leg %s (%s): wrong passcode", leg.call_id, key)
-            self._log(
-                LogEntry(
-                    LogKind.PASSCODE_FAILED,
-                    datetime.now(UTC),
-                    caller_id=key,
-                    detail={
-                        "source": source_ip,
-                        "dialled": leg.dialled or "",
-                        "tries": leg.ivr.tries + 1,
-                        "display_name": leg.caller,
-                    },
-                )
-            )
-            if alert is not None:
-                await self._post_alert(alert, leg, source_ip)
-                if alert.standing is Standing.REFUSED:
-                    return Outcome.BLOCKED, None, None, False
-            return Outcome.INVALID, None, None, False
-        record = await self._join_record(match.event_id)
-        ready: datetime | None = None
-        if match.role == "replay":
-            found = await asyncio.to_thread(self.replay_recording, match.event_id)
-            ready = found[1] if found is not None else None
-        matched = PasscodeMatched(
-            leg.call_id, match.event_id, match.role, record, datetime.now(UTC), ready
-        )
-        (answer,) = self.controller.handle(matched)
-        assert isinstance(answer, AnswerCaller)
-        return answer.outcome, answer.event_id, answer.role, answer.hold
-
-    def _join(self, leg: CallLeg, action: Join) -> None:
-        if action.role == "replay":
-            self._start_replay(leg, action.event_id)
-            return
-        identity = self._identity_of.get(leg.call_id)
-        number = None
-        if identity is not None and identity.source in _VOUCHED:
-            number = identity.key.removeprefix("user:")
-        entered = EnterCall(
-            leg.call_id,
-            action.event_id,
-            action.role,
-            action.hold,
-            leg.caller,
-            leg.dialled,
-            datetime.now(UTC),
-            number=number,
-        )
-        self._carry_out(self.controller.handle(entered))
 
     def _conference(self, event_id: int) -> Conference:
         conference = self.conferences.get(event_id)
@@ -1224,20 +1090,7 @@ class Bridge:
     # -- keys ------------------------------------------------------------------------------------
 
     def _digit(self, leg: CallLeg, digit: str, now: float) -> None:
-        if leg.mode is LegMode.REPLAY:
-            if leg.replay is not None:
-                with contextlib.suppress(ValueError):  # not a keypad digit: nothing to do
-                    leg.replay.press(digit, now)
-                self._replay_actions(leg, now)
-            return
-        if leg.mode is LegMode.IVR:
-            leg.last_digit_at = now
-            self._run_ivr(leg, Digit(digit, now))
-            return
-        if leg.mode is LegMode.CONFERENCE:
-            self._carry_out(
-                self.controller.handle(KeyPressed(leg.call_id, digit, datetime.now(UTC)))
-            )
+        self._tell_lobby(lobby.Key(leg.call_id, digit))
 
     def _whisper(self, conference: Conference, participant_id: str, prompt: PromptName) -> None:
         conference.whisper(participant_id, iter(self.library.frames(prompt)))
@@ -1250,26 +1103,16 @@ class Bridge:
     def _lobby_tick(self, n: int) -> None:
         now = self._now()
         for leg in list(self._lobby_legs.values()):
-            if leg.mode is LegMode.REPLAY:
+            if leg.replay is not None:
                 # Each replay caller is at their own place in the recording.
-                playback = leg.replay
-                leg.send_pcm(playback.next_frame(now) if playback is not None else None, now)
-                if playback is not None:
-                    self._replay_actions(leg, now)
-                continue
-            if leg.mode not in (LegMode.IVR, LegMode.FAREWELL):
+                leg.send_pcm(leg.replay.next_frame(now), now)
+                self._replay_actions(leg)
                 continue
             was_playing = leg.prompt.playing
-            frame = leg.prompt.next_frame()
-            leg.send_pcm(frame, now)
+            leg.send_pcm(leg.prompt.next_frame(), now)
             if was_playing and not leg.prompt.playing:
-                if leg.mode is LegMode.FAREWELL:
-                    self._hangup(leg, leg.ivr.hangup_reason or "goodbye", now)
-                    continue
-                self._run_ivr(leg, PromptFinished(now))
-            timer = leg.ivr.get_timer()
-            if leg.mode is LegMode.IVR and timer is not None and timer <= now:
-                self._run_ivr(leg, TimerFired(now))
+                self._tell_lobby(lobby.PromptDone(leg.call_id))
+        self._carry_out(self.lobby.handle_timer(now, datetime.now(UTC)))
 
     # -- replay by phone ---------------------------------------------------------------------------
 
@@ -1287,24 +1130,14 @@ class Bridge:
                 return library.replay_audio(directory), ready
         return None
 
-    def _start_replay(self, leg: CallLeg, event_id: int) -> None:
-        leg.event_id = event_id
-        leg.move(LegMode.REPLAY)
-        self._replay_ids += 1
-        leg.replay_id = f"r{event_id}-{self._replay_ids}"
+    def _start_replay(self, command: lobby.StartReplay) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None:
+            return
+        leg.participant = None
+        self._lobby_legs[leg.call_id] = leg
         assert self.loop is not None
-        self.loop.create_task(self._load_replay(leg, event_id))
-        self._log(
-            LogEntry(
-                LogKind.JOIN,
-                datetime.now(UTC),
-                event_id,
-                leg.replay_id,
-                caller_id=leg.caller,
-                role="replay",
-                detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
-            )
-        )
+        self.loop.create_task(self._load_replay(leg, command.event_id))
 
     async def _load_replay(self, leg: CallLeg, event_id: int) -> None:
         found = await asyncio.to_thread(self.replay_recording, event_id)
@@ -1318,31 +1151,32 @@ class Bridge:
                     log.exception("event %d: the replay recording cannot be read", event_id)
                 else:
                     self._replays[found[0]] = samples
-        if self.legs.get(leg.call_id) is not leg or leg.mode is not LegMode.REPLAY:
+        if self.legs.get(leg.call_id) is not leg:
             return
         if samples is None:
-            self._farewell(leg, PromptName.REPLAY_NOT_YET)
+            self._tell_lobby(lobby.ReplayMissing(leg.call_id))
             return
         leg.replay = ReplayPlayback(
             samples, self.library, ReplayRules(intro=PromptName.REPLAY_WELCOME)
         )
 
-    def _replay_actions(self, leg: CallLeg, now: float) -> None:
+    def _replay_key(self, command: lobby.ReplayKey) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None or leg.replay is None:
+            return
+        with contextlib.suppress(ValueError):  # not a keypad digit: nothing to do
+            leg.replay.press(command.digit, self._now())
+        self._replay_actions(leg)
+
+    def _replay_actions(self, leg: CallLeg) -> None:
         playback = leg.replay
         if playback is None:
             return
         while (action := playback.next_action()) is not None:
             if isinstance(action, replay_phone.Hangup):
-                self._hangup(leg, action.reason.value, now)
+                leg.replay = None
+                self._tell_lobby(lobby.ReplayOver(leg.call_id, action.reason.value))
                 return
-
-    def _farewell(self, leg: CallLeg, prompt: PromptName) -> None:
-        """Leave the conference (if in it), say ``prompt``, then hang up."""
-        if leg.mode in (LegMode.FAREWELL, LegMode.ENDED):
-            return
-        leg.move(LegMode.FAREWELL)
-        self._lobby_legs[leg.call_id] = leg
-        leg.prompt.start(prompt, barge_in=False)
 
     # -- endings -------------------------------------------------------------------------------
 
@@ -1367,28 +1201,12 @@ class Bridge:
         rtp = self._rtp.pop(call_id, None)
         if rtp is not None:
             rtp.close()
+        self._tell_lobby(lobby.Gone(call_id, reason))
         if leg is None:
             return
         self.ports.release(leg.local_port)
         self._foreign_dropped += leg.stats.foreign
-        if leg.mode is not LegMode.ENDED:
-            leg.mode = LegMode.ENDED
-        if leg.replay_id is not None and leg.event_id is not None:
-            self._log_leave(leg.event_id, leg.replay_id, leg.caller, reason)
-            leg.replay_id = None
         self._carry_out(self.controller.handle(LeftCall(call_id, reason, datetime.now(UTC))))
-
-    def _log_leave(self, event_id: int, participant_id: str, caller: str, reason: str) -> None:
-        self._log(
-            LogEntry(
-                LogKind.LEAVE,
-                datetime.now(UTC),
-                event_id,
-                participant_id,
-                caller_id=caller,
-                detail={"reason": reason},
-            )
-        )
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.
@@ -1412,15 +1230,7 @@ class Bridge:
         """Drop legs whose media stopped without a BYE."""
         while True:
             await asyncio.sleep(1.0)
-            now = self._now()
-            for leg in list(self.legs.values()):
-                if now - leg.last_rx > self.config.media_timeout:
-                    log.info(
-                        "leg %s: no RTP for %.0f s; hanging up",
-                        leg.call_id,
-                        self.config.media_timeout,
-                    )
-                    self._hangup(leg, "media timeout", now)
+            self._tell_lobby(lobby.HeardCheck({c: leg.last_rx for c, leg in self.legs.items()}))
 
     # -- the call log -----------------------------------------------------------------------------
 

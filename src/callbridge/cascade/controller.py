@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from callbridge.bridge.commands import (
+    Admit,
     AuditKind,
     CloseLine,
     Command,
@@ -199,13 +200,13 @@ class EdgeController(CallController):
                 return []
             return [Tell(ORIGIN, Keyed(member.id, event.key, event.now.timestamp()))]
         commands = super().handle(event)
-        if isinstance(event, EnterCall):
+        if isinstance(event, EnterCall | Admit):
             return [self._told_joined(event, c) for c in commands]
         if isinstance(event, LeftCall):
             return [self._told_left(event, c) for c in commands]
         return commands
 
-    def _told_joined(self, event: EnterCall, command: Command) -> Command:
+    def _told_joined(self, event: EnterCall | Admit, command: Command) -> Command:
         """The origin writes the call log: the join is told to it instead."""
         if not (isinstance(command, RecordAudit) and command.kind is AuditKind.JOIN):
             return command

@@ -38,7 +38,7 @@ from callbridge.bridge.commands import (
     Tell,
 )
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import LegMode
+from callbridge.bridge.lobby import Stage
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.cascade.bus import Bus
 from callbridge.cascade.controller import (
@@ -138,7 +138,7 @@ class _CascadeBridge(Bridge):
         self.media.close()
 
     def _callers(self) -> int:
-        return sum(1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE)
+        return sum(1 for call_id in self.legs if self.lobby.stage(call_id) is Stage.CONFERENCE)
 
     async def _heartbeat(self) -> None:
         sip = f"{self.config.sip_host}:{self.sip_port}"
