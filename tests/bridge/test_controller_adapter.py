@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 
 from callbridge.bridge import lobby
-from callbridge.bridge.commands import Command, EndConference, SetEventState, Tell
+from callbridge.bridge.commands import Command, EndConference, NodeCommand, SetEventState
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
@@ -19,6 +19,6 @@ def test_every_command_has_a_carrier(sqlite_database: Database) -> None:
     # Awaited in turn by ``_carry_out_awaiting``.
     awaited = {SetEventState, EndConference}
     # Only a cascade's nodes have a bus (tests/cascade checks theirs).
-    cascade = {Tell}
+    cascade = {NodeCommand}
     # The controller's events the lobby returns go to the controller.
     assert set(bridge._carriers) == every - awaited - cascade

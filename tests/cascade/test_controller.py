@@ -28,7 +28,6 @@ from callbridge.bridge.commands import (
     RecordAudit,
     StartCall,
     StartConference,
-    Tell,
     Whisper,
 )
 from callbridge.bridge.control import Action, BridgeError
@@ -44,6 +43,7 @@ from callbridge.cascade.messages import (
     Keyed,
     Left,
     OriginUp,
+    Tell,
 )
 from callbridge.events.schema import EventState
 from callbridge.media.conference import ConferenceState, Role

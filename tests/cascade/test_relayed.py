@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from callbridge.bridge.commands import Command, EndConference, SetEventState, Tell
+from callbridge.bridge.commands import Command, EndConference, SetEventState
 from callbridge.bridge.service import BridgeConfig
-from callbridge.cascade.node import EdgeBridge, NodeConfig, OriginBridge
+from callbridge.cascade.messages import Tell
+from callbridge.cascade.node import NodeConfig, cascade_bridge
 from callbridge.cascade.relayed import RelayedConference
 from callbridge.media.conference import Participant, Role
 from callbridge.media.mixer import Pcm
@@ -75,14 +76,14 @@ def test_a_caller_who_may_talk_is_sent_up_and_hears_their_own_stream() -> None:
     assert speaker.sent == [mix_minus] and listener.sent == [mix]
 
 
-def _carried(database: Database, cls: type[EdgeBridge] | type[OriginBridge]) -> set[type]:
-    node = NodeConfig("n1", "edge", "postgresql://nobody@127.0.0.1:1/none")
-    bridge = cls(BridgeConfig(), EventStore(database), CallLog(database), node)
+def _carried(database: Database, role: str) -> set[type]:
+    node = NodeConfig("n1", role, "postgresql://nobody@127.0.0.1:1/none")
+    bridge = cascade_bridge(BridgeConfig(), EventStore(database), CallLog(database), node)
     return set(bridge._carriers)
 
 
 def test_cascade_nodes_carry_out_tell(sqlite_database: Database) -> None:
     awaited: set[type[Command]] = {SetEventState, EndConference}
-    for cls in (EdgeBridge, OriginBridge):
-        carried = _carried(sqlite_database, cls)
+    for role in ("edge", "origin"):
+        carried = _carried(sqlite_database, role)
         assert Tell in carried and not carried & awaited

@@ -111,14 +111,6 @@ def test_end_and_transitions() -> None:
         conf.join(RecordingLeg(), Role.LISTENER, "late", NOW)
 
 
-def test_lock_keeps_new_listeners_out() -> None:
-    conf = Conference(1, encoder)
-    conf.locked = True
-    with pytest.raises(ConferenceError, match="locked"):
-        conf.join(RecordingLeg(), Role.LISTENER, "l", NOW)
-    conf.join(RecordingLeg(), Role.SPEAKER, "s", NOW)
-
-
 def test_capacity_is_bounded() -> None:
     conf = Conference(1, encoder, max_participants=2)
     conf.join(RecordingLeg(), Role.LISTENER, "1", NOW)
@@ -141,24 +133,15 @@ def test_a_whisper_reaches_one_listener_over_the_call() -> None:
     assert other.received == [b"PCMU:1000", b"PCMU:1000"]
 
 
-def test_question_queue_and_open_line() -> None:
+def test_an_open_line_is_mixed_until_it_is_closed() -> None:
     conf = Conference(1, encoder)
     conf.start()
     ceo = conf.join(RecordingLeg(level=100), Role.SPEAKER, "ceo", NOW)
     analyst_leg = RecordingLeg(level=300)
     analyst = conf.join(analyst_leg, Role.LISTENER, "analyst", NOW)
-    other = conf.join(RecordingLeg(level=300), Role.LISTENER, "other", NOW)
-    assert conf.raise_hand(analyst.id)
-    assert not conf.raise_hand(analyst.id)
-    assert conf.raise_hand(other.id)
-    assert not conf.raise_hand(ceo.id)  # speakers have the floor already
-    conf.move_in_queue(other.id, 0)
-    assert conf.queue == [other.id, analyst.id]
-    assert conf.withdraw(other.id)
     conf.tick(0.0)
     assert analyst_leg.received[-1] == b"PCMU:100"  # a listener is not heard
     conf.open_line(analyst.id)
-    assert conf.queue == []
     conf.tick(0.02)
     assert analyst_leg.received[-1] == b"PCMU:100"  # N-1: the analyst hears the CEO
     assert ceo.leg.received[-1] == b"PCMU:300"  # type: ignore[attr-defined]
@@ -167,21 +150,6 @@ def test_question_queue_and_open_line() -> None:
     assert ceo.leg.received[-1] == b"PCMU:0"  # type: ignore[attr-defined]
     with pytest.raises(ConferenceError):
         conf.close_line(analyst.id)
-
-
-def test_mute_all_and_leaving_clears_the_queue() -> None:
-    conf = Conference(1, encoder)
-    a = conf.join(RecordingLeg(), Role.SPEAKER, "a", NOW)
-    b = conf.join(RecordingLeg(), Role.SPEAKER, "b", NOW)
-    host = conf.join(RecordingLeg(), Role.HOST, "h", NOW)
-    assert {p.id for p in conf.mute_all(True)} == {a.id, b.id}
-    assert not host.muted
-    listener = conf.join(RecordingLeg(), Role.LISTENER, "l", NOW)
-    conf.raise_hand(listener.id)
-    conf.leave(listener.id, NOW)
-    assert conf.queue == []
-    with pytest.raises(ConferenceError):
-        conf.set_muted(listener.id, True)
 
 
 class BrokenAudience:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.cascade.messages import Message
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.machine import Outcome
 from callbridge.media.conference import Role
@@ -332,12 +331,12 @@ class Changed:
     event_id: int
 
 
-@dataclass(frozen=True)
-class Tell:
-    """Send ``message`` over the bus to ``to`` (a node id, the origin, or every node)."""
+class NodeCommand:
+    """A command only some nodes have, carried out by the node's plug (``service.Plug``).
 
-    to: str
-    message: Message
+    A cascade's ``Tell`` (``cascade.messages``) is one: the bridge knows of
+    no bus, and ``bridge/`` imports nothing from ``cascade/``.
+    """
 
 
 Command = (
@@ -358,5 +357,5 @@ Command = (
     | SetEventState
     | RecordAudit
     | Changed
-    | Tell
+    | NodeCommand
 )

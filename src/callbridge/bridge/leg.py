@@ -27,7 +27,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -43,7 +43,6 @@ from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
 
 if TYPE_CHECKING:
-    from callbridge.bridge.fanout import FanOut
     from callbridge.bridge.rtp_transport import RtpSocket
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,14 @@ Address = tuple[str, int]
 
 # A latched port silent this long gives way to another port of the same host.
 RELATCH_AFTER = 5.0
+
+
+class Sharer(Protocol):
+    """What builds a leg's packets while it hears the common mix (``bridge.fanout.FanOut``)."""
+
+    def release(self, leg: CallLeg) -> None: ...
+
+    def retarget(self) -> None: ...
 
 
 @dataclass
@@ -85,7 +92,7 @@ class CallLeg:
         self.caller = caller
         self.source = source
         # The fan-out that builds this leg's packets while it hears the common mix.
-        self.fanout: FanOut | None = None
+        self.fanout: Sharer | None = None
         # The leg's own socket, for senders that batch (``send`` stays the way to send one).
         self.rtp = rtp
         # Where the peer's media comes from: its SDP host, and the port its first datagram latched.

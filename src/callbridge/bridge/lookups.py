@@ -23,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
+from callbridge.bridge.commands import RecordAudit
 from callbridge.bridge.control import BridgeError
+from callbridge.bridge.lobby import DialPlanRead, Found, Matched, MatchPasscode
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.media import priority
-from callbridge.store.calllog import CallLog, LogEntry
+from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
 from callbridge.store.questions import QuestionStore
 
@@ -43,9 +45,7 @@ MAX_CACHED = 10_000
 class Lookups:
     """The store as the bridge's loop uses it: on one thread, with short-lived caches."""
 
-    def __init__(
-        self, events: EventStore, call_log: CallLog, now: Callable[[], float]
-    ) -> None:
+    def __init__(self, events: EventStore, call_log: CallLog, now: Callable[[], float]) -> None:
         self.events = events
         self.call_log = call_log
         self._now = now
@@ -110,6 +110,35 @@ class Lookups:
         self._dial_plans[dialled] = (now, plan)
         return plan
 
+    async def dial_plan_read(self, call_id: str, dialled: str | None) -> DialPlanRead | None:
+        """The lobby's ``DialPlanRead`` for a new leg; None if the store could not say."""
+        try:
+            plan = await self.dial_plan(dialled)
+        except Exception:  # the IVR still ends codes on '#', silence or 12 digits
+            log.exception("could not read the dial plan of %s", dialled)
+            return None
+        return DialPlanRead(call_id, plan.event_ids, plan.code_lengths)
+
+    async def matched(
+        self,
+        command: MatchPasscode,
+        replay_recording: Callable[[int], tuple[object, datetime] | None],
+    ) -> Matched:
+        """What the caller's passcode opens, with what admitting them needs to know.
+
+        ``replay_recording(event_id)`` (blocking) says when a replay code's
+        recording was ready.
+        """
+        match = await self.match_passcode(command.dialled, command.passcode)
+        if match is None:
+            return Matched(command.call_id, None)
+        record = await self.join_record(match.event_id)
+        ready: datetime | None = None
+        if match.role == "replay":
+            recording = await asyncio.to_thread(replay_recording, match.event_id)
+            ready = recording[1] if recording is not None else None
+        return Matched(command.call_id, Found(match.event_id, match.role, record, ready))
+
     async def set_state(self, event_id: int, state: EventState) -> None:
         """Write the event's state; what joining callers saw of it is forgotten."""
         await self.run(self.events.set_state, event_id, state)
@@ -127,6 +156,21 @@ class Lookups:
         task.add_done_callback(self._pending.discard)
 
     # -- the call log --------------------------------------------------------------------
+
+    def audit(self, row: RecordAudit) -> None:
+        """Queue the controller's or the lobby's audit row for the call log."""
+        self.log(
+            LogEntry(
+                LogKind(row.kind.value),
+                row.at,
+                row.event_id,
+                row.participant_id,
+                caller_id=row.caller_id,
+                role=row.role,
+                actor=row.actor,
+                detail=dict(row.detail),
+            )
+        )
 
     def log(self, entry: LogEntry) -> None:
         """Queue ``entry`` for the call log (``write_log`` writes it)."""

@@ -12,7 +12,7 @@ No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
 A cascade's origin lists the callers of its edges here too (``elsewhere``:
 never sent the common mix) and taps the mix for them (``taps``); an edge's
 ``cascade.relayed.RelayedConference`` sends a mix it did not make through
-``_send_same``. That keeps this module a little over the house's ~500 lines.
+``_send_same``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import enum
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -174,8 +174,6 @@ class Conference:
         self.mixer = Mixer()
         self.max_participants = max_participants
         self.stats = TickStats()
-        self.locked = False
-        self.queue: list[str] = []
         self.recorder: Recorder | None = None
         self.webcast: MixTap | None = None
         # Also get the full mix of every tick (the cascade's feeds to its edges).
@@ -207,8 +205,6 @@ class Conference:
         """
         if self.state is ConferenceState.ENDED:
             raise ConferenceError("the conference has ended")
-        if self.locked and role is Role.LISTENER:
-            raise ConferenceError("the conference is locked")
         if len(self.active()) >= self.max_participants:
             raise ConferenceError("the conference is full")
         participant = Participant(
@@ -234,7 +230,6 @@ class Conference:
         participant.left_at = now
         participant.talking = False
         self._roster = None
-        self.withdraw(participant_id)
         self._whispers.pop(participant_id, None)
 
     def active(self) -> list[Participant]:
@@ -277,49 +272,11 @@ class Conference:
         participant.talking = participant.talking and not muted
         self._roster = None
 
-    def mute_all(self, muted: bool) -> list[Participant]:
-        """Mute (or unmute) every speaker who is not a host; returns those changed."""
-        changed = []
-        for participant in self.active():
-            if participant.role is Role.SPEAKER and participant.muted != muted:
-                participant.muted = muted
-                participant.talking = participant.talking and not muted
-                changed.append(participant)
-        self._roster = None
-        return changed
-
-    # -- the question queue -------------------------------------------------
-
-    def raise_hand(self, participant_id: str) -> bool:
-        """Queue a listener for a question (*1); False if already queued or a speaker."""
-        participant = self.active_participant(participant_id)
-        if participant.role is not Role.LISTENER or participant_id in self.queue:
-            return False
-        if len(self.queue) >= self.max_participants:
-            raise ConferenceError("the question queue is full")
-        self.queue.append(participant_id)
-        return True
-
-    def withdraw(self, participant_id: str) -> bool:
-        """Leave the queue (*2, or the moderator's "remove"); False if not queued."""
-        if participant_id not in self.queue:
-            return False
-        self.queue.remove(participant_id)
-        return True
-
-    def move_in_queue(self, participant_id: str, position: int) -> None:
-        """Reorder: put a queued caller at ``position`` (0 is next)."""
-        if participant_id not in self.queue:
-            raise ConferenceError(f"{participant_id} is not in the question queue")
-        self.queue.remove(participant_id)
-        self.queue.insert(max(0, min(position, len(self.queue))), participant_id)
-
     def open_line(self, participant_id: str) -> Participant:
         """Give a listener the floor: they become a speaker until the line is closed."""
         participant = self.active_participant(participant_id)
         if participant.role is not Role.LISTENER:
             raise ConferenceError(f"{participant_id} is already a {participant.role.value}")
-        self.withdraw(participant_id)
         participant.role = Role.SPEAKER
         participant.line_open = True
         participant.muted = False
@@ -501,13 +458,3 @@ class Conference:
         for leg in legs:
             leg.send_payload(own.get(leg) or payloads[leg.codec_name], now)
         self.stats.frames_sent += len(legs)
-
-
-@dataclass
-class ConferenceRegistry:
-    """The live conferences of one server, by event id."""
-
-    conferences: dict[int, Conference] = field(default_factory=dict)
-
-    def get(self, event_id: int) -> Conference | None:
-        return self.conferences.get(event_id)

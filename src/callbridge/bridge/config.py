@@ -1,0 +1,99 @@
+"""How a bridge is put together: its settings, and what a cascade's node plugs into it.
+
+``BridgeConfig`` is what ``callbridge serve`` sets; a ``Plug`` is what a
+cascade's node (``cascade.node``) brings to the ``bridge.service.Bridge`` it
+runs in, by composition: its controller, its conferences, its carriers of
+the commands only it has (and wrappers of a few of the bridge's own), and
+what it starts and stops with the bridge.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from callbridge.bridge.controller import CallController
+from callbridge.bridge.media_plane import HoldMusic
+from callbridge.ivr.guard import GuardRules
+from callbridge.ivr.machine import IvrRules
+from callbridge.media.conference import Audience, Conference
+
+if TYPE_CHECKING:
+    from callbridge.bridge.service import Bridge
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+C = TypeVar("C")
+Carriers = dict[type, Callable[[Any], object]]
+
+
+@dataclass
+class BridgeConfig:
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    trunk_networks: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    # A leg that sends no RTP for this long is gone (no BYE reached us).
+    media_timeout: float = 30.0
+    ivr: IvrRules = field(default_factory=IvrRules)
+    guard: GuardRules = field(default_factory=GuardRules)
+    max_calls: int = 2000
+    enable_tcp: bool = True
+    # Ring briefly before answering: carriers play ringback meanwhile, and a
+    # caller who changes their mind can still CANCEL.
+    answer_delay: float = 0.25
+    # Where calls are recorded (one folder per call); None records nothing.
+    recordings: Path | None = None
+    # Where the live webcast of each call is packaged (LL-HLS); None: no webcast.
+    webcasts: Path | None = None
+    # The child process that transcribes an event's recording; None: no transcripts.
+    transcribe_command: Callable[[int], list[str]] | None = None
+    # The live caption worker's command for a glossary; None: no live captions.
+    caption_command: Callable[[Sequence[str]], list[str]] | None = None
+    # How a frame goes to many listeners: "auto" (io_uring where the kernel
+    # allows it, else one sendto each), "io_uring" (or fail), "sendto".
+    media_sender: str = "auto"
+
+
+class Plug(Protocol):
+    """What a cascade's node (``cascade.node``) brings to the bridge it runs in."""
+
+    controller: CallController
+
+    def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
+        """Called once, as the bridge is built: the carriers it adds or replaces.
+
+        ``defaults`` are the bridge's own, for a carrier that wraps one.
+        """
+        ...
+
+    def conference(
+        self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+    ) -> Conference:
+        """The event's new conference (``media_plane.ConferenceFactory``)."""
+        ...
+
+    async def start(self) -> None:
+        """After the bridge has started."""
+        ...
+
+    async def stop(self) -> None:
+        """Before the bridge stops its calls."""
+        ...
+
+    def close(self) -> None:
+        """After the bridge has stopped."""
+        ...
+
+
+def carrier(
+    kind: type[C], carry_out: Callable[[C], object]
+) -> tuple[type, Callable[[Any], object]]:
+    """One row of a carriers table, checked: ``carry_out`` takes a ``kind``."""
+    return kind, carry_out
