@@ -11,7 +11,7 @@ from callbridge.bridge.service import BridgeConfig
 from callbridge.cascade.messages import Tell
 from callbridge.cascade.node import NodeConfig, cascade_bridge
 from callbridge.cascade.relayed import RelayedConference
-from callbridge.media.conference import Participant, Role
+from callbridge.media.conference import Participant
 from callbridge.media.mixer import Pcm
 from callbridge.rtp.g711 import encode, ulaw_encode
 from callbridge.store.calllog import CallLog
@@ -48,8 +48,8 @@ def _edge() -> tuple[RelayedConference, list[tuple[str, Pcm]]]:
 def test_the_mix_is_relayed_as_it_arrives_and_the_tick_sends_listeners_nothing() -> None:
     conference, _ = _edge()
     listeners = [Leg() for _ in range(3)] + [Leg(codec_name="PCMA")]
-    for n, leg in enumerate(listeners):
-        conference.join(leg, Role.LISTENER, f"l{n}", NOW)
+    for leg in listeners:
+        conference.join(leg, False)
     conference.start()
     conference.tick(0.0, 0)
     assert all(leg.sent == [] for leg in listeners)
@@ -65,8 +65,8 @@ def test_a_caller_who_may_talk_is_sent_up_and_hears_their_own_stream() -> None:
     conference, uplinked = _edge()
     voice = np.full(160, 500, np.int16)
     speaker, listener = Leg(voice), Leg()
-    talker = conference.join(speaker, Role.SPEAKER, "s", NOW)
-    conference.join(listener, Role.LISTENER, "l", NOW)
+    talker = conference.join(speaker, True)
+    conference.join(listener, False)
     conference.start()
     conference.tick(0.0, 0)
     assert [pid for pid, _ in uplinked] == [talker.id]

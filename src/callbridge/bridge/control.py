@@ -13,7 +13,32 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 from callbridge.events.names import MAX_NAME, plain_name
-from callbridge.media.conference import Participant, ParticipantState, Role
+from callbridge.media.conference import ParticipantState, Role
+
+
+class ParticipantRow(Protocol):
+    """A caller's row as the bridge builds it (``bridge.views.Row``: frozen, hashable)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def caller_id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def joined_at(self) -> datetime: ...
+    @property
+    def left_at(self) -> datetime | None: ...
+    @property
+    def state(self) -> ParticipantState: ...
+    @property
+    def muted(self) -> bool: ...
+    @property
+    def talking(self) -> bool: ...
+    @property
+    def line_open(self) -> bool: ...
 
 
 class ParticipantView(BaseModel):
@@ -31,18 +56,19 @@ class ParticipantView(BaseModel):
     line_open: bool
 
     @classmethod
-    def of(cls, participant: Participant) -> ParticipantView:
+    def of(cls, row: ParticipantRow) -> ParticipantView:
+        """``row``: anything with these fields (``bridge.views.Row``)."""
         return cls(
-            id=participant.id,
-            role=participant.role,
-            caller_id=participant.caller_id,
-            name=participant.name,
-            joined_at=participant.joined_at,
-            left_at=participant.left_at,
-            state=participant.state,
-            muted=participant.muted,
-            talking=participant.talking,
-            line_open=participant.line_open,
+            id=row.id,
+            role=row.role,
+            caller_id=row.caller_id,
+            name=row.name,
+            joined_at=row.joined_at,
+            left_at=row.left_at,
+            state=row.state,
+            muted=row.muted,
+            talking=row.talking,
+            line_open=row.line_open,
         )
 
 

@@ -61,7 +61,7 @@ from callbridge.replay.window import ReplayStatus, replay_window_of
 
 @dataclass
 class Member:
-    """One caller on one call."""
+    """One caller on one call: who they are and where they stand (the mixer keeps only the leg)."""
 
     id: str
     call_id: str
@@ -73,6 +73,13 @@ class Member:
     keypad: str = ""  # "*" while a keypad command is being keyed
     name: str | None = None  # as the moderator named them
     node: str | None = None  # on another node of the cascade (an edge), not here
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+
+    @property
+    def may_talk(self) -> bool:
+        """Whether the mix takes their audio (``media.conference.Participant.may_talk``)."""
+        return self.role is not Role.LISTENER and not self.muted
 
     def audit(
         self, kind: cmd.AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
@@ -152,6 +159,7 @@ class Call:
         caller_id: str,
         participant_id: str | None = None,
         node: str | None = None,
+        now: datetime | None = None,
     ) -> Member:
         """Put a caller on the call, with ``participant_id`` if another node gave them one."""
         member = Member(
@@ -161,6 +169,7 @@ class Call:
             event_id=self.event_id,
             role=role,
             caller_id=caller_id,
+            joined_at=now,
             state=ParticipantState.CONNECTED
             if self.state is ConferenceState.LIVE
             else ParticipantState.HOLD,
@@ -170,8 +179,9 @@ class Call:
         self.queue.arrive(member.id, speaking=role is not Role.LISTENER)
         return member
 
-    def leave(self, member: Member) -> None:
+    def leave(self, member: Member, now: datetime | None = None) -> None:
         member.state = ParticipantState.LEFT
+        member.left_at = now
         self.on_call -= 1
         self.queue.leave(member.id)
 
@@ -580,7 +590,7 @@ class CallController:
                 cmd.Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
             ]
         member = self._member_of[event.call_id] = call.add(
-            event.call_id, role, event.caller, event.participant_id, event.node
+            event.call_id, role, event.caller, event.participant_id, event.node, event.now
         )
         commands += [
             cmd.JoinConference(event.call_id, event.event_id, member.id, role, event.now),
@@ -607,7 +617,7 @@ class CallController:
         call = self.calls.get(member.event_id) if member is not None else None
         if member is None or call is None or member.state is ParticipantState.LEFT:
             return []
-        call.leave(member)
+        call.leave(member, event.now)
         return [
             cmd.LeaveConference(call.event_id, member.id, event.now),
             cmd.Changed(call.event_id),
@@ -699,7 +709,7 @@ class CallController:
             remaining = call.active()
             call.move(ConferenceState.ENDED)
             for member in remaining:
-                call.leave(member)
+                call.leave(member, event.now)
                 commands.append(
                     member.audit(
                         cmd.AuditKind.LEAVE, event.now, "system", role=False, reason="call ended"

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
 from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
@@ -34,7 +33,6 @@ from callbridge.media.conference import (
     ConferenceLeg,
     ConferenceState,
     Participant,
-    Role,
 )
 from callbridge.media.mixer import Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
@@ -303,15 +301,12 @@ class MediaPlane:
         call_id: str,
         event_id: int,
         participant_id: str,
-        role: Role,
-        at: datetime,
+        may_talk: bool,
         keyed_at: float | None,
     ) -> Participant:
         """Put the caller's leg into the event's conference (``keyed_at``: their last key)."""
         leg = self.legs[call_id]
-        participant = self.media(event_id).join(
-            leg, role, leg.caller, at, participant_id=participant_id
-        )
+        participant = self.media(event_id).join(leg, may_talk, participant_id=participant_id)
         leg.participant = participant
         self._lobby_legs.pop(call_id, None)
         if keyed_at is not None:
@@ -324,42 +319,30 @@ class MediaPlane:
         leg: ConferenceLeg,
         event_id: int,
         participant_id: str,
-        role: Role,
-        caller: str,
-        at: datetime,
+        may_talk: bool,
     ) -> Participant:
         """A caller of another node (a cascade's edge), mixed here, sent the mix there."""
         return self.media(event_id).join(
-            leg, role, caller, at, participant_id=participant_id, elsewhere=True
+            leg, may_talk, participant_id=participant_id, elsewhere=True
         )
 
     def leave(self, command: LeaveConference) -> None:
         conference = self.conferences.get(command.event_id)
         if conference is not None:
-            conference.leave(command.participant_id, command.at)
+            conference.leave(command.participant_id)
 
-    def name(self, event_id: int, participant_id: str, name: str) -> Conference:
-        """Name the participant (the console, the recording's manifest and transcript use it)."""
-        conference = self.media(event_id)
-        participant = conference.participants.get(participant_id)
-        if participant is not None:
-            participant.name = name
-        return conference
-
-    def open_line(self, event_id: int, participant_id: str) -> Conference:
-        conference = self.media(event_id)
-        conference.open_line(participant_id)
-        return conference
+    def set_may_talk(self, event_id: int, participant_id: str, may_talk: bool) -> None:
+        self.media(event_id).set_may_talk(participant_id, may_talk)
 
     def whisper(self, event_id: int, participant_id: str, prompt: PromptName) -> None:
         conference = self.conferences.get(event_id)
         if conference is not None:
             conference.whisper(participant_id, iter(self.library.frames(prompt)))
 
-    def end(self, event_id: int, at: datetime) -> Conference:
+    def end(self, event_id: int) -> Conference:
         """End the event's conference and stop its clock."""
         conference = self.media(event_id)
-        conference.end(at)
+        conference.end()
         clock = self._clocks.pop(event_id, None)
         if clock is not None:
             clock.stop()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callbridge.bridge.controller import Member
 from callbridge.media.conference import Conference, Role
 from callbridge.media.mixer import Pcm
 from callbridge.media.recording import (
@@ -109,8 +110,9 @@ class Outputs:
 
     # -- a call starts and ends -----------------------------------------------------------------
 
-    def start_call(self, conference: Conference) -> None:
-        self._start_recording(conference)
+    def start_call(self, conference: Conference, members: list[Member]) -> None:
+        """The call started: record it (``members``: who is on it) and webcast it."""
+        self._start_recording(conference, members)
         self._start_webcast(conference)
 
     async def end_call(self, conference: Conference) -> None:
@@ -137,20 +139,19 @@ class Outputs:
         if recorder is not None:
             asyncio.get_running_loop().create_task(self._finish_recording(recorder))
 
-    def annotate(self, conference: Conference, participant_id: str) -> None:
+    def annotate(self, member: Member | None) -> None:
         """Tell the recording who a stem is (role, number, name) as they join or are named."""
-        recorder = self._recorders.get(conference.event_id)
-        participant = conference.participants.get(participant_id)
-        if recorder is None or participant is None or participant.role is Role.LISTENER:
+        recorder = self._recorders.get(member.event_id) if member is not None else None
+        if recorder is None or member is None or member.role is Role.LISTENER:
             return
         recorder.annotate_stem(
-            participant_id,
-            role=participant.role.value,
-            caller_id=participant.caller_id,
-            display_name=participant.name,
+            member.id,
+            role=member.role.value,
+            caller_id=member.caller_id,
+            display_name=member.name,
         )
 
-    def _start_recording(self, conference: Conference) -> None:
+    def _start_recording(self, conference: Conference, members: list[Member]) -> None:
         root = self.config.recordings
         if root is None or conference.event_id in self._recorders:
             return
@@ -163,8 +164,8 @@ class Outputs:
             return
         self._recorders[conference.event_id] = recorder
         conference.recorder = recorder
-        for participant in conference.active():
-            self.annotate(conference, participant.id)
+        for member in members:
+            self.annotate(member)
         log.info("event %d: recording to %s", conference.event_id, directory)
 
     def _start_webcast(self, conference: Conference) -> None:

@@ -33,7 +33,7 @@ from callbridge.bridge import lobby, views
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Percentiles
-from callbridge.bridge.controller import CallController
+from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
 from callbridge.bridge.outputs import Outputs, OutputsConfig
@@ -41,7 +41,7 @@ from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
 from callbridge.bridge.sip_transport import log_failure
 from callbridge.events.phones import normalise_dialled
-from callbridge.media.conference import ConferenceState, Participant
+from callbridge.media.conference import ConferenceState, Role
 from callbridge.media.prompts import PromptLibrary, default_library
 from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
@@ -152,7 +152,8 @@ class Bridge:
     # -- BridgeControl --------------------------------------------------------------------
 
     def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]:
-        return views.participants(self.media.conferences.get(event_id), include_left)
+        call, conference = self.controller.call(event_id), self.media.conferences.get(event_id)
+        return [ParticipantView.of(r) for r in views.rows(call, conference, include_left)]
 
     async def start_call(self, event_id: int) -> None:
         record = await self.lookups.record(event_id)
@@ -173,7 +174,7 @@ class Bridge:
         view.participants = [ParticipantView.of(p) for p in active]
         return view
 
-    def live_parts(self, event_id: int) -> tuple[LiveView, list[Participant]]:
+    def live_parts(self, event_id: int) -> tuple[LiveView, list[views.Row]]:
         """The console's view without its participant rows, and the participants to show."""
         alerts = self.lobby.alerts.for_event(event_id)
         return views.live_parts(
@@ -251,7 +252,7 @@ class Bridge:
             if isinstance(command, cmd.SetEventState):
                 await self.lookups.set_state(command.event_id, command.state)
             elif isinstance(command, cmd.EndConference):
-                await self.outputs.end_call(self.media.end(command.event_id, command.at))
+                await self.outputs.end_call(self.media.end(command.event_id))
             else:
                 self.carry_out((command,))
 
@@ -277,21 +278,34 @@ class Bridge:
         def ask(event: cmd.Event) -> None:
             self.carry_out(self.controller.handle(event))
 
+        def member(event_id: int, participant_id: str) -> Member | None:
+            call = self.controller.call(event_id)
+            return call.members.get(participant_id) if call is not None else None
+
         def started(c: cmd.StartConference) -> None:
             conference = media.media(c.event_id)
             conference.start()
-            outputs.start_call(conference)
+            call = self.controller.call(c.event_id)
+            outputs.start_call(conference, call.active() if call is not None else [])
 
         def joined(c: cmd.JoinConference) -> None:
             waiting = self.lobby.leg(c.call_id)
             keyed = waiting.last_digit_at if waiting is not None else None
-            media.join(c.call_id, c.event_id, c.participant_id, c.role, c.at, keyed)
-            outputs.annotate(media.media(c.event_id), c.participant_id)
+            may_talk = c.role is not Role.LISTENER
+            media.join(c.call_id, c.event_id, c.participant_id, may_talk, keyed)
+            outputs.annotate(member(c.event_id, c.participant_id))
+
+        def talk(c: cmd.SetMuted | cmd.OpenLine | cmd.CloseLine) -> None:
+            """The controller changed who may talk: the mix follows, the recording hears."""
+            caller = member(c.event_id, c.participant_id)
+            if caller is not None:
+                media.set_may_talk(c.event_id, c.participant_id, caller.may_talk)
+                outputs.annotate(caller)
 
         def whisper_to(c: lobby.WhisperTo) -> None:
-            member = self.controller.member(c.call_id)
-            if member is not None:
-                media.whisper(member.event_id, member.id, c.prompt)
+            caller = self.controller.member(c.call_id)
+            if caller is not None:
+                media.whisper(caller.event_id, caller.id, c.prompt)
 
         return dict(
             (
@@ -300,29 +314,17 @@ class Bridge:
                 carrier(cmd.StartConference, started),
                 carrier(cmd.JoinConference, joined),
                 carrier(cmd.LeaveConference, media.leave),
-                carrier(
-                    cmd.SetMuted,
-                    lambda c: media.media(c.event_id).set_muted(c.participant_id, c.muted),
-                ),
+                carrier(cmd.SetMuted, talk),
                 carrier(
                     cmd.NameParticipant,
-                    lambda c: outputs.annotate(
-                        media.name(c.event_id, c.participant_id, c.name), c.participant_id
-                    ),
+                    lambda c: outputs.annotate(member(c.event_id, c.participant_id)),
                 ),
                 carrier(
                     cmd.SetQuestionState,
                     lambda c: lookups.settle_question(c.question_id, c.state, c.at),
                 ),
-                carrier(
-                    cmd.OpenLine,
-                    lambda c: outputs.annotate(
-                        media.open_line(c.event_id, c.participant_id), c.participant_id
-                    ),
-                ),
-                carrier(
-                    cmd.CloseLine, lambda c: media.media(c.event_id).close_line(c.participant_id)
-                ),
+                carrier(cmd.OpenLine, talk),
+                carrier(cmd.CloseLine, talk),
                 carrier(
                     cmd.Whisper, lambda c: media.whisper(c.event_id, c.participant_id, c.prompt)
                 ),

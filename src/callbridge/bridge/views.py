@@ -2,29 +2,65 @@
 
 ``live_parts`` is what ``control.server`` sends the web app for an event's
 console: the call's state, its queue (callers and written questions), the
-listeners by channel, the guard's alerts on its numbers, and the
-participants to show (their rows are encoded there, once per change).
+listeners by channel, the guard's alerts on its numbers, and the callers'
+rows (encoded there, once per change). Who a caller is comes from the
+controller's ``Member``; the mixer adds only whether they are talking.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from callbridge.bridge.control import GuardAlertView, LiveView, ParticipantView, QueueEntry
+from callbridge.bridge.control import GuardAlertView, LiveView, QueueEntry
 from callbridge.bridge.controller import Call
 from callbridge.bridge.queue import Asked
 from callbridge.ivr.guard import Alert, Standing
-from callbridge.media.conference import Conference, Participant, ParticipantState, Role
+from callbridge.media.conference import Conference, ParticipantState, Role
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a caller whose join time nobody told
 
 
-def participants(conference: Conference | None, include_left: bool) -> list[ParticipantView]:
-    """The conference's participants as the API lists them."""
-    if conference is None:
+@dataclass(frozen=True)
+class Row:
+    """One caller as the console shows them: the controller's record, and whether they talk.
+
+    Frozen and hashable: ``control.server`` keys its encoded rows by the row
+    itself, so no field can be left out of the key.
+    """
+
+    id: str
+    role: Role
+    caller_id: str
+    name: str | None
+    joined_at: datetime
+    left_at: datetime | None
+    state: ParticipantState
+    muted: bool
+    talking: bool
+    line_open: bool
+
+
+def rows(call: Call | None, conference: Conference | None, include_left: bool) -> list[Row]:
+    """The call's callers, as they joined (with those who left, if ``include_left``)."""
+    if call is None:
         return []
+    mixed = conference.participants if conference is not None else {}
     return [
-        ParticipantView.of(p)
-        for p in conference.participants.values()
-        if include_left or p.state is not ParticipantState.LEFT
+        Row(
+            id=m.id,
+            role=m.role,
+            caller_id=m.caller_id,
+            name=m.name,
+            joined_at=m.joined_at or _EPOCH,
+            left_at=m.left_at,
+            state=m.state,
+            muted=m.muted,
+            talking=(p := mixed.get(m.id)) is not None and p.talking,
+            line_open=call.line_open(m.id),
+        )
+        for m in call.members.values()
+        if include_left or m.state is not ParticipantState.LEFT
     ]
 
 
@@ -34,8 +70,8 @@ def live_parts(
     conference: Conference | None,
     version: int,
     alerts: list[GuardAlertView],
-) -> tuple[LiveView, list[Participant]]:
-    """The console's view without its participant rows, and the participants to show.
+) -> tuple[LiveView, list[Row]]:
+    """The console's view without its participant rows, and the rows to show.
 
     Building a thousand participants' rows takes tens of milliseconds:
     ``control.server`` encodes each row once and again only when it changes.
@@ -52,8 +88,8 @@ def live_parts(
             alerts=alerts,
         )
         return idle, []
-    active = conference.active()
-    queue = [queue_entry(call, conference, key, i) for i, key in enumerate(call.queue.order)]
+    active = rows(call, conference, include_left=False)
+    queue = [queue_entry(call, key, i) for i, key in enumerate(call.queue.order)]
     view = LiveView(
         event_id=event_id,
         state=call.state.value,
@@ -61,7 +97,7 @@ def live_parts(
         participants=[],
         queue=queue,
         listeners_by_channel={
-            "phone": sum(1 for p in active if p.role is Role.LISTENER),
+            "phone": sum(1 for r in active if r.role is Role.LISTENER),
             "web": 0,
         },
         version=version,
@@ -70,7 +106,7 @@ def live_parts(
     return view, active
 
 
-def queue_entry(call: Call, conference: Conference, key: str, position: int) -> QueueEntry:
+def queue_entry(call: Call, key: str, position: int) -> QueueEntry:
     """A queued caller (by participant id) or written question (by its "q…" id)."""
     written = call.written.get(key)
     if written is not None:
@@ -83,12 +119,12 @@ def queue_entry(call: Call, conference: Conference, key: str, position: int) -> 
             text=written.text,
             reading=call.queue.asked(key) is Asked.READING,
         )
-    p = conference.participants[key]
+    m = call.members[key]
     return QueueEntry(
         participant_id=key,
         position=position,
-        name=", ".join(x for x in (p.name, p.firm) if x) or p.caller_id,
-        caller_id=p.caller_id,
+        name=m.name or m.caller_id,
+        caller_id=m.caller_id,
     )
 
 

@@ -291,7 +291,7 @@ class EdgeController(CallController):
             remaining = call.active()
             call.move(ConferenceState.ENDED)
             for member in remaining:
-                call.leave(member)
+                call.leave(member, now)
             return [
                 *(cmd.Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining),
                 cmd.EndConference(call.event_id, now),

@@ -211,16 +211,10 @@ class OriginNode(_CascadeNode):
             feed = self._feed(command.event_id)
             leg = RemoteLeg(command.participant_id, self.port, lambda: feed.address(node))
             self._remote[line_ssrc(command.participant_id)] = leg
-            media = self.bridge.media
-            media.join_elsewhere(
-                leg,
-                command.event_id,
-                command.participant_id,
-                command.role,
-                member.caller_id,
-                command.at,
+            self.bridge.media.join_elsewhere(
+                leg, command.event_id, command.participant_id, member.may_talk
             )
-            self.bridge.outputs.annotate(media.media(command.event_id), command.participant_id)
+            self.bridge.outputs.annotate(member)
 
         def leave_anywhere(command: cmd.LeaveConference) -> None:
             self._remote.pop(line_ssrc(command.participant_id), None)
