@@ -161,6 +161,20 @@ def test_opening_and_closing_an_edge_callers_line() -> None:
     assert CloseLine(EVENT, pid) in cascade.deliver()
 
 
+def test_an_edge_caller_is_promoted_and_moved_back_on_their_edge_too() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1")
+    origin = cascade.act("promote", pid)
+    assert OpenLine(EVENT, pid) in origin
+    assert Tell(EDGE, Directive("open_line", pid)) in origin
+    assert OpenLine(EVENT, pid) in cascade.deliver()
+    member = cascade.edge.member("sip-1")
+    assert member is not None and member.may_talk  # the edge sends their audio up
+    cascade.act("demote", pid)
+    assert CloseLine(EVENT, pid) in cascade.deliver()
+    assert not member.may_talk
+
+
 def test_mute_disconnect_and_leave_across_nodes() -> None:
     cascade = Cascade()
     pid = cascade.enter("sip-1", role="speaker")

@@ -287,6 +287,7 @@ class AuditKind(enum.StrEnum):
 
     JOIN = "join"
     LEAVE = "leave"
+    ROLE = "role"  # the moderator promoted a listener or moved a speaker back
     MUTE = "mute"
     UNMUTE = "unmute"
     QUEUE = "queue"

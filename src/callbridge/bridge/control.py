@@ -153,6 +153,8 @@ class Action(BaseModel):
         "unlock",
         "open_line",
         "close_line",
+        "promote",
+        "demote",
         "dequeue",
         "move",
         "disconnect",

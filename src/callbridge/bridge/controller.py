@@ -316,6 +316,26 @@ def _close_line(order: Order) -> list[cmd.Command]:
     ]
 
 
+def _promote(order: Order) -> list[cmd.Command]:
+    """A listener becomes a speaker for good; a speaker (never the host) listens only again.
+
+    The mix follows as for an open line (``OpenLine``/``CloseLine``: a
+    cascade's origin tells the caller's edge), and the role is audited.
+    """
+    member, promote = order.member, order.action.action == "promote"
+    if member.role is Role.HOST:
+        raise BridgeError(f"{member.id} is the host")
+    move, role = (Move.PROMOTE, Role.SPEAKER) if promote else (Move.DEMOTE, Role.LISTENER)
+    order.refuse_unless(move, f"is already a {member.role.value}")
+    (order.call.queue.promote if promote else order.call.queue.demote)(member.id)
+    member.role, member.muted = role, False
+    line = cmd.OpenLine if promote else cmd.CloseLine
+    return [
+        line(member.event_id, member.id),
+        member.audit(cmd.AuditKind.ROLE, order.now, order.actor),
+    ]
+
+
 def _dequeue(order: Order) -> list[cmd.Command]:
     order.refuse_unless(Move.DEQUEUE, "is not in the question queue")
     order.call.queue.dequeue(order.member.id)
@@ -422,6 +442,8 @@ MODERATOR: dict[str, ModeratorCommand] = {
     "unmute": ModeratorCommand(True, _mute),
     "open_line": ModeratorCommand(True, _open_line),
     "close_line": ModeratorCommand(True, _close_line),
+    "promote": ModeratorCommand(True, _promote),
+    "demote": ModeratorCommand(True, _promote),
     "dequeue": ModeratorCommand(True, _dequeue),
     "move": ModeratorCommand(True, _reorder),
     "disconnect": ModeratorCommand(True, _disconnect),
