@@ -72,6 +72,11 @@ class Settings:
     # and its name on the bus (default: hostname-port).
     role: str = "standalone"
     node_id: str = ""
+    # A cascade node's bus key (cascade.seal): its path only. The media plane
+    # reads it; the web app, forked with these settings, never holds the key.
+    bus_key_file: Path | None = None
+    # On a cascade's origin: each edge's node id and the host its mix is sent to.
+    cascade_edges: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -117,8 +117,18 @@ async def _media_plane(settings: Settings) -> None:
     bridge_class: Callable[[BridgeConfig, EventStore, CallLog], Bridge] = Bridge
     if settings.role != "standalone":
         from callbridge.cascade.node import NodeConfig, cascade_bridge
+        from callbridge.cascade.seal import read_key
 
-        node = NodeConfig(settings.node_id, settings.role, settings.db_url)
+        # Read here, in the media plane only: the web app has the database's
+        # credentials, and whoever has those must not be able to seal.
+        assert settings.bus_key_file is not None, "a cascade node has a bus key (cli)"
+        node = NodeConfig(
+            settings.node_id,
+            settings.role,
+            settings.db_url,
+            bus_key=read_key(settings.bus_key_file),
+            edges=dict(settings.cascade_edges),
+        )
         bridge_class = functools.partial(cascade_bridge, node=node)
     bridge = bridge_class(
         BridgeConfig(
@@ -143,6 +153,7 @@ async def _media_plane(settings: Settings) -> None:
     )
     control = ControlServer(bridge, control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
+    bridge.on_changed = control.view_changed
     stop = _stop_on_signals()
     await bridge.start()
     try:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from callbridge.cascade.seal import generate_key_file
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from tests.support.nodes import start_node
@@ -34,6 +35,7 @@ class Cascade:
     origin: RunningServer
     edges: list[RunningServer]
     database: Database
+    key_file: Path  # the bus's key, as every node has it
     # Processes a test started in a node's place (an origin started again): stopped at the end.
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -44,14 +46,20 @@ class Cascade:
         return result
 
 
+# The origin's registered edges (``serve --edge``): the two that run, and edge-c, which
+# no process runs: a key holder that test_cascade.py's forger test speaks as.
+EDGES = {"edge-a": "127.0.0.1", "edge-b": "127.0.0.1", "edge-c": "127.0.0.1"}
+
+
 def _node(
     tmp: Path, url: str, database: Database, token: str, role: str, name: str, rtp_low: int
 ) -> RunningServer:
+    edges = [f"--edge={n}={h}" for n, h in EDGES.items()] if role == "origin" else []
     return start_node(
         url, database, token, tmp / name, tmp / f"{name}.log",
         http=("127.0.0.1", free_port()), sip=("127.0.0.1", free_port()),
         rtp_ports=f"{rtp_low}-{rtp_low + 99}", media_timeout=20,
-        extra=("--role", role, "--node-id", name),
+        extra=("--role", role, "--node-id", name, "--bus-key-file", str(tmp / "bus.key"), *edges),
     )  # fmt: skip
 
 
@@ -74,6 +82,7 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
         users = UserStore(database)
         users.add("operator", "correct horse battery")
         token = users.issue_token("operator")
+        generate_key_file(tmp / "bus.key")
         rtp_low = 31000 + (os.getpid() % 50) * 300
         for n, (role, name) in enumerate(
             (("origin", "origin"), ("edge", "edge-a"), ("edge", "edge-b"))
@@ -81,7 +90,7 @@ def cascade(tmp: Path) -> Iterator[Cascade]:
             nodes.append(_node(tmp, url, database, token, role, name, rtp_low + 100 * n))
         for node in nodes:
             node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-        up = Cascade(nodes[0], nodes[1:], database)
+        up = Cascade(nodes[0], nodes[1:], database, tmp / "bus.key")
         yield up
     finally:
         for node in nodes:

@@ -1,22 +1,37 @@
-"""The bus on a real PostgreSQL: messages reach the nodes they name, and only those; junk
-NOTIFYed on the channel by another client is refused, logged and survived."""
+"""The bus on a real PostgreSQL: messages reach the nodes they name, and only those; what a
+client of the database without the key NOTIFYs on the channel (bare, forged, replayed, stale,
+junk) is refused, counted, logged and survived. And what PostgreSQL itself cannot stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import pytest
 
-from callbridge.cascade.bus import CHANNEL, Bus, libpq_url
-from callbridge.cascade.messages import EVERYONE, MAX_PAYLOAD, ORIGIN, CallState, Keyed, Message
+from callbridge.cascade.bus import CHANNEL, REJECTED_LOG_EVERY, Bus, libpq_url
+from callbridge.cascade.messages import (
+    EVERYONE,
+    MAX_PAYLOAD,
+    ORIGIN,
+    CallState,
+    Envelope,
+    Keyed,
+    Message,
+    encode,
+)
+from callbridge.cascade.seal import KEY_BYTES, WINDOW, Stamp, seal
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
 Inbox = dict[str, list[tuple[str, Message]]]
+KEY = bytes(range(KEY_BYTES))
 
 
 @pytest.fixture
@@ -36,7 +51,9 @@ def test_libpq_url() -> None:
 
 def _buses(url: str, got: Inbox) -> dict[str, Bus]:
     return {
-        name: Bus(url, name, name == "origin", lambda s, m, name=name: got[name].append((s, m)))
+        name: Bus(
+            url, name, name == "origin", lambda s, m, name=name: got[name].append((s, m)), key=KEY
+        )
         for name in got
     }
 
@@ -108,46 +125,108 @@ def test_the_bus_reconnects(url: str) -> None:
     assert reconnects >= 1
 
 
-async def _intruder(url: str) -> tuple[Inbox, Bus]:
-    """Payloads NOTIFYed on the channel by another client of the database, then a real one."""
+async def _intruder(url: str) -> tuple[Inbox, Bus, int]:
+    """Payloads NOTIFYed on the channel by a client of the database without the key (and
+    one that is sealed but old, and one sealed but junk), then a real message."""
     got: Inbox = {"origin": [], "edge-a": []}
     buses = _buses(url, got)
     for bus in buses.values():
         bus.start()
     try:
         await asyncio.wait_for(asyncio.gather(*(b.listening.wait() for b in buses.values())), 30)
-        junk = [
-            "not json",
-            '{"v": 1, "from": "edge-a", "to": "@origin", "kind": "reboot"}',
-            '{"v": 99, "from": "edge-a", "to": "@origin", "kind": "keyed"}',
-            # Under PostgreSQL's 8000 bytes, over the bus's own limit.
-            '{"v": 1, "pad": "' + "x" * (MAX_PAYLOAD + 50) + '"}',
-        ]
+        genuine = Envelope("edge-a", ORIGIN, Keyed("p1@edge-a", "1", 1.0))
+        forged = {
+            "unsigned": [
+                "not json",
+                encode(genuine),  # a well-formed envelope, bare
+                '{"v": 1, "pad": "' + "x" * (MAX_PAYLOAD + 50) + '"}',
+            ],
+            # Sealed with a key of one's own, or with ours but altered.
+            "forged": [
+                seal(bytes(KEY_BYTES), Stamp("0" * 16, 1, time.time()), encode(genuine)),
+                seal(KEY, Stamp("0" * 16, 2, time.time()), encode(genuine)).replace('"1"', '"*"'),
+            ],
+            # A node's message of long ago.
+            "stale": [seal(KEY, Stamp("0" * 16, 3, time.time() - 3 * WINDOW), encode(genuine))],
+            # Sealed by a node, but no message.
+            "rejected": [seal(KEY, Stamp("0" * 16, 4, time.time()), "not json")],
+        }
         async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as other:
-            for payload in junk:
-                await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            await other.execute(f"LISTEN {CHANNEL}")
+            for payloads in forged.values():
+                for payload in payloads:
+                    await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
             # PostgreSQL itself refuses a payload of 8000 bytes or more.
             with pytest.raises(psycopg.Error, match="payload string too long"):
                 await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "x" * 8000))
-        buses["edge-a"].send(ORIGIN, Keyed("p1@edge-a", "1", 1.0))
-        await _until(lambda: got["origin"] and buses["origin"].stats.rejected == len(junk))
-        return got, buses["origin"]
+            # A real message reaches the origin once; played again, it is refused.
+            buses["edge-a"].send(ORIGIN, Keyed("p1@edge-a", "1", 1.0))
+            await _until(lambda: got["origin"])
+            heard = [n.payload async for n in _notifies(other)]
+            sealed_by_a = f":{buses['edge-a']._stamper.incarnation}:"
+            real = [p for p in heard if sealed_by_a in p[:90]]
+            assert len(real) == 1, heard
+            await other.execute("SELECT pg_notify(%s, %s)", (CHANNEL, real[0]))
+        await _until(lambda: buses["origin"].stats.replayed)
+        return got, buses["origin"], sum(len(p) for p in forged.values())
     finally:
         for bus in buses.values():
             await bus.stop()
 
 
-def test_junk_on_the_channel_is_refused_and_logged_and_the_node_goes_on(
+async def _notifies(connection: psycopg.AsyncConnection[Any]) -> AsyncIterator[psycopg.Notify]:
+    """What ``connection`` has heard so far, waiting no longer than a moment for more."""
+    async for notify in connection.notifies(timeout=0.5):
+        yield notify
+
+
+def test_what_a_node_did_not_seal_now_is_refused_counted_and_logged(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="callbridge.cascade.bus")
-    got, origin = asyncio.run(_intruder(url))
-    assert origin.stats.rejected == 4
-    # The node still hears the real message after the junk.
+    got, origin, sent = asyncio.run(_intruder(url))
+    # The node still hears the real message after the forgeries, and only once.
     assert got["origin"] == [("edge-a", Keyed("p1@edge-a", "1", 1.0))]
+    counted = {k: origin.stats.counters()[k] for k in ("unsigned", "forged", "stale", "rejected")}
+    assert counted == {"unsigned": 3, "forged": 2, "stale": 1, "rejected": 1}
+    assert sum(counted.values()) == sent
+    assert origin.stats.replayed == 1
     refused = [r for r in caplog.records if "refused a payload" in r.getMessage()]
-    origin_refused = [r.getMessage() for r in refused][:8]
-    assert any("over the limit" in m for m in origin_refused), origin_refused
-    assert any("not JSON" in m for m in origin_refused), origin_refused
-    # The first refusal is a warning; the rest wait for every REJECTED_LOG_EVERY-th.
-    assert [r.levelno for r in refused].count(logging.WARNING) == 2  # one per listening node
+    messages = [r.getMessage() for r in refused]
+    for reason in ("unsigned", "forged", "stale", "replayed", "rejected"):
+        assert any(f"({reason}, 1 so far)" in m for m in messages), (reason, messages)
+    assert any("clocks in step" in m for m in messages), messages
+    # The first refusal of each reason is a warning; the rest wait for every
+    # REJECTED_LOG_EVERY-th (each listening node logs its own).
+    warned = [r.getMessage() for r in refused if r.levelno == logging.WARNING]
+    assert len(warned) == 2 * 5, warned
+
+
+def test_a_flood_of_forgeries_is_logged_as_a_few_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="callbridge.cascade.bus")
+    bus = Bus("postgresql://u@h/db", "origin", True, lambda s, m: None, key=KEY)
+    for n in range(2 * REJECTED_LOG_EVERY + 1):
+        bus._deliver(f"forgery {n}")
+    assert bus.stats.unsigned == 2 * REJECTED_LOG_EVERY + 1
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 3
+
+
+def test_postgresql_cannot_keep_a_role_off_the_bus(
+    postgres_server: PostgresServer | None, url: str
+) -> None:
+    """What the README says: EXECUTE on pg_notify can be revoked, NOTIFY and LISTEN cannot."""
+    assert postgres_server is not None
+    role = f"web_{os.getpid()}"
+    with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute("REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC")
+        admin.execute(f"LISTEN {CHANNEL}")
+        web = libpq_url(url).replace("postgres@", f"{role}@")
+        with psycopg.connect(web, autocommit=True) as webapp:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                webapp.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "by the function"))
+            webapp.execute(f"NOTIFY {CHANNEL}, 'by the statement'")
+            webapp.execute(f"LISTEN {CHANNEL}")
+        heard = [n.payload for n in admin.notifies(timeout=2, stop_after=1)]
+        assert heard == ["by the statement"]

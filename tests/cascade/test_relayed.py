@@ -77,7 +77,7 @@ def test_a_caller_who_may_talk_is_sent_up_and_hears_their_own_stream() -> None:
 
 
 def _carried(database: Database, role: str) -> set[type]:
-    node = NodeConfig("n1", role, "postgresql://nobody@127.0.0.1:1/none")
+    node = NodeConfig("n1", role, "postgresql://nobody@127.0.0.1:1/none", bus_key=bytes(32))
     bridge = cascade_bridge(BridgeConfig(), EventStore(database), CallLog(database), node)
     return set(bridge._carriers)
 

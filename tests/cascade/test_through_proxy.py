@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from callbridge.cascade.seal import generate_key_file
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from tests.cascade.conftest import tone_level
@@ -128,12 +129,14 @@ class Cluster:
 
 
 def _node(host: Host, proxy: Host, url: str, db: Database, token: str, tmp: Path, role: str,
-          name: str) -> RunningServer:  # fmt: skip
+          name: str, edges: dict[str, Host]) -> RunningServer:  # fmt: skip
+    registered = [f"--edge={n}={h.address}" for n, h in edges.items()] if role == "origin" else []
     return start_node(
         url, db, token, tmp / name, tmp / f"{name}.log",
         http=(host.address, HTTP_PORT), sip=(host.address, SIP_PORT), rtp_ports="30000-30199",
         media_timeout=30,
-        extra=("--trunk", f"{proxy.address}/32", "--role", role, "--node-id", name),
+        extra=("--trunk", f"{proxy.address}/32", "--role", role, "--node-id", name,
+               "--bus-key-file", str(tmp / "bus.key"), *registered),
         prefix=host.command(),
     )  # fmt: skip
 
@@ -170,6 +173,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             token = users.issue_token("operator")
             node_url = url.replace("127.0.0.1", carrier)
             hosts = {"origin": origin_host, "edge-a": edge_a, "edge-b": edge_b}
+            generate_key_file(tmp / "bus.key")
             nodes = {
                 name: _node(
                     host,
@@ -180,6 +184,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     tmp,
                     "origin" if name == "origin" else "edge",
                     name,
+                    {"edge-a": edge_a, "edge-b": edge_b},
                 )
                 for name, host in hosts.items()
             }

@@ -63,6 +63,7 @@ async def open_channel(tmp_path: Path, database: Database) -> AsyncIterator[Chan
     await bridge.start()
     server = ControlServer(bridge, tmp_path / "run" / "control.sock")
     bridge.on_playlist = server.playlist_updated
+    bridge.on_changed = server.view_changed
     await server.start()
     remote = RemoteBridge(server.path, timeout=5)
     link = asyncio.create_task(remote.run())
@@ -151,6 +152,40 @@ def test_blocking_playlist_reloads_wait_in_the_web_process(
     run: Callable[[Scenario], None],
 ) -> None:
     run(blocking_reload)
+
+
+async def pushing(channel: Channel) -> None:
+    event = channel.create_event()
+    async with channel.remote.watch_live(event.id) as feed:
+        assert feed.view is not None and feed.view.state == "idle"
+        requests_made = channel.remote._connection._next_id
+        # The call changes in the media plane (as a key press or a caller would):
+        # the web learns of it without asking.
+        await channel.bridge.start_call(event.id)
+        seen = feed.version
+        while feed.view.state != "live":
+            moved = await feed.wait(seen, timeout=5)
+            assert moved != seen, "no view was pushed"
+            seen = moved
+        await channel.bridge.act(event.id, Action(action="lock"), "dana")
+        while not feed.view.locked:
+            moved = await feed.wait(seen, timeout=5)
+            assert moved != seen, "no view was pushed"
+            seen = moved
+        assert channel.remote._connection._next_id == requests_made
+    # Nobody in this process watches any more: the media plane stops pushing to it.
+    for _ in range(100):
+        if not any(peer.watching for peer in channel.server._peers):
+            break
+        await asyncio.sleep(0.02)
+    assert not any(peer.watching for peer in channel.server._peers)
+    await channel.bridge.end_call(event.id)
+
+
+def test_the_consoles_view_is_pushed_when_the_call_changes(
+    run: Callable[[Scenario], None],
+) -> None:
+    run(pushing)
 
 
 async def reconnecting(channel: Channel) -> None:

@@ -181,3 +181,20 @@ def test_a_failing_batched_send_falls_back_to_leg_by_leg_for_good() -> None:
     conf.tick(0.0)
     assert all(leg.received == [b"PCMU:100", b"PCMU:100"] for leg in listeners)
     assert len(made) == 1 and made[0].closed
+
+
+def test_talk_indicators_flipping_are_counted_for_the_console() -> None:
+    conf = Conference(1, encoder)
+    conf.start()
+    leg = RecordingLeg(level=3000)
+    speaker = conf.join(leg, True)
+    conf.tick(0.0)
+    assert speaker.talking and conf.talk_changes == 1
+    conf.tick(0.02)  # still talking: nothing for the console
+    assert conf.talk_changes == 1
+    leg.frame = None  # silent from now on
+    for n in range(1, 100):
+        conf.tick(0.02 * n)
+        if not speaker.talking:
+            break
+    assert not speaker.talking and conf.talk_changes == 2

@@ -195,7 +195,9 @@ class Stranger:
             ts += 160 * (len(run) + 1)
             time.sleep(0.1)
 
-    def stream(self, target: tuple[str, int], frames: list[npt.NDArray[np.int16]]) -> None:
+    def stream(
+        self, target: tuple[str, int], frames: list[npt.NDArray[np.int16]], ssrc: int = 0x0BADF00D
+    ) -> None:
         """Start sending ``frames`` (repeated) as PCMU every 20 ms, as a parallel stream."""
 
         def run() -> None:
@@ -203,7 +205,7 @@ class Stranger:
             next_at = time.monotonic()
             while not self._stop.is_set():
                 payload = ulaw_encode(frames[n % len(frames)])
-                self.sock.sendto(bytes(RtpPacket(0, seq, ts, 0x0BADF00D, payload)), target)
+                self.sock.sendto(bytes(RtpPacket(0, seq, ts, ssrc, payload)), target)
                 seq, ts, n = (seq + 1) & 0xFFFF, ts + 160, n + 1
                 next_at += 0.02
                 time.sleep(max(0.0, next_at - time.monotonic()))

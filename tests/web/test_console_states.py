@@ -1,16 +1,20 @@
 """The moderator's call buttons on a real `callbridge serve`, clicked in real Chromium.
 
 Before the call "Start call" is the one primary action; once clicked it is
-gone and "End call" takes its place; after the end neither is offered.
+gone and "End call" takes its place; after the end neither is offered. While
+the call is live, a cue the caption worker writes shows in the console's live
+transcript without a reload or a poll.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from callbridge.webcast.captions import TRANSCRIPT
 from tests.support.chromium import launch
 from tests.telephony.conftest import start_server
 
@@ -43,6 +47,14 @@ def test_start_call_gives_way_to_end_call(tmp_path: Path) -> None:
         page.reload()
         page.wait_for_selector("#call-state:text('live')")
         assert not _offered(page, "Start call") and _offered(page, "End call")
+
+        # The caption worker appends a cue (this server runs none: the test writes as it does).
+        transcript = server.data_dir / "webcast" / f"event-{event.id}" / TRANSCRIPT
+        transcript.parent.mkdir(parents=True, exist_ok=True)
+        cue = {"start": 0.5, "end": 2.0, "speaker": "Speaker", "text": "Good afternoon"}
+        with transcript.open("a") as worker:
+            worker.write(json.dumps(cue) + "\n")
+        page.wait_for_selector("#live-captions li:has-text('Good afternoon')")
 
         page.get_by_role("button", name="End call").click()
         page.wait_for_selector("#call-state:text('ended')")

@@ -87,6 +87,10 @@ class Plug(Protocol):
         """Before the bridge stops its calls."""
         ...
 
+    def counters(self) -> dict[str, int]:
+        """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
+        ...
+
     def close(self) -> None:
         """After the bridge has stopped."""
         ...

@@ -7,6 +7,7 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -105,6 +106,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
+    # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
+    bus: dict[str, int] = {}
 
 
 class QueueEntry(BaseModel):
@@ -192,6 +196,21 @@ class LiveStream(Protocol):
     async def wait_for(self, msn: int | None, part: int | None, timeout: float) -> str: ...
 
 
+class LiveFeed(Protocol):
+    """A call's console view as the media plane pushes it (``control.client.LiveWatch``)."""
+
+    @property
+    def view(self) -> LiveView | None:
+        """The newest view pushed (None until the media plane has answered)."""
+
+    @property
+    def version(self) -> int:
+        """Counts the views pushed; ``wait`` returns when it moves past ``seen``."""
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        """The version once it differs from ``seen``, or after ``timeout`` seconds."""
+
+
 class BridgeControl(Protocol):
     async def participants(
         self, event_id: int, include_left: bool = False
@@ -206,6 +225,9 @@ class BridgeControl(Protocol):
 
     def live_stream(self, event_id: int) -> LiveStream | None:
         """The event's live playlist to wait on, while its webcast runs."""
+
+    def watch_live(self, event_id: int) -> AbstractAsyncContextManager[LiveFeed]:
+        """The call's console view, pushed on every change while the context is open."""
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView:
         """Carry out a moderator's action; BridgeError says why one is refused."""

@@ -74,6 +74,7 @@ class MediaPlane:
         media_sender: str,
         tell: Callable[[lobby.Event], None],
         on_tick: Callable[[float], None],
+        on_talk: Callable[[int], None],
         conference_factory: ConferenceFactory = plain_conference,
     ) -> None:
         self.host = host
@@ -81,6 +82,8 @@ class MediaPlane:
         self.library = library
         self.tell = tell
         self.on_tick = on_tick
+        # Told when a talk indicator of the event's call flipped (the console shows them).
+        self.on_talk = on_talk
         self.conference_factory = conference_factory
         self.legs: dict[str, CallLeg] = {}
         self.conferences: dict[int, Conference] = {}
@@ -284,8 +287,14 @@ class MediaPlane:
         return conference
 
     def _ticker(self, conference: Conference) -> Callable[[int], None]:
+        seen = conference.talk_changes
+
         def tick(n: int) -> None:
+            nonlocal seen
             conference.tick(self.now(), n)
+            if conference.talk_changes != seen:
+                seen = conference.talk_changes
+                self.on_talk(conference.event_id)
 
         return tick
 

@@ -89,6 +89,7 @@ class Bridge:
             config.media_sender,
             self._tell_lobby,
             lambda now: self.carry_out(self.lobby.handle_timer(now, datetime.now(UTC))),
+            lambda event_id: self.carry_out((cmd.Changed(event_id),)),
             plug.conference if plug is not None else plain_conference,
         )
         self.outputs = Outputs(
@@ -108,6 +109,9 @@ class Bridge:
                 self.on_playlist(event_id, text, live)
 
         self.outputs.on_playlist = published
+        # Told of every change to what a call's console shows (event id): the control
+        # server pushes the new view to the consoles watching it.
+        self.on_changed: Callable[[int], None] | None = None
         self.versions: Counter[int] = Counter()
         self.sip_port = config.sip_port
         self.tasks: list[asyncio.Task[None]] = []
@@ -218,6 +222,7 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            bus=self._plug.counters() if self._plug is not None else {},
         )
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
@@ -302,6 +307,11 @@ class Bridge:
                 media.set_may_talk(c.event_id, c.participant_id, caller.may_talk)
                 outputs.annotate(caller)
 
+        def changed(c: cmd.Changed) -> None:
+            self.versions[c.event_id] += 1
+            if self.on_changed is not None:
+                self.on_changed(c.event_id)
+
         def whisper_to(c: lobby.WhisperTo) -> None:
             caller = self.controller.member(c.call_id)
             if caller is not None:
@@ -332,7 +342,7 @@ class Bridge:
                 carrier(cmd.AnswerCaller, self._tell_lobby),
                 carrier(cmd.Disconnect, lambda c: self._hang_up(c.call_id, c.reason)),
                 carrier(cmd.RecordAudit, lambda c: lookups.audit(c)),
-                carrier(cmd.Changed, lambda c: self.versions.update((c.event_id,))),
+                carrier(cmd.Changed, changed),
                 # The lobby's commands.
                 carrier(cmd.Admit, ask),
                 carrier(cmd.KeyPressed, ask),

@@ -10,17 +10,21 @@ directive) is lost as a packet on a lost link is.
 
 Only PostgreSQL has a bus: a node on SQLite is alone, and never builds one.
 
-What guards it: PostgreSQL's own authentication. Only a client that logs
-in to the store's database can ``LISTEN`` or ``NOTIFY`` there (NOTIFY
-needs no privilege beyond that), so the nodes trust every payload on the
-channel to come from a holder of the store's credentials: another node, or
-whoever else holds them (the web app does). Keep the database on a network
-the nodes alone reach, with a password or certificate per deployment. What
-comes in is still read as untrusted: a payload that does not decode
-(malformed, oversized, another version, an unknown kind) is dropped,
-counted in ``stats.rejected`` and logged (a warning for the first and
-every ``REJECTED_LOG_EVERY``-th, so a flood cannot flood the log), and the
-node goes on.
+What guards it: the seal (``cascade.seal``), not PostgreSQL. Anyone who
+logs in to the store's database can ``LISTEN`` and ``NOTIFY`` on any
+channel (PostgreSQL has no privilege that stops either; the web app holds
+those credentials too), so every payload is sealed by its sender with the
+key the nodes share (``--bus-key-file``), stamped with the sender's
+incarnation, a counter and the time. What comes in is read as untrusted:
+a payload that is not sealed, whose seal does not match, that was taken
+before (a replay) or whose time is more than ``seal.WINDOW`` seconds off
+is dropped, counted (``stats.unsigned``, ``forged``, ``replayed``,
+``stale``) and logged; one that is sealed but does not decode (malformed,
+oversized, another version, an unknown kind) likewise (``stats.rejected``).
+Each kind is logged as a warning the first time and every
+``REJECTED_LOG_EVERY``-th, so a flood cannot flood the log, and the node
+goes on. The payloads are signed, not encrypted: whoever can LISTEN reads
+them (caller ids among them), as they can read the store's tables.
 """
 
 from __future__ import annotations
@@ -28,13 +32,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from callbridge.cascade.messages import BusError, Envelope, Message, decode, encode
+from callbridge.cascade.seal import (
+    KEY_BYTES,
+    Reason,
+    Refused,
+    ReplayGuard,
+    Stamper,
+    seal,
+    unseal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +57,12 @@ CHANNEL = "callbridge_bus"
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 # Messages waiting to be sent; past this, the newest are dropped (and counted).
 MAX_OUTBOX = 10_000
-# A refused payload is logged as a warning the first time and every this many after.
+# A refused payload is logged as a warning the first time and every this many after
+# (counted for each reason apart).
 REJECTED_LOG_EVERY = 100
+# Why a payload was refused: its seal's reasons, not a message at all, or a
+# sender the node's logic does not take it from.
+Refusal = Reason | Literal["rejected", "unregistered"]
 
 
 def libpq_url(url: str) -> str:
@@ -59,8 +78,23 @@ class BusStats:
     sent: int = 0
     received: int = 0
     dropped: int = 0  # could not be sent (no connection, outbox full)
-    rejected: int = 0  # received, but not a message (BusError)
+    rejected: int = 0  # received and sealed, but not a message (BusError)
     reconnects: int = 0
+    # Received and dropped for their seal (``cascade.seal``): none, not ours,
+    # taken before, or too far off this node's clock.
+    unsigned: int = 0
+    forged: int = 0
+    replayed: int = 0
+    stale: int = 0
+    # Messages a node's logic refused for their sender (``Bus.refuse``): a
+    # Subscribe from a node no operator registered.
+    unregistered: int = 0
+    # Refusals by reason so far, for logging every REJECTED_LOG_EVERY-th.
+    _logged: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by name (the bridge's stats)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
 class Bus:
@@ -69,6 +103,9 @@ class Bus:
     ``on_listening()`` is called each time the node starts listening, the
     first time and after each lost connection: what was sent to the node
     meanwhile never reached it, and it may ask to be told again.
+
+    ``key`` seals what the node sends and opens what it receives
+    (``cascade.seal``); ``clock`` gives the POSIX time stamped and checked.
     """
 
     def __init__(
@@ -78,7 +115,12 @@ class Bus:
         is_origin: bool,
         on_message: Callable[[str, Message], None],
         on_listening: Callable[[], None] = lambda: None,
+        *,
+        key: bytes,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if len(key) < KEY_BYTES:
+            raise ValueError(f"the bus's key is {KEY_BYTES} bytes, not {len(key)}")
         self.url = libpq_url(url)
         self.node_id = node_id
         self.is_origin = is_origin
@@ -86,6 +128,12 @@ class Bus:
         self.on_listening = on_listening
         self.stats = BusStats()
         self.listening = asyncio.Event()
+        self._key = key
+        self._clock = clock
+        self._stamper = Stamper()
+        self._guard = ReplayGuard()
+        # Envelopes (messages.encode's text), sealed as they go: the stamp's
+        # time is when it left, however long it waited for a connection.
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=MAX_OUTBOX)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -116,15 +164,32 @@ class Bus:
         except asyncio.QueueFull:
             self.stats.dropped += 1
 
+    def refuse(self, reason: Refusal, why: object) -> None:
+        """Count a refused payload under ``reason`` (a ``BusStats`` counter) and log it.
+
+        A warning the first time and every ``REJECTED_LOG_EVERY``-th time for
+        each reason, debug otherwise: a flood of forgeries cannot flood the log.
+        """
+        count = getattr(self.stats, reason) + 1
+        setattr(self.stats, reason, count)
+        logged = self.stats._logged.get(reason, 0) + 1
+        self.stats._logged[reason] = logged
+        level = logging.WARNING if logged % REJECTED_LOG_EVERY == 1 else logging.DEBUG
+        log.log(level, "bus: refused a payload (%s, %d so far): %s", reason, count, why)
+
     def _deliver(self, payload: str) -> None:
+        now = self._clock()
         try:
-            envelope = decode(payload)
+            stamp, text = unseal(self._key, payload)
+            envelope = decode(text)
+            # Every message a sender seals goes by every node: each node's
+            # guard sees all its numbers, not only those meant for it.
+            self._guard.check(envelope.sender, stamp, now)
+        except Refused as error:
+            self.refuse(error.reason, error)
+            return
         except BusError as error:
-            self.stats.rejected += 1
-            level = (
-                logging.WARNING if self.stats.rejected % REJECTED_LOG_EVERY == 1 else logging.DEBUG
-            )
-            log.log(level, "bus: refused a payload (%d so far): %s", self.stats.rejected, error)
+            self.refuse("rejected", error)
             return
         if not envelope.for_node(self.node_id, self.is_origin):
             return
@@ -167,7 +232,8 @@ class Bus:
                 ) as connection:
                     attempt = 0
                     while True:
-                        payload = await self._outbox.get()
+                        text = await self._outbox.get()
+                        payload = seal(self._key, self._stamper.next(self._clock()), text)
                         try:
                             await connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                         except (psycopg.Error, OSError):

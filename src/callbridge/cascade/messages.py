@@ -3,9 +3,10 @@
 Sans-IO: ``encode(envelope)`` gives the text of one PostgreSQL ``NOTIFY``
 payload, ``decode(text)`` gives the envelope back or raises ``BusError``
 saying what is wrong with it, and nothing else (a fuzz invariant the tests
-check). A payload is at most ``MAX_PAYLOAD`` bytes (PostgreSQL refuses 8000
-or more) and carries the protocol's ``VERSION``; a node that receives a
-version it does not speak drops the message with that error.
+check). An envelope is at most ``MAX_PAYLOAD`` bytes (PostgreSQL refuses 8000
+or more, and the seal comes on top: ``cascade.seal``) and carries the
+protocol's ``VERSION``; a node that receives a version it does not speak
+drops the message with that error.
 
 Versions: each adds to the one before and takes nothing away, so a node
 reads every version from 1 to its own. Version 2 added the origin's
@@ -32,8 +33,9 @@ from callbridge.bridge.commands import NodeCommand
 VERSION = 2
 # The version each kind first appeared in; the others are version 1's.
 KIND_SINCE = {"origin_up": 2}
-# PostgreSQL's limit on a NOTIFY payload is 8000 bytes; keep clear of it.
-MAX_PAYLOAD = 7900
+# PostgreSQL's limit on a NOTIFY payload is 8000 bytes: an envelope, sealed
+# (``cascade.seal`` adds at most 118), keeps clear of it.
+MAX_PAYLOAD = 7800
 ORIGIN = "@origin"
 EVERYONE = "@all"
 MAX_TEXT = 200

@@ -27,8 +27,8 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import callbridge.bridge.commands as cmd
@@ -96,6 +96,11 @@ class NodeConfig:
     node_id: str
     role: str  # "origin" or "edge"
     db_url: str
+    # What seals the bus's messages (cascade.seal); the media plane's alone.
+    bus_key: bytes = field(repr=False)
+    # On the origin: each edge's node id → the host its mix is sent to, as the
+    # operator registered it (``serve --edge``); a Subscribe names only the port.
+    edges: Mapping[str, str] = field(default_factory=dict)
 
 
 class _CascadeNode:
@@ -118,7 +123,12 @@ class _CascadeNode:
         self._bridge = bridge
         self.nodes = NodeStore(bridge.events.database)
         self.bus = Bus(
-            self.node.db_url, self.node.node_id, self.is_origin, self._on_bus, self._on_listening
+            self.node.db_url,
+            self.node.node_id,
+            self.is_origin,
+            self._on_bus,
+            self._on_listening,
+            key=self.node.bus_key,
         )
         self.port = MediaPort(self._on_frame, self._trusted, bridge.media.now)
         return {Tell: lambda command: self.bus.send(command.to, command.message)}
@@ -138,6 +148,10 @@ class _CascadeNode:
 
     async def stop(self) -> None:
         await self.bus.stop()
+
+    def counters(self) -> dict[str, int]:
+        """The bus's counters (``cascade.bus.BusStats``), for the bridge's stats."""
+        return self.bus.stats.counters()
 
     def close(self) -> None:
         self.port.close()
@@ -197,6 +211,7 @@ class OriginNode(_CascadeNode):
         self._remote: dict[int, RemoteLeg] = {}  # by the SSRC of the caller's audio
         self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
         self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
+        self._misnamed: set[tuple[str, str]] = set()  # (node, host) warned of
 
     def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
         carriers = super().attach(bridge, defaults)
@@ -275,10 +290,17 @@ class OriginNode(_CascadeNode):
     def _on_bus(self, sender: str, message: Message) -> None:
         now = datetime.now(UTC)
         if isinstance(message, Subscribe):
-            self._edge_hosts[sender] = message.host
-            self._feed(message.event_id).subscribe(
-                sender, (message.host, message.port), self._now()
-            )
+            # The mix goes only to a host the operator registered for the
+            # sender, whatever host the message names.
+            edge_host = self.node.edges.get(sender)
+            if edge_host is None:
+                self.bus.refuse("unregistered", f"{sender} is no registered edge (serve --edge)")
+                return
+            if message.host != edge_host and (sender, message.host) not in self._misnamed:
+                self._misnamed.add((sender, message.host))
+                log.warning("%s named %s; its mix goes to %s", sender, message.host, edge_host)
+            self._edge_hosts[sender] = edge_host
+            self._feed(message.event_id).subscribe(sender, (edge_host, message.port), self._now())
             self._last_heard[sender] = self._now()
             host, port = self.port.address
             self.bus.send(sender, Feeding(message.event_id, host, port, self.incarnation))

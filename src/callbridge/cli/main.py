@@ -360,9 +360,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
         secure_cookies=args.secure_cookies,
         role=args.role,
         node_id=_node_id(args),
+        bus_key_file=_bus_key_file(args),
+        cascade_edges=_cascade_edges(args),
         live_captions=args.live_captions,
     )
     serve(settings, cache=cache)
+    return 0
+
+
+def _bus_key_file(args: argparse.Namespace) -> Path | None:
+    """A cascade node's bus key file, checked (looked at, not read: ``seal.check_key_file``)."""
+    if args.role == "standalone":
+        if args.bus_key_file:
+            raise CliError("--bus-key-file is for a cascade node (--role origin or edge)")
+        return None
+    from callbridge.cascade.seal import KeyFileError, check_key_file
+
+    if not args.bus_key_file:
+        raise CliError(
+            f"--role {args.role} needs --bus-key-file: make one with "
+            "`callbridge cascade keygen PATH` and copy it to every node of the cascade"
+        )
+    path = Path(args.bus_key_file).absolute()
+    try:
+        check_key_file(path)
+    except KeyFileError as error:
+        raise CliError(str(error)) from None
+    return path
+
+
+def _cascade_edges(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The origin's registered edges: ``--edge NAME=HOST``, the host an IP address."""
+    if not args.edge:
+        if args.role == "origin":
+            logging.getLogger(__name__).warning(
+                "no --edge given: no edge of this origin will be sent its calls' mix"
+            )
+        return ()
+    if args.role != "origin":
+        raise CliError("--edge is for a cascade's origin (--role origin)")
+    from callbridge.cascade.messages import BusError, valid_node_id
+
+    edges: dict[str, str] = {}
+    for text in args.edge:
+        name, _, host = text.partition("=")
+        try:
+            valid_node_id(name)
+            address = ipaddress.ip_address(host)
+        except (BusError, ValueError):
+            raise CliError(
+                f"--edge {text!r}: not NODE_ID=IP_ADDRESS (e.g. edge-1=10.0.0.5)"
+            ) from None
+        if name in edges:
+            raise CliError(f"--edge: {name} is given twice")
+        edges[name] = str(address)
+    return tuple(edges.items())
+
+
+def cmd_cascade_keygen(args: argparse.Namespace) -> int:
+    from callbridge.cascade.seal import KeyFileError, generate_key_file
+
+    try:
+        generate_key_file(Path(args.path))
+    except KeyFileError as error:
+        raise CliError(str(error)) from None
+    print(f"{args.path}: a new bus key; copy it (mode 0600) to every node of the cascade")
     return 0
 
 
@@ -528,6 +590,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
     )
     serve.add_argument(
+        "--bus-key-file",
+        default=None,
+        metavar="PATH",
+        help="a cascade node's key for the bus (callbridge cascade keygen; the same on every "
+        "node, mode 0600, never in the database); needed with --role origin or edge",
+    )
+    serve.add_argument(
+        "--edge",
+        action="append",
+        metavar="NODE_ID=HOST",
+        help="on a cascade's origin: an edge (its --node-id) and the IP address its calls' mix "
+        "is sent to (repeat); a Subscribe from any other node is refused",
+    )
+    serve.add_argument(
         "--no-live-captions",
         dest="live_captions",
         action="store_false",
@@ -593,6 +669,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument("--cfg", default=None, help="routing script (default deploy/kamailio)")
     proxy.set_defaults(func=cmd_proxy)
+
+    cascade = sub.add_parser("cascade", help="a cascade's bus key").add_subparsers(
+        dest="cascade_command", required=True
+    )
+    keygen = cascade.add_parser(
+        "keygen", help="write a new key for the cascade's bus to PATH (mode 0600)"
+    )
+    keygen.add_argument("path")
+    keygen.set_defaults(func=cmd_cascade_keygen)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
         dest="event_command", required=True

@@ -5,7 +5,9 @@ reconnects, with a growing pause, whenever the media plane restarts), sends
 the console's questions and the moderator's actions as JSON-RPC requests, and
 keeps the latest playlist of every live webcast that the media plane pushes,
 so that blocking playlist requests wait here, in the web process, and never
-in the media plane.
+in the media plane. While a console watches a call (``watch_live``), the media
+plane pushes the call's view whenever it changes; one subscription serves every
+console of that call in this process.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,28 @@ class RemotePlaylist:
             log.warning("control: the media plane pushed a playlist that does not parse: %s", error)
 
 
+class LiveWatch:
+    """The console view of one call, as the media plane last pushed it (a ``LiveFeed``)."""
+
+    def __init__(self) -> None:
+        self.view: LiveView | None = None
+        self.version = 0
+        self.watchers = 0
+        self._moved = asyncio.Event()
+
+    def update(self, view: LiveView) -> None:
+        self.view = view
+        self.version += 1
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        if self.version == seen:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait(), timeout)
+        return self.version
+
+
 class RemoteBridge:
     """``BridgeControl`` for a web process, answered by the media plane over a Unix socket.
 
@@ -65,6 +90,7 @@ class RemoteBridge:
         self._connection = rpc.RpcConnection()
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._streams: dict[int, tuple[RemotePlaylist, PlaylistWaiter]] = {}
+        self._watches: dict[int, LiveWatch] = {}
         self._connected = asyncio.Event()
         self._closing = False
 
@@ -105,6 +131,30 @@ class RemoteBridge:
         found = self._streams.get(event_id)
         return found[1] if found is not None else None
 
+    @contextlib.asynccontextmanager
+    async def watch_live(self, event_id: int) -> AsyncIterator[LiveWatch]:
+        watch = self._watches.get(event_id)
+        if watch is None:
+            watch = self._watches[event_id] = LiveWatch()
+        watch.watchers += 1
+        try:
+            if watch.view is None:
+                # Unreachable now: the watch is renewed when the media plane is back.
+                with contextlib.suppress(BridgeUnavailable):
+                    await self._watch(event_id, watch)
+            yield watch
+        finally:
+            watch.watchers -= 1
+            if watch.watchers == 0 and self._watches.get(event_id) is watch:
+                del self._watches[event_id]
+                with contextlib.suppress(BridgeUnavailable, BridgeError, RuntimeError):
+                    await self._call("watch", {"event_id": event_id, "watching": False})
+
+    async def _watch(self, event_id: int, watch: LiveWatch) -> None:
+        """Ask for the call's view to be pushed; the answer is the view now."""
+        view = await self._call("watch", {"event_id": event_id, "watching": True})
+        watch.update(LiveView.model_validate(view))
+
     # -- the connection ---------------------------------------------------------------------
 
     async def wait_connected(self, timeout: float) -> bool:
@@ -127,7 +177,7 @@ class RemoteBridge:
             self._connection = rpc.RpcConnection()
             self._connected.set()
             log.info("control: connected to the media plane")
-            sync = asyncio.create_task(self._sync_playlists())
+            sync = asyncio.create_task(self._sync())
             try:
                 while data := await reader.read(256 * 1024):
                     for message in self._connection.receive_data(data):
@@ -151,18 +201,24 @@ class RemoteBridge:
         if self._writer is not None:
             self._writer.close()
 
-    async def _sync_playlists(self) -> None:
-        """After a (re)connect: the playlists of the webcasts already running."""
+    async def _sync(self) -> None:
+        """After a (re)connect: the playlists of the webcasts already running, the watches."""
         try:
             for item in await self._call("playlists"):
                 self._playlist(item)
+            for event_id, watch in list(self._watches.items()):
+                await self._watch(event_id, watch)
         except (BridgeUnavailable, BridgeError) as error:
-            log.warning("control: could not read the live playlists: %s", error)
+            log.warning("control: could not catch up with the media plane: %s", error)
 
     def _dispatch(self, message: rpc.Message) -> None:
         if isinstance(message, rpc.Notification):
             if message.method == "playlist":
                 self._playlist(message.params)
+            elif message.method == "live":
+                watch = self._watches.get(int(message.params["event_id"]))
+                if watch is not None:
+                    watch.update(LiveView.model_validate(message.params["view"]))
             return
         if isinstance(message, rpc.Request):
             return  # the media plane asks the web nothing

@@ -40,8 +40,12 @@ from callbridge.control import rpc
 
 log = logging.getLogger(__name__)
 
-# The console polls five times a second; two consoles on one call share one view.
+# Two consoles on one call share one view: it is built at most this often.
 LIVE_VIEW_TTL = 0.1
+# A call's view is pushed at once when it changes, then at most this often while it
+# keeps changing (talk indicators flip many times a second): the last change always
+# goes out, at most this late.
+PUSH_INTERVAL = 0.1
 # A web process this far behind in reading is dropped (it reconnects and catches up).
 MAX_WRITE_BUFFER = 8 * 1024 * 1024
 MAX_CONNECTIONS = 64
@@ -77,6 +81,8 @@ class _Peer:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.connection = rpc.RpcConnection()
+        # The calls whose console view this web process wants pushed.
+        self.watching: set[int] = set()
 
     def send(self, data: bytes) -> bool:
         """Queue ``data``; False (and the connection closed) when the peer has stopped reading."""
@@ -106,6 +112,9 @@ class ControlServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_cache: dict[int, tuple[float, bytes]] = {}
         self._rows: dict[ParticipantRow, bytes] = {}
+        # Per call: when its view was last pushed, and the push waiting for PUSH_INTERVAL.
+        self._pushed_at: dict[int, float] = {}
+        self._push_later: dict[int, asyncio.Handle] = {}
 
     async def start(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -126,6 +135,9 @@ class ControlServer:
             peer.writer.close()
         for task in list(self._tasks):
             task.cancel()
+        for handle in self._push_later.values():
+            handle.cancel()
+        self._push_later.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -138,6 +150,46 @@ class ControlServer:
             "playlist", {"event_id": event_id, "text": text, "live": live}
         )
         for peer in list(self._peers):
+            if not peer.send(data):
+                self._peers.discard(peer)
+
+    def view_changed(self, event_id: int) -> None:
+        """The bridge's ``on_changed`` hook: push the call's new view to whoever watches it.
+
+        The first change is pushed as soon as the bridge has carried out the
+        commands it came with (``call_soon``: the view is built from the whole
+        decision, not half of it); changes that follow within PUSH_INTERVAL go
+        out together at its end, so a burst costs one view.
+        """
+        self._live_cache.pop(event_id, None)
+        if event_id in self._push_later or not any(
+            event_id in peer.watching for peer in self._peers
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._pushed_at.get(event_id, -PUSH_INTERVAL) + PUSH_INTERVAL - loop.time()
+        self._push_later[event_id] = (
+            loop.call_soon(self._push, event_id)
+            if wait <= 0
+            else loop.call_later(wait, self._push, event_id)
+        )
+
+    def _push(self, event_id: int) -> None:
+        self._push_later.pop(event_id, None)
+        self._pushed_at[event_id] = asyncio.get_running_loop().time()
+        watchers = [peer for peer in self._peers if event_id in peer.watching]
+        if not watchers:
+            return
+        try:
+            view = self._live(event_id)
+        except Exception:  # the console keeps its last view; the bridge goes on
+            log.exception("control: the view of event %d could not be built", event_id)
+            return
+        data = b'{"jsonrpc":"2.0","method":"live","params":{"event_id":%d,"view":%s}}\n' % (
+            event_id,
+            view,
+        )
+        for peer in watchers:
             if not peer.send(data):
                 self._peers.discard(peer)
 
@@ -167,6 +219,17 @@ class ControlServer:
             if request.method == "live":
                 encoded = self._live(int(request.params["event_id"]))
                 peer.send(rpc.RpcConnection.result_json(request.id, encoded))
+                return
+            if request.method == "watch":
+                # The answer is the view now; every change after it is pushed.
+                event_id = int(request.params["event_id"])
+                if request.params.get("watching", True):
+                    peer.watching.add(event_id)
+                    encoded = self._live(event_id)
+                    peer.send(rpc.RpcConnection.result_json(request.id, encoded))
+                else:
+                    peer.watching.discard(event_id)
+                    peer.send(rpc.RpcConnection.result(request.id, None))
                 return
             value = await self._call(request.method, request.params)
         except BridgeError as error:

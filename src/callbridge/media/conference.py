@@ -165,6 +165,8 @@ class Conference:
         self.webcast: MixTap | None = None
         # Also get the full mix of every tick (the cascade's feeds to its edges).
         self.taps: list[MixTap] = []
+        # Counts talk indicators flipping: the bridge tells the console when it moves.
+        self.talk_changes = 0
         self._ids = itertools.count(1)
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
@@ -318,7 +320,10 @@ class Conference:
             for participant_id, frame in frames.items():
                 self.recorder.write_stem(participant_id, frame_index, frame)
         for participant in roster.talkers:
-            participant.talking = participant.id in result.talkers
+            talking = participant.id in result.talkers
+            if talking != participant.talking:
+                participant.talking = talking
+                self.talk_changes += 1
             # A talker who sent nothing this tick is not in the mix: they hear all of it.
             self._send_one(participant, result.minus.get(participant.id, result.full), now)
         if roster.audience:

@@ -37,6 +37,7 @@ from callbridge.web import (
     webcast,
 )
 from callbridge.web.auth import LoginRequired, login_redirect
+from callbridge.web.folder_watch import FolderWatches
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
 from callbridge.web.workpool import BoundedPool
@@ -72,6 +73,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.call_log = CallLog(db)
     app.state.audience = Audience(db)
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
+    app.state.folder_watches = FolderWatches()
     app.state.login_throttle = LoginThrottle()
     app.state.password_pool = BoundedPool(settings.password_checks, settings.password_check_queue)
 

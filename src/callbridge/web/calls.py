@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,6 @@ from callbridge.bridge.control import (
     BridgeControl,
     BridgeError,
     BridgeStats,
-    BridgeUnavailable,
     LiveView,
     ParticipantView,
 )
@@ -30,15 +29,15 @@ from callbridge.store.events import EventStore
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
+from callbridge.web.folder_watch import FolderWatches
 from callbridge.web.webcast import listening_since
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
 
-# How often the live stream looks for changes: the console shows a key press
-# well within a second.
-LIVE_INTERVAL = 0.2
-# Web listeners are counted from the database, so less often.
+# Web listeners are counted from the web's database, every so often.
 WEB_COUNT_INTERVAL = 5.0
+# A quiet stream says it is still there this often (proxies close idle connections).
+KEEP_ALIVE = 15.0
 
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -99,33 +98,42 @@ def _with_web(view: LiveView, web: int) -> LiveView:
 async def live_stream(
     event_id: int, request: Request, store: Store, control: BridgeDep, _: OperatorDep
 ) -> StreamingResponse:
-    """Server-Sent Events: a new LiveView whenever anything on the call changes."""
+    """Server-Sent Events: a new LiveView whenever anything on the call changes.
+
+    The media plane pushes the view when it changes (``BridgeControl.watch_live``);
+    nothing here asks it again. Only the web listener count, which the web's
+    own database holds, is read every WEB_COUNT_INTERVAL.
+    """
     await run_in_threadpool(store.get, event_id)
 
     async def events() -> AsyncIterator[str]:
         last = ""
-        quiet = 0.0
         web = 0
-        web_checked = -WEB_COUNT_INTERVAL
         loop = asyncio.get_running_loop()
-        while not await request.is_disconnected():
-            if loop.time() - web_checked >= WEB_COUNT_INTERVAL:
-                web_checked = loop.time()
-                web = await _web_listeners(request, event_id)
-            try:
-                view = _with_web(await control.live(event_id), web).model_dump_json()
-            except BridgeUnavailable:
-                # The media plane is restarting: the console keeps its last view.
-                view = last
-            if view != last:
-                last = view
-                quiet = 0.0
-                yield f"data: {view}\n\n"
-            elif quiet >= 15:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(LIVE_INTERVAL)
-            quiet += LIVE_INTERVAL
+        web_checked = -WEB_COUNT_INTERVAL
+        sent_at = loop.time()
+        async with control.watch_live(event_id) as feed:
+            while not await request.is_disconnected():
+                now = loop.time()
+                if now - web_checked >= WEB_COUNT_INTERVAL:
+                    web_checked = now
+                    web = await _web_listeners(request, event_id)
+                pushed, seen = feed.view, feed.version
+                if pushed is not None:
+                    # The pushed view is shared by every console in this process: copied.
+                    channels = {**pushed.listeners_by_channel, "web": web}
+                    view = pushed.model_copy(
+                        update={"listeners_by_channel": channels}
+                    ).model_dump_json()
+                    if view != last:
+                        last = view
+                        sent_at = now
+                        yield f"data: {view}\n\n"
+                if now - sent_at >= KEEP_ALIVE:
+                    sent_at = now
+                    yield ": keep-alive\n\n"
+                # A view pushed while the last one was being sent is not missed: `seen`.
+                await feed.wait(seen, timeout=max(0.05, WEB_COUNT_INTERVAL - (now - web_checked)))
 
     return StreamingResponse(
         events(),
@@ -309,7 +317,8 @@ async def live_captions(
 ) -> LiveCaptions:
     """The live captions of the call so far, those matching ``q`` (whole words) if given.
 
-    The console polls it with ``after`` set to the last ``next`` to get only new cues.
+    ``after`` set to the last ``next`` gives only the newer cues; the console
+    follows them as they come on ``/captions/live/stream``.
     """
     await run_in_threadpool(store.get, event_id)
     media = request.app.state.webcast_media
@@ -321,6 +330,52 @@ async def live_captions(
         everything = await run_in_threadpool(media.live_transcript, event_id, "", after)
         last = max((int(cue["index"]) for cue in everything), default=last)
     return LiveCaptions(cues=cues, next=max(after, last + 1))
+
+
+@router.get("/captions/live/stream", response_class=StreamingResponse)
+async def live_captions_stream(
+    event_id: int,
+    request: Request,
+    store: Store,
+    _: OperatorDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: the live captions from ``after`` on, each new cue as it is made.
+
+    Each message is a ``LiveCaptions`` whose ``next`` is also its SSE id, so a
+    browser that reconnects (``Last-Event-ID``) goes on where it was. The
+    stream waits on the transcript's folder (``web.folder_watch``), not a timer.
+    """
+    await run_in_threadpool(store.get, event_id)
+    media = request.app.state.webcast_media
+    watches: FolderWatches = request.app.state.folder_watches
+    start = last_event_id if last_event_id is not None else after
+
+    async def events() -> AsyncIterator[str]:
+        position = start
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        async with watches.watch(media.live_dir(event_id).parent) as folder:
+            while not await request.is_disconnected():
+                seen = folder.version
+                found = await run_in_threadpool(media.live_transcript, event_id, "", position)
+                if found:
+                    cues = [LiveCaption.model_validate(cue) for cue in found]
+                    position = max(position, max(cue.index for cue in cues) + 1)
+                    message = LiveCaptions(cues=cues, next=position).model_dump_json()
+                    sent_at = loop.time()
+                    yield f"id: {position}\ndata: {message}\n\n"
+                elif loop.time() - sent_at >= KEEP_ALIVE:
+                    sent_at = loop.time()
+                    yield ": keep-alive\n\n"
+                await folder.wait(seen, timeout=KEEP_ALIVE)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 class LogEntryView(BaseModel):

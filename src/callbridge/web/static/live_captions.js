@@ -1,5 +1,6 @@
-// The moderator's live transcript: polls /api/events/{id}/captions/live for new
-// cues, and filters them as the moderator types (whole words, any case).
+// The moderator's live transcript: follows /api/events/{id}/captions/live/stream
+// (Server-Sent Events: each new cue as it is made; a reconnect goes on from the
+// last one), and filters them as the moderator types (whole words, any case).
 "use strict";
 (function () {
   const card = document.getElementById("live-captions-card");
@@ -11,7 +12,6 @@
   const eventId = document.querySelector('meta[name="event-id"]').content;
   const base = "/api/events/" + eventId + "/captions/live";
   const MAX_SHOWN = 2000;
-  let next = 0;
 
   function clock(seconds) {
     const s = Math.max(0, Math.floor(seconds));
@@ -61,26 +61,19 @@
     while (list.children.length > MAX_SHOWN) list.removeChild(list.firstChild);
   }
 
-  async function poll() {
-    let again = 1000;
-    try {
-      const response = await fetch(base + "?after=" + next, { credentials: "same-origin", cache: "no-store" });
-      if (response.ok) {
-        const data = await response.json();
-        for (const cue of data.cues) add(cue);
-        if (data.cues.length) {
-          card.hidden = false;
-          filter();
-        }
-        next = data.next;
-      } else {
-        again = 5000;
+  function follow() {
+    const stream = new EventSource(base + "/stream?after=0");
+    stream.onmessage = function (message) {
+      const data = JSON.parse(message.data);
+      for (const cue of data.cues) add(cue);
+      if (data.cues.length) {
+        card.hidden = false;
+        filter();
       }
-    } catch (error) { again = 5000; }
-    setTimeout(poll, again);
+    };
   }
 
   box.addEventListener("input", filter);
   form.addEventListener("submit", function (e) { e.preventDefault(); filter(); });
-  poll();
+  follow();
 })();
