@@ -96,7 +96,7 @@ def rows(kind: cmd.AuditKind, done: list[object]) -> list[cmd.RecordAudit]:
 
 
 def listener() -> lobby.Found:
-    return lobby.Found(EVENT, "listener", RECORD)
+    return lobby.Found(EVENT, cmd.CallerKind.LISTENER, RECORD)
 
 
 def test_a_call_rings_then_is_answered_after_the_answer_delay() -> None:
@@ -149,7 +149,7 @@ def test_a_wrong_code_then_the_right_one_joins_the_call_once_asked() -> None:
     ]
     assert node.lobby.stage("c") is Stage.CONFERENCE
     leg = node.lobby.leg("c")
-    assert leg is not None and leg.kind is lobby.CallerKind.LISTENER and leg.last_digit_at == 5.0
+    assert leg is not None and leg.kind is cmd.CallerKind.LISTENER and leg.last_digit_at == 5.0
     # On the call, a key is the controller's.
     assert node.feed(lobby.Key("c", "*"))[0] == cmd.KeyPressed("c", "*", node.wall)
 
@@ -224,7 +224,9 @@ def test_a_replay_caller_keys_the_replay_then_it_hangs_them_up() -> None:
     node.answered()
     node.key("9876")
     node.at(node.now + 10)  # the inter-digit timeout submits a short code
-    found = lobby.Found(EVENT, "replay", ended, replay_ready=after - timedelta(hours=1))
+    found = lobby.Found(
+        EVENT, cmd.CallerKind.REPLAY, ended, replay_ready=after - timedelta(hours=1)
+    )
     done = node.feed(lobby.Matched("c", found))
     assert of(cmd.JoinConference, done) == []
     (start,) = of(lobby.StartReplay, done)
@@ -248,7 +250,9 @@ def test_a_replay_with_no_recording_says_so_then_hangs_up() -> None:
     node = Node(wall=after)
     node.answered()
     node.key("9876#")
-    found = lobby.Found(EVENT, "replay", ended, replay_ready=after - timedelta(hours=1))
+    found = lobby.Found(
+        EVENT, cmd.CallerKind.REPLAY, ended, replay_ready=after - timedelta(hours=1)
+    )
     node.feed(lobby.Matched("c", found))
     done = node.feed(lobby.ReplayMissing("c"))
     assert done == [lobby.Play("c", PromptName.REPLAY_NOT_YET, barge_in=False)]
@@ -272,7 +276,7 @@ def test_a_listener_on_a_locked_call_hears_so_from_their_ivr() -> None:
     node = Node()
     node.answered("s")
     node.key(CODE, "s")
-    node.feed(lobby.Matched("s", lobby.Found(EVENT, "speaker", RECORD)))
+    node.feed(lobby.Matched("s", lobby.Found(EVENT, cmd.CallerKind.SPEAKER, RECORD)))
     node.controller.handle(cmd.Moderate(EVENT, _lock(), "op", node.wall))
     node.answered("c")
     node.key(CODE, "c")

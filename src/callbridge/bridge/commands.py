@@ -21,6 +21,19 @@ from callbridge.ivr.machine import Outcome
 from callbridge.media.conference import Role
 from callbridge.media.prompts import PromptName
 
+
+class CallerKind(enum.StrEnum):
+    """Who a caller is, by what their passcode opened (the store's ``PasscodeMatch.role``).
+
+    The next kinds (a registered attendee's personal PIN, a dial-out, a
+    browser speaker) are added here, and decided where each kind is used.
+    """
+
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+    REPLAY = "replay"
+
+
 # -- events: what happened --------------------------------------------------------------
 
 
@@ -34,7 +47,7 @@ class PasscodeMatched:
 
     call_id: str
     event_id: int
-    role: str  # "speaker", "listener" or "replay"
+    role: CallerKind
     record: EventRecord
     now: datetime
     replay_ready: datetime | None = None
@@ -51,7 +64,7 @@ class Admit:
 
     call_id: str
     event_id: int
-    role: str  # "speaker", "listener" or "replay"
+    role: CallerKind
     record: EventRecord
     now: datetime
     caller: str
@@ -66,7 +79,7 @@ class EnterCall:
 
     call_id: str
     event_id: int
-    role: str  # "speaker" or "listener"
+    role: CallerKind  # a speaker or a listener
     hold: bool
     caller: str
     dialled: str | None
@@ -164,7 +177,7 @@ class AnswerCaller:
     call_id: str
     outcome: Outcome
     event_id: int | None = None
-    role: str | None = None
+    role: CallerKind | None = None
     hold: bool = False
 
 

@@ -537,7 +537,7 @@ class CallController:
         """
         (answer,) = self._admit(event)
         assert isinstance(answer, cmd.AnswerCaller)
-        if answer.outcome is not Outcome.JOINED or answer.role == "replay":
+        if answer.outcome is not Outcome.JOINED or answer.role is cmd.CallerKind.REPLAY:
             return [answer]
         entered = cmd.EnterCall(
             event.call_id,
@@ -567,7 +567,7 @@ class CallController:
 
         record = event.record
         self._speakers[event.event_id] = tuple(record.speakers)
-        if event.role == "replay":
+        if event.role == cmd.CallerKind.REPLAY:
             return answer(
                 REPLAY_OUTCOMES[replay_window_of(record, event.replay_ready).status(event.now)]
             )
@@ -582,7 +582,7 @@ class CallController:
         if refusal is not None:
             return answer(refusal)
         call = self.calls.get(event.event_id)
-        if call is not None and call.locked and event.role == "listener":
+        if call is not None and call.locked and event.role == cmd.CallerKind.LISTENER:
             return answer(Outcome.LOCKED)
         # Early callers wait on hold until the host starts the call.
         hold = window is Window.EARLY_HOLD and (
@@ -600,7 +600,7 @@ class CallController:
             # mid-call): open the conference rather than hold everyone.
             call.move(ConferenceState.LIVE)
             commands.append(cmd.StartConference(event.event_id))
-        role = Role.SPEAKER if event.role == "speaker" else Role.LISTENER
+        role = Role.SPEAKER if event.role == cmd.CallerKind.SPEAKER else Role.LISTENER
         if call.locked and role is Role.LISTENER:
             return [
                 *commands,

@@ -6,7 +6,7 @@ hung up, or falls silent and is hung up. All of that is decided here, as
 the call controller (``bridge.controller``) decides what happens on a call:
 
 - the leg's *stage* (``Stage``, a table that raises on anything unlisted),
-  apart from the *kind* of caller it turned out to be (``CallerKind``);
+  apart from the *kind* of caller it turned out to be (``commands.CallerKind``);
 - ring → answer, as a timer (``get_timer``/``handle_timer``);
 - the IVR session: its prompts, its timers, its lookups;
 - the guessing guard (``ivr.guard`` counts; here: refuse at the INVITE,
@@ -25,6 +25,10 @@ about once: the store's answer (``Matched``) becomes one ``Admit``, whose
 
 Time: ``now`` (seconds, the loop's monotonic clock) for timers and the
 guard, ``wall`` (an aware ``datetime``) for the rows it writes.
+
+Over the house's ~500 lines by its vocabulary (the events and commands,
+plain data, some 250 lines), kept beside the handlers that use them as the
+tests and the glue read them (``lobby.Invite``, ``lobby.Ring``).
 """
 
 from __future__ import annotations
@@ -104,14 +108,6 @@ def move(leg: LobbyLeg, target: Stage) -> None:
     leg.stage = target
 
 
-class CallerKind(enum.Enum):
-    """Who a leg turned out to be, once its passcode matched (None before)."""
-
-    SPEAKER = "speaker"
-    LISTENER = "listener"
-    REPLAY = "replay"
-
-
 # -- events: what happened -----------------------------------------------------------
 
 
@@ -155,7 +151,7 @@ class Found:
     """What a passcode opens (``store.events.PasscodeMatch``), with what admission needs."""
 
     event_id: int
-    role: str  # "speaker", "listener" or "replay"
+    role: cmd.CallerKind
     record: EventRecord
     replay_ready: datetime | None = None
 
@@ -350,7 +346,7 @@ class LobbyLeg:
     ivr: IvrSession
     answer_at: float
     stage: Stage = Stage.RINGING
-    kind: CallerKind | None = None
+    kind: cmd.CallerKind | None = None
     event_id: int | None = None
     # The events on the number dialled, once read: a guesser's alert goes to their consoles.
     event_ids: tuple[int, ...] = ()
@@ -640,9 +636,9 @@ class Lobby:
         commands: list[Command] = []
         if event.outcome is Outcome.JOINED:
             commands.append(Silence(leg.call_id))
-            leg.kind = CallerKind(event.role)
+            leg.kind = cmd.CallerKind(event.role)
             leg.event_id = event.event_id
-            if leg.kind is not CallerKind.REPLAY:
+            if leg.kind is not cmd.CallerKind.REPLAY:
                 # The controller has put the caller on the call already.
                 move(leg, Stage.CONFERENCE)
         result = LookupResult(
@@ -651,7 +647,7 @@ class Lobby:
         return commands + self._ivr(leg, result, now, wall)
 
     def _join(self, leg: LobbyLeg, action: Join, wall: datetime | None) -> list[Command]:
-        if leg.kind is not CallerKind.REPLAY or wall is None:
+        if leg.kind is not cmd.CallerKind.REPLAY or wall is None:
             return []  # a call's caller: the controller joined them with its answer
         move(leg, Stage.REPLAY)
         self._replays += 1
@@ -662,7 +658,7 @@ class Lobby:
             action.event_id,
             leg.replay_id,
             caller_id=leg.caller,
-            role="replay",
+            role=cmd.CallerKind.REPLAY.value,
             detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
         )
         return [StartReplay(leg.call_id, action.event_id), row]

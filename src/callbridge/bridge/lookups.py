@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from callbridge.bridge.commands import RecordAudit
+from callbridge.bridge.commands import CallerKind, RecordAudit
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.lobby import DialPlanRead, Found, Matched, MatchPasscode
 from callbridge.events.schema import EventRecord, EventState
@@ -134,10 +134,11 @@ class Lookups:
             return Matched(command.call_id, None)
         record = await self.join_record(match.event_id)
         ready: datetime | None = None
-        if match.role == "replay":
+        kind = CallerKind(match.role)
+        if kind is CallerKind.REPLAY:
             recording = await asyncio.to_thread(replay_recording, match.event_id)
             ready = recording[1] if recording is not None else None
-        return Matched(command.call_id, Found(match.event_id, match.role, record, ready))
+        return Matched(command.call_id, Found(match.event_id, kind, record, ready))
 
     async def set_state(self, event_id: int, state: EventState) -> None:
         """Write the event's state; what joining callers saw of it is forgotten."""

@@ -138,7 +138,7 @@ def entered_from(node: str, message: Joined, now: datetime) -> cmd.EnterCall:
     return cmd.EnterCall(
         remote_call_id(node, message.participant_id),
         message.event_id,
-        message.role,
+        cmd.CallerKind(message.role),  # a speaker or a listener: the message was checked
         message.hold,
         message.caller_id,
         message.dialled or None,
