@@ -635,6 +635,8 @@ class Lobby:
             return []
         commands: list[Command] = []
         if event.outcome is Outcome.JOINED:
+            if event.role is None:
+                raise StageError(f"leg {leg.call_id} joined as nobody")
             commands.append(Silence(leg.call_id))
             leg.kind = cmd.CallerKind(event.role)
             leg.event_id = event.event_id
