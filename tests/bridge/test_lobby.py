@@ -111,6 +111,14 @@ def test_a_call_rings_then_is_answered_after_the_answer_delay() -> None:
     assert node.lobby.stage("c") is Stage.IVR
 
 
+def test_a_second_invite_with_the_same_call_id_leaves_the_first_leg_alone() -> None:
+    node = Node()
+    node.answered()
+    assert node.feed(lobby.Invite("c", None, "192.0.2.9", "+18665550199", "Eve")) == []
+    leg = node.lobby.leg("c")
+    assert leg is not None and leg.stage is Stage.IVR and leg.caller == "Ann"
+
+
 def test_a_call_cancelled_while_ringing_is_never_answered() -> None:
     node = Node()
     node.feed(lobby.Invite("c", None, "192.0.2.7", "+18665550199", "Ann"))

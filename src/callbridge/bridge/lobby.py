@@ -457,7 +457,10 @@ class Lobby:
             )
             return [row, refused]
         if event.call_id in self.legs:
-            raise StageError(f"leg {event.call_id} was invited already")
+            # The endpoint answers a retransmission itself; a second call with
+            # this Call-ID must not take the first one's leg.
+            log.warning("leg %s was invited already; the second INVITE is ignored", event.call_id)
+            return []
         leg = LobbyLeg(
             event.call_id,
             identity,
