@@ -44,12 +44,12 @@ from callbridge.bridge.commands import (
     StartConference,
     Whisper,
 )
-from callbridge.bridge.control import Action, BridgeError
+from callbridge.bridge.control import Action, BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import KEYPAD, MODERATOR, CallController
 from callbridge.bridge.queue import Floor
 from callbridge.events.schema import EventFile, EventRecord, EventState
 from callbridge.ivr.machine import Outcome
-from callbridge.media.conference import ConferenceState, ParticipantState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 from callbridge.store.calllog import LogKind
 from tests.announce.conftest import example_data, to_record

@@ -30,7 +30,7 @@ from callbridge.bridge.commands import (
     StartConference,
     Whisper,
 )
-from callbridge.bridge.control import Action, BridgeError
+from callbridge.bridge.control import Action, BridgeError, Role
 from callbridge.bridge.queue import Floor
 from callbridge.cascade.controller import EdgeController, FromOrigin, OriginController, entered_from
 from callbridge.cascade.messages import (
@@ -46,7 +46,7 @@ from callbridge.cascade.messages import (
     Tell,
 )
 from callbridge.events.schema import EventState
-from callbridge.media.conference import ConferenceState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 from tests.bridge.test_controller import EVENT, START
 

@@ -21,14 +21,15 @@ from callbridge.bridge.control import (
     BridgeError,
     BridgeUnavailable,
     LiveView,
+    ParticipantState,
     ParticipantView,
+    Role,
 )
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.bridge.views import Row
 from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.media.conference import ParticipantState, Role
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from callbridge.bridge.control import Action as ModeratorAction
+from callbridge.bridge.control import Role
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.machine import Outcome
-from callbridge.media.conference import Role
 from callbridge.media.prompts import PromptName
 
 

@@ -7,6 +7,7 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
+import enum
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
@@ -14,7 +15,20 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 from callbridge.events.names import MAX_NAME, plain_name
-from callbridge.media.conference import ParticipantState, Role
+
+
+# Who a caller is on a call: the call controller's (``bridge.controller.Member``),
+# named here because the API shows them.
+class Role(enum.StrEnum):
+    HOST = "host"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+class ParticipantState(enum.StrEnum):
+    HOLD = "hold"  # joined before the host started the call
+    CONNECTED = "connected"
+    LEFT = "left"
 
 
 class ParticipantRow(Protocol):

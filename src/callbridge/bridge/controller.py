@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.bridge.control import BridgeError
+from callbridge.bridge.control import BridgeError, ParticipantState, Role
 from callbridge.bridge.queue import (
     Floor,
     Move,
@@ -47,12 +47,7 @@ from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventState, Speaker
 from callbridge.ivr.machine import Outcome
 from callbridge.ivr.window import Window, WindowRules, conference_window
-from callbridge.media.conference import (
-    MAX_PARTICIPANTS,
-    ConferenceState,
-    ParticipantState,
-    Role,
-)
+from callbridge.media.conference import MAX_PARTICIPANTS, ConferenceState
 from callbridge.media.prompts import PromptName
 from callbridge.replay.window import ReplayStatus, replay_window_of
 

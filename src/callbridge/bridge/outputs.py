@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callbridge.bridge.control import Role
 from callbridge.bridge.controller import Member
-from callbridge.media.conference import Conference, Role
+from callbridge.media.conference import Conference
 from callbridge.media.mixer import Pcm
 from callbridge.media.recording import (
     MARKER,

@@ -32,7 +32,7 @@ import callbridge.bridge.commands as cmd
 from callbridge.bridge import lobby, views
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Percentiles
+from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Percentiles, Role
 from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
@@ -41,7 +41,7 @@ from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
 from callbridge.bridge.sip_transport import log_failure
 from callbridge.events.phones import normalise_dialled
-from callbridge.media.conference import ConferenceState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptLibrary, default_library
 from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from callbridge.bridge.control import GuardAlertView, LiveView, QueueEntry
+from callbridge.bridge.control import GuardAlertView, LiveView, ParticipantState, QueueEntry, Role
 from callbridge.bridge.controller import Call
 from callbridge.bridge.queue import Asked
 from callbridge.ivr.guard import Alert, Standing
-from callbridge.media.conference import Conference, ParticipantState, Role
+from callbridge.media.conference import Conference
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a caller whose join time nobody told
 

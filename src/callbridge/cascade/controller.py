@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import callbridge.bridge.commands as cmd
-from callbridge.bridge.control import BridgeError
+from callbridge.bridge.control import BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import CallController, Member
 from callbridge.cascade.messages import (
     EVERYONE,
@@ -48,7 +48,7 @@ from callbridge.cascade.messages import (
     OriginUp,
     Tell,
 )
-from callbridge.media.conference import ConferenceState, ParticipantState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 
 

@@ -39,18 +39,6 @@ log = logging.getLogger(__name__)
 MAX_PARTICIPANTS = 5000
 
 
-class Role(enum.StrEnum):
-    HOST = "host"
-    SPEAKER = "speaker"
-    LISTENER = "listener"
-
-
-class ParticipantState(enum.StrEnum):
-    HOLD = "hold"  # joined before the host started the call
-    CONNECTED = "connected"
-    LEFT = "left"
-
-
 class ConferenceState(enum.StrEnum):
     WAITING = "waiting"
     LIVE = "live"
