@@ -8,10 +8,16 @@ vcl 4.1;
 #   behind ONE origin request, and all are answered the moment it returns (nginx's
 #   proxy_cache_lock would re-check them only every 500 ms).
 # - The registration gate holds here. Before a webcast file or status is served,
-#   the listener's cookie (cb_wc_<event>) is checked by the origin's
-#   /webcast/<event>/access, whose answer is cached per cookie value for minutes:
-#   an unregistered browser gets 403 from this tier, and the media itself is
-#   cached without any per-listener part in its key, so the crowd shares one copy.
+#   the listener's cookie (cb_wc_<event>) is read here, once, by one strict rule
+#   (callbridge_gate_cookie; the origin's callbridge.web.gate_cookie is its twin):
+#   a malformed, oddly spaced, quoted, re-cased, encoded or duplicate gate cookie
+#   is refused (403), never passed on. The value read is the cache key of the
+#   origin's /webcast/<event>/access answer (kept for minutes) and goes to the
+#   origin in X-CB-Gate-Cookie, instead of the Cookie header: the origin decides
+#   on that value alone, names it in X-CB-Gate-Decided, and an answer naming
+#   another is not kept. An unregistered browser gets 403 from this tier, and
+#   the media itself is cached without any per-listener part in its key, so the
+#   crowd shares one copy.
 # - TTLs come from the origin's Surrogate-Control (meant for this tier only and
 #   removed here); the browser sees the origin's own Cache-Control. A replay's
 #   TTL never reaches past its replay window, so 410 Gone shows on time.
@@ -35,6 +41,7 @@ sub vcl_recv {
         unset req.http.X-CB-Url;
         unset req.http.X-CB-Event;
         unset req.http.X-CB-Cookie;
+        unset req.http.X-CB-Gate-Cookie;
         if (req.url ~ "^.{2049}") {
             return (synth(414, "URI Too Long"));
         }
@@ -78,7 +85,8 @@ sub vcl_recv {
         return (hash);
     }
     if (req.url ~ "^/webcast/[0-9]{1,12}/access$") {
-        # Asked by this VCL (with the listener's cookie in the hash), or by hand.
+        # Asked by hand: keyed, and answered, on the cookie as the gate reads it.
+        call callbridge_gate_cookie;
         return (hash);
     }
     if (req.url ~ "^/static/") {
@@ -89,14 +97,12 @@ sub vcl_recv {
     return (pass);
 }
 
-# The access check: first ask /webcast/<event>/access (cached per cookie value),
-# then restart with the original URL and the answer in X-CB-Access.
+# The access check: first ask /webcast/<event>/access (cached per gate cookie
+# value), then restart with the original URL and the answer in X-CB-Access.
 sub callbridge_gate {
     if (!req.http.X-CB-Access) {
         set req.http.X-CB-Url = req.url;
-        set req.http.X-CB-Event = regsub(req.url, "^/(?:api/events|webcast)/([0-9]+)/.*$", "\1");
-        cookie.parse(req.http.Cookie);
-        set req.http.X-CB-Cookie = cookie.get("cb_wc_" + req.http.X-CB-Event);
+        call callbridge_gate_cookie;
         set req.url = "/webcast/" + req.http.X-CB-Event + "/access";
         return (hash);
     }
@@ -105,6 +111,33 @@ sub callbridge_gate {
             return (synth(403, "Register on the webcast page to listen"));
         }
         return (synth(std.integer(req.http.X-CB-Access, 503)));
+    }
+}
+
+# The gate's cookie, read once, here: X-CB-Cookie gets the value of
+# cb_wc_<event> ("" for none), the key of the access answer and the value the
+# origin decides on. The rule (callbridge.web.gate_cookie reads by the same one):
+# every Cookie header joined with "; "; if anything in it could name a gate
+# cookie to some parser ("cb_wc" in any case, "_" also as %5F), every such crumb
+# must be exactly cb_wc_<event>=<token>.<32 hex>, at the start or after "; " and
+# ending at ";" or the end, and each name must come once. Anything else is
+# refused: a cookie read one way here and another at the origin is how the gate
+# was once opened for everyone.
+sub callbridge_gate_cookie {
+    set req.http.X-CB-Event = regsub(req.url, "^/(?:api/events|webcast)/([0-9]+)/.*$", "\1");
+    std.collect(req.http.Cookie, "; ");
+    set req.http.X-CB-Cookie = "";
+    if (req.http.Cookie ~ "(?i)cb(_|%5f)wc") {
+        if (regsuball(req.http.Cookie,
+                "(^|; )cb_wc_[1-9][0-9]{0,11}=[A-Za-z0-9_-]{1,64}\.[0-9a-f]{32}(?=;|$)", "")
+                ~ "(?i)cb(_|%5f)wc") {
+            return (synth(403, "Malformed webcast cookie: register on the webcast page again"));
+        }
+        if (req.http.Cookie ~ "(^|; )cb_wc_([0-9]+)=.*; cb_wc_\2=") {
+            return (synth(403, "Webcast cookie sent twice: register on the webcast page again"));
+        }
+        cookie.parse(req.http.Cookie);
+        set req.http.X-CB-Cookie = cookie.get("cb_wc_" + req.http.X-CB-Event);
     }
 }
 
@@ -119,6 +152,14 @@ sub vcl_hash {
 }
 
 sub vcl_backend_fetch {
+    if (bereq.http.X-CB-Event) {
+        # A gated request: the origin gets the gate cookie as read here, and
+        # no Cookie to read it differently.
+        set bereq.http.X-CB-Gate-Cookie = bereq.http.X-CB-Cookie;
+        unset bereq.http.Cookie;
+    } else {
+        unset bereq.http.X-CB-Gate-Cookie;
+    }
     unset bereq.http.X-CB-Access;
     unset bereq.http.X-CB-Url;
     unset bereq.http.X-CB-Event;
@@ -128,6 +169,15 @@ sub vcl_backend_fetch {
 sub vcl_backend_response {
     set beresp.grace = 0s;
     set beresp.keep = 0s;
+    if (bereq.url ~ "^/webcast/[0-9]+/access$") {
+        # Kept only under the key it was decided for: an answer that names
+        # another value (or none) is an error, never cached.
+        if (!beresp.http.X-CB-Gate-Decided
+                || beresp.http.X-CB-Gate-Decided != bereq.http.X-CB-Gate-Cookie) {
+            return (error(503, "Access decided on another cookie"));
+        }
+        unset beresp.http.X-CB-Gate-Decided;
+    }
     if (beresp.http.Set-Cookie) {
         # Never share an answer that hands someone a cookie.
         set beresp.uncacheable = true;

@@ -48,6 +48,10 @@ class Settings:
     media_timeout: float = 30.0
     answer_delay: float = 0.25
     max_passcode_failures: int = 6
+    # Guessing budgets (ivr/guard.py): wrong codes at once, then seconds each;
+    # per dialled number and per trunk network, over all callers.
+    guess_budget: tuple[int, float] = (100, 120.0)
+    trunk_guess_budget: tuple[int, float] = (300, 10.0)
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).

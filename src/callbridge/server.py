@@ -103,7 +103,7 @@ async def _media_plane(settings: Settings) -> None:
 
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.control.server import ControlServer
-    from callbridge.ivr.guard import GuardRules
+    from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
     from callbridge.store.calllog import CallLog
     from callbridge.store.events import EventStore
@@ -140,7 +140,11 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
-            guard=GuardRules(max_failures=settings.max_passcode_failures),
+            guard=GuardRules(
+                max_failures=settings.max_passcode_failures,
+                number_budget=Budget(*settings.guess_budget),
+                trunk_budget=Budget(*settings.trunk_guess_budget),
+            ),
             recordings=settings.data_dir / "recordings",
             webcasts=settings.data_dir / "webcast",
             transcribe_command=functools.partial(
@@ -210,9 +214,9 @@ async def _web(settings: Settings) -> None:
             log_level="info",
             lifespan="on",
             # Behind the cache tier the client is the one its X-Forwarded-For
-            # names; only the tier's own addresses are believed.
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=[str(net) for net in settings.trusted_proxies] or None,
+            # names: the app applies it (web/tier.py), after noting which
+            # requests the tier itself sent.
+            proxy_headers=False,
         )
     )
     gc.collect()

@@ -27,7 +27,7 @@ from callbridge.bridge.lobby import (
     move,
 )
 from callbridge.events.schema import EventState
-from callbridge.ivr.guard import GuardRules, Standing
+from callbridge.ivr.guard import Budget, GuardRules, Standing
 from callbridge.ivr.machine import IvrSession
 from callbridge.media.prompts import PromptName
 from callbridge.sip.identity import CallerIdentity, IdentitySource
@@ -177,15 +177,18 @@ def test_a_guesser_is_slowed_then_refused_and_their_next_call_is_refused_at_the_
     assert of(cmd.Changed, done) == [cmd.Changed(EVENT), cmd.Changed(OTHER_EVENT)]
     (alert,) = node.lobby.alerts.for_event(EVENT)
     assert alert.standing is Standing.SLOWED
-    # The third try waits before the store is asked, right code or wrong.
+    # The third try's answer waits, right code or wrong: the store is asked at
+    # once, and nothing is said until the wait is over.
     node.feed(lobby.PromptDone("a"))
     node.now = 10.0
-    assert of(lobby.MatchPasscode, node.key(CODE, "a")) == []
+    assert of(lobby.MatchPasscode, node.key(CODE, "a")) == [
+        lobby.MatchPasscode("a", "+18665550199", CODE)
+    ]
+    assert node.feed(lobby.Matched("a", None)) == []
     due = node.lobby.get_timer()
     assert due is not None and due > 10.0
-    assert of(lobby.MatchPasscode, node.at(due - 0.01)) == []
-    assert of(lobby.MatchPasscode, node.at(due)) == [lobby.MatchPasscode("a", "+18665550199", CODE)]
-    done = node.feed(lobby.Matched("a", None))
+    assert node.at(due - 0.01) == []
+    done = node.at(due)
     refused = rows(cmd.AuditKind.GUESSER_REFUSED, done)
     assert len(refused) == 2
     assert done[-1] == lobby.Play("a", PromptName.BLOCKED, barge_in=False)
@@ -211,18 +214,75 @@ def test_a_caller_refused_while_slowed_is_told_so_when_the_wait_ends() -> None:
         node.key(CODE, "a")
         node.feed(lobby.Matched("a", None))
         node.feed(lobby.PromptDone("a"))
-    node.key(CODE, "b")  # slowed: waits
-    node.key(CODE, "a")  # slowed too, queued behind b
+    for call_id in ("b", "a"):  # slowed: a's answer is queued behind b's
+        node.key(CODE, call_id)
+        assert node.feed(lobby.Matched(call_id, None)) == []
     due_b = node.lobby.get_timer()
     assert due_b is not None
-    (ask,) = of(lobby.MatchPasscode, node.at(due_b))
-    assert isinstance(ask, lobby.MatchPasscode) and ask.call_id == "b"
-    node.feed(lobby.Matched("b", None))  # the third failure: refused
+    done = node.at(due_b)  # b's wrong code is the third failure: refused
+    assert done[-1] == lobby.Play("b", PromptName.BLOCKED, barge_in=False)
     due_a = node.lobby.get_timer()
-    assert due_a is not None
+    assert due_a is not None and due_a > due_b
     done = node.at(due_a)
-    assert of(lobby.MatchPasscode, done) == []
+    # Refused while it waited: no wrong code counted, no row, only the goodbye.
+    assert rows(cmd.AuditKind.PASSCODE_FAILED, done) == []
     assert done[-1] == lobby.Play("a", PromptName.BLOCKED, barge_in=False)
+
+
+def test_a_printed_code_skips_the_numbers_drained_budget_and_a_secret_one_waits() -> None:
+    rules = LobbyRules(guard=GuardRules(number_budget=Budget(2, 120.0)))
+    node = Node(rules)
+    for n in range(2):  # two guessers from two numbers drain the number's budget
+        node.answered(f"g{n}", source=f"192.0.2.{n + 10}")
+        node.key(CODE, f"g{n}")
+        done = node.feed(lobby.Matched(f"g{n}", None))
+    assert rows(cmd.AuditKind.GUESSER_SLOWED, done)[0].caller_id == "number:+18665550199"
+    # The listener code the release prints is answered at once...
+    node.answered("l", source="192.0.2.50")
+    node.key(CODE, "l")
+    assert len(of(cmd.Admit, node.feed(lobby.Matched("l", listener())))) == 1
+    # ...the speaker code waits its turn, as a wrong one would.
+    node.answered("s", source="192.0.2.51")
+    node.key(CODE, "s")
+    speaker = lobby.Found(EVENT, cmd.CallerKind.SPEAKER, RECORD)
+    assert node.feed(lobby.Matched("s", speaker)) == []
+    due = node.lobby.get_timer()
+    assert due is not None and due > node.now
+    assert len(of(cmd.Admit, node.at(due))) == 1
+
+
+def test_a_refused_number_that_a_speaker_list_names_is_let_in_and_others_are_not() -> None:
+    rules = LobbyRules(guard=GuardRules(max_failures=1))
+    node = Node(rules)
+    request = invite("<sip:+14155550123@carrier.example>")
+    node.feed(lobby.Invite("a", request, "127.0.0.1", "+18665550199", "Ann"))
+    node.feed(lobby.DialPlanRead("a", (EVENT,), frozenset({7})))
+    node.at(1.0)
+    node.feed(lobby.PromptDone("a"))
+    node.key(CODE + "#", "a")
+    node.feed(lobby.Matched("a", None))  # refused from now on
+    node.feed(lobby.Gone("a", "hangup"))
+    # The number's plan is not known any more: the call rings while it is read.
+    node.now = 10.0
+    assert node.feed(lobby.Invite("b", request, "127.0.0.1", "+18665550199", "Ann"))[0] == (
+        lobby.Ring("b")
+    )
+    assert node.at(11.0) == []  # not answered before its plan says
+    listed = frozenset({"+14155550123"})
+    done = node.feed(lobby.DialPlanRead("b", (EVENT,), frozenset({7}), listed))
+    assert of(lobby.Refuse, done) == []
+    assert of(lobby.Answer, node.at(11.1)) == [lobby.Answer("b")]
+    # The same phone on a number whose plan does not list it: refused once read.
+    node.feed(lobby.Invite("c", request, "127.0.0.1", "+18665550100", "Ann"))
+    done = node.feed(lobby.DialPlanRead("c", (OTHER_EVENT,), frozenset({7})))
+    assert of(lobby.Refuse, done) == [
+        lobby.Refuse("c", 403, "Forbidden (too many wrong passcodes)")
+    ]
+    assert done[-1] == lobby.HangUp("c", "refused")
+    # With the plan just read, the listed phone is let in at once, another refused at once.
+    node.feed(lobby.Invite("d", request, "127.0.0.1", "+18665550199", "Ann"))
+    leg = node.lobby.leg("d")
+    assert leg is not None and not leg.on_trial
 
 
 def test_a_replay_caller_keys_the_replay_then_it_hangs_them_up() -> None:

@@ -113,3 +113,12 @@ def test_global_options_parse_on_either_side(
 def test_a_schema_at_the_head_is_left_alone(database: Database) -> None:
     """On SQLite and on a real PostgreSQL: read the revision, start no migration."""
     assert database.upgrade() is None
+
+
+def test_the_guessing_budgets_parse_as_burst_and_seconds() -> None:
+    args = build_parser().parse_args(["serve", "--guess-budget", "4:0.5"])
+    assert args.guess_budget == (4, 0.5)
+    assert args.trunk_guess_budget == (300, 10.0)
+    for bad in ("4", "0:10", "4:0", "4:-1", "a:b", "4:1e9"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--trunk-guess-budget", bad])

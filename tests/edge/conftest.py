@@ -50,10 +50,11 @@ def origin_requests(server: RunningServer, prefix: str) -> Counter[str]:
 class CachedServer:
     """The running server, with the cache's HTTP and HTTPS addresses and the origin's log."""
 
-    def __init__(self, server: RunningServer, https_url: str) -> None:
+    def __init__(self, server: RunningServer, https_url: str, origin_port: int) -> None:
         self.server = server
         self.http_url = server.http_url
         self.https_url = https_url
+        self.origin_port = origin_port  # on 127.0.0.1, behind the tier
 
     def origin_requests(self, prefix: str) -> Counter[str]:
         """Requests for paths starting with ``prefix`` that reached the origin, by path."""
@@ -75,15 +76,15 @@ def cached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CachedServer]:
     need("hitch")
     tmp = tmp_path_factory.mktemp("cached")
     pem = self_signed(tmp)
-    tls_port = free_port()
+    tls_port, origin_port = free_port(), free_port()
     with start_server(
         tmp,
         "--cache",
         "--origin-port",
-        str(free_port()),
+        str(origin_port),
         "--tls-listen",
         f"127.0.0.1:{tls_port}",
         "--tls-cert",
         str(pem),
     ) as server:
-        yield CachedServer(server, f"https://127.0.0.1:{tls_port}")
+        yield CachedServer(server, f"https://127.0.0.1:{tls_port}", origin_port)

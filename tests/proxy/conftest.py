@@ -7,11 +7,16 @@ PostgreSQL, started here and reached across the segment: an event created
 once is joinable on either node, as it must be when the proxy may send a
 caller to any of them (two SQLite files would each need the event, and one
 SQLite file shared by two writers on two machines is no deployment).
+
+For the relaying tests, a host can listen on a UDP port (``UdpListener``:
+what reaches it) and send datagrams from any source address and port
+(``spoof``: a raw socket, as an attacker off the path does over UDP).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from tests.support.nodes import start_node
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.support.procs import stop_tree
 from tests.support.sipp import SippResult, run_sipp
+from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer, _up, need
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -68,6 +74,12 @@ class Proxy:
     def dispatcher(self) -> dict[str, str]:
         """Each node's SIP URI and its dispatcher flags (``AP`` in service, ``IP`` out)."""
         return dict(re.findall(r"URI: (\S+)\s+FLAGS: (\S+)", self.rpc("dispatcher.list")))
+
+    def refusals(self) -> dict[str, int]:
+        """The refusal counters of the windows not over: ``r<window>`` requests, ``s<window>``
+        strangers' packets."""
+        dump = self.rpc("htable.dump", "refusals")
+        return {key: int(value) for key, value in re.findall(r"name: (\w+)\s+value: (\d+)", dump)}
 
 
 @dataclass
@@ -231,3 +243,89 @@ def wait_in_service(cluster: Cluster, addresses: set[str], timeout: float) -> di
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with cluster(tmp_path_factory.mktemp("proxy")) as up:
         yield up
+
+
+_LISTENER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    print(peer[0], data.split(b"\\r\\n", 1)[0].decode(errors="replace"), flush=True)
+"""
+
+
+class UdpListener:
+    """A UDP socket on a host: the first line of every datagram that reaches it, and from where."""
+
+    def __init__(self, host: Host, port: int, log: Path) -> None:
+        self.address = (host.address, port)
+        self.log = log
+        self.process = subprocess.Popen(
+            host.command(sys.executable, "-c", _LISTENER, host.address, str(port)),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self.lines()[:1] == ["ready"], 10, "the listener", self.log.read_text)
+
+    def lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
+
+    def received(self) -> list[str]:
+        """``SOURCE FIRST-LINE`` of each datagram so far."""
+        return self.lines()[1:]
+
+    def settle(self, via: Host) -> list[str]:
+        """What reached it before a datagram sent now from ``via`` did (a marker: anything
+        relayed earlier has had its time to arrive), without the marker."""
+        marker = f"MARKER {time.monotonic_ns()}"
+        spoof(via, [((via.address, 40000), self.address, marker.encode())])
+        wait_until(
+            lambda: any(line.endswith(marker) for line in self.received()), 10,
+            "the marker to reach the listener", self.log.read_text,
+        )  # fmt: skip
+        return [line for line in self.received() if not line.startswith(via.address + " MARKER")]
+
+    def close(self) -> None:
+        stop_tree(self.process)
+
+
+@contextlib.contextmanager
+def listening(host: Host, port: int, log: Path) -> Iterator[UdpListener]:
+    listener = UdpListener(host, port, log)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+_SPOOFER = """
+import json, socket, struct, sys
+# A raw socket writes the IP header itself: any source address and port (IPv4;
+# the kernel fills in the checksum and the id). No UDP checksum: 0 is allowed.
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for (src, sport), (dst, dport), payload, count in json.load(sys.stdin):
+    for n in range(count):
+        data = payload.replace("{n}", str(n)).encode()
+        udp = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
+            socket.inet_aton(src), socket.inet_aton(dst),
+        )
+        raw.sendto(ip + udp, (dst, 0))
+"""
+
+
+def spoof(
+    sender: Host,
+    datagrams: list[tuple[tuple[str, int], tuple[str, int], bytes]],
+    count: int = 1,
+) -> None:
+    """Send each (source, destination, payload) from ``sender``, ``count`` times, whatever the
+    source says; ``{n}`` in a payload becomes the copy's number (distinct branches)."""
+    plan = [[list(src), list(dst), payload.decode(), count] for src, dst, payload in datagrams]
+    subprocess.run(
+        sender.command(sys.executable, "-c", _SPOOFER),
+        input=json.dumps(plan).encode(), check=True, timeout=60, capture_output=True,
+    )  # fmt: skip

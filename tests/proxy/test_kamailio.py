@@ -17,20 +17,27 @@ import pytest
 from callbridge.cli.main import main
 from callbridge.proxy.kamailio import (
     DEFAULT_CFG,
+    Carrier,
     Proxy,
     carriers_list,
     check_command,
     dispatcher_list,
     kamailio_command,
     local_cfg,
+    parse_carrier,
     parse_node,
+    route_key,
+    route_token,
     write_files,
 )
 from callbridge.proxy.run import ProxyUnavailable, check, kamailio_program
 from tests.support.sipp import SCENARIOS, run_sipp
 from tests.telephony.conftest import free_port, need
 
-CARRIERS = (ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::/32"))
+CARRIERS = (
+    Carrier(ipaddress.ip_network("192.0.2.0/24")),
+    Carrier(ipaddress.ip_network("2001:db8::/32"), 5060),
+)
 
 
 def _proxy(tmp: Path, **changes: object) -> Proxy:
@@ -49,7 +56,8 @@ def test_nodes_and_carriers_as_kamailio_reads_them(tmp_path: Path) -> None:
     assert dispatcher_list(proxy) == (
         "1 sip:10.0.0.4:5060 0 0 duid=node1\n1 sip:10.0.0.5:5070 0 0 duid=node2\n"
     )
-    assert carriers_list(proxy) == "1 192.0.2.0 24 0\n1 2001:db8:: 32 0\n"
+    # Any port for the first carrier, 5060 only for the second.
+    assert carriers_list(proxy) == "1 192.0.2.0 24 0\n1 2001:db8:: 32 5060\n"
     local = local_cfg(proxy)
     assert "listen=udp:10.0.0.3:5060\n" in local
     assert "#!define PROBE_INTERVAL 5\n" in local and "#!define INVITE_TIMEOUT 2000\n" in local
@@ -68,6 +76,34 @@ def test_node_addresses() -> None:
     assert parse_node("[2001:db8::4]:5070") == ("2001:db8::4", 5070)
     with pytest.raises(ValueError):
         parse_node("10.0.0.4:99999")
+
+
+def test_carrier_networks_and_ports() -> None:
+    assert parse_carrier("192.0.2.0/24") == Carrier(ipaddress.ip_network("192.0.2.0/24"))
+    assert parse_carrier("192.0.2.7") == Carrier(ipaddress.ip_network("192.0.2.7/32"))
+    assert parse_carrier("192.0.2.0/24:5060") == Carrier(ipaddress.ip_network("192.0.2.0/24"), 5060)
+    assert parse_carrier("2001:db8::/32:5080").port == 5080
+    assert str(parse_carrier("2001:db8::/32:5080")) == "2001:db8::/32:5080"
+    for bad in ("192.0.2.0/24:0", "192.0.2.0/24:x", "192.0.2.0/24:", "192.0.2.1/24", "carrier"):
+        with pytest.raises(ValueError):
+            parse_carrier(bad)
+
+
+def test_the_route_key_is_made_once_and_kept_from_its_owner_only(tmp_path: Path) -> None:
+    proxy = _proxy(tmp_path)
+    write_files(proxy)
+    key = route_key(proxy.workdir)
+    secret = proxy.workdir / "callbridge-secret.cfg"
+    assert f'#!define ROUTE_KEY "{key}"' in secret.read_text()
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert (proxy.workdir / "route.key").stat().st_mode & 0o777 == 0o600
+    # A restart keeps it: the calls in progress keep their mark.
+    write_files(proxy)
+    assert route_key(proxy.workdir) == key and f'"{key}"' in secret.read_text()
+    assert route_token(key, "a@b") != route_token(key, "a@c") and len(route_token(key, "a")) == 32
+    (proxy.workdir / "route.key").write_text("not a key\n")
+    with pytest.raises(ValueError, match="not a route key"):
+        write_files(proxy)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +144,7 @@ def test_kamailio_accepts_the_configuration(tmp_path: Path) -> None:
 def test_a_script_kamailio_refuses_is_reported_with_its_complaint(tmp_path: Path) -> None:
     need("kamailio")
     broken = tmp_path / "broken.cfg"
-    broken.write_text(DEFAULT_CFG.read_text().replace("record_route();", "record_route(;"))
+    broken.write_text(DEFAULT_CFG.read_text().replace("if (!t_relay()) {", "if (!t_relay() {"))
     proxy = _proxy(tmp_path, listen=("127.0.0.1", free_port()), cfg=broken)
     write_files(proxy)
     with pytest.raises(ProxyUnavailable, match="refuses the configuration"):
@@ -116,16 +152,17 @@ def test_a_script_kamailio_refuses_is_reported_with_its_complaint(tmp_path: Path
 
 
 def test_a_stranger_gets_the_proxys_403(tmp_path: Path) -> None:
-    """From 127.0.0.1, neither the carrier network 127.0.0.2/32 nor the node: refused."""
+    """From 127.0.0.1, neither the carrier network 127.0.0.2/32 nor the node: refused; and
+    from the carrier's address on a port other than its configured one, refused too."""
     need("kamailio")
     need("sipp")
-    port, node_port = free_port(), free_port()
+    port, node_port, carrier_port = free_port(), free_port(), free_port()
     log = tmp_path / "proxy.log"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "callbridge", "proxy",
             "--listen", f"127.0.0.1:{port}", "--node", f"127.0.0.3:{node_port}",
-            "--carrier", "127.0.0.2/32", "--workdir", str(tmp_path / "proxy"),
+            "--carrier", f"127.0.0.2/32:{carrier_port}", "--workdir", str(tmp_path / "proxy"),
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -142,6 +179,14 @@ def test_a_stranger_gets_the_proxys_403(tmp_path: Path) -> None:
         while "refused INVITE from 127.0.0.1" not in log.read_text(errors="replace"):
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.1)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        result = run_sipp(
+            SCENARIOS / "refused.xml", f"127.0.0.1:{port}", elsewhere, local_ip="127.0.0.2",
+            timeout=10,
+        )  # fmt: skip
+        assert result.ok, result.report
+        assert "refused INVITE from 127.0.0.2" in log.read_text(errors="replace")
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0

@@ -4,16 +4,25 @@ The carrier's calls go to the proxy, which spreads them over both nodes by
 their calls (a node holding calls gets the newcomers until it is even);
 each caller keys the passcode (RTP straight to the node the SDP names: the
 proxy carries no media) and joins; INFO, re-INVITEs and BYE follow the
-recorded route. A node that stops answering (frozen with SIGSTOP) leaves
-the rotation within seconds and comes back when it answers again. A node
-killed with SIGKILL leaves it too, a call still sent to it goes to the
-other, new calls all land on the other, and the calls already there go on.
-Only the proxy may reach a node, and only the carrier may reach the proxy.
+recorded route, and so does the node's BYE when it ends the call. A node
+that stops answering (frozen with SIGSTOP) leaves the rotation within seconds
+and comes back when it answers again. A node killed with SIGKILL leaves it
+too, a call still sent to it goes to the other, new calls all land on the
+other, and the calls already there go on. Only the proxy may reach a node,
+and only the carrier may reach the proxy.
+
+The proxy relays nowhere else: a carrier's in-dialog request reaches a node
+or nothing, whatever its Route headers, request URI or maddr say; a node
+(known by address and port, here impersonated with spoofed UDP) reaches a
+carrier for a call the proxy routed, or nothing; SIP from a node's address
+on another port is a stranger's; a stray reply is not forwarded to its
+second Via. A flood of refused packets leaves a few log lines a minute.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import threading
 import time
@@ -22,17 +31,22 @@ from typing import Any
 
 import pytest
 
+from callbridge.proxy.kamailio import route_token
 from tests.proxy.conftest import (
     INVITE_TIMEOUT,
     PROBE_INTERVAL,
     PROBE_THRESHOLD,
+    SIP_PORT,
     Cluster,
+    listening,
+    spoof,
     wait_in_service,
 )
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.procs import process_tree
 from tests.support.sipp import SCENARIOS as TELEPHONY
 from tests.support.sipp import SippResult
+from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer
 
 pytestmark = pytest.mark.sipp
@@ -184,6 +198,142 @@ def test_an_invite_to_the_proxy_from_outside_the_carrier_networks_is_refused(
     assert not any(running.stranger.address in node.log() for node in running.nodes)
 
 
+def test_the_node_hangs_up_through_the_proxy(running: Cluster, tmp_path: Path) -> None:
+    """A node's in-dialog request (its BYE when the call ends) reaches the carrier."""
+    event = running.nodes[0].create_event(passcode="7171")
+
+    def ended() -> bool:
+        on = _snapshot(running, event.id, "ender")
+        if not any(on):
+            return False
+        node = running.nodes[0] if on[0] else running.nodes[1]
+        assert node.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        assert node.api("POST", f"/api/events/{event.id}/end").status_code == 200
+        return True
+
+    result = running.call(
+        tmp_path, "hung_up_on.xml", timeout=40, background_check=ended,
+        substitutions={
+            "pcap": str(_pcap(tmp_path, event.passcode)), "caller": "ender",
+            "bye_timeout_ms": "30000",
+        },
+    )  # fmt: skip
+    assert result.background, "the caller never joined"
+    assert result.ok, result.report
+
+
+def _token(cluster: Cluster, call_id: str) -> str:
+    """The Route mark the proxy records for ``call_id`` (from its key, as the script makes it)."""
+    key = (cluster.proxy.workdir / "route.key").read_text().strip()
+    return route_token(key, call_id)
+
+
+def test_a_carriers_in_dialog_request_reaches_a_node_or_nothing(
+    running: Cluster, tmp_path: Path
+) -> None:
+    """Crafted routes from the carrier (crafted_routes.xml): a second Route, a request URI or a
+    maddr naming the stranger, a host name, a forged or missing mark: each refused, and nothing
+    reaches the stranger; the call's own route still reaches its node."""
+    node = running.nodes[0]
+    call_id = f"crafted-{secrets.token_hex(4)}"
+    with listening(running.stranger, SIP_PORT, tmp_path / "stranger.log") as stranger:
+        result = running.call(
+            tmp_path, "crafted_routes.xml", timeout=20,
+            extra=["-cid_str", call_id],
+            substitutions={
+                "proxy": running.proxy.host.address,
+                "node": f"{running.host_of(node).address}:{node.sip_port}",
+                "stranger": running.stranger.address, "token": _token(running, call_id),
+            },
+        )  # fmt: skip
+        assert result.ok, result.report
+        assert stranger.settle(via=running.carrier) == []
+
+
+def _sip(
+    method: str, uri: str, source: tuple[str, int], call_id: str, routes: tuple[str, ...] = ()
+) -> bytes:
+    """A request as a node sends it (a to-tag: in a dialog) unless ``method`` is INVITE."""
+    lines = [
+        f"{method} {uri} SIP/2.0",
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK{{n}}{secrets.token_hex(4)}",
+        *(f"Route: {route}" for route in routes),
+        f"From: <sip:callbridge@{source[0]}:{source[1]}>;tag=node",
+        "To: <sip:caller@carrier.invalid>" + ("" if method == "INVITE" else ";tag=caller"),
+        f"Call-ID: {call_id}",
+        f"CSeq: 7 {method}",
+        "Max-Forwards: 70",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_node_reaches_a_carrier_for_a_routed_call_or_nothing(
+    running: Cluster, tmp_path: Path
+) -> None:
+    """The node's address and SIP port, spoofed from the stranger's host: a new INVITE to the
+    stranger, BYEs whose next hop is the stranger, a BYE with a forged mark and a stray reply
+    aimed at the stranger's Via all go nowhere; a BYE of a routed call reaches the carrier."""
+    node = running.nodes[0]
+    source = (running.host_of(node).address, node.sip_port)
+    proxy = (running.proxy.host.address, SIP_PORT)
+    stranger = f"{running.stranger.address}:{SIP_PORT}"
+    call_id = f"spoofed-{secrets.token_hex(4)}"
+    ours = f"<sip:{proxy[0]}:{proxy[1]};lr;cbt={_token(running, call_id)}>"
+    forged = f"<sip:{proxy[0]}:{proxy[1]};lr;cbt={'0' * 32}>"
+    with (
+        listening(running.stranger, SIP_PORT, tmp_path / "stranger.log") as at_stranger,
+        listening(running.carrier, 5070, tmp_path / "carrier.log") as at_carrier,
+    ):
+        carrier = f"sip:caller@{running.carrier.address}:5070"
+        reply = (
+            "SIP/2.0 200 OK\r\n"
+            f"Via: SIP/2.0/UDP {proxy[0]}:{proxy[1]};branch=z9hG4bKnone{{n}}\r\n"
+            f"Via: SIP/2.0/UDP {stranger};branch=z9hG4bKstray\r\n"
+            f"From: <sip:a@{stranger}>;tag=a\r\nTo: <sip:b@{stranger}>;tag=b\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        spoof(running.stranger, [
+            (source, proxy, _sip("INVITE", f"sip:19135550123@{stranger}", source, call_id)),
+            (source, proxy, _sip("BYE", f"sip:caller@{stranger}", source, call_id, (ours,))),
+            (source, proxy, _sip("BYE", carrier, source, call_id, (ours, f"<sip:{stranger};lr>"))),
+            (source, proxy, _sip("BYE", carrier.replace("caller", "forged"), source, call_id,
+                                 (forged,))),
+            (source, proxy, reply),
+            # Last, the one that goes through: the carrier's listener hears it.
+            (source, proxy, _sip("BYE", carrier, source, call_id, (ours,))),
+        ])  # fmt: skip
+        heard = node.wait_for(
+            lambda: [line for line in at_carrier.received() if "BYE" in line], timeout=10
+        )
+        assert heard[0] == f"{proxy[0]} BYE {carrier} SIP/2.0", heard
+        assert at_stranger.settle(via=running.carrier) == []
+        assert not any("forged" in line for line in at_carrier.received())
+
+
+def test_sip_from_a_nodes_address_on_another_port_is_refused(
+    running: Cluster, tmp_path: Path
+) -> None:
+    """A node is its address and its SIP port: from another port, a BYE of a routed call
+    toward the carrier is a stranger's, refused, and the carrier hears nothing."""
+    node = running.host_of(running.nodes[0])
+    call_id = f"port-{secrets.token_hex(4)}"
+    proxy = running.proxy.host.address
+    with listening(running.carrier, 5070, tmp_path / "carrier.log") as at_carrier:
+        result = running.call(
+            tmp_path, "in_dialog_bye.xml", source=node, timeout=10, extra=["-cid_str", call_id],
+            substitutions={
+                "target": f"sip:wrong-port@{running.carrier.address}:5070",
+                "route": f"<sip:{proxy}:{SIP_PORT};lr;cbt={_token(running, call_id)}>",
+                "status": "403",
+            },
+        )  # fmt: skip
+        assert result.ok, result.report
+        # (The earlier test's BYE may still be retransmitted there: only this one matters.)
+        heard = at_carrier.settle(via=running.stranger)
+        assert not [line for line in heard if "wrong-port" in line], heard
+
+
 def test_a_frozen_node_leaves_the_rotation_and_comes_back_when_it_answers_again(
     running: Cluster,
 ) -> None:
@@ -264,3 +414,52 @@ def test_a_killed_node_leaves_the_rotation_and_its_calls_go_to_the_other(
         thread.join(timeout=60)
     result = stayer["result"]
     assert result.ok, result.output[-2000:] + result.errors[-2000:]
+
+
+def test_a_flood_of_refused_packets_leaves_a_few_log_lines(
+    running: Cluster, tmp_path: Path
+) -> None:
+    """2,000 malformed INVITEs from the stranger (dropped before parsing, but for the first few)
+    and 2,000 spoofed node requests toward the stranger (refused one by one): a few lines in
+    the proxy's log, the rest counted. Last in the module: it spends the minute's budgets."""
+    before = running.proxy.log()
+    source = (running.host_of(running.nodes[1]).address, running.nodes[1].sip_port)
+    proxy = (running.proxy.host.address, SIP_PORT)
+    invite = _sip("INVITE", f"sip:1@{running.stranger.address}", source, "flood")
+    strangers = running.call(
+        tmp_path, "flood.xml", source=running.stranger, calls=2000, rate=2000, timeout=20
+    )
+    assert strangers.ok, strangers.report
+    spoof(running.stranger, [(source, proxy, invite)], count=2000)
+
+    last: list[tuple[int, int]] = []
+
+    def counted() -> tuple[int, int] | None:
+        """The counts once the flood has been taken in (the same twice in a row)."""
+        counts = running.proxy.refusals()
+        seen = (
+            sum(v for k, v in counts.items() if k.startswith("s")),
+            sum(v for k, v in counts.items() if k.startswith("r")),
+        )
+        settled = last[-1:] == [seen]
+        last.append(seen)
+        # A burst over UDP loses some (a tenth here, on a loaded machine); most must arrive.
+        return seen if settled and min(seen) >= 1000 else None
+
+    taken_in = wait_until(
+        counted, 20, "the flood counted", lambda: f"{running.proxy.refusals()}", interval=0.5
+    )
+    assert taken_in is not None
+    strangers_seen, refused = taken_in
+    added = running.proxy.log()[len(before) :]
+    # A minute logs at most REFUSALS_LOGGED (10) refusals and a line saying the rest are
+    # counted, and Kamailio's parser complains (about 1 kB) of the few strangers' packets it
+    # reads (STRANGERS_ANSWERED, 10); the flood may straddle two minutes. Logged one by one,
+    # the flood would have written over 2 MB.
+    refusals = [line for line in added.splitlines() if "refused" in line]
+    assert len(refusals) <= 2 * 10, added[-3000:]
+    assert len(added.encode()) < 2 * (10 * 1100 + 11 * 250), added[-3000:]
+    print(
+        f"\nPROXY FLOOD: {strangers_seen} strangers' packets and {refused} refused requests "
+        f"left {len(added.splitlines())} log lines, {len(added.encode())} bytes"
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
@@ -21,19 +20,9 @@ from callbridge.slides.deck import (
     render_deck,
     slide_name,
 )
+from tests.slides.pdfs import pages, pdf
 
 NOW = datetime(2026, 11, 5, 21, 0, tzinfo=UTC)
-
-
-def pdf(pages: int, size: tuple[float, float] = (960, 540)) -> bytes:
-    """A real PDF of ``pages`` blank pages, written by PDFium."""
-    document = pdfium.PdfDocument.new()
-    for _ in range(pages):
-        document.new_page(*size)
-    out = io.BytesIO()
-    document.save(out)
-    document.close()
-    return out.getvalue()
 
 
 def test_every_page_is_rendered_at_the_width_and_the_pdf_kept(tmp_path: Path) -> None:
@@ -92,3 +81,52 @@ def test_a_deck_that_is_missing_or_unreadable_loads_as_none(tmp_path: Path) -> N
     assert Deck.load(tmp_path) is None
     (tmp_path / DECK_JSON).write_text("{not json")
     assert Deck.load(tmp_path) is None
+
+
+def test_a_page_14400_pt_tall_is_refused_by_its_size_and_nothing_changes(tmp_path: Path) -> None:
+    folder = tmp_path / "event-1"
+    render_deck(pdf(1), folder, "kept.pdf", NOW)
+    data = pages(b"/MediaBox [0 0 1 14400]")
+    assert len(data) < 420  # the finding's file was 416 bytes
+    started = time.monotonic()
+    with pytest.raises(DeckError) as refused:
+        render_deck(data, folder, "tall.pdf", NOW)
+    assert str(refused.value) == (
+        "page 1 is 1 × 14,400 pt; a slide may be at most 3,600 pt (50 in) on a side"
+    )
+    assert time.monotonic() - started < 20  # a child's start; seconds on a loaded host
+    kept = Deck.load(folder)
+    assert kept is not None and kept.filename == "kept.pdf"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["event-1"]
+
+
+def test_150_pages_of_100_by_14400_pt_are_refused_within_seconds(tmp_path: Path) -> None:
+    data = pages(*[b"/MediaBox [0 0 100 14400]"] * 150)
+    started = time.monotonic()
+    with pytest.raises(DeckError, match=r"^page 1 is 100 × 14,400 pt; a slide may be at most"):
+        render_deck(data, tmp_path / "event-1", "tall.pdf", NOW)
+    elapsed = time.monotonic() - started
+    print(f"150 pages of 100 × 14,400 pt refused in {elapsed:.2f} s")
+    assert elapsed < 20  # was minutes, rendering 1280 × 184,320 px each
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_size_checked_is_the_box_pdfium_draws_cropped_and_turned(tmp_path: Path) -> None:
+    # A 14,400 pt MediaBox cropped to 16:9 is a slide; the crop is what is drawn.
+    cropped = pages(b"/MediaBox [0 0 14400 14400] /CropBox [100 100 1060 640]")
+    deck = render_deck(cropped, tmp_path / "event-1", "cropped.pdf", NOW)
+    assert (deck.width, deck.height) == (1280, 720)
+    # 300 × 1,200 pt upright would be 1280 × 5120 px; turned a quarter it is 1280 × 320.
+    upright = pages(b"/MediaBox [0 0 300 1200]")
+    with pytest.raises(DeckError, match=r"^page 1 is 300 × 1,200 pt and would be 1,280 × 5,120 px"):
+        render_deck(upright, tmp_path / "event-2", "upright.pdf", NOW)
+    turned = pages(b"/MediaBox [0 0 300 1200] /Rotate 90")
+    deck = render_deck(turned, tmp_path / "event-2", "turned.pdf", NOW)
+    assert (deck.width, deck.height) == (1280, 320)
+    # A later page over the limit is named, and nothing of the earlier ones is kept.
+    mixed = pages(b"/MediaBox [0 0 960 540]", b"/MediaBox [0 0 960 540]",
+                  b"/MediaBox [0 0 1 14400] /Rotate 270")  # fmt: skip
+    with pytest.raises(DeckError, match=r"^page 3 is 14,400 × 1 pt"):
+        render_deck(mixed, tmp_path / "event-2", "mixed.pdf", NOW)
+    kept = Deck.load(tmp_path / "event-2")
+    assert kept is not None and kept.filename == "turned.pdf"

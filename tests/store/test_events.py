@@ -338,6 +338,9 @@ def test_the_speaker_list_round_trips_and_changes_while_live(database: Database)
         ("Mark Chen, Chief Financial Officer", "+12125551234"),
         ("Dana Fox", None),
     ]
+    # The dial plan carries the listed phones: the passcode guard never refuses them.
+    plan = store.dial_plan(record.dial_in[0].number)
+    assert plan.speaker_phones == {"+12125551234"}
     store.set_state(record.id, EventState.LIVE)
     late = EventPatch.model_validate({"speakers": [{"name": "Lee Park", "phone": "+16175550147"}]})
     assert late.speakers is not None

@@ -136,9 +136,14 @@ class QueueEntry(BaseModel):
 
 
 class GuardAlertView(BaseModel):
-    """A caller slowed or refused for guessing passcodes on this event's numbers."""
+    """A caller slowed or refused for guessing passcodes on this event's numbers, or a budget.
 
-    identity: str  # the caller as the trunk asserts them ("user:+12125551234")
+    A number's or trunk's guessing budget running low (``ivr/guard.py``)
+    slows every answer on it; its identity is ``number:...`` or ``trunk:...``.
+    """
+
+    # The caller as the trunk asserts them ("user:+12125551234"), or the budget.
+    identity: str
     standing: Literal["slowed", "refused"]
     failures: int
     at: datetime

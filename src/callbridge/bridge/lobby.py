@@ -9,9 +9,11 @@ the call controller (``bridge.controller``) decides what happens on a call:
   apart from the *kind* of caller it turned out to be (``commands.CallerKind``);
 - ring → answer, as a timer (``get_timer``/``handle_timer``);
 - the IVR session: its prompts, its timers, its lookups;
-- the guessing guard (``ivr.guard`` counts; here: refuse at the INVITE,
-  slow an answer with a timer, refuse a call in progress, the alert rows
-  for the audit trail and the console's ``alerts``);
+- the guessing guard (``ivr.guard`` counts, per caller and against each
+  number's and trunk's budget; here: refuse at the INVITE, unless the
+  caller is a listed speaker's phone (``Vouch``), hold an answer for its
+  wait with a timer, refuse a call in progress, the alert rows for the
+  audit trail and the console's ``alerts``);
 - the identity a caller's failures are counted under (``sip.identity``);
 - the replay caller's keys and their call log rows;
 - farewell → hang up, and the media timeout.
@@ -42,8 +44,17 @@ from datetime import datetime
 from typing import Any
 
 from callbridge.bridge import commands as cmd
+from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventRecord
-from callbridge.ivr.guard import Alert, AlertBoard, GuardRules, PasscodeGuard, Standing
+from callbridge.ivr.guard import (
+    Admission,
+    Alert,
+    AlertBoard,
+    GuardRules,
+    PasscodeGuard,
+    Standing,
+    Vouch,
+)
 from callbridge.ivr.machine import (
     Answered,
     CodeLengths,
@@ -73,6 +84,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Identities a trusted trunk vouches for: their user part is the caller's number.
 _VOUCHED = frozenset({IdentitySource.ASSERTED, IdentitySource.FROM_URI})
+# A number's listed speakers' phones, as a dial plan said them, serve an INVITE this long.
+PLAN_TTL = 2.0
 
 
 class Stage(enum.Enum):
@@ -124,11 +137,15 @@ class Invite:
 
 @dataclass(frozen=True)
 class DialPlanRead:
-    """The store's dial plan of the leg's number: the events on it, their code lengths."""
+    """The store's dial plan of the leg's number: its events, their code lengths and speakers.
+
+    Fed for every ``ReadDialPlan``; an empty one when the store could not say.
+    """
 
     call_id: str
     event_ids: tuple[int, ...]
     code_lengths: frozenset[int]
+    speaker_phones: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -348,11 +365,18 @@ class LobbyLeg:
     stage: Stage = Stage.RINGING
     kind: cmd.CallerKind | None = None
     event_id: int | None = None
-    # The events on the number dialled, once read: a guesser's alert goes to their consoles.
+    # The number dialled's plan, once read: a guesser's alert goes to its events'
+    # consoles; its listed speakers' phones are never refused.
     event_ids: tuple[int, ...] = ()
+    speaker_phones: frozenset[str] | None = None
+    # A refused identity that may be a listed speaker's phone: not answered
+    # (nor refused) until the number's plan says which.
+    on_trial: bool = False
+    # A code keyed before the plan was read: looked up once it is.
+    code: str | None = None
     last_digit_at: float | None = None
-    # A slowed caller's passcode, answered at the time set (the guard's wait).
-    slowed: tuple[float, str] | None = None
+    # A code's answer held for the guard's wait: when, what the store said, the admission.
+    slowed: tuple[float, Found | None, Admission] | None = None
     replay_id: str | None = None  # the replay caller's id in the call log
     farewell_reason: str = ""
 
@@ -372,6 +396,8 @@ class Lobby:
         # Legs with a timer of their own (ringing, keying, slowed): looked at on each tick.
         self._timed: set[str] = set()
         self._replays = 0
+        # Each number's listed speakers' phones as last read, and when (``PLAN_TTL``).
+        self._phones: dict[str | None, tuple[float, frozenset[str]]] = {}
         self._handlers: dict[type, Callable[[Any, float, datetime], list[Command]]] = {
             Invite: self._invite,
             DialPlanRead: self._dial_plan,
@@ -405,12 +431,12 @@ class Lobby:
             if leg is None:
                 self._timed.discard(call_id)
                 continue
-            if leg.stage is Stage.RINGING and now >= leg.answer_at:
+            if leg.stage is Stage.RINGING and now >= leg.answer_at and not leg.on_trial:
                 commands += self._answer(leg, now)
             if leg.slowed is not None and now >= leg.slowed[0]:
-                passcode = leg.slowed[1]
+                _, found, admission = leg.slowed
                 leg.slowed = None
-                commands += self._ask_store(leg, passcode, now)
+                commands += self._waited(leg, found, admission, now, wall)
             timer = leg.ivr.get_timer()
             if leg.stage is Stage.IVR and timer is not None and timer <= now:
                 commands += self._ivr(leg, TimerFired(now), now, wall)
@@ -439,23 +465,59 @@ class Lobby:
             return CallerIdentity(f"address:{event.source_ip}", IdentitySource.ADDRESS)
         return caller_identity(event.request, event.source_ip, trusted)
 
+    def _vouch(self, identity: CallerIdentity, phones: frozenset[str] | None) -> Vouch:
+        """LISTED_PHONE when the trunk asserts a phone the number's plan lists for a speaker.
+
+        ``phones`` None (the plan not read yet): the benefit of the doubt.
+        """
+        if identity.source not in _VOUCHED:
+            return Vouch.NONE
+        if phones is None:
+            return Vouch.LISTED_PHONE
+        phone = normalise_dialled(identity.key.removeprefix("user:"))
+        return Vouch.LISTED_PHONE if phone in phones else Vouch.NONE
+
+    def _trunk_of(self, source_ip: str) -> str:
+        """The trunk a call came in on, for its guessing budget: its allowed network."""
+        try:
+            address = ipaddress.ip_address(source_ip)
+        except ValueError:
+            return source_ip
+        for network in self.rules.trunk_networks:
+            if address in network:
+                return str(network)
+        return source_ip
+
+    def _refuse(
+        self, call_id: str, identity: CallerIdentity, source_ip: str, now: float, wall: datetime
+    ) -> list[Command]:
+        """403 for a refused guesser's call."""
+        refused = Refuse(call_id, 403, "Forbidden (too many wrong passcodes)")
+        # Written down once a minute, not once per INVITE: a flood must not
+        # become database writes.
+        if not self._refusals_noted.allow(identity.key, now):
+            return [refused]
+        log.warning("call from %s refused: too many wrong passcodes", identity)
+        row = cmd.RecordAudit(
+            cmd.AuditKind.BLOCKED,
+            wall,
+            None,
+            caller_id=identity.key,
+            detail={"source": source_ip, "identity": identity.source.value},
+        )
+        return [row, refused]
+
     def _invite(self, event: Invite, now: float, wall: datetime) -> list[Command]:
         identity = self._identity(event)
+        on_trial = False
         if self.guard.is_refused(identity.key, now):
-            refused = Refuse(event.call_id, 403, "Forbidden (too many wrong passcodes)")
-            # Written down once a minute, not once per INVITE: a flood must
-            # not become database writes.
-            if not self._refusals_noted.allow(identity.key, now):
-                return [refused]
-            log.warning("call from %s refused: too many wrong passcodes", identity)
-            row = cmd.RecordAudit(
-                cmd.AuditKind.BLOCKED,
-                wall,
-                None,
-                caller_id=identity.key,
-                detail={"source": event.source_ip, "identity": identity.source.value},
-            )
-            return [row, refused]
+            # A listed speaker's phone is never refused: a guesser may have spoofed it.
+            cached = self._phones.get(event.dialled)
+            phones = cached[1] if cached is not None and now - cached[0] < PLAN_TTL else None
+            vouch = self._vouch(identity, phones)
+            if self.guard.is_refused(identity.key, now, vouch):
+                return self._refuse(event.call_id, identity, event.source_ip, now, wall)
+            on_trial = phones is None  # its plan decides, before it is answered
         if event.call_id in self.legs:
             # The endpoint answers a retransmission itself; a second call with
             # this Call-ID must not take the first one's leg.
@@ -469,6 +531,7 @@ class Lobby:
             event.caller,
             IvrSession(self.rules.ivr),
             answer_at=now + self.rules.answer_delay,
+            on_trial=on_trial,
         )
         self.legs[event.call_id] = leg
         self._timed.add(event.call_id)
@@ -480,10 +543,23 @@ class Lobby:
 
     def _dial_plan(self, event: DialPlanRead, now: float, wall: datetime) -> list[Command]:
         leg = self.legs.get(event.call_id)
+        if len(self._phones) > 10_000:
+            self._phones.clear()
         if leg is None:
             return []
-        leg.event_ids = event.event_ids
-        return self._ivr(leg, CodeLengths(event.code_lengths, now), now, wall)
+        self._phones[leg.dialled] = (now, event.speaker_phones)
+        leg.event_ids, leg.speaker_phones = event.event_ids, event.speaker_phones
+        if leg.on_trial:
+            leg.on_trial = False
+            vouch = self._vouch(leg.identity, event.speaker_phones)
+            if self.guard.is_refused(leg.identity.key, now, vouch):
+                refused = self._refuse(leg.call_id, leg.identity, leg.source_ip, now, wall)
+                return [*refused, HangUp(leg.call_id, "refused")]
+        commands = self._ivr(leg, CodeLengths(event.code_lengths, now), now, wall)
+        if leg.code is not None:
+            code, leg.code = leg.code, None
+            commands += self._lookup(leg, code, now)
+        return commands
 
     def _key(self, event: Key, now: float, wall: datetime) -> list[Command]:
         leg = self.legs.get(event.call_id)
@@ -538,29 +614,62 @@ class Lobby:
         return commands
 
     def _lookup(self, leg: LobbyLeg, passcode: str, now: float) -> list[Command]:
-        key = leg.identity.key
-        if self.guard.is_refused(key, now):
-            return self._ivr(leg, LookupResult(Outcome.BLOCKED, now), now, None)
-        # A slowed caller waits before every answer, right or wrong: the wait
-        # says nothing about the code.
-        delay = self.guard.admit(key, now)
-        if delay > 0:
-            leg.slowed = (now + delay, passcode)
-            self._timed.add(leg.call_id)
+        if leg.speaker_phones is None:
+            leg.code = passcode  # looked up once the number's plan is read
             return []
-        return [MatchPasscode(leg.call_id, leg.dialled, passcode)]
-
-    def _ask_store(self, leg: LobbyLeg, passcode: str, now: float) -> list[Command]:
-        """A slowed caller's wait is over: refused meanwhile, or asked about now."""
-        if self.guard.is_refused(leg.identity.key, now):
+        vouch = self._vouch(leg.identity, leg.speaker_phones)
+        if self.guard.is_refused(leg.identity.key, now, vouch):
             return self._ivr(leg, LookupResult(Outcome.BLOCKED, now), now, None)
         return [MatchPasscode(leg.call_id, leg.dialled, passcode)]
 
     def _matched(self, event: Matched, now: float, wall: datetime) -> list[Command]:
+        """The store answered: the guard says how long the answer waits, right or wrong."""
         leg = self.legs.get(event.call_id)
         if leg is None or leg.stage is not Stage.IVR:
             return []
         found = event.found
+        # A code the release prints (the listener's, the replay's) is no secret:
+        # it skips the guessing budgets, so the crowd keeps joining while a
+        # guesser has drained them. Any other code, right or wrong, waits alike
+        # (the wait says nothing about it) and holds a token of the number's
+        # and the trunk's budgets until it is settled.
+        secret = found is None or found.role == cmd.CallerKind.SPEAKER
+        admission = self.guard.admit(
+            leg.identity.key,
+            now,
+            number=(leg.dialled or "any") if secret and leg.event_ids else None,
+            trunk=self._trunk_of(leg.source_ip) if secret else None,
+            vouch=self._vouch(leg.identity, leg.speaker_phones),
+        )
+        if admission.wait > 0:
+            leg.slowed = (now + admission.wait, found, admission)
+            self._timed.add(leg.call_id)
+            return []
+        return self._answer_code(leg, found, admission, now, wall)
+
+    def _waited(
+        self,
+        leg: LobbyLeg,
+        found: Found | None,
+        admission: Admission,
+        now: float,
+        wall: datetime,
+    ) -> list[Command]:
+        """A held answer's wait is over: refused meanwhile, or answered now."""
+        if self.guard.is_refused(leg.identity.key, now, admission.vouch):
+            self.guard.release(admission, now)  # never answered: its tokens go back
+            return self._ivr(leg, LookupResult(Outcome.BLOCKED, now), now, wall)
+        return self._answer_code(leg, found, admission, now, wall)
+
+    def _answer_code(
+        self,
+        leg: LobbyLeg,
+        found: Found | None,
+        admission: Admission,
+        now: float,
+        wall: datetime,
+    ) -> list[Command]:
+        alerts = self.guard.settle(admission, now, wrong=found is None)
         if found is not None:
             number = None
             if leg.identity.source in _VOUCHED:
@@ -578,7 +687,6 @@ class Lobby:
             )
             return [admit]
         key = leg.identity.key
-        alert = self.guard.record_failure(key, now)
         log.info("leg %s (%s): wrong passcode", leg.call_id, key)
         commands: list[Command] = [
             cmd.RecordAudit(
@@ -594,17 +702,16 @@ class Lobby:
                 },
             )
         ]
-        outcome = Outcome.INVALID
-        if alert is not None:
+        for alert in alerts:
             commands += self._alert(alert, leg, wall)
-            if alert.standing is Standing.REFUSED:
-                outcome = Outcome.BLOCKED
+        refused = self.guard.is_refused(key, now, admission.vouch)
+        outcome = Outcome.BLOCKED if refused else Outcome.INVALID
         return [*commands, *self._ivr(leg, LookupResult(outcome, now), now, wall)]
 
     def _alert(self, alert: Alert, leg: LobbyLeg, wall: datetime) -> list[Command]:
         """An identity was slowed or refused: the audit trail and the consoles hear of it."""
         log.warning(
-            "caller %s %s after %d wrong passcodes",
+            "%s %s after %d wrong passcodes",
             alert.identity,
             alert.standing.value,
             alert.failures,
@@ -624,6 +731,10 @@ class Lobby:
             detail["refused_for_s"] = round(alert.until - alert.at)
         if alert.delay:
             detail["delay_s"] = alert.delay
+        if alert.is_budget:
+            detail["budget"] = alert.identity.split(":", 1)[0]
+        if alert.vouch is not Vouch.NONE:
+            detail["vouched"] = alert.vouch.value  # slowed, never refused
         events: tuple[int | None, ...] = leg.event_ids or (None,)
         rows: list[Command] = [
             cmd.RecordAudit(kind, wall, event_id, caller_id=alert.identity, detail=detail)
@@ -674,7 +785,7 @@ class Lobby:
         leg = self.legs.get(event.call_id)
         if leg is None or leg.stage is not Stage.REPLAY:
             return []
-        return self._farewell(leg, PromptName.REPLAY_NOT_YET, "goodbye")
+        return self._farewell(leg, PromptName.REPLAY_NOT_YET, "goodbye", now)
 
     def _farewell_event(self, event: cmd.Farewell, now: float, wall: datetime) -> list[Command]:
         leg = self.legs.get(event.call_id)
@@ -682,15 +793,17 @@ class Lobby:
             return []
         if event.reason:
             log.info("leg %s could not join: %s", leg.call_id, event.reason)
-        return self._farewell(leg, event.prompt, "goodbye")
+        return self._farewell(leg, event.prompt, "goodbye", now)
 
-    def _farewell(self, leg: LobbyLeg, prompt: PromptName, reason: str) -> list[Command]:
+    def _farewell(
+        self, leg: LobbyLeg, prompt: PromptName, reason: str, now: float
+    ) -> list[Command]:
         """Say ``prompt``, then hang up (``PromptDone``)."""
         if leg.stage in (Stage.FAREWELL, Stage.ENDED):
             return []
         move(leg, Stage.FAREWELL)
         leg.farewell_reason = leg.ivr.hangup_reason or reason
-        leg.slowed = None
+        self._forget_wait(leg, now)
         self._timed.discard(leg.call_id)
         return [Play(leg.call_id, prompt, barge_in=False)]
 
@@ -712,6 +825,7 @@ class Lobby:
         if leg is None:
             return []
         leg.stage = Stage.ENDED
+        self._forget_wait(leg, now)
         if leg.replay_id is None or leg.event_id is None:
             return []
         return [
@@ -726,6 +840,12 @@ class Lobby:
         ]
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _forget_wait(self, leg: LobbyLeg, now: float) -> None:
+        """A held answer that will never be given: its budgets' tokens go back."""
+        if leg.slowed is not None:
+            self.guard.release(leg.slowed[2], now)
+            leg.slowed = None
 
     def _deadline(self, leg: LobbyLeg) -> float | None:
         deadlines = []

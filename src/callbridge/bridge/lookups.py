@@ -110,14 +110,16 @@ class Lookups:
         self._dial_plans[dialled] = (now, plan)
         return plan
 
-    async def dial_plan_read(self, call_id: str, dialled: str | None) -> DialPlanRead | None:
-        """The lobby's ``DialPlanRead`` for a new leg; None if the store could not say."""
+    async def dial_plan_read(self, call_id: str, dialled: str | None) -> DialPlanRead:
+        """The lobby's ``DialPlanRead`` for a new leg (an empty plan if the store could not say)."""
         try:
             plan = await self.dial_plan(dialled)
-        except Exception:  # the IVR still ends codes on '#', silence or 12 digits
+        except Exception:
+            # The IVR still ends codes on '#', silence or 12 digits; nobody is
+            # listed, so a refusal stands.
             log.exception("could not read the dial plan of %s", dialled)
-            return None
-        return DialPlanRead(call_id, plan.event_ids, plan.code_lengths)
+            plan = DialPlan((), frozenset())
+        return DialPlanRead(call_id, plan.event_ids, plan.code_lengths, plan.speaker_phones)
 
     async def matched(
         self,

@@ -301,14 +301,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_node
+    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
         proxy = Proxy(
             listen=parse_address(args.listen, "127.0.0.1"),
             nodes=tuple(parse_node(node) for node in args.node),
-            carriers=tuple(args.carrier or ()),
+            carriers=tuple(parse_carrier(carrier) for carrier in args.carrier or ()),
             workdir=Path(args.workdir).resolve(),
             probe_interval=args.probe_interval,
             probe_threshold=args.probe_threshold,
@@ -355,6 +355,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         media_timeout=args.media_timeout,
         answer_delay=args.answer_delay,
         max_passcode_failures=args.max_passcode_failures,
+        guess_budget=args.guess_budget,
+        trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
@@ -451,6 +453,19 @@ def _port_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _guess_budget(text: str) -> tuple[int, float]:
+    burst, sep, interval = text.partition(":")
+    try:
+        budget = int(burst), float(interval)
+    except ValueError:
+        budget = (0, 0.0)
+    if not sep or budget[0] < 1 or not 0 < budget[1] < 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a guessing budget such as 100:120 (wrong codes, then seconds each)"
+        )
+    return budget
+
+
 def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-listen",
@@ -540,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wrong passcodes from one caller (as the trunk asserts them) within 10 minutes "
         "before their calls are refused for 15 minutes; half as many slow their answers "
         "(default 6)",
+    )
+    serve.add_argument(
+        "--guess-budget",
+        type=_guess_budget,
+        default=(100, 120.0),
+        metavar="BURST:SECONDS",
+        help="wrong passcodes a dialled number takes from all callers together before "
+        "every answer on it slows down; once they are spent, one more every SECONDS "
+        "(default 100:120)",
+    )
+    serve.add_argument(
+        "--trunk-guess-budget",
+        type=_guess_budget,
+        default=(300, 10.0),
+        metavar="BURST:SECONDS",
+        help="the same for each trunk network, over all the numbers it calls (default 300:10)",
     )
     serve.add_argument(
         "--media-sender",
@@ -642,11 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument(
         "--carrier",
-        type=ipaddress.ip_network,
         action="append",
         required=True,
-        metavar="CIDR",
-        help="a carrier network allowed to place calls (repeat)",
+        metavar="CIDR[:PORT]",
+        help="a carrier network allowed to place calls, and its SIP port where it has one "
+        "(192.0.2.0/24:5060; repeat)",
     )
     proxy.add_argument(
         "--workdir", default="var/proxy", help="Kamailio's files (default ./var/proxy)"

@@ -2,26 +2,34 @@
 
 Kamailio spreads new INVITEs over the bridge nodes (``callbridge serve``
 processes), probes them with OPTIONS, record-routes so a call's in-dialog
-requests reach the node that took it, and refuses SIP from anyone but the
-carriers' networks and the nodes (``deploy/kamailio/kamailio.cfg`` says how
-and why). Nothing here starts a process: ``proxy.run`` does.
+requests reach the node that took it, refuses SIP from anyone but the
+carriers' networks and the nodes, and relays a call's in-dialog requests
+only between its carrier and its node (``deploy/kamailio/kamailio.cfg`` says
+how and why). Nothing here starts a process: ``proxy.run`` does.
 
 The routing script is the same everywhere; what differs between proxies is
 written beside it into the working folder:
 
 - ``callbridge-local.cfg``: the listen address, the control socket, the
   timers, and where the two lists are;
+- ``callbridge-secret.cfg`` (owner only): ``ROUTE_KEY``, the key of the
+  Route parameter that marks the proxy's own calls (``route_token``); made
+  once and kept in ``route.key``, so calls outlive a restart of the proxy;
 - ``dispatcher.list``: the nodes, dispatcher set 1
   (``1 sip:HOST:PORT 0 0 duid=nodeN``: the unique id the call-load count
-  is kept under);
+  is kept under; the port always written, as a node is known by its
+  address and its port);
 - ``carriers.list``: the carrier networks, permissions group 1
-  (``1 NETWORK PREFIX 0``: any port).
+  (``1 NETWORK PREFIX PORT``: port 0 is any).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
+import re
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,8 @@ CFG_NAME = "kamailio.cfg"
 LOCAL_NAME = "callbridge-local.cfg"
 DISPATCHER_LIST = "dispatcher.list"
 CARRIERS_LIST = "carriers.list"
+SECRET_NAME = "callbridge-secret.cfg"
+KEY_NAME = "route.key"
 CTL_NAME = "kamailio_ctl"
 
 KAMAILIO_USER = "kamailio"  # made by Debian's kamailio package
@@ -46,12 +56,46 @@ MAX_NODES = 64  # one dispatcher set; more would want weights and a database
 
 
 @dataclass(frozen=True)
+class Carrier:
+    """A carrier's network, and the one port its SIP comes from and goes to (0: any)."""
+
+    network: Network
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port {self.port} of carrier {self.network} is not a port")
+
+    def __str__(self) -> str:
+        return f"{self.network}:{self.port}" if self.port else str(self.network)
+
+
+def parse_carrier(text: str) -> Carrier:
+    """``NETWORK[/PREFIX]`` (any port) or ``NETWORK/PREFIX:PORT``; raises ValueError.
+
+    The port comes after the prefix, which keeps an IPv6 network's colons
+    apart from it (``2001:db8::/32:5060``).
+    """
+    network, port = text, 0
+    if "/" in text:
+        address, _, rest = text.rpartition("/")
+        prefix, colon, port_text = rest.partition(":")
+        if colon:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"{text!r}: the port after the prefix is not a port")
+            port = int(port_text)
+        network = f"{address}/{prefix}"
+    return Carrier(ipaddress.ip_network(network), port)
+
+
+@dataclass(frozen=True)
 class Proxy:
     """What one proxy needs to know.
 
     ``listen`` is where carriers send SIP (UDP) and the address the proxy
-    record-routes; ``nodes`` are the bridge nodes' SIP addresses;
-    ``carriers`` the networks allowed to place calls. A node is probed every
+    record-routes; ``nodes`` are the bridge nodes' SIP addresses (SIP from a
+    node's address on another port is a stranger's); ``carriers`` the
+    networks allowed to place calls. A node is probed every
     ``probe_interval`` s and leaves the rotation after ``probe_threshold``
     probes in a row go unanswered, each allowed ``invite_timeout`` s (a new
     INVITE a node leaves unanswered that long goes to the next node).
@@ -60,7 +104,7 @@ class Proxy:
 
     listen: Address
     nodes: tuple[Address, ...]
-    carriers: tuple[Network, ...]
+    carriers: tuple[Carrier, ...]
     workdir: Path
     probe_interval: int = 5
     probe_threshold: int = 2
@@ -113,7 +157,11 @@ def dispatcher_list(proxy: Proxy) -> str:
 
     Each node carries a ``duid``: the dispatcher counts a node's active calls
     under it (algorithm 10, call-load distribution) and sends a new call to
-    the node with the fewest, the first listed among equals.
+    the node with the fewest. Among equals it takes the node listed *last*:
+    Kamailio 5.6 keeps a set's nodes of equal priority in the reverse of the
+    file's order (``add_dest2list`` appends, ``reindex_dests`` copies
+    backwards) and ``ds_get_leastloaded`` keeps the first of the lowest
+    count in that order (``kamcmd dispatcher.list`` shows it).
     """
     return "".join(
         f"1 {_sip_uri(node)} 0 0 duid=node{n}\n" for n, node in enumerate(proxy.nodes, start=1)
@@ -121,8 +169,49 @@ def dispatcher_list(proxy: Proxy) -> str:
 
 
 def carriers_list(proxy: Proxy) -> str:
-    """``carriers.list``: permissions group 1, one network a line, any port."""
-    return "".join(f"1 {net.network_address} {net.prefixlen} 0\n" for net in proxy.carriers)
+    """``carriers.list``: permissions group 1, one network a line, its port (0: any)."""
+    return "".join(
+        f"1 {c.network.network_address} {c.network.prefixlen} {c.port}\n" for c in proxy.carriers
+    )
+
+
+_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def secret_cfg(key: str) -> str:
+    """``callbridge-secret.cfg``: the route key as the routing script includes it."""
+    if not _KEY.fullmatch(key):
+        raise ValueError("a route key is 32 lowercase hex digits")
+    return f'# Written by `callbridge proxy` from {KEY_NAME}.\n#!define ROUTE_KEY "{key}"\n'
+
+
+def route_token(key: str, call_id: str) -> str:
+    """The ``cbt`` Route parameter the routing script records for the call ``call_id``.
+
+    The script's ``route[ROUTE_TOKEN]``, for tests and tools: the first 32
+    hex digits of sha256 over the key, a colon and the Call-ID.
+    """
+    return hashlib.sha256(f"{key}:{call_id}".encode()).hexdigest()[:32]
+
+
+def route_key(workdir: Path) -> str:
+    """The proxy's route key, made (owner only) on the first start and kept after.
+
+    A new key would orphan every call in progress: their in-dialog requests
+    would carry a parameter the proxy no longer recognises.
+    """
+    path = workdir / KEY_NAME
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        return key
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"{path} is not a route key (32 hex digits); remove it to make a new one")
+    return key
 
 
 def local_cfg(proxy: Proxy) -> str:
@@ -172,11 +261,12 @@ def check_command(proxy: Proxy, kamailio: str = "kamailio") -> list[str]:
 
 
 def write_files(proxy: Proxy) -> None:
-    """Put the routing script, the local part and the two lists in the working folder.
+    """Put the routing script, the local part, the route key and both lists in the working folder.
 
-    Readable by all (Kamailio's user reads them); they hold no secret. As
-    root, the folder belongs to Kamailio's user, which creates its control
-    socket and pid file there.
+    Readable by all (Kamailio's user reads them), but for the route key and
+    its include, which Kamailio reads before it leaves root. As root, the
+    folder belongs to Kamailio's user, which creates its control socket and
+    pid file there.
     """
     proxy.workdir.mkdir(parents=True, exist_ok=True)
     proxy.workdir.chmod(0o755)
@@ -190,6 +280,11 @@ def write_files(proxy: Proxy) -> None:
         path = proxy.workdir / name
         path.write_text(text)
         path.chmod(0o644)
+    secret = proxy.workdir / SECRET_NAME
+    secret.unlink(missing_ok=True)
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret_cfg(route_key(proxy.workdir)))
     if os.geteuid() == 0:
         shutil.chown(proxy.workdir, KAMAILIO_USER, KAMAILIO_USER)
 

@@ -3,11 +3,13 @@
 The operator uploads the deck in the console; listeners see its pages as
 images (a browser shows a PNG whatever it thinks of PDFs) and may download the
 PDF from the event page. PDFium (``pypdfium2``, whose wheel carries it) reads
-and renders the PDF; it is told nothing but the bytes, and a file that is not
-a PDF, that PDFium cannot read, or that is too long is refused with the
-reason (``DeckError``) before anything is written. Rendering happens in a
-fresh folder that replaces the old deck only once every page is written, so a
-deck is either the old one or the new one, whole.
+and renders the PDF, never in the web process: in a child process per upload
+that is confined in memory and time (``sandbox``), which checks every page's
+size before it renders any (``limits``). A file that is not a PDF, that PDFium
+cannot read, that is too long, whose pages are too big, or that the child
+cannot render within its limits is refused with the reason (``DeckError``).
+Rendering happens in a fresh folder that replaces the old deck only once every
+page is written, so a deck is either the old one or the new one, whole.
 
 Files, under the data folder's ``decks/event-ID/``::
 
@@ -22,20 +24,22 @@ import hashlib
 import json
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from callbridge.slides.limits import DEFAULT_LIMITS, RENDER_WIDTH, DeckError, PageLimits
+from callbridge.slides.render import slide_name
+from callbridge.slides.sandbox import RenderBudget, render_in_child
+
+__all__ = [
+    "MAX_BYTES", "MAX_PAGES", "RENDER_WIDTH", "Deck", "DeckError", "render_deck", "slide_name"
+]  # fmt: skip
+
 MAX_BYTES = 50 * 1024 * 1024  # a 40-page deck with photographs is a few MB
-MAX_PAGES = 150
-RENDER_WIDTH = 1280  # pixels: sharp on a laptop, a few hundred KB a slide
+MAX_PAGES = DEFAULT_LIMITS.max_pages
 DECK_PDF = "deck.pdf"
 DECK_JSON = "deck.json"
-
-
-class DeckError(ValueError):
-    """A deck refused, with the reason for the operator."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,6 @@ def deck_dir(data_dir: Path, event_id: int) -> Path:
     return data_dir / "decks" / f"event-{event_id}"
 
 
-def slide_name(number: int) -> str:
-    """The image of slide ``number`` (1-based)."""
-    return f"slide-{number:03d}.png"
-
-
 def _safe_filename(name: str) -> str:
     kept = "".join(c for c in Path(name).name if c.isalnum() or c in " ._-")[:100].strip()
     return kept or DECK_PDF
@@ -79,14 +78,16 @@ def render_deck(
     filename: str,
     uploaded_at: datetime,
     *,
-    max_pages: int = MAX_PAGES,
-    width: int = RENDER_WIDTH,
+    limits: PageLimits = DEFAULT_LIMITS,
+    budget: RenderBudget | None = None,
 ) -> Deck:
     """Check ``data`` as a PDF, render every page into ``folder`` (replacing what was there).
 
     Raises ``DeckError`` for an empty or oversized file, one that is not a PDF,
-    one PDFium cannot open (or that asks for a password), and one with too
-    many pages; ``folder`` is then left as it was.
+    one PDFium cannot open (or that asks for a password), one with too many
+    pages or a page over ``limits``, and one the renderer cannot finish within
+    ``budget``; ``folder`` is then left as it was. Blocks for as long as the
+    renderer runs (at most the budget's wall time): call it from a worker thread.
     """
     if not data:
         raise DeckError("the file is empty")
@@ -95,56 +96,32 @@ def render_deck(
                         f"{MAX_BYTES // 2**20} MB")  # fmt: skip
     if not data[:1024].lstrip().startswith(b"%PDF-"):
         raise DeckError("the file is not a PDF (it does not begin with %PDF-)")
-    import pypdfium2 as pdfium  # loaded by the first upload, not by every web process start
-
-    started = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".deck-", dir=folder.parent))
     try:
-        document = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as error:
-        raise DeckError(f"the PDF cannot be read ({error})") from None
-    try:
-        pages = len(document)
-        if pages == 0:
-            raise DeckError("the PDF has no pages")
-        if pages > max_pages:
-            raise DeckError(f"the PDF has {pages} pages; a deck may have at most {max_pages}")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=".deck-", dir=folder.parent))
-        try:
-            size = (0, 0)
-            for index in range(pages):
-                page = document[index]
-                try:
-                    page_width, _ = page.get_size()
-                    image = page.render(scale=width / max(page_width, 1.0)).to_pil()
-                    if index == 0:
-                        size = image.size
-                    image.save(building / slide_name(index + 1), "PNG")
-                finally:
-                    page.close()
-            (building / DECK_PDF).write_bytes(data)
-            deck = Deck(
-                pages=pages,
-                width=size[0],
-                height=size[1],
-                filename=_safe_filename(filename),
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                uploaded_at=uploaded_at.isoformat(),
-                render_seconds=round(time.perf_counter() - started, 3),
-            )
-            (building / DECK_JSON).write_text(json.dumps(asdict(deck)))
-            building.chmod(0o700)
-            # Swap: the old deck goes only once the new one is whole.
-            old = folder.with_name(folder.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            if folder.exists():
-                folder.rename(old)
-            building.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
-            raise
-    finally:
-        document.close()
+        (building / DECK_PDF).write_bytes(data)
+        rendered = render_in_child(building / DECK_PDF, building, limits, budget or RenderBudget())
+        width_px, height_px = rendered.sizes[0]
+        deck = Deck(
+            pages=len(rendered.sizes),
+            width=width_px,
+            height=height_px,
+            filename=_safe_filename(filename),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            uploaded_at=uploaded_at.isoformat(),
+            render_seconds=rendered.seconds,
+        )
+        (building / DECK_JSON).write_text(json.dumps(asdict(deck)))
+        building.chmod(0o700)
+        # Swap: the old deck goes only once the new one is whole.
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        building.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     return deck

@@ -85,10 +85,16 @@ class Conflict(StoreError):
 
 @dataclass(frozen=True)
 class DialPlan:
-    """What a dialled number opens: the events on it and the lengths of their codes."""
+    """What a dialled number opens: the events on it, the lengths of their codes, their speakers.
+
+    ``speaker_phones`` are the listed speakers' phones (E.164) of the events
+    on the number: the passcode guard never refuses those callers
+    (``ivr/guard.py``, ``Vouch``).
+    """
 
     event_ids: tuple[int, ...]
     code_lengths: frozenset[int]
+    speaker_phones: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -443,7 +449,8 @@ class EventStore:
         """The events a caller of ``dialled_e164`` may reach, and the lengths of their codes.
 
         The IVR ends a code on the longest length (``ivr/machine.py``); the
-        guard files its alerts under these events. None: every event.
+        guard files its alerts under these events and never refuses their
+        listed speakers' phones. None: every event.
         """
         with self.database.session() as session:
             query = select(EventRow).where(EventRow.state != EventState.ARCHIVED.value)
@@ -451,14 +458,17 @@ class EventStore:
                 query = query.join(DialInRow).where(DialInRow.number == dialled_e164)
             ids: list[int] = []
             lengths: set[int] = set()
-            for row in session.scalars(query.options(selectinload(EventRow.dial_ins)).distinct()):
+            phones: set[str] = set()
+            options = (selectinload(EventRow.dial_ins), selectinload(EventRow.speakers))
+            for row in session.scalars(query.options(*options).distinct()):
                 ids.append(row.id)
+                phones.update(s.phone for s in row.speakers if s.phone)
                 purposes = {d.purpose for d in row.dial_ins if d.number == dialled_e164}
                 if dialled_e164 is None or LIVE in purposes:
                     lengths.update((len(row.passcode), len(row.speaker_passcode)))
                 if dialled_e164 is None or REPLAY in purposes:
                     lengths.add(len(row.replay_passcode))
-            return DialPlan(tuple(sorted(ids)), frozenset(lengths))
+            return DialPlan(tuple(sorted(ids)), frozenset(lengths), frozenset(phones))
 
     def match_passcode(self, dialled_e164: str | None, passcode: str) -> PasscodeMatch | None:
         """Find what ``passcode`` opens on the number dialled, or None.

@@ -40,6 +40,7 @@ from callbridge.web.auth import LoginRequired, login_redirect
 from callbridge.web.folder_watch import FolderWatches
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
+from callbridge.web.tier import TierPeer
 from callbridge.web.workpool import BoundedPool
 
 STATIC = Path(__file__).parent / "static"
@@ -89,6 +90,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(webcast.BeaconRoute)
     # Added last, so it wraps everything, errors included.
     app.add_middleware(SecurityHeaders, secure=settings.secure_cookies)
+    # Outside even that: which requests the cache tier sent, before
+    # X-Forwarded-For (believed only from the tier) replaces the client.
+    app.add_middleware(TierPeer, nodes=settings.trusted_proxies)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> Response:

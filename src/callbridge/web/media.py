@@ -43,8 +43,10 @@ from callbridge.replay.window import day_ends
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
 from callbridge.web.deps import event_store
+from callbridge.web.gate_cookie import DECIDED_HEADER, tier_value
 from callbridge.web.pages import clock
 from callbridge.web.slide_marks import with_slides
+from callbridge.web.tier import via_tier
 from callbridge.web.webcast import may_listen
 from callbridge.webcast import captions as live_captions
 from callbridge.webcast import live, subtitles, vod
@@ -275,18 +277,27 @@ async def _gate(
 async def access(request: Request, event_id: int, store: Store) -> Response:
     """The cache tier's registration check: 204 when this browser may listen, else 403.
 
-    The tier asks once per listener cookie and keeps the answer
+    The tier asks once per gate cookie value and keeps the answer
     ``EDGE_ACCESS_TTL`` seconds, so it serves the webcast's files to a crowd
     without a request here per file, and refuses the unregistered itself.
+    From the tier the answer is decided on the value the tier keyed on
+    (``gate_cookie.TIER_HEADER``) alone, and names it (``DECIDED_HEADER``):
+    the tier keeps an answer only under the key it was decided for.
     """
+    keyed = tier_value(request)
+    if via_tier(request) and keyed is None:
+        return PlainTextResponse(
+            "the cache tier did not say which cookie it asks for",
+            status.HTTP_403_FORBIDDEN,
+            headers={"Cache-Control": "no-store"},
+        )
     _, refused = await _gate(request, store, event_id)
-    if refused is not None:
-        ttl = EDGE_ACCESS_TTL if refused.status_code == status.HTTP_403_FORBIDDEN else 10
-        refused.headers["Cache-Control"] = "no-store"
-        return edge_ttl(refused, ttl)
-    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response = refused or Response(status_code=status.HTTP_204_NO_CONTENT)
     response.headers["Cache-Control"] = "no-store"
-    return edge_ttl(response, EDGE_ACCESS_TTL)
+    if keyed is not None:
+        response.headers[DECIDED_HEADER] = keyed
+    ttl = EDGE_ACCESS_TTL if response.status_code in (204, 403) else 10
+    return edge_ttl(response, ttl)
 
 
 @router.get("/webcast/{event_id}/live/{name}")

@@ -12,6 +12,11 @@ slide.
 Listeners get the deck's images and the changes under the same registration
 gate as the audio (the cache tier checks it too); the PDF itself is public on
 the event page, as IR teams post their decks.
+
+A deck is rendered in a confined child process (``slides.sandbox``), one
+upload at a time per web process (``deck_pool``): each child may take a
+gigabyte of memory, so they do not run side by side; one more upload may wait,
+and any beyond that gets 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -44,12 +49,22 @@ from callbridge.web.deps import settings
 from callbridge.web.media import MediaDep, WebcastMedia, _gate, edge_ttl
 from callbridge.web.slide_marks import slide_board
 from callbridge.web.webcast import Now
+from callbridge.web.workpool import BoundedPool, PoolBusy
 
 router = APIRouter(tags=["slides"])
 
 
 # Listeners poll the changes every two seconds while live; the tier keeps one answer a second.
 EDGE_SLIDES_TTL = 1
+
+
+def deck_pool(request: Request) -> BoundedPool:
+    """The app's one deck renderer at a time (made with the first upload)."""
+    state = request.app.state
+    pool: BoundedPool | None = getattr(state, "deck_pool", None)
+    if pool is None:
+        pool = state.deck_pool = BoundedPool(workers=1, queue=1, name="deck")
+    return pool
 
 
 def deck_folder(request: Request, event_id: int) -> Path:
@@ -92,18 +107,20 @@ def _deck_view(event_id: int, deck: Deck) -> DeckView:
 
 
 async def _read_upload(upload: UploadFile) -> bytes:
-    """The upload's bytes, refusing it (413) as soon as it passes the limit."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await upload.read(1 << 20):
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                f"the deck is over {MAX_BYTES // 2**20} MB; export it smaller",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The upload's bytes, refusing it (413) when it passes the limit.
+
+    Read in one piece from the file the form parser spooled it to: the web
+    process holds it once (chunks joined held it twice: 70 MB for 34 MB).
+    """
+    data = b""
+    if upload.size is None or upload.size <= MAX_BYTES:
+        data = await upload.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES or (upload.size or 0) > MAX_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the deck is over {MAX_BYTES // 2**20} MB; export it smaller",
+        )
+    return data
 
 
 @router.post("/api/events/{event_id}/deck", status_code=201, response_model=DeckView)
@@ -119,9 +136,15 @@ async def upload_deck(
         )
     data = await _read_upload(deck)
     try:
-        rendered = await run_in_threadpool(
+        rendered = await deck_pool(request).run(
             render_deck, data, deck_folder(request, event_id), deck.filename or DECK_PDF, now
         )
+    except PoolBusy:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "another deck is being rendered; try again in a minute",
+            headers={"Retry-After": "30"},
+        ) from None
     except DeckError as error:
         detail = [{"loc": ["body", "deck"], "msg": str(error), "type": "deck"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None

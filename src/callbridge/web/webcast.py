@@ -55,11 +55,11 @@ from callbridge.transcript.transcribe import Hit, load_transcript, search
 from callbridge.transcript.turns import shown_text, speaker_turns
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
+from callbridge.web.gate_cookie import COOKIE_PREFIX, MalformedGateCookie, gate_value
 from callbridge.web.pages import clock, view_of
 
 router = APIRouter(include_in_schema=True, tags=["webcast"])
 
-COOKIE_PREFIX = "cb_wc_"
 COOKIE_MAX_AGE = 90 * 24 * 3600
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -91,9 +91,7 @@ def cookie_value(secret: str, event_id: int, token: str) -> str:
     return f"{token}.{_signature(secret, event_id, token)}"
 
 
-def listener_token(request: Request, event_id: int) -> str | None:
-    """The listener token in this request's cookie, if its signature holds."""
-    value = request.cookies.get(cookie_name(event_id), "")
+def _verified(request: Request, event_id: int, value: str) -> str | None:
     token, _, signature = value.rpartition(".")
     if not token or not signature:
         return None
@@ -103,11 +101,32 @@ def listener_token(request: Request, event_id: int) -> str | None:
     return token
 
 
+def listener_token(request: Request, event_id: int) -> str | None:
+    """The listener token in this request's gate cookie, if its signature holds.
+
+    The cookie is read as the cache tier reads it (``gate_cookie``): a
+    malformed one holds no token.
+    """
+    try:
+        value = gate_value(request, event_id)
+    except MalformedGateCookie:
+        return None
+    return _verified(request, event_id, value)
+
+
 def may_listen(request: Request, record: EventRecord) -> bool:
-    """Whether this browser may fetch the event's media: registered, or none is asked."""
+    """Whether this browser may fetch the event's media: registered, or none is asked.
+
+    Never with a malformed gate cookie, which the cache tier refuses whatever
+    the event asks: the origin's answer and the tier's agree.
+    """
+    try:
+        value = gate_value(request, record.id)
+    except MalformedGateCookie:
+        return False
     if record.registration is not Registration.REQUIRED:
         return True
-    return listener_token(request, record.id) is not None
+    return _verified(request, record.id, value) is not None
 
 
 def _set_cookie(response: Response, request: Request, event_id: int, token: str) -> None:
