@@ -28,9 +28,11 @@ about once: the store's answer (``Matched``) becomes one ``Admit``, whose
 Time: ``now`` (seconds, the loop's monotonic clock) for timers and the
 guard, ``wall`` (an aware ``datetime``) for the rows it writes.
 
-Over the house's ~500 lines by its vocabulary (the events and commands,
-plain data, some 250 lines), kept beside the handlers that use them as the
-tests and the glue read them (``lobby.Invite``, ``lobby.Ring``).
+Over the house's ~500 lines, by its vocabulary (the events and commands,
+plain data, some 280 lines, kept beside the handlers as the glue and the
+tests read them: ``lobby.Invite``, ``lobby.Ring``) and the guard's two
+layers (the caller's standing, the number's and trunk's budgets, the listed
+phone); the next split is the vocabulary into a module of its own.
 """
 
 from __future__ import annotations
