@@ -262,16 +262,16 @@ def test_a_refused_number_that_a_speaker_list_names_is_let_in_and_others_are_not
     node.key(CODE + "#", "a")
     node.feed(lobby.Matched("a", None))  # refused from now on
     node.feed(lobby.Gone("a", "hangup"))
-    # The number's plan is not known any more: the call rings while it is read.
+    # The number's plan is not known any more: nothing is sent while it is read.
     node.now = 10.0
-    assert node.feed(lobby.Invite("b", request, "127.0.0.1", "+18665550199", "Ann"))[0] == (
-        lobby.Ring("b")
-    )
-    assert node.at(11.0) == []  # not answered before its plan says
+    done = node.feed(lobby.Invite("b", request, "127.0.0.1", "+18665550199", "Ann"))
+    assert done == [lobby.ReadDialPlan("b", "+18665550199")]
+    assert node.at(11.0) == []  # neither rung nor answered before its plan says
     listed = frozenset({"+14155550123"})
     done = node.feed(lobby.DialPlanRead("b", (EVENT,), frozenset({7}), listed))
-    assert of(lobby.Refuse, done) == []
-    assert of(lobby.Answer, node.at(11.1)) == [lobby.Answer("b")]
+    assert done[0] == lobby.Ring("b") and of(lobby.Refuse, done) == []
+    assert node.at(11.1) == []
+    assert of(lobby.Answer, node.at(11.25)) == [lobby.Answer("b")]
     # The same phone on a number whose plan does not list it: refused once read.
     node.feed(lobby.Invite("c", request, "127.0.0.1", "+18665550100", "Ann"))
     done = node.feed(lobby.DialPlanRead("c", (OTHER_EVENT,), frozenset({7})))

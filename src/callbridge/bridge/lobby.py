@@ -371,8 +371,8 @@ class LobbyLeg:
     # consoles; its listed speakers' phones are never refused.
     event_ids: tuple[int, ...] = ()
     speaker_phones: frozenset[str] | None = None
-    # A refused identity that may be a listed speaker's phone: not answered
-    # (nor refused) until the number's plan says which.
+    # A refused identity that may be a listed speaker's phone: not rung,
+    # answered or refused until the number's plan says which.
     on_trial: bool = False
     # A code keyed before the plan was read: looked up once it is.
     code: str | None = None
@@ -537,6 +537,10 @@ class Lobby:
         )
         self.legs[event.call_id] = leg
         self._timed.add(event.call_id)
+        if on_trial:
+            # Nothing is sent until the plan says: a 403 after a 180 would
+            # tell the guesser more, and confuse a trunk.
+            return [ReadDialPlan(event.call_id, event.dialled)]
         return [Ring(event.call_id), ReadDialPlan(event.call_id, event.dialled)]
 
     def _answer(self, leg: LobbyLeg, now: float) -> list[Command]:
@@ -551,13 +555,16 @@ class Lobby:
             return []
         self._phones[leg.dialled] = (now, event.speaker_phones)
         leg.event_ids, leg.speaker_phones = event.event_ids, event.speaker_phones
+        commands: list[Command] = []
         if leg.on_trial:
             leg.on_trial = False
             vouch = self._vouch(leg.identity, event.speaker_phones)
             if self.guard.is_refused(leg.identity.key, now, vouch):
                 refused = self._refuse(leg.call_id, leg.identity, leg.source_ip, now, wall)
                 return [*refused, HangUp(leg.call_id, "refused")]
-        commands = self._ivr(leg, CodeLengths(event.code_lengths, now), now, wall)
+            leg.answer_at = now + self.rules.answer_delay
+            commands.append(Ring(leg.call_id))
+        commands += self._ivr(leg, CodeLengths(event.code_lengths, now), now, wall)
         if leg.code is not None:
             code, leg.code = leg.code, None
             commands += self._lookup(leg, code, now)

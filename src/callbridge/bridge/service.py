@@ -346,7 +346,7 @@ class Bridge:
                 # The lobby's commands.
                 carrier(cmd.Admit, ask),
                 carrier(cmd.KeyPressed, ask),
-                carrier(lobby.Refuse, lambda c: self.sip.reject(c.call_id, c.status, c.reason)),
+                carrier(lobby.Refuse, self._refuse),
                 carrier(lobby.Ring, self._ring),
                 carrier(
                     lobby.ReadDialPlan,
@@ -383,6 +383,7 @@ class Bridge:
             invite = lobby.Invite(
                 event.call_id, event.request, event.source[0], dialled, event.caller
             )
+            # Kept until the lobby rings it, refuses it, or it goes (a CANCEL).
             self._invites[event.call_id] = event
             try:
                 self._tell_lobby(invite)
@@ -391,8 +392,6 @@ class Bridge:
                 self._hang_up(event.call_id, "server error", bye=False)
                 endpoint.reject(event.call_id, 500, self.media.now(), "Server Internal Error")
                 raise
-            finally:
-                self._invites.pop(event.call_id, None)
         elif isinstance(event, sip.CallEnded | sip.CallCancelled):
             reason = event.reason if isinstance(event, sip.CallEnded) else "cancelled"
             self._hang_up(event.call_id, reason, bye=False)
@@ -410,9 +409,13 @@ class Bridge:
             self._tell_lobby(lobby.Key(event.call_id, event.digit))
         # CallConfirmed: media started with the 200 OK; nothing waits for the ACK.
 
+    def _refuse(self, command: lobby.Refuse) -> None:
+        self._invites.pop(command.call_id, None)
+        self.sip.reject(command.call_id, command.status, command.reason)
+
     def _ring(self, command: lobby.Ring) -> None:
         """A leg for the INVITE (a port, the SDP answer), then 180 Ringing."""
-        call = self._invites[command.call_id]
+        call = self._invites.pop(command.call_id)
         now = self.media.now()
         dialled = normalise_dialled(call.dialled)
         try:
@@ -435,6 +438,7 @@ class Bridge:
         Cleaned up before the BYE: the CallEnded it emits ("hangup") finds
         the leg gone, and the leave is written with this reason.
         """
+        self._invites.pop(call_id, None)
         leg = self.media.release(call_id)
         self._tell_lobby(lobby.Gone(call_id, reason))
         if leg is not None:
