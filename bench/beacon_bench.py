@@ -7,8 +7,11 @@ Beacons are POSTs, so a cache tier passes every one to the origin: they are
 the origin's one cost that grows with the audience. This bench runs
 ``callbridge serve`` pinned to one core (taskset), starts a live call on a
 webcast that needs no registration, and from the other core gives each of N
-simulated listeners its own signed browser id the way a browser gets one: by
-loading the webcast page and keeping its ``Set-Cookie``. Then the listeners
+simulated listeners its own signed browser id the way a browser gets one: from
+its first beacon (the audio starts), keeping its ``Set-Cookie``. The bench
+plays the cache tier (``--trusted-proxy 127.0.0.1/32``): each listener has
+an address of its own in ``X-Forwarded-For``, as behind a real tier, since
+ids are handed out at a bounded rate per address. Then the listeners
 beacon at the page's interval, evenly spread (N / interval beacons a
 second), over a pool of keep-alive connections, as a cache tier's backend
 connections would carry them. After one interval of warm-up (every
@@ -48,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from figures import cpu_seconds, process_tree  # noqa: E402
 from tests.telephony.conftest import start_server  # noqa: E402
 
-from callbridge.store.audience import MAX_CREDIT  # noqa: E402
+from callbridge.store.audience import MAX_CREDIT, MIN_BEACON_GAP  # noqa: E402
 
 SET_COOKIE = re.compile(rb"^set-cookie:\s*([^=;\r\n]+)=([^;\r\n]*)", re.IGNORECASE | re.MULTILINE)
 BODY = b'{"mode":"live"}'
@@ -81,7 +84,8 @@ class Connection:
 
 @dataclass
 class Listener:
-    cookies: dict[str, str]  # what the page set: its browser id, and its session (CSRF)
+    cookies: dict[str, str]  # what the first beacon set: its browser id
+    address: str  # its own, as the cache tier names it in X-Forwarded-For
     counted: list[float] = field(default_factory=list)  # when each 204 came back
     refused: int = 0
 
@@ -105,23 +109,41 @@ class Listener:
         return total, credited
 
 
-async def open_pages(port: int, event_id: int, count: int, pool: int) -> list[Listener]:
-    """``count`` browser ids, each from a load of the webcast page (its Set-Cookie)."""
-    head = f"GET /events/{event_id}/webcast HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+def address_of(n: int) -> str:
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+async def open_pages(
+    port: int, event_id: int, count: int, pool: int, first: int = 0
+) -> list[Listener]:
+    """``count`` browser ids, each from a listener's first beacon (its Set-Cookie)."""
     listeners: list[Listener] = []
+    taken = first
 
     async def worker() -> None:
+        nonlocal taken
         conn = Connection(port)
-        while len(listeners) < count:
-            status, headers = await conn.request(head)
+        while taken < first + count:
+            address = address_of(taken)
+            taken += 1
+            head = (
+                f"POST /api/events/{event_id}/webcast/beacon HTTP/1.1\r\nHost: bench\r\n"
+                f"X-Forwarded-For: {address}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(BODY)}\r\n\r\n"
+            ).encode()
+            status, headers = await conn.request(head, BODY)
             cookies = {m[1].decode(): m[2].decode() for m in SET_COOKIE.finditer(headers)}
-            if status != 200 or not any(name.startswith("cb_wc_") for name in cookies):
-                raise RuntimeError(f"the page answered {status} without a browser id")
-            listeners.append(Listener(cookies))
+            if status != 204 or not any(name.startswith("cb_wc_") for name in cookies):
+                raise RuntimeError(f"the first beacon answered {status} without a browser id")
+            listener = Listener(cookies, address)
+            listener.counted.append(time.monotonic())
+            listeners.append(listener)
         conn.close()
 
     await asyncio.gather(*(worker() for _ in range(pool)))
-    return listeners[:count]
+    # The next beacon must not come sooner than the server counts one.
+    await asyncio.sleep(MIN_BEACON_GAP)
+    return listeners
 
 
 async def beacon_for(
@@ -134,7 +156,8 @@ async def beacon_for(
     path = f"POST /api/events/{event_id}/webcast/beacon HTTP/1.1\r\nHost: bench\r\n"
     heads = [
         (
-            f"{path}Cookie: {listener.cookie}\r\nContent-Type: application/json\r\n"
+            f"{path}Cookie: {listener.cookie}\r\nX-Forwarded-For: {listener.address}\r\n"
+            "Content-Type: application/json\r\n"
             f"Content-Length: {len(BODY)}\r\n\r\n"
         ).encode()
         for listener in listeners
@@ -206,7 +229,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="beacon-bench-"))
     everyone: list[Listener] = []
-    with start_server(tmp, prefix=("taskset", "-c", str(args.server_core))) as server:
+    with start_server(
+        tmp, "--trusted-proxy", "127.0.0.1/32", prefix=("taskset", "-c", str(args.server_core))
+    ) as server:
         event = server.create_event(
             timedelta(minutes=-1),
             title="Beacon benchmark",
@@ -233,7 +258,9 @@ def main() -> int:
         print(f"sys {20 * system:.1f}%\n")
         for count in args.listeners:
             clock = time.monotonic()
-            listeners = asyncio.run(open_pages(http_port, event.id, count, args.connections))
+            listeners = asyncio.run(
+                open_pages(http_port, event.id, count, args.connections, len(everyone))
+            )
             pages_s = time.monotonic() - clock
             everyone += listeners
             # Warm-up: every listener's first beacon (it finds or makes its row).

@@ -57,10 +57,10 @@ sys.path.insert(0, str(ROOT))
 from figures import cpu_seconds  # noqa: E402
 from tests.support.captions import COLLECT, PARTS, heard_at, side_by_side, speech_stream  # noqa: E402
 from tests.support.chromium import launch  # noqa: E402
-from tests.support.pcap import write_pcap  # noqa: E402
-from tests.support.sipp import SCENARIOS, run_sipp  # noqa: E402
+from tests.support.sipp import call_in  # noqa: E402
 from tests.telephony.conftest import RunningServer, start_server  # noqa: E402
 
+from callbridge.store import layout  # noqa: E402
 from callbridge.transcript.live import SKIPPED  # noqa: E402
 from callbridge.transcript.transcribe import transcribe_recording  # noqa: E402
 from callbridge.transcript.wer import word_error_rate  # noqa: E402
@@ -197,21 +197,20 @@ def one_call(
         )
         page.evaluate(STAGES)
         packets, _ = speech_stream(event.speaker_passcode, gap_s=2.0, parts=parts)
-        pcap = tmp / "speaker.pcap"
-        write_pcap(pcap, packets)
         talk = packets[-1].at + 1
         cpu_before = sum(cpu_seconds(server.process.pid))
         started = time.monotonic()
-        outcome = run_sipp(
-            SCENARIOS / "dial_in.xml",
+        outcome = call_in(
             server.sip_target,
             tmp,
-            substitutions={"pcap": str(pcap), "stay_ms": str(int(talk * 1000) + 1000)},
+            packets,
+            name="speaker",
+            stay_ms=int(talk * 1000) + 1000,
             timeout=talk + 60,
         )
         assert outcome.ok, outcome.output[-2000:]
         call_s = time.monotonic() - started
-        status_path = server.data_dir / "webcast" / f"event-{event.id}" / "captions.json"
+        status_path = layout.event_webcast(server.data_dir, event.id) / captions.STATUS
         worker_cpu = None
         if captions:
             made = settle(server, event.id)
@@ -282,7 +281,7 @@ def one_call(
             )
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
         if captions:
-            recordings = server.data_dir / "recordings" / f"event-{event.id}"
+            recordings = layout.event_recordings(server.data_dir, event.id)
             kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=60)
             directory = kept[0].parent
             server.wait_for(lambda: (directory / "recording.wav").is_file(), timeout=60)

@@ -24,7 +24,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from tests.support.chromium import launch  # noqa: E402
-from tests.support.pcap import passcode_stream, write_pcap  # noqa: E402
-from tests.support.sipp import SCENARIOS, SippResult, run_sipp  # noqa: E402
+from tests.support.pcap import passcode_stream  # noqa: E402
+from tests.support.sipp import call_in  # noqa: E402
 from tests.telephony.conftest import start_server  # noqa: E402
 
 # Installed before the console's scripts run: every change to the queue's row count.
@@ -70,24 +69,15 @@ def one_run(tmp: Path, presses: int, gap: float, prefix: tuple[str, ...]) -> dic
         page.wait_for_selector("#call-state:text('live')")
 
         keys = [event.passcode + "#"] + ["*1", "*2"] * presses
-        pcap = tmp / "caller.pcap"
-        write_pcap(pcap, passcode_stream(keys, between_codes=gap))
         stay_ms = int((len(keys) * gap + 3) * 1000)
-        result: list[SippResult] = []
-        caller = threading.Thread(
-            target=lambda: result.append(
-                run_sipp(
-                    SCENARIOS / "dial_in.xml",
-                    server.sip_target,
-                    tmp,
-                    substitutions={"pcap": str(pcap), "stay_ms": str(stay_ms)},
-                    timeout=stay_ms / 1000 + 30,
-                )
-            )
+        result = call_in(
+            server.sip_target,
+            tmp,
+            passcode_stream(keys, between_codes=gap),
+            stay_ms=stay_ms,
+            timeout=stay_ms / 1000 + 30,
         )
-        caller.start()
-        caller.join()
-        assert result and result[0].ok, result[0].output[-2000:] if result else ""
+        assert result.ok, result.output[-2000:]
         page.wait_for_timeout(1000)
         marks: list[dict[str, int]] = page.evaluate("window.__marks")
         audit = server.api("GET", f"/api/events/{event.id}/audit").json()

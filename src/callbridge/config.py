@@ -8,7 +8,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callbridge.store import layout
 from callbridge.store.db import default_url
+from callbridge.store.files import private_dir, write_atomic
 
 LOOPBACK_TRUNKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
@@ -20,13 +22,13 @@ def _secret_key(data_dir: Path) -> str:
     """
     if key := os.environ.get("CALLBRIDGE_SECRET_KEY"):
         return key
-    path = data_dir / "secret_key"
+    path = layout.secret_key(data_dir)
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    # Whole or absent: a key file cut short by a crash would sign with a shorter key.
+    write_atomic(path, key.encode())
     return key
 
 
@@ -72,6 +74,11 @@ class Settings:
     # X-Forwarded-For names the real client, which the login throttle and the
     # audit need. Nobody else's is believed.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # serve --cache: the Unix socket the origin's own cache reaches it on
+    # (web.forwarded: its X-Forwarded-For is believed), and the group that
+    # may open it (Varnish's, when run as root; None: the owner only).
+    cache_socket: Path | None = None
+    cache_socket_group: int | None = None
     # A cascade's node (callbridge.cascade): "standalone" (no cascade), "origin" or "edge",
     # and its name on the bus (default: hostname-port).
     role: str = "standalone"

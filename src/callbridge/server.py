@@ -31,15 +31,14 @@ import asyncio
 import ctypes
 import functools
 import gc
-import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import resource
 import signal
+import socket
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,7 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 from callbridge.config import Settings
 from callbridge.media import priority
+from callbridge.store import layout
 from callbridge.store.db import Database
+from callbridge.store.files import private_dir
 
 if TYPE_CHECKING:
     from callbridge.edge.varnish import CacheNode
@@ -66,17 +67,6 @@ RESTART_WINDOW = 60.0
 MEDIA_READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
-# sun_path is 108 bytes on Linux.
-_MAX_SOCKET_PATH = 100
-
-
-def control_socket(data_dir: Path) -> Path:
-    """Where the media plane listens for the web app: in the data folder, if the path fits."""
-    path = (data_dir / "run" / "control.sock").absolute()
-    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"callbridge-{digest}" / "control.sock"
 
 
 # -- the media plane's process ---------------------------------------------------------------
@@ -145,8 +135,8 @@ async def _media_plane(settings: Settings) -> None:
                 number_budget=Budget(*settings.guess_budget),
                 trunk_budget=Budget(*settings.trunk_guess_budget),
             ),
-            recordings=settings.data_dir / "recordings",
-            webcasts=settings.data_dir / "webcast",
+            recordings=layout.recordings(settings.data_dir),
+            webcasts=layout.webcasts(settings.data_dir),
             transcribe_command=functools.partial(
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
@@ -155,7 +145,7 @@ async def _media_plane(settings: Settings) -> None:
         EventStore(database),
         CallLog(database),
     )
-    control = ControlServer(bridge, control_socket(settings.data_dir))
+    control = ControlServer(bridge, layout.control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
     bridge.on_changed = control.view_changed
     stop = _stop_on_signals()
@@ -203,22 +193,26 @@ async def _web(settings: Settings) -> None:
 
     database = Database(settings.db_url)
     app = create_app(settings, database)
-    remote = RemoteBridge(control_socket(settings.data_dir))
+    remote = RemoteBridge(layout.control_socket(settings.data_dir))
     app.state.bridge = remote
     link = asyncio.create_task(remote.run(), name="control-link")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="info",
-            lifespan="on",
-            # Behind the cache tier the client is the one its X-Forwarded-For
-            # names: the app applies it (web/tier.py), after noting which
-            # requests the tier itself sent.
-            proxy_headers=False,
-        )
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        lifespan="on",
+        # Who the client is behind a cache is the app's (web.forwarded): only
+        # its own cache's socket and --trusted-proxy addresses are believed.
+        proxy_headers=False,
     )
+    server = uvicorn.Server(config)
+    sockets = None
+    if settings.cache_socket is not None:
+        sockets = [
+            config.bind_socket(),
+            cache_listener(settings.cache_socket, settings.cache_socket_group, config.backlog),
+        ]
     gc.collect()
     gc.freeze()
     # The web app answers once the bridge can: a page that offers dial-in is
@@ -227,11 +221,35 @@ async def _web(settings: Settings) -> None:
         log.warning("the media plane is not reachable yet: serving without it")
     log.info("web on http://%s:%d", settings.http_host, settings.http_port)
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         await remote.close()
         link.cancel()
         database.dispose()
+
+
+def cache_listener(path: Path, group: int | None, backlog: int) -> socket.socket:
+    """The Unix socket the origin's own cache connects to, openable by it alone.
+
+    Its folder is the owner's (0700), or also ``group``'s, Varnish's worker's
+    (0750), and so is the socket (0600 or 0660): no other local user can
+    connect, so nobody else's ``X-Forwarded-For`` arrives on it.
+    """
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder_mode, socket_mode = (0o700, 0o600) if group is None else (0o750, 0o660)
+    if group is not None:
+        os.chown(folder, -1, group)
+    folder.chmod(folder_mode)
+    path.unlink(missing_ok=True)  # left by a web process that was killed
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    if group is not None:
+        os.chown(path, -1, group)
+    path.chmod(socket_mode)
+    listener.listen(backlog)
+    listener.set_inheritable(True)
+    return listener
 
 
 # -- the cache node's process --------------------------------------------------------------
@@ -273,6 +291,9 @@ def serve(settings: Settings, cache: CacheNode | None = None) -> None:
     With ``cache``, a cache node (``edge.node``) runs in front of the web app
     as a third child, started last and stopped first.
     """
+    # The data folder (secret key, control socket, recordings) is the server's
+    # user's alone, however it came to exist.
+    private_dir(settings.data_dir)
     database = Database(settings.db_url)
     database.upgrade()
     database.dispose()

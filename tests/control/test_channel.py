@@ -30,6 +30,7 @@ from callbridge.bridge.views import Row
 from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
@@ -55,14 +56,14 @@ async def open_channel(tmp_path: Path, database: Database) -> AsyncIterator[Chan
             sip_port=0,
             rtp_port_min=41000,
             rtp_port_max=41099,
-            webcasts=tmp_path / "webcast",
-            recordings=tmp_path / "recordings",
+            webcasts=layout.webcasts(tmp_path),
+            recordings=layout.recordings(tmp_path),
         ),
         events,
         CallLog(database),
     )
     await bridge.start()
-    server = ControlServer(bridge, tmp_path / "run" / "control.sock")
+    server = ControlServer(bridge, layout.control_socket(tmp_path))
     bridge.on_playlist = server.playlist_updated
     bridge.on_changed = server.view_changed
     await server.start()

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callbridge.edge.varnish import default_workdir, origin_socket
+from callbridge.store import layout
 from tests.telephony.conftest import (
     RunningServer,
     free_port,
@@ -55,6 +57,10 @@ class CachedServer:
         self.http_url = server.http_url
         self.https_url = https_url
         self.origin_port = origin_port  # on 127.0.0.1, behind the tier
+        # Where the tier itself reaches the origin (web/forwarded.py): only there is it the tier.
+        cache = layout.cache_dir(server.data_dir)
+        workdir = default_workdir(("127.0.0.1", server.http_port), cache)
+        self.origin_socket = origin_socket(workdir.resolve())[0]
 
     def origin_requests(self, prefix: str) -> Counter[str]:
         """Requests for paths starting with ``prefix`` that reached the origin, by path."""

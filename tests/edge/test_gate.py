@@ -247,19 +247,26 @@ def test_the_origin_decides_the_tiers_check_on_the_tiers_value_alone(
     url = f"http://127.0.0.1:{cached.origin_port}/webcast/{event.id}/access"
 
     def access(source: str, headers: dict[str, str]) -> httpx.Response:
-        transport = httpx.HTTPTransport(local_address=source)
+        # The tier reaches the origin on its own Unix socket; anyone else on its TCP port.
+        transport = (
+            httpx.HTTPTransport(uds=str(cached.origin_socket))
+            if source == "tier"
+            else httpx.HTTPTransport(local_address=source)
+        )
         with httpx.Client(transport=transport, timeout=5) as client:
             return client.get(url, headers=headers)
 
-    # From the tier's address: the value it sends decides, and is named back.
-    granted = access("127.0.0.1", {"X-CB-Gate-Cookie": value})
+    # From the tier: the value it sends decides, and is named back.
+    granted = access("tier", {"X-CB-Gate-Cookie": value})
     assert granted.status_code == 204 and granted.headers["x-cb-gate-decided"] == value
-    refused = access("127.0.0.1", {"X-CB-Gate-Cookie": "", "Cookie": cookie})
+    refused = access("tier", {"X-CB-Gate-Cookie": "", "Cookie": cookie})
     assert refused.status_code == 403 and refused.headers["x-cb-gate-decided"] == ""
     # From the tier without its value: refused, and not for the tier to keep.
-    unsaid = access("127.0.0.1", {"Cookie": cookie})
+    unsaid = access("tier", {"Cookie": cookie})
     assert unsaid.status_code == 403 and "surrogate-control" not in unsaid.headers
-    # From anyone else the header means nothing: their Cookie is read, by the same rule.
+    # From anyone else the header means nothing: their Cookie is read, by the same rule;
+    # a process on the origin's own machine, at its TCP port, is anyone else too.
+    assert access("127.0.0.1", {"X-CB-Gate-Cookie": value}).status_code == 403
     assert access(STRANGER, {"X-CB-Gate-Cookie": value}).status_code == 403
     assert access(STRANGER, {"Cookie": cookie}).status_code == 204
     assert access(STRANGER, {"Cookie": cookie.replace("=", " =", 1)}).status_code == 403

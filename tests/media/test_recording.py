@@ -32,6 +32,7 @@ from callbridge.media.recording import (
     load_assembled,
     recover_all,
 )
+from callbridge.store import layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,7 +227,7 @@ def test_torn_and_damaged_chunks_are_ignored(tmp_path: Path) -> None:
             recorder.write_mix(n, tone(n))
     mix = directory / "mix"
     whole = (mix / "000001.chunk").read_bytes()
-    # What a crash inside atomic_write leaves: a temp file, half written.
+    # What a crash inside write_atomic leaves: a temp file, half written.
     (mix / ".000004.chunk.tmp").write_bytes(whole[: len(whole) // 2])
     # What no crash should leave, but a bad disk might: a final name with bad bytes.
     (mix / "000002.chunk").write_bytes(whole[:-7] + b"garbage")
@@ -240,8 +241,8 @@ def test_torn_and_damaged_chunks_are_ignored(tmp_path: Path) -> None:
 
 
 def test_assembly_is_idempotent_and_redone_after_a_crash_in_it(tmp_path: Path) -> None:
-    root = tmp_path / "recordings"
-    directory = root / "event-7" / "call-1"
+    root = layout.recordings(tmp_path)
+    directory = layout.recording_under(root, 7, "call-1")
     with CallRecorder(directory, 7, chunk_seconds=0.2) as recorder:
         for n in range(50):
             recorder.write_mix(n, tone(n))
@@ -328,7 +329,7 @@ def test_writer_thread_drops_rather_than_block_when_the_disk_stalls(
 ) -> None:
     writing = threading.Event()
     stalled = threading.Event()
-    real_write = recording.atomic_write
+    real_write = recording.write_atomic
 
     def slow_write(path: Path, data: bytes) -> None:
         if path.name.endswith(".chunk"):
@@ -336,7 +337,7 @@ def test_writer_thread_drops_rather_than_block_when_the_disk_stalls(
             stalled.wait(5)
         real_write(path, data)
 
-    monkeypatch.setattr(recording, "atomic_write", slow_write)
+    monkeypatch.setattr(recording, "write_atomic", slow_write)
     writer = ChunkWriterThread(max_pending=2)
     recorder = CallRecorder(tmp_path / "rec", 7, chunk_seconds=0.1, writer=writer)
     for n in range(6):
@@ -385,7 +386,7 @@ print("finished", flush=True)
 
 
 def test_sigkill_mid_call_loses_at_most_the_last_chunk(tmp_path: Path) -> None:
-    directory = tmp_path / "event-42"
+    directory = layout.event_folder(tmp_path, 42)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(directory)],

@@ -17,6 +17,7 @@ from callbridge.events.schema import EventFile
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.media.recording import CallRecorder, assemble
 from callbridge.replay import library
+from callbridge.store import layout
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
@@ -47,12 +48,12 @@ def _samples(path: Path) -> np.ndarray:
 
 
 def test_a_call_split_by_a_crash_replays_every_folder_in_order(tmp_path: Path) -> None:
-    recordings = tmp_path / "var" / "recordings"
-    folder = library.event_folder(recordings, 7)
+    recordings = layout.recordings(tmp_path / "var")
+    folder = layout.event_folder(recordings, 7)
     # Before the crash (600 Hz), after the restart (900 Hz); another event beside them.
     _record(folder / "20261105T213000Z", 7, 600, 3.0)
     _record(folder / "20261105T213412Z", 7, 900, 2.0)
-    _record(library.event_folder(recordings, 8) / "20261105T213000Z", 8, 300, 1.0)
+    _record(layout.event_folder(recordings, 8) / "20261105T213000Z", 8, 300, 1.0)
 
     newest = folder / "20261105T213412Z"
     assert library.call_parts(newest) == [folder / "20261105T213000Z", newest]
@@ -71,7 +72,7 @@ def test_a_call_split_by_a_crash_replays_every_folder_in_order(tmp_path: Path) -
     assert found.m4a == newest / library.JOINED_M4A
     assert found.m4a.stat().st_size > 0
     # An event recorded once keeps its own files.
-    single = library.event_folder(recordings, 8) / "20261105T213000Z"
+    single = layout.event_folder(recordings, 8) / "20261105T213000Z"
     assert library.package(single).duration == pytest.approx(1.0, abs=0.2)
     assert not (single / library.JOINED_WAV).exists()
     assert library.replay_audio(single) == single / "recording.wav"
@@ -79,7 +80,7 @@ def test_a_call_split_by_a_crash_replays_every_folder_in_order(tmp_path: Path) -
 
 
 def test_a_folder_being_recorded_after_the_call_is_not_part_of_it(tmp_path: Path) -> None:
-    folder = library.event_folder(tmp_path / "recordings", 7)
+    folder = layout.event_folder(layout.recordings(tmp_path), 7)
     _record(folder / "20261105T213000Z", 7, 600, 1.0)
     _record(folder / "20261105T220000Z", 7, 900, 1.0)
     (folder / "20261105T230000Z").mkdir()  # unassembled: skipped
@@ -94,8 +95,8 @@ def _mode(path: Path) -> int:
 def test_recordings_and_replays_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)  # the usual umask: the modes must not rely on serve's
     try:
-        recordings = tmp_path / "var" / "recordings"
-        folder = library.event_folder(recordings, 7)
+        recordings = layout.recordings(tmp_path / "var")
+        folder = layout.event_folder(recordings, 7)
         _record(folder / "20261105T213000Z", 7, 600, 1.0)
         _record(folder / "20261105T213412Z", 7, 900, 1.0)
         library.package(folder / "20261105T213412Z")
@@ -135,7 +136,7 @@ def test_the_transcription_child_gets_the_database_url_from_its_environment(
 
 
 def test_vod_marker_names_the_joined_source(tmp_path: Path) -> None:
-    folder = library.event_folder(tmp_path / "recordings", 7)
+    folder = layout.event_folder(layout.recordings(tmp_path), 7)
     _record(folder / "20261105T213000Z", 7, 600, 1.0)
     _record(folder / "20261105T213412Z", 7, 900, 1.0)
     library.package(folder / "20261105T213412Z")
@@ -144,8 +145,8 @@ def test_vod_marker_names_the_joined_source(tmp_path: Path) -> None:
 
 
 def test_the_phone_replay_plays_the_whole_split_call(tmp_path: Path) -> None:
-    recordings = tmp_path / "recordings"
-    folder = library.event_folder(recordings, 7)
+    recordings = layout.recordings(tmp_path)
+    folder = layout.event_folder(recordings, 7)
     _record(folder / "20261105T213000Z", 7, 600, 1.0)
     _record(folder / "20261105T213412Z", 7, 900, 1.0)
     database = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")

@@ -20,13 +20,14 @@ from callbridge.slides.deck import (
     render_deck,
     slide_name,
 )
+from callbridge.store import layout
 from tests.slides.pdfs import pages, pdf
 
 NOW = datetime(2026, 11, 5, 21, 0, tzinfo=UTC)
 
 
 def test_every_page_is_rendered_at_the_width_and_the_pdf_kept(tmp_path: Path) -> None:
-    folder = tmp_path / "decks" / "event-1"
+    folder = layout.deck_dir(tmp_path, 1)
     data = pdf(3)
     deck = render_deck(data, folder, "../Q3 results deck.pdf", NOW)
     assert (deck.pages, deck.width, deck.height) == (3, 1280, 720)
@@ -41,12 +42,12 @@ def test_every_page_is_rendered_at_the_width_and_the_pdf_kept(tmp_path: Path) ->
 
 
 def test_a_new_deck_replaces_the_old_whole(tmp_path: Path) -> None:
-    folder = tmp_path / "event-1"
+    folder = layout.event_folder(tmp_path, 1)
     render_deck(pdf(3), folder, "a.pdf", NOW)
     render_deck(pdf(2), folder, "b.pdf", NOW)
     assert Deck.load(folder) is not None and Deck.load(folder).pages == 2  # type: ignore[union-attr]
     assert not (folder / slide_name(3)).exists()
-    assert sorted(p.name for p in folder.parent.iterdir()) == ["event-1"]  # nothing left over
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # nothing left over
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_a_new_deck_replaces_the_old_whole(tmp_path: Path) -> None:
 def test_what_is_not_a_readable_pdf_is_refused_and_nothing_changes(
     tmp_path: Path, data: bytes, refusal: str
 ) -> None:
-    folder = tmp_path / "event-1"
+    folder = layout.event_folder(tmp_path, 1)
     render_deck(pdf(1), folder, "kept.pdf", NOW)
     with pytest.raises(DeckError, match=refusal):
         render_deck(data, folder, "x.pdf", NOW)
@@ -72,8 +73,8 @@ def test_what_is_not_a_readable_pdf_is_refused_and_nothing_changes(
 
 def test_a_500_page_deck_is_refused_by_its_page_count(tmp_path: Path) -> None:
     with pytest.raises(DeckError, match=f"500 pages; a deck may have at most {MAX_PAGES}"):
-        render_deck(pdf(500), tmp_path / "event-1", "long.pdf", NOW)
-    assert not (tmp_path / "event-1").exists()
+        render_deck(pdf(500), layout.event_folder(tmp_path, 1), "long.pdf", NOW)
+    assert not layout.event_folder(tmp_path, 1).exists()
     assert list(tmp_path.iterdir()) == []  # the half-built folder is gone
 
 

@@ -81,13 +81,16 @@ def test_listening_time_is_counted_on_the_server(
 def test_beacons_need_a_token_of_this_event(database: Database, example_spec: EventFile) -> None:
     event = EventStore(database).create(example_spec)
     audience = Audience(database)
-    token, _ = audience.register(event.id, name=None, firm=None, email=None, now=T0)
+    token, _ = audience.register(event.id, name=None, firm="Acme", email=None, now=T0)
     with pytest.raises(StoreError):
         audience.heard(event.id, "wl_nobody", ListenMode.LIVE, T0)
     with pytest.raises(StoreError):
         audience.register(event.id + 99, name=None, firm=None, email=None, now=T0)
     listeners = audience.listeners(event.id)
     assert [listener.registered for listener in listeners] == [False]
+    # A registration that gave nothing, and has not listened, is no listener.
+    audience.register(event.id, name=None, firm=None, email=None, now=T0)
+    assert len(audience.listeners(event.id)) == 1
     assert token.startswith("wl_")
 
 
@@ -286,10 +289,17 @@ def test_the_console_count_includes_beacons_not_yet_written(
 ) -> None:
     event_id = EventStore(database).create(example_spec).id
     audience = Audience(database)
-    for _ in range(3):
-        audience.heard(event_id, new_token(), ListenMode.LIVE, T0, anonymous=True)
+    browsers = [new_token() for _ in range(3)]
+    for browser in browsers:
+        audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    # A first beacon (the audio started) credits nothing: not a listener yet.
+    assert audience.count_listening(event_id, T0) == 0
+    assert audience.listeners(event_id) == []
+    later = T0 + timedelta(seconds=15)
+    for browser in browsers:
+        audience.heard(event_id, browser, ListenMode.LIVE, later, anonymous=True)
     assert audience.count_listening(event_id, T0) == 3
-    assert audience.count_listening(event_id, T0 + timedelta(seconds=1)) == 0
+    assert audience.count_listening(event_id, later + timedelta(seconds=1)) == 0
 
 
 def test_the_book_has_a_limit_and_forgets_quiet_listeners() -> None:
@@ -332,5 +342,6 @@ def test_first_beacons_racing_in_threads_make_one_listener(
     with ThreadPoolExecutor(8) as pool:
         answers = sorted(pool.map(lambda _: first_beacon(), range(8)))
     assert answers == ["counted"] + ["too soon"] * 7
+    audience.heard(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=15), anonymous=True)
     (only,) = audience.listeners(event_id)
     assert only.first_heard_at == T0

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 
 from callbridge.events.schema import EventFile
 from callbridge.store.audience import Audience, ListenMode
+from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
 from callbridge.store.questions import (
     MAX_PER_CALL,
     MAX_TEXT,
     MIN_GAP,
+    QuestionNotFound,
     QuestionRefused,
     QuestionStore,
     clean_text,
@@ -111,3 +113,35 @@ def test_a_cleaned_question_holds_nothing_invisible(text: str) -> None:
 def test_question_ids_are_q_and_digits_only() -> None:
     assert question_id("q17") == 17
     assert [question_id(k) for k in ("p1-2", "q", "q1x", "q-1", "Q1", "q" + "9" * 30)] == [None] * 6
+
+
+def test_a_silenced_asker_is_refused_and_the_audit_trail_says_who(
+    database: Database, example_spec: EventFile
+) -> None:
+    event = EventStore(database).create(example_spec)
+    people = Audience(database)
+    _, ana = people.register(event.id, name="Ana", firm=None, email="Ana@F.example", now=T0)
+    _, bo = people.register(event.id, name="Bo", firm=None, email="b@b.example", now=T0)
+    questions = QuestionStore(database)
+    first = questions.ask(ana, "Buy my newsletter?", T0)
+    questions.silence(event.id, first.key, actor="dana", now=T0 + MIN_GAP)
+    questions.silence(event.id, first.key, actor="dana", now=T0 + MIN_GAP)  # already: nothing
+    with pytest.raises(QuestionRefused, match="not taking further questions") as refused:
+        questions.ask(ana, "Again?", T0 + 2 * MIN_GAP)
+    assert refused.value.status == 403
+    # The same email registered again is the same asker; someone else is not.
+    _, again = people.register(event.id, name="Ana 2", firm=None, email="ana@f.example", now=T0)
+    assert questions.is_silenced(again)
+    questions.ask(bo, "Capex?", T0 + 2 * MIN_GAP)
+    questions.unsilence(event.id, first.key, actor="sam", now=T0 + 3 * MIN_GAP)
+    questions.ask(ana, "Sorry: the margin?", T0 + 4 * MIN_GAP)
+    log = [e for e in CallLog(database).entries(event.id) if e.kind.value.startswith("asker")]
+    assert [(e.kind.value, e.actor, e.participant_id) for e in log] == [
+        ("asker_silenced", "dana", f"w{ana.id}"),
+        ("asker_unsilenced", "sam", f"w{ana.id}"),
+    ]
+    assert log[0].detail == {"question": first.key, "name": "Ana"}
+    with pytest.raises(QuestionNotFound):
+        questions.silence(event.id, "q999999", actor="dana", now=T0)
+    with pytest.raises(QuestionNotFound):
+        questions.silence(event.id + 1, first.key, actor="dana", now=T0)

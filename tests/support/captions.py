@@ -22,8 +22,8 @@ import numpy as np
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
-from tests.support.pcap import Timed, passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import Timed, passcode_stream
+from tests.support.sipp import call_in
 from tests.transcript.speech import speak
 
 PARTS = (
@@ -123,21 +123,18 @@ def side_by_side(
         packets, _ = speech_stream(event.speaker_passcode, gap_s=gap_s, parts=parts)
         folder = tmp / f"side-{index}"
         folder.mkdir()
-        write_pcap(folder / "speaker.pcap", packets)
         talk_seconds = max(talk_seconds, packets[-1].at + 1)
-        calls.append((server, event.id, folder))
+        calls.append((server, event.id, folder, packets))
     results: list[Any] = [None] * len(calls)
 
     def dial(index: int) -> None:
-        server, _, folder = calls[index]
-        results[index] = run_sipp(
-            SCENARIOS / "dial_in.xml",
+        server, _, folder, packets = calls[index]
+        results[index] = call_in(
             server.sip_target,
             folder,
-            substitutions={
-                "pcap": str(folder / "speaker.pcap"),
-                "stay_ms": str(int(talk_seconds * 1000)),
-            },
+            packets,
+            name="speaker",
+            stay_ms=int(talk_seconds * 1000),
             timeout=talk_seconds + 30,
         )
 
@@ -149,8 +146,8 @@ def side_by_side(
     assert all(r is not None and r.ok for r in results), [r.output[-800:] for r in results if r]
     # Read while the calls are live: a clock's figures go when its call ends.
     stats = [
-        (event_id, server.api("GET", "/api/bridge/stats").json()) for server, event_id, _ in calls
+        (event_id, server.api("GET", "/api/bridge/stats").json()) for server, event_id, *_ in calls
     ]
-    for server, event_id, _ in calls:
+    for server, event_id, *_ in calls:
         assert server.api("POST", f"/api/events/{event_id}/end").status_code == 200
     return stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,28 +116,52 @@ def run_sipp(
     return SippResult(process.returncode, text, errors, background)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who the trunk says is calling (named_dial_in.xml): the From's display name and
+    user, and one more header (a P-Asserted-Identity, say)."""
+
+    display: str
+    from_user: str
+    extra_header: str = ""
+
+
 def call_in(
     target: str,
     workdir: Path,
     stream: list[Timed],
     *,
     stay_ms: int | None = None,
+    wait_ms: int = 30_000,
+    caller: Caller | None = None,
+    name: str = "caller",
     timeout: float = 45,
     **options: Any,
 ) -> SippResult:
-    """Callers who dial ``target`` and play ``stream`` (keys, speech: ``tests.support.pcap``).
+    """One caller (or ``calls`` of them) who dials ``target`` and plays ``stream``
+    (keys, speech: ``tests.support.pcap``); the one way the tests dial in with sipp.
 
     With ``stay_ms`` each caller hangs up that long after the answer
-    (dial_in.xml); without it, it waits for the server to hang up (hung_up_on.xml).
-    ``options`` go to :func:`run_sipp` (``calls``, ``background_check``, ...).
+    (dial_in.xml; named_dial_in.xml when ``caller`` says who calls); without it,
+    it waits up to ``wait_ms`` for the server to hang up (hung_up_on.xml). The
+    stream is written to ``workdir/{name}.pcap``. ``options`` go to
+    :func:`run_sipp` (``calls``, ``service``, ``background_check``, ...).
     """
-    pcap = workdir / "caller.pcap"
+    pcap = workdir / f"{name}.pcap"
     write_pcap(pcap, stream)
+    substitutions = {"pcap": str(pcap)}
     if stay_ms is None:
-        scenario, hold = "hung_up_on.xml", {"bye_timeout_ms": "30000"}
+        if caller is not None:
+            raise ValueError("a named caller hangs up itself: give stay_ms")
+        scenario = "hung_up_on.xml"
+        substitutions["bye_timeout_ms"] = str(wait_ms)
     else:
-        scenario, hold = "dial_in.xml", {"stay_ms": str(stay_ms)}
-    substitutions = {"pcap": str(pcap), **hold}
+        scenario = "dial_in.xml" if caller is None else "named_dial_in.xml"
+        substitutions["stay_ms"] = str(stay_ms)
+    if caller is not None:
+        substitutions.update(
+            display=caller.display, from_user=caller.from_user, extra_header=caller.extra_header
+        )
     return run_sipp(
         SCENARIOS / scenario,
         target,
@@ -145,3 +170,32 @@ def call_in(
         timeout=timeout,
         **options,
     )
+
+
+class Dialing:
+    """``call_in`` in a thread, for a test that does something else while the caller is on.
+
+    ``result`` waits for sipp to finish and returns its result.
+    """
+
+    def __init__(self, target: str, workdir: Path, stream: list[Timed], **options: Any) -> None:
+        self._result: SippResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(target, workdir, stream), kwargs=options, daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, target: str, workdir: Path, stream: list[Timed], **options: Any) -> None:
+        try:
+            self._result = call_in(target, workdir, stream, **options)
+        except BaseException as error:  # handed to the test by result()
+            self._error = error
+
+    def result(self, timeout: float = 60) -> SippResult:
+        self._thread.join(timeout)
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise AssertionError(f"sipp was still running after {timeout} s")
+        return self._result

@@ -19,8 +19,8 @@ import numpy as np
 from callbridge.events.schema import EventRecord
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
-from tests.support.pcap import Timed, passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, SippResult, run_sipp
+from tests.support.pcap import Timed, passcode_stream
+from tests.support.sipp import SippResult, call_in
 from tests.telephony.conftest import RunningServer
 
 TONE_HZ = 600.0
@@ -121,8 +121,6 @@ def hear_live(
     first = page.evaluate("document.getElementById('media').currentTime")
 
     packets, _ = speaker_stream(event.speaker_passcode)
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, packets)
     talk_seconds = packets[-1].at + 1
     stop = threading.Event()
     server_onsets: list[float] = []
@@ -132,11 +130,12 @@ def hear_live(
     watcher.start()
     speaker: list[SippResult] = []
     speaker.append(
-        run_sipp(
-            SCENARIOS / "dial_in.xml",
+        call_in(
             server.sip_target,
             tmp_path,
-            substitutions={"pcap": str(pcap), "stay_ms": str(int(talk_seconds * 1000) + 3000)},
+            packets,
+            name="speaker",
+            stay_ms=int(talk_seconds * 1000) + 3000,
             timeout=talk_seconds + 30,
         )
     )

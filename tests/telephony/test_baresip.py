@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.support.baresip import Baresip, rms_windows, tone_power, write_wav
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, SippResult, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import Dialing
 from tests.telephony.conftest import DID, RunningServer, need
 
 pytestmark = pytest.mark.baresip
@@ -31,21 +30,14 @@ def test_listener_hears_the_prompt_then_the_speaker(server: RunningServer, tmp_p
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
 
     # The speaker: sipp keys the speaker code, then "talks" a 1 kHz tone.
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, passcode_stream([event.speaker_passcode], tone=tone_frame(), talk_after=16))
-    speaker: list[SippResult] = []
-    thread = threading.Thread(
-        target=lambda: speaker.append(
-            run_sipp(
-                SCENARIOS / "dial_in.xml",
-                server.sip_target,
-                tmp_path,
-                substitutions={"pcap": str(pcap), "stay_ms": "18000"},
-                timeout=40,
-            )
-        )
+    speaker = Dialing(
+        server.sip_target,
+        tmp_path,
+        passcode_stream([event.speaker_passcode], tone=tone_frame(), talk_after=16),
+        name="speaker",
+        stay_ms=18000,
+        timeout=40,
     )
-    thread.start()
 
     # The listener: baresip dials, keys the listener code, records what it hears.
     silence = tmp_path / "silence.wav"
@@ -60,8 +52,8 @@ def test_listener_hears_the_prompt_then_the_speaker(server: RunningServer, tmp_p
         )
         phone.wait(timeout=30)
         heard, rate = phone.heard()
-    thread.join(timeout=60)
-    assert speaker and speaker[0].ok, speaker[0].output[-2000:] if speaker else "no sipp"
+    spoke = speaker.result(timeout=60)
+    assert spoke.ok, spoke.output[-2000:]
 
     levels = rms_windows(heard, rate)
     # The welcome prompt in the first seconds: speech, well above silence.

@@ -8,7 +8,6 @@ while the caller was only listening.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,8 +19,8 @@ import pytest
 
 from tests.support.baresip import Baresip, tone_power, write_wav
 from tests.support.chromium import launch
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, SippResult, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import Dialing
 from tests.telephony.conftest import DID, RunningServer, need
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.baresip]
@@ -63,24 +62,14 @@ def test_question_queue_and_open_line(
     # The questioner: joins listen-only, presses *1, and talks (a tone) from then on.
     t = np.arange(160) / 8000
     tone = (9000 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
-    pcap = tmp_path / "questioner.pcap"
-    write_pcap(
-        pcap,
+    questioner = Dialing(
+        server.sip_target,
+        tmp_path,
         passcode_stream([event.passcode + "#", "*1"], between_codes=2.0, tone=tone, talk_after=22),
+        name="questioner",
+        stay_ms=24000,
+        timeout=45,
     )
-    questioner: list[SippResult] = []
-    thread = threading.Thread(
-        target=lambda: questioner.append(
-            run_sipp(
-                SCENARIOS / "dial_in.xml",
-                server.sip_target,
-                tmp_path,
-                substitutions={"pcap": str(pcap), "stay_ms": "24000"},
-                timeout=45,
-            )
-        )
-    )
-    thread.start()
     try:
         page.wait_for_selector("#queue li", timeout=20_000)
         shown_at = datetime.now(UTC)
@@ -106,8 +95,8 @@ def test_question_queue_and_open_line(
         heard, rate = phone.heard()
     finally:
         phone.stop()
-        thread.join(timeout=60)
-    assert questioner and questioner[0].ok, questioner[0].output[-2000:] if questioner else ""
+        asked = questioner.result(timeout=60)
+    assert asked.ok, asked.output[-2000:]
 
     def window(start: float, end: float) -> np.ndarray:
         return heard[int(rate * start) : int(rate * end)]

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from callbridge.replay import library
+from callbridge.store import layout
 from callbridge.webcast import vod
 from tests.support.baresip import read_wav, tone_power
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import Dialing, call_in
 from tests.telephony.conftest import RunningServer, need, start_server
 
 pytestmark = pytest.mark.sipp
@@ -32,21 +33,21 @@ def test_recording_survives_sigkill_and_is_assembled_on_restart(tmp_path: Path) 
         assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
         t = np.arange(160) / 8000
         tone = (8000 * np.sin(2 * np.pi * 600 * t)).astype(np.int16)
-        pcap = tmp_path / "speaker.pcap"
-        write_pcap(pcap, passcode_stream([event.speaker_passcode], tone=tone, talk_after=14))
-        sipp = threading.Thread(
-            target=run_sipp,
-            args=(SCENARIOS / "dial_in.xml", server.sip_target, tmp_path),
-            kwargs={"substitutions": {"pcap": str(pcap), "stay_ms": "13000"}, "timeout": 18},
+        sipp = Dialing(
+            server.sip_target,
+            tmp_path,
+            passcode_stream([event.speaker_passcode], tone=tone, talk_after=14),
+            name="speaker",
+            stay_ms=13000,
+            timeout=18,
         )
-        sipp.start()
         server.wait_for(lambda: server.participants(event.id), timeout=15)
         joined = time.monotonic()
         time.sleep(9.0)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
         killed_after = time.monotonic() - joined
-        folder = server.data_dir / "recordings" / f"event-{event.id}"
+        folder = layout.event_recordings(server.data_dir, event.id)
         assert list(folder.glob("*/mix/*.chunk")), "nothing was on disk at the crash"
         assert not list(folder.glob("*/assembled.json"))
 
@@ -59,19 +60,18 @@ def test_recording_survives_sigkill_and_is_assembled_on_restart(tmp_path: Path) 
         assert seconds >= killed_after - 3.0, (seconds, killed_after)
         assert tone_power(heard[-2 * rate :], rate, 600) > 0.5
         assert "recovered the recording" in restarted.log()
-    sipp.join(timeout=60)
+    sipp.result(timeout=60)  # its call died with the server: sipp's verdict says nothing
 
 
 def _speak(tmp_path: Path, server: RunningServer, code: str, hz: float, seconds: int) -> None:
     t = np.arange(160) / 8000
     tone = (8000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
-    pcap = tmp_path / f"speaker-{hz:.0f}.pcap"
-    write_pcap(pcap, passcode_stream([code], tone=tone, talk_after=seconds + 1))
-    run_sipp(
-        SCENARIOS / "dial_in.xml",
+    call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": str(seconds * 1000)},
+        passcode_stream([code], tone=tone, talk_after=seconds + 1),
+        name=f"speaker-{hz:.0f}",
+        stay_ms=seconds * 1000,
         timeout=seconds + 10,
     )
 
@@ -101,7 +101,7 @@ def test_after_a_crash_the_replay_covers_the_whole_call_and_files_stay_private(
         time.sleep(7.0)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
 
     with start_server(home) as restarted:
         restarted.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=20)
@@ -131,5 +131,5 @@ def test_after_a_crash_the_replay_covers_the_whole_call_and_files_stay_private(
                 assert _mode(path) == 0o700, path
             else:
                 assert _mode(path) == 0o600, path
-        assert (restarted.data_dir / "webcast").is_dir()
+        assert layout.webcasts(restarted.data_dir).is_dir()
     before.join(timeout=60)

@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callbridge.store import layout
 from callbridge.store.audience import BEACON_INTERVAL
 from callbridge.web.media import REPLAY_DIR, REPLAY_READY
 from tests.support.chromium import launch
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
 from tests.telephony.test_replay import REPLAY_DID
 
@@ -55,13 +56,12 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
         return {row[4]: row[5:] for row in rows[1:]}
 
     # A phone listener keys the passcode, presses *1 and stays a few seconds.
-    pcap = tmp_path / "listener.pcap"
-    write_pcap(pcap, passcode_stream([event.passcode + "#", "*1"], between_codes=2.0))
-    called = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    called = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "7000"},
+        passcode_stream([event.passcode + "#", "*1"], between_codes=2.0),
+        name="listener",
+        stay_ms=7000,
         timeout=40,
     )
     assert called.ok, called.output[-2000:]
@@ -83,22 +83,21 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
         server.wait_for(lambda: report()["live listeners"][1] == "1", timeout=2 * BEACON_INTERVAL)
 
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event.id}"
+    recordings = layout.event_recordings(server.data_dir, event.id)
     server.wait_for(lambda: list(recordings.glob(f"*/{REPLAY_DIR}/{REPLAY_READY}")), 60)
-    # Another browser (its signed id from the page) plays the replay.
+    # Another browser (its signed id from its first beacon) plays the replay.
     with httpx.Client(timeout=10) as web:
         assert web.get(f"{server.http_url}/events/{event.id}/webcast").status_code == 200
         _beacons(web, server, event.id, "replay")
 
     # A phone replay caller listens to the recording to its end.
-    replay_pcap = tmp_path / "replay.pcap"
-    write_pcap(replay_pcap, passcode_stream([REPLAY_CODE]))
-    replayed = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    replayed = call_in(
         server.sip_target,
         tmp_path,
+        passcode_stream([REPLAY_CODE]),
+        name="replay",
+        wait_ms=60000,
         service=REPLAY_DID[1:],
-        substitutions={"pcap": str(replay_pcap), "bye_timeout_ms": "60000"},
         timeout=80,
     )
     assert replayed.ok, replayed.output[-2000:]

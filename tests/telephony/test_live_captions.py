@@ -25,12 +25,13 @@ from typing import Any
 
 import pytest
 
+from callbridge.store import layout
 from callbridge.transcript.live import SKIPPED
 from callbridge.transcript.wer import normalise, word_error_rate
+from callbridge.webcast import captions
 from tests.support.captions import COLLECT, PARAGRAPH, heard_at, side_by_side, speech_stream
 from tests.support.chromium import launch
-from tests.support.pcap import write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need, start_server
 from tests.transcript.speech import needs_espeak
 
@@ -66,7 +67,7 @@ def browser_page() -> Iterator[Any]:
 
 
 def _status(server: RunningServer, event_id: int) -> dict[str, Any]:
-    path = server.data_dir / "webcast" / f"event-{event_id}" / "captions.json"
+    path = layout.event_webcast(server.data_dir, event_id) / captions.STATUS
     try:
         found: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -75,7 +76,7 @@ def _status(server: RunningServer, event_id: int) -> dict[str, Any]:
 
 
 def _transcript(server: RunningServer, event_id: int) -> str:
-    path = server.data_dir / "webcast" / f"event-{event_id}" / "captions.jsonl"
+    path = layout.event_webcast(server.data_dir, event_id) / captions.TRANSCRIPT
     return path.read_text() if path.is_file() else ""
 
 
@@ -136,8 +137,6 @@ def test_live_captions_on_the_webcast_and_console(
     assert page.is_visible("#captions-toggle")
 
     packets, _ = speech_stream(event.speaker_passcode, gap_s=8.0)
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, packets)
     talk_seconds = packets[-1].at + 1
     killed: list[float] = []
     # The worker dies in the pause between the two parts; the second must still be captioned.
@@ -146,11 +145,12 @@ def test_live_captions_on_the_webcast_and_console(
         args=(server, event.id, "million", killed),
     )
     killer.start()
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": str(int(talk_seconds * 1000) + 1000)},
+        packets,
+        name="speaker",
+        stay_ms=int(talk_seconds * 1000) + 1000,
         timeout=talk_seconds + 30,
     )
     killer.join()
@@ -236,7 +236,7 @@ def test_live_captions_on_the_webcast_and_console(
 
     # The call ends: the live text is kept beside the recording for comparison.
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event.id}"
+    recordings = layout.event_recordings(server.data_dir, event.id)
     kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=30)
     assert "WEBVTT" in kept[0].read_text()
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from callbridge.media.recording import MANIFEST
+from callbridge.store import layout
 from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream
 from tests.support.sipp import call_in
@@ -231,7 +232,7 @@ def test_the_moderator_names_a_speaker_in_the_console(
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     finally:
         speaker.join(timeout=150)
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
     (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
     participants = json.loads(manifest.read_text())["participants"]
     assert participants[joined["id"]]["display_name"] == named

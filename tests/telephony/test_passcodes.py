@@ -6,21 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
 
 
 def _dial(
     server: RunningServer, tmp_path: Path, keys: str, event_id: int
 ) -> list[dict[str, object]]:
-    pcap = tmp_path / f"keys-{len(keys)}.pcap"
-    write_pcap(pcap, passcode_stream([keys]))
-    result = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "5000"},
+        passcode_stream([keys]),
+        name=f"keys-{len(keys)}",
+        stay_ms=5000,
         timeout=40,
         background_check=lambda: server.participants(event_id),
     )

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from tests.support.baresip import Baresip, rms_windows, tone_power, write_wav
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
 
 pytestmark = [pytest.mark.baresip, pytest.mark.sipp]
@@ -42,14 +43,13 @@ def test_a_replay_code_before_the_call_ends_is_refused(
 ) -> None:
     need("sipp")
     event_id = _replay_event(server, "44171")
-    pcap = tmp_path / "early.pcap"
-    write_pcap(pcap, passcode_stream(["44171"]))
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         tmp_path,
+        passcode_stream(["44171"]),
+        name="early",
+        wait_ms=20000,
         service=REPLAY_DID[1:],
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "20000"},
         timeout=30,
     )
     assert result.ok, result.output[-2000:] + result.errors[-2000:]
@@ -68,21 +68,17 @@ def test_the_replay_plays_the_recorded_call(server: RunningServer, tmp_path: Pat
     assert server.api("POST", f"/api/events/{event_id}/start").status_code == 200
 
     # The call: a speaker talks a 1 kHz tone for a few seconds; then the operator ends it.
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(
-        pcap,
-        passcode_stream([speaker_code["speaker_passcode"]], tone=tone_frame(), talk_after=8),
-    )
-    spoke = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    spoke = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": "10000"},
+        passcode_stream([speaker_code["speaker_passcode"]], tone=tone_frame(), talk_after=8),
+        name="speaker",
+        stay_ms=10000,
         timeout=40,
     )
     assert spoke.ok, spoke.output[-2000:]
     assert server.api("POST", f"/api/events/{event_id}/end").status_code == 200
-    recordings = server.data_dir / "recordings" / f"event-{event_id}"
+    recordings = layout.event_recordings(server.data_dir, event_id)
     server.wait_for(lambda: list(recordings.glob("*/assembled.json")), timeout=30)
 
     # The replay: baresip dials the replay number, keys the code, and listens.

@@ -18,10 +18,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need, start_server
 from tests.telephony.test_replay import REPLAY_DID, tone_frame
 
@@ -35,15 +36,14 @@ def _replay_call(server: RunningServer, tmp_path: Path, name: str) -> float:
     """Dial the replay number, key the code, wait for the server's BYE; seconds it took."""
     workdir = tmp_path / name
     workdir.mkdir()
-    pcap = workdir / "caller.pcap"
-    write_pcap(pcap, passcode_stream([CODE]))
+    stream = passcode_stream([CODE])
     began = time.monotonic()
-    result = run_sipp(
-        SCENARIOS / "hung_up_on.xml",
+    result = call_in(
         server.sip_target,
         workdir,
+        stream,
+        wait_ms=60000,
         service=REPLAY_DID[1:],
-        substitutions={"pcap": str(pcap), "bye_timeout_ms": "60000"},
         timeout=80,
     )
     assert result.ok, result.output[-2000:] + result.errors[-2000:] + server.log()[-3000:]
@@ -84,18 +84,17 @@ def test_an_extended_replay_plays_on_the_extended_days_and_is_gone_after(
             replay_dial_in=[{"label": "Replay", "number": REPLAY_DID}],
         )
         assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-        pcap = tmp_path / "speaker.pcap"
-        write_pcap(pcap, passcode_stream([event.speaker_passcode], tone=tone_frame(), talk_after=6))
-        spoke = run_sipp(
-            SCENARIOS / "dial_in.xml",
+        spoke = call_in(
             server.sip_target,
             tmp_path,
-            substitutions={"pcap": str(pcap), "stay_ms": "8000"},
+            passcode_stream([event.speaker_passcode], tone=tone_frame(), talk_after=6),
+            name="speaker",
+            stay_ms=8000,
             timeout=40,
         )
         assert spoke.ok, spoke.output[-2000:]
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-        recordings = server.data_dir / "recordings" / f"event-{event.id}"
+        recordings = layout.event_recordings(server.data_dir, event.id)
         server.wait_for(lambda: list(recordings.glob(f"*/{REPLAY_DIR}/{REPLAY_READY}")), 60)
 
         today = datetime.now(UTC).date()

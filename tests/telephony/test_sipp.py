@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from tests.support.baresip import read_wav, tone_power
 from tests.support.pcap import passcode_stream
@@ -187,7 +188,7 @@ def test_the_call_is_recorded_and_assembled_when_it_ends(
     )
     assert result.ok, result.report
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
     done = server.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=20)
     recording = done[0].parent
     heard, rate = read_wav(recording / "recording.wav")

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from callbridge.media.recording import MANIFEST
-from tests.support.pcap import passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from callbridge.store import layout
+from tests.support.pcap import passcode_stream
+from tests.support.sipp import Caller, call_in
 from tests.telephony.conftest import RunningServer, need
 
 pytestmark = pytest.mark.sipp
@@ -37,24 +38,22 @@ def test_a_speaker_from_a_listed_phone_is_named_at_join(
         ]
     )
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, passcode_stream([event.speaker_passcode + "#"]))
 
     def named() -> list[dict[str, Any]]:
         return [p for p in server.participants(event.id) if p["name"]]
 
     # The From user is not a number; the trunk's P-Asserted-Identity is his phone.
-    speaker = run_sipp(
-        SCENARIOS / "named_dial_in.xml",
+    speaker = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={
-            "pcap": str(pcap),
-            "stay_ms": "4000",
-            "display": "Conference Room",
-            "from_user": "room4",
-            "extra_header": "P-Asserted-Identity: <sip:+12125551234@carrier.example>",
-        },
+        passcode_stream([event.speaker_passcode + "#"]),
+        name="speaker",
+        stay_ms=4000,
+        caller=Caller(
+            "Conference Room",
+            "room4",
+            "P-Asserted-Identity: <sip:+12125551234@carrier.example>",
+        ),
         timeout=40,
         background_check=named,
     )
@@ -69,7 +68,7 @@ def test_a_speaker_from_a_listed_phone_is_named_at_join(
         joined["id"],
     )
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
-    folder = server.data_dir / "recordings" / f"event-{event.id}"
+    folder = layout.event_recordings(server.data_dir, event.id)
     (manifest,) = server.wait_for(lambda: list(folder.glob(f"*/{MANIFEST}")), timeout=20)
     stems = json.loads(manifest.read_text())["participants"]
     assert stems[joined["id"]]["display_name"] == LABEL

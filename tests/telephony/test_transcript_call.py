@@ -29,8 +29,8 @@ from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
 from callbridge.transcript.engine import available_engines
 from callbridge.transcript.wer import normalise
-from tests.support.pcap import Timed, passcode_stream, write_pcap
-from tests.support.sipp import SCENARIOS, run_sipp
+from tests.support.pcap import Timed, passcode_stream
+from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need
 from tests.transcript.speech import needs_espeak, speak
 
@@ -70,14 +70,13 @@ def transcript_of_call(server: RunningServer, tmp_path: Path, sentences: list[st
     pause = np.zeros(int(0.4 * 8000), np.int16)  # a reader's pause between sentences
     samples = np.concatenate([part for text in sentences for part in (speak(text, VOICE), pause)])
     packets = speech_stream(code, samples)
-    pcap = tmp_path / "speaker.pcap"
-    write_pcap(pcap, packets)
     stay_ms = round(packets[-1].at * 1000) + 1500
-    spoke = run_sipp(
-        SCENARIOS / "dial_in.xml",
+    spoke = call_in(
         server.sip_target,
         tmp_path,
-        substitutions={"pcap": str(pcap), "stay_ms": str(stay_ms)},
+        packets,
+        name="speaker",
+        stay_ms=stay_ms,
         timeout=stay_ms / 1000 + 30,
     )
     assert spoke.ok, spoke.output[-2000:] + spoke.errors[-2000:]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from callbridge.transcript.engine import PocketSphinxEngine, apply_glossary, available_engines
-from callbridge.transcript.transcribe import CAPTIONS, search, transcribe_recording
+from callbridge.transcript.model import search
+from callbridge.transcript.transcribe import CAPTIONS, transcribe_recording
 from callbridge.transcript.vtt import parse_vtt
 from callbridge.transcript.wer import word_error_rate
 from tests.transcript.speech import Line, build_recording, needs_espeak

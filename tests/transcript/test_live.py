@@ -17,9 +17,9 @@ import pytest
 
 from callbridge.transcript.engine import available_engines
 from callbridge.transcript.live import SKIPPED, CaptionConfig, LiveCaptioner, PieceCutter
-from callbridge.transcript.live_worker import CHUNK_HEADER, run
 from callbridge.transcript.vad import speech_regions
 from callbridge.transcript.wer import word_error_rate
+from callbridge.webcast.caption_worker import CHUNK_HEADER, run
 from tests.transcript.speech import needs_espeak, speak
 
 RATE = 8000

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from callbridge.transcript.engine import available_engines
+from callbridge.transcript.model import Transcript
 from callbridge.transcript.pieces import INAUDIBLE, spoken_words
-from callbridge.transcript.transcribe import Transcript, transcribe_recording
+from callbridge.transcript.transcribe import transcribe_recording
 from callbridge.transcript.wer import normalise
 from tests.transcript.speech import VOICE, Line, build_recording, needs_espeak
 

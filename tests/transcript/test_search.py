@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from callbridge.transcript.transcribe import Transcript, TranscriptSegment, search
+from callbridge.transcript.model import Transcript, TranscriptSegment, search
 
 TRANSCRIPT = Transcript(
     segments=[

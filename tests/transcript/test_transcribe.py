@@ -13,12 +13,11 @@ import pytest
 
 from callbridge.transcript.cli import ProgressBar, run
 from callbridge.transcript.engine import Segment
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.transcribe import (
     CAPTIONS,
     TRANSCRIPT,
-    Transcript,
     TranscriptError,
-    TranscriptSegment,
     caption_cues,
     load_transcript,
     transcribe_recording,

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE
-from callbridge.transcript.transcribe import Transcript, TranscriptSegment, qa_start_in
+from callbridge.transcript.transcribe import qa_start_in
 from callbridge.transcript.turns import (
     QA,
     as_docx,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.web import pages
 from callbridge.web.media import LIVE_PLAYLIST, REPLAY_DIR
 from callbridge.webcast.vod import package_replay
@@ -86,7 +87,7 @@ def _event(
 def _replay_on_disk(server: LiveServer, event_id: int) -> None:
     """A real recording, packaged as the replay, with captions."""
     media = server.app.state.webcast_media
-    directory = media.data_dir / "recordings" / f"event-{event_id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media.data_dir, event_id, "20261105T213000Z")
     directory.mkdir(parents=True)
     package_replay(make_recording(directory), directory / REPLAY_DIR)
     (directory / "captions.vtt").write_text(
@@ -198,6 +199,14 @@ def _media(page: Any, prop: str) -> Any:
     return page.evaluate(f"document.getElementById('media').{prop}")
 
 
+def _wait_pressed(page: Any, element_id: str, value: str) -> None:
+    """Wait until the toggle button says ``aria-pressed=value`` (it fails after the timeout)."""
+    page.wait_for_function(
+        "([id, value]) => document.getElementById(id).getAttribute('aria-pressed') === value",
+        arg=[element_id, value],
+    )
+
+
 def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     axe_page: Any, live_server: LiveServer
 ) -> None:
@@ -223,19 +232,22 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     _tab_to(page, "play")
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
+    _wait_pressed(page, "play", "false")
     assert page.locator("#play").inner_text() == "Play"
     page.keyboard.press("Enter")
     page.wait_for_function("() => !document.getElementById('media').paused")
-    assert page.locator("#play").get_attribute("aria-pressed") == "true"
+    _wait_pressed(page, "play", "true")
+    assert page.locator("#play").inner_text() == "Pause"
     page.keyboard.press("Space")
     page.wait_for_function("() => document.getElementById('media').paused")
+    _wait_pressed(page, "play", "false")
 
     _tab_to(page, "captions-toggle")
     page.keyboard.press("Space")
-    assert toggle.get_attribute("aria-pressed") == "false"
+    _wait_pressed(page, "captions-toggle", "false")
     assert not page.locator("#captions").is_visible()
     page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-pressed") == "true"
+    _wait_pressed(page, "captions-toggle", "true")
 
     _tab_to(page, "volume")
     for _ in range(4):

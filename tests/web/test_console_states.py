@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from callbridge.store import layout
 from callbridge.webcast.captions import TRANSCRIPT
 from tests.support.chromium import launch
 from tests.telephony.conftest import start_server
@@ -49,7 +50,7 @@ def test_start_call_gives_way_to_end_call(tmp_path: Path) -> None:
         assert not _offered(page, "Start call") and _offered(page, "End call")
 
         # The caption worker appends a cue (this server runs none: the test writes as it does).
-        transcript = server.data_dir / "webcast" / f"event-{event.id}" / TRANSCRIPT
+        transcript = layout.event_webcast(server.data_dir, event.id) / TRANSCRIPT
         transcript.parent.mkdir(parents=True, exist_ok=True)
         cue = {"start": 0.5, "end": 2.0, "speaker": "Speaker", "text": "Good afternoon"}
         with transcript.open("a") as worker:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.web import pages
 from callbridge.web.media import LIVE_PLAYLIST, REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY
 from tests.web.conftest import OPERATOR, PASSWORD, LiveServer
@@ -75,7 +76,7 @@ def test_the_live_call_is_live_and_offers_no_download(page: Any, live_server: Li
 def test_the_replay_says_replay_without_the_live_badge(page: Any, live_server: LiveServer) -> None:
     record = _event(live_server, EventState.ENDED)
     media = live_server.app.state.webcast_media
-    directory = media.data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media.data_dir, record.id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n#EXT-X-ENDLIST\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("{}")

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventRecord, EventState
+from callbridge.store import layout
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.web import pages
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY
@@ -46,7 +47,7 @@ def _ended_with_replay(client: TestClient) -> EventRecord:
         [LogEntry(LogKind.END, ENDED_AT, record.id, actor="operator")]
     )
     data_dir = app.state.webcast_media.data_dir  # type: ignore[attr-defined]
-    directory = data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(data_dir, record.id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n#EXT-X-ENDLIST\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("")

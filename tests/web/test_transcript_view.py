@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventState
+from callbridge.store import layout
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE
-from callbridge.transcript.transcribe import Transcript, TranscriptSegment, write_transcript
+from callbridge.transcript.transcribe import write_transcript
 from callbridge.web import pages
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
 from tests.web.test_pages import make_event
@@ -45,7 +47,7 @@ def replay_page(client: TestClient, query: str = "") -> str:
         client, title="Q3", state=EventState.ENDED, registration="off", replay_until="2026-11-30"
     )
     media: WebcastMedia = client.app.state.webcast_media  # type: ignore[attr-defined]
-    directory = media.data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media.data_dir, record.id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("{}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from collections import Counter
@@ -16,9 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from callbridge.events.schema import EventState, Registration
+from callbridge.store import layout
 from callbridge.store.audience import FLUSH_INTERVAL, MIN_BEACON_GAP, Audience
 from callbridge.store.db import Database
 from callbridge.web import pages
+from callbridge.web.limits import BROWSER_IDS_PER_ADDRESS, WebLimits
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
 from tests.telephony.conftest import start_server
 from tests.web.test_pages import make_event
@@ -135,22 +139,27 @@ def _at(app: FastAPI, seconds: float) -> None:
     app.dependency_overrides[pages.clock] = lambda: TODAY + timedelta(seconds=seconds)
 
 
-def test_without_registration_the_page_gives_a_signed_browser_id(
+def test_without_registration_the_first_beacon_gives_a_signed_browser_id(
     client: TestClient, app: FastAPI
 ) -> None:
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
     assert record.registration is Registration.OFF
     response = client.get(f"/events/{record.id}/webcast")
     assert "Register to listen" not in response.text and 'id="player"' in response.text
-    assert f"cb_wc_{record.id}=" in response.headers["set-cookie"]
-    assert audience(client).listeners(record.id) == []  # no row until it plays
-    assert _beacon(client, record.id) == 204
+    # A page load hands out no browser id (only the session's CSRF cookie).
+    assert f"cb_wc_{record.id}" not in response.headers.get("set-cookie", "")
+    first = client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"})
+    assert first.status_code == 204 and f"cb_wc_{record.id}=" in first.headers["set-cookie"]
+    assert audience(client).listeners(record.id) == []  # the audio started: not a listener yet
+    assert audience(client).count_listening(record.id, TODAY) == 0
     _at(app, 15)
     assert _beacon(client, record.id) == 204
     (listener,) = audience(client).listeners(record.id)  # one browser, one listener
     assert listener.name is None and listener.live_seconds == 15
     # The same page again keeps its id: still one listener.
-    assert "set-cookie" not in client.get(f"/events/{record.id}/webcast").headers
+    assert f"cb_wc_{record.id}" not in client.get(f"/events/{record.id}/webcast").headers.get(
+        "set-cookie", ""
+    )
     _at(app, 30)
     assert _beacon(client, record.id) == 204
     assert len(audience(client).listeners(record.id)) == 1
@@ -177,34 +186,32 @@ def test_a_browser_that_listened_then_registers_stays_one_listener(
 
 
 def test_anonymous_beacons_cannot_inflate_the_audience(client: TestClient, app: FastAPI) -> None:
-    """Beacons without the server's cookie, or faster than a page sends them, count nothing."""
+    """Fresh ids come at the address's rate, and none is a listener until it has listened."""
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
-    client.cookies.clear()
-    for _ in range(20):  # a script that never loaded the page
-        assert _beacon(client, record.id) == 403
+    url = f"/api/events/{record.id}/webcast/beacon"
+    # An id this server did not sign, or another event's, is no id: it gets a fresh one.
     client.cookies.set(f"cb_wc_{record.id}", "wl_madeup.0123456789abcdef0123456789abcdef")
-    assert _beacon(client, record.id) == 403  # an id this server did not sign
-    # Another event's signed id does not count here either.
-    other = make_event(
-        client,
-        title="Q4",
-        state=EventState.LIVE,
-        registration="off",
-        codes=("5550001", "5550002", "5550003"),
-    )
-    client.cookies.clear()
-    client.get(f"/events/{other.id}/webcast")
-    foreign = client.cookies.get(f"cb_wc_{other.id}")
-    assert foreign
-    client.cookies.clear()
-    client.cookies.set(f"cb_wc_{record.id}", foreign)
-    assert _beacon(client, record.id) == 403
+    answer = client.post(url, json={"mode": "live"})
+    assert answer.status_code == 204 and "wl_madeup" not in answer.headers["set-cookie"]
+    # A script that never loaded the page, a fresh client each time: the
+    # address's burst of ids, then 429 with the wait.
+    codes = Counter()
+    for _ in range(BROWSER_IDS_PER_ADDRESS.burst + 10):
+        client.cookies.clear()
+        answer = client.post(url, json={"mode": "live"})
+        codes[answer.status_code] += 1
+        if answer.status_code == 429:
+            assert 1 <= int(answer.headers["retry-after"]) <= BROWSER_IDS_PER_ADDRESS.every + 1
+            assert "too many new listeners" in answer.json()["detail"]
+    assert codes[204] <= BROWSER_IDS_PER_ADDRESS.burst and codes[429] >= 10, codes
     assert audience(client).listeners(record.id) == []
-    # One real browser, hammering: the first beacon counts, the burst is refused.
+    assert audience(client).count_listening(record.id, TODAY) == 0
+    # One real browser (the address's count starts again), hammering: the
+    # first beacon counts, the burst is refused.
+    app.state.limits = WebLimits()
     client.cookies.clear()
-    client.get(f"/events/{record.id}/webcast")
     assert _beacon(client, record.id) == 204
-    refused = client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"})
+    refused = client.post(url, json={"mode": "live"})
     assert refused.status_code == 429 and refused.headers["retry-after"]
     for tenth in range(1, 15):
         _at(app, tenth / 10)
@@ -214,6 +221,14 @@ def test_anonymous_beacons_cannot_inflate_the_audience(client: TestClient, app: 
     (listener,) = audience(client).listeners(record.id)
     assert listener.live_seconds == 15  # the refused beacons neither counted nor reset the gap
     assert audience(client).count_listening(record.id, TODAY) == 1
+
+
+def test_registration_required_beacons_need_the_registration_cookie(client: TestClient) -> None:
+    record = make_event(client, title="Q3", state=EventState.LIVE)
+    for _ in range(5):
+        answer = client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "live"})
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers
+    assert audience(client).listeners(record.id) == []
 
 
 def test_beacons_count_only_while_live_or_during_the_replay(
@@ -267,7 +282,7 @@ def test_registration_fields_refuse_control_characters(client: TestClient) -> No
 
 
 def _replay_on_disk(client: TestClient, event_id: int) -> None:
-    directory = media(client).data_dir / "recordings" / f"event-{event_id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media(client).data_dir, event_id, "20261105T213000Z")
     (directory / REPLAY_DIR).mkdir(parents=True)
     (directory / REPLAY_DIR / REPLAY_PLAYLIST).write_text("#EXTM3U\n")
     (directory / REPLAY_DIR / REPLAY_READY).write_text("{}")
@@ -308,7 +323,7 @@ def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
     )
     _replay_on_disk(client, record.id)
     assert client.get(f"/webcast/{record.id}/transcript.txt").status_code == 404  # not yet
-    directory = media(client).data_dir / "recordings" / f"event-{record.id}" / "20261105T213000Z"
+    directory = layout.recording_dir(media(client).data_dir, record.id, "20261105T213000Z")
     (directory / "transcript.txt").write_text("0:00 Speaker 1\nRevenue grew to $42 million.\n")
     (directory / "transcript.html").write_text("<!doctype html><p>Revenue grew to $42 million.</p>")
     text = client.get(f"/webcast/{record.id}/transcript.txt")
@@ -330,22 +345,53 @@ def test_the_transcript_downloads_as_text_and_html(client: TestClient) -> None:
 
 
 def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: Path) -> None:
-    """`callbridge serve` on loopback; the stranger sends from 127.0.0.2 over real HTTP."""
+    """`callbridge serve` on loopback; the stranger sends from 127.0.0.2 over real HTTP.
+
+    The issue's 100 fresh clients from one address: they get a bounded number
+    of browser ids, and count as 0 listeners (console, attendance, report)
+    until one of them has listened.
+    """
     # A folder of its own: tmp_path already holds the in-process app's database
     # (the autouse clock fixture builds that app), which must not be this server's.
     with start_server(tmp_path / "served") as server:
         event = server.create_event(registration="off")
         started = server.api("POST", f"/api/events/{event.id}/start")
         assert started.status_code == 200, started.text
+        page = f"{server.http_url}/events/{event.id}/webcast"
         beacon = f"{server.http_url}/api/events/{event.id}/webcast/beacon"
         transport = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(transport=transport, timeout=10) as stranger:
-            codes = Counter(
-                stranger.post(beacon, json={"mode": "live"}).status_code for _ in range(200)
+            began = time.monotonic()
+            ids = []
+            first_heard = 0.0
+            codes = Counter()
+            for _ in range(100):
+                stranger.cookies.clear()
+                assert f"cb_wc_{event.id}" not in stranger.get(page).headers.get("set-cookie", "")
+                answer = stranger.post(beacon, json={"mode": "live"})
+                codes[answer.status_code] += 1
+                if answer.status_code == 204:
+                    ids.append(stranger.cookies[f"cb_wc_{event.id}"])
+                    first_heard = first_heard or time.monotonic()
+            spent = time.monotonic() - began
+            bound = BROWSER_IDS_PER_ADDRESS.burst + spent / BROWSER_IDS_PER_ADDRESS.every + 1
+            print(f"\n100 fresh clients from one address in {spent:.1f} s: {dict(codes)}")
+            assert set(codes) == {204, 429} and len(ids) <= bound, (codes, spent)
+            # None has listened yet: no listener anywhere.
+            assert (
+                server.api("GET", f"/api/events/{event.id}/live").json()["listeners_by_channel"][
+                    "web"
+                ]
+                == 0
             )
-            assert codes == {403: 200}  # no page, no signed id: nothing counted
-            stranger.get(f"{server.http_url}/events/{event.id}/webcast")
-            assert f"cb_wc_{event.id}" in stranger.cookies
+            assert "web" not in server.api("GET", f"/api/events/{event.id}/attendance.csv").text
+            report = server.api("GET", f"/api/events/{event.id}/report.csv").text
+            live_row = next(r for r in csv.reader(io.StringIO(report)) if r[4] == "live listeners")
+            assert live_row[6] == "0", report
+            # One of them listens: a later beacon credits it time, and it counts.
+            stranger.cookies.clear()
+            stranger.cookies.set(f"cb_wc_{event.id}", ids[0])
+            time.sleep(MIN_BEACON_GAP + 0.2)
             started = time.monotonic()
             codes = Counter(
                 stranger.post(beacon, json={"mode": "live"}).status_code for _ in range(200)
@@ -368,7 +414,8 @@ def test_a_stranger_cannot_inflate_the_live_audience_of_a_real_server(tmp_path: 
         live = server.api("GET", f"/api/events/{event.id}/live").json()
         assert live["listeners_by_channel"]["web"] == 1
         (listener,) = Audience(server.database).listeners(event.id)
-        assert listener.live_seconds <= elapsed + 1  # credited no more than the time spent
+        # Credited no more than the time since its id's first beacon.
+        assert listener.live_seconds <= time.monotonic() - first_heard + 1
         assert "Traceback" not in server.log()
 
 
@@ -398,7 +445,7 @@ def test_the_app_writes_the_beacons_it_holds_when_it_stops(
     assert _stored_seconds(sqlite_database, record.id) == [(30, 0)]  # the lifespan's last flush
 
 
-def test_the_beacon_route_keeps_its_contract(client: TestClient) -> None:
+def test_the_beacon_route_keeps_its_contract(client: TestClient, app: FastAPI) -> None:
     record = make_event(client, title="Q3", state=EventState.LIVE, registration="off")
     client.get(f"/events/{record.id}/webcast")
     url = f"/api/events/{record.id}/webcast/beacon"
@@ -414,6 +461,8 @@ def test_the_beacon_route_keeps_its_contract(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/api/events/{event_id}/webcast/beacon"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["properties"]["mode"]
+    _at(app, 15)
+    assert _beacon(client, record.id) == 204
     assert audience(client).listeners(record.id)[0].first_heard_at == TODAY
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callbridge.store import layout
 from callbridge.transcript.live import LiveCue
 from callbridge.transcript.vtt import parse_vtt
 from callbridge.webcast.captions import (
@@ -42,7 +43,7 @@ ORIGIN = datetime(2026, 11, 29, 12, tzinfo=UTC)
 STAND_IN = r"""
 import queue, sys, threading
 from callbridge.transcript.live import LiveCue
-from callbridge.transcript.live_worker import Outlet, read_chunks
+from callbridge.webcast.caption_worker import Outlet, read_chunks
 outlet = Outlet(sys.stdout)
 chunks = queue.Queue(100000)
 threading.Thread(target=read_chunks, args=(sys.stdin.buffer, chunks, [0], outlet)).start()
@@ -94,7 +95,7 @@ def begin(captions: LiveCaptions) -> None:
 
 
 def test_cues_become_subtitles_and_the_console_transcript(tmp_path: Path) -> None:
-    live = tmp_path / "event-1" / "live"
+    live = layout.live_under(tmp_path, 1)
     captions = LiveCaptions(live, stand_in)
     begin(captions)
     assert (live / MASTER).is_file()
@@ -120,7 +121,7 @@ def test_cues_become_subtitles_and_the_console_transcript(tmp_path: Path) -> Non
 
 
 def test_a_killed_worker_is_started_again_and_captions_resume(tmp_path: Path) -> None:
-    live = tmp_path / "event-2" / "live"
+    live = layout.live_under(tmp_path, 2)
     captions = LiveCaptions(live, stand_in, min_restart_s=0.2)
     begin(captions)
     offset = push_seconds(captions, 0, 1.5)
@@ -144,7 +145,7 @@ def test_a_killed_worker_is_started_again_and_captions_resume(tmp_path: Path) ->
 
 @pytest.mark.serial  # times the pushes
 def test_push_never_waits_for_a_stalled_worker(tmp_path: Path) -> None:
-    live = tmp_path / "event-3" / "live"
+    live = layout.live_under(tmp_path, 3)
     captions = LiveCaptions(live, lambda: [sys.executable, "-c", STALLED], max_queue_frames=50)
     begin(captions)
     started = time.perf_counter()
@@ -160,7 +161,7 @@ def test_push_never_waits_for_a_stalled_worker(tmp_path: Path) -> None:
 
 
 def test_a_worker_started_again_goes_on_after_the_last_segment(tmp_path: Path) -> None:
-    live = tmp_path / "event-4" / "live"
+    live = layout.live_under(tmp_path, 4)
     live.mkdir(parents=True)
     config = SubtitleConfig(segment_s=0.64)
     first = CaptionFiles(live, config, ORIGIN, 3000, 0.0)
@@ -182,7 +183,7 @@ def test_a_worker_started_again_goes_on_after_the_last_segment(tmp_path: Path) -
 
 
 def test_a_playlist_left_open_is_ended(tmp_path: Path) -> None:
-    live = tmp_path / "event-5" / "live"
+    live = layout.live_under(tmp_path, 5)
     live.mkdir(parents=True)
     files = CaptionFiles(live, SubtitleConfig(), ORIGIN, 30, 0.0)
     files.at_edge(3 * RATE)

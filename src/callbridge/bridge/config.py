@@ -9,20 +9,24 @@ what it starts and stops with the bridge.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import callbridge.bridge.commands as cmd
 from callbridge.bridge.controller import CallController
-from callbridge.bridge.media_plane import HoldMusic
+from callbridge.bridge.lobby import Command as LobbyCommand
+from callbridge.bridge.lobby import Lobby
+from callbridge.bridge.lookups import Lookups
+from callbridge.bridge.media_plane import HoldMusic, MediaPlane
+from callbridge.bridge.outputs import Outputs
 from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
-
-if TYPE_CHECKING:
-    from callbridge.bridge.service import Bridge
+from callbridge.store.events import EventStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 C = TypeVar("C")
@@ -61,12 +65,29 @@ class BridgeConfig:
     media_sender: str = "auto"
 
 
+class Host(Protocol):
+    """What a plug may use of the bridge it runs in (``bridge.service.Bridge`` is one)."""
+
+    config: BridgeConfig
+    events: EventStore
+    lobby: Lobby
+    lookups: Lookups
+    media: MediaPlane
+    outputs: Outputs
+    sip_port: int
+    tasks: list[asyncio.Task[None]]
+
+    def carry_out(self, commands: Iterable[cmd.Command | LobbyCommand]) -> None: ...
+
+    async def carry_out_awaiting(self, commands: Iterable[cmd.Command]) -> None: ...
+
+
 class Plug(Protocol):
     """What a cascade's node (``cascade.node``) brings to the bridge it runs in."""
 
     controller: CallController
 
-    def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         """Called once, as the bridge is built: the carriers it adds or replaces.
 
         ``defaults`` are the bridge's own, for a carrier that wraps one.

@@ -38,6 +38,7 @@ from callbridge.media.recording import (
 from callbridge.replay import library
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import load_recording
+from callbridge.store import layout
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.captions import LiveCaptions
 from callbridge.webcast.live import LiveConfig, LiveWebcast
@@ -157,7 +158,7 @@ class Outputs:
         if root is None or conference.event_id in self._recorders:
             return
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        directory = root / f"event-{conference.event_id}" / stamp
+        directory = layout.recording_under(root, conference.event_id, stamp)
         try:
             recorder = CallRecorder(directory, conference.event_id, writer=self._chunk_writer)
         except (OSError, RecordingError):
@@ -173,7 +174,7 @@ class Outputs:
         root = self.config.webcasts
         if root is None or conference.event_id in self._webcasts:
             return
-        directory = root / f"event-{conference.event_id}" / "live"
+        directory = layout.live_under(root, conference.event_id)
         try:
             # A webcast restarts from segment 0: files of an earlier run would
             # be mistaken for this one's.
@@ -302,7 +303,7 @@ class Outputs:
     def replay_recording(self, event_id: int) -> tuple[Path, datetime] | None:
         """The newest assembled recording of ``event_id`` and when it was ready (blocking)."""
         root = self.config.recordings
-        folder = root / f"event-{event_id}" if root is not None else None
+        folder = layout.event_folder(root, event_id) if root is not None else None
         if folder is None or not folder.is_dir():
             return None
         for directory in sorted((d for d in folder.iterdir() if d.is_dir()), reverse=True):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import callbridge.bridge.commands as cmd
-from callbridge.bridge.config import BridgeConfig, Carriers
+from callbridge.bridge.config import BridgeConfig, Carriers, Host
 from callbridge.bridge.controller import CallController
 from callbridge.bridge.lobby import Stage
 from callbridge.bridge.media_plane import HoldMusic, plain_conference
@@ -111,15 +111,15 @@ class _CascadeNode:
 
     def __init__(self, node: NodeConfig) -> None:
         self.node = node
-        self._bridge: Bridge | None = None
+        self._bridge: Host | None = None
         self._started_at = datetime.now(UTC)
 
     @property
-    def bridge(self) -> Bridge:
+    def bridge(self) -> Host:
         assert self._bridge is not None, "attach the node to its bridge first"
         return self._bridge
 
-    def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         self._bridge = bridge
         self.nodes = NodeStore(bridge.events.database)
         self.bus = Bus(
@@ -213,7 +213,7 @@ class OriginNode(_CascadeNode):
         self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
         self._misnamed: set[tuple[str, str]] = set()  # (node, host) warned of
 
-    def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         carriers = super().attach(bridge, defaults)
         join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
 
@@ -341,7 +341,7 @@ class EdgeNode(_CascadeNode):
         self._mixes: dict[int, int] = {}  # SSRC of an event's mix → event id
         self._lines: dict[int, tuple[int, str]] = {}  # SSRC of a caller's line → (event, id)
 
-    def attach(self, bridge: Bridge, defaults: Carriers) -> Carriers:
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         carriers = super().attach(bridge, defaults)
         self.uplink = Uplink(self.port)
         join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
+from callbridge.store import layout
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.files import restrict_umask
@@ -139,7 +140,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     database = _database(args)
     record = EventStore(database).get(args.id)
-    recordings = Path(args.data_dir) / "recordings"
+    recordings = layout.recordings(Path(args.data_dir))
     directory = library.newest_assembled(recordings, record.id)
     if directory is None:
         raise CliError(f"event {record.id} has no assembled recording under {recordings}")
@@ -266,7 +267,12 @@ def cmd_user_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cache_node(args: argparse.Namespace, origin: tuple[str, int], workdir: Path) -> CacheNode:
+def _cache_node(
+    args: argparse.Namespace,
+    origin: tuple[str, int],
+    workdir: Path,
+    origin_socket: Path | None = None,
+) -> CacheNode:
     from callbridge.edge.node import free_loopback_port
     from callbridge.edge.varnish import DEFAULT_VCL, CacheNode, parse_address
 
@@ -282,6 +288,7 @@ def _cache_node(args: argparse.Namespace, origin: tuple[str, int], workdir: Path
         proxy_port=free_loopback_port() if tls else 0,
         memory_mb=args.cache_memory,
         vcl=Path(args.vcl).resolve() if args.vcl else DEFAULT_VCL,
+        origin_socket=origin_socket,
     )
 
 
@@ -292,7 +299,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     try:
         origin = parse_address(args.origin)
         listen = (args.host, args.port)
-        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, Path("var/cache"))
+        default = layout.cache_dir(Path("var"))
+        workdir = Path(args.workdir) if args.workdir else default_workdir(listen, default)
         node = _cache_node(args, origin, workdir.resolve())
         return run_cache_node(node)
     except (ValueError, CacheUnavailable) as error:
@@ -322,7 +330,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from callbridge.config import LOOPBACK_TRUNKS, Settings
-    from callbridge.edge.varnish import default_workdir
+    from callbridge.edge.varnish import default_workdir, origin_socket
     from callbridge.server import serve
 
     cache = None
@@ -330,14 +338,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
         args.trusted_proxy or ()
     )
+    socket: Path | None = None
+    socket_group: int | None = None
     if args.cache:
-        # Browsers reach the cache on --host/--port; the origin listens
-        # privately behind it and believes only its X-Forwarded-For.
+        # Browsers reach the cache on --host/--port. The origin listens behind
+        # it on 127.0.0.1 (believing nobody's X-Forwarded-For there) and on a
+        # Unix socket only the cache can open, whose X-Forwarded-For it believes.
         host, port = "127.0.0.1", args.origin_port or args.port + 1
-        trusted += (ipaddress.ip_network("127.0.0.1/32"),)
         try:
-            workdir = default_workdir((args.host, args.port), Path(args.data_dir) / "cache")
-            cache = _cache_node(args, (host, port), workdir.resolve())
+            workdir = default_workdir((args.host, args.port), layout.cache_dir(Path(args.data_dir)))
+            socket, socket_group = origin_socket(workdir.resolve())
+            cache = _cache_node(args, (host, port), workdir.resolve(), socket)
         except ValueError as error:
             raise CliError(str(error)) from None
     settings = Settings(
@@ -345,6 +356,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http_host=host,
         http_port=port,
         trusted_proxies=trusted,
+        cache_socket=socket,
+        cache_socket_group=socket_group,
         sip_host=args.sip_host,
         sip_port=args.sip_port,
         public_url=args.public_url or f"http://{args.host}:{args.port}",
@@ -605,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache",
         action="store_true",
         help="put the cache tier (Varnish) in front: browsers reach it on --host/--port, "
-        "the origin listens on 127.0.0.1:--origin-port behind it",
+        "the origin listens on 127.0.0.1:--origin-port behind it and, for the cache, on a "
+        "Unix socket only the cache can open (only there is X-Forwarded-For believed)",
     )
     serve.add_argument(
         "--origin-port", type=int, default=0, help="with --cache: the origin's port (--port + 1)"

@@ -9,8 +9,11 @@ starts a process: ``edge.node`` does.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
+import pwd
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +59,8 @@ class CacheNode:
     proxy_port: int = 0
     memory_mb: int = 256
     vcl: Path = DEFAULT_VCL
+    # serve --cache: Varnish reaches its own origin on this Unix socket, not ``origin``.
+    origin_socket: Path | None = None
     extra_params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,26 @@ def default_workdir(listen: Address, fallback: Path) -> Path:
 
 
 HITCH_USER = "_hitch"  # made by Debian's hitch package
+VARNISH_WORKER = "vcache"  # the user Debian's varnishd (as root, -j unix) runs its worker as
+# sun_path is 108 bytes on Linux.
+_MAX_SOCKET_PATH = 100
+
+
+def origin_socket(workdir: Path) -> tuple[Path, int | None]:
+    """Where ``serve --cache``'s origin listens for its own Varnish, and the group that may.
+
+    A Unix socket in a folder only the cache can reach (web.forwarded says
+    why): as root, Varnish's worker runs as ``vcache``, so the folder is
+    0750 and the socket 0660 with that user's group; otherwise Varnish runs
+    as this user and both are the owner's only (group None).
+    """
+    group = pwd.getpwnam(VARNISH_WORKER).pw_gid if os.geteuid() == 0 else None
+    path = (workdir / "origin" / "origin.sock").absolute()
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"callbridge-origin-{digest}" / "origin.sock"
+    return path, group
+
 
 # Varnish's parameters for a crowd of LL-HLS listeners (varnishd -p).
 PARAMETERS: dict[str, str] = {
@@ -97,19 +122,23 @@ PARAMETERS: dict[str, str] = {
 }
 
 
-def backend_vcl(origin: Address) -> str:
-    """``backend.vcl``: the origin, as the VCL includes it.
+def backend_vcl(origin: Address, socket: Path | None = None) -> str:
+    """``backend.vcl``: the origin, as the VCL includes it (on ``socket`` if given).
 
     The timeouts leave room for a blocking playlist request, which the origin
     holds until the next part exists (at most ``web.media.BLOCK_TIMEOUT``).
     """
     host, port = origin
     ipaddress.ip_address(host)  # Varnish resolves names once, at load: ask for an address
+    if socket is not None and '"' in str(socket):
+        raise ValueError(f"{socket} cannot be named in VCL")
+    where = (
+        f'    .path = "{socket}";\n'
+        if socket is not None
+        else f'    .host = "{host}";\n    .port = "{port}";\n'
+    )
     return (
-        "backend origin {\n"
-        f'    .host = "{host}";\n'
-        f'    .port = "{port}";\n'
-        "    .connect_timeout = 2s;\n"
+        "backend origin {\n" + where + "    .connect_timeout = 2s;\n"
         "    .first_byte_timeout = 15s;\n"
         "    .between_bytes_timeout = 10s;\n"
         "    .max_connections = 1000;\n"
@@ -178,7 +207,10 @@ def write_files(node: CacheNode) -> None:
     """
     node.workdir.mkdir(parents=True, exist_ok=True)
     node.workdir.chmod(0o755)
-    files = {VCL_NAME: node.vcl.read_text(), "backend.vcl": backend_vcl(node.origin)}
+    files = {
+        VCL_NAME: node.vcl.read_text(),
+        "backend.vcl": backend_vcl(node.origin, node.origin_socket),
+    }
     if node.tls_listen is not None:
         files["hitch.conf"] = hitch_conf(node)
     for name, text in files.items():

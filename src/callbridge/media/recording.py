@@ -28,10 +28,10 @@ A chunk file, little-endian::
 Each frame carries its own index, so a chunk describes itself: gaps (ticks
 the clock skipped, a speaker who stopped talking) need no special record and
 become silence on assembly, and stems line up with the mix by index. Every
-file is written under a temporary name (``.NAME.tmp``), fsync'ed, renamed
-over its final name with ``os.replace`` and then the directory is fsync'ed,
-so a crash leaves complete chunks and perhaps one temp file, never a torn
-chunk. Raw chunks are never deleted here: retention is a policy elsewhere.
+file is written by ``store.files.write_atomic`` (a temporary ``.NAME.tmp``,
+fsync'ed, renamed over its final name, the folder fsync'ed), so a crash
+leaves complete chunks and perhaps one temp file, never a torn chunk. Raw
+chunks are never deleted here: retention is a policy elsewhere.
 Every folder is created ``0700`` and every file ``0600`` (``store.files``):
 a recording is nobody else's business on this machine.
 """
@@ -59,7 +59,7 @@ import numpy.typing as npt
 
 from callbridge.media import priority
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Pcm
-from callbridge.store.files import PRIVATE_DIR, PRIVATE_FILE, open_private
+from callbridge.store.files import durable_dir, fsync_dir, open_private, replacing, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -91,44 +91,6 @@ class ChunkError(RecordingError):
 
 
 # -- files ------------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    _ensure_dir(directory.parent)
-    directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-    directory.chmod(PRIVATE_DIR)  # mkdir's mode passes through the umask
-    # A chunk renamed into a directory whose own entry was never synced can
-    # vanish with it after a power cut.
-    _fsync_dir(directory.parent)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old content or all of ``data``.
-
-    Temp file in the same directory, fsync, ``os.replace``, fsync of the directory.
-    """
-    _ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = open_private(tmp)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def encode_chunk(indices: npt.NDArray[np.uint64], samples: Pcm) -> bytes:
@@ -219,7 +181,7 @@ class SyncChunkWriter:
 
     def write(self, path: Path, data: bytes, *, wait: bool = False) -> None:
         try:
-            atomic_write(path, data)
+            write_atomic(path, data)
         except OSError:
             # A full or failing disk loses recording, never the call.
             self.stats.errors += 1
@@ -303,7 +265,7 @@ class ChunkWriterThread:
                     path, data = self._pending.popleft()
                     self._busy = True
                 try:
-                    atomic_write(path, data)
+                    write_atomic(path, data)
                 except OSError:
                     self.stats.errors += 1
                     log.exception("recording: cannot write %s", path)
@@ -403,7 +365,7 @@ class CallRecorder:
         self.writer: ChunkSink = writer if writer is not None else SyncChunkWriter()
         self._owns_writer = writer is None
         self.closed = False
-        _ensure_dir(self.directory)
+        durable_dir(self.directory)
         self._lock: _DirectoryLock | None = _DirectoryLock(self.directory)
         if chunk_files(self.directory / MIX_DIR) or any(
             chunk_files(d) for d in _stem_dirs(self.directory)
@@ -425,7 +387,7 @@ class CallRecorder:
         self._unstemmed: set[str] = set()
         try:
             # Written synchronously: it must exist before the first chunk does.
-            atomic_write(self.directory / MANIFEST, self._manifest_bytes())
+            write_atomic(self.directory / MANIFEST, self._manifest_bytes())
         except OSError:
             self._release_lock()
             raise
@@ -495,7 +457,7 @@ class CallRecorder:
                 self._flush(stream, wait=True)
             self._manifest["ended_at"] = _utc_iso(ended_at or datetime.now(UTC))
             self.writer.drain()
-            atomic_write(self.directory / MANIFEST, self._manifest_bytes())
+            write_atomic(self.directory / MANIFEST, self._manifest_bytes())
         finally:
             if self._owns_writer and isinstance(self.writer, ChunkWriterThread):
                 self.writer.close()
@@ -694,8 +656,7 @@ def _wav_header(samples: int) -> bytes:
 
 def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> None:
     """Place each chunk's frames at their index; what no chunk covers stays zero (silence)."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    with os.fdopen(open_private(tmp, os.O_RDWR | os.O_TRUNC), "w+b") as f:
+    with replacing(out) as tmp, os.fdopen(open_private(tmp, os.O_RDWR | os.O_TRUNC), "w+b") as f:
         f.write(_wav_header(frames * FRAME_SAMPLES))
         f.truncate(_WAV_HEADER_BYTES + frames * _FRAME_BYTES)
         for path in chunks:
@@ -708,9 +669,6 @@ def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> Non
             ):
                 f.seek(_WAV_HEADER_BYTES + int(offsets[start]) * _FRAME_BYTES)
                 f.write(samples[start:stop].astype("<i2").tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
 
 
 def encode_aac(wav: Path, out: Path) -> float:
@@ -726,32 +684,28 @@ def _encode_aac(wav: Path, out: Path) -> float:
     """AAC-LC at 16 kHz in MP4 with the index first; returns the container's duration."""
     import av  # FFmpeg: loaded by the processes that encode, not by every reader of recordings
 
-    tmp = out.with_name(f".{out.name}.tmp")
     block = SAMPLE_RATE  # one second at a time keeps memory flat for long calls
-    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("aac", rate=COMPRESSED_RATE, layout="mono")
-        stream.bit_rate = COMPRESSED_BIT_RATE
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=COMPRESSED_RATE)
-        with open(wav, "rb") as source:
-            source.seek(_WAV_HEADER_BYTES)
-            pts = 0
-            while data := source.read(block * 2):
-                pcm = np.frombuffer(data, dtype="<i2").astype(np.int16).reshape(1, -1)
-                frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                frame.sample_rate = SAMPLE_RATE
-                frame.pts = pts
-                pts += pcm.shape[1]
-                for resampled in resampler.resample(frame):
-                    container.mux(stream.encode(resampled))
-        for resampled in resampler.resample(None):
-            container.mux(stream.encode(resampled))
-        container.mux(stream.encode(None))
-    os.chmod(tmp, PRIVATE_FILE)  # FFmpeg created it with the default mode
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    with av.open(str(tmp)) as probe:
-        duration = (probe.duration or 0) / av.time_base
-    os.replace(tmp, out)
+    with replacing(out) as tmp:
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("aac", rate=COMPRESSED_RATE, layout="mono")
+            stream.bit_rate = COMPRESSED_BIT_RATE
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=COMPRESSED_RATE)
+            with open(wav, "rb") as source:
+                source.seek(_WAV_HEADER_BYTES)
+                pts = 0
+                while data := source.read(block * 2):
+                    pcm = np.frombuffer(data, dtype="<i2").astype(np.int16).reshape(1, -1)
+                    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                    frame.sample_rate = SAMPLE_RATE
+                    frame.pts = pts
+                    pts += pcm.shape[1]
+                    for resampled in resampler.resample(frame):
+                        container.mux(stream.encode(resampled))
+            for resampled in resampler.resample(None):
+                container.mux(stream.encode(resampled))
+            container.mux(stream.encode(None))
+        with av.open(str(tmp)) as probe:
+            duration = (probe.duration or 0) / av.time_base
     return duration
 
 
@@ -824,15 +778,15 @@ def _assemble_locked(directory: Path) -> Assembled:
         if key == MIX_DIR:
             continue
         name = key.removeprefix(f"{STEM_DIR}/")
-        _ensure_dir(stems_dir)
+        durable_dir(stems_dir)
         out = stems_dir / f"{name}.wav"
         _write_wav(out, paths, low, frames)
         stems[stem_keys.get(name, name)] = out
     compressed = directory / "recording.m4a"
     compressed_duration = _encode_aac(wav, compressed)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     if stems:
-        _fsync_dir(stems_dir)
+        fsync_dir(stems_dir)
 
     event_id = manifest.get("event_id")
     result = Assembled(
@@ -849,7 +803,7 @@ def _assemble_locked(directory: Path) -> Assembled:
         damaged=damaged,
         complete=manifest.get("ended_at") is not None,
     )
-    atomic_write(directory / MARKER, json.dumps(result.to_json(), indent=2).encode() + b"\n")
+    write_atomic(directory / MARKER, json.dumps(result.to_json(), indent=2).encode() + b"\n")
     return result
 
 

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from callbridge.media.recording import encode_aac, load_assembled
+from callbridge.store import layout
 from callbridge.store.db import ENV_VAR
-from callbridge.store.files import open_private
+from callbridge.store.files import open_private, replacing, write_atomic
 from callbridge.webcast import vod
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,9 @@ JOINED_WAV = "replay.wav"
 JOINED_M4A = "replay.m4a"
 
 
-def event_folder(recordings: Path, event_id: int) -> Path:
-    return recordings / f"event-{event_id}"
-
-
 def recording_dirs(recordings: Path, event_id: int) -> list[Path]:
     """The event's recording folders, newest first (their names are UTC timestamps)."""
-    folder = event_folder(recordings, event_id)
+    folder = layout.event_folder(recordings, event_id)
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
@@ -91,8 +88,11 @@ def replay_audio(directory: Path) -> Path:
 
 def _join_wavs(parts: list[Path], out: Path) -> None:
     """Write the parts' ``recording.wav`` one after the other as ``out`` (8 kHz mono PCM)."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    with os.fdopen(open_private(tmp), "wb") as raw, wave.open(raw, "wb") as joined:
+    with (
+        replacing(out) as tmp,
+        os.fdopen(open_private(tmp), "wb") as raw,
+        wave.open(raw, "wb") as joined,
+    ):
         joined.setnchannels(1)
         joined.setsampwidth(2)
         joined.setframerate(8000)
@@ -106,7 +106,6 @@ def _join_wavs(parts: list[Path], out: Path) -> None:
                     raise vod.VodError(f"{part} is not 8 kHz 16-bit mono")
                 while block := source.readframes(8000 * 60):
                     joined.writeframes(block)
-    os.replace(tmp, out)
 
 
 def replay_ready(directory: Path) -> bool:
@@ -143,9 +142,7 @@ def package(directory: Path) -> vod.VodResult:
 def unpackaged(recordings: Path) -> list[Path]:
     """Assembled recordings under ``recordings`` whose replay is not packaged yet."""
     found: list[Path] = []
-    if not recordings.is_dir():
-        return found
-    for folder in sorted(recordings.glob("event-*")):
+    for folder in layout.event_folders(recordings):
         for directory in sorted(p for p in folder.iterdir() if p.is_dir()):
             if load_assembled(directory) is not None and not replay_ready(directory):
                 found.append(directory)
@@ -163,14 +160,10 @@ class Progress:
 
 
 def write_progress(directory: Path, progress: Progress) -> None:
-    path = directory / PROGRESS
-    temporary = directory / f".{PROGRESS}.tmp"
     body = {"state": progress.state, "fraction": round(progress.fraction, 4)}
     if progress.detail:
         body["detail"] = progress.detail
-    with os.fdopen(open_private(temporary), "w") as handle:
-        handle.write(json.dumps(body))
-    os.replace(temporary, path)
+    write_atomic(directory / PROGRESS, json.dumps(body).encode())
 
 
 def read_progress(directory: Path) -> Progress | None:

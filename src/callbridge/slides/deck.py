@@ -31,6 +31,7 @@ from pathlib import Path
 from callbridge.slides.limits import DEFAULT_LIMITS, RENDER_WIDTH, DeckError, PageLimits
 from callbridge.slides.render import slide_name
 from callbridge.slides.sandbox import RenderBudget, render_in_child
+from callbridge.store.files import durable_dir, fsync_dir, fsync_file, write_atomic
 
 __all__ = [
     "MAX_BYTES", "MAX_PAGES", "RENDER_WIDTH", "Deck", "DeckError", "render_deck", "slide_name"
@@ -62,11 +63,6 @@ class Deck:
             return None
 
 
-def deck_dir(data_dir: Path, event_id: int) -> Path:
-    """Where the event's deck is kept."""
-    return data_dir / "decks" / f"event-{event_id}"
-
-
 def _safe_filename(name: str) -> str:
     kept = "".join(c for c in Path(name).name if c.isalnum() or c in " ._-")[:100].strip()
     return kept or DECK_PDF
@@ -96,12 +92,15 @@ def render_deck(
                         f"{MAX_BYTES // 2**20} MB")  # fmt: skip
     if not data[:1024].lstrip().startswith(b"%PDF-"):
         raise DeckError("the file is not a PDF (it does not begin with %PDF-)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    durable_dir(folder.parent)
     building = Path(tempfile.mkdtemp(prefix=".deck-", dir=folder.parent))
     try:
-        (building / DECK_PDF).write_bytes(data)
+        write_atomic(building / DECK_PDF, data)
         rendered = render_in_child(building / DECK_PDF, building, limits, budget or RenderBudget())
         width_px, height_px = rendered.sizes[0]
+        # The child wrote the pages; they are on disk before the folder is swapped in.
+        for number in range(1, len(rendered.sizes) + 1):
+            fsync_file(building / slide_name(number))
         deck = Deck(
             pages=len(rendered.sizes),
             width=width_px,
@@ -112,7 +111,7 @@ def render_deck(
             uploaded_at=uploaded_at.isoformat(),
             render_seconds=rendered.seconds,
         )
-        (building / DECK_JSON).write_text(json.dumps(asdict(deck)))
+        write_atomic(building / DECK_JSON, json.dumps(asdict(deck)).encode())
         building.chmod(0o700)
         # Swap: the old deck goes only once the new one is whole.
         old = folder.with_name(folder.name + ".old")
@@ -120,6 +119,7 @@ def render_deck(
         if folder.exists():
             folder.rename(old)
         building.rename(folder)
+        fsync_dir(folder.parent)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

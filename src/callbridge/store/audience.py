@@ -1,8 +1,8 @@
 """The webcast's audience: who registered, and how long each browser listened.
 
 A browser that registers gets a random token in a signed cookie; one that
-opens a webcast whose registration is not required gets such a token (a
-browser id) with the page. Only the token's SHA-256 is stored, and an
+plays a webcast whose registration is not required gets such a token (a
+browser id) with its first beacon. Only the token's SHA-256 is stored, and an
 anonymous browser gets its row with its first beacon. While the player
 plays, the page sends a beacon every ``BEACON_INTERVAL`` seconds. Time is
 counted on the server, from the gap since the listener's previous beacon and
@@ -264,6 +264,16 @@ class BeaconBook:
 
 # -- the database ------------------------------------------------------------------------------
 
+# Listened: a later beacon credited time. The first beacon (sent when the audio
+# starts) credits nothing, so one page load and one request are not a listener.
+LISTENED = (WebcastListenerRow.live_seconds + WebcastListenerRow.replay_seconds) > 0
+# Registered with something to show for it (a name, a firm or an email).
+GAVE_DETAILS = (
+    WebcastListenerRow.name.is_not(None)
+    | WebcastListenerRow.firm.is_not(None)
+    | WebcastListenerRow.email.is_not(None)
+)
+
 # One flush: an executemany of this, increments so that nothing else's writes are lost.
 _Row = WebcastListenerRow
 _WRITE = (
@@ -469,18 +479,30 @@ class Audience:
             return len(rows)
 
     def listeners(self, event_id: int) -> list[WebListener]:
-        """Every listener of the event with its time heard, the beacons held in memory included."""
+        """Every listener of the event with its time heard, the beacons held in memory included.
+
+        A listener is a browser that registered (``GAVE_DETAILS``) or that
+        has been credited listening time (``LISTENED``); an anonymous browser
+        whose first beacon is all there is has not listened yet, and is not one.
+        """
         self.flush()
         with self.database.session() as session:
             rows = session.scalars(
                 select(WebcastListenerRow)
-                .where(WebcastListenerRow.event_id == event_id)
+                .where(
+                    WebcastListenerRow.event_id == event_id,
+                    GAVE_DETAILS | LISTENED,
+                )
                 .order_by(WebcastListenerRow.registered_at, WebcastListenerRow.id)
             ).all()
             return [_view(row) for row in rows]
 
     def count_listening(self, event_id: int, since: datetime) -> int:
-        """Browsers whose last beacon came after ``since``: the console's web-listener count."""
+        """Browsers that have listened (``LISTENED``) and were heard from after ``since``.
+
+        The console's web-listener count: a page load or a lone first beacon
+        is not a listener.
+        """
         self.flush()
         with self.database.session() as session:
             return int(
@@ -488,6 +510,7 @@ class Audience:
                     select(func.count(WebcastListenerRow.id)).where(
                         WebcastListenerRow.event_id == event_id,
                         WebcastListenerRow.last_heard_at >= since,
+                        LISTENED,
                     )
                 )
                 or 0

@@ -43,6 +43,8 @@ class LogKind(enum.StrEnum):
     QUESTION_READ = "question_read"
     QUESTION_ANSWERED = "question_answered"
     QUESTION_DISMISSED = "question_dismissed"
+    ASKER_SILENCED = "asker_silenced"  # the moderator refused a web listener's further questions
+    ASKER_UNSILENCED = "asker_unsilenced"
     SLIDE = "slide"  # the moderator showed a slide (store.slides)
     REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
     ARCHIVE = "archive"

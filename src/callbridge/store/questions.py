@@ -5,26 +5,44 @@ controller puts it in the call's queue beside the ``*1`` callers; the
 controller's ``SetQuestionState`` commands come back here (``settle``). The
 rules a question must meet are checked here, where they are stored, so that
 every way in (the page, the API) refuses the same things with the same
-words: the text's length, and how often one listener may ask.
+words: the text's length, how often one listener may ask, and whether the
+moderator has silenced them.
+
+Silencing an asker (``silence``) is one call-log row (``asker_silenced``,
+the audit trail's entry and the state at once; ``unsilence`` writes
+``asker_unsilenced``, and the latest row wins). It stops the listener who
+asked, and anyone on the event who registers again with the same email.
+How often one address or the whole event may ask is the web app's
+(``web.limits``), which knows addresses; this store does not keep them.
 """
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from callbridge.store.audience import WebListener
+from callbridge.store.calllog import LogKind
 from callbridge.store.db import Database
 from callbridge.store.events import StoreError
-from callbridge.store.models import WrittenQuestionRow
+from callbridge.store.models import CallLogRow, WebcastListenerRow, WrittenQuestionRow
 
 MAX_TEXT = 1000  # characters: a question, not a statement
 # One listener: one question at a time, a handful a call.
 MIN_GAP = timedelta(seconds=20)
 MAX_PER_CALL = 10
+
+
+SILENCED = "the moderator is not taking further questions from you on this call"
+
+
+class QuestionNotFound(StoreError):
+    status = 404
 
 
 class QuestionRefused(StoreError):
@@ -110,6 +128,8 @@ class QuestionStore:
             )
         cleaned = clean_text(text)
         with self.database.session() as session:
+            if _is_silenced(session, listener):
+                raise QuestionRefused(SILENCED, status=403, field=None)
             asked = session.scalars(
                 select(WrittenQuestionRow.asked_at)
                 .where(WrittenQuestionRow.listener_id == listener.id)
@@ -141,6 +161,48 @@ class QuestionStore:
             session.add(row)
             session.commit()
             return _view(row)
+
+    def silence(self, event_id: int, key: str, *, actor: str, now: datetime) -> WrittenQuestion:
+        """Refuse the further questions of whoever asked ``key``; returns that question.
+
+        Audited (``asker_silenced``, with the question and the moderator);
+        silencing a silenced asker writes nothing. Raises ``QuestionNotFound``.
+        """
+        return self._set_silenced(event_id, key, True, actor=actor, now=now)
+
+    def unsilence(self, event_id: int, key: str, *, actor: str, now: datetime) -> WrittenQuestion:
+        """Take questions from the asker of ``key`` again (``asker_unsilenced``)."""
+        return self._set_silenced(event_id, key, False, actor=actor, now=now)
+
+    def _set_silenced(
+        self, event_id: int, key: str, silenced: bool, *, actor: str, now: datetime
+    ) -> WrittenQuestion:
+        ident = question_id(key)
+        with self.database.session() as session, session.begin():
+            row = session.get(WrittenQuestionRow, ident) if ident is not None else None
+            if row is None or row.event_id != event_id:
+                raise QuestionNotFound(f"event {event_id} has no written question {key!r}")
+            asker = f"w{row.listener_id}"
+            if (asker in _silenced_askers(session, event_id)) != silenced:
+                kind = LogKind.ASKER_SILENCED if silenced else LogKind.ASKER_UNSILENCED
+                detail = {"question": f"q{row.id}", "name": row.name}
+                session.add(
+                    CallLogRow(
+                        event_id=event_id,
+                        at=now,
+                        kind=kind.value,
+                        participant_id=asker,
+                        channel="console",
+                        actor=actor,
+                        detail=json.dumps(detail, sort_keys=True),
+                    )
+                )
+            return _view(row)
+
+    def is_silenced(self, listener: WebListener) -> bool:
+        """Whether the moderator silenced this listener (or one with the same email)."""
+        with self.database.session() as session:
+            return _is_silenced(session, listener)
 
     def settle(self, key: str, state: str, at: datetime) -> None:
         """Record where the question stands now (the call controller decided it)."""
@@ -174,3 +236,36 @@ class QuestionStore:
                 .where(WrittenQuestionRow.event_id == event_id)
             )
             return int(found or 0)
+
+
+def _silenced_askers(session: Session, event_id: int) -> set[str]:
+    """The event's silenced askers as "w<listener id>": each one's latest row decides."""
+    rows = session.execute(
+        select(CallLogRow.participant_id, CallLogRow.kind)
+        .where(
+            CallLogRow.event_id == event_id,
+            CallLogRow.kind.in_([LogKind.ASKER_SILENCED.value, LogKind.ASKER_UNSILENCED.value]),
+        )
+        .order_by(CallLogRow.at, CallLogRow.id)
+    ).all()
+    state: dict[str, bool] = {}
+    for asker, kind in rows:
+        if asker is not None:
+            state[asker] = kind == LogKind.ASKER_SILENCED.value
+    return {asker for asker, silenced in state.items() if silenced}
+
+
+def _is_silenced(session: Session, listener: WebListener) -> bool:
+    askers = _silenced_askers(session, listener.event_id)
+    if not askers:
+        return False
+    if f"w{listener.id}" in askers:
+        return True
+    if listener.email is None:
+        return False
+    # Registering again with the same email does not lift a silence.
+    ids = [int(asker[1:]) for asker in askers if asker[1:].isdigit()]
+    emails = session.scalars(
+        select(WebcastListenerRow.email).where(WebcastListenerRow.id.in_(ids))
+    ).all()
+    return listener.email.casefold() in {e.casefold() for e in emails if e}

@@ -1,33 +1,7 @@
-"""Offline transcripts of recorded calls: speech engines, captions, search and word error rate."""
+"""Transcripts of calls: speech engines, the offline pass over a recording, live captions'
+decoding, captions, search and word error rate.
 
-from callbridge.transcript.engine import (
-    EngineUnavailable,
-    Segment,
-    SpeechEngine,
-    available_engines,
-    get_engine,
-)
-from callbridge.transcript.transcribe import (
-    Hit,
-    Transcript,
-    TranscriptError,
-    TranscriptSegment,
-    load_transcript,
-    search,
-    transcribe_recording,
-)
-
-__all__ = [
-    "EngineUnavailable",
-    "Hit",
-    "Segment",
-    "SpeechEngine",
-    "Transcript",
-    "TranscriptError",
-    "TranscriptSegment",
-    "available_engines",
-    "get_engine",
-    "load_transcript",
-    "search",
-    "transcribe_recording",
-]
+Import the modules themselves (``transcript.model`` for the types and search,
+``transcript.transcribe`` for the offline pass): this package imports nothing,
+so a module that needs the types does not load the speech engines.
+"""

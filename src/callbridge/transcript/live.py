@@ -1,6 +1,6 @@
 """Live captions, sans IO: the conference mix in, speech pieces to decode out, cues back.
 
-The caption worker (``live_worker``) feeds ``LiveCaptioner`` the mix as it
+The caption worker (``webcast.caption_worker``) feeds ``LiveCaptioner`` the mix as it
 arrives, each chunk with its offset on the webcast packager's sample clock
 (8 kHz input samples since the webcast began, silence fills included), and
 asks it for the next piece to decode whenever the engine is free. Nothing

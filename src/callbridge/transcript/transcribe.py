@@ -13,19 +13,17 @@ the recording::
     transcript.html    the same as a standalone page an IR team can post
     transcript.docx    the same as a Word document (when python-docx is installed)
 
-each atomically (temp file, fsync, ``os.replace``).
+each atomically (``store.files.write_atomic``).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import time
 import wave
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +31,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callbridge.media.recording import MANIFEST, atomic_write, load_assembled
+from callbridge.media.recording import MANIFEST, load_assembled
+from callbridge.store.files import write_atomic
 from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
 from callbridge.transcript.figures import write_figures
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
@@ -45,87 +45,12 @@ log = logging.getLogger(__name__)
 
 TRANSCRIPT = "transcript.json"
 CAPTIONS = "captions.vtt"
-FORMAT_VERSION = 1
-MAX_QUERY_CHARS = 200
-MAX_HITS = 1000
 
 Progress = Callable[[float], None]
 
 
 class TranscriptError(RuntimeError):
     """A directory with nothing to transcribe (no recording.wav and no stem)."""
-
-
-@dataclass(frozen=True)
-class TranscriptSegment:
-    """What one speaker said between ``start`` and ``end`` seconds of recording.wav."""
-
-    start: float
-    end: float
-    speaker: str | None
-    text: str
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """A recording's transcript, as written to ``transcript.json``."""
-
-    segments: list[TranscriptSegment]
-    engine: str
-    duration_s: float
-    elapsed_s: float
-    glossary: list[str] = field(default_factory=list)
-    # Seconds into the recording when the first analyst's line was opened (the call log's
-    # first "line_open"): where the question-and-answer session starts. None: not known.
-    qa_start: float | None = None
-
-    @property
-    def real_time_factor(self) -> float:
-        """Seconds of CPU wall time per second of recording (below 1: faster than real time)."""
-        return self.elapsed_s / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def text(self) -> str:
-        return " ".join(segment.text for segment in self.segments)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "engine": self.engine,
-            "duration_s": round(self.duration_s, 3),
-            "elapsed_s": round(self.elapsed_s, 3),
-            "real_time_factor": round(self.real_time_factor, 4),
-            "glossary": list(self.glossary),
-            "qa_start": None if self.qa_start is None else round(self.qa_start, 3),
-            "segments": [
-                {
-                    "start": round(s.start, 3),
-                    "end": round(s.end, 3),
-                    "speaker": s.speaker,
-                    "text": s.text,
-                }
-                for s in self.segments
-            ],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Transcript:
-        return cls(
-            segments=[
-                TranscriptSegment(
-                    float(s["start"]),
-                    float(s["end"]),
-                    None if s["speaker"] is None else str(s["speaker"]),
-                    str(s["text"]),
-                )
-                for s in data["segments"]
-            ],
-            engine=str(data["engine"]),
-            duration_s=float(data["duration_s"]),
-            elapsed_s=float(data["elapsed_s"]),
-            glossary=[str(t) for t in data.get("glossary", [])],
-            qa_start=None if data.get("qa_start") is None else float(data["qa_start"]),
-        )
 
 
 # -- reading the recording ---------------------------------------------------
@@ -338,16 +263,16 @@ def write_transcript(directory: Path, transcript: Transcript) -> None:
     Without python-docx the Word document is left out (and logged).
     """
     data = json.dumps(transcript.to_json(), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(directory / TRANSCRIPT, data.encode())
-    atomic_write(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
-    atomic_write(directory / turns.TEXT, turns.as_text(transcript).encode())
-    atomic_write(directory / turns.HTML, turns.as_html(transcript).encode())
+    write_atomic(directory / TRANSCRIPT, data.encode())
+    write_atomic(directory / CAPTIONS, write_vtt(caption_cues(transcript)).encode())
+    write_atomic(directory / turns.TEXT, turns.as_text(transcript).encode())
+    write_atomic(directory / turns.HTML, turns.as_html(transcript).encode())
     try:
         document = turns.as_docx(transcript)
     except ImportError:
         log.warning("python-docx is not installed: no %s in %s", turns.DOCX, directory)
     else:
-        atomic_write(directory / turns.DOCX, document)
+        write_atomic(directory / turns.DOCX, document)
 
 
 def qa_start_in(directory: Path, lines_opened: Sequence[datetime]) -> float | None:
@@ -420,56 +345,3 @@ def caption_cues(
                 )
             )
     return cues
-
-
-# -- search ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A segment that contains the query; ``spans`` are (start, end) offsets into ``text``."""
-
-    segment: int
-    start: float
-    speaker: str | None
-    text: str
-    spans: tuple[tuple[int, int], ...]
-
-    def marked(self, open_tag: str = "<mark>", close_tag: str = "</mark>") -> str:
-        """``text`` HTML-escaped with each match wrapped in ``<mark>``: safe to put in a page."""
-        parts: list[str] = []
-        at = 0
-        for start, end in self.spans:
-            parts.append(html.escape(self.text[at:start]))
-            parts.append(open_tag + html.escape(self.text[start:end]) + close_tag)
-            at = end
-        parts.append(html.escape(self.text[at:]))
-        return "".join(parts)
-
-
-def query_pattern(query: str) -> re.Pattern[str] | None:
-    """Whole words of ``query`` in order, any punctuation or spacing between them, any case."""
-    words = re.findall(r"\w+", query[:MAX_QUERY_CHARS])
-    if not words:
-        return None
-    body = r"[\W_]+".join(re.escape(word) for word in words)
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
-
-
-def search(transcript: Transcript, query: str) -> list[Hit]:
-    """Segments containing ``query`` as whole words (a phrase: words in order), in time order.
-
-    Case and punctuation are ignored: "t-dm1" finds "T-DM1" and "T DM1". An
-    empty query finds nothing; at most ``MAX_HITS`` hits are returned.
-    """
-    pattern = query_pattern(query)
-    if pattern is None:
-        return []
-    hits: list[Hit] = []
-    for index, segment in enumerate(transcript.segments):
-        spans = tuple(match.span() for match in pattern.finditer(segment.text))
-        if spans:
-            hits.append(Hit(index, segment.start, segment.speaker, segment.text, spans))
-            if len(hits) >= MAX_HITS:
-                break
-    return hits

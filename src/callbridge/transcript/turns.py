@@ -24,14 +24,11 @@ import functools
 import html
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callbridge.media.prompts import PROMPT_TEXT
+from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE
 from callbridge.transcript.wer import normalise
-
-if TYPE_CHECKING:  # transcribe.py writes these documents, so it imports this module
-    from callbridge.transcript.transcribe import Transcript, TranscriptSegment
 
 TEXT = "transcript.txt"
 HTML = "transcript.html"

@@ -38,6 +38,7 @@ from callbridge.web import (
 )
 from callbridge.web.auth import LoginRequired, login_redirect
 from callbridge.web.folder_watch import FolderWatches
+from callbridge.web.limits import WebLimits
 from callbridge.web.security import SecurityHeaders
 from callbridge.web.throttle import LoginThrottle
 from callbridge.web.tier import TierPeer
@@ -76,6 +77,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
     app.state.folder_watches = FolderWatches()
     app.state.login_throttle = LoginThrottle()
+    app.state.limits = WebLimits()
     app.state.password_pool = BoundedPool(settings.password_checks, settings.password_check_queue)
 
     app.add_middleware(
@@ -90,9 +92,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(webcast.BeaconRoute)
     # Added last, so it wraps everything, errors included.
     app.add_middleware(SecurityHeaders, secure=settings.secure_cookies)
-    # Outside even that: which requests the cache tier sent, before
-    # X-Forwarded-For (believed only from the tier) replaces the client.
-    app.add_middleware(TierPeer, nodes=settings.trusted_proxies)
+    # Outside even that: which requests the cache tier sent (its own cache by
+    # the socket it came in on, other nodes by address), before X-Forwarded-For
+    # (believed only from the tier) replaces the client for every part of the app.
+    app.add_middleware(TierPeer, nodes=settings.trusted_proxies, cache_socket=settings.cache_socket)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> Response:

@@ -10,12 +10,13 @@ scripts), so another site cannot make an operator's browser act.
 The cookie holds a session secret, not the operator: the session lives in
 the database (``UserStore.open_session``), so logout, ``callbridge user
 revoke`` and a password change end it whatever the browser keeps. A login
-attempt first passes the ``LoginThrottle`` (429 with ``Retry-After`` when a
-name or an address has failed too often) and then the bounded argon2 pool
-(503 at once when it is full), so a login flood costs neither memory nor
-the event loop. A browser that logged in before carries a signed cookie
-(``KNOWN_BROWSER_COOKIE``, the operator's name) that spares it the account's
-lock: a stranger spraying an operator's name slows only strangers.
+attempt first passes the ``LoginThrottle`` (429 with ``Retry-After`` when an
+address, or a name from that address, has failed too often; a wait of at
+most ``MAX_HOLD`` seconds before the check when the name is under attack
+from elsewhere, never a lock) and then the bounded argon2 pool (503 at once
+when it is full), so a login flood costs neither memory nor the event loop.
+A browser that logged in before carries a signed cookie
+(``KNOWN_BROWSER_COOKIE``, the operator's name) that spares it that wait.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from callbridge.store.events import StoreError
 from callbridge.store.users import MAX_PASSWORD, MIN_PASSWORD, Operator, UserStore
 from callbridge.web.deps import TEMPLATES, settings, user_store
 from callbridge.web.throttle import LoginThrottle
+from callbridge.web.throttle import Refused as Locked
 from callbridge.web.workpool import BoundedPool, PoolBusy
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -195,19 +197,23 @@ async def checked_password(
 ) -> Operator | Refusal:
     """The operator if the password is right; else a Refusal (throttled, busy or wrong).
 
-    Every password check of the web app goes through here: the throttle first,
-    then the bounded argon2 pool, then the fixed delay on a wrong answer.
+    Every password check of the web app goes through here: the throttle first
+    (and its wait, if the name is under attack), then the bounded argon2 pool,
+    then the fixed delay on a wrong answer.
     """
     throttle: LoginThrottle = request.app.state.login_throttle
     pool: BoundedPool = request.app.state.password_pool
     source = request.client.host if request.client else "unknown"
-    wait = throttle.begin(name, source, time.monotonic(), is_known_browser(request, name))
-    if wait is not None:
+    admission = throttle.begin(name, source, time.monotonic(), is_known_browser(request, name))
+    if isinstance(admission, Locked):
         return Refusal(
-            f"Too many failed logins. Try again in {math.ceil(wait)} seconds.",
+            f"Too many failed logins. Try again in {math.ceil(admission.wait)} seconds.",
             status.HTTP_429_TOO_MANY_REQUESTS,
-            wait,
+            admission.wait,
         )
+    if admission.hold > 0:
+        # Others are guessing this name: a short wait, then the check (not a refusal).
+        await asyncio.sleep(admission.hold)
     try:
         operator = await pool.run(users.authenticate, name, password)
     except PoolBusy:

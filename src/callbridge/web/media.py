@@ -12,7 +12,7 @@ each answer says in ``Surrogate-Control`` how long that tier may keep it
 check once per listener cookie, so the tier serves the media without asking
 here per request.
 
-On disk, under the server's data folder::
+On disk, under the server's data folder (``store.layout`` names the folders)::
 
     webcast/event-<id>/live/           the live packager's output (LIVE_PLAYLIST)
     recordings/event-<id>/<stamp>/     one recording (media.recording), and after the call
@@ -40,6 +40,7 @@ from callbridge.bridge.control import LiveStream
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.replay import library
 from callbridge.replay.window import day_ends
+from callbridge.store import layout
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
 from callbridge.web.deps import event_store
@@ -137,7 +138,7 @@ class WebcastMedia:
         self.data_dir = data_dir
 
     def live_dir(self, event_id: int) -> Path:
-        return self.data_dir / "webcast" / f"event-{event_id}" / "live"
+        return layout.live_dir(self.data_dir, event_id)
 
     def live_ready(self, event_id: int) -> bool:
         return (self.live_dir(event_id) / LIVE_PLAYLIST).is_file()
@@ -152,11 +153,13 @@ class WebcastMedia:
         self, event_id: int, query: str = "", after: int = 0
     ) -> list[dict[str, object]]:
         """The live captions so far (``webcast.captions.read_transcript``)."""
-        return live_captions.read_transcript(self.live_dir(event_id).parent, query, after)
+        return live_captions.read_transcript(
+            layout.event_webcast(self.data_dir, event_id), query, after
+        )
 
     def recordings(self, event_id: int) -> list[Path]:
         """The event's recording folders, newest first."""
-        return library.recording_dirs(self.data_dir / "recordings", event_id)
+        return library.recording_dirs(layout.recordings(self.data_dir), event_id)
 
     def replay(self, event_id: int) -> ReplayFiles | None:
         """The newest recording whose replay is packaged, if any."""
@@ -166,7 +169,7 @@ class WebcastMedia:
         return None
 
     def transcript_progress(self, event_id: int) -> library.Progress | None:
-        directory = library.newest_assembled(self.data_dir / "recordings", event_id)
+        directory = library.newest_assembled(layout.recordings(self.data_dir), event_id)
         return library.read_progress(directory) if directory is not None else None
 
 

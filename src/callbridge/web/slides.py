@@ -38,10 +38,10 @@ from callbridge.slides.deck import (
     MAX_BYTES,
     Deck,
     DeckError,
-    deck_dir,
     render_deck,
     slide_name,
 )
+from callbridge.store import layout
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.slides import SlideLog
 from callbridge.web.calls import OperatorDep, Store
@@ -68,7 +68,7 @@ def deck_pool(request: Request) -> BoundedPool:
 
 
 def deck_folder(request: Request, event_id: int) -> Path:
-    return deck_dir(settings(request).data_dir, event_id)
+    return layout.deck_dir(settings(request).data_dir, event_id)
 
 
 class DeckView(BaseModel):

@@ -1,21 +1,35 @@
-"""Login throttling: backoff per account and per source address, time as a parameter.
+"""Login throttling: locks per source address, waits per account, time as a parameter.
 
 Call ``LoginThrottle.begin(account, source, now)`` before checking a
-password. It answers ``None`` when the attempt may go ahead (and counts it,
-so a burst of concurrent attempts is throttled before any of them has been
-answered), or the seconds the caller must wait: answer 429 with that as
-``Retry-After`` without touching argon2. Call ``succeeded`` when the
-password was right.
+password. It answers ``Refused(wait)`` (answer 429 with that as
+``Retry-After`` without touching argon2) or ``Admitted(hold)``: the attempt
+is counted (so a burst of concurrent attempts is throttled before any of
+them has been answered), and the caller waits ``hold`` seconds, then checks
+the password. Call ``succeeded`` when the password was right.
 
-Each key (the account name, the source address) allows a few free failures;
-after that every attempt locks the key for a delay that doubles each time,
-up to a ceiling. A key with no attempt for ``forget_after`` seconds starts
-clean. The account ceiling is short, so a stranger who sprays an operator's
-name can slow that operator down but not lock them out; a source's ceiling
-is long; a browser that has logged in to the account before is spared the
-account's lock (``known_browser``). A success clears the account's count and takes back only its own
-attempt from the source's, so an attacker who owns one account cannot wipe
-the failures their address ran up against the others.
+Two kinds of key lock: the source address (``SOURCE_RULE``, across every
+account: a guesser's address) and the account at one source
+(``PAIR_RULE``). Each allows a few free failures; after that every attempt
+locks the key for a delay that doubles each time, up to a ceiling. A key
+with no attempt for ``forget_after`` seconds starts clean.
+
+The account itself never locks. Failures against it from everywhere
+(``ACCOUNT_RULE``) only make each later attempt from a browser that has not
+logged in to it before wait before it is checked, at most
+``ACCOUNT_RULE.max_delay`` seconds (``MAX_HOLD``) — a wait per attempt, not
+a lock that others can renew. An account-wide lock cannot tell the operator
+at a new browser from a stranger at a new address, so it would be a denial
+of service on the people who run the call: with the source and pair locks
+a stranger locks out only the addresses they guess from, and the operator
+at a new browser, from any other address, gets in after at most
+``MAX_HOLD``. A browser that logged in to the account before (it carries a
+signed cookie, ``known_browser``) does not wait. What bounds guessing from
+many addresses is each address's own budget (IPv6 by its /64), on top of
+the bounded argon2 pool.
+
+A success clears the account's count and its pair, and takes back only its
+own attempt from the source's, so an attacker who owns one account cannot
+wipe the failures their address ran up against the others.
 
 Memory is bounded: each table keeps at most ``max_keys`` entries and, when
 full, forgets the one that has been quiet longest.
@@ -46,9 +60,26 @@ class BackoffRule:
 
 
 # One operator mistyping stays free; a guesser doubles its wait from then on.
-ACCOUNT_RULE = BackoffRule(free_failures=5, base_delay=1.0, max_delay=60.0, forget_after=900.0)
 SOURCE_RULE = BackoffRule(free_failures=10, base_delay=1.0, max_delay=900.0, forget_after=900.0)
+PAIR_RULE = BackoffRule(free_failures=5, base_delay=1.0, max_delay=900.0, forget_after=900.0)
+# Not a lock: how long an attempt on an account under attack waits (see above).
+ACCOUNT_RULE = BackoffRule(free_failures=5, base_delay=1.0, max_delay=5.0, forget_after=900.0)
+MAX_HOLD = ACCOUNT_RULE.max_delay
 MAX_KEYS = 10_000
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Answer 429, ``Retry-After: wait``; nothing was counted."""
+
+    wait: float
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Counted; wait ``hold`` seconds (0 mostly, at most ``MAX_HOLD``), then check the password."""
+
+    hold: float
 
 
 @dataclass
@@ -115,42 +146,50 @@ def source_key(address: str) -> str:
 
 
 class LoginThrottle:
-    """Decides whether a login attempt may be checked; see the module docstring."""
+    """Decides whether a login attempt may be checked, and after what wait; see the docstring."""
 
     def __init__(
         self,
         account_rule: BackoffRule = ACCOUNT_RULE,
         source_rule: BackoffRule = SOURCE_RULE,
         max_keys: int = MAX_KEYS,
+        pair_rule: BackoffRule = PAIR_RULE,
     ) -> None:
         self.accounts = _Table(account_rule, max_keys)
         self.sources = _Table(source_rule, max_keys)
+        self.pairs = _Table(pair_rule, max_keys)
 
     def begin(
         self, account: str, source: str, now: float, known_browser: bool = False
-    ) -> float | None:
-        """None and the attempt is counted, or the seconds to wait (the attempt is not counted).
+    ) -> Refused | Admitted:
+        """``Refused`` (nothing counted), or ``Admitted`` with the wait before the check.
 
         ``known_browser``: the browser has logged in to this account before (it
-        carries a signed cookie saying so). Its attempts neither wait for nor
-        count against the account, so strangers spraying the name cannot lock
-        the operator out of their own browser; the source limit still applies.
+        carries a signed cookie saying so). It does not wait for the account
+        and does not add to its count, so strangers spraying the name cannot
+        slow the operator's own browser; the source and pair locks still apply.
         """
         source = source_key(source)
-        wait = self.sources.wait(source, now)
-        if not known_browser:
-            wait = max(wait, self.accounts.wait(account, now))
+        pair = f"{source} {account}"
+        wait = max(self.sources.wait(source, now), self.pairs.wait(pair, now))
         if wait > 0:
-            return wait
+            return Refused(wait)
+        hold = 0.0
         if not known_browser:
+            # The wait follows the failures before this attempt; it never locks.
             self.accounts.count(account, now)
+            hold = self.accounts.rule.delay(self.accounts.counts[account].attempts - 1)
+        self.pairs.count(pair, now)
         self.sources.count(source, now)
-        return None
+        return Admitted(hold)
 
     def succeeded(self, account: str, source: str) -> None:
-        """The password was right: the account starts clean, the source gets this attempt back."""
+        """The password was right: the account and its pair start clean, the source gets this
+        attempt back."""
+        source = source_key(source)
         self.accounts.forget(account)
-        self.sources.take_back(source_key(source))
+        self.pairs.forget(f"{source} {account}")
+        self.sources.take_back(source)
 
     def __len__(self) -> int:
-        return len(self.accounts.counts) + len(self.sources.counts)
+        return len(self.accounts.counts) + len(self.sources.counts) + len(self.pairs.counts)

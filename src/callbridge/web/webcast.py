@@ -6,11 +6,16 @@ a cookie ``cb_wc_<event>``: the listener's random token and an HMAC of it
 under the server's secret key, so the media routes check access without a
 database read per playlist request (hundreds of listeners poll every part).
 Listening time comes from beacons the page sends while it plays
-(``store.audience``). A webcast that does not require registration hands
-each browser a signed id of the same form with the page; a beacon counts
+(``store.audience``). A webcast that does not require registration gives
+a browser a signed id of the same form with its first beacon, which the
+page sends when the audio starts playing (never with a page load), and
+only ``web.limits.BROWSER_IDS_PER_ADDRESS`` per address; a beacon counts
 only with a cookie the server signed, only while the call is live (``live``)
 or its replay is open (``replay``), and at most one per id per
-``MIN_BEACON_GAP`` — so anonymous requests cannot inflate the audience.
+``MIN_BEACON_GAP``; and a browser is a listener (console, attendance,
+report) only once a later beacon has credited it time — so anonymous
+requests cannot inflate the audience. Registrations are limited per
+address and per event too (``web.limits``).
 
 Over 500 lines since the beacon got its fast way in (``BeaconRoute``,
 ``BeaconEvents``: the one request every listener sends that a cache tier
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import re
 import time
 import unicodedata
@@ -39,7 +45,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventRecord, EventState, Registration
-from callbridge.slides.deck import Deck, deck_dir
+from callbridge.slides.deck import Deck
+from callbridge.store import layout
 from callbridge.store.audience import (
     BEACON_INTERVAL,
     MIN_BEACON_GAP,
@@ -51,11 +58,13 @@ from callbridge.store.audience import (
     new_token,
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
-from callbridge.transcript.transcribe import Hit, load_transcript, search
+from callbridge.transcript.model import Hit, search
+from callbridge.transcript.transcribe import load_transcript
 from callbridge.transcript.turns import shown_text, speaker_turns
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.gate_cookie import COOKIE_PREFIX, MalformedGateCookie, gate_value
+from callbridge.web.limits import WebLimits, client_source
 from callbridge.web.pages import clock, view_of
 
 router = APIRouter(include_in_schema=True, tags=["webcast"])
@@ -203,6 +212,7 @@ async def _webcast_page(
     *,
     error: RegistrationError | None = None,
     form: dict[str, str] | None = None,
+    status_code: int | None = None,
 ) -> Response:
     listener = await _listener(request, people, record.id)
     needs_form = record.registration is not Registration.OFF and (
@@ -215,7 +225,7 @@ async def _webcast_page(
             "registration": record.registration.value,
             "show_form": needs_form,
             "may_listen": may_listen(request, record),
-            "deck": Deck.load(deck_dir(settings(request).data_dir, record.id)),
+            "deck": Deck.load(layout.deck_dir(settings(request).data_dir, record.id)),
             "listener": listener,
             "error": error,
             "form": form or {},
@@ -224,7 +234,7 @@ async def _webcast_page(
             "beacon_interval": BEACON_INTERVAL,
             "transcript": await _transcript_view(request, record, now),
         },
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if error else 200,
+        status_code=status_code or (status.HTTP_422_UNPROCESSABLE_CONTENT if error else 200),
     )
 
 
@@ -321,14 +331,8 @@ async def webcast_page(
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
-    response = await _webcast_page(request, record, people, now)
-    if (
-        record.registration is not Registration.REQUIRED
-        and listener_token(request, event_id) is None
-    ):
-        # The browser id its beacons will count under; no row until it plays.
-        _set_cookie(response, request, event_id, new_token())
-    return response
+    # No browser id here: the first beacon (the audio plays) brings one.
+    return await _webcast_page(request, record, people, now)
 
 
 @router.post("/events/{event_id}/webcast/register", include_in_schema=False)
@@ -355,6 +359,16 @@ async def register(
         clean = validate_registration(name, firm, email, record.registration)
     except RegistrationError as error:
         return await _webcast_page(request, record, people, now, error=error, form=form)
+    limits: WebLimits = request.app.state.limits
+    too_many = limits.registrations.take(event_id, client_source(request), time.monotonic())
+    if too_many is not None:
+        wait = math.ceil(too_many.retry_after)
+        refusal = RegistrationError("form", f"{too_many.message}; try again in {wait} seconds")
+        response = await _webcast_page(
+            request, record, people, now, error=refusal, form=form, status_code=429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     browser = listener_token(request, event_id)
     token, _ = await run_in_threadpool(
         lambda: people.register(
@@ -476,18 +490,27 @@ async def count_beacon(request: Request, event_id: int) -> Response:
     if record is None:
         return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
     token = listener_token(request, event_id)
-    if token is None:
-        detail = (
-            "register for the webcast first"
-            if record.registration is Registration.REQUIRED
-            else "open the webcast page first"
-        )
-        return JSONResponse({"detail": detail}, status.HTTP_403_FORBIDDEN)
+    anonymous = record.registration is not Registration.REQUIRED
+    if token is None and not anonymous:
+        return JSONResponse({"detail": "register for the webcast first"}, status.HTTP_403_FORBIDDEN)
     if body.mode is ListenMode.LIVE and record.state is not EventState.LIVE:
         return JSONResponse({"detail": "the call is not live"}, status.HTTP_409_CONFLICT)
     if body.mode is ListenMode.REPLAY and not record.replay_available(now):
         return JSONResponse({"detail": "the replay is not open"}, status.HTTP_409_CONFLICT)
-    anonymous = record.registration is not Registration.REQUIRED
+    issued = None
+    if token is None:
+        # The audio plays in a browser without an id: give it one, at the
+        # address's rate (a script's fresh clients get no more than that).
+        limits: WebLimits = request.app.state.limits
+        too_many = limits.browser_id(client_source(request), time.monotonic())
+        if too_many is not None:
+            wait = max(1, math.ceil(too_many.retry_after))
+            return JSONResponse(
+                {"detail": f"{too_many.message}; try again in {wait} s"},
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
+        token = issued = new_token()
     mode = body.mode
     try:
         if people.heard_held(event_id, token, mode, now) is None:
@@ -508,7 +531,10 @@ async def count_beacon(request: Request, event_id: int) -> Response:
         )
     except StoreError as error:
         return JSONResponse({"detail": error.message}, status.HTTP_403_FORBIDDEN)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    counted = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if issued is not None:
+        _set_cookie(counted, request, event_id, issued)
+    return counted
 
 
 @router.post(
@@ -525,10 +551,13 @@ async def beacon(request: Request, event_id: int) -> Response:
     """Count listening time: the page sends this every ``beacon_interval`` s while it plays.
 
     The body is ``{"mode": "live"}`` or ``{"mode": "replay"}``. 204 when
-    counted. 403 without a cookie this server signed (the page gives one;
-    registration gives one), 409 when the event is not live (``live``) or
-    its replay is not open (``replay``), 429 for a second beacon within
-    ``MIN_BEACON_GAP`` s; none of these counts anything. In the app
+    counted; without a browser id (registration not required) the answer
+    sets one, or is 429 when the address had its share of new ids. 403
+    without a cookie this server signed where registration is required,
+    409 when the event is not live (``live``) or its replay is not open
+    (``replay``), 429 for a second beacon within ``MIN_BEACON_GAP`` s; none
+    of these counts anything. A browser counts as a listener from the
+    first beacon that credits it time (its second, seconds later). In the app
     ``BeaconRoute`` answers it before the router; this route documents it.
     """
     return await count_beacon(request, event_id)

@@ -10,7 +10,7 @@ that many milliseconds late):
   its offset on the packager's sample clock (``push``: a queue put, never
   blocking; a full queue drops the frame and counts it) and the timeline once
   the first segment is numbered (``begin``). One feeder thread writes the
-  frames to the worker (``transcript.live_worker``, a separate process at low
+  frames to the worker (``caption_worker``, a separate process at low
   priority) over its stdin, a tenth of a second at a time, the timeline
   first, and starts the worker again when it has died (``restarts``), at most
   once a second. A reader thread only drains the worker's stdout (errors).
@@ -20,7 +20,7 @@ that many milliseconds late):
   which the console reads (``read_transcript``). A worker started again
   mid-call goes on from the segments the last one published.
 
-Files, each written atomically (``live.write_atomic``)::
+Files, each written atomically (``store.files.write_atomic``)::
 
     <event>/live/master.m3u8       the multivariant playlist (audio + subtitles): the host
     <event>/live/subs.m3u8         the subtitle playlist; sub{N}.vtt its segments: the worker
@@ -30,7 +30,7 @@ Files, each written atomically (``live.write_atomic``)::
 
 Both halves are in this one module (over 500 lines) because they share the
 pipe's record format and the files' names and layout; the worker's loop is
-``transcript.live_worker``.
+``caption_worker``.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ from typing import IO, Any
 import numpy as np
 
 from callbridge.media.mixer import Pcm
-from callbridge.store.files import private_dir
+from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
+from callbridge.transcript.model import query_pattern
 from callbridge.transcript.vtt import Cue, write_vtt
-from callbridge.webcast.live import FileOut, write_atomic
+from callbridge.webcast.playlist import FileOut
 from callbridge.webcast.subtitles import (
     MASTER,
     SUBTITLES,
@@ -90,7 +91,7 @@ _SEGMENT_FILE = re.compile(r"^sub(\d+)\.vtt$")
 
 def worker_command(glossary: Sequence[str] = (), engine: str | None = None) -> list[str]:
     """The caption worker's command line, at low priority: it must never compete with media."""
-    command = [sys.executable, "-m", "callbridge.transcript.live_worker"]
+    command = [sys.executable, "-m", "callbridge.webcast.caption_worker"]
     if engine:
         command += ["--engine", engine]
     for term in glossary:
@@ -234,7 +235,7 @@ class LiveCaptions:
             if directory is None:
                 continue
             try:
-                write_atomic(directory / LIVE_VTT, text.encode(), durable=True)
+                write_atomic(directory / LIVE_VTT, text.encode())
             except OSError:
                 log.exception("live captions: could not keep %s in %s", LIVE_VTT, directory)
 
@@ -544,8 +545,6 @@ def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[di
     ``delay``: how long after the words ended the worker made the cue). A line
     still being written (no newline yet) is left for the next read.
     """
-    from callbridge.transcript.transcribe import query_pattern
-
     pattern = query_pattern(query) if query.strip() else None
     cues: list[dict[str, Any]] = []
     for index, cue in enumerate(transcript_lines(event_dir)):

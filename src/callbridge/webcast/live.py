@@ -3,7 +3,7 @@
 ``LiveWebcast.push`` runs on the event loop every 20 ms and only queues the
 frame. A worker thread fills skipped ticks with silence, encodes AAC-LC
 (``aac``), cuts the access units into parts and segments (``LiveSegmenter``,
-pure) and writes, each atomically (temporary file, then ``os.replace``):
+pure) and writes, each atomically and durably (``store.files.write_atomic``):
 
 * ``init.mp4``           the CMAF header (EXT-X-MAP), written once;
 * ``part{M}.{N}.m4s``    part N of segment M (EXT-X-PART, INDEPENDENT=YES);
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import re
 import threading
@@ -40,10 +39,11 @@ import numpy as np
 
 from callbridge.media import priority
 from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, Pcm
-from callbridge.store.files import open_private, private_dir
+from callbridge.store.files import private_dir, write_atomic
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
 from callbridge.webcast.playlist import (
+    FileOut,
     MediaPlaylist,
     Part,
     PartialSegment,
@@ -123,14 +123,6 @@ class LiveConfig:
 
 
 # --- the pure core ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileOut:
-    """A file the packager must write (atomically) before publishing the playlist."""
-
-    name: str
-    data: bytes
 
 
 @dataclass
@@ -282,19 +274,6 @@ class CaptionTap(Protocol):
 
     def push(self, offset: int, pcm: Pcm) -> None:
         """Samples of the mix from input sample ``offset`` on (silence fills included)."""
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, whole."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    # 0600: the web app serves these files itself (a cache in front fetches
-    # them over HTTP), so no other user on the machine needs to read them.
-    with os.fdopen(open_private(tmp), "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -474,7 +453,7 @@ class LiveWebcast:
             # whole segment (levelEmptyError): the first one waits for seg0.
             return
         text = render(playlist)
-        write_atomic(self.directory / PLAYLIST, text.encode(), durable=final)
+        write_atomic(self.directory / PLAYLIST, text.encode())
         for name in segmenter.take_expired():
             try:
                 (self.directory / name).unlink(missing_ok=True)
@@ -502,5 +481,4 @@ __all__ = [
     "media_position",
     "part_name",
     "segment_name",
-    "write_atomic",
 ]

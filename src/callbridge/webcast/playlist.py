@@ -44,6 +44,18 @@ class BlockingRequestError(ValueError):
 
 
 @dataclass(frozen=True)
+class FileOut:
+    """A file a packager must write (atomically) before publishing the playlist naming it.
+
+    Pure data, so the pure packagers (``live.LiveSegmenter``, ``subtitles``) hand
+    their files out without importing the threads that write them.
+    """
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Part:
     """A partial segment (EXT-X-PART): a CMAF chunk in its own file."""
 

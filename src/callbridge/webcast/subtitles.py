@@ -38,8 +38,7 @@ from datetime import datetime, timedelta
 
 from callbridge.transcript.live import LiveCue
 from callbridge.transcript.vtt import Cue, escape, format_timestamp, normalise_text, wrap, write_vtt
-from callbridge.webcast.live import FileOut
-from callbridge.webcast.playlist import MediaPlaylist, Segment, render
+from callbridge.webcast.playlist import FileOut, MediaPlaylist, Segment, render
 
 MASTER = "master.m3u8"
 SUBTITLES = "subs.m3u8"

@@ -22,9 +22,10 @@ import av
 import numpy as np
 
 from callbridge.media.mixer import SAMPLE_RATE
+from callbridge.store.files import write_atomic
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
-from callbridge.webcast.live import INIT, PLAYLIST, segment_name, write_atomic
+from callbridge.webcast.live import INIT, PLAYLIST, segment_name
 from callbridge.webcast.playlist import MediaPlaylist, Segment, render
 
 MARKER = "packaged.json"
@@ -135,7 +136,7 @@ def package_replay(source_wav_or_m4a: Path, out_dir: Path) -> VodResult:
         "remuxed": result.remuxed,
         "playlist": PLAYLIST,
     }
-    write_atomic(out_dir / MARKER, json.dumps(marker, indent=2).encode(), durable=True)
+    write_atomic(out_dir / MARKER, json.dumps(marker, indent=2).encode())
     return result
 
 
@@ -150,7 +151,6 @@ def _package(track: _Track, out_dir: Path, *, remuxed: bool) -> VodResult:
             audio_specific_config=track.audio_specific_config,
             bit_rate=track.bit_rate,
         ),
-        durable=True,
     )
     segments: list[Segment] = []
     decode_time = 0
@@ -161,7 +161,7 @@ def _package(track: _Track, out_dir: Path, *, remuxed: bool) -> VodResult:
         nonlocal decode_time
         data = fmp4.media_fragment(len(segments) + 1, decode_time, batch, durations)
         name = segment_name(len(segments))
-        write_atomic(out_dir / name, data, durable=True)
+        write_atomic(out_dir / name, data)
         segments.append(Segment(name, sum(durations) / rate))
         decode_time += sum(durations)
         batch.clear()
@@ -188,7 +188,7 @@ def _package(track: _Track, out_dir: Path, *, remuxed: bool) -> VodResult:
         playlist_type="VOD",
         ended=True,
     )
-    write_atomic(out_dir / PLAYLIST, render(playlist).encode(), durable=True)
+    write_atomic(out_dir / PLAYLIST, render(playlist).encode())
     return VodResult(
         directory=out_dir,
         playlist=out_dir / PLAYLIST,

@@ -133,6 +133,10 @@
         li.append(questionButton("Answered", "answer", id), " ", questionButton("Dismiss", "dismiss", id));
         if (index > 0) li.append(" ", questionButton("Up", "move_question", id, index - 1));
         if (index < last) li.append(" ", questionButton("Down", "move_question", id, index + 1));
+        const silence = questionButton("Silence asker", "", id);
+        silence.dataset.silence = id;
+        silence.dataset.confirm = `Refuse further written questions from ${entry.name}?`;
+        li.append(" ", silence);
       } else {
         li.append(" ", button("Open line", "open_line", entry.participant_id));
         if (index > 0) li.append(" ", button("Up", "move", entry.participant_id, index - 1));
@@ -298,6 +302,11 @@
       const record = await post(`/${target.dataset.call}`);
       if (record) showCallState(record.state);
       else target.disabled = false;
+      return;
+    }
+    if (target.dataset.silence) {
+      const done = await post(`/questions/${target.dataset.silence}/silence`);
+      if (done) say(`No further written questions from ${done.name}.`);
       return;
     }
     if (target.dataset.action) {

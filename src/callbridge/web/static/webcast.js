@@ -179,15 +179,29 @@
       say("<p><strong>The call is live now.</strong></p>");
     }
     if (!attach(url, kind === "live")) return;
-    media.play().then(function () { playButton.textContent = "Pause"; playButton.setAttribute("aria-pressed", "true"); })
-      .catch(function () { playButton.textContent = "Play"; });
+    media.play().then(function () { showPlaying(true); })
+      .catch(function () { showPlaying(false); });
   }
 
+  function showPlaying(playing) {
+    playButton.textContent = playing ? "Pause" : "Play";
+    playButton.setAttribute("aria-pressed", playing ? "true" : "false");
+  }
+
+  // The button says what it did as soon as it is pressed: the media's own play and
+  // pause events come a task later (and play's promise later still), and a screen
+  // reader or a script reading the button in between would hear the old state.
   playButton.addEventListener("click", function () {
-    if (media.paused) media.play(); else media.pause();
+    if (media.paused) {
+      showPlaying(true);
+      media.play().catch(function () { showPlaying(!media.paused); });
+    } else {
+      media.pause();
+      showPlaying(false);
+    }
   });
-  media.addEventListener("play", function () { playButton.textContent = "Pause"; playButton.setAttribute("aria-pressed", "true"); });
-  media.addEventListener("pause", function () { playButton.textContent = "Play"; playButton.setAttribute("aria-pressed", "false"); });
+  media.addEventListener("play", function () { showPlaying(true); });
+  media.addEventListener("pause", function () { showPlaying(false); });
   volume.addEventListener("input", function () { media.volume = Number(volume.value); });
   media.addEventListener("timeupdate", function () {
     elapsed.textContent = clock(media.currentTime);

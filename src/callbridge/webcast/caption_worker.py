@@ -1,7 +1,9 @@
-"""The live caption worker: ``python -m callbridge.transcript.live_worker [--term T]...``.
+"""The live caption worker: ``python -m callbridge.webcast.caption_worker [--term T]...``.
 
-Started per live call by ``webcast.captions.LiveCaptions``. Reads records
-on stdin (``CHUNK_HEADER``: sample offset and count, then 16-bit
+Started per live call by its host, ``captions.LiveCaptions``, beside it in
+this package (the worker writes the host's files, so it lives with them, and
+``transcript`` stays below ``webcast``). Reads records on stdin
+(``CHUNK_HEADER``: sample offset and count, then 16-bit
 little-endian samples at 8 kHz; first, a timeline record naming the live
 folder, ``captions.timeline_record``) and writes the captions' files itself
 (``captions.CaptionFiles``: subtitle segments and playlist, the transcript),
@@ -230,7 +232,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="callbridge.transcript.live_worker")
+    parser = argparse.ArgumentParser(prog="callbridge.webcast.caption_worker")
     parser.add_argument("--term", action="append", default=[], help="a glossary term")
     parser.add_argument("--engine", default=None, help="speech engine (default: the best)")
     parser.add_argument("--threads", type=int, default=1, help="engine threads")
