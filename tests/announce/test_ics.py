@@ -58,7 +58,7 @@ def test_description_tells_how_to_join(northwind: EventRecord) -> None:
     description = str(event["DESCRIPTION"])
     for needed in (
         "U.S./Canada: 866-555-0199 (+18665550199)",
-        "International: 913-555-0123 (+19135550123)",
+        "International: +1 913-555-0123 (+19135550123)",
         "Passcode: 8024721",
         "https://www.northwind.example",
         "4:30 p.m. ET on Thursday, November 5, 2026",
@@ -74,6 +74,14 @@ def test_webcast_url_is_the_url(make_record: MakeRecord) -> None:
     _, event = parse(render_ics(record, NOW))
     assert str(event["URL"]) == "https://events.example/nwbx"
     assert "Webcast: https://events.example/nwbx" in str(event["DESCRIPTION"])
+
+
+def test_the_hosted_webcast_page_is_the_url(make_record: MakeRecord) -> None:
+    """No webcast_url typed: the invite opens the webcast page this server hosts."""
+    record = make_record(company={"website": None})
+    _, event = parse(render_ics(record, NOW, "https://ir.northwind.example"))
+    assert str(event["URL"]) == "https://ir.northwind.example/events/7/webcast"
+    assert "Webcast: https://ir.northwind.example/events/7/webcast" in str(event["DESCRIPTION"])
 
 
 def test_no_web_address_no_url(make_record: MakeRecord) -> None:

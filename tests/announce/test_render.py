@@ -10,6 +10,7 @@ import pytest
 from callbridge.announce.render import (
     MEDIA_TYPES,
     Format,
+    hosted_webcast_url,
     markdown_escape,
     possessive,
     render,
@@ -18,6 +19,7 @@ from callbridge.announce.render import (
     render_text,
     short_name,
 )
+from callbridge.events.phones import dial_in_display
 from callbridge.events.schema import EventRecord
 from tests.announce.conftest import NOW
 from tests.announce.formats import html_text, markdown_text, plain_text, read_page
@@ -41,7 +43,7 @@ LEAD = (
     "Biologics' financial results for the three-month period ended September 30, 2026."
 )
 ACCESS = (
-    "To access the live call by phone, dial 866-555-0199 (U.S./Canada) or 913-555-0123 "
+    "To access the live call by phone, dial 866-555-0199 (U.S./Canada) or +1 913-555-0123 "
     "(International) and enter passcode 8024721. The call also may be accessed through the "
     "Investor Information section of the Company's website, https://www.northwind.example. "
     "Following the live webcast, a replay of the call will be available at the same location "
@@ -117,7 +119,7 @@ def test_three_numbers_in_one_sentence(read: Reader, make_record: MakeRecord) ->
         }
     )
     assert (
-        "dial 866-555-0199 (U.S./Canada), 913-555-0123 (International) or "
+        "dial 866-555-0199 (U.S./Canada), +1 913-555-0123 (International) or "
         "+44 20 7946 0999 (United Kingdom) and enter passcode 8024721."
     ) in read(record)
 
@@ -141,7 +143,7 @@ def test_many_numbers_go_in_a_list(read: Reader, make_record: MakeRecord) -> Non
     live = found.index("Live call:")
     assert found[live + 1 : live + 5] == [
         "U.S./Canada: 866-555-0199",
-        "International: 913-555-0123",
+        "International: +1 913-555-0123",
         "United Kingdom: +44 20 7946 0999",
         "Germany: +49 30 901820",
     ]
@@ -183,7 +185,7 @@ def test_replay_by_phone_with_several_numbers(read: Reader, make_record: MakeRec
     )
     assert (
         "A telephone replay will be available through November 12, 2026 by dialing "
-        "866-555-0188 (U.S./Canada) or 913-555-0111 (International) and entering passcode 4417."
+        "866-555-0188 (U.S./Canada) or +1 913-555-0111 (International) and entering passcode 4417."
     ) in read(record)
 
 
@@ -456,3 +458,72 @@ def test_render_ics_needs_now(northwind: EventRecord) -> None:
 def test_render_refuses_an_unknown_format(northwind: EventRecord) -> None:
     with pytest.raises(ValueError, match="pdf"):
         render(northwind, "pdf")  # type: ignore[call-overload]
+
+
+PUBLIC = "https://ir.northwind.example/"
+HOSTED = {
+    "text": lambda r: plain_text(render_text(r, PUBLIC)),
+    "html": lambda r: html_text(render_html(r, PUBLIC)),
+    "md": lambda r: markdown_text(render_markdown(r, PUBLIC)),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(HOSTED))
+def test_the_hosted_webcast_page_is_the_webcast_url_when_none_is_typed(
+    fmt: str, make_record: MakeRecord
+) -> None:
+    """callbridge hosts the webcast page: its own address (serve --public-url) is printed."""
+    text = HOSTED[fmt](make_record())
+    assert (
+        "A live webcast of the call will be available at "
+        "https://ir.northwind.example/events/7/webcast."
+    ) in text
+    # A typed webcast_url still wins.
+    typed = make_record(event={"webcast_url": "https://events.example/nwbx"})
+    assert "https://events.example/nwbx." in HOSTED[fmt](typed)
+    assert "/events/7/webcast" not in HOSTED[fmt](typed)
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    [
+        None,
+        "",
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "http://[::1]:8000/",
+        "http://0.0.0.0",
+    ],
+)
+def test_a_public_url_of_this_machine_only_is_never_printed(
+    public_url: str | None, make_record: MakeRecord
+) -> None:
+    record = make_record()
+    assert hosted_webcast_url(record, public_url) is None
+    assert "/webcast" not in render_text(record, public_url)
+    assert hosted_webcast_url(record, "https://10.0.0.5:8443") == (
+        "https://10.0.0.5:8443/events/7/webcast"
+    )
+
+
+def test_a_number_for_callers_abroad_prints_with_its_country_code(
+    make_record: MakeRecord,
+) -> None:
+    """A U.S. number labelled for callers abroad gets its +1; other countries' always have one."""
+    record = make_record(
+        event={
+            "dial_in": [
+                {"label": "U.S./Canada", "number": "+1 866-555-0199"},
+                {"label": "Outside the U.S.", "number": "+1 913-555-0123"},
+                {"label": "United Kingdom", "number": "+44 20 7946 0999"},
+            ]
+        }
+    )
+    text = plain_text(render_text(record))
+    assert (
+        "dial 866-555-0199 (U.S./Canada), +1 913-555-0123 (Outside the U.S.) or "
+        "+44 20 7946 0999 (United Kingdom)"
+    ) in text
+    assert dial_in_display("+19135550123", "Intl. toll") == "+1 913-555-0123"
+    assert dial_in_display("+19135550123", "Toll") == "913-555-0123"
+    assert dial_in_display("+442079460999", "London", "GB") == "020 7946 0999"

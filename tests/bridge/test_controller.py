@@ -102,9 +102,20 @@ class Node:
         assert isinstance(answer, AnswerCaller)
         return answer
 
-    def enter(self, call_id: str, role: str = "listener", hold: bool = False) -> list[Command]:
+    def enter(
+        self, call_id: str, role: str = "listener", hold: bool = False, number: str | None = None
+    ) -> list[Command]:
         return self.controller.handle(
-            EnterCall(call_id, EVENT, role, hold, f"caller {call_id}", "+18665550199", self.now)
+            EnterCall(
+                call_id,
+                EVENT,
+                role,
+                hold,
+                f"caller {call_id}",
+                "+18665550199",
+                self.now,
+                number=number,
+            )
         )
 
     def join(self, call_id: str, role: str = "listener", hold: bool = False) -> str:
@@ -263,9 +274,12 @@ def test_listener_and_speaker_passcodes_join_in_their_roles() -> None:
         "speaker",
         "system",
     )
-    assert row.detail == {"call_id": "a", "dialled": "+18665550199"}
+    assert row.detail == {"call_id": "a", "dialled": "+18665550199", "number": ""}
     assert row.at == node.now and row.caller_id == "caller a"
-    second = node.enter("b", "listener", hold=True)
+    second = node.enter("b", "listener", hold=True, number="+19135550100")
+    # The number the trunk vouched for goes in the row: the exports' caller id.
+    assert only_audit(second).detail["number"] == "+19135550100"
+    assert only_audit(second).caller_id == "caller b"
     assert not any(isinstance(c, OpenConference) for c in second)
     assert next(c for c in second if isinstance(c, JoinConference)).role is Role.LISTENER
     assert node.floor("p7-1") is Floor.SPEAKING and node.floor("p7-2") is Floor.LISTENING

@@ -302,6 +302,7 @@ def test_a_replay_caller_keys_the_replay_then_it_hangs_them_up() -> None:
     (joined,) = of(cmd.RecordAudit, done)
     assert isinstance(joined, cmd.RecordAudit)
     assert joined.kind is cmd.AuditKind.JOIN and joined.role == "replay"
+    assert joined.detail["number"] == ""  # nobody vouched for this caller's number
     assert joined.participant_id is not None and joined.participant_id.startswith(f"r{EVENT}-")
     assert node.lobby.stage("c") is Stage.REPLAY
     assert node.feed(lobby.Key("c", "6")) == [lobby.ReplayKey("c", "6")]

@@ -69,12 +69,15 @@ def test_listening_time_is_counted_on_the_server(
     # Paused for ten minutes, then back: the gap is not credited.
     back = T0 + timedelta(minutes=11)
     audience.heard(event.id, token, ListenMode.LIVE, back)
-    after = audience.heard(event.id, token, ListenMode.REPLAY, back + timedelta(seconds=15))
+    # The replay's first beacon credits nothing (the gap was neither); its next ones do.
+    switched = audience.heard(event.id, token, ListenMode.REPLAY, back + timedelta(seconds=15))
+    assert (switched.live_seconds, switched.replay_seconds) == (60, 0)
+    after = audience.heard(event.id, token, ListenMode.REPLAY, back + timedelta(seconds=30))
     assert after.live_seconds == 60
     assert after.replay_seconds == 15
     assert after.first_heard_at == T0
     assert audience.count_listening(event.id, back) == 1
-    assert audience.count_listening(event.id, back + timedelta(minutes=1)) == 0
+    assert audience.count_listening(event.id, back + timedelta(minutes=2)) == 0
     assert MAX_CREDIT >= 15
 
 
@@ -178,13 +181,13 @@ def test_beacons_are_written_in_one_batch_per_flush(
     event_id = EventStore(database).create(example_spec).id
     audience = Audience(database)
     browsers = [new_token() for _ in range(300)]
-    for browser in browsers:  # first beacons: each reads (here: makes) its row
-        audience.heard(event_id, browser, ListenMode.LIVE, T0, anonymous=True)
+    modes = [ListenMode.LIVE if index % 2 else ListenMode.REPLAY for index in range(300)]
+    for browser, mode in zip(browsers, modes, strict=True):  # first beacons read (make) rows
+        audience.heard(event_id, browser, mode, T0, anonymous=True)
     audience.flush()
     with Statements(database) as sql:
         for n in (1, 2):
-            for index, browser in enumerate(browsers):
-                mode = ListenMode.LIVE if index % 2 else ListenMode.REPLAY
+            for browser, mode in zip(browsers, modes, strict=True):
                 when = T0 + timedelta(seconds=15 * n)
                 heard = audience.heard(event_id, browser, mode, when, anonymous=True)
                 assert heard.live_seconds + heard.replay_seconds == 15 * n
@@ -261,9 +264,9 @@ def test_the_flusher_writes_on_its_interval_and_when_stopped(
     finally:
         flusher.stop()
     slow = BeaconFlusher(audience, interval=3600).start()
-    audience.heard(event_id, browser, ListenMode.REPLAY, T0 + timedelta(seconds=25))
+    audience.heard(event_id, browser, ListenMode.LIVE, T0 + timedelta(seconds=25))
     slow.stop()  # the app stops: what is held is written, nothing lost
-    assert list(_stored(database, event_id).values()) == [(15, 10)]
+    assert list(_stored(database, event_id).values()) == [(25, 0)]
 
 
 def test_a_browser_that_registers_while_held_keeps_its_time(
@@ -321,6 +324,22 @@ def test_the_book_has_a_limit_and_forgets_quiet_listeners() -> None:
     book.credit((1, "a"), ListenMode.LIVE, T0 + 10 * HELD_QUIET)
     book.hold((1, "c"), rows[3])
     assert book.forget_quiet() == 0 and len(book) == 2
+
+
+def test_a_change_of_mode_credits_the_gap_to_neither() -> None:
+    """A live listener's page left open past the end, then the replay chosen: the
+    seconds between the last live beacon and the first replay one are nobody's."""
+    book = BeaconBook()
+    book.hold((1, "a"), WebListener(1, 1, None, None, None, T0, None, None, 0, 0))
+    at = [T0 + timedelta(seconds=15 * n) for n in range(6)]
+    book.credit((1, "a"), ListenMode.LIVE, at[0])
+    book.credit((1, "a"), ListenMode.LIVE, at[1])
+    heard = book.credit((1, "a"), ListenMode.REPLAY, at[2])
+    assert (heard.live_seconds, heard.replay_seconds) == (15, 0)
+    heard = book.credit((1, "a"), ListenMode.REPLAY, at[3])
+    assert (heard.live_seconds, heard.replay_seconds) == (15, 15)
+    heard = book.credit((1, "a"), ListenMode.LIVE, at[4])  # and back: nothing for the switch
+    assert (heard.live_seconds, heard.replay_seconds) == (15, 15)
 
 
 def test_first_beacons_racing_in_threads_make_one_listener(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from callbridge.events.schema import EventFile
-from callbridge.store.audience import Audience, ListenMode
+from callbridge.store.audience import Audience, ListenMode, WebListener
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
@@ -79,3 +79,23 @@ def test_an_event_nobody_heard_reports_zeros() -> None:
         0,
     )
     assert figures.live.minutes == 0.0
+
+
+def test_listeners_live_and_on_the_replay_are_counted_once_each_way() -> None:
+    """A browser that heard both, and a number heard live and again on the replay."""
+    log = [
+        LogEntry(LogKind.JOIN, _at(0), 7, "p1", role="listener", detail={"number": "+1555"}),
+        LogEntry(LogKind.JOIN, _at(1), 7, "p2", role="listener", detail={"number": "+1666"}),
+        LogEntry(LogKind.JOIN, _at(2), 7, "p3", role="speaker", detail={"number": "+1777"}),
+        LogEntry(LogKind.END, _at(600), 7),
+        LogEntry(LogKind.JOIN, _at(900), 7, "r1", role="replay", detail={"number": "+1555"}),
+        LogEntry(LogKind.JOIN, _at(950), 7, "r2", role="replay", detail={"number": "+1777"}),
+        LogEntry(LogKind.JOIN, _at(990), 7, "r3", role="replay", detail={"number": ""}),
+    ]
+    web = [
+        WebListener(1, 7, "Ada", None, None, T0, T0, T0, 60, 30),
+        WebListener(2, 7, "Bo", None, None, T0, T0, T0, 60, 0),
+        WebListener(3, 7, None, None, None, T0, T0, T0, 0, 45),
+    ]
+    figures = engagement(7, [], log, web)
+    assert (figures.both_phone, figures.both_web, figures.both) == (1, 1, 2)

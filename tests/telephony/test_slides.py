@@ -131,14 +131,18 @@ def test_slides_switch_with_the_audio_live_and_on_the_replay(
         lambda: server.api("GET", f"/api/events/{event.id}/webcast").json()["replay"] == "ready",
         timeout=90,
     )
+    # The page offers the replay; the listener plays it.
+    page.click("#replay-start", timeout=90_000)
     page.wait_for_function(
-        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=90_000
+        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=30_000
     )
     changes = server.api("GET", f"/api/events/{event.id}/slides").json()["changes"]
     second = changes[1]["offset"]
     assert second is not None and second > changes[0]["offset"] >= 0
     page.wait_for_function(
-        f"() => document.getElementById('media').duration > {second + 1}", timeout=20_000
+        f"() => document.getElementById('media').duration > {second + 1}",
+        timeout=20_000,
+        polling=200,
     )
     for seek, slide in ((second - 0.6, "1"), (second + 0.6, "2")):
         page.evaluate(f"document.getElementById('media').currentTime = {seek}")

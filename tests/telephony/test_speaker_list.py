@@ -10,6 +10,8 @@ the name.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,16 @@ def test_a_speaker_from_a_listed_phone_is_named_at_join(
         "speaker list",
         {"name": LABEL},
         joined["id"],
+    )
+    # The attendance export: his number as the trunk asserted it, not the display name,
+    # what his phone sent beside it, and the name the speaker list gave him.
+    exported = server.api("GET", f"/api/events/{event.id}/attendance.csv").text
+    (row,) = [r for r in csv.DictReader(io.StringIO(exported)) if r["participant"] == joined["id"]]
+    assert (row["caller_id"], row["caller_name"], row["name"], row["role"]) == (
+        "'+12125551234",
+        "Conference Room",
+        LABEL,
+        "speaker",
     )
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
     folder = layout.event_recordings(server.data_dir, event.id)

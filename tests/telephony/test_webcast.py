@@ -5,7 +5,7 @@ Live: the page plays the call through hls.js in low-latency mode; its
 (Web Audio analyser on the media element); the latency behind the live mix
 is read from hls.js (EXT-X-PROGRAM-DATE-TIME against the page's clock) and
 from the tone onsets (the server sees the speaker talk; the page hears it).
-After the call: the page switches to the replay, which plays and seeks;
+After the call: the page offers the replay, which plays (when asked) and seeks;
 the replay window over, the media answer 410.
 """
 
@@ -48,13 +48,17 @@ def test_live_webcast_then_replay(server: RunningServer, tmp_path: Path, browser
     )
     (tmp_path / "latency.json").write_text(json.dumps(report))
 
-    # The call ends: the page says so, then switches to the replay when it is packaged.
+    # The call ends: the page says so, then offers the replay when it is packaged; the
+    # replay plays when the listener asks for it, never by itself.
     ended = time.monotonic()
     assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    page.wait_for_selector("#replay-start", timeout=60_000)
+    print("REPLAY OFFERED ON THE PAGE", round(time.monotonic() - ended, 2), "s after the end")
+    assert not page.evaluate("document.getElementById('webcast').dataset.playing")
+    page.click("#replay-start")
     page.wait_for_function(
-        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=60_000
+        "() => document.getElementById('webcast').dataset.playing === 'replay'", timeout=10_000
     )
-    print("REPLAY ON THE PAGE", round(time.monotonic() - ended, 2), "s after the call ended")
     page.wait_for_function(
         "() => Number.isFinite(document.getElementById('media').duration)"
         " && document.getElementById('media').duration > 10",

@@ -167,6 +167,8 @@ def test_no_page_has_serious_or_critical_axe_findings(
         found[name] = _axe(page)
     for name, (path, playing) in players.items():
         page.goto(base + path)
+        if playing == "replay":
+            page.click("#replay-start")  # offered, never started by itself
         page.wait_for_function(
             f"() => document.getElementById('webcast').dataset.playing === '{playing}'"
         )
@@ -220,6 +222,10 @@ def test_the_replay_player_works_from_the_keyboard_with_captions_on(
     )
     _replay_on_disk(live_server, ended.id)
     page.goto(f"{live_server.url}/events/{ended.id}/webcast")
+    # The replay is offered, and played from the keyboard.
+    page.wait_for_selector("#replay-start")
+    _tab_to(page, "replay-start")
+    page.keyboard.press("Enter")
     page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'replay'")
     page.wait_for_function("() => document.getElementById('media').currentTime > 0.5")
     # Captions are on without asking: the cue shows as the replay plays.

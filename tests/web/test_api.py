@@ -6,15 +6,19 @@ import copy
 import json
 import re
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from callbridge.store.db import Database
 from callbridge.store.models import EventRow
+from callbridge.store.users import UserStore
+from callbridge.web.app import create_app
 from tests.conftest import example_data
-from tests.web.conftest import OPERATOR, PASSWORD
+from tests.web.conftest import OPERATOR, PASSWORD, make_settings
 
 
 def body() -> dict[str, Any]:
@@ -349,3 +353,25 @@ def test_a_title_changed_to_two_lines_is_refused(client: TestClient, auth: dict[
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-1] == "title"
     assert "one line" in response.json()["detail"][0]["msg"]
+
+
+def test_the_announcement_gives_the_hosted_webcast_page(
+    tmp_path: Path, sqlite_database: Database
+) -> None:
+    """serve --public-url: the release, the invite and the page print our own webcast page."""
+    UserStore(sqlite_database).add(OPERATOR, PASSWORD)
+    settings = make_settings(tmp_path, sqlite_database, public_url="https://ir.northwind.example")
+    with TestClient(create_app(settings, sqlite_database)) as client:
+        token = UserStore(sqlite_database).issue_token(OPERATOR)
+        spec = body()
+        spec["company"]["website"] = None
+        event = client.post(
+            "/api/events", json=spec, headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        page = f"https://ir.northwind.example/events/{event['id']}/webcast"
+        for fmt in ("txt", "html", "md", "ics"):
+            answer = client.get(f"/api/events/{event['id']}/announcement.{fmt}")
+            assert answer.status_code == 200
+            assert page in answer.text.replace("\r\n ", ""), fmt  # .ics folds long lines
+        assert f'href="{page}"' in client.get(f"/events/{event['id']}/announcement").text
+        assert "+1 913-555-0123" in client.get(f"/api/events/{event['id']}/announcement.txt").text

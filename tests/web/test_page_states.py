@@ -83,6 +83,11 @@ def test_the_replay_says_replay_without_the_live_badge(page: Any, live_server: L
     (directory / "recording.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
 
     page.goto(f"{live_server.url}/events/{record.id}/webcast")
+    offer = page.get_by_role("button", name="Play the replay")
+    offer.wait_for()
+    assert not page.evaluate("document.getElementById('webcast').dataset.playing")
+    assert "The replay is ready" in page.locator("#webcast-status").inner_text()
+    offer.click()
     page.wait_for_function("() => document.getElementById('webcast').dataset.playing === 'replay'")
     assert page.locator("#player-title").inner_text() == "Replay"
     assert _visible_texts(page, ".badge") == []  # no LIVE anywhere on the page

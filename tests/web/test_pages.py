@@ -160,7 +160,7 @@ def test_event_card_time_numbers_passcode_links(client: TestClient, app: FastAPI
     # National format to read, E.164 to dial.
     assert "U.S./Canada" in page and "International" in page
     assert '<a href="tel:+18665550199">866-555-0199</a>' in page
-    assert '<a href="tel:+19135550123">913-555-0123</a>' in page
+    assert '<a href="tel:+19135550123">+1 913-555-0123</a>' in page  # for callers abroad
     assert "8024721" in page
     assert SPEAKER not in page
     assert f'href="/events/{record.id}/webcast"' in page

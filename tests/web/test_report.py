@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from callbridge.events.schema import EventState
 from callbridge.store.audience import Audience, ListenMode
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
+from callbridge.web.downloads import TRANSCRIPT_KINDS, downloads
+from callbridge.web.media import TRANSCRIPT_FILES
 from tests.web.conftest import OPERATOR, PASSWORD
 from tests.web.test_pages import make_event
 
@@ -61,6 +63,7 @@ def test_the_csv_is_quoted_and_no_cell_is_a_formula(
     assert figures["live listeners"] == ["1", "1", "2"]
     assert figures["live minutes heard"] == ["1.5", "0.8", "2.2"]
     assert figures["replay listeners"] == ["0", "0", "0"]
+    assert figures["listeners live and on the replay"] == ["0", "0", "0"]
     assert figures["questions asked"] == ["1", "0", "1"]  # *1 by phone, none written
     # The title comes back whole, as text: the quote, the comma and the inner quotes survive.
     assert {row[2] for row in rows[1:]} == {"'" + title}
@@ -97,3 +100,47 @@ def test_the_report_page_draws_its_chart_on_the_server(client: TestClient) -> No
     assert "written questions are those typed on the webcast page" in page
     assert f'href="/api/events/{event_id}/report.csv"' in page
     assert "Report" in client.get("/console").text
+
+
+def test_the_console_links_every_export(client: TestClient) -> None:
+    """The event's page and the report's list the CSVs and the audit trail, each answering."""
+    event_id = _held(client, "Q3")
+    login = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token
+    client.post(
+        "/login", data={"name": OPERATOR, "password": PASSWORD, "csrf_token": token.group(1)}
+    )
+    api = f"/api/events/{event_id}"
+    csvs = [f"{api}/{name}.csv" for name in ("report", "attendance", "questions", "audit")]
+    for page_path in (f"/console/events/{event_id}", f"/console/events/{event_id}/report"):
+        page = client.get(page_path).text
+        hrefs = re.findall(r'<section class="card exports".*?</section>', page, re.S)
+        assert hrefs, page_path
+        links = re.findall(r'href="([^"]+)"', hrefs[0])
+        assert set(csvs) <= set(links), (page_path, links)
+        # No transcript was made: its downloads are not offered (they would answer 404).
+        assert not any("/transcript." in link for link in links)
+        assert "listed here once it is done" in hrefs[0]
+    assert (
+        f'href="/console/events/{event_id}/report"'
+        in client.get(f"/console/events/{event_id}").text
+    )
+    for path in csvs:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-type"].startswith("text/csv")
+
+
+def test_the_transcripts_downloads_are_listed_once_it_is_done() -> None:
+    done = [d.href for d in downloads(7, transcript_ready=True)]
+    assert [h for h in done if "/transcript." in h] == [
+        "/webcast/7/transcript.txt",
+        "/webcast/7/transcript.html",
+        "/webcast/7/transcript.docx",
+    ]
+    assert set(TRANSCRIPT_FILES) == set(TRANSCRIPT_KINDS)  # the media routes serve each kind
+    assert "/console/7/report" not in done and "/console/events/7/report" in done
+    assert "/console/events/7/report" not in [
+        d.href for d in downloads(7, transcript_ready=False, report_page=False)
+    ]

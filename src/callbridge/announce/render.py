@@ -11,6 +11,7 @@ Rendering is pure: the calendar's DTSTAMP is the ``now`` the caller passes.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from icalendar import Alarm, Calendar, Event
 from phonenumbers import PhoneNumberFormat
 
 from callbridge.announce import timefmt
-from callbridge.events.phones import display
+from callbridge.events.phones import dial_in_display, display
 from callbridge.events.schema import Contact, DialIn, EventKind, EventRecord, Speaker
 
 Format = Literal["text", "html", "md", "ics"]
@@ -182,11 +183,41 @@ def hosts_sentence(speakers: list[Speaker]) -> str | None:
     return f"{named}{closing} will host the call."
 
 
-def release_of(record: EventRecord) -> Release:
+def hosted_webcast_url(record: EventRecord, public_url: str | None) -> str | None:
+    """The webcast's address: the event's ``webcast_url``, else our own page under ``public_url``.
+
+    ``public_url`` is where listeners reach this server (``serve --public-url``).
+    None when neither is known, or when ``public_url`` names this machine only
+    (loopback, ``localhost``, an unspecified address): no release prints an
+    address its readers cannot open.
+    """
+    if record.webcast_url is not None:
+        return _web_url(record.webcast_url)
+    if not public_url:
+        return None
+    base = _web_url(public_url.strip())
+    assert base is not None
+    host = (urlsplit(base).hostname or "").lower()
+    if not host or host == "localhost" or host.endswith(".localhost") or _local_address(host):
+        return None
+    return f"{base.rstrip('/')}/events/{record.id}/webcast"
+
+
+def _local_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def release_of(record: EventRecord, public_url: str | None = None) -> Release:
     """Turn a stored event into the values every format prints.
 
-    Raises ValueError when a stored URL is not http(s), so a record that
-    bypassed validation cannot put a ``javascript:`` link in a page.
+    ``public_url`` (``serve --public-url``) gives the webcast's address when
+    the event names none (``hosted_webcast_url``). Raises ValueError when a
+    stored URL is not http(s), so a record that bypassed validation cannot
+    put a ``javascript:`` link in a page.
     """
     start = record.starts_at
     website = _web_url(record.company.website)
@@ -206,7 +237,7 @@ def release_of(record: EventRecord) -> Release:
         dial_ins=_phones(record.dial_in),
         list_dial_ins=len(record.dial_in) > INLINE_NUMBERS,
         passcode=record.passcode,
-        webcast_url=_web_url(record.webcast_url),
+        webcast_url=hosted_webcast_url(record, public_url),
         website=website,
         website_text=_url_text(website) if website else None,
         replay_until=(
@@ -221,22 +252,22 @@ def release_of(record: EventRecord) -> Release:
     )
 
 
-def render_text(record: EventRecord) -> str:
+def render_text(record: EventRecord, public_url: str | None = None) -> str:
     """The release as plain text, laid out like a wire release."""
-    return _template("text", "release.txt.j2").render(r=release_of(record))
+    return _template("text", "release.txt.j2").render(r=release_of(record, public_url))
 
 
-def render_html(record: EventRecord) -> str:
+def render_html(record: EventRecord, public_url: str | None = None) -> str:
     """The release as a complete HTML5 page, readable on a phone."""
-    return _template("html", "release.html.j2").render(r=release_of(record))
+    return _template("html", "release.html.j2").render(r=release_of(record, public_url))
 
 
-def render_markdown(record: EventRecord) -> str:
+def render_markdown(record: EventRecord, public_url: str | None = None) -> str:
     """The release as CommonMark, every value from the record escaped."""
-    return _template("md", "release.md.j2").render(r=release_of(record))
+    return _template("md", "release.md.j2").render(r=release_of(record, public_url))
 
 
-def render_ics(record: EventRecord, now: datetime) -> bytes:
+def render_ics(record: EventRecord, now: datetime, public_url: str | None = None) -> bytes:
     """An iCalendar file (METHOD:PUBLISH) with the call as one VEVENT.
 
     ``now`` (aware) becomes DTSTAMP. The UID depends only on the event's id,
@@ -244,7 +275,7 @@ def render_ics(record: EventRecord, now: datetime) -> bytes:
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be aware")
-    release = release_of(record)
+    release = release_of(record, public_url)
     summary = f"{record.company.ticker} {record.title} conference call"
 
     calendar = Calendar()
@@ -276,31 +307,49 @@ def render_ics(record: EventRecord, now: datetime) -> bytes:
 
 
 @overload
-def render(record: EventRecord, fmt: Literal["text", "html", "md"]) -> str: ...
+def render(
+    record: EventRecord, fmt: Literal["text", "html", "md"], *, public_url: str | None = None
+) -> str: ...
 @overload
-def render(record: EventRecord, fmt: Literal["ics"], *, now: datetime) -> bytes: ...
+def render(
+    record: EventRecord, fmt: Literal["ics"], *, now: datetime, public_url: str | None = None
+) -> bytes: ...
 @overload
-def render(record: EventRecord, fmt: Format, *, now: datetime | None = None) -> str | bytes: ...
-def render(record: EventRecord, fmt: Format, *, now: datetime | None = None) -> str | bytes:
+def render(
+    record: EventRecord,
+    fmt: Format,
+    *,
+    now: datetime | None = None,
+    public_url: str | None = None,
+) -> str | bytes: ...
+def render(
+    record: EventRecord,
+    fmt: Format,
+    *,
+    now: datetime | None = None,
+    public_url: str | None = None,
+) -> str | bytes:
     """Render ``record`` as ``fmt``; "ics" needs ``now`` for its DTSTAMP.
 
-    ``MEDIA_TYPES[fmt]`` is the Content-Type to serve the result with.
+    ``public_url`` is where this server's pages are reached (the webcast's
+    address when the event names none). ``MEDIA_TYPES[fmt]`` is the
+    Content-Type to serve the result with.
     """
     if fmt == "text":
-        return render_text(record)
+        return render_text(record, public_url)
     if fmt == "html":
-        return render_html(record)
+        return render_html(record, public_url)
     if fmt == "md":
-        return render_markdown(record)
+        return render_markdown(record, public_url)
     if fmt == "ics":
         if now is None:
             raise ValueError("an iCalendar file needs now for its DTSTAMP")
-        return render_ics(record, now)
+        return render_ics(record, now, public_url)
     raise ValueError(f"unknown announcement format {fmt!r}")
 
 
 def _phones(numbers: Iterable[DialIn]) -> tuple[Phone, ...]:
-    return tuple(Phone(n.label, display(n.number), n.number) for n in numbers)
+    return tuple(Phone(n.label, dial_in_display(n.number, n.label), n.number) for n in numbers)
 
 
 def _international(e164: str) -> str:

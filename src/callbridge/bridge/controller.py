@@ -618,6 +618,7 @@ class CallController:
                 "system",
                 call_id=event.call_id,
                 dialled=event.dialled or "",
+                number=event.number or "",  # as the trunk asserted it: the exports' number
             ),
         ]
         # A speaker calling from a listed number is named as they join, as

@@ -86,6 +86,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Identities a trusted trunk vouches for: their user part is the caller's number.
 _VOUCHED = frozenset({IdentitySource.ASSERTED, IdentitySource.FROM_URI})
+
+
+def _number(identity: CallerIdentity) -> str | None:
+    """The caller's number as a trusted trunk asserts it; None when nobody vouches for it."""
+    if identity.source in _VOUCHED:
+        return identity.key.removeprefix("user:")
+    return None
+
+
 # A number's listed speakers' phones, as a dial plan said them, serve an INVITE this long.
 PLAN_TTL = 2.0
 
@@ -680,9 +689,7 @@ class Lobby:
     ) -> list[Command]:
         alerts = self.guard.settle(admission, now, wrong=found is None)
         if found is not None:
-            number = None
-            if leg.identity.source in _VOUCHED:
-                number = leg.identity.key.removeprefix("user:")
+            number = _number(leg.identity)
             admit = cmd.Admit(
                 leg.call_id,
                 found.event_id,
@@ -784,7 +791,11 @@ class Lobby:
             leg.replay_id,
             caller_id=leg.caller,
             role=cmd.CallerKind.REPLAY.value,
-            detail={"call_id": leg.call_id, "dialled": leg.dialled or ""},
+            detail={
+                "call_id": leg.call_id,
+                "dialled": leg.dialled or "",
+                "number": _number(leg.identity) or "",  # the exports' number
+            },
         )
         return [StartReplay(leg.call_id, action.event_id), row]
 

@@ -117,14 +117,14 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
     record = EventStore(_database(args)).get(args.id)
     if args.format == "ics":
-        sys.stdout.buffer.write(announce.render_ics(record, datetime.now(UTC)))
+        sys.stdout.buffer.write(announce.render_ics(record, datetime.now(UTC), args.public_url))
         return 0
     renderers = {
         "text": announce.render_text,
         "html": announce.render_html,
         "md": announce.render_markdown,
     }
-    print(renderers[args.format](record), end="")
+    print(renderers[args.format](record, args.public_url), end="")
     return 0
 
 
@@ -740,6 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
     announce = sub.add_parser("announce", help="render an event's press release or invite")
     announce.add_argument("id", type=int)
     announce.add_argument("--format", choices=["text", "html", "md", "ics"], default="text")
+    announce.add_argument(
+        "--public-url",
+        default=None,
+        help="where listeners reach the server (as serve's): the webcast page's address "
+        "when the event names no webcast_url",
+    )
     announce.set_defaults(func=cmd_announce)
 
     transcribe = sub.add_parser(

@@ -9,6 +9,8 @@ else.
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
@@ -49,6 +51,25 @@ def display(e164: str, reader_region: str = HOME_REGION) -> str:
     if region == reader_region:
         return str(phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL))
     return str(phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL))
+
+
+# A dial-in whose label says it is for callers abroad ("International", "Intl.",
+# "Outside the U.S.", "Global"): they dial it from another country.
+_ABROAD = re.compile(r"\b(international|intl|outside|abroad|overseas|global|worldwide)\b", re.I)
+
+
+def dial_in_display(e164: str, label: str, home: str = HOME_REGION) -> str:
+    """A dial-in number as the release and the event page print it.
+
+    In international form ("+1 913-555-0123") when the number is outside
+    the country the release is written for (``home``, as ``display``) or its
+    label says it is for callers abroad: they must dial the country code.
+    Otherwise as ``display`` prints it for a reader at home ("866-555-0199").
+    """
+    if _ABROAD.search(label):
+        number = phonenumbers.parse(e164, None)
+        return str(phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL))
+    return display(e164, home)
 
 
 def normalise_dialled(user_part: str, default_region: str = HOME_REGION) -> str | None:

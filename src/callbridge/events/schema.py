@@ -355,6 +355,11 @@ class EventRecord(BaseModel):
     replay_dial_in: list[DialIn]
     speakers: list[Speaker] = []
     state: EventState
+    version: int = Field(
+        default=1,
+        description="Grows by one with every change; send it back (If-Match) so that a "
+        "change made meanwhile by someone else is refused, not overwritten",
+    )
 
     @property
     def zone(self) -> ZoneInfo:

@@ -133,6 +133,7 @@ class _Tally:
 
     listener: WebListener  # live/replay seconds and heard times are the counted totals
     written: WebListener  # what the database holds (as far as this process wrote it)
+    mode: ListenMode | None = None  # the last beacon's, while held
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ class BeaconBook:
 
         The first beacon a listener ever sends credits nothing; later ones
         credit the gap since the previous one, rounded, or nothing past
-        ``MAX_CREDIT``. A refused beacon changes nothing.
+        ``MAX_CREDIT``. The first beacon in another mode than the last one
+        (a live listener who then plays the replay) credits nothing either:
+        the gap was spent in neither. A refused beacon changes nothing.
         """
         tally = self._tallies[key]
         heard = tally.listener
@@ -193,7 +196,8 @@ class BeaconBook:
             gap = (now - heard.last_heard_at).total_seconds()
             if gap < MIN_BEACON_GAP:
                 raise BeaconTooSoon(f"one beacon per {MIN_BEACON_GAP:g} s at most", field="beacon")
-            credit = round(gap) if gap <= MAX_CREDIT else 0
+            switched = tally.mode is not None and tally.mode is not mode
+            credit = round(gap) if gap <= MAX_CREDIT and not switched else 0
             if mode is ListenMode.LIVE:
                 live += credit
             else:
@@ -205,6 +209,7 @@ class BeaconBook:
             live_seconds=live,
             replay_seconds=replay,
         )
+        tally.mode = mode
         if self._latest is None or now > self._latest:
             self._latest = now
         return tally.listener

@@ -15,13 +15,14 @@ the check then names the field (a 409).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from callbridge.events.schema import (
     Company,
@@ -81,6 +82,25 @@ class EventNotFound(StoreError):
 
 class Conflict(StoreError):
     status = 409
+
+
+class VersionConflict(Conflict):
+    """The event changed since the version the caller read; ``current`` is what it is now.
+
+    Raised instead of writing over someone else's change: the caller shows
+    ``current`` (what changed) and lets its user decide.
+    """
+
+    status = 412
+
+    def __init__(self, current: EventRecord, expected: int) -> None:
+        super().__init__(
+            f"event {current.id} was changed by someone else (version {expected} was read, "
+            f"it is now version {current.version})",
+            field="version",
+        )
+        self.current = current
+        self.expected = expected
 
 
 @dataclass(frozen=True)
@@ -158,6 +178,7 @@ def to_record(row: EventRow) -> EventRecord:
         ],
         speakers=[Speaker(name=s.name, title=s.title, phone=s.phone) for s in row.speakers],
         state=EventState(row.state),
+        version=row.version,
     )
 
 
@@ -175,6 +196,21 @@ def _dial_in_rows(purpose: str, numbers: Iterable[DialIn]) -> list[DialInRow]:
             )
         )
     return rows
+
+
+def _contact_rows(spec: EventFile) -> list[ContactRow]:
+    return [
+        ContactRow(
+            position=i,
+            group=c.group,
+            name=c.name,
+            title=c.title,
+            organization=c.organization,
+            phone=c.phone,
+            email=c.email,
+        )
+        for i, c in enumerate(spec.contacts)
+    ]
 
 
 def _speaker_rows(speakers: Iterable[SpeakerIn]) -> list[SpeakerRow]:
@@ -239,73 +275,88 @@ class EventStore:
 
     def _create(self, spec: EventFile) -> EventRecord:
         with self.database.session() as session, session.begin():
-            taken = self._codes_in_use(session)
+            codes = self._choose_codes(session, spec, exclude_event=None)
             ev = spec.event
-            for field in ("passcode", "speaker_passcode", "replay_passcode"):
-                code = getattr(ev, field)
-                if code is not None and code in taken:
-                    raise Conflict("is already in use by another event", field=f"event.{field}")
-            chosen: set[str] = set(taken)
-            codes: dict[str, str] = {}
-            for field in ("passcode", "speaker_passcode", "replay_passcode"):
-                code = getattr(ev, field) or _generate_code(chosen)
-                if code in codes.values():
-                    raise Conflict("must differ from the other passcodes", field=f"event.{field}")
-                codes[field] = code
-                chosen.add(code)
-
-            company = session.scalar(
-                select(CompanyRow).where(CompanyRow.ticker == spec.company.ticker.upper())
-            )
-            if company is None:
-                company = CompanyRow(ticker=spec.company.ticker.upper())
-                session.add(company)
-            company.name = spec.company.name
-            company.exchange = spec.company.exchange
-            company.website = str(spec.company.website) if spec.company.website else None
-            company.city = spec.company.city
-            company.about = spec.company.about
-
-            start = ev.start_utc()
             row = EventRow(
-                company=company,
-                title=ev.title,
-                period=ev.period,
-                kind=ev.kind.value,
-                starts_at=start,
-                timezone=ev.timezone,
-                duration_minutes=ev.duration_minutes,
                 announced_on=ev.announced_on or utcnow().astimezone(ZoneInfo(ev.timezone)).date(),
-                passcode=codes["passcode"],
-                speaker_passcode=codes["speaker_passcode"],
-                replay_passcode=codes["replay_passcode"],
-                replay_until=ev.replay_until,
-                webcast_url=str(ev.webcast_url) if ev.webcast_url else None,
-                registration=ev.registration.value,
-                glossary="\n".join(ev.glossary),
                 state=EventState.SCHEDULED.value,
-                contacts=[
-                    ContactRow(
-                        position=i,
-                        group=c.group,
-                        name=c.name,
-                        title=c.title,
-                        organization=c.organization,
-                        phone=c.phone,
-                        email=c.email,
-                    )
-                    for i, c in enumerate(spec.contacts)
-                ],
-                dial_ins=_dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in),
-                speakers=_speaker_rows(ev.speakers),
                 claims=[
                     PasscodeClaimRow(code=code, role=ROLE_OF_FIELD[field])
                     for field, code in codes.items()
                 ],
             )
+            self._fill(session, row, spec, codes)
+            row.dial_ins = _dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(
+                REPLAY, ev.replay_dial_in
+            )
+            row.speakers = _speaker_rows(ev.speakers)
+            row.contacts = _contact_rows(spec)
             session.add(row)
             session.flush()
             return to_record(self._load(session, row.id))
+
+    def _choose_codes(
+        self, session: Session, spec: EventFile, exclude_event: int | None
+    ) -> dict[str, str]:
+        """The three passcodes: those given (unless another live event holds one), or new."""
+        taken = self._codes_in_use(session, exclude_event)
+        ev = spec.event
+        for field in ("passcode", "speaker_passcode", "replay_passcode"):
+            code = getattr(ev, field)
+            if code is not None and code in taken:
+                raise Conflict("is already in use by another event", field=f"event.{field}")
+        given = {getattr(ev, f) for f in ROLE_OF_FIELD if getattr(ev, f) is not None}
+        chosen: set[str] = taken | given
+        codes: dict[str, str] = {}
+        for field in ("passcode", "speaker_passcode", "replay_passcode"):
+            code = getattr(ev, field) or _generate_code(chosen)
+            if code in codes.values():
+                raise Conflict("must differ from the other passcodes", field=f"event.{field}")
+            codes[field] = code
+            chosen.add(code)
+        return codes
+
+    @staticmethod
+    def _fill(session: Session, row: EventRow, spec: EventFile, codes: dict[str, str]) -> None:
+        """Write the company and the event's own columns of ``spec`` into ``row``."""
+        company = session.scalar(
+            select(CompanyRow).where(CompanyRow.ticker == spec.company.ticker.upper())
+        )
+        if company is None:
+            company = CompanyRow(ticker=spec.company.ticker.upper())
+            session.add(company)
+        company.name = spec.company.name
+        company.exchange = spec.company.exchange
+        company.website = str(spec.company.website) if spec.company.website else None
+        company.city = spec.company.city
+        company.about = spec.company.about
+        ev = spec.event
+        row.company = company
+        row.title = ev.title
+        row.period = ev.period
+        row.kind = ev.kind.value
+        row.starts_at = ev.start_utc()
+        row.timezone = ev.timezone
+        row.duration_minutes = ev.duration_minutes
+        row.passcode = codes["passcode"]
+        row.speaker_passcode = codes["speaker_passcode"]
+        row.replay_passcode = codes["replay_passcode"]
+        row.replay_until = ev.replay_until
+        row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
+        row.registration = ev.registration.value
+        row.glossary = "\n".join(ev.glossary)
+
+    def fresh_passcodes(self) -> tuple[str, str, str]:
+        """Three distinct codes no event that is not archived holds: the editor's suggestions.
+
+        Nothing is claimed: a create or change that meets one taken meanwhile
+        is refused naming the field, as with any typed code.
+        """
+        with self.database.session() as session:
+            taken = self._codes_in_use(session)
+        listener = _generate_code(taken)
+        speaker = _generate_code(taken | {listener})
+        return listener, speaker, _generate_code(taken | {listener, speaker})
 
     def get(self, event_id: int) -> EventRecord:
         with self.database.session() as session:
@@ -341,68 +392,136 @@ class EventStore:
             for r in self.list_events()
         ]
 
-    def update(self, event_id: int, patch: EventPatch) -> EventRecord:
-        """Change a scheduled event; the result is validated as a whole before it is kept."""
-        with self.database.session() as session, session.begin():
-            row = self._load(session, event_id)
-            if row.state != EventState.SCHEDULED.value:
-                raise Conflict(f"event {event_id} is {row.state}; only scheduled events change")
-            current = to_record(row)
-            merged = current.model_dump(mode="python")
-            changes = patch.model_dump(exclude_unset=True, mode="python")
-            zone = ZoneInfo(changes.get("timezone", current.timezone))
-            if "starts_at" not in changes:
-                # Keep the wall-clock time when only the zone changes.
-                changes["starts_at"] = current.starts_at.astimezone(
-                    ZoneInfo(current.timezone)
-                ).replace(tzinfo=None)
-            merged.update(changes)
-            # Re-validate through the input model so a patch obeys the same rules.
-            spec = EventFile.model_validate(
-                {
-                    "company": {k: v for k, v in current.company.model_dump().items() if k != "id"},
-                    "contacts": [c.model_dump(exclude_none=True) for c in current.contacts],
-                    "event": {
-                        "title": merged["title"],
-                        "period": merged["period"],
-                        "kind": merged["kind"],
-                        "starts_at": merged["starts_at"],
-                        "timezone": str(zone.key),
-                        "duration_minutes": merged["duration_minutes"],
-                        "announced_on": merged["announced_on"],
-                        "passcode": current.passcode,
-                        "speaker_passcode": current.speaker_passcode,
-                        "replay_passcode": current.replay_passcode,
-                        "replay_until": merged["replay_until"],
-                        "webcast_url": merged["webcast_url"],
-                        "registration": merged["registration"],
-                        "glossary": merged["glossary"],
-                        "dial_in": merged["dial_in"],
-                        "replay_dial_in": merged["replay_dial_in"],
-                        "speakers": merged["speakers"],
-                    },
-                }
+    def update(
+        self, event_id: int, patch: EventPatch, expected_version: int | None = None
+    ) -> EventRecord:
+        """Change a scheduled event; the result is validated as a whole before it is kept.
+
+        With ``expected_version`` (what the caller read), a change made since
+        raises VersionConflict instead of being overwritten.
+        """
+        return self._guarded(event_id, expected_version, lambda s, r: self._update(s, r, patch))
+
+    def _update(self, session: Session, row: EventRow, patch: EventPatch) -> EventRecord:
+        event_id = row.id
+        if row.state != EventState.SCHEDULED.value:
+            raise Conflict(f"event {event_id} is {row.state}; only scheduled events change")
+        current = to_record(row)
+        merged = current.model_dump(mode="python")
+        changes = patch.model_dump(exclude_unset=True, mode="python")
+        zone = ZoneInfo(changes.get("timezone", current.timezone))
+        if "starts_at" not in changes:
+            # Keep the wall-clock time when only the zone changes.
+            changes["starts_at"] = current.starts_at.astimezone(ZoneInfo(current.timezone)).replace(
+                tzinfo=None
             )
-            ev = spec.event
-            row.title = ev.title
-            row.period = ev.period
-            row.starts_at = ev.start_utc()
-            row.timezone = ev.timezone
-            row.duration_minutes = ev.duration_minutes
-            row.replay_until = ev.replay_until
-            row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
-            row.registration = ev.registration.value
-            row.glossary = "\n".join(ev.glossary)
-            if "dial_in" in changes or "replay_dial_in" in changes:
-                row.dial_ins.clear()
-                session.flush()
-                row.dial_ins.extend(
-                    _dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in)
-                )
-            if "speakers" in changes:
-                self._replace_speakers(session, row, ev.speakers)
-            session.flush()
-            return to_record(row)
+        merged.update(changes)
+        # Re-validate through the input model so a patch obeys the same rules.
+        spec = EventFile.model_validate(
+            {
+                "company": {k: v for k, v in current.company.model_dump().items() if k != "id"},
+                "contacts": [c.model_dump(exclude_none=True) for c in current.contacts],
+                "event": {
+                    "title": merged["title"],
+                    "period": merged["period"],
+                    "kind": merged["kind"],
+                    "starts_at": merged["starts_at"],
+                    "timezone": str(zone.key),
+                    "duration_minutes": merged["duration_minutes"],
+                    "announced_on": merged["announced_on"],
+                    "passcode": current.passcode,
+                    "speaker_passcode": current.speaker_passcode,
+                    "replay_passcode": current.replay_passcode,
+                    "replay_until": merged["replay_until"],
+                    "webcast_url": merged["webcast_url"],
+                    "registration": merged["registration"],
+                    "glossary": merged["glossary"],
+                    "dial_in": merged["dial_in"],
+                    "replay_dial_in": merged["replay_dial_in"],
+                    "speakers": merged["speakers"],
+                },
+            }
+        )
+        ev = spec.event
+        # Children to replace go first, in a flush that leaves the event row
+        # alone: its one UPDATE (one version step) comes last.
+        if "dial_in" in changes or "replay_dial_in" in changes:
+            row.dial_ins.clear()
+        if "speakers" in changes:
+            row.speakers.clear()
+        session.flush()
+        row.title = ev.title
+        row.period = ev.period
+        row.starts_at = ev.start_utc()
+        row.timezone = ev.timezone
+        row.duration_minutes = ev.duration_minutes
+        row.replay_until = ev.replay_until
+        row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
+        row.registration = ev.registration.value
+        row.glossary = "\n".join(ev.glossary)
+        if "dial_in" in changes or "replay_dial_in" in changes:
+            row.dial_ins.extend(
+                _dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in)
+            )
+        if "speakers" in changes:
+            row.speakers.extend(_speaker_rows(ev.speakers))
+        row.updated_at = utcnow()
+        session.flush()
+        return to_record(row)
+
+    def replace(self, event_id: int, spec: EventFile, expected_version: int) -> EventRecord:
+        """Write a whole edited event (the console's editor) over a scheduled one.
+
+        Every field of ``spec`` is kept, passcodes left out are generated
+        anew; raises VersionConflict when the event is no longer at
+        ``expected_version``, Conflict once its call has started.
+        """
+        return self._guarded(event_id, expected_version, lambda s, r: self._replace(s, r, spec))
+
+    def _replace(self, session: Session, row: EventRow, spec: EventFile) -> EventRecord:
+        if row.state != EventState.SCHEDULED.value:
+            raise Conflict(f"event {row.id} is {row.state}; only scheduled events change")
+        codes = self._choose_codes(session, spec, exclude_event=row.id)
+        ev = spec.event
+        # The old children go first, in a flush of their own that leaves the
+        # event row alone: its one UPDATE (one version step) comes last.
+        row.claims.clear()
+        row.dial_ins.clear()
+        row.contacts.clear()
+        row.speakers.clear()
+        session.flush()
+        self._fill(session, row, spec, codes)
+        if ev.announced_on is not None:
+            row.announced_on = ev.announced_on
+        row.claims.extend(
+            PasscodeClaimRow(code=code, role=ROLE_OF_FIELD[field]) for field, code in codes.items()
+        )
+        row.dial_ins.extend(
+            _dial_in_rows(LIVE, ev.dial_in) + _dial_in_rows(REPLAY, ev.replay_dial_in)
+        )
+        row.contacts.extend(_contact_rows(spec))
+        row.speakers.extend(_speaker_rows(ev.speakers))
+        row.updated_at = utcnow()
+        session.flush()
+        return to_record(row)
+
+    def _guarded(
+        self,
+        event_id: int,
+        expected_version: int | None,
+        change: Callable[[Session, EventRow], EventRecord],
+    ) -> EventRecord:
+        """Run ``change`` in one transaction, refusing it when the event moved past the
+        version the caller read (checked on read, and by the UPDATE's own WHERE)."""
+        try:
+            with self.database.session() as session, session.begin():
+                row = self._load(session, event_id)
+                if expected_version is not None and row.version != expected_version:
+                    raise VersionConflict(to_record(row), expected_version)
+                return change(session, row)
+        except StaleDataError:
+            # Another writer committed between our read and our UPDATE.
+            raise VersionConflict(self.get(event_id), expected_version or 0) from None
 
     def set_speakers(self, event_id: int, speakers: list[SpeakerIn]) -> EventRecord:
         """Replace the speaker list of a scheduled or live event (a late speaker joins the list).
@@ -421,6 +540,9 @@ class EventStore:
     @staticmethod
     def _replace_speakers(session: Session, row: EventRow, speakers: list[SpeakerIn]) -> None:
         row.speakers.clear()
+        # Touching the row makes its UPDATE (and so the version) follow a change
+        # that is only in the speaker table.
+        row.updated_at = utcnow()
         session.flush()
         row.speakers.extend(_speaker_rows(speakers))
 

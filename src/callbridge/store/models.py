@@ -91,6 +91,12 @@ class EventRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    # Optimistic concurrency: every UPDATE of the row adds one and carries
+    # "WHERE version = <the one read>", so of two editors who read the same
+    # version the second's write matches no row (``EventStore`` says so).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
 
     company: Mapped[CompanyRow] = relationship(back_populates="events")
     contacts: Mapped[list[ContactRow]] = relationship(

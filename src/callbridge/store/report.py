@@ -55,6 +55,14 @@ class Engagement:
     speakers: int
     phone_questions: int
     written_questions: int | None = None
+    # Listeners counted both live and on the replay: a browser that heard both,
+    # a number heard on both (callers whose number the trunk asserted).
+    both_phone: int = 0
+    both_web: int = 0
+
+    @property
+    def both(self) -> int:
+        return self.both_phone + self.both_web
 
     @property
     def live(self) -> Heard:
@@ -89,8 +97,11 @@ def engagement(
     """The figures of one event from its attendance, its call log and its web listeners.
 
     A web listener counts live if the server credited it live seconds, on
-    the replay if replay seconds, both if both; one who opened the player
-    and left before a second beacon heard nothing and counts in neither.
+    the replay if replay seconds, both if both (``both_web``: the replay the
+    listener chose to play; the page never starts it by itself); one who
+    opened the player and left before a second beacon heard nothing and
+    counts in neither. A phone number heard live and on the replay is
+    ``both_phone``.
     """
     log = list(entries)
     ends = [e.at for e in log if e.kind is LogKind.END]
@@ -101,6 +112,11 @@ def engagement(
     # The part each caller joined in: an analyst whose line was opened for a
     # question still came to listen (the attendance report shows them as speaking).
     joined_as = {e.participant_id: e.role for e in log if e.kind is LogKind.JOIN}
+    numbers: dict[str, set[str]] = {"live": set(), REPLAY_ROLE: set()}
+    for e in log:
+        number = str(e.detail.get("number") or "") if e.kind is LogKind.JOIN else ""
+        if number and e.role not in SPEAKER_ROLES:
+            numbers[REPLAY_ROLE if e.role == REPLAY_ROLE else "live"].add(number)
     for row in attendance:
         if row.channel == WEB:
             continue  # the web's listeners are the beacons' (below), not the log's
@@ -131,6 +147,8 @@ def engagement(
         speakers=speakers,
         phone_questions=sum(1 for e in log if e.kind is LogKind.QUEUE),
         written_questions=sum(1 for e in log if e.kind is LogKind.QUESTION_WRITTEN),
+        both_phone=len(numbers["live"] & numbers[REPLAY_ROLE]),
+        both_web=sum(1 for w in listeners if w.live_seconds > 0 and w.replay_seconds > 0),
     )
 
 

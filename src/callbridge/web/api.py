@@ -9,16 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.announce import render as announce
 from callbridge.events.schema import EventFile, EventPatch, EventRecord, EventState, EventSummary
 from callbridge.store.aftercall import AfterCall
-from callbridge.store.events import Conflict, EventStore, StoreError
+from callbridge.store.events import Conflict, EventStore, StoreError, VersionConflict
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
-from callbridge.web.deps import after_call, event_store
+from callbridge.web.deps import after_call, event_store, settings
 from callbridge.web.pages import clock
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -51,12 +53,48 @@ async def create_event(spec: EventFile, store: Store, _: OperatorDep) -> EventRe
     return await run_in_threadpool(store.create, spec)
 
 
+def etag(record: EventRecord) -> str:
+    """The event's version as a strong entity tag: what ``If-Match`` sends back."""
+    return f'"{record.version}"'
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` names; None for no header or ``*`` (any version).
+
+    A tag that names no version of ours can match none: -1.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() and len(tag) < 12 else -1
+
+
+def _precondition_failed(refused: VersionConflict) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": [
+                {"loc": ["header", "If-Match"], "msg": refused.message, "type": "VersionConflict"}
+            ],
+            "current": jsonable_encoder(refused.current),
+        },
+        status_code=status.HTTP_412_PRECONDITION_FAILED,
+        headers={"ETag": etag(refused.current)},
+    )
+
+
 @router.get("/events/{event_id}", response_model=EventRecord)
-async def get_event(event_id: int, store: Store, _: OperatorDep) -> EventRecord:
-    return await run_in_threadpool(store.get, event_id)
+async def get_event(event_id: int, store: Store, _: OperatorDep, response: Response) -> EventRecord:
+    """The event with its version, also as the ``ETag`` to send back in ``If-Match``."""
+    record = await run_in_threadpool(store.get, event_id)
+    response.headers["ETag"] = etag(record)
+    return record
 
 
-@router.patch("/events/{event_id}", response_model=EventRecord)
+@router.patch(
+    "/events/{event_id}",
+    response_model=EventRecord,
+    responses={412: {"description": "If-Match names a version the event has moved past"}},
+)
 async def update_event(
     event_id: int,
     patch: EventPatch,
@@ -64,8 +102,14 @@ async def update_event(
     changes: AfterCallDep,
     operator: OperatorDep,
     now: Now,
-) -> EventRecord:
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> EventRecord | JSONResponse:
     """Change a scheduled event; once its call has started, only ``replay_until`` changes.
+
+    With ``If-Match: "<version>"`` (the ``ETag`` of the GET), a change someone
+    else made since is never written over: 412 with the event as it is now
+    under ``current``. Without it the change applies to whatever is stored.
 
     While the call is live its ``speakers`` may still change (alone), so a
     late speaker is named as they dial in. After the call the replay's last
@@ -73,9 +117,29 @@ async def update_event(
     (422 naming ``replay_until``); every such change is in the audit trail.
     Any other field of a live or past event: 409.
     """
+    expected = _expected_version(if_match)
+    try:
+        changed = await _update(event_id, patch, store, changes, operator, now, expected)
+    except VersionConflict as refused:
+        return _precondition_failed(refused)
+    response.headers["ETag"] = etag(changed)
+    return changed
+
+
+async def _update(
+    event_id: int,
+    patch: EventPatch,
+    store: EventStore,
+    changes: AfterCall,
+    operator: Operator,
+    now: datetime,
+    expected: int | None,
+) -> EventRecord:
     record = await run_in_threadpool(store.get, event_id)
+    if expected is not None and record.version != expected:
+        raise VersionConflict(record, expected)
     if record.state is EventState.SCHEDULED:
-        return await run_in_threadpool(store.update, event_id, patch)
+        return await run_in_threadpool(store.update, event_id, patch, expected)
     fields = patch.model_dump(exclude_unset=True)
     if (
         record.state is EventState.LIVE
@@ -120,21 +184,26 @@ async def delete_event(event_id: int, store: Store, _: OperatorDep) -> Response:
     responses={200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}}},
 )
 async def announcement(
-    event_id: int, fmt: Literal["txt", "html", "md", "ics"], store: Store
+    event_id: int, fmt: Literal["txt", "html", "md", "ics"], store: Store, request: Request
 ) -> Response:
-    """The press release (text, HTML, Markdown) or the calendar invite (.ics). Public."""
+    """The press release (text, HTML, Markdown) or the calendar invite (.ics). Public.
+
+    The webcast's address is the event's ``webcast_url``, else this server's
+    own webcast page under ``serve --public-url``.
+    """
     record = await run_in_threadpool(store.get, event_id)
+    public_url = settings(request).public_url
     body: str | bytes
     headers: dict[str, str] = {}
     if fmt == "ics":
-        body = announce.render_ics(record, datetime.now(UTC))
+        body = announce.render_ics(record, datetime.now(UTC), public_url)
         headers["Content-Disposition"] = (
             f'attachment; filename="{record.company.ticker.lower()}-event-{record.id}.ics"'
         )
     elif fmt == "html":
-        body = announce.render_html(record)
+        body = announce.render_html(record, public_url)
     elif fmt == "md":
-        body = announce.render_markdown(record)
+        body = announce.render_markdown(record, public_url)
     else:
-        body = announce.render_text(record)
+        body = announce.render_text(record, public_url)
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)

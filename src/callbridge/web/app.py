@@ -28,6 +28,8 @@ from callbridge.web import (
     api,
     auth,
     calls,
+    editor,
+    exports,
     media,
     nodes,
     pages,
@@ -130,9 +132,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(calls.router)
     app.include_router(calls.stats_router)
+    app.include_router(exports.router)
     app.include_router(nodes.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(editor.router)
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -188,87 +186,6 @@ def spreadsheet_safe(value: str) -> str:
     a spreadsheet shows them as text, which is what they are.
     """
     return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def _csv_row(cells: list[str]) -> list[str]:
-    return [spreadsheet_safe(cell) for cell in cells]
-
-
-@router.get("/attendance.csv", response_class=Response)
-async def attendance_csv(event_id: int, store: Store, request: Request, _: OperatorDep) -> Response:
-    """Per participant, phone and web: join, leave, seconds listened, role, reason.
-
-    Web listeners come from the webcast's registrations and beacons: their
-    seconds are what the page reported playing (live and replay together).
-    """
-    record = await run_in_threadpool(store.get, event_id)
-    log: CallLog = request.app.state.call_log
-    people: Audience = request.app.state.audience
-    rows = await run_in_threadpool(log.attendance, event_id)
-    web = await run_in_threadpool(people.listeners, event_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "participant",
-            "channel",
-            "caller_id",
-            "name",
-            "firm",
-            "email",
-            "role",
-            "joined_at",
-            "left_at",
-            "seconds",
-            "reason",
-        ]
-    )
-    for row in rows:
-        duration = row.duration
-        writer.writerow(
-            _csv_row(
-                [
-                    row.participant_id,
-                    row.channel,
-                    row.caller_id or "",
-                    "",
-                    "",
-                    "",
-                    row.role or "",
-                    row.joined_at.isoformat(),
-                    row.left_at.isoformat() if row.left_at else "",
-                    f"{duration.total_seconds():.0f}" if duration is not None else "",
-                    row.reason or "",
-                ]
-            )
-        )
-    for listener in web:
-        heard = listener.first_heard_at is not None
-        writer.writerow(
-            _csv_row(
-                [
-                    f"w{listener.id}",
-                    "web",
-                    "",
-                    listener.name or "",
-                    listener.firm or "",
-                    listener.email or "",
-                    "listener"
-                    if listener.live_seconds or not listener.replay_seconds
-                    else "replay",
-                    (listener.first_heard_at or listener.registered_at).isoformat(),
-                    listener.last_heard_at.isoformat() if listener.last_heard_at else "",
-                    str(listener.live_seconds + listener.replay_seconds),
-                    "" if heard else "registered, did not listen",
-                ]
-            )
-        )
-    filename = f"{record.company.ticker.lower()}-event-{event_id}-attendance.csv"
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 class TranscriptProgress(BaseModel):

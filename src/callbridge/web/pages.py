@@ -30,13 +30,14 @@ from callbridge.announce import render as announce
 from callbridge.announce import timefmt
 from callbridge.events.errors import describe
 from callbridge.events.names import MAX_NAME
-from callbridge.events.phones import display
+from callbridge.events.phones import dial_in_display
 from callbridge.events.schema import MAX_SPEAKERS, DialIn, EventFile, EventRecord, EventState
 from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
-from callbridge.web.deps import TEMPLATES, event_store
+from callbridge.web.deps import TEMPLATES, event_store, settings
+from callbridge.web.downloads import downloads_for
 
 router = APIRouter(include_in_schema=False)
 
@@ -166,7 +167,8 @@ class EventView:
 
 
 def _phones(numbers: list[DialIn]) -> tuple[Phone, ...]:
-    return tuple(Phone(n.label, display(n.number), n.number) for n in numbers)
+    """As the release prints them: a number for callers abroad with its country code."""
+    return tuple(Phone(n.label, dial_in_display(n.number, n.label), n.number) for n in numbers)
 
 
 def _zone_abbreviation(moment: datetime, timezone: str) -> str:
@@ -301,7 +303,7 @@ async def announcement_page(request: Request, event_id: int, store: Store, now: 
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
-    document = announce.render_html(record)
+    document = announce.render_html(record, settings(request).public_url)
     match = _BODY.search(document)
     # The renderer escapes every value it prints, so its body is safe to embed.
     body = Markup(match.group(1) if match else document)
@@ -394,6 +396,7 @@ async def moderate_page(
             "speakers_editable": record.state in (EventState.SCHEDULED, EventState.LIVE),
             "max_speakers": MAX_SPEAKERS,
             "max_name": MAX_NAME,
+            "downloads": await downloads_for(request, event_id),
         },
     )
 

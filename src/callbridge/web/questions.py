@@ -19,13 +19,11 @@ a 403 that says so, and the audit trail has who did it.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -39,7 +37,7 @@ from callbridge.store.questions import (
     QuestionStore,
     WrittenQuestion,
 )
-from callbridge.web.calls import BridgeDep, OperatorDep, Store, spreadsheet_safe
+from callbridge.web.calls import BridgeDep, OperatorDep, Store
 from callbridge.web.limits import WebLimits, client_source
 from callbridge.web.webcast import AudienceDep, Now, listener_token
 
@@ -132,32 +130,6 @@ async def questions(event_id: int, store: Store, _: OperatorDep) -> list[Questio
     await run_in_threadpool(store.get, event_id)
     found = await run_in_threadpool(QuestionStore(store.database).of_event, event_id)
     return [_view(question) for question in found]
-
-
-@router.get(".csv", response_class=Response)
-async def questions_csv(event_id: int, store: Store, _: OperatorDep) -> Response:
-    """The written questions as CSV, with cells no spreadsheet evaluates."""
-    record = await run_in_threadpool(store.get, event_id)
-    found = await run_in_threadpool(QuestionStore(store.database).of_event, event_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["asked_at", "name", "firm", "question", "outcome", "settled_at"])
-    for q in found:
-        cells = [
-            q.asked_at.isoformat(),
-            q.name,
-            q.firm or "",
-            q.text,
-            q.state,
-            q.settled_at.isoformat() if q.settled_at else "",
-        ]
-        writer.writerow([spreadsheet_safe(cell) for cell in cells])
-    filename = f"{record.company.ticker.lower()}-event-{event_id}-questions.csv"
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 class SilenceView(BaseModel):

@@ -25,6 +25,7 @@ from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator, require_operator_page
 from callbridge.web.calls import spreadsheet_safe
 from callbridge.web.deps import TEMPLATES, event_store
+from callbridge.web.downloads import downloads_for
 from callbridge.web.pages import Now, _not_found, view_of
 
 router = APIRouter(include_in_schema=True, tags=["calls"])
@@ -150,6 +151,12 @@ def csv_rows(record: EventRecord, figures: Engagement) -> list[list[str]]:
             _minutes(figures.replay_web),
             _minutes(figures.replay),
         ),
+        (
+            "listeners live and on the replay",
+            str(figures.both_phone),
+            str(figures.both_web),
+            str(figures.both),
+        ),
         ("speakers", str(figures.speakers), "", str(figures.speakers)),
         ("questions asked", str(figures.phone_questions), written, str(figures.questions)),
     ]
@@ -206,5 +213,6 @@ async def report_page(
             "bar_height": BAR_HEIGHT,
             "written_note": WRITTEN_NOT_COLLECTED,
             "csv_href": f"/api/events/{event_id}/report.csv",
+            "downloads": await downloads_for(request, event_id, report_page=False),
         },
     )

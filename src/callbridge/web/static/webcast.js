@@ -1,6 +1,9 @@
 // The webcast page: plays the live call (LL-HLS through hls.js, or the browser's
-// own HLS), then the replay, and sends a listening beacon while it plays.
+// own HLS), then offers the replay, and sends a listening beacon while it plays.
 // The server decides what there is to play: /api/events/{id}/webcast.
+// The replay only ever starts from the listener's own click ("Play the replay",
+// a transcript time): a live listener whose page stayed open past the end is
+// told the call has ended, and is not counted as a replay listener for it.
 (function () {
   "use strict";
   const root = document.getElementById("webcast");
@@ -36,6 +39,8 @@
   };
   let source = null;
   let pendingSeek = null;
+  let heardLive = false; // this page played the live call
+  let offered = null; // the status whose replay the page offers, until the listener plays it
   const wanted = new URLSearchParams(location.search).get("t");
   if (wanted !== null && !Number.isNaN(Number(wanted))) pendingSeek = Number(wanted);
 
@@ -142,6 +147,51 @@
     return true;
   }
 
+  // The call is over and its replay ready: say so, with a button. Only the
+  // listener's click starts it.
+  function offerReplay(status) {
+    offered = status;
+    root.dataset.offer = "replay";
+    statusBox.textContent = "";
+    const line = document.createElement("p");
+    const strong = document.createElement("strong");
+    strong.textContent = "The call has ended.";
+    line.appendChild(strong);
+    let note = heardLive ? " Thank you for listening. The replay is ready." : " The replay is ready.";
+    if (status.replay_until) note += " It is available through " + untilText(status.replay_until) + ".";
+    line.appendChild(document.createTextNode(note));
+    const actions = document.createElement("p");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.id = "replay-start";
+    button.textContent = "Play the replay";
+    button.addEventListener("click", function () { playReplay(null); });
+    actions.appendChild(button);
+    statusBox.append(line, actions);
+  }
+
+  function playReplay(at) {
+    if (!offered) return;
+    if (at !== null) pendingSeek = at;
+    const status = offered;
+    offered = null;
+    root.dataset.offer = "";
+    start("replay", status);
+  }
+
+  // The page was drawn while the call was live: what only a live call has goes
+  // (the LIVE badge and border, the question form, the live dial-in and passcode).
+  function markEnded() {
+    root.classList.remove("is-live");
+    for (const b of Array.from(root.querySelectorAll(".badge.live:not(#live-badge)"))) b.remove();
+    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in"))) s.hidden = true;
+  }
+
+  function untilText(day) {
+    const until = new Date(day + "T12:00:00");
+    return until.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
+  }
+
   function start(kind, status) {
     const url = kind === "live" ? status.live_playlist : status.replay_playlist;
     if (mode === kind && source === url) return;
@@ -170,11 +220,12 @@
         downloads.hidden = false;
       }
       if (status.replay_until) {
-        const until = new Date(status.replay_until + "T12:00:00");
-        say("<p><strong>Replay.</strong> Available through " +
-          until.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" }) + ".</p>");
+        say("<p><strong>Replay.</strong> Available through " + untilText(status.replay_until) + ".</p>");
+      } else {
+        say("<p><strong>Replay.</strong></p>");
       }
     } else {
+      heardLive = true;
       downloads.hidden = true;
       say("<p><strong>The call is live now.</strong></p>");
     }
@@ -214,7 +265,15 @@
   seek.addEventListener("change", function () { media.currentTime = Number(seek.value); });
   document.addEventListener("click", function (e) {
     const link = e.target.closest("[data-seek]");
-    if (!link || mode !== "replay") return;
+    if (!link) return;
+    if (mode !== "replay") {
+      // A transcript time is a choice to play the replay from there.
+      if (!offered) return;
+      e.preventDefault();
+      playReplay(Number(link.dataset.seek));
+      player.scrollIntoView({ block: "nearest" });
+      return;
+    }
     e.preventDefault();
     media.currentTime = Number(link.dataset.seek);
     media.play();
@@ -244,21 +303,29 @@
       if (response.ok) {
         const status = await response.json();
         root.dataset.state = status.state;
+        if (status.state === "ended" || status.state === "archived") markEnded();
         if (status.may_listen && status.live_playlist) {
           start("live", status);
-        } else if (status.may_listen && status.replay === "ready") {
-          start("replay", status);
-          delay = 30000;
         } else if (mode === "live" && status.state !== "live") {
           stop();
           player.hidden = true;
           root.dataset.playing = "";
-          say("<p><strong>The call has ended.</strong> The replay will appear here shortly.</p>");
+          say("<p><strong>The call has ended.</strong> Thank you for listening." +
+            (status.replay === "none" ? "" : " The replay will be offered here shortly.") + "</p>");
           delay = 2000;
+        } else if (status.may_listen && status.replay === "ready") {
+          // Playing already (the listener chose it): follow a new recording.
+          // Otherwise offer it, and wait for the listener's click.
+          if (mode === "replay") start("replay", status);
+          else if (!offered || offered.replay_playlist !== status.replay_playlist) offerReplay(status);
+          else offered = status;
+          delay = 30000;
         } else if (status.replay === "preparing") {
           delay = 2000;
-        } else if (status.replay === "expired" && mode === "replay") {
+        } else if (status.replay === "expired" && (mode === "replay" || offered)) {
           stop();
+          offered = null;
+          root.dataset.offer = "";
           player.hidden = true;
           say("<p><strong>The replay has expired.</strong></p>");
         }
