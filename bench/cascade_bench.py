@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +68,11 @@ def offer(port: int) -> bytes:
 async def edge(far: list[int], seconds: float, out: Path, sender: str) -> None:
     from callbridge.bridge.batch_send import batch_sender
     from callbridge.bridge.fanout import FanOut
-    from callbridge.bridge.leg import CallLeg, LegMode
+    from callbridge.bridge.leg import CallLeg
     from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
     from callbridge.cascade.feed import MediaPort, mix_ssrc
     from callbridge.cascade.relayed import RelayedConference
-    from callbridge.ivr.machine import IvrSession
     from callbridge.media.clock import MediaClock
-    from callbridge.media.conference import Role
     from callbridge.media.prompts import PromptPlayer, default_library
     from callbridge.rtp.g711 import encode
     from callbridge.sip.sdp import SdpSession
@@ -89,17 +86,15 @@ async def edge(far: list[int], seconds: float, out: Path, sender: str) -> None:
     conference.start()
     pool = RtpPortPool(20000, 29999)
     reader = BatchReader()
-    wall = datetime.now(UTC)
     for index, port in enumerate(far):
         sock, local_port = pool.bind("127.0.0.1")
         negotiated = SdpSession("127.0.0.1").negotiate(offer(port), local_port)
         rtp = RtpSocket(sock, lambda d, a, t: None, loop, reader)
         leg = CallLeg(
             f"leg-{index}", None, f"caller {index}", ("127.0.0.1", port), negotiated,
-            local_port, rtp.sendto, PromptPlayer(library), IvrSession(), loop.time(), rtp=rtp,
+            local_port, rtp.sendto, PromptPlayer(library), loop.time(), rtp=rtp,
         )  # fmt: skip
-        leg.participant = conference.join(leg, Role.LISTENER, leg.caller, wall)
-        leg.move(LegMode.CONFERENCE)
+        leg.participant = conference.join(leg, may_talk=False)
     mix = mix_ssrc(EVENT)
     relayed = [0]
 

@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +72,11 @@ def offer(port: int) -> bytes:
 async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender: str) -> None:
     from callbridge.bridge.batch_send import batch_sender
     from callbridge.bridge.fanout import FanOut
-    from callbridge.bridge.leg import CallLeg, LegMode
+    from callbridge.bridge.leg import CallLeg
+    from callbridge.bridge.media_plane import QUIET_DRAIN_INTERVAL, SWEEP_SHARES
     from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-    from callbridge.bridge.service import QUIET_DRAIN_INTERVAL, SWEEP_SHARES
-    from callbridge.ivr.machine import IvrSession
     from callbridge.media.clock import MediaClock
-    from callbridge.media.conference import Conference, Role
+    from callbridge.media.conference import Conference
     from callbridge.media.prompts import PromptPlayer, default_library
     from callbridge.rtp.g711 import encode
     from callbridge.sip.sdp import SdpSession
@@ -92,7 +90,6 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     reader = BatchReader()
     legs: list[tuple[CallLeg, RtpSocket]] = []
     local: list[int] = []
-    wall = datetime.now(UTC)
     for index, port in enumerate(far):
         sock, local_port = pool.bind("127.0.0.1")
         negotiated = SdpSession("127.0.0.1").negotiate(offer(port), local_port)
@@ -106,13 +103,10 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
             local_port=local_port,
             send=rtp.sendto,
             prompt_player=PromptPlayer(library),
-            ivr=IvrSession(),
             now=loop.time(),
             rtp=rtp,
         )
-        role = Role.SPEAKER if index < speakers else Role.LISTENER
-        leg.participant = conference.join(leg, role, leg.caller, wall)
-        leg.move(LegMode.CONFERENCE)
+        leg.participant = conference.join(leg, may_talk=index < speakers)
         rtp.handler = leg.receive
         legs.append((leg, rtp))
         local.append(local_port)

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callbridge.media.conference import Conference, Role
+from callbridge.media.conference import Conference
 from callbridge.media.mixer import FRAME_SAMPLES, Mixer, Pcm
 from callbridge.rtp.g711 import encode
 
@@ -67,9 +67,9 @@ def main() -> int:
         conference = Conference(1, encode, max_participants=listeners + speakers)
         conference.start()
         for i in range(speakers):
-            conference.join(Leg(speech(i)), Role.SPEAKER, f"speaker{i}", NOW)
+            conference.join(Leg(speech(i)), may_talk=True)
         for _ in range(listeners):
-            conference.join(Leg(None), Role.LISTENER, "listener", NOW)
+            conference.join(Leg(None), may_talk=False)
         p50, p99 = per_tick(lambda c=conference: c.tick(0.0), 500)
         share = p50 / 20_000 * 100
         print(

@@ -44,12 +44,12 @@ from callbridge.bridge.commands import (
     StartConference,
     Whisper,
 )
-from callbridge.bridge.control import Action, BridgeError
+from callbridge.bridge.control import Action, BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import KEYPAD, MODERATOR, CallController
 from callbridge.bridge.queue import Floor
 from callbridge.events.schema import EventFile, EventRecord, EventState
 from callbridge.ivr.machine import Outcome
-from callbridge.media.conference import ConferenceState, ParticipantState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 from callbridge.store.calllog import LogKind
 from tests.announce.conftest import example_data, to_record
@@ -544,6 +544,51 @@ def test_an_open_line_unmutes_and_mute_all_reaches_it() -> None:
     call = node.controller.call(EVENT)
     assert call is not None and not call.members[pid].muted
     assert SetMuted(EVENT, pid, True) in node.act("mute_all")
+
+
+def test_the_moderator_promotes_a_listener_and_moves_them_back_to_listen_only() -> None:
+    node = Node()
+    node.start()
+    a, b = node.join("a"), node.join("b")
+    node.keys("b", "*1")
+    node.act("mute", a)  # a listener may be marked muted: a speaker starts unmuted
+    commands = node.act("promote", a)
+    assert commands[0] == OpenLine(EVENT, a)
+    row = only_audit(commands)
+    assert (row.kind, row.role, row.actor) == (AuditKind.ROLE, "speaker", "dana")
+    call = node.controller.call(EVENT)
+    assert call is not None
+    member = call.members[a]
+    assert member.role is Role.SPEAKER and not member.muted and member.may_talk
+    # A speaker for good: no open line, never in the queue; a queued caller leaves it.
+    assert node.floor(a) is Floor.SPEAKING and not call.line_open(a)
+    node.act("promote", b)
+    assert node.queue() == [] and node.floor(b) is Floor.SPEAKING
+    commands = node.act("demote", a)
+    assert commands[0] == CloseLine(EVENT, a)
+    row = only_audit(commands)
+    assert (row.kind, row.role) == (AuditKind.ROLE, "listener")
+    assert member.role is Role.LISTENER and not member.may_talk
+    assert node.floor(a) is Floor.LISTENING
+    # A caller on the air is promoted from there.
+    node.act("open_line", a)
+    node.act("promote", a)
+    assert node.floor(a) is Floor.SPEAKING and not call.line_open(a)
+
+
+def test_promote_and_demote_refuse_what_does_not_apply() -> None:
+    node = Node()
+    node.start()
+    listener, speaker = node.join("a"), node.join("s", role="speaker")
+    with pytest.raises(BridgeError, match="is already a speaker"):
+        node.act("promote", speaker)
+    with pytest.raises(BridgeError, match="is already a listener"):
+        node.act("demote", listener)
+    call = node.controller.call(EVENT)
+    assert call is not None
+    call.members[speaker].role = Role.HOST
+    with pytest.raises(BridgeError, match="is the host"):
+        node.act("demote", speaker)
 
 
 def test_disconnect_hangs_up_and_the_leave_carries_the_moderator() -> None:

@@ -1,10 +1,12 @@
-"""The bridge (``bridge.service``) has a way to carry out every command the controller returns."""
+"""The bridge (``bridge.service``) has a way to carry out every command the controller and the
+lobby return."""
 
 from __future__ import annotations
 
 import typing
 
-from callbridge.bridge.commands import AnswerCaller, Command, EndConference, SetEventState, Tell
+from callbridge.bridge import lobby
+from callbridge.bridge.commands import Command, EndConference, NodeCommand, SetEventState
 from callbridge.bridge.service import Bridge, BridgeConfig
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
@@ -13,10 +15,10 @@ from callbridge.store.events import EventStore
 
 def test_every_command_has_a_carrier(sqlite_database: Database) -> None:
     bridge = Bridge(BridgeConfig(), EventStore(sqlite_database), CallLog(sqlite_database))
-    every = set(typing.get_args(Command))
-    # Awaited in turn by ``_carry_out_awaiting``; the IVR is answered where it asked.
+    every = set(typing.get_args(Command)) | set(typing.get_args(lobby.Command))
+    # Awaited in turn by ``_carry_out_awaiting``.
     awaited = {SetEventState, EndConference}
-    answered_in_place = {AnswerCaller}
     # Only a cascade's nodes have a bus (tests/cascade checks theirs).
-    cascade = {Tell}
-    assert set(bridge._carriers) == every - awaited - answered_in_place - cascade
+    cascade = {NodeCommand}
+    # The controller's events the lobby returns go to the controller.
+    assert set(bridge._carriers) == every - awaited - cascade

@@ -11,10 +11,9 @@ import numpy as np
 
 from callbridge.bridge.batch_send import BatchSender
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import CallLeg, LegMode
+from callbridge.bridge.leg import CallLeg
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
-from callbridge.ivr.machine import IvrSession
-from callbridge.media.conference import Conference, Role
+from callbridge.media.conference import Conference
 from callbridge.media.mixer import FRAME_SAMPLES
 from callbridge.media.prompts import PromptPlayer, default_library
 from callbridge.rtp.g711 import encode
@@ -66,7 +65,6 @@ def leg_for(
         local_port=port,
         send=rtp.sendto,
         prompt_player=PromptPlayer(default_library()),
-        ivr=IvrSession(),
         now=0.0,
         rtp=rtp,
     )
@@ -102,10 +100,9 @@ async def through_the_call(sender: BatchSender) -> None:
     tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
     conference = Conference(1, encode, audience=lambda: FanOut(sender))
     conference.start()
-    speaker = conference.join(legs[0], Role.HOST, "host", NOW)
-    listeners = [conference.join(leg, Role.LISTENER, leg.caller, NOW) for leg in legs[1:]]
+    speaker = conference.join(legs[0], True)
+    listeners = [conference.join(leg, False) for leg in legs[1:]]
     for leg in legs:
-        leg.move(LegMode.CONFERENCE)
         leg.participant = speaker if leg is legs[0] else listeners[legs.index(leg) - 1]
     legs[0].pull_frame = lambda now: tone  # type: ignore[method-assign]
 
@@ -116,10 +113,10 @@ async def through_the_call(sender: BatchSender) -> None:
         conference.tick(0.0)
     assert legs[1].fanout is not None and legs[2].fanout is legs[1].fanout
     # The moderator opens listener 1's line: it sends alone, then listens again.
-    conference.open_line(listeners[0].id)
+    conference.set_may_talk(listeners[0].id, True)
     conference.tick(0.0)
     assert legs[1].fanout is None
-    conference.close_line(listeners[0].id)
+    conference.set_may_talk(listeners[0].id, False)
     conference.whisper(listeners[1].id, iter([np.full(FRAME_SAMPLES, 3000, dtype=np.int16)]))
     for _ in range(2):
         conference.tick(0.0)
@@ -137,7 +134,7 @@ async def through_the_call(sender: BatchSender) -> None:
     assert second[4].payload != encode("PCMA", tone)
     assert first[6].payload == encode("PCMU", tone)
     # Counted once, wherever the packet was built.
-    conference.end(NOW)
+    conference.end()
     assert legs[1].stats.packets_out == len(first)
     assert legs[1].sender.packets_sent == len(first)
     hang_up(legs, phones)

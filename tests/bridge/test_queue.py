@@ -89,6 +89,8 @@ MOVES: dict[Move, Callable[[QuestionQueue, str], None]] = {
     Move.REORDER: lambda queue, pid: queue.reorder(pid, 0),
     Move.OPEN_LINE: QuestionQueue.open_line,
     Move.CLOSE_LINE: QuestionQueue.close_line,
+    Move.PROMOTE: QuestionQueue.promote,
+    Move.DEMOTE: QuestionQueue.demote,
     Move.LEAVE: QuestionQueue.leave,
     Move.READ_OUT: QuestionQueue.read_out,
     Move.ANSWER: lambda queue, pid: queue.settle(pid, Move.ANSWER),

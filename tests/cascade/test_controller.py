@@ -28,10 +28,9 @@ from callbridge.bridge.commands import (
     RecordAudit,
     StartCall,
     StartConference,
-    Tell,
     Whisper,
 )
-from callbridge.bridge.control import Action, BridgeError
+from callbridge.bridge.control import Action, BridgeError, Role
 from callbridge.bridge.queue import Floor
 from callbridge.cascade.controller import EdgeController, FromOrigin, OriginController, entered_from
 from callbridge.cascade.messages import (
@@ -44,9 +43,10 @@ from callbridge.cascade.messages import (
     Keyed,
     Left,
     OriginUp,
+    Tell,
 )
 from callbridge.events.schema import EventState
-from callbridge.media.conference import ConferenceState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 from tests.bridge.test_controller import EVENT, START
 
@@ -159,6 +159,20 @@ def test_opening_and_closing_an_edge_callers_line() -> None:
     origin = cascade.act("close_line", pid)
     assert CloseLine(EVENT, pid) in origin
     assert CloseLine(EVENT, pid) in cascade.deliver()
+
+
+def test_an_edge_caller_is_promoted_and_moved_back_on_their_edge_too() -> None:
+    cascade = Cascade()
+    pid = cascade.enter("sip-1")
+    origin = cascade.act("promote", pid)
+    assert OpenLine(EVENT, pid) in origin
+    assert Tell(EDGE, Directive("open_line", pid)) in origin
+    assert OpenLine(EVENT, pid) in cascade.deliver()
+    member = cascade.edge.member("sip-1")
+    assert member is not None and member.may_talk  # the edge sends their audio up
+    cascade.act("demote", pid)
+    assert CloseLine(EVENT, pid) in cascade.deliver()
+    assert not member.may_talk
 
 
 def test_mute_disconnect_and_leave_across_nodes() -> None:

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from callbridge.bridge.commands import Command, EndConference, SetEventState, Tell
+from callbridge.bridge.commands import Command, EndConference, SetEventState
 from callbridge.bridge.service import BridgeConfig
-from callbridge.cascade.node import EdgeBridge, NodeConfig, OriginBridge
+from callbridge.cascade.messages import Tell
+from callbridge.cascade.node import NodeConfig, cascade_bridge
 from callbridge.cascade.relayed import RelayedConference
-from callbridge.media.conference import Participant, Role
+from callbridge.media.conference import Participant
 from callbridge.media.mixer import Pcm
 from callbridge.rtp.g711 import encode, ulaw_encode
 from callbridge.store.calllog import CallLog
@@ -47,8 +48,8 @@ def _edge() -> tuple[RelayedConference, list[tuple[str, Pcm]]]:
 def test_the_mix_is_relayed_as_it_arrives_and_the_tick_sends_listeners_nothing() -> None:
     conference, _ = _edge()
     listeners = [Leg() for _ in range(3)] + [Leg(codec_name="PCMA")]
-    for n, leg in enumerate(listeners):
-        conference.join(leg, Role.LISTENER, f"l{n}", NOW)
+    for leg in listeners:
+        conference.join(leg, False)
     conference.start()
     conference.tick(0.0, 0)
     assert all(leg.sent == [] for leg in listeners)
@@ -64,8 +65,8 @@ def test_a_caller_who_may_talk_is_sent_up_and_hears_their_own_stream() -> None:
     conference, uplinked = _edge()
     voice = np.full(160, 500, np.int16)
     speaker, listener = Leg(voice), Leg()
-    talker = conference.join(speaker, Role.SPEAKER, "s", NOW)
-    conference.join(listener, Role.LISTENER, "l", NOW)
+    talker = conference.join(speaker, True)
+    conference.join(listener, False)
     conference.start()
     conference.tick(0.0, 0)
     assert [pid for pid, _ in uplinked] == [talker.id]
@@ -75,14 +76,14 @@ def test_a_caller_who_may_talk_is_sent_up_and_hears_their_own_stream() -> None:
     assert speaker.sent == [mix_minus] and listener.sent == [mix]
 
 
-def _carried(database: Database, cls: type[EdgeBridge] | type[OriginBridge]) -> set[type]:
-    node = NodeConfig("n1", "edge", "postgresql://nobody@127.0.0.1:1/none", bus_key=bytes(32))
-    bridge = cls(BridgeConfig(), EventStore(database), CallLog(database), node)
+def _carried(database: Database, role: str) -> set[type]:
+    node = NodeConfig("n1", role, "postgresql://nobody@127.0.0.1:1/none", bus_key=bytes(32))
+    bridge = cascade_bridge(BridgeConfig(), EventStore(database), CallLog(database), node)
     return set(bridge._carriers)
 
 
 def test_cascade_nodes_carry_out_tell(sqlite_database: Database) -> None:
     awaited: set[type[Command]] = {SetEventState, EndConference}
-    for cls in (EdgeBridge, OriginBridge):
-        carried = _carried(sqlite_database, cls)
+    for role in ("edge", "origin"):
+        carried = _carried(sqlite_database, role)
         assert Tell in carried and not carried & awaited

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,13 +21,15 @@ from callbridge.bridge.control import (
     BridgeError,
     BridgeUnavailable,
     LiveView,
+    ParticipantState,
     ParticipantView,
+    Role,
 )
 from callbridge.bridge.service import Bridge, BridgeConfig
+from callbridge.bridge.views import Row
 from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.media.conference import Participant, ParticipantState, Role
 from callbridge.store import layout
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
@@ -214,19 +216,22 @@ def test_the_consoles_view_is_the_bridges_own_row_for_row() -> None:
         def __init__(self) -> None:
             now = datetime.now(UTC)
             self.people = [
-                Participant(
+                Row(
                     id=f"p{i}",
                     role=Role.SPEAKER if i < 2 else Role.LISTENER,
                     caller_id=f"Analyst {i}",
-                    leg=None,  # type: ignore[arg-type]
-                    joined_at=now,
-                    state=ParticipantState.CONNECTED,
                     name="Mark Chen" if i == 0 else None,
+                    joined_at=now,
+                    left_at=None,
+                    state=ParticipantState.CONNECTED,
+                    muted=False,
+                    talking=False,
+                    line_open=False,
                 )
                 for i in range(50)
             ]
 
-        def live_parts(self, event_id: int) -> tuple[LiveView, list[Participant]]:
+        def live_parts(self, event_id: int) -> tuple[LiveView, list[Row]]:
             view = LiveView(
                 event_id=event_id,
                 state="live",
@@ -242,8 +247,8 @@ def test_the_consoles_view_is_the_bridges_own_row_for_row() -> None:
         roster = Roster()
         server = ControlServer(roster, Path("unused.sock"))  # type: ignore[arg-type]
         for change in range(3):
-            roster.people[change].talking = True
-            roster.people[10 + change].muted = True
+            roster.people[change] = replace(roster.people[change], talking=True)
+            roster.people[10 + change] = replace(roster.people[10 + change], muted=True)
             server._live_cache.clear()
             seen = LiveView.model_validate_json(server._live(7))
             view, people = roster.live_parts(7)

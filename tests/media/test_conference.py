@@ -10,8 +10,6 @@ from callbridge.media.conference import (
     Conference,
     ConferenceError,
     ConferenceState,
-    ParticipantState,
-    Role,
 )
 from callbridge.media.mixer import FRAME_SAMPLES, Pcm
 
@@ -46,10 +44,10 @@ def test_listeners_share_one_encode_per_codec() -> None:
     conf = Conference(1, encoder)
     conf.start()
     speaker = RecordingLeg(level=1000)
-    conf.join(speaker, Role.SPEAKER, "sip:ceo@x", NOW)
+    conf.join(speaker, True)
     listeners = [RecordingLeg("PCMU") for _ in range(50)] + [RecordingLeg("PCMA") for _ in range(5)]
     for leg in listeners:
-        conf.join(leg, Role.LISTENER, "sip:analyst@x", NOW)
+        conf.join(leg, False)
     conf.tick(0.0)
     # One encode for the speaker's N-1 mix, one per listener codec.
     assert conf.stats.encodes == 3
@@ -64,9 +62,9 @@ def test_speakers_hear_each_other_and_listeners_do_not_talk() -> None:
     conf.start()
     a, b = RecordingLeg(level=100), RecordingLeg(level=200)
     noisy_listener = RecordingLeg(level=5000)
-    conf.join(a, Role.HOST, "a", NOW)
-    conf.join(b, Role.SPEAKER, "b", NOW)
-    conf.join(noisy_listener, Role.LISTENER, "l", NOW)
+    conf.join(a, True)
+    conf.join(b, True)
+    conf.join(noisy_listener, False)
     conf.tick(0.0)
     assert a.received == [b"PCMU:200"]
     assert b.received == [b"PCMU:100"]
@@ -77,9 +75,9 @@ def test_muted_speaker_is_left_out_of_the_mix() -> None:
     conf = Conference(1, encoder)
     conf.start()
     a, b = RecordingLeg(level=100), RecordingLeg(level=200)
-    pa = conf.join(a, Role.SPEAKER, "a", NOW)
-    conf.join(b, Role.SPEAKER, "b", NOW)
-    conf.set_muted(pa.id, True)
+    pa = conf.join(a, True)
+    conf.join(b, True)
+    conf.set_may_talk(pa.id, False)  # muted
     conf.tick(0.0)
     assert b.received == [b"PCMU:0"]
     assert a.received == [b"PCMU:200"]
@@ -88,52 +86,44 @@ def test_muted_speaker_is_left_out_of_the_mix() -> None:
 def test_early_callers_hear_hold_until_the_host_starts() -> None:
     conf = Conference(1, encoder, hold_music=hold)
     leg = RecordingLeg()
-    participant = conf.join(leg, Role.LISTENER, "l", NOW)
-    assert participant.state is ParticipantState.HOLD
+    conf.join(leg, False)
     conf.tick(0.0)
     assert leg.received == [b"PCMU:7"]
     conf.start()
-    assert participant.state is ParticipantState.CONNECTED
+    conf.tick(0.02)
+    assert leg.received[-1] == b"PCMU:0"  # the call, silent so far
 
 
 def test_end_and_transitions() -> None:
     conf = Conference(1, encoder)
     leg = RecordingLeg()
-    conf.join(leg, Role.LISTENER, "l", NOW)
+    conf.join(leg, False)
     conf.start()
     with pytest.raises(ConferenceError):
         conf.start()
-    remaining = conf.end(NOW)
+    remaining = conf.end()
     assert len(remaining) == 1
     assert conf.state is ConferenceState.ENDED
     assert conf.active() == []
     with pytest.raises(ConferenceError):
-        conf.join(RecordingLeg(), Role.LISTENER, "late", NOW)
-
-
-def test_lock_keeps_new_listeners_out() -> None:
-    conf = Conference(1, encoder)
-    conf.locked = True
-    with pytest.raises(ConferenceError, match="locked"):
-        conf.join(RecordingLeg(), Role.LISTENER, "l", NOW)
-    conf.join(RecordingLeg(), Role.SPEAKER, "s", NOW)
+        conf.join(RecordingLeg(), False)
 
 
 def test_capacity_is_bounded() -> None:
     conf = Conference(1, encoder, max_participants=2)
-    conf.join(RecordingLeg(), Role.LISTENER, "1", NOW)
-    conf.join(RecordingLeg(), Role.LISTENER, "2", NOW)
+    conf.join(RecordingLeg(), False)
+    conf.join(RecordingLeg(), False)
     with pytest.raises(ConferenceError, match="full"):
-        conf.join(RecordingLeg(), Role.LISTENER, "3", NOW)
+        conf.join(RecordingLeg(), False)
 
 
 def test_a_whisper_reaches_one_listener_over_the_call() -> None:
     conf = Conference(1, encoder)
     conf.start()
-    conf.join(RecordingLeg(level=1000), Role.SPEAKER, "s", NOW)
+    conf.join(RecordingLeg(level=1000), True)
     whispered, other = RecordingLeg(), RecordingLeg()
-    target = conf.join(whispered, Role.LISTENER, "w", NOW)
-    conf.join(other, Role.LISTENER, "o", NOW)
+    target = conf.join(whispered, False)
+    conf.join(other, False)
     conf.whisper(target.id, iter([np.full(FRAME_SAMPLES, 5, dtype=np.int16)]))
     conf.tick(0.0)
     conf.tick(0.02)
@@ -141,47 +131,24 @@ def test_a_whisper_reaches_one_listener_over_the_call() -> None:
     assert other.received == [b"PCMU:1000", b"PCMU:1000"]
 
 
-def test_question_queue_and_open_line() -> None:
+def test_an_open_line_is_mixed_until_it_is_closed() -> None:
     conf = Conference(1, encoder)
     conf.start()
-    ceo = conf.join(RecordingLeg(level=100), Role.SPEAKER, "ceo", NOW)
+    ceo = conf.join(RecordingLeg(level=100), True)
     analyst_leg = RecordingLeg(level=300)
-    analyst = conf.join(analyst_leg, Role.LISTENER, "analyst", NOW)
-    other = conf.join(RecordingLeg(level=300), Role.LISTENER, "other", NOW)
-    assert conf.raise_hand(analyst.id)
-    assert not conf.raise_hand(analyst.id)
-    assert conf.raise_hand(other.id)
-    assert not conf.raise_hand(ceo.id)  # speakers have the floor already
-    conf.move_in_queue(other.id, 0)
-    assert conf.queue == [other.id, analyst.id]
-    assert conf.withdraw(other.id)
+    analyst = conf.join(analyst_leg, False)
     conf.tick(0.0)
     assert analyst_leg.received[-1] == b"PCMU:100"  # a listener is not heard
-    conf.open_line(analyst.id)
-    assert conf.queue == []
+    conf.set_may_talk(analyst.id, True)  # the moderator opened their line
     conf.tick(0.02)
     assert analyst_leg.received[-1] == b"PCMU:100"  # N-1: the analyst hears the CEO
     assert ceo.leg.received[-1] == b"PCMU:300"  # type: ignore[attr-defined]
-    conf.close_line(analyst.id)
+    conf.set_may_talk(analyst.id, False)
     conf.tick(0.04)
     assert ceo.leg.received[-1] == b"PCMU:0"  # type: ignore[attr-defined]
+    conf.leave(analyst.id)
     with pytest.raises(ConferenceError):
-        conf.close_line(analyst.id)
-
-
-def test_mute_all_and_leaving_clears_the_queue() -> None:
-    conf = Conference(1, encoder)
-    a = conf.join(RecordingLeg(), Role.SPEAKER, "a", NOW)
-    b = conf.join(RecordingLeg(), Role.SPEAKER, "b", NOW)
-    host = conf.join(RecordingLeg(), Role.HOST, "h", NOW)
-    assert {p.id for p in conf.mute_all(True)} == {a.id, b.id}
-    assert not host.muted
-    listener = conf.join(RecordingLeg(), Role.LISTENER, "l", NOW)
-    conf.raise_hand(listener.id)
-    conf.leave(listener.id, NOW)
-    assert conf.queue == []
-    with pytest.raises(ConferenceError):
-        conf.set_muted(listener.id, True)
+        conf.set_may_talk(analyst.id, True)
 
 
 class BrokenAudience:
@@ -206,10 +173,10 @@ def test_a_failing_batched_send_falls_back_to_leg_by_leg_for_good() -> None:
 
     conf = Conference(1, encoder, audience=factory)
     conf.start()
-    conf.join(RecordingLeg(level=100), Role.HOST, "host", NOW)
+    conf.join(RecordingLeg(level=100), True)
     listeners = [RecordingLeg() for _ in range(3)]
     for leg in listeners:
-        conf.join(leg, Role.LISTENER, "l", NOW)
+        conf.join(leg, False)
     conf.tick(0.0)
     conf.tick(0.0)
     assert all(leg.received == [b"PCMU:100", b"PCMU:100"] for leg in listeners)
@@ -220,7 +187,7 @@ def test_talk_indicators_flipping_are_counted_for_the_console() -> None:
     conf = Conference(1, encoder)
     conf.start()
     leg = RecordingLeg(level=3000)
-    speaker = conf.join(leg, Role.SPEAKER, "a", NOW)
+    speaker = conf.join(leg, True)
     conf.tick(0.0)
     assert speaker.talking and conf.talk_changes == 1
     conf.tick(0.02)  # still talking: nothing for the console

@@ -122,6 +122,48 @@ def test_the_moderator_mutes_a_caller_then_disconnects_them(
     assert rows[1]["detail"] == {"reason": "disconnected by operator"}
 
 
+def test_the_moderator_promotes_a_listener_then_moves_them_back_to_listen_only(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    done: list[tuple[str, int, list[tuple[str, bool]]]] = []
+
+    def moderate() -> bool:
+        people = server.participants(event.id)
+        if people and not done:
+            pid = people[0]["id"]
+            for action in ("promote", "demote"):
+                answer = act(server, event.id, action=action, participant_id=pid)
+                rows = [(p["role"], p["muted"]) for p in answer.json()["participants"]]
+                done.append((action, answer.status_code, rows))
+            again = act(server, event.id, action="demote", participant_id=pid)
+            done.append(("demote", again.status_code, []))
+        return bool(done)
+
+    result = call_in(
+        server.sip_target,
+        tmp_path,
+        passcode_stream([event.passcode + "#"]),
+        stay_ms=4000,
+        timeout=45,
+        background_check=moderate,
+    )
+    assert result.ok, result.report
+    assert done == [
+        ("promote", 200, [("speaker", False)]),
+        ("demote", 200, [("listener", False)]),
+        ("demote", 409, []),  # a listener already: refused, with the reason
+    ]
+    rows = server.wait_for(
+        lambda: (found := audit(server, event.id, {"role"})) and len(found) == 2 and found
+    )
+    assert [(row["kind"], row["actor"], row["role"]) for row in rows] == [
+        ("role", "operator", "speaker"),
+        ("role", "operator", "listener"),
+    ]
+
+
 @pytest.mark.browser
 def test_the_moderator_names_a_speaker_in_the_console(
     server: RunningServer, tmp_path: Path

@@ -16,11 +16,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.cascade.messages import Message
+from callbridge.bridge.control import Role
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.machine import Outcome
-from callbridge.media.conference import Role
 from callbridge.media.prompts import PromptName
+
+
+class CallerKind(enum.StrEnum):
+    """Who a caller is, by what their passcode opened (the store's ``PasscodeMatch.role``).
+
+    The next kinds (a registered attendee's personal PIN, a dial-out, a
+    browser speaker) are added here, and decided where each kind is used.
+    """
+
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+    REPLAY = "replay"
+
 
 # -- events: what happened --------------------------------------------------------------
 
@@ -35,10 +47,30 @@ class PasscodeMatched:
 
     call_id: str
     event_id: int
-    role: str  # "speaker", "listener" or "replay"
+    role: CallerKind
     record: EventRecord
     now: datetime
     replay_ready: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Admit:
+    """A caller's passcode matched: admit them and, if they may in, put them on the call.
+
+    One question for one admission (``PasscodeMatched`` then ``EnterCall`` in
+    one): answered with the ``EnterCall``'s commands, if they join a call,
+    and one ``AnswerCaller`` last, for the caller's IVR.
+    """
+
+    call_id: str
+    event_id: int
+    role: CallerKind
+    record: EventRecord
+    now: datetime
+    caller: str
+    dialled: str | None
+    replay_ready: datetime | None = None
+    number: str | None = None  # as ``EnterCall.number``
 
 
 @dataclass(frozen=True)
@@ -47,7 +79,7 @@ class EnterCall:
 
     call_id: str
     event_id: int
-    role: str  # "speaker" or "listener"
+    role: CallerKind  # a speaker or a listener
     hold: bool
     caller: str
     dialled: str | None
@@ -125,6 +157,7 @@ class QuestionWritten:
 
 Event = (
     PasscodeMatched
+    | Admit
     | EnterCall
     | LeftCall
     | KeyPressed
@@ -144,7 +177,7 @@ class AnswerCaller:
     call_id: str
     outcome: Outcome
     event_id: int | None = None
-    role: str | None = None
+    role: CallerKind | None = None
     hold: bool = False
 
 
@@ -267,6 +300,7 @@ class AuditKind(enum.StrEnum):
 
     JOIN = "join"
     LEAVE = "leave"
+    ROLE = "role"  # the moderator promoted a listener or moved a speaker back
     MUTE = "mute"
     UNMUTE = "unmute"
     QUEUE = "queue"
@@ -283,6 +317,11 @@ class AuditKind(enum.StrEnum):
     QUESTION_READ = "question_read"
     QUESTION_ANSWERED = "question_answered"
     QUESTION_DISMISSED = "question_dismissed"
+    # The lobby's (``bridge.lobby``): a guesser's calls and their standing.
+    PASSCODE_FAILED = "passcode_failed"
+    BLOCKED = "blocked"
+    GUESSER_SLOWED = "guesser_slowed"
+    GUESSER_REFUSED = "guesser_refused"
 
 
 @dataclass(frozen=True)
@@ -291,7 +330,7 @@ class RecordAudit:
 
     kind: AuditKind
     at: datetime
-    event_id: int
+    event_id: int | None  # None: a row about a caller who reached no event
     participant_id: str | None = None
     caller_id: str | None = None
     role: str | None = None
@@ -306,12 +345,12 @@ class Changed:
     event_id: int
 
 
-@dataclass(frozen=True)
-class Tell:
-    """Send ``message`` over the bus to ``to`` (a node id, the origin, or every node)."""
+class NodeCommand:
+    """A command only some nodes have, carried out by the node's plug (``service.Plug``).
 
-    to: str
-    message: Message
+    A cascade's ``Tell`` (``cascade.messages``) is one: the bridge knows of
+    no bus, and ``bridge/`` imports nothing from ``cascade/``.
+    """
 
 
 Command = (
@@ -332,5 +371,5 @@ Command = (
     | SetEventState
     | RecordAudit
     | Changed
-    | Tell
+    | NodeCommand
 )

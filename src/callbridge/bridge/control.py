@@ -7,6 +7,7 @@ implements this interface over the control channel to it.
 
 from __future__ import annotations
 
+import enum
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
@@ -14,7 +15,45 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 from callbridge.events.names import MAX_NAME, plain_name
-from callbridge.media.conference import Participant, ParticipantState, Role
+
+
+# Who a caller is on a call: the call controller's (``bridge.controller.Member``),
+# named here because the API shows them.
+class Role(enum.StrEnum):
+    HOST = "host"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+class ParticipantState(enum.StrEnum):
+    HOLD = "hold"  # joined before the host started the call
+    CONNECTED = "connected"
+    LEFT = "left"
+
+
+class ParticipantRow(Protocol):
+    """A caller's row as the bridge builds it (``bridge.views.Row``: frozen, hashable)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def caller_id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def joined_at(self) -> datetime: ...
+    @property
+    def left_at(self) -> datetime | None: ...
+    @property
+    def state(self) -> ParticipantState: ...
+    @property
+    def muted(self) -> bool: ...
+    @property
+    def talking(self) -> bool: ...
+    @property
+    def line_open(self) -> bool: ...
 
 
 class ParticipantView(BaseModel):
@@ -32,18 +71,19 @@ class ParticipantView(BaseModel):
     line_open: bool
 
     @classmethod
-    def of(cls, participant: Participant) -> ParticipantView:
+    def of(cls, row: ParticipantRow) -> ParticipantView:
+        """``row``: anything with these fields (``bridge.views.Row``)."""
         return cls(
-            id=participant.id,
-            role=participant.role,
-            caller_id=participant.caller_id,
-            name=participant.name,
-            joined_at=participant.joined_at,
-            left_at=participant.left_at,
-            state=participant.state,
-            muted=participant.muted,
-            talking=participant.talking,
-            line_open=participant.line_open,
+            id=row.id,
+            role=row.role,
+            caller_id=row.caller_id,
+            name=row.name,
+            joined_at=row.joined_at,
+            left_at=row.left_at,
+            state=row.state,
+            muted=row.muted,
+            talking=row.talking,
+            line_open=row.line_open,
         )
 
 
@@ -136,6 +176,8 @@ class Action(BaseModel):
         "unlock",
         "open_line",
         "close_line",
+        "promote",
+        "demote",
         "dequeue",
         "move",
         "disconnect",

@@ -33,38 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from callbridge.bridge.commands import (
-    AnswerCaller,
-    AuditKind,
-    Changed,
-    CloseLine,
-    Command,
-    Disconnect,
-    EndCall,
-    EndConference,
-    EnterCall,
-    Event,
-    Farewell,
-    JoinConference,
-    KeyPressed,
-    LeaveConference,
-    LeftCall,
-    Moderate,
-    NameParticipant,
-    OpenConference,
-    OpenLine,
-    PasscodeMatched,
-    QuestionWritten,
-    RecordAudit,
-    SetEventState,
-    SetMuted,
-    SetQuestionState,
-    StartCall,
-    StartConference,
-    Whisper,
-)
+import callbridge.bridge.commands as cmd
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.bridge.control import BridgeError
+from callbridge.bridge.control import BridgeError, ParticipantState, Role
 from callbridge.bridge.queue import (
     Floor,
     Move,
@@ -76,12 +47,7 @@ from callbridge.events.phones import normalise_dialled
 from callbridge.events.schema import EventState, Speaker
 from callbridge.ivr.machine import Outcome
 from callbridge.ivr.window import Window, WindowRules, conference_window
-from callbridge.media.conference import (
-    MAX_PARTICIPANTS,
-    ConferenceState,
-    ParticipantState,
-    Role,
-)
+from callbridge.media.conference import MAX_PARTICIPANTS, ConferenceState
 from callbridge.media.prompts import PromptName
 from callbridge.replay.window import ReplayStatus, replay_window_of
 
@@ -90,7 +56,7 @@ from callbridge.replay.window import ReplayStatus, replay_window_of
 
 @dataclass
 class Member:
-    """One caller on one call."""
+    """One caller on one call: who they are and where they stand (the mixer keeps only the leg)."""
 
     id: str
     call_id: str
@@ -102,12 +68,19 @@ class Member:
     keypad: str = ""  # "*" while a keypad command is being keyed
     name: str | None = None  # as the moderator named them
     node: str | None = None  # on another node of the cascade (an edge), not here
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+
+    @property
+    def may_talk(self) -> bool:
+        """Whether the mix takes their audio (``media.conference.Participant.may_talk``)."""
+        return self.role is not Role.LISTENER and not self.muted
 
     def audit(
-        self, kind: AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
-    ) -> RecordAudit:
+        self, kind: cmd.AuditKind, now: datetime, actor: str, role: bool = True, **detail: object
+    ) -> cmd.RecordAudit:
         """A call log row about this caller as they stand now (with their role, if ``role``)."""
-        return RecordAudit(
+        return cmd.RecordAudit(
             kind,
             now,
             self.event_id,
@@ -181,6 +154,7 @@ class Call:
         caller_id: str,
         participant_id: str | None = None,
         node: str | None = None,
+        now: datetime | None = None,
     ) -> Member:
         """Put a caller on the call, with ``participant_id`` if another node gave them one."""
         member = Member(
@@ -190,6 +164,7 @@ class Call:
             event_id=self.event_id,
             role=role,
             caller_id=caller_id,
+            joined_at=now,
             state=ParticipantState.CONNECTED
             if self.state is ConferenceState.LIVE
             else ParticipantState.HOLD,
@@ -199,8 +174,9 @@ class Call:
         self.queue.arrive(member.id, speaking=role is not Role.LISTENER)
         return member
 
-    def leave(self, member: Member) -> None:
+    def leave(self, member: Member, now: datetime | None = None) -> None:
         member.state = ParticipantState.LEFT
+        member.left_at = now
         self.on_call -= 1
         self.queue.leave(member.id)
 
@@ -208,35 +184,35 @@ class Call:
 # -- the keypad: "*" then one key ---------------------------------------------------------------
 
 
-def _raise_hand(call: Call, member: Member, now: datetime) -> list[Command]:
+def _raise_hand(call: Call, member: Member, now: datetime) -> list[cmd.Command]:
     try:
         call.queue.raise_hand(member.id)
     except QueueFull:
         return []
     return [
-        Changed(call.event_id),
-        member.audit(AuditKind.QUEUE, now, "keypad", role=False),
-        Whisper(call.event_id, member.id, PromptName.QUESTION_QUEUED),
+        cmd.Changed(call.event_id),
+        member.audit(cmd.AuditKind.QUEUE, now, "keypad", role=False),
+        cmd.Whisper(call.event_id, member.id, PromptName.QUESTION_QUEUED),
     ]
 
 
-def _withdraw(call: Call, member: Member, now: datetime) -> list[Command]:
+def _withdraw(call: Call, member: Member, now: datetime) -> list[cmd.Command]:
     call.queue.withdraw(member.id)
     return [
-        Changed(call.event_id),
-        member.audit(AuditKind.WITHDRAW, now, "keypad", role=False),
-        Whisper(call.event_id, member.id, PromptName.QUESTION_WITHDRAWN),
+        cmd.Changed(call.event_id),
+        member.audit(cmd.AuditKind.WITHDRAW, now, "keypad", role=False),
+        cmd.Whisper(call.event_id, member.id, PromptName.QUESTION_WITHDRAWN),
     ]
 
 
-def _toggle_mute(call: Call, member: Member, now: datetime) -> list[Command]:
+def _toggle_mute(call: Call, member: Member, now: datetime) -> list[cmd.Command]:
     member.muted = not member.muted
     muted = member.muted
     return [
-        SetMuted(call.event_id, member.id, muted),
-        Changed(call.event_id),
-        member.audit(AuditKind.MUTE if muted else AuditKind.UNMUTE, now, "keypad"),
-        Whisper(call.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
+        cmd.SetMuted(call.event_id, member.id, muted),
+        cmd.Changed(call.event_id),
+        member.audit(cmd.AuditKind.MUTE if muted else cmd.AuditKind.UNMUTE, now, "keypad"),
+        cmd.Whisper(call.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
     ]
 
 
@@ -245,7 +221,7 @@ class KeypadCommand:
     """What a key sequence does, and where on the floor the caller must stand for it to."""
 
     floors: frozenset[Floor]
-    run: Callable[[Call, Member, datetime], list[Command]]
+    run: Callable[[Call, Member, datetime], list[cmd.Command]]
 
 
 KEYPAD: dict[str, KeypadCommand] = {
@@ -280,84 +256,104 @@ class Order:
             raise BridgeError(f"{self.member.id} {reason}")
 
 
-def _lock(order: Order) -> list[Command]:
+def _lock(order: Order) -> list[cmd.Command]:
     call = order.call
     call.locked = order.action.action == "lock"
-    kind = AuditKind.LOCK if call.locked else AuditKind.UNLOCK
-    return [RecordAudit(kind, order.now, call.event_id, actor=order.actor)]
+    kind = cmd.AuditKind.LOCK if call.locked else cmd.AuditKind.UNLOCK
+    return [cmd.RecordAudit(kind, order.now, call.event_id, actor=order.actor)]
 
 
-def _mute_all(order: Order) -> list[Command]:
+def _mute_all(order: Order) -> list[cmd.Command]:
     """Every speaker, callers on the air among them, muted or unmuted; never the host."""
     muted = order.action.action == "mute_all"
-    kind = AuditKind.MUTE if muted else AuditKind.UNMUTE
-    commands: list[Command] = []
+    kind = cmd.AuditKind.MUTE if muted else cmd.AuditKind.UNMUTE
+    commands: list[cmd.Command] = []
     for member in order.call.active():
         if member.role is Role.SPEAKER and member.muted != muted:
             member.muted = muted
-            commands.append(SetMuted(member.event_id, member.id, muted))
+            commands.append(cmd.SetMuted(member.event_id, member.id, muted))
             commands.append(member.audit(kind, order.now, order.actor))
     return commands
 
 
-def _mute(order: Order) -> list[Command]:
+def _mute(order: Order) -> list[cmd.Command]:
     member = order.member
     member.muted = muted = order.action.action == "mute"
     return [
-        SetMuted(member.event_id, member.id, muted),
-        Whisper(member.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
-        member.audit(AuditKind.MUTE if muted else AuditKind.UNMUTE, order.now, order.actor),
+        cmd.SetMuted(member.event_id, member.id, muted),
+        cmd.Whisper(member.event_id, member.id, PromptName.MUTED if muted else PromptName.UNMUTED),
+        member.audit(cmd.AuditKind.MUTE if muted else cmd.AuditKind.UNMUTE, order.now, order.actor),
     ]
 
 
-def _open_line(order: Order) -> list[Command]:
+def _open_line(order: Order) -> list[cmd.Command]:
     member = order.member
     order.refuse_unless(Move.OPEN_LINE, f"is already a {member.role.value}")
     order.call.queue.open_line(member.id)
     member.role = Role.SPEAKER
     member.muted = False
     return [
-        OpenLine(member.event_id, member.id),
-        Whisper(member.event_id, member.id, PromptName.LINE_OPEN),
-        member.audit(AuditKind.LINE_OPEN, order.now, order.actor),
+        cmd.OpenLine(member.event_id, member.id),
+        cmd.Whisper(member.event_id, member.id, PromptName.LINE_OPEN),
+        member.audit(cmd.AuditKind.LINE_OPEN, order.now, order.actor),
     ]
 
 
-def _close_line(order: Order) -> list[Command]:
+def _close_line(order: Order) -> list[cmd.Command]:
     member = order.member
     order.refuse_unless(Move.CLOSE_LINE, "has no open line")
     order.call.queue.close_line(member.id)
     member.role = Role.LISTENER
     return [
-        CloseLine(member.event_id, member.id),
-        Whisper(member.event_id, member.id, PromptName.LINE_CLOSED),
-        member.audit(AuditKind.LINE_CLOSE, order.now, order.actor),
+        cmd.CloseLine(member.event_id, member.id),
+        cmd.Whisper(member.event_id, member.id, PromptName.LINE_CLOSED),
+        member.audit(cmd.AuditKind.LINE_CLOSE, order.now, order.actor),
     ]
 
 
-def _dequeue(order: Order) -> list[Command]:
+def _promote(order: Order) -> list[cmd.Command]:
+    """A listener becomes a speaker for good; a speaker (never the host) listens only again.
+
+    The mix follows as for an open line (``OpenLine``/``CloseLine``: a
+    cascade's origin tells the caller's edge), and the role is audited.
+    """
+    member, promote = order.member, order.action.action == "promote"
+    if member.role is Role.HOST:
+        raise BridgeError(f"{member.id} is the host")
+    move, role = (Move.PROMOTE, Role.SPEAKER) if promote else (Move.DEMOTE, Role.LISTENER)
+    order.refuse_unless(move, f"is already a {member.role.value}")
+    (order.call.queue.promote if promote else order.call.queue.demote)(member.id)
+    member.role, member.muted = role, False
+    line = cmd.OpenLine if promote else cmd.CloseLine
+    return [
+        line(member.event_id, member.id),
+        member.audit(cmd.AuditKind.ROLE, order.now, order.actor),
+    ]
+
+
+def _dequeue(order: Order) -> list[cmd.Command]:
     order.refuse_unless(Move.DEQUEUE, "is not in the question queue")
     order.call.queue.dequeue(order.member.id)
-    return [order.member.audit(AuditKind.WITHDRAW, order.now, order.actor)]
+    return [order.member.audit(cmd.AuditKind.WITHDRAW, order.now, order.actor)]
 
 
-def _reorder(order: Order) -> list[Command]:
+def _reorder(order: Order) -> list[cmd.Command]:
     order.refuse_unless(Move.REORDER, "is not in the question queue")
     position = order.action.position or 0
     order.call.queue.reorder(order.member.id, position)
-    return [order.member.audit(AuditKind.QUEUE_MOVE, order.now, order.actor, position=position)]
+    return [order.member.audit(cmd.AuditKind.QUEUE_MOVE, order.now, order.actor, position=position)]
 
 
-def _named(member: Member, name: str, now: datetime, actor: str) -> list[Command]:
+def _named(member: Member, name: str, now: datetime, actor: str) -> list[cmd.Command]:
     """Name a caller: the console, the manifest, the transcript and the captions follow."""
     member.name = name
     return [
-        NameParticipant(member.event_id, member.id, name),
-        member.audit(AuditKind.NAME, now, actor, name=name),
+        cmd.NameParticipant(member.event_id, member.id, name),
+        member.audit(cmd.AuditKind.NAME, now, actor, name=name),
     ]
 
 
-def _name(order: Order) -> list[Command]:
+def _name(order: Order) -> list[cmd.Command]:
     name = order.action.name
     if name is None:
         raise BridgeError("name needs the participant's name")
@@ -383,15 +379,15 @@ def listed_speaker(speakers: tuple[Speaker, ...], number: str | None) -> Speaker
 
 
 # What the moderator's action does to a written question, and the row it writes.
-_QUESTION_MOVES: dict[str, tuple[Move, AuditKind]] = {
-    "read_out": (Move.READ_OUT, AuditKind.QUESTION_READ),
-    "answer": (Move.ANSWER, AuditKind.QUESTION_ANSWERED),
-    "dismiss": (Move.DISMISS, AuditKind.QUESTION_DISMISSED),
-    "move_question": (Move.REORDER, AuditKind.QUEUE_MOVE),
+_QUESTION_MOVES: dict[str, tuple[Move, cmd.AuditKind]] = {
+    "read_out": (Move.READ_OUT, cmd.AuditKind.QUESTION_READ),
+    "answer": (Move.ANSWER, cmd.AuditKind.QUESTION_ANSWERED),
+    "dismiss": (Move.DISMISS, cmd.AuditKind.QUESTION_DISMISSED),
+    "move_question": (Move.REORDER, cmd.AuditKind.QUEUE_MOVE),
 }
 
 
-def _settle_question(order: Order) -> list[Command]:
+def _settle_question(order: Order) -> list[cmd.Command]:
     call, kind = order.call, order.action.action
     qid = order.action.question_id
     question = call.written.get(qid or "")
@@ -414,14 +410,14 @@ def _settle_question(order: Order) -> list[Command]:
     if move is Move.REORDER:
         detail["position"] = position
     return [
-        SetQuestionState(call.event_id, qid, asked.value, order.now),
-        RecordAudit(audit, order.now, call.event_id, actor=order.actor, detail=detail),
+        cmd.SetQuestionState(call.event_id, qid, asked.value, order.now),
+        cmd.RecordAudit(audit, order.now, call.event_id, actor=order.actor, detail=detail),
     ]
 
 
-def _disconnect(order: Order) -> list[Command]:
+def _disconnect(order: Order) -> list[cmd.Command]:
     # The leave is written once the leg has ended (``LeftCall``), with this reason.
-    return [Disconnect(order.member.call_id, f"disconnected by {order.actor}")]
+    return [cmd.Disconnect(order.member.call_id, f"disconnected by {order.actor}")]
 
 
 @dataclass(frozen=True)
@@ -429,7 +425,7 @@ class ModeratorCommand:
     """What a console action does, and whether it names a participant."""
 
     names_participant: bool
-    run: Callable[[Order], list[Command]]
+    run: Callable[[Order], list[cmd.Command]]
 
 
 MODERATOR: dict[str, ModeratorCommand] = {
@@ -441,6 +437,8 @@ MODERATOR: dict[str, ModeratorCommand] = {
     "unmute": ModeratorCommand(True, _mute),
     "open_line": ModeratorCommand(True, _open_line),
     "close_line": ModeratorCommand(True, _close_line),
+    "promote": ModeratorCommand(True, _promote),
+    "demote": ModeratorCommand(True, _promote),
     "dequeue": ModeratorCommand(True, _dequeue),
     "move": ModeratorCommand(True, _reorder),
     "disconnect": ModeratorCommand(True, _disconnect),
@@ -482,18 +480,19 @@ class CallController:
         self._member_of: dict[str, Member] = {}  # by Call-ID, until the leg ends
         # Each event's speaker list, as the store gave it with the last caller let in.
         self._speakers: dict[int, tuple[Speaker, ...]] = {}
-        self._handlers: dict[type, Callable[[Event], list[Command]]] = {
-            PasscodeMatched: self._admit,  # type: ignore[dict-item]
-            EnterCall: self._enter,  # type: ignore[dict-item]
-            LeftCall: self._left,  # type: ignore[dict-item]
-            KeyPressed: self._key,  # type: ignore[dict-item]
-            Moderate: self._moderate,  # type: ignore[dict-item]
-            StartCall: self._start,  # type: ignore[dict-item]
-            EndCall: self._end,  # type: ignore[dict-item]
-            QuestionWritten: self._written,  # type: ignore[dict-item]
+        self._handlers: dict[type, Callable[[cmd.Event], list[cmd.Command]]] = {
+            cmd.PasscodeMatched: self._admit,  # type: ignore[dict-item]
+            cmd.Admit: self._admit_and_enter,  # type: ignore[dict-item]
+            cmd.EnterCall: self._enter,  # type: ignore[dict-item]
+            cmd.LeftCall: self._left,  # type: ignore[dict-item]
+            cmd.KeyPressed: self._key,  # type: ignore[dict-item]
+            cmd.Moderate: self._moderate,  # type: ignore[dict-item]
+            cmd.StartCall: self._start,  # type: ignore[dict-item]
+            cmd.EndCall: self._end,  # type: ignore[dict-item]
+            cmd.QuestionWritten: self._written,  # type: ignore[dict-item]
         }
 
-    def handle(self, event: Event) -> list[Command]:
+    def handle(self, event: cmd.Event) -> list[cmd.Command]:
         """Feed one event; returns the commands to carry out, in order.
 
         Raises ``BridgeError`` (for the operator) when a moderator's action,
@@ -514,25 +513,56 @@ class CallController:
         """The caller with this Call-ID, from joining until their leg ends."""
         return self._member_of.get(call_id)
 
-    def _open(self, event_id: int, commands: list[Command]) -> Call:
+    def _open(self, event_id: int, commands: list[cmd.Command]) -> Call:
         """The event's call, opened anew (with its media conference) if none is open."""
         call = self.calls.get(event_id)
         if call is None or call.state is ConferenceState.ENDED:
             call = self.calls[event_id] = Call(event_id, self.max_participants, self.tag)
-            commands.append(OpenConference(event_id))
+            commands.append(cmd.OpenConference(event_id))
         return call
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def _admit(self, event: PasscodeMatched) -> list[Command]:
-        def answer(outcome: Outcome, hold: bool = False) -> list[Command]:
+    def _admit_and_enter(self, event: cmd.Admit) -> list[cmd.Command]:
+        """``_admit``, then ``_enter`` for a caller let into a call: one question, one answer.
+
+        A caller refused as they enter (the call locked or full meanwhile)
+        is answered so, and their IVR says goodbye; the ``AnswerCaller`` is
+        the last command either way.
+        """
+        (answer,) = self._admit(event)
+        assert isinstance(answer, cmd.AnswerCaller)
+        if answer.outcome is not Outcome.JOINED or answer.role is cmd.CallerKind.REPLAY:
+            return [answer]
+        entered = cmd.EnterCall(
+            event.call_id,
+            event.event_id,
+            event.role,
+            answer.hold,
+            event.caller,
+            event.dialled,
+            event.now,
+            number=event.number,
+        )
+        commands = self._enter(entered)
+        refused = [
+            c for c in commands if isinstance(c, cmd.Farewell) and c.call_id == event.call_id
+        ]
+        if refused:
+            outcome = Outcome.LOCKED if refused[0].prompt is PromptName.LOCKED else Outcome.ENDED
+            kept = [c for c in commands if c not in refused]
+            return [*kept, cmd.AnswerCaller(event.call_id, outcome)]
+        return [*commands, answer]
+
+    def _admit(self, event: cmd.PasscodeMatched | cmd.Admit) -> list[cmd.Command]:
+        def answer(outcome: Outcome, hold: bool = False) -> list[cmd.Command]:
             if outcome is not Outcome.JOINED:
-                return [AnswerCaller(event.call_id, outcome)]
-            return [AnswerCaller(event.call_id, outcome, event.event_id, event.role, hold)]
+                return [cmd.AnswerCaller(event.call_id, outcome)]
+            return [cmd.AnswerCaller(event.call_id, outcome, event.event_id, event.role, hold)]
 
         record = event.record
         self._speakers[event.event_id] = tuple(record.speakers)
-        if event.role == "replay":
+        if event.role == cmd.CallerKind.REPLAY:
             return answer(
                 REPLAY_OUTCOMES[replay_window_of(record, event.replay_ready).status(event.now)]
             )
@@ -547,7 +577,7 @@ class CallController:
         if refusal is not None:
             return answer(refusal)
         call = self.calls.get(event.event_id)
-        if call is not None and call.locked and event.role == "listener":
+        if call is not None and call.locked and event.role == cmd.CallerKind.LISTENER:
             return answer(Outcome.LOCKED)
         # Early callers wait on hold until the host starts the call.
         hold = window is Window.EARLY_HOLD and (
@@ -555,35 +585,35 @@ class CallController:
         )
         return answer(Outcome.JOINED, hold)
 
-    def _enter(self, event: EnterCall) -> list[Command]:
+    def _enter(self, event: cmd.EnterCall) -> list[cmd.Command]:
         if event.call_id in self._member_of:
             raise ValueError(f"call {event.call_id} is on a call already")
-        commands: list[Command] = []
+        commands: list[cmd.Command] = []
         call = self._open(event.event_id, commands)
         if not event.hold and call.state is ConferenceState.WAITING:
             # The event is live but this node has not seen it start (a restart
             # mid-call): open the conference rather than hold everyone.
             call.move(ConferenceState.LIVE)
-            commands.append(StartConference(event.event_id))
-        role = Role.SPEAKER if event.role == "speaker" else Role.LISTENER
+            commands.append(cmd.StartConference(event.event_id))
+        role = Role.SPEAKER if event.role == cmd.CallerKind.SPEAKER else Role.LISTENER
         if call.locked and role is Role.LISTENER:
             return [
                 *commands,
-                Farewell(event.call_id, PromptName.LOCKED, f"event {call.event_id} is locked"),
+                cmd.Farewell(event.call_id, PromptName.LOCKED, f"event {call.event_id} is locked"),
             ]
         if call.on_call >= call.max_participants:
             return [
                 *commands,
-                Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
+                cmd.Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
             ]
         member = self._member_of[event.call_id] = call.add(
-            event.call_id, role, event.caller, event.participant_id, event.node
+            event.call_id, role, event.caller, event.participant_id, event.node, event.now
         )
         commands += [
-            JoinConference(event.call_id, event.event_id, member.id, role, event.now),
-            Changed(event.event_id),
+            cmd.JoinConference(event.call_id, event.event_id, member.id, role, event.now),
+            cmd.Changed(event.event_id),
             member.audit(
-                AuditKind.JOIN,
+                cmd.AuditKind.JOIN,
                 event.now,
                 "system",
                 call_id=event.call_id,
@@ -600,19 +630,19 @@ class CallController:
                 commands += _named(member, listed.label, event.now, SPEAKER_LIST)
         return commands
 
-    def _left(self, event: LeftCall) -> list[Command]:
+    def _left(self, event: cmd.LeftCall) -> list[cmd.Command]:
         member = self._member_of.pop(event.call_id, None)
         call = self.calls.get(member.event_id) if member is not None else None
         if member is None or call is None or member.state is ParticipantState.LEFT:
             return []
-        call.leave(member)
+        call.leave(member, event.now)
         return [
-            LeaveConference(call.event_id, member.id, event.now),
-            Changed(call.event_id),
-            member.audit(AuditKind.LEAVE, event.now, "system", role=False, reason=event.reason),
+            cmd.LeaveConference(call.event_id, member.id, event.now),
+            cmd.Changed(call.event_id),
+            member.audit(cmd.AuditKind.LEAVE, event.now, "system", role=False, reason=event.reason),
         ]
 
-    def _key(self, event: KeyPressed) -> list[Command]:
+    def _key(self, event: cmd.KeyPressed) -> list[cmd.Command]:
         member = self._member_of.get(event.call_id)
         call = self.calls.get(member.event_id) if member is not None else None
         if member is None or call is None or member.state is ParticipantState.LEFT:
@@ -626,7 +656,7 @@ class CallController:
             return []
         return command.run(call, member, event.now)
 
-    def _moderate(self, event: Moderate) -> list[Command]:
+    def _moderate(self, event: cmd.Moderate) -> list[cmd.Command]:
         kind = event.action.action
         command = MODERATOR.get(kind)
         if command is None:
@@ -646,12 +676,12 @@ class CallController:
                 raise BridgeError(f"{pid} is not on the call")
             target = call.member(pid)
         # The handler refuses, if it does, before it changes anything.
-        opened: list[Command] = []
+        opened: list[cmd.Command] = []
         call = self._open(event.event_id, opened)
         order = Order(call, event.action, event.actor, event.now, target)
-        return [*opened, *command.run(order), Changed(event.event_id)]
+        return [*opened, *command.run(order), cmd.Changed(event.event_id)]
 
-    def _written(self, event: QuestionWritten) -> list[Command]:
+    def _written(self, event: cmd.QuestionWritten) -> list[cmd.Command]:
         call = self.calls.get(event.event_id)
         if call is None or call.state is not ConferenceState.LIVE:
             raise BridgeError("questions are taken while the call is live")
@@ -663,9 +693,9 @@ class CallController:
             event.question_id, event.asker, event.text
         )
         return [
-            Changed(event.event_id),
-            RecordAudit(
-                AuditKind.QUESTION_WRITTEN,
+            cmd.Changed(event.event_id),
+            cmd.RecordAudit(
+                cmd.AuditKind.QUESTION_WRITTEN,
                 event.now,
                 event.event_id,
                 actor="web",
@@ -673,41 +703,41 @@ class CallController:
             ),
         ]
 
-    def _start(self, event: StartCall) -> list[Command]:
+    def _start(self, event: cmd.StartCall) -> list[cmd.Command]:
         if event.event_state is not EventState.SCHEDULED:
             raise BridgeError(f"the call is {event.event_state.value}; it cannot start again")
-        commands: list[Command] = []
+        commands: list[cmd.Command] = []
         call = self._open(event.event_id, commands)
         # A call already live here refuses (a fresh one cannot): nothing has changed then.
         call.move(ConferenceState.LIVE)
         return [
             *commands,
-            StartConference(event.event_id),
-            Changed(event.event_id),
-            SetEventState(event.event_id, EventState.LIVE),
-            RecordAudit(AuditKind.START, event.now, event.event_id, actor="operator"),
+            cmd.StartConference(event.event_id),
+            cmd.Changed(event.event_id),
+            cmd.SetEventState(event.event_id, EventState.LIVE),
+            cmd.RecordAudit(cmd.AuditKind.START, event.now, event.event_id, actor="operator"),
         ]
 
-    def _end(self, event: EndCall) -> list[Command]:
+    def _end(self, event: cmd.EndCall) -> list[cmd.Command]:
         if event.event_state in _OVER:
             raise BridgeError(f"the call has already {event.event_state.value}")
-        commands: list[Command] = []
+        commands: list[cmd.Command] = []
         call = self.calls.get(event.event_id)
         if call is not None and call.state is not ConferenceState.ENDED:
             remaining = call.active()
             call.move(ConferenceState.ENDED)
             for member in remaining:
-                call.leave(member)
+                call.leave(member, event.now)
                 commands.append(
                     member.audit(
-                        AuditKind.LEAVE, event.now, "system", role=False, reason="call ended"
+                        cmd.AuditKind.LEAVE, event.now, "system", role=False, reason="call ended"
                     )
                 )
-            commands += [Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining]
-            commands.append(EndConference(event.event_id, event.now))
+            commands += [cmd.Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining]
+            commands.append(cmd.EndConference(event.event_id, event.now))
         return [
             *commands,
-            Changed(event.event_id),
-            SetEventState(event.event_id, EventState.ENDED),
-            RecordAudit(AuditKind.END, event.now, event.event_id, actor="operator"),
+            cmd.Changed(event.event_id),
+            cmd.SetEventState(event.event_id, EventState.ENDED),
+            cmd.RecordAudit(cmd.AuditKind.END, event.now, event.event_id, actor="operator"),
         ]

@@ -23,16 +23,14 @@ packets says so in the log once, with both addresses.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from callbridge.ivr.machine import IvrSession
 from callbridge.media.conference import Participant
 from callbridge.media.mixer import SILENCE, Pcm
 from callbridge.media.prompts import PromptPlayer
@@ -45,7 +43,6 @@ from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
 
 if TYPE_CHECKING:
-    from callbridge.bridge.fanout import FanOut
     from callbridge.bridge.rtp_transport import RtpSocket
 
 log = logging.getLogger(__name__)
@@ -56,21 +53,12 @@ Address = tuple[str, int]
 RELATCH_AFTER = 5.0
 
 
-class LegMode(enum.Enum):
-    IVR = "ivr"
-    CONFERENCE = "conference"
-    REPLAY = "replay"  # listening to a recorded call, by itself
-    FAREWELL = "farewell"  # a last prompt, then BYE
-    ENDED = "ended"
+class Sharer(Protocol):
+    """What builds a leg's packets while it hears the common mix (``bridge.fanout.FanOut``)."""
 
+    def release(self, leg: CallLeg) -> None: ...
 
-_LEG_TRANSITIONS: dict[LegMode, frozenset[LegMode]] = {
-    LegMode.IVR: frozenset({LegMode.CONFERENCE, LegMode.REPLAY, LegMode.FAREWELL, LegMode.ENDED}),
-    LegMode.CONFERENCE: frozenset({LegMode.FAREWELL, LegMode.ENDED}),
-    LegMode.REPLAY: frozenset({LegMode.FAREWELL, LegMode.ENDED}),
-    LegMode.FAREWELL: frozenset({LegMode.ENDED}),
-    LegMode.ENDED: frozenset(),
-}
+    def retarget(self) -> None: ...
 
 
 @dataclass
@@ -96,7 +84,6 @@ class CallLeg:
         local_port: int,
         send: Callable[[bytes, Address], None],
         prompt_player: PromptPlayer,
-        ivr: IvrSession,
         now: float,
         rtp: RtpSocket | None = None,
     ) -> None:
@@ -105,7 +92,7 @@ class CallLeg:
         self.caller = caller
         self.source = source
         # The fan-out that builds this leg's packets while it hears the common mix.
-        self.fanout: FanOut | None = None
+        self.fanout: Sharer | None = None
         # The leg's own socket, for senders that batch (``send`` stays the way to send one).
         self.rtp = rtp
         # Where the peer's media comes from: its SDP host, and the port its first datagram latched.
@@ -117,28 +104,18 @@ class CallLeg:
         self.local_port = local_port
         self._send = send
         self.prompt = prompt_player
-        self.ivr = ivr
-        self.mode = LegMode.IVR
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
         self.jitter = JitterBuffer(target=2, capacity=25)
         self.dtmf = DtmfReceiver()
         self.stats = LegStats()
+        # Set while the leg is in a conference's mix (its stage is the lobby's: ``bridge.lobby``).
         self.participant: Participant | None = None
         self.replay: ReplayPlayback | None = None  # set once the recording is loaded
-        self.replay_id: str | None = None  # the replay caller's id in the call log
-        self.event_id: int | None = None
         self.last_rx = now
         self.last_source: Address | None = None
         self.on_digit: Callable[[CallLeg, str, float], None] = lambda leg, digit, now: None
         self._last_frame: Pcm | None = None
         self._concealed = 0
-        self.keypad: str = ""  # "*" commands in the conference
-        self.last_digit_at: float | None = None
-
-    def move(self, target: LegMode) -> None:
-        if target not in _LEG_TRANSITIONS[self.mode]:
-            raise ValueError(f"leg {self.call_id}: {self.mode.value} cannot become {target.value}")
-        self.mode = target
 
     def update_media(self, negotiated: Negotiated) -> None:
         """The offer/answer (the first, or a re-INVITE's: hold, unhold, new address)."""
@@ -176,9 +153,7 @@ class CallLeg:
     def quiet(self) -> bool:
         """Nobody hears this caller: their audio is only proof that they are still there."""
         participant = self.participant
-        return (
-            self.mode is LegMode.CONFERENCE and participant is not None and not participant.may_talk
-        )
+        return participant is not None and not participant.may_talk
 
     def heard(self, packets: int, now: float) -> None:
         """``packets`` of the caller's audio arrived and were counted unread (a quiet leg)."""
@@ -221,7 +196,7 @@ class CallLeg:
             return
         # Only someone who may talk is buffered.
         participant = self.participant
-        if self.mode is LegMode.CONFERENCE and participant is not None and participant.may_talk:
+        if participant is not None and participant.may_talk:
             self.jitter.put(packet)
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:

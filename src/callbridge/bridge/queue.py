@@ -39,6 +39,8 @@ class Move(enum.Enum):
     REORDER = "reorder"  # the moderator moves a caller within the queue
     OPEN_LINE = "open_line"
     CLOSE_LINE = "close_line"
+    PROMOTE = "promote"  # the moderator makes a listener a speaker for good
+    DEMOTE = "demote"  # and a speaker a listener
     LEAVE = "leave"
     # A written question's moves (the moderator's).
     READ_OUT = "read_out"
@@ -61,6 +63,7 @@ TRANSITIONS: dict[Floor, dict[Move, Floor]] = {
         Move.RAISE_HAND: Floor.QUEUED,
         # The moderator may give the floor to any listener, queued or not.
         Move.OPEN_LINE: Floor.ON_AIR,
+        Move.PROMOTE: Floor.SPEAKING,
         Move.LEAVE: Floor.LEFT,
     },
     Floor.QUEUED: {
@@ -68,13 +71,15 @@ TRANSITIONS: dict[Floor, dict[Move, Floor]] = {
         Move.DEQUEUE: Floor.LISTENING,
         Move.REORDER: Floor.QUEUED,
         Move.OPEN_LINE: Floor.ON_AIR,
+        Move.PROMOTE: Floor.SPEAKING,
         Move.LEAVE: Floor.LEFT,
     },
     Floor.ON_AIR: {
         Move.CLOSE_LINE: Floor.LISTENING,
+        Move.PROMOTE: Floor.SPEAKING,
         Move.LEAVE: Floor.LEFT,
     },
-    Floor.SPEAKING: {Move.LEAVE: Floor.LEFT},
+    Floor.SPEAKING: {Move.DEMOTE: Floor.LISTENING, Move.LEAVE: Floor.LEFT},
     Floor.LEFT: {},
 }
 
@@ -188,6 +193,16 @@ class QuestionQueue:
     def close_line(self, participant_id: str) -> None:
         """The moderator takes the floor back: the caller listens again."""
         self._move(participant_id, Move.CLOSE_LINE)
+
+    def promote(self, participant_id: str) -> None:
+        """The moderator makes a listener a speaker (out of the queue if they were in it)."""
+        was = self._move(participant_id, Move.PROMOTE)
+        if was is Floor.QUEUED:
+            self._order.remove(participant_id)
+
+    def demote(self, participant_id: str) -> None:
+        """The moderator moves a speaker back to listen only."""
+        self._move(participant_id, Move.DEMOTE)
 
     def leave(self, participant_id: str) -> None:
         """The caller left the call (from wherever they stood)."""

@@ -32,27 +32,8 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from callbridge.bridge.commands import (
-    AuditKind,
-    CloseLine,
-    Command,
-    Disconnect,
-    EndCall,
-    EndConference,
-    EnterCall,
-    Event,
-    Farewell,
-    KeyPressed,
-    LeftCall,
-    Moderate,
-    OpenLine,
-    RecordAudit,
-    StartCall,
-    StartConference,
-    Tell,
-    Whisper,
-)
-from callbridge.bridge.control import BridgeError
+import callbridge.bridge.commands as cmd
+from callbridge.bridge.control import BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import CallController, Member
 from callbridge.cascade.messages import (
     EVERYONE,
@@ -65,8 +46,9 @@ from callbridge.cascade.messages import (
     Left,
     Message,
     OriginUp,
+    Tell,
 )
-from callbridge.media.conference import ConferenceState, ParticipantState, Role
+from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 
 
@@ -84,15 +66,15 @@ class OriginController(CallController):
         # Kept from their EnterCall until they leave, refused or not.
         self.remote: dict[str, tuple[str, str]] = {}
 
-    def handle(self, event: Event) -> list[Command]:
-        if isinstance(event, EnterCall) and event.node is not None:
+    def handle(self, event: cmd.Event) -> list[cmd.Command]:
+        if isinstance(event, cmd.EnterCall) and event.node is not None:
             self.remote[event.call_id] = (event.node, event.participant_id or event.call_id)
         commands = self._route(super().handle(event))
-        if isinstance(event, LeftCall):
+        if isinstance(event, cmd.LeftCall):
             self.remote.pop(event.call_id, None)
         return commands
 
-    def joined(self, node: str, message: Joined, now: datetime) -> list[Command]:
+    def joined(self, node: str, message: Joined, now: datetime) -> list[cmd.Command]:
         """An edge's ``Joined``: the caller enters the call, unless they are on it already.
 
         Told ``again`` (to this origin after a restart), the caller's join is
@@ -103,43 +85,45 @@ class OriginController(CallController):
         commands = self.handle(entered_from(node, message, now))
         if message.again:
             commands = [
-                c for c in commands if not (isinstance(c, RecordAudit) and c.kind is AuditKind.JOIN)
+                c
+                for c in commands
+                if not (isinstance(c, cmd.RecordAudit) and c.kind is cmd.AuditKind.JOIN)
             ]
         return commands
 
-    def _node_of(self, command: Command) -> tuple[str, str] | None:
+    def _node_of(self, command: cmd.Command) -> tuple[str, str] | None:
         """The edge that ``command``'s caller is on, with their id; None for a caller here."""
-        if isinstance(command, Farewell | Disconnect):
+        if isinstance(command, cmd.Farewell | cmd.Disconnect):
             return self.remote.get(command.call_id)
-        if isinstance(command, Whisper | OpenLine | CloseLine):
+        if isinstance(command, cmd.Whisper | cmd.OpenLine | cmd.CloseLine):
             call = self.calls.get(command.event_id)
             member = call.members.get(command.participant_id) if call is not None else None
             if member is not None and member.node is not None:
                 return member.node, member.id
         return None
 
-    def _route(self, commands: list[Command]) -> list[Command]:
-        ending = any(isinstance(c, EndConference) for c in commands)
-        routed: list[Command] = []
+    def _route(self, commands: list[cmd.Command]) -> list[cmd.Command]:
+        ending = any(isinstance(c, cmd.EndConference) for c in commands)
+        routed: list[cmd.Command] = []
         for command in commands:
             remote = self._node_of(command)
-            if isinstance(command, StartConference):
+            if isinstance(command, cmd.StartConference):
                 routed += [command, Tell(EVERYONE, CallState(command.event_id, "live"))]
-            elif isinstance(command, EndConference):
+            elif isinstance(command, cmd.EndConference):
                 routed += [command, Tell(EVERYONE, CallState(command.event_id, "ended"))]
             elif remote is None:
                 routed.append(command)
-            elif isinstance(command, Farewell):
+            elif isinstance(command, cmd.Farewell):
                 # The call's end is told once to every node, not once per caller.
                 if not ending:
                     routed.append(_tell(remote, "farewell", command.prompt, command.reason))
-            elif isinstance(command, Disconnect):
+            elif isinstance(command, cmd.Disconnect):
                 routed.append(_tell(remote, "disconnect", reason=command.reason))
-            elif isinstance(command, Whisper):
+            elif isinstance(command, cmd.Whisper):
                 routed.append(_tell(remote, "whisper", command.prompt))
             else:
                 # The line: the origin mixes them (or stops) and the edge sends their audio.
-                action = "open_line" if isinstance(command, OpenLine) else "close_line"
+                action = "open_line" if isinstance(command, cmd.OpenLine) else "close_line"
                 routed += [command, _tell(remote, action)]
         return routed
 
@@ -149,12 +133,12 @@ def _tell(remote: tuple[str, str], action: str, prompt: str = "", reason: str = 
     return Tell(node, Directive(action, participant_id, prompt, reason))
 
 
-def entered_from(node: str, message: Joined, now: datetime) -> EnterCall:
+def entered_from(node: str, message: Joined, now: datetime) -> cmd.EnterCall:
     """The origin's ``EnterCall`` for an edge's caller who joined."""
-    return EnterCall(
+    return cmd.EnterCall(
         remote_call_id(node, message.participant_id),
         message.event_id,
-        message.role,
+        cmd.CallerKind(message.role),  # a speaker or a listener: the message was checked
         message.hold,
         message.caller_id,
         message.dialled or None,
@@ -188,26 +172,26 @@ class EdgeController(CallController):
         # Each caller's Joined as told, with the incarnation it was told to.
         self._told: dict[str, tuple[Joined, str | None]] = {}
 
-    def handle(self, event: Event | FromOrigin) -> list[Command]:
+    def handle(self, event: cmd.Event | FromOrigin) -> list[cmd.Command]:
         if isinstance(event, FromOrigin):
             return self._from_origin(event)
-        if isinstance(event, Moderate | StartCall | EndCall):
+        if isinstance(event, cmd.Moderate | cmd.StartCall | cmd.EndCall):
             raise BridgeError(f"{self.node_id} is an edge: the call is run on its origin")
-        if isinstance(event, KeyPressed):
+        if isinstance(event, cmd.KeyPressed):
             member = self.member(event.call_id)
             if member is None or member.state is ParticipantState.LEFT:
                 return []
             return [Tell(ORIGIN, Keyed(member.id, event.key, event.now.timestamp()))]
         commands = super().handle(event)
-        if isinstance(event, EnterCall):
+        if isinstance(event, cmd.EnterCall | cmd.Admit):
             return [self._told_joined(event, c) for c in commands]
-        if isinstance(event, LeftCall):
+        if isinstance(event, cmd.LeftCall):
             return [self._told_left(event, c) for c in commands]
         return commands
 
-    def _told_joined(self, event: EnterCall, command: Command) -> Command:
+    def _told_joined(self, event: cmd.EnterCall | cmd.Admit, command: cmd.Command) -> cmd.Command:
         """The origin writes the call log: the join is told to it instead."""
-        if not (isinstance(command, RecordAudit) and command.kind is AuditKind.JOIN):
+        if not (isinstance(command, cmd.RecordAudit) and command.kind is cmd.AuditKind.JOIN):
             return command
         member = self.member(event.call_id)
         assert member is not None, "a JOIN row names the caller who joined"
@@ -223,8 +207,8 @@ class EdgeController(CallController):
         self._told[member.id] = (joined, self.origin)
         return Tell(ORIGIN, joined)
 
-    def _told_left(self, event: LeftCall, command: Command) -> Command:
-        if not (isinstance(command, RecordAudit) and command.kind is AuditKind.LEAVE):
+    def _told_left(self, event: cmd.LeftCall, command: cmd.Command) -> cmd.Command:
+        if not (isinstance(command, cmd.RecordAudit) and command.kind is cmd.AuditKind.LEAVE):
             return command
         assert command.participant_id is not None
         self._told.pop(command.participant_id, None)
@@ -238,12 +222,12 @@ class EdgeController(CallController):
         """
         self.origin = None
 
-    def _origin_is(self, incarnation: str) -> list[Command]:
+    def _origin_is(self, incarnation: str) -> list[cmd.Command]:
         """The origin answered as ``incarnation``; a new one is told every caller again."""
         if not incarnation or incarnation == self.origin:
             return []
         self.origin = incarnation
-        commands: list[Command] = []
+        commands: list[cmd.Command] = []
         for call in self.calls.values():
             if call.state is ConferenceState.ENDED:
                 continue
@@ -263,7 +247,7 @@ class EdgeController(CallController):
                 commands.append(Tell(ORIGIN, again))
         return commands
 
-    def _from_origin(self, event: FromOrigin) -> list[Command]:
+    def _from_origin(self, event: FromOrigin) -> list[cmd.Command]:
         message = event.message
         if isinstance(message, Feeding | OriginUp):
             return self._origin_is(message.incarnation)
@@ -276,17 +260,17 @@ class EdgeController(CallController):
             return []  # they left meanwhile: the origin hears of it from their Left
         prompt = _prompt(message.prompt)
         if message.action == "whisper":
-            return [Whisper(member.event_id, member.id, prompt)] if prompt is not None else []
+            return [cmd.Whisper(member.event_id, member.id, prompt)] if prompt is not None else []
         if message.action == "farewell":
-            return [Farewell(member.call_id, prompt or PromptName.ENDED, message.reason)]
+            return [cmd.Farewell(member.call_id, prompt or PromptName.ENDED, message.reason)]
         if message.action == "disconnect":
-            return [Disconnect(member.call_id, message.reason or "disconnected by the origin")]
+            return [cmd.Disconnect(member.call_id, message.reason or "disconnected by the origin")]
         if message.action == "open_line" and member.role is Role.LISTENER:
             member.role = Role.SPEAKER
-            return [OpenLine(member.event_id, member.id)]
+            return [cmd.OpenLine(member.event_id, member.id)]
         if message.action == "close_line" and member.role is Role.SPEAKER:
             member.role = Role.LISTENER
-            return [CloseLine(member.event_id, member.id)]
+            return [cmd.CloseLine(member.event_id, member.id)]
         return []
 
     def _find(self, participant_id: str) -> Member | None:
@@ -296,21 +280,21 @@ class EdgeController(CallController):
                 return member
         return None
 
-    def _call_state(self, message: CallState, now: datetime) -> list[Command]:
+    def _call_state(self, message: CallState, now: datetime) -> list[cmd.Command]:
         call = self.calls.get(message.event_id)
         if call is None:
             return []
         if message.state == "live" and call.state is ConferenceState.WAITING:
             call.move(ConferenceState.LIVE)
-            return [StartConference(call.event_id)]
+            return [cmd.StartConference(call.event_id)]
         if message.state == "ended" and call.state is not ConferenceState.ENDED:
             remaining = call.active()
             call.move(ConferenceState.ENDED)
             for member in remaining:
-                call.leave(member)
+                call.leave(member, now)
             return [
-                *(Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining),
-                EndConference(call.event_id, now),
+                *(cmd.Farewell(m.call_id, PromptName.CONFERENCE_ENDING) for m in remaining),
+                cmd.EndConference(call.event_id, now),
             ]
         return []
 

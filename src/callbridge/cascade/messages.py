@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from callbridge.bridge.commands import NodeCommand
+
 VERSION = 2
 # The version each kind first appeared in; the others are version 1's.
 KIND_SINCE = {"origin_up": 2}
@@ -299,3 +301,15 @@ def _check(message: Message) -> None:
         named = isinstance(message, OriginUp) or bool(message.incarnation)
         if named and not INCARNATION.match(message.incarnation):
             raise BusError(f"{message.kind}: not an incarnation: {message.incarnation[:40]!r}")
+
+
+@dataclass(frozen=True)
+class Tell(NodeCommand):
+    """Send ``message`` over the bus to ``to`` (a node id, the origin, or every node).
+
+    A command of the cascade's controllers (``cascade.controller``), carried
+    out by the node (``cascade.node``).
+    """
+
+    to: str
+    message: Message

@@ -1,10 +1,11 @@
 """A bridge node of a cascade: the origin of an event's call, or one of its edges.
 
-``OriginBridge`` and ``EdgeBridge`` are ``bridge.service.Bridge`` with the
-cascade's controller (``cascade.controller``), the bus (``cascade.bus``), one
-media port (``cascade.feed``) and a heartbeat row (``store.nodes``). They
-add carriers for the commands only a cascade has (``Tell``) and change how
-a few others are carried out; the decisions stay in the controllers.
+``OriginNode`` and ``EdgeNode`` plug into a ``bridge.service.Bridge`` (its
+``Plug``): the cascade's controller (``cascade.controller``), the bus
+(``cascade.bus``), one media port (``cascade.feed``), a heartbeat row
+(``store.nodes``), and the node's conferences. They add carriers for the
+commands only a cascade has (``Tell``) and wrap the bridge's own carriers of
+a few others; the decisions stay in the controllers.
 
 The origin mixes, records and packages the webcast, as a standalone node
 does; an edge's callers are participants of its conference too (listed,
@@ -26,22 +27,16 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from callbridge.bridge.commands import (
-    JoinConference,
-    KeyPressed,
-    LeaveConference,
-    LeftCall,
-    Tell,
-)
-from callbridge.bridge.control import BridgeStats
-from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import LegMode
-from callbridge.bridge.service import Bridge, BridgeConfig
+import callbridge.bridge.commands as cmd
+from callbridge.bridge.config import BridgeConfig, Carriers, Host
+from callbridge.bridge.controller import CallController
+from callbridge.bridge.lobby import Stage
+from callbridge.bridge.media_plane import HoldMusic, plain_conference
+from callbridge.bridge.service import Bridge
 from callbridge.cascade.bus import Bus
 from callbridge.cascade.controller import (
     EdgeController,
@@ -71,14 +66,13 @@ from callbridge.cascade.messages import (
     Message,
     OriginUp,
     Subscribe,
+    Tell,
     Unsubscribe,
     valid_node_id,
 )
 from callbridge.cascade.relayed import RelayedConference
-from callbridge.media.clock import MediaClock
-from callbridge.media.conference import Conference, ConferenceState, Participant
+from callbridge.media.conference import Audience, Conference, ConferenceState, Participant
 from callbridge.media.mixer import Pcm
-from callbridge.media.prompts import PromptLibrary, PromptName
 from callbridge.rtp.g711 import encode
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
@@ -109,59 +103,73 @@ class NodeConfig:
     edges: Mapping[str, str] = field(default_factory=dict)
 
 
-class _CascadeBridge(Bridge):
+class _CascadeNode:
     """What origin and edge share: the bus, the media port, the heartbeat."""
 
     is_origin = False
+    controller: CallController
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        events: EventStore,
-        call_log: CallLog,
-        node: NodeConfig,
-        library: PromptLibrary | None = None,
-    ) -> None:
-        super().__init__(config, events, call_log, library)
+    def __init__(self, node: NodeConfig) -> None:
         self.node = node
-        self.nodes = NodeStore(events.database)
+        self._bridge: Host | None = None
+        self._started_at = datetime.now(UTC)
+
+    @property
+    def bridge(self) -> Host:
+        assert self._bridge is not None, "attach the node to its bridge first"
+        return self._bridge
+
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
+        self._bridge = bridge
+        self.nodes = NodeStore(bridge.events.database)
         self.bus = Bus(
-            node.db_url,
-            node.node_id,
+            self.node.db_url,
+            self.node.node_id,
             self.is_origin,
             self._on_bus,
             self._on_listening,
-            key=node.bus_key,
+            key=self.node.bus_key,
         )
-        self.media = MediaPort(self._on_frame, self._trusted, self._now)
-        self._started_at = datetime.now(UTC)
-        self._carriers[Tell] = lambda command: self.bus.send(command.to, command.message)
+        self.port = MediaPort(self._on_frame, self._trusted, bridge.media.now)
+        return {Tell: lambda command: self.bus.send(command.to, command.message)}
+
+    def conference(
+        self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+    ) -> Conference:
+        return plain_conference(event_id, hold_music, audience)
 
     async def start(self) -> None:
-        await super().start()
-        await self.media.open(self.config.sip_host)
+        await self.port.open(self.bridge.config.sip_host)
         self.bus.start()
-        self._tasks.append(asyncio.create_task(self._heartbeat(), name="node-heartbeat"))
+        self.bridge.tasks.append(asyncio.create_task(self._heartbeat(), name="node-heartbeat"))
         log.info(
-            "cascade %s %s: media on %s:%d", self.node.role, self.node.node_id, *self.media.address
+            "cascade %s %s: media on %s:%d", self.node.role, self.node.node_id, *self.port.address
         )
 
     async def stop(self) -> None:
         await self.bus.stop()
-        await super().stop()
-        self.media.close()
+
+    def counters(self) -> dict[str, int]:
+        """The bus's counters (``cascade.bus.BusStats``), for the bridge's stats."""
+        return self.bus.stats.counters()
+
+    def close(self) -> None:
+        self.port.close()
+
+    def _now(self) -> float:
+        return self.bridge.media.now()
 
     def _callers(self) -> int:
-        return sum(1 for leg in self.legs.values() if leg.mode is LegMode.CONFERENCE)
-
-    def stats(self) -> BridgeStats:
-        return super().stats().model_copy(update={"bus": self.bus.stats.counters()})
+        lobby = self.bridge.lobby
+        return sum(
+            1 for call_id in self.bridge.media.legs if lobby.stage(call_id) is Stage.CONFERENCE
+        )
 
     async def _heartbeat(self) -> None:
-        sip = f"{self.config.sip_host}:{self.sip_port}"
+        sip = f"{self.bridge.config.sip_host}:{self.bridge.sip_port}"
         while True:
             try:
-                await self._database(
+                await self.bridge.lookups.run(
                     self.nodes.beat,
                     self.node.node_id,
                     self.node.role,
@@ -187,13 +195,13 @@ class _CascadeBridge(Bridge):
         raise NotImplementedError
 
 
-class OriginBridge(_CascadeBridge):
+class OriginNode(_CascadeNode):
     """The node that mixes the call, with every edge's callers in its controller."""
 
     is_origin = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, node: NodeConfig) -> None:
+        super().__init__(node)
         # This origin as the edges know it: a new one each time its bus starts
         # listening (``_on_listening``).
         self.incarnation = secrets.token_hex(8)
@@ -204,12 +212,41 @@ class OriginBridge(_CascadeBridge):
         self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
         self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
         self._misnamed: set[tuple[str, str]] = set()  # (node, host) warned of
-        self._carriers[JoinConference] = self._join_anywhere
-        self._carriers[LeaveConference] = self._leave_anywhere
+
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
+        carriers = super().attach(bridge, defaults)
+        join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
+
+        def join_anywhere(command: cmd.JoinConference) -> None:
+            member = self.controller.member(command.call_id)
+            if member is None or member.node is None:
+                join_here(command)
+                return
+            node = member.node
+            feed = self._feed(command.event_id)
+            leg = RemoteLeg(command.participant_id, self.port, lambda: feed.address(node))
+            self._remote[line_ssrc(command.participant_id)] = leg
+            self.bridge.media.join_elsewhere(
+                leg, command.event_id, command.participant_id, member.may_talk
+            )
+            self.bridge.outputs.annotate(member)
+
+        def leave_anywhere(command: cmd.LeaveConference) -> None:
+            self._remote.pop(line_ssrc(command.participant_id), None)
+            leave_here(command)
+
+        return {**carriers, cmd.JoinConference: join_anywhere, cmd.LeaveConference: leave_anywhere}
+
+    def conference(
+        self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+    ) -> Conference:
+        conference = plain_conference(event_id, hold_music, audience)
+        conference.taps.append(self._feed(event_id))
+        return conference
 
     async def start(self) -> None:
         await super().start()
-        self._tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
+        self.bridge.tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
 
     def _on_listening(self) -> None:
         """Announce a new incarnation once the bus listens: the edges' answers must find it.
@@ -240,46 +277,15 @@ class OriginBridge(_CascadeBridge):
                 log.warning("%s went silent on the bus: its %d callers leave", node, len(gone))
                 at = datetime.now(UTC)
                 for call_id in gone:
-                    self._carry_out(
-                        self.controller.handle(LeftCall(call_id, f"{node} went silent", at))
+                    self.bridge.carry_out(
+                        self.controller.handle(cmd.LeftCall(call_id, f"{node} went silent", at))
                     )
 
     def _feed(self, event_id: int) -> MixFeed:
         feed = self.feeds.get(event_id)
         if feed is None:
-            feed = self.feeds[event_id] = MixFeed(event_id, self.media, self._now)
+            feed = self.feeds[event_id] = MixFeed(event_id, self.port, self._now)
         return feed
-
-    def _conference(self, event_id: int) -> Conference:
-        conference = super()._conference(event_id)
-        feed = self._feed(event_id)
-        if feed not in conference.taps:
-            conference.taps.append(feed)
-        return conference
-
-    def _join_anywhere(self, command: JoinConference) -> None:
-        member = self.controller.member(command.call_id)
-        if member is None or member.node is None:
-            self._join_conference(command)
-            return
-        node = member.node
-        feed = self._feed(command.event_id)
-        leg = RemoteLeg(command.participant_id, self.media, lambda: feed.address(node))
-        self._remote[line_ssrc(command.participant_id)] = leg
-        conference = self._media(command.event_id)
-        conference.join(
-            leg,
-            command.role,
-            member.caller_id,
-            command.at,
-            participant_id=command.participant_id,
-            elsewhere=True,
-        )
-        self._annotate(conference, command.participant_id)
-
-    def _leave_anywhere(self, command: LeaveConference) -> None:
-        self._remote.pop(line_ssrc(command.participant_id), None)
-        self._leave_conference(command)
 
     def _on_bus(self, sender: str, message: Message) -> None:
         now = datetime.now(UTC)
@@ -296,7 +302,7 @@ class OriginBridge(_CascadeBridge):
             self._edge_hosts[sender] = edge_host
             self._feed(message.event_id).subscribe(sender, (edge_host, message.port), self._now())
             self._last_heard[sender] = self._now()
-            host, port = self.media.address
+            host, port = self.port.address
             self.bus.send(sender, Feeding(message.event_id, host, port, self.incarnation))
             call = self.controller.call(message.event_id)
             if call is not None and call.state is ConferenceState.LIVE:
@@ -304,13 +310,15 @@ class OriginBridge(_CascadeBridge):
         elif isinstance(message, Unsubscribe):
             self._feed(message.event_id).drop(sender)
         elif isinstance(message, Joined):
-            self._carry_out(self.origin_controller.joined(sender, message, now))
+            self.bridge.carry_out(self.origin_controller.joined(sender, message, now))
         elif isinstance(message, Keyed):
             call_id = remote_call_id(sender, message.participant_id)
-            self._carry_out(self.controller.handle(KeyPressed(call_id, message.key, now)))
+            self.bridge.carry_out(self.controller.handle(cmd.KeyPressed(call_id, message.key, now)))
         elif isinstance(message, Left):
             call_id = remote_call_id(sender, message.participant_id)
-            self._carry_out(self.controller.handle(LeftCall(call_id, message.reason, now)))
+            self.bridge.carry_out(
+                self.controller.handle(cmd.LeftCall(call_id, message.reason, now))
+            )
 
     def _trusted(self, host: str) -> bool:
         return host in self._edge_hosts.values()
@@ -321,70 +329,62 @@ class OriginBridge(_CascadeBridge):
             leg.receive(payload)
 
 
-class EdgeBridge(_CascadeBridge):
+class EdgeNode(_CascadeNode):
     """A node that answers listeners and relays the origin's mix to them."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, node: NodeConfig) -> None:
+        super().__init__(node)
         self.edge_controller = EdgeController(self.node.node_id)
         self.controller = self.edge_controller
-        self.uplink = Uplink(self.media)
         self._origin_host: str | None = None
         self._origin_heard: float | None = None  # when a Feeding last came
         self._mixes: dict[int, int] = {}  # SSRC of an event's mix → event id
         self._lines: dict[int, tuple[int, str]] = {}  # SSRC of a caller's line → (event, id)
-        self._carriers[JoinConference] = self._join_here
-        self._carriers[LeaveConference] = self._leave_here
-        self.relay_delay: list[float] = []
+
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
+        carriers = super().attach(bridge, defaults)
+        self.uplink = Uplink(self.port)
+        join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
+
+        def join(command: cmd.JoinConference) -> None:
+            join_here(command)
+            self._lines[line_ssrc(command.participant_id)] = (
+                command.event_id,
+                command.participant_id,
+            )
+            self._subscribe(command.event_id)
+
+        def leave(command: cmd.LeaveConference) -> None:
+            leave_here(command)
+            self._lines.pop(line_ssrc(command.participant_id), None)
+            self.uplink.forget(command.participant_id)
+            conference = self.bridge.media.conferences.get(command.event_id)
+            if conference is not None and not conference.active():
+                self.bus.send(ORIGIN, Unsubscribe(command.event_id))
+
+        return {**carriers, cmd.JoinConference: join, cmd.LeaveConference: leave}
+
+    def conference(
+        self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+    ) -> Conference:
+        self._mixes[mix_ssrc(event_id)] = event_id
+        return RelayedConference(
+            event_id, encode, hold_music=hold_music, audience=audience, uplink=self._uplink
+        )
 
     async def start(self) -> None:
         await super().start()
-        self._tasks.append(asyncio.create_task(self._subscriptions(), name="edge-subscribe"))
-
-    def _conference(self, event_id: int) -> Conference:
-        conference = self.conferences.get(event_id)
-        if conference is None or conference.state is ConferenceState.ENDED:
-            hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
-            conference = RelayedConference(
-                event_id,
-                encode,
-                hold_music=lambda: iter(hold_frames),
-                audience=lambda: FanOut(self._batch_sender),
-                uplink=self._uplink,
-            )
-            self.conferences[event_id] = conference
-            self._mixes[mix_ssrc(event_id)] = event_id
-            assert self.loop is not None
-            clock = MediaClock(self._ticker(conference), loop=self.loop)
-            self._clocks[event_id] = clock
-            clock.start()
-        return conference
+        self.bridge.tasks.append(asyncio.create_task(self._subscriptions(), name="edge-subscribe"))
 
     def _uplink(self, participant: Participant, pcm: Pcm) -> None:
         self.uplink.send(participant.id, pcm)
 
-    def _join_here(self, command: JoinConference) -> None:
-        self._join_conference(command)
-        self._lines[line_ssrc(command.participant_id)] = (
-            command.event_id,
-            command.participant_id,
-        )
-        self._subscribe(command.event_id)
-
-    def _leave_here(self, command: LeaveConference) -> None:
-        self._leave_conference(command)
-        self._lines.pop(line_ssrc(command.participant_id), None)
-        self.uplink.forget(command.participant_id)
-        conference = self.conferences.get(command.event_id)
-        if conference is not None and not conference.active():
-            self.bus.send(ORIGIN, Unsubscribe(command.event_id))
-
     def _subscribe(self, event_id: int) -> None:
-        host, port = self.media.address
+        host, port = self.port.address
         self.bus.send(ORIGIN, Subscribe(event_id, host, port))
 
     def _subscribe_all(self) -> None:
-        for event_id, conference in list(self.conferences.items()):
+        for event_id, conference in list(self.bridge.media.conferences.items()):
             if conference.state is not ConferenceState.ENDED and conference.active():
                 self._subscribe(event_id)
 
@@ -408,8 +408,7 @@ class EdgeBridge(_CascadeBridge):
         if isinstance(message, Feeding | OriginUp | Directive | CallState):
             commands = self.edge_controller.handle(FromOrigin(message, datetime.now(UTC)))
             if commands:
-                assert self.loop is not None
-                self.loop.create_task(self._carry_out_awaiting(commands))
+                asyncio.get_running_loop().create_task(self.bridge.carry_out_awaiting(commands))
         if isinstance(message, OriginUp):
             # Ask for the mix at once, not at the next round.
             self._subscribe_all()
@@ -420,13 +419,13 @@ class EdgeBridge(_CascadeBridge):
     def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
         event_id = self._mixes.get(ssrc)
         if event_id is not None:
-            conference = self.conferences.get(event_id)
+            conference = self.bridge.media.conferences.get(event_id)
             if isinstance(conference, RelayedConference):
                 conference.relay_mix(payload, now)
             return
         line = self._lines.get(ssrc)
         if line is not None:
-            conference = self.conferences.get(line[0])
+            conference = self.bridge.media.conferences.get(line[0])
             if isinstance(conference, RelayedConference):
                 conference.relay_line(line[1], payload, now)
 
@@ -436,10 +435,10 @@ def cascade_bridge(
 ) -> Bridge:
     """The bridge for ``node``'s role; an edge records nothing and packages no webcast."""
     if node.role == "origin":
-        return OriginBridge(config, events, call_log, node)
+        return Bridge(config, events, call_log, plug=OriginNode(node))
     if node.role == "edge":
         config.recordings = None
         config.webcasts = None
         config.transcribe_command = None
-        return EdgeBridge(config, events, call_log, node)
+        return Bridge(config, events, call_log, plug=EdgeNode(node))
     raise ValueError(f"a cascade node is an origin or an edge, not {node.role!r}")

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,10 +33,10 @@ from callbridge.bridge.control import (
     BridgeError,
     BridgeStats,
     LiveView,
+    ParticipantRow,
     ParticipantView,
 )
 from callbridge.control import rpc
-from callbridge.media.conference import Participant
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ControlledBridge(Protocol):
 
     def stats(self) -> BridgeStats: ...
 
-    def live_parts(self, event_id: int) -> tuple[LiveView, list[Participant]]: ...
+    def live_parts(self, event_id: int) -> tuple[LiveView, Sequence[ParticipantRow]]: ...
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView: ...
 
@@ -110,7 +111,7 @@ class ControlServer:
         self._peers: set[_Peer] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_cache: dict[int, tuple[float, bytes]] = {}
-        self._rows: dict[tuple[Any, ...], bytes] = {}
+        self._rows: dict[ParticipantRow, bytes] = {}
         # Per call: when its view was last pushed, and the push waiting for PUSH_INTERVAL.
         self._pushed_at: dict[int, float] = {}
         self._push_later: dict[int, asyncio.Handle] = {}
@@ -300,22 +301,10 @@ class ControlServer:
         self._live_cache[event_id] = (loop.time(), encoded)
         return encoded
 
-    def _row(self, participant: Participant) -> bytes:
-        p = participant
-        key = (
-            p.id,
-            p.role,
-            p.caller_id,
-            p.name,
-            p.joined_at,
-            p.left_at,
-            p.state,
-            p.muted,
-            p.talking,
-            p.line_open,
-        )
-        row = self._rows.get(key)
+    def _row(self, participant: ParticipantRow) -> bytes:
+        # The row itself is the key (``bridge.views.Row`` is frozen): no field can be left out.
+        row = self._rows.get(participant)
         if row is None:
-            row = ParticipantView.of(p).model_dump_json().encode()
-            self._rows[key] = row
+            row = ParticipantView.of(participant).model_dump_json().encode()
+            self._rows[participant] = row
         return row

@@ -1,4 +1,9 @@
-"""One event's conference: who is in it, in which role, and what each one hears.
+"""One event's conference: whose audio is mixed, and what each leg hears.
+
+Who a caller is (their role, mute, name, place in the queue, whether they
+are held) is the call controller's (``bridge.controller``): a participant
+here is only what mixing needs: the leg, whether it may talk (the
+controller says, ``set_may_talk``), whether it is talking, its whispers.
 
 The conference is driven by its clock: every 20 ms ``tick`` pulls one frame
 from each speaker who may talk, mixes, and hands every leg its audio. The
@@ -12,7 +17,7 @@ No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
 A cascade's origin lists the callers of its edges here too (``elsewhere``:
 never sent the common mix) and taps the mix for them (``taps``); an edge's
 ``cascade.relayed.RelayedConference`` sends a mix it did not make through
-``_send_same``. That keeps this module a little over the house's ~500 lines.
+``_send_same``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,7 @@ import enum
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -35,29 +39,10 @@ log = logging.getLogger(__name__)
 MAX_PARTICIPANTS = 5000
 
 
-class Role(enum.StrEnum):
-    HOST = "host"
-    SPEAKER = "speaker"
-    LISTENER = "listener"
-
-
-class ParticipantState(enum.StrEnum):
-    HOLD = "hold"  # joined before the host started the call
-    CONNECTED = "connected"
-    LEFT = "left"
-
-
 class ConferenceState(enum.StrEnum):
     WAITING = "waiting"
     LIVE = "live"
     ENDED = "ended"
-
-
-_CONFERENCE_TRANSITIONS: dict[ConferenceState, frozenset[ConferenceState]] = {
-    ConferenceState.WAITING: frozenset({ConferenceState.LIVE, ConferenceState.ENDED}),
-    ConferenceState.LIVE: frozenset({ConferenceState.ENDED}),
-    ConferenceState.ENDED: frozenset(),
-}
 
 
 class ConferenceError(Exception):
@@ -128,25 +113,15 @@ class Recorder(Protocol):
 
 @dataclass
 class Participant:
-    id: str
-    role: Role
-    caller_id: str
-    leg: ConferenceLeg
-    joined_at: datetime
-    state: ParticipantState
-    muted: bool = False
-    talking: bool = False
-    left_at: datetime | None = None
-    name: str | None = None
-    firm: str | None = None
-    line_open: bool = False  # a listener whose line the moderator opened for a question
-    # A caller of another node of the cascade: listed and, while they may talk,
-    # mixed (their leg carries their audio both ways); never sent the common mix here.
-    elsewhere: bool = False
+    """A leg in the mix (who the caller is: ``bridge.controller.Member``, by the same id)."""
 
-    @property
-    def may_talk(self) -> bool:
-        return self.role is not Role.LISTENER and not self.muted
+    id: str
+    leg: ConferenceLeg
+    may_talk: bool = False  # mixed, and hears all but themself; else hears the full mix
+    talking: bool = False  # heard in the last tick's mix
+    # A caller of another node of the cascade: mixed while they may talk (their
+    # leg carries their audio both ways); never sent the common mix here.
+    elsewhere: bool = False
 
 
 @dataclass
@@ -174,8 +149,6 @@ class Conference:
         self.mixer = Mixer()
         self.max_participants = max_participants
         self.stats = TickStats()
-        self.locked = False
-        self.queue: list[str] = []
         self.recorder: Recorder | None = None
         self.webcast: MixTap | None = None
         # Also get the full mix of every tick (the cascade's feeds to its edges).
@@ -196,146 +169,66 @@ class Conference:
     def join(
         self,
         leg: ConferenceLeg,
-        role: Role,
-        caller_id: str,
-        now: datetime,
+        may_talk: bool,
         participant_id: str | None = None,
         elsewhere: bool = False,
     ) -> Participant:
-        """Add a caller who passed the IVR; returns their participant record.
+        """Add a caller's leg; held until ``start`` if the call has not started.
 
         ``participant_id`` is the id the call controller gave them (``bridge.controller``);
         without one the conference numbers them itself.
         """
         if self.state is ConferenceState.ENDED:
             raise ConferenceError("the conference has ended")
-        if self.locked and role is Role.LISTENER:
-            raise ConferenceError("the conference is locked")
-        if len(self.active()) >= self.max_participants:
+        if len(self.participants) >= self.max_participants:
             raise ConferenceError("the conference is full")
         participant = Participant(
             id=participant_id or f"p{self.event_id}-{next(self._ids)}",
-            role=role,
-            caller_id=caller_id,
             leg=leg,
-            joined_at=now,
-            state=ParticipantState.CONNECTED
-            if self.state is ConferenceState.LIVE
-            else ParticipantState.HOLD,
+            may_talk=may_talk,
             elsewhere=elsewhere,
         )
         self.participants[participant.id] = participant
         self._roster = None
         return participant
 
-    def leave(self, participant_id: str, now: datetime) -> None:
-        participant = self.participants.get(participant_id)
-        if participant is None or participant.state is ParticipantState.LEFT:
-            return
-        participant.state = ParticipantState.LEFT
-        participant.left_at = now
-        participant.talking = False
-        self._roster = None
-        self.withdraw(participant_id)
+    def leave(self, participant_id: str) -> None:
+        if self.participants.pop(participant_id, None) is not None:
+            self._roster = None
         self._whispers.pop(participant_id, None)
 
     def active(self) -> list[Participant]:
-        return [p for p in self.participants.values() if p.state is not ParticipantState.LEFT]
+        return list(self.participants.values())
 
     # -- control ----------------------------------------------------------
 
-    def _move(self, target: ConferenceState) -> None:
-        if target not in _CONFERENCE_TRANSITIONS[self.state]:
-            raise ConferenceError(f"the conference cannot go from {self.state} to {target}")
-        self.state = target
-
     def start(self) -> None:
-        """The host opens the call: everyone on hold is connected."""
-        self._move(ConferenceState.LIVE)
-        for participant in self.active():
-            participant.state = ParticipantState.CONNECTED
+        """The host opened the call: everyone held is connected."""
+        if self.state is not ConferenceState.WAITING:
+            raise ConferenceError(f"a {self.state} conference cannot start")
+        self.state = ConferenceState.LIVE
         self._roster = None
 
-    def end(self, now: datetime) -> list[Participant]:
+    def end(self) -> list[Participant]:
         """End the call; returns the participants who were still in it."""
+        if self.state is ConferenceState.ENDED:
+            raise ConferenceError("the conference has ended already")
         remaining = self.active()
-        self._move(ConferenceState.ENDED)
+        self.state = ConferenceState.ENDED
         for participant in remaining:
-            self.leave(participant.id, now)
+            self.leave(participant.id)
         for audience in self._audiences.values():
             audience.close()
         self._audiences.clear()
         return remaining
 
-    def active_participant(self, participant_id: str) -> Participant:
+    def set_may_talk(self, participant_id: str, may_talk: bool) -> Participant:
+        """Mix the participant's audio (a speaker, an open line) or not (a listener, muted)."""
         participant = self.participants.get(participant_id)
-        if participant is None or participant.state is ParticipantState.LEFT:
+        if participant is None:
             raise ConferenceError(f"{participant_id} is not on the call")
-        return participant
-
-    def set_muted(self, participant_id: str, muted: bool) -> None:
-        participant = self.active_participant(participant_id)
-        participant.muted = muted
-        participant.talking = participant.talking and not muted
-        self._roster = None
-
-    def mute_all(self, muted: bool) -> list[Participant]:
-        """Mute (or unmute) every speaker who is not a host; returns those changed."""
-        changed = []
-        for participant in self.active():
-            if participant.role is Role.SPEAKER and participant.muted != muted:
-                participant.muted = muted
-                participant.talking = participant.talking and not muted
-                changed.append(participant)
-        self._roster = None
-        return changed
-
-    # -- the question queue -------------------------------------------------
-
-    def raise_hand(self, participant_id: str) -> bool:
-        """Queue a listener for a question (*1); False if already queued or a speaker."""
-        participant = self.active_participant(participant_id)
-        if participant.role is not Role.LISTENER or participant_id in self.queue:
-            return False
-        if len(self.queue) >= self.max_participants:
-            raise ConferenceError("the question queue is full")
-        self.queue.append(participant_id)
-        return True
-
-    def withdraw(self, participant_id: str) -> bool:
-        """Leave the queue (*2, or the moderator's "remove"); False if not queued."""
-        if participant_id not in self.queue:
-            return False
-        self.queue.remove(participant_id)
-        return True
-
-    def move_in_queue(self, participant_id: str, position: int) -> None:
-        """Reorder: put a queued caller at ``position`` (0 is next)."""
-        if participant_id not in self.queue:
-            raise ConferenceError(f"{participant_id} is not in the question queue")
-        self.queue.remove(participant_id)
-        self.queue.insert(max(0, min(position, len(self.queue))), participant_id)
-
-    def open_line(self, participant_id: str) -> Participant:
-        """Give a listener the floor: they become a speaker until the line is closed."""
-        participant = self.active_participant(participant_id)
-        if participant.role is not Role.LISTENER:
-            raise ConferenceError(f"{participant_id} is already a {participant.role.value}")
-        self.withdraw(participant_id)
-        participant.role = Role.SPEAKER
-        participant.line_open = True
-        participant.muted = False
-        self._roster = None
-        return participant
-
-    def close_line(self, participant_id: str) -> Participant:
-        """Take the floor back: the questioner listens again."""
-        participant = self.active_participant(participant_id)
-        if not participant.line_open:
-            raise ConferenceError(f"{participant_id} has no open line")
-        participant.role = Role.LISTENER
-        participant.line_open = False
-        participant.talking = False
+        participant.may_talk = may_talk
+        participant.talking = participant.talking and may_talk
         self._roster = None
         return participant
 
@@ -355,14 +248,15 @@ class Conference:
     def roster(self) -> _Roster:
         """Who is held, who talks, who listens; kept until the next change of membership or role.
 
-        Change roles, mutes and states through the conference's methods:
-        they are what tells it to work the roster out again.
+        Change who may talk through the conference's methods: they are what
+        tells it to work the roster out again.
         """
         roster = self._roster
         if roster is None:
             active = self.active()
-            held = [p for p in active if p.state is ParticipantState.HOLD and not p.elsewhere]
-            connected = [p for p in active if p.state is ParticipantState.CONNECTED]
+            live = self.state is ConferenceState.LIVE
+            held = [] if live else [p for p in active if not p.elsewhere]
+            connected = active if live else []
             talkers = [p for p in connected if p.may_talk]
             audience = [p for p in connected if not p.may_talk and not p.elsewhere]
             roster = self._roster = _Roster(
@@ -506,13 +400,3 @@ class Conference:
         for leg in legs:
             leg.send_payload(own.get(leg) or payloads[leg.codec_name], now)
         self.stats.frames_sent += len(legs)
-
-
-@dataclass
-class ConferenceRegistry:
-    """The live conferences of one server, by event id."""
-
-    conferences: dict[int, Conference] = field(default_factory=dict)
-
-    def get(self, event_id: int) -> Conference | None:
-        return self.conferences.get(event_id)

@@ -181,6 +181,11 @@
       }
       const actions = document.createElement("td");
       if (p.line_open) actions.append(button("Close line", "close_line", p.id), " ");
+      if (p.role === "listener" || p.line_open) {
+        actions.append(button("Make speaker", "promote", p.id), " ");
+      } else if (p.role === "speaker") {
+        actions.append(button("Listen only", "demote", p.id), " ");
+      }
       if (p.role !== "listener") {
         actions.append(button(p.muted ? "Unmute" : "Mute", p.muted ? "unmute" : "mute", p.id), " ");
       }

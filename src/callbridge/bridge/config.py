@@ -1,0 +1,124 @@
+"""How a bridge is put together: its settings, and what a cascade's node plugs into it.
+
+``BridgeConfig`` is what ``callbridge serve`` sets; a ``Plug`` is what a
+cascade's node (``cascade.node``) brings to the ``bridge.service.Bridge`` it
+runs in, by composition: its controller, its conferences, its carriers of
+the commands only it has (and wrappers of a few of the bridge's own), and
+what it starts and stops with the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import callbridge.bridge.commands as cmd
+from callbridge.bridge.controller import CallController
+from callbridge.bridge.lobby import Command as LobbyCommand
+from callbridge.bridge.lobby import Lobby
+from callbridge.bridge.lookups import Lookups
+from callbridge.bridge.media_plane import HoldMusic, MediaPlane
+from callbridge.bridge.outputs import Outputs
+from callbridge.ivr.guard import GuardRules
+from callbridge.ivr.machine import IvrRules
+from callbridge.media.conference import Audience, Conference
+from callbridge.store.events import EventStore
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+C = TypeVar("C")
+Carriers = dict[type, Callable[[Any], object]]
+
+
+@dataclass
+class BridgeConfig:
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    trunk_networks: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    # A leg that sends no RTP for this long is gone (no BYE reached us).
+    media_timeout: float = 30.0
+    ivr: IvrRules = field(default_factory=IvrRules)
+    guard: GuardRules = field(default_factory=GuardRules)
+    max_calls: int = 2000
+    enable_tcp: bool = True
+    # Ring briefly before answering: carriers play ringback meanwhile, and a
+    # caller who changes their mind can still CANCEL.
+    answer_delay: float = 0.25
+    # Where calls are recorded (one folder per call); None records nothing.
+    recordings: Path | None = None
+    # Where the live webcast of each call is packaged (LL-HLS); None: no webcast.
+    webcasts: Path | None = None
+    # The child process that transcribes an event's recording; None: no transcripts.
+    transcribe_command: Callable[[int], list[str]] | None = None
+    # The live caption worker's command for a glossary; None: no live captions.
+    caption_command: Callable[[Sequence[str]], list[str]] | None = None
+    # How a frame goes to many listeners: "auto" (io_uring where the kernel
+    # allows it, else one sendto each), "io_uring" (or fail), "sendto".
+    media_sender: str = "auto"
+
+
+class Host(Protocol):
+    """What a plug may use of the bridge it runs in (``bridge.service.Bridge`` is one)."""
+
+    config: BridgeConfig
+    events: EventStore
+    lobby: Lobby
+    lookups: Lookups
+    media: MediaPlane
+    outputs: Outputs
+    sip_port: int
+    tasks: list[asyncio.Task[None]]
+
+    def carry_out(self, commands: Iterable[cmd.Command | LobbyCommand]) -> None: ...
+
+    async def carry_out_awaiting(self, commands: Iterable[cmd.Command]) -> None: ...
+
+
+class Plug(Protocol):
+    """What a cascade's node (``cascade.node``) brings to the bridge it runs in."""
+
+    controller: CallController
+
+    def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
+        """Called once, as the bridge is built: the carriers it adds or replaces.
+
+        ``defaults`` are the bridge's own, for a carrier that wraps one.
+        """
+        ...
+
+    def conference(
+        self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+    ) -> Conference:
+        """The event's new conference (``media_plane.ConferenceFactory``)."""
+        ...
+
+    async def start(self) -> None:
+        """After the bridge has started."""
+        ...
+
+    async def stop(self) -> None:
+        """Before the bridge stops its calls."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
+        ...
+
+    def close(self) -> None:
+        """After the bridge has stopped."""
+        ...
+
+
+def carrier(
+    kind: type[C], carry_out: Callable[[C], object]
+) -> tuple[type, Callable[[Any], object]]:
+    """One row of a carriers table, checked: ``carry_out`` takes a ``kind``."""
+    return kind, carry_out

@@ -1,0 +1,387 @@
+"""The media side of the bridge: legs, their sockets and ports, SDP, conferences, clocks.
+
+``MediaPlane`` does what the lobby (``bridge.lobby``) and the call
+controller (``bridge.controller``) decide about media, and decides nothing
+itself: it takes a call's offer (a port, a socket, a ``CallLeg``), plays
+prompts and replays to legs outside a call on the lobby clock, puts legs
+into and out of each event's conference, runs one clock per conference, and
+sends the common mix through the fan-out (``bridge.fanout``). What happens
+on the lobby clock that the lobby must hear of (a key, a prompt's end, a
+replay's goodbye, the clock's tick itself) goes to ``tell``/``on_tick``.
+
+A cascade's node builds its conferences (``conference_factory``): an edge
+relays a mix it did not make, an origin taps its mix for the edges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from callbridge.bridge import lobby
+from callbridge.bridge.batch_send import batch_sender
+from callbridge.bridge.commands import LeaveConference
+from callbridge.bridge.fanout import FanOut
+from callbridge.bridge.leg import Address, CallLeg
+from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
+from callbridge.media.clock import MediaClock
+from callbridge.media.conference import (
+    Audience,
+    Conference,
+    ConferenceLeg,
+    ConferenceState,
+    Participant,
+)
+from callbridge.media.mixer import Pcm
+from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
+from callbridge.replay import phone as replay_phone
+from callbridge.replay.phone import ReplayPlayback, ReplayRules
+from callbridge.rtp.g711 import encode
+from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import SdpSession
+
+# How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
+# that turned quiet gets its filter (or, without filters, its socket drained)
+# this much later at most. A tenth of the legs is looked at each time, so no
+# one sweep holds up the media clock.
+QUIET_DRAIN_INTERVAL = 0.2
+SWEEP_SHARES = 10
+# The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
+HEARD_CHECK_TICKS = 50
+
+HoldMusic = Callable[[], Iterator[Pcm]]
+# event id, hold music, the fan-out for its listeners → the event's conference.
+ConferenceFactory = Callable[[int, HoldMusic, Callable[[], Audience]], Conference]
+
+
+def plain_conference(
+    event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
+) -> Conference:
+    """A standalone node's conference: it mixes its own callers."""
+    return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+
+
+class MediaPlane:
+    """Every leg's media and every conference of one node."""
+
+    def __init__(
+        self,
+        host: str,
+        ports: RtpPortPool,
+        library: PromptLibrary,
+        media_sender: str,
+        tell: Callable[[lobby.Event], None],
+        on_tick: Callable[[float], None],
+        on_talk: Callable[[int], None],
+        conference_factory: ConferenceFactory = plain_conference,
+    ) -> None:
+        self.host = host
+        self.ports = ports
+        self.library = library
+        self.tell = tell
+        self.on_tick = on_tick
+        # Told when a talk indicator of the event's call flipped (the console shows them).
+        self.on_talk = on_talk
+        self.conference_factory = conference_factory
+        self.legs: dict[str, CallLeg] = {}
+        self.conferences: dict[int, Conference] = {}
+        self.batch_sender = batch_sender(media_sender)
+        self._rtp: dict[str, RtpSocket] = {}
+        self._sdp: dict[str, SdpSession] = {}
+        self._reader = BatchReader()
+        self._clocks: dict[int, MediaClock] = {}
+        # Legs the lobby clock plays to: ringing, in the IVR, in a replay, saying goodbye.
+        self._lobby_legs: dict[str, CallLeg] = {}
+        self._lobby_clock: MediaClock | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Seconds from a caller's last passcode key to their first frame of the call.
+        self.join_latency: deque[float] = deque(maxlen=10_000)
+        # RTP from strangers dropped by legs that have ended (live legs count their own).
+        self.foreign_dropped = 0
+
+    def now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock.start()
+        self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
+
+    async def stop(self) -> None:
+        if self._lobby_clock is not None:
+            self._lobby_clock.stop()
+        for clock in self._clocks.values():
+            clock.stop()
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+        self.batch_sender.close()
+
+    # -- legs ----------------------------------------------------------------------------
+
+    def take(
+        self,
+        call_id: str,
+        offer: bytes,
+        caller: str,
+        dialled: str | None,
+        source: Address,
+        now: float,
+    ) -> CallLeg:
+        """A leg for an offered call: a port, a socket, the SDP answer.
+
+        Raises ``PortRangeExhausted`` (no port: 503), ``SipError`` (the offer:
+        488 unless it says), or anything else for an offer it could not read;
+        the port is back in the pool then.
+        """
+        sock, port = self.ports.bind(self.host)
+        sdp = SdpSession(self.host)
+        rtp: RtpSocket | None = None
+        try:
+            negotiated = sdp.negotiate(offer, port)
+            assert self.loop is not None
+            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
+            leg = CallLeg(
+                call_id=call_id,
+                dialled=dialled,
+                caller=caller,
+                source=source,
+                negotiated=negotiated,
+                local_port=port,
+                send=rtp.sendto,
+                prompt_player=PromptPlayer(self.library),
+                now=now,
+                rtp=rtp,
+            )
+        except Exception:
+            # Whatever went wrong, the port goes back: ports in use equal live legs.
+            if rtp is not None:
+                rtp.close()  # stops watching the socket, then closes it
+            sock.close()
+            self.ports.release(port)
+            raise
+        leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
+        rtp.handler = leg.receive
+        self.legs[call_id] = leg
+        self._lobby_legs[call_id] = leg
+        self._rtp[call_id] = rtp
+        self._sdp[call_id] = sdp
+        return leg
+
+    def reinvite(self, call_id: str, offer: bytes) -> bytes:
+        """The answer to a re-INVITE's offer; raises ``SipError`` (481 for no such leg)."""
+        leg = self.legs.get(call_id)
+        sdp = self._sdp.get(call_id)
+        if leg is None or sdp is None:
+            raise SipError(481, "Call/Transaction Does Not Exist")
+        negotiated = sdp.negotiate(offer, leg.local_port)
+        leg.update_media(negotiated)
+        return negotiated.answer
+
+    def release(self, call_id: str) -> CallLeg | None:
+        """Close the leg's socket and give its port back; returns the leg, if there was one."""
+        leg = self.legs.pop(call_id, None)
+        self._sdp.pop(call_id, None)
+        self._lobby_legs.pop(call_id, None)
+        if leg is not None:
+            leg.leave_fanout()  # before its socket closes and the number is reused
+        rtp = self._rtp.pop(call_id, None)
+        if rtp is not None:
+            rtp.close()
+        if leg is not None:
+            self.ports.release(leg.local_port)
+            self.foreign_dropped += leg.stats.foreign
+        return leg
+
+    def answered(self, call_id: str) -> bytes | None:
+        """The call is answered now: its SDP answer (None: no such leg); silence counts from now."""
+        leg = self.legs.get(call_id)
+        if leg is None:
+            return None
+        leg.last_rx = self.now()
+        return leg.negotiated.answer
+
+    # -- the lobby clock: prompts for legs that are not in a conference -----------------------
+
+    def play(self, command: lobby.Play) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None:
+            return
+        # Off the call's mix (a farewell), onto the lobby clock.
+        leg.participant = None
+        self._lobby_legs[leg.call_id] = leg
+        leg.prompt.start(command.prompt, command.barge_in)
+
+    def silence(self, command: lobby.Silence) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is not None:
+            leg.prompt.stop()
+
+    def replay(self, call_id: str, samples: Pcm) -> None:
+        """Play the recording ``samples`` to the leg, from its welcome on."""
+        leg = self.legs.get(call_id)
+        if leg is None:
+            return
+        leg.participant = None
+        self._lobby_legs[call_id] = leg
+        leg.replay = ReplayPlayback(
+            samples, self.library, ReplayRules(intro=PromptName.REPLAY_WELCOME)
+        )
+
+    def replay_key(self, command: lobby.ReplayKey) -> None:
+        leg = self.legs.get(command.call_id)
+        if leg is None or leg.replay is None:
+            return
+        with contextlib.suppress(ValueError):  # not a keypad digit: nothing to do
+            leg.replay.press(command.digit, self.now())
+        self._replay_actions(leg)
+
+    def _replay_actions(self, leg: CallLeg) -> None:
+        playback = leg.replay
+        if playback is None:
+            return
+        while (action := playback.next_action()) is not None:
+            if isinstance(action, replay_phone.Hangup):
+                leg.replay = None
+                self.tell(lobby.ReplayOver(leg.call_id, action.reason.value))
+                return
+
+    def _lobby_tick(self, n: int) -> None:
+        now = self.now()
+        for leg in list(self._lobby_legs.values()):
+            if leg.replay is not None:
+                # Each replay caller is at their own place in the recording.
+                leg.send_pcm(leg.replay.next_frame(now), now)
+                self._replay_actions(leg)
+                continue
+            was_playing = leg.prompt.playing
+            leg.send_pcm(leg.prompt.next_frame(), now)
+            if was_playing and not leg.prompt.playing:
+                self.tell(lobby.PromptDone(leg.call_id))
+        self.on_tick(now)
+        if n % HEARD_CHECK_TICKS == 0:
+            # When each leg was last heard, for the lobby's media timeout.
+            self.tell(lobby.HeardCheck({c: leg.last_rx for c, leg in self.legs.items()}))
+
+    # -- conferences ---------------------------------------------------------------------------
+
+    def conference(self, event_id: int) -> Conference:
+        """The event's conference, opened (with its clock) if none is open."""
+        conference = self.conferences.get(event_id)
+        if conference is None or conference.state is ConferenceState.ENDED:
+            hold_frames = self.library.frames(PromptName.HOLD_MUSIC)
+            conference = self.conference_factory(
+                event_id, lambda: iter(hold_frames), lambda: FanOut(self.batch_sender)
+            )
+            self.conferences[event_id] = conference
+            assert self.loop is not None
+            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            self._clocks[event_id] = clock
+            clock.start()
+        return conference
+
+    def _ticker(self, conference: Conference) -> Callable[[int], None]:
+        seen = conference.talk_changes
+
+        def tick(n: int) -> None:
+            nonlocal seen
+            conference.tick(self.now(), n)
+            if conference.talk_changes != seen:
+                seen = conference.talk_changes
+                self.on_talk(conference.event_id)
+
+        return tick
+
+    def media(self, event_id: int) -> Conference:
+        """The event's conference, which the controller said is open."""
+        conference = self.conferences.get(event_id)
+        if conference is None:
+            raise LookupError(f"the controller named event {event_id}, which has no conference")
+        return conference
+
+    def join(
+        self,
+        call_id: str,
+        event_id: int,
+        participant_id: str,
+        may_talk: bool,
+        keyed_at: float | None,
+    ) -> Participant:
+        """Put the caller's leg into the event's conference (``keyed_at``: their last key)."""
+        leg = self.legs[call_id]
+        participant = self.media(event_id).join(leg, may_talk, participant_id=participant_id)
+        leg.participant = participant
+        self._lobby_legs.pop(call_id, None)
+        if keyed_at is not None:
+            # The caller hears the call from the next tick of its clock on.
+            self.join_latency.append(self.now() - keyed_at + 0.020)
+        return participant
+
+    def join_elsewhere(
+        self,
+        leg: ConferenceLeg,
+        event_id: int,
+        participant_id: str,
+        may_talk: bool,
+    ) -> Participant:
+        """A caller of another node (a cascade's edge), mixed here, sent the mix there."""
+        return self.media(event_id).join(
+            leg, may_talk, participant_id=participant_id, elsewhere=True
+        )
+
+    def leave(self, command: LeaveConference) -> None:
+        conference = self.conferences.get(command.event_id)
+        if conference is not None:
+            conference.leave(command.participant_id)
+
+    def set_may_talk(self, event_id: int, participant_id: str, may_talk: bool) -> None:
+        self.media(event_id).set_may_talk(participant_id, may_talk)
+
+    def whisper(self, event_id: int, participant_id: str, prompt: PromptName) -> None:
+        conference = self.conferences.get(event_id)
+        if conference is not None:
+            conference.whisper(participant_id, iter(self.library.frames(prompt)))
+
+    def end(self, event_id: int) -> Conference:
+        """End the event's conference and stop its clock."""
+        conference = self.media(event_id)
+        conference.end()
+        clock = self._clocks.pop(event_id, None)
+        if clock is not None:
+            clock.stop()
+        return conference
+
+    # -- counters ------------------------------------------------------------------------------
+
+    def lateness(self) -> tuple[list[float], list[float], int]:
+        """The conference clocks' lateness, the lobby clock's, and the ticks skipped."""
+        ticks = [t for clock in self._clocks.values() for t in clock.lateness]
+        lobby_ticks = list(self._lobby_clock.lateness) if self._lobby_clock is not None else []
+        return ticks, lobby_ticks, sum(clock.skipped for clock in self._clocks.values())
+
+    def dropped_foreign(self) -> int:
+        return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    async def _drain_quiet(self) -> None:
+        """Look at every leg's socket five times a second, a share at a time.
+
+        A leg becomes quiet (a listener, a muted speaker: the kernel filters
+        their audio, the socket latches onto them) or attentive again (a line
+        opened: all their audio comes in) within one sweep.
+        """
+        turn = 0
+        while True:
+            await asyncio.sleep(QUIET_DRAIN_INTERVAL / SWEEP_SHARES)
+            legs = [
+                (leg, rtp)
+                for call_id, rtp in list(self._rtp.items())[turn::SWEEP_SHARES]
+                if (leg := self.legs.get(call_id)) is not None
+            ]
+            sweep(legs, self.now())
+            turn = (turn + 1) % SWEEP_SHARES

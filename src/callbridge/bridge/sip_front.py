@@ -1,0 +1,129 @@
+"""The bridge's SIP endpoints (UDP, and TCP on the same port), each with its driver.
+
+``SipFront`` binds them, hands every event to the bridge with the endpoint
+it came from, and answers a call by its Call-ID on the endpoint that
+offered it: ring, answer, reject, hang up, answer a re-INVITE. What is sent
+is flushed at once (an answer must not wait for the driver's next timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+
+from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
+from callbridge.sip.endpoint import EndpointConfig, Event, IncomingCall, SipEndpoint
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SipFront:
+    """UDP and TCP endpoints of one node, and which one each call came in on."""
+
+    def __init__(
+        self,
+        host: str,
+        networks: tuple[Network, ...],
+        max_calls: int,
+        on_event: Callable[[SipEndpoint, Event], None],
+    ) -> None:
+        self.host = host
+        self.networks = networks
+        self.max_calls = max_calls
+        self.on_event = on_event
+        self.drivers: dict[SipEndpoint, EndpointDriver] = {}
+        self._endpoint_of: dict[str, SipEndpoint] = {}
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self, port: int, tcp: bool) -> int:
+        """Bind UDP on ``port`` (0 picks one), and TCP on the same; returns the port."""
+        loop = self.loop = asyncio.get_running_loop()
+        udp_endpoint = self._endpoint("UDP", port)
+        driver = EndpointDriver(udp_endpoint, self._on_event, loop)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: SipUdpProtocol(driver), local_addr=(self.host, port)
+        )
+        self._udp = transport
+        port = transport.get_extra_info("sockname")[1]
+        udp_endpoint.config.port = port
+        self.drivers[udp_endpoint] = driver
+        if tcp:
+            tcp_endpoint = self._endpoint("TCP", port)
+            tcp_driver = EndpointDriver(tcp_endpoint, self._on_event, loop)
+            self._tcp = await SipTcpServer(tcp_driver).listen(self.host, port)
+            self.drivers[tcp_endpoint] = tcp_driver
+        log.info("SIP on %s:%d (UDP%s)", self.host, port, " and TCP" if self._tcp else "")
+        return int(port)
+
+    def _endpoint(self, transport: str, port: int) -> SipEndpoint:
+        return SipEndpoint(
+            EndpointConfig(
+                host=self.host,
+                port=port,
+                transport=transport,
+                allowed_networks=self.networks,
+                max_calls=self.max_calls,
+            )
+        )
+
+    def _on_event(self, endpoint: SipEndpoint, event: Event) -> None:
+        if isinstance(event, IncomingCall):
+            self._endpoint_of[event.call_id] = endpoint
+        self.on_event(endpoint, event)
+
+    def _now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    def _flushed(self, call_id: str, send: Callable[[SipEndpoint, float], None]) -> None:
+        endpoint = self._endpoint_of.get(call_id)
+        if endpoint is None:
+            return
+        send(endpoint, self._now())
+        driver = self.drivers.get(endpoint)
+        if driver is not None:
+            driver.flush()
+
+    def ring(self, call_id: str) -> None:
+        self._flushed(call_id, lambda e, now: e.ring(call_id, now))
+
+    def answer(self, call_id: str, sdp: bytes | None) -> None:
+        if sdp is not None:
+            self._flushed(call_id, lambda e, now: e.answer(call_id, sdp, now))
+
+    def reject(self, call_id: str, status: int, reason: str | None = None) -> None:
+        self._flushed(call_id, lambda e, now: e.reject(call_id, status, now, reason))
+        self._endpoint_of.pop(call_id, None)
+
+    def hangup(self, call_id: str) -> None:
+        self._flushed(call_id, lambda e, now: e.hangup(call_id, now))
+
+    def answer_reinvite(self, call_id: str, sdp: bytes) -> None:
+        self._flushed(call_id, lambda e, now: e.answer_reinvite(call_id, sdp, now))
+
+    def reject_reinvite(self, call_id: str, status: int) -> None:
+        self._flushed(call_id, lambda e, now: e.reject_reinvite(call_id, status, now))
+
+    def forget(self, call_id: str) -> None:
+        """The call is over: its endpoint is not needed any more."""
+        self._endpoint_of.pop(call_id, None)
+
+    @property
+    def refused_foreign(self) -> int:
+        return sum(endpoint.gate.refused for endpoint in self.drivers)
+
+    async def close(self) -> None:
+        for driver in self.drivers.values():
+            driver.flush()
+            driver.close()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
