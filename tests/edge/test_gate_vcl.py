@@ -61,11 +61,12 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     workdir = default_workdir(("127.0.0.1", port), tmp / "node")
     node = CacheNode(("127.0.0.1", port), ("127.0.0.1", origin_port), workdir)
     write_files(node)
-    varnish = subprocess.Popen(
-        varnishd_command(node), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    said = tmp / "varnishd.log"
+    with said.open("wb") as log:
+        varnish = subprocess.Popen(varnishd_command(node), stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert wait_listening(("127.0.0.1", port), timeout=60), "varnishd did not start"
+        started = wait_listening(("127.0.0.1", port), timeout=60)
+        assert started, f"varnishd did not start ({varnish.poll()}): {said.read_text()[-2000:]}"
         yield port
     finally:
         stop_tree(varnish)

@@ -47,6 +47,22 @@ def _say(**message: Any) -> None:
     sys.stdout.flush()
 
 
+def peak_kib(pid: int | str = "self") -> int:
+    """A process's peak resident memory (VmHWM), KiB; 0 once it is gone.
+
+    Not ``ru_maxrss``: a child's counts the parent's size when it forked, which
+    in a long-lived web process (or a test worker) is far larger than the child.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def confine(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     """Put this process's limits on; called before anything untrusted is read."""
     for limit in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
@@ -106,7 +122,7 @@ def main(argv: list[str]) -> int:
     except MemoryError:
         return MEMORY_EXIT
     else:
-        _say(done=sizes)
+        _say(done=sizes, peak_kib=peak_kib())
     return 0
 
 

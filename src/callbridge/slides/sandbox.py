@@ -29,7 +29,7 @@ from typing import Any
 
 import callbridge
 from callbridge.slides.limits import DeckError, PageLimits
-from callbridge.slides.render import MEMORY_EXIT
+from callbridge.slides.render import MEMORY_EXIT, peak_kib
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +76,23 @@ def _command(job: dict[str, Any]) -> list[str]:
     return [sys.executable, "-I", "-c", _CHILD.format(src=src), json.dumps(job)]
 
 
-def _wait(child: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, Any]:
-    """The child's exit code and resource use, or (None, None) once ``deadline`` passes."""
+def _wait(child: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, Any, int]:
+    """The child's exit code, resource use and peak memory seen (KiB, from /proc while it
+    ran), or (None, None, peak) once ``deadline`` passes."""
     pause = 0.005
+    peak = 0
     while True:
+        peak = max(peak, peak_kib(child.pid))
         try:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
         except ChildProcessError:  # reaped by someone else: its exit status is lost
             child.returncode = 255
-            return child.returncode, None
+            return child.returncode, None, peak
         if pid:
             child.returncode = os.waitstatus_to_exitcode(status)
-            return child.returncode, usage
+            return child.returncode, usage, peak
         if time.monotonic() >= deadline:
-            return None, None
+            return None, None, peak
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
 
@@ -128,11 +131,11 @@ def render_in_child(pdf: Path, out: Path, limits: PageLimits, budget: RenderBudg
             _command(job), stdin=subprocess.DEVNULL, stdout=said, stderr=errors, env={}
         )
         try:
-            code, usage = _wait(child, started + budget.wall_seconds)
+            code, usage, seen = _wait(child, started + budget.wall_seconds)
         finally:
             if child.returncode is None:  # past the wall limit, or this thread interrupted
                 child.kill()
-                _, usage = _wait(child, math.inf)
+                _, usage, _ = _wait(child, math.inf)
         seconds = time.monotonic() - started
         said.seek(0)
         messages = _messages(said.read(1 << 20))
@@ -140,7 +143,9 @@ def render_in_child(pdf: Path, out: Path, limits: PageLimits, budget: RenderBudg
         tail = errors.read().decode(errors="replace")
     pages = [m["page"] for m in messages if isinstance(m.get("page"), int)]
     where = f"page {pages[-1]}" if pages else "the deck"
-    peak = usage.ru_maxrss * 1024 if usage else 0
+    # The child's own last word on its peak, else what /proc showed while it ran.
+    reported = [int(m["peak_kib"]) for m in messages if isinstance(m.get("peak_kib"), int)]
+    peak = max([seen, *reported]) * 1024
     cpu = usage.ru_utime + usage.ru_stime if usage else 0.0
     log.info(
         "deck renderer: exit %s after %.2f s (%.2f s CPU, peak %d MiB), at %s",

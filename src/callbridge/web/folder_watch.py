@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # watchfiles groups the changes of this many milliseconds: a cue shows this late at most.
 DEBOUNCE_MS = 30
 STEP_MS = 10
+# Above a folder not made yet, it is looked for this often; on it, the watch is known to
+# be on this long after it began (one look at what came in meanwhile), then never again.
+LOOK_AGAIN_MS = 1000
+SETTLE_MS = 500
 
 
 class FolderWatch:
@@ -69,18 +73,28 @@ class FolderWatch:
             arrived = target == self.folder
             if arrived:
                 self._changed()  # it may have been written while nobody watched
+            # An empty yield comes every ``rust_timeout`` ms without a change: above the
+            # folder it is the time to look for it again (what appeared before the watch
+            # began is seen no other way); on it, the first one says the watch is on, and
+            # what was written since the last look is read once more.
+            settled = False
             try:
-                async for _ in watchfiles.awatch(
+                async for changes in watchfiles.awatch(
                     target,
                     recursive=False,
                     debounce=DEBOUNCE_MS,
                     step=STEP_MS,
                     stop_event=self._stop,
+                    rust_timeout=SETTLE_MS if arrived else LOOK_AGAIN_MS,
+                    yield_on_timeout=True,
                     ignore_permission_denied=True,
                 ):
                     if not arrived:
-                        break  # something appeared above it: look again
-                    self._changed()
+                        if changes or self.folder.is_dir():
+                            break  # something appeared above it: look again
+                    elif changes or not settled:
+                        settled = True
+                        self._changed()
             except FileNotFoundError:
                 pass  # the folder went away: wait above it again
             except Exception:  # the stream still ends its waits by their timeout
