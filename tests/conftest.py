@@ -22,6 +22,20 @@ _POSTGRES_MISSING = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """Each test ends with the process's umask as it began.
+
+    ``cli.main`` makes it owner-only, as a server's must be; a test that calls it
+    in-process would otherwise leave that to the tests after it in the same worker,
+    whose engines (Varnish's worker runs as its own user) must read what they write.
+    """
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
     with running_server() as server:
