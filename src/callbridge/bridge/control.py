@@ -73,18 +73,7 @@ class ParticipantView(BaseModel):
     @classmethod
     def of(cls, row: ParticipantRow) -> ParticipantView:
         """``row``: anything with these fields (``bridge.views.Row``)."""
-        return cls(
-            id=row.id,
-            role=row.role,
-            caller_id=row.caller_id,
-            name=row.name,
-            joined_at=row.joined_at,
-            left_at=row.left_at,
-            state=row.state,
-            muted=row.muted,
-            talking=row.talking,
-            line_open=row.line_open,
-        )
+        return cls.model_validate(row, from_attributes=True)
 
 
 class Percentiles(BaseModel):
