@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.slides.deck import render_deck
@@ -46,8 +45,9 @@ WIDE = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 LIVE_CAPTION = "Welcome to the Northwind third quarter call"
 DECK_HTML = "".join(
-    '<section style="page-break-after: always; height: 90vh; font-family: sans-serif;'
-    ' padding: 2rem"><h1 style="color: #14213d">Northwind Q3 2026</h1>'
+    '<section style="page-break-after: always; height: 660px; font: 40px sans-serif;'
+    ' padding: 60px; box-sizing: border-box; border-top: 24px solid #14213d">'
+    '<h1 style="font-size: 64px; margin: 0 0 30px">Northwind Q3 2026</h1>'
     f"<h2>{title}</h2><p>Revenue grew 12% to $42 million.</p></section>"
     for title in ("Highlights", "Outlook")
 )
@@ -245,7 +245,7 @@ def test_a_listener_follows_the_call_from_scheduled_to_the_replay_without_a_relo
     # The transcript and the downloads come with the offer, still without a reload.
     page.wait_for_selector(".transcript .turn")
     downloads = page.locator("#downloads-card")
-    for name in ("slides", "recording (M4A)", "Transcript (text)", "Transcript (Word)"):
+    for name in ("the slides", "the recording (M4A)", "the transcript (text)", "(Word)"):
         assert downloads.get_by_role("link", name=name).is_visible(), name
     _look(page, shots, "4-ended", failing)
 

@@ -176,9 +176,9 @@ class ListenerFiles:
 
 # The transcript's files as the page lists them, in the order a reader reaches for them.
 _TRANSCRIPT_LINKS = (
-    ("txt", turn_docs.TEXT, "Transcript (text)", "TXT"),
-    ("docx", turn_docs.DOCX, "Transcript (Word)", "DOCX"),
-    ("html", turn_docs.HTML, "Transcript (web page)", "HTML"),
+    ("txt", turn_docs.TEXT, "Download the transcript (text)", "TXT"),
+    ("docx", turn_docs.DOCX, "Download the transcript (Word)", "DOCX"),
+    ("html", turn_docs.HTML, "Open the transcript as a web page", "HTML"),
 )
 
 
@@ -191,7 +191,7 @@ def _files_on_disk(
         if (directory / name).is_file()
     ]
     if captions is not None and links:
-        links.append(FileLink("Captions (WebVTT)", f"/webcast/{event_id}/captions.vtt", "VTT"))
+        links.append(FileLink("Download the captions (WebVTT)", f"/webcast/{event_id}/captions.vtt", "VTT"))
     recording = f"/webcast/{event_id}/replay.m4a" if m4a.is_file() else None
     return ListenerFiles(recording, links)
 

@@ -66,6 +66,11 @@ from callbridge.web.pages import clock, view_of
 router = APIRouter(include_in_schema=True, tags=["webcast"])
 
 COOKIE_MAX_AGE = 90 * 24 * 3600
+# How often a waiting page asks for the status: sooner from a few minutes before the start,
+# so the audio starts within seconds of the call (the cache tier answers most of them).
+POLL_S = 5.0
+POLL_NEAR_START_S = 2.0
+NEAR_START = timedelta(minutes=10)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Now = Annotated[datetime, Depends(clock)]
@@ -332,6 +337,9 @@ class WebcastStatus(BaseModel):
     captions: str | None
     replay_until: str | None
     beacon_interval: int = BEACON_INTERVAL
+    poll_s: float = Field(
+        default=POLL_S, description="Ask again after this many seconds (sooner near the start)"
+    )
 
 
 class BeaconEvents:
@@ -551,7 +559,14 @@ def status_of(request: Request, record: EventRecord, now: datetime) -> WebcastSt
         replay_download=download,
         captions=captions,
         replay_until=record.replay_until.isoformat() if record.replay_until else None,
+        poll_s=poll_after(record, now),
     )
+
+
+def poll_after(record: EventRecord, now: datetime) -> float:
+    """Seconds until the page asks again: ``POLL_NEAR_START_S`` once the start is near."""
+    near = record.state is EventState.SCHEDULED and now >= record.starts_at - NEAR_START
+    return POLL_NEAR_START_S if near else POLL_S
 
 
 @router.get("/api/events/{event_id}/webcast", response_model=WebcastStatus)

@@ -8,7 +8,8 @@
 // replay ready) without a reload: the live styling, the question form's state.
 // hls.js is told to add no <track> of its own: it would give each a data: URL,
 // which the page's policy (media-src 'self' blob:) refuses; the live captions
-// come to the page as cues instead (CUES_PARSED), and the page shows them.
+// come to the page as cues instead (CUES_PARSED), which it puts in a text track
+// of its own (addTextTrack: no URL), shown as the replay's are.
 (function () {
   "use strict";
   const root = document.getElementById("webcast");
@@ -35,9 +36,10 @@
   const captionsToggle = document.getElementById("captions-toggle");
   const captionsArea = document.getElementById("captions-area");
   let captionsOn = true;
-  // The live captions' cues as hls.js parses them (renderTextTracksNatively off):
-  // shown by the media's time, as a text track's active cues would be.
-  let liveCues = [];
+  // The live captions' track, made once (a media element's text tracks cannot be
+  // removed), emptied when the player stops; and the cues it holds, by time and text.
+  let liveTrack = null;
+  let liveKeys = new Set();
 
   let hls = null;
   let mode = null; // "live" | "replay" | null
@@ -76,15 +78,15 @@
     for (const t of Array.from(media.querySelectorAll("track"))) t.remove();
     captions.textContent = "";
     captionsArea.hidden = true;
-    liveCues = [];
+    emptyLiveTrack();
     media.load();
     mode = null;
     source = null;
   }
 
-  // Captions: the replay's <track>, or the live call's subtitle rendition that
-  // hls.js adds as a text track. An <audio> element draws no cues, so the page
-  // shows the active ones itself, and the toggle turns them off and on.
+  // Captions: the replay's <track>, or the page's track of the live call's subtitle
+  // rendition (addLiveCues). An <audio> element draws no cues, so the page shows
+  // the active ones itself, and the toggle turns them off and on.
   function showCues(track) {
     if (!captionsOn || track.mode === "disabled") { captions.textContent = ""; return; }
     const cues = track.activeCues;
@@ -102,28 +104,27 @@
     return cues.map(function (c) { return c.text.replace(/<[^>]*>/g, ""); }).join(" ");
   }
 
-  // The live cues active at the media's time; a cue repeated in several subtitle
-  // segments comes once per segment, with the same times and text.
-  function showLiveCues() {
-    if (!liveCues.length) return;
-    if (!captionsOn) { captions.textContent = ""; return; }
-    const now = media.currentTime;
-    const active = liveCues.filter(function (c) { return c.startTime <= now && now < c.endTime; });
-    const text = cueText(active);
-    if (captions.textContent !== text) captions.textContent = text;
-    // Keep what is still to come and the last minute, no more.
-    if (liveCues.length > 200) liveCues = liveCues.filter(function (c) { return c.endTime > now - 60; });
-  }
-
+  // Live cues from hls.js (CUES_PARSED): a cue repeated in several subtitle segments
+  // comes once per segment, with the same times and text, and is added once.
   function addLiveCues(cues) {
+    if (!liveTrack) {
+      liveTrack = media.addTextTrack("subtitles", "English (automatic captions)", "en");
+      liveTrack.mode = "hidden";
+      wireTrack(liveTrack);
+    }
     for (const cue of cues) {
-      const known = liveCues.some(function (c) {
-        return c.startTime === cue.startTime && c.endTime === cue.endTime && c.text === cue.text;
-      });
-      if (!known) liveCues.push(cue);
+      const key = cue.startTime + "|" + cue.endTime + "|" + cue.text;
+      if (liveKeys.has(key)) continue;
+      liveKeys.add(key);
+      liveTrack.addCue(cue instanceof VTTCue ? cue : new VTTCue(cue.startTime, cue.endTime, cue.text));
     }
     captionsArea.hidden = false;
-    showLiveCues();
+  }
+
+  function emptyLiveTrack() {
+    liveKeys = new Set();
+    if (!liveTrack || !liveTrack.cues) return;
+    for (const cue of Array.from(liveTrack.cues)) liveTrack.removeCue(cue);
   }
 
   media.textTracks.addEventListener("addtrack", function (e) { wireTrack(e.track); });
@@ -138,10 +139,9 @@
     }
     for (const track of Array.from(media.textTracks)) {
       if (track.kind !== "subtitles" && track.kind !== "captions") continue;
-      if (!hls) track.mode = on ? "hidden" : "disabled";
+      if (!hls && track !== liveTrack) track.mode = on ? "hidden" : "disabled";
       showCues(track);
     }
-    showLiveCues();
     if (!on) captions.textContent = "";
     captions.hidden = !on;
   }
@@ -276,7 +276,7 @@
   function markEnded() {
     root.classList.remove("is-live");
     for (const b of Array.from(root.querySelectorAll(".badge.live:not(#live-badge)"))) b.remove();
-    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in"))) s.hidden = true;
+    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in, .links .calendar"))) s.hidden = true;
     for (const w of Array.from(root.querySelectorAll(".slides-waiting"))) {
       w.textContent = "The slides follow the replay as it plays.";
     }
@@ -381,7 +381,6 @@
   media.addEventListener("timeupdate", function () {
     elapsed.textContent = clock(media.currentTime);
     if (mode === "replay" && !seek.matches(":active")) seek.value = String(Math.floor(media.currentTime));
-    showLiveCues();
   });
   function showDuration() {
     if (mode !== "replay" || !Number.isFinite(media.duration) || media.duration <= 0) return;
@@ -434,6 +433,7 @@
       const response = await fetch("/api/events/" + eventId + "/webcast", { credentials: "same-origin", cache: "no-store" });
       if (response.ok) {
         const status = await response.json();
+        if (status.poll_s > 0) delay = status.poll_s * 1000;
         root.dataset.state = status.state;
         if (status.state === "live") markLive();
         if (status.state === "ended" || status.state === "archived") markEnded();
