@@ -220,6 +220,7 @@ def test_a_listener_follows_the_call_from_scheduled_to_the_replay_without_a_relo
         timeout=15_000,
     )
     assert page.locator("#captions-area").is_visible()
+    assert page.locator("#captions .who").inner_text().strip() == "Operator:"
     assert page.locator(".captions-label").inner_text().lower() == "automatic captions"
     page.wait_for_function("() => document.getElementById('slides').dataset.slide === '2'")
     assert not page.locator("#seek").is_visible() and not page.locator("#speed").is_visible()

@@ -191,7 +191,9 @@ def _files_on_disk(
         if (directory / name).is_file()
     ]
     if captions is not None and links:
-        links.append(FileLink("Download the captions (WebVTT)", f"/webcast/{event_id}/captions.vtt", "VTT"))
+        links.append(
+            FileLink("Download the captions (WebVTT)", f"/webcast/{event_id}/captions.vtt", "VTT")
+        )
     recording = f"/webcast/{event_id}/replay.m4a" if m4a.is_file() else None
     return ListenerFiles(recording, links)
 

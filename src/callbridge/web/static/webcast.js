@@ -90,7 +90,7 @@
   function showCues(track) {
     if (!captionsOn || track.mode === "disabled") { captions.textContent = ""; return; }
     const cues = track.activeCues;
-    captions.textContent = cues && cues.length ? cueText(Array.from(cues)) : "";
+    showText(cues ? Array.from(cues) : []);
   }
 
   function wireTrack(track) {
@@ -100,8 +100,25 @@
     captionsArea.hidden = false;
   }
 
-  function cueText(cues) {
-    return cues.map(function (c) { return c.text.replace(/<[^>]*>/g, ""); }).join(" ");
+  // A cue's speaker (WebVTT's <v Name>) leads its text when the call has named them:
+  // "Speaker" or "Speaker 2" says nothing a listener can use.
+  const UNNAMED = /^Speaker( \d+)?$/;
+  function showText(cues) {
+    const parts = [];
+    let last = null;
+    for (const cue of cues) {
+      const voice = /^<v(?:\.[^ >]*)? ([^>]+)>/.exec(cue.text);
+      const who = voice ? voice[1].trim() : "";
+      if (who && !UNNAMED.test(who) && who !== last) {
+        const name = document.createElement("span");
+        name.className = "who";
+        name.textContent = who + ": ";
+        parts.push(name);
+        last = who;
+      }
+      parts.push(cue.text.replace(/<[^>]*>/g, "") + " ");
+    }
+    captions.replaceChildren.apply(captions, parts);
   }
 
   // Live cues from hls.js (CUES_PARSED): a cue repeated in several subtitle segments
