@@ -126,7 +126,7 @@ def _go_live(server: LiveServer, record: EventRecord, replay_files: Path) -> Non
     live = server.app.state.webcast_media.live_dir(record.id)
     live.mkdir(parents=True)
     lines = []
-    started = datetime.now(UTC) - timedelta(seconds=25)
+    started = datetime.now(UTC) - timedelta(seconds=30)
     for line in (replay_files / "index.m3u8").read_text().splitlines():
         if line.startswith(("#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST")):
             continue
@@ -147,8 +147,6 @@ def _go_live(server: LiveServer, record: EventRecord, replay_files: Path) -> Non
         f"00:00:00.000 --> 00:00:21.000\n<v Operator>{LIVE_CAPTION}\n"
     )
     (live / MASTER).write_text(master_playlist())
-    # The moderator showed the second slide as the call began.
-    SlideLog(server.app.state.events.database).show(record.id, 2, started, "dana")
 
 
 def _end(server: LiveServer, record: EventRecord, replay_files: Path) -> None:
@@ -182,11 +180,15 @@ def test_a_listener_follows_the_call_from_scheduled_to_the_replay_without_a_relo
     record = make_event(
         live_server,
         title="Third Quarter 2026 Results",
-        starts_at="2026-11-25T10:30:00",  # 15:30 UTC: half an hour from TODAY
+        starts_at="2026-11-25T10:05:00",  # 15:05 UTC: the page asks every 2 s
         registration="required",
         replay_until="2026-12-10",
     )
     _deck(live_server, chromium, record.id)
+    # The moderator will show the second slide as the call begins (the page learns of it
+    # with its first look at the slides, rather than five seconds later).
+    slide_at = datetime.now(UTC) - timedelta(seconds=25)
+    SlideLog(live_server.app.state.events.database).show(record.id, 2, slide_at, "dana")
     source = tmp_path / "source"
     source.mkdir()
     package_replay(make_recording(source), source / "hls")
