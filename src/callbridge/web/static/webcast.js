@@ -294,6 +294,8 @@
     root.classList.remove("is-live");
     for (const b of Array.from(root.querySelectorAll(".badge.live:not(#live-badge)"))) b.remove();
     for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in, .links .calendar"))) s.hidden = true;
+    const waiting = document.getElementById("player-waiting");
+    if (waiting) waiting.hidden = true;
     for (const w of Array.from(root.querySelectorAll(".slides-waiting"))) {
       w.textContent = "The slides follow the replay as it plays.";
     }
@@ -311,6 +313,11 @@
       live.className = "badge live";
       live.textContent = "LIVE";
       company.append(" ", live);
+    }
+    const waiting = document.getElementById("player-waiting");
+    if (waiting) {
+      waiting.querySelector(".badge").hidden = false;
+      waiting.querySelector(".waiting-text").textContent = "The webcast starts in a moment.";
     }
     const asked = document.getElementById("ask-status");
     if (asked && asked.textContent.startsWith("Not sent")) asked.textContent = "";
