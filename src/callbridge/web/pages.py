@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from callbridge.announce import render as announce
 from callbridge.announce import timefmt
+from callbridge.brand.view import BrandView, brand_of
 from callbridge.events.errors import describe
 from callbridge.events.names import MAX_NAME
 from callbridge.events.phones import dial_in_display
@@ -151,6 +152,7 @@ class EventView:
     replay_dial_ins: tuple[Phone, ...]
     replay_passcode: str
     not_held: bool
+    brand: BrandView | None = None  # the company's logo and colour (templates/_brand.html)
 
     @property
     def live(self) -> bool:
@@ -229,6 +231,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         replay_dial_ins=_phones(record.replay_dial_in),
         replay_passcode=record.replay_passcode,
         not_held=not_held(record, now),
+        brand=brand_of(record),
     )
 
 
