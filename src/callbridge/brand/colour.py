@@ -66,6 +66,11 @@ def check_accent(value: str) -> str:
     return value
 
 
+def accent_or_default(accent: str | None) -> str:
+    """``accent`` if it is ``#rrggbb`` (safe to write into CSS as it is), else the default."""
+    return accent.lower() if accent is not None and _HEX.match(accent) else DEFAULT_ACCENT
+
+
 def stylesheet(accent: str | None) -> str:
     """The per-event CSS: the accent as custom properties (the rules are in static/brand.css).
 
@@ -75,7 +80,7 @@ def stylesheet(accent: str | None) -> str:
     ``accent`` must have passed ``check_accent`` (or be None for the default):
     it is written into CSS as it is.
     """
-    colour = accent if accent is not None and _HEX.match(accent) else DEFAULT_ACCENT
+    colour = accent_or_default(accent)
     r, g, b = _rgb(colour)
     return (
         ":root {\n"
