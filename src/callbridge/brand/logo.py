@@ -31,6 +31,7 @@ from PIL import Image
 MAX_BYTES = 512 * 1024
 MAX_SIDE = 2000
 MAX_ELEMENTS = 5000
+MAX_DEPTH = 64  # the rebuild recurses; real logos nest a handful of groups
 PNG = "image/png"
 SVG = "image/svg+xml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -162,10 +163,12 @@ def _check_text(value: str, where: str) -> None:
             raise LogoRefused(f"refers outside the file (url({target[:60]}) in {where})")
 
 
-def _clean(element: ET.Element, count: list[int]) -> ET.Element | None:
+def _clean(element: ET.Element, count: list[int], depth: int = 0) -> ET.Element | None:
     count[0] += 1
     if count[0] > MAX_ELEMENTS:
         raise LogoRefused(f"has over {MAX_ELEMENTS} elements; simplify it or upload a PNG")
+    if depth > MAX_DEPTH:
+        raise LogoRefused(f"nests elements over {MAX_DEPTH} deep; simplify it or upload a PNG")
     ns, local = _split(element.tag)
     if ns == SVG_NS and local in REFUSED:
         raise LogoRefused(f"holds {REFUSED[local]} (<{local}>); a logo may hold only drawing")
@@ -190,7 +193,7 @@ def _clean(element: ET.Element, count: list[int]) -> ET.Element | None:
             _check_text(element.text, "a <style>")
         clean.text = element.text
     for child in element:
-        kept = _clean(child, count)
+        kept = _clean(child, count, depth + 1)
         if kept is not None:
             kept.tail = child.tail if child.tail and child.tail.strip() else None
             clean.append(kept)
