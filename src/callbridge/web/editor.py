@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Request, UploadFile, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from callbridge.brand.colour import DEFAULT_ACCENT
 from callbridge.brand.logo import MAX_BYTES, MAX_SIDE, Logo, LogoRefused, check_logo
