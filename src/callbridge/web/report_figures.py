@@ -18,7 +18,7 @@ class Tile:
 
 
 def _m(heard: Heard) -> str:
-    return f"{heard.minutes:.1f}"
+    return f"{heard.minutes:,.1f}"
 
 
 def tiles(figures: Engagement) -> list[Tile]:

@@ -136,7 +136,6 @@ def render_pdf(
         TableStyle(
             [
                 ("BACKGROUND", (0, 0), (-1, -1), TINT),
-                ("LINEABOVE", (0, 0), (-1, 0), 2, accent),
                 ("INNERGRID", (0, 0), (-1, -1), 6, colors.white),
                 ("BOX", (0, 0), (-1, -1), 0, colors.white),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
