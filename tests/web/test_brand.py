@@ -169,3 +169,29 @@ def test_the_report_pdf_carries_the_figures_and_the_logo(
     assert f'href="/api/events/{event_id}/report.pdf"' in page_html.text
     tiles = text_of(page_html.text.split('id="report-tiles"')[1].split("</ul>")[0])
     assert "Peak concurrent 2" in " ".join(tiles.split())
+
+
+def test_the_api_takes_a_logo_as_the_requests_body(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    record = make_event(client, title="Q3 results")
+    url = f"/api/events/{record.id}/logo"
+    assert client.put(url, content=png()).status_code == 401
+    script = f'<svg {NS} viewBox="0 0 9 9" onload="alert(1)"/>'.encode()
+    refused = client.put(url, content=script, headers=auth)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "logo"]
+    assert "event attribute (onload" in refused.json()["detail"][0]["msg"]
+    too_big = client.put(url, content=bytes(600 * 1024), headers=auth)
+    assert too_big.status_code == 413 and "at most 512 KB" in too_big.text
+    assert _store(client).get(record.id).company.logo is None
+
+    taken = client.put(url, content=png(300, 90), headers=auth)
+    assert taken.status_code == 200 and taken.json()["width"] == 300
+    served = client.get(f"/events/{record.id}/logo")
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.content == png(300, 90)
+    assert client.put("/api/events/999/logo", content=png(), headers=auth).status_code == 404
+    assert client.delete(url, headers=auth).status_code == 204
+    assert client.get(f"/events/{record.id}/logo").status_code == 404

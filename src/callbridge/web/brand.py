@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.brand.colour import stylesheet
-from callbridge.brand.logo import SVG
+from callbridge.brand.logo import MAX_BYTES, SVG, LogoRefused, check_logo
+from callbridge.events.schema import LogoInfo
 from callbridge.store.brand import BrandStore
-from callbridge.store.events import EventStore
+from callbridge.store.events import EventStore, StoreError
+from callbridge.store.users import Operator
+from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +43,45 @@ def brand_store(request: Request) -> BrandStore:
 
 Brands = Annotated[BrandStore, Depends(brand_store)]
 Store = Annotated[EventStore, Depends(event_store)]
+OperatorDep = Annotated[Operator, Depends(require_operator)]
+
+
+class LogoTooLarge(StoreError):
+    status = 413
+
+
+@router.put("/api/events/{event_id}/logo", include_in_schema=True, tags=["events"])
+async def put_logo(event_id: int, request: Request, brands: Brands, _: OperatorDep) -> LogoInfo:
+    """Give the event's company a logo: the request's body is the PNG or SVG file itself.
+
+    Checked as the editor checks it (``brand.logo``): a refusal is 422 naming
+    ``logo`` and why, a body over the limit 413, read no further.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise LogoTooLarge(f"a logo is at most {MAX_BYTES // 1024} KB", field="logo")
+    try:
+        logo = await run_in_threadpool(check_logo, bytes(body))
+    except LogoRefused as exc:
+        raise StoreError(f"the logo {exc}", field="logo") from None
+    await run_in_threadpool(brands.set_logo, event_id, logo)
+    return LogoInfo(
+        media_type=logo.media_type, digest=logo.digest, width=logo.width, height=logo.height
+    )
+
+
+@router.delete(
+    "/api/events/{event_id}/logo",
+    include_in_schema=True,
+    tags=["events"],
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def delete_logo(event_id: int, brands: Brands, _: OperatorDep) -> Response:
+    """Take the event's company's logo away (its pages show its ticker and name again)."""
+    await run_in_threadpool(brands.set_logo, event_id, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/events/{event_id}/logo")
