@@ -52,8 +52,10 @@ def test_the_brand_set_in_the_editor_shows_on_the_public_pages(
             "#f-company-logo",
             files=[{"name": "acme.svg", "mimeType": "image/svg+xml", "buffer": GOOD_SVG}],
         )
-        card = page.locator("section[aria-labelledby=sec-brand]")
-        card.screenshot(path=str(shots / "brand-editor-1366.png"))
+        swatch = page.locator("[name='company.accent'] + .swatch")
+        assert swatch.evaluate("s => getComputedStyle(s).backgroundColor") == "rgb(122, 31, 61)"
+        page.locator("#sec-brand").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(shots / "brand-editor-1366.png"))
         page.get_by_role("button", name="Save changes").click()
         page.wait_for_url(saved)
         assert events.get(record.id).company.accent == "#7a1f3d"
