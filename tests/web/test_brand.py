@@ -69,6 +69,8 @@ def test_a_refused_logo_is_named_on_its_field_and_nothing_is_saved(client: TestC
             r'<input type="file" id="f-company-logo"[^>]*aria-invalid="true"', answer.text
         )
         assert 'value="Typed but not saved"' in answer.text  # the typing is kept
+    huge = _save(client, record, ("huge.png", bytes(3 * 1024 * 1024), "image/png"))
+    assert huge.status_code == 413 and "a logo is at most 512 KB" in huge.text
     assert _store(client).get(record.id).title == "Q3 results"
     assert _store(client).get(record.id).company.logo is None
 

@@ -23,7 +23,6 @@ class BrandView:
     logo_href: str | None = None
     logo_width: int = 0
     logo_height: int = 0
-    about: str = ""
 
     @property
     def logo_shown_width(self) -> int:
@@ -53,5 +52,4 @@ def brand_of(record: EventRecord) -> BrandView:
         logo_href=logo_href(record.id, logo.digest) if logo else None,
         logo_width=logo.width if logo else 0,
         logo_height=logo.height if logo else 0,
-        about=company.about,
     )

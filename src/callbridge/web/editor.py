@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -73,6 +73,9 @@ ALL_ZONES = tuple(sorted(z for z in available_timezones() if "/" in z or z == "U
 # Every row of every group at its limit is about 250 fields; the rest is refused (400).
 MAX_FIELDS = 600
 MAX_BASE = 256 * 1024  # the fields as opened, sent back for the conflict list
+# The whole form: the fields, the base above and one logo, with room to spare. A bigger
+# post is refused before it is read (the logo's own limit is checked after, with its name).
+MAX_POST = 2 * 1024 * 1024
 LOGO_LIMITS = f"PNG or SVG, at most {MAX_BYTES // 1024} KB and {MAX_SIDE}×{MAX_SIDE} pixels"
 ROW_LIMITS = {
     "event.dial_in": MAX_DIAL_INS,
@@ -181,6 +184,13 @@ async def _editor(
 
 
 async def _posted(request: Request) -> tuple[bool, Values, Any]:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_POST:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the form is over {MAX_POST // (1024 * 1024)} MB; a logo is at most "
+            f"{MAX_BYTES // 1024} KB",
+        )
     data = await request.form(max_fields=MAX_FIELDS, max_files=1)
     fields = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
     token = data.get(CSRF_FIELD)
