@@ -27,7 +27,6 @@ from starlette.datastructures import UploadFile
 
 from callbridge.brand.colour import DEFAULT_ACCENT
 from callbridge.brand.logo import MAX_BYTES, MAX_SIDE, Logo, LogoRefused, check_logo
-from callbridge.brand.view import logo_href
 from callbridge.events import form
 from callbridge.events.duplicate import next_quarter
 from callbridge.events.form import Change, Values
@@ -44,6 +43,7 @@ from callbridge.store.events import EventNotFound, EventStore, StoreError, Versi
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.brand import Brands
+from callbridge.web.brand_view import logo_href
 from callbridge.web.deps import TEMPLATES
 from callbridge.web.pages import Now, OperatorPage, Store, _csrf_refused, _flash, _not_found
 

@@ -28,7 +28,6 @@ from starlette.concurrency import run_in_threadpool
 
 from callbridge.announce import render as announce
 from callbridge.announce import timefmt
-from callbridge.brand.view import BrandView, brand_of
 from callbridge.events.errors import describe
 from callbridge.events.names import MAX_NAME
 from callbridge.events.phones import dial_in_display
@@ -37,6 +36,7 @@ from callbridge.store.aftercall import AFTER_START
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
+from callbridge.web.brand_view import BrandView, brand_of
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.downloads import downloads_for
 

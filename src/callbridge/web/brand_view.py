@@ -1,4 +1,5 @@
-"""What a page prints of a company's brand: its name, its logo's address, its stylesheet.
+"""What a page prints of a company's brand: its name, its logo's address, its stylesheet
+(``brand/`` holds the checks, below ``events``; this reads an ``EventRecord``).
 
 Built from the ``EventRecord`` alone (the logo's digest and size travel with
 the company), so a page needs no second query. The addresses carry the
