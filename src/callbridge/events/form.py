@@ -37,7 +37,9 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 MAX_ROWS = 50  # more than any group allows (the schema refuses past its own limit)
 
-COMPANY_FIELDS = ("name", "ticker", "exchange", "website", "city", "about")
+COMPANY_FIELDS = ("name", "ticker", "exchange", "website", "city", "about", "accent")
+LOGO = "company.logo"  # a file, read by the web editor (brand.logo checks it), not a value
+LOGO_REMOVE = "company.logo_remove"
 EVENT_FIELDS = (
     "title",
     "period",
@@ -65,6 +67,8 @@ LABELS: dict[str, str] = {
     "company.website": "Website",
     "company.city": "Dateline",
     "company.about": "About the company",
+    "company.accent": "Accent colour",
+    LOGO: "Logo",
     "event.title": "Title",
     "event.period": "Period",
     "event.kind": "Kind",
@@ -127,6 +131,7 @@ def values_of(record: EventRecord) -> Values:
         "company.website": company.website or "",
         "company.city": company.city,
         "company.about": company.about,
+        "company.accent": company.accent or "",
         "event.title": record.title,
         "event.period": record.period,
         "event.kind": record.kind.value,

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from callbridge.brand.colour import check_accent
 from callbridge.events.names import MAX_NAME, plain_name, speaker_label
 from callbridge.events.phones import InvalidPhoneNumber, to_e164
 
@@ -125,6 +126,7 @@ ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_
 PeriodText = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_one_line)]
 EventDate = Annotated[date, AfterValidator(_in_calendar)]
 EventTime = Annotated[datetime, AfterValidator(_in_calendar)]
+Accent = Annotated[str, Field(max_length=20), AfterValidator(check_accent)]
 GlossaryTerm = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
 
 
@@ -140,6 +142,10 @@ class CompanyIn(_Strict):
     website: HttpUrl | None = None
     city: ShortText = Field(description="The dateline, e.g. 'CAMBRIDGE, Mass.'")
     about: Annotated[str, Field(min_length=1, max_length=5000)]
+    accent: Accent | None = Field(
+        default=None,
+        description="The brand's colour, #rrggbb, dark enough for white text on it (4.5:1)",
+    )
 
 
 class ContactIn(_Strict):
@@ -299,6 +305,15 @@ class EventPatch(_Strict):
         return self
 
 
+class LogoInfo(BaseModel):
+    """The company's logo as pages link it (the bytes are served by ``web.brand``)."""
+
+    media_type: str
+    digest: str
+    width: int
+    height: int
+
+
 class Company(BaseModel):
     id: int
     name: str
@@ -307,6 +322,8 @@ class Company(BaseModel):
     website: str | None
     city: str
     about: str
+    accent: str | None = None
+    logo: LogoInfo | None = None
 
 
 class Contact(BaseModel):

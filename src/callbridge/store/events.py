@@ -33,6 +33,7 @@ from callbridge.events.schema import (
     EventRecord,
     EventState,
     EventSummary,
+    LogoInfo,
     Registration,
     Speaker,
     SpeakerIn,
@@ -146,6 +147,15 @@ def to_record(row: EventRow) -> EventRecord:
             website=company.website,
             city=company.city,
             about=company.about,
+            accent=company.accent,
+            logo=LogoInfo(
+                media_type=company.logo_type,
+                digest=company.logo_digest or "",
+                width=company.logo_width or 0,
+                height=company.logo_height or 0,
+            )
+            if company.logo_type
+            else None,
         ),
         contacts=[
             Contact(
@@ -330,6 +340,7 @@ class EventStore:
         company.website = str(spec.company.website) if spec.company.website else None
         company.city = spec.company.city
         company.about = spec.company.about
+        company.accent = spec.company.accent
         ev = spec.event
         row.company = company
         row.title = ev.title
@@ -419,7 +430,7 @@ class EventStore:
         # Re-validate through the input model so a patch obeys the same rules.
         spec = EventFile.model_validate(
             {
-                "company": {k: v for k, v in current.company.model_dump().items() if k != "id"},
+                "company": current.company.model_dump(exclude={"id", "logo"}),
                 "contacts": [c.model_dump(exclude_none=True) for c in current.contacts],
                 "event": {
                     "title": merged["title"],

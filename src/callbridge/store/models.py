@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -64,6 +65,14 @@ class CompanyRow(Base):
     website: Mapped[str | None] = mapped_column(String(500))
     city: Mapped[str] = mapped_column(String(200))
     about: Mapped[str] = mapped_column(Text)
+    # The brand (brand/): the accent as #rrggbb; the logo's checked bytes, read only
+    # when served (deferred), its type, digest and size read with every event.
+    accent: Mapped[str | None] = mapped_column(String(7))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(String(32))
+    logo_digest: Mapped[str | None] = mapped_column(String(16))
+    logo_width: Mapped[int | None] = mapped_column(Integer)
+    logo_height: Mapped[int | None] = mapped_column(Integer)
 
     events: Mapped[list[EventRow]] = relationship(back_populates="company")
 

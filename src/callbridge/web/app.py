@@ -27,6 +27,7 @@ from callbridge.web import (
     aftercall,
     api,
     auth,
+    brand,
     calls,
     editor,
     exports,
@@ -142,6 +143,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(questions.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
+    app.include_router(brand.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
