@@ -31,15 +31,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("registrant_pin", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_registrant_pin_event_id"), ["event_id"], unique=False)
-    with op.batch_alter_table("event", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "phone_requires_registration",
-                sa.Boolean(),
-                nullable=False,
-                server_default=sa.false(),
-            )
-        )
+    # A plain ADD COLUMN, never a batch copy: SQLite's copy drops the old
+    # event table, and with foreign keys on that deletes every row that
+    # cascades from an event (claims, numbers, listeners).
+    op.add_column(
+        "event",
+        sa.Column(
+            "phone_requires_registration", sa.Boolean(), nullable=False, server_default=sa.false()
+        ),
+    )
 
 
 def downgrade() -> None:
