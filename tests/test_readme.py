@@ -124,7 +124,7 @@ def test_the_cli_examples_run_as_written(tmp_path: Path) -> None:
         if ran:
             assert result.stderr == "", (command, result.stderr)
         else:
-            assert result.stderr.splitlines() == ["callbridge: database created (schema 0010)"]
+            assert result.stderr.splitlines() == ["callbridge: database created (schema 0013)"]
         ran.append(command)
     assert len(ran) >= 3 + len(FORMATS), ran
 

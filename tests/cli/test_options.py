@@ -37,7 +37,7 @@ def test_quiet_unless_a_migration_runs_or_v(tmp_path: Path) -> None:
     created = run("event", "create", str(EXAMPLE), db=db)
     assert created.returncode == 0 and created.stdout == "1\n"
     # A new database: one short line says so, and nothing of Alembic's.
-    assert created.stderr.splitlines() == ["callbridge: database created (schema 0010)"]
+    assert created.stderr.splitlines() == ["callbridge: database created (schema 0013)"]
     for args in (["event", "list"], ["event", "show", "1"], ["announce", "1"]):
         result = run(*args, db=db)
         assert result.returncode == 0, result.stderr
