@@ -60,14 +60,14 @@ def test_an_old_schema_is_upgraded_in_one_line(tmp_path: Path) -> None:
     database.dispose()
     result = run("event", "list", db=url)
     assert result.stdout == "no events\n"
-    assert result.stderr.splitlines() == ["callbridge: database schema upgraded from 0003 to 0010"]
+    assert result.stderr.splitlines() == ["callbridge: database schema upgraded from 0003 to 0013"]
     assert run("event", "list", db=url).stderr == ""
 
 
 def test_upgrade_says_what_it_changed(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'cb.sqlite3'}")
     done = database.upgrade()
-    assert done is not None and done.before == () and done.after == ("0010",)
+    assert done is not None and done.before == () and done.after == ("0013",)
     assert database.upgrade() is None
     database.dispose()
 
