@@ -38,7 +38,7 @@ def _pin(server: RunningServer, event_id: int, name: str, firm: str) -> str:
         assert answer.status_code == 200 and "no-store" in answer.headers["cache-control"]
         pin = str(answer.json()["pin"])
         page = browser.get(f"/events/{event_id}/webcast").text
-        assert f"{pin[:5]} {pin[5:]}" in page
+        assert f"{pin[:5]}\u00a0{pin[5:]}" in page  # two groups, never broken apart
     # A browser that has not registered gets none.
     anonymous = httpx.get(f"{server.http_url}/api/events/{event_id}/webcast/pin", timeout=10)
     assert anonymous.status_code == 403

@@ -108,8 +108,8 @@ def personal_pin(book: PinBook, listener: WebListener | None) -> str | None:
 
 
 def shown_pin(pin: str | None) -> str | None:
-    """A PIN as the page prints it, in two groups of five ("12345 67890")."""
-    return None if pin is None else f"{pin[:5]} {pin[5:]}"
+    """A PIN as the page prints it, in two groups of five ("12345 67890"), never broken."""
+    return None if pin is None else f"{pin[:5]}\u00a0{pin[5:]}"
 
 
 # -- the access cookie -------------------------------------------------------------------------
