@@ -51,6 +51,7 @@ from callbridge.media import priority
 from callbridge.store import layout
 from callbridge.store.db import Database
 from callbridge.store.files import private_dir
+from callbridge.store.pins import pin_key
 
 if TYPE_CHECKING:
     from callbridge.edge.varnish import CacheNode
@@ -130,6 +131,7 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
+            pin_key=pin_key(settings.secret_key),
             guard=GuardRules(
                 max_failures=settings.max_passcode_failures,
                 number_budget=Budget(*settings.guess_budget),

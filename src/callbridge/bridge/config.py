@@ -63,6 +63,9 @@ class BridgeConfig:
     # How a frame goes to many listeners: "auto" (io_uring where the kernel
     # allows it, else one sendto each), "io_uring" (or fail), "sendto".
     media_sender: str = "auto"
+    # The key registrants' personal PINs are hashed under (``store.pins.pin_key``);
+    # None: no PINs are looked up (a passcode-only bridge).
+    pin_key: bytes | None = None
 
 
 class Host(Protocol):

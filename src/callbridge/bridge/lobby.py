@@ -162,6 +162,9 @@ def _number(identity: CallerIdentity) -> str | None:
     return None
 
 
+# The codes a guesser is after: they wait for the guessing budgets, right or wrong.
+_SECRET = frozenset({cmd.CallerKind.SPEAKER, cmd.CallerKind.REGISTRANT})
+
 # A number's listed speakers' phones, as a dial plan said them, serve an INVITE this long.
 PLAN_TTL = 2.0
 
@@ -501,10 +504,11 @@ class Lobby:
         found = event.found
         # A code the release prints (the listener's, the replay's) is no secret:
         # it skips the guessing budgets, so the crowd keeps joining while a
-        # guesser has drained them. Any other code, right or wrong, waits alike
-        # (the wait says nothing about it) and holds a token of the number's
-        # and the trunk's budgets until it is settled.
-        secret = found is None or found.role == cmd.CallerKind.SPEAKER
+        # guesser has drained them. Any other code (the speakers', a personal
+        # PIN), right or wrong, waits alike (the wait says nothing about it)
+        # and holds a token of the number's and the trunk's budgets until it
+        # is settled.
+        secret = found is None or found.role in _SECRET
         admission = self.guard.admit(
             leg.identity.key,
             now,
@@ -553,6 +557,7 @@ class Lobby:
                 leg.dialled,
                 found.replay_ready,
                 number,
+                found.registrant,
             )
             return [admit]
         key = leg.identity.key

@@ -61,12 +61,14 @@ class PromptDone:
 
 @dataclass(frozen=True)
 class Found:
-    """What a passcode opens (``store.events.PasscodeMatch``), with what admission needs."""
+    """What a code opens (``store.events.PasscodeMatch``, or a personal PIN), with what
+    admission needs."""
 
     event_id: int
     role: cmd.CallerKind
     record: EventRecord
     replay_ready: datetime | None = None
+    registrant: cmd.Registrant | None = None  # who a personal PIN names (role REGISTRANT)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class WhisperTo:
 
 @dataclass(frozen=True)
 class MatchPasscode:
-    """Ask the store what ``passcode`` opens on ``dialled``; feed ``Matched``."""
+    """Ask the store what ``passcode`` (or personal PIN) opens on ``dialled``; feed ``Matched``."""
 
     call_id: str
     dialled: str | None

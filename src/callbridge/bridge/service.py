@@ -47,6 +47,7 @@ from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
+from callbridge.store.pins import PinBook
 from callbridge.webcast.blocking import PlaylistWaiter
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class Bridge:
             )
         )
         self.controller = plug.controller if plug is not None else CallController()
-        self.lookups = Lookups(events, call_log, lambda: self.media.now())
+        pins = PinBook(events.database, config.pin_key) if config.pin_key is not None else None
+        self.lookups = Lookups(events, call_log, lambda: self.media.now(), pins)
         self.sip = SipFront(config.sip_host, config.trunk_networks, config.max_calls, self._on_sip)
         self.media = MediaPlane(
             config.sip_host,

@@ -53,6 +53,7 @@ EVENT_FIELDS = (
     "replay_until",
     "webcast_url",
     "registration",
+    "phone_requires_registration",
 )
 START_DATE = "event.start_date"
 START_TIME = "event.start_time"
@@ -84,6 +85,7 @@ LABELS: dict[str, str] = {
     "event.replay_until": "Replay through",
     "event.webcast_url": "External webcast URL",
     "event.registration": "Webcast registration",
+    "event.phone_requires_registration": "Phone access",
     GLOSSARY: "Glossary",
     "event.dial_in": "Dial-in numbers",
     "event.replay_dial_in": "Replay numbers",
@@ -146,6 +148,7 @@ def values_of(record: EventRecord) -> Values:
         "event.replay_until": record.replay_until.isoformat() if record.replay_until else "",
         "event.webcast_url": record.webcast_url or "",
         "event.registration": record.registration.value,
+        "event.phone_requires_registration": str(record.phone_requires_registration).lower(),
         GLOSSARY: "\n".join(record.glossary),
     }
     for i, d in enumerate(record.dial_in):

@@ -226,6 +226,12 @@ class EventIn(_Strict):
         default=Registration.REQUIRED,
         description="Webcast registration: required, optional or off",
     )
+    phone_requires_registration: bool = Field(
+        default=False,
+        description="Phone callers need their personal PIN (registration); the public "
+        "listener passcode opens nothing (the speaker passcode still works). Off by default: "
+        "Reg FD wants anyone able to listen, so turn it on only where counsel allows",
+    )
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] = Field(
         default=[], description="Names and terms the transcript should get right"
     )
@@ -265,6 +271,11 @@ class EventIn(_Strict):
             if self.replay_passcode == self.passcode:
                 raise ValueError("replay_passcode: must differ from the listener passcode")
         _distinct_phones(self.speakers)
+        if self.phone_requires_registration and self.registration is Registration.OFF:
+            # PINs go to webcast registrants: with no registration, nobody could call.
+            raise ValueError(
+                "phone_requires_registration: needs webcast registration (required or optional)"
+            )
         return self
 
     def start_utc(self) -> datetime:
@@ -293,6 +304,7 @@ class EventPatch(_Strict):
     replay_until: EventDate | None = None
     webcast_url: HttpUrl | None = None
     registration: Registration | None = None
+    phone_requires_registration: bool | None = None
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] | None = None
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)] | None = None
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] | None = None
@@ -367,6 +379,7 @@ class EventRecord(BaseModel):
     replay_passcode: str
     webcast_url: str | None
     registration: Registration = Registration.REQUIRED
+    phone_requires_registration: bool = False
     glossary: list[str] = []
     dial_in: list[DialIn]
     replay_dial_in: list[DialIn]

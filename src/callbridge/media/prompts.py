@@ -46,6 +46,8 @@ class PromptName(enum.StrEnum):
     REPLAY_NOT_YET = "replay_not_yet"
     REPLAY_PAUSED = "replay_paused"
     REPLAY_ENDED = "replay_ended"
+    PIN_IN_USE = "pin_in_use"
+    REGISTRATION_REQUIRED = "registration_required"
     HOLD_MUSIC = "hold_music"
 
 
@@ -80,6 +82,9 @@ PROMPT_TEXT: dict[PromptName, str] = {
     "Please call back later. Goodbye.",
     PromptName.REPLAY_PAUSED: "The replay is paused. Press two to resume.",
     PromptName.REPLAY_ENDED: "This concludes the replay. Thank you for listening. Goodbye.",
+    PromptName.PIN_IN_USE: "This personal PIN is already connected to the call. Goodbye.",
+    PromptName.REGISTRATION_REQUIRED: "This call is open to registered participants only. "
+    "Please register on the webcast page for your personal PIN. Goodbye.",
 }
 
 

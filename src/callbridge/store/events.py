@@ -181,6 +181,7 @@ def to_record(row: EventRow) -> EventRecord:
         replay_passcode=row.replay_passcode,
         webcast_url=row.webcast_url,
         registration=Registration(row.registration),
+        phone_requires_registration=bool(row.phone_requires_registration),
         glossary=[line for line in row.glossary.splitlines() if line],
         dial_in=[DialIn(label=d.label, number=d.number) for d in row.dial_ins if d.purpose == LIVE],
         replay_dial_in=[
@@ -355,6 +356,7 @@ class EventStore:
         row.replay_until = ev.replay_until
         row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
         row.registration = ev.registration.value
+        row.phone_requires_registration = ev.phone_requires_registration
         row.glossary = "\n".join(ev.glossary)
 
     def fresh_passcodes(self) -> tuple[str, str, str]:
@@ -446,6 +448,7 @@ class EventStore:
                     "replay_until": merged["replay_until"],
                     "webcast_url": merged["webcast_url"],
                     "registration": merged["registration"],
+                    "phone_requires_registration": merged["phone_requires_registration"],
                     "glossary": merged["glossary"],
                     "dial_in": merged["dial_in"],
                     "replay_dial_in": merged["replay_dial_in"],
@@ -469,6 +472,7 @@ class EventStore:
         row.replay_until = ev.replay_until
         row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
         row.registration = ev.registration.value
+        row.phone_requires_registration = ev.phone_requires_registration
         row.glossary = "\n".join(ev.glossary)
         if "dial_in" in changes or "replay_dial_in" in changes:
             row.dial_ins.extend(

@@ -22,6 +22,7 @@ from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
+from callbridge.store.pins import PinBook, pin_key
 from callbridge.store.users import SESSION_LIFETIME, UserStore
 from callbridge.web import (
     aftercall,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.users = UserStore(db)
     app.state.call_log = CallLog(db)
     app.state.audience = Audience(db)
+    app.state.pins = PinBook(db, pin_key(settings.secret_key))
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
     app.state.folder_watches = FolderWatches()
     app.state.login_throttle = LoginThrottle()

@@ -95,6 +95,7 @@ def _defaults(now: datetime, codes: tuple[str, str, str]) -> Values:
         "event.duration_minutes": "60",
         "event.replay_until": (day + timedelta(days=14)).isoformat(),
         "event.registration": Registration.REQUIRED.value,
+        "event.phone_requires_registration": "false",
         "event.passcode": codes[0],
         "event.speaker_passcode": codes[1],
         "event.replay_passcode": codes[2],
