@@ -43,7 +43,7 @@ def sent(core: SipClient) -> list[tuple[SipRequest, tuple[str, int]]]:
 
 
 def events(core: SipClient) -> list[object]:
-    out = []
+    out: list[object] = []
     while (event := core.next_event()) is not None:
         out.append(event)
     return out

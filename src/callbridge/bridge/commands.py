@@ -32,6 +32,8 @@ class CallerKind(enum.StrEnum):
     SPEAKER = "speaker"
     LISTENER = "listener"
     REPLAY = "replay"
+    # A leg we placed (``Bridge.dial``): invited to join, not yet on the call.
+    DIALLED = "dialled"
 
 
 # -- events: what happened --------------------------------------------------------------
