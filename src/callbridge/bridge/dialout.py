@@ -106,7 +106,7 @@ class DialOut:
         await self.driver.open()
         client = self._client()
         for trunk in self.trunks:
-            if trunk.spec.register:
+            if trunk.spec.registers:
                 route = trunk.routes()[0]
                 client.register(trunk.spec.name, route, trunk.spec.register_expires, loop.time())
         self.driver.flush()
@@ -281,5 +281,5 @@ class DialOut:
         return {
             t.spec.name: client.registration(t.spec.name)[0].value
             for t in self.trunks
-            if t.spec.register
+            if t.spec.registers
         }

@@ -65,7 +65,8 @@ class TrunkSpec(BaseModel):
     tls: bool = False
     username: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = None
-    register: bool = False
+    # "register" in the file (BaseModel's ABC has a ``register`` of its own).
+    registers: bool = Field(default=False, alias="register")
     register_expires: int = Field(default=600, ge=60, le=86400)
     outbound: bool = True
     priority: int = Field(default=10, ge=0, le=1000)
@@ -79,7 +80,7 @@ class TrunkSpec(BaseModel):
             raise ValueError("a trunk needs a host or addresses")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
-        if self.register and self.username is None:
+        if self.registers and self.username is None:
             raise ValueError("a trunk that registers needs a username and password")
         return self
 
