@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -91,7 +91,8 @@ class DialOut:
         self.trunks: list[Trunk] = []
         self.chooser = TrunkChooser([])
         self.counts: Counter[str] = Counter()
-        self.setup_ms: list[float] = []  # INVITE to 200 of each answered attempt
+        # INVITE to 200 of each answered attempt (the last 10,000).
+        self.setup_ms: deque[float] = deque(maxlen=10_000)
         self._dials: dict[str, _Dial] = {}
         self._legs: dict[str, str] = {}  # answered: dial id -> SIP Call-ID
         self._by_call: dict[str, str] = {}  # SIP Call-ID -> dial id

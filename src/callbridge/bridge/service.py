@@ -264,7 +264,7 @@ class Bridge:
             bus=self._plug.counters() if self._plug is not None else {},
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},
-            dial_setup_ms=Percentiles.of(self.dialout.setup_ms) if self.dialout else None,
+            dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
         )
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:

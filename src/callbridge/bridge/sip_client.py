@@ -3,8 +3,9 @@
 Nothing here parses SIP: bytes go into the client with the loop's time,
 what it wants sent is sent, its one timer re-armed, its events handed on.
 Trunk host names are resolved here, once, when the trunks are loaded (the
-core reads no DNS). Only UDP trunks are carried for now: a ``tcp`` trunk
-is refused when the server starts, saying so (``SipClientDriver.open``).
+core reads no DNS; A/AAAA only, no SRV/NAPTR yet): a name that does not
+resolve leaves its trunk out, logged. UDP only for now (``bridge.trunks``
+refuses a ``tcp`` trunk when the file is read).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 from collections.abc import Callable
 
 from callbridge.bridge.sip_transport import log_failure
-from callbridge.bridge.trunks import Trunk, TrunkConfigError, TrunkSpec
+from callbridge.bridge.trunks import Trunk, TrunkSpec
 from callbridge.sip.uac import ClientConfig, Event, SipClient
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,16 @@ async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop)
     """Each trunk with its addresses: as written, or its host name's IPv4/IPv6 addresses."""
     trunks: list[Trunk] = []
     for spec in specs:
-        if spec.transport != "udp":
-            raise TrunkConfigError(f"trunk {spec.name}: only udp trunks are carried so far")
         addresses = spec.addresses
         if not addresses and spec.host is not None:
             try:
                 found = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
             except OSError as error:
-                raise TrunkConfigError(f"trunk {spec.name}: {spec.host}: {error}") from None
+                # The server starts; the trunk is left out until the next start.
+                log.error(
+                    "trunk %s: %s does not resolve (%s); not used", spec.name, spec.host, error
+                )
+                continue
             addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
         trunks.append(Trunk(spec, addresses))
     return trunks
