@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callbridge.sip import digest
 from callbridge.sip.message import SipRequest, SipResponse, make_response, parse_message
 from callbridge.sip.uac import (
@@ -206,3 +209,21 @@ def test_register_with_a_wrong_password_fails_and_is_retried() -> None:
         assert now is not None
         core.handle_timer(now)
     assert now == 30.2 and out[0][0].method == "REGISTER"
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=600), st.booleans())
+def test_whatever_arrives_the_client_never_raises(data: bytes, as_response: bool) -> None:
+    core = client()
+    core.invite("c6", Route(TRUNK, "h", credentials=CREDS), "1", OFFER, 0.0)
+    [(invite, _)] = sent(core)
+    prefix = b""
+    if as_response:
+        prefix = (
+            f"SIP/2.0 407 Proxy Authentication Required\r\nVia: {invite.headers.get('Via')}\r\n"
+            f"CSeq: {invite.cseq[0]} INVITE\r\nCall-ID: {invite.call_id}\r\n"
+            "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nProxy-Authenticate: "
+        ).encode()
+    core.receive_datagram(prefix + data, TRUNK, 0.1)
+    core.handle_timer(40.0)
+    assert core.active_calls in (0, 1)

@@ -105,14 +105,16 @@ def _callee(setup: Setup, stay_ms: int) -> subprocess.Popen[bytes]:
 
 def test_registers_and_a_wrong_password_fails_clearly(setup: Setup) -> None:
     server = setup.server
+
     def settled() -> dict[str, str] | None:
         states: dict[str, str] = server.stats()["registrations"]
         return states if states and "registering" not in states.values() else None
 
     states = server.wait_for(settled)
     assert states == {"carrier": "registered", "wrong": "failed"}
-    # The registrar holds our contact; the wrong password is counted and said.
-    assert "sip:bridge@127.0.0.1" in setup.carrier.registered()
+    # The registrar holds our contact, the bridge's SIP endpoint (where the carrier's
+    # calls to us go); the wrong password is counted and said.
+    assert f"sip:bridge@127.0.0.1:{server.sip_port}" in setup.carrier.registered()
     assert server.stats()["dial_out"]["auth_failed"] >= 1
     assert "trunk wrong: registration failed: 401 authentication failed" in server.log()
 

@@ -98,12 +98,19 @@ class DialOut:
         self._by_call: dict[str, str] = {}  # SIP Call-ID -> dial id
         self._offers: dict[str, bytes] = {}  # our SDP offer of each dial in progress
 
-    async def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Resolve the trunks, open the UAC's socket, register the trunks that register."""
+    async def start(self, loop: asyncio.AbstractEventLoop, sip_port: int) -> None:
+        """Resolve the trunks, open the UAC's socket, register the trunks that register.
+
+        A registration's Contact is the bridge's SIP endpoint (``sip_port``):
+        the calls a trunk delivers to it are dial-ins like any other (allow
+        the trunk's network with ``--trunk``).
+        """
         self.trunks = await resolve(self.config.trunk, loop)
         self.chooser = TrunkChooser(self.trunks)
         allowed = frozenset(a for t in self.trunks for a in t.addresses)
-        self.driver = SipClientDriver(self.host, allowed, self._on_event, loop)
+        self.driver = SipClientDriver(
+            self.host, allowed, self._on_event, loop, register_contact=(self.host, sip_port)
+        )
         await self.driver.open()
         client = self._client()
         for trunk in self.trunks:

@@ -66,8 +66,10 @@ class SipClientDriver:
         allowed: frozenset[str],
         on_event: Callable[[Event], None],
         loop: asyncio.AbstractEventLoop,
+        register_contact: Address | None = None,
     ) -> None:
         self.host = host
+        self.register_contact = register_contact
         self.allowed = allowed
         self.on_event = on_event
         self.loop = loop
@@ -82,7 +84,11 @@ class SipClientDriver:
         )
         self._transport = transport
         port = transport.get_extra_info("sockname")[1]
-        self.client = SipClient(ClientConfig(self.host, port, allowed=self.allowed))
+        self.client = SipClient(
+            ClientConfig(
+                self.host, port, allowed=self.allowed, register_contact=self.register_contact
+            )
+        )
         log.info("SIP client (calls placed, registrations) on %s:%d (UDP)", self.host, port)
         return int(port)
 

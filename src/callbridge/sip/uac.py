@@ -89,6 +89,9 @@ class ClientConfig:
     port: int
     user_agent: str = "callbridge"
     allowed: frozenset[str] = frozenset()  # source hosts that may send us requests
+    # The Contact a REGISTER names: where the trunk sends its calls to us (the
+    # UAS endpoint's address); None: this socket.
+    register_contact: Address | None = None
 
 
 # -- events ------------------------------------------------------------------------
@@ -432,6 +435,13 @@ class SipClient:
         transport = f";transport={route.transport.lower()}" if route.reliable else ""
         return f"<sip:{user}@{self.config.host}:{self.config.port}{transport}>"
 
+    def _register_contact(self, user: str, route: Route) -> str:
+        if self.config.register_contact is None:
+            return self._contact(user, route)
+        host, port = self.config.register_contact
+        transport = f";transport={route.transport.lower()}" if route.reliable else ""
+        return f"<sip:{user}@{host}:{port}{transport}>"
+
     def _send_invite(self, call: _OutCall, now: float, auth: tuple[str, str] | None = None) -> None:
         branch = new_branch()
         headers = self._headers(
@@ -523,7 +533,7 @@ class SipClient:
             route, branch, f"<{aor}>;tag={reg.local_tag}", f"<{aor}>", reg.call_id,
             f"{reg.cseq} REGISTER",
         )  # fmt: skip
-        headers.add("Contact", self._contact(user, route))
+        headers.add("Contact", self._register_contact(user, route))
         headers.add("Expires", str(reg.expires))
         headers.add("User-Agent", self.config.user_agent)
         if auth is not None:
@@ -736,7 +746,8 @@ class SipClient:
 
     def _granted(self, reg: _Registration, response: SipResponse) -> int:
         """The seconds the registrar granted: our Contact's expires, else Expires (10.3)."""
-        ours = f"{self.config.host}:{self.config.port}"
+        host, port = self.config.register_contact or (self.config.host, self.config.port)
+        ours = f"{host}:{port}"
         for contact in response.headers.get_all("Contact"):
             try:
                 parsed = NameAddr.parse(contact)
