@@ -60,7 +60,6 @@ def test_the_file_is_read_and_the_password_never_shown() -> None:
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nregister = true\n", "needs a username"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntls = true\n", "TLS"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'sctp'\n", "trunk.0.transport"),
-        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'tcp'\n", "only udp"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\n[[trunk]]\nname = 'a'\nhost = 'i'\n", "unique"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ncolour = 'red'\n", "colour"),
         ("not toml [", "not TOML"),

@@ -27,6 +27,7 @@ log_stderror=yes
 children=2
 tcp_children=1
 listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
 mpath="{modules}"
 loadmodule "tm.so"
 loadmodule "sl.so"

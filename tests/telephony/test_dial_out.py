@@ -1,9 +1,10 @@
 """Dial a speaker through a carrier that authenticates by credentials (Kamailio), for real.
 
-The bridge (`callbridge serve --trunks FILE`) has three trunks: one down
+The bridge (`callbridge serve --trunks FILE`) has four trunks: one down
 (nothing answers; it is tried first), the carrier (Kamailio: SHA-256 digest
-on REGISTER and INVITE, a registrar, the route to the callee) and the same
-carrier with a wrong password (it registers, and fails). The callee is a sipp
+on REGISTER and INVITE, a registrar, the route to the callee), the same
+carrier over TCP (it registers), and with a wrong password (it registers, and
+fails). The callee is a sipp
 UAS that answers, presses 1 (RFC 4733 from a pcap) and hangs up.
 """
 
@@ -69,6 +70,16 @@ priority = 2
 timeout = 4.0
 
 [[trunk]]
+name = "carrier-tcp"
+host = "127.0.0.1"
+port = {carrier_port}
+transport = "tcp"
+username = "bridge"
+password = "{PASSWORD}"
+register = true
+outbound = false
+
+[[trunk]]
 name = "wrong"
 host = "127.0.0.1"
 port = {carrier_port}
@@ -111,10 +122,12 @@ def test_registers_and_a_wrong_password_fails_clearly(setup: Setup) -> None:
         return states if states and "registering" not in states.values() else None
 
     states = server.wait_for(settled)
-    assert states == {"carrier": "registered", "wrong": "failed"}
+    assert states == {"carrier": "registered", "carrier-tcp": "registered", "wrong": "failed"}
     # The registrar holds our contact, the bridge's SIP endpoint (where the carrier's
     # calls to us go); the wrong password is counted and said.
-    assert f"sip:bridge@127.0.0.1:{server.sip_port}" in setup.carrier.registered()
+    location = setup.carrier.registered()
+    assert f"sip:bridge@127.0.0.1:{server.sip_port}" in location
+    assert f"sip:bridge@127.0.0.1:{server.sip_port};transport=tcp" in location
     assert server.stats()["dial_out"]["auth_failed"] >= 1
     assert "trunk wrong: registration failed: 401 authentication failed" in server.log()
 

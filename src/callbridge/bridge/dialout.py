@@ -111,6 +111,9 @@ class DialOut:
         self.driver = SipClientDriver(
             self.host, allowed, self._on_event, loop, register_contact=(self.host, sip_port)
         )
+        self.driver.tcp_peers = frozenset(
+            r.address for t in self.trunks for r in t.routes() if r.reliable
+        )
         await self.driver.open()
         client = self._client()
         for trunk in self.trunks:

@@ -13,9 +13,7 @@ the bus key (``cascade keygen``): kept in a file only the server's user may
 read (``load`` refuses one that others can read), read by the media plane
 alone, and never in a table that the web app, its API or a backup of the
 database would show. Nothing here logs a password, and ``repr`` hides it.
-TLS is a later piece of work: ``tls`` is read and refused when true; so is
-``transport = "tcp"`` for now (the UAC core is ready for it, its socket glue
-is UDP only).
+TLS is a later piece of work: ``tls`` is read and refused when true.
 
     [dial]
     countries = [1, 44]        # country codes calls may be placed to
@@ -25,7 +23,7 @@ is UDP only).
     name = "carrier-a"
     host = "sip.carrier.example"   # or addresses = ["192.0.2.10", "192.0.2.11"]
     port = 5060
-    transport = "udp"              # "tcp": refused for now
+    transport = "udp"              # or "tcp"
     username = "bridge"
     password = "..."
     register = true
@@ -78,9 +76,6 @@ class TrunkSpec(BaseModel):
     def _check(self) -> TrunkSpec:
         if self.tls:
             raise ValueError("tls: SIP over TLS is not supported yet")
-        if self.transport != "udp":
-            # The UAC core is transport-neutral; its glue carries UDP only so far.
-            raise ValueError("transport: only udp trunks are carried so far")
         if not self.host and not self.addresses:
             raise ValueError("a trunk needs a host or addresses")
         if (self.username is None) != (self.password is None):
