@@ -156,6 +156,16 @@ def test_dial_a_speaker_who_presses_one(setup: Setup) -> None:
         server.wait_for(lambda: not server.participants(event.id))
     finally:
         stop_tree(callee)
+    # The audit trail: who had the bridge call whom, then the callee's join.
+    trail = server.wait_for(
+        lambda: (
+            (rows := server.api("GET", f"/api/events/{event.id}/audit").json())
+            and {"dial", "join"} <= {r["kind"] for r in rows}
+            and rows
+        )
+    )
+    dialled = next(r for r in trail if r["kind"] == "dial")
+    assert dialled["actor"] == "operator" and dialled["caller_id"] == CALLEE
     log = server.log()
     assert PASSWORD not in log and WRONG not in log
     assert "INVITE through trunk down" in log and "answered through carrier" in log

@@ -324,6 +324,9 @@ class AuditKind(enum.StrEnum):
     BLOCKED = "blocked"
     GUESSER_SLOWED = "guesser_slowed"
     GUESSER_REFUSED = "guesser_refused"
+    # Calls placed (``bridge.dialout``).
+    DIAL = "dial"
+    DIAL_FAILED = "dial_failed"
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,6 @@ class BridgeControl(Protocol):
     async def end_call(self, event_id: int) -> None:
         """End the call for everyone with a closing prompt; the event is ended."""
 
-    async def dial(self, event_id: int, number: str, as_role: str) -> str:
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str:
         """Call ``number`` (E.164) through the outbound trunks; on '1' they join as
         ``as_role``. Returns the dial's id; BridgeError says why one is refused."""

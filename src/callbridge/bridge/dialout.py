@@ -25,11 +25,12 @@ import secrets
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import phonenumbers
 
 from callbridge.bridge import lobby
-from callbridge.bridge.commands import CallerKind
+from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.media_plane import MediaPlane
 from callbridge.bridge.rtp_transport import PortRangeExhausted
@@ -80,6 +81,7 @@ class DialOut:
         record: Callable[[int], Awaitable[EventRecord]],
         tell: Callable[[lobby.Event], None],
         ended: Callable[[str, str], None],
+        audit: Callable[[RecordAudit], None],
     ) -> None:
         self.config = config
         self.host = host
@@ -87,6 +89,7 @@ class DialOut:
         self.record = record
         self.tell = tell
         self.ended = ended  # the bridge forgets a leg (call_id, reason), sends no BYE
+        self.audit = audit  # the call log (the audit trail)
         self.driver: SipClientDriver | None = None
         self.trunks: list[Trunk] = []
         self.chooser = TrunkChooser([])
@@ -136,7 +139,9 @@ class DialOut:
 
     # -- dialling -----------------------------------------------------------------------
 
-    async def dial(self, event_id: int, number: str, as_role: CallerKind) -> str:
+    async def dial(
+        self, event_id: int, number: str, as_role: CallerKind, actor: str = "system"
+    ) -> str:
         """Call ``number`` for ``event_id``; on '1' they join as ``as_role``. Returns the dial id.
 
         ``BridgeError`` for a number not allowed, no outbound trunk, or too many
@@ -161,6 +166,17 @@ class DialOut:
         self._offers[dial_id] = offer
         self.counts["placed"] += 1
         log.info("dial %s: calling %s for event %d as %s", dial_id, number, event_id, as_role)
+        self.audit(
+            RecordAudit(
+                AuditKind.DIAL,
+                datetime.now(UTC),
+                event_id,
+                caller_id=number,
+                role=as_role.value,
+                actor=actor,
+                detail={"dial_id": dial_id},
+            )
+        )
         self._next(self.chooser.start(dial_id))
         self.driver.flush()
         return dial_id
@@ -194,6 +210,18 @@ class DialOut:
             self.counts["auth_failed"] += 1
         number = dial.number if dial is not None else "?"
         log.warning("dial %s to %s failed: %d %s", over.dial_id, number, over.status, over.reason)
+        if dial is not None:
+            detail: dict[str, object] = {"dial_id": over.dial_id, "status": over.status}
+            detail["reason"] = over.reason
+            self.audit(
+                RecordAudit(
+                    AuditKind.DIAL_FAILED,
+                    datetime.now(UTC),
+                    dial.event_id,
+                    caller_id=number,
+                    detail=detail,
+                )
+            )
 
     def hangup(self, call_id: str) -> bool:
         """End a dialled leg or dial from our side (BYE or CANCEL); False: not one of ours."""
@@ -241,8 +269,10 @@ class DialOut:
                 self.counts["failovers"] += 1
                 log.warning(
                     "dial %s: trunk failed (%d %s); trying the next",
-                    step.dial_id, event.status, event.reason,
-                )  # fmt: skip
+                    step.dial_id,
+                    event.status,
+                    event.reason,
+                )
             self._next(step)
         elif isinstance(event, uac.Ended):
             dial_id = self._by_call.pop(event.call_id, None)

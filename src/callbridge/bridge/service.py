@@ -131,6 +131,7 @@ class Bridge:
                 self.lookups.record,
                 self._tell_lobby,
                 lambda call_id, reason: self._hang_up(call_id, reason, bye=False),
+                self.lookups.audit,
             )
             if config.trunks is not None
             else None
@@ -214,7 +215,7 @@ class Bridge:
             views.alert_views(alerts, self.media.now(), datetime.now(UTC)),
         )
 
-    async def dial(self, event_id: int, number: str, as_role: str) -> str:
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str = "system") -> str:
         """Call ``number`` for the event; on '1' the callee joins as ``as_role``.
 
         Returns the dial's id (its leg's call id once answered); ``BridgeError``
@@ -226,7 +227,7 @@ class Bridge:
             role = cmd.CallerKind(as_role)
         except ValueError:
             raise BridgeError(f"unknown role {as_role!r}") from None
-        return await self.dialout.dial(event_id, number, role)
+        return await self.dialout.dial(event_id, number, role, actor)
 
     async def question_written(
         self, event_id: int, question_id: str, asker: str, text: str

@@ -72,7 +72,7 @@ class ControlledBridge(Protocol):
 
     async def end_call(self, event_id: int) -> None: ...
 
-    async def dial(self, event_id: int, number: str, as_role: str) -> str: ...
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str: ...
 
     def live_playlists(self) -> dict[int, str | None]: ...
 
@@ -279,7 +279,10 @@ class ControlServer:
             return None
         if method == "dial":
             return await bridge.dial(
-                int(params["event_id"]), str(params["number"]), str(params["as_role"])
+                int(params["event_id"]),
+                str(params["number"]),
+                str(params["as_role"]),
+                str(params["actor"]),
             )
         if method == "playlists":
             return [

@@ -216,7 +216,7 @@ async def dial(
     """
     await run_in_threadpool(store.get, event_id)
     try:
-        dial_id = await control.dial(event_id, body.number, body.as_role)
+        dial_id = await control.dial(event_id, body.number, body.as_role, operator.name)
     except BridgeError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return DialAnswer(dial_id=dial_id, number=body.number, as_role=body.as_role)
