@@ -22,6 +22,11 @@ server's Min-Expires, a failure retried every ``RETRY_AFTER`` seconds.
 Credentials are used to hash a response and for nothing else: no event,
 log line or repr carries a password. Requests come only from the trunks'
 addresses (``allowed``); anything else is dropped and counted.
+
+(Over the ~500 lines of the style guide: calls and registrations share one
+socket's transactions, the routing of responses by branch and the digest
+answers; registrations could move to a module of their own that borrows
+those, which is the next step if either side grows.)
 """
 
 from __future__ import annotations
