@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +42,7 @@ from callbridge.sip import uac
 log = logging.getLogger(__name__)
 
 MAX_DIALS = 200  # dials not yet answered or failed
+MAX_KEPT = 1000  # dials whose state is remembered (``state``)
 
 
 @dataclass
@@ -100,6 +101,11 @@ class DialOut:
         self._legs: dict[str, str] = {}  # answered: dial id -> SIP Call-ID
         self._by_call: dict[str, str] = {}  # SIP Call-ID -> dial id
         self._offers: dict[str, bytes] = {}  # our SDP offer of each dial in progress
+        # Each dial's state as it goes (the last MAX_KEPT): calling, ringing, answered,
+        # failed (with the status and reason), ended. A feature built on ``dial`` ("call
+        # me") reads it, or is told of every change by ``on_state``.
+        self._states: OrderedDict[str, str] = OrderedDict()
+        self.on_state: Callable[[str, str], None] | None = None
 
     async def start(self, loop: asyncio.AbstractEventLoop, sip_port: int) -> None:
         """Resolve the trunks, open the UAC's socket, register the trunks that register.
@@ -181,11 +187,24 @@ class DialOut:
         self.driver.flush()
         return dial_id
 
+    def state(self, dial_id: str) -> str | None:
+        """A dial's state: calling, ringing, answered, ``failed: STATUS REASON``, ended."""
+        return self._states.get(dial_id)
+
+    def _set_state(self, dial_id: str, state: str) -> None:
+        self._states[dial_id] = state
+        self._states.move_to_end(dial_id)
+        while len(self._states) > MAX_KEPT:
+            self._states.popitem(last=False)
+        if self.on_state is not None:
+            self.on_state(dial_id, state)
+
     def _next(self, step: Attempt | DialOver) -> None:
         if isinstance(step, DialOver):
             self._over(step)
             return
         dial = self._dials[step.dial_id]
+        self._set_state(dial.dial_id, "calling")
         dial.call_id, dial.trunk, dial.route = step.call_id, step.trunk, step.route
         dial.started = self._now()
         self._by_call[step.call_id] = step.dial_id
@@ -206,6 +225,7 @@ class DialOut:
         self._offers.pop(over.dial_id, None)
         self.media.release(over.dial_id)
         self.counts["failed"] += 1
+        self._set_state(over.dial_id, f"failed: {over.status} {over.reason}")
         if over.auth_failed:
             self.counts["auth_failed"] += 1
         number = dial.number if dial is not None else "?"
@@ -226,7 +246,10 @@ class DialOut:
     def hangup(self, call_id: str) -> bool:
         """End a dialled leg or dial from our side (BYE or CANCEL); False: not one of ours."""
         sip_id = self._legs.pop(call_id, None)
-        if sip_id is None:
+        if sip_id is not None:
+            self._by_call.pop(sip_id, None)
+            self._set_state(call_id, "ended")
+        else:
             dial = self._dials.get(call_id)
             sip_id = dial.call_id if dial is not None else None
         if sip_id is None or self.driver is None:
@@ -258,6 +281,9 @@ class DialOut:
             )
         elif isinstance(event, uac.Ringing):
             self.counts["ringing"] += 1
+            dial_id = self._by_call.get(event.call_id)
+            if dial_id is not None:
+                self._set_state(dial_id, "ringing")
         elif isinstance(event, uac.Answered):
             self._answered(event)
         elif isinstance(event, uac.Failed):
@@ -278,6 +304,7 @@ class DialOut:
             dial_id = self._by_call.pop(event.call_id, None)
             if dial_id is not None:
                 self._legs.pop(dial_id, None)
+                self._set_state(dial_id, "ended")
                 self.ended(dial_id, event.reason)
 
     def _answered(self, event: uac.Answered) -> None:
@@ -299,6 +326,7 @@ class DialOut:
             self.counts["failed"] += 1
             return
         self.counts["answered"] += 1
+        self._set_state(dial.dial_id, "answered")
         self._legs[dial.dial_id] = event.call_id
         log.info("dial %s: %s answered through %s", dial.dial_id, dial.number, dial.trunk)
         self.tell(lobby.Dialled(dial.dial_id, dial.event_id, dial.role, dial.record, dial.number))

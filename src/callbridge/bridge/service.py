@@ -229,6 +229,10 @@ class Bridge:
             raise BridgeError(f"unknown role {as_role!r}") from None
         return await self.dialout.dial(event_id, number, role, actor)
 
+    def dial_state(self, dial_id: str) -> str | None:
+        """A dial's state (``DialOut.state``): calling, ringing, answered, failed: ..., ended."""
+        return self.dialout.state(dial_id) if self.dialout is not None else None
+
     async def question_written(
         self, event_id: int, question_id: str, asker: str, text: str
     ) -> None:
