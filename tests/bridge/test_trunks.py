@@ -112,3 +112,21 @@ def test_a_refusal_ends_the_dial_there() -> None:
     answered = chooser.start("d3")
     assert isinstance(answered, Attempt)
     assert chooser.answered(answered.call_id) == "d3"
+
+
+def test_serve_refuses_a_bad_trunks_file_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callbridge.cli.main import main
+
+    path = tmp_path / "trunks.toml"
+    path.write_text(FILE)
+    path.chmod(0o640)
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert main(["--db", db, "serve", "--trunks", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "chmod 600" in err and "hunter2" not in err
+    path.write_text(FILE.replace("priority = 5", "priority = 5\ntls = true"))
+    path.chmod(0o600)
+    assert main(["--db", db, "serve", "--trunks", str(path)]) == 2
+    assert "TLS is not supported" in capsys.readouterr().err
