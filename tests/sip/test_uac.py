@@ -18,6 +18,7 @@ from callbridge.sip.uac import (
     Registered,
     RegistrationFailed,
     RegState,
+    ReInvite,
     Ringing,
     Route,
     SipClient,
@@ -209,6 +210,41 @@ def test_register_with_a_wrong_password_fails_and_is_retried() -> None:
         assert now is not None
         core.handle_timer(now)
     assert now == 30.2 and out[0][0].method == "REGISTER"
+
+
+def test_a_callee_re_invite_is_answered_and_repeated_until_acked() -> None:
+    core = client()
+    core.invite("c7", Route(TRUNK, "h"), "1", OFFER, 0.0)
+    [(invite, _)] = sent(core)
+    answer(core, invite, 200, 0.1, headers=[("Contact", "<sip:x@192.0.2.10>")])
+    sent(core)
+    events(core)
+    head = (
+        "Via: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKr{n}\r\n"
+        f"From: <sip:1@h>;tag=callee\r\nTo: {invite.headers.get('From')}\r\n"
+        f"Call-ID: {invite.call_id}\r\n"
+    )
+    reinvite = (
+        "INVITE sip:callbridge@127.0.0.1:5090 SIP/2.0\r\n" + head.format(n=1)
+        + "CSeq: 5 INVITE\r\nContact: <sip:x@192.0.2.10>\r\n"
+        "Content-Type: application/sdp\r\nContent-Length: 11\r\n\r\nv=0\r\nhold\r\n"
+    ).encode()  # fmt: skip
+    core.receive_datagram(reinvite, TRUNK, 1.0)
+    assert events(core) == [ReInvite("c7", b"v=0\r\nhold\r\n")]
+    core.answer_reinvite("c7", b"v=0\r\nours\r\n", 1.0)
+    [(data, to)] = core.datagrams_to_send()
+    assert to == TRUNK
+    reply = parse_message(data)
+    assert (
+        isinstance(reply, SipResponse) and reply.status == 200 and reply.body.endswith(b"ours\r\n")
+    )
+    core.handle_timer(1.5)
+    assert [d for d, _ in core.datagrams_to_send()] == [data]  # repeated: no ACK yet
+    ack = ("ACK sip:callbridge@127.0.0.1:5090 SIP/2.0\r\n" + head.format(n=2)
+           + "CSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
+    core.receive_datagram(ack, TRUNK, 1.6)
+    core.handle_timer(10.0)
+    assert core.datagrams_to_send() == []
 
 
 @settings(max_examples=100)

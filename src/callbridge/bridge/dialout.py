@@ -300,12 +300,27 @@ class DialOut:
                     event.reason,
                 )
             self._next(step)
+        elif isinstance(event, uac.ReInvite):
+            self._reinvite(event)
         elif isinstance(event, uac.Ended):
             dial_id = self._by_call.pop(event.call_id, None)
             if dial_id is not None:
                 self._legs.pop(dial_id, None)
                 self._set_state(dial_id, "ended")
                 self.ended(dial_id, event.reason)
+
+    def _reinvite(self, event: uac.ReInvite) -> None:
+        """The callee's new offer (hold, a new address): the leg follows, or 488."""
+        dial_id = self._by_call.get(event.call_id)
+        try:
+            if dial_id is None:
+                raise LookupError("no such leg")
+            answer = self.media.reinvite(dial_id, event.offer)
+        except Exception as error:
+            log.info("dial %s: re-INVITE refused: %s", dial_id, error)
+            self._client().reject_reinvite(event.call_id, 488)
+            return
+        self._client().answer_reinvite(event.call_id, answer, self._now())
 
     def _answered(self, event: uac.Answered) -> None:
         dial_id = self.chooser.answered(event.call_id)

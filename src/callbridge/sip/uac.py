@@ -136,6 +136,14 @@ class Ended:
 
 
 @dataclass(frozen=True)
+class ReInvite:
+    """The callee sent a new offer (hold, a new media address): ``answer_reinvite`` it."""
+
+    call_id: str
+    offer: bytes
+
+
+@dataclass(frozen=True)
 class Registered:
     name: str
     expires: int
@@ -149,7 +157,7 @@ class RegistrationFailed:
     auth_failed: bool = False
 
 
-Event = Ringing | Answered | Failed | Ended | Registered | RegistrationFailed
+Event = Ringing | Answered | Failed | Ended | ReInvite | Registered | RegistrationFailed
 
 
 class OutState(enum.Enum):
@@ -211,6 +219,10 @@ class _OutCall:
     route_set: list[str] = field(default_factory=list)
     ack: bytes | None = None
     settled: bool = False  # Answered or Failed told
+    reinvite: tuple[SipRequest, Address] | None = None  # a re-INVITE to answer
+    # Our 2xx to a re-INVITE, repeated until its ACK (13.3.1.4): data, to, interval,
+    # next, give up.
+    pending_2xx: tuple[bytes, Address, float, float, float] | None = None
 
     def move(self, target: OutState) -> None:
         if target not in _OUT_TRANSITIONS[self.state]:
@@ -279,9 +291,19 @@ class SipClient:
         deadlines += [t.deadline() for t in self._others.values()]
         deadlines += [c.ring_deadline for c in self._calls.values() if c.state is OutState.RINGING]
         deadlines += [r.next_at for r in self._registrations.values()]
+        deadlines += [c.pending_2xx[3] for c in self._calls.values() if c.pending_2xx]
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
+        for call in self._calls.values():
+            if call.pending_2xx is not None and call.pending_2xx[3] <= now:
+                data, to, interval, _, give_up = call.pending_2xx
+                if now >= give_up:
+                    call.pending_2xx = None
+                    continue
+                self._out.append((data, to))
+                interval = min(interval * 2, 4.0)
+                call.pending_2xx = (data, to, interval, now + interval, give_up)
         for branch, call in list(self._invites.items()):
             txn = call.txn
             deadline = txn.deadline() if txn is not None else None
@@ -328,7 +350,7 @@ class SipClient:
             if isinstance(message, SipResponse):
                 self._receive_response(message, now)
             else:
-                self._receive_request(message, addr)
+                self._receive_request(message, addr, now)
         except (SipError, digest.DigestError) as error:
             log.debug("SIP client: dropped a message from %s: %s", addr, error)
             self.stats.dropped += 1
@@ -777,10 +799,39 @@ class SipClient:
 
     # -- requests from the callee's side -------------------------------------------------
 
-    def _receive_request(self, request: SipRequest, addr: Address) -> None:
-        if request.method == "ACK":
+    def answer_reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
+        """Answer the callee's re-INVITE with our SDP (200, repeated until ACKed over UDP)."""
+        call = self._calls.get(call_id)
+        if call is None or call.reinvite is None:
             return
+        request, addr = call.reinvite
+        call.reinvite = None
+        response = make_response(
+            request,
+            200,
+            headers=[("Contact", self._contact("callbridge", call.route)),
+                     ("Server", self.config.user_agent)],
+            body=sdp,
+        )  # fmt: skip
+        data = response.serialize()
+        self._out.append((data, addr))
+        if not call.route.reliable:
+            call.pending_2xx = (data, addr, T1, now + T1, now + 64 * T1)
+
+    def reject_reinvite(self, call_id: str, status: int) -> None:
+        """Refuse the callee's new offer (488); the call goes on as it was."""
+        call = self._calls.get(call_id)
+        if call is not None and call.reinvite is not None:
+            request, addr = call.reinvite
+            call.reinvite = None
+            self._reply(request, addr, status)
+
+    def _receive_request(self, request: SipRequest, addr: Address, now: float) -> None:
         call = self._calls.get(request.call_id)
+        if request.method == "ACK":
+            if call is not None:
+                call.pending_2xx = None  # the ACK of our 2xx to a re-INVITE
+            return
         from_tag = NameAddr.parse(request.headers.get("From") or "").tag
         to_tag = NameAddr.parse(request.headers.get("To") or "").tag
         ours = call is not None and to_tag == call.local_tag and from_tag == call.remote_tag
@@ -795,6 +846,12 @@ class SipClient:
             self._events.append(Ended(call.call_id, "bye"))
         elif request.method == "INFO":
             self._reply(request, addr, 200)
+        elif request.method == "INVITE":
+            if call.reinvite is not None or call.state is not OutState.CONFIRMED:
+                self._reply(request, addr, 491)  # another offer is in progress
+                return
+            call.reinvite = (request, addr)
+            self._events.append(ReInvite(call.call_id, request.body))
         else:
             self._reply(request, addr, 405)
 
