@@ -15,6 +15,7 @@ from callbridge.sip.uac import (
     Credentials,
     Ended,
     Failed,
+    KeyInfo,
     Registered,
     RegistrationFailed,
     RegState,
@@ -245,6 +246,14 @@ def test_a_callee_re_invite_is_answered_and_repeated_until_acked() -> None:
     core.receive_datagram(ack, TRUNK, 1.6)
     core.handle_timer(10.0)
     assert core.datagrams_to_send() == []
+    # A key sent as SIP INFO is the callee's key too.
+    info = (
+        "INFO sip:callbridge@127.0.0.1:5090 SIP/2.0\r\n" + head.format(n=3)
+        + "CSeq: 6 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 24\r\n"
+        "\r\nSignal=1\r\nDuration=160\r\n"
+    ).encode()  # fmt: skip
+    core.receive_datagram(info, TRUNK, 2.0)
+    assert events(core) == [KeyInfo("c7", "1")]
 
 
 @settings(max_examples=100)

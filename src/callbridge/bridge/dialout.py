@@ -302,6 +302,10 @@ class DialOut:
             self._next(step)
         elif isinstance(event, uac.ReInvite):
             self._reinvite(event)
+        elif isinstance(event, uac.KeyInfo):
+            dial_id = self._by_call.get(event.call_id)
+            if dial_id is not None:
+                self.tell(lobby.Key(dial_id, event.digit))
         elif isinstance(event, uac.Ended):
             dial_id = self._by_call.pop(event.call_id, None)
             if dial_id is not None:

@@ -13,7 +13,9 @@ when the server says the nonce was ``stale``), so a wrong password fails at
 once and clearly; the 2xx ACKed (and ACKed again when repeated) along the
 dialog's route set (the 2xx's Record-Route, reversed); CANCEL once the
 callee rings (never before a provisional, RFC 3261 9.1), or when it rings
-longer than ``ring_timeout``; BYE from our side; the callee's BYE answered.
+longer than ``ring_timeout``; BYE from our side; the callee's BYE answered,
+their re-INVITE handed on (``ReInvite``, ``answer_reinvite``) and their SIP
+INFO keys too (``KeyInfo``).
 
 Registrations (``register``): REGISTER with Expires, refreshed at half the
 granted time, challenged and answered like an INVITE, 423 answered with the
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 
 from callbridge.sip import digest
 from callbridge.sip.dialog import new_branch, new_tag
+from callbridge.sip.endpoint import dtmf_info
 from callbridge.sip.errors import SipError
 from callbridge.sip.message import (
     Headers,
@@ -144,6 +147,14 @@ class ReInvite:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """A key the callee pressed, sent as SIP INFO (RFC 4733 keys come with the media)."""
+
+    call_id: str
+    digit: str
+
+
+@dataclass(frozen=True)
 class Registered:
     name: str
     expires: int
@@ -157,7 +168,7 @@ class RegistrationFailed:
     auth_failed: bool = False
 
 
-Event = Ringing | Answered | Failed | Ended | ReInvite | Registered | RegistrationFailed
+Event = Ringing | Answered | Failed | Ended | ReInvite | KeyInfo | Registered | RegistrationFailed
 
 
 class OutState(enum.Enum):
@@ -846,6 +857,9 @@ class SipClient:
             self._events.append(Ended(call.call_id, "bye"))
         elif request.method == "INFO":
             self._reply(request, addr, 200)
+            key = dtmf_info(request)
+            if key is not None:
+                self._events.append(KeyInfo(call.call_id, key[0]))
         elif request.method == "INVITE":
             if call.reinvite is not None or call.state is not OutState.CONFIRMED:
                 self._reply(request, addr, 491)  # another offer is in progress
