@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class _Dial:
     call_id: str | None = None  # the attempt in progress
     trunk: str | None = None
     route: uac.Route | None = None
-    started: float = 0.0
+    started: float = 0.0  # time.perf_counter() at the attempt's INVITE
 
 
 def e164(number: str, countries: tuple[int, ...]) -> str:
@@ -167,7 +168,7 @@ class DialOut:
             offer = self.media.reserve(dial_id)
         except PortRangeExhausted:
             raise BridgeError("no RTP port free for the call") from None
-        dial = _Dial(dial_id, event_id, number, as_role, record, started=self.driver.now())
+        dial = _Dial(dial_id, event_id, number, as_role, record)
         self._dials[dial_id] = dial
         self._offers[dial_id] = offer
         self.counts["placed"] += 1
@@ -206,7 +207,8 @@ class DialOut:
         dial = self._dials[step.dial_id]
         self._set_state(dial.dial_id, "calling")
         dial.call_id, dial.trunk, dial.route = step.call_id, step.trunk, step.route
-        dial.started = self._now()
+        # perf_counter, not the loop's clock: uvloop's counts whole milliseconds.
+        dial.started = time.perf_counter()
         self._by_call[step.call_id] = step.dial_id
         log.info(
             "dial %s: INVITE through trunk %s (%s)", dial.dial_id, step.trunk, step.route.address
@@ -333,7 +335,7 @@ class DialOut:
             self._client().hangup(event.call_id, self._now())
             return
         self._offers.pop(dial.dial_id, None)
-        self.setup_ms.append(1000 * (self._now() - dial.started))
+        self.setup_ms.append(1000 * (time.perf_counter() - dial.started))
         try:
             self.media.connect(
                 dial.dial_id, event.answer, dial.number, dial.route.address, self._now()
