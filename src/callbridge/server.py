@@ -93,6 +93,7 @@ async def _media_plane(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from callbridge.bridge.service import Bridge, BridgeConfig
+    from callbridge.bridge.trunks import load as load_trunks
     from callbridge.control.server import ControlServer
     from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
@@ -143,6 +144,7 @@ async def _media_plane(settings: Settings) -> None:
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
             caption_command=worker_command if settings.live_captions else None,
+            trunks=load_trunks(settings.trunks_file) if settings.trunks_file else None,
         ),
         EventStore(database),
         CallLog(database),

@@ -33,6 +33,8 @@ class CallerKind(enum.StrEnum):
     SPEAKER = "speaker"
     LISTENER = "listener"
     REPLAY = "replay"
+    # A leg we placed (``Bridge.dial``): invited to join, not yet on the call.
+    DIALLED = "dialled"
     # A webcast registrant on their personal PIN (``store.pins``): a listener
     # known by name, firm and email, on the call once at a time.
     REGISTRANT = "registrant"
@@ -345,6 +347,9 @@ class AuditKind(enum.StrEnum):
     BLOCKED = "blocked"
     GUESSER_SLOWED = "guesser_slowed"
     GUESSER_REFUSED = "guesser_refused"
+    # Calls placed (``bridge.dialout``).
+    DIAL = "dial"
+    DIAL_FAILED = "dial_failed"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,21 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Dialled:
+    """A call we placed was answered: invite the callee to press 1 to join ``event_id``.
+
+    ``role`` is what they join as (a speaker or a listener); ``record`` is the
+    event as the dial read it, for the admission.
+    """
+
+    call_id: str
+    event_id: int
+    role: cmd.CallerKind
+    record: EventRecord
+    number: str
+
+
+@dataclass(frozen=True)
 class DialPlanRead:
     """The store's dial plan of the leg's number: its events, their code lengths and speakers.
 
@@ -111,6 +126,7 @@ class HeardCheck:
 
 Event = (
     Invite
+    | Dialled
     | DialPlanRead
     | Key
     | PromptDone

@@ -49,6 +49,7 @@ class PromptName(enum.StrEnum):
     PIN_IN_USE = "pin_in_use"
     REGISTRATION_REQUIRED = "registration_required"
     HOLD_MUSIC = "hold_music"
+    PRESS_ONE = "press_one"
 
 
 # What each prompt says; scripts/make_prompts.py speaks these.
@@ -62,6 +63,8 @@ PROMPT_TEXT: dict[PromptName, str] = {
     "Please call back closer to the scheduled start time. Goodbye.",
     PromptName.ENDED: "This conference has ended. Thank you for calling. Goodbye.",
     PromptName.BLOCKED: "Too many attempts. Goodbye.",
+    PromptName.PRESS_ONE: "This is the conference call service. You are invited to join "
+    "the call. Press 1 to join.",
     PromptName.JOINING_LISTENER: "You are now joining the conference in listen only mode.",
     PromptName.JOINING_SPEAKER: "You are now joining the conference as a speaker.",
     PromptName.HOLD: "Please hold. The conference will begin shortly.",
