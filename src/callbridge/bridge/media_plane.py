@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -39,8 +40,9 @@ from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
+from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession
+from callbridge.sip.sdp import SdpSession, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -51,6 +53,7 @@ SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HoldMusic = Callable[[], Iterator[Pcm]]
 # event id, hold music, the fan-out for its listeners → the event's conference.
 ConferenceFactory = Callable[[int, HoldMusic, Callable[[], Audience]], Conference]
@@ -61,6 +64,14 @@ def plain_conference(
 ) -> Conference:
     """A standalone node's conference: it mixes its own callers."""
     return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+
+
+def _within(host: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address.version == n.version and address in n for n in networks)
 
 
 class MediaPlane:
@@ -76,8 +87,14 @@ class MediaPlane:
         on_tick: Callable[[float], None],
         on_talk: Callable[[int], None],
         conference_factory: ConferenceFactory = plain_conference,
+        advertised: Advertised | None = None,
+        inband_dtmf: tuple[Network, ...] = (),
     ) -> None:
         self.host = host
+        # Which address each caller's SDP answer names (behind a NAT: ``sip.advertise``).
+        self.advertised = advertised or Advertised(host)
+        # Calls from these networks have their keys listened for as tones too.
+        self.inband_dtmf = inband_dtmf
         self.ports = ports
         self.library = library
         self.tell = tell
@@ -141,7 +158,7 @@ class MediaPlane:
         the port is back in the pool then.
         """
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        sdp = SdpSession(self.advertised.media_for(source[0], offered_host(offer)))
         rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(offer, port)
@@ -158,6 +175,7 @@ class MediaPlane:
                 prompt_player=PromptPlayer(self.library),
                 now=now,
                 rtp=rtp,
+                inband_dtmf=_within(source[0], self.inband_dtmf),
             )
         except Exception:
             # Whatever went wrong, the port goes back: ports in use equal live legs.

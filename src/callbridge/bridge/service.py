@@ -81,7 +81,13 @@ class Bridge:
         )
         self.controller = plug.controller if plug is not None else CallController()
         self.lookups = Lookups(events, call_log, lambda: self.media.now())
-        self.sip = SipFront(config.sip_host, config.trunk_networks, config.max_calls, self._on_sip)
+        self.sip = SipFront(
+            config.sip_host,
+            config.trunk_networks,
+            config.max_calls,
+            self._on_sip,
+            config.advertised(),
+        )
         self.media = MediaPlane(
             config.sip_host,
             RtpPortPool(config.rtp_port_min, config.rtp_port_max),
@@ -91,6 +97,8 @@ class Bridge:
             lambda now: self.carry_out(self.lobby.handle_timer(now, datetime.now(UTC))),
             lambda event_id: self.carry_out((cmd.Changed(event_id),)),
             plug.conference if plug is not None else plain_conference,
+            advertised=config.advertised(),
+            inband_dtmf=config.inband_dtmf_networks,
         )
         self.outputs = Outputs(
             OutputsConfig(
