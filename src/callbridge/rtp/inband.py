@@ -29,6 +29,7 @@ Pure: frames in, keys out; time is a parameter.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ Samples = npt.NDArray[np.int16]
 _FREQUENCIES = np.array(ROWS + COLUMNS)
 
 
+@functools.cache
 def _basis(length: int) -> npt.NDArray[np.complex128]:
     """The eight Goertzel filters over ``length`` samples, as one matrix (exact frequencies)."""
     n = np.arange(length)
@@ -72,7 +74,6 @@ class ToneDetector:
     """One leg's in-band key detector: ``feed`` each decoded frame, in order."""
 
     def __init__(self) -> None:
-        self._basis: dict[int, npt.NDArray[np.complex128]] = {}
         self._candidate: str | None = None
         self._held = 0
         self._reported: str | None = None
@@ -81,11 +82,9 @@ class ToneDetector:
     def classify(self, frame: Samples) -> str | None:
         """The key this one frame holds, or None; no history."""
         length = len(frame)
-        if length < 80:
-            return None  # under 10 ms: too short to tell 697 Hz from 770 Hz
-        basis = self._basis.get(length)
-        if basis is None:
-            basis = self._basis[length] = _basis(length)
+        if not 80 <= length <= 480:
+            return None  # under 10 ms: too short to tell 697 Hz from 770 Hz; over 60 ms: no such ptime
+        basis = _basis(length)
         samples = frame.astype(np.float64)
         energy = float(np.dot(samples, samples))
         if energy <= 0.0:
