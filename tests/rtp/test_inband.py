@@ -1,4 +1,4 @@
-"""In-band DTMF: synthesised keys through μ-law are heard once; speech, lone tones and blips are not."""
+"""In-band DTMF: keys through μ-law are heard once; speech, lone tones and blips are not."""
 
 from __future__ import annotations
 

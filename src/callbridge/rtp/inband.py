@@ -83,7 +83,8 @@ class ToneDetector:
         """The key this one frame holds, or None; no history."""
         length = len(frame)
         if not 80 <= length <= 480:
-            return None  # under 10 ms: too short to tell 697 Hz from 770 Hz; over 60 ms: no such ptime
+            # Under 10 ms is too short to tell 697 Hz from 770 Hz; over 60 ms is no ptime.
+            return None
         basis = _basis(length)
         samples = frame.astype(np.float64)
         energy = float(np.dot(samples, samples))
