@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -36,11 +35,13 @@ from tests.support.nodes import start_node
 from tests.support.pcap import Timed, inband_stream, passcode_stream, write_pcap
 from tests.support.procs import stop_tree
 from tests.support.sipp import SippResult, run_sipp
+from tests.support.wait import wait_until
 from tests.telephony.conftest import DID, RunningServer, _up, need
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "nat_dial_in.xml"
 SIP, HTTP, RTP = 5060, 8000, (30000, 30039)
-CALLERS = ThreadPoolExecutor(2, thread_name_prefix="sipp")
+
+pytestmark = [pytest.mark.sipp, pytest.mark.baresip]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatSite, Ru
 
 
 def _sipp(
+    callers: ThreadPoolExecutor,
     nat: NatSite,
     tmp: Path,
     who: str,
@@ -95,7 +97,7 @@ def _sipp(
         "who": who,
         "answer_ip": re.escape(answer_ip),
     }
-    return CALLERS.submit(
+    return callers.submit(
         run_sipp, SCENARIO, f"{nat.public_ip}:{SIP}", tmp, local_ip=caller, timeout=30,
         substitutions=substitutions, service=DID[1:],
     )  # fmt: skip
@@ -107,39 +109,42 @@ def test_behind_a_nat_callers_are_heard_both_ways_and_a_local_net_keeps_the_priv
     nat, server = site
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    # A caller on a --local-net address is told the private address (sipp
-    # checks the answer's c= line), so its keys (RFC 4733) go nowhere.
-    local = _sipp(
-        nat, tmp_path / "local", "lan", nat.callers[1], nat.private.address,
-        passcode_stream([event.passcode + "#"]), stay_ms=3000,
-    )  # fmt: skip
-    # A gateway that keys in-band: the passcode as tones, no RFC 4733 at all.
-    tones = _sipp(
-        nat, tmp_path / "tones", "tones", nat.callers[0], nat.public_ip,
-        inband_stream(event.passcode + "#", tone_s=0.08, gap_s=0.08, after=1.0), stay_ms=3000,
-    )  # fmt: skip
-    # The speaker: baresip on the public side, its microphone a 1 kHz tone.
-    t = np.arange(8000 * 20) / 8000
-    voice = tmp_path / "voice.wav"
-    write_wav(voice, (6000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16))
-    with Baresip(tmp_path / "baresip", voice, host=nat.callers[0]) as phone:
-        phone.dial(f"sip:{DID[1:]}@{nat.public_ip}:{SIP}", seconds=6)
-        time.sleep(1.0)  # answered, into the welcome prompt: the keys barge in
-        phone.send_digits(event.speaker_passcode, gap=0.15)
-        # Its audio reaches the mix: the console sees it talk.
-        server.wait_for(
-            lambda: any(
-                p["role"] == "speaker" and p["talking"] for p in server.participants(event.id)
-            ),
-            timeout=15,
-        )
-        phone.wait(timeout=30)
-        heard, rate = phone.heard()
-    # The bridge's audio reached the caller through the NAT: the welcome prompt.
-    levels = rms_windows(heard, rate)
-    assert levels.max() > 500, levels[:40]
-    for caller in (local, tones):
-        result = caller.result(timeout=40)
-        assert result.ok, result.report
+    with ThreadPoolExecutor(2, thread_name_prefix="sipp") as callers:
+        # A caller on a --local-net address is told the private address (sipp
+        # checks the answer's c= line), so its keys (RFC 4733) go nowhere.
+        local = _sipp(
+            callers, nat, tmp_path / "local", "lan", nat.callers[1], nat.private.address,
+            passcode_stream([event.passcode + "#"]), stay_ms=3000,
+        )  # fmt: skip
+        # A gateway that keys in-band: the passcode as tones, no RFC 4733 at all.
+        tones = _sipp(
+            callers, nat, tmp_path / "tones", "tones", nat.callers[0], nat.public_ip,
+            inband_stream(event.passcode + "#", tone_s=0.08, gap_s=0.08, after=1.0), stay_ms=3000,
+        )  # fmt: skip
+        # The speaker: baresip on the public side, its microphone a 1 kHz tone.
+        t = np.arange(8000 * 20) / 8000
+        voice = tmp_path / "voice.wav"
+        write_wav(voice, (6000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16))
+        with Baresip(tmp_path / "baresip", voice, host=nat.callers[0]) as phone:
+            phone.dial(f"sip:{DID[1:]}@{nat.public_ip}:{SIP}", seconds=6)
+            # Answered, into the welcome prompt: the keys barge in.
+            wait_until(lambda: "Call established" in phone.log.read_text(errors="replace"), 15,
+                       "baresip's call")  # fmt: skip
+            phone.send_digits(event.speaker_passcode, gap=0.15)
+            # Its audio reaches the mix: the console sees it talk.
+            server.wait_for(
+                lambda: any(
+                    p["role"] == "speaker" and p["talking"] for p in server.participants(event.id)
+                ),
+                timeout=15,
+            )
+            phone.wait(timeout=30)
+            heard, rate = phone.heard()
+        # The bridge's audio reached the caller through the NAT: the welcome prompt.
+        levels = rms_windows(heard, rate)
+        assert levels.max() > 500, levels[:40]
+        for caller in (local, tones):
+            result = caller.result(timeout=40)
+            assert result.ok, result.report
     joined = {(p["caller_id"], p["role"]) for p in server.participants(event.id, include_left=True)}
     assert joined == {("analyst", "speaker"), ("tones", "listener")}, joined
