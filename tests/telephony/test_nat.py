@@ -148,3 +148,8 @@ def test_behind_a_nat_callers_are_heard_both_ways_and_a_local_net_keeps_the_priv
             assert result.ok, result.report
     joined = {(p["caller_id"], p["role"]) for p in server.participants(event.id, include_left=True)}
     assert joined == {("analyst", "speaker"), ("tones", "listener")}, joined
+    # Every tone was heard as a key, and nothing else was (the speaker's 1 kHz
+    # voice, its RFC 4733 keys): no key came both ways.
+    stats = server.stats()
+    assert stats["dtmf_inband"] == len(event.passcode + "#"), stats
+    assert stats["dtmf_merged"] == 0, stats

@@ -118,6 +118,8 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # Keys heard in-band, and keys merged as the other path's copy, by legs that have ended.
+        self._keys = [0, 0]
 
     def now(self) -> float:
         assert self.loop is not None
@@ -215,6 +217,8 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self._keys[0] += leg.stats.inband_keys
+            self._keys[1] += leg.stats.merged_keys
         return leg
 
     def answered(self, call_id: str) -> bytes | None:
@@ -382,6 +386,14 @@ class MediaPlane:
         ticks = [t for clock in self._clocks.values() for t in clock.lateness]
         lobby_ticks = list(self._lobby_clock.lateness) if self._lobby_clock is not None else []
         return ticks, lobby_ticks, sum(clock.skipped for clock in self._clocks.values())
+
+    def keys_counted(self) -> tuple[int, int]:
+        """Keys heard as tones, and keys dropped as another path's copy (``rtp.inband``)."""
+        legs = self.legs.values()
+        return (
+            self._keys[0] + sum(leg.stats.inband_keys for leg in legs),
+            self._keys[1] + sum(leg.stats.merged_keys for leg in legs),
+        )
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())

@@ -230,6 +230,8 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            dtmf_inband=self.media.keys_counted()[0],
+            dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},
         )
 
