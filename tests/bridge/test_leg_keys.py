@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from callbridge.bridge.leg import CallLeg
+from callbridge.media.conference import Participant
 from callbridge.media.prompts import PromptPlayer, default_library
 from callbridge.rtp.dtmf import DtmfSender
 from callbridge.rtp.g711 import ulaw_encode
@@ -80,3 +81,13 @@ def test_rfc_4733_alone_still_counts_with_tones_listened_for() -> None:
     made, keys = leg(inband=True)
     feed(made, press("4711", both=True, tones=False))
     assert "".join(keys) == "4711"
+
+
+def test_a_listener_keying_tones_is_never_quiet() -> None:
+    """A quiet leg's audio is sampled by the kernel and skipped unread: its ``*1`` would be lost."""
+    for inband, quiet in ((False, True), (True, False)):
+        made, keys = leg(inband=inband)
+        made.participant = Participant("p1", made, may_talk=False)
+        assert made.quiet is quiet
+    feed(made, press("*1", both=False))
+    assert keys == ["*", "1"]

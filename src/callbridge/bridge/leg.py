@@ -159,9 +159,13 @@ class CallLeg:
 
     @property
     def quiet(self) -> bool:
-        """Nobody hears this caller: their audio is only proof that they are still there."""
+        """Nobody hears this caller: their audio is only proof that they are still there.
+
+        Never for a leg whose keys come as tones: any frame may hold one (``*1``),
+        so its audio is neither filtered by the kernel nor skipped unread.
+        """
         participant = self.participant
-        return participant is not None and not participant.may_talk
+        return participant is not None and not participant.may_talk and self.tones is None
 
     def heard(self, packets: int, now: float) -> None:
         """``packets`` of the caller's audio arrived and were counted unread (a quiet leg)."""
@@ -181,7 +185,7 @@ class CallLeg:
         # Fast path: a listener's audio is only proof of life, not parsed. (The
         # sweep counts it unread; this covers a leg read by the loop until the
         # next sweep notices it went quiet.)
-        if data[1] & 0x7F == self.negotiated.payload_type and self.quiet and self.tones is None:
+        if data[1] & 0x7F == self.negotiated.payload_type and self.quiet:
             self.stats.packets_in += 1
             return
         if is_rtcp(data):
