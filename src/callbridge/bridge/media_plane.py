@@ -66,7 +66,9 @@ def plain_conference(
     return Conference(event_id, encode, hold_music=hold_music, audience=audience)
 
 
-def _within(host: str, networks: tuple[Network, ...]) -> bool:
+def _within(host: str | None, networks: tuple[Network, ...]) -> bool:
+    if host is None:
+        return False
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -160,7 +162,8 @@ class MediaPlane:
         the port is back in the pool then.
         """
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.advertised.media_for(source[0], offered_host(offer)))
+        media_host = offered_host(offer)
+        sdp = SdpSession(self.advertised.media_for(source[0], media_host))
         rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(offer, port)
@@ -177,7 +180,10 @@ class MediaPlane:
                 prompt_player=PromptPlayer(self.library),
                 now=now,
                 rtp=rtp,
-                inband_dtmf=_within(source[0], self.inband_dtmf),
+                # By where the call comes from, or (behind a proxy, where every
+                # call comes from the proxy) where its media comes from.
+                inband_dtmf=_within(source[0], self.inband_dtmf)
+                or _within(media_host, self.inband_dtmf),
             )
         except Exception:
             # Whatever went wrong, the port goes back: ports in use equal live legs.

@@ -663,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=ipaddress.ip_network,
         action="append",
         metavar="CIDR",
-        help="the same for calls from this network only (repeat)",
+        help="the same for calls from this network, or whose media comes from it (behind "
+        "a proxy: a carrier's media gateways), only (repeat)",
     )
     serve.add_argument(
         "--media-priority",
