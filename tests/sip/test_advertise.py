@@ -144,3 +144,15 @@ def test_sdp_answer_names_the_chosen_address() -> None:
     answer = SdpSession(host).negotiate(OFFER.encode(), 20000).answer.decode()
     assert f"c=IN IP4 {PUBLIC}" in answer
     assert f"IN IP4 {PUBLIC}\r\n" in answer.split("o=")[1].split("\r\n")[0] + "\r\n"
+
+
+def test_behind_a_proxy_on_the_lan_sip_stays_private_and_media_goes_public() -> None:
+    """Kamailio (callbridge proxy) on the LAN: its dispatcher relays a carrier's in-dialog
+    requests only to a node's own address, so the Contact it sees must be the private one;
+    the carrier's media comes straight in, so the SDP must name the public one."""
+    ep, uac = _endpoint(), Uac()
+    uac.addr = ("10.0.0.3", 5060)  # the proxy, in NAT's local net
+    ok = _answered(ep, uac)
+    assert ok.headers.get("Contact") == f"<sip:callbridge@{PRIVATE}:5060>"
+    carrier_offer = OFFER.replace("127.0.0.1", "198.51.100.7").encode()
+    assert NAT.media_for(uac.addr[0], offered_host(carrier_offer)) == PUBLIC
