@@ -3,12 +3,13 @@
 Some gateways send a caller's keys as the tones themselves (Q.23: one of
 four row frequencies plus one of four column frequencies) rather than as
 RFC 4733 events. ``ToneDetector`` hears them in 8 kHz frames (20 ms, as the
-leg decodes them) with the Goertzel algorithm at the eight frequencies, and
+leg decodes them) by the Goertzel algorithm's measure, one DFT term at each
+of the eight exact frequencies (computed as one matrix product), and
 takes a frame as a key only when all of the usual checks pass:
 
-- both tones above ``MIN_TONE_LEVEL`` (about -36 dBm0 each);
+- both tones above ``MIN_TONE_LEVEL`` (about -35 dBm0 each);
 - the twist (column tone over row tone) within +4/-8 dB;
-- each tone at least ``RELATIVE_PEAK`` above the other tones of its group;
+- each tone at least ``RELATIVE_PEAK_DB`` above the other tones of its group;
 - the two tones holding at least ``MIN_TONE_SHARE`` of the frame's energy
   (speech and music spread theirs over many frequencies).
 
@@ -42,9 +43,9 @@ ROWS = (697.0, 770.0, 852.0, 941.0)
 COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYS = ("123A", "456B", "789C", "*0#D")
 
-# A tone's amplitude below this (int16 units; μ-law's full scale is 32124,
-# +3 dBm0) is not a key: about -36 dBm0, under the -25 dBm0 of Q.24's
-# acceptance with room for a lossy line.
+# A tone's amplitude below this (int16 units; a 0 dBm0 sine's is about 22,700
+# in μ-law) is not a key: about -35 dBm0, under the -25 dBm0 of Q.24's
+# acceptance, with room for a lossy line.
 MIN_TONE_LEVEL = 400.0
 # Twist limits in dB: the column (high) tone may be up to 4 dB above the
 # row tone (forward twist) and up to 8 dB below it (reverse twist).
