@@ -109,6 +109,10 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # Keys heard as tones in the audio (--inband-dtmf), and keys dropped as the
+    # in-band copy of an RFC 4733 key or the other way round (since start).
+    dtmf_inband: int = 0
+    dtmf_merged: int = 0
     # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
     # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
     bus: dict[str, int] = {}
