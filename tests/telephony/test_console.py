@@ -168,6 +168,12 @@ def test_question_queue_and_open_line(server: RunningServer, tmp_path: Path, bro
     page.wait_for_selector("button[data-action=lock]:visible")
     assert _offers(page) == {"Lock", "Mute all", "End call"}
 
+    # A reload keeps the timer on the call's actual start (the call log's), not the load.
+    before = _timer(page)
+    page.reload()
+    page.wait_for_selector("#slide-thumbs img >> nth=3")
+    assert _timer(page) >= before and _offers(page) == {"Lock", "Mute all", "End call"}
+
     # The keys step through the deck, but not while the operator types.
     page.keyboard.press("n")
     page.wait_for_selector("#slide-now:text('1')")
