@@ -71,6 +71,7 @@
     document.getElementById("slide-none").textContent =
       live() ? "No slide shown yet: press Next slide" : "Slides are shown once the call is live";
     buttons.hidden = !live();
+    stage.dataset.live = String(live());
     prev.disabled = !live() || current <= 1;
     next.disabled = !live() || current >= pages;
     for (const thumb of thumbs.querySelectorAll("button")) {
