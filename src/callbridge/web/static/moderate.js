@@ -157,6 +157,7 @@
     show(actions.muteAll, live && !allMuted);
     show(actions.unmuteAll, live && allMuted);
     document.getElementById("lock-state").hidden = !(live && locked);
+    document.getElementById("desk-keys").hidden = eventState !== "scheduled" && !live;
     const deckForm = document.getElementById("deck-form");
     if (deckForm) deckForm.hidden = eventState !== "scheduled";
   }
@@ -334,6 +335,7 @@
     const found = people.filter((p) => matchesPerson(p, query));
     found.sort((a, b) => rank(a) - rank(b));
     const shown = found.slice(0, MAX_ROWS);
+    const queued = new Map(view.queue.map((entry, i) => [entry.participant_id, i + 1]));
     const rows = document.getElementById("participants");
     rows.replaceChildren(...shown.map((p) => {
       const tr = document.createElement("tr");
@@ -342,7 +344,8 @@
       else if (p.talking && !p.muted) tr.className = "talking";
       const cells = [
         p.name || p.caller_id,
-        p.line_open ? "question (line open)" : p.role + (p.state === "hold" ? " (on hold)" : ""),
+        p.line_open ? "question (line open)"
+          : p.role + (p.state === "hold" ? " (on hold)" : queued.has(p.id) ? ` · queued #${queued.get(p.id)}` : ""),
         p.talking ? "talking" : p.muted ? "muted" : "",
         time(p.joined_at),
       ];
@@ -378,7 +381,9 @@
     const more = document.getElementById("people-more");
     more.textContent = found.length > shown.length
       ? `Showing ${shown.length} of ${found.length}; search to find the others.`
-      : query && !found.length ? "Nobody matches." : !people.length ? "Nobody has dialled in yet." : "";
+      : query && !found.length ? "Nobody matches."
+        : people.length ? "" : eventState === "live" || eventState === "scheduled" ? "Nobody has dialled in yet."
+        : "The call has ended.";
   }
   peopleBox.addEventListener("input", () => { if (lastView) renderPeople(lastView); });
   document.getElementById("people-search").addEventListener("submit", (e) => e.preventDefault());

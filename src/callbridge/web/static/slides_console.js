@@ -64,10 +64,13 @@
     now.textContent = shown ? String(shown) : "–";
     count.textContent = String(pages);
     picture(document.getElementById("slide-current"), document.getElementById("slide-none"), shown);
-    const coming = shown < pages ? shown + 1 : 0;
+    const over = desk.dataset.eventState !== "live" && desk.dataset.eventState !== "scheduled";
+    document.getElementById("slide-now-label").textContent = over ? "Last shown" : "Showing";
+    const coming = shown < pages && !over ? shown + 1 : 0;
     picture(document.getElementById("slide-next-image"), document.getElementById("slide-next-none"), coming);
     document.getElementById("slide-next-caption").textContent =
       coming ? (shown ? `Next: slide ${coming}` : `First: slide ${coming}`) : "Next";
+    document.querySelector(".slide-next").hidden = over;
     document.getElementById("slide-none").textContent =
       live() ? "No slide shown yet: press Next slide" : "Slides are shown once the call is live";
     buttons.hidden = !live();
