@@ -210,6 +210,27 @@
 
   // -- on air: whose line is open, who speaks --------------------------------------------
 
+  // A part is drawn again only when what it shows has changed, so a button is
+  // not replaced under the moderator's pointer because somebody began talking:
+  // who talks is marked in place.
+  const drawn = {};
+  function changed(part, value) {
+    const key = JSON.stringify(value);
+    if (drawn[part] === key) return false;
+    drawn[part] = key;
+    return true;
+  }
+
+  function speaking(p) {
+    return Boolean(p && p.talking && !p.muted);
+  }
+
+  function onAirKind(item) {
+    const p = item.p;
+    if (!p || p.line_open) return item.kind;
+    return item.kind + (p.state === "hold" ? " · on hold" : p.muted ? " · muted" : p.talking ? " · speaking" : "");
+  }
+
   function renderOnAir() {
     const list = document.getElementById("on-air");
     const empty = document.getElementById("on-air-empty");
@@ -221,9 +242,7 @@
         if (p.line_open) {
           items.push({ rank: 0, p, kind: "Question · phone line open" });
         } else if (p.role === "speaker" || p.role === "host") {
-          const role = p.role === "host" ? "Host" : "Speaker";
-          const how = p.state === "hold" ? " · on hold" : p.muted ? " · muted" : p.talking ? " · speaking" : "";
-          items.push({ rank: p.talking ? 1 : 2, p, kind: role + how });
+          items.push({ rank: 1, p, kind: p.role === "host" ? "Host" : "Speaker" });
         }
       }
       for (const entry of view.queue) {
@@ -233,24 +252,37 @@
       }
     }
     items.sort((a, b) => a.rank - b.rank);
+    empty.textContent = eventState === "live" ? "Nobody is on the line yet."
+      : eventState === "scheduled" ? "The call has not started." : "The call has ended.";
+    empty.hidden = items.length > 0;
+    const shape = items.map((item) => (item.p
+      ? [item.p.id, item.p.name || item.p.caller_id, item.p.line_open, item.p.muted, item.p.state, item.kind]
+      : [item.entry.participant_id, item.entry.name, item.kind]));
+    if (!changed("on-air", shape)) {
+      for (const item of items) {
+        if (!item.p) continue;
+        const li = list.querySelector(`li[data-participant="${CSS.escape(item.p.id)}"]`);
+        if (!li) continue;
+        li.classList.toggle("talking", speaking(item.p));
+        li.querySelector(".kind").textContent = onAirKind(item);
+      }
+      return;
+    }
     list.replaceChildren(...items.map((item) => {
       const li = document.createElement("li");
       const label = item.p ? (item.p.name || item.p.caller_id) : item.entry.name;
       li.dataset.participant = item.p ? item.p.id : item.entry.participant_id;
-      if (item.p && item.p.talking && !item.p.muted) li.classList.add("talking");
+      if (speaking(item.p)) li.classList.add("talking");
       if (item.p && item.p.line_open) li.classList.add("open-line");
       const dot = span("dot", "");
       dot.setAttribute("aria-hidden", "true");
       const text = document.createElement("span");
       text.className = "who";
-      text.append(...who(label), span("kind", item.kind));
+      text.append(...who(label), span("kind", onAirKind(item)));
       li.append(dot, text);
       if (item.p && item.p.line_open) li.append(button("Close line", "close_line", item.p.id));
       return li;
     }));
-    empty.textContent = eventState === "live" ? "Nobody is on the line yet."
-      : eventState === "scheduled" ? "The call has not started." : "The call has ended.";
-    empty.hidden = items.length > 0;
   }
 
   // -- the question queue ----------------------------------------------------------------
@@ -258,6 +290,7 @@
   function renderQueue(view) {
     const queue = document.getElementById("queue");
     const open = new Set(view.participants.filter((p) => p.line_open).map((p) => p.id));
+    if (!changed("queue", [view.queue, [...open]])) return;
     const last = view.queue.length - 1;
     queue.replaceChildren(...view.queue.map((entry, index) => {
       const li = document.createElement("li");
@@ -337,11 +370,17 @@
     const shown = found.slice(0, MAX_ROWS);
     const queued = new Map(view.queue.map((entry, i) => [entry.participant_id, i + 1]));
     const rows = document.getElementById("participants");
-    rows.replaceChildren(...shown.map((p) => {
+    if (!changed("people", [shown.map((p) => ({ ...p, talking: false })), [...queued]])) {
+      for (const p of shown) {
+        const tr = rows.querySelector(`tr[data-participant="${CSS.escape(p.id)}"]`);
+        if (!tr) continue;
+        tr.className = p.line_open ? "open-line" : speaking(p) ? "talking" : "";
+        tr.querySelector(".c-talk").textContent = p.talking ? "talking" : p.muted ? "muted" : "";
+      }
+    } else rows.replaceChildren(...shown.map((p) => {
       const tr = document.createElement("tr");
       tr.dataset.participant = p.id;
-      if (p.line_open) tr.className = "open-line";
-      else if (p.talking && !p.muted) tr.className = "talking";
+      tr.className = p.line_open ? "open-line" : speaking(p) ? "talking" : "";
       const cells = [
         p.name || p.caller_id,
         p.line_open ? "question (line open)"
