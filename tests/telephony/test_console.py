@@ -174,46 +174,6 @@ def test_question_queue_and_open_line(server: RunningServer, tmp_path: Path, bro
     page.wait_for_selector("#slide-thumbs img >> nth=3")
     assert _timer(page) >= before and _offers(page) == {"Lock", "Mute all", "End call"}
 
-    # The keys step through the deck, but not while the operator types.
-    page.keyboard.press("n")
-    page.wait_for_selector("#slide-now:text('1')")
-    page.keyboard.press("ArrowRight")
-    page.wait_for_selector("#slide-now:text('2')")
-    assert page.locator("#slide-current").get_attribute("alt") == "Slide 2 of 4"
-    assert page.locator("#slide-next-image").get_attribute("alt") == "Slide 3 of 4"
-    page.fill("#people-q", "nobody")
-    page.keyboard.press("n")
-    page.keyboard.press("p")
-    page.fill("#people-q", "")
-    page.locator("#people-q").blur()
-    page.keyboard.press("p")
-    page.wait_for_selector("#slide-now:text('1')")
-    page.keyboard.press("n")
-    page.wait_for_selector("#slide-now:text('2')")
-    shown = server.api("GET", f"/api/events/{event.id}/deck").json()["current"]
-    assert shown == 2, "a key typed into the search box moved the slides"
-
-    # Sixty caption lines: the panel keeps its height and shows the newest.
-    caption_box = page.locator("#live-captions-card").bounding_box()
-    transcript = layout.event_webcast(server.data_dir, event.id) / TRANSCRIPT
-    transcript.parent.mkdir(parents=True, exist_ok=True)
-    with transcript.open("a") as worker:
-        for n in range(60):
-            cue = {
-                "start": n * 3.0,
-                "end": n * 3.0 + 2.5,
-                "speaker": "Mark Chen",
-                "text": f"Revenue for the quarter grew in line {n} with our guidance.",
-            }
-            worker.write(json.dumps(cue) + "\n")
-    page.wait_for_selector("#live-captions li:has-text('line 59 with')")
-    assert page.locator("#live-captions-card").bounding_box() == caption_box
-    page.wait_for_function(
-        """() => { const l = document.getElementById('live-captions');
-                   return l.scrollHeight > l.clientHeight
-                          && l.scrollHeight - l.scrollTop - l.clientHeight < 8; }"""
-    )
-
     # A listener who records what they hear.
     silence = tmp_path / "silence.wav"
     write_wav(silence, np.zeros(8000 * 30, dtype=np.int16))
@@ -273,6 +233,54 @@ def test_question_queue_and_open_line(server: RunningServer, tmp_path: Path, bro
         assert named.status_code == 200, named.text
         page.wait_for_selector("#queue li .firm:text('Halvorsen Partners')")
         page.wait_for_selector("#on-air li:has-text('Mark Chen')", timeout=20_000)
+        # Mute all gives way to Unmute all once every speaker is muted, and back.
+        page.get_by_role("button", name="Mute all").click()
+        page.wait_for_selector("button[data-action=unmute_all]:visible")
+        assert _offers(page) == {"Lock", "Unmute all", "End call"}
+        page.wait_for_selector("#on-air li:has-text('muted')")
+        page.get_by_role("button", name="Unmute all").click()
+        page.wait_for_selector("button[data-action=mute_all]:visible")
+
+        # While the questioner waits (unheard, on purpose): the keys step through the
+        # deck, but not while the operator types.
+        page.keyboard.press("n")
+        page.wait_for_selector("#slide-now:text('1')")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_selector("#slide-now:text('2')")
+        assert page.locator("#slide-current").get_attribute("alt") == "Slide 2 of 4"
+        assert page.locator("#slide-next-image").get_attribute("alt") == "Slide 3 of 4"
+        page.fill("#people-q", "nobody")
+        page.keyboard.press("n")
+        page.keyboard.press("p")
+        page.fill("#people-q", "")
+        page.locator("#people-q").blur()
+        page.keyboard.press("p")
+        page.wait_for_selector("#slide-now:text('1')")
+        page.keyboard.press("n")
+        page.wait_for_selector("#slide-now:text('2')")
+        shown = server.api("GET", f"/api/events/{event.id}/deck").json()["current"]
+        assert shown == 2, "a key typed into the search box moved the slides"
+
+        # Sixty caption lines: the panel keeps its height and shows the newest.
+        caption_box = page.locator("#live-captions-card").bounding_box()
+        transcript = layout.event_webcast(server.data_dir, event.id) / TRANSCRIPT
+        transcript.parent.mkdir(parents=True, exist_ok=True)
+        with transcript.open("a") as worker:
+            for n in range(60):
+                cue = {
+                    "start": n * 3.0,
+                    "end": n * 3.0 + 2.5,
+                    "speaker": "Mark Chen",
+                    "text": f"Revenue for the quarter grew in line {n} with our guidance.",
+                }
+                worker.write(json.dumps(cue) + "\n")
+        page.wait_for_selector("#live-captions li:has-text('line 59 with')")
+        assert page.locator("#live-captions-card").bounding_box() == caption_box
+        page.wait_for_function(
+            """() => { const l = document.getElementById('live-captions');
+                       return l.scrollHeight > l.clientHeight
+                              && l.scrollHeight - l.scrollTop - l.clientHeight < 8; }"""
+        )
         page.screenshot(path=str(tmp_path / "desk-queue-1366x768.png"))
 
         # Let the questioner "talk" unheard for a while, then give them the floor: O.
