@@ -88,6 +88,9 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
+    # the web app never holds the trunks' credentials.
+    trunks_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.secret_key:

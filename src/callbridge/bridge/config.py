@@ -23,6 +23,7 @@ from callbridge.bridge.lobby import Lobby
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import HoldMusic, MediaPlane
 from callbridge.bridge.outputs import Outputs
+from callbridge.bridge.trunks import TrunksFile
 from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
@@ -63,6 +64,11 @@ class BridgeConfig:
     # How a frame goes to many listeners: "auto" (io_uring where the kernel
     # allows it, else one sendto each), "io_uring" (or fail), "sendto".
     media_sender: str = "auto"
+    # The key registrants' personal PINs are hashed under (``store.pins.pin_key``);
+    # None: no PINs are looked up (a passcode-only bridge).
+    pin_key: bytes | None = None
+    # The carriers' trunks for calls we place and registrations (``serve --trunks``).
+    trunks: TrunksFile | None = None
 
 
 class Host(Protocol):

@@ -112,6 +112,13 @@ class BridgeStats(BaseModel):
     # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
     # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
     bus: dict[str, int] = {}
+    # Calls placed (``Bridge.dial``): placed, ringing, answered, failed, auth_failed,
+    # failovers, timed_out, registered, registrations_failed; empty without trunks.
+    dial_out: dict[str, int] = {}
+    # Each registering trunk's state by name (registered, registering, failed).
+    registrations: dict[str, str] = {}
+    # Outbound call set-up, INVITE to 200 OK (the attempt that was answered).
+    dial_setup_ms: Percentiles | None = None
 
 
 class QueueEntry(BaseModel):
@@ -254,3 +261,7 @@ class BridgeControl(Protocol):
 
     async def end_call(self, event_id: int) -> None:
         """End the call for everyone with a closing prompt; the event is ended."""
+
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str:
+        """Call ``number`` (E.164) through the outbound trunks; on '1' they join as
+        ``as_role``. Returns the dial's id; BridgeError says why one is refused."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -90,6 +91,8 @@ class MediaPlane:
         self.batch_sender = batch_sender(media_sender)
         self._rtp: dict[str, RtpSocket] = {}
         self._sdp: dict[str, SdpSession] = {}
+        # Calls we place: a port and our offer, held until the callee answers.
+        self._reserved: dict[str, tuple[socket.socket, int, SdpSession]] = {}
         self._reader = BatchReader()
         self._clocks: dict[int, MediaClock] = {}
         # Legs the lobby clock plays to: ringing, in the IVR, in a replay, saying goodbye.
@@ -174,6 +177,53 @@ class MediaPlane:
         self._sdp[call_id] = sdp
         return leg
 
+    def reserve(self, call_id: str) -> bytes:
+        """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
+        sock, port = self.ports.bind(self.host)
+        sdp = SdpSession(self.host)
+        self._reserved[call_id] = (sock, port, sdp)
+        return sdp.offer(port)
+
+    def connect(
+        self, call_id: str, answer: bytes, callee: str, source: Address, now: float
+    ) -> CallLeg:
+        """The callee of a placed call answered: its leg, on the reserved port.
+
+        Raises ``SipError`` for an answer it cannot use (the port goes back then).
+        """
+        sock, port, sdp = self._reserved.pop(call_id)
+        rtp: RtpSocket | None = None
+        try:
+            negotiated = sdp.negotiate(answer, port)
+            assert self.loop is not None
+            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
+            leg = CallLeg(
+                call_id=call_id,
+                dialled=None,
+                caller=callee,
+                source=source,
+                negotiated=negotiated,
+                local_port=port,
+                send=rtp.sendto,
+                prompt_player=PromptPlayer(self.library),
+                now=now,
+                rtp=rtp,
+            )
+        except Exception:
+            if rtp is not None:
+                rtp.close()
+            sock.close()
+            self.ports.release(port)
+            raise
+        leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
+        rtp.handler = leg.receive
+        leg.last_rx = now
+        self.legs[call_id] = leg
+        self._lobby_legs[call_id] = leg
+        self._rtp[call_id] = rtp
+        self._sdp[call_id] = sdp
+        return leg
+
     def reinvite(self, call_id: str, offer: bytes) -> bytes:
         """The answer to a re-INVITE's offer; raises ``SipError`` (481 for no such leg)."""
         leg = self.legs.get(call_id)
@@ -186,6 +236,10 @@ class MediaPlane:
 
     def release(self, call_id: str) -> CallLeg | None:
         """Close the leg's socket and give its port back; returns the leg, if there was one."""
+        reserved = self._reserved.pop(call_id, None)
+        if reserved is not None:
+            reserved[0].close()
+            self.ports.release(reserved[1])
         leg = self.legs.pop(call_id, None)
         self._sdp.pop(call_id, None)
         self._lobby_legs.pop(call_id, None)

@@ -377,10 +377,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         node_id=_node_id(args),
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
+        trunks_file=_trunks_file(args),
         live_captions=args.live_captions,
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _trunks_file(args: argparse.Namespace) -> Path | None:
+    """The trunks file, checked here (its mode, its fields) and read again by the media plane."""
+    if not args.trunks:
+        return None
+    from callbridge.bridge.trunks import TrunkConfigError, load
+
+    path = Path(args.trunks).absolute()
+    try:
+        load(path)
+    except (OSError, TrunkConfigError) as error:
+        raise CliError(f"--trunks: {error}") from None
+    return path
 
 
 def _bus_key_file(args: argparse.Namespace) -> Path | None:
@@ -633,6 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
+    )
+    serve.add_argument(
+        "--trunks",
+        default=None,
+        metavar="FILE",
+        help="the carriers' trunks for calls placed (dial a speaker) and registrations: a TOML "
+        "file, mode 0600 (it holds their passwords; see bridge/trunks.py)",
     )
     serve.add_argument(
         "--bus-key-file",

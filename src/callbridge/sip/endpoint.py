@@ -68,6 +68,26 @@ _DTMF_RELAY = re.compile(r"(?im)^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$")
 _DTMF_DURATION = re.compile(r"(?im)^\s*duration\s*=\s*(\d+)\s*$")
 
 
+def dtmf_info(request: SipRequest) -> tuple[str, int] | None:
+    """The key (and its duration, ms) a SIP INFO carries, or None (the UAC reads it too)."""
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    body = request.body.decode("utf-8", errors="replace")
+    digit: str | None = None
+    duration = 160
+    if content_type == "application/dtmf-relay":
+        signal = _DTMF_RELAY.search(body)
+        if signal:
+            digit = signal.group(1).upper()
+        length = _DTMF_DURATION.search(body)
+        if length:
+            duration = int(length.group(1))
+    elif content_type == "application/dtmf":
+        candidate = body.strip()
+        if len(candidate) == 1 and candidate in "0123456789*#ABCDabcd":
+            digit = candidate.upper()
+    return (digit, min(duration, 10_000)) if digit is not None else None
+
+
 @dataclass
 class EndpointConfig:
     host: str = "127.0.0.1"
@@ -671,23 +691,9 @@ class SipEndpoint:
             self._events.append(CallCancelled(call.call_id))
 
     def _dtmf_info(self, call: _Call, request: SipRequest) -> None:
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        body = request.body.decode("utf-8", errors="replace")
-        digit: str | None = None
-        duration = 160
-        if content_type == "application/dtmf-relay":
-            signal = _DTMF_RELAY.search(body)
-            if signal:
-                digit = signal.group(1).upper()
-            length = _DTMF_DURATION.search(body)
-            if length:
-                duration = int(length.group(1))
-        elif content_type == "application/dtmf":
-            candidate = body.strip()
-            if len(candidate) == 1 and candidate in "0123456789*#ABCDabcd":
-                digit = candidate.upper()
-        if digit is not None:
-            self._events.append(DtmfInfo(call.call_id, digit, min(duration, 10_000)))
+        key = dtmf_info(request)
+        if key is not None:
+            self._events.append(DtmfInfo(call.call_id, *key))
 
     # -- responses to our requests ---------------------------------------------------------
 

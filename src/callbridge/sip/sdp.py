@@ -195,6 +195,29 @@ class SdpSession:
         self.session_id = session_id if session_id is not None else secrets.randbelow(2**31)
         self.version = self.session_id
 
+    def offer(self, local_port: int) -> bytes:
+        """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
+
+        The callee's answer is read with ``negotiate`` (an answer names the
+        codec it chose first, as an offer names the one it prefers).
+        """
+        ip = "IP6" if ":" in self.local_host else "IP4"
+        lines = [
+            "v=0",
+            f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
+            "s=callbridge",
+            f"c=IN {ip} {self.local_host}",
+            "t=0 0",
+            f"m=audio {local_port} RTP/AVP 0 8 101",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-16",
+            "a=ptime:20",
+            "a=sendrecv",
+        ]
+        return ("\r\n".join(lines) + "\r\n").encode()
+
     def negotiate(self, offer_body: bytes, local_port: int) -> Negotiated:
         """Answer an offer for one audio stream; SipError(488) if nothing fits."""
         offer = SessionDescription.parse(offer_body)

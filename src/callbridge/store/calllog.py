@@ -48,6 +48,8 @@ class LogKind(enum.StrEnum):
     SLIDE = "slide"  # the moderator showed a slide (store.slides)
     REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
     ARCHIVE = "archive"
+    DIAL = "dial"  # an operator had the bridge call a number (bridge.dialout)
+    DIAL_FAILED = "dial_failed"  # ... and no trunk got it answered
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
+from callbridge.web.brand_view import BrandView, brand_of
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.downloads import downloads_for
 
@@ -152,6 +153,7 @@ class EventView:
     replay_dial_ins: tuple[Phone, ...]
     replay_passcode: str
     not_held: bool
+    brand: BrandView | None = None  # the company's logo and colour (templates/_brand.html)
 
     @property
     def live(self) -> bool:
@@ -230,6 +232,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         replay_dial_ins=_phones(record.replay_dial_in),
         replay_passcode=record.replay_passcode,
         not_held=not_held(record, now),
+        brand=brand_of(record),
     )
 
 
