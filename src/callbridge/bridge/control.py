@@ -133,6 +133,7 @@ class QueueEntry(BaseModel):
     kind: Literal["phone", "written"] = "phone"
     text: str | None = None  # a written question's words (shown as text, never markup)
     reading: bool = False  # a written question the moderator is reading out
+    asked_at: datetime | None = None  # the *1 or the written question: how long it has waited
 
 
 class GuardAlertView(BaseModel):
@@ -162,6 +163,9 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    # When the operator started and ended the call (the console's timer); None before.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class Action(BaseModel):
