@@ -109,6 +109,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # SIP over TLS and SRTP: tls_connections, tls_handshake_failed, srtp_legs,
+    # srtp_refused (plain offers where SRTP is required), srtp_auth_failed.
+    secure: dict[str, int] = {}
     # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
     # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
     bus: dict[str, int] = {}

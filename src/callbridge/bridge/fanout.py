@@ -212,8 +212,12 @@ class FanOut:
 
 
 def _batchable(leg: CallLeg) -> bool:
-    """A leg with a socket of its own and a far end given as an address."""
-    if leg.rtp is None or leg.rtp.sock is None:
+    """A plain RTP leg with a socket of its own and a far end given as an address.
+
+    An SRTP leg is sent to one by one (``CallLeg.send_payload`` protects the
+    shared payload under its own key): the batch's rows are plain RTP.
+    """
+    if leg.srtp is not None or leg.rtp is None or leg.rtp.sock is None:
         return False
     try:
         sockaddr(*leg.remote)

@@ -39,6 +39,7 @@ from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
 from callbridge.rtp.jitter import JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
+from callbridge.rtp.srtp import SrtpContext
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
 
@@ -69,6 +70,7 @@ class LegStats:
     wrong_payload_type: int = 0
     rtcp: int = 0
     foreign: int = 0  # datagrams from anyone but the negotiated peer, dropped
+    srtp_failed: int = 0  # SRTP packets that failed authentication (a wrong key): dropped
 
 
 class CallLeg:
@@ -98,6 +100,8 @@ class CallLeg:
         # Where the peer's media comes from: its SDP host, and the port its first datagram latched.
         self.peer_host = ""
         self.latched: Address | None = None
+        # SRTP when the offer/answer settled SDES keys (``sip.sdp.SrtpKeys``).
+        self.srtp: SrtpContext | None = None
         self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
@@ -128,6 +132,12 @@ class CallLeg:
         # the port may have moved) latches the port.
         self.peer_host = peer_host(negotiated.remote_host)
         self.latched = None
+        # The same keys keep their contexts (and rollover counters) across re-offers.
+        keys = negotiated.srtp
+        if keys is None:
+            self.srtp = None
+        elif self.srtp is None or self.srtp.keys != keys:
+            self.srtp = SrtpContext(keys)
 
     @property
     def on_hold(self) -> bool:
@@ -170,6 +180,19 @@ class CallLeg:
         if len(data) < 12:
             self.stats.bad_packets += 1
             return
+        srtp = self.srtp
+        if srtp is not None:
+            if is_rtcp(data):
+                self.stats.rtcp += 1  # SRTCP: never read, like RTCP
+                return
+            plain = srtp.unprotect(data)
+            if plain is None:
+                # A wrong key, a forgery or a replay: nothing of it is heard.
+                self.stats.srtp_failed += 1
+                if self.stats.srtp_failed == 1:
+                    log.info("leg %s: SRTP packet failed authentication (counted)", self.call_id)
+                return
+            data = plain
         # Fast path: a listener's audio is only proof of life, not parsed. (The
         # sweep counts it unread; this covers a leg read by the loop until the
         # next sweep notices it went quiet.)
@@ -243,7 +266,11 @@ class CallLeg:
         if self._on_hold:
             self.sender.skip()
             return
-        self._send(self.sender.frame(payload), self.remote)
+        packet = self.sender.frame(payload)
+        if self.srtp is not None:
+            # Encoded once for everyone; protected per leg, under this leg's key.
+            packet = self.srtp.protect(packet)
+        self._send(packet, self.remote)
         self.stats.packets_out += 1
 
     # -- prompts (IVR and farewell) -------------------------------------------------

@@ -41,7 +41,7 @@ from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession
+from callbridge.sip.sdp import SdpSession, SrtpPolicy, SrtpRequired
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -104,6 +104,13 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # What callers' offers must bring, by trunk (``serve --srtp``, ``--srtp-trunk``);
+        # calls we place offer plain RTP.
+        self.srtp_policy: Callable[[str], SrtpPolicy] = lambda host: SrtpPolicy.OFF
+        # Plain RTP offers refused because SRTP is required (a 488 each).
+        self.srtp_refused = 0
+        # SRTP packets that failed authentication on legs that have ended.
+        self.srtp_failed = 0
 
     def now(self) -> float:
         assert self.loop is not None
@@ -144,10 +151,14 @@ class MediaPlane:
         the port is back in the pool then.
         """
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        sdp = SdpSession(self.host, srtp=self.srtp_policy(source[0]))
         rtp: RtpSocket | None = None
         try:
-            negotiated = sdp.negotiate(offer, port)
+            try:
+                negotiated = sdp.negotiate(offer, port)
+            except SrtpRequired:
+                self.srtp_refused += 1
+                raise
             assert self.loop is not None
             rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
             leg = CallLeg(
@@ -251,6 +262,7 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self.srtp_failed += leg.stats.srtp_failed
         return leg
 
     def answered(self, call_id: str) -> bytes | None:
@@ -421,6 +433,15 @@ class MediaPlane:
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    def srtp_counters(self) -> dict[str, int]:
+        """SRTP legs now, plain offers refused, packets that failed authentication."""
+        legs = [leg for leg in self.legs.values() if leg.srtp is not None]
+        return {
+            "srtp_legs": len(legs),
+            "srtp_refused": self.srtp_refused,
+            "srtp_auth_failed": self.srtp_failed + sum(leg.stats.srtp_failed for leg in legs),
+        }
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.

@@ -124,6 +124,8 @@ class Bridge:
         self.on_changed: Callable[[int], None] | None = None
         self.versions: Counter[int] = Counter()
         self.sip_port = config.sip_port
+        self.sip_tls_port: int | None = None
+        self.media.srtp_policy = config.srtp.for_source
         # Calls we place ("dial a speaker"), when trunks are configured.
         self.dialout = (
             DialOut(
@@ -152,6 +154,10 @@ class Bridge:
         """Bind the SIP sockets (port 0 picks one: see ``sip_port``) and start the clocks."""
         self.loop = asyncio.get_running_loop()
         self.sip_port = await self.sip.open(self.config.sip_port, self.config.enable_tcp)
+        if self.config.sip_tls is not None and self.config.sip_tls_port is not None:
+            self.sip_tls_port = await self.sip.open_tls(
+                self.config.sip_tls_port, self.config.sip_tls
+            )
         await self.outputs.start()
         self.media.start(self.loop)
         if self.dialout is not None:
@@ -268,6 +274,7 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            secure=self.sip.tls_counters() | self.media.srtp_counters(),
             bus=self._plug.counters() if self._plug is not None else {},
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},
