@@ -45,7 +45,16 @@ def read_wav(path: Path) -> tuple[npt.NDArray[np.int16], int]:
 class Baresip:
     """One baresip process with its own config folder; use as a context manager."""
 
-    def __init__(self, folder: Path, source_wav: Path, user: str = "analyst") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        source_wav: Path,
+        user: str = "analyst",
+        account: str = ";regint=0",
+        config: tuple[str, ...] = (),
+    ) -> None:
+        """``account`` are the account's parameters (``;mediaenc=srtp-mand``), ``config``
+        more config lines (``module srtp.so``, ``sip_cafile ...``)."""
         if BARESIP is None:
             raise RuntimeError("baresip is not installed (Debian package baresip-core)")
         self.folder = folder
@@ -53,7 +62,7 @@ class Baresip:
         self.recordings = folder / "rec"
         self.recordings.mkdir(exist_ok=True)
         self.ctrl_port = free_port()
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
+        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>{account}\n")
         (folder / "config").write_text(
             "\n".join(
                 [
@@ -73,6 +82,7 @@ class Baresip:
                     "module_app ctrl_tcp.so",
                     f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
                     f"snd_path {self.recordings}",
+                    *config,
                     "",
                 ]
             )
