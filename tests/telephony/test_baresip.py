@@ -57,6 +57,7 @@ def server(
     ) as running:
         yield running
 
+
 TONE_HZ = 1000.0
 
 

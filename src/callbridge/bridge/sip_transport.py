@@ -30,7 +30,7 @@ from typing import cast
 
 from callbridge.sip.endpoint import Event, SipEndpoint
 from callbridge.sip.errors import SipError
-from callbridge.sip.message import StreamFramer
+from callbridge.sip.message import MAX_FRAMER_BUFFER, StreamFramer
 from callbridge.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,8 @@ class SipTlsConnection(SipTcpConnection):
             return
         # Nothing is read until the handshake has the socket (the ClientHello is its).
         transport.pause_reading()
+        self._early: list[bytes] | None = []
+        self._raw = transport
         self._handshake = self.loop.create_task(self._start_tls(transport))
 
     async def _start_tls(self, raw: asyncio.Transport) -> None:
@@ -351,3 +353,17 @@ class SipTlsConnection(SipTcpConnection):
             return
         self.server.handshakes += 1
         self.established(secure)
+        early, self._early = self._early, None
+        for data in early or ():
+            self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            # The client's first message can come in before ``start_tls`` returns to us.
+            if sum(map(len, self._early)) + len(data) > MAX_FRAMER_BUFFER:
+                self._early = []
+                self._raw.abort()
+                return
+            self._early.append(data)
+            return
+        super().data_received(data)
