@@ -299,8 +299,8 @@ async def srtp_with_plain(sender: BatchSender) -> None:
     try:
         for _ in range(3):
             conference.tick(0.0)
-        # The plain listener is in the batch; the SRTP one is protected on its own.
-        assert legs[1].fanout is not None and secure.fanout is None
+        # One batch for both listeners: the SRTP row is protected in place before the send.
+        assert legs[1].fanout is not None and secure.fanout is legs[1].fanout
         await asyncio.sleep(0.05)
         assert [p.payload for p in phones[1].packets()] == [encode("PCMU", tone)] * 3
         wire = []
@@ -316,6 +316,14 @@ async def srtp_with_plain(sender: BatchSender) -> None:
         plain = [RtpPacket.parse(data) for data in opened if data is not None]
         assert [p.payload for p in plain] == [encode("PCMU", tone)] * 3
         assert_continuous(plain)
+        # A farewell prompt, sent by the leg itself: numbered on, under the same key.
+        secure.send_pcm(None, 0.5)
+        await asyncio.sleep(0.05)
+        last = far_end.unprotect(phones[2].sock.recv(2048))
+        assert (
+            last is not None
+            and RtpPacket.parse(last).sequence_number == (plain[-1].sequence_number + 1) % 65536
+        )
         # Its keys, protected by the far end, are heard; a wrong key's are dropped and counted.
         digits: list[str] = []
         secure.on_digit = lambda leg, digit, now: digits.append(digit)
