@@ -3,13 +3,13 @@
 
 The real ``FanOut`` with real ``CallLeg``s on real sockets (every leg's far
 end is one socket that nobody reads: the kernel drops what overflows, as a
-far phone would take it). The mix is encoded once per frame either way; an
-SRTP leg then builds its own packet, protects it under its own key
-(libsrtp, AES-CM-128 + HMAC-SHA1-80) and sends it alone, where plain legs
-go out in one batch (io_uring where the kernel allows it). Also: the bare
+far phone would take it). The mix is encoded once per frame either way; every
+leg's packet is built in one batch; an SRTP leg's row is then protected in
+place under its own key (libsrtp, AES-CM-128 + HMAC-SHA1-80), and all rows
+go out in one submission (io_uring where the kernel allows it). Also: the bare
 cost of ``protect`` for 1,000 packets, the floor of any SRTP design.
 
-    .venv/bin/python bench/srtp_bench.py                 # 1,000 listeners, 250 ticks
+    .venv/bin/python bench/srtp_bench.py                 # 1,000 listeners, 5 x 100 ticks
     .venv/bin/python bench/srtp_bench.py --listeners 500 --sender sendto
 """
 
@@ -68,7 +68,7 @@ def legs(count: int, srtp: bool, far: int, loop: asyncio.AbstractEventLoop) -> l
 
 
 def fan_out(count: int, srtp: bool, ticks: int, sender_kind: str) -> float:
-    """Mean seconds per tick to send one encoded frame to ``count`` legs."""
+    """Seconds per tick (best round) to send one encoded frame to ``count`` legs."""
 
     async def run() -> float:
         loop = asyncio.get_running_loop()
@@ -79,10 +79,13 @@ def fan_out(count: int, srtp: bool, ticks: int, sender_kind: str) -> float:
         fanout = FanOut(sender)
         payload = {"PCMU": bytes(np.full(160, 0x55, dtype=np.uint8))}
         fanout.send(members, payload, {}, 0.0)  # lays the rows out
-        start = time.perf_counter()
-        for _ in range(ticks):
-            fanout.send(members, payload, {}, 0.0)
-        spent = (time.perf_counter() - start) / ticks
+        # The best of five rounds: on a shared machine the others' load only adds.
+        spent = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(ticks):
+                fanout.send(members, payload, {}, 0.0)
+            spent = min(spent, (time.perf_counter() - start) / ticks)
         fanout.close()
         sender.close()
         for leg in members:
@@ -95,37 +98,42 @@ def fan_out(count: int, srtp: bool, ticks: int, sender_kind: str) -> float:
 
 
 def protect_only(count: int, ticks: int) -> float:
-    """Mean seconds per tick for ``count`` protects of one 172-byte packet each."""
+    """Seconds per tick (best round) for ``count`` protects of a 172-byte packet each."""
     contexts = [
         SrtpContext(
             SrtpKeys("AES_CM_128_HMAC_SHA1_80", secrets.token_bytes(30), secrets.token_bytes(30))
         )
         for _ in range(count)
     ]
-    packets = [RtpPacket(0, 1, 160, i, b"\x55" * 160) for i in range(count)]
-    start = time.perf_counter()
-    for tick in range(ticks):
-        for context, packet in zip(contexts, packets, strict=True):
-            packet.sequence_number = tick
-            context.protect(packet.serialize())
-    return (time.perf_counter() - start) / ticks
+    packets = [RtpPacket(0, 1, 160, i, b"\x55" * 160).serialize() for i in range(count)]
+    spent = float("inf")
+    sequence = 0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(ticks):
+            sequence += 1
+            head = sequence.to_bytes(2, "big")
+            for context, packet in zip(contexts, packets, strict=True):
+                context.protect(packet[:2] + head + packet[4:])
+        spent = min(spent, (time.perf_counter() - start) / ticks)
+    return spent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listeners", type=int, default=1000)
-    parser.add_argument("--ticks", type=int, default=250)
+    parser.add_argument("--ticks", type=int, default=100, help="per round (best of 5)")
     parser.add_argument("--sender", default="auto", choices=["auto", "io_uring", "sendto"])
     args = parser.parse_args()
     n, ticks = args.listeners, args.ticks
     plain = fan_out(n, False, ticks, args.sender)
     secure = fan_out(n, True, ticks, args.sender)
     bare = protect_only(n, ticks)
-    print(f"{n} listeners, {ticks} ticks of 20 ms, sender {args.sender}")
+    print(f"{n} listeners, best of 5 x {ticks} ticks of 20 ms, sender {args.sender}")
     for name, spent in (
         ("fan-out, plain RTP (batch)", plain),
-        ("fan-out, SRTP (per-leg protect + send)", secure),
-        ("protect only (packet build + libsrtp)", bare),
+        ("fan-out, SRTP (batch, rows protected)", secure),
+        ("libsrtp protect alone", bare),
     ):
         print(f"  {name:40s} {spent * 1000:7.2f} ms/tick  {100 * spent / TICK:5.1f} % of a core")
     print(f"  SRTP costs {100 * (secure - plain) / TICK:.1f} % of a core more per {n} listeners")

@@ -102,17 +102,29 @@ class FanOut:
         return sent
 
     def _protect(self, batch: RtpBatch) -> None:
-        """Protect the SRTP rows in place, each under its leg's key."""
-        buffer, lengths, sending = batch.buffer, batch.lengths, self._sending
+        """Protect the SRTP rows in place, each under its leg's key.
+
+        Plain Python on a flat view of the buffer: a numpy call per row cost
+        more than libsrtp's own work (bench/srtp_bench.py).
+        """
+        width = batch.buffer.shape[1]
+        flat = batch.buffer.data.cast("B")
+        lengths = batch.lengths.tolist()
+        sending = self._sending.tolist()
+        rows: list[int] = []
+        sizes: list[int] = []
         for row, leg in self._secure:
             srtp = leg.srtp
             if not sending[row] or srtp is None:
                 continue  # a dead row (it left), or a held one
-            length = int(lengths[row])
-            protected = srtp.protect(buffer[row, :length].tobytes())
+            start = row * width
+            protected = srtp.protect(bytes(flat[start : start + lengths[row]]))
             # The suites we answer add 4 or 10 bytes: within the row's TRAILER_ROOM.
-            buffer[row, : len(protected)] = np.frombuffer(protected, dtype=np.uint8)
-            lengths[row] = len(protected)
+            flat[start : start + len(protected)] = protected
+            rows.append(row)
+            sizes.append(len(protected))
+        if rows:
+            batch.lengths[rows] = sizes
 
     def retarget(self) -> None:
         """A member's socket was latched or let go: prepare the sends again before the next."""
