@@ -392,7 +392,7 @@ class SipEndpoint:
         request, txn = call.reinvite
         call.reinvite = None
         response = make_response(
-            request, 200, to_tag=call.dialog.local_tag, headers=self._contact(), body=sdp
+            request, 200, to_tag=call.dialog.local_tag, headers=self._contact(call.invite), body=sdp
         )
         data = response.serialize()
         for out in txn.send_response(200, data, now):
@@ -411,10 +411,14 @@ class SipEndpoint:
 
     # -- inside ----------------------------------------------------------------------
 
-    def _contact(self) -> list[tuple[str, str]]:
+    def _contact(self, invite: SipRequest) -> list[tuple[str, str]]:
         transport = f";transport={self.config.transport.lower()}" if self.reliable else ""
+        scheme = "sip"
+        if self.config.transport.upper() == "TLS" and invite.uri[:5].lower() == "sips:":
+            # A dialog begun with a SIPS URI keeps to TLS (RFC 3261 section 12.1.1).
+            scheme, transport = "sips", ""
         return [
-            ("Contact", f"<sip:callbridge@{self.config.host}:{self.config.port}{transport}>"),
+            ("Contact", f"<{scheme}:callbridge@{self.config.host}:{self.config.port}{transport}>"),
             ("Allow", ALLOW),
             ("Server", self.config.user_agent),
         ]
@@ -433,7 +437,9 @@ class SipEndpoint:
             status,
             reason,
             to_tag=call.dialog.local_tag,
-            headers=self._contact() if status < 300 else [("Server", self.config.user_agent)],
+            headers=self._contact(call.invite)
+            if status < 300
+            else [("Server", self.config.user_agent)],
             body=body,
         )
         data = self._with_received(response, call.source).serialize()
