@@ -347,6 +347,12 @@ class SipTlsConnection(SipTcpConnection):
         except asyncio.CancelledError:
             raw.abort()
             raise
+        except Exception as error:
+            # Whatever else went wrong is this connection's end, never the server's.
+            self.server.handshake_failure(self.addr, error)
+            log_failure("a TLS handshake", self.addr, self.loop.time())
+            raw.abort()
+            return
         if secure is None or secure.is_closing():
             self.server.handshake_failure(self.addr, ConnectionError("closed in the handshake"))
             raw.abort()
