@@ -88,6 +88,9 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
+    # apart from the web app's port, which the cache tier passes to the public.
+    metrics_listen: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.secret_key:

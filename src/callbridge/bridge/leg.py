@@ -37,7 +37,7 @@ from callbridge.media.prompts import PromptPlayer
 from callbridge.replay.phone import ReplayPlayback
 from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
-from callbridge.rtp.jitter import JitterBuffer, conceal
+from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
@@ -106,6 +106,8 @@ class CallLeg:
         self.prompt = prompt_player
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
         self.jitter = JitterBuffer(target=2, capacity=25)
+        # The interarrival jitter of the audio that is mixed (the metrics read it).
+        self.arrival = ArrivalJitter()
         self.dtmf = DtmfReceiver()
         self.stats = LegStats()
         # Set while the leg is in a conference's mix (its stage is the lobby's: ``bridge.lobby``).
@@ -197,6 +199,7 @@ class CallLeg:
         # Only someone who may talk is buffered.
         participant = self.participant
         if participant is not None and participant.may_talk:
+            self.arrival.update(packet.ssrc, packet.timestamp, now)
             self.jitter.put(packet)
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -26,7 +27,7 @@ from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import Address, CallLeg
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-from callbridge.media.clock import MediaClock
+from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
     Audience,
     Conference,
@@ -50,6 +51,35 @@ QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class RtpCounts:
+    """Phone legs' RTP since start: packets in, and the mixed audio's frames played,
+    lost and late (``rtp.jitter.JitterStats``: only legs that may talk are buffered; a
+    listener's audio is filtered in the kernel, so its loss is not known).
+
+    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now.
+    """
+
+    packets_in: int = 0
+    played: int = 0
+    lost: int = 0
+    late: int = 0
+    bad: int = 0
+    worst_jitter: float = 0.0
+
+    def plus(self, leg: CallLeg) -> RtpCounts:
+        jitter = leg.jitter.stats
+        return RtpCounts(
+            self.packets_in + leg.stats.packets_in,
+            self.played + jitter.played,
+            self.lost + jitter.lost,
+            self.late + jitter.late,
+            self.bad + leg.stats.bad_packets,
+            self.worst_jitter,
+        )
+
 
 HoldMusic = Callable[[], Iterator[Pcm]]
 # event id, hold music, the fan-out for its listeners → the event's conference.
@@ -101,6 +131,12 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # The clocks' lateness and skipped ticks since start: every conference
+        # clock shares one, the lobby clock has its own (``media.clock``).
+        self.conference_clocks = ClockStats()
+        self.lobby_clocks = ClockStats()
+        # What legs that have ended received and lost (live legs count their own).
+        self._ended_rtp = RtpCounts()
 
     def now(self) -> float:
         assert self.loop is not None
@@ -108,7 +144,7 @@ class MediaPlane:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
 
@@ -197,6 +233,7 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self._ended_rtp = self._ended_rtp.plus(leg)
         return leg
 
     def answered(self, call_id: str) -> bytes | None:
@@ -281,7 +318,9 @@ class MediaPlane:
             )
             self.conferences[event_id] = conference
             assert self.loop is not None
-            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            clock = MediaClock(
+                self._ticker(conference), loop=self.loop, stats=self.conference_clocks
+            )
             self._clocks[event_id] = clock
             clock.start()
         return conference
@@ -367,6 +406,33 @@ class MediaPlane:
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    def rtp_counts(self) -> RtpCounts:
+        """What every phone leg received and lost since start, the ended legs' included.
+
+        Reads the counters the legs keep anyway (a pass over the legs, on the
+        loop, between ticks): nothing is added to the receive path or the tick.
+        """
+        ended = self._ended_rtp
+        packets_in, played, lost, late, bad = (
+            ended.packets_in,
+            ended.played,
+            ended.lost,
+            ended.late,
+            ended.bad,
+        )
+        worst = 0.0
+        for leg in self.legs.values():
+            stats, jitter = leg.stats, leg.jitter.stats
+            packets_in += stats.packets_in
+            bad += stats.bad_packets
+            played += jitter.played
+            lost += jitter.lost
+            late += jitter.late
+            participant = leg.participant
+            if participant is not None and participant.may_talk:
+                worst = max(worst, leg.arrival.seconds)
+        return RtpCounts(packets_in, played, lost, late, bad, worst)
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.

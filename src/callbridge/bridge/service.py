@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Pe
 from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
+from callbridge.bridge.metrics import MediaMetrics, snapshot
 from callbridge.bridge.outputs import Outputs, OutputsConfig
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
@@ -118,6 +120,12 @@ class Bridge:
         # INVITEs the lobby is deciding on (``Ring`` takes them).
         self._invites: dict[str, sip.IncomingCall] = {}
         self._plug = plug
+        # What the metrics say of this node: its name and role on a cascade
+        # (``serve`` sets them), whether it is stopping, and since when it runs.
+        self.node_id = ""
+        self.node_role = "standalone"
+        self.draining = False
+        self.started_at = time.time()
         self._carriers = self._carriers_table()
         if plug is not None:
             self._carriers.update(plug.attach(self, dict(self._carriers)))
@@ -136,6 +144,7 @@ class Bridge:
 
     async def stop(self) -> None:
         """Hang up every call, stop the clocks, flush the call log."""
+        self.draining = True
         if self._plug is not None:
             await self._plug.stop()
         for call_id in list(self.media.legs):
@@ -224,6 +233,16 @@ class Bridge:
             sip_refused_foreign=self.sip.refused_foreign,
             bus=self._plug.counters() if self._plug is not None else {},
         )
+
+    def metrics(self) -> MediaMetrics:
+        """Every counter for a metrics scrape (``bridge.metrics``): one pass, no waiting."""
+        return snapshot(self, self.node_id, self.node_role, self.draining, self.started_at)
+
+    def cascade_counters(self) -> dict[str, int]:
+        """A cascade node's bus and media port counters; empty on a standalone node."""
+        if self._plug is None:
+            return {}
+        return {**self._plug.counters(), **self._plug.media_counters()}
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""

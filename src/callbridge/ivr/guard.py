@@ -356,6 +356,29 @@ class PasscodeGuard:
     def __len__(self) -> int:
         return len(self._records)
 
+    def census(self, now: float) -> dict[Standing, int]:
+        """How many identities stand where at ``now``, without moving any (for the metrics).
+
+        Read as ``_age`` would find them, but nothing is aged: a scrape changes nothing.
+        """
+        counts = dict.fromkeys(Standing, 0)
+        window_start = now - self.rules.window
+        for record in self._records.values():
+            if record.standing is Standing.REFUSED and now < record.refused_until:
+                counts[Standing.REFUSED] += 1
+                continue
+            if record.standing is Standing.REFUSED:
+                counts[Standing.CLEAR] += 1
+                continue
+            failures = sum(1 for t in record.failures if t > window_start)
+            if failures == 0:
+                counts[Standing.CLEAR] += 1
+            elif failures >= self.rules.slow_threshold:
+                counts[Standing.SLOWED] += 1
+            else:
+                counts[Standing.WATCHED] += 1
+        return counts
+
     # -- internals: identities -------------------------------------------------
 
     def _identity_wait(self, identity: str, now: float, vouch: Vouch) -> float:
@@ -415,9 +438,13 @@ class AlertBoard:
 
     def __init__(self, limit: int = 200) -> None:
         self._posted: deque[tuple[frozenset[int], Alert]] = deque(maxlen=limit)
+        # Alerts ever posted, by what they say: a caller or a budget, slowed or refused.
+        self.totals: dict[tuple[str, Standing], int] = {}
 
     def post(self, alert: Alert, event_ids: Iterable[int]) -> None:
         self._posted.append((frozenset(event_ids), alert))
+        key = ("budget" if alert.is_budget else "caller", alert.standing)
+        self.totals[key] = self.totals.get(key, 0) + 1
 
     def for_event(self, event_id: int, newest: int = 20) -> list[Alert]:
         """The event's alerts, newest first."""

@@ -186,6 +186,13 @@ class LiveCaptions:
         )
         write_atomic(self.live_dir / MASTER, master_playlist().encode())
 
+    def queued(self) -> int:
+        """Chunks of the mix waiting for the worker now (approximate: another thread feeds).
+
+        The deque's length, not ``qsize()``: a scrape takes no lock the media tick takes.
+        """
+        return len(self._queue.queue)
+
     def push(self, offset: int, pcm: Pcm) -> None:
         """Queue samples of the mix starting at ``offset``. Never blocks; drops when full."""
         self.fed = offset + len(pcm)
