@@ -134,9 +134,7 @@ def metric_names(expr: str) -> set[str]:
     """The series names a PromQL expression reads (not functions, labels or keywords)."""
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
-    text = re.sub(
-        r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text
-    )
+    text = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges
     names = set()
     for match in re.finditer(r"[A-Za-z_:][\w:]*", text):

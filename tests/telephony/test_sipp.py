@@ -258,9 +258,7 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     target = server.metrics_url.removeprefix("http://")
     with running_prometheus(tmp_path / "prometheus", [target]) as prometheus:
-        wait_until(
-            lambda: prometheus.value("callbridge_media_up") == 1, 20, "the first scrape"
-        )
+        wait_until(lambda: prometheus.value("callbridge_media_up") == 1, 20, "the first scrape")
 
         def sent(code: int) -> float:
             return prometheus.value(f'callbridge_sip_responses_total{{code="{code}"}}') or 0.0
@@ -272,7 +270,9 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
         def both_in() -> dict[str, float] | None:
             seen = {
                 "phone": prometheus.value(listeners),
-                "web": prometheus.value(f'callbridge_listeners{{event="{event.id}",channel="web"}}'),
+                "web": prometheus.value(
+                    f'callbridge_listeners{{event="{event.id}",channel="web"}}'
+                ),
                 "legs": prometheus.value(
                     'sum(callbridge_legs{role="listener",state="connected",node="local"})'
                 ),
