@@ -22,6 +22,7 @@ answer).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -96,12 +97,15 @@ class MediaMetrics(BaseModel):
     caption_queues: dict[int, int]  # event id → chunks of mix waiting for its worker
     transcripts_running: int
     cascade: dict[str, int]  # the node's bus and media port counters; empty when standalone
+    # Seconds this read took on the media loop (what a scrape costs the media clock).
+    read_seconds: float = 0.0
 
 
 def snapshot(
     bridge: Bridge, node: str, role: str, draining: bool, started_at: float
 ) -> MediaMetrics:
     """Read every counter of ``bridge`` now (call on the media loop; it never awaits)."""
+    began = time.perf_counter()
     media, lobby = bridge.media, bridge.lobby
     now = media.now()
     calls = []
@@ -129,7 +133,7 @@ def snapshot(
     rtp = media.rtp_counts()
     outputs = bridge.outputs.counts()
     guard = lobby.guard
-    return MediaMetrics(
+    found = MediaMetrics(
         node=node,
         role=role,
         draining=draining,
@@ -163,3 +167,5 @@ def snapshot(
         transcripts_running=bridge.outputs.transcribing,
         cascade=bridge.cascade_counters(),
     )
+    found.read_seconds = time.perf_counter() - began
+    return found

@@ -166,6 +166,11 @@ def _media_families(media: MediaMetrics, scrape: Scrape) -> Iterator[Metric]:
         "callbridge_media_draining", "1 while the media plane stops its calls", media.draining
     )
     yield _gauge(
+        "callbridge_media_metrics_read_seconds",
+        "How long the media plane took to read its counters for this scrape (on its loop)",
+        media.read_seconds,
+    )
+    yield _gauge(
         "callbridge_media_start_time_seconds",
         "When the media plane started (Unix time): a restart drops its calls",
         media.started_at,
