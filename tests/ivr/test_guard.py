@@ -372,16 +372,22 @@ def test_census_counts_standings_as_they_are_now_and_moves_nothing() -> None:
         guard.record_failure("user:slowed", float(t))
     for t in range(6):
         guard.record_failure("user:refused", float(t))
-    assert guard.census(10.0) == {
-        Standing.CLEAR: 0,
-        Standing.WATCHED: 1,
-        Standing.SLOWED: 1,
-        Standing.REFUSED: 1,
-    }
+
+    def census(now: float, limit: int | None = None) -> dict[Standing, int]:
+        walk = guard.census(now)
+        steps = 1
+        while not walk.step(limit):
+            steps += 1
+        assert limit is None or steps >= len(guard) // limit
+        return walk.counts
+
+    expected = {Standing.CLEAR: 0, Standing.WATCHED: 1, Standing.SLOWED: 1, Standing.REFUSED: 1}
+    assert census(10.0) == expected
+    assert census(10.0, limit=1) == expected  # a record a step, the same count
     # Past the window and the refusal, all are clear; a census moved none of them.
-    later = guard.census(5 + RULES.refusal + 1)
-    assert later[Standing.CLEAR] == 3
-    assert guard.census(10.0)[Standing.REFUSED] == 1
+    cleared = {Standing.CLEAR: 3, Standing.WATCHED: 0, Standing.SLOWED: 0, Standing.REFUSED: 0}
+    assert census(5 + RULES.refusal + 1) == cleared
+    assert census(10.0)[Standing.REFUSED] == 1
     assert guard.standing("user:refused", 10.0) is Standing.REFUSED
 
 

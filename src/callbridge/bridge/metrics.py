@@ -102,9 +102,18 @@ class MediaMetrics(BaseModel):
 
 
 def snapshot(
-    bridge: Bridge, node: str, role: str, draining: bool, started_at: float
+    bridge: Bridge,
+    node: str,
+    role: str,
+    draining: bool,
+    started_at: float,
+    guard_identities: dict[str, int],
 ) -> MediaMetrics:
-    """Read every counter of ``bridge`` now (call on the media loop; it never awaits)."""
+    """Read every counter of ``bridge`` now (call on the media loop; it never awaits).
+
+    ``guard_identities``: the guard's census (``ivr.guard.Census``), read before
+    a slice at a time, since the guard may hold thousands of identities.
+    """
     began = time.perf_counter()
     media, lobby = bridge.media, bridge.lobby
     now = media.now()
@@ -152,7 +161,7 @@ def snapshot(
         rtp_dropped_foreign=media.dropped_foreign(),
         sip_refused_foreign=bridge.sip.refused_foreign,
         sip_responses=bridge.sip.responses(),
-        guard_identities={s.value: n for s, n in guard.census(now).items()},
+        guard_identities=guard_identities,
         guard_budgets=[(*key, n) for key, n in guard.budgets.draining(now).items()],
         guard_alerts=[
             (kind, standing.value, n) for (kind, standing), n in lobby.alerts.totals.items()

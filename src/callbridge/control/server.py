@@ -61,7 +61,7 @@ class ControlledBridge(Protocol):
 
     def stats(self) -> BridgeStats: ...
 
-    def metrics(self) -> MediaMetrics: ...
+    async def metrics(self) -> MediaMetrics: ...
 
     # Set once the media plane is stopping its calls: health checks answer 503.
     draining: bool
@@ -260,8 +260,8 @@ class ControlServer:
         if method == "stats":
             return bridge.stats().model_dump(mode="json")
         if method == "metrics":
-            # Read in one pass on this loop, between ticks (``bridge.metrics``).
-            return bridge.metrics().model_dump(mode="json")
+            # Read on this loop between ticks, the guard a slice at a time (``bridge.metrics``).
+            return (await bridge.metrics()).model_dump(mode="json")
         if method == "act":
             action = Action.model_validate(params["action"])
             view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
