@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from callbridge.bridge import metrics as metrics_read
 from callbridge.bridge.control import (
     Action,
     BridgeError,
@@ -125,6 +126,19 @@ async def moderating(channel: Channel) -> None:
         await channel.remote.start_call(event.id)
     await channel.remote.end_call(event.id)
     assert channel.events.get(event.id).state is EventState.ENDED
+    # A guard holding many identities is counted a slice at a time, the loop free between.
+    guard = channel.bridge.lobby.guard
+    for n in range(3 * metrics_read.SLICE):
+        guard.record_failure(f"user:+1212555{n:04d}", channel.bridge.media.now())
+    pauses: list[int] = []
+
+    async def pause() -> None:
+        pauses.append(1)
+        await asyncio.sleep(0)
+
+    found = await metrics_read.read(channel.bridge, "", "standalone", False, 0.0, pause)
+    assert found.guard_identities["watched"] == 3 * metrics_read.SLICE
+    assert len(pauses) >= 2  # three slices, the loop free between them
 
 
 def test_the_console_reads_and_moderates_through_the_channel(

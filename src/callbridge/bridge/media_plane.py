@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
@@ -59,7 +59,8 @@ class RtpCounts:
     lost and late (``rtp.jitter.JitterStats``: only legs that may talk are buffered; a
     listener's audio is filtered in the kernel, so its loss is not known).
 
-    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now.
+    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now (an
+    ended leg's total carries none).
     """
 
     packets_in: int = 0
@@ -407,22 +408,30 @@ class MediaPlane:
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
 
-    def rtp_counts(self) -> RtpCounts:
-        """What every phone leg received and lost since start, the ended legs' included.
+    @property
+    def ended_rtp(self) -> RtpCounts:
+        """What the legs that have ended received and lost."""
+        return self._ended_rtp
 
-        Reads the counters the legs keep anyway (a pass over the legs, on the
-        loop, between ticks): nothing is added to the receive path or the tick.
+    def rtp_counts(
+        self, legs: Iterable[CallLeg] | None = None, start: RtpCounts | None = None
+    ) -> RtpCounts:
+        """What ``legs`` (default: every live leg) received and lost, added to ``start``
+        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start.
+
+        Reads the counters the legs keep anyway (a pass over them, on the loop,
+        between ticks): nothing is added to the receive path or the tick.
         """
-        ended = self._ended_rtp
-        packets_in, played, lost, late, bad = (
-            ended.packets_in,
-            ended.played,
-            ended.lost,
-            ended.late,
-            ended.bad,
+        total = self._ended_rtp if start is None else start
+        packets_in, played, lost, late, bad, worst = (
+            total.packets_in,
+            total.played,
+            total.lost,
+            total.late,
+            total.bad,
+            total.worst_jitter,
         )
-        worst = 0.0
-        for leg in self.legs.values():
+        for leg in self.legs.values() if legs is None else legs:
             stats, jitter = leg.stats, leg.jitter.stats
             packets_in += stats.packets_in
             bad += stats.bad_packets

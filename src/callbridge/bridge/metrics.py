@@ -2,14 +2,16 @@
 
 A scrape asks the web app (its metrics listener), which asks the media
 plane over the control channel (``control.server``'s ``metrics`` method);
-this module answers it. ``snapshot`` reads what the parts keep anyway — the
+this module answers it. ``read`` takes what the parts keep anyway — the
 clocks' lateness buckets (``media.clock.ClockStats``), the legs' RTP and
 jitter-buffer counters, the SIP endpoints' responses, the guard's records,
-the packager's and caption workers' stats — in one synchronous pass on the
-media loop, between two ticks: nothing is locked, nothing is added to the
-tick, and the scrape never waits on the media plane's threads. It costs a
-pass over the legs and the callers (about 1 ms per thousand, see
-``bench/metrics_bench.py``); the text format is made in the web process.
+the packager's and caption workers' stats — on the media loop itself:
+nothing is locked, nothing is added to the tick, and the scrape never waits
+on the media plane's threads. What grows with the call (legs, callers, the
+guard's identities) is read a slice at a time with the loop free in between,
+so a scrape never holds the media clock for more than one slice
+(``callbridge_media_metrics_read_seconds``; ``bench/metrics_bench.py``); the
+text format is made in the web process.
 
 Why through the control channel and not a port of the media plane's own:
 an HTTP server there would be one more thing on the media loop (parsing,
@@ -22,7 +24,9 @@ answer).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -97,36 +101,70 @@ class MediaMetrics(BaseModel):
     caption_queues: dict[int, int]  # event id → chunks of mix waiting for its worker
     transcripts_running: int
     cascade: dict[str, int]  # the node's bus and media port counters; empty when standalone
-    # Seconds this read took on the media loop (what a scrape costs the media clock).
+    # The longest stretch this read held the media loop (s): what a scrape can make a tick late.
     read_seconds: float = 0.0
 
 
-def snapshot(
+# Legs, callers or guard identities read in one stretch of the loop (well under a millisecond).
+SLICE = 250
+
+
+async def _yield() -> None:
+    await asyncio.sleep(0)
+
+
+async def read(
     bridge: Bridge,
     node: str,
     role: str,
     draining: bool,
     started_at: float,
-    guard_identities: dict[str, int],
+    pause: Callable[[], Awaitable[None]] = _yield,
 ) -> MediaMetrics:
-    """Read every counter of ``bridge`` now (call on the media loop; it never awaits).
+    """Read every counter of ``bridge`` (on the media loop).
 
-    ``guard_identities``: the guard's census (``ivr.guard.Census``), read before
-    a slice at a time, since the guard may hold thousands of identities.
+    What grows with the call — the legs, the callers, the guard's identities —
+    is read ``SLICE`` at a time, with ``pause()`` (a turn of the loop: a tick
+    due fires) in between; the rest at once. Counters that move meanwhile are
+    read as they are when their slice is read.
     """
-    began = time.perf_counter()
     media, lobby = bridge.media, bridge.lobby
-    now = media.now()
+    longest, began = 0.0, time.perf_counter()
+
+    async def breathe() -> None:
+        nonlocal longest, began
+        longest = max(longest, time.perf_counter() - began)
+        await pause()
+        began = time.perf_counter()
+
+    census = lobby.guard.census(media.now())
+    while not census.step(SLICE):
+        await breathe()
+    legs = list(media.legs.items())
+    rtp = media.ended_rtp
+    lobby_legs: dict[str, int] = {}
+    for first in range(0, len(legs), SLICE):
+        if first:
+            await breathe()
+        chunk = legs[first : first + SLICE]
+        rtp = media.rtp_counts((leg for _, leg in chunk), rtp)
+        for call_id, _ in chunk:
+            stage = lobby.stage(call_id).value
+            if stage != "conference":
+                lobby_legs[stage] = lobby_legs.get(stage, 0) + 1
     calls = []
-    for event_id, call in bridge.controller.calls.items():
+    for event_id, call in list(bridge.controller.calls.items()):
         if call.state is ConferenceState.ENDED:
             continue
         members: dict[tuple[str, str, str], int] = {}
-        for member in call.members.values():
-            if member.state is ParticipantState.LEFT:
-                continue
-            key = (member.role.value, member.state.value, member.node or "")
-            members[key] = members.get(key, 0) + 1
+        everyone = list(call.members.values())
+        for first in range(0, len(everyone), SLICE):
+            await breathe()
+            for member in everyone[first : first + SLICE]:
+                if member.state is ParticipantState.LEFT:
+                    continue
+                key = (member.role.value, member.state.value, member.node or "")
+                members[key] = members.get(key, 0) + 1
         calls.append(
             CallCount(
                 event_id=event_id,
@@ -134,14 +172,8 @@ def snapshot(
                 members=[(*key, n) for key, n in members.items()],
             )
         )
-    lobby_legs: dict[str, int] = {}
-    for call_id in media.legs:
-        stage = lobby.stage(call_id).value
-        if stage != "conference":
-            lobby_legs[stage] = lobby_legs.get(stage, 0) + 1
-    rtp = media.rtp_counts()
+    now = media.now()
     outputs = bridge.outputs.counts()
-    guard = lobby.guard
     found = MediaMetrics(
         node=node,
         role=role,
@@ -161,8 +193,8 @@ def snapshot(
         rtp_dropped_foreign=media.dropped_foreign(),
         sip_refused_foreign=bridge.sip.refused_foreign,
         sip_responses=bridge.sip.responses(),
-        guard_identities=guard_identities,
-        guard_budgets=[(*key, n) for key, n in guard.budgets.draining(now).items()],
+        guard_identities={standing.value: n for standing, n in census.counts.items()},
+        guard_budgets=[(*key, n) for key, n in lobby.guard.budgets.draining(now).items()],
         guard_alerts=[
             (kind, standing.value, n) for (kind, standing), n in lobby.alerts.totals.items()
         ],
@@ -176,5 +208,5 @@ def snapshot(
         transcripts_running=bridge.outputs.transcribing,
         cascade=bridge.cascade_counters(),
     )
-    found.read_seconds = time.perf_counter() - began
+    found.read_seconds = max(longest, time.perf_counter() - began)
     return found

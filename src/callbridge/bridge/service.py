@@ -37,7 +37,8 @@ from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Pe
 from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
-from callbridge.bridge.metrics import MediaMetrics, snapshot
+from callbridge.bridge.metrics import MediaMetrics
+from callbridge.bridge.metrics import read as read_metrics
 from callbridge.bridge.outputs import Outputs, OutputsConfig
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
@@ -52,9 +53,6 @@ from callbridge.store.events import EventStore
 from callbridge.webcast.blocking import PlaylistWaiter
 
 log = logging.getLogger(__name__)
-
-# Guard identities counted between two turns of the loop for a scrape (about 1 ms).
-CENSUS_SLICE = 500
 
 # BridgeConfig and Plug are named here too: how a bridge is made is asked of this module.
 __all__ = ["Bridge", "BridgeConfig", "Plug"]
@@ -238,17 +236,9 @@ class Bridge:
         )
 
     async def metrics(self) -> MediaMetrics:
-        """Every counter for a metrics scrape (``bridge.metrics``).
-
-        The guard's identities are counted a slice at a time, the loop free
-        in between; the rest is read in one pass.
-        """
-        census = self.lobby.guard.census(self.media.now())
-        while not census.step(CENSUS_SLICE):
-            await asyncio.sleep(0)
-        identities = {standing.value: n for standing, n in census.counts.items()}
-        return snapshot(
-            self, self.node_id, self.node_role, self.draining, self.started_at, identities
+        """Every counter for a metrics scrape (``bridge.metrics``), a slice at a time."""
+        return await read_metrics(
+            self, self.node_id, self.node_role, self.draining, self.started_at
         )
 
     def cascade_counters(self) -> dict[str, int]:
