@@ -143,6 +143,24 @@ def _cents(match: re.Match[str]) -> str:
     return f"${int(match.group(1)) / 100:.2f}"
 
 
+_SMALL_WORDS = "|".join(_UNITS[:28])  # zero to ninety: one word each
+
+
+def _small_number(said: str) -> str:
+    """A figure, or one number word from zero to ninety, as digits."""
+    lowered = said.lower()
+    if lowered in _UNITS[:20]:
+        return str(_UNITS.index(lowered))
+    if lowered in _UNITS[20:28]:
+        return str(20 + 10 * (_UNITS.index(lowered) - 20))
+    return said
+
+
+def _dollars(match: re.Match[str], amount: int, scale: int) -> str:
+    scaled = match.group(scale)
+    return f"${match.group(amount)}" + (f" {scaled}" if scaled else "")
+
+
 def _thousands(match: re.Match[str]) -> str:
     return f"{int(match.group(0)):,}"
 
@@ -151,12 +169,25 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # Spaces the grammars leave before punctuation and percent signs.
     (re.compile(r"(?<=\d) ?(?:%|per ?cent\b|percent\b)", re.IGNORECASE), "%"),
     (re.compile(r" +([.,;:?!])"), r"\1"),
-    # Figures the engine wrote as digits.
-    (re.compile(rf"\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
-    (re.compile(rf"(?<![$\d.])\b({_AMOUNT}) dollars?\b"), r"$\1"),
+    # Figures the engine wrote as digits; a dollar sign said twice ("$94 million dollars",
+    # the sign written and the word said) once.
+    (re.compile(rf"\$({_AMOUNT})(?: ({_SCALE}))? dollars?\b"), lambda m: _dollars(m, 1, 2)),
+    (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
+    (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) dollars?\b"), r"$\1"),
     (re.compile(r"(?<![$\d.,])\b(\d{1,2}) cents?\b"), _cents),
     # A range in one currency and scale: "$850 to $870 million".
     (re.compile(rf"\$?(?<![\d.])({_AMOUNT}) to \$({_AMOUNT}) ({_SCALE})\b"), r"$\1 \3 to $\2 \3"),
+    # A range of percentages: the grammars leave a lone small number as a word ("three
+    # to 5%"); an analyst writes "3% to 5%".
+    (
+        re.compile(rf"(?<![\d.$])\b({_AMOUNT}|{_SMALL_WORDS}) to ({_AMOUNT})%", re.IGNORECASE),
+        lambda m: f"{_small_number(m.group(1))}% to {m.group(2)}%",
+    ),
+    # Pounds sterling, said so (plain "pounds" may be weight): "£120 million".
+    (
+        re.compile(rf"\b({_AMOUNT})(?: ({_SCALE}))? pounds? sterling\b", re.IGNORECASE),
+        lambda m: f"£{m.group(1)}" + (f" {m.group(2)}" if m.group(2) else ""),
+    ),
     # "58 points 2%": an engine's plural of "point" in a decimal.
     (re.compile(r"\b(\d+) points? (\d)%"), r"\1.\2%"),
     # "the third quarter on 2026" (an engine's "of"), "third quarter 2026": as the grammar
