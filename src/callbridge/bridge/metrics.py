@@ -27,16 +27,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from callbridge.bridge.control import ParticipantState
+from callbridge.bridge.controller import CallController
+from callbridge.bridge.lobby import Lobby
+from callbridge.bridge.media_plane import MediaPlane
+from callbridge.bridge.outputs import Outputs
+from callbridge.bridge.sip_front import SipFront
 from callbridge.media.clock import ClockStats
 from callbridge.media.conference import ConferenceState
 
-if TYPE_CHECKING:
-    from callbridge.bridge.service import Bridge
+
+class Metered(Protocol):
+    """What a read takes its counters from (``bridge.service.Bridge`` is one)."""
+
+    media: MediaPlane
+    lobby: Lobby
+    controller: CallController
+    outputs: Outputs
+    sip: SipFront
+
+    def cascade_counters(self) -> dict[str, int]: ...
 
 
 class ClockSnapshot(BaseModel):
@@ -114,7 +128,7 @@ async def _yield() -> None:
 
 
 async def read(
-    bridge: Bridge,
+    bridge: Metered,
     node: str,
     role: str,
     draining: bool,

@@ -34,7 +34,7 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -52,7 +52,6 @@ from starlette.routing import Route
 
 from callbridge.bridge.control import BridgeUnavailable
 from callbridge.bridge.metrics import ClockSnapshot, MediaMetrics
-from callbridge.control.client import RemoteBridge
 from callbridge.store import layout
 from callbridge.store.audience import Audience
 from callbridge.webcast.captions import TRANSCRIPT
@@ -67,6 +66,17 @@ HEALTH_TIMEOUT = 1.0
 CAPTION_TAIL = 16 * 1024
 
 
+@runtime_checkable
+class MediaLink(Protocol):
+    """The web process's link to its media plane (``control.client.RemoteBridge``)."""
+
+    async def metrics(self) -> dict[str, Any]: ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    def reload_counts(self) -> tuple[int, int, int]: ...
+
+
 class Scrape:
     """What one scrape read; ``ScrapeCollector`` turns it into metric families."""
 
@@ -78,7 +88,7 @@ class Scrape:
 
 
 async def read_scrape(
-    remote: RemoteBridge | None, audience: Audience, data_dir: Path, listening_since: datetime
+    remote: MediaLink | None, audience: Audience, data_dir: Path, listening_since: datetime
 ) -> Scrape:
     """Everything a scrape shows, read now (the media plane's part over the control channel)."""
     scrape = Scrape()
@@ -422,7 +432,7 @@ async def render(state: Any) -> bytes:
 
     remote = getattr(state, "bridge", None)
     scrape = await read_scrape(
-        remote if isinstance(remote, RemoteBridge) else None,
+        remote if isinstance(remote, MediaLink) else None,
         state.audience,
         state.settings.data_dir,
         listening_since(datetime.now(UTC)),
@@ -436,7 +446,7 @@ async def render(state: Any) -> bytes:
 async def healthy(state: Any) -> tuple[bool, str]:
     """Whether this node should be sent traffic, and why not."""
     remote = getattr(state, "bridge", None)
-    if remote is None:
+    if not isinstance(remote, MediaLink):
         return False, "no media plane"
     try:
         answer = await asyncio.wait_for(remote.health(), HEALTH_TIMEOUT)
