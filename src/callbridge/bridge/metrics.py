@@ -25,6 +25,7 @@ answer).
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -115,6 +116,9 @@ class MediaMetrics(BaseModel):
     caption_queues: dict[int, int]  # event id → chunks of mix waiting for its worker
     transcripts_running: int
     cascade: dict[str, int]  # the node's bus and media port counters; empty when standalone
+    # The media plane's process: CPU seconds (all its threads) and resident memory.
+    cpu_seconds: float = 0.0
+    resident_bytes: int = 0
     # The longest stretch this read held the media loop (s): what a scrape can make a tick late.
     read_seconds: float = 0.0
 
@@ -222,5 +226,17 @@ async def read(
         transcripts_running=bridge.outputs.transcribing,
         cascade=bridge.cascade_counters(),
     )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    found.cpu_seconds = usage.ru_utime + usage.ru_stime
+    found.resident_bytes = _resident_bytes()
     found.read_seconds = max(longest, time.perf_counter() - began)
     return found
+
+
+def _resident_bytes() -> int:
+    # /proc/self/statm: sizes in pages, the second resident (Linux; 0 elsewhere).
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -175,6 +175,16 @@ def _media_families(media: MediaMetrics, scrape: Scrape) -> Iterator[Metric]:
     yield _gauge(
         "callbridge_media_draining", "1 while the media plane stops its calls", media.draining
     )
+    yield _counter(
+        "callbridge_media_cpu_seconds",
+        "CPU time of the media plane's process (all its threads), since it started",
+        media.cpu_seconds,
+    )
+    yield _gauge(
+        "callbridge_media_resident_memory_bytes",
+        "Resident memory of the media plane's process",
+        media.resident_bytes,
+    )
     yield _gauge(
         "callbridge_media_metrics_read_seconds",
         "How long the media plane took to read its counters for this scrape (on its loop)",
