@@ -37,8 +37,12 @@ class Prometheus:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    def __post_init__(self) -> None:
+        # One connection for every query (a new one each time cost 0.1 s on a loaded host).
+        self.client = httpx.Client(base_url=self.url, timeout=5)
+
     def api(self, path: str, **params: str) -> Any:
-        answer = httpx.get(self.url + path, params=params, timeout=5)
+        answer = self.client.get(path, params=params)
         answer.raise_for_status()
         body = answer.json()
         assert body["status"] == "success", body
@@ -111,6 +115,7 @@ def running_prometheus(
         wait_until(ready, 30, "prometheus did not get ready")
         yield running
     finally:
+        running.client.close()
         stop_tree(process)
 
 

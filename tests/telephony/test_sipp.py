@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 from pathlib import Path
 
 import httpx
@@ -250,20 +253,26 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
     its own API shows the listeners, the callers by role, and the SIP responses the call got;
     every metric the alert rules and the dashboard name is in the scrape."""
     need("prometheus")
-    assert httpx.get(server.metrics_url + "/healthz", timeout=5).text == "ok\n"
-    assert httpx.get(server.http_url + "/healthz", timeout=5).status_code == 200
-    # The web port (which the cache tier passes to the public) has no metrics.
-    assert httpx.get(server.http_url + "/metrics", timeout=5).status_code == 404
-    event = server.create_event()
-    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     target = server.metrics_url.removeprefix("http://")
+    # Started first: Prometheus hands a new target to its scraper only after about 5 s.
     with running_prometheus(tmp_path / "prometheus", [target]) as prometheus:
-        wait_until(lambda: prometheus.value("callbridge_media_up") == 1, 20, "the first scrape")
+        assert httpx.get(server.metrics_url + "/healthz", timeout=5).text == "ok\n"
+        assert httpx.get(server.http_url + "/healthz", timeout=5).status_code == 200
+        # The web port (which the cache tier passes to the public) has no metrics.
+        assert httpx.get(server.http_url + "/metrics", timeout=5).status_code == 404
+        event = server.create_event()
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
 
         def sent(code: int) -> float:
             return prometheus.value(f'callbridge_sip_responses_total{{code="{code}"}}') or 0.0
 
-        before = {code: sent(code) for code in (100, 180, 200)}
+        # Before the call, as a scrape of our own reads them (Prometheus may not have
+        # scraped yet); after it, as Prometheus does.
+        first = httpx.get(server.metrics_url + "/metrics", timeout=5).text
+        before = {
+            code: sample(first, f'callbridge_sip_responses_total{{code="{code}"}}')
+            for code in (100, 180, 200)
+        }
         listeners = f'callbridge_listeners{{event="{event.id}",channel="phone"}}'
         scraped: dict[str, str] = {}
 
@@ -288,7 +297,7 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
             server.sip_target,
             tmp_path,
             passcode_stream([event.passcode + "#"]),
-            stay_ms=5000,
+            stay_ms=6000,
             calls=2,
             rate=10,
             timeout=40,
@@ -315,3 +324,26 @@ def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> N
             assert names <= exposed, (expr, names - exposed)
         for expr in dashboard_exprs():
             prometheus.query(expr.replace("$instance", ".*"))
+    # A wedged media plane (stopped, as a process stuck in the kernel would be): the
+    # health check says 503, a scrape says callbridge_media_up 0; then all is back.
+    media = int(re.findall(r"the media process is pid (\d+)", server.log())[-1])
+    os.kill(media, signal.SIGSTOP)
+    try:
+        answer = httpx.get(
+            server.http_url + "/healthz", timeout=5
+        )  # the metrics port's is the same
+        assert (answer.status_code, answer.text) == (503, "the media plane is not reachable\n")
+        scrape = httpx.get(server.metrics_url + "/metrics", timeout=10).text
+        assert "callbridge_media_up 0.0" in scrape
+        assert "callbridge_legs" not in scrape
+    finally:
+        os.kill(media, signal.SIGCONT)
+    server.wait_for(lambda: httpx.get(server.metrics_url + "/healthz", timeout=5).text == "ok\n")
+
+
+def sample(text: str, series: str) -> float:
+    """A series' value in a scrape's text (0 when the scrape has none)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
