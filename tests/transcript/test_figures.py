@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbridge.transcript.engine import apply_glossary
-from callbridge.transcript.figures import write_figures
+from callbridge.transcript.figures import continues_figure, write_figures
 from callbridge.transcript.transcribe import written
 from callbridge.transcript.wer import number_words
 
@@ -229,3 +229,32 @@ def test_a_dollar_sign_written_and_said_is_one(value: int, cents: int, scale: st
     assert (
         write_figures(f"revenue of {figure} dollars this year") == f"revenue of {figure} this year"
     )
+
+
+@pytest.mark.parametrize(
+    ("said", "written_as"),
+    [
+        # An engine hearing a figure's words one by one puts stops and commas between them.
+        ("Six hundred. Seventy seven. Million dollars.", "$677 million."),
+        ("Six hundred, ninety three, million dollars.", "$693 million."),
+        ("one hundred, thirty, two million dollars", "$132 million"),
+        ("Sixty. Five percent.", "65%."),
+        # Where something else may be meant, the marks stay.
+        (
+            "In twenty twenty five, thirty new customers joined.",
+            "In 2025, 30 new customers joined.",
+        ),
+        ("We hired two hundred, ten of them engineers.", "We hired 200, ten of them engineers."),
+        ("There were forty. Two of them left.", "There were 40. Two of them left."),
+    ],
+)
+def test_a_figure_said_word_by_word_is_one_figure(said: str, written_as: str) -> None:
+    assert write_figures(said) == written_as
+
+
+def test_a_figure_split_between_segments_is_recognised() -> None:
+    assert continues_figure("Six hundred.", "Seventy seven million dollars.")
+    assert continues_figure("Seventy seven.", "Million dollars.")
+    assert not continues_figure("Six hundred.", "Seventy seven.")  # no unit follows: unsure
+    assert not continues_figure("Thank you.", "Million dollars.")
+    assert not continues_figure("We hired two hundred.", "Ten of them are engineers.")

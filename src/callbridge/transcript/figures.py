@@ -100,6 +100,35 @@ _HOMOPHONE_DIGIT = {"to": "two", "too": "two", "for": "four"}
 _POINTS = re.compile(
     rf"\b((?:{_NUMBER_WORD})|\d+) points?,? (?=(?:{_NUMBER_WORD})\b|\d)", re.IGNORECASE
 )
+# An engine that hears a figure's words one by one (a speaker reading a table, words
+# recorded apart) writes a stop or a comma between them: "six hundred. Seventy seven.
+# Million dollars." Inside a figure those marks say nothing, and they keep the grammars
+# from reading one number; they go where nothing else can be meant: before a scale,
+# between tens and units that a scale, "dollars" or "percent" follows, and after
+# "hundred" before its tens and units that such a word follows.
+_SMALL = "one|two|three|four|five|six|seven|eight|nine"
+_BELOW_HUNDRED = (
+    f"{_SMALL}|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    "nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+)
+_MARK = r"[.,;]\s+"
+_UNIT_WORD = r"(?:thousand|million|billion|dollars?|percent)"
+# In this order: a scale joins its number first, then tens and units, then "hundred"
+# its tens and units where a scale or unit follows them ("two hundred, ten of them" stays).
+_SPLIT_FIGURE = [
+    re.compile(
+        rf"\b({_BELOW_HUNDRED}|hundred){_MARK}(?=(?:thousand|million|billion)\b)", re.IGNORECASE
+    ),
+    re.compile(
+        rf"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety){_MARK}"
+        rf"(?=(?:{_SMALL}) {_UNIT_WORD}\b)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(hundred){_MARK}(?=(?:{_BELOW_HUNDRED})(?: (?:{_SMALL}))? {_UNIT_WORD}\b)",
+        re.IGNORECASE,
+    ),
+]
 _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
     6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
@@ -273,6 +302,16 @@ def _sentences(text: str) -> list[str]:
     return parts
 
 
+def continues_figure(left: str, right: str) -> bool:
+    """Whether ``right`` goes on with the figure that ``left`` ends with: an engine gave
+    "Six hundred." and "Seventy seven million dollars." as two segments."""
+    head = left.rstrip(" .,;")
+    probe = f"{head}. {right.lstrip()}"
+    return any(
+        match.end(1) == len(head) for split in _SPLIT_FIGURE for match in split.finditer(probe)
+    )
+
+
 def write_figures(text: str) -> str:
     """``text`` with spoken numbers, money, percentages, quarters and years as figures.
 
@@ -287,6 +326,8 @@ def write_figures(text: str) -> str:
     )
     text = _POINTS.sub(r"\1 point ", text)
     text = _YEAR_HALF.sub(lambda m: "nineteen " if m.group(1) == "19" else "twenty ", text)
+    for split in _SPLIT_FIGURE:
+        text = split.sub(r"\1 ", text)
     text = _NUMBER_RUN.sub(lambda match: match.group(0).lower(), text)
     # Twice: "twenty-twenty-five" (a year, as Moonshine writes it) overlaps itself.
     text = _HYPHENATED.sub(r"\1 \2", _HYPHENATED.sub(r"\1 \2", text))
