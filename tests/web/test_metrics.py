@@ -65,6 +65,7 @@ def media(**overrides: object) -> MediaMetrics:
         caption_queues={7: 12},
         transcripts_running=0,
         cascade={"sent": 5, "forged": 1, "media_received": 50, "media_late": 2},
+        dial_out={"placed": 3, "answered": 2},
     )
     values.update(overrides)
     return MediaMetrics.model_validate(values)
@@ -113,6 +114,7 @@ def test_a_scrape_renders_the_media_planes_counters_in_the_text_format() -> None
     assert got['callbridge_caption_queue_chunks{event="7"}'] == 12
     assert got['callbridge_cascade_bus_messages_total{outcome="forged"}'] == 1
     assert 'callbridge_cascade_bus_messages_total{outcome="media_received"}' not in got
+    assert got['callbridge_dial_out_total{outcome="answered"}'] == 2
     assert got["callbridge_webcast_blocking_reloads_waiting"] == 3
     assert got["callbridge_webcast_blocking_reload_timeouts_total"] == 1
 

@@ -53,6 +53,8 @@ class Metered(Protocol):
 
     def cascade_counters(self) -> dict[str, int]: ...
 
+    def dial_out_counters(self) -> dict[str, int]: ...
+
 
 class ClockSnapshot(BaseModel):
     """A ``ClockStats``: lateness bucket bounds (s), counts per bucket (one more: beyond)."""
@@ -116,6 +118,8 @@ class MediaMetrics(BaseModel):
     caption_queues: dict[int, int]  # event id → chunks of mix waiting for its worker
     transcripts_running: int
     cascade: dict[str, int]  # the node's bus and media port counters; empty when standalone
+    # Calls placed over the outbound trunks, by outcome (``bridge.dialout``); empty without.
+    dial_out: dict[str, int] = {}
     # The media plane's process: CPU seconds (all its threads) and resident memory.
     cpu_seconds: float = 0.0
     resident_bytes: int = 0
@@ -225,6 +229,7 @@ async def read(
         caption_queues=bridge.outputs.caption_queues(),
         transcripts_running=bridge.outputs.transcribing,
         cascade=bridge.cascade_counters(),
+        dial_out=bridge.dial_out_counters(),
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     found.cpu_seconds = usage.ru_utime + usage.ru_stime

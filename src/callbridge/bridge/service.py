@@ -300,6 +300,10 @@ class Bridge:
             self, self.node_id, self.node_role, self.draining, self.started_at
         )
 
+    def dial_out_counters(self) -> dict[str, int]:
+        """Dials placed, answered, failed (and why): empty without outbound trunks."""
+        return self.dialout.counters() if self.dialout is not None else {}
+
     def cascade_counters(self) -> dict[str, int]:
         """A cascade node's bus and media port counters; empty on a standalone node."""
         if self._plug is None:

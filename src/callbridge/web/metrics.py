@@ -257,6 +257,15 @@ def _media_families(media: MediaMetrics, scrape: Scrape) -> Iterator[Metric]:
     yield from _guard_families(media)
     yield from _output_families(media, scrape)
     yield from _cascade_families(media.cascade)
+    if media.dial_out:
+        dials = CounterMetricFamily(
+            "callbridge_dial_out",
+            "Calls placed over the outbound trunks: placed, answered, failed and why",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(media.dial_out.items()):
+            dials.add_metric([outcome], count)
+        yield dials
 
 
 def _clock_families(conference: ClockSnapshot, lobby: ClockSnapshot) -> Iterator[Metric]:
