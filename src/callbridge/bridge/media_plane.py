@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import ipaddress
 import socket
 from collections import deque
@@ -27,7 +26,7 @@ from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import Address, CallLeg
+from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
 from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
@@ -54,35 +53,6 @@ QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
-
-
-@dataclasses.dataclass(frozen=True)
-class RtpCounts:
-    """Phone legs' RTP since start: packets in, and the mixed audio's frames played,
-    lost and late (``rtp.jitter.JitterStats``: only legs that may talk are buffered; a
-    listener's audio is filtered in the kernel, so its loss is not known).
-
-    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now (an
-    ended leg's total carries none).
-    """
-
-    packets_in: int = 0
-    played: int = 0
-    lost: int = 0
-    late: int = 0
-    bad: int = 0
-    worst_jitter: float = 0.0
-
-    def plus(self, leg: CallLeg) -> RtpCounts:
-        jitter = leg.jitter.stats
-        return RtpCounts(
-            self.packets_in + leg.stats.packets_in,
-            self.played + jitter.played,
-            self.lost + jitter.lost,
-            self.late + jitter.late,
-            self.bad + leg.stats.bad_packets,
-            self.worst_jitter,
-        )
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -507,31 +477,9 @@ class MediaPlane:
         self, legs: Iterable[CallLeg] | None = None, start: RtpCounts | None = None
     ) -> RtpCounts:
         """What ``legs`` (default: every live leg) received and lost, added to ``start``
-        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start.
-
-        Reads the counters the legs keep anyway (a pass over them, on the loop,
-        between ticks): nothing is added to the receive path or the tick.
-        """
+        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start."""
         total = self._ended_rtp if start is None else start
-        packets_in, played, lost, late, bad, worst = (
-            total.packets_in,
-            total.played,
-            total.lost,
-            total.late,
-            total.bad,
-            total.worst_jitter,
-        )
-        for leg in self.legs.values() if legs is None else legs:
-            stats, jitter = leg.stats, leg.jitter.stats
-            packets_in += stats.packets_in
-            bad += stats.bad_packets
-            played += jitter.played
-            lost += jitter.lost
-            late += jitter.late
-            participant = leg.participant
-            if participant is not None and participant.may_talk:
-                worst = max(worst, leg.arrival.seconds)
-        return RtpCounts(packets_in, played, lost, late, bad, worst)
+        return tally(self.legs.values() if legs is None else legs, total)
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.
