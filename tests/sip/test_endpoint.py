@@ -339,3 +339,20 @@ def test_over_tls_the_contact_says_so_and_a_sips_dialog_gets_a_sips_contact() ->
         assert (ringing.status, ok.status) == (180, 200)
         assert ringing.headers.get("Contact") == ok.headers.get("Contact") == contact
         assert (ok.headers.get("Via") or "").startswith("SIP/2.0/TLS")
+
+
+def test_every_response_is_counted_by_status_once() -> None:
+    ep, uac = endpoint(), Uac()
+    invite = uac.invite()
+    ep.receive_datagram(invite, uac.addr, 0.0)
+    (incoming,) = events(ep)
+    assert isinstance(incoming, IncomingCall)
+    ep.ring(incoming.call_id, 0.1)
+    ep.receive_datagram(invite, uac.addr, 0.5)  # a retransmission: the 180 again, not counted
+    answer = SdpSession("127.0.0.1").negotiate(incoming.offer, 20000).answer
+    ep.answer(incoming.call_id, answer, 0.6)
+    uac.learn([d for d, _ in ep.datagrams_to_send() if d.startswith(b"SIP/2.0 200")][-1])
+    ep.receive_datagram(uac.ack_2xx(), uac.addr, 0.7)
+    ep.receive_datagram(uac.bye(), uac.addr, 5.0)
+    ep.receive_datagram(uac.options().replace(b"OPTIONS", b"REGISTER"), uac.addr, 5.1)
+    assert ep.stats.responses == {100: 1, 180: 1, 200: 2, 405: 1}

@@ -50,6 +50,7 @@ class Baresip:
         folder: Path,
         source_wav: Path,
         user: str = "analyst",
+        host: str = "127.0.0.1",
         account: str = ";regint=0",
         config: tuple[str, ...] = (),
     ) -> None:
@@ -62,13 +63,13 @@ class Baresip:
         self.recordings = folder / "rec"
         self.recordings.mkdir(exist_ok=True)
         self.ctrl_port = free_port()
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>{account}\n")
+        (folder / "accounts").write_text(f"<sip:{user}@{host}>{account}\n")
         (folder / "config").write_text(
             "\n".join(
                 [
                     "poll_method epoll",
-                    "sip_listen 127.0.0.1:0",
-                    "net_interface 127.0.0.1",
+                    f"sip_listen {host}:0",
+                    f"net_interface {host}",
                     "audio_player aubridge,nil",
                     f"audio_source aufile,{source_wav}",
                     "audio_alert aubridge,nil",
