@@ -35,7 +35,7 @@ from callbridge.media.prompts import PromptPlayer, default_library
 from callbridge.rtp.packet import RtpPacket
 from callbridge.rtp.srtp import SrtpContext
 from callbridge.sip.crypto import CryptoAttribute
-from callbridge.sip.sdp import SdpSession, SrtpKeys, SrtpPolicy
+from callbridge.sip.sdp import SdpSession, SrtpPolicy
 
 TICK = 0.020
 
@@ -100,9 +100,7 @@ def fan_out(count: int, srtp: bool, ticks: int, sender_kind: str) -> float:
 def protect_only(count: int, ticks: int) -> float:
     """Seconds per tick (best round) for ``count`` protects of a 172-byte packet each."""
     contexts = [
-        SrtpContext(
-            SrtpKeys("AES_CM_128_HMAC_SHA1_80", secrets.token_bytes(30), secrets.token_bytes(30))
-        )
+        SrtpContext("AES_CM_128_HMAC_SHA1_80", secrets.token_bytes(30), secrets.token_bytes(30))
         for _ in range(count)
     ]
     packets = [RtpPacket(0, 1, 160, i, b"\x55" * 160).serialize() for i in range(count)]

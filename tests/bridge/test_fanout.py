@@ -20,7 +20,7 @@ from callbridge.rtp.g711 import encode
 from callbridge.rtp.packet import RtpPacket
 from callbridge.rtp.srtp import SrtpContext
 from callbridge.sip.crypto import CryptoAttribute
-from callbridge.sip.sdp import SdpSession, SrtpKeys, SrtpPolicy
+from callbridge.sip.sdp import SdpSession, SrtpPolicy
 
 NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
 
@@ -288,7 +288,7 @@ async def srtp_with_plain(sender: BatchSender) -> None:
     )  # fmt: skip
     legs.append(secure)
     keys = negotiated.srtp
-    far_end = SrtpContext(SrtpKeys(keys.suite, local=keys.remote, remote=keys.local))
+    far_end = SrtpContext(keys.suite, local=keys.remote, remote=keys.local)
     tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
     conference = Conference(1, encode, audience=lambda: FanOut(sender))
     conference.start()
@@ -328,7 +328,7 @@ async def srtp_with_plain(sender: BatchSender) -> None:
         digits: list[str] = []
         secure.on_digit = lambda leg, digit, now: digits.append(digit)
         key = RtpPacket(101, 2, 320, 7, bytes([1, 0x80 | 10, 0, 160])).serialize()
-        forger = SrtpContext(SrtpKeys(keys.suite, local=bytes(30), remote=bytes(30)))
+        forger = SrtpContext(keys.suite, local=bytes(30), remote=bytes(30))
         peer = ("127.0.0.1", phones[2].port)
         secure.receive(forger.protect(key), peer, 1.0)
         assert digits == [] and secure.stats.srtp_failed == 1

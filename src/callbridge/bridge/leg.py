@@ -146,8 +146,8 @@ class CallLeg:
         keys = negotiated.srtp
         if keys is None:
             self.srtp = None
-        elif self.srtp is None or self.srtp.keys != keys:
-            self.srtp = SrtpContext(keys)
+        elif self.srtp is None or self.srtp.keys != (keys.suite, keys.local, keys.remote):
+            self.srtp = SrtpContext(keys.suite, keys.local, keys.remote)
 
     @property
     def on_hold(self) -> bool:

@@ -56,6 +56,7 @@ from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptLibrary, default_library
 from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
 from callbridge.store.pins import PinBook
@@ -174,6 +175,11 @@ class Bridge:
         if self.config.sip_tls is not None and self.config.sip_tls_port is not None:
             self.sip_tls_port = await self.sip.open_tls(
                 self.config.sip_tls_port, self.config.sip_tls
+            )
+        elif self.config.srtp.default is not SrtpPolicy.OFF or self.config.srtp.trunks:
+            log.warning(
+                "SRTP without SIP over TLS: the SDES keys travel in clear SIP "
+                "(serve --sip-tls-port); only the media path is protected"
             )
         await self.outputs.start()
         self.media.start(self.loop)

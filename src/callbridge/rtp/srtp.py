@@ -1,4 +1,4 @@
-"""SRTP for one leg (RFC 3711), with the keys SDES settled (``sip.sdp.SrtpKeys``).
+"""SRTP for one leg (RFC 3711), with the keys SDES settled (``sip.sdp.SrtpKeys`` has them).
 
 A thin wrapper on libsrtp (``pylibsrtp``): an outbound session under our key
 and an inbound one under the peer's. ``unprotect`` returns None for a packet
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pylibsrtp
 
-from callbridge.sip.sdp import SrtpKeys
-
 PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
@@ -22,17 +20,18 @@ PROFILES = {
 class SrtpContext:
     """Protects what a leg sends, authenticates and decrypts what it receives."""
 
-    def __init__(self, keys: SrtpKeys) -> None:
-        self.keys = keys
-        profile = PROFILES[keys.suite]
+    def __init__(self, suite: str, local: bytes, remote: bytes) -> None:
+        """``local`` protects what we send, ``remote`` (the peer's) what we receive."""
+        self.keys = (suite, local, remote)
+        profile = PROFILES[suite]
         self._out = pylibsrtp.Session(
             pylibsrtp.Policy(
-                key=keys.local, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
+                key=local, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
             )
         )
         self._in = pylibsrtp.Session(
             pylibsrtp.Policy(
-                key=keys.remote, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
+                key=remote, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
             )
         )
         self.protected = 0
