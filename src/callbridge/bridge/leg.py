@@ -187,25 +187,30 @@ class CallLeg:
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
-        if addr != self.latched and not self._admit(data, addr, now):
-            return
+        srtp = self.srtp
+        plain: bytes | None = None
+        if addr != self.latched:
+            if srtp is not None and self._may_latch(data, addr, now):
+                # Over SRTP only an authentic packet may latch the port: a
+                # forgery from the peer's host must not take the caller's place.
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
+            if not self._admit(data, addr, now):
+                return
         self.last_rx = now
         self.last_source = addr
         if len(data) < 12:
             self.stats.bad_packets += 1
             return
-        srtp = self.srtp
         if srtp is not None:
             if is_rtcp(data):
                 self.stats.rtcp += 1  # SRTCP: never read, like RTCP
                 return
-            plain = srtp.unprotect(data)
             if plain is None:
-                # A wrong key, a forgery or a replay: nothing of it is heard.
-                self.stats.srtp_failed += 1
-                if self.stats.srtp_failed == 1:
-                    log.info("leg %s: SRTP packet failed authentication (counted)", self.call_id)
-                return
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
             data = plain
         # Fast path: a listener's audio is only proof of life, not parsed. (The
         # sweep counts it unread; this covers a leg read by the loop until the
@@ -247,6 +252,24 @@ class CallLeg:
             self.on_digit(self, digit, now)
         else:
             self.stats.merged_keys += 1
+
+    def _unprotect(self, srtp: SrtpContext, data: bytes) -> bytes | None:
+        plain = srtp.unprotect(data)
+        if plain is None:
+            # A wrong key, a forgery or a replay: nothing of it is heard.
+            self.stats.srtp_failed += 1
+            if self.stats.srtp_failed == 1:
+                log.info("leg %s: SRTP packet failed authentication (counted)", self.call_id)
+        return plain
+
+    def _may_latch(self, data: bytes, addr: Address, now: float) -> bool:
+        """Would ``_admit`` latch onto ``addr`` with this RTP packet?"""
+        if len(data) < 12 or is_rtcp(data):
+            return False
+        host = addr[0].removeprefix("::ffff:")
+        return host == self.peer_host and (
+            self.latched is None or now - self.last_rx > RELATCH_AFTER
+        )
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:
         """A datagram not from the latched address: latch onto it, or drop it and count it."""
