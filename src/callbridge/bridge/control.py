@@ -158,6 +158,17 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    lost: list[LostView] = []  # the callers lost with a node, as they were lost
+
+
+class LostView(BaseModel):
+    """A caller who left with the cascade node they were on (it died or was cut off)."""
+
+    participant_id: str
+    name: str | None
+    caller_id: str
+    node: str
+    at: datetime
 
 
 class Action(BaseModel):
