@@ -117,9 +117,7 @@ def live_parts(
 def lost(call: Call) -> list[LostView]:
     """The callers who left with their node, in the order they were lost."""
     gone = [
-        LostView(
-            participant_id=m.id, name=m.name, caller_id=m.caller_id, node=m.node, at=m.left_at
-        )
+        LostView(participant_id=m.id, name=m.name, caller_id=m.caller_id, node=m.node, at=m.left_at)
         for m in call.members.values()
         if m.lost and m.node is not None and m.left_at is not None
     ]
