@@ -133,6 +133,11 @@ async def _media_plane(settings: Settings) -> None:
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
             pin_key=pin_key(settings.secret_key),
+            sip_advertise=settings.sip_advertise,
+            sip_advertise_port=settings.sip_advertise_port,
+            media_advertise=settings.media_advertise,
+            local_networks=settings.local_networks,
+            inband_dtmf_networks=settings.inband_dtmf_networks,
             guard=GuardRules(
                 max_failures=settings.max_passcode_failures,
                 number_budget=Budget(*settings.guess_budget),

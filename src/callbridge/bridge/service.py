@@ -91,7 +91,13 @@ class Bridge:
         self.controller = plug.controller if plug is not None else CallController()
         pins = PinBook(events.database, config.pin_key) if config.pin_key is not None else None
         self.lookups = Lookups(events, call_log, lambda: self.media.now(), pins)
-        self.sip = SipFront(config.sip_host, config.trunk_networks, config.max_calls, self._on_sip)
+        self.sip = SipFront(
+            config.sip_host,
+            config.trunk_networks,
+            config.max_calls,
+            self._on_sip,
+            config.advertised(),
+        )
         self.media = MediaPlane(
             config.sip_host,
             RtpPortPool(config.rtp_port_min, config.rtp_port_max),
@@ -101,6 +107,8 @@ class Bridge:
             lambda now: self.carry_out(self.lobby.handle_timer(now, datetime.now(UTC))),
             lambda event_id: self.carry_out((cmd.Changed(event_id),)),
             plug.conference if plug is not None else plain_conference,
+            advertised=config.advertised(),
+            inband_dtmf=config.inband_dtmf_networks,
         )
         self.outputs = Outputs(
             OutputsConfig(
@@ -268,6 +276,8 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            dtmf_inband=self.media.keys_counted()[0],
+            dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},

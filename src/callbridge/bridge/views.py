@@ -110,6 +110,8 @@ def live_parts(
         version=version,
         alerts=alerts,
         lost=lost(call),
+        started_at=call.started_at,
+        ended_at=call.ended_at,
     )
     return view, active
 
@@ -136,6 +138,7 @@ def queue_entry(call: Call, key: str, position: int) -> QueueEntry:
             kind="written",
             text=written.text,
             reading=call.queue.asked(key) is Asked.READING,
+            asked_at=written.asked_at,
         )
     m = call.members[key]
     return QueueEntry(
@@ -143,6 +146,7 @@ def queue_entry(call: Call, key: str, position: int) -> QueueEntry:
         position=position,
         name=m.name or m.caller_id,
         caller_id=m.caller_id,
+        asked_at=m.queued_at,
     )
 
 
