@@ -96,6 +96,9 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
+    # apart from the web app's port, which the cache tier passes to the public.
+    metrics_listen: tuple[str, int] | None = None
     # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
     # the web app never holds the trunks' credentials.
     trunks_file: Path | None = None

@@ -138,6 +138,10 @@ class Plug(Protocol):
         """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
         ...
 
+    def media_counters(self) -> dict[str, int]:
+        """The node's media port counters (``media_received``, ``media_late``, ...): metrics."""
+        ...
+
     def close(self) -> None:
         """After the bridge has stopped."""
         ...

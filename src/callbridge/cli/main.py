@@ -389,9 +389,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cascade_edges=_cascade_edges(args),
         trunks_file=_trunks_file(args),
         live_captions=args.live_captions,
+        metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _metrics_listen(args: argparse.Namespace) -> tuple[str, int] | None:
+    if not args.metrics_listen:
+        return None
+    from callbridge.edge.varnish import parse_address
+
+    try:
+        return parse_address(args.metrics_listen, "127.0.0.1")
+    except ValueError as error:
+        raise CliError(f"--metrics-listen: {error}") from None
 
 
 def _trunks_file(args: argparse.Namespace) -> Path | None:
@@ -751,6 +763,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NODE_ID=HOST",
         help="on a cascade's origin: an edge (its --node-id) and the IP address its calls' mix "
         "is sent to (repeat); a Subscribe from any other node is refused",
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics (/metrics) and the health check (/healthz) here, "
+        "apart from the web port, which the cache tier passes to the public (default: off; "
+        "HOST defaults to 127.0.0.1)",
     )
     serve.add_argument(
         "--no-live-captions",

@@ -36,6 +36,7 @@ from callbridge.bridge.control import (
     ParticipantRow,
     ParticipantView,
 )
+from callbridge.bridge.metrics import MediaMetrics
 from callbridge.control import rpc
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class ControlledBridge(Protocol):
     def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]: ...
 
     def stats(self) -> BridgeStats: ...
+
+    async def metrics(self) -> MediaMetrics: ...
+
+    # Set once the media plane is stopping its calls: health checks answer 503.
+    draining: bool
 
     def live_parts(self, event_id: int) -> tuple[LiveView, Sequence[ParticipantRow]]: ...
 
@@ -255,6 +261,9 @@ class ControlServer:
             return [p.model_dump(mode="json") for p in people]
         if method == "stats":
             return bridge.stats().model_dump(mode="json")
+        if method == "metrics":
+            # Read on this loop between ticks, the guard a slice at a time (``bridge.metrics``).
+            return (await bridge.metrics()).model_dump(mode="json")
         if method == "act":
             action = Action.model_validate(params["action"])
             view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
@@ -291,6 +300,8 @@ class ControlServer:
             ]
         if method == "ping":
             return "pong"
+        if method == "health":
+            return {"draining": bridge.draining}
         raise LookupError(f"no method {method!r}")
 
     def _live(self, event_id: int) -> bytes:
