@@ -120,11 +120,16 @@ class EnterCall:
 
 @dataclass(frozen=True)
 class LeftCall:
-    """A caller's leg ended (BYE, timeout, hangup); any call_id may be fed, known or not."""
+    """A caller's leg ended (BYE, timeout, hangup); any call_id may be fed, known or not.
+
+    ``lost``: the leg went with the cascade node it was on (the node died or
+    was cut off); the console lists such callers apart: they may redial.
+    """
 
     call_id: str
     reason: str
     now: datetime
+    lost: bool = False
 
 
 @dataclass(frozen=True)

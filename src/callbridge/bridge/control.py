@@ -152,6 +152,16 @@ class GuardAlertView(BaseModel):
     delay_s: float  # the wait before each answer, when slowed
 
 
+class LostView(BaseModel):
+    """A caller who left with the cascade node they were on (it died or was cut off)."""
+
+    participant_id: str
+    name: str | None
+    caller_id: str
+    node: str
+    at: datetime
+
+
 class LiveView(BaseModel):
     """Everything the moderator console shows of one call, at one moment."""
 
@@ -163,6 +173,7 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    lost: list[LostView] = []  # the callers lost with a node, as they were lost
     # When the operator started and ended the call (the console's timer); None before.
     started_at: datetime | None = None
     ended_at: datetime | None = None

@@ -310,7 +310,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
+    from callbridge.proxy.kamailio import (
+        DEFAULT_CFG,
+        Proxy,
+        parse_carrier,
+        parse_node,
+        parse_speaker_line,
+    )
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
@@ -323,6 +329,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             probe_threshold=args.probe_threshold,
             invite_timeout=args.invite_timeout,
             cfg=Path(args.cfg).resolve() if args.cfg else DEFAULT_CFG,
+            speaker_nodes=tuple(parse_node(node) for node in args.speaker_node or ()),
+            speaker_lines=tuple(parse_speaker_line(line) for line in args.speaker_line or ()),
         )
         return run_proxy(proxy)
     except (ValueError, ProxyUnavailable) as error:
@@ -800,6 +808,20 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="HOST[:PORT]",
         help="a bridge node's SIP address (repeat); run each with --trunk <proxy>/32",
+    )
+    proxy.add_argument(
+        "--speaker-node",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a node (one of --node: the cascade's origin) that takes the speaker lines' calls "
+        "(repeat)",
+    )
+    proxy.add_argument(
+        "--speaker-line",
+        action="append",
+        metavar="NUMBER",
+        help="a number only speakers dial (+15551230000, as the carrier sends it; repeat): "
+        "its calls go to the --speaker-node, so no edge's loss silences a speaker",
     )
     proxy.add_argument(
         "--carrier",
