@@ -6,15 +6,22 @@ on REGISTER and INVITE, a registrar, the route to the callee), the same
 carrier over TCP (it registers), and with a wrong password (it registers, and
 fails). The callee is a sipp
 UAS that answers, presses 1 (RFC 4733 from a pcap) and hangs up.
+
+Call me (``web.callme``, ``bridge.callme``) uses the same server and carrier:
+a registrant asks from the webcast page and is called, named as themselves;
+the numbers it refuses never reach the carrier.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.carrier import Carrier, carrier
@@ -22,7 +29,7 @@ from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.ports import free_port
 from tests.support.procs import stop_tree
 from tests.support.sipp import SIPP
-from tests.telephony.conftest import RunningServer, need, start_server
+from tests.telephony.conftest import RunningServer, need, register_for_webcast, start_server
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "callee.xml"
 PASSWORD = "s3cret-Tr0mbone"
@@ -186,3 +193,97 @@ def test_dial_refuses_what_it_cannot_call(setup: Setup) -> None:
     assert server.api("POST", "/api/events/99999/dial", json={"number": CALLEE}).status_code == 404
     # The trunks' passwords are shown by nothing.
     assert PASSWORD not in server.api("GET", "/api/bridge/stats").text
+
+
+def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(setup: Setup) -> None:
+    server = setup.server
+    event = server.create_event()
+    url = f"/api/events/{event.id}/webcast/call-me"
+    jane = httpx.Client(base_url=server.http_url, timeout=10)
+    register_for_webcast(jane, event.id, "Jane Smith", "Acme Capital")
+    # Premium-rate, another country (the event dials in on +1), a short number:
+    # refused by the bridge, naming the field; none of them reaches the carrier.
+    for number, words in (
+        ("+19002530000", "premium-rate"),
+        ("+442079460000", "+44"),
+        ("+1911", "not a valid"),
+    ):
+        answer = jane.post(url, json={"number": number})
+        assert answer.status_code == 422, answer.text
+        (problem,) = answer.json()["detail"]
+        assert problem["loc"] == ["body", "number"] and words in problem["msg"], problem
+    # Only a registrant may ask.
+    assert httpx.post(server.http_url + url, json={"number": CALLEE}).status_code == 403
+
+    callee = _callee(setup, stay_ms=4000)
+    try:
+        # A burst from her: one call placed, the rest refused while it is pending.
+        asked = time.perf_counter()
+        answers = [jane.post(url, json={"number": "+1 913-555-0100"}) for _ in range(4)]
+        assert [a.status_code for a in answers] == [202, 429, 429, 429], answers[-1].text
+        placed = answers[0].json()
+        assert placed["number"] == CALLEE
+        assert all(int(a.headers["Retry-After"]) > 0 for a in answers[1:])
+        seen: list[str] = []
+
+        def progress() -> str | None:
+            state = str(jane.get(placed["status_url"]).json()["state"])
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            return state if state == "joined" else None
+
+        server.wait_for(progress, timeout=20, interval=0.05)
+        print(f"call-me request to joined: {1000 * (time.perf_counter() - asked):.0f} ms")
+        assert seen[0] == "calling" and seen[-1] == "joined", seen
+        assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
+        # She is on the call as her registration names her, as her PIN would.
+        (her,) = [p for p in server.participants(event.id) if p["caller_id"] == CALLEE]
+        assert her["name"] == "Jane Smith, Acme Capital" and her["role"] == "listener"
+        # Another registrant cannot read her call's progress.
+        with httpx.Client(base_url=server.http_url, timeout=10) as bob:
+            register_for_webcast(bob, event.id, "Bob Stone")
+            assert bob.get(placed["status_url"]).status_code == 404
+        assert callee.wait(timeout=20) == 0, (setup.tmp / "callee.log").read_text()[-3000:]
+        server.wait_for(lambda: not server.participants(event.id))
+        assert jane.get(placed["status_url"]).json()["state"] == "ended"
+    finally:
+        stop_tree(callee)
+
+    # The operator switches call-me off during the event: refused with 409, said so.
+    switch = f"/api/events/{event.id}/call-me"
+    assert server.api("GET", switch).json() == {"enabled": True}
+    assert server.api("POST", switch, json={"enabled": False}).json() == {"enabled": False}
+    off = jane.post(url, json={"number": CALLEE})
+    assert off.status_code == 409 and "switched off" in off.json()["detail"]
+    assert httpx.post(server.http_url + switch, json={"enabled": True}).status_code == 401
+
+    # Every refusal is in the audit trail, with why; the dial names the registrant.
+    def trail() -> list[dict[str, Any]] | None:
+        rows = server.api("GET", f"/api/events/{event.id}/audit").json()
+        kinds = [r["kind"] for r in rows]
+        return rows if kinds.count("call_me_refused") == 7 and "call_me_switched" in kinds else None
+
+    rows = server.wait_for(trail)
+    jane.close()
+    reasons = [r["detail"]["reason"] for r in rows if r["kind"] == "call_me_refused"]
+    assert reasons == [
+        "number_type",
+        "country",
+        "bad_number",
+        "pending",
+        "pending",
+        "pending",
+        "off",
+    ]
+    (dialled,) = [r for r in rows if r["kind"] == "dial"]
+    assert dialled["caller_id"] == CALLEE and dialled["role"] == "registrant"
+    assert dialled["actor"] == "call-me: Jane Smith, Acme Capital"
+    refused = [r for r in rows if r["kind"] == "call_me_refused"]
+    assert {r["detail"]["registrant"] for r in refused} == {dialled["detail"]["registrant"]}
+    (joined,) = [r for r in rows if r["kind"] == "join"]
+    assert joined["detail"]["registrant"] == dialled["detail"]["registrant"]
+    # The carrier saw her number's INVITE and none of the refused ones.
+    carried = setup.carrier.log()
+    assert "INVITE for +19135550100" in carried
+    for number in ("+19002530000", "+442079460000", "+1911"):
+        assert f"INVITE for {number}" not in carried

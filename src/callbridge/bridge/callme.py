@@ -24,6 +24,7 @@ registrants, and ``MAX_REGISTRANTS`` caps them all).
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ def country_codes(numbers: Iterable[str]) -> tuple[int, ...]:
 
 def _wait(window: deque[float], now: float) -> int:
     """Whole seconds until the oldest call in a full window leaves it (at least 1)."""
-    return max(1, int(window[0] + WINDOW - now + 0.999))
+    return max(1, math.ceil(window[0] + WINDOW - now))
 
 
 @dataclass
