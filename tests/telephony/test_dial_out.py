@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.support.carrier import Carrier, carrier
+from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.ports import free_port
 from tests.support.procs import stop_tree
@@ -195,59 +196,82 @@ def test_dial_refuses_what_it_cannot_call(setup: Setup) -> None:
     assert PASSWORD not in server.api("GET", "/api/bridge/stats").text
 
 
+@pytest.mark.browser
 def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(setup: Setup) -> None:
     server = setup.server
     event = server.create_event()
     url = f"/api/events/{event.id}/webcast/call-me"
-    jane = httpx.Client(base_url=server.http_url, timeout=10)
-    register_for_webcast(jane, event.id, "Jane Smith", "Acme Capital")
-    # Premium-rate, another country (the event dials in on +1), a short number:
-    # refused by the bridge, naming the field; none of them reaches the carrier.
-    for number, words in (
-        ("+19002530000", "premium-rate"),
-        ("+442079460000", "+44"),
-        ("+1911", "not a valid"),
-    ):
-        answer = jane.post(url, json={"number": number})
-        assert answer.status_code == 422, answer.text
-        (problem,) = answer.json()["detail"]
-        assert problem["loc"] == ["body", "number"] and words in problem["msg"], problem
-    # Only a registrant may ask.
-    assert httpx.post(server.http_url + url, json={"number": CALLEE}).status_code == 403
+    with launch() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{server.http_url}/events/{event.id}/webcast")
+        page.fill("#reg-name", "Jane Smith")
+        page.fill("#reg-firm", "Acme Capital")
+        page.fill("#reg-email", "jane@acme.example")
+        page.click("form.register button[type=submit]")
+        page.wait_for_selector("#callme")
+        # A premium-rate number is refused beside the field, and never dialled.
+        page.fill("#callme-number", "+1 900 253 0000")
+        page.click("#callme button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('callme-status').textContent.includes('premium-rate')"
+        )
+        assert page.get_attribute("#callme-number", "aria-invalid") == "true"
+        _shots(page, setup.tmp, "refused")
+        # Her browser's cookie, for the requests a page would not send.
+        jane = httpx.Client(base_url=server.http_url, timeout=10)
+        for cookie in page.context.cookies():
+            jane.cookies.set(cookie["name"], cookie["value"])
+        # Another country (the event dials in on +1) and a short number: refused by
+        # the bridge, naming the field; none of them reaches the carrier.
+        for number, words in (("+442079460000", "+44"), ("+1911", "not a valid")):
+            answer = jane.post(url, json={"number": number})
+            assert answer.status_code == 422, answer.text
+            (problem,) = answer.json()["detail"]
+            assert problem["loc"] == ["body", "number"] and words in problem["msg"], problem
+        # Only a registrant may ask.
+        assert httpx.post(server.http_url + url, json={"number": CALLEE}).status_code == 403
 
-    callee = _callee(setup, stay_ms=4000)
-    try:
-        # A burst from her: one call placed, the rest refused while it is pending.
-        asked = time.perf_counter()
-        answers = [jane.post(url, json={"number": "+1 913-555-0100"}) for _ in range(4)]
-        assert [a.status_code for a in answers] == [202, 429, 429, 429], answers[-1].text
-        placed = answers[0].json()
-        assert placed["number"] == CALLEE
-        assert all(int(a.headers["Retry-After"]) > 0 for a in answers[1:])
-        seen: list[str] = []
+        callee = _callee(setup, stay_ms=3000)
+        try:
+            asked = time.perf_counter()
+            page.fill("#callme-number", "+1 (913) 555-0100")
+            page.click("#callme button[type=submit]")
+            page.wait_for_function("() => document.getElementById('callme').dataset.dial")
+            status_url = f"{url}/{page.get_attribute('#callme', 'data-dial')}"
+            # A burst from her meanwhile: refused while her call is pending.
+            burst = [jane.post(url, json={"number": CALLEE}) for _ in range(3)]
+            assert [a.status_code for a in burst] == [429] * 3, burst[-1].text
+            assert all(int(a.headers["Retry-After"]) > 0 for a in burst)
+            seen: list[str] = []
 
-        def progress() -> str | None:
-            state = str(jane.get(placed["status_url"]).json()["state"])
-            if not seen or seen[-1] != state:
-                seen.append(state)
-            return state if state == "joined" else None
+            def progress() -> str | None:
+                state = str(jane.get(status_url).json()["state"])
+                if not seen or seen[-1] != state:
+                    seen.append(state)
+                return state if state == "joined" else None
 
-        server.wait_for(progress, timeout=20, interval=0.05)
-        print(f"call-me request to joined: {1000 * (time.perf_counter() - asked):.0f} ms")
-        assert seen[0] == "calling" and seen[-1] == "joined", seen
-        assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
-        # She is on the call as her registration names her, as her PIN would.
-        (her,) = [p for p in server.participants(event.id) if p["caller_id"] == CALLEE]
-        assert her["name"] == "Jane Smith, Acme Capital" and her["role"] == "listener"
-        # Another registrant cannot read her call's progress.
-        with httpx.Client(base_url=server.http_url, timeout=10) as bob:
-            register_for_webcast(bob, event.id, "Bob Stone")
-            assert bob.get(placed["status_url"]).status_code == 404
-        assert callee.wait(timeout=20) == 0, (setup.tmp / "callee.log").read_text()[-3000:]
-        server.wait_for(lambda: not server.participants(event.id))
-        assert jane.get(placed["status_url"]).json()["state"] == "ended"
-    finally:
-        stop_tree(callee)
+            server.wait_for(progress, timeout=20, interval=0.05)
+            print(f"call-me request to joined: {1000 * (time.perf_counter() - asked):.0f} ms")
+            assert seen[0] == "calling" and seen[-1] == "joined", seen
+            assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
+            # She is on the call as her registration names her, as her PIN would.
+            (her,) = [p for p in server.participants(event.id) if p["caller_id"] == CALLEE]
+            assert her["name"] == "Jane Smith, Acme Capital" and her["role"] == "listener"
+            # The page follows the call (it polls once a second).
+            page.wait_for_function(
+                "() => document.getElementById('callme').dataset.state === 'joined'"
+            )
+            assert page.inner_text("#callme-status") == "You are on the call."
+            _shots(page, setup.tmp, "joined")
+            # Another registrant cannot read her call's progress.
+            with httpx.Client(base_url=server.http_url, timeout=10) as bob:
+                register_for_webcast(bob, event.id, "Bob Stone")
+                assert bob.get(status_url).status_code == 404
+            assert callee.wait(timeout=20) == 0, (setup.tmp / "callee.log").read_text()[-3000:]
+            server.wait_for(lambda: not server.participants(event.id))
+            assert jane.get(status_url).json()["state"] == "ended"
+        finally:
+            stop_tree(callee)
 
     # The operator switches call-me off during the event: refused with 409, said so.
     switch = f"/api/events/{event.id}/call-me"
@@ -287,3 +311,12 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
     assert "INVITE for +19135550100" in carried
     for number in ("+19002530000", "+442079460000", "+1911"):
         assert f"INVITE for {number}" not in carried
+
+
+def _shots(page: Any, folder: Path, name: str) -> None:
+    """The call-me form at a laptop's size and a phone's, for a person to look at."""
+    for width, height in ((1366, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.locator("#callme").scroll_into_view_if_needed()
+        page.screenshot(path=str(folder / f"callme-{name}-{width}x{height}.png"))
+    page.set_viewport_size({"width": 1366, "height": 768})

@@ -130,7 +130,7 @@ def check_number(number: str, countries: Iterable[int]) -> Allowed | Refused:
     kind = phonenumbers.number_type(parsed)
     if kind not in ALLOWED_TYPES:
         what = _TYPE_NAMES.get(kind, "not a fixed line or a mobile")
-        return Refused(Reason.NUMBER_TYPE, f"the bridge calls fixed lines and mobiles, not {what}")
+        return Refused(Reason.NUMBER_TYPE, f"we call fixed lines and mobiles only, not {what}")
     return Allowed(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 

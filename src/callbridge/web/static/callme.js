@@ -24,7 +24,7 @@
   }
 
   function say(text, invalid) {
-    status.textContent = text;
+    status.textContent = /[.!?…]$/.test(text) ? text : text + ".";
     if (invalid) number.setAttribute("aria-invalid", "true");
     else number.removeAttribute("aria-invalid");
   }
@@ -64,6 +64,7 @@
       let data = {};
       try { data = await response.json(); } catch (error) { /* not JSON */ }
       if (response.status === 202) {
+        form.dataset.dial = data.dial_id;
         form.dataset.state = "calling";
         say(SAID.calling);
         await follow(data.status_url);
