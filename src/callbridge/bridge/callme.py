@@ -65,6 +65,7 @@ class Reason(enum.StrEnum):
     """Why a request was refused (the audit trail's ``reason``)."""
 
     OFF = "off"
+    UNAVAILABLE = "unavailable"  # the call is over, or no trunk could take the call
     BAD_NUMBER = "bad_number"
     COUNTRY = "country"
     NUMBER_TYPE = "number_type"
@@ -76,6 +77,7 @@ class Reason(enum.StrEnum):
 
 _STATUS = {
     Reason.OFF: 409,
+    Reason.UNAVAILABLE: 409,
     Reason.BAD_NUMBER: 422,
     Reason.COUNTRY: 422,
     Reason.NUMBER_TYPE: 422,

@@ -68,7 +68,7 @@ class CallMeDesk:
         record = await self.record(event_id)
         now = asyncio.get_running_loop().time()
         if record.state in _OVER:
-            decision: Allowed | Refused = Refused(Reason.OFF, "the call is over")
+            decision: Allowed | Refused = Refused(Reason.UNAVAILABLE, "the call is over")
         else:
             dial_in = [d.number for d in record.dial_in]
             decision = self.guard.request(event_id, registrant.listener_id, number, dial_in, now)
@@ -84,7 +84,7 @@ class CallMeDesk:
             )
         except BridgeError as error:
             self.guard.given_back(event_id, registrant.listener_id)
-            return self._refused(event_id, registrant, number, Refused(Reason.OFF, str(error)))
+            return self._refused(event_id, registrant, number, Refused(Reason.UNAVAILABLE, str(error)))
         self.guard.placed(event_id, registrant.listener_id, dial_id)
         return {"dial_id": dial_id, "number": decision.number}
 
