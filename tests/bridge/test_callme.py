@@ -77,6 +77,8 @@ def test_one_pending_call_per_registrant_until_it_settles() -> None:
     assert again.reason is Reason.PENDING and again.status == 429 and again.retry_after
     # Another registrant is not held up by her call.
     assert guard.request(1, 8, JANE, US_DIAL_IN, 2.0) == Allowed(JANE)
+    guard.settled("out-1", "answered")  # on the call: still her one line
+    assert refused(guard.request(1, 7, JANE, US_DIAL_IN, 2.5)).reason is Reason.PENDING
     guard.settled("out-1", "failed: 486 Busy Here")
     assert guard.request(1, 7, JANE, US_DIAL_IN, 3.0) == Allowed(JANE)
     assert guard.owner("out-1") == (1, 7) and guard.owner("out-2") is None

@@ -160,8 +160,8 @@ class CallMeGuard:
 
     ``request`` says yes (and counts the call) or no; ``placed`` ties the
     dial id to the registrant once the bridge has placed it; ``settled``
-    frees the registrant's pending slot when the dial is answered, failed or
-    ended (``DialOut.on_state``); ``switch`` turns call-me off or on for an event.
+    frees the registrant's pending slot when the dial has failed or ended
+    (``DialOut.on_state``); ``switch`` turns call-me off or on for an event.
     """
 
     rules: CallMeRules = field(default_factory=CallMeRules)
@@ -203,9 +203,7 @@ class CallMeGuard:
             return checked
         key = (event_id, registrant)
         if key in self._pending:
-            return Refused(
-                Reason.PENDING, "a call to you is being placed already; answer it first", 10
-            )
+            return Refused(Reason.PENDING, "a call to you is in progress already", 10)
         if self._counts.get(key, 0) >= self.rules.per_registrant:
             return Refused(
                 Reason.REGISTRANT_LIMIT,
@@ -247,8 +245,12 @@ class CallMeGuard:
         return self._dials.get(dial_id)
 
     def settled(self, dial_id: str, state: str) -> None:
-        """A dial's state changed (``DialOut.on_state``): answered, failed or ended free it."""
-        if state in ("calling", "ringing"):
+        """A dial's state changed (``DialOut.on_state``): failed or ended frees the registrant.
+
+        An answered call stays pending while it lasts: one call-me line per
+        registrant at a time (their personal PIN is refused meanwhile too).
+        """
+        if state != "ended" and not state.startswith("failed"):
             return
         key = self._dials.get(dial_id)
         if key is not None and self._pending.get(key) == dial_id:

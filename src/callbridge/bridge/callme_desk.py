@@ -84,7 +84,9 @@ class CallMeDesk:
             )
         except BridgeError as error:
             self.guard.given_back(event_id, registrant.listener_id)
-            return self._refused(event_id, registrant, number, Refused(Reason.UNAVAILABLE, str(error)))
+            return self._refused(
+                event_id, registrant, number, Refused(Reason.UNAVAILABLE, str(error))
+            )
         self.guard.placed(event_id, registrant.listener_id, dial_id)
         return {"dial_id": dial_id, "number": decision.number}
 

@@ -357,6 +357,7 @@ class DialOut:
             self.media.release(dial.dial_id)
             self._client().hangup(event.call_id, self._now())
             self.counts["failed"] += 1
+            self._set_state(dial.dial_id, "failed: 488 the answer's media cannot be used")
             return
         self.counts["answered"] += 1
         self._set_state(dial.dial_id, "answered")
