@@ -104,7 +104,7 @@ def test_n_calls_per_registrant_per_event() -> None:
 
 
 def test_per_event_per_minute_then_the_window_moves_on() -> None:
-    guard = CallMeGuard(CallMeRules(per_event_minute=3, global_minute=100))
+    guard = CallMeGuard(CallMeRules(per_event_minute=3, global_minute=100, per_address_minute=99))
     for registrant in range(3):
         assert isinstance(
             guard.request(1, registrant, JANE, US_DIAL_IN, 10.0 + registrant), Allowed
@@ -116,8 +116,18 @@ def test_per_event_per_minute_then_the_window_moves_on() -> None:
     assert isinstance(guard.request(1, 99, JANE, US_DIAL_IN, 70.0), Allowed)
 
 
+def test_per_address_per_minute_whoever_registered() -> None:
+    guard = CallMeGuard(CallMeRules(per_address_minute=2))
+    for registrant in range(2):
+        assert isinstance(guard.request(1, registrant, JANE, US_DIAL_IN, 0.0, "10.0.0.9"), Allowed)
+    limit = refused(guard.request(1, 5, JANE, US_DIAL_IN, 1.0, "10.0.0.9"))
+    assert limit.reason is Reason.ADDRESS_RATE and limit.retry_after == 59
+    assert isinstance(guard.request(1, 5, JANE, US_DIAL_IN, 1.0, "10.0.0.10"), Allowed)
+    assert isinstance(guard.request(1, 6, JANE, US_DIAL_IN, 60.0, "10.0.0.9"), Allowed)
+
+
 def test_a_global_cap_over_every_event() -> None:
-    guard = CallMeGuard(CallMeRules(per_event_minute=100, global_minute=4))
+    guard = CallMeGuard(CallMeRules(per_event_minute=100, global_minute=4, per_address_minute=99))
     for event in range(4):
         assert isinstance(guard.request(event, 1, JANE, US_DIAL_IN, 0.5), Allowed)
     limit = refused(guard.request(9, 1, JANE, US_DIAL_IN, 59.0))

@@ -11,8 +11,10 @@ glue, ``bridge.dialout`` places the call):
   and a fixed line or a mobile: never premium-rate, shared-cost, toll-free,
   VoIP, personal, pager, UAN, voicemail or short (422, naming ``number``);
 - at most one call pending per registrant, ``per_registrant`` calls per
-  registrant per event, ``per_event_minute`` per event in any minute and
-  ``global_minute`` in all (429 with the seconds to wait).
+  registrant per event, ``per_address_minute`` from one client address (a
+  script registering afresh gets a new registrant, not a new address),
+  ``per_event_minute`` per event in any minute and ``global_minute`` in all
+  (429 with the seconds to wait).
 
 Time is a parameter (``now``, seconds on any monotonic clock); nothing here
 reads a clock, a socket or the store. Every state it holds is bounded: the
@@ -57,6 +59,7 @@ class CallMeRules:
 
     countries: tuple[int, ...] = ()
     per_registrant: int = 3
+    per_address_minute: int = 6
     per_event_minute: int = 20
     global_minute: int = 60
 
@@ -71,6 +74,7 @@ class Reason(enum.StrEnum):
     NUMBER_TYPE = "number_type"
     PENDING = "pending"
     REGISTRANT_LIMIT = "registrant_limit"
+    ADDRESS_RATE = "address_rate"
     EVENT_RATE = "event_rate"
     GLOBAL_RATE = "global_rate"
 
@@ -83,6 +87,7 @@ _STATUS = {
     Reason.NUMBER_TYPE: 422,
     Reason.PENDING: 429,
     Reason.REGISTRANT_LIMIT: 429,
+    Reason.ADDRESS_RATE: 429,
     Reason.EVENT_RATE: 429,
     Reason.GLOBAL_RATE: 429,
 }
@@ -168,6 +173,7 @@ class CallMeGuard:
     off: set[int] = field(default_factory=set)  # events the operator switched off
     _global: deque[float] = field(default_factory=deque)
     _events: dict[int, deque[float]] = field(default_factory=dict)
+    _sources: dict[str, deque[float]] = field(default_factory=dict)  # client address -> calls
     _counts: dict[tuple[int, int], int] = field(default_factory=dict)  # (event, registrant)
     _pending: dict[tuple[int, int], str] = field(default_factory=dict)  # -> dial id
     _dials: dict[str, tuple[int, int]] = field(default_factory=dict)  # dial id -> key
@@ -189,11 +195,13 @@ class CallMeGuard:
         number: str,
         dial_in: Iterable[str],
         now: float,
+        source: str = "",
     ) -> Allowed | Refused:
         """May ``registrant`` have the bridge call ``number`` for ``event_id`` now?
 
         ``dial_in`` are the event's dial-in numbers (the countries when none
-        are configured). An ``Allowed`` is counted against every limit at once.
+        are configured); ``source`` is the client's address key. An
+        ``Allowed`` is counted against every limit at once.
         """
         if event_id in self.off:
             return Refused(Reason.OFF, "call-me is switched off for this event; dial in instead")
@@ -210,6 +218,13 @@ class CallMeGuard:
                 f"you have asked for {self.rules.per_registrant} calls already; dial in instead",
                 3600,
             )
+        address = self._window(self._sources.get(source, deque()), now)
+        if len(address) >= self.rules.per_address_minute:
+            return Refused(
+                Reason.ADDRESS_RATE,
+                "too many calls were asked for from your network just now",
+                _wait(address, now),
+            )
         window = self._window(self._events.setdefault(event_id, deque()), now)
         if len(window) >= self.rules.per_event_minute:
             return Refused(
@@ -224,6 +239,11 @@ class CallMeGuard:
             )
         window.append(now)
         everyone.append(now)
+        address.append(now)
+        self._sources.pop(source, None)  # the newest last: the oldest go first past the bound
+        self._sources[source] = address
+        if len(self._sources) > MAX_REGISTRANTS:
+            del self._sources[next(iter(self._sources))]
         if len(self._counts) >= MAX_REGISTRANTS:
             del self._counts[next(iter(self._counts))]
         self._counts[key] = self._counts.get(key, 0) + 1

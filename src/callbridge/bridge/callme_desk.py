@@ -58,7 +58,9 @@ class CallMeDesk:
 
         dialout.on_state = on_state
 
-    async def request(self, event_id: int, registrant: Registrant, number: str) -> dict[str, Any]:
+    async def request(
+        self, event_id: int, registrant: Registrant, number: str, source: str = ""
+    ) -> dict[str, Any]:
         """A registrant's request: ``{"dial_id", "number"}``, or ``{"refused": {...}}``.
 
         The refusal carries the HTTP status (409 off or not possible, 422 a
@@ -71,9 +73,11 @@ class CallMeDesk:
             decision: Allowed | Refused = Refused(Reason.UNAVAILABLE, "the call is over")
         else:
             dial_in = [d.number for d in record.dial_in]
-            decision = self.guard.request(event_id, registrant.listener_id, number, dial_in, now)
+            decision = self.guard.request(
+                event_id, registrant.listener_id, number, dial_in, now, source
+            )
         if isinstance(decision, Refused):
-            return self._refused(event_id, registrant, number, decision)
+            return self._refused(event_id, registrant, number, decision, source)
         try:
             dial_id = await self.dialout.dial(
                 event_id,
@@ -84,14 +88,13 @@ class CallMeDesk:
             )
         except BridgeError as error:
             self.guard.given_back(event_id, registrant.listener_id)
-            return self._refused(
-                event_id, registrant, number, Refused(Reason.UNAVAILABLE, str(error))
-            )
+            unavailable = Refused(Reason.UNAVAILABLE, str(error))
+            return self._refused(event_id, registrant, number, unavailable, source)
         self.guard.placed(event_id, registrant.listener_id, dial_id)
         return {"dial_id": dial_id, "number": decision.number}
 
     def _refused(
-        self, event_id: int, registrant: Registrant, number: str, refused: Refused
+        self, event_id: int, registrant: Registrant, number: str, refused: Refused, source: str
     ) -> dict[str, Any]:
         log.info(
             "call-me for registrant %d of event %d refused (%s): %s",
@@ -109,6 +112,7 @@ class CallMeDesk:
                 actor=f"registrant {registrant.listener_id}",
                 detail={
                     "registrant": registrant.listener_id,
+                    "source": source,
                     "reason": refused.reason.value,
                     "status": refused.status,
                     "message": refused.message,

@@ -263,9 +263,10 @@ class BridgeControl(Protocol):
         ``as_role``. Returns the dial's id; BridgeError says why one is refused."""
 
     async def call_me(
-        self, event_id: int, registrant: dict[str, Any], number: str
+        self, event_id: int, registrant: dict[str, Any], number: str, source: str
     ) -> dict[str, Any]:
-        """A registrant's call-me (``bridge.callme_desk``): ``{"dial_id", "number"}`` or
+        """A registrant's call-me from client address ``source`` (``bridge.callme_desk``):
+        ``{"dial_id", "number"}`` or
         ``{"refused": {"status", "message", "field", "retry_after"}}``."""
 
     async def call_me_state(self, dial_id: str) -> dict[str, Any] | None:

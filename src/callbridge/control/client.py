@@ -131,9 +131,14 @@ class RemoteBridge:
         return str(await self._call("dial", params))
 
     async def call_me(
-        self, event_id: int, registrant: dict[str, Any], number: str
+        self, event_id: int, registrant: dict[str, Any], number: str, source: str
     ) -> dict[str, Any]:
-        params = {"event_id": event_id, "registrant": registrant, "number": number}
+        params = {
+            "event_id": event_id,
+            "registrant": registrant,
+            "number": number,
+            "source": source,
+        }
         answer: dict[str, Any] = await self._call("call_me", params)
         return answer
 

@@ -313,7 +313,12 @@ class ControlServer:
                 None if who.get("firm") is None else str(who["firm"]),
                 None if who.get("email") is None else str(who["email"]),
             )
-            return await desk.request(int(params["event_id"]), registrant, str(params["number"]))
+            return await desk.request(
+                int(params["event_id"]),
+                registrant,
+                str(params["number"]),
+                str(params.get("source", "")),
+            )
         if method == "call_me_state":
             return desk.state(str(params["dial_id"]))
         if method == "call_me_switch":

@@ -28,6 +28,7 @@ from callbridge.bridge.control import BridgeError
 from callbridge.events.schema import EventState
 from callbridge.store.audience import WebListener
 from callbridge.web.calls import BridgeDep, OperatorDep, Store
+from callbridge.web.limits import client_source
 from callbridge.web.webcast import AudienceDep, listener_token
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["call-me"])
@@ -112,7 +113,7 @@ async def call_me(
         "email": listener.email,
     }
     try:
-        answer = await control.call_me(event_id, registrant, body.number)
+        answer = await control.call_me(event_id, registrant, body.number, client_source(request))
     except BridgeError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     if "refused" in answer:
