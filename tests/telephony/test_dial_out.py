@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,12 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
     off = jane.post(url, json={"number": CALLEE})
     assert off.status_code == 409 and "switched off" in off.json()["detail"]
     assert httpx.post(server.http_url + switch, json={"enabled": True}).status_code == 401
+    # A call that does not open for hours is not rung now (the callee could not join).
+    later = server.create_event(starts_in=timedelta(hours=3))
+    with httpx.Client(base_url=server.http_url, timeout=10) as early:
+        register_for_webcast(early, later.id, "Early Bird")
+        answer = early.post(f"/api/events/{later.id}/webcast/call-me", json={"number": CALLEE})
+        assert answer.status_code == 409 and "opens 30 minutes" in answer.json()["detail"]
 
     # Every refusal is in the audit trail, with why; the dial names the registrant.
     def trail() -> list[dict[str, Any]] | None:

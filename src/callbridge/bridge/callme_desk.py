@@ -10,6 +10,9 @@ whatever number of web processes ask. A dial's progress comes from
 ``DialOut.on_state``; "joined" is the controller's (the callee pressed 1 and
 is a member of the call).
 
+A call the controller would not admit (too early, or over: its window) is
+not placed: the registrant could not join it, and the bridge would pay for it.
+
 The operator's switch (call-me off for an event) is held in memory here,
 not in the event's row: it lasts as long as the media plane.
 """
@@ -19,18 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callbridge.bridge.callme import Allowed, CallMeGuard, CallMeRules, Reason, Refused
 from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit, Registrant
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.dialout import DialOut
-from callbridge.events.schema import EventRecord, EventState
+from callbridge.events.schema import EventRecord
+from callbridge.ivr.window import Window, WindowRules, conference_window
 
 log = logging.getLogger(__name__)
-
-_OVER = (EventState.ENDED, EventState.ARCHIVED)
 
 
 class CallMeDesk:
@@ -43,8 +45,10 @@ class CallMeDesk:
         record: Callable[[int], Awaitable[EventRecord]],
         joined: Callable[[str], bool],
         audit: Callable[[RecordAudit], None],
+        window: WindowRules,
     ) -> None:
         self.guard = CallMeGuard(rules)
+        self.window = window  # the controller's: a call it would not admit is not placed
         self.dialout = dialout
         self.record = record
         self.joined = joined  # whether a dial's callee is on the call (pressed 1)
@@ -69,8 +73,22 @@ class CallMeDesk:
         """
         record = await self.record(event_id)
         now = asyncio.get_running_loop().time()
-        if record.state in _OVER:
-            decision: Allowed | Refused = Refused(Reason.UNAVAILABLE, "the call is over")
+        window = conference_window(
+            record.starts_at,
+            timedelta(minutes=record.duration_minutes),
+            record.state,
+            datetime.now(UTC),
+            self.window,
+        )
+        decision: Allowed | Refused
+        if window is Window.CLOSED:
+            decision = Refused(Reason.UNAVAILABLE, "the call is over")
+        elif window is Window.TOO_EARLY:
+            minutes = int(self.window.opens_before.total_seconds() // 60)
+            decision = Refused(
+                Reason.UNAVAILABLE,
+                f"the call opens {minutes} minutes before it starts; ask for a call then",
+            )
         else:
             dial_in = [d.number for d in record.dial_in]
             decision = self.guard.request(

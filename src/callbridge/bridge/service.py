@@ -146,6 +146,7 @@ class Bridge:
                 self.lookups.record,
                 lambda dial_id: self.controller.member(dial_id) is not None,
                 self.lookups.audit,
+                self.controller.window,
             )
             if self.dialout is not None
             else None
