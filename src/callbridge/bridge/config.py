@@ -28,6 +28,7 @@ from callbridge.bridge.trunks import TrunksFile
 from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
+from callbridge.sip.advertise import Advertised
 from callbridge.store.events import EventStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -72,6 +73,25 @@ class BridgeConfig:
     trunks: TrunksFile | None = None
     # Call me's limits and countries (``bridge.callme``; ``serve --call-me-countries``).
     call_me: CallMeRules = field(default_factory=CallMeRules)
+    # Behind a NAT: what peers outside ``local_networks`` are told our SIP
+    # host/port and media address are (``sip.advertise``); None: the bound ones.
+    sip_advertise: str | None = None
+    sip_advertise_port: int | None = None
+    media_advertise: str | None = None
+    local_networks: tuple[Network, ...] = ()
+    # In-band DTMF (tones in the audio, ``rtp.inband``): listened for on calls
+    # from these networks only (carriers that send keys so); () listens on none.
+    inband_dtmf_networks: tuple[Network, ...] = ()
+
+    def advertised(self) -> Advertised:
+        """The addresses each peer is told (the bind address where nothing is advertised)."""
+        return Advertised(
+            self.sip_host,
+            self.sip_advertise,
+            self.sip_advertise_port,
+            self.media_advertise,
+            self.local_networks,
+        )
 
 
 class Host(Protocol):
@@ -119,6 +139,10 @@ class Plug(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
+        ...
+
+    def media_counters(self) -> dict[str, int]:
+        """The node's media port counters (``media_received``, ``media_late``, ...): metrics."""
         ...
 
     def close(self) -> None:

@@ -109,6 +109,10 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # Keys heard as tones in the audio (--inband-dtmf), and keys dropped as the
+    # in-band copy of an RFC 4733 key or the other way round (since start).
+    dtmf_inband: int = 0
+    dtmf_merged: int = 0
     # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
     # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
     bus: dict[str, int] = {}
@@ -129,6 +133,7 @@ class QueueEntry(BaseModel):
     kind: Literal["phone", "written"] = "phone"
     text: str | None = None  # a written question's words (shown as text, never markup)
     reading: bool = False  # a written question the moderator is reading out
+    asked_at: datetime | None = None  # the *1 or the written question: how long it has waited
 
 
 class GuardAlertView(BaseModel):
@@ -158,6 +163,9 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    # When the operator started and ended the call (the console's timer); None before.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class Action(BaseModel):

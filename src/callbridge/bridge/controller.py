@@ -72,6 +72,7 @@ class Member:
     registrant: cmd.Registrant | None = None  # who their personal PIN names
     joined_at: datetime | None = None
     left_at: datetime | None = None
+    queued_at: datetime | None = None  # their last *1: the console shows how long they wait
 
     @property
     def may_talk(self) -> bool:
@@ -101,6 +102,7 @@ class WrittenQuestion:
     id: str
     asker: str
     text: str
+    asked_at: datetime | None = None
 
 
 # The call's own states: which may follow which.
@@ -119,6 +121,9 @@ class Call:
         self.tag = tag  # after every id given here: ids stay unique across the cascade's nodes
         self.state = ConferenceState.WAITING
         self.locked = False
+        # When the operator started and ended it: the console's call timer.
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
         self.members: dict[str, Member] = {}
         self.written: dict[str, WrittenQuestion] = {}
         self.queue = QuestionQueue(limit=max_participants)
@@ -199,6 +204,7 @@ def _raise_hand(call: Call, member: Member, now: datetime) -> list[cmd.Command]:
         call.queue.raise_hand(member.id)
     except QueueFull:
         return []
+    member.queued_at = now
     return [
         cmd.Changed(call.event_id),
         member.audit(cmd.AuditKind.QUEUE, now, "keypad", role=False),
@@ -744,7 +750,7 @@ class CallController:
         except QueueFull:
             raise BridgeError("the question queue is full; try again in a while") from None
         call.written[event.question_id] = WrittenQuestion(
-            event.question_id, event.asker, event.text
+            event.question_id, event.asker, event.text, event.now
         )
         return [
             cmd.Changed(event.event_id),
@@ -764,6 +770,7 @@ class CallController:
         call = self._open(event.event_id, commands)
         # A call already live here refuses (a fresh one cannot): nothing has changed then.
         call.move(ConferenceState.LIVE)
+        call.started_at = event.now
         return [
             *commands,
             cmd.StartConference(event.event_id),
@@ -780,6 +787,7 @@ class CallController:
         if call is not None and call.state is not ConferenceState.ENDED:
             remaining = call.active()
             call.move(ConferenceState.ENDED)
+            call.ended_at = event.now
             for member in remaining:
                 call.leave(member, event.now)
                 commands.append(

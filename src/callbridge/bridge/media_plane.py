@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import Address, CallLeg
+from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-from callbridge.media.clock import MediaClock
+from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
     Audience,
     Conference,
@@ -40,8 +41,9 @@ from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
+from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession
+from callbridge.sip.sdp import SdpSession, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -52,6 +54,8 @@ SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
 
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HoldMusic = Callable[[], Iterator[Pcm]]
 # event id, hold music, the fan-out for its listeners → the event's conference.
 ConferenceFactory = Callable[[int, HoldMusic, Callable[[], Audience]], Conference]
@@ -62,6 +66,16 @@ def plain_conference(
 ) -> Conference:
     """A standalone node's conference: it mixes its own callers."""
     return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+
+
+def _within(host: str | None, networks: tuple[Network, ...]) -> bool:
+    if host is None:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address.version == n.version and address in n for n in networks)
 
 
 class MediaPlane:
@@ -77,8 +91,14 @@ class MediaPlane:
         on_tick: Callable[[float], None],
         on_talk: Callable[[int], None],
         conference_factory: ConferenceFactory = plain_conference,
+        advertised: Advertised | None = None,
+        inband_dtmf: tuple[Network, ...] = (),
     ) -> None:
         self.host = host
+        # Which address each caller's SDP answer names (behind a NAT: ``sip.advertise``).
+        self.advertised = advertised or Advertised(host)
+        # Calls from these networks have their keys listened for as tones too.
+        self.inband_dtmf = inband_dtmf
         self.ports = ports
         self.library = library
         self.tell = tell
@@ -104,6 +124,14 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # The clocks' lateness and skipped ticks since start: every conference
+        # clock shares one, the lobby clock has its own (``media.clock``).
+        self.conference_clocks = ClockStats()
+        self.lobby_clocks = ClockStats()
+        # What legs that have ended received and lost (live legs count their own).
+        self._ended_rtp = RtpCounts()
+        # Keys heard in-band, and keys merged as the other path's copy, by legs that have ended.
+        self._keys = [0, 0]
 
     def now(self) -> float:
         assert self.loop is not None
@@ -111,7 +139,7 @@ class MediaPlane:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
 
@@ -144,7 +172,8 @@ class MediaPlane:
         the port is back in the pool then.
         """
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        media_host = offered_host(offer)
+        sdp = SdpSession(self.advertised.media_for(source[0], media_host))
         rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(offer, port)
@@ -161,6 +190,10 @@ class MediaPlane:
                 prompt_player=PromptPlayer(self.library),
                 now=now,
                 rtp=rtp,
+                # By where the call comes from, or (behind a proxy, where every
+                # call comes from the proxy) where its media comes from.
+                inband_dtmf=_within(source[0], self.inband_dtmf)
+                or _within(media_host, self.inband_dtmf),
             )
         except Exception:
             # Whatever went wrong, the port goes back: ports in use equal live legs.
@@ -251,6 +284,9 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self._ended_rtp = self._ended_rtp.plus(leg)
+            self._keys[0] += leg.stats.inband_keys
+            self._keys[1] += leg.stats.merged_keys
         return leg
 
     def answered(self, call_id: str) -> bytes | None:
@@ -335,7 +371,9 @@ class MediaPlane:
             )
             self.conferences[event_id] = conference
             assert self.loop is not None
-            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            clock = MediaClock(
+                self._ticker(conference), loop=self.loop, stats=self.conference_clocks
+            )
             self._clocks[event_id] = clock
             clock.start()
         return conference
@@ -419,8 +457,29 @@ class MediaPlane:
         lobby_ticks = list(self._lobby_clock.lateness) if self._lobby_clock is not None else []
         return ticks, lobby_ticks, sum(clock.skipped for clock in self._clocks.values())
 
+    def keys_counted(self) -> tuple[int, int]:
+        """Keys heard as tones, and keys dropped as another path's copy (``rtp.inband``)."""
+        legs = self.legs.values()
+        return (
+            self._keys[0] + sum(leg.stats.inband_keys for leg in legs),
+            self._keys[1] + sum(leg.stats.merged_keys for leg in legs),
+        )
+
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    @property
+    def ended_rtp(self) -> RtpCounts:
+        """What the legs that have ended received and lost."""
+        return self._ended_rtp
+
+    def rtp_counts(
+        self, legs: Iterable[CallLeg] | None = None, start: RtpCounts | None = None
+    ) -> RtpCounts:
+        """What ``legs`` (default: every live leg) received and lost, added to ``start``
+        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start."""
+        total = self._ended_rtp if start is None else start
+        return tally(self.legs.values() if legs is None else legs, total)
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.

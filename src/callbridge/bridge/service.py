@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.dialout import DialOut
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
+from callbridge.bridge.metrics import MediaMetrics
+from callbridge.bridge.metrics import read as read_metrics
 from callbridge.bridge.outputs import Outputs, OutputsConfig
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
@@ -92,7 +95,13 @@ class Bridge:
         self.controller = plug.controller if plug is not None else CallController()
         pins = PinBook(events.database, config.pin_key) if config.pin_key is not None else None
         self.lookups = Lookups(events, call_log, lambda: self.media.now(), pins)
-        self.sip = SipFront(config.sip_host, config.trunk_networks, config.max_calls, self._on_sip)
+        self.sip = SipFront(
+            config.sip_host,
+            config.trunk_networks,
+            config.max_calls,
+            self._on_sip,
+            config.advertised(),
+        )
         self.media = MediaPlane(
             config.sip_host,
             RtpPortPool(config.rtp_port_min, config.rtp_port_max),
@@ -102,6 +111,8 @@ class Bridge:
             lambda now: self.carry_out(self.lobby.handle_timer(now, datetime.now(UTC))),
             lambda event_id: self.carry_out((cmd.Changed(event_id),)),
             plug.conference if plug is not None else plain_conference,
+            advertised=config.advertised(),
+            inband_dtmf=config.inband_dtmf_networks,
         )
         self.outputs = Outputs(
             OutputsConfig(
@@ -155,6 +166,12 @@ class Bridge:
         # INVITEs the lobby is deciding on (``Ring`` takes them).
         self._invites: dict[str, sip.IncomingCall] = {}
         self._plug = plug
+        # What the metrics say of this node: its name and role on a cascade
+        # (``serve`` sets them), whether it is stopping, and since when it runs.
+        self.node_id = ""
+        self.node_role = "standalone"
+        self.draining = False
+        self.started_at = time.time()
         self._carriers = self._carriers_table()
         if plug is not None:
             self._carriers.update(plug.attach(self, dict(self._carriers)))
@@ -175,6 +192,7 @@ class Bridge:
 
     async def stop(self) -> None:
         """Hang up every call, stop the clocks, flush the call log."""
+        self.draining = True
         if self._plug is not None:
             await self._plug.stop()
         for call_id in list(self.media.legs):
@@ -281,11 +299,29 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            dtmf_inband=self.media.keys_counted()[0],
+            dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},
             dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
         )
+
+    async def metrics(self) -> MediaMetrics:
+        """Every counter for a metrics scrape (``bridge.metrics``), a slice at a time."""
+        return await read_metrics(
+            self, self.node_id, self.node_role, self.draining, self.started_at
+        )
+
+    def dial_out_counters(self) -> dict[str, int]:
+        """Dials placed, answered, failed (and why): empty without outbound trunks."""
+        return self.dialout.counters() if self.dialout is not None else {}
+
+    def cascade_counters(self) -> dict[str, int]:
+        """A cascade node's bus and media port counters; empty on a standalone node."""
+        if self._plug is None:
+            return {}
+        return {**self._plug.counters(), **self._plug.media_counters()}
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""

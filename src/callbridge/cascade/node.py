@@ -28,7 +28,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import callbridge.bridge.commands as cmd
@@ -152,6 +152,10 @@ class _CascadeNode:
     def counters(self) -> dict[str, int]:
         """The bus's counters (``cascade.bus.BusStats``), for the bridge's stats."""
         return self.bus.stats.counters()
+
+    def media_counters(self) -> dict[str, int]:
+        """The media port's counters (``cascade.feed.PortStats``), for the metrics."""
+        return {f"media_{name}": value for name, value in asdict(self.port.stats).items()}
 
     def close(self) -> None:
         self.port.close()

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
+from callbridge.sip.advertise import parse_host_port
 from callbridge.store import layout
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
@@ -371,6 +372,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         guess_budget=args.guess_budget,
         trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
+        **_nat_settings(args),
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
         role=args.role,
@@ -380,6 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trunks_file=_trunks_file(args),
         call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
+        metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
     return 0
@@ -391,6 +394,17 @@ def _country_codes(value: str) -> tuple[int, ...]:
     if not codes or not all(c.isdigit() and 1 <= len(c) <= 3 and c[0] != "0" for c in codes):
         raise argparse.ArgumentTypeError(f"{value!r}: give country codes such as 1,44")
     return tuple(sorted({int(c) for c in codes}))
+
+
+def _metrics_listen(args: argparse.Namespace) -> tuple[str, int] | None:
+    if not args.metrics_listen:
+        return None
+    from callbridge.edge.varnish import parse_address
+
+    try:
+        return parse_address(args.metrics_listen, "127.0.0.1")
+    except ValueError as error:
+        raise CliError(f"--metrics-listen: {error}") from None
 
 
 def _trunks_file(args: argparse.Namespace) -> Path | None:
@@ -481,6 +495,35 @@ def _node_id(args: argparse.Namespace) -> str:
         return valid_node_id(args.node_id) if args.node_id else default_node_id(args.sip_port)
     except BusError as error:
         raise CliError(str(error)) from None
+
+
+def _nat_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """serve's NAT and in-band DTMF options as Settings fields (sip.advertise, rtp.inband)."""
+    from callbridge.config import LOOPBACK_TRUNKS
+
+    external = str(args.external_ip) if args.external_ip else None
+    sip_host, sip_port = args.sip_advertise or (external, None)
+    media = args.media_advertise or args.external_ip
+    if args.local_net and not (sip_host or sip_port or media):
+        raise CliError(
+            "--local-net names the networks that are not told an advertised address: "
+            "give --external-ip, --sip-advertise or --media-advertise with it"
+        )
+    trunks = tuple(args.trunk) if args.trunk else LOOPBACK_TRUNKS
+    return {
+        "sip_advertise": sip_host,
+        "sip_advertise_port": sip_port,
+        "media_advertise": str(media) if media else None,
+        "local_networks": tuple(args.local_net or ()),
+        "inband_dtmf_networks": trunks if args.inband_dtmf else tuple(args.inband_dtmf_from or ()),
+    }
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    try:
+        return parse_host_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST[:PORT] ({error})") from None
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -617,6 +660,49 @@ def build_parser() -> argparse.ArgumentParser:
         "else one sendto each (default auto)",
     )
     serve.add_argument(
+        "--external-ip",
+        type=ipaddress.ip_address,
+        metavar="IP",
+        help="behind a NAT: the public address mapped to --sip-host, told to peers outside "
+        "--local-net in Contact, Via and the SDP (sets --sip-advertise and --media-advertise)",
+    )
+    serve.add_argument(
+        "--sip-advertise",
+        type=_host_port,
+        metavar="HOST[:PORT]",
+        help="behind a NAT: our SIP host (and port, default --sip-port) as peers outside "
+        "--local-net must see it (Contact, Via)",
+    )
+    serve.add_argument(
+        "--media-advertise",
+        type=ipaddress.ip_address,
+        metavar="IP",
+        help="behind a NAT: the address the SDP answers of peers outside --local-net name "
+        "(forward the --rtp-ports range to the same ports)",
+    )
+    serve.add_argument(
+        "--local-net",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="a network told the bound address, not the advertised one (repeat; "
+        "loopback always is)",
+    )
+    serve.add_argument(
+        "--inband-dtmf",
+        action="store_true",
+        help="listen for keys sent as tones in the audio on calls from every --trunk "
+        "(for gateways that do not send RFC 4733; costs a little CPU per caller)",
+    )
+    serve.add_argument(
+        "--inband-dtmf-from",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="the same for calls from this network, or whose media comes from it (behind "
+        "a proxy: a carrier's media gateways), only (repeat)",
+    )
+    serve.add_argument(
         "--media-priority",
         choices=["realtime", "nice", "normal"],
         default="realtime",
@@ -686,6 +772,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NODE_ID=HOST",
         help="on a cascade's origin: an edge (its --node-id) and the IP address its calls' mix "
         "is sent to (repeat); a Subscribe from any other node is refused",
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics (/metrics) and the health check (/healthz) here, "
+        "apart from the web port, which the cache tier passes to the public (default: off; "
+        "HOST defaults to 127.0.0.1)",
     )
     serve.add_argument(
         "--no-live-captions",

@@ -38,6 +38,7 @@ from callbridge.bridge.control import (
     ParticipantRow,
     ParticipantView,
 )
+from callbridge.bridge.metrics import MediaMetrics
 from callbridge.control import rpc
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ class ControlledBridge(Protocol):
     def participants(self, event_id: int, include_left: bool = False) -> list[ParticipantView]: ...
 
     def stats(self) -> BridgeStats: ...
+
+    async def metrics(self) -> MediaMetrics: ...
+
+    # Set once the media plane is stopping its calls: health checks answer 503.
+    draining: bool
 
     def live_parts(self, event_id: int) -> tuple[LiveView, Sequence[ParticipantRow]]: ...
 
@@ -260,6 +266,9 @@ class ControlServer:
             return [p.model_dump(mode="json") for p in people]
         if method == "stats":
             return bridge.stats().model_dump(mode="json")
+        if method == "metrics":
+            # Read on this loop between ticks, the guard a slice at a time (``bridge.metrics``).
+            return (await bridge.metrics()).model_dump(mode="json")
         if method == "act":
             action = Action.model_validate(params["action"])
             view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
@@ -298,6 +307,8 @@ class ControlServer:
             ]
         if method == "ping":
             return "pong"
+        if method == "health":
+            return {"draining": bridge.draining}
         raise LookupError(f"no method {method!r}")
 
     async def _call_me(self, method: str, params: dict[str, Any]) -> Any:

@@ -32,6 +32,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from callbridge.sip.advertise import Advertised, hostport
 from callbridge.sip.dialog import Dialog, DialogState, new_tag
 from callbridge.sip.errors import SipError
 from callbridge.sip.message import (
@@ -99,6 +100,15 @@ class EndpointConfig:
     )
     user_agent: str = "callbridge"
     max_calls: int = 5000
+    # What peers outside the local networks are told our address is (behind
+    # a NAT); None: the bind address, to everyone.
+    advertised: Advertised | None = None
+
+    def sent_by(self, peer: str) -> tuple[str, int]:
+        """Our host and port as the peer at ``peer`` must see them (Contact, Via)."""
+        if self.advertised is None:
+            return self.host, self.port
+        return self.advertised.sip_for(peer, self.port)
 
 
 # -- events -------------------------------------------------------------------
@@ -200,6 +210,8 @@ class EndpointStats:
     received: int = 0
     dropped: int = 0
     rejected: dict[int, int] = field(default_factory=dict)
+    # Every response sent, by status, 1xx included (retransmissions are not counted).
+    responses: dict[int, int] = field(default_factory=dict)
 
 
 class SipEndpoint:
@@ -266,6 +278,7 @@ class SipEndpoint:
             answer = echo_response(data, 403, "Forbidden (not an allowed trunk)")
             if answer is not None:
                 self.stats.rejected[403] = self.stats.rejected.get(403, 0) + 1
+                self._counted(403)
                 self._out.append((answer, addr))
                 return
         self.stats.dropped += 1
@@ -392,9 +405,14 @@ class SipEndpoint:
         request, txn = call.reinvite
         call.reinvite = None
         response = make_response(
-            request, 200, to_tag=call.dialog.local_tag, headers=self._contact(), body=sdp
+            request,
+            200,
+            to_tag=call.dialog.local_tag,
+            headers=self._contact(call.source),
+            body=sdp,
         )
         data = response.serialize()
+        self._counted(200)
         for out in txn.send_response(200, data, now):
             self._out.append((out, txn.address))
         call.pending_2xx = _Pending2xx(data, txn.address, T1, now + T1, now + 64 * T1)
@@ -406,15 +424,16 @@ class SipEndpoint:
         request, txn = call.reinvite
         call.reinvite = None
         data = make_response(request, status, to_tag=call.dialog.local_tag).serialize()
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, txn.address))
 
     # -- inside ----------------------------------------------------------------------
 
-    def _contact(self) -> list[tuple[str, str]]:
+    def _contact(self, peer: Address) -> list[tuple[str, str]]:
         transport = f";transport={self.config.transport.lower()}" if self.reliable else ""
         return [
-            ("Contact", f"<sip:callbridge@{self.config.host}:{self.config.port}{transport}>"),
+            ("Contact", f"<sip:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>"),
             ("Allow", ALLOW),
             ("Server", self.config.user_agent),
         ]
@@ -433,13 +452,20 @@ class SipEndpoint:
             status,
             reason,
             to_tag=call.dialog.local_tag,
-            headers=self._contact() if status < 300 else [("Server", self.config.user_agent)],
+            headers=(
+                self._contact(call.source) if status < 300 else [("Server", self.config.user_agent)]
+            ),
             body=body,
         )
         data = self._with_received(response, call.source).serialize()
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, txn.address))
         return data
+
+    def _counted(self, status: int) -> None:
+        responses = self.stats.responses
+        responses[status] = responses.get(status, 0) + 1
 
     def has_calls_from(self, addr: Address) -> bool:
         """Is a call in progress whose INVITE came from ``addr`` (a TCP connection's peer)?"""
@@ -505,6 +531,7 @@ class SipEndpoint:
             txn = txn_class(key or "", address, self.reliable, now)
             if key:
                 self._server_txns[key] = txn
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, address))
 
@@ -536,6 +563,7 @@ class SipEndpoint:
             self.stats.dropped += 1
             return
         self.stats.rejected[error.status] = self.stats.rejected.get(error.status, 0) + 1
+        self._counted(error.status)
         self._out.append((response, addr))
 
     # -- requests ---------------------------------------------------------------------
@@ -630,6 +658,7 @@ class SipEndpoint:
         call = _Call(request.call_id, request, txn, dialog, addr)
         self._calls[call.call_id] = call
         trying = make_response(request, 100, headers=[("Server", self.config.user_agent)])
+        self._counted(100)
         for out in txn.send_response(100, self._with_received(trying, addr).serialize(), now):
             self._out.append((out, address))
         self._events.append(
@@ -653,6 +682,7 @@ class SipEndpoint:
         self._server_txns[txn.key] = txn
         call.reinvite = (request, txn)
         trying = make_response(request, 100)
+        self._counted(100)
         for out in txn.send_response(100, trying.serialize(), now):
             self._out.append((out, address))
         self._events.append(ReInvite(call.call_id, request.body))
@@ -711,8 +741,7 @@ class SipEndpoint:
         if call.state in (CallState.ANSWERED, CallState.CONFIRMED):
             bye = call.dialog.make_request(
                 "BYE",
-                self.config.host,
-                self.config.port,
+                *self.config.sent_by(call.source[0]),
                 self.config.transport.upper(),
                 self.config.user_agent,
             )

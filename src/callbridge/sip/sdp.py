@@ -187,6 +187,20 @@ class Negotiated:
         )
 
 
+def offered_host(offer_body: bytes) -> str | None:
+    """The address an offer's first audio stream names (None: none, or unreadable).
+
+    For choosing which of our addresses to answer with (``sip.advertise``);
+    ``SdpSession.negotiate`` reads the offer again and rejects what is wrong.
+    """
+    try:
+        offer = SessionDescription.parse(offer_body)
+    except SipError:
+        return None
+    audio = next((m for m in offer.media if m.media == "audio" and m.port != 0), None)
+    return (audio.connection if audio else None) or offer.connection
+
+
 class SdpSession:
     """Our side of one call's SDP: the origin line, whose version rises with each answer."""
 

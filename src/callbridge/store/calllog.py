@@ -135,6 +135,17 @@ class CallLog:
             for r in rows
         ]
 
+    def first(self, event_id: int, kind: LogKind) -> datetime | None:
+        """When the event's first entry of ``kind`` was made (its start, its end), or None."""
+        with self.database.session() as session:
+            at: datetime | None = session.scalar(
+                select(CallLogRow.at)
+                .where(CallLogRow.event_id == event_id, CallLogRow.kind == kind.value)
+                .order_by(CallLogRow.at, CallLogRow.id)
+                .limit(1)
+            )
+        return at
+
     def attendance(self, event_id: int) -> list[Attendance]:
         """Per participant: when they joined, when they left, and why, phone and web alike."""
         report: dict[str, Attendance] = {}

@@ -34,6 +34,7 @@ from callbridge.web import (
     editor,
     exports,
     media,
+    metrics,
     nodes,
     pages,
     questions,
@@ -138,6 +139,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(calls.stats_router)
     app.include_router(exports.router)
     app.include_router(nodes.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(editor.router)
