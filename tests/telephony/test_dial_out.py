@@ -281,6 +281,7 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
     switch = f"/api/events/{event.id}/call-me"
     assert server.api("GET", switch).json() == {"enabled": True}
     assert server.api("POST", switch, json={"enabled": False}).json() == {"enabled": False}
+    assert jane.get(url).json() == {"available": False}  # the page hides its form
     off = jane.post(url, json={"number": CALLEE})
     assert off.status_code == 409 and "switched off" in off.json()["detail"]
     assert httpx.post(server.http_url + switch, json={"enabled": True}).status_code == 401

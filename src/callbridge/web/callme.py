@@ -54,6 +54,10 @@ class CallMeState(BaseModel):
     detail: str = Field("", description="Why a call failed (the carrier's answer)")
 
 
+class CallMeOffered(BaseModel):
+    available: bool = Field(description="Whether the page offers the form now")
+
+
 class CallMeSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,6 +129,22 @@ async def call_me(
         status_url=f"/api/events/{event_id}/webcast/call-me/{dial_id}",
     )
     return JSONResponse(placed.model_dump(), status.HTTP_202_ACCEPTED, headers=NO_STORE)
+
+
+@router.get("/webcast/call-me", response_model=CallMeOffered)
+async def call_me_offered(
+    event_id: int, request: Request, store: Store, people: AudienceDep, control: BridgeDep
+) -> Any:
+    """Whether a registrant may ask for a call now (the page shows its form only then)."""
+    record = await run_in_threadpool(store.get, event_id)
+    await _registrant(request, people, event_id)
+    available = record.state not in (EventState.ENDED, EventState.ARCHIVED)
+    if available:
+        try:
+            available = await control.call_me_switch(event_id, None, "registrant")
+        except BridgeError:
+            available = False  # no outbound trunk on this server
+    return JSONResponse(CallMeOffered(available=available).model_dump(), headers=NO_STORE)
 
 
 @router.get("/webcast/call-me/{dial_id}", response_model=CallMeState)

@@ -15,6 +15,13 @@
     ended: "The call has ended.",
   };
   const POLL_MS = 1000;
+  const base = `/api/events/${form.dataset.eventId}/webcast/call-me`;
+
+  // Shown only where the server can place the call and the operator has not switched it off.
+  fetch(base, { credentials: "same-origin", cache: "no-store" })
+    .then((response) => (response.ok ? response.json() : { available: false }))
+    .then((data) => { document.getElementById("callme-section").hidden = !data.available; })
+    .catch(() => { /* left hidden: the dial-in numbers are on the page */ });
   const MAX_POLLS = 180;
 
   function reason(data, fallback) {
@@ -55,7 +62,7 @@
     button.disabled = true;
     say("Placing the call…");
     try {
-      const response = await fetch(`/api/events/${form.dataset.eventId}/webcast/call-me`, {
+      const response = await fetch(base, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ number: number.value.replace(/[\s().-]/g, "") }),
