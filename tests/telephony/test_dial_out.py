@@ -312,7 +312,7 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
     ]
     (dialled,) = [r for r in rows if r["kind"] == "dial"]
     assert dialled["caller_id"] == CALLEE and dialled["role"] == "registrant"
-    assert dialled["actor"] == "call-me: Jane Smith, Acme Capital"
+    assert dialled["actor"] == f"call-me: registrant {dialled['detail']['registrant']}"
     refused = [r for r in rows if r["kind"] == "call_me_refused"]
     assert {r["detail"]["registrant"] for r in refused} == {dialled["detail"]["registrant"]}
     (joined,) = [r for r in rows if r["kind"] == "join"]

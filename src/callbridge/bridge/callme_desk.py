@@ -101,7 +101,9 @@ class CallMeDesk:
                 event_id,
                 decision.number,
                 CallerKind.REGISTRANT,
-                actor=f"call-me: {registrant.label}"[:120],
+                # By id, not name: the log's actor is short, and a deleted registrant's
+                # name must not outlive them here (the exports anonymise by id).
+                actor=f"call-me: registrant {registrant.listener_id}",
                 registrant=registrant,
             )
         except BridgeError as error:
