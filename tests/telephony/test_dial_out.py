@@ -256,6 +256,7 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
             server.wait_for(progress, timeout=20, interval=0.05)
             # The first trunk is dead (1 s); the callee keys 1 0.6 s after answering.
             print("call-me, ms from the request:", {k: round(v) for k, v in at.items()})
+            print("INVITE to 200 through the carrier, ms:", server.stats()["dial_setup_ms"])
             assert seen[0] == "calling" and seen[-1] == "joined", seen
             assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
             # She is on the call as her registration names her, as her PIN would.
