@@ -355,6 +355,8 @@ class AuditKind(enum.StrEnum):
     # Calls placed (``bridge.dialout``).
     DIAL = "dial"
     DIAL_FAILED = "dial_failed"
+    CALL_ME_REFUSED = "call_me_refused"  # a registrant's call-me request (``bridge.callme``)
+    CALL_ME_SWITCHED = "call_me_switched"  # the operator turned call-me on or off
 
 
 @dataclass(frozen=True)

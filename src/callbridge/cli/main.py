@@ -388,11 +388,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
         trunks_file=_trunks_file(args),
+        call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
         metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _country_codes(value: str) -> tuple[int, ...]:
+    """``1,44`` as (1, 44): country calling codes, 1 to 3 digits each."""
+    codes = [part.strip().lstrip("+") for part in value.split(",") if part.strip()]
+    if not codes or not all(c.isdigit() and 1 <= len(c) <= 3 and c[0] != "0" for c in codes):
+        raise argparse.ArgumentTypeError(f"{value!r}: give country codes such as 1,44")
+    return tuple(sorted({int(c) for c in codes}))
 
 
 def _metrics_listen(args: argparse.Namespace) -> tuple[str, int] | None:
@@ -749,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the carriers' trunks for calls placed (dial a speaker) and registrations: a TOML "
         "file, mode 0600 (it holds their passwords; see bridge/trunks.py)",
+    )
+    serve.add_argument(
+        "--call-me-countries",
+        type=_country_codes,
+        default=(),
+        metavar="CODES",
+        help="the country codes call-me may dial, e.g. 1,44 (default: each event's own, those "
+        "of its dial-in numbers); premium-rate and short numbers are never dialled",
     )
     serve.add_argument(
         "--bus-key-file",
