@@ -111,6 +111,8 @@ class Settings:
     # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
     # the web app never holds the trunks' credentials.
     trunks_file: Path | None = None
+    # Call me's country codes (``serve --call-me-countries``); empty: each event's own.
+    call_me_countries: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -105,6 +105,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 async def _media_plane(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    from callbridge.bridge.callme import CallMeRules
     from callbridge.bridge.config import SrtpRules
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.bridge.trunks import load as load_trunks
@@ -171,6 +172,7 @@ async def _media_plane(settings: Settings) -> None:
             ),
             caption_command=worker_command if settings.live_captions else None,
             trunks=load_trunks(settings.trunks_file) if settings.trunks_file else None,
+            call_me=CallMeRules(countries=settings.call_me_countries),
         ),
         EventStore(database),
         CallLog(database),

@@ -124,6 +124,12 @@ async def moderating(channel: Channel) -> None:
         await channel.remote.act(event.id, Action(action="mute", participant_id="p9"), "dana")
     with pytest.raises(BridgeError, match="cannot start again"):
         await channel.remote.start_call(event.id)
+    # Call me needs an outbound trunk: without one the web is told so, nothing is dialled.
+    jane = {"listener_id": 1, "name": "Jane Smith", "firm": None, "email": None}
+    with pytest.raises(BridgeError, match="outbound trunk"):
+        await channel.remote.call_me(event.id, jane, "+19135550100", "127.0.0.1")
+    with pytest.raises(BridgeError, match="outbound trunk"):
+        await channel.remote.call_me_switch(event.id, False, "dana")
     await channel.remote.end_call(event.id)
     assert channel.events.get(event.id).state is EventState.ENDED
     # A guard holding many identities is counted a slice at a time, the loop free between.

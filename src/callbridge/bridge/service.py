@@ -31,6 +31,7 @@ from pathlib import Path
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge import lobby, views
+from callbridge.bridge.callme_desk import CallMeDesk
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import (
@@ -150,6 +151,18 @@ class Bridge:
                 self.lookups.audit,
             )
             if config.trunks is not None
+            else None
+        )
+        self.callme = (
+            CallMeDesk(
+                config.call_me,
+                self.dialout,
+                self.lookups.record,
+                lambda dial_id: self.controller.member(dial_id) is not None,
+                self.lookups.audit,
+                self.controller.window,
+            )
+            if self.dialout is not None
             else None
         )
         self.tasks: list[asyncio.Task[None]] = []

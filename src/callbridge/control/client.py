@@ -132,6 +132,26 @@ class RemoteBridge:
         params = {"event_id": event_id, "number": number, "as_role": as_role, "actor": actor}
         return str(await self._call("dial", params))
 
+    async def call_me(
+        self, event_id: int, registrant: dict[str, Any], number: str, source: str
+    ) -> dict[str, Any]:
+        params = {
+            "event_id": event_id,
+            "registrant": registrant,
+            "number": number,
+            "source": source,
+        }
+        answer: dict[str, Any] = await self._call("call_me", params)
+        return answer
+
+    async def call_me_state(self, dial_id: str) -> dict[str, Any] | None:
+        answer: dict[str, Any] | None = await self._call("call_me_state", {"dial_id": dial_id})
+        return answer
+
+    async def call_me_switch(self, event_id: int, enabled: bool | None, actor: str) -> bool:
+        params = {"event_id": event_id, "enabled": enabled, "actor": actor}
+        return bool(await self._call("call_me_switch", params))
+
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The waiter for the event's live playlist, while its webcast runs."""
         found = self._streams.get(event_id)

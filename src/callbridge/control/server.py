@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from callbridge.bridge.callme_desk import CallMeDesk
+from callbridge.bridge.commands import Registrant
 from callbridge.bridge.control import (
     Action,
     BridgeError,
@@ -79,6 +81,9 @@ class ControlledBridge(Protocol):
     async def end_call(self, event_id: int) -> None: ...
 
     async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str: ...
+
+    @property
+    def callme(self) -> CallMeDesk | None: ...
 
     def live_playlists(self) -> dict[int, str | None]: ...
 
@@ -293,6 +298,8 @@ class ControlServer:
                 str(params["as_role"]),
                 str(params["actor"]),
             )
+        if method.startswith("call_me"):
+            return await self._call_me(method, params)
         if method == "playlists":
             return [
                 {"event_id": event_id, "text": text, "live": True}
@@ -302,6 +309,35 @@ class ControlServer:
             return "pong"
         if method == "health":
             return {"draining": bridge.draining}
+        raise LookupError(f"no method {method!r}")
+
+    async def _call_me(self, method: str, params: dict[str, Any]) -> Any:
+        """Call me (``bridge.callme_desk``): a request, a dial's progress, the operator's switch."""
+        desk = self.bridge.callme
+        if desk is None:
+            raise BridgeError("call-me needs an outbound trunk (serve --trunks FILE)")
+        if method == "call_me":
+            who = params["registrant"]
+            registrant = Registrant(
+                int(who["listener_id"]),
+                str(who["name"]),
+                None if who.get("firm") is None else str(who["firm"]),
+                None if who.get("email") is None else str(who["email"]),
+            )
+            return await desk.request(
+                int(params["event_id"]),
+                registrant,
+                str(params["number"]),
+                str(params.get("source", "")),
+            )
+        if method == "call_me_state":
+            return desk.state(str(params["dial_id"]))
+        if method == "call_me_switch":
+            event_id = int(params["event_id"])
+            enabled = params.get("enabled")
+            if enabled is None:
+                return desk.enabled(event_id)
+            return desk.switch(event_id, bool(enabled), str(params["actor"]))
         raise LookupError(f"no method {method!r}")
 
     def _live(self, event_id: int) -> bytes:

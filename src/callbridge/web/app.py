@@ -29,6 +29,7 @@ from callbridge.web import (
     api,
     auth,
     brand,
+    callme,
     calls,
     editor,
     exports,
@@ -145,6 +146,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)
+    app.include_router(callme.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
     app.include_router(brand.router)
