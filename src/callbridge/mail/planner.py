@@ -1,0 +1,165 @@
+"""What is written to the outbox: confirmations as people register, reminders and replay notices
+as their time comes.
+
+``MailDesk`` is what the web app calls when someone registers: it records
+their consent and enqueues the confirmation. ``Planner.plan(now)`` runs
+every few seconds beside the sender (``worker``): for each event with
+registrants who agreed to follow-ups, it enqueues the reminder
+``core.reminder_due`` names and, once the replay is packaged and open, the
+replay notice. Each message has a dedupe key (``reminder:w17:1440``), so
+planning again, in this process or another, enqueues nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from callbridge.events.schema import EventRecord, EventState
+from callbridge.mail import compose
+from callbridge.mail.compose import Letterhead
+from callbridge.mail.core import parse_offsets, reminder_due
+from callbridge.store.events import EventNotFound, EventStore
+from callbridge.store.outbox import MailKind, NewMail, Outbox, Recipient
+
+log = logging.getLogger(__name__)
+
+# The words next to the registration form's checkbox; stored with each consent as shown.
+CONSENT_WORDING = "Email me a reminder before the call and a note when the replay is ready."
+
+
+def follow_ups_offered(outbox: Outbox, event_id: int) -> bool:
+    """Whether the event sends reminders or a replay notice (the form then asks for consent)."""
+    settings = outbox.settings(event_id)
+    return bool(parse_offsets(settings.reminders)) or settings.replay
+
+
+class MailDesk:
+    """Registrations' mail: consent recorded, confirmation written to the outbox.
+
+    ``sending`` is False when no relay is configured: consent is still
+    recorded, but nothing is enqueued that nothing would send.
+    ``on_enqueued`` wakes the sender in this process.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        letterhead: Letterhead | None,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.outbox = outbox
+        self.letterhead = letterhead
+        self.on_enqueued = on_enqueued
+
+    @property
+    def sending(self) -> bool:
+        return self.letterhead is not None
+
+    def registered(
+        self,
+        record: EventRecord,
+        listener_id: int,
+        *,
+        follow_up: bool,
+        now: datetime,
+        pin: str | None = None,
+    ) -> bool:
+        """Someone registered: keep what they agreed to; enqueue their confirmation.
+
+        Returns whether a confirmation was enqueued.
+        """
+        offered = follow_ups_offered(self.outbox, record.id)
+        self.outbox.record_consent(
+            listener_id, record.id, follow_up and offered, CONSENT_WORDING if offered else "", now
+        )
+        if self.letterhead is None or not self.outbox.settings(record.id).confirmation:
+            return False
+        recipient = self.outbox.recipient(listener_id)
+        if recipient is None:
+            return False
+        mail = compose.confirmation(record, recipient, self.letterhead, now, pin=pin)
+        added = self.outbox.enqueue([mail], now)
+        if added:
+            self.on_enqueued()
+        return bool(added)
+
+
+class Planner:
+    """Finds the reminders and replay notices that are due and enqueues them; IO, ``now`` given.
+
+    ``replay_ready(event_id)`` says whether the event's replay is packaged.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        events: EventStore,
+        letterhead: Letterhead,
+        replay_ready: Callable[[int], bool],
+    ) -> None:
+        self.outbox = outbox
+        self.events = events
+        self.letterhead = letterhead
+        self.replay_ready = replay_ready
+
+    def plan(self, now: datetime) -> int:
+        """Enqueue what has come due by ``now``; returns how many messages were written."""
+        states = [EventState.SCHEDULED.value, EventState.ENDED.value]
+        written = 0
+        for event_id in self.outbox.events_to_plan(states):
+            try:
+                record = self.events.get(event_id)
+            except EventNotFound:
+                continue
+            try:
+                mails = self._due(record, now)
+            except Exception:
+                # One event's bad data (a template error) must not stop every other's mail.
+                log.exception("planning the mail of event %d failed", event_id)
+                continue
+            if mails:
+                written += self.outbox.enqueue(mails, now)
+        return written
+
+    def _due(self, record: EventRecord, now: datetime) -> list[NewMail]:
+        settings = self.outbox.settings(record.id)
+        if record.state is EventState.SCHEDULED:
+            offsets = parse_offsets(settings.reminders)
+            if not offsets:
+                return []
+            return self._reminders(record, offsets, now)
+        if (
+            settings.replay
+            and record.state is EventState.ENDED
+            and record.replay_available(now)
+            and self.replay_ready(record.id)
+        ):
+            return self._replay_notices(record, now)
+        return []
+
+    def _reminders(
+        self, record: EventRecord, offsets: tuple[int, ...], now: datetime
+    ) -> list[NewMail]:
+        due: list[tuple[Recipient, int]] = []
+        for recipient in self.outbox.consenting(record.id):
+            minutes = reminder_due(record.starts_at, offsets, recipient.registered_at, now)
+            if minutes is not None:
+                due.append((recipient, minutes))
+        if not due:
+            return []
+        done = self.outbox.enqueued_keys(record.id, MailKind.REMINDER)
+        return [
+            compose.reminder(record, recipient, minutes, self.letterhead, now)
+            for recipient, minutes in due
+            if compose.reminder_key(recipient.listener_id, minutes) not in done
+        ]
+
+    def _replay_notices(self, record: EventRecord, now: datetime) -> list[NewMail]:
+        done = self.outbox.enqueued_keys(record.id, MailKind.REPLAY)
+        return [
+            compose.replay_ready(record, recipient, self.letterhead, now)
+            for recipient in self.outbox.consenting(record.id)
+            if compose.replay_key(recipient.listener_id) not in done
+        ]
