@@ -58,9 +58,8 @@ class Outcome(enum.Enum):
 
     ACCEPTED = "accepted"  # 2xx to the end of DATA
     TRANSIENT = "transient"  # 4xx: try this message again later
-    UNREACHABLE = (
-        "unreachable"  # no answer (refused, dropped, timed out): the relay, not the message
-    )
+    # No answer (refused, dropped, timed out): the relay is away, not this message at fault.
+    UNREACHABLE = "unreachable"
     PERMANENT = "permanent"  # 5xx: this message will never go
 
 
@@ -84,7 +83,7 @@ def backoff(attempts: int) -> timedelta:
     if attempts < 1:
         raise ValueError("backoff follows a try")
     # Capped before the power, so a large count cannot overflow a timedelta.
-    wait = FIRST_RETRY * (2 ** min(attempts - 1, 16))
+    wait: timedelta = FIRST_RETRY * (2 ** min(attempts - 1, 16))
     return min(wait, LONGEST_RETRY)
 
 

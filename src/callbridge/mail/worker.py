@@ -94,7 +94,7 @@ class MailWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Send until ``stop``; a database or relay error is logged and tried again, never raised."""
+        """Send until ``stop``; database and relay errors are logged and retried, never raised."""
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:

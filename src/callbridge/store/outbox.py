@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from callbridge.store.db import Database
@@ -136,7 +136,7 @@ class Recipient:
     registered_at: datetime
 
 
-def _claimable(now: datetime) -> object:
+def _claimable(now: datetime) -> ColumnElement[bool]:
     row = MailOutboxRow
     return or_(
         and_(row.state == OutboxState.QUEUED.value, row.due_at <= now),
@@ -304,7 +304,7 @@ class Outbox:
             return bool(done.rowcount)
 
     def release(self, row_id: int, claim: str, now: datetime) -> None:
-        """Give back a claimed row not tried (the sender is stopping): queued, due now, uncounted."""
+        """Give back a claimed row not tried (the sender stops): queued, due now, uncounted."""
         row = MailOutboxRow
         with self.database.engine.begin() as connection:
             connection.execute(
