@@ -88,6 +88,11 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # Email (callbridge.mail): the relay's URL (smtp://, smtps://), the From address, and a
+    # CA file to trust for the relay besides the system's. No URL: nothing is sent.
+    smtp_url: str | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -1,0 +1,104 @@
+"""Unsubscribing from an event's reminders and replay notice, without logging in.
+
+The link in each reminder holds a signed token naming the registrant
+(``mail.compose.unsubscribe_token``): the page (GET) asks, its button (POST)
+unsubscribes. A mail client's one-click unsubscribe (RFC 8058) POSTs
+``List-Unsubscribe=One-Click`` to the same address, and is answered
+without a page. A GET never unsubscribes: link scanners open links.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from callbridge.mail.compose import read_unsubscribe_token
+from callbridge.mail.planner import MailDesk
+from callbridge.store.events import EventNotFound, EventStore
+from callbridge.web.deps import TEMPLATES, event_store, settings
+from callbridge.web.pages import Now
+
+router = APIRouter()
+
+MAX_TOKEN = 200
+
+
+def _desk(request: Request) -> MailDesk:
+    value: MailDesk = request.app.state.mail
+    return value
+
+
+def _listener(request: Request, token: str) -> int | None:
+    if len(token) > MAX_TOKEN:
+        return None
+    return read_unsubscribe_token(settings(request).secret_key, token)
+
+
+def _bad_link(request: Request) -> Response:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "problem.html",
+        {
+            "heading": "This link does not work",
+            "message": "The unsubscribe link is incomplete or was not sent by us. "
+            "Copy the whole link from the email, or reply to the email to be removed.",
+        },
+        status_code=status.HTTP_404_NOT_FOUND,
+    )
+
+
+async def _title(store: EventStore, event_id: int) -> str | None:
+    try:
+        record = await run_in_threadpool(store.get, event_id)
+    except EventNotFound:
+        return None
+    return f"{record.company.name} {record.title}"
+
+
+@router.get("/mail/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def unsubscribe_page(
+    request: Request, token: str, store: Annotated[EventStore, Depends(event_store)]
+) -> Response:
+    """Asks whether to stop this call's reminders and replay notice."""
+    listener_id = _listener(request, token)
+    recipient = (
+        await run_in_threadpool(_desk(request).outbox.recipient, listener_id)
+        if listener_id is not None
+        else None
+    )
+    if recipient is None:
+        return _bad_link(request)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "unsubscribe.html",
+        {"done": False, "title": await _title(store, recipient.event_id), "token": token},
+    )
+
+
+@router.post("/mail/unsubscribe/{token}", include_in_schema=False)
+async def unsubscribe(
+    request: Request,
+    token: str,
+    store: Annotated[EventStore, Depends(event_store)],
+    now: Now,
+) -> Response:
+    """Unsubscribe: no more reminders or replay notice for this call; queued ones are cancelled."""
+    listener_id = _listener(request, token)
+    if listener_id is None:
+        return _bad_link(request)
+    body = await request.body()
+    one_click = b"List-Unsubscribe=One-Click" in body[:1000]
+    outbox = _desk(request).outbox
+    consent = await run_in_threadpool(outbox.withdraw, listener_id, now)
+    if consent is None:
+        return _bad_link(request)
+    if one_click:
+        return PlainTextResponse("Unsubscribed.\n")
+    return TEMPLATES.TemplateResponse(
+        request,
+        "unsubscribe.html",
+        {"done": True, "title": await _title(store, consent.event_id), "token": token},
+    )
