@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from callbridge.mail.core import LEASE, Attempt, Outcome, settle
@@ -72,6 +72,7 @@ class MailWorker:
         batch: int = BATCH,
         poll: float = POLL,
         plan_every: float = PLAN_EVERY,
+        lease: timedelta = LEASE,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
@@ -80,6 +81,8 @@ class MailWorker:
         self.batch = batch
         self.poll = poll
         self.plan_every = plan_every
+        # How long a claim holds: longer than one exchange can last (tests shorten it).
+        self.lease = lease
         self.sent = 0
         self.exited = asyncio.Event()
         self._wake = asyncio.Event()
@@ -128,7 +131,7 @@ class MailWorker:
     async def send_due(self) -> int:
         """Claim one batch of due rows and try each; returns how many were claimed."""
         now = self.clock()
-        rows = await asyncio.to_thread(self.outbox.claim, now, now + LEASE, self.batch)
+        rows = await asyncio.to_thread(self.outbox.claim, now, now + self.lease, self.batch)
         for index, row in enumerate(rows):
             if self._stopping:
                 # Not tried: back to the queue as it was, for the next start.
