@@ -1,4 +1,4 @@
-"""The messages as a mail client reads them: headers, parts, the invite; names kept out of headers."""
+"""The messages as a mail client reads them: headers, parts, the invite; names out of headers."""
 
 from __future__ import annotations
 

@@ -79,15 +79,28 @@ class _Handler:
     received: list[Received] = field(default_factory=list)
     refuse: int = 0
     reject: set[str] = field(default_factory=set)
+    # Keep the ``hold_nth`` message (counted from 1) waiting ``hold`` seconds at ``hold_at``:
+    # "rcpt" before anything is taken, "data" after it is stored and before the 250.
     hold: float = 0.0
+    hold_nth: int = 1
+    hold_at: str = "data"
     held: threading.Event = field(default_factory=threading.Event)
+    held_data: bytes = b""  # the message held at "data"
+    rcpts: int = 0
+    datas: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         if address in self.reject:
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        with self.lock:
+            self.rcpts += 1
+            hold = self.hold if self.hold_at == "rcpt" and self.rcpts == self.hold_nth else 0
+        if hold:
+            self.held.set()
+            await asyncio.sleep(hold)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -96,12 +109,11 @@ class _Handler:
             if self.refuse > 0:
                 self.refuse -= 1
                 return "451 4.3.0 try again later"
-        if self.hold:
-            self.held.set()
-            await asyncio.sleep(self.hold)
         data = envelope.original_content or envelope.content or b""
         assert isinstance(data, bytes)
         with self.lock:
+            self.datas += 1
+            hold = self.hold if self.hold_at == "data" and self.datas == self.hold_nth else 0
             self.received.append(
                 Received(
                     sender=str(envelope.mail_from),
@@ -111,6 +123,12 @@ class _Handler:
                     tls=session.ssl is not None,
                 )
             )
+        if hold:
+            self.held_data = data
+            # Stored, as an MTA stores a message before it answers: a client gone now never
+            # hears the 250.
+            self.held.set()
+            await asyncio.sleep(hold)
         return "250 2.0.0 Ok: queued"
 
 
@@ -122,7 +140,8 @@ def _authenticate(
         and auth_data.login == USER.encode()
         and auth_data.password == PASSWORD.encode()
     )
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd then answers the refusal (535) itself.
+    return AuthResult(success=ok, handled=False)
 
 
 class SmtpServer:
@@ -162,3 +181,7 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def ca_file(self) -> Path:
+        """The file a client trusts to verify this server (its own self-signed certificate)."""
+        return self.cert
