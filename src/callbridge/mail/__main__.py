@@ -28,7 +28,7 @@ async def _run(args: argparse.Namespace) -> None:
     config = SmtpConfig.parse(args.smtp, Path(args.smtp_ca) if args.smtp_ca else None)
     worker = MailWorker(
         Outbox(database),
-        SmtpSender(config),
+        [SmtpSender(config) for _ in range(args.connections)],
         batch=args.batch,
         poll=args.poll,
         lease=timedelta(seconds=args.lease),
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smtp", required=True, help="smtp://…, smtps://… or smtp+plain://…")
     parser.add_argument("--smtp-ca", default=None, help="a CA file to trust as well")
     parser.add_argument("--batch", type=int, default=BATCH, help="rows claimed at once")
+    parser.add_argument("--connections", type=int, default=1, help="SMTP connections at once")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks")
     parser.add_argument(
         "--lease",

@@ -27,7 +27,7 @@ import jinja2
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from callbridge.announce.render import Phone, release_of, render_ics, short_name
+from callbridge.announce.render import Phone, Release, release_of, render_ics, short_name
 from callbridge.events.schema import EventRecord
 from callbridge.mail.core import describe_offset
 from callbridge.store.outbox import MailKind, NewMail, Recipient
@@ -234,10 +234,18 @@ def confirmation(
 
 
 def reminder(
-    record: EventRecord, recipient: Recipient, minutes: int, letterhead: Letterhead, now: datetime
+    record: EventRecord,
+    recipient: Recipient,
+    minutes: int,
+    letterhead: Letterhead,
+    now: datetime,
+    release: Release | None = None,
 ) -> NewMail:
-    """A reminder ``minutes`` before the start, with the one-click unsubscribe headers."""
-    release = release_of(record, letterhead.public_url)
+    """A reminder ``minutes`` before the start, with the one-click unsubscribe headers.
+
+    ``release``: the event's, when the caller writes many (``release_of`` once, not per message).
+    """
+    release = release or release_of(record, letterhead.public_url)
     lead = describe_offset(minutes)
     unsubscribe = letterhead.unsubscribe_url(recipient.listener_id)
     subject = f"Reminder: {_headline(record)} conference call in {lead}"
@@ -272,10 +280,14 @@ def reminder(
 
 
 def replay_ready(
-    record: EventRecord, recipient: Recipient, letterhead: Letterhead, now: datetime
+    record: EventRecord,
+    recipient: Recipient,
+    letterhead: Letterhead,
+    now: datetime,
+    release: Release | None = None,
 ) -> NewMail:
-    """ "The replay is ready", with its window (the last day) and the replay numbers."""
-    release = release_of(record, letterhead.public_url)
+    """The replay is ready: its window (the last day), the webcast link and the replay numbers."""
+    release = release or release_of(record, letterhead.public_url)
     unsubscribe = letterhead.unsubscribe_url(recipient.listener_id)
     subject = f"Replay ready: {_headline(record)} conference call"
     text, html = render(

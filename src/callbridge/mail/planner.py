@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from callbridge.announce.render import release_of
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.mail import compose
 from callbridge.mail.compose import Letterhead
@@ -150,16 +151,18 @@ class Planner:
         if not due:
             return []
         done = self.outbox.enqueued_keys(record.id, MailKind.REMINDER)
+        release = release_of(record, self.letterhead.public_url)
         return [
-            compose.reminder(record, recipient, minutes, self.letterhead, now)
+            compose.reminder(record, recipient, minutes, self.letterhead, now, release)
             for recipient, minutes in due
             if compose.reminder_key(recipient.listener_id, minutes) not in done
         ]
 
     def _replay_notices(self, record: EventRecord, now: datetime) -> list[NewMail]:
         done = self.outbox.enqueued_keys(record.id, MailKind.REPLAY)
+        release = release_of(record, self.letterhead.public_url)
         return [
-            compose.replay_ready(record, recipient, self.letterhead, now)
+            compose.replay_ready(record, recipient, self.letterhead, now, release)
             for recipient in self.outbox.consenting(record.id)
             if compose.replay_key(recipient.listener_id) not in done
         ]

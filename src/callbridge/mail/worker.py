@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -42,6 +42,7 @@ from callbridge.store.outbox import Claimed, Outbox
 log = logging.getLogger(__name__)
 
 BATCH = 20
+CONNECTIONS = 2  # SMTP connections at once in serve's sender
 POLL = 1.0  # seconds between looks at the outbox when nothing woke the sender
 PLAN_EVERY = 15.0  # seconds between looks for reminders and replay notices
 
@@ -56,7 +57,8 @@ def utc_now() -> datetime:
 
 
 class MailWorker:
-    """One sender over one SMTP connection; ``run`` until ``stop``.
+    """The outbox's sender: one loop per SMTP connection (``transport``, or several); ``run``
+    until ``stop``. Each connection sends one message at a time and marks it before the next.
 
     ``wake`` (from this event loop's thread) sends what was just enqueued
     without waiting for the next poll.
@@ -65,7 +67,7 @@ class MailWorker:
     def __init__(
         self,
         outbox: Outbox,
-        transport: Transport,
+        transport: Transport | Sequence[Transport],
         planner: Planner | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
@@ -75,7 +77,8 @@ class MailWorker:
         lease: timedelta = LEASE,
     ) -> None:
         self.outbox = outbox
-        self.transport = transport
+        self.transports = list(transport) if isinstance(transport, Sequence) else [transport]
+        self.transport = self.transports[0]
         self.planner = planner
         self.clock = clock
         self.batch = batch
@@ -98,13 +101,21 @@ class MailWorker:
 
     async def run(self) -> None:
         """Send until ``stop``; database and relay errors are logged and retried, never raised."""
+        try:
+            loops = [self._loop(t, first=i == 0) for i, t in enumerate(self.transports)]
+            await asyncio.gather(*loops)
+        finally:
+            self.exited.set()
+
+    async def _loop(self, transport: Transport, *, first: bool) -> None:
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
                 self._wake.clear()
                 try:
-                    await self._plan_if_due(loop.time())
-                    busy = await self.send_due()
+                    if first:  # one loop plans
+                        await self._plan_if_due(loop.time())
+                    busy = await self.send_due(transport)
                 except Exception:
                     log.exception("the mail sender failed; trying again shortly")
                     busy = False
@@ -113,10 +124,7 @@ class MailWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
         finally:
-            try:
-                await self.transport.close()
-            finally:
-                self.exited.set()
+            await transport.close()
 
     async def _plan_if_due(self, at: float) -> None:
         if self.planner is None:
@@ -128,8 +136,9 @@ class MailWorker:
         if written:
             log.info("%d reminder or replay message(s) enqueued", written)
 
-    async def send_due(self) -> int:
+    async def send_due(self, transport: Transport | None = None) -> int:
         """Claim one batch of due rows and try each; returns how many were claimed."""
+        transport = transport or self.transport
         now = self.clock()
         rows = await asyncio.to_thread(self.outbox.claim, now, now + self.lease, self.batch)
         for index, row in enumerate(rows):
@@ -137,7 +146,7 @@ class MailWorker:
                 # Not tried: back to the queue as it was, for the next start.
                 await self._put_back(rows[index:])
                 break
-            attempt = await self.transport.send(row.sender, row.recipient, row.message)
+            attempt = await transport.send(row.sender, row.recipient, row.message)
             await self._settle(row, attempt)
             if attempt.outcome is Outcome.UNREACHABLE:
                 # The rest of the batch waits out the same backoff, untried.

@@ -21,7 +21,7 @@ from callbridge.events.errors import normalise_errors
 from callbridge.mail.compose import Letterhead, Sender
 from callbridge.mail.planner import MailDesk, Planner
 from callbridge.mail.smtp import SmtpConfig, SmtpSender
-from callbridge.mail.worker import MailWorker
+from callbridge.mail.worker import CONNECTIONS, MailWorker
 from callbridge.store.aftercall import AfterCall
 from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
@@ -94,7 +94,8 @@ def mail_sender(app: FastAPI) -> MailWorker | None:
         lambda event_id: media_files.replay(event_id) is not None,
     )
     config = SmtpConfig.parse(settings.smtp_url, settings.smtp_ca_file)
-    worker = MailWorker(desk.outbox, SmtpSender(config), planner)
+    connections = [SmtpSender(config) for _ in range(CONNECTIONS)]
+    worker = MailWorker(desk.outbox, connections, planner)
     desk.on_enqueued = worker.wake
     return worker
 
