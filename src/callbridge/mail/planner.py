@@ -13,7 +13,7 @@ planning again, in this process or another, enqueues nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from callbridge.announce.render import release_of
@@ -27,6 +27,9 @@ from callbridge.store.outbox import MailKind, NewMail, Outbox, Recipient
 log = logging.getLogger(__name__)
 
 # The words next to the registration form's checkbox; stored with each consent as shown.
+# Messages rendered before they are written (one transaction each).
+CHUNK = 500
+
 CONSENT_WORDING = "Email me a reminder before the call and a note when the replay is ready."
 
 
@@ -115,21 +118,26 @@ class Planner:
             except EventNotFound:
                 continue
             try:
-                mails = self._due(record, now)
+                # Rendered and written a chunk at a time: ten thousand messages are never
+                # in memory at once, and what was written stays written if one fails.
+                chunk: list[NewMail] = []
+                for mail in self._due(record, now):
+                    chunk.append(mail)
+                    if len(chunk) >= CHUNK:
+                        written += self.outbox.enqueue(chunk, now)
+                        chunk = []
+                written += self.outbox.enqueue(chunk, now)
             except Exception:
                 # One event's bad data (a template error) must not stop every other's mail.
                 log.exception("planning the mail of event %d failed", event_id)
-                continue
-            if mails:
-                written += self.outbox.enqueue(mails, now)
         return written
 
-    def _due(self, record: EventRecord, now: datetime) -> list[NewMail]:
+    def _due(self, record: EventRecord, now: datetime) -> Iterator[NewMail]:
         settings = self.outbox.settings(record.id)
         if record.state is EventState.SCHEDULED:
             offsets = parse_offsets(settings.reminders)
             if not offsets:
-                return []
+                return iter(())
             return self._reminders(record, offsets, now)
         if (
             settings.replay
@@ -138,31 +146,31 @@ class Planner:
             and self.replay_ready(record.id)
         ):
             return self._replay_notices(record, now)
-        return []
+        return iter(())
 
     def _reminders(
         self, record: EventRecord, offsets: tuple[int, ...], now: datetime
-    ) -> list[NewMail]:
+    ) -> Iterator[NewMail]:
         due: list[tuple[Recipient, int]] = []
         for recipient in self.outbox.consenting(record.id):
             minutes = reminder_due(record.starts_at, offsets, recipient.registered_at, now)
             if minutes is not None:
                 due.append((recipient, minutes))
         if not due:
-            return []
+            return iter(())
         done = self.outbox.enqueued_keys(record.id, MailKind.REMINDER)
         release = release_of(record, self.letterhead.public_url)
-        return [
+        return (
             compose.reminder(record, recipient, minutes, self.letterhead, now, release)
             for recipient, minutes in due
             if compose.reminder_key(recipient.listener_id, minutes) not in done
-        ]
+        )
 
-    def _replay_notices(self, record: EventRecord, now: datetime) -> list[NewMail]:
+    def _replay_notices(self, record: EventRecord, now: datetime) -> Iterator[NewMail]:
         done = self.outbox.enqueued_keys(record.id, MailKind.REPLAY)
         release = release_of(record, self.letterhead.public_url)
-        return [
+        return (
             compose.replay_ready(record, recipient, self.letterhead, now, release)
             for recipient in self.outbox.consenting(record.id)
             if compose.replay_key(recipient.listener_id) not in done
-        ]
+        )
