@@ -110,3 +110,21 @@ def test_no_relay_records_consent_and_writes_nothing(
     ada = _register(sqlite_database, desk, event, "ada", START - timedelta(days=1), True)
     assert outbox.entries() == []
     assert outbox.consents(event.id)[ada].active
+
+
+def test_a_confirmation_lost_in_a_crash_is_written_by_the_planner(
+    sqlite_database: Database, letterhead: Letterhead
+) -> None:
+    event = make_event(sqlite_database, START)
+    outbox = Outbox(sqlite_database)
+    people = Audience(sqlite_database)
+    at = START - timedelta(days=1)
+    # Registered, then the process died before the confirmation was written.
+    _, recent = people.register(event.id, name="Ada", firm=None, email="ada@acme.example", now=at)
+    old = at - timedelta(hours=3)
+    people.register(event.id, name="Bo", firm=None, email="bo@acme.example", now=old)
+    planner = Planner(outbox, EventStore(sqlite_database), letterhead, lambda _: False)
+    assert planner.plan(at + timedelta(minutes=5)) == 1
+    (entry,) = outbox.entries()
+    assert entry.kind is MailKind.CONFIRMATION and entry.listener_id == recent.id
+    assert planner.plan(at + timedelta(minutes=6)) == 0

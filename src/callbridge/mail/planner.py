@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from callbridge.announce.render import release_of
 from callbridge.events.schema import EventRecord, EventState
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # The words next to the registration form's checkbox; stored with each consent as shown.
 # Messages rendered before they are written (one transaction each).
 CHUNK = 500
+# How far back the planner looks for registrants whose confirmation a crash lost.
+CONFIRM_WITHIN = timedelta(hours=1)
 
 CONSENT_WORDING = "Email me a reminder before the call and a note when the replay is ready."
 
@@ -111,7 +113,7 @@ class Planner:
     def plan(self, now: datetime) -> int:
         """Enqueue what has come due by ``now``; returns how many messages were written."""
         states = [EventState.SCHEDULED.value, EventState.ENDED.value]
-        written = 0
+        written = self._missed_confirmations(now)
         for event_id in self.outbox.events_to_plan(states):
             try:
                 record = self.events.get(event_id)
@@ -130,6 +132,29 @@ class Planner:
             except Exception:
                 # One event's bad data (a template error) must not stop every other's mail.
                 log.exception("planning the mail of event %d failed", event_id)
+        return written
+
+    def _missed_confirmations(self, now: datetime) -> int:
+        """Confirmations for the last ``CONFIRM_WITHIN`` of registrants that have none.
+
+        The web request enqueues each as it registers someone; a crash between
+        the two writes would leave that registrant without one. Only recent
+        registrants: turning ``--smtp`` on does not confirm last month's.
+        """
+        live = [EventState.SCHEDULED.value, EventState.LIVE.value]
+        written = 0
+        records: dict[int, EventRecord | None] = {}
+        for recipient in self.outbox.unconfirmed(now - CONFIRM_WITHIN, live):
+            if recipient.event_id not in records:
+                try:
+                    records[recipient.event_id] = self.events.get(recipient.event_id)
+                except EventNotFound:
+                    records[recipient.event_id] = None
+            record = records[recipient.event_id]
+            if record is None or not self.outbox.settings(record.id).confirmation:
+                continue
+            mail = compose.confirmation(record, recipient, self.letterhead, now)
+            written += self.outbox.enqueue([mail], now)
         return written
 
     def _due(self, record: EventRecord, now: datetime) -> Iterator[NewMail]:

@@ -451,6 +451,32 @@ class Outbox:
                 return None
             return Recipient(r.id, r.event_id, r.name, r.firm, r.email, r.registered_at)
 
+    def unconfirmed(self, since: datetime, states: Sequence[str]) -> list[Recipient]:
+        """Registrants with an email since ``since``, of events in ``states``, with no confirmation
+        in the outbox: what a crash between registering and enqueueing left without one."""
+        listener, row = WebcastListenerRow, MailOutboxRow
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(listener)
+                .join(EventRow, EventRow.id == listener.event_id)
+                .where(
+                    listener.registered_at >= since,
+                    listener.email.is_not(None),
+                    EventRow.state.in_(list(states)),
+                    ~select(row.id)
+                    .where(
+                        row.listener_id == listener.id,
+                        row.kind == MailKind.CONFIRMATION.value,
+                    )
+                    .exists(),
+                )
+                .order_by(listener.id)
+            )
+            return [
+                Recipient(r.id, r.event_id, r.name, r.firm, r.email or "", r.registered_at)
+                for r in rows
+            ]
+
     def events_to_plan(self, states: Sequence[str]) -> list[int]:
         """Events in ``states`` with at least one consenting registrant."""
         with self.database.session() as session:

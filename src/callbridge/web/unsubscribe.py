@@ -24,6 +24,7 @@ from callbridge.web.pages import Now
 router = APIRouter()
 
 MAX_TOKEN = 200
+MAX_BODY = 4096
 
 
 def _desk(request: Request) -> MailDesk:
@@ -48,6 +49,16 @@ def _bad_link(request: Request) -> Response:
         },
         status_code=status.HTTP_404_NOT_FOUND,
     )
+
+
+async def _head(request: Request) -> bytes:
+    """The body's first ``MAX_BODY`` bytes: a one-click POST is one short form field."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) >= MAX_BODY:
+            break
+    return body[:MAX_BODY]
 
 
 async def _title(store: EventStore, event_id: int) -> str | None:
@@ -89,8 +100,7 @@ async def unsubscribe(
     listener_id = _listener(request, token)
     if listener_id is None:
         return _bad_link(request)
-    body = await request.body()
-    one_click = b"List-Unsubscribe=One-Click" in body[:1000]
+    one_click = b"List-Unsubscribe=One-Click" in await _head(request)
     outbox = _desk(request).outbox
     consent = await run_in_threadpool(outbox.withdraw, listener_id, now)
     if consent is None:
