@@ -21,13 +21,19 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
   MBROLA's voices, which espeak-ng can drive, are not in Debian 12.
 * **Real speech**: the LibriVox clips with reference transcripts in Debian's
   ``pocketsphinx-testdata`` (``scripts/install-system bench``); word error rate.
+* **A human voice on the telephone band** (``asterisk_speech``): Asterisk's
+  recorded prompts (8 kHz, a professional speaker) with their transcripts,
+  word error rate over every prompt of three words or more and over those
+  that say digits; and earnings figures said in that voice, built from its
+  recorded number words and read out one after another: figure recall.
 * **Real-time factor**: transcription wall time over audio time, all runs.
 
     .venv/bin/python bench/transcript_bench.py            # about 5 minutes of audio
     .venv/bin/python bench/transcript_bench.py --quick    # two voices, a minute or so
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
-real speech, real-time factor ≤ 0.25. It prints its figures and the command
+real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
+prompts, figure recall ≥ 0.95 on the human figure reading. It prints its figures and the command
 that reproduces them. Needs espeak-ng, flite and sox (``scripts/install-system bench``).
 """
 
@@ -49,6 +55,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import asterisk_speech
 from tests.transcript.speech import speak, speak_flite, through_phone
 
 from callbridge.transcript.engine import (
@@ -278,6 +285,46 @@ def real_speech(engine: SpeechEngine, tally: Tally) -> tuple[float, int] | None:
     return result.wer, result.reference_words
 
 
+def human_voice(engine: SpeechEngine, tally: Tally) -> None:
+    """The Asterisk voice: WER over its prompts (all, and those with digits) and figure
+    recall over a reading of figures in its recorded number words, through μ-law."""
+    if not asterisk_speech.available():
+        print("human telephone voice not measured: scripts/install-system bench")
+        return
+
+    def heard(samples: npt.NDArray[np.int16]) -> str:
+        audio = through_phone(samples)
+        started, cpu = time.perf_counter(), time.process_time()
+        segments = transcribe_samples(engine, audio, RATE)
+        tally.elapsed_s += time.perf_counter() - started
+        tally.cpu_s += time.process_time() - cpu
+        tally.audio_s += len(audio) / RATE
+        return " ".join(s.text for s in segments)
+
+    prompts = asterisk_speech.prompts()
+    said = [(prompt.text, heard(prompt.samples)) for prompt in prompts]
+    every = word_errors(" ".join(r for r, _ in said), " ".join(h for _, h in said), numbers=True)
+    digits = [(r, h) for r, h in said if re.search(r"\d", r)]
+    with_digits = word_errors(
+        " ".join(r for r, _ in digits), " ".join(h for _, h in digits), numbers=True
+    )
+    audio, written = asterisk_speech.figure_reading()
+    text = heard(audio)
+    wanted, got = Counter(written), figure_counts(text)
+    found = sum(min(count, got[figure]) for figure, count in wanted.items())
+    print(
+        f"WER human voice      {every.wer:.3f}  ({len(said)} Asterisk prompts,"
+        f" {every.reference_words} words, μ-law 8 kHz)   goal ≤ 0.03"
+    )
+    print(f"  the {len(digits)} that say digits: {with_digits.wer:.3f}")
+    print(
+        f"figure recall, human {found / len(written):.3f}  ({found}/{len(written)} figures"
+        f" read out in the Asterisk voice)   goal ≥ 0.95"
+    )
+    missing = sorted((wanted - got).elements())
+    print(f"  missed: {', '.join(missing) or 'none'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three voices only")
@@ -321,7 +368,11 @@ def main() -> int:
     alone = sum(min(count, written_out[figure]) for figure, count in wanted.items())
     real = Tally()
     wer = real_speech(engine, real)
-    timed = [*tallies.values(), real]
+    human = Tally()
+    if not args.quick:
+        print()
+        human_voice(engine, human)
+    timed = [*tallies.values(), real, human]
     total_audio = sum(t.audio_s for t in timed)
     total_elapsed = sum(t.elapsed_s for t in timed)
     print()

@@ -141,9 +141,7 @@ def test_a_restarted_origin_learns_the_edges_callers_again(
         killed = time.monotonic()
         wait_until(lambda: len(_media_pids(origin.log())) > starts, 60, "the media process again")
         restarted = time.monotonic()
-        wait_until(
-            lambda: len(INCARNATION.findall(origin.log())) > incarnations, 60, "the new bus"
-        )
+        wait_until(lambda: len(INCARNATION.findall(origin.log())) > incarnations, 60, "the new bus")
         # When the new process's bus was up, on the log's clock, brought to the monotonic one.
         (*_, bus_up) = INCARNATION.findall(origin.log())
         wall = datetime.strptime(bus_up, "%Y-%m-%d %H:%M:%S,%f").timestamp()
@@ -152,8 +150,9 @@ def test_a_restarted_origin_learns_the_edges_callers_again(
         # tone, all of it after that process's bus was up (the old one is dead).
         for listener in (listener_a, listener_b):
             wait_until(
-                lambda listener=listener: time.monotonic() - 0.5 > bus_up_at
-                and _hears_speaker(listener),
+                lambda listener=listener: (
+                    time.monotonic() - 0.5 > bus_up_at and _hears_speaker(listener)
+                ),
                 40,
                 "the speaker again",
                 lambda listener=listener: _heard(listener),

@@ -239,9 +239,10 @@ def test_a_new_process_goes_on_from_the_database(
     after = Audience(database)
     with pytest.raises(BeaconTooSoon):  # the gap rule reads the database's last beacon
         after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=16))
-    heard = after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=46))
-    assert heard.live_seconds == 15  # 15 s written before; 31 s since then is past MAX_CREDIT
-    heard = after.heard(event_id, token, ListenMode.LIVE, T0 + timedelta(seconds=61))
+    past_cap = T0 + timedelta(seconds=15 + MAX_CREDIT + 1)
+    heard = after.heard(event_id, token, ListenMode.LIVE, past_cap)
+    assert heard.live_seconds == 15  # 15 s written before; the gap since is past MAX_CREDIT
+    heard = after.heard(event_id, token, ListenMode.LIVE, past_cap + timedelta(seconds=15))
     assert heard.live_seconds == 30 and heard.name == "Ada"
     (listener,) = after.listeners(event_id)
     assert listener.live_seconds == 30
@@ -340,6 +341,25 @@ def test_a_change_of_mode_credits_the_gap_to_neither() -> None:
     assert (heard.live_seconds, heard.replay_seconds) == (15, 15)
     heard = book.credit((1, "a"), ListenMode.LIVE, at[4])  # and back: nothing for the switch
     assert (heard.live_seconds, heard.replay_seconds) == (15, 15)
+
+
+def test_one_lost_beacon_still_credits_and_a_pause_does_not() -> None:
+    """A beacon lost on the way (or its tick skipped) leaves a gap of two intervals
+    and a late timer's milliseconds: still listening, still credited. The page's
+    first beacon after the listener paused says so, and the pause credits nothing."""
+    book = BeaconBook()
+    book.hold((1, "a"), WebListener(1, 1, None, None, None, T0, None, None, 0, 0))
+    book.credit((1, "a"), ListenMode.LIVE, T0)
+    two_intervals = T0 + timedelta(seconds=2 * BEACON_INTERVAL, milliseconds=40)
+    heard = book.credit((1, "a"), ListenMode.LIVE, two_intervals)
+    assert heard.live_seconds == 2 * BEACON_INTERVAL
+    paused_at = two_intervals + timedelta(seconds=6)
+    assert book.credit((1, "a"), ListenMode.LIVE, paused_at).live_seconds == 36
+    resumed_at = paused_at + timedelta(seconds=20)
+    heard = book.credit((1, "a"), ListenMode.LIVE, resumed_at, resumed=True)
+    assert heard.live_seconds == 36  # the 20 s paused are nobody's
+    later = resumed_at + timedelta(seconds=BEACON_INTERVAL)
+    assert book.credit((1, "a"), ListenMode.LIVE, later).live_seconds == 36 + BEACON_INTERVAL
 
 
 def test_first_beacons_racing_in_threads_make_one_listener(

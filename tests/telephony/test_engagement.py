@@ -88,8 +88,8 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
             rows = _csv(server, event.id, "attendance")
             return sum(int(r["live_seconds"] or 0) for r in rows if r["name"] == "Ada Analyst")
 
-        # Counted from the first credited beacon, which may follow the first by a moment (a
-        # stalled start plays again): the interval's beacon after it brings the seconds.
+        # The page's schedule runs from the start of playback: its first interval's beacon
+        # credits the interval (a lost one, the next credits both).
         server.wait_for(lambda: ada_live_seconds() >= 10, timeout=2 * BEACON_INTERVAL)
         # From here on, count every time the page's player starts playing.
         page.evaluate(

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbridge.transcript.engine import apply_glossary
-from callbridge.transcript.figures import write_figures
+from callbridge.transcript.figures import continues_figure, write_figures
 from callbridge.transcript.transcribe import written
 from callbridge.transcript.wer import number_words
 
@@ -50,6 +50,18 @@ def year(value: int) -> str:
         ("net loss of 31 cents per share", "net loss of $0.31 per share"),
         ("up 12 per cent", "up 12%"),
         ("ten thousand customers", "10,000 customers"),
+        # The sign written and the word said: one dollar sign (it was "$$94 million").
+        ("$94 million dollars", "$94 million"),
+        ("revenue of $1.2 billion dollars, up", "revenue of $1.2 billion, up"),
+        ("$94 dollars", "$94"),
+        # Ranges, basis points, decimals, declines and other currencies.
+        ("growth of three to five percent", "growth of 3% to 5%"),
+        ("twelve to fifteen percent", "12% to 15%"),
+        ("margin expanded by fifty basis points", "margin expanded by 50 basis points"),
+        ("a decline of minus two point five percent", "a decline of -2.5%"),
+        ("earnings of one dollar and five cents per share", "earnings of $1.05 per share"),
+        ("two hundred million euros", "€200 million"),
+        ("one hundred twenty million pounds sterling", "£120 million"),
         # What engines make of what was said.
         ("fifty eight points two percent", "58.2%"),
         ("results for the third quarter on twenty twenty six", "results for Q3 2026"),
@@ -148,7 +160,19 @@ def test_words_without_figures_are_left_alone(words: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "figure", ["$42 million", "12%", "$0.31 per share", "Q3 2026", "fiscal 2027", "61.4%"]
+    "figure",
+    [
+        "$42 million",
+        "12%",
+        "$0.31 per share",
+        "Q3 2026",
+        "fiscal 2027",
+        "61.4%",
+        "3% to 5%",
+        "€200 million",
+        "£120 million",
+        "$1.2 billion",
+    ],
 )
 def test_written_figures_stay_as_they_are(figure: str) -> None:
     assert write_figures(f"It was {figure} this time.") == f"It was {figure} this time."
@@ -191,3 +215,46 @@ def test_the_glossary_is_applied_last() -> None:
 )
 def test_symbols_the_grammar_mishandles_cost_no_figure(said: str, written_as: str) -> None:
     assert write_figures(said) == written_as
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 999),
+    st.integers(0, 99),
+    st.sampled_from(["", " thousand", " million", " billion"]),
+)
+def test_a_dollar_sign_written_and_said_is_one(value: int, cents: int, scale: str) -> None:
+    """An engine that writes the sign and also says "dollars": one sign, never "$$"."""
+    figure = f"${value}.{cents:02d}{scale}" if cents else f"${value}{scale}"
+    assert (
+        write_figures(f"revenue of {figure} dollars this year") == f"revenue of {figure} this year"
+    )
+
+
+@pytest.mark.parametrize(
+    ("said", "written_as"),
+    [
+        # An engine hearing a figure's words one by one puts stops and commas between them.
+        ("Six hundred. Seventy seven. Million dollars.", "$677 million."),
+        ("Six hundred, ninety three, million dollars.", "$693 million."),
+        ("one hundred, thirty, two million dollars", "$132 million"),
+        ("Sixty. Five percent.", "65%."),
+        # Where something else may be meant, the marks stay.
+        (
+            "In twenty twenty five, thirty new customers joined.",
+            "In 2025, 30 new customers joined.",
+        ),
+        ("We hired two hundred, ten of them engineers.", "We hired 200, ten of them engineers."),
+        ("There were forty. Two of them left.", "There were 40. Two of them left."),
+    ],
+)
+def test_a_figure_said_word_by_word_is_one_figure(said: str, written_as: str) -> None:
+    assert write_figures(said) == written_as
+
+
+def test_a_figure_split_between_segments_is_recognised() -> None:
+    assert continues_figure("Six hundred.", "Seventy seven million dollars.")
+    assert continues_figure("Seventy seven.", "Million dollars.")
+    assert not continues_figure("Six hundred.", "Seventy seven.")  # no unit follows: unsure
+    assert not continues_figure("Thank you.", "Million dollars.")
+    assert not continues_figure("We hired two hundred.", "Ten of them are engineers.")

@@ -21,6 +21,7 @@ from callbridge.transcript.transcribe import (
     caption_cues,
     load_transcript,
     transcribe_recording,
+    whole_figures,
 )
 from callbridge.transcript.vad import Samples, speech_regions, to_float
 from callbridge.transcript.vtt import parse_vtt
@@ -173,3 +174,20 @@ def test_progress_bar_redraws_in_place() -> None:
     drawn = stream.getvalue()
     assert drawn.startswith("\rtranscribing [") and drawn.endswith("100.0%\n")
     assert "\n" not in drawn[:-1]
+
+
+def test_a_figure_the_engine_gave_in_pieces_is_one_segment() -> None:
+    """ "Six hundred." "Seventy seven." "Million dollars.": one figure, one segment."""
+    parts = [
+        Segment(0.0, 0.6, "Six hundred."),
+        Segment(0.7, 1.3, "Seventy seven."),
+        Segment(1.35, 2.0, "Million dollars."),
+        Segment(2.6, 3.5, "Up twelve percent."),
+        Segment(6.0, 6.5, "Million dollars."),  # too far after: another thing said
+    ]
+    joined = whole_figures(parts)
+    assert joined == [
+        Segment(0.0, 2.0, "Six hundred Seventy seven Million dollars."),
+        Segment(2.6, 3.5, "Up twelve percent."),
+        Segment(6.0, 6.5, "Million dollars."),
+    ]

@@ -119,6 +119,14 @@ def test_registered_listeners_play_and_are_counted(client: TestClient, app: Fast
         "a@acme.example",
     )
     assert listener.live_seconds == 30
+    # Paused 20 s: the page's first beacon after the pause says so and credits nothing.
+    url = f"/api/events/{record.id}/webcast/beacon"
+    app.dependency_overrides[pages.clock] = lambda: TODAY + timedelta(seconds=50)
+    assert client.post(url, json={"mode": "live", "resumed": True}).status_code == 204
+    app.dependency_overrides[pages.clock] = lambda: TODAY + timedelta(seconds=65)
+    assert client.post(url, json={"mode": "live"}).status_code == 204
+    (listener,) = audience(client).listeners(record.id)
+    assert listener.live_seconds == 45
     bad = client.post(f"/api/events/{record.id}/webcast/beacon", json={"mode": "sideways"})
     assert bad.status_code == 422 and "mode" in bad.text
 

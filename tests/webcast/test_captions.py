@@ -2,7 +2,8 @@
 
 The worker here is a small stand-in process that reads the worker's protocol
 with the worker's own reader and writes through the worker's own files
-(``CaptionFiles``), with no engine: a cue for every second of mix it reads.
+(``CaptionFiles``), with no engine: a cue for every second of mix it reads,
+named as the real worker names it (``transcript.speaking``).
 The real worker is tested in tests/transcript/test_live.py and end to end in
 tests/telephony/test_live_captions.py.
 """
@@ -43,12 +44,17 @@ ORIGIN = datetime(2026, 11, 29, 12, tzinfo=UTC)
 STAND_IN = r"""
 import queue, sys, threading
 from callbridge.transcript.live import LiveCue
+from callbridge.transcript.speaking import SpeakerTimeline, Talkers
 from callbridge.webcast.caption_worker import Outlet, read_chunks
 outlet = Outlet(sys.stdout)
 chunks = queue.Queue(100000)
 threading.Thread(target=read_chunks, args=(sys.stdin.buffer, chunks, [0], outlet)).start()
 next_cue = None
+speakers = SpeakerTimeline()
 while (item := chunks.get()) is not None:
+    if isinstance(item, Talkers):
+        speakers.add(item)
+        continue
     offset, samples = item
     end = offset + len(samples)
     if next_cue is None:
@@ -57,7 +63,8 @@ while (item := chunks.get()) is not None:
     if files is None:
         continue
     if end >= next_cue:
-        files.add(LiveCue(next_cue - 8000, next_cue, "second %d" % (next_cue // 8000), end))
+        name = speakers.label(next_cue - 8000, next_cue)
+        files.add(LiveCue(next_cue - 8000, next_cue, "second %d" % (next_cue // 8000), end, name))
         next_cue += 8000
     files.advance(end)
 if outlet.files is not None:
@@ -79,11 +86,17 @@ def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     return value
 
 
-def push_seconds(captions: LiveCaptions, start: int, seconds: float, pace: bool = True) -> int:
+def push_seconds(
+    captions: LiveCaptions,
+    start: int,
+    seconds: float,
+    pace: bool = True,
+    talkers: frozenset[str] = frozenset(),
+) -> int:
     frame = np.full(FRAME, 1000, np.int16)
     offset = start
     for _ in range(int(seconds * RATE / FRAME)):
-        captions.push(offset, frame)
+        captions.push(offset, frame, talkers)
         offset += FRAME
         if pace:
             time.sleep(0.002)
@@ -118,6 +131,37 @@ def test_cues_become_subtitles_and_the_console_transcript(tmp_path: Path) -> Non
     kept = parse_vtt((tmp_path / LIVE_VTT).read_text())
     assert kept[0].start == 0.0 and kept[0].text == "second 1"
     assert (live.parent / LIVE_VTT).is_file() and (live.parent / TRANSCRIPT).is_file()
+
+
+def test_cues_carry_the_name_of_who_spoke_as_soon_as_they_are_named(tmp_path: Path) -> None:
+    """The bridge names a speaker before the call and a questioner while their line is
+    open: each second's cue carries the name of who spoke longest in it, and the
+    plain "Speaker" while that talker has no name."""
+    live = layout.live_under(tmp_path, 5)
+    captions = LiveCaptions(live, stand_in)
+    begin(captions)
+    captions.name("speaker-1", "Mark Chen")
+    end = push_seconds(captions, 0, 2.0, talkers=frozenset({"speaker-1"}))
+    # The questioner talks from 2 s (the speaker is held half a second past his last
+    # word); the moderator names her at 4 s.
+    end = push_seconds(captions, end, 2.0, talkers=frozenset({"caller-7"}))
+    captions.name("caller-7", "Jane Smith, Acme Capital")
+    end = push_seconds(captions, end, 1.5, talkers=frozenset({"caller-7"}))
+    wait_for(lambda: len(read_transcript(live.parent)) >= 5)
+    captions.close()
+    cues = read_transcript(live.parent)
+    assert [(c["text"], c["speaker"]) for c in cues[:5]] == [
+        ("second 1", "Mark Chen"),
+        ("second 2", "Mark Chen"),
+        ("second 3", "Speaker"),  # 0.5 s of Mark, 1 s of a questioner not yet named
+        ("second 4", "Speaker"),
+        ("second 5", "Jane Smith, Acme Capital"),
+    ]
+    playlist = parse((live / SUBTITLES).read_text())
+    shown = {
+        c.text: c.voice for s in playlist.segments for c in parse_vtt((live / s.uri).read_text())
+    }
+    assert shown["second 1"] == "Mark Chen" and shown["second 5"] == "Jane Smith, Acme Capital"
 
 
 def test_a_killed_worker_is_started_again_and_captions_resume(tmp_path: Path) -> None:

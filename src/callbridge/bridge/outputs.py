@@ -113,9 +113,12 @@ class Outputs:
     # -- a call starts and ends -----------------------------------------------------------------
 
     def start_call(self, conference: Conference, members: list[Member]) -> None:
-        """The call started: record it (``members``: who is on it) and webcast it."""
-        self._start_recording(conference, members)
+        """The call started: webcast it and record it (``members``: who is on it).
+
+        The webcast first: the recording names its members, and so tells the
+        live captions their names."""
         self._start_webcast(conference)
+        self._start_recording(conference, members)
 
     async def end_call(self, conference: Conference) -> None:
         """The call ended: close its webcast, keep its captions, assemble its recording."""
@@ -142,9 +145,15 @@ class Outputs:
             asyncio.get_running_loop().create_task(self._finish_recording(recorder))
 
     def annotate(self, member: Member | None) -> None:
-        """Tell the recording who a stem is (role, number, name) as they join or are named."""
-        recorder = self._recorders.get(member.event_id) if member is not None else None
-        if recorder is None or member is None or member.role is Role.LISTENER:
+        """Tell the recording who a stem is (role, number, name) as they join or are named,
+        and the live captions whose name to give their words (a questioner's too)."""
+        if member is None:
+            return
+        captions = self._captions.get(member.event_id)
+        if captions is not None:
+            captions.name(member.id, member.name)
+        recorder = self._recorders.get(member.event_id)
+        if recorder is None or member.role is Role.LISTENER:
             return
         recorder.annotate_stem(
             member.id,

@@ -98,9 +98,16 @@ class _Roster:
 
 
 class MixTap(Protocol):
-    """Gets the full mix of every tick of a live call (``webcast.live.LiveWebcast``)."""
+    """Gets the full mix of every tick of a live call (the cascade's feed to its edges)."""
 
     def push(self, frame_index: int, pcm: Pcm) -> None: ...
+
+
+class WebcastTap(Protocol):
+    """The live webcast (``webcast.live.LiveWebcast``): the mix, and who was loud in it
+    (participant ids), which its live captions name."""
+
+    def push(self, frame_index: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None: ...
 
 
 class Recorder(Protocol):
@@ -150,7 +157,7 @@ class Conference:
         self.max_participants = max_participants
         self.stats = TickStats()
         self.recorder: Recorder | None = None
-        self.webcast: MixTap | None = None
+        self.webcast: WebcastTap | None = None
         # Also get the full mix of every tick (the cascade's feeds to its edges).
         self.taps: list[MixTap] = []
         # Counts talk indicators flipping: the bridge tells the console when it moves.
@@ -299,7 +306,7 @@ class Conference:
                 frames[participant.id] = frame
         result = self.mixer.mix(frames)
         if self.webcast is not None and frame_index is not None:
-            self.webcast.push(frame_index, result.full)
+            self.webcast.push(frame_index, result.full, result.talkers)
         if frame_index is not None:
             for tap in self.taps:
                 tap.push(frame_index, result.full)

@@ -7,7 +7,8 @@ anonymous browser gets its row with its first beacon. While the player
 plays, the page sends a beacon every ``BEACON_INTERVAL`` seconds. Time is
 counted on the server, from the gap since the listener's previous beacon and
 never more than ``MAX_CREDIT``, so a page that claims hours, or one left
-paused, earns nothing it did not spend listening; a beacon sooner than
+paused, earns nothing it did not spend listening (the page's first beacon
+after a pause says ``resumed`` and credits nothing); a beacon sooner than
 ``MIN_BEACON_GAP`` after the last one counted is refused (``BeaconTooSoon``)
 and counts nothing, so one id cannot be replayed to look like many.
 
@@ -49,8 +50,11 @@ from callbridge.store.models import EventRow, WebcastListenerRow
 log = logging.getLogger(__name__)
 
 BEACON_INTERVAL = 15
-# A beacon credits at most this many seconds: one interval, a late timer, some slack.
-MAX_CREDIT = 2 * BEACON_INTERVAL
+# A beacon credits at most this many seconds: two intervals (one beacon lost on the
+# way, or its tick skipped by a busy page) and a late timer's slack. At exactly two
+# intervals a single lost beacon landed a few milliseconds past the cap and cost
+# the listener both intervals.
+MAX_CREDIT = 2 * BEACON_INTERVAL + 5
 # The page sends one beacon when it starts playing and then one per interval,
 # so two may come a moment apart; anything faster is not a page.
 MIN_BEACON_GAP = 2.0
@@ -177,14 +181,18 @@ class BeaconBook:
             raise AudienceFull("too many web listeners at once; try again shortly")
         self._tallies[key] = _Tally(listener=row, written=row)
 
-    def credit(self, key: Key, mode: ListenMode, now: datetime) -> WebListener:
+    def credit(
+        self, key: Key, mode: ListenMode, now: datetime, *, resumed: bool = False
+    ) -> WebListener:
         """Count one beacon of a held listener; returns its totals. Raises ``BeaconTooSoon``.
 
         The first beacon a listener ever sends credits nothing; later ones
         credit the gap since the previous one, rounded, or nothing past
         ``MAX_CREDIT``. The first beacon in another mode than the last one
         (a live listener who then plays the replay) credits nothing either:
-        the gap was spent in neither. A refused beacon changes nothing.
+        the gap was spent in neither; nor does a ``resumed`` one, the first
+        after the listener paused (the gap was the pause). A refused beacon
+        changes nothing.
         """
         tally = self._tallies[key]
         heard = tally.listener
@@ -197,7 +205,8 @@ class BeaconBook:
             if gap < MIN_BEACON_GAP:
                 raise BeaconTooSoon(f"one beacon per {MIN_BEACON_GAP:g} s at most", field="beacon")
             switched = tally.mode is not None and tally.mode is not mode
-            credit = round(gap) if gap <= MAX_CREDIT and not switched else 0
+            credited = gap <= MAX_CREDIT and not switched and not resumed
+            credit = round(gap) if credited else 0
             if mode is ListenMode.LIVE:
                 live += credit
             else:
@@ -375,7 +384,7 @@ class Audience:
             return None if row is None else _view(row)
 
     def heard_held(
-        self, event_id: int, token: str, mode: ListenMode, now: datetime
+        self, event_id: int, token: str, mode: ListenMode, now: datetime, *, resumed: bool = False
     ) -> WebListener | None:
         """Count a beacon of a listener already in memory, without IO; None if it is not.
 
@@ -386,7 +395,7 @@ class Audience:
         with self._lock:
             if not self._book.holds(key):
                 return None
-            return self._book.credit(key, mode, now)
+            return self._book.credit(key, mode, now, resumed=resumed)
 
     def heard(
         self,
@@ -396,6 +405,7 @@ class Audience:
         now: datetime,
         *,
         anonymous: bool = False,
+        resumed: bool = False,
     ) -> WebListener:
         """Credit a beacon: the time since the previous one, capped; the first credits nothing.
 
@@ -411,14 +421,14 @@ class Audience:
         key = (event_id, _digest(token))
         with self._lock:
             if self._book.holds(key):
-                return self._book.credit(key, mode, now)
+                return self._book.credit(key, mode, now, resumed=resumed)
         # Outside the lock, so that first beacons read rows side by side. Two
         # of one browser both read (the second insert finds the first's row);
         # the book holds the first read, and the second beacon is too soon.
         row = self._row(event_id, key[1], now, anonymous=anonymous)
         with self._lock:
             self._book.hold(key, row)
-            return self._book.credit(key, mode, now)
+            return self._book.credit(key, mode, now, resumed=resumed)
 
     def _row(self, event_id: int, digest: str, now: datetime, *, anonymous: bool) -> WebListener:
         found = self._read(event_id, digest)

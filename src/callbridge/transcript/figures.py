@@ -100,6 +100,35 @@ _HOMOPHONE_DIGIT = {"to": "two", "too": "two", "for": "four"}
 _POINTS = re.compile(
     rf"\b((?:{_NUMBER_WORD})|\d+) points?,? (?=(?:{_NUMBER_WORD})\b|\d)", re.IGNORECASE
 )
+# An engine that hears a figure's words one by one (a speaker reading a table, words
+# recorded apart) writes a stop or a comma between them: "six hundred. Seventy seven.
+# Million dollars." Inside a figure those marks say nothing, and they keep the grammars
+# from reading one number; they go where nothing else can be meant: before a scale,
+# between tens and units that a scale, "dollars" or "percent" follows, and after
+# "hundred" before its tens and units that such a word follows.
+_SMALL = "one|two|three|four|five|six|seven|eight|nine"
+_BELOW_HUNDRED = (
+    f"{_SMALL}|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    "nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+)
+_MARK = r"[.,;]\s+"
+_UNIT_WORD = r"(?:thousand|million|billion|dollars?|percent)"
+# In this order: a scale joins its number first, then tens and units, then "hundred"
+# its tens and units where a scale or unit follows them ("two hundred, ten of them" stays).
+_SPLIT_FIGURE = [
+    re.compile(
+        rf"\b({_BELOW_HUNDRED}|hundred){_MARK}(?=(?:thousand|million|billion)\b)", re.IGNORECASE
+    ),
+    re.compile(
+        rf"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety){_MARK}"
+        rf"(?=(?:{_SMALL}) {_UNIT_WORD}\b)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(hundred){_MARK}(?=(?:{_BELOW_HUNDRED})(?: (?:{_SMALL}))? {_UNIT_WORD}\b)",
+        re.IGNORECASE,
+    ),
+]
 _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
     6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
@@ -143,6 +172,24 @@ def _cents(match: re.Match[str]) -> str:
     return f"${int(match.group(1)) / 100:.2f}"
 
 
+_SMALL_WORDS = "|".join(_UNITS[:28])  # zero to ninety: one word each
+
+
+def _small_number(said: str) -> str:
+    """A figure, or one number word from zero to ninety, as digits."""
+    lowered = said.lower()
+    if lowered in _UNITS[:20]:
+        return str(_UNITS.index(lowered))
+    if lowered in _UNITS[20:28]:
+        return str(20 + 10 * (_UNITS.index(lowered) - 20))
+    return said
+
+
+def _dollars(match: re.Match[str], amount: int, scale: int) -> str:
+    scaled = match.group(scale)
+    return f"${match.group(amount)}" + (f" {scaled}" if scaled else "")
+
+
 def _thousands(match: re.Match[str]) -> str:
     return f"{int(match.group(0)):,}"
 
@@ -151,12 +198,25 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # Spaces the grammars leave before punctuation and percent signs.
     (re.compile(r"(?<=\d) ?(?:%|per ?cent\b|percent\b)", re.IGNORECASE), "%"),
     (re.compile(r" +([.,;:?!])"), r"\1"),
-    # Figures the engine wrote as digits.
-    (re.compile(rf"\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
-    (re.compile(rf"(?<![$\d.])\b({_AMOUNT}) dollars?\b"), r"$\1"),
+    # Figures the engine wrote as digits; a dollar sign said twice ("$94 million dollars",
+    # the sign written and the word said) once.
+    (re.compile(rf"\$({_AMOUNT})(?: ({_SCALE}))? dollars?\b"), lambda m: _dollars(m, 1, 2)),
+    (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
+    (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) dollars?\b"), r"$\1"),
     (re.compile(r"(?<![$\d.,])\b(\d{1,2}) cents?\b"), _cents),
     # A range in one currency and scale: "$850 to $870 million".
     (re.compile(rf"\$?(?<![\d.])({_AMOUNT}) to \$({_AMOUNT}) ({_SCALE})\b"), r"$\1 \3 to $\2 \3"),
+    # A range of percentages: the grammars leave a lone small number as a word ("three
+    # to 5%"); an analyst writes "3% to 5%".
+    (
+        re.compile(rf"(?<![\d.$])\b({_AMOUNT}|{_SMALL_WORDS}) to ({_AMOUNT})%", re.IGNORECASE),
+        lambda m: f"{_small_number(m.group(1))}% to {m.group(2)}%",
+    ),
+    # Pounds sterling, said so (plain "pounds" may be weight): "£120 million".
+    (
+        re.compile(rf"\b({_AMOUNT})(?: ({_SCALE}))? pounds? sterling\b", re.IGNORECASE),
+        lambda m: f"£{m.group(1)}" + (f" {m.group(2)}" if m.group(2) else ""),
+    ),
     # "58 points 2%": an engine's plural of "point" in a decimal.
     (re.compile(r"\b(\d+) points? (\d)%"), r"\1.\2%"),
     # "the third quarter on 2026" (an engine's "of"), "third quarter 2026": as the grammar
@@ -242,6 +302,16 @@ def _sentences(text: str) -> list[str]:
     return parts
 
 
+def continues_figure(left: str, right: str) -> bool:
+    """Whether ``right`` goes on with the figure that ``left`` ends with: an engine gave
+    "Six hundred." and "Seventy seven million dollars." as two segments."""
+    head = left.rstrip(" .,;")
+    probe = f"{head}. {right.lstrip()}"
+    return any(
+        match.end(1) == len(head) for split in _SPLIT_FIGURE for match in split.finditer(probe)
+    )
+
+
 def write_figures(text: str) -> str:
     """``text`` with spoken numbers, money, percentages, quarters and years as figures.
 
@@ -256,6 +326,8 @@ def write_figures(text: str) -> str:
     )
     text = _POINTS.sub(r"\1 point ", text)
     text = _YEAR_HALF.sub(lambda m: "nineteen " if m.group(1) == "19" else "twenty ", text)
+    for split in _SPLIT_FIGURE:
+        text = split.sub(r"\1 ", text)
     text = _NUMBER_RUN.sub(lambda match: match.group(0).lower(), text)
     # Twice: "twenty-twenty-five" (a year, as Moonshine writes it) overlaps itself.
     text = _HYPHENATED.sub(r"\1 \2", _HYPHENATED.sub(r"\1 \2", text))

@@ -35,7 +35,7 @@ from callbridge.media.recording import MANIFEST, load_assembled
 from callbridge.store.files import write_atomic
 from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
-from callbridge.transcript.figures import write_figures
+from callbridge.transcript.figures import continues_figure, write_figures
 from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
@@ -230,7 +230,29 @@ def transcribe_samples(
 
         found.extend(decoder.region(start, end, report))
         done += end - start
-    return [Segment(s.start, s.end, written(s.text, glossary)) for s in found]
+    return [Segment(s.start, s.end, written(s.text, glossary)) for s in whole_figures(found)]
+
+
+# Segments further apart than this are never one figure.
+FIGURE_GAP_S = 1.0
+
+
+def whole_figures(segments: list[Segment]) -> list[Segment]:
+    """Segments with a figure split between them ("Six hundred." "Seventy seven." "Million
+    dollars.") made one, so it is written as one ("$677 million")."""
+    joined: list[Segment] = []
+    for segment in segments:
+        while (
+            joined
+            and segment.start - joined[-1].end <= FIGURE_GAP_S
+            and continues_figure(joined[-1].text, segment.text)
+        ):
+            before = joined.pop()
+            segment = Segment(
+                before.start, segment.end, f"{before.text.rstrip(' .,;')} {segment.text.lstrip()}"
+            )
+        joined.append(segment)
+    return joined
 
 
 def written(text: str, glossary: Sequence[str] = ()) -> str:

@@ -405,6 +405,10 @@ async def register(
 
 class Beacon(BaseModel):
     mode: ListenMode = Field(description="What the page was playing: live or replay")
+    resumed: bool = Field(
+        default=False,
+        description="The first beacon after a pause: the gap was the pause, not listening",
+    )
 
 
 class WebcastStatus(BaseModel):
@@ -531,11 +535,13 @@ async def count_beacon(request: Request, event_id: int) -> Response:
                 headers={"Retry-After": str(wait)},
             )
         token = issued = new_token()
-    mode = body.mode
+    mode, resumed = body.mode, body.resumed
     try:
-        if people.heard_held(event_id, token, mode, now) is None:
+        if people.heard_held(event_id, token, mode, now, resumed=resumed) is None:
             await run_in_threadpool(
-                lambda: people.heard(event_id, token, mode, now, anonymous=anonymous)
+                lambda: people.heard(
+                    event_id, token, mode, now, anonymous=anonymous, resumed=resumed
+                )
             )
     except BeaconTooSoon as error:
         return JSONResponse(

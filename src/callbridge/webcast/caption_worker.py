@@ -5,7 +5,8 @@ this package (the worker writes the host's files, so it lives with them, and
 ``transcript`` stays below ``webcast``). Reads records on stdin
 (``CHUNK_HEADER``: sample offset and count, then 16-bit
 little-endian samples at 8 kHz; first, a timeline record naming the live
-folder, ``captions.timeline_record``) and writes the captions' files itself
+folder, ``captions.timeline_record``; and, as it changes, who is talking,
+``captions.speaking_record``) and writes the captions' files itself
 (``captions.CaptionFiles``: subtitle segments and playlist, the transcript),
 so the media plane's process does no caption work but the hand-off. Without
 a timeline it writes JSON lines on stdout instead:
@@ -18,7 +19,8 @@ a timeline it writes JSON lines on stdout instead:
 A thread reads stdin into a bounded queue, so the host's writes never wait on
 a decode, and publishes subtitle segments as the audio passes them; the main
 thread cuts and decodes (``live.LiveCaptioner``), writes figures as figures
-and applies the glossary (``transcribe.written``). The engine is loaded
+and applies the glossary (``transcribe.written``), and gives each cue the
+name of who spoke longest in it (``speaking.SpeakerTimeline``). The engine is loaded
 first, while the reader thread queues the mix. At end of input it decodes
 what it has heard, ends the subtitle playlist and exits.
 """
@@ -32,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import IO
 
 import numpy as np
@@ -45,14 +48,23 @@ from callbridge.transcript.engine import (
     get_engine,
 )
 from callbridge.transcript.live import CaptionConfig, LiveCaptioner, LiveCue
+from callbridge.transcript.speaking import SpeakerTimeline, Talkers
 from callbridge.transcript.transcribe import written
-from callbridge.webcast.captions import CHUNK_HEADER, MAX_TIMELINE, TIMELINE, CaptionFiles
+from callbridge.webcast.captions import (
+    CHUNK_HEADER,
+    MAX_SPEAKING,
+    MAX_TIMELINE,
+    SPEAKING,
+    TIMELINE,
+    CaptionFiles,
+    read_speaking,
+)
 
 MAX_CHUNK = 48_000  # samples in one chunk (six seconds): larger is a broken stream
 MAX_QUEUED = 1500  # chunks waiting (thirty seconds of frames)
 HORIZON_STEP = 2560  # samples: 0.32 s at 8 kHz
 
-Chunk = tuple[int, npt.NDArray[np.int16]] | None
+Chunk = tuple[int, npt.NDArray[np.int16]] | Talkers | None
 
 
 class Outlet:
@@ -91,6 +103,19 @@ def read_chunks(
                     except ValueError as error:
                         outlet.say({"error": str(error)})
                 continue
+            if offset == SPEAKING and count <= MAX_SPEAKING:
+                payload = stream.read(count)
+                if len(payload) < count:
+                    break
+                try:
+                    # In order with the chunks: the main thread keeps the timeline.
+                    chunks.put(read_speaking(payload), timeout=1.0)
+                except ValueError as error:
+                    if outlet is not None:
+                        outlet.say({"error": str(error)})
+                except queue.Full:
+                    dropped[0] += 1
+                continue
             if count > MAX_CHUNK or offset < 0:
                 break
             data = stream.read(count * 2)
@@ -110,9 +135,11 @@ def read_chunks(
 
 
 def cue_message(cue: LiveCue) -> str:
-    return json.dumps(
-        {"cue": {"start": cue.start, "end": cue.end, "ready": cue.ready, "text": cue.text}}
-    )
+    said: dict[str, object] = {"start": cue.start, "end": cue.end, "ready": cue.ready}
+    said["text"] = cue.text
+    if cue.speaker:
+        said["speaker"] = cue.speaker
+    return json.dumps({"cue": said})
 
 
 def load_engine(name: str | None, threads: int) -> SpeechEngine:
@@ -151,6 +178,7 @@ def run(
         outlet.say({"error": str(error)})
         broken = True
     ended = False
+    speakers = SpeakerTimeline()
     last_horizon = -1
     last_dropped = 0
 
@@ -168,6 +196,9 @@ def run(
                 if captioner is not None:
                     captioner.flush()
                 return
+            if isinstance(item, Talkers):
+                speakers.add(item)
+                continue
             offset, samples = item
             if captioner is None:
                 captioner = LiveCaptioner(config, first=offset)
@@ -206,7 +237,10 @@ def run(
             # What arrived during the decode first: a cue's ``ready`` is the edge now.
             take(block=False)
             captioner.decoded(written(text, glossary) if text else "")
-        cues = captioner.take_cues()
+        cues = [
+            cue if cue.skipped else replace(cue, speaker=speakers.label(cue.start, cue.end))
+            for cue in captioner.take_cues()
+        ]
         files = outlet.files
         for cue in cues:
             if files is not None:

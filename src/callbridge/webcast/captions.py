@@ -14,6 +14,11 @@ that many milliseconds late):
   priority) over its stdin, a tenth of a second at a time, the timeline
   first, and starts the worker again when it has died (``restarts``), at most
   once a second. A reader thread only drains the worker's stdout (errors).
+  With each frame the packager says who was talking in it (participant ids);
+  the host holds a talker for ``TALK_HOLD_S`` past their last loud frame and,
+  when the set changes or one of them is named (``name``), sends the worker a
+  ``SPEAKING`` record of their labels (``transcript.speaking``), so cues carry
+  the speaker's name.
 * ``CaptionFiles``, in the worker, writes everything the captions make: the
   subtitle segments and playlist (``subtitles.SubtitleTrack``) as the mix
   arrives and as cues are made, and each cue appended to ``captions.jsonl``,
@@ -58,6 +63,7 @@ from callbridge.media.mixer import Pcm
 from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
 from callbridge.transcript.model import query_pattern
+from callbridge.transcript.speaking import Talkers, labels_of
 from callbridge.transcript.vtt import Cue, write_vtt
 from callbridge.webcast.playlist import FileOut
 from callbridge.webcast.subtitles import (
@@ -80,10 +86,17 @@ NICE_VAR = "CALLBRIDGE_CAPTION_NICE"
 # bytes of JSON instead (``timeline_record``), where the worker writes its files.
 CHUNK_HEADER = struct.Struct("<qI")
 TIMELINE = -1
+# A header whose offset is ``SPEAKING`` is followed by ``count`` bytes of JSON:
+# {"at": sample, "labels": [...]}, who talked from that sample on (``speaking_record``).
+SPEAKING = -2
+MAX_SPEAKING = 4 * 1024
+# A talker stays talking this long past their last loud frame: the mixer's
+# detector flips at every syllable, and a record per syllable says nothing more.
+TALK_HOLD_S = 0.5
 MAX_TIMELINE = 16 * 1024
 MAX_LINE = 64 * 1024
 MAX_TRANSCRIPT_CUES = 20_000
-SPEAKER = "Speaker"  # the mix says nothing of who speaks
+SPEAKER = "Speaker"  # a cue whose talker nobody has named
 MAX_BATCH_FRAMES = 50  # frames in one write to the worker (a second of mix)
 BATCH_WAIT_S = 0.1
 _SEGMENT_FILE = re.compile(r"^sub(\d+)\.vtt$")
@@ -119,6 +132,22 @@ def timeline_record(
         }
     ).encode()
     return CHUNK_HEADER.pack(TIMELINE, len(payload)) + payload
+
+
+def speaking_record(talkers: Talkers) -> bytes:
+    """The record that tells a worker who talked from ``talkers.at`` on."""
+    payload = json.dumps({"at": talkers.at, "labels": list(talkers.labels)}).encode()
+    return CHUNK_HEADER.pack(SPEAKING, len(payload)) + payload
+
+
+def read_speaking(payload: bytes) -> Talkers:
+    """A ``speaking_record``'s JSON. Raises ValueError on a bad one."""
+    try:
+        data = json.loads(payload)
+        labels = tuple(str(label)[:200] for label in data["labels"][:16])
+        return Talkers(int(data["at"]), labels)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"bad speaking record: {error}") from error
 
 
 @dataclass
@@ -162,7 +191,15 @@ class LiveCaptions:
         self.media_offset_s = 0.0
         self._timeline: bytes | None = None
         self._min_restart_s = min_restart_s
-        self._queue: queue.Queue[tuple[int, Pcm] | None] = queue.Queue(max_queue_frames)
+        self._queue: queue.Queue[tuple[int, Pcm] | Talkers | None] = queue.Queue(max_queue_frames)
+        # Who talks: participant id -> the sample past their last loud frame; the set
+        # held now; names the bridge gave (``name``); the last record (a new worker's).
+        self._hold = round(TALK_HOLD_S * sample_rate)
+        self._heard: dict[str, int] = {}
+        self._talking: frozenset[str] = frozenset()
+        self._names: dict[str, str] = {}
+        self._names_lock = threading.Lock()
+        self._last_talkers: Talkers | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._readers: list[threading.Thread] = []
         self._last_start = -1e9
@@ -186,11 +223,44 @@ class LiveCaptions:
         )
         write_atomic(self.live_dir / MASTER, master_playlist().encode())
 
-    def push(self, offset: int, pcm: Pcm) -> None:
-        """Queue samples of the mix starting at ``offset``. Never blocks; drops when full."""
+    def push(self, offset: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None:
+        """Queue samples of the mix starting at ``offset``, and who was ``talkers`` in them
+        (participant ids). Never blocks; drops when full."""
         self.fed = offset + len(pcm)
+        self._track_talkers(offset, offset + len(pcm), talkers)
         try:
             self._queue.put_nowait((offset, pcm))
+        except queue.Full:
+            self.stats.dropped += 1
+
+    def name(self, participant_id: str, label: str | None) -> None:
+        """A participant's name for the captions (None: unnamed). Any thread."""
+        with self._names_lock:
+            if label:
+                self._names[participant_id] = label
+            else:
+                self._names.pop(participant_id, None)
+            talking = self._talking
+        if participant_id in talking:
+            self._send_talkers(self.fed, talking)
+
+    def _track_talkers(self, start: int, end: int, talkers: frozenset[str]) -> None:
+        for participant in talkers:
+            self._heard[participant] = end
+        if not self._heard:
+            return
+        talking = frozenset(p for p, until in self._heard.items() if start - until < self._hold)
+        if len(talking) < len(self._heard):
+            self._heard = {p: self._heard[p] for p in talking}
+        if talking != self._talking:
+            self._talking = talking
+            self._send_talkers(start, talking)
+
+    def _send_talkers(self, at: int, talking: frozenset[str]) -> None:
+        with self._names_lock:
+            record = Talkers(at, labels_of(sorted(talking), self._names))
+        try:
+            self._queue.put_nowait(record)
         except queue.Full:
             self.stats.dropped += 1
 
@@ -284,15 +354,21 @@ class LiveCaptions:
                 with contextlib.suppress(OSError):
                     process.stdin.close()
 
-    def _send(self, chunks: list[tuple[int, Pcm]]) -> None:
+    def _send(self, chunks: list[tuple[int, Pcm] | Talkers]) -> None:
         """Write ``chunks`` to the worker, starting one if need be: a bytes copy, no more."""
+        for chunk in chunks:
+            if isinstance(chunk, Talkers):
+                self._last_talkers = chunk
         stdin = self._worker_stdin()
         if stdin is None:
             self.stats.dropped += len(chunks)
             return
         data = b"".join(
-            CHUNK_HEADER.pack(offset, len(pcm)) + np.asarray(pcm, dtype="<i2").tobytes()
-            for offset, pcm in chunks
+            speaking_record(chunk)
+            if isinstance(chunk, Talkers)
+            else CHUNK_HEADER.pack(chunk[0], len(chunk[1]))
+            + np.asarray(chunk[1], dtype="<i2").tobytes()
+            for chunk in chunks
         )
         try:
             stdin.write(data)
@@ -338,8 +414,11 @@ class LiveCaptions:
         reader.start()
         self._write_status()
         if self._timeline is not None and process.stdin is not None:
+            # A new worker learns the timeline, then who is talking now.
+            talkers = self._last_talkers
+            first = self._timeline + (speaking_record(talkers) if talkers is not None else b"")
             try:
-                process.stdin.write(self._timeline)
+                process.stdin.write(first)
             except (BrokenPipeError, OSError, ValueError):
                 self._reap()
                 return None
@@ -462,7 +541,7 @@ class CaptionFiles:
                 "media_start": timed.start,
                 "media_end": timed.end,
                 "delay": round((cue.ready - cue.end) / self.config.rate, 3),
-                "speaker": None if cue.text == SKIPPED else SPEAKER,
+                "speaker": None if cue.text == SKIPPED else (cue.speaker or SPEAKER),
                 "text": cue.text,
                 # The first subtitle segment that carries it, and when it was made.
                 "msn": msn,

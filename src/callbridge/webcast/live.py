@@ -272,8 +272,9 @@ class CaptionTap(Protocol):
         """The timeline: decode time zero's wall-clock time, the first segment's number and
         the segments' length, and the decode time (s) at which input sample zero plays."""
 
-    def push(self, offset: int, pcm: Pcm) -> None:
-        """Samples of the mix from input sample ``offset`` on (silence fills included)."""
+    def push(self, offset: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None:
+        """Samples of the mix from input sample ``offset`` on (silence fills included), and
+        the participants ``talkers`` who were loud in them."""
 
 
 @dataclass
@@ -321,7 +322,7 @@ class LiveWebcast:
         self.error: BaseException | None = None
         self._wall_clock = wall_clock
         # None asks the worker to finish.
-        self._queue: queue.SimpleQueue[tuple[int, Pcm] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, Pcm, frozenset[str]] | None] = queue.SimpleQueue()
         self._closed = False
         self._first_wall: float | None = None
         self._snapshot: RenderedPlaylist | None = None
@@ -330,18 +331,19 @@ class LiveWebcast:
 
     # -- the event loop's side --
 
-    def push(self, frame_index: int, pcm: Pcm) -> None:
+    def push(self, frame_index: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None:
         """Queue one 20 ms frame (160 int16 samples at 8 kHz) of the mix. Cheap; never blocks.
 
         ``frame_index`` comes from the media clock: a jump means ticks were
         skipped and is filled with silence; an index already past is dropped.
+        ``talkers``: who was loud in it, for the captions' speaker names.
         """
         if self._closed or self._queue.qsize() >= self.config.max_pending_frames:
             self.stats.dropped += 1
             return
         if self._first_wall is None:
             self._first_wall = self._wall_clock()
-        self._queue.put((frame_index, pcm.copy()))
+        self._queue.put((frame_index, pcm.copy(), talkers))
 
     def snapshot(self) -> RenderedPlaylist | None:
         """The playlist last published (and its text), or None before the first segment."""
@@ -390,7 +392,7 @@ class LiveWebcast:
             item = self._queue.get()
             if item is None:
                 break
-            index, pcm = item
+            index, pcm, talkers = item
             if segmenter is None:
                 assert self._first_wall is not None
                 # Decode time zero is the priming frame, before the first input sample.
@@ -431,7 +433,7 @@ class LiveWebcast:
                 self.stats.frames += filled
             units += encoder.encode(pcm)
             if self.tap is not None:
-                self.tap.push(self.stats.frames * FRAME_SAMPLES, pcm)
+                self.tap.push(self.stats.frames * FRAME_SAMPLES, pcm, talkers)
             self.stats.frames += 1
             expected = index + 1
             self._publish(segmenter.add(units), segmenter)

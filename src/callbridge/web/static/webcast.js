@@ -280,21 +280,41 @@
     player.scrollIntoView({ block: "nearest" });
   });
 
-  function sendBeacon() {
-    if (!mode || media.paused) return;
+  // Listening time: a beacon when the audio starts playing and one per interval
+  // from then on, counted from the start of playback (a schedule from the page's
+  // load left the first interval's beacon a moment after the first, crediting
+  // almost nothing). A pause sends one (the time up to it) and stops the
+  // schedule; the first beacon after it says "resumed", so the pause is not
+  // credited as listening.
+  let beaconTimer = null;
+  let pausedSince = false;
+  function sendBeacon(resumed) {
+    if (!mode) return;
+    const body = { mode: mode };
+    if (resumed) body.resumed = true;
     fetch("/api/events/" + eventId + "/webcast/beacon", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ mode: mode }),
+      body: JSON.stringify(body),
       keepalive: true,
     }).catch(function () {});
   }
-  setInterval(sendBeacon, beaconSeconds * 1000);
-  media.addEventListener("playing", function once() {
-    media.removeEventListener("playing", once);
-    sendBeacon();
+  media.addEventListener("playing", function () {
+    if (beaconTimer !== null) return; // playing again after a stall: the schedule runs on
+    sendBeacon(pausedSince);
+    pausedSince = false;
+    beaconTimer = setInterval(function () { if (!media.paused) sendBeacon(false); }, beaconSeconds * 1000);
   });
+  media.addEventListener("pause", function () {
+    if (beaconTimer === null) return;
+    clearInterval(beaconTimer);
+    beaconTimer = null;
+    sendBeacon(false);
+    pausedSince = true;
+  });
+  // A new source (live to replay) starts its own count: its first beacon is a first.
+  media.addEventListener("emptied", function () { pausedSince = false; });
 
   async function poll() {
     let delay = 5000;
