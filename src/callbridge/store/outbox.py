@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -180,7 +180,7 @@ class Outbox:
 
     # -- writing messages ------------------------------------------------------------------------
 
-    def enqueue(self, mails: Iterable[NewMail], now: datetime) -> int:
+    def enqueue(self, mails: Sequence[NewMail], now: datetime) -> int:
         """Write messages to send from ``now``; one already there (its ``dedupe_key``) is skipped.
 
         Returns how many were new. All in one transaction when none is there
