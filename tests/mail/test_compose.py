@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 
@@ -14,9 +14,16 @@ from callbridge.events.schema import EventRecord
 from callbridge.mail import compose
 from callbridge.mail.compose import InvalidAddress, Letterhead, Sender, valid_address
 from callbridge.store.outbox import MailKind, Recipient
-from tests.mail.conftest import SECRET
+from tests.announce.conftest import record_from
+from tests.mail.conftest import SECRET, event_data
 
 NOW = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def event() -> EventRecord:
+    """The Northwind call as the store hands it back, without a database (rendering is pure)."""
+    return record_from(event_data(NOW + timedelta(days=8)))
 
 
 def _recipient(name: str | None = "Ada Analyst", firm: str | None = "Acme Capital") -> Recipient:
