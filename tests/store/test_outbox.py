@@ -79,3 +79,39 @@ def test_a_retry_waits_for_its_time_and_a_release_gives_the_try_back(database: D
     (retry,) = outbox.claim(later, later + LEASE, 10)
     assert retry.id == one.id and retry.attempts == 2
     assert outbox.counts() == {"sending": 2}
+
+
+def test_consent_and_who_is_unconfirmed(database: Database) -> None:
+    from callbridge.events.schema import EventFile
+    from callbridge.store.audience import Audience
+    from callbridge.store.events import EventStore
+    from tests.mail.conftest import event_data
+
+    event = EventStore(database).create(EventFile.model_validate(event_data(T0)))
+    people = Audience(database)
+    _, ada = people.register(event.id, name="Ada", firm=None, email="ada@x.example", now=T0)
+    _, bo = people.register(event.id, name="Bo", firm=None, email="bo@x.example", now=T0)
+    people.register(event.id, name="Cy", firm=None, email=None, now=T0)  # no address
+    outbox = Outbox(database)
+    outbox.record_consent(ada.id, event.id, True, "words", T0)
+    outbox.record_consent(bo.id, event.id, False, "words", T0)
+    assert [r.listener_id for r in outbox.consenting(event.id)] == [ada.id]
+    assert outbox.events_to_plan(["scheduled"]) == [event.id]
+    since = T0 - timedelta(minutes=1)
+    assert [r.listener_id for r in outbox.unconfirmed(since, ["scheduled"])] == [ada.id, bo.id]
+    confirmation = NewMail(
+        MailKind.CONFIRMATION,
+        "c",
+        "<c@x>",
+        "a@x.example",
+        "ada@x.example",
+        b"x",
+        event.id,
+        ada.id,
+    )
+    outbox.enqueue([confirmation], T0)
+    assert [r.listener_id for r in outbox.unconfirmed(since, ["scheduled"])] == [bo.id]
+    withdrawn = outbox.withdraw(ada.id, T0 + LEASE)
+    assert withdrawn is not None and withdrawn.withdrawn_at == T0 + LEASE
+    assert outbox.consenting(event.id) == [] and outbox.events_to_plan(["scheduled"]) == []
+    assert outbox.withdraw(10**9, T0) is None
