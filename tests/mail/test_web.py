@@ -126,3 +126,28 @@ def test_no_consent_box_where_the_event_sends_no_follow_ups(
     page = mail_app.get(f"/events/{event.id}/webcast").text
     assert 'name="reg-email"' in page or 'id="reg-email"' in page
     assert 'name="follow_up"' not in page
+
+
+def test_each_event_says_which_emails_it_sends(
+    mail_app: TestClient, event: EventRecord, sqlite_database: Database
+) -> None:
+    users = UserStore(sqlite_database)
+    users.add("dana", "correct horse battery")
+    bearer = {"Authorization": f"Bearer {users.issue_token('dana')}"}
+    path = f"/api/events/{event.id}/mail"
+    assert mail_app.get(path).status_code == 401
+    assert mail_app.get(path, headers=bearer).json() == {
+        "confirmation": True,
+        "reminders": ["24h", "15m"],
+        "replay": True,
+        "outbox": {},
+    }
+    changed = mail_app.put(path, headers=bearer, json={"reminders": ["2h", "90m"], "replay": False})
+    assert changed.status_code == 200
+    assert changed.json()["reminders"] == ["2h", "90m"] and changed.json()["replay"] is False
+    assert changed.json()["confirmation"] is True  # left out: kept
+    bad = mail_app.put(path, headers=bearer, json={"reminders": ["soon"]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "reminders"]
+    assert mail_app.put(path, headers=bearer, json={"sms": True}).status_code == 422
+    assert mail_app.get("/api/events/999/mail", headers=bearer).status_code == 404
+    assert Outbox(sqlite_database).settings(event.id) == MailSettings(True, "120,90", False)

@@ -397,15 +397,18 @@ def _smtp(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("--smtp needs --smtp-from, the address mail comes from")
     try:
         SmtpConfig.parse(args.smtp)
+    except SmtpUrlError as error:
+        raise CliError(f"--smtp: {error}") from None
+    try:
         Sender.parse(args.smtp_from)
-    except (SmtpUrlError, InvalidAddress) as error:
-        raise CliError(str(error)) from None
+    except InvalidAddress as error:
+        raise CliError(f"--smtp-from: {error}") from None
     ca = Path(args.smtp_ca) if args.smtp_ca else None
     return {"smtp_url": args.smtp, "smtp_from": args.smtp_from, "smtp_ca_file": ca}
 
 
 def cmd_event_mail(args: argparse.Namespace) -> int:
-    from callbridge.mail.core import parse_duration, parse_offsets
+    from callbridge.mail.core import parse_offsets, reminders_setting, show_offset
     from callbridge.store.outbox import MailSettings, Outbox
 
     outbox = Outbox(_database(args))
@@ -414,8 +417,7 @@ def cmd_event_mail(args: argparse.Namespace) -> int:
     reminders = current.reminders
     if args.reminders is not None:
         try:
-            minutes = [parse_duration(part) for part in args.reminders.split(",") if part.strip()]
-            reminders = ",".join(str(m) for m in parse_offsets(",".join(map(str, minutes))))
+            reminders = reminders_setting(args.reminders.split(","))
         except ValueError as error:
             raise CliError(f"--reminders: {error}") from None
     chosen = MailSettings(
@@ -424,7 +426,7 @@ def cmd_event_mail(args: argparse.Namespace) -> int:
         replay=current.replay if args.replay is None else args.replay,
     )
     outbox.set_settings(args.id, chosen)
-    shown = ", ".join(f"{m // 60}h" if m % 60 == 0 else f"{m}m" for m in parse_offsets(reminders))
+    shown = ", ".join(show_offset(m) for m in parse_offsets(reminders))
     print(
         f"confirmation {'on' if chosen.confirmation else 'off'}; "
         f"reminders {shown or 'off'}; replay notice {'on' if chosen.replay else 'off'}"

@@ -129,6 +129,17 @@ def parse_duration(text: str) -> int:
     return int(number) * (scale or 1)
 
 
+def reminders_setting(durations: list[str]) -> str:
+    """Durations as people write them (["24h", "15m"]) as stored ("1440,15"); ValueError if bad."""
+    minutes = [parse_duration(text) for text in durations if text.strip()]
+    return ",".join(str(m) for m in parse_offsets(",".join(map(str, minutes))))
+
+
+def show_offset(minutes: int) -> str:
+    """An offset as people write it: 1440 → "24h", 15 → "15m"."""
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
 def reminder_due(
     starts_at: datetime, offsets: tuple[int, ...], registered_at: datetime, now: datetime
 ) -> int | None:

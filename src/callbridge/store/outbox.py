@@ -328,12 +328,13 @@ class Outbox:
                 )
             )
 
-    def counts(self) -> dict[str, int]:
-        """Rows by state."""
+    def counts(self, event_id: int | None = None) -> dict[str, int]:
+        """Rows by state (of one event's mail, or all)."""
+        query = select(MailOutboxRow.state, func.count()).group_by(MailOutboxRow.state)
+        if event_id is not None:
+            query = query.where(MailOutboxRow.event_id == event_id)
         with self.database.session() as session:
-            rows = session.execute(
-                select(MailOutboxRow.state, func.count()).group_by(MailOutboxRow.state)
-            ).all()
+            rows = session.execute(query).all()
             return {str(state): int(n) for state, n in rows}
 
     def entries(self, event_id: int | None = None) -> list[OutboxEntry]:

@@ -36,13 +36,13 @@ from callbridge.web import (
     calls,
     editor,
     exports,
+    mail,
     media,
     nodes,
     pages,
     questions,
     report,
     slides,
-    unsubscribe,
     webcast,
 )
 from callbridge.web.auth import LoginRequired, login_redirect
@@ -184,7 +184,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(questions.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
-    app.include_router(unsubscribe.router)
+    app.include_router(mail.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

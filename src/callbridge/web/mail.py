@@ -1,4 +1,10 @@
-"""Unsubscribing from an event's reminders and replay notice, without logging in.
+"""Email on the web: unsubscribing without logging in, and each event's mail settings (API).
+
+``GET``/``PUT /api/events/{id}/mail`` (operators): which emails the event
+sends (confirmation, reminders as "24h"/"15m", replay notice) and its
+outbox's rows by state.
+
+Unsubscribing from an event's reminders and replay notice needs no login.
 
 The link in each reminder holds a signed token naming the registrant
 (``mail.compose.unsubscribe_token``): the page (GET) asks, its button (POST)
@@ -13,11 +19,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.mail.compose import read_unsubscribe_token
+from callbridge.mail.core import parse_offsets, reminders_setting, show_offset
 from callbridge.mail.planner import MailDesk
-from callbridge.store.events import EventNotFound, EventStore
+from callbridge.store.events import EventNotFound, EventStore, StoreError
+from callbridge.store.outbox import MailSettings
+from callbridge.web.calls import OperatorDep, Store
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.pages import Now
 
@@ -112,3 +122,68 @@ async def unsubscribe(
         "unsubscribe.html",
         {"done": True, "title": await _title(store, consent.event_id), "token": token},
     )
+
+
+# -- each event's settings -----------------------------------------------------------------------
+
+
+class MailSettingsIn(BaseModel):
+    """What to change; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmation: bool | None = None
+    reminders: list[str] | None = Field(
+        default=None, max_length=5, description='Before the start: ["24h", "15m"]; [] for none'
+    )
+    replay: bool | None = None
+
+
+class MailSettingsView(BaseModel):
+    confirmation: bool
+    reminders: list[str]
+    replay: bool
+    outbox: dict[str, int] = Field(description="The event's messages by state")
+
+
+async def _view(desk: MailDesk, event_id: int) -> MailSettingsView:
+    chosen = await run_in_threadpool(desk.outbox.settings, event_id)
+    counts = await run_in_threadpool(desk.outbox.counts, event_id)
+    return MailSettingsView(
+        confirmation=chosen.confirmation,
+        reminders=[show_offset(m) for m in parse_offsets(chosen.reminders)],
+        replay=chosen.replay,
+        outbox=counts,
+    )
+
+
+@router.get("/api/events/{event_id}/mail", response_model=MailSettingsView, tags=["mail"])
+async def mail_settings(
+    request: Request, event_id: int, store: Store, _: OperatorDep
+) -> MailSettingsView:
+    """Which emails the event sends, and its outbox by state (queued, sent, failed, ...)."""
+    await run_in_threadpool(store.get, event_id)
+    return await _view(_desk(request), event_id)
+
+
+@router.put("/api/events/{event_id}/mail", response_model=MailSettingsView, tags=["mail"])
+async def change_mail_settings(
+    request: Request, event_id: int, body: MailSettingsIn, store: Store, _: OperatorDep
+) -> MailSettingsView:
+    """Turn each kind on or off, set the reminders; 422 names a reminder that is not a duration."""
+    await run_in_threadpool(store.get, event_id)
+    desk = _desk(request)
+    current = await run_in_threadpool(desk.outbox.settings, event_id)
+    reminders = current.reminders
+    if body.reminders is not None:
+        try:
+            reminders = reminders_setting(body.reminders)
+        except ValueError as error:
+            raise StoreError(str(error), field="reminders") from None
+    chosen = MailSettings(
+        confirmation=current.confirmation if body.confirmation is None else body.confirmation,
+        reminders=reminders,
+        replay=current.replay if body.replay is None else body.replay,
+    )
+    await run_in_threadpool(desk.outbox.set_settings, event_id, chosen)
+    return await _view(desk, event_id)
