@@ -201,6 +201,8 @@ def registration_latency(
         # tier): one address may register 20 times, then once every 6 s.
         "--trusted-proxy",
         "127.0.0.1/32",
+        "--public-url",
+        "https://ir.northwind.example",
         prefix=("taskset", "-c", core),
     ) as server:
         event = server.create_event(timedelta(hours=3), title="Outbox bench", period="Q4")

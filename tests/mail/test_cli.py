@@ -25,6 +25,7 @@ def test_serve_smtp_options(
     monkeypatch.setattr("callbridge.server.serve", serve)
     db = f"sqlite:///{tmp_path / 'cb.sqlite3'}"
     base = ["--db", db, "serve", "--data-dir", str(tmp_path / "var")]
+    base += ["--public-url", "https://ir.example"]
     good = ["--smtp", "smtps://u:p@relay.example", "--smtp-from", "IR <ir@x.example>"]
     assert cli.main([*base, *good, "--smtp-ca", "/etc/ca.pem"]) == 0
     (settings,) = served
@@ -41,6 +42,9 @@ def test_serve_smtp_options(
         assert cli.main([*base, *options]) == cli.EXIT_INPUT
         err = capsys.readouterr().err
         assert says in err and len(err.splitlines()) == 1, err
+    no_url = [a for a in base if a not in ("--public-url", "https://ir.example")]
+    assert cli.main([*no_url, *good]) == cli.EXIT_INPUT
+    assert "--public-url" in capsys.readouterr().err
     assert len(served) == 1
 
 

@@ -395,6 +395,9 @@ def _smtp(args: argparse.Namespace) -> dict[str, Any]:
 
     if not args.smtp_from:
         raise CliError("--smtp needs --smtp-from, the address mail comes from")
+    if not args.public_url:
+        # The emails' links (the webcast, unsubscribe) must open from a recipient's inbox.
+        raise CliError("--smtp needs --public-url, where the emails' links lead")
     try:
         SmtpConfig.parse(args.smtp)
     except SmtpUrlError as error:
