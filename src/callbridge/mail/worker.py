@@ -13,17 +13,19 @@ What a crash or an outage can do, and why
   later ``due_at`` (``core.backoff``): 30 s doubling to an hour.
 - Nothing is sent twice by two senders: ``Outbox.claim`` gives each row to
   one sender under a lease (``core.LEASE``), longer than any one exchange.
-- **At least once, not exactly once**, in one window only: between the
-  server's 250 to the message's data and the UPDATE that marks the row sent.
-  A sender killed there (SIGKILL, power loss, the database gone at that
-  moment) leaves the row "sending"; when its lease ends another claim sends
-  it again, and the recipient may get it twice. SMTP gives a client no way
-  to ask whether a message was taken, so this window cannot be closed from
-  here; it is kept to one row per sender (each row is marked sent the
-  moment its 250 comes, before the next is sent), and the resend is the
-  same message with the same ``Message-ID``, which mail stores and clients
-  use to fold duplicates. A kill at any other moment (before the data's
-  final dot, or after the UPDATE) sends nothing twice.
+- **At least once, not exactly once**, in one window only: from the moment
+  the server takes the message (the data's final dot; it may store it
+  before its 250 reaches us) to the UPDATE that marks the row sent. A sender
+  killed there (SIGKILL, power loss, a connection dropped before the 250
+  arrives, the database gone at that moment) leaves the row "sending"; when
+  its lease ends another claim sends it again, and the recipient may get it
+  twice. SMTP gives a client no way to ask whether a message was taken, so
+  this window cannot be closed from here; it is kept to one row per
+  connection (each row is marked sent the moment its 250 comes, before the
+  next is sent), and the resend is the same message with the same
+  ``Message-ID``, which mail stores and clients use to fold duplicates. A
+  kill at any other moment (before the final dot, or after the UPDATE)
+  sends nothing twice (``tests/mail/test_delivery.py`` kills it in both).
 """
 
 from __future__ import annotations
