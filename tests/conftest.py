@@ -8,10 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from callbridge.events.schema import EventFile
 from callbridge.store.db import Database
 from tests.support.postgres import PostgresServer, running_server
+
+# Hypothesis tests check what comes out, not how fast: a parser example that took over
+# 200 ms on a 2-core machine busy with the suite's servers failed as "too slow" (a
+# timing failure, not a finding). Speed is measured by bench/, not by the tests.
+settings.register_profile("callbridge", deadline=None)
+settings.load_profile("callbridge")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "northwind-q3.toml"
@@ -135,6 +142,7 @@ SLOW_FILES = (
     "tests/transcript/test_engine.py",  # 17 s
     "tests/webcast/test_playlist.py",  # 16 s
     "tests/telephony/test_sip_attacks.py",  # 15 s
+    "tests/telephony/test_dial_out.py",  # 10 s alone (29 s at load 500): Kamailio, a server
     "tests/replay/test_library.py",  # 13 s
     "tests/telephony/test_passcodes.py",  # 13 s
 )

@@ -54,6 +54,14 @@ class Settings:
     # per dialled number and per trunk network, over all callers.
     guess_budget: tuple[int, float] = (100, 120.0)
     trunk_guess_budget: tuple[int, float] = (300, 10.0)
+    # Behind a NAT (BridgeConfig, sip.advertise): the SIP host and port and the
+    # media address that peers outside local_networks are told.
+    sip_advertise: str | None = None
+    sip_advertise_port: int | None = None
+    media_advertise: str | None = None
+    local_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Calls from these networks have their keys listened for as tones (rtp.inband).
+    inband_dtmf_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
@@ -93,6 +101,9 @@ class Settings:
     smtp_url: str | None = None
     smtp_from: str | None = None
     smtp_ca_file: Path | None = None
+    # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
+    # the web app never holds the trunks' credentials.
+    trunks_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -51,6 +51,7 @@ from callbridge.media import priority
 from callbridge.store import layout
 from callbridge.store.db import Database
 from callbridge.store.files import private_dir
+from callbridge.store.pins import pin_key
 
 if TYPE_CHECKING:
     from callbridge.edge.varnish import CacheNode
@@ -92,6 +93,7 @@ async def _media_plane(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from callbridge.bridge.service import Bridge, BridgeConfig
+    from callbridge.bridge.trunks import load as load_trunks
     from callbridge.control.server import ControlServer
     from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
@@ -130,6 +132,12 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
+            pin_key=pin_key(settings.secret_key),
+            sip_advertise=settings.sip_advertise,
+            sip_advertise_port=settings.sip_advertise_port,
+            media_advertise=settings.media_advertise,
+            local_networks=settings.local_networks,
+            inband_dtmf_networks=settings.inband_dtmf_networks,
             guard=GuardRules(
                 max_failures=settings.max_passcode_failures,
                 number_budget=Budget(*settings.guess_budget),
@@ -141,6 +149,7 @@ async def _media_plane(settings: Settings) -> None:
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),
             caption_command=worker_command if settings.live_captions else None,
+            trunks=load_trunks(settings.trunks_file) if settings.trunks_file else None,
         ),
         EventStore(database),
         CallLog(database),

@@ -47,6 +47,7 @@ from callbridge.bridge.commands import (
 from callbridge.bridge.control import Action, BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import KEYPAD, MODERATOR, CallController
 from callbridge.bridge.queue import Floor
+from callbridge.bridge.views import queue_entry
 from callbridge.events.schema import EventFile, EventRecord, EventState
 from callbridge.ivr.machine import Outcome
 from callbridge.media.conference import ConferenceState
@@ -697,6 +698,28 @@ def test_a_call_starts_once() -> None:
     with pytest.raises(BridgeError, match="cannot go from live to live"):
         node.start()
     assert node.snapshot() == before
+
+
+def test_the_desk_is_told_when_the_call_ran_and_how_long_each_question_waits() -> None:
+    node = Node()
+    node.start()
+    started = node.now
+    node.clock.advance(30)
+    pid = node.join("b")
+    node.keys("b", "*1")
+    pressed = node.now
+    node.clock.advance(5)
+    node.controller.handle(
+        QuestionWritten(EVENT, "q1", "Ana Ruiz, Fjord Capital", "Capex?", node.now)
+    )
+    written = node.now
+    call = node.controller.call(EVENT)
+    assert call is not None and (call.started_at, call.ended_at) == (started, None)
+    entries = [queue_entry(call, key, i) for i, key in enumerate(call.queue.order)]
+    assert [(e.participant_id, e.asked_at) for e in entries] == [(pid, pressed), ("q1", written)]
+    node.clock.advance(60)
+    node.end()
+    assert (call.started_at, call.ended_at) == (started, node.now)
 
 
 def test_ending_says_goodbye_to_everyone_and_ends_the_event() -> None:

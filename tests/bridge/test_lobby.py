@@ -404,3 +404,33 @@ def test_every_stage_move_goes_where_the_table_says_or_raises(source: Stage, tar
     else:
         with pytest.raises(StageError):
             move(leg, target)
+
+
+def test_a_dialled_callee_hears_the_invitation_and_joins_on_one() -> None:
+    node = Node()
+    done = node.feed(lobby.Dialled("out-1", EVENT, cmd.CallerKind.SPEAKER, RECORD, "+19135550100"))
+    assert done == [lobby.Play("out-1", PromptName.PRESS_ONE, barge_in=True)]
+    assert node.lobby.stage("out-1") is Stage.INVITED
+    assert node.lobby.legs["out-1"].kind is cmd.CallerKind.DIALLED
+    assert node.feed(lobby.Key("out-1", "5")) == []  # only 1 joins
+    done = node.feed(lobby.Key("out-1", "1"))
+    assert done[0] == lobby.Silence("out-1")
+    assert of(cmd.JoinConference, done)
+    assert done[-1] == lobby.WhisperTo("out-1", PromptName.JOINING_SPEAKER)
+    assert node.lobby.stage("out-1") is Stage.CONFERENCE
+    member = node.controller.member("out-1")
+    assert member is not None and member.caller_id == "+19135550100"
+    assert member.role.value == "speaker"
+    assert node.feed(lobby.Key("out-1", "1")) == [
+        cmd.KeyPressed("out-1", "1", node.wall)
+    ]  # on the call, keys are the call's
+
+
+def test_a_dialled_callee_who_never_presses_one_is_let_go() -> None:
+    node = Node()
+    node.feed(lobby.Dialled("out-2", EVENT, cmd.CallerKind.LISTENER, RECORD, "+19135550101"))
+    prompts = [node.feed(lobby.PromptDone("out-2")) for _ in range(2)]
+    assert prompts == [[lobby.Play("out-2", PromptName.PRESS_ONE, barge_in=True)]] * 2
+    assert node.feed(lobby.PromptDone("out-2")) == [
+        lobby.HangUp("out-2", "no answer to the invitation")
+    ]

@@ -16,8 +16,7 @@ from callbridge.cli.main import build_parser
 from callbridge.store.db import MIGRATIONS, Database, default_url, schema_head
 from tests.conftest import EXAMPLE
 
-# The newest migration: the one a new database is brought to.
-HEAD = schema_head()[0]
+(HEAD,) = schema_head()  # the newest migration: what a new database is created at
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

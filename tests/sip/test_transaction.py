@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from callbridge.sip.transaction import (
+    CLIENT_INVITE,
+    ClientInviteTransaction,
     ClientNonInviteTransaction,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
@@ -93,3 +95,28 @@ def test_unlisted_transition_raises() -> None:
     txn.send_response(200, b"200", 0.0)
     with pytest.raises(TransactionError):
         txn.send_response(200, b"200", 0.1)
+
+
+def test_client_invite_transaction_follows_its_table() -> None:
+    txn = ClientInviteTransaction("b", ("192.0.2.1", 5060), False, 0.0, b"INVITE", timeout=5.0)
+    assert txn.state is TxState.CALLING and txn.deadline() == 0.5
+    assert txn.on_timer(0.5) == [b"INVITE"] and txn.deadline() == 1.5  # Timer A doubles
+    assert txn.receive_response(180, 0.6) == [] and txn.deadline() is None  # B stops
+    assert txn.receive_response(486, 0.7, ack=b"ACK") == [b"ACK"]
+    assert txn.state is TxState.COMPLETED and txn.final_status == 486
+    assert txn.receive_response(486, 0.8, ack=b"other") == [b"ACK"]  # the same ACK again
+    assert txn.on_timer(32.7) == [] and txn.terminated  # Timer D
+    # Every state lists what it takes; anything else raises.
+    assert set(CLIENT_INVITE) == {
+        TxState.CALLING, TxState.PROCEEDING, TxState.COMPLETED, TxState.ACCEPTED,
+        TxState.TERMINATED,
+    }  # fmt: skip
+    done = ClientInviteTransaction("c", ("192.0.2.1", 5060), True, 0.0, b"INVITE")
+    assert done.deadline() == 32.0  # TCP: Timer B only
+    done.receive_response(200, 0.1)
+    assert done.state is TxState.ACCEPTED and done.deadline() == 0.1 + 32.0  # Timer M
+    done.receive_response(200, 0.2)
+    done.on_timer(40.0)
+    assert done.terminated
+    with pytest.raises(TransactionError):
+        done.receive_response(180, 41.0)

@@ -45,7 +45,9 @@ def read_wav(path: Path) -> tuple[npt.NDArray[np.int16], int]:
 class Baresip:
     """One baresip process with its own config folder; use as a context manager."""
 
-    def __init__(self, folder: Path, source_wav: Path, user: str = "analyst") -> None:
+    def __init__(
+        self, folder: Path, source_wav: Path, user: str = "analyst", host: str = "127.0.0.1"
+    ) -> None:
         if BARESIP is None:
             raise RuntimeError("baresip is not installed (Debian package baresip-core)")
         self.folder = folder
@@ -53,13 +55,13 @@ class Baresip:
         self.recordings = folder / "rec"
         self.recordings.mkdir(exist_ok=True)
         self.ctrl_port = free_port()
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
+        (folder / "accounts").write_text(f"<sip:{user}@{host}>;regint=0\n")
         (folder / "config").write_text(
             "\n".join(
                 [
                     "poll_method epoll",
-                    "sip_listen 127.0.0.1:0",
-                    "net_interface 127.0.0.1",
+                    f"sip_listen {host}:0",
+                    f"net_interface {host}",
                     "audio_player aubridge,nil",
                     f"audio_source aufile,{source_wav}",
                     "audio_alert aubridge,nil",

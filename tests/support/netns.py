@@ -115,3 +115,87 @@ def lan(count: int) -> Iterator[list[Host]]:
         # The switch's namespace holds the bridge and the other ends of every pair.
         subprocess.run(["ip", "netns", "del", switch], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", f"cb{tag}l0"], capture_output=True, timeout=10)
+
+
+@dataclass(frozen=True)
+class NatSite:
+    """A private host behind a NAT gateway, reached from this namespace (the public side).
+
+    ``private`` runs the server (its address is ``private.address``, which
+    this namespace has no route to); ``public_ip`` is the gateway's address
+    on this namespace's link, whose forwarded ports reach the private host;
+    ``callers`` are this namespace's own addresses on that link.
+    """
+
+    private: Host
+    gateway: str  # the gateway's namespace
+    public_ip: str
+    callers: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def behind_nat(
+    tcp: tuple[int, ...], udp: tuple[int, ...], udp_range: tuple[int, int]
+) -> Iterator[NatSite]:
+    """A private host behind an nftables SNAT/DNAT gateway; removed afterwards, whatever happens.
+
+    The gateway forwards ``tcp`` and ``udp`` ports and the ``udp_range`` (an
+    RTP range) on its public address to the private host, and masquerades
+    what the private host sends out, as a cloud VM's 1:1 NAT or a home
+    router's port-forward does. This namespace gets two addresses on the
+    public link (``callers``).
+    """
+    need_namespaces()
+    if shutil.which("nft") is None:
+        if os.environ.get("CI"):
+            pytest.fail("nft is not installed (scripts/install-system installs nftables)")
+        pytest.skip("nft is not installed")
+    tag = os.getpid() % 10_000
+    net = 100 + (os.getpid() + 37) % 150  # not the 10.<net> that hosts() or lan() pick
+    gateway, private = f"cb{tag}gw", f"cb{tag}pv"
+    outside, here = f"cb{tag}o1", f"cb{tag}o0"  # the public link: gateway, this namespace
+    inside, there = f"cb{tag}i1", f"cb{tag}i0"  # the private link: gateway, private host
+    public_ip, private_ip = f"10.{net}.1.2", f"10.{net}.2.2"
+    callers = (f"10.{net}.1.1", f"10.{net}.1.3")
+    made: list[str] = []
+    try:
+        for name in (gateway, private):
+            _ip("netns", "add", name)
+            made.append(name)
+        _ip("link", "add", here, "type", "veth", "peer", "name", outside)
+        _ip("link", "set", outside, "netns", gateway)
+        for address in callers:
+            _ip("addr", "add", f"{address}/24", "dev", here)
+        _ip("link", "set", here, "up")
+        _ip("-n", gateway, "addr", "add", f"{public_ip}/24", "dev", outside)
+        _ip("-n", gateway, "link", "add", inside, "type", "veth", "peer", "name", there)
+        _ip("-n", gateway, "link", "set", there, "netns", private)
+        _ip("-n", gateway, "addr", "add", f"10.{net}.2.1/24", "dev", inside)
+        for link in (outside, inside, "lo"):
+            _ip("-n", gateway, "link", "set", link, "up")
+        _ip("-n", private, "addr", "add", f"{private_ip}/24", "dev", there)
+        _ip("-n", private, "link", "set", there, "up")
+        _ip("-n", private, "link", "set", "lo", "up")
+        _ip("-n", private, "route", "add", "default", "via", f"10.{net}.2.1")
+        run = ["ip", "netns", "exec", gateway]
+        subprocess.run([*run, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True, timeout=10)
+        ports = ", ".join(str(p) for p in udp) + f", {udp_range[0]}-{udp_range[1]}"
+        rules = f"""
+table ip nat {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat;
+        iifname "{outside}" tcp dport {{ {", ".join(str(p) for p in tcp)} }} dnat to {private_ip}
+        iifname "{outside}" udp dport {{ {ports} }} dnat to {private_ip}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat;
+        oifname "{outside}" masquerade
+    }}
+}}
+"""
+        subprocess.run([*run, "nft", "-f", "-"], input=rules.encode(), check=True, timeout=10)
+        yield NatSite(Host(private, private_ip, f"10.{net}.2.1"), gateway, public_ip, callers)
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", here], capture_output=True, timeout=10)

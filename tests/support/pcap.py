@@ -105,3 +105,39 @@ def passcode_stream(
     if tone is not None and talk_after > 0:
         audio(talk_after, ulaw_encode(tone))
     return out
+
+
+# The keypad's tones (Q.23): row Hz, column Hz.
+_ROWS, _COLUMNS, _KEYPAD = (
+    (697, 770, 852, 941),
+    (1209, 1336, 1477, 1633),
+    ("123A", "456B", "789C", "*0#D"),
+)
+
+
+def keypad_tone(key: str, seconds: float, level: float = 4000.0) -> np.ndarray:
+    """``key`` as its two tones (int16 samples at 8 kHz), each at amplitude ``level``."""
+    row = next(r for r, keys in enumerate(_KEYPAD) if key in keys)
+    low, high = _ROWS[row], _COLUMNS[_KEYPAD[row].index(key)]
+    t = np.arange(int(8000 * seconds)) / 8000
+    both = level * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t))
+    return both.astype(np.int16)
+
+
+def inband_stream(
+    code: str, *, lead_in: float = 0.4, tone_s: float = 0.1, gap_s: float = 0.1, after: float = 0.5
+) -> list[Timed]:
+    """PCMU only, as a gateway that sends keys in-band does: ``code``'s keys as tones."""
+    pcm = [np.zeros(int(8000 * lead_in), np.int16)]
+    for key in code:
+        pcm += [keypad_tone(key, tone_s), np.zeros(int(8000 * gap_s), np.int16)]
+    pcm.append(np.zeros(int(8000 * after), np.int16))
+    samples = np.concatenate(pcm)
+    samples = np.concatenate([samples, np.zeros(-len(samples) % 160, np.int16)])
+    ssrc, out = 0x1B4D7015, []
+    for n in range(len(samples) // 160):
+        payload = ulaw_encode(samples[n * 160 : (n + 1) * 160])
+        out.append(
+            Timed(n * 0.02, RtpPacket(0, (2000 + n) & 0xFFFF, 32000 + 160 * n, ssrc, payload))
+        )
+    return out

@@ -68,7 +68,9 @@ def test_a_written_question_reaches_the_console_and_is_answered(
         # The words are text: the markup shows as typed, and made nothing bold.
         assert entry.locator(".question").inner_text() == QUESTION
         assert entry.locator("b").count() == 0
-        assert "Ana Ruiz, Fjord Capital" in entry.inner_text()
+        # The desk shows the asker's name and firm apart.
+        assert entry.locator(".name").inner_text() == "Ana Ruiz"
+        assert entry.locator(".firm").inner_text() == "Fjord Capital"
 
         # A second question at once is refused with the reason, on the page.
         listener.get_by_label("Your question for the speakers", exact=False).fill("And capex?")

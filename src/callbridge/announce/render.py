@@ -11,6 +11,8 @@ Rendering is pure: the calendar's DTSTAMP is the ``now`` the caller passes.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -26,6 +28,8 @@ from icalendar import Alarm, Calendar, Event
 from phonenumbers import PhoneNumberFormat
 
 from callbridge.announce import timefmt
+from callbridge.brand.colour import accent_or_default
+from callbridge.brand.logo import Logo
 from callbridge.events.phones import dial_in_display, display
 from callbridge.events.schema import Contact, DialIn, EventKind, EventRecord, Speaker
 
@@ -143,6 +147,10 @@ class Release:
     about: tuple[str, ...]
     contact_groups: tuple[ContactGroup, ...]
     hosts: str | None = None  # "Mark Chen, Chief Financial Officer, will host the call."
+    accent: str = ""  # the company's colour, #rrggbb (brand.colour)
+    # The HTML release's logo, inline (data:), so the file forwarded alone still shows it.
+    logo_src: str | None = None
+    logo_width: int = 0
 
 
 def short_name(company: str) -> str:
@@ -249,6 +257,7 @@ def release_of(record: EventRecord, public_url: str | None = None) -> Release:
         about=_paragraphs(record.company.about),
         contact_groups=_groups(record.contacts),
         hosts=hosts_sentence(record.speakers),
+        accent=accent_or_default(record.company.accent),
     )
 
 
@@ -257,9 +266,20 @@ def render_text(record: EventRecord, public_url: str | None = None) -> str:
     return _template("text", "release.txt.j2").render(r=release_of(record, public_url))
 
 
-def render_html(record: EventRecord, public_url: str | None = None) -> str:
-    """The release as a complete HTML5 page, readable on a phone."""
-    return _template("html", "release.html.j2").render(r=release_of(record, public_url))
+def render_html(
+    record: EventRecord, public_url: str | None = None, logo: Logo | None = None
+) -> str:
+    """The release as a complete HTML5 page, readable on a phone; with the company's
+    ``logo`` (checked by ``brand.logo``) at its head when one is given."""
+    release = release_of(record, public_url)
+    if logo is not None:
+        encoded = base64.b64encode(logo.data).decode("ascii")
+        release = dataclasses.replace(
+            release,
+            logo_src=f"data:{logo.media_type};base64,{encoded}",
+            logo_width=max(1, round(logo.width * 48 / max(1, logo.height))),
+        )
+    return _template("html", "release.html.j2").render(r=release)
 
 
 def render_markdown(record: EventRecord, public_url: str | None = None) -> str:

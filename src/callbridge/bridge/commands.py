@@ -17,21 +17,42 @@ from datetime import datetime
 
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import Role
+from callbridge.events.names import registrant_label
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.ivr.machine import Outcome
 from callbridge.media.prompts import PromptName
 
 
 class CallerKind(enum.StrEnum):
-    """Who a caller is, by what their passcode opened (the store's ``PasscodeMatch.role``).
+    """Who a caller is, by what their code opened (the store's ``PasscodeMatch.role``).
 
-    The next kinds (a registered attendee's personal PIN, a dial-out, a
-    browser speaker) are added here, and decided where each kind is used.
+    The next kinds (a dial-out, a browser speaker) are added here, and
+    decided where each kind is used.
     """
 
     SPEAKER = "speaker"
     LISTENER = "listener"
     REPLAY = "replay"
+    # A leg we placed (``Bridge.dial``): invited to join, not yet on the call.
+    DIALLED = "dialled"
+    # A webcast registrant on their personal PIN (``store.pins``): a listener
+    # known by name, firm and email, on the call once at a time.
+    REGISTRANT = "registrant"
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """Who a personal PIN names: the webcast registrant (``store.pins.PinMatch``)."""
+
+    listener_id: int
+    name: str
+    firm: str | None = None
+    email: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the console, the queue and the captions call them: "Jane Smith, Acme Capital"."""
+        return registrant_label(self.name, self.firm)
 
 
 # -- events: what happened --------------------------------------------------------------
@@ -51,6 +72,7 @@ class PasscodeMatched:
     record: EventRecord
     now: datetime
     replay_ready: datetime | None = None
+    registrant: Registrant | None = None  # a personal PIN's (role REGISTRANT)
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,7 @@ class Admit:
     dialled: str | None
     replay_ready: datetime | None = None
     number: str | None = None  # as ``EnterCall.number``
+    registrant: Registrant | None = None  # a personal PIN's (role REGISTRANT)
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,8 @@ class EnterCall:
     # else the From URI's user part); None when nobody vouches for it. A
     # speaker whose number is on the event's speaker list is named by it.
     number: str | None = None
+    # Who a personal PIN names (role REGISTRANT): named by it, on the call once at a time.
+    registrant: Registrant | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +347,9 @@ class AuditKind(enum.StrEnum):
     BLOCKED = "blocked"
     GUESSER_SLOWED = "guesser_slowed"
     GUESSER_REFUSED = "guesser_refused"
+    # Calls placed (``bridge.dialout``).
+    DIAL = "dial"
+    DIAL_FAILED = "dial_failed"
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from callbridge.bridge.lobby import Lobby
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import HoldMusic, MediaPlane
 from callbridge.bridge.outputs import Outputs
+from callbridge.bridge.trunks import TrunksFile
 from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
+from callbridge.sip.advertise import Advertised
 from callbridge.store.events import EventStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,6 +65,30 @@ class BridgeConfig:
     # How a frame goes to many listeners: "auto" (io_uring where the kernel
     # allows it, else one sendto each), "io_uring" (or fail), "sendto".
     media_sender: str = "auto"
+    # The key registrants' personal PINs are hashed under (``store.pins.pin_key``);
+    # None: no PINs are looked up (a passcode-only bridge).
+    pin_key: bytes | None = None
+    # The carriers' trunks for calls we place and registrations (``serve --trunks``).
+    trunks: TrunksFile | None = None
+    # Behind a NAT: what peers outside ``local_networks`` are told our SIP
+    # host/port and media address are (``sip.advertise``); None: the bound ones.
+    sip_advertise: str | None = None
+    sip_advertise_port: int | None = None
+    media_advertise: str | None = None
+    local_networks: tuple[Network, ...] = ()
+    # In-band DTMF (tones in the audio, ``rtp.inband``): listened for on calls
+    # from these networks only (carriers that send keys so); () listens on none.
+    inband_dtmf_networks: tuple[Network, ...] = ()
+
+    def advertised(self) -> Advertised:
+        """The addresses each peer is told (the bind address where nothing is advertised)."""
+        return Advertised(
+            self.sip_host,
+            self.sip_advertise,
+            self.sip_advertise_port,
+            self.media_advertise,
+            self.local_networks,
+        )
 
 
 class Host(Protocol):

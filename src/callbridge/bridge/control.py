@@ -109,9 +109,20 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # Keys heard as tones in the audio (--inband-dtmf), and keys dropped as the
+    # in-band copy of an RFC 4733 key or the other way round (since start).
+    dtmf_inband: int = 0
+    dtmf_merged: int = 0
     # A cascade node's bus (cascade.bus.BusStats): sent, received, and what it
     # refused (unsigned, forged, replayed, stale, unregistered); empty elsewhere.
     bus: dict[str, int] = {}
+    # Calls placed (``Bridge.dial``): placed, ringing, answered, failed, auth_failed,
+    # failovers, timed_out, registered, registrations_failed; empty without trunks.
+    dial_out: dict[str, int] = {}
+    # Each registering trunk's state by name (registered, registering, failed).
+    registrations: dict[str, str] = {}
+    # Outbound call set-up, INVITE to 200 OK (the attempt that was answered).
+    dial_setup_ms: Percentiles | None = None
 
 
 class QueueEntry(BaseModel):
@@ -122,6 +133,7 @@ class QueueEntry(BaseModel):
     kind: Literal["phone", "written"] = "phone"
     text: str | None = None  # a written question's words (shown as text, never markup)
     reading: bool = False  # a written question the moderator is reading out
+    asked_at: datetime | None = None  # the *1 or the written question: how long it has waited
 
 
 class GuardAlertView(BaseModel):
@@ -151,6 +163,9 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    # When the operator started and ended the call (the console's timer); None before.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class Action(BaseModel):
@@ -250,3 +265,7 @@ class BridgeControl(Protocol):
 
     async def end_call(self, event_id: int) -> None:
         """End the call for everyone with a closing prompt; the event is ended."""
+
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str:
+        """Call ``number`` (E.164) through the outbound trunks; on '1' they join as
+        ``as_role``. Returns the dial's id; BridgeError says why one is refused."""

@@ -32,6 +32,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge.control import Action as ModeratorAction
@@ -68,8 +69,10 @@ class Member:
     keypad: str = ""  # "*" while a keypad command is being keyed
     name: str | None = None  # as the moderator named them
     node: str | None = None  # on another node of the cascade (an edge), not here
+    registrant: cmd.Registrant | None = None  # who their personal PIN names
     joined_at: datetime | None = None
     left_at: datetime | None = None
+    queued_at: datetime | None = None  # their last *1: the console shows how long they wait
 
     @property
     def may_talk(self) -> bool:
@@ -99,6 +102,7 @@ class WrittenQuestion:
     id: str
     asker: str
     text: str
+    asked_at: datetime | None = None
 
 
 # The call's own states: which may follow which.
@@ -117,11 +121,16 @@ class Call:
         self.tag = tag  # after every id given here: ids stay unique across the cascade's nodes
         self.state = ConferenceState.WAITING
         self.locked = False
+        # When the operator started and ended it: the console's call timer.
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
         self.members: dict[str, Member] = {}
         self.written: dict[str, WrittenQuestion] = {}
         self.queue = QuestionQueue(limit=max_participants)
         self.max_participants = max_participants
         self.on_call = 0  # len(active()), kept: a burst of joins asks it once each
+        # Each registrant on the call (by listener id): their member's id (one PIN, one caller).
+        self.registrants: dict[int, str] = {}
         self._ids = itertools.count(1)
 
     def active(self) -> list[Member]:
@@ -155,9 +164,11 @@ class Call:
         participant_id: str | None = None,
         node: str | None = None,
         now: datetime | None = None,
+        registrant: cmd.Registrant | None = None,
     ) -> Member:
         """Put a caller on the call, with ``participant_id`` if another node gave them one."""
         member = Member(
+            registrant=registrant,
             id=participant_id or f"p{self.event_id}-{next(self._ids)}{self.tag}",
             node=node,
             call_id=call_id,
@@ -170,6 +181,8 @@ class Call:
             else ParticipantState.HOLD,
         )
         self.members[member.id] = member
+        if registrant is not None:
+            self.registrants[registrant.listener_id] = member.id
         self.on_call += 1
         self.queue.arrive(member.id, speaking=role is not Role.LISTENER)
         return member
@@ -177,6 +190,8 @@ class Call:
     def leave(self, member: Member, now: datetime | None = None) -> None:
         member.state = ParticipantState.LEFT
         member.left_at = now
+        if member.registrant is not None:
+            self.registrants.pop(member.registrant.listener_id, None)
         self.on_call -= 1
         self.queue.leave(member.id)
 
@@ -189,6 +204,7 @@ def _raise_hand(call: Call, member: Member, now: datetime) -> list[cmd.Command]:
         call.queue.raise_hand(member.id)
     except QueueFull:
         return []
+    member.queued_at = now
     return [
         cmd.Changed(call.event_id),
         member.audit(cmd.AuditKind.QUEUE, now, "keypad", role=False),
@@ -361,6 +377,12 @@ def _name(order: Order) -> list[cmd.Command]:
 
 
 SPEAKER_LIST = "speaker list"  # the actor of a name the event's speaker list gave
+REGISTRATION = "registration"  # the actor of a name a registrant's personal PIN gave
+
+
+def _on_call(call: Call, registrant: cmd.Registrant | None) -> bool:
+    """Whether the registrant a personal PIN names is on the call already."""
+    return registrant is not None and registrant.listener_id in call.registrants
 
 
 def listed_speaker(speakers: tuple[Speaker, ...], number: str | None) -> Speaker | None:
@@ -447,6 +469,14 @@ MODERATOR: dict[str, ModeratorCommand] = {
 }
 
 # -- who may join -------------------------------------------------------------------------------
+
+# A caller turned away as they enter (``_enter``'s Farewell): what their IVR is answered.
+ENTRY_REFUSALS: dict[PromptName, Outcome] = {
+    PromptName.LOCKED: Outcome.LOCKED,
+    PromptName.PIN_IN_USE: Outcome.PIN_IN_USE,
+}
+# Who is refused while the call is locked: everyone but the speakers.
+_LOCKED_OUT = frozenset({cmd.CallerKind.LISTENER, cmd.CallerKind.REGISTRANT})
 
 # The conference window, where it turns a valid live-call passcode away.
 WINDOW_REFUSALS: dict[Window, Outcome] = {
@@ -543,13 +573,14 @@ class CallController:
             event.dialled,
             event.now,
             number=event.number,
+            registrant=event.registrant,
         )
         commands = self._enter(entered)
         refused = [
             c for c in commands if isinstance(c, cmd.Farewell) and c.call_id == event.call_id
         ]
         if refused:
-            outcome = Outcome.LOCKED if refused[0].prompt is PromptName.LOCKED else Outcome.ENDED
+            outcome = ENTRY_REFUSALS.get(refused[0].prompt, Outcome.ENDED)
             kept = [c for c in commands if c not in refused]
             return [*kept, cmd.AnswerCaller(event.call_id, outcome)]
         return [*commands, answer]
@@ -576,9 +607,14 @@ class CallController:
         refusal = WINDOW_REFUSALS.get(window)
         if refusal is not None:
             return answer(refusal)
+        if event.role is cmd.CallerKind.LISTENER and record.phone_requires_registration:
+            # The public code opens nothing where the event asks for personal PINs.
+            return answer(Outcome.REGISTRATION_REQUIRED)
         call = self.calls.get(event.event_id)
-        if call is not None and call.locked and event.role == cmd.CallerKind.LISTENER:
+        if call is not None and call.locked and event.role in _LOCKED_OUT:
             return answer(Outcome.LOCKED)
+        if call is not None and _on_call(call, event.registrant):
+            return answer(Outcome.PIN_IN_USE)
         # Early callers wait on hold until the host starts the call.
         hold = window is Window.EARLY_HOLD and (
             call is None or call.state is ConferenceState.WAITING
@@ -606,9 +642,28 @@ class CallController:
                 *commands,
                 cmd.Farewell(event.call_id, PromptName.ENDED, f"event {call.event_id} is full"),
             ]
+        if _on_call(call, event.registrant):
+            # A PIN works once at a time: the second caller on it is refused,
+            # the one on the call stays (a PIN passed around must not cut them off).
+            reason = f"registrant {event.registrant.listener_id if event.registrant else ''}"
+            return [
+                *commands,
+                cmd.Farewell(event.call_id, PromptName.PIN_IN_USE, f"{reason} is on the call"),
+            ]
         member = self._member_of[event.call_id] = call.add(
-            event.call_id, role, event.caller, event.participant_id, event.node, event.now
+            event.call_id,
+            role,
+            event.caller,
+            event.participant_id,
+            event.node,
+            event.now,
+            event.registrant,
         )
+        joined: dict[str, Any] = {}
+        if event.registrant is not None:
+            # The exports look the registrant up by this (name, firm, email as they
+            # stand then: a registrant deleted since is shown anonymised).
+            joined["registrant"] = event.registrant.listener_id
         commands += [
             cmd.JoinConference(event.call_id, event.event_id, member.id, role, event.now),
             cmd.Changed(event.event_id),
@@ -619,8 +674,13 @@ class CallController:
                 call_id=event.call_id,
                 dialled=event.dialled or "",
                 number=event.number or "",  # as the trunk asserted it: the exports' number
+                **joined,
             ),
         ]
+        # A registrant is named by their registration as they join: the
+        # console, the queue, the recording's manifest and the captions.
+        if event.registrant is not None and self.names_listed_speakers:
+            commands += _named(member, event.registrant.label, event.now, REGISTRATION)
         # A speaker calling from a listed number is named as they join, as
         # the console would name them. Only the speaker passcode names: the
         # list says who speaks, and a listener is heard by no transcript.
@@ -690,7 +750,7 @@ class CallController:
         except QueueFull:
             raise BridgeError("the question queue is full; try again in a while") from None
         call.written[event.question_id] = WrittenQuestion(
-            event.question_id, event.asker, event.text
+            event.question_id, event.asker, event.text, event.now
         )
         return [
             cmd.Changed(event.event_id),
@@ -710,6 +770,7 @@ class CallController:
         call = self._open(event.event_id, commands)
         # A call already live here refuses (a fresh one cannot): nothing has changed then.
         call.move(ConferenceState.LIVE)
+        call.started_at = event.now
         return [
             *commands,
             cmd.StartConference(event.event_id),
@@ -726,6 +787,7 @@ class CallController:
         if call is not None and call.state is not ConferenceState.ENDED:
             remaining = call.active()
             call.move(ConferenceState.ENDED)
+            call.ended_at = event.now
             for member in remaining:
                 call.leave(member, event.now)
                 commands.append(

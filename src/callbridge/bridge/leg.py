@@ -37,6 +37,7 @@ from callbridge.media.prompts import PromptPlayer
 from callbridge.replay.phone import ReplayPlayback
 from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
+from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
 from callbridge.rtp.jitter import JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
 from callbridge.rtp.stream import RtpSender
@@ -69,6 +70,8 @@ class LegStats:
     wrong_payload_type: int = 0
     rtcp: int = 0
     foreign: int = 0  # datagrams from anyone but the negotiated peer, dropped
+    inband_keys: int = 0  # keys heard as tones in the audio (counted once)
+    merged_keys: int = 0  # keys that came both as RFC 4733 and as tones: counted once
 
 
 class CallLeg:
@@ -86,6 +89,7 @@ class CallLeg:
         prompt_player: PromptPlayer,
         now: float,
         rtp: RtpSocket | None = None,
+        inband_dtmf: bool = False,
     ) -> None:
         self.call_id = call_id
         self.dialled = dialled
@@ -107,6 +111,10 @@ class CallLeg:
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
         self.jitter = JitterBuffer(target=2, capacity=25)
         self.dtmf = DtmfReceiver()
+        # Keys as tones in the audio, only from trunks that send them so (the
+        # detector decodes every frame); merged with RFC 4733's.
+        self.tones: ToneDetector | None = ToneDetector() if inband_dtmf else None
+        self.keys = KeyMerge()
         self.stats = LegStats()
         # Set while the leg is in a conference's mix (its stage is the lobby's: ``bridge.lobby``).
         self.participant: Participant | None = None
@@ -151,9 +159,13 @@ class CallLeg:
 
     @property
     def quiet(self) -> bool:
-        """Nobody hears this caller: their audio is only proof that they are still there."""
+        """Nobody hears this caller: their audio is only proof that they are still there.
+
+        Never for a leg whose keys come as tones: any frame may hold one (``*1``),
+        so its audio is neither filtered by the kernel nor skipped unread.
+        """
         participant = self.participant
-        return participant is not None and not participant.may_talk
+        return participant is not None and not participant.may_talk and self.tones is None
 
     def heard(self, packets: int, now: float) -> None:
         """``packets`` of the caller's audio arrived and were counted unread (a quiet leg)."""
@@ -189,15 +201,26 @@ class CallLeg:
         if packet.payload_type == self.negotiated.dtmf_payload_type:
             pressed = self.dtmf.receive(packet)
             if pressed is not None:
-                self.on_digit(self, pressed.digit, now)
+                self._key(pressed.digit, KeyPath.RFC4733, now)
             return
         if packet.payload_type != self.negotiated.payload_type:
             self.stats.wrong_payload_type += 1
             return
+        if self.tones is not None:
+            key = self.tones.feed(self.codec.decode(packet.payload))
+            if key is not None:
+                self.stats.inband_keys += 1
+                self._key(key, KeyPath.INBAND, now)
         # Only someone who may talk is buffered.
         participant = self.participant
         if participant is not None and participant.may_talk:
             self.jitter.put(packet)
+
+    def _key(self, digit: str, path: KeyPath, now: float) -> None:
+        if self.tones is None or self.keys.take(digit, path, now):
+            self.on_digit(self, digit, now)
+        else:
+            self.stats.merged_keys += 1
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:
         """A datagram not from the latched address: latch onto it, or drop it and count it."""

@@ -53,6 +53,9 @@ from callbridge.bridge.lobby_events import (
     Command as Command,
 )
 from callbridge.bridge.lobby_events import (
+    Dialled as Dialled,
+)
+from callbridge.bridge.lobby_events import (
     DialPlanRead as DialPlanRead,
 )
 from callbridge.bridge.lobby_events import (
@@ -116,6 +119,7 @@ from callbridge.bridge.lobby_events import (
     WhisperTo as WhisperTo,
 )
 from callbridge.events.phones import normalise_dialled
+from callbridge.events.schema import EventRecord
 from callbridge.ivr.guard import (
     Admission,
     Alert,
@@ -162,6 +166,17 @@ def _number(identity: CallerIdentity) -> str | None:
     return None
 
 
+# The codes a guesser is after: they wait for the guessing budgets, right or wrong.
+_SECRET = frozenset({cmd.CallerKind.SPEAKER, cmd.CallerKind.REGISTRANT})
+
+# What a callee we dialled hears when they pressed 1 and could not join.
+_DIAL_FAREWELLS = {
+    Outcome.NOT_STARTED: PromptName.NOT_STARTED,
+    Outcome.ENDED: PromptName.ENDED,
+    Outcome.LOCKED: PromptName.LOCKED,
+    Outcome.BLOCKED: PromptName.BLOCKED,
+}
+
 # A number's listed speakers' phones, as a dial plan said them, serve an INVITE this long.
 PLAN_TTL = 2.0
 
@@ -170,6 +185,7 @@ class Stage(enum.Enum):
     """Where a leg is in its life."""
 
     RINGING = "ringing"  # the INVITE was taken; carriers play ringback
+    INVITED = "invited"  # a callee we dialled: "press 1 to join"
     IVR = "ivr"  # answered: keying a passcode
     CONFERENCE = "conference"  # on a call (the controller's from here on)
     REPLAY = "replay"  # listening to a recorded call, by itself
@@ -180,6 +196,7 @@ class Stage(enum.Enum):
 # stage → the stages it may move to.
 TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.RINGING: frozenset({Stage.IVR, Stage.ENDED}),
+    Stage.INVITED: frozenset({Stage.CONFERENCE, Stage.FAREWELL, Stage.ENDED}),
     Stage.IVR: frozenset({Stage.CONFERENCE, Stage.REPLAY, Stage.FAREWELL, Stage.ENDED}),
     Stage.CONFERENCE: frozenset({Stage.FAREWELL, Stage.ENDED}),
     Stage.REPLAY: frozenset({Stage.FAREWELL, Stage.ENDED}),
@@ -213,6 +230,8 @@ class LobbyRules:
     )
     # A refused guesser who keeps dialling is written down this often, not per INVITE.
     refusal_note_interval: float = 60.0
+    # A callee we dialled hears "press 1 to join" this many times, then goodbye.
+    invitations: int = 3
 
 
 @dataclass
@@ -243,6 +262,10 @@ class LobbyLeg:
     slowed: tuple[float, Found | None, Admission] | None = None
     replay_id: str | None = None  # the replay caller's id in the call log
     farewell_reason: str = ""
+    # A callee we dialled: what they join as, the event as the dial read it, and
+    # how many times they have heard the invitation.
+    invited: tuple[cmd.CallerKind, EventRecord] | None = None
+    invitations: int = 0
 
 
 class Lobby:
@@ -264,6 +287,7 @@ class Lobby:
         self._phones: dict[str | None, tuple[float, frozenset[str]]] = {}
         self._handlers: dict[type, Callable[[Any, float, datetime], list[Command]]] = {
             Invite: self._invite,
+            Dialled: self._dialled,
             DialPlanRead: self._dial_plan,
             Key: self._key,
             PromptDone: self._prompt_done,
@@ -405,6 +429,39 @@ class Lobby:
             return [ReadDialPlan(event.call_id, event.dialled)]
         return [Ring(event.call_id), ReadDialPlan(event.call_id, event.dialled)]
 
+    def _dialled(self, event: Dialled, now: float, wall: datetime) -> list[Command]:
+        """A callee we placed a call to answered: they hear the invitation, keys barge in."""
+        if event.call_id in self.legs:
+            return []
+        leg = LobbyLeg(
+            event.call_id,
+            CallerIdentity(f"dialled:{event.number}", IdentitySource.ADDRESS),
+            "",
+            None,
+            event.number,
+            IvrSession(self.rules.ivr),
+            answer_at=now,
+            stage=Stage.INVITED,
+            kind=cmd.CallerKind.DIALLED,
+            event_id=event.event_id,
+        )
+        leg.invited = (event.role, event.record)
+        leg.invitations = 1
+        self.legs[event.call_id] = leg
+        return [Play(leg.call_id, PromptName.PRESS_ONE, barge_in=True)]
+
+    def _invited_key(self, leg: LobbyLeg, digit: str, now: float, wall: datetime) -> list[Command]:
+        """'1' admits the callee as the dial said; other keys are ignored."""
+        if digit != "1" or leg.invited is None or leg.event_id is None:
+            return []
+        role, record = leg.invited
+        leg.invited = None  # asked once: a second '1' while the controller answers is nothing
+        leg.last_digit_at = now
+        admit = cmd.Admit(
+            leg.call_id, leg.event_id, role, record, wall, leg.caller, None, number=leg.caller
+        )
+        return [Silence(leg.call_id), admit]
+
     def _answer(self, leg: LobbyLeg, now: float) -> list[Command]:
         move(leg, Stage.IVR)
         return [Answer(leg.call_id), *self._ivr(leg, Answered(now), now, None)]
@@ -439,6 +496,8 @@ class Lobby:
         if leg.stage is Stage.IVR:
             leg.last_digit_at = now
             return self._ivr(leg, Digit(event.digit, now), now, wall)
+        if leg.stage is Stage.INVITED:
+            return self._invited_key(leg, event.digit, now, wall)
         if leg.stage is Stage.REPLAY:
             return [ReplayKey(leg.call_id, event.digit)]
         if leg.stage is Stage.CONFERENCE:
@@ -451,6 +510,11 @@ class Lobby:
             return []
         if leg.stage is Stage.FAREWELL:
             return self._hang_up(leg.call_id, leg.farewell_reason or "goodbye")
+        if leg.stage is Stage.INVITED and leg.invited is not None:
+            if leg.invitations >= self.rules.invitations:
+                return self._hang_up(leg.call_id, "no answer to the invitation")
+            leg.invitations += 1
+            return [Play(leg.call_id, PromptName.PRESS_ONE, barge_in=True)]
         if leg.stage is Stage.IVR:
             return self._ivr(leg, PromptFinished(now), now, wall)
         return []
@@ -501,10 +565,11 @@ class Lobby:
         found = event.found
         # A code the release prints (the listener's, the replay's) is no secret:
         # it skips the guessing budgets, so the crowd keeps joining while a
-        # guesser has drained them. Any other code, right or wrong, waits alike
-        # (the wait says nothing about it) and holds a token of the number's
-        # and the trunk's budgets until it is settled.
-        secret = found is None or found.role == cmd.CallerKind.SPEAKER
+        # guesser has drained them. Any other code (the speakers', a personal
+        # PIN), right or wrong, waits alike (the wait says nothing about it)
+        # and holds a token of the number's and the trunk's budgets until it
+        # is settled.
+        secret = found is None or found.role in _SECRET
         admission = self.guard.admit(
             leg.identity.key,
             now,
@@ -553,6 +618,7 @@ class Lobby:
                 leg.dialled,
                 found.replay_ready,
                 number,
+                found.registrant,
             )
             return [admit]
         key = leg.identity.key
@@ -614,6 +680,8 @@ class Lobby:
     def _answered(self, event: cmd.AnswerCaller, now: float, wall: datetime) -> list[Command]:
         """The controller's answer to ``Admit``: into the call, a replay, or a goodbye."""
         leg = self.legs.get(event.call_id)
+        if leg is not None and leg.stage is Stage.INVITED:
+            return self._invited_answer(leg, event, now)
         if leg is None or leg.stage is not Stage.IVR:
             return []
         commands: list[Command] = []
@@ -630,6 +698,20 @@ class Lobby:
             event.outcome, now, event_id=event.event_id, role=event.role, hold=event.hold
         )
         return commands + self._ivr(leg, result, now, wall)
+
+    def _invited_answer(self, leg: LobbyLeg, event: cmd.AnswerCaller, now: float) -> list[Command]:
+        """The controller's answer for a callee who pressed 1: on the call, or a goodbye."""
+        if event.outcome is not Outcome.JOINED or event.role is None:
+            prompt = _DIAL_FAREWELLS.get(event.outcome, PromptName.ENDED)
+            return self._farewell(leg, prompt, "could not join", now)
+        move(leg, Stage.CONFERENCE)
+        leg.event_id = event.event_id
+        joining = (
+            PromptName.JOINING_LISTENER
+            if event.role == cmd.CallerKind.LISTENER
+            else PromptName.JOINING_SPEAKER
+        )
+        return [WhisperTo(leg.call_id, joining)]
 
     def _join(self, leg: LobbyLeg, action: Join, wall: datetime | None) -> list[Command]:
         if leg.kind is not cmd.CallerKind.REPLAY or wall is None:

@@ -32,6 +32,21 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Dialled:
+    """A call we placed was answered: invite the callee to press 1 to join ``event_id``.
+
+    ``role`` is what they join as (a speaker or a listener); ``record`` is the
+    event as the dial read it, for the admission.
+    """
+
+    call_id: str
+    event_id: int
+    role: cmd.CallerKind
+    record: EventRecord
+    number: str
+
+
+@dataclass(frozen=True)
 class DialPlanRead:
     """The store's dial plan of the leg's number: its events, their code lengths and speakers.
 
@@ -61,12 +76,14 @@ class PromptDone:
 
 @dataclass(frozen=True)
 class Found:
-    """What a passcode opens (``store.events.PasscodeMatch``), with what admission needs."""
+    """What a code opens (``store.events.PasscodeMatch``, or a personal PIN), with what
+    admission needs."""
 
     event_id: int
     role: cmd.CallerKind
     record: EventRecord
     replay_ready: datetime | None = None
+    registrant: cmd.Registrant | None = None  # who a personal PIN names (role REGISTRANT)
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,7 @@ class HeardCheck:
 
 Event = (
     Invite
+    | Dialled
     | DialPlanRead
     | Key
     | PromptDone
@@ -181,7 +199,7 @@ class WhisperTo:
 
 @dataclass(frozen=True)
 class MatchPasscode:
-    """Ask the store what ``passcode`` opens on ``dialled``; feed ``Matched``."""
+    """Ask the store what ``passcode`` (or personal PIN) opens on ``dialled``; feed ``Matched``."""
 
     call_id: str
     dialled: str | None

@@ -9,6 +9,11 @@ each: they are kept ``JOIN_RECORD_TTL`` seconds (a passcode changed
 meanwhile opens for that long still). Starting and ending the call forget
 them at once.
 
+A code that is no passcode may be a registrant's personal PIN
+(``store.pins``, when the bridge has the PIN key): looked up by its keyed
+hash, never cached (each names one caller). A number whose events have
+given PINs has ``PIN_DIGITS`` among its code lengths.
+
 The call log is written in batches by one task (``write_log``), from a
 bounded queue: a flood fills the queue, never the loop.
 """
@@ -23,13 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from callbridge.bridge.commands import CallerKind, RecordAudit
+from callbridge.bridge.commands import CallerKind, RecordAudit, Registrant
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.lobby import DialPlanRead, Found, Matched, MatchPasscode
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.media import priority
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import DialPlan, EventNotFound, EventStore, PasscodeMatch
+from callbridge.store.pins import PIN_DIGITS, PinBook
 from callbridge.store.questions import QuestionStore
 
 log = logging.getLogger(__name__)
@@ -45,8 +51,15 @@ MAX_CACHED = 10_000
 class Lookups:
     """The store as the bridge's loop uses it: on one thread, with short-lived caches."""
 
-    def __init__(self, events: EventStore, call_log: CallLog, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        events: EventStore,
+        call_log: CallLog,
+        now: Callable[[], float],
+        pins: PinBook | None = None,
+    ) -> None:
         self.events = events
+        self.pins = pins  # None: no personal PINs (no PIN key given)
         self.call_log = call_log
         self._now = now
         self._thread = ThreadPoolExecutor(
@@ -104,11 +117,18 @@ class Lookups:
         cached = self._dial_plans.get(dialled)
         if cached is not None and now - cached[0] < JOIN_RECORD_TTL:
             return cached[1]
-        plan = await self.run(self.events.dial_plan, dialled)
+        plan = await self.run(self._plan_with_pins, dialled)
         if len(self._dial_plans) > MAX_CACHED:
             self._dial_plans.clear()
         self._dial_plans[dialled] = (now, plan)
         return plan
+
+    def _plan_with_pins(self, dialled: str | None) -> DialPlan:
+        """The store's dial plan, with the PIN's length where an event on it gave PINs."""
+        plan = self.events.dial_plan(dialled)
+        if self.pins is None or not self.pins.events_with_pins(plan.event_ids):
+            return plan
+        return DialPlan(plan.event_ids, plan.code_lengths | {PIN_DIGITS}, plan.speaker_phones)
 
     async def dial_plan_read(self, call_id: str, dialled: str | None) -> DialPlanRead:
         """The lobby's ``DialPlanRead`` for a new leg (an empty plan if the store could not say)."""
@@ -133,7 +153,7 @@ class Lookups:
         """
         match = await self.match_passcode(command.dialled, command.passcode)
         if match is None:
-            return Matched(command.call_id, None)
+            return await self._pin_matched(command)
         record = await self.join_record(match.event_id)
         ready: datetime | None = None
         kind = CallerKind(match.role)
@@ -141,6 +161,18 @@ class Lookups:
             recording = await asyncio.to_thread(replay_recording, match.event_id)
             ready = recording[1] if recording is not None else None
         return Matched(command.call_id, Found(match.event_id, kind, record, ready))
+
+    async def _pin_matched(self, command: MatchPasscode) -> Matched:
+        """What a code that is no passcode opens: a registrant's PIN, or nothing."""
+        if self.pins is None:
+            return Matched(command.call_id, None)
+        pin = await self.run(self.pins.match, command.dialled, command.passcode)
+        if pin is None:
+            return Matched(command.call_id, None)
+        record = await self.join_record(pin.event_id)
+        registrant = Registrant(pin.listener_id, pin.name, pin.firm, pin.email)
+        found = Found(pin.event_id, CallerKind.REGISTRANT, record, registrant=registrant)
+        return Matched(command.call_id, found)
 
     async def set_state(self, event_id: int, state: EventState) -> None:
         """Write the event's state; what joining callers saw of it is forgotten."""

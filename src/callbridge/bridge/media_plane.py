@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -39,8 +41,9 @@ from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
+from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession
+from callbridge.sip.sdp import SdpSession, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -51,6 +54,7 @@ SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HoldMusic = Callable[[], Iterator[Pcm]]
 # event id, hold music, the fan-out for its listeners → the event's conference.
 ConferenceFactory = Callable[[int, HoldMusic, Callable[[], Audience]], Conference]
@@ -61,6 +65,16 @@ def plain_conference(
 ) -> Conference:
     """A standalone node's conference: it mixes its own callers."""
     return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+
+
+def _within(host: str | None, networks: tuple[Network, ...]) -> bool:
+    if host is None:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address.version == n.version and address in n for n in networks)
 
 
 class MediaPlane:
@@ -76,8 +90,14 @@ class MediaPlane:
         on_tick: Callable[[float], None],
         on_talk: Callable[[int], None],
         conference_factory: ConferenceFactory = plain_conference,
+        advertised: Advertised | None = None,
+        inband_dtmf: tuple[Network, ...] = (),
     ) -> None:
         self.host = host
+        # Which address each caller's SDP answer names (behind a NAT: ``sip.advertise``).
+        self.advertised = advertised or Advertised(host)
+        # Calls from these networks have their keys listened for as tones too.
+        self.inband_dtmf = inband_dtmf
         self.ports = ports
         self.library = library
         self.tell = tell
@@ -90,6 +110,8 @@ class MediaPlane:
         self.batch_sender = batch_sender(media_sender)
         self._rtp: dict[str, RtpSocket] = {}
         self._sdp: dict[str, SdpSession] = {}
+        # Calls we place: a port and our offer, held until the callee answers.
+        self._reserved: dict[str, tuple[socket.socket, int, SdpSession]] = {}
         self._reader = BatchReader()
         self._clocks: dict[int, MediaClock] = {}
         # Legs the lobby clock plays to: ringing, in the IVR, in a replay, saying goodbye.
@@ -101,6 +123,8 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # Keys heard in-band, and keys merged as the other path's copy, by legs that have ended.
+        self._keys = [0, 0]
 
     def now(self) -> float:
         assert self.loop is not None
@@ -141,7 +165,8 @@ class MediaPlane:
         the port is back in the pool then.
         """
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        media_host = offered_host(offer)
+        sdp = SdpSession(self.advertised.media_for(source[0], media_host))
         rtp: RtpSocket | None = None
         try:
             negotiated = sdp.negotiate(offer, port)
@@ -158,6 +183,10 @@ class MediaPlane:
                 prompt_player=PromptPlayer(self.library),
                 now=now,
                 rtp=rtp,
+                # By where the call comes from, or (behind a proxy, where every
+                # call comes from the proxy) where its media comes from.
+                inband_dtmf=_within(source[0], self.inband_dtmf)
+                or _within(media_host, self.inband_dtmf),
             )
         except Exception:
             # Whatever went wrong, the port goes back: ports in use equal live legs.
@@ -168,6 +197,53 @@ class MediaPlane:
             raise
         leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
         rtp.handler = leg.receive
+        self.legs[call_id] = leg
+        self._lobby_legs[call_id] = leg
+        self._rtp[call_id] = rtp
+        self._sdp[call_id] = sdp
+        return leg
+
+    def reserve(self, call_id: str) -> bytes:
+        """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
+        sock, port = self.ports.bind(self.host)
+        sdp = SdpSession(self.host)
+        self._reserved[call_id] = (sock, port, sdp)
+        return sdp.offer(port)
+
+    def connect(
+        self, call_id: str, answer: bytes, callee: str, source: Address, now: float
+    ) -> CallLeg:
+        """The callee of a placed call answered: its leg, on the reserved port.
+
+        Raises ``SipError`` for an answer it cannot use (the port goes back then).
+        """
+        sock, port, sdp = self._reserved.pop(call_id)
+        rtp: RtpSocket | None = None
+        try:
+            negotiated = sdp.negotiate(answer, port)
+            assert self.loop is not None
+            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
+            leg = CallLeg(
+                call_id=call_id,
+                dialled=None,
+                caller=callee,
+                source=source,
+                negotiated=negotiated,
+                local_port=port,
+                send=rtp.sendto,
+                prompt_player=PromptPlayer(self.library),
+                now=now,
+                rtp=rtp,
+            )
+        except Exception:
+            if rtp is not None:
+                rtp.close()
+            sock.close()
+            self.ports.release(port)
+            raise
+        leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
+        rtp.handler = leg.receive
+        leg.last_rx = now
         self.legs[call_id] = leg
         self._lobby_legs[call_id] = leg
         self._rtp[call_id] = rtp
@@ -186,6 +262,10 @@ class MediaPlane:
 
     def release(self, call_id: str) -> CallLeg | None:
         """Close the leg's socket and give its port back; returns the leg, if there was one."""
+        reserved = self._reserved.pop(call_id, None)
+        if reserved is not None:
+            reserved[0].close()
+            self.ports.release(reserved[1])
         leg = self.legs.pop(call_id, None)
         self._sdp.pop(call_id, None)
         self._lobby_legs.pop(call_id, None)
@@ -197,6 +277,8 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self._keys[0] += leg.stats.inband_keys
+            self._keys[1] += leg.stats.merged_keys
         return leg
 
     def answered(self, call_id: str) -> bytes | None:
@@ -364,6 +446,14 @@ class MediaPlane:
         ticks = [t for clock in self._clocks.values() for t in clock.lateness]
         lobby_ticks = list(self._lobby_clock.lateness) if self._lobby_clock is not None else []
         return ticks, lobby_ticks, sum(clock.skipped for clock in self._clocks.values())
+
+    def keys_counted(self) -> tuple[int, int]:
+        """Keys heard as tones, and keys dropped as another path's copy (``rtp.inband``)."""
+        legs = self.legs.values()
+        return (
+            self._keys[0] + sum(leg.stats.inband_keys for leg in legs),
+            self._keys[1] + sum(leg.stats.merged_keys for leg in legs),
+        )
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())

@@ -32,8 +32,16 @@ import callbridge.bridge.commands as cmd
 from callbridge.bridge import lobby, views
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
-from callbridge.bridge.control import BridgeStats, LiveView, ParticipantView, Percentiles, Role
+from callbridge.bridge.control import (
+    BridgeError,
+    BridgeStats,
+    LiveView,
+    ParticipantView,
+    Percentiles,
+    Role,
+)
 from callbridge.bridge.controller import CallController, Member
+from callbridge.bridge.dialout import DialOut
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
 from callbridge.bridge.outputs import Outputs, OutputsConfig
@@ -47,6 +55,7 @@ from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
+from callbridge.store.pins import PinBook
 from callbridge.webcast.blocking import PlaylistWaiter
 
 log = logging.getLogger(__name__)
@@ -80,8 +89,15 @@ class Bridge:
             )
         )
         self.controller = plug.controller if plug is not None else CallController()
-        self.lookups = Lookups(events, call_log, lambda: self.media.now())
-        self.sip = SipFront(config.sip_host, config.trunk_networks, config.max_calls, self._on_sip)
+        pins = PinBook(events.database, config.pin_key) if config.pin_key is not None else None
+        self.lookups = Lookups(events, call_log, lambda: self.media.now(), pins)
+        self.sip = SipFront(
+            config.sip_host,
+            config.trunk_networks,
+            config.max_calls,
+            self._on_sip,
+            config.advertised(),
+        )
         self.media = MediaPlane(
             config.sip_host,
             RtpPortPool(config.rtp_port_min, config.rtp_port_max),
@@ -91,6 +107,8 @@ class Bridge:
             lambda now: self.carry_out(self.lobby.handle_timer(now, datetime.now(UTC))),
             lambda event_id: self.carry_out((cmd.Changed(event_id),)),
             plug.conference if plug is not None else plain_conference,
+            advertised=config.advertised(),
+            inband_dtmf=config.inband_dtmf_networks,
         )
         self.outputs = Outputs(
             OutputsConfig(
@@ -114,6 +132,20 @@ class Bridge:
         self.on_changed: Callable[[int], None] | None = None
         self.versions: Counter[int] = Counter()
         self.sip_port = config.sip_port
+        # Calls we place ("dial a speaker"), when trunks are configured.
+        self.dialout = (
+            DialOut(
+                config.trunks,
+                config.sip_host,
+                self.media,
+                self.lookups.record,
+                self._tell_lobby,
+                lambda call_id, reason: self._hang_up(call_id, reason, bye=False),
+                self.lookups.audit,
+            )
+            if config.trunks is not None
+            else None
+        )
         self.tasks: list[asyncio.Task[None]] = []
         # INVITEs the lobby is deciding on (``Ring`` takes them).
         self._invites: dict[str, sip.IncomingCall] = {}
@@ -130,6 +162,8 @@ class Bridge:
         self.sip_port = await self.sip.open(self.config.sip_port, self.config.enable_tcp)
         await self.outputs.start()
         self.media.start(self.loop)
+        if self.dialout is not None:
+            await self.dialout.start(self.loop, self.sip_port)
         self.tasks.append(asyncio.create_task(self.lookups.write_log(), name="call-log-writer"))
         if self._plug is not None:
             await self._plug.start()
@@ -140,6 +174,8 @@ class Bridge:
             await self._plug.stop()
         for call_id in list(self.media.legs):
             self._hang_up(call_id, "server stopping")
+        if self.dialout is not None:
+            self.dialout.stop()
         await self.sip.close()
         await self.media.stop()
         for task in self.tasks:
@@ -189,6 +225,24 @@ class Bridge:
             views.alert_views(alerts, self.media.now(), datetime.now(UTC)),
         )
 
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str = "system") -> str:
+        """Call ``number`` for the event; on '1' the callee joins as ``as_role``.
+
+        Returns the dial's id (its leg's call id once answered); ``BridgeError``
+        when the number is not allowed or no trunk may carry the call.
+        """
+        if self.dialout is None:
+            raise BridgeError("no outbound trunk is configured (serve --trunks FILE)")
+        try:
+            role = cmd.CallerKind(as_role)
+        except ValueError:
+            raise BridgeError(f"unknown role {as_role!r}") from None
+        return await self.dialout.dial(event_id, number, role, actor)
+
+    def dial_state(self, dial_id: str) -> str | None:
+        """A dial's state (``DialOut.state``): calling, ringing, answered, failed: ..., ended."""
+        return self.dialout.state(dial_id) if self.dialout is not None else None
+
     async def question_written(
         self, event_id: int, question_id: str, asker: str, text: str
     ) -> None:
@@ -222,7 +276,12 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            dtmf_inband=self.media.keys_counted()[0],
+            dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},
+            dial_out=self.dialout.counters() if self.dialout is not None else {},
+            registrations=self.dialout.registrations() if self.dialout is not None else {},
+            dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
         )
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
@@ -444,6 +503,6 @@ class Bridge:
         if leg is not None:
             now = datetime.now(UTC)
             self.carry_out(self.controller.handle(cmd.LeftCall(call_id, reason, now)))
-        if bye:
+        if bye and (self.dialout is None or not self.dialout.hangup(call_id)):
             self.sip.hangup(call_id)
         self.sip.forget(call_id)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
+from callbridge.sip.advertise import Advertised, hostport
 from callbridge.sip.endpoint import EndpointConfig, Event, IncomingCall, SipEndpoint
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,11 @@ class SipFront:
         networks: tuple[Network, ...],
         max_calls: int,
         on_event: Callable[[SipEndpoint, Event], None],
+        advertised: Advertised | None = None,
     ) -> None:
         self.host = host
+        # What peers outside the local networks are told our address is (behind a NAT).
+        self.advertised = advertised
         self.networks = networks
         self.max_calls = max_calls
         self.on_event = on_event
@@ -59,6 +63,14 @@ class SipFront:
             self._tcp = await SipTcpServer(tcp_driver).listen(self.host, port)
             self.drivers[tcp_endpoint] = tcp_driver
         log.info("SIP on %s:%d (UDP%s)", self.host, port, " and TCP" if self._tcp else "")
+        if self.advertised is not None and self.advertised.any:
+            sip_host, sip_port = self.advertised.sip_for("0.0.0.0", port)
+            log.info(
+                "advertised to peers outside %s: SIP %s, media %s",
+                ", ".join(str(n) for n in self.advertised.local_networks) or "loopback",
+                hostport(sip_host, sip_port),
+                self.advertised.media_host or self.host,
+            )
         return int(port)
 
     def _endpoint(self, transport: str, port: int) -> SipEndpoint:
@@ -69,6 +81,7 @@ class SipFront:
                 transport=transport,
                 allowed_networks=self.networks,
                 max_calls=self.max_calls,
+                advertised=self.advertised,
             )
         )
 

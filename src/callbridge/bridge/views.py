@@ -102,6 +102,8 @@ def live_parts(
         },
         version=version,
         alerts=alerts,
+        started_at=call.started_at,
+        ended_at=call.ended_at,
     )
     return view, active
 
@@ -118,6 +120,7 @@ def queue_entry(call: Call, key: str, position: int) -> QueueEntry:
             kind="written",
             text=written.text,
             reading=call.queue.asked(key) is Asked.READING,
+            asked_at=written.asked_at,
         )
     m = call.members[key]
     return QueueEntry(
@@ -125,6 +128,7 @@ def queue_entry(call: Call, key: str, position: int) -> QueueEntry:
         position=position,
         name=m.name or m.caller_id,
         caller_id=m.caller_id,
+        asked_at=m.queued_at,
     )
 
 

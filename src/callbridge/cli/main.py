@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from callbridge.events.errors import describe
 from callbridge.events.schema import EventFile
+from callbridge.sip.advertise import parse_host_port
 from callbridge.store import layout
 from callbridge.store.db import ENV_VAR, Database, default_url
 from callbridge.store.events import EventStore, StoreError
@@ -371,12 +372,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         guess_budget=args.guess_budget,
         trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
+        **_nat_settings(args),
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
         role=args.role,
         node_id=_node_id(args),
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
+        trunks_file=_trunks_file(args),
         live_captions=args.live_captions,
         **_smtp(args),
     )
@@ -435,6 +438,20 @@ def cmd_event_mail(args: argparse.Namespace) -> int:
         f"reminders {shown or 'off'}; replay notice {'on' if chosen.replay else 'off'}"
     )
     return 0
+
+
+def _trunks_file(args: argparse.Namespace) -> Path | None:
+    """The trunks file, checked here (its mode, its fields) and read again by the media plane."""
+    if not args.trunks:
+        return None
+    from callbridge.bridge.trunks import TrunkConfigError, load
+
+    path = Path(args.trunks).absolute()
+    try:
+        load(path)
+    except (OSError, TrunkConfigError) as error:
+        raise CliError(f"--trunks: {error}") from None
+    return path
 
 
 def _bus_key_file(args: argparse.Namespace) -> Path | None:
@@ -511,6 +528,35 @@ def _node_id(args: argparse.Namespace) -> str:
         return valid_node_id(args.node_id) if args.node_id else default_node_id(args.sip_port)
     except BusError as error:
         raise CliError(str(error)) from None
+
+
+def _nat_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """serve's NAT and in-band DTMF options as Settings fields (sip.advertise, rtp.inband)."""
+    from callbridge.config import LOOPBACK_TRUNKS
+
+    external = str(args.external_ip) if args.external_ip else None
+    sip_host, sip_port = args.sip_advertise or (external, None)
+    media = args.media_advertise or args.external_ip
+    if args.local_net and not (sip_host or sip_port or media):
+        raise CliError(
+            "--local-net names the networks that are not told an advertised address: "
+            "give --external-ip, --sip-advertise or --media-advertise with it"
+        )
+    trunks = tuple(args.trunk) if args.trunk else LOOPBACK_TRUNKS
+    return {
+        "sip_advertise": sip_host,
+        "sip_advertise_port": sip_port,
+        "media_advertise": str(media) if media else None,
+        "local_networks": tuple(args.local_net or ()),
+        "inband_dtmf_networks": trunks if args.inband_dtmf else tuple(args.inband_dtmf_from or ()),
+    }
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    try:
+        return parse_host_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST[:PORT] ({error})") from None
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -647,6 +693,49 @@ def build_parser() -> argparse.ArgumentParser:
         "else one sendto each (default auto)",
     )
     serve.add_argument(
+        "--external-ip",
+        type=ipaddress.ip_address,
+        metavar="IP",
+        help="behind a NAT: the public address mapped to --sip-host, told to peers outside "
+        "--local-net in Contact, Via and the SDP (sets --sip-advertise and --media-advertise)",
+    )
+    serve.add_argument(
+        "--sip-advertise",
+        type=_host_port,
+        metavar="HOST[:PORT]",
+        help="behind a NAT: our SIP host (and port, default --sip-port) as peers outside "
+        "--local-net must see it (Contact, Via)",
+    )
+    serve.add_argument(
+        "--media-advertise",
+        type=ipaddress.ip_address,
+        metavar="IP",
+        help="behind a NAT: the address the SDP answers of peers outside --local-net name "
+        "(forward the --rtp-ports range to the same ports)",
+    )
+    serve.add_argument(
+        "--local-net",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="a network told the bound address, not the advertised one (repeat; "
+        "loopback always is)",
+    )
+    serve.add_argument(
+        "--inband-dtmf",
+        action="store_true",
+        help="listen for keys sent as tones in the audio on calls from every --trunk "
+        "(for gateways that do not send RFC 4733; costs a little CPU per caller)",
+    )
+    serve.add_argument(
+        "--inband-dtmf-from",
+        type=ipaddress.ip_network,
+        action="append",
+        metavar="CIDR",
+        help="the same for calls from this network, or whose media comes from it (behind "
+        "a proxy: a carrier's media gateways), only (repeat)",
+    )
+    serve.add_argument(
         "--media-priority",
         choices=["realtime", "nice", "normal"],
         default="realtime",
@@ -687,6 +776,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
+    )
+    serve.add_argument(
+        "--trunks",
+        default=None,
+        metavar="FILE",
+        help="the carriers' trunks for calls placed (dial a speaker) and registrations: a TOML "
+        "file, mode 0600 (it holds their passwords; see bridge/trunks.py)",
     )
     serve.add_argument(
         "--bus-key-file",

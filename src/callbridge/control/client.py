@@ -126,6 +126,10 @@ class RemoteBridge:
     async def end_call(self, event_id: int) -> None:
         await self._call("end_call", {"event_id": event_id})
 
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str:
+        params = {"event_id": event_id, "number": number, "as_role": as_role, "actor": actor}
+        return str(await self._call("dial", params))
+
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The waiter for the event's live playlist, while its webcast runs."""
         found = self._streams.get(event_id)

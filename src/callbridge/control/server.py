@@ -72,6 +72,8 @@ class ControlledBridge(Protocol):
 
     async def end_call(self, event_id: int) -> None: ...
 
+    async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str: ...
+
     def live_playlists(self) -> dict[int, str | None]: ...
 
 
@@ -275,6 +277,13 @@ class ControlServer:
             await bridge.end_call(event_id := int(params["event_id"]))
             self._live_cache.pop(event_id, None)
             return None
+        if method == "dial":
+            return await bridge.dial(
+                int(params["event_id"]),
+                str(params["number"]),
+                str(params["as_role"]),
+                str(params["actor"]),
+            )
         if method == "playlists":
             return [
                 {"event_id": event_id, "text": text, "live": True}

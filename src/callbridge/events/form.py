@@ -37,7 +37,9 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 MAX_ROWS = 50  # more than any group allows (the schema refuses past its own limit)
 
-COMPANY_FIELDS = ("name", "ticker", "exchange", "website", "city", "about")
+COMPANY_FIELDS = ("name", "ticker", "exchange", "website", "city", "about", "accent")
+LOGO = "company.logo"  # a file, read by the web editor (brand.logo checks it), not a value
+LOGO_REMOVE = "company.logo_remove"
 EVENT_FIELDS = (
     "title",
     "period",
@@ -51,6 +53,7 @@ EVENT_FIELDS = (
     "replay_until",
     "webcast_url",
     "registration",
+    "phone_requires_registration",
 )
 START_DATE = "event.start_date"
 START_TIME = "event.start_time"
@@ -65,6 +68,8 @@ LABELS: dict[str, str] = {
     "company.website": "Website",
     "company.city": "Dateline",
     "company.about": "About the company",
+    "company.accent": "Accent colour",
+    LOGO: "Logo",
     "event.title": "Title",
     "event.period": "Period",
     "event.kind": "Kind",
@@ -80,6 +85,7 @@ LABELS: dict[str, str] = {
     "event.replay_until": "Replay through",
     "event.webcast_url": "External webcast URL",
     "event.registration": "Webcast registration",
+    "event.phone_requires_registration": "Phone access",
     GLOSSARY: "Glossary",
     "event.dial_in": "Dial-in numbers",
     "event.replay_dial_in": "Replay numbers",
@@ -127,6 +133,7 @@ def values_of(record: EventRecord) -> Values:
         "company.website": company.website or "",
         "company.city": company.city,
         "company.about": company.about,
+        "company.accent": company.accent or "",
         "event.title": record.title,
         "event.period": record.period,
         "event.kind": record.kind.value,
@@ -141,6 +148,7 @@ def values_of(record: EventRecord) -> Values:
         "event.replay_until": record.replay_until.isoformat() if record.replay_until else "",
         "event.webcast_url": record.webcast_url or "",
         "event.registration": record.registration.value,
+        "event.phone_requires_registration": str(record.phone_requires_registration).lower(),
         GLOSSARY: "\n".join(record.glossary),
     }
     for i, d in enumerate(record.dial_in):

@@ -34,3 +34,18 @@ def plain_name(value: str) -> str:
 def speaker_label(name: str, title: str | None) -> str:
     """A listed speaker as the console, transcript and captions show them."""
     return f"{name}, {title}" if title else name
+
+
+def registrant_label(name: str, firm: str | None) -> str:
+    """A webcast registrant as the console, queue and captions show them: "Name, Firm".
+
+    What they typed, with white space collapsed and hidden characters
+    dropped, cut to ``MAX_NAME`` characters (registration allows longer).
+    """
+
+    def clean(value: str) -> str:
+        shown = "".join(c for c in value if unicodedata.category(c) not in _HIDDEN)
+        return " ".join(shown.split())
+
+    label = speaker_label(clean(name), clean(firm) if firm else None)
+    return label if len(label) <= MAX_NAME else label[: MAX_NAME - 1] + "…"

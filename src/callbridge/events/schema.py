@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from callbridge.brand.colour import check_accent
 from callbridge.events.names import MAX_NAME, plain_name, speaker_label
 from callbridge.events.phones import InvalidPhoneNumber, to_e164
 
@@ -125,6 +126,7 @@ ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_
 PeriodText = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_one_line)]
 EventDate = Annotated[date, AfterValidator(_in_calendar)]
 EventTime = Annotated[datetime, AfterValidator(_in_calendar)]
+Accent = Annotated[str, Field(max_length=20), AfterValidator(check_accent)]
 GlossaryTerm = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
 
 
@@ -140,6 +142,10 @@ class CompanyIn(_Strict):
     website: HttpUrl | None = None
     city: ShortText = Field(description="The dateline, e.g. 'CAMBRIDGE, Mass.'")
     about: Annotated[str, Field(min_length=1, max_length=5000)]
+    accent: Accent | None = Field(
+        default=None,
+        description="The brand's colour, #rrggbb, dark enough for white text on it (4.5:1)",
+    )
 
 
 class ContactIn(_Strict):
@@ -220,6 +226,12 @@ class EventIn(_Strict):
         default=Registration.REQUIRED,
         description="Webcast registration: required, optional or off",
     )
+    phone_requires_registration: bool = Field(
+        default=False,
+        description="Phone callers need their personal PIN (registration); the public "
+        "listener passcode opens nothing (the speaker passcode still works). Off by default: "
+        "Reg FD wants anyone able to listen, so turn it on only where counsel allows",
+    )
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] = Field(
         default=[], description="Names and terms the transcript should get right"
     )
@@ -259,6 +271,11 @@ class EventIn(_Strict):
             if self.replay_passcode == self.passcode:
                 raise ValueError("replay_passcode: must differ from the listener passcode")
         _distinct_phones(self.speakers)
+        if self.phone_requires_registration and self.registration is Registration.OFF:
+            # PINs go to webcast registrants: with no registration, nobody could call.
+            raise ValueError(
+                "phone_requires_registration: needs webcast registration (required or optional)"
+            )
         return self
 
     def start_utc(self) -> datetime:
@@ -287,6 +304,7 @@ class EventPatch(_Strict):
     replay_until: EventDate | None = None
     webcast_url: HttpUrl | None = None
     registration: Registration | None = None
+    phone_requires_registration: bool | None = None
     glossary: Annotated[list[GlossaryTerm], Field(max_length=MAX_GLOSSARY)] | None = None
     dial_in: Annotated[list[DialIn], Field(min_length=1, max_length=MAX_DIAL_INS)] | None = None
     replay_dial_in: Annotated[list[DialIn], Field(max_length=MAX_DIAL_INS)] | None = None
@@ -299,6 +317,15 @@ class EventPatch(_Strict):
         return self
 
 
+class LogoInfo(BaseModel):
+    """The company's logo as pages link it (the bytes are served by ``web.brand``)."""
+
+    media_type: str
+    digest: str
+    width: int
+    height: int
+
+
 class Company(BaseModel):
     id: int
     name: str
@@ -307,6 +334,8 @@ class Company(BaseModel):
     website: str | None
     city: str
     about: str
+    accent: str | None = None
+    logo: LogoInfo | None = None
 
 
 class Contact(BaseModel):
@@ -350,6 +379,7 @@ class EventRecord(BaseModel):
     replay_passcode: str
     webcast_url: str | None
     registration: Registration = Registration.REQUIRED
+    phone_requires_registration: bool = False
     glossary: list[str] = []
     dial_in: list[DialIn]
     replay_dial_in: list[DialIn]

@@ -84,6 +84,8 @@ class Outcome(enum.Enum):
     LOCKED = "locked"
     EXPIRED = "expired"  # a replay code after the replay window
     REPLAY_NOT_YET = "replay_not_yet"  # a replay code before the recording is ready
+    PIN_IN_USE = "pin_in_use"  # a personal PIN whose registrant is on the call already
+    REGISTRATION_REQUIRED = "registration_required"  # the public code, where PINs only
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class LookupResult:
     outcome: Outcome
     now: float
     event_id: int | None = None
-    role: str | None = None  # "speaker", "listener" or "replay"
+    role: str | None = None  # "speaker", "listener", "registrant" or "replay"
     hold: bool = False  # joined before the host started the call
 
 
@@ -187,10 +189,13 @@ _FAREWELLS: dict[Outcome, PromptName] = {
     Outcome.LOCKED: PromptName.LOCKED,
     Outcome.EXPIRED: PromptName.REPLAY_EXPIRED,
     Outcome.REPLAY_NOT_YET: PromptName.REPLAY_NOT_YET,
+    Outcome.PIN_IN_USE: PromptName.PIN_IN_USE,
+    Outcome.REGISTRATION_REQUIRED: PromptName.REGISTRATION_REQUIRED,
 }
 _JOINING: dict[str, PromptName] = {
     "speaker": PromptName.JOINING_SPEAKER,
     "listener": PromptName.JOINING_LISTENER,
+    "registrant": PromptName.JOINING_LISTENER,
     "replay": PromptName.REPLAY_WELCOME,
 }
 

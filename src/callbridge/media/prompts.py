@@ -46,7 +46,10 @@ class PromptName(enum.StrEnum):
     REPLAY_NOT_YET = "replay_not_yet"
     REPLAY_PAUSED = "replay_paused"
     REPLAY_ENDED = "replay_ended"
+    PIN_IN_USE = "pin_in_use"
+    REGISTRATION_REQUIRED = "registration_required"
     HOLD_MUSIC = "hold_music"
+    PRESS_ONE = "press_one"
 
 
 # What each prompt says; scripts/make_prompts.py speaks these.
@@ -60,6 +63,8 @@ PROMPT_TEXT: dict[PromptName, str] = {
     "Please call back closer to the scheduled start time. Goodbye.",
     PromptName.ENDED: "This conference has ended. Thank you for calling. Goodbye.",
     PromptName.BLOCKED: "Too many attempts. Goodbye.",
+    PromptName.PRESS_ONE: "This is the conference call service. You are invited to join "
+    "the call. Press 1 to join.",
     PromptName.JOINING_LISTENER: "You are now joining the conference in listen only mode.",
     PromptName.JOINING_SPEAKER: "You are now joining the conference as a speaker.",
     PromptName.HOLD: "Please hold. The conference will begin shortly.",
@@ -80,6 +85,9 @@ PROMPT_TEXT: dict[PromptName, str] = {
     "Please call back later. Goodbye.",
     PromptName.REPLAY_PAUSED: "The replay is paused. Press two to resume.",
     PromptName.REPLAY_ENDED: "This concludes the replay. Thank you for listening. Goodbye.",
+    PromptName.PIN_IN_USE: "This personal PIN is already connected to the call. Goodbye.",
+    PromptName.REGISTRATION_REQUIRED: "This call is open to registered participants only. "
+    "Please register on the webcast page for your personal PIN. Goodbye.",
 }
 
 

@@ -12,6 +12,7 @@ import enum
 import ipaddress
 import secrets
 
+from callbridge.sip.advertise import hostport
 from callbridge.sip.errors import SipError
 from callbridge.sip.grammar import BRANCH_COOKIE
 from callbridge.sip.message import Headers, NameAddr, SipRequest, SipUri
@@ -113,7 +114,8 @@ class Dialog:
             routes.append(f"<{self.remote_target}>")
         headers = Headers()
         headers.add(
-            "Via", f"SIP/2.0/{transport} {local_host}:{local_port};branch={new_branch()};rport"
+            "Via",
+            f"SIP/2.0/{transport} {hostport(local_host, local_port)};branch={new_branch()};rport",
         )
         headers.add("Max-Forwards", "70")
         for route in routes:

@@ -32,6 +32,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from callbridge.sip.advertise import Advertised, hostport
 from callbridge.sip.dialog import Dialog, DialogState, new_tag
 from callbridge.sip.errors import SipError
 from callbridge.sip.message import (
@@ -68,6 +69,26 @@ _DTMF_RELAY = re.compile(r"(?im)^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$")
 _DTMF_DURATION = re.compile(r"(?im)^\s*duration\s*=\s*(\d+)\s*$")
 
 
+def dtmf_info(request: SipRequest) -> tuple[str, int] | None:
+    """The key (and its duration, ms) a SIP INFO carries, or None (the UAC reads it too)."""
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    body = request.body.decode("utf-8", errors="replace")
+    digit: str | None = None
+    duration = 160
+    if content_type == "application/dtmf-relay":
+        signal = _DTMF_RELAY.search(body)
+        if signal:
+            digit = signal.group(1).upper()
+        length = _DTMF_DURATION.search(body)
+        if length:
+            duration = int(length.group(1))
+    elif content_type == "application/dtmf":
+        candidate = body.strip()
+        if len(candidate) == 1 and candidate in "0123456789*#ABCDabcd":
+            digit = candidate.upper()
+    return (digit, min(duration, 10_000)) if digit is not None else None
+
+
 @dataclass
 class EndpointConfig:
     host: str = "127.0.0.1"
@@ -79,6 +100,15 @@ class EndpointConfig:
     )
     user_agent: str = "callbridge"
     max_calls: int = 5000
+    # What peers outside the local networks are told our address is (behind
+    # a NAT); None: the bind address, to everyone.
+    advertised: Advertised | None = None
+
+    def sent_by(self, peer: str) -> tuple[str, int]:
+        """Our host and port as the peer at ``peer`` must see them (Contact, Via)."""
+        if self.advertised is None:
+            return self.host, self.port
+        return self.advertised.sip_for(peer, self.port)
 
 
 # -- events -------------------------------------------------------------------
@@ -372,7 +402,11 @@ class SipEndpoint:
         request, txn = call.reinvite
         call.reinvite = None
         response = make_response(
-            request, 200, to_tag=call.dialog.local_tag, headers=self._contact(), body=sdp
+            request,
+            200,
+            to_tag=call.dialog.local_tag,
+            headers=self._contact(call.source),
+            body=sdp,
         )
         data = response.serialize()
         for out in txn.send_response(200, data, now):
@@ -391,10 +425,10 @@ class SipEndpoint:
 
     # -- inside ----------------------------------------------------------------------
 
-    def _contact(self) -> list[tuple[str, str]]:
+    def _contact(self, peer: Address) -> list[tuple[str, str]]:
         transport = f";transport={self.config.transport.lower()}" if self.reliable else ""
         return [
-            ("Contact", f"<sip:callbridge@{self.config.host}:{self.config.port}{transport}>"),
+            ("Contact", f"<sip:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>"),
             ("Allow", ALLOW),
             ("Server", self.config.user_agent),
         ]
@@ -413,7 +447,9 @@ class SipEndpoint:
             status,
             reason,
             to_tag=call.dialog.local_tag,
-            headers=self._contact() if status < 300 else [("Server", self.config.user_agent)],
+            headers=(
+                self._contact(call.source) if status < 300 else [("Server", self.config.user_agent)]
+            ),
             body=body,
         )
         data = self._with_received(response, call.source).serialize()
@@ -671,23 +707,9 @@ class SipEndpoint:
             self._events.append(CallCancelled(call.call_id))
 
     def _dtmf_info(self, call: _Call, request: SipRequest) -> None:
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        body = request.body.decode("utf-8", errors="replace")
-        digit: str | None = None
-        duration = 160
-        if content_type == "application/dtmf-relay":
-            signal = _DTMF_RELAY.search(body)
-            if signal:
-                digit = signal.group(1).upper()
-            length = _DTMF_DURATION.search(body)
-            if length:
-                duration = int(length.group(1))
-        elif content_type == "application/dtmf":
-            candidate = body.strip()
-            if len(candidate) == 1 and candidate in "0123456789*#ABCDabcd":
-                digit = candidate.upper()
-        if digit is not None:
-            self._events.append(DtmfInfo(call.call_id, digit, min(duration, 10_000)))
+        key = dtmf_info(request)
+        if key is not None:
+            self._events.append(DtmfInfo(call.call_id, *key))
 
     # -- responses to our requests ---------------------------------------------------------
 
@@ -705,8 +727,7 @@ class SipEndpoint:
         if call.state in (CallState.ANSWERED, CallState.CONFIRMED):
             bye = call.dialog.make_request(
                 "BYE",
-                self.config.host,
-                self.config.port,
+                *self.config.sent_by(call.source[0]),
                 self.config.transport.upper(),
                 self.config.user_agent,
             )

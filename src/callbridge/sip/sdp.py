@@ -187,6 +187,20 @@ class Negotiated:
         )
 
 
+def offered_host(offer_body: bytes) -> str | None:
+    """The address an offer's first audio stream names (None: none, or unreadable).
+
+    For choosing which of our addresses to answer with (``sip.advertise``);
+    ``SdpSession.negotiate`` reads the offer again and rejects what is wrong.
+    """
+    try:
+        offer = SessionDescription.parse(offer_body)
+    except SipError:
+        return None
+    audio = next((m for m in offer.media if m.media == "audio" and m.port != 0), None)
+    return (audio.connection if audio else None) or offer.connection
+
+
 class SdpSession:
     """Our side of one call's SDP: the origin line, whose version rises with each answer."""
 
@@ -194,6 +208,29 @@ class SdpSession:
         self.local_host = local_host
         self.session_id = session_id if session_id is not None else secrets.randbelow(2**31)
         self.version = self.session_id
+
+    def offer(self, local_port: int) -> bytes:
+        """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
+
+        The callee's answer is read with ``negotiate`` (an answer names the
+        codec it chose first, as an offer names the one it prefers).
+        """
+        ip = "IP6" if ":" in self.local_host else "IP4"
+        lines = [
+            "v=0",
+            f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
+            "s=callbridge",
+            f"c=IN {ip} {self.local_host}",
+            "t=0 0",
+            f"m=audio {local_port} RTP/AVP 0 8 101",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-16",
+            "a=ptime:20",
+            "a=sendrecv",
+        ]
+        return ("\r\n".join(lines) + "\r\n").encode()
 
     def negotiate(self, offer_body: bytes, local_port: int) -> Negotiated:
         """Answer an offer for one audio stream; SipError(488) if nothing fits."""

@@ -23,6 +23,7 @@ class TransactionError(Exception):
 
 
 class TxState(enum.Enum):
+    CALLING = "calling"
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
@@ -39,6 +40,7 @@ class TxEvent(enum.Enum):
     ACK = "ack"
     RESPONSE_PROVISIONAL = "response_provisional"
     RESPONSE_FINAL = "response_final"
+    RESPONSE_2XX = "response_2xx"  # a client INVITE's success
     TIMER_RETRANSMIT = "timer_retransmit"  # G or E
     TIMER_TIMEOUT = "timer_timeout"  # H, L, F
     TIMER_LINGER = "timer_linger"  # I, J, K
@@ -97,6 +99,36 @@ CLIENT_NON_INVITE: dict[TxState, dict[TxEvent, TxState]] = {
         E.RESPONSE_PROVISIONAL: S.COMPLETED,
         E.RESPONSE_FINAL: S.COMPLETED,
         E.TIMER_LINGER: S.TERMINATED,
+    },
+    S.TERMINATED: {},
+}
+
+
+CLIENT_INVITE: dict[TxState, dict[TxEvent, TxState]] = {
+    S.CALLING: {
+        E.TIMER_RETRANSMIT: S.CALLING,  # Timer A
+        E.RESPONSE_PROVISIONAL: S.PROCEEDING,
+        E.RESPONSE_2XX: S.ACCEPTED,
+        E.RESPONSE_FINAL: S.COMPLETED,
+        E.TIMER_TIMEOUT: S.TERMINATED,  # Timer B
+    },
+    S.PROCEEDING: {
+        E.RESPONSE_PROVISIONAL: S.PROCEEDING,
+        E.RESPONSE_2XX: S.ACCEPTED,
+        E.RESPONSE_FINAL: S.COMPLETED,
+    },
+    # A repeated final is ACKed again by the transaction (17.1.1.2).
+    S.COMPLETED: {
+        E.RESPONSE_PROVISIONAL: S.COMPLETED,
+        E.RESPONSE_FINAL: S.COMPLETED,
+        E.TIMER_LINGER: S.TERMINATED,  # Timer D
+    },
+    # RFC 6026: 2xx retransmissions (and forked 2xx) go to the TU, which ACKs them.
+    S.ACCEPTED: {
+        E.RESPONSE_PROVISIONAL: S.ACCEPTED,
+        E.RESPONSE_2XX: S.ACCEPTED,
+        E.RESPONSE_FINAL: S.ACCEPTED,
+        E.TIMER_LINGER: S.TERMINATED,  # Timer M
     },
     S.TERMINATED: {},
 }
@@ -256,3 +288,75 @@ class ClientNonInviteTransaction(Transaction):
             self._clear(TxEvent.TIMER_RETRANSMIT, TxEvent.TIMER_TIMEOUT)
             if not any(t.event is TxEvent.TIMER_LINGER for t in self._timers):
                 self._set(TxEvent.TIMER_LINGER, 0.0 if self.reliable else T4, now)  # Timer K
+
+
+class ClientInviteTransaction(Transaction):
+    """An INVITE we send (RFC 3261 17.1.1, RFC 6026).
+
+    Retransmits the INVITE over UDP (Timer A, doubling without a cap), gives
+    up after ``timeout`` without any answer (Timer B: 64*T1 unless the trunk
+    says less; a provisional stops it, the UAC then times the ringing),
+    sends the ACK of every 3xx-6xx it is given (and again for each repeat,
+    Timer D), and leaves the ACK of a 2xx to the dialog.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        address: Address,
+        reliable: bool,
+        now: float,
+        request: bytes,
+        timeout: float = 64 * T1,
+    ) -> None:
+        super().__init__(key, address, reliable, now, CLIENT_INVITE, TxState.CALLING)
+        self.last_sent = request
+        self.final_status: int | None = None
+        self.ack: bytes | None = None
+        if not reliable:
+            self._set(TxEvent.TIMER_RETRANSMIT, T1, now)  # Timer A
+        self._set(TxEvent.TIMER_TIMEOUT, timeout, now)  # Timer B
+
+    def start(self) -> list[bytes]:
+        assert self.last_sent is not None
+        return [self.last_sent]
+
+    def _fire(self, event: TxEvent, now: float) -> list[bytes]:
+        if event is TxEvent.TIMER_RETRANSMIT and self.state is TxState.CALLING:
+            # Timer A doubles without the T2 cap non-INVITE requests have.
+            self._move(event)
+            self._interval *= 2
+            self._set(TxEvent.TIMER_RETRANSMIT, self._interval, now)
+            return [self.last_sent] if self.last_sent is not None else []
+        return super()._fire(event, now)
+
+    def receive_response(self, status: int, now: float, ack: bytes | None = None) -> list[bytes]:
+        """Feed a response; returns what to send (the ACK of a repeated 3xx-6xx).
+
+        ``ack``: the ACK for a 3xx-6xx (built by the caller from the INVITE
+        and this response's To tag), sent now and again for each repeat.
+        """
+        if status < 200:
+            self._move(TxEvent.RESPONSE_PROVISIONAL)
+            # Ringing may last: how long is the caller's (the UAC's ring timeout).
+            self._clear(TxEvent.TIMER_RETRANSMIT, TxEvent.TIMER_TIMEOUT)
+            return []
+        if status < 300:
+            first = self.state is not TxState.ACCEPTED
+            self._move(TxEvent.RESPONSE_2XX)
+            if first:
+                self.final_status = status
+                self._clear(TxEvent.TIMER_RETRANSMIT, TxEvent.TIMER_TIMEOUT)
+                self._set(TxEvent.TIMER_LINGER, 64 * T1, now)  # Timer M
+            return []
+        if self.state is TxState.ACCEPTED:
+            self._move(TxEvent.RESPONSE_FINAL)
+            return []
+        first = self.state is not TxState.COMPLETED
+        self._move(TxEvent.RESPONSE_FINAL)
+        if first:
+            self.final_status = status
+            self.ack = ack
+            self._clear(TxEvent.TIMER_RETRANSMIT, TxEvent.TIMER_TIMEOUT)
+            self._set(TxEvent.TIMER_LINGER, 0.0 if self.reliable else 32.0, now)  # Timer D
+        return [self.ack] if self.ack is not None else []

@@ -48,6 +48,8 @@ class LogKind(enum.StrEnum):
     SLIDE = "slide"  # the moderator showed a slide (store.slides)
     REPLAY_CHANGED = "replay_changed"  # the replay window moved after the call (store.aftercall)
     ARCHIVE = "archive"
+    DIAL = "dial"  # an operator had the bridge call a number (bridge.dialout)
+    DIAL_FAILED = "dial_failed"  # ... and no trunk got it answered
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,17 @@ class CallLog:
             )
             for r in rows
         ]
+
+    def first(self, event_id: int, kind: LogKind) -> datetime | None:
+        """When the event's first entry of ``kind`` was made (its start, its end), or None."""
+        with self.database.session() as session:
+            at: datetime | None = session.scalar(
+                select(CallLogRow.at)
+                .where(CallLogRow.event_id == event_id, CallLogRow.kind == kind.value)
+                .order_by(CallLogRow.at, CallLogRow.id)
+                .limit(1)
+            )
+        return at
 
     def attendance(self, event_id: int) -> list[Attendance]:
         """Per participant: when they joined, when they left, and why, phone and web alike."""

@@ -33,6 +33,7 @@ from callbridge.events.schema import (
     EventRecord,
     EventState,
     EventSummary,
+    LogoInfo,
     Registration,
     Speaker,
     SpeakerIn,
@@ -146,6 +147,15 @@ def to_record(row: EventRow) -> EventRecord:
             website=company.website,
             city=company.city,
             about=company.about,
+            accent=company.accent,
+            logo=LogoInfo(
+                media_type=company.logo_type,
+                digest=company.logo_digest or "",
+                width=company.logo_width or 0,
+                height=company.logo_height or 0,
+            )
+            if company.logo_type
+            else None,
         ),
         contacts=[
             Contact(
@@ -171,6 +181,7 @@ def to_record(row: EventRow) -> EventRecord:
         replay_passcode=row.replay_passcode,
         webcast_url=row.webcast_url,
         registration=Registration(row.registration),
+        phone_requires_registration=bool(row.phone_requires_registration),
         glossary=[line for line in row.glossary.splitlines() if line],
         dial_in=[DialIn(label=d.label, number=d.number) for d in row.dial_ins if d.purpose == LIVE],
         replay_dial_in=[
@@ -330,6 +341,7 @@ class EventStore:
         company.website = str(spec.company.website) if spec.company.website else None
         company.city = spec.company.city
         company.about = spec.company.about
+        company.accent = spec.company.accent
         ev = spec.event
         row.company = company
         row.title = ev.title
@@ -344,6 +356,7 @@ class EventStore:
         row.replay_until = ev.replay_until
         row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
         row.registration = ev.registration.value
+        row.phone_requires_registration = ev.phone_requires_registration
         row.glossary = "\n".join(ev.glossary)
 
     def fresh_passcodes(self) -> tuple[str, str, str]:
@@ -419,7 +432,7 @@ class EventStore:
         # Re-validate through the input model so a patch obeys the same rules.
         spec = EventFile.model_validate(
             {
-                "company": {k: v for k, v in current.company.model_dump().items() if k != "id"},
+                "company": current.company.model_dump(exclude={"id", "logo"}),
                 "contacts": [c.model_dump(exclude_none=True) for c in current.contacts],
                 "event": {
                     "title": merged["title"],
@@ -435,6 +448,7 @@ class EventStore:
                     "replay_until": merged["replay_until"],
                     "webcast_url": merged["webcast_url"],
                     "registration": merged["registration"],
+                    "phone_requires_registration": merged["phone_requires_registration"],
                     "glossary": merged["glossary"],
                     "dial_in": merged["dial_in"],
                     "replay_dial_in": merged["replay_dial_in"],
@@ -458,6 +472,7 @@ class EventStore:
         row.replay_until = ev.replay_until
         row.webcast_url = str(ev.webcast_url) if ev.webcast_url else None
         row.registration = ev.registration.value
+        row.phone_requires_registration = ev.phone_requires_registration
         row.glossary = "\n".join(ev.glossary)
         if "dial_in" in changes or "replay_dial_in" in changes:
             row.dial_ins.extend(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -66,6 +67,14 @@ class CompanyRow(Base):
     website: Mapped[str | None] = mapped_column(String(500))
     city: Mapped[str] = mapped_column(String(200))
     about: Mapped[str] = mapped_column(Text)
+    # The brand (brand/): the accent as #rrggbb; the logo's checked bytes, read only
+    # when served (deferred), its type, digest and size read with every event.
+    accent: Mapped[str | None] = mapped_column(String(7))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(String(32))
+    logo_digest: Mapped[str | None] = mapped_column(String(16))
+    logo_width: Mapped[int | None] = mapped_column(Integer)
+    logo_height: Mapped[int | None] = mapped_column(Integer)
 
     events: Mapped[list[EventRow]] = relationship(back_populates="company")
 
@@ -88,6 +97,10 @@ class EventRow(Base):
     replay_passcode: Mapped[str] = mapped_column(String(12))
     webcast_url: Mapped[str | None] = mapped_column(String(500))
     registration: Mapped[str] = mapped_column(String(16), default="required")
+    # Phone callers need a registrant's personal PIN: the public listener code opens nothing.
+    phone_requires_registration: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # One term a line: what the transcript engine is biased towards.
     glossary: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -265,6 +278,26 @@ class WebcastListenerRow(Base):
     last_heard_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     live_seconds: Mapped[int] = mapped_column(Integer, default=0)
     replay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RegistrantPinRow(Base):
+    """A registrant's personal PIN for the phone (``store.pins``): never the PIN itself.
+
+    ``digest`` is the HMAC of the PIN under the server's PIN key, unique over
+    every event (so a PIN names one registrant of one event); ``salt`` is
+    what the PIN was drawn from, so it can be shown again (``pins.PinBook``).
+    Deleting the registrant deletes the row, and the PIN opens nothing.
+    """
+
+    __tablename__ = "registrant_pin"
+
+    listener_id: Mapped[int] = mapped_column(
+        ForeignKey("webcast_listener.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class WrittenQuestionRow(Base):

@@ -11,7 +11,11 @@ exports (``attendance.csv``, ``questions.csv``) need no table of their own:
   for a number. A caller nobody vouched for (withheld, or a row written
   before numbers were kept) has none.
 - A caller's **name** is the latest ``name`` row about them: the moderator's,
-  or the event's speaker list as they joined.
+  or the event's speaker list as they joined, or their registration.
+- A caller on a personal PIN (``store.pins``) is a **registrant**: their
+  ``join`` row's detail holds the webcast listener's id (``registrant``),
+  whose name, firm and email the exports read from the registration itself
+  (a registrant deleted since is shown without them).
 - A **``*1`` question** is a ``queue`` row; the line the moderator then
   opened for that caller (``line_open``) and closed (``line_close``), or the
   ``withdraw`` that took it out of the queue (by ``*2``, or the moderator's
@@ -23,7 +27,7 @@ Pure: call-log entries in, views out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callbridge.store.calllog import LogEntry, LogKind
@@ -40,6 +44,7 @@ class Caller:
     number: str | None  # as the trunk asserted it; None when nobody vouched
     caller_name: str | None  # what their phone sent (display name or From user)
     name: str | None  # the moderator's (or the speaker list's) name for them
+    registrant: int | None = None  # the webcast listener their personal PIN named
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,12 @@ def callers(entries: Iterable[LogEntry]) -> dict[str, Caller]:
             continue
         if entry.kind is LogKind.JOIN and entry.channel != "web":
             number = str(entry.detail.get("number") or "") or None
-            found[pid] = Caller(pid, number, entry.caller_id or None, None)
+            registrant = entry.detail.get("registrant")
+            listener = registrant if isinstance(registrant, int) else None
+            found[pid] = Caller(pid, number, entry.caller_id or None, None, listener)
         elif entry.kind is LogKind.NAME and pid in found:
             name = str(entry.detail.get("name") or "") or None
-            old = found[pid]
-            found[pid] = Caller(pid, old.number, old.caller_name, name)
+            found[pid] = replace(found[pid], name=name)
     return found
 
 

@@ -59,6 +59,16 @@ class Engagement:
     # a number heard on both (callers whose number the trunk asserted).
     both_phone: int = 0
     both_web: int = 0
+    # Questions taken: phone lines opened (one a caller) and written questions answered.
+    questions_answered: int = 0
+    # The most listeners on the live call at one moment, phone and web together.
+    peak_live: int = 0
+
+    @property
+    def average_live_minutes(self) -> float:
+        """Minutes heard live per live listener (0 with none)."""
+        live = self.live
+        return live.minutes / live.listeners if live.listeners else 0.0
 
     @property
     def both(self) -> int:
@@ -117,7 +127,8 @@ def engagement(
         number = str(e.detail.get("number") or "") if e.kind is LogKind.JOIN else ""
         if number and e.role not in SPEAKER_ROLES:
             numbers[REPLAY_ROLE if e.role == REPLAY_ROLE else "live"].add(number)
-    for row in attendance:
+    attendance_rows = list(attendance)
+    for row in attendance_rows:
         if row.channel == WEB:
             continue  # the web's listeners are the beacons' (below), not the log's
         seconds = _seconds(row, ended_at)
@@ -149,7 +160,49 @@ def engagement(
         written_questions=sum(1 for e in log if e.kind is LogKind.QUESTION_WRITTEN),
         both_phone=len(numbers["live"] & numbers[REPLAY_ROLE]),
         both_web=sum(1 for w in listeners if w.live_seconds > 0 and w.replay_seconds > 0),
+        questions_answered=len({e.participant_id for e in log if e.kind is LogKind.LINE_OPEN})
+        + sum(1 for e in log if e.kind is LogKind.QUESTION_ANSWERED),
+        peak_live=peak(_live_spans(attendance_rows, joined_as, listeners, ended_at)),
     )
+
+
+def _live_spans(
+    attendance: Iterable[Attendance],
+    joined_as: dict[str | None, str | None],
+    web: Iterable[WebListener],
+    ended_at: datetime | None,
+) -> list[tuple[datetime, datetime]]:
+    """When each live listener was on: a phone caller from join to leave (or the end); a web
+    listener from their first beacon to their last, cut at the call's end (after it, the
+    replay). Speakers and replay callers are not listeners of the live call."""
+    spans = []
+    for row in attendance:
+        role = joined_as.get(row.participant_id, row.role)
+        if row.channel == WEB or role == REPLAY_ROLE or role in SPEAKER_ROLES:
+            continue
+        left = row.left_at or ended_at
+        if left is not None and left > row.joined_at:
+            spans.append((row.joined_at, left))
+    for w in web:
+        if w.live_seconds <= 0 or w.first_heard_at is None or w.last_heard_at is None:
+            continue
+        last = min(w.last_heard_at, ended_at) if ended_at is not None else w.last_heard_at
+        if last > w.first_heard_at:
+            spans.append((w.first_heard_at, last))
+    return spans
+
+
+def peak(spans: Iterable[tuple[datetime, datetime]]) -> int:
+    """The most spans open at one moment (one ending as another starts: not together)."""
+    edges = sorted(
+        [(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
 
 
 class EngagementReport:

@@ -20,6 +20,7 @@ from callbridge.store.aftercall import AfterCall
 from callbridge.store.events import Conflict, EventStore, StoreError, VersionConflict
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator
+from callbridge.web.brand import brand_store
 from callbridge.web.deps import after_call, event_store, settings
 from callbridge.web.pages import clock
 
@@ -201,7 +202,8 @@ async def announcement(
             f'attachment; filename="{record.company.ticker.lower()}-event-{record.id}.ics"'
         )
     elif fmt == "html":
-        body = announce.render_html(record, public_url)
+        logo = await run_in_threadpool(brand_store(request).logo, event_id)
+        body = announce.render_html(record, public_url, logo)
     elif fmt == "md":
         body = announce.render_markdown(record, public_url)
     else:

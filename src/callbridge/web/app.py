@@ -28,11 +28,13 @@ from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
 from callbridge.store.outbox import Outbox
+from callbridge.store.pins import PinBook, pin_key
 from callbridge.store.users import SESSION_LIFETIME, UserStore
 from callbridge.web import (
     aftercall,
     api,
     auth,
+    brand,
     calls,
     editor,
     exports,
@@ -117,6 +119,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.users = UserStore(db)
     app.state.call_log = CallLog(db)
     app.state.audience = Audience(db)
+    app.state.pins = PinBook(db, pin_key(settings.secret_key))
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
     app.state.folder_watches = FolderWatches()
     app.state.login_throttle = LoginThrottle()
@@ -185,6 +188,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(slides.router)
     app.include_router(webcast.router)
     app.include_router(mail.router)
+    app.include_router(brand.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

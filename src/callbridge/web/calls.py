@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import phonenumbers
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.bridge.control import (
@@ -172,6 +173,53 @@ async def end_call(event_id: int, store: Store, control: BridgeDep, _: OperatorD
     except BridgeError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return await run_in_threadpool(store.get, event_id)
+
+
+class DialRequest(BaseModel):
+    """Whom to call, and what they join as once they press 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=2, max_length=32, description="E.164, e.g. +19135550100")
+    as_role: Literal["speaker", "listener"] = "speaker"
+
+    @field_validator("number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        """A valid number in E.164 form (the bridge checks the countries its trunks allow)."""
+        if not value.startswith("+"):
+            raise ValueError("give the number in E.164 form, starting with + and the country code")
+        try:
+            parsed = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException as error:
+            raise ValueError(f"not a phone number: {error}") from None
+        if not phonenumbers.is_valid_number(parsed):
+            raise ValueError("not a valid phone number")
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class DialAnswer(BaseModel):
+    dial_id: str
+    number: str
+    as_role: str
+
+
+@router.post("/dial", response_model=DialAnswer, status_code=status.HTTP_202_ACCEPTED)
+async def dial(
+    event_id: int, body: DialRequest, store: Store, control: BridgeDep, operator: OperatorDep
+) -> DialAnswer:
+    """Dial a speaker: the bridge calls the number through its trunks; on '1' they join.
+
+    202 once the call is placed (it may still ring or fail: the console's
+    participants show the callee once they press 1); 422 for a number that is
+    not valid E.164; 409 when the bridge refuses (a country not allowed, no trunk).
+    """
+    await run_in_threadpool(store.get, event_id)
+    try:
+        dial_id = await control.dial(event_id, body.number, body.as_role, operator.name)
+    except BridgeError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return DialAnswer(dial_id=dial_id, number=body.number, as_role=body.as_role)
 
 
 # A cell a spreadsheet would read as a formula (OWASP, "CSV Injection"): a

@@ -25,7 +25,7 @@ TRANSCRIPT_KINDS = {
 class Download:
     label: str
     href: str
-    kind: str  # what the link gives: "page", "CSV", "TXT", "HTML", "DOCX"
+    kind: str  # what the link gives: "page", "PDF", "CSV", "TXT", "HTML", "DOCX"
     note: str = ""
 
 
@@ -36,6 +36,7 @@ def downloads(event_id: int, *, transcript_ready: bool, report_page: bool = True
     if report_page:
         links.append(Download("Engagement report", f"/console/events/{event_id}/report", "page"))
     links += [
+        Download("Engagement report", f"{api}/report.pdf", "PDF", "one page to forward"),
         Download("Engagement report", f"{api}/report.csv", "CSV", "figures by channel"),
         Download("Attendance", f"{api}/attendance.csv", "CSV", "every caller and web listener"),
         Download("Questions", f"{api}/questions.csv", "CSV", "*1 and written"),

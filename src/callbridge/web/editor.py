@@ -20,10 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
+from callbridge.brand.colour import DEFAULT_ACCENT
+from callbridge.brand.logo import MAX_BYTES, MAX_SIDE, Logo, LogoRefused, check_logo
 from callbridge.events import form
 from callbridge.events.duplicate import next_quarter
 from callbridge.events.form import Change, Values
@@ -39,6 +42,8 @@ from callbridge.events.schema import (
 from callbridge.store.events import EventNotFound, EventStore, StoreError, VersionConflict
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
+from callbridge.web.brand import Brands
+from callbridge.web.brand_view import logo_href
 from callbridge.web.deps import TEMPLATES
 from callbridge.web.pages import Now, OperatorPage, Store, _csrf_refused, _flash, _not_found
 
@@ -68,6 +73,10 @@ ALL_ZONES = tuple(sorted(z for z in available_timezones() if "/" in z or z == "U
 # Every row of every group at its limit is about 250 fields; the rest is refused (400).
 MAX_FIELDS = 600
 MAX_BASE = 256 * 1024  # the fields as opened, sent back for the conflict list
+# The whole form: the fields, the base above and one logo, with room to spare. A bigger
+# post is refused before it is read (the logo's own limit is checked after, with its name).
+MAX_POST = 2 * 1024 * 1024
+LOGO_LIMITS = f"PNG or SVG, at most {MAX_BYTES // 1024} KB and {MAX_SIDE}×{MAX_SIDE} pixels"
 ROW_LIMITS = {
     "event.dial_in": MAX_DIAL_INS,
     "event.replay_dial_in": MAX_DIAL_INS,
@@ -86,6 +95,7 @@ def _defaults(now: datetime, codes: tuple[str, str, str]) -> Values:
         "event.duration_minutes": "60",
         "event.replay_until": (day + timedelta(days=14)).isoformat(),
         "event.registration": Registration.REQUIRED.value,
+        "event.phone_requires_registration": "false",
         "event.passcode": codes[0],
         "event.speaker_passcode": codes[1],
         "event.replay_passcode": codes[2],
@@ -163,16 +173,55 @@ async def _editor(
             values.get("event.timezone", ""),
         ),
         "label": form.label,
+        "default_accent": DEFAULT_ACCENT,
+        "logo_limits": LOGO_LIMITS,
+        "logo_href": (
+            logo_href(record.id, record.company.logo.digest)
+            if record is not None and record.company.logo is not None
+            else None
+        ),
     }
     return TEMPLATES.TemplateResponse(request, "editor.html", context, status_code=status_code)
 
 
 async def _posted(request: Request) -> tuple[bool, Values, Any]:
-    data = await request.form(max_fields=MAX_FIELDS, max_files=0)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_POST:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the form is over {MAX_POST // (1024 * 1024)} MB; a logo is at most "
+            f"{MAX_BYTES // 1024} KB",
+        )
+    data = await request.form(max_fields=MAX_FIELDS, max_files=1)
     fields = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
     token = data.get(CSRF_FIELD)
     valid = csrf_valid(request, token if isinstance(token, str) else None)
     return valid, form.from_form(fields), data
+
+
+async def _logo(data: Any) -> tuple[Logo | None, bool, dict[str, list[str]]]:
+    """The logo sent with the form, checked; whether to take the current one away; refusals.
+
+    A file input cannot be filled again by the page, so a refusal says to choose it again.
+    """
+    remove = data.get(form.LOGO_REMOVE) == "on"
+    upload = data.get(form.LOGO)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None, remove, {}
+    raw = await upload.read(MAX_BYTES + 1)
+    try:
+        logo = await run_in_threadpool(check_logo, raw)
+    except LogoRefused as exc:
+        name = upload.filename[:80]
+        return None, False, {form.LOGO: [f"the file “{name}” {exc}; nothing was saved"]}
+    return logo, False, {}
+
+
+async def _brand(brands: Brands, event_id: int, logo: Logo | None, remove: bool) -> None:
+    if logo is not None:
+        await run_in_threadpool(brands.set_logo, event_id, logo)
+    elif remove:
+        await run_in_threadpool(brands.set_logo, event_id, None)
 
 
 def _store_refusal(exc: StoreError) -> dict[str, list[str]]:
@@ -200,18 +249,23 @@ async def new_event(request: Request, store: Store, operator: OperatorPage, now:
 
 
 @router.post(NEW_PATH, response_class=HTMLResponse)
-async def create_event(request: Request, store: Store, operator: OperatorPage) -> Response:
+async def create_event(
+    request: Request, store: Store, brands: Brands, operator: OperatorPage
+) -> Response:
     """Create the event the form describes; on a refused field, the form again with why."""
-    valid, values, _ = await _posted(request)
+    valid, values, data = await _posted(request)
     if not valid:
         return _csrf_refused(request)
     spec, errors = form.validate(values)
-    if spec is not None:
+    logo, _, refused = await _logo(data)
+    errors.update(refused)
+    if spec is not None and not refused:
         try:
             record = await run_in_threadpool(store.create, spec)
         except StoreError as exc:
             errors = _store_refusal(exc)
         else:
+            await _brand(brands, record.id, logo, False)
             _flash(request, "ok", f"Created event {record.id}: {_title(record)}.")
             return RedirectResponse(
                 f"/console#console-event-{record.id}", status.HTTP_303_SEE_OTHER
@@ -248,7 +302,7 @@ async def edit_event(
 
 @router.post("/console/events/{event_id}/edit", response_class=HTMLResponse)
 async def save_event(
-    request: Request, event_id: int, store: Store, operator: OperatorPage
+    request: Request, event_id: int, store: Store, brands: Brands, operator: OperatorPage
 ) -> Response:
     """Save the edited event unless someone else saved it since it was opened (409, with
     what they changed) or a field is refused (422, beside the field)."""
@@ -272,7 +326,9 @@ async def save_event(
     action = f"/console/events/{event_id}/edit"
     heading = f"Edit event {event_id}"
     spec, errors = form.validate(values)
-    if spec is not None:
+    logo, remove, refused = await _logo(data)
+    errors.update(refused)
+    if spec is not None and not refused:
         try:
             saved = await run_in_threadpool(store.replace, event_id, spec, version)
         except VersionConflict as exc:
@@ -292,6 +348,7 @@ async def save_event(
         except StoreError as exc:
             errors = _store_refusal(exc)
         else:
+            await _brand(brands, saved.id, logo, remove)
             _flash(request, "ok", f"Saved event {saved.id}: {_title(saved)}.")
             return RedirectResponse(f"/console#console-event-{saved.id}", status.HTTP_303_SEE_OTHER)
     return await _editor(

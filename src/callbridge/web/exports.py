@@ -4,7 +4,8 @@
   per web listener (from the webcast's beacons). A phone caller's
   ``caller_id`` is their number as the trunk asserted it, ``caller_name``
   what their phone sent, ``name`` the name the moderator (or the speaker
-  list) gave them (``store.phonelog``). Live and replay listening are kept
+  list) gave them (``store.phonelog``); a caller on a personal PIN has the
+  name, firm and email they registered with. Live and replay listening are kept
   apart: ``live_seconds`` and ``replay_seconds``, with ``seconds`` their sum.
 - ``questions.csv``: the ``*1`` questions (asked, line opened, line closed)
   and the written ones, first asked first.
@@ -87,11 +88,13 @@ def attendance_rows(
 ) -> list[list[str]]:
     """``attendance.csv``'s rows, header first: phone participants, then web listeners."""
     known = callers(entries)
+    registrants = {listener.id: listener for listener in web}
     out = [ATTENDANCE_HEADER]
     for row in rows:
         caller = known.get(row.participant_id) or Caller(
             row.participant_id, None, row.caller_id, None
         )
+        name, firm, email = _registered(caller, registrants)
         duration = row.duration
         seconds = f"{duration.total_seconds():.0f}" if duration is not None else ""
         replay = row.role == REPLAY_ROLE
@@ -102,9 +105,9 @@ def attendance_rows(
                     row.channel,
                     caller.number or "",
                     caller.caller_name or "",
-                    caller.name or "",
-                    "",
-                    "",
+                    name,
+                    firm,
+                    email,
                     row.role or "",
                     row.joined_at.isoformat(),
                     _when(row.left_at),
@@ -141,6 +144,20 @@ def attendance_rows(
             )
         )
     return out
+
+
+def _registered(caller: Caller, registrants: dict[int, WebListener]) -> tuple[str, str, str]:
+    """A phone caller's name, firm and email: their registration's, if a PIN named them.
+
+    A registrant no longer registered (deleted) is anonymised: no name, even
+    the one their PIN gave them on the call.
+    """
+    if caller.registrant is None:
+        return caller.name or "", "", ""
+    listener = registrants.get(caller.registrant)
+    if listener is None or listener.name is None:
+        return "", "", ""
+    return listener.name, listener.firm or "", listener.email or ""
 
 
 @dataclass(frozen=True)

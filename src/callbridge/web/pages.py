@@ -33,9 +33,11 @@ from callbridge.events.names import MAX_NAME
 from callbridge.events.phones import dial_in_display
 from callbridge.events.schema import MAX_SPEAKERS, DialIn, EventFile, EventRecord, EventState
 from callbridge.store.aftercall import AFTER_START
+from callbridge.store.calllog import CallLog, LogKind
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.users import Operator
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid, require_operator_page
+from callbridge.web.brand_view import BrandView, brand_of
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.downloads import downloads_for
 
@@ -151,6 +153,7 @@ class EventView:
     replay_dial_ins: tuple[Phone, ...]
     replay_passcode: str
     not_held: bool
+    brand: BrandView | None = None  # the company's logo and colour (templates/_brand.html)
 
     @property
     def live(self) -> bool:
@@ -229,6 +232,7 @@ def view_of(record: EventRecord, now: datetime) -> EventView:
         replay_dial_ins=_phones(record.replay_dial_in),
         replay_passcode=record.replay_passcode,
         not_held=not_held(record, now),
+        brand=brand_of(record),
     )
 
 
@@ -380,10 +384,14 @@ async def console(request: Request, store: Store, operator: OperatorPage, now: N
 async def moderate_page(
     request: Request, event_id: int, store: Store, operator: OperatorPage, now: Now
 ) -> Response:
-    """The live call: participants, the question queue and the moderator's controls."""
+    """The moderator's desk: on air, the call timer, queue, participants, slides, captions."""
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
+    log: CallLog = request.app.state.call_log
+    # The timer runs from the call's actual start (the log), not the scheduled one.
+    started = await run_in_threadpool(log.first, event_id, LogKind.START)
+    ended = await run_in_threadpool(log.first, event_id, LogKind.END) if started else None
     return _page(
         request,
         "moderate.html",
@@ -397,6 +405,10 @@ async def moderate_page(
             "max_speakers": MAX_SPEAKERS,
             "max_name": MAX_NAME,
             "downloads": await downloads_for(request, event_id),
+            "started_iso": started.isoformat() if started else "",
+            "ended_iso": ended.isoformat() if ended else "",
+            # The browser's clock may be off: the timer corrects by the server's.
+            "now_iso": now.isoformat(),
         },
     )
 

@@ -1,4 +1,4 @@
-"""The engagement report for the IR team: a console page with a chart, and a CSV.
+"""The engagement report for the IR team: a console page with a chart, a CSV and a PDF.
 
 Both are built from ``store.report.Engagement``. The chart is an inline SVG
 drawn by the template from bars measured here (no script, no chart
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -23,10 +24,12 @@ from callbridge.store.events import EventNotFound, EventStore
 from callbridge.store.report import Engagement, EngagementReport, Heard
 from callbridge.store.users import Operator
 from callbridge.web.auth import require_operator, require_operator_page
+from callbridge.web.brand import Brands
 from callbridge.web.calls import spreadsheet_safe
 from callbridge.web.deps import TEMPLATES, event_store
 from callbridge.web.downloads import downloads_for
 from callbridge.web.pages import Now, _not_found, view_of
+from callbridge.web.report_figures import tiles
 
 router = APIRouter(include_in_schema=True, tags=["calls"])
 
@@ -183,6 +186,33 @@ async def report_csv(
     )
 
 
+@router.get("/api/events/{event_id}/report.pdf", response_class=Response)
+async def report_pdf(
+    event_id: int,
+    store: Store,
+    report: Reports,
+    brands: Brands,
+    _: Annotated[Operator, Depends(require_operator)],
+) -> Response:
+    """The report as a one-page PDF with the company's logo (a PNG one; an SVG is left out)."""
+    # reportlab is loaded on the first PDF asked for, not with every web process.
+    from callbridge.web.report_pdf import render_pdf
+
+    record = await run_in_threadpool(store.get, event_id)
+    figures = await run_in_threadpool(report.of, event_id)
+    logo = await run_in_threadpool(brands.logo, event_id)
+    now = datetime.now(UTC)
+    body = await run_in_threadpool(
+        render_pdf, record, figures, view_of(record, now).when, now, logo
+    )
+    filename = f"{record.company.ticker.lower()}-event-{event_id}-engagement.pdf"
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 @router.get(
     "/console/events/{event_id}/report", response_class=HTMLResponse, include_in_schema=False
 )
@@ -213,6 +243,8 @@ async def report_page(
             "bar_height": BAR_HEIGHT,
             "written_note": WRITTEN_NOT_COLLECTED,
             "csv_href": f"/api/events/{event_id}/report.csv",
+            "pdf_href": f"/api/events/{event_id}/report.pdf",
+            "tiles": tiles(figures),
             "downloads": await downloads_for(request, event_id, report_page=False),
         },
     )

@@ -256,6 +256,20 @@ async def slide_image(request: Request, event_id: int, number: int, store: Store
     return edge_ttl(response, 300)
 
 
+@router.get("/api/events/{event_id}/deck/slides/{number}.png", include_in_schema=False)
+async def deck_slide_image(
+    request: Request, event_id: int, number: int, store: Store, _: OperatorDep
+) -> Response:
+    """One slide's image for the moderator's desk (listeners' copies are behind their gate)."""
+    await run_in_threadpool(store.get, event_id)
+    path = deck_folder(request, event_id) / slide_name(number)
+    if number < 1 or not path.is_file():
+        return PlainTextResponse("no such slide", status.HTTP_404_NOT_FOUND)
+    return FileResponse(
+        path, media_type="image/png", headers={"Cache-Control": "private, max-age=300"}
+    )
+
+
 @router.get("/events/{event_id}/deck.pdf", include_in_schema=False)
 async def deck_pdf(request: Request, event_id: int, store: Store) -> Response:
     """The deck as uploaded, for anyone reading the event page."""

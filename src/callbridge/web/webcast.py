@@ -60,6 +60,7 @@ from callbridge.store.audience import (
     new_token,
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
+from callbridge.store.pins import PinBook
 from callbridge.transcript.model import Hit, search
 from callbridge.transcript.transcribe import load_transcript
 from callbridge.transcript.turns import shown_text, speaker_turns
@@ -83,6 +84,33 @@ def audience(request: Request) -> Audience:
 
 
 AudienceDep = Annotated[Audience, Depends(audience)]
+
+
+def pins(request: Request) -> PinBook:
+    value: PinBook = request.app.state.pins
+    return value
+
+
+PinsDep = Annotated[PinBook, Depends(pins)]
+
+
+def personal_pin(book: PinBook, listener: WebListener | None) -> str | None:
+    """The registrant's personal PIN for the phone, drawn on first asking (blocking).
+
+    None for a browser that did not register, or once the event has given
+    all its PINs (``store.pins.PIN_REGISTRANTS``): they dial the passcode.
+    """
+    if listener is None or not listener.registered:
+        return None
+    try:
+        return book.issue(listener.event_id, listener.id, datetime.now(UTC))
+    except StoreError:
+        return None
+
+
+def shown_pin(pin: str | None) -> str | None:
+    """A PIN as the page prints it, in two groups of five ("12345 67890"), never broken."""
+    return None if pin is None else f"{pin[:5]}\u00a0{pin[5:]}"
 
 
 # -- the access cookie -------------------------------------------------------------------------
@@ -226,6 +254,7 @@ async def _webcast_page(
         listener is None or not listener.registered
     )
     asks = needs_form and await run_in_threadpool(follow_ups_offered, desk.outbox, record.id)
+    pin = await run_in_threadpool(personal_pin, pins(request), listener)
     return _page(
         request,
         {
@@ -235,6 +264,7 @@ async def _webcast_page(
             "may_listen": may_listen(request, record),
             "deck": Deck.load(layout.deck_dir(settings(request).data_dir, record.id)),
             "listener": listener,
+            "pin": shown_pin(pin),
             "error": error,
             "form": form or {},
             "csrf_field": CSRF_FIELD,
@@ -390,14 +420,52 @@ async def register(
             event_id, name=clean[0], firm=clean[1], email=clean[2], now=now, browser=browser
         )
     )
+    # Drawn now, so the confirmation (and the page it lands on) can show it.
+    pin = await run_in_threadpool(personal_pin, pins(request), listener)
     if listener.email is not None:
         desk: MailDesk = request.app.state.mail
         await run_in_threadpool(
-            lambda: desk.registered(record, listener.id, follow_up=bool(follow_up), now=now)
+            lambda: desk.registered(
+                record, listener.id, follow_up=bool(follow_up), now=now, pin=shown_pin(pin)
+            )
         )
     response = RedirectResponse(f"/events/{event_id}/webcast", status.HTTP_303_SEE_OTHER)
     _set_cookie(response, request, event_id, token)
     return response
+
+
+class PersonalPin(BaseModel):
+    """A registrant's personal PIN: keyed at the dial-in numbers instead of the passcode."""
+
+    pin: str = Field(description="Digits only; key them, then #")
+    dial_in: list[str] = Field(description="The live call's numbers (E.164)")
+
+
+@router.get("/api/events/{event_id}/webcast/pin", response_model=PersonalPin)
+async def personal_pin_api(
+    request: Request, event_id: int, store: Store, people: AudienceDep, book: PinsDep
+) -> Response:
+    """The registered browser's personal PIN (its gate cookie says who it is); never cached.
+
+    403 for a browser that has not registered for this event, 404 for no
+    such event, 409 when the event has given all its PINs.
+    """
+    record = await _record(store, event_id)
+    if record is None:
+        return JSONResponse({"detail": "no such event"}, status.HTTP_404_NOT_FOUND)
+    listener = await _listener(request, people, event_id)
+    if listener is None or not listener.registered:
+        return JSONResponse({"detail": "register for the webcast first"}, status.HTTP_403_FORBIDDEN)
+    pin = await run_in_threadpool(personal_pin, book, listener)
+    if pin is None:
+        return JSONResponse(
+            {"detail": "no personal PIN is left for this event; dial the passcode"},
+            status.HTTP_409_CONFLICT,
+        )
+    body = PersonalPin(pin=pin, dial_in=[d.number for d in record.dial_in])
+    return JSONResponse(
+        body.model_dump(mode="json"), headers={"Cache-Control": "no-store, private"}
+    )
 
 
 # -- beacons and status ------------------------------------------------------------------------

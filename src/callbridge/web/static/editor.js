@@ -116,6 +116,24 @@
     show();
   }
 
+  // --- the accent colour as a swatch beside its field --------------------------------------
+  // Set through the CSSOM (element.style), which the page's CSP allows; a style attribute it refuses.
+  var accent = form.querySelector("[name='company.accent']");
+  if (accent) {
+    var swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.setAttribute("aria-hidden", "true");
+    accent.insertAdjacentElement("afterend", swatch);
+    var paint = function () {
+      var value = accent.value.trim();
+      var ok = /^#[0-9a-fA-F]{6}$/.test(value);
+      swatch.style.backgroundColor = ok ? value : (value ? "transparent" : accent.placeholder);
+      swatch.classList.toggle("empty", !ok && !!value);
+    };
+    accent.addEventListener("input", paint);
+    paint();
+  }
+
   // --- the first problem in view ------------------------------------------------------------
   var summary = document.getElementById("errors") || document.getElementById("conflict");
   if (summary) {

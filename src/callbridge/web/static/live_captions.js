@@ -1,6 +1,8 @@
 // The moderator's live transcript: follows /api/events/{id}/captions/live/stream
 // (Server-Sent Events: each new cue as it is made; a reconnect goes on from the
 // last one), and filters them as the moderator types (whole words, any case).
+// The list is a box of fixed height: it follows the newest line unless the
+// moderator has scrolled up to read, and then offers a way back down.
 "use strict";
 (function () {
   const card = document.getElementById("live-captions-card");
@@ -8,6 +10,8 @@
   const box = document.getElementById("live-captions-q");
   const hits = document.getElementById("live-captions-hits");
   const form = document.getElementById("live-captions-search");
+  const empty = document.getElementById("live-captions-empty");
+  const latest = document.getElementById("live-captions-latest");
   if (!card || !list || !box) return;
   const eventId = document.querySelector('meta[name="event-id"]').content;
   const base = "/api/events/" + eventId + "/captions/live";
@@ -61,17 +65,35 @@
     while (list.children.length > MAX_SHOWN) list.removeChild(list.firstChild);
   }
 
+  // At the bottom (within a few pixels): new lines keep it there.
+  function atBottom() {
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+  }
+
+  function toBottom() {
+    list.scrollTop = list.scrollHeight;
+    if (latest) latest.hidden = true;
+  }
+
   function follow() {
     const stream = new EventSource(base + "/stream?after=0");
     stream.onmessage = function (message) {
       const data = JSON.parse(message.data);
+      if (!data.cues.length) return;
+      const following = atBottom();
       for (const cue of data.cues) add(cue);
-      if (data.cues.length) {
-        card.hidden = false;
-        filter();
-      }
+      card.hidden = false;
+      if (empty) empty.hidden = true;
+      filter();
+      if (following) toBottom();
+      else if (latest) latest.hidden = false;
     };
   }
+
+  list.addEventListener("scroll", function () {
+    if (latest && atBottom()) latest.hidden = true;
+  });
+  if (latest) latest.addEventListener("click", toBottom);
 
   box.addEventListener("input", filter);
   form.addEventListener("submit", function (e) { e.preventDefault(); filter(); });

@@ -1,7 +1,7 @@
 """mail: the outbox, each event's mail settings, registrants' consent
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06 20:00:00
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0010"
+revision = "0014"
+# Numbered 0012 in the brief; main reached 0013 (registrant_pin) first, so this follows it.
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

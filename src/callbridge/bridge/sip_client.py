@@ -1,0 +1,229 @@
+"""Thin asyncio glue around ``sip.uac.SipClient``: a UDP socket, TCP on its port, one timer.
+
+Nothing here parses SIP: bytes go into the client with the loop's time,
+what it wants sent is sent, its one timer re-armed, its events handed on.
+Trunk host names are resolved here, once, when the trunks are loaded (the
+core reads no DNS; A/AAAA only, no SRV/NAPTR yet): a name that does not
+resolve leaves its trunk out, logged. A ``tcp`` trunk's messages go over
+one connection to each of its addresses, opened when first needed (and
+again after it closes); the same port also accepts connections, for a
+trunk that opens its own to send in-dialog requests to our Contact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from callbridge.bridge.sip_transport import log_failure
+from callbridge.bridge.trunks import Trunk, TrunkSpec
+from callbridge.sip.errors import SipError
+from callbridge.sip.message import StreamFramer
+from callbridge.sip.uac import ClientConfig, Event, SipClient
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop) -> list[Trunk]:
+    """Each trunk with its addresses: as written, or its host name's IPv4/IPv6 addresses."""
+    trunks: list[Trunk] = []
+    for spec in specs:
+        addresses = spec.addresses
+        if not addresses and spec.host is not None:
+            try:
+                found = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
+            except OSError as error:
+                # The server starts; the trunk is left out until the next start.
+                log.error(
+                    "trunk %s: %s does not resolve (%s); not used", spec.name, spec.host, error
+                )
+                continue
+            addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+        trunks.append(Trunk(spec, addresses))
+    return trunks
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: SipClientDriver) -> None:
+        self.driver = driver
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.driver.receive(data, (addr[0], addr[1]))
+        except Exception:
+            log_failure("a SIP datagram to the client", addr, self.driver.loop.time())
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP client socket error: %s", exc)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP connection to or from a trunk: framed, each message handed to the driver."""
+
+    def __init__(self, driver: SipClientDriver) -> None:
+        self.driver = driver
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.addr: Address = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.addr = (peer[0], peer[1])
+        if self.driver.allowed and self.addr[0] not in self.driver.allowed:
+            self.transport.abort()  # only the trunks may connect
+            return
+        self.driver.connected(self.addr, self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except SipError as error:
+            log.info("closing SIP TCP connection with %s: %s", self.addr, error)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        for message in messages:
+            try:
+                self.driver.receive(message, self.addr, stream=True)
+            except Exception:
+                log_failure("a SIP message over TCP to the client", self.addr, self.driver.now())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.driver.disconnected(self.addr, self.transport)
+
+
+class SipClientDriver:
+    """The UAC's socket: feeds ``client``, flushes it, re-arms its timer."""
+
+    def __init__(
+        self,
+        host: str,
+        allowed: frozenset[str],
+        on_event: Callable[[Event], None],
+        loop: asyncio.AbstractEventLoop,
+        register_contact: Address | None = None,
+    ) -> None:
+        self.host = host
+        self.register_contact = register_contact
+        self.allowed = allowed
+        self.on_event = on_event
+        self.loop = loop
+        self.client: SipClient | None = None
+        # Addresses reached over TCP (the tcp trunks'), and the connections open.
+        self.tcp_peers: frozenset[Address] = frozenset()
+        self._connections: dict[Address, asyncio.Transport] = {}
+        self._pending: dict[Address, list[bytes]] = {}  # written once connected
+        self._tcp: asyncio.Server | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    async def open(self, port: int = 0) -> int:
+        transport, _ = await self.loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.host, port)
+        )
+        self._transport = transport
+        port = transport.get_extra_info("sockname")[1]
+        if self.tcp_peers:
+            self._tcp = await self.loop.create_server(lambda: _TcpConnection(self), self.host, port)
+        self.client = SipClient(
+            ClientConfig(
+                self.host, port, allowed=self.allowed, register_contact=self.register_contact
+            )
+        )
+        log.info(
+            "SIP client (calls placed, registrations) on %s:%d (UDP%s)",
+            self.host, port, " and TCP" if self._tcp else "",
+        )  # fmt: skip
+        return int(port)
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def receive(self, data: bytes, addr: Address, stream: bool = False) -> None:
+        assert self.client is not None
+        self.client.receive_datagram(data, addr, self.now(), stream=stream)
+        self.flush()
+
+    def connected(self, addr: Address, transport: asyncio.Transport) -> None:
+        self._connections[addr] = transport
+        for data in self._pending.pop(addr, []):
+            transport.write(data)
+
+    def disconnected(self, addr: Address, transport: asyncio.Transport | None) -> None:
+        if self._connections.get(addr) is transport:
+            del self._connections[addr]
+
+    def _send_tcp(self, data: bytes, addr: Address) -> None:
+        transport = self._connections.get(addr)
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+            return
+        pending = self._pending.get(addr)
+        if pending is not None:
+            if len(pending) < 64:  # a trunk that does not accept: not buffered for ever
+                pending.append(data)
+            return
+        self._pending[addr] = [data]
+        self.loop.create_task(self._connect(addr))
+
+    async def _connect(self, addr: Address) -> None:
+        try:
+            await self.loop.create_connection(lambda: _TcpConnection(self), addr[0], addr[1])
+        except OSError as error:
+            # The transaction times out and the call fails over, as over UDP.
+            log.warning("SIP client: no TCP connection to %s: %s", addr, error)
+            self._pending.pop(addr, None)
+
+    def flush(self) -> None:
+        """Send what the client produced, deliver its events, re-arm its timer."""
+        client = self.client
+        if client is None:
+            return
+        self._send(client.datagrams_to_send())
+        while (event := client.next_event()) is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log_failure(f"handling {type(event).__name__}", ("bridge", 0), self.now())
+            self._send(client.datagrams_to_send())
+        when = client.get_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None:
+            self._timer = self.loop.call_at(when, self._fire)
+
+    def _send(self, out: list[tuple[bytes, Address]]) -> None:
+        transport = self._transport
+        for data, addr in out:
+            if addr in self.tcp_peers or addr in self._connections:
+                self._send_tcp(data, addr)
+            elif transport is not None and not transport.is_closing():
+                transport.sendto(data, addr)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.client is not None:
+            self.client.handle_timer(self.now())
+        self.flush()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        if self._tcp is not None:
+            self._tcp.close()
+        for connection in list(self._connections.values()):
+            connection.close()

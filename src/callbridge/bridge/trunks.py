@@ -1,0 +1,239 @@
+"""Trunks as configuration, and the choice of trunk for a call we place (pure).
+
+A TOML file (``callbridge serve --trunks FILE``) lists the carriers'
+trunks: where each is (a host name or addresses, a port, a transport),
+its account (username and password), whether we REGISTER to it, whether
+calls we place may use it, and its priority. A call goes to the outbound
+trunks in priority order (each of a trunk's addresses in turn); one that
+never answers (``timeout``) or answers 408 or 5xx gives the call to the
+next; any other refusal (a wrong password, 404, 486) ends the dial there.
+
+Why a file and not the database: the credentials are the operator's, like
+the bus key (``cascade keygen``): kept in a file only the server's user may
+read (``load`` refuses one that others can read), read by the media plane
+alone, and never in a table that the web app, its API or a backup of the
+database would show. Nothing here logs a password, and ``repr`` hides it.
+TLS is a later piece of work: ``tls`` is read and refused when true.
+
+    [dial]
+    countries = [1, 44]        # country codes calls may be placed to
+    ring_timeout = 45          # seconds a callee may ring
+
+    [[trunk]]
+    name = "carrier-a"
+    host = "sip.carrier.example"   # or addresses = ["192.0.2.10", "192.0.2.11"]
+    port = 5060
+    transport = "udp"              # or "tcp"
+    username = "bridge"
+    password = "..."
+    register = true
+    outbound = true
+    priority = 1                   # lower first
+    timeout = 4.0                  # no answer at all this long: the next trunk
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from callbridge.sip.uac import Credentials, Failed, Route
+
+
+class TrunkConfigError(ValueError):
+    """A trunks file that cannot be used; the message says where and why (never a password)."""
+
+
+class TrunkSpec(BaseModel):
+    """One trunk as the file says it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str | None = Field(default=None, max_length=253)
+    addresses: tuple[str, ...] = ()
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    tls: bool = False
+    username: str | None = Field(default=None, max_length=128)
+    password: SecretStr | None = None
+    # "register" in the file (BaseModel's ABC has a ``register`` of its own).
+    registers: bool = Field(default=False, alias="register")
+    register_expires: int = Field(default=600, ge=60, le=86400)
+    outbound: bool = True
+    priority: int = Field(default=10, ge=0, le=1000)
+    timeout: float = Field(default=32.0, gt=0.2, le=64.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrunkSpec:
+        if self.tls:
+            raise ValueError("tls: SIP over TLS is not supported yet")
+        if not self.host and not self.addresses:
+            raise ValueError("a trunk needs a host or addresses")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.registers and self.username is None:
+            raise ValueError("a trunk that registers needs a username and password")
+        return self
+
+    @property
+    def credentials(self) -> Credentials | None:
+        if self.username is None or self.password is None:
+            return None
+        return Credentials(self.username, self.password.get_secret_value())
+
+
+class DialSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    countries: tuple[int, ...] = (1,)
+    ring_timeout: float = Field(default=45.0, gt=1, le=300)
+
+
+class TrunksFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dial: DialSpec = DialSpec()
+    trunk: tuple[TrunkSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> TrunksFile:
+        names = [t.name for t in self.trunk]
+        if len(names) != len(set(names)):
+            raise ValueError("trunk names must be unique")
+        return self
+
+
+def parse(text: str) -> TrunksFile:
+    """A trunks file's text, checked; ``TrunkConfigError`` names the field at fault."""
+    try:
+        return TrunksFile.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as error:
+        raise TrunkConfigError(f"not TOML: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in error.errors()
+        )
+        raise TrunkConfigError(problems) from None
+
+
+def load(path: Path) -> TrunksFile:
+    """Read ``path``; refuses a file that anyone but its owner may read (it holds passwords)."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise TrunkConfigError(
+            f"{path}: readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
+        )
+    if path.stat().st_uid != os.getuid():
+        raise TrunkConfigError(f"{path}: not owned by the server's user")
+    return parse(path.read_text())
+
+
+# -- the choice of trunk (pure) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A trunk ready to call through: its spec and its resolved addresses."""
+
+    spec: TrunkSpec
+    addresses: tuple[str, ...]
+
+    def routes(self) -> list[Route]:
+        transport = self.spec.transport.upper()
+        domain = self.spec.host or self.addresses[0]
+        return [
+            Route((a, self.spec.port), domain, transport, self.spec.credentials, self.spec.timeout)
+            for a in self.addresses
+        ]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Place the dial's INVITE (a fresh Call-ID) through ``trunk`` at ``route``."""
+
+    dial_id: str
+    call_id: str
+    trunk: str
+    route: Route
+
+
+@dataclass(frozen=True)
+class DialOver:
+    """Every trunk tried, or one refused the call: the dial failed with ``status``."""
+
+    dial_id: str
+    status: int
+    reason: str
+    auth_failed: bool = False
+
+
+def fails_over(failure: Failed) -> bool:
+    """A trunk that timed out or answered 408 or 5xx passes the call on (the brief's rule)."""
+    return failure.timed_out or failure.status == 408 or 500 <= failure.status < 600
+
+
+@dataclass
+class _Dial:
+    dial_id: str
+    left: list[tuple[str, Route]]
+    tried: list[str] = field(default_factory=list)
+
+
+class TrunkChooser:
+    """The outbound trunks in order, and each dial's next one (failover)."""
+
+    def __init__(self, trunks: list[Trunk]) -> None:
+        ordered = sorted(
+            (t for t in trunks if t.spec.outbound), key=lambda t: (t.spec.priority, t.spec.name)
+        )
+        self.candidates = [(t.spec.name, r) for t in ordered for r in t.routes()]
+        self._dials: dict[str, _Dial] = {}
+        self._of_call: dict[str, str] = {}
+        self._counter = itertools.count(1)
+        self.failovers = 0
+
+    def start(self, dial_id: str) -> Attempt | DialOver:
+        """The first attempt of a new dial."""
+        dial = self._dials[dial_id] = _Dial(dial_id, list(self.candidates))
+        return self._next(dial)
+
+    def dial_of(self, call_id: str) -> str | None:
+        return self._of_call.get(call_id)
+
+    def failed(self, failure: Failed) -> Attempt | DialOver | None:
+        """An attempt failed: the next trunk, or the end (None: not an attempt of ours)."""
+        dial_id = self._of_call.pop(failure.call_id, None)
+        dial = self._dials.get(dial_id) if dial_id is not None else None
+        if dial is None:
+            return None
+        if fails_over(failure) and dial.left:
+            self.failovers += 1
+            return self._next(dial)
+        del self._dials[dial.dial_id]
+        return DialOver(dial.dial_id, failure.status, failure.reason, failure.auth_failed)
+
+    def answered(self, call_id: str) -> str | None:
+        """An attempt was answered: its dial is settled. Returns the dial's id."""
+        dial_id = self._of_call.pop(call_id, None)
+        if dial_id is not None:
+            self._dials.pop(dial_id, None)
+        return dial_id
+
+    def _next(self, dial: _Dial) -> Attempt | DialOver:
+        if not dial.left:
+            self._dials.pop(dial.dial_id, None)
+            return DialOver(dial.dial_id, 503, "no outbound trunk")
+        name, route = dial.left.pop(0)
+        dial.tried.append(name)
+        call_id = f"{secrets.token_hex(8)}-{next(self._counter)}@callbridge"
+        self._of_call[call_id] = dial.dial_id
+        return Attempt(dial.dial_id, call_id, name, route)
