@@ -74,7 +74,12 @@ def test_registration_to_inbox_unsubscribe_and_the_export(
     assert got.tls and got.authenticated and got.recipients == ["zoe@acme.example"]
     message = got.parsed()
     assert message["To"].addresses[0].display_name == "Zoë Analyst, Acme"
-    assert f"{PUBLIC_URL}/events/{event.id}/webcast" in str(message.get_body(("plain",)))
+    plain = str(message.get_body(("plain",)))
+    assert f"{PUBLIC_URL}/events/{event.id}/webcast" in plain
+    # The personal PIN drawn as they registered (store.pins), in two groups of five.
+    assert re.search(
+        r"Your personal PIN: \d{5}\xa0\d{5} ", message.get_body(("plain",)).get_content()
+    )
     assert [a.get_filename() for a in message.iter_attachments()] == ["NWBX-call.ics"]
     outbox = Outbox(sqlite_database)
     wait_until(lambda: [e.state for e in outbox.entries()] == [OutboxState.SENT], 10, "marked sent")
