@@ -176,8 +176,8 @@ def build(
     if unsubscribe_url is not None:
         message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
     if attachment is not None:
         data, maintype, subtype, filename = attachment
         # A multipart/mixed around the alternative: text and HTML, then the invite.
