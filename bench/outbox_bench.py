@@ -140,11 +140,12 @@ def plan_and_send(args: argparse.Namespace, folder: Path, smtp: SmtpServer) -> N
 
     planner = Planner(outbox, EventStore(database), letterhead, lambda _: False)
     before = rss_kib()
-    tracemalloc.start()
+    if args.trace:
+        tracemalloc.start()  # slows the allocation-heavy rendering about twofold
     clock = time.perf_counter()
     written = planner.plan(datetime.now(UTC))
     planned = time.perf_counter() - clock
-    _, peak = tracemalloc.get_traced_memory()
+    _, peak = tracemalloc.get_traced_memory() if args.trace else (0, 0)
     tracemalloc.stop()
     grown = rss_kib() - before
     size = (folder / "bench.sqlite3").stat().st_size
@@ -152,7 +153,8 @@ def plan_and_send(args: argparse.Namespace, folder: Path, smtp: SmtpServer) -> N
     size += wal.stat().st_size if wal.exists() else 0
     print(
         f"planned {written:,} reminders in {planned:.1f} s ({written / planned:,.0f}/s); "
-        f"peak Python allocation {peak / 2**20:.0f} MiB, RSS grew {grown / 1024:.0f} MiB "
+        + (f"peak Python allocation {peak / 2**20:.0f} MiB, " if args.trace else "")
+        + f"RSS grew {grown / 1024:.0f} MiB "
         f"(max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB); "
         f"database {size / 2**20:.0f} MiB"
     )
@@ -252,6 +254,9 @@ def main() -> int:
     parser.add_argument("--registrants", type=int, default=10_000)
     parser.add_argument("--registrations", type=int, default=50)
     parser.add_argument("--connections", type=int, default=2, help="SMTP connections at once")
+    parser.add_argument(
+        "--trace", action="store_true", help="also the peak Python allocation (tracemalloc)"
+    )
     parser.add_argument("--core", type=int, default=0, help="callbridge's core")
     parser.add_argument("--smtp-core", type=int, default=1, help="the SMTP server's core")
     parser.add_argument("--serve-smtp", type=int, default=None, help=argparse.SUPPRESS)

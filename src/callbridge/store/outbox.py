@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from callbridge.store.db import Database
@@ -190,24 +190,25 @@ class Outbox:
         if not rows:
             return 0
         try:
-            with self.database.session() as session, session.begin():
-                session.add_all(rows)
+            # One executemany, not the ORM's unit of work: the planner writes thousands.
+            with self.database.engine.begin() as connection:
+                connection.execute(insert(MailOutboxRow), rows)
             return len(rows)
         except IntegrityError:
             pass
         added = 0
-        for mail in mails:
+        for row in rows:
             try:
-                with self.database.session() as session, session.begin():
-                    session.add(self._row(mail, now))
+                with self.database.engine.begin() as connection:
+                    connection.execute(insert(MailOutboxRow), [row])
                 added += 1
             except IntegrityError:
                 continue  # enqueued already, by us or by another process
         return added
 
     @staticmethod
-    def _row(mail: NewMail, now: datetime) -> MailOutboxRow:
-        return MailOutboxRow(
+    def _row(mail: NewMail, now: datetime) -> dict[str, object]:
+        return dict(
             event_id=mail.event_id,
             listener_id=mail.listener_id,
             kind=mail.kind.value,
