@@ -269,6 +269,7 @@ def main() -> int:
         "reproduce: .venv/bin/python bench/outbox_bench.py "
         f"--registrants {args.registrants} --registrations {args.registrations} "
         f"--connections {args.connections} --core {args.core} --smtp-core {args.smtp_core}"
+        + (" --trace" if args.trace else "")
     )
     os.sched_setaffinity(0, {args.core})
     folder = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
@@ -311,7 +312,8 @@ def main() -> int:
     try:
         if args.registrants:
             plan_and_send(args, folder, smtp)
-        registration_latency(args, folder, smtp, arrivals, str(args.core))
+        if args.registrations:
+            registration_latency(args, folder, smtp, arrivals, str(args.core))
     finally:
         child.stdin.close()
         child.wait(10)
