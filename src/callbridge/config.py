@@ -101,9 +101,14 @@ class Settings:
     smtp_url: str | None = None
     smtp_from: str | None = None
     smtp_ca_file: Path | None = None
+    # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
+    # apart from the web app's port, which the cache tier passes to the public.
+    metrics_listen: tuple[str, int] | None = None
     # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
     # the web app never holds the trunks' credentials.
     trunks_file: Path | None = None
+    # Call me's country codes (``serve --call-me-countries``); empty: each event's own.
+    call_me_countries: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

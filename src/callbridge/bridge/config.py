@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import callbridge.bridge.commands as cmd
+from callbridge.bridge.callme import CallMeRules
 from callbridge.bridge.controller import CallController
 from callbridge.bridge.lobby import Command as LobbyCommand
 from callbridge.bridge.lobby import Lobby
@@ -70,6 +71,8 @@ class BridgeConfig:
     pin_key: bytes | None = None
     # The carriers' trunks for calls we place and registrations (``serve --trunks``).
     trunks: TrunksFile | None = None
+    # Call me's limits and countries (``bridge.callme``; ``serve --call-me-countries``).
+    call_me: CallMeRules = field(default_factory=CallMeRules)
     # Behind a NAT: what peers outside ``local_networks`` are told our SIP
     # host/port and media address are (``sip.advertise``); None: the bound ones.
     sip_advertise: str | None = None
@@ -136,6 +139,10 @@ class Plug(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
+        ...
+
+    def media_counters(self) -> dict[str, int]:
+        """The node's media port counters (``media_received``, ``media_late``, ...): metrics."""
         ...
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,7 +38,7 @@ from callbridge.replay.phone import ReplayPlayback
 from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
 from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
-from callbridge.rtp.jitter import JitterBuffer, conceal
+from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
@@ -110,6 +110,8 @@ class CallLeg:
         self.prompt = prompt_player
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
         self.jitter = JitterBuffer(target=2, capacity=25)
+        # The interarrival jitter of the audio that is mixed (the metrics read it).
+        self.arrival = ArrivalJitter()
         self.dtmf = DtmfReceiver()
         # Keys as tones in the audio, only from trunks that send them so (the
         # detector decodes every frame); merged with RFC 4733's.
@@ -214,6 +216,7 @@ class CallLeg:
         # Only someone who may talk is buffered.
         participant = self.participant
         if participant is not None and participant.may_talk:
+            self.arrival.update(packet.ssrc, packet.timestamp, now)
             self.jitter.put(packet)
 
     def _key(self, digit: str, path: KeyPath, now: float) -> None:
@@ -282,3 +285,59 @@ def peer_host(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host  # a name: nothing will come from it, and nothing is heard
+
+
+@dataclass(frozen=True)
+class RtpCounts:
+    """Phone legs' RTP since start: packets in, and the mixed audio's frames played,
+    lost and late (``rtp.jitter.JitterStats``: only legs that may talk are buffered; a
+    listener's audio is filtered in the kernel, so its loss is not known).
+
+    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now (an
+    ended leg's total carries none).
+    """
+
+    packets_in: int = 0
+    played: int = 0
+    lost: int = 0
+    late: int = 0
+    bad: int = 0
+    worst_jitter: float = 0.0
+
+    def plus(self, leg: CallLeg) -> RtpCounts:
+        jitter = leg.jitter.stats
+        return RtpCounts(
+            self.packets_in + leg.stats.packets_in,
+            self.played + jitter.played,
+            self.lost + jitter.lost,
+            self.late + jitter.late,
+            self.bad + leg.stats.bad_packets,
+            self.worst_jitter,
+        )
+
+
+def tally(legs: Iterable[CallLeg], start: RtpCounts) -> RtpCounts:
+    """``start`` plus what ``legs`` received and lost (for the metrics).
+
+    Reads the counters the legs keep anyway (a pass over them, on the loop,
+    between ticks): nothing is added to the receive path or the tick.
+    """
+    packets_in, played, lost, late, bad, worst = (
+        start.packets_in,
+        start.played,
+        start.lost,
+        start.late,
+        start.bad,
+        start.worst_jitter,
+    )
+    for leg in legs:
+        stats, jitter = leg.stats, leg.jitter.stats
+        packets_in += stats.packets_in
+        bad += stats.bad_packets
+        played += jitter.played
+        lost += jitter.lost
+        late += jitter.late
+        participant = leg.participant
+        if participant is not None and participant.may_talk:
+            worst = max(worst, leg.arrival.seconds)
+    return RtpCounts(packets_in, played, lost, late, bad, worst)

@@ -20,15 +20,15 @@ import contextlib
 import ipaddress
 import socket
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import Address, CallLeg
+from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-from callbridge.media.clock import MediaClock
+from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
     Audience,
     Conference,
@@ -53,6 +53,7 @@ QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HoldMusic = Callable[[], Iterator[Pcm]]
@@ -123,6 +124,12 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # The clocks' lateness and skipped ticks since start: every conference
+        # clock shares one, the lobby clock has its own (``media.clock``).
+        self.conference_clocks = ClockStats()
+        self.lobby_clocks = ClockStats()
+        # What legs that have ended received and lost (live legs count their own).
+        self._ended_rtp = RtpCounts()
         # Keys heard in-band, and keys merged as the other path's copy, by legs that have ended.
         self._keys = [0, 0]
 
@@ -132,7 +139,7 @@ class MediaPlane:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
 
@@ -277,6 +284,7 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self._ended_rtp = self._ended_rtp.plus(leg)
             self._keys[0] += leg.stats.inband_keys
             self._keys[1] += leg.stats.merged_keys
         return leg
@@ -363,7 +371,9 @@ class MediaPlane:
             )
             self.conferences[event_id] = conference
             assert self.loop is not None
-            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            clock = MediaClock(
+                self._ticker(conference), loop=self.loop, stats=self.conference_clocks
+            )
             self._clocks[event_id] = clock
             clock.start()
         return conference
@@ -457,6 +467,19 @@ class MediaPlane:
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    @property
+    def ended_rtp(self) -> RtpCounts:
+        """What the legs that have ended received and lost."""
+        return self._ended_rtp
+
+    def rtp_counts(
+        self, legs: Iterable[CallLeg] | None = None, start: RtpCounts | None = None
+    ) -> RtpCounts:
+        """What ``legs`` (default: every live leg) received and lost, added to ``start``
+        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start."""
+        total = self._ended_rtp if start is None else start
+        return tally(self.legs.values() if legs is None else legs, total)
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge import lobby, views
+from callbridge.bridge.callme_desk import CallMeDesk
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import (
@@ -44,6 +46,8 @@ from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.dialout import DialOut
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
+from callbridge.bridge.metrics import MediaMetrics
+from callbridge.bridge.metrics import read as read_metrics
 from callbridge.bridge.outputs import Outputs, OutputsConfig
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
@@ -146,10 +150,28 @@ class Bridge:
             if config.trunks is not None
             else None
         )
+        self.callme = (
+            CallMeDesk(
+                config.call_me,
+                self.dialout,
+                self.lookups.record,
+                lambda dial_id: self.controller.member(dial_id) is not None,
+                self.lookups.audit,
+                self.controller.window,
+            )
+            if self.dialout is not None
+            else None
+        )
         self.tasks: list[asyncio.Task[None]] = []
         # INVITEs the lobby is deciding on (``Ring`` takes them).
         self._invites: dict[str, sip.IncomingCall] = {}
         self._plug = plug
+        # What the metrics say of this node: its name and role on a cascade
+        # (``serve`` sets them), whether it is stopping, and since when it runs.
+        self.node_id = ""
+        self.node_role = "standalone"
+        self.draining = False
+        self.started_at = time.time()
         self._carriers = self._carriers_table()
         if plug is not None:
             self._carriers.update(plug.attach(self, dict(self._carriers)))
@@ -170,6 +192,7 @@ class Bridge:
 
     async def stop(self) -> None:
         """Hang up every call, stop the clocks, flush the call log."""
+        self.draining = True
         if self._plug is not None:
             await self._plug.stop()
         for call_id in list(self.media.legs):
@@ -283,6 +306,22 @@ class Bridge:
             registrations=self.dialout.registrations() if self.dialout is not None else {},
             dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
         )
+
+    async def metrics(self) -> MediaMetrics:
+        """Every counter for a metrics scrape (``bridge.metrics``), a slice at a time."""
+        return await read_metrics(
+            self, self.node_id, self.node_role, self.draining, self.started_at
+        )
+
+    def dial_out_counters(self) -> dict[str, int]:
+        """Dials placed, answered, failed (and why): empty without outbound trunks."""
+        return self.dialout.counters() if self.dialout is not None else {}
+
+    def cascade_counters(self) -> dict[str, int]:
+        """A cascade node's bus and media port counters; empty on a standalone node."""
+        if self._plug is None:
+            return {}
+        return {**self._plug.counters(), **self._plug.media_counters()}
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""

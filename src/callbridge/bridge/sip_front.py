@@ -127,6 +127,14 @@ class SipFront:
         """The call is over: its endpoint is not needed any more."""
         self._endpoint_of.pop(call_id, None)
 
+    def responses(self) -> dict[int, int]:
+        """Responses sent by status since start, UDP and TCP together."""
+        total: dict[int, int] = {}
+        for endpoint in self.drivers:
+            for status, count in endpoint.stats.responses.items():
+                total[status] = total.get(status, 0) + count
+        return total
+
     @property
     def refused_foreign(self) -> int:
         return sum(endpoint.gate.refused for endpoint in self.drivers)

@@ -310,7 +310,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
+    from callbridge.proxy.kamailio import (
+        DEFAULT_CFG,
+        Proxy,
+        parse_carrier,
+        parse_node,
+        parse_speaker_line,
+    )
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
@@ -323,6 +329,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             probe_threshold=args.probe_threshold,
             invite_timeout=args.invite_timeout,
             cfg=Path(args.cfg).resolve() if args.cfg else DEFAULT_CFG,
+            speaker_nodes=tuple(parse_node(node) for node in args.speaker_node or ()),
+            speaker_lines=tuple(parse_speaker_line(line) for line in args.speaker_line or ()),
         )
         return run_proxy(proxy)
     except (ValueError, ProxyUnavailable) as error:
@@ -380,8 +388,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
         trunks_file=_trunks_file(args),
+        call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
         **_smtp(args),
+        metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
     return 0
@@ -438,6 +448,25 @@ def cmd_event_mail(args: argparse.Namespace) -> int:
         f"reminders {shown or 'off'}; replay notice {'on' if chosen.replay else 'off'}"
     )
     return 0
+
+
+def _country_codes(value: str) -> tuple[int, ...]:
+    """``1,44`` as (1, 44): country calling codes, 1 to 3 digits each."""
+    codes = [part.strip().lstrip("+") for part in value.split(",") if part.strip()]
+    if not codes or not all(c.isdigit() and 1 <= len(c) <= 3 and c[0] != "0" for c in codes):
+        raise argparse.ArgumentTypeError(f"{value!r}: give country codes such as 1,44")
+    return tuple(sorted({int(c) for c in codes}))
+
+
+def _metrics_listen(args: argparse.Namespace) -> tuple[str, int] | None:
+    if not args.metrics_listen:
+        return None
+    from callbridge.edge.varnish import parse_address
+
+    try:
+        return parse_address(args.metrics_listen, "127.0.0.1")
+    except ValueError as error:
+        raise CliError(f"--metrics-listen: {error}") from None
 
 
 def _trunks_file(args: argparse.Namespace) -> Path | None:
@@ -785,6 +814,14 @@ def build_parser() -> argparse.ArgumentParser:
         "file, mode 0600 (it holds their passwords; see bridge/trunks.py)",
     )
     serve.add_argument(
+        "--call-me-countries",
+        type=_country_codes,
+        default=(),
+        metavar="CODES",
+        help="the country codes call-me may dial, e.g. 1,44 (default: each event's own, those "
+        "of its dial-in numbers); premium-rate and short numbers are never dialled",
+    )
+    serve.add_argument(
         "--bus-key-file",
         default=None,
         metavar="PATH",
@@ -797,6 +834,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NODE_ID=HOST",
         help="on a cascade's origin: an edge (its --node-id) and the IP address its calls' mix "
         "is sent to (repeat); a Subscribe from any other node is refused",
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics (/metrics) and the health check (/healthz) here, "
+        "apart from the web port, which the cache tier passes to the public (default: off; "
+        "HOST defaults to 127.0.0.1)",
     )
     serve.add_argument(
         "--no-live-captions",
@@ -847,6 +892,20 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="HOST[:PORT]",
         help="a bridge node's SIP address (repeat); run each with --trunk <proxy>/32",
+    )
+    proxy.add_argument(
+        "--speaker-node",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a node (one of --node: the cascade's origin) that takes the speaker lines' calls "
+        "(repeat)",
+    )
+    proxy.add_argument(
+        "--speaker-line",
+        action="append",
+        metavar="NUMBER",
+        help="a number only speakers dial (+15551230000, as the carrier sends it; repeat): "
+        "its calls go to the --speaker-node, so no edge's loss silences a speaker",
     )
     proxy.add_argument(
         "--carrier",

@@ -35,11 +35,13 @@ from callbridge.web import (
     api,
     auth,
     brand,
+    callme,
     calls,
     editor,
     exports,
     mail,
     media,
+    metrics,
     nodes,
     pages,
     questions,
@@ -179,12 +181,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(calls.stats_router)
     app.include_router(exports.router)
     app.include_router(nodes.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(editor.router)
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)
+    app.include_router(callme.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
     app.include_router(mail.router)
