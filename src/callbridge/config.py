@@ -105,6 +105,11 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # Email (callbridge.mail): the relay's URL (smtp://, smtps://), the From address, and a
+    # CA file to trust for the relay besides the system's. No URL: nothing is sent.
+    smtp_url: str | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
     # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
     # apart from the web app's port, which the cache tier passes to the public.
     metrics_listen: tuple[str, int] | None = None

@@ -391,6 +391,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trunks_file=_trunks_file(args),
         call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
+        **_smtp(args),
         metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
@@ -427,6 +428,59 @@ def _srtp_trunk(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
         return ipaddress.ip_network(network), policy
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _smtp(args: argparse.Namespace) -> dict[str, Any]:
+    """--smtp, --smtp-from and --smtp-ca as Settings' fields, checked here so serve starts clean."""
+    if args.smtp is None:
+        if args.smtp_from or args.smtp_ca:
+            raise CliError("--smtp-from and --smtp-ca go with --smtp URL")
+        return {}
+    from callbridge.mail.compose import InvalidAddress, Sender
+    from callbridge.mail.smtp import SmtpConfig, SmtpUrlError
+
+    if not args.smtp_from:
+        raise CliError("--smtp needs --smtp-from, the address mail comes from")
+    if not args.public_url:
+        # The emails' links (the webcast, unsubscribe) must open from a recipient's inbox.
+        raise CliError("--smtp needs --public-url, where the emails' links lead")
+    try:
+        SmtpConfig.parse(args.smtp)
+    except SmtpUrlError as error:
+        raise CliError(f"--smtp: {error}") from None
+    try:
+        Sender.parse(args.smtp_from)
+    except InvalidAddress as error:
+        raise CliError(f"--smtp-from: {error}") from None
+    ca = Path(args.smtp_ca) if args.smtp_ca else None
+    return {"smtp_url": args.smtp, "smtp_from": args.smtp_from, "smtp_ca_file": ca}
+
+
+def cmd_event_mail(args: argparse.Namespace) -> int:
+    from callbridge.mail.core import parse_offsets, reminders_setting, show_offset
+    from callbridge.store.outbox import MailSettings, Outbox
+
+    outbox = Outbox(_database(args))
+    EventStore(outbox.database).get(args.id)
+    current = outbox.settings(args.id)
+    reminders = current.reminders
+    if args.reminders is not None:
+        try:
+            reminders = reminders_setting(args.reminders.split(","))
+        except ValueError as error:
+            raise CliError(f"--reminders: {error}") from None
+    chosen = MailSettings(
+        confirmation=current.confirmation if args.confirmation is None else args.confirmation,
+        reminders=reminders,
+        replay=current.replay if args.replay is None else args.replay,
+    )
+    outbox.set_settings(args.id, chosen)
+    shown = ", ".join(show_offset(m) for m in parse_offsets(reminders))
+    print(
+        f"confirmation {'on' if chosen.confirmation else 'off'}; "
+        f"reminders {shown or 'off'}; replay notice {'on' if chosen.replay else 'off'}"
+    )
+    return 0
 
 
 def _country_codes(value: str) -> tuple[int, ...]:
@@ -853,6 +907,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="no live captions (by default a caption worker transcribes each live call)",
     )
+    serve.add_argument(
+        "--smtp",
+        default=None,
+        metavar="URL",
+        help="send email (confirmations, reminders, replay notices) through this relay: "
+        "smtp://user:password@host:587 (STARTTLS), smtps://…:465 (TLS), smtp+plain://host:25",
+    )
+    serve.add_argument(
+        "--smtp-from", default=None, metavar="ADDRESS", help='with --smtp: "IR <ir@example.com>"'
+    )
+    serve.add_argument(
+        "--smtp-ca", default=None, metavar="PEM", help="with --smtp: a CA file to trust as well"
+    )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -949,6 +1016,20 @@ def build_parser() -> argparse.ArgumentParser:
     show = event.add_parser("show", help="print one event as JSON")
     show.add_argument("id", type=int)
     show.set_defaults(func=cmd_event_show)
+    mail = event.add_parser("mail", help="which emails an event sends (prints the settings)")
+    mail.add_argument("id", type=int)
+    mail.add_argument(
+        "--reminders", default=None, help='before the start, e.g. "24h,15m"; "" for none'
+    )
+    for kind, what in (
+        ("confirmation", "the registration's confirmation"),
+        ("replay", "the replay notice"),
+    ):
+        mail.add_argument(
+            f"--{kind}", dest=kind, action="store_true", default=None, help=f"send {what}"
+        )
+        mail.add_argument(f"--no-{kind}", dest=kind, action="store_false", help=f"no {what}")
+    mail.set_defaults(func=cmd_event_mail)
 
     announce = sub.add_parser("announce", help="render an event's press release or invite")
     announce.add_argument("id", type=int)
