@@ -64,6 +64,15 @@ class Settings:
     inband_dtmf_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
+    # SIP over TLS (``serve --sip-tls-port/-cert/-key``, ``--sip-tls-ca`` for mutual TLS).
+    sip_tls_port: int | None = None
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    sip_tls_ca: Path | None = None
+    # SRTP policy for callers' media: "off", "offered", "required".
+    srtp: str = "off"
+    # Per trunk network: (network, policy), the most specific wins over ``srtp``.
+    srtp_trunks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = ()
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
     media_priority: str = "realtime"
     # Live captions on the webcast and the console (a caption worker per live call).

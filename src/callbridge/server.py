@@ -39,6 +39,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections import deque
@@ -90,15 +91,28 @@ def run_media_plane(settings: Settings, log_level: int) -> None:
     uvloop.run(_media_plane(settings))
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SIP TLS port's context (``bridge.sip_transport.server_context``), if it is served."""
+    if settings.sip_tls_port is None or settings.sip_tls_cert is None:
+        return None
+    from callbridge.bridge.sip_transport import server_context
+
+    assert settings.sip_tls_key is not None, "the CLI checks the key is given"
+    ca = str(settings.sip_tls_ca) if settings.sip_tls_ca is not None else None
+    return server_context(str(settings.sip_tls_cert), str(settings.sip_tls_key), ca)
+
+
 async def _media_plane(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from callbridge.bridge.callme import CallMeRules
+    from callbridge.bridge.config import SrtpRules
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.bridge.trunks import load as load_trunks
     from callbridge.control.server import ControlServer
     from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
+    from callbridge.sip.sdp import SrtpPolicy
     from callbridge.store.calllog import CallLog
     from callbridge.store.events import EventStore
     from callbridge.webcast.captions import worker_command
@@ -134,6 +148,12 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
+            sip_tls_port=settings.sip_tls_port,
+            sip_tls=_tls_context(settings),
+            srtp=SrtpRules(
+                SrtpPolicy(settings.srtp),
+                tuple((net, SrtpPolicy(p)) for net, p in settings.srtp_trunks),
+            ),
             pin_key=pin_key(settings.secret_key),
             sip_advertise=settings.sip_advertise,
             sip_advertise_port=settings.sip_advertise_port,

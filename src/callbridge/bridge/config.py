@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,32 @@ from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
 from callbridge.sip.advertise import Advertised
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.store.events import EventStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 C = TypeVar("C")
 Carriers = dict[type, Callable[[Any], object]]
+
+
+@dataclass(frozen=True)
+class SrtpRules:
+    """SRTP policy per trunk: the most specific network holding the caller's address wins."""
+
+    default: SrtpPolicy = SrtpPolicy.OFF
+    trunks: tuple[tuple[Network, SrtpPolicy], ...] = ()
+
+    def for_source(self, host: str) -> SrtpPolicy:
+        try:
+            address = ipaddress.ip_address(host.removeprefix("::ffff:"))
+        except ValueError:
+            return self.default
+        holding = [
+            (network.prefixlen, policy)
+            for network, policy in self.trunks
+            if address.version == network.version and address in network
+        ]
+        return max(holding, key=lambda pair: pair[0])[1] if holding else self.default
 
 
 @dataclass
@@ -52,6 +74,11 @@ class BridgeConfig:
     guard: GuardRules = field(default_factory=GuardRules)
     max_calls: int = 2000
     enable_tcp: bool = True
+    # SIP over TLS on its own port (``serve --sip-tls-port``), with this context; None: no TLS.
+    sip_tls_port: int | None = None
+    sip_tls: ssl.SSLContext | None = None
+    # What callers' media must be (``serve --srtp``): off, offered, required.
+    srtp: SrtpRules = field(default_factory=SrtpRules)
     # Ring briefly before answering: carriers play ringback meanwhile, and a
     # caller who changes their mind can still CANCEL.
     answer_delay: float = 0.25

@@ -109,6 +109,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # SIP over TLS and SRTP: tls_connections, tls_handshake_failed, srtp_legs,
+    # srtp_refused (plain offers where SRTP is required), srtp_auth_failed.
+    secure: dict[str, int] = {}
     # Keys heard as tones in the audio (--inband-dtmf), and keys dropped as the
     # in-band copy of an RFC 4733 key or the other way round (since start).
     dtmf_inband: int = 0

@@ -40,6 +40,7 @@ from callbridge.rtp.g711 import Codec
 from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
 from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
+from callbridge.rtp.srtp import SrtpContext
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
 
@@ -70,6 +71,7 @@ class LegStats:
     wrong_payload_type: int = 0
     rtcp: int = 0
     foreign: int = 0  # datagrams from anyone but the negotiated peer, dropped
+    srtp_failed: int = 0  # SRTP packets that failed authentication (a wrong key): dropped
     inband_keys: int = 0  # keys heard as tones in the audio (counted once)
     merged_keys: int = 0  # keys that came both as RFC 4733 and as tones: counted once
 
@@ -102,6 +104,8 @@ class CallLeg:
         # Where the peer's media comes from: its SDP host, and the port its first datagram latched.
         self.peer_host = ""
         self.latched: Address | None = None
+        # SRTP when the offer/answer settled SDES keys (``sip.sdp.SrtpKeys``).
+        self.srtp: SrtpContext | None = None
         self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
@@ -138,6 +142,12 @@ class CallLeg:
         # the port may have moved) latches the port.
         self.peer_host = peer_host(negotiated.remote_host)
         self.latched = None
+        # The same keys keep their contexts (and rollover counters) across re-offers.
+        keys = negotiated.srtp
+        if keys is None:
+            self.srtp = None
+        elif self.srtp is None or self.srtp.keys != (keys.suite, keys.local, keys.remote):
+            self.srtp = SrtpContext(keys.suite, keys.local, keys.remote)
 
     @property
     def on_hold(self) -> bool:
@@ -177,13 +187,31 @@ class CallLeg:
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
-        if addr != self.latched and not self._admit(data, addr, now):
-            return
+        srtp = self.srtp
+        plain: bytes | None = None
+        if addr != self.latched:
+            if srtp is not None and self._may_latch(data, addr, now):
+                # Over SRTP only an authentic packet may latch the port: a
+                # forgery from the peer's host must not take the caller's place.
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
+            if not self._admit(data, addr, now):
+                return
         self.last_rx = now
         self.last_source = addr
         if len(data) < 12:
             self.stats.bad_packets += 1
             return
+        if srtp is not None:
+            if is_rtcp(data):
+                self.stats.rtcp += 1  # SRTCP: never read, like RTCP
+                return
+            if plain is None:
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
+            data = plain
         # Fast path: a listener's audio is only proof of life, not parsed. (The
         # sweep counts it unread; this covers a leg read by the loop until the
         # next sweep notices it went quiet.)
@@ -224,6 +252,24 @@ class CallLeg:
             self.on_digit(self, digit, now)
         else:
             self.stats.merged_keys += 1
+
+    def _unprotect(self, srtp: SrtpContext, data: bytes) -> bytes | None:
+        plain = srtp.unprotect(data)
+        if plain is None:
+            # A wrong key, a forgery or a replay: nothing of it is heard.
+            self.stats.srtp_failed += 1
+            if self.stats.srtp_failed == 1:
+                log.info("leg %s: SRTP packet failed authentication (counted)", self.call_id)
+        return plain
+
+    def _may_latch(self, data: bytes, addr: Address, now: float) -> bool:
+        """Would ``_admit`` latch onto ``addr`` with this RTP packet?"""
+        if len(data) < 12 or is_rtcp(data):
+            return False
+        host = addr[0].removeprefix("::ffff:")
+        return host == self.peer_host and (
+            self.latched is None or now - self.last_rx > RELATCH_AFTER
+        )
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:
         """A datagram not from the latched address: latch onto it, or drop it and count it."""
@@ -269,7 +315,11 @@ class CallLeg:
         if self._on_hold:
             self.sender.skip()
             return
-        self._send(self.sender.frame(payload), self.remote)
+        packet = self.sender.frame(payload)
+        if self.srtp is not None:
+            # Encoded once for everyone; protected per leg, under this leg's key.
+            packet = self.srtp.protect(packet)
+        self._send(packet, self.remote)
         self.stats.packets_out += 1
 
     # -- prompts (IVR and farewell) -------------------------------------------------

@@ -43,7 +43,7 @@ from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession, offered_host
+from callbridge.sip.sdp import SdpSession, SrtpPolicy, SrtpRequired, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -124,6 +124,13 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # What callers' offers must bring, by trunk (``serve --srtp``, ``--srtp-trunk``);
+        # calls we place offer plain RTP.
+        self.srtp_policy: Callable[[str], SrtpPolicy] = lambda host: SrtpPolicy.OFF
+        # Plain RTP offers refused because SRTP is required (a 488 each).
+        self.srtp_refused = 0
+        # SRTP packets that failed authentication on legs that have ended.
+        self.srtp_failed = 0
         # The clocks' lateness and skipped ticks since start: every conference
         # clock shares one, the lobby clock has its own (``media.clock``).
         self.conference_clocks = ClockStats()
@@ -173,10 +180,16 @@ class MediaPlane:
         """
         sock, port = self.ports.bind(self.host)
         media_host = offered_host(offer)
-        sdp = SdpSession(self.advertised.media_for(source[0], media_host))
+        sdp = SdpSession(
+            self.advertised.media_for(source[0], media_host), srtp=self.srtp_policy(source[0])
+        )
         rtp: RtpSocket | None = None
         try:
-            negotiated = sdp.negotiate(offer, port)
+            try:
+                negotiated = sdp.negotiate(offer, port)
+            except SrtpRequired:
+                self.srtp_refused += 1
+                raise
             assert self.loop is not None
             rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
             leg = CallLeg(
@@ -284,6 +297,7 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self.srtp_failed += leg.stats.srtp_failed
             self._ended_rtp = self._ended_rtp.plus(leg)
             self._keys[0] += leg.stats.inband_keys
             self._keys[1] += leg.stats.merged_keys
@@ -467,6 +481,15 @@ class MediaPlane:
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    def srtp_counters(self) -> dict[str, int]:
+        """SRTP legs now, plain offers refused, packets that failed authentication."""
+        legs = [leg for leg in self.legs.values() if leg.srtp is not None]
+        return {
+            "srtp_legs": len(legs),
+            "srtp_refused": self.srtp_refused,
+            "srtp_auth_failed": self.srtp_failed + sum(leg.stats.srtp_failed for leg in legs),
+        }
 
     @property
     def ended_rtp(self) -> RtpCounts:

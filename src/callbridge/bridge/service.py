@@ -57,6 +57,7 @@ from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptLibrary, default_library
 from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
 from callbridge.store.pins import PinBook
@@ -136,6 +137,8 @@ class Bridge:
         self.on_changed: Callable[[int], None] | None = None
         self.versions: Counter[int] = Counter()
         self.sip_port = config.sip_port
+        self.sip_tls_port: int | None = None
+        self.media.srtp_policy = config.srtp.for_source
         # Calls we place ("dial a speaker"), when trunks are configured.
         self.dialout = (
             DialOut(
@@ -182,6 +185,15 @@ class Bridge:
         """Bind the SIP sockets (port 0 picks one: see ``sip_port``) and start the clocks."""
         self.loop = asyncio.get_running_loop()
         self.sip_port = await self.sip.open(self.config.sip_port, self.config.enable_tcp)
+        if self.config.sip_tls is not None and self.config.sip_tls_port is not None:
+            self.sip_tls_port = await self.sip.open_tls(
+                self.config.sip_tls_port, self.config.sip_tls
+            )
+        elif self.config.srtp.default is not SrtpPolicy.OFF or self.config.srtp.trunks:
+            log.warning(
+                "SRTP without SIP over TLS: the SDES keys travel in clear SIP "
+                "(serve --sip-tls-port); only the media path is protected"
+            )
         await self.outputs.start()
         self.media.start(self.loop)
         if self.dialout is not None:
@@ -299,6 +311,7 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            secure=self.sip.tls_counters() | self.media.srtp_counters(),
             dtmf_inband=self.media.keys_counted()[0],
             dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},

@@ -380,6 +380,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         guess_budget=args.guess_budget,
         trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
+        **_sip_tls(args),
         **_nat_settings(args),
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
@@ -395,6 +396,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _sip_tls(args: argparse.Namespace) -> dict[str, Any]:
+    """The TLS and SRTP settings, checked here (the certificate and key load)."""
+    tls: dict[str, Any] = {"srtp": args.srtp, "srtp_trunks": tuple(args.srtp_trunk or ())}
+    if args.sip_tls_port is None:
+        return tls
+    if not args.sip_tls_cert or not args.sip_tls_key:
+        raise CliError("--sip-tls-port needs --sip-tls-cert and --sip-tls-key")
+    from callbridge.bridge.sip_transport import server_context
+
+    try:
+        server_context(args.sip_tls_cert, args.sip_tls_key, args.sip_tls_ca)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        raise CliError(f"--sip-tls-cert/--sip-tls-key/--sip-tls-ca: {error}") from None
+    ca = Path(args.sip_tls_ca).absolute() if args.sip_tls_ca else None
+    return tls | {
+        "sip_tls_port": args.sip_tls_port,
+        "sip_tls_cert": Path(args.sip_tls_cert).absolute(),
+        "sip_tls_key": Path(args.sip_tls_key).absolute(),
+        "sip_tls_ca": ca,
+    }
+
+
+def _srtp_trunk(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]:
+    network, _, policy = value.partition("=")
+    if policy not in ("off", "offered", "required"):
+        raise argparse.ArgumentTypeError("POLICY is off, offered or required")
+    try:
+        return ipaddress.ip_network(network), policy
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _smtp(args: argparse.Namespace) -> dict[str, Any]:
@@ -662,6 +695,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.add_argument("--sip-host", default="127.0.0.1", help="SIP address (default 127.0.0.1)")
     serve.add_argument("--sip-port", type=int, default=5060, help="SIP port; 0 picks a free one")
+    serve.add_argument(
+        "--sip-tls-port", type=int, default=None, help="SIP over TLS port (5061); 0 picks one"
+    )
+    serve.add_argument("--sip-tls-cert", default=None, metavar="PEM", help="TLS certificate chain")
+    serve.add_argument("--sip-tls-key", default=None, metavar="PEM", help="its private key")
+    serve.add_argument(
+        "--sip-tls-ca",
+        default=None,
+        metavar="PEM",
+        help="mutual TLS: only clients with a certificate from this CA get in",
+    )
+    serve.add_argument(
+        "--srtp",
+        choices=["off", "offered", "required"],
+        default="off",
+        help="SRTP (SDES) for callers' media: required refuses plain RTP offers with 488 "
+        "(default off)",
+    )
+    serve.add_argument(
+        "--srtp-trunk",
+        type=_srtp_trunk,
+        action="append",
+        metavar="CIDR=POLICY",
+        help="SRTP policy for calls from one trunk network (repeat; the most specific wins)",
+    )
     serve.add_argument("--public-url", default=None, help="the URL listeners reach us at")
     serve.add_argument("--data-dir", default="var", help="recordings, keys (default ./var)")
     serve.add_argument(

@@ -408,7 +408,7 @@ class SipEndpoint:
             request,
             200,
             to_tag=call.dialog.local_tag,
-            headers=self._contact(call.source),
+            headers=self._contact(call.source, call.invite),
             body=sdp,
         )
         data = response.serialize()
@@ -430,10 +430,17 @@ class SipEndpoint:
 
     # -- inside ----------------------------------------------------------------------
 
-    def _contact(self, peer: Address) -> list[tuple[str, str]]:
+    def _contact(self, peer: Address, invite: SipRequest) -> list[tuple[str, str]]:
         transport = f";transport={self.config.transport.lower()}" if self.reliable else ""
+        scheme = "sip"
+        if self.config.transport.upper() == "TLS" and invite.uri[:5].lower() == "sips:":
+            # A dialog begun with a SIPS URI keeps to TLS (RFC 3261 section 12.1.1).
+            scheme, transport = "sips", ""
         return [
-            ("Contact", f"<sip:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>"),
+            (
+                "Contact",
+                f"<{scheme}:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>",
+            ),
             ("Allow", ALLOW),
             ("Server", self.config.user_agent),
         ]
@@ -453,7 +460,9 @@ class SipEndpoint:
             reason,
             to_tag=call.dialog.local_tag,
             headers=(
-                self._contact(call.source) if status < 300 else [("Server", self.config.user_agent)]
+                self._contact(call.source, call.invite)
+                if status < 300
+                else [("Server", self.config.user_agent)]
             ),
             body=body,
         )
