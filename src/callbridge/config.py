@@ -64,6 +64,15 @@ class Settings:
     inband_dtmf_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # How a frame goes to many listeners (BridgeConfig.media_sender).
     media_sender: str = "auto"
+    # SIP over TLS (``serve --sip-tls-port/-cert/-key``, ``--sip-tls-ca`` for mutual TLS).
+    sip_tls_port: int | None = None
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    sip_tls_ca: Path | None = None
+    # SRTP policy for callers' media: "off", "offered", "required".
+    srtp: str = "off"
+    # Per trunk network: (network, policy), the most specific wins over ``srtp``.
+    srtp_trunks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = ()
     # How the media plane is scheduled: "realtime", "nice" or "normal" (server.py).
     media_priority: str = "realtime"
     # Live captions on the webcast and the console (a caption worker per live call).
@@ -96,9 +105,19 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # Email (callbridge.mail): the relay's URL (smtp://, smtps://), the From address, and a
+    # CA file to trust for the relay besides the system's. No URL: nothing is sent.
+    smtp_url: str | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
+    # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
+    # apart from the web app's port, which the cache tier passes to the public.
+    metrics_listen: tuple[str, int] | None = None
     # The carriers' trunks (bridge.trunks): its path only. The media plane reads it;
     # the web app never holds the trunks' credentials.
     trunks_file: Path | None = None
+    # Call me's country codes (``serve --call-me-countries``); empty: each event's own.
+    call_me_countries: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.secret_key:

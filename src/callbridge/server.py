@@ -28,6 +28,7 @@ readiness event, which an RTP receive path cannot afford (see FACTS.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import gc
@@ -38,10 +39,11 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,14 +91,28 @@ def run_media_plane(settings: Settings, log_level: int) -> None:
     uvloop.run(_media_plane(settings))
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SIP TLS port's context (``bridge.sip_transport.server_context``), if it is served."""
+    if settings.sip_tls_port is None or settings.sip_tls_cert is None:
+        return None
+    from callbridge.bridge.sip_transport import server_context
+
+    assert settings.sip_tls_key is not None, "the CLI checks the key is given"
+    ca = str(settings.sip_tls_ca) if settings.sip_tls_ca is not None else None
+    return server_context(str(settings.sip_tls_cert), str(settings.sip_tls_key), ca)
+
+
 async def _media_plane(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    from callbridge.bridge.callme import CallMeRules
+    from callbridge.bridge.config import SrtpRules
     from callbridge.bridge.service import Bridge, BridgeConfig
     from callbridge.bridge.trunks import load as load_trunks
     from callbridge.control.server import ControlServer
     from callbridge.ivr.guard import Budget, GuardRules
     from callbridge.replay import library
+    from callbridge.sip.sdp import SrtpPolicy
     from callbridge.store.calllog import CallLog
     from callbridge.store.events import EventStore
     from callbridge.webcast.captions import worker_command
@@ -132,6 +148,12 @@ async def _media_plane(settings: Settings) -> None:
             media_timeout=settings.media_timeout,
             answer_delay=settings.answer_delay,
             media_sender=settings.media_sender,
+            sip_tls_port=settings.sip_tls_port,
+            sip_tls=_tls_context(settings),
+            srtp=SrtpRules(
+                SrtpPolicy(settings.srtp),
+                tuple((net, SrtpPolicy(p)) for net, p in settings.srtp_trunks),
+            ),
             pin_key=pin_key(settings.secret_key),
             sip_advertise=settings.sip_advertise,
             sip_advertise_port=settings.sip_advertise_port,
@@ -150,10 +172,12 @@ async def _media_plane(settings: Settings) -> None:
             ),
             caption_command=worker_command if settings.live_captions else None,
             trunks=load_trunks(settings.trunks_file) if settings.trunks_file else None,
+            call_me=CallMeRules(countries=settings.call_me_countries),
         ),
         EventStore(database),
         CallLog(database),
     )
+    bridge.node_id, bridge.node_role = settings.node_id, settings.role
     control = ControlServer(bridge, layout.control_socket(settings.data_dir))
     bridge.on_playlist = control.playlist_updated
     bridge.on_changed = control.view_changed
@@ -168,6 +192,7 @@ async def _media_plane(settings: Settings) -> None:
         gc.freeze()
         await stop.wait()
         log.info("media plane stopping")
+        bridge.draining = True
     finally:
         await control.close()
         await bridge.stop()
@@ -216,6 +241,7 @@ async def _web(settings: Settings) -> None:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    metrics = _metrics_server(settings, app) if settings.metrics_listen else None
     sockets = None
     if settings.cache_socket is not None:
         sockets = [
@@ -229,12 +255,40 @@ async def _web(settings: Settings) -> None:
     if not await remote.wait_connected(MEDIA_READY_TIMEOUT):
         log.warning("the media plane is not reachable yet: serving without it")
     log.info("web on http://%s:%d", settings.http_host, settings.http_port)
+    metrics_task = asyncio.create_task(metrics.serve()) if metrics is not None else None
     try:
         await server.serve(sockets=sockets)
     finally:
+        if metrics is not None and metrics_task is not None:
+            metrics.should_exit = True
+            with contextlib.suppress(Exception):
+                await metrics_task
         await remote.close()
         link.cancel()
         database.dispose()
+
+
+def _metrics_server(settings: Settings, app: Any) -> Any:
+    """``serve --metrics-listen``: /metrics and /healthz on a port of their own (``web.metrics``).
+
+    A second uvicorn server on the web process's loop; the main one owns the signals.
+    """
+    import uvicorn
+
+    from callbridge.web.metrics import metrics_app
+
+    class InnerServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    assert settings.metrics_listen is not None
+    host, port = settings.metrics_listen
+    config = uvicorn.Config(
+        metrics_app(app.state), host=host, port=port, log_level="warning", lifespan="off"
+    )
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return InnerServer(config)
 
 
 def cache_listener(path: Path, group: int | None, backlog: int) -> socket.socket:

@@ -18,7 +18,9 @@ from callbridge.media.mixer import FRAME_SAMPLES
 from callbridge.media.prompts import PromptPlayer, default_library
 from callbridge.rtp.g711 import encode
 from callbridge.rtp.packet import RtpPacket
-from callbridge.sip.sdp import SdpSession
+from callbridge.rtp.srtp import SrtpContext
+from callbridge.sip.crypto import CryptoAttribute
+from callbridge.sip.sdp import SdpSession, SrtpPolicy
 
 NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
 
@@ -260,3 +262,88 @@ def test_a_leg_hears_only_its_peer_and_latches_its_port() -> None:
             hang_up([leg], [phone])
 
     asyncio.run(run())
+
+
+def srtp_offer(port: int, key: bytes) -> bytes:
+    crypto = CryptoAttribute(1, "AES_CM_128_HMAC_SHA1_80", key).format()
+    return offer(port).replace(b"RTP/AVP", b"RTP/SAVP") + f"a=crypto:{crypto}\r\n".encode()
+
+
+async def srtp_with_plain(sender: BatchSender) -> None:
+    loop = asyncio.get_running_loop()
+    pool = RtpPortPool(43800, 43900)
+    phones = [Phone() for _ in range(3)]
+    legs = [leg_for(phone, pool, loop) for phone in phones[:2]]
+    # The third phone offers SRTP with its key; the bridge answers with its own.
+    phone_key = bytes(range(30))
+    sock, port = pool.bind("127.0.0.1")
+    rtp = RtpSocket(sock, lambda data, addr, now: None, loop, BatchReader())
+    negotiated = SdpSession("127.0.0.1", srtp=SrtpPolicy.REQUIRED).negotiate(
+        srtp_offer(phones[2].port, phone_key), port
+    )
+    assert negotiated.srtp is not None
+    secure = CallLeg(
+        "srtp", None, "srtp", ("127.0.0.1", phones[2].port), negotiated, port, rtp.sendto,
+        PromptPlayer(default_library()), 0.0, rtp,
+    )  # fmt: skip
+    legs.append(secure)
+    keys = negotiated.srtp
+    far_end = SrtpContext(keys.suite, local=keys.remote, remote=keys.local)
+    tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
+    conference = Conference(1, encode, audience=lambda: FanOut(sender))
+    conference.start()
+    speaker = conference.join(legs[0], True)
+    for leg in legs:
+        leg.participant = speaker if leg is legs[0] else conference.join(leg, False)
+    legs[0].pull_frame = lambda now: tone  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            conference.tick(0.0)
+        # One batch for both listeners: the SRTP row is protected in place before the send.
+        assert legs[1].fanout is not None and secure.fanout is legs[1].fanout
+        await asyncio.sleep(0.05)
+        assert [p.payload for p in phones[1].packets()] == [encode("PCMU", tone)] * 3
+        wire = []
+        while True:
+            try:
+                wire.append(phones[2].sock.recv(2048))
+            except BlockingIOError:
+                break
+        assert len(wire) == 3
+        # On the wire: no plain μ-law; under the far end's keys: the tone, numbered on.
+        assert all(encode("PCMU", tone)[:16] not in data for data in wire)
+        opened = [far_end.unprotect(data) for data in wire]
+        plain = [RtpPacket.parse(data) for data in opened if data is not None]
+        assert [p.payload for p in plain] == [encode("PCMU", tone)] * 3
+        assert_continuous(plain)
+        # A farewell prompt, sent by the leg itself: numbered on, under the same key.
+        secure.send_pcm(None, 0.5)
+        await asyncio.sleep(0.05)
+        last = far_end.unprotect(phones[2].sock.recv(2048))
+        assert (
+            last is not None
+            and RtpPacket.parse(last).sequence_number == (plain[-1].sequence_number + 1) % 65536
+        )
+        # Its keys, protected by the far end, are heard; a wrong key's are dropped and counted.
+        digits: list[str] = []
+        secure.on_digit = lambda leg, digit, now: digits.append(digit)
+        key = RtpPacket(101, 2, 320, 7, bytes([1, 0x80 | 10, 0, 160])).serialize()
+        forger = SrtpContext(keys.suite, local=bytes(30), remote=bytes(30))
+        peer = ("127.0.0.1", phones[2].port)
+        secure.receive(forger.protect(key), peer, 1.0)
+        # A forgery neither latches the port nor is heard.
+        assert digits == [] and secure.stats.srtp_failed == 1 and secure.latched is None
+        protected = far_end.protect(key)
+        secure.receive(protected, peer, 1.1)
+        assert digits == ["1"]
+        secure.receive(protected, peer, 1.2)  # a replay: dropped too
+        assert secure.stats.srtp_failed == 2
+    finally:
+        conference.end()
+        hang_up(legs, phones)
+
+
+def test_an_srtp_leg_gets_the_shared_frame_protected_under_its_own_key(
+    sender: BatchSender,
+) -> None:
+    asyncio.run(srtp_with_plain(sender))

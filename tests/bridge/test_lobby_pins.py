@@ -126,3 +126,31 @@ def test_a_registrants_label_is_one_plain_line_of_at_most_a_names_length() -> No
     long = cmd.Registrant(1, "Jane\u202e  Smith", "A" * 200, None)
     assert long.label.startswith("Jane Smith, AAA") and len(long.label) == 100
     assert cmd.Registrant(2, "Jane Smith", None, None).label == "Jane Smith"
+
+
+def test_a_registrant_the_bridge_called_joins_on_one_named_as_their_pin_would() -> None:
+    """Call me: the dialled leg stays DIALLED; on '1' it joins as the registrant."""
+    node = Node()
+    called = lobby.Dialled("out-9", EVENT, cmd.CallerKind.REGISTRANT, RECORD, "+19135550100", JANE)
+    assert node.feed(called) == [lobby.Play("out-9", PromptName.PRESS_ONE, barge_in=True)]
+    done = node.feed(lobby.Key("out-9", "1"))
+    (admit,) = of(cmd.Admit, done)
+    assert isinstance(admit, cmd.Admit)
+    assert (admit.role, admit.registrant, admit.number) == (
+        cmd.CallerKind.REGISTRANT,
+        JANE,
+        "+19135550100",
+    )
+    (join,) = of(cmd.JoinConference, done)
+    assert isinstance(join, cmd.JoinConference) and join.role is Role.LISTENER
+    (joined,) = rows(cmd.AuditKind.JOIN, done)
+    assert joined.detail["registrant"] == 41 and joined.detail["number"] == "+19135550100"
+    assert of(cmd.NameParticipant, done) == [
+        cmd.NameParticipant(EVENT, join.participant_id, "Jane Smith, Acme Capital")
+    ]
+    assert done[-1] == lobby.WhisperTo("out-9", PromptName.JOINING_LISTENER)
+    leg = node.lobby.leg("out-9")
+    assert leg is not None and leg.kind is cmd.CallerKind.DIALLED
+    # Her PIN now finds her on the call: one registrant, one line.
+    done = dial(node, "c2", registrant(), "192.0.2.7")
+    assert not of(cmd.JoinConference, done)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from callbridge.bridge import views
 from callbridge.bridge.commands import (
     AuditKind,
     CloseLine,
@@ -299,3 +300,17 @@ def test_a_caller_who_joined_while_no_origin_answered_is_logged_as_a_new_join() 
     assert new != before and new.endswith(f"@{EDGE}")
     call = cascade.origin.call(EVENT)
     assert call is not None and len(call.active()) == 2
+
+
+def test_callers_lost_with_their_edge_are_listed_apart_from_those_who_hung_up() -> None:
+    cascade = Cascade()
+    hung_up, lost = cascade.enter("sip-1"), cascade.enter("sip-2")
+    cascade.told(cascade.edge.handle(LeftCall("sip-1", "BYE", cascade.now)))
+    # What the origin's node does when the edge has gone silent on the bus.
+    reason = f"lost with node {EDGE}"
+    left = cascade.origin.handle(LeftCall(f"{EDGE}/{lost}", reason, cascade.now, lost=True))
+    assert any(isinstance(c, RecordAudit) and c.detail.get("reason") == reason for c in left)
+    call = cascade.origin.call(EVENT)
+    assert call is not None and call.active() == []
+    assert [(view.participant_id, view.node) for view in views.lost(call)] == [(lost, EDGE)]
+    assert hung_up not in {view.participant_id for view in views.lost(call)}

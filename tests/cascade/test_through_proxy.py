@@ -8,6 +8,11 @@ mixes and sends the mix once to each edge, and the edges' listeners hear
 it. ``*1`` from a listener reaches the origin's queue, the opened line is
 heard on the other edge, and an edge killed with SIGKILL leaves the
 rotation: new calls land on the other edge, whose callers hear on.
+
+A second proxy beside the first gives speakers a line of their own
+(``--speaker-line``), sent to the origin (``--speaker-node``): a speaker
+dialling it lands on the origin, and the edge's death leaves them heard
+while the console lists the edge's callers as lost with it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,9 +53,9 @@ SPEAKER_HZ, QUESTION_HZ = 440.0, 1000.0
 class ProxiedPhone(Phone):
     """A ``Phone`` on this namespace's address that dials the proxy and follows its route."""
 
-    def __init__(self, proxy: Host, carrier: str) -> None:
-        super().__init__(0, DID, host=carrier)
-        self.server = (proxy.address, SIP_PORT)
+    def __init__(self, proxy: Host, carrier: str, number: str = DID, port: int = SIP_PORT) -> None:
+        super().__init__(0, number, host=carrier)
+        self.server = (proxy.address, port)
         self.route = ""
         self.target = ""
 
@@ -91,13 +97,14 @@ class ProxiedPhone(Phone):
             thread.start()
             self._threads.append(thread)
 
-    def hang_up(self) -> None:
+    def hang_up(self, bye: bool = True) -> None:
+        """Stop the media, send BYE (``bye``: not when the node holding the call died)."""
         if self._stop.is_set():
             return
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=2)
-        if self.bridge_rtp is not None:
+        if bye and self.bridge_rtp is not None:
             self.uac.cseq += 1
             self.sip.sendto(self._in_dialog("BYE", self.uac.cseq), self.server)
             final_response(self.sip, self.uac.call_id, 2.0)
@@ -288,3 +295,89 @@ def test_the_cascade_behind_kamailio(cluster: Cluster) -> None:
     finally:
         for phone in phones:
             phone.hang_up()
+
+
+SPEAKER_LINE, SPEAKER_PROXY_PORT = "+19135550999", 5070
+
+
+def _speaker_proxy(up: Cluster, edge: str, tmp: Path) -> Proxy:
+    """A second proxy on the proxy's host: the edge and the origin, the origin given last
+    (ties go to it), and the speaker line sent to the origin."""
+    host = up.proxy.host
+    origin, edge_host = up.hosts["origin"].address, up.hosts[edge].address
+    workdir, log_path = tmp / "speaker-proxy", tmp / "speaker-proxy.log"
+    process = subprocess.Popen(
+        host.command(
+            sys.executable, "-m", "callbridge", "proxy",
+            "--listen", f"{host.address}:{SPEAKER_PROXY_PORT}",
+            f"--node={edge_host}:{SIP_PORT}", f"--node={origin}:{SIP_PORT}",
+            f"--speaker-node={origin}:{SIP_PORT}", "--speaker-line", SPEAKER_LINE,
+            "--carrier", f"{up.carrier}/32", "--workdir", str(workdir),
+            "--probe-interval", "3", "--invite-timeout", "3",
+        ),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return Proxy(host, process, workdir, log_path)
+
+
+def test_a_speaker_on_the_speaker_line_outlives_an_edge(cluster: Cluster, tmp_path: Path) -> None:
+    up = cluster
+    # The test before killed one edge; the other serves here (either, run alone).
+    edge = next(name for name, node in up.edges.items() if node.process.poll() is None)
+    proxy = _speaker_proxy(up, edge, tmp_path)
+    phones: list[ProxiedPhone] = []
+    try:
+        addresses = {up.hosts[edge].address, up.hosts["origin"].address}
+
+        def in_service() -> bool:
+            if proxy.process.poll() is not None:
+                raise AssertionError(proxy.log()[-3000:])
+            view = dict(re.findall(r"URI: (\S+)\s+FLAGS: (\S+)", proxy.rpc("dispatcher.list")))
+            return {u.split(":")[1] for u, f in view.items() if f.startswith("A")} == addresses
+
+        wait_until(in_service, 20, "the speaker proxy's nodes in service", proxy.log)
+        event = up.origin.create_event(
+            passcode="5151",
+            dial_in=[
+                {"label": "International", "number": DID},
+                {"label": "Speakers", "number": SPEAKER_LINE},
+            ],
+        )
+        assert event.speaker_passcode is not None
+        assert up.origin.api("POST", f"/api/events/{event.id}/start").status_code == 200
+
+        def dial(number: str, code: str) -> tuple[str, ProxiedPhone]:
+            phone = ProxiedPhone(up.proxy.host, up.carrier, number, SPEAKER_PROXY_PORT)
+            phones.append(phone)
+            return _join(up, phone, code, event.id), phone
+
+        # A tie goes to the node listed last: the origin, which then holds more calls.
+        hearer_id, hearer = dial(DID, "5151")
+        assert "@" not in hearer_id, hearer_id  # an edge's caller is "id@edge"
+        # The speaker line goes to the origin all the same; by load, the edge was next.
+        speaker_id, speaker = dial(SPEAKER_LINE, event.speaker_passcode)
+        speaker.voice = tone(SPEAKER_HZ)
+        assert "@" not in speaker_id, speaker_id
+        doomed_id, doomed = dial(DID, "5151")
+        assert doomed_id.endswith(f"@{edge}"), doomed_id
+        wait_until(
+            lambda: tone_level(_heard_since(doomed, time.monotonic() - 1.0), SPEAKER_HZ) > 0.5,
+            10, "the edge's listener hearing the speaker",
+        )  # fmt: skip
+
+        up.edges[edge].process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        doomed.hang_up(bye=False)  # its call died with the edge
+        lost = wait_until(lambda: up.live(event.id)["lost"], 15, "the edge's callers lost")
+        assert [(c["participant_id"], c["node"]) for c in lost] == [(doomed_id, edge)]
+        assert time.monotonic() - killed > 1.0
+        heard = _heard_since(hearer, killed)
+        assert tone_level(heard, SPEAKER_HZ) > 0.5, "the speaker fell silent with the edge"
+        assert hearer.heard.longest_gap(since=killed) < 0.5
+        on = up.on(event.id)
+        assert on.keys() == {hearer_id, speaker_id}, on
+    finally:
+        for phone in phones:
+            phone.hang_up()
+        stop_tree(proxy.process)

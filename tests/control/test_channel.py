@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from callbridge.bridge import metrics as metrics_read
 from callbridge.bridge.control import (
     Action,
     BridgeError,
@@ -31,9 +33,11 @@ from callbridge.control.client import RemoteBridge
 from callbridge.control.server import ControlServer
 from callbridge.events.schema import EventRecord, EventState
 from callbridge.store import layout
+from callbridge.store.audience import Audience
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
+from callbridge.web import metrics
 from tests.telephony.conftest import event_spec
 
 
@@ -120,8 +124,27 @@ async def moderating(channel: Channel) -> None:
         await channel.remote.act(event.id, Action(action="mute", participant_id="p9"), "dana")
     with pytest.raises(BridgeError, match="cannot start again"):
         await channel.remote.start_call(event.id)
+    # Call me needs an outbound trunk: without one the web is told so, nothing is dialled.
+    jane = {"listener_id": 1, "name": "Jane Smith", "firm": None, "email": None}
+    with pytest.raises(BridgeError, match="outbound trunk"):
+        await channel.remote.call_me(event.id, jane, "+19135550100", "127.0.0.1")
+    with pytest.raises(BridgeError, match="outbound trunk"):
+        await channel.remote.call_me_switch(event.id, False, "dana")
     await channel.remote.end_call(event.id)
     assert channel.events.get(event.id).state is EventState.ENDED
+    # A guard holding many identities is counted a slice at a time, the loop free between.
+    guard = channel.bridge.lobby.guard
+    for n in range(3 * metrics_read.SLICE):
+        guard.record_failure(f"user:+1212555{n:04d}", channel.bridge.media.now())
+    pauses: list[int] = []
+
+    async def pause() -> None:
+        pauses.append(1)
+        await asyncio.sleep(0)
+
+    found = await metrics_read.read(channel.bridge, "", "standalone", False, 0.0, pause)
+    assert found.guard_identities["watched"] == 3 * metrics_read.SLICE
+    assert len(pauses) >= 2  # three slices, the loop free between them
 
 
 def test_the_console_reads_and_moderates_through_the_channel(
@@ -145,9 +168,38 @@ async def blocking_reload(channel: Channel) -> None:
     assert text.count("#EXT-X-PART:") >= 3
     published = channel.bridge.live_playlists()[event.id]
     assert published is not None and published.startswith("#EXTM3U")
+    # The metrics, as a scrape reads them through the channel (web.metrics).
+    scrape = await render(channel)
+    parts = _sample(scrape, "callbridge_webcast_parts_total")
+    assert parts >= 3
+    assert _sample(scrape, "callbridge_webcast_blocking_reload_waits_total") >= 1
+    assert _sample(scrape, 'callbridge_calls{state="live"}') == 1
+    assert _sample(scrape, 'callbridge_tick_lateness_seconds_count{clock="conference"}') > 0
+    assert _sample(scrape, "callbridge_media_up") == 1
+    assert await channel.remote.health() == {"draining": False}
     await channel.remote.end_call(event.id)
     # The last playlist (with EXT-X-ENDLIST) went out, and the stream is gone.
     assert channel.remote.live_stream(event.id) is None
+    # Counters outlive the call: a counter never goes down.
+    after = await render(channel)
+    assert _sample(after, "callbridge_webcast_parts_total") >= parts
+    assert _sample(after, "callbridge_webcast_blocking_reload_waits_total") >= 1
+    assert _sample(after, 'callbridge_calls{state="live"}') == 0
+
+
+async def render(channel: Channel) -> str:
+    state = SimpleNamespace(
+        bridge=channel.remote,
+        audience=Audience(channel.events.database),
+        settings=SimpleNamespace(data_dir=channel.server.path.parent.parent),
+    )
+    return (await metrics.render(state)).decode()
+
+
+def _sample(text: str, series: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(series + " ")]
+    assert len(found) == 1, (series, text)
+    return float(found[0].rsplit(" ", 1)[1])
 
 
 def test_blocking_playlist_reloads_wait_in_the_web_process(

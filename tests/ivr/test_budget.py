@@ -64,3 +64,20 @@ def test_memory_is_bounded_and_full_buckets_go_first() -> None:
     assert len(budgets) <= 10
     # The drained ones had refilled long before: forgetting them lost nothing.
     assert budgets.left(f"{NUMBER}drained0", 20_000.0) is None
+
+
+def test_draining_budgets_are_counted_by_kind_and_state_as_they_refill() -> None:
+    budgets = GuessBudgets(Budget(4, 1.0), Budget(100, 1.0))
+    for _ in range(3):
+        budgets.spend(budgets.reserve([N, T], 0.0)[1])
+    assert budgets.draining(0.0) == {
+        ("number", "slowing"): 1,
+        ("number", "empty"): 0,
+        ("trunk", "slowing"): 0,
+        ("trunk", "empty"): 0,
+    }
+    budgets.spend(budgets.reserve([N], 0.0)[1])
+    assert budgets.draining(0.0)[("number", "empty")] == 1
+    # Refilled: nothing drains, and reading changed nothing.
+    assert sum(budgets.draining(10.0).values()) == 0
+    assert budgets.draining(0.0)[("number", "empty")] == 1

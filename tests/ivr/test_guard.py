@@ -363,3 +363,43 @@ def test_no_wait_tells_anything_of_a_code_not_yet_answered(attempts: Attempts, f
     for n, at in enumerate(admitted_at):
         if at < revealed or (at == revealed and n < flip):
             assert first[n] == second[n], (n, first[n], second[n])
+
+
+def test_census_counts_standings_as_they_are_now_and_moves_nothing() -> None:
+    guard = PasscodeGuard(RULES)
+    guard.record_failure("user:watched", 0.0)
+    for t in range(3):
+        guard.record_failure("user:slowed", float(t))
+    for t in range(6):
+        guard.record_failure("user:refused", float(t))
+
+    def census(now: float, limit: int | None = None) -> dict[Standing, int]:
+        walk = guard.census(now)
+        steps = 1
+        while not walk.step(limit):
+            steps += 1
+        assert limit is None or steps >= len(guard) // limit
+        return walk.counts
+
+    expected = {Standing.CLEAR: 0, Standing.WATCHED: 1, Standing.SLOWED: 1, Standing.REFUSED: 1}
+    assert census(10.0) == expected
+    assert census(10.0, limit=1) == expected  # a record a step, the same count
+    # Past the window and the refusal, all are clear; a census moved none of them.
+    cleared = {Standing.CLEAR: 3, Standing.WATCHED: 0, Standing.SLOWED: 0, Standing.REFUSED: 0}
+    assert census(5 + RULES.refusal + 1) == cleared
+    assert census(10.0)[Standing.REFUSED] == 1
+    assert guard.standing("user:refused", 10.0) is Standing.REFUSED
+
+
+def test_the_alert_board_counts_alerts_by_subject_and_standing() -> None:
+    board = AlertBoard(limit=1)
+    board.post(Alert("user:a", Standing.SLOWED, 3, 0.0), [1])
+    board.post(Alert("user:a", Standing.REFUSED, 6, 1.0), [1])
+    board.post(Alert("number:+19135550123", Standing.SLOWED, 50, 2.0), [1])
+    # Only the newest is kept for the console; the totals count them all.
+    assert len(board.for_event(1)) == 1
+    assert board.totals == {
+        ("caller", Standing.SLOWED): 1,
+        ("caller", Standing.REFUSED): 1,
+        ("budget", Standing.SLOWED): 1,
+    }

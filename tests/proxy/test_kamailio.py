@@ -26,6 +26,7 @@ from callbridge.proxy.kamailio import (
     local_cfg,
     parse_carrier,
     parse_node,
+    parse_speaker_line,
     route_key,
     route_token,
     write_files,
@@ -133,12 +134,32 @@ def test_the_command_refuses_a_node_named_by_host_name(
     assert "bridge.example" in capsys.readouterr().err
 
 
-def test_kamailio_accepts_the_configuration(tmp_path: Path) -> None:
+@pytest.mark.parametrize("speakers", [False, True])
+def test_kamailio_accepts_the_configuration(tmp_path: Path, speakers: bool) -> None:
     need("kamailio")
-    proxy = _proxy(tmp_path, listen=("127.0.0.1", free_port()))
+    lines = {"speaker_nodes": (("10.0.0.4", 5060),), "speaker_lines": ("15551230000",)}
+    proxy = _proxy(tmp_path, listen=("127.0.0.1", free_port()), **(lines if speakers else {}))
     write_files(proxy)
     done = subprocess.run(check_command(proxy), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_speaker_lines_go_to_the_speaker_nodes_set(tmp_path: Path) -> None:
+    proxy = _proxy(
+        tmp_path,
+        speaker_nodes=(("10.0.0.4", 5060),),
+        speaker_lines=(parse_speaker_line("+15551230000"), parse_speaker_line("4420790000")),
+    )
+    assert dispatcher_list(proxy).endswith("2 sip:10.0.0.4:5060 0 0 duid=speaker1\n")
+    assert '#!define SPEAKER_LINES "^[+]?(15551230000|4420790000)$"\n' in local_cfg(proxy)
+    assert "SPEAKER_LINES" not in local_cfg(_proxy(tmp_path))
+    for bad in ("+1 555 123", "sip:1555", "12", ""):
+        with pytest.raises(ValueError, match="speaker line"):
+            parse_speaker_line(bad)
+    with pytest.raises(ValueError, match="not one of the --node"):
+        _proxy(tmp_path, speaker_nodes=(("10.0.0.9", 5060),), speaker_lines=("15551230000",))
+    with pytest.raises(ValueError, match="come together"):
+        _proxy(tmp_path, speaker_lines=("15551230000",))
 
 
 def test_a_script_kamailio_refuses_is_reported_with_its_complaint(tmp_path: Path) -> None:

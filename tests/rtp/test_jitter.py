@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callbridge.rtp.jitter import JitterBuffer, conceal
+from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpPacket
 
 
@@ -260,3 +260,18 @@ def test_conceal_fades_then_stops() -> None:
     assert conceal(last, 0) is None
     assert conceal(None, 1) is None
     assert last[0] == 1000  # the caller's frame is untouched
+
+
+def test_arrival_jitter_is_zero_for_a_steady_stream_and_follows_rfc3550() -> None:
+    steady = ArrivalJitter()
+    for n in range(50):
+        steady.update(7, (4_294_967_000 + 160 * n) % 2**32, 0.020 * n)  # across the wrap
+    assert steady.seconds < 1e-9
+    # Every other packet 10 ms late: |D| is 10 ms each time, J climbs towards it.
+    bumpy = ArrivalJitter()
+    for n in range(400):
+        bumpy.update(7, 160 * n, 0.020 * n + (0.010 if n % 2 else 0.0))
+    assert abs(bumpy.seconds - 0.010) < 1e-4
+    # A new source starts over.
+    bumpy.update(8, 0, 100.0)
+    assert bumpy.seconds == 0.0

@@ -313,3 +313,46 @@ def test_a_message_that_breaks_the_handling_is_answered_500() -> None:
     assert [r.status for r in responses(ep)] == [500]
     ep.receive_datagram(Uac().options(), uac.addr, 0.1)
     assert [r.status for r in responses(ep)] == [200]
+
+
+def test_over_tls_the_contact_says_so_and_a_sips_dialog_gets_a_sips_contact() -> None:
+    for uri, contact in (
+        ("sip:", "<sip:callbridge@127.0.0.1:5061;transport=tls>"),
+        ("sips:", "<sips:callbridge@127.0.0.1:5061>"),
+    ):
+        ep, uac = endpoint(transport="TLS", port=5061), Uac()
+        invite = (
+            uac.invite()
+            .replace(b"UDP", b"TLS")
+            .replace(b"INVITE sip:", b"INVITE " + uri.encode(), 1)
+        )
+        ep.receive_datagram(invite, uac.addr, 0.0)
+        (incoming,) = events(ep)
+        assert isinstance(incoming, IncomingCall)
+        ep.ring(incoming.call_id, 0.1)
+        answer = SdpSession("127.0.0.1").negotiate(incoming.offer, 20000).answer
+        ep.answer(incoming.call_id, answer, 0.2)
+        _trying, ringing, ok = (
+            parse_message(data, stream=True) for data, _ in ep.datagrams_to_send()
+        )
+        assert isinstance(ringing, SipResponse) and isinstance(ok, SipResponse)
+        assert (ringing.status, ok.status) == (180, 200)
+        assert ringing.headers.get("Contact") == ok.headers.get("Contact") == contact
+        assert (ok.headers.get("Via") or "").startswith("SIP/2.0/TLS")
+
+
+def test_every_response_is_counted_by_status_once() -> None:
+    ep, uac = endpoint(), Uac()
+    invite = uac.invite()
+    ep.receive_datagram(invite, uac.addr, 0.0)
+    (incoming,) = events(ep)
+    assert isinstance(incoming, IncomingCall)
+    ep.ring(incoming.call_id, 0.1)
+    ep.receive_datagram(invite, uac.addr, 0.5)  # a retransmission: the 180 again, not counted
+    answer = SdpSession("127.0.0.1").negotiate(incoming.offer, 20000).answer
+    ep.answer(incoming.call_id, answer, 0.6)
+    uac.learn([d for d, _ in ep.datagrams_to_send() if d.startswith(b"SIP/2.0 200")][-1])
+    ep.receive_datagram(uac.ack_2xx(), uac.addr, 0.7)
+    ep.receive_datagram(uac.bye(), uac.addr, 5.0)
+    ep.receive_datagram(uac.options().replace(b"OPTIONS", b"REGISTER"), uac.addr, 5.1)
+    assert ep.stats.responses == {100: 1, 180: 1, 200: 2, 405: 1}

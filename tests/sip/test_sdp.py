@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import base64
 import contextlib
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callbridge.sip.crypto import parse_crypto
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import Direction, SdpSession, SessionDescription
+from callbridge.sip.sdp import (
+    Direction,
+    SdpSession,
+    SessionDescription,
+    SrtpKeys,
+    SrtpPolicy,
+    SrtpRequired,
+)
 from tests.sip.uac import OFFER
 
 BARESIP_OFFER = (
@@ -130,3 +139,45 @@ def test_odd_but_valid_forms_are_read() -> None:
     )
     result = SdpSession("127.0.0.1").negotiate(offer.encode(), 20000)
     assert (result.codec, result.remote_host, result.remote_port) == ("PCMU", "224.2.1.1", 40000)
+
+
+SRTP_OFFER = BARESIP_OFFER.replace(b"RTP/AVP", b"RTP/SAVP") + (
+    b"a=crypto:1 AEAD_AES_256_GCM inline:" + b"A" * 60 + b"\r\n"
+    b"a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:"
+    + base64.b64encode(bytes(range(30)))
+    + b"|2^31\r\n"
+)
+
+
+def test_an_srtp_offer_is_answered_with_our_own_key_under_its_tag() -> None:
+    session = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.OFFERED)
+    result = session.negotiate(SRTP_OFFER, 20000)
+    assert b"m=audio 20000 RTP/SAVP 8 96\r\n" in result.answer
+    line = next(x for x in result.answer.split(b"\r\n") if x.startswith(b"a=crypto:"))
+    ours = parse_crypto(line.removeprefix(b"a=crypto:").decode())
+    assert (ours.tag, ours.suite) == (2, "AES_CM_128_HMAC_SHA1_80")
+    assert result.srtp == SrtpKeys("AES_CM_128_HMAC_SHA1_80", ours.key, bytes(range(30)))
+    # A re-offer keeps our key: a new one would restart our rollover counter.
+    assert session.negotiate(SRTP_OFFER, 20000).srtp == result.srtp
+
+
+@pytest.mark.parametrize(
+    ("policy", "offer", "refusal"),
+    [
+        (SrtpPolicy.REQUIRED, BARESIP_OFFER, SrtpRequired),  # a downgrade: refused
+        (SrtpPolicy.OFF, SRTP_OFFER, SipError),
+        # SAVP without a key we can use.
+        (SrtpPolicy.REQUIRED, BARESIP_OFFER.replace(b"RTP/AVP", b"RTP/SAVP"), SipError),
+    ],
+)
+def test_srtp_policy_refusals_are_488(
+    policy: SrtpPolicy, offer: bytes, refusal: type[SipError]
+) -> None:
+    with pytest.raises(refusal) as caught:
+        SdpSession("127.0.0.1", 1, srtp=policy).negotiate(offer, 20000)
+    assert caught.value.status == 488
+
+
+def test_a_plain_offer_stays_plain_where_srtp_is_only_offered() -> None:
+    result = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.OFFERED).negotiate(BARESIP_OFFER, 20000)
+    assert result.srtp is None and b"RTP/AVP" in result.answer and b"a=crypto" not in result.answer

@@ -46,8 +46,16 @@ class Baresip:
     """One baresip process with its own config folder; use as a context manager."""
 
     def __init__(
-        self, folder: Path, source_wav: Path, user: str = "analyst", host: str = "127.0.0.1"
+        self,
+        folder: Path,
+        source_wav: Path,
+        user: str = "analyst",
+        host: str = "127.0.0.1",
+        account: str = ";regint=0",
+        config: tuple[str, ...] = (),
     ) -> None:
+        """``account`` are the account's parameters (``;mediaenc=srtp-mand``), ``config``
+        more config lines (``module srtp.so``, ``sip_cafile ...``)."""
         if BARESIP is None:
             raise RuntimeError("baresip is not installed (Debian package baresip-core)")
         self.folder = folder
@@ -55,7 +63,7 @@ class Baresip:
         self.recordings = folder / "rec"
         self.recordings.mkdir(exist_ok=True)
         self.ctrl_port = free_port()
-        (folder / "accounts").write_text(f"<sip:{user}@{host}>;regint=0\n")
+        (folder / "accounts").write_text(f"<sip:{user}@{host}>{account}\n")
         (folder / "config").write_text(
             "\n".join(
                 [
@@ -75,6 +83,7 @@ class Baresip:
                     "module_app ctrl_tcp.so",
                     f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
                     f"snd_path {self.recordings}",
+                    *config,
                     "",
                 ]
             )

@@ -72,6 +72,7 @@ request_route {{
         exit;
     }}
     if (is_method("INVITE")) {{
+        xlog("L_NOTICE", "INVITE for $rU\\n");
         if (!pv_proxy_authenticate("$fd", "$sht(users=>$au)", "0")) {{
             proxy_challenge("$fd", "1");
             exit;

@@ -80,6 +80,12 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     data_dir: Path
+    # serve --metrics-listen: /metrics and /healthz (web.metrics); 0 when not served.
+    metrics_port: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     @property
     def http_port(self) -> int:
@@ -148,7 +154,7 @@ def start_server(
     users = UserStore(database)
     users.add("operator", "correct horse battery")
     token = users.issue_token("operator")
-    http_port, sip_port = free_port(), free_port()
+    http_port, sip_port, metrics_port = free_port(), free_port(), free_port()
     rtp_low = 30000 + (os.getpid() % 100) * 200
     log_path = tmp / "server.log"
     process = subprocess.Popen(
@@ -170,6 +176,8 @@ def start_server(
             f"{rtp_low}-{rtp_low + 199}",
             "--media-timeout",
             "8",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
             *([] if live_captions else ["--no-live-captions"]),
             *extra,
         ],
@@ -185,6 +193,7 @@ def start_server(
         process,
         log_path,
         tmp / "var",
+        metrics_port,
     )
     try:
         # Two processes start side by side; on a loaded 2-core machine that can take a while.

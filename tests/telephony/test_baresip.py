@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,51 @@ import pytest
 
 from tests.support.baresip import Baresip, rms_windows, tone_power, write_wav
 from tests.support.pcap import passcode_stream
-from tests.support.sipp import Dialing
-from tests.telephony.conftest import DID, RunningServer, need
+from tests.support.ports import free_port
+from tests.support.sipp import SCENARIOS, Dialing, run_sipp
+from tests.telephony.conftest import DID, RunningServer, need, start_server
 
 pytestmark = pytest.mark.baresip
+
+# This module's server also serves SIP over TLS, takes SRTP when offered, and
+# requires it of the "trunk" at 127.0.0.2 (the plain tests above call from 127.0.0.1).
+STRICT_TRUNK = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (an EC key: made at once)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, Path], tls_port: int
+) -> Iterator[RunningServer]:
+    cert, key = certificate
+    with start_server(
+        tmp_path_factory.mktemp("server"),
+        *("--sip-tls-port", str(tls_port), "--sip-tls-cert", str(cert), "--sip-tls-key", str(key)),
+        *("--srtp", "offered", "--srtp-trunk", f"{STRICT_TRUNK}/32=required"),
+    ) as running:
+        yield running
+
 
 TONE_HZ = 1000.0
 
@@ -64,3 +107,58 @@ def test_listener_hears_the_prompt_then_the_speaker(server: RunningServer, tmp_p
     assert tone_power(joined, rate, TONE_HZ) > 0.6
     roles = {p["role"] for p in server.participants(event.id, include_left=True)}
     assert roles == {"speaker", "listener"}
+
+
+def test_a_caller_over_tls_with_srtp_is_heard_and_hears_the_bridge(
+    server: RunningServer, certificate: tuple[Path, Path], tls_port: int, tmp_path: Path
+) -> None:
+    """baresip dials over TLS with SRTP mandatory: keys, audio both ways, all encrypted."""
+    need("baresip")
+    event = server.create_event()
+    assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    tone = tmp_path / "tone.wav"
+    t = np.arange(8000 * 20) / 8000
+    write_wav(tone, (8000 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16))
+    with Baresip(
+        tmp_path / "baresip",
+        tone,
+        account=";regint=0;mediaenc=srtp-mand",
+        config=("module srtp.so", f"sip_cafile {certificate[0]}"),
+    ) as phone:
+        phone.dial(f"sip:{DID[1:]}@127.0.0.1:{tls_port};transport=tls", seconds=9)
+        # The keys are RFC 4733 events inside SRTP: heard only if decrypted.
+        time.sleep(2.0)
+        phone.send_digits(event.speaker_passcode + "#")
+        # The speaker's tone reaches the mix (decrypted and authenticated).
+        server.wait_for(
+            lambda: any(
+                p["role"] == "speaker" and p["talking"] for p in server.participants(event.id)
+            ),
+            timeout=15,
+        )
+        secure = server.stats()["secure"]
+        phone.wait(timeout=30)
+        heard, rate = phone.heard()
+    assert secure["srtp_legs"] == 1, secure
+    assert secure["tls_handshakes"] >= 1, secure
+    assert secure["srtp_auth_failed"] == 0, secure
+    # The bridge's welcome prompt reached baresip: our SRTP decrypted on its side.
+    assert rms_windows(heard, rate)[3:15].max() > 500
+    log = phone.log.read_text(errors="replace")
+    assert "SRTP is Enabled" in log, log[-2000:]
+
+
+def test_a_plain_rtp_offer_from_a_trunk_that_requires_srtp_gets_488(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    need("sipp")
+    before = server.stats()["secure"]["srtp_refused"]
+    refused = run_sipp(
+        SCENARIOS / "srtp_refused.xml",
+        server.sip_target,
+        tmp_path,
+        timeout=20,
+        local_ip=STRICT_TRUNK,
+    )
+    assert refused.ok, refused.report
+    assert server.stats()["secure"]["srtp_refused"] == before + 1

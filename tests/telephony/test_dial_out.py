@@ -6,23 +6,32 @@ on REGISTER and INVITE, a registrar, the route to the callee), the same
 carrier over TCP (it registers), and with a wrong password (it registers, and
 fails). The callee is a sipp
 UAS that answers, presses 1 (RFC 4733 from a pcap) and hangs up.
+
+Call me (``web.callme``, ``bridge.callme``) uses the same server and carrier:
+a registrant asks from the webcast page and is called, named as themselves;
+the numbers it refuses never reach the carrier.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.carrier import Carrier, carrier
+from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream, write_pcap
 from tests.support.ports import free_port
 from tests.support.procs import stop_tree
 from tests.support.sipp import SIPP
-from tests.telephony.conftest import RunningServer, need, start_server
+from tests.telephony.conftest import RunningServer, need, register_for_webcast, start_server
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "callee.xml"
 PASSWORD = "s3cret-Tr0mbone"
@@ -186,3 +195,140 @@ def test_dial_refuses_what_it_cannot_call(setup: Setup) -> None:
     assert server.api("POST", "/api/events/99999/dial", json={"number": CALLEE}).status_code == 404
     # The trunks' passwords are shown by nothing.
     assert PASSWORD not in server.api("GET", "/api/bridge/stats").text
+
+
+@pytest.mark.browser
+def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(setup: Setup) -> None:
+    server = setup.server
+    event = server.create_event()
+    url = f"/api/events/{event.id}/webcast/call-me"
+    with launch() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{server.http_url}/events/{event.id}/webcast")
+        page.fill("#reg-name", "Jane Smith")
+        page.fill("#reg-firm", "Acme Capital")
+        page.fill("#reg-email", "jane@acme.example")
+        page.click("form.register button[type=submit]")
+        page.wait_for_selector("#callme")
+        # A premium-rate number is refused beside the field, and never dialled.
+        page.fill("#callme-number", "+1 900 253 0000")
+        page.click("#callme button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('callme-status').textContent.includes('premium-rate')"
+        )
+        assert page.get_attribute("#callme-number", "aria-invalid") == "true"
+        _shots(page, setup.tmp, "refused")
+        # Her browser's cookie, for the requests a page would not send.
+        jane = httpx.Client(base_url=server.http_url, timeout=10)
+        for cookie in page.context.cookies():
+            jane.cookies.set(cookie["name"], cookie["value"])
+        # Another country (the event dials in on +1) and a short number: refused by
+        # the bridge, naming the field; none of them reaches the carrier.
+        for number, words in (("+442079460000", "+44"), ("+1911", "not a valid")):
+            answer = jane.post(url, json={"number": number})
+            assert answer.status_code == 422, answer.text
+            (problem,) = answer.json()["detail"]
+            assert problem["loc"] == ["body", "number"] and words in problem["msg"], problem
+        # Only a registrant may ask.
+        assert httpx.post(server.http_url + url, json={"number": CALLEE}).status_code == 403
+
+        callee = _callee(setup, stay_ms=3000)
+        try:
+            asked = time.perf_counter()
+            page.fill("#callme-number", "+1 (913) 555-0100")
+            page.click("#callme button[type=submit]")
+            page.wait_for_function("() => document.getElementById('callme').dataset.dial")
+            status_url = f"{url}/{page.get_attribute('#callme', 'data-dial')}"
+            # A burst from her meanwhile: refused while her call is pending.
+            burst = [jane.post(url, json={"number": CALLEE}) for _ in range(3)]
+            assert [a.status_code for a in burst] == [429] * 3, burst[-1].text
+            assert all(int(a.headers["Retry-After"]) > 0 for a in burst)
+            seen: list[str] = []
+            at: dict[str, float] = {}
+
+            def progress() -> str | None:
+                state = str(jane.get(status_url).json()["state"])
+                if not seen or seen[-1] != state:
+                    seen.append(state)
+                    at[state] = 1000 * (time.perf_counter() - asked)
+                return state if state == "joined" else None
+
+            server.wait_for(progress, timeout=20, interval=0.05)
+            # The first trunk is dead (1 s); the callee keys 1 0.6 s after answering.
+            print("call-me, ms from the request:", {k: round(v) for k, v in at.items()})
+            print("INVITE to 200 through the carrier, ms:", server.stats()["dial_setup_ms"])
+            assert seen[0] == "calling" and seen[-1] == "joined", seen
+            assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
+            # She is on the call as her registration names her, as her PIN would.
+            (her,) = [p for p in server.participants(event.id) if p["caller_id"] == CALLEE]
+            assert her["name"] == "Jane Smith, Acme Capital" and her["role"] == "listener"
+            # The page follows the call (it polls once a second).
+            page.wait_for_function(
+                "() => document.getElementById('callme').dataset.state === 'joined'"
+            )
+            assert page.inner_text("#callme-status") == "You are on the call."
+            _shots(page, setup.tmp, "joined")
+            # Another registrant cannot read her call's progress.
+            with httpx.Client(base_url=server.http_url, timeout=10) as bob:
+                register_for_webcast(bob, event.id, "Bob Stone")
+                assert bob.get(status_url).status_code == 404
+            assert callee.wait(timeout=20) == 0, (setup.tmp / "callee.log").read_text()[-3000:]
+            server.wait_for(lambda: not server.participants(event.id))
+            assert jane.get(status_url).json()["state"] == "ended"
+        finally:
+            stop_tree(callee)
+
+    # The operator switches call-me off during the event: refused with 409, said so.
+    switch = f"/api/events/{event.id}/call-me"
+    assert server.api("GET", switch).json() == {"enabled": True}
+    assert server.api("POST", switch, json={"enabled": False}).json() == {"enabled": False}
+    assert jane.get(url).json() == {"available": False}  # the page hides its form
+    off = jane.post(url, json={"number": CALLEE})
+    assert off.status_code == 409 and "switched off" in off.json()["detail"]
+    assert httpx.post(server.http_url + switch, json={"enabled": True}).status_code == 401
+    # A call that does not open for hours is not rung now (the callee could not join).
+    later = server.create_event(starts_in=timedelta(hours=3))
+    with httpx.Client(base_url=server.http_url, timeout=10) as early:
+        register_for_webcast(early, later.id, "Early Bird")
+        answer = early.post(f"/api/events/{later.id}/webcast/call-me", json={"number": CALLEE})
+        assert answer.status_code == 409 and "opens 30 minutes" in answer.json()["detail"]
+
+    # Every refusal is in the audit trail, with why; the dial names the registrant.
+    def trail() -> list[dict[str, Any]] | None:
+        rows = server.api("GET", f"/api/events/{event.id}/audit").json()
+        kinds = [r["kind"] for r in rows]
+        return rows if kinds.count("call_me_refused") == 7 and "call_me_switched" in kinds else None
+
+    rows = server.wait_for(trail)
+    jane.close()
+    reasons = [r["detail"]["reason"] for r in rows if r["kind"] == "call_me_refused"]
+    assert reasons == [
+        "number_type",
+        "country",
+        "bad_number",
+        "pending",
+        "pending",
+        "pending",
+        "off",
+    ]
+    (dialled,) = [r for r in rows if r["kind"] == "dial"]
+    assert dialled["caller_id"] == CALLEE and dialled["role"] == "registrant"
+    assert dialled["actor"] == f"call-me: registrant {dialled['detail']['registrant']}"
+    refused = [r for r in rows if r["kind"] == "call_me_refused"]
+    assert {r["detail"]["registrant"] for r in refused} == {dialled["detail"]["registrant"]}
+    (joined,) = [r for r in rows if r["kind"] == "join"]
+    assert joined["detail"]["registrant"] == dialled["detail"]["registrant"]
+    # The carrier saw her number's INVITE and none of the refused ones.
+    carried = setup.carrier.log()
+    assert "INVITE for +19135550100" in carried
+    for number in ("+19002530000", "+442079460000", "+1911"):
+        assert f"INVITE for {number}" not in carried
+
+
+def _shots(page: Any, folder: Path, name: str) -> None:
+    """The call-me form at a laptop's size and a phone's, for a person to look at."""
+    for width, height in ((1366, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.locator("#callme").scroll_into_view_if_needed()
+        page.screenshot(path=str(folder / f"callme-{name}-{width}x{height}.png"))
+    page.set_viewport_size({"width": 1366, "height": 768})

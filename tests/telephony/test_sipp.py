@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -12,7 +16,15 @@ from callbridge.store import layout
 from callbridge.store.models import CallLogRow
 from tests.support.baresip import read_wav, tone_power
 from tests.support.pcap import passcode_stream
+from tests.support.prometheus import (
+    dashboard_exprs,
+    exposed_series,
+    metric_names,
+    monitoring_exprs,
+    running_prometheus,
+)
 from tests.support.sipp import SCENARIOS, call_in, run_sipp
+from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer, need
 
 pytestmark = pytest.mark.sipp
@@ -234,3 +246,104 @@ def test_moderating_an_ended_call_is_refused_clearly(server: RunningServer) -> N
     assert refused.json()["detail"] == "the call has ended; there is nothing to moderate"
     bad = server.api("POST", f"/api/events/{event.id}/actions", json={"action": "explode"})
     assert bad.status_code == 422
+
+
+def test_prometheus_scrapes_the_call(server: RunningServer, tmp_path: Path) -> None:
+    """A real Prometheus scrapes ``serve --metrics-listen`` during two sipp listeners' call:
+    its own API shows the listeners, the callers by role, and the SIP responses the call got;
+    every metric the alert rules and the dashboard name is in the scrape."""
+    need("prometheus")
+    target = server.metrics_url.removeprefix("http://")
+    # Started first: Prometheus hands a new target to its scraper only after about 5 s.
+    with running_prometheus(tmp_path / "prometheus", [target]) as prometheus:
+        assert httpx.get(server.metrics_url + "/healthz", timeout=5).text == "ok\n"
+        assert httpx.get(server.http_url + "/healthz", timeout=5).status_code == 200
+        # The web port (which the cache tier passes to the public) has no metrics.
+        assert httpx.get(server.http_url + "/metrics", timeout=5).status_code == 404
+        event = server.create_event()
+        assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+
+        def sent(code: int) -> float:
+            return prometheus.value(f'callbridge_sip_responses_total{{code="{code}"}}') or 0.0
+
+        # Before the call, as a scrape of our own reads them (Prometheus may not have
+        # scraped yet); after it, as Prometheus does.
+        first = httpx.get(server.metrics_url + "/metrics", timeout=5).text
+        before = {
+            code: sample(first, f'callbridge_sip_responses_total{{code="{code}"}}')
+            for code in (100, 180, 200)
+        }
+        listeners = f'callbridge_listeners{{event="{event.id}",channel="phone"}}'
+        scraped: dict[str, str] = {}
+
+        def both_in() -> dict[str, float] | None:
+            seen = {
+                "phone": prometheus.value(listeners),
+                "web": prometheus.value(
+                    f'callbridge_listeners{{event="{event.id}",channel="web"}}'
+                ),
+                "legs": prometheus.value(
+                    'sum(callbridge_legs{role="listener",state="connected",node="local"})'
+                ),
+                "calls": prometheus.value('callbridge_calls{state="live"}'),
+            }
+            if seen["phone"] != 2 or seen["legs"] != 2:
+                return None
+            # A scrape of our own while the call is on: every family is in it.
+            scraped["text"] = httpx.get(server.metrics_url + "/metrics", timeout=5).text
+            return {key: value for key, value in seen.items() if value is not None}
+
+        result = call_in(
+            server.sip_target,
+            tmp_path,
+            passcode_stream([event.passcode + "#"]),
+            stay_ms=6000,
+            calls=2,
+            rate=10,
+            timeout=40,
+            background_check=both_in,
+        )
+        assert result.ok, result.report
+        # (Calls of the module's earlier tests may still be open on this server.)
+        assert result.background.pop("calls") >= 1
+        assert result.background == {"phone": 2, "web": 0, "legs": 2}
+        # Each call: 100 Trying, 180 Ringing, 200 to the INVITE and 200 to the BYE.
+        expected = {100: before[100] + 2, 180: before[180] + 2, 200: before[200] + 4}
+        wait_until(
+            lambda: {code: sent(code) for code in expected} == expected,
+            10,
+            "the call's SIP responses in Prometheus",
+            lambda: str({code: sent(code) for code in expected}),
+        )
+        wait_until(lambda: prometheus.value(listeners) == 0, 10, "the listeners gone")
+        # Every metric the rules and the dashboard name is in a real scrape, and
+        # Prometheus accepts every dashboard query.
+        exposed = exposed_series(scraped["text"]) | prometheus.names()
+        for expr in monitoring_exprs():
+            names = metric_names(expr)
+            assert names <= exposed, (expr, names - exposed)
+        for expr in dashboard_exprs():
+            prometheus.query(expr.replace("$instance", ".*"))
+    # A wedged media plane (stopped, as a process stuck in the kernel would be): the
+    # health check says 503, a scrape says callbridge_media_up 0; then all is back.
+    media = int(re.findall(r"the media process is pid (\d+)", server.log())[-1])
+    os.kill(media, signal.SIGSTOP)
+    try:
+        answer = httpx.get(
+            server.http_url + "/healthz", timeout=5
+        )  # the metrics port's is the same
+        assert (answer.status_code, answer.text) == (503, "the media plane is not reachable\n")
+        scrape = httpx.get(server.metrics_url + "/metrics", timeout=10).text
+        assert "callbridge_media_up 0.0" in scrape
+        assert "callbridge_legs" not in scrape
+    finally:
+        os.kill(media, signal.SIGCONT)
+    server.wait_for(lambda: httpx.get(server.metrics_url + "/healthz", timeout=5).text == "ok\n")
+
+
+def sample(text: str, series: str) -> float:
+    """A series' value in a scrape's text (0 when the scrape has none)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -88,6 +88,7 @@ def test_attendance_csv(client: TestClient, auth: dict[str, str]) -> None:
         "live_seconds": "90",
         "replay_seconds": "",
         "reason": "bye",
+        "email_consent": "",  # a phone caller gave none
     }
     assert (rows[1]["caller_id"], rows[1]["caller_name"], rows[1]["name"]) == ("", "5551234", "")
     replay = rows[2]

@@ -120,11 +120,16 @@ class EnterCall:
 
 @dataclass(frozen=True)
 class LeftCall:
-    """A caller's leg ended (BYE, timeout, hangup); any call_id may be fed, known or not."""
+    """A caller's leg ended (BYE, timeout, hangup); any call_id may be fed, known or not.
+
+    ``lost``: the leg went with the cascade node it was on (the node died or
+    was cut off); the console lists such callers apart: they may redial.
+    """
 
     call_id: str
     reason: str
     now: datetime
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -350,6 +355,8 @@ class AuditKind(enum.StrEnum):
     # Calls placed (``bridge.dialout``).
     DIAL = "dial"
     DIAL_FAILED = "dial_failed"
+    CALL_ME_REFUSED = "call_me_refused"  # a registrant's call-me request (``bridge.callme``)
+    CALL_ME_SWITCHED = "call_me_switched"  # the operator turned call-me on or off
 
 
 @dataclass(frozen=True)

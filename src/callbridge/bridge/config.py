@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import callbridge.bridge.commands as cmd
+from callbridge.bridge.callme import CallMeRules
 from callbridge.bridge.controller import CallController
 from callbridge.bridge.lobby import Command as LobbyCommand
 from callbridge.bridge.lobby import Lobby
@@ -28,11 +30,32 @@ from callbridge.ivr.guard import GuardRules
 from callbridge.ivr.machine import IvrRules
 from callbridge.media.conference import Audience, Conference
 from callbridge.sip.advertise import Advertised
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.store.events import EventStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 C = TypeVar("C")
 Carriers = dict[type, Callable[[Any], object]]
+
+
+@dataclass(frozen=True)
+class SrtpRules:
+    """SRTP policy per trunk: the most specific network holding the caller's address wins."""
+
+    default: SrtpPolicy = SrtpPolicy.OFF
+    trunks: tuple[tuple[Network, SrtpPolicy], ...] = ()
+
+    def for_source(self, host: str) -> SrtpPolicy:
+        try:
+            address = ipaddress.ip_address(host.removeprefix("::ffff:"))
+        except ValueError:
+            return self.default
+        holding = [
+            (network.prefixlen, policy)
+            for network, policy in self.trunks
+            if address.version == network.version and address in network
+        ]
+        return max(holding, key=lambda pair: pair[0])[1] if holding else self.default
 
 
 @dataclass
@@ -51,6 +74,11 @@ class BridgeConfig:
     guard: GuardRules = field(default_factory=GuardRules)
     max_calls: int = 2000
     enable_tcp: bool = True
+    # SIP over TLS on its own port (``serve --sip-tls-port``), with this context; None: no TLS.
+    sip_tls_port: int | None = None
+    sip_tls: ssl.SSLContext | None = None
+    # What callers' media must be (``serve --srtp``): off, offered, required.
+    srtp: SrtpRules = field(default_factory=SrtpRules)
     # Ring briefly before answering: carriers play ringback meanwhile, and a
     # caller who changes their mind can still CANCEL.
     answer_delay: float = 0.25
@@ -70,6 +98,8 @@ class BridgeConfig:
     pin_key: bytes | None = None
     # The carriers' trunks for calls we place and registrations (``serve --trunks``).
     trunks: TrunksFile | None = None
+    # Call me's limits and countries (``bridge.callme``; ``serve --call-me-countries``).
+    call_me: CallMeRules = field(default_factory=CallMeRules)
     # Behind a NAT: what peers outside ``local_networks`` are told our SIP
     # host/port and media address are (``sip.advertise``); None: the bound ones.
     sip_advertise: str | None = None
@@ -136,6 +166,10 @@ class Plug(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The node's own counters for the bridge's stats (``BridgeStats.bus``)."""
+        ...
+
+    def media_counters(self) -> dict[str, int]:
+        """The node's media port counters (``media_received``, ``media_late``, ...): metrics."""
         ...
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -109,6 +109,9 @@ class BridgeStats(BaseModel):
     rtp_dropped_foreign: int = 0
     # SIP datagrams and TCP connections from outside the trunk allow-list, refused.
     sip_refused_foreign: int = 0
+    # SIP over TLS and SRTP: tls_connections, tls_handshake_failed, srtp_legs,
+    # srtp_refused (plain offers where SRTP is required), srtp_auth_failed.
+    secure: dict[str, int] = {}
     # Keys heard as tones in the audio (--inband-dtmf), and keys dropped as the
     # in-band copy of an RFC 4733 key or the other way round (since start).
     dtmf_inband: int = 0
@@ -152,6 +155,16 @@ class GuardAlertView(BaseModel):
     delay_s: float  # the wait before each answer, when slowed
 
 
+class LostView(BaseModel):
+    """A caller who left with the cascade node they were on (it died or was cut off)."""
+
+    participant_id: str
+    name: str | None
+    caller_id: str
+    node: str
+    at: datetime
+
+
 class LiveView(BaseModel):
     """Everything the moderator console shows of one call, at one moment."""
 
@@ -163,6 +176,7 @@ class LiveView(BaseModel):
     listeners_by_channel: dict[str, int]
     version: int
     alerts: list[GuardAlertView] = []
+    lost: list[LostView] = []  # the callers lost with a node, as they were lost
     # When the operator started and ended the call (the console's timer); None before.
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -269,3 +283,16 @@ class BridgeControl(Protocol):
     async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str:
         """Call ``number`` (E.164) through the outbound trunks; on '1' they join as
         ``as_role``. Returns the dial's id; BridgeError says why one is refused."""
+
+    async def call_me(
+        self, event_id: int, registrant: dict[str, Any], number: str, source: str
+    ) -> dict[str, Any]:
+        """A registrant's call-me from client address ``source`` (``bridge.callme_desk``):
+        ``{"dial_id", "number"}`` or
+        ``{"refused": {"status", "message", "field", "retry_after"}}``."""
+
+    async def call_me_state(self, dial_id: str) -> dict[str, Any] | None:
+        """A call-me dial's progress and whose it is; None for no such call-me."""
+
+    async def call_me_switch(self, event_id: int, enabled: bool | None, actor: str) -> bool:
+        """Turn call-me on or off for the event (None: only read); returns the setting."""

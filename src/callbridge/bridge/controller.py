@@ -69,6 +69,7 @@ class Member:
     keypad: str = ""  # "*" while a keypad command is being keyed
     name: str | None = None  # as the moderator named them
     node: str | None = None  # on another node of the cascade (an edge), not here
+    lost: bool = False  # left with their node (``LeftCall.lost``), not by hanging up
     registrant: cmd.Registrant | None = None  # who their personal PIN names
     joined_at: datetime | None = None
     left_at: datetime | None = None
@@ -695,6 +696,7 @@ class CallController:
         call = self.calls.get(member.event_id) if member is not None else None
         if member is None or call is None or member.state is ParticipantState.LEFT:
             return []
+        member.lost = event.lost
         call.leave(member, event.now)
         return [
             cmd.LeaveConference(call.event_id, member.id, event.now),

@@ -13,8 +13,8 @@ core (``sip.uac``), and unregistered at stop. Everything counted is in
 ``counters()`` (``/api/bridge/stats``'s ``dial_out``); no credential is
 ever logged or returned (the trunks' ``repr`` hides them).
 
-A second feature ("call me" for a registrant) calls ``dial`` the same way,
-with its own ``as_role`` and the registrant's number.
+"Call me" for a registrant (``bridge.callme``, ``Bridge.call_me``) calls
+``dial`` the same way, as REGISTRANT with the registrant it names.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import phonenumbers
 
 from callbridge.bridge import lobby
-from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit
+from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit, Registrant
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.media_plane import MediaPlane
 from callbridge.bridge.rtp_transport import PortRangeExhausted
@@ -53,6 +53,7 @@ class _Dial:
     number: str
     role: CallerKind
     record: EventRecord
+    registrant: Registrant | None = None  # call-me: who they join as (role REGISTRANT)
     call_id: str | None = None  # the attempt in progress
     trunk: str | None = None
     route: uac.Route | None = None
@@ -147,17 +148,27 @@ class DialOut:
     # -- dialling -----------------------------------------------------------------------
 
     async def dial(
-        self, event_id: int, number: str, as_role: CallerKind, actor: str = "system"
+        self,
+        event_id: int,
+        number: str,
+        as_role: CallerKind,
+        actor: str = "system",
+        registrant: Registrant | None = None,
     ) -> str:
         """Call ``number`` for ``event_id``; on '1' they join as ``as_role``. Returns the dial id.
 
+        ``registrant`` (call-me, ``as_role`` REGISTRANT): the callee joins as
+        that registrant, named as a personal PIN names them.
         ``BridgeError`` for a number not allowed, no outbound trunk, or too many
         dials at once. The call's progress is in the log and the counters; an
         answered callee is on the console's participants once they press 1.
         """
         if self.driver is None or not self.chooser.candidates:
             raise BridgeError("no outbound trunk is configured (serve --trunks FILE)")
-        if as_role not in (CallerKind.SPEAKER, CallerKind.LISTENER):
+        joins_as = (CallerKind.SPEAKER, CallerKind.LISTENER)
+        if (as_role is CallerKind.REGISTRANT) != (registrant is not None) or (
+            registrant is None and as_role not in joins_as
+        ):
             raise BridgeError(f"a dialled callee joins as a speaker or a listener, not {as_role}")
         number = e164(number, self.config.dial.countries)
         if len(self._dials) >= MAX_DIALS:
@@ -168,7 +179,7 @@ class DialOut:
             offer = self.media.reserve(dial_id)
         except PortRangeExhausted:
             raise BridgeError("no RTP port free for the call") from None
-        dial = _Dial(dial_id, event_id, number, as_role, record)
+        dial = _Dial(dial_id, event_id, number, as_role, record, registrant)
         self._dials[dial_id] = dial
         self._offers[dial_id] = offer
         self.counts["placed"] += 1
@@ -181,7 +192,8 @@ class DialOut:
                 caller_id=number,
                 role=as_role.value,
                 actor=actor,
-                detail={"dial_id": dial_id},
+                detail={"dial_id": dial_id}
+                | ({"registrant": registrant.listener_id} if registrant else {}),
             )
         )
         self._next(self.chooser.start(dial_id))
@@ -345,12 +357,17 @@ class DialOut:
             self.media.release(dial.dial_id)
             self._client().hangup(event.call_id, self._now())
             self.counts["failed"] += 1
+            self._set_state(dial.dial_id, "failed: 488 the answer's media cannot be used")
             return
         self.counts["answered"] += 1
         self._set_state(dial.dial_id, "answered")
         self._legs[dial.dial_id] = event.call_id
         log.info("dial %s: %s answered through %s", dial.dial_id, dial.number, dial.trunk)
-        self.tell(lobby.Dialled(dial.dial_id, dial.event_id, dial.role, dial.record, dial.number))
+        self.tell(
+            lobby.Dialled(
+                dial.dial_id, dial.event_id, dial.role, dial.record, dial.number, dial.registrant
+            )
+        )
 
     # -- counters ---------------------------------------------------------------------------------
 

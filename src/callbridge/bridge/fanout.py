@@ -12,6 +12,11 @@ and the rows are laid out afresh only when a quarter of them are dead or a
 codec appears that the batch has no payload for: a thousand listeners
 joining one by one must not cost a thousand rebuilds.
 
+An SRTP leg is a row like any other: its packet is built with the rest,
+then protected in place under the leg's own key (``CallLeg.srtp``; the
+row has room for the tag) before the one submission: the mix is still
+encoded once, and only the protection is per leg.
+
 A leg's RTP numbering lives in the batch while the leg is a member, and in
 the leg's own ``RtpSender`` otherwise: a leg that sends anything by itself
 (its line opened, a farewell prompt, a re-INVITE) is released first, and
@@ -53,6 +58,7 @@ class FanOut:
         self._codec_index: dict[str, int] = {}
         self._sending = np.zeros(0, dtype=bool)
         self._dead = 0  # rows of legs that left
+        self._secure: list[tuple[int, CallLeg]] = []  # the rows of SRTP legs
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -77,6 +83,8 @@ class FanOut:
             # A codec only dead rows still use has no payload this frame: nobody sends it.
             frame = [payloads.get(codec, b"") for codec in self._codecs]
             rows = batch.build(frame, self._sending, rows_own)
+            if self._secure:
+                self._protect(batch)
             if self._target is None or self._target_buffer is not batch.buffer:
                 self._retarget()
             assert self._target is not None
@@ -92,6 +100,31 @@ class FanOut:
             leg.send_payload(own.get(leg) or payloads[leg.codec_name], now)
             sent += 1
         return sent
+
+    def _protect(self, batch: RtpBatch) -> None:
+        """Protect the SRTP rows in place, each under its leg's key.
+
+        Plain Python on a flat view of the buffer: a numpy call per row cost
+        more than libsrtp's own work (bench/srtp_bench.py).
+        """
+        width = batch.buffer.shape[1]
+        flat = batch.buffer.data.cast("B")
+        lengths = batch.lengths.tolist()
+        sending = self._sending.tolist()
+        rows: list[int] = []
+        sizes: list[int] = []
+        for row, leg in self._secure:
+            srtp = leg.srtp
+            if not sending[row] or srtp is None:
+                continue  # a dead row (it left), or a held one
+            start = row * width
+            protected = srtp.protect(bytes(flat[start : start + lengths[row]]))
+            # The suites we answer add 4 or 10 bytes: within the row's TRAILER_ROOM.
+            flat[start : start + len(protected)] = protected
+            rows.append(row)
+            sizes.append(len(protected))
+        if rows:
+            batch.lengths[rows] = sizes
 
     def retarget(self) -> None:
         """A member's socket was latched or let go: prepare the sends again before the next."""
@@ -117,6 +150,7 @@ class FanOut:
         self._stale = True
 
     def _store_all(self) -> None:
+        self._secure = []
         for leg in list(self._rows):
             self.release(leg)
         if self._target is not None:
@@ -157,6 +191,8 @@ class FanOut:
             for offset, leg in enumerate(added):
                 self._rows[leg] = first + offset
                 leg.fanout = self
+                if leg.srtp is not None:
+                    self._secure.append((first + offset, leg))
             self._legs.extend(added)
             self._sending = np.concatenate(
                 [self._sending, np.array([not leg.on_hold for leg in added], dtype=bool)]
@@ -184,6 +220,7 @@ class FanOut:
         )
         self._legs = members
         self._rows = {leg: row for row, leg in enumerate(members)}
+        self._secure = [(row, leg) for row, leg in enumerate(members) if leg.srtp is not None]
         for leg in members:
             leg.fanout = self
         self._sending = np.array([not leg.on_hold for leg in members], dtype=bool)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,8 +38,9 @@ from callbridge.replay.phone import ReplayPlayback
 from callbridge.rtp.dtmf import DtmfReceiver
 from callbridge.rtp.g711 import Codec
 from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
-from callbridge.rtp.jitter import JitterBuffer, conceal
+from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
+from callbridge.rtp.srtp import SrtpContext
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
 
@@ -70,6 +71,7 @@ class LegStats:
     wrong_payload_type: int = 0
     rtcp: int = 0
     foreign: int = 0  # datagrams from anyone but the negotiated peer, dropped
+    srtp_failed: int = 0  # SRTP packets that failed authentication (a wrong key): dropped
     inband_keys: int = 0  # keys heard as tones in the audio (counted once)
     merged_keys: int = 0  # keys that came both as RFC 4733 and as tones: counted once
 
@@ -102,6 +104,8 @@ class CallLeg:
         # Where the peer's media comes from: its SDP host, and the port its first datagram latched.
         self.peer_host = ""
         self.latched: Address | None = None
+        # SRTP when the offer/answer settled SDES keys (``sip.sdp.SrtpKeys``).
+        self.srtp: SrtpContext | None = None
         self.update_media(negotiated)
         self.codec = Codec.by_name(negotiated.codec)
         self.codec_name = self.codec.encoding
@@ -110,6 +114,8 @@ class CallLeg:
         self.prompt = prompt_player
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
         self.jitter = JitterBuffer(target=2, capacity=25)
+        # The interarrival jitter of the audio that is mixed (the metrics read it).
+        self.arrival = ArrivalJitter()
         self.dtmf = DtmfReceiver()
         # Keys as tones in the audio, only from trunks that send them so (the
         # detector decodes every frame); merged with RFC 4733's.
@@ -136,6 +142,12 @@ class CallLeg:
         # the port may have moved) latches the port.
         self.peer_host = peer_host(negotiated.remote_host)
         self.latched = None
+        # The same keys keep their contexts (and rollover counters) across re-offers.
+        keys = negotiated.srtp
+        if keys is None:
+            self.srtp = None
+        elif self.srtp is None or self.srtp.keys != (keys.suite, keys.local, keys.remote):
+            self.srtp = SrtpContext(keys.suite, keys.local, keys.remote)
 
     @property
     def on_hold(self) -> bool:
@@ -175,13 +187,31 @@ class CallLeg:
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from the leg's RTP socket."""
-        if addr != self.latched and not self._admit(data, addr, now):
-            return
+        srtp = self.srtp
+        plain: bytes | None = None
+        if addr != self.latched:
+            if srtp is not None and self._may_latch(data, addr, now):
+                # Over SRTP only an authentic packet may latch the port: a
+                # forgery from the peer's host must not take the caller's place.
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
+            if not self._admit(data, addr, now):
+                return
         self.last_rx = now
         self.last_source = addr
         if len(data) < 12:
             self.stats.bad_packets += 1
             return
+        if srtp is not None:
+            if is_rtcp(data):
+                self.stats.rtcp += 1  # SRTCP: never read, like RTCP
+                return
+            if plain is None:
+                plain = self._unprotect(srtp, data)
+                if plain is None:
+                    return
+            data = plain
         # Fast path: a listener's audio is only proof of life, not parsed. (The
         # sweep counts it unread; this covers a leg read by the loop until the
         # next sweep notices it went quiet.)
@@ -214,6 +244,7 @@ class CallLeg:
         # Only someone who may talk is buffered.
         participant = self.participant
         if participant is not None and participant.may_talk:
+            self.arrival.update(packet.ssrc, packet.timestamp, now)
             self.jitter.put(packet)
 
     def _key(self, digit: str, path: KeyPath, now: float) -> None:
@@ -221,6 +252,24 @@ class CallLeg:
             self.on_digit(self, digit, now)
         else:
             self.stats.merged_keys += 1
+
+    def _unprotect(self, srtp: SrtpContext, data: bytes) -> bytes | None:
+        plain = srtp.unprotect(data)
+        if plain is None:
+            # A wrong key, a forgery or a replay: nothing of it is heard.
+            self.stats.srtp_failed += 1
+            if self.stats.srtp_failed == 1:
+                log.info("leg %s: SRTP packet failed authentication (counted)", self.call_id)
+        return plain
+
+    def _may_latch(self, data: bytes, addr: Address, now: float) -> bool:
+        """Would ``_admit`` latch onto ``addr`` with this RTP packet?"""
+        if len(data) < 12 or is_rtcp(data):
+            return False
+        host = addr[0].removeprefix("::ffff:")
+        return host == self.peer_host and (
+            self.latched is None or now - self.last_rx > RELATCH_AFTER
+        )
 
     def _admit(self, data: bytes, addr: Address, now: float) -> bool:
         """A datagram not from the latched address: latch onto it, or drop it and count it."""
@@ -266,7 +315,11 @@ class CallLeg:
         if self._on_hold:
             self.sender.skip()
             return
-        self._send(self.sender.frame(payload), self.remote)
+        packet = self.sender.frame(payload)
+        if self.srtp is not None:
+            # Encoded once for everyone; protected per leg, under this leg's key.
+            packet = self.srtp.protect(packet)
+        self._send(packet, self.remote)
         self.stats.packets_out += 1
 
     # -- prompts (IVR and farewell) -------------------------------------------------
@@ -282,3 +335,59 @@ def peer_host(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host  # a name: nothing will come from it, and nothing is heard
+
+
+@dataclass(frozen=True)
+class RtpCounts:
+    """Phone legs' RTP since start: packets in, and the mixed audio's frames played,
+    lost and late (``rtp.jitter.JitterStats``: only legs that may talk are buffered; a
+    listener's audio is filtered in the kernel, so its loss is not known).
+
+    ``worst_jitter``: the highest interarrival jitter (s) among the legs mixed now (an
+    ended leg's total carries none).
+    """
+
+    packets_in: int = 0
+    played: int = 0
+    lost: int = 0
+    late: int = 0
+    bad: int = 0
+    worst_jitter: float = 0.0
+
+    def plus(self, leg: CallLeg) -> RtpCounts:
+        jitter = leg.jitter.stats
+        return RtpCounts(
+            self.packets_in + leg.stats.packets_in,
+            self.played + jitter.played,
+            self.lost + jitter.lost,
+            self.late + jitter.late,
+            self.bad + leg.stats.bad_packets,
+            self.worst_jitter,
+        )
+
+
+def tally(legs: Iterable[CallLeg], start: RtpCounts) -> RtpCounts:
+    """``start`` plus what ``legs`` received and lost (for the metrics).
+
+    Reads the counters the legs keep anyway (a pass over them, on the loop,
+    between ticks): nothing is added to the receive path or the tick.
+    """
+    packets_in, played, lost, late, bad, worst = (
+        start.packets_in,
+        start.played,
+        start.lost,
+        start.late,
+        start.bad,
+        start.worst_jitter,
+    )
+    for leg in legs:
+        stats, jitter = leg.stats, leg.jitter.stats
+        packets_in += stats.packets_in
+        bad += stats.bad_packets
+        played += jitter.played
+        lost += jitter.lost
+        late += jitter.late
+        participant = leg.participant
+        if participant is not None and participant.may_talk:
+            worst = max(worst, leg.arrival.seconds)
+    return RtpCounts(packets_in, played, lost, late, bad, worst)

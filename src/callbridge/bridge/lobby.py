@@ -175,6 +175,7 @@ _DIAL_FAREWELLS = {
     Outcome.ENDED: PromptName.ENDED,
     Outcome.LOCKED: PromptName.LOCKED,
     Outcome.BLOCKED: PromptName.BLOCKED,
+    Outcome.PIN_IN_USE: PromptName.PIN_IN_USE,  # call-me: the registrant is on the call already
 }
 
 # A number's listed speakers' phones, as a dial plan said them, serve an INVITE this long.
@@ -264,7 +265,7 @@ class LobbyLeg:
     farewell_reason: str = ""
     # A callee we dialled: what they join as, the event as the dial read it, and
     # how many times they have heard the invitation.
-    invited: tuple[cmd.CallerKind, EventRecord] | None = None
+    invited: tuple[cmd.CallerKind, EventRecord, cmd.Registrant | None] | None = None
     invitations: int = 0
 
 
@@ -445,7 +446,7 @@ class Lobby:
             kind=cmd.CallerKind.DIALLED,
             event_id=event.event_id,
         )
-        leg.invited = (event.role, event.record)
+        leg.invited = (event.role, event.record, event.registrant)
         leg.invitations = 1
         self.legs[event.call_id] = leg
         return [Play(leg.call_id, PromptName.PRESS_ONE, barge_in=True)]
@@ -454,11 +455,20 @@ class Lobby:
         """'1' admits the callee as the dial said; other keys are ignored."""
         if digit != "1" or leg.invited is None or leg.event_id is None:
             return []
-        role, record = leg.invited
+        role, record, registrant = leg.invited
         leg.invited = None  # asked once: a second '1' while the controller answers is nothing
         leg.last_digit_at = now
+        # A call-me callee joins as their registration, as their personal PIN would.
         admit = cmd.Admit(
-            leg.call_id, leg.event_id, role, record, wall, leg.caller, None, number=leg.caller
+            leg.call_id,
+            leg.event_id,
+            role,
+            record,
+            wall,
+            leg.caller,
+            None,
+            number=leg.caller,
+            registrant=registrant,
         )
         return [Silence(leg.call_id), admit]
 
@@ -706,10 +716,11 @@ class Lobby:
             return self._farewell(leg, prompt, "could not join", now)
         move(leg, Stage.CONFERENCE)
         leg.event_id = event.event_id
+        # The leg stays DIALLED (we placed it); a call-me registrant listens.
         joining = (
-            PromptName.JOINING_LISTENER
-            if event.role == cmd.CallerKind.LISTENER
-            else PromptName.JOINING_SPEAKER
+            PromptName.JOINING_SPEAKER
+            if event.role == cmd.CallerKind.SPEAKER
+            else PromptName.JOINING_LISTENER
         )
         return [WhisperTo(leg.call_id, joining)]
 

@@ -44,6 +44,7 @@ class Dialled:
     role: cmd.CallerKind
     record: EventRecord
     number: str
+    registrant: cmd.Registrant | None = None  # call-me: who they join as (role REGISTRANT)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,15 @@ import contextlib
 import ipaddress
 import socket
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from callbridge.bridge import lobby
 from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
-from callbridge.bridge.leg import Address, CallLeg
+from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
-from callbridge.media.clock import MediaClock
+from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
     Audience,
     Conference,
@@ -43,7 +43,7 @@ from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession, offered_host
+from callbridge.sip.sdp import SdpSession, SrtpPolicy, SrtpRequired, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -53,6 +53,7 @@ QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HoldMusic = Callable[[], Iterator[Pcm]]
@@ -123,6 +124,19 @@ class MediaPlane:
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
+        # What callers' offers must bring, by trunk (``serve --srtp``, ``--srtp-trunk``);
+        # calls we place offer plain RTP.
+        self.srtp_policy: Callable[[str], SrtpPolicy] = lambda host: SrtpPolicy.OFF
+        # Plain RTP offers refused because SRTP is required (a 488 each).
+        self.srtp_refused = 0
+        # SRTP packets that failed authentication on legs that have ended.
+        self.srtp_failed = 0
+        # The clocks' lateness and skipped ticks since start: every conference
+        # clock shares one, the lobby clock has its own (``media.clock``).
+        self.conference_clocks = ClockStats()
+        self.lobby_clocks = ClockStats()
+        # What legs that have ended received and lost (live legs count their own).
+        self._ended_rtp = RtpCounts()
         # Keys heard in-band, and keys merged as the other path's copy, by legs that have ended.
         self._keys = [0, 0]
 
@@ -132,7 +146,7 @@ class MediaPlane:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop)
+        self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
 
@@ -166,10 +180,16 @@ class MediaPlane:
         """
         sock, port = self.ports.bind(self.host)
         media_host = offered_host(offer)
-        sdp = SdpSession(self.advertised.media_for(source[0], media_host))
+        sdp = SdpSession(
+            self.advertised.media_for(source[0], media_host), srtp=self.srtp_policy(source[0])
+        )
         rtp: RtpSocket | None = None
         try:
-            negotiated = sdp.negotiate(offer, port)
+            try:
+                negotiated = sdp.negotiate(offer, port)
+            except SrtpRequired:
+                self.srtp_refused += 1
+                raise
             assert self.loop is not None
             rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
             leg = CallLeg(
@@ -277,6 +297,8 @@ class MediaPlane:
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
+            self.srtp_failed += leg.stats.srtp_failed
+            self._ended_rtp = self._ended_rtp.plus(leg)
             self._keys[0] += leg.stats.inband_keys
             self._keys[1] += leg.stats.merged_keys
         return leg
@@ -363,7 +385,9 @@ class MediaPlane:
             )
             self.conferences[event_id] = conference
             assert self.loop is not None
-            clock = MediaClock(self._ticker(conference), loop=self.loop)
+            clock = MediaClock(
+                self._ticker(conference), loop=self.loop, stats=self.conference_clocks
+            )
             self._clocks[event_id] = clock
             clock.start()
         return conference
@@ -457,6 +481,28 @@ class MediaPlane:
 
     def dropped_foreign(self) -> int:
         return self.foreign_dropped + sum(leg.stats.foreign for leg in self.legs.values())
+
+    def srtp_counters(self) -> dict[str, int]:
+        """SRTP legs now, plain offers refused, packets that failed authentication."""
+        legs = [leg for leg in self.legs.values() if leg.srtp is not None]
+        return {
+            "srtp_legs": len(legs),
+            "srtp_refused": self.srtp_refused,
+            "srtp_auth_failed": self.srtp_failed + sum(leg.stats.srtp_failed for leg in legs),
+        }
+
+    @property
+    def ended_rtp(self) -> RtpCounts:
+        """What the legs that have ended received and lost."""
+        return self._ended_rtp
+
+    def rtp_counts(
+        self, legs: Iterable[CallLeg] | None = None, start: RtpCounts | None = None
+    ) -> RtpCounts:
+        """What ``legs`` (default: every live leg) received and lost, added to ``start``
+        (default: the ended legs'), so ``rtp_counts()`` counts every phone leg since start."""
+        total = self._ended_rtp if start is None else start
+        return tally(self.legs.values() if legs is None else legs, total)
 
     async def _drain_quiet(self) -> None:
         """Look at every leg's socket five times a second, a share at a time.

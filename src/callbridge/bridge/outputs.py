@@ -40,10 +40,34 @@ from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import load_recording
 from callbridge.store import layout
 from callbridge.webcast.blocking import PlaylistWaiter
-from callbridge.webcast.captions import LiveCaptions
-from callbridge.webcast.live import LiveConfig, LiveWebcast
+from callbridge.webcast.captions import CaptionStats, LiveCaptions
+from callbridge.webcast.live import LiveConfig, LiveStats, LiveWebcast
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputCounts:
+    """Since start: LL-HLS parts and segments made, frames the packager dropped or got late,
+    frames the caption workers missed (queue full, worker down), workers restarted."""
+
+    parts: int = 0
+    segments: int = 0
+    webcast_dropped: int = 0
+    webcast_late: int = 0
+    caption_dropped: int = 0
+    caption_restarts: int = 0
+
+    def plus(self, webcast: LiveStats | None, captions: CaptionStats | None) -> OutputCounts:
+        # The packager's thread writes these; an int read is whole (approximate while it runs).
+        return OutputCounts(
+            self.parts + (webcast.parts if webcast else 0),
+            self.segments + (webcast.segments if webcast else 0),
+            self.webcast_dropped + (webcast.dropped if webcast else 0),
+            self.webcast_late + (webcast.late if webcast else 0),
+            self.caption_dropped + (captions.dropped if captions else 0),
+            self.caption_restarts + (captions.restarts if captions else 0),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,10 @@ class Outputs:
         # Recordings that replay callers are listening to, memory-mapped, by path.
         self._replays: dict[Path, Pcm] = {}
         self._tasks: list[asyncio.Future[object]] = []
+        # What the webcasts and caption workers of calls that ended counted
+        # (``counts`` adds the running ones' to them), and transcripts running now.
+        self._ended = OutputCounts()
+        self.transcribing = 0
 
     async def start(self) -> None:
         """Assemble what a crash cut short, then package the replays not yet packaged."""
@@ -134,6 +162,10 @@ class Outputs:
                 final = webcast[0].snapshot()
                 self.on_playlist(event_id, final.text if final is not None else None, False)
         captions = self._captions.pop(event_id, None)
+        self._ended = self._ended.plus(
+            webcast[0].stats if webcast is not None else None,
+            captions.stats if captions is not None else None,
+        )
         recorder = self._recorders.pop(event_id, None)
         if captions is not None:
             # The live text is kept beside the recording: the offline pass replaces it.
@@ -230,6 +262,21 @@ class Outputs:
         self._captions[event_id] = captions
         return captions
 
+    # -- counters, for the metrics -----------------------------------------------------------------
+
+    def counts(self) -> OutputCounts:
+        """The webcasts' and caption workers' counters since start (ended calls' included)."""
+        total = self._ended
+        for webcast, _ in self._webcasts.values():
+            total = total.plus(webcast.stats, None)
+        for captions in self._captions.values():
+            total = total.plus(None, captions.stats)
+        return total
+
+    def caption_queues(self) -> dict[int, int]:
+        """Frames of the mix waiting for each live call's caption worker (at most 250)."""
+        return {event_id: c.queued() for event_id, c in self._captions.items()}
+
     # -- the live webcast, as the web processes see it ------------------------------------------
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
@@ -290,7 +337,11 @@ class Outputs:
         except OSError:
             log.exception("event %d: the transcript could not start", event_id)
             return
-        _, errors = await process.communicate()
+        self.transcribing += 1
+        try:
+            _, errors = await process.communicate()
+        finally:
+            self.transcribing -= 1
         if process.returncode != 0:
             log.error(
                 "event %d: the transcript failed (%s): %s",

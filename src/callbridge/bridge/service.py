@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge import lobby, views
+from callbridge.bridge.callme_desk import CallMeDesk
 from callbridge.bridge.config import BridgeConfig, Carriers, Plug, carrier
 from callbridge.bridge.control import Action as ModeratorAction
 from callbridge.bridge.control import (
@@ -44,6 +46,8 @@ from callbridge.bridge.controller import CallController, Member
 from callbridge.bridge.dialout import DialOut
 from callbridge.bridge.lookups import Lookups
 from callbridge.bridge.media_plane import MediaPlane, plain_conference
+from callbridge.bridge.metrics import MediaMetrics
+from callbridge.bridge.metrics import read as read_metrics
 from callbridge.bridge.outputs import Outputs, OutputsConfig
 from callbridge.bridge.rtp_transport import PortRangeExhausted, RtpPortPool
 from callbridge.bridge.sip_front import SipFront
@@ -53,6 +57,7 @@ from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptLibrary, default_library
 from callbridge.sip import endpoint as sip
 from callbridge.sip.errors import SipError
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
 from callbridge.store.pins import PinBook
@@ -132,6 +137,8 @@ class Bridge:
         self.on_changed: Callable[[int], None] | None = None
         self.versions: Counter[int] = Counter()
         self.sip_port = config.sip_port
+        self.sip_tls_port: int | None = None
+        self.media.srtp_policy = config.srtp.for_source
         # Calls we place ("dial a speaker"), when trunks are configured.
         self.dialout = (
             DialOut(
@@ -146,10 +153,28 @@ class Bridge:
             if config.trunks is not None
             else None
         )
+        self.callme = (
+            CallMeDesk(
+                config.call_me,
+                self.dialout,
+                self.lookups.record,
+                lambda dial_id: self.controller.member(dial_id) is not None,
+                self.lookups.audit,
+                self.controller.window,
+            )
+            if self.dialout is not None
+            else None
+        )
         self.tasks: list[asyncio.Task[None]] = []
         # INVITEs the lobby is deciding on (``Ring`` takes them).
         self._invites: dict[str, sip.IncomingCall] = {}
         self._plug = plug
+        # What the metrics say of this node: its name and role on a cascade
+        # (``serve`` sets them), whether it is stopping, and since when it runs.
+        self.node_id = ""
+        self.node_role = "standalone"
+        self.draining = False
+        self.started_at = time.time()
         self._carriers = self._carriers_table()
         if plug is not None:
             self._carriers.update(plug.attach(self, dict(self._carriers)))
@@ -160,6 +185,15 @@ class Bridge:
         """Bind the SIP sockets (port 0 picks one: see ``sip_port``) and start the clocks."""
         self.loop = asyncio.get_running_loop()
         self.sip_port = await self.sip.open(self.config.sip_port, self.config.enable_tcp)
+        if self.config.sip_tls is not None and self.config.sip_tls_port is not None:
+            self.sip_tls_port = await self.sip.open_tls(
+                self.config.sip_tls_port, self.config.sip_tls
+            )
+        elif self.config.srtp.default is not SrtpPolicy.OFF or self.config.srtp.trunks:
+            log.warning(
+                "SRTP without SIP over TLS: the SDES keys travel in clear SIP "
+                "(serve --sip-tls-port); only the media path is protected"
+            )
         await self.outputs.start()
         self.media.start(self.loop)
         if self.dialout is not None:
@@ -170,6 +204,7 @@ class Bridge:
 
     async def stop(self) -> None:
         """Hang up every call, stop the clocks, flush the call log."""
+        self.draining = True
         if self._plug is not None:
             await self._plug.stop()
         for call_id in list(self.media.legs):
@@ -276,6 +311,7 @@ class Bridge:
             rtp_ports_in_use=self.media.ports.in_use,
             rtp_dropped_foreign=self.media.dropped_foreign(),
             sip_refused_foreign=self.sip.refused_foreign,
+            secure=self.sip.tls_counters() | self.media.srtp_counters(),
             dtmf_inband=self.media.keys_counted()[0],
             dtmf_merged=self.media.keys_counted()[1],
             bus=self._plug.counters() if self._plug is not None else {},
@@ -283,6 +319,22 @@ class Bridge:
             registrations=self.dialout.registrations() if self.dialout is not None else {},
             dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
         )
+
+    async def metrics(self) -> MediaMetrics:
+        """Every counter for a metrics scrape (``bridge.metrics``), a slice at a time."""
+        return await read_metrics(
+            self, self.node_id, self.node_role, self.draining, self.started_at
+        )
+
+    def dial_out_counters(self) -> dict[str, int]:
+        """Dials placed, answered, failed (and why): empty without outbound trunks."""
+        return self.dialout.counters() if self.dialout is not None else {}
+
+    def cascade_counters(self) -> dict[str, int]:
+        """A cascade node's bus and media port counters; empty on a standalone node."""
+        if self._plug is None:
+            return {}
+        return {**self._plug.counters(), **self._plug.media_counters()}
 
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The blocking-reload waiter of the event's live webcast, if it is running."""

@@ -1,4 +1,4 @@
-"""The bridge's SIP endpoints (UDP, and TCP on the same port), each with its driver.
+"""The bridge's SIP endpoints (UDP, TCP on the same port, TLS on its own), each with its driver.
 
 ``SipFront`` binds them, hands every event to the bridge with the endpoint
 it came from, and answers a call by its Call-ID on the endpoint that
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 from collections.abc import Callable
 
 from callbridge.bridge.sip_transport import EndpointDriver, SipTcpServer, SipUdpProtocol
@@ -43,6 +44,8 @@ class SipFront:
         self._endpoint_of: dict[str, SipEndpoint] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._tls: asyncio.Server | None = None
+        self.tls_server: SipTcpServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self, port: int, tcp: bool) -> int:
@@ -72,6 +75,30 @@ class SipFront:
                 self.advertised.media_host or self.host,
             )
         return int(port)
+
+    async def open_tls(self, port: int, context: ssl.SSLContext) -> int:
+        """Serve SIP over TLS on ``port`` (0 picks one); returns the port."""
+        loop = self.loop = asyncio.get_running_loop()
+        endpoint = self._endpoint("TLS", port)
+        driver = EndpointDriver(endpoint, self._on_event, loop)
+        self.tls_server = SipTcpServer(driver, tls=context)
+        self._tls = await self.tls_server.listen(self.host, port)
+        port = self._tls.sockets[0].getsockname()[1]
+        endpoint.config.port = port
+        self.drivers[endpoint] = driver
+        log.info("SIP over TLS on %s:%d", self.host, port)
+        return int(port)
+
+    def tls_counters(self) -> dict[str, int]:
+        """TLS handshakes completed and failed (a plaintext client, a bad certificate)."""
+        server = self.tls_server
+        if server is None:
+            return {}
+        return {
+            "tls_handshakes": server.handshakes,
+            "tls_handshake_failed": server.handshake_failed,
+            "tls_connections": len(server.connections),
+        }
 
     def _endpoint(self, transport: str, port: int) -> SipEndpoint:
         return SipEndpoint(
@@ -127,6 +154,14 @@ class SipFront:
         """The call is over: its endpoint is not needed any more."""
         self._endpoint_of.pop(call_id, None)
 
+    def responses(self) -> dict[int, int]:
+        """Responses sent by status since start, UDP and TCP together."""
+        total: dict[int, int] = {}
+        for endpoint in self.drivers:
+            for status, count in endpoint.stats.responses.items():
+                total[status] = total.get(status, 0) + count
+        return total
+
     @property
     def refused_foreign(self) -> int:
         return sum(endpoint.gate.refused for endpoint in self.drivers)
@@ -137,6 +172,7 @@ class SipFront:
             driver.close()
         if self._udp is not None:
             self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+        for server in (self._tcp, self._tls):
+            if server is not None:
+                server.close()
+                await server.wait_closed()

@@ -11,18 +11,26 @@ connection is closed on accept. TCP connections are capped per source
 (``MAX_PER_SOURCE``) and in all, and closed after ``IDLE_TIMEOUT`` without
 a complete message or a CRLF keep-alive (RFC 5626) unless a call they
 carry is still up; the framer caps what one connection may buffer.
+
+SIP over TLS (RFC 3261 section 26, port 5061) is the TCP glue with the
+handshake put in front: the connection is screened by address first (a
+stranger never gets a handshake), then ``loop.start_tls`` runs it; one that
+fails (a plaintext client, a wrong or missing client certificate, a peer
+that never finishes) is counted (``SipTcpServer.handshake_failed``) and
+closed, and the server goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import cast
 
 from callbridge.sip.endpoint import Event, SipEndpoint
 from callbridge.sip.errors import SipError
-from callbridge.sip.message import StreamFramer
+from callbridge.sip.message import MAX_FRAMER_BUFFER, StreamFramer
 from callbridge.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -34,8 +42,22 @@ EventSink = Callable[[SipEndpoint, Event], None]
 IDLE_TIMEOUT = 60.0
 # TCP connections one address may hold open (a carrier's SBC uses a few).
 MAX_PER_SOURCE = 32
+# Seconds a TLS client has to finish its handshake.
+HANDSHAKE_TIMEOUT = 10.0
 # One traceback a minute for failures the endpoint did not catch (bugs).
 _failures = Throttle(60.0, max_keys=1)
+
+
+def server_context(cert: str, key: str, ca: str | None = None) -> ssl.SSLContext:
+    """The TLS port's context: TLS 1.2 or later; with ``ca``, a client certificate it signed."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if ca is not None:
+        # Mutual TLS: only a trunk holding a certificate from ``ca`` gets past the handshake.
+        context.load_verify_locations(cafile=ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def log_failure(what: str, addr: Address, now: float) -> None:
@@ -140,9 +162,21 @@ class SipTcpServer:
     # A peer that stops reading its answers is cut off rather than buffered for.
     MAX_WRITE_BUFFER = 1 << 20
 
-    def __init__(self, driver: EndpointDriver, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        driver: EndpointDriver,
+        idle_timeout: float = IDLE_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
         self.driver = driver
         self.idle_timeout = idle_timeout
+        # Set: every connection is TLS (``SipTlsConnection``).
+        self.tls = tls
+        self.handshake_timeout = handshake_timeout
+        self.handshakes = 0
+        self.handshake_failed = 0
+        self._handshake_logs = Throttle(60.0, max_keys=64)  # once per source per minute
         self.connections: dict[Address, asyncio.Transport] = {}
         self.per_source: dict[str, int] = {}
         self.closed_idle = 0
@@ -152,7 +186,18 @@ class SipTcpServer:
 
     async def listen(self, host: str, port: int) -> asyncio.Server:
         """Accept connections on ``host:port``."""
+        if self.tls is not None:
+            return await self.driver.loop.create_server(lambda: SipTlsConnection(self), host, port)
         return await self.driver.loop.create_server(lambda: SipTcpConnection(self), host, port)
+
+    def handshake_failure(self, addr: Address, error: BaseException) -> None:
+        self.handshake_failed += 1
+        if self._handshake_logs.allow(addr[0], self.driver.loop.time()):
+            log.warning(
+                "SIP over TLS from %s: handshake failed (%s)",
+                addr[0],
+                error.__class__.__name__ if not str(error) else str(error)[:120],
+            )
 
     def _send(self, data: bytes, addr: Address) -> None:
         transport = self.connections.get(addr)
@@ -218,6 +263,11 @@ class SipTcpConnection(asyncio.Protocol):
         if not self.server.admit(self.addr):
             transport.abort()  # at once: nothing read, nothing kept
             return
+        self.established(transport)
+
+    def established(self, transport: asyncio.Transport) -> None:
+        """The connection carries SIP from now on (after its handshake, over TLS)."""
+        self.last_active = self.loop.time()
         self.transport = transport
         self.server.opened(self.addr, transport)
         self._idle = self.loop.call_at(
@@ -262,3 +312,64 @@ class SipTcpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.server.closed(self.addr)
             self.transport = None
+
+
+class SipTlsConnection(SipTcpConnection):
+    """A connection to the TLS port: screened, then its handshake, then SIP as over TCP."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.addr = (peer[0], peer[1])
+        if not self.server.admit(self.addr):
+            transport.abort()  # a stranger: no handshake
+            return
+        # Nothing is read until the handshake has the socket (the ClientHello is its).
+        transport.pause_reading()
+        self._early: list[bytes] | None = []
+        self._raw = transport
+        self._handshake = self.loop.create_task(self._start_tls(transport))
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        assert self.server.tls is not None
+        try:
+            secure = await self.loop.start_tls(
+                raw,
+                self,
+                self.server.tls,
+                server_side=True,
+                ssl_handshake_timeout=self.server.handshake_timeout,
+            )
+        except (TimeoutError, OSError) as error:  # ssl.SSLError is an OSError
+            self.server.handshake_failure(self.addr, error)
+            raw.abort()
+            return
+        except asyncio.CancelledError:
+            raw.abort()
+            raise
+        except Exception as error:
+            # Whatever else went wrong is this connection's end, never the server's.
+            self.server.handshake_failure(self.addr, error)
+            log_failure("a TLS handshake", self.addr, self.loop.time())
+            raw.abort()
+            return
+        if secure is None or secure.is_closing():
+            self.server.handshake_failure(self.addr, ConnectionError("closed in the handshake"))
+            raw.abort()
+            return
+        self.server.handshakes += 1
+        self.established(secure)
+        early, self._early = self._early, None
+        for data in early or ():
+            self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            # The client's first message can come in before ``start_tls`` returns to us.
+            if sum(map(len, self._early)) + len(data) > MAX_FRAMER_BUFFER:
+                self._early = []
+                self._raw.abort()
+                return
+            self._early.append(data)
+            return
+        super().data_received(data)

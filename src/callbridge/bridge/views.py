@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from callbridge.bridge.control import GuardAlertView, LiveView, ParticipantState, QueueEntry, Role
+from callbridge.bridge.control import (
+    GuardAlertView,
+    LiveView,
+    LostView,
+    ParticipantState,
+    QueueEntry,
+    Role,
+)
 from callbridge.bridge.controller import Call
 from callbridge.bridge.queue import Asked
 from callbridge.ivr.guard import Alert, Standing
@@ -102,10 +109,21 @@ def live_parts(
         },
         version=version,
         alerts=alerts,
+        lost=lost(call),
         started_at=call.started_at,
         ended_at=call.ended_at,
     )
     return view, active
+
+
+def lost(call: Call) -> list[LostView]:
+    """The callers who left with their node, in the order they were lost."""
+    gone = [
+        LostView(participant_id=m.id, name=m.name, caller_id=m.caller_id, node=m.node, at=m.left_at)
+        for m in call.members.values()
+        if m.lost and m.node is not None and m.left_at is not None
+    ]
+    return sorted(gone, key=lambda view: view.at)
 
 
 def queue_entry(call: Call, key: str, position: int) -> QueueEntry:

@@ -28,7 +28,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import callbridge.bridge.commands as cmd
@@ -153,6 +153,10 @@ class _CascadeNode:
         """The bus's counters (``cascade.bus.BusStats``), for the bridge's stats."""
         return self.bus.stats.counters()
 
+    def media_counters(self) -> dict[str, int]:
+        """The media port's counters (``cascade.feed.PortStats``), for the metrics."""
+        return {f"media_{name}": value for name, value in asdict(self.port.stats).items()}
+
     def close(self) -> None:
         self.port.close()
 
@@ -274,12 +278,11 @@ class OriginNode(_CascadeNode):
                 del self._last_heard[node]
                 remote = self.origin_controller.remote
                 gone = [key for key, (where, _) in remote.items() if where == node]
-                log.warning("%s went silent on the bus: its %d callers leave", node, len(gone))
+                log.warning("%s went silent on the bus: its %d callers are lost", node, len(gone))
                 at = datetime.now(UTC)
                 for call_id in gone:
-                    self.bridge.carry_out(
-                        self.controller.handle(cmd.LeftCall(call_id, f"{node} went silent", at))
-                    )
+                    left = cmd.LeftCall(call_id, f"lost with node {node}", at, lost=True)
+                    self.bridge.carry_out(self.controller.handle(left))
 
     def _feed(self, event_id: int) -> MixFeed:
         feed = self.feeds.get(event_id)

@@ -310,7 +310,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import parse_address
-    from callbridge.proxy.kamailio import DEFAULT_CFG, Proxy, parse_carrier, parse_node
+    from callbridge.proxy.kamailio import (
+        DEFAULT_CFG,
+        Proxy,
+        parse_carrier,
+        parse_node,
+        parse_speaker_line,
+    )
     from callbridge.proxy.run import ProxyUnavailable, run_proxy
 
     try:
@@ -323,6 +329,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             probe_threshold=args.probe_threshold,
             invite_timeout=args.invite_timeout,
             cfg=Path(args.cfg).resolve() if args.cfg else DEFAULT_CFG,
+            speaker_nodes=tuple(parse_node(node) for node in args.speaker_node or ()),
+            speaker_lines=tuple(parse_speaker_line(line) for line in args.speaker_line or ()),
         )
         return run_proxy(proxy)
     except (ValueError, ProxyUnavailable) as error:
@@ -372,6 +380,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         guess_budget=args.guess_budget,
         trunk_guess_budget=args.trunk_guess_budget,
         media_sender=args.media_sender,
+        **_sip_tls(args),
         **_nat_settings(args),
         media_priority=args.media_priority,
         secure_cookies=args.secure_cookies,
@@ -380,10 +389,117 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
         trunks_file=_trunks_file(args),
+        call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
+        **_smtp(args),
+        metrics_listen=_metrics_listen(args),
     )
     serve(settings, cache=cache)
     return 0
+
+
+def _sip_tls(args: argparse.Namespace) -> dict[str, Any]:
+    """The TLS and SRTP settings, checked here (the certificate and key load)."""
+    tls: dict[str, Any] = {"srtp": args.srtp, "srtp_trunks": tuple(args.srtp_trunk or ())}
+    if args.sip_tls_port is None:
+        return tls
+    if not args.sip_tls_cert or not args.sip_tls_key:
+        raise CliError("--sip-tls-port needs --sip-tls-cert and --sip-tls-key")
+    from callbridge.bridge.sip_transport import server_context
+
+    try:
+        server_context(args.sip_tls_cert, args.sip_tls_key, args.sip_tls_ca)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        raise CliError(f"--sip-tls-cert/--sip-tls-key/--sip-tls-ca: {error}") from None
+    ca = Path(args.sip_tls_ca).absolute() if args.sip_tls_ca else None
+    return tls | {
+        "sip_tls_port": args.sip_tls_port,
+        "sip_tls_cert": Path(args.sip_tls_cert).absolute(),
+        "sip_tls_key": Path(args.sip_tls_key).absolute(),
+        "sip_tls_ca": ca,
+    }
+
+
+def _srtp_trunk(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]:
+    network, _, policy = value.partition("=")
+    if policy not in ("off", "offered", "required"):
+        raise argparse.ArgumentTypeError("POLICY is off, offered or required")
+    try:
+        return ipaddress.ip_network(network), policy
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _smtp(args: argparse.Namespace) -> dict[str, Any]:
+    """--smtp, --smtp-from and --smtp-ca as Settings' fields, checked here so serve starts clean."""
+    if args.smtp is None:
+        if args.smtp_from or args.smtp_ca:
+            raise CliError("--smtp-from and --smtp-ca go with --smtp URL")
+        return {}
+    from callbridge.mail.compose import InvalidAddress, Sender
+    from callbridge.mail.smtp import SmtpConfig, SmtpUrlError
+
+    if not args.smtp_from:
+        raise CliError("--smtp needs --smtp-from, the address mail comes from")
+    if not args.public_url:
+        # The emails' links (the webcast, unsubscribe) must open from a recipient's inbox.
+        raise CliError("--smtp needs --public-url, where the emails' links lead")
+    try:
+        SmtpConfig.parse(args.smtp)
+    except SmtpUrlError as error:
+        raise CliError(f"--smtp: {error}") from None
+    try:
+        Sender.parse(args.smtp_from)
+    except InvalidAddress as error:
+        raise CliError(f"--smtp-from: {error}") from None
+    ca = Path(args.smtp_ca) if args.smtp_ca else None
+    return {"smtp_url": args.smtp, "smtp_from": args.smtp_from, "smtp_ca_file": ca}
+
+
+def cmd_event_mail(args: argparse.Namespace) -> int:
+    from callbridge.mail.core import parse_offsets, reminders_setting, show_offset
+    from callbridge.store.outbox import MailSettings, Outbox
+
+    outbox = Outbox(_database(args))
+    EventStore(outbox.database).get(args.id)
+    current = outbox.settings(args.id)
+    reminders = current.reminders
+    if args.reminders is not None:
+        try:
+            reminders = reminders_setting(args.reminders.split(","))
+        except ValueError as error:
+            raise CliError(f"--reminders: {error}") from None
+    chosen = MailSettings(
+        confirmation=current.confirmation if args.confirmation is None else args.confirmation,
+        reminders=reminders,
+        replay=current.replay if args.replay is None else args.replay,
+    )
+    outbox.set_settings(args.id, chosen)
+    shown = ", ".join(show_offset(m) for m in parse_offsets(reminders))
+    print(
+        f"confirmation {'on' if chosen.confirmation else 'off'}; "
+        f"reminders {shown or 'off'}; replay notice {'on' if chosen.replay else 'off'}"
+    )
+    return 0
+
+
+def _country_codes(value: str) -> tuple[int, ...]:
+    """``1,44`` as (1, 44): country calling codes, 1 to 3 digits each."""
+    codes = [part.strip().lstrip("+") for part in value.split(",") if part.strip()]
+    if not codes or not all(c.isdigit() and 1 <= len(c) <= 3 and c[0] != "0" for c in codes):
+        raise argparse.ArgumentTypeError(f"{value!r}: give country codes such as 1,44")
+    return tuple(sorted({int(c) for c in codes}))
+
+
+def _metrics_listen(args: argparse.Namespace) -> tuple[str, int] | None:
+    if not args.metrics_listen:
+        return None
+    from callbridge.edge.varnish import parse_address
+
+    try:
+        return parse_address(args.metrics_listen, "127.0.0.1")
+    except ValueError as error:
+        raise CliError(f"--metrics-listen: {error}") from None
 
 
 def _trunks_file(args: argparse.Namespace) -> Path | None:
@@ -579,6 +695,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.add_argument("--sip-host", default="127.0.0.1", help="SIP address (default 127.0.0.1)")
     serve.add_argument("--sip-port", type=int, default=5060, help="SIP port; 0 picks a free one")
+    serve.add_argument(
+        "--sip-tls-port", type=int, default=None, help="SIP over TLS port (5061); 0 picks one"
+    )
+    serve.add_argument("--sip-tls-cert", default=None, metavar="PEM", help="TLS certificate chain")
+    serve.add_argument("--sip-tls-key", default=None, metavar="PEM", help="its private key")
+    serve.add_argument(
+        "--sip-tls-ca",
+        default=None,
+        metavar="PEM",
+        help="mutual TLS: only clients with a certificate from this CA get in",
+    )
+    serve.add_argument(
+        "--srtp",
+        choices=["off", "offered", "required"],
+        default="off",
+        help="SRTP (SDES) for callers' media: required refuses plain RTP offers with 488 "
+        "(default off)",
+    )
+    serve.add_argument(
+        "--srtp-trunk",
+        type=_srtp_trunk,
+        action="append",
+        metavar="CIDR=POLICY",
+        help="SRTP policy for calls from one trunk network (repeat; the most specific wins)",
+    )
     serve.add_argument("--public-url", default=None, help="the URL listeners reach us at")
     serve.add_argument("--data-dir", default="var", help="recordings, keys (default ./var)")
     serve.add_argument(
@@ -731,6 +872,14 @@ def build_parser() -> argparse.ArgumentParser:
         "file, mode 0600 (it holds their passwords; see bridge/trunks.py)",
     )
     serve.add_argument(
+        "--call-me-countries",
+        type=_country_codes,
+        default=(),
+        metavar="CODES",
+        help="the country codes call-me may dial, e.g. 1,44 (default: each event's own, those "
+        "of its dial-in numbers); premium-rate and short numbers are never dialled",
+    )
+    serve.add_argument(
         "--bus-key-file",
         default=None,
         metavar="PATH",
@@ -745,10 +894,31 @@ def build_parser() -> argparse.ArgumentParser:
         "is sent to (repeat); a Subscribe from any other node is refused",
     )
     serve.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics (/metrics) and the health check (/healthz) here, "
+        "apart from the web port, which the cache tier passes to the public (default: off; "
+        "HOST defaults to 127.0.0.1)",
+    )
+    serve.add_argument(
         "--no-live-captions",
         dest="live_captions",
         action="store_false",
         help="no live captions (by default a caption worker transcribes each live call)",
+    )
+    serve.add_argument(
+        "--smtp",
+        default=None,
+        metavar="URL",
+        help="send email (confirmations, reminders, replay notices) through this relay: "
+        "smtp://user:password@host:587 (STARTTLS), smtps://…:465 (TLS), smtp+plain://host:25",
+    )
+    serve.add_argument(
+        "--smtp-from", default=None, metavar="ADDRESS", help='with --smtp: "IR <ir@example.com>"'
+    )
+    serve.add_argument(
+        "--smtp-ca", default=None, metavar="PEM", help="with --smtp: a CA file to trust as well"
     )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)
@@ -780,6 +950,20 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="HOST[:PORT]",
         help="a bridge node's SIP address (repeat); run each with --trunk <proxy>/32",
+    )
+    proxy.add_argument(
+        "--speaker-node",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a node (one of --node: the cascade's origin) that takes the speaker lines' calls "
+        "(repeat)",
+    )
+    proxy.add_argument(
+        "--speaker-line",
+        action="append",
+        metavar="NUMBER",
+        help="a number only speakers dial (+15551230000, as the carrier sends it; repeat): "
+        "its calls go to the --speaker-node, so no edge's loss silences a speaker",
     )
     proxy.add_argument(
         "--carrier",
@@ -832,6 +1016,20 @@ def build_parser() -> argparse.ArgumentParser:
     show = event.add_parser("show", help="print one event as JSON")
     show.add_argument("id", type=int)
     show.set_defaults(func=cmd_event_show)
+    mail = event.add_parser("mail", help="which emails an event sends (prints the settings)")
+    mail.add_argument("id", type=int)
+    mail.add_argument(
+        "--reminders", default=None, help='before the start, e.g. "24h,15m"; "" for none'
+    )
+    for kind, what in (
+        ("confirmation", "the registration's confirmation"),
+        ("replay", "the replay notice"),
+    ):
+        mail.add_argument(
+            f"--{kind}", dest=kind, action="store_true", default=None, help=f"send {what}"
+        )
+        mail.add_argument(f"--no-{kind}", dest=kind, action="store_false", help=f"no {what}")
+    mail.set_defaults(func=cmd_event_mail)
 
     announce = sub.add_parser("announce", help="render an event's press release or invite")
     announce.add_argument("id", type=int)

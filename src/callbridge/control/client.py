@@ -93,6 +93,8 @@ class RemoteBridge:
         self._watches: dict[int, LiveWatch] = {}
         self._connected = asyncio.Event()
         self._closing = False
+        # The blocking reloads of webcasts that have ended: waits begun, timed out.
+        self._ended_waits = (0, 0)
 
     # -- BridgeControl ----------------------------------------------------------------------
 
@@ -130,10 +132,55 @@ class RemoteBridge:
         params = {"event_id": event_id, "number": number, "as_role": as_role, "actor": actor}
         return str(await self._call("dial", params))
 
+    async def call_me(
+        self, event_id: int, registrant: dict[str, Any], number: str, source: str
+    ) -> dict[str, Any]:
+        params = {
+            "event_id": event_id,
+            "registrant": registrant,
+            "number": number,
+            "source": source,
+        }
+        answer: dict[str, Any] = await self._call("call_me", params)
+        return answer
+
+    async def call_me_state(self, dial_id: str) -> dict[str, Any] | None:
+        answer: dict[str, Any] | None = await self._call("call_me_state", {"dial_id": dial_id})
+        return answer
+
+    async def call_me_switch(self, event_id: int, enabled: bool | None, actor: str) -> bool:
+        params = {"event_id": event_id, "enabled": enabled, "actor": actor}
+        return bool(await self._call("call_me_switch", params))
+
     def live_stream(self, event_id: int) -> PlaylistWaiter | None:
         """The waiter for the event's live playlist, while its webcast runs."""
         found = self._streams.get(event_id)
         return found[1] if found is not None else None
+
+    @property
+    def connected(self) -> bool:
+        """The media plane is reachable now."""
+        return self._connected.is_set()
+
+    async def health(self) -> dict[str, Any]:
+        """The media plane's answer to a health check: ``{"draining": bool}``."""
+        found: dict[str, Any] = await self._call("health")
+        return found
+
+    async def metrics(self) -> dict[str, Any]:
+        """The media plane's counters for the metrics (``bridge.metrics.MediaMetrics``)."""
+        found: dict[str, Any] = await self._call("metrics")
+        return found
+
+    def reload_counts(self) -> tuple[int, int, int]:
+        """Blocking playlist reloads in this process: waiting now, waits begun, timed out."""
+        waiters = [waiter for _, waiter in self._streams.values()]
+        waits, timeouts = self._ended_waits
+        return (
+            sum(w.waiting for w in waiters),
+            waits + sum(w.waited for w in waiters),
+            timeouts + sum(w.timeouts for w in waiters),
+        )
 
     @contextlib.asynccontextmanager
     async def watch_live(self, event_id: int) -> AsyncIterator[LiveWatch]:
@@ -249,7 +296,11 @@ class RemoteBridge:
             found[0].update(text)
         found[1].notify()
         if not params.get("live", True):
-            del self._streams[event_id]
+            self._retire(self._streams.pop(event_id)[1])
+
+    def _retire(self, waiter: PlaylistWaiter) -> None:
+        waits, timeouts = self._ended_waits
+        self._ended_waits = (waits + waiter.waited, timeouts + waiter.timeouts)
 
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         writer = self._writer
@@ -276,4 +327,5 @@ class RemoteBridge:
         # Waiting listeners get an answer (their timeout) rather than a stale playlist forever.
         for _, waiter in self._streams.values():
             waiter.notify()
+            self._retire(waiter)
         self._streams.clear()

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from callbridge.bridge.callme_desk import CallMeDesk
+from callbridge.bridge.commands import Registrant
 from callbridge.bridge.control import (
     Action,
     BridgeError,
@@ -36,6 +38,7 @@ from callbridge.bridge.control import (
     ParticipantRow,
     ParticipantView,
 )
+from callbridge.bridge.metrics import MediaMetrics
 from callbridge.control import rpc
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,11 @@ class ControlledBridge(Protocol):
 
     def stats(self) -> BridgeStats: ...
 
+    async def metrics(self) -> MediaMetrics: ...
+
+    # Set once the media plane is stopping its calls: health checks answer 503.
+    draining: bool
+
     def live_parts(self, event_id: int) -> tuple[LiveView, Sequence[ParticipantRow]]: ...
 
     async def act(self, event_id: int, action: Action, actor: str) -> LiveView: ...
@@ -73,6 +81,9 @@ class ControlledBridge(Protocol):
     async def end_call(self, event_id: int) -> None: ...
 
     async def dial(self, event_id: int, number: str, as_role: str, actor: str) -> str: ...
+
+    @property
+    def callme(self) -> CallMeDesk | None: ...
 
     def live_playlists(self) -> dict[int, str | None]: ...
 
@@ -255,6 +266,9 @@ class ControlServer:
             return [p.model_dump(mode="json") for p in people]
         if method == "stats":
             return bridge.stats().model_dump(mode="json")
+        if method == "metrics":
+            # Read on this loop between ticks, the guard a slice at a time (``bridge.metrics``).
+            return (await bridge.metrics()).model_dump(mode="json")
         if method == "act":
             action = Action.model_validate(params["action"])
             view = await bridge.act(int(params["event_id"]), action, str(params["actor"]))
@@ -284,6 +298,8 @@ class ControlServer:
                 str(params["as_role"]),
                 str(params["actor"]),
             )
+        if method.startswith("call_me"):
+            return await self._call_me(method, params)
         if method == "playlists":
             return [
                 {"event_id": event_id, "text": text, "live": True}
@@ -291,6 +307,37 @@ class ControlServer:
             ]
         if method == "ping":
             return "pong"
+        if method == "health":
+            return {"draining": bridge.draining}
+        raise LookupError(f"no method {method!r}")
+
+    async def _call_me(self, method: str, params: dict[str, Any]) -> Any:
+        """Call me (``bridge.callme_desk``): a request, a dial's progress, the operator's switch."""
+        desk = self.bridge.callme
+        if desk is None:
+            raise BridgeError("call-me needs an outbound trunk (serve --trunks FILE)")
+        if method == "call_me":
+            who = params["registrant"]
+            registrant = Registrant(
+                int(who["listener_id"]),
+                str(who["name"]),
+                None if who.get("firm") is None else str(who["firm"]),
+                None if who.get("email") is None else str(who["email"]),
+            )
+            return await desk.request(
+                int(params["event_id"]),
+                registrant,
+                str(params["number"]),
+                str(params.get("source", "")),
+            )
+        if method == "call_me_state":
+            return desk.state(str(params["dial_id"]))
+        if method == "call_me_switch":
+            event_id = int(params["event_id"])
+            enabled = params.get("enabled")
+            if enabled is None:
+                return desk.enabled(event_id)
+            return desk.switch(event_id, bool(enabled), str(params["actor"]))
         raise LookupError(f"no method {method!r}")
 
     def _live(self, event_id: int) -> bytes:

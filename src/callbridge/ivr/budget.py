@@ -159,6 +159,22 @@ class GuessBudgets:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def draining(self, now: float) -> dict[tuple[str, str], int]:
+        """Budgets whose answers wait at ``now`` ("slowing") or come one per interval
+        ("empty"), by kind ("number", "trunk"); reads only (for the metrics)."""
+        counts = {
+            (kind, state): 0 for kind in ("number", "trunk") for state in ("slowing", "empty")
+        }
+        for key, bucket in self._buckets.items():
+            budget = self._budget(key)
+            level = bucket.level_at(budget, max(now, bucket.at))
+            kind = "number" if key.startswith(NUMBER) else "trunk"
+            if level < 1.0:
+                counts[kind, "empty"] += 1
+            elif level < budget.slow_mark:
+                counts[kind, "slowing"] += 1
+        return counts
+
     # -- internals ------------------------------------------------------------------
 
     def _budget(self, key: str) -> Budget:

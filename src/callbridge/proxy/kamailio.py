@@ -11,14 +11,16 @@ The routing script is the same everywhere; what differs between proxies is
 written beside it into the working folder:
 
 - ``callbridge-local.cfg``: the listen address, the control socket, the
-  timers, and where the two lists are;
+  timers, where the two lists are, and the speaker lines (``SPEAKER_LINES``,
+  a regular expression over the dialled number) where there are any;
 - ``callbridge-secret.cfg`` (owner only): ``ROUTE_KEY``, the key of the
   Route parameter that marks the proxy's own calls (``route_token``); made
   once and kept in ``route.key``, so calls outlive a restart of the proxy;
 - ``dispatcher.list``: the nodes, dispatcher set 1
   (``1 sip:HOST:PORT 0 0 duid=nodeN``: the unique id the call-load count
   is kept under; the port always written, as a node is known by its
-  address and its port);
+  address and its port), and the speaker nodes (the origin) again as set 2
+  (``2 sip:HOST:PORT 0 0 duid=speakerN``);
 - ``carriers.list``: the carrier networks, permissions group 1
   (``1 NETWORK PREFIX PORT``: port 0 is any).
 """
@@ -53,6 +55,22 @@ KAMAILIO_USER = "kamailio"  # made by Debian's kamailio package
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_NODES = 64  # one dispatcher set; more would want weights and a database
+MAX_SPEAKER_LINES = 20
+
+_LINE = re.compile(r"\+?([0-9]{3,15})")
+
+
+def parse_speaker_line(text: str) -> str:
+    """A speaker line as the carrier sends it in the Request-URI: ``+15551230000`` or its digits.
+
+    Kept as its digits; the routing script matches them with or without a
+    leading ``+``. Raises ValueError on anything else (spaces, dashes, letters:
+    the carrier sends none).
+    """
+    match = _LINE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"speaker line {text!r}: a number as the carrier dials it (+15551230000)")
+    return match[1]
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,12 @@ class Proxy:
     probes in a row go unanswered, each allowed ``invite_timeout`` s (a new
     INVITE a node leaves unanswered that long goes to the next node).
     ``workdir`` holds the configuration and the control socket.
+
+    ``speaker_lines`` are the numbers only speakers are given; a call to one
+    goes to the ``speaker_nodes`` (the cascade's origin, each one of
+    ``nodes``) by load, and to any node only when none of them is in service.
+    A speaker on the origin is mixed there: the loss of an edge cannot
+    silence them (on an edge, their voice reaches the call through that edge).
     """
 
     listen: Address
@@ -112,6 +136,8 @@ class Proxy:
     children: int = 4
     memory_mb: int = 64
     cfg: Path = DEFAULT_CFG
+    speaker_nodes: tuple[Address, ...] = ()
+    speaker_lines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -132,6 +158,22 @@ class Proxy:
             raise ValueError("probes: an interval of 1-300 s and a threshold of 1-10")
         if not 0.5 <= self.invite_timeout <= 30:
             raise ValueError("a node's time to answer an INVITE: 0.5-30 s")
+        if bool(self.speaker_nodes) != bool(self.speaker_lines):
+            raise ValueError(
+                "speaker lines (--speaker-line) and the nodes that take them (--speaker-node) "
+                "come together"
+            )
+        for node in self.speaker_nodes:
+            if node not in self.nodes:
+                # Set 1 is what the script knows nodes by (probes, relaying).
+                raise ValueError(f"speaker node {node[0]}:{node[1]} is not one of the --node list")
+        if len(set(self.speaker_nodes)) != len(self.speaker_nodes):
+            raise ValueError("a speaker node is named twice")
+        if len(self.speaker_lines) > MAX_SPEAKER_LINES:
+            raise ValueError(f"at most {MAX_SPEAKER_LINES} speaker lines")
+        for line in self.speaker_lines:
+            if not re.fullmatch(r"[0-9]{3,15}", line):
+                raise ValueError(f"speaker line {line!r}: digits only (parse_speaker_line)")
 
     @property
     def ctl_socket(self) -> Path:
@@ -153,7 +195,7 @@ def _sip_uri(address: Address) -> str:
 
 
 def dispatcher_list(proxy: Proxy) -> str:
-    """``dispatcher.list``: set 1, one node a line, in the order given.
+    """``dispatcher.list``: set 1, one node a line, in the order given; set 2, the speaker nodes.
 
     Each node carries a ``duid``: the dispatcher counts a node's active calls
     under it (algorithm 10, call-load distribution) and sends a new call to
@@ -161,10 +203,14 @@ def dispatcher_list(proxy: Proxy) -> str:
     Kamailio 5.6 keeps a set's nodes of equal priority in the reverse of the
     file's order (``add_dest2list`` appends, ``reindex_dests`` copies
     backwards) and ``ds_get_leastloaded`` keeps the first of the lowest
-    count in that order (``kamcmd dispatcher.list`` shows it).
+    count in that order (``kamcmd dispatcher.list`` shows it). Set 2 keeps
+    its own counts: a speaker's call counts there, not in set 1.
     """
     return "".join(
         f"1 {_sip_uri(node)} 0 0 duid=node{n}\n" for n, node in enumerate(proxy.nodes, start=1)
+    ) + "".join(
+        f"2 {_sip_uri(node)} 0 0 duid=speaker{n}\n"
+        for n, node in enumerate(proxy.speaker_nodes, start=1)
     )
 
 
@@ -229,7 +275,16 @@ def local_cfg(proxy: Proxy) -> str:
         f'#!define CTL_SOCKET "unix:{proxy.ctl_socket}"\n'
         f'modparam("dispatcher", "list_file", "{workdir / DISPATCHER_LIST}")\n'
         f'modparam("permissions", "address_file", "{workdir / CARRIERS_LIST}")\n'
+        + speaker_lines_cfg(proxy)
     )
+
+
+def speaker_lines_cfg(proxy: Proxy) -> str:
+    """``#!define SPEAKER_LINES``: the Request-URI users that go to set 2; nothing without any."""
+    if not proxy.speaker_lines:
+        return ""
+    # Digits only (checked): nothing in them is special to a regex or to the script.
+    return f'#!define SPEAKER_LINES "^[+]?({"|".join(proxy.speaker_lines)})$"\n'
 
 
 def kamailio_command(proxy: Proxy, kamailio: str = "kamailio") -> list[str]:

@@ -57,6 +57,12 @@ def run_proxy(proxy: Proxy) -> int:
             len(proxy.carriers),
             ", ".join(f"{host}:{port}" for host, port in proxy.nodes),
         )
+        if proxy.speaker_lines:
+            log.info(
+                "speaker lines %s go to %s",
+                ", ".join(f"+{line}" for line in proxy.speaker_lines),
+                ", ".join(f"{host}:{port}" for host, port in proxy.speaker_nodes),
+            )
 
     try:
         return run_engines("proxy", [kamailio_command(proxy, kamailio)], started)

@@ -25,6 +25,9 @@ from callbridge.rtp.seq import SEQ_MOD, TS_MOD
 from callbridge.rtp.stream import RtpSender
 
 HEADER_SIZE = 12
+# Room after each row's packet for an SRTP trailer (the 10-byte tag of
+# AES_CM_128_HMAC_SHA1_80), written in place by whoever protects the row.
+TRAILER_ROOM = 16
 # 20 ms of G.711 at 8 kHz; a larger payload grows the buffer.
 DEFAULT_PAYLOAD = 160
 
@@ -81,7 +84,7 @@ class RtpBatch:
 
     def _allocate(self, payload_size: int) -> None:
         count = len(self.seq)
-        self.buffer = np.zeros((count, HEADER_SIZE + payload_size), dtype=np.uint8)
+        self.buffer = np.zeros((count, HEADER_SIZE + payload_size + TRAILER_ROOM), dtype=np.uint8)
         self.buffer[:, 0] = RTP_VERSION << 6
         self.buffer[:, 1] = self._payload_type
         self.buffer[:, 8:12] = self._ssrc.astype(">u4").view(np.uint8).reshape(count, 4)
@@ -92,7 +95,7 @@ class RtpBatch:
     @property
     def payload_size(self) -> int:
         """The largest payload a row holds; ``build`` grows it (and ``buffer`` moves)."""
-        return int(self.buffer.shape[1]) - HEADER_SIZE
+        return int(self.buffer.shape[1]) - HEADER_SIZE - TRAILER_ROOM
 
     def build(
         self,

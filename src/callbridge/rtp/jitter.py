@@ -233,6 +233,35 @@ class JitterBuffer:
         return self.get_frame()
 
 
+class ArrivalJitter:
+    """RFC 3550's interarrival jitter (A.8) of one stream, in seconds.
+
+    ``update`` once per audio packet with its RTP timestamp and its arrival
+    time; ``seconds`` is the running estimate (J += (|D| - J) / 16). A new
+    SSRC starts over. Pure: the caller passes the time.
+    """
+
+    __slots__ = ("_clock_rate", "_last_arrival", "_last_ts", "_ssrc", "seconds")
+
+    def __init__(self, clock_rate: int = 8000) -> None:
+        self._clock_rate = clock_rate
+        self._ssrc: int | None = None
+        self._last_ts = 0
+        self._last_arrival = 0.0
+        self.seconds = 0.0
+
+    def update(self, ssrc: int, timestamp: int, arrival: float) -> None:
+        if ssrc != self._ssrc:
+            self._ssrc, self._last_ts, self._last_arrival = ssrc, timestamp, arrival
+            self.seconds = 0.0
+            return
+        # D(i-1, i): the arrival spacing less the sending spacing (wrap-safe).
+        sent = ts_diff(timestamp, self._last_ts) / self._clock_rate
+        transit = (arrival - self._last_arrival) - sent
+        self._last_ts, self._last_arrival = timestamp, arrival
+        self.seconds += (abs(transit) - self.seconds) / 16
+
+
 def conceal(last: Pcm | None, repeats: int) -> Pcm | None:
     """A stand-in for the ``repeats``-th missing frame in a row, from the last good frame.
 

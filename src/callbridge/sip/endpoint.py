@@ -210,6 +210,8 @@ class EndpointStats:
     received: int = 0
     dropped: int = 0
     rejected: dict[int, int] = field(default_factory=dict)
+    # Every response sent, by status, 1xx included (retransmissions are not counted).
+    responses: dict[int, int] = field(default_factory=dict)
 
 
 class SipEndpoint:
@@ -276,6 +278,7 @@ class SipEndpoint:
             answer = echo_response(data, 403, "Forbidden (not an allowed trunk)")
             if answer is not None:
                 self.stats.rejected[403] = self.stats.rejected.get(403, 0) + 1
+                self._counted(403)
                 self._out.append((answer, addr))
                 return
         self.stats.dropped += 1
@@ -405,10 +408,11 @@ class SipEndpoint:
             request,
             200,
             to_tag=call.dialog.local_tag,
-            headers=self._contact(call.source),
+            headers=self._contact(call.source, call.invite),
             body=sdp,
         )
         data = response.serialize()
+        self._counted(200)
         for out in txn.send_response(200, data, now):
             self._out.append((out, txn.address))
         call.pending_2xx = _Pending2xx(data, txn.address, T1, now + T1, now + 64 * T1)
@@ -420,15 +424,23 @@ class SipEndpoint:
         request, txn = call.reinvite
         call.reinvite = None
         data = make_response(request, status, to_tag=call.dialog.local_tag).serialize()
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, txn.address))
 
     # -- inside ----------------------------------------------------------------------
 
-    def _contact(self, peer: Address) -> list[tuple[str, str]]:
+    def _contact(self, peer: Address, invite: SipRequest) -> list[tuple[str, str]]:
         transport = f";transport={self.config.transport.lower()}" if self.reliable else ""
+        scheme = "sip"
+        if self.config.transport.upper() == "TLS" and invite.uri[:5].lower() == "sips:":
+            # A dialog begun with a SIPS URI keeps to TLS (RFC 3261 section 12.1.1).
+            scheme, transport = "sips", ""
         return [
-            ("Contact", f"<sip:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>"),
+            (
+                "Contact",
+                f"<{scheme}:callbridge@{hostport(*self.config.sent_by(peer[0]))}{transport}>",
+            ),
             ("Allow", ALLOW),
             ("Server", self.config.user_agent),
         ]
@@ -448,14 +460,21 @@ class SipEndpoint:
             reason,
             to_tag=call.dialog.local_tag,
             headers=(
-                self._contact(call.source) if status < 300 else [("Server", self.config.user_agent)]
+                self._contact(call.source, call.invite)
+                if status < 300
+                else [("Server", self.config.user_agent)]
             ),
             body=body,
         )
         data = self._with_received(response, call.source).serialize()
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, txn.address))
         return data
+
+    def _counted(self, status: int) -> None:
+        responses = self.stats.responses
+        responses[status] = responses.get(status, 0) + 1
 
     def has_calls_from(self, addr: Address) -> bool:
         """Is a call in progress whose INVITE came from ``addr`` (a TCP connection's peer)?"""
@@ -521,6 +540,7 @@ class SipEndpoint:
             txn = txn_class(key or "", address, self.reliable, now)
             if key:
                 self._server_txns[key] = txn
+        self._counted(status)
         for out in txn.send_response(status, data, now):
             self._out.append((out, address))
 
@@ -552,6 +572,7 @@ class SipEndpoint:
             self.stats.dropped += 1
             return
         self.stats.rejected[error.status] = self.stats.rejected.get(error.status, 0) + 1
+        self._counted(error.status)
         self._out.append((response, addr))
 
     # -- requests ---------------------------------------------------------------------
@@ -646,6 +667,7 @@ class SipEndpoint:
         call = _Call(request.call_id, request, txn, dialog, addr)
         self._calls[call.call_id] = call
         trying = make_response(request, 100, headers=[("Server", self.config.user_agent)])
+        self._counted(100)
         for out in txn.send_response(100, self._with_received(trying, addr).serialize(), now):
             self._out.append((out, address))
         self._events.append(
@@ -669,6 +691,7 @@ class SipEndpoint:
         self._server_txns[txn.key] = txn
         call.reinvite = (request, txn)
         trying = make_response(request, 100)
+        self._counted(100)
         for out in txn.send_response(100, trying.serialize(), now):
             self._out.append((out, address))
         self._events.append(ReInvite(call.call_id, request.body))

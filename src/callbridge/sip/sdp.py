@@ -3,6 +3,11 @@
 We speak G.711 (PCMU, PCMA) at 8 kHz with RFC 4733 telephone-events. The
 answer honours the offerer's payload type numbers, codec order and ptime,
 mirrors its direction, and an offer with no common codec is a 488.
+
+SRTP with SDES keys (``sip.crypto``): an ``RTP/SAVP`` offer with a usable
+``a=crypto`` line is answered ``RTP/SAVP`` with our own key under the
+offer's tag, as the bridge's ``SrtpPolicy`` allows; an ``RTP/AVP`` offer to
+a bridge that requires SRTP is refused with ``SrtpRequired`` (a 488).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
+from callbridge.sip.crypto import CryptoAttribute, answer_for, choose
 from callbridge.sip.errors import SipError
 from callbridge.sip.grammar import (
     SDP_FMTP_RE,
@@ -23,6 +29,34 @@ from callbridge.sip.grammar import (
 
 MAX_SDP = 16384
 SUPPORTED = {"PCMU": 0, "PCMA": 8}
+
+
+class SrtpPolicy(enum.StrEnum):
+    """What the bridge asks of a caller's media (``serve --srtp``)."""
+
+    OFF = "off"  # plain RTP only: an RTP/SAVP offer is a 488
+    OFFERED = "offered"  # SRTP when the caller offers it, plain RTP otherwise
+    REQUIRED = "required"  # SRTP or nothing: an RTP/AVP offer is a 488 (downgrade refused)
+
+
+class SrtpRequired(SipError):
+    """A plain RTP offer where SRTP is required: refused, and counted by the bridge."""
+
+    def __init__(self) -> None:
+        super().__init__(488, "SRTP required (RTP/SAVP with a=crypto)")
+
+
+SECURE_PROTOCOLS = ("RTP/SAVP", "RTP/SAVPF")
+PLAIN_PROTOCOLS = ("RTP/AVP", "RTP/AVPF")
+
+
+@dataclass(frozen=True)
+class SrtpKeys:
+    """The keys an SDES exchange settled: the suite, ours (we send) and theirs (we receive)."""
+
+    suite: str
+    local: bytes
+    remote: bytes
 
 
 class Direction(enum.StrEnum):
@@ -49,6 +83,7 @@ class MediaDescription:
     connection: str | None = None
     direction: Direction | None = None
     ptime: int | None = None
+    crypto: list[str] = field(default_factory=list)  # the a=crypto values, unread
 
 
 @dataclass
@@ -161,6 +196,9 @@ def _attribute(value: str, media: MediaDescription | None) -> None:
     elif name == "ptime":
         if SDP_PTIME_RE.match(rest.strip()):
             media.ptime = int(rest.strip())
+    elif name == "crypto":
+        if len(media.crypto) < 16:  # an offer lists a few suites; more is noise
+            media.crypto.append(rest.strip())
     elif name in Direction.__members__.values():
         media.direction = Direction(name)
 
@@ -177,6 +215,7 @@ class Negotiated:
     remote_port: int
     direction: Direction
     answer: bytes
+    srtp: SrtpKeys | None = None
 
     @property
     def on_hold(self) -> bool:
@@ -204,10 +243,19 @@ def offered_host(offer_body: bytes) -> str | None:
 class SdpSession:
     """Our side of one call's SDP: the origin line, whose version rises with each answer."""
 
-    def __init__(self, local_host: str, session_id: int | None = None) -> None:
+    def __init__(
+        self,
+        local_host: str,
+        session_id: int | None = None,
+        srtp: SrtpPolicy = SrtpPolicy.OFF,
+    ) -> None:
         self.local_host = local_host
         self.session_id = session_id if session_id is not None else secrets.randbelow(2**31)
         self.version = self.session_id
+        self.srtp = srtp
+        # Our SDES key, kept across re-offers of the same suite: a new key
+        # would restart our rollover counter under the peer's feet.
+        self._local_crypto: CryptoAttribute | None = None
 
     def offer(self, local_port: int) -> bytes:
         """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
@@ -238,8 +286,7 @@ class SdpSession:
         audio = next((m for m in offer.media if m.media == "audio" and m.port != 0), None)
         if audio is None:
             raise SipError(488, "no audio stream offered")
-        if audio.protocol not in ("RTP/AVP", "RTP/AVPF"):
-            raise SipError(488, f"media protocol {audio.protocol}")
+        crypto = self._crypto(audio)
         codec: tuple[str, int] | None = None
         dtmf_pt: int | None = None
         for pt in audio.formats:
@@ -260,7 +307,10 @@ class SdpSession:
         if ptime not in (10, 20, 30, 40, 60):
             ptime = 20
         self.version += 1
-        answer = self._answer(codec, dtmf_pt, ptime, local_port, direction.mirrored())
+        answer = self._answer(codec, dtmf_pt, ptime, local_port, direction.mirrored(), crypto)
+        keys = None
+        if crypto is not None:
+            keys = SrtpKeys(crypto[1].suite, crypto[1].key, crypto[0].key)
         return Negotiated(
             codec=codec[0],
             payload_type=codec[1],
@@ -270,7 +320,25 @@ class SdpSession:
             remote_port=audio.port,
             direction=direction.mirrored(),
             answer=answer,
+            srtp=keys,
         )
+
+    def _crypto(self, audio: MediaDescription) -> tuple[CryptoAttribute, CryptoAttribute] | None:
+        """The offered and our answering key (None: plain RTP); SipError(488) if not allowed."""
+        if audio.protocol in PLAIN_PROTOCOLS:
+            if self.srtp is SrtpPolicy.REQUIRED:
+                raise SrtpRequired()
+            return None
+        if audio.protocol not in SECURE_PROTOCOLS or self.srtp is SrtpPolicy.OFF:
+            raise SipError(488, f"media protocol {audio.protocol[:20]}")
+        offered = choose(audio.crypto)
+        if offered is None:
+            raise SipError(488, "no usable a=crypto (we take AES_CM_128_HMAC_SHA1_80/32)")
+        mine = self._local_crypto
+        if mine is None or mine.suite != offered.suite:
+            mine = answer_for(offered)
+        self._local_crypto = mine = answer_for(offered, mine.key)
+        return offered, mine
 
     def _answer(
         self,
@@ -279,18 +347,23 @@ class SdpSession:
         ptime: int,
         port: int,
         direction: Direction,
+        crypto: tuple[CryptoAttribute, CryptoAttribute] | None = None,
     ) -> bytes:
         ip = "IP6" if ":" in self.local_host else "IP4"
         formats = [codec[1]] + ([dtmf_pt] if dtmf_pt is not None else [])
+        # AVPF is answered as AVP (we send no feedback), SAVPF as SAVP.
+        protocol = "RTP/AVP" if crypto is None else "RTP/SAVP"
         lines = [
             "v=0",
             f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
             "s=callbridge",
             f"c=IN {ip} {self.local_host}",
             "t=0 0",
-            f"m=audio {port} RTP/AVP {' '.join(str(f) for f in formats)}",
+            f"m=audio {port} {protocol} {' '.join(str(f) for f in formats)}",
             f"a=rtpmap:{codec[1]} {codec[0]}/8000",
         ]
+        if crypto is not None:
+            lines.append(f"a=crypto:{crypto[1].format()}")
         if dtmf_pt is not None:
             lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
         lines += [f"a=ptime:{ptime}", f"a={direction.value}"]

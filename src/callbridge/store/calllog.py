@@ -50,6 +50,8 @@ class LogKind(enum.StrEnum):
     ARCHIVE = "archive"
     DIAL = "dial"  # an operator had the bridge call a number (bridge.dialout)
     DIAL_FAILED = "dial_failed"  # ... and no trunk got it answered
+    CALL_ME_REFUSED = "call_me_refused"  # a registrant's call-me refused (bridge.callme)
+    CALL_ME_SWITCHED = "call_me_switched"  # the operator turned call-me on or off
 
 
 @dataclass(frozen=True)

@@ -346,3 +346,69 @@ class SlideChangeRow(Base):
     slide: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     actor: Mapped[str] = mapped_column(String(100))
+
+
+class MailOutboxRow(Base):
+    """One email, rendered whole before it is sent, and what became of it (``store.outbox``).
+
+    ``message`` is the RFC 5322 message as it goes on the wire, its
+    ``Message-ID`` (``message_id``) fixed when the row is written, so a resend
+    after a crash is the same message. ``dedupe_key`` says which message it
+    is ("reminder:w17:1440"): a second writer of the same one meets the
+    unique constraint, so planning twice enqueues once. ``claim`` and
+    ``claimed_until`` are the sender's lease (``state`` "sending").
+    """
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("event.id", ondelete="CASCADE"), index=True
+    )
+    listener_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webcast_listener.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    sender: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(254))
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    claim: Mapped[str | None] = mapped_column(String(32), index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The server's last answer ("250 2.0.0 queued as …", "451 4.3.0 try later"), or the error.
+    answer: Mapped[str] = mapped_column(Text, default="")
+
+
+class MailSettingsRow(Base):
+    """Which emails an event sends; no row: every kind, reminders 24 h and 15 min before."""
+
+    __tablename__ = "mail_settings"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event.id", ondelete="CASCADE"), primary_key=True
+    )
+    confirmation: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Minutes before the start, comma-separated, largest first ("1440,15"); empty: none.
+    reminders: Mapped[str] = mapped_column(String(100), default="1440,15")
+    replay: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MailConsentRow(Base):
+    """What a registrant agreed to be sent, with the words they were shown, and any withdrawal."""
+
+    __tablename__ = "mail_consent"
+
+    listener_id: Mapped[int] = mapped_column(
+        ForeignKey("webcast_listener.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    follow_up: Mapped[bool] = mapped_column(Boolean)
+    wording: Mapped[str] = mapped_column(Text, default="")
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +18,16 @@ from starlette.middleware.sessions import SessionMiddleware
 from callbridge.bridge.control import BridgeUnavailable
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
+from callbridge.mail.compose import Letterhead, Sender
+from callbridge.mail.planner import MailDesk, Planner
+from callbridge.mail.smtp import SmtpConfig, SmtpSender
+from callbridge.mail.worker import CONNECTIONS, MailWorker
 from callbridge.store.aftercall import AfterCall
 from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
+from callbridge.store.outbox import Outbox
 from callbridge.store.pins import PinBook, pin_key
 from callbridge.store.users import SESSION_LIFETIME, UserStore
 from callbridge.web import (
@@ -29,10 +35,13 @@ from callbridge.web import (
     api,
     auth,
     brand,
+    callme,
     calls,
     editor,
     exports,
+    mail,
     media,
+    metrics,
     nodes,
     pages,
     questions,
@@ -53,12 +62,46 @@ STATIC = Path(__file__).parent / "static"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """While the app serves: the webcast's beacons are written in batches, the last on stop."""
+    """While the app serves: the webcast's beacons are written in batches, the last on stop;
+    with ``--smtp``, the outbox is sent from this event loop (``mail.worker``)."""
     flusher = BeaconFlusher(app.state.audience).start()
+    sender = mail_sender(app)
+    task = asyncio.create_task(sender.run(), name="mail-sender") if sender is not None else None
     try:
         yield
     finally:
+        if sender is not None and task is not None:
+            sender.stop()
+            await task
         await run_in_threadpool(flusher.stop)
+
+
+def _letterhead(settings: Settings) -> Letterhead | None:
+    if settings.smtp_url is None:
+        return None
+    if settings.smtp_from is None:
+        raise ValueError("--smtp needs --smtp-from, the address mail comes from")
+    return Letterhead(Sender.parse(settings.smtp_from), settings.public_url, settings.secret_key)
+
+
+def mail_sender(app: FastAPI) -> MailWorker | None:
+    """The outbox's sender for this app (None without ``--smtp``); its desk wakes it."""
+    settings: Settings = app.state.settings
+    desk: MailDesk = app.state.mail
+    if settings.smtp_url is None or desk.letterhead is None:
+        return None
+    media_files: media.WebcastMedia = app.state.webcast_media
+    planner = Planner(
+        desk.outbox,
+        app.state.events,
+        desk.letterhead,
+        lambda event_id: media_files.replay(event_id) is not None,
+    )
+    config = SmtpConfig.parse(settings.smtp_url, settings.smtp_ca_file)
+    connections = [SmtpSender(config) for _ in range(CONNECTIONS)]
+    worker = MailWorker(desk.outbox, connections, planner)
+    desk.on_enqueued = worker.wake
+    return worker
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
@@ -84,6 +127,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     app.state.limits = WebLimits()
     app.state.password_pool = BoundedPool(settings.password_checks, settings.password_check_queue)
+    app.state.mail = MailDesk(Outbox(db), _letterhead(settings))
 
     app.add_middleware(
         SessionMiddleware,
@@ -137,14 +181,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(calls.stats_router)
     app.include_router(exports.router)
     app.include_router(nodes.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(editor.router)
     app.include_router(aftercall.router)
     app.include_router(report.router)
     app.include_router(questions.router)
+    app.include_router(callme.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
+    app.include_router(mail.router)
     app.include_router(brand.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

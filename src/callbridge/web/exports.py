@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from callbridge.events.schema import EventRecord
 from callbridge.store.audience import Audience, WebListener
 from callbridge.store.calllog import Attendance, CallLog, LogEntry
+from callbridge.store.outbox import Consent, Outbox
 from callbridge.store.phonelog import Caller, KeypadQuestion, callers, keypad_questions
 from callbridge.store.questions import QuestionStore, WrittenQuestion
 from callbridge.web.calls import OperatorDep, Store, spreadsheet_safe
@@ -52,6 +53,8 @@ ATTENDANCE_HEADER = [
     "live_seconds",
     "replay_seconds",
     "reason",
+    # What a web registrant agreed to be emailed, and when; an unsubscribe (callbridge.mail).
+    "email_consent",
 ]
 QUESTIONS_HEADER = [
     "asked_at",
@@ -78,7 +81,10 @@ def _safe(cells: list[str]) -> list[str]:
 
 
 def attendance_rows(
-    rows: list[Attendance], entries: list[LogEntry], web: list[WebListener]
+    rows: list[Attendance],
+    entries: list[LogEntry],
+    web: list[WebListener],
+    consents: dict[int, Consent] | None = None,
 ) -> list[list[str]]:
     """``attendance.csv``'s rows, header first: phone participants, then web listeners."""
     known = callers(entries)
@@ -109,6 +115,7 @@ def attendance_rows(
                     "" if replay else seconds,
                     seconds if replay else "",
                     row.reason or "",
+                    "",
                 ]
             )
         )
@@ -132,6 +139,7 @@ def attendance_rows(
                     str(listener.live_seconds),
                     str(listener.replay_seconds),
                     "" if heard else "registered, did not listen",
+                    consent.describe() if (consent := (consents or {}).get(listener.id)) else "",
                 ]
             )
         )
@@ -242,6 +250,9 @@ async def attendance_csv(event_id: int, store: Store, request: Request, _: Opera
     ``caller_name`` is what their phone sent; ``name`` the moderator's name
     for them. Web listeners' seconds are what their page played, the live
     call and the replay apart (``live_seconds``, ``replay_seconds``).
+    ``email_consent`` says what a registrant agreed to be emailed and when
+    ("reminders and replay notice (…)", "confirmation only (…)"), and when
+    they unsubscribed.
     """
     record = await run_in_threadpool(store.get, event_id)
     log: CallLog = request.app.state.call_log
@@ -249,7 +260,9 @@ async def attendance_csv(event_id: int, store: Store, request: Request, _: Opera
     entries = await run_in_threadpool(log.entries, event_id)
     rows = await run_in_threadpool(log.attendance, event_id)
     web = await run_in_threadpool(people.listeners, event_id)
-    return _csv(record, "attendance", attendance_rows(rows, entries, web))
+    outbox: Outbox = request.app.state.mail.outbox
+    consents = await run_in_threadpool(outbox.consents, event_id)
+    return _csv(record, "attendance", attendance_rows(rows, entries, web, consents))
 
 
 @router.get("/questions.csv", response_class=Response)

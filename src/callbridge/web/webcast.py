@@ -43,6 +43,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callbridge.events.errors import normalise_errors
 from callbridge.events.schema import EventRecord, EventState, Registration
+from callbridge.mail.compose import InvalidAddress, valid_address
+from callbridge.mail.planner import CONSENT_WORDING, MailDesk, follow_ups_offered
 from callbridge.slides.deck import Deck
 from callbridge.store import layout
 from callbridge.store.audience import (
@@ -72,7 +74,6 @@ COOKIE_MAX_AGE = 90 * 24 * 3600
 POLL_S = 5.0
 POLL_NEAR_START_S = 2.0
 NEAR_START = timedelta(minutes=10)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Now = Annotated[datetime, Depends(clock)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -210,8 +211,13 @@ def validate_registration(
     clean_name = _clean(name, "name", required=required)
     clean_firm = _clean(firm, "firm", required=False)
     clean_email = _clean(email, "email", required=required, limit=254)
-    if clean_email is not None and not _EMAIL.match(clean_email):
-        raise RegistrationError("email", "is not an email address such as ir@example.com")
+    if clean_email is not None:
+        try:
+            clean_email = valid_address(clean_email)
+        except InvalidAddress:
+            raise RegistrationError(
+                "email", "is not an email address such as ir@example.com"
+            ) from None
     return clean_name, clean_firm, clean_email
 
 
@@ -244,6 +250,7 @@ async def _webcast_page(
     status_code: int | None = None,
 ) -> Response:
     listener = await _listener(request, people, record.id)
+    desk: MailDesk = request.app.state.mail
     needs_form = record.registration is not Registration.OFF and (
         listener is None or not listener.registered
     )
@@ -253,6 +260,7 @@ async def _webcast_page(
     if allowed and replay_open:
         query = request.query_params.get("q", "")
         transcript = await listener_page.transcript_view(request, record, query)
+    asks = needs_form and await run_in_threadpool(follow_ups_offered, desk.outbox, record.id)
     pin = await run_in_threadpool(personal_pin, pins(request), listener)
     return _page(
         request,
@@ -268,6 +276,8 @@ async def _webcast_page(
             "form": form or {},
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
+            # The consent checkbox's words, when the event sends reminders or a replay notice.
+            "follow_up_wording": CONSENT_WORDING if asks else None,
             "beacon_interval": BEACON_INTERVAL,
             "transcript": transcript,
             "files": await listener_page.files(request, record, replay_open) if allowed else None,
@@ -312,12 +322,17 @@ async def register(
     firm: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    follow_up: Annotated[str, Form()] = "",
 ) -> Response:
-    """Register for the webcast; the browser keeps a cookie that lets it play."""
+    """Register for the webcast; the browser keeps a cookie that lets it play.
+
+    With an email, the confirmation is written to the outbox (``mail``),
+    with what the registrant agreed to (``follow_up``: reminders, replay notice).
+    """
     record = await _record(store, event_id)
     if record is None:
         return _not_found(request, event_id)
-    form = {"name": name, "firm": firm, "email": email}
+    form = {"name": name, "firm": firm, "email": email, "follow_up": follow_up}
     if not csrf_valid(request, csrf):
         error = RegistrationError("form", "expired; please send it again")
         return await _webcast_page(request, record, people, now, error=error, form=form)
@@ -342,7 +357,14 @@ async def register(
         )
     )
     # Drawn now, so the confirmation (and the page it lands on) can show it.
-    await run_in_threadpool(personal_pin, pins(request), listener)
+    pin = await run_in_threadpool(personal_pin, pins(request), listener)
+    if listener.email is not None:
+        desk: MailDesk = request.app.state.mail
+        await run_in_threadpool(
+            lambda: desk.registered(
+                record, listener.id, follow_up=bool(follow_up), now=now, pin=shown_pin(pin)
+            )
+        )
     response = RedirectResponse(f"/events/{event_id}/webcast", status.HTTP_303_SEE_OTHER)
     _set_cookie(response, request, event_id, token)
     return response

@@ -51,6 +51,10 @@ class PlaylistWaiter:
         self.source = source
         self.max_waiters = max_waiters
         self.waiting = 0
+        # Waits begun (a request waits again if woken short of its part), and requests
+        # whose wait ran out: both since made.
+        self.waited = 0
+        self.timeouts = 0
         self._event = asyncio.Event()
 
     def attach(
@@ -108,13 +112,16 @@ class PlaylistWaiter:
                 return snapshot.text
             remaining = deadline - loop.time()
             if remaining <= 0:
+                self.timeouts += 1
                 raise PlaylistTimeout(f"no playlist with _HLS_msn={msn} _HLS_part={part} yet")
             if self.waiting >= self.max_waiters:
                 raise BlockingRequestError("too many blocked playlist requests", status=503)
             self.waiting += 1
+            self.waited += 1
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
+                self.timeouts += 1
                 raise PlaylistTimeout(
                     f"no playlist with _HLS_msn={msn} _HLS_part={part} yet"
                 ) from None

@@ -223,6 +223,12 @@ class LiveCaptions:
         )
         write_atomic(self.live_dir / MASTER, master_playlist().encode())
 
+    def queued(self) -> int:
+        """Entries waiting for the worker now (chunks of mix, who-talks records; approximate:
+        another thread feeds). The deque's length, not ``qsize()``: a scrape takes no lock
+        the media tick takes."""
+        return len(self._queue.queue)
+
     def push(self, offset: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None:
         """Queue samples of the mix starting at ``offset``, and who was ``talkers`` in them
         (participant ids). Never blocks; drops when full."""

@@ -443,6 +443,18 @@
       alertList.append(li);
     });
     document.getElementById("alerts-card").hidden = alerts.length === 0;
+
+    const lost = view.lost || [];
+    const lostList = document.getElementById("lost");
+    lostList.replaceChildren();
+    lost.forEach((caller) => {
+      const li = document.createElement("li");
+      // Names and numbers come from callers and their signalling: text, never markup.
+      li.textContent = time(caller.at) + " · " + (caller.name || caller.caller_id) +
+        (caller.name ? " (" + caller.caller_id + ")" : "") + " · lost with node " + caller.node;
+      lostList.append(li);
+    });
+    document.getElementById("lost-card").hidden = lost.length === 0;
   }
 
   // The button that had the focus is drawn again: give the focus to its new self.
