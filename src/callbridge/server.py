@@ -284,8 +284,15 @@ def _metrics_server(settings: Settings, app: Any) -> Any:
 
     assert settings.metrics_listen is not None
     host, port = settings.metrics_listen
+    # Logging is the main server's: a Config's log_level (or log_config) sets uvicorn's
+    # loggers process-wide, and "warning" here silenced the web port's access log.
     config = uvicorn.Config(
-        metrics_app(app.state), host=host, port=port, log_level="warning", lifespan="off"
+        metrics_app(app.state),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=None,
+        lifespan="off",
     )
     log.info("metrics on http://%s:%d/metrics", host, port)
     return InnerServer(config)
