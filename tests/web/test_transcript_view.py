@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from markupsafe import Markup
 
 from callbridge.events.schema import EventState
 from callbridge.store import layout
 from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE
 from callbridge.transcript.transcribe import write_transcript
+from callbridge.transcript.turns import clock
 from callbridge.web import pages
+from callbridge.web.listener_page import SegmentView, paragraphs
 from callbridge.web.media import REPLAY_DIR, REPLAY_PLAYLIST, REPLAY_READY, WebcastMedia
 from tests.web.test_pages import make_event
 
@@ -81,3 +84,18 @@ def test_each_sentence_seeks_the_player_and_search_marks_its_hits(client: TestCl
     hits = re.findall(r'<span id="t(\d+)" class="text hit"', page)
     assert hits == ["2", "5"]
     assert "<mark>Revenue</mark> grew" in page and "&lt;<mark>revenue</mark>&gt;" in page
+
+
+def test_a_long_turn_is_cut_into_paragraphs_at_its_pauses_each_led_by_its_time() -> None:
+    said = [(0.0, 4.0), (4.2, 8.0), (11.0, 14.0), (14.1, 15.0)]  # a 3 s pause after 8.0
+    items = [
+        (n, SegmentView(start, clock(start), None, Markup(f"Sentence {n}.")))
+        for n, (start, _) in enumerate(said)
+    ]
+    ends = {n: end for n, (_, end) in enumerate(said)}
+    found = paragraphs(items, ends)
+    assert [[n for n, _ in p.segments] for p in found] == [[0, 1], [2, 3]]
+    assert [p.clock for p in found] == ["0:00", "0:11"]
+    # Past the length limit a paragraph ends at the next segment, pause or not.
+    assert [len(p.segments) for p in paragraphs(items, ends, chars=20)] == [2, 2]
+    assert [len(p.segments) for p in paragraphs(items, ends, pause_s=60, chars=10)] == [1, 1, 1, 1]

@@ -9,9 +9,10 @@ not when the click happened. The replay maps each change to its offset into
 the recording (the recording's ``started_at``), so a seek lands on the right
 slide.
 
-Listeners get the deck's images and the changes under the same registration
-gate as the audio (the cache tier checks it too); the PDF itself is public on
-the event page, as IR teams post their decks.
+Listeners get the deck's images, the changes and the PDF under the same
+registration gate as the audio (the cache tier checks it too, except for the
+PDF, which it passes to the origin as it does every page): where the event
+asks listeners to register, the deck is theirs, not the public's.
 
 A deck is rendered in a confined child process (``slides.sandbox``), one
 upload at a time per web process (``deck_pool``): each child may take a
@@ -24,8 +25,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +46,8 @@ from callbridge.slides.deck import (
 from callbridge.store import layout
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.slides import SlideLog
+from callbridge.store.users import Operator
+from callbridge.web.auth import optional_operator
 from callbridge.web.calls import OperatorDep, Store
 from callbridge.web.deps import settings
 from callbridge.web.media import MediaDep, WebcastMedia, _gate, edge_ttl
@@ -271,9 +275,19 @@ async def deck_slide_image(
 
 
 @router.get("/events/{event_id}/deck.pdf", include_in_schema=False)
-async def deck_pdf(request: Request, event_id: int, store: Store) -> Response:
-    """The deck as uploaded, for anyone reading the event page."""
+async def deck_pdf(
+    request: Request,
+    event_id: int,
+    store: Store,
+    operator: Annotated[Operator | None, Depends(optional_operator)],
+) -> Response:
+    """The deck as uploaded: for a listener who may listen (registered where the event asks)
+    and for operators; 403 for anyone else."""
     await run_in_threadpool(store.get, event_id)
+    if operator is None:
+        _, refused = await _gate(request, store, event_id)
+        if refused is not None:
+            return refused
     folder = deck_folder(request, event_id)
     deck = Deck.load(folder)
     if deck is None:
@@ -282,5 +296,6 @@ async def deck_pdf(request: Request, event_id: int, store: Store) -> Response:
         folder / DECK_PDF,
         media_type="application/pdf",
         filename=deck.filename if deck.filename.endswith(".pdf") else f"{deck.filename}.pdf",
-        headers={"Cache-Control": "public, max-age=300"},
+        # Private: it is not everyone's where the event asks listeners to register.
+        headers={"Cache-Control": "private, max-age=300"},
     )

@@ -31,14 +31,12 @@ import math
 import re
 import time
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from markupsafe import Markup
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -61,9 +59,7 @@ from callbridge.store.audience import (
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.pins import PinBook
-from callbridge.transcript.model import Hit, search
-from callbridge.transcript.transcribe import load_transcript
-from callbridge.transcript.turns import shown_text, speaker_turns
+from callbridge.web import listener_page
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.gate_cookie import COOKIE_PREFIX, MalformedGateCookie, gate_value
@@ -73,6 +69,11 @@ from callbridge.web.pages import clock, view_of
 router = APIRouter(include_in_schema=True, tags=["webcast"])
 
 COOKIE_MAX_AGE = 90 * 24 * 3600
+# How often a waiting page asks for the status: sooner from a few minutes before the start,
+# so the audio starts within seconds of the call (the cache tier answers most of them).
+POLL_S = 5.0
+POLL_NEAR_START_S = 2.0
+NEAR_START = timedelta(minutes=10)
 
 Now = Annotated[datetime, Depends(clock)]
 Store = Annotated[EventStore, Depends(event_store)]
@@ -253,6 +254,12 @@ async def _webcast_page(
     needs_form = record.registration is not Registration.OFF and (
         listener is None or not listener.registered
     )
+    allowed = may_listen(request, record)
+    replay_open = record.replay_available(now)
+    transcript = None
+    if allowed and replay_open:
+        query = request.query_params.get("q", "")
+        transcript = await listener_page.transcript_view(request, record, query)
     asks = needs_form and await run_in_threadpool(follow_ups_offered, desk.outbox, record.id)
     pin = await run_in_threadpool(personal_pin, pins(request), listener)
     return _page(
@@ -261,7 +268,7 @@ async def _webcast_page(
             "event": view_of(record, now),
             "registration": record.registration.value,
             "show_form": needs_form,
-            "may_listen": may_listen(request, record),
+            "may_listen": allowed,
             "deck": Deck.load(layout.deck_dir(settings(request).data_dir, record.id)),
             "listener": listener,
             "pin": shown_pin(pin),
@@ -272,83 +279,12 @@ async def _webcast_page(
             # The consent checkbox's words, when the event sends reminders or a replay notice.
             "follow_up_wording": CONSENT_WORDING if asks else None,
             "beacon_interval": BEACON_INTERVAL,
-            "transcript": await _transcript_view(request, record, now),
+            "transcript": transcript,
+            "files": await listener_page.files(request, record, replay_open) if allowed else None,
+            "privacy": listener_page.privacy_line(record),
         },
         status_code=status_code or (status.HTTP_422_UNPROCESSABLE_CONTENT if error else 200),
     )
-
-
-@dataclass(frozen=True)
-class SegmentView:
-    start: float
-    clock: str
-    speaker: str | None
-    html: Markup
-
-
-@dataclass(frozen=True)
-class TurnView:
-    """One speaker's paragraph: their segments in order, each still a link into the replay."""
-
-    speaker: str | None
-    start: float
-    clock: str
-    segments: list[tuple[int, SegmentView]]  # (index in the transcript, segment)
-
-
-@dataclass(frozen=True)
-class TranscriptView:
-    query: str
-    segments: list[SegmentView]
-    hits: list[Hit]
-    turns: list[TurnView]
-
-    @property
-    def hit_indices(self) -> frozenset[int]:
-        return frozenset(hit.segment for hit in self.hits)
-
-
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-async def _transcript_view(
-    request: Request, record: EventRecord, now: datetime
-) -> TranscriptView | None:
-    """The replay's transcript, searched for ``?q=``; None outside the replay window."""
-    media = getattr(request.app.state, "webcast_media", None)
-    if media is None or not record.replay_available(now) or not may_listen(request, record):
-        return None
-    found = await run_in_threadpool(media.replay, record.id)
-    if found is None:
-        return None
-    transcript = await run_in_threadpool(load_transcript, found.directory)
-    if transcript is None:
-        return None
-    query = request.query_params.get("q", "")[:200]
-    hits = search(transcript, query) if query.strip() else []
-    marked = {hit.segment: Markup(hit.marked()) for hit in hits}
-    segments = [
-        SegmentView(
-            start=segment.start,
-            clock=_clock(segment.start),
-            speaker=segment.speaker,
-            html=marked.get(index, Markup.escape(shown_text(segment))),
-        )
-        for index, segment in enumerate(transcript.segments)
-    ]
-    turns = [
-        TurnView(
-            speaker=turn.speaker,
-            start=turn.start,
-            clock=_clock(turn.start),
-            segments=[(index, segments[index]) for index in turn.segments],
-        )
-        for turn in speaker_turns(transcript)
-    ]
-    return TranscriptView(query=query, segments=segments, hits=hits, turns=turns)
 
 
 def _not_found(request: Request, event_id: int) -> Response:
@@ -493,6 +429,9 @@ class WebcastStatus(BaseModel):
     captions: str | None
     replay_until: str | None
     beacon_interval: int = BEACON_INTERVAL
+    poll_s: float = Field(
+        default=POLL_S, description="Ask again after this many seconds (sooner near the start)"
+    )
 
 
 class BeaconEvents:
@@ -714,7 +653,14 @@ def status_of(request: Request, record: EventRecord, now: datetime) -> WebcastSt
         replay_download=download,
         captions=captions,
         replay_until=record.replay_until.isoformat() if record.replay_until else None,
+        poll_s=poll_after(record, now),
     )
+
+
+def poll_after(record: EventRecord, now: datetime) -> float:
+    """Seconds until the page asks again: ``POLL_NEAR_START_S`` once the start is near."""
+    near = record.state is EventState.SCHEDULED and now >= record.starts_at - NEAR_START
+    return POLL_NEAR_START_S if near else POLL_S
 
 
 @router.get("/api/events/{event_id}/webcast", response_model=WebcastStatus)

@@ -4,6 +4,12 @@
 // The replay only ever starts from the listener's own click ("Play the replay",
 // a transcript time): a live listener whose page stayed open past the end is
 // told the call has ended, and is not counted as a replay listener for it.
+// The page follows the call's state as it polls (scheduled, live, ended, the
+// replay ready) without a reload: the live styling, the question form's state.
+// hls.js is told to add no <track> of its own: it would give each a data: URL,
+// which the page's policy (media-src 'self' blob:) refuses; the live captions
+// come to the page as cues instead (CUES_PARSED), which it puts in a text track
+// of its own (addTextTrack: no URL), shown as the replay's are.
 (function () {
   "use strict";
   const root = document.getElementById("webcast");
@@ -15,15 +21,25 @@
   const playButton = document.getElementById("play");
   const volume = document.getElementById("volume");
   const elapsed = document.getElementById("elapsed");
+  const durationPart = document.getElementById("duration-part");
+  const durationText = document.getElementById("duration");
+  const speedPart = document.getElementById("speed-part");
+  const speed = document.getElementById("speed");
   const seek = document.getElementById("seek");
   const badge = document.getElementById("live-badge");
   const title = document.getElementById("player-title");
   const captions = document.getElementById("captions");
   const downloads = document.getElementById("downloads");
   const download = document.getElementById("download");
+  const downloadsCard = document.getElementById("downloads-card");
   const statusBox = document.getElementById("webcast-status");
   const captionsToggle = document.getElementById("captions-toggle");
+  const captionsArea = document.getElementById("captions-area");
   let captionsOn = true;
+  // The live captions' track, made once (a media element's text tracks cannot be
+  // removed), emptied when the player stops; and the cues it holds, by time and text.
+  let liveTrack = null;
+  let liveKeys = new Set();
 
   let hls = null;
   let mode = null; // "live" | "replay" | null
@@ -61,28 +77,71 @@
     media.removeAttribute("src");
     for (const t of Array.from(media.querySelectorAll("track"))) t.remove();
     captions.textContent = "";
-    captionsToggle.hidden = true;
+    captionsArea.hidden = true;
+    emptyLiveTrack();
     media.load();
     mode = null;
     source = null;
   }
 
-  // Captions: the replay's <track>, or the live call's subtitle rendition that
-  // hls.js adds as a text track. An <audio> element draws no cues, so the page
-  // shows the active ones itself, and the toggle turns them off and on.
+  // Captions: the replay's <track>, or the page's track of the live call's subtitle
+  // rendition (addLiveCues). An <audio> element draws no cues, so the page shows
+  // the active ones itself, and the toggle turns them off and on.
   function showCues(track) {
     if (!captionsOn || track.mode === "disabled") { captions.textContent = ""; return; }
     const cues = track.activeCues;
-    captions.textContent = cues && cues.length ? Array.from(cues).map(function (c) {
-      return c.text.replace(/<[^>]*>/g, "");
-    }).join(" ") : "";
+    showText(cues ? Array.from(cues) : []);
   }
 
   function wireTrack(track) {
     if (!track || (track.kind !== "subtitles" && track.kind !== "captions") || track.cbWired) return;
     track.cbWired = true;
     track.addEventListener("cuechange", function () { showCues(track); });
-    captionsToggle.hidden = false;
+    captionsArea.hidden = false;
+  }
+
+  // A cue's speaker (WebVTT's <v Name>) leads its text when the call has named them:
+  // "Speaker" or "Speaker 2" says nothing a listener can use.
+  const UNNAMED = /^Speaker( \d+)?$/;
+  function showText(cues) {
+    const parts = [];
+    let last = null;
+    for (const cue of cues) {
+      const voice = /^<v(?:\.[^ >]*)? ([^>]+)>/.exec(cue.text);
+      const who = voice ? voice[1].trim() : "";
+      if (who && !UNNAMED.test(who) && who !== last) {
+        const name = document.createElement("span");
+        name.className = "who";
+        name.textContent = who + ": ";
+        parts.push(name);
+        last = who;
+      }
+      parts.push(cue.text.replace(/<[^>]*>/g, "") + " ");
+    }
+    captions.replaceChildren.apply(captions, parts);
+  }
+
+  // Live cues from hls.js (CUES_PARSED): a cue repeated in several subtitle segments
+  // comes once per segment, with the same times and text, and is added once.
+  function addLiveCues(cues) {
+    if (!liveTrack) {
+      liveTrack = media.addTextTrack("subtitles", "English (automatic captions)", "en");
+      liveTrack.mode = "hidden";
+      wireTrack(liveTrack);
+    }
+    for (const cue of cues) {
+      const key = cue.startTime + "|" + cue.endTime + "|" + cue.text;
+      if (liveKeys.has(key)) continue;
+      liveKeys.add(key);
+      liveTrack.addCue(cue instanceof VTTCue ? cue : new VTTCue(cue.startTime, cue.endTime, cue.text));
+    }
+    captionsArea.hidden = false;
+  }
+
+  function emptyLiveTrack() {
+    liveKeys = new Set();
+    if (!liveTrack || !liveTrack.cues) return;
+    for (const cue of Array.from(liveTrack.cues)) liveTrack.removeCue(cue);
   }
 
   media.textTracks.addEventListener("addtrack", function (e) { wireTrack(e.track); });
@@ -97,7 +156,7 @@
     }
     for (const track of Array.from(media.textTracks)) {
       if (track.kind !== "subtitles" && track.kind !== "captions") continue;
-      if (!hls) track.mode = on ? "hidden" : "disabled";
+      if (!hls && track !== liveTrack) track.mode = on ? "hidden" : "disabled";
       showCues(track);
     }
     if (!on) captions.textContent = "";
@@ -121,8 +180,16 @@
         // the start of playback counts as one, which would double our delay.
         liveSyncOnStallIncrease: 0.25,
         enableWorker: true,
-        // The live captions are a subtitle rendition: shown from the start.
+        // The live captions are a subtitle rendition: shown from the start, by
+        // the page (CUES_PARSED), not as a <track> hls.js would add with a
+        // data: URL the page's policy refuses.
         subtitleDisplay: captionsOn,
+        renderTextTracksNatively: false,
+        // No metadata tracks either (each another data: URL): the slides read
+        // the playlist's date ranges from hls.js itself (latestLevelDetails).
+        enableDateRangeMetadataCues: false,
+        enableEmsgMetadataCues: false,
+        enableID3MetadataCues: false,
         xhrSetup: function (xhr) { xhr.withCredentials = true; },
       });
       hls.on(window.Hls.Events.ERROR, function (_e, data) {
@@ -132,8 +199,14 @@
       });
       hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, function (_e, data) {
         if (!data.subtitleTracks.length) return;
-        captionsToggle.hidden = false;
+        captionsArea.hidden = false;
         for (const track of Array.from(media.textTracks)) wireTrack(track);
+      });
+      hls.on(window.Hls.Events.NON_NATIVE_TEXT_TRACKS_FOUND, function (_e, data) {
+        if (data.tracks.length) captionsArea.hidden = false;
+      });
+      hls.on(window.Hls.Events.CUES_PARSED, function (_e, data) {
+        if (data.type === "subtitles" || data.type === "captions") addLiveCues(data.cues);
       });
       root.hlsPlayer = hls; // for the page's tests and for support: hls.latency
       hls.loadSource(url);
@@ -168,6 +241,42 @@
     button.addEventListener("click", function () { playReplay(null); });
     actions.appendChild(button);
     statusBox.append(line, actions);
+    showDownload(status);
+    if (!afterCallShown) { afterCallShown = true; showAfterCall(); }
+  }
+
+  // What the page drawn after the call has and this one lacks: the transcript and its
+  // downloads. Read from the page itself, so that it is drawn once, on the server.
+  let afterCallShown = false;
+  async function showAfterCall() {
+    try {
+      const response = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) return;
+      const drawn = new DOMParser().parseFromString(await response.text(), "text/html");
+      const transcript = drawn.querySelector(".stage-transcript");
+      const stage = root.querySelector(".stage");
+      if (transcript && stage && !stage.querySelector(".stage-transcript")) {
+        stage.appendChild(document.adoptNode(transcript));
+      }
+      const list = downloadsCard && downloadsCard.querySelector("ul");
+      const listed = drawn.querySelectorAll("#downloads-card li:not(#downloads)");
+      if (list) {
+        const known = new Set(Array.from(list.querySelectorAll("a")).map(function (a) { return a.getAttribute("href"); }));
+        for (const item of Array.from(listed)) {
+          const link = item.querySelector("a");
+          if (link && !known.has(link.getAttribute("href"))) list.appendChild(document.adoptNode(item));
+        }
+        if (list.querySelector("li:not([hidden])")) downloadsCard.hidden = false;
+      }
+    } catch (_e) { /* the page shows them when it is next loaded */ }
+  }
+
+  // The recording's download, listed with the others once the replay is ready.
+  function showDownload(status) {
+    if (!status.replay_download || !downloads) return;
+    download.href = status.replay_download;
+    downloads.hidden = false;
+    if (downloadsCard) downloadsCard.hidden = false;
   }
 
   function playReplay(at) {
@@ -184,7 +293,38 @@
   function markEnded() {
     root.classList.remove("is-live");
     for (const b of Array.from(root.querySelectorAll(".badge.live:not(#live-badge)"))) b.remove();
-    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in"))) s.hidden = true;
+    for (const s of Array.from(root.querySelectorAll("section.ask, section.dial-in, .links .calendar"))) s.hidden = true;
+    const waiting = document.getElementById("player-waiting");
+    if (waiting) waiting.hidden = true;
+    for (const w of Array.from(root.querySelectorAll(".slides-waiting"))) {
+      w.textContent = "The slides follow the replay as it plays.";
+    }
+  }
+
+  // The call went live while the page was open: what a live call has shows, as a
+  // page drawn live has it (the LIVE badge and border); an answer the question
+  // form gave before the call ("Not sent: … not live") no longer holds.
+  function markLive() {
+    if (root.classList.contains("is-live")) return;
+    root.classList.add("is-live");
+    const company = root.querySelector("header .company");
+    if (company && !company.querySelector(".badge.live")) {
+      const live = document.createElement("span");
+      live.className = "badge live";
+      live.textContent = "LIVE";
+      company.append(" ", live);
+    }
+    const waiting = document.getElementById("player-waiting");
+    if (waiting) {
+      waiting.querySelector(".badge").hidden = false;
+      waiting.querySelector(".waiting-text").textContent = "The webcast starts in a moment.";
+    }
+    const asked = document.getElementById("ask-status");
+    if (asked && asked.textContent.startsWith("Not sent")) asked.textContent = "";
+    if (!mode) {
+      say("<p><strong>The call is live now.</strong>" +
+        (root.dataset.mayListen === "yes" ? " The webcast starts in a moment." : " Register below to listen.") + "</p>");
+    }
   }
 
   function untilText(day) {
@@ -203,6 +343,8 @@
     badge.hidden = kind !== "live";
     title.textContent = kind === "live" ? "Live call" : "Replay";
     seek.hidden = kind !== "replay";
+    speedPart.hidden = kind !== "replay";
+    durationPart.hidden = true;
     if (kind === "replay") {
       if (status.captions) {
         const track = document.createElement("track");
@@ -215,10 +357,7 @@
         track.addEventListener("load", function () { track.track.mode = captionsOn ? "hidden" : "disabled"; });
         wireTrack(track.track);
       }
-      if (status.replay_download) {
-        download.href = status.replay_download;
-        downloads.hidden = false;
-      }
+      showDownload(status);
       if (status.replay_until) {
         say("<p><strong>Replay.</strong> Available through " + untilText(status.replay_until) + ".</p>");
       } else {
@@ -226,10 +365,11 @@
       }
     } else {
       heardLive = true;
-      downloads.hidden = true;
+      if (downloads) downloads.hidden = true;
       say("<p><strong>The call is live now.</strong></p>");
     }
     if (!attach(url, kind === "live")) return;
+    setSpeed(kind === "replay" ? Number(speed.value) : 1);
     media.play().then(function () { showPlaying(true); })
       .catch(function () { showPlaying(false); });
   }
@@ -254,12 +394,27 @@
   media.addEventListener("play", function () { showPlaying(true); });
   media.addEventListener("pause", function () { showPlaying(false); });
   volume.addEventListener("input", function () { media.volume = Number(volume.value); });
+  // The replay's speed: the listener's choice, kept when the media reloads (a new
+  // source resets playbackRate to defaultPlaybackRate). The live call plays at 1×,
+  // hls.js's catch-up aside.
+  function setSpeed(rate) {
+    media.defaultPlaybackRate = rate;
+    media.playbackRate = rate;
+  }
+  speed.addEventListener("change", function () { if (mode === "replay") setSpeed(Number(speed.value)); });
   media.addEventListener("timeupdate", function () {
     elapsed.textContent = clock(media.currentTime);
     if (mode === "replay" && !seek.matches(":active")) seek.value = String(Math.floor(media.currentTime));
   });
+  function showDuration() {
+    if (mode !== "replay" || !Number.isFinite(media.duration) || media.duration <= 0) return;
+    seek.max = String(Math.floor(media.duration));
+    durationText.textContent = clock(media.duration);
+    durationPart.hidden = false;
+  }
+  media.addEventListener("durationchange", showDuration);
   media.addEventListener("loadedmetadata", function () {
-    if (mode === "replay" && Number.isFinite(media.duration)) seek.max = String(Math.floor(media.duration));
+    showDuration();
     if (mode === "replay" && pendingSeek !== null) { media.currentTime = pendingSeek; pendingSeek = null; }
   });
   seek.addEventListener("change", function () { media.currentTime = Number(seek.value); });
@@ -322,7 +477,9 @@
       const response = await fetch("/api/events/" + eventId + "/webcast", { credentials: "same-origin", cache: "no-store" });
       if (response.ok) {
         const status = await response.json();
+        if (status.poll_s > 0) delay = status.poll_s * 1000;
         root.dataset.state = status.state;
+        if (status.state === "live") markLive();
         if (status.state === "ended" || status.state === "archived") markEnded();
         if (status.may_listen && status.live_playlist) {
           start("live", status);
