@@ -443,17 +443,39 @@
   // credited as listening.
   let beaconTimer = null;
   let pausedSince = false;
+  // A beacon still on its way: where registration is optional, the first one
+  // answers with the browser's id (a cookie), and the registration must carry
+  // that id so the listening it counted gets the name. A registration sent
+  // before that answer made a second listener, and the beacon's late cookie
+  // then took the page's place from the registration's: the named listener
+  // was never credited.
+  let beaconInFlight = null;
   function sendBeacon(resumed) {
     if (!mode) return;
     const body = { mode: mode };
     if (resumed) body.resumed = true;
-    fetch("/api/events/" + eventId + "/webcast/beacon", {
+    const sent = fetch("/api/events/" + eventId + "/webcast/beacon", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
       keepalive: true,
-    }).catch(function () {});
+    }).catch(function () {}).finally(function () {
+      if (beaconInFlight === sent) beaconInFlight = null;
+    });
+    beaconInFlight = sent;
+  }
+  const registerForm = document.querySelector("form.register");
+  if (registerForm) {
+    registerForm.addEventListener("submit", function (e) {
+      if (!beaconInFlight) return;
+      e.preventDefault();
+      const waited = beaconInFlight;
+      let sent = false;
+      const go = function () { if (!sent) { sent = true; registerForm.submit(); } };
+      waited.then(go, go);
+      setTimeout(go, 3000); // a beacon that never answers keeps nobody from registering
+    });
   }
   media.addEventListener("playing", function () {
     if (beaconTimer !== null) return; // playing again after a stall: the schedule runs on
