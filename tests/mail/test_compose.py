@@ -10,7 +10,8 @@ from email.message import EmailMessage
 import pytest
 from icalendar import Calendar
 
-from callbridge.events.schema import EventRecord
+from callbridge.brand.colour import DEFAULT_ACCENT
+from callbridge.events.schema import EventRecord, LogoInfo
 from callbridge.mail import compose
 from callbridge.mail.compose import InvalidAddress, Letterhead, Sender, valid_address
 from callbridge.store.outbox import MailKind, Recipient
@@ -79,6 +80,34 @@ def test_a_pin_is_printed_when_given(event: EventRecord, letterhead: Letterhead)
     for kind in ("plain", "html"):
         body = message.get_body((kind,))
         assert body is not None and "482913" in body.get_content()
+
+
+def _html(data: bytes) -> str:
+    body = _parse(data).get_body(("html",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def test_messages_carry_the_company_brand(event: EventRecord, letterhead: Letterhead) -> None:
+    """The accent colour heads every message; a PNG logo is linked from the public address,
+    an SVG one left out (mail clients do not draw it)."""
+    plain = _html(compose.confirmation(event, _recipient(), letterhead, NOW).message)
+    assert f"border-top:4px solid {DEFAULT_ACCENT}" in plain and "<img" not in plain
+    logo = LogoInfo(media_type="image/png", digest="ab12" * 16, width=400, height=100)
+    company = event.company.model_copy(update={"accent": "#7a1f3d", "logo": logo})
+    branded = event.model_copy(update={"company": company})
+    for mail in (
+        compose.confirmation(branded, _recipient(), letterhead, NOW),
+        compose.reminder(branded, _recipient(), 15, letterhead, NOW),
+        compose.replay_ready(branded, _recipient(), letterhead, NOW),
+    ):
+        page = _html(mail.message)
+        assert "border-top:4px solid #7a1f3d" in page
+        assert f'src="{letterhead.public_url}/events/{event.id}/logo?v=ab12ab12ab12"' in page
+        assert 'alt="Northwind Biologics, Inc."' in page
+    svg = LogoInfo(media_type="image/svg+xml", digest="cd34" * 16, width=40, height=10)
+    vector = event.model_copy(update={"company": company.model_copy(update={"logo": svg})})
+    assert "<img" not in _html(compose.confirmation(vector, _recipient(), letterhead, NOW).message)
 
 
 def test_reminders_carry_one_click_unsubscribe(event: EventRecord, letterhead: Letterhead) -> None:

@@ -186,6 +186,20 @@ def build(
     return message.as_bytes(policy=policy.SMTP)
 
 
+def logo_url(record: EventRecord, letterhead: Letterhead) -> str | None:
+    """The company's logo as a message shows it: a PNG served at the public address.
+
+    Linked, not attached: a logo inline in every message would weigh on ten
+    thousand of them, and mail clients show a linked image once the reader
+    allows it. An SVG logo is left out (most mail clients do not draw SVG);
+    the company's name heads the message either way.
+    """
+    logo = record.company.logo
+    if logo is None or logo.media_type != "image/png" or not letterhead.public_url:
+        return None
+    return f"{letterhead.public_url.rstrip('/')}/events/{record.id}/logo?v={logo.digest[:12]}"
+
+
 def _name(recipient: Recipient) -> str | None:
     return one_line(recipient.name) if recipient.name else None
 
@@ -207,7 +221,13 @@ def confirmation(
     ``pin``: the registrant's personal PIN, printed when given (the PIN feature sets it).
     """
     release = release_of(record, letterhead.public_url)
-    context = {"r": release, "name": _name(recipient), "pin": pin, "unsubscribe_url": None}
+    context = {
+        "r": release,
+        "name": _name(recipient),
+        "pin": pin,
+        "unsubscribe_url": None,
+        "logo_url": logo_url(record, letterhead),
+    }
     subject = f"Registered: {_headline(record)} conference call, {release.start_phrase}"
     text, html = render("confirmation", subject=subject, **context)
     invite = render_ics(record, now, letterhead.public_url)
@@ -256,6 +276,7 @@ def reminder(
         name=_name(recipient),
         lead=lead,
         unsubscribe_url=unsubscribe,
+        logo_url=logo_url(record, letterhead),
     )
     message_id = new_message_id(MailKind.REMINDER, letterhead.sender.domain)
     body = build(
@@ -291,7 +312,12 @@ def replay_ready(
     unsubscribe = letterhead.unsubscribe_url(recipient.listener_id)
     subject = f"Replay ready: {_headline(record)} conference call"
     text, html = render(
-        "replay", subject=subject, r=release, name=_name(recipient), unsubscribe_url=unsubscribe
+        "replay",
+        subject=subject,
+        r=release,
+        name=_name(recipient),
+        unsubscribe_url=unsubscribe,
+        logo_url=logo_url(record, letterhead),
     )
     message_id = new_message_id(MailKind.REPLAY, letterhead.sender.domain)
     body = build(
