@@ -60,6 +60,8 @@ MAX_CREDIT = 2 * BEACON_INTERVAL + 5
 MIN_BEACON_GAP = 2.0
 # How often the web app writes the beacons it holds: what a crash can lose.
 FLUSH_INTERVAL = 2.0
+# An erased registrant's token digest begins so: no token's SHA-256 does (hex only).
+ERASED = "erased-"
 # Listeners held in memory at once; more new ones are refused until some go quiet.
 HELD_LIMIT = 100_000
 # A listener written and quiet this long is dropped from memory; its next beacon reads its row.
@@ -259,6 +261,10 @@ class BeaconBook:
             if tally is not None:
                 tally.written = row.counted
 
+    def drop(self, key: Key) -> None:
+        """Forget a listener (erased): its token opens nothing any more."""
+        self._tallies.pop(key, None)
+
     def forget_quiet(self) -> int:
         """Drop listeners written and not heard for ``HELD_QUIET``; returns how many."""
         if self._latest is None:
@@ -366,6 +372,25 @@ class Audience:
             session.add(row)
             session.flush()
             return token, _view(row)
+
+    def erase(self, event_id: int, listener_id: int) -> WebListener | None:
+        """Erase a registrant: name, firm and email gone, the token replaced so their
+        cookie names nobody; the listening time stays, as an anonymous row. None if the
+        event has no such listener. Beacons held in memory are written first."""
+        self.flush()
+        with self.database.session() as session, session.begin():
+            row = session.get(WebcastListenerRow, listener_id)
+            if row is None or row.event_id != event_id or row.token_sha256.startswith(ERASED):
+                return None
+            old = (event_id, row.token_sha256)
+            row.name = row.firm = row.email = None
+            # A digest no token has: the cookie's beacons and registration find nothing.
+            row.token_sha256 = ERASED + secrets.token_hex(28)
+            session.flush()
+            view = _view(row)
+        with self._lock:
+            self._book.drop(old)
+        return view
 
     def identify(self, event_id: int, token: str | None) -> WebListener | None:
         """The listener behind a cookie token, if it was issued for this event.

@@ -52,6 +52,7 @@ class LogKind(enum.StrEnum):
     DIAL_FAILED = "dial_failed"  # ... and no trunk got it answered
     CALL_ME_REFUSED = "call_me_refused"  # a registrant's call-me refused (bridge.callme)
     CALL_ME_SWITCHED = "call_me_switched"  # the operator turned call-me on or off
+    REGISTRANT_ERASED = "registrant_erased"  # a registrant's data deleted (web.registrants)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from callbridge.web import (
     nodes,
     pages,
     questions,
+    registrants,
     report,
     slides,
     webcast,
@@ -189,6 +190,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(report.router)
     app.include_router(questions.router)
     app.include_router(callme.router)
+    app.include_router(registrants.router)
     app.include_router(slides.router)
     app.include_router(webcast.router)
     app.include_router(mail.router)
