@@ -110,6 +110,9 @@ class Settings:
     smtp_url: str | None = None
     smtp_from: str | None = None
     smtp_ca_file: Path | None = None
+    # serve --alert-email: where the operator's alerts go (mail.alerts: guessing, a node
+    # down or back); None: no alerts by email.
+    alert_email: str | None = None
     # serve --metrics-listen: where /metrics and /healthz are served (web.metrics),
     # apart from the web app's port, which the cache tier passes to the public.
     metrics_listen: tuple[str, int] | None = None

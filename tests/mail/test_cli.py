@@ -27,8 +27,11 @@ def test_serve_smtp_options(
     base = ["--db", db, "serve", "--data-dir", str(tmp_path / "var")]
     base += ["--public-url", "https://ir.example"]
     good = ["--smtp", "smtps://u:p@relay.example", "--smtp-from", "IR <ir@x.example>"]
-    assert cli.main([*base, *good, "--smtp-ca", "/etc/ca.pem"]) == 0
+    assert (
+        cli.main([*base, *good, "--smtp-ca", "/etc/ca.pem", "--alert-email", "noc@x.example"]) == 0
+    )
     (settings,) = served
+    assert settings.alert_email == "noc@x.example"
     assert settings.smtp_url == "smtps://u:p@relay.example"
     assert settings.smtp_from == "IR <ir@x.example>"
     assert settings.smtp_ca_file == Path("/etc/ca.pem")
@@ -38,6 +41,8 @@ def test_serve_smtp_options(
         (["--smtp", "smtp://relay.example"], "--smtp-from"),
         (["--smtp", "smtp://relay.example", "--smtp-from", "IR team"], "--smtp-from: "),
         (["--smtp-from", "ir@x.example"], "go with --smtp"),
+        (["--alert-email", "noc@x.example"], "go with --smtp"),
+        ([*good, "--alert-email", "the noc"], "--alert-email: "),
     ):
         assert cli.main([*base, *options]) == cli.EXIT_INPUT
         err = capsys.readouterr().err

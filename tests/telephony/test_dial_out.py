@@ -141,14 +141,25 @@ def test_registers_and_a_wrong_password_fails_clearly(setup: Setup) -> None:
     assert "trunk wrong: registration failed: 401 authentication failed" in server.log()
 
 
+@pytest.mark.browser
 def test_dial_a_speaker_who_presses_one(setup: Setup) -> None:
     server = setup.server
     event = server.create_event()
     callee = _callee(setup, stay_ms=4000)
     try:
-        answer = server.api("POST", f"/api/events/{event.id}/dial", json={"number": CALLEE})
-        assert answer.status_code == 202, answer.text
-        assert answer.json()["number"] == CALLEE
+        # The moderator dials from the desk before the call: the number, as a speaker.
+        with launch() as browser:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(f"{server.http_url}/login?next=/console/events/{event.id}")
+            page.fill("input[name=name]", "operator")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"**/console/events/{event.id}")
+            page.fill("#dial-number", CALLEE.replace("+1", "+1 "))
+            page.select_option("#dial-role", "speaker")
+            page.click("#dial-form button[type=submit]")
+            page.wait_for_selector("#dial-state:has-text('Ringing')", timeout=10_000)
+            page.locator("#speakers-card").screenshot(path=str(setup.tmp / "desk-dial.png"))
         # The first trunk never answers (1 s); the carrier challenges, relays, the callee
         # answers and presses 1: they are on the call as a speaker.
         joined = server.wait_for(

@@ -433,10 +433,10 @@ def _srtp_trunk(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
 def _smtp(args: argparse.Namespace) -> dict[str, Any]:
     """--smtp, --smtp-from and --smtp-ca as Settings' fields, checked here so serve starts clean."""
     if args.smtp is None:
-        if args.smtp_from or args.smtp_ca:
-            raise CliError("--smtp-from and --smtp-ca go with --smtp URL")
+        if args.smtp_from or args.smtp_ca or args.alert_email:
+            raise CliError("--smtp-from, --smtp-ca and --alert-email go with --smtp URL")
         return {}
-    from callbridge.mail.compose import InvalidAddress, Sender
+    from callbridge.mail.compose import InvalidAddress, Sender, valid_address
     from callbridge.mail.smtp import SmtpConfig, SmtpUrlError
 
     if not args.smtp_from:
@@ -452,8 +452,19 @@ def _smtp(args: argparse.Namespace) -> dict[str, Any]:
         Sender.parse(args.smtp_from)
     except InvalidAddress as error:
         raise CliError(f"--smtp-from: {error}") from None
+    alert_email = None
+    if args.alert_email:
+        try:
+            alert_email = valid_address(args.alert_email)
+        except InvalidAddress as error:
+            raise CliError(f"--alert-email: {error}") from None
     ca = Path(args.smtp_ca) if args.smtp_ca else None
-    return {"smtp_url": args.smtp, "smtp_from": args.smtp_from, "smtp_ca_file": ca}
+    return {
+        "smtp_url": args.smtp,
+        "smtp_from": args.smtp_from,
+        "smtp_ca_file": ca,
+        "alert_email": alert_email,
+    }
 
 
 def cmd_event_mail(args: argparse.Namespace) -> int:
@@ -919,6 +930,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--smtp-ca", default=None, metavar="PEM", help="with --smtp: a CA file to trust as well"
+    )
+    serve.add_argument(
+        "--alert-email",
+        default=None,
+        metavar="ADDRESS",
+        help="with --smtp: email the operator here when a caller is slowed or refused for "
+        "guessing passcodes and when a bridge node goes down or comes back",
     )
     _cache_arguments(serve)
     serve.set_defaults(func=cmd_serve)

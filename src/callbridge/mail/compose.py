@@ -29,6 +29,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from callbridge.announce.render import Phone, Release, release_of, render_ics, short_name
 from callbridge.events.schema import EventRecord
+from callbridge.mail.alerts import Alert
 from callbridge.mail.core import describe_offset
 from callbridge.store.outbox import MailKind, NewMail, Recipient
 
@@ -342,6 +343,32 @@ def reminder_key(listener_id: int, minutes: int) -> str:
 
 def replay_key(listener_id: int) -> str:
     return f"replay:w{listener_id}"
+
+
+def operator_alert(alert: Alert, to: str, letterhead: Letterhead, now: datetime) -> NewMail:
+    """An alert for the operator (``mail.alerts``): plain text, sent to ``--alert-email``."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = Address(
+        display_name=letterhead.sender.display_name or "callbridge",
+        addr_spec=letterhead.sender.address,
+    )
+    message["To"] = to
+    message["Subject"] = one_line(f"[callbridge] {alert.subject}", limit=300)
+    message["Date"] = format_datetime(now)
+    message_id = new_message_id(MailKind.ALERT, letterhead.sender.domain)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    console = f"{letterhead.public_url.rstrip('/')}/console" if letterhead.public_url else None
+    text = "\n".join([*alert.lines, *(["", f"The console: {console}"] if console else [])])
+    message.set_content(text + "\n", cte="quoted-printable")
+    return NewMail(
+        kind=MailKind.ALERT,
+        dedupe_key=alert.key,
+        message_id=message_id,
+        sender=letterhead.sender.address,
+        recipient=to,
+        message=message.as_bytes(policy=policy.SMTP),
+    )
 
 
 def _mail(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callbridge.store.db import Database
 from callbridge.store.models import CallLogRow
@@ -113,6 +113,24 @@ class CallLog:
             session.add_all(rows)
         return len(rows)
 
+    def last_row(self) -> int:
+        """The newest entry's row id (0 when the log is empty): a cursor for ``since``."""
+        with self.database.session() as session:
+            return int(session.scalar(select(func.max(CallLogRow.id))) or 0)
+
+    def since(
+        self, row_id: int, kinds: Iterable[LogKind], limit: int = 500
+    ) -> list[tuple[int, LogEntry]]:
+        """Entries of ``kinds`` after row ``row_id``, oldest first, with their row ids."""
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(CallLogRow)
+                .where(CallLogRow.id > row_id, CallLogRow.kind.in_([k.value for k in kinds]))
+                .order_by(CallLogRow.id)
+                .limit(limit)
+            ).all()
+            return [(r.id, self._entry(r)) for r in rows]
+
     def entries(self, event_id: int) -> list[LogEntry]:
         """The event's log in the order it happened."""
         with self.database.session() as session:
@@ -121,20 +139,21 @@ class CallLog:
                 .where(CallLogRow.event_id == event_id)
                 .order_by(CallLogRow.at, CallLogRow.id)
             ).all()
-        return [
-            LogEntry(
-                kind=LogKind(r.kind),
-                at=r.at,
-                event_id=r.event_id,
-                participant_id=r.participant_id,
-                channel=r.channel,
-                caller_id=r.caller_id,
-                role=r.role,
-                actor=r.actor,
-                detail=json.loads(r.detail) if r.detail else {},
-            )
-            for r in rows
-        ]
+        return [self._entry(r) for r in rows]
+
+    @staticmethod
+    def _entry(r: CallLogRow) -> LogEntry:
+        return LogEntry(
+            kind=LogKind(r.kind),
+            at=r.at,
+            event_id=r.event_id,
+            participant_id=r.participant_id,
+            channel=r.channel,
+            caller_id=r.caller_id,
+            role=r.role,
+            actor=r.actor,
+            detail=json.loads(r.detail) if r.detail else {},
+        )
 
     def first(self, event_id: int, kind: LogKind) -> datetime | None:
         """When the event's first entry of ``kind`` was made (its start, its end), or None."""

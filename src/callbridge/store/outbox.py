@@ -46,6 +46,7 @@ class MailKind(enum.StrEnum):
     CONFIRMATION = "confirmation"
     REMINDER = "reminder"
     REPLAY = "replay"
+    ALERT = "alert"  # to the operator (mail.alerts), not to a registrant
 
 
 @dataclass(frozen=True)

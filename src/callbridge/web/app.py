@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from callbridge.bridge.control import BridgeUnavailable
 from callbridge.config import Settings
 from callbridge.events.errors import normalise_errors
+from callbridge.mail.alert_feed import AlertFeed
 from callbridge.mail.compose import Letterhead, Sender
 from callbridge.mail.planner import MailDesk, Planner
 from callbridge.mail.smtp import SmtpConfig, SmtpSender
@@ -27,6 +28,7 @@ from callbridge.store.audience import Audience, BeaconFlusher
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore, StoreError
+from callbridge.store.nodes import NodeStore
 from callbridge.store.outbox import Outbox
 from callbridge.store.pins import PinBook, pin_key
 from callbridge.store.users import SESSION_LIFETIME, UserStore
@@ -68,13 +70,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     flusher = BeaconFlusher(app.state.audience).start()
     sender = mail_sender(app)
     task = asyncio.create_task(sender.run(), name="mail-sender") if sender is not None else None
+    feed = app.state.alert_feed = alert_feed(app, sender)
+    watching = asyncio.create_task(feed.run(), name="alerts") if feed is not None else None
     try:
         yield
     finally:
+        if feed is not None and watching is not None:
+            feed.stop()
+            await watching
         if sender is not None and task is not None:
             sender.stop()
             await task
         await run_in_threadpool(flusher.stop)
+
+
+def alert_feed(app: FastAPI, sender: MailWorker | None) -> AlertFeed | None:
+    """The operator's alerts by email (``--alert-email``), sent by this app's sender."""
+    settings: Settings = app.state.settings
+    desk: MailDesk = app.state.mail
+    if sender is None or settings.alert_email is None or desk.letterhead is None:
+        return None
+    database: Database = app.state.database
+    return AlertFeed(
+        app.state.call_log,
+        NodeStore(database),
+        desk.outbox,
+        desk.letterhead,
+        settings.alert_email,
+        on_enqueued=sender.wake,
+    )
 
 
 def _letterhead(settings: Settings) -> Letterhead | None:
