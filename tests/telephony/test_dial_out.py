@@ -159,6 +159,9 @@ def test_dial_a_speaker_who_presses_one(setup: Setup) -> None:
             page.select_option("#dial-role", "speaker")
             page.click("#dial-form button[type=submit]")
             page.wait_for_selector("#dial-state:has-text('Ringing')", timeout=10_000)
+            # Call me, beside it: on by default, switched from the desk.
+            page.wait_for_function("() => !document.getElementById('call-me-switch').disabled")
+            assert page.locator("#call-me-switch").is_checked()
             page.locator("#speakers-card").screenshot(path=str(setup.tmp / "desk-dial.png"))
         # The first trunk never answers (1 s); the carrier challenges, relays, the callee
         # answers and presses 1: they are on the call as a speaker.

@@ -19,6 +19,31 @@
   }
   if (buttons) new MutationObserver(follow).observe(buttons, { attributes: true, attributeFilter: ["data-event-state"] });
 
+  // Call me: whether registrants may ask the bridge to call them; off mid-call stops
+  // new requests (calls placed go on). The bridge keeps the switch.
+  const callMe = document.getElementById("call-me-switch");
+  const callMeState = document.getElementById("call-me-state");
+  const callMeUrl = `/api/events/${meta("event-id")}/call-me`;
+  async function callMeSwitch(enabled) {
+    const response = await fetch(callMeUrl, {
+      method: enabled === undefined ? "GET" : "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": meta("csrf-token") },
+      body: enabled === undefined ? undefined : JSON.stringify({ enabled: enabled }),
+    }).catch(function () { return null; });
+    if (response === null || !response.ok) {
+      callMe.disabled = true;
+      callMeState.textContent = "Call me is not available on this bridge.";
+      return;
+    }
+    const data = await response.json();
+    callMe.checked = Boolean(data.enabled);
+    callMe.disabled = false;
+    callMeState.textContent = data.enabled ? "" : "Call me is off: the webcast page does not offer it.";
+  }
+  callMe.addEventListener("change", function () { callMeSwitch(callMe.checked); });
+  callMeSwitch();
+
   form.addEventListener("submit", async function (e) {
     e.preventDefault();
     const typed = number.value.replace(/[\s().-]/g, "");
