@@ -11,17 +11,33 @@ parallel workers rarely meet, and checked free for both UDP and TCP.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
 LOW, HIGH = 20000, 30000
+# Each pytest-xdist worker picks from a slice of its own: between one worker's pick
+# and its server's bind (seconds, on a busy machine), another worker once picked the
+# same port at random and its server found it taken. Within a worker, a server is
+# listening before the next one picks, and the check below sees it.
+SLICES = 8
+
+
+def _range() -> tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return LOW, HIGH  # not under xdist: the serial part runs alone
+    width = (HIGH - LOW) // SLICES
+    start = LOW + (int(worker[2:]) % SLICES) * width
+    return start, start + width
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port on ``host`` that is free for both UDP and TCP now."""
     pick = random.SystemRandom()
+    low, high = _range()
     for _ in range(200):
-        port = pick.randrange(LOW, HIGH)
+        port = pick.randrange(low, high)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind((host, port))
@@ -30,4 +46,4 @@ def free_port(host: str = "127.0.0.1") -> int:
         except OSError:
             continue
         return port
-    raise RuntimeError(f"no free port in {LOW}-{HIGH - 1} on {host}")
+    raise RuntimeError(f"no free port in {low}-{high - 1} on {host}")

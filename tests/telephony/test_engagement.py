@@ -20,6 +20,7 @@ from callbridge.web.media import REPLAY_DIR, REPLAY_READY
 from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream
 from tests.support.sipp import call_in
+from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer, need
 from tests.telephony.test_replay import REPLAY_DID
 
@@ -95,7 +96,12 @@ def test_the_report_counts_a_real_call(server: RunningServer, tmp_path: Path) ->
 
         # The page's schedule runs from the start of playback: its first interval's beacon
         # credits the interval (a lost one, the next credits both).
-        server.wait_for(lambda: ada_live_seconds() >= 10, timeout=2 * BEACON_INTERVAL)
+        wait_until(
+            lambda: ada_live_seconds() >= 10,
+            2 * BEACON_INTERVAL,
+            "Ada's live seconds",
+            lambda: f"attendance: {_csv(server, event.id, 'attendance')}\n{server.log()[-2000:]}",
+        )
         # From here on, count every time the page's player starts playing.
         page.evaluate(
             """() => { window.plays = 0; document.getElementById('media')

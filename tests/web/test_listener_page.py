@@ -219,7 +219,7 @@ def test_a_listener_follows_the_call_from_scheduled_to_the_replay_without_a_relo
     page.wait_for_function(
         "(text) => document.getElementById('captions').textContent.includes(text)",
         arg=LIVE_CAPTION,
-        timeout=15_000,
+        timeout=30_000,
     )
     assert page.locator("#captions-area").is_visible()
     assert page.locator("#captions .who").inner_text().strip() == "Operator:"

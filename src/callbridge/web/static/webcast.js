@@ -448,10 +448,12 @@
   // that id so the listening it counted gets the name. A registration sent
   // before that answer made a second listener, and the beacon's late cookie
   // then took the page's place from the registration's: the named listener
-  // was never credited.
+  // was never credited. So the form waits for a beacon on its way, and once
+  // it is sent the page sends none (the page after it does).
   let beaconInFlight = null;
+  let registering = false; // the registration is on its way: no beacon may race its cookie
   function sendBeacon(resumed) {
-    if (!mode) return;
+    if (!mode || registering) return;
     const body = { mode: mode };
     if (resumed) body.resumed = true;
     const sent = fetch("/api/events/" + eventId + "/webcast/beacon", {
@@ -468,6 +470,9 @@
   const registerForm = document.querySelector("form.register");
   if (registerForm) {
     registerForm.addEventListener("submit", function (e) {
+      // From here on this page sends no beacon: one sent now, without an id, would be
+      // answered with a new id that could land after the registration's cookie.
+      registering = true;
       if (!beaconInFlight) return;
       e.preventDefault();
       const waited = beaconInFlight;
