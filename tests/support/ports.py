@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+from collections import deque
 
 LOW, HIGH = 20000, 30000
 # Each pytest-xdist worker picks from a slice of its own: between one worker's pick
@@ -32,12 +33,19 @@ def _range() -> tuple[int, int]:
     return start, start + width
 
 
+# Ports this process handed out lately: a server given three ports (SIP, web, metrics)
+# binds none of them before the last is picked, so "free now" alone could pick one twice.
+_RECENT: deque[int] = deque(maxlen=64)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port on ``host`` that is free for both UDP and TCP now."""
+    """A port on ``host`` that is free for both UDP and TCP now, and not handed out lately."""
     pick = random.SystemRandom()
     low, high = _range()
     for _ in range(200):
         port = pick.randrange(low, high)
+        if port in _RECENT:
+            continue
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind((host, port))
@@ -45,5 +53,6 @@ def free_port(host: str = "127.0.0.1") -> int:
                 tcp.bind((host, port))
         except OSError:
             continue
+        _RECENT.append(port)
         return port
     raise RuntimeError(f"no free port in {low}-{high - 1} on {host}")

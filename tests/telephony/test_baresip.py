@@ -125,11 +125,11 @@ def test_a_caller_over_tls_with_srtp_is_heard_and_hears_the_bridge(
         account=";regint=0;mediaenc=srtp-mand",
         config=("module srtp.so", f"sip_cafile {certificate[0]}"),
     ) as phone:
-        phone.dial(f"sip:{DID[1:]}@127.0.0.1:{tls_port};transport=tls", seconds=14)
+        phone.dial(f"sip:{DID[1:]}@127.0.0.1:{tls_port};transport=tls", seconds=30)
         # The keys are RFC 4733 events inside SRTP: heard only if decrypted. They go once
         # the TLS call is up with its SRTP leg (a busy machine takes seconds), into the
         # welcome prompt.
-        server.wait_for(lambda: server.stats()["secure"]["srtp_legs"] >= 1, timeout=20)
+        server.wait_for(lambda: server.stats()["secure"]["srtp_legs"] >= 1, timeout=40)
         time.sleep(1.0)
         phone.send_digits(event.speaker_passcode + "#")
         # The speaker's tone reaches the mix (decrypted and authenticated).
