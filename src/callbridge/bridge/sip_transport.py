@@ -14,7 +14,8 @@ carry is still up; the framer caps what one connection may buffer.
 
 SIP over TLS (RFC 3261 section 26, port 5061) is the TCP glue with the
 handshake put in front: the connection is screened by address first (a
-stranger never gets a handshake), then ``loop.start_tls`` runs it; one that
+stranger never gets a handshake), then ``SipTlsConnection`` runs it over
+memory buffers; one that
 fails (a plaintext client, a wrong or missing client certificate, a peer
 that never finishes) is counted (``SipTcpServer.handshake_failed``) and
 closed, and the server goes on.
@@ -315,61 +316,131 @@ class SipTcpConnection(asyncio.Protocol):
 
 
 class SipTlsConnection(SipTcpConnection):
-    """A connection to the TLS port: screened, then its handshake, then SIP as over TCP."""
+    """A connection to the TLS port: screened, then its handshake, then SIP as over TCP.
+
+    TLS runs here over memory buffers (``ssl.SSLObject``), not by
+    ``loop.start_tls``: under uvloop, the media plane's loop, a ClientHello
+    that arrived before ``start_tls`` took the socket (a client that speaks
+    first, as every TLS client does) went to this protocol instead, and the
+    handshake waited for it until the timeout. Here every byte goes through
+    one path, on either loop.
+    """
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.addr = (peer[0], peer[1])
+        self._tls: ssl.SSLObject | None = None
         if not self.server.admit(self.addr):
             transport.abort()  # a stranger: no handshake
             return
-        # Nothing is read until the handshake has the socket (the ClientHello is its).
-        transport.pause_reading()
-        self._early: list[bytes] | None = []
-        self._raw = transport
-        self._handshake = self.loop.create_task(self._start_tls(transport))
-
-    async def _start_tls(self, raw: asyncio.Transport) -> None:
         assert self.server.tls is not None
+        self._raw = transport
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = self.server.tls.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._handshaking: asyncio.TimerHandle | None = self.loop.call_later(
+            self.server.handshake_timeout, self._handshake_too_slow
+        )
+
+    def _handshake_too_slow(self) -> None:
+        self._handshaking = None
+        timeout = self.server.handshake_timeout
+        self._fail(TimeoutError(f"SSL handshake is taking longer than {timeout:g} seconds"))
+
+    def _fail(self, error: BaseException) -> None:
+        self.server.handshake_failure(self.addr, error)
+        self._tls = None
+        self._raw.abort()
+
+    def _flush(self) -> None:
+        """Send what TLS has written (handshake records, ciphertext)."""
+        data = self._outgoing.read()
+        if data and not self._raw.is_closing():
+            self._raw.write(data)
+
+    def write_plain(self, data: bytes) -> None:
+        """SIP to the peer, encrypted."""
+        if self._tls is None:
+            return
         try:
-            secure = await self.loop.start_tls(
-                raw,
-                self,
-                self.server.tls,
-                server_side=True,
-                ssl_handshake_timeout=self.server.handshake_timeout,
-            )
-        except (TimeoutError, OSError) as error:  # ssl.SSLError is an OSError
-            self.server.handshake_failure(self.addr, error)
-            raw.abort()
+            self._tls.write(data)
+        except (ssl.SSLError, OSError):
+            self._raw.abort()
             return
-        except asyncio.CancelledError:
-            raw.abort()
-            raise
-        except Exception as error:
-            # Whatever else went wrong is this connection's end, never the server's.
-            self.server.handshake_failure(self.addr, error)
-            log_failure("a TLS handshake", self.addr, self.loop.time())
-            raw.abort()
-            return
-        if secure is None or secure.is_closing():
-            self.server.handshake_failure(self.addr, ConnectionError("closed in the handshake"))
-            raw.abort()
-            return
-        self.server.handshakes += 1
-        self.established(secure)
-        early, self._early = self._early, None
-        for data in early or ():
-            self.data_received(data)
+        self._flush()
 
     def data_received(self, data: bytes) -> None:
-        if self._early is not None:
-            # The client's first message can come in before ``start_tls`` returns to us.
-            if sum(map(len, self._early)) + len(data) > MAX_FRAMER_BUFFER:
-                self._early = []
+        tls = self._tls
+        if tls is None:
+            return
+        self._incoming.write(data)
+        if self._handshaking is not None:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush()
+                return
+            except Exception as error:  # ssl.SSLError is an OSError; anything else too
+                # Closed without the alert TLS wrote: a refused peer learns nothing more.
+                self._handshaking.cancel()
+                self._handshaking = None
+                self._fail(error)
+                return
+            self._flush()
+            self._handshaking.cancel()
+            self._handshaking = None
+            self.server.handshakes += 1
+            self.established(SecureTransport(self, self._raw))
+        plain: list[bytes] = []
+        while True:
+            try:
+                chunk = tls.read(MAX_FRAMER_BUFFER)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLError, OSError) as error:
+                log.info("closing SIP TLS connection from %s: %s", self.addr, error)
                 self._raw.abort()
                 return
-            self._early.append(data)
-            return
-        super().data_received(data)
+            if not chunk:  # the peer's close_notify
+                break
+            plain.append(chunk)
+        self._flush()  # what reading wrote (a TLS 1.3 session ticket, a key update)
+        if plain:
+            super().data_received(b"".join(plain))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls is not None and self._handshaking is not None:
+            self._handshaking.cancel()
+            self._handshaking = None
+            self.server.handshake_failure(
+                self.addr, exc or ConnectionError("closed in the handshake")
+            )
+        self._tls = None
+        super().connection_lost(exc)
+
+
+class SecureTransport(asyncio.Transport):
+    """The connection as SIP sees it once TLS is up: writes are encrypted."""
+
+    def __init__(self, connection: SipTlsConnection, raw: asyncio.Transport) -> None:
+        super().__init__()
+        self._connection = connection
+        self._raw = raw
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._connection.write_plain(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self._raw.is_closing()
+
+    def get_write_buffer_size(self) -> int:
+        return self._raw.get_write_buffer_size()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def abort(self) -> None:
+        self._raw.abort()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self._raw.get_extra_info(name, default)
