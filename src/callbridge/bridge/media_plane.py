@@ -43,7 +43,7 @@ from callbridge.replay.phone import ReplayPlayback, ReplayRules
 from callbridge.rtp.g711 import encode
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import SdpSession, SrtpPolicy, SrtpRequired, offered_host
+from callbridge.sip.sdp import Negotiated, SdpSession, SrtpPolicy, SrtpRequired, offered_host
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -183,13 +183,49 @@ class MediaPlane:
         sdp = SdpSession(
             self.advertised.media_for(source[0], media_host), srtp=self.srtp_policy(source[0])
         )
-        rtp: RtpSocket | None = None
-        try:
+
+        def negotiate() -> Negotiated:
             try:
-                negotiated = sdp.negotiate(offer, port)
+                return sdp.negotiate(offer, port)
             except SrtpRequired:
                 self.srtp_refused += 1
                 raise
+
+        return self._open_leg(
+            call_id,
+            sock,
+            port,
+            sdp,
+            negotiate,
+            dialled=dialled,
+            caller=caller,
+            source=source,
+            now=now,
+            # By where the call comes from, or (behind a proxy, where every call comes
+            # from the proxy) where its media comes from.
+            inband_dtmf=_within(source[0], self.inband_dtmf)
+            or _within(media_host, self.inband_dtmf),
+        )
+
+    def _open_leg(
+        self,
+        call_id: str,
+        sock: socket.socket,
+        port: int,
+        sdp: SdpSession,
+        negotiate: Callable[[], Negotiated],
+        *,
+        dialled: str | None,
+        caller: str,
+        source: Address,
+        now: float,
+        inband_dtmf: bool = False,
+    ) -> CallLeg:
+        """The leg on ``sock``/``port`` once ``negotiate`` has agreed the media; kept in the
+        plane's books. Whatever goes wrong, the port goes back: ports in use equal live legs."""
+        rtp: RtpSocket | None = None
+        try:
+            negotiated = negotiate()
             assert self.loop is not None
             rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
             leg = CallLeg(
@@ -203,13 +239,9 @@ class MediaPlane:
                 prompt_player=PromptPlayer(self.library),
                 now=now,
                 rtp=rtp,
-                # By where the call comes from, or (behind a proxy, where every
-                # call comes from the proxy) where its media comes from.
-                inband_dtmf=_within(source[0], self.inband_dtmf)
-                or _within(media_host, self.inband_dtmf),
+                inband_dtmf=inband_dtmf,
             )
         except Exception:
-            # Whatever went wrong, the port goes back: ports in use equal live legs.
             if rtp is not None:
                 rtp.close()  # stops watching the socket, then closes it
             sock.close()
@@ -238,36 +270,18 @@ class MediaPlane:
         Raises ``SipError`` for an answer it cannot use (the port goes back then).
         """
         sock, port, sdp = self._reserved.pop(call_id)
-        rtp: RtpSocket | None = None
-        try:
-            negotiated = sdp.negotiate(answer, port)
-            assert self.loop is not None
-            rtp = RtpSocket(sock, lambda data, addr, t: None, self.loop, self._reader)
-            leg = CallLeg(
-                call_id=call_id,
-                dialled=None,
-                caller=callee,
-                source=source,
-                negotiated=negotiated,
-                local_port=port,
-                send=rtp.sendto,
-                prompt_player=PromptPlayer(self.library),
-                now=now,
-                rtp=rtp,
-            )
-        except Exception:
-            if rtp is not None:
-                rtp.close()
-            sock.close()
-            self.ports.release(port)
-            raise
-        leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
-        rtp.handler = leg.receive
+        leg = self._open_leg(
+            call_id,
+            sock,
+            port,
+            sdp,
+            lambda: sdp.negotiate(answer, port),
+            dialled=None,
+            caller=callee,
+            source=source,
+            now=now,
+        )
         leg.last_rx = now
-        self.legs[call_id] = leg
-        self._lobby_legs[call_id] = leg
-        self._rtp[call_id] = rtp
-        self._sdp[call_id] = sdp
         return leg
 
     def reinvite(self, call_id: str, offer: bytes) -> bytes:
