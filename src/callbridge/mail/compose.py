@@ -266,38 +266,19 @@ def reminder(
 
     ``release``: the event's, when the caller writes many (``release_of`` once, not per message).
     """
-    release = release or release_of(record, letterhead.public_url)
     lead = describe_offset(minutes)
-    unsubscribe = letterhead.unsubscribe_url(recipient.listener_id)
     subject = f"Reminder: {_headline(record)} conference call in {lead}"
-    text, html = render(
-        "reminder",
-        subject=subject,
-        r=release,
-        name=_name(recipient),
-        lead=lead,
-        unsubscribe_url=unsubscribe,
-        logo_url=logo_url(record, letterhead),
-    )
-    message_id = new_message_id(MailKind.REMINDER, letterhead.sender.domain)
-    body = build(
-        letterhead=letterhead,
-        company=record.company.name,
-        recipient=recipient,
-        subject=subject,
-        text=text,
-        html=html,
-        message_id=message_id,
-        now=now,
-        unsubscribe_url=unsubscribe,
-    )
-    return _mail(
+    return _follow_up(
         MailKind.REMINDER,
         reminder_key(recipient.listener_id, minutes),
-        message_id,
-        letterhead,
+        "reminder",
+        subject,
+        record,
         recipient,
-        body,
+        letterhead,
+        now,
+        release,
+        lead=lead,
     )
 
 
@@ -309,18 +290,46 @@ def replay_ready(
     release: Release | None = None,
 ) -> NewMail:
     """The replay is ready: its window (the last day), the webcast link and the replay numbers."""
+    subject = f"Replay ready: {_headline(record)} conference call"
+    return _follow_up(
+        MailKind.REPLAY,
+        replay_key(recipient.listener_id),
+        "replay",
+        subject,
+        record,
+        recipient,
+        letterhead,
+        now,
+        release,
+    )
+
+
+def _follow_up(
+    kind: MailKind,
+    key: str,
+    template: str,
+    subject: str,
+    record: EventRecord,
+    recipient: Recipient,
+    letterhead: Letterhead,
+    now: datetime,
+    release: Release | None,
+    **context: Any,
+) -> NewMail:
+    """A message after the registration (reminder, replay note): the one-click unsubscribe
+    headers and link, the company's brand."""
     release = release or release_of(record, letterhead.public_url)
     unsubscribe = letterhead.unsubscribe_url(recipient.listener_id)
-    subject = f"Replay ready: {_headline(record)} conference call"
     text, html = render(
-        "replay",
+        template,
         subject=subject,
         r=release,
         name=_name(recipient),
         unsubscribe_url=unsubscribe,
         logo_url=logo_url(record, letterhead),
+        **context,
     )
-    message_id = new_message_id(MailKind.REPLAY, letterhead.sender.domain)
+    message_id = new_message_id(kind, letterhead.sender.domain)
     body = build(
         letterhead=letterhead,
         company=record.company.name,
@@ -332,9 +341,7 @@ def replay_ready(
         now=now,
         unsubscribe_url=unsubscribe,
     )
-    return _mail(
-        MailKind.REPLAY, replay_key(recipient.listener_id), message_id, letterhead, recipient, body
-    )
+    return _mail(kind, key, message_id, letterhead, recipient, body)
 
 
 def reminder_key(listener_id: int, minutes: int) -> str:
