@@ -12,12 +12,27 @@
   const eventId = box.dataset.eventId;
   let view = null;
   let shown = 0;
+  let loading = false;
+  let loadedAt = 0;
 
   async function load() {
+    if (loading) return;
+    loading = true;
+    loadedAt = Date.now();
     try {
       const response = await fetch(`/api/events/${eventId}/slides`, { credentials: "same-origin" });
       if (response.ok) view = await response.json();
     } catch (error) { /* the next poll tries again */ }
+    loading = false;
+  }
+
+  // The replay needs each change's offset into the recording, which the API gives only
+  // once the replay exists: a view loaded while the call was live has none, and a page
+  // that switched to the replay within a poll of its being ready once kept that view.
+  function needsLoad() {
+    if (!view) return true;
+    if (webcast.dataset.playing !== "replay") return true;
+    return view.changes.some((change) => change.offset === null);
   }
 
   // Changes the live playlist carries (EXT-X-DATERANGE): known with the next part,
@@ -48,6 +63,10 @@
       key = (change) => (change.atMs !== undefined ? change.atMs : Date.parse(change.at));
       changes = changes.concat(playlistChanges(player));
     } else if (playing === "replay") {
+      if (changes.some((change) => change.offset === null)) {
+        if (Date.now() - loadedAt > 1000) load(); // at most a second apart, not every tick
+        return null;
+      }
       now = media.currentTime;
       key = (change) => change.offset;
     } else return null;
@@ -75,7 +94,7 @@
   load();
   // The API gives every change (a page that joins late, the replay's offsets); while
   // live the playlist brings new ones sooner, so the API is asked only now and then.
-  setInterval(function () { if (webcast.dataset.playing !== "replay" || !view) load(); }, 5000);
+  setInterval(function () { if (needsLoad()) load(); }, 5000);
   setInterval(tick, 100);
   media.addEventListener("seeked", tick);
 })();
