@@ -29,7 +29,7 @@ from callbridge.web.calls import spreadsheet_safe
 from callbridge.web.deps import TEMPLATES, event_store
 from callbridge.web.downloads import downloads_for
 from callbridge.web.pages import Now, _not_found, view_of
-from callbridge.web.report_figures import tiles
+from callbridge.web.report_figures import cell, figure_rows, tiles
 
 router = APIRouter(include_in_schema=True, tags=["calls"])
 
@@ -127,45 +127,17 @@ def charts(figures: Engagement) -> tuple[Chart, Chart]:
 
 def csv_rows(record: EventRecord, figures: Engagement) -> list[list[str]]:
     """The report as CSV rows (header first): one row per figure, phone, web and total."""
-    written = "" if figures.written_questions is None else str(figures.written_questions)
-    figure_rows: list[tuple[str, str, str, str]] = [
-        ("registrations", "", str(figures.registrations), str(figures.registrations)),
-        (
-            "live listeners",
-            str(figures.live_phone.listeners),
-            str(figures.live_web.listeners),
-            str(figures.live.listeners),
-        ),
-        (
-            "live minutes heard",
-            _minutes(figures.live_phone),
-            _minutes(figures.live_web),
-            _minutes(figures.live),
-        ),
-        (
-            "replay listeners",
-            str(figures.replay_phone.listeners),
-            str(figures.replay_web.listeners),
-            str(figures.replay.listeners),
-        ),
-        (
-            "replay minutes heard",
-            _minutes(figures.replay_phone),
-            _minutes(figures.replay_web),
-            _minutes(figures.replay),
-        ),
-        (
-            "listeners live and on the replay",
-            str(figures.both_phone),
-            str(figures.both_web),
-            str(figures.both),
-        ),
-        ("speakers", str(figures.speakers), "", str(figures.speakers)),
-        ("questions asked", str(figures.phone_questions), written, str(figures.questions)),
+    by_channel = [
+        [row.label.lower()]
+        + [
+            cell(v, minutes=row.minutes, grouped=False, missing="")
+            for v in (row.phone, row.web, row.total)
+        ]
+        for row in figure_rows(figures)
     ]
     head = [str(record.id), record.company.ticker, record.title, record.starts_at.isoformat()]
     rows = [["event_id", "ticker", "title", "starts_at", "figure", "phone", "web", "total"]]
-    rows += [[spreadsheet_safe(cell) for cell in [*head, *row]] for row in figure_rows]
+    rows += [[spreadsheet_safe(text) for text in [*head, *row]] for row in by_channel]
     return rows
 
 

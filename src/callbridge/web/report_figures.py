@@ -51,42 +51,81 @@ def tiles(figures: Engagement) -> list[Tile]:
     ]
 
 
-def table_rows(figures: Engagement) -> list[list[str]]:
-    """The figures by channel (header first), as the page's table."""
-    written = "n/a" if figures.written_questions is None else str(figures.written_questions)
+@dataclass(frozen=True)
+class FigureRow:
+    """One figure by channel; ``None`` where a channel has no such figure (phone
+    registrations) or it was not counted (written questions with the form off)."""
+
+    label: str
+    phone: float | None
+    web: float | None
+    total: float
+    minutes: bool = False  # minutes heard, printed to a tenth
+
+
+def figure_rows(figures: Engagement) -> list[FigureRow]:
+    """The figures by channel, in the order the page, the PDF and the CSV give them."""
     return [
-        ["Figure", "Phone", "Web", "Total"],
-        ["Registrations", "–", str(figures.registrations), str(figures.registrations)],
-        [
+        FigureRow("Registrations", None, figures.registrations, figures.registrations),
+        FigureRow(
             "Live listeners",
-            str(figures.live_phone.listeners),
-            str(figures.live_web.listeners),
-            str(figures.live.listeners),
-        ],
-        [
+            figures.live_phone.listeners,
+            figures.live_web.listeners,
+            figures.live.listeners,
+        ),
+        FigureRow(
             "Live minutes heard",
-            _m(figures.live_phone),
-            _m(figures.live_web),
-            _m(figures.live),
-        ],
-        [
+            figures.live_phone.minutes,
+            figures.live_web.minutes,
+            figures.live.minutes,
+            minutes=True,
+        ),
+        FigureRow(
             "Replay listeners",
-            str(figures.replay_phone.listeners),
-            str(figures.replay_web.listeners),
-            str(figures.replay.listeners),
-        ],
-        [
+            figures.replay_phone.listeners,
+            figures.replay_web.listeners,
+            figures.replay.listeners,
+        ),
+        FigureRow(
             "Replay minutes heard",
-            _m(figures.replay_phone),
-            _m(figures.replay_web),
-            _m(figures.replay),
-        ],
-        [
+            figures.replay_phone.minutes,
+            figures.replay_web.minutes,
+            figures.replay.minutes,
+            minutes=True,
+        ),
+        FigureRow(
             "Listeners live and on the replay",
-            str(figures.both_phone),
-            str(figures.both_web),
-            str(figures.both),
-        ],
-        ["Speakers", str(figures.speakers), "–", str(figures.speakers)],
-        ["Questions asked", str(figures.phone_questions), written, str(figures.questions)],
+            figures.both_phone,
+            figures.both_web,
+            figures.both,
+        ),
+        FigureRow("Speakers", figures.speakers, None, figures.speakers),
+        FigureRow(
+            "Questions asked",
+            figures.phone_questions,
+            figures.written_questions,
+            figures.questions,
+        ),
     ]
+
+
+def cell(value: float | None, *, minutes: bool, grouped: bool, missing: str) -> str:
+    """A figure as text: minutes to a tenth, counts whole; ``grouped`` adds thousands
+    separators (the page and the PDF; a CSV stays plain for spreadsheets)."""
+    if value is None:
+        return missing
+    if minutes:
+        return f"{value:,.1f}" if grouped else f"{value:.1f}"
+    return f"{int(value):,}" if grouped else str(int(value))
+
+
+def table_rows(figures: Engagement) -> list[list[str]]:
+    """The figures by channel (header first), as the page's table and the PDF's."""
+    rows = [["Figure", "Phone", "Web", "Total"]]
+    for row in figure_rows(figures):
+        values = (row.phone, row.web, row.total)
+        rows.append(
+            [row.label]
+            + [cell(v, minutes=row.minutes, grouped=True, missing="–") for v in values]
+        )
+    return rows
