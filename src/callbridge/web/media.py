@@ -43,11 +43,15 @@ from callbridge.replay.window import day_ends
 from callbridge.store import layout
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
+from callbridge.transcript.transcribe import caption_cues, load_transcript
+from callbridge.transcript.vtt import write_vtt
+from callbridge.web import transcript_published as published_docs
 from callbridge.web.deps import event_store
 from callbridge.web.gate_cookie import DECIDED_HEADER, tier_value
 from callbridge.web.pages import clock
 from callbridge.web.slide_marks import with_slides
 from callbridge.web.tier import via_tier
+from callbridge.web.transcript_published import published_for
 from callbridge.web.webcast import may_listen
 from callbridge.webcast import captions as live_captions
 from callbridge.webcast import live, subtitles, vod
@@ -90,7 +94,8 @@ _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-# The transcript as an IR team posts it (transcript.turns writes all three).
+# The automatic transcript as written after the call (transcript.turns writes all three);
+# the PDF, and every kind once the editor publishes, is made by web.transcript_published.
 TRANSCRIPT_FILES = {"txt": turns.TEXT, "html": turns.HTML, "docx": turns.DOCX}
 
 Now = Annotated[datetime, Depends(clock)]
@@ -434,6 +439,16 @@ async def captions(
     if refused is not None:
         return refused
     assert found is not None
+    published = await published_for(request, event_id)
+    if published is not None:
+        # The editor's published version: its cues, made from its corrected words.
+        text = write_vtt(caption_cues(published.transcript))
+        response = Response(
+            text,
+            media_type=_CONTENT_TYPES[".vtt"],
+            headers={"Cache-Control": f"private, max-age={min(60, edge)}"},
+        )
+        return edge_ttl(response, min(edge, 60)) if edge > 0 else response
     if found.captions is None:
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
     # Short at the tier: a transcript redone after the call replaces this file.
@@ -444,18 +459,39 @@ async def captions(
 async def transcript_file(
     request: Request, event_id: int, kind: str, store: Store, media: MediaDep, now: Now
 ) -> Response:
-    """The replay's transcript by speaker turn: plain text, a standalone HTML page or DOCX."""
-    name = TRANSCRIPT_FILES.get(kind)
-    if name is None:
+    """The replay's transcript by speaker turn: plain text, a standalone HTML page, DOCX or PDF.
+
+    The editor's published version once there is one (headed with the company,
+    the call and its speakers); until then the automatic transcript's files.
+    """
+    if kind not in published_docs.KINDS:
         return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
     found, refused, edge = await _replay(request, store, media, event_id, now)
     if refused is not None:
         return refused
     assert found is not None
-    path = found.directory / name
-    if not path.is_file():
+    record = await _cache(request, store).get(event_id)
+    assert record is not None  # _replay found it
+    published = await published_for(request, event_id)
+    name = TRANSCRIPT_FILES.get(kind)
+    if published is None and kind == "pdf":
+        # No PDF is written after the call: the automatic transcript's is made when asked.
+        automatic = await run_in_threadpool(load_transcript, found.directory)
+        if automatic is not None:
+            published = published_docs.unreviewed(automatic)
+    if published is not None:
+        data = await published_docs.rendered(request, kind, record, published)
+        response = Response(
+            data,
+            media_type=published_docs.MEDIA_TYPES[kind],
+            headers={"Cache-Control": f"private, max-age={min(60, edge)}"},
+        )
+        if edge > 0:
+            edge_ttl(response, min(edge, 60))
+    elif name is None or not (found.directory / name).is_file():
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
-    response = _replay_file(path, min(edge, 60))
+    else:
+        response = _replay_file(found.directory / name, min(edge, 60))
     if kind == "html":
         # A page of its own, with no script: nothing in it may run or be framed.
         response.headers["Content-Security-Policy"] = (
