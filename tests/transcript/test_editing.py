@@ -46,8 +46,10 @@ def values(*changes: Change) -> dict[tuple[int, EditField], str]:
 
 def test_changes_are_checked_and_the_fault_named() -> None:
     parsed = parse_changes(
-        [{"segment": 1, "text": "  Sales of  Zyloprin grew. ", "speaker": "Jane Roe, CFO"},
-         {"segment": 3, "mark": "question: Ann Lee,  Acme Securities "}],
+        [
+            {"segment": 1, "text": "  Sales of  Zyloprin grew. ", "speaker": "Jane Roe, CFO"},
+            {"segment": 3, "mark": "question: Ann Lee,  Acme Securities "},
+        ],
         AUTOMATIC,
     )
     assert parsed == [
@@ -130,9 +132,7 @@ def test_sections_follow_the_marks_and_a_turn_never_crosses_one() -> None:
         ("Question-and-answer session", 2),
         ("Question from Ann Lee, Acme Securities", 3),
     ]
-    assert [[t.segments for t in s.turns] for s in found] == [
-        [(0,)], [(1,)], [(2,)], [(3,), (4,)]
-    ]
+    assert [[t.segments for t in s.turns] for s in found] == [[(0,)], [(1,)], [(2,)], [(3,), (4,)]]
 
 
 def test_word_changes_are_the_replaced_words() -> None:
