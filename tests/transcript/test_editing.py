@@ -158,3 +158,12 @@ def test_a_correction_made_twice_is_offered_for_the_glossary() -> None:
     assert glossary_offers(pairs, glossary=["zyloprin"]) == []  # already there, any case
     long = [("a b", "one two three four five")] * 3  # a sentence is no term
     assert glossary_offers(long, glossary=[]) == []
+
+
+def test_questions_marked_alone_sit_under_the_automatic_parts() -> None:
+    found = marked_sections(AUTOMATIC, (Mark(3, MarkKind.QUESTION, "Ann Lee"),))
+    assert [(s.heading, [t.segments for t in s.turns]) for s in found] == [
+        ("Prepared remarks", [(0,), (1, 2)]),
+        ("Question-and-answer session", []),  # the first question follows at once
+        ("Question from Ann Lee", [(3,), (4,)]),
+    ]

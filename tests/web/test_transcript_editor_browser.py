@@ -158,6 +158,7 @@ def test_an_editor_corrects_a_word_and_a_speaker_publishes_and_listeners_see_it(
 
     for size, tag in ((WIDE, "1366x768"), (PHONE, "390x844")):
         page.set_viewport_size(size)
+        page.evaluate("window.scrollTo(0, 0)")
         assert no_horizontal_overflow(page), tag
         page.screenshot(path=str(shots / f"transcript-editor-{tag}.png"))
         page.screenshot(path=str(shots / f"transcript-editor-{tag}-full.png"), full_page=True)

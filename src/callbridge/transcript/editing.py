@@ -309,25 +309,49 @@ def marked_sections(transcript: Transcript, marks: Sequence[Mark]) -> list[Secti
 
     Without marks: the automatic parts (``turns.sections``: prepared remarks
     and Q&A from where the first analyst's line opened). With marks, a turn
-    never runs across one, and the automatic Q&A start is not used.
+    never runs across one; when the editor marked only questions, the
+    automatic parts still head them.
     """
     if not marks:
         return [Section(heading, 2, turns) for heading, turns in sections(transcript)]
+    marks = [*marks, *_automatic_parts(transcript, marks)]
     plain = dataclasses.replace(transcript, qa_start=None)
-    bounds = sorted({m.segment for m in marks})
-    by_segment = {m.segment: m for m in marks}
-    found: list[Section] = []
+    at: dict[int, list[Mark]] = {}
+    for mark in sorted(marks, key=lambda m: (m.segment, m.level)):
+        at.setdefault(mark.segment, []).append(mark)
+    bounds = sorted(at)
     starts = [0, *bounds] if bounds[0] > 0 else bounds
+    found: list[Section] = []
     for number, start in enumerate(starts):
         end = starts[number + 1] if number + 1 < len(starts) else len(transcript.segments)
         part = dataclasses.replace(plain, segments=plain.segments[start:end])
         turns = [_shifted(turn, start) for turn in speaker_turns(part)]
-        mark = by_segment.get(start)
-        if mark is None:
-            found.append(Section(None, 2, turns))
-        else:
-            found.append(Section(mark.heading, mark.level, turns))
+        here = at.get(start, [])
+        # Two marks on one segment (Q&A and its first question): a heading of its own first.
+        found += [Section(m.heading, m.level) for m in here[:-1]]
+        last = here[-1] if here else None
+        found.append(
+            Section(None, 2, turns) if last is None else Section(last.heading, last.level, turns)
+        )
     return [s for s in found if s.turns or s.heading is not None]
+
+
+def _automatic_parts(transcript: Transcript, marks: Sequence[Mark]) -> list[Mark]:
+    """Prepared remarks and Q&A where the call log says, unless the editor marked parts."""
+    if transcript.qa_start is None or any(m.level == 2 for m in marks):
+        return []
+    first_qa = next(
+        (
+            i
+            for i, s in enumerate(transcript.segments)
+            if s.start >= transcript.qa_start - 0.5 and s.text.strip()
+        ),
+        None,
+    )
+    parts = [] if first_qa == 0 else [Mark(0, MarkKind.REMARKS)]
+    if first_qa is not None:
+        parts.append(Mark(first_qa, MarkKind.QA))
+    return parts
 
 
 # -- glossary offers -------------------------------------------------------------------
