@@ -93,7 +93,50 @@
     if (event.target.matches(".te-mark, .te-mark-label")) showMark(row);
     counted();
   });
+  // A new speaker for a segment: offer it for the segments after it that the old
+  // speaker still holds, up to the next other speaker or section mark (the rest of the turn).
+  list.addEventListener("focusin", (event) => {
+    if (event.target.matches(".te-speaker")) event.target.dataset.was = event.target.value;
+  });
+  function restOfTurn(row, was) {
+    const found = [];
+    for (let at = rows.indexOf(row) + 1; at < rows.length; at += 1) {
+      const next = rows[at];
+      if (next.querySelector(".te-mark").value) break;
+      if (next.querySelector(".te-speaker").value !== was) break;
+      found.push(next);
+    }
+    return found;
+  }
+  function offerRest(row, input) {
+    const old = row.querySelector(".te-apply");
+    if (old) old.remove();
+    const was = input.dataset.was ?? "";
+    const now = input.value.trim();
+    if (!now || now === was) return;
+    const rest = restOfTurn(row, was);
+    if (!rest.length) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary small te-apply";
+    button.textContent = `Also the next ${rest.length} ${rest.length === 1 ? "segment" : "segments"} of ${was || "this speaker"}`;
+    button.addEventListener("click", () => {
+      for (const next of restOfTurn(row, was)) {
+        next.querySelector(".te-speaker").value = now;
+        dirty.add(next);
+        next.classList.add("dirty");
+      }
+      button.remove();
+      counted();
+    });
+    input.insertAdjacentElement("afterend", button);
+    input.dataset.was = now;
+  }
   list.addEventListener("change", (event) => {
+    if (event.target.matches(".te-speaker")) {
+      offerRest(event.target.closest(".te-seg"), event.target);
+      return;
+    }
     if (event.target.matches(".te-mark")) {
       const row = event.target.closest(".te-seg");
       showMark(row);
