@@ -267,7 +267,10 @@ def as_pdf(published: Published, head: Masthead, key_figures: KeyFigureRows = ()
     rows = _key_rows(key_figures)
     if rows:
         story.append(Paragraph(KEY_FIGURES, st["h2"]))
-        cells = [[Paragraph(x(cell), st["cell"]) for cell in row] for row in rows]
+        cells = [
+            [Paragraph(f"<b>{x(cell)}</b>" if r == 0 else x(cell), st["cell"]) for cell in row]
+            for r, row in enumerate(rows)
+        ]
         table = Table(cells, colWidths=[doc.width / len(rows[0])] * len(rows[0]), repeatRows=1)
         table.setStyle(
             TableStyle(
@@ -279,6 +282,7 @@ def as_pdf(published: Published, head: Masthead, key_figures: KeyFigureRows = ()
             )
         )
         story.append(table)
+    story.append(Spacer(1, 10))
     for section in _sections(published):
         if section.heading is not None:
             story.append(Paragraph(x(section.heading), st["h2" if section.level == 2 else "h3"]))
