@@ -17,10 +17,10 @@ AT = datetime(2026, 11, 6, 15, 0, tzinfo=UTC)
 
 
 def test_only_what_changes_is_kept_and_each_change_knows_what_it_replaced(
-    sqlite_database: Database, example_spec: EventFile
+    database: Database, example_spec: EventFile
 ) -> None:
-    event = EventStore(sqlite_database).create(example_spec)
-    edits = TranscriptEdits(sqlite_database)
+    event = EventStore(database).create(example_spec)
+    edits = TranscriptEdits(database)
     first = edits.save(
         event.id,
         [
@@ -44,15 +44,15 @@ def test_only_what_changes_is_kept_and_each_change_knows_what_it_replaced(
     current = edits.current(event.id)
     assert current[(1, "text")].value == "Sales of Zyloprin rose."
     assert (current[(1, "text")].actor, current[(1, "text")].at) == ("lee", later)
-    kinds = [e.kind for e in CallLog(sqlite_database).entries(event.id)]
+    kinds = [e.kind for e in CallLog(database).entries(event.id)]
     assert kinds.count(LogKind.TRANSCRIPT_EDIT) == 2
     with pytest.raises(EventNotFound):
         edits.save(999, [], actor="dana", now=AT)
 
 
-def test_versions_follow_each_other(sqlite_database: Database, example_spec: EventFile) -> None:
-    event = EventStore(sqlite_database).create(example_spec)
-    edits = TranscriptEdits(sqlite_database)
+def test_versions_follow_each_other(database: Database, example_spec: EventFile) -> None:
+    event = EventStore(database).create(example_spec)
+    edits = TranscriptEdits(database)
     assert edits.latest_version(event.id) is None
     for number in (1, 2):
         made = edits.publish(
@@ -72,11 +72,11 @@ def test_versions_follow_each_other(sqlite_database: Database, example_spec: Eve
 
 
 def test_glossary_terms_are_added_once_and_checked(
-    sqlite_database: Database, example_spec: EventFile
+    database: Database, example_spec: EventFile
 ) -> None:
-    events = EventStore(sqlite_database)
+    events = EventStore(database)
     event = events.create(example_spec)
-    edits = TranscriptEdits(sqlite_database)
+    edits = TranscriptEdits(database)
     before = events.get(event.id).glossary
     assert edits.add_to_glossary(event.id, ["Zyloprin", " zyloprin "], actor="d", now=AT) == [
         "Zyloprin"
