@@ -231,3 +231,37 @@ def test_the_editor_page_is_for_operators_and_linked_from_the_call(client: TestC
     assert f'href="{path}"' in client.get("/console").text  # on the ended call's row
     audio = client.get(f"{path}/audio", headers={"Range": "bytes=0-99"})
     assert audio.status_code == 206 and len(audio.content) == 100
+
+
+def test_a_second_version_and_a_transcript_made_again(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    record, directory = ended_call(client)
+    api = f"/api/events/{record.id}/transcript"
+    client.post(f"{api}/edits", headers=auth, json={"edits": [{"segment": 3, "text": "Why?"}]})
+    assert client.post(f"{api}/publish", headers=auth).json()["version"] == 1
+    client.post(f"{api}/edits", headers=auth, json={"edits": [{"segment": 2, "speaker": "X"}]})
+    assert client.post(f"{api}/publish", headers=auth).json()["version"] == 2
+    assert [r["version"] for r in client.get(f"{api}/revisions", headers=auth).json()] == [2, 1]
+    login(client)
+    page = client.get(f"/console/events/{record.id}/transcript").text
+    assert "Published version 2" in page and "Publish version 3" in page
+
+    # The transcript is made again and segment 3 now starts elsewhere: its correction is
+    # left out (and said so), not laid over other words.
+    moved = Transcript(
+        [*TRANSCRIPT.segments[:3], TranscriptSegment(70.0, 74.0, "Speaker 2", "What drove it?")],
+        engine="fake",
+        duration_s=80.0,
+        elapsed_s=1.0,
+    )
+    write_transcript(directory, moved)
+    draft = client.get(api, headers=auth).json()
+    assert draft["stale"] == [3]
+    assert draft["segments"][3]["text"] == "What drove it?"
+    assert (
+        "made on an earlier transcript"
+        in client.get(f"/console/events/{record.id}/transcript").text
+    )
+    # Listeners keep the published version until the editor publishes again.
+    assert "Why?" in client.get(f"/webcast/{record.id}/transcript.txt").text
