@@ -107,6 +107,12 @@ def test_save_a_draft_publish_and_listeners_read_the_published_version(
 
     # Listeners still read the automatic transcript: a draft is nobody's but the editor's.
     assert client.get(f"/webcast/{record.id}/transcript.txt").text == automatic_txt
+    # The PDF, which the transcription does not write, is made of the automatic one meanwhile.
+    unreviewed = client.get(f"/webcast/{record.id}/transcript.pdf")
+    assert unreviewed.status_code == 200 and unreviewed.content.startswith(b"%PDF")
+    first = pdfium.PdfDocument(io.BytesIO(unreviewed.content))
+    assert "not yet reviewed" in first[0].get_textpage().get_text_range()
+    first.close()
 
     published = client.post(f"{api}/publish", headers=auth)
     assert published.status_code == 200, published.text

@@ -43,7 +43,7 @@ from callbridge.replay.window import day_ends
 from callbridge.store import layout
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
-from callbridge.transcript.transcribe import caption_cues, load_transcript
+from callbridge.transcript.transcribe import caption_cues
 from callbridge.transcript.vtt import write_vtt
 from callbridge.web import transcript_published as published_docs
 from callbridge.web.deps import event_store
@@ -396,6 +396,13 @@ async def _replay(
     return found, None, ttl
 
 
+def _made(data: bytes, media_type: str, edge: int) -> Response:
+    """A document made from the published transcript, kept as a replay file is (a minute)."""
+    headers = {"Cache-Control": f"private, max-age={min(60, edge)}"}
+    response = Response(data, media_type=media_type, headers=headers)
+    return edge_ttl(response, min(edge, 60)) if edge > 0 else response
+
+
 def _replay_file(path: Path, edge: int) -> Response:
     # Browsers keep it a minute at most, and never past the window either.
     response = _file(path, cache=f"private, max-age={min(60, edge)}")
@@ -443,12 +450,7 @@ async def captions(
     if published is not None:
         # The editor's published version: its cues, made from its corrected words.
         text = write_vtt(caption_cues(published.transcript))
-        response = Response(
-            text,
-            media_type=_CONTENT_TYPES[".vtt"],
-            headers={"Cache-Control": f"private, max-age={min(60, edge)}"},
-        )
-        return edge_ttl(response, min(edge, 60)) if edge > 0 else response
+        return _made(text.encode(), _CONTENT_TYPES[".vtt"], edge)
     if found.captions is None:
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
     # Short at the tier: a transcript redone after the call replaces this file.
@@ -472,22 +474,10 @@ async def transcript_file(
     assert found is not None
     record = await _cache(request, store).get(event_id)
     assert record is not None  # _replay found it
-    published = await published_for(request, event_id)
+    data = await published_docs.document(request, kind, record, found.directory)
     name = TRANSCRIPT_FILES.get(kind)
-    if published is None and kind == "pdf":
-        # No PDF is written after the call: the automatic transcript's is made when asked.
-        automatic = await run_in_threadpool(load_transcript, found.directory)
-        if automatic is not None:
-            published = published_docs.unreviewed(automatic)
-    if published is not None:
-        data = await published_docs.rendered(request, kind, record, published)
-        response = Response(
-            data,
-            media_type=published_docs.MEDIA_TYPES[kind],
-            headers={"Cache-Control": f"private, max-age={min(60, edge)}"},
-        )
-        if edge > 0:
-            edge_ttl(response, min(edge, 60))
+    if data is not None:
+        response = _made(data, published_docs.MEDIA_TYPES[kind], edge)
     elif name is None or not (found.directory / name).is_file():
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
     else:

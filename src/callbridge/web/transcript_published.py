@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,7 @@ from callbridge.store.transcripts import TranscriptEdits
 from callbridge.transcript import published as docs
 from callbridge.transcript.editing import Published
 from callbridge.transcript.model import Transcript
+from callbridge.transcript.transcribe import load_transcript
 from callbridge.web.pages import moment_in_zone
 
 KINDS = ("txt", "html", "docx", "pdf")
@@ -118,6 +120,20 @@ def render(kind: str, record: EventRecord, published: Published) -> bytes:
     if kind in docs.RENDERERS:
         return docs.RENDERERS[kind](published, head, figures).encode()
     return docs.BINARY_RENDERERS[kind](published, head, figures)
+
+
+async def document(
+    request: Request, kind: str, record: EventRecord, directory: Path
+) -> bytes | None:
+    """The download of ``kind`` made from the published version; None: serve the file the
+    transcription wrote. A PDF is never written, so before publishing it is made from the
+    automatic transcript in ``directory`` (None when there is none yet)."""
+    published = await published_for(request, record.id)
+    if published is None and kind == "pdf":
+        automatic = await run_in_threadpool(load_transcript, directory)
+        if automatic is not None:
+            published = unreviewed(automatic)
+    return None if published is None else await rendered(request, kind, record, published)
 
 
 async def rendered(request: Request, kind: str, record: EventRecord, published: Published) -> bytes:
