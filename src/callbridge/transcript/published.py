@@ -95,12 +95,12 @@ def as_text(published: Published, head: Masthead, key_figures: KeyFigureRows = (
 
 _STYLE = (
     "body{font:16px/1.55 Georgia,'Times New Roman',serif;color:#1d2430;max-width:46rem;"
-    "margin:2rem auto;padding:0 1rem}header{border-bottom:3px solid #1d2430;margin-bottom:1.5rem}"
+    "margin:2rem auto;padding:0 1rem}header{border-bottom:3px solid #1d2430;margin-bottom:1.5rem;padding-bottom:.5rem}"
     ".company{font:600 1rem system-ui,sans-serif;letter-spacing:.02em;margin:0}"
     "h1{font-size:1.6rem;line-height:1.25;margin:.2rem 0}.when,.note{color:#566170;margin:.2rem 0}"
     "h2,h3{font-family:system-ui,sans-serif}h2{font-size:1.2rem;margin-top:2rem}"
     "h3{font-size:1rem;margin-top:1.5rem}.participants{padding-left:1.2rem}"
-    "table{border-collapse:collapse;width:100%;font:14px system-ui,sans-serif}"
+    "table{border-collapse:collapse;width:100%;font:14px system-ui,sans-serif;margin-bottom:1.5rem}"
     "th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d8dde4}"
     ".turn{margin:0 0 1.2rem}.who{font:600 .95rem system-ui,sans-serif}"
     ".at{color:#566170;font-variant-numeric:tabular-nums;margin-right:.5rem;font-weight:400}"
