@@ -95,7 +95,8 @@ def as_text(published: Published, head: Masthead, key_figures: KeyFigureRows = (
 
 _STYLE = (
     "body{font:16px/1.55 Georgia,'Times New Roman',serif;color:#1d2430;max-width:46rem;"
-    "margin:2rem auto;padding:0 1rem}header{border-bottom:3px solid #1d2430;margin-bottom:1.5rem;padding-bottom:.5rem}"
+    "margin:2rem auto;padding:0 1rem}"
+    "header{border-bottom:3px solid #1d2430;margin-bottom:1.5rem;padding-bottom:.5rem}"
     ".company{font:600 1rem system-ui,sans-serif;letter-spacing:.02em;margin:0}"
     "h1{font-size:1.6rem;line-height:1.25;margin:.2rem 0}.when,.note{color:#566170;margin:.2rem 0}"
     "h2,h3{font-family:system-ui,sans-serif}h2{font-size:1.2rem;margin-top:2rem}"
