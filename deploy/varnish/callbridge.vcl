@@ -69,7 +69,7 @@ sub vcl_recv {
         # cookie still goes with the one fetch, whose listener passed the check.
         return (hash);
     }
-    if (req.url ~ "^/webcast/[0-9]{1,12}/(replay\.m4a|captions\.vtt|transcript\.(txt|html|docx))$") {
+    if (req.url ~ "^/webcast/[0-9]{1,12}/(replay\.m4a|captions\.vtt|transcript\.(txt|html|docx|pdf))$") {
         call callbridge_gate;
         return (hash);
     }

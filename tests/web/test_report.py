@@ -13,7 +13,7 @@ from callbridge.events.schema import EventState
 from callbridge.store.audience import Audience, ListenMode
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.web.downloads import TRANSCRIPT_KINDS, downloads
-from callbridge.web.media import TRANSCRIPT_FILES
+from callbridge.web.transcript_published import KINDS
 from tests.web.conftest import OPERATOR, PASSWORD
 from tests.web.test_pages import make_event
 
@@ -138,8 +138,13 @@ def test_the_transcripts_downloads_are_listed_once_it_is_done() -> None:
         "/webcast/7/transcript.txt",
         "/webcast/7/transcript.html",
         "/webcast/7/transcript.docx",
+        "/webcast/7/transcript.pdf",
     ]
-    assert set(TRANSCRIPT_FILES) == set(TRANSCRIPT_KINDS)  # the media routes serve each kind
+    assert "/console/events/7/transcript" in done  # the editor, once there is something to edit
+    assert "/console/events/7/transcript" not in [
+        d.href for d in downloads(7, transcript_ready=False)
+    ]
+    assert set(KINDS) == set(TRANSCRIPT_KINDS)  # the media routes serve each kind
     assert "/console/7/report" not in done and "/console/events/7/report" in done
     assert "/console/events/7/report" not in [
         d.href for d in downloads(7, transcript_ready=False, report_page=False)

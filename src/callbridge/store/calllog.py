@@ -53,6 +53,11 @@ class LogKind(enum.StrEnum):
     CALL_ME_REFUSED = "call_me_refused"  # a registrant's call-me refused (bridge.callme)
     CALL_ME_SWITCHED = "call_me_switched"  # the operator turned call-me on or off
     REGISTRANT_ERASED = "registrant_erased"  # a registrant's data deleted (web.registrants)
+    # The editor's pass over the transcript (store.transcripts): each change, with the
+    # automatic text it replaced; each published version; terms added to the glossary.
+    TRANSCRIPT_EDIT = "transcript_edit"
+    TRANSCRIPT_PUBLISHED = "transcript_published"
+    GLOSSARY_ADDED = "glossary_added"
 
 
 @dataclass(frozen=True)

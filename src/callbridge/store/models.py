@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -412,3 +413,46 @@ class MailConsentRow(Base):
     wording: Mapped[str] = mapped_column(Text, default="")
     given_at: Mapped[datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TranscriptEditRow(Base):
+    """One thing an editor changed in an event's transcript (``store.transcripts``).
+
+    ``field`` is "text", "speaker" or "mark"; ``value`` the new value, ``before``
+    the one it replaced (the automatic transcript's, for a first change), and
+    ``start`` the segment's start when it was made, so a change made on a
+    transcript since made again is known as stale. Rows are never changed:
+    the draft is each (segment, field)'s newest row.
+    """
+
+    __tablename__ = "transcript_edit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    segment: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(Text)
+    before: Mapped[str] = mapped_column(Text)
+    start: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TranscriptRevisionRow(Base):
+    """A published version of an event's transcript: the whole document, as listeners read it.
+
+    ``last_edit_id`` is the newest ``transcript_edit`` it includes: edits after it
+    are the unpublished draft.
+    """
+
+    __tablename__ = "transcript_revision"
+    __table_args__ = (UniqueConstraint("event_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text, deferred=True)
+    last_edit_id: Mapped[int] = mapped_column(Integer, default=0)
+    corrections: Mapped[int] = mapped_column(Integer, default=0)
+    published_by: Mapped[str] = mapped_column(String(100))
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -31,6 +31,7 @@ from callbridge.store.events import EventStore, StoreError
 from callbridge.store.nodes import NodeStore
 from callbridge.store.outbox import Outbox
 from callbridge.store.pins import PinBook, pin_key
+from callbridge.store.transcripts import TranscriptEdits
 from callbridge.store.users import SESSION_LIFETIME, UserStore
 from callbridge.web import (
     aftercall,
@@ -50,6 +51,7 @@ from callbridge.web import (
     registrants,
     report,
     slides,
+    transcript_editor,
     webcast,
 )
 from callbridge.web.auth import LoginRequired, login_redirect
@@ -145,6 +147,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.after_call = AfterCall(db, app.state.events)
     app.state.users = UserStore(db)
     app.state.call_log = CallLog(db)
+    app.state.transcript_edits = TranscriptEdits(db)
     app.state.audience = Audience(db)
     app.state.pins = PinBook(db, pin_key(settings.secret_key))
     app.state.webcast_media = media.WebcastMedia(settings.data_dir)
@@ -220,5 +223,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(mail.router)
     app.include_router(brand.router)
     app.include_router(media.router)
+    app.include_router(transcript_editor.router)
+    app.include_router(transcript_editor.api)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

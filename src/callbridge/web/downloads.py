@@ -1,8 +1,9 @@
 """The links to an event's exports that the console's pages show (the event's, the report's).
 
 The CSVs (``web.exports``, ``web.report``), the engagement report's page and
-the transcript's downloads (``web.media``; listed only once the transcript
-is done, so no link answers "not ready"). Imports nothing of ``web`` so the
+the transcript's editor (``web.transcript_editor``) and downloads
+(``web.media``: the published version once there is one), listed only once
+the transcript is done, so no link answers "not ready". Imports nothing of ``web`` so the
 pages' modules may use it.
 """
 
@@ -18,6 +19,7 @@ TRANSCRIPT_KINDS = {
     "txt": "Transcript (text)",
     "html": "Transcript (web page)",
     "docx": "Transcript (Word)",
+    "pdf": "Transcript (PDF)",
 }
 
 
@@ -43,6 +45,14 @@ def downloads(event_id: int, *, transcript_ready: bool, report_page: bool = True
         Download("Audit trail", f"{api}/audit.csv", "CSV", "every action on the call"),
     ]
     if transcript_ready:
+        links.append(
+            Download(
+                "Transcript editor",
+                f"/console/events/{event_id}/transcript",
+                "page",
+                "correct words and speakers, then publish",
+            )
+        )
         links += [
             Download(label, f"/webcast/{event_id}/transcript.{kind}", kind.upper())
             for kind, label in TRANSCRIPT_KINDS.items()

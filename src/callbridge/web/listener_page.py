@@ -23,11 +23,15 @@ from fastapi import Request
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from callbridge.announce import timefmt
 from callbridge.events.schema import EventRecord
 from callbridge.transcript import turns as turn_docs
+from callbridge.transcript.editing import Section, marked_sections
 from callbridge.transcript.model import Hit, search
+from callbridge.transcript.transcribe import TRANSCRIPT as TRANSCRIPT_JSON
 from callbridge.transcript.transcribe import load_transcript
 from callbridge.transcript.turns import clock, shown_text, speaker_turns
+from callbridge.web.transcript_published import published_for
 
 # A turn is cut into paragraphs at a pause this long, or once a paragraph has this many
 # characters (a sentence boundary past it: a segment is the smallest piece).
@@ -70,11 +74,26 @@ class TurnView:
 
 
 @dataclass(frozen=True)
+class SectionView:
+    """Turns under a heading the editor marked (None: no heading)."""
+
+    heading: str | None
+    level: int
+    turns: list[TurnView]
+
+
+@dataclass(frozen=True)
 class TranscriptView:
     query: str
     segments: list[SegmentView]
     hits: list[Hit]
-    turns: list[TurnView]
+    sections: list[SectionView]
+    # The editor's published version shown ("Reviewed ... version 2"); None: the automatic one.
+    reviewed: str | None = None
+
+    @property
+    def turns(self) -> list[TurnView]:
+        return [turn for section in self.sections for turn in section.turns]
 
     @property
     def hit_indices(self) -> frozenset[int]:
@@ -121,9 +140,20 @@ async def transcript_view(
     found = await run_in_threadpool(media.replay, record.id)
     if found is None:
         return None
-    transcript = await run_in_threadpool(load_transcript, found.directory)
-    if transcript is None:
-        return None
+    published = await published_for(request, record.id)
+    reviewed = None
+    if published is not None:
+        transcript = published.transcript
+        day = published.published_at.astimezone(record.zone).date()
+        reviewed = (
+            f"Reviewed by {record.company.name} and published on {timefmt.long_date(day)} "
+            f"(version {published.version})."
+        )
+    else:
+        loaded = await run_in_threadpool(load_transcript, found.directory)
+        if loaded is None:
+            return None
+        transcript = loaded
     query = query[:MAX_QUERY]
     hits = search(transcript, query) if query.strip() else []
     marked = {hit.segment: Markup(hit.marked()) for hit in hits}
@@ -137,18 +167,36 @@ async def transcript_view(
         for index, segment in enumerate(transcript.segments)
     ]
     ends = {index: segment.end for index, segment in enumerate(transcript.segments)}
+    marks = published.marks if published is not None else ()
+    # Without the editor's marks, one untitled part as before (the page has no headings).
+    parts = (
+        marked_sections(transcript, marks)
+        if marks
+        else [Section(None, 2, speaker_turns(transcript))]
+    )
     views = [
-        TurnView(
-            speaker=turn.speaker,
-            label=turn.label,
-            start=turn.start,
-            clock=clock(turn.start),
-            prompt=turn.prompt,
-            paragraphs=paragraphs([(index, segments[index]) for index in turn.segments], ends),
+        SectionView(
+            heading=part.heading,
+            level=part.level,
+            turns=[
+                TurnView(
+                    speaker=turn.speaker,
+                    label=turn.label,
+                    start=turn.start,
+                    clock=clock(turn.start),
+                    prompt=turn.prompt,
+                    paragraphs=paragraphs(
+                        [(index, segments[index]) for index in turn.segments], ends
+                    ),
+                )
+                for turn in part.turns
+            ],
         )
-        for turn in speaker_turns(transcript)
+        for part in parts
     ]
-    return TranscriptView(query=query, segments=segments, hits=hits, turns=views)
+    return TranscriptView(
+        query=query, segments=segments, hits=hits, sections=views, reviewed=reviewed
+    )
 
 
 @dataclass(frozen=True)
@@ -175,20 +223,22 @@ class ListenerFiles:
 
 
 # The transcript's files as the page lists them, in the order a reader reaches for them.
+# The PDF is made when asked (web.media), from the transcript.json beside the others.
 _TRANSCRIPT_LINKS = (
     ("txt", turn_docs.TEXT, "Download the transcript (text)", "TXT"),
+    ("pdf", TRANSCRIPT_JSON, "Download the transcript (PDF)", "PDF"),
     ("docx", turn_docs.DOCX, "Download the transcript (Word)", "DOCX"),
     ("html", turn_docs.HTML, "Open the transcript as a web page", "HTML"),
 )
 
 
 def _files_on_disk(
-    event_id: int, directory: Path, m4a: Path, captions: Path | None
+    event_id: int, directory: Path, m4a: Path, captions: Path | None, published: bool = False
 ) -> ListenerFiles:
     links = [
         FileLink(label, f"/webcast/{event_id}/transcript.{kind}", shown)
         for kind, name, label, shown in _TRANSCRIPT_LINKS
-        if (directory / name).is_file()
+        if published or (directory / name).is_file()
     ]
     if captions is not None and links:
         links.append(
@@ -206,8 +256,9 @@ async def files(request: Request, record: EventRecord, replay_open: bool) -> Lis
     found = await run_in_threadpool(media.replay, record.id)
     if found is None:
         return ListenerFiles(None, [])
+    published = await published_for(request, record.id) is not None
     return await run_in_threadpool(
-        _files_on_disk, record.id, found.directory, found.m4a, found.captions
+        _files_on_disk, record.id, found.directory, found.m4a, found.captions, published
     )
 
 

@@ -43,11 +43,15 @@ from callbridge.replay.window import day_ends
 from callbridge.store import layout
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
+from callbridge.transcript.transcribe import caption_cues
+from callbridge.transcript.vtt import write_vtt
+from callbridge.web import transcript_published as published_docs
 from callbridge.web.deps import event_store
 from callbridge.web.gate_cookie import DECIDED_HEADER, tier_value
 from callbridge.web.pages import clock
 from callbridge.web.slide_marks import with_slides
 from callbridge.web.tier import via_tier
+from callbridge.web.transcript_published import published_for
 from callbridge.web.webcast import may_listen
 from callbridge.webcast import captions as live_captions
 from callbridge.webcast import live, subtitles, vod
@@ -90,7 +94,8 @@ _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-# The transcript as an IR team posts it (transcript.turns writes all three).
+# The automatic transcript as written after the call (transcript.turns writes all three);
+# the PDF, and every kind once the editor publishes, is made by web.transcript_published.
 TRANSCRIPT_FILES = {"txt": turns.TEXT, "html": turns.HTML, "docx": turns.DOCX}
 
 Now = Annotated[datetime, Depends(clock)]
@@ -391,6 +396,13 @@ async def _replay(
     return found, None, ttl
 
 
+def _made(data: bytes, media_type: str, edge: int) -> Response:
+    """A document made from the published transcript, kept as a replay file is (a minute)."""
+    headers = {"Cache-Control": f"private, max-age={min(60, edge)}"}
+    response = Response(data, media_type=media_type, headers=headers)
+    return edge_ttl(response, min(edge, 60)) if edge > 0 else response
+
+
 def _replay_file(path: Path, edge: int) -> Response:
     # Browsers keep it a minute at most, and never past the window either.
     response = _file(path, cache=f"private, max-age={min(60, edge)}")
@@ -434,6 +446,11 @@ async def captions(
     if refused is not None:
         return refused
     assert found is not None
+    published = await published_for(request, event_id)
+    if published is not None:
+        # The editor's published version: its cues, made from its corrected words.
+        text = write_vtt(caption_cues(published.transcript))
+        return _made(text.encode(), _CONTENT_TYPES[".vtt"], edge)
     if found.captions is None:
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
     # Short at the tier: a transcript redone after the call replaces this file.
@@ -444,18 +461,27 @@ async def captions(
 async def transcript_file(
     request: Request, event_id: int, kind: str, store: Store, media: MediaDep, now: Now
 ) -> Response:
-    """The replay's transcript by speaker turn: plain text, a standalone HTML page or DOCX."""
-    name = TRANSCRIPT_FILES.get(kind)
-    if name is None:
+    """The replay's transcript by speaker turn: plain text, a standalone HTML page, DOCX or PDF.
+
+    The editor's published version once there is one (headed with the company,
+    the call and its speakers); until then the automatic transcript's files.
+    """
+    if kind not in published_docs.KINDS:
         return PlainTextResponse("not found", status.HTTP_404_NOT_FOUND)
     found, refused, edge = await _replay(request, store, media, event_id, now)
     if refused is not None:
         return refused
     assert found is not None
-    path = found.directory / name
-    if not path.is_file():
+    record = await _cache(request, store).get(event_id)
+    assert record is not None  # _replay found it
+    data = await published_docs.document(request, kind, record, found.directory)
+    name = TRANSCRIPT_FILES.get(kind)
+    if data is not None:
+        response = _made(data, published_docs.MEDIA_TYPES[kind], edge)
+    elif name is None or not (found.directory / name).is_file():
         return PlainTextResponse("the transcript is not ready", status.HTTP_404_NOT_FOUND)
-    response = _replay_file(path, min(edge, 60))
+    else:
+        response = _replay_file(found.directory / name, min(edge, 60))
     if kind == "html":
         # A page of its own, with no script: nothing in it may run or be framed.
         response.headers["Content-Security-Policy"] = (
