@@ -455,7 +455,7 @@ def write_figures(text: str) -> str:
     )
     text = _POINTS.sub(r"\1 point ", text)
     for said, rule in _SAID:
-        text = said.sub(lambda m, rule=rule: _said(m, rule), text)
+        text = said.sub(functools.partial(_said, rule=rule), text)
     text = _YEAR_HALF.sub(lambda m: "nineteen " if m.group(1) == "19" else "twenty ", text)
     for split in _SPLIT_FIGURE:
         text = split.sub(r"\1 ", text)
