@@ -161,6 +161,11 @@ class KeyFigure:
     def clock(self) -> str:
         return clock(self.at)
 
+    @property
+    def label(self) -> str:
+        """What it measures as a table heads it: "Revenue guidance"; "—" for none named."""
+        return self.what[0].upper() + self.what[1:] if self.what else "—"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "what": self.what,
@@ -324,14 +329,7 @@ _HEAD = ("Time", "What", "Value", "Period")
 
 
 def _cells(row: KeyFigure) -> tuple[str, str, str, str]:
-    return (row.clock, shown_what(row), row.value, row.period or "")
-
-
-def shown_what(row: KeyFigure) -> str:
-    """What a row measures as a table shows it: "Revenue guidance"; "—" for none named."""
-    if not row.what:
-        return "—"
-    return row.what[0].upper() + row.what[1:]
+    return (row.clock, row.label, row.value, row.period or "")
 
 
 def as_text(rows: list[KeyFigure], title: str = TITLE) -> str:

@@ -41,6 +41,7 @@ from callbridge.web import (
     calls,
     editor,
     exports,
+    key_figures_files,
     mail,
     media,
     metrics,
@@ -220,5 +221,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(mail.router)
     app.include_router(brand.router)
     app.include_router(media.router)
+    app.include_router(key_figures_files.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
