@@ -163,6 +163,11 @@ def test_each_figure_is_at_the_start_of_its_sentence_in_its_segment() -> None:
         ),
         ("We repurchased $50 million of shares.", [("share repurchases", "$50 million", None)]),
         ("It cost C$42 million.", [(None, "C$42 million", None)]),
+        (
+            "Revenue of $42 million was better than expected.",
+            [("revenue", "$42 million", None)],
+        ),
+        ("The project cost $5 million.", [(None, "$5 million", None)]),
         ("Thank you, operator.", []),
         ("We have 10,000 customers since 2019.", []),
     ],

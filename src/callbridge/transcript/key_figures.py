@@ -117,9 +117,10 @@ _CHANGE = re.compile(
     r"(?: approximately| about| roughly)? $",
     re.IGNORECASE,
 )
+# Words that look ahead; "better than expected" and "the project" do not.
 _AHEAD = re.compile(
-    r"\b(?:expect(?:s|ed|ing)?|guidance|guiding|guide|outlook|forecast(?:s|ing)?|anticipate[sd]?|"
-    r"project(?:s|ed|ing)?|target(?:s|ing)?)\b",
+    r"\b(?:expects?|expecting|(?<!than )(?<!as )expected|guidance|guiding|guide|outlook|"
+    r"forecast(?:s|ing)?|anticipate[sd]?|projected|projecting|targeting)\b",
     re.IGNORECASE,
 )
 
