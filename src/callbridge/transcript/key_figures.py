@@ -326,10 +326,12 @@ def key_figures(transcript: Transcript) -> list[KeyFigure]:
 
 # -- as documents show them ----------------------------------------------------------
 
-_HEAD = ("Time", "What", "Value", "Period")
+# The table's columns, as every document heads them.
+HEAD = ("Time", "What", "Value", "Period")
 
 
-def _cells(row: KeyFigure) -> tuple[str, str, str, str]:
+def cells(row: KeyFigure) -> tuple[str, str, str, str]:
+    """A row as a document's table shows it, in ``HEAD``'s order (for DOCX and PDF tables)."""
     return (row.clock, row.label, row.value, row.period or "")
 
 
@@ -337,8 +339,8 @@ def as_text(rows: list[KeyFigure], title: str = TITLE) -> str:
     """The rows as a plain-text table under ``title`` (for transcript.txt); "" without rows."""
     if not rows:
         return ""
-    table = [_HEAD, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(_HEAD))]
+    table = [HEAD, *(cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEAD))]
     lines = [title, ""]
     for line in table:
         lines.append(
@@ -363,14 +365,14 @@ def as_html(
     parts = [
         f'<section class="key-figures"><{heading}>{html.escape(title)}</{heading}>',
         "<table><thead><tr>",
-        *(f'<th scope="col">{name}</th>' for name in _HEAD),
+        *(f'<th scope="col">{name}</th>' for name in HEAD),
         "</tr></thead><tbody>",
     ]
     for row in rows:
         time = html.escape(row.clock)
         if link is not None:
             time = f'<a href="{html.escape(link(row))}">{time}</a>'
-        _, what, value, period = (html.escape(cell) for cell in _cells(row))
+        _, what, value, period = (html.escape(cell) for cell in cells(row))
         parts.append(f"<tr><td>{time}</td><td>{what}</td><td>{value}</td><td>{period}</td></tr>")
     parts.append("</tbody></table></section>")
     return "".join(parts)
