@@ -168,6 +168,14 @@ def test_each_figure_is_at_the_start_of_its_sentence_in_its_segment() -> None:
             [("revenue", "$42 million", None)],
         ),
         ("The project cost $5 million.", [(None, "$5 million", None)]),
+        (
+            "EPS grew 15% over the year-over-year period to $1.23.",
+            [("EPS growth", "15%", None), ("EPS", "$1.23", None)],
+        ),
+        (
+            "This year, 12% of our revenue came from Europe.",
+            [("revenue", "12%", "full year")],
+        ),
         ("Thank you, operator.", []),
         ("We have 10,000 customers since 2019.", []),
     ],

@@ -136,7 +136,7 @@ _PERIOD = re.compile(
     r"|(?P<hword>first|second) half"
     r"|(?P<next>next|following) (?P<nextwhat>quarter|year)"
     r"|(?P<thisq>(?:this|the) quarter)(?! (?:of|call))"
-    r"|(?P<thisy>(?:this|the) year)(?! (?:over|ago|before))"
+    r"|(?P<thisy>(?:this|the) year)(?![- ](?:over|ago|before|earlier))"
     r"|(?:in|for|of) (?P<year>(?:19|20)\d\d)(?![\d,.%])"
     r")\b",
     re.IGNORECASE,
