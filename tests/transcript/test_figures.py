@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -258,3 +260,288 @@ def test_a_figure_split_between_segments_is_recognised() -> None:
     assert not continues_figure("Six hundred.", "Seventy seven.")  # no unit follows: unsure
     assert not continues_figure("Thank you.", "Million dollars.")
     assert not continues_figure("We hired two hundred.", "Ten of them are engineers.")
+
+
+@pytest.mark.parametrize(
+    ("said", "written_as"),
+    [
+        # Ranges: in one currency and scale, "between ... and" kept as said.
+        ("one to two billion dollars", "$1 billion to $2 billion"),
+        (
+            "between eight hundred fifty and eight hundred seventy million dollars",
+            "between $850 million and $870 million",
+        ),
+        ("between twelve and fifteen percent", "between 12% and 15%"),
+        ("thirty one to thirty five cents per share", "$0.31 to $0.35 per share"),
+        ("between forty two and forty five cents per share", "between $0.42 and $0.45 per share"),
+        ("between fifty and seventy five basis points", "between 50 and 75 basis points"),
+        ("one to two billion euros", "€1 billion to €2 billion"),
+        ("fifty to sixty five million pounds sterling", "£50 million to £65 million"),
+        # "between one hundred and fifty million" is one number, not a range.
+        (
+            "between two hundred and three hundred million dollars",
+            "between $200 million and $300 million",
+        ),
+        # Per-share amounts.
+        ("EPS of a dollar twenty three", "EPS of $1.23"),
+        ("earnings of one dollar and twenty three cents per share", "earnings of $1.23 per share"),
+        ("a hundred million dollars", "$100 million"),
+        # Basis points as engines write them, and decimals.
+        ("fifty bips", "50 basis points"),
+        ("twelve point five basis points", "12.5 basis points"),
+        ("a margin of sixty one point four five percent", "a margin of 61.45%"),
+        ("up zero point zero five percent", "up 0.05%"),
+        # Quarters, halves and fiscal years.
+        ("Q three twenty twenty six", "Q3 2026"),
+        ("in Q three revenue grew", "in Q3 revenue grew"),
+        ("for the first half of twenty twenty six", "for H1 2026"),
+        ("fiscal twenty seven", "fiscal 2027"),
+        ("for fiscal year twenty twenty seven", "for fiscal year 2027"),
+        # Declines.
+        ("growth of negative three percent", "growth of -3%"),
+        ("revenue declined three percent", "revenue declined 3%"),
+        # Other currencies.
+        ("five billion yen", "¥5 billion"),
+        ("one hundred twenty million pounds", "£120 million"),
+        ("one hundred twenty million British pounds", "£120 million"),
+        ("forty two million Canadian dollars", "C$42 million"),
+        ("forty two million Swiss francs", "CHF 42 million"),
+        # Pounds of something are weight; a hundred people are people.
+        ("five million pounds of copper", "5 million pounds of copper"),
+        ("a hundred people", "a hundred people"),
+        ("we had between two and three customers", "we had between two and three customers"),
+    ],
+)
+def test_ranges_shares_points_periods_and_currencies(said: str, written_as: str) -> None:
+    assert write_figures(said) == written_as
+
+
+# -- read back: what the normaliser wrote, said again ---------------------------------
+
+_CURRENCY_WORDS = {
+    "$": "dollars",
+    "€": "euros",
+    "¥": "yen",
+    "£": "pounds sterling",
+    "C$": "Canadian dollars",
+    "CHF ": "Swiss francs",
+}
+_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_QUARTER_WORD = {"Q": "quarter", "H": "half"}
+
+
+def _fig(tag: str) -> str:
+    return (
+        rf"(?P<neg{tag}>-)?(?P<cur{tag}>C\$|CHF |[$€£¥])?(?P<num{tag}>\d[\d,]*(?:\.\d+)?)"
+        rf"(?: (?P<scale{tag}>thousand|million|billion))?(?P<unit{tag}>%| basis points?)?"
+    )
+
+
+_READ = re.compile(
+    r"(?P<period>[QH])(?P<which>[1-4]) (?P<pyear>\d{4})"
+    r"|(?P<fiscal>fiscal) (?P<fyear>\d{4})"
+    rf"|(?:{_fig('a')}) (?P<join>to|and) (?:{_fig('b')})"
+    rf"|{_fig('')}"
+)
+
+
+def _number(text: str) -> str:
+    whole, _, fraction = text.replace(",", "").partition(".")
+    words = number_words(int(whole))
+    if fraction:
+        words += " point " + " ".join(_DIGITS[int(d)] for d in fraction)
+    return words
+
+
+def _money(currency: str, amount: str) -> str:
+    """An amount without a scale, as said: "$1.05" is "one dollar and five cents"."""
+    whole, _, cents = amount.replace(",", "").partition(".")
+    if currency != "$" or not cents:
+        name = _CURRENCY_WORDS[currency]
+        return f"{_number(amount)} {name[:-1] if name.endswith('s') and whole == '1' else name}"
+    cents_words = f"{number_words(int(cents))} cent{'' if int(cents) == 1 else 's'}"
+    if int(whole) == 0:
+        return cents_words
+    return f"{number_words(int(whole))} dollar{'' if whole == '1' else 's'} and {cents_words}"
+
+
+def _suffix(match: re.Match[str], tag: str) -> tuple[str, str, str, str]:
+    return (
+        match.group(f"neg{tag}") or "",
+        match.group(f"cur{tag}") or "",
+        match.group(f"scale{tag}") or "",
+        match.group(f"unit{tag}") or "",
+    )
+
+
+def _one(match: re.Match[str], tag: str) -> str:
+    neg, currency, scale, unit = _suffix(match, tag)
+    amount = match.group(f"num{tag}")
+    minus = "minus " if neg else ""
+    if unit == "%":
+        return f"{minus}{_number(amount)} percent"
+    if unit:
+        return f"{minus}{_number(amount)}{unit}"
+    if currency and scale:
+        return f"{minus}{_number(amount)} {scale} {_CURRENCY_WORDS[currency]}"
+    if currency:
+        return minus + _money(currency, amount)
+    return minus + _number(amount)
+
+
+def _range(match: re.Match[str]) -> str:
+    a, b = _suffix(match, "a"), _suffix(match, "b")
+    low, high, join = match.group("numa"), match.group("numb"), match.group("join")
+    if a != b or a[0]:
+        return f"{_one(match, 'a')} {join} {_one(match, 'b')}"
+    _, currency, scale, unit = a
+    if currency == "$" and not scale and low.startswith("0.") and high.startswith("0."):
+        return f"{number_words(int(low[2:]))} {join} {number_words(int(high[2:]))} cents"
+    if unit == "%":
+        tail = "percent"
+    elif unit:
+        tail = "basis points"
+    else:
+        tail = f"{scale} {_CURRENCY_WORDS[currency]}"
+    return f"{_number(low)} {join} {_number(high)} {tail}"
+
+
+def _year_words(text: str) -> str:
+    value = int(text)
+    return year(value)
+
+
+def read_back(text: str) -> str:
+    """``text`` with every figure said in words, as a speaker reads it out."""
+
+    def say(match: re.Match[str]) -> str:
+        if match.group("period"):
+            which = ORDINAL[int(match.group("which")) - 1]
+            return (
+                f"the {which} {_QUARTER_WORD[match.group('period')]} of "
+                f"{_year_words(match.group('pyear'))}"
+            )
+        if match.group("fiscal"):
+            return f"fiscal {_year_words(match.group('fyear'))}"
+        if match.group("join"):
+            return _range(match)
+        return _one(match, "")
+
+    return _READ.sub(say, text)
+
+
+_NUMBER_WORDS_LEFT = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety|hundred|thousand|million|billion|point|percent|dollars?|cents?|"
+    r"euros?|yen|pounds|francs)\b"
+)
+
+
+@st.composite
+def _decimal(draw: st.DrawFn, top: int = 999) -> tuple[str, str]:
+    """(said, written amount): "sixty one point four five", "61.45"."""
+    places = draw(st.integers(0, 2))
+    whole = draw(st.integers(0 if places else 1, top))  # "zero million" is not said
+    digits = [draw(st.integers(0, 9)) for _ in range(places)]
+    if places and digits[-1] == 0:
+        digits[-1] = draw(st.integers(1, 9))  # "point five zero" is said "point five"
+    said = number_words(whole) + (
+        " point " + " ".join(_DIGITS[d] for d in digits) if digits else ""
+    )
+    return said, f"{whole}" + ("." + "".join(map(str, digits)) if digits else "")
+
+
+@st.composite
+def spoken_figure(draw: st.DrawFn) -> str:
+    """A figure as said on a call, in one of the forms an analyst writes."""
+    kind = draw(
+        st.sampled_from(
+            [
+                "money",
+                "money range",
+                "per share",
+                "cents range",
+                "percent",
+                "percent range",
+                "decline",
+                "basis points",
+                "quarter",
+                "half",
+                "fiscal",
+            ]
+        )
+    )
+    currency = draw(st.sampled_from(list(_CURRENCY_WORDS.values())))
+    scale = draw(st.sampled_from(["million", "billion"]))
+    low = draw(st.integers(1, 998))
+    high = draw(st.integers(low + 1, 999))
+    between = draw(st.booleans())
+    pair = (
+        f"between {number_words(low)} and {number_words(high)}"
+        if between
+        else f"{number_words(low)} to {number_words(high)}"
+    )
+    when = draw(st.integers(2001, 2039))
+    if kind == "money":
+        amount, _ = draw(_decimal())
+        return f"{amount} {scale} {currency}"
+    if kind == "money range":
+        return f"{pair} {scale} {currency}"
+    if kind == "per share":
+        dollars, cents = draw(st.integers(0, 20)), draw(st.integers(1, 99))
+        if dollars == 0:
+            return f"{number_words(cents)} cent{'' if cents == 1 else 's'} per share"
+        plural = "" if dollars == 1 else "s"
+        cent = "" if cents == 1 else "s"
+        return (
+            f"{number_words(dollars)} dollar{plural} and {number_words(cents)} cent{cent} per share"
+        )
+    if kind == "cents range":
+        low, high = draw(st.integers(1, 98)), draw(st.integers(2, 99))
+        low, high = min(low, high - 1), max(high, low + 1)
+        joined = (
+            f"between {number_words(low)} and {number_words(high)}"
+            if between
+            else f"{number_words(low)} to {number_words(high)}"
+        )
+        return f"{joined} cents per share"
+    if kind == "percent":
+        amount, _ = draw(_decimal(99))
+        return f"{amount} percent"
+    if kind == "percent range":
+        small = (draw(st.integers(1, 98)),)
+        top = draw(st.integers(small[0] + 1, 99))
+        joined = (
+            f"between {number_words(small[0])} and {number_words(top)}"
+            if between
+            else f"{number_words(small[0])} to {number_words(top)}"
+        )
+        return f"{joined} percent"
+    if kind == "decline":
+        amount, _ = draw(_decimal(99))
+        return f"minus {amount} percent"
+    if kind == "basis points":
+        if draw(st.booleans()):
+            return f"{pair} basis points"
+        return f"{number_words(low)} basis point{'' if low == 1 else 's'}"
+    if kind == "quarter":
+        return f"the {draw(st.sampled_from(ORDINAL))} quarter of {year(when)}"
+    if kind == "half":
+        return f"the {draw(st.sampled_from(ORDINAL[:2]))} half of {year(when)}"
+    return f"fiscal {year(when)}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spoken_figure(),
+    st.sampled_from(["Revenue was", "We expect", "Gross margin came in at", "Guidance is"]),
+    st.sampled_from(["", " for the year", ", as we said", " this time"]),
+)
+def test_written_figures_read_back_to_the_words_said(said: str, lead: str, tail: str) -> None:
+    """Whatever the normaliser writes, said again, is what was said: no figure changed, and
+    none left in words."""
+    sentence = f"{lead} {said}{tail}."
+    written_as = write_figures(sentence)
+    assert not _NUMBER_WORDS_LEFT.search(_READ.sub("", written_as)), written_as
+    assert read_back(written_as) == sentence, written_as

@@ -247,6 +247,8 @@ def test_a_listener_follows_the_call_from_scheduled_to_the_replay_without_a_relo
     assert page.locator("#webcast.is-live, header .badge.live").count() == 0
     # The transcript and the downloads come with the offer, still without a reload.
     page.wait_for_selector(".transcript .turn")
+    # And the key figures beside the player ("Revenue grew 12%."), each time a link into it.
+    page.wait_for_selector("#key-figures a.ts[href='#t=6']")
     downloads = page.locator("#downloads-card")
     for name in ("the slides", "the recording (M4A)", "the transcript (text)", "(Word)"):
         assert downloads.get_by_role("link", name=name).is_visible(), name

@@ -11,7 +11,15 @@ our own then finish what it leaves, each for a reason:
 * the grammars write "12 %" and "$42 million ," with spaces;
 * they write ordinals as digits, but a transcript reads "third quarter",
   "first question" (a date keeps "May 5th");
-* "850 to $870 million" is written "$850 million to $870 million";
+* "850 to $870 million" is written "$850 million to $870 million" (in any currency,
+  "one to €2 billion" too, and "31 to $0.35" as "$0.31 to $0.35"); "between fifty and
+  sixty million dollars", which the grammars read as one number "5060", is said "to" for
+  them and written "between $50 million and $60 million";
+* "Q three" (the grammars make "Q32,026" of "Q three twenty twenty six"), "a hundred
+  million dollars" and "a dollar twenty" are put as the grammars read them first;
+* currencies the grammars do not mark: "C$42 million", "CHF 42 million", "£120 million"
+  (millions of pounds, unless they are pounds *of* something), small numbers of basis
+  points ("5 basis points", "bips"), and fiscal years said by two digits ("fiscal 2027");
 * "in the third quarter of twenty twenty six" gives "in the Q3 2026": "in Q3 2026";
 * integers of five digits and more get thousands separators (four digits
   may be a year).
@@ -96,6 +104,51 @@ _YEAR_HALF = re.compile(
     re.IGNORECASE,
 )
 _HOMOPHONE_DIGIT = {"to": "two", "too": "two", "for": "four"}
+_WORD_RUN = rf"(?:{_NUMBER_WORD})(?:[ -](?:{_NUMBER_WORD}|point))*"
+_SAID_UNIT = (
+    r"(?:per ?cent|percent|dollars?|cents?|euros?|yen|pounds?|thousand|million|billion|"
+    r"trillion|basis points?)"
+)
+# What a speaker says that the grammars misread, put as they read it (each undone or
+# finished by a rule after them):
+_SAID: list[tuple[re.Pattern[str], str]] = [
+    # "Q three twenty twenty six": the grammars make "Q32,026" of it.
+    (re.compile(r"\bQ[ -]?(one|two|three|four)\b", re.IGNORECASE), "Q"),
+    # "between fifty and sixty million dollars": the grammars read "fifty and sixty" as one
+    # number ("5060"); said "to", and "between ... and" again after them. Not where the
+    # first ends in "hundred" or "thousand" and the second has no such word: "between one
+    # hundred and fifty million" is 150 million.
+    (
+        re.compile(rf"\bbetween ({_WORD_RUN}) and (?=({_WORD_RUN}) {_SAID_UNIT}\b)", re.IGNORECASE),
+        "between",
+    ),
+    # "a hundred million dollars", "a dollar twenty": "a" for "one", where a unit follows.
+    (
+        re.compile(
+            rf"\ba (?=(?:hundred|thousand|million|billion)(?:[ -](?:{_NUMBER_WORD}|point))* "
+            rf"(?:per ?cent|percent|dollars?|euros?|yen|pounds?)\b)",
+            re.IGNORECASE,
+        ),
+        "a",
+    ),
+    (re.compile(rf"\ba (?=dollar (?:and )?(?:{_NUMBER_WORD})\b)", re.IGNORECASE), "a"),
+]
+_Q_DIGIT = {"one": "1", "two": "2", "three": "3", "four": "4"}
+
+
+def _said(match: re.Match[str], rule: str) -> str:
+    if rule == "Q":
+        return f"Q{_Q_DIGIT[match.group(1).lower()]}"
+    if rule == "between":
+        first, second = match.group(1).lower(), match.group(2).lower()
+        if re.search(r"(?:hundred|thousand)$", first) and not re.search(
+            r"\b(?:hundred|thousand)\b", second
+        ):
+            return match.group(0)
+        return f"{match.group(0)[: -len(' and ')]} to "
+    return "one "
+
+
 # "sixty one points four", "five points, five million": the decimal point, as said.
 _POINTS = re.compile(
     rf"\b((?:{_NUMBER_WORD})|\d+) points?,? (?=(?:{_NUMBER_WORD})\b|\d)", re.IGNORECASE
@@ -107,6 +160,14 @@ _POINTS = re.compile(
 # between tens and units that a scale, "dollars" or "percent" follows, and after
 # "hundred" before its tens and units that such a word follows.
 _SMALL = "one|two|three|four|five|six|seven|eight|nine"
+# Dollars other than the US dollar, as analysts mark them.
+_DOLLARS = {
+    "Canadian": "C$",
+    "Australian": "A$",
+    "New Zealand": "NZ$",
+    "Hong Kong": "HK$",
+    "Singapore": "S$",
+}
 _BELOW_HUNDRED = (
     f"{_SMALL}|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     "nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
@@ -146,6 +207,7 @@ _QUARTER = {
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _AMOUNT = r"\d[\d,]*(?:\.\d+)?"
 _SCALE = r"thousand|million|billion|trillion"
+_CURRENCY = r"(?:[A-Z]{1,2}\$|CHF |[$€£¥])"
 
 
 class _Normalizer(Protocol):
@@ -204,18 +266,59 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) ({_SCALE}) dollars?\b"), r"$\1 \2"),
     (re.compile(rf"(?<![$\d.,])\b({_AMOUNT}) dollars?\b"), r"$\1"),
     (re.compile(r"(?<![$\d.,])\b(\d{1,2}) cents?\b"), _cents),
-    # A range in one currency and scale: "$850 to $870 million".
-    (re.compile(rf"\$?(?<![\d.])({_AMOUNT}) to \$({_AMOUNT}) ({_SCALE})\b"), r"$\1 \3 to $\2 \3"),
+    # Other dollars, and francs: as an analyst marks them ("C$42 million", "CHF 42 million").
+    (
+        re.compile(
+            rf"(?<![\d.,])\b({_AMOUNT})(?: ({_SCALE}))? ({'|'.join(_DOLLARS)}) dollars?\b",
+            re.IGNORECASE,
+        ),
+        lambda m: (
+            f"{_DOLLARS[m.group(3).title()]}{m.group(1)}" + (f" {m.group(2)}" if m.group(2) else "")
+        ),
+    ),
+    (
+        re.compile(rf"(?<![\d.,])\b({_AMOUNT})(?: ({_SCALE}))? Swiss francs?\b", re.IGNORECASE),
+        lambda m: f"CHF {m.group(1)}" + (f" {m.group(2)}" if m.group(2) else ""),
+    ),
+    # Pounds sterling, said so (plain "pounds" may be weight): "£120 million".
+    (
+        re.compile(
+            rf"\b({_AMOUNT})(?: ({_SCALE}))? (?:pounds? sterling|British pounds?)\b",
+            re.IGNORECASE,
+        ),
+        lambda m: f"£{m.group(1)}" + (f" {m.group(2)}" if m.group(2) else ""),
+    ),
+    # Millions of pounds are money, unless they are pounds of something ("of copper").
+    (
+        re.compile(rf"(?<![\d.,])\b({_AMOUNT}) ({_SCALE}) pounds\b(?! (?:of|per)\b)"),
+        r"£\1 \2",
+    ),
+    # A range in one currency and scale: "$850 to $870 million", "one to €2 billion".
+    (
+        re.compile(
+            rf"({_CURRENCY})?(?<![\d.])\b({_AMOUNT}|{_SMALL_WORDS}) to ({_CURRENCY})({_AMOUNT}) "
+            rf"({_SCALE})\b",
+            re.IGNORECASE,
+        ),
+        lambda m: (
+            (
+                f"{m.group(3)}{_small_number(m.group(2))} {m.group(5)} to "
+                f"{m.group(3)}{m.group(4)} {m.group(5)}"
+            )
+            if m.group(1) in (None, m.group(3))
+            else m.group(0)
+        ),
+    ),
+    # A range of cents: "31 to $0.35 per share".
+    (
+        re.compile(rf"(?<![\d.$])\b(\d{{1,2}}|{_SMALL_WORDS}) to \$0\.(\d\d)\b", re.IGNORECASE),
+        lambda m: f"${int(_small_number(m.group(1))) / 100:.2f} to $0.{m.group(2)}",
+    ),
     # A range of percentages: the grammars leave a lone small number as a word ("three
     # to 5%"); an analyst writes "3% to 5%".
     (
         re.compile(rf"(?<![\d.$])\b({_AMOUNT}|{_SMALL_WORDS}) to ({_AMOUNT})%", re.IGNORECASE),
         lambda m: f"{_small_number(m.group(1))}% to {m.group(2)}%",
-    ),
-    # Pounds sterling, said so (plain "pounds" may be weight): "£120 million".
-    (
-        re.compile(rf"\b({_AMOUNT})(?: ({_SCALE}))? pounds? sterling\b", re.IGNORECASE),
-        lambda m: f"£{m.group(1)}" + (f" {m.group(2)}" if m.group(2) else ""),
     ),
     # "58 points 2%": an engine's plural of "point" in a decimal.
     (re.compile(r"\b(\d+) points? (\d)%"), r"\1.\2%"),
@@ -228,8 +331,34 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
         ),
         lambda m: f"Q{_QUARTER[m.group(1).lower()]} {m.group(2)}",
     ),
-    # "the Q3 2026": the grammar replaced "third quarter of" but kept the article.
-    (re.compile(r"\b[Tt]he (Q[1-4] \d{4})\b"), r"\1"),
+    # "the Q3 2026", "the H1 2026": the grammar replaced "third quarter of" ("first half
+    # of") but kept the article.
+    (re.compile(r"\b[Tt]he ([QH][1-4] \d{4})\b"), r"\1"),
+    # "fiscal twenty seven": a fiscal year said by its last two digits.
+    (
+        re.compile(r"\b([Ff]iscal(?: year)?) (\d\d)\b(?![\d.,%]| (?:thousand|million|billion))"),
+        r"\1 20\2",
+    ),
+    # Basis points as engines write them.
+    (re.compile(r"(?<=\d) (?:bips|bps|BPS)\b"), " basis points"),
+    # Basis points in a small number, which the grammars leave as a word: "5 basis points".
+    (
+        re.compile(rf"(?<![\w.$-])({_SMALL_WORDS}) basis (points?)\b", re.IGNORECASE),
+        lambda m: f"{_small_number(m.group(1))} basis {m.group(2)}",
+    ),
+    (
+        re.compile(
+            rf"(?<![\w.$-])({_SMALL_WORDS}) (to|and) (?=\d[\d,.]* basis points\b)", re.IGNORECASE
+        ),
+        lambda m: f"{_small_number(m.group(1))} {m.group(2)} ",
+    ),
+    # "between fifty to sixty million dollars": "between ... and", as said (see _SAID).
+    (
+        re.compile(
+            rf"\b([Bb]etween -?{_CURRENCY}?{_AMOUNT}(?: (?:{_SCALE}))?%?) to (?=-?{_CURRENCY}?\d)"
+        ),
+        r"\1 and ",
+    ),
     # Integers of five digits or more (not decimals or money already grouped).
     (re.compile(r"(?<![\d.,])\d{5,}(?![\d.,]\d)"), _thousands),
 ]
@@ -325,6 +454,8 @@ def write_figures(text: str) -> str:
         lambda m: f"{m.group(1)} point {_HOMOPHONE_DIGIT[m.group(2).lower()]} ", text
     )
     text = _POINTS.sub(r"\1 point ", text)
+    for said, rule in _SAID:
+        text = said.sub(functools.partial(_said, rule=rule), text)
     text = _YEAR_HALF.sub(lambda m: "nineteen " if m.group(1) == "19" else "twenty ", text)
     for split in _SPLIT_FIGURE:
         text = split.sub(r"\1 ", text)

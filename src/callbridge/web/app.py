@@ -42,6 +42,7 @@ from callbridge.web import (
     calls,
     editor,
     exports,
+    key_figures_files,
     mail,
     media,
     metrics,
@@ -225,5 +226,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(transcript_editor.router)
     app.include_router(transcript_editor.api)
+    app.include_router(key_figures_files.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

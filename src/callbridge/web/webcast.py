@@ -59,7 +59,7 @@ from callbridge.store.audience import (
 )
 from callbridge.store.events import EventNotFound, EventStore, StoreError
 from callbridge.store.pins import PinBook
-from callbridge.web import listener_page
+from callbridge.web import key_figures, listener_page
 from callbridge.web.auth import CSRF_FIELD, csrf_token, csrf_valid
 from callbridge.web.deps import TEMPLATES, event_store, settings
 from callbridge.web.gate_cookie import COOKIE_PREFIX, MalformedGateCookie, gate_value
@@ -280,6 +280,7 @@ async def _webcast_page(
             "follow_up_wording": CONSENT_WORDING if asks else None,
             "beacon_interval": BEACON_INTERVAL,
             "transcript": transcript,
+            "key_figures": await key_figures.for_page(request, record) if transcript else [],
             "files": await listener_page.files(request, record, replay_open) if allowed else None,
             "privacy": listener_page.privacy_line(record),
         },

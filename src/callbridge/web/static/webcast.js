@@ -59,6 +59,26 @@
   let offered = null; // the status whose replay the page offers, until the listener plays it
   const wanted = new URLSearchParams(location.search).get("t");
   if (wanted !== null && !Number.isNaN(Number(wanted))) pendingSeek = Number(wanted);
+  // A moment of the replay in the address's fragment ("#t=123": a key figure's link,
+  // opened apart or copied): the replay plays from there once the listener plays it, and
+  // a new one seeks a replay that plays already.
+  function fragmentTime() {
+    const found = /^#t=(\d+(?:\.\d+)?)$/.exec(location.hash);
+    return found ? Number(found[1]) : null;
+  }
+  if (fragmentTime() !== null) pendingSeek = fragmentTime();
+  window.addEventListener("hashchange", function () {
+    const at = fragmentTime();
+    if (at === null) return;
+    if (mode === "replay") {
+      media.currentTime = at;
+      media.play();
+    } else if (offered) {
+      playReplay(at);
+    } else {
+      pendingSeek = at;
+    }
+  });
 
   function clock(seconds) {
     const s = Math.max(0, Math.floor(seconds));
@@ -257,6 +277,12 @@
       const stage = root.querySelector(".stage");
       if (transcript && stage && !stage.querySelector(".stage-transcript")) {
         stage.appendChild(document.adoptNode(transcript));
+      }
+      const figures = drawn.querySelector("#key-figures");
+      const extras = root.querySelector(".stage-extras");
+      if (figures && extras && !document.getElementById("key-figures")) {
+        const before = extras.querySelector("#callme-section");
+        extras.insertBefore(document.adoptNode(figures), before);
       }
       const list = downloadsCard && downloadsCard.querySelector("ul");
       const listed = drawn.querySelectorAll("#downloads-card li:not(#downloads)");
