@@ -129,6 +129,8 @@ def test_save_a_draft_publish_and_listeners_read_the_published_version(
     assert "Question from Ann Lee, Acme Securities" in text.text
     assert "zylo prin" not in text.text.lower().replace("zyloprin", "")
     assert "Transcript version 1, reviewed and published on November 6, 2026." in text.text
+    # The key figures of the published version head it, each with its time in the replay.
+    assert "Key figures" in text.text and "$42 million" in text.text.split("[0:00]")[0]
 
     page = client.get(f"/events/{record.id}/webcast").text
     assert "Sales of Zyloprin grew" in page and "zylo prin" not in page
@@ -146,6 +148,7 @@ def test_save_a_draft_publish_and_listeners_read_the_published_version(
     pdf_text = " ".join(" ".join(p.get_textpage().get_text_range().split()) for p in pdf)
     pdf.close()
     assert "Sales of Zyloprin grew" in pdf_text and "Mark Chen, Chief Executive Officer" in pdf_text
+    assert "Key figures" in pdf_text and "$42 million" in pdf_text
 
     for kind in ("html", "docx"):
         assert client.get(f"/webcast/{record.id}/transcript.{kind}").status_code == 200

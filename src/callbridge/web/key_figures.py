@@ -18,10 +18,16 @@ from starlette.concurrency import run_in_threadpool
 from callbridge.events.schema import EventRecord
 from callbridge.transcript.key_figures import KeyFigure, key_figures
 from callbridge.transcript.transcribe import load_transcript
+from callbridge.web.transcript_published import published_for
 
 
 async def rows(request: Request, event_id: int) -> list[KeyFigure] | None:
-    """The replay's key figures; None while it has no transcript."""
+    """The replay's key figures, from the editor's published version once there is one
+    (the table then matches the transcript listeners read); None while there is no
+    transcript."""
+    published = await published_for(request, event_id)
+    if published is not None:
+        return await run_in_threadpool(key_figures, published.transcript)
     media = getattr(request.app.state, "webcast_media", None)
     if media is None:
         return None

@@ -6,9 +6,10 @@ the store (one small query; the document itself is read once per version and
 kept), and ``render`` makes a document of it, headed with ``masthead`` (the
 company, the call's title and date, the event's speakers and their titles).
 
-``key_figures`` is the hook for the table of figures said in the call: it
-returns rows (header first) that every document prints under "Key figures";
-nothing fills it yet, so the section is left out.
+``key_figures`` gives the table of figures said in the call
+(``transcript.key_figures``, read from the version being rendered, so a
+corrected figure is the one printed): rows, header first, that every document
+prints under "Key figures".
 
 Imports nothing of ``web.media`` or ``web.webcast``, so both may use it.
 """
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from callbridge.announce import timefmt
 from callbridge.events.schema import EventRecord
 from callbridge.store.transcripts import TranscriptEdits
+from callbridge.transcript import key_figures as figures
 from callbridge.transcript import published as docs
 from callbridge.transcript.editing import Published
 from callbridge.transcript.model import Transcript
@@ -106,11 +108,10 @@ def masthead(record: EventRecord, published: Published) -> docs.Masthead:
 
 
 def key_figures(record: EventRecord, published: Published) -> docs.KeyFigureRows:
-    """The hook for the call's key figures (what, value, period, time): rows, header first.
-
-    Empty until the key-figures table is built; every document then prints it.
-    """
-    return ()
+    """The call's key figures (time, what, value, period): rows, header first; none when
+    the call said no figure (the documents then leave the section out)."""
+    found = figures.key_figures(published.transcript)
+    return [figures.HEAD, *(figures.cells(row) for row in found)] if found else ()
 
 
 def render(kind: str, record: EventRecord, published: Published) -> bytes:
