@@ -35,10 +35,11 @@ from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit, Regis
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.media_plane import MediaPlane
 from callbridge.bridge.rtp_transport import PortRangeExhausted
-from callbridge.bridge.sip_client import SipClientDriver, resolve
+from callbridge.bridge.sip_client import SipClientDriver, resolve, tls_peers
 from callbridge.bridge.trunks import Attempt, DialOver, Trunk, TrunkChooser, TrunksFile
 from callbridge.events.schema import EventRecord
 from callbridge.sip import uac
+from callbridge.sip.sdp import SrtpRequired
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class DialOut:
         self.driver.tcp_peers = frozenset(
             r.address for t in self.trunks for r in t.routes() if r.reliable
         )
+        self.driver.tls_peers = tls_peers(self.trunks)
         await self.driver.open()
         client = self._client()
         for trunk in self.trunks:
@@ -219,6 +221,10 @@ class DialOut:
         dial = self._dials[step.dial_id]
         self._set_state(dial.dial_id, "calling")
         dial.call_id, dial.trunk, dial.route = step.call_id, step.trunk, step.route
+        # Each trunk its own offer: its SRTP policy, and a fresh key for each carrier.
+        spec = next((t.spec for t in self.trunks if t.spec.name == step.trunk), None)
+        if spec is not None:
+            self._offers[dial.dial_id] = self.media.offer(dial.dial_id, spec.srtp)
         # perf_counter, not the loop's clock: uvloop's counts whole milliseconds.
         dial.started = time.perf_counter()
         self._by_call[step.call_id] = step.dial_id
@@ -357,7 +363,9 @@ class DialOut:
             self.media.release(dial.dial_id)
             self._client().hangup(event.call_id, self._now())
             self.counts["failed"] += 1
-            self._set_state(dial.dial_id, "failed: 488 the answer's media cannot be used")
+            if isinstance(error, SrtpRequired):
+                self.counts["srtp_refused"] += 1
+            self._set_state(dial.dial_id, f"failed: 488 the answer's media cannot be used: {error}")
             return
         self.counts["answered"] += 1
         self._set_state(dial.dial_id, "answered")

@@ -125,7 +125,7 @@ class MediaPlane:
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
         # What callers' offers must bring, by trunk (``serve --srtp``, ``--srtp-trunk``);
-        # calls we place offer plain RTP.
+        # calls we place offer what their trunk's ``srtp`` says (``offer``).
         self.srtp_policy: Callable[[str], SrtpPolicy] = lambda host: SrtpPolicy.OFF
         # Plain RTP offers refused because SRTP is required (a 488 each).
         self.srtp_refused = 0
@@ -255,10 +255,17 @@ class MediaPlane:
         self._sdp[call_id] = sdp
         return leg
 
-    def reserve(self, call_id: str) -> bytes:
+    def reserve(self, call_id: str, srtp: SrtpPolicy = SrtpPolicy.OFF) -> bytes:
         """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        sdp = SdpSession(self.host, srtp=srtp)
+        self._reserved[call_id] = (sock, port, sdp)
+        return sdp.offer(port)
+
+    def offer(self, call_id: str, srtp: SrtpPolicy) -> bytes:
+        """A new offer on a reserved port, for the next trunk's SRTP policy (a fresh key)."""
+        sock, port, _ = self._reserved[call_id]
+        sdp = SdpSession(self.host, srtp=srtp)
         self._reserved[call_id] = (sock, port, sdp)
         return sdp.offer(port)
 
@@ -270,12 +277,20 @@ class MediaPlane:
         Raises ``SipError`` for an answer it cannot use (the port goes back then).
         """
         sock, port, sdp = self._reserved.pop(call_id)
+
+        def negotiate() -> Negotiated:
+            try:
+                return sdp.negotiate(answer, port)
+            except SrtpRequired:
+                self.srtp_refused += 1  # a callee answering plain RTP where SRTP is required
+                raise
+
         leg = self._open_leg(
             call_id,
             sock,
             port,
             sdp,
-            lambda: sdp.negotiate(answer, port),
+            negotiate,
             dialled=None,
             caller=callee,
             source=source,

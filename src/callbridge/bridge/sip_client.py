@@ -8,6 +8,15 @@ resolve leaves its trunk out, logged. A ``tcp`` trunk's messages go over
 one connection to each of its addresses, opened when first needed (and
 again after it closes); the same port also accepts connections, for a
 trunk that opens its own to send in-dialog requests to our Contact.
+
+A ``tls`` trunk's connections are TLS (``client_context``): the carrier's
+certificate checked against the trunk's CA or pinned certificate, and its
+name against ``tls_server_name``. A connection that cannot be made (refused,
+a certificate that does not verify or names another host) fails the calls
+and registrations waiting on it at once (``SipClient.transport_failed``: a
+503, so a call goes to the next trunk) instead of after the trunk's timeout.
+Our Via carries ``alias`` (RFC 5923) over TCP and TLS, so the carrier sends
+its in-dialog requests back over the connection we opened.
 """
 
 from __future__ import annotations
@@ -15,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import cast
 
 from callbridge.bridge.sip_transport import log_failure
-from callbridge.bridge.trunks import Trunk, TrunkSpec
+from callbridge.bridge.trunks import Trunk, TrunkConfigError, TrunkSpec
 from callbridge.sip.errors import SipError
 from callbridge.sip.message import StreamFramer
 from callbridge.sip.uac import ClientConfig, Event, SipClient
@@ -27,6 +37,42 @@ from callbridge.sip.uac import ClientConfig, Event, SipClient
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+# Seconds a carrier has to finish a TLS handshake (the trunk's timeout, if shorter).
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def client_context(spec: TrunkSpec) -> ssl.SSLContext:
+    """The TLS context for calls through ``spec``: TLS 1.2+, the peer verified and named."""
+    context = ssl.create_default_context(
+        cafile=str(spec.tls_ca) if spec.tls_ca is not None else None
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if spec.tls_cert is not None and spec.tls_key is not None:
+        context.load_cert_chain(str(spec.tls_cert), str(spec.tls_key))
+    return context
+
+
+def tls_peers(trunks: list[Trunk]) -> dict[Address, tuple[ssl.SSLContext, str]]:
+    """Each TLS trunk address, with its context and the name its certificate must carry."""
+    peers: dict[Address, tuple[ssl.SSLContext, str]] = {}
+    identity: dict[Address, tuple[object, ...]] = {}
+    for trunk in trunks:
+        spec = trunk.spec
+        if spec.transport != "tls":
+            continue
+        context = client_context(spec)
+        for route in trunk.routes():
+            name = spec.tls_server_name or spec.host or route.address[0]
+            # One connection per address: two trunks there must trust it alike, or the
+            # stricter one would ride on a connection only the other verified.
+            ours = (name, spec.tls_ca, spec.tls_cert)
+            if identity.setdefault(route.address, ours) != ours:
+                raise TrunkConfigError(
+                    f"trunk {spec.name}: {route.address[0]}:{route.address[1]} is another "
+                    "TLS trunk's address with other tls_ca, tls_server_name or tls_cert"
+                )
+            peers[route.address] = (context, name)
+    return peers
 
 
 async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop) -> list[Trunk]:
@@ -36,7 +82,7 @@ async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop)
         addresses = spec.addresses
         if not addresses and spec.host is not None:
             try:
-                found = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
+                found = await loop.getaddrinfo(spec.host, spec.sip_port, type=socket.SOCK_DGRAM)
             except OSError as error:
                 # The server starts; the trunk is left out until the next start.
                 log.error(
@@ -46,6 +92,13 @@ async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop)
             addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
         trunks.append(Trunk(spec, addresses))
     return trunks
+
+
+def _why(error: BaseException) -> str:
+    """A connection failure in a few words (a certificate's: what did not verify)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate refused: {error.verify_message}"[:200]
+    return (str(error) or error.__class__.__name__)[:200]
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -117,6 +170,8 @@ class SipClientDriver:
         self.client: SipClient | None = None
         # Addresses reached over TCP (the tcp trunks'), and the connections open.
         self.tcp_peers: frozenset[Address] = frozenset()
+        # Those of them reached over TLS: the context and the name to verify.
+        self.tls_peers: dict[Address, tuple[ssl.SSLContext, str]] = {}
         self._connections: dict[Address, asyncio.Transport] = {}
         self._pending: dict[Address, list[bytes]] = {}  # written once connected
         self._tcp: asyncio.Server | None = None
@@ -174,12 +229,29 @@ class SipClientDriver:
         self.loop.create_task(self._connect(addr))
 
     async def _connect(self, addr: Address) -> None:
+        tls = self.tls_peers.get(addr)
         try:
-            await self.loop.create_connection(lambda: _TcpConnection(self), addr[0], addr[1])
-        except OSError as error:
-            # The transaction times out and the call fails over, as over UDP.
-            log.warning("SIP client: no TCP connection to %s: %s", addr, error)
+            if tls is None:
+                await self.loop.create_connection(lambda: _TcpConnection(self), addr[0], addr[1])
+            else:
+                await self.loop.create_connection(
+                    lambda: _TcpConnection(self),
+                    addr[0],
+                    addr[1],
+                    ssl=tls[0],
+                    server_hostname=tls[1],
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                )
+        except (OSError, TimeoutError) as error:
+            # What waits on it fails now (a call goes to the next trunk), not at its timeout.
+            reason = _why(error)
+            log.warning(
+                "SIP client: no %s connection to %s: %s", "TLS" if tls else "TCP", addr, reason
+            )
             self._pending.pop(addr, None)
+            if self.client is not None:
+                self.client.transport_failed(addr, reason, self.now())
+                self.flush()
 
     def flush(self) -> None:
         """Send what the client produced, deliver its events, re-arm its timer."""

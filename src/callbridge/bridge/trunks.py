@@ -13,7 +13,17 @@ the bus key (``cascade keygen``): kept in a file only the server's user may
 read (``load`` refuses one that others can read), read by the media plane
 alone, and never in a table that the web app, its API or a backup of the
 database would show. Nothing here logs a password, and ``repr`` hides it.
-TLS is a later piece of work: ``tls`` is read and refused when true.
+
+A ``tls`` trunk is reached over SIP over TLS (RFC 3261 section 26; port
+5061 unless the file says): the carrier's certificate is checked against
+``tls_ca`` (its CA's certificates, or the carrier's own self-signed
+certificate, pinned), else the system's CAs, and must name
+``tls_server_name`` (default: ``host``, else the address dialled). With
+``tls_cert`` and ``tls_key`` we show a certificate of our own (mutual TLS).
+``srtp`` says what media calls placed through the trunk offer: ``off``
+(plain RTP), ``offered`` (RTP/AVP with an ``a=crypto`` key: SRTP when the
+callee takes it), ``required`` (RTP/SAVP: an answer in plain RTP ends the
+call). What callers' offers must bring is ``serve --srtp-trunk``.
 
     [dial]
     countries = [1, 44]        # country codes calls may be placed to
@@ -23,7 +33,11 @@ TLS is a later piece of work: ``tls`` is read and refused when true.
     name = "carrier-a"
     host = "sip.carrier.example"   # or addresses = ["192.0.2.10", "192.0.2.11"]
     port = 5060
-    transport = "udp"              # or "tcp"
+    transport = "udp"              # or "tcp", "tls"
+    # tls_ca = "/etc/callbridge/carrier-ca.pem"   # tls: the CA (or the carrier's pinned cert)
+    # tls_server_name = "sip.carrier.example"     # tls: the name its certificate must carry
+    # tls_cert = "..." and tls_key = "..."        # tls: our client certificate (mutual TLS)
+    srtp = "off"                   # or "offered", "required": the media of calls placed
     username = "bridge"
     password = "..."
     register = true
@@ -45,6 +59,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.sip.uac import Credentials, Failed, Route
 
 
@@ -60,9 +75,13 @@ class TrunkSpec(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     host: str | None = Field(default=None, max_length=253)
     addresses: tuple[str, ...] = ()
-    port: int = Field(default=5060, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "udp"
-    tls: bool = False
+    port: int | None = Field(default=None, ge=1, le=65535)  # 5060, or 5061 over TLS
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    tls_ca: Path | None = None
+    tls_server_name: str | None = Field(default=None, max_length=253)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    srtp: SrtpPolicy = SrtpPolicy.OFF
     username: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = None
     # "register" in the file (BaseModel's ABC has a ``register`` of its own).
@@ -74,8 +93,14 @@ class TrunkSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrunkSpec:
-        if self.tls:
-            raise ValueError("tls: SIP over TLS is not supported yet")
+        tls_fields = (self.tls_ca, self.tls_server_name, self.tls_cert, self.tls_key)
+        if self.transport != "tls" and any(f is not None for f in tls_fields):
+            raise ValueError("tls_ca, tls_server_name, tls_cert and tls_key need transport = 'tls'")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        for path in (self.tls_ca, self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file")
         if not self.host and not self.addresses:
             raise ValueError("a trunk needs a host or addresses")
         if (self.username is None) != (self.password is None):
@@ -83,6 +108,10 @@ class TrunkSpec(BaseModel):
         if self.registers and self.username is None:
             raise ValueError("a trunk that registers needs a username and password")
         return self
+
+    @property
+    def sip_port(self) -> int:
+        return self.port or (5061 if self.transport == "tls" else 5060)
 
     @property
     def credentials(self) -> Credentials | None:
@@ -151,7 +180,9 @@ class Trunk:
         transport = self.spec.transport.upper()
         domain = self.spec.host or self.addresses[0]
         return [
-            Route((a, self.spec.port), domain, transport, self.spec.credentials, self.spec.timeout)
+            Route(
+                (a, self.spec.sip_port), domain, transport, self.spec.credentials, self.spec.timeout
+            )
             for a in self.addresses
         ]
 

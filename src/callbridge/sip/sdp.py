@@ -8,6 +8,13 @@ SRTP with SDES keys (``sip.crypto``): an ``RTP/SAVP`` offer with a usable
 ``a=crypto`` line is answered ``RTP/SAVP`` with our own key under the
 offer's tag, as the bridge's ``SrtpPolicy`` allows; an ``RTP/AVP`` offer to
 a bridge that requires SRTP is refused with ``SrtpRequired`` (a 488).
+
+Calls we place offer SRTP as the trunk's policy says: ``required`` offers
+``RTP/SAVP`` with our key; ``offered`` offers ``RTP/AVP`` with our key
+(SRTP "best effort", as baresip's ``mediaenc=srtp`` and most SBCs do it:
+a callee that does not speak SRTP still answers). The callee's answer is
+read by ``negotiate`` too: it must take our suite under our tag, and a
+plain answer where SRTP is required is ``SrtpRequired``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
-from callbridge.sip.crypto import CryptoAttribute, answer_for, choose
+from callbridge.sip.crypto import CryptoAttribute, answer_for, choose, fresh
 from callbridge.sip.errors import SipError
 from callbridge.sip.grammar import (
     SDP_FMTP_RE,
@@ -256,6 +263,8 @@ class SdpSession:
         # Our SDES key, kept across re-offers of the same suite: a new key
         # would restart our rollover counter under the peer's feet.
         self._local_crypto: CryptoAttribute | None = None
+        # The key we offered (calls we place): the answer must take it.
+        self._offered: CryptoAttribute | None = None
 
     def offer(self, local_port: int) -> bytes:
         """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
@@ -264,13 +273,14 @@ class SdpSession:
         codec it chose first, as an offer names the one it prefers).
         """
         ip = "IP6" if ":" in self.local_host else "IP4"
+        protocol = "RTP/SAVP" if self.srtp is SrtpPolicy.REQUIRED else "RTP/AVP"
         lines = [
             "v=0",
             f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
             "s=callbridge",
             f"c=IN {ip} {self.local_host}",
             "t=0 0",
-            f"m=audio {local_port} RTP/AVP 0 8 101",
+            f"m=audio {local_port} {protocol} 0 8 101",
             "a=rtpmap:0 PCMU/8000",
             "a=rtpmap:8 PCMA/8000",
             "a=rtpmap:101 telephone-event/8000",
@@ -278,6 +288,10 @@ class SdpSession:
             "a=ptime:20",
             "a=sendrecv",
         ]
+        if self.srtp is not SrtpPolicy.OFF:
+            if self._offered is None:
+                self._offered = fresh()
+            lines.append(f"a=crypto:{self._offered.format()}")
         return ("\r\n".join(lines) + "\r\n").encode()
 
     def negotiate(self, offer_body: bytes, local_port: int) -> Negotiated:
@@ -325,6 +339,8 @@ class SdpSession:
 
     def _crypto(self, audio: MediaDescription) -> tuple[CryptoAttribute, CryptoAttribute] | None:
         """The offered and our answering key (None: plain RTP); SipError(488) if not allowed."""
+        if self._offered is not None:
+            return self._answered_crypto(audio, self._offered)
         if audio.protocol in PLAIN_PROTOCOLS:
             if self.srtp is SrtpPolicy.REQUIRED:
                 raise SrtpRequired()
@@ -339,6 +355,30 @@ class SdpSession:
             mine = answer_for(offered)
         self._local_crypto = mine = answer_for(offered, mine.key)
         return offered, mine
+
+    def _answered_crypto(
+        self, audio: MediaDescription, ours: CryptoAttribute
+    ) -> tuple[CryptoAttribute, CryptoAttribute] | None:
+        """The callee's key and ours, from their answer to our SRTP offer (None: plain RTP).
+
+        An answer takes SRTP by an ``a=crypto`` under our tag and suite (RFC
+        4568 section 7.1.2); in RTP/AVP that is SRTP best effort accepted.
+        Read once: the callee's later offers (re-INVITEs) are offers like any other.
+        """
+        self._offered = None
+        if audio.protocol not in PLAIN_PROTOCOLS + SECURE_PROTOCOLS:
+            raise SipError(488, f"media protocol {audio.protocol[:20]}")
+        if not audio.crypto:
+            if audio.protocol in SECURE_PROTOCOLS:
+                raise SipError(488, "an RTP/SAVP answer without a=crypto")
+            if self.srtp is SrtpPolicy.REQUIRED:
+                raise SrtpRequired()
+            return None
+        theirs = choose(audio.crypto)
+        if theirs is None or theirs.tag != ours.tag or theirs.suite != ours.suite:
+            raise SipError(488, "the answer's a=crypto is not the key we offered")
+        self._local_crypto = ours
+        return theirs, ours
 
     def _answer(
         self,
