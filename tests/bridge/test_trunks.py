@@ -58,7 +58,7 @@ def test_the_file_is_read_and_the_password_never_shown() -> None:
         ("[[trunk]]\nname = 'a'\n", "host or addresses"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nusername = 'u'\n", "go together"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nregister = true\n", "needs a username"),
-        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntls_ca = '/etc/hosts'\n", "need transport"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'udp'\ntls_ca = '/etc/hosts'\n", "need"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'tls'\ntls_key = '/etc/hosts'\n", "go"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'tls'\ntls_ca = '/no/ca'\n", "no such"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nsrtp = 'sometimes'\n", "trunk.0.srtp"),

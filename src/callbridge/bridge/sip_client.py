@@ -2,9 +2,9 @@
 
 Nothing here parses SIP: bytes go into the client with the loop's time,
 what it wants sent is sent, its one timer re-armed, its events handed on.
-Trunk host names are resolved here, once, when the trunks are loaded (the
-core reads no DNS; A/AAAA only, no SRV/NAPTR yet): a name that does not
-resolve leaves its trunk out, logged. A ``tcp`` trunk's messages go over
+Trunk host names are located here, once, when the trunks are loaded, as
+RFC 3263 says (``sip.locate`` decides, dnspython asks): a name that locates
+nowhere leaves its trunk out, logged. A ``tcp`` trunk's messages go over
 one connection to each of its addresses, opened when first needed (and
 again after it closes); the same port also accepts connections, for a
 trunk that opens its own to send in-dialog requests to our Contact.
@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import random
 import ssl
 from collections.abc import Callable
 from typing import cast
 
+import dns.asyncresolver
+import dns.exception
+
 from callbridge.bridge.sip_transport import log_failure
 from callbridge.bridge.trunks import Trunk, TrunkConfigError, TrunkSpec
 from callbridge.sip.errors import SipError
+from callbridge.sip.locate import Answer, Kind, Locator, Naptr, Query, Srv
 from callbridge.sip.message import StreamFramer
 from callbridge.sip.uac import ClientConfig, Event, SipClient
 
@@ -58,10 +62,10 @@ def tls_peers(trunks: list[Trunk]) -> dict[Address, tuple[ssl.SSLContext, str]]:
     identity: dict[Address, tuple[object, ...]] = {}
     for trunk in trunks:
         spec = trunk.spec
-        if spec.transport != "tls":
-            continue
-        context = client_context(spec)
-        for route in trunk.routes():
+        routes = [r for r in trunk.routes() if r.transport.upper() == "TLS"]
+        context = client_context(spec) if routes else None
+        for route in routes:
+            assert context is not None
             name = spec.tls_server_name or spec.host or route.address[0]
             # One connection per address: two trunks there must trust it alike, or the
             # stricter one would ride on a connection only the other verified.
@@ -75,23 +79,59 @@ def tls_peers(trunks: list[Trunk]) -> dict[Address, tuple[ssl.SSLContext, str]]:
     return peers
 
 
-async def resolve(specs: tuple[TrunkSpec, ...], loop: asyncio.AbstractEventLoop) -> list[Trunk]:
-    """Each trunk with its addresses: as written, or its host name's IPv4/IPv6 addresses."""
+async def resolve(
+    specs: tuple[TrunkSpec, ...],
+    loop: asyncio.AbstractEventLoop,
+    resolver: dns.asyncresolver.Resolver | None = None,
+) -> list[Trunk]:
+    """Each trunk with where it is: its addresses as written, or its host name located
+    as RFC 3263 says (``sip.locate``: NAPTR, SRV, A/AAAA) through ``resolver`` (default:
+    the system's). A name that locates nowhere leaves its trunk out, logged."""
+    resolver = resolver or dns.asyncresolver.Resolver()
     trunks: list[Trunk] = []
     for spec in specs:
-        addresses = spec.addresses
-        if not addresses and spec.host is not None:
-            try:
-                found = await loop.getaddrinfo(spec.host, spec.sip_port, type=socket.SOCK_DGRAM)
-            except OSError as error:
-                # The server starts; the trunk is left out until the next start.
-                log.error(
-                    "trunk %s: %s does not resolve (%s); not used", spec.name, spec.host, error
-                )
-                continue
-            addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
-        trunks.append(Trunk(spec, addresses))
+        if spec.addresses or spec.host is None:
+            trunks.append(Trunk(spec, spec.addresses))
+            continue
+        transport = spec.transport.upper() if spec.transport else None
+        locator = Locator(spec.host, spec.port, transport, rng=random.Random())
+        while (query := locator.next_query()) is not None:
+            locator.answer(query, await _ask(resolver, query))
+        if not locator.targets:
+            # The server starts; the trunk is left out until the next start.
+            log.error("trunk %s: %s locates nowhere (NAPTR/SRV/A); not used", spec.name, spec.host)
+            continue
+        log.info(
+            "trunk %s: %s is at %s", spec.name, spec.host,
+            ", ".join(f"{t.transport} {t.address}:{t.port}" for t in locator.targets),
+        )  # fmt: skip
+        trunks.append(Trunk(spec, targets=tuple(locator.targets)))
     return trunks
+
+
+async def _ask(resolver: dns.asyncresolver.Resolver, query: Query) -> Answer:
+    """One RFC 3263 question; nothing for NXDOMAIN, no records, or no answer in time."""
+    kinds = ["A", "AAAA"] if query.kind is Kind.ADDRESS else [query.kind.value]
+    records: list[Naptr | Srv | str] = []
+    for kind in kinds:
+        try:
+            answer = await resolver.resolve(query.name, kind, raise_on_no_answer=False, lifetime=5)
+        except dns.exception.DNSException as error:
+            log.debug("DNS %s %s: %s", kind, query.name, error)
+            continue
+        for rdata in answer:
+            if kind == "NAPTR":
+                records.append(
+                    Naptr(rdata.order, rdata.preference, rdata.flags.decode(),
+                          rdata.service.decode(), rdata.replacement.to_text())
+                )  # fmt: skip
+            elif kind == "SRV":
+                records.append(
+                    Srv(rdata.priority, rdata.weight, rdata.port, rdata.target.to_text())
+                )
+            else:
+                records.append(rdata.address)
+    return records  # type: ignore[return-value]
 
 
 def _why(error: BaseException) -> str:

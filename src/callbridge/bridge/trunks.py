@@ -32,8 +32,8 @@ call). What callers' offers must bring is ``serve --srtp-trunk``.
     [[trunk]]
     name = "carrier-a"
     host = "sip.carrier.example"   # or addresses = ["192.0.2.10", "192.0.2.11"]
-    port = 5060
-    transport = "udp"              # or "tcp", "tls"
+    port = 5060                    # leave out: SRV records say (RFC 3263)
+    transport = "udp"              # or "tcp", "tls"; leave out: NAPTR/SRV records say
     # tls_ca = "/etc/callbridge/carrier-ca.pem"   # tls: the CA (or the carrier's pinned cert)
     # tls_server_name = "sip.carrier.example"     # tls: the name its certificate must carry
     # tls_cert = "..." and tls_key = "..."        # tls: our client certificate (mutual TLS)
@@ -59,6 +59,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from callbridge.sip.locate import Target
 from callbridge.sip.sdp import SrtpPolicy
 from callbridge.sip.uac import Credentials, Failed, Route
 
@@ -75,8 +76,10 @@ class TrunkSpec(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     host: str | None = Field(default=None, max_length=253)
     addresses: tuple[str, ...] = ()
-    port: int | None = Field(default=None, ge=1, le=65535)  # 5060, or 5061 over TLS
-    transport: Literal["udp", "tcp", "tls"] = "udp"
+    # No port and a host name: SRV says (RFC 3263); else 5060, or 5061 over TLS.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # None: a host name's NAPTR and SRV records say (RFC 3263); UDP for addresses.
+    transport: Literal["udp", "tcp", "tls"] | None = None
     tls_ca: Path | None = None
     tls_server_name: str | None = Field(default=None, max_length=253)
     tls_cert: Path | None = None
@@ -94,7 +97,7 @@ class TrunkSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> TrunkSpec:
         tls_fields = (self.tls_ca, self.tls_server_name, self.tls_cert, self.tls_key)
-        if self.transport != "tls" and any(f is not None for f in tls_fields):
+        if self.transport in ("udp", "tcp") and any(f is not None for f in tls_fields):
             raise ValueError("tls_ca, tls_server_name, tls_cert and tls_key need transport = 'tls'")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
@@ -171,19 +174,31 @@ def load(path: Path) -> TrunksFile:
 
 @dataclass(frozen=True)
 class Trunk:
-    """A trunk ready to call through: its spec and its resolved addresses."""
+    """A trunk ready to call through: its spec and where it is.
+
+    ``targets`` (transport, address, port), in the order RFC 3263 gave them
+    for a host name; else each of ``addresses`` on the spec's port and transport.
+    """
 
     spec: TrunkSpec
-    addresses: tuple[str, ...]
+    given: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        if self.targets:
+            return tuple(dict.fromkeys(t.address for t in self.targets))
+        return self.given
 
     def routes(self) -> list[Route]:
-        transport = self.spec.transport.upper()
-        domain = self.spec.host or self.addresses[0]
+        spec = self.spec
+        targets = self.targets or tuple(
+            Target((spec.transport or "udp").upper(), a, spec.sip_port) for a in self.given
+        )
+        domain = spec.host or self.addresses[0]
         return [
-            Route(
-                (a, self.spec.sip_port), domain, transport, self.spec.credentials, self.spec.timeout
-            )
-            for a in self.addresses
+            Route((t.address, t.port), domain, t.transport, spec.credentials, spec.timeout)
+            for t in targets
         ]
 
 
