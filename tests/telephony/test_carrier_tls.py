@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -174,6 +175,20 @@ def test_a_call_placed_over_tls_with_srtp_fails_over_past_bad_certificates(setup
             ),
             timeout=20,
         )
+        # RTCP both ways, as SRTCP on the RTP port + 1 (baresip takes no rtcp-mux here):
+        # its reports name our SR (a round trip), so our SRTCP reached it and was read.
+        rtcp = server.wait_for(
+            lambda: (
+                (r := server.stats()["rtcp"])["legs_reported"] >= 1 and r["worst_rtt_ms"] > 0 and r
+            ),
+            timeout=25,
+        )
+        print("RTCP:", rtcp)
+        assert rtcp["sent"] >= 1 and rtcp["received"] >= 1
+        assert rtcp["peer_worst_fraction_lost"] < 0.05 and rtcp["worst_rtt_ms"] < 1000
+        scraped = httpx.get(server.metrics_url + "/metrics", timeout=10).text
+        assert 'callbridge_rtcp_peer_worst{measure="round_trip_seconds"}' in scraped
+        assert 'callbridge_rtcp_reports_total{direction="received"}' in scraped
         callee.stop()
         heard, rate = callee.heard()
     # "Press 1 to join" reached the callee: our SRTP decrypted on its side.

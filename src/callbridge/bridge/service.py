@@ -318,6 +318,7 @@ class Bridge:
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},
             dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
+            rtcp=self.media.rtcp_counters(),
         )
 
     async def metrics(self) -> MediaMetrics:

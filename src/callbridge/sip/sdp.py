@@ -91,6 +91,8 @@ class MediaDescription:
     direction: Direction | None = None
     ptime: int | None = None
     crypto: list[str] = field(default_factory=list)  # the a=crypto values, unread
+    rtcp_mux: bool = False  # a=rtcp-mux (RFC 5761): RTCP on the RTP port
+    rtcp_port: int | None = None  # a=rtcp (RFC 3605): RTCP elsewhere than port + 1
 
 
 @dataclass
@@ -206,6 +208,12 @@ def _attribute(value: str, media: MediaDescription | None) -> None:
     elif name == "crypto":
         if len(media.crypto) < 16:  # an offer lists a few suites; more is noise
             media.crypto.append(rest.strip())
+    elif name == "rtcp-mux":
+        media.rtcp_mux = True
+    elif name == "rtcp":
+        port = SDP_PORT_RE.match(rest.strip().split(" ", 1)[0])
+        if port is not None and 0 < int(port[1]) <= 65535:
+            media.rtcp_port = int(port[1])
     elif name in Direction.__members__.values():
         media.direction = Direction(name)
 
@@ -223,6 +231,9 @@ class Negotiated:
     direction: Direction
     answer: bytes
     srtp: SrtpKeys | None = None
+    # Where the peer's RTCP goes: on the RTP port (RFC 5761) or its own (port + 1 or a=rtcp).
+    rtcp_mux: bool = False
+    rtcp_port: int | None = None
 
     @property
     def on_hold(self) -> bool:
@@ -287,6 +298,7 @@ class SdpSession:
             "a=fmtp:101 0-16",
             "a=ptime:20",
             "a=sendrecv",
+            "a=rtcp-mux",  # offered; RTCP on port + 1 too, until the answer says
         ]
         if self.srtp is not SrtpPolicy.OFF:
             if self._offered is None:
@@ -321,7 +333,9 @@ class SdpSession:
         if ptime not in (10, 20, 30, 40, 60):
             ptime = 20
         self.version += 1
-        answer = self._answer(codec, dtmf_pt, ptime, local_port, direction.mirrored(), crypto)
+        answer = self._answer(
+            codec, dtmf_pt, ptime, local_port, direction.mirrored(), crypto, audio.rtcp_mux
+        )
         keys = None
         if crypto is not None:
             keys = SrtpKeys(crypto[1].suite, crypto[1].key, crypto[0].key)
@@ -335,6 +349,8 @@ class SdpSession:
             direction=direction.mirrored(),
             answer=answer,
             srtp=keys,
+            rtcp_mux=audio.rtcp_mux,
+            rtcp_port=audio.rtcp_port if audio.rtcp_port is not None else audio.port + 1,
         )
 
     def _crypto(self, audio: MediaDescription) -> tuple[CryptoAttribute, CryptoAttribute] | None:
@@ -388,6 +404,7 @@ class SdpSession:
         port: int,
         direction: Direction,
         crypto: tuple[CryptoAttribute, CryptoAttribute] | None = None,
+        rtcp_mux: bool = False,
     ) -> bytes:
         ip = "IP6" if ":" in self.local_host else "IP4"
         formats = [codec[1]] + ([dtmf_pt] if dtmf_pt is not None else [])
@@ -407,6 +424,8 @@ class SdpSession:
         if dtmf_pt is not None:
             lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
         lines += [f"a=ptime:{ptime}", f"a={direction.value}"]
+        if rtcp_mux:
+            lines.append("a=rtcp-mux")  # offered: taken (RFC 5761), RTCP on the RTP port
         return ("\r\n".join(lines) + "\r\n").encode()
 
 
