@@ -294,3 +294,23 @@ def test_no_connection_to_a_tls_trunk_fails_its_call_and_registration_at_once() 
     assert core.registration("carrier")[0] is RegState.FAILED
     # The UDP call is not touched; nothing is sent for the failed ones.
     assert core.active_calls == 1 and sent(core) == []
+
+
+def test_a_registration_over_tls_names_the_endpoints_tls_port() -> None:
+    tls = Route(("192.0.2.10", 5061), "carrier.example", "TLS", CREDS)
+    for tls_contact, contact in (
+        (("127.0.0.1", 5071), "<sip:bridge@127.0.0.1:5071;transport=tls>"),
+        (None, "<sip:bridge@127.0.0.1:5070;transport=tcp>"),  # no TLS port: its TCP one
+    ):
+        core = SipClient(
+            ClientConfig(
+                "127.0.0.1", 5090, register_contact=("127.0.0.1", 5070),
+                register_tls_contact=tls_contact,
+            )
+        )  # fmt: skip
+        core.register("carrier", tls, 600, 0.0)
+        [(register, _)] = sent(core)
+        assert register.headers.get("Contact") == contact
+        granted = contact.replace(">", ">;expires=120")
+        answer(core, register, 200, 0.1, headers=[("Contact", granted)])
+        assert events(core) == [Registered("carrier", 120)]

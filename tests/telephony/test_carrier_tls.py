@@ -47,6 +47,7 @@ class Setup:
     baresip_port: int
     plain_port: int
     tmp: Path
+    bridge_tls_port: int
 
 
 def _certificate(folder: Path, name: str, san: str) -> tuple[Path, Path]:
@@ -72,6 +73,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     cert, key = _certificate(tmp, "carrier", "IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3")
     other, _ = _certificate(tmp, "other", "IP:127.0.0.2")
     port, tls_port, baresip_port, plain_port = free_port(), free_port(), free_port(), free_port()
+    bridge_tls_port = free_port()
     trunks = tmp / "trunks.toml"
     # One address, one TLS identity (a connection is kept per address): the three trunks
     # reach the carrier at three of its addresses.
@@ -121,15 +123,21 @@ register = true
             routes={PLAIN_CALLEE: plain_port},
             tls_hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3"),
         ) as kamailio,
-        start_server(tmp / "server", "--trunks", str(trunks)) as server,
+        start_server(
+            tmp / "server",
+            *("--trunks", str(trunks), "--sip-tls-port", str(bridge_tls_port)),
+            *("--sip-tls-cert", str(cert), "--sip-tls-key", str(key)),
+        ) as server,
     ):
-        yield Setup(server, kamailio, baresip_port, plain_port, tmp)
+        yield Setup(server, kamailio, baresip_port, plain_port, tmp, bridge_tls_port)
 
 
 def test_a_call_placed_over_tls_with_srtp_fails_over_past_bad_certificates(setup: Setup) -> None:
     server = setup.server
-    # The registration went over TLS too.
+    # The registration went over TLS too, naming the bridge's own TLS port for calls in.
     server.wait_for(lambda: server.stats()["registrations"] == {"carrier-tls": "registered"})
+    location = setup.carrier.registered()
+    assert f"sip:bridge@127.0.0.1:{setup.bridge_tls_port};transport=tls" in location, location
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     tone = setup.tmp / "tone.wav"

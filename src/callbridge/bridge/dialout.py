@@ -110,12 +110,15 @@ class DialOut:
         self._states: OrderedDict[str, str] = OrderedDict()
         self.on_state: Callable[[str, str], None] | None = None
 
-    async def start(self, loop: asyncio.AbstractEventLoop, sip_port: int) -> None:
+    async def start(
+        self, loop: asyncio.AbstractEventLoop, sip_port: int, sip_tls_port: int | None = None
+    ) -> None:
         """Resolve the trunks, open the UAC's socket, register the trunks that register.
 
-        A registration's Contact is the bridge's SIP endpoint (``sip_port``):
-        the calls a trunk delivers to it are dial-ins like any other (allow
-        the trunk's network with ``--trunk``).
+        A registration's Contact is the bridge's SIP endpoint (``sip_port``;
+        over TLS its TLS port, ``sip_tls_port``): the calls a trunk delivers
+        to it are dial-ins like any other (allow the trunk's network with
+        ``--trunk``).
         """
         self.trunks = await resolve(self.config.trunk, loop)
         self.chooser = TrunkChooser(self.trunks)
@@ -123,6 +126,15 @@ class DialOut:
         self.driver = SipClientDriver(
             self.host, allowed, self._on_event, loop, register_contact=(self.host, sip_port)
         )
+        if sip_tls_port is not None:
+            self.driver.register_tls_contact = (self.host, sip_tls_port)
+        elif any(
+            t.spec.registers and r.transport == "TLS" for t in self.trunks for r in t.routes()
+        ):
+            log.warning(
+                "a trunk registers over TLS but the bridge has no --sip-tls-port: the calls it "
+                "delivers come to the plain SIP port"
+            )
         self.driver.tcp_peers = frozenset(
             r.address for t in self.trunks for r in t.routes() if r.reliable
         )

@@ -197,7 +197,7 @@ class Bridge:
         await self.outputs.start()
         self.media.start(self.loop)
         if self.dialout is not None:
-            await self.dialout.start(self.loop, self.sip_port)
+            await self.dialout.start(self.loop, self.sip_port, self.sip_tls_port)
         self.tasks.append(asyncio.create_task(self.lookups.write_log(), name="call-log-writer"))
         if self._plug is not None:
             await self._plug.start()

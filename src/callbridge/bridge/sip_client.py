@@ -204,6 +204,8 @@ class SipClientDriver:
     ) -> None:
         self.host = host
         self.register_contact = register_contact
+        # The Contact a registration over TLS names (the bridge's TLS port), if it has one.
+        self.register_tls_contact: Address | None = None
         self.allowed = allowed
         self.on_event = on_event
         self.loop = loop
@@ -229,7 +231,11 @@ class SipClientDriver:
             self._tcp = await self.loop.create_server(lambda: _TcpConnection(self), self.host, port)
         self.client = SipClient(
             ClientConfig(
-                self.host, port, allowed=self.allowed, register_contact=self.register_contact
+                self.host,
+                port,
+                allowed=self.allowed,
+                register_contact=self.register_contact,
+                register_tls_contact=self.register_tls_contact,
             )
         )
         log.info(

@@ -100,6 +100,9 @@ class ClientConfig:
     # The Contact a REGISTER names: where the trunk sends its calls to us (the
     # UAS endpoint's address); None: this socket.
     register_contact: Address | None = None
+    # Over TLS: the UAS endpoint's TLS port (None: ``register_contact``, transport=tls
+    # dropped, so the trunk's calls come in over TCP).
+    register_tls_contact: Address | None = None
 
 
 # -- events ------------------------------------------------------------------------
@@ -498,8 +501,14 @@ class SipClient:
         if self.config.register_contact is None:
             return self._contact(user, route)
         host, port = self.config.register_contact
-        transport = f";transport={route.transport.lower()}" if route.reliable else ""
-        return f"<sip:{user}@{host}:{port}{transport}>"
+        transport = route.transport.lower() if route.reliable else ""
+        if transport == "tls":
+            if self.config.register_tls_contact is not None:
+                host, port = self.config.register_tls_contact
+            else:
+                transport = "tcp"  # the endpoint has no TLS port: its TCP one
+        param = f";transport={transport}" if transport else ""
+        return f"<sip:{user}@{host}:{port}{param}>"
 
     def _send_invite(self, call: _OutCall, now: float, auth: tuple[str, str] | None = None) -> None:
         branch = new_branch()
@@ -806,8 +815,8 @@ class SipClient:
 
     def _granted(self, reg: _Registration, response: SipResponse) -> int:
         """The seconds the registrar granted: our Contact's expires, else Expires (10.3)."""
-        host, port = self.config.register_contact or (self.config.host, self.config.port)
-        ours = f"{host}:{port}"
+        mine = NameAddr.parse(self._register_contact("x", reg.route)).uri
+        ours = f"{mine.host}:{mine.port}"
         for contact in response.headers.get_all("Contact"):
             try:
                 parsed = NameAddr.parse(contact)
