@@ -4,7 +4,8 @@ wrong password on a call, a registration the registrar grants briefly or forgets
 The bridge's trunks: a TCP trunk where nothing listens (its connection is refused: the
 call goes to the next trunk at once, not after a timeout), then the carrier with a
 wrong password (the dial fails clearly after one challenge: no retry storm), and the
-carrier with the right password, which only registers. Kamailio grants 10 s whatever
+carrier with the right password (sealed in the file, opened by its key file), which
+only registers. Kamailio grants 10 s whatever
 is asked, so the registration is refreshed every 5 s; when the registrar forgets it,
 the next refresh puts it back.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from callbridge.bridge.trunk_secrets import new_key_file, read_key_file, seal
 from tests.support.carrier import Carrier, carrier
 from tests.support.ports import free_port
 from tests.telephony.conftest import RunningServer, need, start_server
@@ -40,8 +42,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("trunk_failures")
     port, dead = free_port(), free_port()
     trunks = tmp / "trunks.toml"
+    key = tmp / "trunks.key"
+    new_key_file(key)
+    sealed = seal(read_key_file(key), "carrier", PASSWORD)
     trunks.write_text(
         f"""
+key_file = "{key}"
+
 [dial]
 countries = [1]
 
@@ -68,7 +75,7 @@ addresses = ["127.0.0.1"]
 port = {port}
 transport = "udp"
 username = "bridge"
-password = "{PASSWORD}"
+password = "{sealed}"
 register = true
 register_expires = 600
 outbound = false
@@ -113,7 +120,9 @@ def test_a_registration_granted_briefly_is_refreshed_and_put_back_when_forgotten
 ) -> None:
     server, kam = setup.server, setup.carrier
     contact = f"sip:bridge@127.0.0.1:{server.sip_port}"
+    # The sealed password opened: the registrar took it.
     server.wait_for(lambda: contact in kam.registered(), timeout=15)
+    assert PASSWORD not in (setup.tmp / "trunks.toml").read_text()
     challenged = kam.log().count("REGISTER of bridge: challenged")
     # 10 s granted: refreshed at 5 s, so 12 s on the contact is still there, renewed twice.
     time.sleep(12.0)

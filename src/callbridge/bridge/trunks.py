@@ -8,6 +8,10 @@ trunks in priority order (each of a trunk's addresses in turn); one that
 never answers (``timeout``) or answers 408 or 5xx gives the call to the
 next; any other refusal (a wrong password, 404, 486) ends the dial there.
 
+A password may be written sealed (``callbridge trunk-password``: AES-GCM
+under the key in ``key_file``, another file kept apart; ``bridge.trunk_secrets``),
+so the trunks file at rest and its copies hold no password in the clear.
+
 Why a file and not the database: the credentials are the operator's, like
 the bus key (``cascade keygen``): kept in a file only the server's user may
 read (``load`` refuses one that others can read), read by the media plane
@@ -25,6 +29,7 @@ certificate, pinned), else the system's CAs, and must name
 callee takes it), ``required`` (RTP/SAVP: an answer in plain RTP ends the
 call). What callers' offers must bring is ``serve --srtp-trunk``.
 
+    key_file = "/run/credentials/callbridge/trunks.key"  # opens sealed passwords
     [dial]
     countries = [1, 44]        # country codes calls may be placed to
     ring_timeout = 45          # seconds a callee may ring
@@ -39,7 +44,7 @@ call). What callers' offers must bring is ``serve --srtp-trunk``.
     # tls_cert = "..." and tls_key = "..."        # tls: our client certificate (mutual TLS)
     srtp = "off"                   # or "offered", "required": the media of calls placed
     username = "bridge"
-    password = "..."
+    password = "..."               # or "sealed:v1:..." (callbridge trunk-password)
     register = true
     outbound = true
     priority = 1                   # lower first
@@ -59,6 +64,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from callbridge.bridge.trunk_secrets import SecretError, is_sealed, read_key_file, unseal
 from callbridge.sip.locate import Target
 from callbridge.sip.sdp import SrtpPolicy
 from callbridge.sip.uac import Credentials, Failed, Route
@@ -133,6 +139,8 @@ class DialSpec(BaseModel):
 class TrunksFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The key that opens sealed passwords (``bridge.trunk_secrets``); kept elsewhere.
+    key_file: Path | None = None
     dial: DialSpec = DialSpec()
     trunk: tuple[TrunkSpec, ...] = ()
 
@@ -166,7 +174,35 @@ def load(path: Path) -> TrunksFile:
         )
     if path.stat().st_uid != os.getuid():
         raise TrunkConfigError(f"{path}: not owned by the server's user")
-    return parse(path.read_text())
+    return unseal_passwords(parse(path.read_text()))
+
+
+def unseal_passwords(config: TrunksFile) -> TrunksFile:
+    """``config`` with its sealed passwords opened by its ``key_file`` (in memory only)."""
+    sealed = [
+        t
+        for t in config.trunk
+        if t.password is not None and is_sealed(t.password.get_secret_value())
+    ]
+    if not sealed:
+        return config
+    if config.key_file is None:
+        raise TrunkConfigError(
+            f"trunk {sealed[0].name}: its password is sealed; the file needs key_file"
+        )
+    try:
+        key = read_key_file(config.key_file)
+        opened = {
+            t.name: unseal(key, t.name, t.password.get_secret_value())  # type: ignore[union-attr]
+            for t in sealed
+        }
+    except SecretError as error:
+        raise TrunkConfigError(str(error)) from None
+    trunks = tuple(
+        t.model_copy(update={"password": SecretStr(opened[t.name])}) if t.name in opened else t
+        for t in config.trunk
+    )
+    return config.model_copy(update={"trunk": trunks})
 
 
 # -- the choice of trunk (pure) -------------------------------------------------------
