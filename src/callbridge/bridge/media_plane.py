@@ -275,7 +275,11 @@ class MediaPlane:
         port is taken) the leg sends no RTCP and the call goes on."""
         assert self.loop is not None
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as error:  # out of file descriptors: the call goes on without RTCP
+            log.debug("leg %s: no RTCP socket: %s", call_id, error)
+            return
         try:
             sock.bind((self.host, port + 1))
         except OSError as error:
