@@ -97,6 +97,12 @@ host = "gone.test"
 [[trunk]]
 name = "literal"
 addresses = ["192.0.2.50"]
+
+[[trunk]]
+name = "hosts-file"
+host = "localhost"
+port = 5062
+transport = "tcp"
 """
 
 
@@ -122,6 +128,8 @@ def test_trunks_are_located_by_naptr_srv_and_addresses(
     assert "port-given" not in found
     assert found["plain"] == [Target("TLS", "192.0.2.9", 5061)]
     assert found["literal"] == [Target("UDP", "192.0.2.50", 5060)]
+    # A name DNS does not know but the system does (/etc/hosts): found there.
+    assert Target("TCP", "127.0.0.1", 5062) in found["hosts-file"]
     # A name that locates nowhere leaves its trunk out, and says so.
     assert "gone" not in found
     assert "trunk gone: gone.test locates nowhere" in caplog.text

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
@@ -87,7 +88,6 @@ async def resolve(
     """Each trunk with where it is: its addresses as written, or its host name located
     as RFC 3263 says (``sip.locate``: NAPTR, SRV, A/AAAA) through ``resolver`` (default:
     the system's). A name that locates nowhere leaves its trunk out, logged."""
-    resolver = resolver or dns.asyncresolver.Resolver()
     trunks: list[Trunk] = []
     for spec in specs:
         if spec.addresses or spec.host is None:
@@ -96,7 +96,13 @@ async def resolve(
         transport = spec.transport.upper() if spec.transport else None
         locator = Locator(spec.host, spec.port, transport, rng=random.Random())
         while (query := locator.next_query()) is not None:
-            locator.answer(query, await _ask(resolver, query))
+            if resolver is None:
+                try:  # made only when a name is to be asked: it reads /etc/resolv.conf
+                    resolver = dns.asyncresolver.Resolver()
+                except dns.exception.DNSException as error:
+                    log.error("trunk %s: no DNS resolver (%s); not used", spec.name, error)
+                    break
+            locator.answer(query, await _ask(resolver, query, loop))
         if not locator.targets:
             # The server starts; the trunk is left out until the next start.
             log.error("trunk %s: %s locates nowhere (NAPTR/SRV/A); not used", spec.name, spec.host)
@@ -109,8 +115,14 @@ async def resolve(
     return trunks
 
 
-async def _ask(resolver: dns.asyncresolver.Resolver, query: Query) -> Answer:
-    """One RFC 3263 question; nothing for NXDOMAIN, no records, or no answer in time."""
+async def _ask(
+    resolver: dns.asyncresolver.Resolver, query: Query, loop: asyncio.AbstractEventLoop
+) -> Answer:
+    """One RFC 3263 question; nothing for NXDOMAIN, no records, or no answer in time.
+
+    A name's addresses that DNS does not give are asked of the system too
+    (``getaddrinfo``: /etc/hosts and the rest of nsswitch), as before SRV.
+    """
     kinds = ["A", "AAAA"] if query.kind is Kind.ADDRESS else [query.kind.value]
     records: list[Naptr | Srv | str] = []
     for kind in kinds:
@@ -131,6 +143,12 @@ async def _ask(resolver: dns.asyncresolver.Resolver, query: Query) -> Answer:
                 )
             else:
                 records.append(rdata.address)
+    if query.kind is Kind.ADDRESS and not records:
+        try:
+            found = await loop.getaddrinfo(query.name, None, type=socket.SOCK_DGRAM)
+        except OSError:
+            found = []
+        records.extend(dict.fromkeys(str(info[4][0]) for info in found))
     return records  # type: ignore[return-value]
 
 
