@@ -10,7 +10,8 @@ the ACK and both sides' BYE pass through it.
 With ``tls`` (a certificate and its key) it listens for SIP over TLS too
 (``kamailio-tls-modules``) on ``tls_port`` of each of ``tls_hosts``, and
 takes our connection's alias (RFC 5923) so its requests to us go back over
-it; ``routes`` sends some numbers to callees of their own (a number -> a port).
+it; ``routes`` sends some numbers to callees of their own (a number -> a port); ``tls_client_ca``
+makes the TLS listener on a host require a client certificate that CA signed.
 """
 
 from __future__ import annotations
@@ -133,16 +134,24 @@ def carrier(
     tls_port: int | None = None,
     routes: dict[str, int] | None = None,
     tls_hosts: tuple[str, ...] = ("127.0.0.1",),
+    tls_client_ca: dict[str, Path] | None = None,
 ) -> Iterator[Carrier]:
     """Kamailio on 127.0.0.1:``port``, relaying INVITEs to 127.0.0.1:``callee_port``."""
     workdir.mkdir(parents=True, exist_ok=True)
     tls_listen = tls_module = ""
     if tls is not None:
         assert tls_port is not None
+        mutual = "".join(
+            f"[server:{host}:{tls_port}]\nmethod = TLSv1.2+\nverify_certificate = yes\n"
+            f"require_certificate = yes\nca_list = {ca}\nprivate_key = {tls[1]}\n"
+            f"certificate = {tls[0]}\n\n"
+            for host, ca in (tls_client_ca or {}).items()
+        )
         (workdir / "tls.cfg").write_text(
             "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
             f"require_certificate = no\nprivate_key = {tls[1]}\ncertificate = {tls[0]}\n\n"
-            "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            + mutual
+            + "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
         )
         tls_listen = "enable_tls=yes\n" + "\n".join(
             f"listen=tls:{host}:{tls_port}" for host in tls_hosts

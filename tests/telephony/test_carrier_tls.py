@@ -3,10 +3,12 @@
 Kamailio (``kamailio-tls-modules``) listens for SIP over TLS with a
 certificate for 127.0.0.1, challenges with SHA-256 digest, and relays to a
 baresip callee that answers by itself and takes SRTP only (``srtp-mand``).
-The bridge's trunks file has three TLS trunks to it, in priority order: one
-that pins another certificate, one that expects another name, and the right
-one (``srtp = "required"``). The first two fail at the handshake and hand
-the call on at once (no waiting for a timeout); the third carries it.
+The bridge's trunks file has four TLS trunks to it, in priority order: one
+that pins another certificate, one that expects another name, one without
+the client certificate the carrier requires there (mutual TLS), and the
+right one (``srtp = "required"``, with its client certificate). The first
+three fail at or just after the handshake and hand the call on at once (no
+waiting for a timeout); the fourth carries it.
 
 A second number is routed to a sipp callee that answers in plain RTP: on a
 trunk that requires SRTP the bridge refuses that answer and hangs up.
@@ -70,8 +72,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     need("baresip")
     need("sipp")
     tmp = tmp_path_factory.mktemp("carrier_tls")
-    cert, key = _certificate(tmp, "carrier", "IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3")
+    cert, key = _certificate(tmp, "carrier", "IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4")
     other, _ = _certificate(tmp, "other", "IP:127.0.0.2")
+    client, client_key = _certificate(tmp, "bridge-client", "DNS:bridge.example")
     port, tls_port, baresip_port, plain_port = free_port(), free_port(), free_port(), free_port()
     bridge_tls_port = free_port()
     trunks = tmp / "trunks.toml"
@@ -104,10 +107,18 @@ tls_ca = "{cert}"
 tls_server_name = "sip.other.example"
 {common}
 [[trunk]]
-name = "carrier-tls"
+name = "no-client-cert"
 priority = 3
+addresses = ["127.0.0.4"]
+tls_ca = "{cert}"
+{common}
+[[trunk]]
+name = "carrier-tls"
+priority = 4
 addresses = ["127.0.0.1"]
 tls_ca = "{cert}"
+tls_cert = "{client}"
+tls_key = "{client_key}"
 register = true
 {common}"""
     )
@@ -121,7 +132,8 @@ register = true
             tls=(cert, key),
             tls_port=tls_port,
             routes={PLAIN_CALLEE: plain_port},
-            tls_hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3"),
+            tls_hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"),
+            tls_client_ca={"127.0.0.1": client, "127.0.0.4": client},
         ) as kamailio,
         start_server(
             tmp / "server",
@@ -161,10 +173,11 @@ def test_a_call_placed_over_tls_with_srtp_fails_over_past_bad_certificates(setup
         )
         assert answer.status_code == 202, answer.text
         server.wait_for(lambda: server.stats()["dial_out"].get("answered") == 1, timeout=20)
-        print(f"dial to answer over TLS, two failovers: {time.perf_counter() - started:.2f} s")
+        print(f"dial to answer over TLS, three failovers: {time.perf_counter() - started:.2f} s")
         dial_out = server.stats()["dial_out"]
-        # The two bad certificates cost a handshake each, not a timeout.
-        assert dial_out["failovers"] == 2 and dial_out.get("timed_out", 0) == 0, dial_out
+        # The two bad certificates and the missing client one cost a handshake each, not a
+        # timeout.
+        assert dial_out["failovers"] == 3 and dial_out.get("timed_out", 0) == 0, dial_out
         assert time.perf_counter() - started < 8.0
         secure = server.wait_for(
             lambda: (s := server.stats()["secure"])["srtp_legs"] >= 1 and s, timeout=10
@@ -204,6 +217,7 @@ def test_a_call_placed_over_tls_with_srtp_fails_over_past_bad_certificates(setup
     log = server.log()
     assert log.count("TLS certificate refused") >= 2, log[-3000:]
     assert "Hostname mismatch" in log or "IP address mismatch" in log
+    assert "no-client-cert" in log and "connection lost" in log
     assert "answered through carrier-tls" in log
     assert PASSWORD not in log
     assert "SRTP is Enabled" in callee.log.read_text(errors="replace")

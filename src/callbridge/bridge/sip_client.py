@@ -206,7 +206,7 @@ class _TcpConnection(asyncio.Protocol):
                 log_failure("a SIP message over TCP to the client", self.addr, self.driver.now())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.driver.disconnected(self.addr, self.transport)
+        self.driver.disconnected(self.addr, self.transport, exc)
 
 
 class SipClientDriver:
@@ -275,9 +275,19 @@ class SipClientDriver:
         for data in self._pending.pop(addr, []):
             transport.write(data)
 
-    def disconnected(self, addr: Address, transport: asyncio.Transport | None) -> None:
-        if self._connections.get(addr) is transport:
-            del self._connections[addr]
+    def disconnected(
+        self, addr: Address, transport: asyncio.Transport | None, exc: Exception | None = None
+    ) -> None:
+        """A connection closed: what still waits on it there fails now (RFC 3261 18.4: a
+        transport error is a 503), e.g. a carrier that refuses our client certificate
+        after a TLS 1.3 handshake, or one that closes mid-transaction."""
+        if self._connections.get(addr) is not transport:
+            return
+        del self._connections[addr]
+        if self.client is not None:
+            reason = _why(exc) if exc is not None else "closed by the trunk"
+            self.client.transport_failed(addr, f"connection lost: {reason}", self.now())
+            self.flush()
 
     def _send_tcp(self, data: bytes, addr: Address) -> None:
         transport = self._connections.get(addr)
