@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import logging
 import socket
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
@@ -29,6 +27,7 @@ from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
+from callbridge.bridge.rtcp_plane import RtcpPlane
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
 from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
@@ -55,10 +54,6 @@ QUIET_DRAIN_INTERVAL = 0.2
 SWEEP_SHARES = 10
 # The lobby hears when each leg was last heard once a second (every 50 lobby ticks).
 HEARD_CHECK_TICKS = 50
-# How often the legs are looked at for an RTCP report owed (each owes one every ~5 s).
-RTCP_CHECK_INTERVAL = 0.25
-
-log = logging.getLogger(__name__)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -126,10 +121,8 @@ class MediaPlane:
         self._lobby_clock: MediaClock | None = None
         self._drain: asyncio.Task[None] | None = None
         self._rtcp_task: asyncio.Task[None] | None = None
-        # Each leg's RTCP socket on its port + 1, where rtcp-mux was not agreed.
-        self._rtcp_socks: dict[str, socket.socket] = {}
-        # RTCP of legs that have ended: reports sent, read, unreadable.
-        self._ended_rtcp = [0, 0, 0]
+        # Each leg's RTCP: its port + 1 socket where rtcp-mux was not agreed, the reports.
+        self.rtcp = RtcpPlane(host)
         self.loop: asyncio.AbstractEventLoop | None = None
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
@@ -160,7 +153,9 @@ class MediaPlane:
         self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
-        self._rtcp_task = loop.create_task(self._rtcp_reports(), name="rtcp-reports")
+        self._rtcp_task = loop.create_task(
+            self.rtcp.run(loop, lambda: self.legs.values()), name="rtcp-reports"
+        )
 
     async def stop(self) -> None:
         if self._lobby_clock is not None:
@@ -263,84 +258,17 @@ class MediaPlane:
         leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
         rtp.handler = leg.receive
         if not leg.negotiated.rtcp_mux:
-            self._open_rtcp(call_id, leg, port)
+            assert self.loop is not None
+            self.rtcp.open(self.loop, call_id, leg, port)
         self.legs[call_id] = leg
         self._lobby_legs[call_id] = leg
         self._rtp[call_id] = rtp
         self._sdp[call_id] = sdp
         return leg
 
-    def _open_rtcp(self, call_id: str, leg: CallLeg, port: int) -> None:
-        """The leg's RTCP socket on ``port`` + 1 (RFC 3550 section 11); without one (the
-        port is taken) the leg sends no RTCP and the call goes on."""
-        assert self.loop is not None
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        try:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-        except OSError as error:  # out of file descriptors: the call goes on without RTCP
-            log.debug("leg %s: no RTCP socket: %s", call_id, error)
-            return
-        try:
-            sock.bind((self.host, port + 1))
-        except OSError as error:
-            sock.close()
-            log.debug("leg %s: no RTCP port %d: %s", call_id, port + 1, error)
-            return
-        sock.setblocking(False)
-        loop = self.loop
-
-        def readable() -> None:
-            for _ in range(16):
-                try:
-                    data, addr = sock.recvfrom(2048)
-                except OSError:  # BlockingIOError: drained; anything else: nothing to read
-                    return
-                leg.receive_rtcp(data, (addr[0], addr[1]), loop.time())
-
-        def send(data: bytes, addr: Address) -> None:
-            with contextlib.suppress(OSError):
-                sock.sendto(data, addr)
-
-        loop.add_reader(sock.fileno(), readable)
-        leg.rtcp_send = send
-        self._rtcp_socks[call_id] = sock
-
-    def _close_rtcp(self, call_id: str) -> None:
-        sock = self._rtcp_socks.pop(call_id, None)
-        if sock is not None:
-            if self.loop is not None:
-                self.loop.remove_reader(sock.fileno())
-            sock.close()
-
-    async def _rtcp_reports(self) -> None:
-        """Each leg's RTCP report when it is owed (``rtp.rtcp.RtcpSession.due``)."""
-        while True:
-            await asyncio.sleep(RTCP_CHECK_INTERVAL)
-            now, wall = self.now(), time.time()
-            for leg in list(self.legs.values()):
-                if leg.rtcp.due(now):
-                    try:
-                        leg.send_rtcp(now, wall)
-                    except Exception:  # a bug: logged, and the other legs still report
-                        log.exception("leg %s: RTCP report failed", leg.call_id)
-
     def rtcp_counters(self) -> dict[str, float]:
-        """Reports sent and read (and unreadable) since start; what the peers report now:
-        the legs reporting, their worst loss (fraction), worst jitter and round trip (ms),
-        and the packets they have lost of ours in all."""
-        legs = list(self.legs.values())
-        views = [leg.rtcp.peer for leg in legs if leg.rtcp.peer is not None]
-        rtts = [v.rtt_ms for v in views if v.rtt_ms is not None]
-        return {
-            "sent": self._ended_rtcp[0] + sum(leg.rtcp.sent for leg in legs),
-            "received": self._ended_rtcp[1] + sum(leg.rtcp.received for leg in legs),
-            "bad": self._ended_rtcp[2] + sum(leg.rtcp.bad for leg in legs),
-            "legs_reported": len(views),
-            "peer_worst_fraction_lost": max((v.fraction_lost for v in views), default=0.0),
-            "peer_worst_jitter_ms": max((v.jitter_ms for v in views), default=0.0),
-            "peer_lost": sum(max(v.cumulative_lost, 0) for v in views),
-            "worst_rtt_ms": max(rtts, default=0.0),
-        }
+        """RTCP since start and the peers' view now (``bridge.rtcp_plane.RtcpPlane.counters``)."""
+        return self.rtcp.counters(self.legs.values())
 
     def reserve(self, call_id: str, srtp: SrtpPolicy = SrtpPolicy.OFF) -> bytes:
         """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
@@ -410,11 +338,8 @@ class MediaPlane:
         rtp = self._rtp.pop(call_id, None)
         if rtp is not None:
             rtp.close()
-        self._close_rtcp(call_id)
+        self.rtcp.close(call_id, leg)
         if leg is not None:
-            self._ended_rtcp[0] += leg.rtcp.sent
-            self._ended_rtcp[1] += leg.rtcp.received
-            self._ended_rtcp[2] += leg.rtcp.bad
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign
             self.srtp_failed += leg.stats.srtp_failed
