@@ -19,16 +19,17 @@ def run_with_limits(soft: int, hard: int, calls: int) -> subprocess.CompletedPro
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
 
-def test_the_soft_file_limit_is_raised_for_a_socket_per_call() -> None:
+def test_the_soft_file_limit_is_raised_for_two_sockets_per_call() -> None:
+    # Each call's RTP socket and its RTCP one (port + 1).
     done = run_with_limits(soft=256, hard=8192, calls=2000)
-    assert done.stdout.split() == ["3024", "3024"]
+    assert done.stdout.split() == ["5024", "5024"]
     assert done.stderr == ""
 
 
 def test_a_hard_limit_too_low_is_used_and_said() -> None:
-    done = run_with_limits(soft=256, hard=1500, calls=2000)
+    done = run_with_limits(soft=256, hard=1500, calls=1000)
     assert done.stdout.split() == ["1500", "1500"]
-    assert "open files are limited to 1500: fewer than 2000 calls" in done.stderr
+    assert "open files are limited to 1500: fewer than 1000 calls" in done.stderr
 
 
 def test_a_higher_soft_limit_is_left_alone() -> None:

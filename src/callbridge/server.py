@@ -493,8 +493,9 @@ def _child_setup(log_level: int) -> None:
     logging.basicConfig(level=log_level, format=LOG_FORMAT, force=True)
 
 
-# Per call: its RTP socket; beside them the web's connections, recordings, the database.
-_FILES_PER_CALL = 1
+# Per call: its RTP socket and its RTCP one (port + 1, unless rtcp-mux was agreed);
+# beside them the web's connections, recordings, the database.
+_FILES_PER_CALL = 2
 _FILES_BESIDE_CALLS = 1024
 
 

@@ -58,7 +58,10 @@ def test_the_file_is_read_and_the_password_never_shown() -> None:
         ("[[trunk]]\nname = 'a'\n", "host or addresses"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nusername = 'u'\n", "go together"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\nregister = true\n", "needs a username"),
-        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntls = true\n", "TLS"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'udp'\ntls_ca = '/etc/hosts'\n", "need"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'tls'\ntls_key = '/etc/hosts'\n", "go"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'tls'\ntls_ca = '/no/ca'\n", "no such"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\nsrtp = 'sometimes'\n", "trunk.0.srtp"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'sctp'\n", "trunk.0.transport"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\n[[trunk]]\nname = 'a'\nhost = 'i'\n", "unique"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ncolour = 'red'\n", "colour"),
@@ -126,7 +129,7 @@ def test_serve_refuses_a_bad_trunks_file_before_it_starts(
     assert main(["--db", db, "serve", "--trunks", str(path)]) == 2
     err = capsys.readouterr().err
     assert "chmod 600" in err and "hunter2" not in err
-    path.write_text(FILE.replace("priority = 5", "priority = 5\ntls = true"))
+    path.write_text(FILE.replace("priority = 5", "priority = 5\ntransport = 'tls'\ntls_ca = '/no'"))
     path.chmod(0o600)
     assert main(["--db", db, "serve", "--trunks", str(path)]) == 2
-    assert "TLS is not supported" in capsys.readouterr().err
+    assert "/no: no such file" in capsys.readouterr().err

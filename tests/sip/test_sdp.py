@@ -181,3 +181,60 @@ def test_srtp_policy_refusals_are_488(
 def test_a_plain_offer_stays_plain_where_srtp_is_only_offered() -> None:
     result = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.OFFERED).negotiate(BARESIP_OFFER, 20000)
     assert result.srtp is None and b"RTP/AVP" in result.answer and b"a=crypto" not in result.answer
+
+
+def _callee_answer(offer: bytes, protocol: str, crypto: str | None) -> bytes:
+    """A callee's answer to ``offer`` in ``protocol``, with ``crypto`` (tag suite inline:key)."""
+    lines = [
+        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+        f"m=audio 30000 {protocol} 0 101", "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:101 telephone-event/8000",
+    ]  # fmt: skip
+    if crypto is not None:
+        lines.append(f"a=crypto:{crypto}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _offered_key(offer: bytes) -> tuple[int, str, bytes]:
+    line = next(x for x in offer.split(b"\r\n") if x.startswith(b"a=crypto:"))
+    ours = parse_crypto(line.removeprefix(b"a=crypto:").decode())
+    return ours.tag, ours.suite, ours.key
+
+
+@pytest.mark.parametrize(
+    ("policy", "protocol"),
+    [(SrtpPolicy.REQUIRED, "RTP/SAVP"), (SrtpPolicy.OFFERED, "RTP/AVP"), (SrtpPolicy.OFF, "")],
+)
+def test_calls_we_place_offer_srtp_as_the_trunk_says(policy: SrtpPolicy, protocol: str) -> None:
+    offer = SdpSession("127.0.0.1", 1, srtp=policy).offer(20000)
+    if policy is SrtpPolicy.OFF:
+        assert b"RTP/AVP 0 8 101" in offer and b"a=crypto" not in offer
+        return
+    assert f"m=audio 20000 {protocol} 0 8 101".encode() in offer
+    tag, suite, key = _offered_key(offer)
+    assert (tag, suite, len(key)) == (1, "AES_CM_128_HMAC_SHA1_80", 30)
+
+
+def test_the_callees_srtp_answer_gives_both_keys_and_a_plain_one_is_refused_if_required() -> None:
+    theirs = base64.b64encode(bytes(range(30))).decode()
+    for policy, protocol in ((SrtpPolicy.REQUIRED, "RTP/SAVP"), (SrtpPolicy.OFFERED, "RTP/AVP")):
+        session = SdpSession("127.0.0.1", 1, srtp=policy)
+        _, suite, ours = _offered_key(session.offer(20000))
+        answer = _callee_answer(b"", protocol, f"1 {suite} inline:{theirs}")
+        assert session.negotiate(answer, 20000).srtp == SrtpKeys(suite, ours, bytes(range(30)))
+    # Best effort: a plain answer is plain RTP; required: it is refused (a downgrade).
+    offered = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.OFFERED)
+    offered.offer(20000)
+    assert offered.negotiate(_callee_answer(b"", "RTP/AVP", None), 20000).srtp is None
+    required = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.REQUIRED)
+    required.offer(20000)
+    with pytest.raises(SrtpRequired):
+        required.negotiate(_callee_answer(b"", "RTP/AVP", None), 20000)
+    # A key under a tag or suite we did not offer: refused.
+    for crypto in (f"2 AES_CM_128_HMAC_SHA1_80 inline:{theirs}",
+                   f"1 AES_CM_128_HMAC_SHA1_32 inline:{theirs}"):  # fmt: skip
+        session = SdpSession("127.0.0.1", 1, srtp=SrtpPolicy.REQUIRED)
+        session.offer(20000)
+        with pytest.raises(SipError) as caught:
+            session.negotiate(_callee_answer(b"", "RTP/SAVP", crypto), 20000)
+        assert caught.value.status == 488

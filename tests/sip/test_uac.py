@@ -272,3 +272,45 @@ def test_whatever_arrives_the_client_never_raises(data: bytes, as_response: bool
     core.receive_datagram(prefix + data, TRUNK, 0.1)
     core.handle_timer(40.0)
     assert core.active_calls in (0, 1)
+
+
+def test_no_connection_to_a_tls_trunk_fails_its_call_and_registration_at_once() -> None:
+    core = client()
+    tls = Route(("192.0.2.10", 5061), "carrier.example", "TLS", CREDS, timeout=30.0)
+    core.invite("c9", tls, "+15551230000", OFFER, 0.0)
+    core.invite("c10", Route(TRUNK, "h"), "+15551230000", OFFER, 0.0)
+    core.register("carrier", tls, 600, 0.0)
+    requests = sent(core)
+    invite = next(m for m, _ in requests if m.call_id == "c9")
+    # Over TLS: our Via says so and asks the carrier to use our connection (RFC 5923).
+    assert invite.headers.get("Via", "").startswith("SIP/2.0/TLS ")
+    assert invite.headers.get("Via", "").endswith(";alias")
+    assert ";transport=tls>" in (invite.headers.get("Contact") or "")
+    core.transport_failed(("192.0.2.10", 5061), "TLS certificate refused: Hostname mismatch", 0.2)
+    failed, reg_failed = events(core)
+    assert isinstance(failed, Failed) and failed.call_id == "c9" and failed.status == 503
+    assert "Hostname mismatch" in failed.reason and not failed.timed_out
+    assert isinstance(reg_failed, RegistrationFailed) and reg_failed.status == 503
+    assert core.registration("carrier")[0] is RegState.FAILED
+    # The UDP call is not touched; nothing is sent for the failed ones.
+    assert core.active_calls == 1 and sent(core) == []
+
+
+def test_a_registration_over_tls_names_the_endpoints_tls_port() -> None:
+    tls = Route(("192.0.2.10", 5061), "carrier.example", "TLS", CREDS)
+    for tls_contact, contact in (
+        (("127.0.0.1", 5071), "<sip:bridge@127.0.0.1:5071;transport=tls>"),
+        (None, "<sip:bridge@127.0.0.1:5070;transport=tcp>"),  # no TLS port: its TCP one
+    ):
+        core = SipClient(
+            ClientConfig(
+                "127.0.0.1", 5090, register_contact=("127.0.0.1", 5070),
+                register_tls_contact=tls_contact,
+            )
+        )  # fmt: skip
+        core.register("carrier", tls, 600, 0.0)
+        [(register, _)] = sent(core)
+        assert register.headers.get("Contact") == contact
+        granted = contact.replace(">", ">;expires=120")
+        answer(core, register, 200, 0.1, headers=[("Contact", granted)])
+        assert events(core) == [Registered("carrier", 120)]

@@ -53,6 +53,7 @@ class Baresip:
         host: str = "127.0.0.1",
         account: str = ";regint=0",
         config: tuple[str, ...] = (),
+        sip_port: int = 0,
     ) -> None:
         """``account`` are the account's parameters (``;mediaenc=srtp-mand``), ``config``
         more config lines (``module srtp.so``, ``sip_cafile ...``)."""
@@ -68,7 +69,7 @@ class Baresip:
             "\n".join(
                 [
                     "poll_method epoll",
-                    f"sip_listen {host}:0",
+                    f"sip_listen {host}:{sip_port}",
                     f"net_interface {host}",
                     "audio_player aubridge,nil",
                     f"audio_source aufile,{source_wav}",
@@ -95,6 +96,15 @@ class Baresip:
         """Start baresip calling ``uri``; it quits by itself after ``seconds``."""
         self.process = subprocess.Popen(
             [BARESIP, "-f", str(self.folder), "-t", str(seconds), "-e", f"/dial {uri}"],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def answer(self, seconds: int) -> None:
+        """Start baresip as a callee (the account needs ``;answermode=auto``) for ``seconds``."""
+        self.process = subprocess.Popen(
+            [BARESIP, "-f", str(self.folder), "-t", str(seconds)],
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

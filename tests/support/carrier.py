@@ -6,6 +6,12 @@ passwords in an ``htable`` (the auth module's ``pv_*_authenticate``; no
 database), keeps registrations in memory (usrloc, ``kamcmd ul.dump``), and
 relays an authenticated INVITE to the callee (a sipp UAS), record-routing so
 the ACK and both sides' BYE pass through it.
+
+With ``tls`` (a certificate and its key) it listens for SIP over TLS too
+(``kamailio-tls-modules``) on ``tls_port`` of each of ``tls_hosts``, and
+takes our connection's alias (RFC 5923) so its requests to us go back over
+it; ``routes`` sends some numbers to callees of their own (a number -> a port); ``tls_client_ca``
+makes the TLS listener on a host require a client certificate that CA signed.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ children=2
 tcp_children=1
 listen=udp:127.0.0.1:{port}
 listen=tcp:127.0.0.1:{port}
+tcp_accept_aliases=yes
+{tls_listen}
 mpath="{modules}"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -44,6 +52,7 @@ loadmodule "htable.so"
 loadmodule "ctl.so"
 loadmodule "kex.so"
 loadmodule "corex.so"
+{tls_module}
 modparam("ctl", "binrpc", "unix:{workdir}/kamailio_ctl")
 modparam("htable", "htable", "users=>size=4;")
 modparam("auth", "algorithm", "{algorithm}")
@@ -79,7 +88,7 @@ request_route {{
         }}
         consume_credentials();
         record_route();
-        $ru = "sip:" + $rU + "@127.0.0.1:{callee_port}";
+{routes}        $ru = "sip:" + $rU + "@127.0.0.1:" + $var(port);
         t_relay();
         exit;
     }}
@@ -121,9 +130,38 @@ def carrier(
     *,
     algorithm: str = "SHA-256",
     max_expires: int = 3600,
+    tls: tuple[Path, Path] | None = None,
+    tls_port: int | None = None,
+    routes: dict[str, int] | None = None,
+    tls_hosts: tuple[str, ...] = ("127.0.0.1",),
+    tls_client_ca: dict[str, Path] | None = None,
 ) -> Iterator[Carrier]:
     """Kamailio on 127.0.0.1:``port``, relaying INVITEs to 127.0.0.1:``callee_port``."""
     workdir.mkdir(parents=True, exist_ok=True)
+    tls_listen = tls_module = ""
+    if tls is not None:
+        assert tls_port is not None
+        mutual = "".join(
+            f"[server:{host}:{tls_port}]\nmethod = TLSv1.2+\nverify_certificate = yes\n"
+            f"require_certificate = yes\nca_list = {ca}\nprivate_key = {tls[1]}\n"
+            f"certificate = {tls[0]}\n\n"
+            for host, ca in (tls_client_ca or {}).items()
+        )
+        (workdir / "tls.cfg").write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            f"require_certificate = no\nprivate_key = {tls[1]}\ncertificate = {tls[0]}\n\n"
+            + mutual
+            + "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+        )
+        tls_listen = "enable_tls=yes\n" + "\n".join(
+            f"listen=tls:{host}:{tls_port}" for host in tls_hosts
+        )
+        tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{workdir / "tls.cfg"}")'
+    chosen = "".join(
+        f'        if ($rU == "{number}") {{ $var(port) = "{to}"; }}\n'
+        for number, to in (routes or {}).items()
+    )
+    route_lines = f'        $var(port) = "{callee_port}";\n' + chosen
     lines = "\n".join(
         f'    $sht(users=>{name}) = "{password}";' for name, password in users.items()
     )
@@ -135,8 +173,10 @@ def carrier(
             workdir=workdir,
             algorithm=algorithm,
             users=lines,
-            callee_port=callee_port,
             max_expires=max_expires,
+            tls_listen=tls_listen,
+            tls_module=tls_module,
+            routes=route_lines,
         )
     )
     log_path = workdir / "carrier.log"

@@ -126,6 +126,10 @@ class BridgeStats(BaseModel):
     registrations: dict[str, str] = {}
     # Outbound call set-up, INVITE to 200 OK (the attempt that was answered).
     dial_setup_ms: Percentiles | None = None
+    # RTCP (``MediaPlane.rtcp_counters``): reports sent, received, bad; the peers' view
+    # of our streams now (legs_reported, peer_worst_fraction_lost, peer_worst_jitter_ms,
+    # peer_lost, worst_rtt_ms).
+    rtcp: dict[str, float] = {}
 
 
 class QueueEntry(BaseModel):

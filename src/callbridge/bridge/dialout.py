@@ -35,10 +35,11 @@ from callbridge.bridge.commands import AuditKind, CallerKind, RecordAudit, Regis
 from callbridge.bridge.control import BridgeError
 from callbridge.bridge.media_plane import MediaPlane
 from callbridge.bridge.rtp_transport import PortRangeExhausted
-from callbridge.bridge.sip_client import SipClientDriver, resolve
+from callbridge.bridge.sip_client import SipClientDriver, resolve, tls_peers
 from callbridge.bridge.trunks import Attempt, DialOver, Trunk, TrunkChooser, TrunksFile
 from callbridge.events.schema import EventRecord
 from callbridge.sip import uac
+from callbridge.sip.sdp import SrtpRequired
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,15 @@ class DialOut:
         self._states: OrderedDict[str, str] = OrderedDict()
         self.on_state: Callable[[str, str], None] | None = None
 
-    async def start(self, loop: asyncio.AbstractEventLoop, sip_port: int) -> None:
+    async def start(
+        self, loop: asyncio.AbstractEventLoop, sip_port: int, sip_tls_port: int | None = None
+    ) -> None:
         """Resolve the trunks, open the UAC's socket, register the trunks that register.
 
-        A registration's Contact is the bridge's SIP endpoint (``sip_port``):
-        the calls a trunk delivers to it are dial-ins like any other (allow
-        the trunk's network with ``--trunk``).
+        A registration's Contact is the bridge's SIP endpoint (``sip_port``;
+        over TLS its TLS port, ``sip_tls_port``): the calls a trunk delivers
+        to it are dial-ins like any other (allow the trunk's network with
+        ``--trunk``).
         """
         self.trunks = await resolve(self.config.trunk, loop)
         self.chooser = TrunkChooser(self.trunks)
@@ -122,9 +126,19 @@ class DialOut:
         self.driver = SipClientDriver(
             self.host, allowed, self._on_event, loop, register_contact=(self.host, sip_port)
         )
+        if sip_tls_port is not None:
+            self.driver.register_tls_contact = (self.host, sip_tls_port)
+        elif any(
+            t.spec.registers and r.transport == "TLS" for t in self.trunks for r in t.routes()
+        ):
+            log.warning(
+                "a trunk registers over TLS but the bridge has no --sip-tls-port: the calls it "
+                "delivers come to the plain SIP port"
+            )
         self.driver.tcp_peers = frozenset(
             r.address for t in self.trunks for r in t.routes() if r.reliable
         )
+        self.driver.tls_peers = tls_peers(self.trunks)
         await self.driver.open()
         client = self._client()
         for trunk in self.trunks:
@@ -219,6 +233,10 @@ class DialOut:
         dial = self._dials[step.dial_id]
         self._set_state(dial.dial_id, "calling")
         dial.call_id, dial.trunk, dial.route = step.call_id, step.trunk, step.route
+        # Each trunk its own offer: its SRTP policy, and a fresh key for each carrier.
+        spec = next((t.spec for t in self.trunks if t.spec.name == step.trunk), None)
+        if spec is not None:
+            self._offers[dial.dial_id] = self.media.offer(dial.dial_id, spec.srtp)
         # perf_counter, not the loop's clock: uvloop's counts whole milliseconds.
         dial.started = time.perf_counter()
         self._by_call[step.call_id] = step.dial_id
@@ -357,7 +375,9 @@ class DialOut:
             self.media.release(dial.dial_id)
             self._client().hangup(event.call_id, self._now())
             self.counts["failed"] += 1
-            self._set_state(dial.dial_id, "failed: 488 the answer's media cannot be used")
+            if isinstance(error, SrtpRequired):
+                self.counts["srtp_refused"] += 1
+            self._set_state(dial.dial_id, f"failed: 488 the answer's media cannot be used: {error}")
             return
         self.counts["answered"] += 1
         self._set_state(dial.dial_id, "answered")

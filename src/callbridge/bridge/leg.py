@@ -40,6 +40,7 @@ from callbridge.rtp.g711 import Codec
 from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
 from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
+from callbridge.rtp.rtcp import RtcpSession
 from callbridge.rtp.srtp import SrtpContext
 from callbridge.rtp.stream import RtpSender
 from callbridge.sip.sdp import Negotiated
@@ -113,6 +114,12 @@ class CallLeg:
         self._send = send
         self.prompt = prompt_player
         self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
+        # RTCP (RFC 3550): our reports, and what the peer reports of our stream. Sent on
+        # the RTP socket when rtcp-mux was agreed, else by ``rtcp_send`` (the leg's
+        # port + 1 socket, set by the media plane; None: it could not be bound).
+        self.rtcp = RtcpSession(self.sender.ssrc, f"callbridge-{self.sender.ssrc:08x}", now)
+        self.rtcp_send: Callable[[bytes, Address], None] | None = None
+        self.rtcp_from: Address | None = None  # where the peer's RTCP came from (non-mux)
         self.jitter = JitterBuffer(target=2, capacity=25)
         # The interarrival jitter of the audio that is mixed (the metrics read it).
         self.arrival = ArrivalJitter()
@@ -205,7 +212,7 @@ class CallLeg:
             return
         if srtp is not None:
             if is_rtcp(data):
-                self.stats.rtcp += 1  # SRTCP: never read, like RTCP
+                self.receive_rtcp(data, addr, now)  # SRTCP, multiplexed (RFC 5761)
                 return
             if plain is None:
                 plain = self._unprotect(srtp, data)
@@ -219,7 +226,7 @@ class CallLeg:
             self.stats.packets_in += 1
             return
         if is_rtcp(data):
-            self.stats.rtcp += 1
+            self.receive_rtcp(data, addr, now)
             return
         try:
             packet = RtpPacket.parse(data)
@@ -228,6 +235,7 @@ class CallLeg:
             log.debug("leg %s: dropped a bad RTP packet: %s", self.call_id, error)
             return
         self.stats.packets_in += 1
+        self.rtcp.received_rtp(packet.ssrc, packet.sequence_number, packet.timestamp, now)
         if packet.payload_type == self.negotiated.dtmf_payload_type:
             pressed = self.dtmf.receive(packet)
             if pressed is not None:
@@ -246,6 +254,40 @@ class CallLeg:
         if participant is not None and participant.may_talk:
             self.arrival.update(packet.ssrc, packet.timestamp, now)
             self.jitter.put(packet)
+
+    def receive_rtcp(self, data: bytes, addr: Address, now: float) -> None:
+        """The peer's RTCP, on the RTP port (mux) or the RTCP port; SRTCP on an SRTP leg."""
+        self.stats.rtcp += 1
+        if addr[0].removeprefix("::ffff:") != self.peer_host:
+            self.stats.foreign += 1
+            return
+        if self.srtp is not None:
+            plain = self.srtp.unprotect_rtcp(data)
+            if plain is None:
+                # Counted with RTCP's unreadable, not with the media's failures: peers send
+                # a plain keep-alive (baresip: an APP "PING") before their first SRTCP.
+                self.rtcp.bad += 1
+                return
+            data = plain
+        if not self.negotiated.rtcp_mux:
+            self.rtcp_from = addr
+        self.rtcp.read(data, now)
+
+    def send_rtcp(self, now: float, wall: float) -> None:
+        """Our report (SR + SDES), SRTCP-protected on an SRTP leg. While the fan-out
+        sends for the leg its sender's RTP timestamp lags; the NTP time (what the
+        peer's round trip and reports use) does not."""
+        sender = self.sender
+        report = self.rtcp.report(
+            now, wall, sender.timestamp, sender.packets_sent, sender.octets_sent
+        )
+        if self.srtp is not None:
+            report = self.srtp.protect_rtcp(report)
+        if self.negotiated.rtcp_mux:
+            self._send(report, self.latched or self.remote)
+        elif self.rtcp_send is not None:
+            port = self.negotiated.rtcp_port or self.remote[1] + 1
+            self.rtcp_send(report, self.rtcp_from or (self.remote[0], port))
 
     def _key(self, digit: str, path: KeyPath, now: float) -> None:
         if self.tones is None or self.keys.take(digit, path, now):

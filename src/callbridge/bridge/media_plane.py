@@ -27,6 +27,7 @@ from callbridge.bridge.batch_send import batch_sender
 from callbridge.bridge.commands import LeaveConference
 from callbridge.bridge.fanout import FanOut
 from callbridge.bridge.leg import Address, CallLeg, RtpCounts, tally
+from callbridge.bridge.rtcp_plane import RtcpPlane
 from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket, sweep
 from callbridge.media.clock import ClockStats, MediaClock
 from callbridge.media.conference import (
@@ -119,13 +120,16 @@ class MediaPlane:
         self._lobby_legs: dict[str, CallLeg] = {}
         self._lobby_clock: MediaClock | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._rtcp_task: asyncio.Task[None] | None = None
+        # Each leg's RTCP: its port + 1 socket where rtcp-mux was not agreed, the reports.
+        self.rtcp = RtcpPlane(host)
         self.loop: asyncio.AbstractEventLoop | None = None
         # Seconds from a caller's last passcode key to their first frame of the call.
         self.join_latency: deque[float] = deque(maxlen=10_000)
         # RTP from strangers dropped by legs that have ended (live legs count their own).
         self.foreign_dropped = 0
         # What callers' offers must bring, by trunk (``serve --srtp``, ``--srtp-trunk``);
-        # calls we place offer plain RTP.
+        # calls we place offer what their trunk's ``srtp`` says (``offer``).
         self.srtp_policy: Callable[[str], SrtpPolicy] = lambda host: SrtpPolicy.OFF
         # Plain RTP offers refused because SRTP is required (a 488 each).
         self.srtp_refused = 0
@@ -149,16 +153,20 @@ class MediaPlane:
         self._lobby_clock = MediaClock(self._lobby_tick, loop=loop, stats=self.lobby_clocks)
         self._lobby_clock.start()
         self._drain = loop.create_task(self._drain_quiet(), name="rtp-quiet-drain")
+        self._rtcp_task = loop.create_task(
+            self.rtcp.run(loop, lambda: self.legs.values()), name="rtcp-reports"
+        )
 
     async def stop(self) -> None:
         if self._lobby_clock is not None:
             self._lobby_clock.stop()
         for clock in self._clocks.values():
             clock.stop()
-        if self._drain is not None:
-            self._drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drain
+        for task in (self._drain, self._rtcp_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.batch_sender.close()
 
     # -- legs ----------------------------------------------------------------------------
@@ -249,16 +257,30 @@ class MediaPlane:
             raise
         leg.on_digit = lambda leg, digit, now: self.tell(lobby.Key(leg.call_id, digit))
         rtp.handler = leg.receive
+        if not leg.negotiated.rtcp_mux:
+            assert self.loop is not None
+            self.rtcp.open(self.loop, call_id, leg, port)
         self.legs[call_id] = leg
         self._lobby_legs[call_id] = leg
         self._rtp[call_id] = rtp
         self._sdp[call_id] = sdp
         return leg
 
-    def reserve(self, call_id: str) -> bytes:
+    def rtcp_counters(self) -> dict[str, float]:
+        """RTCP since start and the peers' view now (``bridge.rtcp_plane.RtcpPlane.counters``)."""
+        return self.rtcp.counters(self.legs.values())
+
+    def reserve(self, call_id: str, srtp: SrtpPolicy = SrtpPolicy.OFF) -> bytes:
         """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host)
+        sdp = SdpSession(self.host, srtp=srtp)
+        self._reserved[call_id] = (sock, port, sdp)
+        return sdp.offer(port)
+
+    def offer(self, call_id: str, srtp: SrtpPolicy) -> bytes:
+        """A new offer on a reserved port, for the next trunk's SRTP policy (a fresh key)."""
+        sock, port, _ = self._reserved[call_id]
+        sdp = SdpSession(self.host, srtp=srtp)
         self._reserved[call_id] = (sock, port, sdp)
         return sdp.offer(port)
 
@@ -270,12 +292,20 @@ class MediaPlane:
         Raises ``SipError`` for an answer it cannot use (the port goes back then).
         """
         sock, port, sdp = self._reserved.pop(call_id)
+
+        def negotiate() -> Negotiated:
+            try:
+                return sdp.negotiate(answer, port)
+            except SrtpRequired:
+                self.srtp_refused += 1  # a callee answering plain RTP where SRTP is required
+                raise
+
         leg = self._open_leg(
             call_id,
             sock,
             port,
             sdp,
-            lambda: sdp.negotiate(answer, port),
+            negotiate,
             dialled=None,
             caller=callee,
             source=source,
@@ -308,6 +338,7 @@ class MediaPlane:
         rtp = self._rtp.pop(call_id, None)
         if rtp is not None:
             rtp.close()
+        self.rtcp.close(call_id, leg)
         if leg is not None:
             self.ports.release(leg.local_port)
             self.foreign_dropped += leg.stats.foreign

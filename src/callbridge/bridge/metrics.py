@@ -120,6 +120,9 @@ class MediaMetrics(BaseModel):
     cascade: dict[str, int]  # the node's bus and media port counters; empty when standalone
     # Calls placed over the outbound trunks, by outcome (``bridge.dialout``); empty without.
     dial_out: dict[str, int] = {}
+    # RTCP (``MediaPlane.rtcp_counters``): reports sent/received/bad since start, and the
+    # peers' view of our streams now (worst loss fraction, jitter and round trip, lost).
+    rtcp: dict[str, float] = {}
     # The media plane's process: CPU seconds (all its threads) and resident memory.
     cpu_seconds: float = 0.0
     resident_bytes: int = 0
@@ -230,6 +233,7 @@ async def read(
         transcripts_running=bridge.outputs.transcribing,
         cascade=bridge.cascade_counters(),
         dial_out=bridge.dial_out_counters(),
+        rtcp=media.rtcp_counters(),
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     found.cpu_seconds = usage.ru_utime + usage.ru_stime

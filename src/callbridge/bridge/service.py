@@ -197,7 +197,7 @@ class Bridge:
         await self.outputs.start()
         self.media.start(self.loop)
         if self.dialout is not None:
-            await self.dialout.start(self.loop, self.sip_port)
+            await self.dialout.start(self.loop, self.sip_port, self.sip_tls_port)
         self.tasks.append(asyncio.create_task(self.lookups.write_log(), name="call-log-writer"))
         if self._plug is not None:
             await self._plug.start()
@@ -318,6 +318,7 @@ class Bridge:
             dial_out=self.dialout.counters() if self.dialout is not None else {},
             registrations=self.dialout.registrations() if self.dialout is not None else {},
             dial_setup_ms=Percentiles.of(list(self.dialout.setup_ms)) if self.dialout else None,
+            rtcp=self.media.rtcp_counters(),
         )
 
     async def metrics(self) -> MediaMetrics:

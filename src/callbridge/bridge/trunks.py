@@ -8,13 +8,28 @@ trunks in priority order (each of a trunk's addresses in turn); one that
 never answers (``timeout``) or answers 408 or 5xx gives the call to the
 next; any other refusal (a wrong password, 404, 486) ends the dial there.
 
+A password may be written sealed (``callbridge trunk-password``: AES-GCM
+under the key in ``key_file``, another file kept apart; ``bridge.trunk_secrets``),
+so the trunks file at rest and its copies hold no password in the clear.
+
 Why a file and not the database: the credentials are the operator's, like
 the bus key (``cascade keygen``): kept in a file only the server's user may
 read (``load`` refuses one that others can read), read by the media plane
 alone, and never in a table that the web app, its API or a backup of the
 database would show. Nothing here logs a password, and ``repr`` hides it.
-TLS is a later piece of work: ``tls`` is read and refused when true.
 
+A ``tls`` trunk is reached over SIP over TLS (RFC 3261 section 26; port
+5061 unless the file says): the carrier's certificate is checked against
+``tls_ca`` (its CA's certificates, or the carrier's own self-signed
+certificate, pinned), else the system's CAs, and must name
+``tls_server_name`` (default: ``host``, else the address dialled). With
+``tls_cert`` and ``tls_key`` we show a certificate of our own (mutual TLS).
+``srtp`` says what media calls placed through the trunk offer: ``off``
+(plain RTP), ``offered`` (RTP/AVP with an ``a=crypto`` key: SRTP when the
+callee takes it), ``required`` (RTP/SAVP: an answer in plain RTP ends the
+call). What callers' offers must bring is ``serve --srtp-trunk``.
+
+    key_file = "/run/credentials/callbridge/trunks.key"  # opens sealed passwords
     [dial]
     countries = [1, 44]        # country codes calls may be placed to
     ring_timeout = 45          # seconds a callee may ring
@@ -22,10 +37,14 @@ TLS is a later piece of work: ``tls`` is read and refused when true.
     [[trunk]]
     name = "carrier-a"
     host = "sip.carrier.example"   # or addresses = ["192.0.2.10", "192.0.2.11"]
-    port = 5060
-    transport = "udp"              # or "tcp"
+    port = 5060                    # leave out: SRV records say (RFC 3263)
+    transport = "udp"              # or "tcp", "tls"; leave out: NAPTR/SRV records say
+    # tls_ca = "/etc/callbridge/carrier-ca.pem"   # tls: the CA (or the carrier's pinned cert)
+    # tls_server_name = "sip.carrier.example"     # tls: the name its certificate must carry
+    # tls_cert = "..." and tls_key = "..."        # tls: our client certificate (mutual TLS)
+    srtp = "off"                   # or "offered", "required": the media of calls placed
     username = "bridge"
-    password = "..."
+    password = "..."               # or "sealed:v1:..." (callbridge trunk-password)
     register = true
     outbound = true
     priority = 1                   # lower first
@@ -45,6 +64,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from callbridge.bridge.trunk_secrets import SecretError, is_sealed, read_key_file, unseal
+from callbridge.sip.locate import Target
+from callbridge.sip.sdp import SrtpPolicy
 from callbridge.sip.uac import Credentials, Failed, Route
 
 
@@ -60,9 +82,15 @@ class TrunkSpec(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     host: str | None = Field(default=None, max_length=253)
     addresses: tuple[str, ...] = ()
-    port: int = Field(default=5060, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "udp"
-    tls: bool = False
+    # No port and a host name: SRV says (RFC 3263); else 5060, or 5061 over TLS.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # None: a host name's NAPTR and SRV records say (RFC 3263); UDP for addresses.
+    transport: Literal["udp", "tcp", "tls"] | None = None
+    tls_ca: Path | None = None
+    tls_server_name: str | None = Field(default=None, max_length=253)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    srtp: SrtpPolicy = SrtpPolicy.OFF
     username: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = None
     # "register" in the file (BaseModel's ABC has a ``register`` of its own).
@@ -74,8 +102,14 @@ class TrunkSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrunkSpec:
-        if self.tls:
-            raise ValueError("tls: SIP over TLS is not supported yet")
+        tls_fields = (self.tls_ca, self.tls_server_name, self.tls_cert, self.tls_key)
+        if self.transport in ("udp", "tcp") and any(f is not None for f in tls_fields):
+            raise ValueError("tls_ca, tls_server_name, tls_cert and tls_key need transport = 'tls'")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        for path in (self.tls_ca, self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file")
         if not self.host and not self.addresses:
             raise ValueError("a trunk needs a host or addresses")
         if (self.username is None) != (self.password is None):
@@ -83,6 +117,10 @@ class TrunkSpec(BaseModel):
         if self.registers and self.username is None:
             raise ValueError("a trunk that registers needs a username and password")
         return self
+
+    @property
+    def sip_port(self) -> int:
+        return self.port or (5061 if self.transport == "tls" else 5060)
 
     @property
     def credentials(self) -> Credentials | None:
@@ -101,6 +139,8 @@ class DialSpec(BaseModel):
 class TrunksFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The key that opens sealed passwords (``bridge.trunk_secrets``); kept elsewhere.
+    key_file: Path | None = None
     dial: DialSpec = DialSpec()
     trunk: tuple[TrunkSpec, ...] = ()
 
@@ -134,7 +174,35 @@ def load(path: Path) -> TrunksFile:
         )
     if path.stat().st_uid != os.getuid():
         raise TrunkConfigError(f"{path}: not owned by the server's user")
-    return parse(path.read_text())
+    return unseal_passwords(parse(path.read_text()))
+
+
+def unseal_passwords(config: TrunksFile) -> TrunksFile:
+    """``config`` with its sealed passwords opened by its ``key_file`` (in memory only)."""
+    sealed = [
+        t
+        for t in config.trunk
+        if t.password is not None and is_sealed(t.password.get_secret_value())
+    ]
+    if not sealed:
+        return config
+    if config.key_file is None:
+        raise TrunkConfigError(
+            f"trunk {sealed[0].name}: its password is sealed; the file needs key_file"
+        )
+    try:
+        key = read_key_file(config.key_file)
+        opened = {
+            t.name: unseal(key, t.name, t.password.get_secret_value())  # type: ignore[union-attr]
+            for t in sealed
+        }
+    except SecretError as error:
+        raise TrunkConfigError(str(error)) from None
+    trunks = tuple(
+        t.model_copy(update={"password": SecretStr(opened[t.name])}) if t.name in opened else t
+        for t in config.trunk
+    )
+    return config.model_copy(update={"trunk": trunks})
 
 
 # -- the choice of trunk (pure) -------------------------------------------------------
@@ -142,17 +210,31 @@ def load(path: Path) -> TrunksFile:
 
 @dataclass(frozen=True)
 class Trunk:
-    """A trunk ready to call through: its spec and its resolved addresses."""
+    """A trunk ready to call through: its spec and where it is.
+
+    ``targets`` (transport, address, port), in the order RFC 3263 gave them
+    for a host name; else each of ``addresses`` on the spec's port and transport.
+    """
 
     spec: TrunkSpec
-    addresses: tuple[str, ...]
+    given: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        if self.targets:
+            return tuple(dict.fromkeys(t.address for t in self.targets))
+        return self.given
 
     def routes(self) -> list[Route]:
-        transport = self.spec.transport.upper()
-        domain = self.spec.host or self.addresses[0]
+        spec = self.spec
+        targets = self.targets or tuple(
+            Target((spec.transport or "udp").upper(), a, spec.sip_port) for a in self.given
+        )
+        domain = spec.host or self.addresses[0]
         return [
-            Route((a, self.spec.port), domain, transport, self.spec.credentials, self.spec.timeout)
-            for a in self.addresses
+            Route((t.address, t.port), domain, t.transport, spec.credentials, spec.timeout)
+            for t in targets
         ]
 
 

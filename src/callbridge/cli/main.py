@@ -587,6 +587,36 @@ def cmd_cascade_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trunk_password(args: argparse.Namespace) -> int:
+    """Seal a trunk's password for the trunks file; it is read from stdin and never shown."""
+    from callbridge.bridge.trunk_secrets import SecretError, new_key_file, read_key_file, seal
+
+    path = Path(args.key)
+    if args.new_key:
+        try:
+            new_key_file(path)
+        except FileExistsError:
+            raise CliError(
+                f"--key {path}: exists; not overwritten (it opens sealed passwords)"
+            ) from None
+        print(
+            f"# {path}: a new key (mode 0600); name it as key_file in the trunks file",
+            file=sys.stderr,
+        )
+    try:
+        key = read_key_file(path)
+    except SecretError as error:
+        raise CliError(str(error)) from None
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"trunk {args.trunk}'s password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("no password given (on standard input)")
+    print(f'password = "{seal(key, args.trunk, password)}"')
+    return 0
+
+
 def _node_id(args: argparse.Namespace) -> str:
     """The node's name on the cascade's bus; a cascade needs the shared PostgreSQL store."""
     if args.role == "standalone":
@@ -1021,6 +1051,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.add_argument("path")
     keygen.set_defaults(func=cmd_cascade_keygen)
+
+    sealer = sub.add_parser(
+        "trunk-password",
+        help="seal a trunk's password for the trunks file (read from standard input; prints "
+        "the sealed line, never the password)",
+    )
+    sealer.add_argument("--trunk", required=True, help="the trunk's name (sealed in)")
+    sealer.add_argument("--key", required=True, help="the key file (the trunks file's key_file)")
+    sealer.add_argument("--new-key", action="store_true", help="make the key file first (0600)")
+    sealer.set_defaults(func=cmd_trunk_password)
 
     event = sub.add_parser("event", help="create and list events").add_subparsers(
         dest="event_command", required=True

@@ -51,6 +51,10 @@ class SrtpContext:
         self.unprotected += 1
         return plain
 
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        """SRTCP (RFC 3711 section 3.4): our reports encrypted and authenticated too."""
+        return self._out.protect_rtcp(packet)
+
     def unprotect_rtcp(self, packet: bytes) -> bytes | None:
         try:
             return self._in.unprotect_rtcp(packet)

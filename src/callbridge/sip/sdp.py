@@ -8,6 +8,13 @@ SRTP with SDES keys (``sip.crypto``): an ``RTP/SAVP`` offer with a usable
 ``a=crypto`` line is answered ``RTP/SAVP`` with our own key under the
 offer's tag, as the bridge's ``SrtpPolicy`` allows; an ``RTP/AVP`` offer to
 a bridge that requires SRTP is refused with ``SrtpRequired`` (a 488).
+
+Calls we place offer SRTP as the trunk's policy says: ``required`` offers
+``RTP/SAVP`` with our key; ``offered`` offers ``RTP/AVP`` with our key
+(SRTP "best effort", as baresip's ``mediaenc=srtp`` and most SBCs do it:
+a callee that does not speak SRTP still answers). The callee's answer is
+read by ``negotiate`` too: it must take our suite under our tag, and a
+plain answer where SRTP is required is ``SrtpRequired``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
-from callbridge.sip.crypto import CryptoAttribute, answer_for, choose
+from callbridge.sip.crypto import CryptoAttribute, answer_for, choose, fresh
 from callbridge.sip.errors import SipError
 from callbridge.sip.grammar import (
     SDP_FMTP_RE,
@@ -84,6 +91,8 @@ class MediaDescription:
     direction: Direction | None = None
     ptime: int | None = None
     crypto: list[str] = field(default_factory=list)  # the a=crypto values, unread
+    rtcp_mux: bool = False  # a=rtcp-mux (RFC 5761): RTCP on the RTP port
+    rtcp_port: int | None = None  # a=rtcp (RFC 3605): RTCP elsewhere than port + 1
 
 
 @dataclass
@@ -199,6 +208,12 @@ def _attribute(value: str, media: MediaDescription | None) -> None:
     elif name == "crypto":
         if len(media.crypto) < 16:  # an offer lists a few suites; more is noise
             media.crypto.append(rest.strip())
+    elif name == "rtcp-mux":
+        media.rtcp_mux = True
+    elif name == "rtcp":
+        port = SDP_PORT_RE.match(rest.strip().split(" ", 1)[0])
+        if port is not None and 0 < int(port[1]) <= 65535:
+            media.rtcp_port = int(port[1])
     elif name in Direction.__members__.values():
         media.direction = Direction(name)
 
@@ -216,6 +231,9 @@ class Negotiated:
     direction: Direction
     answer: bytes
     srtp: SrtpKeys | None = None
+    # Where the peer's RTCP goes: on the RTP port (RFC 5761) or its own (port + 1 or a=rtcp).
+    rtcp_mux: bool = False
+    rtcp_port: int | None = None
 
     @property
     def on_hold(self) -> bool:
@@ -256,6 +274,8 @@ class SdpSession:
         # Our SDES key, kept across re-offers of the same suite: a new key
         # would restart our rollover counter under the peer's feet.
         self._local_crypto: CryptoAttribute | None = None
+        # The key we offered (calls we place): the answer must take it.
+        self._offered: CryptoAttribute | None = None
 
     def offer(self, local_port: int) -> bytes:
         """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
@@ -264,20 +284,26 @@ class SdpSession:
         codec it chose first, as an offer names the one it prefers).
         """
         ip = "IP6" if ":" in self.local_host else "IP4"
+        protocol = "RTP/SAVP" if self.srtp is SrtpPolicy.REQUIRED else "RTP/AVP"
         lines = [
             "v=0",
             f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
             "s=callbridge",
             f"c=IN {ip} {self.local_host}",
             "t=0 0",
-            f"m=audio {local_port} RTP/AVP 0 8 101",
+            f"m=audio {local_port} {protocol} 0 8 101",
             "a=rtpmap:0 PCMU/8000",
             "a=rtpmap:8 PCMA/8000",
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
             "a=sendrecv",
+            "a=rtcp-mux",  # offered; RTCP on port + 1 too, until the answer says
         ]
+        if self.srtp is not SrtpPolicy.OFF:
+            if self._offered is None:
+                self._offered = fresh()
+            lines.append(f"a=crypto:{self._offered.format()}")
         return ("\r\n".join(lines) + "\r\n").encode()
 
     def negotiate(self, offer_body: bytes, local_port: int) -> Negotiated:
@@ -307,7 +333,9 @@ class SdpSession:
         if ptime not in (10, 20, 30, 40, 60):
             ptime = 20
         self.version += 1
-        answer = self._answer(codec, dtmf_pt, ptime, local_port, direction.mirrored(), crypto)
+        answer = self._answer(
+            codec, dtmf_pt, ptime, local_port, direction.mirrored(), crypto, audio.rtcp_mux
+        )
         keys = None
         if crypto is not None:
             keys = SrtpKeys(crypto[1].suite, crypto[1].key, crypto[0].key)
@@ -321,10 +349,14 @@ class SdpSession:
             direction=direction.mirrored(),
             answer=answer,
             srtp=keys,
+            rtcp_mux=audio.rtcp_mux,
+            rtcp_port=audio.rtcp_port if audio.rtcp_port is not None else audio.port + 1,
         )
 
     def _crypto(self, audio: MediaDescription) -> tuple[CryptoAttribute, CryptoAttribute] | None:
         """The offered and our answering key (None: plain RTP); SipError(488) if not allowed."""
+        if self._offered is not None:
+            return self._answered_crypto(audio, self._offered)
         if audio.protocol in PLAIN_PROTOCOLS:
             if self.srtp is SrtpPolicy.REQUIRED:
                 raise SrtpRequired()
@@ -340,6 +372,30 @@ class SdpSession:
         self._local_crypto = mine = answer_for(offered, mine.key)
         return offered, mine
 
+    def _answered_crypto(
+        self, audio: MediaDescription, ours: CryptoAttribute
+    ) -> tuple[CryptoAttribute, CryptoAttribute] | None:
+        """The callee's key and ours, from their answer to our SRTP offer (None: plain RTP).
+
+        An answer takes SRTP by an ``a=crypto`` under our tag and suite (RFC
+        4568 section 7.1.2); in RTP/AVP that is SRTP best effort accepted.
+        Read once: the callee's later offers (re-INVITEs) are offers like any other.
+        """
+        self._offered = None
+        if audio.protocol not in PLAIN_PROTOCOLS + SECURE_PROTOCOLS:
+            raise SipError(488, f"media protocol {audio.protocol[:20]}")
+        if not audio.crypto:
+            if audio.protocol in SECURE_PROTOCOLS:
+                raise SipError(488, "an RTP/SAVP answer without a=crypto")
+            if self.srtp is SrtpPolicy.REQUIRED:
+                raise SrtpRequired()
+            return None
+        theirs = choose(audio.crypto)
+        if theirs is None or theirs.tag != ours.tag or theirs.suite != ours.suite:
+            raise SipError(488, "the answer's a=crypto is not the key we offered")
+        self._local_crypto = ours
+        return theirs, ours
+
     def _answer(
         self,
         codec: tuple[str, int],
@@ -348,6 +404,7 @@ class SdpSession:
         port: int,
         direction: Direction,
         crypto: tuple[CryptoAttribute, CryptoAttribute] | None = None,
+        rtcp_mux: bool = False,
     ) -> bytes:
         ip = "IP6" if ":" in self.local_host else "IP4"
         formats = [codec[1]] + ([dtmf_pt] if dtmf_pt is not None else [])
@@ -367,6 +424,8 @@ class SdpSession:
         if dtmf_pt is not None:
             lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
         lines += [f"a=ptime:{ptime}", f"a={direction.value}"]
+        if rtcp_mux:
+            lines.append("a=rtcp-mux")  # offered: taken (RFC 5761), RTCP on the RTP port
         return ("\r\n".join(lines) + "\r\n").encode()
 
 

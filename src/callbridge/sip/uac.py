@@ -100,6 +100,9 @@ class ClientConfig:
     # The Contact a REGISTER names: where the trunk sends its calls to us (the
     # UAS endpoint's address); None: this socket.
     register_contact: Address | None = None
+    # Over TLS: the UAS endpoint's TLS port (None: ``register_contact``, transport=tls
+    # dropped, so the trunk's calls come in over TCP).
+    register_tls_contact: Address | None = None
 
 
 # -- events ------------------------------------------------------------------------
@@ -425,6 +428,24 @@ class SipClient:
         self._send_bye(call, now)
         self._forget(call)
 
+    def transport_failed(self, address: Address, reason: str, now: float) -> None:
+        """No connection to ``address`` (refused, or TLS that did not verify): every call
+        still waiting on its INVITE there fails with 503 (the next trunk takes it), and
+        registrations waiting there fail too (retried later), now rather than at a timeout."""
+        for branch, call in list(self._invites.items()):
+            txn = call.txn
+            if txn is None or txn.address != address or call.settled:
+                continue
+            del self._invites[branch]
+            self._fail(call, 503, f"no connection to the trunk ({reason})", now)
+        for branch, other in list(self._others.items()):
+            if other.address != address:
+                continue
+            del self._others[branch]
+            reg = self._reg_of.pop(branch, None)
+            if reg is not None and reg.state is RegState.REGISTERING:
+                self._reg_failed(reg, 503, f"no connection to the registrar ({reason})", now)
+
     def register(self, name: str, route: Route, expires: int, now: float) -> None:
         """Keep ``route``'s account registered; ``Registered``/``RegistrationFailed`` say how."""
         if name in self._registrations:
@@ -458,9 +479,12 @@ class SipClient:
     ) -> Headers:
         headers = Headers()
         transport = route.transport.upper()
+        # alias (RFC 5923): the trunk sends in-dialog requests back over our connection.
+        alias = ";alias" if route.reliable else ""
         headers.add(
             "Via",
-            f"SIP/2.0/{transport} {self.config.host}:{self.config.port};branch={branch};rport",
+            f"SIP/2.0/{transport} {self.config.host}:{self.config.port};branch={branch};rport"
+            + alias,
         )
         headers.add("Max-Forwards", "70")
         headers.add("From", from_)
@@ -477,8 +501,14 @@ class SipClient:
         if self.config.register_contact is None:
             return self._contact(user, route)
         host, port = self.config.register_contact
-        transport = f";transport={route.transport.lower()}" if route.reliable else ""
-        return f"<sip:{user}@{host}:{port}{transport}>"
+        transport = route.transport.lower() if route.reliable else ""
+        if transport == "tls":
+            if self.config.register_tls_contact is not None:
+                host, port = self.config.register_tls_contact
+            else:
+                transport = "tcp"  # the endpoint has no TLS port: its TCP one
+        param = f";transport={transport}" if transport else ""
+        return f"<sip:{user}@{host}:{port}{param}>"
 
     def _send_invite(self, call: _OutCall, now: float, auth: tuple[str, str] | None = None) -> None:
         branch = new_branch()
@@ -530,7 +560,8 @@ class SipClient:
         if call.route_set:
             uri = NameAddr.parse(call.route_set[0]).uri
             if _is_ip(uri.host):
-                return (uri.host.strip("[]"), uri.port or 5060)
+                default = 5061 if call.route.transport.upper() == "TLS" else 5060
+                return (uri.host.strip("[]"), uri.port or default)
         return call.route.address
 
     def _in_dialog(self, call: _OutCall, method: str, cseq: int) -> tuple[SipRequest, str]:
@@ -784,8 +815,8 @@ class SipClient:
 
     def _granted(self, reg: _Registration, response: SipResponse) -> int:
         """The seconds the registrar granted: our Contact's expires, else Expires (10.3)."""
-        host, port = self.config.register_contact or (self.config.host, self.config.port)
-        ours = f"{host}:{port}"
+        mine = NameAddr.parse(self._register_contact("x", reg.route)).uri
+        ours = f"{mine.host}:{mine.port}"
         for contact in response.headers.get_all("Contact"):
             try:
                 parsed = NameAddr.parse(contact)

@@ -347,6 +347,25 @@ def _rtp_families(media: MediaMetrics) -> Iterator[Metric]:
     )
     jitter.add_metric(["phone"], media.rtp_worst_jitter)
     yield jitter
+    rtcp = media.rtcp
+    reports = CounterMetricFamily(
+        "callbridge_rtcp_reports",
+        "RTCP compound packets (RFC 3550) sent to and read from phone legs, and unreadable",
+        labels=["direction"],
+    )
+    for direction in ("sent", "received", "bad"):
+        reports.add_metric([direction], rtcp.get(direction, 0))
+    yield reports
+    peer = GaugeMetricFamily(
+        "callbridge_rtcp_peer_worst",
+        "What the peers' latest RTCP reports say of our streams, the worst leg: fraction "
+        "lost (0..1), jitter and round trip (seconds)",
+        labels=["measure"],
+    )
+    peer.add_metric(["fraction_lost"], rtcp.get("peer_worst_fraction_lost", 0.0))
+    peer.add_metric(["jitter_seconds"], rtcp.get("peer_worst_jitter_ms", 0.0) / 1000)
+    peer.add_metric(["round_trip_seconds"], rtcp.get("worst_rtt_ms", 0.0) / 1000)
+    yield peer
 
 
 def _guard_families(media: MediaMetrics) -> Iterator[Metric]:
