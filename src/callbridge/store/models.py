@@ -11,9 +11,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -412,3 +414,18 @@ class MailConsentRow(Base):
     wording: Mapped[str] = mapped_column(Text, default="")
     given_at: Mapped[datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OriginLeaseRow(Base):
+    """The lease the active origin holds (``store.lease``; why a row: ``cascade.lease``).
+
+    ``expires`` is in seconds of the store's own clock (POSIX), so the
+    origins' clocks never meet: each asks the store whether it has expired.
+    """
+
+    __tablename__ = "origin_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), default="")
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,34 @@
+"""origin_lease: the active origin's lease, with its epoch
+
+Revision ID: 0016
+Revises: 0014
+Create Date: 2026-12-06 23:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+# Numbered 0016 by the lead's brief (0015 is another branch's); re-chained at merge.
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "origin_lease",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        sa.Column("expires", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    # The one row every origin competes for: held by nobody, expired long ago.
+    op.bulk_insert(table, [{"name": "origin", "holder": "", "epoch": 0, "expires": 0.0}])
+
+
+def downgrade() -> None:
+    op.drop_table("origin_lease")
