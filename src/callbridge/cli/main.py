@@ -388,6 +388,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         node_id=_node_id(args),
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
+        standby=_standby(args),
         trunks_file=_trunks_file(args),
         call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
@@ -585,6 +586,13 @@ def cmd_cascade_keygen(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     print(f"{args.path}: a new bus key; copy it (mode 0600) to every node of the cascade")
     return 0
+
+
+def _standby(args: argparse.Namespace) -> bool:
+    """``--standby``: only an origin has one."""
+    if args.standby and args.role != "origin":
+        raise CliError("--standby is for a cascade's second origin (--role origin --standby)")
+    return bool(args.standby)
 
 
 def _node_id(args: argparse.Namespace) -> str:
@@ -871,6 +879,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="standalone",
         help="in a cascade of nodes sharing one PostgreSQL: the origin mixes each call, "
         "edges answer its listeners (default standalone: one node does everything)",
+    )
+    serve.add_argument(
+        "--standby",
+        action="store_true",
+        help="with --role origin: start as the hot standby of the origin that holds the lease "
+        "(it mixes, records and packages in parallel and takes over within a second when the "
+        "active origin stops renewing; give it the same --edge list)",
     )
     serve.add_argument(
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
