@@ -439,7 +439,7 @@ class LiveWebcast:
                 # The first segment starts on the grid: silence up to the first frame
                 # (not counted as filled: no tick was skipped).
                 self.lead_frames = lead
-                units = [u for _ in range(lead) for u in encoder.encode(silence)]
+                leading = [u for _ in range(lead) for u in encoder.encode(silence)]
                 expected = index
                 if self.tap is not None:
                     self.tap.begin(
@@ -450,7 +450,7 @@ class LiveWebcast:
                     )
                     if lead:
                         self.tap.push(0, np.zeros(lead * FRAME_SAMPLES, np.int16))
-                self._publish(segmenter.add(units), segmenter)
+                self._publish(segmenter.add(leading), segmenter)
             assert expected is not None
             if index < expected:
                 self.stats.late += 1
