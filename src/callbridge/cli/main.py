@@ -273,6 +273,7 @@ def _cache_node(
     origin: tuple[str, int],
     workdir: Path,
     origin_socket: Path | None = None,
+    standbys: tuple[tuple[str, int], ...] = (),
 ) -> CacheNode:
     from callbridge.edge.node import free_loopback_port
     from callbridge.edge.varnish import DEFAULT_VCL, CacheNode, parse_address
@@ -290,6 +291,7 @@ def _cache_node(
         memory_mb=args.cache_memory,
         vcl=Path(args.vcl).resolve() if args.vcl else DEFAULT_VCL,
         origin_socket=origin_socket,
+        standbys=standbys,
     )
 
 
@@ -298,11 +300,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import default_workdir, parse_address
 
     try:
-        origin = parse_address(args.origin)
+        origin, *standbys = (parse_address(text) for text in args.origin)
         listen = (args.host, args.port)
         default = layout.cache_dir(Path("var"))
         workdir = Path(args.workdir) if args.workdir else default_workdir(listen, default)
-        node = _cache_node(args, origin, workdir.resolve())
+        node = _cache_node(args, origin, workdir.resolve(), standbys=tuple(standbys))
         return run_cache_node(node)
     except (ValueError, CacheUnavailable) as error:
         raise CliError(str(error)) from None
@@ -959,7 +961,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser(
         "cache", help="run a cache node (Varnish) in front of a callbridge origin"
     )
-    cache.add_argument("--origin", required=True, help="the origin's HOST:PORT")
+    cache.add_argument(
+        "--origin",
+        action="append",
+        required=True,
+        help="the origin's HOST:PORT; repeat for a hot standby origin (serve --standby), "
+        "active one first: each is probed on /healthz and the first healthy one is used",
+    )
     cache.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     cache.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     cache.add_argument(
