@@ -15,12 +15,16 @@ import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -28,6 +32,7 @@ import pytest
 from callbridge.cascade.seal import generate_key_file
 from callbridge.store.db import Database
 from callbridge.store.users import UserStore
+from callbridge.webcast.playlist import parse
 from tests.cascade.conftest import tone_level
 from tests.support.nodes import start_again, start_node
 from tests.support.phone import Phone, tone
@@ -85,7 +90,9 @@ def _pair(tmp: Path) -> Iterator[tuple[list[RunningServer], RunningServer, list[
         token = users.issue_token("operator")
         generate_key_file(tmp / "bus.key")
         rtp_low = 36000 + (os.getpid() % 50) * 300
-        origin = ("--role", "origin", "--edge", "edge-a=127.0.0.1")
+        origin = (
+            "--role", "origin", "--edge", "edge-a=127.0.0.1", "--trusted-proxy=127.0.0.1/32",
+        )  # fmt: skip
         first = _node(tmp, url, database, token, "origin-a", rtp_low, *origin)
         processes.append(first.process)
         first.wait_for(lambda: _state(first) == "active", timeout=240)
@@ -215,4 +222,110 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
             f"\nSTANDBY TAKEOVER: the standby was active {took_over - killed_wall:.2f} s after"
             f" the active origin's SIGKILL; the edge's listener's longest pause:"
             f" {pause * 1000:.0f} ms"
+        )
+
+
+class _Player:
+    """Reloads the live playlist through the cache every 100 ms, as a player does, and keeps
+    what each answer said: its status, the newest part's place, each segment's date-time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: list[tuple[float, int, int]] = []  # (monotonic, status, place of newest part)
+        self.dated: dict[str, list[datetime]] = {}  # segment → the date-times it was given
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Player:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set():
+                try:
+                    answer = client.get(self.url)
+                except httpx.HTTPError:
+                    self.seen.append((time.monotonic(), 0, -1))
+                    continue
+                place = -1
+                if answer.status_code == 200:
+                    playlist = parse(answer.text)
+                    parts = len(playlist.partial.parts) if playlist.partial else 0
+                    place = (playlist.media_sequence + len(playlist.segments)) * 100 + parts
+                    for segment in playlist.segments:
+                        if segment.program_date_time is not None:
+                            self.dated.setdefault(segment.uri, []).append(segment.program_date_time)
+                self.seen.append((time.monotonic(), answer.status_code, place))
+                self._stop.wait(0.1)
+
+    def longest_stall(self, since: float) -> float:
+        """The longest time from ``since`` on without a newer part in the playlist."""
+        longest, last_new, newest = 0.0, since, -1
+        for at, status, place in self.seen:
+            if status == 200 and place > newest:
+                if at >= since:
+                    longest = max(longest, at - last_new)
+                    last_new = at
+                newest = place
+        return max(longest, self.seen[-1][0] - last_new)
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _cache(origins: list[RunningServer], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "callbridge", "cache", "--host", "127.0.0.1",
+               "--port", str(port)]  # fmt: skip
+    command += [f"--origin={o.http_url.removeprefix('http://')}" for o in origins]
+    process = subprocess.Popen(
+        command, stdout=(tmp / "cache.log").open("wb"), stderr=subprocess.STDOUT
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_the_webcast_through_the_cache_goes_on_across_the_switch(tmp_path: Path) -> None:
+    need("varnishd")
+    with _pair(tmp_path) as ((first, second), _edge, processes):
+        cache, cache_url = _cache([first, second], tmp_path)
+        processes.append(cache)
+        event = first.create_event(starts_in=timedelta(minutes=-1), registration="off")
+        assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        playlist = f"/webcast/{event.id}/live/index.m3u8"
+        for origin in (first, second):  # both package the call
+            origin.wait_for(lambda origin=origin: _ok(origin.http_url + playlist), timeout=30)
+        wait_until(
+            lambda: _ok(cache_url + playlist),
+            60,
+            "the playlist through the cache",
+            lambda: (tmp_path / "cache.log").read_text()[-2000:],
+        )
+        with _Player(cache_url + playlist) as player:
+            time.sleep(4.0)
+            killed = time.monotonic()
+            _kill_all_at_once(first)
+            wait_until(lambda: _state(second) == "active", 10, "the standby active")
+            time.sleep(6.0)
+        failed = [(round(at - killed, 2), status) for at, status, _ in player.seen if status != 200]
+        stall = player.longest_stall(killed)
+        places = [place for _, status, place in player.seen if status == 200]
+        # The playlist went on: no failed reload, never back, no stall a player notices.
+        assert not failed, failed
+        assert places == sorted(places), "the playlist went back"
+        assert stall < 1.0, f"no new part for {stall * 1000:.0f} ms"
+        # Each segment was dated alike by both origins (the first ones by the killed one).
+        for uri, dates in player.dated.items():
+            assert max(dates) - min(dates) <= timedelta(milliseconds=1), (uri, dates)
+        print(
+            f"\nWEBCAST ACROSS THE SWITCH: {len(player.seen)} reloads through Varnish, none"
+            f" failed; the longest time without a new part after the kill: {stall * 1000:.0f} ms"
         )
