@@ -44,6 +44,7 @@ from tests.telephony.conftest import DID, RunningServer, _up, free_port, need
 pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 
 SPEAKER_HZ = 440.0
+RECORDED = re.compile(r"event \d+: recording assembled, (\d+) s in ")
 LEASE = re.compile(r"^(\S+ \S+) WARNING .* lease (\w+) -> (\w+) \(epoch (\d+)", re.MULTILINE)
 
 
@@ -161,6 +162,7 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
     with _pair(tmp_path) as ((first, second), edge, processes):
         event = first.create_event(passcode="5151")
         assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        started = time.monotonic()
         assert event.speaker_passcode is not None
         with Phone(edge.sip_port, DID) as speaker, Phone(edge.sip_port, DID) as listener:
             speaker.voice = tone(SPEAKER_HZ)
@@ -218,10 +220,18 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
             assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
             assert _state(second) == "active"
             assert _hears_speaker(listener)
+        # The call ends on the new active origin: its recording, made in parallel while it
+        # was the standby, holds the whole call, from before the kill too.
+        assert second.api("POST", f"/api/events/{event.id}/end").status_code == 200
+        length = time.monotonic() - started
+        assembled = second.wait_for(lambda: RECORDED.search(second.log()), timeout=60)
+        recorded = float(assembled.group(1))
+        assert recorded > length - 3.0, (recorded, length)
         print(
             f"\nSTANDBY TAKEOVER: the standby was active {took_over - killed_wall:.2f} s after"
             f" the active origin's SIGKILL; the edge's listener's longest pause:"
-            f" {pause * 1000:.0f} ms"
+            f" {pause * 1000:.0f} ms; the new active origin's recording: {recorded:.0f} s of a"
+            f" {length:.0f} s call"
         )
 
 
