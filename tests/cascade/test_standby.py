@@ -218,6 +218,13 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
             again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
             time.sleep(2.0)
             assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+            # It is told what was done on the call before it came: ready to take over again.
+            wait_until(
+                lambda: _moderator_state(again, event.id) == before,
+                20,
+                "the returned standby's console as the active one's",
+                lambda: f"{_moderator_state(again, event.id)} != {before}",
+            )
             assert _state(second) == "active"
             assert _hears_speaker(listener)
         # The call ends on the new active origin: its recording, made in parallel while it

@@ -164,9 +164,13 @@ def replicate(event: cmd.Event) -> Replicated | None:
     return None
 
 
-def replayed(message: Replicated) -> cmd.Moderate | cmd.StartCall | cmd.EndCall:
+def replayed(
+    message: Replicated,
+) -> cmd.Moderate | cmd.StartCall | cmd.EndCall | cmd.KeyPressed:
     """The event ``message`` replicates; ValueError if its action or state does not parse."""
     now = datetime.fromtimestamp(message.at, UTC)
+    if message.what == "key":
+        return cmd.KeyPressed(message.actor, message.action, now)
     state = EventState(message.event_state) if message.event_state else None
     if message.what == "moderate":
         action = Action.model_validate_json(message.action)

@@ -142,7 +142,10 @@ class Replicated:
 
     ``what`` is ``moderate`` (``action`` is the ``bridge.control.Action`` as
     JSON), ``start`` or ``end``; ``event_state`` the event's state in the
-    store as the active origin read it ("" when it did not).
+    store as the active origin read it ("" when it did not). ``key`` is a key
+    an edge's caller pressed (``actor`` the caller's call id on the origin,
+    ``action`` the key): only in the log the active origin sends an origin
+    that came up mid-call (``cascade.node``), which heard none of them.
     """
 
     kind: ClassVar[str] = "replicated"
@@ -154,7 +157,7 @@ class Replicated:
     event_state: str = ""
 
 
-REPLICATED = frozenset({"moderate", "start", "end"})
+REPLICATED = frozenset({"moderate", "start", "end", "key"})
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,8 @@ def _check(message: Message) -> None:
         raise BusError(f"call_state: unknown state {message.state!r}")
     if isinstance(message, Replicated) and message.what not in REPLICATED:
         raise BusError(f"replicated: unknown {message.what!r}")
+    if isinstance(message, Replicated) and message.what == "key" and message.action not in _KEYS:
+        raise BusError(f"replicated: {message.action[:20]!r} is not a key")
     if isinstance(message, OriginUp | Feeding | Active):
         # A version-1 origin's Feeding names none.
         named = not isinstance(message, Feeding) or bool(message.incarnation)

@@ -94,6 +94,10 @@ SUBSCRIBE_INTERVAL = 1.0
 # The active origin says so on the bus this often (and as it takes the lease).
 ACTIVE_INTERVAL = 1.0
 STANDBY_PATIENCE = 2.0
+# An origin that came up mid-call is told what was done this long after its
+# OriginUp: the edges' callers, told at once, must be on its call first.
+LOG_DELAY = 1.0
+MAX_LOG = 20_000
 # What a standby origin keeps to itself: the active one writes and tells these.
 _ACTIVE_ONLY = (Tell, cmd.RecordAudit, cmd.SetQuestionState, cmd.SetEventState)
 
@@ -239,6 +243,9 @@ class OriginNode(_CascadeNode):
             patience=STANDBY_PATIENCE if node.standby else 0.0,
         )
         self.takeovers = 0
+        # What the moderator did on each call, and the keys its callers pressed, in
+        # order: sent to an origin that comes up mid-call (``_send_log``).
+        self._log: dict[int, list[Replicated]] = {}
 
     @property
     def active(self) -> bool:
@@ -251,6 +258,12 @@ class OriginNode(_CascadeNode):
         self.port.sending = False
         join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
         tell = carriers[Tell]
+
+        def tell_if_active(command: Tell) -> None:
+            if isinstance(command.message, Replicated):
+                self._remember(command.message)
+            if self.active:
+                tell(command)
 
         def if_active(carry: Callable[[Any], object]) -> Callable[[Any], object]:
             def carried(command: object) -> object:
@@ -280,7 +293,7 @@ class OriginNode(_CascadeNode):
             **carriers,
             cmd.JoinConference: join_anywhere,
             cmd.LeaveConference: leave_anywhere,
-            Tell: if_active(tell),
+            Tell: tell_if_active,
             cmd.RecordAudit: if_active(defaults[cmd.RecordAudit]),
             cmd.SetQuestionState: if_active(defaults[cmd.SetQuestionState]),
         }
@@ -334,6 +347,24 @@ class OriginNode(_CascadeNode):
             if self.active:
                 self.bus.send(EVERYONE, Active(self.lease.epoch, self.incarnation))
 
+    def _remember(self, message: Replicated) -> None:
+        log_ = self._log.setdefault(message.event_id, [])
+        if len(log_) < MAX_LOG:
+            log_.append(message)
+
+    def _send_log(self, node: str) -> None:
+        """Tell an origin that came up mid-call what it missed: it heard no moderator's action
+        and no key before, and the edges tell it only who is on the call."""
+        if not self.active:
+            return
+        for event_id, entries in list(self._log.items()):
+            call = self.controller.call(event_id)
+            if call is None or call.state is not ConferenceState.LIVE:
+                continue
+            for entry in entries:
+                self.bus.send(node, entry)
+            log.info("told %s the %d things done on event %d", node, len(entries), event_id)
+
     def _replicated(self, sender: str, message: Replicated) -> None:
         """The active origin's moderator did this: the standby does it too, keeping it here."""
         if self.active:
@@ -344,6 +375,9 @@ class OriginNode(_CascadeNode):
         except (BridgeError, ValueError) as error:
             log.warning("a replicated %s from %s was refused here: %s", message.what, sender, error)
             return
+        # Kept for an origin that comes up later (this controller's Tell of it is not
+        # carried out: a standby tells nothing).
+        self._remember(message)
         kept = [c for c in commands if not isinstance(c, _ACTIVE_ONLY)]
         asyncio.get_running_loop().create_task(self.bridge.carry_out_awaiting(kept))
 
@@ -420,7 +454,16 @@ class OriginNode(_CascadeNode):
             self.bridge.carry_out(self.origin_controller.joined(sender, message, now))
         elif isinstance(message, Keyed):
             call_id = remote_call_id(sender, message.participant_id)
+            member = self.controller.member(call_id)
+            if member is not None:
+                self._remember(
+                    Replicated(member.event_id, "key", call_id, now.timestamp(), message.key)
+                )
             self.bridge.carry_out(self.controller.handle(cmd.KeyPressed(call_id, message.key, now)))
+        elif isinstance(message, OriginUp) and sender not in self.node.edges:
+            # Another origin came up: once the edges have told it their callers, what
+            # was done on the call so far.
+            asyncio.get_running_loop().call_later(LOG_DELAY, self._send_log, sender)
         elif isinstance(message, Left):
             call_id = remote_call_id(sender, message.participant_id)
             self.bridge.carry_out(
