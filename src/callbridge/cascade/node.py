@@ -19,6 +19,19 @@ An origin process draws an incarnation when it starts and announces it
 (``OriginUp``); the edges tell a new incarnation their callers again, so an
 origin restarted mid-call has every edge's callers back on its console and
 in its mix within a second of its bus being up (``cascade.controller``).
+
+A second origin is a hot standby (``serve --standby``): every origin drives
+the lease (``cascade.leading``); only the active one sends media, tells the
+edges and writes the call log, while a standby mixes, records and packages
+the same call and keeps its decisions to itself. The active origin tells
+the standby the moderator's actions as they happen (``Replicated``), and an
+origin that comes up mid-call everything done so far (``_send_log``). The
+edges send their callers' audio to every origin and follow the one with the
+highest epoch (``cascade.origins``).
+
+Over the house's ~500 lines: the origin and the edge are two halves of one
+protocol, each handler beside the one that answers it; the decisions are in
+the pure modules named above, and what is left here is their wiring.
 """
 
 from __future__ import annotations
