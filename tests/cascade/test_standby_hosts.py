@@ -3,9 +3,10 @@
 One segment holds the active origin, its standby and an edge; this
 namespace is the carrier (its phones dial the edge) and runs the shared
 PostgreSQL. Every process of the active origin's host is SIGKILLed at once,
-as a host that loses power: the standby takes over and the edge's listener
-hears the speaker on with no pause of a second. The host's origin started
-again comes back as the standby.
+as a host that loses power, or its link is cut (``ip link set down``): the
+standby takes over and the edge's listener hears the speaker on with no
+pause of a second. The host's origin started again, or its link mended,
+comes back as the standby: exactly one active origin.
 """
 
 from __future__ import annotations
@@ -58,12 +59,22 @@ def _power_off(host: Host) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+def _link(host: Host, state: str) -> None:
+    """Set ``host``'s link to the segment up or down."""
+    links = subprocess.run(
+        ["ip", "-n", host.name, "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    (device,) = [line.split(":")[1].strip().split("@")[0] for line in links if " lo:" not in line]
+    subprocess.run(["ip", "-n", host.name, "link", "set", device, state], check=True)
+
+
 def _longest_pause(phone: Phone, since: float, until: float) -> float:
     times = [t for t in phone.heard.times if since - 0.1 <= t <= until]
     return max((b - a for a, b in itertools.pairwise(times)), default=until - since)
 
 
-def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", ["power", "link"])
+def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path, loss: str) -> None:
     bin_dir = find_bin_dir()
     if bin_dir is None:
         need("initdb")
@@ -114,7 +125,10 @@ def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path) 
                 time.sleep(2.0)
 
                 killed = time.monotonic()
-                _power_off(host_a)
+                if loss == "power":
+                    _power_off(host_a)
+                else:
+                    _link(host_a, "down")
                 wait_until(lambda: _state(second) == "active", 10, "the standby active")
                 wait_until(
                     lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
@@ -124,19 +138,29 @@ def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path) 
                 pause = _longest_pause(listener, killed, time.monotonic())
                 assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
 
-                # The host comes back, its origin started again: the standby.
-                told = len(_leases(first))
-                again = start_again(first)
-                processes.append(again.process)
-                again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
-                time.sleep(2.0)
-                assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+                if loss == "power":
+                    # The host comes back, its origin started again: the standby.
+                    told = len(_leases(first))
+                    again = start_again(first)
+                    processes.append(again.process)
+                    again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
+                    time.sleep(2.0)
+                    assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+                else:
+                    # The link mended: the cut-off origin, which could renew nothing, reads
+                    # the row (or hears the new epoch) and stands down; the listener hears on.
+                    mended = time.monotonic()
+                    _link(host_a, "up")
+                    first.wait_for(lambda: _state(first) == "standby", timeout=30)
+                    time.sleep(2.0)
+                    pause = max(pause, _longest_pause(listener, mended, time.monotonic()))
+                    assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
                 assert _state(second) == "active" and _hears_speaker(listener)
             finally:
                 for phone in (speaker, listener):
                     phone.hang_up(bye=False)
             print(
-                f"\nSTANDBY HOST: the active origin's host powered off; the edge's listener's"
+                f"\nSTANDBY HOST ({loss} lost): the edge's listener's"
                 f" longest pause: {pause * 1000:.0f} ms"
             )
         finally:

@@ -88,7 +88,7 @@ class LeaseDriver:
             self.failed_tries += 1
             if self.failed_tries % 50 == 1:
                 log.warning("the lease's store did not answer (%d so far): %s",
-                            self.failed_tries, error or type(error).__name__)  # fmt: skip
+                            self.failed_tries, str(error) or type(error).__name__)  # fmt: skip
         self._changed(self.lease.tried(holding, sent_at, self.clock()))
 
     def heard(self, epoch: int, holder: str) -> None:
