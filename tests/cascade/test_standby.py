@@ -44,6 +44,7 @@ from tests.telephony.conftest import DID, RunningServer, _up, free_port, need
 pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 
 SPEAKER_HZ = 440.0
+PACKAGED = re.compile(r"replay packaged: \d+ s of audio")
 RECORDED = re.compile(r"event \d+: recording assembled, (\d+) s in ")
 LEASE = re.compile(r"^(\S+ \S+) WARNING .* lease (\w+) -> (\w+) \(epoch (\d+)", re.MULTILINE)
 
@@ -139,6 +140,10 @@ def _console(server: RunningServer, event_id: int) -> dict[str, Any] | None:
     return result
 
 
+def _answer(server: RunningServer, path: str) -> int:
+    return httpx.get(server.http_url + path, timeout=5).status_code
+
+
 def _moderator_state(server: RunningServer, event_id: int) -> tuple[Any, ...] | None:
     """What must survive: the lock, the names, who is muted, the queue's order."""
     live = _console(server, event_id)
@@ -160,7 +165,7 @@ def _kill_all_at_once(server: RunningServer) -> None:
 
 def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) -> None:
     with _pair(tmp_path) as ((first, second), edge, processes):
-        event = first.create_event(passcode="5151")
+        event = first.create_event(passcode="5151", registration="off")
         assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
         started = time.monotonic()
         assert event.speaker_passcode is not None
@@ -234,6 +239,18 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
         assembled = second.wait_for(lambda: RECORDED.search(second.log()), timeout=60)
         recorded = float(assembled.group(1))
         assert recorded > length - 3.0, (recorded, length)
+        # The returned origin's replay has the stretch it was down for missing: it sends the
+        # replay's listeners (through the cache: the cache's retry) to the one holding it all.
+        for origin in (second, again):
+            origin.wait_for(lambda origin=origin: PACKAGED.search(origin.log()), timeout=60)
+        replay = f"/webcast/{event.id}/replay/index.m3u8"
+        whole = wait_until(
+            lambda: _answer(second, replay) == 200 and _answer(again, replay) == 503,
+            30,
+            "the replay served by the origin holding it all",
+            lambda: f"{_answer(second, replay)} {_answer(again, replay)}",
+        )
+        assert whole
         print(
             f"\nSTANDBY TAKEOVER: the standby was active {took_over - killed_wall:.2f} s after"
             f" the active origin's SIGKILL; the edge's listener's longest pause:"

@@ -95,6 +95,7 @@ from callbridge.media.conference import Audience, Conference, ConferenceState, P
 from callbridge.media.mixer import Pcm
 from callbridge.rtp.g711 import encode
 from callbridge.store.calllog import CallLog
+from callbridge.store.coverage import ReplayCoverage
 from callbridge.store.events import EventStore
 from callbridge.store.lease import LeaseStore
 from callbridge.store.nodes import HEARTBEAT_INTERVAL, NodeStore
@@ -320,6 +321,7 @@ class OriginNode(_CascadeNode):
 
     async def start(self) -> None:
         await super().start()
+        self.bridge.outputs.on_replay = self._replay_packaged
         self.leading.start()
         self.bridge.tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
         self.bridge.tasks.append(asyncio.create_task(self._say_active(), name="origin-active"))
@@ -359,6 +361,18 @@ class OriginNode(_CascadeNode):
             await asyncio.sleep(ACTIVE_INTERVAL)
             if self.active:
                 self.bus.send(EVERYONE, Active(self.lease.epoch, self.incarnation))
+
+    def _replay_packaged(self, event_id: int, seconds: float) -> None:
+        """Say how much of the call this origin's replay holds: the one with the most serves it."""
+        coverage = ReplayCoverage(self.bridge.events.database)
+
+        async def record() -> None:
+            try:
+                await self.bridge.lookups.run(coverage.record, event_id, self.node.node_id, seconds)
+            except Exception:
+                log.exception("event %d: the replay's coverage was not recorded", event_id)
+
+        self.bridge.tasks.append(asyncio.create_task(record(), name="replay-coverage"))
 
     def _remember(self, message: Replicated) -> None:
         log_ = self._log.setdefault(message.event_id, [])

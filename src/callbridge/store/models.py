@@ -429,3 +429,15 @@ class OriginLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(64), default="")
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     expires: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReplayCoverageRow(Base):
+    """How much of a call each origin's replay holds (``store.coverage``): with a hot
+    standby, each origin records the call on its own disk, and the one holding the
+    most serves the replay."""
+
+    __tablename__ = "replay_coverage"
+
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

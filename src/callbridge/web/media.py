@@ -43,6 +43,7 @@ from callbridge.replay.window import day_ends
 from callbridge.store import layout
 from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
+from callbridge.web import replay_source
 from callbridge.web.deps import event_store
 from callbridge.web.gate_cookie import DECIDED_HEADER, tier_value
 from callbridge.web.pages import clock
@@ -387,6 +388,9 @@ async def _replay(
     found = media.replay(event_id)
     if found is None:
         return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND), 0
+    moved = await replay_source.elsewhere(request, store.database, event_id, found.hls)
+    if moved is not None:
+        return None, moved, 0
     ttl = replay_edge_ttl(record.replay_until, record.timezone, now, EDGE_REPLAY_TTL)
     return found, None, ttl
 

@@ -1,4 +1,4 @@
-"""origin_lease: the active origin's lease, with its epoch
+"""origin_lease: the active origin's lease, with its epoch; replay_coverage
 
 Revision ID: 0016
 Revises: 0014
@@ -28,7 +28,16 @@ def upgrade() -> None:
     )
     # The one row every origin competes for: held by nobody, expired long ago.
     op.bulk_insert(table, [{"name": "origin", "holder": "", "epoch": 0, "expires": 0.0}])
+    # How much of each call each origin's replay holds: the one with the most serves it.
+    op.create_table(
+        "replay_coverage",
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("node_id", sa.String(length=32), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", "node_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("replay_coverage")
     op.drop_table("origin_lease")
