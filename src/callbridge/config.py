@@ -105,6 +105,8 @@ class Settings:
     bus_key_file: Path | None = None
     # On a cascade's origin: each edge's node id and the host its mix is sent to.
     cascade_edges: tuple[tuple[str, str], ...] = ()
+    # An origin started as the hot standby (serve --standby): see cascade.lease.
+    standby: bool = False
     # Email (callbridge.mail): the relay's URL (smtp://, smtps://), the From address, and a
     # CA file to trust for the relay besides the system's. No URL: nothing is sent.
     smtp_url: str | None = None

@@ -136,6 +136,7 @@ async def _media_plane(settings: Settings) -> None:
             settings.db_url,
             bus_key=read_key(settings.bus_key_file),
             edges=dict(settings.cascade_edges),
+            standby=settings.standby,
         )
         bridge_class = functools.partial(cascade_bridge, node=node)
     bridge = bridge_class(

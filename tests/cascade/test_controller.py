@@ -44,6 +44,7 @@ from callbridge.cascade.messages import (
     Keyed,
     Left,
     OriginUp,
+    Replicated,
     Tell,
 )
 from callbridge.events.schema import EventState
@@ -62,9 +63,16 @@ class Cascade:
         self.origin = OriginController()
         self.edge = EdgeController(EDGE)
         self.to_edge: list[Tell] = []
+        # What the active origin told the standby (its moderator's actions).
+        self.to_standby: list[Replicated] = []
 
     def origin_does(self, commands: list[Command]) -> list[Command]:
-        self.to_edge += [c for c in commands if isinstance(c, Tell)]
+        for c in commands:
+            if isinstance(c, Tell) and c.to == ORIGIN:
+                assert isinstance(c.message, Replicated)
+                self.to_standby.append(c.message)
+            elif isinstance(c, Tell):
+                self.to_edge.append(c)
         return commands
 
     def told(self, commands: list[Command]) -> list[Command]:
@@ -200,7 +208,9 @@ def test_start_and_end_are_told_once_to_every_node() -> None:
     assert cascade.deliver() == [StartConference(EVENT)]
     ended = cascade.origin_does(cascade.origin.handle(EndCall(EVENT, EventState.LIVE, cascade.now)))
     # One message for the whole call, however many callers the edge has.
-    assert [c for c in ended if isinstance(c, Tell)] == [Tell(EVERYONE, CallState(EVENT, "ended"))]
+    assert [c for c in ended if isinstance(c, Tell) and c.to != ORIGIN] == [
+        Tell(EVERYONE, CallState(EVENT, "ended"))
+    ]
     leaves = [c for c in ended if isinstance(c, RecordAudit) and c.kind is AuditKind.LEAVE]
     assert sorted(r.participant_id or "" for r in leaves) == sorted(pids)
     on_edge = cascade.deliver()
@@ -314,3 +324,57 @@ def test_callers_lost_with_their_edge_are_listed_apart_from_those_who_hung_up() 
     assert call is not None and call.active() == []
     assert [(view.participant_id, view.node) for view in views.lost(call)] == [(lost, EDGE)]
     assert hung_up not in {view.participant_id for view in views.lost(call)}
+
+
+def test_a_standby_fed_what_the_active_origin_hears_and_does_has_the_same_call() -> None:
+    cascade = Cascade()
+    standby = OriginController()
+    speaker = cascade.enter("sip-1", role="speaker")
+    asker = cascade.enter("sip-2")
+    other = cascade.enter("sip-3")
+    # What the edge told ORIGIN reached both origins: the standby hears the Joined too.
+    for call_id in ("sip-1", "sip-2", "sip-3"):
+        member = cascade.edge.member(call_id)
+        assert member is not None
+        joined = Joined(EVENT, member.id, member.role.value, "+1555", "+1800", False, 0.0)
+        standby.joined(EDGE, joined, cascade.now)
+    for key in ("*", "1"):
+        event = KeyPressed(f"{EDGE}/{other}", key, cascade.now)
+        cascade.origin_does(cascade.origin.handle(event))
+        standby.handle(event)
+    cascade.act("open_line", asker)
+    cascade.act("lock")
+    cascade.origin_does(cascade.origin.handle(Moderate(
+        EVENT, Action(action="name", participant_id=speaker, name="Mark Chen, CFO"), "dana",
+        cascade.now,
+    )))  # fmt: skip
+    cascade.act("mute", speaker)
+    assert [r.what for r in cascade.to_standby] == ["moderate"] * 4
+    # The standby does each as the active origin did; what it would tell or write it keeps.
+    for replicated in cascade.to_standby:
+        standby.replicated(replicated)
+    active, hot = cascade.origin.call(EVENT), standby.call(EVENT)
+    assert active is not None and hot is not None
+    assert hot.state is ConferenceState.LIVE and hot.locked == active.locked is True
+    assert {m.id: (m.role, m.muted, m.name) for m in hot.active()} == {
+        m.id: (m.role, m.muted, m.name) for m in active.active()
+    }
+    assert hot.queue.order == active.queue.order and other in active.queue.order
+    # The end too.
+    cascade.origin_does(cascade.origin.handle(EndCall(EVENT, EventState.LIVE, cascade.now)))
+    standby.replicated(cascade.to_standby[-1])
+    assert hot.state is ConferenceState.ENDED
+
+
+def test_an_edge_with_two_origins_tells_each_new_incarnation_once() -> None:
+    cascade = Cascade()
+    cascade.enter("sip-1")
+    cascade.deliver()
+    first = cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.2", 4000, FIRST), START, "o1"))
+    second = cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.3", 4000, SECOND), START, "o2"))
+    assert len(first) == len(second) == 1  # each origin is told the caller once
+    # Their Feedings take turns every second: no news to either.
+    assert not cascade.edge.handle(FromOrigin(Feeding(EVENT, "10.0.0.2", 4000, FIRST), START, "o1"))
+    assert not cascade.edge.handle(
+        FromOrigin(Feeding(EVENT, "10.0.0.3", 4000, SECOND), START, "o2")
+    )

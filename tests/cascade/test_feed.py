@@ -28,7 +28,8 @@ class Port:
 
 def test_one_packet_per_edge_per_tick_and_silent_edges_are_dropped() -> None:
     port, now = Port(), [0.0]
-    feed = MixFeed(7, port, lambda: now[0])  # type: ignore[arg-type]
+    # The wall clock at 0.02 s when the first frame goes: frame 1 of the 20 ms grid.
+    feed = MixFeed(7, port, lambda: now[0], wall=lambda: 0.02 + now[0])  # type: ignore[arg-type]
     feed.push(0, np.zeros(160, np.int16))
     assert port.sent == []  # nobody subscribed: nothing is encoded or sent
     feed.subscribe("edge-a", ("10.0.0.3", 40000), 0.0)
@@ -92,3 +93,16 @@ def test_late_and_repeated_frames_are_dropped_and_a_restarted_stream_is_heard() 
     port.datagram_received(_frame(7, ssrc=10), source)  # another stream: its own numbering
     port.datagram_received(_frame(1000), source)  # far behind or ahead: a new start
     assert heard == [9] * 5 + [10, 9]
+
+
+def test_two_origins_number_the_same_moment_alike_on_the_wall_clock_grid() -> None:
+    """An active and a standby origin, their ticks out of phase and counted from different
+    starts, give one moment one number; jitter does not renumber, a stall does."""
+    wall = [1_000_000.004]
+    active = MixFeed(7, Port(), lambda: 0.0, wall=lambda: wall[0])  # type: ignore[arg-type]
+    standby = MixFeed(7, Port(), lambda: 0.0, wall=lambda: wall[0] + 0.005)  # type: ignore[arg-type]
+    assert active.number(12) == standby.number(90_001) == 50_000_000
+    wall[0] += 0.020 * 10 + 0.008  # ten ticks later, late by 8 ms
+    assert active.number(22) == 50_000_010
+    wall[0] += 0.020 * 100  # a stall of 100 frames the ticks did not count
+    assert active.number(23) == 50_000_111

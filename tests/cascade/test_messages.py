@@ -14,6 +14,7 @@ from callbridge.cascade.messages import (
     MAX_PAYLOAD,
     ORIGIN,
     VERSION,
+    Active,
     BusError,
     CallState,
     Directive,
@@ -24,6 +25,7 @@ from callbridge.cascade.messages import (
     Left,
     Message,
     OriginUp,
+    Replicated,
     Subscribe,
     Unsubscribe,
     decode,
@@ -36,6 +38,11 @@ EXAMPLES: list[Message] = [
     Unsubscribe(7),
     Feeding(7, "10.0.0.2", 41000, "0123456789abcdef"),
     OriginUp("0123456789abcdef"),
+    Feeding(7, "10.0.0.2", 41000, "0123456789abcdef", epoch=4, active=False),
+    Active(4, "0123456789abcdef"),
+    Replicated(7, "moderate", "dana", 1.8e9, '{"action":"name","name":"Mark Chen, CFO"}'),
+    Replicated(7, "start", "", 1.8e9, event_state="scheduled"),
+    Replicated(7, "key", "edge-a/p7-3@edge-a", 1.8e9, "*"),
     Joined(7, "p7-3@edge-a", "listener", "+15555550100", "+18665550199", False, 1.8e9, True),
     Left("p7-3@edge-a", "BYE", 1.8e9),
     Keyed("p7-3@edge-a", "*", 1.8e9),
@@ -81,6 +88,11 @@ def _origin_up(**changes: object) -> str:
     return json.dumps({**body, "incarnation": "0123456789abcdef", **changes})
 
 
+def _replicated(**changes: object) -> str:
+    body = {"v": VERSION, "from": "o", "to": ORIGIN, "kind": "replicated", "event_id": 1}
+    return json.dumps({**body, "what": "end", "actor": "", "at": 1.0, **changes})
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -102,6 +114,9 @@ def _origin_up(**changes: object) -> str:
         (_body(**{"from": "no spaces please"}), "not a node id"),
         (_body(to="x" * 300), "over 200 characters"),
         (_subscribe(port=70000), "out of range"),
+        (_replicated(what="reboot"), "unknown 'reboot'"),
+        (_replicated(what="key", action="x"), "not a key"),
+        (_replicated(v=2), "not a message of version 2"),
         (_subscribe(event_id=True), "whole number"),
         ("x" * (MAX_PAYLOAD + 1), "over the limit"),
     ],
@@ -159,3 +174,9 @@ def test_decoding_any_object_returns_or_raises_bus_error(body: dict[str, object]
     except BusError:
         return
     assert decode(encode(envelope)) == envelope
+
+
+def test_a_version_2_feeding_is_the_active_origins() -> None:
+    """Version 3 added the epoch: a version-2 origin's Feeding reads as epoch 0, active."""
+    message = decode(_subscribe(v=2, kind="feeding", incarnation="0123456789abcdef")).message
+    assert message == Feeding(1, "h", 1, "0123456789abcdef", epoch=0, active=True)

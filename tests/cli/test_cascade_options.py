@@ -43,6 +43,7 @@ def test_keygen_makes_a_key_only_its_owner_reads_and_never_overwrites_one(
         (["--role", "origin", "--bus-key-file", "{key}", "--edge", "e=somehost"], "NODE_ID=IP"),
         (["--role", "origin", "--bus-key-file", "{key}", "--edge", "10.0.0.5"], "NODE_ID=IP"),
         (["--role", "origin", "--bus-key-file", "{key}", *["--edge=e=10.0.0.5"] * 2], "twice"),
+        (["--role", "edge", "--bus-key-file", "{key}", "--standby"], "second origin"),
     ],
 )
 def test_a_wrong_cascade_option_is_one_line(
@@ -74,9 +75,12 @@ def test_the_settings_carry_the_keys_path_never_the_key(
     options = ["--role", "origin", "--bus-key-file", str(key)]
     edges = ["--edge", "edge-1=10.0.0.5", "--edge", "edge-2=::1"]
     assert cli.main(_serve(tmp_path, *options, *edges)) == 0
-    (settings,) = served
+    settings = served[0]
     assert settings.bus_key_file == key.absolute()
     assert settings.cascade_edges == (("edge-1", "10.0.0.5"), ("edge-2", "::1"))
+    assert settings.standby is False
+    assert cli.main(_serve(tmp_path, *options, *edges, "--standby")) == 0
+    assert served[-1].standby is True
     text = key.read_text().strip()
     seen = repr(vars(settings))
     assert text not in seen and repr(bytes.fromhex(text))[2:-1] not in seen

@@ -36,6 +36,16 @@ def test_backend_names_an_address() -> None:
         backend_vcl(("origin.example", 8000))  # Varnish resolves once: an address only
 
 
+def test_origins_with_a_standby_are_probed_in_a_fallback_director() -> None:
+    text = backend_vcl(("10.0.0.5", 8000), standbys=(("10.0.0.6", 8000),))
+    assert "import directors;" in text and '.url = "/healthz";' in text
+    assert text.index("backend origin {") < text.index("backend origin_1 {")
+    assert "origins.add_backend(origin);\n    origins.add_backend(origin_1);" in text
+    assert "origins_retry.add_backend(origin_1);\n    origins_retry.add_backend(origin);" in text
+    with pytest.raises(ValueError, match="socket"):
+        backend_vcl(("127.0.0.1", 1), Path("/run/o.sock"), (("127.0.0.1", 2),))
+
+
 def test_https_needs_a_certificate_and_a_proxy_port(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="certificate"):
         CacheNode(("127.0.0.1", 80), ("127.0.0.1", 81), tmp_path, tls_listen=("0.0.0.0", 443))
@@ -55,9 +65,10 @@ def test_https_needs_a_certificate_and_a_proxy_port(tmp_path: Path) -> None:
     assert "feature=+http2" in command
 
 
-def test_the_vcl_compiles(tmp_path: Path) -> None:
+@pytest.mark.parametrize("standbys", [(), (("127.0.0.1", 8002),)], ids=["one", "failover"])
+def test_the_vcl_compiles(tmp_path: Path, standbys: tuple[tuple[str, int], ...]) -> None:
     need("varnishd")
-    node = CacheNode(("127.0.0.1", 8000), ("127.0.0.1", 8001), tmp_path / "node")
+    node = CacheNode(("127.0.0.1", 8000), ("127.0.0.1", 8001), tmp_path / "node", standbys)
     write_files(node)
     compiled = subprocess.run(
         ["varnishd", "-C", "-j", "none", "-n", str(tmp_path / "n"),

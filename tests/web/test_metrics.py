@@ -64,7 +64,16 @@ def media(**overrides: object) -> MediaMetrics:
         caption_restarts=1,
         caption_queues={7: 12},
         transcripts_running=0,
-        cascade={"sent": 5, "forged": 1, "media_received": 50, "media_late": 2},
+        cascade={
+            "sent": 5,
+            "forged": 1,
+            "media_received": 50,
+            "media_late": 2,
+            "lease_active": 1,
+            "lease_epoch": 4,
+            "lease_takeovers": 1,
+            "lease_failed_tries": 0,
+        },
         dial_out={"placed": 3, "answered": 2},
     )
     values.update(overrides)
@@ -114,6 +123,10 @@ def test_a_scrape_renders_the_media_planes_counters_in_the_text_format() -> None
     assert got['callbridge_caption_queue_chunks{event="7"}'] == 12
     assert got['callbridge_cascade_bus_messages_total{outcome="forged"}'] == 1
     assert 'callbridge_cascade_bus_messages_total{outcome="media_received"}' not in got
+    # The lease (an origin's): who holds it, and failovers.
+    assert got["callbridge_lease_active"] == 1 and got["callbridge_lease_epoch"] == 4
+    assert got["callbridge_lease_takeovers_total"] == 1
+    assert 'callbridge_cascade_bus_messages_total{outcome="lease_epoch"}' not in got
     assert got['callbridge_dial_out_total{outcome="answered"}'] == 2
     assert got["callbridge_webcast_blocking_reloads_waiting"] == 3
     assert got["callbridge_webcast_blocking_reload_timeouts_total"] == 1

@@ -130,18 +130,26 @@ def test_tone_comes_back_at_its_time(tmp_path: Path) -> None:
         abs(first * LiveConfig().segment_duration - 1_000_000.0) < 2 * LiveConfig().segment_duration
     )
     assert names == [f"seg{first + n}.m4s" for n in range(4)]
+    # The first segment starts on the 1.92 s grid of the wall clock: silence leads in.
+    lead = webcast.lead_frames
+    aligned = first * LiveConfig().segment_duration
+    assert lead == round((1_000_000.0 - PRIMING / RATE - aligned) / 0.020)
     assert sum(s.duration for s in playlist.segments) == pytest.approx(
-        (300 * 960 + PRIMING) / RATE, abs=AAC_FRAME / RATE
+        ((300 + lead) * 960 + PRIMING) / RATE, abs=AAC_FRAME / RATE
     )
     samples = decode(tmp_path, names)
-    expected = start * 960 + PRIMING
+    expected = (lead + start) * 960 + PRIMING
     assert abs(onset(samples) - expected) < 48  # within a millisecond
     # The tone itself: 1 kHz, the strongest bin of a window after the onset.
     window = samples[expected + 4800 : expected + 4800 + 4800]
     spectrum = np.abs(np.fft.rfft(window))
     assert np.argmax(spectrum) * RATE / len(window) == pytest.approx(1000, abs=10)
     # The program date-time of a segment is the wall time its audio was pushed.
-    origin = datetime.fromtimestamp(1_000_000.0, UTC) - timedelta(seconds=PRIMING / RATE)
+    origin = datetime.fromtimestamp(aligned, UTC)
+    assert (
+        abs((origin + timedelta(seconds=(PRIMING + lead * 960) / RATE)).timestamp() - 1_000_000.0)
+        < 0.011
+    )  # within half a frame
     pdt = playlist.segments[2].program_date_time
     assert pdt is not None  # written to the millisecond
     assert abs((pdt - (origin + timedelta(seconds=2 * 1.92))).total_seconds()) < 0.001
@@ -163,9 +171,10 @@ def test_skipped_ticks_become_silence(tmp_path: Path) -> None:
     assert webcast.stats.filled == 50 and webcast.stats.late == 1 and webcast.stats.frames == 150
     playlist = parse((tmp_path / "index.m3u8").read_text())
     samples = decode(tmp_path, [s.uri for s in playlist.segments])
-    gap = samples[PRIMING + 50 * 960 + 480 : PRIMING + 100 * 960 - 480]
+    start = PRIMING + webcast.lead_frames * 960  # the first frame pushed, after the lead
+    gap = samples[start + 50 * 960 + 480 : start + 100 * 960 - 480]
     assert np.abs(gap).max() < 0.01
-    assert np.abs(samples[PRIMING + 100 * 960 + 480 :][:4800]).max() > 0.2
+    assert np.abs(samples[start + 100 * 960 + 480 :][:4800]).max() > 0.2
 
 
 def test_live_playlist_updates_and_notifies(tmp_path: Path) -> None:
@@ -233,3 +242,39 @@ def test_files_a_window_behind_the_playlist_are_deleted(tmp_path: Path) -> None:
     assert on_disk == set(range(newest - 2 * config.window_segments + 1, newest + 1))
     for segment in listed:
         assert (tmp_path / segment_name(segment)).is_file()
+
+
+def _tfdt(data: bytes) -> int:
+    at = data.index(b"tfdt") + 4 + 4  # after the type and version/flags
+    return int.from_bytes(data[at : at + 8], "big")
+
+
+def test_two_packagers_started_apart_cut_the_same_segments_of_the_same_moment(
+    tmp_path: Path,
+) -> None:
+    """An active and a standby origin package one call: the standby started 0.7 s later, its
+    ticks numbered from another start. Their segments of one moment have one name, one
+    program date-time and one decode time: a cache failing over from one to the other
+    serves a playlist that goes on."""
+    made = {}
+    for name, wall, first_tick, frames in (
+        ("a", 1_000_000.0, 0, 400),
+        ("b", 1_000_000.7, 9_035, 365),
+    ):
+        webcast = LiveWebcast(tmp_path / name, wall_clock=iter([wall]).__next__)
+        for n in range(frames):
+            webcast.push(first_tick + n, tone(n, 0))
+        webcast.close(timeout=30)
+        assert webcast.error is None
+        playlist = parse((tmp_path / name / "index.m3u8").read_text())
+        made[name] = {
+            s.uri: (s.program_date_time, _tfdt((tmp_path / name / s.uri).read_bytes()))
+            for s in playlist.segments[:-1]  # the last was cut short by the end
+        }
+    shared = set(made["a"]) & set(made["b"])
+    assert len(shared) >= 2, made
+    for uri in shared:
+        assert made["a"][uri][1] == made["b"][uri][1], uri
+        pdt_a, pdt_b = made["a"][uri][0], made["b"][uri][0]
+        assert pdt_a is not None and pdt_b is not None
+        assert abs((pdt_a - pdt_b).total_seconds()) < 0.001

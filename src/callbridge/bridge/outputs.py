@@ -92,6 +92,9 @@ class Outputs:
         # Told of every live playlist published (event id, text, still live): the
         # control server pushes them to the web processes.
         self.on_playlist: Callable[[int, str | None, bool], None] | None = None
+        # A replay packaged: (event id, seconds of the call it holds). A cascade's
+        # origin records it, so that the one holding the most serves it.
+        self.on_replay: Callable[[int, float], None] | None = None
         self._chunk_writer: ChunkWriterThread | None = None
         self._recorders: dict[int, CallRecorder] = {}
         self._webcasts: dict[int, tuple[LiveWebcast, PlaylistWaiter]] = {}
@@ -321,10 +324,12 @@ class Outputs:
     async def _prepare_replay(self, directory: Path, event_id: int | None) -> None:
         """Package the web replay, then start the transcript; both after the call."""
         try:
-            await asyncio.to_thread(library.package, directory)
+            packaged = await asyncio.to_thread(library.package, directory)
         except Exception:
             log.exception("the replay in %s could not be packaged", directory)
             return
+        if self.on_replay is not None and event_id is not None:
+            self.on_replay(event_id, packaged.duration)
         command = self.config.transcribe_command
         if command is None or event_id is None:
             return

@@ -62,7 +62,7 @@ MAX_OUTBOX = 10_000
 REJECTED_LOG_EVERY = 100
 # Why a payload was refused: its seal's reasons, not a message at all, or a
 # sender the node's logic does not take it from.
-Refusal = Reason | Literal["rejected", "unregistered"]
+Refusal = Reason | Literal["rejected", "unregistered", "superseded"]
 
 
 def libpq_url(url: str) -> str:
@@ -89,6 +89,9 @@ class BusStats:
     # Messages a node's logic refused for their sender (``Bus.refuse``): a
     # Subscribe from a node no operator registered.
     unregistered: int = 0
+    # A directive or call state from an origin the edge does not follow: a
+    # standby's, or a stale active's (a lower lease epoch: ``cascade.origins``).
+    superseded: int = 0
     # Refusals by reason so far, for logging every REJECTED_LOG_EVERY-th.
     _logged: dict[str, int] = field(default_factory=dict, repr=False)
 

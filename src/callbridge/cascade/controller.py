@@ -23,6 +23,15 @@ as no news, so telling twice is harmless. A caller first told while the
 edge heard no origin at all is told as a new join (the call log's row was
 never written).
 
+A hot standby origin (``cascade.lease``) hears what the active one hears
+(every message to ``ORIGIN``) and decides the same; what the moderator does
+on the active origin comes to it as ``Replicated`` (the active controller
+adds a ``Tell`` of each moderator's action, start and end), and
+``replicated`` turns it back into the event. The node keeps what a standby
+decides to itself (``cascade.node``). An edge hears two origins: it keeps
+the incarnation of each (``FromOrigin.sender``), and tells one that is new
+its callers again.
+
 Pure, as ``bridge.controller`` is: events and ``now`` in, commands out.
 """
 
@@ -30,10 +39,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import callbridge.bridge.commands as cmd
-from callbridge.bridge.control import BridgeError, ParticipantState, Role
+from callbridge.bridge.control import Action, BridgeError, ParticipantState, Role
 from callbridge.bridge.controller import CallController, Member
 from callbridge.cascade.messages import (
     EVERYONE,
@@ -46,8 +55,10 @@ from callbridge.cascade.messages import (
     Left,
     Message,
     OriginUp,
+    Replicated,
     Tell,
 )
+from callbridge.events.schema import EventState
 from callbridge.media.conference import ConferenceState
 from callbridge.media.prompts import PromptName
 
@@ -72,7 +83,16 @@ class OriginController(CallController):
         commands = self._route(super().handle(event))
         if isinstance(event, cmd.LeftCall):
             self.remote.pop(event.call_id, None)
-        return commands
+        told = replicate(event)
+        return commands if told is None else [*commands, Tell(ORIGIN, told)]
+
+    def replicated(self, message: Replicated) -> list[cmd.Command]:
+        """The active origin's moderator did this: do it here too (on the standby).
+
+        Raises ``BridgeError`` as the active origin's controller did not (its
+        state and ours differ), ``ValueError`` for an action that does not parse.
+        """
+        return self.handle(replayed(message))
 
     def joined(self, node: str, message: Joined, now: datetime) -> list[cmd.Command]:
         """An edge's ``Joined``: the caller enters the call, unless they are on it already.
@@ -128,6 +148,40 @@ class OriginController(CallController):
         return routed
 
 
+def replicate(event: cmd.Event) -> Replicated | None:
+    """What the standby is told of ``event``: a moderator's action, a start or an end."""
+    if isinstance(event, cmd.Moderate):
+        state = event.event_state.value if event.event_state is not None else ""
+        return Replicated(
+            event.event_id, "moderate", event.actor[:200], event.now.timestamp(),
+            event.action.model_dump_json(exclude_none=True), state,
+        )  # fmt: skip
+    if isinstance(event, cmd.StartCall | cmd.EndCall):
+        what = "start" if isinstance(event, cmd.StartCall) else "end"
+        return Replicated(
+            event.event_id, what, "", event.now.timestamp(), event_state=event.event_state.value
+        )
+    return None
+
+
+def replayed(
+    message: Replicated,
+) -> cmd.Moderate | cmd.StartCall | cmd.EndCall | cmd.KeyPressed:
+    """The event ``message`` replicates; ValueError if its action or state does not parse."""
+    now = datetime.fromtimestamp(message.at, UTC)
+    if message.what == "key":
+        return cmd.KeyPressed(message.actor, message.action, now)
+    state = EventState(message.event_state) if message.event_state else None
+    if message.what == "moderate":
+        action = Action.model_validate_json(message.action)
+        return cmd.Moderate(message.event_id, action, message.actor, now, state)
+    if state is None:
+        raise ValueError(f"a replicated {message.what} names no event state")
+    if message.what == "start":
+        return cmd.StartCall(message.event_id, state, now)
+    return cmd.EndCall(message.event_id, state, now)
+
+
 def _tell(remote: tuple[str, str], action: str, prompt: str = "", reason: str = "") -> Tell:
     node, participant_id = remote
     return Tell(node, Directive(action, participant_id, prompt, reason))
@@ -155,6 +209,7 @@ class FromOrigin:
 
     message: Message
     now: datetime
+    sender: str = "origin"  # the origin's node id
 
 
 class EdgeController(CallController):
@@ -166,9 +221,9 @@ class EdgeController(CallController):
         super().__init__()
         self.node_id = node_id
         self.tag = f"@{node_id}"
-        # The origin's incarnation this edge last heard; None before the first
-        # and once the origin has gone silent (``origin_silent``).
-        self.origin: str | None = None
+        # Each origin's incarnation this edge last heard, by node id; none before
+        # the first and once the origins have gone silent (``origin_silent``).
+        self.origins: dict[str, str] = {}
         # Each caller's Joined as told, with the incarnation it was told to.
         self._told: dict[str, tuple[Joined, str | None]] = {}
 
@@ -207,6 +262,11 @@ class EdgeController(CallController):
         self._told[member.id] = (joined, self.origin)
         return Tell(ORIGIN, joined)
 
+    @property
+    def origin(self) -> str | None:
+        """An incarnation this edge has heard from (the last); None when it knows of none."""
+        return next(reversed(self.origins.values()), None)
+
     def _told_left(self, event: cmd.LeftCall, command: cmd.Command) -> cmd.Command:
         if not (isinstance(command, cmd.RecordAudit) and command.kind is cmd.AuditKind.LEAVE):
             return command
@@ -220,13 +280,18 @@ class EdgeController(CallController):
         Callers who join from now on are told to no origin known: when one
         answers, they are told as new joins, not ``again``.
         """
-        self.origin = None
+        self.origins.clear()
 
-    def _origin_is(self, incarnation: str) -> list[cmd.Command]:
-        """The origin answered as ``incarnation``; a new one is told every caller again."""
-        if not incarnation or incarnation == self.origin:
+    def _origin_is(self, sender: str, incarnation: str) -> list[cmd.Command]:
+        """An origin answered as ``incarnation``; a new one is told every caller again.
+
+        Told to ``ORIGIN``, every origin hears it: one that knows the caller
+        takes it as no news.
+        """
+        if not incarnation or self.origins.get(sender) == incarnation:
             return []
-        self.origin = incarnation
+        self.origins.pop(sender, None)
+        self.origins[sender] = incarnation
         commands: list[cmd.Command] = []
         for call in self.calls.values():
             if call.state is ConferenceState.ENDED:
@@ -250,7 +315,7 @@ class EdgeController(CallController):
     def _from_origin(self, event: FromOrigin) -> list[cmd.Command]:
         message = event.message
         if isinstance(message, Feeding | OriginUp):
-            return self._origin_is(message.incarnation)
+            return self._origin_is(event.sender, message.incarnation)
         if isinstance(message, CallState):
             return self._call_state(message, event.now)
         if not isinstance(message, Directive):

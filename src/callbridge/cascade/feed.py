@@ -22,6 +22,7 @@ import asyncio
 import logging
 import socket
 import struct
+import time
 import typing
 import zlib
 from collections import deque
@@ -42,6 +43,8 @@ PCMU = 0
 FRAME_BYTES = 160
 HEADER = struct.Struct("!BBHII")
 SUBSCRIPTION_TTL = 5.0
+FRAME_SECONDS = 0.020
+REGRID_FRAMES = 5
 # Frames of a caller's audio waiting to be mixed on the origin: more is a
 # backlog (a stalled tick), and the oldest go.
 MAX_QUEUED_FRAMES = 5
@@ -79,6 +82,7 @@ class PortStats:
     foreign: int = 0  # from an address that is no known node's
     malformed: int = 0
     late: int = 0  # behind its stream's newest frame, or a duplicate
+    unwanted: int = 0  # from a node the stream is not taken from (a standby origin)
     sent: int = 0
     send_errors: int = 0
 
@@ -88,6 +92,12 @@ class MediaPort(asyncio.DatagramProtocol):
 
     ``on_frame(ssrc, payload, source, now)`` gets each well-formed frame from
     a host ``trusted`` allows, once, in order: a late or repeated frame is dropped.
+    ``wanted(ssrc, source)``, if given, drops a stream's frames from a source
+    it does not want before they count as seen: an edge takes an event's mix
+    from the active origin only, and the standby's copy of a frame must not
+    make the active one's look repeated.
+
+    ``sending`` off, nothing leaves (a standby origin mixes, but sends nothing).
     """
 
     def __init__(
@@ -95,10 +105,13 @@ class MediaPort(asyncio.DatagramProtocol):
         on_frame: Callable[[int, bytes, Address, float], None],
         trusted: Callable[[str], bool],
         clock: Callable[[], float],
+        wanted: Callable[[int, Address], bool] | None = None,
     ) -> None:
         self.on_frame = on_frame
         self.trusted = trusted
         self.clock = clock
+        self.wanted = wanted
+        self.sending = True
         self.stats = PortStats()
         self.transport: asyncio.DatagramTransport | None = None
         self.address: Address = ("", 0)
@@ -126,6 +139,10 @@ class MediaPort(asyncio.DatagramProtocol):
             self.stats.malformed += 1
             return
         ssrc, seq, payload = frame
+        source = (host, int(str(addr[1])))
+        if self.wanted is not None and not self.wanted(ssrc, source):
+            self.stats.unwanted += 1
+            return
         newest = self._newest.get(ssrc)
         if newest is not None and -MAX_MISORDER < seq_diff(seq, newest) <= 0:
             self.stats.late += 1
@@ -134,10 +151,14 @@ class MediaPort(asyncio.DatagramProtocol):
             self._newest.clear()
         self._newest[ssrc] = seq
         self.stats.received += 1
-        self.on_frame(ssrc, payload, (host, int(str(addr[1]))), self.clock())
+        self.on_frame(ssrc, payload, source, self.clock())
+
+    def forget(self, ssrc: int) -> None:
+        """Take the stream's next frame whatever its number (its sender changed)."""
+        self._newest.pop(ssrc, None)
 
     def send(self, packet: bytes, target: Address) -> None:
-        if self.transport is None:
+        if self.transport is None or not self.sending:
             return
         try:
             self.transport.sendto(packet, target)
@@ -151,14 +172,41 @@ class MediaPort(asyncio.DatagramProtocol):
 
 
 class MixFeed:
-    """The origin's tap on one event's mix: once per subscribed edge, per tick."""
+    """The origin's tap on one event's mix: once per subscribed edge, per tick.
 
-    def __init__(self, event_id: int, port: MediaPort, clock: Callable[[], float]) -> None:
+    The frames are numbered on the wall clock's 20 ms grid (``wall``), not by
+    this process's ticks: an active and a standby origin number the same
+    moment alike, so an edge that switches from one to the other drops what
+    it played already and skips nothing (within a frame: the two ticks are
+    not in phase).
+    """
+
+    def __init__(
+        self,
+        event_id: int,
+        port: MediaPort,
+        clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.event_id = event_id
         self.port = port
         self.clock = clock
+        self.wall = wall
         self.ssrc = mix_ssrc(event_id)
         self.edges: dict[str, tuple[Address, float]] = {}  # node → (address, last subscribed)
+        self._offset: int | None = None  # grid number - tick number
+
+    def number(self, frame_index: int) -> int:
+        """The frame's number on the wall clock's grid: ticks since the epoch, 20 ms each.
+
+        The offset is set once and kept while the ticks keep pace with the wall
+        clock (jitter must not number two frames alike); set again if they drift
+        apart by more than ``REGRID_FRAMES`` (a stall, the clock stepped).
+        """
+        grid = round(self.wall() / FRAME_SECONDS)
+        if self._offset is None or abs(grid - (frame_index + self._offset)) > REGRID_FRAMES:
+            self._offset = grid - frame_index
+        return frame_index + self._offset
 
     def subscribe(self, node: str, address: Address, now: float) -> None:
         self.edges[node] = (address, now)
@@ -179,9 +227,8 @@ class MixFeed:
         for node in stale:
             log.info("event %d: %s went silent; its feed stops", self.event_id, node)
             del self.edges[node]
-        header = HEADER.pack(
-            0x80, PCMU, frame_index & 0xFFFF, (frame_index * 160) & 0xFFFFFFFF, self.ssrc
-        )
+        number = self.number(frame_index)
+        header = HEADER.pack(0x80, PCMU, number & 0xFFFF, (number * 160) & 0xFFFFFFFF, self.ssrc)
         packet = header + ulaw_encode(pcm)
         for address, _ in self.edges.values():
             self.port.send(packet, address)
@@ -216,20 +263,26 @@ class RemoteLeg:
 
 
 class Uplink:
-    """An edge's callers' audio to the origin, one RTP stream per caller who may talk."""
+    """An edge's callers' audio to the origins, one RTP stream per caller who may talk.
+
+    The same packet goes to every origin in ``origins``: the active one and a
+    hot standby mix alike.
+    """
 
     def __init__(self, port: MediaPort) -> None:
         self.port = port
-        self.origin: Address | None = None
+        self.origins: list[Address] = []
         self._senders: dict[str, RtpSender] = {}
 
     def send(self, participant_id: str, pcm: Pcm) -> None:
-        if self.origin is None:
+        if not self.origins:
             return
         sender = self._senders.get(participant_id)
         if sender is None:
             sender = self._senders[participant_id] = RtpSender(PCMU, ssrc=line_ssrc(participant_id))
-        self.port.send(sender.frame(ulaw_encode(np.asarray(pcm, dtype=np.int16))), self.origin)
+        packet = sender.frame(ulaw_encode(np.asarray(pcm, dtype=np.int16)))
+        for origin in self.origins:
+            self.port.send(packet, origin)
 
     def forget(self, participant_id: str) -> None:
         self._senders.pop(participant_id, None)

@@ -12,7 +12,12 @@ Versions: each adds to the one before and takes nothing away, so a node
 reads every version from 1 to its own. Version 2 added the origin's
 incarnation (``OriginUp``, ``Feeding.incarnation``) and ``Joined.again``:
 the fields it added have defaults (a version-1 message reads as before),
-and a kind it added is refused in an envelope of version 1.
+and a kind it added is refused in an envelope of version 1. Version 3 added
+the hot standby origin (``cascade.lease``): the lease's epoch and whether
+the origin is the active one (``Feeding.epoch``, ``Feeding.active``), an
+origin's claim to be active (``Active``), and the moderator's actions told
+by the active origin to the standby (``Replicated``). A version-2 origin's
+``Feeding`` reads as epoch 0, active.
 
 Every message travels in an ``Envelope`` naming its sender and its
 addressee: a node id, ``ORIGIN`` (whichever node has the origin role) or
@@ -30,15 +35,18 @@ from typing import Any, ClassVar
 
 from callbridge.bridge.commands import NodeCommand
 
-VERSION = 2
+VERSION = 3
 # The version each kind first appeared in; the others are version 1's.
-KIND_SINCE = {"origin_up": 2}
+KIND_SINCE = {"origin_up": 2, "active": 3, "replicated": 3}
 # PostgreSQL's limit on a NOTIFY payload is 8000 bytes: an envelope, sealed
 # (``cascade.seal`` adds at most 118), keeps clear of it.
 MAX_PAYLOAD = 7800
 ORIGIN = "@origin"
 EVERYONE = "@all"
 MAX_TEXT = 200
+# A replicated moderator's action is its JSON (``bridge.control.Action``): a name in it
+# may be MAX_NAME characters, each up to six when escaped.
+LONG_TEXT = {"replicated.action": 3000}
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 # An origin process's incarnation: 16 hex digits drawn when it starts.
 INCARNATION = re.compile(r"^[0-9a-f]{16}$")
@@ -94,6 +102,10 @@ class Feeding:
     host: str
     port: int
     incarnation: str = ""
+    # The lease's epoch this origin holds or knows of, and whether it is the
+    # active origin (``cascade.lease``); a version-2 origin is the only one.
+    epoch: int = 0
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,45 @@ class OriginUp:
 
     kind: ClassVar[str] = "origin_up"
     incarnation: str
+
+
+@dataclass(frozen=True)
+class Active:
+    """Origin → everyone: this origin holds the lease at ``epoch`` (as it takes it, then each
+    second).
+
+    Edges play the mix of the origin with the highest epoch they have heard of
+    and drop what a lower one sends; an origin that hears a higher epoch than
+    its own stops being the active one.
+    """
+
+    kind: ClassVar[str] = "active"
+    epoch: int
+    incarnation: str
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """Active origin → the standby: what the moderator did, as it was done.
+
+    ``what`` is ``moderate`` (``action`` is the ``bridge.control.Action`` as
+    JSON), ``start`` or ``end``; ``event_state`` the event's state in the
+    store as the active origin read it ("" when it did not). ``key`` is a key
+    an edge's caller pressed (``actor`` the caller's call id on the origin,
+    ``action`` the key): only in the log the active origin sends an origin
+    that came up mid-call (``cascade.node``), which heard none of them.
+    """
+
+    kind: ClassVar[str] = "replicated"
+    event_id: int
+    what: str
+    actor: str
+    at: float
+    action: str = ""
+    event_state: str = ""
+
+
+REPLICATED = frozenset({"moderate", "start", "end", "key"})
 
 
 @dataclass(frozen=True)
@@ -174,12 +225,23 @@ class CallState:
 
 
 Message = (
-    Subscribe | Unsubscribe | Feeding | OriginUp | Joined | Left | Keyed | Directive | CallState
+    Subscribe
+    | Unsubscribe
+    | Feeding
+    | OriginUp
+    | Active
+    | Replicated
+    | Joined
+    | Left
+    | Keyed
+    | Directive
+    | CallState
 )
 KINDS: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
-        Subscribe, Unsubscribe, Feeding, OriginUp, Joined, Left, Keyed, Directive, CallState
+        Subscribe, Unsubscribe, Feeding, OriginUp, Active, Replicated, Joined, Left, Keyed,
+        Directive, CallState,
     )
 }  # fmt: skip
 _CALL_STATES = frozenset({"live", "ended"})
@@ -258,8 +320,9 @@ def decode(text: str | bytes) -> Envelope:
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise BusError(f"{name} is not text")
-    if len(value) > MAX_TEXT:
-        raise BusError(f"{name} is over {MAX_TEXT} characters")
+    limit = LONG_TEXT.get(name, MAX_TEXT)
+    if len(value) > limit:
+        raise BusError(f"{name} is over {limit} characters")
     return value
 
 
@@ -296,9 +359,13 @@ def _check(message: Message) -> None:
         raise BusError(f"directive: unknown action {message.action!r}")
     if isinstance(message, CallState) and message.state not in _CALL_STATES:
         raise BusError(f"call_state: unknown state {message.state!r}")
-    if isinstance(message, OriginUp | Feeding):
+    if isinstance(message, Replicated) and message.what not in REPLICATED:
+        raise BusError(f"replicated: unknown {message.what!r}")
+    if isinstance(message, Replicated) and message.what == "key" and message.action not in _KEYS:
+        raise BusError(f"replicated: {message.action[:20]!r} is not a key")
+    if isinstance(message, OriginUp | Feeding | Active):
         # A version-1 origin's Feeding names none.
-        named = isinstance(message, OriginUp) or bool(message.incarnation)
+        named = not isinstance(message, Feeding) or bool(message.incarnation)
         if named and not INCARNATION.match(message.incarnation):
             raise BusError(f"{message.kind}: not an incarnation: {message.incarnation[:40]!r}")
 

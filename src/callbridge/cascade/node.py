@@ -19,6 +19,19 @@ An origin process draws an incarnation when it starts and announces it
 (``OriginUp``); the edges tell a new incarnation their callers again, so an
 origin restarted mid-call has every edge's callers back on its console and
 in its mix within a second of its bus being up (``cascade.controller``).
+
+A second origin is a hot standby (``serve --standby``): every origin drives
+the lease (``cascade.leading``); only the active one sends media, tells the
+edges and writes the call log, while a standby mixes, records and packages
+the same call and keeps its decisions to itself. The active origin tells
+the standby the moderator's actions as they happen (``Replicated``), and an
+origin that comes up mid-call everything done so far (``_send_log``). The
+edges send their callers' audio to every origin and follow the one with the
+highest epoch (``cascade.origins``).
+
+Over the house's ~500 lines: the origin and the edge are two halves of one
+protocol, each handler beside the one that answers it; the decisions are in
+the pure modules named above, and what is left here is their wiring.
 """
 
 from __future__ import annotations
@@ -30,9 +43,11 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import callbridge.bridge.commands as cmd
 from callbridge.bridge.config import BridgeConfig, Carriers, Host
+from callbridge.bridge.control import BridgeError
 from callbridge.bridge.controller import CallController
 from callbridge.bridge.lobby import Stage
 from callbridge.bridge.media_plane import HoldMusic, plain_conference
@@ -54,9 +69,12 @@ from callbridge.cascade.feed import (
     line_ssrc,
     mix_ssrc,
 )
+from callbridge.cascade.leading import LeaseDriver
+from callbridge.cascade.lease import Change, Lease, LeaseState
 from callbridge.cascade.messages import (
     EVERYONE,
     ORIGIN,
+    Active,
     CallState,
     Directive,
     Feeding,
@@ -65,17 +83,21 @@ from callbridge.cascade.messages import (
     Left,
     Message,
     OriginUp,
+    Replicated,
     Subscribe,
     Tell,
     Unsubscribe,
     valid_node_id,
 )
+from callbridge.cascade.origins import Origins
 from callbridge.cascade.relayed import RelayedConference
 from callbridge.media.conference import Audience, Conference, ConferenceState, Participant
 from callbridge.media.mixer import Pcm
 from callbridge.rtp.g711 import encode
 from callbridge.store.calllog import CallLog
+from callbridge.store.coverage import ReplayCoverage
 from callbridge.store.events import EventStore
+from callbridge.store.lease import LeaseStore
 from callbridge.store.nodes import HEARTBEAT_INTERVAL, NodeStore
 
 log = logging.getLogger(__name__)
@@ -83,6 +105,15 @@ log = logging.getLogger(__name__)
 ROLES = ("standalone", "origin", "edge")
 # An edge asks for the mix again this often while it has callers on the call.
 SUBSCRIBE_INTERVAL = 1.0
+# The active origin says so on the bus this often (and as it takes the lease).
+ACTIVE_INTERVAL = 1.0
+STANDBY_PATIENCE = 2.0
+# An origin that came up mid-call is told what was done this long after its
+# OriginUp: the edges' callers, told at once, must be on its call first.
+LOG_DELAY = 1.0
+MAX_LOG = 20_000
+# What a standby origin keeps to itself: the active one writes and tells these.
+_ACTIVE_ONLY = (Tell, cmd.RecordAudit, cmd.SetQuestionState, cmd.SetEventState)
 
 
 def default_node_id(sip_port: int) -> str:
@@ -101,6 +132,9 @@ class NodeConfig:
     # On the origin: each edge's node id → the host its mix is sent to, as the
     # operator registered it (``serve --edge``); a Subscribe names only the port.
     edges: Mapping[str, str] = field(default_factory=dict)
+    # An origin started as the standby (``serve --standby``): it takes no free
+    # lease for its first ``STANDBY_PATIENCE`` seconds.
+    standby: bool = False
 
 
 class _CascadeNode:
@@ -216,10 +250,40 @@ class OriginNode(_CascadeNode):
         self._edge_hosts: dict[str, str] = {}  # node → the host its media comes from
         self._last_heard: dict[str, float] = {}  # node → when it last subscribed to a feed
         self._misnamed: set[tuple[str, str]] = set()  # (node, host) warned of
+        # Who is active (``cascade.lease``): the holder names this process, not
+        # only the node, so a restarted one takes the lease as a new holder.
+        self.lease = Lease(
+            f"{node.node_id}/{secrets.token_hex(4)}",
+            patience=STANDBY_PATIENCE if node.standby else 0.0,
+        )
+        self.takeovers = 0
+        # What the moderator did on each call, and the keys its callers pressed, in
+        # order: sent to an origin that comes up mid-call (``_send_log``).
+        self._log: dict[int, list[Replicated]] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.lease.active
 
     def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         carriers = super().attach(bridge, defaults)
+        self.leading = LeaseDriver(self.lease, LeaseStore(self.node.db_url), self._lease_changed)
+        # Nothing leaves before the store says this origin is the active one.
+        self.port.sending = False
         join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
+        tell = carriers[Tell]
+
+        def tell_if_active(command: Tell) -> None:
+            if isinstance(command.message, Replicated):
+                self._remember(command.message)
+            if self.active:
+                tell(command)
+
+        def if_active(carry: Callable[[Any], object]) -> Callable[[Any], object]:
+            def carried(command: object) -> object:
+                return carry(command) if self.active else None
+
+            return carried
 
         def join_anywhere(command: cmd.JoinConference) -> None:
             member = self.controller.member(command.call_id)
@@ -239,7 +303,14 @@ class OriginNode(_CascadeNode):
             self._remote.pop(line_ssrc(command.participant_id), None)
             leave_here(command)
 
-        return {**carriers, cmd.JoinConference: join_anywhere, cmd.LeaveConference: leave_anywhere}
+        return {
+            **carriers,
+            cmd.JoinConference: join_anywhere,
+            cmd.LeaveConference: leave_anywhere,
+            Tell: tell_if_active,
+            cmd.RecordAudit: if_active(defaults[cmd.RecordAudit]),
+            cmd.SetQuestionState: if_active(defaults[cmd.SetQuestionState]),
+        }
 
     def conference(
         self, event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
@@ -250,7 +321,92 @@ class OriginNode(_CascadeNode):
 
     async def start(self) -> None:
         await super().start()
+        self.bridge.outputs.on_replay = self._replay_packaged
+        self.leading.start()
         self.bridge.tasks.append(asyncio.create_task(self._watch_edges(), name="origin-edges"))
+        self.bridge.tasks.append(asyncio.create_task(self._say_active(), name="origin-active"))
+
+    async def stop(self) -> None:
+        await self.leading.stop()
+        await super().stop()
+
+    def counters(self) -> dict[str, int]:
+        return {
+            **super().counters(),
+            "lease_epoch": self.lease.epoch,
+            "lease_active": int(self.active),
+            "lease_takeovers": self.takeovers,
+            "lease_failed_tries": self.leading.failed_tries,
+        }
+
+    def _lease_changed(self, change: Change) -> None:
+        """Active: send, decide, say so at once. Standby: send nothing, keep decisions here."""
+        self.port.sending = self.active
+        if change.after is LeaseState.ACTIVE and change.before is not LeaseState.LAPSED:
+            if change.before is LeaseState.STANDBY:
+                self.takeovers += 1
+            self.bus.send(EVERYONE, Active(change.epoch, self.incarnation))
+            # The edges learn of the calls' state from the new active origin too.
+            for event_id, call in self.controller.calls.items():
+                if call.state is ConferenceState.LIVE:
+                    self.bus.send(EVERYONE, CallState(event_id, "live"))
+        log.warning(
+            "origin %s: lease %s -> %s (epoch %d, held by %s)",
+            self.node.node_id, change.before.value, change.after.value, change.epoch,
+            self.lease.holder,
+        )  # fmt: skip
+
+    async def _say_active(self) -> None:
+        while True:
+            await asyncio.sleep(ACTIVE_INTERVAL)
+            if self.active:
+                self.bus.send(EVERYONE, Active(self.lease.epoch, self.incarnation))
+
+    def _replay_packaged(self, event_id: int, seconds: float) -> None:
+        """Say how much of the call this origin's replay holds: the one with the most serves it."""
+        coverage = ReplayCoverage(self.bridge.events.database)
+
+        async def record() -> None:
+            try:
+                await self.bridge.lookups.run(coverage.record, event_id, self.node.node_id, seconds)
+            except Exception:
+                log.exception("event %d: the replay's coverage was not recorded", event_id)
+
+        self.bridge.tasks.append(asyncio.create_task(record(), name="replay-coverage"))
+
+    def _remember(self, message: Replicated) -> None:
+        log_ = self._log.setdefault(message.event_id, [])
+        if len(log_) < MAX_LOG:
+            log_.append(message)
+
+    def _send_log(self, node: str) -> None:
+        """Tell an origin that came up mid-call what it missed: it heard no moderator's action
+        and no key before, and the edges tell it only who is on the call."""
+        if not self.active:
+            return
+        for event_id, entries in list(self._log.items()):
+            call = self.controller.call(event_id)
+            if call is None or call.state is not ConferenceState.LIVE:
+                continue
+            for entry in entries:
+                self.bus.send(node, entry)
+            log.info("told %s the %d things done on event %d", node, len(entries), event_id)
+
+    def _replicated(self, sender: str, message: Replicated) -> None:
+        """The active origin's moderator did this: the standby does it too, keeping it here."""
+        if self.active:
+            log.warning("%s replicated %s to an active origin: ignored", sender, message.what)
+            return
+        try:
+            commands = self.origin_controller.replicated(message)
+        except (BridgeError, ValueError) as error:
+            log.warning("a replicated %s from %s was refused here: %s", message.what, sender, error)
+            return
+        # Kept for an origin that comes up later (this controller's Tell of it is not
+        # carried out: a standby tells nothing).
+        self._remember(message)
+        kept = [c for c in commands if not isinstance(c, _ACTIVE_ONLY)]
+        asyncio.get_running_loop().create_task(self.bridge.carry_out_awaiting(kept))
 
     def _on_listening(self) -> None:
         """Announce a new incarnation once the bus listens: the edges' answers must find it.
@@ -306,17 +462,35 @@ class OriginNode(_CascadeNode):
             self._feed(message.event_id).subscribe(sender, (edge_host, message.port), self._now())
             self._last_heard[sender] = self._now()
             host, port = self.port.address
-            self.bus.send(sender, Feeding(message.event_id, host, port, self.incarnation))
+            self.bus.send(
+                sender,
+                Feeding(
+                    message.event_id, host, port, self.incarnation, self.lease.epoch, self.active
+                ),
+            )
             call = self.controller.call(message.event_id)
-            if call is not None and call.state is ConferenceState.LIVE:
+            if self.active and call is not None and call.state is ConferenceState.LIVE:
                 self.bus.send(sender, CallState(message.event_id, "live"))
+        elif isinstance(message, Active):
+            self.leading.heard(message.epoch, sender)
+        elif isinstance(message, Replicated):
+            self._replicated(sender, message)
         elif isinstance(message, Unsubscribe):
             self._feed(message.event_id).drop(sender)
         elif isinstance(message, Joined):
             self.bridge.carry_out(self.origin_controller.joined(sender, message, now))
         elif isinstance(message, Keyed):
             call_id = remote_call_id(sender, message.participant_id)
+            member = self.controller.member(call_id)
+            if member is not None:
+                self._remember(
+                    Replicated(member.event_id, "key", call_id, now.timestamp(), message.key)
+                )
             self.bridge.carry_out(self.controller.handle(cmd.KeyPressed(call_id, message.key, now)))
+        elif isinstance(message, OriginUp) and sender not in self.node.edges:
+            # Another origin came up: once the edges have told it their callers, what
+            # was done on the call so far.
+            asyncio.get_running_loop().call_later(LOG_DELAY, self._send_log, sender)
         elif isinstance(message, Left):
             call_id = remote_call_id(sender, message.participant_id)
             self.bridge.carry_out(
@@ -339,13 +513,15 @@ class EdgeNode(_CascadeNode):
         super().__init__(node)
         self.edge_controller = EdgeController(self.node.node_id)
         self.controller = self.edge_controller
-        self._origin_host: str | None = None
+        # The origins heard of, and the one whose mix plays (``cascade.origins``).
+        self.origins = Origins(SUBSCRIPTION_TTL)
         self._origin_heard: float | None = None  # when a Feeding last came
         self._mixes: dict[int, int] = {}  # SSRC of an event's mix → event id
         self._lines: dict[int, tuple[int, str]] = {}  # SSRC of a caller's line → (event, id)
 
     def attach(self, bridge: Host, defaults: Carriers) -> Carriers:
         carriers = super().attach(bridge, defaults)
+        self.port.wanted = self._wanted
         self.uplink = Uplink(self.port)
         join_here, leave_here = defaults[cmd.JoinConference], defaults[cmd.LeaveConference]
 
@@ -399,25 +575,56 @@ class EdgeNode(_CascadeNode):
                 log.warning("the origin has not answered for %.0f s", self._now() - heard)
                 self._origin_heard = None
                 self.edge_controller.origin_silent()
+            for node in self.origins.forget_silent(self._now()):
+                log.warning("the origin %s went silent", node)
+            self.uplink.origins = self.origins.uplinks(self._now())
             self._subscribe_all()
 
     def _on_bus(self, sender: str, message: Message) -> None:
+        now = self._now()
         if isinstance(message, Feeding):
-            self._origin_host = sender_host = message.host
-            self.uplink.origin = (sender_host, message.port)
-            self._origin_heard = self._now()
+            media = (message.host, message.port)
+            self._followed(self.origins.heard(sender, media, message.epoch, message.active, now))
+            self._origin_heard = now
+        elif isinstance(message, Active):
+            self._followed(self.origins.heard(sender, None, message.epoch, True, now))
         elif isinstance(message, OriginUp):
             log.info("the origin %s started as incarnation %s", sender, message.incarnation)
-        if isinstance(message, Feeding | OriginUp | Directive | CallState):
-            commands = self.edge_controller.handle(FromOrigin(message, datetime.now(UTC)))
+        stale = isinstance(message, Directive | CallState) and not self.origins.is_current_node(
+            sender
+        )
+        if stale:
+            # A standby's, or a stale active's (a lower epoch): the followed origin decides.
+            self.bus.refuse("superseded", f"a {message.kind} from {sender}, not the active origin")
+        elif isinstance(message, Feeding | OriginUp | Directive | CallState):
+            commands = self.edge_controller.handle(FromOrigin(message, datetime.now(UTC), sender))
             if commands:
                 asyncio.get_running_loop().create_task(self.bridge.carry_out_awaiting(commands))
         if isinstance(message, OriginUp):
             # Ask for the mix at once, not at the next round.
             self._subscribe_all()
 
+    def _followed(self, switched: bool) -> None:
+        """After an origin spoke: the uplinks go to every live origin; a switch is logged."""
+        self.uplink.origins = self.origins.uplinks(self._now())
+        current = self.origins.current
+        if not switched or current is None:
+            return
+        # What each caller hears alone comes numbered by the new origin's own counters.
+        for ssrc in self._lines:
+            self.port.forget(ssrc)
+        log.warning(
+            "edge %s now plays origin %s (epoch %d)", self.node.node_id, current.node, current.epoch
+        )
+
+    def _wanted(self, ssrc: int, source: Address) -> bool:
+        """An event's mix and a caller's line come from the followed origin only."""
+        if ssrc in self._mixes or ssrc in self._lines:
+            return self.origins.is_current(source)
+        return True
+
     def _trusted(self, host: str) -> bool:
-        return host == self._origin_host
+        return host in self.origins.hosts()
 
     def _on_frame(self, ssrc: int, payload: bytes, source: Address, now: float) -> None:
         event_id = self._mixes.get(ssrc)

@@ -273,6 +273,7 @@ def _cache_node(
     origin: tuple[str, int],
     workdir: Path,
     origin_socket: Path | None = None,
+    standbys: tuple[tuple[str, int], ...] = (),
 ) -> CacheNode:
     from callbridge.edge.node import free_loopback_port
     from callbridge.edge.varnish import DEFAULT_VCL, CacheNode, parse_address
@@ -290,6 +291,7 @@ def _cache_node(
         memory_mb=args.cache_memory,
         vcl=Path(args.vcl).resolve() if args.vcl else DEFAULT_VCL,
         origin_socket=origin_socket,
+        standbys=standbys,
     )
 
 
@@ -298,11 +300,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from callbridge.edge.varnish import default_workdir, parse_address
 
     try:
-        origin = parse_address(args.origin)
+        origin, *standbys = (parse_address(text) for text in args.origin)
         listen = (args.host, args.port)
         default = layout.cache_dir(Path("var"))
         workdir = Path(args.workdir) if args.workdir else default_workdir(listen, default)
-        node = _cache_node(args, origin, workdir.resolve())
+        node = _cache_node(args, origin, workdir.resolve(), standbys=tuple(standbys))
         return run_cache_node(node)
     except (ValueError, CacheUnavailable) as error:
         raise CliError(str(error)) from None
@@ -388,6 +390,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         node_id=_node_id(args),
         bus_key_file=_bus_key_file(args),
         cascade_edges=_cascade_edges(args),
+        standby=_standby(args),
         trunks_file=_trunks_file(args),
         call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
@@ -615,6 +618,13 @@ def cmd_trunk_password(args: argparse.Namespace) -> int:
         raise CliError("no password given (on standard input)")
     print(f'password = "{seal(key, args.trunk, password)}"')
     return 0
+
+
+def _standby(args: argparse.Namespace) -> bool:
+    """``--standby``: only an origin has one."""
+    if args.standby and args.role != "origin":
+        raise CliError("--standby is for a cascade's second origin (--role origin --standby)")
+    return bool(args.standby)
 
 
 def _node_id(args: argparse.Namespace) -> str:
@@ -903,6 +913,13 @@ def build_parser() -> argparse.ArgumentParser:
         "edges answer its listeners (default standalone: one node does everything)",
     )
     serve.add_argument(
+        "--standby",
+        action="store_true",
+        help="with --role origin: start as the hot standby of the origin that holds the lease "
+        "(it mixes, records and packages in parallel and takes over within a second when the "
+        "active origin stops renewing; give it the same --edge list)",
+    )
+    serve.add_argument(
         "--node-id", default=None, help="this node's name on the cascade's bus (hostname-port)"
     )
     serve.add_argument(
@@ -974,7 +991,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser(
         "cache", help="run a cache node (Varnish) in front of a callbridge origin"
     )
-    cache.add_argument("--origin", required=True, help="the origin's HOST:PORT")
+    cache.add_argument(
+        "--origin",
+        action="append",
+        required=True,
+        help="the origin's HOST:PORT; repeat for a hot standby origin (serve --standby), "
+        "active one first: each is probed on /healthz and the first healthy one is used",
+    )
     cache.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     cache.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     cache.add_argument(

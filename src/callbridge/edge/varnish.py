@@ -54,6 +54,9 @@ class CacheNode:
     listen: Address
     origin: Address
     workdir: Path
+    # More origins, tried in turn when the one before is down (``backend_vcl``):
+    # a hot standby origin (serve --role origin --standby) packages the same webcast.
+    standbys: tuple[Address, ...] = ()
     tls_listen: Address | None = None
     tls_pem: Path | None = None
     proxy_port: int = 0
@@ -122,12 +125,19 @@ PARAMETERS: dict[str, str] = {
 }
 
 
-def backend_vcl(origin: Address, socket: Path | None = None) -> str:
+def backend_vcl(
+    origin: Address, socket: Path | None = None, standbys: tuple[Address, ...] = ()
+) -> str:
     """``backend.vcl``: the origin, as the VCL includes it (on ``socket`` if given).
 
     The timeouts leave room for a blocking playlist request, which the origin
     holds until the next part exists (at most ``web.media.BLOCK_TIMEOUT``).
+    With ``standbys``, every origin is a backend (``failover_vcl``).
     """
+    if standbys:
+        if socket is not None:
+            raise ValueError("origins on a Unix socket have no standby")
+        return failover_vcl((origin, *standbys))
     host, port = origin
     ipaddress.ip_address(host)  # Varnish resolves names once, at load: ask for an address
     if socket is not None and '"' in str(socket):
@@ -144,6 +154,86 @@ def backend_vcl(origin: Address, socket: Path | None = None) -> str:
         "    .max_connections = 1000;\n"
         "}\n"
     )
+
+
+def failover_vcl(origins: tuple[Address, ...]) -> str:
+    """Every origin a backend, probed on ``/healthz``, in a ``fallback`` director in order.
+
+    The first healthy origin gets every request (the active one: list it
+    first); when its probe fails (two of the last three, half a second
+    apart) the next one does. Between its death and the probe noticing, a
+    request that fails to connect, or that the dying origin answers with a
+    5xx, is tried once more on the next origin (``vcl_backend_error``,
+    ``vcl_backend_response``): a player's blocking reload waits a moment
+    longer instead of failing. The origins package the same webcast on one
+    timeline (``webcast.live``), so the playlist goes on where it was. These
+    subroutines run before callbridge.vcl's own of the same name (Varnish
+    joins them in the order it reads them) and return only when they retry.
+    """
+    names = [f"origin_{n}" if n else "origin" for n in range(len(origins))]
+    lines = [
+        "import directors;",
+        "",
+        "probe callbridge_health {",
+        '    .url = "/healthz";',
+        "    .interval = 0.5s;",
+        "    .timeout = 0.4s;",
+        "    .window = 3;",
+        "    .threshold = 2;",
+        "    .initial = 2;",
+        "}",
+    ]
+    for name, (host, port) in zip(names, origins, strict=True):
+        ipaddress.ip_address(host)
+        lines += [
+            f"backend {name} {{",
+            f'    .host = "{host}";',
+            f'    .port = "{port}";',
+            "    .probe = callbridge_health;",
+            "    .connect_timeout = 0.5s;",
+            "    .first_byte_timeout = 15s;",
+            "    .between_bytes_timeout = 10s;",
+            "    .max_connections = 1000;",
+            "}",
+        ]
+    lines += ["", "sub vcl_init {", "    new origins = directors.fallback();"]
+    lines += [f"    origins.add_backend({name});" for name in names]
+    # The retry's order: from the second on, the first last.
+    lines += ["    new origins_retry = directors.fallback();"]
+    lines += [f"    origins_retry.add_backend({name});" for name in (*names[1:], names[0])]
+    lines += [
+        "}",
+        "",
+        "sub vcl_recv {",
+        "    set req.backend_hint = origins.backend();",
+        "}",
+        "",
+        "sub vcl_backend_fetch {",
+        "    if (bereq.retries > 0) {",
+        "        set bereq.backend = origins_retry.backend();",
+        # A retry keeps the bereq as the last try left it: callbridge.vcl's own
+        # vcl_backend_fetch, after this one, must find the gate cookie where it
+        # first did, or the retry would reach the origin without it.
+        "        if (bereq.http.X-CB-Gate-Cookie) {",
+        '            set bereq.http.X-CB-Event = "retry";',
+        "            set bereq.http.X-CB-Cookie = bereq.http.X-CB-Gate-Cookie;",
+        "        }",
+        "    }",
+        "}",
+        "",
+        "sub vcl_backend_response {",
+        '    if (beresp.status >= 500 && bereq.retries < 1 && bereq.method != "POST") {',
+        "        return (retry);",
+        "    }",
+        "}",
+        "",
+        "sub vcl_backend_error {",
+        "    if (bereq.retries < 1) {",
+        "        return (retry);",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def hitch_conf(node: CacheNode) -> str:
@@ -209,7 +299,7 @@ def write_files(node: CacheNode) -> None:
     node.workdir.chmod(0o755)
     files = {
         VCL_NAME: node.vcl.read_text(),
-        "backend.vcl": backend_vcl(node.origin, node.origin_socket),
+        "backend.vcl": backend_vcl(node.origin, node.origin_socket, node.standbys),
     }
     if node.tls_listen is not None:
         files["hitch.conf"] = hitch_conf(node)

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -456,3 +457,30 @@ class TranscriptRevisionRow(Base):
     corrections: Mapped[int] = mapped_column(Integer, default=0)
     published_by: Mapped[str] = mapped_column(String(100))
     published_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OriginLeaseRow(Base):
+    """The lease the active origin holds (``store.lease``; why a row: ``cascade.lease``).
+
+    ``expires`` is in seconds of the store's own clock (POSIX), so the
+    origins' clocks never meet: each asks the store whether it has expired.
+    """
+
+    __tablename__ = "origin_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), default="")
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReplayCoverageRow(Base):
+    """How much of a call each origin's replay holds (``store.coverage``): with a hot
+    standby, each origin records the call on its own disk, and the one holding the
+    most serves the replay."""
+
+    __tablename__ = "replay_coverage"
+
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -45,6 +45,7 @@ from callbridge.store.events import EventNotFound, EventStore
 from callbridge.transcript import turns
 from callbridge.transcript.transcribe import caption_cues
 from callbridge.transcript.vtt import write_vtt
+from callbridge.web import replay_source
 from callbridge.web import transcript_published as published_docs
 from callbridge.web.deps import event_store
 from callbridge.web.gate_cookie import DECIDED_HEADER, tier_value
@@ -392,6 +393,9 @@ async def _replay(
     found = media.replay(event_id)
     if found is None:
         return None, PlainTextResponse("the replay is being prepared", status.HTTP_404_NOT_FOUND), 0
+    moved = await replay_source.elsewhere(request, store.database, event_id, found.hls)
+    if moved is not None:
+        return None, moved, 0
     ttl = replay_edge_ttl(record.replay_until, record.timezone, now, EDGE_REPLAY_TTL)
     return found, None, ttl
 

@@ -452,9 +452,30 @@ def _cascade_families(cascade: dict[str, int]) -> Iterator[Metric]:
         labels=["outcome"],
     )
     for name, count in sorted(cascade.items()):
-        if not name.startswith("media_"):
+        if not name.startswith(("media_", "lease_")):
             bus.add_metric([name], count)
     yield bus
+    if "lease_active" in cascade:  # an origin (cascade.lease)
+        yield _gauge(
+            "callbridge_lease_active",
+            "1 while this origin holds the active origin's lease (or lapsed holding it)",
+            cascade["lease_active"],
+        )
+        yield _gauge(
+            "callbridge_lease_epoch",
+            "The lease's epoch this origin holds or last heard of (one more at each failover)",
+            cascade["lease_epoch"],
+        )
+        yield _counter(
+            "callbridge_lease_takeovers",
+            "Times this origin took the lease over from another (failovers to it)",
+            cascade["lease_takeovers"],
+        )
+        yield _counter(
+            "callbridge_lease_failed_tries",
+            "Tries on the lease's row that did not reach the store in time",
+            cascade["lease_failed_tries"],
+        )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

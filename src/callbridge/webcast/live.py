@@ -55,6 +55,8 @@ from callbridge.webcast.playlist import (
 log = logging.getLogger(__name__)
 
 PLAYLIST = "index.m3u8"
+# The decode timeline wraps after this many segments (``LiveWebcast._timeline``).
+DECODE_WRAP_SEGMENTS = 40_000
 INIT = "init.mp4"
 _MEDIA_NAME = re.compile(r"(?:seg([0-9]{1,12})|part([0-9]{1,12})\.([0-9]{1,6}))\.m4s")
 
@@ -145,15 +147,20 @@ class LiveSegmenter:
     ``first_msn`` numbers the first segment (and so names its files).
     """
 
-    def __init__(self, config: LiveConfig, origin: datetime, first_msn: int = 0) -> None:
+    def __init__(
+        self, config: LiveConfig, origin: datetime, first_msn: int = 0, decode_offset: int = 0
+    ) -> None:
         self.config = config
         self.origin = origin
+        # Added to every fragment's decode time (tfdt): the media timeline of the
+        # shared clock (``LiveWebcast``), not of this process's first frame.
+        self.decode_offset = decode_offset
         self.ended = False
         self._units: list[bytes] = []
         self._decode_time = 0  # of the first unit not yet in a part
         self._sequence = 1  # moof sequence number
         self._segments: deque[Segment] = deque(maxlen=config.window_segments)
-        self._first_msn = first_msn
+        self._first_msn = self.first_msn = first_msn
         self._next_msn = first_msn
         self._building: _Building | None = None
         self._last_part: tuple[int, int] | None = None
@@ -195,7 +202,7 @@ class LiveSegmenter:
             )
         building = self._building
         data = fmp4.media_fragment(
-            self._sequence, self._decode_time, units, [AAC_FRAME] * len(units)
+            self._sequence, self.decode_offset + self._decode_time, units, [AAC_FRAME] * len(units)
         )
         self._sequence += 1
         self._decode_time += AAC_FRAME * len(units)
@@ -325,6 +332,8 @@ class LiveWebcast:
         self._queue: queue.SimpleQueue[tuple[int, Pcm, frozenset[str]] | None] = queue.SimpleQueue()
         self._closed = False
         self._first_wall: float | None = None
+        # Frames of silence before the first pushed one, to start on the grid (``_timeline``).
+        self.lead_frames = 0
         self._snapshot: RenderedPlaylist | None = None
         self._thread = threading.Thread(target=self._run, name="webcast-live", daemon=True)
         self._thread.start()
@@ -365,6 +374,37 @@ class LiveWebcast:
 
     # -- the worker's side --
 
+    def _timeline(self, first_wall: float, priming: int) -> tuple[LiveSegmenter, int]:
+        """The segmenter on the shared timeline, and how many 20 ms frames of silence lead in.
+
+        Segments and parts are cut on a grid of the wall clock, and numbered
+        and timed (msn, program date-time, decode time) by it, not by when this
+        process's first frame came: a hot standby origin packaging the same
+        call (``cascade.lease``) makes the same segment of the same moment,
+        so a cache that fails over from one origin to the other serves a
+        playlist that goes on (same media sequence, same parts, decode times
+        and date-times that continue). Numbering from the wall clock also
+        means a webcast started again never reuses a file name a cache in
+        front may still hold for the last run.
+
+        The decode time is the grid's modulo ``DECODE_WRAP_SEGMENTS`` (under a
+        day): small enough for the 33-bit 90 kHz timestamps of the captions'
+        WebVTT. Two origins started on either side of a wrap (once in 21 h)
+        would differ in it.
+        """
+        config = self.config
+        # Decode time zero is the priming frame, before the first input sample.
+        raw = first_wall - priming / config.sample_rate
+        first_msn = int(raw // config.segment_duration)
+        aligned = first_msn * config.segment_duration
+        lead = min(round((raw - aligned) * 1000 / FRAME_MS), config.max_gap_frames)
+        samples_per_segment = config.part_units * config.parts_per_segment * AAC_FRAME
+        decode_offset = (first_msn % DECODE_WRAP_SEGMENTS) * samples_per_segment
+        segmenter = LiveSegmenter(
+            config, datetime.fromtimestamp(aligned, UTC), first_msn, decode_offset
+        )
+        return segmenter, lead
+
     def _run(self) -> None:
         priority.as_media_worker()
         try:
@@ -395,23 +435,22 @@ class LiveWebcast:
             index, pcm, talkers = item
             if segmenter is None:
                 assert self._first_wall is not None
-                # Decode time zero is the priming frame, before the first input sample.
-                origin = self._first_wall - encoder.priming / config.sample_rate
-                # Numbered from the wall clock, not from zero: a webcast started
-                # again (a media process restarted, a call restarted) never reuses
-                # a file name that a cache in front may still hold for the last run.
-                first_msn = int(origin // config.segment_duration)
-                segmenter = LiveSegmenter(
-                    config, datetime.fromtimestamp(origin, UTC), first_msn=first_msn
-                )
+                segmenter, lead = self._timeline(self._first_wall, encoder.priming)
+                # The first segment starts on the grid: silence up to the first frame
+                # (not counted as filled: no tick was skipped).
+                self.lead_frames = lead
+                leading = [u for _ in range(lead) for u in encoder.encode(silence)]
                 expected = index
                 if self.tap is not None:
                     self.tap.begin(
                         segmenter.origin,
-                        first_msn,
+                        segmenter.first_msn,
                         config.segment_duration,
-                        encoder.priming / config.sample_rate,
+                        (encoder.priming + segmenter.decode_offset) / config.sample_rate,
                     )
+                    if lead:
+                        self.tap.push(0, np.zeros(lead * FRAME_SAMPLES, np.int16))
+                self._publish(segmenter.add(leading), segmenter)
             assert expected is not None
             if index < expected:
                 self.stats.late += 1
@@ -426,14 +465,14 @@ class LiveWebcast:
                     units += encoder.encode(silence)
                 if self.tap is not None:
                     self.tap.push(
-                        self.stats.frames * FRAME_SAMPLES,
+                        (self.lead_frames + self.stats.frames) * FRAME_SAMPLES,
                         np.zeros(filled * FRAME_SAMPLES, np.int16),
                     )
                 self.stats.filled += filled
                 self.stats.frames += filled
             units += encoder.encode(pcm)
             if self.tap is not None:
-                self.tap.push(self.stats.frames * FRAME_SAMPLES, pcm, talkers)
+                self.tap.push((self.lead_frames + self.stats.frames) * FRAME_SAMPLES, pcm, talkers)
             self.stats.frames += 1
             expected = index + 1
             self._publish(segmenter.add(units), segmenter)

@@ -1,0 +1,365 @@
+"""Two origins (the second `serve --role origin --standby`) and an edge, on one PostgreSQL.
+
+The active origin's every process is SIGKILLed at once mid-call: the standby
+takes the lease within a second, the edge plays its mix, and the edge's
+listener hears the speaker (on the edge) with no pause of a second or more.
+What the moderator did on the dead origin (the lock, the speaker's name, a
+listener's place in the queue) is on the new active origin's console. The
+killed origin, started again, comes back as the standby.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callbridge.cascade.seal import generate_key_file
+from callbridge.store.db import Database
+from callbridge.store.users import UserStore
+from callbridge.webcast.playlist import parse
+from tests.cascade.conftest import tone_level
+from tests.support.nodes import start_again, start_node
+from tests.support.phone import Phone, tone
+from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.procs import is_running, process_tree, stop_tree
+from tests.support.wait import wait_until
+from tests.telephony.conftest import DID, RunningServer, _up, free_port, need
+
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
+
+SPEAKER_HZ = 440.0
+PACKAGED = re.compile(r"replay packaged: \d+ s of audio")
+RECORDED = re.compile(r"event \d+: recording assembled, (\d+) s in ")
+LEASE = re.compile(r"^(\S+ \S+) WARNING .* lease (\w+) -> (\w+) \(epoch (\d+)", re.MULTILINE)
+
+
+def _node(
+    tmp: Path, url: str, database: Database, token: str, name: str, rtp_low: int, *extra: str
+) -> RunningServer:
+    return start_node(
+        url, database, token, tmp / name, tmp / f"{name}.log",
+        http=("127.0.0.1", free_port()), sip=("127.0.0.1", free_port()),
+        rtp_ports=f"{rtp_low}-{rtp_low + 99}", media_timeout=20,
+        extra=("--node-id", name, "--bus-key-file", str(tmp / "bus.key"), *extra),
+    )  # fmt: skip
+
+
+def _leases(server: RunningServer) -> list[tuple[float, str, str, int]]:
+    """Each change of the node's lease in its log: (POSIX time, from, to, epoch)."""
+    return [
+        (datetime.strptime(at, "%Y-%m-%d %H:%M:%S,%f").timestamp(), before, after, int(epoch))
+        for at, before, after, epoch in LEASE.findall(server.log())
+    ]
+
+
+def _state(server: RunningServer) -> str | None:
+    leases = _leases(server)
+    return leases[-1][2] if leases else None
+
+
+@contextlib.contextmanager
+def _pair(tmp: Path) -> Iterator[tuple[list[RunningServer], RunningServer, list[Any]]]:
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        need("initdb")
+        raise AssertionError("unreachable")
+    postgres = PostgresServer(bin_dir)
+    postgres.start()
+    processes: list[Any] = []
+    database: Database | None = None
+    try:
+        url = postgres.create_database()
+        database = Database(url)
+        database.upgrade()
+        users = UserStore(database)
+        users.add("operator", "correct horse battery")
+        token = users.issue_token("operator")
+        generate_key_file(tmp / "bus.key")
+        rtp_low = 36000 + (os.getpid() % 50) * 300
+        origin = (
+            "--role", "origin", "--edge", "edge-a=127.0.0.1", "--trusted-proxy=127.0.0.1/32",
+        )  # fmt: skip
+        first = _node(tmp, url, database, token, "origin-a", rtp_low, *origin)
+        processes.append(first.process)
+        first.wait_for(lambda: _state(first) == "active", timeout=240)
+        second = _node(tmp, url, database, token, "origin-b", rtp_low + 100, *origin, "--standby")
+        edge = _node(tmp, url, database, token, "edge-a", rtp_low + 200, "--role", "edge")
+        processes += [second.process, edge.process]
+        for node in (first, second, edge):
+            node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+        second.wait_for(lambda: _state(second) == "standby", timeout=30)
+        yield [first, second], edge, processes
+    finally:
+        for process in processes:
+            stop_tree(process)
+        if database is not None:
+            database.dispose()
+        postgres.stop()
+
+
+def _recent(phone: Phone, seconds: float) -> npt.NDArray[np.int16]:
+    since = time.monotonic() - seconds
+    frames = [f for t, f in zip(phone.heard.times, phone.heard.frames, strict=False) if t >= since]
+    return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+
+def _hears_speaker(phone: Phone) -> bool:
+    heard = _recent(phone, 0.5)
+    return len(heard) >= 3200 and tone_level(heard, SPEAKER_HZ) > 0.5
+
+
+def _longest_pause(phone: Phone, since: float, until: float) -> float:
+    times = [t for t in phone.heard.times if since - 0.1 <= t <= until]
+    return max((b - a for a, b in itertools.pairwise(times)), default=until - since)
+
+
+def _console(server: RunningServer, event_id: int) -> dict[str, Any] | None:
+    try:
+        response = server.api("GET", f"/api/events/{event_id}/live", timeout=2)
+    except Exception:
+        return None
+    if response.status_code != 200:
+        return None
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _answer(server: RunningServer, path: str) -> int:
+    return httpx.get(server.http_url + path, timeout=5).status_code
+
+
+def _moderator_state(server: RunningServer, event_id: int) -> tuple[Any, ...] | None:
+    """What must survive: the lock, the names, who is muted, the queue's order."""
+    live = _console(server, event_id)
+    if live is None:
+        return None
+    people = sorted((p["id"], p["name"], p["muted"]) for p in live["participants"])
+    queue = [entry["participant_id"] for entry in live["queue"]]
+    return live["locked"], people, queue
+
+
+def _kill_all_at_once(server: RunningServer) -> None:
+    tree = process_tree(server.process.pid)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+    wait_until(lambda: not any(is_running(pid) for pid in tree), 20, "the killed tree gone")
+
+
+def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) -> None:
+    with _pair(tmp_path) as ((first, second), edge, processes):
+        event = first.create_event(passcode="5151", registration="off")
+        assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        started = time.monotonic()
+        assert event.speaker_passcode is not None
+        with Phone(edge.sip_port, DID) as speaker, Phone(edge.sip_port, DID) as listener:
+            speaker.voice = tone(SPEAKER_HZ)
+            for phone, code in ((speaker, event.speaker_passcode), (listener, "5151")):
+                phone.call()
+                time.sleep(1.0)
+                phone.press(code + "#")
+            wait_until(
+                lambda: len((_console(first, event.id) or {}).get("participants", [])) == 2,
+                20,
+                "both on the active origin's console",
+            )
+            wait_until(lambda: _hears_speaker(listener), 15, "the speaker heard on the edge")
+            # The moderator's doings, on the active origin.
+            listener.press("*1")
+            live = wait_until(lambda: _console(first, event.id)["queue"], 10, "the queue entry")
+            people = {p["role"]: p["id"] for p in _console(first, event.id)["participants"]}  # type: ignore[index]
+            for action in (
+                {"action": "name", "participant_id": people["speaker"], "name": "Mark Chen, CFO"},
+                {"action": "lock"},
+                {"action": "mute", "participant_id": people["listener"]},
+            ):
+                answer = first.api("POST", f"/api/events/{event.id}/actions", json=action)
+                assert answer.status_code == 200, answer.text
+            before = _moderator_state(first, event.id)
+            assert before is not None and before[0] is True and live
+            # Replicated to the standby as it changed.
+            wait_until(
+                lambda: _moderator_state(second, event.id) == before,
+                10,
+                "the standby's console as the active one's",
+                lambda: f"{_moderator_state(second, event.id)} != {before}",
+            )
+            wait_until(lambda: _hears_speaker(listener), 10, "the speaker still heard")
+
+            killed_wall, killed = time.time(), time.monotonic()
+            _kill_all_at_once(first)
+            wait_until(lambda: _state(second) == "active", 10, "the standby active")
+            wait_until(
+                lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
+                20,
+                "the speaker heard through the new active origin",
+            )
+            pause = _longest_pause(listener, killed, time.monotonic())
+            took_over = next(at for at, _, after, _ in _leases(second) if after == "active")
+            assert _moderator_state(second, event.id) == before
+            assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
+
+            # The killed origin comes back: as the standby, never a second active one.
+            told = len(_leases(first))
+            again = start_again(first)
+            processes.append(again.process)
+            again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
+            time.sleep(2.0)
+            assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+            # It is told what was done on the call before it came: ready to take over again.
+            wait_until(
+                lambda: _moderator_state(again, event.id) == before,
+                20,
+                "the returned standby's console as the active one's",
+                lambda: f"{_moderator_state(again, event.id)} != {before}",
+            )
+            assert _state(second) == "active"
+            assert _hears_speaker(listener)
+        # The call ends on the new active origin: its recording, made in parallel while it
+        # was the standby, holds the whole call, from before the kill too.
+        assert second.api("POST", f"/api/events/{event.id}/end").status_code == 200
+        length = time.monotonic() - started
+        assembled = second.wait_for(lambda: RECORDED.search(second.log()), timeout=60)
+        recorded = float(assembled.group(1))
+        assert recorded > length - 3.0, (recorded, length)
+        # The returned origin's replay has the stretch it was down for missing: it sends the
+        # replay's listeners (through the cache: the cache's retry) to the one holding it all.
+        for origin in (second, again):
+            origin.wait_for(lambda origin=origin: PACKAGED.search(origin.log()), timeout=60)
+        replay = f"/webcast/{event.id}/replay/index.m3u8"
+        whole = wait_until(
+            lambda: _answer(second, replay) == 200 and _answer(again, replay) == 503,
+            30,
+            "the replay served by the origin holding it all",
+            lambda: f"{_answer(second, replay)} {_answer(again, replay)}",
+        )
+        assert whole
+        print(
+            f"\nSTANDBY TAKEOVER: the standby was active {took_over - killed_wall:.2f} s after"
+            f" the active origin's SIGKILL; the edge's listener's longest pause:"
+            f" {pause * 1000:.0f} ms; the new active origin's recording: {recorded:.0f} s of a"
+            f" {length:.0f} s call"
+        )
+
+
+class _Player:
+    """Reloads the live playlist through the cache every 100 ms, as a player does, and keeps
+    what each answer said: its status, the newest part's place, each segment's date-time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: list[tuple[float, int, int]] = []  # (monotonic, status, place of newest part)
+        self.dated: dict[str, list[datetime]] = {}  # segment → the date-times it was given
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Player:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set():
+                try:
+                    answer = client.get(self.url)
+                except httpx.HTTPError:
+                    self.seen.append((time.monotonic(), 0, -1))
+                    continue
+                place = -1
+                if answer.status_code == 200:
+                    playlist = parse(answer.text)
+                    parts = len(playlist.partial.parts) if playlist.partial else 0
+                    place = (playlist.media_sequence + len(playlist.segments)) * 100 + parts
+                    for segment in playlist.segments:
+                        if segment.program_date_time is not None:
+                            self.dated.setdefault(segment.uri, []).append(segment.program_date_time)
+                self.seen.append((time.monotonic(), answer.status_code, place))
+                self._stop.wait(0.1)
+
+    def longest_stall(self, since: float) -> float:
+        """The longest time from ``since`` on without a newer part in the playlist."""
+        longest, last_new, newest = 0.0, since, -1
+        for at, status, place in self.seen:
+            if status == 200 and place > newest:
+                if at >= since:
+                    longest = max(longest, at - last_new)
+                    last_new = at
+                newest = place
+        return max(longest, self.seen[-1][0] - last_new)
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _cache(origins: list[RunningServer], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "callbridge", "cache", "--host", "127.0.0.1",
+               "--port", str(port)]  # fmt: skip
+    command += [f"--origin={o.http_url.removeprefix('http://')}" for o in origins]
+    process = subprocess.Popen(
+        command, stdout=(tmp / "cache.log").open("wb"), stderr=subprocess.STDOUT
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_the_webcast_through_the_cache_goes_on_across_the_switch(tmp_path: Path) -> None:
+    need("varnishd")
+    with _pair(tmp_path) as ((first, second), _edge, processes):
+        cache, cache_url = _cache([first, second], tmp_path)
+        processes.append(cache)
+        event = first.create_event(starts_in=timedelta(minutes=-1), registration="off")
+        assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
+        playlist = f"/webcast/{event.id}/live/index.m3u8"
+        for origin in (first, second):  # both package the call
+            origin.wait_for(lambda origin=origin: _ok(origin.http_url + playlist), timeout=30)
+        wait_until(
+            lambda: _ok(cache_url + playlist),
+            60,
+            "the playlist through the cache",
+            lambda: (tmp_path / "cache.log").read_text()[-2000:],
+        )
+        with _Player(cache_url + playlist) as player:
+            time.sleep(4.0)
+            killed = time.monotonic()
+            _kill_all_at_once(first)
+            wait_until(lambda: _state(second) == "active", 10, "the standby active")
+            time.sleep(6.0)
+        failed = [(round(at - killed, 2), status) for at, status, _ in player.seen if status != 200]
+        stall = player.longest_stall(killed)
+        places = [place for _, status, place in player.seen if status == 200]
+        # The playlist went on: no failed reload, never back, no stall a player notices.
+        assert not failed, failed
+        assert places == sorted(places), "the playlist went back"
+        assert stall < 1.0, f"no new part for {stall * 1000:.0f} ms"
+        # Each segment was dated alike by both origins (the first ones by the killed one).
+        for uri, dates in player.dated.items():
+            assert max(dates) - min(dates) <= timedelta(milliseconds=1), (uri, dates)
+        print(
+            f"\nWEBCAST ACROSS THE SWITCH: {len(player.seen)} reloads through Varnish, none"
+            f" failed; the longest time without a new part after the kill: {stall * 1000:.0f} ms"
+        )
