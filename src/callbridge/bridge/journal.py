@@ -245,15 +245,19 @@ class JournalWriter:
             except Exception:
                 log.exception("could not append to the journal")
             now = self._now()
-            due = self.reachability.may_write(now)
-            if due and self.depth:
-                await self.write_some()
+            try:
+                if self.depth and self.reachability.may_write(now):
+                    await self.write_some()
+                    continue
+                if not self.depth and now >= self.reachability.probe_at():
+                    await self.probe()  # nothing to write: is it (still) there?
+                    continue
+            except Exception:  # a bug, or the journal's disk: logged, tried again later
+                log.exception("the journal's writer failed; trying again in a second")
+                await asyncio.sleep(1.0)
                 continue
-            if due and not self.reachability.up:
-                await self.probe()  # nothing to write: ask whether it is back
-                continue
-            idle = not self.depth and self.reachability.up
-            timeout = None if idle else max(0.0, self.reachability.retry_at - now)
+            wake_at = self.reachability.retry_at if self.depth else self.reachability.probe_at()
+            timeout = max(0.0, wake_at - now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 

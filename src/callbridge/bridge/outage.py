@@ -43,6 +43,10 @@ FIRST_BACKOFF = 0.25
 MAX_BACKOFF = 5.0
 # Journalled entries one transaction writes at most.
 BATCH = 500
+# While the link is up and nothing was asked of the database for this long, the
+# writer asks it for nothing, so an outage shows on the console within seconds
+# of starting, not at the next write.
+PROBE_INTERVAL = 5.0
 # How often the live calls' codes and PINs are read again while the database is up (s).
 REFRESH_INTERVAL = 30.0
 
@@ -88,12 +92,14 @@ class Reachability:
     failures: int = 0  # failed tries in a row
     retry_at: float = 0.0
     outages: int = 0  # times the link went down
+    tried_at: float = 0.0  # the last try's time, whatever came of it
 
     def happened(self, outcome: Outcome, now: float) -> bool:
         """Take ``outcome`` of a try made at ``now``; True if the link changed."""
         new = TRANSITIONS.get((self.link, outcome))
         if new is None:  # the table lists every pair; a new Link or Outcome must be added
             raise ValueError(f"no transition from {self.link} on {outcome}")
+        self.tried_at = now
         if outcome is Outcome.SUCCEEDED:
             self.failures = 0
             self.retry_at = now
@@ -114,6 +120,12 @@ class Reachability:
     def may_write(self, now: float) -> bool:
         """Whether the journal's writer may try now (its backoff is over)."""
         return now >= self.retry_at
+
+    def probe_at(self) -> float:
+        """When to ask the database whether it is there, if nothing else asks first."""
+        if self.link is Link.DOWN:
+            return self.retry_at
+        return self.tried_at + PROBE_INTERVAL
 
     def may_read(self) -> bool:
         """Whether a read should try the database, or answer from what is kept."""

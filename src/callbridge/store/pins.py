@@ -218,7 +218,7 @@ class PinBook:
         with self.database.session() as session:
             return {
                 digest: PinMatch(event_id, row.id, row.name or "", row.firm, row.email)
-                for digest, row in session.execute(query).tuples()
+                for digest, row in session.execute(query)
             }
 
     def events_with_pins(self, event_ids: Collection[int]) -> frozenset[int]:
