@@ -11,7 +11,9 @@ once.
 
 The web process needs the database for the operator's token, so during the
 outage the test asks the media plane itself, over its control socket, as the
-web process does.
+web process does. The moderator's desk, opened before the outage, shows the
+outage's banner (screenshots at 1366×768 and 390×844 under tmp_path) and
+drops it when the database is back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import asyncio
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,15 +34,18 @@ from callbridge.bridge.outage import MAX_BACKOFF
 from callbridge.control.client import RemoteBridge
 from callbridge.store import layout
 from callbridge.store.calllog import CallLog, LogKind, entry_key
+from tests.support.chromium import launch
 from tests.support.pcap import passcode_stream
 from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.support.sipp import Dialing
 from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer, need, start_server
 
-pytestmark = [pytest.mark.sipp, pytest.mark.postgres, pytest.mark.serial]
+pytestmark = [pytest.mark.sipp, pytest.mark.postgres, pytest.mark.browser, pytest.mark.serial]
 
 OUTAGE = 60.0  # the issue's figure
+WIDE = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 assert OUTAGE > 10 * MAX_BACKOFF  # the writer retries many times, and fails each time
 
 
@@ -55,7 +62,9 @@ def _live(server: RunningServer, event_id: int) -> LiveView:
             await remote.close()
             link.cancel()
 
-    return asyncio.run(ask())
+    # In a thread of its own: Playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(lambda: asyncio.run(ask())).result(timeout=30)
 
 
 def _caller(server: RunningServer, tmp: Path, name: str, codes: list[str], stay: float) -> Dialing:
@@ -89,15 +98,34 @@ def test_a_database_outage_mid_call_drops_nobody_and_writes_everything_once(
         url = postgres.create_database()
         home = tmp_path / "server"
         home.mkdir()
-        with start_server(home, db_url=url) as server:
-            _ride_out(server, postgres, tmp_path)
+        with start_server(home, db_url=url) as server, launch() as browser:
+            _ride_out(server, postgres, tmp_path, browser)
     finally:
         postgres.stop()
 
 
-def _ride_out(server: RunningServer, postgres: PostgresServer, tmp: Path) -> None:
+def _desks(server: RunningServer, browser: Any, event_id: int) -> list[Any]:
+    """The moderator's desk open at 1366×768 and at 390×844 (logged in while the database is up)."""
+    context = browser.new_context(viewport=WIDE)
+    page = context.new_page()
+    page.goto(f"{server.http_url}/login?next=/console/events/{event_id}")
+    page.fill("input[name=name]", "operator")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/console/events/{event_id}")
+    phone = context.new_page()
+    phone.set_viewport_size(PHONE)
+    phone.goto(f"{server.http_url}/console/events/{event_id}")
+    for desk in (page, phone):
+        desk.wait_for_selector("#desk[data-database=reachable]", state="attached")
+    return [page, phone]
+
+
+def _ride_out(server: RunningServer, postgres: PostgresServer, tmp: Path, browser: Any) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
+    desks = _desks(server, browser, event.id)
+    assert not desks[0].locator("#db-outage").is_visible()
     # On before the outage, and until well after it.
     before = [
         _caller(server, tmp, "speaker", [event.speaker_passcode], OUTAGE + 45),
@@ -133,6 +161,12 @@ def _ride_out(server: RunningServer, postgres: PostgresServer, tmp: Path) -> Non
     view = _live(server, event.id)
     assert not view.database_reachable
     assert view.writes_waiting >= 2, view  # its join and its *1, at least, wait
+    # The moderator's desk says so, on a wide screen and on a phone.
+    for desk, size in zip(desks, ("1366x768", "390x844"), strict=True):
+        desk.wait_for_selector("#db-outage", state="visible", timeout=15_000)
+        assert "Database unreachable" in desk.locator("#db-outage").inner_text()
+        assert "wait to be saved" in desk.locator("#db-outage").inner_text()
+        desk.screenshot(path=str(tmp / f"desk-database-unreachable-{size}.png"))
 
     time.sleep(max(0.0, stopped + OUTAGE - time.monotonic()))
     assert time.monotonic() - stopped >= OUTAGE

@@ -357,6 +357,17 @@ class Bridge:
         """Dials placed, answered, failed (and why): empty without outbound trunks."""
         return self.dialout.counters() if self.dialout is not None else {}
 
+    def database_counters(self) -> dict[str, int]:
+        """The database link and the journal (``bridge.journal``), for the metrics."""
+        writer = self.lookups.writer
+        return {
+            "reachable": int(writer.reachability.up),
+            "waiting": writer.waiting,
+            "written": writer.written,
+            "refused": writer.refused,
+            "outages": writer.reachability.outages,
+        }
+
     def cascade_counters(self) -> dict[str, int]:
         """A cascade node's bus and media port counters; empty on a standalone node."""
         if self._plug is None:
