@@ -165,7 +165,7 @@ def _ride_out(server: RunningServer, postgres: PostgresServer, tmp: Path, browse
     for desk, size in zip(desks, ("1366x768", "390x844"), strict=True):
         desk.wait_for_selector("#db-outage", state="visible", timeout=15_000)
         assert "Database unreachable" in desk.locator("#db-outage").inner_text()
-        assert "wait to be saved" in desk.locator("#db-outage").inner_text()
+        assert "to be saved when it is back" in desk.locator("#db-outage").inner_text()
         desk.screenshot(path=str(tmp / f"desk-database-unreachable-{size}.png"))
 
     time.sleep(max(0.0, stopped + OUTAGE - time.monotonic()))

@@ -45,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 
 from callbridge.bridge.outage import BATCH, Journalled, Outcome, Reachability, next_batch
 from callbridge.events.schema import EventState
+from callbridge.media import priority
 from callbridge.store.calllog import CallLog, LogEntry, LogKind
 from callbridge.store.events import Conflict, EventStore
 from callbridge.store.files import create_private_file, private_dir
@@ -189,7 +190,9 @@ class JournalWriter:
         self._run_db = run_db
         self._now = now
         self._on_link = on_link
-        self._file = ThreadPoolExecutor(1, thread_name_prefix="callbridge-journal")
+        self._file = ThreadPoolExecutor(
+            1, thread_name_prefix="callbridge-journal", initializer=priority.as_media_worker
+        )
         self._queued: list[tuple[Kind, str]] = []  # given, not yet in the journal
         self._wake = asyncio.Event()
         self.depth = journal.depth()  # in the journal, not yet in the database
@@ -229,7 +232,11 @@ class JournalWriter:
         if items:
             try:
                 await self._in_file(self.journal.append, items)
-            except BaseException:
+            except asyncio.CancelledError:
+                # The append goes on in its thread (the bridge stopping): kept there,
+                # not here, or the flush would journal them twice.
+                raise
+            except Exception:
                 self._queued[:0] = items  # kept in memory; the next turn tries again
                 raise
             self.depth += len(items)
@@ -313,6 +320,8 @@ class JournalWriter:
     async def flush(self) -> None:
         """Journal what is queued and write all the journal now, if the database answers."""
         await self._journal_queued()
+        # Counted again: a turn cancelled mid-append (stopping) appended without counting.
+        self.depth = await self._in_file(self.journal.depth)
         while self.depth:
             if not await self.write_some():
                 log.warning("%d writes wait in the journal for the database", self.depth)

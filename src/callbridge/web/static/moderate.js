@@ -474,10 +474,9 @@
     desk.dataset.database = down ? "unreachable" : "reachable";
     if (!down) return;
     const n = view.writes_waiting || 0;
-    document.getElementById("db-outage-waiting").textContent = n === 0
-      ? "Nothing waits to be saved."
-      : (n === 1 ? "1 log entry waits" : n + " log entries wait") +
-        " to be saved, and will be, once, when it is back.";
+    document.getElementById("db-outage-waiting").textContent =
+      (n === 0 ? "Nothing waits" : n === 1 ? "1 log entry waits" : n + " log entries wait") +
+      " to be saved when it is back.";
   }
 
   function render(view) {
