@@ -211,6 +211,16 @@ class JournalWriter:
         """Writes the database has not taken: journalled, or about to be."""
         return self.depth + len(self._queued)
 
+    def counters(self) -> dict[str, int]:
+        """For the metrics: the link (1 up), writes waiting, written, refused, outages."""
+        return {
+            "reachable": int(self.reachability.up),
+            "waiting": self.waiting,
+            "written": self.written,
+            "refused": self.refused,
+            "outages": self.reachability.outages,
+        }
+
     def tried(self, outcome: Outcome) -> None:
         """A read or write elsewhere found the database there or not."""
         if self.reachability.happened(outcome, self._now()):
@@ -265,8 +275,14 @@ class JournalWriter:
                 continue
             wake_at = self.reachability.retry_at if self.depth else self.reachability.probe_at()
             timeout = max(0.0, wake_at - now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # asyncio.wait, not wait_for: 3.11's wait_for loses a cancel that comes as
+            # the event is set (the bridge stopping hangs up its calls, each a write),
+            # and this task would never end.
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
 
     async def probe(self) -> None:
         """Ask the database for nothing; the answer says whether it is there."""

@@ -359,14 +359,7 @@ class Bridge:
 
     def database_counters(self) -> dict[str, int]:
         """The database link and the journal (``bridge.journal``), for the metrics."""
-        writer = self.lookups.writer
-        return {
-            "reachable": int(writer.reachability.up),
-            "waiting": writer.waiting,
-            "written": writer.written,
-            "refused": writer.refused,
-            "outages": writer.reachability.outages,
-        }
+        return self.lookups.writer.counters()
 
     def cascade_counters(self) -> dict[str, int]:
         """A cascade node's bus and media port counters; empty on a standalone node."""
