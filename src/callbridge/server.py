@@ -168,6 +168,7 @@ async def _media_plane(settings: Settings) -> None:
             ),
             recordings=layout.recordings(settings.data_dir),
             webcasts=layout.webcasts(settings.data_dir),
+            journal=layout.journal(settings.data_dir),
             transcribe_command=functools.partial(
                 library.transcribe_command, settings.db_url, settings.data_dir
             ),

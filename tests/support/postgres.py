@@ -68,6 +68,10 @@ class PostgresServer:
         with (self.data / "pg_hba.conf").open("a") as hba:
             for network in self.trust:
                 hba.write(f"host all all {network} trust\n")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data folder (again, after ``pause``); returns once it answers."""
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",
@@ -91,6 +95,11 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def pause(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop -m fast``): every
+        connection is cut, new ones are refused, until ``resume``."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop")
 
     @property
     def admin_dsn(self) -> str:

@@ -142,14 +142,16 @@ def start_server(
     prefix: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     live_captions: bool = False,
+    db_url: str | None = None,
 ) -> Iterator[RunningServer]:
     """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve.
 
     ``prefix`` runs it under another command (the benches' ``taskset -c 0``);
     ``env`` adds to its environment. Live captions (a speech engine per live
-    call) are off unless asked for: the tests that measure them ask.
+    call) are off unless asked for: the tests that measure them ask. ``db_url``
+    names another database (a PostgreSQL the test started) for the SQLite file.
     """
-    database = Database(f"sqlite:///{tmp / 'callbridge.sqlite3'}")
+    database = Database(db_url or f"sqlite:///{tmp / 'callbridge.sqlite3'}")
     database.upgrade()
     users = UserStore(database)
     users.add("operator", "correct horse battery")

@@ -75,6 +75,7 @@ def media(**overrides: object) -> MediaMetrics:
             "lease_failed_tries": 0,
         },
         dial_out={"placed": 3, "answered": 2},
+        database={"reachable": 0, "waiting": 14, "written": 30, "refused": 0, "outages": 1},
     )
     values.update(overrides)
     return MediaMetrics.model_validate(values)
@@ -130,6 +131,11 @@ def test_a_scrape_renders_the_media_planes_counters_in_the_text_format() -> None
     assert got['callbridge_dial_out_total{outcome="answered"}'] == 2
     assert got["callbridge_webcast_blocking_reloads_waiting"] == 3
     assert got["callbridge_webcast_blocking_reload_timeouts_total"] == 1
+    # The database is away: writes wait in the media plane's journal.
+    assert got["callbridge_database_reachable"] == 0
+    assert got["callbridge_journal_waiting"] == 14
+    assert got["callbridge_journal_written_total"] == 30
+    assert got["callbridge_database_outages_total"] == 1
 
 
 def test_without_the_media_plane_only_its_absence_and_the_web_counters_are_shown() -> None:

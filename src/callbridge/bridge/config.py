@@ -84,6 +84,9 @@ class BridgeConfig:
     answer_delay: float = 0.25
     # Where calls are recorded (one folder per call); None records nothing.
     recordings: Path | None = None
+    # The journal of writes waiting for the database (``store.layout.journal``);
+    # None keeps it in memory (a bridge built in a test, without a data folder).
+    journal: Path | None = None
     # Where the live webcast of each call is packaged (LL-HLS); None: no webcast.
     webcasts: Path | None = None
     # The child process that transcribes an event's recording; None: no transcripts.

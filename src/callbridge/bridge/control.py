@@ -184,6 +184,11 @@ class LiveView(BaseModel):
     # When the operator started and ended the call (the console's timer); None before.
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    # False while the media plane cannot reach the database (``bridge.outage``): the
+    # call goes on, callers are admitted on kept codes, and ``writes_waiting`` call
+    # log entries and such wait in its journal until the database is back.
+    database_reachable: bool = True
+    writes_waiting: int = 0
 
 
 class Action(BaseModel):

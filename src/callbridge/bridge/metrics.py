@@ -55,6 +55,8 @@ class Metered(Protocol):
 
     def dial_out_counters(self) -> dict[str, int]: ...
 
+    def database_counters(self) -> dict[str, int]: ...
+
 
 class ClockSnapshot(BaseModel):
     """A ``ClockStats``: lateness bucket bounds (s), counts per bucket (one more: beyond)."""
@@ -128,6 +130,9 @@ class MediaMetrics(BaseModel):
     resident_bytes: int = 0
     # The longest stretch this read held the media loop (s): what a scrape can make a tick late.
     read_seconds: float = 0.0
+    # The link to the database and the journal of writes waiting for it (``bridge.journal``):
+    # reachable (0/1), waiting, written (from the journal), refused, outages.
+    database: dict[str, int] = {}
 
 
 # Legs, callers or guard identities read in one stretch of the loop (well under a millisecond).
@@ -234,6 +239,7 @@ async def read(
         cascade=bridge.cascade_counters(),
         dial_out=bridge.dial_out_counters(),
         rtcp=media.rtcp_counters(),
+        database=bridge.database_counters(),
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     found.cpu_seconds = usage.ru_utime + usage.ru_stime

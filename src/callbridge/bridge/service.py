@@ -95,7 +95,14 @@ class Bridge:
         )
         self.controller = plug.controller if plug is not None else CallController()
         pins = PinBook(events.database, config.pin_key) if config.pin_key is not None else None
-        self.lookups = Lookups(events, call_log, lambda: self.media.now(), pins)
+        self.lookups = Lookups(
+            events,
+            call_log,
+            lambda: self.media.now(),
+            pins,
+            journal=config.journal,
+            on_link=self._database_link,
+        )
         self.sip = SipFront(
             config.sip_host,
             config.trunk_networks,
@@ -199,6 +206,9 @@ class Bridge:
         if self.dialout is not None:
             await self.dialout.start(self.loop, self.sip_port, self.sip_tls_port)
         self.tasks.append(asyncio.create_task(self.lookups.write_log(), name="call-log-writer"))
+        self.tasks.append(
+            asyncio.create_task(self.lookups.refresh_codes(self._live_calls), name="code-keeper")
+        )
         if self._plug is not None:
             await self._plug.start()
 
@@ -220,6 +230,7 @@ class Bridge:
                 await task
         await self.lookups.flush_log()
         await self.outputs.close()
+        await self.lookups.close_journal()
         self.lookups.close()
         if self._plug is not None:
             self._plug.close()
@@ -252,13 +263,29 @@ class Bridge:
     def live_parts(self, event_id: int) -> tuple[LiveView, list[views.Row]]:
         """The console's view without its participant rows, and the participants to show."""
         alerts = self.lobby.alerts.for_event(event_id)
-        return views.live_parts(
+        view, rows = views.live_parts(
             event_id,
             self.controller.call(event_id),
             self.media.conferences.get(event_id),
             self.versions[event_id],
             views.alert_views(alerts, self.media.now(), datetime.now(UTC)),
         )
+        view.database_reachable = self.lookups.database_up
+        view.writes_waiting = self.lookups.writer.waiting
+        return view, rows
+
+    def _live_calls(self) -> list[int]:
+        """The calls open on this node (their codes are kept for a database outage)."""
+        return [
+            event_id
+            for event_id, conference in self.media.conferences.items()
+            if conference.state is not ConferenceState.ENDED
+        ]
+
+    def _database_link(self, up: bool) -> None:
+        """The database went away or came back: every open call's console is told."""
+        for event_id in self._live_calls():
+            self.carry_out((cmd.Changed(event_id),))
 
     async def dial(self, event_id: int, number: str, as_role: str, actor: str = "system") -> str:
         """Call ``number`` for the event; on '1' the callee joins as ``as_role``.
@@ -331,6 +358,10 @@ class Bridge:
         """Dials placed, answered, failed (and why): empty without outbound trunks."""
         return self.dialout.counters() if self.dialout is not None else {}
 
+    def database_counters(self) -> dict[str, int]:
+        """The database link and the journal (``bridge.journal``), for the metrics."""
+        return self.lookups.writer.counters()
+
     def cascade_counters(self) -> dict[str, int]:
         """A cascade node's bus and media port counters; empty on a standalone node."""
         if self._plug is None:
@@ -399,7 +430,12 @@ class Bridge:
             call = self.controller.call(event_id)
             return call.members.get(participant_id) if call is not None else None
 
+        def opened(c: cmd.OpenConference) -> None:
+            media.conference(c.event_id)
+            lookups.keep_codes_soon(c.event_id)
+
         def started(c: cmd.StartConference) -> None:
+            lookups.keep_codes_soon(c.event_id)
             conference = media.media(c.event_id)
             conference.start()
             call = self.controller.call(c.event_id)
@@ -432,7 +468,7 @@ class Bridge:
         return dict(
             (
                 # The controller's commands.
-                carrier(cmd.OpenConference, lambda c: media.conference(c.event_id)),
+                carrier(cmd.OpenConference, opened),
                 carrier(cmd.StartConference, started),
                 carrier(cmd.JoinConference, joined),
                 carrier(cmd.LeaveConference, media.leave),

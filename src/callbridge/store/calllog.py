@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -90,6 +91,37 @@ class Attendance:
         return None if self.left_at is None else self.left_at - self.joined_at
 
 
+EntryKey = tuple[object, ...]
+
+
+def entry_key(entry: LogEntry) -> EntryKey:
+    """Everything an entry says, comparable across backends (the time in UTC, to the µs)."""
+    return (
+        entry.kind.value,
+        entry.at.astimezone(UTC).isoformat(),
+        entry.event_id,
+        entry.participant_id,
+        entry.channel,
+        entry.caller_id,
+        entry.role,
+        entry.actor,
+        json.dumps(entry.detail, sort_keys=True),
+    )
+
+
+def unwritten(entries: Sequence[LogEntry], present: Iterable[EntryKey]) -> list[LogEntry]:
+    """``entries`` less those the log holds (``present``), counted: two alike, one held: one."""
+    held = Counter(present)
+    out: list[LogEntry] = []
+    for entry in entries:
+        key = entry_key(entry)
+        if held[key] > 0:
+            held[key] -= 1
+        else:
+            out.append(entry)
+    return out
+
+
 class CallLog:
     """Append entries; read them back as an audit trail or an attendance report."""
 
@@ -98,23 +130,33 @@ class CallLog:
 
     def append(self, entries: Iterable[LogEntry]) -> int:
         """Write entries in one transaction; returns how many."""
-        rows = [
-            CallLogRow(
-                event_id=e.event_id,
-                at=e.at,
-                kind=e.kind.value,
-                participant_id=e.participant_id,
-                channel=e.channel,
-                caller_id=e.caller_id,
-                role=e.role,
-                actor=e.actor,
-                detail=json.dumps(e.detail, sort_keys=True) if e.detail else "",
-            )
-            for e in entries
-        ]
+        rows = [self._row(e) for e in entries]
         if not rows:
             return 0
         with self.database.session() as session, session.begin():
+            session.add_all(rows)
+        return len(rows)
+
+    def append_once(self, entries: Sequence[LogEntry]) -> int:
+        """Write those of ``entries`` not in the log yet, in one transaction; returns how many.
+
+        For a writer that may have written them already and cannot know
+        (``bridge.journal``: the database committed, the journal did not
+        hear it). An entry is its own key: the same kind, event, participant,
+        caller, role, actor, channel and detail at the same microsecond is the
+        same entry (``unwritten``). The log's index on ``at`` finds them.
+        """
+        if not entries:
+            return 0
+        low, high = min(e.at for e in entries), max(e.at for e in entries)
+        with self.database.session() as session, session.begin():
+            present = [
+                entry_key(self._entry(r))
+                for r in session.scalars(
+                    select(CallLogRow).where(CallLogRow.at >= low, CallLogRow.at <= high)
+                )
+            ]
+            rows = [self._row(e) for e in unwritten(entries, present)]
             session.add_all(rows)
         return len(rows)
 
@@ -145,6 +187,20 @@ class CallLog:
                 .order_by(CallLogRow.at, CallLogRow.id)
             ).all()
         return [self._entry(r) for r in rows]
+
+    @staticmethod
+    def _row(e: LogEntry) -> CallLogRow:
+        return CallLogRow(
+            event_id=e.event_id,
+            at=e.at,
+            kind=e.kind.value,
+            participant_id=e.participant_id,
+            channel=e.channel,
+            caller_id=e.caller_id,
+            role=e.role,
+            actor=e.actor,
+            detail=json.dumps(e.detail, sort_keys=True) if e.detail else "",
+        )
 
     @staticmethod
     def _entry(r: CallLogRow) -> LogEntry:

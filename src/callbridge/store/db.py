@@ -36,6 +36,8 @@ _REVISION_FILE = re.compile(r"(\d{4})_\w+\.py")
 # The largest id either database stores (SQLite INTEGER, PostgreSQL BIGINT): a
 # larger one in a URL can name nothing, and asking the driver for it overflows.
 MAX_ID = 2**63 - 1
+# Seconds a new connection to PostgreSQL may take before it counts as unreachable.
+CONNECT_TIMEOUT = 5
 
 
 log = logging.getLogger(__name__)
@@ -116,13 +118,24 @@ class Database:
             # The folder may be the operator's (it is not tightened); the file is ours.
             private_dir(path.parent, tighten=False)
             create_private_file(path)
-        self.engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
+        # A database cut off by the network answers no connect at all: without a
+        # limit the driver waits for the kernel's (minutes), and the media plane's
+        # one database thread with it (``bridge.outage``).
+        connect_args = {} if self.is_sqlite else {"connect_timeout": CONNECT_TIMEOUT}
+        self.engine = create_engine(
+            self.url, pool_pre_ping=not self.is_sqlite, connect_args=connect_args
+        )
         if self.is_sqlite:
             _enable_sqlite_foreign_keys(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
         return self.sessions()
+
+    def ping(self) -> None:
+        """Ask the database for nothing: raises when it cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def upgrade(self) -> SchemaUpgrade | None:
         """Apply every pending migration (idempotent); call before using the database.

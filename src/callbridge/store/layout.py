@@ -12,6 +12,8 @@ app that serves it and the command line that reads it cannot drift apart::
                                            (webcast.captions names them)
     <data>/decks/event-<id>/               the presenters' deck (slides.deck)
     <data>/run/control.sock                the media plane's control socket (control)
+    <data>/run/journal.sqlite3             the media plane's writes the database has not
+                                           taken yet (bridge.journal)
     <data>/cache/                          the cache tier's working folder (edge)
 
 Functions named after a tree (``recordings``, ``webcasts``, ``decks``) take the
@@ -34,6 +36,7 @@ RUN = "run"
 CACHE = "cache"
 LIVE = "live"
 CONTROL_SOCKET = "control.sock"
+JOURNAL = "journal.sqlite3"
 SECRET_KEY = "secret_key"
 EVENT_PREFIX = "event-"
 # sun_path is 108 bytes on Linux.
@@ -119,3 +122,8 @@ def control_socket(data_dir: Path) -> Path:
         return path
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"callbridge-{digest}" / CONTROL_SOCKET
+
+
+def journal(data_dir: Path) -> Path:
+    """The media plane's journal of writes waiting for the database (``bridge.journal``)."""
+    return data_dir / RUN / JOURNAL

@@ -207,6 +207,20 @@ class PinBook:
             assert listener.name is not None
             return PinMatch(event_id, listener.id, listener.name, listener.firm, listener.email)
 
+    def of_event(self, event_id: int) -> dict[str, PinMatch]:
+        """Every PIN of the event that opens (named registrants), by keyed hash: for a
+        node that must admit registrants while the database is away (``bridge.outage``)."""
+        query = (
+            select(RegistrantPinRow.digest, WebcastListenerRow)
+            .join(WebcastListenerRow, WebcastListenerRow.id == RegistrantPinRow.listener_id)
+            .where(RegistrantPinRow.event_id == event_id, WebcastListenerRow.name.is_not(None))
+        )
+        with self.database.session() as session:
+            return {
+                digest: PinMatch(event_id, row.id, row.name or "", row.firm, row.email)
+                for digest, row in session.execute(query)
+            }
+
     def events_with_pins(self, event_ids: Collection[int]) -> frozenset[int]:
         """Which of ``event_ids`` have given any PIN (their IVR collects PIN-length codes)."""
         if not event_ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,6 +12,7 @@ import phonenumbers
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from callbridge.bridge.control import (
@@ -30,6 +32,8 @@ from callbridge.web.auth import require_operator
 from callbridge.web.deps import event_store
 from callbridge.web.folder_watch import FolderWatches
 from callbridge.web.webcast import listening_since
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/events/{event_id}", tags=["calls"])
 
@@ -116,7 +120,12 @@ async def live_stream(
                 now = loop.time()
                 if now - web_checked >= WEB_COUNT_INTERVAL:
                     web_checked = now
-                    web = await _web_listeners(request, event_id)
+                    try:
+                        web = await _web_listeners(request, event_id)
+                    except SQLAlchemyError:
+                        # The database is away (the pushed view says so): the stream,
+                        # and the console's banner, go on with the last count.
+                        log.warning("live stream: web listeners not counted", exc_info=True)
                 pushed, seen = feed.view, feed.version
                 if pushed is not None:
                     # The pushed view is shared by every console in this process: copied.

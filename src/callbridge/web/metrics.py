@@ -194,6 +194,7 @@ def _media_families(media: MediaMetrics, scrape: Scrape) -> Iterator[Metric]:
         "How long the media plane took to read its counters for this scrape (on its loop)",
         media.read_seconds,
     )
+    yield from _database_families(media.database)
     yield _gauge(
         "callbridge_media_start_time_seconds",
         "When the media plane started (Unix time): a restart drops its calls",
@@ -476,6 +477,37 @@ def _cascade_families(cascade: dict[str, int]) -> Iterator[Metric]:
             "Tries on the lease's row that did not reach the store in time",
             cascade["lease_failed_tries"],
         )
+
+
+def _database_families(database: dict[str, int]) -> Iterator[Metric]:
+    """The media plane's link to the database and its journal (``bridge.journal``)."""
+    if not database:
+        return
+    yield _gauge(
+        "callbridge_database_reachable",
+        "1 while the media plane reaches the database; 0 during an outage (calls go on)",
+        database.get("reachable", 1),
+    )
+    yield _gauge(
+        "callbridge_journal_waiting",
+        "The media plane's writes (call log, question states) waiting for the database",
+        database.get("waiting", 0),
+    )
+    yield _counter(
+        "callbridge_journal_written",
+        "Journalled writes the database took, since the media plane started",
+        database.get("written", 0),
+    )
+    yield _counter(
+        "callbridge_journal_refused",
+        "Journalled writes the database refused (logged in full, then dropped)",
+        database.get("refused", 0),
+    )
+    yield _counter(
+        "callbridge_database_outages",
+        "Times the media plane lost the database, since it started",
+        database.get("outages", 0),
+    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

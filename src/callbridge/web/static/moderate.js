@@ -465,6 +465,20 @@
     return `button[data-action="${d.action || ""}"][data-participant="${d.participant || ""}"]`;
   }
 
+  // The media plane says whether it reaches the database (bridge.outage); what it
+  // could not write waits in its journal and is written when the database is back.
+  function renderDatabase(view) {
+    const banner = document.getElementById("db-outage");
+    const down = view.database_reachable === false;
+    banner.hidden = !down;
+    desk.dataset.database = down ? "unreachable" : "reachable";
+    if (!down) return;
+    const n = view.writes_waiting || 0;
+    document.getElementById("db-outage-waiting").textContent =
+      (n === 0 ? "Nothing waits" : n === 1 ? "1 log entry waits" : n + " log entries wait") +
+      " to be saved when it is back.";
+  }
+
   function render(view) {
     const focused = focusKey();
     lastView = view;
@@ -479,6 +493,7 @@
     renderQueue(view);
     renderPeople(view);
     renderAlerts(view);
+    renderDatabase(view);
     tick();
     if (focused) {
       const again = document.querySelector(focused);
