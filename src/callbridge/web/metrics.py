@@ -262,6 +262,7 @@ def _media_families(media: MediaMetrics, scrape: Scrape) -> Iterator[Metric]:
     yield from _guard_families(media)
     yield from _output_families(media, scrape)
     yield from _cascade_families(media.cascade)
+    yield from _lease_families(media.cascade)
     if media.dial_out:
         dials = CounterMetricFamily(
             "callbridge_dial_out",
@@ -456,27 +457,31 @@ def _cascade_families(cascade: dict[str, int]) -> Iterator[Metric]:
         if not name.startswith(("media_", "lease_")):
             bus.add_metric([name], count)
     yield bus
-    if "lease_active" in cascade:  # an origin (cascade.lease)
-        yield _gauge(
-            "callbridge_lease_active",
-            "1 while this origin holds the active origin's lease (or lapsed holding it)",
-            cascade["lease_active"],
-        )
-        yield _gauge(
-            "callbridge_lease_epoch",
-            "The lease's epoch this origin holds or last heard of (one more at each failover)",
-            cascade["lease_epoch"],
-        )
-        yield _counter(
-            "callbridge_lease_takeovers",
-            "Times this origin took the lease over from another (failovers to it)",
-            cascade["lease_takeovers"],
-        )
-        yield _counter(
-            "callbridge_lease_failed_tries",
-            "Tries on the lease's row that did not reach the store in time",
-            cascade["lease_failed_tries"],
-        )
+
+
+def _lease_families(cascade: dict[str, int]) -> Iterator[Metric]:
+    """The active origin's lease (``cascade.lease``). Every node shows them, 0 where there
+    is no lease (a single node, an edge), so the alert rules read the same names everywhere."""
+    yield _gauge(
+        "callbridge_lease_active",
+        "1 while this origin holds the active origin's lease (or lapsed holding it)",
+        cascade.get("lease_active", 0),
+    )
+    yield _gauge(
+        "callbridge_lease_epoch",
+        "The lease's epoch this origin holds or last heard of (one more at each failover)",
+        cascade.get("lease_epoch", 0),
+    )
+    yield _counter(
+        "callbridge_lease_takeovers",
+        "Times this origin took the lease over from another (failovers to it)",
+        cascade.get("lease_takeovers", 0),
+    )
+    yield _counter(
+        "callbridge_lease_failed_tries",
+        "Tries on the lease's row that did not reach the store in time",
+        cascade.get("lease_failed_tries", 0),
+    )
 
 
 def _database_families(database: dict[str, int]) -> Iterator[Metric]:
