@@ -30,6 +30,7 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
 
     .venv/bin/python bench/transcript_bench.py            # about 5 minutes of audio
     .venv/bin/python bench/transcript_bench.py --quick    # two voices, a minute or so
+    .venv/bin/python bench/transcript_bench.py --human    # the Asterisk voice and LibriVox only
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
 real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
@@ -328,6 +329,9 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three voices only")
+    parser.add_argument(
+        "--human", action="store_true", help="real speech only: the Asterisk voice and LibriVox"
+    )
     parser.add_argument("--engine", help="engine to run (default: the best installed)")
     parser.add_argument("--show", action="store_true", help="print each transcript")
     parser.add_argument(
@@ -350,9 +354,12 @@ def main() -> int:
         "flite": FLITE_VOICES[:2] if args.quick else FLITE_VOICES,
         "espeak-ng": ESPEAK_VOICES[:1] if args.quick else ESPEAK_VOICES,
     }
+    if args.human:
+        families = {}
     tallies = {family: Tally() for family in families}
     count = sum(len(voices) for voices in families.values())
-    print(f"earnings script: {len(SCRIPT)} sentences, {count} voices, through G.711 μ-law")
+    if count:
+        print(f"earnings script: {len(SCRIPT)} sentences, {count} voices, through G.711 μ-law")
     for family, voices in families.items():
         for voice in voices:
             text = read_script(engine, voice, tallies[family])
@@ -404,7 +411,7 @@ def main() -> int:
     print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
     flags = "".join(
         f" --{flag.replace('_', '-')}"
-        for flag in ("quick", "careful", "wideband")
+        for flag in ("quick", "human", "careful", "wideband")
         if getattr(args, flag)
     )
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")
