@@ -31,6 +31,7 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
     .venv/bin/python bench/transcript_bench.py            # about 5 minutes of audio
     .venv/bin/python bench/transcript_bench.py --quick    # two voices, a minute or so
     .venv/bin/python bench/transcript_bench.py --human    # the Asterisk voice and LibriVox only
+    .venv/bin/python bench/transcript_bench.py --synthetic  # Flite, espeak-ng and LibriVox only
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
 real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
@@ -332,6 +333,9 @@ def main() -> int:
     parser.add_argument(
         "--human", action="store_true", help="real speech only: the Asterisk voice and LibriVox"
     )
+    parser.add_argument(
+        "--synthetic", action="store_true", help="the synthetic voices and LibriVox only"
+    )
     parser.add_argument("--engine", help="engine to run (default: the best installed)")
     parser.add_argument("--show", action="store_true", help="print each transcript")
     parser.add_argument(
@@ -376,7 +380,7 @@ def main() -> int:
     real = Tally()
     wer = real_speech(engine, real)
     human = Tally()
-    if not args.quick:
+    if not args.quick and not args.synthetic:
         print()
         human_voice(engine, human)
     timed = [*tallies.values(), real, human]
@@ -411,7 +415,7 @@ def main() -> int:
     print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
     flags = "".join(
         f" --{flag.replace('_', '-')}"
-        for flag in ("quick", "human", "careful", "wideband")
+        for flag in ("quick", "human", "synthetic", "careful", "wideband")
         if getattr(args, flag)
     )
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")
