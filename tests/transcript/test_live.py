@@ -223,5 +223,16 @@ def test_a_short_piece_without_text_is_let_go_when_no_speech_follows() -> None:
     assert captioner.next_piece() is not None
     captioner.decoded("")
     feed(captioner, silence(5.0), start=captioner.fed)
-    assert captioner.next_piece() is None and captioner.horizon() > 4 * RATE
-    assert captioner.take_cues() == []
+    # The horizon moves on by itself (subtitles stay live), and so does the worker.
+    assert captioner.horizon() > 4 * RATE
+    assert captioner.next_piece() is None and captioner.take_cues() == []
+
+
+def test_a_short_piece_without_text_is_let_go_when_the_mix_ends() -> None:
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, said("Twelve percent."), 0.5))
+    assert captioner.next_piece() is not None
+    captioner.decoded("")
+    captioner.flush()
+    assert captioner.next_piece() is None
+    assert captioner.horizon() == captioner.fed - round(CaptionConfig().pad_s * RATE)

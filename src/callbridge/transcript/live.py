@@ -279,6 +279,8 @@ class LiveCaptioner:
     def flush(self) -> None:
         """The mix has ended: the speech in progress becomes a piece to decode."""
         self.pending.extend(self.cutter.flush())
+        if not self.pending:
+            self._unread = None  # no speech follows to read it with
 
     def next_piece(self) -> Piece | None:
         """The next piece to decode, or None; pieces too far behind are skipped first."""
@@ -347,8 +349,9 @@ class LiveCaptioner:
             candidates.append(self.decoding.start)
         if self.pending:
             candidates.append(self.pending[0].start)
-        if self._unread is not None:
-            candidates.append(self._unread.start)
+        unread = self._unread
+        if unread is not None and self.fed - unread.end <= self.config.rejoin_s * self.config.rate:
+            candidates.append(unread.start)
         if self.cutter.speech_start is not None:
             candidates.append(self.cutter.speech_start)
         else:
