@@ -35,8 +35,20 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
 real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
-prompts, figure recall ≥ 0.95 on the human figure reading. It prints its figures and the command
-that reproduces them. Needs espeak-ng, flite and sox (``scripts/install-system bench``).
+prompts, figure recall ≥ 0.95 on the human figure reading, CPU ≤ 0.25 s per
+audio second. It prints its figures and the command that reproduces them.
+Needs espeak-ng, flite and sox (``scripts/install-system bench``).
+
+Issue 26's pieces (``pieces.plan_joined``: up to 20 s, cut at the longest
+pauses, no lone short piece), before → after, Moonshine base, one core
+(``taskset -c 1``) of a shared 2-core machine:
+
+    Asterisk prompts WER (269)   0.038 → 0.035   digits (53) 0.041 → 0.032
+    human figure recall          0.750 → 1.000   (30/40 → 40/40)
+    Flite figure recall          0.935 → 0.963   sentences dropped 0 → 0
+    espeak-ng figure recall      0.567 → 0.644   sentences dropped 0 → 0 (a stress figure)
+    LibriVox WER                 0.042 → 0.042
+    CPU s per audio s            0.101 → 0.103 (--human), 0.101 → 0.107 (--synthetic)
 """
 
 from __future__ import annotations
