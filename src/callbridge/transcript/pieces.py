@@ -215,11 +215,15 @@ def plan_joined(
                 strength.append(float(_pause_at(voiced, a // frame) * frame))
             parts.append((a, b))
     gap = round(config.join_gap_s * sample_rate)
+    # Running totals, so a call of an hour (thousands of parts) plans in linear time.
+    spoken = np.cumsum([0] + [b - a for a, b in parts])
+    silent = np.cumsum(
+        [0] + [min(gap, parts[k][0] - parts[k - 1][1]) if k else 0 for k in range(len(parts))]
+    )
 
     def length(i: int, j: int) -> int:
         """Joined samples of parts i..j (inclusive)."""
-        total = sum(b - a for a, b in parts[i : j + 1])
-        return total + sum(min(gap, parts[k][0] - parts[k - 1][1]) for k in range(i + 1, j + 1))
+        return int(spoken[j + 1] - spoken[i] + silent[j + 1] - silent[i + 1])
 
     longest = round(config.piece_s * sample_rate)
     least = round(config.least_s * sample_rate)
@@ -230,7 +234,9 @@ def plan_joined(
         if rest <= longest:
             groups.append((i, len(parts) - 1))
             break
-        fits = [j for j in range(i, len(parts) - 1) if length(i, j) <= longest] or [i]
+        fits = [i]
+        while fits[-1] + 1 < len(parts) - 1 and length(i, fits[-1] + 1) <= longest:
+            fits.append(fits[-1] + 1)
         # Prefer a cut in the second half that leaves enough for the next piece.
         good = (
             [j for j in fits if length(i, j) >= longest // 2 and rest - length(i, j) >= least]
