@@ -6,8 +6,9 @@ Asterisk plays (8 kHz, 16-bit WAV, one speaker, CC-BY-SA-3.0), and
 Both are installed by ``scripts/install-system bench``.
 
 * ``prompts``: every prompt with a transcript of three words or more (the
-  bracketed ones are tones, not speech), for a word error rate on real
-  human telephone speech.
+  bracketed ones are tones, not speech, and the parenthesised notes in
+  others, "(10 seconds of silence)", are not said), for a word error rate
+  on real human telephone speech.
 * ``figure_reading``: earnings figures said in that voice, built from its
   recorded number words ("forty" "two" "million" "dollars", "sixty" "one"
   "percent"), read one after another with a pause between them, as a
@@ -80,6 +81,8 @@ def prompts(min_words: int = 3) -> list[Prompt]:
             if match is None:
                 continue
             name, text = match.groups()
+            # "(10 seconds of silence)", "(note: does not say "2")": notes, not speech.
+            text = re.sub(r"\([^)]*\)", " ", text).strip()
             path = SOUNDS / f"{name}.wav"
             if text.startswith("[") or not path.is_file():
                 continue

@@ -30,11 +30,25 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
 
     .venv/bin/python bench/transcript_bench.py            # about 5 minutes of audio
     .venv/bin/python bench/transcript_bench.py --quick    # two voices, a minute or so
+    .venv/bin/python bench/transcript_bench.py --human    # the Asterisk voice and LibriVox only
+    .venv/bin/python bench/transcript_bench.py --synthetic  # Flite, espeak-ng and LibriVox only
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
 real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
-prompts, figure recall ≥ 0.95 on the human figure reading. It prints its figures and the command
-that reproduces them. Needs espeak-ng, flite and sox (``scripts/install-system bench``).
+prompts, figure recall ≥ 0.95 on the human figure reading, CPU ≤ 0.25 s per
+audio second. It prints its figures and the command that reproduces them.
+Needs espeak-ng, flite and sox (``scripts/install-system bench``).
+
+Issue 26's pieces (``pieces.plan_joined``: up to 20 s, cut at the longest
+pauses, no lone short piece), before → after, Moonshine base, one core
+(``taskset -c 1``) of a shared 2-core machine:
+
+    Asterisk prompts WER (269)   0.038 → 0.035   digits (53) 0.041 → 0.032
+    human figure recall          0.750 → 1.000   (30/40 → 40/40)
+    Flite figure recall          0.935 → 0.963   sentences dropped 0 → 0
+    espeak-ng figure recall      0.567 → 0.644   sentences dropped 0 → 0 (a stress figure)
+    LibriVox WER                 0.042 → 0.042
+    CPU s per audio s            0.101 → 0.103 (--human), 0.101 → 0.107 (--synthetic)
 """
 
 from __future__ import annotations
@@ -328,6 +342,12 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three voices only")
+    parser.add_argument(
+        "--human", action="store_true", help="real speech only: the Asterisk voice and LibriVox"
+    )
+    parser.add_argument(
+        "--synthetic", action="store_true", help="the synthetic voices and LibriVox only"
+    )
     parser.add_argument("--engine", help="engine to run (default: the best installed)")
     parser.add_argument("--show", action="store_true", help="print each transcript")
     parser.add_argument(
@@ -350,9 +370,12 @@ def main() -> int:
         "flite": FLITE_VOICES[:2] if args.quick else FLITE_VOICES,
         "espeak-ng": ESPEAK_VOICES[:1] if args.quick else ESPEAK_VOICES,
     }
+    if args.human:
+        families = {}
     tallies = {family: Tally() for family in families}
     count = sum(len(voices) for voices in families.values())
-    print(f"earnings script: {len(SCRIPT)} sentences, {count} voices, through G.711 μ-law")
+    if count:
+        print(f"earnings script: {len(SCRIPT)} sentences, {count} voices, through G.711 μ-law")
     for family, voices in families.items():
         for voice in voices:
             text = read_script(engine, voice, tallies[family])
@@ -369,7 +392,7 @@ def main() -> int:
     real = Tally()
     wer = real_speech(engine, real)
     human = Tally()
-    if not args.quick:
+    if not args.quick and not args.synthetic:
         print()
         human_voice(engine, human)
     timed = [*tallies.values(), real, human]
@@ -404,7 +427,7 @@ def main() -> int:
     print(f"CPU s per audio s    {cpu:.3f}  (load average {load:.1f} on {os.cpu_count()} cores)")
     flags = "".join(
         f" --{flag.replace('_', '-')}"
-        for flag in ("quick", "careful", "wideband")
+        for flag in ("quick", "human", "synthetic", "careful", "wideband")
         if getattr(args, flag)
     )
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")

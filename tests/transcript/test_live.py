@@ -187,3 +187,52 @@ def test_the_worker_stops_at_a_broken_stream() -> None:
     out = io.StringIO()
     assert run(stream, out, engine_name="no-such-engine") == 0
     assert "error" in out.getvalue()
+
+
+def test_a_short_piece_is_read_with_the_one_waiting_after_it() -> None:
+    short, rest = said("Twelve percent."), said(SECOND)
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, short, 0.5, rest, 1.0))
+    assert len(captioner.pending) == 2  # the worker was busy: both wait
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.pending
+    assert piece.start <= 0.5 * RATE and piece.end >= RATE + len(short) + len(rest)
+
+
+def test_a_short_piece_that_gave_no_text_is_read_again_with_the_next() -> None:
+    short, rest = said("Twelve percent."), said(SECOND)
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, short, 0.5))
+    piece = captioner.next_piece()
+    assert piece is not None and piece.end - piece.start < 2 * RATE
+    captioner.decoded("")  # the engine heard nothing in it alone
+    # Until the next speech is read, a cue may still come for it.
+    assert captioner.horizon() <= piece.start
+    at = round(1.0 * RATE) + len(short)
+    feed(captioner, call(rest, 1.0), start=at)
+    again = captioner.next_piece()
+    assert again is not None and again.start == piece.start and again.end > at + len(rest) - RATE
+    captioner.decoded("Twelve percent. Operating margin improved to 18%.")
+    (cue,) = captioner.take_cues()
+    assert cue.start == piece.start and cue.text.startswith("Twelve percent.")
+
+
+def test_a_short_piece_without_text_is_let_go_when_no_speech_follows() -> None:
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, said("Twelve percent."), 0.5))
+    assert captioner.next_piece() is not None
+    captioner.decoded("")
+    feed(captioner, silence(5.0), start=captioner.fed)
+    # The horizon moves on by itself (subtitles stay live), and so does the worker.
+    assert captioner.horizon() > 4 * RATE
+    assert captioner.next_piece() is None and captioner.take_cues() == []
+
+
+def test_a_short_piece_without_text_is_let_go_when_the_mix_ends() -> None:
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, said("Twelve percent."), 0.5))
+    assert captioner.next_piece() is not None
+    captioner.decoded("")
+    captioner.flush()
+    assert captioner.next_piece() is None
+    assert captioner.horizon() == captioner.fed - round(CaptionConfig().pad_s * RATE)

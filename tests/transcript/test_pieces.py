@@ -12,10 +12,13 @@ from callbridge.transcript.engine import Segment
 from callbridge.transcript.pieces import (
     INAUDIBLE,
     PieceDecoder,
+    joined,
+    plan_joined,
     plan_pieces,
     spoken_words,
 )
-from callbridge.transcript.vad import VoiceProfile
+from callbridge.transcript.spread import spread, voiced_gaps
+from callbridge.transcript.vad import VoiceProfile, runs
 
 RATE = 8000
 FRAME = 160  # 20 ms
@@ -113,8 +116,8 @@ class Forgetful:
         self.deaf = deaf  # seconds of the audio it hears nothing in at all
         self.calls: list[tuple[float, float]] = []
 
-    def __call__(self, start: int, end: int) -> list[Segment]:
-        a, b = start / RATE, end / RATE
+    def __call__(self, piece: tuple[tuple[int, int], ...]) -> list[Segment]:
+        a, b = piece[0][0] / RATE, piece[-1][1] / RATE
         self.calls.append((a, b))
         # The word of each second whose middle is in the piece, so halves share none.
         heard = [s for s in range(int(b) + 1) if a <= s + 0.5 < b]
@@ -151,10 +154,99 @@ def test_speech_that_gives_no_text_is_kept_as_inaudible_with_its_time() -> None:
 
 def test_a_cough_without_text_is_not_inaudible_speech() -> None:
     voice = profile((0.3, LOUD), (1.0, SILENT))
-    assert PieceDecoder(voice, RATE, lambda a, b: []).region(0, len(voice.levels) * FRAME) == []
+    assert PieceDecoder(voice, RATE, lambda piece: []).region(0, len(voice.levels) * FRAME) == []
 
 
 def test_spoken_words_count_figures_as_said() -> None:
     assert spoken_words("Revenue grew to 42 million dollars.") == 7
     assert spoken_words("up 12%") == 3
     assert spoken_words(f"{INAUDIBLE} and") == 1
+
+
+def regions_of(voice: VoiceProfile) -> list[tuple[int, int]]:
+    """The voiced runs of ``voice`` as sample offsets: its speech regions."""
+    return [(a * FRAME, b * FRAME) for a, b in runs(voice.voiced)]
+
+
+def joined_length(piece: tuple[tuple[int, int], ...]) -> int:
+    """Samples the engine hears for ``piece``: silences between its spans at most 1 s."""
+    gaps = sum(min(RATE, b[0] - a[1]) for a, b in itertools.pairwise(piece))
+    return sum(b - a for a, b in piece) + gaps
+
+
+def test_short_regions_are_read_together_up_to_twenty_seconds() -> None:
+    # Ten figures of 2.5 s, 0.8 s apart: alone, each is a lone short piece.
+    voice = profile(*[part for _ in range(10) for part in ((2.5, LOUD), (0.8, SILENT))])
+    regions = regions_of(voice)
+    pieces = plan_joined(voice, regions, RATE)
+    assert [span for piece in pieces for span in piece] == regions
+    joined_s = [joined_length(piece) / RATE for piece in pieces]
+    assert len(pieces) == 2 and all(10.0 <= s <= 20.0 for s in joined_s)
+
+
+def test_a_piece_ends_at_the_longest_pause_and_leaves_no_lone_short_piece() -> None:
+    # 12 s, a 2 s pause, 6 s, a 0.7 s pause, 3 s: the long pause is the cut, not the 0.7 s.
+    voice = profile((12.0, LOUD), (2.0, SILENT), (6.0, LOUD), (0.7, SILENT), (3.0, LOUD))
+    pieces = plan_joined(voice, regions_of(voice), RATE)
+    assert [seconds(list(piece)) for piece in pieces] == [
+        [(0.0, 12.0)],
+        [(14.0, 20.0), (20.7, 23.7)],
+    ]
+
+
+def test_speech_minutes_apart_is_read_together_and_timed_where_it_was_said() -> None:
+    voice = profile((2.0, LOUD), (120.0, SILENT), (1.5, LOUD), (1.0, SILENT))
+    heard: list[tuple[tuple[int, int], ...]] = []
+
+    def engine(piece: tuple[tuple[int, int], ...]) -> list[Segment]:
+        heard.append(piece)
+        return [Segment(0.0, 4.5, "Thank you, operator. Goodbye.")]
+
+    found = PieceDecoder(voice, RATE, engine).regions(regions_of(voice))
+    # One piece of two spans: the engine never hears a lone 1.5 s "Goodbye."
+    assert heard == [((0, 2 * RATE), (122 * RATE, round(123.5 * RATE)))]
+    assert [s.text for s in found] == ["Thank you, operator.", "Goodbye."]
+    assert found[0].start < 0.2 and 1.8 <= found[0].end <= 2.2
+    assert 121.8 <= found[1].start <= 122.0 and found[1].end <= 123.7
+
+
+def test_joined_audio_shortens_long_silences_and_keeps_short_ones() -> None:
+    samples = np.arange(40 * RATE, dtype=np.int16)
+    piece = ((0, RATE), (RATE + 4000, 2 * RATE), (30 * RATE, 31 * RATE))
+    audio = joined(samples, piece, RATE, 1.0)
+    # 1 s + 0.5 s gap as it is + 0.5 s + 1 s gap (shortened) + 1 s.
+    assert len(audio) == 4 * RATE
+    assert audio[0] == 0 and audio[-1] == samples[31 * RATE - 1]
+    assert audio[2 * RATE + RATE // 2] == samples[30 * RATE - RATE // 2]
+
+
+def test_sentences_are_timed_at_the_pauses_nearest_where_they_fall() -> None:
+    # Three sentences over 3 s, 2 s and 1 s of speech, with pauses of 0.4 s.
+    voice = profile((3.0, LOUD), (0.4, GAP), (2.0, LOUD), (0.4, GAP), (1.0, LOUD))
+    frames, gaps = voiced_gaps(voice.voiced)
+    text = "Revenue grew twelve percent this year. Margin held steady. Thank you."
+    timed = spread(text, frames, gaps)
+    assert [t for _, _, t in timed] == [
+        "Revenue grew twelve percent this year.",
+        "Margin held steady.",
+        "Thank you.",
+    ]
+    starts = [round(a * 0.02, 1) for a, _, _ in timed]
+    ends = [round(b * 0.02, 1) for _, b, _ in timed]
+    assert starts[0] == 0.0 and 3.0 <= ends[0] <= 3.2
+    assert 3.2 <= starts[1] <= 3.4 and 5.4 <= ends[1] <= 5.6
+    assert 5.6 <= starts[2] <= 5.8 and ends[2] >= 6.8
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.1, 8.0), st.floats(0.3, 30.0)), min_size=1, max_size=12),
+)
+def test_joined_pieces_cover_every_region_once_within_the_limit(
+    parts: list[tuple[float, float]],
+) -> None:
+    voice = profile((0.1, SILENT), *[p for s, g in parts for p in ((s, LOUD), (g, SILENT))])
+    regions = regions_of(voice)
+    pieces = plan_joined(voice, regions, RATE)
+    assert [span for piece in pieces for span in piece] == regions
+    assert all(joined_length(piece) <= 20 * RATE or len(piece) == 1 for piece in pieces)

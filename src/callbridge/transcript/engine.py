@@ -244,7 +244,7 @@ class MoonshineEngine:
         progress: Progress | None = None,
     ) -> list[Segment]:
         audio = to_float(samples)
-        regions = engine_chunks(audio, sample_rate, 20.0)
+        regions = engine_chunks(audio, sample_rate, self.MAX_INPUT_S - 2 * self.PAD_S)
         total = sum(end - start for start, end in regions) or 1
         done = 0
         segments: list[Segment] = []

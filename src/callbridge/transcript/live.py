@@ -11,7 +11,13 @@ here knows the time of day: the only clock is the samples fed so far.
   becomes a piece when a pause of ``pause_s`` follows it; speech that runs on
   past ``longest_s`` is cut by ``pieces.plan_pieces`` at its best gap, and
   only the rest waits. Nothing voiced is dropped, except by a skip ahead.
-* ``LiveCaptioner`` queues the pieces. When the engine is free but the oldest
+* ``LiveCaptioner`` queues the pieces and never hands the engine a lone short
+  piece it can help (issue 26: Moonshine, called alone on one short figure,
+  returns no text about one time in four): a piece under ``least_s`` is
+  read together with the pieces already waiting after it (close by, within
+  ``longest_s``), which costs no delay; and a short piece that came back
+  empty is read again together with the next piece, if speech follows
+  within ``rejoin_s``. When the engine is free but the oldest
   piece ended more than ``max_behind_s`` before the newest sample, the worker
   has fallen behind: every such piece is dropped and one
   ``SKIPPED`` cue says so, rather than drifting further behind.
@@ -53,6 +59,9 @@ class CaptionConfig:
     # for 0.1-0.2 s less decode.
     longest_s: float = 5.0
     max_behind_s: float = 8.0  # a piece ending further back than this is skipped
+    least_s: float = 2.0  # shorter pieces are read with the waiting ones after them
+    join_gap_s: float = 1.0  # ...if no further apart than this
+    rejoin_s: float = 3.0  # a short piece that gave no text waits this long for the next
     max_pending_s: float = 60.0  # at most this much speech waits (every buffer has a limit)
 
     @property
@@ -62,7 +71,8 @@ class CaptionConfig:
 
 @dataclass(frozen=True)
 class Piece:
-    """Speech to decode: ``samples`` from ``start`` to ``end`` on the caption clock."""
+    """Speech to decode: ``samples`` from ``start`` to ``end`` on the caption clock
+    (for pieces read together, with the silence between them shortened)."""
 
     start: int
     end: int
@@ -250,6 +260,8 @@ class LiveCaptioner:
         self.decoding: Piece | None = None
         self.skipped_pieces = 0
         self.skips = 0
+        self._unread: Piece | None = None  # short, gave no text: read again with the next
+        self._rejoined = False  # the piece being decoded holds an unread one
         self._cues: list[LiveCue] = []
 
     @property
@@ -267,26 +279,59 @@ class LiveCaptioner:
     def flush(self) -> None:
         """The mix has ended: the speech in progress becomes a piece to decode."""
         self.pending.extend(self.cutter.flush())
+        if not self.pending:
+            self._unread = None  # no speech follows to read it with
 
     def next_piece(self) -> Piece | None:
         """The next piece to decode, or None; pieces too far behind are skipped first."""
         assert self.decoding is None, "decoded() was not called for the last piece"
-        bound = self.fed - self.config.max_behind_s * self.config.rate
+        c = self.config
+        bound = self.fed - c.max_behind_s * c.rate
         late = []
         while self.pending and self.pending[0].end < bound:
             late.append(self.pending.popleft())
         if late:
             self._skip(late)
+        unread, self._unread = self._unread, None
         if not self.pending:
+            if unread is not None and self.fed - unread.end <= self.config.rejoin_s * c.rate:
+                self._unread = unread  # the next speech may still come
             return None
-        self.decoding = self.pending.popleft()
-        return self.decoding
+        piece = self.pending.popleft()
+        if unread is not None and piece.start - unread.end <= self.config.rejoin_s * c.rate:
+            piece = self._together(unread, piece, gap=self.config.join_gap_s)
+            self._rejoined = True
+        else:
+            self._rejoined = False
+        # Short: read with the pieces waiting right after it, as long as they fit.
+        while (
+            self.pending
+            and piece.end - piece.start < self.config.least_s * c.rate
+            and self.pending[0].start - piece.end <= self.config.join_gap_s * c.rate
+            and self.pending[0].end - piece.start <= self.config.longest_s * c.rate
+        ):
+            piece = self._together(piece, self.pending.popleft())
+        self.decoding = piece
+        return piece
+
+    def _together(self, first: Piece, then: Piece, gap: float | None = None) -> Piece:
+        """Two pieces as one, the silence between them (at most ``gap`` s) as zeros."""
+        c = self.config
+        pause = then.start - first.end
+        if gap is not None:
+            pause = min(pause, round(gap * c.rate))
+        silence = np.zeros(max(0, pause), dtype=np.int16)
+        return Piece(first.start, then.end, np.concatenate([first.samples, silence, then.samples]))
 
     def decoded(self, text: str, speaker: str | None = None) -> None:
         """The engine's (written) text for the piece ``next_piece`` gave; empty for none."""
         piece = self.decoding
         assert piece is not None, "no piece is being decoded"
         self.decoding = None
+        short = piece.end - piece.start < self.config.least_s * self.config.rate
+        if not text.strip() and short and not self._rejoined:
+            self._unread = piece  # read again with the next speech
+            return
         if text.strip():
             self._cues.append(
                 LiveCue(piece.start, piece.end, " ".join(text.split()), self.fed, speaker)
@@ -304,6 +349,9 @@ class LiveCaptioner:
             candidates.append(self.decoding.start)
         if self.pending:
             candidates.append(self.pending[0].start)
+        unread = self._unread
+        if unread is not None and self.fed - unread.end <= self.config.rejoin_s * self.config.rate:
+            candidates.append(unread.start)
         if self.cutter.speech_start is not None:
             candidates.append(self.cutter.speech_start)
         else:

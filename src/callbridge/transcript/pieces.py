@@ -1,18 +1,31 @@
-"""Cutting a speech region into pieces an engine decodes whole, and checking what comes back.
+"""Cutting a speaker's speech into pieces an engine decodes whole, and checking what comes back.
 
-An attention decoder such as Moonshine, handed ten seconds or more of
-continuous speech, now and then ends its text early or skips a sentence, and
-says nothing about it. So speech reaches an engine only in pieces:
+Moonshine reads a figure best with the speech around it: called alone on
+one short figure (2-4 s) it returns no text at all about one time in four,
+and a piece cut at a 0.3 s pause inside "one hundred thirty two million
+dollars" came back as "100." "[inaudible]" "million dollars." (the human
+figure reading of ``bench/transcript_bench.py``: recall 0.750 so). Given
+the same speech in pieces of up to 20 s it reads 40 figures of 40. So:
 
-* a region is cut at every real pause (a sentence's end), and a stretch still
-  longer than ``longest_s`` is cut at the quietest point near that limit;
-* a piece whose text is implausibly short for its voiced time (far fewer
-  words per voiced second than anyone speaks) is decoded again in two halves,
-  and those again, down to ``smallest_s``;
+* ``plan_joined``: the speech regions of a stem are packed in order into
+  pieces of up to ``piece_s``, cut at the longest pauses (a pause between
+  regions before one inside a region), none shorter than ``least_s`` where
+  the speech allows. Speech further apart than ``join_gap_s`` is joined with
+  that much of its silence (``joined``), so even a lone "Thank you." is read
+  with its neighbours, minutes apart;
+* each piece's text is timed sentence by sentence over its speech
+  (``spread``), and never spans a joined silence;
+* an attention decoder, handed a long stretch of continuous speech, now and
+  then ends its text early or skips a sentence and says nothing about it. A
+  piece whose text is implausibly short for its voiced time (far fewer words
+  per voiced second than anyone speaks, or well under the rate of the same
+  speaker's other pieces) is decoded again in parts at its pauses (at most
+  ``longest_s``; ``plan_pieces``), and a part still short in two halves, and
+  those again, down to ``smallest_s``; the reading with more words wins;
 * speech that still gives no text is kept as ``INAUDIBLE`` with its time.
 
 All of it is pure: a ``VoiceProfile`` of the samples and a ``Decode`` callback
-(samples in, timed text out) in, timed segments out.
+(a piece's spans in, timed text out) in, timed segments out.
 """
 
 from __future__ import annotations
@@ -25,13 +38,17 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.transcript.engine import Segment
-from callbridge.transcript.vad import VoiceProfile, runs
+from callbridge.transcript.spread import spread, voiced_gaps
+from callbridge.transcript.vad import Samples, VoiceProfile, runs
 from callbridge.transcript.wer import normalise
 
 INAUDIBLE = "[inaudible]"
 
-# (start, end) sample offsets in, segments with times in seconds from ``start`` out.
-Decode = Callable[[int, int], list[Segment]]
+Span = tuple[int, int]  # (start, end) sample offsets
+# Spans of speech decoded as one, in order, joined as ``joined`` joins them.
+Piece = tuple[Span, ...]
+# A piece in, segments with times in seconds from the start of its joined audio out.
+Decode = Callable[[Piece], list[Segment]]
 Progress = Callable[[float], None]
 
 
@@ -39,7 +56,14 @@ Progress = Callable[[float], None]
 class PieceConfig:
     """How speech is cut before an engine sees it and when its text is checked again."""
 
-    longest_s: float = 8.0  # no piece is longer than this
+    piece_s: float = 20.0  # no joined piece is longer than this (Moonshine takes 30 s at most)
+    least_s: float = 5.0  # shorter pieces are joined to a neighbour where the speech allows
+    join_gap_s: float = 1.0  # silence between joined speech is shortened to this
+    # A piece of this much voiced time or more with under ``slow_share`` of the words per
+    # voiced second of the same speaker's other pieces (median) is decoded again in parts.
+    slow_voiced_s: float = 6.0
+    slow_share: float = 0.6
+    longest_s: float = 8.0  # no part of a piece decoded again is longer than this
     pause_s: float = 0.3  # a quiet run this long is a sentence pause: always cut there
     shortest_s: float = 1.2  # shorter pieces are joined to a neighbour (too little context)
     # People speak 2-3 words a second; text at well under half that lost some speech.
@@ -147,6 +171,116 @@ def _join_short(
     return pieces
 
 
+def _pause_at(voiced: npt.NDArray[np.bool_], frame: int) -> int:
+    """Frames of the quiet run around ``frame`` (0 if it is voiced)."""
+    if frame <= 0 or frame >= len(voiced) or voiced[frame]:
+        return 0
+    low = frame
+    while low > 0 and not voiced[low - 1]:
+        low -= 1
+    high = frame
+    while high < len(voiced) and not voiced[high]:
+        high += 1
+    return high - low
+
+
+def plan_joined(
+    profile: VoiceProfile,
+    regions: list[Span],
+    sample_rate: int,
+    config: PieceConfig | None = None,
+) -> list[Piece]:
+    """The pieces that speech ``regions`` (in order, apart) are decoded in; see the module.
+
+    Each region is cut at its pauses (and a stretch longer than ``piece_s``
+    at its best gap, ``plan_pieces``); the parts are packed in order into
+    pieces of at most ``piece_s`` of joined audio. Where a piece must end
+    before the next part, it ends at the longest pause of its second half,
+    leaving what follows at least ``least_s`` where it can. Every sample of
+    every region is in exactly one piece.
+    """
+    config = config or PieceConfig()
+    frame = profile.frame
+    voiced = profile.voiced
+    parts: list[Span] = []
+    strength: list[float] = []  # of the pause before each part, in samples
+    inner = PieceConfig(longest_s=config.piece_s, pause_s=config.pause_s, shortest_s=0.0)
+    for start, end in regions:
+        cut = plan_pieces(profile, start, end, sample_rate, inner)
+        for index, (a, b) in enumerate(cut):
+            if index == 0:
+                before = a - parts[-1][1] if parts else 0
+                strength.append(float(sample_rate * 3600 + before))  # between regions: best
+            else:
+                strength.append(float(_pause_at(voiced, a // frame) * frame))
+            parts.append((a, b))
+    gap = round(config.join_gap_s * sample_rate)
+    # Running totals, so a call of an hour (thousands of parts) plans in linear time.
+    spoken = np.cumsum([0] + [b - a for a, b in parts])
+    silent = np.cumsum(
+        [0] + [min(gap, parts[k][0] - parts[k - 1][1]) if k else 0 for k in range(len(parts))]
+    )
+
+    def length(i: int, j: int) -> int:
+        """Joined samples of parts i..j (inclusive)."""
+        return int(spoken[j + 1] - spoken[i] + silent[j + 1] - silent[i + 1])
+
+    longest = round(config.piece_s * sample_rate)
+    least = round(config.least_s * sample_rate)
+    groups: list[tuple[int, int]] = []
+    i = 0
+    while i < len(parts):
+        rest = length(i, len(parts) - 1)
+        if rest <= longest:
+            groups.append((i, len(parts) - 1))
+            break
+        fits = [i]
+        while fits[-1] + 1 < len(parts) - 1 and length(i, fits[-1] + 1) <= longest:
+            fits.append(fits[-1] + 1)
+        # Prefer a cut in the second half that leaves enough for the next piece.
+        good = (
+            [j for j in fits if length(i, j) >= longest // 2 and rest - length(i, j) >= least]
+            or [j for j in fits if rest - length(i, j) >= least]
+            or fits
+        )
+        j = max(good, key=lambda k: (strength[k + 1], k))
+        groups.append((i, j))
+        i = j + 1
+    pieces: list[Piece] = []
+    for i, j in groups:
+        spans: list[Span] = []
+        for a, b in parts[i : j + 1]:
+            if spans and spans[-1][1] == a:
+                spans[-1] = (spans[-1][0], b)
+            else:
+                spans.append((a, b))
+        pieces.append(tuple(spans))
+    return pieces
+
+
+def joined(samples: Samples, piece: Piece, sample_rate: int, join_gap_s: float) -> Samples:
+    """The samples a piece is decoded from: its spans, with the silence between two
+    spans kept as it is up to ``join_gap_s``, and shortened to that (half from each
+    side) when longer."""
+    return np.concatenate([samples[a:b] for a, b in _with_gaps(piece, sample_rate, join_gap_s)])
+
+
+def _with_gaps(piece: Piece, sample_rate: int, join_gap_s: float) -> list[Span]:
+    """The stretches of the stem that ``joined`` puts one after another."""
+    gap = round(join_gap_s * sample_rate)
+    out: list[Span] = []
+    for a, b in piece:
+        if out:
+            end = out[-1][1]
+            if a - end <= gap:
+                out[-1] = (out[-1][0], a)
+                out.append((a, b))
+                continue
+            out += [(end, end + gap // 2), (a - (gap - gap // 2), a)]
+        out.append((a, b))
+    return [(a, b) for a, b in out if b > a]
+
+
 def spoken_words(text: str) -> int:
     """Words as spoken: "$42 million" counts as "forty two million" does; markers count 0."""
     return len(normalise(text.replace(INAUDIBLE, " "), numbers=True))
@@ -157,11 +291,11 @@ def _text(segments: list[Segment]) -> str:
 
 
 class PieceDecoder:
-    """Decodes regions piece by piece and checks each piece's text; see the module docstring.
+    """Decodes a speaker's regions piece by piece and checks each piece's text; see the module.
 
-    ``decode`` is called with sample offsets and returns segments timed from
-    the piece's start. ``pieces_decoded`` and ``pieces_retried`` count calls,
-    for benchmarks and tests.
+    ``decode`` is called with a piece's spans and returns segments timed from
+    the start of its joined audio. ``pieces_decoded`` and ``pieces_retried``
+    count calls, for benchmarks and tests.
     """
 
     def __init__(
@@ -178,55 +312,145 @@ class PieceDecoder:
         self.pieces_decoded = 0
         self.pieces_retried = 0
 
-    def region(self, start: int, end: int, progress: Progress | None = None) -> list[Segment]:
-        """Segments (times in seconds from sample 0) for samples ``start..end``, in time order."""
-        found: list[Segment] = []
-        pieces = plan_pieces(self.profile, start, end, self.rate, self.config)
-        total = max(1, end - start)
-        for a, b in pieces:
-            found.extend(self._checked(a, b))
+    def regions(self, regions: list[Span], progress: Progress | None = None) -> list[Segment]:
+        """Segments (times in seconds from sample 0) for speech ``regions``, in time order."""
+        pieces = plan_joined(self.profile, regions, self.rate, self.config)
+        total = max(1, sum(b - a for piece in pieces for a, b in piece))
+        done = 0
+        readings: list[list[Segment]] = []
+        for piece in pieces:
+            readings.append(self._decoded(piece))
+            done += sum(b - a for a, b in piece)
             if progress is not None:
-                progress((b - start) / total)
-        return found
+                progress(done / total)
+        # The speaker's own pace, from the pieces long enough to show it.
+        rates = [
+            spoken_words(_text(reading)) / voiced
+            for piece, reading in zip(pieces, readings, strict=True)
+            if (voiced := self.voiced_s(piece)) >= 3.0 and _text(reading)
+        ]
+        pace = float(np.median(rates)) if len(rates) >= 3 else 0.0
+        found: list[Segment] = []
+        for piece, reading in zip(pieces, readings, strict=True):
+            found.extend(self._checked_piece(piece, reading, pace))
+        return sorted(found, key=lambda s: (s.start, s.end))
 
-    def voiced_s(self, start: int, end: int) -> float:
-        """Seconds of speech (frames above the threshold) in samples ``start..end``."""
+    def region(self, start: int, end: int, progress: Progress | None = None) -> list[Segment]:
+        """Segments (times in seconds from sample 0) for samples ``start..end``."""
+        return self.regions([(start, end)] if end > start else [], progress)
+
+    def voiced_s(self, piece: Piece) -> float:
+        """Seconds of speech (frames above the threshold) in a piece's spans."""
         frame = self.profile.frame
-        frames = int(self.profile.voiced[start // frame : -(-end // frame)].sum())
+        voiced = self.profile.voiced
+        frames = sum(int(voiced[a // frame : -(-b // frame)].sum()) for a, b in piece)
         return frames * frame / self.rate
 
-    def plausible(self, text: str, start: int, end: int) -> bool:
-        """Whether ``text`` has enough words for the speech in samples ``start..end``."""
-        voiced = self.voiced_s(start, end)
+    def plausible(self, text: str, piece: Piece, pace: float = 0.0) -> bool:
+        """Whether ``text`` has enough words for the speech in ``piece``.
+
+        ``pace``: the speaker's words per voiced second elsewhere (0: unknown).
+        """
+        voiced = self.voiced_s(piece)
         if not text.strip():
             return voiced < self.config.min_inaudible_s
+        words = spoken_words(text)
         # One word of slack: a short piece may hold one long word.
-        return spoken_words(text) >= self.config.min_words_per_s * voiced - 1
+        if words < self.config.min_words_per_s * voiced - 1:
+            return False
+        slow = pace * self.config.slow_share * voiced
+        return voiced < self.config.slow_voiced_s or words >= slow - 1
 
-    def _decoded(self, start: int, end: int) -> list[Segment]:
+    def _decoded(self, piece: Piece) -> list[Segment]:
+        """The engine's reading of ``piece``, timed on the stem sentence by sentence."""
         self.pieces_decoded += 1
-        offset = start / self.rate
+        stretches = _with_gaps(piece, self.rate, self.config.join_gap_s)
+        out: list[Segment] = []
+        for segment in self.decode(piece):
+            text = segment.text.strip()
+            if text:
+                out += self._timed(piece, stretches, segment, text)
+        return out
+
+    def _timed(
+        self, piece: Piece, stretches: list[Span], segment: Segment, text: str
+    ) -> list[Segment]:
+        """``segment`` (timed on the joined audio) as segments timed on the stem."""
+        frame = self.profile.frame
+        first, last = piece[0][0] // frame, -(-piece[-1][1] // frame)
+        inside = np.zeros(max(0, last - first), dtype=np.bool_)
+        at = 0  # joined samples so far
+        low, high = round(segment.start * self.rate), round(segment.end * self.rate)
+        for a, b in stretches:
+            # The part of this stretch the segment covers, on the stem.
+            s, e = max(a, a + low - at), min(b, a + high - at)
+            at += b - a
+            for x, y in piece:  # its speech: a shortened silence is no one's
+                if min(e, y) > max(s, x):
+                    inside[max(s, x) // frame - first : -(-min(e, y) // frame) - first] = True
+        voiced = self.profile.voiced[first:last] & inside
+        # Spans are apart by a pause between regions (0.6 s or more): a segment ends there.
+        joins = {a // frame - first for (_, a) in itertools.pairwise(x for x, _ in piece)}
+        frames, gaps = voiced_gaps(voiced, joins)
+        if not len(frames):
+            span = np.flatnonzero(inside)
+            lo, hi = (span[0], span[-1] + 1) if len(span) else (0, len(inside))
+            return [
+                Segment((first + lo) * frame / self.rate, (first + hi) * frame / self.rate, text)
+            ]
+        bound = piece[-1][1] / self.rate
         return [
-            Segment(offset + s.start, offset + s.end, s.text.strip())
-            for s in self.decode(start, end)
-            if s.text.strip()
+            Segment(
+                max(piece[0][0] / self.rate, (first + a) * frame / self.rate),
+                min(bound, (first + b) * frame / self.rate),
+                words,
+            )
+            for a, b, words in spread(text, frames, gaps)
+        ]
+
+    def _checked_piece(self, piece: Piece, reading: list[Segment], pace: float) -> list[Segment]:
+        text = _text(reading)
+        if self.plausible(text, piece, pace):
+            return reading
+        self.pieces_retried += 1
+        parts = [
+            p for a, b in piece for p in plan_pieces(self.profile, a, b, self.rate, self.config)
+        ]
+        if len(parts) == 1:
+            again = self._halved(*parts[0], text)
+        else:
+            again = [s for part in parts for s in self._checked(*part)]
+        # As many words in parts: theirs, which also say where speech gave none.
+        if spoken_words(_text(again)) >= spoken_words(text) and again:
+            return again
+        if text:
+            return reading
+        return [
+            Segment(a / self.rate, b / self.rate, INAUDIBLE)
+            for a, b in piece
+            if self.voiced_s(((a, b),)) >= self.config.min_inaudible_s
         ]
 
     def _checked(self, start: int, end: int) -> list[Segment]:
-        segments = self._decoded(start, end)
+        segments = self._decoded(((start, end),))
         text = _text(segments)
-        if self.plausible(text, start, end):
+        if self.plausible(text, ((start, end),)):
             return segments
-        if end - start >= 2 * self.config.smallest_s * self.rate:
-            self.pieces_retried += 1
-            parts = [s for half in self._halves(start, end) for s in self._checked(*half)]
-            if spoken_words(_text(parts)) > spoken_words(text):
-                return parts
+        parts = self._halved(start, end, text)
+        if spoken_words(_text(parts)) > spoken_words(text):
+            return parts
         if text:
             return segments
-        if self.voiced_s(start, end) >= self.config.min_inaudible_s:
+        if self.voiced_s(((start, end),)) >= self.config.min_inaudible_s:
             return [Segment(start / self.rate, end / self.rate, INAUDIBLE)]
         return []
+
+    def _halved(self, start: int, end: int, text: str) -> list[Segment]:
+        """Samples ``start..end`` decoded again in two halves (if long enough to halve)."""
+        if end - start < 2 * self.config.smallest_s * self.rate:
+            return []
+        self.pieces_retried += 1
+        return [s for half in self._halves(start, end) for s in self._checked(*half)]
 
     def _halves(self, start: int, end: int) -> list[tuple[int, int]]:
         """Samples ``start..end`` cut in two at the quietest point of its middle third."""

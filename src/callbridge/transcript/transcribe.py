@@ -37,7 +37,7 @@ from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
 from callbridge.transcript.figures import continues_figure, write_figures
 from callbridge.transcript.model import Transcript, TranscriptSegment
-from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder
+from callbridge.transcript.pieces import INAUDIBLE, Piece, PieceConfig, PieceDecoder, joined
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
 
@@ -208,28 +208,19 @@ def transcribe_samples(
 ) -> list[Segment]:
     """Timed text for one speaker's samples: what ``transcribe_recording`` does per stem.
 
-    Silence is skipped, speech decoded in checked pieces (``pieces``), speech
+    Silence is skipped, speech decoded in long checked pieces (``pieces``), speech
     that gave no text kept as "[inaudible]", figures written as figures and
     the glossary applied last. ``progress`` gets the fraction of speech done.
     """
     profile = profile or voice_profile(samples, rate)
     regions = regions_in(profile, len(samples))
-    total = sum(end - start for start, end in regions) or 1
-    done = 0
+    config = config or PieceConfig()
 
-    def decode(start: int, end: int) -> list[Segment]:
-        return recognizer.transcribe(samples[start:end], rate, glossary)
+    def decode(piece: Piece) -> list[Segment]:
+        audio = joined(samples, piece, rate, config.join_gap_s)
+        return recognizer.transcribe(audio, rate, glossary)
 
-    decoder = PieceDecoder(profile, rate, decode, config)
-    found: list[Segment] = []
-    for start, end in regions:
-
-        def report(fraction: float, base: int = done, size: int = end - start) -> None:
-            if progress is not None:
-                progress((base + fraction * size) / total)
-
-        found.extend(decoder.region(start, end, report))
-        done += end - start
+    found = PieceDecoder(profile, rate, decode, config).regions(regions, progress)
     return [Segment(s.start, s.end, written(s.text, glossary)) for s in whole_figures(found)]
 
 

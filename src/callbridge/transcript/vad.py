@@ -85,8 +85,8 @@ def speech_regions(
 
     Short pauses are bridged, regions padded, blips dropped and overlong
     regions split at their quietest point, so no region is longer than
-    ``max_region_s``. ``pieces.plan_pieces`` cuts a region further before
-    an engine sees it.
+    ``max_region_s``. ``pieces.plan_joined`` packs them into pieces before
+    an engine sees them.
     """
     config = config or VadConfig()
     return regions_in(voice_profile(samples, sample_rate, config), len(samples), config)
