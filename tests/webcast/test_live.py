@@ -177,9 +177,17 @@ def test_skipped_ticks_become_silence(tmp_path: Path) -> None:
     assert np.abs(samples[start + 100 * 960 + 480 :][:4800]).max() > 0.2
 
 
+def on_the_grid() -> float:
+    """A wall clock a millisecond past a segment's start on the shared grid (with the
+    encoder's priming): the webcast then leads in with no silence. Otherwise the lead-in
+    (``LiveWebcast._timeline``, up to a segment) depends on when the test runs."""
+    segment = LiveConfig().segment_duration
+    return (1_800_000_000 // segment) * segment + PRIMING / LiveConfig().sample_rate + 0.001
+
+
 def test_live_playlist_updates_and_notifies(tmp_path: Path) -> None:
     updates: list[int] = []
-    webcast = LiveWebcast(tmp_path)
+    webcast = LiveWebcast(tmp_path, wall_clock=on_the_grid)
     webcast.on_update = lambda: updates.append(webcast.stats.parts)
     assert webcast.snapshot() is None
     for n in range(16 * 5):  # four parts out (the encoder holds a frame back): no segment yet

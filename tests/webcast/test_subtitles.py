@@ -158,3 +158,20 @@ def test_a_new_cue_goes_out_at_once_with_every_segment_the_edge_has_passed() -> 
     # The segment in progress is not out: the next one carries the cue too.
     (next_out,) = [f for f in subs.advance(0, int(3.5 * RATE)) if f.name != SUBTITLES]
     assert [c.text for c in parse_vtt(next_out.data.decode())] == ["revenue grew"]
+
+
+def test_a_timeline_hours_in_starts_its_segments_there() -> None:
+    # The audio's decode timeline starts on the shared grid, hours in (webcast.live's
+    # _timeline), plus the priming: segment 0 starts there, not at decode time zero.
+    config = SubtitleConfig()
+    decode_start = 30_000 * 1.92
+    subs = SubtitleTrack(config, ORIGIN, 90_000, decode_start + PRIMING_S)
+    assert subs.base_s == decode_start
+    out = subs.advance(horizon=int(1.4 * RATE), edge=int(1.5 * RATE))
+    assert [f.name for f in out] == [subtitle_name(90_000), subtitle_name(90_001), SUBTITLES]
+    playlist = parse(subs.playlist())
+    assert playlist.media_sequence == 90_000
+    assert playlist.segments[0].program_date_time == ORIGIN
+    assert playlist.segments[1].program_date_time == ORIGIN + timedelta(seconds=0.64)
+    cue = subs.add(LiveCue(start=int(0.1 * RATE), end=int(0.9 * RATE), text="Hi.", ready=0))
+    assert abs(cue.start - (decode_start + PRIMING_S + 0.1)) < 1e-3

@@ -33,6 +33,7 @@ in the player, down to the last bit, which is how hls.js knows a repeat.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,7 +100,7 @@ class SubtitleTrack:
     ``add`` each cue the worker sends; ``advance(horizon)`` with its horizon
     (samples on the caption clock) returns the files to write, the playlist
     last; ``finish`` ends the playlist. ``origin`` is the wall-clock time of
-    decode time zero (the audio's program date-time); ``first_msn`` numbers
+    segment 0's start (the audio's program date-time there); ``first_msn`` numbers
     the first segment, as the audio's is numbered from the wall clock.
     """
 
@@ -114,6 +115,12 @@ class SubtitleTrack:
         self.origin = origin
         self.first_msn = first_msn
         self.media_offset_s = media_offset_s
+        # The decode time where segment 0 starts: the whole segments in the offset. The
+        # audio's decode timeline starts on the shared grid (``webcast.live``'s
+        # ``_timeline``: hours in, not at zero) and the encoder's priming adds less than
+        # a segment; counted from zero, the track once "published" every segment from
+        # decode time zero at once, thousands of empty files, and no cue in time.
+        self.base_s = math.floor(media_offset_s / config.segment_s + 1e-9) * config.segment_s
         self.cues: list[TimedCue] = []
         self.ended = False
         self._published = 0  # segments out so far
@@ -142,7 +149,14 @@ class SubtitleTrack:
         self._published = max(self._published, published)
 
     def _bounds(self, index: int) -> tuple[float, float]:
-        return index * self.config.segment_s, (index + 1) * self.config.segment_s
+        """Segment ``index``'s start and end on the decode timeline."""
+        start = self.base_s + index * self.config.segment_s
+        return start, start + self.config.segment_s
+
+    def _segments_to(self, seconds: float, rounding: Callable[[float], int]) -> int:
+        """How many segments end by decode time ``seconds`` (``rounding``: floor, or ceil
+        for a partly filled last one)."""
+        return rounding((seconds - self.base_s) / self.config.segment_s)
 
     def advance(self, horizon: int, edge: int) -> list[FileOut]:
         """Files of the segments the horizon has passed, or the live ``edge`` (samples fed)
@@ -151,8 +165,7 @@ class SubtitleTrack:
             return []
         rate = self.config.rate
         seconds = max(horizon / rate, edge / rate - self.config.wait_s) + self.media_offset_s
-        ready = math.floor(seconds / self.config.segment_s + 1e-9)
-        return self._publish(ready)
+        return self._publish(self._segments_to(seconds, lambda x: math.floor(x + 1e-9)))
 
     def publish_to_edge(self, edge: int) -> list[FileOut]:
         """Files of every segment the live ``edge`` has passed, at once: call it after
@@ -161,14 +174,14 @@ class SubtitleTrack:
         if self.ended:
             return []
         seconds = edge / self.config.rate + self.media_offset_s
-        return self._publish(math.floor(seconds / self.config.segment_s + 1e-9))
+        return self._publish(self._segments_to(seconds, lambda x: math.floor(x + 1e-9)))
 
     def finish(self, horizon: int) -> list[FileOut]:
         """The last segments (up to ``horizon``, partly filled) and a playlist with ENDLIST."""
         if self.ended:
             return []
         seconds = self.media_offset_s + horizon / self.config.rate
-        out = self._publish(math.ceil(seconds / self.config.segment_s - 1e-9), final=True)
+        out = self._publish(self._segments_to(seconds, lambda x: math.ceil(x - 1e-9)), final=True)
         self.ended = True
         return out
 
@@ -203,7 +216,9 @@ class SubtitleTrack:
             Segment(
                 subtitle_name(self.first_msn + index),
                 config.segment_s,
-                program_date_time=self.origin + timedelta(seconds=self._bounds(index)[0]),
+                # ``origin`` is the wall clock at segment 0's start.
+                program_date_time=self.origin
+                + timedelta(seconds=self._bounds(index)[0] - self.base_s),
             )
             for index in range(first, self._published)
         )
