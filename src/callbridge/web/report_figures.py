@@ -125,7 +125,6 @@ def table_rows(figures: Engagement) -> list[list[str]]:
     for row in figure_rows(figures):
         values = (row.phone, row.web, row.total)
         rows.append(
-            [row.label]
-            + [cell(v, minutes=row.minutes, grouped=True, missing="–") for v in values]
+            [row.label] + [cell(v, minutes=row.minutes, grouped=True, missing="–") for v in values]
         )
     return rows
