@@ -31,9 +31,17 @@ class RecordingLeg:
         self.received.append(payload)
 
 
-def encoder(codec: str, pcm: Pcm) -> bytes:
-    # The test encoder keeps the first sample's value readable.
-    return codec.encode() + b":" + str(int(pcm[0])).encode()
+class Readable:
+    """The test encoder keeps the codec and the first sample's value readable."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+
+    def encode(self, pcm: Pcm) -> bytes:
+        return self.codec.encode() + b":" + str(int(pcm[0])).encode()
+
+
+encoder = Readable
 
 
 def hold() -> Iterator[Pcm]:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbridge.media import recording
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES, PHONE_RATE, Pcm
 from callbridge.media.recording import (
     CallRecorder,
     ChunkError,
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def tone(frame: int, freq: float = 440.0, amplitude: int = 8000) -> Pcm:
     """Frame ``frame`` of a continuous tone: phase follows the frame index."""
-    n = frame * FRAME_SAMPLES + np.arange(FRAME_SAMPLES)
-    return (amplitude * np.sin(2 * np.pi * freq * n / SAMPLE_RATE)).astype(np.int16)
+    n = frame * PHONE_FRAME_SAMPLES + np.arange(PHONE_FRAME_SAMPLES)
+    return (amplitude * np.sin(2 * np.pi * freq * n / PHONE_RATE)).astype(np.int16)
 
 
 def chunk_tone(frame: int, chunk_frames: int) -> Pcm:
@@ -55,8 +55,8 @@ def read_wav(path: Path) -> np.ndarray:
 
 
 def frames_of(samples: np.ndarray) -> np.ndarray:
-    assert len(samples) % FRAME_SAMPLES == 0
-    return samples.reshape(-1, FRAME_SAMPLES)
+    assert len(samples) % PHONE_FRAME_SAMPLES == 0
+    return samples.reshape(-1, PHONE_FRAME_SAMPLES)
 
 
 # -- chunks -------------------------------------------------------------------
@@ -418,7 +418,7 @@ def test_sigkill_mid_call_loses_at_most_the_last_chunk(tmp_path: Path) -> None:
     # the two leaves the stem one chunk short, padded with silence to the mix's length.
     stem = read_wav(result.stems["p42-1"])
     assert len(stem) == len(expected)
-    whole = (result.frames - 50) * FRAME_SAMPLES
+    whole = (result.frames - 50) * PHONE_FRAME_SAMPLES
     assert np.array_equal(stem[:whole], expected[:whole])
     assert np.array_equal(stem[whole:], expected[whole:]) or not stem[whole:].any()
     with av.open(str(result.compressed)) as container:

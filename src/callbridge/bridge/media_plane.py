@@ -40,7 +40,7 @@ from callbridge.media.mixer import Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
 from callbridge.replay.phone import ReplayPlayback, ReplayRules
-from callbridge.rtp.g711 import encode
+from callbridge.rtp import codecs
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
 from callbridge.sip.sdp import Negotiated, SdpSession, SrtpPolicy, SrtpRequired, offered_host
@@ -65,7 +65,7 @@ def plain_conference(
     event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
 ) -> Conference:
     """A standalone node's conference: it mixes its own callers."""
-    return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+    return Conference(event_id, codecs.encoder, hold_music=hold_music, audience=audience)
 
 
 def _within(host: str | None, networks: tuple[Network, ...]) -> bool:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from callbridge.media.mixer import Pcm
-from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
+from callbridge.rtp import codecs
 from callbridge.rtp.seq import MAX_MISORDER, seq_diff
 from callbridge.rtp.stream import RtpSender
 
@@ -159,6 +159,8 @@ class MixFeed:
         self.clock = clock
         self.ssrc = mix_ssrc(event_id)
         self.edges: dict[str, tuple[Address, float]] = {}  # node → (address, last subscribed)
+        # The link is narrowband μ-law: the 16 kHz mix is brought down once, for every edge.
+        self._encoder = codecs.encoder("PCMU")
 
     def subscribe(self, node: str, address: Address, now: float) -> None:
         self.edges[node] = (address, now)
@@ -182,7 +184,7 @@ class MixFeed:
         header = HEADER.pack(
             0x80, PCMU, frame_index & 0xFFFF, (frame_index * 160) & 0xFFFFFFFF, self.ssrc
         )
-        packet = header + ulaw_encode(pcm)
+        packet = header + self._encoder.encode(pcm)
         for address, _ in self.edges.values():
             self.port.send(packet, address)
 
@@ -199,6 +201,8 @@ class RemoteLeg:
         self.sender = RtpSender(PCMU, ssrc=line_ssrc(participant_id))
         self.frames: deque[bytes] = deque(maxlen=MAX_QUEUED_FRAMES)
         self._last: Pcm | None = None
+        # μ-law over the link, brought up to the 16 kHz mix.
+        self._decoder = codecs.decoder("PCMU")
 
     def receive(self, payload: bytes) -> None:
         """A frame of the caller's audio, as the edge sent it."""
@@ -207,7 +211,7 @@ class RemoteLeg:
     def pull_frame(self, now: float) -> Pcm | None:
         if not self.frames:
             return None
-        return ulaw_decode(self.frames.popleft())
+        return self._decoder.decode(self.frames.popleft())
 
     def send_payload(self, payload: bytes, now: float) -> None:
         target = self.target()
@@ -222,6 +226,7 @@ class Uplink:
         self.port = port
         self.origin: Address | None = None
         self._senders: dict[str, RtpSender] = {}
+        self._encoders: dict[str, codecs.FrameEncoder] = {}
 
     def send(self, participant_id: str, pcm: Pcm) -> None:
         if self.origin is None:
@@ -229,7 +234,11 @@ class Uplink:
         sender = self._senders.get(participant_id)
         if sender is None:
             sender = self._senders[participant_id] = RtpSender(PCMU, ssrc=line_ssrc(participant_id))
-        self.port.send(sender.frame(ulaw_encode(np.asarray(pcm, dtype=np.int16))), self.origin)
+        encoder = self._encoders.get(participant_id)
+        if encoder is None:
+            encoder = self._encoders[participant_id] = codecs.encoder("PCMU")
+        self.port.send(sender.frame(encoder.encode(np.asarray(pcm, dtype=np.int16))), self.origin)
 
     def forget(self, participant_id: str) -> None:
         self._senders.pop(participant_id, None)
+        self._encoders.pop(participant_id, None)

@@ -73,7 +73,7 @@ from callbridge.cascade.messages import (
 from callbridge.cascade.relayed import RelayedConference
 from callbridge.media.conference import Audience, Conference, ConferenceState, Participant
 from callbridge.media.mixer import Pcm
-from callbridge.rtp.g711 import encode
+from callbridge.rtp import codecs
 from callbridge.store.calllog import CallLog
 from callbridge.store.events import EventStore
 from callbridge.store.nodes import HEARTBEAT_INTERVAL, NodeStore
@@ -372,7 +372,7 @@ class EdgeNode(_CascadeNode):
     ) -> Conference:
         self._mixes[mix_ssrc(event_id)] = event_id
         return RelayedConference(
-            event_id, encode, hold_music=hold_music, audience=audience, uplink=self._uplink
+            event_id, codecs.encoder, hold_music=hold_music, audience=audience, uplink=self._uplink
         )
 
     async def start(self) -> None:

@@ -58,7 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.media import priority
-from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import FRAME_MS, PHONE_FRAME_SAMPLES, PHONE_RATE, Pcm
 from callbridge.store.files import durable_dir, fsync_dir, open_private, replacing, write_atomic
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CHUNK_MAGIC = b"CBCK"
 _HEADER = struct.Struct("<4sHHIII")
-_FRAME_BYTES = FRAME_SAMPLES * 2
+_FRAME_BYTES = PHONE_FRAME_SAMPLES * 2
 _CHUNK_NAME = re.compile(r"^(\d+)\.chunk$")
 _WAV_HEADER_BYTES = 44
 
@@ -95,11 +95,11 @@ class ChunkError(RecordingError):
 
 def encode_chunk(indices: npt.NDArray[np.uint64], samples: Pcm) -> bytes:
     """Serialise frames (``indices[i]`` is the frame index of ``samples[i]``) as one chunk."""
-    if samples.shape != (len(indices), FRAME_SAMPLES):
-        raise ValueError(f"expected {len(indices)} frames of {FRAME_SAMPLES} samples")
+    if samples.shape != (len(indices), PHONE_FRAME_SAMPLES):
+        raise ValueError(f"expected {len(indices)} frames of {PHONE_FRAME_SAMPLES} samples")
     body = indices.astype("<u8").tobytes() + samples.astype("<i2").tobytes()
     header = _HEADER.pack(
-        CHUNK_MAGIC, FORMAT_VERSION, FRAME_SAMPLES, SAMPLE_RATE, len(indices), zlib.crc32(body)
+        CHUNK_MAGIC, FORMAT_VERSION, PHONE_FRAME_SAMPLES, PHONE_RATE, len(indices), zlib.crc32(body)
     )
     return header + body
 
@@ -113,7 +113,7 @@ def decode_chunk(data: bytes) -> tuple[npt.NDArray[np.uint64], Pcm]:
         raise ChunkError(f"bad magic {magic!r}")
     if version != FORMAT_VERSION:
         raise ChunkError(f"unknown chunk version {version}")
-    if (frame_samples, rate) != (FRAME_SAMPLES, SAMPLE_RATE):
+    if (frame_samples, rate) != (PHONE_FRAME_SAMPLES, PHONE_RATE):
         raise ChunkError(f"chunk is {frame_samples} samples at {rate} Hz")
     expected = _HEADER.size + count * (8 + _FRAME_BYTES)
     if len(data) != expected:
@@ -125,7 +125,7 @@ def decode_chunk(data: bytes) -> tuple[npt.NDArray[np.uint64], Pcm]:
     samples = (
         np.frombuffer(body, dtype="<i2", offset=count * 8)
         .astype(np.int16)
-        .reshape(count, FRAME_SAMPLES)
+        .reshape(count, PHONE_FRAME_SAMPLES)
     )
     return indices, samples
 
@@ -308,7 +308,7 @@ class _Stream:
     def __init__(self, directory: Path, capacity: int) -> None:
         self.directory = directory
         self.indices = np.zeros(capacity, dtype=np.uint64)
-        self.samples = np.zeros((capacity, FRAME_SAMPLES), dtype=np.int16)
+        self.samples = np.zeros((capacity, PHONE_FRAME_SAMPLES), dtype=np.int16)
         self.count = 0
         self.window = -1
         self.seq = 0
@@ -377,8 +377,8 @@ class CallRecorder:
         self._manifest: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "event_id": event_id,
-            "sample_rate": SAMPLE_RATE,
-            "frame_samples": FRAME_SAMPLES,
+            "sample_rate": PHONE_RATE,
+            "frame_samples": PHONE_FRAME_SAMPLES,
             "chunk_frames": chunk_frames,
             "started_at": _utc_iso(started_at or datetime.now(UTC)),
             "ended_at": None,
@@ -481,8 +481,8 @@ class CallRecorder:
             raise RecordingError("the recorder is closed")
         if frame_index < 0:
             raise ValueError(f"negative frame index {frame_index}")
-        if pcm.shape != (FRAME_SAMPLES,):
-            raise ValueError(f"a frame is {FRAME_SAMPLES} samples, got shape {pcm.shape}")
+        if pcm.shape != (PHONE_FRAME_SAMPLES,):
+            raise ValueError(f"a frame is {PHONE_FRAME_SAMPLES} samples, got shape {pcm.shape}")
 
     def _append(self, stream: _Stream, frame_index: int, window: int, pcm: Pcm) -> None:
         # A repeated index or a step back inside one window could overfill the
@@ -648,7 +648,7 @@ def _wav_header(samples: int) -> bytes:
         b"RIFF"
         + struct.pack("<I", 36 + data_bytes)
         + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+        + struct.pack("<IHHIIHH", 16, 1, 1, PHONE_RATE, PHONE_RATE * 2, 2, 16)
         + b"data"
         + struct.pack("<I", data_bytes)
     )
@@ -657,7 +657,7 @@ def _wav_header(samples: int) -> bytes:
 def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> None:
     """Place each chunk's frames at their index; what no chunk covers stays zero (silence)."""
     with replacing(out) as tmp, os.fdopen(open_private(tmp, os.O_RDWR | os.O_TRUNC), "w+b") as f:
-        f.write(_wav_header(frames * FRAME_SAMPLES))
+        f.write(_wav_header(frames * PHONE_FRAME_SAMPLES))
         f.truncate(_WAV_HEADER_BYTES + frames * _FRAME_BYTES)
         for path in chunks:
             indices, samples = decode_chunk(path.read_bytes())
@@ -684,7 +684,7 @@ def _encode_aac(wav: Path, out: Path) -> float:
     """AAC-LC at 16 kHz in MP4 with the index first; returns the container's duration."""
     import av  # FFmpeg: loaded by the processes that encode, not by every reader of recordings
 
-    block = SAMPLE_RATE  # one second at a time keeps memory flat for long calls
+    block = PHONE_RATE  # one second at a time keeps memory flat for long calls
     with replacing(out) as tmp:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("aac", rate=COMPRESSED_RATE, layout="mono")
@@ -696,7 +696,7 @@ def _encode_aac(wav: Path, out: Path) -> float:
                 while data := source.read(block * 2):
                     pcm = np.frombuffer(data, dtype="<i2").astype(np.int16).reshape(1, -1)
                     frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                    frame.sample_rate = SAMPLE_RATE
+                    frame.sample_rate = PHONE_RATE
                     frame.pts = pts
                     pts += pcm.shape[1]
                     for resampled in resampler.resample(frame):

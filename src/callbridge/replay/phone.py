@@ -34,11 +34,11 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES, PHONE_RATE, Pcm
 from callbridge.media.prompts import PromptName
 from callbridge.rtp.dtmf import EVENT_DIGITS
 
-SILENCE: Pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+SILENCE: Pcm = np.zeros(PHONE_FRAME_SAMPLES, dtype=np.int16)
 SILENCE.flags.writeable = False
 
 
@@ -204,7 +204,7 @@ class ReplayPlayback:
         self.rules = rules
         self.position = 0  # in samples, always within [0, len(recording)]
         self.end_reason: EndReason | None = None
-        self._skip = round(rules.skip_s * SAMPLE_RATE)
+        self._skip = round(rules.skip_s * PHONE_RATE)
         self._prompt: Sequence[Pcm] = ()
         self._prompt_at = 0
         self._resume_to = State.PLAYING  # where CONTROLS returns to
@@ -224,11 +224,11 @@ class ReplayPlayback:
 
     @property
     def position_s(self) -> float:
-        return self.position / SAMPLE_RATE
+        return self.position / PHONE_RATE
 
     @property
     def duration_s(self) -> float:
-        return self.length / SAMPLE_RATE
+        return self.length / PHONE_RATE
 
     def next_frame(self, now: float) -> Pcm:
         """The next 20 ms to send (160 samples); call once per media tick."""
@@ -358,9 +358,9 @@ class ReplayPlayback:
 
     def _recording_frame(self) -> Pcm:
         start = self.position
-        stop = min(start + FRAME_SAMPLES, self.length)
+        stop = min(start + PHONE_FRAME_SAMPLES, self.length)
         # A copy: the recording may be a memory map, and a frame outlives the tick.
-        frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        frame = np.zeros(PHONE_FRAME_SAMPLES, dtype=np.int16)
         frame[: stop - start] = self.recording[start:stop]
         self.position = stop
         return frame
@@ -440,8 +440,8 @@ def _check_format(body: bytes, name: str) -> None:
     tag, channels, rate, _, _, bits = _FMT.unpack_from(body)
     if tag == _EXTENSIBLE and len(body) >= 26:
         tag = struct.unpack_from("<H", body, 24)[0]  # the sub-format GUID's first two bytes
-    if (tag, channels, rate, bits) != (_PCM, 1, SAMPLE_RATE, 16):
+    if (tag, channels, rate, bits) != (_PCM, 1, PHONE_RATE, 16):
         raise RecordingError(
             f"{name}: format {tag:#x}, {channels} channel(s), {rate} Hz, {bits} bit; "
-            f"a replay must be PCM, mono, {SAMPLE_RATE} Hz, 16-bit"
+            f"a replay must be PCM, mono, {PHONE_RATE} Hz, 16-bit"
         )

@@ -34,8 +34,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from callbridge.dsp.resample import Resampler
 from callbridge.rtp.g711 import Codec
-from callbridge.rtp.resample import Resampler
 
 Pcm = npt.NDArray[np.int16]
 

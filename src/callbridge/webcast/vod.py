@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from callbridge.media.mixer import SAMPLE_RATE
+from callbridge.media.mixer import PHONE_RATE
 from callbridge.store.files import write_atomic
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
@@ -81,14 +81,15 @@ def _m4a_track(path: Path, container: av.container.InputContainer) -> _Track:
 
 
 def _wav_track(path: Path) -> _Track:
-    encoder = AacEncoder(ENCODE_RATE, ENCODE_BIT_RATE)
+    # Recordings are 8 kHz (``media.recording``), the live mix 16 kHz.
+    encoder = AacEncoder(ENCODE_RATE, ENCODE_BIT_RATE, input_rate=PHONE_RATE)
     with wave.open(str(path), "rb") as wav:
-        if (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) != (SAMPLE_RATE, 2, 1):
+        if (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) != (PHONE_RATE, 2, 1):
             raise VodError(f"{path} is not 8 kHz 16-bit mono")
 
     def units() -> Iterator[tuple[bytes, int]]:
         with wave.open(str(path), "rb") as wav:
-            while block := wav.readframes(SAMPLE_RATE):
+            while block := wav.readframes(PHONE_RATE):
                 pcm = np.frombuffer(block, dtype="<i2").astype(np.int16)
                 for unit in encoder.encode(pcm):
                     yield unit, AAC_FRAME

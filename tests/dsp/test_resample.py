@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callbridge.rtp.resample import Resampler, resample
+from callbridge.dsp.resample import Resampler, resample
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0, amplitude: float = 10_000) -> np.ndarray:
