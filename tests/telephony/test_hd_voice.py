@@ -93,7 +93,7 @@ def test_a_wideband_speaker_is_heard_wideband_and_by_a_phone(
     assert wide_rate == WIDE and phone_rate == 8000, (wide_rate, phone_rate)
     # The speaker's tones, in the last seconds both listeners were on the call.
     end_wide = heard_wide[-int(WIDE * 9) : -int(WIDE * 3)]
-    end_phone = heard_phone[-int(8000 * 7) : -int(8000 * 1)]
+    end_phone = heard_phone[-(8000 * 7) : -(8000 * 1)]
     assert tone_power(end_wide, WIDE, HIGH_HZ) > 0.2, tone_power(end_wide, WIDE, LOW_HZ)
     assert tone_power(end_wide, WIDE, LOW_HZ) > 0.2
     # The phone hears the 1 kHz tone, and 6 kHz neither as itself nor folded to 2 kHz.
