@@ -11,12 +11,13 @@ prompt in their own codec.
 from __future__ import annotations
 
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.support.baresip import Baresip, tone_power, write_wav
+from tests.support.baresip import Baresip, tone_power
 from tests.telephony.conftest import DID, RunningServer, need
 
 pytestmark = pytest.mark.baresip
@@ -25,8 +26,17 @@ LOW_HZ, HIGH_HZ = 1000.0, 6000.0
 WIDE = 16_000
 
 
-# baresip 1.0's aufile plays a WAV only at the codec's own rate.
+# baresip 1.0's aufile plays a WAV only at the codec's own rate and channels.
 RATES = {"G722": 16_000, "opus": 48_000, "PCMU": 8000}
+CHANNELS = {"G722": 1, "opus": 2, "PCMU": 1}
+
+
+def write_source(path: Path, samples: np.ndarray, rate: int, channels: int) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(samples, channels).astype("<i2").tobytes())
 
 
 def two_tones(seconds: float, rate: int) -> np.ndarray:
@@ -42,7 +52,8 @@ def caller(folder: Path, codec: str, voice: np.ndarray | None = None) -> Baresip
     folder.mkdir(parents=True)
     source = folder / "source.wav"
     rate = RATES[codec]
-    write_wav(source, np.zeros(rate * 30, np.int16) if voice is None else voice, rate=rate)
+    samples = np.zeros(rate * 30, np.int16) if voice is None else voice
+    write_source(source, samples, rate, CHANNELS[codec])
     return Baresip(
         folder,
         source,
