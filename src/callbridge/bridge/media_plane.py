@@ -39,7 +39,7 @@ from callbridge.media.conference import (
 from callbridge.media.mixer import Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
-from callbridge.replay.phone import ReplayPlayback, ReplayRules
+from callbridge.replay.phone import ReplayAudio, ReplayPlayback, ReplayRules
 from callbridge.rtp import codecs
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
@@ -341,15 +341,18 @@ class MediaPlane:
         if leg is not None:
             leg.prompt.stop()
 
-    def replay(self, call_id: str, samples: Pcm) -> None:
-        """Play the recording ``samples`` to the leg, from its welcome on."""
+    def replay(self, call_id: str, audio: ReplayAudio) -> None:
+        """Play the recording ``audio`` to the leg, from its welcome on."""
         leg = self.legs.get(call_id)
         if leg is None:
             return
         leg.participant = None
         self._lobby_legs[call_id] = leg
         leg.replay = ReplayPlayback(
-            samples, self.library, ReplayRules(intro=PromptName.REPLAY_WELCOME)
+            audio.samples,
+            self.library,
+            ReplayRules(intro=PromptName.REPLAY_WELCOME),
+            rate=audio.rate,
         )
 
     def replay_key(self, command: lobby.ReplayKey) -> None:

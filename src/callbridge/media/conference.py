@@ -41,7 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from callbridge.dsp.resample import Resampler
-from callbridge.media.mixer import FRAME_MS, PHONE_RATE, SAMPLE_RATE, SILENCE, Mixer, Pcm, limit
+from callbridge.media.mixer import FRAME_MS, SILENCE, Mixer, Pcm, limit
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,6 @@ class Conference:
         # A whisper at another rate than the audio it is spoken over (an 8 kHz
         # prompt over the 16 kHz mix): its resampler, kept for the whole whisper.
         self._whisper_rates: dict[str, Resampler] = {}
-        # The mix ("") and each stem, brought down to the recording's 8 kHz.
-        self._recording_rates: dict[str, Resampler] = {}
         self._roster: _Roster | None = None
         # Without a factory every leg is sent its frame one by one.
         self._audience_factory = audience
@@ -227,7 +225,6 @@ class Conference:
             self._roster = None
         self._whispers.pop(participant_id, None)
         self._whisper_rates.pop(participant_id, None)
-        self._recording_rates.pop(participant_id, None)
         for key in [key for key in self._encoders if key[0] == participant_id]:
             del self._encoders[key]
 
@@ -338,11 +335,9 @@ class Conference:
             for tap in self.taps:
                 tap.push(frame_index, result.full)
         if self.recorder is not None and frame_index is not None:
-            self.recorder.write_mix(frame_index, self._for_recording("", result.full))
+            self.recorder.write_mix(frame_index, result.full)
             for participant_id, frame in frames.items():
-                self.recorder.write_stem(
-                    participant_id, frame_index, self._for_recording(participant_id, frame)
-                )
+                self.recorder.write_stem(participant_id, frame_index, frame)
         for participant in roster.talkers:
             talking = participant.id in result.talkers
             if talking != participant.talking:
@@ -359,13 +354,6 @@ class Conference:
                 result.full,
                 now,
             )
-
-    def _for_recording(self, stream: str, pcm: Pcm) -> Pcm:
-        """The recording is 8 kHz still (``media.recording``): each stream brought down."""
-        resampler = self._recording_rates.get(stream)
-        if resampler is None:
-            resampler = self._recording_rates[stream] = Resampler(SAMPLE_RATE, PHONE_RATE)
-        return resampler.process(pcm)
 
     def whisper(self, participant_id: str, frames: Iterator[Pcm]) -> None:
         """Play ``frames`` to one participant only, over what the call sends them.
