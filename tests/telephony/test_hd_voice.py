@@ -5,7 +5,8 @@ listener on G.722 hears both (6 kHz does not fit 8 kHz sampling: it can only
 have come through wideband all the way: decoded at 16 kHz, mixed at 16 kHz,
 encoded at 16 kHz), a μ-law listener in the same call hears the 1 kHz tone
 and neither 6 kHz nor its 2 kHz alias, and the speaker hears the welcome
-prompt in their own codec.
+prompt in their own codec. The call's recording is 16 kHz and holds the 6 kHz
+tone too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.baresip import Baresip, tone_power
+from callbridge.store import layout
+from tests.support.baresip import Baresip, read_wav, tone_power
 from tests.telephony.conftest import DID, RunningServer, need
 
 pytestmark = pytest.mark.baresip
@@ -114,3 +116,12 @@ def test_a_wideband_speaker_is_heard_wideband_and_by_a_phone(
     assert np.abs(heard_speaker[: speaker_rate * 3]).max() > 1000
     roles = [p["role"] for p in server.participants(event.id, include_left=True)]
     assert sorted(roles) == ["listener", "listener", "speaker"], roles
+
+    # The recording is wideband too: 16 kHz, with the speaker's 6 kHz in it.
+    assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200
+    folder = layout.event_recordings(server.data_dir, event.id)
+    done = server.wait_for(lambda: list(folder.glob("*/assembled.json")), timeout=30)
+    recorded, recorded_rate = read_wav(done[0].parent / "recording.wav")
+    assert recorded_rate == WIDE
+    talking = recorded[np.abs(recorded) > 0]
+    assert tone_power(talking, WIDE, HIGH_HZ) > 0.2 and tone_power(talking, WIDE, LOW_HZ) > 0.2
