@@ -34,7 +34,7 @@ SECOND = "Operating margin improved to eighteen percent."
 
 def said(text: str) -> npt.NDArray[np.int16]:
     """``text`` spoken, without espeak-ng's own silence before and after it."""
-    samples = speak(text)
+    samples = speak(text, rate=SAMPLE_RATE)
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)
     return samples[loud[0] : loud[-1] + 1]
 
