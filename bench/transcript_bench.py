@@ -210,9 +210,9 @@ def deleted_words(reference: list[str], hypothesis: list[str]) -> list[bool]:
     return deleted
 
 
-def through_g722(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+def through_g722(samples: npt.NDArray[np.int16], codec: str = "G722") -> npt.NDArray[np.int16]:
     """16 kHz ``samples`` as an HD caller's audio reaches the mix: G.722, encoded and decoded."""
-    encoder, decoder = codecs.encoder("G722"), codecs.decoder("G722")
+    encoder, decoder = codecs.encoder(codec), codecs.decoder(codec)
     padded = np.concatenate([samples, np.zeros(-len(samples) % 320, np.int16)])
     frames = [decoder.decode(encoder.encode(frame)) for frame in padded.reshape(-1, 320)]
     return np.concatenate([f for f in frames if f is not None])[: len(samples)]
@@ -229,6 +229,7 @@ LINES = {
     "phone": (RATE, through_phone, RATE, "μ-law 8 kHz"),
     "none": (RATE * 2, None, RATE * 2, "16 kHz, no phone line"),
     "g722": (RATE * 2, through_g722, RATE * 2, "G.722 16 kHz"),
+    "opus": (RATE * 2, lambda s: through_g722(s, "opus"), RATE * 2, "Opus 16 kHz, 32 kbit/s"),
     "phone16": (RATE, phone_in_the_mix, RATE * 2, "μ-law in the 16 kHz mix"),
 }
 
@@ -359,7 +360,7 @@ def hd_voice(engine_name: str | None) -> int:
     name = engine_name or available_engines()[0]
     engine = get_engine(name)
     print(f"engine {name}; {len(ESPEAK_VOICES)} espeak-ng voices, {len(SCRIPT)} sentences")
-    tallies = {line: Tally() for line in ("phone", "phone16", "g722", "none")}
+    tallies = {line: Tally() for line in ("phone", "phone16", "g722", "opus", "none")}
     for line, tally in tallies.items():
         for voice in ESPEAK_VOICES:
             read_script(engine, voice, tally, line=line)
@@ -388,7 +389,7 @@ def main() -> int:
     parser.add_argument(
         "--hd",
         action="store_true",
-        help="only the espeak-ng voices: μ-law 8 kHz, μ-law in the 16 kHz mix, G.722 16 kHz",
+        help="only the espeak-ng voices: μ-law 8 kHz, in the 16 kHz mix, G.722, Opus, no line",
     )
     args = parser.parse_args()
     if args.hd:
