@@ -7,11 +7,12 @@ stream of frames comes out as one continuous signal, with no click at every
 20 ms edge that resampling frames one by one would leave.
 
 The filter is a windowed sinc (Kaiser, β 8: about 80 dB of stop band) cut
-a little below the lower of the two Nyquist frequencies, applied as a
-polyphase pair of small convolutions: upsampling by ``up`` interleaves
-``up`` phases of the filter, downsampling by ``down`` keeps every
-``down``-th output. The delay is a fixed half the filter's length (3 ms),
-the same for every frame. Pure numpy, no state beyond the history.
+at (up) or a little below (down) the lower of the two Nyquist frequencies,
+applied as a polyphase pair of small convolutions: upsampling by ``up``
+interleaves ``up`` phases of the filter, downsampling by ``down`` keeps
+every ``down``-th output. The delay is a fixed half the filter's length
+(6 ms at 16 kHz), the same for every frame. Pure numpy, no state beyond
+the history.
 """
 
 from __future__ import annotations
@@ -24,17 +25,25 @@ import numpy.typing as npt
 Pcm = npt.NDArray[np.int16]
 _Float = npt.NDArray[np.float32]
 
-# Filter length at the higher rate, per unit of ratio: longer is steeper.
-_TAPS_PER_RATIO = 48
+# Filter length at the higher rate, per unit of ratio: longer is steeper (and later).
+_TAPS_PER_RATIO = 96
+# Where the slope is half-way down, as a share of the lower rate's Nyquist frequency.
+# Going down, 0.94: nothing above 4 kHz may fold back into the phone band
+# (flat to 3.5 kHz, 4 kHz already gone). Going up, the whole band: a phone
+# caller's 3.5 to 4 kHz is where "seven" and "sixty" differ, and the speech
+# models heard it when the transcript resampled the 8 kHz recording itself
+# (figure recall of the espeak-ng voices, bench/transcript_bench.py --hd:
+# 0.50 with 0.94 and half this length, 0.58 so, 0.57 through the FFT); its
+# images, just above 4 kHz, are faint.
+DOWN_CUTOFF = 0.94
+UP_CUTOFF = 1.0
 
 
 @cache
-def lowpass(ratio: int) -> _Float:
+def lowpass(ratio: int, share: float = DOWN_CUTOFF) -> _Float:
     """The anti-alias / anti-image filter for a change of rate by ``ratio`` (gain 1)."""
     taps = _TAPS_PER_RATIO * ratio + 1
-    # 0.94 of the lower Nyquist, half-way down the slope: the phone band's
-    # top (3.4 kHz) passes within a decibel, and 4.2 kHz is already gone.
-    cutoff = 0.94 / ratio / 2
+    cutoff = share / ratio / 2
     n = np.arange(taps) - (taps - 1) / 2
     h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, 8.0)
     h /= h.sum()
@@ -60,7 +69,7 @@ class Resampler:
         self.up = max(rate_out // rate_in, 1)
         self.down = max(rate_in // rate_out, 1)
         ratio = max(self.up, self.down)
-        h = lowpass(ratio)
+        h = lowpass(ratio, UP_CUTOFF if self.up > 1 else DOWN_CUTOFF)
         if self.up > 1:
             # Zero-stuffing keeps 1/up of the energy: each phase carries gain up.
             # Phase p gives output samples up·k + p from input samples k, k−1, …
