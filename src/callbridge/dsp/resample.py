@@ -11,7 +11,7 @@ at (up) or a little below (down) the lower of the two Nyquist frequencies,
 applied as a polyphase pair of small convolutions: upsampling by ``up``
 interleaves ``up`` phases of the filter, downsampling by ``down`` keeps
 every ``down``-th output. The delay is a fixed half the filter's length
-(6 ms at 16 kHz), the same for every frame. Pure numpy, no state beyond
+(6 ms up, 3 ms down), the same for every frame. Pure numpy, no state beyond
 the history.
 """
 
@@ -25,8 +25,11 @@ import numpy.typing as npt
 Pcm = npt.NDArray[np.int16]
 _Float = npt.NDArray[np.float32]
 
-# Filter length at the higher rate, per unit of ratio: longer is steeper (and later).
-_TAPS_PER_RATIO = 96
+# Filter length at the higher rate, per unit of ratio: longer is steeper (and
+# later). Going up, the slope sits on the band's edge and must be steep; going
+# down it has the room below 4 kHz, and half the length costs half the delay.
+UP_TAPS_PER_RATIO = 96
+DOWN_TAPS_PER_RATIO = 48
 # Where the slope is half-way down, as a share of the lower rate's Nyquist frequency.
 # Going down, 0.94: nothing above 4 kHz may fold back into the phone band
 # (flat to 3.5 kHz, 4 kHz already gone). Going up, the whole band: a phone
@@ -40,9 +43,9 @@ UP_CUTOFF = 1.0
 
 
 @cache
-def lowpass(ratio: int, share: float = DOWN_CUTOFF) -> _Float:
+def lowpass(ratio: int, share: float = DOWN_CUTOFF, per_ratio: int = DOWN_TAPS_PER_RATIO) -> _Float:
     """The anti-alias / anti-image filter for a change of rate by ``ratio`` (gain 1)."""
-    taps = _TAPS_PER_RATIO * ratio + 1
+    taps = per_ratio * ratio + 1
     cutoff = share / ratio / 2
     n = np.arange(taps) - (taps - 1) / 2
     h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, 8.0)
@@ -69,7 +72,10 @@ class Resampler:
         self.up = max(rate_out // rate_in, 1)
         self.down = max(rate_in // rate_out, 1)
         ratio = max(self.up, self.down)
-        h = lowpass(ratio, UP_CUTOFF if self.up > 1 else DOWN_CUTOFF)
+        if self.up > 1:
+            h = lowpass(ratio, UP_CUTOFF, UP_TAPS_PER_RATIO)
+        else:
+            h = lowpass(ratio, DOWN_CUTOFF, DOWN_TAPS_PER_RATIO)
         if self.up > 1:
             # Zero-stuffing keeps 1/up of the energy: each phase carries gain up.
             # Phase p gives output samples up·k + p from input samples k, k−1, …
