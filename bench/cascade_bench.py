@@ -74,14 +74,14 @@ async def edge(far: list[int], seconds: float, out: Path, sender: str) -> None:
     from callbridge.cascade.relayed import RelayedConference
     from callbridge.media.clock import MediaClock
     from callbridge.media.prompts import PromptPlayer, default_library
-    from callbridge.rtp.g711 import encode
+    from callbridge.rtp.codecs import encoder
     from callbridge.sip.sdp import SdpSession
 
     loop = asyncio.get_running_loop()
     library = default_library()
     media_sender = batch_sender(sender)
     conference = RelayedConference(
-        EVENT, encode, audience=lambda: FanOut(media_sender), uplink=lambda p, pcm: None
+        EVENT, encoder, audience=lambda: FanOut(media_sender), uplink=lambda p, pcm: None
     )
     conference.start()
     pool = RtpPortPool(20000, 29999)

@@ -78,13 +78,13 @@ async def serve(far: list[int], speakers: int, seconds: float, out: Path, sender
     from callbridge.media.clock import MediaClock
     from callbridge.media.conference import Conference
     from callbridge.media.prompts import PromptPlayer, default_library
-    from callbridge.rtp.g711 import encode
+    from callbridge.rtp.codecs import encoder
     from callbridge.sip.sdp import SdpSession
 
     loop = asyncio.get_running_loop()
     library = default_library()
     media_sender = batch_sender(sender)
-    conference = Conference(1, encode, audience=lambda: FanOut(media_sender))
+    conference = Conference(1, encoder, audience=lambda: FanOut(media_sender))
     conference.start()
     pool = RtpPortPool(20000, 29999)
     reader = BatchReader()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from callbridge.media.conference import Conference
 from callbridge.media.mixer import FRAME_SAMPLES, Mixer, Pcm
-from callbridge.rtp.g711 import encode
+from callbridge.rtp.codecs import encoder
 
 NOW = datetime.now(UTC)
 
@@ -64,7 +64,7 @@ def main() -> int:
         p50, p99 = per_tick(lambda frames=frames: mixer.mix(frames), 3000)
         print(f"  mix only, {speakers:>2} speakers: p50 {p50:6.1f}  p99 {p99:6.1f}")
     for speakers, listeners in ((5, 100), (5, 1000), (5, 3000), (10, 1000)):
-        conference = Conference(1, encode, max_participants=listeners + speakers)
+        conference = Conference(1, encoder, max_participants=listeners + speakers)
         conference.start()
         for i in range(speakers):
             conference.join(Leg(speech(i)), may_talk=True)

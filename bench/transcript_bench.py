@@ -32,6 +32,8 @@ reaches the bridge, and is transcribed as ``transcribe_recording`` does it
     .venv/bin/python bench/transcript_bench.py --quick    # two voices, a minute or so
     .venv/bin/python bench/transcript_bench.py --human    # the Asterisk voice and LibriVox only
     .venv/bin/python bench/transcript_bench.py --synthetic  # Flite, espeak-ng and LibriVox only
+    .venv/bin/python bench/transcript_bench.py --hd       # HD voice: espeak-ng through μ-law
+                                                          # at 8 kHz, in the 16 kHz mix, G.722
 
 Goals (issue 16): figure recall ≥ 0.95, no sentence dropped, WER ≤ 0.05 on the
 real speech, real-time factor ≤ 0.25. Issue 26: WER ≤ 0.03 on the Asterisk
@@ -72,6 +74,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asterisk_speech
 from tests.transcript.speech import speak, speak_flite, through_phone
 
+from callbridge.dsp.resample import Resampler
+from callbridge.rtp import codecs
 from callbridge.transcript.engine import (
     SpeechEngine,
     available_engines,
@@ -220,17 +224,44 @@ def deleted_words(reference: list[str], hypothesis: list[str]) -> list[bool]:
     return deleted
 
 
-def read_script(engine: SpeechEngine, voice: Voice, tally: Tally, wideband: bool = False) -> str:
+def through_g722(samples: npt.NDArray[np.int16], codec: str = "G722") -> npt.NDArray[np.int16]:
+    """16 kHz ``samples`` as an HD caller's audio reaches the mix: G.722, encoded and decoded."""
+    encoder, decoder = codecs.encoder(codec), codecs.decoder(codec)
+    padded = np.concatenate([samples, np.zeros(-len(samples) % 320, np.int16)])
+    frames = [decoder.decode(encoder.encode(frame)) for frame in padded.reshape(-1, 320)]
+    return np.concatenate([f for f in frames if f is not None])[: len(samples)]
+
+
+def phone_in_the_mix(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """8 kHz ``samples`` through μ-law and brought up to the 16 kHz mix, as a phone caller's."""
+    return Resampler(RATE, RATE * 2).process(through_phone(samples))
+
+
+# How the script reaches the transcript: (rate it is spoken at, the line, the rate
+# the transcript gets, its label).
+LINES = {
+    "phone": (RATE, through_phone, RATE, "μ-law 8 kHz"),
+    "none": (RATE * 2, None, RATE * 2, "16 kHz, no phone line"),
+    "g722": (RATE * 2, through_g722, RATE * 2, "G.722 16 kHz"),
+    "opus": (RATE * 2, lambda s: through_g722(s, "opus"), RATE * 2, "Opus 16 kHz, 32 kbit/s"),
+    "phone16": (RATE, phone_in_the_mix, RATE * 2, "μ-law in the 16 kHz mix"),
+}
+
+
+def read_script(
+    engine: SpeechEngine, voice: Voice, tally: Tally, wideband: bool = False, line: str = "phone"
+) -> str:
     """The script read in ``voice``, through the phone line, transcribed; the tally updated.
 
-    ``wideband``: at 16 kHz without the phone line instead (the control).
+    ``wideband``: at 16 kHz without the phone line instead (the control); ``line``
+    another way in (``LINES``: an HD caller on G.722, a phone caller in the 16 kHz mix).
     """
-    rate = RATE * 2 if wideband else RATE
-    pause = np.zeros(round(PAUSE_S * rate), dtype=np.int16)
-    spoken = [voice.say(text, rate) for text, _ in SCRIPT]
+    spoken_rate, through, rate, where = LINES["none" if wideband else line]
+    pause = np.zeros(round(PAUSE_S * spoken_rate), dtype=np.int16)
+    spoken = [voice.say(text, spoken_rate) for text, _ in SCRIPT]
     audio = np.concatenate([part for said in spoken for part in (said, pause)])
-    if not wideband:
-        audio = through_phone(audio)
+    if through is not None:
+        audio = through(audio)
     started, cpu = time.perf_counter(), time.process_time()
     segments = transcribe_samples(engine, audio, rate)
     tally.elapsed_s += time.perf_counter() - started
@@ -253,7 +284,6 @@ def read_script(engine: SpeechEngine, voice: Voice, tally: Tally, wideband: bool
         tally.sentences += 1
         tally.dropped += gone * 2 > len(sentence)
     missing = sorted((wanted - got).elements())
-    where = "16 kHz, no phone line" if wideband else "μ-law 8 kHz"
     print(
         f"  {voice.label}  {where}  {found}/{sum(wanted.values())}"
         f"  missed: {', '.join(missing) or 'none'}"
@@ -339,6 +369,26 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
     print(f"  missed: {', '.join(missing) or 'none'}")
 
 
+def hd_voice(engine_name: str | None) -> int:
+    """Figure recall of the espeak-ng voices as a phone and as an HD caller reach the transcript."""
+    name = engine_name or available_engines()[0]
+    engine = get_engine(name)
+    print(f"engine {name}; {len(ESPEAK_VOICES)} espeak-ng voices, {len(SCRIPT)} sentences")
+    tallies = {line: Tally() for line in ("phone", "phone16", "g722", "opus", "none")}
+    for line, tally in tallies.items():
+        for voice in ESPEAK_VOICES:
+            read_script(engine, voice, tally, line=line)
+    print()
+    for line, tally in tallies.items():
+        recall = tally.found / max(1, tally.figures)
+        label = LINES[line][3]
+        print(
+            f"figure recall, espeak-ng, {label:<24} {recall:.3f}  ({tally.found}/{tally.figures})"
+        )
+    print("  reproduce: .venv/bin/python bench/transcript_bench.py --hd")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three voices only")
@@ -356,7 +406,14 @@ def main() -> int:
     parser.add_argument(
         "--wideband", action="store_true", help="also the espeak-ng voices at 16 kHz, no phone"
     )
+    parser.add_argument(
+        "--hd",
+        action="store_true",
+        help="only the espeak-ng voices: μ-law 8 kHz, in the 16 kHz mix, G.722, Opus, no line",
+    )
     args = parser.parse_args()
+    if args.hd:
+        return hd_voice(args.engine)
     if not all(shutil.which(tool) for tool in ("espeak-ng", "flite", "sox")):
         print("needs espeak-ng, flite and sox (scripts/install-system bench)", file=sys.stderr)
         return 1

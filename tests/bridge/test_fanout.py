@@ -16,7 +16,7 @@ from callbridge.bridge.rtp_transport import BatchReader, RtpPortPool, RtpSocket
 from callbridge.media.conference import Conference
 from callbridge.media.mixer import FRAME_SAMPLES
 from callbridge.media.prompts import PromptPlayer, default_library
-from callbridge.rtp.g711 import encode
+from callbridge.rtp.codecs import encoder
 from callbridge.rtp.packet import RtpPacket
 from callbridge.rtp.srtp import SrtpContext
 from callbridge.sip.crypto import CryptoAttribute
@@ -92,6 +92,12 @@ def assert_continuous(packets: list[RtpPacket]) -> None:
         assert after.timestamp == (before.timestamp + 160) % 2**32
 
 
+def phone_band(codec: str, tone: np.ndarray, frames: int = 3) -> list[bytes]:
+    """What a stream of ``tone`` frames of the mix is, encoded for a phone."""
+    stream = encoder(codec)
+    return [stream.encode(tone) for _ in range(frames)]
+
+
 async def through_the_call(sender: BatchSender) -> None:
     loop = asyncio.get_running_loop()
     pool = RtpPortPool(43000, 43100)
@@ -100,7 +106,7 @@ async def through_the_call(sender: BatchSender) -> None:
         leg_for(phone, pool, loop, codec) for phone, codec in zip(phones, (0, 0, 8), strict=True)
     ]
     tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
-    conference = Conference(1, encode, audience=lambda: FanOut(sender))
+    conference = Conference(1, encoder, audience=lambda: FanOut(sender))
     conference.start()
     speaker = conference.join(legs[0], True)
     listeners = [conference.join(leg, False) for leg in legs[1:]]
@@ -129,12 +135,14 @@ async def through_the_call(sender: BatchSender) -> None:
     assert len(second) == 3 + 1 + 2
     assert_continuous(first)
     assert_continuous(second)
-    # The speaker's tone reached both listeners, each in their own codec.
-    assert first[2].payload == encode("PCMU", tone)
-    assert second[0].payload_type == 8 and second[0].payload == encode("PCMA", tone)
+    # The speaker's tone reached both listeners, each in their own codec (the
+    # 16 kHz mix brought down to 8 kHz: the first frame rings in from silence).
+    pcmu, pcma = phone_band("PCMU", tone), phone_band("PCMA", tone)
+    assert first[2].payload == pcmu[0]
+    assert second[0].payload_type == 8 and second[0].payload == pcma[0]
     # The prompt whispered to listener 2 is in their frame only.
-    assert second[4].payload != encode("PCMA", tone)
-    assert first[6].payload == encode("PCMU", tone)
+    assert second[4].payload != pcma[2]
+    assert first[6].payload == pcmu[2]
     # Counted once, wherever the packet was built.
     conference.end()
     assert legs[1].stats.packets_out == len(first)
@@ -290,7 +298,7 @@ async def srtp_with_plain(sender: BatchSender) -> None:
     keys = negotiated.srtp
     far_end = SrtpContext(keys.suite, local=keys.remote, remote=keys.local)
     tone = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
-    conference = Conference(1, encode, audience=lambda: FanOut(sender))
+    conference = Conference(1, encoder, audience=lambda: FanOut(sender))
     conference.start()
     speaker = conference.join(legs[0], True)
     for leg in legs:
@@ -302,7 +310,8 @@ async def srtp_with_plain(sender: BatchSender) -> None:
         # One batch for both listeners: the SRTP row is protected in place before the send.
         assert legs[1].fanout is not None and secure.fanout is legs[1].fanout
         await asyncio.sleep(0.05)
-        assert [p.payload for p in phones[1].packets()] == [encode("PCMU", tone)] * 3
+        pcmu = phone_band("PCMU", tone)
+        assert [p.payload for p in phones[1].packets()] == pcmu
         wire = []
         while True:
             try:
@@ -311,10 +320,10 @@ async def srtp_with_plain(sender: BatchSender) -> None:
                 break
         assert len(wire) == 3
         # On the wire: no plain μ-law; under the far end's keys: the tone, numbered on.
-        assert all(encode("PCMU", tone)[:16] not in data for data in wire)
+        assert all(pcmu[2][:16] not in data for data in wire)
         opened = [far_end.unprotect(data) for data in wire]
         plain = [RtpPacket.parse(data) for data in opened if data is not None]
-        assert [p.payload for p in plain] == [encode("PCMU", tone)] * 3
+        assert [p.payload for p in plain] == pcmu
         assert_continuous(plain)
         # A farewell prompt, sent by the leg itself: numbered on, under the same key.
         secure.send_pcm(None, 0.5)

@@ -13,7 +13,8 @@ from callbridge.cascade.node import NodeConfig, cascade_bridge
 from callbridge.cascade.relayed import RelayedConference
 from callbridge.media.conference import Participant
 from callbridge.media.mixer import Pcm
-from callbridge.rtp.g711 import encode, ulaw_encode
+from callbridge.rtp.codecs import encoder
+from callbridge.rtp.g711 import ulaw_encode
 from callbridge.store.calllog import CallLog
 from callbridge.store.db import Database
 from callbridge.store.events import EventStore
@@ -42,7 +43,7 @@ def _edge() -> tuple[RelayedConference, list[tuple[str, Pcm]]]:
     def uplink(participant: Participant, pcm: Pcm) -> None:
         uplinked.append((participant.id, pcm))
 
-    return RelayedConference(7, encode, uplink=uplink), uplinked
+    return RelayedConference(7, encoder, uplink=uplink), uplinked
 
 
 def test_the_mix_is_relayed_as_it_arrives_and_the_tick_sends_listeners_nothing() -> None:

@@ -11,7 +11,8 @@ from callbridge.media.conference import (
     ConferenceError,
     ConferenceState,
 )
-from callbridge.media.mixer import FRAME_SAMPLES, Pcm
+from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.rtp import codecs
 
 NOW = datetime(2026, 11, 5, 21, 30, tzinfo=UTC)
 
@@ -31,9 +32,17 @@ class RecordingLeg:
         self.received.append(payload)
 
 
-def encoder(codec: str, pcm: Pcm) -> bytes:
-    # The test encoder keeps the first sample's value readable.
-    return codec.encode() + b":" + str(int(pcm[0])).encode()
+class Readable:
+    """The test encoder keeps the codec and the first sample's value readable."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+
+    def encode(self, pcm: Pcm) -> bytes:
+        return self.codec.encode() + b":" + str(int(pcm[0])).encode()
+
+
+encoder = Readable
 
 
 def hold() -> Iterator[Pcm]:
@@ -198,3 +207,82 @@ def test_talk_indicators_flipping_are_counted_for_the_console() -> None:
         if not speaker.talking:
             break
     assert not speaker.talking and conf.talk_changes == 2
+
+
+# -- the 16 kHz mix with real codecs --------------------------------------------
+
+
+def wide_tone(freq: float, frame: int, amplitude: int = 6000) -> Pcm:
+    n = frame * FRAME_SAMPLES + np.arange(FRAME_SAMPLES)
+    return (amplitude * np.sin(2 * np.pi * freq * n / SAMPLE_RATE)).astype(np.int16)
+
+
+class ToneLeg:
+    """A caller on ``codec`` who says a tone (or nothing) and decodes what they are sent."""
+
+    def __init__(self, codec: str, freq: float | None = None) -> None:
+        self.codec_name = codec
+        self.freq = freq
+        self.frame = 0
+        self.decoder = codecs.decoder(codec)
+        self.heard: list[Pcm] = []
+
+    def pull_frame(self, now: float) -> Pcm | None:
+        if self.freq is None:
+            return None
+        self.frame += 1
+        return wide_tone(self.freq, self.frame)
+
+    def send_payload(self, payload: bytes, now: float) -> None:
+        frame = self.decoder.decode(payload)
+        assert frame is not None
+        self.heard.append(frame)
+
+    def level(self, freq: float) -> float:
+        """Amplitude of ``freq`` in what was heard after the first half second."""
+        heard = np.concatenate(self.heard[25:]).astype(np.float64)
+        window = np.hanning(len(heard))
+        spectrum = np.abs(np.fft.rfft(heard * window)) * 2 / window.sum()
+        index = round(freq * len(heard) / SAMPLE_RATE)
+        return float(spectrum[index - 2 : index + 3].max())
+
+
+def test_each_speaker_hears_the_others_but_not_themself_in_their_own_codec() -> None:
+    conf = Conference(1, codecs.encoder)
+    conf.start()
+    wide = ToneLeg("G722", 6000)  # a wideband speaker
+    phone = ToneLeg("PCMU", 1000)  # a phone speaker
+    opus = ToneLeg("opus", 2500)
+    listeners = [ToneLeg("PCMU") for _ in range(3)] + [ToneLeg("G722") for _ in range(2)]
+    for leg in (wide, phone, opus):
+        conf.join(leg, True)
+    for leg in listeners:
+        conf.join(leg, False)
+    for n in range(100):
+        conf.tick(n * 0.02)
+    # Minus self, per codec: nobody hears their own tone, everyone hears the others.
+    # (Below 300 of 6,000 is the codecs' own noise: μ-law's, Opus's.)
+    assert wide.level(6000) < 300 and wide.level(1000) > 4000 and wide.level(2500) > 4000
+    assert phone.level(1000) < 300 and phone.level(2500) > 4000
+    assert opus.level(2500) < 300 and opus.level(6000) > 3000 and opus.level(1000) > 3000
+    # 6 kHz reaches wideband callers only: the phone band has no room for it.
+    assert phone.level(6000) < 300
+    for leg in listeners:
+        assert leg.level(1000) > 4000 and leg.level(2500) > 4000
+        assert (leg.level(6000) > 4000) is (leg.codec_name == "G722")
+    # Encoded once per codec for the five listeners, once per speaker for their own mix.
+    assert conf.stats.encodes == 100 * (3 + 2)
+
+
+def test_an_8_khz_whisper_is_spoken_over_the_16_khz_mix() -> None:
+    conf = Conference(1, codecs.encoder)
+    conf.start()
+    speaker = ToneLeg("G722", 6000)
+    listener = ToneLeg("G722")
+    conf.join(speaker, True)
+    joined = conf.join(listener, False)
+    prompt = (6000 * np.sin(2 * np.pi * 500 * np.arange(8000) / 8000)).astype(np.int16)
+    conf.whisper(joined.id, iter(prompt.reshape(-1, 160)))
+    for n in range(50):
+        conf.tick(n * 0.02)
+    assert listener.level(500) > 4000 and listener.level(6000) > 4000

@@ -50,7 +50,7 @@ def chunk_tone(frame: int, chunk_frames: int) -> Pcm:
 
 def read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path), "rb") as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2)
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
 
 
@@ -137,7 +137,7 @@ def test_stems_line_up_with_the_mix_by_frame_index(tmp_path: Path) -> None:
         recorder.annotate_stem("p7-1", role="host", caller_id="+15550100", display_name="Ann")
         for n in range(100):
             own = {pid: f[n] for pid, f in (("p7-1", host), ("p7-2", guest)) if n in f}
-            mix = sum((f.astype(np.int32) for f in own.values()), np.zeros(160, np.int32))
+            mix = sum((f.astype(np.int32) for f in own.values()), np.zeros(FRAME_SAMPLES, np.int32))
             recorder.write_mix(n, mix.astype(np.int16))
             for pid, pcm in own.items():
                 recorder.write_stem(pid, n, pcm)
@@ -151,7 +151,7 @@ def test_stems_line_up_with_the_mix_by_frame_index(tmp_path: Path) -> None:
         "display_name": "Ann",
     }
     assert manifest["participants"]["p7-2"] == {"stem": "s002"}
-    assert manifest["event_id"] == 7 and manifest["sample_rate"] == 8000
+    assert manifest["event_id"] == 7 and manifest["sample_rate"] == SAMPLE_RATE
     assert manifest["started_at"].endswith("Z") and manifest["ended_at"].endswith("Z")
 
     result = assemble(directory)
@@ -161,7 +161,7 @@ def test_stems_line_up_with_the_mix_by_frame_index(tmp_path: Path) -> None:
         stem = frames_of(read_wav(result.stems[pid]))
         assert len(stem) == len(mix)
         for n in range(100):
-            expected = sent.get(n, np.zeros(160, np.int16))
+            expected = sent.get(n, np.zeros(FRAME_SAMPLES, np.int16))
             assert np.array_equal(stem[n], expected), (pid, n)
     both = frames_of(read_wav(result.stems["p7-1"])).astype(np.int32) + frames_of(
         read_wav(result.stems["p7-2"])
@@ -211,7 +211,7 @@ def test_a_directory_is_recorded_once(tmp_path: Path) -> None:
 
 def test_bad_frames_are_refused(tmp_path: Path) -> None:
     recorder = CallRecorder(tmp_path / "rec", 7)
-    with pytest.raises(ValueError, match="160 samples"):
+    with pytest.raises(ValueError, match="320 samples"):
         recorder.write_mix(0, np.zeros(80, np.int16))
     with pytest.raises(ValueError, match="negative"):
         recorder.write_stem("p7-1", -1, tone(0))
@@ -367,8 +367,8 @@ import numpy as np
 from callbridge.media.recording import CallRecorder
 
 def tone(frame):
-    n = frame * 160 + np.arange(160)
-    return (8000 * np.sin(2 * np.pi * 440.0 * n / 8000)).astype(np.int16)
+    n = frame * 320 + np.arange(320)
+    return (8000 * np.sin(2 * np.pi * 440.0 * n / 16000)).astype(np.int16)
 
 recorder = CallRecorder(Path(sys.argv[1]), 42, chunk_seconds=1.0)
 recorder.annotate_stem("p42-1", role="host")
@@ -424,3 +424,21 @@ def test_sigkill_mid_call_loses_at_most_the_last_chunk(tmp_path: Path) -> None:
     with av.open(str(result.compressed)) as container:
         assert container.duration is not None
         assert container.duration / av.time_base == pytest.approx(result.duration_s, abs=0.1)
+
+
+def test_a_recording_made_at_8_khz_is_still_assembled_at_8_khz(tmp_path: Path) -> None:
+    # Made before the mix was 16 kHz: 160-sample chunks, manifest 8000.
+    directory = tmp_path / "old"
+    (directory / "mix").mkdir(parents=True)
+    narrow = (8000 * np.sin(2 * np.pi * 440 * np.arange(160 * 100) / 8000)).astype(np.int16)
+    indices = np.arange(100, dtype=np.uint64)
+    (directory / "mix" / "000000.chunk").write_bytes(
+        encode_chunk(indices, narrow.reshape(100, 160))
+    )
+    (directory / "manifest.json").write_text(
+        json.dumps({"format": 1, "event_id": 7, "sample_rate": 8000, "frame_samples": 160})
+    )
+    result = assemble(directory)
+    with wave.open(str(result.wav)) as wav:
+        assert wav.getframerate() == 8000 and wav.getnframes() == 16_000
+    assert result.duration_s == pytest.approx(2.0)

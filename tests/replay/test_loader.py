@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callbridge.media.mixer import FRAME_SAMPLES
-from callbridge.replay.phone import RecordingError, ReplayPlayback, load_recording
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES as FRAME_SAMPLES
+from callbridge.replay.phone import RecordingError, ReplayPlayback, load_recording, load_replay
 from tests.replay.test_phone import FakePrompts, label
 
 RATE = 8000
@@ -108,7 +108,7 @@ def test_an_empty_recording_loads_as_no_samples(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rate", "channels", "width", "message"),
     [
-        (16000, 1, 2, "16000 Hz"),
+        (11025, 1, 2, "11025 Hz"),
         (8000, 2, 2, "2 channel"),
         (8000, 1, 1, "8 bit"),
     ],
@@ -156,3 +156,16 @@ def test_what_is_not_a_recording_is_refused(tmp_path: Path, content: bytes, mess
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match=r"r\.wav: No such file"):
         load_recording(tmp_path / "r.wav")
+
+
+@pytest.mark.parametrize("rate", [16_000, 8000])
+def test_a_recording_plays_at_its_own_rate(tmp_path: Path, rate: int) -> None:
+    # Recordings are 16 kHz since the mix is; those made before are 8 kHz.
+    size = rate // 50
+    samples = np.repeat(np.arange(1, 11, dtype=np.int16), size)
+    audio = load_replay(write_wav(tmp_path / "r.wav", samples, rate=rate))
+    assert audio.rate == rate
+    p = ReplayPlayback(audio.samples, FakePrompts(), rate=audio.rate)
+    frames = [p.next_frame(0.0) for _ in range(10)]
+    assert all(len(f) == size for f in frames) and [int(f[0]) for f in frames] == list(range(1, 11))
+    assert p.duration_s == pytest.approx(0.2)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES, PHONE_RATE, Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName
 from callbridge.replay.phone import (
     KEYPAD,
@@ -36,7 +36,7 @@ PROMPT_LENGTHS = {
     PromptName.REPLAY_PAUSED: 2,
     PromptName.REPLAY_ENDED: 5,
 }
-SKIP_FRAMES = 10 * SAMPLE_RATE // FRAME_SAMPLES  # 10 s = 500 frames
+SKIP_FRAMES = 10 * PHONE_RATE // PHONE_FRAME_SAMPLES  # 10 s = 500 frames
 
 
 class FakePrompts:
@@ -47,22 +47,22 @@ class FakePrompts:
 
     def frames(self, name: PromptName) -> Sequence[Pcm]:
         value = -1 - list(PromptName).index(name)
-        return [np.full(FRAME_SAMPLES, value, dtype=np.int16)] * self.lengths.get(name, 3)
+        return [np.full(PHONE_FRAME_SAMPLES, value, dtype=np.int16)] * self.lengths.get(name, 3)
 
 
 def recording(samples: int) -> Pcm:
     """Frame n of the recording is all n + 1: a frame says where it came from."""
-    frames = -(-samples // FRAME_SAMPLES)
-    return np.repeat(np.arange(1, frames + 1, dtype=np.int16), FRAME_SAMPLES)[:samples]
+    frames = -(-samples // PHONE_FRAME_SAMPLES)
+    return np.repeat(np.arange(1, frames + 1, dtype=np.int16), PHONE_FRAME_SAMPLES)[:samples]
 
 
 def seconds(s: float) -> int:
-    return round(s * SAMPLE_RATE)
+    return round(s * PHONE_RATE)
 
 
 def label(frame: Pcm) -> str | int | PromptName:
     """What a frame is: "silence", a prompt, or the index of a recording frame."""
-    assert frame.shape == (FRAME_SAMPLES,) and frame.dtype == np.int16
+    assert frame.shape == (PHONE_FRAME_SAMPLES,) and frame.dtype == np.int16
     if not frame.any():
         return "silence"
     first = int(frame[0])
@@ -101,7 +101,7 @@ def test_plays_the_recording_a_frame_per_tick() -> None:
     p = playback()
     assert p.state is State.PLAYING
     assert play(p, 5) == [0, 1, 2, 3, 4]
-    assert p.position == 5 * FRAME_SAMPLES
+    assert p.position == 5 * PHONE_FRAME_SAMPLES
     assert p.position_s == pytest.approx(0.1)
     assert p.duration_s == 60.0
     assert drain(p) == []
@@ -222,7 +222,7 @@ def test_pause_plays_the_pause_prompt_then_silence_and_resumes_where_it_was() ->
     assert press(p, "2", now=1.0) == [Paused(0.2), PromptStarted(PromptName.REPLAY_PAUSED)]
     assert p.state is State.PAUSED
     assert play(p, 5, now=1.0) == [PromptName.REPLAY_PAUSED] * 2 + ["silence"] * 3
-    assert p.position == 10 * FRAME_SAMPLES
+    assert p.position == 10 * PHONE_FRAME_SAMPLES
     assert press(p, "2", now=2.0) == [Resumed(0.2)]
     assert p.state is State.PLAYING
     assert play(p, 2, now=2.0) == [10, 11]
@@ -452,7 +452,7 @@ def test_the_shipped_prompts_are_a_prompt_source() -> None:
     p = ReplayPlayback(recording(seconds(0.1)), PromptLibrary())
     p.press("0", 0.0)
     frames = [p.next_frame(0.0) for _ in range(3)]
-    assert all(f.shape == (FRAME_SAMPLES,) for f in frames)
+    assert all(f.shape == (PHONE_FRAME_SAMPLES,) for f in frames)
     assert label(frames[0]) != 0  # a prompt, not the recording
 
 
@@ -590,7 +590,7 @@ def test_any_keys_keep_the_position_in_the_recording_and_the_state_legal(
             assert isinstance(value, int)
             for _ in range(value):
                 frame = p.next_frame(now)
-                assert frame.shape == (FRAME_SAMPLES,) and frame.dtype == np.int16
+                assert frame.shape == (PHONE_FRAME_SAMPLES,) and frame.dtype == np.int16
                 now += 0.02
         else:
             assert isinstance(value, int)
@@ -602,7 +602,7 @@ def test_any_keys_keep_the_position_in_the_recording_and_the_state_legal(
         for action in drain(p):
             assert isinstance(action, Hangup | PromptStarted | Seeked | Paused | Resumed)
             if isinstance(action, Seeked):
-                assert 0 <= action.position_s <= length / SAMPLE_RATE
+                assert 0 <= action.position_s <= length / PHONE_RATE
             if isinstance(action, Hangup):
                 hangups.append(action)
         assert len(hangups) == (1 if p.state is State.DONE else 0)

@@ -238,3 +238,64 @@ def test_the_callees_srtp_answer_gives_both_keys_and_a_plain_one_is_refused_if_r
         with pytest.raises(SipError) as caught:
             session.negotiate(_callee_answer(b"", "RTP/SAVP", crypto), 20000)
         assert caught.value.status == 488
+
+
+# baresip with its g722 and opus modules loaded offers them after G.711.
+WIDEBAND_OFFER = (
+    b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 10004 RTP/AVP 0 8 9 111 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:9 G722/8000\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 stereo=1;sprop-stereo=1\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n"
+)
+
+
+def test_a_wideband_codec_is_taken_over_g711_offered_first() -> None:
+    result = SdpSession("127.0.0.1", 1).negotiate(WIDEBAND_OFFER, 20000)
+    # The offerer's first wideband codec: G.722, RTP clock 8000 (RFC 3551's quirk).
+    assert (result.codec, result.payload_type, result.dtmf_payload_type) == ("G722", 9, 101)
+    assert b"m=audio 20000 RTP/AVP 9 101\r\n" in result.answer
+    assert b"a=rtpmap:9 G722/8000\r\n" in result.answer
+
+
+def test_opus_is_answered_as_48000_over_2_and_mono_at_16_khz() -> None:
+    offer = WIDEBAND_OFFER.replace(b"RTP/AVP 0 8 9 111 101", b"RTP/AVP 111 9 0 101")
+    result = SdpSession("127.0.0.1", 1).negotiate(offer, 20000)
+    assert (result.codec, result.payload_type) == ("opus", 111)
+    assert b"a=rtpmap:111 opus/48000/2\r\n" in result.answer
+    assert b"a=fmtp:111 maxplaybackrate=16000; sprop-maxcapturerate=16000;" in result.answer
+
+
+def test_opus_at_another_clock_rate_is_not_opus() -> None:
+    offer = WIDEBAND_OFFER.replace(b"opus/48000/2", b"opus/16000").replace(b" 0 8 9 ", b" ")
+    with pytest.raises(SipError) as refused:
+        SdpSession("127.0.0.1", 1).negotiate(offer, 20000)
+    assert refused.value.status == 488
+
+
+def test_a_narrowband_session_keeps_g711_when_wideband_is_offered() -> None:
+    session = SdpSession("127.0.0.1", 1, codecs=("PCMU", "PCMA"))
+    result = session.negotiate(WIDEBAND_OFFER, 20000)
+    assert (result.codec, result.payload_type) == ("PCMU", 0)
+    with pytest.raises(ValueError, match="iLBC"):
+        SdpSession("127.0.0.1", codecs=("iLBC",))
+
+
+def test_g722_by_its_static_payload_type_alone() -> None:
+    offer = WIDEBAND_OFFER.replace(b"a=rtpmap:9 G722/8000\r\n", b"")
+    assert SdpSession("127.0.0.1").negotiate(offer, 20000).codec == "G722"
+
+
+def test_the_sdp_and_rtp_codec_tables_agree() -> None:
+    from callbridge.rtp import codecs
+    from callbridge.sip import sdp
+
+    assert set(sdp.FORMATS) == set(codecs.FORMATS)
+    for key, fmt in sdp.FORMATS.items():
+        coded = codecs.FORMATS[key]
+        assert (fmt.name, fmt.clock_rate, fmt.channels) == (
+            coded.name,
+            coded.clock_rate,
+            coded.channels,
+        )
+        assert fmt.wideband == coded.wideband
+        assert fmt.rtpmap() == coded.rtpmap()

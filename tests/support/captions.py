@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+# A phone sends 8 kHz μ-law, whatever the mix's rate.
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES as FRAME_SAMPLES
+from callbridge.media.mixer import PHONE_RATE as SAMPLE_RATE
 from callbridge.rtp.g711 import ulaw_encode
 from callbridge.rtp.packet import RtpPacket
 from tests.support.pcap import Timed, passcode_stream

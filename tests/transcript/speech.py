@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from callbridge.dsp.resample import Resampler
+from callbridge.media.mixer import FRAME_SAMPLES, PHONE_RATE, SAMPLE_RATE
 from callbridge.media.recording import CallRecorder, assemble
 from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
 
@@ -31,7 +32,7 @@ needs_espeak = pytest.mark.skipif(
 
 @functools.lru_cache(maxsize=64)
 def speak(
-    text: str, voice: tuple[str, ...] = VOICE, rate: int = SAMPLE_RATE
+    text: str, voice: tuple[str, ...] = VOICE, rate: int = PHONE_RATE
 ) -> npt.NDArray[np.int16]:
     """``text`` spoken by espeak-ng, as 16-bit mono samples at ``rate`` (resampled by sox)."""
     assert ESPEAK is not None and SOX is not None
@@ -48,7 +49,7 @@ def speak(
 
 
 def speak_flite(
-    text: str, voice: str, stretch: float = 1.0, rate: int = SAMPLE_RATE
+    text: str, voice: str, stretch: float = 1.0, rate: int = PHONE_RATE
 ) -> npt.NDArray[np.int16]:
     """``text`` spoken by Flite's ``voice`` ("slt", "rms"…), 16-bit mono at ``rate``.
 
@@ -75,6 +76,11 @@ def through_phone(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     return ulaw_decode(ulaw_encode(samples))
 
 
+def in_the_mix(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """8 kHz ``samples`` as a phone caller's voice is mixed: μ-law, brought up to 16 kHz."""
+    return Resampler(PHONE_RATE, SAMPLE_RATE).process(through_phone(samples))
+
+
 @dataclass(frozen=True)
 class Line:
     """One utterance: who says it (participant id), from when (seconds), and what."""
@@ -98,11 +104,13 @@ def build_recording(
 
     Each participant's stem gets only the frames in which they speak; the mix
     gets every frame. ``names`` gives each participant's display name (or None).
-    With ``phone`` each line goes through G.711 μ-law first, as a caller's does.
+    With ``phone`` each line goes through G.711 μ-law first, as a caller's does
+    (said at 8 kHz, brought up to the 16 kHz mix); without, it is said at 16 kHz.
     """
-    voices = {line: speak(line.text, voice) for line in lines}
     if phone:
-        voices = {line: through_phone(samples) for line, samples in voices.items()}
+        voices = {line: in_the_mix(speak(line.text, voice)) for line in lines}
+    else:
+        voices = {line: speak(line.text, voice, SAMPLE_RATE) for line in lines}
     end_s = max(line.at + len(voices[line]) / SAMPLE_RATE for line in lines) + tail_s
     frames = int(end_s * SAMPLE_RATE) // FRAME_SAMPLES + 1
     total = frames * FRAME_SAMPLES

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.transcript.engine import available_engines
 from callbridge.transcript.live import SKIPPED, CaptionConfig, LiveCaptioner, PieceCutter
 from callbridge.transcript.vad import speech_regions
@@ -22,8 +23,8 @@ from callbridge.transcript.wer import word_error_rate
 from callbridge.webcast.caption_worker import CHUNK_HEADER, run
 from tests.transcript.speech import needs_espeak, speak
 
-RATE = 8000
-FRAME = 160
+RATE = SAMPLE_RATE  # the live mix's
+FRAME = FRAME_SAMPLES
 
 pytestmark = needs_espeak
 
@@ -33,7 +34,7 @@ SECOND = "Operating margin improved to eighteen percent."
 
 def said(text: str) -> npt.NDArray[np.int16]:
     """``text`` spoken, without espeak-ng's own silence before and after it."""
-    samples = speak(text)
+    samples = speak(text, rate=SAMPLE_RATE)
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)
     return samples[loud[0] : loud[-1] + 1]
 

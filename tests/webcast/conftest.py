@@ -28,12 +28,16 @@ from tests.support.chromium import launch
 VENDOR = Path(__file__).resolve().parents[2] / "src/callbridge/web/static/vendor"
 
 
-def tone(index: int, start: int, hz: float = 1000.0, amplitude: int = 10_000) -> Pcm:
-    """Frame ``index`` of a tone that starts at frame ``start`` (silence before)."""
+def tone(
+    index: int, start: int, hz: float = 1000.0, amplitude: int = 10_000, rate: int = SAMPLE_RATE
+) -> Pcm:
+    """Frame ``index`` of a tone that starts at frame ``start`` (silence before), at
+    ``rate``: the mix's by default, a recording's 8 kHz if asked."""
+    size = rate * FRAME_SAMPLES // SAMPLE_RATE
     if index < start:
-        return np.zeros(FRAME_SAMPLES, dtype=np.int16)
-    t = np.arange(FRAME_SAMPLES) + (index - start) * FRAME_SAMPLES
-    return (np.sin(2 * np.pi * hz * t / SAMPLE_RATE) * amplitude).astype(np.int16)
+        return np.zeros(size, dtype=np.int16)
+    t = np.arange(size) + (index - start) * size
+    return (np.sin(2 * np.pi * hz * t / rate) * amplitude).astype(np.int16)
 
 
 class RealTimeFeed:

@@ -36,8 +36,8 @@ from callbridge.webcast.captions import (
 from callbridge.webcast.playlist import parse
 from callbridge.webcast.subtitles import MASTER, SUBTITLES, SubtitleConfig
 
-FRAME = 160
-RATE = 8000
+FRAME = 320  # the mix's 20 ms at 16 kHz
+RATE = 16_000
 ORIGIN = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 # Reads the records; after each whole second of mix, a cue for it; the horizon at the edge.
@@ -58,14 +58,14 @@ while (item := chunks.get()) is not None:
     offset, samples = item
     end = offset + len(samples)
     if next_cue is None:
-        next_cue = (offset // 8000 + 1) * 8000
+        next_cue = (offset // 16000 + 1) * 16000
     files = outlet.files
     if files is None:
         continue
     if end >= next_cue:
-        name = speakers.label(next_cue - 8000, next_cue)
-        files.add(LiveCue(next_cue - 8000, next_cue, "second %d" % (next_cue // 8000), end, name))
-        next_cue += 8000
+        name = speakers.label(next_cue - 16000, next_cue)
+        files.add(LiveCue(next_cue - 16000, next_cue, "second %d" % (next_cue // 16000), end, name))
+        next_cue += 16000
     files.advance(end)
 if outlet.files is not None:
     outlet.files.finish()

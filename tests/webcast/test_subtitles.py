@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from callbridge.media.mixer import SAMPLE_RATE
 from callbridge.transcript.live import LiveCue
 from callbridge.transcript.vtt import parse_vtt
 from callbridge.webcast.live import LiveConfig
@@ -18,7 +19,7 @@ from callbridge.webcast.subtitles import (
     subtitle_name,
 )
 
-RATE = 8000
+RATE = SAMPLE_RATE  # the caption clock counts samples of the 16 kHz mix
 ORIGIN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 PRIMING_S = 1024 / 48_000
 # The bridge's packager settings: 10 AAC frames a part, 9 parts a segment (1.92 s).

@@ -22,7 +22,7 @@ TONE_AT = 13.0  # seconds: lands in the third segment
 def make_recording(directory: Path, with_m4a: bool = True) -> Path:
     frames = SECONDS * 50
     start = int(TONE_AT * 50)
-    pcm = np.concatenate([tone(n, start) for n in range(frames)])
+    pcm = np.concatenate([tone(n, start, rate=8000) for n in range(frames)])  # recordings: 8 kHz
     wav = directory / "recording.wav"
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(1)

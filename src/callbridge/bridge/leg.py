@@ -35,8 +35,8 @@ from callbridge.media.conference import Participant
 from callbridge.media.mixer import SILENCE, Pcm
 from callbridge.media.prompts import PromptPlayer
 from callbridge.replay.phone import ReplayPlayback
+from callbridge.rtp import codecs
 from callbridge.rtp.dtmf import DtmfReceiver
-from callbridge.rtp.g711 import Codec
 from callbridge.rtp.inband import KeyMerge, KeyPath, ToneDetector
 from callbridge.rtp.jitter import ArrivalJitter, JitterBuffer, conceal
 from callbridge.rtp.packet import RtpError, RtpPacket, is_rtcp
@@ -108,25 +108,41 @@ class CallLeg:
         # SRTP when the offer/answer settled SDES keys (``sip.sdp.SrtpKeys``).
         self.srtp: SrtpContext | None = None
         self.update_media(negotiated)
-        self.codec = Codec.by_name(negotiated.codec)
-        self.codec_name = self.codec.encoding
+        # The codec the offer/answer settled: G.711 at 8 kHz, or G.722/Opus at 16 kHz.
+        self.format = codecs.by_name(negotiated.codec)
+        self.codec_name = self.format.name
+        # What the caller says, as the 16 kHz mix takes it; what they are sent
+        # alone (prompts, a replay), at 8 or 16 kHz. The mix shared with others
+        # is encoded by the conference.
+        self.decoder = codecs.decoder(self.codec_name)
+        self.encoder = codecs.encoder(self.codec_name)
         self.local_port = local_port
         self._send = send
         self.prompt = prompt_player
-        self.sender = RtpSender(negotiated.payload_type, samples_per_frame=160)
+        self.sender = RtpSender(
+            negotiated.payload_type, samples_per_frame=self.format.timestamp_step
+        )
         # RTCP (RFC 3550): our reports, and what the peer reports of our stream. Sent on
         # the RTP socket when rtcp-mux was agreed, else by ``rtcp_send`` (the leg's
         # port + 1 socket, set by the media plane; None: it could not be bound).
         self.rtcp = RtcpSession(self.sender.ssrc, f"callbridge-{self.sender.ssrc:08x}", now)
         self.rtcp_send: Callable[[bytes, Address], None] | None = None
         self.rtcp_from: Address | None = None  # where the peer's RTCP came from (non-mux)
-        self.jitter = JitterBuffer(target=2, capacity=25)
+        self.jitter = JitterBuffer(
+            target=2,
+            capacity=25,
+            samples_per_frame=self.format.timestamp_step,
+            clock_rate=self.format.clock_rate,
+        )
         # The interarrival jitter of the audio that is mixed (the metrics read it).
-        self.arrival = ArrivalJitter()
+        self.arrival = ArrivalJitter(clock_rate=self.format.clock_rate)
         self.dtmf = DtmfReceiver()
         # Keys as tones in the audio, only from trunks that send them so (the
-        # detector decodes every frame); merged with RFC 4733's.
+        # detector decodes every frame, at 8 kHz, with a decoder of its own:
+        # G.722's and Opus's decoders have memory, and the mix's reads the
+        # frames later, in order); merged with RFC 4733's.
         self.tones: ToneDetector | None = ToneDetector() if inband_dtmf else None
+        self._tone_decoder = codecs.decoder(self.codec_name, 8000) if inband_dtmf else None
         self.keys = KeyMerge()
         self.stats = LegStats()
         # Set while the leg is in a conference's mix (its stage is the lobby's: ``bridge.lobby``).
@@ -244,8 +260,9 @@ class CallLeg:
         if packet.payload_type != self.negotiated.payload_type:
             self.stats.wrong_payload_type += 1
             return
-        if self.tones is not None:
-            key = self.tones.feed(self.codec.decode(packet.payload))
+        if self.tones is not None and self._tone_decoder is not None:
+            narrow = self._tone_decoder.decode(packet.payload)
+            key = self.tones.feed(narrow) if narrow is not None else None
             if key is not None:
                 self.stats.inband_keys += 1
                 self._key(key, KeyPath.INBAND, now)
@@ -344,10 +361,10 @@ class CallLeg:
         if payload is None:
             self._concealed += 1
             return conceal(self._last_frame, self._concealed)
-        if len(payload) != 160:
-            return None  # a ptime we did not agree to: skip rather than misalign
+        frame = self.decoder.decode(payload)
+        if frame is None:
+            return None  # a ptime we did not agree to, a corrupt frame: skipped
         self._concealed = 0
-        frame = self.codec.decode(payload)
         self._last_frame = frame
         return frame
 
@@ -368,7 +385,7 @@ class CallLeg:
 
     def send_pcm(self, pcm: Pcm | None, now: float) -> None:
         frame = SILENCE if pcm is None else np.asarray(pcm, dtype=np.int16)
-        self.send_payload(self.codec.encode(frame), now)
+        self.send_payload(self.encoder.encode(frame), now)
 
 
 def peer_host(host: str) -> str:

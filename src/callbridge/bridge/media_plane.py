@@ -40,8 +40,8 @@ from callbridge.media.conference import (
 from callbridge.media.mixer import Pcm
 from callbridge.media.prompts import PromptLibrary, PromptName, PromptPlayer
 from callbridge.replay import phone as replay_phone
-from callbridge.replay.phone import ReplayPlayback, ReplayRules
-from callbridge.rtp.g711 import encode
+from callbridge.replay.phone import ReplayAudio, ReplayPlayback, ReplayRules
+from callbridge.rtp import codecs
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
 from callbridge.sip.sdp import Negotiated, SdpSession, SrtpPolicy, SrtpRequired, offered_host
@@ -66,7 +66,7 @@ def plain_conference(
     event_id: int, hold_music: HoldMusic, audience: Callable[[], Audience]
 ) -> Conference:
     """A standalone node's conference: it mixes its own callers."""
-    return Conference(event_id, encode, hold_music=hold_music, audience=audience)
+    return Conference(event_id, codecs.encoder, hold_music=hold_music, audience=audience)
 
 
 def _within(host: str | None, networks: tuple[Network, ...]) -> bool:
@@ -372,15 +372,18 @@ class MediaPlane:
         if leg is not None:
             leg.prompt.stop()
 
-    def replay(self, call_id: str, samples: Pcm) -> None:
-        """Play the recording ``samples`` to the leg, from its welcome on."""
+    def replay(self, call_id: str, audio: ReplayAudio) -> None:
+        """Play the recording ``audio`` to the leg, from its welcome on."""
         leg = self.legs.get(call_id)
         if leg is None:
             return
         leg.participant = None
         self._lobby_legs[call_id] = leg
         leg.replay = ReplayPlayback(
-            samples, self.library, ReplayRules(intro=PromptName.REPLAY_WELCOME)
+            audio.samples,
+            self.library,
+            ReplayRules(intro=PromptName.REPLAY_WELCOME),
+            rate=audio.rate,
         )
 
     def replay_key(self, command: lobby.ReplayKey) -> None:

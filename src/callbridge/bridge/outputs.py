@@ -25,7 +25,6 @@ from pathlib import Path
 from callbridge.bridge.control import Role
 from callbridge.bridge.controller import Member
 from callbridge.media.conference import Conference
-from callbridge.media.mixer import Pcm
 from callbridge.media.recording import (
     MARKER,
     CallRecorder,
@@ -37,7 +36,7 @@ from callbridge.media.recording import (
 )
 from callbridge.replay import library
 from callbridge.replay import phone as replay_phone
-from callbridge.replay.phone import load_recording
+from callbridge.replay.phone import ReplayAudio, load_replay
 from callbridge.store import layout
 from callbridge.webcast.blocking import PlaylistWaiter
 from callbridge.webcast.captions import CaptionStats, LiveCaptions
@@ -100,7 +99,7 @@ class Outputs:
         self._webcasts: dict[int, tuple[LiveWebcast, PlaylistWaiter]] = {}
         self._captions: dict[int, LiveCaptions] = {}
         # Recordings that replay callers are listening to, memory-mapped, by path.
-        self._replays: dict[Path, Pcm] = {}
+        self._replays: dict[Path, ReplayAudio] = {}
         self._tasks: list[asyncio.Future[object]] = []
         # What the webcasts and caption workers of calls that ended counted
         # (``counts`` adds the running ones' to them), and transcripts running now.
@@ -379,7 +378,7 @@ class Outputs:
                 return library.replay_audio(directory), ready
         return None
 
-    async def replay_samples(self, event_id: int) -> Pcm | None:
+    async def replay_samples(self, event_id: int) -> ReplayAudio | None:
         """The event's recording for a replay caller, memory-mapped once; None if there is none."""
         found = await asyncio.to_thread(self.replay_recording, event_id)
         if found is None:
@@ -387,7 +386,7 @@ class Outputs:
         samples = self._replays.get(found[0])
         if samples is None:
             try:
-                samples = await asyncio.to_thread(load_recording, found[0])
+                samples = await asyncio.to_thread(load_replay, found[0])
             except (OSError, replay_phone.RecordingError):
                 log.exception("event %d: the replay recording cannot be read", event_id)
                 return None

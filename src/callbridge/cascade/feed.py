@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from callbridge.media.mixer import Pcm
-from callbridge.rtp.g711 import ulaw_decode, ulaw_encode
+from callbridge.rtp import codecs
 from callbridge.rtp.seq import MAX_MISORDER, seq_diff
 from callbridge.rtp.stream import RtpSender
 
@@ -195,6 +195,8 @@ class MixFeed:
         self.ssrc = mix_ssrc(event_id)
         self.edges: dict[str, tuple[Address, float]] = {}  # node → (address, last subscribed)
         self._offset: int | None = None  # grid number - tick number
+        # The link is narrowband μ-law: the 16 kHz mix is brought down once, for every edge.
+        self._encoder = codecs.encoder("PCMU")
 
     def number(self, frame_index: int) -> int:
         """The frame's number on the wall clock's grid: ticks since the epoch, 20 ms each.
@@ -229,7 +231,7 @@ class MixFeed:
             del self.edges[node]
         number = self.number(frame_index)
         header = HEADER.pack(0x80, PCMU, number & 0xFFFF, (number * 160) & 0xFFFFFFFF, self.ssrc)
-        packet = header + ulaw_encode(pcm)
+        packet = header + self._encoder.encode(pcm)
         for address, _ in self.edges.values():
             self.port.send(packet, address)
 
@@ -246,6 +248,8 @@ class RemoteLeg:
         self.sender = RtpSender(PCMU, ssrc=line_ssrc(participant_id))
         self.frames: deque[bytes] = deque(maxlen=MAX_QUEUED_FRAMES)
         self._last: Pcm | None = None
+        # μ-law over the link, brought up to the 16 kHz mix.
+        self._decoder = codecs.decoder("PCMU")
 
     def receive(self, payload: bytes) -> None:
         """A frame of the caller's audio, as the edge sent it."""
@@ -254,7 +258,7 @@ class RemoteLeg:
     def pull_frame(self, now: float) -> Pcm | None:
         if not self.frames:
             return None
-        return ulaw_decode(self.frames.popleft())
+        return self._decoder.decode(self.frames.popleft())
 
     def send_payload(self, payload: bytes, now: float) -> None:
         target = self.target()
@@ -273,6 +277,7 @@ class Uplink:
         self.port = port
         self.origins: list[Address] = []
         self._senders: dict[str, RtpSender] = {}
+        self._encoders: dict[str, codecs.FrameEncoder] = {}
 
     def send(self, participant_id: str, pcm: Pcm) -> None:
         if not self.origins:
@@ -280,9 +285,13 @@ class Uplink:
         sender = self._senders.get(participant_id)
         if sender is None:
             sender = self._senders[participant_id] = RtpSender(PCMU, ssrc=line_ssrc(participant_id))
-        packet = sender.frame(ulaw_encode(np.asarray(pcm, dtype=np.int16)))
+        encoder = self._encoders.get(participant_id)
+        if encoder is None:
+            encoder = self._encoders[participant_id] = codecs.encoder("PCMU")
+        packet = sender.frame(encoder.encode(np.asarray(pcm, dtype=np.int16)))
         for origin in self.origins:
             self.port.send(packet, origin)
 
     def forget(self, participant_id: str) -> None:
         self._senders.pop(participant_id, None)
+        self._encoders.pop(participant_id, None)

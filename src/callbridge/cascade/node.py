@@ -93,7 +93,7 @@ from callbridge.cascade.origins import Origins
 from callbridge.cascade.relayed import RelayedConference
 from callbridge.media.conference import Audience, Conference, ConferenceState, Participant
 from callbridge.media.mixer import Pcm
-from callbridge.rtp.g711 import encode
+from callbridge.rtp import codecs
 from callbridge.store.calllog import CallLog
 from callbridge.store.coverage import ReplayCoverage
 from callbridge.store.events import EventStore
@@ -548,7 +548,7 @@ class EdgeNode(_CascadeNode):
     ) -> Conference:
         self._mixes[mix_ssrc(event_id)] = event_id
         return RelayedConference(
-            event_id, encode, hold_music=hold_music, audience=audience, uplink=self._uplink
+            event_id, codecs.encoder, hold_music=hold_music, audience=audience, uplink=self._uplink
         )
 
     async def start(self) -> None:

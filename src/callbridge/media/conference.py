@@ -12,6 +12,14 @@ to all of them; only the RTP header differs per leg (the leg's own sender
 rewrites sequence number, timestamp and SSRC). Until the host starts the
 call, everyone hears hold music instead.
 
+The mix is 16 kHz (``media.mixer``); a frame of 8 kHz audio (hold music, a
+whisper, a mix relayed over the cascade's narrowband link) goes to the
+encoders as it is, since they take either rate (``rtp.codecs``). Encoders
+have memory (G.722's predictor, Opus, the resampler of a G.711 one), so
+each stream of frames has its own: one per codec for a group that hears
+the same mix (encode once, fan out), one per talker for their own mix
+(everyone but themself).
+
 No sockets here: a leg is anything that satisfies ``ConferenceLeg``.
 
 A cascade's origin lists the callers of its edges here too (``elsewhere``:
@@ -32,7 +40,8 @@ from typing import Protocol
 
 import numpy as np
 
-from callbridge.media.mixer import SILENCE, Mixer, Pcm, limit
+from callbridge.dsp.resample import Resampler
+from callbridge.media.mixer import FRAME_MS, SILENCE, Mixer, Pcm, limit
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,14 @@ class ConferenceLeg(Protocol):
         """Send one encoded 20 ms frame to the caller."""
 
 
-Encoder = Callable[[str, Pcm], bytes]
+class Encoder(Protocol):
+    """One stream's encoder (``rtp.codecs.encoder``): a 20 ms frame at 8 or 16 kHz in."""
+
+    def encode(self, pcm: Pcm) -> bytes: ...
+
+
+# A new encoder for a codec, by its SDP name ("PCMU", "G722", "opus").
+EncoderFactory = Callable[[str], Encoder]
 
 
 class Audience(Protocol):
@@ -144,7 +160,7 @@ class Conference:
     def __init__(
         self,
         event_id: int,
-        encoder: Encoder,
+        encoder: EncoderFactory,
         hold_music: Callable[[], Iterator[Pcm]] | None = None,
         max_participants: int = MAX_PARTICIPANTS,
         audience: Callable[[], Audience] | None = None,
@@ -166,6 +182,11 @@ class Conference:
         self._hold_source = hold_music
         self._hold: Iterator[Pcm] | None = None
         self._whispers: dict[str, Iterator[Pcm]] = {}
+        # (who hears the stream: a group or a participant id, codec) → its encoder.
+        self._encoders: dict[tuple[str, str], Encoder] = {}
+        # A whisper at another rate than the audio it is spoken over (an 8 kHz
+        # prompt over the 16 kHz mix): its resampler, kept for the whole whisper.
+        self._whisper_rates: dict[str, Resampler] = {}
         self._roster: _Roster | None = None
         # Without a factory every leg is sent its frame one by one.
         self._audience_factory = audience
@@ -203,6 +224,9 @@ class Conference:
         if self.participants.pop(participant_id, None) is not None:
             self._roster = None
         self._whispers.pop(participant_id, None)
+        self._whisper_rates.pop(participant_id, None)
+        for key in [key for key in self._encoders if key[0] == participant_id]:
+            del self._encoders[key]
 
     def active(self) -> list[Participant]:
         return list(self.participants.values())
@@ -338,6 +362,7 @@ class Conference:
         now joining" spoken over it, instead of waiting for the prompt first.
         """
         self._whispers[participant_id] = frames
+        self._whisper_rates.pop(participant_id, None)
 
     def _overlay(self, participant: Participant, pcm: Pcm) -> Pcm | None:
         frames = self._whispers.get(participant.id)
@@ -346,15 +371,29 @@ class Conference:
         frame = next(frames, None)
         if frame is None:
             del self._whispers[participant.id]
+            self._whisper_rates.pop(participant.id, None)
             return None
+        if len(frame) != len(pcm):
+            resampler = self._whisper_rates.get(participant.id)
+            if resampler is None:
+                rate_in, rate_out = (len(f) * 1000 // FRAME_MS for f in (frame, pcm))
+                resampler = self._whisper_rates[participant.id] = Resampler(rate_in, rate_out)
+            frame = resampler.process(frame)
         return limit(pcm.astype(np.int32) + frame.astype(np.int32))
+
+    def _encode(self, stream: str, codec: str, pcm: Pcm) -> bytes:
+        """``pcm`` as the next frame of ``stream``'s audio in ``codec``."""
+        encoder = self._encoders.get((stream, codec))
+        if encoder is None:
+            encoder = self._encoders[(stream, codec)] = self.encoder(codec)
+        self.stats.encodes += 1
+        return encoder.encode(pcm)
 
     def _send_one(self, participant: Participant, pcm: Pcm, now: float) -> None:
         overlaid = self._overlay(participant, pcm) if self._whispers else None
         if overlaid is not None:
             pcm = overlaid
-        payload = self.encoder(participant.leg.codec_name, pcm)
-        self.stats.encodes += 1
+        payload = self._encode(participant.id, participant.leg.codec_name, pcm)
         participant.leg.send_payload(payload, now)
         self.stats.frames_sent += 1
 
@@ -376,16 +415,16 @@ class Conference:
         payloads = dict(encoded or {})
         for codec in codecs:
             if codec not in payloads:
-                payloads[codec] = self.encoder(codec, pcm)
-                self.stats.encodes += 1
+                payloads[codec] = self._encode(group, codec, pcm)
         own: dict[ConferenceLeg, bytes] = {}
         if self._whispers:
             for participant in participants:
                 if participant.id in self._whispers:
                     overlaid = self._overlay(participant, pcm)
                     if overlaid is not None:
-                        own[participant.leg] = self.encoder(participant.leg.codec_name, overlaid)
-                        self.stats.encodes += 1
+                        own[participant.leg] = self._encode(
+                            participant.id, participant.leg.codec_name, overlaid
+                        )
         if self._audience_factory is not None:
             audience = self._audiences.get(group)
             if audience is None:

@@ -5,6 +5,12 @@ full mix. Sums are taken in int32 so that ten loud speakers cannot wrap
 around, and each speaker's mix is ``total − own`` rather than a fresh sum,
 so the cost stays one pass over the frames however many speakers there are.
 Pure numpy: no clock, no sockets.
+
+The mix is wideband, 16 kHz (``rtp.codecs``: G.722 and Opus callers are
+heard and hear at 16 kHz; a G.711 caller's audio is brought up from 8 kHz
+and the mix brought down for them). What is recorded at 8 kHz (the IVR's
+prompts, hold music, phone replays) and the cascade's links between nodes
+stay in the phone band: ``PHONE_RATE``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 8000
+SAMPLE_RATE = 16_000
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+PHONE_RATE = 8000
+PHONE_FRAME_SAMPLES = PHONE_RATE * FRAME_MS // 1000
 
 Pcm = npt.NDArray[np.int16]
 K = TypeVar("K", bound=Hashable)

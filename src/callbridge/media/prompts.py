@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from callbridge.media.mixer import PHONE_FRAME_SAMPLES, PHONE_RATE
 
 Pcm = npt.NDArray[np.int16]
 PROMPT_DIR = Path(__file__).parent / "prompts"
@@ -99,7 +99,7 @@ def load_wav(path: Path) -> Pcm:
     """Read an 8 kHz mono 16-bit WAV as int16 samples."""
     try:
         with wave.open(str(path), "rb") as wav:
-            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (PHONE_RATE, 1, 2):
                 raise PromptError(
                     f"{path.name}: {wav.getframerate()} Hz, {wav.getnchannels()} channel(s), "
                     f"{8 * wav.getsampwidth()} bit; prompts must be 8000 Hz mono 16-bit"
@@ -111,10 +111,10 @@ def load_wav(path: Path) -> Pcm:
 
 def to_frames(samples: Pcm) -> list[Pcm]:
     """Cut into 160-sample frames, padding the last with silence."""
-    count = -(-len(samples) // FRAME_SAMPLES)
-    padded = np.zeros(count * FRAME_SAMPLES, dtype=np.int16)
+    count = -(-len(samples) // PHONE_FRAME_SAMPLES)
+    padded = np.zeros(count * PHONE_FRAME_SAMPLES, dtype=np.int16)
     padded[: len(samples)] = samples
-    frames = [padded[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(count)]
+    frames = [padded[i * PHONE_FRAME_SAMPLES : (i + 1) * PHONE_FRAME_SAMPLES] for i in range(count)]
     for frame in frames:
         frame.flags.writeable = False
     return frames
@@ -133,7 +133,7 @@ class PromptLibrary:
         return self._frames[name]
 
     def duration(self, name: PromptName) -> float:
-        return len(self.frames(name)) * FRAME_SAMPLES / SAMPLE_RATE
+        return len(self.frames(name)) * PHONE_FRAME_SAMPLES / PHONE_RATE
 
     def loop(self, name: PromptName) -> Iterator[Pcm]:
         """The prompt's frames once through (a caller re-starts it to loop)."""

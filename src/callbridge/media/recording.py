@@ -14,16 +14,21 @@ One recording directory::
     mix/000000.chunk         the conference mix, in chunk files numbered 0, 1, 2…
     stem/s001/000000.chunk   one speaker's audio: only the frames they sent
     .lock                    flock'ed while a CallRecorder writes here
-    recording.wav            after assembly: 16-bit PCM, 8 kHz, mono
+    recording.wav            after assembly: 16-bit PCM, 16 kHz (the mix's rate), mono
     recording.m4a            AAC-LC, 16 kHz mono, moov atom first (plays while loading)
     stems/s001.wav           same timeline and length as recording.wav
     assembled.json           written last: its presence means assembly finished
 
 A chunk file, little-endian::
 
-    magic b"CBCK" | version u16 = 1 | frame_samples u16 = 160 | sample_rate u32 = 8000
+    magic b"CBCK" | version u16 = 1 | frame_samples u16 = 320 | sample_rate u32 = 16000
     | frame count n u32 | CRC-32 of the body u32            (20-byte header)
-    body: n × u64 frame index, then n × 160 × int16 samples
+    body: n × u64 frame index, then n × 320 × int16 samples
+
+Recordings are made at the mix's 16 kHz. Those made before the mix was
+wideband are 160 samples at 8000 Hz, and are still read and assembled at
+their own rate (the manifest's ``sample_rate``); a chunk at another rate
+than its recording's is damaged.
 
 Each frame carries its own index, so a chunk describes itself: gaps (ticks
 the clock skipped, a speaker who stopped talking) need no special record and
@@ -58,7 +63,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.media import priority
-from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import FRAME_MS, FRAME_SAMPLES, PHONE_RATE, SAMPLE_RATE, Pcm
 from callbridge.store.files import durable_dir, fsync_dir, open_private, replacing, write_atomic
 
 log = logging.getLogger(__name__)
@@ -66,7 +71,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CHUNK_MAGIC = b"CBCK"
 _HEADER = struct.Struct("<4sHHIII")
-_FRAME_BYTES = FRAME_SAMPLES * 2
+# sample rate → samples in a 20 ms frame: what a chunk may hold (8 kHz: made before 16 kHz).
+CHUNK_RATES = {rate: rate * FRAME_MS // 1000 for rate in (SAMPLE_RATE, PHONE_RATE)}
 _CHUNK_NAME = re.compile(r"^(\d+)\.chunk$")
 _WAV_HEADER_BYTES = 44
 
@@ -94,13 +100,16 @@ class ChunkError(RecordingError):
 
 
 def encode_chunk(indices: npt.NDArray[np.uint64], samples: Pcm) -> bytes:
-    """Serialise frames (``indices[i]`` is the frame index of ``samples[i]``) as one chunk."""
-    if samples.shape != (len(indices), FRAME_SAMPLES):
+    """Serialise frames (``indices[i]`` is the frame index of ``samples[i]``) as one chunk.
+
+    The frames' length says their rate: 320 samples are 16 kHz, 160 are 8 kHz.
+    """
+    size = samples.shape[1] if samples.ndim == 2 else -1
+    rate = next((r for r, n in CHUNK_RATES.items() if n == size), None)
+    if rate is None or samples.shape[0] != len(indices):
         raise ValueError(f"expected {len(indices)} frames of {FRAME_SAMPLES} samples")
     body = indices.astype("<u8").tobytes() + samples.astype("<i2").tobytes()
-    header = _HEADER.pack(
-        CHUNK_MAGIC, FORMAT_VERSION, FRAME_SAMPLES, SAMPLE_RATE, len(indices), zlib.crc32(body)
-    )
+    header = _HEADER.pack(CHUNK_MAGIC, FORMAT_VERSION, size, rate, len(indices), zlib.crc32(body))
     return header + body
 
 
@@ -113,9 +122,9 @@ def decode_chunk(data: bytes) -> tuple[npt.NDArray[np.uint64], Pcm]:
         raise ChunkError(f"bad magic {magic!r}")
     if version != FORMAT_VERSION:
         raise ChunkError(f"unknown chunk version {version}")
-    if (frame_samples, rate) != (FRAME_SAMPLES, SAMPLE_RATE):
+    if CHUNK_RATES.get(rate) != frame_samples:
         raise ChunkError(f"chunk is {frame_samples} samples at {rate} Hz")
-    expected = _HEADER.size + count * (8 + _FRAME_BYTES)
+    expected = _HEADER.size + count * (8 + frame_samples * 2)
     if len(data) != expected:
         raise ChunkError(f"chunk of {count} frames should be {expected} bytes, is {len(data)}")
     body = memoryview(data)[_HEADER.size :]
@@ -125,7 +134,7 @@ def decode_chunk(data: bytes) -> tuple[npt.NDArray[np.uint64], Pcm]:
     samples = (
         np.frombuffer(body, dtype="<i2", offset=count * 8)
         .astype(np.int16)
-        .reshape(count, FRAME_SAMPLES)
+        .reshape(count, frame_samples)
     )
     return indices, samples
 
@@ -642,23 +651,24 @@ def _runs(mask: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int]]:
         yield int(start), int(end - start)
 
 
-def _wav_header(samples: int) -> bytes:
+def _wav_header(samples: int, rate: int) -> bytes:
     data_bytes = samples * 2
     return (
         b"RIFF"
         + struct.pack("<I", 36 + data_bytes)
         + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
         + b"data"
         + struct.pack("<I", data_bytes)
     )
 
 
-def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> None:
+def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int, rate: int) -> None:
     """Place each chunk's frames at their index; what no chunk covers stays zero (silence)."""
+    frame_bytes = CHUNK_RATES[rate] * 2
     with replacing(out) as tmp, os.fdopen(open_private(tmp, os.O_RDWR | os.O_TRUNC), "w+b") as f:
-        f.write(_wav_header(frames * FRAME_SAMPLES))
-        f.truncate(_WAV_HEADER_BYTES + frames * _FRAME_BYTES)
+        f.write(_wav_header(frames * CHUNK_RATES[rate], rate))
+        f.truncate(_WAV_HEADER_BYTES + frames * frame_bytes)
         for path in chunks:
             indices, samples = decode_chunk(path.read_bytes())
             offsets = indices.astype(np.int64) - base
@@ -667,12 +677,12 @@ def _write_wav(out: Path, chunks: Iterable[Path], base: int, frames: int) -> Non
             for start, stop in zip(
                 [0, *breaks.tolist()], [*breaks.tolist(), len(offsets)], strict=True
             ):
-                f.seek(_WAV_HEADER_BYTES + int(offsets[start]) * _FRAME_BYTES)
+                f.seek(_WAV_HEADER_BYTES + int(offsets[start]) * frame_bytes)
                 f.write(samples[start:stop].astype("<i2").tobytes())
 
 
 def encode_aac(wav: Path, out: Path) -> float:
-    """Encode a WAV this module wrote (44-byte header, 8 kHz mono) as ``out``, an M4A.
+    """Encode a WAV this module wrote (44-byte header, 16 or 8 kHz mono) as ``out``, an M4A.
 
     Blocking; returns the M4A's duration in seconds. ``replay.library`` uses
     it for a replay stitched from several recordings.
@@ -684,7 +694,9 @@ def _encode_aac(wav: Path, out: Path) -> float:
     """AAC-LC at 16 kHz in MP4 with the index first; returns the container's duration."""
     import av  # FFmpeg: loaded by the processes that encode, not by every reader of recordings
 
-    block = SAMPLE_RATE  # one second at a time keeps memory flat for long calls
+    with open(wav, "rb") as header:
+        rate = struct.unpack("<I", header.read(28)[24:28])[0]
+    block = rate  # one second at a time keeps memory flat for long calls
     with replacing(out) as tmp:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("aac", rate=COMPRESSED_RATE, layout="mono")
@@ -696,7 +708,7 @@ def _encode_aac(wav: Path, out: Path) -> float:
                 while data := source.read(block * 2):
                     pcm = np.frombuffer(data, dtype="<i2").astype(np.int16).reshape(1, -1)
                     frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                    frame.sample_rate = SAMPLE_RATE
+                    frame.sample_rate = rate
                     frame.pts = pts
                     pts += pcm.shape[1]
                     for resampled in resampler.resample(frame):
@@ -729,6 +741,10 @@ def assemble(directory: Path) -> Assembled:
 
 def _assemble_locked(directory: Path) -> Assembled:
     manifest = _read_manifest(directory)
+    # Recordings from before the mix was 16 kHz say 8000 (and older ones nothing).
+    rate = manifest.get("sample_rate", PHONE_RATE)
+    if rate not in CHUNK_RATES:
+        raise RecordingError(f"{directory}: a recording at {rate!r} Hz")
     stem_keys = {
         str(entry["stem"]): str(pid)
         for pid, entry in manifest.get("participants", {}).items()
@@ -746,7 +762,9 @@ def _assemble_locked(directory: Path) -> Assembled:
     for key, paths in streams.items():
         for path in paths:
             try:
-                indices, _ = decode_chunk(path.read_bytes())
+                indices, samples = decode_chunk(path.read_bytes())
+                if samples.shape[1] != CHUNK_RATES[rate]:
+                    raise ChunkError(f"a chunk at another rate than the recording's {rate} Hz")
             except ChunkError as exc:
                 log.warning("recording: skipping %s: %s", path, exc)
                 damaged.append(path)
@@ -771,7 +789,7 @@ def _assemble_locked(directory: Path) -> Assembled:
     gaps = [Gap(start, length) for start, length in _runs(~present)]
 
     wav = directory / "recording.wav"
-    _write_wav(wav, valid[MIX_DIR], low, frames)
+    _write_wav(wav, valid[MIX_DIR], low, frames, rate)
     stems: dict[str, Path] = {}
     stems_dir = directory / "stems"
     for key, paths in valid.items():
@@ -780,7 +798,7 @@ def _assemble_locked(directory: Path) -> Assembled:
         name = key.removeprefix(f"{STEM_DIR}/")
         durable_dir(stems_dir)
         out = stems_dir / f"{name}.wav"
-        _write_wav(out, paths, low, frames)
+        _write_wav(out, paths, low, frames, rate)
         stems[stem_keys.get(name, name)] = out
     compressed = directory / "recording.m4a"
     compressed_duration = _encode_aac(wav, compressed)

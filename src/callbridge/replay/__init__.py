@@ -8,12 +8,14 @@ from callbridge.replay.phone import (
     PromptStarted,
     RecordingError,
     ReplayAction,
+    ReplayAudio,
     ReplayPlayback,
     ReplayRules,
     ReplayTransitionError,
     Resumed,
     Seeked,
     load_recording,
+    load_replay,
 )
 from callbridge.replay.window import (
     REFUSAL_PROMPTS,
@@ -33,6 +35,7 @@ __all__ = [
     "PromptStarted",
     "RecordingError",
     "ReplayAction",
+    "ReplayAudio",
     "ReplayPlayback",
     "ReplayRules",
     "ReplayStatus",
@@ -42,6 +45,7 @@ __all__ = [
     "Seeked",
     "day_ends",
     "load_recording",
+    "load_replay",
     "replay_window",
     "replay_window_of",
 ]

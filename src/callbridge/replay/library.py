@@ -87,7 +87,10 @@ def replay_audio(directory: Path) -> Path:
 
 
 def _join_wavs(parts: list[Path], out: Path) -> None:
-    """Write the parts' ``recording.wav`` one after the other as ``out`` (8 kHz mono PCM)."""
+    """Write the parts' ``recording.wav`` one after the other as ``out`` (mono PCM at their
+    rate: 16 kHz, or 8 kHz for recordings made before the mix was wideband)."""
+    with wave.open(str(parts[0] / "recording.wav"), "rb") as first:
+        rate = first.getframerate()
     with (
         replacing(out) as tmp,
         os.fdopen(open_private(tmp), "wb") as raw,
@@ -95,16 +98,16 @@ def _join_wavs(parts: list[Path], out: Path) -> None:
     ):
         joined.setnchannels(1)
         joined.setsampwidth(2)
-        joined.setframerate(8000)
+        joined.setframerate(rate)
         for part in parts:
             with wave.open(str(part / "recording.wav"), "rb") as source:
                 if (source.getnchannels(), source.getsampwidth(), source.getframerate()) != (
                     1,
                     2,
-                    8000,
+                    rate,
                 ):
-                    raise vod.VodError(f"{part} is not 8 kHz 16-bit mono")
-                while block := source.readframes(8000 * 60):
+                    raise vod.VodError(f"{part} is not {rate} Hz 16-bit mono, as the first part")
+                while block := source.readframes(rate * 60):
                     joined.writeframes(block)
 
 

@@ -34,11 +34,13 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from callbridge.media.mixer import FRAME_MS, PHONE_FRAME_SAMPLES, PHONE_RATE, SAMPLE_RATE, Pcm
 from callbridge.media.prompts import PromptName
 from callbridge.rtp.dtmf import EVENT_DIGITS
 
-SILENCE: Pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+# Recordings made since the mix is wideband are at its rate; older ones at the phone's.
+REPLAY_RATES = (SAMPLE_RATE, PHONE_RATE)
+SILENCE: Pcm = np.zeros(PHONE_FRAME_SAMPLES, dtype=np.int16)
 SILENCE.flags.writeable = False
 
 
@@ -196,15 +198,19 @@ class ReplayPlayback:
         recording: Pcm,
         prompts: PromptSource,
         rules: ReplayRules = ReplayRules(),
+        rate: int = PHONE_RATE,
     ) -> None:
+        """``rate``: the recording's (16 kHz; 8 kHz if made before the mix was wideband)."""
         if recording.ndim != 1:
             raise ValueError("the recording must be one channel of samples")
         self.recording = recording
+        self.rate = rate
+        self._frame = rate * FRAME_MS // 1000
         self.prompts = prompts
         self.rules = rules
         self.position = 0  # in samples, always within [0, len(recording)]
         self.end_reason: EndReason | None = None
-        self._skip = round(rules.skip_s * SAMPLE_RATE)
+        self._skip = round(rules.skip_s * rate)
         self._prompt: Sequence[Pcm] = ()
         self._prompt_at = 0
         self._resume_to = State.PLAYING  # where CONTROLS returns to
@@ -224,11 +230,11 @@ class ReplayPlayback:
 
     @property
     def position_s(self) -> float:
-        return self.position / SAMPLE_RATE
+        return self.position / self.rate
 
     @property
     def duration_s(self) -> float:
-        return self.length / SAMPLE_RATE
+        return self.length / self.rate
 
     def next_frame(self, now: float) -> Pcm:
         """The next 20 ms to send (160 samples); call once per media tick."""
@@ -358,9 +364,9 @@ class ReplayPlayback:
 
     def _recording_frame(self) -> Pcm:
         start = self.position
-        stop = min(start + FRAME_SAMPLES, self.length)
+        stop = min(start + self._frame, self.length)
         # A copy: the recording may be a memory map, and a frame outlives the tick.
-        frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        frame = np.zeros(self._frame, dtype=np.int16)
         frame[: stop - start] = self.recording[start:stop]
         self.position = stop
         return frame
@@ -381,6 +387,24 @@ _EXTENSIBLE = 0xFFFE
 _MAX_CHUNKS = 64  # chunks read before "data"; ours has two
 
 
+@dataclass(frozen=True)
+class ReplayAudio:
+    """A recording to replay by phone: its samples (memory-mapped) and their rate."""
+
+    samples: Pcm
+    rate: int
+
+
+def load_replay(path: Path) -> ReplayAudio:
+    """``load_recording``, with the recording's rate (16 kHz, or 8 kHz from before)."""
+    try:
+        with open(path, "rb") as f:
+            _, _, rate = _data_chunk(f, path.name)
+    except OSError as exc:
+        raise RecordingError(f"{path.name}: {exc.strerror or exc}") from None
+    return ReplayAudio(load_recording(path), rate)
+
+
 def load_recording(path: Path) -> Pcm:
     """The samples of an assembled ``recording.wav``, memory-mapped, read-only.
 
@@ -392,7 +416,7 @@ def load_recording(path: Path) -> Pcm:
     """
     try:
         with open(path, "rb") as f:
-            offset, count = _data_chunk(f, path.name)
+            offset, count, _ = _data_chunk(f, path.name)
             size = f.seek(0, 2)
     except OSError as exc:
         raise RecordingError(f"{path.name}: {exc.strerror or exc}") from None
@@ -404,8 +428,8 @@ def load_recording(path: Path) -> Pcm:
     return samples
 
 
-def _data_chunk(f: BinaryIO, name: str) -> tuple[int, int]:
-    """(offset, sample count) of the data chunk, after checking the format chunk."""
+def _data_chunk(f: BinaryIO, name: str) -> tuple[int, int, int]:
+    """(offset, sample count, sample rate) of the data chunk, after checking the format chunk."""
     head = f.read(_RIFF.size)
     if len(head) < _RIFF.size:
         raise RecordingError(f"{name}: {len(head)} bytes, too short for a WAV header")
@@ -414,6 +438,7 @@ def _data_chunk(f: BinaryIO, name: str) -> tuple[int, int]:
         raise RecordingError(f"{name}: not a RIFF/WAVE file")
     offset = _RIFF.size
     seen_format = False
+    rate = 0
     for _ in range(_MAX_CHUNKS):
         header = f.read(_CHUNK.size)
         if len(header) < _CHUNK.size:
@@ -423,25 +448,26 @@ def _data_chunk(f: BinaryIO, name: str) -> tuple[int, int]:
         if kind == b"data":
             if not seen_format:
                 raise RecordingError(f"{name}: data chunk before the fmt chunk")
-            return offset, size // 2
+            return offset, size // 2, rate
         body = f.read(size + (size & 1))  # chunks are padded to an even length
         if len(body) < size:
             raise RecordingError(f"{name}: {kind!r} chunk cut short")
         if kind == b"fmt ":
-            _check_format(body, name)
+            rate = _check_format(body, name)
             seen_format = True
         offset += size + (size & 1)
     raise RecordingError(f"{name}: no data chunk in the first {_MAX_CHUNKS} chunks")
 
 
-def _check_format(body: bytes, name: str) -> None:
+def _check_format(body: bytes, name: str) -> int:
     if len(body) < _FMT.size:
         raise RecordingError(f"{name}: fmt chunk of {len(body)} bytes, expected {_FMT.size}+")
     tag, channels, rate, _, _, bits = _FMT.unpack_from(body)
     if tag == _EXTENSIBLE and len(body) >= 26:
         tag = struct.unpack_from("<H", body, 24)[0]  # the sub-format GUID's first two bytes
-    if (tag, channels, rate, bits) != (_PCM, 1, SAMPLE_RATE, 16):
+    if (tag, channels, bits) != (_PCM, 1, 16) or rate not in REPLAY_RATES:
         raise RecordingError(
             f"{name}: format {tag:#x}, {channels} channel(s), {rate} Hz, {bits} bit; "
-            f"a replay must be PCM, mono, {SAMPLE_RATE} Hz, 16-bit"
+            "a replay must be PCM, mono, 16000 or 8000 Hz, 16-bit"
         )
+    return int(rate)

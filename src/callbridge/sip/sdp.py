@@ -1,8 +1,13 @@
 """SDP (RFC 4566) for one audio stream, and the offer/answer rules of RFC 3264.
 
-We speak G.711 (PCMU, PCMA) at 8 kHz with RFC 4733 telephone-events. The
-answer honours the offerer's payload type numbers, codec order and ptime,
-mirrors its direction, and an offer with no common codec is a 488.
+We speak G.722 and Opus (wideband, 16 kHz) and G.711 (PCMU, PCMA, 8 kHz)
+with RFC 4733 telephone-events (``rtp.codecs`` codes them; the two tables
+name the same formats, which a test checks: sip and rtp are siblings). The answer
+takes a wideband codec whenever one is offered (the conference mixes at
+16 kHz: a G.711 caller would cut everyone they hear, and everyone would
+hear them, to the phone band), and otherwise the offerer's first; it
+honours the offerer's payload type numbers and ptime, mirrors its
+direction, and an offer with no common codec is a 488.
 
 SRTP with SDES keys (``sip.crypto``): an ``RTP/SAVP`` offer with a usable
 ``a=crypto`` line is answered ``RTP/SAVP`` with our own key under the
@@ -35,7 +40,33 @@ from callbridge.sip.grammar import (
 )
 
 MAX_SDP = 16384
-SUPPORTED = {"PCMU": 0, "PCMA": 8}
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """An audio payload format as SDP names it (``rtp.codecs.AudioFormat`` codes it)."""
+
+    name: str
+    clock_rate: int  # the rtpmap's rate: G.722 says 8000 though it samples at 16 kHz
+    channels: int = 1  # the rtpmap's channels: Opus says 2 whatever it carries
+    wideband: bool = False
+
+    def rtpmap(self) -> str:
+        suffix = f"/{self.channels}" if self.channels > 1 else ""
+        return f"{self.name}/{self.clock_rate}{suffix}"
+
+
+FORMATS = {
+    f.name.upper(): f
+    for f in (
+        AudioFormat("opus", 48_000, channels=2, wideband=True),
+        AudioFormat("G722", 8000, wideband=True),
+        AudioFormat("PCMU", 8000),
+        AudioFormat("PCMA", 8000),
+    )
+}
+# Every codec we speak, in SDP's names; a session may take fewer (``SdpSession(codecs=…)``).
+SUPPORTED = tuple(f.name for f in FORMATS.values())
 
 
 class SrtpPolicy(enum.StrEnum):
@@ -266,7 +297,14 @@ class SdpSession:
         local_host: str,
         session_id: int | None = None,
         srtp: SrtpPolicy = SrtpPolicy.OFF,
+        codecs: tuple[str, ...] = SUPPORTED,
     ) -> None:
+        """``codecs``: the encoding names this session may answer with (``("PCMU",
+        "PCMA")`` keeps a call narrowband)."""
+        unknown = [c for c in codecs if c.upper() not in FORMATS]
+        if unknown or not codecs:
+            raise ValueError(f"codecs: we speak {', '.join(SUPPORTED)}, not {unknown or 'none'}")
+        self.codecs = frozenset(c.upper() for c in codecs)
         self.local_host = local_host
         self.session_id = session_id if session_id is not None else secrets.randbelow(2**31)
         self.version = self.session_id
@@ -313,16 +351,20 @@ class SdpSession:
         if audio is None:
             raise SipError(488, "no audio stream offered")
         crypto = self._crypto(audio)
-        codec: tuple[str, int] | None = None
+        codec: tuple[AudioFormat, int] | None = None
         dtmf_pt: int | None = None
         for pt in audio.formats:
             name, clock = audio.rtpmap.get(pt, _static(pt))
-            if codec is None and name.upper() in SUPPORTED and clock == 8000:
-                codec = (name.upper(), pt)
+            fmt = FORMATS.get(name.upper())
+            usable = fmt is not None and fmt.name.upper() in self.codecs and clock == fmt.clock_rate
+            # The offerer's first codec, unless a wideband one comes later.
+            if fmt is not None and usable and (codec is None or fmt.wideband > codec[0].wideband):
+                codec = (fmt, pt)
             if name.lower() == "telephone-event" and clock == 8000 and dtmf_pt is None:
                 dtmf_pt = pt
         if codec is None:
-            raise SipError(488, "no common codec (we take PCMU or PCMA)")
+            names = ", ".join(sorted(self.codecs))
+            raise SipError(488, f"no common codec (we take {names})")
         host = audio.connection or offer.connection
         if host is None:
             raise SipError(400, "SDP without a connection address")
@@ -340,7 +382,7 @@ class SdpSession:
         if crypto is not None:
             keys = SrtpKeys(crypto[1].suite, crypto[1].key, crypto[0].key)
         return Negotiated(
-            codec=codec[0],
+            codec=codec[0].name,
             payload_type=codec[1],
             dtmf_payload_type=dtmf_pt,
             ptime=ptime,
@@ -398,7 +440,7 @@ class SdpSession:
 
     def _answer(
         self,
-        codec: tuple[str, int],
+        codec: tuple[AudioFormat, int],
         dtmf_pt: int | None,
         ptime: int,
         port: int,
@@ -417,8 +459,14 @@ class SdpSession:
             f"c=IN {ip} {self.local_host}",
             "t=0 0",
             f"m=audio {port} {protocol} {' '.join(str(f) for f in formats)}",
-            f"a=rtpmap:{codec[1]} {codec[0]}/8000",
+            f"a=rtpmap:{codec[1]} {codec[0].rtpmap()}",
         ]
+        if codec[0].name == "opus":
+            # Mono, and nothing above what the 16 kHz mix keeps (RFC 7587 section 7).
+            lines.append(
+                f"a=fmtp:{codec[1]} maxplaybackrate=16000; sprop-maxcapturerate=16000;"
+                " stereo=0; sprop-stereo=0"
+            )
         if crypto is not None:
             lines.append(f"a=crypto:{crypto[1].format()}")
         if dtmf_pt is not None:

@@ -2,7 +2,7 @@
 
 The caption worker (``webcast.caption_worker``) feeds ``LiveCaptioner`` the mix as it
 arrives, each chunk with its offset on the webcast packager's sample clock
-(8 kHz input samples since the webcast began, silence fills included), and
+(16 kHz input samples since the webcast began, silence fills included), and
 asks it for the next piece to decode whenever the engine is free. Nothing
 here knows the time of day: the only clock is the samples fed so far.
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callbridge.media.mixer import SAMPLE_RATE
 from callbridge.transcript.pieces import PieceConfig, plan_pieces
 from callbridge.transcript.vad import VoiceProfile, frame_levels, to_float
 
@@ -43,7 +44,7 @@ SKIPPED = "[captions skipped ahead]"
 class CaptionConfig:
     """How the live mix is cut and how far captions may fall behind."""
 
-    rate: int = 8000
+    rate: int = SAMPLE_RATE  # the live mix's: 16 kHz, what the speech models take
     frame_s: float = 0.02
     floor_dbfs: float = -50.0  # below this a frame is silence whatever the noise
     above_noise_db: float = 12.0  # this far above the rolling noise floor is speech

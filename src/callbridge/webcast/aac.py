@@ -1,7 +1,8 @@
-"""AAC-LC encoding of the 8 kHz mix into raw access units (no ADTS, no container).
+"""AAC-LC encoding of the mix into raw access units (no ADTS, no container).
 
 The packager puts the access units into fMP4 itself (``fmp4``), so this
-only runs FFmpeg's ``aac`` encoder through PyAV: 8 kHz int16 in, resampled
+only runs FFmpeg's ``aac`` encoder through PyAV: int16 in (the live mix at
+16 kHz, a recording at 8 kHz: ``input_rate``), resampled
 by libswresample to the output rate, cut into the encoder's 1024-sample
 frames here (so that timestamps stay exact), one access unit per frame out.
 """
@@ -18,7 +19,7 @@ AAC_FRAME = 1024  # samples per AAC-LC access unit
 
 
 class AacEncoder:
-    """Turns 8 kHz mono PCM into AAC-LC access units at ``sample_rate``.
+    """Turns mono PCM at ``input_rate`` into AAC-LC access units at ``sample_rate``.
 
     Not thread-safe: one thread feeds it. ``encode`` returns the access units
     completed so far (each lasting ``AAC_FRAME`` samples at ``sample_rate``);
@@ -27,8 +28,11 @@ class AacEncoder:
     input by ``priming`` samples at ``sample_rate``.
     """
 
-    def __init__(self, sample_rate: int = 48_000, bit_rate: int = 32_000) -> None:
+    def __init__(
+        self, sample_rate: int = 48_000, bit_rate: int = 32_000, input_rate: int = SAMPLE_RATE
+    ) -> None:
         self.sample_rate = sample_rate
+        self.input_rate = input_rate
         self.bit_rate = bit_rate
         codec = av.CodecContext.create("aac", "w")
         if not isinstance(codec, av.AudioCodecContext):  # pragma: no cover - FFmpeg's own aac
@@ -48,11 +52,11 @@ class AacEncoder:
         self._out_pts = 0
 
     def encode(self, pcm: Pcm) -> list[bytes]:
-        """Feed one block of 8 kHz int16 samples; returns the access units now complete."""
+        """Feed int16 samples at ``input_rate``; returns the access units now complete."""
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
         )
-        frame.sample_rate = SAMPLE_RATE
+        frame.sample_rate = self.input_rate
         frame.pts = self._in_pts
         self._in_pts += frame.samples
         return self._feed(self._resampler.resample(frame))

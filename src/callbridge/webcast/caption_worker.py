@@ -4,7 +4,7 @@ Started per live call by its host, ``captions.LiveCaptions``, beside it in
 this package (the worker writes the host's files, so it lives with them, and
 ``transcript`` stays below ``webcast``). Reads records on stdin
 (``CHUNK_HEADER``: sample offset and count, then 16-bit
-little-endian samples at 8 kHz; first, a timeline record naming the live
+little-endian samples at 16 kHz (the mix's rate); first, a timeline record naming the live
 folder, ``captions.timeline_record``; and, as it changes, who is talking,
 ``captions.speaking_record``) and writes the captions' files itself
 (``captions.CaptionFiles``: subtitle segments and playlist, the transcript),
@@ -60,9 +60,9 @@ from callbridge.webcast.captions import (
     read_speaking,
 )
 
-MAX_CHUNK = 48_000  # samples in one chunk (six seconds): larger is a broken stream
+MAX_CHUNK = 96_000  # samples in one chunk (six seconds at 16 kHz): larger is a broken stream
 MAX_QUEUED = 1500  # chunks waiting (thirty seconds of frames)
-HORIZON_STEP = 2560  # samples: 0.32 s at 8 kHz
+HORIZON_STEP = 5120  # samples: 0.32 s at 16 kHz
 
 Chunk = tuple[int, npt.NDArray[np.int16]] | Talkers | None
 

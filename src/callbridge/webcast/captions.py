@@ -59,7 +59,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from callbridge.media.mixer import Pcm
+from callbridge.media.mixer import SAMPLE_RATE, Pcm
 from callbridge.store.files import private_dir, write_atomic
 from callbridge.transcript.live import SKIPPED, LiveCue
 from callbridge.transcript.model import query_pattern
@@ -176,7 +176,7 @@ class LiveCaptions:
         command: Callable[[], list[str]],
         *,
         config: SubtitleConfig | None = None,
-        sample_rate: int = 8000,
+        sample_rate: int = SAMPLE_RATE,
         max_queue_frames: int = 250,
         min_restart_s: float = 1.0,
     ) -> None:

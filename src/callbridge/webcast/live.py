@@ -341,7 +341,7 @@ class LiveWebcast:
     # -- the event loop's side --
 
     def push(self, frame_index: int, pcm: Pcm, talkers: frozenset[str] = frozenset()) -> None:
-        """Queue one 20 ms frame (160 int16 samples at 8 kHz) of the mix. Cheap; never blocks.
+        """Queue one 20 ms frame (320 int16 samples at 16 kHz) of the mix. Cheap; never blocks.
 
         ``frame_index`` comes from the media clock: a jump means ticks were
         skipped and is filled with silence; an index already past is dropped.

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from callbridge.media.mixer import SAMPLE_RATE
 from callbridge.transcript.live import LiveCue
 from callbridge.transcript.vtt import Cue, escape, format_timestamp, normalise_text, wrap, write_vtt
 from callbridge.webcast.playlist import FileOut, MediaPlaylist, Segment, render
@@ -81,7 +82,7 @@ class SubtitleConfig:
     # The player is about 1.3 s behind the live edge: a segment out this soon after
     # the edge passed it is loaded before the player gets there.
     wait_s: float = 0.8
-    rate: int = 8000  # of the caption clock
+    rate: int = SAMPLE_RATE  # of the caption clock: the mix's samples
 
 
 @dataclass(frozen=True)

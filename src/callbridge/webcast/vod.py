@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from callbridge.media.mixer import SAMPLE_RATE
+from callbridge.media.mixer import PHONE_RATE, SAMPLE_RATE
 from callbridge.store.files import write_atomic
 from callbridge.webcast import fmp4
 from callbridge.webcast.aac import AAC_FRAME, AacEncoder
@@ -32,6 +32,7 @@ MARKER = "packaged.json"
 SEGMENT_SECONDS = 6.0
 # Used when the WAV has to be encoded: the recorder's own M4A settings.
 ENCODE_RATE = 16_000
+RECORDING_RATES = (SAMPLE_RATE, PHONE_RATE)
 ENCODE_BIT_RATE = 32_000
 
 
@@ -81,14 +82,16 @@ def _m4a_track(path: Path, container: av.container.InputContainer) -> _Track:
 
 
 def _wav_track(path: Path) -> _Track:
-    encoder = AacEncoder(ENCODE_RATE, ENCODE_BIT_RATE)
     with wave.open(str(path), "rb") as wav:
-        if (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) != (SAMPLE_RATE, 2, 1):
-            raise VodError(f"{path} is not 8 kHz 16-bit mono")
+        # A recording is 16 kHz, or 8 kHz if it was made before the mix was wideband.
+        rate = wav.getframerate()
+        if rate not in RECORDING_RATES or (wav.getsampwidth(), wav.getnchannels()) != (2, 1):
+            raise VodError(f"{path} is not 16 or 8 kHz 16-bit mono")
+    encoder = AacEncoder(ENCODE_RATE, ENCODE_BIT_RATE, input_rate=rate)
 
     def units() -> Iterator[tuple[bytes, int]]:
         with wave.open(str(path), "rb") as wav:
-            while block := wav.readframes(SAMPLE_RATE):
+            while block := wav.readframes(rate):
                 pcm = np.frombuffer(block, dtype="<i2").astype(np.int16)
                 for unit in encoder.encode(pcm):
                     yield unit, AAC_FRAME

@@ -1,0 +1,1 @@
+"""Signal processing shared by the media and RTP layers (resampling), below both."""
