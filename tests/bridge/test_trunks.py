@@ -50,6 +50,10 @@ def test_the_file_is_read_and_the_password_never_shown() -> None:
     assert "hunter2" not in repr(config) and "hunter2" not in repr(main.credentials)
     assert "hunter2" not in str(config.model_dump())
     assert config.dial.countries == (1, 44)
+    # Calls placed offer G.711 unless the trunk lists a wideband codec.
+    assert main.codecs == ("PCMU", "PCMA")
+    wide = parse("[[trunk]]\nname = 'w'\nhost = 'h'\ncodecs = ['G722', 'PCMU']\n").trunk[0]
+    assert wide.codecs == ("G722", "PCMU")
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,8 @@ def test_the_file_is_read_and_the_password_never_shown() -> None:
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ntransport = 'sctp'\n", "trunk.0.transport"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\n[[trunk]]\nname = 'a'\nhost = 'i'\n", "unique"),
         ("[[trunk]]\nname = 'a'\nhost = 'h'\ncolour = 'red'\n", "colour"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ncodecs = ['G729']\n", "codecs: G729; we speak"),
+        ("[[trunk]]\nname = 'a'\nhost = 'h'\ncodecs = []\n", "codecs: none given"),
         ("not toml [", "not TOML"),
     ],
 )

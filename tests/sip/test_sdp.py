@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from callbridge.sip.crypto import parse_crypto
 from callbridge.sip.errors import SipError
 from callbridge.sip.sdp import (
+    NARROWBAND,
     Direction,
     SdpSession,
     SessionDescription,
@@ -206,7 +207,7 @@ def _offered_key(offer: bytes) -> tuple[int, str, bytes]:
     [(SrtpPolicy.REQUIRED, "RTP/SAVP"), (SrtpPolicy.OFFERED, "RTP/AVP"), (SrtpPolicy.OFF, "")],
 )
 def test_calls_we_place_offer_srtp_as_the_trunk_says(policy: SrtpPolicy, protocol: str) -> None:
-    offer = SdpSession("127.0.0.1", 1, srtp=policy).offer(20000)
+    offer = SdpSession("127.0.0.1", 1, srtp=policy, codecs=NARROWBAND).offer(20000)
     if policy is SrtpPolicy.OFF:
         assert b"RTP/AVP 0 8 101" in offer and b"a=crypto" not in offer
         return
@@ -299,3 +300,15 @@ def test_the_sdp_and_rtp_codec_tables_agree() -> None:
         )
         assert fmt.wideband == coded.wideband
         assert fmt.rtpmap() == coded.rtpmap()
+
+
+def test_a_call_we_place_offers_its_trunks_codecs_wideband_first() -> None:
+    assert b"RTP/AVP 0 8 101\r\n" in SdpSession("127.0.0.1", 1, codecs=NARROWBAND).offer(20000)
+    session = SdpSession("127.0.0.1", 1, codecs=("PCMU", "opus", "G722"))
+    offer = session.offer(20000)
+    assert b"m=audio 20000 RTP/AVP 111 9 0 101\r\n" in offer
+    assert b"a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxplaybackrate=16000;" in offer
+    assert b"a=rtpmap:9 G722/8000\r\n" in offer and b"a=rtpmap:8 " not in offer
+    # The callee takes G.722: the call is wideband.
+    answer = offer.replace(b"RTP/AVP 111 9 0 101", b"RTP/AVP 9 101")
+    assert session.negotiate(answer, 20000).codec == "G722"

@@ -233,10 +233,11 @@ class DialOut:
         dial = self._dials[step.dial_id]
         self._set_state(dial.dial_id, "calling")
         dial.call_id, dial.trunk, dial.route = step.call_id, step.trunk, step.route
-        # Each trunk its own offer: its SRTP policy, and a fresh key for each carrier.
+        # Each trunk its own offer: its SRTP policy and codecs, and a fresh key for each
+        # carrier.
         spec = next((t.spec for t in self.trunks if t.spec.name == step.trunk), None)
         if spec is not None:
-            self._offers[dial.dial_id] = self.media.offer(dial.dial_id, spec.srtp)
+            self._offers[dial.dial_id] = self.media.offer(dial.dial_id, spec.srtp, spec.codecs)
         # perf_counter, not the loop's clock: uvloop's counts whole milliseconds.
         dial.started = time.perf_counter()
         self._by_call[step.call_id] = step.dial_id

@@ -44,7 +44,14 @@ from callbridge.replay.phone import ReplayAudio, ReplayPlayback, ReplayRules
 from callbridge.rtp import codecs
 from callbridge.sip.advertise import Advertised
 from callbridge.sip.errors import SipError
-from callbridge.sip.sdp import Negotiated, SdpSession, SrtpPolicy, SrtpRequired, offered_host
+from callbridge.sip.sdp import (
+    NARROWBAND,
+    Negotiated,
+    SdpSession,
+    SrtpPolicy,
+    SrtpRequired,
+    offered_host,
+)
 
 # How often every leg's socket is looked at (``rtp_transport.sweep``): a leg
 # that turned quiet gets its filter (or, without filters, its socket drained)
@@ -270,17 +277,23 @@ class MediaPlane:
         """RTCP since start and the peers' view now (``bridge.rtcp_plane.RtcpPlane.counters``)."""
         return self.rtcp.counters(self.legs.values())
 
-    def reserve(self, call_id: str, srtp: SrtpPolicy = SrtpPolicy.OFF) -> bytes:
+    def reserve(
+        self,
+        call_id: str,
+        srtp: SrtpPolicy = SrtpPolicy.OFF,
+        codecs: tuple[str, ...] = NARROWBAND,
+    ) -> bytes:
         """A port for a call we place, and our SDP offer on it (``PortRangeExhausted``)."""
         sock, port = self.ports.bind(self.host)
-        sdp = SdpSession(self.host, srtp=srtp)
+        sdp = SdpSession(self.host, srtp=srtp, codecs=codecs)
         self._reserved[call_id] = (sock, port, sdp)
         return sdp.offer(port)
 
-    def offer(self, call_id: str, srtp: SrtpPolicy) -> bytes:
-        """A new offer on a reserved port, for the next trunk's SRTP policy (a fresh key)."""
+    def offer(self, call_id: str, srtp: SrtpPolicy, codecs: tuple[str, ...] = NARROWBAND) -> bytes:
+        """A new offer on a reserved port, for the next trunk's SRTP policy (a fresh key)
+        and codecs."""
         sock, port, _ = self._reserved[call_id]
-        sdp = SdpSession(self.host, srtp=srtp)
+        sdp = SdpSession(self.host, srtp=srtp, codecs=codecs)
         self._reserved[call_id] = (sock, port, sdp)
         return sdp.offer(port)
 

@@ -43,6 +43,8 @@ call). What callers' offers must bring is ``serve --srtp-trunk``.
     # tls_server_name = "sip.carrier.example"     # tls: the name its certificate must carry
     # tls_cert = "..." and tls_key = "..."        # tls: our client certificate (mutual TLS)
     srtp = "off"                   # or "offered", "required": the media of calls placed
+    codecs = ["PCMU", "PCMA"]      # what calls placed offer; add "G722" or "opus" (wideband,
+                                   # offered first) where the trunk carries them
     username = "bridge"
     password = "..."               # or "sealed:v1:..." (callbridge trunk-password)
     register = true
@@ -66,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from callbridge.bridge.trunk_secrets import SecretError, is_sealed, read_key_file, unseal
 from callbridge.sip.locate import Target
-from callbridge.sip.sdp import SrtpPolicy
+from callbridge.sip.sdp import FORMATS, NARROWBAND, SUPPORTED, SrtpPolicy
 from callbridge.sip.uac import Credentials, Failed, Route
 
 
@@ -91,6 +93,8 @@ class TrunkSpec(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     srtp: SrtpPolicy = SrtpPolicy.OFF
+    # What calls placed through the trunk offer (SDP's names; ``sip.sdp.FORMATS``).
+    codecs: tuple[str, ...] = NARROWBAND
     username: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = None
     # "register" in the file (BaseModel's ABC has a ``register`` of its own).
@@ -112,6 +116,11 @@ class TrunkSpec(BaseModel):
                 raise ValueError(f"{path}: no such file")
         if not self.host and not self.addresses:
             raise ValueError("a trunk needs a host or addresses")
+        unknown = [c for c in self.codecs if c.upper() not in FORMATS]
+        if unknown or not self.codecs:
+            raise ValueError(
+                f"codecs: {', '.join(unknown) or 'none given'}; we speak {', '.join(SUPPORTED)}"
+            )
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
         if self.registers and self.username is None:

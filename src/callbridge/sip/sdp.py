@@ -67,6 +67,13 @@ FORMATS = {
 }
 # Every codec we speak, in SDP's names; a session may take fewer (``SdpSession(codecs=…)``).
 SUPPORTED = tuple(f.name for f in FORMATS.values())
+# The payload types our offers give each codec (RFC 3551's static ones; Opus has none).
+OFFER_PAYLOAD_TYPES = {"OPUS": 111, "G722": 9, "PCMU": 0, "PCMA": 8}
+# Opus mono, and nothing above what the 16 kHz mix keeps (RFC 7587 section 7).
+OPUS_FMTP = "maxplaybackrate=16000; sprop-maxcapturerate=16000; stereo=0; sprop-stereo=0"
+# What calls we place offer unless their trunk says (``bridge.trunks``): G.711, which
+# every carrier takes; a trunk that carries wideband lists G722 or opus.
+NARROWBAND = ("PCMU", "PCMA")
 
 
 class SrtpPolicy(enum.StrEnum):
@@ -316,22 +323,33 @@ class SdpSession:
         self._offered: CryptoAttribute | None = None
 
     def offer(self, local_port: int) -> bytes:
-        """Our offer for a call we place: PCMU, PCMA and RFC 4733 keys, sendrecv.
+        """Our offer for a call we place: the session's codecs, wideband first (a callee
+        answers with the first it takes), and RFC 4733 keys, sendrecv.
 
         The callee's answer is read with ``negotiate`` (an answer names the
         codec it chose first, as an offer names the one it prefers).
         """
         ip = "IP6" if ":" in self.local_host else "IP4"
         protocol = "RTP/SAVP" if self.srtp is SrtpPolicy.REQUIRED else "RTP/AVP"
+        offered = [
+            (fmt, OFFER_PAYLOAD_TYPES[key])
+            for key, fmt in sorted(FORMATS.items(), key=lambda item: not item[1].wideband)
+            if key in self.codecs
+        ]
+        payload_types = " ".join(str(pt) for _, pt in offered)
         lines = [
             "v=0",
             f"o=callbridge {self.session_id} {self.version} IN {ip} {self.local_host}",
             "s=callbridge",
             f"c=IN {ip} {self.local_host}",
             "t=0 0",
-            f"m=audio {local_port} {protocol} 0 8 101",
-            "a=rtpmap:0 PCMU/8000",
-            "a=rtpmap:8 PCMA/8000",
+            f"m=audio {local_port} {protocol} {payload_types} 101",
+        ]
+        for fmt, pt in offered:
+            lines.append(f"a=rtpmap:{pt} {fmt.rtpmap()}")
+            if fmt.name == "opus":
+                lines.append(f"a=fmtp:{pt} {OPUS_FMTP}")
+        lines += [
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
@@ -463,10 +481,7 @@ class SdpSession:
         ]
         if codec[0].name == "opus":
             # Mono, and nothing above what the 16 kHz mix keeps (RFC 7587 section 7).
-            lines.append(
-                f"a=fmtp:{codec[1]} maxplaybackrate=16000; sprop-maxcapturerate=16000;"
-                " stereo=0; sprop-stereo=0"
-            )
+            lines.append(f"a=fmtp:{codec[1]} {OPUS_FMTP}")
         if crypto is not None:
             lines.append(f"a=crypto:{crypto[1].format()}")
         if dtmf_pt is not None:
