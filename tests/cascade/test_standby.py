@@ -5,7 +5,9 @@ takes the lease within a second, the edge plays its mix, and the edge's
 listener hears the speaker (on the edge) with no pause of a second or more.
 What the moderator did on the dead origin (the lock, the speaker's name, a
 listener's place in the queue) is on the new active origin's console. The
-killed origin, started again, comes back as the standby.
+killed origin, started again, comes back as the standby. Through Varnish in
+front of both origins, the live webcast goes on across the switch: for a
+player polling the playlist and for a listener's page in Chromium (hls.js).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from callbridge.store.db import Database
 from callbridge.store.users import UserStore
 from callbridge.webcast.playlist import parse
 from tests.cascade.conftest import tone_level
+from tests.support.chromium import launch
 from tests.support.nodes import start_again, start_node
 from tests.support.phone import Phone, tone
 from tests.support.postgres import PostgresServer, find_bin_dir
@@ -309,6 +312,25 @@ class _Player:
         return max(longest, self.seen[-1][0] - last_new)
 
 
+# Every 100 ms, the page's clock and the audio's position (what a listener hears move on).
+LISTEN_PROGRESS = """() => {
+  window.__progress = [];
+  const media = document.getElementById('media');
+  setInterval(() => window.__progress.push([performance.now(), media.currentTime]), 100);
+}"""
+
+
+def _longest_standstill(samples: list[list[float]], since_ms: float) -> float:
+    """The longest time (s) from ``since_ms`` on that the audio's position did not move."""
+    longest, moved_at, position = 0.0, since_ms, None
+    for at, current in samples:
+        if position is None or current > position + 0.01:
+            if at >= since_ms:
+                longest = max(longest, at - moved_at)
+            moved_at, position = at, current
+    return max(longest, samples[-1][0] - moved_at) / 1000
+
+
 def _ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=5).status_code == 200
@@ -327,6 +349,7 @@ def _cache(origins: list[RunningServer], tmp: Path) -> tuple[subprocess.Popen[by
     return process, f"http://127.0.0.1:{port}"
 
 
+@pytest.mark.browser
 def test_the_webcast_through_the_cache_goes_on_across_the_switch(tmp_path: Path) -> None:
     need("varnishd")
     with _pair(tmp_path) as ((first, second), _edge, processes):
@@ -343,12 +366,28 @@ def test_the_webcast_through_the_cache_goes_on_across_the_switch(tmp_path: Path)
             "the playlist through the cache",
             lambda: (tmp_path / "cache.log").read_text()[-2000:],
         )
-        with _Player(cache_url + playlist) as player:
+        with launch() as browser, _Player(cache_url + playlist) as player:
+            # A listener in Chromium (hls.js) through the cache, beside the polling player.
+            page = browser.new_page()
+            page.goto(f"{cache_url}/events/{event.id}/webcast")
+            page.wait_for_function(
+                "() => document.getElementById('webcast').dataset.playing === 'live'",
+                timeout=30_000,
+            )
+            page.wait_for_function(
+                "() => document.getElementById('media').currentTime > 0.5", timeout=30_000
+            )
+            page.evaluate(LISTEN_PROGRESS)
             time.sleep(4.0)
             killed = time.monotonic()
+            killed_in_page = page.evaluate("performance.now()")
             _kill_all_at_once(first)
             wait_until(lambda: _state(second) == "active", 10, "the standby active")
             time.sleep(6.0)
+            heard = page.evaluate(
+                "() => ({samples: window.__progress, paused: document.getElementById('media')"
+                ".paused})"
+            )
         failed = [(round(at - killed, 2), status) for at, status, _ in player.seen if status != 200]
         stall = player.longest_stall(killed)
         places = [place for _, status, place in player.seen if status == 200]
@@ -356,10 +395,16 @@ def test_the_webcast_through_the_cache_goes_on_across_the_switch(tmp_path: Path)
         assert not failed, failed
         assert places == sorted(places), "the playlist went back"
         assert stall < 1.0, f"no new part for {stall * 1000:.0f} ms"
+        # The browser's player played on: its position never stood still for a second.
+        browser_stall = _longest_standstill(heard["samples"], killed_in_page)
+        assert not heard["paused"], heard
+        assert heard["samples"][-1][1] > heard["samples"][0][1] + 8, heard["samples"][-3:]
+        assert browser_stall < 1.0, f"the page's audio stood still {browser_stall * 1000:.0f} ms"
         # Each segment was dated alike by both origins (the first ones by the killed one).
         for uri, dates in player.dated.items():
             assert max(dates) - min(dates) <= timedelta(milliseconds=1), (uri, dates)
         print(
             f"\nWEBCAST ACROSS THE SWITCH: {len(player.seen)} reloads through Varnish, none"
-            f" failed; the longest time without a new part after the kill: {stall * 1000:.0f} ms"
+            f" failed; the longest time without a new part after the kill: {stall * 1000:.0f} ms;"
+            f" the page's audio stood still at most {browser_stall * 1000:.0f} ms"
         )
