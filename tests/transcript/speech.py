@@ -34,13 +34,18 @@ needs_espeak = pytest.mark.skipif(
 def speak(
     text: str, voice: tuple[str, ...] = VOICE, rate: int = PHONE_RATE
 ) -> npt.NDArray[np.int16]:
-    """``text`` spoken by espeak-ng, as 16-bit mono samples at ``rate`` (resampled by sox)."""
+    """``text`` spoken by espeak-ng, as 16-bit mono samples at ``rate`` (resampled by sox).
+
+    sox runs repeatable (``-R``): its dither is random otherwise, each run's audio
+    differed in its last bits, and a borderline sentence was read two ways by the
+    engine from one run to the next (a test passed half the time).
+    """
     assert ESPEAK is not None and SOX is not None
     with tempfile.TemporaryDirectory() as tmp:
         raw, narrow = Path(tmp) / "raw.wav", Path(tmp) / "narrow.wav"
         subprocess.run([ESPEAK, *voice, "-w", str(raw), text], check=True, capture_output=True)
         subprocess.run(
-            [SOX, str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
+            [SOX, "-R", str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
             check=True,
             capture_output=True,
         )
@@ -63,7 +68,7 @@ def speak_flite(
         command = [FLITE, "-voice", voice, "--setf", f"duration_stretch={stretch}"]
         subprocess.run([*command, "-t", text, "-o", str(raw)], check=True, capture_output=True)
         subprocess.run(
-            [SOX, str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
+            [SOX, "-R", str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(narrow)],
             check=True,
             capture_output=True,
         )

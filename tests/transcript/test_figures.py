@@ -73,6 +73,10 @@ def year(value: int) -> str:
         ("about one point to a billion dollars", "about $1.2 billion"),
         ("sixty-one points for Percent, compared with", "61.4%, compared with"),
         ("five points, five million dollars", "$5.5 million"),
+        # A stop the engine wrote after "point", where a number and its unit follow.
+        ("margin was sixty one point. Four percent of sales", "margin was 61.4% of sales"),
+        ("we scored a point. Four customers left", "we scored a point. Four customers left"),
+        ("gross margin was 61 point. 4% of sales", "gross margin was 61.4% of sales"),
         ("It points to forty percent.", "It points to 40%."),
         ("a point to a thousand people", "a point to a thousand people"),
         ("the third quarter on 20 twenty-five.", "Q3 2025."),
@@ -259,6 +263,8 @@ def test_a_figure_split_between_segments_is_recognised() -> None:
     assert continues_figure("Seventy seven.", "Million dollars.")
     assert not continues_figure("Six hundred.", "Seventy seven.")  # no unit follows: unsure
     assert not continues_figure("Thank you.", "Million dollars.")
+    assert continues_figure("Gross margin was sixty one point.", "Four percent of sales.")
+    assert not continues_figure("We scored a point.", "Four customers left.")
     assert not continues_figure("We hired two hundred.", "Ten of them are engineers.")
 
 

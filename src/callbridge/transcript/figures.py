@@ -190,6 +190,13 @@ _SPLIT_FIGURE = [
         re.IGNORECASE,
     ),
 ]
+# A decimal point the engine wrote a stop after ("sixty one point. Four percent"): a
+# sentence that ends on "point" and a next one that starts with a number and its unit
+# is a figure read slowly, so the stop goes; without the unit after it, it stays.
+_POINT_STOP = re.compile(
+    rf"\b((?:{_NUMBER_WORD})|\d+) point\.\s+(?=(?:(?:{_NUMBER_WORD})|\d+)(?: {_UNIT_WORD}\b|%))",
+    re.IGNORECASE,
+)
 _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
     6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
@@ -436,6 +443,9 @@ def continues_figure(left: str, right: str) -> bool:
     "Six hundred." and "Seventy seven million dollars." as two segments."""
     head = left.rstrip(" .,;")
     probe = f"{head}. {right.lstrip()}"
+    # "Sixty one point." and "Four percent of sales.": a decimal read across the cut.
+    if any(m.start() < len(head) < m.end() for m in _POINT_STOP.finditer(probe)):
+        return True
     return any(
         match.end(1) == len(head) for split in _SPLIT_FIGURE for match in split.finditer(probe)
     )
@@ -453,6 +463,7 @@ def write_figures(text: str) -> str:
     text = _POINT_HOMOPHONE.sub(
         lambda m: f"{m.group(1)} point {_HOMOPHONE_DIGIT[m.group(2).lower()]} ", text
     )
+    text = _POINT_STOP.sub(r"\1 point ", text)
     text = _POINTS.sub(r"\1 point ", text)
     for said, rule in _SAID:
         text = said.sub(functools.partial(_said, rule=rule), text)
