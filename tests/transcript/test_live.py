@@ -10,6 +10,8 @@ import io
 import itertools
 import json
 import struct
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -26,9 +28,12 @@ from callbridge.transcript.live import (
     reads_better,
     whole_figures,
 )
+from callbridge.transcript.transcribe import written
 from callbridge.transcript.vad import speech_regions
 from callbridge.transcript.wer import word_error_rate
-from callbridge.webcast.caption_worker import CHUNK_HEADER, run
+from callbridge.webcast.caption_worker import CHUNK_HEADER, load_engine, run
+from callbridge.webcast.captions import CaptionFiles, read_transcript
+from callbridge.webcast.subtitles import SubtitleConfig
 from tests.transcript.speech import needs_espeak, speak
 
 RATE = SAMPLE_RATE  # the live mix's
@@ -364,3 +369,56 @@ def test_a_re_reading_too_far_behind_the_live_edge_is_let_go() -> None:
     feed(captioner, silence(4.0), start=captioner.fed)
     assert captioner.next_piece() is None and captioner.idle
     assert captioner.take_cues() == []
+
+
+@pytest.mark.skipif("moonshine" not in available_engines(), reason="needs Moonshine")
+def test_a_figure_split_across_two_short_pieces_settles_whole_in_the_live_transcript(
+    tmp_path: Path,
+) -> None:
+    """A pause in "forty two | million dollars": each piece is read alone as soon as it is
+    cut, the figure in two; read again together, the live transcript gets it whole."""
+    engine = load_engine(None, threads=1)
+    live = tmp_path / "webcast" / "live"
+    live.mkdir(parents=True)
+    files = CaptionFiles(live, SubtitleConfig(), datetime(2026, 11, 29, 12, tzinfo=UTC), 0, 0.0)
+    captioner = LiveCaptioner()
+
+    def read_next() -> None:
+        piece = captioner.next_piece()
+        assert piece is not None
+        text = " ".join(s.text for s in engine.transcribe(piece.samples, RATE))
+        captioner.decoded(written(text) if text.strip() else "", "Speaker")
+        for cue in captioner.take_cues():
+            files.add(cue)
+
+    feed(captioner, call(0.5, said(HEAD), 0.4))
+    read_next()
+    feed(captioner, call(said(TAIL), 1.0), start=captioner.fed)
+    read_next()
+    firsts = read_transcript(live.parent)
+    assert [c["revises"] for c in firsts] == [None, None], firsts
+    assert "$42 million" not in " ".join(c["text"] for c in firsts), firsts
+    read_next()  # the engine is free: the two read again as one
+    *_, settled = read_transcript(live.parent)
+    assert settled["revises"] == [0, 1], settled
+    assert "$42 million" in settled["text"], settled
+    assert word_error_rate(f"{HEAD} {TAIL}", settled["text"], numbers=True) <= 0.2, settled
+
+
+def test_a_re_reading_longer_than_the_budget_at_the_engines_pace_is_let_go() -> None:
+    captioner = LiveCaptioner(CaptionConfig(settle_budget_s=1.0))
+    head, tail = said(HEAD), said(TAIL)
+    feed(captioner, call(0.5, head, 0.4))
+    piece = captioner.next_piece()
+    assert piece is not None
+    # The engine took as long as the piece is (a loaded machine): 1 s of mix a second.
+    feed(captioner, silence((piece.end - piece.start) / RATE), start=captioner.fed)
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Mark Chen")
+    feed(captioner, call(tail, 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None
+    feed(captioner, silence((piece.end - piece.start) / RATE), start=captioner.fed)
+    captioner.decoded("million dollars, up 12%.", "Mark Chen")
+    assert captioner.pace is not None and captioner.pace > 0.9
+    # Reading the two again would keep it over 4 s: new speech would wait that long.
+    assert captioner.next_piece() is None and captioner.idle

@@ -32,7 +32,8 @@ here knows the time of day: the only clock is the samples fed so far.
   the short readings lost, no words or figures lost), a cue ``revises`` the
   cues it replaces (their ``number``). A re-reading never holds a first
   one back from starting (it waits while any piece does) nor the horizon;
-  one too far behind the live edge (``max_behind_s``) is let go.
+  one too far behind the live edge (``max_behind_s``), or that would keep
+  the engine longer than ``settle_budget_s`` at its pace, is let go.
 * ``horizon`` is the sample before which no cue can still come: the subtitle
   rendition publishes a segment once the horizon has passed its end.
 
@@ -91,6 +92,10 @@ class CaptionConfig:
     settle_gap_s: float = 1.0
     settle_short_s: float = 4.0
     settle_longest_s: float = 12.0
+    # A re-reading is let go where the engine's pace (mix heard per audio decoded, of
+    # the last decodes) says it would take longer than this: a new piece cut meanwhile
+    # waits for it, and this is the most that wait adds to the captions' delay.
+    settle_budget_s: float = 1.0
     # More words a second than anyone speaks: the decoder ran on (repeats), not a reading.
     max_words_per_s: float = 6.0
 
@@ -357,6 +362,10 @@ class LiveCaptioner:
         self._recent: deque[_Read] = deque()
         self._settle: tuple[_Read, ...] | None = None
         self._settling: tuple[_Read, ...] | None = None
+        # The engine's pace: samples fed while it decodes one sample (averaged), and the
+        # edge when the piece being decoded was handed out.
+        self.pace: float | None = None
+        self._handed = 0
 
     @property
     def fed(self) -> int:
@@ -406,6 +415,7 @@ class LiveCaptioner:
         ):
             piece = self._together(piece, self.pending.popleft())
         self.decoding = piece
+        self._handed = self.fed
         return piece
 
     def _together(self, first: Piece, then: Piece, gap: float | None = None) -> Piece:
@@ -433,6 +443,8 @@ class LiveCaptioner:
         piece = self.decoding
         assert piece is not None, "no piece is being decoded"
         self.decoding = None
+        pace = (self.fed - self._handed) / max(1, len(piece.samples))
+        self.pace = pace if self.pace is None else 0.7 * self.pace + 0.3 * pace
         if self._settling is not None:
             reads, self._settling = self._settling, None
             self._settled(reads, piece, text)
@@ -491,8 +503,12 @@ class LiveCaptioner:
         piece = reads[0].piece
         for read in reads[1:]:
             piece = self._together(piece, read.piece, gap=self.config.join_gap_s)
+        budget = self.config.settle_budget_s * self.config.rate
+        if self.pace is not None and self.pace * len(piece.samples) > budget:
+            return None  # the engine is too slow now to read it again in time
         self._settling = reads
         self.decoding = piece
+        self._handed = self.fed
         return piece
 
     def _settled(self, reads: tuple[_Read, ...], piece: Piece, text: str) -> None:
