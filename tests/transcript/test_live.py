@@ -339,11 +339,36 @@ def test_a_re_reading_waits_while_a_new_piece_does() -> None:
     assert piece is not None and not captioner.settling and piece.start > second.end
     captioner.decoded("Operating margin improved to 18%.", "Mark Chen")
     (third,) = captioner.take_cues()
-    # Then the three are read again together (TAIL was short, and within the pause).
+    # Then the three are read again together: the re-reading of the first two had not
+    # had its turn (TAIL was short, and within the pause).
     again = captioner.next_piece()
     assert again is not None and captioner.settling
     assert (again.start, again.end) == (first.start, third.end)
     assert again.end - again.start <= CaptionConfig().settle_longest_s * RATE
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Mark Chen")
+    # Not better (words lost): nothing revised, nothing read again.
+    assert captioner.take_cues() == [] and captioner.next_piece() is None
+
+
+def test_a_settled_reading_stands_for_its_cues_with_the_next() -> None:
+    captioner = LiveCaptioner()
+    first, second = _first_readings(captioner)
+    assert captioner.next_piece() is not None
+    captioner.decoded("Revenue for the third quarter grew to $42 million, up 12%.", "Mark Chen")
+    (revision,) = captioner.take_cues()
+    assert revision.revises == (first.number, second.number)
+    feed(captioner, call(said("Thank you."), 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.settling
+    captioner.decoded("Thank you.", "Mark Chen")
+    (thanks,) = captioner.take_cues()
+    # The short "Thank you." is read again with the settled stretch before it, once.
+    again = captioner.next_piece()
+    assert again is not None and (again.start, again.end) == (first.start, thanks.end)
+    captioner.decoded(
+        "Revenue for the third quarter grew to $42 million, up 12%. Thank you.", "Mark Chen"
+    )
+    assert captioner.take_cues() == []  # the same words: nothing to revise
 
 
 def test_cues_of_another_speaker_or_after_a_long_pause_do_not_settle_together() -> None:

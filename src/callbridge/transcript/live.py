@@ -468,32 +468,35 @@ class LiveCaptioner:
     # -- settling --
 
     def _read(self, read: _Read) -> None:
-        """A first reading went out: plan reading it again with the ones just before."""
+        """A first reading went out: plan reading it again with the one just before (a
+        settled one stands for those it revised: context grows as readings settle), and
+        with those before that too where their re-reading has not had its turn yet."""
         c = self.config
         rate = c.rate
         reach = read.piece.end - round(c.settle_longest_s * rate)
         while self._recent and self._recent[0].piece.start < reach:
             self._recent.popleft()
-        chain = [read]
-        for earlier in reversed(self._recent):
-            later = chain[0]
-            if (
-                later.piece.start - earlier.piece.end > c.settle_gap_s * rate
-                or earlier.speaker != read.speaker
-            ):
-                break
-            chain.insert(0, earlier)
+        before = self._recent[-1] if self._recent else None
         self._recent.append(read)
-        if len(chain) < 2:
+        if (
+            before is None
+            or before.piece.start < reach
+            or read.piece.start - before.piece.end > c.settle_gap_s * rate
+            or before.speaker != read.speaker
+        ):
             return
-        last, before = chain[-1], chain[-2]
 
         def short(r: _Read) -> bool:
             return not r.settled and r.piece.end - r.piece.start < c.settle_short_s * rate
 
-        # Worth it where a short piece was read alone, or two pieces meet inside speech.
-        if short(last) or short(before) or last.piece.start <= before.piece.end:
-            self._settle = tuple(chain)
+        # Worth it where a short piece was read alone, or the two meet inside speech.
+        if not (short(read) or short(before) or read.piece.start <= before.piece.end):
+            return
+        waiting = self._settle
+        if waiting is not None and waiting[-1] is before and waiting[0].piece.start >= reach:
+            self._settle = (*waiting, read)
+        else:
+            self._settle = (before, read)
 
     def _next_settle(self, bound: float) -> Piece | None:
         """The re-reading to decode now (the engine is free, no piece waits), if any."""
