@@ -24,10 +24,12 @@ here knows the time of day: the only clock is the samples fed so far.
 * Partial cues settle (issue 26: the same engine reads a figure whole with the
   speech around it). The first, fast reading of each piece goes out as a cue
   at once, as above; then, when the engine has nothing else to read, the
-  pieces of the same speaker just before it (each within ``settle_gap_s`` of
-  the next, ``settle_longest_s`` in all) are read again together with it,
-  if one of them was short (under ``settle_short_s``) or their meeting cut
-  speech in two. When that reading reads the stretch better
+  piece of the same speaker just before it (within ``settle_gap_s``; with
+  those before it whose own re-reading has not had its turn, up to
+  ``settle_longest_s`` in all) is read again together with it, if one of
+  them was short (under ``settle_short_s``) or they meet inside speech (a
+  cut of long speech). A settled stretch stands for its cues from then on,
+  so the context grows as readings settle. When that reading reads it better
   (``reads_better``: a figure whole where the short readings split it, words
   the short readings lost, no words or figures lost), a cue ``revises`` the
   cues it replaces (their ``number``). A re-reading never holds a first
