@@ -164,8 +164,9 @@ class CaptionStats:
     starts: int = 0
     restarts: int = 0
     dropped: int = 0  # frames not handed to a worker (queue full, worker down)
-    cues: int = 0  # counted from the transcript when the call ends
+    cues: int = 0  # first readings, counted from the transcript when the call ends
     skips: int = 0
+    revisions: int = 0  # settled readings in place of earlier cues
 
 
 class LiveCaptions:
@@ -302,7 +303,8 @@ class LiveCaptions:
         # A worker killed or stopped before its end left the playlist open.
         end_playlist(self.live_dir)
         cues = transcript_lines(self.event_dir)
-        self.stats.cues = len(cues)
+        self.stats.revisions = sum(1 for cue in cues if cue.get("revises"))
+        self.stats.cues = len(cues) - self.stats.revisions
         self.stats.skips = sum(1 for cue in cues if cue.get("text") == SKIPPED)
         self._write_status()
 
