@@ -88,7 +88,7 @@ class CaptionConfig:
     max_pending_s: float = 60.0  # at most this much speech waits (every buffer has a limit)
     # Settling: the cues of pieces of one speaker no further apart than this are read
     # again together with the next, up to ``settle_longest_s`` of audio (one decode of
-    # it costs the worker about 2 s at one thread: a re-reading is never longer), when
+    # it costs the worker about 1 s at one thread: a re-reading is never longer), when
     # one of them is shorter than ``settle_short_s`` (Moonshine misreads a short figure
     # alone, 2-4 s, about one time in four) or they meet inside speech.
     settle_gap_s: float = 1.0
