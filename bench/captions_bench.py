@@ -242,7 +242,8 @@ def one_call(
                     after_start.append(cue["shownAt"] / 1000 - start)
                 if end is not None:
                     after_end.append(cue["shownAt"] / 1000 - end)
-                    worker.append(source["delay"])
+                    if source["delay"] is not None:  # None: a revision (its cues' delay counts)
+                        worker.append(source["delay"])
             lines = [
                 json.loads(line)
                 for line in (status_path.parent / "captions.jsonl").read_text().splitlines()
@@ -263,7 +264,15 @@ def one_call(
                 page.evaluate("window.__pdtOffsets"),
             )
             result["delay_after_last_word_max_s"] = round(max(after_end), 3) if after_end else None
-            live_text = " ".join(c["text"] for c in made if c["text"] != SKIPPED)
+            # The live text settled (each revision in place of the cues it revises), and
+            # as first read (no revision).
+            revised = {index for c in made for index in c.get("revises") or ()}
+            live_text = " ".join(
+                c["text"] for c in made if c["text"] != SKIPPED and c["index"] not in revised
+            )
+            first_text = " ".join(
+                c["text"] for c in made if c["text"] != SKIPPED and not c.get("revises")
+            )
             page_text = " ".join(c["text"] for c in spoken)
             result.update(
                 cues_made=len(made),
@@ -277,6 +286,8 @@ def one_call(
                 worker_delay_s_p50=quantile(worker, 0.5),
                 worker_cpu_per_call_s=round(worker_cpu / call_s, 3) if worker_cpu else None,
                 wer_live=round(word_error_rate(reference, live_text, numbers=True), 3),
+                wer_live_first=round(word_error_rate(reference, first_text, numbers=True), 3),
+                revisions=sum(1 for c in made if c.get("revises")),
                 wer_page=round(word_error_rate(reference, page_text, numbers=True), 3),
             )
         assert server.api("POST", f"/api/events/{event.id}/end").status_code == 200

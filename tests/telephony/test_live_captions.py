@@ -183,9 +183,20 @@ def test_live_captions_on_the_webcast_and_console(
     made = [c for c in console["cues"]]
     assert [c["text"] for c in made] == [json.loads(line)["text"] for line in settled]
 
+    # What players get: every cue, but a settled reading only where it replaced the cues
+    # it revises in segments not yet out ("subtitles"), and then those cues no more.
+    lines = [json.loads(line) for line in settled]
+    replaced = {i for line in lines if line.get("subtitles") for i in line["revises"]}
+    sent = [
+        c
+        for i, (c, line) in enumerate(zip(made, lines, strict=True))
+        if i not in replaced and line.get("subtitles", True)
+    ]
+    revisions = [c for c in made if c["revises"]]
+
     def all_shown() -> bool:
         shown = {_words(c["text"]) for c in page.evaluate("window.__cues")}
-        return {_words(c["text"]) for c in made} <= shown
+        return {_words(c["text"]) for c in sent} <= shown
 
     server.wait_for(all_shown, timeout=30, interval=0.5)  # the p50 delay is asserted below
     cues = page.evaluate("window.__cues")
@@ -204,7 +215,8 @@ def test_live_captions_on_the_webcast_and_console(
         end = heard_at(positions, cue["start"] + source["end"] - source["start"])
         if end is not None:
             delays.append(cue["shownAt"] / 1000 - end)
-            worker.append(source["delay"])
+            if source["delay"] is not None:  # None: a revision
+                worker.append(source["delay"])
     delays.sort()
     worker.sort()
     status = _status(server, event.id)
@@ -215,6 +227,7 @@ def test_live_captions_on_the_webcast_and_console(
         "delay_after_words_p50_s": round(delays[len(delays) // 2], 2) if delays else None,
         "worker_delay_p50_s": round(worker[len(worker) // 2], 2) if worker else None,
         "restarts": status.get("restarts"),
+        "revisions": [c["text"] for c in revisions],
         "load": os.getloadavg()[0],
         "text": page_text,
     }
@@ -241,7 +254,11 @@ def test_live_captions_on_the_webcast_and_console(
 
     # The console's live transcript holds the same text, labelled, and finds a phrase in it:
     # "Speaker" at most until the moderator named them, their name from then on.
-    labels = [c["speaker"] for c in made if c["text"] != SKIPPED]
+    # (First readings in order: a revision takes the place of earlier ones, and their label.)
+    labels = [c["speaker"] for c in made if c["text"] != SKIPPED and not c["revises"]]
+    for revision in revisions:
+        revised = [c["speaker"] for c in made if c["index"] in revision["revises"]]
+        assert set(revised) == {revision["speaker"]}, (revision, made)
     assert set(labels) <= {"Speaker", SPEAKER_NAME} and labels[-1] == SPEAKER_NAME, labels
     assert labels == sorted(labels, key=lambda label: label == SPEAKER_NAME), labels
     # The event's glossary applies to live captions: its spelling wins.

@@ -10,6 +10,8 @@ import io
 import itertools
 import json
 import struct
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -17,10 +19,21 @@ import pytest
 
 from callbridge.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from callbridge.transcript.engine import available_engines
-from callbridge.transcript.live import SKIPPED, CaptionConfig, LiveCaptioner, PieceCutter
+from callbridge.transcript.live import (
+    SKIPPED,
+    CaptionConfig,
+    LiveCaptioner,
+    LiveCue,
+    PieceCutter,
+    reads_better,
+    whole_figures,
+)
+from callbridge.transcript.transcribe import written
 from callbridge.transcript.vad import speech_regions
 from callbridge.transcript.wer import word_error_rate
-from callbridge.webcast.caption_worker import CHUNK_HEADER, run
+from callbridge.webcast.caption_worker import CHUNK_HEADER, load_engine, run
+from callbridge.webcast.captions import CaptionFiles, read_transcript
+from callbridge.webcast.subtitles import SubtitleConfig
 from tests.transcript.speech import needs_espeak, speak
 
 RATE = SAMPLE_RATE  # the live mix's
@@ -237,3 +250,205 @@ def test_a_short_piece_without_text_is_let_go_when_the_mix_ends() -> None:
     captioner.flush()
     assert captioner.next_piece() is None
     assert captioner.horizon() == captioner.fed - round(CaptionConfig().pad_s * RATE)
+
+
+# -- partial cues that settle --
+
+HEAD = "Revenue for the third quarter grew to forty two"  # 2.8 s: short, read alone
+TAIL = "million dollars, up twelve percent."
+
+
+def test_a_joined_reading_wins_where_it_reads_the_stretch_better() -> None:
+    config = CaptionConfig()
+    # A figure whole where the short readings split it ("dollars" is in the "$").
+    assert reads_better(
+        ["Revenue grew to 42.", "million dollars."], "Revenue grew to $42 million.", 4.0, config
+    )
+    # Words the short reading lost.
+    assert reads_better(
+        ["Revenue grew.", "dollars."], "Revenue grew to $42 million dollars.", 4.0, config
+    )
+    # As many words, some read differently with the speech around them.
+    assert reads_better(["Revenue grew too", "fast."], "Revenue grew so fast.", 3.0, config)
+    # Never: the same words (punctuation and case are no reason to churn), words lost,
+    # a figure lost, nothing, or more words a second than anyone speaks.
+    assert not reads_better(["Good morning.", "Welcome."], "Good morning, welcome.", 3.0, config)
+    assert not reads_better(
+        ["Revenue grew to 42.", "million dollars."], "Revenue grew.", 4.0, config
+    )
+    assert not reads_better(["Revenue grew 12%."], "Revenue grew twelve and.", 3.0, config)
+    assert not reads_better(["Revenue grew."], "", 3.0, config)
+    assert not reads_better(["Thank you."], "Thank you. " * 10, 2.0, config)
+    assert whole_figures("$42 million, 12%, 30 basis points and 42 alone") == 3
+
+
+def _first_readings(
+    captioner: LiveCaptioner, head_text: str = "Revenue for the third quarter grew to 42."
+) -> tuple[LiveCue, LiveCue]:
+    """HEAD, then TAIL after a short pause, each read alone as soon as it is cut."""
+    head, tail = said(HEAD), said(TAIL)
+    feed(captioner, call(0.5, head, 0.4))
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.settling
+    captioner.decoded(head_text, "Mark Chen")
+    (first,) = captioner.take_cues()
+    feed(captioner, call(tail, 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.settling  # the new piece's first reading
+    captioner.decoded("million dollars, up 12%.", "Mark Chen")
+    (second,) = captioner.take_cues()
+    return first, second
+
+
+def test_a_short_piece_is_read_again_with_the_next_and_its_cue_settles() -> None:
+    captioner = LiveCaptioner()
+    first, second = _first_readings(captioner)
+    assert (first.number, second.number) == (0, 1) and not first.revises
+    # The engine is free: the two are read again as one.
+    horizon = captioner.horizon()
+    again = captioner.next_piece()
+    assert again is not None and captioner.settling
+    assert (again.start, again.end) == (first.start, second.end)
+    assert not captioner.idle
+    # A re-reading holds no subtitle segment back: its cues are out.
+    assert captioner.horizon() == horizon
+    captioner.decoded("Revenue for the third quarter grew to $42 million, up 12%.", "Mark Chen")
+    (revision,) = captioner.take_cues()
+    assert revision.revises == (0, 1) and revision.number == 2
+    assert (revision.start, revision.end) == (first.start, second.end)
+    assert revision.speaker == "Mark Chen" and "$42 million" in revision.text
+    assert captioner.idle and captioner.next_piece() is None
+
+
+def test_a_joined_reading_no_better_revises_nothing() -> None:
+    captioner = LiveCaptioner()
+    _first_readings(captioner)
+    assert captioner.next_piece() is not None and captioner.settling
+    captioner.decoded(
+        "Revenue for the third quarter grew to 42. Million dollars, up 12%.", "Mark Chen"
+    )
+    assert captioner.take_cues() == []
+
+
+def test_a_re_reading_waits_while_a_new_piece_does() -> None:
+    captioner = LiveCaptioner()
+    first, second = _first_readings(captioner)
+    # More speech was cut while the engine read TAIL: its first reading comes first.
+    feed(captioner, call(said(SECOND), 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.settling and piece.start > second.end
+    captioner.decoded("Operating margin improved to 18%.", "Mark Chen")
+    (third,) = captioner.take_cues()
+    # Then the three are read again together: the re-reading of the first two had not
+    # had its turn (TAIL was short, and within the pause).
+    again = captioner.next_piece()
+    assert again is not None and captioner.settling
+    assert (again.start, again.end) == (first.start, third.end)
+    assert again.end - again.start <= CaptionConfig().settle_longest_s * RATE
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Mark Chen")
+    # Not better (words lost): nothing revised, nothing read again.
+    assert captioner.take_cues() == [] and captioner.next_piece() is None
+
+
+def test_a_settled_reading_stands_for_its_cues_with_the_next() -> None:
+    captioner = LiveCaptioner()
+    first, second = _first_readings(captioner)
+    assert captioner.next_piece() is not None
+    captioner.decoded("Revenue for the third quarter grew to $42 million, up 12%.", "Mark Chen")
+    (revision,) = captioner.take_cues()
+    assert revision.revises == (first.number, second.number)
+    feed(captioner, call(said("Thank you."), 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None and not captioner.settling
+    captioner.decoded("Thank you.", "Mark Chen")
+    (thanks,) = captioner.take_cues()
+    # The short "Thank you." is read again with the settled stretch before it, once.
+    again = captioner.next_piece()
+    assert again is not None and (again.start, again.end) == (first.start, thanks.end)
+    captioner.decoded(
+        "Revenue for the third quarter grew to $42 million, up 12%. Thank you.", "Mark Chen"
+    )
+    assert captioner.take_cues() == []  # the same words: nothing to revise
+
+
+def test_cues_of_another_speaker_or_after_a_long_pause_do_not_settle_together() -> None:
+    captioner = LiveCaptioner()
+    feed(captioner, call(0.5, said(HEAD), 0.4))
+    assert captioner.next_piece() is not None
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Mark Chen")
+    feed(captioner, call(said(TAIL), 1.0), start=captioner.fed)
+    assert captioner.next_piece() is not None
+    captioner.decoded("million dollars, up 12%.", "Operator")
+    assert captioner.next_piece() is None and captioner.idle
+    # The same speaker again, but after a pause longer than ``settle_gap_s``.
+    feed(captioner, call(2.0, said(HEAD), 1.0), start=captioner.fed)
+    assert captioner.next_piece() is not None
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Operator")
+    assert captioner.next_piece() is None and captioner.idle
+
+
+def test_a_re_reading_too_far_behind_the_live_edge_is_let_go() -> None:
+    captioner = LiveCaptioner(CaptionConfig(max_behind_s=3.0))
+    _first_readings(captioner)
+    assert not captioner.idle
+    feed(captioner, silence(4.0), start=captioner.fed)
+    assert captioner.next_piece() is None and captioner.idle
+    assert captioner.take_cues() == []
+
+
+@pytest.mark.skipif("moonshine" not in available_engines(), reason="needs Moonshine")
+def test_a_figure_split_across_two_short_pieces_settles_whole_in_the_live_transcript(
+    tmp_path: Path,
+) -> None:
+    """A pause in "forty two | million dollars": each piece is read alone as soon as it is
+    cut, the figure in two; read again together, the live transcript gets it whole."""
+    engine = load_engine(None, threads=1)
+    live = tmp_path / "webcast" / "live"
+    live.mkdir(parents=True)
+    files = CaptionFiles(live, SubtitleConfig(), datetime(2026, 11, 29, 12, tzinfo=UTC), 0, 0.0)
+    captioner = LiveCaptioner()
+
+    def read_next() -> None:
+        piece = captioner.next_piece()
+        assert piece is not None
+        text = " ".join(s.text for s in engine.transcribe(piece.samples, RATE))
+        captioner.decoded(written(text) if text.strip() else "", "Speaker")
+        for cue in captioner.take_cues():
+            files.add(cue)
+
+    feed(captioner, call(0.5, said(HEAD), 0.4))
+    read_next()
+    feed(captioner, call(said(TAIL), 1.0), start=captioner.fed)
+    read_next()
+    firsts = read_transcript(live.parent)
+    assert [c["revises"] for c in firsts] == [None, None], firsts
+    assert "$42 million" not in " ".join(c["text"] for c in firsts), firsts
+    read_next()  # the engine is free: the two read again as one
+    *_, settled = read_transcript(live.parent)
+    assert settled["revises"] == [0, 1], settled
+    assert "$42 million" in settled["text"], settled
+    # And it reads the stretch better than the two readings it replaces, word for word.
+    said_text = f"{HEAD} {TAIL}"
+    first_text = " ".join(c["text"] for c in firsts)
+    wer_first = word_error_rate(said_text, first_text, numbers=True)
+    wer_settled = word_error_rate(said_text, settled["text"], numbers=True)
+    assert wer_settled < wer_first, (firsts, settled)
+
+
+def test_a_re_reading_longer_than_the_budget_at_the_engines_pace_is_let_go() -> None:
+    captioner = LiveCaptioner(CaptionConfig(settle_budget_s=1.0))
+    head, tail = said(HEAD), said(TAIL)
+    feed(captioner, call(0.5, head, 0.4))
+    piece = captioner.next_piece()
+    assert piece is not None
+    # The engine took as long as the piece is (a loaded machine): 1 s of mix a second.
+    feed(captioner, silence((piece.end - piece.start) / RATE), start=captioner.fed)
+    captioner.decoded("Revenue for the third quarter grew to 42.", "Mark Chen")
+    feed(captioner, call(tail, 1.0), start=captioner.fed)
+    piece = captioner.next_piece()
+    assert piece is not None
+    feed(captioner, silence((piece.end - piece.start) / RATE), start=captioner.fed)
+    captioner.decoded("million dollars, up 12%.", "Mark Chen")
+    assert captioner.pace is not None and captioner.pace > 0.9
+    # Reading the two again would keep it over 4 s: new speech would wait that long.
+    assert captioner.next_piece() is None and captioner.idle

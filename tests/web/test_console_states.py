@@ -56,6 +56,21 @@ def test_start_call_gives_way_to_end_call(tmp_path: Path) -> None:
         with transcript.open("a") as worker:
             worker.write(json.dumps(cue) + "\n")
         page.wait_for_selector("#live-captions li:has-text('Good afternoon')")
+        # A settled reading takes the place of the lines it revises, in the same line; a
+        # later one may settle it again with the next (it names the revision's index).
+        lines = [
+            {"start": 2.1, "end": 3.0, "speaker": "Speaker", "text": "and welcome"},
+            {"start": 0.5, "end": 3.0, "speaker": "Speaker", "text": "Good afternoon and welcome.",
+             "revises": [0, 1]},
+            {"start": 3.2, "end": 4.0, "speaker": "Speaker", "text": "to the"},
+            {"start": 0.5, "end": 4.0, "speaker": "Speaker",
+             "text": "Good afternoon and welcome to the call.", "revises": [2, 3]},
+        ]  # fmt: skip
+        with transcript.open("a") as worker:
+            worker.write("".join(json.dumps(line) + "\n" for line in lines))
+        page.wait_for_selector("#live-captions li:has-text('welcome to the call.')")
+        shown = page.locator("#live-captions li .text").all_text_contents()
+        assert shown == ["Good afternoon and welcome to the call."], shown
 
         page.get_by_role("button", name="End call").click()
         page.wait_for_selector("#call-state:text('ended')")

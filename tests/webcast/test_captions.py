@@ -32,6 +32,7 @@ from callbridge.webcast.captions import (
     LiveCaptions,
     end_playlist,
     read_transcript,
+    transcript_vtt,
 )
 from callbridge.webcast.playlist import parse
 from callbridge.webcast.subtitles import MASTER, SUBTITLES, SubtitleConfig
@@ -235,3 +236,54 @@ def test_a_playlist_left_open_is_ended(tmp_path: Path) -> None:
     assert end_playlist(live)
     assert parse((live / SUBTITLES).read_text()).ended
     assert not end_playlist(tmp_path)  # no playlist: nothing to end
+
+
+def test_a_settled_reading_revises_its_cues_in_the_live_transcript(tmp_path: Path) -> None:
+    live = layout.live_under(tmp_path, 6)
+    live.mkdir(parents=True)
+    files = CaptionFiles(live, SubtitleConfig(), ORIGIN, 30, 0.0)
+    files.at_edge(2 * RATE)
+    files.add(LiveCue(int(0.5 * RATE), int(1.5 * RATE), "Revenue grew to 42.", 2 * RATE, "A", 0))
+    files.at_edge(3 * RATE)
+    files.add(LiveCue(int(1.6 * RATE), int(2.5 * RATE), "million dollars.", 3 * RATE, "A", 1))
+    settled = "Revenue grew to $42 million."
+    files.add(LiveCue(int(0.5 * RATE), int(2.5 * RATE), settled, 4 * RATE, "A", 2, (0, 1)))
+    # A cue after it, and a second settling of the revision with it (named by its number).
+    files.add(LiveCue(int(3 * RATE), int(4 * RATE), "Thank you.", 5 * RATE, "A", 3))
+    files.add(
+        LiveCue(int(0.5 * RATE), int(4 * RATE), settled + " Thank you!", 6 * RATE, "A", 4, (2, 3))
+    )
+    files.finish()
+    cues = read_transcript(live.parent)
+    assert [(c["text"], c["revises"]) for c in cues] == [
+        ("Revenue grew to 42.", None),
+        ("million dollars.", None),
+        (settled, [0, 1]),
+        ("Thank you.", None),
+        (settled + " Thank you!", [2, 3]),
+    ]
+    # The first reading's delay is the captions' delay; a revision's is apart.
+    assert cues[2]["delay"] is None and cues[0]["delay"] == 0.5
+    lines = [json.loads(line) for line in (live.parent / TRANSCRIPT).read_text().splitlines()]
+    assert lines[2]["settled_after"] == 1.5 and lines[2]["subtitles"] is False
+    # A search finds the settled text only; the live text kept is the settled one.
+    assert [c["index"] for c in read_transcript(live.parent, "dollars")] == []
+    assert [c["index"] for c in read_transcript(live.parent, "million")] == [4]
+    kept = parse_vtt(transcript_vtt(live.parent))
+    assert [c.text for c in kept] == [settled + " Thank you!"]
+    assert kept[0].start == 0.5
+
+
+def test_a_worker_started_again_names_lines_after_the_last_ones(tmp_path: Path) -> None:
+    live = layout.live_under(tmp_path, 7)
+    live.mkdir(parents=True)
+    first = CaptionFiles(live, SubtitleConfig(), ORIGIN, 30, 0.0)
+    first.add(LiveCue(0, RATE, "hello", RATE, None, 0))
+    second = CaptionFiles(live, SubtitleConfig(), ORIGIN, 30, 0.0)
+    second.add(LiveCue(2 * RATE, 3 * RATE, "forty", 3 * RATE, None, 0))
+    second.add(LiveCue(int(3.2 * RATE), 4 * RATE, "two", 4 * RATE, None, 1))
+    second.add(LiveCue(2 * RATE, 4 * RATE, "42", 5 * RATE, None, 2, (0, 1)))
+    assert read_transcript(live.parent)[-1]["revises"] == [1, 2]
+    # A revision of a cue this worker has no line for (the last one's) is not written.
+    second.add(LiveCue(0, 4 * RATE, "hello 42", 6 * RATE, None, 3, (7, 2)))
+    assert len(read_transcript(live.parent)) == 4

@@ -176,3 +176,31 @@ def test_a_timeline_hours_in_starts_its_segments_there() -> None:
     assert playlist.segments[1].program_date_time == ORIGIN + timedelta(seconds=0.64)
     cue = subs.add(LiveCue(start=int(0.1 * RATE), end=int(0.9 * RATE), text="Hi.", ready=0))
     assert abs(cue.start - (decode_start + PRIMING_S + 0.1)) < 1e-3
+
+
+def test_a_revision_replaces_cues_whose_segments_are_not_out_yet() -> None:
+    subs = SubtitleTrack(SubtitleConfig(), ORIGIN, 0, 0.0)
+    first = subs.add(LiveCue(int(0.5 * RATE), int(1.5 * RATE), "revenue grew to 42.", RATE))
+    second = subs.add(LiveCue(int(1.6 * RATE), int(2.5 * RATE), "million dollars.", RATE))
+    # The horizon held the segments back (an earlier piece still decoding): none is out.
+    assert subs.published == 0
+    settled = LiveCue(int(0.5 * RATE), int(2.5 * RATE), "revenue grew to $42 million.", 3 * RATE)
+    timed = subs.revise(settled, [first, second], edge=3 * RATE)
+    assert timed is not None and timed.start == first.start
+    out = subs.advance(horizon=6 * RATE, edge=6 * RATE)
+    shown = {c.text for f in out if f.name != SUBTITLES for c in parse_vtt(f.data.decode())}
+    assert shown == {"revenue grew to $42 million."}
+    assert [c.text for c in parse_vtt(subs.as_vtt())] == ["revenue grew to $42 million."]
+
+
+def test_a_revision_leaves_the_published_text_as_it_was() -> None:
+    subs = SubtitleTrack(SubtitleConfig(), ORIGIN, 0, 0.0)
+    first = subs.add(LiveCue(int(0.5 * RATE), int(1.5 * RATE), "revenue grew to 42.", 2 * RATE))
+    subs.publish_to_edge(2 * RATE)  # the cue went out with the segments to the edge
+    second = subs.add(LiveCue(int(1.6 * RATE), int(2.5 * RATE), "million dollars.", 3 * RATE))
+    settled = LiveCue(int(0.5 * RATE), int(2.5 * RATE), "revenue grew to $42 million.", 4 * RATE)
+    # Players have the first cue: shown again beside it, the words would come twice.
+    assert subs.revise(settled, [first, second], edge=4 * RATE) is None
+    out = subs.advance(horizon=8 * RATE, edge=8 * RATE)
+    shown = {c.text for f in out if f.name != SUBTITLES for c in parse_vtt(f.data.decode())}
+    assert shown == {"revenue grew to 42.", "million dollars."}

@@ -21,13 +21,34 @@ here knows the time of day: the only clock is the samples fed so far.
   piece ended more than ``max_behind_s`` before the newest sample, the worker
   has fallen behind: every such piece is dropped and one
   ``SKIPPED`` cue says so, rather than drifting further behind.
+* Partial cues settle (issue 26: the same engine reads a figure whole with the
+  speech around it). The first, fast reading of each piece goes out as a cue
+  at once, as above; then, when the engine has nothing else to read, the
+  piece of the same speaker just before it (within ``settle_gap_s``; with
+  those before it whose own re-reading has not had its turn, up to
+  ``settle_longest_s`` in all) is read again together with it, if one of
+  them was short (under ``settle_short_s``) or they meet inside speech (a
+  cut of long speech). A settled stretch stands for its cues from then on,
+  so the context grows as readings settle. When that reading reads it better
+  (``reads_better``: a figure whole where the short readings split it, words
+  the short readings lost, no words or figures lost), a cue ``revises`` the
+  cues it replaces (their ``number``). A re-reading never holds a first
+  one back from starting (it waits while any piece does) nor the horizon;
+  one too far behind the live edge (``max_behind_s``), or that would keep
+  the engine longer than ``settle_budget_s`` at its pace, is let go.
 * ``horizon`` is the sample before which no cue can still come: the subtitle
   rendition publishes a segment once the horizon has passed its end.
+
+Over 500 lines: cutting, queueing, skipping and settling are one schedule of
+one engine, over the same pieces; apart, each would have to see the others'
+state to decide what the engine reads next.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +57,7 @@ import numpy.typing as npt
 from callbridge.media.mixer import SAMPLE_RATE
 from callbridge.transcript.pieces import PieceConfig, plan_pieces
 from callbridge.transcript.vad import VoiceProfile, frame_levels, to_float
+from callbridge.transcript.wer import normalise
 
 SKIPPED = "[captions skipped ahead]"
 
@@ -64,6 +86,20 @@ class CaptionConfig:
     join_gap_s: float = 1.0  # ...if no further apart than this
     rejoin_s: float = 3.0  # a short piece that gave no text waits this long for the next
     max_pending_s: float = 60.0  # at most this much speech waits (every buffer has a limit)
+    # Settling: the cues of pieces of one speaker no further apart than this are read
+    # again together with the next, up to ``settle_longest_s`` of audio (one decode of
+    # it costs the worker about 1 s at one thread: a re-reading is never longer), when
+    # one of them is shorter than ``settle_short_s`` (Moonshine misreads a short figure
+    # alone, 2-4 s, about one time in four) or they meet inside speech.
+    settle_gap_s: float = 1.0
+    settle_short_s: float = 4.0
+    settle_longest_s: float = 12.0
+    # A re-reading is let go where the engine's pace (mix heard per audio decoded, of
+    # the last decodes) says it would take longer than this: a new piece cut meanwhile
+    # waits for it, and this is the most that wait adds to the captions' delay.
+    settle_budget_s: float = 1.0
+    # More words a second than anyone speaks: the decoder ran on (repeats), not a reading.
+    max_words_per_s: float = 6.0
 
     @property
     def frame(self) -> int:
@@ -83,17 +119,74 @@ class Piece:
 @dataclass(frozen=True)
 class LiveCue:
     """A caption: speech from ``start`` to ``end`` (samples on the caption clock), its text,
-    and ``ready``, how many samples had been fed when it was made (the delay's measure)."""
+    and ``ready``, how many samples had been fed when it was made (the delay's measure).
+
+    ``number`` counts the cues one captioner made, from 0 (-1: made elsewhere);
+    ``revises`` names (by number) the cues a settled reading replaces, in order.
+    """
 
     start: int
     end: int
     text: str
     ready: int
     speaker: str | None = None
+    number: int = -1
+    revises: tuple[int, ...] = ()
 
     @property
     def skipped(self) -> bool:
         return self.text == SKIPPED
+
+
+_FIGURE = re.compile(
+    r"(?P<currency>(?:[A-Z]{1,2}\$|[$€£¥])\s?)?\d(?:[\d,.]*\d)?"
+    r"(?P<unit>%|\s?(?:thousand|million|billion|trillion|bps|basis points)\b)?"
+)
+
+
+def whole_figures(text: str) -> int:
+    """Figures written whole in (written) ``text``: a number with its currency, percent
+    sign or scale ("$42 million", "12%"); a bare "42" or a lone "million" is not one."""
+    return sum(
+        1 for match in _FIGURE.finditer(text) if match.group("currency") or match.group("unit")
+    )
+
+
+def reads_better(firsts: Sequence[str], joined: str, seconds: float, config: CaptionConfig) -> bool:
+    """Whether ``joined``, one reading of ``seconds`` of speech, reads it better than the
+    ``firsts``, the cues read from its pieces one by one (all written text).
+
+    Better: more figures whole with at most one spoken word per figure fewer (a
+    "$42 million" says "dollars" no more), or as many figures and more words,
+    or as many of both and other words (the longer context reads them; issue 26).
+    Never: a figure lost, words lost, or more words a second than anyone speaks.
+    """
+    before = " ".join(" ".join(firsts).split())
+    after = " ".join(joined.split())
+    if not after or after == before:
+        return False
+    spoken_before = normalise(before, numbers=True)
+    spoken_after = normalise(after, numbers=True)
+    if len(spoken_after) > config.max_words_per_s * max(seconds, 1.0):
+        return False
+    figures_before = sum(whole_figures(text) for text in firsts)
+    gained = whole_figures(after) - figures_before
+    if gained > 0:
+        return len(spoken_after) >= len(spoken_before) - gained
+    if gained < 0 or len(spoken_after) < len(spoken_before):
+        return False
+    return spoken_after != spoken_before
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A cue shown and the audio it was read from, while it may still settle."""
+
+    number: int
+    piece: Piece
+    text: str
+    speaker: str | None
+    settled: bool  # read with the speech around it already: not short, whatever its length
 
 
 class PieceCutter:
@@ -250,8 +343,9 @@ class LiveCaptioner:
     """The worker's core: samples in, pieces to decode out, skip-ahead cues; see the module.
 
     ``feed`` as the mix arrives, ``next_piece`` when the engine is free,
-    ``decoded`` with the engine's text when it is done; ``take_cues`` gives
-    the cues to send, in order.
+    ``decoded`` with the engine's text (and who spoke) when it is done;
+    ``take_cues`` gives the cues to send, in order, revisions among them.
+    ``settling`` says whether the piece being decoded is a re-reading.
     """
 
     def __init__(self, config: CaptionConfig | None = None, first: int = 0) -> None:
@@ -264,6 +358,16 @@ class LiveCaptioner:
         self._unread: Piece | None = None  # short, gave no text: read again with the next
         self._rejoined = False  # the piece being decoded holds an unread one
         self._cues: list[LiveCue] = []
+        self._made = 0  # cues numbered so far
+        # The newest cues and their audio, while they may settle; the re-reading to do
+        # when the engine is free, and the one being decoded.
+        self._recent: deque[_Read] = deque()
+        self._settle: tuple[_Read, ...] | None = None
+        self._settling: tuple[_Read, ...] | None = None
+        # The engine's pace: samples fed while it decodes one sample (averaged), and the
+        # edge when the piece being decoded was handed out.
+        self.pace: float | None = None
+        self._handed = 0
 
     @property
     def fed(self) -> int:
@@ -297,7 +401,7 @@ class LiveCaptioner:
         if not self.pending:
             if unread is not None and self.fed - unread.end <= self.config.rejoin_s * c.rate:
                 self._unread = unread  # the next speech may still come
-            return None
+            return self._next_settle(bound)
         piece = self.pending.popleft()
         if unread is not None and piece.start - unread.end <= self.config.rejoin_s * c.rate:
             piece = self._together(unread, piece, gap=self.config.join_gap_s)
@@ -313,6 +417,7 @@ class LiveCaptioner:
         ):
             piece = self._together(piece, self.pending.popleft())
         self.decoding = piece
+        self._handed = self.fed
         return piece
 
     def _together(self, first: Piece, then: Piece, gap: float | None = None) -> Piece:
@@ -324,19 +429,105 @@ class LiveCaptioner:
         silence = np.zeros(max(0, pause), dtype=np.int16)
         return Piece(first.start, then.end, np.concatenate([first.samples, silence, then.samples]))
 
+    @property
+    def settling(self) -> bool:
+        """Whether the piece being decoded is a re-reading (its cues are out already)."""
+        return self._settling is not None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to decode, now or when the engine is free (the mix may have ended)."""
+        return not self.pending and self.decoding is None and self._settle is None
+
     def decoded(self, text: str, speaker: str | None = None) -> None:
-        """The engine's (written) text for the piece ``next_piece`` gave; empty for none."""
+        """The engine's (written) text for the piece ``next_piece`` gave (empty for none),
+        and who spoke in it."""
         piece = self.decoding
         assert piece is not None, "no piece is being decoded"
         self.decoding = None
+        pace = (self.fed - self._handed) / max(1, len(piece.samples))
+        self.pace = pace if self.pace is None else 0.7 * self.pace + 0.3 * pace
+        if self._settling is not None:
+            reads, self._settling = self._settling, None
+            self._settled(reads, piece, text)
+            return
         short = piece.end - piece.start < self.config.least_s * self.config.rate
         if not text.strip() and short and not self._rejoined:
             self._unread = piece  # read again with the next speech
             return
         if text.strip():
-            self._cues.append(
-                LiveCue(piece.start, piece.end, " ".join(text.split()), self.fed, speaker)
-            )
+            cue = self._cue(piece.start, piece.end, " ".join(text.split()), speaker)
+            self._read(_Read(cue.number, piece, cue.text, speaker, settled=False))
+
+    def _cue(
+        self, start: int, end: int, text: str, speaker: str | None, revises: tuple[int, ...] = ()
+    ) -> LiveCue:
+        cue = LiveCue(start, end, text, self.fed, speaker, self._made, revises)
+        self._made += 1
+        self._cues.append(cue)
+        return cue
+
+    # -- settling --
+
+    def _read(self, read: _Read) -> None:
+        """A first reading went out: plan reading it again with the one just before (a
+        settled one stands for those it revised: context grows as readings settle), and
+        with those before that too where their re-reading has not had its turn yet."""
+        c = self.config
+        rate = c.rate
+        reach = read.piece.end - round(c.settle_longest_s * rate)
+        while self._recent and self._recent[0].piece.start < reach:
+            self._recent.popleft()
+        before = self._recent[-1] if self._recent else None
+        self._recent.append(read)
+        if (
+            before is None
+            or before.piece.start < reach
+            or read.piece.start - before.piece.end > c.settle_gap_s * rate
+            or before.speaker != read.speaker
+        ):
+            return
+
+        def short(r: _Read) -> bool:
+            return not r.settled and r.piece.end - r.piece.start < c.settle_short_s * rate
+
+        # Worth it where a short piece was read alone, or the two meet inside speech.
+        if not (short(read) or short(before) or read.piece.start <= before.piece.end):
+            return
+        waiting = self._settle
+        if waiting is not None and waiting[-1] is before and waiting[0].piece.start >= reach:
+            self._settle = (*waiting, read)
+        else:
+            self._settle = (before, read)
+
+    def _next_settle(self, bound: float) -> Piece | None:
+        """The re-reading to decode now (the engine is free, no piece waits), if any."""
+        reads, self._settle = self._settle, None
+        if reads is None or reads[-1].piece.end < bound:
+            return None  # too far behind the live edge to matter any more
+        piece = reads[0].piece
+        for read in reads[1:]:
+            piece = self._together(piece, read.piece, gap=self.config.join_gap_s)
+        budget = self.config.settle_budget_s * self.config.rate
+        if self.pace is not None and self.pace * len(piece.samples) > budget:
+            return None  # the engine is too slow now to read it again in time
+        self._settling = reads
+        self.decoding = piece
+        self._handed = self.fed
+        return piece
+
+    def _settled(self, reads: tuple[_Read, ...], piece: Piece, text: str) -> None:
+        """The re-reading of ``reads`` as ``piece`` gave ``text``: a revision if it is better."""
+        text = " ".join(text.split())
+        seconds = (piece.end - piece.start) / self.config.rate
+        if not reads_better([r.text for r in reads], text, seconds, self.config):
+            return
+        numbers = tuple(r.number for r in reads)
+        cue = self._cue(piece.start, piece.end, text, reads[-1].speaker, numbers)
+        settled = _Read(cue.number, piece, text, cue.speaker, settled=True)
+        # The revision stands for the cues it replaces from now on (and may settle again).
+        kept = [r for r in self._recent if r.number not in numbers]
+        self._recent = deque(sorted([*kept, settled], key=lambda r: r.piece.start))
 
     def take_cues(self) -> list[LiveCue]:
         """The cues made since the last call, in the order made."""
@@ -346,7 +537,8 @@ class LiveCaptioner:
     def horizon(self) -> int:
         """No cue still to come starts before this sample."""
         candidates = [self.fed]
-        if self.decoding is not None:
+        if self.decoding is not None and self._settling is None:
+            # A re-reading's cues are out: it holds nothing back.
             candidates.append(self.decoding.start)
         if self.pending:
             candidates.append(self.pending[0].start)
@@ -363,4 +555,7 @@ class LiveCaptioner:
     def _skip(self, pieces: list[Piece]) -> None:
         self.skips += 1
         self.skipped_pieces += len(pieces)
-        self._cues.append(LiveCue(pieces[0].start, pieces[-1].end, SKIPPED, self.fed))
+        # Speech was lost between the cues before and after: they settle apart.
+        self._recent.clear()
+        self._settle = None
+        self._cue(pieces[0].start, pieces[-1].end, SKIPPED, None)

@@ -272,7 +272,14 @@ class LiveCaption(BaseModel):
     end: float
     speaker: str | None = Field(description='"Speaker" (the mix names nobody); None for a note')
     text: str
-    delay: float | None = Field(None, description="seconds from the words' end to the cue")
+    delay: float | None = Field(
+        None, description="seconds from the words' end to the cue; None for a revision"
+    )
+    revises: list[int] | None = Field(
+        None,
+        description="a settled reading: the indices of the cues it replaces (shown in their "
+        "place); None for a first reading",
+    )
 
 
 class LiveCaptions(BaseModel):

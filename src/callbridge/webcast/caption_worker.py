@@ -11,7 +11,8 @@ folder, ``captions.timeline_record``; and, as it changes, who is talking,
 so the media plane's process does no caption work but the hand-off. Without
 a timeline it writes JSON lines on stdout instead:
 
-    {"cue": {"start", "end", "ready", "text"}}   samples on the caption clock
+    {"cue": {"start", "end", "ready", "text"}}   samples on the caption clock; a revision
+                                                 also has "number" and "revises" (numbers)
     {"horizon": N}                               no cue to come starts before N
     {"dropped": N}                               chunks it could not keep up reading
     {"error": "..."}                             (with or without a timeline)
@@ -20,9 +21,12 @@ A thread reads stdin into a bounded queue, so the host's writes never wait on
 a decode, and publishes subtitle segments as the audio passes them; the main
 thread cuts and decodes (``live.LiveCaptioner``), writes figures as figures
 and applies the glossary (``transcribe.written``), and gives each cue the
-name of who spoke longest in it (``speaking.SpeakerTimeline``). The engine is loaded
-first, while the reader thread queues the mix. At end of input it decodes
-what it has heard, ends the subtitle playlist and exits.
+name of who spoke longest in it (``speaking.SpeakerTimeline``). When the engine
+has nothing new to read, the captioner may hand it a re-reading of the last
+cues (``LiveCaptioner.settling``), whose better reading comes back as a cue
+that revises them. The engine is loaded first, while the reader thread
+queues the mix. At end of input it decodes what it has heard, ends the
+subtitle playlist and exits.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import IO
 
 import numpy as np
@@ -139,6 +142,9 @@ def cue_message(cue: LiveCue) -> str:
     said["text"] = cue.text
     if cue.speaker:
         said["speaker"] = cue.speaker
+    if cue.revises:
+        said["number"] = cue.number
+        said["revises"] = list(cue.revises)
     return json.dumps({"cue": said})
 
 
@@ -236,11 +242,10 @@ def run(
             }
             # What arrived during the decode first: a cue's ``ready`` is the edge now.
             take(block=False)
-            captioner.decoded(written(text, glossary) if text else "")
-        cues = [
-            cue if cue.skipped else replace(cue, speaker=speakers.label(cue.start, cue.end))
-            for cue in captioner.take_cues()
-        ]
+            said = written(text, glossary) if text else ""
+            # Who spoke: a re-reading settles only cues of one speaker (the captioner's).
+            captioner.decoded(said, speakers.label(piece.start, piece.end))
+        cues = captioner.take_cues()
         files = outlet.files
         for cue in cues:
             if files is not None:
@@ -257,7 +262,7 @@ def run(
         if dropped[0] != last_dropped:
             last_dropped = dropped[0]
             outlet.say({"dropped": last_dropped})
-        if ended and not captioner.pending and captioner.decoding is None:
+        if ended and captioner.idle:
             if files is not None:
                 files.finish()
             else:

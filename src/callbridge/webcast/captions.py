@@ -23,7 +23,11 @@ that many milliseconds late):
   subtitle segments and playlist (``subtitles.SubtitleTrack``) as the mix
   arrives and as cues are made, and each cue appended to ``captions.jsonl``,
   which the console reads (``read_transcript``). A worker started again
-  mid-call goes on from the segments the last one published.
+  mid-call goes on from the segments the last one published. A settled
+  reading (``LiveCue.revises``) is a line of its own whose ``revises`` lists
+  the lines it replaces (their indices in the file) and ``subtitles`` whether
+  it replaced them in the subtitle segments too (only where none of theirs
+  was out yet: ``SubtitleTrack.revise``); the console shows it in their place.
 
 Files, each written atomically (``store.files.write_atomic``)::
 
@@ -71,6 +75,7 @@ from callbridge.webcast.subtitles import (
     SUBTITLES,
     SubtitleConfig,
     SubtitleTrack,
+    TimedCue,
     master_playlist,
 )
 
@@ -96,6 +101,7 @@ TALK_HOLD_S = 0.5
 MAX_TIMELINE = 16 * 1024
 MAX_LINE = 64 * 1024
 MAX_TRANSCRIPT_CUES = 20_000
+MAX_SETTLING = 64  # a worker's newest cues a revision may name (it names the last few)
 SPEAKER = "Speaker"  # a cue whose talker nobody has named
 MAX_BATCH_FRAMES = 50  # frames in one write to the worker (a second of mix)
 BATCH_WAIT_S = 0.1
@@ -158,8 +164,9 @@ class CaptionStats:
     starts: int = 0
     restarts: int = 0
     dropped: int = 0  # frames not handed to a worker (queue full, worker down)
-    cues: int = 0  # counted from the transcript when the call ends
+    cues: int = 0  # first readings, counted from the transcript when the call ends
     skips: int = 0
+    revisions: int = 0  # settled readings in place of earlier cues
 
 
 class LiveCaptions:
@@ -296,7 +303,8 @@ class LiveCaptions:
         # A worker killed or stopped before its end left the playlist open.
         end_playlist(self.live_dir)
         cues = transcript_lines(self.event_dir)
-        self.stats.cues = len(cues)
+        self.stats.revisions = sum(1 for cue in cues if cue.get("revises"))
+        self.stats.cues = len(cues) - self.stats.revisions
         self.stats.skips = sum(1 for cue in cues if cue.get("text") == SKIPPED)
         self._write_status()
 
@@ -497,6 +505,13 @@ class CaptionFiles:
         self._clock = clock
         self._lock = threading.Lock()
         self._lines = 0
+        # Lines in the transcript before this worker's (a worker started again appends),
+        # and this worker's newest cues by number: their line and how players got them.
+        try:
+            self._first_line = (self.event_dir / TRANSCRIPT).read_bytes().count(b"\n")
+        except OSError:
+            self._first_line = 0
+        self._made: dict[int, tuple[int, TimedCue]] = {}
 
     @classmethod
     def from_record(cls, payload: bytes) -> CaptionFiles:
@@ -528,19 +543,47 @@ class CaptionFiles:
 
     def add(self, cue: LiveCue, **timing: float) -> None:
         """A cue the worker made: into the segments not yet out, and the transcript
-        (with ``timing``, seconds the bench reads: when the piece was cut, its decode)."""
+        (with ``timing``, seconds the bench reads: when the piece was cut, its decode).
+        A revision replaces the cues it revises (see the module docstring)."""
         with self._lock:
             track = self.track
             if track.ended:
                 return
-            timed = track.add(cue, self.edge)
-            msn = track.first_msn + track.published  # the first segment that carries it
+            extra: dict[str, Any] = {}
+            if cue.revises:
+                replaced = [self._made.get(number) for number in cue.revises]
+                if any(found is None for found in replaced):
+                    return  # a cue it revises has no line (the transcript was full)
+                lines = [found[0] for found in replaced if found is not None]
+                olds = [found[1] for found in replaced if found is not None]
+                revised = track.revise(cue, olds, self.edge)
+                timed = revised or TimedCue(
+                    min(c.start for c in olds), max(c.end for c in olds), cue.text, cue.speaker
+                )
+                msn: int | None = track.first_msn + track.published if revised else None
+                # The first reading's delay is the captions' delay: a revision's is apart.
+                extra = {
+                    "delay": None,
+                    "settled_after": round((cue.ready - cue.end) / self.config.rate, 3),
+                    "revises": lines,
+                    "subtitles": revised is not None,
+                }
+            else:
+                timed = track.add(cue, self.edge)
+                msn = track.first_msn + track.published  # the first segment that carries it
             before = track.published
             self._write(track.publish_to_edge(self.edge))
             self._expire(before)
+            index = self._first_line + self._lines
             self._lines += 1
             if self._lines > MAX_TRANSCRIPT_CUES:
                 return
+            if cue.number >= 0:
+                self._made[cue.number] = (index, timed)
+                for number in cue.revises:
+                    self._made.pop(number, None)
+                while len(self._made) > MAX_SETTLING:
+                    del self._made[next(iter(self._made))]
             line = {
                 "start": round(cue.start / self.config.rate, 3),
                 "end": round(cue.end / self.config.rate, 3),
@@ -553,6 +596,7 @@ class CaptionFiles:
                 "msn": msn,
                 "made_at": round(self._clock(), 3),
                 **{name: round(value, 3) for name, value in timing.items()},
+                **extra,
             }
             # Opened for each cue (about one a second): a worker killed leaves no half line.
             with (self.event_dir / TRANSCRIPT).open("a", encoding="utf-8") as transcript:
@@ -608,10 +652,25 @@ def transcript_lines(event_dir: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def revised_lines(lines: Sequence[dict[str, Any]]) -> set[int]:
+    """Indices of the transcript's lines that a later line revises (its text replaces theirs)."""
+    revised: set[int] = set()
+    for line in lines:
+        found = line.get("revises")
+        if isinstance(found, list):
+            revised.update(index for index in found if isinstance(index, int))
+    return revised
+
+
 def transcript_vtt(event_dir: Path, shift_s: float = 0.0) -> str:
-    """The live transcript as one WebVTT file, as players got it, times moved by ``shift_s``."""
+    """The live transcript as one WebVTT file, settled (each revision in place of the cues
+    it revises), on the timeline players got it on, times moved by ``shift_s``."""
     cues = []
-    for line in transcript_lines(event_dir):
+    lines = transcript_lines(event_dir)
+    revised = revised_lines(lines)
+    for index, line in enumerate(lines):
+        if index in revised:
+            continue
         try:
             start = float(line["media_start"]) + shift_s
             end = float(line["media_end"]) + shift_s
@@ -626,17 +685,23 @@ def transcript_vtt(event_dir: Path, shift_s: float = 0.0) -> str:
 def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[dict[str, Any]]:
     """The live transcript's cues from index ``after`` on, those matching ``query`` if given.
 
-    Each is ``{"index", "start", "end", "speaker", "text", "delay"}`` (call seconds;
-    ``delay``: how long after the words ended the worker made the cue). A line
+    Each is ``{"index", "start", "end", "speaker", "text", "delay", "revises"}``
+    (call seconds; ``delay``: how long after the words ended the worker made
+    the cue, None for a revision; ``revises``: the indices of the cues a
+    settled reading replaces, None for a first reading). A search looks in the
+    settled text only: a cue that a later one revises is not found. A line
     still being written (no newline yet) is left for the next read.
     """
     pattern = query_pattern(query) if query.strip() else None
+    lines = transcript_lines(event_dir)
+    revised = revised_lines(lines) if pattern is not None else set()
     cues: list[dict[str, Any]] = []
-    for index, cue in enumerate(transcript_lines(event_dir)):
-        if index < after or not cue:
+    for index, cue in enumerate(lines):
+        if index < after or not cue or index in revised:
             continue
         if pattern is not None and not pattern.search(str(cue.get("text", ""))):
             continue
+        revises = cue.get("revises")
         cues.append(
             {
                 "index": index,
@@ -645,6 +710,7 @@ def read_transcript(event_dir: Path, query: str = "", after: int = 0) -> list[di
                 "speaker": cue.get("speaker"),
                 "text": cue.get("text"),
                 "delay": cue.get("delay"),
+                "revises": revises if isinstance(revises, list) else None,
             }
         )
     return cues

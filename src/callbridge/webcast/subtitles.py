@@ -20,7 +20,14 @@ by each segment's ``X-TIMESTAMP-MAP`` on the audio's own timeline. So:
   the next ones and still shows, from when it arrives;
 * a new cue does not wait for its segment's turn: every segment up to the
   audio's live edge goes out with it (``publish_to_edge``), which takes the
-  publication's share (up to a segment) out of the captions' delay.
+  publication's share (up to a segment) out of the captions' delay;
+* a settled reading that revises earlier cues (``LiveCue.revises``) takes
+  their place only while no segment holding them is out yet (``revise``).
+  Once one is, the published text stands: players have loaded it and load no
+  segment again, and the revision shown again, beside the cue it replaces,
+  would say the words twice. Since each cue publishes the segments up to the
+  edge, that is the usual case: a revision reaches the console's live
+  transcript and the live text kept at the end (``captions``), seldom players.
 
 Cue times are seconds on the decode timeline (``media_offset_s`` plus the
 caption clock's samples at ``rate``), so every segment's ``X-TIMESTAMP-MAP``
@@ -33,7 +40,7 @@ in the player, down to the last bit, which is how hls.js knows a repeat.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -143,6 +150,20 @@ class SubtitleTrack:
         self.cues.append(timed)
         self._open.append(timed)
         return timed
+
+    def revise(self, cue: LiveCue, replaced: Sequence[TimedCue], edge: int = 0) -> TimedCue | None:
+        """Put ``cue`` in place of the ``replaced`` cues (those it revises, as ``add`` returned
+        them) if no segment holding any of them is out yet; returns it as players will get
+        it, or None where the published text stands (see the module docstring)."""
+        if self.ended or not replaced:
+            return None
+        first = min(c.start for c in replaced)
+        if self._segments_to(first, lambda x: math.floor(x + 1e-9)) < self._published:
+            return None
+        gone = {id(c) for c in replaced}
+        self.cues = [c for c in self.cues if id(c) not in gone]
+        self._open = [c for c in self._open if id(c) not in gone]
+        return self.add(cue, edge)
 
     def resume(self, published: int) -> None:
         """Go on after ``published`` segments another track wrote (a worker started again):

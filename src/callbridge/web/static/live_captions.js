@@ -1,6 +1,9 @@
 // The moderator's live transcript: follows /api/events/{id}/captions/live/stream
 // (Server-Sent Events: each new cue as it is made; a reconnect goes on from the
 // last one), and filters them as the moderator types (whole words, any case).
+// A settled reading ("revises": the indices of the cues it replaces) takes the
+// place of the first of them, in the same line, and the others go: the words
+// settle where the moderator reads them rather than coming twice.
 // The list is a box of fixed height: it follows the newest line unless the
 // moderator has scrolled up to read, and then offers a way back down.
 "use strict";
@@ -43,8 +46,8 @@
     hits.textContent = query ? count + (count === 1 ? " match" : " matches") + " for “" + box.value.trim() + "”" : "";
   }
 
-  function add(cue) {
-    const item = document.createElement("li");
+  function fill(item, cue) {
+    item.textContent = "";
     item.dataset.index = String(cue.index);
     item.dataset.words = words(cue.text);
     const at = document.createElement("span");
@@ -61,6 +64,24 @@
     said.className = "text";
     said.textContent = cue.text;
     item.appendChild(said);
+  }
+
+  function shown(index) {
+    return list.querySelector('li[data-index="' + Number(index) + '"]');
+  }
+
+  function add(cue) {
+    const replaced = (cue.revises || []).map(shown).filter(Boolean);
+    if (replaced.length) {
+      // The first line it replaces takes its text (and its index, which a later
+      // revision names); the rest of the lines it replaces go.
+      fill(replaced[0], cue);
+      replaced[0].classList.add("settled");
+      for (const item of replaced.slice(1)) item.remove();
+      return;
+    }
+    const item = document.createElement("li");
+    fill(item, cue);
     list.appendChild(item);
     while (list.children.length > MAX_SHOWN) list.removeChild(list.firstChild);
   }
