@@ -103,6 +103,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # listed keeps its place after these; a new slow file belongs here.
 SLOW_FILES = (
     "tests/telephony/test_database_outage.py",  # 126 s (a 60 s outage)
+    "tests/telephony/test_hd_voice.py",  # 55 s (two wideband speakers)
     "tests/cli/test_main.py",  # 221 s
     "tests/web/test_auth.py",  # 136 s
     "tests/proxy/test_proxy.py",  # 127 s
@@ -117,6 +118,8 @@ SLOW_FILES = (
     "tests/telephony/test_crash.py",  # 55 s
     "tests/web/test_browser.py",  # 49 s
     "tests/telephony/test_engagement.py",  # 47 s
+    "tests/telephony/test_carrier_tls.py",  # ~40 s: Kamailio over TLS, baresip, sipp
+    "tests/telephony/test_trunk_failures.py",  # ~30 s
     "tests/transcript/test_end_to_end.py",  # 47 s
     "tests/web/test_api.py",  # 46 s
     "tests/telephony/test_replay.py",  # 46 s

@@ -73,7 +73,13 @@ def _longest_pause(phone: Phone, since: float, until: float) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=until - since)
 
 
-@pytest.mark.parametrize("loss", ["power", "link"])
+# "power" (every process of the host SIGKILLed at once) is the loopback test's case
+# (test_standby.py) and bench/failover_bench.py's; here the host's link is cut, which
+# only separate hosts can show. Both run with CALLBRIDGE_ALL_LOSSES=1.
+LOSSES = ["power", "link"] if os.environ.get("CALLBRIDGE_ALL_LOSSES") else ["link"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
 def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path, loss: str) -> None:
     bin_dir = find_bin_dir()
     if bin_dir is None:

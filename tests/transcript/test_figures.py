@@ -538,7 +538,7 @@ def spoken_figure(draw: st.DrawFn) -> str:
     return f"fiscal {year(when)}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     spoken_figure(),
     st.sampled_from(["Revenue was", "We expect", "Gross margin came in at", "Guidance is"]),
