@@ -94,6 +94,21 @@ class Attendance:
 EntryKey = tuple[object, ...]
 
 
+def log_row(e: LogEntry) -> CallLogRow:
+    """``e`` as its row: for a store that writes an audit entry in its own transaction."""
+    return CallLogRow(
+        event_id=e.event_id,
+        at=e.at,
+        kind=e.kind.value,
+        participant_id=e.participant_id,
+        channel=e.channel,
+        caller_id=e.caller_id,
+        role=e.role,
+        actor=e.actor,
+        detail=json.dumps(e.detail, sort_keys=True) if e.detail else "",
+    )
+
+
 def entry_key(entry: LogEntry) -> EntryKey:
     """Everything an entry says, comparable across backends (the time in UTC, to the µs)."""
     return (
@@ -130,7 +145,7 @@ class CallLog:
 
     def append(self, entries: Iterable[LogEntry]) -> int:
         """Write entries in one transaction; returns how many."""
-        rows = [self._row(e) for e in entries]
+        rows = [log_row(e) for e in entries]
         if not rows:
             return 0
         with self.database.session() as session, session.begin():
@@ -156,7 +171,7 @@ class CallLog:
                     select(CallLogRow).where(CallLogRow.at >= low, CallLogRow.at <= high)
                 )
             ]
-            rows = [self._row(e) for e in unwritten(entries, present)]
+            rows = [log_row(e) for e in unwritten(entries, present)]
             session.add_all(rows)
         return len(rows)
 
@@ -187,20 +202,6 @@ class CallLog:
                 .order_by(CallLogRow.at, CallLogRow.id)
             ).all()
         return [self._entry(r) for r in rows]
-
-    @staticmethod
-    def _row(e: LogEntry) -> CallLogRow:
-        return CallLogRow(
-            event_id=e.event_id,
-            at=e.at,
-            kind=e.kind.value,
-            participant_id=e.participant_id,
-            channel=e.channel,
-            caller_id=e.caller_id,
-            role=e.role,
-            actor=e.actor,
-            detail=json.dumps(e.detail, sort_keys=True) if e.detail else "",
-        )
 
     @staticmethod
     def _entry(r: CallLogRow) -> LogEntry:

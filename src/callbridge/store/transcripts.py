@@ -15,17 +15,17 @@ Values only: what a document holds is ``transcript.editing``'s business
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from callbridge.events.schema import MAX_GLOSSARY
-from callbridge.store.calllog import LogKind
+from callbridge.store.calllog import LogEntry, LogKind, log_row
 from callbridge.store.db import Database
 from callbridge.store.events import Conflict, EventNotFound, StoreError
 from callbridge.store.models import CallLogRow, EventRow, TranscriptEditRow, TranscriptRevisionRow
@@ -33,6 +33,13 @@ from callbridge.store.models import CallLogRow, EventRow, TranscriptEditRow, Tra
 MAX_TERM = 60  # events.schema.GlossaryTerm
 # The audit row's copy of a text is cut here: the edit row keeps it whole.
 AUDIT_TEXT = 500
+
+
+def _audit(
+    kind: LogKind, event_id: int, actor: str, now: datetime, detail: dict[str, Any]
+) -> CallLogRow:
+    """The audit trail's row for an editor's action, written in the action's transaction."""
+    return log_row(LogEntry(kind, now, event_id, channel="console", actor=actor, detail=detail))
 
 
 @dataclass(frozen=True)
@@ -149,25 +156,13 @@ class TranscriptEdits:
                     at=now,
                 )
                 session.add(row)
-                session.add(
-                    CallLogRow(
-                        event_id=event_id,
-                        at=now,
-                        kind=LogKind.TRANSCRIPT_EDIT.value,
-                        channel="console",
-                        actor=actor,
-                        detail=json.dumps(
-                            {
-                                "segment": change.segment,
-                                "field": change.field,
-                                "from": _cut(was),
-                                "to": _cut(change.value),
-                            },
-                            sort_keys=True,
-                            ensure_ascii=False,
-                        ),
-                    )
-                )
+                detail = {
+                    "segment": change.segment,
+                    "field": change.field,
+                    "from": _cut(was),
+                    "to": _cut(change.value),
+                }
+                session.add(_audit(LogKind.TRANSCRIPT_EDIT, event_id, actor, now, detail))
                 newest[key] = change.value
                 session.flush()
                 saved.append(_edit(row))
@@ -206,18 +201,8 @@ class TranscriptEdits:
                     published_at=now,
                 )
                 session.add(row)
-                session.add(
-                    CallLogRow(
-                        event_id=event_id,
-                        at=now,
-                        kind=LogKind.TRANSCRIPT_PUBLISHED.value,
-                        channel="console",
-                        actor=actor,
-                        detail=json.dumps(
-                            {"version": version, "corrections": corrections}, sort_keys=True
-                        ),
-                    )
-                )
+                detail = {"version": version, "corrections": corrections}
+                session.add(_audit(LogKind.TRANSCRIPT_PUBLISHED, event_id, actor, now, detail))
                 session.flush()
                 return _revision(row, with_document=False)
         except IntegrityError:
@@ -282,15 +267,6 @@ class TranscriptEdits:
             if len(glossary) + len(added) > MAX_GLOSSARY:
                 raise StoreError(f"the glossary holds at most {MAX_GLOSSARY} terms", field="terms")
             row.glossary = "\n".join([*glossary, *added])
-            session.add(
-                CallLogRow(
-                    event_id=event_id,
-                    at=now,
-                    kind=LogKind.GLOSSARY_ADDED.value,
-                    channel="console",
-                    actor=actor,
-                    detail=json.dumps({"terms": added}, ensure_ascii=False),
-                )
-            )
+            session.add(_audit(LogKind.GLOSSARY_ADDED, event_id, actor, now, {"terms": added}))
             session.flush()
             return added
