@@ -63,43 +63,63 @@ def _node(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SharedStore:
+    """What every node of a cascade test shares: the database, and the operator's API token."""
+
+    url: str
+    database: Database
+    token: str
+
+
 @contextlib.contextmanager
-def cascade(tmp: Path) -> Iterator[Cascade]:
-    """The origin and edges ``edge-a`` and ``edge-b``, up; all stopped afterwards."""
+def shared_store(tmp: Path, **postgres: Any) -> Iterator[SharedStore]:
+    """A PostgreSQL of its own (``postgres``: ``PostgresServer``'s options) with the schema,
+    the operator and their token, and the bus's key in ``tmp / "bus.key"``; stopped after."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         need("initdb")
         raise AssertionError("unreachable")
-    postgres = PostgresServer(bin_dir)
-    postgres.start()
-    nodes: list[RunningServer] = []
+    server = PostgresServer(bin_dir, **postgres)
+    server.start()
     database: Database | None = None
-    up: Cascade | None = None
     try:
-        url = postgres.create_database()
+        url = server.create_database()
         database = Database(url)
         database.upgrade()
         users = UserStore(database)
         users.add("operator", "correct horse battery")
         token = users.issue_token("operator")
         generate_key_file(tmp / "bus.key")
-        rtp_low = 31000 + (os.getpid() % 50) * 300
-        for n, (role, name) in enumerate(
-            (("origin", "origin"), ("edge", "edge-a"), ("edge", "edge-b"))
-        ):
-            nodes.append(_node(tmp, url, database, token, role, name, rtp_low + 100 * n))
-        for node in nodes:
-            node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-        up = Cascade(nodes[0], nodes[1:], database, tmp / "bus.key")
-        yield up
+        yield SharedStore(url, database, token)
     finally:
-        for node in nodes:
-            stop_tree(node.process)
-        for process in up.others if up is not None else ():
-            stop_tree(process)
         if database is not None:
             database.dispose()
-        postgres.stop()
+        server.stop()
+
+
+@contextlib.contextmanager
+def cascade(tmp: Path) -> Iterator[Cascade]:
+    """The origin and edges ``edge-a`` and ``edge-b``, up; all stopped afterwards."""
+    with shared_store(tmp) as store:
+        nodes: list[RunningServer] = []
+        up: Cascade | None = None
+        try:
+            rtp_low = 31000 + (os.getpid() % 50) * 300
+            for n, (role, name) in enumerate(
+                (("origin", "origin"), ("edge", "edge-a"), ("edge", "edge-b"))
+            ):
+                low = rtp_low + 100 * n
+                nodes.append(_node(tmp, store.url, store.database, store.token, role, name, low))
+            for node in nodes:
+                node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+            up = Cascade(nodes[0], nodes[1:], store.database, tmp / "bus.key")
+            yield up
+        finally:
+            for node in nodes:
+                stop_tree(node.process)
+            for process in up.others if up is not None else ():
+                stop_tree(process)
 
 
 @pytest.fixture(scope="module")

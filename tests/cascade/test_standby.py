@@ -31,15 +31,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from callbridge.cascade.seal import generate_key_file
 from callbridge.store.db import Database
-from callbridge.store.users import UserStore
 from callbridge.webcast.playlist import parse
-from tests.cascade.conftest import tone_level
+from tests.cascade.conftest import shared_store, tone_level
 from tests.support.chromium import launch
 from tests.support.nodes import start_again, start_node
 from tests.support.phone import Phone, tone
-from tests.support.postgres import PostgresServer, find_bin_dir
 from tests.support.procs import is_running, process_tree, stop_tree
 from tests.support.wait import wait_until
 from tests.telephony.conftest import DID, RunningServer, _up, free_port, need
@@ -78,42 +75,29 @@ def _state(server: RunningServer) -> str | None:
 
 @contextlib.contextmanager
 def _pair(tmp: Path) -> Iterator[tuple[list[RunningServer], RunningServer, list[Any]]]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        need("initdb")
-        raise AssertionError("unreachable")
-    postgres = PostgresServer(bin_dir)
-    postgres.start()
-    processes: list[Any] = []
-    database: Database | None = None
-    try:
-        url = postgres.create_database()
-        database = Database(url)
-        database.upgrade()
-        users = UserStore(database)
-        users.add("operator", "correct horse battery")
-        token = users.issue_token("operator")
-        generate_key_file(tmp / "bus.key")
-        rtp_low = 36000 + (os.getpid() % 50) * 300
-        origin = (
-            "--role", "origin", "--edge", "edge-a=127.0.0.1", "--trusted-proxy=127.0.0.1/32",
-        )  # fmt: skip
-        first = _node(tmp, url, database, token, "origin-a", rtp_low, *origin)
-        processes.append(first.process)
-        first.wait_for(lambda: _state(first) == "active", timeout=240)
-        second = _node(tmp, url, database, token, "origin-b", rtp_low + 100, *origin, "--standby")
-        edge = _node(tmp, url, database, token, "edge-a", rtp_low + 200, "--role", "edge")
-        processes += [second.process, edge.process]
-        for node in (first, second, edge):
-            node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-        second.wait_for(lambda: _state(second) == "standby", timeout=30)
-        yield [first, second], edge, processes
-    finally:
-        for process in processes:
-            stop_tree(process)
-        if database is not None:
-            database.dispose()
-        postgres.stop()
+    with shared_store(tmp) as store:
+        url, database, token = store.url, store.database, store.token
+        processes: list[Any] = []
+        try:
+            rtp_low = 36000 + (os.getpid() % 50) * 300
+            origin = (
+                "--role", "origin", "--edge", "edge-a=127.0.0.1", "--trusted-proxy=127.0.0.1/32",
+            )  # fmt: skip
+            first = _node(tmp, url, database, token, "origin-a", rtp_low, *origin)
+            processes.append(first.process)
+            first.wait_for(lambda: _state(first) == "active", timeout=240)
+            second = _node(
+                tmp, url, database, token, "origin-b", rtp_low + 100, *origin, "--standby"
+            )
+            edge = _node(tmp, url, database, token, "edge-a", rtp_low + 200, "--role", "edge")
+            processes += [second.process, edge.process]
+            for node in (first, second, edge):
+                node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+            second.wait_for(lambda: _state(second) == "standby", timeout=30)
+            yield [first, second], edge, processes
+        finally:
+            for process in processes:
+                stop_tree(process)
 
 
 def _recent(phone: Phone, seconds: float) -> npt.NDArray[np.int16]:

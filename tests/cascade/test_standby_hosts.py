@@ -21,15 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.cascade.seal import generate_key_file
 from callbridge.store.db import Database
-from callbridge.store.users import UserStore
+from tests.cascade.conftest import shared_store
 from tests.cascade.test_standby import SPEAKER_HZ, _hears_speaker, _leases, _state
 from tests.cascade.test_through_proxy import HTTP_PORT, SIP_PORT, ProxiedPhone, _up
 from tests.support.netns import Host, lan
 from tests.support.nodes import start_again, start_node
 from tests.support.phone import Phone, tone
-from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.postgres import find_bin_dir
 from tests.support.procs import stop_tree
 from tests.support.wait import wait_until
 from tests.telephony.conftest import RunningServer, need
@@ -81,97 +80,97 @@ LOSSES = ["power", "link"] if os.environ.get("CALLBRIDGE_ALL_LOSSES") else ["lin
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path, loss: str) -> None:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
+    if find_bin_dir() is None:
         need("initdb")
-        raise AssertionError("unreachable")
     with lan(3) as (host_a, host_b, edge_host):
         carrier = host_a.gateway
-        postgres = PostgresServer(bin_dir, listen=(carrier,), trust=(f"{carrier}/24",))
-        postgres.start()
-        processes: list[subprocess.Popen[bytes]] = []
-        database: Database | None = None
-        try:
-            url = postgres.create_database()
-            database = Database(url)
-            database.upgrade()
-            users = UserStore(database)
-            users.add("operator", "correct horse battery")
-            token = users.issue_token("operator")
-            node_url = url.replace("127.0.0.1", carrier)
-            generate_key_file(tmp_path / "bus.key")
-            origin = ("--role", "origin", f"--edge=edge-a={edge_host.address}")
-            first = _node(host_a, carrier, node_url, database, token, tmp_path, "origin-a", *origin)
-            processes.append(first.process)
-            first.wait_for(lambda: _state(first) == "active", timeout=240)
-            second = _node(
-                host_b, carrier, node_url, database, token, tmp_path, "origin-b", *origin,
-                "--standby",
-            )  # fmt: skip
-            edge = _node(
-                edge_host, carrier, node_url, database, token, tmp_path, "edge-a", "--role", "edge"
-            )
-            processes += [second.process, edge.process]
-            for node in (first, second, edge):
-                node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
-            second.wait_for(lambda: _state(second) == "standby", timeout=30)
-
-            event = first.create_event(passcode="6161")
-            assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
-            assert event.speaker_passcode is not None
-            speaker = ProxiedPhone(edge_host, carrier)
-            listener = ProxiedPhone(edge_host, carrier)
+        options = {"listen": (carrier,), "trust": (f"{carrier}/24",)}
+        with shared_store(tmp_path, **options) as store:
+            database, token = store.database, store.token
+            processes: list[subprocess.Popen[bytes]] = []
             try:
-                speaker.voice = tone(SPEAKER_HZ)
-                for phone, code in ((speaker, event.speaker_passcode), (listener, "6161")):
-                    phone.call()
-                    time.sleep(1.0)
-                    phone.press(code + "#")
-                wait_until(lambda: _hears_speaker(listener), 20, "the speaker heard on the edge")
-                time.sleep(2.0)
-
-                killed = time.monotonic()
-                if loss == "power":
-                    _power_off(host_a)
-                else:
-                    _link(host_a, "down")
-                wait_until(lambda: _state(second) == "active", 10, "the standby active")
-                wait_until(
-                    lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
-                    20,
-                    "the speaker heard through the standby host",
+                node_url = store.url.replace("127.0.0.1", carrier)
+                origin = ("--role", "origin", f"--edge=edge-a={edge_host.address}")
+                first = _node(
+                    host_a, carrier, node_url, database, token, tmp_path, "origin-a", *origin
                 )
-                pause = _longest_pause(listener, killed, time.monotonic())
-                assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
+                processes.append(first.process)
+                first.wait_for(lambda: _state(first) == "active", timeout=240)
+                second = _node(
+                    host_b, carrier, node_url, database, token, tmp_path, "origin-b", *origin,
+                    "--standby",
+                )  # fmt: skip
+                edge = _node(
+                    edge_host,
+                    carrier,
+                    node_url,
+                    database,
+                    token,
+                    tmp_path,
+                    "edge-a",
+                    "--role",
+                    "edge",
+                )
+                processes += [second.process, edge.process]
+                for node in (first, second, edge):
+                    node.wait_for(lambda node=node: _up(node), timeout=240)  # type: ignore[misc]
+                second.wait_for(lambda: _state(second) == "standby", timeout=30)
 
-                if loss == "power":
-                    # The host comes back, its origin started again: the standby.
-                    told = len(_leases(first))
-                    again = start_again(first)
-                    processes.append(again.process)
-                    again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
+                event = first.create_event(passcode="6161")
+                assert first.api("POST", f"/api/events/{event.id}/start").status_code == 200
+                assert event.speaker_passcode is not None
+                speaker = ProxiedPhone(edge_host, carrier)
+                listener = ProxiedPhone(edge_host, carrier)
+                try:
+                    speaker.voice = tone(SPEAKER_HZ)
+                    for phone, code in ((speaker, event.speaker_passcode), (listener, "6161")):
+                        phone.call()
+                        time.sleep(1.0)
+                        phone.press(code + "#")
+                    wait_until(
+                        lambda: _hears_speaker(listener), 20, "the speaker heard on the edge"
+                    )
                     time.sleep(2.0)
-                    assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
-                else:
-                    # The link mended: the cut-off origin, which could renew nothing, reads
-                    # the row (or hears the new epoch) and stands down; the listener hears on.
-                    mended = time.monotonic()
-                    _link(host_a, "up")
-                    first.wait_for(lambda: _state(first) == "standby", timeout=30)
-                    time.sleep(2.0)
-                    pause = max(pause, _longest_pause(listener, mended, time.monotonic()))
+
+                    killed = time.monotonic()
+                    if loss == "power":
+                        _power_off(host_a)
+                    else:
+                        _link(host_a, "down")
+                    wait_until(lambda: _state(second) == "active", 10, "the standby active")
+                    wait_until(
+                        lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
+                        20,
+                        "the speaker heard through the standby host",
+                    )
+                    pause = _longest_pause(listener, killed, time.monotonic())
                     assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
-                assert _state(second) == "active" and _hears_speaker(listener)
+
+                    if loss == "power":
+                        # The host comes back, its origin started again: the standby.
+                        told = len(_leases(first))
+                        again = start_again(first)
+                        processes.append(again.process)
+                        again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
+                        time.sleep(2.0)
+                        assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+                    else:
+                        # The link mended: the cut-off origin, which could renew nothing, reads
+                        # the row (or hears the new epoch) and stands down; the listener hears on.
+                        mended = time.monotonic()
+                        _link(host_a, "up")
+                        first.wait_for(lambda: _state(first) == "standby", timeout=30)
+                        time.sleep(2.0)
+                        pause = max(pause, _longest_pause(listener, mended, time.monotonic()))
+                        assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
+                    assert _state(second) == "active" and _hears_speaker(listener)
+                finally:
+                    for phone in (speaker, listener):
+                        phone.hang_up(bye=False)
+                print(
+                    f"\nSTANDBY HOST ({loss} lost): the edge's listener's"
+                    f" longest pause: {pause * 1000:.0f} ms"
+                )
             finally:
-                for phone in (speaker, listener):
-                    phone.hang_up(bye=False)
-            print(
-                f"\nSTANDBY HOST ({loss} lost): the edge's listener's"
-                f" longest pause: {pause * 1000:.0f} ms"
-            )
-        finally:
-            for process in reversed(processes):
-                stop_tree(process)
-            if database is not None:
-                database.dispose()
-            postgres.stop()
+                for process in reversed(processes):
+                    stop_tree(process)
