@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callbridge.cli import main as cli
-from callbridge.config import Settings
+from tests.cli.served import served
 
 DB = "postgresql://cb@127.0.0.1:1/callbridge"
 
@@ -66,21 +65,13 @@ def test_the_settings_carry_the_keys_path_never_the_key(
 ) -> None:
     key = tmp_path / "bus.key"
     assert cli.main(["cascade", "keygen", str(key)]) == 0
-    served: list[Settings] = []
-
-    def serve(settings: Settings, **_: Any) -> None:
-        served.append(settings)
-
-    monkeypatch.setattr("callbridge.server.serve", serve)
     options = ["--role", "origin", "--bus-key-file", str(key)]
     edges = ["--edge", "edge-1=10.0.0.5", "--edge", "edge-2=::1"]
-    assert cli.main(_serve(tmp_path, *options, *edges)) == 0
-    settings = served[0]
+    settings = served(tmp_path, monkeypatch, *options, *edges, db=DB)
     assert settings.bus_key_file == key.absolute()
     assert settings.cascade_edges == (("edge-1", "10.0.0.5"), ("edge-2", "::1"))
     assert settings.standby is False
-    assert cli.main(_serve(tmp_path, *options, *edges, "--standby")) == 0
-    assert served[-1].standby is True
+    assert served(tmp_path, monkeypatch, *options, *edges, "--standby", db=DB).standby is True
     text = key.read_text().strip()
     seen = repr(vars(settings))
     assert text not in seen and repr(bytes.fromhex(text))[2:-1] not in seen

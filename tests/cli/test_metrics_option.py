@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callbridge.cli import main as cli
-from callbridge.config import Settings
-
-
-def _served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> Settings:
-    served: list[Settings] = []
-
-    def serve(settings: Settings, **_: Any) -> None:
-        served.append(settings)
-
-    monkeypatch.setattr("callbridge.server.serve", serve)
-    db = f"sqlite:///{tmp_path / 'cb.sqlite3'}"
-    assert cli.main(["--db", db, "serve", "--data-dir", str(tmp_path / "var"), *options]) == 0
-    (settings,) = served
-    return settings
+from tests.cli.served import served as _served
 
 
 def test_off_unless_given_and_loopback_unless_a_host_is_named(

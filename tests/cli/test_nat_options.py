@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callbridge.cli import main as cli
-from callbridge.config import Settings
-
-
-def _served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> Settings:
-    served: list[Settings] = []
-
-    def serve(settings: Settings, **_: Any) -> None:
-        served.append(settings)
-
-    monkeypatch.setattr("callbridge.server.serve", serve)
-    url = f"sqlite:///{tmp_path / 'cb.sqlite3'}"
-    assert cli.main(["--db", url, "serve", "--data-dir", str(tmp_path / "var"), *options]) == 0
-    (settings,) = served
-    return settings
+from tests.cli.served import served as _served
 
 
 def test_external_ip_sets_both_and_local_nets_keep_the_private_address(
