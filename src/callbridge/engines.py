@@ -10,7 +10,6 @@ status is returned, so the supervisor above sees the failure.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -20,10 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from callbridge.children import die_with_parent
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 def program(name: str) -> str | None:
@@ -33,8 +33,7 @@ def program(name: str) -> str | None:
 
 def _child_setup() -> None:
     os.umask(0o022)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 def run_engines(

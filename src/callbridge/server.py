@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import gc
 import logging
@@ -48,6 +47,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callbridge.children import die_with_parent
 from callbridge.config import Settings
 from callbridge.media import priority
 from callbridge.store import layout
@@ -478,14 +478,10 @@ def _child(supervisor: int, target: Callable[..., None], *args: Any) -> None:
     target(*args)
 
 
-_PR_SET_PDEATHSIG = 1
-
-
 def _die_with_parent(supervisor: int) -> None:
     # SIGKILL, not SIGTERM: a supervisor that vanished is a crash, and a child
     # that went on would hold the SIP and HTTP ports its replacement needs.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != supervisor:  # the supervisor died before prctl took effect
         os._exit(1)
 

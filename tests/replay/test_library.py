@@ -158,3 +158,20 @@ def test_the_phone_replay_plays_the_whole_split_call(tmp_path: Path) -> None:
     found = bridge.replay_recording(7)
     assert found is not None and found[0] == folder / "20261105T213412Z" / library.JOINED_WAV
     database.dispose()
+
+
+def test_transcripts_cut_short_are_found_again_and_failed_ones_are_left(tmp_path: Path) -> None:
+    recordings = layout.recordings(tmp_path / "var")
+    states = {7: "running", 8: "done", 9: "failed", 10: None}
+    for event_id, state in states.items():
+        directory = layout.event_folder(recordings, event_id) / "20261105T213000Z"
+        _record(directory, event_id, 600, 1.0)
+        library.package(directory)
+        if state is not None:
+            library.write_progress(directory, library.Progress(state, 0.5))
+    unpackaged = layout.event_folder(recordings, 11) / "20261105T213000Z"
+    _record(unpackaged, 11, 600, 1.0)  # packaged first, by the other pass
+
+    found = library.untranscribed(recordings)
+    # 7 was killed while running, 10 before it wrote any progress.
+    assert set(found) == {layout.event_folder(recordings, n) / "20261105T213000Z" for n in (7, 10)}

@@ -127,7 +127,7 @@ def test_the_moderator_promotes_a_listener_then_moves_them_back_to_listen_only(
 ) -> None:
     event = server.create_event()
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
-    done: list[tuple[str, int, list[tuple[str, bool]]]] = []
+    done: list[tuple[str, int, Any]] = []
 
     def moderate() -> bool:
         people = server.participants(event.id)
@@ -135,7 +135,9 @@ def test_the_moderator_promotes_a_listener_then_moves_them_back_to_listen_only(
             pid = people[0]["id"]
             for action in ("promote", "demote"):
                 answer = act(server, event.id, action=action, participant_id=pid)
-                rows = [(p["role"], p["muted"]) for p in answer.json()["participants"]]
+                body = answer.json()
+                # A refusal's body says why (its "detail") in the assertion below.
+                rows = [(p["role"], p["muted"]) for p in body.get("participants", [])] or body
                 done.append((action, answer.status_code, rows))
             again = act(server, event.id, action="demote", participant_id=pid)
             done.append(("demote", again.status_code, []))
@@ -145,7 +147,10 @@ def test_the_moderator_promotes_a_listener_then_moves_them_back_to_listen_only(
         server.sip_target,
         tmp_path,
         passcode_stream([event.passcode + "#"]),
-        stay_ms=4000,
+        # Long enough for three answers from a server on a loaded machine (a caller
+        # gone before the last fails the test), short of the server's media
+        # timeout (8 s here: this caller sends no audio once the keys are sent).
+        stay_ms=7000,
         timeout=45,
         background_check=moderate,
     )

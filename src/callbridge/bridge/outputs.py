@@ -24,6 +24,7 @@ from pathlib import Path
 
 from callbridge.bridge.control import Role
 from callbridge.bridge.controller import Member
+from callbridge.children import die_with_parent
 from callbridge.media.conference import Conference
 from callbridge.media.recording import (
     MARKER,
@@ -329,14 +330,22 @@ class Outputs:
             return
         if self.on_replay is not None and event_id is not None:
             self.on_replay(event_id, packaged.duration)
+        if event_id is not None:
+            await self._transcribe(directory, event_id)
+
+    async def _transcribe(self, directory: Path, event_id: int) -> None:
+        """Run the transcript of ``event_id`` in a child process at low priority."""
         command = self.config.transcribe_command
-        if command is None or event_id is None:
+        if command is None:
             return
         try:
+            # Killed with this process: the next start transcribes it again
+            # (_prepare_pending), and an orphan would be a second writer.
             process = await asyncio.create_subprocess_exec(
                 *command(event_id),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=die_with_parent,
             )
         except OSError:
             log.exception("event %d: the transcript could not start", event_id)
@@ -357,10 +366,19 @@ class Outputs:
             log.info("event %d: transcript written in %s", event_id, directory)
 
     async def _prepare_pending(self, recordings: Path) -> None:
-        """Replays not packaged at the last stop (a crash, a restart) are packaged now."""
+        """What the last stop (a crash, a restart) left undone is done now.
+
+        Replays not packaged are packaged (and then transcribed); packaged
+        replays whose transcript was cut short are transcribed again.
+        """
         for directory in await asyncio.to_thread(library.unpackaged, recordings):
             assembled = load_assembled(directory)
             await self._prepare_replay(directory, assembled.event_id if assembled else None)
+        for directory in await asyncio.to_thread(library.untranscribed, recordings):
+            assembled = load_assembled(directory)
+            if assembled is not None and assembled.event_id is not None:
+                log.info("event %d: the transcript cut short is started again", assembled.event_id)
+                await self._transcribe(directory, assembled.event_id)
 
     # -- replay by phone ---------------------------------------------------------------------------
 

@@ -152,6 +152,24 @@ def unpackaged(recordings: Path) -> list[Path]:
     return found
 
 
+def untranscribed(recordings: Path) -> list[Path]:
+    """Packaged replays under ``recordings`` whose transcript never finished.
+
+    Its progress still says "running" (the process that ran it was killed)
+    or there is none (killed between packaging and starting it); a transcript
+    that failed stays failed, with its reason, rather than failing at every start.
+    """
+    found: list[Path] = []
+    for folder in layout.event_folders(recordings):
+        for directory in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if not replay_ready(directory):
+                continue
+            progress = read_progress(directory)
+            if progress is None or progress.state == "running":
+                found.append(directory)
+    return found
+
+
 # -- transcript progress ---------------------------------------------------------------------
 
 

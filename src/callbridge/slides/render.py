@@ -19,7 +19,6 @@ limit stopped), then ``{"done": [[w, h], ...]}`` or ``{"refused": "..."}``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -28,12 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from callbridge.children import die_with_parent
 from callbridge.slides.limits import DeckError, PageLimits, check_count, check_pages
 
 # The exit status of a renderer that Python itself found out of memory
 # (PDFium's own allocator aborts instead: SIGABRT).
 MEMORY_EXIT = 3
-_PR_SET_PDEATHSIG = 1
 RENDER_NICE = 5  # added to the web app's
 
 
@@ -74,7 +73,7 @@ def confine(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     os.nice(RENDER_NICE)
     # Linux: killed with the web process rather than left running to its limits.
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent(signal.SIGKILL)
 
 
 def render(pdf: Path, out: Path, limits: PageLimits) -> list[tuple[int, int]]:
