@@ -83,7 +83,7 @@ from callbridge.transcript.engine import (
     resample,
 )
 from callbridge.transcript.figures import write_figures
-from callbridge.transcript.pieces import INAUDIBLE
+from callbridge.transcript.pieces import INAUDIBLE, PieceConfig
 from callbridge.transcript.transcribe import transcribe_samples
 from callbridge.transcript.vad import to_float
 from callbridge.transcript.wer import normalise, word_errors
@@ -91,6 +91,8 @@ from callbridge.transcript.wer import normalise, word_errors
 RATE = 8000
 PAUSE_S = 0.4
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+# How speech is cut into pieces (``--overlap`` changes it, to compare).
+PIECES = PieceConfig()
 
 # (what is said, the figures an analyst would write for it)
 SCRIPT: list[tuple[str, list[str]]] = [
@@ -263,7 +265,7 @@ def read_script(
     if through is not None:
         audio = through(audio)
     started, cpu = time.perf_counter(), time.process_time()
-    segments = transcribe_samples(engine, audio, rate)
+    segments = transcribe_samples(engine, audio, rate, config=PIECES)
     tally.elapsed_s += time.perf_counter() - started
     tally.cpu_s += time.process_time() - cpu
     tally.audio_s += len(audio) / rate
@@ -319,7 +321,7 @@ def real_speech(engine: SpeechEngine, tally: Tally) -> tuple[float, int] | None:
         pcm = np.clip(np.round(narrow * 32768.0), -32768, 32767).astype(np.int16)
         audio = through_phone(pcm)
         started, cpu = time.perf_counter(), time.process_time()
-        segments = transcribe_samples(engine, audio, RATE)
+        segments = transcribe_samples(engine, audio, RATE, config=PIECES)
         tally.elapsed_s += time.perf_counter() - started
         tally.cpu_s += time.process_time() - cpu
         tally.audio_s += len(audio) / RATE
@@ -339,7 +341,7 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
     def heard(samples: npt.NDArray[np.int16]) -> str:
         audio = through_phone(samples)
         started, cpu = time.perf_counter(), time.process_time()
-        segments = transcribe_samples(engine, audio, RATE)
+        segments = transcribe_samples(engine, audio, RATE, config=PIECES)
         tally.elapsed_s += time.perf_counter() - started
         tally.cpu_s += time.process_time() - cpu
         tally.audio_s += len(audio) / RATE
@@ -356,6 +358,11 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
     text = heard(audio)
     wanted, got = Counter(written), figure_counts(text)
     found = sum(min(count, got[figure]) for figure, count in wanted.items())
+    # The same voice without a pause of 0.3 s between figures: one stretch of
+    # speech, cut wherever a piece is full and read across each cut (overlap).
+    run, run_written = asterisk_speech.figure_reading(pause_s=0.15, seed=27)
+    run_got = figure_counts(heard(run))
+    run_found = sum(min(count, run_got[f]) for f, count in Counter(run_written).items())
     print(
         f"WER human voice      {every.wer:.3f}  ({len(said)} Asterisk prompts,"
         f" {every.reference_words} words, μ-law 8 kHz)   goal ≤ 0.03"
@@ -367,6 +374,11 @@ def human_voice(engine: SpeechEngine, tally: Tally) -> None:
     )
     missing = sorted((wanted - got).elements())
     print(f"  missed: {', '.join(missing) or 'none'}")
+    print(
+        f"  without pauses:     {run_found / len(run_written):.3f}  ({run_found}/"
+        f"{len(run_written)}, {len(run) / RATE:.0f} s with no pause of 0.3 s,"
+        f" pieces read {PIECES.overlap_s:.1f} s into each other)"
+    )
 
 
 def hd_voice(engine_name: str | None) -> int:
@@ -411,7 +423,15 @@ def main() -> int:
         action="store_true",
         help="only the espeak-ng voices: μ-law 8 kHz, in the 16 kHz mix, G.722, Opus, no line",
     )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=PieceConfig().overlap_s,
+        help="seconds pieces cut inside speech are read into each other (0: not at all)",
+    )
     args = parser.parse_args()
+    global PIECES
+    PIECES = PieceConfig(overlap_s=args.overlap)
     if args.hd:
         return hd_voice(args.engine)
     if not all(shutil.which(tool) for tool in ("espeak-ng", "flite", "sox")):
@@ -487,6 +507,8 @@ def main() -> int:
         for flag in ("quick", "human", "synthetic", "careful", "wideband")
         if getattr(args, flag)
     )
+    if args.overlap != PieceConfig().overlap_s:
+        flags += f" --overlap {args.overlap}"
     print(f"reproduce: .venv/bin/python bench/transcript_bench.py{flags} --engine {name}")
     return 0
 

@@ -266,6 +266,19 @@ def test_a_figure_split_between_segments_is_recognised() -> None:
     assert continues_figure("Gross margin was sixty one point.", "Four percent of sales.")
     assert not continues_figure("We scored a point.", "Four customers left.")
     assert not continues_figure("We hired two hundred.", "Ten of them are engineers.")
+    # A cut inside speech ("was 31" | "cents and we"): the unit after it.
+    assert continues_figure("Net loss per share was 31", "cents and we ended the quarter")
+    assert continues_figure("net loss per share was thirty one", "Cents.")
+    assert continues_figure("margin was 61.4", "percent of sales")
+    assert not continues_figure("We have 31", "Customers in Europe.")
+
+
+def test_a_figure_read_with_pauses_the_engine_marked_is_one_figure() -> None:
+    # Moonshine marks a pause between a figure's words with a comma.
+    assert write_figures("thirty, four per cent,") == "34%,"
+    assert write_figures("twenty seven, per cent,") == "27%,"
+    assert write_figures("Six hundred twenty, seven million dollars,") == "$627 million,"
+    assert continues_figure("Six hundred.", "twenty, seven million dollars, seventeen thousand")
 
 
 @pytest.mark.parametrize(

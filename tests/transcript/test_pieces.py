@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbridge.transcript.engine import Segment
+from callbridge.transcript.junction import plan_overlaps
 from callbridge.transcript.pieces import (
     INAUDIBLE,
+    PieceConfig,
     PieceDecoder,
     joined,
     plan_joined,
@@ -250,3 +252,65 @@ def test_joined_pieces_cover_every_region_once_within_the_limit(
     pieces = plan_joined(voice, regions, RATE)
     assert [span for piece in pieces for span in piece] == regions
     assert all(joined_length(piece) <= 20 * RATE or len(piece) == 1 for piece in pieces)
+
+
+class Clipping:
+    """An engine that reads a word whole only when it hears all of it: a word the piece's
+    edge cuts comes back as a wrong word. Word k is said over 0.5 s from k / 2 s."""
+
+    def __call__(self, piece: tuple[tuple[int, int], ...]) -> list[Segment]:
+        ((a, b),) = piece
+        start, end = a / RATE, b / RATE
+        words = []
+        for k in range(int(end * 2) + 1):
+            low, high = k / 2, (k + 1) / 2
+            if start <= low and high <= end:
+                words.append(f"w{k}")
+            elif high > start and low < end:
+                words.append("uh")
+        return [Segment(0.0, end - start, " ".join(words))]
+
+
+def test_a_cut_inside_speech_is_read_from_both_sides_and_loses_no_word() -> None:
+    # 45 s of speech without a gap: cut twice inside words, wherever the limit falls.
+    voice = profile((45.0, LOUD))
+    said = [f"w{k}" for k in range(90)]
+
+    def read(config: PieceConfig) -> list[str]:
+        found = PieceDecoder(voice, RATE, Clipping(), config).regions([(0, 45 * RATE)])
+        return " ".join(s.text for s in found).split()
+
+    assert "uh" in read(PieceConfig(overlap_s=0.0))  # as it was: the cut's words are lost
+    assert read(PieceConfig()) == said
+    planned = plan_joined(voice, [(0, 45 * RATE)], RATE)
+    read_as = plan_overlaps(voice, planned, RATE)
+    assert len(planned) == 3
+    for (before, _), (wide_before, wide_after) in zip(
+        itertools.pairwise(planned), itertools.pairwise(read_as), strict=True
+    ):
+        cut = before[-1][1]
+        assert wide_before[-1][1] == cut + round(1.2 * RATE)
+        assert wide_after[0][0] == cut - round(1.2 * RATE)
+
+
+def test_pieces_that_meet_at_a_pause_are_read_as_planned() -> None:
+    voice = profile(*[part for _ in range(5) for part in ((6.0, LOUD), (0.4, SILENT))])
+    planned = plan_joined(voice, [(0, len(voice.levels) * FRAME)], RATE)
+    assert len(planned) >= 2
+    assert plan_overlaps(voice, planned, RATE) == planned
+
+
+def test_a_long_run_of_words_with_no_stop_is_cut_at_its_best_pause() -> None:
+    # 20 s of words, no full stop in the text; a breath (0.2 s) after the eleventh word.
+    parts: list[tuple[float, float]] = []
+    for index in range(40):
+        parts += [(0.44, LOUD), (0.2 if index == 10 else 0.04, GAP)]
+    voice = profile(*parts)
+    frames, gaps = voiced_gaps(voice.voiced)
+    text = " ".join(f"word{k}" for k in range(40))
+    timed = spread(text, frames, gaps)
+    assert all((b - a) * 0.02 <= 8.0 + 0.3 for a, b, _ in timed)
+    assert " ".join(t for _, _, t in timed) == text
+    assert len(timed) >= 3
+    # The breath (5.24-5.44 s) is a cut; the words' own times are estimates.
+    assert any(5.24 <= b * 0.02 <= 5.44 for _, b, _ in timed)

@@ -22,6 +22,7 @@ from callbridge.transcript.transcribe import (
     load_transcript,
     transcribe_recording,
     whole_figures,
+    written,
 )
 from callbridge.transcript.vad import Samples, speech_regions, to_float
 from callbridge.transcript.vtt import parse_vtt
@@ -193,3 +194,20 @@ def test_a_figure_the_engine_gave_in_pieces_is_one_segment() -> None:
         Segment(2.6, 3.5, "Up twelve percent."),
         Segment(6.0, 6.5, "Million dollars."),
     ]
+
+
+def test_a_figure_split_between_long_segments_moves_to_the_second() -> None:
+    parts = [
+        Segment(
+            0.0, 6.0, "Operating expenses were ninety four million and net loss was thirty one"
+        ),
+        Segment(6.0, 12.0, "cents and we ended the quarter with cash of four hundred million"),
+    ]
+    first, second = whole_figures(parts)
+    assert first.text == "Operating expenses were ninety four million and net loss was"
+    assert (
+        second.text == "thirty one cents and we ended the quarter with cash of four hundred million"
+    )
+    assert first.start == 0.0 and second.end == 12.0
+    assert 5.0 < first.end == second.start < 6.0
+    assert written(second.text).startswith("$0.31 and we ended")

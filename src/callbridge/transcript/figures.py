@@ -173,12 +173,13 @@ _BELOW_HUNDRED = (
     "nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
 )
 _MARK = r"[.,;]\s+"
-_UNIT_WORD = r"(?:thousand|million|billion|dollars?|percent)"
+_UNIT_WORD = r"(?:thousand|million|billion|dollars?|percent|per cent)"
 # In this order: a scale joins its number first, then tens and units, then "hundred"
 # its tens and units where a scale or unit follows them ("two hundred, ten of them" stays).
 _SPLIT_FIGURE = [
     re.compile(
-        rf"\b({_BELOW_HUNDRED}|hundred){_MARK}(?=(?:thousand|million|billion)\b)", re.IGNORECASE
+        rf"\b({_BELOW_HUNDRED}|hundred){_MARK}(?=(?:thousand|million|billion|percent|per cent)\b)",
+        re.IGNORECASE,
     ),
     re.compile(
         rf"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety){_MARK}"
@@ -186,7 +187,7 @@ _SPLIT_FIGURE = [
         re.IGNORECASE,
     ),
     re.compile(
-        rf"\b(hundred){_MARK}(?=(?:{_BELOW_HUNDRED})(?: (?:{_SMALL}))? {_UNIT_WORD}\b)",
+        rf"\b(hundred){_MARK}(?=(?:{_BELOW_HUNDRED})(?:,? (?:{_SMALL}))? {_UNIT_WORD}\b)",
         re.IGNORECASE,
     ),
 ]
@@ -197,6 +198,9 @@ _POINT_STOP = re.compile(
     rf"\b((?:{_NUMBER_WORD})|\d+) point\.\s+(?=(?:(?:{_NUMBER_WORD})|\d+)(?: {_UNIT_WORD}\b|%))",
     re.IGNORECASE,
 )
+# "was 31" or "was thirty one", and "cents and we ended": a figure's unit past the cut.
+_FIGURE_END = re.compile(rf"(?:\d|\b(?:{_NUMBER_WORD}|hundred))$", re.IGNORECASE)
+_UNIT_START = re.compile(rf"(?:{_UNIT_WORD}|cents?|basis points?|bps)\b", re.IGNORECASE)
 _ORDINALS = {
     1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth",
     6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth", 10: "tenth",
@@ -443,12 +447,27 @@ def continues_figure(left: str, right: str) -> bool:
     "Six hundred." and "Seventy seven million dollars." as two segments."""
     head = left.rstrip(" .,;")
     probe = f"{head}. {right.lstrip()}"
+    if _FIGURE_END.search(head) and _UNIT_START.match(right.lstrip()):
+        return True
     # "Sixty one point." and "Four percent of sales.": a decimal read across the cut.
     if any(m.start() < len(head) < m.end() for m in _POINT_STOP.finditer(probe)):
         return True
     return any(
         match.end(1) == len(head) for split in _SPLIT_FIGURE for match in split.finditer(probe)
     )
+
+
+# The figure a text ends with, as said or as digits: "was two hundred", "was $2.1".
+_FIGURE_TAIL = re.compile(
+    rf"(?:(?:\$?\d[\d,.]*%?|\b(?:{_NUMBER_WORD}|hundred|point)\b)[\s,-]*)+[.;]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def figure_tail(text: str) -> int:
+    """Where the figure that ``text`` ends with starts (``len(text)`` when it ends with none)."""
+    match = _FIGURE_TAIL.search(text)
+    return match.start() if match else len(text)
 
 
 def write_figures(text: str) -> str:

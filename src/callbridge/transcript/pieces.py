@@ -13,6 +13,11 @@ the same speech in pieces of up to 20 s it reads 40 figures of 40. So:
   the speech allows. Speech further apart than ``join_gap_s`` is joined with
   that much of its silence (``joined``), so even a lone "Thank you." is read
   with its neighbours, minutes apart;
+* where a piece must end inside speech (more than ``piece_s`` with no
+  pause of ``pause_s``), it is cut at its best gap between words, and the
+  pieces on both sides are read ``overlap_s`` into each other
+  (``plan_overlaps``): the words at the cut are then read whole by both, and
+  the two readings are joined where they agree (``junction``);
 * each piece's text is timed sentence by sentence over its speech
   (``spread``), and never spans a joined silence;
 * an attention decoder, handed a long stretch of continuous speech, now and
@@ -38,15 +43,13 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.transcript.engine import Segment
+from callbridge.transcript.junction import Piece, Span, join_readings, plan_overlaps
 from callbridge.transcript.spread import spread, voiced_gaps
-from callbridge.transcript.vad import Samples, VoiceProfile, runs
+from callbridge.transcript.vad import Samples, VoiceProfile, quiet_run_at, runs
 from callbridge.transcript.wer import normalise
 
 INAUDIBLE = "[inaudible]"
 
-Span = tuple[int, int]  # (start, end) sample offsets
-# Spans of speech decoded as one, in order, joined as ``joined`` joins them.
-Piece = tuple[Span, ...]
 # A piece in, segments with times in seconds from the start of its joined audio out.
 Decode = Callable[[Piece], list[Segment]]
 Progress = Callable[[float], None]
@@ -70,6 +73,9 @@ class PieceConfig:
     min_words_per_s: float = 1.0
     smallest_s: float = 1.2  # a piece this short is not split again
     min_inaudible_s: float = 0.4  # less voiced time than this without text is a cough
+    # Where a cut between two pieces falls inside speech (no pause of ``pause_s``),
+    # each piece is read this far into the other and the readings joined (``junction``).
+    overlap_s: float = 1.2
 
 
 def _smoothed(levels: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -171,19 +177,6 @@ def _join_short(
     return pieces
 
 
-def _pause_at(voiced: npt.NDArray[np.bool_], frame: int) -> int:
-    """Frames of the quiet run around ``frame`` (0 if it is voiced)."""
-    if frame <= 0 or frame >= len(voiced) or voiced[frame]:
-        return 0
-    low = frame
-    while low > 0 and not voiced[low - 1]:
-        low -= 1
-    high = frame
-    while high < len(voiced) and not voiced[high]:
-        high += 1
-    return high - low
-
-
 def plan_joined(
     profile: VoiceProfile,
     regions: list[Span],
@@ -212,7 +205,7 @@ def plan_joined(
                 before = a - parts[-1][1] if parts else 0
                 strength.append(float(sample_rate * 3600 + before))  # between regions: best
             else:
-                strength.append(float(_pause_at(voiced, a // frame) * frame))
+                strength.append(float(quiet_run_at(voiced, a // frame) * frame))
             parts.append((a, b))
     gap = round(config.join_gap_s * sample_rate)
     # Running totals, so a call of an hour (thousands of parts) plans in linear time.
@@ -314,13 +307,16 @@ class PieceDecoder:
 
     def regions(self, regions: list[Span], progress: Progress | None = None) -> list[Segment]:
         """Segments (times in seconds from sample 0) for speech ``regions``, in time order."""
-        pieces = plan_joined(self.profile, regions, self.rate, self.config)
-        total = max(1, sum(b - a for piece in pieces for a, b in piece))
+        planned = plan_joined(self.profile, regions, self.rate, self.config)
+        pieces = plan_overlaps(
+            self.profile, planned, self.rate, self.config.overlap_s, self.config.pause_s
+        )
+        total = max(1, sum(b - a for piece in planned for a, b in piece))
         done = 0
         readings: list[list[Segment]] = []
-        for piece in pieces:
+        for own, piece in zip(planned, pieces, strict=True):
             readings.append(self._decoded(piece))
-            done += sum(b - a for a, b in piece)
+            done += sum(b - a for a, b in own)
             if progress is not None:
                 progress(done / total)
         # The speaker's own pace, from the pieces long enough to show it.
@@ -331,8 +327,13 @@ class PieceDecoder:
         ]
         pace = float(np.median(rates)) if len(rates) >= 3 else 0.0
         found: list[Segment] = []
-        for piece, reading in zip(pieces, readings, strict=True):
-            found.extend(self._checked_piece(piece, reading, pace))
+        for index, (piece, reading) in enumerate(zip(pieces, readings, strict=True)):
+            checked = self._checked_piece(piece, reading, pace)
+            if index and piece[0][0] < planned[index][0][0]:  # read into the one before
+                cut = planned[index][0][0] / self.rate
+                found = join_readings(found, checked, cut, self.config.overlap_s)
+            else:
+                found.extend(checked)
         return sorted(found, key=lambda s: (s.start, s.end))
 
     def region(self, start: int, end: int, progress: Progress | None = None) -> list[Segment]:

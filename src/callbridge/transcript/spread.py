@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callbridge.transcript.figures import continues_figure
+
 _SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 _CLAUSE_END = re.compile(r"[,;:][\"')\]]*$")
 
@@ -49,6 +51,10 @@ class SpreadConfig:
     reach_s: float = 1.5  # a sentence's cut moves at most this far (in voiced time)
     pause_s: float = 0.3  # a comma is a cut only at a pause this long
     pad_frames: int = 7  # kept either side of a segment's voiced frames: 0.14 s
+    # A segment longer than this (a run of words with no stop an engine marked) is
+    # cut again at its best pause between words: a replay link, a caption and an
+    # editor's row each point at a few seconds, not at a whole piece.
+    longest_s: float = 8.0
 
 
 def voiced_gaps(
@@ -123,6 +129,11 @@ def spread(
         if 0 < index < count and (not ordered or index > ordered[-1][1]):
             ordered.append((k, index))
     bounds = [(0, 0), *ordered, (len(words), count)]
+    longest = config.longest_s / config.frame_s
+    split = [bounds[0]]
+    for (k0, i0), (k1, i1) in itertools.pairwise(bounds):
+        split += _shortened(k0, i0, k1, i1, at, words, frames, gaps, longest)
+    bounds = split
     out: list[tuple[int, int, str]] = []
     for (k0, i0), (k1, i1) in itertools.pairwise(bounds):
         first, last = int(frames[i0]), int(frames[i1 - 1]) + 1
@@ -133,6 +144,54 @@ def spread(
         if k1 > k0:
             out.append((max(0, start), end, " ".join(words[k0:k1])))
     return out
+
+
+def _shortened(
+    k0: int,
+    i0: int,
+    k1: int,
+    i1: int,
+    at: npt.NDArray[np.float64],
+    words: list[str],
+    frames: npt.NDArray[np.int64],
+    gaps: list[Gap],
+    longest: float,
+) -> list[tuple[int, int]]:
+    """The bounds after (k0, i0) up to (k1, i1): that segment cut in two, and each
+    half again, until none spans more than ``longest`` frames or holds one word.
+
+    The cut is the longest gap between voiced frames in the segment's middle
+    half, moved to the word boundary nearest it (a comma wins, as for joins);
+    with no gap there, the word boundary nearest the middle.
+    """
+    if k1 - k0 < 2 or i1 - i0 < 2 or frames[i1 - 1] - frames[i0] + 1 <= longest:
+        return [(k1, i1)]
+    quarter = (i1 - i0) / 4
+    inside = [g for g in gaps if i0 + quarter <= g.before <= i1 - quarter]
+    if inside:
+        index = max(inside, key=lambda g: (g.frames, -abs(g.before - (i0 + i1) / 2))).before
+        k = k0 + _nearest_word(at[k0 : k1 + 1] - at[k0], words[k0:k1], round(index - at[k0]))
+    else:
+        index = round((i0 + i1) / 2)
+        k = min(range(k0 + 1, k1), key=lambda n: abs(at[n] - index))
+    if _splits_figure(words, k):
+        # "two hundred" | "eighteen million": the nearest boundary outside a figure, if any.
+        whole = [n for n in range(k0 + 1, k1) if not _splits_figure(words, n)]
+        if whole:
+            k = min(whole, key=lambda n: abs(at[n] - index))
+            inside = []
+    if not inside:
+        index = round(at[k])
+    index = min(max(index, i0 + 1), i1 - 1)
+    return [
+        *_shortened(k0, i0, k, index, at, words, frames, gaps, longest),
+        *_shortened(k, index, k1, i1, at, words, frames, gaps, longest),
+    ]
+
+
+def _splits_figure(words: list[str], k: int) -> bool:
+    """Whether a cut before word ``k`` falls inside a figure ("was 31" | "cents")."""
+    return continues_figure(words[k - 1], " ".join(words[k : k + 4]))
 
 
 def _nearest_word(at: npt.NDArray[np.float64], words: list[str], index: int) -> int:

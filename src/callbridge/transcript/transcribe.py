@@ -35,9 +35,10 @@ from callbridge.media.recording import MANIFEST, load_assembled
 from callbridge.store.files import write_atomic
 from callbridge.transcript import turns
 from callbridge.transcript.engine import Segment, SpeechEngine, apply_glossary, get_engine
-from callbridge.transcript.figures import continues_figure, write_figures
+from callbridge.transcript.figures import continues_figure, figure_tail, write_figures
+from callbridge.transcript.junction import Piece
 from callbridge.transcript.model import Transcript, TranscriptSegment
-from callbridge.transcript.pieces import INAUDIBLE, Piece, PieceConfig, PieceDecoder, joined
+from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder, joined
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
 
@@ -228,9 +229,19 @@ def transcribe_samples(
 FIGURE_GAP_S = 1.0
 
 
+# A segment joined so is at most this long; past it, only the figure moves across.
+LONGEST_SEGMENT_S = 8.0
+
+
 def whole_figures(segments: list[Segment]) -> list[Segment]:
     """Segments with a figure split between them ("Six hundred." "Seventy seven." "Million
-    dollars.") made one, so it is written as one ("$677 million")."""
+    dollars.") made one, so it is written as one ("$677 million").
+
+    Where the two together would be longer than ``LONGEST_SEGMENT_S``, the
+    figure's first words move to the next segment instead ("Revenue was two
+    hundred" | "eighteen million dollars up…" becomes "Revenue was" | "two
+    hundred eighteen million dollars up…"), with their share of the time.
+    """
     joined: list[Segment] = []
     for segment in segments:
         while (
@@ -239,9 +250,16 @@ def whole_figures(segments: list[Segment]) -> list[Segment]:
             and continues_figure(joined[-1].text, segment.text)
         ):
             before = joined.pop()
-            segment = Segment(
-                before.start, segment.end, f"{before.text.rstrip(' .,;')} {segment.text.lstrip()}"
-            )
+            head = before.text.rstrip(" .,;")
+            if segment.end - before.start > LONGEST_SEGMENT_S and 0 < (
+                cut := figure_tail(head)
+            ) < len(head):
+                share = cut / max(1, len(head))
+                at = before.start + share * (before.end - before.start)
+                joined.append(Segment(before.start, at, head[:cut].rstrip()))
+                segment = Segment(at, segment.end, f"{head[cut:]} {segment.text.lstrip()}")
+                break
+            segment = Segment(before.start, segment.end, f"{head} {segment.text.lstrip()}")
         joined.append(segment)
     return joined
 

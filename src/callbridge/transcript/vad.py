@@ -140,6 +140,19 @@ def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
+def quiet_run_at(voiced: npt.NDArray[np.bool_], frame: int) -> int:
+    """Frames of the quiet run around ``frame`` (0 if it is voiced)."""
+    if frame <= 0 or frame >= len(voiced) or voiced[frame]:
+        return 0
+    low = frame
+    while low > 0 and not voiced[low - 1]:
+        low -= 1
+    high = frame
+    while high < len(voiced) and not voiced[high]:
+        high += 1
+    return high - low
+
+
 def _split_long(
     levels: npt.NDArray[np.float64], start: int, end: int, longest: int
 ) -> Iterator[tuple[int, int]]:
