@@ -19,13 +19,12 @@ sooner, so a shortened window reaches it within that).
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from callbridge.events.schema import EventRecord, EventState
-from callbridge.store.calllog import LogKind
+from callbridge.store.calllog import LogEntry, LogKind, log_row
 from callbridge.store.db import Database
 from callbridge.store.events import TRANSITIONS, Conflict, EventStore, StoreError, to_record
 from callbridge.store.models import CallLogRow, EventRow
@@ -80,13 +79,15 @@ class AfterCall:
             before = row.replay_until
             row.replay_until = replay_until
             session.add(
-                CallLogRow(
-                    event_id=event_id,
-                    at=now,
-                    kind=LogKind.REPLAY_CHANGED.value,
-                    channel="console",
-                    actor=actor,
-                    detail=_detail(before, replay_until),
+                log_row(
+                    LogEntry(
+                        LogKind.REPLAY_CHANGED,
+                        now,
+                        event_id,
+                        channel="console",
+                        actor=actor,
+                        detail=_detail(before, replay_until),
+                    )
                 )
             )
             session.flush()
@@ -107,20 +108,11 @@ class AfterCall:
             row.state = EventState.ARCHIVED.value
             row.claims.clear()  # an archived event's codes open nothing: free them
             session.add(
-                CallLogRow(
-                    event_id=event_id,
-                    at=now,
-                    kind=LogKind.ARCHIVE.value,
-                    channel="console",
-                    actor=actor,
-                    detail="",
-                )
+                log_row(LogEntry(LogKind.ARCHIVE, now, event_id, channel="console", actor=actor))
             )
             session.flush()
             return to_record(row)
 
 
-def _detail(before: date | None, after: date) -> str:
-    return json.dumps(
-        {"from": before.isoformat() if before else None, "to": after.isoformat()}, sort_keys=True
-    )
+def _detail(before: date | None, after: date) -> dict[str, str | None]:
+    return {"from": before.isoformat() if before else None, "to": after.isoformat()}

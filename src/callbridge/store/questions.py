@@ -18,7 +18,6 @@ How often one address or the whole event may ask is the web app's
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbridge.store.audience import WebListener
-from callbridge.store.calllog import LogKind
+from callbridge.store.calllog import LogEntry, LogKind, log_row
 from callbridge.store.db import Database
 from callbridge.store.events import StoreError
 from callbridge.store.models import CallLogRow, WebcastListenerRow, WrittenQuestionRow
@@ -186,17 +185,8 @@ class QuestionStore:
             if (asker in _silenced_askers(session, event_id)) != silenced:
                 kind = LogKind.ASKER_SILENCED if silenced else LogKind.ASKER_UNSILENCED
                 detail = {"question": f"q{row.id}", "name": row.name}
-                session.add(
-                    CallLogRow(
-                        event_id=event_id,
-                        at=now,
-                        kind=kind.value,
-                        participant_id=asker,
-                        channel="console",
-                        actor=actor,
-                        detail=json.dumps(detail, sort_keys=True),
-                    )
-                )
+                entry = LogEntry(kind, now, event_id, asker, "console", actor=actor, detail=detail)
+                session.add(log_row(entry))
             return _view(row)
 
     def is_silenced(self, listener: WebListener) -> bool:
