@@ -40,8 +40,9 @@ _TENS = {20: "20", 30: "30", 40: "40", 50: "50", 60: "60", 70: "70", 80: "80", 9
 @dataclass(frozen=True)
 class Prompt:
     name: str
-    text: str
+    text: str  # as said (``said_as``)
     samples: npt.NDArray[np.int16]
+    written: str = ""  # as the transcripts file writes it
 
 
 def available() -> bool:
@@ -72,6 +73,26 @@ def _trimmed(samples: npt.NDArray[np.int16], keep_s: float = 0.02) -> npt.NDArra
     return samples[start:end]
 
 
+# The transcripts write the keys as symbols; the voice says their names.
+_KEYS = {"#": " pound ", "*": " star "}
+# Misspellings in the transcripts file (the recordings say the words).
+ERRATA = {
+    "un-indentified": "unidentified",
+    "witheld": "withheld",
+    "represenatives": "representatives",
+    "umute": "unmute",
+}
+
+
+def said_as(text: str) -> str:
+    """A transcript as the prompt says it: keys by name, the file's misspellings mended."""
+    for key, name in _KEYS.items():
+        text = text.replace(key, name)
+    for wrong, right in ERRATA.items():
+        text = re.sub(rf"\b{re.escape(wrong)}\b", right, text, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
 def prompts(min_words: int = 3) -> list[Prompt]:
     """The prompts with a spoken transcript of ``min_words`` words or more, in file order."""
     found: list[Prompt] = []
@@ -82,13 +103,14 @@ def prompts(min_words: int = 3) -> list[Prompt]:
                 continue
             name, text = match.groups()
             # "(10 seconds of silence)", "(note: does not say "2")": notes, not speech.
-            text = re.sub(r"\([^)]*\)", " ", text).strip()
+            written = re.sub(r"\([^)]*\)", " ", text).strip()
+            text = said_as(written)
             path = SOUNDS / f"{name}.wav"
             if text.startswith("[") or not path.is_file():
                 continue
             if len(re.findall(r"[A-Za-z0-9']+", text)) < min_words:
                 continue
-            found.append(Prompt(name, text, _read(path)))
+            found.append(Prompt(name, text, _read(path), written))
     return found
 
 

@@ -38,3 +38,13 @@ def test_number_words() -> None:
     assert number_words(40) == "forty"
     assert number_words(1205) == "one thousand two hundred five"
     assert number_words(3_000_000_017) == "three billion seventeen"
+
+
+def test_contractions_and_compounds_are_scored_as_the_same_words() -> None:
+    assert word_error_rate("I am sorry, that's not valid.", "I'm sorry that is not valid") == 0.0
+    assert word_error_rate("You can not send audio", "you cannot send audio") == 0.0
+    assert word_error_rate("the user's mail box", "the user's mailbox") == 0.0
+    assert word_error_rate("press three to rerecord", "press three to re record") == 0.0
+    # "log in" is "login"; "and correct" stays two errors for "incorrect".
+    assert word_errors("login incorrect", "log in and correct").errors == 2
+    assert word_errors("mail box", "mail box").reference_words == 2  # no compound to match

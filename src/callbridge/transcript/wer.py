@@ -99,10 +99,65 @@ class WerResult:
         return self.errors / self.reference_words
 
 
-def word_errors(reference: str, hypothesis: str, *, numbers: bool = False) -> WerResult:
-    """Minimum-edit alignment of the two texts' words (Levenshtein over words)."""
+# Spelt either way by engines and transcribers alike, and scored as the same words, as
+# NIST's scoring tool does with its global mapping files: contractions are
+# scored as their full forms, and two words as the compound the other text writes.
+_CONTRACTIONS = {
+    "i'm": "i am",
+    "you're": "you are",
+    "we're": "we are",
+    "they're": "they are",
+    "that's": "that is",
+    "it's": "it is",
+    "there's": "there is",
+    "what's": "what is",
+    "can't": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "don't": "do not",
+    "doesn't": "does not",
+    "didn't": "did not",
+    "isn't": "is not",
+    "aren't": "are not",
+    "i'll": "i will",
+    "you'll": "you will",
+    "we'll": "we will",
+    "i've": "i have",
+    "we've": "we have",
+    "you've": "you have",
+    "let's": "let us",
+}
+
+
+def _expanded(words: list[str]) -> list[str]:
+    return [part for word in words for part in _CONTRACTIONS.get(word, word).split()]
+
+
+def _compounds(words: list[str], other: set[str]) -> list[str]:
+    """``words`` with each pair that ``other`` writes as one word ("mail box") joined."""
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        pair = "".join(words[index : index + 2])
+        if index + 1 < len(words) and pair in other:
+            out.append(pair)
+            index += 2
+        else:
+            out.append(words[index])
+            index += 1
+    return out
+
+
+def word_errors(
+    reference: str, hypothesis: str, *, numbers: bool = False, strict: bool = False
+) -> WerResult:
+    """Minimum-edit alignment of the two texts' words (Levenshtein over words), with
+    contractions and compounds scored as the same words (above) unless ``strict``."""
     ref = normalise(reference, numbers=numbers)
     hyp = normalise(hypothesis, numbers=numbers)
+    if not strict:
+        ref, hyp = _expanded(ref), _expanded(hyp)
+        ref, hyp = _compounds(ref, set(hyp)), _compounds(hyp, set(ref))
     # Each cell holds (total edits, substitutions, deletions, insertions).
     previous = [(j, 0, 0, j) for j in range(len(hyp) + 1)]
     for i, ref_word in enumerate(ref, start=1):
