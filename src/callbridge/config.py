@@ -77,6 +77,9 @@ class Settings:
     media_priority: str = "realtime"
     # Live captions on the webcast and the console (a caption worker per live call).
     live_captions: bool = True
+    # The transcript of each recorded call, made after it ends (``callbridge
+    # transcribe ID`` makes it on demand where this is off).
+    transcripts: bool = True
     # The session cookie gets Secure (HTTPS only), and responses get HSTS.
     secure_cookies: bool = False
     # Seconds a failed login waits before answering, so guessing is slow; the

@@ -171,7 +171,9 @@ async def _media_plane(settings: Settings) -> None:
             journal=layout.journal(settings.data_dir),
             transcribe_command=functools.partial(
                 library.transcribe_command, settings.db_url, settings.data_dir
-            ),
+            )
+            if settings.transcripts
+            else None,
             caption_command=worker_command if settings.live_captions else None,
             trunks=load_trunks(settings.trunks_file) if settings.trunks_file else None,
             call_me=CallMeRules(countries=settings.call_me_countries),

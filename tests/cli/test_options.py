@@ -126,3 +126,12 @@ def test_the_guessing_budgets_parse_as_burst_and_seconds() -> None:
     for bad in ("4", "0:10", "4:0", "4:-1", "a:b", "4:1e9"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["serve", "--trunk-guess-budget", bad])
+
+
+def test_the_transcript_after_each_call_is_on_unless_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.served import served
+
+    assert served(tmp_path / "on", monkeypatch).transcripts is True
+    assert served(tmp_path / "off", monkeypatch, "--no-transcripts").transcripts is False

@@ -45,6 +45,7 @@ def start_node(
     """
     command = [
         *prefix, sys.executable, "-m", "callbridge", "--db", url, "serve", "--no-live-captions",
+        "--no-transcripts",  # an engine per ended call: the transcript tests ask for it
         "--host", http[0], "--port", str(http[1]),
         "--sip-host", sip[0], "--sip-port", str(sip[1]),
         "--data-dir", str(data_dir), "--rtp-ports", rtp_ports,

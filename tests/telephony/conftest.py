@@ -143,13 +143,17 @@ def start_server(
     env: dict[str, str] | None = None,
     live_captions: bool = False,
     db_url: str | None = None,
+    transcripts: bool = False,
 ) -> Iterator[RunningServer]:
     """`callbridge serve` on free ports with its own SQLite file; ``extra`` goes to serve.
 
     ``prefix`` runs it under another command (the benches' ``taskset -c 0``);
     ``env`` adds to its environment. Live captions (a speech engine per live
-    call) are off unless asked for: the tests that measure them ask. ``db_url``
-    names another database (a PostgreSQL the test started) for the SQLite file.
+    call) are off unless asked for: the tests that measure them ask. So is the
+    transcript after each call (an engine loaded per call: about 3 s of CPU
+    each, in every test that ends a call): the tests of transcripts ask.
+    ``db_url`` names another database (a PostgreSQL the test started) for the
+    SQLite file.
     """
     database = Database(db_url or f"sqlite:///{tmp / 'callbridge.sqlite3'}")
     database.upgrade()
@@ -181,6 +185,7 @@ def start_server(
             "--metrics-listen",
             f"127.0.0.1:{metrics_port}",
             *([] if live_captions else ["--no-live-captions"]),
+            *([] if transcripts else ["--no-transcripts"]),
             *extra,
         ],
         stdout=log_path.open("wb"),

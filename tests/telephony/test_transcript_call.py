@@ -18,6 +18,7 @@ import importlib.util
 import io
 import os
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from callbridge.transcript.engine import available_engines
 from callbridge.transcript.wer import normalise
 from tests.support.pcap import Timed, passcode_stream
 from tests.support.sipp import call_in
-from tests.telephony.conftest import RunningServer, need
+from tests.telephony.conftest import RunningServer, need, start_server
 from tests.transcript.speech import needs_espeak, speak
 
 pytestmark = [
@@ -41,6 +42,15 @@ pytestmark = [
 ]
 
 FRAME = 160  # 20 ms of 8 kHz PCMU, as a phone sends it
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server that transcribes each call once it ends (the tests' servers do not)."""
+    with start_server(tmp_path_factory.mktemp("server"), transcripts=True) as running:
+        yield running
+
+
 VOICE = ("-v", "en-gb-x-rp", "-s", "150")
 
 

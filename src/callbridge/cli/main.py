@@ -394,6 +394,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trunks_file=_trunks_file(args),
         call_me_countries=args.call_me_countries,
         live_captions=args.live_captions,
+        transcripts=args.transcripts,
         **_smtp(args),
         metrics_listen=_metrics_listen(args),
     )
@@ -964,6 +965,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="live_captions",
         action="store_false",
         help="no live captions (by default a caption worker transcribes each live call)",
+    )
+    serve.add_argument(
+        "--no-transcripts",
+        dest="transcripts",
+        action="store_false",
+        help="no transcript after each call (by default the recording is transcribed once "
+        "the call ends; `callbridge transcribe ID` makes one on demand)",
     )
     serve.add_argument(
         "--smtp",
