@@ -96,59 +96,61 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 # The parallel part's slowest files, slowest first: seconds per file (setup, calls and
-# teardown) measured at load 10-20 with 3 workers (--durations=0; a server or several
-# started, calls placed, floods run, subprocesses). scripts/test passes
+# teardown) in a clean clone's `CI=true .ci/run` with 5 workers on 2 cores (--durations=0;
+# a server or several started, calls placed, floods run, subprocesses). scripts/test passes
 # --no-loadscope-reorder so xdist hands files out in this order: its default, the files
 # with the most tests first, sent these one- to three-test files out last. A file not
 # listed keeps its place after these; a new slow file belongs here.
 SLOW_FILES = (
-    "tests/telephony/test_database_outage.py",  # 126 s (a 60 s outage)
-    "tests/telephony/test_hd_voice.py",  # 55 s (two wideband speakers)
-    "tests/cli/test_main.py",  # 221 s
-    "tests/web/test_auth.py",  # 136 s
-    "tests/proxy/test_proxy.py",  # 127 s
-    "tests/telephony/test_guard.py",  # 111 s
-    "tests/telephony/test_sipp.py",  # 103 s
-    "tests/cli/test_options.py",  # 85 s
-    "tests/cascade/test_cascade.py",  # 82 s
-    "tests/cascade/test_through_proxy.py",  # 82 s
-    "tests/telephony/test_replay_window.py",  # 71 s
-    "tests/telephony/test_media_attacks.py",  # 64 s
-    "tests/web/test_deck.py",  # 58 s
-    "tests/telephony/test_crash.py",  # 55 s
-    "tests/web/test_browser.py",  # 49 s
-    "tests/telephony/test_engagement.py",  # 47 s
-    "tests/telephony/test_carrier_tls.py",  # ~40 s: Kamailio over TLS, baresip, sipp
-    "tests/telephony/test_trunk_failures.py",  # ~30 s
-    "tests/transcript/test_end_to_end.py",  # 47 s
-    "tests/web/test_api.py",  # 46 s
-    "tests/telephony/test_replay.py",  # 46 s
-    "tests/test_readme.py",  # 45 s
-    "tests/telephony/test_moderation.py",  # 43 s
-    "tests/cascade/test_origin_restart.py",  # 42 s
-    "tests/edge/test_gate.py",  # 39 s
-    "tests/web/test_page_states.py",  # 38 s
-    "tests/web/test_pages.py",  # 35 s
-    "tests/web/test_accessibility.py",  # 35 s
-    "tests/fuzz/test_serve.py",  # 34 s
-    "tests/telephony/test_console.py",  # 33 s
-    "tests/slides/test_sandbox.py",  # 32 s
-    "tests/store/test_users.py",  # 32 s
-    "tests/web/test_forwarded_and_logins.py",  # 30 s
-    "tests/telephony/test_transcript_call.py",  # 30 s
-    "tests/web/test_question_flood.py",  # 28 s
-    "tests/web/test_webcast.py",  # 28 s
-    "tests/store/test_events.py",  # 24 s
-    "tests/telephony/test_baresip.py",  # 20 s
-    "tests/store/test_audience.py",  # 20 s
-    "tests/transcript/test_no_speech_dropped.py",  # 20 s
-    "tests/web/test_console_states.py",  # 18 s
-    "tests/transcript/test_engine.py",  # 17 s
-    "tests/webcast/test_playlist.py",  # 16 s
-    "tests/telephony/test_sip_attacks.py",  # 15 s
-    "tests/telephony/test_dial_out.py",  # 10 s alone (29 s at load 500): Kamailio, a server
-    "tests/replay/test_library.py",  # 13 s
-    "tests/telephony/test_passcodes.py",  # 13 s
+    "tests/telephony/test_database_outage.py",  # 125 s (a 60 s outage)
+    "tests/telephony/test_sipp.py",  # 109 s
+    "tests/proxy/test_proxy.py",  # 103 s
+    "tests/telephony/test_guard.py",  # 101 s
+    "tests/cli/test_main.py",  # 70 s
+    "tests/telephony/test_transcript_call.py",  # 70 s
+    "tests/telephony/test_hd_voice.py",  # 64 s
+    "tests/telephony/test_engagement.py",  # 60 s
+    "tests/telephony/test_baresip.py",  # 57 s
+    "tests/cascade/test_through_proxy.py",  # 57 s
+    "tests/telephony/test_crash.py",  # 54 s
+    "tests/telephony/test_replay.py",  # 51 s
+    "tests/web/test_auth.py",  # 48 s
+    "tests/telephony/test_moderation.py",  # 48 s
+    "tests/telephony/test_console.py",  # 48 s
+    "tests/telephony/test_replay_window.py",  # 43 s
+    "tests/cascade/test_cascade.py",  # 39 s
+    "tests/transcript/test_no_speech_dropped.py",  # 32 s
+    "tests/web/test_webcast.py",  # 32 s
+    "tests/cascade/test_origin_restart.py",  # 31 s
+    "tests/telephony/test_media_attacks.py",  # 31 s
+    "tests/telephony/test_passcodes.py",  # 30 s
+    "tests/test_readme.py",  # 28 s
+    "tests/web/test_editor.py",  # 27 s
+    "tests/store/test_events.py",  # 25 s
+    "tests/web/test_forwarded_and_logins.py",  # 25 s
+    "tests/web/test_listener_page.py",  # 23 s
+    "tests/web/test_deck.py",  # 23 s
+    "tests/telephony/test_dial_out.py",  # 22 s
+    "tests/telephony/test_trunk_failures.py",  # 20 s
+    "tests/web/test_question_flood.py",  # 18 s
+    "tests/transcript/test_end_to_end.py",  # 17 s
+    "tests/web/test_api.py",  # 17 s
+    "tests/web/test_page_states.py",  # 17 s
+    "tests/fuzz/test_serve.py",  # 16 s
+    "tests/telephony/test_speaker_list.py",  # 16 s
+    "tests/web/test_browser.py",  # 15 s
+    "tests/slides/test_sandbox.py",  # 15 s
+    "tests/cli/test_options.py",  # 15 s
+    "tests/telephony/test_carrier_tls.py",  # 14 s
+    "tests/telephony/test_nat.py",  # 13 s
+    "tests/edge/test_gate.py",  # 13 s
+    "tests/transcript/test_live.py",  # 13 s
+    "tests/web/test_pages.py",  # 13 s
+    "tests/store/test_audience.py",  # 13 s
+    "tests/web/test_accessibility.py",  # 12 s
+    "tests/web/test_speakers.py",  # 11 s
+    "tests/store/test_users.py",  # 10 s
+    "tests/web/test_key_figures.py",  # 10 s
 )
 
 

@@ -180,5 +180,7 @@ def test_a_guessing_flood_from_elsewhere_does_not_keep_the_operator_out(
     # name's hold, and its pair (name at address) locks after PAIR_RULE's free failures.
     assert all(c[401] <= PAIR_RULE.free_failures + 4 for c in crowd), crowd
     assert answers[-1] == 303 and 429 not in answers, answers
-    # The stated wait (README: at most MAX_HOLD s), plus checking passwords on a loaded machine.
-    assert took < MAX_HOLD + 6, (took, answers)
+    # The stated wait (README: at most MAX_HOLD s before each check), plus checking
+    # passwords on a loaded machine. A check the full password pool turned away (503, to
+    # be tried again in 1 s) is a second attempt, which may wait its hold again.
+    assert took < MAX_HOLD * len(answers) + 6, (took, answers)
