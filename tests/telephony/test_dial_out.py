@@ -271,8 +271,11 @@ def test_call_me_rings_a_registrant_who_joins_named_and_refuses_what_it_must(set
             # The first trunk is dead (1 s); the callee keys 1 0.6 s after answering.
             print("call-me, ms from the request:", {k: round(v) for k, v in at.items()})
             print("INVITE to 200 through the carrier, ms:", server.stats()["dial_setup_ms"])
-            assert seen[0] == "calling" and seen[-1] == "joined", seen
-            assert set(seen) <= {"calling", "ringing", "answered", "joined"}, seen
+            # In the call's order, ending joined; the first poll may come after "calling"
+            # on a loaded machine (the burst above ran first: answered at 1.4 s, seen first).
+            order = ["calling", "ringing", "answered", "joined"]
+            assert set(seen) <= set(order) and seen[-1] == "joined", seen
+            assert seen == sorted(seen, key=order.index), seen
             # She is on the call as her registration names her, as her PIN would.
             (her,) = [p for p in server.participants(event.id) if p["caller_id"] == CALLEE]
             assert her["name"] == "Jane Smith, Acme Capital" and her["role"] == "listener"
