@@ -116,6 +116,31 @@ def _longest_pause(phone: Phone, since: float, until: float) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=until - since)
 
 
+def _heard_across_the_switch(
+    listener: Phone, standby: RunningServer, lost: float, through: str
+) -> float:
+    """Once ``standby`` is active and the speaker heard ``through`` it (3 s on), the
+    listener's longest pause since the active origin was lost (monotonic ``lost``)."""
+    wait_until(lambda: _state(standby) == "active", 10, "the standby active")
+    wait_until(
+        lambda: time.monotonic() - lost > 3.0 and _hears_speaker(listener),
+        20,
+        f"the speaker heard through {through}",
+    )
+    return _longest_pause(listener, lost, time.monotonic())
+
+
+def _back_as_the_standby(origin: RunningServer, processes: list[Any]) -> RunningServer:
+    """``origin`` (lost) started again: it takes the standby's part, never the active one."""
+    told = len(_leases(origin))
+    again = start_again(origin)
+    processes.append(again.process)
+    again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
+    time.sleep(2.0)
+    assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+    return again
+
+
 def _console(server: RunningServer, event_id: int) -> dict[str, Any] | None:
     try:
         response = server.api("GET", f"/api/events/{event_id}/live", timeout=2)
@@ -192,24 +217,13 @@ def test_the_standby_takes_over_a_killed_origin_within_a_second(tmp_path: Path) 
 
             killed_wall, killed = time.time(), time.monotonic()
             _kill_all_at_once(first)
-            wait_until(lambda: _state(second) == "active", 10, "the standby active")
-            wait_until(
-                lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
-                20,
-                "the speaker heard through the new active origin",
-            )
-            pause = _longest_pause(listener, killed, time.monotonic())
+            pause = _heard_across_the_switch(listener, second, killed, "the new active origin")
             took_over = next(at for at, _, after, _ in _leases(second) if after == "active")
             assert _moderator_state(second, event.id) == before
             assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
 
             # The killed origin comes back: as the standby, never a second active one.
-            told = len(_leases(first))
-            again = start_again(first)
-            processes.append(again.process)
-            again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
-            time.sleep(2.0)
-            assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+            again = _back_as_the_standby(first, processes)
             # It is told what was done on the call before it came: ready to take over again.
             wait_until(
                 lambda: _moderator_state(again, event.id) == before,

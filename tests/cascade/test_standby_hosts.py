@@ -12,7 +12,6 @@ comes back as the standby: exactly one active origin.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import signal
 import subprocess
@@ -23,11 +22,18 @@ import pytest
 
 from callbridge.store.db import Database
 from tests.cascade.conftest import shared_store
-from tests.cascade.test_standby import SPEAKER_HZ, _hears_speaker, _leases, _state
+from tests.cascade.test_standby import (
+    SPEAKER_HZ,
+    _back_as_the_standby,
+    _heard_across_the_switch,
+    _hears_speaker,
+    _longest_pause,
+    _state,
+)
 from tests.cascade.test_through_proxy import HTTP_PORT, SIP_PORT, ProxiedPhone, _up
 from tests.support.netns import Host, lan
-from tests.support.nodes import start_again, start_node
-from tests.support.phone import Phone, tone
+from tests.support.nodes import start_node
+from tests.support.phone import tone
 from tests.support.postgres import find_bin_dir
 from tests.support.procs import stop_tree
 from tests.support.wait import wait_until
@@ -65,11 +71,6 @@ def _link(host: Host, state: str) -> None:
     ).stdout.splitlines()
     (device,) = [line.split(":")[1].strip().split("@")[0] for line in links if " lo:" not in line]
     subprocess.run(["ip", "-n", host.name, "link", "set", device, state], check=True)
-
-
-def _longest_pause(phone: Phone, since: float, until: float) -> float:
-    times = [t for t in phone.heard.times if since - 0.1 <= t <= until]
-    return max((b - a for a, b in itertools.pairwise(times)), default=until - since)
 
 
 # "power" (every process of the host SIGKILLed at once) is the loopback test's case
@@ -137,23 +138,12 @@ def test_the_active_origins_host_lost_the_standby_host_plays_on(tmp_path: Path, 
                         _power_off(host_a)
                     else:
                         _link(host_a, "down")
-                    wait_until(lambda: _state(second) == "active", 10, "the standby active")
-                    wait_until(
-                        lambda: time.monotonic() - killed > 3.0 and _hears_speaker(listener),
-                        20,
-                        "the speaker heard through the standby host",
-                    )
-                    pause = _longest_pause(listener, killed, time.monotonic())
+                    pause = _heard_across_the_switch(listener, second, killed, "the standby host")
                     assert pause < 1.0, f"the listener heard nothing for {pause * 1000:.0f} ms"
 
                     if loss == "power":
                         # The host comes back, its origin started again: the standby.
-                        told = len(_leases(first))
-                        again = start_again(first)
-                        processes.append(again.process)
-                        again.wait_for(lambda: len(_leases(again)) > told, timeout=120)
-                        time.sleep(2.0)
-                        assert [after for _, _, after, _ in _leases(again)[told:]] == ["standby"]
+                        _back_as_the_standby(first, processes)
                     else:
                         # The link mended: the cut-off origin, which could renew nothing, reads
                         # the row (or hears the new epoch) and stands down; the listener hears on.
