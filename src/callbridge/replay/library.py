@@ -142,14 +142,22 @@ def package(directory: Path) -> vod.VodResult:
     return result
 
 
+def _recording_folders(recordings: Path) -> list[Path]:
+    """Every recording folder under ``recordings``: by event, then in time order."""
+    return [
+        directory
+        for folder in layout.event_folders(recordings)
+        for directory in sorted(p for p in folder.iterdir() if p.is_dir())
+    ]
+
+
 def unpackaged(recordings: Path) -> list[Path]:
     """Assembled recordings under ``recordings`` whose replay is not packaged yet."""
-    found: list[Path] = []
-    for folder in layout.event_folders(recordings):
-        for directory in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if load_assembled(directory) is not None and not replay_ready(directory):
-                found.append(directory)
-    return found
+    return [
+        directory
+        for directory in _recording_folders(recordings)
+        if load_assembled(directory) is not None and not replay_ready(directory)
+    ]
 
 
 def untranscribed(recordings: Path) -> list[Path]:
@@ -159,15 +167,12 @@ def untranscribed(recordings: Path) -> list[Path]:
     or there is none (killed between packaging and starting it); a transcript
     that failed stays failed, with its reason, rather than failing at every start.
     """
-    found: list[Path] = []
-    for folder in layout.event_folders(recordings):
-        for directory in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if not replay_ready(directory):
-                continue
-            progress = read_progress(directory)
-            if progress is None or progress.state == "running":
-                found.append(directory)
-    return found
+    return [
+        directory
+        for directory in _recording_folders(recordings)
+        if replay_ready(directory)
+        and ((progress := read_progress(directory)) is None or progress.state == "running")
+    ]
 
 
 # -- transcript progress ---------------------------------------------------------------------

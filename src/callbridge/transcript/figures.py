@@ -198,6 +198,17 @@ _POINT_STOP = re.compile(
     rf"\b((?:{_NUMBER_WORD})|\d+) point\.\s+(?=(?:(?:{_NUMBER_WORD})|\d+)(?: {_UNIT_WORD}\b|%))",
     re.IGNORECASE,
 )
+# One word a figure is said in: a number in digits or words, or its scale or unit.
+_FIGURE_WORD = re.compile(
+    rf"\d+|{_NUMBER_WORD}|trillion|point|dollars?|cents?|percent|per|cent|basis|points?"
+)
+
+
+def is_figure_word(word: str) -> bool:
+    """Whether ``word`` (lower case, no punctuation) is one a figure is said in."""
+    return _FIGURE_WORD.fullmatch(word) is not None
+
+
 # "was 31" or "was thirty one", and "cents and we ended": a figure's unit past the cut.
 _FIGURE_END = re.compile(rf"(?:\d|\b(?:{_NUMBER_WORD}|hundred))$", re.IGNORECASE)
 _UNIT_START = re.compile(rf"(?:{_UNIT_WORD}|cents?|basis points?|bps)\b", re.IGNORECASE)

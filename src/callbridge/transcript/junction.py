@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 
 from callbridge.transcript.engine import Segment
+from callbridge.transcript.figures import is_figure_word
+from callbridge.transcript.spread import LONGEST_SEGMENT_S, SENTENCE_END
 from callbridge.transcript.vad import VoiceProfile, quiet_run_at
 
 Span = tuple[int, int]  # (start, end) sample offsets
@@ -36,19 +38,8 @@ Piece = tuple[Span, ...]
 MIN_RUN = 2  # words two readings must share to be joined on them
 SLACK_S = 1.0  # a word's time is an estimate: the overlap is searched this much wider
 WORD_S = 0.3  # about a word's length: what a run's readings may differ in time per word
-# The two halves of a sentence cut at the junction are one segment up to this long
-# (``spread.SpreadConfig.longest_s``: a segment points at a few seconds).
-LONGEST_SEGMENT_S = 8.0
-
-_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
-_FIGURE_WORD = re.compile(
-    r"\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
-    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
-    r"sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|point|"
-    r"dollars?|cents?|percent|per|cent|basis|points?"
-)
 
 
 @dataclass(frozen=True)
@@ -139,7 +130,7 @@ def _marker(word: _Word) -> bool:
 
 def _figure_word(word: _Word) -> bool:
     """A word a figure is said in: a number, in digits or words, or its scale or unit."""
-    return bool(_FIGURE_WORD.fullmatch(word.key)) and not word.text.endswith((",", ".", ";"))
+    return is_figure_word(word.key) and not word.text.endswith((",", ".", ";"))
 
 
 def _surer(first: list[_Word], second: list[_Word], i: int, j: int) -> _Word:
@@ -233,7 +224,7 @@ def join_readings(
 def _one_sentence(last: Segment, following: Segment) -> bool:
     """Whether the segments either side of the junction are one sentence cut in two
     (no stop ends the first), short enough to be one segment."""
-    if _SENTENCE_END.search(last.text) or _marker_text(last.text) or _marker_text(following.text):
+    if SENTENCE_END.search(last.text) or _marker_text(last.text) or _marker_text(following.text):
         return False
     return following.end - last.start <= LONGEST_SEGMENT_S
 

@@ -32,8 +32,15 @@ import numpy.typing as npt
 
 from callbridge.transcript.figures import continues_figure
 
-_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
+# A word that ends a sentence ("quarter." "growth?" "said.)").
+SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 _CLAUSE_END = re.compile(r"[,;:][\"')\]]*$")
+
+
+# No segment is longer than this where it can be helped (a run of words with no stop an
+# engine marked is cut again at its best pause): a replay link, a caption and an
+# editor's row each point at a few seconds, not at a whole piece.
+LONGEST_SEGMENT_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,7 @@ class SpreadConfig:
     reach_s: float = 1.5  # a sentence's cut moves at most this far (in voiced time)
     pause_s: float = 0.3  # a comma is a cut only at a pause this long
     pad_frames: int = 7  # kept either side of a segment's voiced frames: 0.14 s
-    # A segment longer than this (a run of words with no stop an engine marked) is
-    # cut again at its best pause between words: a replay link, a caption and an
-    # editor's row each point at a few seconds, not at a whole piece.
-    longest_s: float = 8.0
+    longest_s: float = LONGEST_SEGMENT_S
 
 
 def voiced_gaps(
@@ -107,7 +111,7 @@ def spread(
             cuts[_nearest_word(at, words, gap.before)] = gap.before
     taken = set(cuts.values())
     # Sentences' ends first, then commas at the pauses left.
-    for wanted in (_SENTENCE_END, _CLAUSE_END):
+    for wanted in (SENTENCE_END, _CLAUSE_END):
         for k in range(1, len(words)):
             if k in cuts or wanted.search(words[k - 1]) is None:
                 continue
@@ -120,7 +124,7 @@ def spread(
                 )
                 cuts[k] = best.before
                 taken.add(best.before)
-            elif wanted is _SENTENCE_END:
+            elif wanted is SENTENCE_END:
                 cuts[k] = round(at[k])
     # Keep cuts in order both ways, each leaving voiced frames to both sides.
     ordered: list[tuple[int, int]] = []
@@ -201,7 +205,7 @@ def _nearest_word(at: npt.NDArray[np.float64], words: list[str], index: int) -> 
     span = at[-1] / max(1, len(words))  # a word's frames, on average
     for k in range(1, len(words)):
         bonus = 0.0
-        if _SENTENCE_END.search(words[k - 1]):
+        if SENTENCE_END.search(words[k - 1]):
             bonus = 2.0 * span
         elif _CLAUSE_END.search(words[k - 1]):
             bonus = 1.0 * span

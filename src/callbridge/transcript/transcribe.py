@@ -39,6 +39,7 @@ from callbridge.transcript.figures import continues_figure, figure_tail, write_f
 from callbridge.transcript.junction import Piece
 from callbridge.transcript.model import Transcript, TranscriptSegment
 from callbridge.transcript.pieces import INAUDIBLE, PieceConfig, PieceDecoder, joined
+from callbridge.transcript.spread import LONGEST_SEGMENT_S
 from callbridge.transcript.vad import Samples, VoiceProfile, regions_in, voice_profile
 from callbridge.transcript.vtt import LINE_CHARS, MAX_CUE_S, MAX_LINES, Cue, write_vtt
 
@@ -227,10 +228,6 @@ def transcribe_samples(
 
 # Segments further apart than this are never one figure.
 FIGURE_GAP_S = 1.0
-
-
-# A segment joined so is at most this long; past it, only the figure moves across.
-LONGEST_SEGMENT_S = 8.0
 
 
 def whole_figures(segments: list[Segment]) -> list[Segment]:
