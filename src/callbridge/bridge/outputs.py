@@ -374,6 +374,8 @@ class Outputs:
         for directory in await asyncio.to_thread(library.unpackaged, recordings):
             assembled = load_assembled(directory)
             await self._prepare_replay(directory, assembled.event_id if assembled else None)
+        if self.config.transcribe_command is None:
+            return  # transcripts off (serve --no-transcripts, an edge): nothing to look for
         for directory in await asyncio.to_thread(library.untranscribed, recordings):
             assembled = load_assembled(directory)
             if assembled is not None and assembled.event_id is not None:
