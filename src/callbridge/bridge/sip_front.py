@@ -9,6 +9,8 @@ is flushed at once (an answer must not wait for the driver's next timer).
 from __future__ import annotations
 
 import asyncio
+import errno
+import functools
 import ipaddress
 import logging
 import ssl
@@ -19,6 +21,9 @@ from callbridge.sip.advertise import Advertised, hostport
 from callbridge.sip.endpoint import EndpointConfig, Event, IncomingCall, SipEndpoint
 
 log = logging.getLogger(__name__)
+
+# Picks of a system-chosen port before giving up when its TCP twin is taken.
+PORT_PICKS = 8
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,22 +54,36 @@ class SipFront:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self, port: int, tcp: bool) -> int:
-        """Bind UDP on ``port`` (0 picks one), and TCP on the same; returns the port."""
+        """Bind UDP on ``port`` (0 picks one), and TCP on the same; returns the port.
+
+        With 0 the system picks a free UDP port, which says nothing of TCP: another
+        process may hold that number for TCP. Then a new UDP port is picked, rather
+        than failing a start that asked for no particular port.
+        """
         loop = self.loop = asyncio.get_running_loop()
-        udp_endpoint = self._endpoint("UDP", port)
-        driver = EndpointDriver(udp_endpoint, self._on_event, loop)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: SipUdpProtocol(driver), local_addr=(self.host, port)
-        )
+        for attempt in range(PORT_PICKS if port == 0 else 1):
+            udp_endpoint = self._endpoint("UDP", port)
+            driver = EndpointDriver(udp_endpoint, self._on_event, loop)
+            transport, _ = await loop.create_datagram_endpoint(
+                functools.partial(SipUdpProtocol, driver), local_addr=(self.host, port)
+            )
+            bound = int(transport.get_extra_info("sockname")[1])
+            if tcp:
+                tcp_endpoint = self._endpoint("TCP", bound)
+                tcp_driver = EndpointDriver(tcp_endpoint, self._on_event, loop)
+                try:
+                    self._tcp = await SipTcpServer(tcp_driver).listen(self.host, bound)
+                except OSError as error:
+                    transport.close()
+                    if port != 0 or error.errno != errno.EADDRINUSE or attempt == PORT_PICKS - 1:
+                        raise
+                    continue
+                self.drivers[tcp_endpoint] = tcp_driver
+            break
         self._udp = transport
-        port = transport.get_extra_info("sockname")[1]
+        port = bound
         udp_endpoint.config.port = port
         self.drivers[udp_endpoint] = driver
-        if tcp:
-            tcp_endpoint = self._endpoint("TCP", port)
-            tcp_driver = EndpointDriver(tcp_endpoint, self._on_event, loop)
-            self._tcp = await SipTcpServer(tcp_driver).listen(self.host, port)
-            self.drivers[tcp_endpoint] = tcp_driver
         log.info("SIP on %s:%d (UDP%s)", self.host, port, " and TCP" if self._tcp else "")
         if self.advertised is not None and self.advertised.any:
             sip_host, sip_port = self.advertised.sip_for("0.0.0.0", port)
