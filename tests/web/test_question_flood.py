@@ -86,17 +86,22 @@ def test_a_registration_flood_from_one_address_stops_at_its_limit(served: Runnin
     event_id = live_event(served)
     began = time.monotonic()
     codes: Counter[int] = Counter()
-    last = None
+    refusals = []
     for n in range(REGISTRATIONS_PER_ADDRESS.burst + 10):
         with client_at(served, "127.0.0.4") as flooder:
-            last = register(flooder, event_id, f"Bot {n}", f"bot{n}@example.com")
-            codes[last.status_code] += 1
+            answer = register(flooder, event_id, f"Bot {n}", f"bot{n}@example.com")
+            codes[answer.status_code] += 1
+            if answer.status_code == 429:
+                refusals.append(answer)
     spent = time.monotonic() - began
     allowed = REGISTRATIONS_PER_ADDRESS.burst + spent / REGISTRATIONS_PER_ADDRESS.every + 1
     assert codes[303] <= allowed and codes[429] >= 10 - spent / REGISTRATIONS_PER_ADDRESS.every - 1
-    assert last is not None and last.status_code == 429
-    assert "too many registrations from your network" in last.text
-    assert int(last.headers["Retry-After"]) >= 1
+    # The first refusal, not the last request: on a loaded machine the flood outlasts a
+    # refill period and its last registration is rightly let in (a CI-like run saw it).
+    assert refusals, codes
+    refused = refusals[0]
+    assert "too many registrations from your network" in refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
     csv = served.api("GET", f"/api/events/{event_id}/attendance.csv").text
     assert csv.count("@example.com") == codes[303]
 
