@@ -7,8 +7,11 @@ read as they become active. Their words match the paragraph within a word
 error rate bound, they show soon after the words are heard, the console's
 live transcript holds the same text, a worker killed between the two halves
 is started again and captions resume, and the call's live text is kept
-beside the recording when it ends. And the media clock keeps time as well
-with captions on as without: two calls at once, one on each kind of server.
+beside the recording when it ends.
+
+Whether the media clock keeps time as well with captions on as without (two
+calls at once, one on each kind of server, p99 tick lateness side by side) is
+a measurement, and is the benchmark's: ``bench/captions_bench.py --phase clock``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from callbridge.store import layout
 from callbridge.transcript.live import SKIPPED
 from callbridge.transcript.wer import normalise, word_error_rate
 from callbridge.webcast import captions
-from tests.support.captions import COLLECT, PARAGRAPH, heard_at, side_by_side, speech_stream
+from tests.support.captions import COLLECT, PARAGRAPH, heard_at, speech_stream
 from tests.support.chromium import launch
 from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need, start_server
@@ -42,10 +45,6 @@ MAX_WER = 0.4
 # The delay goal itself: 0.49 s p50 here at load 17 (the worker's part 1.84 s; the
 # listener is about 1.4 s behind the mix, which the caption pipeline spends).
 MAX_DELAY_P50_S = 3.0
-# p99 tick lateness with captions on, against the same call on a server without them
-# at the same time: at most this much more (ms), or twice as much, whichever is larger
-# (caption work in the media plane's process made it 7 ms against 1 ms).
-LATENESS_NOISE_MS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -279,27 +278,3 @@ def test_live_captions_on_the_webcast_and_console(
     recordings = layout.event_recordings(server.data_dir, event.id)
     kept = server.wait_for(lambda: list(recordings.glob("*/live.vtt")), timeout=30)
     assert "WEBVTT" in kept[0].read_text()
-
-
-def test_the_media_clock_keeps_time_with_captions_on(tmp_path: Path) -> None:
-    need("sipp")
-    # Two fresh servers: the module's has the last call's offline pass still running.
-    (tmp_path / "captioned").mkdir()
-    (tmp_path / "plain").mkdir()
-    with (
-        start_server(
-            tmp_path / "captioned", env={"CALLBRIDGE_CAPTION_NICE": "0"}, live_captions=True
-        ) as server,
-        start_server(tmp_path / "plain", live_captions=False) as plain,
-    ):
-        (event_id, on), (_, off) = side_by_side([server, plain], tmp_path)
-    captioned = _transcript(server, event_id)
-    p99_on, p99_off = on["tick_lateness_ms"]["p99"], off["tick_lateness_ms"]["p99"]
-    print(
-        f"\nTICK LATENESS p99 {p99_on} ms with captions, {p99_off} ms without; "
-        f"max {on['tick_lateness_ms']['max']} and {off['tick_lateness_ms']['max']} ms; "
-        f"load {os.getloadavg()[0]:.1f}"
-    )
-    assert "earnings" in captioned.lower(), captioned  # the captions were at work
-    assert p99_on <= max(2 * p99_off, p99_off + LATENESS_NOISE_MS), (on, off)
-    assert on["ticks_skipped"] <= off["ticks_skipped"] + 5, (on, off)
