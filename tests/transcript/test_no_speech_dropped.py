@@ -114,6 +114,25 @@ def test_the_breathless_figures_are_written_as_figures(tmp_path: Path) -> None:
     assert "61.4%" in written and "$0.31" in written
 
 
+GUIDANCE = (
+    "Earnings were thirty one cents per share. "
+    "Gross margin was sixty one point four percent. "
+    "For fiscal twenty twenty seven, we expect revenue of nine hundred million dollars. "
+    "That compares with the second quarter of twenty twenty five."
+)
+
+
+def test_per_share_percent_fiscal_year_and_quarter_are_written_as_analysts_write_them(
+    tmp_path: Path,
+) -> None:
+    # Heard through the phone and written: the kinds of figure a call's guidance holds.
+    # (A real call's path to its transcript, sipp to the replay's transcript.txt, is
+    # tests/telephony/test_transcript_call.py's.)
+    transcript = phone_call(tmp_path, GUIDANCE, ("-v", "en-gb-x-rp", "-s", "150"))
+    for figure in ("$0.31 per share", "61.4%", "fiscal 2027", "$900 million", "Q2 2025"):
+        assert figure in transcript.text, (figure, transcript.text)
+
+
 def said_as_words(text: str) -> str:
     """``text`` with figures spelt out again ("$42 million" → "forty two million dollars")."""
     text = re.sub(r"\$([\d.,]+(?: (?:thousand|million|billion))?)", r"\1 dollars", text)
