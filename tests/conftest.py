@@ -118,10 +118,6 @@ SLOW_FILES = (
     "tests/telephony/test_console.py",  # 48 s
     "tests/telephony/test_replay_window.py",  # 43 s
     "tests/cascade/test_cascade.py",  # 39 s
-    # Not sooner: its call's speech is transcribed, and started beside the heaviest files
-    # (sixth) its RTP came late (36-50 ms gaps all through the speech) and the engine
-    # read a sentence as one wrong word; started last, it ran 89 s at the part's tail.
-    "tests/telephony/test_transcript_call.py",  # 70 s
     "tests/transcript/test_no_speech_dropped.py",  # 32 s
     "tests/web/test_webcast.py",  # 32 s
     "tests/cascade/test_origin_restart.py",  # 31 s

@@ -6,8 +6,7 @@ speech goes the whole way (RTP from sipp, the mixer, the recorder, the
 replay's packaging, the transcript after the call) and every sentence and
 figure must be in ``/webcast/{id}/transcript.txt`` in its written form. How the
 other kinds of figure (per share, percentages, fiscal years, quarters) are heard
-and written is tests/transcript/test_no_speech_dropped.py's, in process: the
-call adds nothing to that but the load that made it flaky beside other tests.
+and written is tests/transcript/test_no_speech_dropped.py's, in process.
 
 The voice is espeak-ng's British English, which Moonshine hears these figures
 in; its American voice turns "Revenue grew to forty two" into "Ramanu Ruta for
@@ -140,6 +139,12 @@ def spoken(text: str) -> str:
     return text
 
 
+# Alone: twice in the parallel part the engine misread a sentence ("Reminisce," once;
+# "Gloucester knew everyone, and welcomed her North Wind by a long-experned quarter call").
+# The first time the recording held 36-50 ms runs of silence all through the speech:
+# under that load sipp's RTP came in late bursts, and the mix (a fixed 40 ms jitter
+# buffer, no packet loss concealment) played silence for the frames not yet in.
+@pytest.mark.serial
 def test_no_sentence_of_the_call_is_dropped(server: RunningServer, tmp_path: Path) -> None:
     sentences = [
         "Good afternoon everyone, and welcome to the Northwind Biologics third quarter call.",
