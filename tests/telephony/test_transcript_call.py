@@ -141,9 +141,8 @@ def spoken(text: str) -> str:
 
 # Alone: twice in the parallel part the engine misread a sentence ("Reminisce," once;
 # "Gloucester knew everyone, and welcomed her North Wind by a long-experned quarter call").
-# The first time the recording held 36-50 ms runs of silence all through the speech:
-# under that load sipp's RTP came in late bursts, and the mix (a fixed 40 ms jitter
-# buffer, no packet loss concealment) played silence for the frames not yet in.
+# The first time the recording held 36-50 ms runs of digital silence all through the
+# speech: under that load the speaker's audio did not reach the mix in time.
 @pytest.mark.serial
 def test_no_sentence_of_the_call_is_dropped(server: RunningServer, tmp_path: Path) -> None:
     sentences = [
