@@ -35,7 +35,7 @@ from callbridge.transcript.wer import normalise
 from tests.support.pcap import Timed, passcode_stream
 from tests.support.sipp import call_in
 from tests.telephony.conftest import RunningServer, need, start_server
-from tests.transcript.speech import needs_espeak, speak
+from tests.transcript.speech import BRITISH_VOICE, needs_espeak, speak
 
 pytestmark = [
     pytest.mark.sipp,
@@ -51,9 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server that transcribes each call once it ends (the tests' servers do not)."""
     with start_server(tmp_path_factory.mktemp("server"), transcripts=True) as running:
         yield running
-
-
-VOICE = ("-v", "en-gb-x-rp", "-s", "150")
 
 
 def speech_stream(code: str, samples: np.ndarray, quiet_before: float = 2.0) -> list[Timed]:
@@ -80,7 +77,9 @@ def transcript_of_call(server: RunningServer, tmp_path: Path, sentences: list[st
     code = server.api("GET", f"/api/events/{event.id}").json()["speaker_passcode"]
     assert server.api("POST", f"/api/events/{event.id}/start").status_code == 200
     pause = np.zeros(int(0.4 * 8000), np.int16)  # a reader's pause between sentences
-    samples = np.concatenate([part for text in sentences for part in (speak(text, VOICE), pause)])
+    samples = np.concatenate(
+        [part for text in sentences for part in (speak(text, BRITISH_VOICE), pause)]
+    )
     packets = speech_stream(code, samples)
     stay_ms = round(packets[-1].at * 1000) + 1500
     spoke = call_in(

@@ -21,7 +21,14 @@ from callbridge.transcript.pieces import INAUDIBLE, spoken_words
 from callbridge.transcript.transcribe import transcribe_recording, transcribe_samples
 from callbridge.transcript.vad import speech_regions
 from callbridge.transcript.wer import normalise
-from tests.transcript.speech import VOICE, Line, build_recording, needs_espeak, through_phone
+from tests.transcript.speech import (
+    BRITISH_VOICE,
+    VOICE,
+    Line,
+    build_recording,
+    needs_espeak,
+    through_phone,
+)
 
 NORTHWIND = (
     "Good afternoon everyone, and welcome to the Northwind Biologics third quarter call. "
@@ -65,7 +72,7 @@ def test_every_sentence_of_the_northwind_call_comes_back(tmp_path: Path) -> None
 
 def test_the_figure_in_it_is_written_as_a_figure(tmp_path: Path) -> None:
     # espeak-ng's American "forty two" often reaches Moonshine as "to"; its British voice not.
-    transcript = phone_call(tmp_path, NORTHWIND, ("-v", "en-gb-x-rp", "-s", "150"))
+    transcript = phone_call(tmp_path, NORTHWIND, BRITISH_VOICE)
     assert len(transcript.segments) == 3
     assert "$42 million" in transcript.segments[1].text
     assert "welcome" in transcript.segments[0].text.lower()
@@ -101,7 +108,7 @@ BREATHLESS_FIGURES = [
 
 
 def test_the_breathless_figures_are_written_as_figures(tmp_path: Path) -> None:
-    transcript = phone_call(tmp_path, BREATHLESS, ("-v", "en-gb-x-rp", "-s", "150"))
+    transcript = phone_call(tmp_path, BREATHLESS, BRITISH_VOICE)
     first = transcript.segments[0]
     assert first.start <= 0.6
     assert "12%" in first.text
@@ -128,7 +135,7 @@ def test_per_share_percent_fiscal_year_and_quarter_are_written_as_analysts_write
     # Heard through the phone and written: the kinds of figure a call's guidance holds.
     # (A real call's path to its transcript, sipp to the replay's transcript.txt, is
     # tests/telephony/test_transcript_call.py's.)
-    transcript = phone_call(tmp_path, GUIDANCE, ("-v", "en-gb-x-rp", "-s", "150"))
+    transcript = phone_call(tmp_path, GUIDANCE, BRITISH_VOICE)
     for figure in ("$0.31 per share", "61.4%", "fiscal 2027", "$900 million", "Q2 2025"):
         assert figure in transcript.text, (figure, transcript.text)
 
